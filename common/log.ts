@@ -1,0 +1,24 @@
+import { pino, type Logger, type LoggerOptions } from 'pino';
+
+export type { Logger };
+
+/**
+ * The root logger of a process (STYLE.md "Logging"). Child loggers per subsystem are
+ * made with `log.child({ subsystem })`. Secrets are redacted here, once.
+ */
+export function createLogger(name: string, options: LoggerOptions = {}): Logger {
+  return pino({
+    name,
+    level: process.env.DROVER_LOG_LEVEL ?? 'info',
+    redact: {
+      paths: ['*.privateKey', '*.password', '*.passphrase', '*.token', 'privateKey', 'password', 'token', '*.key'],
+      censor: '[redacted]',
+    },
+    ...options,
+  });
+}
+
+/** A logger that drops everything; for tests where logging is not the behaviour. */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}

@@ -1,0 +1,243 @@
+/**
+ * drover's model (DESIGN.md §2): zod schemas of the desired configuration and of observed
+ * state. Field names follow Flocker's v1 REST API (snake_case) so that the API needs no
+ * translation layer and Flocker's own clients read drover's answers unchanged.
+ *
+ * Every schema is `.strict()`: an unknown key is an error that names the key, never ignored.
+ */
+import { z } from 'zod';
+
+export const Uuid = z
+  .string()
+  .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be a lower-case UUID');
+export type Uuid = z.infer<typeof Uuid>;
+
+export const Ipv4 = z.string().regex(/^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/, 'must be an IPv4 address');
+
+/** Application and service names: Docker container-name safe, and safe in a zfs property. */
+export const AppName = z
+  .string()
+  .min(1)
+  .max(63)
+  .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'must start with a letter or digit and hold only letters, digits, "_", "." or "-"');
+
+export const Port = z.number().int().min(1).max(65535);
+
+/** Labels on nodes and applications: short keys, short values. */
+export const Labels = z.record(
+  z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.\/-]{0,62}$/, 'label keys hold letters, digits, "_", ".", "/" or "-"'),
+  z.string().max(256),
+);
+
+// ---------------------------------------------------------------- desired configuration
+
+export const NodeTransfer = z
+  .object({
+    /** OpenSSH endpoint used by the ssh transport; the host key is pinned by its fingerprint. */
+    ssh: z
+      .object({
+        host: Ipv4,
+        port: Port,
+        user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/),
+        host_key_fingerprint: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'must be an OpenSSH SHA256 fingerprint'),
+      })
+      .strict()
+      .optional(),
+    /** The agent's own mutual-TLS receive endpoint. */
+    tls: z.object({ host: Ipv4, port: Port }).strict().optional(),
+  })
+  .strict();
+export type NodeTransfer = z.infer<typeof NodeTransfer>;
+
+export const Node = z
+  .object({
+    uuid: Uuid,
+    host: Ipv4,
+    labels: Labels.default({}),
+    transfer: NodeTransfer.default({}),
+  })
+  .strict();
+export type Node = z.infer<typeof Node>;
+
+export const DatasetMetadata = z.record(z.string().max(256), z.string().max(256)).refine((m) => Object.keys(m).length <= 16, {
+  message: 'at most 16 metadata entries',
+});
+
+export const Dataset = z
+  .object({
+    dataset_id: Uuid,
+    primary: Uuid,
+    /** Bytes; null means no limit. Flocker's rule: at least 64 MiB, a multiple of 1024. */
+    maximum_size: z.number().int().min(67108864).multipleOf(1024).nullable().default(null),
+    metadata: DatasetMetadata.default({}),
+    deleted: z.boolean().default(false),
+  })
+  .strict();
+export type Dataset = z.infer<typeof Dataset>;
+
+export const RestartPolicy = z.discriminatedUnion('name', [
+  z.object({ name: z.literal('never') }).strict(),
+  z.object({ name: z.literal('always') }).strict(),
+  z.object({ name: z.literal('on-failure'), maximum_retry_count: z.number().int().min(1).optional() }).strict(),
+]);
+export type RestartPolicy = z.infer<typeof RestartPolicy>;
+
+const probeTiming = {
+  initial_delay_seconds: z.number().min(0).max(3600).default(0),
+  period_seconds: z.number().min(0.1).max(3600).default(10),
+  timeout_seconds: z.number().min(0.1).max(3600).default(1),
+  failure_threshold: z.number().int().min(1).max(100).default(3),
+};
+
+/** Kubernetes probe semantics (reference/docker-plugin-compose.md §5). */
+export const HealthCheck = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('http'), port: Port, path: z.string().startsWith('/').default('/'), ...probeTiming }).strict(),
+  z.object({ type: z.literal('tcp'), port: Port, ...probeTiming }).strict(),
+  z.object({ type: z.literal('exec'), command: z.array(z.string()).min(1), ...probeTiming }).strict(),
+]);
+export type HealthCheck = z.infer<typeof HealthCheck>;
+
+export const PortMapping = z.object({ internal: Port, external: Port }).strict();
+export const Volume = z
+  .object({ dataset_id: Uuid, mountpoint: z.string().regex(/^\/[^\0]*$/, 'must be an absolute path') })
+  .strict();
+export const Link = z
+  .object({ alias: z.string().regex(/^[a-zA-Z0-9]+$/), local_port: Port, remote_port: Port })
+  .strict();
+
+/**
+ * Placement for an application not pinned by `node_uuid`. Constraints use Swarm's syntax:
+ * `node.labels.disk == ssd`, `node.host != 127.0.0.11`, `node.uuid == …`.
+ */
+export const Placement = z
+  .object({
+    constraints: z.array(z.string().max(256)).default([]),
+    affinity: z.array(AppName).default([]),
+    anti_affinity: z.array(AppName).default([]),
+    strategy: z.enum(['spread', 'binpack', 'random']).default('spread'),
+  })
+  .strict();
+export type Placement = z.infer<typeof Placement>;
+
+export const Application = z
+  .object({
+    name: AppName,
+    /** Where it runs now. Set by the operator, or by the scheduler from `placement`. */
+    node_uuid: Uuid.optional(),
+    image: z.string().min(1).max(512),
+    command_line: z.array(z.string()).max(4096).optional(),
+    entrypoint: z.array(z.string()).max(64).optional(),
+    environment: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).default({}),
+    ports: z.array(PortMapping).default([]),
+    volumes: z.array(Volume).default([]),
+    links: z.array(Link).default([]),
+    restart_policy: RestartPolicy.default({ name: 'never' }),
+    cpu_shares: z.number().int().min(1).max(1024).optional(),
+    memory_limit: z.number().int().min(1048576).optional(),
+    health_check: HealthCheck.optional(),
+    placement: Placement.optional(),
+    labels: Labels.default({}),
+    /** The deploy project that owns this application; other projects are left alone. */
+    project: z.string().max(128).optional(),
+  })
+  .strict();
+export type Application = z.infer<typeof Application>;
+
+export const Lease = z
+  .object({
+    dataset_id: Uuid,
+    node_uuid: Uuid,
+    /** Absolute expiry, milliseconds since the epoch; null never expires. */
+    expires_at: z.number().nullable(),
+  })
+  .strict();
+export type Lease = z.infer<typeof Lease>;
+
+export const MigrationPhase = z.enum([
+  'pending', // accepted, waiting for the source agent
+  'pre-copy', // rounds of send while the application runs
+  'cutover', // proxies hold; source stopped; final delta in flight
+  'handoff', // target becomes primary and starts the application
+  'release', // proxies forward to the target once healthy
+  'done',
+  'failed', // ended without a move; the source is still primary
+]);
+export type MigrationPhase = z.infer<typeof MigrationPhase>;
+
+export const Migration = z
+  .object({
+    id: Uuid,
+    application: AppName.nullable(),
+    dataset_ids: z.array(Uuid),
+    from: Uuid,
+    to: Uuid,
+    phase: MigrationPhase,
+    /** Fencing generation: only the holder of the newest generation may run or write. */
+    generation: z.number().int().min(0),
+    round: z.number().int().min(0).default(0),
+    bytes_sent: z.number().int().min(0).default(0),
+    bytes_total: z.number().int().min(0).nullable().default(null),
+    rate_bytes_per_second: z.number().min(0).nullable().default(null),
+    started_at: z.number(),
+    updated_at: z.number(),
+    cutover_started_at: z.number().nullable().default(null),
+    cutover_ms: z.number().nullable().default(null),
+    error: z.string().nullable().default(null),
+  })
+  .strict();
+export type Migration = z.infer<typeof Migration>;
+
+/** The whole desired configuration, as the store keeps it. */
+export const Desired = z
+  .object({
+    nodes: z.array(Node).default([]),
+    datasets: z.array(Dataset).default([]),
+    applications: z.array(Application).default([]),
+    leases: z.array(Lease).default([]),
+    migrations: z.array(Migration).default([]),
+  })
+  .strict();
+export type Desired = z.infer<typeof Desired>;
+
+// ---------------------------------------------------------------- observed state
+
+export const ObservedSnapshot = z.object({ name: z.string(), guid: z.string(), createtxg: z.number().int() }).strict();
+export const ObservedDataset = z
+  .object({
+    dataset_id: Uuid,
+    path: z.string().nullable(),
+    writable: z.boolean(),
+    maximum_size: z.number().int().nullable(),
+    used_bytes: z.number().int().min(0),
+    snapshots: z.array(ObservedSnapshot),
+  })
+  .strict();
+export type ObservedDataset = z.infer<typeof ObservedDataset>;
+
+export const ObservedContainer = z
+  .object({
+    name: AppName,
+    image: z.string(),
+    running: z.boolean(),
+    health: z.enum(['unknown', 'starting', 'healthy', 'unhealthy']),
+    restart_count: z.number().int().min(0),
+    /** Host ports the agent published, keyed by the application's internal port. */
+    published: z.array(z.object({ internal: Port, host: Ipv4, host_port: Port }).strict()),
+    generation: z.number().int().min(0),
+  })
+  .strict();
+export type ObservedContainer = z.infer<typeof ObservedContainer>;
+
+export const NodeReport = z
+  .object({
+    uuid: Uuid,
+    host: Ipv4,
+    /** Boot id of the agent's host; a new era means the node restarted. */
+    era: z.string().min(1).max(64),
+    labels: Labels.default({}),
+    transfer: NodeTransfer.default({}),
+    datasets: z.array(ObservedDataset),
+    containers: z.array(ObservedContainer),
+  })
+  .strict();
+export type NodeReport = z.infer<typeof NodeReport>;

@@ -1,0 +1,45 @@
+import { defineConfig } from 'vitest/config';
+
+// Three tiers (STYLE.md "Tests"):
+// - unit: pure code and in-process fakes; no dockerd, zfs or sshd; under a minute.
+// - integration: one real component at a time (zfs-fuse pools, dockerd, sshd, sockets).
+// - e2e: the local cluster with drover's own processes.
+// Integration and e2e share the machine's zfs-fuse daemon and docker engines, so files
+// run one at a time there.
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'unit',
+          include: ['**/*.test.ts'],
+          exclude: ['**/node_modules/**', '**/*.int.test.ts', '**/*.e2e.test.ts'],
+          testTimeout: 10_000,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'integration',
+          include: ['**/*.int.test.ts'],
+          exclude: ['**/node_modules/**'],
+          fileParallelism: false,
+          testTimeout: 120_000,
+          hookTimeout: 300_000,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'e2e',
+          include: ['**/*.e2e.test.ts'],
+          exclude: ['**/node_modules/**'],
+          fileParallelism: false,
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
+        },
+      },
+    ],
+  },
+});

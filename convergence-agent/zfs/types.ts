@@ -1,0 +1,52 @@
+/**
+ * What the rest of the agent needs from ZFS, as small interfaces (STYLE.md "Boundaries").
+ * The real implementation runs `zfs`/`zpool` (zfs.ts, the only file that does); an in-memory
+ * fake serves the planner's tests. One contract suite runs against both.
+ *
+ * Datasets are named `<pool>/drover/<dataset_id>`; snapshots `drover-…`; holds `drover-…`.
+ * Every method validates names before any command runs (DROVER_ZFS_INVALID_NAME).
+ */
+export interface ZfsSnapshotInfo {
+  /** Full name: `<pool>/drover/<dataset_id>@<snapshot>`. */
+  name: string;
+  /** The part after `@`. */
+  snapshot: string;
+  /** Decimal string: guids are 64-bit and do not fit a JS number. */
+  guid: string;
+  createtxg: number;
+  /** Number of holds (zfs-fuse cannot list hold tags; `userrefs` counts them). */
+  userrefs: number;
+}
+
+export interface ZfsDatasetInfo {
+  datasetId: string;
+  /** Full name: `<pool>/drover/<dataset_id>`. */
+  name: string;
+  mountpoint: string | null;
+  mounted: boolean;
+  readonly: boolean;
+  /** Bytes; null when unlimited. */
+  refquota: number | null;
+  usedBytes: number;
+  referencedBytes: number;
+}
+
+export interface CreateDatasetOptions {
+  /** Bytes; null for no limit. */
+  maximumSize: number | null;
+}
+
+/** The dataset operations the convergence loop performs. Every method is idempotent. */
+export interface DatasetStore {
+  readonly pool: string;
+  listDatasets(): Promise<ZfsDatasetInfo[]>;
+  getDataset(datasetId: string): Promise<ZfsDatasetInfo | null>;
+  createDataset(datasetId: string, options: CreateDatasetOptions): Promise<ZfsDatasetInfo>;
+  /** Destroys the dataset and its snapshots; a no-op when it does not exist. */
+  destroyDataset(datasetId: string): Promise<void>;
+  setReadonly(datasetId: string, readonly: boolean): Promise<void>;
+  setMaximumSize(datasetId: string, bytes: number | null): Promise<void>;
+  mount(datasetId: string): Promise<void>;
+  unmount(datasetId: string): Promise<void>;
+  listSnapshots(datasetId: string): Promise<ZfsSnapshotInfo[]>;
+}

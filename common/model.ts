@@ -124,6 +124,12 @@ export const Application = z
     name: AppName,
     /** Where it runs now. Set by the operator, or by the scheduler from `placement`. */
     node_uuid: Uuid.optional(),
+    /**
+     * The node a deploy's topology file named at the last deploy. A re-deploy moves the
+     * application only when the topology names a different node than this, so a move made
+     * since (`drover move`, the API) is not undone by re-applying unchanged files.
+     */
+    pinned_node_uuid: Uuid.optional(),
     image: z.string().min(1).max(512),
     command_line: z.array(z.string()).max(4096).optional(),
     entrypoint: z.array(z.string()).max(64).optional(),

@@ -1,0 +1,126 @@
+/**
+ * Brings a volume's dataset to this node for a Mount: when another node holds it, asks the
+ * control service to move it here (with its data: a Migration the agents drive) and waits
+ * until this node's agent reports it mounted, or until the deadline. Docker gives a Mount
+ * 120 s; the default deadline of 90 s leaves room to answer with a clear Err that says what
+ * is still happening (describe.ts).
+ *
+ * Idempotent: asking again while a move runs joins it; a volume already here costs one
+ * round trip.
+ */
+import { DroverError } from '#common/errors.ts';
+import type { Logger } from '#common/log.ts';
+import { sleep } from '#common/sleep.ts';
+import type { Catalog, View } from './catalog.ts';
+import { findByName, type ControlPlane, type DatasetConfig, type MigrationInfo } from './control.ts';
+import { describeInUse, describeWait, nodeName } from './describe.ts';
+
+export interface ArriveOptions {
+  control: ControlPlane;
+  catalog: Catalog;
+  log: Logger;
+  me: string;
+  clock: () => number;
+  timeoutMs: number;
+  pollMs: number;
+  /** Aborted when the plugin stops: the wait ends with an Err at once. */
+  signal: AbortSignal;
+}
+
+export interface Arrived {
+  dataset: DatasetConfig;
+  path: string;
+}
+
+const FINISHED = new Set(['done', 'failed']);
+/** How often to ask again for a move when none is visible (the first request may be lost). */
+const REQUEST_AGAIN_MS = 5_000;
+
+/** Resolves when `name` is writable here; throws DROVER_VOLUME_* errors with Docker-ready text. */
+export async function arrive(name: string, o: ArriveOptions): Promise<Arrived> {
+  const started = o.clock();
+  let view = await o.catalog.fresh();
+  let dataset = mustFind(view, name);
+  let here = localPath(view, dataset.dataset_id, o.me);
+  if (here !== null && dataset.primary === o.me) return { dataset, path: here };
+
+  const seenFailures = new Set<string>();
+  let requestedAt = -Infinity;
+  if (dataset.primary !== o.me) {
+    const holder = (await o.control.listLeases()).find((l) => l.dataset_id === dataset.dataset_id && l.node_uuid !== o.me);
+    if (holder) throw await inUseError(name, holder.node_uuid, o);
+    for (const m of await o.control.listMigrations()) if (m.phase === 'failed') seenFailures.add(m.id);
+    await requestMove(dataset, o);
+    requestedAt = o.clock();
+  }
+
+  let migration: MigrationInfo | null = null;
+  for (;;) {
+    if (o.signal.aborted) {
+      throw new DroverError('DROVER_PLUGIN_STOPPING', `the drover volume plugin is stopping; volume "${name}" was not mounted`, { retryable: true });
+    }
+    const migrations = (await o.control.listMigrations()).filter((m) => m.dataset_ids.includes(dataset.dataset_id));
+    const failed = migrations.find((m) => m.phase === 'failed' && m.to === o.me && !seenFailures.has(m.id));
+    if (failed) {
+      throw new DroverError('DROVER_VOLUME_MOVE_FAILED', `moving volume "${name}" to this node failed: ${failed.error ?? 'no reason given'}; it stays on ${nodeName(failed.from, await o.catalog.nodes(), o.me)}`, {
+        detail: { migration: failed.id },
+      });
+    }
+    const active = migrations.filter((m) => !FINISHED.has(m.phase));
+    const away = active.find((m) => m.to !== o.me);
+    if (away) {
+      throw new DroverError('DROVER_VOLUME_MOVING_AWAY', `volume "${name}" is being moved to ${nodeName(away.to, await o.catalog.nodes(), o.me)} (migration ${away.id.slice(0, 8)} in ${away.phase})`);
+    }
+    migration = active.find((m) => m.to === o.me) ?? null;
+    if (!migration && dataset.primary !== o.me && o.clock() - requestedAt >= REQUEST_AGAIN_MS) {
+      await requestMove(dataset, o);
+      requestedAt = o.clock();
+    }
+
+    const waited = o.clock() - started;
+    if (waited >= o.timeoutMs) {
+      const state = view.states.find((s) => s.dataset_id === dataset.dataset_id);
+      throw new DroverError(
+        'DROVER_VOLUME_NOT_READY',
+        describeWait({ name, datasetId: dataset.dataset_id, primary: dataset.primary, holder: state?.primary ?? null, migration, waitedMs: waited, nodes: await o.catalog.nodes(), me: o.me }),
+        { retryable: true, detail: { dataset_id: dataset.dataset_id } },
+      );
+    }
+    await sleep(Math.min(o.pollMs, o.timeoutMs - waited), o.signal);
+    view = await o.catalog.fresh();
+    dataset = mustFind(view, name);
+    here = localPath(view, dataset.dataset_id, o.me);
+    if (here !== null && dataset.primary === o.me) {
+      o.log.info({ volume: name, datasetId: dataset.dataset_id, waitedMs: o.clock() - started }, 'volume arrived');
+      return { dataset, path: here };
+    }
+  }
+}
+
+async function requestMove(dataset: DatasetConfig, o: ArriveOptions): Promise<void> {
+  try {
+    await o.control.moveDataset(dataset.dataset_id, o.me);
+    o.log.info({ datasetId: dataset.dataset_id, from: dataset.primary }, 'move requested');
+  } catch (err) {
+    if (err instanceof DroverError && (err.code === 'DROVER_CONTROL_CONFLICT' || err.code === 'DROVER_CONTROL_HTTP') && !err.retryable) {
+      throw new DroverError('DROVER_VOLUME_MOVE_REFUSED', `the control service refused to move volume "${dataset.metadata.name}" to this node: ${err.message}`, { cause: err });
+    }
+    throw err;
+  }
+}
+
+function mustFind(view: View, name: string): DatasetConfig {
+  const dataset = findByName(view.datasets, name);
+  if (!dataset) throw new DroverError('DROVER_VOLUME_NOT_FOUND', `no drover volume named "${name}" (it may have been removed)`);
+  return dataset;
+}
+
+/** The mountpoint of a dataset on this node when the agents report it writable here. */
+export function localPath(view: View, datasetId: string, me: string): string | null {
+  const state = view.states.find((s) => s.dataset_id === datasetId && s.primary === me);
+  return state?.path ?? null;
+}
+
+async function inUseError(name: string, holder: string, o: ArriveOptions): Promise<DroverError> {
+  return new DroverError('DROVER_VOLUME_IN_USE', describeInUse(name, holder, await o.catalog.nodes(), o.me), { detail: { node_uuid: holder } });
+}

@@ -1,0 +1,250 @@
+/**
+ * The volume driver: what each Docker call means for drover (reference §1.4–§1.6).
+ *
+ * - Get/List/Path answer from the catalog's cached view; Activate and Capabilities from nothing.
+ * - Mount is the only call that may wait (arrive.ts). A volume already mounted here answers
+ *   from the mount counts with no round trip; the first Mount takes the lease.
+ * - Unmount takes one count away; the last one releases the lease (retried later if the
+ *   control service is down).
+ * - Every call is idempotent: Docker retries on connection errors, so any request may come twice.
+ *
+ * Errors are DroverErrors whose message is the text Docker shows the user.
+ */
+import { DroverError, isDroverError } from '#common/errors.ts';
+import type { Logger } from '#common/log.ts';
+import { arrive, localPath } from './arrive.ts';
+import { Catalog, type View } from './catalog.ts';
+import { findByName, type ControlPlane, type DatasetConfig } from './control.ts';
+import { describeInUse, nodeName } from './describe.ts';
+import { KeyedLock } from './keyed-lock.ts';
+import type { MountStore } from './mount-store.ts';
+import { addMount, addPendingRelease, dropPendingRelease, mountCount, removeMount } from './mounts.ts';
+import { parseCreateOptions } from './options.ts';
+
+export interface DriverOptions {
+  control: ControlPlane;
+  store: MountStore;
+  nodeUuid: string;
+  log: Logger;
+  clock?: () => number;
+  /** Longest a Mount waits for a volume to arrive; default 90 s (Docker stops at 120 s). */
+  mountTimeoutMs?: number;
+  pollMs?: number;
+  catalogTtlMs?: number;
+}
+
+/** A volume as Get and List describe it (Docker's field names). */
+export interface VolumeInfo {
+  Name: string;
+  Mountpoint?: string;
+  CreatedAt?: string;
+  Status?: Record<string, unknown>;
+}
+
+const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/;
+
+export class VolumeDriver {
+  readonly catalog: Catalog;
+  private readonly lock = new KeyedLock();
+  private readonly stopping = new AbortController();
+  private readonly o: Required<Omit<DriverOptions, 'catalogTtlMs'>>;
+
+  constructor(options: DriverOptions) {
+    this.o = { clock: Date.now, mountTimeoutMs: 90_000, pollMs: 250, ...options };
+    this.catalog = new Catalog({ control: options.control, log: options.log, clock: this.o.clock, ttlMs: options.catalogTtlMs ?? 2_000 });
+  }
+
+  /** Ends waiting Mounts with an Err; called when the plugin stops. */
+  stop(): void {
+    this.stopping.abort();
+  }
+
+  /** Creates the dataset unless a live one has that name anywhere in the cluster (success either way). */
+  async create(name: string, opts: Record<string, string> | null): Promise<void> {
+    const options = parseCreateOptions(opts ?? {});
+    await this.lock.run(name, async () => {
+      const primary = options.node === undefined ? this.o.nodeUuid : await this.resolveNode(options.node);
+      const { dataset, created } = await this.o.control.createDataset({
+        name,
+        primary,
+        maximumSize: options.size ?? null,
+        metadata: { created_at: new Date(this.o.clock()).toISOString() },
+      });
+      this.catalog.invalidate();
+      this.o.log.info({ volume: name, datasetId: dataset.dataset_id, primary: dataset.primary, created }, created ? 'volume created' : 'volume already existed');
+    });
+  }
+
+  async get(name: string): Promise<VolumeInfo> {
+    let view = await this.catalog.recent();
+    let dataset = findByName(view.datasets, name);
+    if (!dataset) {
+      // Never say "no such volume" from a cached view: Docker would forget the volume.
+      view = await this.catalog.fresh();
+      dataset = findByName(view.datasets, name);
+    }
+    if (!dataset) throw new DroverError('DROVER_VOLUME_NOT_FOUND', `no drover volume named "${name}"`);
+    return this.describe(view, dataset);
+  }
+
+  async list(): Promise<VolumeInfo[]> {
+    const view = await this.catalog.recent();
+    return view.datasets.filter((d) => !d.deleted && d.metadata.name).map((d) => this.describe(view, d));
+  }
+
+  /** The mountpoint here; an Err when the volume lives on another node. */
+  async path(name: string): Promise<string> {
+    const mounted = this.o.store.current.volumes[name];
+    if (mounted) return mounted.path;
+    const view = await this.catalog.recent();
+    const dataset = findByName(view.datasets, name);
+    if (!dataset) throw new DroverError('DROVER_VOLUME_NOT_FOUND', `no drover volume named "${name}"`);
+    const here = localPath(view, dataset.dataset_id, this.o.nodeUuid);
+    if (here !== null) return here;
+    const holder = view.states.find((s) => s.dataset_id === dataset.dataset_id)?.primary ?? dataset.primary;
+    throw new DroverError('DROVER_VOLUME_NOT_HERE', `volume "${name}" is not on this node: it is on ${nodeName(holder, await this.catalog.nodes(), this.o.nodeUuid)}`);
+  }
+
+  /** Counts one more mount of (name, id), bringing the volume here first when needed. */
+  async mount(name: string, id: string): Promise<string> {
+    return this.lock.run(name, async () => {
+      const mounted = this.o.store.current.volumes[name];
+      if (mounted && mountCount(this.o.store.current, name) > 0) {
+        await this.persist((s) => addMount(s, name, id, mounted).state, (s) => removeMount(s, name, id).state);
+        return mounted.path;
+      }
+      const { dataset, path } = await arrive(name, {
+        control: this.o.control,
+        catalog: this.catalog,
+        log: this.o.log,
+        me: this.o.nodeUuid,
+        clock: this.o.clock,
+        timeoutMs: this.o.mountTimeoutMs,
+        pollMs: this.o.pollMs,
+        signal: this.stopping.signal,
+      });
+      await this.takeLease(name, dataset);
+      try {
+        await this.persist((s) => addMount(s, name, id, { dataset_id: dataset.dataset_id, path }).state, (s) => removeMount(s, name, id).state);
+      } catch (err) {
+        await this.o.control.releaseLease(dataset.dataset_id).catch(() => undefined);
+        throw err;
+      }
+      this.o.log.info({ volume: name, datasetId: dataset.dataset_id, path }, 'volume mounted');
+      return path;
+    });
+  }
+
+  /** Takes one mount of (name, id) away; the last releases the lease. Unknown pairs are a no-op. */
+  async unmount(name: string, id: string): Promise<void> {
+    await this.lock.run(name, async () => {
+      const { removed, last, volume } = removeMount(this.o.store.current, name, id);
+      if (!removed || !volume) return;
+      await this.o.store.update((s) => removeMount(s, name, id).state);
+      if (last) await this.release(volume.dataset_id);
+    });
+  }
+
+  /** Soft-deletes the dataset, unless a container here or another node uses it. */
+  async remove(name: string): Promise<void> {
+    await this.lock.run(name, async () => {
+      const count = mountCount(this.o.store.current, name);
+      if (count > 0) {
+        throw new DroverError('DROVER_VOLUME_IN_USE', `volume "${name}" is in use on this node (${count} mount${count === 1 ? '' : 's'} by containers)`);
+      }
+      const view = await this.catalog.fresh();
+      const dataset = findByName(view.datasets, name);
+      if (!dataset) return;
+      const lease = (await this.o.control.listLeases()).find((l) => l.dataset_id === dataset.dataset_id);
+      if (lease && lease.node_uuid !== this.o.nodeUuid) {
+        throw new DroverError('DROVER_VOLUME_IN_USE', describeInUse(name, lease.node_uuid, await this.catalog.nodes(), this.o.nodeUuid), { detail: { node_uuid: lease.node_uuid } });
+      }
+      // Our own lease with no mounts left here is one whose release failed earlier.
+      if (lease) await this.release(dataset.dataset_id);
+      await this.o.control.deleteDataset(dataset.dataset_id);
+      this.catalog.invalidate();
+      this.o.log.info({ volume: name, datasetId: dataset.dataset_id }, 'volume removed');
+    });
+  }
+
+  /**
+   * Start-up and timer work: re-takes the leases of volumes still mounted here (the counts
+   * came from disk) and retries lease releases that failed. Never throws.
+   */
+  async reconcile(): Promise<void> {
+    const state = this.o.store.current;
+    for (const [name, volume] of Object.entries(state.volumes)) {
+      await this.o.control.acquireLease(volume.dataset_id, this.o.nodeUuid).catch((err) => {
+        this.o.log.error({ err, volume: name, datasetId: volume.dataset_id }, 'lease of a mounted volume could not be taken');
+      });
+    }
+    for (const datasetId of state.pending_releases) {
+      const stillMounted = Object.values(this.o.store.current.volumes).some((v) => v.dataset_id === datasetId);
+      if (stillMounted) await this.o.store.update((s) => dropPendingRelease(s, datasetId)).catch(() => undefined);
+      else await this.release(datasetId);
+    }
+  }
+
+  private async takeLease(name: string, dataset: DatasetConfig): Promise<void> {
+    try {
+      await this.o.control.acquireLease(dataset.dataset_id, this.o.nodeUuid);
+    } catch (err) {
+      if (isDroverError(err, 'DROVER_LEASE_HELD')) {
+        const holder = String(err.detail.node_uuid ?? 'another node');
+        throw new DroverError('DROVER_VOLUME_IN_USE', describeInUse(name, holder, await this.catalog.nodes(), this.o.nodeUuid), { cause: err });
+      }
+      throw err;
+    }
+  }
+
+  /** Releases a lease; on failure remembers it for `reconcile`, and still succeeds. */
+  private async release(datasetId: string): Promise<void> {
+    try {
+      await this.o.control.releaseLease(datasetId);
+      if (this.o.store.current.pending_releases.includes(datasetId)) await this.o.store.update((s) => dropPendingRelease(s, datasetId));
+    } catch (err) {
+      this.o.log.warn({ err, datasetId }, 'lease release failed; will retry');
+      await this.o.store.update((s) => addPendingRelease(s, datasetId)).catch(() => undefined);
+    }
+  }
+
+  /** Applies a change to the counts; when it cannot be written, undoes it in memory and fails. */
+  private async persist(change: Parameters<MountStore['update']>[0], undo: Parameters<MountStore['update']>[0]): Promise<void> {
+    try {
+      await this.o.store.update(change);
+    } catch (err) {
+      await this.o.store.update(undo).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async resolveNode(node: string): Promise<string> {
+    const nodes = await this.o.control.listNodes();
+    const found = nodes.find((n) => n.uuid === node || n.host === node);
+    if (found) return found.uuid;
+    const known = nodes.map((n) => n.host).join(', ') || 'none reported yet';
+    throw new DroverError('DROVER_VOLUME_BAD_OPTION', `option node="${node}" names no known node (known: ${known})`, { detail: { option: 'node' } });
+  }
+
+  private describe(view: View, d: DatasetConfig): VolumeInfo {
+    const mounted = this.o.store.current.volumes[d.metadata.name!];
+    const here = mounted?.path ?? localPath(view, d.dataset_id, this.o.nodeUuid);
+    const holder = view.states.find((s) => s.dataset_id === d.dataset_id)?.primary ?? null;
+    const info: VolumeInfo = {
+      Name: d.metadata.name!,
+      Status: {
+        dataset_id: d.dataset_id,
+        primary: d.primary,
+        node: this.catalog.knownNodes.find((n) => n.uuid === d.primary)?.host ?? null,
+        holder,
+        local: here !== null,
+        maximum_size: d.maximum_size,
+        mounts: mountCount(this.o.store.current, d.metadata.name!),
+      },
+    };
+    if (here !== null) info.Mountpoint = here;
+    const created = d.metadata.created_at;
+    if (created && RFC3339.test(created)) info.CreatedAt = created;
+    return info;
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * drover-volume: the Docker volume plugin of one node. Wires only (STYLE.md): read flags,
+ * open the mount state, build the driver and app, put them on the socket, stop on
+ * SIGTERM/SIGINT — always removing the socket, which would otherwise stall dockerd.
+ *
+ *   drover-volume --name drover-n1 --control http://127.0.0.1:4523 \
+ *     --node-uuid <uuid> | --node-uuid-file <file>  [--state-dir DIR] [--socket-dir DIR]
+ *     [--mount-timeout SECONDS]
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { createLogger } from '#common/log.ts';
+import { Uuid } from '#common/model.ts';
+import { HttpControl } from './control-http.ts';
+import { buildApp } from './app.ts';
+import { VolumeDriver } from './driver.ts';
+import { MountStore } from './mount-store.ts';
+import { DOCKER_PLUGIN_DIR, socketPathFor, startPluginServer, type PluginServer } from './plugin-server.ts';
+
+const RECONCILE_EVERY_MS = 10_000;
+
+const log = createLogger('drover-volume');
+
+function fail(message: string): never {
+  log.fatal(message);
+  process.stderr.write(`drover-volume: ${message}\n`);
+  process.exit(2);
+}
+
+const { values: flags } = (() => {
+  try {
+    return parseArgs({
+      options: {
+        name: { type: 'string' },
+        control: { type: 'string' },
+        'node-uuid': { type: 'string' },
+        'node-uuid-file': { type: 'string' },
+        'state-dir': { type: 'string' },
+        'socket-dir': { type: 'string', default: DOCKER_PLUGIN_DIR },
+        'mount-timeout': { type: 'string', default: '90' },
+      },
+      strict: true,
+    });
+  } catch (err) {
+    return fail((err as Error).message);
+  }
+})();
+
+const name = flags.name ?? fail('--name is required (e.g. --name drover-n1)');
+const control = flags.control ?? fail('--control is required (e.g. --control http://127.0.0.1:4523)');
+if (!/^https?:\/\/[^\s]+$/.test(control)) fail(`--control "${control}" is not an http(s) URL`);
+const uuidText = flags['node-uuid'] ?? readUuidFile(flags['node-uuid-file']);
+const parsedUuid = Uuid.safeParse(uuidText.trim());
+if (!parsedUuid.success) fail(`node uuid "${uuidText.trim()}" is not a lower-case UUID`);
+const nodeUuid = parsedUuid.data;
+const mountTimeoutS = Number(flags['mount-timeout']);
+if (!(mountTimeoutS > 0 && mountTimeoutS <= 110)) fail('--mount-timeout must be between 1 and 110 seconds (Docker gives a Mount 120 s)');
+const stateDir = flags['state-dir'] ?? `/var/lib/drover/volume-${name}`;
+
+function readUuidFile(file: string | undefined): string {
+  if (!file) return fail('give --node-uuid or --node-uuid-file');
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    return fail(`cannot read --node-uuid-file ${file}: ${(err as Error).message}`);
+  }
+}
+
+let server: PluginServer | undefined;
+try {
+  const socketPath = socketPathFor(name, flags['socket-dir']);
+  const store = await MountStore.open(stateDir);
+  const driver = new VolumeDriver({ control: new HttpControl({ baseUrl: control }), store, nodeUuid, log, mountTimeoutMs: mountTimeoutS * 1000 });
+  const app = buildApp({ driver, log });
+  server = await startPluginServer(app, socketPath, log);
+  const running = server;
+  process.on('exit', () => running.removeSocketSync());
+
+  const timer = setInterval(() => void driver.reconcile(), RECONCILE_EVERY_MS);
+  void driver.reconcile();
+  log.info({ plugin: name, socketPath, nodeUuid, control, stateDir, mounted: Object.keys(store.current.volumes).length }, 'plugin started');
+
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'plugin stopping');
+    clearInterval(timer);
+    driver.stop();
+    await running.close();
+    log.info('plugin stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('uncaughtException', (err) => {
+    log.fatal({ err }, 'uncaught exception; stopping');
+    running.removeSocketSync();
+    process.exit(1);
+  });
+} catch (err) {
+  server?.removeSocketSync();
+  fail((err as Error).message);
+}

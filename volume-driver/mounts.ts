@@ -1,0 +1,84 @@
+/**
+ * The mount multiset: per volume, per Docker mount `ID`, how many Mounts succeeded and
+ * have not been Unmounted yet (reference/docker-plugin-compose.md §1.6).
+ *
+ * Docker reuses one ID for `docker cp` and archive calls while a container runs, so one ID
+ * may be mounted several times; each Mount adds one, each Unmount takes one, never below
+ * zero; an unknown ID is a no-op. Pure data, no I/O: `mount-store.ts` persists it.
+ */
+import { z } from 'zod';
+
+export const VolumeMounts = z
+  .object({
+    dataset_id: z.string(),
+    /** The mountpoint handed to Docker on the first Mount. */
+    path: z.string(),
+    ids: z.record(z.string(), z.number().int().min(1)),
+  })
+  .strict();
+export type VolumeMounts = z.infer<typeof VolumeMounts>;
+
+export const MountState = z
+  .object({
+    version: z.literal(1),
+    volumes: z.record(z.string(), VolumeMounts),
+    /** Datasets whose lease this node should release (a release that failed, retried later). */
+    pending_releases: z.array(z.string()).default([]),
+  })
+  .strict();
+export type MountState = z.infer<typeof MountState>;
+
+export function emptyMountState(): MountState {
+  return { version: 1, volumes: {}, pending_releases: [] };
+}
+
+/** Total outstanding mounts of `name` (0 when unknown). */
+export function mountCount(state: MountState, name: string): number {
+  const volume = state.volumes[name];
+  if (!volume) return 0;
+  return Object.values(volume.ids).reduce((sum, n) => sum + n, 0);
+}
+
+/** Adds one mount of (name, id). Returns the new state and whether it was the volume's first. */
+export function addMount(
+  state: MountState,
+  name: string,
+  id: string,
+  where: { dataset_id: string; path: string },
+): { state: MountState; first: boolean } {
+  const before = state.volumes[name];
+  const first = mountCount(state, name) === 0;
+  const ids = { ...(first ? {} : before?.ids), [id]: ((first ? 0 : before?.ids[id]) ?? 0) + 1 };
+  const volume: VolumeMounts = first ? { ...where, ids } : { ...before!, ids };
+  return {
+    state: { ...state, volumes: { ...state.volumes, [name]: volume }, pending_releases: state.pending_releases.filter((d) => d !== where.dataset_id) },
+    first,
+  };
+}
+
+/**
+ * Takes one mount of (name, id) away. `last` is true when this removal brought the volume
+ * to zero (its lease should go); an unknown (name, id) changes nothing and is not `last`.
+ */
+export function removeMount(state: MountState, name: string, id: string): { state: MountState; removed: boolean; last: boolean; volume?: VolumeMounts } {
+  const volume = state.volumes[name];
+  const count = volume?.ids[id] ?? 0;
+  if (!volume || count === 0) return { state, removed: false, last: false };
+  const ids = { ...volume.ids };
+  if (count === 1) delete ids[id];
+  else ids[id] = count - 1;
+  const volumes = { ...state.volumes };
+  const last = Object.keys(ids).length === 0;
+  if (last) delete volumes[name];
+  else volumes[name] = { ...volume, ids };
+  return { state: { ...state, volumes }, removed: true, last, volume };
+}
+
+export function addPendingRelease(state: MountState, datasetId: string): MountState {
+  if (state.pending_releases.includes(datasetId)) return state;
+  return { ...state, pending_releases: [...state.pending_releases, datasetId] };
+}
+
+export function dropPendingRelease(state: MountState, datasetId: string): MountState {
+  return { ...state, pending_releases: state.pending_releases.filter((d) => d !== datasetId) };
+}

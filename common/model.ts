@@ -140,6 +140,8 @@ export const Application = z
     restart_policy: RestartPolicy.default({ name: 'never' }),
     cpu_shares: z.number().int().min(1).max(1024).optional(),
     memory_limit: z.number().int().min(1048576).optional(),
+    /** Flocker's container field (0–100), passed to Docker as `--memory-swappiness`. */
+    swappiness: z.number().int().min(0).max(100).optional(),
     health_check: HealthCheck.optional(),
     placement: Placement.optional(),
     labels: Labels.default({}),

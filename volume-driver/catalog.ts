@@ -90,15 +90,13 @@ export class Catalog {
     this.view = null;
   }
 
-  /** The nodes known so far, without waiting (refreshed in the background when old). */
-  get knownNodes(): NodeInfo[] {
-    if (!this.nodesCache || this.clock() - this.nodesCache.at >= NODES_TTL_MS) void this.nodes();
-    return this.nodesCache?.nodes ?? [];
-  }
-
-  /** Known nodes (for messages that name a node by its address); [] when unreachable. */
+  /**
+   * Known nodes, for messages and Status that name a node by its address. Waits only the
+   * first time; later an old list is returned while a new one is fetched. [] when unreachable.
+   */
   async nodes(): Promise<NodeInfo[]> {
-    if (this.nodesCache && this.clock() - this.nodesCache.at < NODES_TTL_MS) return this.nodesCache.nodes;
+    const cached = this.nodesCache;
+    if (cached && this.clock() - cached.at < NODES_TTL_MS) return cached.nodes;
     this.nodesInflight ??= this.control
       .listNodes()
       .then((nodes) => {
@@ -112,7 +110,7 @@ export class Catalog {
       .finally(() => {
         this.nodesInflight = null;
       });
-    await this.nodesInflight;
+    if (!cached) await this.nodesInflight;
     return this.nodesCache?.nodes ?? [];
   }
 }

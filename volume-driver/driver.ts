@@ -14,7 +14,7 @@ import { DroverError, isDroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
 import { arrive, localPath } from './arrive.ts';
 import { Catalog, type View } from './catalog.ts';
-import { findByName, type ControlPlane, type DatasetConfig } from './control.ts';
+import { findByName, type ControlPlane, type DatasetConfig, type NodeInfo } from './control.ts';
 import { describeInUse, nodeName } from './describe.ts';
 import { KeyedLock } from './keyed-lock.ts';
 import type { MountStore } from './mount-store.ts';
@@ -84,12 +84,12 @@ export class VolumeDriver {
       dataset = findByName(view.datasets, name);
     }
     if (!dataset) throw new DroverError('DROVER_VOLUME_NOT_FOUND', `no drover volume named "${name}"`);
-    return this.describe(view, dataset);
+    return this.describe(view, dataset, await this.catalog.nodes());
   }
 
   async list(): Promise<VolumeInfo[]> {
-    const view = await this.catalog.recent();
-    return view.datasets.filter((d) => !d.deleted && d.metadata.name).map((d) => this.describe(view, d));
+    const [view, nodes] = await Promise.all([this.catalog.recent(), this.catalog.nodes()]);
+    return view.datasets.filter((d) => !d.deleted && d.metadata.name).map((d) => this.describe(view, d, nodes));
   }
 
   /** The mountpoint here; an Err when the volume lives on another node. */
@@ -226,7 +226,7 @@ export class VolumeDriver {
     throw new DroverError('DROVER_VOLUME_BAD_OPTION', `option node="${node}" names no known node (known: ${known})`, { detail: { option: 'node' } });
   }
 
-  private describe(view: View, d: DatasetConfig): VolumeInfo {
+  private describe(view: View, d: DatasetConfig, nodes: readonly NodeInfo[]): VolumeInfo {
     const mounted = this.o.store.current.volumes[d.metadata.name!];
     const here = mounted?.path ?? localPath(view, d.dataset_id, this.o.nodeUuid);
     const holder = view.states.find((s) => s.dataset_id === d.dataset_id)?.primary ?? null;
@@ -235,7 +235,7 @@ export class VolumeDriver {
       Status: {
         dataset_id: d.dataset_id,
         primary: d.primary,
-        node: this.catalog.knownNodes.find((n) => n.uuid === d.primary)?.host ?? null,
+        node: nodes.find((n) => n.uuid === d.primary)?.host ?? null,
         holder,
         local: here !== null,
         maximum_size: d.maximum_size,

@@ -236,6 +236,20 @@ export const ObservedContainer = z
   .strict();
 export type ObservedContainer = z.infer<typeof ObservedContainer>;
 
+/**
+ * Something an agent could not do, or chose not to do yet: a planner's blocked reason, or a
+ * change that failed (with its error). Shown by the API and the CLI beside the node.
+ */
+export const NodeProblem = z
+  .object({
+    /** `dataset:<id>`, `container:<name>`, `migration:<id>`, `node:<uuid>`. */
+    subject: z.string().max(256),
+    kind: z.enum(['blocked', 'failed']),
+    reason: z.string().max(2048),
+  })
+  .strict();
+export type NodeProblem = z.infer<typeof NodeProblem>;
+
 export const NodeReport = z
   .object({
     uuid: Uuid,
@@ -246,6 +260,7 @@ export const NodeReport = z
     transfer: NodeTransfer.default({}),
     datasets: z.array(ObservedDataset),
     containers: z.array(ObservedContainer),
+    problems: z.array(NodeProblem).max(1000).default([]),
   })
   .strict();
 export type NodeReport = z.infer<typeof NodeReport>;

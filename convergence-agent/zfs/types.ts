@@ -50,3 +50,20 @@ export interface DatasetStore {
   unmount(datasetId: string): Promise<void>;
   listSnapshots(datasetId: string): Promise<ZfsSnapshotInfo[]>;
 }
+
+/**
+ * Snapshot operations the replication engine performs (all names validated, all idempotent
+ * unless noted). Implemented by the zfs adapter and the in-memory fake.
+ */
+export interface SnapshotStore {
+  /** Takes `<dataset>@<snapshot>`; returns the existing one when it is already there. */
+  createSnapshot(datasetId: string, snapshot: string): Promise<ZfsSnapshotInfo>;
+  /** One `destroy` per snapshot (zfs-fuse has no `a,b` syntax); a no-op when absent. Held → DROVER_ZFS_BUSY. */
+  destroySnapshot(datasetId: string, snapshot: string): Promise<void>;
+  /** Tolerates `tag already exists`. */
+  hold(datasetId: string, snapshot: string, tag: string): Promise<void>;
+  /** Tolerates `no such tag` and a missing snapshot. */
+  release(datasetId: string, snapshot: string, tag: string): Promise<void>;
+  /** `rollback -r`: destroys later snapshots. Only for a drover-owned, non-primary replica. */
+  rollback(datasetId: string, snapshot: string): Promise<void>;
+}

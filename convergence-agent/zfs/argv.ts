@@ -1,0 +1,140 @@
+/**
+ * Every `zfs` command line drover runs, built from fixed templates and validated names, plus
+ * the parsers of their output. Pure. zfs.ts runs these locally; the ssh transport runs the
+ * same argv on a peer, so the remote command line is exactly as safe as the local one.
+ *
+ * Numbers come from `zfs get -Hp` (zfs-fuse has no `zfs list -p`; `zfs list -o guid` prints
+ * `9.58E`); guids stay decimal strings.
+ */
+import { DroverError } from '#common/errors.ts';
+import { datasetIdOf, datasetPath, isDroverSnapshotName, rootPath, snapshotPath, assertHoldTag } from './names.ts';
+import type { ZfsDatasetInfo, ZfsSnapshotInfo } from './types.ts';
+
+export type Argv = readonly string[];
+
+/** drover's own mirror of `readonly`: zfs-fuse reports `off temporary` on a mounted read-only dataset. */
+export const READONLY_PROPERTY = 'drover:readonly';
+
+export const DATASET_PROPERTIES = ['type', 'mountpoint', 'mounted', 'readonly', READONLY_PROPERTY, 'refquota', 'used', 'referenced'] as const;
+export const SNAPSHOT_PROPERTIES = ['guid', 'createtxg', 'userrefs'] as const;
+
+export const argv = {
+  getDatasets: (pool: string): Argv => ['get', '-Hp', '-d', '1', '-o', 'name,property,value', DATASET_PROPERTIES.join(','), rootPath(pool)],
+  getDataset: (pool: string, id: string): Argv => ['get', '-Hp', '-o', 'name,property,value', DATASET_PROPERTIES.join(','), datasetPath(pool, id)],
+  getSnapshots: (pool: string, id: string): Argv => ['get', '-Hp', '-d', '1', '-o', 'name,property,value', SNAPSHOT_PROPERTIES.join(','), datasetPath(pool, id)],
+  poolName: (pool: string): Argv => ['get', '-H', '-o', 'value', 'name', rootPath(pool).split('/')[0]!],
+  createRoot: (pool: string): Argv => ['create', rootPath(pool)],
+  create: (pool: string, id: string, refquota: number | null, mountpoint: string | null): Argv => [
+    'create',
+    '-o', `refquota=${quota(refquota)}`,
+    ...(mountpoint === null ? [] : ['-o', `mountpoint=${mountpoint}`]),
+    datasetPath(pool, id),
+  ],
+  destroy: (pool: string, id: string): Argv => ['destroy', '-r', datasetPath(pool, id)],
+  set: (pool: string, id: string, property: 'readonly' | typeof READONLY_PROPERTY | 'refquota' | 'mountpoint', value: string): Argv => {
+    if (!/^[A-Za-z0-9_./:-]{1,1000}$/.test(value) || value.startsWith('-')) {
+      throw new DroverError('DROVER_ZFS_INVALID_NAME', `invalid value for ${property}: ${JSON.stringify(value)}`);
+    }
+    return ['set', `${property}=${value}`, datasetPath(pool, id)];
+  },
+  mount: (pool: string, id: string): Argv => ['mount', datasetPath(pool, id)],
+  unmount: (pool: string, id: string, force: boolean): Argv => ['unmount', ...(force ? ['-f'] : []), datasetPath(pool, id)],
+  snapshot: (pool: string, id: string, snap: string): Argv => ['snapshot', snapshotPath(pool, id, snap)],
+  destroySnapshot: (pool: string, id: string, snap: string): Argv => ['destroy', snapshotPath(pool, id, snap)],
+  hold: (pool: string, id: string, snap: string, tag: string): Argv => {
+    assertHoldTag(tag);
+    return ['hold', tag, snapshotPath(pool, id, snap)];
+  },
+  release: (pool: string, id: string, snap: string, tag: string): Argv => {
+    assertHoldTag(tag);
+    return ['release', tag, snapshotPath(pool, id, snap)];
+  },
+  /** `-r` destroys the later snapshots: only ever used on a drover-owned, non-primary replica. */
+  rollback: (pool: string, id: string, snap: string): Argv => ['rollback', '-r', snapshotPath(pool, id, snap)],
+  send: (pool: string, id: string, snap: string, base: string | null, flags: readonly SendFlag[] = []): Argv => [
+    'send',
+    ...flags.map((f) => `-${f}`),
+    ...(base === null ? [] : ['-i', snapshotPath(pool, id, base)]),
+    snapshotPath(pool, id, snap),
+  ],
+  /** Always `-u`: a replica is never mounted by a receive (it also avoids zfs-fuse's EBUSY). */
+  receive: (pool: string, id: string, resumable: boolean): Argv => ['receive', '-u', ...(resumable ? ['-s'] : []), datasetPath(pool, id)],
+};
+
+export type SendFlag = 'c' | 'L' | 'e' | 'w';
+
+function quota(bytes: number | null): string {
+  if (bytes === null) return 'none';
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) {
+    throw new DroverError('DROVER_ZFS_INVALID_SIZE', `maximum size must be a positive whole number of bytes, got ${bytes}`);
+  }
+  return String(bytes);
+}
+export { quota as quotaValue };
+
+/** Parses `zfs get -H -o name,property,value` lines into name → property → value. */
+export function parseGet(stdout: string): Map<string, Map<string, string>> {
+  const out = new Map<string, Map<string, string>>();
+  for (const line of stdout.split('\n')) {
+    if (line === '') continue;
+    const [name, property, ...rest] = line.split('\t');
+    if (name === undefined || property === undefined || rest.length === 0) continue;
+    let props = out.get(name);
+    if (!props) out.set(name, (props = new Map()));
+    props.set(property, rest.join('\t'));
+  }
+  return out;
+}
+
+function integer(value: string | undefined, field: string, name: string): number {
+  const n = Number(value);
+  if (value === undefined || !Number.isSafeInteger(n)) {
+    throw new DroverError('DROVER_ZFS_BAD_OUTPUT', `unexpected ${field} ${JSON.stringify(value)} for ${name}`);
+  }
+  return n;
+}
+
+/** The drover datasets in a `getDatasets`/`getDataset` answer, sorted by id. */
+export function parseDatasets(pool: string, stdout: string): ZfsDatasetInfo[] {
+  const out: ZfsDatasetInfo[] = [];
+  for (const [name, props] of parseGet(stdout)) {
+    const datasetId = datasetIdOf(pool, name);
+    if (datasetId === null || props.get('type') !== 'filesystem') continue;
+    const mountpoint = props.get('mountpoint');
+    const mirror = props.get(READONLY_PROPERTY);
+    const refquota = integer(props.get('refquota'), 'refquota', name);
+    out.push({
+      datasetId,
+      name,
+      mountpoint: mountpoint === undefined || mountpoint === 'none' || mountpoint === 'legacy' || mountpoint === '-' ? null : mountpoint,
+      mounted: props.get('mounted') === 'yes',
+      readonly: mirror === 'on' || mirror === 'off' ? mirror === 'on' : props.get('readonly') === 'on',
+      refquota: refquota === 0 ? null : refquota,
+      usedBytes: integer(props.get('used'), 'used', name),
+      referencedBytes: integer(props.get('referenced'), 'referenced', name),
+    });
+  }
+  return out.sort((a, b) => a.datasetId.localeCompare(b.datasetId));
+}
+
+/** drover's snapshots of `<pool>/drover/<id>` in a `getSnapshots` answer, oldest first (by createtxg). */
+export function parseSnapshots(pool: string, id: string, stdout: string): ZfsSnapshotInfo[] {
+  const prefix = `${datasetPath(pool, id)}@`;
+  const out: ZfsSnapshotInfo[] = [];
+  for (const [name, props] of parseGet(stdout)) {
+    if (!name.startsWith(prefix)) continue;
+    const snapshot = name.slice(prefix.length);
+    if (!isDroverSnapshotName(snapshot)) continue; // not ours: never a base, never pruned
+    const guid = props.get('guid') ?? '';
+    if (!/^[0-9]{1,20}$/.test(guid)) throw new DroverError('DROVER_ZFS_BAD_OUTPUT', `unexpected guid ${JSON.stringify(guid)} for ${name}`);
+    const refs = props.get('userrefs');
+    out.push({
+      name,
+      snapshot,
+      guid,
+      createtxg: integer(props.get('createtxg'), 'createtxg', name),
+      userrefs: refs === undefined || refs === '-' ? 0 : integer(refs, 'userrefs', name),
+    });
+  }
+  return out.sort((a, b) => a.createtxg - b.createtxg);
+}

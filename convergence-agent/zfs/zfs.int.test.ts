@@ -1,0 +1,52 @@
+import { describe, expect, it, afterAll, beforeAll } from 'vitest';
+import { datasetStoreContract } from './dataset-store.contract.ts';
+import { createTempPool, zfsAvailable, type TempPool } from './temp-pool.ts';
+import { ZfsStore } from './zfs.ts';
+import { RecordingRunner, execaRunner } from './command.ts';
+
+// Needs the zfs-fuse daemon. Under CI it must be there; locally the suite skips, saying why.
+const available = await zfsAvailable();
+const ci = process.env.CI === 'true';
+
+if (!available && ci) {
+  describe('zfs adapter', () => {
+    it('needs the zfs-fuse daemon (zpool list failed) and CI=true requires it', () => {
+      expect.fail('zfs-fuse is not running: start it with `zfs-fuse` before the integration tests');
+    });
+  });
+}
+
+describe.skipIf(!available)(available ? 'zfs adapter on zfs-fuse' : 'zfs adapter (skipped: zfs-fuse not running)', () => {
+  datasetStoreContract('zfs-fuse', async () => {
+    const pool = await createTempPool({ sizeMiB: 256 });
+    return {
+      store: new ZfsStore({ pool: pool.name, mountRoot: pool.mountRoot }),
+      cleanup: () => pool.destroy(),
+    };
+  });
+
+  describe('beyond the contract', () => {
+    let pool: TempPool;
+    beforeAll(async () => {
+      pool = await createTempPool({ sizeMiB: 128 });
+    });
+    afterAll(async () => {
+      await pool.destroy();
+    });
+
+    it('runs no command at all for an invalid name', async () => {
+      const runner = new RecordingRunner(execaRunner);
+      const store = new ZfsStore({ pool: pool.name, runner, mountRoot: pool.mountRoot });
+      await expect(store.createSnapshot('2b1e7a1c-0000-4000-8000-000000000000', 'x;rm -rf /')).rejects.toMatchObject({
+        code: 'DROVER_ZFS_INVALID_NAME',
+      });
+      await expect(store.createDataset('$(reboot)', { maximumSize: null })).rejects.toMatchObject({ code: 'DROVER_ZFS_INVALID_NAME' });
+      expect(runner.calls).toEqual([]);
+    });
+
+    it('reports a pool that does not exist instead of an empty list', async () => {
+      const store = new ZfsStore({ pool: 'drover-zt-missing' });
+      await expect(store.listDatasets()).rejects.toMatchObject({ code: 'DROVER_ZFS_POOL_NOT_FOUND' });
+    });
+  });
+});

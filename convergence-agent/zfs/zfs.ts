@@ -1,0 +1,277 @@
+/**
+ * The ZFS adapter: the only code that runs `zfs` (through a CommandRunner, argv from
+ * argv.ts). Implements DatasetStore and SnapshotStore against zfs-fuse 0.7 and OpenZFS 2.x.
+ * Errors are classified here once (zfs-errors.ts); EBUSY is retried with backoff because
+ * zfs-fuse reports it transiently after a mount or receive.
+ */
+import type { Logger } from '#common/log.ts';
+import { silentLogger } from '#common/log.ts';
+import { DroverError, isDroverError } from '#common/errors.ts';
+import { sleep } from '#common/sleep.ts';
+import { argv, parseDatasets, parseSnapshots, READONLY_PROPERTY, quotaValue, type Argv } from './argv.ts';
+import { execaRunner, type CommandRunner } from './command.ts';
+import { assertDatasetId, assertPoolName, assertSnapshotName, assertHoldTag, datasetPath } from './names.ts';
+import { zfsError } from './zfs-errors.ts';
+import type { CreateDatasetOptions, DatasetStore, SnapshotStore, ZfsDatasetInfo, ZfsSnapshotInfo } from './types.ts';
+
+export interface ZfsStoreOptions {
+  pool: string;
+  runner?: CommandRunner;
+  /** When set, datasets mount at `<mountRoot>/<dataset_id>`; otherwise they inherit ZFS's default. */
+  mountRoot?: string | null;
+  /** Attempts for EBUSY (destroy, unmount); default 8, backoff 50 ms doubling to 1 s. */
+  busyAttempts?: number;
+  log?: Logger;
+  /** Path of the zfs binary; default `zfs`. */
+  zfsPath?: string;
+}
+
+export class ZfsStore implements DatasetStore, SnapshotStore {
+  readonly pool: string;
+  readonly runner: CommandRunner;
+  readonly zfsPath: string;
+  private readonly mountRoot: string | null;
+  private readonly busyAttempts: number;
+  private readonly log: Logger;
+
+  constructor(options: ZfsStoreOptions) {
+    assertPoolName(options.pool);
+    this.pool = options.pool;
+    this.runner = options.runner ?? execaRunner;
+    this.mountRoot = options.mountRoot ?? null;
+    this.busyAttempts = options.busyAttempts ?? 8;
+    this.log = (options.log ?? silentLogger()).child({ subsystem: 'zfs', pool: options.pool });
+    this.zfsPath = options.zfsPath ?? 'zfs';
+  }
+
+  /** Runs `zfs <args>`; resolves with stdout, throws a classified DroverError on failure. */
+  async zfs(args: Argv, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<string> {
+    const started = Date.now();
+    const result = await this.runner.run(this.zfsPath, args, { timeoutMs: options.timeoutMs ?? 120_000, signal: options.signal });
+    this.log.debug({ args, exitCode: result.exitCode, ms: Date.now() - started }, 'zfs command ran');
+    if (result.exitCode === 0) return result.stdout;
+    throw zfsError({ argv: ['zfs', ...args], exitCode: result.exitCode, signal: result.signal, stderr: result.stderr });
+  }
+
+  /** Runs `zfs <args>`, retrying DROVER_ZFS_BUSY with capped exponential backoff. */
+  private async zfsRetryingBusy(args: Argv): Promise<string> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.zfs(args);
+      } catch (err) {
+        if (!isDroverError(err, 'DROVER_ZFS_BUSY') || attempt >= this.busyAttempts) throw err;
+        this.log.debug({ args, attempt }, 'zfs busy, retrying');
+        await sleep(Math.min(1000, 50 * 2 ** (attempt - 1)));
+      }
+    }
+  }
+
+  /** Creates `<pool>/drover` when missing. Idempotent. */
+  async ensureRoot(): Promise<void> {
+    try {
+      await this.zfs(argv.createRoot(this.pool));
+    } catch (err) {
+      if (!isDroverError(err, 'DROVER_ZFS_EXISTS')) throw await this.poolMissingOr(err);
+    }
+  }
+
+  private async poolMissingOr(err: unknown): Promise<unknown> {
+    if (!isDroverError(err, 'DROVER_ZFS_NOT_FOUND')) return err;
+    try {
+      await this.zfs(argv.poolName(this.pool));
+      return err;
+    } catch {
+      return new DroverError('DROVER_ZFS_POOL_NOT_FOUND', `pool ${this.pool} does not exist`, { detail: { pool: this.pool }, cause: err });
+    }
+  }
+
+  async listDatasets(): Promise<ZfsDatasetInfo[]> {
+    try {
+      return parseDatasets(this.pool, await this.zfs(argv.getDatasets(this.pool)));
+    } catch (err) {
+      // No `<pool>/drover` yet means no drover datasets; a missing pool is an error (unknown ≠ empty).
+      const why = await this.poolMissingOr(err);
+      if (why === err && isDroverError(err, 'DROVER_ZFS_NOT_FOUND')) return [];
+      throw why;
+    }
+  }
+
+  async getDataset(datasetId: string): Promise<ZfsDatasetInfo | null> {
+    const args = argv.getDataset(this.pool, datasetId);
+    try {
+      return parseDatasets(this.pool, await this.zfs(args))[0] ?? null;
+    } catch (err) {
+      const why = await this.poolMissingOr(err);
+      if (why === err && isDroverError(err, 'DROVER_ZFS_NOT_FOUND')) return null;
+      throw why;
+    }
+  }
+
+  private async mustGet(datasetId: string): Promise<ZfsDatasetInfo> {
+    const info = await this.getDataset(datasetId);
+    if (info === null) {
+      throw new DroverError('DROVER_DATASET_NOT_FOUND', `dataset ${datasetId} does not exist in ${this.pool}`, {
+        detail: { datasetId, pool: this.pool },
+      });
+    }
+    return info;
+  }
+
+  async createDataset(datasetId: string, options: CreateDatasetOptions): Promise<ZfsDatasetInfo> {
+    const mountpoint = this.mountpointOf(datasetId);
+    const args = argv.create(this.pool, datasetId, options.maximumSize, mountpoint);
+    const existing = await this.getDataset(datasetId);
+    if (existing) {
+      if (existing.refquota !== options.maximumSize) await this.setMaximumSize(datasetId, options.maximumSize);
+      return this.mustGet(datasetId);
+    }
+    await this.ensureRoot();
+    try {
+      await this.zfs(args);
+    } catch (err) {
+      if (!isDroverError(err, 'DROVER_ZFS_EXISTS')) throw err; // lost a race: fine, it exists
+    }
+    return this.mustGet(datasetId);
+  }
+
+  async destroyDataset(datasetId: string): Promise<void> {
+    const args = argv.destroy(this.pool, datasetId);
+    try {
+      await this.zfsRetryingBusy(args);
+      this.log.info({ datasetId }, 'dataset destroyed');
+    } catch (err) {
+      if (!isDroverError(err, 'DROVER_ZFS_NOT_FOUND')) throw err;
+    }
+  }
+
+  async setReadonly(datasetId: string, readonly: boolean): Promise<void> {
+    const value = readonly ? 'on' : 'off';
+    const set = argv.set(this.pool, datasetId, 'readonly', value);
+    const mirror = argv.set(this.pool, datasetId, READONLY_PROPERTY, value);
+    await this.notFoundAsDataset(datasetId, async () => {
+      await this.zfs(set);
+      await this.zfs(mirror);
+    });
+  }
+
+  async setMaximumSize(datasetId: string, bytes: number | null): Promise<void> {
+    const args = argv.set(this.pool, datasetId, 'refquota', quotaValue(bytes));
+    await this.notFoundAsDataset(datasetId, () => this.zfs(args));
+  }
+
+  /** Sets the mountpoint drover uses for this dataset (after a full receive, which inherits the parent's). */
+  async applyMountpoint(datasetId: string): Promise<void> {
+    const mountpoint = this.mountpointOf(datasetId);
+    if (mountpoint !== null) await this.zfs(argv.set(this.pool, datasetId, 'mountpoint', mountpoint));
+  }
+
+  async mount(datasetId: string): Promise<void> {
+    const args = argv.mount(this.pool, datasetId);
+    await this.notFoundAsDataset(datasetId, async () => {
+      try {
+        await this.zfs(args);
+      } catch (err) {
+        if (!isDroverError(err, 'DROVER_ZFS_ALREADY_MOUNTED')) throw err;
+      }
+    });
+  }
+
+  async unmount(datasetId: string): Promise<void> {
+    const args = argv.unmount(this.pool, datasetId, false);
+    await this.notFoundAsDataset(datasetId, async () => {
+      try {
+        await this.zfsRetryingBusy(args);
+      } catch (err) {
+        if (isDroverError(err, 'DROVER_ZFS_NOT_MOUNTED')) return;
+        if (!isDroverError(err, 'DROVER_ZFS_BUSY')) throw err;
+        // Still busy after backoff: force it; this is drover's own dataset (§6.15 of the reference).
+        this.log.warn({ datasetId }, 'unmount busy, forcing');
+        await this.zfs(argv.unmount(this.pool, datasetId, true));
+      }
+    });
+  }
+
+  async listSnapshots(datasetId: string): Promise<ZfsSnapshotInfo[]> {
+    const args = argv.getSnapshots(this.pool, datasetId);
+    return this.notFoundAsDataset(datasetId, async () => parseSnapshots(this.pool, datasetId, await this.zfs(args)));
+  }
+
+  async createSnapshot(datasetId: string, snapshot: string): Promise<ZfsSnapshotInfo> {
+    const args = argv.snapshot(this.pool, datasetId, snapshot);
+    try {
+      await this.zfs(args);
+      this.log.debug({ datasetId, snapshot }, 'snapshot taken');
+    } catch (err) {
+      if (!isDroverError(err, 'DROVER_ZFS_EXISTS')) {
+        if (isDroverError(err, 'DROVER_ZFS_NOT_FOUND')) await this.mustGet(datasetId);
+        throw err;
+      }
+    }
+    const found = (await this.listSnapshots(datasetId)).find((s) => s.snapshot === snapshot);
+    if (!found) throw new DroverError('DROVER_ZFS_BAD_OUTPUT', `snapshot ${snapshot} of ${datasetId} not listed after it was taken`);
+    return found;
+  }
+
+  async destroySnapshot(datasetId: string, snapshot: string): Promise<void> {
+    const args = argv.destroySnapshot(this.pool, datasetId, snapshot);
+    try {
+      const held = (await this.listSnapshots(datasetId)).find((s) => s.snapshot === snapshot);
+      if (held === undefined) return;
+      if (held.userrefs > 0) {
+        throw new DroverError('DROVER_ZFS_BUSY', `cannot destroy ${held.name}: it is held (${held.userrefs})`, {
+          retryable: true,
+          detail: { datasetId, snapshot, userrefs: held.userrefs },
+        });
+      }
+      await this.zfsRetryingBusy(args);
+    } catch (err) {
+      if (!isDroverError(err, 'DROVER_ZFS_NOT_FOUND') && !isDroverError(err, 'DROVER_DATASET_NOT_FOUND')) throw err;
+    }
+  }
+
+  async hold(datasetId: string, snapshot: string, tag: string): Promise<void> {
+    const args = argv.hold(this.pool, datasetId, snapshot, tag);
+    try {
+      await this.zfs(args);
+    } catch (err) {
+      if (!isDroverError(err, 'DROVER_ZFS_HOLD_EXISTS')) throw err;
+    }
+  }
+
+  async release(datasetId: string, snapshot: string, tag: string): Promise<void> {
+    const args = argv.release(this.pool, datasetId, snapshot, tag);
+    try {
+      await this.zfs(args);
+    } catch (err) {
+      if (!isDroverError(err, 'DROVER_ZFS_NO_SUCH_TAG') && !isDroverError(err, 'DROVER_ZFS_NOT_FOUND')) throw err;
+    }
+  }
+
+  async rollback(datasetId: string, snapshot: string): Promise<void> {
+    await this.zfsRetryingBusy(argv.rollback(this.pool, datasetId, snapshot));
+    this.log.info({ datasetId, snapshot }, 'dataset rolled back');
+  }
+
+  private mountpointOf(datasetId: string): string | null {
+    assertDatasetId(datasetId);
+    return this.mountRoot === null ? null : `${this.mountRoot.replace(/\/+$/, '')}/${datasetId}`;
+  }
+
+  /** Maps "does not exist" on a dataset operation to DROVER_DATASET_NOT_FOUND. */
+  private async notFoundAsDataset<T>(datasetId: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isDroverError(err, 'DROVER_ZFS_NOT_FOUND')) throw err;
+      const why = await this.poolMissingOr(err);
+      if (why !== err) throw why;
+      throw new DroverError('DROVER_DATASET_NOT_FOUND', `dataset ${datasetPath(this.pool, datasetId)} does not exist`, {
+        detail: { datasetId, pool: this.pool },
+        cause: err,
+      });
+    }
+  }
+}
+
+// Re-exported so callers validate with the same functions the adapter uses.
+export { assertDatasetId, assertSnapshotName, assertHoldTag };

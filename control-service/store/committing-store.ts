@@ -1,0 +1,122 @@
+/**
+ * The part every store shares: a queue of updates applied one after another to the newest
+ * document, validated whole, then made durable by the concrete store's `persist`.
+ *
+ * Group commit: updates that queue up while a write is in flight are applied together and
+ * share the next write, so throughput does not fall to one fsync per request. Each change
+ * still gets its own version number.
+ */
+import type { Logger } from '#common/log.ts';
+import { DroverError } from '#common/errors.ts';
+import type { Desired } from '#common/model.ts';
+import type { ConfigStore, StoreSnapshot, Updater } from './config-store.ts';
+import { desiredJson, desiredTag } from './encode.ts';
+import { emptyDesired, validateDesired } from './validate.ts';
+
+interface Queued {
+  fn: Updater;
+  resolve: (snapshot: StoreSnapshot) => void;
+  reject: (err: unknown) => void;
+}
+
+export abstract class CommittingStore implements ConfigStore {
+  private snapshot: StoreSnapshot | null = null;
+  private readonly queue: Queued[] = [];
+  private draining: Promise<void> | null = null;
+  private readonly listeners: ((snapshot: StoreSnapshot) => void)[] = [];
+  private closed = false;
+
+  protected constructor(protected readonly log: Logger) {}
+
+  /** Reads what is stored: the version and the (not yet validated) document. */
+  protected abstract read(): Promise<{ version: number; desired: unknown }>;
+  /** Makes `version` + the document durable; resolves only once it is. */
+  protected abstract persist(version: number, desiredText: string): Promise<void>;
+  protected async release(): Promise<void> {}
+
+  async load(): Promise<StoreSnapshot> {
+    const stored = await this.read();
+    const desired = stored.desired === undefined ? emptyDesired() : validateDesired(stored.desired);
+    this.snapshot = { version: stored.version, desired, tag: desiredTag(desired) };
+    return this.snapshot;
+  }
+
+  current(): StoreSnapshot {
+    if (!this.snapshot) throw new DroverError('DROVER_STORE_NOT_LOADED', 'the store was used before load()');
+    return this.snapshot;
+  }
+
+  update(fn: Updater): Promise<StoreSnapshot> {
+    if (this.closed) return Promise.reject(new DroverError('DROVER_STORE_CLOSED', 'the store is closed', { retryable: true }));
+    this.current();
+    return new Promise((resolve, reject) => {
+      this.queue.push({ fn, resolve, reject });
+      this.draining ??= this.drain().finally(() => {
+        this.draining = null;
+      });
+    });
+  }
+
+  onCommit(listener: (snapshot: StoreSnapshot) => void): void {
+    this.listeners.push(listener);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    while (this.draining) await this.draining;
+    await this.release();
+  }
+
+  private async drain(): Promise<void> {
+    // Let the requests that arrive in this tick join the first batch.
+    await Promise.resolve();
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0);
+      await this.commit(batch);
+    }
+  }
+
+  private async commit(batch: Queued[]): Promise<void> {
+    const base = this.current();
+    let version = base.version;
+    let desired: Desired = base.desired;
+    const accepted: Queued[] = [];
+    for (const queued of batch) {
+      const before = desired;
+      try {
+        const ctx = { version: version + 1, tagMatches: (tag: string) => before === base.desired && tag === base.tag };
+        const next = queued.fn(desired, ctx);
+        if (next !== null && next !== undefined && next !== desired) {
+          desired = validateDesired(next);
+          version += 1;
+        }
+        accepted.push(queued);
+      } catch (err) {
+        desired = before;
+        queued.reject(err);
+      }
+    }
+    if (version !== base.version) {
+      try {
+        await this.persist(version, desiredJson(desired));
+      } catch (err) {
+        this.log.error({ err, version }, 'configuration write failed');
+        const failure = new DroverError('DROVER_STORE_WRITE_FAILED', 'the configuration could not be saved; nothing changed', {
+          retryable: true,
+          cause: err,
+        });
+        for (const queued of accepted) queued.reject(failure);
+        return;
+      }
+      this.snapshot = { version, desired, tag: desiredTag(desired) };
+      for (const listener of this.listeners) {
+        try {
+          listener(this.snapshot);
+        } catch (err) {
+          this.log.error({ err }, 'commit listener failed');
+        }
+      }
+    }
+    for (const queued of accepted) queued.resolve(this.current());
+  }
+}

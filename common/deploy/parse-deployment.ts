@@ -1,15 +1,50 @@
-import { DroverError } from '#common/errors.ts';
+import { buildModel } from './build-model.ts';
+import { looksLikeFig, readComposeFile, readFigFile } from './compose-file.ts';
+import type { FileDraft } from './draft.ts';
+import { readFlockerFile } from './flocker-file.ts';
 import type { ParseDeploymentInput, Parsed } from './index.ts';
+import { Scope } from './scope.ts';
+import { readTopology } from './topology.ts';
+import { YamlSource } from './yaml-source.ts';
+
+const PROJECT = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 /**
  * Parses the application file (Flocker native, Fig, or Compose) and the topology file into
- * drover applications and datasets, all stamped with `project`. Pure.
+ * drover applications and datasets, all stamped with `project`. Pure: no I/O, no clock.
  *
- * @throws DroverError `DROVER_BAD_CONFIG` whose message names the file, the service and the
- *   key, with detail `{ file, service?, key?, line?, column?, issues? }`.
+ * Applications the topology names get `node_uuid` (and `pinned_node_uuid`) and their
+ * datasets that node as primary; the others have no `node_uuid` and their datasets have
+ * `UNPLACED_PRIMARY` until the scheduler places them. `planDeploy` then keeps placements
+ * that already exist.
+ *
+ * @throws DroverError `DROVER_BAD_CONFIG` whose message names the file (with line and
+ *   column), the service and the key — `compose.yml:9:5: service "web": unsupported key
+ *   "privileged"` — with detail `{ file, service?, key?, line?, column?, issues? }`.
  */
 export function parseDeployment(input: ParseDeploymentInput): Parsed {
-  throw new DroverError('DROVER_BAD_CONFIG', `${input.compose.file}: the deploy parser is not written yet`, {
-    detail: { file: input.compose.file },
-  });
+  const app = new YamlSource(input.compose);
+  const appScope = new Scope(app, []);
+  if (!PROJECT.test(input.project)) {
+    appScope.fail([], `project "${input.project}" must be lower-case letters, digits, "_" or "-" (at most 63)`);
+  }
+  const draft = readApplicationFile(app, appScope);
+  const topology = new YamlSource(input.topology);
+  const pins = readTopology(topology, input.nodes, new Set(draft.services.map((s) => s.name)), input.compose.file);
+  return buildModel(draft, input.project, pins);
+}
+
+function readApplicationFile(src: YamlSource, scope: Scope): FileDraft {
+  const top = src.value;
+  if (top === null || typeof top !== 'object' || Array.isArray(top)) {
+    return scope.fail([], 'an application file is a mapping: Compose ("services:"), Flocker ("version: 1" and "applications:") or Fig (services at the top)');
+  }
+  const record = top as Record<string, unknown>;
+  if ('applications' in record) return readFlockerFile(src, record);
+  if ('services' in record) return readComposeFile(src, record);
+  if (looksLikeFig(record)) return readFigFile(src, record);
+  return scope.fail(
+    [],
+    'not an application file drover reads: expected Compose ("services:"), Flocker ("version: 1" and "applications:") or Fig (services with "image:" at the top)',
+  );
 }

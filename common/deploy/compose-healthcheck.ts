@@ -1,0 +1,83 @@
+import { z } from 'zod';
+import type { HealthCheck } from '#common/model.ts';
+import type { Scope } from './scope.ts';
+import { parseDuration } from './units.ts';
+
+const Duration = z.union([z.string(), z.number()]);
+const Timing = {
+  interval: Duration.optional(),
+  timeout: Duration.optional(),
+  retries: z.number().int().min(1).max(100).optional(),
+  start_period: Duration.optional(),
+};
+
+const ComposeHealth = z
+  .object({ test: z.union([z.string(), z.array(z.string())]).optional(), disable: z.boolean().optional(), ...Timing })
+  .strict();
+
+const DroverHealth = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('http'), port: z.number().int().min(1).max(65535), path: z.string().startsWith('/').optional(), ...Timing }).strict(),
+  z.object({ type: z.literal('tcp'), port: z.number().int().min(1).max(65535), ...Timing }).strict(),
+]);
+
+const REASONS = { start_interval: 'needs Docker API 1.44; Docker 20.10 has no start interval (use a short "interval")' };
+
+/**
+ * Compose `healthcheck:` → an exec health check. `test: ["CMD", "redis-cli", "ping"]` runs
+ * that argv in the container; `["CMD-SHELL", "…"]` or a plain string runs through the
+ * container's own `/bin/sh -c`, as Docker does; `["NONE"]` or `disable: true` means none.
+ * Timing keeps Docker's defaults (interval 30s, timeout 30s, retries 3, start_period 0), so
+ * a file behaves as it did under Compose.
+ */
+export function readComposeHealthcheck(scope: Scope, value: unknown): HealthCheck | undefined {
+  const key = ['healthcheck'];
+  const spec = scope.shape(key, ComposeHealth, value, REASONS);
+  if (spec.disable === true) return undefined;
+  if (spec.test === undefined) scope.failKey([...key, 'test'], 'is required (or "disable: true")');
+  const test = typeof spec.test === 'string' ? ['CMD-SHELL', spec.test] : spec.test;
+  const [kind, ...rest] = test;
+  if (kind === 'NONE') return undefined;
+  let command: string[];
+  if (kind === 'CMD') command = rest;
+  else if (kind === 'CMD-SHELL') command = rest.length === 0 ? [] : ['/bin/sh', '-c', rest.join(' ')];
+  else return scope.failKey([...key, 'test'], 'must start with "CMD", "CMD-SHELL" or "NONE"');
+  if (command.length === 0 || command[0] === '') scope.failKey([...key, 'test'], 'names no command');
+  return { type: 'exec', command, ...timing(scope, key, spec, { interval: 30, timeout: 30 }) };
+}
+
+/**
+ * `x-drover-healthcheck:` — a check drover runs from the node, not inside the container:
+ * `{ type: http, port, path }` (200–399 is healthy) or `{ type: tcp, port }`; `port` is the
+ * container port. Same timing keys as Compose, with Kubernetes' defaults (10s, 1s, 3).
+ */
+export function readDroverHealthcheck(scope: Scope, value: unknown): HealthCheck {
+  const key = ['x-drover-healthcheck'];
+  const spec = scope.shape(key, DroverHealth, value, REASONS);
+  const t = timing(scope, key, spec, { interval: 10, timeout: 1 });
+  if (spec.type === 'http') return { type: 'http', port: spec.port, path: spec.path ?? '/', ...t };
+  return { type: 'tcp', port: spec.port, ...t };
+}
+
+interface TimingIn {
+  interval?: string | number | undefined;
+  timeout?: string | number | undefined;
+  retries?: number | undefined;
+  start_period?: string | number | undefined;
+}
+
+function timing(scope: Scope, key: string[], spec: TimingIn, defaults: { interval: number; timeout: number }) {
+  const seconds = (name: 'interval' | 'timeout' | 'start_period', fallback: number, min: number): number => {
+    const raw = spec[name];
+    if (raw === undefined) return fallback;
+    const s = parseDuration(raw);
+    if (s === null) scope.failKey([...key, name], `"${raw}" is not a duration ("10s", "1m30s", "500ms")`);
+    if (s < min || s > 3600) scope.failKey([...key, name], `"${raw}" must be between ${min}s and 1h`);
+    return s;
+  };
+  return {
+    initial_delay_seconds: seconds('start_period', 0, 0),
+    period_seconds: seconds('interval', defaults.interval, 0.1),
+    timeout_seconds: seconds('timeout', defaults.timeout, 0.1),
+    failure_threshold: spec.retries ?? 3,
+  };
+}

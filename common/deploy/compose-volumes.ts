@@ -1,0 +1,114 @@
+import { z } from 'zod';
+import type { VolumeDraft, VolumeUse } from './draft.ts';
+import type { Scope } from './scope.ts';
+import { parseSize } from './units.ts';
+
+const BIND =
+  'bind mounts are not supported: drover moves a container between hosts together with its data, and a host directory does not move with it; use a named volume ("data:/path")';
+const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
+
+const VolumeLong = z
+  .object({
+    type: z.enum(['volume', 'bind', 'tmpfs', 'npipe', 'image', 'cluster']).default('volume'),
+    source: z.string().optional(),
+    target: z.string(),
+    read_only: z.boolean().optional(),
+  })
+  .strict();
+
+/**
+ * Reads a service's `volumes:`. Named volumes (`data:/var/lib/redis`, or the long form with
+ * `type: volume`) become datasets; an anonymous one (`/var/lib/mysql`, as Fig files wrote
+ * it) is named after the service, as Flocker did. Bind mounts, tmpfs and read-only mounts
+ * are refused with the reason.
+ */
+export function readVolumeUses(scope: Scope, service: string, value: unknown): VolumeUse[] {
+  const list = scope.shape(['volumes'], z.array(z.unknown()), value);
+  const uses: VolumeUse[] = [];
+  list.forEach((entry, i) => {
+    const key: PropertyKey[] = ['volumes', i];
+    let source: string | undefined;
+    let target: string;
+    if (typeof entry === 'string') {
+      const parts = entry.split(':');
+      if (parts.length > 3) scope.failKey(key, `"${entry}" is not a volume ("NAME:/path")`);
+      if (parts.length === 3) {
+        if (parts[2] === 'ro') scope.failKey(key, `"${entry}": read-only mounts are not supported`);
+        if (parts[2] !== 'rw') scope.failKey(key, `"${entry}": unsupported mode "${parts[2]}"`);
+      }
+      if (parts.length === 1) target = parts[0]!;
+      else [source, target] = [parts[0]!, parts[1]!];
+    } else {
+      const long = scope.shape(key, VolumeLong, entry);
+      if (long.type === 'bind') scope.failKey([...key, 'type'], BIND);
+      if (long.type !== 'volume') scope.failKey([...key, 'type'], `volumes of type "${long.type}" are not supported; use a named volume`);
+      if (long.read_only === true) scope.failKey([...key, 'read_only'], 'read-only mounts are not supported');
+      source = long.source;
+      target = long.target;
+    }
+    if (source !== undefined && /^[./~]/.test(source)) scope.failKey(key, `"${source}": ${BIND}`);
+    if (!target.startsWith('/')) scope.failKey(key, `"${target}" must be an absolute path in the container`);
+    if (source !== undefined && !VOLUME_NAME.test(source)) {
+      scope.failKey(key, `"${source}" is not a volume name (letters, digits, "_", "." or "-")`);
+    }
+    const volume = source ?? service;
+    if (uses.some((u) => u.mountpoint === target)) scope.failKey(key, `"${target}" is mounted twice`);
+    if (uses.some((u) => u.volume === volume)) {
+      scope.failKey(key, source === undefined ? 'only one anonymous volume per service; name the others ("data:/path")' : `volume "${volume}" is mounted twice`);
+    }
+    uses.push({ volume, mountpoint: target, anonymous: source === undefined, key });
+  });
+  return uses;
+}
+
+const TopVolume = z
+  .object({
+    driver: z.string().optional(),
+    driver_opts: z.object({ size: z.union([z.string(), z.number()]).optional() }).strict().optional(),
+    labels: z.union([z.record(z.string(), z.string()), z.array(z.string())]).optional(),
+    name: z.string().optional(),
+    'x-drover': z.object({ size: z.union([z.string(), z.number()]).optional() }).strict().optional(),
+  })
+  .strict()
+  .nullable();
+
+const TOP_REASONS: Record<string, string> = {
+  external: 'drover volumes belong to their project; refer to an existing dataset from a Flocker application file ("volume: { dataset_id }")',
+};
+
+/**
+ * Reads the top-level `volumes:` of a Compose file. Size: `driver_opts.size` or
+ * `x-drover.size` (`500M`, `2.5G`, bytes) → `maximum_size`, at least 64 MiB, rounded up to
+ * a whole KiB. `driver` may only be `drover` (or absent): drover is the driver.
+ */
+export function readTopVolumes(scope: Scope, value: unknown): Map<string, VolumeDraft> {
+  const record = scope.shape(['volumes'], z.record(z.string(), z.unknown()).nullable(), value) ?? {};
+  const out = new Map<string, VolumeDraft>();
+  for (const [name, raw] of Object.entries(record)) {
+    const key: PropertyKey[] = ['volumes', name];
+    if (!VOLUME_NAME.test(name)) scope.failKey(key, `"${name}" is not a volume name (letters, digits, "_", "." or "-")`);
+    const spec = scope.shape(key, TopVolume, raw, TOP_REASONS) ?? {};
+    if (spec.driver !== undefined && !/^drover(-[a-z0-9]+)?$/.test(spec.driver)) {
+      scope.failKey([...key, 'driver'], `"${spec.driver}" is not drover: every volume of a deploy is a drover dataset (omit "driver")`);
+    }
+    if (spec.name !== undefined) scope.failKey([...key, 'name'], 'volume names are set by drover ("<project>_<volume>"); rename the key instead');
+    if (spec.labels !== undefined) scope.failKey([...key, 'labels'], 'volume labels are not supported');
+    const sizes: [PropertyKey[], unknown][] = [];
+    if (spec.driver_opts?.size !== undefined) sizes.push([[...key, 'driver_opts', 'size'], spec.driver_opts.size]);
+    if (spec['x-drover']?.size !== undefined) sizes.push([[...key, 'x-drover', 'size'], spec['x-drover'].size]);
+    if (sizes.length > 1) scope.failKey(key, 'give the size once, in "driver_opts.size" or "x-drover.size"');
+    const size = sizes[0];
+    out.set(name, { name, maximum_size: size === undefined ? null : readMaximumSize(scope, size[0], size[1]) });
+  }
+  return out;
+}
+
+const MIN_SIZE = 64 * 1024 * 1024;
+
+/** A dataset size: `500M`, `2.5G`, bytes; at least 64 MiB; rounded up to a whole KiB. */
+export function readMaximumSize(scope: Scope, key: PropertyKey[], value: unknown): number {
+  const bytes = parseSize(value);
+  if (bytes === null) scope.failKey(key, `"${String(value)}" is not a size (bytes, or a number with K, M, G or T: "500M", "2.5G")`);
+  if (bytes < MIN_SIZE) scope.failKey(key, `"${String(value)}" is smaller than the smallest dataset, 64M`);
+  return Math.ceil(bytes / 1024) * 1024;
+}

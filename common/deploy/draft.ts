@@ -1,0 +1,66 @@
+import type { z } from 'zod';
+import type { Application, HealthCheck, Link, Placement, RestartPolicy } from '#common/model.ts';
+import type { Scope } from './scope.ts';
+
+/**
+ * What each application-file format (Compose, Fig, Flocker) reads a service into, before
+ * links are resolved and volumes become datasets (build-model.ts). Plain data.
+ */
+export interface ServiceDraft {
+  name: string;
+  /** For errors found later (a link to an unknown service, a shared volume). */
+  scope: Scope;
+  image: string;
+  command_line?: string[];
+  entrypoint?: string[];
+  environment: Record<string, string>;
+  ports: { internal: number; external: number }[];
+  volumes: VolumeUse[];
+  /** Compose `links`/`depends_on`: resolved into `links` from the target's ports. */
+  linkTargets: LinkTarget[];
+  /** Flocker's explicit links. */
+  links: z.infer<typeof Link>[];
+  restart_policy: RestartPolicy;
+  cpu_shares?: number;
+  memory_limit?: number;
+  health_check?: HealthCheck;
+  placement?: Placement;
+  labels: Record<string, string>;
+}
+
+export interface VolumeUse {
+  /** The volume's name in the file (for Flocker files and anonymous volumes, the service). */
+  volume: string;
+  mountpoint: string;
+  /** Compose `- /path` with no name: the volume is named after the service. */
+  anonymous: boolean;
+  /** Key path inside the service, for errors. */
+  key: PropertyKey[];
+}
+
+export interface LinkTarget {
+  service: string;
+  alias: string;
+  key: PropertyKey[];
+  /** `depends_on: { x: { required: false } }`: no error when the service is absent. */
+  optional?: boolean;
+}
+
+/** A volume declared by the file (Compose top-level `volumes:`, or implied by a service). */
+export interface VolumeDraft {
+  name: string;
+  maximum_size: number | null;
+  /** Flocker files may name an existing dataset. */
+  dataset_id?: string;
+}
+
+export interface FileDraft {
+  services: ServiceDraft[];
+  volumes: Map<string, VolumeDraft>;
+  /** Compose: named volumes must be declared at the top level. Fig and Flocker: implied. */
+  volumesMustBeDeclared: boolean;
+  /** The top-level `name:` of a Compose file, if any. */
+  name?: string;
+}
+
+export type { Application };

@@ -133,7 +133,8 @@ export const Application = z
     image: z.string().min(1).max(512),
     command_line: z.array(z.string()).max(4096).optional(),
     entrypoint: z.array(z.string()).max(64).optional(),
-    environment: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).default({}),
+    // Docker takes any name without "="; dots and dashes are common (`discovery.type`).
+    environment: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]*$/), z.string()).default({}),
     ports: z.array(PortMapping).default([]),
     volumes: z.array(Volume).default([]),
     links: z.array(Link).default([]),

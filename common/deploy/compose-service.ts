@@ -150,7 +150,7 @@ function readArgv(scope: Scope, key: 'command' | 'entrypoint', value: string | s
   return words;
 }
 
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 
 function readEnvironment(scope: Scope, value: Record<string, string | number | boolean | null> | string[]): Record<string, string> {
   const env: Record<string, string> = {};

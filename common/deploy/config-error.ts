@@ -29,11 +29,12 @@ export function badConfig(place: ConfigPlace, what: string, issues?: unknown[]):
   return new DroverError('DROVER_BAD_CONFIG', parts.join(': '), { detail });
 }
 
-/** `ports[0].target` from `['ports', 0, 'target']`. */
+/** `ports[0].target` from `['ports', 0, 'target']`; `nodes['127.0.0.1'][0]` for keys with dots. */
 export function keyPath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const part of path) {
     if (typeof part === 'number') out += `[${part}]`;
+    else if (!/^[A-Za-z0-9_-]+$/.test(String(part))) out += `['${String(part)}']`;
     else out += out === '' ? String(part) : `.${String(part)}`;
   }
   return out;

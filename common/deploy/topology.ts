@@ -25,12 +25,12 @@ export function readTopology(src: YamlSource, nodes: readonly Node[], services: 
   const pins = new Map<string, string>();
   for (const [address, apps] of Object.entries(spec.nodes ?? {})) {
     const key = ['nodes', address];
-    if (!Ipv4.safeParse(address).success) scope.failKey(key, `"${address}" is not an IPv4 address`);
+    if (!Ipv4.safeParse(address).success) scope.fail(key, `node "${address}" is not an IPv4 address (a topology names nodes by address)`);
     const node = nodes.find((n) => n.host === address);
     if (node === undefined) scope.fail(key, `No known node with address "${address}"`);
     apps.forEach((app, i) => {
-      if (!services.has(app)) scope.failKey([...key, i], `application "${app}" is not in ${appFile}`);
-      if (pins.has(app)) scope.failKey([...key, i], `application "${app}" appears more than once`);
+      if (!services.has(app)) scope.fail([...key, i], `node "${address}": application "${app}" is not in ${appFile}`);
+      if (pins.has(app)) scope.fail([...key, i], `node "${address}": application "${app}" appears more than once`);
       pins.set(app, node.uuid);
     });
   }

@@ -1,0 +1,145 @@
+import { describe, expect, it } from 'vitest';
+import { isDroverError } from '#common/errors.ts';
+import { parseDeployment } from './index.ts';
+import { splitShellWords } from './shell-words.ts';
+import { parseDuration, parseSize } from './units.ts';
+
+// One service, one key at a time: what each Compose key becomes, and how a bad one is named.
+function service(body: string, extra = '') {
+  const text = `services:\n  app:\n    image: busybox\n${body}${extra}`;
+  return parseDeployment({
+    project: 'p',
+    compose: { file: 'c.yml', text },
+    topology: { file: 't.yml', text: 'version: 1\nnodes: {}\n' },
+    nodes: [],
+  }).applications[0]!;
+}
+function refusal(body: string, extra = ''): string {
+  try {
+    service(body, extra);
+  } catch (err) {
+    if (isDroverError(err, 'DROVER_BAD_CONFIG')) return err.message;
+    throw err;
+  }
+  throw new Error('accepted');
+}
+
+describe('Compose keys', () => {
+  it('splits a command string into words without a shell', () => {
+    expect(service(`    command: sh -c "echo \\"hi\\" > /x; rm -rf $$HOME" 'a b'\n`).command_line).toEqual([
+      'sh',
+      '-c',
+      'echo "hi" > /x; rm -rf $HOME',
+      'a b',
+    ]);
+    expect(refusal(`    command: echo "open\n`)).toBe('c.yml:4:5: service "app": key "command": cannot split "echo "open" into words: unterminated double quote');
+  });
+
+  it('overrides the image command with an empty one when only an entrypoint is given, as Compose does', () => {
+    expect(service('    entrypoint: /bin/init --verbose\n')).toMatchObject({ entrypoint: ['/bin/init', '--verbose'], command_line: [] });
+  });
+
+  it('reads environment lists and maps, and refuses a variable without a value', () => {
+    expect(service('    environment: ["A=1", "B=x=y", "C="]\n').environment).toEqual({ A: '1', B: 'x=y', C: '' });
+    expect(service('    environment: { A: 1, B: true, C: "" }\n').environment).toEqual({ A: '1', B: 'true', C: '' });
+    expect(refusal('    environment: { HOME: }\n')).toBe(
+      'c.yml:4:20: service "app": key "environment.HOME": "HOME" has no value; drover does not read the environment of the machine that deploys, so write "HOME=value"',
+    );
+  });
+
+  it('reads ports in the short syntax, with a protocol and with ranges', () => {
+    expect(service('    ports: ["8080:80/tcp", "9000-9001:7000-7001"]\n').ports).toEqual([
+      { internal: 80, external: 8080 },
+      { internal: 7000, external: 9000 },
+      { internal: 7001, external: 9001 },
+    ]);
+  });
+
+  it('refuses UDP, container-only ports, a long-syntax host address and a duplicate published port', () => {
+    expect(refusal('    ports: ["53:53/udp"]\n')).toBe('c.yml:4:13: service "app": key "ports[0]": "53:53/udp": drover routes TCP only');
+    expect(refusal('    ports: ["80"]\n')).toBe(
+      'c.yml:4:13: service "app": key "ports[0]": "80" needs a published port ("8080:80"): drover publishes each port at the same number on every node',
+    );
+    expect(refusal('    ports: [{ target: 80, published: "8080", host_ip: 127.0.0.1 }]\n')).toMatch(/^c\.yml:4:46: service "app": key "ports\[0\]\.host_ip": drover publishes every port/);
+    expect(refusal('    ports: ["8080:80", "8080:81"]\n')).toBe('c.yml:4:5: service "app": key "ports": published port 8080 appears more than once');
+  });
+
+  it('names an unknown key inside a long port by its full path', () => {
+    expect(refusal('    ports: [{ target: 80, published: 8080, mode: host, extra: 1 }]\n')).toBe('c.yml:4:56: service "app": unsupported key "ports[0].extra"');
+  });
+
+  it('maps restart policies: no, always, unless-stopped, on-failure[:N]', () => {
+    expect(service('    restart: "no"\n').restart_policy).toEqual({ name: 'never' });
+    expect(service('    restart: unless-stopped\n').restart_policy).toEqual({ name: 'always' });
+    expect(service('    restart: on-failure\n').restart_policy).toEqual({ name: 'on-failure' });
+    expect(service('    restart: on-failure:3\n').restart_policy).toEqual({ name: 'on-failure', maximum_retry_count: 3 });
+    expect(refusal('    restart: sometimes\n')).toBe(
+      'c.yml:4:5: service "app": key "restart": "sometimes" is not a restart policy (no, always, on-failure[:N], unless-stopped)',
+    );
+  });
+
+  it('treats healthcheck NONE and disable as no health check, and refuses start_interval', () => {
+    expect(service('    healthcheck: { test: ["NONE"] }\n')).not.toHaveProperty('health_check');
+    expect(service('    healthcheck: { disable: true }\n')).not.toHaveProperty('health_check');
+    expect(refusal('    healthcheck: { test: ["CMD", "true"], start_interval: 1s }\n')).toBe(
+      'c.yml:4:43: service "app": unsupported key "healthcheck.start_interval": needs Docker API 1.44; Docker 20.10 has no start interval (use a short "interval")',
+    );
+  });
+
+  it('refuses constraints on attributes drover nodes do not have', () => {
+    expect(refusal('    deploy: { placement: { constraints: ["node.role == manager"] } }\n')).toBe(
+      'c.yml:4:42: service "app": key "deploy.placement.constraints[0]": "node.role == manager": drover nodes have no "node.role"; use node.labels.<name>, node.host or node.uuid',
+    );
+    expect(refusal('    deploy: { placement: { constraints: ["node.labels.disk = ssd"] } }\n')).toMatch(/is not a constraint/);
+  });
+
+  it('refuses a variable, and reads $$ as a literal dollar', () => {
+    expect(service('    environment: { P: "a$$b" }\n').environment).toEqual({ P: 'a$b' });
+    expect(refusal('    environment: { P: "${SECRET}" }\n')).toBe(
+      'c.yml:4:20: service "app": key "environment.P": "${SECRET}" uses a variable; drover does not interpolate variables (write "$$" for a literal "$")',
+    );
+  });
+
+  it('refuses reserved labels, unknown service extensions and a link to a missing service', () => {
+    expect(refusal('    labels: ["com.docker.compose.project=x"]\n')).toMatch(/labels under com\.docker\.compose\. are reserved$/);
+    expect(refusal('    x-drover-healtcheck: {}\n')).toBe('c.yml:4:5: service "app": unsupported key "x-drover-healtcheck"');
+    expect(refusal('    links: [nowhere]\n')).toBe('c.yml:4:13: service "app": key "links[0]": service "nowhere" is not in this file');
+    expect(service('    depends_on: { nowhere: { required: false } }\n').links).toEqual([]);
+  });
+
+  it('refuses unsupported top-level keys and files of no known format', () => {
+    expect(refusal('', 'networks: { default: {} }\n')).toBe(
+      'c.yml:4:1: unsupported top-level key "networks": drover connects applications through its routing proxy; use "ports:" and "links:"',
+    );
+    expect(() =>
+      parseDeployment({ project: 'p', compose: { file: 'c.yml', text: 'hello: world\n' }, topology: { file: 't.yml', text: 'version: 1\nnodes: {}\n' }, nodes: [] }),
+    ).toThrow(/^c\.yml:1:1: not an application file drover reads/);
+  });
+});
+
+describe('units', () => {
+  it('reads sizes in bytes and binary units', () => {
+    expect([parseSize('500M'), parseSize('2.5G'), parseSize('64mb'), parseSize(1048576), parseSize('1k'), parseSize('x')]).toEqual([
+      500 * 1024 ** 2,
+      2.5 * 1024 ** 3,
+      64 * 1024 ** 2,
+      1048576,
+      1024,
+      null,
+    ]);
+  });
+  it('reads Compose durations', () => {
+    expect([parseDuration('10s'), parseDuration('1m30s'), parseDuration('500ms'), parseDuration('1h'), parseDuration('5'), parseDuration('1x')]).toEqual([
+      10,
+      90,
+      0.5,
+      3600,
+      5,
+      null,
+    ]);
+  });
+  it('splits shell words with quotes and escapes, and reports an unterminated quote', () => {
+    expect(splitShellWords(`a "b c" 'd "e"' f\\ g ""`)).toEqual(['a', 'b c', 'd "e"', 'f g', '']);
+    expect(splitShellWords(`'open`)).toEqual({ error: 'unterminated single quote' });
+  });
+});

@@ -1,0 +1,109 @@
+/**
+ * agent.yml: the agent's configuration, validated whole with zod before anything starts.
+ * Every error names the file and the key (DESIGN.md §8).
+ *
+ * ```yaml
+ * control_url: http://127.0.0.1:4523
+ * state_dir: /var/lib/drover/agent       # the node uuid is generated once and kept here
+ * address: 127.0.0.11                    # this node's address: ports are published here
+ * pool: drover-n1
+ * docker_socket: /var/run/docker.sock
+ * transport: ssh                         # ssh | tls
+ * labels: { disk: ssd }
+ * ssh: { port: 22, user: root, host_public_key_file: /etc/ssh/ssh_host_ed25519_key.pub }
+ * poll_interval_ms: 3000
+ * ```
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { DroverError } from '#common/errors.ts';
+import { Ipv4, Labels, Port } from '#common/model.ts';
+
+const Fingerprint = z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'must be an OpenSSH SHA256 fingerprint (SHA256:…)');
+const AbsolutePath = z.string().refine((p) => isAbsolute(p), 'must be an absolute path');
+
+export const AgentConfig = z
+  .object({
+    control_url: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }),
+    /** Directory for the agent's own state; the node uuid lives in `<state_dir>/node-uuid`. */
+    state_dir: AbsolutePath.default('/var/lib/drover/agent'),
+    /** Overrides `<state_dir>/node-uuid`. */
+    node_uuid_file: AbsolutePath.optional(),
+    address: Ipv4,
+    pool: z.string().regex(/^[A-Za-z][A-Za-z0-9_.:-]{0,200}$/, 'must be a zfs pool name'),
+    /** Where datasets are mounted (`<mount_root>/<dataset_id>`); ZFS's default when absent. */
+    mount_root: AbsolutePath.optional(),
+    docker_socket: AbsolutePath.default('/var/run/docker.sock'),
+    transport: z.enum(['ssh', 'tls']).default('ssh'),
+    labels: Labels.default({}),
+    ssh: z
+      .object({
+        port: Port.default(22),
+        user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/).default('root'),
+        host_key_fingerprint: Fingerprint.optional(),
+        /** An OpenSSH public key file (`ssh-ed25519 AAAA… comment`); its fingerprint is reported. */
+        host_public_key_file: AbsolutePath.optional(),
+      })
+      .strict()
+      .refine((s) => s.host_key_fingerprint !== undefined || s.host_public_key_file !== undefined, {
+        message: 'needs host_key_fingerprint or host_public_key_file',
+      })
+      .optional(),
+    tls: z.object({ port: Port }).strict().optional(),
+    poll_interval_ms: z.number().int().min(100).max(600_000).default(3_000),
+    /** Grace period of a container stop before docker kills it. */
+    stop_timeout_seconds: z.number().int().min(0).max(600).default(10),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.transport === 'ssh' && !c.ssh) ctx.addIssue({ code: 'custom', path: ['ssh'], message: 'is required when transport is ssh' });
+    if (c.transport === 'tls' && !c.tls) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'is required when transport is tls' });
+  });
+export type AgentConfig = z.infer<typeof AgentConfig>;
+
+/** Parses and validates agent.yml text; throws DROVER_CONFIG_INVALID naming the file and keys. */
+export function parseAgentConfig(text: string, file: string): AgentConfig {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    throw new DroverError('DROVER_CONFIG_INVALID', `${file}: not valid YAML: ${(err as Error).message}`, { detail: { file }, cause: err });
+  }
+  const parsed = AgentConfig.safeParse(raw ?? {});
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => {
+      const key = i.path.join('.');
+      if (i.code === 'unrecognized_keys') return `${key ? `${key}: ` : ''}unknown key(s) ${i.keys.map((k) => `'${k}'`).join(', ')}`;
+      return `${key || '(top level)'}: ${i.message}`;
+    });
+    throw new DroverError('DROVER_CONFIG_INVALID', `${file}: ${problems.join('; ')}`, { detail: { file, problems } });
+  }
+  return parsed.data;
+}
+
+/** Reads and validates agent.yml. */
+export function loadAgentConfig(file: string): AgentConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new DroverError('DROVER_CONFIG_INVALID', `${file}: cannot be read: ${(err as NodeJS.ErrnoException).code ?? err}`, {
+      detail: { file },
+      cause: err,
+    });
+  }
+  return parseAgentConfig(text, file);
+}
+
+/** The SHA256 fingerprint of an OpenSSH public key line, as `ssh-keygen -lf` prints it. */
+export function fingerprintOfPublicKey(line: string): string {
+  const blob = line.trim().split(/\s+/)[1];
+  if (!blob || !/^[A-Za-z0-9+/]+=*$/.test(blob)) {
+    throw new DroverError('DROVER_CONFIG_INVALID', 'not an OpenSSH public key line (type, base64 key, comment)');
+  }
+  const digest = createHash('sha256').update(Buffer.from(blob, 'base64')).digest('base64');
+  return `SHA256:${digest.replace(/=+$/, '')}`;
+}

@@ -1,0 +1,43 @@
+/**
+ * What the agent needs from a container engine, as a small interface (STYLE.md
+ * "Boundaries"). docker.ts implements it with dockerode; testing/fake-container-runtime.ts
+ * in memory. Errors are DroverErrors classified by the implementation.
+ */
+import type { ContainerSpec } from './plan/types.ts';
+
+/** A container as the engine reports it (no agent memory: no health, no restart counts). */
+export interface RuntimeContainer {
+  id: string;
+  name: string;
+  image: string;
+  labels: Record<string, string>;
+  status: string;
+  running: boolean;
+  exitCode: number | null;
+  oomKilled: boolean;
+  startedAt: number | null;
+  finishedAt: number | null;
+  mountSources: string[];
+  /** Internal port → host address and port, as published. */
+  published: { internal: number; host: string; host_port: number }[];
+  ipAddress: string | null;
+}
+
+export interface ExecResult {
+  exitCode: number;
+}
+
+export interface ContainerRuntime {
+  /** Containers labelled `drover.node=<nodeUuid>`, running or not. */
+  listContainers(nodeUuid: string): Promise<RuntimeContainer[]>;
+  /** Creates and starts the container; pulls the image first when it is not present. */
+  createAndStart(spec: ContainerSpec): Promise<void>;
+  /** Starts a stopped container; restarts a running one. */
+  restart(containerId: string, stopTimeoutSeconds: number): Promise<void>;
+  /** Stops gracefully (SIGTERM, then SIGKILL after the timeout); already stopped is fine. */
+  stop(containerId: string, stopTimeoutSeconds: number): Promise<void>;
+  /** Removes a stopped container; a missing one is fine. */
+  remove(containerId: string): Promise<void>;
+  /** Runs `command` (no shell) in the container; rejects with DROVER_EXEC_TIMEOUT after `timeoutMs`. */
+  exec(containerId: string, command: string[], timeoutMs: number): Promise<ExecResult>;
+}

@@ -1,0 +1,106 @@
+/**
+ * Discovery: what is on this node now (zfs, docker), merged with what only the agent
+ * knows (health, restart counts). A source that cannot be read is `null`, never `[]`:
+ * unknown is not empty.
+ */
+import type { AgentDesired } from '#common/channel.ts';
+import type { Logger } from '#common/log.ts';
+import type { ContainerRuntime, RuntimeContainer } from './container-runtime.ts';
+import type { ProbeTarget } from './health/monitor.ts';
+import { LABEL_APP, LABEL_CONFIG_HASH, LABEL_GENERATION, containerName } from './plan/labels.ts';
+import type { Health, LocalContainer, LocalObserved } from './plan/types.ts';
+import type { RestartLedger } from './restart-ledger.ts';
+import type { DatasetStore, ZfsDatasetInfo, ZfsSnapshotInfo } from './zfs/types.ts';
+
+export interface RawObserved {
+  datasets: ZfsDatasetInfo[] | null;
+  snapshots: Record<string, ZfsSnapshotInfo[]> | null;
+  containers: RuntimeContainer[] | null;
+}
+
+export interface DiscoverDeps {
+  store: Pick<DatasetStore, 'listDatasets' | 'listSnapshots'>;
+  runtime: Pick<ContainerRuntime, 'listContainers'>;
+  nodeUuid: string;
+  log: Logger;
+}
+
+/** Reads zfs and docker; each failure is logged and leaves its part `null`. */
+export async function discoverRaw(deps: DiscoverDeps): Promise<RawObserved> {
+  const [zfs, containers] = await Promise.all([
+    readDatasets(deps).catch((err: unknown) => {
+      deps.log.warn({ err }, 'datasets not listed');
+      return null;
+    }),
+    deps.runtime.listContainers(deps.nodeUuid).catch((err: unknown) => {
+      deps.log.warn({ err }, 'containers not listed');
+      return null;
+    }),
+  ]);
+  return { datasets: zfs?.datasets ?? null, snapshots: zfs?.snapshots ?? null, containers };
+}
+
+async function readDatasets(deps: DiscoverDeps): Promise<{ datasets: ZfsDatasetInfo[]; snapshots: Record<string, ZfsSnapshotInfo[]> }> {
+  const datasets = await deps.store.listDatasets();
+  const snapshots: Record<string, ZfsSnapshotInfo[]> = {};
+  for (const d of datasets) snapshots[d.datasetId] = await deps.store.listSnapshots(d.datasetId);
+  return { datasets, snapshots };
+}
+
+/**
+ * Pure: the probe targets for the running containers whose application has a health check.
+ * http and tcp checks connect to the published host port of the checked port, else to the
+ * container's own address.
+ */
+export function healthTargets(desired: AgentDesired | null, containers: RuntimeContainer[] | null): ProbeTarget[] {
+  if (desired === null || containers === null) return [];
+  const targets: ProbeTarget[] = [];
+  for (const app of desired.applications) {
+    const check = app.health_check;
+    if (!check) continue;
+    const c = containers.find((x) => x.name === containerName(app.name));
+    if (!c || !c.running || c.startedAt === null) continue;
+    let endpoint: ProbeTarget['endpoint'] = null;
+    if (check.type !== 'exec') {
+      const published = c.published.find((p) => p.internal === check.port);
+      if (published) endpoint = { host: published.host, port: published.host_port };
+      else if (c.ipAddress) endpoint = { host: c.ipAddress, port: check.port };
+    }
+    targets.push({ containerId: c.id, startedAt: c.startedAt, check, endpoint });
+  }
+  return targets;
+}
+
+/** Pure: engine facts + the agent's memory → the planner's view of this node. */
+export function toObserved(
+  raw: RawObserved,
+  health: (containerId: string) => Health,
+  ledger: Pick<RestartLedger, 'get'>,
+): LocalObserved {
+  const containers =
+    raw.containers?.map((c): LocalContainer => {
+      const record = ledger.get(c.id);
+      const generation = Number.parseInt(c.labels[LABEL_GENERATION] ?? '0', 10);
+      return {
+        id: c.id,
+        name: c.name,
+        app: c.labels[LABEL_APP] ?? c.name.replace(/^drover-/, ''),
+        image: c.image,
+        generation: Number.isFinite(generation) ? generation : 0,
+        configHash: c.labels[LABEL_CONFIG_HASH] ?? '',
+        status: c.status,
+        running: c.running,
+        exitCode: c.exitCode,
+        oomKilled: c.oomKilled,
+        startedAt: c.startedAt,
+        finishedAt: c.finishedAt,
+        mountSources: c.mountSources,
+        published: c.published,
+        ipAddress: c.ipAddress,
+        health: c.running ? health(c.id) : 'unknown',
+        restartCount: record.restarts,
+        consecutiveRestarts: record.consecutive,
+      };
+    }) ?? null;
+  return { datasets: raw.datasets, snapshots: raw.snapshots, containers };
+}

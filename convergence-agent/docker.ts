@@ -1,0 +1,219 @@
+/**
+ * The dockerode adapter (the only file that imports dockerode): implements ContainerRuntime
+ * against one dockerd, and classifies dockerode's errors into DroverErrors once, here.
+ *
+ * Facts it relies on (reference/docker-plugin-compose.md §4): the API version is pinned to
+ * v1.41; 304 on start/stop means "already"; `HostPort: ''` lets docker pick a host port,
+ * read back with inspect; `Mounts` of type bind fail on a missing source where `Binds` would
+ * quietly create an empty directory (and the application would write beside its dataset).
+ * Docker's own restart policy is always `no`: drover restarts containers itself.
+ */
+import Docker from 'dockerode';
+import { DroverError } from '#common/errors.ts';
+import type { ContainerRuntime, ExecResult, RuntimeContainer } from './container-runtime.ts';
+import { LABEL_NODE } from './plan/labels.ts';
+import type { ContainerSpec } from './plan/types.ts';
+
+export interface DockerRuntimeOptions {
+  socketPath: string;
+  /** Per-call limit for ordinary calls; a stop adds its own grace period. */
+  callTimeoutMs?: number;
+  pullTimeoutMs?: number;
+}
+
+const NEVER = '0001-01-01T00:00:00Z';
+
+export class DockerRuntime implements ContainerRuntime {
+  private readonly docker: Docker;
+  private readonly callTimeoutMs: number;
+  private readonly pullTimeoutMs: number;
+
+  constructor(options: DockerRuntimeOptions) {
+    this.docker = new Docker({ socketPath: options.socketPath, version: 'v1.41' });
+    this.callTimeoutMs = options.callTimeoutMs ?? 30_000;
+    this.pullTimeoutMs = options.pullTimeoutMs ?? 300_000;
+  }
+
+  async listContainers(nodeUuid: string): Promise<RuntimeContainer[]> {
+    const summaries = await call('list containers', () =>
+      this.docker.listContainers({ all: true, filters: { label: [`${LABEL_NODE}=${nodeUuid}`] }, abortSignal: this.signal() }),
+    );
+    const out: RuntimeContainer[] = [];
+    for (const summary of summaries) {
+      try {
+        const info = await call('inspect container', () => this.docker.getContainer(summary.Id).inspect({ abortSignal: this.signal() }));
+        out.push(toRuntimeContainer(info));
+      } catch (err) {
+        // Removed between list and inspect: it is simply gone.
+        if (err instanceof DroverError && err.code === 'DROVER_DOCKER_NOT_FOUND') continue;
+        throw err;
+      }
+    }
+    return out;
+  }
+
+  async createAndStart(spec: ContainerSpec): Promise<void> {
+    await this.ensureImage(spec.image);
+    const exposed: Record<string, object> = {};
+    const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
+    for (const port of spec.ports) {
+      exposed[`${port}/tcp`] = {};
+      bindings[`${port}/tcp`] = [{ HostIp: spec.hostIp, HostPort: '' }];
+    }
+    const container = await call('create container', () =>
+      this.docker.createContainer({
+        name: spec.name,
+        Image: spec.image,
+        ...(spec.command ? { Cmd: spec.command } : {}),
+        ...(spec.entrypoint ? { Entrypoint: spec.entrypoint } : {}),
+        Env: spec.env,
+        Labels: spec.labels,
+        ExposedPorts: exposed,
+        HostConfig: {
+          PortBindings: bindings,
+          Mounts: spec.binds.map((b) => ({ Type: 'bind' as const, Source: b.source, Target: b.target })),
+          RestartPolicy: { Name: 'no' },
+          ...(spec.memoryBytes !== null ? { Memory: spec.memoryBytes } : {}),
+          ...(spec.cpuShares !== null ? { CpuShares: spec.cpuShares } : {}),
+          ...(spec.swappiness !== null ? { MemorySwappiness: spec.swappiness } : {}),
+        },
+        abortSignal: this.signal(),
+      }),
+    );
+    await call('start container', () => container.start({ abortSignal: this.signal() }), { okStatus: [304] });
+  }
+
+  async restart(containerId: string, stopTimeoutSeconds: number): Promise<void> {
+    await call('restart container', () =>
+      this.docker.getContainer(containerId).restart({ t: stopTimeoutSeconds, abortSignal: this.signal(stopTimeoutSeconds) }),
+    );
+  }
+
+  async stop(containerId: string, stopTimeoutSeconds: number): Promise<void> {
+    await call(
+      'stop container',
+      () => this.docker.getContainer(containerId).stop({ t: stopTimeoutSeconds, abortSignal: this.signal(stopTimeoutSeconds) }),
+      { okStatus: [304] },
+    );
+  }
+
+  async remove(containerId: string): Promise<void> {
+    // Never force: a running container is stopped first, gracefully, by a stop-container.
+    await call('remove container', () => this.docker.getContainer(containerId).remove({ abortSignal: this.signal() }), {
+      okStatus: [404],
+    });
+  }
+
+  async exec(containerId: string, command: string[], timeoutMs: number): Promise<ExecResult> {
+    const deadline = Date.now() + timeoutMs;
+    const exec = await call('create exec', () =>
+      this.docker.getContainer(containerId).exec({ Cmd: command, AttachStdout: false, AttachStderr: false, abortSignal: this.signal() }),
+    );
+    await call('start exec', () => exec.start({ Detach: true, abortSignal: this.signal() }));
+    // Detached: poll until it ends. XXX: a timed-out command keeps running in the container,
+    // as with Docker's own HEALTHCHECK; docker has no way to kill an exec.
+    for (;;) {
+      const info = await call('inspect exec', () => exec.inspect({ abortSignal: this.signal() }));
+      if (!info.Running && info.ExitCode !== null) return { exitCode: info.ExitCode };
+      if (Date.now() >= deadline) {
+        throw new DroverError('DROVER_EXEC_TIMEOUT', `command did not finish within ${timeoutMs} ms`, {
+          retryable: true,
+          detail: { containerId, command },
+        });
+      }
+      await new Promise((r) => setTimeout(r, Math.min(50, Math.max(1, deadline - Date.now()))));
+    }
+  }
+
+  /** Pulls `image` unless it is present. Local clusters have no registry: a clear error then. */
+  private async ensureImage(image: string): Promise<void> {
+    try {
+      await call('inspect image', () => this.docker.getImage(image).inspect());
+      return;
+    } catch (err) {
+      if (!(err instanceof DroverError && err.code === 'DROVER_DOCKER_NOT_FOUND')) throw err;
+    }
+    const abortSignal = AbortSignal.timeout(this.pullTimeoutMs);
+    const stream = await call('pull image', () => this.docker.pull(image, { abortSignal }));
+    const output = await new Promise<{ error?: string }[]>((resolve, reject) => {
+      this.docker.modem.followProgress(stream, (err: Error | null, out: { error?: string }[]) => (err ? reject(err) : resolve(out)));
+    }).catch((err: unknown) => {
+      throw classify('pull image', err);
+    });
+    // Registry errors arrive inside a 200 stream (apocas/dockerode#647).
+    const failure = output.find((o) => o.error);
+    if (failure) {
+      throw new DroverError('DROVER_DOCKER_IMAGE_UNAVAILABLE', `image ${image} could not be pulled: ${failure.error}`, {
+        retryable: true,
+        detail: { image },
+      });
+    }
+  }
+
+  private signal(extraSeconds = 0): AbortSignal {
+    return AbortSignal.timeout(this.callTimeoutMs + extraSeconds * 1000);
+  }
+}
+
+function toRuntimeContainer(info: Docker.ContainerInspectInfo): RuntimeContainer {
+  const published: RuntimeContainer['published'] = [];
+  for (const [key, bindings] of Object.entries(info.NetworkSettings.Ports ?? {})) {
+    const internal = Number.parseInt(key, 10);
+    for (const b of bindings ?? []) {
+      const hostPort = Number.parseInt(b.HostPort, 10);
+      if (Number.isFinite(internal) && Number.isFinite(hostPort) && hostPort > 0) {
+        published.push({ internal, host: b.HostIp, host_port: hostPort });
+      }
+    }
+  }
+  published.sort((a, b) => a.internal - b.internal || a.host_port - b.host_port);
+  const networks = Object.values(info.NetworkSettings.Networks ?? {});
+  return {
+    id: info.Id,
+    name: info.Name.replace(/^\//, ''),
+    image: info.Config.Image,
+    labels: info.Config.Labels ?? {},
+    status: info.State.Status,
+    running: info.State.Running,
+    exitCode: info.State.Status === 'created' ? null : info.State.ExitCode,
+    oomKilled: info.State.OOMKilled,
+    startedAt: time(info.State.StartedAt),
+    finishedAt: time(info.State.FinishedAt),
+    mountSources: (info.Mounts ?? []).map((m) => m.Source),
+    published,
+    ipAddress: (info.NetworkSettings as { IPAddress?: string }).IPAddress || networks.find((n) => n.IPAddress)?.IPAddress || null,
+  };
+}
+
+function time(value: string | undefined): number | null {
+  if (!value || value === NEVER) return null;
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? null : ms;
+}
+
+async function call<T>(what: string, fn: () => Promise<T>, options: { okStatus?: number[] } = {}): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    const status = (err as { statusCode?: number }).statusCode;
+    if (status !== undefined && options.okStatus?.includes(status)) return undefined as T;
+    throw classify(what, err);
+  }
+}
+
+/** dockerode's errors → DroverError; the daemon's own text is in `err.json.message`. */
+function classify(what: string, err: unknown): DroverError {
+  const e = err as { statusCode?: number; json?: { message?: string }; code?: string; name?: string; message?: string };
+  const message = e.json?.message ?? e.message ?? String(err);
+  const detail = { operation: what, status: e.statusCode, daemon: message };
+  if (e.statusCode === 404) return new DroverError('DROVER_DOCKER_NOT_FOUND', `${what}: ${message}`, { detail, cause: err });
+  if (e.statusCode === 409) return new DroverError('DROVER_DOCKER_CONFLICT', `${what}: ${message}`, { retryable: true, detail, cause: err });
+  if (e.name === 'AbortError' || e.name === 'TimeoutError') {
+    return new DroverError('DROVER_TIMEOUT', `${what}: docker did not answer in time`, { retryable: true, detail, cause: err });
+  }
+  if (e.code === 'ECONNREFUSED' || e.code === 'ENOENT' || e.code === 'ECONNRESET' || e.code === 'EPIPE') {
+    return new DroverError('DROVER_DOCKER_UNAVAILABLE', `${what}: docker is not reachable (${e.code})`, { retryable: true, detail, cause: err });
+  }
+  const retryable = e.statusCode === undefined || e.statusCode >= 500;
+  return new DroverError('DROVER_DOCKER_FAILED', `${what}: ${message}`, { retryable, detail, cause: err });
+}

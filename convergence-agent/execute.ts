@@ -1,0 +1,154 @@
+/**
+ * The executor (STYLE.md "The loop"): thin, one exhaustive switch over the Change union.
+ * Each change is isolated — one that throws is logged, remembered and reported, and never
+ * stops the others. A change that failed is retried with capped exponential backoff (per
+ * change: kind + subject); the planner keeps proposing it, the executor holds it back.
+ */
+import { toDroverError } from '#common/errors.ts';
+import type { Logger } from '#common/log.ts';
+import type { NodeProblem } from '#common/model.ts';
+import type { Clock } from './clock.ts';
+import type { ContainerRuntime } from './container-runtime.ts';
+import { changeSubject, type Change } from './plan/types.ts';
+import type { RestartLedger } from './restart-ledger.ts';
+import type { DatasetStore } from './zfs/types.ts';
+
+export interface ExecutorDeps {
+  store: DatasetStore;
+  runtime: ContainerRuntime;
+  ledger: RestartLedger;
+  clock: Clock;
+  log: Logger;
+  /** Grace period of a stop before docker kills the process. */
+  stopTimeoutSeconds?: number;
+  /** Changes run at the same time (they touch different subjects). */
+  concurrency?: number;
+  backoff?: { baseMs: number; capMs: number };
+}
+
+export interface ExecutionResult {
+  applied: Change[];
+  failed: { change: Change; error: string }[];
+  /** Changes held back by their backoff, and failures, for the report. */
+  problems: NodeProblem[];
+  /** The soonest a held-back change may run again; null when none is held. */
+  retryInMs: number | null;
+}
+
+interface FailureRecord {
+  failures: number;
+  retryAt: number;
+  error: string;
+}
+
+/** Pure: the key of a change for backoff; the same step on the same subject. */
+export function changeKey(change: Change): string {
+  return `${change.kind} ${changeSubject(change)}`;
+}
+
+export class Executor {
+  private readonly failures = new Map<string, FailureRecord>();
+  private readonly backoff: { baseMs: number; capMs: number };
+
+  constructor(private readonly deps: ExecutorDeps) {
+    this.backoff = deps.backoff ?? { baseMs: 1_000, capMs: 60_000 };
+  }
+
+  async execute(changes: Change[]): Promise<ExecutionResult> {
+    const now = this.deps.clock.now();
+    const keys = new Set(changes.map(changeKey));
+    // A change the planner no longer proposes has no backoff to keep.
+    for (const key of this.failures.keys()) if (!keys.has(key)) this.failures.delete(key);
+
+    const result: ExecutionResult = { applied: [], failed: [], problems: [], retryInMs: null };
+    const due: Change[] = [];
+    for (const change of changes) {
+      const record = this.failures.get(changeKey(change));
+      if (record && record.retryAt > now) {
+        const wait = record.retryAt - now;
+        result.problems.push({
+          subject: changeSubject(change),
+          kind: 'failed',
+          reason: `${change.kind} failed ${record.failures} time(s), retrying in ${Math.ceil(wait / 1000)} s: ${record.error}`,
+        });
+        result.retryInMs = Math.min(result.retryInMs ?? Infinity, wait);
+      } else {
+        due.push(change);
+      }
+    }
+
+    await runLimited(due, this.deps.concurrency ?? 4, async (change) => {
+      const log = this.deps.log.child({ change: change.kind, subject: changeSubject(change) });
+      try {
+        await this.apply(change);
+        this.failures.delete(changeKey(change));
+        result.applied.push(change);
+        log.info('change applied');
+      } catch (err) {
+        const error = toDroverError(err);
+        const previous = this.failures.get(changeKey(change));
+        const failures = (previous?.failures ?? 0) + 1;
+        const delay = Math.min(this.backoff.capMs, this.backoff.baseMs * 2 ** Math.min(failures - 1, 20));
+        this.failures.set(changeKey(change), { failures, retryAt: this.deps.clock.now() + delay, error: error.message });
+        result.failed.push({ change, error: error.message });
+        result.problems.push({ subject: changeSubject(change), kind: 'failed', reason: `${change.kind}: ${error.message}` });
+        result.retryInMs = Math.min(result.retryInMs ?? Infinity, delay);
+        log.warn({ err: error, failures }, 'change failed');
+      }
+    });
+    return result;
+  }
+
+  /** One change; throws on failure. */
+  private async apply(change: Change): Promise<void> {
+    const { store, runtime, ledger } = this.deps;
+    const stopTimeout = this.deps.stopTimeoutSeconds ?? 10;
+    switch (change.kind) {
+      case 'create-dataset':
+        await store.createDataset(change.datasetId, { maximumSize: change.maximumSize });
+        return;
+      case 'set-dataset-readonly':
+        await store.setReadonly(change.datasetId, change.readonly);
+        return;
+      case 'set-dataset-size':
+        await store.setMaximumSize(change.datasetId, change.maximumSize);
+        return;
+      case 'mount-dataset':
+        await store.mount(change.datasetId);
+        return;
+      case 'destroy-dataset':
+        await store.destroyDataset(change.datasetId);
+        return;
+      case 'start-container':
+        await runtime.createAndStart(change.spec);
+        return;
+      case 'stop-container':
+        await runtime.stop(change.containerId, stopTimeout);
+        return;
+      case 'remove-container':
+        await runtime.remove(change.containerId);
+        return;
+      case 'restart-container':
+        await runtime.restart(change.containerId, stopTimeout);
+        if (change.reason !== 'never-started') ledger.recordRestart(change.containerId, change.consecutiveRestarts);
+        return;
+      default:
+        return assertNever(change);
+    }
+  }
+}
+
+function assertNever(value: never): never {
+  throw new Error(`unknown change ${JSON.stringify(value)}`);
+}
+
+async function runLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const item = items[next++]!;
+      await fn(item);
+    }
+  });
+  await Promise.all(workers);
+}

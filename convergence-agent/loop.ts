@@ -1,0 +1,206 @@
+/**
+ * The convergence loop (DESIGN.md §3, STYLE.md "The loop"):
+ *   discover → plan → report → execute → sleep until woken or a timer fires.
+ * Two activities run side by side: the watcher long-polls the control service and keeps the
+ * newest desired configuration (waking the pass loop when its version changes); the pass
+ * loop converges towards whatever desired configuration it has. Both catch everything: the
+ * loop never dies, it logs, reports and backs off.
+ *
+ * Sleep (reference/flocker.md §1f): after a pass that changed something, 100 ms ×4 per
+ * unconverged pass up to the poll interval; converged, the poll interval (±20 % jitter) or
+ * sooner when the planner or a backoff asks; at once when the watcher or a health change wakes it.
+ */
+import type { AgentDesired } from '#common/channel.ts';
+import type { Logger } from '#common/log.ts';
+import type { NodeProblem } from '#common/model.ts';
+import type { Clock } from './clock.ts';
+import type { ControlChannel } from './control-channel.ts';
+import { discoverRaw, healthTargets, toObserved } from './discover.ts';
+import type { ContainerRuntime } from './container-runtime.ts';
+import type { Executor } from './execute.ts';
+import type { HealthMonitor } from './health/monitor.ts';
+import { plan } from './plan/plan.ts';
+import type { Change } from './plan/types.ts';
+import { buildReport, type NodeIdentity } from './report.ts';
+import type { RestartLedger } from './restart-ledger.ts';
+import type { DatasetStore } from './zfs/types.ts';
+
+export interface LoopDeps {
+  identity: NodeIdentity;
+  store: DatasetStore;
+  runtime: ContainerRuntime;
+  channel: ControlChannel;
+  executor: Executor;
+  health: HealthMonitor;
+  ledger: RestartLedger;
+  clock: Clock;
+  log: Logger;
+  /** Longest sleep between passes; also the heartbeat period. */
+  pollIntervalMs: number;
+  /** How long one long-poll waits at the control service. */
+  longPollMs?: number;
+  /** [0, 1): jitter source, an input like time. */
+  random?: () => number;
+}
+
+export interface PassSummary {
+  changes: Change[];
+  applied: number;
+  failed: number;
+  problems: NodeProblem[];
+  reported: boolean;
+  /** How long the loop means to sleep after this pass. */
+  sleepMs: number;
+}
+
+const FIRST_UNCONVERGED_MS = 100;
+
+export class ConvergenceLoop {
+  private desired: AgentDesired | null = null;
+  private readonly stopping = new AbortController();
+  private wakeController = new AbortController();
+  private wakePending = false;
+  private unconverged = 0;
+  private lastProblems: NodeProblem[] = [];
+  private running: Promise<void>[] = [];
+
+  constructor(private readonly deps: LoopDeps) {}
+
+  /** Starts the watcher and the pass loop; returns at once. */
+  start(): void {
+    this.running = [this.watch(), this.passes()];
+  }
+
+  /** Stops both activities and waits for the current pass to finish. */
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    this.wake();
+    await Promise.all(this.running);
+    await this.deps.health.stop();
+  }
+
+  /** Ends the current sleep now (a new desired version, a health change). */
+  wake(): void {
+    this.wakePending = true;
+    this.wakeController.abort();
+  }
+
+  /** The newest desired configuration the watcher has, or null before the first. */
+  get currentDesired(): AgentDesired | null {
+    return this.desired;
+  }
+
+  /** Replaces the desired configuration (the watcher does this; tests may too). */
+  setDesired(desired: AgentDesired): void {
+    this.desired = desired;
+    this.wake();
+  }
+
+  /** One pass. Never throws. */
+  async runPass(): Promise<PassSummary> {
+    const { deps } = this;
+    const desired = this.desired;
+    const log = deps.log.child({ pass: deps.clock.now() });
+    try {
+      const raw = await discoverRaw({ store: deps.store, runtime: deps.runtime, nodeUuid: deps.identity.uuid, log });
+      deps.health.sync(healthTargets(desired, raw.containers));
+      if (raw.containers) deps.ledger.retain(raw.containers.map((c) => c.id));
+      const observed = toObserved(raw, (id) => deps.health.health(id), deps.ledger);
+
+      const result = plan(desired, observed, { nodeUuid: deps.identity.uuid, address: deps.identity.address, now: deps.clock.now() });
+      const blocked: NodeProblem[] = result.blocked.map((b) => ({ ...b, kind: 'blocked' }));
+      const reported = await this.report(buildReport(deps.identity, observed, [...blocked, ...this.lastProblems]), log);
+
+      const execution = await deps.executor.execute(result.changes);
+      this.lastProblems = execution.problems;
+      const changed = execution.applied.length + execution.failed.length > 0;
+      const sleepMs = this.sleepAfter(changed, [result.recheckAfterMs, execution.retryInMs]);
+      if (result.changes.length > 0 || execution.failed.length > 0) {
+        log.info({ planned: result.changes.length, applied: execution.applied.length, failed: execution.failed.length, sleepMs }, 'pass finished');
+      }
+      return {
+        changes: result.changes,
+        applied: execution.applied.length,
+        failed: execution.failed.length,
+        problems: [...blocked, ...execution.problems],
+        reported,
+        sleepMs,
+      };
+    } catch (err) {
+      // A bug, not a failed change (those are caught by the executor): still, never die.
+      log.error({ err }, 'pass failed');
+      const sleepMs = this.sleepAfter(true, []);
+      return { changes: [], applied: 0, failed: 0, problems: [], reported: false, sleepMs };
+    }
+  }
+
+  private async passes(): Promise<void> {
+    while (!this.stopping.signal.aborted) {
+      const { sleepMs } = await this.runPass();
+      if (this.stopping.signal.aborted) return;
+      await this.sleep(sleepMs);
+    }
+  }
+
+  private async sleep(ms: number): Promise<void> {
+    if (this.wakePending) {
+      this.wakePending = false;
+      return;
+    }
+    this.wakeController = new AbortController();
+    await this.deps.clock.sleep(ms, this.wakeController.signal);
+    this.wakePending = false;
+  }
+
+  private sleepAfter(changed: boolean, asks: (number | null)[]): number {
+    const { pollIntervalMs } = this.deps;
+    if (changed) {
+      const ms = Math.min(pollIntervalMs, FIRST_UNCONVERGED_MS * 4 ** this.unconverged);
+      this.unconverged = Math.min(this.unconverged + 1, 10);
+      return ms;
+    }
+    this.unconverged = 0;
+    const jitter = 0.8 + 0.4 * (this.deps.random ?? Math.random)();
+    let ms = Math.round(pollIntervalMs * jitter);
+    for (const ask of asks) if (ask !== null) ms = Math.min(ms, Math.max(0, ask));
+    return ms;
+  }
+
+  private async report(report: ReturnType<typeof buildReport>, log: Logger): Promise<boolean> {
+    if (report === null) {
+      log.warn('report skipped: part of the node could not be observed');
+      return false;
+    }
+    try {
+      await this.deps.channel.report(report, this.stopping.signal);
+      return true;
+    } catch (err) {
+      if (!this.stopping.signal.aborted) log.warn({ err }, 'report not delivered');
+      return false;
+    }
+  }
+
+  /** The watcher: long-polls the control service; a new version wakes the pass loop. */
+  private async watch(): Promise<void> {
+    const { deps } = this;
+    const log = deps.log.child({ subsystem: 'watcher' });
+    let failures = 0;
+    while (!this.stopping.signal.aborted) {
+      try {
+        const after = this.desired?.version ?? null;
+        const next = await deps.channel.waitForDesired(deps.identity.uuid, after, deps.longPollMs ?? 25_000, this.stopping.signal);
+        failures = 0;
+        if (this.desired === null || next.version !== this.desired.version) {
+          log.debug({ version: next.version }, 'desired configuration received');
+          this.setDesired(next);
+        }
+      } catch (err) {
+        if (this.stopping.signal.aborted) return;
+        failures += 1;
+        const backoff = Math.min(deps.pollIntervalMs, 250 * 2 ** Math.min(failures - 1, 10));
+        if (failures === 1 || failures % 20 === 0) log.warn({ err, failures }, 'desired configuration not received');
+        await deps.clock.sleep(backoff, this.stopping.signal);
+      }
+    }
+  }
+}

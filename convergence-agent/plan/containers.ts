@@ -1,0 +1,112 @@
+/**
+ * The container half of the plan (pure): one step per container per pass.
+ *
+ * - desired here, absent: start it, once each of its datasets is present, mounted and
+ *   writable here (a container waits for its data, as Flocker's did);
+ * - desired here, spec changed (config hash): stop, then remove, then start again;
+ * - desired here, same spec: restart per drover's restart policy (crashed, unhealthy);
+ * - not desired here (moved, or removed from the configuration): stop, then remove.
+ *   The application's data is in its datasets, never in the container.
+ */
+import type { AgentDesired } from '#common/channel.ts';
+import type { Application } from '#common/model.ts';
+import type { ZfsDatasetInfo } from '../zfs/types.ts';
+import { containerSpec } from './container-spec.ts';
+import { containerName } from './labels.ts';
+import { decideRestart } from './restart.ts';
+import type { Blocked, Change, ContainerSpec, LocalContainer, PlanContext } from './types.ts';
+
+export interface ContainerPlanInput {
+  desired: AgentDesired;
+  /** null when zfs could not be listed: nothing new starts, nothing is compared. */
+  datasets: ZfsDatasetInfo[] | null;
+  containers: LocalContainer[];
+  /** Application names a migration owns this pass; left to it. */
+  claimed: ReadonlySet<string>;
+  /** app name → fencing generation the container is started under. */
+  generations: ReadonlyMap<string, number>;
+  ctx: PlanContext;
+}
+
+export function planContainers(input: ContainerPlanInput): { changes: Change[]; blocked: Blocked[]; recheckAfterMs: number | null } {
+  const { desired, ctx } = input;
+  const changes: Change[] = [];
+  const blocked: Blocked[] = [];
+  let recheckAfterMs: number | null = null;
+  const byName = new Map(input.containers.map((c) => [c.name, c]));
+  const wanted = new Set<string>();
+
+  for (const app of desired.applications) {
+    if (app.node_uuid !== ctx.nodeUuid) continue;
+    const name = containerName(app.name);
+    wanted.add(name);
+    if (input.claimed.has(app.name)) continue;
+    const subject = `container:${name}`;
+    const existing = byName.get(name);
+    const spec = buildSpec(app, input);
+
+    if (typeof spec === 'string') {
+      blocked.push({ subject, reason: spec });
+      continue;
+    }
+    if (!existing) {
+      changes.push({ kind: 'start-container', spec });
+      continue;
+    }
+    if (existing.configHash !== spec.configHash) {
+      if (existing.running) changes.push({ kind: 'stop-container', name, containerId: existing.id, reason: 'configuration changed' });
+      else changes.push({ kind: 'remove-container', name, containerId: existing.id });
+      continue;
+    }
+    const decision = decideRestart(existing, app.restart_policy, ctx.now);
+    if (decision.action === 'restart') {
+      changes.push({
+        kind: 'restart-container',
+        name,
+        containerId: existing.id,
+        reason: decision.reason,
+        consecutiveRestarts: decision.consecutiveRestarts,
+      });
+    } else if (decision.action === 'wait') {
+      blocked.push({ subject, reason: decision.reason });
+      recheckAfterMs = Math.min(recheckAfterMs ?? Infinity, decision.retryInMs);
+    } else if (decision.reason !== null) {
+      blocked.push({ subject, reason: decision.reason });
+    }
+  }
+
+  for (const container of input.containers) {
+    if (wanted.has(container.name) || input.claimed.has(container.app)) continue;
+    if (container.running) {
+      changes.push({ kind: 'stop-container', name: container.name, containerId: container.id, reason: 'not desired on this node' });
+    } else {
+      changes.push({ kind: 'remove-container', name: container.name, containerId: container.id });
+    }
+  }
+  return { changes, blocked, recheckAfterMs };
+}
+
+/** The spec of `app`, or why it cannot run here yet. */
+function buildSpec(app: Application, input: ContainerPlanInput): ContainerSpec | string {
+  const { desired, ctx } = input;
+  if (app.volumes.length > 0 && input.datasets === null) return 'datasets are unknown this pass';
+  const mountpoints = new Map<string, string>();
+  for (const volume of app.volumes) {
+    const id = volume.dataset_id;
+    const want = desired.datasets.find((d) => d.dataset_id === id);
+    if (!want) return `dataset ${id} is not in the configuration`;
+    if (want.deleted) return `dataset ${id} is deleted`;
+    if (want.primary !== ctx.nodeUuid) return `dataset ${id} is primary on node ${want.primary}`;
+    const here = input.datasets?.find((d) => d.datasetId === id);
+    if (!here) return `dataset ${id} is not present on this node yet`;
+    if (here.readonly) return `dataset ${id} is read-only here`;
+    if (!here.mounted || here.mountpoint === null) return `dataset ${id} is not mounted`;
+    mountpoints.set(id, here.mountpoint);
+  }
+  return containerSpec(app, {
+    nodeUuid: ctx.nodeUuid,
+    address: ctx.address,
+    generation: input.generations.get(app.name) ?? 0,
+    mountpoints,
+  });
+}

@@ -1,0 +1,14 @@
+/**
+ * drover's namespace in Docker (STYLE.md "Own a namespace"): every container the agent
+ * creates carries these labels, and the agent only ever touches containers that carry
+ * `drover.node=<its own node uuid>`.
+ */
+export const LABEL_NODE = 'drover.node';
+export const LABEL_APP = 'drover.app';
+export const LABEL_GENERATION = 'drover.generation';
+export const LABEL_CONFIG_HASH = 'drover.config-hash';
+
+/** Container names: `drover-<application>`. */
+export function containerName(app: string): string {
+  return `drover-${app}`;
+}

@@ -1,0 +1,71 @@
+/**
+ * The planner (STYLE.md "The loop"): desired configuration + what this node observed →
+ * the changes to make this pass, what is blocked and why, and when to look again.
+ *
+ * Pure: no clock (`ctx.now` is an input), no I/O, no logging. Tested by equality.
+ * One step per subject per pass; the caller executes, observes again and plans again.
+ */
+import type { AgentDesired } from '#common/channel.ts';
+import { planContainers } from './containers.ts';
+import { planDatasets } from './datasets.ts';
+import { planMigrations } from './migrations.ts';
+import { changeSubject, type Change, type LocalObserved, type PlanContext, type PlanResult } from './types.ts';
+
+export function plan(desired: AgentDesired | null, observed: LocalObserved, ctx: PlanContext): PlanResult {
+  if (desired === null || desired.node === null) {
+    // Unknown is not empty: without a desired configuration that knows this node, do nothing.
+    return {
+      changes: [],
+      blocked: [{ subject: `node:${ctx.nodeUuid}`, reason: 'no desired configuration for this node yet' }],
+      recheckAfterMs: null,
+    };
+  }
+  const migrations = planMigrations(desired, observed, ctx);
+  const changes: Change[] = [...migrations.changes];
+  const blocked = [...migrations.blocked];
+  let recheckAfterMs: number | null = null;
+
+  if (observed.datasets !== null) {
+    const datasets = planDatasets({
+      desired,
+      datasets: observed.datasets,
+      containers: observed.containers,
+      claimed: migrations.claimedDatasets,
+      arriving: migrations.arriving,
+      ctx,
+    });
+    changes.push(...datasets.changes);
+    blocked.push(...datasets.blocked);
+  } else {
+    blocked.push({ subject: `node:${ctx.nodeUuid}`, reason: 'datasets could not be listed this pass' });
+  }
+
+  if (observed.containers !== null) {
+    const containers = planContainers({
+      desired,
+      datasets: observed.datasets,
+      containers: observed.containers,
+      claimed: migrations.claimedApps,
+      generations: migrations.generations,
+      ctx,
+    });
+    changes.push(...containers.changes);
+    blocked.push(...containers.blocked);
+    recheckAfterMs = containers.recheckAfterMs;
+  } else {
+    blocked.push({ subject: `node:${ctx.nodeUuid}`, reason: 'containers could not be listed this pass' });
+  }
+
+  return { changes: onePerSubject(changes), blocked, recheckAfterMs };
+}
+
+/** Keeps the first change of each subject: one step per resource per pass. */
+function onePerSubject(changes: Change[]): Change[] {
+  const seen = new Set<string>();
+  return changes.filter((c) => {
+    const subject = changeSubject(c);
+    if (seen.has(subject)) return false;
+    seen.add(subject);
+    return true;
+  });
+}

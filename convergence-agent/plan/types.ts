@@ -1,0 +1,135 @@
+/**
+ * The planner's vocabulary: what the agent observed on its node, the changes it may make,
+ * and what a plan returns. Everything here is plain data (STYLE.md "The loop").
+ */
+import type { ZfsDatasetInfo, ZfsSnapshotInfo } from '../zfs/types.ts';
+
+export type Health = 'unknown' | 'starting' | 'healthy' | 'unhealthy';
+
+/** A container drover created on this node, as discovered (docker + the agent's memory). */
+export interface LocalContainer {
+  id: string;
+  /** Docker name without the leading slash: `drover-<app>`. */
+  name: string;
+  /** From the `drover.app` label. */
+  app: string;
+  image: string;
+  /** From the `drover.generation` label. */
+  generation: number;
+  /** From the `drover.config-hash` label. */
+  configHash: string;
+  /** Docker's State.Status: created, running, paused, restarting, removing, exited, dead. */
+  status: string;
+  running: boolean;
+  exitCode: number | null;
+  oomKilled: boolean;
+  /** Milliseconds since the epoch; null when never started / never finished. */
+  startedAt: number | null;
+  finishedAt: number | null;
+  /** Host paths bind-mounted into the container. */
+  mountSources: string[];
+  published: { internal: number; host: string; host_port: number }[];
+  /** The container's address on its bridge network; null when it has none. */
+  ipAddress: string | null;
+  /** From the health monitor; `unknown` when the application has no health check. */
+  health: Health;
+  /** Restarts the agent made of this container (drover's restart policy, not Docker's). */
+  restartCount: number;
+  /** Restarts since the container last ran long enough to count as stable. */
+  consecutiveRestarts: number;
+}
+
+/**
+ * What discovery saw. `null` means unknown (the listing failed): unknown is not empty,
+ * so the planner never removes or destroys anything on the strength of a null.
+ */
+export interface LocalObserved {
+  datasets: ZfsDatasetInfo[] | null;
+  /** dataset_id → its snapshots (for the report and the migration steps); null when unknown. */
+  snapshots: Record<string, ZfsSnapshotInfo[]> | null;
+  containers: LocalContainer[] | null;
+}
+
+/** Everything docker needs to create one container; built by `containerSpec()`. */
+export interface ContainerSpec {
+  name: string;
+  app: string;
+  image: string;
+  command: string[] | null;
+  entrypoint: string[] | null;
+  /** `KEY=value`, sorted. */
+  env: string[];
+  labels: Record<string, string>;
+  /** Internal ports, each published on `hostIp` with a host port docker picks. */
+  ports: number[];
+  hostIp: string;
+  binds: { source: string; target: string }[];
+  memoryBytes: number | null;
+  cpuShares: number | null;
+  /** Docker's MemorySwappiness (0–100). */
+  swappiness: number | null;
+  configHash: string;
+}
+
+/** The changes an agent makes; the executor is one exhaustive switch over `kind`. */
+export type Change =
+  | { kind: 'create-dataset'; datasetId: string; maximumSize: number | null }
+  | { kind: 'set-dataset-readonly'; datasetId: string; readonly: boolean }
+  | { kind: 'set-dataset-size'; datasetId: string; maximumSize: number | null }
+  | { kind: 'mount-dataset'; datasetId: string }
+  | { kind: 'destroy-dataset'; datasetId: string }
+  | { kind: 'start-container'; spec: ContainerSpec }
+  | { kind: 'stop-container'; name: string; containerId: string; reason: string }
+  | { kind: 'remove-container'; name: string; containerId: string }
+  | {
+      kind: 'restart-container';
+      name: string;
+      containerId: string;
+      reason: 'crashed' | 'exited' | 'unhealthy' | 'never-started';
+      /** The value of consecutiveRestarts after this restart (the executor records it). */
+      consecutiveRestarts: number;
+    };
+// XXX: migration steps (`send-snapshot`, `post-migration-update`, …) join this union with
+// issue 5 item 5; see plan/migrations.ts.
+
+export type ChangeKind = Change['kind'];
+
+export interface Blocked {
+  /** `dataset:<id>`, `container:<name>`, `migration:<id>`. */
+  subject: string;
+  reason: string;
+}
+
+export interface PlanResult {
+  changes: Change[];
+  blocked: Blocked[];
+  /** When the planner wants to look again even if nothing else happens (a backoff expiring). */
+  recheckAfterMs: number | null;
+}
+
+/** Planner inputs that are not desired or observed state. */
+export interface PlanContext {
+  nodeUuid: string;
+  /** The node's address: containers publish their ports here. */
+  address: string;
+  /** Milliseconds since the epoch, read by the caller. */
+  now: number;
+}
+
+/** The subject of a change: one step per subject per pass. */
+export function changeSubject(change: Change): string {
+  switch (change.kind) {
+    case 'create-dataset':
+    case 'set-dataset-readonly':
+    case 'set-dataset-size':
+    case 'mount-dataset':
+    case 'destroy-dataset':
+      return `dataset:${change.datasetId}`;
+    case 'start-container':
+      return `container:${change.spec.name}`;
+    case 'stop-container':
+    case 'remove-container':
+    case 'restart-container':
+      return `container:${change.name}`;
+  }
+}

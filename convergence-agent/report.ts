@@ -1,0 +1,46 @@
+/**
+ * The node's report to the control service (NodeReport): identity, datasets, containers and
+ * problems. Pure. Returns null when a part is unknown this pass: reporting "no datasets"
+ * for "could not list datasets" would tell the control service a lie.
+ */
+import type { NodeProblem, NodeReport, NodeTransfer } from '#common/model.ts';
+import type { LocalObserved } from './plan/types.ts';
+
+export interface NodeIdentity {
+  uuid: string;
+  address: string;
+  /** Boot id of the host: a new era means the node restarted. */
+  era: string;
+  labels: Record<string, string>;
+  transfer: NodeTransfer;
+}
+
+export function buildReport(identity: NodeIdentity, observed: LocalObserved, problems: NodeProblem[]): NodeReport | null {
+  if (observed.datasets === null || observed.containers === null) return null;
+  const snapshots = observed.snapshots ?? {};
+  return {
+    uuid: identity.uuid,
+    host: identity.address,
+    era: identity.era,
+    labels: identity.labels,
+    transfer: identity.transfer,
+    datasets: observed.datasets.map((d) => ({
+      dataset_id: d.datasetId,
+      path: d.mounted ? d.mountpoint : null,
+      writable: !d.readonly,
+      maximum_size: d.refquota,
+      used_bytes: d.usedBytes,
+      snapshots: (snapshots[d.datasetId] ?? []).map((s) => ({ name: s.snapshot, guid: s.guid, createtxg: s.createtxg })),
+    })),
+    containers: observed.containers.map((c) => ({
+      name: c.app,
+      image: c.image,
+      running: c.running,
+      health: c.health,
+      restart_count: c.restartCount,
+      published: c.published,
+      generation: c.generation,
+    })),
+    problems: problems.slice(0, 1000).map((p) => ({ ...p, reason: p.reason.slice(0, 2048), subject: p.subject.slice(0, 256) })),
+  };
+}

@@ -1,0 +1,118 @@
+/**
+ * An in-memory ContainerRuntime for the planner's, executor's and loop's tests. It keeps the
+ * engine facts docker would (state, exit code, start and finish times, published ports) and
+ * the same error codes as docker.ts: DROVER_DOCKER_CONFLICT for a taken name or removing a
+ * running container.
+ */
+import { DroverError } from '#common/errors.ts';
+import type { ContainerRuntime, ExecResult, RuntimeContainer } from '../container-runtime.ts';
+import { LABEL_NODE } from '../plan/labels.ts';
+import type { ContainerSpec } from '../plan/types.ts';
+
+type Operation = 'createAndStart' | 'restart' | 'stop' | 'remove' | 'exec' | 'listContainers';
+
+export class FakeContainerRuntime implements ContainerRuntime {
+  readonly containers = new Map<string, RuntimeContainer & { spec: ContainerSpec }>();
+  /** Calls made, in order: `<operation> <name>`. */
+  readonly calls: string[] = [];
+  /** Exit code of an exec; by default 0. */
+  execHandler: (containerId: string, command: string[]) => number | Promise<number> = () => 0;
+  private failures = new Map<string, DroverError>();
+  private nextId = 1;
+  private nextPort = 32768;
+
+  constructor(private readonly now: () => number = () => Date.now()) {}
+
+  /** The next call of `operation` (on `name`, when given) throws `error`. */
+  failNext(operation: Operation, error = new DroverError('DROVER_DOCKER_FAILED', `${operation} failed (fake)`), name?: string): void {
+    this.failures.set(name ? `${operation} ${name}` : operation, error);
+  }
+
+  /** The container's process ends on its own with `exitCode`. */
+  crash(name: string, exitCode = 137): void {
+    const c = this.byName(name);
+    if (!c) throw new Error(`no container ${name}`);
+    Object.assign(c, { running: false, status: 'exited', exitCode, finishedAt: this.now() });
+  }
+
+  byName(name: string): (RuntimeContainer & { spec: ContainerSpec }) | undefined {
+    return [...this.containers.values()].find((c) => c.name === name);
+  }
+
+  async listContainers(nodeUuid: string): Promise<RuntimeContainer[]> {
+    this.maybeFail('listContainers', '');
+    return [...this.containers.values()]
+      .filter((c) => c.labels[LABEL_NODE] === nodeUuid)
+      .map(({ spec: _spec, ...c }) => structuredClone(c));
+  }
+
+  async createAndStart(spec: ContainerSpec): Promise<void> {
+    this.record('createAndStart', spec.name);
+    if (this.byName(spec.name)) throw new DroverError('DROVER_DOCKER_CONFLICT', `name ${spec.name} is taken`, { retryable: true });
+    const id = `fake${String(this.nextId++).padStart(8, '0')}`;
+    this.containers.set(id, {
+      id,
+      name: spec.name,
+      image: spec.image,
+      labels: { ...spec.labels },
+      status: 'running',
+      running: true,
+      exitCode: 0,
+      oomKilled: false,
+      startedAt: this.now(),
+      finishedAt: null,
+      mountSources: spec.binds.map((b) => b.source),
+      published: spec.ports.map((internal) => ({ internal, host: spec.hostIp, host_port: this.nextPort++ })),
+      ipAddress: '172.17.0.2',
+      spec,
+    });
+  }
+
+  async restart(containerId: string): Promise<void> {
+    const c = this.must(containerId);
+    this.record('restart', c.name);
+    Object.assign(c, { running: true, status: 'running', exitCode: 0, startedAt: this.now() });
+  }
+
+  async stop(containerId: string): Promise<void> {
+    const c = this.must(containerId);
+    this.record('stop', c.name);
+    if (!c.running) return;
+    Object.assign(c, { running: false, status: 'exited', exitCode: 143, finishedAt: this.now() });
+  }
+
+  async remove(containerId: string): Promise<void> {
+    const c = this.containers.get(containerId);
+    if (!c) return;
+    this.record('remove', c.name);
+    if (c.running) throw new DroverError('DROVER_DOCKER_CONFLICT', `container ${c.name} is running`, { retryable: true });
+    this.containers.delete(containerId);
+  }
+
+  async exec(containerId: string, command: string[]): Promise<ExecResult> {
+    const c = this.must(containerId);
+    this.maybeFail('exec', c.name);
+    return { exitCode: await this.execHandler(containerId, command) };
+  }
+
+  private record(operation: Operation, name: string): void {
+    this.calls.push(`${operation} ${name}`);
+    this.maybeFail(operation, name);
+  }
+
+  private maybeFail(operation: Operation, name: string): void {
+    for (const key of [`${operation} ${name}`, operation]) {
+      const error = this.failures.get(key);
+      if (error) {
+        this.failures.delete(key);
+        throw error;
+      }
+    }
+  }
+
+  private must(containerId: string): RuntimeContainer & { spec: ContainerSpec } {
+    const c = this.containers.get(containerId);
+    if (!c) throw new DroverError('DROVER_DOCKER_NOT_FOUND', `no container ${containerId}`);
+    return c;
+  }
+}

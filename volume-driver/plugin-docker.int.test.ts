@@ -1,0 +1,166 @@
+/**
+ * The plugin against a real dockerd (its own, never the host's: a plugin Docker has used
+ * stays cached in that dockerd until it restarts). The control service is the in-memory
+ * fake, playing the agents with plain directories, so these tests are about what Docker
+ * sends and what it makes of the answers; plugin.e2e.test.ts runs the real control service
+ * and agents on a local cluster.
+ */
+import { cpSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '#common/log.ts';
+import { sleep } from '#common/sleep.ts';
+import { buildApp } from './app.ts';
+import { VolumeDriver } from './driver.ts';
+import { FakeControl } from './fake-control.ts';
+import { MountStore } from './mount-store.ts';
+import { startPluginServer, socketPathFor, type PluginServer } from './plugin-server.ts';
+import { canRunDockerd, startDockerd, type TestDockerd } from './testing/run-dockerd.ts';
+
+const ME = '11111111-1111-4111-8111-111111111111';
+const OTHER = '22222222-2222-4222-8222-222222222222';
+const missing = canRunDockerd();
+const plugin = `drover-vdt${process.pid}`;
+
+describe.skipIf(missing !== null && process.env.CI !== 'true')(`the plugin under a real dockerd${missing ? ` (skipped: ${missing})` : ''}`, () => {
+  let root: string;
+  let dockerd: TestDockerd;
+  let control: FakeControl;
+  let server: PluginServer | null = null;
+  let driver: VolumeDriver;
+  let store: MountStore;
+
+  async function startPlugin(): Promise<void> {
+    store = await MountStore.open(join(root, 'state'));
+    driver = new VolumeDriver({ control, store, nodeUuid: ME, log: silentLogger(), mountTimeoutMs: 20_000 });
+    server = await startPluginServer(buildApp({ driver, log: silentLogger() }), socketPathFor(plugin), silentLogger());
+  }
+  async function stopPlugin(): Promise<void> {
+    driver.stop();
+    await server?.close();
+    server = null;
+  }
+  /** Docker unmounts a stopped container's volumes in the background: poll, bounded. */
+  async function leasesSoon(volume: string, expected: string[]): Promise<void> {
+    for (let i = 0; i < 50 && JSON.stringify(leases(volume)) !== JSON.stringify(expected); i++) await sleep(100);
+    expect(leases(volume)).toEqual(expected);
+  }
+  /** Who holds the lease of `volume`: `["1111"]` is this node. */
+  const leases = (volume: string): string[] =>
+    control.leases.filter((l) => control.datasets.find((d) => d.dataset_id === l.dataset_id)?.metadata.name === volume).map((l) => l.node_uuid.slice(0, 4));
+
+  beforeAll(async () => {
+    if (missing) throw new Error(`a real dockerd is needed: ${missing}`);
+    root = await mkdtemp(join(tmpdir(), 'drover-vdt-'));
+    control = new FakeControl({
+      nodes: [
+        { uuid: ME, host: '127.0.0.11' },
+        { uuid: OTHER, host: '127.0.0.12' },
+      ],
+      pathFor: (node, id) => join(root, 'nodes', node, id),
+      // The agents' part: the dataset appears on its node, with its data when it moved.
+      materialise: (node, id, from) => {
+        const to = join(root, 'nodes', node, id);
+        if (from && existsSync(join(root, 'nodes', from, id))) cpSync(join(root, 'nodes', from, id), to, { recursive: true });
+        else mkdirSync(to, { recursive: true });
+      },
+    });
+    dockerd = await startDockerd(join(root, 'dockerd'));
+    await startPlugin();
+  });
+
+  afterAll(async () => {
+    // Teardown order matters: containers, volumes, plugin (its socket), then dockerd.
+    if (dockerd) {
+      await dockerd.cleanContainersAndVolumes();
+      await stopPlugin();
+      await dockerd.stop();
+    } else await stopPlugin();
+    if (root) await rm(root, { recursive: true, force: true });
+    expect(existsSync(socketPathFor(plugin))).toBe(false);
+  });
+
+  it('creates a volume Docker then sees with global scope and where it lives', async () => {
+    await dockerd.docker('volume', 'create', '-d', plugin, '-o', 'size=1G', 'v-create');
+    const [inspect] = JSON.parse(await dockerd.docker('volume', 'inspect', 'v-create'));
+    expect(inspect).toMatchObject({ Driver: plugin, Name: 'v-create', Scope: 'global', Status: { local: true, node: '127.0.0.11', maximum_size: 1024 ** 3 } });
+    expect(Date.parse(inspect.CreatedAt)).toBeGreaterThan(Date.now() - 60_000);
+    expect(await dockerd.docker('volume', 'create', '-d', plugin, 'v-create')).toBe('v-create');
+    expect(control.datasets.filter((d) => d.metadata.name === 'v-create')).toHaveLength(1);
+  });
+
+  it('keeps what one container wrote for the next, and holds the lease only while mounted', async () => {
+    await dockerd.docker('volume', 'create', '-d', plugin, 'v-data');
+    await dockerd.docker('run', '--rm', '-v', 'v-data:/data', dockerd.image, 'sh', '-c', 'echo hello > /data/f');
+    expect(leases('v-data')).toEqual([]);
+    expect(await dockerd.docker('run', '--rm', '-v', 'v-data:/data', dockerd.image, 'cat', '/data/f')).toBe('hello');
+  });
+
+  it('mounts and unmounts for the copy of image files at docker create, and copies them in', async () => {
+    await dockerd.docker('volume', 'create', '-d', plugin, 'v-copy');
+    const id = await dockerd.docker('create', '-v', 'v-copy:/data', dockerd.image, 'cat', '/data/seed.txt');
+    expect(leases('v-copy')).toEqual([]);
+    expect(store.current.volumes['v-copy']).toBeUndefined();
+    expect(await dockerd.docker('start', '-a', id)).toBe('seeded');
+    await dockerd.docker('rm', id);
+  });
+
+  it('keeps the volume mounted after docker cp mounts it again under the same ID', async () => {
+    await dockerd.docker('volume', 'create', '-d', plugin, 'v-cp');
+    const id = await dockerd.docker('run', '-d', '-v', 'v-cp:/data', dockerd.image, 'sleep', '300');
+    writeFileSync(join(root, 'readme'), 'copied in\n');
+    await dockerd.docker('cp', join(root, 'readme'), `${id}:/data/readme`);
+    await dockerd.docker('cp', `${id}:/data/readme`, join(root, 'readme-back'));
+    expect(leases('v-cp')).toEqual(['1111']);
+    expect(await dockerd.docker('exec', id, 'ls', '/data')).toBe('readme\nseed.txt');
+    await dockerd.docker('rm', '-f', id);
+    await leasesSoon('v-cp', []);
+  });
+
+  it('remembers a running container across a restart of the plugin, and releases the lease when it stops', async () => {
+    await dockerd.docker('volume', 'create', '-d', plugin, 'v-restart');
+    const id = await dockerd.docker('run', '-d', '-v', 'v-restart:/data', dockerd.image, 'sleep', '300');
+    await stopPlugin();
+    expect(existsSync(socketPathFor(plugin))).toBe(false);
+    await startPlugin();
+    expect(leases('v-restart')).toEqual(['1111']);
+    await dockerd.docker('stop', '-t', '0', id);
+    await leasesSoon('v-restart', []);
+    await dockerd.docker('rm', id);
+  });
+
+  it('refuses docker volume rm of a volume used here or on another node, naming who uses it', async () => {
+    await dockerd.docker('volume', 'create', '-d', plugin, 'v-rm');
+    const id = await dockerd.docker('run', '-d', '-v', 'v-rm:/data', dockerd.image, 'sleep', '300');
+    expect(await dockerd.dockerFails('volume', 'rm', 'v-rm')).toMatch(/volume is in use/);
+    await dockerd.docker('rm', '-f', id);
+
+    const dataset = control.datasets.find((d) => d.metadata.name === 'v-rm')!;
+    await control.acquireLease(dataset.dataset_id, OTHER);
+    expect(await dockerd.dockerFails('volume', 'rm', 'v-rm')).toContain(
+      'volume "v-rm" is in use on node 127.0.0.12 (22222222) (it holds the volume\'s lease); stop the containers using it there first',
+    );
+    await control.releaseLease(dataset.dataset_id);
+    await dockerd.docker('volume', 'rm', 'v-rm');
+    expect(dataset.deleted).toBe(true);
+  });
+
+  it('leaves nothing behind that would stall a dockerd when it stops cleanly', async () => {
+    await stopPlugin();
+    expect(readdirSync('/run/docker/plugins')).not.toContain(`${plugin}.sock`);
+    // A dockerd that never used the plugin finds no socket at all. (One that did keeps the
+    // plugin cached until it restarts and retries it ~15 s per call: Docker's behaviour,
+    // which is why teardown stops the plugin only after removing its volumes, then dockerd.)
+    const fresh = await startDockerd(join(root, 'dockerd-fresh'), { image: false });
+    try {
+      const started = performance.now();
+      await fresh.docker('volume', 'ls');
+      expect(performance.now() - started).toBeLessThan(2_000);
+    } finally {
+      await fresh.stop();
+    }
+    await startPlugin();
+  });
+});

@@ -1,0 +1,54 @@
+import { DroverError } from '#common/errors.ts';
+import { run } from './run.ts';
+
+/** The Linux bridge behind a node's dockerd (`dockerd -b`), created and deleted by the harness. */
+
+export async function listLinks(): Promise<string[]> {
+  const { stdout } = await run('ip', ['-j', 'link', 'show'], { timeoutMs: 15_000 });
+  const links = JSON.parse(stdout || '[]') as Array<{ ifname: string }>;
+  return links.map((link) => link.ifname);
+}
+
+/** The networks routed on this machine, as `{ dev, dst }` (dst like '172.17.0.0/16'). */
+async function routes(): Promise<Array<{ dev: string; dst: string }>> {
+  const { stdout } = await run('ip', ['-j', 'route', 'show'], { timeoutMs: 15_000 });
+  return (JSON.parse(stdout || '[]') as Array<{ dev?: string; dst?: string }>).map((r) => ({
+    dev: r.dev ?? '',
+    dst: r.dst ?? '',
+  }));
+}
+
+function toInt(ip: string): number {
+  return ip.split('.').reduce((acc, octet) => acc * 256 + Number(octet), 0);
+}
+
+/** True when two IPv4 CIDRs share an address. Pure. */
+export function overlaps(a: string, b: string): boolean {
+  const range = (cidr: string): [number, number] => {
+    const [ip = '0.0.0.0', bitsText] = cidr.split('/');
+    const bits = bitsText === undefined ? 32 : Number(bitsText);
+    const size = 2 ** (32 - bits);
+    const start = Math.floor(toInt(ip) / size) * size;
+    return [start, start + size - 1];
+  };
+  const [a0, a1] = range(a);
+  const [b0, b1] = range(b);
+  return a0 <= b1 && b0 <= a1;
+}
+
+export async function createBridge(name: string, cidr: string, network: string): Promise<void> {
+  const clash = (await routes()).find((r) => r.dev !== name && r.dst !== 'default' && r.dst.includes('.') && overlaps(r.dst, network));
+  if (clash) {
+    throw new DroverError('DROVER_CLUSTER_BRIDGE_CLASH', `bridge network ${network} for ${name} overlaps ${clash.dst} on ${clash.dev}`, {
+      detail: { bridge: name, network, route: clash },
+    });
+  }
+  await run('ip', ['link', 'add', name, 'type', 'bridge'], { timeoutMs: 15_000 });
+  await run('ip', ['addr', 'add', cidr, 'dev', name], { timeoutMs: 15_000 });
+  await run('ip', ['link', 'set', name, 'up'], { timeoutMs: 15_000 });
+}
+
+export async function deleteBridge(name: string): Promise<void> {
+  if (!(await listLinks()).includes(name)) return;
+  await run('ip', ['link', 'del', name], { timeoutMs: 15_000 });
+}

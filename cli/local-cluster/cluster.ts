@@ -1,0 +1,139 @@
+import { access, mkdir, readdir, rm } from 'node:fs/promises';
+import { silentLogger, type Logger } from '#common/log.ts';
+import { listLinks } from './bridge.ts';
+import { ensureImageArchive } from './images.ts';
+import { ensureCa, ensureEd25519Key } from './keys.ts';
+import {
+  clusterPaths,
+  defaultRoot,
+  isClusterBridge,
+  isClusterPool,
+  runDir,
+  validateClusterName,
+  validateNodeCount,
+  validateSubnet,
+} from './layout.ts';
+import { nodeDown, nodeUp } from './node.ts';
+import { listPools } from './pool.ts';
+import { readClusterState, writeClusterState } from './state.ts';
+import type { LocalCluster, LocalClusterOptions } from './types.ts';
+
+/**
+ * Brings a local cluster up (DESIGN.md §7): per node a loopback address, a zfs-fuse pool,
+ * an sshd and a dockerd, started in parallel. Whatever an earlier run of the same name
+ * left behind (a crash, a killed test) is cleaned first. If any node fails to start, the
+ * whole cluster is taken down again and the first error is thrown.
+ */
+export async function clusterUp(opts: LocalClusterOptions): Promise<LocalCluster> {
+  validateClusterName(opts.name);
+  validateNodeCount(opts.nodes);
+  const subnet = opts.subnet ?? 0;
+  validateSubnet(subnet);
+  const root = opts.root ?? defaultRoot(opts.name);
+  const log = (opts.log ?? silentLogger()).child({ cluster: opts.name });
+  const images = opts.images ?? ['busybox'];
+  const docker = opts.docker ?? true;
+  const started = Date.now();
+
+  const leftovers = await findLeftovers(opts.name, root);
+  if (leftovers.length > 0) {
+    log.warn({ leftovers }, 'earlier run found, cleaning it');
+    await clusterDown(opts.name, root, log);
+  }
+
+  const paths = clusterPaths(root);
+  await mkdir(root, { recursive: true });
+  try {
+    const [agentPublicKey] = await Promise.all([
+      ensureEd25519Key(paths.agentKey, `drover-${opts.name}-agents`),
+      ensureCa(paths.caCert, paths.caKey, opts.name),
+      // Build missing image archives once, before the nodes load them in parallel.
+      docker ? Promise.all(images.map((image) => ensureImageArchive(image, log))) : Promise.resolve(),
+    ]);
+    const indices = Array.from({ length: opts.nodes }, (_, i) => i + 1);
+    const results = await Promise.allSettled(
+      indices.map((index) =>
+        nodeUp({
+          cluster: opts.name,
+          root,
+          index,
+          subnet,
+          docker,
+          ssh: opts.ssh ?? true,
+          images: docker ? images : [],
+          poolSizeMiB: opts.poolSizeMiB ?? 2048,
+          agentPublicKey,
+          log,
+        }),
+      ),
+    );
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    const cluster: LocalCluster = {
+      name: opts.name,
+      root,
+      nodes: results.map((r) => (r as PromiseFulfilledResult<LocalCluster['nodes'][number]>).value),
+      sshClientKey: { privateKeyPath: paths.agentKey, publicKey: agentPublicKey },
+      ca: { certPath: paths.caCert, keyPath: paths.caKey },
+    };
+    await writeClusterState(cluster);
+    log.info({ nodes: opts.nodes, ms: Date.now() - started }, 'cluster up');
+    return cluster;
+  } catch (err) {
+    log.error({ err }, 'cluster start failed, taking it down');
+    await clusterDown(opts.name, root, log).catch((downErr: unknown) => log.error({ err: downErr }, 'cluster teardown failed'));
+    throw err;
+  }
+}
+
+/**
+ * Takes the cluster down and removes every trace of it: containers, dockerd and sshd
+ * (by pid), pools, bridges, plugin sockets, sparse files, the state and run directories.
+ * Works from the recorded state and from what it finds by name, so it also cleans a run
+ * that crashed before it was recorded. Idempotent.
+ */
+export async function clusterDown(name: string, root?: string, log: Logger = silentLogger()): Promise<void> {
+  validateClusterName(name);
+  const dir = root ?? defaultRoot(name);
+  const recorded = await readClusterState(dir).catch(() => null);
+  const addresses = new Map(recorded?.nodes.map((node) => [node.index, node.address]) ?? []);
+  const indices = new Set<number>(addresses.keys());
+  for (const thing of await findLeftovers(name, dir)) {
+    const index = /(\d)$/.exec(thing)?.[1];
+    if (index !== undefined) indices.add(Number(index));
+  }
+  const results = await Promise.allSettled(
+    [...indices].map((index) => nodeDown({ cluster: name, root: dir, index, address: addresses.get(index) ?? null, log })),
+  );
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  await rm(dir, { recursive: true, force: true });
+  await rm(runDir(name), { recursive: true, force: true });
+}
+
+/** The recorded cluster, or null when none is recorded under `root`. */
+export async function readCluster(name: string, root?: string): Promise<LocalCluster | null> {
+  validateClusterName(name);
+  return readClusterState(root ?? defaultRoot(name));
+}
+
+/**
+ * Everything of cluster `name` that exists now: its state file, node directories, run
+ * directory, pools and bridges. Node things end in their index digit.
+ */
+async function findLeftovers(name: string, root: string): Promise<string[]> {
+  const found: string[] = [];
+  const present = (path: string): Promise<boolean> =>
+    access(path).then(
+      () => true,
+      () => false,
+    );
+  const entries = async (path: string): Promise<string[]> => readdir(path).catch(() => [] as string[]);
+  if (await present(clusterPaths(root).state)) found.push(clusterPaths(root).state);
+  for (const entry of await entries(root)) if (/^n[1-9]$/.test(entry)) found.push(`${root}/${entry}`);
+  for (const entry of await entries(runDir(name))) if (/^n[1-9]$/.test(entry)) found.push(`${runDir(name)}/${entry}`);
+  for (const pool of await listPools()) if (isClusterPool(name, pool)) found.push(pool);
+  for (const link of await listLinks()) if (isClusterBridge(name, link)) found.push(link);
+  if (found.length === 0 && (await present(root))) found.push(root);
+  return found;
+}

@@ -1,0 +1,101 @@
+import { parseArgs } from 'node:util';
+import { isDroverError } from '#common/errors.ts';
+import { createLogger } from '#common/log.ts';
+import { clusterDown, clusterUp, readCluster } from './cluster.ts';
+import { canConnect, pingDocker } from './readiness.ts';
+import type { LocalCluster, LocalImage } from './types.ts';
+
+const USAGE = `usage: drover cluster up [--nodes N] [--name NAME] [--subnet S] [--images busybox,redis]
+       drover cluster down [--name NAME]
+       drover cluster status [--name NAME]
+
+A local cluster plays a whole drover cluster on this machine (root needed): node i gets
+the address 127.0.S.(10+i), a zfs-fuse pool, an sshd and a dockerd. NAME defaults to demo.`;
+
+function print(text: string): void {
+  process.stdout.write(`${text}\n`);
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, col) => Math.max(...rows.map((row) => row[col]!.length)));
+  return rows.map((row) => row.map((cell, col) => cell.padEnd(widths[col]!)).join('  ').trimEnd()).join('\n');
+}
+
+async function nodeTable(cluster: LocalCluster): Promise<string> {
+  const rows = [['NODE', 'UUID', 'ADDRESS', 'POOL', 'DOCKER', 'SSH', 'PLUGIN']];
+  for (const node of cluster.nodes) {
+    const docker = node.dockerSocket === null ? '-' : (await pingDocker(node.dockerSocket)) ? node.dockerHost! : 'DOWN';
+    const ssh = node.ssh === null ? '-' : (await canConnect(node.ssh.host, node.ssh.port)) ? node.ssh.hostKeyFingerprint : 'DOWN';
+    rows.push([node.name, node.uuid, node.address, node.pool, docker, ssh, node.pluginName]);
+  }
+  return table(rows);
+}
+
+const IMAGES: LocalImage[] = ['busybox', 'redis'];
+
+/** `drover cluster …`; returns the exit code. */
+export async function runClusterCommand(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        name: { type: 'string', default: 'demo' },
+        nodes: { type: 'string', default: '3' },
+        subnet: { type: 'string', default: '0' },
+        images: { type: 'string', default: 'busybox' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  const verb = positionals[0];
+  if (values.help || verb === undefined || positionals.length > 1) {
+    (values.help ? process.stdout : process.stderr).write(`${USAGE}\n`);
+    return values.help ? 0 : 2;
+  }
+  const images = values.images.split(',').filter((image) => image.length > 0);
+  const unknown = images.filter((image) => !IMAGES.includes(image as LocalImage));
+  if (unknown.length > 0) {
+    process.stderr.write(`--images: unknown image ${unknown.join(', ')} (known: ${IMAGES.join(', ')})\n`);
+    return 2;
+  }
+  try {
+    switch (verb) {
+      case 'up': {
+        const cluster = await clusterUp({
+          name: values.name,
+          nodes: Number(values.nodes),
+          subnet: Number(values.subnet),
+          images: images as LocalImage[],
+          log: createLogger('drover-cluster'),
+        });
+        print(await nodeTable(cluster));
+        return 0;
+      }
+      case 'down':
+        await clusterDown(values.name);
+        print(`cluster ${values.name} is down`);
+        return 0;
+      case 'status': {
+        const cluster = await readCluster(values.name);
+        if (cluster === null) {
+          print(`no cluster named ${values.name}`);
+          return 1;
+        }
+        print(await nodeTable(cluster));
+        return 0;
+      }
+      default:
+        process.stderr.write(`unknown command 'cluster ${verb}'\n${USAGE}\n`);
+        return 2;
+    }
+  } catch (err) {
+    process.stderr.write(`drover cluster ${verb}: ${isDroverError(err) ? `${err.message} (${err.code})` : String(err)}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,152 @@
+import { chmod, copyFile, mkdir, mkdtemp, readdir, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DroverError } from '#common/errors.ts';
+import type { Logger } from '#common/log.ts';
+import { run } from './run.ts';
+import type { LocalImage } from './types.ts';
+
+/**
+ * The local test images, built offline and cached as `docker save` archives, so every
+ * node's dockerd loads the very same image id in a second or two:
+ * - `drover/busybox:latest` — busybox-static and its applet links;
+ * - `drover/redis:latest` — a Debian bookworm minbase rootfs made by mmdebstrap from the
+ *   machine's own apt sources, with redis-server (appendonly, data in /data).
+ * An archive is rebuilt only when missing; bump `version` when a recipe changes.
+ */
+
+export const IMAGE_CACHE = process.env.DROVER_IMAGE_CACHE ?? '/var/cache/drover/images';
+const HOST_DOCKER = 'unix:///var/run/docker.sock';
+
+interface Recipe {
+  tag: string;
+  version: number;
+  changes: string[];
+  buildRootfs: (workDir: string, log: Logger) => Promise<string>;
+}
+
+const RECIPES: Record<LocalImage, Recipe> = {
+  busybox: {
+    tag: 'drover/busybox:latest',
+    version: 1,
+    changes: ['CMD ["sh"]'],
+    buildRootfs: buildBusyboxRootfs,
+  },
+  redis: {
+    tag: 'drover/redis:latest',
+    version: 1,
+    changes: [
+      'CMD ["redis-server", "--bind", "0.0.0.0", "--protected-mode", "no", "--appendonly", "yes", "--dir", "/data"]',
+      'EXPOSE 6379',
+      'WORKDIR /data',
+    ],
+    buildRootfs: buildRedisRootfs,
+  },
+};
+
+export function imageTag(image: LocalImage): string {
+  return RECIPES[image].tag;
+}
+
+export function imageArchive(image: LocalImage): string {
+  return join(IMAGE_CACHE, `${image}-v${RECIPES[image].version}.tar`);
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * Makes sure the archive of `image` is in the cache, building it through the host dockerd
+ * when missing. Safe to run concurrently: an archive appears under its final name only
+ * when complete.
+ */
+export async function ensureImageArchive(image: LocalImage, log: Logger): Promise<string> {
+  const archive = imageArchive(image);
+  if (await exists(archive)) return archive;
+  const recipe = RECIPES[image];
+  await mkdir(IMAGE_CACHE, { recursive: true });
+  const work = await mkdtemp(join(IMAGE_CACHE, `.build-${image}-`));
+  const started = Date.now();
+  try {
+    log.info({ image: recipe.tag }, 'image build started');
+    const rootfs = await recipe.buildRootfs(work, log);
+    const changes = recipe.changes.flatMap((change) => ['--change', change]);
+    await run('docker', ['-H', HOST_DOCKER, 'import', ...changes, rootfs, recipe.tag], { timeoutMs: 300_000 });
+    const partial = join(work, 'image.tar');
+    await run('docker', ['-H', HOST_DOCKER, 'save', '-o', partial, recipe.tag], { timeoutMs: 300_000 });
+    await rename(partial, archive);
+    log.info({ image: recipe.tag, archive, ms: Date.now() - started }, 'image built');
+    return archive;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** Loads the cached archives of `images` into the dockerd at `dockerHost` ('unix://…'). */
+export async function loadImages(dockerHost: string, images: LocalImage[], log: Logger): Promise<void> {
+  for (const image of images) {
+    const archive = await ensureImageArchive(image, log);
+    await run('docker', ['-H', dockerHost, 'load', '-q', '-i', archive], { timeoutMs: 300_000 });
+  }
+}
+
+async function buildBusyboxRootfs(work: string): Promise<string> {
+  const root = join(work, 'rootfs');
+  for (const dir of ['bin', 'etc', 'tmp', 'data', 'root', 'var/www']) await mkdir(join(root, dir), { recursive: true });
+  await chmod(join(root, 'tmp'), 0o1777);
+  await copyFile('/bin/busybox', join(root, 'bin', 'busybox'));
+  await chmod(join(root, 'bin', 'busybox'), 0o755);
+  const { stdout } = await run('/bin/busybox', ['--list'], { timeoutMs: 10_000 });
+  for (const applet of stdout.split('\n').map((line) => line.trim())) {
+    if (applet && applet !== 'busybox') await symlink('busybox', join(root, 'bin', applet));
+  }
+  await writeFile(join(root, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');
+  await writeFile(join(root, 'etc', 'group'), 'root:x:0:\nnogroup:x:65534:\n');
+  const tar = join(work, 'rootfs.tar');
+  await run('tar', ['-C', root, '--numeric-owner', '--owner=0', '--group=0', '-cf', tar, '.'], { timeoutMs: 60_000 });
+  return tar;
+}
+
+/** The machine's own apt sources, so no mirror is named here (offline-friendly, proxy-friendly). */
+async function hostAptSources(): Promise<string[]> {
+  const sources: string[] = [];
+  if (await exists('/etc/apt/sources.list')) {
+    const { stdout } = await run('grep', ['-c', '^[[:space:]]*deb', '/etc/apt/sources.list'], { reject: false });
+    if (Number(stdout) > 0) sources.push('/etc/apt/sources.list');
+  }
+  const dir = '/etc/apt/sources.list.d';
+  const entries = (await exists(dir)) ? await readdir(dir) : [];
+  for (const entry of entries.sort()) {
+    if (entry.endsWith('.list') || entry.endsWith('.sources')) sources.push(join(dir, entry));
+  }
+  if (sources.length === 0) {
+    throw new DroverError('DROVER_IMAGE_NO_APT_SOURCES', 'no apt sources on this machine: cannot build the redis image');
+  }
+  return sources;
+}
+
+async function buildRedisRootfs(work: string, log: Logger): Promise<string> {
+  const tar = join(work, 'rootfs.tar');
+  const sources = await hostAptSources();
+  log.info({ sources }, 'mmdebstrap started (a few minutes)');
+  await run(
+    'mmdebstrap',
+    [
+      '--variant=minbase',
+      '--include=redis-server',
+      '--dpkgopt=path-exclude=/usr/share/doc/*',
+      '--dpkgopt=path-exclude=/usr/share/man/*',
+      '--dpkgopt=path-exclude=/usr/share/locale/*',
+      '--dpkgopt=path-exclude=/usr/share/info/*',
+      '--customize-hook=mkdir -p "$1/data"',
+      'bookworm',
+      tar,
+      ...sources,
+    ],
+    { timeoutMs: 1_200_000 },
+  );
+  return tar;
+}

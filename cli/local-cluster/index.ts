@@ -1,0 +1,7 @@
+/**
+ * The local cluster (DESIGN.md §7): one machine playing a whole drover cluster, for the
+ * tests and the demo. Start reading at cluster.ts.
+ */
+export { clusterDown, clusterUp, readCluster } from './cluster.ts';
+export { imageArchive, imageTag, ensureImageArchive } from './images.ts';
+export type { LocalCluster, LocalClusterOptions, LocalImage, LocalNode, LocalNodeSsh } from './types.ts';

@@ -1,0 +1,56 @@
+import { access, mkdir, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { DroverError } from '#common/errors.ts';
+import { run } from './run.ts';
+
+/** ssh keys and the cluster CA, made with ssh-keygen and openssl. Idempotent: kept when present. */
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** An ed25519 key pair at `path` / `path.pub`; returns the public key as 'ssh-ed25519 AAAA…'. */
+export async function ensureEd25519Key(path: string, comment: string): Promise<string> {
+  if (!(await exists(path)) || !(await exists(`${path}.pub`))) {
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', path], { timeoutMs: 30_000, input: 'y\n' });
+  }
+  return publicKeyOf(path);
+}
+
+export async function publicKeyOf(privateKeyPath: string): Promise<string> {
+  const text = (await readFile(`${privateKeyPath}.pub`, 'utf8')).trim();
+  const [type, body] = text.split(/\s+/);
+  if (!type || !body) throw new DroverError('DROVER_SSH_KEY_INVALID', `cannot read public key ${privateKeyPath}.pub`);
+  return `${type} ${body}`;
+}
+
+/** 'SHA256:…' of a public key file, as OpenSSH prints it. */
+export async function fingerprintOf(privateKeyPath: string): Promise<string> {
+  const { stdout } = await run('ssh-keygen', ['-l', '-E', 'sha256', '-f', `${privateKeyPath}.pub`], { timeoutMs: 30_000 });
+  const match = /SHA256:[A-Za-z0-9+/]+/.exec(stdout);
+  if (!match) throw new DroverError('DROVER_SSH_KEY_INVALID', `no fingerprint in '${stdout}'`);
+  return match[0];
+}
+
+/** A self-signed P-256 CA for mutual TLS between a cluster's agents. */
+export async function ensureCa(certPath: string, keyPath: string, cluster: string): Promise<void> {
+  if ((await exists(certPath)) && (await exists(keyPath))) return;
+  await mkdir(dirname(certPath), { recursive: true, mode: 0o700 });
+  await run(
+    'openssl',
+    [
+      'req', '-x509', '-new', '-nodes',
+      '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
+      '-keyout', keyPath, '-out', certPath,
+      '-days', '3650',
+      '-subj', `/CN=drover ${cluster} cluster CA`,
+      '-addext', 'basicConstraints=critical,CA:TRUE',
+      '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+    ],
+    { timeoutMs: 30_000 },
+  );
+}

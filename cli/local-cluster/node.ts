@@ -1,0 +1,167 @@
+import { randomUUID } from 'node:crypto';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '#common/log.ts';
+import { createBridge, deleteBridge } from './bridge.ts';
+import { loadImages } from './images.ts';
+import { ensureEd25519Key, fingerprintOf, publicKeyOf } from './keys.ts';
+import { bridgeName, bridgeSubnet, nodeAddress, nodePaths, pluginName, poolName, PLUGIN_SOCKET_DIR } from './layout.ts';
+import { clearCgroup, unmountAll } from './leftovers.ts';
+import { createPool, destroyPool, listPools, removePoolFile } from './pool.ts';
+import { cmdline, ownedPid, processesMentioning, spawnDaemon, terminate } from './processes.ts';
+import { canConnect, pingDocker, waitReady } from './readiness.ts';
+import { dockerdArgs, renderSshdConfig } from './render.ts';
+import { run } from './run.ts';
+import type { LocalImage, LocalNode } from './types.ts';
+
+/** Bringing one node of a local cluster up, and taking it down from any state. */
+
+export interface NodeUpInput {
+  cluster: string;
+  root: string;
+  index: number;
+  subnet: number;
+  docker: boolean;
+  ssh: boolean;
+  images: LocalImage[];
+  poolSizeMiB: number;
+  agentPublicKey: string;
+  log: Logger;
+}
+
+const SSH_PORT = 22;
+
+async function nodeUuid(file: string): Promise<string> {
+  const existing = await readFile(file, 'utf8').then(
+    (text) => text.trim(),
+    () => '',
+  );
+  if (/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(existing)) return existing;
+  const uuid = randomUUID();
+  await writeFile(file, `${uuid}\n`);
+  return uuid;
+}
+
+export async function nodeUp(input: NodeUpInput): Promise<LocalNode> {
+  const { cluster, root, index, subnet, log } = input;
+  const paths = nodePaths(cluster, root, index);
+  const address = nodeAddress(subnet, index);
+  const pool = poolName(cluster, index);
+  await mkdir(paths.stateDir, { recursive: true });
+  await mkdir(paths.runDir, { recursive: true });
+  const uuid = await nodeUuid(paths.uuidFile);
+
+  await createPool(pool, paths.poolFile, paths.poolMountpoint, input.poolSizeMiB);
+
+  // dockerd and sshd start side by side: the two waits overlap.
+  const [docker, ssh] = await Promise.all([
+    input.docker ? startDockerd(input, paths, address) : Promise.resolve(null),
+    input.ssh ? startSshd(input, paths, address) : Promise.resolve(null),
+  ]);
+  log.info({ node: `n${index}`, address, pool }, 'node started');
+  return {
+    index,
+    name: `n${index}`,
+    uuid,
+    address,
+    pool,
+    stateDir: paths.stateDir,
+    dockerSocket: docker ? paths.dockerSocket : null,
+    dockerHost: docker ? `unix://${paths.dockerSocket}` : null,
+    ssh,
+    pluginName: pluginName(cluster, index),
+  };
+}
+
+async function startDockerd(input: NodeUpInput, paths: ReturnType<typeof nodePaths>, address: string): Promise<true> {
+  const bridge = bridgeName(input.cluster, input.index);
+  const net = bridgeSubnet(input.subnet, input.index);
+  await createBridge(bridge, net.cidr, net.network);
+  await mkdir(paths.dockerDataRoot, { recursive: true });
+  await mkdir(paths.dockerExecRoot, { recursive: true });
+  // An explicit empty config keeps the host's /etc/docker/daemon.json out of the node.
+  await writeFile(paths.dockerConfig, '{}\n');
+  const pid = spawnDaemon('dockerd', dockerdArgs({ address, bridge, paths }), paths.dockerLog);
+  await waitReady(`dockerd of n${input.index}`, pid, () => pingDocker(paths.dockerSocket), paths.dockerLog, 60_000);
+  if (input.images.length > 0) await loadImages(`unix://${paths.dockerSocket}`, input.images, input.log);
+  return true;
+}
+
+async function startSshd(input: NodeUpInput, paths: ReturnType<typeof nodePaths>, address: string): Promise<LocalNode['ssh']> {
+  await mkdir(paths.sshDir, { recursive: true, mode: 0o700 });
+  await ensureEd25519Key(paths.sshHostKey, `drover-${input.cluster}-n${input.index}`);
+  await writeFile(paths.sshAuthorizedKeys, `${input.agentPublicKey} drover-agents\n`, { mode: 0o600 });
+  await writeFile(paths.sshConfig, renderSshdConfig(address, SSH_PORT, paths));
+  // sshd's privilege-separation directory; Debian's init script creates it, we have none.
+  await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
+  const pid = spawnDaemon('/usr/sbin/sshd', ['-D', '-f', paths.sshConfig, '-E', paths.sshLog], paths.sshLog);
+  await waitReady(`sshd of n${input.index} on ${address}:${SSH_PORT}`, pid, () => canConnect(address, SSH_PORT), paths.sshLog, 20_000);
+  return {
+    host: address,
+    port: SSH_PORT,
+    user: 'root',
+    hostKeyFingerprint: await fingerprintOf(paths.sshHostKey),
+    hostPublicKey: await publicKeyOf(paths.sshHostKey),
+  };
+}
+
+export interface NodeDownInput {
+  cluster: string;
+  root: string;
+  index: number;
+  /** Known from the state file; lets leftover docker-proxy processes be found. */
+  address: string | null;
+  log: Logger;
+}
+
+/**
+ * Takes node `index` down from whatever state it is in (running, half-started, crashed):
+ * containers removed, dockerd and sshd ended by pid, leftover processes and mounts of its
+ * paths cleared, pool destroyed, bridge deleted, plugin socket and files removed.
+ * Idempotent.
+ */
+export async function nodeDown(input: NodeDownInput): Promise<void> {
+  const { cluster, root, index, log } = input;
+  const paths = nodePaths(cluster, root, index);
+
+  const dockerd = ownedPid(paths.dockerPidFile, paths.dockerDataRoot);
+  if (dockerd !== null) {
+    await removeAllContainers(`unix://${paths.dockerSocket}`, log);
+    if (!(await terminate(dockerd))) log.warn({ pid: dockerd }, 'dockerd did not exit');
+  }
+  const sshd = ownedPid(paths.sshPidFile, paths.sshConfig);
+  if (sshd !== null) await terminate(sshd, 5_000);
+
+  // Whatever a crash left: managed containerd, shims, a daemon whose pid file was lost,
+  // and the userland proxies publishing on this node's address.
+  const strays = processesMentioning([paths.stateDir + '/', paths.runDir + '/']);
+  if (input.address !== null) strays.push(...dockerProxiesOn(input.address));
+  await Promise.all(strays.map((pid) => terminate(pid, 5_000)));
+  await clearCgroup(paths.cgroupParent, log);
+  await unmountAll([paths.runDir], log);
+
+  const pool = poolName(cluster, index);
+  if ((await listPools()).includes(pool)) await destroyPool(pool, log);
+  await unmountAll([paths.stateDir], log);
+  await deleteBridge(bridgeName(cluster, index));
+  await rm(join(PLUGIN_SOCKET_DIR, `${pluginName(cluster, index)}.sock`), { force: true });
+  await removePoolFile(paths.poolFile);
+  await rm(paths.stateDir, { recursive: true, force: true });
+  await rm(paths.runDir, { recursive: true, force: true });
+}
+
+function dockerProxiesOn(address: string): number[] {
+  return processesMentioning(['docker-proxy']).filter((pid) => {
+    const args = cmdline(pid) ?? [];
+    const at = args.indexOf('-host-ip');
+    return args[0]?.endsWith('docker-proxy') === true && at >= 0 && args[at + 1] === address;
+  });
+}
+
+async function removeAllContainers(dockerHost: string, log: Logger): Promise<void> {
+  const listed = await run('docker', ['-H', dockerHost, 'ps', '-aq'], { reject: false, timeoutMs: 30_000 });
+  const ids = listed.stdout.split('\n').filter((id) => id.length > 0);
+  if (ids.length === 0) return;
+  const removed = await run('docker', ['-H', dockerHost, 'rm', '-f', '-v', ...ids], { reject: false, timeoutMs: 120_000 });
+  if (removed.exitCode !== 0) log.warn({ dockerHost, stderr: removed.stderr }, 'containers not all removed');
+}

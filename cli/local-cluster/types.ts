@@ -1,0 +1,61 @@
+import type { Logger } from '#common/log.ts';
+
+/** The test images the harness can load into a node's dockerd. */
+export type LocalImage = 'busybox' | 'redis';
+
+export interface LocalClusterOptions {
+  /** `[a-z][a-z0-9]{0,5}`; prefixes pools, bridges, plugin names and the state directory. */
+  name: string;
+  /** 1..9 */
+  nodes: number;
+  /** Third octet of the node addresses: node i gets 127.0.<subnet>.(10+i). Default 0. */
+  subnet?: number;
+  /** One dockerd per node (default true). */
+  docker?: boolean;
+  /** One sshd per node (default true). */
+  ssh?: boolean;
+  /** Loaded into each node's dockerd (default ['busybox']). */
+  images?: LocalImage[];
+  /** Size of each node's sparse pool file, default 2048. */
+  poolSizeMiB?: number;
+  /** Default /var/lib/drover/clusters/<name>. */
+  root?: string;
+  log?: Logger;
+}
+
+export interface LocalNodeSsh {
+  host: string;
+  port: number;
+  user: string;
+  /** 'SHA256:…', as `ssh-keygen -l` prints it. */
+  hostKeyFingerprint: string;
+  /** 'ssh-ed25519 AAAA…' (no comment). */
+  hostPublicKey: string;
+}
+
+export interface LocalNode {
+  index: number;
+  /** 'n1' */
+  name: string;
+  /** Stable for the cluster's lifetime, lower-case v4, kept in stateDir. */
+  uuid: string;
+  address: string;
+  pool: string;
+  stateDir: string;
+  dockerSocket: string | null;
+  /** 'unix://…' */
+  dockerHost: string | null;
+  ssh: LocalNodeSsh | null;
+  /** 'drover-n1' in the cluster named 'demo', else 'drover-<name>-n1'. */
+  pluginName: string;
+}
+
+export interface LocalCluster {
+  name: string;
+  root: string;
+  nodes: LocalNode[];
+  /** The agents' key, authorized on every node's sshd. */
+  sshClientKey: { privateKeyPath: string; publicKey: string };
+  /** A cluster CA (openssl) for mutual TLS between agents. */
+  ca: { certPath: string; keyPath: string };
+}

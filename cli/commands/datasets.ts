@@ -1,0 +1,89 @@
+import { usageError } from '../cli-error.ts';
+import type { Command, Values } from '../command.ts';
+import { print, printJson, type CliContext } from '../context.ts';
+import { bytes, table } from '../format.ts';
+import { resolveDataset, resolveNode } from '../resolve.ts';
+import { parseSize } from '#common/deploy/units.ts';
+
+const USAGE = [
+  'drover datasets list [--json]',
+  '       drover datasets create <node> [--size SIZE] [--name NAME] [--json]',
+  '       drover datasets delete <dataset (id or name)> [--json]',
+  '       drover datasets move <dataset (id or name)> <node> [--json]',
+].join('\n');
+
+/** `drover datasets …`: Flocker's dataset API from the command line. */
+export const datasetsCommand: Command = {
+  name: 'datasets',
+  summary: 'list, create, delete or move datasets',
+  usage: USAGE,
+  options: { size: { type: 'string' }, name: { type: 'string' } },
+  async run(ctx, values, positionals) {
+    const [sub, ...args] = positionals;
+    const expect = (n: number, what: string): void => {
+      if (args.length !== n) throw usageError(`datasets ${sub} needs ${what}`, USAGE);
+    };
+    switch (sub) {
+      case 'list':
+        expect(0, 'no arguments');
+        return list(ctx);
+      case 'create':
+        expect(1, 'a node');
+        return create(ctx, args[0]!, values);
+      case 'delete': {
+        expect(1, 'a dataset');
+        const dataset = resolveDataset(await ctx.control.configDatasets(), args[0]!);
+        const answer = await ctx.control.deleteDataset(dataset.dataset_id);
+        if (ctx.json) printJson(ctx.stdout, answer);
+        else print(ctx.stdout, `deleted dataset ${answer.dataset_id}${answer.metadata.name ? ` (${answer.metadata.name})` : ''}`);
+        return 0;
+      }
+      case 'move': {
+        expect(2, 'a dataset and a node');
+        const [datasets, nodes] = await Promise.all([ctx.control.configDatasets(), ctx.control.stateNodes()]);
+        const dataset = resolveDataset(datasets, args[0]!);
+        const node = resolveNode(nodes, args[1]!);
+        const answer = await ctx.control.moveDataset(dataset.dataset_id, node.uuid);
+        if (ctx.json) printJson(ctx.stdout, answer);
+        else print(ctx.stdout, `dataset ${answer.dataset_id} now has primary ${node.host} (${node.uuid})`);
+        return 0;
+      }
+      case undefined:
+        throw usageError('datasets needs a subcommand: list, create, delete or move', USAGE);
+      default:
+        throw usageError(`unknown datasets subcommand "${sub}"`, USAGE);
+    }
+  },
+};
+
+async function list(ctx: CliContext): Promise<number> {
+  const [datasets, state, nodes] = await Promise.all([ctx.control.configDatasets(), ctx.control.stateDatasets(), ctx.control.stateNodes()]);
+  if (ctx.json) {
+    printJson(ctx.stdout, datasets.map((d) => ({ ...d, path: state.find((s) => s.dataset_id === d.dataset_id)?.path ?? null })));
+    return 0;
+  }
+  const host = (uuid: string) => nodes.find((n) => n.uuid === uuid)?.host ?? uuid;
+  print(
+    ctx.stdout,
+    table(
+      ['ID', 'NAME', 'PRIMARY', 'SIZE', 'PROJECT', 'DELETED'],
+      datasets.map((d) => [d.dataset_id, d.metadata.name, host(d.primary), d.maximum_size === null ? 'unlimited' : bytes(d.maximum_size), d.metadata.project, d.deleted ? 'yes' : '']),
+    ),
+  );
+  return 0;
+}
+
+async function create(ctx: CliContext, nodeRef: string, values: Values): Promise<number> {
+  const body: { primary: string; maximum_size?: number; metadata?: Record<string, string> } = { primary: '' };
+  if (typeof values.size === 'string') {
+    const size = parseSize(values.size);
+    if (size === null) throw usageError(`--size "${values.size}" is not a size ("500M", "2.5G", bytes)`, USAGE);
+    body.maximum_size = Math.ceil(size / 1024) * 1024;
+  }
+  if (typeof values.name === 'string') body.metadata = { name: values.name };
+  body.primary = resolveNode(await ctx.control.stateNodes(), nodeRef).uuid;
+  const answer = await ctx.control.createDataset(body);
+  if (ctx.json) printJson(ctx.stdout, answer);
+  else print(ctx.stdout, `created dataset ${answer.dataset_id}${answer.metadata.name ? ` (${answer.metadata.name})` : ''}`);
+  return 0;
+}

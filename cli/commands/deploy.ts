@@ -1,0 +1,68 @@
+import { readFile } from 'node:fs/promises';
+import { basename, dirname, resolve } from 'node:path';
+import { projectNameOf } from '#common/deploy/index.ts';
+import { usageError } from '../cli-error.ts';
+import type { Command } from '../command.ts';
+import { print, printJson } from '../context.ts';
+
+const USAGE = 'drover deploy <topology> <compose> [--project NAME] [--dry-run] [--json]';
+
+/**
+ * `drover deploy`: reads the two files and sends them to the control service, which parses
+ * them (`parseDeployment`), merges the project (`planDeploy`) and answers with the diff. The
+ * files travel as text with the names typed here, so errors point at the operator's paths.
+ */
+export const deployCommand: Command = {
+  name: 'deploy',
+  summary: 'apply a topology and a Compose (or Flocker) file as one project',
+  usage: USAGE,
+  options: { project: { type: 'string' }, 'dry-run': { type: 'boolean' } },
+  async run(ctx, values, positionals) {
+    if (positionals.length !== 2) {
+      throw usageError(positionals.length < 2 ? 'deploy needs a topology file and a Compose file' : `deploy takes two files, got ${positionals.length}`, USAGE);
+    }
+    const [topologyPath, composePath] = positionals as [string, string];
+    const topology = await readInput(ctx.cwd, topologyPath, 'topology');
+    const compose = await readInput(ctx.cwd, composePath, 'Compose');
+    const project = (values.project as string | undefined) ?? projectNameOf(compose) ?? defaultProject(resolve(ctx.cwd, composePath));
+    const dryRun = values['dry-run'] === true;
+    const answer = await ctx.control.deploy({
+      project,
+      compose: { file: composePath, text: compose },
+      topology: { file: topologyPath, text: topology },
+      dry_run: dryRun,
+    });
+    if (ctx.json) {
+      printJson(ctx.stdout, { project, dry_run: dryRun, diff: answer.diff });
+      return 0;
+    }
+    const { added, changed, removed, unchanged } = answer.diff;
+    print(ctx.stdout, `project "${project}"${dryRun ? ' (dry run: nothing was changed)' : ''}`);
+    for (const line of added) print(ctx.stdout, `  + ${line}`);
+    for (const line of changed) print(ctx.stdout, `  ~ ${line}`);
+    for (const line of removed) print(ctx.stdout, `  - ${line}`);
+    for (const line of unchanged) print(ctx.stdout, `  = ${line}`);
+    const summary = `${added.length} added, ${changed.length} changed, ${removed.length} removed, ${unchanged.length} unchanged`;
+    print(ctx.stdout, dryRun ? `would apply: ${summary}` : summary);
+    return 0;
+  },
+};
+
+async function readInput(cwd: string, path: string, what: string): Promise<string> {
+  try {
+    return await readFile(resolve(cwd, path), 'utf8');
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : code === 'EACCES' ? 'permission denied' : String(code ?? err);
+    throw usageError(`cannot read the ${what} file "${path}": ${why}`, USAGE);
+  }
+}
+
+/** Compose's rule: the Compose file's directory name, lower-cased, other characters dropped. */
+export function defaultProject(composeFile: string): string {
+  const name = basename(dirname(composeFile))
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]/g, '')
+    .replace(/^[^a-z0-9]+/, '');
+  return name === '' ? 'default' : name;
+}

@@ -1,0 +1,28 @@
+import type { ControlClient } from './control-client.ts';
+
+/** Where a command writes: process.stdout/stderr in main.ts, buffers in tests. */
+export interface Output {
+  write(text: string): unknown;
+  /** A terminal gets a redrawn progress line; a pipe or file gets one line per change. */
+  isTTY?: boolean;
+}
+
+/** Everything a command may touch. Commands never read `process` themselves. */
+export interface CliContext {
+  stdout: Output;
+  stderr: Output;
+  cwd: string;
+  control: ControlClient;
+  /** `--json`: print the API's answer as JSON instead of tables. */
+  json: boolean;
+  /** Waits between polls; a parameter so tests need not wait. */
+  sleep(ms: number): Promise<void>;
+}
+
+export function print(out: Output, text = ''): void {
+  out.write(`${text}\n`);
+}
+
+export function printJson(out: Output, value: unknown): void {
+  out.write(`${JSON.stringify(value, null, 2)}\n`);
+}

@@ -55,46 +55,73 @@ export async function arrive(name: string, o: ArriveOptions): Promise<Arrived> {
   }
 
   let migration: MigrationInfo | null = null;
+  // The control service may restart while a move runs: a retryable failure only ends the
+  // Mount at the deadline, and the Err then says what went wrong last.
+  let trouble: string | null = null;
+  const tolerate = (err: unknown): void => {
+    if (!(err instanceof DroverError && err.retryable)) throw err;
+    trouble = err.message;
+    o.log.warn({ err, volume: name }, 'control service call failed while waiting; still waiting');
+  };
   for (;;) {
     if (o.signal.aborted) {
       throw new DroverError('DROVER_PLUGIN_STOPPING', `the drover volume plugin is stopping; volume "${name}" was not mounted`, { retryable: true });
     }
-    const migrations = (await o.control.listMigrations()).filter((m) => m.dataset_ids.includes(dataset.dataset_id));
-    const failed = migrations.find((m) => m.phase === 'failed' && m.to === o.me && !seenFailures.has(m.id));
-    if (failed) {
-      throw new DroverError('DROVER_VOLUME_MOVE_FAILED', `moving volume "${name}" to this node failed: ${failed.error ?? 'no reason given'}; it stays on ${nodeName(failed.from, await o.catalog.nodes(), o.me)}`, {
-        detail: { migration: failed.id },
-      });
-    }
-    const active = migrations.filter((m) => !FINISHED.has(m.phase));
-    const away = active.find((m) => m.to !== o.me);
-    if (away) {
-      throw new DroverError('DROVER_VOLUME_MOVING_AWAY', `volume "${name}" is being moved to ${nodeName(away.to, await o.catalog.nodes(), o.me)} (migration ${away.id.slice(0, 8)} in ${away.phase})`);
-    }
-    migration = active.find((m) => m.to === o.me) ?? null;
-    if (!migration && dataset.primary !== o.me && o.clock() - requestedAt >= REQUEST_AGAIN_MS) {
-      await requestMove(dataset, o);
-      requestedAt = o.clock();
+    try {
+      migration = await watchMigrations(name, dataset, seenFailures, o);
+      if (!migration && dataset.primary !== o.me && o.clock() - requestedAt >= REQUEST_AGAIN_MS) {
+        await requestMove(dataset, o);
+        requestedAt = o.clock();
+      }
+      trouble = null;
+    } catch (err) {
+      tolerate(err);
     }
 
     const waited = o.clock() - started;
     if (waited >= o.timeoutMs) {
       const state = view.states.find((s) => s.dataset_id === dataset.dataset_id);
-      throw new DroverError(
-        'DROVER_VOLUME_NOT_READY',
-        describeWait({ name, datasetId: dataset.dataset_id, primary: dataset.primary, holder: state?.primary ?? null, migration, waitedMs: waited, nodes: await o.catalog.nodes(), me: o.me }),
-        { retryable: true, detail: { dataset_id: dataset.dataset_id } },
-      );
+      const situation = { name, datasetId: dataset.dataset_id, primary: dataset.primary, holder: state?.primary ?? null, migration, waitedMs: waited, nodes: await o.catalog.nodes(), me: o.me };
+      throw new DroverError('DROVER_VOLUME_NOT_READY', describeWait(situation) + (trouble ? ` Last error: ${trouble}` : ''), {
+        retryable: true,
+        detail: { dataset_id: dataset.dataset_id },
+      });
     }
     await sleep(Math.min(o.pollMs, o.timeoutMs - waited), o.signal);
-    view = await o.catalog.fresh();
-    dataset = mustFind(view, name);
-    here = localPath(view, dataset.dataset_id, o.me);
-    if (here !== null && dataset.primary === o.me) {
-      o.log.info({ volume: name, datasetId: dataset.dataset_id, waitedMs: o.clock() - started }, 'volume arrived');
-      return { dataset, path: here };
+    try {
+      view = await o.catalog.fresh();
+      dataset = mustFind(view, name);
+      here = localPath(view, dataset.dataset_id, o.me);
+      if (here !== null && dataset.primary === o.me) {
+        o.log.info({ volume: name, datasetId: dataset.dataset_id, waitedMs: o.clock() - started }, 'volume arrived');
+        return { dataset, path: here };
+      }
+    } catch (err) {
+      tolerate(err);
     }
   }
+}
+
+/**
+ * The move of this dataset towards this node, if one is under way. Throws when a new move
+ * here failed, or when the dataset is being moved to another node.
+ */
+async function watchMigrations(name: string, dataset: DatasetConfig, seenFailures: Set<string>, o: ArriveOptions): Promise<MigrationInfo | null> {
+  const migrations = (await o.control.listMigrations()).filter((m) => m.dataset_ids.includes(dataset.dataset_id));
+  const failed = migrations.find((m) => m.phase === 'failed' && m.to === o.me && !seenFailures.has(m.id));
+  if (failed) {
+    const from = nodeName(failed.from, await o.catalog.nodes(), o.me);
+    throw new DroverError('DROVER_VOLUME_MOVE_FAILED', `moving volume "${name}" to this node failed: ${failed.error ?? 'no reason given'}; it stays on ${from}`, {
+      detail: { migration: failed.id },
+    });
+  }
+  const active = migrations.filter((m) => !FINISHED.has(m.phase));
+  const away = active.find((m) => m.to !== o.me);
+  if (away) {
+    const to = nodeName(away.to, await o.catalog.nodes(), o.me);
+    throw new DroverError('DROVER_VOLUME_MOVING_AWAY', `volume "${name}" is being moved to ${to} (migration ${away.id.slice(0, 8)} in ${away.phase})`);
+  }
+  return active.find((m) => m.to === o.me) ?? null;
 }
 
 async function requestMove(dataset: DatasetConfig, o: ArriveOptions): Promise<void> {

@@ -223,6 +223,24 @@ describe('VolumeDriver', () => {
     );
   });
 
+  it('keeps waiting through a control service outage during a move, and says so if time runs out', async () => {
+    const { driver, control } = await setup({ moves: 'manual', mountTimeoutMs: 400 });
+    await driver.create('v1', { node: '127.0.0.12' });
+    const mounting = driver.mount('v1', 'A');
+    await sleep(60);
+    control.unreachable = true;
+    await sleep(100);
+    control.unreachable = false;
+    control.finish(control.migrationOf(control.datasets[0]!.dataset_id)!.id);
+    expect(await mounting).toMatch(/^\/fake\//);
+
+    await driver.create('v2', { node: '127.0.0.12' });
+    const late = errorOf(driver.mount('v2', 'A'));
+    await sleep(60);
+    control.unreachable = true;
+    expect(await late).toMatch(/^volume "v2" is still moving to this node from node 127\.0\.0\.12 .* Last error: control service did not answer \(fake: unreachable\)$/);
+  });
+
   it('ends a waiting Mount with an Err when the plugin stops', async () => {
     const { driver } = await setup({ moves: 'manual', mountTimeoutMs: 60_000 });
     await driver.create('v1', { node: '127.0.0.12' });

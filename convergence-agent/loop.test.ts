@@ -1,0 +1,103 @@
+import { describe, expect, it } from 'vitest';
+import { silentLogger } from '#common/log.ts';
+import { Executor } from './execute.ts';
+import { HealthMonitor } from './health/monitor.ts';
+import { ConvergenceLoop } from './loop.ts';
+import { RestartLedger } from './restart-ledger.ts';
+import { FakeClock, settle } from './testing/fake-clock.ts';
+import { FakeContainerRuntime } from './testing/fake-container-runtime.ts';
+import { FakeControlChannel } from './testing/fake-control-channel.ts';
+import { ADDRESS_A, DS_1, NODE_A, app, dataset, desired } from './testing/fixtures.ts';
+import { FakeDatasetStore } from './zfs/fake-dataset-store.ts';
+
+function setup() {
+  const clock = new FakeClock();
+  const store = new FakeDatasetStore({ pool: 'fakepool', mountRoot: '/mnt/drover' });
+  const runtime = new FakeContainerRuntime(() => clock.now());
+  const channel = new FakeControlChannel();
+  const ledger = new RestartLedger();
+  const log = silentLogger();
+  const health = new HealthMonitor({ clock, runtime, log });
+  const executor = new Executor({ store, runtime, ledger, clock, log });
+  const identity = { uuid: NODE_A, address: ADDRESS_A, era: 'boot-1', labels: { disk: 'ssd' }, transfer: {} };
+  const loop = new ConvergenceLoop({ identity, store, runtime, channel, executor, health, ledger, clock, log, pollIntervalMs: 60_000, random: () => 0.5 });
+  return { clock, store, runtime, channel, loop, health };
+}
+
+const web = app('web', { volumes: [{ dataset_id: DS_1, mountpoint: '/data' }], ports: [{ internal: 80, external: 8080 }] });
+
+describe('convergence loop', () => {
+  it('reports the node every pass, with what blocks it, and changes nothing before it has a desired configuration', async () => {
+    const { loop, channel, runtime } = setup();
+    const summary = await loop.runPass();
+    expect(summary.changes).toEqual([]);
+    expect(channel.reports).toEqual([
+      {
+        uuid: NODE_A,
+        host: ADDRESS_A,
+        era: 'boot-1',
+        labels: { disk: 'ssd' },
+        transfer: {},
+        datasets: [],
+        containers: [],
+        problems: [{ subject: `node:${NODE_A}`, kind: 'blocked', reason: 'no desired configuration for this node yet' }],
+      },
+    ]);
+    expect(runtime.calls).toEqual([]);
+  });
+
+  it('reports datasets with their mountpoint and containers with their published ports', async () => {
+    const { loop, channel } = setup();
+    loop.setDesired(desired({ datasets: [dataset(DS_1, NODE_A, { maximum_size: 67108864 })], applications: [web] }));
+    for (let i = 0; i < 4; i++) await loop.runPass();
+    const last = channel.reports.at(-1)!;
+    expect(last.datasets).toEqual([
+      { dataset_id: DS_1, path: `/mnt/drover/${DS_1}`, writable: true, maximum_size: 67108864, used_bytes: 24_576, snapshots: [] },
+    ]);
+    expect(last.containers).toEqual([
+      { name: 'web', image: 'drover/busybox:latest', running: true, health: 'unknown', restart_count: 0, published: [{ internal: 80, host: ADDRESS_A, host_port: 32768 }], generation: 0 },
+    ]);
+    expect(last.problems).toEqual([]);
+  });
+
+  it('skips the report, rather than report no datasets, while zfs cannot be listed', async () => {
+    const { loop, channel, store } = setup();
+    store.listDatasets = () => Promise.reject(new Error('zfs is down'));
+    const summary = await loop.runPass();
+    expect(summary.reported).toBe(false);
+    expect(channel.reports).toEqual([]);
+  });
+
+  it('wakes on a new desired version from the control service and converges', async () => {
+    const { loop, channel, runtime, clock } = setup();
+    loop.start();
+    try {
+      await settle();
+      channel.publish(desired({ version: 2, datasets: [dataset(DS_1)], applications: [web] }));
+      for (let i = 0; i < 50 && !runtime.byName('drover-web')?.running; i++) {
+        await clock.advance(100);
+        await settle();
+      }
+      expect(runtime.byName('drover-web')?.running).toBe(true);
+      expect(loop.currentDesired?.version).toBe(2);
+    } finally {
+      await loop.stop();
+    }
+  });
+
+  it('keeps going when a pass throws, and when the control service cannot be reached', async () => {
+    const { loop, channel, store, health } = setup();
+    channel.reportError = new Error('connection refused');
+    loop.setDesired(desired({ datasets: [dataset(DS_1)] }));
+    const original = health.sync.bind(health);
+    health.sync = () => {
+      throw new Error('a bug');
+    };
+    const broken = await loop.runPass();
+    expect(broken).toMatchObject({ reported: false, applied: 0, sleepMs: 100 });
+    health.sync = original;
+    const first = await loop.runPass();
+    expect(first.applied).toBe(1);
+    expect(await store.getDataset(DS_1)).not.toBeNull();
+  });
+});

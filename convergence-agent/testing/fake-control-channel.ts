@@ -1,0 +1,38 @@
+/**
+ * An in-memory ControlChannel: records reports, and answers long-polls with the newest
+ * desired configuration a test published (at once when it differs from `after`).
+ */
+import type { AgentDesired } from '#common/channel.ts';
+import { DroverError } from '#common/errors.ts';
+import type { NodeReport } from '#common/model.ts';
+import type { ControlChannel } from '../control-channel.ts';
+
+export class FakeControlChannel implements ControlChannel {
+  readonly reports: NodeReport[] = [];
+  private current: AgentDesired | null = null;
+  private waiters: (() => void)[] = [];
+  /** When set, report() rejects with it. */
+  reportError: Error | null = null;
+
+  publish(desired: AgentDesired): void {
+    this.current = desired;
+    for (const wake of this.waiters.splice(0)) wake();
+  }
+
+  async report(report: NodeReport): Promise<{ version: number }> {
+    if (this.reportError) throw this.reportError;
+    this.reports.push(structuredClone(report));
+    return { version: this.current?.version ?? 0 };
+  }
+
+  async waitForDesired(_nodeUuid: string, after: number | null, _waitMs: number, signal?: AbortSignal): Promise<AgentDesired> {
+    for (;;) {
+      if (signal?.aborted) throw new DroverError('DROVER_CONTROL_UNREACHABLE', 'aborted');
+      if (this.current && this.current.version !== after) return structuredClone(this.current);
+      await new Promise<void>((resolve) => {
+        this.waiters.push(resolve);
+        signal?.addEventListener('abort', () => resolve(), { once: true });
+      });
+    }
+  }
+}

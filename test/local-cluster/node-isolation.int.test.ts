@@ -1,0 +1,52 @@
+import { readFile } from 'node:fs/promises';
+import { execa } from 'execa';
+import { expect, it } from 'vitest';
+import { useTestCluster } from '../support/cluster.ts';
+import { describeWith, LOCAL_CLUSTER } from '../support/require.ts';
+
+async function docker(host: string, ...args: string[]): Promise<string> {
+  const { stdout } = await execa('docker', ['-H', host, ...args], { timeout: 60_000 });
+  return stdout;
+}
+
+async function httpGet(url: string, deadlineMs: number): Promise<string> {
+  const deadline = Date.now() + deadlineMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+      if (res.ok) return await res.text();
+      last = new Error(`HTTP ${res.status}`);
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw last;
+}
+
+// A CGI script for busybox httpd: stores the query string in /data/note.txt.
+const WRITE_CGI = '#!/bin/sh\necho "$QUERY_STRING" > /data/note.txt\nprintf "Content-Type: text/plain\\r\\n\\r\\nstored\\n"\n';
+
+describeWith(LOCAL_CLUSTER, 'a local cluster node', () => {
+  const cluster = useTestCluster({ nodes: 2 });
+
+  it('runs a container on its own dockerd, writing into its own pool through a port published on its own address', async () => {
+    const [n1, n2] = cluster().nodes;
+    const dataset = `${n2!.pool}/drover/web`;
+    await execa('zfs', ['create', dataset], { timeout: 60_000 });
+    const { stdout: mountpoint } = await execa('zfs', ['get', '-H', '-o', 'value', 'mountpoint', dataset], { timeout: 30_000 });
+
+    await docker(n2!.dockerHost!, 'run', '-d', '--name', 'web', '-v', `${mountpoint}:/data`, '-p', '18080:80',
+      'drover/busybox:latest', 'sh', '-c',
+      `mkdir -p /www/cgi-bin && printf '%s' '${WRITE_CGI}' > /www/cgi-bin/write && chmod +x /www/cgi-bin/write && exec httpd -f -p 80 -h /www`);
+
+    expect(await httpGet(`http://${n2!.address}:18080/cgi-bin/write?written-on-n2`, 15_000)).toBe('stored\n');
+    expect(await readFile(`${mountpoint}/note.txt`, 'utf8')).toBe('written-on-n2\n');
+
+    // Published on node 2's address only, and only node 2's dockerd knows the container.
+    await expect(fetch(`http://${n1!.address}:18080/`, { signal: AbortSignal.timeout(2_000) })).rejects.toThrow();
+    expect((await docker(n2!.dockerHost!, 'ps', '-a', '--format', '{{.Names}}')).split('\n')).toContain('web');
+    expect(await docker(n1!.dockerHost!, 'ps', '-a', '--format', '{{.Names}}')).toBe('');
+  });
+});

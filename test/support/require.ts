@@ -1,0 +1,65 @@
+import { spawnSync } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { describe, it } from 'vitest';
+
+/**
+ * Real components a test file needs. When one is missing the file's tests are skipped
+ * locally, with the reason in the title, and FAIL under `CI=true` (STYLE.md "Tests").
+ *
+ *   describeWith(['dockerd', 'zfs'], 'the zfs adapter', () => { it(…) });
+ */
+export type Component = 'root' | 'dockerd' | 'zfs' | 'sshd';
+
+const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+function answers(command: string, args: string[]): boolean {
+  const result = spawnSync(command, args, { stdio: 'ignore', timeout: 15_000, env: { ...process.env, PATH } });
+  return result.status === 0;
+}
+
+const checks: Record<Component, () => string | null> = {
+  root: () => (process.getuid?.() === 0 ? null : 'not running as root'),
+  dockerd: () =>
+    answers('docker', ['-H', 'unix:///var/run/docker.sock', 'version', '--format', '{{.Server.Version}}']) ? null : 'dockerd does not answer (docker version)',
+  zfs: () => (answers('zpool', ['list', '-H']) ? null : 'the zfs-fuse daemon does not answer (zpool list)'),
+  sshd: () => {
+    try {
+      accessSync('/usr/sbin/sshd', constants.X_OK);
+      return null;
+    } catch {
+      return 'no /usr/sbin/sshd';
+    }
+  },
+};
+
+const cache = new Map<Component, string | null>();
+
+/** Why `components` cannot be used here; empty when all of them answer. */
+export function missing(components: Component[]): string[] {
+  const reasons: string[] = [];
+  for (const component of components) {
+    if (!cache.has(component)) cache.set(component, checks[component]());
+    const reason = cache.get(component);
+    if (reason) reasons.push(reason);
+  }
+  return reasons;
+}
+
+/** What the local cluster harness needs. */
+export const LOCAL_CLUSTER: Component[] = ['root', 'dockerd', 'zfs', 'sshd'];
+
+/** `describe`, skipped locally (reason in the title) or failing under CI when a component is missing. */
+export function describeWith(components: Component[], title: string, body: () => void): void {
+  const reasons = missing(components);
+  if (reasons.length === 0) {
+    describe(title, body);
+  } else if (process.env.CI === 'true') {
+    describe(title, () => {
+      it(`finds ${components.join(', ')} on this machine`, () => {
+        throw new Error(`CI=true and a real component is missing: ${reasons.join('; ')} — run scripts/host-setup.sh`);
+      });
+    });
+  } else {
+    describe.skip(`${title} [skipped: ${reasons.join('; ')}]`, body);
+  }
+}

@@ -1,12 +1,16 @@
 import { z } from 'zod';
 import { DroverError } from '#common/errors.ts';
-import { Dataset, Migration, PortMapping } from '#common/model.ts';
+import { Dataset as StrictDataset, Migration as StrictMigration, PortMapping } from '#common/model.ts';
 
 /** How long one API call may take before the CLI gives up on it. */
 const CALL_TIMEOUT_MS = 30_000;
 
 // The answers are read loosely: the CLI shows what it knows and ignores fields it does not
 // (a newer control service may add some); it never writes them back.
+const Dataset = StrictDataset.loose();
+const Migration = StrictMigration.loose();
+type Dataset = z.infer<typeof Dataset>;
+type Migration = z.infer<typeof Migration>;
 const StateNode = z.looseObject({ uuid: z.string(), host: z.string(), state: z.enum(['known', 'unknown']).optional() });
 const ConfigContainer = z.looseObject({ name: z.string(), node_uuid: z.string().optional(), image: z.string(), ports: z.array(PortMapping).default([]) });
 const StateContainer = z.looseObject({
@@ -130,7 +134,7 @@ function apiError(method: string, path: string, status: number, body: unknown): 
       if (typeof e === 'string') errors.push(e);
       else if (e !== null && typeof e === 'object') {
         const item = e as Record<string, unknown>;
-        const where = Array.isArray(item.path) ? item.path.join('.') : typeof item.path === 'string' ? item.path : typeof item.instancePath === 'string' ? item.instancePath : '';
+        const where = Array.isArray(item.path) ? item.path.join('.') : typeof item.path === 'string' ? item.path : typeof item.key === 'string' ? item.key : typeof item.instancePath === 'string' ? item.instancePath : '';
         errors.push(where === '' ? String(item.message) : `${where}: ${String(item.message)}`);
       }
     }

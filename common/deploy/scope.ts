@@ -33,14 +33,17 @@ export class Scope {
   /**
    * Parses `value` (found at `key`) with a zod schema. The first issue becomes the error:
    * an unknown key reads `unsupported key "x"` (plus `reasons[x]` when there is one, looked up by the bare key name), any
-   * other issue `key "a.b": <zod's message>`. All issues go in `detail.issues`.
+   * other issue `key "a.b": <zod's message>`. Further issues, if any, go in `detail.issues`.
    */
   shape<S extends z.ZodType>(key: readonly PropertyKey[], schema: S, value: unknown, reasons: Record<string, string> = {}): z.infer<S> {
     const result = schema.safeParse(value);
     if (result.success) return result.data;
-    const issues = result.error.issues.map((i) => ({ path: keyPath([...key, ...i.path]), message: i.message }));
     // An unknown key says most about what is wrong (`build:` with no `image:`), so it goes first.
-    const first = result.error.issues.find((i) => i.code === 'unrecognized_keys') ?? result.error.issues[0]!;
+    const all = result.error.issues;
+    const first = all.find((i) => i.code === 'unrecognized_keys') ?? all[0]!;
+    // The message tells the first problem; `detail.issues` lists the others, if any.
+    const others = all.filter((i) => i !== first).map((i) => describeIssue([...key, ...i.path], i));
+    const issues = others.length === 0 ? undefined : others;
     const at = [...key, ...first.path];
     if (first.code === 'unrecognized_keys') {
       const name = first.keys[0]!;
@@ -53,4 +56,10 @@ export class Scope {
     }
     return this.failKey(at, first.message.replace(/^Invalid input: /, ''), issues);
   }
+}
+
+function describeIssue(path: PropertyKey[], issue: z.core.$ZodIssue): { key: string; message: string } {
+  if (issue.code === 'unrecognized_keys') return { key: keyPath(path), message: `unsupported key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}` };
+  const message = issue.code === 'invalid_type' && issue.message.endsWith('received undefined') ? 'is required' : issue.message.replace(/^Invalid input: /, '');
+  return { key: keyPath(path), message };
 }

@@ -1,0 +1,228 @@
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { datasetIdFor } from '#common/deploy/dataset-id.ts';
+import { runCli } from './dispatch.ts';
+import { NODES, startStandIn, type StandIn } from './testing/stand-in-control.ts';
+
+// The CLI in-process against a real HTTP server on 127.0.0.1 (a stand-in for the control
+// service that deploys with the real parseDeployment/planDeploy).
+const fixtures = join(import.meta.dirname, '..', 'test', 'fixtures');
+const [N1, N2] = NODES.map((n) => n.uuid) as [string, string];
+
+function buffer(isTTY = false) {
+  let text = '';
+  return { isTTY, write: (s: string) => (text += s), get text() { return text; } };
+}
+
+async function drover(argv: string[], opts: { control?: string; tty?: boolean } = {}) {
+  const stdout = buffer(opts.tty);
+  const stderr = buffer();
+  const code = await runCli(argv, {
+    stdout,
+    stderr,
+    env: opts.control === undefined ? {} : { DROVER_CONTROL: opts.control },
+    cwd: fixtures,
+    sleep: async () => {},
+  });
+  return { code, stdout: stdout.text, stderr: stderr.text };
+}
+
+let control: StandIn;
+beforeEach(async () => {
+  control = await startStandIn();
+});
+afterEach(async () => {
+  await control.close();
+});
+
+const deployArgs = ['deploy', 'topology/two-nodes.yml', 'compose/web-db.yml', '--project', 'shop'];
+const pgdata = datasetIdFor('shop', 'pgdata');
+const pgwal = datasetIdFor('shop', 'pgwal');
+
+describe('drover deploy', () => {
+  it('prints what it added, then reports everything unchanged on a second run', async () => {
+    const first = await drover(deployArgs, { control: control.url });
+    expect(first).toEqual({
+      code: 0,
+      stderr: '',
+      stdout: [
+        'project "shop"',
+        '  + application "web"',
+        '  + application "db"',
+        '  + application "cache"',
+        `  + dataset "shop_pgdata" (${pgdata})`,
+        `  + dataset "shop_pgwal" (${pgwal})`,
+        '5 added, 0 changed, 0 removed, 0 unchanged',
+        '',
+      ].join('\n'),
+    });
+    const second = await drover([...deployArgs, '--json'], { control: control.url });
+    expect(JSON.parse(second.stdout)).toEqual({
+      project: 'shop',
+      dry_run: false,
+      diff: {
+        added: [],
+        changed: [],
+        removed: [],
+        unchanged: ['application "web"', 'application "db"', 'application "cache"', `dataset "shop_pgdata" (${pgdata})`, `dataset "shop_pgwal" (${pgwal})`],
+      },
+    });
+  });
+
+  it('changes nothing with --dry-run', async () => {
+    const run = await drover([...deployArgs, '--dry-run'], { control: control.url });
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^project "shop" \(dry run: nothing was changed\)\n/);
+    expect(run.stdout).toMatch(/would apply: 5 added, 0 changed, 0 removed, 0 unchanged\n$/);
+    expect(control.desired.applications).toEqual([]);
+  });
+
+  it('names the project after the Compose file directory by default', async () => {
+    const run = await drover(['deploy', 'topology/empty.yml', 'compose/redis.yml', '--json'], { control: control.url });
+    expect(JSON.parse(run.stdout).project).toBe('compose');
+  });
+
+  it('shows the file, service and key the control service named, and exits 1', async () => {
+    const run = await drover(['deploy', 'topology/empty.yml', 'compose/refuse-privileged.yml'], { control: control.url });
+    expect(run).toEqual({ code: 1, stdout: '', stderr: 'drover: compose/refuse-privileged.yml:4:5: service "web": unsupported key "privileged"\n' });
+  });
+
+  it('exits 2 naming a file it cannot read', async () => {
+    const run = await drover(['deploy', 'topology/nope.yml', 'compose/web-db.yml'], { control: control.url });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/^drover: cannot read the topology file "topology\/nope.yml": no such file\n/);
+    expect(control.requests).toEqual([]);
+  });
+});
+
+describe('drover status', () => {
+  it('prints nodes, applications and datasets as tables', async () => {
+    await drover(deployArgs, { control: control.url });
+    const run = await drover(['status'], { control: control.url });
+    expect(run.code).toBe(0);
+    expect(run.stdout.split('\n')).toEqual([
+      'NODES',
+      'ADDRESS     UUID                                  STATE  LABELS',
+      `127.0.0.11  ${N1}  known  name=n1`,
+      `127.0.0.12  ${N2}  known  name=n2`,
+      '',
+      'APPLICATIONS',
+      'NAME   NODE        RUNNING  HEALTH   PORTS',
+      'web    127.0.0.12  yes      healthy  8080→8000',
+      'db     127.0.0.11  yes      healthy  5432→5432',
+      'cache  (unplaced)  ?        -        6380→6379',
+      '',
+      'DATASETS',
+      'ID                                    NAME         PRIMARY     SIZE       PATH',
+      `${pgdata}  shop_pgdata  127.0.0.11  10 GiB     /drover/${pgdata}`,
+      `${pgwal}  shop_pgwal   127.0.0.11  unlimited  /drover/${pgwal}`,
+      '',
+    ]);
+  });
+
+  it('prints the same facts as JSON with --json', async () => {
+    await drover(deployArgs, { control: control.url });
+    const status = JSON.parse((await drover(['status', '--json'], { control: control.url })).stdout);
+    expect(status.applications[1]).toEqual({ name: 'db', node_uuid: N1, node: '127.0.0.11', running: true, health: 'healthy', ports: [{ internal: 5432, external: 5432 }] });
+    expect(status.nodes.map((n: { state: string }) => n.state)).toEqual(['known', 'known']);
+    expect(status.datasets[0]).toMatchObject({ dataset_id: pgdata, primary: N1, maximum_size: 10 * 1024 ** 3 });
+  });
+
+  it('exits 1 with a clear message when the control service is unreachable', async () => {
+    const port = await closedPort();
+    const run = await drover(['status', '--control', `http://127.0.0.1:${port}`]);
+    expect(run).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: `drover: cannot reach the control service at http://127.0.0.1:${port} (ECONNREFUSED); set --control or DROVER_CONTROL\n`,
+    });
+  });
+
+  it('exits 2 on an unknown flag', async () => {
+    const run = await drover(['status', '--verbose'], { control: control.url });
+    expect(run).toEqual({ code: 2, stdout: '', stderr: "drover: status: Unknown option '--verbose'\nusage: drover status [--json]\n" });
+  });
+});
+
+describe('drover move', () => {
+  beforeEach(async () => {
+    await drover(deployArgs, { control: control.url });
+  });
+
+  it('shows one line per phase or round change when not on a terminal, then the result', async () => {
+    const run = await drover(['move', 'db', 'n2'], { control: control.url });
+    expect(run.code).toBe(0);
+    const lines = run.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^moving "db" to 127\.0\.0\.12 \(migration [0-9a-f-]{36}\)$/);
+    expect(lines.slice(1)).toEqual([
+      'pending   round 0  0 B sent',
+      'pre-copy  round 1  0 B / 100 MiB (0%)',
+      'pre-copy  round 2  100 MiB / 100 MiB (100%)  30 MiB/s',
+      'cutover   round 3  101 MiB / 101 MiB (100%)  30 MiB/s',
+      'handoff   round 3  101 MiB / 101 MiB (100%)  30 MiB/s',
+      'done      round 3  101 MiB / 101 MiB (100%)  30 MiB/s',
+      'moved "db" to 127.0.0.12: 3 round(s), 101 MiB sent, cutover 180 ms',
+    ]);
+  });
+
+  it('redraws one line on a terminal', async () => {
+    const run = await drover(['move', 'db', '127.0.0.12'], { control: control.url, tty: true });
+    expect(run.stdout).toContain('\r\x1b[2Kpre-copy  round 1  60 MiB / 100 MiB (60%)  30 MiB/s\r\x1b[2K');
+    expect(run.stdout).toMatch(/\r\x1b\[2Kdone      round 3  101 MiB \/ 101 MiB \(100%\)  30 MiB\/s\nmoved "db"/);
+  });
+
+  it('returns at once with --no-wait, printing the migration', async () => {
+    const run = await drover(['move', 'db', N2, '--no-wait', '--json'], { control: control.url });
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ application: 'db', to: N2, phase: 'pending' });
+    expect(control.requests.filter((r) => r.startsWith('GET /v1/drover/migrations/'))).toEqual([]);
+  });
+
+  it('exits 1 with the reason when the migration fails', async () => {
+    control.script = [{ phase: 'pre-copy', round: 1 }, { phase: 'failed', error: 'target pool is full' }];
+    const run = await drover(['move', 'db', 'n2'], { control: control.url });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/^drover: migration [0-9a-f-]{36} failed: target pool is full; "db" stays where it was\n$/);
+  });
+
+  it('names the known nodes when the node is not one of them', async () => {
+    const run = await drover(['move', 'db', 'n9'], { control: control.url });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toBe(`drover: no node "n9"; known nodes: 127.0.0.11 (${N1}), 127.0.0.12 (${N2})\n`);
+  });
+});
+
+describe('drover datasets', () => {
+  it('creates, lists, moves and deletes a dataset', async () => {
+    const created = JSON.parse((await drover(['datasets', 'create', 'n1', '--size', '1G', '--name', 'scratch', '--json'], { control: control.url })).stdout);
+    expect(created).toMatchObject({ primary: N1, maximum_size: 1024 ** 3, metadata: { name: 'scratch' }, deleted: false });
+    const list = await drover(['datasets', 'list'], { control: control.url });
+    expect(list.stdout).toBe(
+      ['ID                                    NAME     PRIMARY     SIZE     PROJECT  DELETED', `${created.dataset_id}  scratch  127.0.0.11  1.0 GiB  -        -`, ''].join('\n'),
+    );
+    expect((await drover(['datasets', 'move', 'scratch', '127.0.0.12'], { control: control.url })).stdout).toBe(
+      `dataset ${created.dataset_id} now has primary 127.0.0.12 (${N2})\n`,
+    );
+    expect((await drover(['datasets', 'delete', created.dataset_id], { control: control.url })).stdout).toBe(`deleted dataset ${created.dataset_id} (scratch)\n`);
+    expect(control.desired.datasets[0]).toMatchObject({ primary: N2, deleted: true });
+  });
+
+  it('shows the paths a schema error named', async () => {
+    const run = await drover(['datasets', 'create', 'n1', '--size', '1M'], { control: control.url });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toBe("drover: The provided JSON doesn't match the required schema.\n  - maximum_size: Too small: expected number to be >=67108864\n");
+  });
+
+  it('exits 2 on an unknown subcommand', async () => {
+    expect((await drover(['datasets', 'resize', 'x'], { control: control.url })).code).toBe(2);
+  });
+});
+
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}

@@ -2,15 +2,18 @@ import { parseArgs } from 'node:util';
 import { isDroverError } from '#common/errors.ts';
 import { createLogger } from '#common/log.ts';
 import { clusterDown, clusterUp, readCluster } from './cluster.ts';
+import { ensureImageArchive, IMAGE_CACHE, imageTag } from './images.ts';
 import { canConnect, pingDocker } from './readiness.ts';
 import type { LocalCluster, LocalImage } from './types.ts';
 
 const USAGE = `usage: drover cluster up [--nodes N] [--name NAME] [--subnet S] [--images busybox,redis]
        drover cluster down [--name NAME]
        drover cluster status [--name NAME]
+       drover cluster images [--images busybox,redis]
 
 A local cluster plays a whole drover cluster on this machine (root needed): node i gets
-the address 127.0.S.(10+i), a zfs-fuse pool, an sshd and a dockerd. NAME defaults to demo.`;
+the address 127.0.S.(10+i), a zfs-fuse pool, an sshd and a dockerd. NAME defaults to demo.
+'images' builds the local images once (offline) into ${IMAGE_CACHE}.`;
 
 function print(text: string): void {
   process.stdout.write(`${text}\n`);
@@ -81,6 +84,11 @@ export async function runClusterCommand(argv: string[]): Promise<number> {
         await clusterDown(values.name);
         print(`cluster ${values.name} is down`);
         return 0;
+      case 'images': {
+        const log = createLogger('drover-cluster');
+        for (const image of images as LocalImage[]) print(`${imageTag(image)}  ${await ensureImageArchive(image, log)}`);
+        return 0;
+      }
       case 'status': {
         const cluster = await readCluster(values.name);
         if (cluster === null) {

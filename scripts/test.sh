@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The test command: prepares the machine (scripts/host-setup.sh, scripts/images.sh), checks
+# types, then runs the vitest tiers unit, integration and e2e (or the ones named), and ends
+# with one line "N passed, N failed". Exits non-zero when anything failed.
+# Usage: scripts/test.sh [unit|integration|e2e ...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+tiers=("$@")
+[ "${#tiers[@]}" -gt 0 ] || tiers=(unit integration e2e)
+for tier in "${tiers[@]}"; do
+  case "$tier" in unit|integration|e2e) ;; *) echo "test.sh: unknown tier '$tier' (unit, integration, e2e)" >&2; exit 2 ;; esac
+done
+
+scripts/host-setup.sh
+scripts/images.sh busybox,redis
+
+reports=$(mktemp -d)
+trap 'rm -rf "$reports"' EXIT
+failed_steps=()
+
+echo "== typecheck"
+npx tsc --noEmit -p . || failed_steps+=(typecheck)
+
+for tier in "${tiers[@]}"; do
+  echo "== $tier"
+  npx vitest run --project "$tier" --passWithNoTests \
+    --reporter=default --reporter=json --outputFile.json="$reports/$tier.json" \
+    || failed_steps+=("$tier")
+done
+
+# One summary line over the tiers' JSON reports (a tier that crashed has none: it counts as a failure).
+summary=$(REPORTS="$reports" node -e '
+  const fs = require("node:fs");
+  let passed = 0, failed = 0, skipped = 0;
+  for (const tier of process.argv.slice(1)) {
+    const file = `${process.env.REPORTS}/${tier}.json`;
+    if (!fs.existsSync(file)) { failed += 1; continue; }
+    const r = JSON.parse(fs.readFileSync(file, "utf8"));
+    passed += r.numPassedTests; failed += r.numFailedTests; skipped += r.numPendingTests + r.numTodoTests;
+    // A file that failed to load has no tests but fails the run.
+    failed += r.testResults.filter((f) => f.status === "failed" && f.assertionResults.length === 0).length;
+  }
+  if (skipped) console.log(`(${skipped} skipped)`);
+  console.log(`${passed} passed, ${failed} failed`);
+' "${tiers[@]}")
+echo
+if [ "${#failed_steps[@]}" -gt 0 ]; then
+  echo "failed: ${failed_steps[*]}"
+  echo "$summary"
+  exit 1
+fi
+echo "$summary"

@@ -3,7 +3,8 @@
  * - http: GET, success when 200 ≤ status < 400 (redirects are not followed: a 3xx already counts);
  * - tcp: success when the connection opens, even if the peer closes it at once;
  * - exec: success when the command (no shell) exits 0; a command that overruns its timeout
- *   failed; a docker that cannot be asked is `unknown` (no action, as Kubernetes does).
+ *   failed; a docker that cannot be asked, or a container that is not running (a crash is the
+ *   restart policy's business, not the health check's), is `unknown` (no action, as Kubernetes does).
  */
 import { request } from 'node:http';
 import { connect } from 'node:net';
@@ -61,7 +62,6 @@ export async function execProbe(
     return exitCode === 0 ? { outcome: 'success', detail: null } : { outcome: 'failure', detail: `exit code ${exitCode}` };
   } catch (err) {
     if (isDroverError(err, 'DROVER_EXEC_TIMEOUT')) return { outcome: 'failure', detail: `did not finish within ${timeoutMs} ms` };
-    if (isDroverError(err, 'DROVER_DOCKER_CONFLICT')) return { outcome: 'failure', detail: (err as Error).message };
     return { outcome: 'unknown', detail: err instanceof Error ? err.message : String(err) };
   }
 }

@@ -108,10 +108,10 @@ describe('drover status', () => {
       `127.0.0.12  ${N2}  known  name=n2`,
       '',
       'APPLICATIONS',
-      'NAME   NODE        RUNNING  HEALTH   PORTS',
-      'web    127.0.0.12  yes      healthy  8080→8000',
-      'db     127.0.0.11  yes      healthy  5432→5432',
-      'cache  (unplaced)  ?        -        6380→6379',
+      'NAME   NODE        STATE     HEALTH   PORTS      NOTE',
+      'web    127.0.0.12  running   healthy  8080→8000  -',
+      'db     127.0.0.11  running   healthy  5432→5432  -',
+      'cache  (unplaced)  unplaced  -        6380→6379  no node has enough memory',
       '',
       'DATASETS',
       'ID                                    NAME         PRIMARY     SIZE       PATH',
@@ -124,7 +124,17 @@ describe('drover status', () => {
   it('prints the same facts as JSON with --json', async () => {
     await drover(deployArgs, { control: control.url });
     const status = JSON.parse((await drover(['status', '--json'], { control: control.url })).stdout);
-    expect(status.applications[1]).toEqual({ name: 'db', node_uuid: N1, node: '127.0.0.11', running: true, health: 'healthy', ports: [{ internal: 5432, external: 5432 }] });
+    expect(status.applications[1]).toEqual({
+      name: 'db',
+      node_uuid: N1,
+      node: '127.0.0.11',
+      state: 'running',
+      running: true,
+      health: 'healthy',
+      ports: [{ internal: 5432, external: 5432 }],
+      unschedulable_reason: null,
+      migration: null,
+    });
     expect(status.nodes.map((n: { state: string }) => n.state)).toEqual(['known', 'known']);
     expect(status.datasets[0]).toMatchObject({ dataset_id: pgdata, primary: N1, maximum_size: 10 * 1024 ** 3 });
   });

@@ -11,7 +11,20 @@ const Dataset = StrictDataset.loose();
 const Migration = StrictMigration.loose();
 type Dataset = z.infer<typeof Dataset>;
 type Migration = z.infer<typeof Migration>;
-const StateNode = z.looseObject({ uuid: z.string(), host: z.string(), state: z.enum(['known', 'unknown']).optional() });
+const StateNode = z.looseObject({
+  uuid: z.string(),
+  host: z.string(),
+  state: z.enum(['known', 'unknown']).optional(),
+  labels: z.record(z.string(), z.string()).optional(),
+});
+const ApplicationStatus = z.looseObject({
+  name: z.string(),
+  node_uuid: z.string().nullable().optional(),
+  state: z.string(),
+  health: z.string().nullable().optional(),
+  unschedulable_reason: z.string().nullable().optional(),
+  migration: Migration.nullable().optional(),
+});
 const ConfigContainer = z.looseObject({ name: z.string(), node_uuid: z.string().optional(), image: z.string(), ports: z.array(PortMapping).default([]) });
 const StateContainer = z.looseObject({
   name: z.string(),
@@ -22,11 +35,16 @@ const StateContainer = z.looseObject({
 const StateDataset = z.looseObject({ dataset_id: z.string(), primary: z.string().optional(), path: z.string().optional() });
 const DeployAnswer = z.looseObject({
   diff: z.object({ added: z.array(z.string()), changed: z.array(z.string()), removed: z.array(z.string()), unchanged: z.array(z.string()) }),
+  migrations: z.array(Migration).optional(),
+  unschedulable: z.record(z.string(), z.string()).optional(),
 });
+/** `POST /v1/drover/migrations` answers the migration, or `{ application, migration }`. */
+const MoveAnswer = z.union([Migration, z.looseObject({ migration: Migration.nullable() })]);
 
 export type StateNode = z.infer<typeof StateNode>;
 export type ConfigContainer = z.infer<typeof ConfigContainer>;
 export type StateContainer = z.infer<typeof StateContainer>;
+export type ApplicationStatus = z.infer<typeof ApplicationStatus>;
 export type StateDataset = z.infer<typeof StateDataset>;
 export type DeployAnswer = z.infer<typeof DeployAnswer>;
 
@@ -60,6 +78,10 @@ export class ControlClient {
   stateContainers(): Promise<StateContainer[]> {
     return this.call('GET', '/v1/state/containers', z.array(StateContainer));
   }
+  /** drover's per-application summary: state (running, stopped, missing, unknown, unplaced), health, why unplaced. */
+  applications(): Promise<ApplicationStatus[]> {
+    return this.call('GET', '/v1/drover/applications', z.array(ApplicationStatus));
+  }
   configDatasets(): Promise<Dataset[]> {
     return this.call('GET', '/v1/configuration/datasets', z.array(Dataset));
   }
@@ -75,8 +97,10 @@ export class ControlClient {
   deleteDataset(datasetId: string): Promise<Dataset> {
     return this.call('DELETE', `/v1/configuration/datasets/${encodeURIComponent(datasetId)}`, Dataset);
   }
-  startMigration(application: string, to: string): Promise<Migration> {
-    return this.call('POST', '/v1/drover/migrations', Migration, { application, to });
+  /** Starts moving `application` to node `to`; null when there is nothing to move (it is there already). */
+  async startMigration(application: string, to: string): Promise<Migration | null> {
+    const answer = await this.call('POST', '/v1/drover/migrations', MoveAnswer, { application, to });
+    return 'id' in answer ? (answer as Migration) : (answer.migration as Migration | null);
   }
   migration(id: string): Promise<Migration> {
     return this.call('GET', `/v1/drover/migrations/${encodeURIComponent(id)}`, Migration);

@@ -33,7 +33,7 @@ export const deployCommand: Command = {
       dry_run: dryRun,
     });
     if (ctx.json) {
-      printJson(ctx.stdout, { project, dry_run: dryRun, diff: answer.diff });
+      printJson(ctx.stdout, { ...answer, project, dry_run: dryRun });
       return 0;
     }
     const { added, changed, removed, unchanged } = answer.diff;
@@ -44,6 +44,10 @@ export const deployCommand: Command = {
     for (const line of unchanged) print(ctx.stdout, `  = ${line}`);
     const summary = `${added.length} added, ${changed.length} changed, ${removed.length} removed, ${unchanged.length} unchanged`;
     print(ctx.stdout, dryRun ? `would apply: ${summary}` : summary);
+    for (const m of answer.migrations ?? []) {
+      print(ctx.stdout, `moving "${m.application ?? m.dataset_ids.join(', ')}" to node ${m.to} (migration ${m.id}; drover status shows it)`);
+    }
+    for (const [app, reason] of Object.entries(answer.unschedulable ?? {})) print(ctx.stdout, `cannot place "${app}" yet: ${reason}`);
     return 0;
   },
 };

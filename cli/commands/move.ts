@@ -25,6 +25,11 @@ export const moveCommand: Command = {
     if (!/^\d+$/.test(timeoutText) || Number(timeoutText) < 1) throw usageError(`--timeout "${timeoutText}" is not a number of seconds`, USAGE);
     const node = resolveNode(await ctx.control.stateNodes(), nodeRef);
     const started = await ctx.control.startMigration(app, node.uuid);
+    if (started === null) {
+      if (ctx.json) printJson(ctx.stdout, null);
+      else print(ctx.stdout, `"${app}" is already on ${node.host}; nothing to move`);
+      return 0;
+    }
     if (values['no-wait'] === true) {
       if (ctx.json) printJson(ctx.stdout, started);
       else print(ctx.stdout, `migration ${started.id} started: moving "${app}" to ${node.host} (${node.uuid})`);

@@ -7,9 +7,10 @@ import { bytes, labels, ports, table } from '../format.ts';
 const USAGE = 'drover status [--json]';
 
 /**
- * `drover status`: nodes (known: reporting; unknown: named by the configuration but not
- * reporting — never shown as empty), applications with their node, running, health and
- * ports, and datasets with their primary and size.
+ * `drover status`: nodes (known: reporting; unknown: silent, or named by the configuration
+ * but never heard from — never shown as empty), applications with their node, state
+ * (running, stopped, missing, unknown, unplaced), health, ports and a note (why it cannot be
+ * placed, or the migration moving it), and datasets with their primary and size.
  */
 export const statusCommand: Command = {
   name: 'status',
@@ -18,29 +19,33 @@ export const statusCommand: Command = {
   options: {},
   async run(ctx, _values, positionals) {
     if (positionals.length > 0) throw usageError(`status takes no arguments, got "${positionals[0]}"`, USAGE);
-    const [stateNodes, configApps, stateApps, configDatasets, stateDatasets] = await Promise.all([
+    const [stateNodes, configApps, appStatus, configDatasets, stateDatasets] = await Promise.all([
       ctx.control.stateNodes(),
       ctx.control.configContainers(),
-      ctx.control.stateContainers(),
+      ctx.control.applications(),
       ctx.control.configDatasets(),
       ctx.control.stateDatasets(),
     ]);
-    const nodes = stateNodes.map((n) => ({ uuid: n.uuid, host: n.host, state: n.state ?? 'known', labels: readLabels(n.labels) }));
+    const nodes = stateNodes.map((n) => ({ uuid: n.uuid, host: n.host, state: n.state ?? 'known', labels: n.labels ?? {} }));
     const referenced = [...configApps.map((a) => a.node_uuid), ...configDatasets.map((d) => d.primary)];
     for (const uuid of referenced) {
       if (uuid !== undefined && uuid !== UNPLACED_PRIMARY && !nodes.some((n) => n.uuid === uuid)) nodes.push({ uuid, host: '', state: 'unknown', labels: {} });
     }
-    const hostOf = (uuid: string | undefined): string | null =>
-      uuid === undefined || uuid === UNPLACED_PRIMARY ? null : (nodes.find((n) => n.uuid === uuid)?.host || uuid);
+    const hostOf = (uuid: string | null | undefined): string | null =>
+      uuid === undefined || uuid === null || uuid === UNPLACED_PRIMARY ? null : nodes.find((n) => n.uuid === uuid)?.host || uuid;
     const applications = configApps.map((app) => {
-      const seen = stateApps.find((s) => s.name === app.name);
+      const seen = appStatus.find((s) => s.name === app.name);
+      const state = seen?.state ?? (app.node_uuid === undefined ? 'unplaced' : 'unknown');
       return {
         name: app.name,
         node_uuid: app.node_uuid ?? null,
         node: hostOf(app.node_uuid),
-        running: seen?.running ?? null,
+        state,
+        running: state === 'running',
         health: seen?.health ?? null,
         ports: app.ports,
+        unschedulable_reason: seen?.unschedulable_reason ?? null,
+        migration: seen?.migration ?? null,
       };
     });
     const datasets = configDatasets
@@ -61,11 +66,15 @@ export const statusCommand: Command = {
     print(ctx.stdout, table(['ADDRESS', 'UUID', 'STATE', 'LABELS'], nodes.map((n) => [n.host, n.uuid, n.state, labels(n.labels)])));
     print(ctx.stdout);
     print(ctx.stdout, 'APPLICATIONS');
+    const note = (a: (typeof applications)[number]): string | null => {
+      if (a.migration && a.migration.phase !== 'done' && a.migration.phase !== 'failed') return `moving to ${hostOf(a.migration.to)} (${a.migration.phase})`;
+      return a.unschedulable_reason;
+    };
     print(
       ctx.stdout,
       table(
-        ['NAME', 'NODE', 'RUNNING', 'HEALTH', 'PORTS'],
-        applications.map((a) => [a.name, a.node ?? '(unplaced)', a.running === null ? '?' : a.running ? 'yes' : 'no', a.health, ports(a.ports)]),
+        ['NAME', 'NODE', 'STATE', 'HEALTH', 'PORTS', 'NOTE'],
+        applications.map((a) => [a.name, a.node ?? '(unplaced)', a.state, a.health, ports(a.ports), note(a)]),
       ),
     );
     print(ctx.stdout);
@@ -80,8 +89,3 @@ export const statusCommand: Command = {
     return 0;
   },
 };
-
-function readLabels(value: unknown): Record<string, string> {
-  if (value === null || typeof value !== 'object') return {};
-  return Object.fromEntries(Object.entries(value).filter((e): e is [string, string] => typeof e[1] === 'string'));
-}

@@ -71,11 +71,29 @@ async function handle(s: Omit<StandIn, 'url' | 'close'>, req: IncomingMessage, r
       if (!b.dry_run) s.desired = planned.desired;
       return send(res, 200, { diff: planned.diff });
     } catch (err) {
-      if (isDroverError(err)) return send(res, err.code === 'DROVER_BAD_CONFIG' ? 400 : 409, err.toJSON());
+      if (isDroverError(err)) return send(res, err.code === 'DROVER_BAD_CONFIG' ? 400 : 409, { description: err.message, code: err.code, detail: err.detail });
       throw err;
     }
   }
-  if (route === 'GET /v1/state/nodes') return send(res, 200, s.desired.nodes.map((n) => ({ uuid: n.uuid, host: n.host, labels: n.labels })));
+  if (route === 'GET /v1/state/nodes') {
+    return send(res, 200, s.desired.nodes.map((n) => ({ uuid: n.uuid, host: n.host, state: 'known', era: 'e', labels: n.labels, last_seen: 0 })));
+  }
+  if (route === 'GET /v1/drover/applications') {
+    return send(
+      res,
+      200,
+      s.desired.applications.map((a) => ({
+        name: a.name,
+        project: a.project ?? null,
+        image: a.image,
+        node_uuid: a.node_uuid ?? null,
+        state: a.node_uuid ? 'running' : 'unplaced',
+        health: a.node_uuid ? 'healthy' : null,
+        unschedulable_reason: a.node_uuid ? null : 'no node has enough memory',
+        migration: null,
+      })),
+    );
+  }
   if (route === 'GET /v1/configuration/containers') return send(res, 200, s.desired.applications);
   if (route === 'GET /v1/state/containers') {
     return send(res, 200, s.desired.applications.filter((a) => a.node_uuid).map((a) => ({ name: a.name, node_uuid: a.node_uuid, running: true, health: 'healthy' })));
@@ -86,7 +104,7 @@ async function handle(s: Omit<StandIn, 'url' | 'close'>, req: IncomingMessage, r
   }
   if (route === 'POST /v1/configuration/datasets') {
     const parsed = Dataset.safeParse({ dataset_id: randomUUID(), ...(body as object) });
-    if (!parsed.success) return send(res, 400, { description: 'The provided JSON doesn\'t match the required schema.', errors: parsed.error.issues.map((i) => ({ path: i.path, message: i.message })) });
+    if (!parsed.success) return send(res, 400, { description: 'The provided JSON doesn\'t match the required schema.', errors: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`) });
     s.desired.datasets.push(parsed.data);
     return send(res, 201, parsed.data);
   }

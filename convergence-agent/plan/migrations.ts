@@ -14,6 +14,14 @@
  * The protocol's own steps (`send-snapshot`, cutover, `post-migration-update`, abort) are
  * to be returned as `changes` here, added to the Change union in plan/types.ts, and executed
  * by execute.ts's switch. Pure, like the rest of plan/.
+ *
+ * How they should fit the loop: a pre-copy round can take minutes and must not hold up the
+ * pass (other applications keep converging, health keeps being acted on). So a long step
+ * should be *started* by the executor as a background job keyed by migration id (the
+ * transfer engine's Replicator does the send), discovery should add the jobs' state
+ * (running / finished with bytes and snapshot guid / failed) to LocalObserved, and this
+ * planner should read it: start the next round, post the update, or wait. Short steps
+ * (stop the application, set read-only, post `handoff`) are ordinary changes.
  */
 import type { AgentDesired } from '#common/channel.ts';
 import type { Migration } from '#common/model.ts';

@@ -117,7 +117,8 @@ export class ControlClient {
         signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
       });
     } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name;
+      const e = err as Error & { cause?: { code?: string; message?: string } };
+      const cause = e.name === 'TimeoutError' ? `no answer in ${CALL_TIMEOUT_MS / 1000} s` : (e.cause?.code ?? e.cause?.message ?? e.message);
       throw new DroverError('DROVER_CONTROL_UNREACHABLE', `cannot reach the control service at ${this.baseUrl} (${cause}); set --control or DROVER_CONTROL`, {
         retryable: true,
         detail: { url: url.href },

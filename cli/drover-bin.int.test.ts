@@ -23,11 +23,12 @@ function drover(args: string[], env: Record<string, string> = {}): Promise<{ cod
 
 describe('bin/drover.js', () => {
   it('exits 2 on an unknown command, an unknown flag and a missing file, saying which', async () => {
-    const [command, flag, file, missing] = await Promise.all([
+    const [command, flag, file, missing, cluster] = await Promise.all([
       drover(['launch']),
       drover(['deploy', '--force', 'topology/empty.yml', 'compose/redis.yml']),
       drover(['deploy', 'topology/empty.yml', 'compose/absent.yml']),
       drover(['move', 'web']),
+      drover(['cluster', '--help']),
     ]);
     expect(command).toEqual({ code: 2, stdout: '', stderr: 'drover: unknown command "launch" (drover --help lists them)\n' });
     expect(flag.code).toBe(2);
@@ -36,6 +37,9 @@ describe('bin/drover.js', () => {
     expect(file.stderr).toMatch(/^drover: cannot read the Compose file "compose\/absent.yml": no such file\n/);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/^drover: move needs an application and a node\n/);
+    // `drover cluster …` is handed to cli/local-cluster/ with its own arguments.
+    expect(cluster.code).toBe(0);
+    expect(cluster.stdout).toMatch(/^usage: drover cluster up/);
   });
 
   it('exits 1 when the control service does not answer', async () => {

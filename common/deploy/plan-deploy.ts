@@ -52,7 +52,8 @@ export function planDeploy(desired: Desired, parsed: Parsed, project: string): {
   for (const d of wanted.values()) {
     const old = oldDatasets.get(d.dataset_id);
     const primary = nodeOfDataset.get(d.dataset_id) ?? (old !== undefined && old.primary !== UNPLACED_PRIMARY ? old.primary : d.primary);
-    const next: Dataset = { ...(old ?? d), primary, maximum_size: d.maximum_size, metadata: { ...old?.metadata, ...d.metadata }, deleted: false };
+    // A dataset adopted by id (a Flocker file's `dataset_id`) keeps its name; it joins the project.
+    const next: Dataset = { ...(old ?? d), primary, maximum_size: d.maximum_size, metadata: { ...d.metadata, ...old?.metadata, project }, deleted: false };
     merged.set(d.dataset_id, next);
     const label = datasetLabel(next);
     if (old === undefined) diff.added.push(label);

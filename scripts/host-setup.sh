@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(docker.io zfs-fuse openssh-server openssh-client mmdebstrap busybox-static iproute2 openssl haproxy wrk redis-tools curl tar cgroupfs-mount)
+PACKAGES=(docker.io zfs-fuse openssh-server openssh-client mmdebstrap gpg mount busybox-static iproute2 openssl ca-certificates haproxy wrk redis-tools curl tar cgroupfs-mount)
 LOG_DIR=/var/log/drover
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
 
@@ -25,10 +25,10 @@ wait_for() {
 }
 
 # 1. Debian packages: apt only when something is missing.
+installed=" $(dpkg-query -W -f='${db:Status-Abbrev}${Package} ' "${PACKAGES[@]}" 2>/dev/null | sed 's/ii  */=/g' || true) "
 missing=()
 for pkg in "${PACKAGES[@]}"; do
-  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
-  [ "$status" = "install ok installed" ] || missing+=("$pkg")
+  [[ "$installed" == *"=$pkg "* ]] || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   say "installing ${missing[*]}"
@@ -37,9 +37,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-command -v node >/dev/null || die "node (>= 20.10) is not installed"
-node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=10)?0:1)' \
-  || die "node $(node --version) is too old; drover needs >= 20.10"
+node_version=$(node --version 2>/dev/null) || die "node (>= 20.10) is not installed"
+IFS=. read -r node_major node_minor _ <<<"${node_version#v}"
+[ "$node_major" -gt 20 ] || { [ "$node_major" -eq 20 ] && [ "$node_minor" -ge 10 ]; } \
+  || die "node $node_version is too old; drover needs >= 20.10"
 
 mkdir -p "$LOG_DIR" /var/cache/drover/images /run/docker/plugins
 
@@ -50,10 +51,11 @@ if [ -z "$(ls -A /sys/fs/cgroup 2>/dev/null)" ]; then
 fi
 
 # 3. The host dockerd (it also builds the local images).
-if ! docker info >/dev/null 2>&1; then
+if ! docker_version=$(docker info --format '{{.ServerVersion}}' 2>/dev/null); then
   say "starting dockerd (log: $LOG_DIR/dockerd.log)"
   setsid dockerd >>"$LOG_DIR/dockerd.log" 2>&1 </dev/null &
-  wait_for 60 docker info || die "dockerd does not answer; see $LOG_DIR/dockerd.log"
+  wait_for 60 docker info || die "dockerd does not answer (docker info); see $LOG_DIR/dockerd.log"
+  docker_version=$(docker info --format '{{.ServerVersion}}')
 fi
 
 # 4. The zfs-fuse daemon (Debian's init script runs: zfs-fuse --pidfile /var/run/zfs-fuse.pid).
@@ -66,12 +68,10 @@ if ! zpool list >/dev/null 2>&1; then
   wait_for 30 zpool list || die "zfs-fuse does not answer (zpool list); see $LOG_DIR/zfs-fuse.log"
 fi
 
-# 5. Verify with real calls, loudly.
-docker info --format '{{.ServerVersion}}' >/dev/null 2>&1 || die "docker info fails"
-zpool list >/dev/null || die "zpool list fails"
-[ -x /usr/sbin/sshd ] || die "/usr/sbin/sshd is missing"
-command -v mmdebstrap >/dev/null || die "mmdebstrap is missing"
-[ -x /bin/busybox ] || die "/bin/busybox is missing"
+# 5. The rest of what the harness runs.
+for tool in /usr/sbin/sshd /usr/bin/ssh-keygen /usr/bin/mmdebstrap /bin/busybox /usr/bin/openssl; do
+  [ -x "$tool" ] || die "$tool is missing"
+done
 
 # 6. npm dependencies, when absent or older than the lockfile.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
@@ -79,4 +79,4 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-say "ok (dockerd $(docker info --format '{{.ServerVersion}}'), zfs-fuse, sshd, node $(node --version))"
+say "ok (dockerd $docker_version, zfs-fuse, sshd, node $node_version)"

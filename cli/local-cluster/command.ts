@@ -75,7 +75,8 @@ export async function runClusterCommand(argv: string[]): Promise<number> {
           nodes: Number(values.nodes),
           subnet: Number(values.subnet),
           images: images as LocalImage[],
-          log: createLogger('drover-cluster'),
+          // The node table is the output; the log says only what went wrong.
+          log: createLogger('drover-cluster', { level: process.env.DROVER_LOG_LEVEL ?? 'warn' }),
         });
         print(await nodeTable(cluster));
         return 0;

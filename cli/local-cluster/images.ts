@@ -1,7 +1,9 @@
-import { chmod, copyFile, mkdir, mkdtemp, readdir, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readFile, readdir, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
+import { sleep } from '#common/sleep.ts';
+import { isAlive } from './processes.ts';
 import { run } from './run.ts';
 import type { LocalImage } from './types.ts';
 
@@ -60,14 +62,49 @@ async function exists(path: string): Promise<boolean> {
 
 /**
  * Makes sure the archive of `image` is in the cache, building it through the host dockerd
- * when missing. Safe to run concurrently: an archive appears under its final name only
- * when complete.
+ * when missing. Concurrent callers (other test runs, the demo) wait for one build: a lock
+ * directory holds the builder's pid, and a dead builder's lock is taken over. An archive
+ * appears under its final name only when complete.
  */
 export async function ensureImageArchive(image: LocalImage, log: Logger): Promise<string> {
   const archive = imageArchive(image);
-  if (await exists(archive)) return archive;
-  const recipe = RECIPES[image];
+  const lock = `${archive}.lock`;
+  const deadline = Date.now() + 30 * 60_000;
   await mkdir(IMAGE_CACHE, { recursive: true });
+  while (!(await exists(archive))) {
+    if (Date.now() > deadline) {
+      throw new DroverError('DROVER_IMAGE_BUILD_TIMEOUT', `gave up waiting for ${lock} (another build of ${image})`);
+    }
+    try {
+      await mkdir(lock);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const owner = Number(await readFile(join(lock, 'pid'), 'utf8').catch(() => '0'));
+      if (owner > 0 && isAlive(owner)) {
+        await sleep(1_000);
+      } else if (Date.now() - (await stat(lock).then((s) => s.mtimeMs, () => 0)) > 5_000) {
+        await rm(lock, { recursive: true, force: true }); // its builder died
+      } else {
+        await sleep(200); // just taken; the pid is being written
+      }
+      continue;
+    }
+    try {
+      await writeFile(join(lock, 'pid'), String(process.pid));
+      if (!(await exists(archive))) await build(image, archive, log);
+    } finally {
+      await rm(lock, { recursive: true, force: true });
+    }
+  }
+  return archive;
+}
+
+async function build(image: LocalImage, archive: string, log: Logger): Promise<void> {
+  const recipe = RECIPES[image];
+  // Holding the lock, any earlier work directory of this image is a dead build's.
+  for (const entry of await readdir(IMAGE_CACHE)) {
+    if (entry.startsWith(`.build-${image}-`)) await rm(join(IMAGE_CACHE, entry), { recursive: true, force: true });
+  }
   const work = await mkdtemp(join(IMAGE_CACHE, `.build-${image}-`));
   const started = Date.now();
   try {
@@ -79,7 +116,6 @@ export async function ensureImageArchive(image: LocalImage, log: Logger): Promis
     await run('docker', ['-H', HOST_DOCKER, 'save', '-o', partial, recipe.tag], { timeoutMs: 300_000 });
     await rename(partial, archive);
     log.info({ image: recipe.tag, archive, ms: Date.now() - started }, 'image built');
-    return archive;
   } finally {
     await rm(work, { recursive: true, force: true });
   }

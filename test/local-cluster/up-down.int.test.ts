@@ -1,6 +1,6 @@
 import { access, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
-import { afterAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { clusterDown, clusterUp } from '../../cli/local-cluster/index.ts';
 import { processesMentioning } from '../../cli/local-cluster/processes.ts';
 import { leaseSubnet } from '../support/cluster.ts';
@@ -30,8 +30,12 @@ async function traces(name: string, root: string): Promise<string[]> {
 }
 
 describeWith(LOCAL_CLUSTER, 'local cluster teardown', () => {
-  const lease = leaseSubnet();
-  const name = `t${lease.subnet}`;
+  let lease: ReturnType<typeof leaseSubnet>;
+  let name: string;
+  beforeAll(() => {
+    lease = leaseSubnet();
+    name = `t${lease.subnet}`;
+  });
   afterAll(async () => {
     try {
       await clusterDown(name);

@@ -1,36 +1,47 @@
 /**
- * The plugin against a real dockerd (its own, never the host's: a plugin Docker has used
- * stays cached in that dockerd until it restarts). The control service is the in-memory
- * fake, playing the agents with plain directories, so these tests are about what Docker
- * sends and what it makes of the answers; plugin.e2e.test.ts runs the real control service
- * and agents on a local cluster.
+ * The plugin against real dockerds: a 2-node local cluster's (never the host's: a plugin
+ * Docker has used stays cached in that dockerd until it restarts). The control service is
+ * the in-memory fake, playing the agents with plain directories, so these tests are about
+ * what Docker sends and what it makes of the answers; plugin.e2e.test.ts runs the real
+ * control service and agents.
  */
 import { cpSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execa } from 'execa';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { silentLogger } from '#common/log.ts';
 import { sleep } from '#common/sleep.ts';
-import { buildApp } from './app.ts';
-import { VolumeDriver } from './driver.ts';
-import { FakeControl } from './fake-control.ts';
-import { MountStore } from './mount-store.ts';
-import { startPluginServer, socketPathFor, type PluginServer } from './plugin-server.ts';
-import { canRunDockerd, startDockerd, type TestDockerd } from './testing/run-dockerd.ts';
+import { useTestCluster } from '../support/cluster.ts';
+import { describeWith, LOCAL_CLUSTER } from '../support/require.ts';
+import { buildApp } from '../../volume-driver/app.ts';
+import { VolumeDriver } from '../../volume-driver/driver.ts';
+import { FakeControl } from '../../volume-driver/fake-control.ts';
+import { MountStore } from '../../volume-driver/mount-store.ts';
+import { startPluginServer, socketPathFor, type PluginServer } from '../../volume-driver/plugin-server.ts';
 
 const ME = '11111111-1111-4111-8111-111111111111';
 const OTHER = '22222222-2222-4222-8222-222222222222';
-const missing = canRunDockerd();
-const plugin = `drover-vdt${process.pid}`;
+const IMAGE = 'drover/busybox:latest';
 
-describe.skipIf(missing !== null && process.env.CI !== 'true')(`the plugin under a real dockerd${missing ? ` (skipped: ${missing})` : ''}`, () => {
+describeWith(LOCAL_CLUSTER, 'the plugin under a real dockerd', () => {
+  const cluster = useTestCluster({ nodes: 2, docker: true, ssh: false, images: ['busybox'] });
   let root: string;
-  let dockerd: TestDockerd;
   let control: FakeControl;
   let server: PluginServer | null = null;
   let driver: VolumeDriver;
   let store: MountStore;
+  let plugin: string;
+
+  async function run(host: string, args: string[], mustFail = false): Promise<string> {
+    const result = await execa('docker', ['-H', host, ...args], { timeout: 120_000, reject: false });
+    if (mustFail !== (result.exitCode !== 0)) throw new Error(`docker ${args.join(' ')}: exit ${result.exitCode}: ${result.stderr}`);
+    return (mustFail ? result.stderr : result.stdout).trim();
+  }
+  /** docker on node 1, the node whose plugin runs here. */
+  const docker = (...args: string[]): Promise<string> => run(cluster().nodes[0]!.dockerHost!, args);
+  const dockerFails = (...args: string[]): Promise<string> => run(cluster().nodes[0]!.dockerHost!, args, true);
 
   async function startPlugin(): Promise<void> {
     store = await MountStore.open(join(root, 'state'));
@@ -38,7 +49,7 @@ describe.skipIf(missing !== null && process.env.CI !== 'true')(`the plugin under
     server = await startPluginServer(buildApp({ driver, log: silentLogger() }), socketPathFor(plugin), silentLogger());
   }
   async function stopPlugin(): Promise<void> {
-    driver.stop();
+    driver?.stop();
     await server?.close();
     server = null;
   }
@@ -52,7 +63,7 @@ describe.skipIf(missing !== null && process.env.CI !== 'true')(`the plugin under
     control.leases.filter((l) => control.datasets.find((d) => d.dataset_id === l.dataset_id)?.metadata.name === volume).map((l) => l.node_uuid.slice(0, 4));
 
   beforeAll(async () => {
-    if (missing) throw new Error(`a real dockerd is needed: ${missing}`);
+    plugin = cluster().nodes[0]!.pluginName;
     root = await mkdtemp(join(tmpdir(), 'drover-vdt-'));
     control = new FakeControl({
       nodes: [
@@ -67,100 +78,99 @@ describe.skipIf(missing !== null && process.env.CI !== 'true')(`the plugin under
         else mkdirSync(to, { recursive: true });
       },
     });
-    dockerd = await startDockerd(join(root, 'dockerd'));
     await startPlugin();
   });
 
   afterAll(async () => {
     // Teardown order matters: containers, volumes, plugin (its socket), then dockerd.
-    if (dockerd) {
-      await dockerd.cleanContainersAndVolumes();
+    // Teardown order matters: containers, volumes, the plugin (its socket); then the
+    // cluster's afterAll stops dockerd.
+    try {
+      const ids = (await docker('ps', '-aq')).split('\n').filter(Boolean);
+      if (ids.length) await docker('rm', '-f', ...ids);
+      for (const v of (await docker('volume', 'ls', '-q')).split('\n').filter(Boolean)) await docker('volume', 'rm', v).catch(() => undefined);
+    } finally {
       await stopPlugin();
-      await dockerd.stop();
-    } else await stopPlugin();
-    if (root) await rm(root, { recursive: true, force: true });
+      if (root) await rm(root, { recursive: true, force: true });
+    }
     expect(existsSync(socketPathFor(plugin))).toBe(false);
   });
 
   it('creates a volume Docker then sees with global scope and where it lives', async () => {
-    await dockerd.docker('volume', 'create', '-d', plugin, '-o', 'size=1G', 'v-create');
-    const [inspect] = JSON.parse(await dockerd.docker('volume', 'inspect', 'v-create'));
+    await docker('volume', 'create', '-d', plugin, '-o', 'size=1G', 'v-create');
+    const [inspect] = JSON.parse(await docker('volume', 'inspect', 'v-create'));
     expect(inspect).toMatchObject({ Driver: plugin, Name: 'v-create', Scope: 'global', Status: { local: true, node: '127.0.0.11', maximum_size: 1024 ** 3 } });
     expect(Date.parse(inspect.CreatedAt)).toBeGreaterThan(Date.now() - 60_000);
-    expect(await dockerd.docker('volume', 'create', '-d', plugin, 'v-create')).toBe('v-create');
+    expect(await docker('volume', 'create', '-d', plugin, 'v-create')).toBe('v-create');
     expect(control.datasets.filter((d) => d.metadata.name === 'v-create')).toHaveLength(1);
   });
 
   it('keeps what one container wrote for the next, and holds the lease only while mounted', async () => {
-    await dockerd.docker('volume', 'create', '-d', plugin, 'v-data');
-    await dockerd.docker('run', '--rm', '-v', 'v-data:/data', dockerd.image, 'sh', '-c', 'echo hello > /data/f');
+    await docker('volume', 'create', '-d', plugin, 'v-data');
+    await docker('run', '--rm', '-v', 'v-data:/data', IMAGE, 'sh', '-c', 'echo hello > /data/f');
     expect(leases('v-data')).toEqual([]);
-    expect(await dockerd.docker('run', '--rm', '-v', 'v-data:/data', dockerd.image, 'cat', '/data/f')).toBe('hello');
+    expect(await docker('run', '--rm', '-v', 'v-data:/data', IMAGE, 'cat', '/data/f')).toBe('hello');
   });
 
   it('mounts and unmounts for the copy of image files at docker create, and copies them in', async () => {
-    await dockerd.docker('volume', 'create', '-d', plugin, 'v-copy');
-    const id = await dockerd.docker('create', '-v', 'v-copy:/data', dockerd.image, 'cat', '/data/seed.txt');
+    await docker('volume', 'create', '-d', plugin, 'v-copy');
+    // drover/busybox has files in /etc: creating the container copies them into the volume.
+    const id = await docker('create', '-v', 'v-copy:/etc', IMAGE, 'cat', '/etc/group');
     expect(leases('v-copy')).toEqual([]);
     expect(store.current.volumes['v-copy']).toBeUndefined();
-    expect(await dockerd.docker('start', '-a', id)).toBe('seeded');
-    await dockerd.docker('rm', id);
+    expect(await docker('start', '-a', id)).toBe('root:x:0:\nnogroup:x:65534:');
+    await docker('rm', id);
   });
 
   it('keeps the volume mounted after docker cp mounts it again under the same ID', async () => {
-    await dockerd.docker('volume', 'create', '-d', plugin, 'v-cp');
-    const id = await dockerd.docker('run', '-d', '-v', 'v-cp:/data', dockerd.image, 'sleep', '300');
+    await docker('volume', 'create', '-d', plugin, 'v-cp');
+    const id = await docker('run', '-d', '-v', 'v-cp:/data', IMAGE, 'sleep', '300');
     writeFileSync(join(root, 'readme'), 'copied in\n');
-    await dockerd.docker('cp', join(root, 'readme'), `${id}:/data/readme`);
-    await dockerd.docker('cp', `${id}:/data/readme`, join(root, 'readme-back'));
+    await docker('cp', join(root, 'readme'), `${id}:/data/readme`);
+    await docker('cp', `${id}:/data/readme`, join(root, 'readme-back'));
     expect(leases('v-cp')).toEqual(['1111']);
-    expect(await dockerd.docker('exec', id, 'ls', '/data')).toBe('readme\nseed.txt');
-    await dockerd.docker('rm', '-f', id);
+    expect(await docker('exec', id, 'ls', '/data')).toBe('readme');
+    await docker('rm', '-f', id);
     await leasesSoon('v-cp', []);
   });
 
   it('remembers a running container across a restart of the plugin, and releases the lease when it stops', async () => {
-    await dockerd.docker('volume', 'create', '-d', plugin, 'v-restart');
-    const id = await dockerd.docker('run', '-d', '-v', 'v-restart:/data', dockerd.image, 'sleep', '300');
+    await docker('volume', 'create', '-d', plugin, 'v-restart');
+    const id = await docker('run', '-d', '-v', 'v-restart:/data', IMAGE, 'sleep', '300');
     await stopPlugin();
     expect(existsSync(socketPathFor(plugin))).toBe(false);
     await startPlugin();
     expect(leases('v-restart')).toEqual(['1111']);
-    await dockerd.docker('stop', '-t', '0', id);
+    await docker('stop', '-t', '0', id);
     await leasesSoon('v-restart', []);
-    await dockerd.docker('rm', id);
+    await docker('rm', id);
   });
 
   it('refuses docker volume rm of a volume used here or on another node, naming who uses it', async () => {
-    await dockerd.docker('volume', 'create', '-d', plugin, 'v-rm');
-    const id = await dockerd.docker('run', '-d', '-v', 'v-rm:/data', dockerd.image, 'sleep', '300');
-    expect(await dockerd.dockerFails('volume', 'rm', 'v-rm')).toMatch(/volume is in use/);
-    await dockerd.docker('rm', '-f', id);
+    await docker('volume', 'create', '-d', plugin, 'v-rm');
+    const id = await docker('run', '-d', '-v', 'v-rm:/data', IMAGE, 'sleep', '300');
+    expect(await dockerFails('volume', 'rm', 'v-rm')).toMatch(/volume is in use/);
+    await docker('rm', '-f', id);
 
     const dataset = control.datasets.find((d) => d.metadata.name === 'v-rm')!;
     await control.acquireLease(dataset.dataset_id, OTHER);
-    expect(await dockerd.dockerFails('volume', 'rm', 'v-rm')).toContain(
+    expect(await dockerFails('volume', 'rm', 'v-rm')).toContain(
       'volume "v-rm" is in use on node 127.0.0.12 (22222222) (it holds the volume\'s lease); stop the containers using it there first',
     );
     await control.releaseLease(dataset.dataset_id);
-    await dockerd.docker('volume', 'rm', 'v-rm');
+    await docker('volume', 'rm', 'v-rm');
     expect(dataset.deleted).toBe(true);
   });
 
   it('leaves nothing behind that would stall a dockerd when it stops cleanly', async () => {
     await stopPlugin();
     expect(readdirSync('/run/docker/plugins')).not.toContain(`${plugin}.sock`);
-    // A dockerd that never used the plugin finds no socket at all. (One that did keeps the
-    // plugin cached until it restarts and retries it ~15 s per call: Docker's behaviour,
-    // which is why teardown stops the plugin only after removing its volumes, then dockerd.)
-    const fresh = await startDockerd(join(root, 'dockerd-fresh'), { image: false });
-    try {
-      const started = performance.now();
-      await fresh.docker('volume', 'ls');
-      expect(performance.now() - started).toBeLessThan(2_000);
-    } finally {
-      await fresh.stop();
-    }
+    // A dockerd that has used the plugin keeps it cached until it restarts and retries it
+    // ~15 s per call (Docker's behaviour: hence the teardown order). Any other finds nothing.
+    // Node 2's dockerd has never used it, and there is no socket for it to find.
+    const started = performance.now();
+    await run(cluster().nodes[1]!.dockerHost!, ['volume', 'ls']);
+    expect(performance.now() - started).toBeLessThan(2_000);
     await startPlugin();
   });
 });

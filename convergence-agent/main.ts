@@ -77,7 +77,7 @@ async function main(): Promise<void> {
   const clock = systemClock;
   const store = new ZfsStore({ pool: config.pool, mountRoot: config.mount_root ?? null, log });
   const runtime = new DockerRuntime({ socketPath: config.docker_socket });
-  const ledger = new RestartLedger();
+  const ledger = new RestartLedger(join(config.state_dir, 'restarts.json'));
   const executor = new Executor({ store, runtime, ledger, clock, log: log.child({ subsystem: 'execute' }), stopTimeoutSeconds: config.stop_timeout_seconds });
   let loop: ConvergenceLoop | null = null;
   const health = new HealthMonitor({ clock, runtime, log: log.child({ subsystem: 'health' }), onChange: () => loop?.wake() });

@@ -101,3 +101,11 @@ export function parseSnapshotPath(pool: string, name: string): { datasetId: stri
   if (datasetId === null || !isDroverSnapshotName(snapshot)) return null;
   return { datasetId, snapshot };
 }
+
+/**
+ * The hold tags drover uses: a fixed vocabulary, because zfs-fuse cannot list hold tags
+ * (only count them), and destroying a dataset must be able to release every drover hold.
+ * `step`: on the base and the new snapshot while a replication step runs (both sides).
+ * `base`: on the newest snapshot both sides share, so pruning never removes the next base.
+ */
+export const HOLD_TAGS = { step: 'drover-step', base: 'drover-base' } as const;

@@ -32,7 +32,7 @@ const RULES: readonly Rule[] = [
   { pattern: /does not exist|no such file or directory|could not find any snapshots/i, code: 'DROVER_ZFS_NOT_FOUND', retryable: false },
   { pattern: /invalid option|unrecognized command|invalid property|not supported|function not implemented/i, code: 'DROVER_ZFS_UNSUPPORTED', retryable: false },
   { pattern: /invalid dataset name|invalid character/i, code: 'DROVER_ZFS_INVALID_NAME', retryable: false },
-  { pattern: /connection (refused|reset)|failed to connect|interrupted/i, code: 'DROVER_ZFS_INTERRUPTED', retryable: true },
+  { pattern: /connection (refused|reset|lost)|failed to connect|interrupted/i, code: 'DROVER_ZFS_INTERRUPTED', retryable: true },
 ];
 
 export interface ZfsFailure {

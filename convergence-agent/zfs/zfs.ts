@@ -10,8 +10,10 @@ import { DroverError, isDroverError } from '#common/errors.ts';
 import { sleep } from '#common/sleep.ts';
 import { argv, parseDatasets, parseSnapshots, READONLY_PROPERTY, quotaValue, type Argv } from './argv.ts';
 import { execaRunner, type CommandRunner } from './command.ts';
-import { assertDatasetId, assertPoolName, assertSnapshotName, assertHoldTag, datasetPath } from './names.ts';
+import { assertDatasetId, assertPoolName, assertSnapshotName, assertHoldTag, datasetPath, HOLD_TAGS } from './names.ts';
 import { zfsError } from './zfs-errors.ts';
+import { detectFeatures, type ZfsFeatures } from './zfs-features.ts';
+import { spawnReceive, spawnSend, type SendRequest, type ZfsStreamProcess } from './zfs-stream.ts';
 import type { CreateDatasetOptions, DatasetStore, SnapshotStore, ZfsDatasetInfo, ZfsSnapshotInfo } from './types.ts';
 
 export interface ZfsStoreOptions {
@@ -33,6 +35,7 @@ export class ZfsStore implements DatasetStore, SnapshotStore {
   private readonly mountRoot: string | null;
   private readonly busyAttempts: number;
   private readonly log: Logger;
+  private featuresProbe: Promise<ZfsFeatures> | null = null;
 
   constructor(options: ZfsStoreOptions) {
     assertPoolName(options.pool);
@@ -137,10 +140,15 @@ export class ZfsStore implements DatasetStore, SnapshotStore {
   async destroyDataset(datasetId: string): Promise<void> {
     const args = argv.destroy(this.pool, datasetId);
     try {
+      // drover's own holds would block `destroy -r` forever; the tags are a fixed vocabulary.
+      for (const snap of await this.listSnapshots(datasetId)) {
+        if (snap.userrefs === 0) continue;
+        for (const tag of Object.values(HOLD_TAGS)) await this.release(datasetId, snap.snapshot, tag);
+      }
       await this.zfsRetryingBusy(args);
       this.log.info({ datasetId }, 'dataset destroyed');
     } catch (err) {
-      if (!isDroverError(err, 'DROVER_ZFS_NOT_FOUND')) throw err;
+      if (!isDroverError(err, 'DROVER_ZFS_NOT_FOUND') && !isDroverError(err, 'DROVER_DATASET_NOT_FOUND')) throw err;
     }
   }
 
@@ -250,6 +258,61 @@ export class ZfsStore implements DatasetStore, SnapshotStore {
   async rollback(datasetId: string, snapshot: string): Promise<void> {
     await this.zfsRetryingBusy(argv.rollback(this.pool, datasetId, snapshot));
     this.log.info({ datasetId, snapshot }, 'dataset rolled back');
+  }
+
+  /** This host's zfs features, probed once (zfs-features.ts). */
+  features(): Promise<ZfsFeatures> {
+    if (this.featuresProbe === null) {
+      this.featuresProbe = detectFeatures(this.pool, (args) => this.runner.run(this.zfsPath, args, { timeoutMs: 30_000 }));
+      this.featuresProbe.catch(() => (this.featuresProbe = null));
+    }
+    return this.featuresProbe;
+  }
+
+  /** Starts `zfs send` of one of this pool's drover snapshots. */
+  send(request: Omit<SendRequest, 'pool'>): ZfsStreamProcess {
+    return spawnSend(this.runner, this.zfsPath, { ...request, pool: this.pool });
+  }
+
+  /** Starts `zfs receive -u` into `<pool>/drover/<id>` (`-s` only when resumable). */
+  receive(datasetId: string, resumable: boolean): ZfsStreamProcess {
+    return spawnReceive(this.runner, this.zfsPath, this.pool, datasetId, resumable);
+  }
+
+  /** The receive_resume_token of a partial receive, or null (none, or not supported here). */
+  async resumeToken(datasetId: string): Promise<string | null> {
+    if (!(await this.features()).resumableReceive) return null;
+    try {
+      const value = (await this.zfs(['get', '-H', '-o', 'value', 'receive_resume_token', datasetPath(this.pool, datasetId)])).trim();
+      return value === '' || value === '-' ? null : value;
+    } catch (err) {
+      if (isDroverError(err, 'DROVER_ZFS_NOT_FOUND')) return null;
+      throw err;
+    }
+  }
+
+  /** Discards a partial resumable receive (`recv -A`); a no-op when there is none or it is unsupported. */
+  async abortResume(datasetId: string): Promise<void> {
+    if (!(await this.features()).resumableReceive) return;
+    try {
+      await this.zfs(['receive', '-A', datasetPath(this.pool, datasetId)]);
+    } catch (err) {
+      if (!/does not have any resumable receive state|does not exist/i.test(String((err as DroverError).detail?.stderr ?? ''))) throw err;
+    }
+  }
+
+  /**
+   * After a full receive: read-only (zfs-fuse has no `recv -o`), drover's mountpoint, and
+   * unmounted again (setting a mountpoint mounts the dataset).
+   */
+  async settleReplica(datasetId: string): Promise<void> {
+    await this.setReadonly(datasetId, true);
+    const info = await this.getDataset(datasetId);
+    const wanted = this.mountpointOf(datasetId);
+    if (info && wanted !== null && info.mountpoint !== wanted) {
+      await this.applyMountpoint(datasetId);
+      await this.unmount(datasetId);
+    }
   }
 
   private mountpointOf(datasetId: string): string | null {

@@ -1,0 +1,124 @@
+/**
+ * The receiving side run by the agent itself, over its own ZfsStore: what the tls server
+ * serves to a sending agent, and a `Peer` for replication between two pools of one host.
+ * One step per dataset at a time (a per-dataset mutex); receives are `recv -u` and leave
+ * the replica read-only.
+ */
+import { DroverError, toDroverError } from '#common/errors.ts';
+import type { ZfsStore } from '../zfs/zfs.ts';
+import { assertDatasetId } from '../zfs/names.ts';
+import type { ZfsFeatures } from '../zfs/zfs-features.ts';
+import { KeyedMutex } from './keyed-mutex.ts';
+import type { Peer, PeerStep, ReceiveSink } from './types.ts';
+
+export class LocalPeer implements Peer {
+  private readonly mutex = new KeyedMutex();
+  private rootReady = false;
+
+  constructor(
+    readonly id: string,
+    private readonly store: ZfsStore,
+  ) {}
+
+  features(): Promise<ZfsFeatures> {
+    return this.store.features();
+  }
+
+  /** True while a step holds `datasetId` (the tls server reports it). */
+  busy(datasetId: string): boolean {
+    return this.mutex.isHeld(datasetId);
+  }
+
+  async beginStep(datasetId: string, options: { waitMs?: number; signal?: AbortSignal } = {}): Promise<PeerStep> {
+    assertDatasetId(datasetId);
+    const unlock = await this.mutex.acquire(datasetId, { waitMs: options.waitMs ?? 600_000, signal: options.signal });
+    try {
+      // A full receive needs `<pool>/drover` to exist.
+      if (!this.rootReady) await this.store.ensureRoot();
+      this.rootReady = true;
+    } catch (err) {
+      unlock();
+      throw err;
+    }
+    return new LocalStep(datasetId, this.store, unlock);
+  }
+
+  async close(): Promise<void> {}
+}
+
+class LocalStep implements PeerStep {
+  private receiving: ReceiveSink | null = null;
+  private ended = false;
+
+  constructor(
+    readonly datasetId: string,
+    private readonly store: ZfsStore,
+    private readonly unlock: () => void,
+  ) {}
+
+  getDataset() {
+    return this.store.getDataset(this.datasetId);
+  }
+
+  async listSnapshots() {
+    if ((await this.store.getDataset(this.datasetId)) === null) return [];
+    return this.store.listSnapshots(this.datasetId);
+  }
+
+  hold(snapshot: string, tag: string) {
+    return this.store.hold(this.datasetId, snapshot, tag);
+  }
+
+  release(snapshot: string, tag: string) {
+    return this.store.release(this.datasetId, snapshot, tag);
+  }
+
+  rollback(snapshot: string) {
+    return this.store.rollback(this.datasetId, snapshot);
+  }
+
+  destroySnapshot(snapshot: string) {
+    return this.store.destroySnapshot(this.datasetId, snapshot);
+  }
+
+  resumeToken() {
+    return this.store.resumeToken(this.datasetId);
+  }
+
+  abortResume() {
+    return this.store.abortResume(this.datasetId);
+  }
+
+  receive(options: { resumable: boolean; full: boolean }): ReceiveSink {
+    if (this.ended) throw new DroverError('DROVER_TRANSFER_STEP_ENDED', 'the step has ended');
+    if (this.receiving) throw new DroverError('DROVER_TRANSFER_BUSY', `a receive into ${this.datasetId} is running`, { retryable: true });
+    const process = this.store.receive(this.datasetId, options.resumable);
+    const input = process.input!;
+    // A cut stream makes `zfs receive` fail; its exit status, not EPIPE, tells why.
+    input.on('error', () => {});
+    // An increment keeps the replica's properties; only a new replica needs settling.
+    const done = process.done.then(() => (options.full ? this.store.settleReplica(this.datasetId) : undefined));
+    done.catch(() => {}).finally(() => (this.receiving = null));
+    const sink: ReceiveSink = {
+      input,
+      done,
+      abort: () => {
+        input.destroy();
+        process.kill('SIGTERM');
+      },
+    };
+    this.receiving = sink;
+    return sink;
+  }
+
+  async end(): Promise<void> {
+    if (this.ended) return;
+    this.ended = true;
+    const running = this.receiving;
+    if (running) {
+      running.abort(new DroverError('DROVER_TRANSFER_STEP_ENDED', 'the step ended during a receive'));
+      await running.done.catch((err: unknown) => toDroverError(err));
+    }
+    this.unlock();
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * Hold bookkeeping of a step, and recovery from the journal of a step that died (the agent
+ * was killed, the machine rebooted). Recovery is idempotent: running it twice, or after a
+ * step that had in fact finished, is harmless.
+ *
+ * Holds (fixed tags, names.ts HOLD_TAGS): `drover-step` on the base, on both sides, while a
+ * step runs; `drover-base` on the newest snapshot
+ * both sides share, moved forward after each step, so pruning never removes the next base.
+ */
+import { toDroverError } from '#common/errors.ts';
+import type { Logger } from '#common/log.ts';
+import { HOLD_TAGS } from '../zfs/names.ts';
+import type { ZfsStore } from '../zfs/zfs.ts';
+import type { StepJournal, StepRecord } from './journal.ts';
+import type { PeerStep, ReplicateResult } from './types.ts';
+
+/**
+ * After a step: `drover-base` moves from `base` to `snapshot` on both sides, and the step
+ * holds go. Each hold and release is a txg sync on zfs-fuse, so only the known ones are
+ * touched, both sides in parallel.
+ */
+export async function settleHolds(store: ZfsStore, step: PeerStep, datasetId: string, snapshot: string, base: string | null): Promise<void> {
+  const source = async (): Promise<void> => {
+    await store.hold(datasetId, snapshot, HOLD_TAGS.base);
+    if (base && base !== snapshot) {
+      await store.release(datasetId, base, HOLD_TAGS.step);
+      await store.release(datasetId, base, HOLD_TAGS.base);
+    }
+  };
+  const target = async (): Promise<void> => {
+    await step.hold(snapshot, HOLD_TAGS.base);
+    if (base && base !== snapshot) {
+      await step.release(base, HOLD_TAGS.step);
+      await step.release(base, HOLD_TAGS.base);
+    }
+  };
+  await Promise.all([source(), target()]);
+}
+
+/** Drops the step holds of a failed step (best effort: a failure is logged, recovery retries it). */
+export async function releaseStepHolds(store: ZfsStore, step: PeerStep, datasetId: string, snapshot: string, base: string | null, log: Logger): Promise<void> {
+  const jobs: Array<Promise<void>> = [];
+  if (base) jobs.push(store.release(datasetId, base, HOLD_TAGS.step), step.release(base, HOLD_TAGS.step));
+  void snapshot;
+  for (const result of await Promise.allSettled(jobs)) {
+    if (result.status === 'rejected') log.warn({ err: toDroverError(result.reason), datasetId }, 'releasing step holds failed');
+  }
+}
+
+export type Recovery =
+  /** The dead step's stream had arrived: its bookkeeping is now done. */
+  | { kind: 'completed'; result: ReplicateResult }
+  /** Send the dead step's snapshot again (it is still on the source). */
+  | { kind: 'reuse'; record: StepRecord }
+  /** Resume the partial receive with its token (OpenZFS). */
+  | { kind: 'resume'; record: StepRecord; token: string }
+  /** Nothing to finish; leftovers removed. */
+  | { kind: 'clean' };
+
+export interface RecoverInput {
+  store: ZfsStore;
+  step: PeerStep;
+  journal: StepJournal;
+  record: StepRecord;
+  resumable: boolean;
+  /** The snapshot the caller asks for now, if any. */
+  requested: string | undefined;
+  log: Logger;
+}
+
+export async function recoverStep(input: RecoverInput): Promise<Recovery> {
+  const { store, step, journal, record, requested, log } = input;
+  const { datasetId, peerId } = record;
+  log.info({ datasetId, peer: peerId, snapshot: record.snapshot, phase: record.phase, pid: record.pid }, 'unfinished step found in the journal');
+  await releaseStepHolds(store, step, datasetId, record.snapshot, record.base, log);
+
+  const wanted = requested === undefined || requested === record.snapshot;
+  const onTarget = (await step.listSnapshots()).some((s) => s.guid === record.snapshotGuid);
+  if (onTarget) {
+    await settleHolds(store, step, datasetId, record.snapshot, record.base);
+    await journal.clear(peerId, datasetId);
+    if (wanted) {
+      return {
+        kind: 'completed',
+        result: { snapshot: record.snapshot, guid: record.snapshotGuid, bytes: 0, incremental: record.base !== null, baseSnapshot: record.base, resumed: true },
+      };
+    }
+    return { kind: 'clean' };
+  }
+
+  const onSource = (await store.listSnapshots(datasetId)).find((s) => s.snapshot === record.snapshot && s.guid === record.snapshotGuid);
+  if (input.resumable && onSource && wanted) {
+    const token = await step.resumeToken();
+    if (token) return { kind: 'resume', record, token };
+  }
+  await step.abortResume();
+  if (onSource && wanted) return { kind: 'reuse', record };
+  if (onSource) {
+    // The caller wants another snapshot: the dead step's one is a leftover.
+    await store.destroySnapshot(datasetId, record.snapshot).catch((err: unknown) => {
+      log.warn({ err: toDroverError(err), datasetId, snapshot: record.snapshot }, 'could not remove the snapshot of an unfinished step');
+    });
+  }
+  await journal.clear(peerId, datasetId);
+  return { kind: 'clean' };
+}

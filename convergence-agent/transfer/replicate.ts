@@ -1,0 +1,210 @@
+/**
+ * The replication engine (DESIGN.md §4–§6; README.md beside this file is its design):
+ * `replicate()` snapshots a dataset and brings one peer to that snapshot, full or
+ * incremental from the newest common snapshot found by guid, under holds, journaled, with
+ * a stall watchdog and whole-step retries for retryable failures.
+ */
+import { DroverError, isDroverError, toDroverError } from '#common/errors.ts';
+import { silentLogger, type Logger } from '#common/log.ts';
+import { sleep } from '#common/sleep.ts';
+import type { SendFlag } from '../zfs/argv.ts';
+import { HOLD_TAGS } from '../zfs/names.ts';
+import type { ZfsSnapshotInfo } from '../zfs/types.ts';
+import type { ZfsFeatures } from '../zfs/zfs-features.ts';
+import type { ZfsStore } from '../zfs/zfs.ts';
+import { StepJournal, type StepRecord } from './journal.ts';
+import { KeyedMutex } from './keyed-mutex.ts';
+import { divergenceError, planStep, snapshotsToPrune } from './plan-step.ts';
+import { recoverStep, settleHolds, releaseStepHolds } from './recover-step.ts';
+import { newSnapshotName } from './snapshot-name.ts';
+import { isRetryable, streamStep } from './stream-step.ts';
+import type { Peer, PeerStep, ReplicateOptions, ReplicateResult } from './types.ts';
+
+export interface ReplicatorOptions {
+  store: ZfsStore;
+  /** Where step journals live (the agent's state dir). */
+  stateDir: string;
+  log?: Logger;
+  /** No byte for this long kills the step (DROVER_TRANSFER_STALLED). Default 60 s. */
+  stallMs?: number;
+  /** Whole-step retries of a retryable failure. Default 2. */
+  retries?: number;
+  /** drover snapshots kept on each side after a step (never fewer than the base). Default 3. */
+  keepSnapshots?: number;
+  /** How long a step waits for another step on the same dataset. Default 10 min. */
+  waitMs?: number;
+}
+
+export class Replicator {
+  private readonly store: ZfsStore;
+  private readonly journal: StepJournal;
+  private readonly log: Logger;
+  private readonly mutex = new KeyedMutex();
+  private readonly stallMs: number;
+  private readonly retries: number;
+  private readonly keep: number;
+  private readonly waitMs: number;
+
+  constructor(options: ReplicatorOptions) {
+    this.store = options.store;
+    this.journal = new StepJournal(options.stateDir);
+    this.log = (options.log ?? silentLogger()).child({ subsystem: 'replication' });
+    this.stallMs = options.stallMs ?? 60_000;
+    this.retries = options.retries ?? 2;
+    this.keep = options.keepSnapshots ?? 3;
+    this.waitMs = options.waitMs ?? 600_000;
+  }
+
+  /**
+   * Brings `peer` to a snapshot of `datasetId` (the named one, or a fresh one). Two calls
+   * for one (peer, dataset) run one after the other. Throws DROVER_ZFS_DIVERGED,
+   * DROVER_ZFS_NO_COMMON_SNAPSHOT, DROVER_TRANSFER_TARGET_WRITABLE, DROVER_ZFS_NO_SPACE…
+   * (permanent) or the last retryable error once retries are spent.
+   */
+  async replicate(options: ReplicateOptions): Promise<ReplicateResult> {
+    const key = `${options.peer.id}/${options.datasetId}`;
+    return this.mutex.run(
+      key,
+      async () => {
+        for (let attempt = 1; ; attempt++) {
+          try {
+            return await this.step(options);
+          } catch (err) {
+            const e = toDroverError(err);
+            if (!isRetryable(e) || attempt > this.retries || options.signal?.aborted) throw e;
+            this.log.warn({ err: e, datasetId: options.datasetId, peer: options.peer.id, attempt }, 'replication step failed, retrying');
+            await sleep(Math.min(5000, 500 * 2 ** (attempt - 1)), options.signal);
+          }
+        }
+      },
+      { waitMs: this.waitMs, signal: options.signal },
+    );
+  }
+
+  /** The peer's drover snapshots of `datasetId`, oldest first ([] when it has none). */
+  async peerSnapshots(peer: Peer, datasetId: string): Promise<ZfsSnapshotInfo[]> {
+    const step = await peer.beginStep(datasetId, { waitMs: this.waitMs });
+    try {
+      return await step.listSnapshots();
+    } finally {
+      await step.end();
+    }
+  }
+
+  private async step(options: ReplicateOptions): Promise<ReplicateResult> {
+    const { datasetId, peer } = options;
+    const where = { datasetId, peer: peer.id };
+    const step = await peer.beginStep(datasetId, { waitMs: this.waitMs, signal: options.signal });
+    let record: StepRecord | null = null;
+    try {
+      const [local, remote] = await Promise.all([this.store.features(), peer.features()]);
+      const resumable = local.resumableReceive && remote.resumableReceive;
+
+      let name = options.snapshotName;
+      let resumeToken: string | null = null;
+      const journaled = await this.journal.read(peer.id, datasetId);
+      if (journaled) {
+        const recovered = await recoverStep({ store: this.store, step, journal: this.journal, record: journaled, resumable, requested: name, log: this.log });
+        if (recovered.kind === 'completed') return recovered.result;
+        if (recovered.kind === 'reuse' || recovered.kind === 'resume') name = recovered.record.snapshot;
+        if (recovered.kind === 'resume') resumeToken = recovered.token;
+      }
+      name ??= newSnapshotName();
+
+      const snapshot = await this.store.createSnapshot(datasetId, name);
+      record = { version: 1, datasetId, peerId: peer.id, phase: 'snapshotted', snapshot: name, snapshotGuid: snapshot.guid, base: null, startedAt: Date.now(), pid: process.pid };
+      await this.journal.write(record);
+
+      const [sourceSnaps, target] = await Promise.all([this.store.listSnapshots(datasetId), step.getDataset()]);
+      const plan = planStep(sourceSnaps, target ? await step.listSnapshots() : null, name);
+      if (plan.kind === 'up-to-date') {
+        await settleHolds(this.store, step, datasetId, name, null);
+        await this.journal.clear(peer.id, datasetId);
+        return { snapshot: name, guid: snapshot.guid, bytes: 0, incremental: false, baseSnapshot: null, resumed: journaled !== null };
+      }
+      if (plan.kind === 'no-common') throw divergenceError(plan, where);
+      if (plan.kind === 'diverged' && !options.allowRollback) throw divergenceError(plan, where);
+      if (target && !target.readonly) {
+        throw new DroverError('DROVER_TRANSFER_TARGET_WRITABLE', `dataset ${datasetId} on ${peer.id} is writable: it is not a replica, refusing to receive into it`, {
+          detail: where,
+        });
+      }
+      const base = plan.kind === 'full' ? null : plan.base.snapshot;
+
+      record = { ...record, phase: 'sending', base };
+      await this.journal.write(record);
+      if (base) await Promise.all([this.store.hold(datasetId, base, HOLD_TAGS.step), step.hold(base, HOLD_TAGS.step)]);
+      if (base && options.allowRollback) {
+        const newer = plan.kind === 'diverged' ? plan.targetNewer : [];
+        for (const s of newer) for (const tag of Object.values(HOLD_TAGS)) await step.release(s.snapshot, tag);
+        await step.rollback(base);
+        if (newer.length > 0) this.log.warn({ ...where, base, discarded: newer.map((s) => s.snapshot) }, 'replica rolled back to the common snapshot');
+      }
+
+      const started = Date.now();
+      const send = this.store.send({ datasetId, snapshot: name, base, flags: sendFlags(local, remote), resumeToken });
+      const sink = step.receive({ resumable, full: base === null });
+      const bytes = await streamStep({
+        send,
+        sink,
+        stallMs: this.stallMs,
+        signal: options.signal,
+        onBytes: (n, elapsedMs) => options.onProgress?.({ datasetId, bytes: n, elapsedMs, bytesPerSecond: elapsedMs > 0 ? (n * 1000) / elapsedMs : 0 }),
+      });
+
+      const arrived = (await step.listSnapshots()).find((s) => s.guid === snapshot.guid);
+      if (!arrived) {
+        throw new DroverError('DROVER_TRANSFER_VERIFY_FAILED', `snapshot ${name} (guid ${snapshot.guid}) is not on ${peer.id} after the receive`, {
+          retryable: true,
+          detail: { ...where, snapshot: name, guid: snapshot.guid },
+        });
+      }
+      await settleHolds(this.store, step, datasetId, name, base);
+      await this.journal.clear(peer.id, datasetId);
+      record = null;
+      this.log.info({ ...where, snapshot: name, base, bytes, ms: Date.now() - started }, 'snapshot sent');
+      await this.prune(step, datasetId, name);
+      return { snapshot: name, guid: snapshot.guid, bytes, incremental: base !== null, baseSnapshot: base, resumed: journaled !== null };
+    } catch (err) {
+      if (record?.phase === 'sending') await releaseStepHolds(this.store, step, datasetId, record.snapshot, record.base, this.log);
+      throw err;
+    } finally {
+      await step.end();
+    }
+  }
+
+  /** A `drover-base` older than the current base is left from a step that failed half-way. */
+  private async releaseStaleBaseHolds(datasetId: string, base: string): Promise<void> {
+    const snapshots = await this.store.listSnapshots(datasetId);
+    const current = snapshots.find((s) => s.snapshot === base);
+    for (const s of snapshots) {
+      if (current && s.userrefs > 0 && s.createtxg < current.createtxg) await this.store.release(datasetId, s.snapshot, HOLD_TAGS.base);
+    }
+  }
+
+  /** Destroys old drover snapshots on both sides (one destroy each), never the new base or a held one. */
+  private async prune(step: PeerStep, datasetId: string, base: string): Promise<void> {
+    const sides: Array<[string, () => Promise<ZfsSnapshotInfo[]>, (s: string) => Promise<void>]> = [
+      ['source', () => this.store.listSnapshots(datasetId), (s) => this.store.destroySnapshot(datasetId, s)],
+      ['target', () => step.listSnapshots(), (s) => step.destroySnapshot(s)],
+    ];
+    for (const [side, list, destroy] of sides) {
+      try {
+        for (const s of snapshotsToPrune(await list(), this.keep, [base])) await destroy(s.snapshot);
+        if (side === 'source') await this.releaseStaleBaseHolds(datasetId, base);
+      } catch (err) {
+        // Pruning is housekeeping: a failure is logged and retried after the next step.
+        if (!isDroverError(err, 'DROVER_ZFS_BUSY')) this.log.warn({ err, datasetId, side }, 'pruning failed');
+      }
+    }
+  }
+}
+
+/** `-L -e -c` where both sides have them (decided per host pair, so constant for a dataset); plain on zfs-fuse. */
+function sendFlags(local: ZfsFeatures, remote: ZfsFeatures): SendFlag[] {
+  const flags: SendFlag[] = [];
+  if (local.sendLargeBlocks && remote.sendLargeBlocks) flags.push('L');
+  if (local.sendEmbedded && remote.sendEmbedded) flags.push('e');
+  if (local.sendCompressed && remote.sendCompressed) flags.push('c');
+  return flags;
+}

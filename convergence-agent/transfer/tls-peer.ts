@@ -1,0 +1,234 @@
+/**
+ * The tls transport, sending side: a `Peer` that talks to another agent's TransferServer
+ * over mutual TLS (cluster CA). One connection per step; the stream goes as data frames,
+ * written straight from `zfs send`'s chunks with the socket's backpressure.
+ */
+import { connect, type ConnectionOptions, type TLSSocket } from 'node:tls';
+import { Writable } from 'node:stream';
+import { DroverError } from '#common/errors.ts';
+import type { ZfsDatasetInfo, ZfsSnapshotInfo } from '../zfs/types.ts';
+import type { ZfsFeatures } from '../zfs/zfs-features.ts';
+import type { TlsIdentity } from './tls-certs.ts';
+import { FrameDecoder, dataEndFrame, dataHeader, encodeMessage } from './tls-frames.ts';
+import { Response, fromWire, type Request } from './tls-protocol.ts';
+import { SOCKET_HIGH_WATER_MARK, TLS_CIPHERS } from './tls-server.ts';
+import type { Peer, PeerStep, ReceiveSink } from './types.ts';
+
+export interface TlsPeerOptions {
+  /** The peer's node uuid. */
+  id: string;
+  host: string;
+  port: number;
+  identity: TlsIdentity;
+  connectTimeoutMs?: number;
+}
+
+type Pending = { resolve: (value: unknown) => void; reject: (err: DroverError) => void };
+type Body = Request extends infer R ? (R extends unknown ? Omit<R, 'id'> : never) : never;
+
+/** One connection: request/response by id, plus the data stream of a receive. */
+class Connection {
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private readonly verdicts = new Map<number, Pending>();
+  private closedWith: DroverError | null = null;
+
+  constructor(
+    readonly socket: TLSSocket,
+    private readonly peerId: string,
+  ) {
+    const decoder = new FrameDecoder({
+      message: (raw) => this.onMessage(raw),
+      data: () => this.close(new DroverError('DROVER_TRANSFER_PROTOCOL', 'unexpected data from the receiver')),
+      dataEnd: () => {},
+    });
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        decoder.push(chunk);
+      } catch (err) {
+        this.close(err as DroverError);
+      }
+    });
+    socket.on('error', (err) => this.close(interrupted(peerId, err.message)));
+    socket.on('close', () => this.close(interrupted(peerId, 'connection closed')));
+  }
+
+  request(body: Body): Promise<unknown> {
+    if (this.closedWith) return Promise.reject(this.closedWith);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.socket.write(encodeMessage({ ...body, id }));
+    });
+  }
+
+  /** Sends a receive request; resolves when the receiver is ready, `verdict` when it finished. */
+  startReceive(body: Body): { ready: Promise<unknown>; verdict: Promise<unknown> } {
+    const id = this.nextId;
+    const verdict = new Promise<unknown>((resolve, reject) => this.verdicts.set(id, { resolve, reject }));
+    verdict.catch(() => {});
+    return { ready: this.request(body), verdict };
+  }
+
+  close(err: DroverError): void {
+    if (this.closedWith) return;
+    this.closedWith = err;
+    for (const p of [...this.pending.values(), ...this.verdicts.values()]) p.reject(err);
+    this.pending.clear();
+    this.verdicts.clear();
+    this.socket.destroy();
+  }
+
+  private onMessage(raw: unknown): void {
+    const parsed = Response.safeParse(raw);
+    if (!parsed.success) return this.close(new DroverError('DROVER_TRANSFER_PROTOCOL', 'bad response from the receiver'));
+    const message = parsed.data;
+    const table = message.event === 'received' ? this.verdicts : this.pending;
+    const waiter = table.get(message.id);
+    if (!waiter) return;
+    table.delete(message.id);
+    if (message.ok) waiter.resolve(message.value);
+    else waiter.reject(fromWire(message.error, this.peerId));
+  }
+}
+
+function interrupted(peerId: string, why: string): DroverError {
+  return new DroverError('DROVER_TRANSFER_INTERRUPTED', `tls connection to ${peerId}: ${why}`, { retryable: true, detail: { peer: peerId } });
+}
+
+/** stdin of the remote receive: each write becomes one data frame, written without copying. */
+class FramedInput extends Writable {
+  constructor(
+    private readonly socket: TLSSocket,
+    private readonly ready: Promise<unknown>,
+  ) {
+    super({ highWaterMark: SOCKET_HIGH_WATER_MARK });
+  }
+
+  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (err?: Error | null) => void): void {
+    this.ready.then(() => {
+      let length = 0;
+      for (const c of chunks) length += c.chunk.length;
+      this.socket.cork();
+      this.socket.write(dataHeader(length));
+      let flushed = true;
+      for (const c of chunks) flushed = this.socket.write(c.chunk);
+      this.socket.uncork();
+      if (flushed) callback();
+      else this.socket.once('drain', () => callback());
+    }, callback);
+  }
+
+  override _final(callback: (err?: Error | null) => void): void {
+    this.ready.then(() => {
+      this.socket.write(dataEndFrame());
+      callback();
+    }, callback);
+  }
+}
+
+class TlsStep implements PeerStep {
+  constructor(
+    readonly datasetId: string,
+    private readonly connection: Connection,
+  ) {}
+
+  getDataset() { return this.connection.request({ op: 'getDataset' }) as Promise<ZfsDatasetInfo | null>; }
+  listSnapshots() { return this.connection.request({ op: 'listSnapshots' }) as Promise<ZfsSnapshotInfo[]>; }
+  async hold(snapshot: string, tag: string) { await this.connection.request({ op: 'hold', snapshot, tag }); }
+  async release(snapshot: string, tag: string) { await this.connection.request({ op: 'release', snapshot, tag }); }
+  async rollback(snapshot: string) { await this.connection.request({ op: 'rollback', snapshot }); }
+  async destroySnapshot(snapshot: string) { await this.connection.request({ op: 'destroySnapshot', snapshot }); }
+  resumeToken() { return this.connection.request({ op: 'resumeToken' }) as Promise<string | null>; }
+  async abortResume() { await this.connection.request({ op: 'abortResume' }); }
+
+  receive(options: { resumable: boolean; full: boolean }): ReceiveSink {
+    const { ready, verdict } = this.connection.startReceive({ op: 'receive', ...options });
+    ready.catch(() => {});
+    const input = new FramedInput(this.connection.socket, ready);
+    input.on('error', () => {});
+    return {
+      input,
+      done: verdict.then(() => undefined),
+      abort: (reason) => this.connection.close(reason instanceof DroverError ? reason : interrupted(this.datasetId, reason.message)),
+    };
+  }
+
+  async end(): Promise<void> {
+    await this.connection.request({ op: 'end' }).catch(() => {});
+    this.connection.socket.end();
+  }
+}
+
+export class TlsPeer implements Peer {
+  readonly id: string;
+  private featuresProbe: Promise<ZfsFeatures> | null = null;
+
+  constructor(private readonly options: TlsPeerOptions) {
+    this.id = options.id;
+  }
+
+  features(): Promise<ZfsFeatures> {
+    if (!this.featuresProbe) {
+      this.featuresProbe = this.connect().then(async (c) => {
+        try {
+          return (await c.request({ op: 'features' })) as ZfsFeatures;
+        } finally {
+          c.socket.end();
+        }
+      });
+      this.featuresProbe.catch(() => (this.featuresProbe = null));
+    }
+    return this.featuresProbe;
+  }
+
+  async beginStep(datasetId: string, options: { waitMs?: number; signal?: AbortSignal } = {}): Promise<PeerStep> {
+    const connection = await this.connect();
+    const onAbort = (): void => connection.close(new DroverError('DROVER_TRANSFER_ABORTED', 'aborted'));
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await connection.request({ op: 'begin', datasetId, waitMs: options.waitMs ?? 600_000 });
+    } catch (err) {
+      connection.socket.destroy();
+      throw err;
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
+    }
+    return new TlsStep(datasetId, connection);
+  }
+
+  async close(): Promise<void> {}
+
+  private connect(): Promise<Connection> {
+    const { host, port, identity } = this.options;
+    return new Promise((resolve, reject) => {
+      const options: ConnectionOptions & { highWaterMark: number } = {
+        host,
+        port,
+        ca: identity.ca,
+        cert: identity.cert,
+        key: identity.key,
+        minVersion: 'TLSv1.3',
+        ciphers: TLS_CIPHERS,
+        highWaterMark: SOCKET_HIGH_WATER_MARK,
+      };
+      const socket = connect(options);
+      const timer = setTimeout(() => socket.destroy(new Error('connect timed out')), this.options.connectTimeoutMs ?? 15_000);
+      socket.once('secureConnect', () => {
+        clearTimeout(timer);
+        socket.off('error', onError);
+        socket.setNoDelay(true);
+        resolve(new Connection(socket, this.id));
+      });
+      const onError = (err: Error): void => {
+        clearTimeout(timer);
+        reject(new DroverError('DROVER_TLS_CONNECT_FAILED', `cannot connect to ${this.id} at ${host}:${port}: ${err.message}`, {
+          retryable: !/certificate|self.signed|verify|alert/i.test(err.message),
+          detail: { host, port },
+          cause: err,
+        }));
+      };
+      socket.once('error', onError);
+    });
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * The replication engine's view of the receiving side, and its public API types.
+ * A transport (ssh, tls, or a local store) gives a `Peer`; `beginStep` gives exclusive use of
+ * one dataset on that peer for one replication step (DESIGN.md §6).
+ */
+import type { Writable } from 'node:stream';
+import type { ZfsDatasetInfo, ZfsSnapshotInfo } from '../zfs/types.ts';
+import type { ZfsFeatures } from '../zfs/zfs-features.ts';
+
+/** The receiving side of one step: the operations the engine runs against the peer's dataset. */
+export interface PeerStep {
+  readonly datasetId: string;
+  getDataset(): Promise<ZfsDatasetInfo | null>;
+  /** drover snapshots, oldest first; [] when the dataset does not exist. */
+  listSnapshots(): Promise<ZfsSnapshotInfo[]>;
+  hold(snapshot: string, tag: string): Promise<void>;
+  release(snapshot: string, tag: string): Promise<void>;
+  /** `rollback -r`: only for a drover-owned, read-only replica. */
+  rollback(snapshot: string): Promise<void>;
+  destroySnapshot(snapshot: string): Promise<void>;
+  resumeToken(): Promise<string | null>;
+  abortResume(): Promise<void>;
+  /**
+   * Starts `zfs receive -u` on the peer. Write the stream to `input` and end it; `done`
+   * resolves once receive exited 0 and (after a full receive) the new replica was made
+   * read-only and unmounted at drover's mountpoint; it rejects with a
+   * classified DroverError otherwise.
+   */
+  receive(options: { resumable: boolean; full: boolean }): ReceiveSink;
+  /** Ends the step (releases the peer-side lock). Idempotent; never throws. */
+  end(): Promise<void>;
+}
+
+export interface ReceiveSink {
+  readonly input: Writable;
+  readonly done: Promise<void>;
+  /** Cuts the receive short (kills it on the peer); `done` then rejects. */
+  abort(reason: Error): void;
+}
+
+export interface Peer {
+  /** Stable key of the peer (its node uuid): journal file names and mutex keys. */
+  readonly id: string;
+  features(): Promise<ZfsFeatures>;
+  /**
+   * Exclusive use of `datasetId` on the peer until `end()`: a second step for the same
+   * dataset waits (bounded by `waitMs`, then DROVER_TRANSFER_BUSY, retryable).
+   */
+  beginStep(datasetId: string, options?: { waitMs?: number; signal?: AbortSignal }): Promise<PeerStep>;
+  /** Closes connections; the peer may be used again afterwards (it reconnects). */
+  close(): Promise<void>;
+}
+
+export interface TransferProgress {
+  datasetId: string;
+  bytes: number;
+  /** Bytes per second since the stream started. */
+  bytesPerSecond: number;
+  elapsedMs: number;
+}
+
+export interface ReplicateOptions {
+  datasetId: string;
+  peer: Peer;
+  /** The snapshot to send (taken when missing); default a fresh `drover-<ts>-<seq>`. */
+  snapshotName?: string;
+  /**
+   * The target is a drover-owned replica that is not primary: it may be rolled back to the
+   * newest common snapshot (discarding its newer snapshots and any modification).
+   */
+  allowRollback?: boolean;
+  onProgress?: (progress: TransferProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface ReplicateResult {
+  snapshot: string;
+  guid: string;
+  bytes: number;
+  incremental: boolean;
+  /** The common snapshot the increment was based on; null for a full send. */
+  baseSnapshot: string | null;
+  /** True when the interrupted step from the journal was finished instead of a new one. */
+  resumed: boolean;
+}

@@ -1,0 +1,237 @@
+/**
+ * One external port of one node: its listener, its current route, and the connections it
+ * holds. The hold protocol lives here (DESIGN.md): while the route holds (or has no target),
+ * accepted connections wait paused, FIFO, until the route forwards again or the hold deadline
+ * closes them; a backend connect that fails is retried every `retryIntervalMs` until that
+ * same deadline, so a backend restarting is absorbed too.
+ */
+import type { Route } from '#common/channel.ts';
+import type { DroverError } from '#common/errors.ts';
+import type { Logger } from '#common/log.ts';
+import { isForwarding } from './route-plan.ts';
+import type { Inbound, TcpEngine, TcpListener } from './tcp.ts';
+
+export interface ForwardingOptions {
+  /** How long a connection may wait (held, or retrying its connect) before it is closed. */
+  holdDeadlineMs: number;
+  connectTimeoutMs: number;
+  retryIntervalMs: number;
+  /** Held connections per port past which new ones are closed (each holds a descriptor). */
+  maxHeld: number;
+}
+
+export interface Clock {
+  /** Milliseconds, monotonic. */
+  now(): number;
+}
+
+export interface PortStatus {
+  port: number;
+  application: string;
+  listening: boolean;
+  forwarding: boolean;
+  target: string | null;
+  held: number;
+  retrying: number;
+  released: number;
+  deadlineClosed: number;
+}
+
+export class PortForwarder {
+  private listener: TcpListener | null = null;
+  /** FIFO of held connections; `heldHead` skips released ones without shifting the array. */
+  private held: Inbound[] = [];
+  private heldHead = 0;
+  private deadlineTimer: NodeJS.Timeout | null = null;
+  private readonly retrying = new Map<Inbound, NodeJS.Timeout>();
+  private listenTimer: NodeJS.Timeout | null = null;
+  private listenFailures = 0;
+  private removed = false;
+  private lastWarnAt = -Infinity;
+  private released = 0;
+  private deadlineClosed = 0;
+
+  constructor(
+    private route: Route,
+    private readonly engine: TcpEngine,
+    private readonly host: string,
+    private readonly opts: ForwardingOptions,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+  ) {}
+
+  get port(): number {
+    return this.route.external_port;
+  }
+
+  /** Starts listening; on failure keeps retrying in the background (capped backoff). */
+  async open(): Promise<void> {
+    if (this.removed || this.listener !== null) return;
+    try {
+      this.listener = await this.engine.listen(this.host, this.port, this.onInbound);
+      if (this.removed) await this.listener.close();
+      else if (this.listenFailures > 0) this.log.info({ port: this.port }, 'listener opened after retries');
+      this.listenFailures = 0;
+    } catch (err) {
+      this.listenFailures++;
+      const delay = Math.min(5000, 250 * 2 ** Math.min(this.listenFailures - 1, 5));
+      this.log.warn({ err, port: this.port, host: this.host, retryInMs: delay }, 'listener failed to open');
+      this.listenTimer = setTimeout(() => {
+        this.listenTimer = null;
+        void this.open();
+      }, delay);
+    }
+  }
+
+  /** Takes a new route for this port; when it forwards, held connections go there, oldest first. */
+  setRoute(route: Route): void {
+    this.route = route;
+    if (!isForwarding(route) || this.heldCount() === 0) return;
+    const queue = this.held;
+    const from = this.heldHead;
+    this.held = [];
+    this.heldHead = 0;
+    this.clearDeadline();
+    const now = this.clock.now();
+    let oldestMs = 0;
+    let count = 0;
+    for (let i = from; i < queue.length; i++) {
+      const conn = queue[i]!;
+      if (conn.closed) continue;
+      oldestMs = Math.max(oldestMs, now - conn.since);
+      count++;
+      this.dispatch(conn);
+    }
+    this.released += count;
+    this.log.info({ port: this.port, application: route.application, released: count, oldestHeldMs: Math.round(oldestMs) }, 'held connections released');
+  }
+
+  /** Stops listening and closes what waits here; relays in progress go on until they end. */
+  async remove(): Promise<void> {
+    this.removed = true;
+    if (this.listenTimer !== null) clearTimeout(this.listenTimer);
+    this.clearDeadline();
+    let closed = 0;
+    for (let i = this.heldHead; i < this.held.length; i++) {
+      const conn = this.held[i]!;
+      if (!conn.closed) closed++;
+      conn.destroy();
+    }
+    this.held = [];
+    this.heldHead = 0;
+    for (const [conn, timer] of this.retrying) {
+      clearTimeout(timer);
+      conn.destroy();
+      closed++;
+    }
+    this.retrying.clear();
+    if (closed > 0) this.log.warn({ port: this.port, application: this.route.application, closed }, 'waiting connections closed, route removed');
+    await this.listener?.close();
+    this.listener = null;
+  }
+
+  status(): PortStatus {
+    const r = this.route;
+    return {
+      port: this.port,
+      application: r.application,
+      listening: this.listener !== null,
+      forwarding: isForwarding(r),
+      target: r.target ? `${r.target.host}:${r.target.port}` : null,
+      held: this.heldCount(),
+      retrying: this.retrying.size,
+      released: this.released,
+      deadlineClosed: this.deadlineClosed,
+    };
+  }
+
+  private heldCount(): number {
+    let n = 0;
+    for (let i = this.heldHead; i < this.held.length; i++) if (!this.held[i]!.closed) n++;
+    return n;
+  }
+
+  // Bound once: the engine calls it for every accepted connection.
+  private readonly onInbound = (conn: Inbound): void => {
+    conn.since = this.clock.now();
+    this.dispatch(conn);
+  };
+
+  private dispatch(conn: Inbound): void {
+    const route = this.route;
+    if (isForwarding(route)) conn.forward(route.target, this.opts.connectTimeoutMs, this.onConnectFailed);
+    else this.hold(conn);
+  }
+
+  private hold(conn: Inbound): void {
+    if (this.held.length - this.heldHead >= this.opts.maxHeld) {
+      this.warnRarely({ port: this.port, maxHeld: this.opts.maxHeld }, 'hold queue full, connection closed');
+      conn.destroy();
+      return;
+    }
+    this.held.push(conn);
+    this.armDeadline();
+  }
+
+  private readonly onConnectFailed = (conn: Inbound, err: DroverError): void => {
+    if (this.removed || conn.closed) return conn.destroy();
+    const waited = this.clock.now() - conn.since;
+    if (!err.retryable || waited + this.opts.retryIntervalMs > this.opts.holdDeadlineMs) {
+      this.log.warn({ err, port: this.port, application: this.route.application, waitedMs: Math.round(waited) }, 'connection closed, backend unreachable');
+      conn.destroy();
+      return;
+    }
+    this.warnRarely({ err, port: this.port, application: this.route.application }, 'backend unreachable, retrying');
+    const timer = setTimeout(() => {
+      this.retrying.delete(conn);
+      if (this.removed || conn.closed) return conn.destroy();
+      this.dispatch(conn);
+    }, this.opts.retryIntervalMs);
+    this.retrying.set(conn, timer);
+  };
+
+  private armDeadline(): void {
+    if (this.deadlineTimer !== null) return;
+    const oldest = this.held[this.heldHead];
+    if (oldest === undefined) return;
+    const wait = Math.max(0, oldest.since + this.opts.holdDeadlineMs - this.clock.now());
+    this.deadlineTimer = setTimeout(() => this.expireHeld(), wait);
+  }
+
+  private clearDeadline(): void {
+    if (this.deadlineTimer !== null) clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = null;
+  }
+
+  private expireHeld(): void {
+    this.deadlineTimer = null;
+    const now = this.clock.now();
+    let closed = 0;
+    while (this.heldHead < this.held.length) {
+      const conn = this.held[this.heldHead]!;
+      if (!conn.closed && now - conn.since < this.opts.holdDeadlineMs) break;
+      if (!conn.closed) closed++;
+      conn.destroy();
+      this.heldHead++;
+    }
+    if (this.heldHead === this.held.length) {
+      this.held = [];
+      this.heldHead = 0;
+    }
+    if (closed > 0) {
+      this.deadlineClosed += closed;
+      this.log.warn(
+        { port: this.port, application: this.route.application, closed, holdDeadlineMs: this.opts.holdDeadlineMs },
+        'held connections closed at the hold deadline',
+      );
+    }
+    this.armDeadline();
+  }
+
+  private warnRarely(fields: Record<string, unknown>, message: string): void {
+    const now = this.clock.now();
+    if (now - this.lastWarnAt < 1000) return;
+    this.lastWarnAt = now;
+    this.log.warn(fields, message);
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * The routing proxy's core (the `app.ts` of this program): applies route tables to ports and,
+ * in kernel mode, to DNAT rules. It touches no process globals (argv, env, signals, exit);
+ * `main.ts` wires it. Tests build it on a real TCP engine and drive `apply` directly or
+ * through `followRoutes`.
+ */
+import type { Route, RouteTable } from '#common/channel.ts';
+import type { Logger } from '#common/log.ts';
+import { PortForwarder, type Clock, type ForwardingOptions, type PortStatus } from './port-forwarder.ts';
+import { dnatRules, planRoutes, type DnatRule } from './route-plan.ts';
+import type { TcpCounts, TcpEngine } from './tcp.ts';
+
+/** The kernel fast path: owns one nftables table and replaces its rules atomically. */
+export interface NatRules {
+  /** Makes the kernel's rules exactly `rules`. Resolves once they are in effect. */
+  sync(rules: DnatRule[]): Promise<void>;
+  /** Removes every rule (and the table). Idempotent. */
+  clear(): Promise<void>;
+}
+
+export interface ProxyDeps {
+  engine: TcpEngine;
+  /** The node's address: every route listens on `listenHost:external_port`. */
+  listenHost: string;
+  options: ForwardingOptions;
+  log: Logger;
+  clock?: Clock;
+  /** Present in kernel mode. */
+  nat?: NatRules;
+}
+
+export interface ProxyStatus {
+  version: number | null;
+  mode: 'user' | 'kernel';
+  engine: string;
+  ports: PortStatus[];
+  counts: TcpCounts;
+}
+
+export const DEFAULT_FORWARDING: ForwardingOptions = {
+  holdDeadlineMs: 30_000,
+  connectTimeoutMs: 2_000,
+  retryIntervalMs: 100,
+  maxHeld: 10_000,
+};
+
+export class RoutingProxy {
+  private readonly ports = new Map<number, PortForwarder>();
+  private readonly routes = new Map<number, Route>();
+  private applied: number | null = null;
+  private readonly clock: Clock;
+
+  constructor(private readonly deps: ProxyDeps) {
+    this.clock = deps.clock ?? { now: () => performance.now() };
+  }
+
+  /** The version of the last table applied in full; null before the first. */
+  get version(): number | null {
+    return this.applied;
+  }
+
+  /**
+   * Applies `table`: holds and new targets take effect for new connections at once, then
+   * listeners open and close, then (kernel mode) the DNAT rules are replaced. Resolves when
+   * all of that is in place, so the caller may acknowledge the version. Rejects (and keeps the
+   * previous version) only when the kernel rules can be neither set nor removed.
+   */
+  async apply(table: RouteTable): Promise<void> {
+    const { deps } = this;
+    const plan = planRoutes(this.routes, table);
+    for (const { route, reason } of plan.blocked) deps.log.warn({ application: route.application, port: route.external_port, reason }, 'route skipped');
+    for (const route of plan.update) {
+      this.routes.set(route.external_port, route);
+      this.ports.get(route.external_port)!.setRoute(route);
+    }
+    const closing = plan.close.map((port) => {
+      const forwarder = this.ports.get(port)!;
+      this.ports.delete(port);
+      this.routes.delete(port);
+      return forwarder.remove();
+    });
+    const opening = plan.open.map((route) => {
+      const forwarder = new PortForwarder(route, deps.engine, deps.listenHost, deps.options, this.clock, deps.log);
+      this.ports.set(route.external_port, forwarder);
+      this.routes.set(route.external_port, route);
+      return forwarder.open();
+    });
+    await Promise.all([...closing, ...opening]);
+    if (deps.nat) await this.syncNat(deps.nat);
+    this.applied = table.version;
+    deps.log.info(
+      {
+        version: table.version,
+        routes: this.routes.size,
+        opened: plan.open.length,
+        closed: plan.close.length,
+        holding: [...this.routes.values()].filter((r) => r.hold).map((r) => r.application),
+      },
+      'route table applied',
+    );
+  }
+
+  status(): ProxyStatus {
+    return {
+      version: this.applied,
+      mode: this.deps.nat ? 'kernel' : 'user',
+      engine: this.deps.engine.name,
+      ports: [...this.ports.values()].map((p) => p.status()).sort((a, b) => a.port - b.port),
+      counts: this.deps.engine.counts(),
+    };
+  }
+
+  /**
+   * Stops: kernel rules go first (so new connections reach no stale DNAT), listeners close,
+   * held connections close, relays get `graceMs` to end by themselves, then are closed.
+   */
+  async stop(graceMs = 5_000): Promise<void> {
+    const { deps } = this;
+    if (deps.nat) await deps.nat.clear().catch((err: unknown) => deps.log.error({ err }, 'kernel rules not removed'));
+    await Promise.all([...this.ports.values()].map((p) => p.remove()));
+    this.ports.clear();
+    this.routes.clear();
+    const deadline = this.clock.now() + graceMs;
+    while (deps.engine.counts().inbound > 0 && this.clock.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const left = deps.engine.counts().inbound;
+    if (left > 0) deps.log.warn({ connections: left }, 'connections closed at stop');
+    await deps.engine.destroyAll();
+  }
+
+  private async syncNat(nat: NatRules): Promise<void> {
+    const rules = dnatRules(this.routes.values());
+    try {
+      await nat.sync(rules);
+    } catch (err) {
+      // Without the rules we meant, a hold may not be in effect. With no rules at all every
+      // port is served (and held) in user space, which is correct, only slower. If even that
+      // fails, the version is not applied and the caller does not acknowledge it.
+      this.deps.log.error({ err, rules: rules.length }, 'kernel rules not applied, serving every port in user space');
+      await nat.clear();
+    }
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * The proxy's one loop: long-poll the route source, apply what is new, acknowledge it.
+ *
+ * The acknowledgement is what a source agent waits for before it stops an application
+ * (DESIGN.md): it is sent after `apply` resolved, and retried before anything else until it
+ * lands. With the source unreachable nothing is applied or removed — the proxy keeps serving
+ * the last routes it knew (unknown is not empty) — and polling retries with capped,
+ * jittered backoff.
+ */
+import { isDroverError } from '#common/errors.ts';
+import type { Logger } from '#common/log.ts';
+import { sleep } from '#common/sleep.ts';
+import type { RoutingProxy } from './proxy.ts';
+import type { RouteSource } from './route-source.ts';
+
+export interface FollowOptions {
+  source: RouteSource;
+  proxy: Pick<RoutingProxy, 'apply' | 'version'>;
+  nodeUuid: string;
+  log: Logger;
+  signal: AbortSignal;
+  /** Long-poll wait the source is asked for. */
+  waitMs?: number;
+  backoffInitialMs?: number;
+  backoffMaxMs?: number;
+  /** Acknowledge the current version again after this long, for a restarted control service. */
+  ackRefreshMs?: number;
+  /** Jitter source in [0, 1); an input so tests can pin it. */
+  random?: () => number;
+}
+
+/** Runs until `signal` aborts; never rejects. */
+export async function followRoutes(o: FollowOptions): Promise<void> {
+  const waitMs = o.waitMs ?? 25_000;
+  const initial = o.backoffInitialMs ?? 100;
+  const max = o.backoffMaxMs ?? 5_000;
+  const ackRefreshMs = o.ackRefreshMs ?? 30_000;
+  const random = o.random ?? Math.random;
+  let failures = 0;
+  let acked: number | null = null;
+  let ackedAt = -Infinity;
+
+  const backoff = async (err: unknown, what: string): Promise<void> => {
+    failures++;
+    const delay = Math.round(Math.min(max, initial * 2 ** (failures - 1)) * (0.5 + random() / 2));
+    // The first failure and then every doubling is worth a line; the rest would flood.
+    if ((failures & (failures - 1)) === 0) {
+      o.log.warn({ err, failures, retryInMs: delay, version: o.proxy.version }, `${what} failed, serving the last known routes`);
+    }
+    await sleep(delay, o.signal);
+  };
+
+  while (!o.signal.aborted) {
+    const version = o.proxy.version;
+    if (version !== null && (acked !== version || performance.now() - ackedAt > ackRefreshMs)) {
+      try {
+        await o.source.ack({ node_uuid: o.nodeUuid, version }, o.signal);
+        if (acked !== version) o.log.debug({ version }, 'route table acknowledged');
+        acked = version;
+        ackedAt = performance.now();
+      } catch (err) {
+        if (o.signal.aborted) break;
+        await backoff(err, 'route acknowledgement');
+        continue;
+      }
+    }
+    try {
+      const started = performance.now();
+      const table = await o.source.poll(version, waitMs, o.signal);
+      if (failures > 0) o.log.info({ failures, version: table.version }, 'route source reachable again');
+      failures = 0;
+      if (table.version !== version) await o.proxy.apply(table);
+      // A source that answers an unchanged version at once would spin this loop.
+      else if (performance.now() - started < 50) await sleep(100, o.signal);
+    } catch (err) {
+      if (o.signal.aborted) break;
+      if (!isDroverError(err) || !err.retryable) o.log.error({ err }, 'route table not applied');
+      await backoff(err, 'route poll');
+    }
+  }
+}

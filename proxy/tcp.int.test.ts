@@ -1,0 +1,178 @@
+/**
+ * The TCP engine contract, run against both engines on real loopback sockets.
+ */
+import { spawn } from 'node:child_process';
+import type { Socket } from 'node:net';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { DroverError } from '#common/errors.ts';
+import { createNetEngine } from './tcp-net.ts';
+import { createUvEngine } from './tcp-uv.ts';
+import type { Inbound, TcpEngine } from './tcp.ts';
+import { connectTo, digestReply, echo, fdCount, patternBytes, readAll, sha256, startServer, waitFor, type TestServer } from './test-support/sockets.ts';
+
+const HOST = '127.0.0.1';
+const engines: [string, () => TcpEngine][] = [
+  ['uv', () => createUvEngine({ bufferBytes: 16384 })],
+  ['net', () => createNetEngine({ bufferBytes: 16384 })],
+];
+
+describe.each(engines)('the %s engine', (_name, make) => {
+  let engine: TcpEngine;
+  let backend: TestServer | null = null;
+  let fdsBefore = 0;
+
+  beforeEach(() => {
+    fdsBefore = fdCount();
+    engine = make();
+  });
+  afterEach(async () => {
+    await engine.destroyAll();
+    await backend?.close();
+    backend = null;
+    await waitFor(() => fdCount() <= fdsBefore, 2000, 'descriptors to be released');
+  });
+
+  async function proxyTo(port: number, onFail?: (conn: Inbound, err: DroverError) => void) {
+    return engine.listen(HOST, 0, (conn) => conn.forward({ host: HOST, port }, 1000, onFail ?? ((c) => c.destroy())));
+  }
+
+  it('relays a large checksummed stream both ways and leaves nothing open', async () => {
+    backend = await startServer(HOST, echo);
+    const listener = await proxyTo(backend.port);
+    const data = patternBytes(8 * 1024 * 1024, 7);
+    const client = await connectTo(listener.port, HOST);
+    const received = readAll(client);
+    client.end(data);
+    expect(sha256(await received)).toBe(sha256(data));
+    await waitFor(() => engine.counts().inbound === 0 && engine.counts().outbound === 0, 2000, 'relay to close');
+    expect(engine.counts().relayErrors).toBe(0);
+    expect(engine.counts().bufferedBytes).toBe(0);
+  });
+
+  it('passes a client half-close through and still delivers the reply', async () => {
+    backend = await startServer(HOST, digestReply('b'));
+    const listener = await proxyTo(backend.port);
+    const client = await connectTo(listener.port, HOST);
+    const reply = readAll(client);
+    client.end('request body');
+    expect((await reply).toString()).toBe(`b:${sha256('request body')}`);
+  });
+
+  it('passes a backend half-close through and still delivers what the client sends after it', async () => {
+    let got: Promise<Buffer> | null = null;
+    backend = await startServer(HOST, (s) => {
+      got = readAll(s);
+      s.end('greeting');
+    });
+    const listener = await proxyTo(backend.port);
+    const client = await connectTo(listener.port, HOST);
+    const fromBackend = readAll(client);
+    expect((await fromBackend).toString()).toBe('greeting');
+    client.end('late words');
+    await waitFor(() => got !== null);
+    expect((await got!).toString()).toBe('late words');
+  });
+
+  it('ends the client when the backend resets', async () => {
+    backend = await startServer(HOST, (s) => s.once('data', () => s.resetAndDestroy()));
+    const listener = await proxyTo(backend.port);
+    const client = await connectTo(listener.port, HOST);
+    const ended = new Promise<string>((resolve) => {
+      client.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+      client.on('close', () => resolve('closed'));
+    });
+    client.write('hello');
+    expect(['ECONNRESET', 'EPIPE']).toContain(await ended);
+    await waitFor(() => engine.counts().inbound === 0 && engine.counts().outbound === 0, 2000, 'both sides to close');
+  });
+
+  it('ends the backend when the client resets', async () => {
+    const backendClosed = new Promise<void>((resolve) => {
+      void startServer(HOST, (s) => s.on('close', () => resolve())).then((b) => (backend = b));
+    });
+    await waitFor(() => backend !== null);
+    const listener = await proxyTo(backend!.port);
+    const client = await connectTo(listener.port, HOST);
+    client.write('x');
+    await waitFor(() => backend!.accepted === 1, 2000, 'backend to accept');
+    client.resetAndDestroy();
+    await backendClosed;
+    await waitFor(() => engine.counts().inbound === 0 && engine.counts().outbound === 0, 2000, 'both sides to close');
+  });
+
+  it('bounds what it buffers when the reader is slow and the writer fast', async () => {
+    const chunk = Buffer.alloc(256 * 1024, 1);
+    let written = 0;
+    backend = await startServer(HOST, (s) => {
+      const pump = (): void => {
+        while (written < 64 * 1024 * 1024 && s.write(chunk)) written += chunk.length;
+      };
+      s.on('drain', pump);
+      pump();
+    });
+    const listener = await proxyTo(backend.port);
+    const client = await connectTo(listener.port, HOST);
+    client.pause();
+    let maxBuffered = 0;
+    for (let i = 0; i < 30; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      maxBuffered = Math.max(maxBuffered, engine.counts().bufferedBytes);
+    }
+    // The backend could write far more; the proxy took only what fits its buffer and the
+    // kernel's socket buffers, then stopped reading.
+    expect(written).toBeLessThan(32 * 1024 * 1024);
+    expect(maxBuffered).toBeLessThanOrEqual(2 * 16384 + chunk.length);
+    client.destroy();
+  });
+
+  it('reports a refused connect and keeps the client paused for a retry that delivers its early bytes', async () => {
+    backend = await startServer(HOST, digestReply('late'));
+    const failures: string[] = [];
+    const listener = await engine.listen(HOST, 0, (conn) => {
+      conn.forward({ host: HOST, port: 1 }, 1000, (c, err) => {
+        failures.push(String(err.detail.code));
+        expect(err.retryable).toBe(true);
+        c.forward({ host: HOST, port: backend!.port }, 1000, (c2) => c2.destroy());
+      });
+    });
+    const client = await connectTo(listener.port, HOST);
+    const reply = readAll(client);
+    client.end('sent before the backend was reachable');
+    expect((await reply).toString()).toBe(`late:${sha256('sent before the backend was reachable')}`);
+    expect(failures).toEqual(['ECONNREFUSED']);
+  });
+
+  it('gives up a connect that gets no answer within the connect timeout', async () => {
+    const stuck = await stuckListener();
+    const clients: Socket[] = [];
+    try {
+      let failed!: (err: DroverError) => void;
+      const failure = new Promise<DroverError>((resolve) => (failed = resolve));
+      const listener = await engine.listen(HOST, 0, (conn) => conn.forward({ host: HOST, port: stuck.port }, 200, (c, err) => (c.destroy(), failed(err))));
+      // The first connects fill the stuck listener's accept queue; later SYNs go unanswered.
+      for (let i = 0; i < 6; i++) clients.push(await connectTo(listener.port, HOST));
+      const err = await failure;
+      expect(err.code).toBe('DROVER_BACKEND_UNREACHABLE');
+      expect(err.detail.code).toBe('ETIMEDOUT');
+    } finally {
+      for (const c of clients) c.destroy();
+      await stuck.stop();
+    }
+  });
+});
+
+/** A listener in another process that never accepts (its loop is blocked), backlog 1 (0 means Node's default). */
+async function stuckListener(): Promise<{ port: number; stop(): Promise<void> }> {
+  const script = `const s=require('net').createServer();s.listen({host:'127.0.0.1',port:0,backlog:1},()=>{console.log(s.address().port);Atomics.wait(new Int32Array(new SharedArrayBuffer(4)),0,0,20000)})`;
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve) => child.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    port,
+    stop: async () => {
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+

@@ -1,0 +1,95 @@
+/**
+ * The TCP engine contract: what the proxy core needs from sockets, and nothing more.
+ *
+ * Two engines implement it, with one contract suite (`tcp.int.test.ts`) run against both:
+ * - `tcp-uv.ts` drives libuv's TCP handles directly (no streams, no per-chunk allocation,
+ *   one fixed buffer per direction). It is the fast one and the default.
+ * - `tcp-net.ts` uses the public `node:net` API. It is the portable fallback, for a Node
+ *   where `process.binding('tcp_wrap')` is gone.
+ *
+ * Both relay bytes the same way: a connection's two directions are independent; EOF on one
+ * side half-closes the other (shutdown after pending writes); a read or write error on either
+ * side ends both; at most one buffer per direction is in flight, and reading that side stops
+ * until it is written, so a slow reader bounds the proxy's memory.
+ */
+import type { DroverError } from '#common/errors.ts';
+
+export interface Endpoint {
+  host: string;
+  port: number;
+}
+
+/** Live counts, for leak checks, the status line and tests. */
+export interface TcpCounts {
+  listeners: number;
+  /** Client connections accepted and not yet closed (held, connecting or relaying). */
+  inbound: number;
+  /** Backend connections connecting or open. */
+  outbound: number;
+  /** Bytes read from one side whose write to the other side has not completed. */
+  bufferedBytes: number;
+  /** Connections accepted since start. */
+  accepted: number;
+  /** Relays that ended with an error (reset, broken pipe) rather than two clean EOFs. */
+  relayErrors: number;
+}
+
+/**
+ * An accepted client connection. It is paused: nothing is read from it (what the client
+ * sends waits in the kernel) until `forward` has connected to a backend.
+ */
+export interface Inbound {
+  /** True once the client side is closed (destroyed, or its relay ended). */
+  readonly closed: boolean;
+  /** The owner's mark (the proxy core keeps its accept time here); the engine never reads it. */
+  since: number;
+  /**
+   * Connects to `target` and relays both ways until both directions are done. When the connect
+   * fails (refused, unreachable, or not done within `connectTimeoutMs`) the inbound stays
+   * accepted and paused and `onConnectFailed` gets a retryable `DROVER_BACKEND_UNREACHABLE`;
+   * the caller retries or destroys. Calling it twice without a failure in between is a bug.
+   */
+  forward(target: Endpoint, connectTimeoutMs: number, onConnectFailed: ConnectFailed): void;
+  /** Closes the client connection (and its backend, if any). Idempotent. */
+  destroy(): void;
+}
+
+/** Called with the inbound (still paused) whose backend connect failed; may run synchronously. */
+export type ConnectFailed = (conn: Inbound, err: DroverError) => void;
+
+export interface TcpListener {
+  readonly host: string;
+  readonly port: number;
+  /** Stops accepting (the port closes). Connections it accepted go on. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface TcpEngine {
+  readonly name: 'uv' | 'net';
+  /**
+   * Listens on `host:port` (port 0 picks one). Rejects with `DROVER_LISTEN_FAILED` (retryable
+   * for EADDRINUSE) naming the address.
+   */
+  listen(host: string, port: number, onInbound: (conn: Inbound) => void): Promise<TcpListener>;
+  counts(): TcpCounts;
+  /** Closes every listener and connection now; for the end of a process or a test. */
+  destroyAll(): Promise<void>;
+}
+
+export interface TcpEngineOptions {
+  /** Size of each direction's read buffer; HAProxy's default is 16 KiB. */
+  bufferBytes?: number;
+  /** listen(2) backlog: connections the kernel queues before the proxy accepts them. */
+  backlog?: number;
+}
+
+/** Error names a backend connect can fail with and still succeed a moment later. */
+export const RETRYABLE_CONNECT_ERRORS = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'ECONNABORTED',
+]);

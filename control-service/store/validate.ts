@@ -59,10 +59,12 @@ function parseList(key: Key, list: readonly unknown[], issues: z.core.$ZodIssue[
   const schema: z.ZodType = collections[key];
   const known = seen[key];
   const next: unknown[] = new Array(list.length);
+  let reused = 0;
   for (let i = 0; i < list.length; i++) {
     const entry = list[i];
     if (typeof entry === 'object' && entry !== null && known.has(entry)) {
       next[i] = entry;
+      reused++;
       continue;
     }
     const r = schema.safeParse(entry);
@@ -74,6 +76,8 @@ function parseList(key: Key, list: readonly unknown[], issues: z.core.$ZodIssue[
     known.add(frozen);
     next[i] = frozen;
   }
+  // An unchanged list keeps its identity, so caches keyed by it (agent views, JSON) still hit.
+  if (reused === list.length && Object.isFrozen(list)) return list;
   return Object.freeze(next);
 }
 

@@ -1,0 +1,180 @@
+/**
+ * The control service's HTTP API as zod schemas: request bodies and answers of Flocker's v1
+ * endpoints (reference/flocker.md §5) and drover's `/v1/drover/` additions. The server
+ * validates requests with these; the typed client (api-client.ts) and the OpenAPI document
+ * are derived from them. The agent channel's shapes are in channel.ts.
+ */
+import { z } from 'zod';
+import { Application, Dataset, DatasetMetadata, Ipv4, Labels, Migration, ObservedContainer, Uuid } from './model.ts';
+
+export const API_PATHS = {
+  version: '/v1/version',
+  datasets: '/v1/configuration/datasets',
+  dataset: (id: string) => `/v1/configuration/datasets/${id}`,
+  datasetStates: '/v1/state/datasets',
+  containers: '/v1/configuration/containers',
+  container: (name: string) => `/v1/configuration/containers/${name}`,
+  containerStates: '/v1/state/containers',
+  nodes: '/v1/state/nodes',
+  nodeByEra: (era: string) => `/v1/state/nodes/by_era/${era}`,
+  leases: '/v1/configuration/leases',
+  lease: (datasetId: string) => `/v1/configuration/leases/${datasetId}`,
+  deploy: '/v1/drover/deploy',
+  applications: '/v1/drover/applications',
+  application: (name: string) => `/v1/drover/applications/${name}`,
+  moveApplication: (name: string) => `/v1/drover/applications/${name}/move`,
+  migrations: '/v1/drover/migrations',
+  migration: (id: string) => `/v1/drover/migrations/${id}`,
+  events: '/v1/drover/events',
+  openapi: '/v1/drover/openapi.json',
+  routeAcks: '/v1/drover/routes/acks',
+} as const;
+
+/** Response header with the tag of the configuration a read saw. */
+export const TAG_HEADER = 'x-configuration-tag';
+/** Request header: apply the write only if the configuration's tag is still this one (else 412). */
+export const IF_MATCHES_HEADER = 'x-if-configuration-matches';
+
+/** Every error answer: Flocker's `{description, errors?}`, plus drover's stable `code`. */
+export const ErrorBody = z.object({
+  description: z.string(),
+  errors: z.array(z.string()).optional(),
+  code: z.string().optional(),
+  detail: z.record(z.string(), z.unknown()).optional(),
+  incident: z.string().optional(),
+});
+export type ErrorBody = z.infer<typeof ErrorBody>;
+
+export const VersionAnswer = z.object({ flocker: z.string(), drover: z.string() });
+
+// ------------------------------------------------------------------ datasets
+
+export const CreateDatasetBody = z
+  .object({
+    primary: Uuid,
+    dataset_id: Uuid.optional(),
+    maximum_size: Dataset.shape.maximum_size.optional(),
+    metadata: DatasetMetadata.optional(),
+  })
+  .strict();
+export type CreateDatasetBody = z.infer<typeof CreateDatasetBody>;
+
+export const MoveDatasetBody = z.object({ primary: Uuid }).strict();
+
+/** A dataset as observed: primary and path only when some node has it writable. */
+export const DatasetState = z.object({
+  dataset_id: Uuid,
+  primary: Uuid.optional(),
+  path: z.string().optional(),
+  maximum_size: z.number().int().nullable().optional(),
+});
+export type DatasetState = z.infer<typeof DatasetState>;
+
+/** What a dataset move answers: the dataset as stored now, and the migration carrying it. */
+export const DatasetMoveAnswer = Dataset.extend({ migration: Migration.nullable() });
+
+// ------------------------------------------------------------------ containers
+
+/** Flocker's container body; `node_uuid` may be left out for the scheduler to place it. */
+export const CreateContainerBody = Application;
+export const MoveContainerBody = z.object({ node_uuid: Uuid }).strict();
+export const ContainerMoveAnswer = Application.extend({ migration: Migration.nullable() });
+
+/** known: the node reports; unknown: silent for longer than the timeout, or not heard from since a restart. */
+export const NodeStateName = z.enum(['known', 'unknown']);
+
+export const ContainerState = Application.partial()
+  .extend({
+    name: z.string(),
+    node_uuid: Uuid,
+    image: z.string(),
+    running: z.boolean(),
+    health: ObservedContainer.shape.health,
+    restart_count: z.number().int(),
+    published: ObservedContainer.shape.published,
+    node_state: NodeStateName,
+  });
+export type ContainerState = z.infer<typeof ContainerState>;
+
+// ------------------------------------------------------------------ nodes
+
+export const NodeStateAnswer = z.object({
+  uuid: Uuid,
+  host: Ipv4,
+  state: NodeStateName,
+  era: z.string().nullable(),
+  labels: Labels,
+  /** Milliseconds since the epoch; null when it has not reported since the control service started. */
+  last_seen: z.number().nullable(),
+  problems: z.array(z.unknown()).optional(),
+});
+export type NodeStateAnswer = z.infer<typeof NodeStateAnswer>;
+
+export const EraAnswer = z.object({ uuid: Uuid });
+
+// ------------------------------------------------------------------ leases
+
+/** Flocker's wire form of a lease: `expires` is seconds from now (null: never). */
+export const LeaseBody = z
+  .object({ dataset_id: Uuid, node_uuid: Uuid, expires: z.number().min(0).max(10 * 365 * 86400).nullable() })
+  .strict();
+export type LeaseBody = z.infer<typeof LeaseBody>;
+export const LeaseAnswer = z.object({ dataset_id: Uuid, node_uuid: Uuid, expires: z.number().nullable() });
+export type LeaseAnswer = z.infer<typeof LeaseAnswer>;
+
+// ------------------------------------------------------------------ drover additions
+
+const DeployFileBody = z.object({ file: z.string().min(1).max(256), text: z.string().max(4 * 1024 * 1024) }).strict();
+
+export const DeployBody = z
+  .object({
+    project: z.string().min(1).max(128).regex(/^[a-z0-9][a-z0-9_-]*$/, 'lower-case letters, digits, "_" and "-"'),
+    compose: DeployFileBody,
+    topology: DeployFileBody,
+    dry_run: z.boolean().default(false),
+  })
+  .strict();
+export type DeployBody = z.input<typeof DeployBody>;
+
+export const DeployAnswer = z.object({
+  project: z.string(),
+  dry_run: z.boolean(),
+  diff: z.object({ added: z.array(z.string()), changed: z.array(z.string()), removed: z.array(z.string()), unchanged: z.array(z.string()) }),
+  /** Moves the deploy started (an application the topology now names on another node). */
+  migrations: z.array(Migration),
+  /** Applications the scheduler could not place, and why. */
+  unschedulable: z.record(z.string(), z.string()),
+  /** The configuration tag after the deploy (before it, for a dry run). */
+  tag: z.string(),
+});
+export type DeployAnswer = z.infer<typeof DeployAnswer>;
+
+export const ApplicationStatus = z.object({
+  name: z.string(),
+  project: z.string().nullable(),
+  image: z.string(),
+  node_uuid: Uuid.nullable(),
+  /** running/stopped: as its node reports it; missing: its node is up but has no such container. */
+  state: z.enum(['running', 'stopped', 'missing', 'unknown', 'unplaced']),
+  health: ObservedContainer.shape.health.nullable(),
+  unschedulable_reason: z.string().nullable(),
+  migration: Migration.nullable(),
+});
+export type ApplicationStatus = z.infer<typeof ApplicationStatus>;
+
+export const MoveApplicationBody = z.object({ node_uuid: Uuid }).strict();
+/** `POST /v1/drover/migrations`: the same move, named the way the CLI asks for it. */
+export const StartMigrationBody = z.object({ application: z.string().min(1).max(63), to: Uuid }).strict();
+export const MoveApplicationAnswer = z.object({ application: Application, migration: Migration.nullable() });
+export type MoveApplicationAnswer = z.infer<typeof MoveApplicationAnswer>;
+
+export const RouteAcksAnswer = z.object({
+  version: z.number().int(),
+  acked: z.boolean(),
+  proxies: z.array(z.object({ node_uuid: Uuid, acked_version: z.number().int(), live: z.boolean() })),
+  waiting_for: z.array(Uuid),
+});
+export type RouteAcksAnswer = z.infer<typeof RouteAcksAnswer>;
+
+/** One SSE event of `GET /v1/drover/events` (`event:` is the type, `data:` the JSON). */
+export const EventTypes = ['configuration', 'node', 'migration'] as const;

@@ -1,0 +1,67 @@
+/**
+ * Builds the control service's fastify app from its dependencies; never listens (main.ts
+ * does), so tests drive it with `inject()` (fastify's testing guide).
+ */
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from '#common/log.ts';
+import { applicationRoutes } from './api/applications.ts';
+import { channelRoutes } from './api/channel.ts';
+import { containerRoutes } from './api/containers.ts';
+import { datasetRoutes } from './api/datasets.ts';
+import { deployRoutes } from './api/deploy.ts';
+import { eventRoutes } from './api/events.ts';
+import { leaseRoutes } from './api/leases.ts';
+import { nodeRoutes } from './api/nodes.ts';
+import type { Control } from './control.ts';
+import { handleError } from './http/errors.ts';
+import { openApiDocument } from './http/openapi.ts';
+import { Router } from './http/router.ts';
+
+export interface AppOptions {
+  control: Control;
+  log: Logger;
+  /** drover's version, for `/v1/version` and the OpenAPI document. */
+  version: string;
+  /** Largest request body, in bytes (deploy allows more). Default 1 MiB. */
+  bodyLimit?: number;
+}
+
+export const DEFAULT_BODY_LIMIT = 1024 * 1024;
+
+export function buildApp(options: AppOptions): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: options.log.child({ subsystem: 'http' }) as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    // Long-polls and event streams must not hold a shutdown: they are ended in preClose.
+    forceCloseConnections: true,
+  });
+  const shutdown = new AbortController();
+  app.addHook('preClose', async () => {
+    shutdown.abort();
+    options.control.views.wakeAll();
+    options.control.routes.wakeAll();
+  });
+  app.setErrorHandler(handleError);
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(404).send({ description: `No endpoint ${request.method} ${request.url.split('?')[0]}.`, code: 'DROVER_NOT_FOUND' });
+  });
+
+  const router = new Router(app);
+  const { control } = options;
+  nodeRoutes(router, control, options.version);
+  datasetRoutes(router, control);
+  containerRoutes(router, control);
+  leaseRoutes(router, control);
+  applicationRoutes(router, control);
+  deployRoutes(router, control);
+  channelRoutes(router, control, shutdown.signal);
+  eventRoutes(router, control, shutdown.signal);
+
+  let document: unknown = null;
+  router.route(
+    { method: 'GET', url: '/v1/drover/openapi.json', tag: 'drover', summary: 'This document', answers: { 200: { description: 'OpenAPI 3.1' } } },
+    async () => (document ??= openApiDocument(router.specs, options.version)),
+  );
+  return app;
+}

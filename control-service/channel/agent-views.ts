@@ -1,0 +1,149 @@
+/**
+ * What each agent is pushed (`GET /v1/drover/agents/<uuid>/desired`, common/channel.ts
+ * AgentDesired): the part of the desired configuration that concerns its node, so the cost
+ * of a push does not grow with the cluster:
+ * - every node (peers' transfer endpoints), and the node itself;
+ * - the applications placed on it, and those of migrations to or from it;
+ * - the datasets primary on it, mounted by those applications, carried by those migrations,
+ *   or present on it (as the agent reported; so it sees a tombstone for its own copy);
+ * - the leases on those datasets; the unfinished migrations that involve it.
+ *
+ * A view is rebuilt after each change and compared by entry identity with the last one;
+ * only a node whose view changed gets a new version and has its long-polls answered.
+ */
+import type { Application, Dataset, Desired, Lease, Migration, Node } from '#common/model.ts';
+import { entryJson, listJson } from '../store/encode.ts';
+import { indexOf } from '../desired/desired-index.ts';
+import { nextVersion, Waiters } from './waiters.ts';
+
+interface Parts {
+  node: Node | null;
+  nodes: readonly Node[];
+  applications: Application[];
+  datasets: Dataset[];
+  leases: Lease[];
+  migrations: Migration[];
+}
+
+interface View {
+  version: number;
+  parts: Parts;
+  body: string | null;
+  dirty: boolean;
+  waiters: Waiters;
+}
+
+export class AgentViews {
+  private readonly views = new Map<string, View>();
+  private lastVersion = 0;
+  private nodesJson: { of: readonly Node[]; text: string } | null = null;
+
+  constructor(
+    private readonly desired: () => Desired,
+    private readonly presentOn: (node: string) => ReadonlySet<string> | undefined,
+  ) {}
+
+  /** The node's view now: its version and its JSON body. */
+  get(node: string): { version: number; body: string } {
+    const view = this.refreshOne(node);
+    view.body ??= this.render(view);
+    return { version: view.version, body: view.body };
+  }
+
+  /** Waits until the node's view is not at `after` (or the timeout, or the signal). */
+  async wait(node: string, after: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    const view = this.refreshOne(node);
+    if (view.version !== after) return;
+    await view.waiters.wait(timeoutMs, signal);
+  }
+
+  /** After a change: rebuilds the views that someone waits on, and answers them if they changed. */
+  changed(onlyNode?: string): void {
+    for (const [uuid, view] of this.views) {
+      if (onlyNode !== undefined && uuid !== onlyNode) continue;
+      view.dirty = true;
+      if (view.waiters.size > 0) this.refreshOne(uuid);
+    }
+  }
+
+  /** Ends every long-poll now (shutdown). */
+  wakeAll(): void {
+    for (const view of this.views.values()) view.waiters.wake();
+  }
+
+  private refreshOne(node: string): View {
+    let view = this.views.get(node);
+    if (!view) {
+      this.lastVersion = nextVersion(this.lastVersion);
+      view = { version: this.lastVersion, parts: this.parts(node), body: null, dirty: false, waiters: new Waiters() };
+      this.views.set(node, view);
+      return view;
+    }
+    if (!view.dirty) return view;
+    view.dirty = false;
+    const parts = this.parts(node);
+    if (!sameParts(parts, view.parts)) {
+      this.lastVersion = nextVersion(this.lastVersion);
+      view.version = this.lastVersion;
+      view.parts = parts;
+      view.body = null;
+      view.waiters.wake();
+    }
+    return view;
+  }
+
+  private parts(node: string): Parts {
+    const desired = this.desired();
+    const index = indexOf(desired);
+    const migrations = index.activeMigrations.byNode.get(node) ?? [];
+    const applications = [...(index.applicationsByNode.get(node) ?? [])];
+    for (const m of migrations) {
+      const app = m.application === null ? undefined : index.applications.get(m.application);
+      if (app && !applications.includes(app)) applications.push(app);
+    }
+    const datasets = [...(index.datasetsByPrimary.get(node) ?? [])];
+    const ids = new Set(datasets.map((d) => d.dataset_id));
+    const more = new Set<string>();
+    for (const app of applications) for (const v of app.volumes) more.add(v.dataset_id);
+    for (const m of migrations) for (const id of m.dataset_ids) more.add(id);
+    for (const id of this.presentOn(node) ?? []) more.add(id);
+    for (const id of [...more].sort()) {
+      const dataset = ids.has(id) ? undefined : index.datasets.get(id);
+      if (dataset) {
+        datasets.push(dataset);
+        ids.add(id);
+      }
+    }
+    const leases: Lease[] = [];
+    for (const id of ids) {
+      const lease = index.leases.get(id);
+      if (lease) leases.push(lease);
+    }
+    return { node: index.nodes.get(node) ?? null, nodes: desired.nodes, applications, datasets, leases, migrations };
+  }
+
+  private render(view: View): string {
+    const { parts } = view;
+    if (this.nodesJson?.of !== parts.nodes) this.nodesJson = { of: parts.nodes, text: listJson(parts.nodes) };
+    return (
+      `{"version":${view.version},"node":${parts.node === null ? 'null' : entryJson(parts.node)},"nodes":${this.nodesJson.text},` +
+      `"datasets":${listJson(parts.datasets)},"applications":${listJson(parts.applications)},"leases":${listJson(parts.leases)},` +
+      `"migrations":${listJson(parts.migrations)}}`
+    );
+  }
+}
+
+function sameParts(a: Parts, b: Parts): boolean {
+  return (
+    a.node === b.node &&
+    a.nodes === b.nodes &&
+    sameList(a.applications, b.applications) &&
+    sameList(a.datasets, b.datasets) &&
+    sameList(a.leases, b.leases) &&
+    sameList(a.migrations, b.migrations)
+  );
+}
+
+function sameList<T>(a: readonly T[], b: readonly T[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}

@@ -1,0 +1,125 @@
+/**
+ * What the agents report, kept in memory (DESIGN.md §2 "observed state"): per node the last
+ * report and when it came. A node silent for longer than the timeout is *unknown*: it is
+ * shown as such and its datasets and containers are kept, never read as absent (unknown is
+ * not empty). A report with a new era (the host rebooted) replaces everything from before.
+ */
+import type { NodeReport, ObservedContainer } from '#common/model.ts';
+
+export type NodeState = 'known' | 'unknown';
+
+export interface NodeRecord {
+  readonly report: NodeReport;
+  readonly firstSeen: number;
+  readonly lastSeen: number;
+  /** The node's containers by name. */
+  readonly containers: ReadonlyMap<string, ObservedContainer>;
+  /** The ids of the datasets present on the node. */
+  readonly datasetIds: ReadonlySet<string>;
+}
+
+export interface ReportEffect {
+  /** The node reported for the first time since this control service started. */
+  first: boolean;
+  /** The node was unknown and reports again. */
+  cameBack: boolean;
+  /** Anything in the report differs from the last one. */
+  changed: boolean;
+  /** The set of datasets present changed (agent views depend on it). */
+  datasetsChanged: boolean;
+  /** Containers (running, health, published ports) changed (routes depend on it). */
+  containersChanged: boolean;
+}
+
+export class ObservedState {
+  private readonly nodes = new Map<string, NodeRecord & { text: string; containersText: string; datasetKey: string }>();
+  private readonly states = new Map<string, NodeState>();
+  private changes = 0;
+
+  constructor(
+    private readonly clock: () => number,
+    /** Silence after which a node is unknown, in milliseconds. */
+    readonly timeoutMs: number,
+  ) {}
+
+  /** Counts changes to what is observed (reports that differ, nodes going up or unknown). */
+  get version(): number {
+    return this.changes;
+  }
+
+  report(report: NodeReport): ReportEffect {
+    const now = this.clock();
+    const before = this.nodes.get(report.uuid);
+    const text = JSON.stringify(report);
+    const containersText = JSON.stringify(report.containers);
+    const datasetKey = report.datasets
+      .map((d) => d.dataset_id)
+      .sort()
+      .join(',');
+    const wasUp = this.states.get(report.uuid) === 'known' && before !== undefined && now - before.lastSeen <= this.timeoutMs;
+    const changed = before?.text !== text;
+    this.nodes.set(report.uuid, {
+      report: changed || !before ? report : before.report,
+      firstSeen: before?.firstSeen ?? now,
+      lastSeen: now,
+      containers: changed || !before ? new Map(report.containers.map((c) => [c.name, c])) : before.containers,
+      datasetIds: changed || !before ? new Set(report.datasets.map((d) => d.dataset_id)) : before.datasetIds,
+      text,
+      containersText,
+      datasetKey,
+    });
+    this.states.set(report.uuid, 'known');
+    if (changed || !wasUp) this.changes++;
+    return {
+      first: before === undefined,
+      cameBack: before !== undefined && !wasUp,
+      changed,
+      datasetsChanged: before?.datasetKey !== datasetKey,
+      containersChanged: before?.containersText !== containersText,
+    };
+  }
+
+  get(uuid: string): NodeRecord | undefined {
+    return this.nodes.get(uuid);
+  }
+
+  all(): Iterable<NodeRecord> {
+    return this.nodes.values();
+  }
+
+  stateOf(uuid: string): NodeState | null {
+    const record = this.nodes.get(uuid);
+    if (!record) return null;
+    return this.clock() - record.lastSeen <= this.timeoutMs ? 'known' : 'unknown';
+  }
+
+  /** Nodes that reported within the timeout. */
+  upNodes(): Set<string> {
+    const now = this.clock();
+    const up = new Set<string>();
+    for (const [uuid, record] of this.nodes) if (now - record.lastSeen <= this.timeoutMs) up.add(uuid);
+    return up;
+  }
+
+  byEra(era: string): string | null {
+    for (const [uuid, record] of this.nodes) if (record.report.era === era) return uuid;
+    return null;
+  }
+
+  /**
+   * Finds nodes whose state changed since the last call (call it every second or so): the
+   * ones that went silent, and the ones that came back (also announced by `report`).
+   */
+  sweep(): { unknown: string[] } {
+    const now = this.clock();
+    const unknown: string[] = [];
+    for (const [uuid, record] of this.nodes) {
+      if (this.states.get(uuid) === 'known' && now - record.lastSeen > this.timeoutMs) {
+        this.states.set(uuid, 'unknown');
+        unknown.push(uuid);
+      }
+    }
+    if (unknown.length > 0) this.changes++;
+    return { unknown };
+  }
+}

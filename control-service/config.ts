@@ -1,0 +1,59 @@
+/**
+ * The control service's settings, from the command line (and DROVER_* environment
+ * variables), checked with zod so a bad value stops start-up with a message that names it.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+
+export const USAGE = `usage: drover-control [--listen HOST:PORT] [--data-dir DIR] [--node-timeout SECONDS] [--body-limit BYTES]
+
+  --listen        address of the API and the agent channel (default 0.0.0.0:4523; env DROVER_CONTROL_LISTEN)
+  --data-dir      where the desired configuration is stored (default /var/lib/drover; env DROVER_DATA_DIR)
+  --node-timeout  seconds of silence after which a node is unknown (default 15)
+  --body-limit    largest request body in bytes (default 1048576; deploy allows 16 MiB)`;
+
+const Listen = z
+  .string()
+  .regex(/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]|localhost):\d{1,5}$/, 'must be HOST:PORT, e.g. 127.0.0.1:4523')
+  .transform((text) => {
+    const at = text.lastIndexOf(':');
+    return { host: text.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: Number(text.slice(at + 1)) };
+  })
+  .refine((l) => l.port <= 65535, 'the port must be at most 65535');
+
+export const ControlConfig = z
+  .object({
+    listen: Listen,
+    dataDir: z.string().min(1),
+    nodeTimeoutMs: z.number().min(1000).max(3_600_000),
+    bodyLimit: z.number().int().min(1024).max(64 * 1024 * 1024),
+  })
+  .strict();
+export type ControlConfig = z.infer<typeof ControlConfig>;
+
+export function readConfig(argv: string[], env: NodeJS.ProcessEnv): ControlConfig | 'help' {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      listen: { type: 'string' },
+      'data-dir': { type: 'string' },
+      'node-timeout': { type: 'string' },
+      'body-limit': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) return 'help';
+  return ControlConfig.parse({
+    listen: values.listen ?? env.DROVER_CONTROL_LISTEN ?? '0.0.0.0:4523',
+    dataDir: values['data-dir'] ?? env.DROVER_DATA_DIR ?? '/var/lib/drover',
+    nodeTimeoutMs: Number(values['node-timeout'] ?? 15) * 1000,
+    bodyLimit: Number(values['body-limit'] ?? 1024 * 1024),
+  });
+}
+
+export function droverVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string };
+  return pkg.version ?? '0.0.0';
+}

@@ -1,0 +1,191 @@
+/**
+ * The control service's core, below HTTP: the store of desired configuration, the observed
+ * state agents report, and everything derived from both (agent views, routes, events,
+ * placement). Route handlers call these methods; nothing here knows about fastify.
+ */
+import { DroverError } from '#common/errors.ts';
+import type { Logger } from '#common/log.ts';
+import type { Desired, Migration, Node, NodeReport } from '#common/model.ts';
+import { ObservedState } from './cluster/observed-state.ts';
+import { AgentViews } from './channel/agent-views.ts';
+import { RouteService } from './channel/route-service.ts';
+import { computeRoutes } from './channel/route-table.ts';
+import { checkInvariants } from './desired/invariants.ts';
+import { isLive } from './desired/leases.ts';
+import type { MigrationStart } from './desired/migrations.ts';
+import { applySchedule } from './desired/placement.ts';
+import { upsertNode } from './desired/nodes.ts';
+import { EventBus } from './events/event-bus.ts';
+import { schedule } from './scheduler/schedule.ts';
+import type { ConfigStore, StoreSnapshot, UpdateContext } from './store/config-store.ts';
+import { validateDesired } from './store/validate.ts';
+
+export interface ControlOptions {
+  store: ConfigStore;
+  log: Logger;
+  clock?: () => number;
+  /** A node silent for longer is unknown. Default 15 s. */
+  nodeTimeoutMs?: number;
+  /** Seed of the scheduler's random strategy. */
+  seed?: number;
+}
+
+export interface ChangeContext extends UpdateContext {
+  now: number;
+  /** For a migration started by this change. */
+  start: MigrationStart;
+}
+
+export type Change = (desired: Desired, ctx: ChangeContext) => Desired | null | undefined;
+
+export class Control {
+  readonly store: ConfigStore;
+  readonly log: Logger;
+  readonly clock: () => number;
+  readonly observed: ObservedState;
+  readonly views: AgentViews;
+  readonly routes: RouteService;
+  readonly events: EventBus;
+  private readonly seed: number;
+  /** The scheduler's reasons, from the last change. */
+  private unschedulableNow = new Map<string, string>();
+  private lastMigrations: readonly Migration[] = [];
+  private ticker: NodeJS.Timeout | null = null;
+
+  constructor(options: ControlOptions) {
+    this.store = options.store;
+    this.log = options.log;
+    this.clock = options.clock ?? Date.now;
+    this.seed = options.seed ?? 1;
+    this.events = new EventBus(this.clock);
+    this.observed = new ObservedState(this.clock, options.nodeTimeoutMs ?? 15_000);
+    this.views = new AgentViews(
+      () => this.desired,
+      (node) => this.observed.get(node)?.datasetIds,
+    );
+    this.routes = new RouteService(
+      () => computeRoutes(this.desired, (node, name) => this.observed.get(node)?.containers.get(name)),
+      this.clock,
+      this.observed.timeoutMs,
+    );
+    this.store.onCommit((snapshot) => this.committed(snapshot));
+  }
+
+  /** Loads the store and starts the once-a-second sweep (silent nodes, expired leases). */
+  async start(): Promise<void> {
+    const snapshot = await this.store.load();
+    this.lastMigrations = snapshot.desired.migrations;
+    this.ticker = setInterval(() => this.tick(), 1000);
+    this.ticker.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.ticker) clearInterval(this.ticker);
+    this.ticker = null;
+    this.views.wakeAll();
+    this.routes.wakeAll();
+    await this.store.close();
+  }
+
+  get snapshot(): StoreSnapshot {
+    return this.store.current();
+  }
+
+  get desired(): Desired {
+    return this.store.current().desired;
+  }
+
+  get unschedulable(): ReadonlyMap<string, string> {
+    return this.unschedulableNow;
+  }
+
+  /**
+   * Applies `fn` to the desired configuration, places what the scheduler can, checks the
+   * whole result (zod, then the cross-entry rules) and stores it. Nothing changes when any
+   * step refuses.
+   * @throws z.ZodError or DroverError DROVER_INVALID_CONFIGURATION (400), or what `fn` throws.
+   */
+  change(fn: Change): Promise<StoreSnapshot> {
+    return this.store.update((desired, ctx) => {
+      const out = this.pipeline(fn, desired, ctx);
+      this.unschedulableNow = out.unschedulable;
+      return out.desired === desired ? null : out.desired;
+    });
+  }
+
+  /** What `change(fn)` would store, without storing it (a dry run). Same checks, same errors. */
+  preview(fn: Change): { desired: Desired; unschedulable: Map<string, string> } {
+    const snap = this.snapshot;
+    return this.pipeline(fn, snap.desired, { version: snap.version + 1, tagMatches: (t) => t === snap.tag });
+  }
+
+  private pipeline(fn: Change, desired: Desired, ctx: UpdateContext): { desired: Desired; unschedulable: Map<string, string> } {
+    const now = this.clock();
+    const start: MigrationStart = { now, version: ctx.version };
+    const next = fn(desired, { version: ctx.version, tagMatches: (t) => ctx.tagMatches(t), now, start });
+    const changed = next === null || next === undefined || next === desired ? desired : validateDesired(next);
+    const planned = schedule({ desired: changed, up: this.observed.upNodes(), seed: this.seed });
+    const placed = applySchedule(changed, planned, start);
+    if (placed.desired === desired) return { desired, unschedulable: placed.unschedulable };
+    const result = validateDesired(placed.desired);
+    const issues = checkInvariants(result);
+    if (issues.length > 0) {
+      throw new DroverError('DROVER_INVALID_CONFIGURATION', 'The configuration would break a rule; nothing was changed.', {
+        detail: { issues: issues.map((i) => ({ path: i.path.join('.'), message: i.message })) },
+      });
+    }
+    return { desired: result, unschedulable: placed.unschedulable };
+  }
+
+  /** Fails with 412 unless `tag` (when given) is the configuration's tag right now. */
+  static requireTag(ctx: ChangeContext, tag: string | undefined): void {
+    if (tag !== undefined && !ctx.tagMatches(tag)) {
+      throw new DroverError('DROVER_CONFIGURATION_CHANGED', 'The configuration has changed since the provided tag; read it again.', {
+        detail: { tag },
+      });
+    }
+  }
+
+  /**
+   * An agent's report: kept in memory; registers the node in the desired configuration
+   * the first time (and when its address, labels or endpoints change).
+   * @returns the version of the node's agent view, for the next long-poll.
+   */
+  async report(report: NodeReport): Promise<{ version: number }> {
+    const effect = this.observed.report(report);
+    if (effect.first || effect.cameBack) {
+      this.log.info({ node: report.uuid, host: report.host, era: report.era }, effect.first ? 'node registered' : 'node came back');
+      this.events.emit({ type: 'node', data: { uuid: report.uuid, host: report.host, state: 'known' } });
+    }
+    if (effect.datasetsChanged) this.views.changed(report.uuid);
+    if (effect.containersChanged) this.routes.changed();
+    const known = this.desired.nodes.find((n) => n.uuid === report.uuid);
+    const node: Node = { uuid: report.uuid, host: report.host, labels: report.labels, transfer: report.transfer };
+    if (!known || JSON.stringify(known) !== JSON.stringify(node)) await this.change((d) => upsertNode(d, node));
+    else if (effect.first || effect.cameBack) await this.change(() => null);
+    return { version: this.views.get(report.uuid).version };
+  }
+
+  /** Once a second: nodes that went silent become unknown; expired leases are dropped. */
+  tick(): void {
+    const { unknown } = this.observed.sweep();
+    for (const uuid of unknown) {
+      const host = this.observed.get(uuid)?.report.host ?? null;
+      this.log.warn({ node: uuid, host }, 'node went silent');
+      this.events.emit({ type: 'node', data: { uuid, host, state: 'unknown' } });
+    }
+    const now = this.clock();
+    if (this.desired.leases.some((l) => !isLive(l, now))) {
+      this.change((d) => ({ ...d, leases: d.leases.filter((l) => isLive(l, now)) })).catch((err: unknown) => this.log.error({ err }, 'expired leases not dropped'));
+    }
+  }
+
+  private committed(snapshot: StoreSnapshot): void {
+    this.views.changed();
+    this.routes.changed();
+    this.events.emit({ type: 'configuration', data: { version: snapshot.version, tag: snapshot.tag } });
+    const before = new Set(this.lastMigrations);
+    for (const m of snapshot.desired.migrations) if (!before.has(m)) this.events.emit({ type: 'migration', data: m });
+    this.lastMigrations = snapshot.desired.migrations;
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * drover-control: wires config → store → control → HTTP, listens, and stops cleanly on
+ * SIGTERM/SIGINT. The only place that exits the process (STYLE.md "Errors").
+ */
+import { z } from 'zod';
+import { createLogger } from '#common/log.ts';
+import { buildApp } from './app.ts';
+import { droverVersion, readConfig, USAGE } from './config.ts';
+import { Control } from './control.ts';
+import { FileConfigStore } from './store/file-store.ts';
+
+const log = createLogger('drover-control');
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = readConfig(process.argv.slice(2), process.env);
+  } catch (err) {
+    const why = err instanceof z.ZodError ? err.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') : (err as Error).message;
+    process.stderr.write(`drover-control: ${why}\n${USAGE}\n`);
+    process.exit(2);
+  }
+  if (config === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const store = new FileConfigStore({ dir: config.dataDir, log });
+  const control = new Control({ store, log, nodeTimeoutMs: config.nodeTimeoutMs });
+  await control.start();
+  const app = buildApp({ control, log, version: droverVersion(), bodyLimit: config.bodyLimit });
+  const address = await app.listen({ host: config.listen.host, port: config.listen.port });
+  log.info({ address, dataDir: config.dataDir, version: control.snapshot.version }, 'control service started');
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'control service stopping');
+    try {
+      await app.close();
+      await control.stop();
+      log.info('control service stopped');
+      process.exit(0);
+    } catch (err) {
+      log.error({ err }, 'control service did not stop cleanly');
+      process.exit(1);
+    }
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  log.fatal({ err }, 'control service failed to start');
+  process.stderr.write(`drover-control: ${(err as Error).message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,66 @@
+/**
+ * Test helpers: a control service on an in-memory store with a hand-driven clock, driven
+ * through `inject()`, and builders of agent reports. For tests only.
+ */
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import { silentLogger } from '#common/log.ts';
+import type { NodeReport, ObservedContainer, ObservedDataset } from '#common/model.ts';
+import { buildApp } from '../app.ts';
+import { Control } from '../control.ts';
+import type { ConfigStore } from '../store/config-store.ts';
+import { MemoryConfigStore } from '../store/memory-store.ts';
+
+export const uuid = (i: number, prefix = '0000000a') => `${prefix}-0000-4000-8000-${String(i).padStart(12, '0')}`;
+export const nodeId = (i: number) => uuid(i, '00000001');
+export const datasetId = (i: number) => uuid(i, '0000000d');
+
+export class FakeClock {
+  constructor(public now = 1_800_000_000_000) {}
+  readonly read = () => this.now;
+  advance(ms: number): void {
+    this.now += ms;
+  }
+}
+
+export interface Harness {
+  app: FastifyInstance;
+  control: Control;
+  clock: FakeClock;
+  store: ConfigStore;
+  request(method: 'GET' | 'POST' | 'DELETE', url: string, body?: unknown, headers?: Record<string, string>): Promise<LightMyRequestResponse>;
+  close(): Promise<void>;
+}
+
+export async function harness(options: { store?: ConfigStore; clock?: FakeClock; nodeTimeoutMs?: number; seed?: number } = {}): Promise<Harness> {
+  const clock = options.clock ?? new FakeClock();
+  const store = options.store ?? new MemoryConfigStore();
+  const control = new Control({ store, log: silentLogger(), clock: clock.read, nodeTimeoutMs: options.nodeTimeoutMs ?? 15_000, seed: options.seed ?? 7 });
+  await control.start();
+  const app = buildApp({ control, log: silentLogger(), version: '0.0.0-test' });
+  await app.ready();
+  return {
+    app,
+    control,
+    clock,
+    store,
+    request: (method, url, body, headers = {}) =>
+      app.inject({ method, url, headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers }, ...(body === undefined ? {} : { payload: typeof body === 'string' ? body : JSON.stringify(body) }) }),
+    close: async () => {
+      await app.close();
+      await control.stop();
+    },
+  };
+}
+
+export function container(name: string, extra: Partial<ObservedContainer> = {}): ObservedContainer {
+  return { name, image: 'redis:7', running: true, health: 'unknown', restart_count: 0, published: [], generation: 0, ...extra };
+}
+
+export function observedDataset(id: string, extra: Partial<ObservedDataset> = {}): ObservedDataset {
+  return { dataset_id: id, path: `/drover/${id}`, writable: true, maximum_size: null, used_bytes: 0, snapshots: [], ...extra };
+}
+
+/** A report from node `i` (address 127.0.0.(10+i)). */
+export function report(i: number, extra: Partial<NodeReport> = {}): NodeReport {
+  return { uuid: nodeId(i), host: `127.0.0.${10 + i}`, era: `era-${i}`, labels: {}, transfer: {}, datasets: [], containers: [], problems: [], ...extra };
+}

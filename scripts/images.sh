@@ -5,4 +5,4 @@
 # Usage: scripts/images.sh [busybox,redis]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec node --import tsx scripts/cluster.ts images --images "${1:-busybox,redis}"
+exec node bin/drover.js cluster images --images "${1:-busybox,redis}"

@@ -32,6 +32,8 @@ function redis(host: string, port: number, ...args: string[]): Promise<string> {
     const socket = connect({ host, port });
     socket.setTimeout(5_000, () => socket.destroy(new Error('redis timed out')));
     socket.on('error', reject);
+    // The userland proxy accepts, then hangs up while redis is still starting.
+    socket.on('close', () => reject(new Error('redis closed the connection')));
     socket.once('data', (reply) => {
       socket.end();
       resolve(reply.toString('utf8'));

@@ -144,7 +144,10 @@ export async function nodeDown(input: NodeDownInput): Promise<void> {
   if ((await listPools()).includes(pool)) await destroyPool(pool, log);
   await unmountAll([paths.stateDir], log);
   await deleteBridge(bridgeName(cluster, index));
-  await rm(join(PLUGIN_SOCKET_DIR, `${pluginName(cluster, index)}.sock`), { force: true });
+  // Both places dockerd looks for a plugin socket (reference: docker-plugin-compose.md §1.1).
+  const plugin = pluginName(cluster, index);
+  await rm(join(PLUGIN_SOCKET_DIR, `${plugin}.sock`), { force: true });
+  await rm(join(PLUGIN_SOCKET_DIR, plugin, `${plugin}.sock`), { force: true });
   await removePoolFile(paths.poolFile);
   await rm(paths.stateDir, { recursive: true, force: true });
   await rm(paths.runDir, { recursive: true, force: true });

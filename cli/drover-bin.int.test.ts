@@ -1,12 +1,11 @@
 import { execFile } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NODES, startStandIn, type StandIn } from './testing/stand-in-control.ts';
+import { describe, expect, it } from 'vitest';
 
-// The real `bin/drover.js` as a child process: exit codes, messages, and a real HTTP
-// conversation. XXX: the server is the stand-in (cli/testing/) until control-service/app.ts
-// exports its builder; then these run against the real control service.
+// The real `bin/drover.js` as a child process: exit codes and messages. Its conversation with
+// the real control service is in test/cli/drover-against-control.int.test.ts (a component's
+// tests may not import another component).
 const root = join(import.meta.dirname, '..');
 const fixtures = join(root, 'test', 'fixtures');
 
@@ -49,35 +48,6 @@ describe('bin/drover.js', () => {
       code: 1,
       stdout: '',
       stderr: `drover: cannot reach the control service at http://127.0.0.1:${port} (ECONNREFUSED); set --control or DROVER_CONTROL\n`,
-    });
-  });
-
-  describe('against a listening control service', () => {
-    let control: StandIn;
-    beforeAll(async () => {
-      control = await startStandIn();
-    });
-    afterAll(async () => {
-      await control.close();
-    });
-
-    it('deploys, shows status as JSON and starts a move without waiting', async () => {
-      const deploy = await drover(['deploy', '--control', control.url, 'topology/two-nodes.yml', 'compose/web-db.yml', '--project', 'shop']);
-      expect(deploy.code).toBe(0);
-      expect(deploy.stdout).toMatch(/5 added, 0 changed, 0 removed, 0 unchanged\n$/);
-
-      const status = await drover(['status', '--json'], { DROVER_CONTROL: control.url });
-      expect(status.code).toBe(0);
-      const parsed = JSON.parse(status.stdout);
-      expect(parsed.applications.map((a: { name: string; node: string | null }) => [a.name, a.node])).toEqual([
-        ['web', '127.0.0.12'],
-        ['db', '127.0.0.11'],
-        ['cache', null],
-      ]);
-
-      const move = await drover(['move', 'db', '127.0.0.12', '--no-wait'], { DROVER_CONTROL: control.url });
-      expect(move.code).toBe(0);
-      expect(move.stdout).toMatch(new RegExp(`^migration [0-9a-f-]{36} started: moving "db" to 127\\.0\\.0\\.12 \\(${NODES[1]!.uuid}\\)\\n$`));
     });
   });
 });

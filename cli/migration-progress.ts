@@ -38,7 +38,7 @@ export async function watchMigration(ctx: CliContext, first: Migration, timeoutM
     if (current.phase === 'done' || current.phase === 'failed') break;
     if (poll >= maxPolls) {
       if (tty) ctx.stdout.write('\n');
-      throw new DroverError('DROVER_TIMEOUT', `migration ${current.id} is still in phase ${current.phase} after ${duration(timeoutMs)}; it goes on (drover move --no-wait, then watch it with drover status)`, {
+      throw new DroverError('DROVER_TIMEOUT', `migration ${current.id} is still in phase ${current.phase} after ${duration(timeoutMs)}; it carries on without this command (drover status shows it)`, {
         detail: { migration: current.id },
       });
     }

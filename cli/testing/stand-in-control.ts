@@ -6,9 +6,11 @@ import { isDroverError } from '#common/errors.ts';
 import { Dataset, Desired, type Migration, type Node } from '#common/model.ts';
 
 /**
- * A small real HTTP server standing in for the control service in CLI tests, until tests
- * run the real one. It keeps a desired configuration in memory, deploys with the real
- * `parseDeployment`/`planDeploy`, and walks each migration one phase per poll.
+ * A small real HTTP server standing in for the control service in the CLI's unit tests
+ * (cli/ may not import control-service/; test/cli/ runs the CLI against the real one). It
+ * speaks the same paths and shapes (common/api.ts), keeps a desired configuration in memory,
+ * deploys with the real `parseDeployment`/`planDeploy`, and walks each migration through a
+ * script, one step per poll, so progress output can be checked without agents.
  */
 export interface StandIn {
   url: string;

@@ -12,7 +12,10 @@ export interface TestServer {
   host: string;
   sockets: Set<Socket>;
   accepted: number;
+  /** Closes the port and every connection at once. */
   close(): Promise<void>;
+  /** Closes the port and waits until the connections it had end by themselves (an app's graceful stop). */
+  closeGracefully(timeoutMs?: number): Promise<void>;
 }
 
 /** A server on `host` (port 0) calling `onSocket` for each connection, allowHalfOpen. */
@@ -40,6 +43,11 @@ export async function startServer(host: string, onSocket: (s: Socket) => void, p
         for (const s of sockets) s.destroy();
         server.close(() => resolve());
       }),
+    closeGracefully: async (timeoutMs = 5000) => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      await waitFor(() => sockets.size === 0, timeoutMs, 'connections to end');
+      await closed;
+    },
   };
   return result;
 }

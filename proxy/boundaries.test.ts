@@ -1,0 +1,30 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+// STYLE.md "Boundaries": node:net has one adapter file in the proxy, and so do the other
+// outside pieces it uses. Tests and their support files may open sockets as they like.
+const dir = import.meta.dirname;
+const sources = readdirSync(dir).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'));
+
+function filesMatching(pattern: RegExp): string[] {
+  return sources.filter((f) => pattern.test(readFileSync(join(dir, f), 'utf8'))).sort();
+}
+
+describe('proxy boundaries', () => {
+  it('reaches node:net only through tcp-net.ts', () => {
+    expect(filesMatching(/from ['"](node:)?net['"]/)).toEqual(['tcp-net.ts']);
+  });
+
+  it("reaches libuv's internal handles only through tcp-uv.ts", () => {
+    expect(filesMatching(/\)\.binding/)).toEqual(['tcp-uv.ts']);
+  });
+
+  it('runs nft only through nft-command.ts', () => {
+    expect(filesMatching(/from ['"]execa['"]/)).toEqual(['nft-command.ts']);
+  });
+
+  it('leaves process globals to main.ts', () => {
+    expect(filesMatching(/process\.(argv|env|exit|on\()/)).toEqual(['main.ts']);
+  });
+});

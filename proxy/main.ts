@@ -1,0 +1,98 @@
+/**
+ * drover-proxy: wiring only (STYLE.md "Shape"). Reads the configuration (flags, environment,
+ * `--config proxy.yml`), builds the engine, the kernel rules (kernel mode) and the core,
+ * follows the control service's routes, stops cleanly on SIGTERM/SIGINT. Exits non-zero only
+ * here, for start-up faults, with a message that names the key.
+ */
+import { readFileSync } from 'node:fs';
+import { isDroverError } from '#common/errors.ts';
+import { createLogger } from '#common/log.ts';
+import { loadProxyConfig, natTableName, type ProxyConfig } from './config.ts';
+import { createEngine } from './engine.ts';
+import { createNftRules } from './nft-command.ts';
+import { RoutingProxy, type NatRules } from './proxy.ts';
+import { followRoutes } from './route-follower.ts';
+import { httpRouteSource } from './route-source.ts';
+
+function fail(message: string): never {
+  process.stderr.write(`drover-proxy: ${message}\n`);
+  process.exit(2);
+}
+
+async function main(): Promise<void> {
+  let config: ProxyConfig;
+  try {
+    config = loadProxyConfig({ argv: process.argv.slice(2), env: process.env, readFile: (p) => readFileSync(p, 'utf8') });
+  } catch (err) {
+    fail(isDroverError(err) ? err.message : String(err));
+  }
+  const log = createLogger('drover-proxy');
+  let engine;
+  try {
+    engine = createEngine(config.engine, { bufferBytes: config.buffer_bytes });
+  } catch (err) {
+    fail(`engine: ${(err as Error).message}`);
+  }
+
+  let nat: NatRules | undefined;
+  if (config.mode === 'kernel') {
+    const table = natTableName(config);
+    const rules = createNftRules({ table, listenHost: config.listen_host, log: log.child({ subsystem: 'nat' }) });
+    if (!(await rules.available())) fail('mode: kernel needs nft (Debian package nftables)');
+    try {
+      await rules.clear(); // a table left by a proxy that died holds stale DNAT rules
+    } catch (err) {
+      fail(`mode: kernel: cannot manage nftables table ${table}: ${(err as Error).message}`);
+    }
+    nat = rules;
+  }
+
+  const proxy = new RoutingProxy({
+    engine,
+    listenHost: config.listen_host,
+    nat,
+    log,
+    options: {
+      holdDeadlineMs: config.hold_deadline_ms,
+      connectTimeoutMs: config.connect_timeout_ms,
+      retryIntervalMs: config.retry_interval_ms,
+      maxHeld: config.max_held_per_port,
+    },
+  });
+  const abort = new AbortController();
+  const following = followRoutes({
+    source: httpRouteSource(config.control),
+    proxy,
+    nodeUuid: config.node_uuid,
+    log: log.child({ subsystem: 'routes' }),
+    signal: abort.signal,
+    waitMs: config.poll_wait_ms,
+  });
+  const statusTimer = setInterval(() => {
+    const s = proxy.status();
+    log.info({ version: s.version, ports: s.ports.length, held: s.ports.reduce((n, p) => n + p.held, 0), ...s.counts }, 'proxy status');
+  }, 60_000);
+  statusTimer.unref();
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'proxy stopping');
+    const hard = setTimeout(() => process.exit(1), 15_000);
+    hard.unref();
+    abort.abort();
+    clearInterval(statusTimer);
+    void following
+      .then(() => proxy.stop(5_000))
+      .then(() => {
+        log.info('proxy stopped');
+        process.exit(0);
+      });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  log.info({ node: config.node_uuid, listenHost: config.listen_host, control: config.control, mode: config.mode, engine: engine.name }, 'proxy started');
+}
+
+await main();

@@ -1,0 +1,25 @@
+import { describe, expect, it } from 'vitest';
+import { nftDeleteScript, nftReplaceScript } from './nft-ruleset.ts';
+
+describe('nftReplaceScript', () => {
+  it('replaces only its own table, in one transaction, with a DNAT per rule for local and remote clients', () => {
+    const script = nftReplaceScript('drover_proxy_1a2b3c4d', '127.0.0.11', [{ port: 8080, target: { host: '127.0.0.12', port: 32768 } }]);
+    const lines = script.split('\n');
+    expect(lines.slice(0, 3)).toEqual(['table ip drover_proxy_1a2b3c4d {}', 'delete table ip drover_proxy_1a2b3c4d', 'table ip drover_proxy_1a2b3c4d {']);
+    expect(script).toContain('type nat hook output priority -100; policy accept;\n    ip daddr 127.0.0.11 tcp dport 8080 dnat to 127.0.0.12:32768');
+    expect(script).toContain('ip daddr 127.0.0.11 tcp dport 8080 ct mark set 0x64726f76 dnat to 127.0.0.12:32768');
+    expect(script).toContain('ct mark 0x64726f76 masquerade');
+    expect(script.match(/^table /gm)).toHaveLength(2);
+  });
+
+  it('refuses names and addresses that are not what they claim, since the script is text', () => {
+    expect(() => nftReplaceScript('nat', '127.0.0.1', [])).toThrow(/not a drover table/);
+    expect(() => nftReplaceScript('drover_x', '127.0.0.1; flush ruleset', [])).toThrow(/not an IPv4/);
+    expect(() => nftReplaceScript('drover_x', '127.0.0.1', [{ port: 80, target: { host: '1.2.3.4 }', port: 1 } }])).toThrow(/not an IPv4/);
+    expect(() => nftReplaceScript('drover_x', '127.0.0.1', [{ port: 0, target: { host: '1.2.3.4', port: 1 } }])).toThrow(/not a port/);
+  });
+
+  it('deletes a table that may not exist without failing', () => {
+    expect(nftDeleteScript('drover_proxy_x')).toBe('table ip drover_proxy_x {}\ndelete table ip drover_proxy_x\n');
+  });
+});

@@ -1,0 +1,65 @@
+/**
+ * The kernel fast path's nftables rules, as text for `nft -f -` (pure; `nft-command.ts` runs
+ * it). drover owns one table per node proxy and nothing else: the script deletes and
+ * re-creates that table in one transaction, so a rule set is replaced atomically and no other
+ * table or chain is ever touched.
+ *
+ * - `output` (hook output, dstnat priority): connections made on this host, the local-cluster
+ *   and link case. Loopback-to-loopback DNAT works here without `route_localnet`.
+ * - `prerouting`: connections from other hosts. They are marked so that `postrouting` can
+ *   masquerade them (replies must come back through this node when the target is another
+ *   node). A target on 127.0.0.0/8 reached from another host also needs
+ *   `net.ipv4.conf.all.route_localnet=1`, and a target on another node needs
+ *   `net.ipv4.ip_forward=1`; drover does not change those host settings.
+ */
+import type { DnatRule } from './route-plan.ts';
+
+/** ct mark for flows DNATed in prerouting ("drov"). */
+export const DROVER_CT_MARK = '0x64726f76';
+
+export function tableIsValid(table: string): boolean {
+  return /^drover_[a-z0-9_]{1,40}$/.test(table);
+}
+
+/** The script that makes `table` hold exactly `rules` for connections to `listenHost`. */
+export function nftReplaceScript(table: string, listenHost: string, rules: readonly DnatRule[]): string {
+  assertSafe(table, listenHost, rules);
+  const dnat = (r: DnatRule): string => `ip daddr ${listenHost} tcp dport ${r.port} dnat to ${r.target.host}:${r.target.port}`;
+  const lines = [
+    `table ip ${table} {}`,
+    `delete table ip ${table}`,
+    `table ip ${table} {`,
+    `  chain output {`,
+    `    type nat hook output priority -100; policy accept;`,
+    ...rules.map((r) => `    ${dnat(r)}`),
+    `  }`,
+    `  chain prerouting {`,
+    `    type nat hook prerouting priority -100; policy accept;`,
+    ...rules.map((r) => `    ${dnat(r).replace(' dnat to', ` ct mark set ${DROVER_CT_MARK} dnat to`)}`),
+    `  }`,
+    `  chain postrouting {`,
+    `    type nat hook postrouting priority 100; policy accept;`,
+    `    ct mark ${DROVER_CT_MARK} masquerade`,
+    `  }`,
+    `}`,
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+/** Removes `table` if it exists (left over from a crashed proxy, or at exit). */
+export function nftDeleteScript(table: string): string {
+  if (!tableIsValid(table)) throw new Error(`not a drover table name: ${table}`);
+  return `table ip ${table} {}\ndelete table ip ${table}\n`;
+}
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
+
+// The script reaches nft as text: everything in it is checked here, not trusted.
+function assertSafe(table: string, listenHost: string, rules: readonly DnatRule[]): void {
+  if (!tableIsValid(table)) throw new Error(`not a drover table name: ${table}`);
+  if (!IPV4.test(listenHost)) throw new Error(`listen host is not an IPv4 address: ${listenHost}`);
+  for (const r of rules) {
+    if (!IPV4.test(r.target.host)) throw new Error(`target is not an IPv4 address: ${r.target.host}`);
+    for (const p of [r.port, r.target.port]) if (!Number.isInteger(p) || p < 1 || p > 65535) throw new Error(`not a port: ${p}`);
+  }
+}

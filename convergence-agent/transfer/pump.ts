@@ -17,6 +17,9 @@ export interface PumpOptions {
   end?: boolean;
 }
 
+/** How much a pump lets pile up in the destination's buffer before pausing the source. */
+export const BUFFER_BYTES = 8 * 1024 * 1024;
+
 /** Resolves with the byte count once `from` ended and everything was handed to `to`. */
 export function pump(from: Readable, to: Writable, options: PumpOptions): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -58,7 +61,9 @@ export function pump(from: Readable, to: Writable, options: PumpOptions): Promis
     const onData = (chunk: Buffer): void => {
       bytes += chunk.length;
       lastByteAt = Date.now();
-      if (!to.write(chunk)) from.pause();
+      // Pipes and sockets have small high-water marks (16 KiB); pausing at each `false`
+      // makes sender and receiver wait for each other. Buffer up to BUFFER_BYTES instead.
+      if (!to.write(chunk) && to.writableLength >= BUFFER_BYTES) from.pause();
       report(false);
     };
     const onDrain = (): void => {

@@ -8,7 +8,7 @@ import { DroverError, isDroverError, toDroverError } from '#common/errors.ts';
 import { silentLogger, type Logger } from '#common/log.ts';
 import { sleep } from '#common/sleep.ts';
 import type { SendFlag } from '../zfs/argv.ts';
-import { HOLD_TAGS } from '../zfs/names.ts';
+import { HOLD_TAGS, assertDatasetId, assertSnapshotName } from '../zfs/names.ts';
 import type { ZfsSnapshotInfo } from '../zfs/types.ts';
 import type { ZfsFeatures } from '../zfs/zfs-features.ts';
 import type { ZfsStore } from '../zfs/zfs.ts';
@@ -62,6 +62,9 @@ export class Replicator {
    * (permanent) or the last retryable error once retries are spent.
    */
   async replicate(options: ReplicateOptions): Promise<ReplicateResult> {
+    // Names are checked before anything runs, here or on the peer.
+    assertDatasetId(options.datasetId);
+    if (options.snapshotName !== undefined) assertSnapshotName(options.snapshotName);
     const key = `${options.peer.id}/${options.datasetId}`;
     return this.mutex.run(
       key,
@@ -96,6 +99,7 @@ export class Replicator {
     const where = { datasetId, peer: peer.id };
     const step = await peer.beginStep(datasetId, { waitMs: this.waitMs, signal: options.signal });
     let record: StepRecord | null = null;
+    let createdHere = false;
     try {
       const [local, remote] = await Promise.all([this.store.features(), peer.features()]);
       const resumable = local.resumableReceive && remote.resumableReceive;
@@ -111,7 +115,9 @@ export class Replicator {
       }
       name ??= newSnapshotName();
 
+      const existed = (await this.store.listSnapshots(datasetId)).some((s) => s.snapshot === name);
       const snapshot = await this.store.createSnapshot(datasetId, name);
+      createdHere = !existed;
       record = { version: 1, datasetId, peerId: peer.id, phase: 'snapshotted', snapshot: name, snapshotGuid: snapshot.guid, base: null, startedAt: Date.now(), pid: process.pid };
       await this.journal.write(record);
 
@@ -167,9 +173,21 @@ export class Replicator {
       return { snapshot: name, guid: snapshot.guid, bytes, incremental: base !== null, baseSnapshot: base, resumed: journaled !== null };
     } catch (err) {
       if (record?.phase === 'sending') await releaseStepHolds(this.store, step, datasetId, record.snapshot, record.base, this.log);
+      // A retryable failure keeps the snapshot and the journal: the retry sends it again.
+      // A permanent one leaves the source as it was: the step's own snapshot goes too.
+      if (record && !isRetryable(err)) await this.abandon(record, createdHere);
       throw err;
     } finally {
       await step.end();
+    }
+  }
+
+  private async abandon(record: StepRecord, createdHere: boolean): Promise<void> {
+    try {
+      if (createdHere) await this.store.destroySnapshot(record.datasetId, record.snapshot);
+      await this.journal.clear(record.peerId, record.datasetId);
+    } catch (err) {
+      this.log.warn({ err, datasetId: record.datasetId, snapshot: record.snapshot }, 'cleaning up a failed step failed');
     }
   }
 

@@ -50,6 +50,7 @@ export class SshConnection {
   private connecting: Promise<Client> | null = null;
   private session: SshCommandSession | null = null;
   private sessionStarting: Promise<SshCommandSession> | null = null;
+  private warm: Promise<ClientChannel> | null = null;
 
   constructor(private readonly endpoint: SshEndpoint) {}
 
@@ -68,6 +69,61 @@ export class SshConnection {
       .then((channel) => (this.session = new SshCommandSession(channel, (argv) => this.disconnected(argv))))
       .finally(() => (this.sessionStarting = null));
     return this.sessionStarting;
+  }
+
+  /**
+   * Starts `argv` on the peer with its stdin/stdout on the returned channel, through a
+   * pre-started ("warm") remote `sh`, so the login shell's start-up is not on the critical
+   * path (the final increment of a move). The shell reads one line, prints a marker and
+   * `exec`s the command; nothing else is written before the marker arrives, so the shell
+   * cannot have read any of the stream.
+   */
+  async stream(argv: readonly string[]): Promise<ClientChannel> {
+    const channel = await (this.warm ?? this.startWarm());
+    this.warm = null;
+    this.prewarm();
+    return new Promise((resolve, reject) => {
+      let seen = '';
+      const onData = (chunk: Buffer): void => {
+        seen += chunk.toString('latin1');
+        const newline = seen.indexOf('\n');
+        if (newline < 0) return;
+        channel.off('data', onData);
+        channel.off('close', onClose);
+        channel.pause();
+        if (seen.slice(0, newline) !== 'DROVER-READY') {
+          channel.close();
+          return reject(new DroverError('DROVER_SSH_PROTOCOL', `unexpected output from the remote shell: ${seen.slice(0, 100)}`));
+        }
+        const rest = Buffer.from(seen.slice(newline + 1), 'latin1');
+        if (rest.length > 0) channel.unshift(rest);
+        resolve(channel);
+      };
+      const onClose = (): void => reject(this.disconnected(argv));
+      channel.on('data', onData);
+      channel.once('close', onClose);
+      channel.write(`echo DROVER-READY; exec ${argv.map(shellQuote).join(' ')}\n`);
+    });
+  }
+
+  /** Starts a warm shell for the next `stream()` in the background (idempotent). */
+  prewarm(): void {
+    if (this.warm) return;
+    const warm = this.startWarm();
+    warm.catch(() => {
+      if (this.warm === warm) this.warm = null;
+    });
+    this.warm = warm;
+  }
+
+  private startWarm(): Promise<ClientChannel> {
+    return this.exec(['sh', '-s']).then((channel) => {
+      channel.write('LC_ALL=C; export LC_ALL\n');
+      channel.once('close', () => {
+        if (this.warm && channel.destroyed) this.warm = null;
+      });
+      return channel;
+    });
   }
 
   /** Starts `argv` on the peer; the channel is its stdin/stdout. */
@@ -100,6 +156,7 @@ export class SshConnection {
     this.client = null;
     this.session?.close(this.disconnected(['sh']));
     this.session = null;
+    this.warm = null;
     client?.end();
     client?.destroy();
   }

@@ -49,6 +49,8 @@ export class SshPeer implements Peer {
   }
 
   beginStep(datasetId: string, options?: { waitMs?: number; signal?: AbortSignal }): Promise<PeerStep> {
+    // Start the receive's remote shell now, so it is ready when the stream starts.
+    this.connection.prewarm();
     return this.inner.beginStep(datasetId, options);
   }
 

@@ -49,7 +49,7 @@ export class SshRunner implements CommandRunner {
 
   spawn(file: string, args: readonly string[], options: SpawnOptions = {}): StreamingProcess {
     const argv = [file, ...args];
-    const ready = this.connection.exec(argv);
+    const ready = this.connection.stream(argv);
     ready.catch(() => {});
     const stdin = options.stdin === 'pipe' ? new ChannelInput(ready) : null;
     const stdout = options.stdout === 'pipe' ? new PassThrough({ highWaterMark: 4 * 1024 * 1024 }) : null;

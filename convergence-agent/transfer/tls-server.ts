@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { DroverError, toDroverError } from '#common/errors.ts';
 import { silentLogger, type Logger } from '#common/log.ts';
 import type { LocalPeer } from './local-peer.ts';
+import { BUFFER_BYTES } from './pump.ts';
 import type { TlsIdentity } from './tls-certs.ts';
 import { FrameDecoder, encodeMessage } from './tls-frames.ts';
 import { Request, toWire } from './tls-protocol.ts';
@@ -100,7 +101,7 @@ export class TransferServer {
       data: (chunk) => {
         const input = sink?.input;
         if (!input) return fail(new DroverError('DROVER_TRANSFER_PROTOCOL', 'data before receive'));
-        if (!input.write(chunk)) {
+        if (!input.write(chunk) && input.writableLength >= BUFFER_BYTES) {
           socket.pause();
           input.once('drain', () => socket.resume());
         }

@@ -1,0 +1,177 @@
+/**
+ * `npm run bench:transfer [-- --json] [--runs N] [--size-mib M]`
+ *
+ * A full `zfs send` of a 512 MiB random-data dataset from node 1 to node 2 of a local
+ * cluster (its own, `bt`, subnet 2), interleaved, N runs each:
+ *   local    `zfs send | zfs receive` on one host (the machine's limit)
+ *   openssh  `zfs send | ssh -c aes128-gcm@openssh.com node2 zfs receive` (the anchor)
+ *   ssh      drover's ssh transport (ssh2, persistent connection, warm remote shell)
+ *   tls      drover's tls transport (mutual TLS to node 2's agent, in its own process)
+ * Each run receives into an absent target (full stream) and checks the received guid.
+ * Times cover the stream: process start to `zfs receive` exit. Prints MiB/s medians and
+ * each ratio to the local pipe; `--json` prints one JSON object.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomFillSync, randomUUID } from 'node:crypto';
+import { clusterDown, clusterUp, type LocalNode } from '../cli/local-cluster/index.ts';
+import { ZfsStore } from '../convergence-agent/zfs/zfs.ts';
+import { SshPeer } from '../convergence-agent/transfer/ssh-peer.ts';
+import { TlsPeer } from '../convergence-agent/transfer/tls-peer.ts';
+import { ensureNodeCertificate } from '../convergence-agent/transfer/tls-certs.ts';
+import { streamStep } from '../convergence-agent/transfer/stream-step.ts';
+import type { Peer } from '../convergence-agent/transfer/types.ts';
+
+const args = process.argv.slice(2);
+const json = args.includes('--json');
+const option = (name: string, fallback: number): number => {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : fallback;
+};
+const runs = option('--runs', 3);
+const sizeMiB = option('--size-mib', 512);
+const say = (text: string): void => {
+  if (!json) process.stderr.write(`${text}\n`);
+};
+
+type Method = 'local' | 'openssh' | 'ssh' | 'tls';
+const METHODS: Method[] = ['local', 'openssh', 'ssh', 'tls'];
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+async function bash(script: string, positional: string[]): Promise<void> {
+  const child = spawn('bash', ['-o', 'pipefail', '-c', script, 'bench', ...positional], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  if (code !== 0) throw new Error(`pipeline failed (${code}): ${stderr.trim()}`);
+}
+
+async function fillRandom(path: string, mib: number): Promise<void> {
+  const out = createWriteStream(path, { highWaterMark: 4 << 20 });
+  const block = Buffer.allocUnsafe(1 << 20);
+  for (let i = 0; i < mib; i++) {
+    randomFillSync(block);
+    if (!out.write(Buffer.from(block))) await once(out, 'drain');
+  }
+  out.end();
+  await once(out, 'finish');
+}
+
+async function startReceiver(node: LocalNode, identity: { ca: string; cert: string; key: string }) {
+  const config = JSON.stringify({ pool: node.pool, address: node.address, id: node.uuid, ...identity });
+  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'transfer-receiver.ts'), config], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const [line] = (await Promise.race([once(child.stdout, 'data'), once(child, 'exit').then(() => { throw new Error('receiver exited'); })])) as [Buffer];
+  return { child, port: (JSON.parse(line.toString()) as { port: number }).port };
+}
+
+const cluster = await clusterUp({ name: 'bt', nodes: 2, subnet: 2, docker: false, ssh: true });
+const scratch = await mkdtemp(join(tmpdir(), 'drover-bench-'));
+let receiver: Awaited<ReturnType<typeof startReceiver>> | null = null;
+const peers: Peer[] = [];
+try {
+  const [n1, n2] = cluster.nodes as [LocalNode, LocalNode];
+  const source = new ZfsStore({ pool: n1.pool });
+  const target = new ZfsStore({ pool: n2.pool });
+  const datasetId = randomUUID();
+  const dataset = await source.createDataset(datasetId, { maximumSize: null });
+  say(`writing ${sizeMiB} MiB of random data on ${n1.name}…`);
+  await fillRandom(join(dataset.mountpoint!, 'random.bin'), sizeMiB);
+  const snap = await source.createSnapshot(datasetId, 'drover-bench');
+  const sourceSnap = `${dataset.name}@drover-bench`;
+  const targetName = `${n2.pool}/drover/${datasetId}`;
+  await target.ensureRoot();
+
+  const ssh = n2.ssh!;
+  const knownHosts = join(scratch, 'known_hosts');
+  await writeFile(knownHosts, `${ssh.host} ${ssh.hostPublicKey}\n`);
+  const sshPeer = new SshPeer({
+    id: n2.uuid, host: ssh.host, port: ssh.port, user: ssh.user, hostKeyFingerprint: ssh.hostKeyFingerprint,
+    privateKey: await readFile(cluster.sshClientKey.privateKeyPath), pool: n2.pool,
+  });
+  const ca = { certPath: cluster.ca.certPath, keyPath: cluster.ca.keyPath };
+  const id1 = await ensureNodeCertificate({ ca, dir: join(scratch, 'n1'), commonName: n1.uuid, address: n1.address });
+  const id2 = await ensureNodeCertificate({ ca, dir: join(scratch, 'n2'), commonName: n2.uuid, address: n2.address });
+  receiver = await startReceiver(n2, id2);
+  const tlsPeer = new TlsPeer({ id: `${n2.uuid}-tls`, host: n2.address, port: receiver.port, identity: id1 });
+  peers.push(sshPeer, tlsPeer);
+  await Promise.all([sshPeer.features(), tlsPeer.features()]); // probes are start-up work, not stream time
+
+  let streamBytes = 0;
+  const viaDrover = async (peer: Peer): Promise<void> => {
+    const t0 = performance.now();
+    const step = await peer.beginStep(datasetId);
+    const t1 = performance.now();
+    try {
+      // full: false skips settling the new replica's properties (bookkeeping, not transport).
+      const sink = step.receive({ resumable: false, full: false });
+      const send = source.send({ datasetId, snapshot: 'drover-bench', base: null });
+      streamBytes = await streamStep({ send, sink, stallMs: 60_000 });
+    } finally {
+      const t2 = performance.now();
+      await step.end();
+      if (process.env.BENCH_DEBUG) say(`  begin ${(t1 - t0).toFixed(0)} ms, stream ${(t2 - t1).toFixed(0)} ms, end ${(performance.now() - t2).toFixed(0)} ms`);
+    }
+  };
+  const run: Record<Method, () => Promise<void>> = {
+    local: () => bash('zfs send "$1" | zfs receive -u "$2"', [sourceSnap, targetName]),
+    openssh: () =>
+      bash(
+        'zfs send "$1" | ssh -i "$3" -p "$4" -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$5" -o Compression=no -c aes128-gcm@openssh.com "$6" zfs receive -u "$2"',
+        [sourceSnap, targetName, cluster.sshClientKey.privateKeyPath, String(ssh.port), knownHosts, `${ssh.user}@${ssh.host}`],
+      ),
+    ssh: () => viaDrover(sshPeer),
+    tls: () => viaDrover(tlsPeer),
+  };
+
+  const seconds: Record<Method, number[]> = { local: [], openssh: [], ssh: [], tls: [] };
+  for (let i = 0; i < runs; i++) {
+    // Rotate the order so no method always runs first (warm caches, a quieter machine).
+    const order = METHODS.map((_, k) => METHODS[(k + i) % METHODS.length]!);
+    for (const method of order) {
+      await target.destroyDataset(datasetId);
+      const started = performance.now();
+      await run[method]();
+      const s = (performance.now() - started) / 1000;
+      const received = (await target.listSnapshots(datasetId)).find((x) => x.snapshot === 'drover-bench');
+      if (received?.guid !== snap.guid) throw new Error(`${method}: received guid ${received?.guid} ≠ source ${snap.guid}`);
+      seconds[method].push(s);
+      say(`run ${i + 1} ${method.padEnd(8)} ${s.toFixed(2)} s`);
+    }
+  }
+  await target.destroyDataset(datasetId);
+
+  const mib = streamBytes / (1 << 20);
+  const rates = Object.fromEntries(METHODS.map((m) => [m, seconds[m].map((s) => mib / s)])) as Record<Method, number[]>;
+  const med = Object.fromEntries(METHODS.map((m) => [m, median(rates[m])])) as Record<Method, number>;
+  const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d;
+  if (json) {
+    process.stdout.write(
+      `${JSON.stringify({
+        localMiBs: round(med.local), opensshMiBs: round(med.openssh), sshMiBs: round(med.ssh), tlsMiBs: round(med.tls),
+        sshRatio: round(med.ssh / med.local, 2), tlsRatio: round(med.tls / med.local, 2),
+      })}\n`,
+    );
+  } else {
+    process.stdout.write(`stream ${mib.toFixed(1)} MiB, ${runs} runs each, interleaved\n`);
+    for (const m of METHODS) {
+      process.stdout.write(
+        `${m.padEnd(8)} median ${med[m].toFixed(0).padStart(5)} MiB/s  ratio ${(med[m] / med.local).toFixed(2)}  runs ${rates[m].map((r) => r.toFixed(0)).join(' / ')}\n`,
+      );
+    }
+    process.stdout.write('targets: tls ≥ 0.80, ssh ≥ 0.60 of local\n');
+  }
+} finally {
+  for (const p of peers) await p.close();
+  receiver?.child.kill('SIGTERM');
+  await clusterDown('bt');
+  await rm(scratch, { recursive: true, force: true });
+}

@@ -1,10 +1,13 @@
-import { access, mkdir, readdir, rm } from 'node:fs/promises';
+import { access, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DroverError } from '#common/errors.ts';
 import { silentLogger, type Logger } from '#common/log.ts';
 import { listLinks } from './bridge.ts';
 import { ensureImageArchive } from './images.ts';
 import { ensureCa, ensureEd25519Key } from './keys.ts';
 import {
   clusterPaths,
+  DEFAULT_ROOT_PARENT,
   defaultRoot,
   isClusterBridge,
   isClusterPool,
@@ -41,8 +44,8 @@ export async function clusterUp(opts: LocalClusterOptions): Promise<LocalCluster
     await clusterDown(opts.name, root, log);
   }
 
+  await claimSubnet(opts.name, root, subnet);
   const paths = clusterPaths(root);
-  await mkdir(root, { recursive: true });
   try {
     const [agentPublicKey] = await Promise.all([
       ensureEd25519Key(paths.agentKey, `drover-${opts.name}-agents`),
@@ -136,4 +139,32 @@ async function findLeftovers(name: string, root: string): Promise<string[]> {
   for (const link of await listLinks()) if (isClusterBridge(name, link)) found.push(link);
   if (found.length === 0 && (await present(root))) found.push(root);
   return found;
+}
+
+/**
+ * Records that cluster `name` uses `subnet` (`<root>/subnet`), after making sure no other
+ * cluster under the default parent does: two clusters on one subnet would fight over the
+ * same addresses, sshd ports and published ports.
+ */
+async function claimSubnet(name: string, root: string, subnet: number): Promise<void> {
+  const other = (await claimedSubnets()).find((claim) => claim.subnet === subnet && claim.name !== name);
+  if (other) {
+    throw new DroverError(
+      'DROVER_CLUSTER_SUBNET_IN_USE',
+      `subnet ${subnet} is used by the local cluster '${other.name}' (take it down with: drover cluster down --name ${other.name})`,
+      { detail: { subnet, cluster: other.name } },
+    );
+  }
+  await mkdir(root, { recursive: true });
+  await writeFile(join(root, 'subnet'), `${subnet}\n`);
+}
+
+/** The subnets that local clusters under the default parent claim now. */
+export async function claimedSubnets(): Promise<Array<{ name: string; subnet: number }>> {
+  const claims: Array<{ name: string; subnet: number }> = [];
+  for (const name of await readdir(DEFAULT_ROOT_PARENT).catch(() => [] as string[])) {
+    const text = (await readFile(join(DEFAULT_ROOT_PARENT, name, 'subnet'), 'utf8').catch(() => '')).trim();
+    if (/^\d+$/.test(text)) claims.push({ name, subnet: Number(text) });
+  }
+  return claims;
 }

@@ -2,6 +2,6 @@
  * The local cluster (DESIGN.md §7): one machine playing a whole drover cluster, for the
  * tests and the demo. Start reading at cluster.ts.
  */
-export { clusterDown, clusterUp, readCluster } from './cluster.ts';
+export { claimedSubnets, clusterDown, clusterUp, readCluster } from './cluster.ts';
 export { imageArchive, imageTag, ensureImageArchive } from './images.ts';
 export type { LocalCluster, LocalClusterOptions, LocalImage, LocalNode, LocalNodeSsh } from './types.ts';

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '#common/log.ts';
 import { createBridge, deleteBridge } from './bridge.ts';
@@ -148,6 +148,7 @@ export async function nodeDown(input: NodeDownInput): Promise<void> {
   const plugin = pluginName(cluster, index);
   await rm(join(PLUGIN_SOCKET_DIR, `${plugin}.sock`), { force: true });
   await rm(join(PLUGIN_SOCKET_DIR, plugin, `${plugin}.sock`), { force: true });
+  await rmdir(join(PLUGIN_SOCKET_DIR, plugin)).catch(() => undefined);
   await removePoolFile(paths.poolFile);
   await rm(paths.stateDir, { recursive: true, force: true });
   await rm(paths.runDir, { recursive: true, force: true });

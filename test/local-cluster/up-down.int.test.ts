@@ -30,10 +30,10 @@ async function traces(name: string, root: string): Promise<string[]> {
 }
 
 describeWith(LOCAL_CLUSTER, 'local cluster teardown', () => {
-  let lease: ReturnType<typeof leaseSubnet>;
+  let lease: Awaited<ReturnType<typeof leaseSubnet>>;
   let name: string;
-  beforeAll(() => {
-    lease = leaseSubnet();
+  beforeAll(async () => {
+    lease = await leaseSubnet();
     name = `t${lease.subnet}`;
   });
   afterAll(async () => {
@@ -44,7 +44,7 @@ describeWith(LOCAL_CLUSTER, 'local cluster teardown', () => {
     }
   });
 
-  it('brings a 3-node cluster up and down twice, leaving no pool, process, bridge, container or file behind', async () => {
+  it('brings a 3-node cluster up and down twice, leaving no pool, process, bridge, container or file behind, and keeps other clusters off its subnet', async () => {
     for (let round = 1; round <= 2; round++) {
       const cluster = await clusterUp({ name, nodes: 3, subnet: lease.subnet });
       expect(cluster.nodes.map((node) => node.address)).toEqual([11, 12, 13].map((i) => `127.0.${lease.subnet}.${i}`));
@@ -54,6 +54,11 @@ describeWith(LOCAL_CLUSTER, 'local cluster teardown', () => {
       await mkdir('/run/docker/plugins', { recursive: true });
       await writeFile(`/run/docker/plugins/${n1.pluginName}.sock`, '');
       expect(await traces(name, cluster.root)).not.toEqual([]);
+      if (round === 1) {
+        await expect(clusterUp({ name: `u${lease.subnet}`, nodes: 1, subnet: lease.subnet })).rejects.toMatchObject({
+          code: 'DROVER_CLUSTER_SUBNET_IN_USE',
+        });
+      }
 
       await clusterDown(name);
       expect(await traces(name, cluster.root)).toEqual([]);

@@ -2,7 +2,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import { createLogger, silentLogger } from '#common/log.ts';
-import { clusterDown, clusterUp, type LocalCluster, type LocalClusterOptions } from '../../cli/local-cluster/index.ts';
+import { claimedSubnets, clusterDown, clusterUp, type LocalCluster, type LocalClusterOptions } from '../../cli/local-cluster/index.ts';
 
 /**
  * A local cluster for one test file: up in `beforeAll`, down in `afterAll`.
@@ -30,10 +30,15 @@ function ownerAlive(file: string): boolean {
   }
 }
 
-/** Claims the lowest free subnet; returns it and a release function. */
-export function leaseSubnet(): { subnet: number; release: () => void } {
+/**
+ * Claims the lowest free subnet (no live lease, no other local cluster on it); returns it
+ * and a release function.
+ */
+export async function leaseSubnet(): Promise<{ subnet: number; release: () => void }> {
   mkdirSync(LEASES, { recursive: true });
+  const claims = await claimedSubnets();
   for (let subnet = 1; subnet <= SUBNETS; subnet++) {
+    if (claims.some((claim) => claim.subnet === subnet && claim.name !== `t${subnet}`)) continue;
     const file = join(LEASES, String(subnet));
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
@@ -56,11 +61,11 @@ export type TestClusterOptions = Omit<LocalClusterOptions, 'name' | 'subnet' | '
 /** Registers beforeAll/afterAll for a cluster; the returned getter throws before it is up. */
 export function useTestCluster(options: TestClusterOptions): () => LocalCluster {
   let cluster: LocalCluster | null = null;
-  let lease: ReturnType<typeof leaseSubnet> | null = null;
+  let lease: Awaited<ReturnType<typeof leaseSubnet>> | null = null;
   const log = process.env.DROVER_TEST_LOG ? createLogger('test-cluster') : silentLogger();
 
   beforeAll(async () => {
-    lease = leaseSubnet();
+    lease = await leaseSubnet();
     cluster = await clusterUp({ ...options, name: `t${lease.subnet}`, subnet: lease.subnet, log });
   });
 

@@ -61,6 +61,9 @@ describe('drover deploy', () => {
     expect(JSON.parse(second.stdout)).toEqual({
       project: 'shop',
       dry_run: false,
+      migrations: [],
+      unschedulable: {},
+      tag: 'stand-in',
       diff: {
         added: [],
         changed: [],

@@ -1,59 +1,27 @@
 import { z } from 'zod';
+import {
+  API_PATHS,
+  ApplicationStatus,
+  DatasetMoveAnswer,
+  DatasetState,
+  DeployAnswer,
+  NodeStateAnswer,
+  type CreateDatasetBody,
+  type DeployBody,
+} from '#common/api.ts';
 import { DroverError } from '#common/errors.ts';
-import { Dataset as StrictDataset, Migration as StrictMigration, PortMapping } from '#common/model.ts';
+import { Application, Dataset, Migration } from '#common/model.ts';
 
 /** How long one API call may take before the CLI gives up on it. */
 const CALL_TIMEOUT_MS = 30_000;
 
-// The answers are read loosely: the CLI shows what it knows and ignores fields it does not
-// (a newer control service may add some); it never writes them back.
-const Dataset = StrictDataset.loose();
-const Migration = StrictMigration.loose();
-type Dataset = z.infer<typeof Dataset>;
-type Migration = z.infer<typeof Migration>;
-const StateNode = z.looseObject({
-  uuid: z.string(),
-  host: z.string(),
-  state: z.enum(['known', 'unknown']).optional(),
-  labels: z.record(z.string(), z.string()).optional(),
-});
-const ApplicationStatus = z.looseObject({
-  name: z.string(),
-  node_uuid: z.string().nullable().optional(),
-  state: z.string(),
-  health: z.string().nullable().optional(),
-  unschedulable_reason: z.string().nullable().optional(),
-  migration: Migration.nullable().optional(),
-});
-const ConfigContainer = z.looseObject({ name: z.string(), node_uuid: z.string().optional(), image: z.string(), ports: z.array(PortMapping).default([]) });
-const StateContainer = z.looseObject({
-  name: z.string(),
-  node_uuid: z.string().optional(),
-  running: z.boolean().optional(),
-  health: z.string().optional(),
-});
-const StateDataset = z.looseObject({ dataset_id: z.string(), primary: z.string().optional(), path: z.string().optional() });
-const DeployAnswer = z.looseObject({
-  diff: z.object({ added: z.array(z.string()), changed: z.array(z.string()), removed: z.array(z.string()), unchanged: z.array(z.string()) }),
-  migrations: z.array(Migration).optional(),
-  unschedulable: z.record(z.string(), z.string()).optional(),
-});
-/** `POST /v1/drover/migrations` answers the migration, or `{ application, migration }`. */
-const MoveAnswer = z.union([Migration, z.looseObject({ migration: Migration.nullable() })]);
+// Answers are read with the schemas the control service publishes (common/api.ts), loosely:
+// a newer control service may add fields, which the CLI ignores (it never writes them back).
 
-export type StateNode = z.infer<typeof StateNode>;
-export type ConfigContainer = z.infer<typeof ConfigContainer>;
-export type StateContainer = z.infer<typeof StateContainer>;
-export type ApplicationStatus = z.infer<typeof ApplicationStatus>;
-export type StateDataset = z.infer<typeof StateDataset>;
-export type DeployAnswer = z.infer<typeof DeployAnswer>;
-
-export interface DeployRequest {
-  project: string;
-  compose: { file: string; text: string };
-  topology: { file: string; text: string };
-  dry_run: boolean;
-}
+export type StateNode = z.infer<typeof NodeStateAnswer>;
+export type ConfigContainer = z.infer<typeof Application>;
+export type StateDataset = z.infer<typeof DatasetState>;
+export type { ApplicationStatus, DeployAnswer };
 
 /**
  * The CLI's HTTP client for the control service (Flocker's v1 paths plus `/v1/drover/…`).
@@ -66,44 +34,41 @@ export interface DeployRequest {
 export class ControlClient {
   constructor(readonly baseUrl: string) {}
 
-  deploy(request: DeployRequest): Promise<DeployAnswer> {
-    return this.call('POST', '/v1/drover/deploy', DeployAnswer, request);
+  deploy(request: DeployBody): Promise<DeployAnswer> {
+    return this.call('POST', API_PATHS.deploy, DeployAnswer.loose(), request);
   }
+  /** Nodes, known (reporting) or unknown (silent), with address and labels. */
   stateNodes(): Promise<StateNode[]> {
-    return this.call('GET', '/v1/state/nodes', z.array(StateNode));
+    return this.call('GET', API_PATHS.nodes, z.array(NodeStateAnswer.loose()));
   }
   configContainers(): Promise<ConfigContainer[]> {
-    return this.call('GET', '/v1/configuration/containers', z.array(ConfigContainer));
-  }
-  stateContainers(): Promise<StateContainer[]> {
-    return this.call('GET', '/v1/state/containers', z.array(StateContainer));
+    return this.call('GET', API_PATHS.containers, z.array(Application.loose()));
   }
   /** drover's per-application summary: state (running, stopped, missing, unknown, unplaced), health, why unplaced. */
   applications(): Promise<ApplicationStatus[]> {
-    return this.call('GET', '/v1/drover/applications', z.array(ApplicationStatus));
+    return this.call('GET', API_PATHS.applications, z.array(ApplicationStatus.loose()));
   }
   configDatasets(): Promise<Dataset[]> {
-    return this.call('GET', '/v1/configuration/datasets', z.array(Dataset));
+    return this.call('GET', API_PATHS.datasets, z.array(Dataset.loose()));
   }
   stateDatasets(): Promise<StateDataset[]> {
-    return this.call('GET', '/v1/state/datasets', z.array(StateDataset));
+    return this.call('GET', API_PATHS.datasetStates, z.array(DatasetState.loose()));
   }
-  createDataset(body: { primary: string; maximum_size?: number; metadata?: Record<string, string>; dataset_id?: string }): Promise<Dataset> {
-    return this.call('POST', '/v1/configuration/datasets', Dataset, body);
+  createDataset(body: CreateDatasetBody): Promise<Dataset> {
+    return this.call('POST', API_PATHS.datasets, Dataset.loose(), body);
   }
-  moveDataset(datasetId: string, primary: string): Promise<Dataset> {
-    return this.call('POST', `/v1/configuration/datasets/${encodeURIComponent(datasetId)}`, Dataset, { primary });
+  moveDataset(datasetId: string, primary: string): Promise<z.infer<typeof DatasetMoveAnswer>> {
+    return this.call('POST', API_PATHS.dataset(encodeURIComponent(datasetId)), DatasetMoveAnswer.loose(), { primary });
   }
   deleteDataset(datasetId: string): Promise<Dataset> {
-    return this.call('DELETE', `/v1/configuration/datasets/${encodeURIComponent(datasetId)}`, Dataset);
+    return this.call('DELETE', API_PATHS.dataset(encodeURIComponent(datasetId)), Dataset.loose());
   }
-  /** Starts moving `application` to node `to`; null when there is nothing to move (it is there already). */
-  async startMigration(application: string, to: string): Promise<Migration | null> {
-    const answer = await this.call('POST', '/v1/drover/migrations', MoveAnswer, { application, to });
-    return 'id' in answer ? (answer as Migration) : (answer.migration as Migration | null);
+  /** Starts moving `application` (with its data) to node `to`; 409 `DROVER_NOTHING_TO_MOVE` when it is there. */
+  startMigration(application: string, to: string): Promise<Migration> {
+    return this.call('POST', API_PATHS.migrations, Migration.loose(), { application, to });
   }
   migration(id: string): Promise<Migration> {
-    return this.call('GET', `/v1/drover/migrations/${encodeURIComponent(id)}`, Migration);
+    return this.call('GET', API_PATHS.migration(encodeURIComponent(id)), Migration.loose());
   }
 
   private async call<S extends z.ZodType>(method: string, path: string, schema: S, body?: unknown): Promise<z.infer<S>> {

@@ -45,6 +45,7 @@ export const datasetsCommand: Command = {
         const node = resolveNode(nodes, args[1]!);
         const answer = await ctx.control.moveDataset(dataset.dataset_id, node.uuid);
         if (ctx.json) printJson(ctx.stdout, answer);
+        else if (answer.migration) print(ctx.stdout, `moving dataset ${answer.dataset_id} to ${node.host} (migration ${answer.migration.id}; drover status shows it)`);
         else print(ctx.stdout, `dataset ${answer.dataset_id} now has primary ${node.host} (${node.uuid})`);
         return 0;
       }

@@ -71,7 +71,7 @@ async function handle(s: Omit<StandIn, 'url' | 'close'>, req: IncomingMessage, r
       const parsed = parseDeployment({ project: b.project, compose: b.compose, topology: b.topology, nodes: s.desired.nodes });
       const planned = planDeploy(s.desired, parsed, b.project);
       if (!b.dry_run) s.desired = planned.desired;
-      return send(res, 200, { diff: planned.diff });
+      return send(res, 200, { project: b.project, dry_run: b.dry_run, diff: planned.diff, migrations: [], unschedulable: {}, tag: 'stand-in' });
     } catch (err) {
       if (isDroverError(err)) return send(res, err.code === 'DROVER_BAD_CONFIG' ? 400 : 409, { description: err.message, code: err.code, detail: err.detail });
       throw err;
@@ -114,9 +114,12 @@ async function handle(s: Omit<StandIn, 'url' | 'close'>, req: IncomingMessage, r
   if (one) {
     const d = s.desired.datasets.find((x) => x.dataset_id === one[1]);
     if (d === undefined) return send(res, 404, { description: 'Dataset not found.' });
-    if (req.method === 'DELETE') d.deleted = true;
-    else d.primary = (body as { primary: string }).primary;
-    return send(res, 200, d);
+    if (req.method === 'DELETE') {
+      d.deleted = true;
+      return send(res, 200, d);
+    }
+    d.primary = (body as { primary: string }).primary;
+    return send(res, 200, { ...d, migration: null });
   }
   if (route === 'POST /v1/drover/migrations') {
     const b = body as { application: string; to: string };

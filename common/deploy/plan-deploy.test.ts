@@ -151,6 +151,17 @@ describe('planDeploy', () => {
     expect.assertions(2);
   });
 
+  it('adopts an existing dataset a Flocker file names by id, keeping its name and primary', () => {
+    const id = '3f1e2d4c-5b6a-4798-8a1b-2c3d4e5f6a7b';
+    const existing = { dataset_id: id, primary: N2, maximum_size: null, metadata: { name: 'legacy-db' }, deleted: false };
+    const start = Desired.parse({ nodes, datasets: [existing] });
+    const flocker = `version: 1\napplications:\n  db:\n    image: mysql:5.6\n    volume:\n      mountpoint: /var/lib/mysql\n      dataset_id: "${id}"\n`;
+    const { desired, diff } = planDeploy(start, parsed(flocker, 'version: 1\nnodes: {}\n'), 'shop');
+    expect(desired.datasets).toEqual([{ ...existing, metadata: { name: 'legacy-db', project: 'shop' } }]);
+    expect(desired.applications[0]?.volumes).toEqual([{ dataset_id: id, mountpoint: '/var/lib/mysql' }]);
+    expect(diff.changed).toEqual([`dataset "legacy-db" (${id}): metadata`]);
+  });
+
   it('refuses to reuse a deleted dataset', () => {
     const first = planDeploy(empty, parsed(), 'shop').desired;
     const deleted = { ...first, datasets: first.datasets.map((d) => ({ ...d, deleted: true })) };

@@ -15,6 +15,7 @@ import { isLive } from './desired/leases.ts';
 import type { MigrationStart } from './desired/migrations.ts';
 import { applySchedule } from './desired/placement.ts';
 import { upsertNode } from './desired/nodes.ts';
+import { reuseUnchanged } from './desired/reuse.ts';
 import { EventBus } from './events/event-bus.ts';
 import { schedule } from './scheduler/schedule.ts';
 import type { ConfigStore, StoreSnapshot, UpdateContext } from './store/config-store.ts';
@@ -127,7 +128,8 @@ export class Control {
     const planned = schedule({ desired: changed, up: this.observed.upNodes(), seed: this.seed });
     const placed = applySchedule(changed, planned, start);
     if (placed.desired === desired) return { desired, unschedulable: placed.unschedulable };
-    const result = validateDesired(placed.desired);
+    const result = validateDesired(reuseUnchanged(desired, validateDesired(placed.desired)));
+    if (result === desired) return { desired, unschedulable: placed.unschedulable };
     const issues = checkInvariants(result);
     if (issues.length > 0) {
       throw new DroverError('DROVER_INVALID_CONFIGURATION', 'The configuration would break a rule; nothing was changed.', {

@@ -3,7 +3,7 @@
  * through `inject()`, and builders of agent reports. For tests only.
  */
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
-import { silentLogger } from '#common/log.ts';
+import { silentLogger, type Logger } from '#common/log.ts';
 import type { NodeReport, ObservedContainer, ObservedDataset } from '#common/model.ts';
 import { buildApp } from '../app.ts';
 import { Control } from '../control.ts';
@@ -31,12 +31,13 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function harness(options: { store?: ConfigStore; clock?: FakeClock; nodeTimeoutMs?: number; seed?: number } = {}): Promise<Harness> {
+export async function harness(options: { store?: ConfigStore; clock?: FakeClock; nodeTimeoutMs?: number; seed?: number; log?: Logger } = {}): Promise<Harness> {
   const clock = options.clock ?? new FakeClock();
   const store = options.store ?? new MemoryConfigStore();
-  const control = new Control({ store, log: silentLogger(), clock: clock.read, nodeTimeoutMs: options.nodeTimeoutMs ?? 15_000, seed: options.seed ?? 7 });
+  const log = options.log ?? silentLogger();
+  const control = new Control({ store, log, clock: clock.read, nodeTimeoutMs: options.nodeTimeoutMs ?? 15_000, seed: options.seed ?? 7 });
   await control.start();
-  const app = buildApp({ control, log: silentLogger(), version: '0.0.0-test' });
+  const app = buildApp({ control, log, version: '0.0.0-test' });
   await app.ready();
   return {
     app,

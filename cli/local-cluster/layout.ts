@@ -102,6 +102,7 @@ export function nodePaths(cluster: string, root: string, index: number) {
     poolMountpoint: join(stateDir, 'zfs'),
     dockerDataRoot: join(stateDir, 'docker'),
     dockerConfig: join(stateDir, 'dockerd.json'),
+    dockerKey: join(stateDir, 'dockerd-key.json'),
     dockerLog: join(stateDir, 'dockerd.log'),
     dockerPidFile: join(run, 'dockerd.pid'),
     dockerExecRoot: join(run, 'exec'),

@@ -10,7 +10,7 @@ import { clearCgroup, unmountAll } from './leftovers.ts';
 import { createPool, destroyPool, listPools, removePoolFile } from './pool.ts';
 import { cmdline, ownedPid, processesMentioning, spawnDaemon, terminate } from './processes.ts';
 import { canConnect, pingDocker, waitReady } from './readiness.ts';
-import { dockerdArgs, renderSshdConfig } from './render.ts';
+import { dockerdArgs, dockerdConfig, renderSshdConfig } from './render.ts';
 import { run } from './run.ts';
 import type { LocalImage, LocalNode } from './types.ts';
 
@@ -79,9 +79,8 @@ async function startDockerd(input: NodeUpInput, paths: ReturnType<typeof nodePat
   await createBridge(bridge, net.cidr, net.network);
   await mkdir(paths.dockerDataRoot, { recursive: true });
   await mkdir(paths.dockerExecRoot, { recursive: true });
-  // An explicit empty config keeps the host's /etc/docker/daemon.json out of the node.
-  await writeFile(paths.dockerConfig, '{}\n');
-  const pid = spawnDaemon('dockerd', dockerdArgs({ address, bridge, paths }), paths.dockerLog);
+  await writeFile(paths.dockerConfig, dockerdConfig(paths));
+  const pid = spawnDaemon('dockerd', dockerdArgs({ cluster: input.cluster, node: `n${input.index}`, address, bridge, paths }), paths.dockerLog);
   await waitReady(`dockerd of n${input.index}`, pid, () => pingDocker(paths.dockerSocket), paths.dockerLog, 60_000);
   if (input.images.length > 0) await loadImages(`unix://${paths.dockerSocket}`, input.images, input.log);
   return true;

@@ -31,6 +31,8 @@ export function renderSshdConfig(address: string, port: number, paths: NodePaths
 }
 
 export interface DockerdArgsInput {
+  cluster: string;
+  node: string;
   address: string;
   bridge: string;
   paths: NodePaths;
@@ -42,7 +44,7 @@ export interface DockerdArgsInput {
  * bound to the node's loopback address by default so `-p 8080:80` on node 2 answers on
  * 127.0.x.12:8080 only. The userland proxy does the publishing, since iptables is off.
  */
-export function dockerdArgs({ address, bridge, paths }: DockerdArgsInput): string[] {
+export function dockerdArgs({ cluster, node, address, bridge, paths }: DockerdArgsInput): string[] {
   return [
     '--config-file', paths.dockerConfig,
     '--host', `unix://${paths.dockerSocket}`,
@@ -58,5 +60,17 @@ export function dockerdArgs({ address, bridge, paths }: DockerdArgsInput): strin
     '--userland-proxy=true',
     '--storage-driver', 'overlay2',
     '--cgroup-parent', `/${paths.cgroupParent}`,
+    '--label', `drover.cluster=${cluster}`,
+    '--label', `drover.node=${node}`,
   ];
+}
+
+/**
+ * dockerd's config file. Written even when nearly empty, so the host's
+ * /etc/docker/daemon.json never applies to a node. The key path gives each node's engine
+ * its own id (`docker info` ID) instead of the host's /etc/docker/key.json; 20.10 accepts
+ * it only in the file.
+ */
+export function dockerdConfig(paths: NodePaths): string {
+  return `${JSON.stringify({ 'deprecated-key-path': paths.dockerKey }, null, 2)}\n`;
 }

@@ -12,7 +12,7 @@ import {
   validateClusterName,
   validateNodeCount,
 } from '../../cli/local-cluster/layout.ts';
-import { dockerdArgs, renderSshdConfig } from '../../cli/local-cluster/render.ts';
+import { dockerdArgs, dockerdConfig, renderSshdConfig } from '../../cli/local-cluster/render.ts';
 
 describe('local cluster naming', () => {
   it('gives node i the loopback address 127.0.<subnet>.(10+i)', () => {
@@ -72,7 +72,7 @@ describe('local cluster daemon configuration', () => {
   });
 
   it('runs dockerd on its own socket, roots and bridge, without iptables, publishing on the node address', () => {
-    const args = dockerdArgs({ address: '127.0.1.12', bridge: 'drv-t1-2', paths });
+    const args = dockerdArgs({ cluster: 't1', node: 'n2', address: '127.0.1.12', bridge: 'drv-t1-2', paths });
     const value = (flag: string): string | undefined => args[args.indexOf(flag) + 1];
     expect(value('--host')).toBe(`unix://${paths.dockerSocket}`);
     expect(value('--data-root')).toBe(paths.dockerDataRoot);
@@ -81,5 +81,12 @@ describe('local cluster daemon configuration', () => {
     expect(value('--bridge')).toBe('drv-t1-2');
     expect(value('--ip')).toBe('127.0.1.12');
     expect(args).toContain('--iptables=false');
+    expect(args).toContain('drover.node=n2');
+  });
+
+  it("gives each node's engine its own key, hence its own id, and never the host's daemon.json", () => {
+    expect(JSON.parse(dockerdConfig(paths))).toEqual({ 'deprecated-key-path': paths.dockerKey });
+    const args = dockerdArgs({ cluster: 't1', node: 'n2', address: '127.0.1.12', bridge: 'drv-t1-2', paths });
+    expect(args[args.indexOf('--config-file') + 1]).toBe(paths.dockerConfig);
   });
 });

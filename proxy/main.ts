@@ -61,7 +61,7 @@ async function main(): Promise<void> {
   });
   const abort = new AbortController();
   const following = followRoutes({
-    source: httpRouteSource(config.control),
+    source: httpRouteSource(config.control, config.node_uuid),
     proxy,
     nodeUuid: config.node_uuid,
     log: log.child({ subsystem: 'routes' }),

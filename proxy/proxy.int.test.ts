@@ -33,7 +33,7 @@ async function startProxy(engineChoice: EngineChoice, options: Partial<Forwardin
   const proxy = new RoutingProxy({ engine, listenHost: PROXY_HOST, options: { ...DEFAULT_FORWARDING, ...options }, log });
   const abort = new AbortController();
   const following = followRoutes({
-    source: httpRouteSource(routes.url),
+    source: httpRouteSource(routes.url, NODE),
     proxy,
     nodeUuid: NODE,
     log,

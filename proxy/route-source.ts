@@ -21,12 +21,18 @@ export interface RouteSource {
 const POLL_SLACK_MS = 10_000;
 const ACK_TIMEOUT_MS = 5_000;
 
-export function httpRouteSource(baseUrl: string): RouteSource {
+/**
+ * The control service's route endpoints at `baseUrl`. `nodeUuid` rides along on polls: the
+ * control service counts a polling proxy as live, and waits for the acks of live proxies
+ * before a cutover stops the source.
+ */
+export function httpRouteSource(baseUrl: string, nodeUuid?: string): RouteSource {
   const base = baseUrl.replace(/\/+$/, '');
   return {
     async poll(after, waitMs, signal) {
       const query = new URLSearchParams({ wait_ms: String(waitMs) });
       if (after !== null) query.set('after', String(after));
+      if (nodeUuid !== undefined) query.set('node_uuid', nodeUuid);
       const url = `${base}${CHANNEL_PATHS.routes}?${query}`;
       const body = await request(url, { method: 'GET', signal: AbortSignal.any([signal, AbortSignal.timeout(waitMs + POLL_SLACK_MS)]) });
       const parsed = RouteTable.safeParse(body);

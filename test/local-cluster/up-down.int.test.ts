@@ -1,4 +1,4 @@
-import { access, mkdir, readdir, writeFile } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { clusterDown, clusterUp } from '../../cli/local-cluster/index.ts';
@@ -63,5 +63,25 @@ describeWith(LOCAL_CLUSTER, 'local cluster teardown', () => {
       await clusterDown(name);
       expect(await traces(name, cluster.root)).toEqual([]);
     }
+  });
+
+  it('cleans up after a crashed run of the same name before starting again', async () => {
+    const first = await clusterUp({ name, nodes: 2, subnet: lease.subnet, ssh: true });
+    const n2 = first.nodes[1]!;
+    await execa('docker', ['-H', n2.dockerHost!, 'run', '-d', '-v', `${n2.stateDir}/zfs/drover:/data`, 'drover/busybox:latest', 'sleep', '600'], { timeout: 60_000 });
+    // The crash: daemons killed outright (their containerd, shim and container live on),
+    // and the record gone.
+    for (const pidFile of [`/run/drover/${name}/n2/dockerd.pid`, `/run/drover/${name}/n1/sshd.pid`]) {
+      process.kill(Number((await readFile(pidFile, 'utf8')).trim()), 'SIGKILL');
+    }
+    await rm(`${first.root}/cluster.json`);
+
+    const second = await clusterUp({ name, nodes: 1, subnet: lease.subnet });
+    expect(second.nodes.map((node) => node.name)).toEqual(['n1']);
+    const left = await traces(name, second.root);
+    expect(left.filter((trace) => /-n2|drv-.*-2|\/n2/.test(trace))).toEqual([]);
+
+    await clusterDown(name);
+    expect(await traces(name, second.root)).toEqual([]);
   });
 });

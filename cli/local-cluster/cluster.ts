@@ -14,6 +14,7 @@ import {
   runDir,
   validateClusterName,
   validateNodeCount,
+  validateRoot,
   validateSubnet,
 } from './layout.ts';
 import { nodeDown, nodeUp } from './node.ts';
@@ -33,6 +34,7 @@ export async function clusterUp(opts: LocalClusterOptions): Promise<LocalCluster
   const subnet = opts.subnet ?? 0;
   validateSubnet(subnet);
   const root = opts.root ?? defaultRoot(opts.name);
+  validateRoot(root);
   const log = (opts.log ?? silentLogger()).child({ cluster: opts.name });
   const images = opts.images ?? ['busybox'];
   const docker = opts.docker ?? true;
@@ -98,6 +100,7 @@ export async function clusterUp(opts: LocalClusterOptions): Promise<LocalCluster
 export async function clusterDown(name: string, root?: string, log: Logger = silentLogger()): Promise<void> {
   validateClusterName(name);
   const dir = root ?? defaultRoot(name);
+  validateRoot(dir);
   const recorded = await readClusterState(dir).catch(() => null);
   const addresses = new Map(recorded?.nodes.map((node) => [node.index, node.address]) ?? []);
   const indices = new Set<number>(addresses.keys());

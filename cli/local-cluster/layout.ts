@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { isAbsolute, join, normalize } from 'node:path';
 import { DroverError } from '#common/errors.ts';
 
 /**
@@ -37,6 +37,15 @@ export function validateSubnet(subnet: number): void {
   if (!Number.isInteger(subnet) || subnet < 0 || subnet > 255) {
     throw new DroverError('DROVER_CLUSTER_SUBNET_INVALID', `subnet must be an integer 0..255, not ${subnet}`, {
       detail: { subnet },
+    });
+  }
+}
+
+/** The root is removed whole on teardown: it must be an absolute path at least two levels deep. */
+export function validateRoot(root: string): void {
+  if (!isAbsolute(root) || normalize(root) !== root.replace(/\/+$/, '') || root.split('/').filter(Boolean).length < 2) {
+    throw new DroverError('DROVER_CLUSTER_ROOT_INVALID', `cluster root '${root}' must be a normalised absolute path at least two levels deep`, {
+      detail: { root },
     });
   }
 }

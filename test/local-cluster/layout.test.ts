@@ -11,6 +11,7 @@ import {
   poolName,
   validateClusterName,
   validateNodeCount,
+  validateRoot,
 } from '../../cli/local-cluster/layout.ts';
 import { dockerdArgs, dockerdConfig, renderSshdConfig } from '../../cli/local-cluster/render.ts';
 
@@ -50,6 +51,12 @@ describe('local cluster naming', () => {
     expect(() => validateClusterName('a-b')).toThrow(/must match/);
     expect(() => validateNodeCount(10)).toThrow(/1 to 9/);
     expect(() => validateNodeCount(0)).toThrow(/1 to 9/);
+  });
+
+  it('refuses a root it could not safely remove whole', () => {
+    for (const root of ['/', '/var', 'relative/dir', '/var/lib/../lib']) expect(() => validateRoot(root)).toThrow(/absolute path/);
+    expect(() => validateRoot('/var/lib/drover/clusters/t1')).not.toThrow();
+    expect(() => validateRoot('/tmp/c1')).not.toThrow();
   });
 
   it('keeps docker and containerd socket paths short enough for unix sockets', () => {

@@ -1,4 +1,4 @@
-import type { ControlClient } from './control-client.ts';
+import type { ApiClient } from '#common/api-client.ts';
 
 /** Where a command writes: process.stdout/stderr in main.ts, buffers in tests. */
 export interface Output {
@@ -12,7 +12,7 @@ export interface CliContext {
   stdout: Output;
   stderr: Output;
   cwd: string;
-  control: ControlClient;
+  control: ApiClient;
   /** `--json`: print the API's answer as JSON instead of tables. */
   json: boolean;
   /** Waits between polls; a parameter so tests need not wait. */

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
-import { isDroverError, toDroverError } from '#common/errors.ts';
+import { ApiClient } from '#common/api-client.ts';
+import { DroverError, isDroverError, toDroverError } from '#common/errors.ts';
 import { exitCodeOf, usageError } from './cli-error.ts';
 import type { Command, Options } from './command.ts';
 import { clusterCommand } from './commands/cluster.ts';
@@ -8,7 +9,6 @@ import { deployCommand } from './commands/deploy.ts';
 import { moveCommand } from './commands/move.ts';
 import { statusCommand } from './commands/status.ts';
 import { print, type CliContext, type Output } from './context.ts';
-import { ControlClient } from './control-client.ts';
 
 export const DEFAULT_CONTROL = 'http://127.0.0.1:4523';
 
@@ -51,11 +51,10 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   try {
     return await dispatch(argv, io);
   } catch (err) {
-    const error = toDroverError(err);
+    const error = isDroverError(err, 'DROVER_CONTROL_UNREACHABLE') ? unreachable(err) : toDroverError(err);
     const code = isDroverError(err) ? exitCodeOf(error) : 1;
     print(io.stderr, `drover: ${error.message}`);
-    const errors = error.detail.errors;
-    if (Array.isArray(errors)) for (const line of errors) print(io.stderr, `  - ${String(line)}`);
+    for (const line of namedPaths(error)) print(io.stderr, `  - ${line}`);
     if (typeof error.detail.usage === 'string') print(io.stderr, `usage: ${error.detail.usage}`);
     if (!isDroverError(err)) print(io.stderr, '(an unexpected error; please report it)');
     return code;
@@ -97,11 +96,39 @@ async function dispatch(argv: string[], io: CliIo): Promise<number> {
     stdout: io.stdout,
     stderr: io.stderr,
     cwd: io.cwd,
-    control: new ControlClient(control),
+    control: new ApiClient({ baseUrl: control }),
     json: values.json === true,
     sleep: io.sleep,
   };
   return command.run(ctx, values, parsed.positionals);
+}
+
+/**
+ * The paths an error answer named: Flocker's `errors` (strings), and the further problems of
+ * a refused deploy file (`detail.issues`: `{ key, message }`).
+ */
+function namedPaths(error: DroverError): string[] {
+  const lines: string[] = [];
+  for (const list of [error.detail.errors, error.detail.issues]) {
+    if (!Array.isArray(list)) continue;
+    for (const item of list) {
+      if (typeof item === 'string') lines.push(item);
+      else if (item !== null && typeof item === 'object') {
+        const { key, path, message } = item as { key?: unknown; path?: unknown; message?: unknown };
+        const where = typeof key === 'string' ? key : Array.isArray(path) ? path.join('.') : typeof path === 'string' ? path : '';
+        lines.push(where === '' ? String(message) : `${where}: ${String(message)}`);
+      }
+    }
+  }
+  return lines;
+}
+
+/** "Cannot reach" said once, with the low-level reason and what to set. */
+function unreachable(err: DroverError): DroverError {
+  const inner = (err.cause as { name?: string; cause?: { code?: string; message?: string } } | undefined) ?? {};
+  const why = inner.name === 'TimeoutError' ? 'no answer in time' : (inner.cause?.code ?? inner.cause?.message ?? inner.name ?? 'no answer');
+  const base = /control service at (\S+) /.exec(err.message)?.[1] ?? 'its address';
+  return new DroverError('DROVER_CONTROL_UNREACHABLE', `cannot reach the control service at ${base} (${why}); set --control or DROVER_CONTROL`, { cause: err });
 }
 
 /** The index of the command word, skipping global flags (and `--control`'s value) before it. */

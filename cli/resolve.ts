@@ -1,13 +1,13 @@
 import type { Dataset } from '#common/model.ts';
 import { DroverError } from '#common/errors.ts';
-import type { StateNode } from './control-client.ts';
+import type { NodeStateAnswer as StateNode } from '#common/api.ts';
 
 /**
  * Finds a node the way an operator names it: its uuid, a unique uuid prefix (as `drover
  * status` prints it), its address, or its `name` label.
  */
-export function resolveNode(nodes: readonly (StateNode & { labels?: Record<string, string> })[], ref: string): StateNode {
-  const exact = nodes.find((n) => n.uuid === ref || n.host === ref || n.labels?.name === ref);
+export function resolveNode(nodes: readonly StateNode[], ref: string): StateNode {
+  const exact = nodes.find((n) => n.uuid === ref || n.host === ref || n.labels.name === ref);
   if (exact !== undefined) return exact;
   const prefixed = ref.length >= 4 ? nodes.filter((n) => n.uuid.startsWith(ref)) : [];
   if (prefixed.length === 1) return prefixed[0]!;

@@ -32,7 +32,7 @@ export const datasetsCommand: Command = {
         return create(ctx, args[0]!, values);
       case 'delete': {
         expect(1, 'a dataset');
-        const dataset = resolveDataset(await ctx.control.configDatasets(), args[0]!);
+        const dataset = resolveDataset(await datasetsOf(ctx), args[0]!);
         const answer = await ctx.control.deleteDataset(dataset.dataset_id);
         if (ctx.json) printJson(ctx.stdout, answer);
         else print(ctx.stdout, `deleted dataset ${answer.dataset_id}${answer.metadata.name ? ` (${answer.metadata.name})` : ''}`);
@@ -40,7 +40,7 @@ export const datasetsCommand: Command = {
       }
       case 'move': {
         expect(2, 'a dataset and a node');
-        const [datasets, nodes] = await Promise.all([ctx.control.configDatasets(), ctx.control.stateNodes()]);
+        const [datasets, nodes] = await Promise.all([datasetsOf(ctx), ctx.control.nodes()]);
         const dataset = resolveDataset(datasets, args[0]!);
         const node = resolveNode(nodes, args[1]!);
         const answer = await ctx.control.moveDataset(dataset.dataset_id, node.uuid);
@@ -57,8 +57,12 @@ export const datasetsCommand: Command = {
   },
 };
 
+async function datasetsOf(ctx: CliContext) {
+  return (await ctx.control.datasets()).datasets;
+}
+
 async function list(ctx: CliContext): Promise<number> {
-  const [datasets, state, nodes] = await Promise.all([ctx.control.configDatasets(), ctx.control.stateDatasets(), ctx.control.stateNodes()]);
+  const [datasets, state, nodes] = await Promise.all([datasetsOf(ctx), ctx.control.datasetStates(), ctx.control.nodes()]);
   if (ctx.json) {
     printJson(ctx.stdout, datasets.map((d) => ({ ...d, path: state.find((s) => s.dataset_id === d.dataset_id)?.path ?? null })));
     return 0;
@@ -82,7 +86,7 @@ async function create(ctx: CliContext, nodeRef: string, values: Values): Promise
     body.maximum_size = Math.ceil(size / 1024) * 1024;
   }
   if (typeof values.name === 'string') body.metadata = { name: values.name };
-  body.primary = resolveNode(await ctx.control.stateNodes(), nodeRef).uuid;
+  body.primary = resolveNode(await ctx.control.nodes(), nodeRef).uuid;
   const answer = await ctx.control.createDataset(body);
   if (ctx.json) printJson(ctx.stdout, answer);
   else print(ctx.stdout, `created dataset ${answer.dataset_id}${answer.metadata.name ? ` (${answer.metadata.name})` : ''}`);

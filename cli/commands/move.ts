@@ -1,4 +1,4 @@
-import { DroverError, isDroverError } from '#common/errors.ts';
+import { DroverError } from '#common/errors.ts';
 import { usageError } from '../cli-error.ts';
 import type { Command } from '../command.ts';
 import { print, printJson } from '../context.ts';
@@ -23,15 +23,9 @@ export const moveCommand: Command = {
     const [app, nodeRef] = positionals as [string, string];
     const timeoutText = (values.timeout as string | undefined) ?? '3600';
     if (!/^\d+$/.test(timeoutText) || Number(timeoutText) < 1) throw usageError(`--timeout "${timeoutText}" is not a number of seconds`, USAGE);
-    const node = resolveNode(await ctx.control.stateNodes(), nodeRef);
-    let started;
-    try {
-      started = await ctx.control.startMigration(app, node.uuid);
-    } catch (err) {
-      // The control service answers 409 DROVER_NOTHING_TO_MOVE when the application is there already.
-      if (!isDroverError(err, 'DROVER_API') || err.detail.code !== 'DROVER_NOTHING_TO_MOVE') throw err;
-      started = null;
-    }
+    const node = resolveNode(await ctx.control.nodes(), nodeRef);
+    // `migration` is null when the application already runs there.
+    const { migration: started } = await ctx.control.moveApplication(app, node.uuid);
     if (started === null) {
       if (ctx.json) printJson(ctx.stdout, null);
       else print(ctx.stdout, `"${app}" is already on ${node.host}; nothing to move`);

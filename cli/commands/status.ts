@@ -19,14 +19,14 @@ export const statusCommand: Command = {
   options: {},
   async run(ctx, _values, positionals) {
     if (positionals.length > 0) throw usageError(`status takes no arguments, got "${positionals[0]}"`, USAGE);
-    const [stateNodes, configApps, appStatus, configDatasets, stateDatasets] = await Promise.all([
-      ctx.control.stateNodes(),
-      ctx.control.configContainers(),
+    const [stateNodes, { containers: configApps }, appStatus, { datasets: configDatasets }, stateDatasets] = await Promise.all([
+      ctx.control.nodes(),
+      ctx.control.containers(),
       ctx.control.applications(),
-      ctx.control.configDatasets(),
-      ctx.control.stateDatasets(),
+      ctx.control.datasets(),
+      ctx.control.datasetStates(),
     ]);
-    const nodes = stateNodes.map((n) => ({ uuid: n.uuid, host: n.host, state: n.state ?? 'known', labels: n.labels ?? {} }));
+    const nodes = stateNodes.map((n) => ({ uuid: n.uuid, host: n.host, state: n.state, labels: n.labels }));
     const referenced = [...configApps.map((a) => a.node_uuid), ...configDatasets.map((d) => d.primary)];
     for (const uuid of referenced) {
       if (uuid !== undefined && uuid !== UNPLACED_PRIMARY && !nodes.some((n) => n.uuid === uuid)) nodes.push({ uuid, host: '', state: 'unknown', labels: {} });

@@ -44,7 +44,7 @@ export async function startStandIn(): Promise<StandIn> {
     requests: [],
   };
   const server: Server = createServer((req, res) => {
-    void handle(state, req, res).catch((err: unknown) => send(res, 500, { message: String(err) }));
+    void handle(state, req, res).catch((err: unknown) => send(res, 500, { description: String(err) }));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -121,10 +121,12 @@ async function handle(s: Omit<StandIn, 'url' | 'close'>, req: IncomingMessage, r
     d.primary = (body as { primary: string }).primary;
     return send(res, 200, { ...d, migration: null });
   }
-  if (route === 'POST /v1/drover/migrations') {
-    const b = body as { application: string; to: string };
+  const move = /^\/v1\/drover\/applications\/([^/]+)\/move$/.exec(path);
+  if (move && req.method === 'POST') {
+    const b = { application: decodeURIComponent(move[1]!), to: (body as { node_uuid: string }).node_uuid };
     const app = s.desired.applications.find((a) => a.name === b.application);
-    if (app === undefined) return send(res, 404, { code: 'DROVER_APPLICATION_NOT_FOUND', message: `no application "${b.application}"` });
+    if (app === undefined) return send(res, 404, { description: `No application "${b.application}".`, code: 'DROVER_APPLICATION_NOT_FOUND' });
+    if (app.node_uuid === b.to) return send(res, 200, { application: app, migration: null });
     const m: Migration = {
       id: randomUUID(),
       application: app.name,
@@ -145,19 +147,19 @@ async function handle(s: Omit<StandIn, 'url' | 'close'>, req: IncomingMessage, r
     };
     s.migrations.set(m.id, m);
     steps.set(m.id, 0);
-    return send(res, 201, m);
+    return send(res, 202, { application: app, migration: m });
   }
   const mig = /^\/v1\/drover\/migrations\/([^/]+)$/.exec(path);
   if (mig && req.method === 'GET') {
     const m = s.migrations.get(mig[1]!);
-    if (m === undefined) return send(res, 404, { message: 'no such migration' });
+    if (m === undefined) return send(res, 404, { description: 'Migration not found.', code: 'DROVER_MIGRATION_NOT_FOUND' });
     const at = steps.get(m.id) ?? 0;
     const step = s.script[at];
     if (step !== undefined) Object.assign(m, step);
     steps.set(m.id, at + 1);
     return send(res, 200, m);
   }
-  send(res, 404, { message: `no route ${route}` });
+  send(res, 404, { description: `No endpoint ${route}.`, code: 'DROVER_NOT_FOUND' });
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {

@@ -96,7 +96,8 @@ export class HttpControl implements ControlPlane {
     const answer = await this.call('POST', path, { dataset_id: datasetId, node_uuid: nodeUuid, expires: null });
     if (answer.status === 200 || answer.status === 201) return answer.body as LeaseInfo;
     if (answer.status === 409) {
-      const holder = (await this.listLeases()).find((l) => l.dataset_id === datasetId)?.node_uuid ?? null;
+      const detail = (answer.body as { detail?: { node_uuid?: unknown } } | null)?.detail;
+      const holder = typeof detail?.node_uuid === 'string' ? detail.node_uuid : ((await this.listLeases()).find((l) => l.dataset_id === datasetId)?.node_uuid ?? null);
       throw new DroverError('DROVER_LEASE_HELD', `dataset ${datasetId} is leased to node ${holder ?? '(unknown)'}`, {
         detail: { dataset_id: datasetId, node_uuid: holder },
       });

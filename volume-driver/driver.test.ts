@@ -93,10 +93,13 @@ describe('VolumeDriver', () => {
     expect(control.leases).toEqual([{ dataset_id: control.datasets[0]!.dataset_id, node_uuid: ME, expires: null }]);
     expect(await driver.mount('v1', 'A')).toBe(path); // docker cp while the container runs
     await driver.unmount('v1', 'A');
+    await driver.settle();
     expect(control.leases).toHaveLength(1);
     await driver.unmount('v1', 'A');
+    await driver.settle();
     expect(control.leases).toEqual([]);
     expect(mountCount(store.current, 'v1')).toBe(0);
+    expect(store.current.pending_releases).toEqual([]);
   });
 
   it('answers a Mount of a volume already mounted here without asking the control service', async () => {
@@ -113,6 +116,40 @@ describe('VolumeDriver', () => {
     expect(control.calls).toEqual(before);
   });
 
+  it('mounts a volume already here with one round trip: the lease and a fresh view at once', async () => {
+    const { driver, control } = await setup();
+    await driver.create('v1', null);
+    await driver.get('v1');
+    const before = { ...control.calls };
+    await driver.mount('v1', 'A');
+    const made = Object.fromEntries(Object.entries(control.calls).map(([k, n]) => [k, n - (before[k] ?? 0)]).filter(([, n]) => n !== 0));
+    expect(made).toEqual({ acquireLease: 1, listDatasets: 1, datasetStates: 1 });
+  });
+
+  it('keeps the lease when a Mount follows the last Unmount at once', async () => {
+    const { driver, control } = await setup();
+    await driver.create('v1', null);
+    await driver.mount('v1', 'A');
+    await driver.unmount('v1', 'A');
+    await driver.mount('v1', 'B');
+    await driver.settle();
+    expect(control.leases.map((l) => l.node_uuid)).toEqual([ME]);
+  });
+
+  it('writes the release with the last Unmount, so a plugin killed before releasing releases at start', async () => {
+    const first = await setup();
+    await first.driver.create('v1', null);
+    await first.driver.mount('v1', 'A');
+    first.control.unreachable = true; // the release cannot happen: as if killed right after answering
+    await first.driver.unmount('v1', 'A');
+    await first.driver.settle();
+    first.control.unreachable = false;
+    const restarted = await setup({ stateDir: first.stateDir, control: first.control });
+    expect(first.control.leases).toHaveLength(1);
+    await restarted.driver.reconcile();
+    expect(first.control.leases).toEqual([]);
+  });
+
   it('treats an Unmount it never mounted as a success, and a duplicate Unmount as a no-op', async () => {
     const { driver, control } = await setup();
     await driver.create('v1', null);
@@ -122,6 +159,7 @@ describe('VolumeDriver', () => {
     await driver.mount('v1', 'B');
     await driver.unmount('v1', 'A');
     await driver.unmount('v1', 'A');
+    await driver.settle();
     expect(control.leases).toHaveLength(1);
   });
 
@@ -133,6 +171,7 @@ describe('VolumeDriver', () => {
     await restarted.driver.reconcile();
     expect(first.control.leases).toHaveLength(1);
     await restarted.driver.unmount('v1', 'A');
+    await restarted.driver.settle();
     expect(first.control.leases).toEqual([]);
   });
 
@@ -142,7 +181,8 @@ describe('VolumeDriver', () => {
     await driver.mount('v1', 'A');
     control.unreachable = true;
     await driver.unmount('v1', 'A');
-    expect(store.current.pending_releases).toHaveLength(1);
+    await driver.settle();
+    expect(store.current.pending_releases).toEqual([{ dataset_id: control.datasets[0]!.dataset_id, name: 'v1' }]);
     control.unreachable = false;
     await driver.reconcile();
     expect(control.leases).toEqual([]);
@@ -155,6 +195,7 @@ describe('VolumeDriver', () => {
     await driver.mount('v1', 'A');
     expect(await errorOf(driver.remove('v1'))).toBe('volume "v1" is in use on this node (1 mount by containers)');
     await driver.unmount('v1', 'A');
+    await driver.settle();
     await control.acquireLease(control.datasets[0]!.dataset_id, OTHER);
     expect(await errorOf(driver.remove('v1'))).toBe(
       'volume "v1" is in use on node 127.0.0.12 (22222222) (it holds the volume\'s lease); stop the containers using it there first',

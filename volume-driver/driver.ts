@@ -12,11 +12,13 @@
  */
 import { DroverError, isDroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
+import { sleep } from '#common/sleep.ts';
 import { arrive, localPath } from './arrive.ts';
 import { Catalog, type View } from './catalog.ts';
 import { findByName, type ControlPlane, type DatasetConfig, type NodeInfo } from './control.ts';
 import { describeInUse, nodeName } from './describe.ts';
 import { KeyedLock } from './keyed-lock.ts';
+import { LeaseKeeper } from './lease-keeper.ts';
 import type { MountStore } from './mount-store.ts';
 import { addMount, addPendingRelease, dropPendingRelease, mountCount, removeMount } from './mounts.ts';
 import { parseCreateOptions } from './options.ts';
@@ -46,12 +48,14 @@ const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/;
 export class VolumeDriver {
   readonly catalog: Catalog;
   private readonly lock = new KeyedLock();
+  private readonly leases: LeaseKeeper;
   private readonly stopping = new AbortController();
   private readonly o: Required<Omit<DriverOptions, 'catalogTtlMs'>>;
 
   constructor(options: DriverOptions) {
     this.o = { clock: Date.now, mountTimeoutMs: 90_000, pollMs: 250, ...options };
     this.catalog = new Catalog({ control: options.control, log: options.log, clock: this.o.clock, ttlMs: options.catalogTtlMs ?? 2_000 });
+    this.leases = new LeaseKeeper({ control: options.control, store: options.store, catalog: this.catalog, lock: this.lock, me: options.nodeUuid, log: options.log });
   }
 
   /** Ends waiting Mounts with an Err; called when the plugin stops. */
@@ -113,35 +117,67 @@ export class VolumeDriver {
         await this.persist((s) => addMount(s, name, id, mounted).state, (s) => removeMount(s, name, id).state);
         return mounted.path;
       }
-      const { dataset, path } = await arrive(name, {
-        control: this.o.control,
-        catalog: this.catalog,
-        log: this.o.log,
-        me: this.o.nodeUuid,
-        clock: this.o.clock,
-        timeoutMs: this.o.mountTimeoutMs,
-        pollMs: this.o.pollMs,
-        signal: this.stopping.signal,
-      });
-      await this.takeLease(name, dataset);
+      const { dataset_id, path } = (await this.leaseIfHere(name)) ?? (await this.bringHere(name));
       try {
-        await this.persist((s) => addMount(s, name, id, { dataset_id: dataset.dataset_id, path }).state, (s) => removeMount(s, name, id).state);
+        await this.persist((s) => addMount(s, name, id, { dataset_id, path }).state, (s) => removeMount(s, name, id).state);
       } catch (err) {
-        await this.o.control.releaseLease(dataset.dataset_id).catch(() => undefined);
+        await this.o.control.releaseLease(dataset_id).catch(() => undefined);
         throw err;
       }
-      this.o.log.info({ volume: name, datasetId: dataset.dataset_id, path }, 'volume mounted');
+      this.o.log.info({ volume: name, datasetId: dataset_id, path }, 'volume mounted');
       return path;
     });
   }
 
-  /** Takes one mount of (name, id) away; the last releases the lease. Unknown pairs are a no-op. */
+  /**
+   * The common case, in one round trip: a volume this node knows, already here. Takes the
+   * lease and reads a fresh view at once; null (lease given back) when the view says the
+   * volume is not writable here after all.
+   */
+  private async leaseIfHere(name: string): Promise<{ dataset_id: string; path: string } | null> {
+    const known = findByName(this.catalog.last?.datasets ?? [], name);
+    if (!known) return null;
+    const [leased, viewed] = await Promise.allSettled([this.leases.take(name, known.dataset_id), this.catalog.fresh()]);
+    if (leased.status === 'rejected' && isDroverError(leased.reason, 'DROVER_VOLUME_IN_USE')) throw leased.reason;
+    if (leased.status === 'fulfilled' && viewed.status === 'fulfilled') {
+      const dataset = findByName(viewed.value.datasets, name);
+      const path = dataset?.dataset_id === known.dataset_id && dataset.primary === this.o.nodeUuid ? localPath(viewed.value, known.dataset_id, this.o.nodeUuid) : null;
+      if (path !== null) return { dataset_id: known.dataset_id, path };
+    }
+    if (leased.status === 'fulfilled') await this.o.control.releaseLease(known.dataset_id).catch(() => undefined);
+    return null;
+  }
+
+  /** The careful way: move the volume here if needed (arrive.ts), then take the lease. */
+  private async bringHere(name: string): Promise<{ dataset_id: string; path: string }> {
+    const { dataset, path } = await arrive(name, {
+      control: this.o.control,
+      catalog: this.catalog,
+      log: this.o.log,
+      me: this.o.nodeUuid,
+      clock: this.o.clock,
+      timeoutMs: this.o.mountTimeoutMs,
+      pollMs: this.o.pollMs,
+      signal: this.stopping.signal,
+    });
+    await this.leases.take(name, dataset.dataset_id);
+    return { dataset_id: dataset.dataset_id, path };
+  }
+
+  /**
+   * Takes one mount of (name, id) away. Unknown pairs are a no-op. The last one writes the
+   * lease's pending release with the count, answers, and releases right after (lease-keeper.ts).
+   */
   async unmount(name: string, id: string): Promise<void> {
     await this.lock.run(name, async () => {
       const { removed, last, volume } = removeMount(this.o.store.current, name, id);
       if (!removed || !volume) return;
-      await this.o.store.update((s) => removeMount(s, name, id).state);
-      if (last) await this.release(volume.dataset_id);
+      const pending = { dataset_id: volume.dataset_id, name };
+      await this.o.store.update((s) => {
+        const after = removeMount(s, name, id).state;
+        return last ? addPendingRelease(after, pending) : after;
+      });
+      if (last) this.leases.releaseSoon(name, volume.dataset_id);
     });
   }
 
@@ -159,53 +195,26 @@ export class VolumeDriver {
       if (lease && lease.node_uuid !== this.o.nodeUuid) {
         throw new DroverError('DROVER_VOLUME_IN_USE', describeInUse(name, lease.node_uuid, await this.catalog.nodes(), this.o.nodeUuid), { detail: { node_uuid: lease.node_uuid } });
       }
-      // Our own lease with no mounts left here is one whose release failed earlier.
-      if (lease) await this.release(dataset.dataset_id);
+      // Our own lease with no mounts left here is one whose release has not happened yet.
+      if (lease) {
+        await this.o.control.releaseLease(dataset.dataset_id);
+        await this.o.store.update((s) => dropPendingRelease(s, dataset.dataset_id));
+      }
       await this.o.control.deleteDataset(dataset.dataset_id);
       this.catalog.invalidate();
       this.o.log.info({ volume: name, datasetId: dataset.dataset_id }, 'volume removed');
     });
   }
 
-  /**
-   * Start-up and timer work: re-takes the leases of volumes still mounted here (the counts
-   * came from disk) and retries lease releases that failed. Never throws.
-   */
-  async reconcile(): Promise<void> {
-    const state = this.o.store.current;
-    for (const [name, volume] of Object.entries(state.volumes)) {
-      await this.o.control.acquireLease(volume.dataset_id, this.o.nodeUuid).catch((err) => {
-        this.o.log.error({ err, volume: name, datasetId: volume.dataset_id }, 'lease of a mounted volume could not be taken');
-      });
-    }
-    for (const datasetId of state.pending_releases) {
-      const stillMounted = Object.values(this.o.store.current.volumes).some((v) => v.dataset_id === datasetId);
-      if (stillMounted) await this.o.store.update((s) => dropPendingRelease(s, datasetId)).catch(() => undefined);
-      else await this.release(datasetId);
-    }
+  /** Start-up and timer work (lease-keeper.ts `reconcile`). Never throws. */
+  reconcile(): Promise<void> {
+    return this.leases.reconcile();
   }
 
-  private async takeLease(name: string, dataset: DatasetConfig): Promise<void> {
-    try {
-      await this.o.control.acquireLease(dataset.dataset_id, this.o.nodeUuid);
-    } catch (err) {
-      if (isDroverError(err, 'DROVER_LEASE_HELD')) {
-        const holder = String(err.detail.node_uuid ?? 'another node');
-        throw new DroverError('DROVER_VOLUME_IN_USE', describeInUse(name, holder, await this.catalog.nodes(), this.o.nodeUuid), { cause: err });
-      }
-      throw err;
-    }
-  }
-
-  /** Releases a lease; on failure remembers it for `reconcile`, and still succeeds. */
-  private async release(datasetId: string): Promise<void> {
-    try {
-      await this.o.control.releaseLease(datasetId);
-      if (this.o.store.current.pending_releases.includes(datasetId)) await this.o.store.update((s) => dropPendingRelease(s, datasetId));
-    } catch (err) {
-      this.o.log.warn({ err, datasetId }, 'lease release failed; will retry');
-      await this.o.store.update((s) => addPendingRelease(s, datasetId)).catch(() => undefined);
-    }
+  /** Resolves once no call is in flight or queued (lease releases included), or after `timeoutMs`. */
+  async settle(timeoutMs = 5_000): Promise<void> {
+    const deadline = this.o.clock() + timeoutMs;
+    while (this.lock.busy > 0 && this.o.clock() < deadline) await sleep(20);
   }
 
   /** Applies a change to the counts; when it cannot be written, undoes it in memory and fails. */

@@ -88,6 +88,7 @@ try {
     clearInterval(timer);
     driver.stop();
     await running.close();
+    await driver.settle(); // lease releases queued behind the last Unmounts
     log.info('plugin stopped');
     process.exit(0);
   };

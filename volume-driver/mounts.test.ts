@@ -56,8 +56,8 @@ describe('mount multiset', () => {
   });
 
   it('forgets a pending lease release when the volume is mounted again', () => {
-    const pending = addPendingRelease(emptyMountState(), 'd1');
-    expect(addPendingRelease(pending, 'd1').pending_releases).toEqual(['d1']);
+    const pending = addPendingRelease(emptyMountState(), { dataset_id: 'd1', name: 'v1' });
+    expect(addPendingRelease(pending, { dataset_id: 'd1', name: 'v1' }).pending_releases).toEqual([{ dataset_id: 'd1', name: 'v1' }]);
     expect(addMount(pending, 'v1', 'A', where).state.pending_releases).toEqual([]);
   });
 

@@ -22,8 +22,11 @@ export const MountState = z
   .object({
     version: z.literal(1),
     volumes: z.record(z.string(), VolumeMounts),
-    /** Datasets whose lease this node should release (a release that failed, retried later). */
-    pending_releases: z.array(z.string()).default([]),
+    /**
+     * Leases this node still has to release: written with the last Unmount (so a crash
+     * cannot forget one), dropped once the control service confirmed the release.
+     */
+    pending_releases: z.array(z.object({ dataset_id: z.string(), name: z.string() }).strict()).default([]),
   })
   .strict();
 export type MountState = z.infer<typeof MountState>;
@@ -51,7 +54,7 @@ export function addMount(
   const ids = { ...(first ? {} : before?.ids), [id]: ((first ? 0 : before?.ids[id]) ?? 0) + 1 };
   const volume: VolumeMounts = first ? { ...where, ids } : { ...before!, ids };
   return {
-    state: { ...state, volumes: { ...state.volumes, [name]: volume }, pending_releases: state.pending_releases.filter((d) => d !== where.dataset_id) },
+    state: { ...state, volumes: { ...state.volumes, [name]: volume }, pending_releases: state.pending_releases.filter((p) => p.dataset_id !== where.dataset_id) },
     first,
   };
 }
@@ -74,11 +77,14 @@ export function removeMount(state: MountState, name: string, id: string): { stat
   return { state: { ...state, volumes }, removed: true, last, volume };
 }
 
-export function addPendingRelease(state: MountState, datasetId: string): MountState {
-  if (state.pending_releases.includes(datasetId)) return state;
-  return { ...state, pending_releases: [...state.pending_releases, datasetId] };
+export type PendingRelease = MountState['pending_releases'][number];
+
+export function addPendingRelease(state: MountState, pending: PendingRelease): MountState {
+  if (state.pending_releases.some((p) => p.dataset_id === pending.dataset_id)) return state;
+  return { ...state, pending_releases: [...state.pending_releases, pending] };
 }
 
 export function dropPendingRelease(state: MountState, datasetId: string): MountState {
-  return { ...state, pending_releases: state.pending_releases.filter((d) => d !== datasetId) };
+  if (!state.pending_releases.some((p) => p.dataset_id === datasetId)) return state;
+  return { ...state, pending_releases: state.pending_releases.filter((p) => p.dataset_id !== datasetId) };
 }

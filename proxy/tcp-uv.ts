@@ -33,8 +33,8 @@ interface UvHandle {
   useUserBuffer(buf: Uint8Array): void;
   writeBuffer(req: UvReq, buf: Uint8Array): number;
   shutdown(req: UvReq): number;
-  close(cb: (this: UvHandle) => void): void;
-  reset(cb: (this: UvHandle) => void): number;
+  close(cb?: (this: UvHandle) => void): void;
+  reset(cb?: (this: UvHandle) => void): number;
 }
 interface UvReq {
   oncomplete: ((this: UvReq, status: number) => void) | null;
@@ -107,8 +107,7 @@ const CLOSED = 3;
 /** One direction of a relay: read `from`, write `to`. */
 class Direction {
   pending = 0; // bytes whose write has not completed
-  ended = false; // EOF read and the shutdown of `to` completed
-  req: UvReq | null = null; // reused while writes complete synchronously
+  ended = false; // EOF read and `to` shut down (or about to close)
   constructor(
     readonly conn: UvInbound,
     readonly from: UvHandle,
@@ -131,28 +130,49 @@ class UvEngine implements TcpEngine {
   readonly connecting = new Set<UvInbound>();
   private readonly freeBuffers: Buffer[] = [];
   private sweep: NodeJS.Timeout | null = null;
+  /**
+   * One write request for every write that completes synchronously (the common case): libuv
+   * keeps a request only when the write goes async, and then this one is replaced.
+   */
+  writeReq: UvReq;
 
   constructor(
     readonly uv: UvBinding,
     readonly bufferBytes: number,
     readonly backlog: number,
-  ) {}
+  ) {
+    this.writeReq = this.newWriteReq();
+  }
+
+  newWriteReq(): UvReq {
+    const req = this.uv.newWriteReq();
+    req.oncomplete = onWriteDone as UvReq['oncomplete'];
+    return req;
+  }
 
   async listen(host: string, port: number, onInbound: (conn: Inbound) => void): Promise<TcpListener> {
     const server = this.uv.newServer();
-    let err = server.bind(host, port);
-    if (err === 0) err = server.listen(this.backlog);
+    const err = server.bind(host, port);
     if (err !== 0) {
       server.close(noop);
-      const code = errName(err);
-      throw new DroverError('DROVER_LISTEN_FAILED', `cannot listen on ${host}:${port}: ${code}`, {
-        retryable: code === 'EADDRINUSE',
-        detail: { host, port, code },
-      });
+      throw listenFailed(host, port, err);
     }
+    return this.adopt(server, host, onInbound);
+  }
+
+  /**
+   * Listens on a handle that is bound already — here, or in another process that sent it
+   * (worker processes share one listening socket this way and the kernel spreads accepts).
+   */
+  adopt(server: UvHandle, host: string, onInbound: (conn: Inbound) => void): TcpListener {
+    const err = server.listen(this.backlog);
     const name: { port?: number } = {};
     server.getsockname(name);
-    const listener = new UvListener(this, server, host, name.port ?? port, onInbound);
+    if (err !== 0) {
+      server.close(noop);
+      throw listenFailed(host, name.port ?? 0, err);
+    }
+    const listener = new UvListener(this, server, host, name.port ?? 0, onInbound);
     server.owner = listener;
     server.onconnection = onConnection;
     this.listeners.add(listener);
@@ -167,7 +187,7 @@ class UvEngine implements TcpEngine {
   async destroyAll(): Promise<void> {
     await Promise.all([...this.listeners].map((l) => l.close()));
     for (const conn of [...this.live]) conn.destroy();
-    // Close callbacks run on the next loop turn; wait for them so counts read zero after.
+    // Descriptors close synchronously; let libuv finish the handles before the caller counts fds.
     for (let i = 0; i < 100 && (this.c.inbound > 0 || this.c.outbound > 0); i++) await new Promise((r) => setImmediate(r));
   }
 
@@ -223,6 +243,14 @@ class UvListener implements TcpListener {
 }
 
 function noop(): void {}
+
+function listenFailed(host: string, port: number, status: number): DroverError {
+  const code = errName(status);
+  return new DroverError('DROVER_LISTEN_FAILED', `cannot listen on ${host}:${port}: ${code}`, {
+    retryable: code === 'EADDRINUSE',
+    detail: { host, port, code },
+  });
+}
 
 function onConnection(this: UvHandle, status: number, client: UvHandle | undefined): void {
   const listener = this.owner as UvListener;
@@ -333,7 +361,11 @@ class UvInbound implements Inbound {
     if (this.upstream !== null) closeHandle(this.upstream, reset);
   }
 
-  /** A handle of this relay finished closing. */
+  /**
+   * A handle of this relay is closing. libuv closes a TCP handle's descriptor synchronously in
+   * uv_close and stops reading into our buffer, so the accounting happens here and not in a
+   * close callback (one JS callback less per handle).
+   */
   handleClosed(handle: UvHandle): void {
     const { engine } = this;
     if (handle === this.client) {
@@ -355,11 +387,8 @@ class UvInbound implements Inbound {
 function closeHandle(handle: UvHandle, reset = false): void {
   handle.onread = noop; // must stay a function: Node asserts on anything else
   // reset fails (EINVAL) while a shutdown is pending; a plain close is what is left then.
-  if (!reset || handle.reset(onHandleClosed) !== 0) handle.close(onHandleClosed);
-}
-
-function onHandleClosed(this: UvHandle): void {
-  (this.owner as UvInbound).handleClosed(this);
+  if (!reset || handle.reset() !== 0) handle.close();
+  (handle.owner as UvInbound).handleClosed(handle);
 }
 
 function afterConnect(this: UvReq, status: number): void {
@@ -392,30 +421,32 @@ function onRead(this: UvHandle): void {
   const n = uv.state[uv.kReadBytesOrError]!;
   if (conn.state === CLOSED) return;
   if (n > 0) {
-    let req = d.req;
-    if (req === null) {
-      req = uv.newWriteReq();
-      req.handle = d.to;
-      req.owner = d;
-      req.oncomplete = onWriteDone as UvReq['oncomplete'];
-      d.req = req;
-    }
+    const engine = conn.engine;
+    const req = engine.writeReq;
+    req.owner = d;
     const err = d.to.writeBuffer(req, n === d.buf.length ? d.buf : d.buf.subarray(0, n));
     if (err !== 0) return relayFailed(conn);
     if (uv.state[uv.kLastWriteWasAsync] !== 0) {
       // The kernel took part of it; libuv holds the rest in our buffer. Stop reading until
       // it is written: this is the backpressure, and what keeps the buffer ours.
+      engine.writeReq = engine.newWriteReq();
       d.pending = n;
-      conn.engine.c.bufferedBytes += n;
-      d.req = null;
+      engine.c.bufferedBytes += n;
       d.from.readStop();
     }
     return;
   }
   if (n === 0) return;
   if (n !== UV_EOF) return relayFailed(conn);
-  // EOF: half-close the other side once its pending writes are out (uv_shutdown waits).
   d.from.readStop();
+  const other = d === conn.up ? conn.down : conn.up;
+  if (other?.ended) {
+    // Both sides have sent FIN and everything read was written: close both now. The kernel
+    // still delivers what sits in the send buffers, then its own FIN.
+    d.ended = true;
+    return conn.destroy();
+  }
+  // Half-close: shut the other side down once its pending writes are out (uv_shutdown waits).
   const sreq = uv.newShutdownReq();
   sreq.handle = d.to;
   sreq.owner = d;

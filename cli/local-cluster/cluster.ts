@@ -19,6 +19,7 @@ import {
 } from './layout.ts';
 import { nodeDown, nodeUp } from './node.ts';
 import { listPools } from './pool.ts';
+import { stopServices } from './services.ts';
 import { readClusterState, writeClusterState } from './state.ts';
 import type { LocalCluster, LocalClusterOptions } from './types.ts';
 
@@ -101,6 +102,8 @@ export async function clusterDown(name: string, root?: string, log: Logger = sil
   validateClusterName(name);
   const dir = root ?? defaultRoot(name);
   validateRoot(dir);
+  // drover's own processes first (plugins remove their sockets while dockerd still runs).
+  await stopServices(dir, log);
   const recorded = await readClusterState(dir).catch(() => null);
   const addresses = new Map(recorded?.nodes.map((node) => [node.index, node.address]) ?? []);
   const indices = new Set<number>(addresses.keys());

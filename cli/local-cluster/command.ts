@@ -1,10 +1,15 @@
 import { parseArgs } from 'node:util';
 import { isDroverError } from '#common/errors.ts';
 import { createLogger } from '#common/log.ts';
-import { clusterDown, clusterUp, readCluster } from './cluster.ts';
+import { clusterDown, readCluster } from './cluster.ts';
 import { ensureImageArchive, IMAGE_CACHE, imageTag } from './images.ts';
 import { canConnect, pingDocker } from './readiness.ts';
+import { servicesReport } from './services.ts';
+import { clusterUpWithServices } from './services-up.ts';
 import type { LocalCluster, LocalImage } from './types.ts';
+
+/** The CLI's default --control: the control service of the cluster `demo`. */
+const DEFAULT_CONTROL = 'http://127.0.0.1:4523';
 
 const USAGE = `usage: drover cluster up [--nodes N] [--name NAME] [--subnet S] [--images busybox,redis]
        drover cluster down [--name NAME]
@@ -12,7 +17,11 @@ const USAGE = `usage: drover cluster up [--nodes N] [--name NAME] [--subnet S] [
        drover cluster images [--images busybox,redis]
 
 A local cluster plays a whole drover cluster on this machine (root needed): node i gets
-the address 127.0.S.(10+i), a zfs-fuse pool, an sshd and a dockerd. NAME defaults to demo.
+the address 127.0.S.(10+i), a zfs-fuse pool, an sshd and a dockerd, and drover's own
+processes: a control service (127.0.0.1:4523 for demo, else 127.0.S.11:4523) and per
+node an agent, a proxy and a volume plugin. NAME defaults to demo. 'up' keeps a running
+cluster of that name and size; 'status' exits 1 unless every process runs and every node
+is known; 'down' removes everything.
 'images' builds the local images once (offline) into ${IMAGE_CACHE}.`;
 
 function print(text: string): void {
@@ -70,7 +79,7 @@ export async function runClusterCommand(argv: string[]): Promise<number> {
   try {
     switch (verb) {
       case 'up': {
-        const cluster = await clusterUp({
+        const { cluster, controlUrl, reused } = await clusterUpWithServices({
           name: values.name,
           nodes: Number(values.nodes),
           subnet: Number(values.subnet),
@@ -78,7 +87,10 @@ export async function runClusterCommand(argv: string[]): Promise<number> {
           // The node table is the output; the log says only what went wrong.
           log: createLogger('drover-cluster', { level: process.env.DROVER_LOG_LEVEL ?? 'warn' }),
         });
+        if (reused) print(`cluster ${cluster.name} was already up; started only what was not running`);
         print(await nodeTable(cluster));
+        print((await servicesReport(cluster)).text);
+        if (controlUrl !== DEFAULT_CONTROL) print(`drover talks to this cluster with --control ${controlUrl} (or DROVER_CONTROL=${controlUrl})`);
         return 0;
       }
       case 'down':
@@ -97,7 +109,9 @@ export async function runClusterCommand(argv: string[]): Promise<number> {
           return 1;
         }
         print(await nodeTable(cluster));
-        return 0;
+        const services = await servicesReport(cluster);
+        print(services.text);
+        return services.ok ? 0 : 1;
       }
       default:
         process.stderr.write(`unknown command 'cluster ${verb}'\n${USAGE}\n`);

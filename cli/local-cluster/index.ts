@@ -5,3 +5,6 @@
 export { claimedSubnets, clusterDown, clusterUp, readCluster } from './cluster.ts';
 export { imageArchive, imageTag, ensureImageArchive } from './images.ts';
 export type { LocalCluster, LocalClusterOptions, LocalImage, LocalNode, LocalNodeSsh } from './types.ts';
+export { knownNodes, servicesReport, servicesStatus, startServices, stopServices } from './services.ts';
+export { controlUrl } from './services-render.ts';
+export { clusterUpWithServices } from './services-up.ts';

@@ -1,0 +1,72 @@
+import { parse } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { controlUrl, renderAgentConfig, renderProxyConfig, serviceSpecs } from './services-render.ts';
+import type { LocalCluster, LocalNode } from './types.ts';
+
+function node(index: number, subnet: number, cluster: string): LocalNode {
+  const address = `127.0.${subnet}.${10 + index}`;
+  return {
+    index,
+    name: `n${index}`,
+    uuid: `6cb3c9c7-c26e-49f5-b41b-692e3e7d1f0${index}`,
+    address,
+    pool: `drover-${cluster}-n${index}`,
+    stateDir: `/var/lib/drover/clusters/${cluster}/n${index}`,
+    dockerSocket: `/run/drover/${cluster}/n${index}/docker.sock`,
+    dockerHost: `unix:///run/drover/${cluster}/n${index}/docker.sock`,
+    ssh: { host: address, port: 22, user: 'root', hostKeyFingerprint: `SHA256:${'A'.repeat(42)}${index}`, hostPublicKey: 'ssh-ed25519 AAAA' },
+    pluginName: cluster === 'demo' ? `drover-n${index}` : `drover-${cluster}-n${index}`,
+  };
+}
+
+function cluster(name: string, subnet: number, nodes: number): LocalCluster {
+  const root = `/var/lib/drover/clusters/${name}`;
+  return {
+    name,
+    root,
+    nodes: Array.from({ length: nodes }, (_, i) => node(i + 1, subnet, name)),
+    sshClientKey: { privateKeyPath: `${root}/ssh/agent_ed25519`, publicKey: 'ssh-ed25519 AAAA' },
+    ca: { certPath: `${root}/ca/ca.crt`, keyPath: `${root}/ca/ca.key` },
+  };
+}
+
+describe('drover services on a local cluster', () => {
+  it('puts the demo control service on the CLI default address and any other cluster on its node 1 address', () => {
+    expect(controlUrl(cluster('demo', 0, 3))).toBe('http://127.0.0.1:4523');
+    expect(controlUrl(cluster('t4', 4, 2))).toBe('http://127.0.4.11:4523');
+  });
+
+  it("renders each agent.yml from the harness's node: control, address, pool, dockerd, sshd endpoint and host key, state dir", () => {
+    const c = cluster('t4', 4, 2);
+    const yml = parse(renderAgentConfig(c, c.nodes[1]!)) as Record<string, unknown>;
+    expect(yml).toEqual({
+      control_url: 'http://127.0.4.11:4523',
+      state_dir: '/var/lib/drover/clusters/t4/services/n2/agent',
+      node_uuid_file: '/var/lib/drover/clusters/t4/n2/uuid',
+      address: '127.0.4.12',
+      pool: 'drover-t4-n2',
+      docker_socket: '/run/drover/t4/n2/docker.sock',
+      transport: 'ssh',
+      ssh: { port: 22, user: 'root', host_key_fingerprint: `SHA256:${'A'.repeat(42)}2`, private_key_file: '/var/lib/drover/clusters/t4/ssh/agent_ed25519' },
+      labels: { name: 'n2' },
+      poll_interval_ms: 1000,
+      stop_timeout_seconds: 10,
+    });
+  });
+
+  it("renders each proxy.yml listening on its node's address", () => {
+    const c = cluster('demo', 0, 3);
+    expect(parse(renderProxyConfig(c, c.nodes[2]!))).toEqual({ control: 'http://127.0.0.1:4523', node_uuid: c.nodes[2]!.uuid, listen_host: '127.0.0.13' });
+  });
+
+  it('keeps every file and every command line of the processes under <root>/services, where teardown looks for them', () => {
+    const c = cluster('demo', 0, 2);
+    const specs = serviceSpecs(c);
+    expect(specs.map((s) => s.name)).toEqual(['control', 'n1-agent', 'n1-proxy', 'n1-plugin', 'n2-agent', 'n2-proxy', 'n2-plugin']);
+    for (const spec of specs) {
+      expect(spec.args.some((arg) => arg.startsWith('/var/lib/drover/clusters/demo/services/'))).toBe(true);
+      expect([spec.pidFile, spec.logFile, ...Object.keys(spec.files)].every((p) => p.startsWith('/var/lib/drover/clusters/demo/services/'))).toBe(true);
+    }
+    expect(specs.find((s) => s.name === 'n2-plugin')!.args.slice(0, 2)).toEqual(['--name', 'drover-n2']);
+  });
+});

@@ -1,0 +1,248 @@
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync } from 'node:fs';
+import { lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { connect } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { DroverError } from '#common/errors.ts';
+import { silentLogger, type Logger } from '#common/log.ts';
+import { sleep } from '#common/sleep.ts';
+import { PLUGIN_SOCKET_DIR } from './layout.ts';
+import { isAlive, ownedPid, processesMentioning, terminate } from './processes.ts';
+import { tail } from './readiness.ts';
+import { SYSTEM_PATH } from './run.ts';
+import { controlUrl, SERVICE_KINDS, serviceSpecs, servicesDir, type ServiceKind, type ServiceSpec } from './services-render.ts';
+import { readClusterState } from './state.ts';
+import type { LocalCluster } from './types.ts';
+
+/**
+ * drover's own processes on a local cluster (DESIGN.md §7): one control service, and per
+ * node an agent, a proxy and a volume plugin — the real programs (`bin/drover-*.js`),
+ * detached from the command that started them, each with a pid file and a log under
+ * `<root>/services/` (services-render.ts has the layout).
+ *
+ * `startServices` is idempotent: it starts only what is not running. `stopServices` ends
+ * them plugins first (each removes its socket), then proxies, agents and the control
+ * service, by pid file and — for a run that crashed — by their paths on command lines.
+ */
+
+const REPO = resolve(import.meta.dirname, '../..');
+const READY_MS = { control: 30_000, agent: 120_000, proxy: 60_000, plugin: 30_000 } as const;
+
+export interface ServiceStatus {
+  name: string;
+  kind: ServiceKind;
+  node: number | null;
+  pid: number | null;
+  logFile: string;
+}
+
+export interface StartOptions {
+  log?: Logger;
+  /** pino level of the services' logs (default info, or $DROVER_SERVICES_LOG_LEVEL). */
+  logLevel?: string;
+}
+
+/** Which of the cluster's processes run now (pid null: not running). */
+export function servicesStatus(cluster: LocalCluster): ServiceStatus[] {
+  const needle = servicesDir(cluster.root) + '/';
+  return serviceSpecs(cluster).map((s) => ({ name: s.name, kind: s.kind, node: s.node, pid: ownedPid(s.pidFile, needle), logFile: s.logFile }));
+}
+
+/**
+ * Starts whatever of the cluster's processes is not running, in order (control; agents,
+ * until every node has reported; proxies, until each polls routes; plugins, until each
+ * socket answers). Resolves with the control service's URL. Throws
+ * DROVER_CLUSTER_DAEMON_FAILED, with the tail of the process's log, when one does not
+ * become ready.
+ */
+export async function startServices(cluster: LocalCluster, options: StartOptions = {}): Promise<string> {
+  const log = (options.log ?? silentLogger()).child({ cluster: cluster.name });
+  const dir = servicesDir(cluster.root);
+  await mkdir(dir, { recursive: true });
+  const url = controlUrl(cluster);
+  const specs = serviceSpecs(cluster);
+  const level = options.logLevel ?? process.env.DROVER_SERVICES_LOG_LEVEL ?? 'info';
+  const of = (kind: ServiceKind) => specs.filter((s) => s.kind === kind);
+
+  const control = of('control')[0]!;
+  if (ownedPid(control.pidFile, dir + '/') === null && (await httpOk(`${url}/v1/version`))) {
+    throw new DroverError('DROVER_CLUSTER_PORT_IN_USE', `something else answers on ${url} (the control service's address for cluster '${cluster.name}')`, {
+      detail: { url },
+    });
+  }
+  await startAll([control], dir, level, log, () => httpOk(`${url}/v1/version`));
+
+  const agents = of('agent');
+  await startAll(agents, dir, level, log, async () => (await knownNodes(url, cluster)) === cluster.nodes.length);
+  await startAll(of('proxy'), dir, level, log, async () => (await liveProxies(url, cluster)) === cluster.nodes.length);
+  const plugins = of('plugin');
+  await startAll(plugins, dir, level, log, async () => {
+    const answers = await Promise.all(cluster.nodes.map((n) => socketAnswers(join(PLUGIN_SOCKET_DIR, `${n.pluginName}.sock`))));
+    return answers.every(Boolean);
+  });
+  log.info({ url }, 'drover services up');
+  return url;
+}
+
+/**
+ * Stops every process of the cluster under `root`, plugins first, control last; then any
+ * process still naming `<root>/services/` (a crashed run's); then plugin sockets nothing
+ * answers on. Idempotent; does nothing when none of them runs.
+ */
+export async function stopServices(root: string, log: Logger = silentLogger()): Promise<void> {
+  const dir = servicesDir(root);
+  const needle = dir + '/';
+  const pidFiles = (await readdir(dir).catch(() => [] as string[])).filter((f) => f.endsWith('.pid'));
+  for (const kind of SERVICE_KINDS) {
+    const mine = pidFiles.filter((f) => f === `${kind}.pid` || f.endsWith(`-${kind}.pid`));
+    await Promise.all(
+      mine.map(async (file) => {
+        const pid = ownedPid(join(dir, file), needle);
+        if (pid !== null && !(await terminate(pid, 15_000))) log.warn({ pid, file }, 'service did not exit');
+        await rm(join(dir, file), { force: true });
+      }),
+    );
+  }
+  const strays = processesMentioning([needle]);
+  if (strays.length > 0) log.warn({ strays }, 'ending leftover drover processes');
+  await Promise.all(strays.map((pid) => terminate(pid, 5_000)));
+  const cluster = await readClusterState(root).catch(() => null);
+  for (const node of cluster?.nodes ?? []) await removeDeadSocket(join(PLUGIN_SOCKET_DIR, `${node.pluginName}.sock`));
+}
+
+/** Nodes of the cluster the control service lists as `known`; 0 when it does not answer. */
+export async function knownNodes(url: string, cluster: LocalCluster): Promise<number> {
+  const nodes = (await getJson(`${url}/v1/state/nodes`)) as Array<{ uuid: string; state: string }> | null;
+  if (!Array.isArray(nodes)) return 0;
+  return cluster.nodes.filter((n) => nodes.some((s) => s.uuid === n.uuid && s.state === 'known')).length;
+}
+
+/** The control service's view of each node: 'known', 'unknown', or null (not registered, or no answer). */
+export async function nodeStates(cluster: LocalCluster): Promise<Map<string, string | null>> {
+  const nodes = (await getJson(`${controlUrl(cluster)}/v1/state/nodes`)) as Array<{ uuid: string; state: string }> | null;
+  return new Map(cluster.nodes.map((n) => [n.uuid, (Array.isArray(nodes) ? nodes.find((s) => s.uuid === n.uuid)?.state : null) ?? null]));
+}
+
+async function liveProxies(url: string, cluster: LocalCluster): Promise<number> {
+  const acks = (await getJson(`${url}/v1/drover/routes/acks?version=0`)) as { proxies?: Array<{ node_uuid: string; live: boolean }> } | null;
+  return cluster.nodes.filter((n) => acks?.proxies?.some((p) => p.node_uuid === n.uuid && p.live)).length;
+}
+
+async function startAll(specs: ServiceSpec[], dir: string, level: string, log: Logger, ready: () => Promise<boolean>): Promise<void> {
+  const started: Array<{ spec: ServiceSpec; pid: number }> = [];
+  for (const spec of specs) {
+    if (ownedPid(spec.pidFile, dir + '/') !== null) continue;
+    for (const [path, content] of Object.entries(spec.files)) {
+      await mkdir(dirname(path), { recursive: true });
+      await writeFile(path, content);
+    }
+    const pid = spawnService(spec, level);
+    await writeFile(spec.pidFile, `${pid}\n`);
+    log.info({ service: spec.name, pid }, 'service started');
+    started.push({ spec, pid });
+  }
+  const kind = specs[0]?.kind;
+  if (kind === undefined) return;
+  const deadline = Date.now() + READY_MS[kind];
+  while (!(await ready())) {
+    const dead = started.find((s) => !isAlive(s.pid));
+    if (dead !== undefined || Date.now() > deadline) {
+      const which = dead ?? started[0] ?? { spec: specs[0]!, pid: -1 };
+      throw new DroverError(
+        'DROVER_CLUSTER_DAEMON_FAILED',
+        `${dead ? `${which.spec.name} exited` : `the ${kind}s did not become ready in ${READY_MS[kind] / 1000} s`}; log ${which.spec.logFile}:\n${await tail(which.spec.logFile)}`,
+        { detail: { service: which.spec.name, logFile: which.spec.logFile } },
+      );
+    }
+    await sleep(200);
+  }
+}
+
+/** Detached (its own session: it outlives `drover cluster up`), output appended to its log. */
+function spawnService(spec: ServiceSpec, level: string): number {
+  const fd = openSync(spec.logFile, 'a');
+  try {
+    const child = spawn(process.execPath, [join(REPO, spec.program), ...spec.args], {
+      cwd: REPO,
+      detached: true,
+      stdio: ['ignore', fd, fd],
+      env: { ...process.env, PATH: `${SYSTEM_PATH}:${process.env.PATH ?? ''}`, DROVER_LOG_LEVEL: level },
+    });
+    child.on('error', () => {
+      // reported by the readiness wait that follows every start
+    });
+    child.unref();
+    return child.pid ?? -1;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function removeDeadSocket(path: string): Promise<void> {
+  const stat = await lstat(path).catch(() => null);
+  if (stat?.isSocket() && !(await socketAnswers(path))) await rm(path, { force: true });
+}
+
+function socketAnswers(path: string, timeoutMs = 1_000): Promise<boolean> {
+  if (!existsSync(path)) return Promise.resolve(false);
+  return new Promise((done) => {
+    const socket = connect({ path });
+    const timer = setTimeout(() => finish(true), timeoutMs);
+    function finish(live: boolean): void {
+      clearTimeout(timer);
+      socket.destroy();
+      done(live);
+    }
+    socket.once('connect', () => finish(true));
+    socket.once('error', () => finish(false));
+  });
+}
+
+function getJson(url: string, timeoutMs = 3_000): Promise<unknown> {
+  return new Promise((done) => {
+    const req = request(url, { timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => {
+        try {
+          done(res.statusCode === 200 ? JSON.parse(body) : null);
+        } catch {
+          done(null);
+        }
+      });
+      res.on('error', () => done(null));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => done(null));
+    req.end();
+  });
+}
+
+async function httpOk(url: string): Promise<boolean> {
+  return (await getJson(url, 2_000)) !== null;
+}
+
+/**
+ * The processes and the control service's view of each node, as a table:
+ *   NODE  STATE  AGENT  PROXY  PLUGIN
+ * plus the control service's line. `ok` is true when every process runs and every node is known.
+ */
+export async function servicesReport(cluster: LocalCluster): Promise<{ text: string; ok: boolean }> {
+  const status = servicesStatus(cluster);
+  const states = await nodeStates(cluster);
+  const pid = (name: string): string => {
+    const s = status.find((x) => x.name === name);
+    return s?.pid != null ? `pid ${s.pid}` : 'DOWN';
+  };
+  const rows = [['NODE', 'STATE', 'AGENT', 'PROXY', 'PLUGIN']];
+  for (const node of cluster.nodes) {
+    rows.push([node.name, states.get(node.uuid) ?? 'not registered', pid(`${node.name}-agent`), pid(`${node.name}-proxy`), `${node.pluginName} ${pid(`${node.name}-plugin`)}`]);
+  }
+  const widths = rows[0]!.map((_, col) => Math.max(...rows.map((row) => row[col]!.length)));
+  const lines = rows.map((row) => row.map((cell, col) => cell.padEnd(widths[col]!)).join('  ').trimEnd());
+  lines.push(`control service ${controlUrl(cluster)}  ${pid('control')}  (data, logs and pid files in ${servicesDir(cluster.root)})`);
+  const ok = status.every((s) => s.pid !== null) && cluster.nodes.every((n) => states.get(n.uuid) === 'known');
+  return { text: lines.join('\n'), ok };
+}

@@ -40,6 +40,10 @@ export const NodeTransfer = z
         port: Port,
         user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/),
         host_key_fingerprint: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'must be an OpenSSH SHA256 fingerprint'),
+        /** The node's pool: a sender runs `zfs receive` into `<pool>/drover/<dataset_id>` there. */
+        pool: z.string().regex(/^[A-Za-z][A-Za-z0-9_.:-]{0,200}$/).optional(),
+        /** Where the node mounts drover datasets; absent: ZFS's default (inherited) mountpoints. */
+        mount_root: z.string().regex(/^\/[A-Za-z0-9_./:-]*$/).optional(),
       })
       .strict()
       .optional(),

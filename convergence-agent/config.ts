@@ -46,13 +46,41 @@ export const AgentConfig = z
         host_key_fingerprint: Fingerprint.optional(),
         /** An OpenSSH public key file (`ssh-ed25519 AAAA… comment`); its fingerprint is reported. */
         host_public_key_file: AbsolutePath.optional(),
+        /** This agent's key for sending migrations to other nodes' sshd (OpenSSH or PEM private key). */
+        private_key_file: AbsolutePath.optional(),
       })
       .strict()
       .refine((s) => s.host_key_fingerprint !== undefined || s.host_public_key_file !== undefined, {
         message: 'needs host_key_fingerprint or host_public_key_file',
       })
       .optional(),
-    tls: z.object({ port: Port }).strict().optional(),
+    tls: z
+      .object({
+        port: Port,
+        /** The cluster CA and this node's certificate and key (PEM): the transfer endpoint is served and used only with all three. */
+        ca_file: AbsolutePath.optional(),
+        cert_file: AbsolutePath.optional(),
+        key_file: AbsolutePath.optional(),
+      })
+      .strict()
+      .refine((t) => [t.ca_file, t.cert_file, t.key_file].every((f) => f === undefined) || [t.ca_file, t.cert_file, t.key_file].every((f) => f !== undefined), {
+        message: 'ca_file, cert_file and key_file go together',
+      })
+      .optional(),
+    /** Migration tuning (convergence-agent/migration/README.md); defaults suit most hosts. */
+    migration: z
+      .object({
+        /** A pre-copy round below this many bytes is small: cutover follows. */
+        small_round_bytes: z.number().int().min(0).optional(),
+        /** …or one that streamed for less than this. */
+        small_round_ms: z.number().int().min(0).optional(),
+        max_rounds: z.number().int().min(1).max(100).optional(),
+        max_pre_copy_seconds: z.number().int().min(1).optional(),
+        /** How long cutover waits for the proxies' acks of the hold. */
+        ack_wait_ms: z.number().int().min(0).max(60_000).optional(),
+      })
+      .strict()
+      .optional(),
     poll_interval_ms: z.number().int().min(100).max(600_000).default(3_000),
     /** Grace period of a container stop before docker kills it. */
     stop_timeout_seconds: z.number().int().min(0).max(600).default(10),

@@ -9,6 +9,7 @@ import type { Logger } from '#common/log.ts';
 import type { NodeProblem } from '#common/model.ts';
 import type { Clock } from './clock.ts';
 import type { ContainerRuntime } from './container-runtime.ts';
+import type { MigrationSteps } from './migration/jobs.ts';
 import { changeSubject, type Change } from './plan/types.ts';
 import type { RestartLedger } from './restart-ledger.ts';
 import type { DatasetStore } from './zfs/types.ts';
@@ -24,6 +25,10 @@ export interface ExecutorDeps {
   /** Changes run at the same time (they touch different subjects). */
   concurrency?: number;
   backoff?: { baseMs: number; capMs: number };
+  /** The migration steps (migration/jobs.ts); a migration change fails without them. */
+  migrations?: MigrationSteps;
+  /** This node's uuid, for the migration steps it posts. */
+  nodeUuid?: string;
 }
 
 export interface ExecutionResult {
@@ -132,9 +137,24 @@ export class Executor {
         await runtime.restart(change.containerId, stopTimeout);
         if (change.reason !== 'never-started') ledger.recordRestart(change.containerId, change.consecutiveRestarts);
         return;
+      case 'run-migration':
+        this.migrationSteps().run(change.migration);
+        return;
+      case 'post-migration-update':
+        await this.migrationSteps().post(change.migrationId, {
+          node_uuid: this.deps.nodeUuid ?? '',
+          generation: change.generation,
+          phase: change.phase,
+        });
+        return;
       default:
         return assertNever(change);
     }
+  }
+
+  private migrationSteps(): MigrationSteps {
+    if (!this.deps.migrations || !this.deps.nodeUuid) throw new Error('migration steps are not wired into this executor');
+    return this.deps.migrations;
   }
 }
 

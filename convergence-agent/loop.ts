@@ -20,7 +20,7 @@ import type { ContainerRuntime } from './container-runtime.ts';
 import type { Executor } from './execute.ts';
 import type { HealthMonitor } from './health/monitor.ts';
 import { plan } from './plan/plan.ts';
-import type { Change } from './plan/types.ts';
+import type { Change, MigrationJobState } from './plan/types.ts';
 import { buildReport, type NodeIdentity } from './report.ts';
 import type { RestartLedger } from './restart-ledger.ts';
 import type { DatasetStore } from './zfs/types.ts';
@@ -41,6 +41,8 @@ export interface LoopDeps {
   longPollMs?: number;
   /** [0, 1): jitter source, an input like time. */
   random?: () => number;
+  /** The migration jobs (migration/jobs.ts): told the newest desired configuration, read each pass. */
+  migrations?: { sync(desired: AgentDesired | null): void; states(): MigrationJobState[] };
 }
 
 export interface PassSummary {
@@ -105,7 +107,9 @@ export class ConvergenceLoop {
       const raw = await discoverRaw({ store: deps.store, runtime: deps.runtime, nodeUuid: deps.identity.uuid, log });
       deps.health.sync(healthTargets(desired, raw.containers));
       if (raw.containers) deps.ledger.retain(raw.containers.map((c) => c.id));
+      deps.migrations?.sync(desired);
       const observed = toObserved(raw, (id) => deps.health.health(id), deps.ledger);
+      if (deps.migrations) observed.migrationJobs = deps.migrations.states();
 
       const result = plan(desired, observed, { nodeUuid: deps.identity.uuid, address: deps.identity.address, now: deps.clock.now() });
       const blocked: NodeProblem[] = result.blocked.map((b) => ({ ...b, kind: 'blocked' }));

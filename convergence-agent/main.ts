@@ -19,6 +19,14 @@ import { ConvergenceLoop } from './loop.ts';
 import { loadOrCreateNodeUuid, readEra } from './node-identity.ts';
 import { RestartLedger } from './restart-ledger.ts';
 import { ZfsStore } from './zfs/zfs.ts';
+import { MigrationJobs } from './migration/jobs.ts';
+import { HttpMigrationControl } from './migration/migration-control.ts';
+import { TransportPeers } from './migration/peers.ts';
+import { DEFAULT_TUNING, type MigrationTuning } from './migration/source-job.ts';
+import { LocalPeer } from './transfer/local-peer.ts';
+import { Replicator } from './transfer/replicate.ts';
+import type { TlsIdentity } from './transfer/tls-certs.ts';
+import { TransferServer } from './transfer/tls-server.ts';
 
 function fail(message: string): never {
   process.stderr.write(`drover-agent: ${message}\n`);
@@ -37,10 +45,39 @@ async function transferOf(config: AgentConfig, file: string): Promise<NodeTransf
         fail(`${file}: ssh.host_public_key_file: ${keyFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       }
     }
-    transfer.ssh = { host: config.address, port: config.ssh.port, user: config.ssh.user, host_key_fingerprint: fingerprint! };
+    transfer.ssh = {
+      host: config.address,
+      port: config.ssh.port,
+      user: config.ssh.user,
+      host_key_fingerprint: fingerprint!,
+      // Senders run `zfs receive` into this pool over ssh (migration/peers.ts).
+      pool: config.pool,
+      ...(config.mount_root ? { mount_root: config.mount_root } : {}),
+    };
   }
   if (config.tls) transfer.tls = { host: config.address, port: config.tls.port };
   return transfer;
+}
+
+/** The cluster identity for the tls transport, when agent.yml names its three files. */
+function tlsIdentityOf(config: AgentConfig): (() => Promise<TlsIdentity>) | null {
+  const tls = config.tls;
+  if (!tls?.ca_file || !tls.cert_file || !tls.key_file) return null;
+  let loaded: Promise<TlsIdentity> | null = null;
+  return () =>
+    (loaded ??= Promise.all([readFile(tls.ca_file!, 'utf8'), readFile(tls.cert_file!, 'utf8'), readFile(tls.key_file!, 'utf8')]).then(([ca, cert, key]) => ({ ca, cert, key })));
+}
+
+function tuningOf(config: AgentConfig): MigrationTuning {
+  const m = config.migration ?? {};
+  return {
+    ...DEFAULT_TUNING,
+    ...(m.small_round_bytes === undefined ? {} : { smallBytes: m.small_round_bytes }),
+    ...(m.small_round_ms === undefined ? {} : { smallMs: m.small_round_ms }),
+    ...(m.max_rounds === undefined ? {} : { maxRounds: m.max_rounds }),
+    ...(m.max_pre_copy_seconds === undefined ? {} : { maxMs: m.max_pre_copy_seconds * 1000 }),
+    ...(m.ack_wait_ms === undefined ? {} : { ackWaitMs: m.ack_wait_ms }),
+  };
 }
 
 async function main(): Promise<void> {
@@ -78,8 +115,47 @@ async function main(): Promise<void> {
   const store = new ZfsStore({ pool: config.pool, mountRoot: config.mount_root ?? null, log });
   const runtime = new DockerRuntime({ socketPath: config.docker_socket });
   const ledger = new RestartLedger(join(config.state_dir, 'restarts.json'));
-  const executor = new Executor({ store, runtime, ledger, clock, log: log.child({ subsystem: 'execute' }), stopTimeoutSeconds: config.stop_timeout_seconds });
   let loop: ConvergenceLoop | null = null;
+  const tlsIdentity = tlsIdentityOf(config);
+  const peers = new TransportPeers({
+    transport: config.transport,
+    ...(config.ssh?.private_key_file ? { sshPrivateKey: () => readFile(config.ssh!.private_key_file!) } : {}),
+    ...(tlsIdentity ? { tlsIdentity } : {}),
+    log: log.child({ subsystem: 'transfer' }),
+  });
+  const replicator = new Replicator({ store, stateDir: join(config.state_dir, 'replication'), log });
+  const migrations = new MigrationJobs({
+    nodeUuid: uuid,
+    control: new HttpMigrationControl(config.control_url),
+    clock,
+    log: log.child({ subsystem: 'migration' }),
+    datasets: store,
+    runtime,
+    replicate: (options) => replicator.replicate(options),
+    peers,
+    tuning: tuningOf(config),
+    stopTimeoutSeconds: config.stop_timeout_seconds,
+    onChange: () => loop?.wake(),
+  });
+  let transferServer: TransferServer | null = null;
+  if (config.tls && tlsIdentity) {
+    transferServer = new TransferServer({ peer: new LocalPeer(uuid, store), identity: await tlsIdentity(), host: config.address, port: config.tls.port, log });
+    try {
+      await transferServer.listen();
+    } catch (err) {
+      fail(`${file}: tls.port: cannot listen on ${config.address}:${config.tls.port}: ${(err as Error).message}`);
+    }
+  }
+  const executor = new Executor({
+    store,
+    runtime,
+    ledger,
+    clock,
+    log: log.child({ subsystem: 'execute' }),
+    stopTimeoutSeconds: config.stop_timeout_seconds,
+    migrations,
+    nodeUuid: uuid,
+  });
   const health = new HealthMonitor({ clock, runtime, log: log.child({ subsystem: 'health' }), onChange: () => loop?.wake() });
   loop = new ConvergenceLoop({
     identity,
@@ -92,6 +168,7 @@ async function main(): Promise<void> {
     clock,
     log,
     pollIntervalMs: config.poll_interval_ms,
+    migrations,
   });
 
   let stopping = false;
@@ -101,7 +178,11 @@ async function main(): Promise<void> {
     log.info({ signal }, 'agent stopping');
     const timer = setTimeout(() => process.exit(1), 30_000);
     timer.unref();
-    void loop!.stop().then(() => {
+    void loop!
+      .stop()
+      .then(() => migrations.stop())
+      .then(() => transferServer?.close())
+      .then(() => {
       log.info('agent stopped');
       process.exit(0);
     });

@@ -1,31 +1,31 @@
 /**
- * EXTENSION POINT for issue 5 item 5 (migration/DESIGN.md): the migration half of the plan.
+ * The migration half of the plan (convergence-agent/migration/DESIGN.md). Pure.
  *
- * Today it only keeps the rest of the planner out of a migration's way:
- * - `claimedDatasets` / `claimedApps`: while a migration is in `pre-copy` or `cutover`, the
- *   datasets and the application it moves belong to the migration steps, on both nodes; the
- *   dataset and container planners leave them alone;
- * - `arriving`: datasets a migration is bringing here; the dataset planner never creates an
- *   empty one in their place;
- * - `generations`: the fencing generation an application's container is labelled with.
- * From `handoff` on, the ordinary planners do the work (the target starts the application
- * once desired state names it primary).
+ * Source (`from` is this node), phases pending → pre-copy → cutover:
+ * - the protocol runs as a background job (migration/source-job.ts), started by a
+ *   `run-migration` change and observed through `observed.migrationJobs`; a job that ended
+ *   without a verdict is started again after RERUN_AFTER_MS (it reads the record first, and
+ *   aborts a cutover it finds);
+ * - in pre-copy the application runs and is looked after as usual (a crash is restarted);
+ * - from cutover on — in the desired view, *or* in the job's own stage, since the view can be
+ *   older than the job's last post — the application and its datasets are claimed: the
+ *   ordinary planners must not start A again or make D writable.
  *
- * The protocol's own steps (`send-snapshot`, cutover, `post-migration-update`, abort) are
- * to be returned as `changes` here, added to the Change union in plan/types.ts, and executed
- * by execute.ts's switch. Pure, like the rest of plan/.
+ * Target (`to` is this node):
+ * - before handoff the datasets are `arriving` (never created empty here) and stay read-only
+ *   replicas by the ordinary rule; an application placed here with a migration to here not
+ *   yet handed off is not started (fencing: desired state flips only at handoff);
+ * - after handoff the ordinary planners make the datasets writable, mount them and start A;
+ *   once A is running (healthy, with a health check) — or, for datasets alone, every dataset
+ *   is writable and mounted — this node posts `release`, then `done`.
  *
- * How they should fit the loop: a pre-copy round can take minutes and must not hold up the
- * pass (other applications keep converging, health keeps being acted on). So a long step
- * should be *started* by the executor as a background job keyed by migration id (the
- * transfer engine's Replicator does the send), discovery should add the jobs' state
- * (running / finished with bytes and snapshot guid / failed) to LocalObserved, and this
- * planner should read it: start the next round, post the update, or wait. Short steps
- * (stop the application, set read-only, post `handoff`) are ordinary changes.
+ * `generations`: the fencing generation an application's container is labelled with.
  */
 import type { AgentDesired } from '#common/channel.ts';
 import type { Migration } from '#common/model.ts';
-import type { Blocked, Change, LocalObserved, PlanContext } from './types.ts';
+import { HANDED_OFF, SOURCE_PHASES, targetStep } from '../migration/phases.ts';
+import { containerName } from './labels.ts';
+import type { Blocked, Change, LocalObserved, MigrationJobState, PlanContext } from './types.ts';
 
 export interface MigrationPlan {
   changes: Change[];
@@ -34,12 +34,13 @@ export interface MigrationPlan {
   claimedApps: Set<string>;
   arriving: Set<string>;
   generations: Map<string, number>;
+  recheckAfterMs: number | null;
 }
 
-const MOVING: ReadonlySet<Migration['phase']> = new Set(['pre-copy', 'cutover']);
-const FINISHED: ReadonlySet<Migration['phase']> = new Set(['done', 'failed']);
+/** How long after a job ended without a verdict the source starts a new one. */
+export const RERUN_AFTER_MS = 5_000;
 
-export function planMigrations(desired: AgentDesired, _observed: LocalObserved, ctx: PlanContext): MigrationPlan {
+export function planMigrations(desired: AgentDesired, observed: LocalObserved, ctx: PlanContext): MigrationPlan {
   const plan: MigrationPlan = {
     changes: [],
     blocked: [],
@@ -47,21 +48,77 @@ export function planMigrations(desired: AgentDesired, _observed: LocalObserved, 
     claimedApps: new Set(),
     arriving: new Set(),
     generations: new Map(),
+    recheckAfterMs: null,
   };
+  const jobs = new Map((observed.migrationJobs ?? []).map((j) => [j.migrationId, j]));
   for (const m of desired.migrations) {
     if (m.application !== null) {
       plan.generations.set(m.application, Math.max(plan.generations.get(m.application) ?? 0, m.generation));
     }
-    if (FINISHED.has(m.phase) || (m.from !== ctx.nodeUuid && m.to !== ctx.nodeUuid)) continue;
-    if (m.to === ctx.nodeUuid && (m.phase === 'pending' || MOVING.has(m.phase))) {
-      for (const id of m.dataset_ids) plan.arriving.add(id);
-    }
-    if (MOVING.has(m.phase)) {
-      for (const id of m.dataset_ids) plan.claimedDatasets.add(id);
-      if (m.application !== null) plan.claimedApps.add(m.application);
-      // XXX: the migration steps are issue 5 item 5; until then a moving migration waits here.
-      plan.blocked.push({ subject: `migration:${m.id}`, reason: `phase ${m.phase}: migration steps are not implemented by this agent yet` });
-    }
+    if (m.from === ctx.nodeUuid && SOURCE_PHASES.has(m.phase)) planSource(plan, m, jobs.get(m.id), ctx);
+    else if (m.to === ctx.nodeUuid) planTarget(plan, m, desired, observed);
   }
   return plan;
+}
+
+function planSource(plan: MigrationPlan, m: Migration, job: MigrationJobState | undefined, ctx: PlanContext): void {
+  const subject = `migration:${m.id}`;
+  const jobInCutover = job !== undefined && (job.stage === 'cutover' || job.stage === 'handed-off') && job.outcome !== 'aborted' && job.outcome !== 'failed';
+  if (m.phase === 'cutover' || jobInCutover) {
+    for (const id of m.dataset_ids) plan.claimedDatasets.add(id);
+    if (m.application !== null) plan.claimedApps.add(m.application);
+  }
+  if (job === undefined) {
+    plan.changes.push({ kind: 'run-migration', migration: m });
+    return;
+  }
+  if (job.outcome === null) {
+    plan.blocked.push({ subject, reason: `moving to node ${m.to}: ${job.stage}` });
+    return;
+  }
+  if (job.outcome === 'stopped') {
+    const wait = (job.endedAt ?? ctx.now) + RERUN_AFTER_MS - ctx.now;
+    if (wait <= 0) {
+      plan.changes.push({ kind: 'run-migration', migration: m });
+      return;
+    }
+    plan.blocked.push({ subject, reason: `migration job stopped in ${job.stage}${job.error ? ` (${job.error})` : ''}; trying again in ${Math.ceil(wait / 1000)} s` });
+    plan.recheckAfterMs = Math.min(plan.recheckAfterMs ?? Infinity, wait);
+    return;
+  }
+  plan.blocked.push({ subject, reason: `migration job ended (${job.outcome}); waiting for the control service's view` });
+}
+
+function planTarget(plan: MigrationPlan, m: Migration, desired: AgentDesired, observed: LocalObserved): void {
+  const subject = `migration:${m.id}`;
+  if (m.phase === 'done' || m.phase === 'failed') return;
+  if (!HANDED_OFF.has(m.phase)) {
+    for (const id of m.dataset_ids) plan.arriving.add(id);
+    const app = m.application === null ? undefined : desired.applications.find((a) => a.name === m.application);
+    if (app !== undefined && app.node_uuid === m.to) {
+      // Desired state names this node before the migration handed off: never start early.
+      plan.claimedApps.add(app.name);
+      plan.blocked.push({ subject, reason: `application ${app.name} waits for handoff (phase ${m.phase})` });
+    }
+    return;
+  }
+  const ready = targetReady(m, desired, observed);
+  const step = targetStep(m.phase, ready);
+  if (step !== null) plan.changes.push({ kind: 'post-migration-update', migrationId: m.id, generation: m.generation, phase: step });
+  else plan.blocked.push({ subject, reason: `handed off here; waiting for ${m.application ?? 'the datasets'} to be ready` });
+}
+
+/** A running (healthy, with a health check) container of the migration's generation; or every dataset writable and mounted. */
+function targetReady(m: Migration, desired: AgentDesired, observed: LocalObserved): boolean {
+  if (m.application !== null) {
+    const app = desired.applications.find((a) => a.name === m.application);
+    const c = observed.containers?.find((x) => x.name === containerName(m.application!));
+    if (!app || !c || !c.running || c.generation < m.generation) return false;
+    return app.health_check === undefined || c.health === 'healthy';
+  }
+  if (observed.datasets === null) return false;
+  return m.dataset_ids.every((id) => {
+    const d = observed.datasets!.find((x) => x.datasetId === id);
+    return d !== undefined && !d.readonly && d.mounted;
+  });
 }

@@ -226,11 +226,10 @@ describe('plan: containers', () => {
       migrations: [migration({ phase: 'cutover' })],
     });
     const stopped = localContainer('web', { running: false, status: 'exited', exitCode: 137, configHash: 'x' });
-    const result = plan(d, observed({ datasets: [zfsDataset(DS_1, { readonly: true })], containers: [stopped] }), ctx);
+    const jobs = [{ migrationId: 'cccccccc-0000-4000-8000-000000000001', stage: 'cutover' as const, outcome: null, endedAt: null, error: null }];
+    const result = plan(d, { ...observed({ datasets: [zfsDataset(DS_1, { readonly: true })], containers: [stopped] }), migrationJobs: jobs }, ctx);
     expect(result.changes).toEqual([]);
-    expect(result.blocked).toEqual([
-      { subject: 'migration:cccccccc-0000-4000-8000-000000000001', reason: 'phase cutover: migration steps are not implemented by this agent yet' },
-    ]);
+    expect(result.blocked).toEqual([{ subject: 'migration:cccccccc-0000-4000-8000-000000000001', reason: 'moving to node 22222222-2222-4222-8222-222222222222: cutover' }]);
   });
 
   it('labels a container with the generation of its newest migration', () => {

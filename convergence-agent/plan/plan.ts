@@ -56,6 +56,7 @@ export function plan(desired: AgentDesired | null, observed: LocalObserved, ctx:
     blocked.push({ subject: `node:${ctx.nodeUuid}`, reason: 'containers could not be listed this pass' });
   }
 
+  if (migrations.recheckAfterMs !== null) recheckAfterMs = Math.min(recheckAfterMs ?? Infinity, migrations.recheckAfterMs);
   return { changes: onePerSubject(changes), blocked, recheckAfterMs };
 }
 

@@ -2,6 +2,7 @@
  * The planner's vocabulary: what the agent observed on its node, the changes it may make,
  * and what a plan returns. Everything here is plain data (STYLE.md "The loop").
  */
+import type { Migration } from '#common/model.ts';
 import type { ZfsDatasetInfo, ZfsSnapshotInfo } from '../zfs/types.ts';
 
 export type Health = 'unknown' | 'starting' | 'healthy' | 'unhealthy';
@@ -48,6 +49,20 @@ export interface LocalObserved {
   /** dataset_id → its snapshots (for the report and the migration steps); null when unknown. */
   snapshots: Record<string, ZfsSnapshotInfo[]> | null;
   containers: LocalContainer[] | null;
+  /** This agent's migration jobs (migration/jobs.ts); absent where no jobs are wired (tests). */
+  migrationJobs?: MigrationJobState[];
+}
+
+/** A source migration job of this agent, as the planner sees it (plain data). */
+export interface MigrationJobState {
+  migrationId: string;
+  /** How far the job got: `cutover` once it posted cutover (A may be stopped, D read-only). */
+  stage: 'starting' | 'pre-copy' | 'cutover' | 'handed-off';
+  /** null while it runs; `aborted`: `failed` accepted; `stopped`: ended without a verdict. */
+  outcome: 'handed-off' | 'aborted' | 'failed' | 'stopped' | null;
+  /** Milliseconds since the epoch. */
+  endedAt: number | null;
+  error: string | null;
 }
 
 /** Everything docker needs to create one container; built by `containerSpec()`. */
@@ -88,9 +103,11 @@ export type Change =
       reason: 'crashed' | 'exited' | 'unhealthy' | 'never-started';
       /** The value of consecutiveRestarts after this restart (the executor records it). */
       consecutiveRestarts: number;
-    };
-// XXX: migration steps (`send-snapshot`, `post-migration-update`, …) join this union with
-// issue 5 item 5; see plan/migrations.ts.
+    }
+  /** Starts (or keeps) the source's background job for a migration (migration/source-job.ts). */
+  | { kind: 'run-migration'; migration: Migration }
+  /** The target's steps after handoff. */
+  | { kind: 'post-migration-update'; migrationId: string; generation: number; phase: 'release' | 'done' };
 
 export type ChangeKind = Change['kind'];
 
@@ -131,5 +148,9 @@ export function changeSubject(change: Change): string {
     case 'remove-container':
     case 'restart-container':
       return `container:${change.name}`;
+    case 'run-migration':
+      return `migration:${change.migration.id}`;
+    case 'post-migration-update':
+      return `migration:${change.migrationId}`;
   }
 }

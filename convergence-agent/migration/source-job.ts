@@ -1,0 +1,361 @@
+/**
+ * The source's part of a migration (DESIGN.md beside this file), run as one background job
+ * per migration: pre-copy rounds while the application runs, then cutover (hold, stop, read
+ * only, final delta, guid check) and handoff; or, when something fails before handoff, abort
+ * back here. Long steps (a full send can take minutes) must not hold up the convergence
+ * loop, so the loop only starts this job and reads its `stage`; the planner keeps the
+ * application and its datasets away from the ordinary planners while the job is in cutover.
+ *
+ * Safety rests on three rules kept here: the application is stopped and every dataset is
+ * read-only *before* the final snapshot; `handoff` is posted only after the target holds
+ * every final snapshot; the application is given back to the ordinary planner (which starts
+ * it again) only once the control service has *accepted* `failed`.
+ */
+import type { MigrationUpdate } from '#common/channel.ts';
+import { DroverError, toDroverError } from '#common/errors.ts';
+import type { Logger } from '#common/log.ts';
+import type { Migration, MigrationPhase, Node } from '#common/model.ts';
+import type { Clock } from '../clock.ts';
+import type { ContainerRuntime } from '../container-runtime.ts';
+import { containerName } from '../plan/labels.ts';
+import type { Peer, ReplicateOptions, ReplicateResult } from '../transfer/types.ts';
+import type { DatasetStore } from '../zfs/types.ts';
+import { postStep, type MigrationControl, type PostResult } from './migration-control.ts';
+import type { PeerSource } from './peers.ts';
+import { sourceStart } from './phases.ts';
+import { DEFAULT_ROUND_POLICY, afterRound, bytesTotal, progressDue, rateOf, type Round, type RoundPolicy } from './round-policy.ts';
+
+export type JobStage = 'starting' | 'pre-copy' | 'cutover' | 'handed-off';
+/** How a job ended: `aborted` = the control service accepted `failed`; `stopped` = it gave up without a verdict. */
+export type JobOutcome = 'handed-off' | 'aborted' | 'failed' | 'stopped';
+
+export interface MigrationTuning extends RoundPolicy {
+  /** Progress posts (each is a store write) at most this often. */
+  progressIntervalMs: number;
+  /** How long cutover waits for the proxies to ack the hold before it stops the application anyway. */
+  ackWaitMs: number;
+  /** Tries of each final send (each try is a replication step with its own retries). */
+  finalSendAttempts: number;
+  /** How long `cutover` is posted for (the application still runs meanwhile). */
+  cutoverPostMs: number;
+  /** How long `handoff` / `failed` are posted for (the application is stopped meanwhile). */
+  verdictPostMs: number;
+  /** Consecutive failed pre-copy rounds before the migration fails. */
+  failedRoundsMax: number;
+}
+
+export const DEFAULT_TUNING: MigrationTuning = {
+  ...DEFAULT_ROUND_POLICY,
+  progressIntervalMs: 1_000,
+  ackWaitMs: 5_000,
+  finalSendAttempts: 2,
+  cutoverPostMs: 30_000,
+  verdictPostMs: 120_000,
+  failedRoundsMax: 3,
+};
+
+export interface SourceJobDeps {
+  nodeUuid: string;
+  control: MigrationControl;
+  clock: Clock;
+  log: Logger;
+  datasets: Pick<DatasetStore, 'getDataset' | 'setReadonly'>;
+  runtime: Pick<ContainerRuntime, 'listContainers' | 'stop' | 'remove'>;
+  replicate: (options: ReplicateOptions) => Promise<ReplicateResult>;
+  peers: PeerSource;
+  /** The node as the newest desired configuration knows it. */
+  nodeOf: (uuid: string) => Node | undefined;
+  tuning: MigrationTuning;
+  stopTimeoutSeconds: number;
+  /** Called whenever the stage changes (the loop wakes and re-plans). */
+  onStage: (stage: JobStage) => void;
+}
+
+export class SourceJob {
+  stage: JobStage = 'starting';
+  error: string | null = null;
+  private readonly log: Logger;
+  private sent = 0;
+  private rounds: Round[] = [];
+  private referenced = 0;
+  private lastProgressAt: number | null = null;
+  /** The progress post in flight: posts never overtake one another. */
+  private inFlight: Promise<void> = Promise.resolve();
+  private posting = false;
+
+  constructor(
+    private readonly m: Migration,
+    private readonly deps: SourceJobDeps,
+    private readonly signal: AbortSignal,
+  ) {
+    this.log = deps.log.child({ migration: m.id, application: m.application, to: m.to });
+  }
+
+  /** Runs the source's part to its end. Never throws. */
+  async run(): Promise<JobOutcome> {
+    try {
+      return await this.drive();
+    } catch (err) {
+      // A bug or an unexpected failure: never leave the application stopped without a verdict.
+      const e = toDroverError(err);
+      this.log.error({ err: e }, 'migration job failed unexpectedly');
+      this.error = e.message;
+      return this.stage === 'cutover' ? this.abortCutover(`unexpected: ${e.message}`) : this.failPreCopy(e.message);
+    }
+  }
+
+  private async drive(): Promise<JobOutcome> {
+    const record = await this.readRecord(this.deps.tuning.cutoverPostMs);
+    if (record === null) return 'stopped';
+    const start = sourceStart(record.phase);
+    if (start.action === 'none') return start.why;
+    if (start.action === 'abort-cutover') {
+      this.setStage('cutover');
+      return this.abortCutover('the source agent restarted (or gave up) during cutover');
+    }
+    this.setStage('pre-copy');
+    if (start.postPreCopy) {
+      const posted = await postStep(this.deps.control, this.deps.clock, this.m.id, this.update('pre-copy'), { deadlineMs: this.deps.tuning.cutoverPostMs, signal: this.signal });
+      if (posted.outcome !== 'accepted') return this.verdictOf(posted, 'pre-copy');
+    }
+
+    let peer: Peer;
+    try {
+      const target = this.deps.nodeOf(this.m.to);
+      if (!target) throw new DroverError('DROVER_MIGRATION_NO_TRANSPORT', `node ${this.m.to} is not in the configuration`);
+      peer = await this.deps.peers.peerFor(target);
+      for (const id of this.m.dataset_ids) this.referenced += (await this.deps.datasets.getDataset(id))?.referencedBytes ?? 0;
+    } catch (err) {
+      return this.failPreCopy(toDroverError(err).message);
+    }
+
+    const preCopy = await this.preCopy(peer);
+    if (preCopy !== null) return preCopy;
+    return this.cutover(peer);
+  }
+
+  /** Rounds until the policy says cutover; null to go on, or how the job ended. */
+  private async preCopy(peer: Peer): Promise<JobOutcome | null> {
+    const { tuning, clock } = this.deps;
+    const began = clock.now();
+    let failures = 0;
+    for (;;) {
+      if (this.signal.aborted) return 'stopped';
+      const roundBegan = clock.now();
+      const before = this.sent;
+      try {
+        for (const id of this.m.dataset_ids) {
+          const done = this.sent;
+          const result = await this.deps.replicate({
+            datasetId: id,
+            peer,
+            allowRollback: true,
+            signal: this.signal,
+            onProgress: (p) => this.progress(before, done - before + p.bytes, p.bytesPerSecond),
+          });
+          this.sent += result.bytes;
+        }
+      } catch (err) {
+        if (this.signal.aborted) return 'stopped';
+        const e = toDroverError(err);
+        failures += 1;
+        this.log.warn({ err: e, failures }, 'pre-copy round failed');
+        if (!e.retryable || failures >= tuning.failedRoundsMax) return this.failPreCopy(`pre-copy: ${e.message}`);
+        await clock.sleep(Math.min(10_000, 1_000 * 2 ** failures), this.signal);
+        continue;
+      }
+      failures = 0;
+      this.rounds.push({ bytes: this.sent - before, ms: clock.now() - roundBegan });
+      const decision = afterRound(this.rounds, clock.now() - began, tuning);
+      this.log.info({ round: this.rounds.length, bytes: this.sent - before, ms: clock.now() - roundBegan, next: decision }, 'pre-copy round sent');
+      await this.postRoundEnd();
+      if (decision.next === 'cutover') return null;
+    }
+  }
+
+  private async cutover(peer: Peer): Promise<JobOutcome> {
+    const { tuning, clock } = this.deps;
+    this.setStage('cutover');
+    await this.inFlight;
+    const posted = await postStep(this.deps.control, clock, this.m.id, this.update('cutover'), { deadlineMs: tuning.cutoverPostMs, signal: this.signal });
+    // Not accepted: nothing was stopped yet; the application keeps running here.
+    if (posted.outcome !== 'accepted') {
+      const outcome = this.verdictOf(posted, 'cutover');
+      if (outcome === 'stopped') this.setStage('pre-copy');
+      return outcome;
+    }
+    const cutoverBegan = clock.now();
+    await this.waitForHold();
+
+    try {
+      await this.stopApplication();
+      for (const id of this.m.dataset_ids) await this.deps.datasets.setReadonly(id, true);
+    } catch (err) {
+      return this.abortCutover(`cutover: ${toDroverError(err).message}`);
+    }
+
+    // The final delta: A is stopped and D read-only, so every acknowledged write is in it.
+    // No abort signal here: an agent stopping mid-cutover finishes the move or aborts it.
+    for (const id of this.m.dataset_ids) {
+      let result: ReplicateResult | null = null;
+      let lastError: DroverError | null = null;
+      for (let attempt = 1; attempt <= tuning.finalSendAttempts && result === null; attempt++) {
+        try {
+          result = await this.deps.replicate({ datasetId: id, peer, allowRollback: true });
+        } catch (err) {
+          lastError = toDroverError(err);
+          this.log.warn({ err: lastError, datasetId: id, attempt }, 'final send failed');
+          if (!lastError.retryable) break;
+        }
+      }
+      if (result === null) return this.abortCutover(`final send of dataset ${id}: ${lastError?.message ?? 'failed'}`);
+      this.sent += result.bytes;
+      this.log.info({ datasetId: id, snapshot: result.snapshot, guid: result.guid, bytes: result.bytes }, 'final snapshot on the target');
+    }
+
+    const handoff = await postStep(this.deps.control, clock, this.m.id, this.update('handoff'), { deadlineMs: tuning.verdictPostMs });
+    if (handoff.outcome === 'accepted' || handoff.outcome === 'handed-off') {
+      this.setStage('handed-off');
+      this.log.info({ cutoverMs: clock.now() - cutoverBegan, bytes: this.sent, rounds: this.rounds.length }, 'migration handed off');
+      return 'handed-off';
+    }
+    if (handoff.outcome === 'failed') return this.abortCutover('the migration failed during cutover');
+    // No verdict: the application stays stopped and claimed; the planner runs a new job
+    // later, which reads the record and aborts or finds it handed off.
+    this.error = `handoff not posted: ${handoff.error?.message ?? handoff.outcome}`;
+    this.log.warn({ err: handoff.error }, 'handoff not posted');
+    return 'stopped';
+  }
+
+  /** Waits (bounded) until every live proxy applied the route table that holds A's connections. */
+  private async waitForHold(): Promise<void> {
+    if (this.m.application === null) return;
+    const { control, clock, tuning } = this.deps;
+    const deadline = clock.now() + tuning.ackWaitMs;
+    let waitingFor: string[] = [];
+    try {
+      const version = await control.routeVersion();
+      for (;;) {
+        const acks = await control.routeAcks(version);
+        if (acks.acked) return;
+        waitingFor = acks.waiting_for;
+        if (clock.now() >= deadline) break;
+        await clock.sleep(50);
+      }
+    } catch (err) {
+      this.log.warn({ err }, 'route acks not read');
+    }
+    this.log.warn({ waitingFor, waitedMs: tuning.ackWaitMs }, 'proxies did not ack the hold in time; stopping the application anyway');
+  }
+
+  private async stopApplication(): Promise<void> {
+    if (this.m.application === null) return;
+    const name = containerName(this.m.application);
+    const container = (await this.deps.runtime.listContainers(this.deps.nodeUuid)).find((c) => c.name === name);
+    if (container?.running) await this.deps.runtime.stop(container.id, this.deps.stopTimeoutSeconds);
+  }
+
+  /**
+   * Back to the source after cutover began: the stopped container is removed (so the
+   * ordinary planner creates and starts it again, whatever its restart policy), then
+   * `failed` is posted; once accepted, the planner makes D writable and starts A here.
+   */
+  private async abortCutover(reason: string): Promise<JobOutcome> {
+    this.error = reason;
+    this.log.warn({ reason }, 'aborting the migration: back to the source');
+    if (this.m.application !== null) {
+      try {
+        const name = containerName(this.m.application);
+        const container = (await this.deps.runtime.listContainers(this.deps.nodeUuid)).find((c) => c.name === name);
+        if (container && !container.running) await this.deps.runtime.remove(container.id);
+      } catch (err) {
+        this.log.warn({ err }, 'stopped application not removed');
+      }
+    }
+    const posted = await postStep(this.deps.control, this.deps.clock, this.m.id, this.update('failed', reason), { deadlineMs: this.deps.tuning.verdictPostMs });
+    return this.verdictOf(posted, 'failed');
+  }
+
+  /** Pre-copy failed: A never stopped, so `failed` is all there is to do. */
+  private async failPreCopy(reason: string): Promise<JobOutcome> {
+    this.error = reason;
+    this.log.warn({ reason }, 'migration failed in pre-copy');
+    const posted = await postStep(this.deps.control, this.deps.clock, this.m.id, this.update('failed', reason), { deadlineMs: this.deps.tuning.cutoverPostMs });
+    return this.verdictOf(posted, 'failed');
+  }
+
+  /** What a step's answer means for the job (see phases.ts `outcomeOf`). */
+  private verdictOf(posted: PostResult, requested: MigrationPhase): JobOutcome {
+    if (posted.outcome === 'handed-off') return 'handed-off';
+    if (requested === 'failed' && (posted.outcome === 'accepted' || posted.outcome === 'failed')) return 'aborted';
+    if (posted.outcome === 'failed') return 'failed';
+    if (posted.error) this.error ??= posted.error.message;
+    return 'stopped';
+  }
+
+  /** Reads the record, retrying while the control service does not answer; null when it cannot be read. */
+  private async readRecord(deadlineMs: number): Promise<Migration | null> {
+    const { control, clock } = this.deps;
+    const deadline = clock.now() + deadlineMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await control.get(this.m.id);
+      } catch (err) {
+        const e = toDroverError(err);
+        this.error = e.message;
+        if (this.signal.aborted || clock.now() >= deadline || e.detail.status === 404) return null;
+        await clock.sleep(Math.min(2_000, 250 * 2 ** Math.min(attempt, 3)), this.signal);
+      }
+    }
+  }
+
+  private progress(before: number, inRound: number, bytesPerSecond: number): void {
+    if (this.posting || !progressDue(this.lastProgressAt, this.deps.clock.now(), this.deps.tuning.progressIntervalMs)) return;
+    this.lastProgressAt = this.deps.clock.now();
+    const update: MigrationUpdate = {
+      ...this.update('pre-copy'),
+      round: this.rounds.length + 1,
+      bytes_sent: before + inRound,
+      bytes_total: bytesTotal({ sentBeforeRound: before, sentInRound: inRound, referencedBytes: this.referenced, rounds: this.rounds }),
+      rate_bytes_per_second: Math.round(bytesPerSecond),
+    };
+    this.posting = true;
+    this.inFlight = this.deps.control
+      .update(this.m.id, update)
+      .then(() => {}, (err: unknown) => this.log.debug({ err }, 'progress not posted'))
+      .finally(() => (this.posting = false));
+  }
+
+  /** After a round; best effort: a lost progress post changes nothing. */
+  private async postRoundEnd(): Promise<void> {
+    await this.inFlight;
+    this.lastProgressAt = this.deps.clock.now();
+    const last = this.rounds.at(-1);
+    const update: MigrationUpdate = { ...this.update('pre-copy'), rate_bytes_per_second: last ? rateOf(last.bytes, last.ms) : null };
+    try {
+      await this.deps.control.update(this.m.id, update);
+    } catch (err) {
+      this.log.debug({ err }, 'progress not posted');
+    }
+  }
+
+  /** A step with the figures so far: finished rounds, bytes sent, and (in pre-copy) the next round's expected size. */
+  private update(phase: MigrationPhase, error?: string): MigrationUpdate {
+    const expected = phase !== 'pre-copy' ? 0 : this.rounds.length === 0 ? this.referenced : (this.rounds.at(-1)?.bytes ?? 0);
+    return {
+      node_uuid: this.deps.nodeUuid,
+      generation: this.m.generation,
+      phase,
+      round: this.rounds.length,
+      bytes_sent: this.sent,
+      bytes_total: this.sent + expected,
+      ...(error === undefined ? {} : { error }),
+    };
+  }
+
+  private setStage(stage: JobStage): void {
+    if (this.stage === stage) return;
+    this.stage = stage;
+    this.deps.onStage(stage);
+  }
+}

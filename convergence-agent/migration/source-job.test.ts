@@ -1,0 +1,163 @@
+import { describe, expect, it } from 'vitest';
+import { DroverError } from '#common/errors.ts';
+import { silentLogger } from '#common/log.ts';
+import { systemClock } from '../clock.ts';
+import { containerSpec } from '../plan/container-spec.ts';
+import { FakeContainerRuntime } from '../testing/fake-container-runtime.ts';
+import { ADDRESS_A, DS_1, DS_2, NODE_A, NODE_B, app, migration, node } from '../testing/fixtures.ts';
+import type { Peer, ReplicateOptions, ReplicateResult } from '../transfer/types.ts';
+import { FakeDatasetStore } from '../zfs/fake-dataset-store.ts';
+import { FakeMigrationControl } from './fake-migration-control.ts';
+import { DEFAULT_TUNING, SourceJob, type JobStage } from './source-job.ts';
+
+const MiB = 1024 * 1024;
+
+/** One node (A) moving `web` with its datasets to B: fakes for everything but the job. */
+async function world(options: { phase?: 'pending' | 'pre-copy' | 'cutover' | 'handoff'; datasets?: string[]; generation?: number } = {}) {
+  const datasets = options.datasets ?? [DS_1];
+  const store = new FakeDatasetStore({ mountRoot: '/mnt/drover' });
+  for (const id of datasets) await store.createDataset(id, { maximumSize: null });
+  const runtime = new FakeContainerRuntime();
+  const web = app('web', { volumes: datasets.map((id, i) => ({ dataset_id: id, mountpoint: `/data${i}` })) });
+  await runtime.createAndStart(containerSpec(web, { nodeUuid: NODE_A, address: ADDRESS_A, generation: 0, mountpoints: new Map(datasets.map((id) => [id, `/mnt/drover/${id}`])) }));
+  const control = new FakeMigrationControl();
+  const m = migration({ phase: options.phase ?? 'pending', dataset_ids: datasets, generation: 3 });
+  control.add({ ...m, generation: options.generation ?? m.generation });
+
+  /** What each replicate call saw, and the scripted answers (bytes, or an error to throw). */
+  const sends: { datasetId: string; readonly: boolean; appRunning: boolean }[] = [];
+  const script: (number | DroverError)[] = [];
+  const replicate = async (o: ReplicateOptions): Promise<ReplicateResult> => {
+    const ds = await store.getDataset(o.datasetId);
+    sends.push({ datasetId: o.datasetId, readonly: ds!.readonly, appRunning: runtime.byName('drover-web')?.running ?? false });
+    const next = script.shift() ?? 1_000;
+    if (next instanceof DroverError) throw next;
+    return { snapshot: `drover-s${sends.length}`, guid: String(1000 + sends.length), bytes: next, incremental: sends.length > 1, baseSnapshot: null, resumed: false };
+  };
+  const stages: JobStage[] = [];
+  const peer = { id: NODE_B } as Peer;
+  const job = new SourceJob(
+    m,
+    {
+      nodeUuid: NODE_A,
+      control,
+      clock: systemClock,
+      log: silentLogger(),
+      datasets: store,
+      runtime,
+      replicate,
+      peers: { peerFor: async () => peer, close: async () => {} },
+      nodeOf: (uuid) => (uuid === NODE_B ? node(NODE_B, '127.0.0.12') : undefined),
+      tuning: { ...DEFAULT_TUNING, smallMs: 0, ackWaitMs: 100, cutoverPostMs: 300, verdictPostMs: 300 },
+      stopTimeoutSeconds: 1,
+      onStage: (s) => stages.push(s),
+    },
+    new AbortController().signal,
+  );
+  return { store, runtime, control, m, job, sends, script, stages };
+}
+
+describe('the source job of a migration', () => {
+  it('pre-copies while the application runs, then stops it, makes the data read-only, sends the final delta and hands off', async () => {
+    const w = await world();
+    w.script.push(100 * MiB, 1 * MiB, 4_096);
+    expect(await w.job.run()).toBe('handed-off');
+    expect(w.control.phases).toEqual(['pre-copy', 'cutover', 'handoff']);
+    expect(w.sends).toEqual([
+      { datasetId: DS_1, readonly: false, appRunning: true },
+      { datasetId: DS_1, readonly: false, appRunning: true },
+      { datasetId: DS_1, readonly: true, appRunning: false },
+    ]);
+    expect(w.stages).toEqual(['pre-copy', 'cutover', 'handed-off']);
+    const record = w.control.records.get(w.m.id)!;
+    expect({ round: record.round, bytes_sent: record.bytes_sent }).toEqual({ round: 2, bytes_sent: 101 * MiB + 4_096 });
+    // The stopped container stays for the ordinary planner, which removes it once the view says handoff.
+    expect(w.runtime.byName('drover-web')?.running).toBe(false);
+  });
+
+  it('sends every dataset of the application in each round and in the final delta', async () => {
+    const w = await world({ datasets: [DS_1, DS_2] });
+    w.script.push(1_000, 1_000, 10, 10);
+    expect(await w.job.run()).toBe('handed-off');
+    expect(w.sends.map((s) => [s.datasetId, s.readonly])).toEqual([
+      [DS_1, false],
+      [DS_2, false],
+      [DS_1, true],
+      [DS_2, true],
+    ]);
+  });
+
+  it('aborts back to the source when the final send keeps failing: removes the stopped container and posts failed, never handoff', async () => {
+    const w = await world();
+    const cut = new DroverError('DROVER_SSH_DISCONNECTED', 'connection lost', { retryable: true });
+    w.script.push(1_000, cut, cut);
+    expect(await w.job.run()).toBe('aborted');
+    expect(w.control.phases).toEqual(['pre-copy', 'cutover', 'failed']);
+    expect(w.control.records.get(w.m.id)!.error).toBe(`final send of dataset ${DS_1}: connection lost`);
+    expect(w.runtime.byName('drover-web')).toBeUndefined();
+  });
+
+  it('fails a migration whose pre-copy meets a permanent error, leaving the application running', async () => {
+    const w = await world();
+    w.script.push(new DroverError('DROVER_ZFS_NO_SPACE', 'out of space on the target'));
+    expect(await w.job.run()).toBe('aborted');
+    expect(w.control.phases).toEqual(['pre-copy', 'failed']);
+    expect(w.runtime.byName('drover-web')?.running).toBe(true);
+  });
+
+  it('aborts a migration it finds in cutover when it starts (the agent restarted), without sending', async () => {
+    const w = await world({ phase: 'cutover' });
+    w.runtime.crash('drover-web', 0);
+    expect(await w.job.run()).toBe('aborted');
+    expect(w.sends).toEqual([]);
+    expect(w.control.phases).toEqual(['failed']);
+    expect(w.runtime.byName('drover-web')).toBeUndefined();
+  });
+
+  it('keeps a still-running application when it aborts a cutover it finds on start', async () => {
+    const w = await world({ phase: 'cutover' });
+    expect(await w.job.run()).toBe('aborted');
+    expect(w.runtime.byName('drover-web')?.running).toBe(true);
+  });
+
+  it('resumes pre-copy it finds on start (the application never stopped)', async () => {
+    const w = await world({ phase: 'pre-copy' });
+    expect(await w.job.run()).toBe('handed-off');
+    expect(w.control.phases).toEqual(['cutover', 'handoff']);
+  });
+
+  it('counts a handoff whose answer was lost as handed off (the retry finds the record there)', async () => {
+    const w = await world();
+    w.control.loseAnswerOf = 'handoff';
+    expect(await w.job.run()).toBe('handed-off');
+    expect(w.control.phases).toEqual(['pre-copy', 'cutover', 'handoff']);
+  });
+
+  it('stops without a verdict, the application stopped and claimed, when the control service cannot take the handoff', async () => {
+    const w = await world();
+    const job = w.job.run();
+    // Unreachable from the final send on: cutover was accepted, handoff never is.
+    const original = w.control.update.bind(w.control);
+    w.control.update = async (id, u) => {
+      if (u.phase === 'handoff') w.control.unreachable = true;
+      return original(id, u);
+    };
+    expect(await job).toBe('stopped');
+    expect(w.job.stage).toBe('cutover');
+    expect(w.control.phases).toEqual(['pre-copy', 'cutover']);
+    expect(w.runtime.byName('drover-web')?.running).toBe(false);
+  });
+
+  it('does nothing for a record that is already handed off', async () => {
+    const w = await world({ phase: 'handoff' });
+    expect(await w.job.run()).toBe('handed-off');
+    expect(w.sends).toEqual([]);
+  });
+
+  it('stops at a stale generation', async () => {
+    const w = await world({ generation: 4 });
+    expect(await w.job.run()).toBe('stopped');
+    expect(w.sends).toEqual([]);
+    expect(w.runtime.byName('drover-web')?.running).toBe(true);
+  });
+});

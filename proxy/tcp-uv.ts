@@ -108,12 +108,15 @@ const CLOSED = 3;
 class Direction {
   pending = 0; // bytes whose write has not completed
   ended = false; // EOF read and `to` shut down (or about to close)
+  view: Buffer; // the last view of `buf` written; request/response traffic repeats lengths
   constructor(
     readonly conn: UvInbound,
     readonly from: UvHandle,
     readonly to: UvHandle,
     readonly buf: Buffer,
-  ) {}
+  ) {
+    this.view = buf;
+  }
 }
 
 export function createUvEngine(options: TcpEngineOptions = {}): TcpEngine {
@@ -424,7 +427,9 @@ function onRead(this: UvHandle): void {
     const engine = conn.engine;
     const req = engine.writeReq;
     req.owner = d;
-    const err = d.to.writeBuffer(req, n === d.buf.length ? d.buf : d.buf.subarray(0, n));
+    let view = d.view;
+    if (view.length !== n) d.view = view = d.buf.subarray(0, n);
+    const err = d.to.writeBuffer(req, view);
     if (err !== 0) return relayFailed(conn);
     if (uv.state[uv.kLastWriteWasAsync] !== 0) {
       // The kernel took part of it; libuv holds the rest in our buffer. Stop reading until

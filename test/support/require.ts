@@ -8,7 +8,7 @@ import { describe, it } from 'vitest';
  *
  *   describeWith(['dockerd', 'zfs'], 'the zfs adapter', () => { it(…) });
  */
-export type Component = 'root' | 'dockerd' | 'zfs' | 'sshd';
+export type Component = 'root' | 'dockerd' | 'zfs' | 'sshd' | 'nft';
 
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -22,6 +22,8 @@ const checks: Record<Component, () => string | null> = {
   dockerd: () =>
     answers('docker', ['-H', 'unix:///var/run/docker.sock', 'version', '--format', '{{.Server.Version}}']) ? null : 'dockerd does not answer (docker version)',
   zfs: () => (answers('zpool', ['list', '-H']) ? null : 'the zfs-fuse daemon does not answer (zpool list)'),
+  /** nftables (Debian `nftables`) usable: the proxy's kernel path needs it, and root. */
+  nft: () => (answers('nft', ['list', 'tables']) ? null : 'nft does not answer (nft list tables; Debian package nftables, as root)'),
   sshd: () => {
     try {
       accessSync('/usr/sbin/sshd', constants.X_OK);

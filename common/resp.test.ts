@@ -1,0 +1,197 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AckedWriter, loadData, writeValue } from '#common/resp-load.ts';
+import { parseReply, RespClient, RespConnectionError, RespReplyError } from '#common/resp.ts';
+
+/**
+ * A Redis stand-in on 127.0.0.1 speaking enough RESP for the client: PING, SET, GET, MGET,
+ * DBSIZE. `dropNextSet` closes the connection on the next SET, after storing it or not.
+ */
+class FakeRedis {
+  readonly data = new Map<string, string>();
+  dropNextSet: 'after-store' | 'before-store' | null = null;
+  sets = 0;
+  private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+  port = 0;
+
+  constructor() {
+    this.server = createServer((socket) => {
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+      let buf = Buffer.alloc(0);
+      socket.on('data', (chunk: Buffer) => {
+        buf = Buffer.concat([buf, chunk]);
+        for (;;) {
+          const parsed = parseCommand(buf);
+          if (parsed === null) return;
+          buf = buf.subarray(parsed.end);
+          const reply = this.handle(parsed.args, socket);
+          if (reply === null) return;
+          socket.write(reply);
+        }
+      });
+      socket.on('error', () => undefined);
+    });
+  }
+
+  async listen(port = 0): Promise<void> {
+    await new Promise<void>((resolve) => this.server.listen(port, '127.0.0.1', resolve));
+    const address = this.server.address();
+    this.port = typeof address === 'object' && address ? address.port : 0;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private handle(args: string[], socket: Socket): string | null {
+    const [cmd, ...rest] = args;
+    switch (cmd?.toUpperCase()) {
+      case 'PING':
+        return '+PONG\r\n';
+      case 'SET': {
+        this.sets++;
+        const drop = this.dropNextSet;
+        this.dropNextSet = null;
+        if (drop !== 'before-store') this.data.set(rest[0]!, rest[1]!);
+        if (drop !== null) {
+          socket.end();
+          return null;
+        }
+        return '+OK\r\n';
+      }
+      case 'GET':
+        return bulk(this.data.get(rest[0]!));
+      case 'MGET':
+        return `*${rest.length}\r\n${rest.map((k) => bulk(this.data.get(k))).join('')}`;
+      case 'DBSIZE':
+        return `:${this.data.size}\r\n`;
+      default:
+        return `-ERR unknown command '${cmd}'\r\n`;
+    }
+  }
+}
+
+function bulk(value: string | undefined): string {
+  return value === undefined ? '$-1\r\n' : `$${Buffer.byteLength(value)}\r\n${value}\r\n`;
+}
+
+function parseCommand(buf: Buffer): { args: string[]; end: number } | null {
+  const parsed = parseReply(buf, 0);
+  if (parsed === null) return null;
+  return { args: (parsed.value as string[]).map(String), end: parsed.end };
+}
+
+let redis: FakeRedis | null = null;
+afterEach(async () => {
+  await redis?.close();
+  redis = null;
+});
+
+async function fakeRedis(): Promise<FakeRedis> {
+  redis = new FakeRedis();
+  await redis.listen();
+  return redis;
+}
+
+async function until(check: () => boolean, ms = 5_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('RESP replies', () => {
+  it('parses every reply type and waits for a reply split across chunks', () => {
+    const whole = Buffer.from('*4\r\n+OK\r\n:42\r\n$5\r\nhello\r\n$-1\r\n');
+    expect(parseReply(whole, 0)).toEqual({ value: ['OK', 42, 'hello', null], end: whole.length });
+    for (let cut = 1; cut < whole.length; cut++) expect(parseReply(whole.subarray(0, cut), 0)).toBeNull();
+    const error = parseReply(Buffer.from('-LOADING Redis is loading\r\n'), 0);
+    expect(error?.value).toBeInstanceOf(RespReplyError);
+  });
+});
+
+describe('the RESP client', () => {
+  it('answers pipelined commands in order', async () => {
+    const server = await fakeRedis();
+    const client = await RespClient.connect('127.0.0.1', server.port);
+    const replies = await Promise.all([client.command(['SET', 'a', '1']), client.command(['GET', 'a']), client.command(['NOPE']).catch((e: Error) => e)]);
+    client.close();
+    expect(replies[0]).toBe('OK');
+    expect(replies[1]).toBe('1');
+    expect(replies[2]).toBeInstanceOf(RespReplyError);
+  });
+
+  it('names a refused connection and a closed one', async () => {
+    const server = await fakeRedis();
+    const port = server.port;
+    const client = await RespClient.connect('127.0.0.1', port);
+    server.dropNextSet = 'before-store';
+    const closed = await client.command(['SET', 'a', '1']).catch((e: unknown) => e);
+    expect(closed).toMatchObject({ kind: 'closed' });
+    await server.close();
+    redis = null;
+    const refused = await RespClient.connect('127.0.0.1', port).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(RespConnectionError);
+    expect(refused).toMatchObject({ kind: 'refused' });
+  });
+
+  it('loads the asked number of bytes as random values', async () => {
+    const server = await fakeRedis();
+    const keys = await loadData({ host: '127.0.0.1', port: server.port }, { prefix: 'd:', bytes: 100 * 1024, valueBytes: 1024, pipeline: 8 });
+    expect(keys).toBe(100);
+    expect(server.data.size).toBe(100);
+    expect(new Set(server.data.values()).size).toBe(100);
+  });
+});
+
+describe('the acknowledged-write recorder', () => {
+  it('reconnects on a closed connection and re-sends the write that was not acknowledged, without counting a failure', async () => {
+    const server = await fakeRedis();
+    const writer = new AckedWriter(() => ({ host: '127.0.0.1', port: server.port }), { prefix: 'w:', intervalMs: 1 });
+    writer.start();
+    await until(() => writer.acked >= 20);
+    server.dropNextSet = 'before-store';
+    await until(() => server.dropNextSet === null && writer.acked >= 40);
+    server.dropNextSet = 'after-store';
+    await until(() => server.dropNextSet === null && writer.acked >= 60);
+    const report = await writer.stop();
+    expect(report).toMatchObject({ failed: 0, reconnects: 2 });
+    expect((await writer.verify({ host: '127.0.0.1', port: server.port })).lost).toEqual([]);
+    expect(server.data.get('w:1')).toBe(writeValue(writer.run, 1));
+  });
+
+  it('counts refused connections as failed requests and measures the gap they make', async () => {
+    const server = await fakeRedis();
+    const port = server.port;
+    const writer = new AckedWriter(() => ({ host: '127.0.0.1', port }), { prefix: 'w:', intervalMs: 1, retryMs: 10 });
+    writer.start();
+    await until(() => writer.acked >= 10);
+    const data = server.data;
+    await server.close();
+    await new Promise((r) => setTimeout(r, 300));
+    const again = new FakeRedis();
+    for (const [k, v] of data) again.data.set(k, v);
+    await again.listen(port);
+    redis = again;
+    await until(() => writer.acked >= 30);
+    const report = await writer.stop();
+    expect(report.failed).toBeGreaterThanOrEqual(1);
+    expect(report.failures[0]?.kind).toBe('refused');
+    expect(report.pauseMs).toBeGreaterThanOrEqual(250);
+  });
+
+  it('reports acknowledged writes that are gone as lost', async () => {
+    const server = await fakeRedis();
+    const writer = new AckedWriter(() => ({ host: '127.0.0.1', port: server.port }), { prefix: 'w:', intervalMs: 1 });
+    writer.start();
+    await until(() => writer.acked >= 10);
+    await writer.stop();
+    server.data.delete('w:3');
+    server.data.set('w:7', 'something else');
+    expect((await writer.verify({ host: '127.0.0.1', port: server.port })).lost).toEqual(['w:3', 'w:7']);
+  });
+});

@@ -6,7 +6,7 @@
  *
  *   npm run bench:plugin [-- --runs 20] [-- --json]     # --json: {"localMs","droverMs","ratio"}
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -27,6 +27,17 @@ const median = (xs: number[]): number => {
   const mid = Math.floor(s.length / 2);
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 };
+
+/** From the plugin's debug log: each Docker call's count per run and median answer time. */
+function callTimes(log: string, runs: number): Array<{ call: string; perRun: number; medianMs: number }> {
+  const byCall = new Map<string, number[]>();
+  for (const line of log.split('\n')) {
+    if (!line.includes('"call answered"')) continue;
+    const { call, ms } = JSON.parse(line) as { call: string; ms: number };
+    byCall.set(call, [...(byCall.get(call) ?? []), ms]);
+  }
+  return [...byCall].map(([call, ms]) => ({ call, perRun: ms.length / runs, medianMs: median(ms) }));
+}
 
 async function main(): Promise<void> {
   const lease = await leaseSubnet();
@@ -49,7 +60,7 @@ async function main(): Promise<void> {
     cluster = await clusterUp({ name, nodes: 1, subnet: lease.subnet, docker: true, ssh: false, images: ['busybox'], log: silentLogger() });
     const node = cluster.nodes[0]!;
     docker = async (...args: string[]) => (await execa('docker', ['-H', node.dockerHost!, ...args], { timeout: 180_000 })).stdout.trim();
-    stack = await DroverStack.start(cluster, dir, { logLevel: 'warn' });
+    stack = await DroverStack.start(cluster, dir, { logLevel: 'warn', pluginLogLevel: 'debug' });
 
     await docker('volume', 'create', '-d', node.pluginName, 'bench-drover');
     await docker('volume', 'create', 'bench-local');
@@ -62,6 +73,7 @@ async function main(): Promise<void> {
     await run('bench-drover');
     await run('bench-local');
 
+    const logStart = (await readFile(stack.logFile(`plugin-${node.name}`), 'utf8')).length;
     const local: number[] = [];
     const drover: number[] = [];
     for (let i = 0; i < runs; i++) {
@@ -77,6 +89,7 @@ async function main(): Promise<void> {
     const localMs = Math.round(median(local) * 10) / 10;
     const droverMs = Math.round(median(drover) * 10) / 10;
     const ratio = Math.round((droverMs / localMs) * 1000) / 1000;
+    const calls = callTimes((await readFile(stack.logFile(`plugin-${node.name}`), 'utf8')).slice(logStart), runs);
     if (values.json) {
       process.stdout.write(`${JSON.stringify({ localMs, droverMs, ratio })}\n`);
     } else {
@@ -86,6 +99,8 @@ async function main(): Promise<void> {
           `  local driver   ${localMs.toFixed(1)} ms`,
           `  drover driver  ${droverMs.toFixed(1)} ms   (volume already on this node)`,
           `  ratio          ${ratio.toFixed(3)}×   (target ≤ 1.5×)`,
+          'time inside the plugin, per drover run (calls × median ms):',
+          ...calls.map((c) => `  ${c.call.padEnd(27)} ${c.perRun.toFixed(1)} × ${c.medianMs.toFixed(1)} ms`),
           '',
         ].join('\n'),
       );

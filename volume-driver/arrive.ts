@@ -13,7 +13,8 @@ import type { Logger } from '#common/log.ts';
 import { sleep } from '#common/sleep.ts';
 import type { Catalog, View } from './catalog.ts';
 import { findByName, type ControlPlane, type DatasetConfig, type MigrationInfo } from './control.ts';
-import { describeInUse, describeWait, nodeName } from './describe.ts';
+import { describeWait, nodeName } from './describe.ts';
+import type { LeaseKeeper } from './lease-keeper.ts';
 
 export interface ArriveOptions {
   control: ControlPlane;
@@ -23,6 +24,8 @@ export interface ArriveOptions {
   clock: () => number;
   timeoutMs: number;
   pollMs: number;
+  /** For "is another node using it?" (waits briefly for a lease that is just going). */
+  leases: LeaseKeeper;
   /** Aborted when the plugin stops: the wait ends with an Err at once. */
   signal: AbortSignal;
 }
@@ -47,8 +50,8 @@ export async function arrive(name: string, o: ArriveOptions): Promise<Arrived> {
   const seenFailures = new Set<string>();
   let requestedAt = -Infinity;
   if (dataset.primary !== o.me) {
-    const holder = (await o.control.listLeases()).find((l) => l.dataset_id === dataset.dataset_id && l.node_uuid !== o.me);
-    if (holder) throw await inUseError(name, holder.node_uuid, o);
+    const holder = await o.leases.heldElsewhere(dataset.dataset_id);
+    if (holder) throw await o.leases.inUse(name, holder);
     for (const m of await o.control.listMigrations()) if (m.phase === 'failed') seenFailures.add(m.id);
     await requestMove(dataset, o);
     requestedAt = o.clock();
@@ -148,6 +151,3 @@ export function localPath(view: View, datasetId: string, me: string): string | n
   return state?.path ?? null;
 }
 
-async function inUseError(name: string, holder: string, o: ArriveOptions): Promise<DroverError> {
-  return new DroverError('DROVER_VOLUME_IN_USE', describeInUse(name, holder, await o.catalog.nodes(), o.me), { detail: { node_uuid: holder } });
-}

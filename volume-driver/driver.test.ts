@@ -1,40 +1,12 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '#common/log.ts';
 import { sleep } from '#common/sleep.ts';
+import { cleanup, errorOf, ME, OTHER, setup } from './driver-fixture.ts';
 import { VolumeDriver } from './driver.ts';
-import { FakeControl } from './fake-control.ts';
-import { MountStore } from './mount-store.ts';
+import { LINGER_MS } from './lease-keeper.ts';
 import { mountCount } from './mounts.ts';
 
-const ME = '11111111-1111-4111-8111-111111111111';
-const OTHER = '22222222-2222-4222-8222-222222222222';
-const nodes = [
-  { uuid: ME, host: '127.0.0.11' },
-  { uuid: OTHER, host: '127.0.0.12' },
-];
-const dirs: string[] = [];
-afterEach(async () => {
-  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
-});
-
-async function setup(options: { moves?: 'instant' | 'manual'; mountTimeoutMs?: number; stateDir?: string; control?: FakeControl } = {}) {
-  const stateDir = options.stateDir ?? (await mkdtemp(join(tmpdir(), 'drover-driver-')));
-  dirs.push(stateDir);
-  const control = options.control ?? new FakeControl({ nodes, moves: options.moves ?? 'instant' });
-  const store = await MountStore.open(stateDir);
-  const driver = new VolumeDriver({ control, store, nodeUuid: ME, log: silentLogger(), mountTimeoutMs: options.mountTimeoutMs ?? 2_000, pollMs: 20 });
-  return { driver, control, store, stateDir };
-}
-
-function errorOf(p: Promise<unknown>): Promise<string> {
-  return p.then(
-    () => 'no error',
-    (e: Error) => e.message,
-  );
-}
+afterEach(cleanup);
 
 describe('VolumeDriver', () => {
   it('creates one dataset for a name however often Create comes, on this node or another', async () => {
@@ -126,14 +98,37 @@ describe('VolumeDriver', () => {
     expect(made).toEqual({ acquireLease: 1, listDatasets: 1, datasetStates: 1 });
   });
 
-  it('keeps the lease when a Mount follows the last Unmount at once', async () => {
+  it('keeps the lease for a Mount that follows the last Unmount at once, with no round trip (docker run mounts twice)', async () => {
+    const { driver, control, store } = await setup();
+    await driver.create('v1', null);
+    await driver.mount('v1', 'B');
+    await driver.unmount('v1', 'B');
+    const before = { ...control.calls };
+    await driver.mount('v1', 'A');
+    expect(control.calls).toEqual(before);
+    expect(store.current.pending_releases).toEqual([]);
+    await driver.settle();
+    expect(control.leases.map((l) => l.node_uuid)).toEqual([ME]);
+  });
+
+  it('releases the lease a moment after the last Unmount', async () => {
     const { driver, control } = await setup();
     await driver.create('v1', null);
     await driver.mount('v1', 'A');
     await driver.unmount('v1', 'A');
-    await driver.mount('v1', 'B');
-    await driver.settle();
-    expect(control.leases.map((l) => l.node_uuid)).toEqual([ME]);
+    expect(control.leases).toHaveLength(1);
+    await sleep(LINGER_MS + 100);
+    expect(control.leases).toEqual([]);
+  });
+
+  it('waits briefly for another node to let go of the lease before calling the volume in use', async () => {
+    const { driver, control } = await setup();
+    await driver.create('v1', null);
+    await control.acquireLease(control.datasets[0]!.dataset_id, OTHER);
+    const mounting = driver.mount('v1', 'A');
+    await sleep(100);
+    await control.releaseLease(control.datasets[0]!.dataset_id);
+    expect(await mounting).toMatch(/^\/fake\//);
   });
 
   it('writes the release with the last Unmount, so a plugin killed before releasing releases at start', async () => {
@@ -212,88 +207,4 @@ describe('VolumeDriver', () => {
     expect(await errorOf(driver.get('v1'))).toBe('no drover volume named "v1"');
   });
 
-  it('moves a volume that lives on another node here on Mount', async () => {
-    const { driver, control } = await setup();
-    await driver.create('v1', { node: '127.0.0.12' });
-    const path = await driver.mount('v1', 'A');
-    expect(path).toBe(`/fake/${ME}/${control.datasets[0]!.dataset_id}`);
-    expect(control.datasets[0]!.primary).toBe(ME);
-  });
-
-  it('waits for a move under way and mounts when it is done', async () => {
-    const { driver, control } = await setup({ moves: 'manual' });
-    await driver.create('v1', { node: '127.0.0.12' });
-    const mounting = driver.mount('v1', 'A');
-    await sleep(100);
-    control.finish(control.migrationOf(control.datasets[0]!.dataset_id)!.id);
-    expect(await mounting).toMatch(new RegExp(`^/fake/${ME}/`));
-  });
-
-  it('answers a Mount that ran out of time with where the volume is and how far the move got', async () => {
-    const { driver, control } = await setup({ moves: 'manual', mountTimeoutMs: 300 });
-    await driver.create('v1', { node: '127.0.0.12' });
-    const mounting = errorOf(driver.mount('v1', 'A'));
-    await sleep(100);
-    const migration = control.migrationOf(control.datasets[0]!.dataset_id)!;
-    control.advance(migration.id, { phase: 'pre-copy', round: 2, bytes_sent: 12 * 1024 ** 2, bytes_total: 48 * 1024 ** 2 });
-    expect(await mounting).toBe(
-      `volume "v1" is still moving to this node from node 127.0.0.12 (22222222): migration ${migration.id.slice(0, 8)} in pre-copy, round 2, 12M of 48M sent. ` +
-        'Not ready after 0 s; run the container again to keep waiting (the move goes on without it).',
-    );
-    expect(control.leases).toEqual([]);
-    // Docker never Unmounts a failed Mount; asking again joins the same move.
-    const again = driver.mount('v1', 'A');
-    await sleep(50);
-    control.finish(migration.id);
-    await again;
-    expect(control.migrations).toHaveLength(1);
-  });
-
-  it('fails a Mount at once when the move fails, or when another node holds the lease', async () => {
-    const { driver, control } = await setup({ moves: 'manual', mountTimeoutMs: 5_000 });
-    await driver.create('v1', { node: '127.0.0.12' });
-    const mounting = errorOf(driver.mount('v1', 'A'));
-    await sleep(100);
-    control.fail(control.migrationOf(control.datasets[0]!.dataset_id)!.id, 'no space left on 127.0.0.11');
-    expect(await mounting).toBe('moving volume "v1" to this node failed: no space left on 127.0.0.11; it stays on node 127.0.0.12 (22222222)');
-
-    await driver.create('v2', { node: '127.0.0.12' });
-    await control.acquireLease(control.datasets[1]!.dataset_id, OTHER);
-    expect(await errorOf(driver.mount('v2', 'A'))).toBe(
-      'volume "v2" is in use on node 127.0.0.12 (22222222) (it holds the volume\'s lease); stop the containers using it there first',
-    );
-  });
-
-  it('keeps waiting through a control service outage during a move, and says so if time runs out', async () => {
-    const { driver, control } = await setup({ moves: 'manual', mountTimeoutMs: 400 });
-    await driver.create('v1', { node: '127.0.0.12' });
-    const mounting = driver.mount('v1', 'A');
-    await sleep(60);
-    control.unreachable = true;
-    await sleep(100);
-    control.unreachable = false;
-    control.finish(control.migrationOf(control.datasets[0]!.dataset_id)!.id);
-    expect(await mounting).toMatch(/^\/fake\//);
-
-    await driver.create('v2', { node: '127.0.0.12' });
-    const late = errorOf(driver.mount('v2', 'A'));
-    await sleep(60);
-    control.unreachable = true;
-    expect(await late).toMatch(/^volume "v2" is still moving to this node from node 22222222-2222-4222-8222-222222222222: .* Last error: control service did not answer \(fake: unreachable\)$/);
-  });
-
-  it('ends a waiting Mount with an Err when the plugin stops', async () => {
-    const { driver } = await setup({ moves: 'manual', mountTimeoutMs: 60_000 });
-    await driver.create('v1', { node: '127.0.0.12' });
-    const mounting = errorOf(driver.mount('v1', 'A'));
-    await sleep(50);
-    driver.stop();
-    expect(await mounting).toBe('the drover volume plugin is stopping; volume "v1" was not mounted');
-  });
-
-  it('says where a volume is when Path is asked on the wrong node', async () => {
-    const { driver } = await setup();
-    await driver.create('v1', { node: '127.0.0.12' });
-    expect(await errorOf(driver.path('v1'))).toBe('volume "v1" is not on this node: it is on node 127.0.0.12 (22222222)');
-  });
 });

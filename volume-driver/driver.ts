@@ -16,7 +16,7 @@ import { sleep } from '#common/sleep.ts';
 import { arrive, localPath } from './arrive.ts';
 import { Catalog, type View } from './catalog.ts';
 import { findByName, type ControlPlane, type DatasetConfig, type NodeInfo } from './control.ts';
-import { describeInUse, nodeName } from './describe.ts';
+import { nodeName } from './describe.ts';
 import { KeyedLock } from './keyed-lock.ts';
 import { LeaseKeeper } from './lease-keeper.ts';
 import type { MountStore } from './mount-store.ts';
@@ -33,6 +33,8 @@ export interface DriverOptions {
   mountTimeoutMs?: number;
   pollMs?: number;
   catalogTtlMs?: number;
+  /** How long to wait for another node's lease to go before saying "in use" (lease-keeper.ts). */
+  othersWaitMs?: number;
 }
 
 /** A volume as Get and List describe it (Docker's field names). */
@@ -50,17 +52,18 @@ export class VolumeDriver {
   private readonly lock = new KeyedLock();
   private readonly leases: LeaseKeeper;
   private readonly stopping = new AbortController();
-  private readonly o: Required<Omit<DriverOptions, 'catalogTtlMs'>>;
+  private readonly o: Required<Omit<DriverOptions, 'catalogTtlMs' | 'othersWaitMs'>>;
 
   constructor(options: DriverOptions) {
     this.o = { clock: Date.now, mountTimeoutMs: 90_000, pollMs: 250, ...options };
     this.catalog = new Catalog({ control: options.control, log: options.log, clock: this.o.clock, ttlMs: options.catalogTtlMs ?? 2_000 });
-    this.leases = new LeaseKeeper({ control: options.control, store: options.store, catalog: this.catalog, lock: this.lock, me: options.nodeUuid, log: options.log });
+    this.leases = new LeaseKeeper({ control: options.control, store: options.store, catalog: this.catalog, lock: this.lock, me: options.nodeUuid, log: options.log, othersWaitMs: options.othersWaitMs });
   }
 
-  /** Ends waiting Mounts with an Err; called when the plugin stops. */
+  /** Ends waiting Mounts with an Err and lets lingering leases go; called when the plugin stops. */
   stop(): void {
     this.stopping.abort();
+    this.leases.flush();
   }
 
   /** Creates the dataset unless a live one has that name anywhere in the cluster (success either way). */
@@ -117,7 +120,7 @@ export class VolumeDriver {
         await this.persist((s) => addMount(s, name, id, mounted).state, (s) => removeMount(s, name, id).state);
         return mounted.path;
       }
-      const { dataset_id, path } = (await this.leaseIfHere(name)) ?? (await this.bringHere(name));
+      const { dataset_id, path } = this.leases.reclaim(name) ?? (await this.leaseIfHere(name)) ?? (await this.bringHere(name));
       try {
         await this.persist((s) => addMount(s, name, id, { dataset_id, path }).state, (s) => removeMount(s, name, id).state);
       } catch (err) {
@@ -158,6 +161,7 @@ export class VolumeDriver {
       clock: this.o.clock,
       timeoutMs: this.o.mountTimeoutMs,
       pollMs: this.o.pollMs,
+      leases: this.leases,
       signal: this.stopping.signal,
     });
     await this.leases.take(name, dataset.dataset_id);
@@ -177,7 +181,7 @@ export class VolumeDriver {
         const after = removeMount(s, name, id).state;
         return last ? addPendingRelease(after, pending) : after;
       });
-      if (last) this.leases.releaseSoon(name, volume.dataset_id);
+      if (last) this.leases.linger(name, volume.dataset_id, volume.path);
     });
   }
 
@@ -185,17 +189,17 @@ export class VolumeDriver {
   async remove(name: string): Promise<void> {
     await this.lock.run(name, async () => {
       const count = mountCount(this.o.store.current, name);
+      this.leases.reclaim(name); // a lease lingering after the last Unmount goes with the dataset
       if (count > 0) {
         throw new DroverError('DROVER_VOLUME_IN_USE', `volume "${name}" is in use on this node (${count} mount${count === 1 ? '' : 's'} by containers)`);
       }
       const view = await this.catalog.fresh();
       const dataset = findByName(view.datasets, name);
       if (!dataset) return;
-      const lease = (await this.o.control.listLeases()).find((l) => l.dataset_id === dataset.dataset_id);
-      if (lease && lease.node_uuid !== this.o.nodeUuid) {
-        throw new DroverError('DROVER_VOLUME_IN_USE', describeInUse(name, lease.node_uuid, await this.catalog.nodes(), this.o.nodeUuid), { detail: { node_uuid: lease.node_uuid } });
-      }
+      const holder = await this.leases.heldElsewhere(dataset.dataset_id);
+      if (holder) throw await this.leases.inUse(name, holder);
       // Our own lease with no mounts left here is one whose release has not happened yet.
+      const lease = (await this.o.control.listLeases()).find((l) => l.dataset_id === dataset.dataset_id);
       if (lease) {
         await this.o.control.releaseLease(dataset.dataset_id);
         await this.o.store.update((s) => dropPendingRelease(s, dataset.dataset_id));
@@ -211,8 +215,9 @@ export class VolumeDriver {
     return this.leases.reconcile();
   }
 
-  /** Resolves once no call is in flight or queued (lease releases included), or after `timeoutMs`. */
+  /** Releases lingering leases and resolves once no call or release is in flight or queued, or after `timeoutMs`. */
   async settle(timeoutMs = 5_000): Promise<void> {
+    this.leases.flush();
     const deadline = this.o.clock() + timeoutMs;
     while (this.lock.busy > 0 && this.o.clock() < deadline) await sleep(20);
   }

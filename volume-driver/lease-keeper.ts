@@ -3,13 +3,18 @@
  * and released after the last Unmount, so that while a container uses a volume the control
  * service moves and deletes it nowhere else.
  *
- * A release runs after the Unmount has answered Docker (it is not on `docker run`'s path),
- * but in the volume's lock, so a Mount that follows cannot be overtaken by it. The release is
- * written down (mounts.ts `pending_releases`) in the same state write as the last Unmount,
- * so a crash or a control-service outage delays it but never forgets it: `reconcile` retries.
+ * The release waits LINGER_MS after the last Unmount: `docker run` mounts twice in a row (the
+ * copy of image files at create, then the start), and a Mount within the linger reclaims the
+ * lease with no round trip at all — it was held throughout, so the volume cannot have moved.
+ * Other nodes wait up to OTHERS_WAIT_MS for a lease to go before saying "in use".
+ *
+ * The release runs in the volume's lock, so a Mount that follows cannot be overtaken by it.
+ * It is written down (mounts.ts `pending_releases`) in the same state write as the last
+ * Unmount, so a crash or a control-service outage delays it but never forgets it.
  */
 import { DroverError, isDroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
+import { sleep } from '#common/sleep.ts';
 import type { Catalog } from './catalog.ts';
 import type { ControlPlane } from './control.ts';
 import { describeInUse } from './describe.ts';
@@ -23,23 +28,82 @@ export interface LeaseKeeperOptions {
   catalog: Catalog;
   /** The driver's per-volume lock: lease work for a volume runs in it. */
   lock: KeyedLock;
+  /** How long to wait for another node's lease to go before saying "in use"; default OTHERS_WAIT_MS. */
+  othersWaitMs?: number;
   me: string;
   log: Logger;
 }
 
+export const LINGER_MS = 500;
+export const OTHERS_WAIT_MS = 3_000;
+const RETRY_MS = 200;
+
 export class LeaseKeeper {
+  private readonly lingering = new Map<string, { datasetId: string; path: string; timer: NodeJS.Timeout }>();
+
   constructor(private readonly o: LeaseKeeperOptions) {}
 
-  /** Takes (or renews) this node's lease; DROVER_VOLUME_IN_USE naming the holder when another node has it. */
+  /**
+   * Takes (or renews) this node's lease. When another node holds it, tries again for up to
+   * OTHERS_WAIT_MS (a container there may be just stopping), then fails with
+   * DROVER_VOLUME_IN_USE naming the holder.
+   */
   async take(name: string, datasetId: string): Promise<void> {
-    try {
-      await this.o.control.acquireLease(datasetId, this.o.me);
-    } catch (err) {
-      if (isDroverError(err, 'DROVER_LEASE_HELD')) {
-        const holder = String(err.detail.node_uuid ?? 'another node');
-        throw new DroverError('DROVER_VOLUME_IN_USE', describeInUse(name, holder, await this.o.catalog.nodes(), this.o.me), { cause: err, detail: { node_uuid: holder } });
+    const started = Date.now();
+    for (;;) {
+      try {
+        await this.o.control.acquireLease(datasetId, this.o.me);
+        return;
+      } catch (err) {
+        if (!isDroverError(err, 'DROVER_LEASE_HELD')) throw err;
+        if (Date.now() - started >= (this.o.othersWaitMs ?? OTHERS_WAIT_MS)) throw await this.inUse(name, String(err.detail.node_uuid ?? 'another node'), err);
+        await sleep(RETRY_MS);
       }
-      throw err;
+    }
+  }
+
+  /** The node other than this one holding the dataset's lease after up to OTHERS_WAIT_MS, or null. */
+  async heldElsewhere(datasetId: string): Promise<string | null> {
+    const started = Date.now();
+    for (;;) {
+      const holder = (await this.o.control.listLeases()).find((l) => l.dataset_id === datasetId && l.node_uuid !== this.o.me)?.node_uuid ?? null;
+      if (holder === null || Date.now() - started >= (this.o.othersWaitMs ?? OTHERS_WAIT_MS)) return holder;
+      await sleep(RETRY_MS);
+    }
+  }
+
+  async inUse(name: string, holder: string, cause?: unknown): Promise<DroverError> {
+    return new DroverError('DROVER_VOLUME_IN_USE', describeInUse(name, holder, await this.o.catalog.nodes(), this.o.me), { cause, detail: { node_uuid: holder } });
+  }
+
+  /**
+   * After the last Unmount (its pending release on disk): keeps the lease LINGER_MS for a
+   * Mount that may follow, then releases it. Call inside the volume's lock.
+   */
+  linger(name: string, datasetId: string, path: string): void {
+    this.reclaim(name);
+    const timer = setTimeout(() => {
+      this.lingering.delete(name);
+      this.releaseSoon(name, datasetId);
+    }, LINGER_MS);
+    this.lingering.set(name, { datasetId, path, timer });
+  }
+
+  /** The lease of a volume unmounted a moment ago, still held: the Mount may use it as it is. Call inside the lock. */
+  reclaim(name: string): { dataset_id: string; path: string } | null {
+    const held = this.lingering.get(name);
+    if (!held) return null;
+    clearTimeout(held.timer);
+    this.lingering.delete(name);
+    return { dataset_id: held.datasetId, path: held.path };
+  }
+
+  /** Releases every lingering lease now (queued in the locks); for stopping and for tests. */
+  flush(): void {
+    for (const [name, held] of [...this.lingering]) {
+      clearTimeout(held.timer);
+      this.lingering.delete(name);
+      this.releaseSoon(name, held.datasetId);
     }
   }
 

@@ -24,6 +24,8 @@ export interface StackOptions {
   /** Seconds a Mount waits for a volume to arrive (the plugin's --mount-timeout). */
   mountTimeoutS?: number;
   logLevel?: string;
+  /** The plugins' log level, when it should differ (debug logs every call with its time). */
+  pluginLogLevel?: string;
 }
 
 export class DroverStack {
@@ -69,7 +71,7 @@ export class DroverStack {
     const node = this.node(index);
     const args = ['--name', node.pluginName, '--control', this.controlUrl, '--node-uuid', node.uuid, '--state-dir', join(this.dir, `plugin-${node.name}`)];
     if (this.options.mountTimeoutS) args.push('--mount-timeout', String(this.options.mountTimeoutS));
-    const child = this.spawn(`plugin-${node.name}`, 'bin/drover-volume.js', args);
+    const child = this.spawn(`plugin-${node.name}`, 'bin/drover-volume.js', args, this.options.pluginLogLevel);
     this.plugins.set(index, child);
     const socket = socketPathFor(node.pluginName);
     await until(async () => child.exitCode !== null || (existsSync(socket) && (await socketAnswers(socket))), 30_000, `plugin ${node.pluginName} to listen`);
@@ -123,13 +125,18 @@ export class DroverStack {
     return this.cluster.nodes.filter((n) => nodes.some((s) => s.uuid === n.uuid && s.state === 'known')).length;
   }
 
-  private spawn(name: string, bin: string, args: string[]): ResultPromise {
+  /** Where a program's log goes: `<dir>/<name>.log` (`plugin-n1`, `agent-n1`, `control`). */
+  logFile(name: string): string {
+    return join(this.dir, `${name}.log`);
+  }
+
+  private spawn(name: string, bin: string, args: string[], logLevel?: string): ResultPromise {
     return execa('node', [join(repo, bin), ...args], {
       cwd: repo,
       reject: false,
       stdout: { file: join(this.dir, `${name}.log`), append: true },
       stderr: { file: join(this.dir, `${name}.log`), append: true },
-      env: { DROVER_LOG_LEVEL: this.options.logLevel ?? 'info' },
+      env: { DROVER_LOG_LEVEL: logLevel ?? this.options.logLevel ?? 'info' },
     });
   }
 }

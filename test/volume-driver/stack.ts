@@ -110,7 +110,10 @@ export class DroverStack {
       `pool: ${node.pool}`,
       `docker_socket: ${node.dockerSocket}`,
       ...(node.ssh
-        ? ['transport: ssh', `ssh: { port: ${node.ssh.port}, user: ${node.ssh.user}, host_key_fingerprint: "${node.ssh.hostKeyFingerprint}" }`]
+        ? [
+            'transport: ssh',
+            `ssh: { port: ${node.ssh.port}, user: ${node.ssh.user}, host_key_fingerprint: "${node.ssh.hostKeyFingerprint}", private_key_file: "${this.cluster.sshClientKey.privateKeyPath}" }`,
+          ]
         : ['transport: tls', 'tls: { port: 4524 }']),
       'poll_interval_ms: 1000',
       'stop_timeout_seconds: 1',

@@ -23,6 +23,8 @@ export interface SwitchResult {
   reset: number;
   other: number;
   longestMs: number;
+  /** Slowest publish → acknowledgement of a route change (long-poll, apply, ack). */
+  slowestAckMs: number;
 }
 
 /** One HTTP request on a new connection; resolves with the error code, or null when it got a 200. */
@@ -49,7 +51,7 @@ export async function switchUnderLoad(
   routes: RouteServer,
   o: { host: string; port: number; nodeUuid: string; a: { host: string; port: number }; b: { host: string; port: number } },
 ): Promise<SwitchResult> {
-  const result: SwitchResult = { completed: 0, refused: 0, reset: 0, other: 0, longestMs: 0 };
+  const result: SwitchResult = { completed: 0, refused: 0, reset: 0, other: 0, longestMs: 0, slowestAckMs: 0 };
   let stop = false;
   const client = async (): Promise<void> => {
     while (!stop) {
@@ -64,8 +66,10 @@ export async function switchUnderLoad(
   };
   const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
   const publish = async (target: { host: string; port: number }, hold: boolean): Promise<void> => {
+    const started = performance.now();
     const version = routes.publish([route('bench', o.port, target, hold, 1)]);
     await routes.waitForAck(o.nodeUuid, version, 10_000);
+    result.slowestAckMs = Math.max(result.slowestAckMs, performance.now() - started);
   };
   const clients = Array.from({ length: 50 }, client);
   await pause(300);

@@ -175,7 +175,7 @@ async function main(): Promise<void> {
   const kernelSwitch = kernel ? await switchUnderLoad(routes, { host: HOSTS.kernel, port: PORT, nodeUuid: UUIDS.kernel, a: BACKEND, b: BACKEND_B }) : null;
   say('');
   for (const [name, s] of [['user', userSwitch], ['kernel', kernelSwitch]] as const) {
-    if (s) say(`switch under load (${name}): ${s.completed} requests completed, ${s.refused} refused, ${s.reset} reset, ${s.other} other errors; longest hold ${s.longestMs.toFixed(0)} ms`);
+    if (s) say(`switch under load (${name}): ${s.completed} requests completed, ${s.refused} refused, ${s.reset} reset, ${s.other} other errors; longest request ${s.longestMs.toFixed(0)} ms; route change acknowledged within ${s.slowestAckMs.toFixed(0)} ms`);
   }
 
   const summary = {

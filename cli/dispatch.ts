@@ -5,6 +5,7 @@ import { exitCodeOf, usageError } from './cli-error.ts';
 import type { Command, Options } from './command.ts';
 import { clusterCommand } from './commands/cluster.ts';
 import { datasetsCommand } from './commands/datasets.ts';
+import { demoCommand } from './commands/demo.ts';
 import { deployCommand } from './commands/deploy.ts';
 import { moveCommand } from './commands/move.ts';
 import { statusCommand } from './commands/status.ts';
@@ -12,7 +13,7 @@ import { print, type CliContext, type Output } from './context.ts';
 
 export const DEFAULT_CONTROL = 'http://127.0.0.1:4523';
 
-const COMMANDS: Command[] = [deployCommand, statusCommand, moveCommand, datasetsCommand];
+const COMMANDS: Command[] = [deployCommand, statusCommand, moveCommand, datasetsCommand, demoCommand];
 
 const GLOBAL: Options = {
   control: { type: 'string' },

@@ -1,0 +1,315 @@
+/**
+ * `npm run bench:migrate [-- --json] [--sizes 256,1024] [--load-mib 8]`
+ *
+ * A move under load (DESIGN.md §9): Redis with a dataset of each size moved from node 1 to
+ * node 2 of a 3-node local cluster running drover's real processes, while a client writes
+ * continuously through node 1's proxy, recording every acknowledged write (it reconnects
+ * on a closed connection and re-sends the write that was not acknowledged). Measured:
+ *   pause   the longest gap between two consecutive acknowledged writes
+ *   failed  write requests that failed: a connection refused or reset, an error reply, or a
+ *           re-sent write that failed again
+ *   lost    acknowledged writes missing when read back after the move
+ * and, in the same run, the same figures for a naive move of the same data (stop → full
+ * `zfs send` over drover's ssh transport → start on node 3; the client reconnects to node
+ * 3 as soon as anything listens there), as the baseline.
+ *
+ * The dataset's size: `--load-mib` of Redis keys (SET of random values, which Redis keeps
+ * in memory and its append-only file) plus a file of random bytes written into the dataset
+ * from the host before the move, up to the size. The file is faster to write than SETs,
+ * and it keeps Redis's own start-up (loading its data) the same at both sizes, so the
+ * pause shows what drover's move costs, not how long Redis takes to read 1 GiB.
+ *
+ * Prints a table and the ratios; `--json` prints only
+ * `{"sizes": [{"sizeMiB","pauseMs","failed","lost","naivePauseMs","bytesSent"}, …]}`.
+ */
+import { randomFillSync, randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { execa } from 'execa';
+import { ApiClient } from '#common/api-client.ts';
+import { silentLogger } from '#common/log.ts';
+import type { Migration } from '#common/model.ts';
+import { AckedWriter, loadData, type Endpoint, type WriterReport } from '#common/resp-load.ts';
+import { RespClient } from '#common/resp.ts';
+import { sleep } from '#common/sleep.ts';
+import { clusterDown, clusterUp, controlUrl, startServices, type LocalCluster, type LocalNode } from '../cli/local-cluster/index.ts';
+import { SshPeer } from '../convergence-agent/transfer/ssh-peer.ts';
+import { streamStep } from '../convergence-agent/transfer/stream-step.ts';
+import { ZfsStore } from '../convergence-agent/zfs/zfs.ts';
+import { leaseSubnet } from '../test/support/cluster.ts';
+
+const { values: flags } = parseArgs({
+  options: { json: { type: 'boolean', default: false }, sizes: { type: 'string', default: '256,1024' }, 'load-mib': { type: 'string', default: '8' } },
+});
+const sizes = flags.sizes.split(',').map(Number);
+const loadMiB = Number(flags['load-mib']);
+if (sizes.some((s) => !Number.isInteger(s) || s < 64 || s > 8192)) throw new Error('--sizes: MiB, each 64..8192');
+if (!Number.isInteger(loadMiB) || loadMiB < 0 || loadMiB >= Math.min(...sizes)) throw new Error('--load-mib must be below the smallest size');
+const say = (line: string): void => void process.stderr.write(`${line}\n`);
+const REDIS_ARGS = ['redis-server', '--bind', '0.0.0.0', '--protected-mode', 'no', '--dir', '/data', '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', ''];
+
+interface Result {
+  sizeMiB: number;
+  pauseMs: number;
+  failed: number;
+  lost: number;
+  naivePauseMs: number;
+  bytesSent: number;
+  naiveFailed: number;
+  naiveLost: number;
+  naiveBytes: number;
+  acked: number;
+  rounds: number;
+  cutoverMs: number | null;
+  moveMs: number;
+}
+
+function compose(size: number, port: number): string {
+  return `services:
+  r${size}:
+    image: drover/redis:latest
+    command: ${JSON.stringify(REDIS_ARGS)}
+    ports: ["${port}:6379"]
+    volumes: ["data:/data"]
+    restart: always
+    healthcheck:
+      test: ["CMD-SHELL", "redis-cli ping | grep -q PONG"]
+      interval: 1s
+      timeout: 2s
+      retries: 3
+volumes:
+  data:
+    driver_opts:
+      size: ${size + 256}M
+`;
+}
+
+async function fillRandom(path: string, mib: number): Promise<void> {
+  const out = createWriteStream(path, { highWaterMark: 4 << 20 });
+  const block = Buffer.allocUnsafe(1 << 20);
+  for (let i = 0; i < mib; i++) {
+    randomFillSync(block);
+    if (!out.write(Buffer.from(block))) await once(out, 'drain');
+  }
+  out.end();
+  await once(out, 'finish');
+}
+
+async function until<T>(what: string, ms: number, check: () => Promise<T | null | undefined | false>): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await check().catch(() => null);
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms / 1000} s waiting for ${what}`);
+    await sleep(250);
+  }
+}
+
+async function pong(at: Endpoint): Promise<boolean> {
+  const client = await RespClient.connect(at.host, at.port, 1_000);
+  try {
+    return (await client.command(['PING'], 2_000)) === 'PONG';
+  } finally {
+    client.close();
+  }
+}
+
+/** Writes for a while, runs `move`, writes a little longer, reads everything back. */
+async function underLoad(target: () => Endpoint, verifyAt: () => Endpoint, move: () => Promise<void>): Promise<{ report: WriterReport; lost: number }> {
+  const writer = new AckedWriter(target, { prefix: 'bench:write:' });
+  writer.start();
+  await sleep(2_000);
+  try {
+    await move();
+  } finally {
+    await sleep(1_500);
+    await writer.stop();
+  }
+  const report = writer.report();
+  const { lost } = await writer.verify(verifyAt());
+  return { report, lost: lost.length };
+}
+
+async function droverMove(api: ApiClient, cluster: LocalCluster, size: number, port: number): Promise<Omit<Result, 'naivePauseMs' | 'naiveFailed' | 'naiveLost' | 'naiveBytes'>> {
+  const [n1, n2] = cluster.nodes as [LocalNode, LocalNode];
+  const app = `r${size}`;
+  await api.deploy({
+    project: `m${size}`,
+    compose: { file: `bench-${size}.yml`, text: compose(size, port) },
+    topology: { file: 'topology.yml', text: `version: 1\nnodes:\n  "${n1.address}": ["${app}"]\n` },
+  });
+  const status = await until(`${app} healthy on ${n1.name}`, 180_000, async () => {
+    const s = await api.application(app);
+    return s.state === 'running' && s.health === 'healthy' ? s : null;
+  });
+  const via = { host: n1.address, port };
+  await until(`PONG through ${n1.name}'s proxy`, 60_000, () => pong(via));
+  if (loadMiB > 0) await loadData(via, { prefix: 'bench:data:', bytes: loadMiB << 20 });
+  const { datasets } = await api.datasets();
+  const dataset = datasets.find((d) => d.metadata.name === `m${size}_data` && !d.deleted);
+  const state = (await api.datasetStates()).find((d) => d.dataset_id === dataset?.dataset_id && d.primary === status.node_uuid);
+  if (!state?.path) throw new Error(`no mounted dataset for ${app} on ${n1.name}`);
+  say(`  writing a ${size - loadMiB} MiB file of random bytes into the dataset (${state.path})`);
+  await fillRandom(join(state.path, 'ballast.bin'), size - loadMiB);
+
+  let migration: Migration | null = null;
+  const started = performance.now();
+  const { report, lost } = await underLoad(
+    () => via,
+    () => via,
+    async () => {
+      const answer = await api.moveApplication(app, n2.uuid);
+      if (answer.migration === null) throw new Error(`${app} is already on ${n2.name}`);
+      migration = answer.migration;
+      let line = '';
+      while (migration.phase !== 'done' && migration.phase !== 'failed') {
+        await sleep(500);
+        migration = await api.migration(migration.id);
+        const now = `  drover  ${migration.phase.padEnd(8)} round ${migration.round}  ${(migration.bytes_sent / 2 ** 20).toFixed(0)} MiB sent`;
+        if (now !== line) say(now);
+        line = now;
+        if (performance.now() - started > 600_000) throw new Error('the move took over 10 minutes');
+      }
+      if (migration.phase === 'failed') throw new Error(`migration failed: ${migration.error}`);
+    },
+  );
+  const end = migration as Migration | null;
+  return {
+    sizeMiB: size,
+    pauseMs: Math.round(report.pauseMs),
+    failed: report.failed,
+    lost,
+    bytesSent: end?.bytes_sent ?? 0,
+    acked: report.acked,
+    rounds: end?.round ?? 0,
+    cutoverMs: end?.cutover_ms ?? null,
+    moveMs: Math.round(performance.now() - started),
+  };
+}
+
+/** The baseline: the same data, stopped, sent whole over drover's ssh transport, started on node 3. */
+async function naiveMove(cluster: LocalCluster, size: number, port: number): Promise<{ pauseMs: number; failed: number; lost: number; bytes: number }> {
+  const [n1, , n3] = cluster.nodes as [LocalNode, LocalNode, LocalNode];
+  const docker = (node: LocalNode, ...args: string[]) => execa('docker', ['-H', node.dockerHost!, ...args], { timeout: 120_000 });
+  const source = new ZfsStore({ pool: n1.pool, log: silentLogger() });
+  const target = new ZfsStore({ pool: n3.pool, log: silentLogger() });
+  const id = randomUUID();
+  const name = `naive-${size}`;
+  const dataset = await source.createDataset(id, { maximumSize: null });
+  const peer = new SshPeer({
+    id: n3.uuid,
+    host: n3.ssh!.host,
+    port: n3.ssh!.port,
+    user: n3.ssh!.user,
+    hostKeyFingerprint: n3.ssh!.hostKeyFingerprint,
+    privateKey: await readFile(cluster.sshClientKey.privateKeyPath),
+    pool: n3.pool,
+  });
+  const run = (node: LocalNode, mountpoint: string) =>
+    docker(node, 'run', '-d', '--name', name, '--stop-timeout', '10', '-p', `${node.address}:${port}:6379`, '-v', `${mountpoint}:/data`, 'drover/redis:latest', ...REDIS_ARGS);
+  let current: Endpoint = { host: n1.address, port };
+  let bytes = 0;
+  try {
+    await run(n1, dataset.mountpoint!);
+    await until(`naive Redis on ${n1.name}`, 60_000, () => pong(current));
+    if (loadMiB > 0) await loadData(current, { prefix: 'bench:data:', bytes: loadMiB << 20 });
+    await fillRandom(join(dataset.mountpoint!, 'ballast.bin'), size - loadMiB);
+    await peer.features();
+    const { report, lost } = await underLoad(
+      () => current,
+      () => current,
+      async () => {
+        await docker(n1, 'stop', name);
+        await source.createSnapshot(id, 'drover-naive');
+        const step = await peer.beginStep(id);
+        try {
+          const sink = step.receive({ resumable: false, full: true });
+          bytes = await streamStep({ send: source.send({ datasetId: id, snapshot: 'drover-naive', base: null }), sink, stallMs: 60_000 });
+        } finally {
+          await step.end();
+        }
+        await target.setReadonly(id, false);
+        await target.mount(id);
+        const received = await target.getDataset(id);
+        await run(n3, received!.mountpoint!);
+        current = { host: n3.address, port };
+      },
+    );
+    return { pauseMs: Math.round(report.pauseMs), failed: report.failed, lost, bytes };
+  } finally {
+    await peer.close();
+    await docker(n1, 'rm', '-f', name).catch(() => undefined);
+    await docker(n3, 'rm', '-f', name).catch(() => undefined);
+  }
+}
+
+async function main(): Promise<void> {
+  const lease = await leaseSubnet();
+  const name = `m${lease.subnet}`;
+  let cluster: LocalCluster | null = null;
+  const results: Result[] = [];
+  const teardown = async (): Promise<void> => {
+    await clusterDown(name, undefined, silentLogger()).catch((err: unknown) => say(`cluster down: ${String(err)}`));
+    lease.release();
+  };
+  process.once('SIGINT', () => void teardown().then(() => process.exit(130)));
+  try {
+    // Node 1 keeps drover's source copy and the naive source of every size; nodes 2 and 3 one copy each.
+    const total = sizes.reduce((a, b) => a + b, 0);
+    say(`local cluster ${name}: 3 nodes, drover's processes, pools of ${2 * total + 1024} MiB …`);
+    cluster = await clusterUp({ name, nodes: 3, subnet: lease.subnet, images: ['busybox', 'redis'], poolSizeMiB: 2 * total + 1024, log: silentLogger() });
+    await startServices(cluster);
+    const api = new ApiClient({ baseUrl: controlUrl(cluster) });
+    for (const [i, size] of sizes.entries()) {
+      say(`${size} MiB: drover move ${cluster.nodes[0]!.name} → ${cluster.nodes[1]!.name} under load`);
+      const drover = await droverMove(api, cluster, size, 6400 + i);
+      say(`  pause ${drover.pauseMs} ms, failed ${drover.failed}, lost ${drover.lost} of ${drover.acked}, ${drover.rounds} round(s), ${(drover.bytesSent / 2 ** 20).toFixed(0)} MiB sent`);
+      say(`${size} MiB: naive move ${cluster.nodes[0]!.name} → ${cluster.nodes[2]!.name} (stop, full send, start)`);
+      const naive = await naiveMove(cluster, size, 6500 + i);
+      say(`  pause ${naive.pauseMs} ms, failed ${naive.failed}, lost ${naive.lost}, ${(naive.bytes / 2 ** 20).toFixed(0)} MiB sent`);
+      results.push({ ...drover, naivePauseMs: naive.pauseMs, naiveFailed: naive.failed, naiveLost: naive.lost, naiveBytes: naive.bytes });
+    }
+  } finally {
+    await teardown();
+  }
+  report(results);
+}
+
+function report(results: Result[]): void {
+  if (flags.json) {
+    const sizesOut = results.map(({ sizeMiB, pauseMs, failed, lost, naivePauseMs, bytesSent }) => ({ sizeMiB, pauseMs, failed, lost, naivePauseMs, bytesSent }));
+    process.stdout.write(`${JSON.stringify({ sizes: sizesOut })}\n`);
+    return;
+  }
+  const mib = (b: number): string => (b / 2 ** 20).toFixed(0);
+  const rows = [
+    ['size', 'pause', 'failed', 'lost', 'acked', 'rounds', 'sent', 'move', 'naive pause', 'naive failed', 'naive lost', 'naive ÷ drover'],
+    ...results.map((r) => [
+      `${r.sizeMiB} MiB`,
+      `${r.pauseMs} ms`,
+      String(r.failed),
+      String(r.lost),
+      String(r.acked),
+      String(r.rounds),
+      `${mib(r.bytesSent)} MiB`,
+      `${(r.moveMs / 1000).toFixed(1)} s`,
+      `${r.naivePauseMs} ms`,
+      String(r.naiveFailed),
+      String(r.naiveLost),
+      (r.naivePauseMs / Math.max(1, r.pauseMs)).toFixed(1),
+    ]),
+  ];
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
+  for (const row of rows) process.stdout.write(`${row.map((cell, c) => cell.padStart(widths[c]!)).join('  ')}\n`);
+  const first = results[0];
+  const last = results.at(-1);
+  if (first && last && first !== last) {
+    process.stdout.write(`pause at ${last.sizeMiB} MiB ÷ pause at ${first.sizeMiB} MiB: ${(last.pauseMs / Math.max(1, first.pauseMs)).toFixed(2)} (target ≤ 1.2)\n`);
+  }
+  process.stdout.write('targets: 0 lost, 0 failed, pause ≤ 1 s, naive ÷ drover ≥ 10 at 1 GiB\n');
+}
+
+await main();

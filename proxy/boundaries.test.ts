@@ -16,8 +16,8 @@ describe('proxy boundaries', () => {
     expect(filesMatching(/from ['"](node:)?net['"]/)).toEqual(['tcp-net.ts']);
   });
 
-  it("reaches libuv's internal handles only through tcp-uv.ts", () => {
-    expect(filesMatching(/\)\.binding\b/)).toEqual(['tcp-uv.ts']);
+  it("reaches libuv's internal handles only through tcp-uv-binding.ts", () => {
+    expect(filesMatching(/\)\.binding\b/)).toEqual(['tcp-uv-binding.ts']);
   });
 
   it('runs nft only through nft-command.ts', () => {

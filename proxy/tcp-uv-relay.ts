@@ -1,0 +1,258 @@
+/**
+ * One relay of the fast engine: an accepted client handle, its backend handle, and the two
+ * directions between them (see `tcp.ts` for the semantics, `tcp-uv.ts` for why). Every
+ * callback here is a shared function reading its state from the handle or request it fires on,
+ * so a connection allocates no closures.
+ */
+import { DroverError } from '#common/errors.ts';
+import type { ConnectFailed, Endpoint, Inbound, TcpCounts } from './tcp.ts';
+import { RETRYABLE_CONNECT_ERRORS } from './tcp.ts';
+import { errName, noop, UV_EOF, type UvBinding, type UvHandle, type UvReq } from './tcp-uv-binding.ts';
+
+/** What a relay needs from its engine. */
+export interface RelayHost {
+  readonly uv: UvBinding;
+  readonly c: TcpCounts;
+  readonly live: Set<UvInbound>;
+  writeReq: UvReq;
+  newWriteReq(): UvReq;
+  takeBuffer(): Buffer;
+  giveBuffer(buf: Buffer): void;
+  watchConnect(conn: UvInbound): void;
+  unwatchConnect(conn: UvInbound): void;
+}
+
+const PAUSED = 0;
+const CONNECTING = 1;
+const RELAYING = 2;
+const CLOSED = 3;
+
+/** One direction of a relay: read `from`, write `to`. */
+class Direction {
+  pending = 0; // bytes whose write has not completed
+  ended = false; // EOF read and `to` shut down (or about to close)
+  view: Buffer; // the last view of `buf` written; request/response traffic repeats lengths
+  constructor(
+    readonly conn: UvInbound,
+    readonly from: UvHandle,
+    readonly to: UvHandle,
+    readonly buf: Buffer,
+  ) {
+    this.view = buf;
+  }
+}
+
+export class UvInbound implements Inbound {
+  state = PAUSED;
+  upstream: UvHandle | null = null;
+  connectReq: UvReq | null = null;
+  connectDeadline = 0;
+  onConnectFailed: ConnectFailed | null = null;
+  since = 0;
+  target: Endpoint | null = null;
+  up: Direction | null = null; // client → backend
+  down: Direction | null = null; // backend → client
+  openHandles = 1;
+
+  constructor(
+    readonly engine: RelayHost,
+    readonly client: UvHandle,
+  ) {
+    client.owner = this;
+  }
+
+  get closed(): boolean {
+    return this.state === CLOSED;
+  }
+
+  forward(target: Endpoint, connectTimeoutMs: number, onConnectFailed: ConnectFailed): void {
+    if (this.state !== PAUSED) return;
+    const { engine } = this;
+    const upstream = engine.uv.newSocket();
+    upstream.owner = this;
+    const req = engine.uv.newConnectReq();
+    req.oncomplete = afterConnect as UvReq['oncomplete'];
+    req.owner = this;
+    req.address = target.host;
+    req.port = target.port;
+    this.target = target;
+    this.onConnectFailed = onConnectFailed;
+    this.upstream = upstream;
+    this.openHandles++;
+    engine.c.outbound++;
+    const err = upstream.connect(req, target.host, target.port);
+    if (err !== 0) return this.connectFailed(errName(err));
+    this.state = CONNECTING;
+    this.connectReq = req;
+    this.connectDeadline = performance.now() + connectTimeoutMs;
+    engine.watchConnect(this);
+  }
+
+  connectTimedOut(): void {
+    this.connectFailed('ETIMEDOUT');
+  }
+
+  /** Drops the backend handle and hands the failure back, the client still paused. */
+  connectFailed(code: string): void {
+    const { engine } = this;
+    engine.unwatchConnect(this);
+    this.connectReq = null;
+    if (this.upstream !== null) closeHandle(this.upstream);
+    this.upstream = null;
+    if (this.state === CLOSED) return;
+    this.state = PAUSED;
+    const target = this.target;
+    const cb = this.onConnectFailed;
+    this.onConnectFailed = null;
+    cb?.(
+      this,
+      new DroverError('DROVER_BACKEND_UNREACHABLE', `cannot connect to ${target?.host}:${target?.port}: ${code}`, {
+        retryable: RETRYABLE_CONNECT_ERRORS.has(code),
+        detail: { host: target?.host, port: target?.port, code },
+      }),
+    );
+  }
+
+  connected(): void {
+    const { engine, client } = this;
+    const upstream = this.upstream!;
+    engine.unwatchConnect(this);
+    this.connectReq = null;
+    this.onConnectFailed = null;
+    this.state = RELAYING;
+    client.setNoDelay(true);
+    upstream.setNoDelay(true);
+    this.up = startDirection(this, client, upstream);
+    this.down = startDirection(this, upstream, client);
+  }
+
+  /**
+   * Ends the relay: both handles close (with a reset when `reset`, so an error on one side is
+   * not mistaken for a clean end on the other); buffers return to the pool once both have.
+   */
+  destroy(reset = false): void {
+    if (this.state === CLOSED) return;
+    if (this.state === CONNECTING) this.engine.unwatchConnect(this);
+    this.state = CLOSED;
+    this.connectReq = null;
+    this.onConnectFailed = null;
+    closeHandle(this.client, reset);
+    if (this.upstream !== null) closeHandle(this.upstream, reset);
+  }
+
+  /**
+   * A handle of this relay is closing. libuv closes a TCP handle's descriptor synchronously in
+   * uv_close and stops reading into our buffer, so the accounting happens here and not in a
+   * close callback (one JS callback less per handle).
+   */
+  handleClosed(handle: UvHandle): void {
+    const { engine } = this;
+    if (handle === this.client) {
+      engine.c.inbound--;
+      engine.live.delete(this);
+    } else {
+      engine.c.outbound--;
+    }
+    if (--this.openHandles > 0) return;
+    for (const d of [this.up, this.down]) {
+      if (d === null) continue;
+      engine.c.bufferedBytes -= d.pending;
+      d.pending = 0;
+      engine.giveBuffer(d.buf);
+    }
+  }
+}
+
+function closeHandle(handle: UvHandle, reset = false): void {
+  handle.onread = noop; // must stay a function: Node asserts on anything else
+  // reset fails (EINVAL) while a shutdown is pending; a plain close is what is left then.
+  if (!reset || handle.reset() !== 0) handle.close();
+  (handle.owner as UvInbound).handleClosed(handle);
+}
+
+function afterConnect(this: UvReq, status: number): void {
+  const conn = this.owner as UvInbound;
+  if (conn.connectReq !== this) return; // timed out or destroyed meanwhile
+  if (status !== 0) return conn.connectFailed(errName(status));
+  conn.connected();
+}
+
+function startDirection(conn: UvInbound, from: UvHandle, to: UvHandle): Direction {
+  const d = new Direction(conn, from, to, conn.engine.takeBuffer());
+  from.useUserBuffer(d.buf);
+  from.owner = conn;
+  (from as unknown as { dir: Direction }).dir = d;
+  from.onread = onRead;
+  const err = from.readStart();
+  if (err !== 0) relayFailed(conn);
+  return d;
+}
+
+function relayFailed(conn: UvInbound): void {
+  if (conn.state !== CLOSED) conn.engine.c.relayErrors++;
+  conn.destroy(true);
+}
+
+function onRead(this: UvHandle): void {
+  const d = (this as unknown as { dir: Direction }).dir;
+  const conn = d.conn;
+  const uv = conn.engine.uv;
+  const n = uv.state[uv.kReadBytesOrError]!;
+  if (conn.state === CLOSED) return;
+  if (n > 0) {
+    const engine = conn.engine;
+    const req = engine.writeReq;
+    req.owner = d;
+    let view = d.view;
+    if (view.length !== n) d.view = view = d.buf.subarray(0, n);
+    const err = d.to.writeBuffer(req, view);
+    if (err !== 0) return relayFailed(conn);
+    if (uv.state[uv.kLastWriteWasAsync] !== 0) {
+      // The kernel took part of it; libuv holds the rest in our buffer. Stop reading until
+      // it is written: this is the backpressure, and what keeps the buffer ours.
+      engine.writeReq = engine.newWriteReq();
+      d.pending = n;
+      engine.c.bufferedBytes += n;
+      d.from.readStop();
+    }
+    return;
+  }
+  if (n === 0) return;
+  if (n !== UV_EOF) return relayFailed(conn);
+  d.from.readStop();
+  const other = d === conn.up ? conn.down : conn.up;
+  if (other?.ended) {
+    // Both sides have sent FIN and everything read was written: close both now. The kernel
+    // still delivers what sits in the send buffers, then its own FIN.
+    d.ended = true;
+    return conn.destroy();
+  }
+  // Half-close: shut the other side down once its pending writes are out (uv_shutdown waits).
+  const sreq = uv.newShutdownReq();
+  sreq.handle = d.to;
+  sreq.owner = d;
+  sreq.oncomplete = onShutdownDone as UvReq['oncomplete'];
+  const err = d.to.shutdown(sreq);
+  if (err === 1) onShutdownDone.call(sreq, 0); // completed synchronously
+  else if (err !== 0) relayFailed(conn);
+}
+
+export function onWriteDone(this: UvReq, status: number): void {
+  const d = this.owner as Direction;
+  const conn = d.conn;
+  conn.engine.c.bufferedBytes -= d.pending;
+  d.pending = 0;
+  if (conn.state === CLOSED) return;
+  if (status !== 0) return relayFailed(conn);
+  if (d.from.readStart() !== 0) relayFailed(conn);
+}
+
+function onShutdownDone(this: UvReq, status: number): void {
+  const d = this.owner as Direction;
+  const conn = d.conn;
+  if (conn.state === CLOSED) return;
+  // ENOTCONN: the peer is already gone; the relay ends below or by the other direction.
+  if (status !== 0 && errName(status) !== 'ENOTCONN') return relayFailed(conn);
+  d.ended = true;
+  if (conn.up?.ended && conn.down?.ended) conn.destroy();
+}

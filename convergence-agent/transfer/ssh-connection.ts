@@ -88,6 +88,7 @@ export class SshConnection {
         seen += chunk.toString('latin1');
         const newline = seen.indexOf('\n');
         if (newline < 0) return;
+        clearTimeout(timer);
         channel.off('data', onData);
         channel.off('close', onClose);
         channel.pause();
@@ -99,7 +100,15 @@ export class SshConnection {
         if (rest.length > 0) channel.unshift(rest);
         resolve(channel);
       };
-      const onClose = (): void => reject(this.disconnected(argv));
+      const timer = setTimeout(() => {
+        channel.off('data', onData);
+        channel.close();
+        reject(new DroverError('DROVER_SSH_TIMEOUT', `the remote shell for ${argv.slice(0, 2).join(' ')} did not answer`, { retryable: true }));
+      }, 30_000);
+      const onClose = (): void => {
+        clearTimeout(timer);
+        reject(this.disconnected(argv));
+      };
       channel.on('data', onData);
       channel.once('close', onClose);
       channel.write(`echo DROVER-READY; exec ${argv.map(shellQuote).join(' ')}\n`);
@@ -119,9 +128,6 @@ export class SshConnection {
   private startWarm(): Promise<ClientChannel> {
     return this.exec(['sh', '-s']).then((channel) => {
       channel.write('LC_ALL=C; export LC_ALL\n');
-      channel.once('close', () => {
-        if (this.warm && channel.destroyed) this.warm = null;
-      });
       return channel;
     });
   }
@@ -185,10 +191,9 @@ export class SshConnection {
       };
       client.once('ready', () => {
         client.off('error', fail);
+        // A lost connection takes its command session and warm shell with it.
         client.on('error', () => this.client === client && this.drop());
-        client.on('close', () => {
-          if (this.client === client) this.client = null;
-        });
+        client.on('close', () => this.client === client && this.drop());
         this.client = client;
         resolve(client);
       });

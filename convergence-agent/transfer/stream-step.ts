@@ -15,7 +15,12 @@ export interface StreamStepOptions {
   stallMs: number;
   onBytes?: (bytes: number, elapsedMs: number) => void;
   signal?: AbortSignal;
+  /** How long the parts of a stopped stream get to report their exit status; default 10 s. */
+  graceMs?: number;
 }
+
+/** How long the parts of a stopped stream get to report their exit status. */
+const STOP_GRACE_MS = 10_000;
 
 // Lower is more telling. Permanent zfs verdicts first, then our own watchdog and abort,
 // then the echoes of a cut stream.
@@ -43,41 +48,60 @@ function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => Error)
 export async function streamStep(options: StreamStepOptions): Promise<number> {
   const { send, sink } = options;
   let stopped = false;
-  const stop = (reason: Error): void => {
+  let trigger: DroverError | null = null;
+  const stop = (reason: DroverError): void => {
     if (stopped) return;
     stopped = true;
+    trigger = reason;
+    // Closing our end of the pipe unblocks zfs (on zfs-fuse the daemon itself writes into
+    // it and would wait forever for a reader); then the processes can exit.
+    send.output?.destroy();
     send.kill('SIGTERM');
     sink.abort(reason);
   };
+  const errors: DroverError[] = [];
   const watch = <T>(p: Promise<T>): Promise<T> =>
     p.catch((err: unknown) => {
       const e = toDroverError(err);
+      errors.push(e);
       stop(e);
       throw e;
     });
 
   const pumped = watch(pump(send.output!, sink.input, { stallMs: options.stallMs, onBytes: options.onBytes, signal: options.signal }));
   const sent = watch(send.done);
-  // The receiver finishes after the last byte: give it its own bound once the stream ended.
+  // A receiver that fails mid-stream (a cut transport, a full pool) stops everything at
+  // once; one that succeeds finishes after the last byte, within its own bound.
   const received = watch(
-    pumped.then(
-      () => withTimeout(sink.done, Math.max(options.stallMs, 30_000), () => stalled('the receiver did not finish after the stream ended')),
-      () => sink.done,
-    ),
+    Promise.race([
+      sink.done.then(() => new Promise<void>(() => {})),
+      pumped.then(
+        () => withTimeout(sink.done, Math.max(options.stallMs, 30_000), () => stalled('the receiver did not finish after the stream ended')),
+        () => sink.done,
+      ),
+    ]),
   );
 
-  const results = await withTimeout(Promise.allSettled([pumped, sent, received]), Math.max(options.stallMs, 30_000) * 2, () =>
-    stalled('the transfer did not settle after a failure'),
-  ).catch((err: DroverError) => {
-    stop(err);
-    return [{ status: 'rejected' as const, reason: err }];
+  const settled = Promise.allSettled([pumped, sent, received]);
+  const firstFailure = new Promise<void>((resolve) => {
+    for (const p of [pumped, sent, received]) p.catch(() => resolve());
   });
+  await Promise.race([settled, firstFailure]);
+  if (errors.length === 0) {
+    const [bytes] = await settled;
+    if (bytes?.status === 'fulfilled' && errors.length === 0) return bytes.value;
+  }
+  // Once stopped, the other parts get a short grace to report their exit status, so a
+  // receiver's verdict can be read; then we go on without them.
+  await withTimeout(settled, options.graceMs ?? STOP_GRACE_MS, () => stalled('')).catch(() => {});
 
-  const errors = results.flatMap((r) => (r.status === 'rejected' ? [toDroverError(r.reason)] : []));
-  if (errors.length === 0) return (results[0] as PromiseFulfilledResult<number>).value;
-  errors.sort((a, b) => rank(a) - rank(b));
-  const chosen = errors[0]!;
-  if (errors.length > 1) chosen.detail.alsoFailed = errors.slice(1).map((e) => `${e.code}: ${e.message}`);
+  // The failure that stopped the stream is the cause, unless a process gave a permanent
+  // verdict (a receiver's "out of space" beats the broken pipe that reached us first).
+  // The others are mostly echoes of our own stop (SIGTERM, EPIPE).
+  const sorted = [...errors].sort((a, b) => rank(a) - rank(b));
+  const chosen = rank(sorted[0]!) <= 1 || trigger === null ? sorted[0]! : (trigger as DroverError);
+  const others = errors.filter((e) => e !== chosen);
+  if (others.length > 0) chosen.detail.alsoFailed = others.map((e) => `${e.code}: ${e.message}`);
   throw chosen;
 }
 

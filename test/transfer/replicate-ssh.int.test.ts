@@ -1,0 +1,215 @@
+/**
+ * The replication engine over the ssh transport, between two nodes of a local cluster:
+ * real zfs-fuse pools, real OpenSSH servers (DESIGN.md §4–§6).
+ */
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { RecordingRunner, execaRunner } from '../../convergence-agent/zfs/command.ts';
+import { ZfsStore } from '../../convergence-agent/zfs/zfs.ts';
+import { Replicator } from '../../convergence-agent/transfer/replicate.ts';
+import type { SshPeer } from '../../convergence-agent/transfer/ssh-peer.ts';
+import { useTestCluster } from '../support/cluster.ts';
+import { describeWith } from '../support/require.ts';
+import { RecordingPeer, TcpCutter, hashFiles, replicaContents, sshPeerFor, writeRandom, zfsGetNumber, zfsSet } from './helpers.ts';
+
+describeWith(['root', 'zfs', 'sshd'], 'replication over ssh', () => {
+  const cluster = useTestCluster({ nodes: 2, docker: false, ssh: true });
+  let source: ZfsStore;
+  let target: ZfsStore;
+  let stateDir: string;
+  let peer: SshPeer;
+  let replicator: Replicator;
+  const peers: SshPeer[] = [];
+
+  beforeAll(async () => {
+    const [n1, n2] = cluster().nodes;
+    source = new ZfsStore({ pool: n1!.pool });
+    target = new ZfsStore({ pool: n2!.pool });
+    stateDir = await mkdtemp(join(tmpdir(), 'drover-transfer-state-'));
+    peer = await sshPeerFor(cluster(), n2!);
+    peers.push(peer);
+    replicator = new Replicator({ store: source, stateDir, stallMs: 30_000 });
+  });
+
+  afterAll(async () => {
+    for (const p of peers) await p.close();
+    if (stateDir) await rm(stateDir, { recursive: true, force: true });
+  });
+
+  async function datasetWith(mib: number): Promise<{ id: string; dir: string }> {
+    const id = randomUUID();
+    const info = await source.createDataset(id, { maximumSize: null });
+    await writeRandom(join(info.mountpoint!, 'data.bin'), mib);
+    return { id, dir: info.mountpoint! };
+  }
+
+  it('sends a full stream then an incremental chain, leaving an identical read-only replica', async () => {
+    const { id, dir } = await datasetWith(8);
+    const full = await replicator.replicate({ datasetId: id, peer });
+    expect(full).toMatchObject({ incremental: false, baseSnapshot: null });
+    expect(full.bytes).toBeGreaterThan(8 << 20);
+
+    let previous = full.snapshot;
+    for (let round = 1; round <= 3; round++) {
+      await writeFile(join(dir, `round-${round}.txt`), `round ${round}\n`.repeat(1000 * round));
+      const step = await replicator.replicate({ datasetId: id, peer });
+      expect(step).toMatchObject({ incremental: true, baseSnapshot: previous });
+      expect(step.bytes).toBeLessThan(full.bytes / 4);
+      previous = step.snapshot;
+    }
+
+    const sourceLatest = (await source.listSnapshots(id)).at(-1)!;
+    const targetLatest = (await target.listSnapshots(id)).at(-1)!;
+    expect(targetLatest.guid).toBe(sourceLatest.guid);
+    expect(targetLatest.snapshot).toBe(previous);
+    expect(await target.getDataset(id)).toMatchObject({ readonly: true, mounted: false });
+    // Only drover-base holds remain, one per side, on the newest snapshot.
+    expect((await source.listSnapshots(id)).map((s) => s.userrefs)).toEqual([...Array((await source.listSnapshots(id)).length - 1).fill(0), 1]);
+    expect(targetLatest.userrefs).toBe(1);
+    expect(await replicaContents(target, id)).toEqual(await hashFiles(dir));
+  });
+
+  it('refuses a diverged replica, naming both snapshots, and rolls it back only when allowed', async () => {
+    const { id } = await datasetWith(1);
+    const first = await replicator.replicate({ datasetId: id, peer });
+    await target.createSnapshot(id, 'drover-rogue');
+
+    const refused = await replicator.replicate({ datasetId: id, peer }).catch((err: unknown) => err);
+    expect(refused).toMatchObject({ code: 'DROVER_ZFS_DIVERGED', retryable: false });
+    expect((refused as Error).message).toContain('drover-rogue');
+    expect((refused as Error).message).toContain(first.snapshot);
+    // The refused step took nothing away and left nothing behind on the source.
+    expect((await source.listSnapshots(id)).map((s) => s.snapshot)).toEqual([first.snapshot]);
+
+    const rolled = await replicator.replicate({ datasetId: id, peer, allowRollback: true });
+    expect(rolled).toMatchObject({ incremental: true, baseSnapshot: first.snapshot });
+    expect((await target.listSnapshots(id)).map((s) => s.snapshot)).toEqual([first.snapshot, rolled.snapshot]);
+  });
+
+  it('leaves the target at its previous snapshot when the connection is cut mid-stream, and a retry succeeds', async () => {
+    const { id, dir } = await datasetWith(1);
+    const first = await replicator.replicate({ datasetId: id, peer });
+    await writeRandom(join(dir, 'more.bin'), 48);
+
+    const n2 = cluster().nodes[1]!;
+    const cutter = new TcpCutter();
+    const port = await cutter.listen(n2.ssh!.host, n2.ssh!.port);
+    const cutPeer = await sshPeerFor(cluster(), n2, { host: '127.0.0.1', port, id: `${n2.uuid}-cut` });
+    peers.push(cutPeer);
+    const once = new Replicator({ store: source, stateDir, retries: 0 });
+    let cut = false;
+    const failed = await once
+      .replicate({
+        datasetId: id,
+        peer: cutPeer,
+        onProgress: (p) => {
+          if (!cut && p.bytes > 4 << 20) {
+            cut = true;
+            cutter.cut();
+          }
+        },
+      })
+      .catch((err: unknown) => err);
+    expect(cut).toBe(true);
+    expect(failed).toMatchObject({ retryable: true });
+    expect((await target.listSnapshots(id)).map((s) => s.snapshot)).toEqual([first.snapshot]);
+
+    const retried = await once.replicate({ datasetId: id, peer: cutPeer });
+    expect(retried).toMatchObject({ incremental: true, baseSnapshot: first.snapshot, resumed: true });
+    expect((await target.listSnapshots(id)).at(-1)!.guid).toBe((await source.listSnapshots(id)).at(-1)!.guid);
+    await cutter.close();
+  });
+
+  it('finishes the step of a sender killed mid-stream, from its journal', async () => {
+    const { id } = await datasetWith(64);
+    const n1 = cluster().nodes[0]!;
+    const n2 = cluster().nodes[1]!;
+    const config = {
+      pool: n1.pool,
+      stateDir,
+      datasetId: id,
+      peer: { ...n2.ssh!, id: n2.uuid, keyPath: cluster().sshClientKey.privateKeyPath, pool: n2.pool },
+    };
+    const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'replicate-child.ts'), JSON.stringify(config)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    let killedAt = 0;
+    for await (const line of createInterface({ input: child.stdout! })) {
+      const bytes = Number(/^progress (\d+)/.exec(line)?.[1] ?? 0);
+      if (bytes > 2 << 20) {
+        killedAt = bytes;
+        child.kill('SIGKILL');
+        break;
+      }
+      if (line.startsWith('done')) break;
+    }
+    await exited;
+    expect(killedAt).toBeGreaterThan(0);
+    expect(await target.getDataset(id)).toBeNull();
+
+    const finished = await replicator.replicate({ datasetId: id, peer });
+    expect(finished).toMatchObject({ resumed: true, incremental: false });
+    const sourceSnaps = await source.listSnapshots(id);
+    expect(sourceSnaps.map((s) => s.snapshot)).toEqual([finished.snapshot]);
+    expect((await target.listSnapshots(id)).map((s) => s.guid)).toEqual([sourceSnaps[0]!.guid]);
+    // The dead step's step holds are gone: one drover-base hold per side.
+    expect(sourceSnaps[0]!.userrefs).toBe(1);
+    expect((await target.listSnapshots(id))[0]!.userrefs).toBe(1);
+  });
+
+  it('reports a full target pool clearly and leaves the source as it was', async () => {
+    const { id, dir } = await datasetWith(24);
+    const before = await hashFiles(dir);
+    const n2 = cluster().nodes[1]!;
+    // The target's drover root gets room for 8 MiB more: the 24 MiB stream cannot fit.
+    zfsSet('quota', String(zfsGetNumber('used', `${n2.pool}/drover`) + (8 << 20)), `${n2.pool}/drover`);
+    try {
+      const failed = await replicator.replicate({ datasetId: id, peer }).catch((err: unknown) => err);
+      expect(failed).toMatchObject({ code: 'DROVER_ZFS_NO_SPACE', retryable: false });
+      expect((failed as Error).message).toMatch(/space|quota/i);
+    } finally {
+      zfsSet('quota', 'none', `${n2.pool}/drover`);
+    }
+    expect(await source.listSnapshots(id)).toEqual([]);
+    expect(await source.getDataset(id)).toMatchObject({ readonly: false, mounted: true });
+    expect(await hashFiles(dir)).toEqual(before);
+    expect(await target.getDataset(id)).toBeNull();
+  });
+
+  it('rejects invalid names before any command runs, here or on the peer', async () => {
+    const runner = new RecordingRunner(execaRunner);
+    const recorded = new Replicator({ store: new ZfsStore({ pool: cluster().nodes[0]!.pool, runner }), stateDir });
+    const recordingPeer = new RecordingPeer(peer);
+    for (const bad of [{ datasetId: 'x; reboot' }, { datasetId: randomUUID(), snapshotName: 'drover-$(id)' }, { datasetId: randomUUID(), snapshotName: 'manual' }]) {
+      await expect(recorded.replicate({ ...bad, peer: recordingPeer })).rejects.toMatchObject({ code: 'DROVER_ZFS_INVALID_NAME' });
+    }
+    expect(runner.calls).toEqual([]);
+    expect(recordingPeer.begun).toEqual([]);
+  });
+
+  it('serializes two sends of one dataset to one peer', async () => {
+    const { id } = await datasetWith(4);
+    const [a, b] = await Promise.all([replicator.replicate({ datasetId: id, peer }), replicator.replicate({ datasetId: id, peer })]);
+    const [first, second] = a.incremental ? [b, a] : [a, b];
+    expect(first.incremental).toBe(false);
+    expect(second).toMatchObject({ incremental: true, baseSnapshot: first.snapshot });
+    expect((await target.listSnapshots(id)).map((s) => s.snapshot)).toEqual([first.snapshot, second.snapshot]);
+    expect((await target.listSnapshots(id)).map((s) => s.userrefs)).toEqual([0, 1]);
+  });
+
+  it('refuses a peer whose host key does not match the pinned fingerprint', async () => {
+    const n2 = cluster().nodes[1]!;
+    const wrong = await sshPeerFor(cluster(), n2, { hostKeyFingerprint: `SHA256:${'A'.repeat(43)}`, id: `${n2.uuid}-wrong` });
+    peers.push(wrong);
+    const { id } = await datasetWith(1);
+    const err = await new Replicator({ store: source, stateDir, retries: 0 }).replicate({ datasetId: id, peer: wrong }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'DROVER_SSH_HOST_KEY_MISMATCH', retryable: false });
+    expect((err as Error).message).toContain(n2.ssh!.hostKeyFingerprint);
+  });
+});

@@ -42,6 +42,11 @@ export function buildApp(options: AppOptions): FastifyInstance {
     options.control.views.wakeAll();
     options.control.routes.wakeAll();
   });
+  // Server-Timing (a standard header): the time spent in this process, so a client can
+  // tell server work from network and queueing (bench:control reports both).
+  app.addHook('onSend', async (_request, reply) => {
+    reply.header('server-timing', `app;dur=${reply.elapsedTime.toFixed(2)}`);
+  });
   app.setErrorHandler(handleError);
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).send({ description: `No endpoint ${request.method} ${request.url.split('?')[0]}.`, code: 'DROVER_NOT_FOUND' });

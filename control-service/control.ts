@@ -5,8 +5,9 @@
  */
 import { DroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
-import type { Desired, Migration, Node, NodeReport } from '#common/model.ts';
+import { NodeReport, type Desired, type Migration, type Node } from '#common/model.ts';
 import { ObservedState } from './cluster/observed-state.ts';
+import { affectedNodes } from './channel/affected-nodes.ts';
 import { AgentViews } from './channel/agent-views.ts';
 import { RouteService } from './channel/route-service.ts';
 import { computeRoutes } from './channel/route-table.ts';
@@ -51,6 +52,8 @@ export class Control {
   /** The scheduler's reasons, from the last change. */
   private unschedulableNow = new Map<string, string>();
   private lastMigrations: readonly Migration[] = [];
+  /** The document of the previous commit, to find what a commit changed. */
+  private lastDesired!: Desired;
   private ticker: NodeJS.Timeout | null = null;
 
   constructor(options: ControlOptions) {
@@ -76,6 +79,7 @@ export class Control {
   async start(): Promise<void> {
     const snapshot = await this.store.load();
     this.lastMigrations = snapshot.desired.migrations;
+    this.lastDesired = snapshot.desired;
     this.ticker = setInterval(() => this.tick(), 1000);
     this.ticker.unref();
   }
@@ -153,19 +157,36 @@ export class Control {
    * the first time (and when its address, labels or endpoints change).
    * @returns the version of the node's agent view, for the next long-poll.
    */
-  async report(report: NodeReport): Promise<{ version: number }> {
-    const effect = this.observed.report(report);
+  async report(report: NodeReport, raw?: string): Promise<{ version: number }> {
+    const effect = this.observed.report(report, raw);
     if (effect.first || effect.cameBack) {
       this.log.info({ node: report.uuid, host: report.host, era: report.era }, effect.first ? 'node registered' : 'node came back');
       this.events.emit({ type: 'node', data: { uuid: report.uuid, host: report.host, state: 'known' } });
     }
-    if (effect.datasetsChanged) this.views.changed(report.uuid);
+    if (effect.datasetsChanged) this.views.changed([report.uuid]);
     if (effect.containersChanged) this.routes.changed();
     const known = this.desired.nodes.find((n) => n.uuid === report.uuid);
     const node: Node = { uuid: report.uuid, host: report.host, labels: report.labels, transfer: report.transfer };
     if (!known || JSON.stringify(known) !== JSON.stringify(node)) await this.change((d) => upsertNode(d, node));
     else if (effect.first || effect.cameBack) await this.change(() => null);
     return { version: this.views.get(report.uuid).version };
+  }
+
+  /**
+   * A report as it arrived (JSON text). The steady state is an agent repeating its last
+   * report word for word: that is recognized without parsing or validating it again.
+   * @throws DroverError DROVER_INVALID_REQUEST (not JSON) or z.ZodError (not a NodeReport): 400.
+   */
+  reportText(text: string): Promise<{ version: number }> {
+    const same = this.observed.sameAsLast(text);
+    if (same) return this.report(same, text);
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      throw new DroverError('DROVER_INVALID_REQUEST', 'The body is not valid JSON.');
+    }
+    return this.report(NodeReport.parse(json), text);
   }
 
   /** Once a second: nodes that went silent become unknown; expired leases are dropped. */
@@ -183,7 +204,8 @@ export class Control {
   }
 
   private committed(snapshot: StoreSnapshot): void {
-    this.views.changed();
+    this.views.changed(affectedNodes(this.lastDesired, snapshot.desired, (id) => this.observed.holding(id)));
+    this.lastDesired = snapshot.desired;
     this.routes.changed();
     this.events.emit({ type: 'configuration', data: { version: snapshot.version, tag: snapshot.tag } });
     const before = new Set(this.lastMigrations);

@@ -4,7 +4,8 @@ import { ApplicationStatus, ErrorBody, MoveApplicationAnswer, MoveApplicationBod
 import { DroverError } from '#common/errors.ts';
 import { AppName, Migration, Uuid } from '#common/model.ts';
 import type { Control } from '../control.ts';
-import { applicationStatuses } from '../cluster/state-answers.ts';
+import { applicationStatus, applicationStatuses } from '../cluster/state-answers.ts';
+import { findApplication, findMigration } from '../desired/lookups.ts';
 import { moveApplication } from '../desired/applications.ts';
 import { withTag } from '../http/conditional.ts';
 import type { Router } from '../http/router.ts';
@@ -28,11 +29,7 @@ export function applicationRoutes(router: Router, control: Control): void {
       params: z.object({ name: AppName }),
       answers: { 200: { description: 'status', schema: ApplicationStatus }, 404: error('no such application') },
     },
-    async ({ params }) => {
-      const found = statuses().find((s) => s.name === params.name);
-      if (!found) throw new DroverError('DROVER_CONTAINER_NOT_FOUND', 'Container not found.', { detail: { name: params.name } });
-      return found;
-    },
+    async ({ params }) => applicationStatus(control.desired, findApplication(control.desired, params.name), control.observed, control.unschedulable),
   );
 
   const move = async (name: string, to: string) => {
@@ -94,10 +91,6 @@ export function applicationRoutes(router: Router, control: Control): void {
       params: z.object({ id: Uuid }),
       answers: { 200: { description: 'the migration', schema: Migration }, 404: error('no such migration') },
     },
-    async ({ params }) => {
-      const found = control.desired.migrations.find((m) => m.id === params.id);
-      if (!found) throw new DroverError('DROVER_MIGRATION_NOT_FOUND', 'Migration not found.', { detail: { id: params.id } });
-      return found;
-    },
+    async ({ params }) => findMigration(control.desired, params.id),
   );
 }

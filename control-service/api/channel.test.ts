@@ -33,6 +33,26 @@ describe('agent reports', () => {
     expect(h.control.desired.nodes[0]!.labels).toEqual({ disk: 'ssd' });
   });
 
+  it('takes a word-for-word repeat of the last report as a sign of life', async () => {
+    await cluster(1);
+    const same = report(1, { containers: [container('web')] });
+    await h.request('POST', '/v1/drover/agents/report', same);
+    for (let i = 0; i < 3; i++) {
+      h.clock.advance(10_000);
+      expect((await h.request('POST', '/v1/drover/agents/report', same)).statusCode).toBe(200);
+      h.control.tick();
+    }
+    expect((await h.request('GET', '/v1/state/nodes')).json()[0].state).toBe('known');
+    expect((await h.request('GET', '/v1/state/containers')).json()).toEqual([expect.objectContaining({ name: 'web' })]);
+  });
+
+  it('refuses a report that is not JSON with 400', async () => {
+    await cluster(1);
+    const answer = await h.request('POST', '/v1/drover/agents/report', '{"uuid": "00000001-0000-4000-8000-000000000001", ');
+    expect(answer.statusCode).toBe(400);
+    expect(answer.json().description).toBe('The body is not valid JSON.');
+  });
+
   it('refuses a malformed report with 400 naming the paths', async () => {
     await cluster(1);
     const bad = { ...report(1), host: 'node-1', containers: [{ ...container('web'), running: 'yes' }] };

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { ErrorBody, RouteAcksAnswer } from '#common/api.ts';
 import { AgentDesired, CHANNEL_PATHS, MigrationUpdate, NodeReport, ReportAnswer, RouteAck, RouteTable } from '#common/channel.ts';
 import { Migration, Uuid } from '#common/model.ts';
+import { DroverError } from '#common/errors.ts';
 import type { Control } from '../control.ts';
 import { applyMigrationUpdate } from '../desired/migrations.ts';
 import { LongPollQuery, pollSignal } from '../http/long-poll.ts';
@@ -16,8 +17,19 @@ const error = (description: string) => ({ description, schema: ErrorBody });
 
 export function channelRoutes(router: Router, control: Control, shutdown: AbortSignal): void {
   router.route(
-    { method: 'POST', url: CHANNEL_PATHS.report, tag: 'channel', summary: "An agent's report: registers or refreshes its node and its observed state", body: NodeReport, answers: { 200: { description: "the version of the node's desired view", schema: ReportAnswer }, 400: error('bad report') } },
-    async ({ body }) => control.report(body),
+    {
+      method: 'POST',
+      url: CHANNEL_PATHS.report,
+      tag: 'channel',
+      summary: "An agent's report: registers or refreshes its node and its observed state",
+      body: NodeReport,
+      rawBody: true,
+      answers: { 200: { description: "the version of the node's desired view", schema: ReportAnswer }, 400: error('bad report') },
+    },
+    async ({ body }) => {
+      if (typeof body !== 'string') throw new DroverError('DROVER_INVALID_REQUEST', 'A report is a JSON body (content-type application/json).');
+      return control.reportText(body);
+    },
   );
 
   router.route(

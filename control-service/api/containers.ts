@@ -9,19 +9,18 @@ import { indexOf } from '../desired/desired-index.ts';
 import { BodyCache } from '../http/body-cache.ts';
 import { requestedTag, withTag } from '../http/conditional.ts';
 import { sendJson, type Router } from '../http/router.ts';
-import { listJson } from '../store/encode.ts';
+import { listBuffer } from '../store/encode.ts';
 
 const NameParams = z.object({ name: AppName });
 const error = (description: string) => ({ description, schema: ErrorBody });
 const tagHeader = { 'X-If-Configuration-Matches': 'apply only if the configuration still has this tag (else 412)' };
 
 export function containerRoutes(router: Router, control: Control): void {
-  const configured = new BodyCache();
   router.route(
     { method: 'GET', url: '/v1/configuration/containers', tag: 'containers', summary: 'The applications of the desired configuration', answers: { 200: { description: 'containers', schema: z.array(Application) } } },
     async ({ reply }) => {
       const snap = control.snapshot;
-      return sendJson(withTag(reply, snap.tag), configured.get(String(snap.version), () => listJson(snap.desired.applications)));
+      return sendJson(withTag(reply, snap.tag), listBuffer(snap.desired.applications));
     },
   );
 

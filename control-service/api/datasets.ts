@@ -8,7 +8,7 @@ import { createDataset, deleteDataset, moveDataset } from '../desired/datasets.t
 import { BodyCache } from '../http/body-cache.ts';
 import { requestedTag, withTag } from '../http/conditional.ts';
 import { sendJson, type Router } from '../http/router.ts';
-import { listJson } from '../store/encode.ts';
+import { listBuffer } from '../store/encode.ts';
 import { indexOf } from '../desired/desired-index.ts';
 
 const DatasetParams = z.object({ dataset_id: Uuid });
@@ -16,12 +16,11 @@ const error = (description: string) => ({ description, schema: ErrorBody });
 const tagHeader = { 'X-If-Configuration-Matches': 'apply only if the configuration still has this tag (else 412)' };
 
 export function datasetRoutes(router: Router, control: Control): void {
-  const configured = new BodyCache();
   router.route(
     { method: 'GET', url: '/v1/configuration/datasets', tag: 'datasets', summary: 'The datasets of the desired configuration (X-Configuration-Tag header)', answers: { 200: { description: 'datasets', schema: z.array(Dataset) } } },
     async ({ reply }) => {
       const snap = control.snapshot;
-      return sendJson(withTag(reply, snap.tag), configured.get(String(snap.version), () => listJson(snap.desired.datasets)));
+      return sendJson(withTag(reply, snap.tag), listBuffer(snap.desired.datasets));
     },
   );
 

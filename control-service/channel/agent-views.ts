@@ -57,10 +57,15 @@ export class AgentViews {
     await view.waiters.wait(timeoutMs, signal);
   }
 
-  /** After a change: rebuilds the views that someone waits on, and answers them if they changed. */
-  changed(onlyNode?: string): void {
-    for (const [uuid, view] of this.views) {
-      if (onlyNode !== undefined && uuid !== onlyNode) continue;
+  /**
+   * After a change that touches `nodes` (all, by default): rebuilds those views that
+   * someone waits on, and answers them if they changed; the others are rebuilt when read.
+   */
+  changed(nodes: Iterable<string> | 'all' = 'all'): void {
+    const touched = nodes === 'all' ? this.views.keys() : nodes;
+    for (const uuid of touched) {
+      const view = this.views.get(uuid);
+      if (!view) continue;
       view.dirty = true;
       if (view.waiters.size > 0) this.refreshOne(uuid);
     }

@@ -34,6 +34,8 @@ export interface ReportEffect {
 export class ObservedState {
   private readonly nodes = new Map<string, NodeRecord & { text: string; containersText: string; datasetKey: string }>();
   private readonly states = new Map<string, NodeState>();
+  /** Dataset id → the nodes that reported it present; rebuilt after a report changes the sets. */
+  private holders: Map<string, string[]> | null = null;
   private changes = 0;
 
   constructor(
@@ -47,10 +49,22 @@ export class ObservedState {
     return this.changes;
   }
 
-  report(report: NodeReport): ReportEffect {
+  /**
+   * The report, when `text` is word for word the last report of a node: a repeated report
+   * is not parsed again. The node is guessed from the first `"uuid"` in the text; the
+   * comparison with that node's last text makes the guess safe.
+   */
+  sameAsLast(text: string): NodeReport | null {
+    const uuid = /"uuid"\s*:\s*"([0-9a-f-]{36})"/.exec(text.slice(0, 4096))?.[1];
+    const record = uuid === undefined ? undefined : this.nodes.get(uuid);
+    return record !== undefined && record.text === text ? record.report : null;
+  }
+
+  /** Records a report; `text` is its raw JSON when known (a repeat of it is then cheap to spot). */
+  report(report: NodeReport, raw?: string): ReportEffect {
     const now = this.clock();
     const before = this.nodes.get(report.uuid);
-    const text = JSON.stringify(report);
+    const text = raw ?? JSON.stringify(report);
     const containersText = JSON.stringify(report.containers);
     const datasetKey = report.datasets
       .map((d) => d.dataset_id)
@@ -70,6 +84,7 @@ export class ObservedState {
     });
     this.states.set(report.uuid, 'known');
     if (changed || !wasUp) this.changes++;
+    if (before?.datasetKey !== datasetKey) this.holders = null;
     return {
       first: before === undefined,
       cameBack: before !== undefined && !wasUp,
@@ -99,6 +114,21 @@ export class ObservedState {
     const up = new Set<string>();
     for (const [uuid, record] of this.nodes) if (now - record.lastSeen <= this.timeoutMs) up.add(uuid);
     return up;
+  }
+
+  /** The nodes that reported dataset `datasetId` present (known or unknown now). */
+  holding(datasetId: string): readonly string[] {
+    if (!this.holders) {
+      this.holders = new Map();
+      for (const [uuid, record] of this.nodes) {
+        for (const id of record.datasetIds) {
+          const list = this.holders.get(id);
+          if (list) list.push(uuid);
+          else this.holders.set(id, [uuid]);
+        }
+      }
+    }
+    return this.holders.get(datasetId) ?? [];
   }
 
   byEra(era: string): string | null {

@@ -4,7 +4,7 @@
  * A node that went silent keeps its datasets and containers here, marked unknown.
  */
 import type { ApplicationStatus, ContainerState, DatasetState, NodeStateAnswer } from '#common/api.ts';
-import type { Desired } from '#common/model.ts';
+import type { Application, Desired } from '#common/model.ts';
 import { indexOf } from '../desired/desired-index.ts';
 import type { ObservedState } from './observed-state.ts';
 
@@ -59,25 +59,26 @@ export function nodeStates(desired: Desired, observed: ObservedState): NodeState
 }
 
 export function applicationStatuses(desired: Desired, observed: ObservedState, unschedulable: ReadonlyMap<string, string>): ApplicationStatus[] {
-  const index = indexOf(desired);
-  return desired.applications.map((app) => {
-    const node = app.node_uuid;
-    const nodeState = node === undefined ? null : observed.stateOf(node);
-    const seen = node === undefined ? undefined : observed.get(node)?.containers.get(app.name);
-    let state: ApplicationStatus['state'];
-    if (node === undefined) state = 'unplaced';
-    else if (nodeState !== 'known') state = 'unknown';
-    else if (!seen) state = 'missing';
-    else state = seen.running ? 'running' : 'stopped';
-    return {
-      name: app.name,
-      project: app.project ?? null,
-      image: app.image,
-      node_uuid: node ?? null,
-      state,
-      health: seen?.health ?? null,
-      unschedulable_reason: unschedulable.get(app.name) ?? null,
-      migration: index.activeMigrations.byApplication.get(app.name) ?? null,
-    };
-  });
+  return desired.applications.map((app) => applicationStatus(desired, app, observed, unschedulable));
+}
+
+export function applicationStatus(desired: Desired, app: Application, observed: ObservedState, unschedulable: ReadonlyMap<string, string>): ApplicationStatus {
+  const node = app.node_uuid;
+  const nodeState = node === undefined ? null : observed.stateOf(node);
+  const seen = node === undefined ? undefined : observed.get(node)?.containers.get(app.name);
+  let state: ApplicationStatus['state'];
+  if (node === undefined) state = 'unplaced';
+  else if (nodeState !== 'known') state = 'unknown';
+  else if (!seen) state = 'missing';
+  else state = seen.running ? 'running' : 'stopped';
+  return {
+    name: app.name,
+    project: app.project ?? null,
+    image: app.image,
+    node_uuid: node ?? null,
+    state,
+    health: seen?.health ?? null,
+    unschedulable_reason: unschedulable.get(app.name) ?? null,
+    migration: indexOf(desired).activeMigrations.byApplication.get(app.name) ?? null,
+  };
 }

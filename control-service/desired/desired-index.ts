@@ -1,50 +1,58 @@
 /**
- * Lookups into one (immutable) desired document, built lazily once per document and cached
- * by identity: "index by id" for the hot paths, without rebuilding on every request.
+ * Lookups into one (immutable) desired document: "index by id" for the hot paths. Each map
+ * is built lazily from one collection and cached by that collection's identity, so a new
+ * document that shares a collection with the previous one (a move changes `migrations`,
+ * not the 10k `datasets`) reuses its maps instead of rebuilding them.
  */
 import type { Application, Dataset, Desired, Lease, Migration, Node } from '#common/model.ts';
 
 /** Phases after which a migration no longer holds anything. */
 export const FINISHED_PHASES: ReadonlySet<Migration['phase']> = new Set(['done', 'failed']);
 
-export class DesiredIndex {
-  private cache = new Map<string, unknown>();
+/** Built maps, per collection array, per map name. */
+const built = new WeakMap<object, Map<string, unknown>>();
 
+function memo<T>(source: readonly unknown[], key: string, build: () => T): T {
+  let maps = built.get(source);
+  if (!maps) {
+    maps = new Map();
+    built.set(source, maps);
+  }
+  let value = maps.get(key) as T | undefined;
+  if (value === undefined) {
+    value = build();
+    maps.set(key, value);
+  }
+  return value;
+}
+
+export class DesiredIndex {
   constructor(readonly desired: Desired) {}
 
-  private memo<T>(key: string, build: () => T): T {
-    let value = this.cache.get(key) as T | undefined;
-    if (value === undefined) {
-      value = build();
-      this.cache.set(key, value);
-    }
-    return value;
-  }
-
   get nodes(): Map<string, Node> {
-    return this.memo('nodes', () => new Map(this.desired.nodes.map((n) => [n.uuid, n])));
+    return memo(this.desired.nodes, 'nodes', () => new Map(this.desired.nodes.map((n) => [n.uuid, n])));
   }
 
   get datasets(): Map<string, Dataset> {
-    return this.memo('datasets', () => new Map(this.desired.datasets.map((d) => [d.dataset_id, d])));
+    return memo(this.desired.datasets, 'datasets', () => new Map(this.desired.datasets.map((d) => [d.dataset_id, d])));
   }
 
   /** Position of each dataset in `desired.datasets`, to replace one without a search. */
   get datasetPositions(): Map<string, number> {
-    return this.memo('datasetPositions', () => new Map(this.desired.datasets.map((d, i) => [d.dataset_id, i])));
+    return memo(this.desired.datasets, 'datasetPositions', () => new Map(this.desired.datasets.map((d, i) => [d.dataset_id, i])));
   }
 
   get applications(): Map<string, Application> {
-    return this.memo('applications', () => new Map(this.desired.applications.map((a) => [a.name, a])));
+    return memo(this.desired.applications, 'applications', () => new Map(this.desired.applications.map((a) => [a.name, a])));
   }
 
   get applicationPositions(): Map<string, number> {
-    return this.memo('applicationPositions', () => new Map(this.desired.applications.map((a, i) => [a.name, i])));
+    return memo(this.desired.applications, 'applicationPositions', () => new Map(this.desired.applications.map((a, i) => [a.name, i])));
   }
 
   /** Dataset id → the application that mounts it (at most one: an invariant). */
   get applicationByDataset(): Map<string, Application> {
-    return this.memo('applicationByDataset', () => {
+    return memo(this.desired.applications, 'applicationByDataset', () => {
       const map = new Map<string, Application>();
       for (const app of this.desired.applications) for (const v of app.volumes) map.set(v.dataset_id, app);
       return map;
@@ -53,7 +61,7 @@ export class DesiredIndex {
 
   /** External port → the application that publishes it. */
   get applicationByExternalPort(): Map<number, Application> {
-    return this.memo('applicationByExternalPort', () => {
+    return memo(this.desired.applications, 'applicationByExternalPort', () => {
       const map = new Map<number, Application>();
       for (const app of this.desired.applications) for (const p of app.ports) map.set(p.external, app);
       return map;
@@ -61,24 +69,24 @@ export class DesiredIndex {
   }
 
   get applicationsByNode(): Map<string, Application[]> {
-    return this.memo('applicationsByNode', () => groupBy(this.desired.applications, (a) => a.node_uuid));
+    return memo(this.desired.applications, 'applicationsByNode', () => groupBy(this.desired.applications, (a) => a.node_uuid));
   }
 
   get datasetsByPrimary(): Map<string, Dataset[]> {
-    return this.memo('datasetsByPrimary', () => groupBy(this.desired.datasets, (d) => d.primary));
+    return memo(this.desired.datasets, 'datasetsByPrimary', () => groupBy(this.desired.datasets, (d) => d.primary));
   }
 
   get leases(): Map<string, Lease> {
-    return this.memo('leases', () => new Map(this.desired.leases.map((l) => [l.dataset_id, l])));
+    return memo(this.desired.leases, 'leases', () => new Map(this.desired.leases.map((l) => [l.dataset_id, l])));
   }
 
   get migrations(): Map<string, Migration> {
-    return this.memo('migrations', () => new Map(this.desired.migrations.map((m) => [m.id, m])));
+    return memo(this.desired.migrations, 'migrations', () => new Map(this.desired.migrations.map((m) => [m.id, m])));
   }
 
   /** Unfinished migrations, by application name and by dataset id. */
   get activeMigrations(): { byApplication: Map<string, Migration>; byDataset: Map<string, Migration>; byNode: Map<string, Migration[]> } {
-    return this.memo('activeMigrations', () => {
+    return memo(this.desired.migrations, 'activeMigrations', () => {
       const byApplication = new Map<string, Migration>();
       const byDataset = new Map<string, Migration>();
       const byNode = new Map<string, Migration[]>();
@@ -94,7 +102,7 @@ export class DesiredIndex {
 
   /** The newest migration (finished or not) of each application: its generation fences routes. */
   get latestMigrationByApplication(): Map<string, Migration> {
-    return this.memo('latestMigrationByApplication', () => {
+    return memo(this.desired.migrations, 'latestMigrationByApplication', () => {
       const map = new Map<string, Migration>();
       for (const m of this.desired.migrations) {
         if (m.application === null) continue;

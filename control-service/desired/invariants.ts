@@ -2,24 +2,40 @@
  * Rules that span entries of the desired configuration, checked on every change after the
  * zod validation of each entry: unique identities, volumes that name live datasets (each
  * mounted by one application), external ports used once, constraints drover understands.
- * Returns the broken rules with their paths; O(size of the document).
+ * Returns the broken rules with their paths.
+ *
+ * Each rule depends on one or two collections and is remembered per collection array: a
+ * change that leaves a collection as it was (a move touches only `migrations`) does not
+ * check it again, so the cost follows what changed.
  */
-import type { Desired } from '#common/model.ts';
+import type { Application, Desired } from '#common/model.ts';
 import { parseConstraint } from '../scheduler/constraints.ts';
+import { indexOf } from './desired-index.ts';
 
 export interface Issue {
   path: (string | number)[];
   message: string;
 }
 
-export function checkInvariants(desired: Desired): Issue[] {
-  const issues: Issue[] = [];
-  unique(desired.nodes, (n) => n.uuid, 'nodes', 'uuid', issues);
-  const datasets = unique(desired.datasets, (d) => d.dataset_id, 'datasets', 'dataset_id', issues);
-  unique(desired.applications, (a) => a.name, 'applications', 'name', issues);
-  unique(desired.leases, (l) => l.dataset_id, 'leases', 'dataset_id', issues);
-  unique(desired.migrations, (m) => m.id, 'migrations', 'id', issues);
+const uniqueChecked = new WeakMap<readonly object[], Issue[]>();
+const applicationsChecked = new WeakMap<readonly Application[], { datasets: Desired['datasets']; issues: Issue[] }>();
 
+export function checkInvariants(desired: Desired): Issue[] {
+  return [
+    ...unique(desired.nodes, (n) => n.uuid, 'nodes', 'uuid'),
+    ...unique(desired.datasets, (d) => d.dataset_id, 'datasets', 'dataset_id'),
+    ...unique(desired.applications, (a) => a.name, 'applications', 'name'),
+    ...unique(desired.leases, (l) => l.dataset_id, 'leases', 'dataset_id'),
+    ...unique(desired.migrations, (m) => m.id, 'migrations', 'id'),
+    ...applicationRules(desired),
+  ];
+}
+
+function applicationRules(desired: Desired): Issue[] {
+  const seen = applicationsChecked.get(desired.applications);
+  if (seen && seen.datasets === desired.datasets) return seen.issues;
+  const datasets = indexOf(desired).datasets;
+  const issues: Issue[] = [];
   const mountedBy = new Map<string, string>();
   const portOwner = new Map<number, string>();
   desired.applications.forEach((app, i) => {
@@ -43,15 +59,20 @@ export function checkInvariants(desired: Desired): Issue[] {
       }
     });
   });
+  if (Object.isFrozen(desired.applications)) applicationsChecked.set(desired.applications, { datasets: desired.datasets, issues });
   return issues;
 }
 
-function unique<T, K>(list: readonly T[], key: (item: T) => K, collection: string, field: string, issues: Issue[]): Map<K, T> {
-  const seen = new Map<K, T>();
+function unique<T extends object>(list: readonly T[], key: (item: T) => string, collection: string, field: string): Issue[] {
+  const known = uniqueChecked.get(list);
+  if (known) return known;
+  const issues: Issue[] = [];
+  const seen = new Set<string>();
   list.forEach((item, i) => {
     const k = key(item);
-    if (seen.has(k)) issues.push({ path: [collection, i, field], message: `duplicate ${field} ${String(k)}` });
-    else seen.set(k, item);
+    if (seen.has(k)) issues.push({ path: [collection, i, field], message: `duplicate ${field} ${k}` });
+    else seen.add(k);
   });
-  return seen;
+  if (Object.isFrozen(list)) uniqueChecked.set(list, issues);
+  return issues;
 }

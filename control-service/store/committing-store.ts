@@ -10,7 +10,7 @@ import type { Logger } from '#common/log.ts';
 import { DroverError } from '#common/errors.ts';
 import type { Desired } from '#common/model.ts';
 import type { ConfigStore, StoreSnapshot, Updater } from './config-store.ts';
-import { desiredJson, desiredTag } from './encode.ts';
+import { desiredTag } from './encode.ts';
 import { emptyDesired, validateDesired } from './validate.ts';
 
 interface Queued {
@@ -31,7 +31,7 @@ export abstract class CommittingStore implements ConfigStore {
   /** Reads what is stored: the version and the (not yet validated) document. */
   protected abstract read(): Promise<{ version: number; desired: unknown }>;
   /** Makes `version` + the document durable; resolves only once it is. */
-  protected abstract persist(version: number, desiredText: string): Promise<void>;
+  protected abstract persist(version: number, desired: Desired): Promise<void>;
   protected async release(): Promise<void> {}
 
   async load(): Promise<StoreSnapshot> {
@@ -98,7 +98,7 @@ export abstract class CommittingStore implements ConfigStore {
     }
     if (version !== base.version) {
       try {
-        await this.persist(version, desiredJson(desired));
+        await this.persist(version, desired);
       } catch (err) {
         this.log.error({ err, version }, 'configuration write failed');
         const failure = new DroverError('DROVER_STORE_WRITE_FAILED', 'the configuration could not be saved; nothing changed', {

@@ -10,9 +10,9 @@ import { open, readdir, readFile, rename, rm, mkdir, copyFile } from 'node:fs/pr
 import { join } from 'node:path';
 import { DroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
+import type { Desired } from '#common/model.ts';
 import { CommittingStore } from './committing-store.ts';
-import { desiredJson } from './encode.ts';
-import { decodeStoreFile, encodeStoreFile, FORMAT_VERSION } from './format.ts';
+import { decodeStoreFile, FORMAT_VERSION, storeFileChunks } from './format.ts';
 import { validateDesired } from './validate.ts';
 import { acquireDirLock, type DirLock } from './dir-lock.ts';
 
@@ -69,18 +69,20 @@ export class FileConfigStore extends CommittingStore {
     if (decoded.readFormat !== FORMAT_VERSION) {
       const backup = `${this.file}.format-${decoded.readFormat}.bak`;
       await copyFile(this.file, backup);
-      await this.persist(decoded.version, desiredJson(desired));
+      await this.persist(decoded.version, desired);
       this.log.info({ from: decoded.readFormat, to: FORMAT_VERSION, backup }, 'store file upgraded');
     }
     return { version: decoded.version, desired };
   }
 
-  protected async persist(version: number, desiredText: string): Promise<void> {
+  protected async persist(version: number, desired: Desired): Promise<void> {
     const temp = `${this.file}${TEMP_MARK}${process.pid}-${++this.tempSeq}`;
     try {
       const handle = await open(temp, 'w', 0o600);
       try {
-        await handle.writeFile(encodeStoreFile(version, desiredText));
+        for (const chunk of storeFileChunks(version, desired)) {
+          for (let at = 0; at < chunk.length; ) at += (await handle.write(chunk, at, chunk.length - at)).bytesWritten;
+        }
         await handle.sync();
       } finally {
         await handle.close();

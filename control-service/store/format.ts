@@ -8,6 +8,8 @@
  * `expires` seconds since the epoch.
  */
 import { DroverError } from '#common/errors.ts';
+import type { Desired } from '#common/model.ts';
+import { desiredChunks } from './encode.ts';
 
 export const FORMAT_VERSION = 1;
 
@@ -54,9 +56,9 @@ export function decodeStoreFile(raw: unknown, file: string): DecodedFile {
   return { version, desired: current.desired ?? {}, readFormat };
 }
 
-/** The file's text for a document whose JSON text is `desiredText`. */
-export function encodeStoreFile(version: number, desiredText: string): string {
-  return `{"format_version":${FORMAT_VERSION},"version":${version},"desired":${desiredText}}\n`;
+/** The file's bytes, in chunks to write in order. */
+export function storeFileChunks(version: number, desired: Desired): Buffer[] {
+  return [Buffer.from(`{"format_version":${FORMAT_VERSION},"version":${version},"desired":`), ...desiredChunks(desired), Buffer.from('}\n')];
 }
 
 function upgradeFrom0(file: Json): Json {

@@ -4,11 +4,12 @@
  */
 import type { Logger } from '#common/log.ts';
 import { silentLogger } from '#common/log.ts';
+import type { Desired } from '#common/model.ts';
 import { CommittingStore } from './committing-store.ts';
 
 export class MemoryConfigStore extends CommittingStore {
   /** What `persist` saw last: the contract tests read it back. */
-  saved: { version: number; text: string } | null = null;
+  saved: { version: number; desired: Desired } | null = null;
 
   constructor(
     private readonly initial: { version: number; desired: unknown } = { version: 0, desired: undefined },
@@ -21,7 +22,7 @@ export class MemoryConfigStore extends CommittingStore {
     return this.initial;
   }
 
-  protected async persist(version: number, desiredText: string): Promise<void> {
-    this.saved = { version, text: desiredText };
+  protected async persist(version: number, desired: Desired): Promise<void> {
+    this.saved = { version, desired };
   }
 }

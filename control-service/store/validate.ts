@@ -25,6 +25,8 @@ const keys = Object.keys(collections) as Key[];
 /** Entries already parsed, per collection (an entry is valid only where it was parsed). */
 const seen = Object.fromEntries(keys.map((k) => [k, new WeakSet<object>()])) as Record<Key, WeakSet<object>>;
 const documents = new WeakSet<object>();
+/** Lists already validated whole (frozen), per collection: a document that reuses one skips it. */
+const lists = Object.fromEntries(keys.map((k) => [k, new WeakSet<object>()])) as Record<Key, WeakSet<object>>;
 
 /**
  * Validates a whole document and returns it frozen, with zod defaults applied.
@@ -57,6 +59,8 @@ export function validateDesired(doc: unknown): Desired {
 
 function parseList(key: Key, list: readonly unknown[], issues: z.core.$ZodIssue[]): readonly unknown[] {
   const schema: z.ZodType = collections[key];
+  if (lists[key].has(list)) return list;
+  const issuesBefore = issues.length;
   const known = seen[key];
   const next: unknown[] = new Array(list.length);
   let reused = 0;
@@ -77,8 +81,10 @@ function parseList(key: Key, list: readonly unknown[], issues: z.core.$ZodIssue[
     next[i] = frozen;
   }
   // An unchanged list keeps its identity, so caches keyed by it (agent views, JSON) still hit.
-  if (reused === list.length && Object.isFrozen(list)) return list;
-  return Object.freeze(next);
+  const out = reused === list.length && Object.isFrozen(list) ? list : Object.freeze(next);
+  if (issues.length > issuesBefore) return out;
+  lists[key].add(out);
+  return out;
 }
 
 function deepFreeze<T extends object>(value: T): T {

@@ -1,0 +1,198 @@
+/**
+ * bench:control — the control plane under load (DESIGN.md §9 "Control plane").
+ *
+ * For n = 1k, 5k and 10k applications (each with its own dataset), spread over 200 nodes:
+ * the real control service process (bin/drover-control.js, file store on a temp dir) and
+ * 200 simulated agents in a second process (control-agents.ts), each reporting its node's datasets and containers
+ * every second and long-polling its desired view, all over HTTP. Measured at each size:
+ * - read: whole lists (GET /v1/state/datasets and GET /v1/configuration/containers, the
+ *   `readP99Ms` of --json) and one entry (GET /v1/drover/applications/<name>);
+ * - move: POST /v1/configuration/containers/<name> to another node (each starts a migration);
+ * - push: from sending a move to the target agent's long-poll answering with the migration
+ *   (an upper bound of "accepted → received").
+ * The store is seeded by writing its file before the process starts (seeding over HTTP would
+ * only measure the seeding). Prints p50/p99 and the growth from the smallest size; `--json`
+ * prints `{"sizes": [{n, readP99Ms, moveP99Ms, pushP99Ms, …}]}` only.
+ */
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+
+const SIZES = process.env.BENCH_SIZES ? process.env.BENCH_SIZES.split(',').map(Number) : [1000, 5000, 10000];
+const NODES = 200;
+const READS = 300;
+const MOVES = 100;
+const BIN = resolve(import.meta.dirname, '../bin/drover-control.js');
+const AGENTS = resolve(import.meta.dirname, 'control-agents.ts');
+const json = process.argv.includes('--json');
+
+const uuid = (prefix: string, i: number) => `${prefix}-0000-4000-8000-${String(i).padStart(12, '0')}`;
+const nodeId = (i: number) => uuid('00000001', i);
+const datasetId = (i: number) => uuid('0000000d', i);
+const say = (line: string) => {
+  if (!json) process.stdout.write(`${line}\n`);
+};
+
+interface Sample {
+  n: number;
+  /** Whole-list reads: GET /v1/state/datasets and GET /v1/configuration/containers. */
+  readP50Ms: number;
+  readP99Ms: number;
+  /** One-entry reads: GET /v1/drover/applications/<name>. */
+  readOneP50Ms: number;
+  readOneP99Ms: number;
+  moveP50Ms: number;
+  moveP99Ms: number;
+  pushP50Ms: number;
+  pushP99Ms: number;
+  /** The control service's own time for a move (its Server-Timing header). */
+  moveServerP50Ms: number;
+  moveServerP99Ms: number;
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return Number(sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!.toFixed(2));
+}
+
+async function seed(dir: string, n: number): Promise<void> {
+  const nodes = Array.from({ length: NODES }, (_, i) => ({ uuid: nodeId(i), host: `127.1.${Math.floor(i / 250)}.${(i % 250) + 1}`, labels: {}, transfer: {} }));
+  const datasets = Array.from({ length: n }, (_, i) => ({ dataset_id: datasetId(i), primary: nodeId(i % NODES), maximum_size: null, metadata: { name: `vol${i}` }, deleted: false }));
+  const applications = Array.from({ length: n }, (_, i) => ({
+    name: `app${i}`,
+    node_uuid: nodeId(i % NODES),
+    image: 'redis:7',
+    environment: { ROLE: 'cache' },
+    ports: [{ internal: 6379, external: 10000 + i }],
+    volumes: [{ dataset_id: datasetId(i), mountpoint: '/data' }],
+    links: [],
+    restart_policy: { name: 'never' },
+    labels: {},
+  }));
+  const desired = { nodes, datasets, applications, leases: [], migrations: [] };
+  await writeFile(join(dir, 'desired.json'), JSON.stringify({ format_version: 1, version: 1, desired }));
+}
+
+async function startControl(dir: string): Promise<{ proc: ChildProcess; base: string }> {
+  const proc = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), BIN, '--listen', '127.0.0.1:0', '--data-dir', dir, '--node-timeout', '30'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, DROVER_LOG_LEVEL: 'info' } });
+  const lines = createInterface({ input: proc.stdout! });
+  const base = await new Promise<string>((done, fail) => {
+    const timer = setTimeout(() => fail(new Error('the control service did not start within 120 s')), 120_000);
+    lines.on('line', (line) => {
+      if (!line.includes('control service started')) return;
+      clearTimeout(timer);
+      done(JSON.parse(line).address);
+    });
+    proc.once('exit', (code) => fail(new Error(`the control service exited with ${code}`)));
+  });
+  return { proc, base };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function timed(fn: () => Promise<void>): Promise<number> {
+  const started = performance.now();
+  await fn();
+  return performance.now() - started;
+}
+
+async function measure(n: number): Promise<Sample> {
+  const dir = await mkdtemp(join(tmpdir(), 'drover-bench-control-'));
+  await seed(dir, n);
+  const { proc, base } = await startControl(dir);
+  const agents = fork(AGENTS, [], { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const seen = new Map<string, number>();
+  let ready: () => void = () => undefined;
+  const started = new Promise<void>((r) => (ready = r));
+  agents.on('message', (message: unknown) => {
+    if (message === 'ready') ready();
+    else {
+      const m = message as { node: number; id: string; at: number };
+      seen.set(`${m.node}/${m.id}`, m.at);
+    }
+  });
+  agents.send({ base, n, nodes: NODES });
+  try {
+    await Promise.race([started, sleep(60_000).then(() => Promise.reject(new Error('the agents did not start within 60 s')))]);
+    await sleep(1500); // every agent has reported and holds a long-poll
+    say(`  n=${n}: control service at ${base}, ${NODES} agents running`);
+    const reads: number[] = [];
+    const readsOne: number[] = [];
+    const moves: number[] = [];
+    const movesServer: number[] = [];
+    const pushes: number[] = [];
+    const reading = (async () => {
+      for (let i = 0; i < READS; i++) {
+        const path = i % 2 === 0 ? '/v1/state/datasets' : '/v1/configuration/containers';
+        reads.push(await timed(async () => void (await (await fetch(base + path)).arrayBuffer())));
+        readsOne.push(await timed(async () => void (await (await fetch(`${base}/v1/drover/applications/app${(i * 31) % n}`)).arrayBuffer())));
+      }
+    })();
+    for (let k = 0; k < MOVES; k++) {
+      const app = (k * 7919) % n;
+      const target = (app % NODES + 1 + (k % (NODES - 1))) % NODES;
+      const sent = performance.timeOrigin + performance.now();
+      let id = '';
+      moves.push(
+        await timed(async () => {
+          const response = await fetch(`${base}/v1/configuration/containers/app${app}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ node_uuid: nodeId(target) }) });
+          movesServer.push(Number(/dur=([\d.]+)/.exec(response.headers.get('server-timing') ?? '')?.[1] ?? NaN));
+          const answer = (await response.json()) as { migration?: { id: string } };
+          if (!answer.migration) throw new Error(`move of app${app} answered ${JSON.stringify(answer).slice(0, 200)}`);
+          id = answer.migration.id;
+        }),
+      );
+      const deadline = performance.now() + 5000;
+      while (!seen.has(`${target}/${id}`) && performance.now() < deadline) await sleep(2);
+      const received = seen.get(`${target}/${id}`);
+      if (received === undefined) throw new Error(`the target agent did not receive migration ${id} within 5 s`);
+      pushes.push(received - sent);
+      await sleep(20);
+    }
+    await reading;
+    return {
+      n,
+      readP50Ms: percentile(reads, 50),
+      readP99Ms: percentile(reads, 99),
+      readOneP50Ms: percentile(readsOne, 50),
+      readOneP99Ms: percentile(readsOne, 99),
+      moveP50Ms: percentile(moves, 50),
+      moveP99Ms: percentile(moves, 99),
+      pushP50Ms: percentile(pushes, 50),
+      pushP99Ms: percentile(pushes, 99),
+      moveServerP50Ms: percentile(movesServer, 50),
+      moveServerP99Ms: percentile(movesServer, 99),
+    };
+  } finally {
+    agents.send('stop');
+    await new Promise((r) => (agents.exitCode !== null ? r(undefined) : agents.once('exit', r)));
+    proc.kill('SIGTERM');
+    await new Promise((r) => (proc.exitCode !== null ? r(undefined) : proc.once('exit', r)));
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  say(`bench:control — ${NODES} simulated agents reporting every second; ${READS} reads and ${MOVES} moves per size`);
+  const sizes: Sample[] = [];
+  for (const n of SIZES) {
+    const s = await measure(n);
+    sizes.push(s);
+    say(
+      `n=${String(n).padStart(5)}  read list p50 ${s.readP50Ms} ms p99 ${s.readP99Ms} ms | read one p50 ${s.readOneP50Ms} ms p99 ${s.readOneP99Ms} ms | move p50 ${s.moveP50Ms} ms p99 ${s.moveP99Ms} ms | push p50 ${s.pushP50Ms} ms p99 ${s.pushP99Ms} ms | move inside the service p50 ${s.moveServerP50Ms} ms p99 ${s.moveServerP99Ms} ms`,
+    );
+  }
+  const first = sizes[0]!;
+  const last = sizes[sizes.length - 1]!;
+  const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(1) : 'n/a');
+  say(`growth ${first.n} → ${last.n} (×${last.n / first.n} entries): read p50 ×${ratio(last.readP50Ms, first.readP50Ms)}, move p50 ×${ratio(last.moveP50Ms, first.moveP50Ms)}, push p50 ×${ratio(last.pushP50Ms, first.pushP50Ms)}`);
+  say(`targets at ${last.n}: read p99 ${last.readP99Ms} ms and move p99 ${last.moveP99Ms} ms (< 50 ms), push p99 ${last.pushP99Ms} ms (< 200 ms)`);
+  if (json) process.stdout.write(`${JSON.stringify({ sizes })}\n`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench:control failed: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -108,7 +108,7 @@ describeWith(LOCAL_CLUSTER, 'the plugin under a real dockerd', () => {
   it('keeps what one container wrote for the next, and holds the lease only while mounted', async () => {
     await docker('volume', 'create', '-d', plugin, 'v-data');
     await docker('run', '--rm', '-v', 'v-data:/data', IMAGE, 'sh', '-c', 'echo hello > /data/f');
-    expect(leases('v-data')).toEqual([]);
+    await leasesSoon('v-data', []);
     expect(await docker('run', '--rm', '-v', 'v-data:/data', IMAGE, 'cat', '/data/f')).toBe('hello');
   });
 
@@ -116,7 +116,7 @@ describeWith(LOCAL_CLUSTER, 'the plugin under a real dockerd', () => {
     await docker('volume', 'create', '-d', plugin, 'v-copy');
     // drover/busybox has files in /etc: creating the container copies them into the volume.
     const id = await docker('create', '-v', 'v-copy:/etc', IMAGE, 'cat', '/etc/group');
-    expect(leases('v-copy')).toEqual([]);
+    await leasesSoon('v-copy', []);
     expect(store.current.volumes['v-copy']).toBeUndefined();
     expect(await docker('start', '-a', id)).toBe('root:x:0:\nnogroup:x:65534:');
     await docker('rm', id);
@@ -152,6 +152,7 @@ describeWith(LOCAL_CLUSTER, 'the plugin under a real dockerd', () => {
     expect(await dockerFails('volume', 'rm', 'v-rm')).toMatch(/volume is in use/);
     await docker('rm', '-f', id);
 
+    await leasesSoon('v-rm', []);
     const dataset = control.datasets.find((d) => d.metadata.name === 'v-rm')!;
     await control.acquireLease(dataset.dataset_id, OTHER);
     expect(await dockerFails('volume', 'rm', 'v-rm')).toContain(

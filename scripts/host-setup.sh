@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(docker.io zfs-fuse openssh-server openssh-client mmdebstrap gpg mount busybox-static iproute2 openssl ca-certificates haproxy wrk redis-tools curl tar cgroupfs-mount)
+PACKAGES=(nftables docker.io zfs-fuse openssh-server openssh-client mmdebstrap gpg mount busybox-static iproute2 openssl ca-certificates haproxy wrk redis-tools curl tar cgroupfs-mount)
 LOG_DIR=/var/log/drover
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
 
@@ -59,7 +59,21 @@ if ! docker_version=$(docker info --format '{{.ServerVersion}}' 2>/dev/null); th
 fi
 
 # 4. The zfs-fuse daemon (Debian's init script runs: zfs-fuse --pidfile /var/run/zfs-fuse.pid).
-if ! zpool list >/dev/null 2>&1; then
+# A zfs-fuse that stopped answering (seen after hours of pool churn: every umount it is asked
+# for hangs) is restarted: its FUSE mounts are lazily detached and the daemon started again,
+# which re-imports the pools from its cache.
+zpool_rc=0
+timeout 20 zpool list >/dev/null 2>&1 || zpool_rc=$?
+if [ "$zpool_rc" -eq 124 ]; then
+  say "zfs-fuse does not answer: restarting it"
+  pkill -9 -x zfs-fuse 2>/dev/null || true
+  pkill -9 -f '^(zpool|zfs) ' 2>/dev/null || true
+  sleep 1
+  awk '$3 == "fuse" && $2 != "/sys/fs/fuse/connections" { print $2 }' /proc/mounts | while read -r m; do
+    umount -l "$m" 2>/dev/null || true
+  done
+fi
+if ! timeout 20 zpool list >/dev/null 2>&1; then
   [ -e /dev/fuse ] || modprobe fuse 2>/dev/null || true
   [ -e /dev/fuse ] || die "/dev/fuse is missing: zfs-fuse cannot run here"
   say "starting zfs-fuse (log: $LOG_DIR/zfs-fuse.log)"

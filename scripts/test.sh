@@ -19,6 +19,22 @@ reports=$(mktemp -d)
 trap 'rm -rf "$reports"' EXIT
 failed_steps=()
 
+# Test clusters a dead run left behind (their subnet lease has no live owner) and the ZFS
+# tests' scratch pools are removed first, so one crashed run cannot fail the next.
+for pool in $(zpool list -H -o name 2>/dev/null | grep -E '^drover-t[0-9]+-n1$' || true); do
+  n=${pool#drover-t}; n=${n%-n1}
+  owner=$(cat "/run/drover/test-leases/$n" 2>/dev/null || true)
+  if [ -z "$owner" ] || ! kill -0 "$owner" 2>/dev/null; then
+    echo "== removing the stale test cluster t$n"
+    node bin/drover.js cluster down --name "t$n" || true
+  fi
+done
+if [ "${CI:-}" = true ]; then
+  for pool in $(zpool list -H -o name 2>/dev/null | grep -E '^drover-zt-' || true); do
+    timeout 60 zpool destroy -f "$pool" || true
+  done
+fi
+
 echo "== typecheck"
 npx tsc --noEmit -p . || failed_steps+=(typecheck)
 

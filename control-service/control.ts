@@ -10,7 +10,7 @@ import { ObservedState } from './cluster/observed-state.ts';
 import { affectedNodes } from './channel/affected-nodes.ts';
 import { AgentViews } from './channel/agent-views.ts';
 import { RouteService } from './channel/route-service.ts';
-import { computeRoutes } from './channel/route-table.ts';
+import { routesJson } from './channel/route-table.ts';
 import { checkInvariants } from './desired/invariants.ts';
 import { isLive } from './desired/leases.ts';
 import type { MigrationStart } from './desired/migrations.ts';
@@ -68,7 +68,7 @@ export class Control {
       (node) => this.observed.get(node)?.datasetIds,
     );
     this.routes = new RouteService(
-      () => computeRoutes(this.desired, (node, name) => this.observed.get(node)?.containers.get(name)),
+      () => routesJson(this.desired, (node, name) => this.observed.get(node)?.containers.get(name)),
       this.clock,
       this.observed.timeoutMs,
     );

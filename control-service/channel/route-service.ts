@@ -4,7 +4,6 @@
  * `GET /v1/drover/routes/acks?version=N` before it stops a source in a cutover: every live
  * proxy must have applied version N (with the hold) first.
  */
-import type { Route } from '#common/channel.ts';
 import { nextVersion, Waiters } from './waiters.ts';
 
 interface Proxy {
@@ -31,7 +30,8 @@ export class RouteService {
   private readonly proxies = new Map<string, Proxy>();
 
   constructor(
-    private readonly compute: () => Route[],
+    /** The routes' JSON text (an array). */
+    private readonly compute: () => string,
     private readonly clock: () => number,
     /** A proxy silent for longer is not waited for. */
     private readonly liveMs: number,
@@ -92,7 +92,7 @@ export class RouteService {
   private refresh(): void {
     if (!this.dirty) return;
     this.dirty = false;
-    const text = JSON.stringify(this.compute());
+    const text = this.compute();
     if (text === this.text) return;
     this.text = text;
     this.version = nextVersion(this.version);

@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest';
+import type { Application, Desired, Migration, ObservedContainer } from '#common/model.ts';
+import { validateDesired } from '../store/validate.ts';
+import { computeRoutes, routesJson } from './route-table.ts';
+
+const n = (i: number) => `00000001-0000-4000-8000-${String(i).padStart(12, '0')}`;
+const app = (name: string, node: number, external: number, extra: Partial<Application> = {}) =>
+  ({ name, node_uuid: n(node), image: 'x', ports: [{ internal: 80, external }], ...extra }) as Application;
+const seen = (name: string, port: number, extra: Partial<ObservedContainer> = {}): ObservedContainer => ({
+  name,
+  image: 'x',
+  running: true,
+  health: 'unknown',
+  restart_count: 0,
+  published: [{ internal: 80, host: '127.0.0.11', host_port: port }],
+  generation: 0,
+  ...extra,
+});
+const migration = (application: string, phase: Migration['phase'], generation: number): Migration => ({
+  id: `0000000e-0000-4000-8000-${String(generation).padStart(12, '0')}`,
+  application,
+  dataset_ids: [],
+  from: n(1),
+  to: n(2),
+  phase,
+  generation,
+  round: 0,
+  bytes_sent: 0,
+  bytes_total: null,
+  rate_bytes_per_second: null,
+  started_at: 0,
+  updated_at: 0,
+  cutover_started_at: null,
+  cutover_ms: null,
+  error: null,
+});
+const doc = (applications: Application[], migrations: Migration[] = []): Desired => validateDesired({ applications, migrations });
+
+describe('route table', () => {
+  it('leads to the published host port of the node the application runs on', () => {
+    const desired = doc([app('web', 1, 8080), app('db', 2, 5432), { ...app('quiet', 1, 1), ports: [] }]);
+    const containers = new Map([[`${n(1)}/web`, seen('web', 32001)]]);
+    expect(computeRoutes(desired, (node, name) => containers.get(`${node}/${name}`))).toEqual([
+      { application: 'web', external_port: 8080, target: { host: '127.0.0.11', port: 32001, node_uuid: n(1) }, hold: false, generation: 0 },
+      { application: 'db', external_port: 5432, target: null, hold: false, generation: 0 },
+    ]);
+  });
+
+  it('holds in cutover, and in handoff until the application is healthy where it runs', () => {
+    const withCheck = { health_check: { type: 'tcp', port: 80, initial_delay_seconds: 0, period_seconds: 1, timeout_seconds: 1, failure_threshold: 1 } } as Partial<Application>;
+    const cutover = doc([app('web', 1, 8080, withCheck)], [migration('web', 'cutover', 7)]);
+    expect(computeRoutes(cutover, () => seen('web', 1))[0]).toMatchObject({ hold: true, generation: 7 });
+    const handoff = doc([app('web', 2, 8080, withCheck)], [migration('web', 'handoff', 7)]);
+    expect(computeRoutes(handoff, () => seen('web', 2, { health: 'starting' }))[0]!.hold).toBe(true);
+    expect(computeRoutes(handoff, () => seen('web', 2, { health: 'healthy' }))[0]!.hold).toBe(false);
+  });
+
+  it('gives the same text as serializing the table, before and after a change', () => {
+    const containers = new Map([[`${n(1)}/a`, seen('a', 1)], [`${n(1)}/b`, seen('b', 2)]]);
+    const lookup = (node: string, name: string) => containers.get(`${node}/${name}`);
+    const first = doc([app('a', 1, 81), app('b', 1, 82)]);
+    expect(routesJson(first, lookup)).toBe(JSON.stringify(computeRoutes(first, lookup)));
+    const moving = validateDesired({ ...first, migrations: [migration('b', 'cutover', 3)] });
+    expect(routesJson(moving, lookup)).toBe(JSON.stringify(computeRoutes(moving, lookup)));
+    containers.set(`${n(1)}/a`, seen('a', 9));
+    expect(routesJson(moving, lookup)).toBe(JSON.stringify(computeRoutes(moving, lookup)));
+  });
+});

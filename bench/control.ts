@@ -76,11 +76,12 @@ async function seed(dir: string, n: number): Promise<void> {
 }
 
 async function startControl(dir: string): Promise<{ proc: ChildProcess; base: string }> {
-  const proc = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), BIN, '--listen', '127.0.0.1:0', '--data-dir', dir, '--node-timeout', '30'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, DROVER_LOG_LEVEL: 'info' } });
+  const proc = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), BIN, '--listen', '127.0.0.1:0', '--data-dir', dir, '--node-timeout', '30'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, DROVER_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info' } });
   const lines = createInterface({ input: proc.stdout! });
   const base = await new Promise<string>((done, fail) => {
     const timer = setTimeout(() => fail(new Error('the control service did not start within 120 s')), 120_000);
     lines.on('line', (line) => {
+      if (!line.startsWith('{')) process.stderr.write(`${line}\n`); // e.g. --trace-gc from BENCH_NODE_ARGS
       if (!line.includes('control service started')) return;
       clearTimeout(timer);
       done(JSON.parse(line).address);

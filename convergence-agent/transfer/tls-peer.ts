@@ -49,7 +49,7 @@ class Connection {
         this.close(err as DroverError);
       }
     });
-    socket.on('error', (err) => this.close(interrupted(peerId, err.message)));
+    socket.on('error', (err) => this.close(/alert|certificate|unknown ca/i.test(err.message) ? rejected(peerId, err) : interrupted(peerId, err.message)));
     socket.on('close', () => this.close(interrupted(peerId, 'connection closed')));
   }
 
@@ -94,6 +94,11 @@ class Connection {
 
 function interrupted(peerId: string, why: string): DroverError {
   return new DroverError('DROVER_TRANSFER_INTERRUPTED', `tls connection to ${peerId}: ${why}`, { retryable: true, detail: { peer: peerId } });
+}
+
+/** The receiver refused our certificate (TLS 1.3 reports it after the handshake): permanent. */
+function rejected(peerId: string, err: Error): DroverError {
+  return new DroverError('DROVER_TLS_REJECTED', `${peerId} refused this node's certificate: ${err.message}`, { detail: { peer: peerId }, cause: err });
 }
 
 /** stdin of the remote receive: each write becomes one data frame, written without copying. */

@@ -48,6 +48,17 @@ export async function createTempPool(options: { sizeMiB?: number; prefix?: strin
     dir,
     mountRoot: join(dir, 'mnt'),
     async destroy() {
+      // Datasets first, one by one: `zpool destroy -f` over mounted zfs-fuse datasets can
+      // leave their FUSE unmounts hanging, and the pool busy for good.
+      const listed = await runner.run('zfs', ['list', '-H', '-o', 'name', '-d', '1', `${name}/drover`], { timeoutMs: 60_000 });
+      const children = listed.exitCode === 0 ? listed.stdout.split('\n').filter((n) => n.startsWith(`${name}/drover/`)) : [];
+      for (const child of children) {
+        for (let attempt = 1; attempt <= 10; attempt++) {
+          const r = await runner.run('zfs', ['destroy', '-r', child], { timeoutMs: 60_000 });
+          if (r.exitCode === 0 || /does not exist/.test(r.stderr)) break;
+          await sleep(200 * attempt);
+        }
+      }
       for (let attempt = 1; attempt <= 10; attempt++) {
         const r = await runner.run('zpool', ['destroy', '-f', name], { timeoutMs: 60_000 });
         if (r.exitCode === 0 || /no such pool/i.test(r.stderr)) break;

@@ -17,11 +17,20 @@ if (!available && ci) {
 }
 
 describe.skipIf(!available)(available ? 'zfs adapter on zfs-fuse' : 'zfs adapter (skipped: zfs-fuse not running)', () => {
+  // One pool for the whole suite: creating and destroying a pool per test is slow on
+  // zfs-fuse and, on a busy machine, can wedge its unmounts. Each test starts empty.
+  let shared: TempPool | null = null;
+  afterAll(async () => {
+    await shared?.destroy();
+  });
   datasetStoreContract('zfs-fuse', async () => {
-    const pool = await createTempPool({ sizeMiB: 256 });
+    shared ??= await createTempPool({ sizeMiB: 256 });
+    const store = new ZfsStore({ pool: shared.name, mountRoot: shared.mountRoot });
     return {
-      store: new ZfsStore({ pool: pool.name, mountRoot: pool.mountRoot }),
-      cleanup: () => pool.destroy(),
+      store,
+      cleanup: async () => {
+        for (const dataset of await store.listDatasets()) await store.destroyDataset(dataset.datasetId);
+      },
     };
   });
 

@@ -81,13 +81,13 @@ export function zfsGetNumber(property: string, name: string): number {
   return Number(r.stdout.trim());
 }
 
-/** A TCP forwarder on 127.0.0.1 to `host:port`; `cut()` destroys every connection through it. */
+/** A TCP forwarder (on 127.0.0.1 unless told) to `host:port`; `cut()` destroys every connection through it. */
 export class TcpCutter {
   private server: Server | null = null;
   private readonly sockets = new Set<Socket>();
   bytes = 0;
 
-  async listen(host: string, port: number): Promise<number> {
+  async listen(host: string, port: number, bind = '127.0.0.1'): Promise<number> {
     this.server = createServer((client) => {
       const upstream = connect(port, host);
       for (const s of [client, upstream]) {
@@ -103,7 +103,7 @@ export class TcpCutter {
       client.pipe(upstream);
       upstream.pipe(client);
     });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', () => resolve()));
+    await new Promise<void>((resolve) => this.server!.listen(0, bind, () => resolve()));
     return (this.server.address() as { port: number }).port;
   }
 

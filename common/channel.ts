@@ -25,7 +25,13 @@ export const CHANNEL_PATHS = {
 
 export const Version = z.number().int().min(0);
 
-/** What one agent needs to converge: its node, and the cluster's desired configuration. */
+/**
+ * What one agent needs to converge: its node, and the part of the cluster's desired
+ * configuration that concerns it — every node; the applications placed on it or in its
+ * migrations; the datasets primary on it, mounted by those applications, carried by its
+ * migrations or present on it (as it reported); their leases; its unfinished migrations.
+ * A dataset absent from the view is not a tombstone (only `deleted: true` is).
+ */
 export const AgentDesired = z
   .object({
     version: Version,

@@ -31,7 +31,9 @@ for pool in $(zpool list -H -o name 2>/dev/null | grep -E '^drover-t[0-9]+-n1$' 
 done
 if [ "${CI:-}" = true ]; then
   for pool in $(zpool list -H -o name 2>/dev/null | grep -E '^drover-zt-' || true); do
-    timeout 60 zpool destroy -f "$pool" || true
+    # Datasets first: zpool destroy -f over mounted zfs-fuse datasets leaves unmounts hanging.
+    timeout 60 zfs destroy -r "$pool/drover" 2>/dev/null || true
+    timeout 60 zpool destroy "$pool" || true
   done
 fi
 

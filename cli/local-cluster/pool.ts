@@ -1,10 +1,24 @@
 import { mkdir, rm, truncate, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { isDroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
 import { sleep } from '#common/sleep.ts';
 import { run } from './run.ts';
 
-/** A node's zfs-fuse pool on a sparse file, with drover's parent dataset `<pool>/drover`. */
+/**
+ * A node's zfs-fuse pool on a sparse file, with drover's parent dataset `<pool>/drover`.
+ *
+ * Pool-level commands of every local cluster on the machine take turns (flock on one lock
+ * file): zfs-fuse serialises them internally anyway, and a deadlocked zfs-fuse daemon was
+ * seen while several clusters created and destroyed pools at once. Defensive, not proven.
+ */
+const POOL_LOCK = '/run/drover/zpool.lock';
+const LOCK_WAIT_S = 120;
+
+async function zpoolTakingTurns(args: string[], timeoutMs: number): Promise<void> {
+  await mkdir(dirname(POOL_LOCK), { recursive: true });
+  await run('flock', ['-w', String(LOCK_WAIT_S), POOL_LOCK, 'zpool', ...args], { timeoutMs: timeoutMs + LOCK_WAIT_S * 1000 });
+}
 
 export async function listPools(): Promise<string[]> {
   const { stdout } = await run('zpool', ['list', '-H', '-o', 'name'], { timeoutMs: 30_000 });
@@ -15,7 +29,7 @@ export async function createPool(pool: string, file: string, mountpoint: string,
   await mkdir(mountpoint, { recursive: true });
   await writeFile(file, '');
   await truncate(file, sizeMiB * 1024 * 1024);
-  await run('zpool', ['create', '-m', mountpoint, pool, file], { timeoutMs: 60_000 });
+  await zpoolTakingTurns(['create', '-m', mountpoint, pool, file], 60_000);
   await run('zfs', ['create', `${pool}/drover`], { timeoutMs: 60_000 });
 }
 
@@ -28,7 +42,7 @@ export async function destroyPool(pool: string, log: Logger): Promise<void> {
   let lastError: unknown;
   for (let attempt = 0; attempt < 8; attempt++) {
     try {
-      await run('zpool', ['destroy', '-f', pool], { timeoutMs: 60_000 });
+      await zpoolTakingTurns(['destroy', '-f', pool], 60_000);
       return;
     } catch (err) {
       lastError = err;
@@ -38,7 +52,7 @@ export async function destroyPool(pool: string, log: Logger): Promise<void> {
     }
   }
   try {
-    await run('zpool', ['export', '-f', pool], { timeoutMs: 60_000 });
+    await zpoolTakingTurns(['export', '-f', pool], 60_000);
     return;
   } catch (err) {
     if (isDroverError(err) && !(await listPools()).includes(pool)) return;

@@ -27,8 +27,11 @@ import {
 } from './api.ts';
 import { CHANNEL_PATHS, type AgentDesired, type MigrationUpdate, type RouteAck, type RouteTable } from './channel.ts';
 import { DroverError } from './errors.ts';
+import { parseEventStream, type StreamEvent } from './event-stream.ts';
 import type { Application, Dataset, Migration, NodeReport } from './model.ts';
 import { sleep } from './sleep.ts';
+
+export type { StreamEvent };
 
 export interface ApiClientOptions {
   /** e.g. `http://127.0.0.1:4523`. */
@@ -50,12 +53,6 @@ export interface PollOptions {
   /** How long the server may wait for a change. Default 25 s. */
   waitMs?: number;
   signal?: AbortSignal;
-}
-
-export interface StreamEvent {
-  id: string | null;
-  type: string;
-  data: unknown;
 }
 
 type ContainerMoveAnswer = Application & { migration: Migration | null };
@@ -221,24 +218,8 @@ export class ApiClient {
     const query = options.types ? `?types=${encodeURIComponent(options.types.join(','))}` : '';
     const response = await this.fetch('GET', API_PATHS.events + query, undefined, { accept: 'text/event-stream', ...(options.lastEventId ? { 'last-event-id': options.lastEventId } : {}) }, options.signal);
     if (!response.ok || !response.body) throw await this.errorOf('GET', API_PATHS.events, response);
-    const decoder = new TextDecoder();
-    let buffer = '';
-    let event: { id: string | null; type: string; data: string[] } = { id: null, type: 'message', data: [] };
     try {
-      for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
-        buffer += decoder.decode(chunk, { stream: true });
-        let newline: number;
-        while ((newline = buffer.indexOf('\n')) >= 0) {
-          const line = buffer.slice(0, newline).replace(/\r$/, '');
-          buffer = buffer.slice(newline + 1);
-          if (line === '') {
-            if (event.data.length > 0) yield { id: event.id, type: event.type, data: JSON.parse(event.data.join('\n')) };
-            event = { id: null, type: 'message', data: [] };
-          } else if (line.startsWith('id:')) event.id = line.slice(3).trim();
-          else if (line.startsWith('event:')) event.type = line.slice(6).trim();
-          else if (line.startsWith('data:')) event.data.push(line.slice(5).replace(/^ /, ''));
-        }
-      }
+      yield* parseEventStream(response.body as AsyncIterable<Uint8Array>);
     } catch (err) {
       if (options.signal?.aborted) return;
       throw err;

@@ -25,7 +25,8 @@
 import { randomFillSync, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { cp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execa } from 'execa';
@@ -177,6 +178,7 @@ async function droverMove(api: ApiClient, cluster: LocalCluster, size: number, p
     },
   );
   const end = migration as Migration | null;
+  describeRun('drover', report, started, end);
   return {
     sizeMiB: size,
     pauseMs: Math.round(report.pauseMs),
@@ -188,6 +190,17 @@ async function droverMove(api: ApiClient, cluster: LocalCluster, size: number, p
     cutoverMs: end?.cutover_ms ?? null,
     moveMs: Math.round(performance.now() - started),
   };
+}
+
+/** Where the longest gap fell (seconds from the start of the move) and the failures, on stderr. */
+function describeRun(what: string, report: WriterReport, moveStarted: number, migration: Migration | null): void {
+  const at = (t: number): string => `+${((t - moveStarted) / 1000).toFixed(1)} s`;
+  if (report.pauseAt !== null) say(`  ${what}: longest gap from ${at(report.pauseAt)} to ${at(report.pauseAt + report.pauseMs)} after the move began`);
+  if (migration?.cutover_started_at != null) {
+    const cutoverAt = migration.cutover_started_at - performance.timeOrigin;
+    say(`  ${what}: cutover began at ${at(cutoverAt)} and lasted ${migration.cutover_ms ?? '?'} ms (as the source measured it)`);
+  }
+  for (const f of report.failures.slice(0, 5)) say(`  ${what}: failed request at ${at(f.at)}: ${f.kind}: ${f.message}`);
 }
 
 /** The baseline: the same data, stopped, sent whole over drover's ssh transport, started on node 3. */
@@ -212,6 +225,7 @@ async function naiveMove(cluster: LocalCluster, size: number, port: number): Pro
     docker(node, 'run', '-d', '--name', name, '--stop-timeout', '10', '-p', `${node.address}:${port}:6379`, '-v', `${mountpoint}:/data`, 'drover/redis:latest', ...REDIS_ARGS);
   let current: Endpoint = { host: n1.address, port };
   let bytes = 0;
+  let moveStarted = performance.now();
   try {
     await run(n1, dataset.mountpoint!);
     await until(`naive Redis on ${n1.name}`, 60_000, () => pong(current));
@@ -222,6 +236,7 @@ async function naiveMove(cluster: LocalCluster, size: number, port: number): Pro
       () => current,
       () => current,
       async () => {
+        moveStarted = performance.now();
         await docker(n1, 'stop', name);
         await source.createSnapshot(id, 'drover-naive');
         const step = await peer.beginStep(id);
@@ -238,6 +253,7 @@ async function naiveMove(cluster: LocalCluster, size: number, port: number): Pro
         current = { host: n3.address, port };
       },
     );
+    describeRun('naive', report, moveStarted, null);
     return { pauseMs: Math.round(report.pauseMs), failed: report.failed, lost, bytes };
   } finally {
     await peer.close();
@@ -252,6 +268,12 @@ async function main(): Promise<void> {
   let cluster: LocalCluster | null = null;
   const results: Result[] = [];
   const teardown = async (): Promise<void> => {
+    if (cluster !== null) {
+      // The services' logs go with the cluster; keep them for a look at where the time went.
+      const logs = join(tmpdir(), `drover-bench-migrate-${process.pid}`);
+      await cp(join(cluster.root, 'services'), logs, { recursive: true, filter: (src) => !src.includes('/control/') }).catch(() => undefined);
+      say(`drover's logs of this run: ${logs}`);
+    }
     await clusterDown(name, undefined, silentLogger()).catch((err: unknown) => say(`cluster down: ${String(err)}`));
     lease.release();
   };

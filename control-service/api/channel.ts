@@ -15,6 +15,8 @@ import { sendJson, type Router } from '../http/router.ts';
 
 const error = (description: string) => ({ description, schema: ErrorBody });
 
+export const REPORT_BODY_LIMIT = 32 * 1024 * 1024;
+
 export function channelRoutes(router: Router, control: Control, shutdown: AbortSignal): void {
   router.route(
     {
@@ -24,6 +26,8 @@ export function channelRoutes(router: Router, control: Control, shutdown: AbortS
       summary: "An agent's report: registers or refreshes its node and its observed state",
       body: NodeReport,
       rawBody: true,
+      // A node holding thousands of datasets, each with its snapshots, reports megabytes.
+      bodyLimit: REPORT_BODY_LIMIT,
       answers: { 200: { description: "the version of the node's desired view", schema: ReportAnswer }, 400: error('bad report') },
     },
     async ({ body }) => {

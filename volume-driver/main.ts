@@ -66,10 +66,19 @@ function readUuidFile(file: string | undefined): string {
   }
 }
 
+/** The host's boot id; mount counts from another boot are void. */
+function readBootId(): string | undefined {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
 let server: PluginServer | undefined;
 try {
   const socketPath = socketPathFor(name, flags['socket-dir']);
-  const store = await MountStore.open(stateDir);
+  const store = await MountStore.open(stateDir, { bootId: readBootId(), log });
   const driver = new VolumeDriver({ control: new HttpControl({ baseUrl: control }), store, nodeUuid, log, mountTimeoutMs: mountTimeoutS * 1000 });
   const app = buildApp({ driver, log });
   server = await startPluginServer(app, socketPath, log);

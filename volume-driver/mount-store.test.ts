@@ -46,6 +46,20 @@ describe('MountStore', () => {
     expect((error as Error).message).toContain(join(dir, MOUNTS_FILE));
   });
 
+  it('keeps the counts across a restart within one boot of the host', async () => {
+    const store = await MountStore.open(dir, { bootId: 'boot-1' });
+    await store.update((s) => addMount(s, 'v1', 'A', where).state);
+    expect(mountCount((await MountStore.open(dir, { bootId: 'boot-1' })).current, 'v1')).toBe(1);
+  });
+
+  it('forgets mounts counted before a reboot and turns their leases into releases to make', async () => {
+    const store = await MountStore.open(dir, { bootId: 'boot-1' });
+    await store.update((s) => addMount(s, 'v1', 'A', where).state);
+    const rebooted = await MountStore.open(dir, { bootId: 'boot-2' });
+    expect(rebooted.current).toEqual({ version: 1, boot_id: 'boot-2', volumes: {}, pending_releases: [{ dataset_id: 'd1', name: 'v1' }] });
+    expect((await MountStore.open(dir, { bootId: 'boot-2' })).current.boot_id).toBe('boot-2');
+  });
+
   it('stores plain JSON that a person can read', async () => {
     const store = await MountStore.open(dir);
     await store.update((s) => addMount(s, 'v1', 'A', where).state);

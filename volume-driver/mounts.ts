@@ -21,6 +21,8 @@ export type VolumeMounts = z.infer<typeof VolumeMounts>;
 export const MountState = z
   .object({
     version: z.literal(1),
+    /** The host's boot id when the state was written: mounts do not outlive a reboot. */
+    boot_id: z.string().optional(),
     volumes: z.record(z.string(), VolumeMounts),
     /**
      * Leases this node still has to release: written with the last Unmount (so a crash
@@ -78,6 +80,16 @@ export function removeMount(state: MountState, name: string, id: string): { stat
 }
 
 export type PendingRelease = MountState['pending_releases'][number];
+
+/**
+ * The state as it stands after the host rebooted: every mount is gone with the containers
+ * that held it, and each of those volumes' leases is now a release to make.
+ */
+export function afterReboot(state: MountState): MountState {
+  let next: MountState = { ...state, volumes: {} };
+  for (const [name, volume] of Object.entries(state.volumes)) next = addPendingRelease(next, { dataset_id: volume.dataset_id, name });
+  return next;
+}
 
 export function addPendingRelease(state: MountState, pending: PendingRelease): MountState {
   if (state.pending_releases.some((p) => p.dataset_id === pending.dataset_id)) return state;

@@ -4,7 +4,7 @@
  * One step per dataset at a time (a per-dataset mutex); receives are `recv -u` and leave
  * the replica read-only.
  */
-import { DroverError, toDroverError } from '#common/errors.ts';
+import { DroverError, isDroverError, toDroverError } from '#common/errors.ts';
 import type { ZfsStore } from '../zfs/zfs.ts';
 import { assertDatasetId } from '../zfs/names.ts';
 import type { ZfsFeatures } from '../zfs/zfs-features.ts';
@@ -61,8 +61,12 @@ class LocalStep implements PeerStep {
   }
 
   async listSnapshots() {
-    if ((await this.store.getDataset(this.datasetId)) === null) return [];
-    return this.store.listSnapshots(this.datasetId);
+    try {
+      return await this.store.listSnapshots(this.datasetId);
+    } catch (err) {
+      if (isDroverError(err, 'DROVER_DATASET_NOT_FOUND')) return [];
+      throw err;
+    }
   }
 
   hold(snapshot: string, tag: string) {

@@ -7,7 +7,8 @@
  * step runs; `drover-base` on the newest snapshot
  * both sides share, moved forward after each step, so pruning never removes the next base.
  */
-import { toDroverError } from '#common/errors.ts';
+import { DroverError, toDroverError } from '#common/errors.ts';
+import { sleep } from '#common/sleep.ts';
 import type { Logger } from '#common/log.ts';
 import { HOLD_TAGS } from '../zfs/names.ts';
 import type { ZfsStore } from '../zfs/zfs.ts';
@@ -68,11 +69,34 @@ export interface RecoverInput {
   log: Logger;
 }
 
+/**
+ * The dead sender's full receive may still be running on the peer (over ssh nothing tells
+ * the peer's `zfs receive` its sender died until the connection is torn down); meanwhile
+ * zfs-fuse shows the new dataset without snapshots. Wait for it to finish or vanish.
+ */
+async function waitForOrphanReceive(step: PeerStep, record: StepRecord, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if ((await step.getDataset()) === null) return;
+    const snapshots = await step.listSnapshots();
+    if (snapshots.length > 0) return;
+    if (Date.now() > deadline) {
+      throw new DroverError('DROVER_TRANSFER_BUSY', `a receive of ${record.datasetId} still seems to run on ${record.peerId}`, {
+        retryable: true,
+        detail: { datasetId: record.datasetId, peer: record.peerId },
+      });
+    }
+    await sleep(1000);
+  }
+}
+
 export async function recoverStep(input: RecoverInput): Promise<Recovery> {
   const { store, step, journal, record, requested, log } = input;
   const { datasetId, peerId } = record;
   log.info({ datasetId, peer: peerId, snapshot: record.snapshot, phase: record.phase, pid: record.pid }, 'unfinished step found in the journal');
   await releaseStepHolds(store, step, datasetId, record.snapshot, record.base, log);
+
+  if (record.phase === 'sending' && record.base === null) await waitForOrphanReceive(step, record);
 
   const wanted = requested === undefined || requested === record.snapshot;
   const onTarget = (await step.listSnapshots()).some((s) => s.guid === record.snapshotGuid);

@@ -53,6 +53,23 @@ class Connection {
     socket.on('close', () => this.close(interrupted(peerId, 'connection closed')));
   }
 
+  /** Resolves on the receiver's greeting; a close before it means our certificate was refused. */
+  greeted(timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => this.close(rejected(this.peerId, new Error('no greeting'))), timeoutMs);
+      this.pending.set(0, {
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (err) => {
+          clearTimeout(timer);
+          reject(err.code === 'DROVER_TRANSFER_INTERRUPTED' ? rejected(this.peerId, err) : err);
+        },
+      });
+    });
+  }
+
   request(body: Body): Promise<unknown> {
     if (this.closedWith) return Promise.reject(this.closedWith);
     const id = this.nextId++;
@@ -96,7 +113,11 @@ function interrupted(peerId: string, why: string): DroverError {
   return new DroverError('DROVER_TRANSFER_INTERRUPTED', `tls connection to ${peerId}: ${why}`, { retryable: true, detail: { peer: peerId } });
 }
 
-/** The receiver refused our certificate (TLS 1.3 reports it after the handshake): permanent. */
+/**
+ * The receiver refused our certificate: permanent. TLS 1.3 lets the client finish its
+ * handshake before the server has checked the client certificate, so a close before the
+ * receiver's greeting is read as a refusal.
+ */
 function rejected(peerId: string, err: Error): DroverError {
   return new DroverError('DROVER_TLS_REJECTED', `${peerId} refused this node's certificate: ${err.message}`, { detail: { peer: peerId }, cause: err });
 }
@@ -223,7 +244,8 @@ export class TlsPeer implements Peer {
         clearTimeout(timer);
         socket.off('error', onError);
         socket.setNoDelay(true);
-        resolve(new Connection(socket, this.id));
+        const connection = new Connection(socket, this.id);
+        connection.greeted(this.options.connectTimeoutMs ?? 15_000).then(() => resolve(connection), reject);
       });
       const onError = (err: Error): void => {
         clearTimeout(timer);

@@ -2,7 +2,8 @@
  * `npm run bench:transfer [-- --json] [--runs N] [--size-mib M]`
  *
  * A full `zfs send` of a 512 MiB random-data dataset from node 1 to node 2 of a local
- * cluster (its own, `bt`, subnet 2), interleaved, N runs each:
+ * cluster (its own, `bt<s>`, on a subnet leased like the tests' so runs never collide),
+ * interleaved, N runs each:
  *   local    `zfs send | zfs receive` on one host (the machine's limit)
  *   openssh  `zfs send | ssh -c aes128-gcm@openssh.com node2 zfs receive` (the anchor)
  *   ssh      drover's ssh transport (ssh2, persistent connection, warm remote shell)
@@ -19,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomFillSync, randomUUID } from 'node:crypto';
 import { clusterDown, clusterUp, type LocalNode } from '../cli/local-cluster/index.ts';
+import { leaseSubnet } from '../test/support/cluster.ts';
 import { ZfsStore } from '../convergence-agent/zfs/zfs.ts';
 import { SshPeer } from '../convergence-agent/transfer/ssh-peer.ts';
 import { TlsPeer } from '../convergence-agent/transfer/tls-peer.ts';
@@ -73,7 +75,12 @@ async function startReceiver(node: LocalNode, identity: { ca: string; cert: stri
   return { child, port: (JSON.parse(line.toString()) as { port: number }).port };
 }
 
-const cluster = await clusterUp({ name: 'bt', nodes: 2, subnet: 2, docker: false, ssh: true });
+const lease = await leaseSubnet();
+const clusterName = `bt${lease.subnet}`;
+const cluster = await clusterUp({ name: clusterName, nodes: 2, subnet: lease.subnet, docker: false, ssh: true }).catch((err: unknown) => {
+  lease.release();
+  throw err;
+});
 const scratch = await mkdtemp(join(tmpdir(), 'drover-bench-'));
 let receiver: Awaited<ReturnType<typeof startReceiver>> | null = null;
 const peers: Peer[] = [];
@@ -172,6 +179,7 @@ try {
 } finally {
   for (const p of peers) await p.close();
   receiver?.child.kill('SIGTERM');
-  await clusterDown('bt');
+  await clusterDown(clusterName);
+  lease.release();
   await rm(scratch, { recursive: true, force: true });
 }

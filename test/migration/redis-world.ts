@@ -56,7 +56,7 @@ async function writeBallast(file: string, mib: number): Promise<void> {
 }
 
 /** Where the application answers now (waits until one node reports it running). */
-export async function redisOf(stack: MigrationStack, app: RedisApp, timeoutMs = 60_000): Promise<{ host: string; port: number; node: string }> {
+export async function redisOf(stack: MigrationStack, app: RedisApp, timeoutMs = 120_000): Promise<{ host: string; port: number; node: string }> {
   return until(`${app.name} running`, async () => {
     const running = (await stack.api.containerStates()).filter((c) => c.name === app.name && c.running && c.published.length > 0);
     if (running.length !== 1) return null;
@@ -139,7 +139,7 @@ function valueOf(key: string): string {
 }
 
 /** Waits until the migration is finished (done or failed); returns it. */
-export async function finished(stack: MigrationStack, id: string, timeoutMs = 120_000): Promise<Migration> {
+export async function finished(stack: MigrationStack, id: string, timeoutMs = 300_000): Promise<Migration> {
   return until(`migration ${id} finished`, async () => {
     const m = await stack.api.migration(id);
     return (m.phase === 'done' || m.phase === 'failed') && m;
@@ -147,7 +147,7 @@ export async function finished(stack: MigrationStack, id: string, timeoutMs = 12
 }
 
 /** Waits until the migration reaches `phase` (or a later one); returns it. */
-export async function reached(stack: MigrationStack, id: string, phases: Migration['phase'][], timeoutMs = 60_000): Promise<Migration> {
+export async function reached(stack: MigrationStack, id: string, phases: Migration['phase'][], timeoutMs = 240_000): Promise<Migration> {
   return until(`migration ${id} in ${phases.join('/')}`, async () => {
     const m = await stack.api.migration(id);
     return phases.includes(m.phase) && m;
@@ -175,7 +175,7 @@ export async function facts(stack: MigrationStack, app: RedisApp): Promise<NodeF
  * The invariant after convergence: exactly one node runs the container, and it is the one
  * node with the dataset writable. Waits for it (bounded); returns that node's index.
  */
-export async function onePrimary(stack: MigrationStack, app: RedisApp, timeoutMs = 60_000): Promise<number> {
+export async function onePrimary(stack: MigrationStack, app: RedisApp, timeoutMs = 120_000): Promise<number> {
   const found = await until(`exactly one primary for ${app.name}`, async () => {
     const f = await facts(stack, app);
     const running = f.filter((n) => n.running);

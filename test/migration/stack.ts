@@ -75,7 +75,7 @@ export class MigrationStack {
   }
 
   async startControl(): Promise<void> {
-    this.control = this.spawn('control', 'bin/drover-control.js', ['--listen', this.controlUrl.slice('http://'.length), '--data-dir', join(this.dir, 'control'), '--node-timeout', '5']);
+    this.control = this.spawn('control', 'bin/drover-control.js', ['--listen', this.controlUrl.slice('http://'.length), '--data-dir', join(this.dir, 'control'), '--node-timeout', '30']);
     await until('the control service to answer', async () => (await fetch(`${this.controlUrl}/v1/version`).catch(() => null))?.ok === true, 30_000);
   }
 

@@ -40,9 +40,14 @@ export function shellQuote(arg: string): string {
   return /^[A-Za-z0-9_./:=@,+-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
 }
 
-/** The remote command line for an argv: `LC_ALL=C <quoted argv…>`. */
+/** An argv as one remote shell command line, every argument quoted. */
+export function quoteArgv(argv: readonly string[]): string {
+  return argv.map(shellQuote).join(' ');
+}
+
+/** The remote command line for an argv run by exec: `LC_ALL=C <quoted argv…>`. */
 export function remoteCommand(argv: readonly string[]): string {
-  return ['LC_ALL=C', ...argv.map(shellQuote)].join(' ');
+  return `LC_ALL=C ${quoteArgv(argv)}`;
 }
 
 export class SshConnection {
@@ -60,7 +65,7 @@ export class SshConnection {
    */
   async run(argv: readonly string[], options: { timeoutMs?: number } = {}): Promise<CommandResult> {
     const session = await this.commandSession();
-    return session.run(remoteCommand(argv).replace(/^LC_ALL=C /, ''), argv, options.timeoutMs ?? 120_000);
+    return session.run(quoteArgv(argv), argv, options.timeoutMs ?? 120_000);
   }
 
   private commandSession(): Promise<SshCommandSession> {
@@ -111,7 +116,7 @@ export class SshConnection {
       };
       channel.on('data', onData);
       channel.once('close', onClose);
-      channel.write(`echo DROVER-READY; exec ${argv.map(shellQuote).join(' ')}\n`);
+      channel.write(`echo DROVER-READY; exec ${quoteArgv(argv)}\n`);
     });
   }
 

@@ -36,14 +36,14 @@ export class TransferServer {
   constructor(private readonly options: TransferServerOptions) {
     this.log = (options.log ?? silentLogger()).child({ subsystem: 'transfer-server' });
     const tlsOptions: TlsOptions & { highWaterMark: number } = {
-        key: options.identity.key,
-        cert: options.identity.cert,
-        ca: options.identity.ca,
-        requestCert: true,
-        rejectUnauthorized: true,
-        minVersion: 'TLSv1.3',
-        ciphers: TLS_CIPHERS,
-        highWaterMark: SOCKET_HIGH_WATER_MARK,
+      key: options.identity.key,
+      cert: options.identity.cert,
+      ca: options.identity.ca,
+      requestCert: true,
+      rejectUnauthorized: true,
+      minVersion: 'TLSv1.3',
+      ciphers: TLS_CIPHERS,
+      highWaterMark: SOCKET_HIGH_WATER_MARK,
     };
     this.server = createServer(tlsOptions, (socket) => this.serve(socket));
     this.server.on('tlsClientError', (err) => this.log.warn({ err }, 'transfer client refused'));

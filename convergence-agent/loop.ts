@@ -159,8 +159,11 @@ export class ConvergenceLoop {
   private sleepAfter(changed: boolean, asks: (number | null)[]): number {
     const { pollIntervalMs } = this.deps;
     if (changed) {
-      const ms = Math.min(pollIntervalMs, FIRST_UNCONVERGED_MS * 4 ** this.unconverged);
+      let ms = Math.min(pollIntervalMs, FIRST_UNCONVERGED_MS * 4 ** this.unconverged);
       this.unconverged = Math.min(this.unconverged + 1, 10);
+      // The planner may ask for sooner even while unconverged (a migration handed off here:
+      // every pass saved shortens the move's downtime).
+      for (const ask of asks) if (ask !== null) ms = Math.min(ms, Math.max(FIRST_UNCONVERGED_MS, ask));
       return ms;
     }
     this.unconverged = 0;

@@ -201,7 +201,9 @@ export class SourceJob {
       let lastError: DroverError | null = null;
       for (let attempt = 1; attempt <= tuning.finalSendAttempts && result === null; attempt++) {
         try {
-          result = await this.deps.replicate({ datasetId: id, peer, allowRollback: true });
+          // The replica took the last round and nothing writes to it: a rollback (one more
+          // remote command inside the stopped interval) only on a retry.
+          result = await this.deps.replicate({ datasetId: id, peer, allowRollback: attempt > 1 });
         } catch (err) {
           lastError = toDroverError(err);
           this.log.warn({ err: lastError, datasetId: id, attempt }, 'final send failed');

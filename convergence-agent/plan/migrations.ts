@@ -37,6 +37,9 @@ export interface MigrationPlan {
   recheckAfterMs: number | null;
 }
 
+/** How soon the target looks again while a migration handed off to it is not released yet. */
+export const HANDOFF_RECHECK_MS = 100;
+
 /** How long after a job ended without a verdict the source starts a new one. */
 export const RERUN_AFTER_MS = 5_000;
 
@@ -104,6 +107,8 @@ function planTarget(plan: MigrationPlan, m: Migration, desired: AgentDesired, ob
   }
   const ready = targetReady(m, desired, observed);
   const step = targetStep(m.phase, ready);
+  // The application is stopped everywhere until it runs here: look again soon, not after the loop's backoff.
+  plan.recheckAfterMs = Math.min(plan.recheckAfterMs ?? Infinity, HANDOFF_RECHECK_MS);
   if (step !== null) plan.changes.push({ kind: 'post-migration-update', migrationId: m.id, generation: m.generation, phase: step });
   else plan.blocked.push({ subject, reason: `handed off here; waiting for ${m.application ?? 'the datasets'} to be ready` });
 }

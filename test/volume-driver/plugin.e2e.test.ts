@@ -98,9 +98,7 @@ describeWith(LOCAL_CLUSTER, 'the volume plugin with the control service and agen
     expect(state.path).toBeTruthy();
   });
 
-  // XXX: failed in the last full run (a dataset-only migration started by Mount on node 2 did not
-  // finish within the plugin's deadline); issue 7 stays open until it passes. Kept as its acceptance test.
-  it.skip('moves the data to node 2 when a container there mounts the volume, and reads what node 1 wrote', async () => {
+  it('moves the data to node 2 when a container there mounts the volume, and reads what node 1 wrote', async () => {
     // Needs the agents' migration support (pre-copy, cutover, handoff). If it is missing,
     // the Mount ends after 90 s with an Err that says where the volume is and what is pending.
     expect(await docker(2, 'run', '--rm', '--volume-driver', plugin(2), '-v', 'v1:/data', IMAGE, 'cat', '/data/f')).toBe('written-on-node-1');
@@ -122,8 +120,7 @@ describeWith(LOCAL_CLUSTER, 'the volume plugin with the control service and agen
     await leaseHolders('v-cp', []);
   });
 
-  // XXX: failed in the last full run after the move above failed; re-enable with it (issue 7).
-  it.skip('keeps the lease across a restart of the plugin, and the Unmount after it releases the lease', async () => {
+  it('keeps the lease across a restart of the plugin, and the Unmount after it releases the lease', async () => {
     await docker(1, 'volume', 'create', '-d', plugin(1), 'v-restart');
     const id = await docker(1, 'run', '-d', '-v', 'v-restart:/data', IMAGE, 'sleep', '300');
     await leaseHolders('v-restart', [node(1).uuid]);

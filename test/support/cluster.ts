@@ -1,4 +1,5 @@
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import { createLogger, silentLogger } from '#common/log.ts';
@@ -12,17 +13,19 @@ import { claimedSubnets, clusterDown, clusterUp, type LocalCluster, type LocalCl
  *
  * Several test runs share this machine (and the demo cluster on subnet 0), so each file
  * leases a free subnet s ≥ 1 and names its cluster `t<s>`: addresses 127.0.s.(10+i) and
- * every pool, bridge and socket are its own. A lease is a file holding the owner's pid;
- * a dead owner's lease is taken over, and `clusterUp` then cleans its crashed cluster
- * (same name).
+ * every pool, bridge and socket are its own. The lease is a kernel lock (flock) on
+ * `/run/drover/test-leases/<s>`, held by a small child process for as long as this process
+ * lives: it cannot be taken twice, and it frees itself when its owner dies. The next owner
+ * of a subnet then finds the crashed cluster of the same name, which `clusterUp` cleans.
  */
 const LEASES = '/run/drover/test-leases';
 const SUBNETS = 40;
 
-function ownerAlive(file: string): boolean {
+/** A live pid other than ours written in the lease file: someone keeps the subnet by hand. */
+function reservedByHand(file: string): boolean {
   try {
     const pid = Number(readFileSync(file, 'utf8').trim());
-    if (!Number.isInteger(pid) || pid <= 1) return false;
+    if (!Number.isInteger(pid) || pid <= 1 || pid === process.pid) return false;
     process.kill(pid, 0);
     return true;
   } catch {
@@ -30,9 +33,33 @@ function ownerAlive(file: string): boolean {
   }
 }
 
+/** Holds an exclusive flock on `file` in a child that lives until its stdin closes; null when busy. */
+function tryLock(file: string): Promise<ChildProcess | null> {
+  return new Promise((resolve) => {
+    // The shell line is constant: it reports the lock, then waits for end of input.
+    const child = spawn('flock', ['-n', '-E', '99', file, 'sh', '-c', 'echo locked; exec cat >/dev/null'], {
+      stdio: ['pipe', 'pipe', 'ignore'],
+    });
+    let settled = false;
+    const settle = (value: ChildProcess | null): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(value);
+    };
+    const timer = setTimeout(() => {
+      child.kill();
+      settle(null);
+    }, 10_000);
+    child.stdout!.once('data', () => settle(child));
+    child.once('exit', () => settle(null));
+    child.once('error', () => settle(null));
+  });
+}
+
 /**
- * Claims the lowest free subnet (no live lease, no other local cluster on it); returns it
- * and a release function.
+ * Leases the lowest free subnet (unlocked, not kept by hand, no other local cluster on
+ * it); returns it and a release function.
  */
 export async function leaseSubnet(): Promise<{ subnet: number; release: () => void }> {
   mkdirSync(LEASES, { recursive: true });
@@ -40,18 +67,24 @@ export async function leaseSubnet(): Promise<{ subnet: number; release: () => vo
   for (let subnet = 1; subnet <= SUBNETS; subnet++) {
     if (claims.some((claim) => claim.subnet === subnet && claim.name !== `t${subnet}`)) continue;
     const file = join(LEASES, String(subnet));
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        const fd = openSync(file, 'wx');
-        writeSync(fd, `${process.pid}\n`);
-        closeSync(fd);
-        return { subnet, release: () => rmSync(file, { force: true }) };
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        if (ownerAlive(file)) break;
-        rmSync(file, { force: true });
-      }
+    if (reservedByHand(file)) continue;
+    const holder = await tryLock(file);
+    if (holder === null) continue;
+    if (reservedByHand(file)) {
+      holder.stdin!.end();
+      continue;
     }
+    writeFileSync(file, `${process.pid}\n`);
+    holder.stdout!.destroy();
+    (holder.stdin as unknown as { unref(): void }).unref();
+    holder.unref();
+    return {
+      subnet,
+      release: () => {
+        writeFileSync(file, '');
+        holder.stdin!.end();
+      },
+    };
   }
   throw new Error(`no free test subnet among 1..${SUBNETS} (leases in ${LEASES})`);
 }

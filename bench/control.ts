@@ -47,6 +47,8 @@ interface Sample {
   moveP99Ms: number;
   pushP50Ms: number;
   pushP99Ms: number;
+  /** Requests of the measuring client that got no answer (connection reset) and were retried. */
+  connectionFailures: number;
   /** The control service's own time for a move (its Server-Timing header). */
   moveServerP50Ms: number;
   moveServerP99Ms: number;
@@ -81,25 +83,42 @@ async function startControl(dir: string): Promise<{ proc: ChildProcess; base: st
   const base = await new Promise<string>((done, fail) => {
     const timer = setTimeout(() => fail(new Error('the control service did not start within 120 s')), 120_000);
     lines.on('line', (line) => {
-      if (!line.startsWith('{')) process.stderr.write(`${line}\n`); // e.g. --trace-gc from BENCH_NODE_ARGS
+      // Errors of the service, and what is not a log line (e.g. --trace-gc from BENCH_NODE_ARGS).
+      if (!line.startsWith('{') || /"level":[56]0/.test(line)) process.stderr.write(`${line}\n`);
       if (!line.includes('control service started')) return;
       clearTimeout(timer);
       done(JSON.parse(line).address);
     });
-    proc.once('exit', (code) => fail(new Error(`the control service exited with ${code}`)));
+    proc.once('exit', (code, signal) => {
+      fail(new Error(`the control service exited with ${code ?? signal}`));
+      if (code !== 0 && signal !== 'SIGTERM') process.stderr.write(`the control service exited with ${code ?? signal}\n`);
+    });
   });
   return { proc, base };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function timed(fn: () => Promise<void>): Promise<number> {
-  const started = performance.now();
-  await fn();
-  return performance.now() - started;
+/** Connection failures (no answer at all) seen by the measuring client; retried, counted, printed. */
+let failures = 0;
+
+/** The duration of `fn`; a request that got no answer is retried (up to 3 times) and counted. */
+async function timed(fn: () => Promise<void>, what = ''): Promise<number> {
+  for (let attempt = 1; ; attempt++) {
+    const started = performance.now();
+    try {
+      await fn();
+      return performance.now() - started;
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string } }).cause?.code;
+      if (cause === undefined || attempt >= 3) throw new Error(`${what} failed: ${(err as Error).message} (${cause ?? 'no cause'})`);
+      failures++;
+    }
+  }
 }
 
 async function measure(n: number): Promise<Sample> {
+  failures = 0;
   const dir = await mkdtemp(join(tmpdir(), 'drover-bench-control-'));
   await seed(dir, n);
   const { proc, base } = await startControl(dir);
@@ -127,8 +146,8 @@ async function measure(n: number): Promise<Sample> {
     const reading = (async () => {
       for (let i = 0; i < READS; i++) {
         const path = i % 2 === 0 ? '/v1/state/datasets' : '/v1/configuration/containers';
-        reads.push(await timed(async () => void (await (await fetch(base + path)).arrayBuffer())));
-        readsOne.push(await timed(async () => void (await (await fetch(`${base}/v1/drover/applications/app${(i * 31) % n}`)).arrayBuffer())));
+        reads.push(await timed(async () => void (await (await fetch(base + path)).arrayBuffer()), `GET ${path}`));
+        readsOne.push(await timed(async () => void (await (await fetch(`${base}/v1/drover/applications/app${(i * 31) % n}`)).arrayBuffer()), 'GET /v1/drover/applications/<name>'));
       }
     })();
     for (let k = 0; k < MOVES; k++) {
@@ -143,7 +162,7 @@ async function measure(n: number): Promise<Sample> {
           const answer = (await response.json()) as { migration?: { id: string } };
           if (!answer.migration) throw new Error(`move of app${app} answered ${JSON.stringify(answer).slice(0, 200)}`);
           id = answer.migration.id;
-        }),
+        }, `POST move app${app}`),
       );
       const deadline = performance.now() + 5000;
       while (!seen.has(`${target}/${id}`) && performance.now() < deadline) await sleep(2);
@@ -163,6 +182,7 @@ async function measure(n: number): Promise<Sample> {
       moveP99Ms: percentile(moves, 99),
       pushP50Ms: percentile(pushes, 50),
       pushP99Ms: percentile(pushes, 99),
+      connectionFailures: failures,
       moveServerP50Ms: percentile(movesServer, 50),
       moveServerP99Ms: percentile(movesServer, 99),
     };
@@ -182,7 +202,7 @@ async function main(): Promise<void> {
     const s = await measure(n);
     sizes.push(s);
     say(
-      `n=${String(n).padStart(5)}  read list p50 ${s.readP50Ms} ms p99 ${s.readP99Ms} ms | read one p50 ${s.readOneP50Ms} ms p99 ${s.readOneP99Ms} ms | move p50 ${s.moveP50Ms} ms p99 ${s.moveP99Ms} ms | push p50 ${s.pushP50Ms} ms p99 ${s.pushP99Ms} ms | move inside the service p50 ${s.moveServerP50Ms} ms p99 ${s.moveServerP99Ms} ms`,
+      `n=${String(n).padStart(5)}  read list p50 ${s.readP50Ms} ms p99 ${s.readP99Ms} ms | read one p50 ${s.readOneP50Ms} ms p99 ${s.readOneP99Ms} ms | move p50 ${s.moveP50Ms} ms p99 ${s.moveP99Ms} ms | push p50 ${s.pushP50Ms} ms p99 ${s.pushP99Ms} ms | move inside the service p50 ${s.moveServerP50Ms} ms p99 ${s.moveServerP99Ms} ms${s.connectionFailures > 0 ? ` | ${s.connectionFailures} requests reset and retried` : ''}`,
     );
   }
   const first = sizes[0]!;

@@ -60,7 +60,7 @@ export class MigrationStack {
     try {
       await stack.startControl();
       for (const node of cluster.nodes) await stack.startAgent(node.index);
-      await until('every agent to report', async () => (await stack.nodesUp()) === cluster.nodes.length, 60_000);
+      await until('every agent to report', async () => (await stack.nodesUp()) === cluster.nodes.length, 180_000);
       return stack;
     } catch (err) {
       await stack.stop();
@@ -76,7 +76,7 @@ export class MigrationStack {
 
   async startControl(): Promise<void> {
     this.control = this.spawn('control', 'bin/drover-control.js', ['--listen', this.controlUrl.slice('http://'.length), '--data-dir', join(this.dir, 'control'), '--node-timeout', '30']);
-    await until('the control service to answer', async () => (await fetch(`${this.controlUrl}/v1/version`).catch(() => null))?.ok === true, 30_000);
+    await until('the control service to answer', async () => (await fetch(`${this.controlUrl}/v1/version`).catch(() => null))?.ok === true, 90_000);
   }
 
   /** Ends the control service (SIGKILL by default: no goodbye to anyone). */

@@ -14,9 +14,9 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomFillSync, randomUUID } from 'node:crypto';
 import { clusterDown, clusterUp, type LocalNode } from '../cli/local-cluster/index.ts';
@@ -49,12 +49,22 @@ function median(values: number[]): number {
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
-async function bash(script: string, positional: string[]): Promise<void> {
-  const child = spawn('bash', ['-o', 'pipefail', '-c', script, 'bench', ...positional], { stdio: ['ignore', 'ignore', 'pipe'] });
+/** Runs a pipeline; returns the CPU seconds its processes used (bash's `times`, children). */
+async function bash(script: string, positional: string[]): Promise<number> {
+  const child = spawn('bash', ['-o', 'pipefail', '-c', `${script}; rc=$?; times >&2; exit $rc`, 'bench', ...positional], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const [code] = (await once(child, 'exit')) as [number | null];
   if (code !== 0) throw new Error(`pipeline failed (${code}): ${stderr.trim()}`);
+  // `times` prints the shell's then its children's user and system time: "0m1.234s 0m0.567s".
+  const children = stderr.trim().split('\n').at(-1) ?? '';
+  return [...children.matchAll(/(\d+)m([\d.]+)s/g)].reduce((sum, m) => sum + Number(m[1]) * 60 + Number(m[2]), 0);
+}
+
+/** CPU seconds (user + system) a process has used, from /proc. */
+function cpuOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 async function fillRandom(path: string, mib: number): Promise<void> {
@@ -113,7 +123,9 @@ try {
   await Promise.all([sshPeer.features(), tlsPeer.features()]); // probes are start-up work, not stream time
 
   let streamBytes = 0;
-  const viaDrover = async (peer: Peer): Promise<void> => {
+  const viaDrover = async (peer: Peer): Promise<number> => {
+    const before = process.cpuUsage();
+    const receiverBefore = peer === tlsPeer && receiver ? cpuOf(receiver.child.pid!) : 0;
     const t0 = performance.now();
     const step = await peer.beginStep(datasetId);
     const t1 = performance.now();
@@ -127,8 +139,14 @@ try {
       await step.end();
       if (process.env.BENCH_DEBUG) say(`  begin ${(t1 - t0).toFixed(0)} ms, stream ${(t2 - t1).toFixed(0)} ms, end ${(performance.now() - t2).toFixed(0)} ms`);
     }
+    const used = process.cpuUsage(before);
+    const receiverCpu = peer === tlsPeer && receiver ? cpuOf(receiver.child.pid!) - receiverBefore : 0;
+    return (used.user + used.system) / 1e6 + receiverCpu;
   };
-  const run: Record<Method, () => Promise<void>> = {
+  // Each returns the CPU seconds of the transport's processes we can see: the pipeline's
+  // children (zfs send/receive clients, ssh) for local/openssh; this process (plus the tls
+  // receiver) for drover. Not sshd's side: it is the same for openssh and drover's ssh.
+  const run: Record<Method, () => Promise<number>> = {
     local: () => bash('zfs send "$1" | zfs receive -u "$2"', [sourceSnap, targetName]),
     openssh: () =>
       bash(
@@ -140,18 +158,19 @@ try {
   };
 
   const seconds: Record<Method, number[]> = { local: [], openssh: [], ssh: [], tls: [] };
+  const cpu: Record<Method, number[]> = { local: [], openssh: [], ssh: [], tls: [] };
   for (let i = 0; i < runs; i++) {
     // Rotate the order so no method always runs first (warm caches, a quieter machine).
     const order = METHODS.map((_, k) => METHODS[(k + i) % METHODS.length]!);
     for (const method of order) {
       await target.destroyDataset(datasetId);
       const started = performance.now();
-      await run[method]();
+      cpu[method].push(await run[method]());
       const s = (performance.now() - started) / 1000;
       const received = (await target.listSnapshots(datasetId)).find((x) => x.snapshot === 'drover-bench');
       if (received?.guid !== snap.guid) throw new Error(`${method}: received guid ${received?.guid} ≠ source ${snap.guid}`);
       seconds[method].push(s);
-      say(`run ${i + 1} ${method.padEnd(8)} ${s.toFixed(2)} s`);
+      say(`run ${i + 1} ${method.padEnd(8)} ${s.toFixed(2)} s  (cpu ${cpu[method].at(-1)!.toFixed(2)} s)`);
     }
   }
   await target.destroyDataset(datasetId);
@@ -171,10 +190,10 @@ try {
     process.stdout.write(`stream ${mib.toFixed(1)} MiB, ${runs} runs each, interleaved\n`);
     for (const m of METHODS) {
       process.stdout.write(
-        `${m.padEnd(8)} median ${med[m].toFixed(0).padStart(5)} MiB/s  ratio ${(med[m] / med.local).toFixed(2)}  runs ${rates[m].map((r) => r.toFixed(0)).join(' / ')}\n`,
+        `${m.padEnd(8)} median ${med[m].toFixed(0).padStart(5)} MiB/s  ratio ${(med[m] / med.local).toFixed(2)}  runs ${rates[m].map((r) => r.toFixed(0)).join(' / ')}  cpu ${(median(cpu[m]) / (mib / 1024)).toFixed(2)} s/GiB\n`,
       );
     }
-    process.stdout.write('targets: tls ≥ 0.80, ssh ≥ 0.60 of local\n');
+    process.stdout.write(`targets: tls ≥ 0.80, ssh ≥ 0.60 of local; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${cpus().length} CPUs\n`);
   }
 } finally {
   for (const p of peers) await p.close();

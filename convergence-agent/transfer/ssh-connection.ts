@@ -196,6 +196,8 @@ export class SshConnection {
       };
       client.once('ready', () => {
         client.off('error', fail);
+        // Small frames (the command session's status lines, window adjusts) go out at once.
+        client.setNoDelay(true);
         // A lost connection takes its command session and warm shell with it.
         client.on('error', () => this.client === client && this.drop());
         client.on('close', () => this.client === client && this.drop());

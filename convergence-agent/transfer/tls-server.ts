@@ -74,6 +74,7 @@ export class TransferServer {
     let step: PeerStep | null = null;
     let sink: ReceiveSink | null = null;
     let chain = Promise.resolve();
+    let corked = false;
     const send = (message: unknown): void => {
       if (!socket.destroyed) socket.write(encodeMessage(message));
     };
@@ -101,6 +102,15 @@ export class TransferServer {
       data: (chunk) => {
         const input = sink?.input;
         if (!input) return fail(new DroverError('DROVER_TRANSFER_PROTOCOL', 'data before receive'));
+        // TLS hands over 16 KiB records; those of one socket read go to zfs in one writev.
+        if (!corked) {
+          corked = true;
+          input.cork();
+          setImmediate(() => {
+            corked = false;
+            if (!input.destroyed) input.uncork();
+          });
+        }
         if (!input.write(chunk) && input.writableLength >= BUFFER_BYTES) {
           socket.pause();
           input.once('drain', () => socket.resume());

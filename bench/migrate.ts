@@ -68,6 +68,14 @@ interface Result {
   moveMs: number;
 }
 
+/**
+ * How long one move may take: generous (a quiet machine sends ~400 MiB/s through zfs-fuse,
+ * see reference/zfs-replication.md §5; a crowded one well under 2 MiB/s), but bounded.
+ */
+function moveBoundMs(sizeMiB: number): number {
+  return 120_000 + sizeMiB * 1_200;
+}
+
 function compose(size: number, port: number): string {
   return `services:
   r${size}:
@@ -172,7 +180,7 @@ async function droverMove(api: ApiClient, cluster: LocalCluster, size: number, p
         const now = `  drover  ${migration.phase.padEnd(8)} round ${migration.round}  ${(migration.bytes_sent / 2 ** 20).toFixed(0)} MiB sent`;
         if (now !== line) say(now);
         line = now;
-        if (performance.now() - started > 600_000) throw new Error('the move took over 10 minutes');
+        if (performance.now() - started > moveBoundMs(size)) throw new Error(`the move took over ${moveBoundMs(size) / 60_000} minutes (still in ${migration.phase})`);
       }
       if (migration.phase === 'failed') throw new Error(`migration failed: ${migration.error}`);
     },
@@ -278,6 +286,7 @@ async function main(): Promise<void> {
     lease.release();
   };
   process.once('SIGINT', () => void teardown().then(() => process.exit(130)));
+  let failure: unknown = null;
   try {
     // Node 1 keeps drover's source copy and the naive source of every size; nodes 2 and 3 one copy each.
     const total = sizes.reduce((a, b) => a + b, 0);
@@ -294,10 +303,16 @@ async function main(): Promise<void> {
       say(`  pause ${naive.pauseMs} ms, failed ${naive.failed}, lost ${naive.lost}, ${(naive.bytes / 2 ** 20).toFixed(0)} MiB sent`);
       results.push({ ...drover, naivePauseMs: naive.pauseMs, naiveFailed: naive.failed, naiveLost: naive.lost, naiveBytes: naive.bytes });
     }
+  } catch (err) {
+    failure = err;
   } finally {
     await teardown();
   }
   report(results);
+  if (failure !== null) {
+    say(`bench:migrate stopped early (the table has the sizes measured before): ${failure instanceof Error ? failure.message : String(failure)}`);
+    process.exitCode = 1;
+  }
 }
 
 function report(results: Result[]): void {

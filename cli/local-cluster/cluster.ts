@@ -1,8 +1,9 @@
-import { access, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DroverError } from '#common/errors.ts';
 import { silentLogger, type Logger } from '#common/log.ts';
 import { listLinks } from './bridge.ts';
+import { exists } from './files.ts';
 import { ensureImageArchive } from './images.ts';
 import { ensureCa, ensureEd25519Key } from './keys.ts';
 import {
@@ -132,18 +133,13 @@ export async function readCluster(name: string, root?: string): Promise<LocalClu
  */
 async function findLeftovers(name: string, root: string): Promise<string[]> {
   const found: string[] = [];
-  const present = (path: string): Promise<boolean> =>
-    access(path).then(
-      () => true,
-      () => false,
-    );
   const entries = async (path: string): Promise<string[]> => readdir(path).catch(() => [] as string[]);
-  if (await present(clusterPaths(root).state)) found.push(clusterPaths(root).state);
+  if (await exists(clusterPaths(root).state)) found.push(clusterPaths(root).state);
   for (const entry of await entries(root)) if (/^n[1-9]$/.test(entry)) found.push(`${root}/${entry}`);
   for (const entry of await entries(runDir(name))) if (/^n[1-9]$/.test(entry)) found.push(`${runDir(name)}/${entry}`);
   for (const pool of await listPools()) if (isClusterPool(name, pool)) found.push(pool);
   for (const link of await listLinks()) if (isClusterBridge(name, link)) found.push(link);
-  if (found.length === 0 && (await present(root))) found.push(root);
+  if (found.length === 0 && (await exists(root))) found.push(root);
   return found;
 }
 

@@ -4,6 +4,7 @@ import { DroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
 import { sleep } from '#common/sleep.ts';
 import { isAlive } from './processes.ts';
+import { exists } from './files.ts';
 import { run } from './run.ts';
 import type { LocalImage } from './types.ts';
 
@@ -51,13 +52,6 @@ export function imageTag(image: LocalImage): string {
 
 export function imageArchive(image: LocalImage): string {
   return join(IMAGE_CACHE, `${image}-v${RECIPES[image].version}.tar`);
-}
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
 }
 
 /**

@@ -1,16 +1,10 @@
-import { access, mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { DroverError } from '#common/errors.ts';
+import { exists } from './files.ts';
 import { run } from './run.ts';
 
 /** ssh keys and the cluster CA, made with ssh-keygen and openssl. Idempotent: kept when present. */
-
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
-}
 
 /** An ed25519 key pair at `path` / `path.pub`; returns the public key as 'ssh-ed25519 AAAA…'. */
 export async function ensureEd25519Key(path: string, comment: string): Promise<string> {

@@ -19,14 +19,24 @@ reports=$(mktemp -d)
 trap 'rm -rf "$reports"' EXIT
 failed_steps=()
 
-# Test clusters a dead run left behind (their subnet lease has no live owner) and the ZFS
-# tests' scratch pools are removed first, so one crashed run cannot fail the next.
-for pool in $(zpool list -H -o name 2>/dev/null | grep -E '^drover-t[0-9]+-n1$' || true); do
-  n=${pool#drover-t}; n=${n%-n1}
-  owner=$(cat "/run/drover/test-leases/$n" 2>/dev/null || true)
-  if [ -z "$owner" ] || ! kill -0 "$owner" 2>/dev/null; then
-    echo "== removing the stale test cluster t$n"
-    node bin/drover.js cluster down --name "t$n" || true
+# Test and benchmark clusters (t<s>, m<s>) a dead run left behind are removed first, so one
+# crashed run cannot fail the next: their subnet lease is unlocked and its pid is gone.
+names=$( (ls /var/lib/drover/clusters 2>/dev/null; zpool list -H -o name 2>/dev/null | sed -n 's/^drover-\(.*\)-n1$/\1/p') | sort -u)
+for name in $names; do
+  [[ "$name" =~ ^[tm]([0-9]+)$ ]] || continue
+  lease="/run/drover/test-leases/${BASH_REMATCH[1]}"
+  owner=$(cat "$lease" 2>/dev/null || true)
+  if [ -n "$owner" ] && kill -0 "$owner" 2>/dev/null; then continue; fi
+  if [ -e "$lease" ] && ! flock -n "$lease" true; then continue; fi
+  echo "== removing the stale cluster $name"
+  timeout 300 node bin/drover.js cluster down --name "$name" || true
+done
+# A plugin socket nobody answers on stalls every dockerd volume call for 15 s.
+for sock in /run/docker/plugins/drover-*.sock; do
+  [ -S "$sock" ] || continue
+  if ! curl -s -o /dev/null -m 2 --unix-socket "$sock" -X POST http://plugin/Plugin.Activate; then
+    echo "== removing the dead plugin socket $sock"
+    rm -f "$sock"
   fi
 done
 if [ "${CI:-}" = true ]; then

@@ -34,30 +34,32 @@ export async function createPool(pool: string, file: string, mountpoint: string,
 }
 
 /**
- * Destroys a pool, retrying while zfs-fuse says it is busy (it does so transiently right
- * after mounts and receives); falls back to a forced export when destroy keeps failing,
- * e.g. for a pool whose file is already gone.
+ * Destroys a pool without force, retried with backoff while zfs-fuse says busy (it does so
+ * transiently right after mounts and receives). `zpool destroy` unmounts the datasets itself
+ * and ignores snapshot holds (a `zfs destroy -r` first would refuse held snapshots as busy).
+ *
+ * Never `-f`: a forced unmount aborts the FUSE connection under zfs-fuse, and after many
+ * of those the daemon was seen to stop answering every umount machine-wide. A pool that
+ * stays busy is an error the caller reports, not something to force.
  */
 export async function destroyPool(pool: string, log: Logger): Promise<void> {
-  let lastError: unknown;
-  for (let attempt = 0; attempt < 8; attempt++) {
+  await untilNotBusy(`destroy ${pool}`, log, async () => {
+    if ((await listPools()).includes(pool)) await zpoolTakingTurns(['destroy', pool], 120_000);
+  });
+}
+
+/** Runs `step` until it succeeds, retrying only zfs's "busy" for about a minute. */
+async function untilNotBusy(what: string, log: Logger, step: () => Promise<void>): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
     try {
-      await zpoolTakingTurns(['destroy', '-f', pool], 60_000);
+      await step();
       return;
     } catch (err) {
-      lastError = err;
-      if (!(await listPools()).includes(pool)) return;
-      log.debug({ pool, attempt, err }, 'pool destroy retried');
-      await sleep(Math.min(250 * 2 ** attempt, 4_000));
+      if (!isDroverError(err) || !err.retryable || attempt >= 10) throw err;
+      log.debug({ what, attempt, err }, 'zfs busy, retried');
+      await sleep(Math.min(250 * 2 ** attempt, 8_000));
     }
   }
-  try {
-    await zpoolTakingTurns(['export', '-f', pool], 60_000);
-    return;
-  } catch (err) {
-    if (isDroverError(err) && !(await listPools()).includes(pool)) return;
-  }
-  throw lastError;
 }
 
 export async function removePoolFile(file: string): Promise<void> {

@@ -143,12 +143,18 @@ async function measure(n: number): Promise<Sample> {
     const moves: number[] = [];
     const movesServer: number[] = [];
     const pushes: number[] = [];
-    const reading = (async () => {
-      for (let i = 0; i < READS; i++) {
-        const path = i % 2 === 0 ? '/v1/state/datasets' : '/v1/configuration/containers';
-        reads.push(await timed(async () => void (await (await fetch(base + path)).arrayBuffer()), `GET ${path}`));
-        readsOne.push(await timed(async () => void (await (await fetch(`${base}/v1/drover/applications/app${(i * 31) % n}`)).arrayBuffer()), 'GET /v1/drover/applications/<name>'));
+    // Settles (never rejects) so a failure of the moves below is the error reported.
+    const reading = (async (): Promise<Error | null> => {
+      try {
+        for (let i = 0; i < READS; i++) {
+          const path = i % 2 === 0 ? '/v1/state/datasets' : '/v1/configuration/containers';
+          reads.push(await timed(async () => void (await (await fetch(base + path)).arrayBuffer()), `GET ${path}`));
+          readsOne.push(await timed(async () => void (await (await fetch(`${base}/v1/drover/applications/app${(i * 31) % n}`)).arrayBuffer()), 'GET /v1/drover/applications/<name>'));
+        }
+      } catch (err) {
+        return err as Error;
       }
+      return null;
     })();
     for (let k = 0; k < MOVES; k++) {
       const app = (k * 7919) % n;
@@ -164,14 +170,15 @@ async function measure(n: number): Promise<Sample> {
           id = answer.migration.id;
         }, `POST move app${app}`),
       );
-      const deadline = performance.now() + 5000;
+      const deadline = performance.now() + 30_000;
       while (!seen.has(`${target}/${id}`) && performance.now() < deadline) await sleep(2);
       const received = seen.get(`${target}/${id}`);
-      if (received === undefined) throw new Error(`the target agent did not receive migration ${id} within 5 s`);
+      if (received === undefined) throw new Error(`the target agent did not receive migration ${id} within 30 s`);
       pushes.push(received - sent);
       await sleep(20);
     }
-    await reading;
+    const readFailure = await reading;
+    if (readFailure) throw readFailure;
     return {
       n,
       readP50Ms: percentile(reads, 50),

@@ -5,6 +5,7 @@ import { silentLogger } from '#common/log.ts';
 import { HealthCheck } from '#common/model.ts';
 import { FakeClock, settle } from '../testing/fake-clock.ts';
 import { HealthMonitor, type ProbeTarget } from './monitor.ts';
+import { START_INTERVAL_MS } from './probe-state.ts';
 
 // Probe timing runs on a fake clock; the probes themselves hit a real TCP server.
 let server: Server | null = null;
@@ -65,6 +66,36 @@ describe('health monitor', () => {
     await clock.advance(1_000);
     await eventually(() => monitor!.health('c1') === 'unhealthy');
     expect(changes).toEqual(['healthy', 'unhealthy']);
+  });
+
+  it('probes a starting container every START_INTERVAL_MS between regular probes, and only regular failures count', async () => {
+    const clock = new FakeClock();
+    let ready = false;
+    const execs: number[] = [];
+    monitor = new HealthMonitor({ clock, runtime: { exec: async () => (execs.push(clock.now()), { exitCode: ready ? 0 : 1 }) }, log: silentLogger() });
+    // Regular probes every 10 s, unhealthy after 2 failures: the slow schedule an operator writes.
+    const exec = HealthCheck.parse({ type: 'exec', command: ['redis-cli', 'ping'], period_seconds: 10, failure_threshold: 2 });
+    const started = clock.now();
+    monitor.sync([{ containerId: 'c1', startedAt: started, check: exec, endpoint: null }]);
+    await clock.advance(0);
+    await eventually(() => execs.length === 1 && clock.pending === 1);
+    expect(monitor.state('c1')?.consecutiveFailures).toBe(1);
+    // Five extra probes fail in the next 500 ms; none of them counts toward the threshold.
+    for (let i = 0; i < 5; i++) {
+      await clock.advance(START_INTERVAL_MS);
+      await eventually(() => execs.length === i + 2 && clock.pending === 1);
+    }
+    expect(monitor.health('c1')).toBe('starting');
+    expect(monitor.state('c1')?.consecutiveFailures).toBe(1);
+    ready = true;
+    await clock.advance(START_INTERVAL_MS);
+    await eventually(() => monitor!.health('c1') === 'healthy');
+    expect(clock.now() - started).toBe(6 * START_INTERVAL_MS);
+    // Healthy: back to the regular period.
+    await eventually(() => clock.pending === 1);
+    await clock.advance(START_INTERVAL_MS);
+    await settle();
+    expect(execs).toHaveLength(7);
   });
 
   it('starts over from starting when the container restarts, and forgets containers that are gone', async () => {

@@ -12,7 +12,7 @@ import type { HealthCheck } from '#common/model.ts';
 import type { Clock } from '../clock.ts';
 import type { ContainerRuntime } from '../container-runtime.ts';
 import type { Health } from '../plan/types.ts';
-import { firstProbeAt, initialProbeState, nextProbeAt, probeTimeoutMs, recordProbe, type ProbeResult, type ProbeState } from './probe-state.ts';
+import { firstProbeAt, initialProbeState, nextProbe, nextProbeAt, probeTimeoutMs, recordProbe, uncounted, type ProbeResult, type ProbeState } from './probe-state.ts';
 import { execProbe, httpProbe, tcpProbe } from './probes.ts';
 
 export interface ProbeTarget {
@@ -89,12 +89,17 @@ export class HealthMonitor {
     const { clock } = this.deps;
     const signal = tracked.abort.signal;
     let due = firstProbeAt(target.startedAt, target.check);
+    let first = true;
     for (;;) {
-      await clock.sleep(Math.max(0, due - clock.now()), signal);
+      // Before the initial delay nothing runs; after it, a starting container gets extra probes.
+      const next = first ? { at: due, counted: true } : nextProbe(tracked.state, due, clock.now());
+      first = false;
+      await clock.sleep(Math.max(0, next.at - clock.now()), signal);
       if (signal.aborted) return;
       const startedAt = clock.now();
-      const result = await this.probe(target);
+      const probed = await this.probe(target);
       if (signal.aborted) return;
+      const result = next.counted ? probed : uncounted(probed);
       const before = tracked.state;
       tracked.state = recordProbe(before, result, target.check);
       if (tracked.state.status !== before.status) {
@@ -104,7 +109,7 @@ export class HealthMonitor {
         );
         this.deps.onChange?.(target.containerId, tracked.state);
       }
-      due = nextProbeAt(startedAt, target.check);
+      if (next.counted) due = nextProbeAt(startedAt, target.check);
     }
   }
 

@@ -38,6 +38,33 @@ describe('executor', () => {
     expect((await store.listDatasets()).map((d) => d.datasetId)).toEqual([DS_1, DS_2]);
   });
 
+  it('starts a container named `after` a dataset step only once that step applied, and holds it back when it failed', async () => {
+    const { executor, runtime, store } = setup();
+    await store.createDataset(DS_1, { maximumSize: null });
+    await store.setReadonly(DS_1, true);
+    const order: string[] = [];
+    const setReadonly = store.setReadonly.bind(store);
+    store.setReadonly = async (id, readonly) => {
+      await new Promise((r) => setTimeout(r, 20));
+      order.push('dataset');
+      return setReadonly(id, readonly);
+    };
+    const createAndStart = runtime.createAndStart.bind(runtime);
+    runtime.createAndStart = async (s) => (order.push('container'), createAndStart(s));
+    const start: Change = { kind: 'start-container', spec: spec('web'), after: [`dataset:${DS_1}`] };
+    const ok = await executor.execute([start, { kind: 'set-dataset-readonly', datasetId: DS_1, readonly: false }]);
+    expect(order).toEqual(['dataset', 'container']);
+    expect(ok.applied).toHaveLength(2);
+
+    await runtime.stop(runtime.byName('drover-web')!.id, 1);
+    await runtime.remove(runtime.byName('drover-web')!.id);
+    store.setReadonly = () => Promise.reject(new DroverError('DROVER_ZFS_BUSY', 'dataset is busy'));
+    const held = await executor.execute([{ kind: 'set-dataset-readonly', datasetId: DS_1, readonly: false }, start]);
+    expect(held.applied).toEqual([]);
+    expect(held.problems).toContainEqual({ subject: 'container:drover-web', kind: 'blocked', reason: `start-container waits for dataset:${DS_1}` });
+    expect(runtime.byName('drover-web')).toBeUndefined();
+  });
+
   it('survives a change that throws something that is not an Error', async () => {
     const { executor, store } = setup();
     store.createDataset = () => Promise.reject('a string');

@@ -82,26 +82,37 @@ export class Executor {
       }
     }
 
-    await runLimited(due, this.deps.concurrency ?? 4, async (change) => {
-      const log = this.deps.log.child({ change: change.kind, subject: changeSubject(change) });
-      try {
-        await this.apply(change);
-        this.failures.delete(changeKey(change));
-        result.applied.push(change);
-        log.info('change applied');
-      } catch (err) {
-        const error = toDroverError(err);
-        const previous = this.failures.get(changeKey(change));
-        const failures = (previous?.failures ?? 0) + 1;
-        const delay = Math.min(this.backoff.capMs, this.backoff.baseMs * 2 ** Math.min(failures - 1, 20));
-        this.failures.set(changeKey(change), { failures, retryAt: this.deps.clock.now() + delay, error: error.message });
-        result.failed.push({ change, error: error.message });
-        result.problems.push({ subject: changeSubject(change), kind: 'failed', reason: `${change.kind}: ${error.message}` });
-        result.retryInMs = Math.min(result.retryInMs ?? Infinity, delay);
-        log.warn({ err: error, failures }, 'change failed');
-      }
-    });
+    // Changes that name others to run `after` go second, and only when those applied.
+    const first = due.filter((c) => !afterOf(c));
+    const second = due.filter((c) => afterOf(c));
+    await runLimited(first, this.deps.concurrency ?? 4, (change) => this.applyLogged(change, result));
+    const appliedSubjects = new Set(result.applied.map(changeSubject));
+    const ready = second.filter((c) => afterOf(c)!.every((s) => appliedSubjects.has(s)));
+    for (const c of second) {
+      if (!ready.includes(c)) result.problems.push({ subject: changeSubject(c), kind: 'blocked', reason: `${c.kind} waits for ${afterOf(c)!.join(', ')}` });
+    }
+    await runLimited(ready, this.deps.concurrency ?? 4, (change) => this.applyLogged(change, result));
     return result;
+  }
+
+  private async applyLogged(change: Change, result: ExecutionResult): Promise<void> {
+    const log = this.deps.log.child({ change: change.kind, subject: changeSubject(change) });
+    try {
+      await this.apply(change);
+      this.failures.delete(changeKey(change));
+      result.applied.push(change);
+      log.info('change applied');
+    } catch (err) {
+      const error = toDroverError(err);
+      const previous = this.failures.get(changeKey(change));
+      const failures = (previous?.failures ?? 0) + 1;
+      const delay = Math.min(this.backoff.capMs, this.backoff.baseMs * 2 ** Math.min(failures - 1, 20));
+      this.failures.set(changeKey(change), { failures, retryAt: this.deps.clock.now() + delay, error: error.message });
+      result.failed.push({ change, error: error.message });
+      result.problems.push({ subject: changeSubject(change), kind: 'failed', reason: `${change.kind}: ${error.message}` });
+      result.retryInMs = Math.min(result.retryInMs ?? Infinity, delay);
+      log.warn({ err: error, failures }, 'change failed');
+    }
   }
 
   /** One change; throws on failure. */
@@ -114,6 +125,7 @@ export class Executor {
         return;
       case 'set-dataset-readonly':
         await store.setReadonly(change.datasetId, change.readonly);
+        if (change.mount) await store.mount(change.datasetId);
         return;
       case 'set-dataset-size':
         await store.setMaximumSize(change.datasetId, change.maximumSize);
@@ -156,6 +168,10 @@ export class Executor {
     if (!this.deps.migrations || !this.deps.nodeUuid) throw new Error('migration steps are not wired into this executor');
     return this.deps.migrations;
   }
+}
+
+function afterOf(change: Change): string[] | undefined {
+  return change.kind === 'start-container' && change.after && change.after.length > 0 ? change.after : undefined;
 }
 
 function assertNever(value: never): never {

@@ -8,7 +8,9 @@
  *
  * Sleep (reference/flocker.md §1f): after a pass that changed something, 100 ms ×4 per
  * unconverged pass up to the poll interval; converged, the poll interval (±20 % jitter) or
- * sooner when the planner or a backoff asks; at once when the watcher or a health change wakes it.
+ * sooner when the planner or a backoff asks; at once when the watcher or a health change wakes it,
+ * or when a pass applied a step the planner is in a hurry about (it asks for a recheck: during a
+ * migration's release every pass is downtime).
  */
 import type { AgentDesired } from '#common/channel.ts';
 import type { Logger } from '#common/log.ts';
@@ -118,7 +120,9 @@ export class ConvergenceLoop {
       const execution = await deps.executor.execute(result.changes);
       this.lastProblems = execution.problems;
       const changed = execution.applied.length + execution.failed.length > 0;
-      const sleepMs = this.sleepAfter(changed, [result.recheckAfterMs, execution.retryInMs]);
+      // A pass that moved a hurried subject forward (a migration handed off here) goes on at once.
+      const hurried = result.recheckAfterMs !== null && execution.applied.length > 0 && execution.failed.length === 0;
+      const sleepMs = hurried ? 0 : this.sleepAfter(changed, [result.recheckAfterMs, execution.retryInMs]);
       if (result.changes.length > 0 || execution.failed.length > 0) {
         log.info({ planned: result.changes.length, applied: execution.applied.length, failed: execution.failed.length, sleepMs }, 'pass finished');
       }

@@ -185,14 +185,26 @@ export class SourceJob {
       return outcome;
     }
     const cutoverBegan = clock.now();
+    const steps: Record<string, number> = {};
+    let mark = cutoverBegan;
+    const lap = (name: string): void => {
+      const now = clock.now();
+      steps[name] = now - mark;
+      mark = now;
+    };
     await this.waitForHold();
+    lap('hold');
 
     try {
       await this.stopApplication();
-      for (const id of this.m.dataset_ids) await this.deps.datasets.setReadonly(id, true);
+      lap('stop');
     } catch (err) {
       return this.abortCutover(`cutover: ${toDroverError(err).message}`);
     }
+    // A is stopped: nothing writes to D any more. Making D read-only runs beside the final
+    // send (it is one more zfs command inside the stopped interval) and must succeed before
+    // handoff is posted.
+    const readonly = Promise.allSettled(this.m.dataset_ids.map((id) => this.deps.datasets.setReadonly(id, true)));
 
     // The final delta: A is stopped and D read-only, so every acknowledged write is in it.
     // No abort signal here: an agent stopping mid-cutover finishes the move or aborts it.
@@ -203,22 +215,31 @@ export class SourceJob {
         try {
           // The replica took the last round and nothing writes to it: a rollback (one more
           // remote command inside the stopped interval) only on a retry.
-          result = await this.deps.replicate({ datasetId: id, peer, allowRollback: attempt > 1 });
+          // Pruning waits for the next step: this one runs while the application is stopped.
+          result = await this.deps.replicate({ datasetId: id, peer, allowRollback: attempt > 1, prune: false });
         } catch (err) {
           lastError = toDroverError(err);
           this.log.warn({ err: lastError, datasetId: id, attempt }, 'final send failed');
           if (!lastError.retryable) break;
         }
       }
-      if (result === null) return this.abortCutover(`final send of dataset ${id}: ${lastError?.message ?? 'failed'}`);
+      if (result === null) {
+        await readonly; // settled before the abort, so it cannot land after the planner made D writable again
+        return this.abortCutover(`final send of dataset ${id}: ${lastError?.message ?? 'failed'}`);
+      }
       this.sent += result.bytes;
       this.log.info({ datasetId: id, snapshot: result.snapshot, guid: result.guid, bytes: result.bytes }, 'final snapshot on the target');
     }
 
+    lap('finalSend');
+    const notReadonly = (await readonly).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (notReadonly) return this.abortCutover(`cutover: ${toDroverError(notReadonly.reason).message}`);
     const handoff = await postStep(this.deps.control, clock, this.m.id, this.update('handoff'), { deadlineMs: tuning.verdictPostMs });
+    lap('handoff');
     if (handoff.outcome === 'accepted' || handoff.outcome === 'handed-off') {
       this.setStage('handed-off');
-      this.log.info({ cutoverMs: clock.now() - cutoverBegan, bytes: this.sent, rounds: this.rounds.length }, 'migration handed off');
+      // steps: where the cutover's time went (ms): hold acked, stop, read-only, final send, handoff posted.
+      this.log.info({ cutoverMs: clock.now() - cutoverBegan, steps, bytes: this.sent, rounds: this.rounds.length }, 'migration handed off');
       return 'handed-off';
     }
     if (handoff.outcome === 'failed') return this.abortCutover('the migration failed during cutover');

@@ -2,7 +2,8 @@
  * The container half of the plan (pure): one step per container per pass.
  *
  * - desired here, absent: start it, once each of its datasets is present, mounted and
- *   writable here (a container waits for its data, as Flocker's did);
+ *   writable here (a container waits for its data, as Flocker's did) — or becomes so by a
+ *   dataset step planned in this same pass, which the executor runs first (`after`);
  * - desired here, spec changed (config hash): stop, then remove, then start again;
  * - desired here, same spec: restart per drover's restart policy (crashed, unhealthy);
  * - not desired here (moved, or removed from the configuration): stop, then remove.
@@ -25,6 +26,8 @@ export interface ContainerPlanInput {
   claimed: ReadonlySet<string>;
   /** app name → fencing generation the container is started under. */
   generations: ReadonlyMap<string, number>;
+  /** Datasets this pass makes writable and mounted (the step planned for them by planDatasets). */
+  readying?: ReadonlySet<string>;
   ctx: PlanContext;
 }
 
@@ -50,7 +53,8 @@ export function planContainers(input: ContainerPlanInput): { changes: Change[]; 
       continue;
     }
     if (!existing) {
-      changes.push({ kind: 'start-container', spec });
+      const after = app.volumes.map((v) => v.dataset_id).filter((id) => input.readying?.has(id)).map((id) => `dataset:${id}`);
+      changes.push({ kind: 'start-container', spec, ...(after.length > 0 ? { after } : {}) });
       continue;
     }
     if (existing.configHash !== spec.configHash) {
@@ -99,8 +103,11 @@ function buildSpec(app: Application, input: ContainerPlanInput): ContainerSpec |
     if (want.primary !== ctx.nodeUuid) return `dataset ${id} is primary on node ${want.primary}`;
     const here = input.datasets?.find((d) => d.datasetId === id);
     if (!here) return `dataset ${id} is not present on this node yet`;
-    if (here.readonly) return `dataset ${id} is read-only here`;
-    if (!here.mounted || here.mountpoint === null) return `dataset ${id} is not mounted`;
+    if (here.mountpoint === null) return `dataset ${id} has no mountpoint`;
+    if (!input.readying?.has(id)) {
+      if (here.readonly) return `dataset ${id} is read-only here`;
+      if (!here.mounted) return `dataset ${id} is not mounted`;
+    }
     mountpoints.set(id, here.mountpoint);
   }
   return containerSpec(app, {

@@ -52,7 +52,7 @@ export function planDatasets(input: DatasetPlanInput): { changes: Change[]; bloc
         if (input.arriving.has(id)) blocked.push({ subject, reason: 'waiting for its data from a migration' });
         else changes.push({ kind: 'create-dataset', datasetId: id, maximumSize: dataset.maximum_size });
       } else if (here.readonly) {
-        changes.push({ kind: 'set-dataset-readonly', datasetId: id, readonly: false });
+        changes.push({ kind: 'set-dataset-readonly', datasetId: id, readonly: false, ...(here.mounted ? {} : { mount: true as const }) });
       } else if (!here.mounted) {
         changes.push({ kind: 'mount-dataset', datasetId: id });
       } else if (here.refquota !== dataset.maximum_size) {

@@ -67,7 +67,8 @@ describe('plan: the source of a migration', () => {
   it('gives the application back to the ordinary planner once its job aborted (failed accepted)', () => {
     const d = desired({ datasets: [dataset(DS_1, NODE_A)], applications: [web], migrations: [migration({ phase: 'pre-copy' })] });
     const result = plan(d, here({ containers: [], datasets: [zfsDataset(DS_1, { readonly: true })], migrationJobs: [job({ stage: 'cutover', outcome: 'aborted', endedAt: 1 })] }), ctx);
-    expect(result.changes).toEqual([{ kind: 'set-dataset-readonly', datasetId: DS_1, readonly: false }]);
+    expect(result.changes[0]).toEqual({ kind: 'set-dataset-readonly', datasetId: DS_1, readonly: false });
+    expect(result.changes[1]).toMatchObject({ kind: 'start-container', after: [`dataset:${DS_1}`] });
   });
 
   it('after handoff, keeps the source copy read-only and removes the stopped application', () => {
@@ -97,10 +98,10 @@ describe('plan: the target of a migration', () => {
 
   it('makes a received replica writable, mounts it and starts the application after handoff, under the migration generation', () => {
     const received = zfsDataset(DS_1, { readonly: true, mounted: false });
-    expect(plan(toHere('handoff'), here({ containers: [], datasets: [received] }), ctx).changes).toEqual([{ kind: 'set-dataset-readonly', datasetId: DS_1, readonly: false }]);
-    const writable = { ...received, readonly: false };
-    expect(plan(toHere('handoff'), here({ containers: [], datasets: [writable] }), ctx).changes).toEqual([{ kind: 'mount-dataset', datasetId: DS_1 }]);
-    const [start] = plan(toHere('handoff'), here({ containers: [], datasets: [{ ...writable, mounted: true }] }), ctx).changes;
+    // One pass: the replica is made writable and mounted, then the application starts on it.
+    const [step, start] = plan(toHere('handoff'), here({ containers: [], datasets: [received] }), ctx).changes;
+    expect(step).toEqual({ kind: 'set-dataset-readonly', datasetId: DS_1, readonly: false, mount: true });
+    expect(start).toMatchObject({ kind: 'start-container', after: [`dataset:${DS_1}`] });
     expect(start?.kind === 'start-container' && start.spec.labels['drover.generation']).toBe('9');
   });
 

@@ -29,10 +29,11 @@ describe('plan: datasets', () => {
     expect(result.blocked).toContainEqual({ subject: `dataset:${DS_1}`, reason: 'waiting for its data from a migration' });
   });
 
-  it('makes a primary dataset writable, then mounted, then the right size, one step per pass', () => {
+  it('makes a primary dataset writable and mounted (one step), then the right size', () => {
     const d = desired({ datasets: [dataset(DS_1, NODE_A, { maximum_size: 67108864 })] });
     const step = (z: ReturnType<typeof zfsDataset>) => plan(d, observed({ datasets: [z] }), ctx).changes;
-    expect(step(zfsDataset(DS_1, { readonly: true, mounted: false }))).toEqual([{ kind: 'set-dataset-readonly', datasetId: DS_1, readonly: false }]);
+    expect(step(zfsDataset(DS_1, { readonly: true, mounted: false }))).toEqual([{ kind: 'set-dataset-readonly', datasetId: DS_1, readonly: false, mount: true }]);
+    expect(step(zfsDataset(DS_1, { readonly: true }))).toEqual([{ kind: 'set-dataset-readonly', datasetId: DS_1, readonly: false }]);
     expect(step(zfsDataset(DS_1, { mounted: false }))).toEqual([{ kind: 'mount-dataset', datasetId: DS_1 }]);
     expect(step(zfsDataset(DS_1))).toEqual([{ kind: 'set-dataset-size', datasetId: DS_1, maximumSize: 67108864 }]);
     expect(step(zfsDataset(DS_1, { refquota: 67108864 }))).toEqual([]);
@@ -117,13 +118,24 @@ describe('plan: containers', () => {
     const reason = (datasets: ReturnType<typeof zfsDataset>[]) =>
       plan(withData, observed({ datasets }), ctx).blocked.find((b) => b.subject === 'container:drover-web')?.reason;
     expect(reason([])).toBe(`dataset ${DS_1} is not present on this node yet`);
-    expect(reason([zfsDataset(DS_1, { readonly: true })])).toBe(`dataset ${DS_1} is read-only here`);
-    expect(reason([zfsDataset(DS_1, { mounted: false })])).toBe(`dataset ${DS_1} is not mounted`);
+    expect(reason([zfsDataset(DS_1, { mountpoint: null, mounted: false })])).toBe(`dataset ${DS_1} has no mountpoint`);
     const elsewhere = desired({ datasets: [dataset(DS_1, NODE_B)], applications: [web] });
     expect(plan(elsewhere, observed({ datasets: [zfsDataset(DS_1, { readonly: true })] }), ctx).blocked).toContainEqual({
       subject: 'container:drover-web',
       reason: `dataset ${DS_1} is primary on node ${NODE_B}`,
     });
+  });
+
+  it('starts an application in the same pass that makes its dataset writable and mounted, after that step', () => {
+    const changes = (z: ReturnType<typeof zfsDataset>) => plan(withData, observed({ datasets: [z] }), ctx).changes;
+    for (const z of [zfsDataset(DS_1, { readonly: true, mounted: false }), zfsDataset(DS_1, { readonly: true }), zfsDataset(DS_1, { mounted: false })]) {
+      const [step, start] = changes(z);
+      expect(step?.kind === 'set-dataset-readonly' || step?.kind === 'mount-dataset').toBe(true);
+      expect(start).toMatchObject({ kind: 'start-container', after: [`dataset:${DS_1}`] });
+    }
+    // Usable already: no `after`.
+    const [start] = changes(zfsDataset(DS_1, { refquota: null }));
+    expect(start?.kind === 'start-container' && start.after).toBeUndefined();
   });
 
   it('puts link variables pointing at this node in the environment, the operator winning on a clash', () => {

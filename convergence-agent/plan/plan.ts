@@ -24,6 +24,7 @@ export function plan(desired: AgentDesired | null, observed: LocalObserved, ctx:
   const changes: Change[] = [...migrations.changes];
   const blocked = [...migrations.blocked];
   let recheckAfterMs: number | null = null;
+  const readying = new Set<string>();
 
   if (observed.datasets !== null) {
     const datasets = planDatasets({
@@ -36,6 +37,9 @@ export function plan(desired: AgentDesired | null, observed: LocalObserved, ctx:
     });
     changes.push(...datasets.changes);
     blocked.push(...datasets.blocked);
+    for (const c of datasets.changes) {
+      if ((c.kind === 'set-dataset-readonly' && !c.readonly) || c.kind === 'mount-dataset') readying.add(c.datasetId);
+    }
   } else {
     blocked.push({ subject: `node:${ctx.nodeUuid}`, reason: 'datasets could not be listed this pass' });
   }
@@ -47,6 +51,7 @@ export function plan(desired: AgentDesired | null, observed: LocalObserved, ctx:
       containers: observed.containers,
       claimed: migrations.claimedApps,
       generations: migrations.generations,
+      readying,
       ctx,
     });
     changes.push(...containers.changes);

@@ -89,11 +89,16 @@ export interface ContainerSpec {
 /** The changes an agent makes; the executor is one exhaustive switch over `kind`. */
 export type Change =
   | { kind: 'create-dataset'; datasetId: string; maximumSize: number | null }
-  | { kind: 'set-dataset-readonly'; datasetId: string; readonly: boolean }
+  /** `mount`: also mount it once writable (one step: a received replica becomes usable in one pass). */
+  | { kind: 'set-dataset-readonly'; datasetId: string; readonly: boolean; mount?: true }
   | { kind: 'set-dataset-size'; datasetId: string; maximumSize: number | null }
   | { kind: 'mount-dataset'; datasetId: string }
   | { kind: 'destroy-dataset'; datasetId: string }
-  | { kind: 'start-container'; spec: ContainerSpec }
+  /**
+   * `after`: subjects (`dataset:<id>`) whose change planned in the same pass must apply
+   * first (a dataset being made writable and mounted); if one fails, this one waits.
+   */
+  | { kind: 'start-container'; spec: ContainerSpec; after?: string[] }
   | { kind: 'stop-container'; name: string; containerId: string; reason: string }
   | { kind: 'remove-container'; name: string; containerId: string }
   | {

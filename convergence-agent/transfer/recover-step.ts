@@ -21,19 +21,15 @@ import type { PeerStep, ReplicateResult } from './types.ts';
  * touched, both sides in parallel.
  */
 export async function settleHolds(store: ZfsStore, step: PeerStep, datasetId: string, snapshot: string, base: string | null): Promise<void> {
+  // The new base is held before the old one is let go, on each side; the two releases of the
+  // old base are independent of each other (one command each, run side by side).
   const source = async (): Promise<void> => {
     await store.hold(datasetId, snapshot, HOLD_TAGS.base);
-    if (base && base !== snapshot) {
-      await store.release(datasetId, base, HOLD_TAGS.step);
-      await store.release(datasetId, base, HOLD_TAGS.base);
-    }
+    if (base && base !== snapshot) await Promise.all([store.release(datasetId, base, HOLD_TAGS.step), store.release(datasetId, base, HOLD_TAGS.base)]);
   };
   const target = async (): Promise<void> => {
     await step.hold(snapshot, HOLD_TAGS.base);
-    if (base && base !== snapshot) {
-      await step.release(base, HOLD_TAGS.step);
-      await step.release(base, HOLD_TAGS.base);
-    }
+    if (base && base !== snapshot) await Promise.all([step.release(base, HOLD_TAGS.step), step.release(base, HOLD_TAGS.base)]);
   };
   await Promise.all([source(), target()]);
 }

@@ -100,6 +100,7 @@ export class Replicator {
     const step = await peer.beginStep(datasetId, { waitMs: this.waitMs, signal: options.signal });
     let record: StepRecord | null = null;
     let createdHere = false;
+    const began = Date.now();
     try {
       const [local, remote] = await Promise.all([this.store.features(), peer.features()]);
       const resumable = local.resumableReceive && remote.resumableReceive;
@@ -148,6 +149,7 @@ export class Replicator {
       }
 
       const started = Date.now();
+      const prepareMs = started - began;
       const send = this.store.send({ datasetId, snapshot: name, base, flags: sendFlags(local, remote), resumeToken });
       const sink = step.receive({ resumable, full: base === null });
       const bytes = await streamStep({
@@ -158,6 +160,7 @@ export class Replicator {
         onBytes: (n, elapsedMs) => options.onProgress?.({ datasetId, bytes: n, elapsedMs, bytesPerSecond: elapsedMs > 0 ? (n * 1000) / elapsedMs : 0 }),
       });
 
+      const sendMs = Date.now() - started;
       const arrived = (await step.listSnapshots()).find((s) => s.guid === snapshot.guid);
       if (!arrived) {
         throw new DroverError('DROVER_TRANSFER_VERIFY_FAILED', `snapshot ${name} (guid ${snapshot.guid}) is not on ${peer.id} after the receive`, {
@@ -168,8 +171,10 @@ export class Replicator {
       await settleHolds(this.store, step, datasetId, name, base);
       await this.journal.clear(peer.id, datasetId);
       record = null;
-      this.log.info({ ...where, snapshot: name, base, bytes, ms: Date.now() - started }, 'snapshot sent');
-      await this.prune(step, datasetId, name);
+      const settled = Date.now();
+      if (options.prune !== false) await this.prune(step, datasetId, name);
+      const ms = { prepare: prepareMs, send: sendMs, settle: settled - started - sendMs, prune: Date.now() - settled };
+      this.log.info({ ...where, snapshot: name, base, bytes, ms: Date.now() - started, steps: ms }, 'snapshot sent');
       return { snapshot: name, guid: snapshot.guid, bytes, incremental: base !== null, baseSnapshot: base, resumed: journaled !== null };
     } catch (err) {
       if (record?.phase === 'sending') await releaseStepHolds(this.store, step, datasetId, record.snapshot, record.base, this.log);

@@ -69,6 +69,12 @@ export interface ReplicateOptions {
    * newest common snapshot (discarding its newer snapshots and any modification).
    */
   allowRollback?: boolean;
+  /**
+   * Destroy old drover snapshots on both sides after the step (default true). A migration's
+   * final send says false: it runs while the application is stopped, and the next step
+   * prunes anyway.
+   */
+  prune?: boolean;
   onProgress?: (progress: TransferProgress) => void;
   signal?: AbortSignal;
 }

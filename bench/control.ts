@@ -9,13 +9,16 @@
  *   `readP99Ms` of --json) and one entry (GET /v1/drover/applications/<name>);
  * - move: POST /v1/configuration/containers/<name> to another node (each starts a migration);
  * - push: from sending a move to the target agent's long-poll answering with the migration
- *   (an upper bound of "accepted → received").
+ *   (an upper bound of "accepted → received");
+ * - CPU (user + system, from /proc) of the service per second: first with the agents alone
+ *   (the cost of 200 reports a second and their long-polls), then during reads and moves;
+ *   and of the agents' process. Less noisy than latencies on a shared machine.
  * The store is seeded by writing its file before the process starts (seeding over HTTP would
  * only measure the seeding). Prints p50/p99 and the growth from the smallest size; `--json`
  * prints `{"sizes": [{n, readP99Ms, moveP99Ms, pushP99Ms, …}]}` only.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -24,6 +27,7 @@ const SIZES = process.env.BENCH_SIZES ? process.env.BENCH_SIZES.split(',').map(N
 const NODES = 200;
 const READS = 300;
 const MOVES = 100;
+const QUIET_MS = 4000;
 const BIN = resolve(import.meta.dirname, '../bin/drover-control.js');
 const AGENTS = resolve(import.meta.dirname, 'control-agents.ts');
 const json = process.argv.includes('--json');
@@ -52,6 +56,20 @@ interface Sample {
   /** The control service's own time for a move (its Server-Timing header). */
   moveServerP50Ms: number;
   moveServerP99Ms: number;
+  /** CPU time (user + system) of the control service per second with only the agents reporting and polling (before the reads and moves). */
+  reportsOnlyCpuMsPerS: number;
+  /** CPU time (user + system) of the control service during the measurement, per second of it: a figure less noisy than latencies on a shared machine. */
+  serviceCpuMsPerS: number;
+  /** The same for the simulated agents' process. */
+  agentsCpuMsPerS: number;
+}
+
+/** CPU time (user + system) a process has used so far, in ms (Linux /proc; NaN elsewhere). */
+async function cpuMs(pid: number | undefined): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // Fields 14 and 15 of stat (utime, stime), counted after the command name; clock ticks of 10 ms.
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 function percentile(values: number[], p: number): number {
@@ -138,6 +156,11 @@ async function measure(n: number): Promise<Sample> {
     await Promise.race([started, sleep(60_000).then(() => Promise.reject(new Error('the agents did not start within 60 s')))]);
     await sleep(1500); // every agent has reported and holds a long-poll
     say(`  n=${n}: control service at ${base}, ${NODES} agents running`);
+    // The agents alone for a while: the service's CPU for 200 reports a second and their long-polls.
+    const quietStart = { cpu: await cpuMs(proc.pid), at: performance.now() };
+    await sleep(QUIET_MS);
+    const quiet = Math.round(((await cpuMs(proc.pid)) - quietStart.cpu) / ((performance.now() - quietStart.at) / 1000));
+    const cpuStart = { service: await cpuMs(proc.pid), agents: await cpuMs(agents.pid), at: performance.now() };
     const reads: number[] = [];
     const readsOne: number[] = [];
     const moves: number[] = [];
@@ -179,6 +202,8 @@ async function measure(n: number): Promise<Sample> {
     }
     const readFailure = await reading;
     if (readFailure) throw readFailure;
+    const seconds = (performance.now() - cpuStart.at) / 1000;
+    const perSecond = async (pid: number | undefined, before: number) => Math.round(((await cpuMs(pid)) - before) / seconds);
     return {
       n,
       readP50Ms: percentile(reads, 50),
@@ -192,6 +217,9 @@ async function measure(n: number): Promise<Sample> {
       connectionFailures: failures,
       moveServerP50Ms: percentile(movesServer, 50),
       moveServerP99Ms: percentile(movesServer, 99),
+      reportsOnlyCpuMsPerS: quiet,
+      serviceCpuMsPerS: await perSecond(proc.pid, cpuStart.service),
+      agentsCpuMsPerS: await perSecond(agents.pid, cpuStart.agents),
     };
   } finally {
     agents.send('stop');
@@ -209,7 +237,7 @@ async function main(): Promise<void> {
     const s = await measure(n);
     sizes.push(s);
     say(
-      `n=${String(n).padStart(5)}  read list p50 ${s.readP50Ms} ms p99 ${s.readP99Ms} ms | read one p50 ${s.readOneP50Ms} ms p99 ${s.readOneP99Ms} ms | move p50 ${s.moveP50Ms} ms p99 ${s.moveP99Ms} ms | push p50 ${s.pushP50Ms} ms p99 ${s.pushP99Ms} ms | move inside the service p50 ${s.moveServerP50Ms} ms p99 ${s.moveServerP99Ms} ms${s.connectionFailures > 0 ? ` | ${s.connectionFailures} requests reset and retried` : ''}`,
+      `n=${String(n).padStart(5)}  read list p50 ${s.readP50Ms} ms p99 ${s.readP99Ms} ms | read one p50 ${s.readOneP50Ms} ms p99 ${s.readOneP99Ms} ms | move p50 ${s.moveP50Ms} ms p99 ${s.moveP99Ms} ms | push p50 ${s.pushP50Ms} ms p99 ${s.pushP99Ms} ms | move inside the service p50 ${s.moveServerP50Ms} ms p99 ${s.moveServerP99Ms} ms | CPU ms/s: service ${s.serviceCpuMsPerS} (reports only ${s.reportsOnlyCpuMsPerS}), agents ${s.agentsCpuMsPerS}${s.connectionFailures > 0 ? ` | ${s.connectionFailures} requests reset and retried` : ''}`,
     );
   }
   const first = sizes[0]!;

@@ -16,10 +16,12 @@ import { isLive } from './desired/leases.ts';
 import type { MigrationStart } from './desired/migrations.ts';
 import { applySchedule } from './desired/placement.ts';
 import { upsertNode } from './desired/nodes.ts';
+import { indexOf } from './desired/desired-index.ts';
 import { reuseUnchanged } from './desired/reuse.ts';
 import { EventBus } from './events/event-bus.ts';
 import { schedule } from './scheduler/schedule.ts';
 import type { ConfigStore, StoreSnapshot, UpdateContext } from './store/config-store.ts';
+import { entryJson } from './store/encode.ts';
 import { validateDesired } from './store/validate.ts';
 
 export interface ControlOptions {
@@ -55,6 +57,8 @@ export class Control {
   /** The document of the previous commit, to find what a commit changed. */
   private lastDesired!: Desired;
   private ticker: NodeJS.Timeout | null = null;
+  /** Per node, the stored entry last found equal to what its report says. */
+  private readonly registered = new Map<string, Node>();
 
   constructor(options: ControlOptions) {
     this.store = options.store;
@@ -165,10 +169,19 @@ export class Control {
     }
     if (effect.datasetsChanged) this.views.changed([report.uuid]);
     if (effect.containersChanged) this.routes.changed();
-    const known = this.desired.nodes.find((n) => n.uuid === report.uuid);
-    const node: Node = { uuid: report.uuid, host: report.host, labels: report.labels, transfer: report.transfer };
-    if (!known || JSON.stringify(known) !== JSON.stringify(node)) await this.change((d) => upsertNode(d, node));
-    else if (effect.first || effect.cameBack) await this.change(() => null);
+    const known = indexOf(this.desired).nodes.get(report.uuid);
+    // A repeated report names the node as the last one did: when the stored entry is the one
+    // found equal then, there is nothing to compare.
+    if (known === undefined || effect.changed || this.registered.get(report.uuid) !== known) {
+      const node: Node = { uuid: report.uuid, host: report.host, labels: report.labels, transfer: report.transfer };
+      if (!known || entryJson(known) !== JSON.stringify(node)) {
+        await this.change((d) => upsertNode(d, node));
+        this.registered.delete(report.uuid);
+      } else {
+        this.registered.set(report.uuid, known);
+        if (effect.first || effect.cameBack) await this.change(() => null);
+      }
+    } else if (effect.first || effect.cameBack) await this.change(() => null);
     return { version: this.views.get(report.uuid).version };
   }
 

@@ -65,30 +65,35 @@ export class ObservedState {
     const now = this.clock();
     const before = this.nodes.get(report.uuid);
     const text = raw ?? JSON.stringify(report);
+    const wasUp = this.states.get(report.uuid) === 'known' && before !== undefined && now - before.lastSeen <= this.timeoutMs;
+    this.states.set(report.uuid, 'known');
+    if (before !== undefined && before.text === text) {
+      // The steady state: the same report again. Only the time it was seen changes.
+      this.nodes.set(report.uuid, { ...before, lastSeen: now });
+      if (!wasUp) this.changes++;
+      return { first: false, cameBack: !wasUp, changed: false, datasetsChanged: false, containersChanged: false };
+    }
     const containersText = JSON.stringify(report.containers);
     const datasetKey = report.datasets
       .map((d) => d.dataset_id)
       .sort()
       .join(',');
-    const wasUp = this.states.get(report.uuid) === 'known' && before !== undefined && now - before.lastSeen <= this.timeoutMs;
-    const changed = before?.text !== text;
     this.nodes.set(report.uuid, {
-      report: changed || !before ? report : before.report,
+      report,
       firstSeen: before?.firstSeen ?? now,
       lastSeen: now,
-      containers: changed || !before ? new Map(report.containers.map((c) => [c.name, c])) : before.containers,
-      datasetIds: changed || !before ? new Set(report.datasets.map((d) => d.dataset_id)) : before.datasetIds,
+      containers: new Map(report.containers.map((c) => [c.name, c])),
+      datasetIds: new Set(report.datasets.map((d) => d.dataset_id)),
       text,
       containersText,
       datasetKey,
     });
-    this.states.set(report.uuid, 'known');
-    if (changed || !wasUp) this.changes++;
+    this.changes++;
     if (before?.datasetKey !== datasetKey) this.holders = null;
     return {
       first: before === undefined,
       cameBack: before !== undefined && !wasUp,
-      changed,
+      changed: true,
       datasetsChanged: before?.datasetKey !== datasetKey,
       containersChanged: before?.containersText !== containersText,
     };

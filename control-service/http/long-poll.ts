@@ -11,9 +11,21 @@ export const LongPollQuery = z
   })
   .strict();
 
-/** Aborts when the client goes away or the server shuts down. */
+/** Why a long-poll's signal aborted: its client went away (a constant: no error object per poll). */
+const GONE = Object.freeze({ reason: 'the client went away' });
+
+/**
+ * Aborts when the client goes away or the server shuts down. Cheap per poll: nothing is
+ * created when the answer is sent normally, and the shutdown listener is removed then.
+ */
 export function pollSignal(reply: FastifyReply, shutdown: AbortSignal): AbortSignal {
-  const gone = new AbortController();
-  reply.raw.once('close', () => gone.abort());
-  return AbortSignal.any([gone.signal, shutdown]);
+  if (shutdown.aborted) return shutdown;
+  const poll = new AbortController();
+  const onShutdown = () => poll.abort(shutdown.reason);
+  shutdown.addEventListener('abort', onShutdown, { once: true });
+  reply.raw.once('close', () => {
+    shutdown.removeEventListener('abort', onShutdown);
+    if (!reply.raw.writableFinished) poll.abort(GONE);
+  });
+  return poll.signal;
 }

@@ -56,7 +56,7 @@ describe('executor', () => {
     expect(order).toEqual(['dataset', 'container']);
     expect(ok.applied).toHaveLength(2);
 
-    await runtime.stop(runtime.byName('drover-web')!.id, 1);
+    await runtime.stop(runtime.byName('drover-web')!.id);
     await runtime.remove(runtime.byName('drover-web')!.id);
     store.setReadonly = () => Promise.reject(new DroverError('DROVER_ZFS_BUSY', 'dataset is busy'));
     const held = await executor.execute([{ kind: 'set-dataset-readonly', datasetId: DS_1, readonly: false }, start]);

@@ -132,6 +132,7 @@ async function main(): Promise<void> {
     datasets: store,
     runtime,
     replicate: (options) => replicator.replicate(options),
+    settle: (peer, datasetId) => replicator.settle(peer, datasetId),
     peers,
     tuning: tuningOf(config),
     stopTimeoutSeconds: config.stop_timeout_seconds,

@@ -26,10 +26,13 @@ async function world(options: { phase?: 'pending' | 'pre-copy' | 'cutover' | 'ha
 
   /** What each replicate call saw, and the scripted answers (bytes, or an error to throw). */
   const sends: { datasetId: string; readonly: boolean; appRunning: boolean }[] = [];
+  const deferred: boolean[] = [];
+  const settled: string[] = [];
   const script: (number | DroverError)[] = [];
   const replicate = async (o: ReplicateOptions): Promise<ReplicateResult> => {
     const ds = await store.getDataset(o.datasetId);
     sends.push({ datasetId: o.datasetId, readonly: ds!.readonly, appRunning: runtime.byName('drover-web')?.running ?? false });
+    deferred.push(o.deferSettle === true);
     const next = script.shift() ?? 1_000;
     if (next instanceof DroverError) throw next;
     return { snapshot: `drover-s${sends.length}`, guid: String(1000 + sends.length), bytes: next, incremental: sends.length > 1, baseSnapshot: null, resumed: false };
@@ -46,6 +49,9 @@ async function world(options: { phase?: 'pending' | 'pre-copy' | 'cutover' | 'ha
       datasets: store,
       runtime,
       replicate,
+      settle: async (_peer, datasetId) => {
+        settled.push(`${datasetId} after ${control.phases.at(-1)}`);
+      },
       peers: { peerFor: async () => peer, close: async () => {} },
       nodeOf: (uuid) => (uuid === NODE_B ? node(NODE_B, '127.0.0.12') : undefined),
       tuning: { ...DEFAULT_TUNING, smallMs: 0, ackWaitMs: 100, cutoverPostMs: 300, verdictPostMs: 300 },
@@ -54,20 +60,25 @@ async function world(options: { phase?: 'pending' | 'pre-copy' | 'cutover' | 'ha
     },
     new AbortController().signal,
   );
-  return { store, runtime, control, m, job, sends, script, stages };
+  return { store, runtime, control, m, job, sends, deferred, settled, script, stages };
 }
 
 describe('the source job of a migration', () => {
-  it('pre-copies while the application runs, then stops it, makes the data read-only, sends the final delta and hands off', async () => {
+  it('pre-copies while the application runs, then stops it, sends the final delta, makes the data read-only and hands off', async () => {
     const w = await world();
     w.script.push(100 * MiB, 1 * MiB, 4_096);
     expect(await w.job.run()).toBe('handed-off');
     expect(w.control.phases).toEqual(['pre-copy', 'cutover', 'handoff']);
+    // The final send starts once the application stopped (read-only is set beside it).
     expect(w.sends).toEqual([
       { datasetId: DS_1, readonly: false, appRunning: true },
       { datasetId: DS_1, readonly: false, appRunning: true },
-      { datasetId: DS_1, readonly: true, appRunning: false },
+      { datasetId: DS_1, readonly: expect.any(Boolean), appRunning: false },
     ]);
+    expect((await w.store.getDataset(DS_1))?.readonly).toBe(true);
+    // Only the final send defers its bookkeeping, and it is settled after handoff.
+    expect(w.deferred).toEqual([false, false, true]);
+    expect(w.settled).toEqual([`${DS_1} after handoff`]);
     expect(w.stages).toEqual(['pre-copy', 'cutover', 'handed-off']);
     const record = w.control.records.get(w.m.id)!;
     expect({ round: record.round, bytes_sent: record.bytes_sent }).toEqual({ round: 2, bytes_sent: 101 * MiB + 4_096 });

@@ -62,6 +62,8 @@ export interface SourceJobDeps {
   datasets: Pick<DatasetStore, 'getDataset' | 'setReadonly'>;
   runtime: Pick<ContainerRuntime, 'listContainers' | 'stop' | 'remove'>;
   replicate: (options: ReplicateOptions) => Promise<ReplicateResult>;
+  /** Finishes a final send's deferred bookkeeping after handoff (Replicator.settle); absent: not deferred. */
+  settle?: (peer: Peer, datasetId: string) => Promise<void>;
   peers: PeerSource;
   /** The node as the newest desired configuration knows it. */
   nodeOf: (uuid: string) => Node | undefined;
@@ -216,7 +218,7 @@ export class SourceJob {
           // The replica took the last round and nothing writes to it: a rollback (one more
           // remote command inside the stopped interval) only on a retry.
           // Pruning waits for the next step: this one runs while the application is stopped.
-          result = await this.deps.replicate({ datasetId: id, peer, allowRollback: attempt > 1, prune: false });
+          result = await this.deps.replicate({ datasetId: id, peer, allowRollback: attempt > 1, prune: false, deferSettle: this.deps.settle !== undefined });
         } catch (err) {
           lastError = toDroverError(err);
           this.log.warn({ err: lastError, datasetId: id, attempt }, 'final send failed');
@@ -240,6 +242,7 @@ export class SourceJob {
       this.setStage('handed-off');
       // steps: where the cutover's time went (ms): hold acked, stop, read-only, final send, handoff posted.
       this.log.info({ cutoverMs: clock.now() - cutoverBegan, steps, bytes: this.sent, rounds: this.rounds.length }, 'migration handed off');
+      await this.settleAfterHandoff(peer);
       return 'handed-off';
     }
     if (handoff.outcome === 'failed') return this.abortCutover('the migration failed during cutover');
@@ -248,6 +251,20 @@ export class SourceJob {
     this.error = `handoff not posted: ${handoff.error?.message ?? handoff.outcome}`;
     this.log.warn({ err: handoff.error }, 'handoff not posted');
     return 'stopped';
+  }
+
+  /** The final sends' holds and journals, settled once the application is no longer waiting on them. */
+  private async settleAfterHandoff(peer: Peer): Promise<void> {
+    const settle = this.deps.settle;
+    if (!settle) return;
+    for (const id of this.m.dataset_ids) {
+      try {
+        await settle(peer, id);
+      } catch (err) {
+        // The next step for this dataset and peer finds the journal and finishes it.
+        this.log.warn({ err: toDroverError(err), datasetId: id }, 'final send not settled yet');
+      }
+    }
   }
 
   /** Waits (bounded) until every live proxy applied the route table that holds A's connections. */

@@ -84,6 +84,29 @@ export class Replicator {
     );
   }
 
+  /**
+   * Finishes a step replicated with `deferSettle`: moves the base holds to its snapshot on
+   * both sides and clears the journal. Nothing to do when the journal has no such step.
+   */
+  async settle(peer: Peer, datasetId: string): Promise<void> {
+    assertDatasetId(datasetId);
+    await this.mutex.run(
+      `${peer.id}/${datasetId}`,
+      async () => {
+        const record = await this.journal.read(peer.id, datasetId);
+        if (record?.phase !== 'sending') return;
+        const step = await peer.beginStep(datasetId, { waitMs: this.waitMs });
+        try {
+          await settleHolds(this.store, step, datasetId, record.snapshot, record.base);
+          await this.journal.clear(peer.id, datasetId);
+        } finally {
+          await step.end();
+        }
+      },
+      { waitMs: this.waitMs },
+    );
+  }
+
   /** The peer's drover snapshots of `datasetId`, oldest first ([] when it has none). */
   async peerSnapshots(peer: Peer, datasetId: string): Promise<ZfsSnapshotInfo[]> {
     const step = await peer.beginStep(datasetId, { waitMs: this.waitMs });
@@ -168,8 +191,10 @@ export class Replicator {
           detail: { ...where, snapshot: name, guid: snapshot.guid },
         });
       }
-      await settleHolds(this.store, step, datasetId, name, base);
-      await this.journal.clear(peer.id, datasetId);
+      if (!options.deferSettle) {
+        await settleHolds(this.store, step, datasetId, name, base);
+        await this.journal.clear(peer.id, datasetId);
+      }
       record = null;
       const settled = Date.now();
       if (options.prune !== false) await this.prune(step, datasetId, name);

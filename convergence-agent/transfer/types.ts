@@ -75,6 +75,12 @@ export interface ReplicateOptions {
    * prunes anyway.
    */
   prune?: boolean;
+  /**
+   * Leave the holds and the step journal as they are after the snapshot is verified on the
+   * peer; `Replicator.settle()` finishes them later (or the next step's recovery does). A
+   * migration's final send says true: settling is four zfs commands inside the stopped interval.
+   */
+  deferSettle?: boolean;
   onProgress?: (progress: TransferProgress) => void;
   signal?: AbortSignal;
 }

@@ -11,7 +11,9 @@ export const USAGE = `usage: drover-control [--listen HOST:PORT] [--data-dir DIR
   --listen        address of the API and the agent channel (default 0.0.0.0:4523; env DROVER_CONTROL_LISTEN)
   --data-dir      where the desired configuration is stored (default /var/lib/drover; env DROVER_DATA_DIR)
   --node-timeout  seconds of silence after which a node is unknown (default 15)
-  --body-limit    largest request body in bytes (default 1048576; deploy allows 16 MiB)`;
+  --body-limit    largest request body in bytes (default 1048576; deploy allows 16 MiB)
+  --compact-bytes the store's journal is folded into its snapshot file once it is larger than
+                  the snapshot and at least this many bytes (default 262144)`;
 
 const Listen = z
   .string()
@@ -28,6 +30,7 @@ export const ControlConfig = z
     dataDir: z.string().min(1),
     nodeTimeoutMs: z.number().min(1000).max(3_600_000),
     bodyLimit: z.number().int().min(1024).max(64 * 1024 * 1024),
+    compactBytes: z.number().int().min(0).max(1024 * 1024 * 1024),
   })
   .strict();
 export type ControlConfig = z.infer<typeof ControlConfig>;
@@ -40,6 +43,7 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): ControlConfi
       'data-dir': { type: 'string' },
       'node-timeout': { type: 'string' },
       'body-limit': { type: 'string' },
+      'compact-bytes': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -50,6 +54,7 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): ControlConfi
     dataDir: values['data-dir'] ?? env.DROVER_DATA_DIR ?? '/var/lib/drover',
     nodeTimeoutMs: Number(values['node-timeout'] ?? 15) * 1000,
     bodyLimit: Number(values['body-limit'] ?? 1024 * 1024),
+    compactBytes: Number(values['compact-bytes'] ?? 256 * 1024),
   });
 }
 

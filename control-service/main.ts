@@ -24,7 +24,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
-  const store = new FileConfigStore({ dir: config.dataDir, log });
+  const store = new FileConfigStore({ dir: config.dataDir, log, minCompactBytes: config.compactBytes });
   const control = new Control({ store, log, nodeTimeoutMs: config.nodeTimeoutMs });
   await control.start();
   const app = buildApp({ control, log, version: droverVersion(), bodyLimit: config.bodyLimit });

@@ -30,8 +30,8 @@ export abstract class CommittingStore implements ConfigStore {
 
   /** Reads what is stored: the version and the (not yet validated) document. */
   protected abstract read(): Promise<{ version: number; desired: unknown }>;
-  /** Makes `version` + the document durable; resolves only once it is. */
-  protected abstract persist(version: number, desired: Desired): Promise<void>;
+  /** Makes `next` durable (`previous` is what is durable now); resolves only once it is. */
+  protected abstract persist(next: StoreSnapshot, previous: StoreSnapshot): Promise<void>;
   protected async release(): Promise<void> {}
 
   async load(): Promise<StoreSnapshot> {
@@ -51,9 +51,7 @@ export abstract class CommittingStore implements ConfigStore {
     this.current();
     return new Promise((resolve, reject) => {
       this.queue.push({ fn, resolve, reject });
-      this.draining ??= this.drain().finally(() => {
-        this.draining = null;
-      });
+      this.draining ??= this.drain();
     });
   }
 
@@ -68,11 +66,17 @@ export abstract class CommittingStore implements ConfigStore {
   }
 
   private async drain(): Promise<void> {
-    // Let the requests that arrive in this tick join the first batch.
-    await Promise.resolve();
-    while (this.queue.length > 0) {
-      const batch = this.queue.splice(0);
-      await this.commit(batch);
+    try {
+      // Let the requests that arrive in this tick join the first batch.
+      await Promise.resolve();
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0);
+        await this.commit(batch);
+      }
+    } finally {
+      // In the same step as the last look at the queue: an update queued after it starts a
+      // new drain (clearing this in a later callback stranded an update queued between).
+      this.draining = null;
     }
   }
 
@@ -97,8 +101,9 @@ export abstract class CommittingStore implements ConfigStore {
       }
     }
     if (version !== base.version) {
+      const next: StoreSnapshot = { version, desired, tag: desiredTag(desired) };
       try {
-        await this.persist(version, desired);
+        await this.persist(next, base);
       } catch (err) {
         this.log.error({ err, version }, 'configuration write failed');
         const failure = new DroverError('DROVER_STORE_WRITE_FAILED', 'the configuration could not be saved; nothing changed', {
@@ -108,7 +113,7 @@ export abstract class CommittingStore implements ConfigStore {
         for (const queued of accepted) queued.reject(failure);
         return;
       }
-      this.snapshot = { version, desired, tag: desiredTag(desired) };
+      this.snapshot = next;
       for (const listener of this.listeners) {
         try {
           listener(this.snapshot);

@@ -50,9 +50,8 @@ export function listBuffer(list: readonly object[]): Buffer {
 function listDigest(list: readonly object[]): Buffer {
   let digest = listDigests.get(list);
   if (digest === undefined) {
-    const hash = createHash('md5');
-    for (const entry of list) hash.update(entryDigest(entry));
-    digest = hash.digest();
+    // One update with every entry's digest (the same bytes as one update per entry, faster).
+    digest = createHash('md5').update(Buffer.concat(list.map(entryDigest))).digest();
     if (Object.isFrozen(list)) listDigests.set(list, digest);
   }
   return digest;

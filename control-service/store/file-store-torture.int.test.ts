@@ -1,7 +1,9 @@
 /**
  * The store under SIGKILL: the real control-service process (bin/drover-control.js) on a temp
- * data dir, a write loop over HTTP, killed at random moments many times. After every kill
- * the file must parse (never torn) and every acknowledged write must be there.
+ * data dir, a write loop over HTTP, killed at random moments many times. Writes go to the
+ * journal, which is folded into the snapshot every few KiB, so kills land in appends and in
+ * compactions. After every kill the snapshot file must parse (never torn) and every
+ * acknowledged write must be there after a restart.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -12,6 +14,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 const BIN = resolve(import.meta.dirname, '../../bin/drover-control.js');
 const KILLS = 25;
+/** Small, so the journal is folded into the snapshot many times during the loop (kills land in compactions too). */
+const COMPACT_BYTES = 4096;
 const NODE = '00000001-0000-4000-8000-000000000001';
 const dataset = (i: number) => `0000000d-0000-4000-8000-${String(i).padStart(12, '0')}`;
 
@@ -24,7 +28,7 @@ afterAll(async () => {
 });
 
 async function start(): Promise<{ proc: ChildProcess; base: string }> {
-  const proc = spawn(process.execPath, [BIN, '--listen', '127.0.0.1:0', '--data-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DROVER_LOG_LEVEL: 'info' } });
+  const proc = spawn(process.execPath, [BIN, '--listen', '127.0.0.1:0', '--data-dir', dir, '--compact-bytes', String(COMPACT_BYTES)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DROVER_LOG_LEVEL: 'info' } });
   child = proc;
   let stderr = '';
   proc.stderr!.on('data', (c) => (stderr += String(c)));

@@ -6,6 +6,7 @@ import type { Logger } from '#common/log.ts';
 import { silentLogger } from '#common/log.ts';
 import type { Desired } from '#common/model.ts';
 import { CommittingStore } from './committing-store.ts';
+import type { StoreSnapshot } from './config-store.ts';
 
 export class MemoryConfigStore extends CommittingStore {
   /** What `persist` saw last: the contract tests read it back. */
@@ -22,7 +23,7 @@ export class MemoryConfigStore extends CommittingStore {
     return this.initial;
   }
 
-  protected async persist(version: number, desired: Desired): Promise<void> {
-    this.saved = { version, desired };
+  protected async persist(next: StoreSnapshot): Promise<void> {
+    this.saved = { version: next.version, desired: next.desired };
   }
 }

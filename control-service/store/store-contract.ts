@@ -46,6 +46,18 @@ export function storeContract(name: string, make: () => Promise<{ store: ConfigS
       await store.close();
     });
 
+    it('commits an update made just as the previous one resolves, after any number of turns', async () => {
+      const { store } = await make();
+      await store.load();
+      for (let turns = 0; turns < 8; turns++) {
+        await store.update(withNode(turns));
+        for (let i = 0; i < turns; i++) await Promise.resolve();
+        const next = await Promise.race([store.update(withNode(100 + turns)), new Promise((r) => setTimeout(() => r('stranded'), 2000))]);
+        expect(next, `after ${turns} turns`).not.toBe('stranded');
+      }
+      await store.close();
+    });
+
     it('treats null and the same document as no change', async () => {
       const { store } = await make();
       const before = await store.load();

@@ -50,7 +50,7 @@ const loadMiB = Number(flags['load-mib']);
 if (sizes.some((s) => !Number.isInteger(s) || s < 64 || s > 8192)) throw new Error('--sizes: MiB, each 64..8192');
 if (!Number.isInteger(loadMiB) || loadMiB < 0 || loadMiB >= Math.min(...sizes)) throw new Error('--load-mib must be below the smallest size');
 const say = (line: string): void => void process.stderr.write(`${line}\n`);
-const REDIS_ARGS = ['redis-server', '--bind', '0.0.0.0', '--protected-mode', 'no', '--dir', '/data', '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', ''];
+const REDIS_ARGS = ['redis-server', '--bind', '0.0.0.0', '--protected-mode', 'no', '--dir', '/data', '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', '--auto-aof-rewrite-min-size', '8mb'];
 
 interface Result {
   sizeMiB: number;

@@ -12,10 +12,13 @@ import { execa, type ResultPromise } from 'execa';
 import { ApiClient } from '#common/api-client.ts';
 import { sleep } from '#common/sleep.ts';
 import type { LocalCluster, LocalNode } from '../../cli/local-cluster/index.ts';
+import { ensureNodeCertificate } from '../../convergence-agent/transfer/tls-certs.ts';
 
 const repo = resolve(import.meta.dirname, '../..');
 
 export interface StackOptions {
+  /** The agents' transport (default ssh); tls gets each node a certificate from the cluster CA. */
+  transport?: 'ssh' | 'tls';
   /** agent.yml `migration.ack_wait_ms`: how long a cutover waits for the proxies' acks. */
   ackWaitMs?: number;
   pollIntervalMs?: number;
@@ -89,6 +92,15 @@ export class MigrationStack {
     const node = this.node(index);
     const ssh = node.ssh;
     if (!ssh) throw new Error('the migration tests need sshd on every node');
+    let transport = [
+      'transport: ssh',
+      `ssh: { port: ${ssh.port}, user: ${ssh.user}, host_key_fingerprint: "${ssh.hostKeyFingerprint}", private_key_file: ${this.cluster.sshClientKey.privateKeyPath} }`,
+    ];
+    if (this.options.transport === 'tls') {
+      const dir = join(this.dir, `tls-${node.name}`);
+      await ensureNodeCertificate({ ca: this.cluster.ca, dir, commonName: node.name, address: node.address });
+      transport = ['transport: tls', `tls: { port: 4524, ca_file: ${this.cluster.ca.certPath}, cert_file: ${join(dir, 'node.crt')}, key_file: ${join(dir, 'node.key')} }`];
+    }
     const config = [
       `control_url: ${this.controlUrl}`,
       `state_dir: ${join(this.dir, `agent-${node.name}`)}`,
@@ -96,8 +108,7 @@ export class MigrationStack {
       `address: ${node.address}`,
       `pool: ${node.pool}`,
       `docker_socket: ${node.dockerSocket}`,
-      'transport: ssh',
-      `ssh: { port: ${ssh.port}, user: ${ssh.user}, host_key_fingerprint: "${ssh.hostKeyFingerprint}", private_key_file: ${this.cluster.sshClientKey.privateKeyPath} }`,
+      ...transport,
       `poll_interval_ms: ${this.options.pollIntervalMs ?? 500}`,
       'stop_timeout_seconds: 5',
       ...(this.options.ackWaitMs === undefined ? [] : [`migration: { ack_wait_ms: ${this.options.ackWaitMs} }`]),

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '#common/log.ts';
+import { HealthCheck } from '#common/model.ts';
 import { Executor } from './execute.ts';
 import { HealthMonitor } from './health/monitor.ts';
 import { ConvergenceLoop } from './loop.ts';
@@ -7,7 +8,7 @@ import { RestartLedger } from './restart-ledger.ts';
 import { FakeClock, settle } from './testing/fake-clock.ts';
 import { FakeContainerRuntime } from './testing/fake-container-runtime.ts';
 import { FakeControlChannel } from './testing/fake-control-channel.ts';
-import { ADDRESS_A, DS_1, NODE_A, app, dataset, desired } from './testing/fixtures.ts';
+import { ADDRESS_A, DS_1, NODE_A, NODE_B, app, dataset, desired, migration } from './testing/fixtures.ts';
 import { FakeDatasetStore } from './zfs/fake-dataset-store.ts';
 
 function setup() {
@@ -44,6 +45,26 @@ describe('convergence loop', () => {
       },
     ]);
     expect(runtime.calls).toEqual([]);
+  });
+
+  it('passes again at once after it started an application handed off to it by a migration, then waits for its health', async () => {
+    const { loop, store, runtime } = setup();
+    // A received replica: read-only, not mounted.
+    await store.createDataset(DS_1, { maximumSize: null });
+    await store.setReadonly(DS_1, true);
+    await store.unmount(DS_1);
+    const handedOff = migration({ from: NODE_B, to: NODE_A, phase: 'handoff' });
+    const checked = { ...web, health_check: HealthCheck.parse({ type: 'exec', command: ['true'], period_seconds: 1 }) };
+    loop.setDesired(desired({ datasets: [dataset(DS_1, NODE_A)], applications: [checked], migrations: [handedOff] }));
+    const first = await loop.runPass();
+    expect(first.changes.map((c) => c.kind)).toEqual(['set-dataset-readonly', 'start-container']);
+    expect(first.sleepMs).toBe(0);
+    expect(runtime.byName('drover-web')?.running).toBe(true);
+    // Not healthy yet (its first probe has not run): nothing to apply, the planner's 100 ms recheck, not a busy loop.
+    const second = await loop.runPass();
+    expect(second.changes).toEqual([]);
+    expect(second.applied).toBe(0);
+    expect(second.sleepMs).toBe(100);
   });
 
   it('reports datasets with their mountpoint and containers with their published ports', async () => {

@@ -194,6 +194,33 @@ describeWith(['root', 'zfs', 'sshd'], 'replication over ssh', () => {
     expect(recordingPeer.begun).toEqual([]);
   });
 
+  it('defers a final step\'s hold settling to settle(), and a step that never settled is finished by the next one', async () => {
+    const { id, dir } = await datasetWith(2);
+    const first = await replicator.replicate({ datasetId: id, peer });
+    await writeFile(join(dir, 'final.txt'), 'final\n');
+    const final = await replicator.replicate({ datasetId: id, peer, deferSettle: true, prune: false });
+    expect(final).toMatchObject({ incremental: true, baseSnapshot: first.snapshot });
+    // Arrived, but the old snapshot still carries its base and step holds on both sides.
+    const holds = async () => ({
+      source: (await source.listSnapshots(id)).map((s) => [s.snapshot, s.userrefs]),
+      target: (await target.listSnapshots(id)).map((s) => [s.snapshot, s.userrefs]),
+    });
+    expect(await holds()).toEqual({ source: [[first.snapshot, 2], [final.snapshot, 0]], target: [[first.snapshot, 2], [final.snapshot, 0]] });
+    await replicator.settle(peer, id);
+    expect(await holds()).toEqual({ source: [[first.snapshot, 0], [final.snapshot, 1]], target: [[first.snapshot, 0], [final.snapshot, 1]] });
+    await replicator.settle(peer, id); // nothing left to do
+
+    // Not settled at all (the agent died after handoff): the next call finds it in the journal
+    // and finishes it (as it does a killed sender's step that had arrived); the one after goes on from it.
+    await writeFile(join(dir, 'again.txt'), 'again\n');
+    const unsettled = await replicator.replicate({ datasetId: id, peer, deferSettle: true, prune: false });
+    expect(await replicator.replicate({ datasetId: id, peer })).toMatchObject({ snapshot: unsettled.snapshot, resumed: true });
+    const next = await replicator.replicate({ datasetId: id, peer });
+    expect(next).toMatchObject({ incremental: true, baseSnapshot: unsettled.snapshot });
+    expect((await target.listSnapshots(id)).find((s) => s.snapshot === next.snapshot)?.userrefs).toBe(1);
+    expect((await target.listSnapshots(id)).filter((s) => s.userrefs > 0)).toHaveLength(1);
+  });
+
   it('serializes two sends of one dataset to one peer', async () => {
     const { id } = await datasetWith(4);
     const [a, b] = await Promise.all([replicator.replicate({ datasetId: id, peer }), replicator.replicate({ datasetId: id, peer })]);

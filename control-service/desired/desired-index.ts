@@ -68,6 +68,11 @@ export class DesiredIndex {
     });
   }
 
+  /** Applications the scheduler looks at: without a node, or with placement rules (in order). */
+  get unplacedOrRuled(): Application[] {
+    return memo(this.desired.applications, 'unplacedOrRuled', () => this.desired.applications.filter((a) => a.node_uuid === undefined || a.placement !== undefined));
+  }
+
   get applicationsByNode(): Map<string, Application[]> {
     return memo(this.desired.applications, 'applicationsByNode', () => groupBy(this.desired.applications, (a) => a.node_uuid));
   }
@@ -111,6 +116,14 @@ export class DesiredIndex {
       }
       return map;
     });
+  }
+}
+
+/** Builds every map of the document's index now (at start, so no request pays for it). */
+export function warmIndex(desired: Desired): void {
+  const index = indexOf(desired);
+  for (const key of Object.getOwnPropertyNames(DesiredIndex.prototype)) {
+    if (key !== 'constructor') void index[key as keyof DesiredIndex];
   }
 }
 

@@ -15,16 +15,16 @@ export const LongPollQuery = z
 const GONE = Object.freeze({ reason: 'the client went away' });
 
 /**
- * Aborts when the client goes away or the server shuts down. Cheap per poll: nothing is
- * created when the answer is sent normally, and the shutdown listener is removed then.
+ * Aborts when the client goes away, or at once when the server is shutting down. Cheap per
+ * poll: nothing is created when the answer is sent normally. A poll already waiting when
+ * the server shuts down is ended by the views' and routes' `wakeAll` (app.ts preClose), not
+ * by this signal: one listener per poll on the shared shutdown signal cost O(polls) each
+ * (EventTarget checks for duplicates).
  */
 export function pollSignal(reply: FastifyReply, shutdown: AbortSignal): AbortSignal {
   if (shutdown.aborted) return shutdown;
   const poll = new AbortController();
-  const onShutdown = () => poll.abort(shutdown.reason);
-  shutdown.addEventListener('abort', onShutdown, { once: true });
   reply.raw.once('close', () => {
-    shutdown.removeEventListener('abort', onShutdown);
     if (!reply.raw.writableFinished) poll.abort(GONE);
   });
   return poll.signal;

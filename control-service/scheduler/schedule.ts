@@ -47,7 +47,8 @@ export function schedule(input: ScheduleInput): ScheduleResult {
   const active = index.activeMigrations.byApplication;
   /** `misfit`: why the node it runs on no longer fits it; null for an application without a node. */
   const pending: { app: Application; misfit: string | null }[] = [];
-  for (const app of desired.applications) {
+  // Only these can need placing: an application on a node without rules stays (sticky).
+  for (const app of index.unplacedOrRuled) {
     if (active.has(app.name)) continue;
     if (app.node_uuid === undefined) pending.push({ app, misfit: null });
     else if (app.placement && input.up.has(app.node_uuid)) {

@@ -19,7 +19,7 @@ export interface RawObserved {
 }
 
 export interface DiscoverDeps {
-  store: Pick<DatasetStore, 'listDatasets' | 'listSnapshots'>;
+  store: Pick<DatasetStore, 'listAll'>;
   runtime: Pick<ContainerRuntime, 'listContainers'>;
   nodeUuid: string;
   log: Logger;
@@ -40,11 +40,8 @@ export async function discoverRaw(deps: DiscoverDeps): Promise<RawObserved> {
   return { datasets: zfs?.datasets ?? null, snapshots: zfs?.snapshots ?? null, containers };
 }
 
-async function readDatasets(deps: DiscoverDeps): Promise<{ datasets: ZfsDatasetInfo[]; snapshots: Record<string, ZfsSnapshotInfo[]> }> {
-  const datasets = await deps.store.listDatasets();
-  const snapshots: Record<string, ZfsSnapshotInfo[]> = {};
-  for (const d of datasets) snapshots[d.datasetId] = await deps.store.listSnapshots(d.datasetId);
-  return { datasets, snapshots };
+function readDatasets(deps: DiscoverDeps): Promise<{ datasets: ZfsDatasetInfo[]; snapshots: Record<string, ZfsSnapshotInfo[]> }> {
+  return deps.store.listAll();
 }
 
 /**

@@ -38,18 +38,19 @@ export class DockerRuntime implements ContainerRuntime {
     const summaries = await call('list containers', () =>
       this.docker.listContainers({ all: true, filters: { label: [`${LABEL_NODE}=${nodeUuid}`] }, abortSignal: this.signal() }),
     );
-    const out: RuntimeContainer[] = [];
-    for (const summary of summaries) {
-      try {
-        const info = await call('inspect container', () => this.docker.getContainer(summary.Id).inspect({ abortSignal: this.signal() }));
-        out.push(toRuntimeContainer(info));
-      } catch (err) {
-        // Removed between list and inspect: it is simply gone.
-        if (err instanceof DroverError && err.code === 'DROVER_DOCKER_NOT_FOUND') continue;
-        throw err;
-      }
-    }
-    return out;
+    // Inspected side by side: discovery runs every pass, and during a migration every pass is downtime.
+    const inspected = await Promise.all(
+      summaries.map(async (summary) => {
+        try {
+          return toRuntimeContainer(await call('inspect container', () => this.docker.getContainer(summary.Id).inspect({ abortSignal: this.signal() })));
+        } catch (err) {
+          // Removed between list and inspect: it is simply gone.
+          if (err instanceof DroverError && err.code === 'DROVER_DOCKER_NOT_FOUND') return null;
+          throw err;
+        }
+      }),
+    );
+    return inspected.filter((c): c is RuntimeContainer => c !== null);
   }
 
   async createAndStart(spec: ContainerSpec): Promise<void> {

@@ -21,6 +21,8 @@ export const SNAPSHOT_PROPERTIES = ['guid', 'createtxg', 'userrefs'] as const;
 export const argv = {
   getDatasets: (pool: string): Argv => ['get', '-Hp', '-d', '1', '-o', 'name,property,value', DATASET_PROPERTIES.join(','), rootPath(pool)],
   getDataset: (pool: string, id: string): Argv => ['get', '-Hp', '-o', 'name,property,value', DATASET_PROPERTIES.join(','), datasetPath(pool, id)],
+  /** Every drover dataset and its snapshots in one command (snapshots are one level below their dataset). */
+  getAll: (pool: string): Argv => ['get', '-Hp', '-d', '2', '-o', 'name,property,value', [...DATASET_PROPERTIES, ...SNAPSHOT_PROPERTIES].join(','), rootPath(pool)],
   getSnapshots: (pool: string, id: string): Argv => ['get', '-Hp', '-d', '1', '-o', 'name,property,value', SNAPSHOT_PROPERTIES.join(','), datasetPath(pool, id)],
   poolName: (pool: string): Argv => ['get', '-H', '-o', 'value', 'name', rootPath(pool).split('/')[0]!],
   createRoot: (pool: string): Argv => ['create', rootPath(pool)],

@@ -115,6 +115,21 @@ export function datasetStoreContract(label: string, factory: () => Promise<Contr
       expect(a.createtxg).toBeLessThan(b.createtxg);
     });
 
+    it('lists every dataset with its snapshots at once, as listDatasets and listSnapshots do one by one', async () => {
+      const [one, two] = [randomUUID(), randomUUID()];
+      await store.createDataset(one, { maximumSize: 64 * MiB });
+      await store.createDataset(two, { maximumSize: null });
+      await store.createSnapshot(one, 'drover-a');
+      await store.createSnapshot(one, 'drover-b');
+      await store.hold(one, 'drover-b', 'drover-base');
+      const all = await store.listAll();
+      expect(all.datasets).toEqual(await store.listDatasets());
+      expect(all.snapshots[one]).toEqual(await store.listSnapshots(one));
+      expect(all.snapshots[two]).toEqual([]);
+      expect(all.snapshots[one]!.map((s) => [s.snapshot, s.userrefs])).toEqual([['drover-a', 0], ['drover-b', 1]]);
+      await store.release(one, 'drover-b', 'drover-base');
+    });
+
     it('holds and releases idempotently, and a held snapshot cannot be destroyed', async () => {
       const id = randomUUID();
       await store.createDataset(id, { maximumSize: null });

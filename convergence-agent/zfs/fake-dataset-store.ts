@@ -56,6 +56,13 @@ export class FakeDatasetStore implements DatasetStore, SnapshotStore {
     return [...this.datasets.values()].map((d) => this.info(d)).sort((a, b) => a.datasetId.localeCompare(b.datasetId));
   }
 
+  async listAll(): Promise<{ datasets: ZfsDatasetInfo[]; snapshots: Record<string, ZfsSnapshotInfo[]> }> {
+    const datasets = await this.listDatasets();
+    const snapshots: Record<string, ZfsSnapshotInfo[]> = {};
+    for (const d of datasets) snapshots[d.datasetId] = await this.listSnapshots(d.datasetId);
+    return { datasets, snapshots };
+  }
+
   async getDataset(datasetId: string): Promise<ZfsDatasetInfo | null> {
     const name = datasetPath(this.pool, datasetId);
     const ds = this.datasets.get(datasetId);

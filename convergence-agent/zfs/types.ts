@@ -49,6 +49,8 @@ export interface DatasetStore {
   mount(datasetId: string): Promise<void>;
   unmount(datasetId: string): Promise<void>;
   listSnapshots(datasetId: string): Promise<ZfsSnapshotInfo[]>;
+  /** listDatasets and every dataset's listSnapshots at once (one zfs command: discovery runs every pass). */
+  listAll(): Promise<{ datasets: ZfsDatasetInfo[]; snapshots: Record<string, ZfsSnapshotInfo[]> }>;
 }
 
 /**

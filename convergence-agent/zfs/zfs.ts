@@ -99,6 +99,21 @@ export class ZfsStore implements DatasetStore, SnapshotStore {
     }
   }
 
+  async listAll(): Promise<{ datasets: ZfsDatasetInfo[]; snapshots: Record<string, ZfsSnapshotInfo[]> }> {
+    let stdout: string;
+    try {
+      stdout = await this.zfs(argv.getAll(this.pool));
+    } catch (err) {
+      const why = await this.poolMissingOr(err);
+      if (why === err && isDroverError(err, 'DROVER_ZFS_NOT_FOUND')) return { datasets: [], snapshots: {} };
+      throw why;
+    }
+    const datasets = parseDatasets(this.pool, stdout);
+    const snapshots: Record<string, ZfsSnapshotInfo[]> = {};
+    for (const d of datasets) snapshots[d.datasetId] = parseSnapshots(this.pool, d.datasetId, stdout);
+    return { datasets, snapshots };
+  }
+
   async getDataset(datasetId: string): Promise<ZfsDatasetInfo | null> {
     const args = argv.getDataset(this.pool, datasetId);
     try {

@@ -6,7 +6,8 @@
  *   directory), so it is never torn.
  * - `<dir>/desired.journal.<V>`: journal segments (journal.ts), each a list of records that
  *   starts from version V. A commit appends one record (what changed, not the document)
- *   and fsyncs it before it is acknowledged: a write costs what it changed.
+ *   with O_DSYNC (durable when the write returns) before it is acknowledged: a write costs
+ *   what it changed.
  *
  * Compaction folds the journal into the snapshot in the background, once the journal has
  * grown to the snapshot's size (so the bytes written stay proportional to the bytes changed):
@@ -18,6 +19,7 @@
  * was never acknowledged) and is ignored. Loading folds whatever journal it found into a
  * fresh snapshot, and so does a clean stop: a stopped store is one file.
  */
+import { constants } from 'node:fs';
 import { open, readdir, readFile, rename, rm, mkdir, copyFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DroverError } from '#common/errors.ts';
@@ -177,7 +179,9 @@ export class FileConfigStore extends CommittingStore {
     if (this.unsure) await this.reset(previous);
     if (!this.segment) {
       const base = previous.version;
-      const handle = await open(join(this.options.dir, `${JOURNAL_PREFIX}${base}`), 'w', 0o600);
+      // O_DSYNC: each write returns once its bytes are durable — one call into the thread
+      // pool per record instead of a write then an fdatasync (two queue waits under load).
+      const handle = await open(join(this.options.dir, `${JOURNAL_PREFIX}${base}`), constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_APPEND | constants.O_DSYNC, 0o600);
       try {
         await this.syncDir(); // the new file's name is durable before a record in it is acknowledged
       } catch (err) {
@@ -189,7 +193,6 @@ export class FileConfigStore extends CommittingStore {
     const { handle } = this.segment;
     try {
       for (let at = 0; at < line.length; ) at += (await handle.write(line, at, line.length - at)).bytesWritten;
-      await handle.datasync();
     } catch (err) {
       // The record was not acknowledged, but it may be on disk (whole or torn) and would be
       // replayed; the next commit reuses its version. So the journal is started over first.

@@ -6,7 +6,8 @@
  * 200 simulated agents in a second process (control-agents.ts), each reporting its node's datasets and containers
  * every second and long-polling its desired view, all over HTTP. Measured at each size:
  * - read: whole lists (GET /v1/state/datasets and GET /v1/configuration/containers, the
- *   `readP99Ms` of --json) and one entry (GET /v1/drover/applications/<name>);
+ *   `readP99Ms` of --json) and one entry (GET /v1/drover/applications/<name>), in a
+ *   process of their own (this file with `--reader`) running beside the moves;
  * - move: POST /v1/configuration/containers/<name> to another node (each starts a migration);
  * - push: from sending a move to the target agent's long-poll answering with the migration
  *   (an upper bound of "accepted → received");
@@ -135,6 +136,39 @@ async function timed(fn: () => Promise<void>, what = ''): Promise<number> {
   }
 }
 
+interface ReadResult {
+  reads: number[];
+  readsOne: number[];
+  failures: number;
+  error: string | null;
+}
+
+/** The read loop: whole lists and single entries, one after another. */
+async function readLoop(base: string, n: number): Promise<ReadResult> {
+  const out: ReadResult = { reads: [], readsOne: [], failures: 0, error: null };
+  try {
+    for (let i = 0; i < READS; i++) {
+      const path = i % 2 === 0 ? '/v1/state/datasets' : '/v1/configuration/containers';
+      out.reads.push(await timed(async () => void (await (await fetch(base + path)).arrayBuffer()), `GET ${path}`));
+      out.readsOne.push(await timed(async () => void (await (await fetch(`${base}/v1/drover/applications/app${(i * 31) % n}`)).arrayBuffer()), 'GET /v1/drover/applications/<name>'));
+    }
+  } catch (err) {
+    out.error = (err as Error).message;
+  }
+  out.failures = failures;
+  return out;
+}
+
+/** Runs `readLoop` in a child process (this file with `--reader`). */
+function readInChild(base: string, n: number): Promise<ReadResult> {
+  const child = fork(import.meta.filename, ['--reader'], { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return new Promise((resolve, reject) => {
+    child.once('message', (message) => resolve(message as ReadResult));
+    child.once('exit', (code) => reject(new Error(`the reader exited with ${code} before answering`)));
+    child.send({ base, n });
+  });
+}
+
 async function measure(n: number): Promise<Sample> {
   failures = 0;
   const dir = await mkdtemp(join(tmpdir(), 'drover-bench-control-'));
@@ -166,19 +200,18 @@ async function measure(n: number): Promise<Sample> {
     const moves: number[] = [];
     const movesServer: number[] = [];
     const pushes: number[] = [];
-    // Settles (never rejects) so a failure of the moves below is the error reported.
-    const reading = (async (): Promise<Error | null> => {
-      try {
-        for (let i = 0; i < READS; i++) {
-          const path = i % 2 === 0 ? '/v1/state/datasets' : '/v1/configuration/containers';
-          reads.push(await timed(async () => void (await (await fetch(base + path)).arrayBuffer()), `GET ${path}`));
-          readsOne.push(await timed(async () => void (await (await fetch(`${base}/v1/drover/applications/app${(i * 31) % n}`)).arrayBuffer()), 'GET /v1/drover/applications/<name>'));
-        }
-      } catch (err) {
-        return err as Error;
-      }
-      return null;
-    })();
+    // The reads run in a process of their own, so the time a move or push is measured with
+    // does not include this process reading a 3 MB list. Settles (never rejects) so a
+    // failure of the moves below is the error reported.
+    const reading = readInChild(base, n).then(
+      (r) => {
+        reads.push(...r.reads);
+        readsOne.push(...r.readsOne);
+        failures += r.failures;
+        return r.error === null ? null : new Error(r.error);
+      },
+      (err: unknown) => err as Error,
+    );
     for (let k = 0; k < MOVES; k++) {
       const app = (k * 7919) % n;
       const target = (app % NODES + 1 + (k % (NODES - 1))) % NODES;
@@ -248,7 +281,14 @@ async function main(): Promise<void> {
   if (json) process.stdout.write(`${JSON.stringify({ sizes })}\n`);
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`bench:control failed: ${(err as Error).stack ?? String(err)}\n`);
-  process.exit(1);
-});
+if (process.argv.includes('--reader')) {
+  process.once('message', (message) => {
+    const { base, n } = message as { base: string; n: number };
+    void readLoop(base, n).then((result) => process.send!(result, () => process.exit(0)));
+  });
+} else {
+  main().catch((err: unknown) => {
+    process.stderr.write(`bench:control failed: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  });
+}

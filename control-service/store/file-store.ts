@@ -235,20 +235,20 @@ export class FileConfigStore extends CommittingStore {
     if (Date.now() < this.compactAfter) return;
     const closing = this.segment;
     this.segment = null; // the next commit starts segment `at.version`
-    this.compacting = this.compact(at, closing).finally(() => {
+    this.compacting = this.compact(at, closing, this.journalBytes).finally(() => {
       this.compacting = null;
     });
   }
 
-  private async compact(at: StoreSnapshot, closing: Segment | null): Promise<void> {
+  /** `folded`: the journal's bytes up to `at` (what the new snapshot makes unneeded). */
+  private async compact(at: StoreSnapshot, closing: Segment | null, folded: number): Promise<void> {
     const started = performance.now();
     try {
       await closing?.handle.close();
       const segments = (await readdir(this.options.dir)).filter((name) => name.startsWith(JOURNAL_PREFIX) && Number(name.slice(JOURNAL_PREFIX.length)) < at.version);
-      const before = this.journalBytes;
       await this.writeSnapshot(at.version, at.desired);
       await this.removeSegments(segments);
-      this.journalBytes = Math.max(0, this.journalBytes - before);
+      this.journalBytes = Math.max(0, this.journalBytes - folded);
       this.log.info({ version: at.version, bytes: this.snapshotBytes, ms: Math.round(performance.now() - started) }, 'store journal compacted');
     } catch (err) {
       // The journal still holds everything; compaction is tried again later.

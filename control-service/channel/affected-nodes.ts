@@ -5,6 +5,7 @@
  */
 import type { Application, Dataset, Desired } from '#common/model.ts';
 import { indexOf } from '../desired/desired-index.ts';
+import { replacedPositions } from '../desired/list-diff.ts';
 
 /** `holding(datasetId)`: the nodes that reported the dataset present. */
 export function affectedNodes(before: Desired, after: Desired, holding: (datasetId: string) => Iterable<string>): Set<string> | 'all' {
@@ -44,6 +45,8 @@ export function affectedNodes(before: Desired, after: Desired, holding: (dataset
 /** Entries in one list and not the other (by identity): the changed ones, old and new. */
 function changedEntries<T extends object>(a: readonly T[], b: readonly T[]): T[] {
   if (a === b) return [];
+  const positions = replacedPositions(a, b);
+  if (positions !== null) return positions.flatMap((i) => [a[i]!, b[i]!]);
   const inA = new Set(a);
   const inB = new Set(b);
   return [...a.filter((x) => !inB.has(x)), ...b.filter((x) => !inA.has(x))];

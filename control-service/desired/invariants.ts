@@ -6,11 +6,14 @@
  *
  * Each rule depends on one or two collections and is remembered per collection array: a
  * change that leaves a collection as it was (a move touches only `migrations`) does not
- * check it again, so the cost follows what changed.
+ * check it again, and one that replaces a few entries without changing what a rule reads
+ * of them (a handoff: node_uuid and primary) reuses the last result, so the cost follows
+ * what changed.
  */
 import type { Application, Desired } from '#common/model.ts';
 import { parseConstraint } from '../scheduler/constraints.ts';
 import { indexOf } from './desired-index.ts';
+import { replacedInPlace } from './list-diff.ts';
 
 export interface Issue {
   path: (string | number)[];
@@ -31,9 +34,24 @@ export function checkInvariants(desired: Desired): Issue[] {
   ];
 }
 
+/** What the application rules read of an application, and of a dataset. */
+const appShape = (a: Application) => JSON.stringify([a.name, a.volumes.map((v) => v.dataset_id), a.ports.map((p) => p.external), a.placement?.constraints ?? []]);
+const datasetShape = (d: Desired['datasets'][number]) => `${d.dataset_id}\n${d.deleted}`;
+/** The last pair checked: a change that leaves what the rules read as it was reuses its issues. */
+let lastChecked: { applications: readonly Application[]; datasets: Desired['datasets']; issues: Issue[] } | null = null;
+
 function applicationRules(desired: Desired): Issue[] {
   const seen = applicationsChecked.get(desired.applications);
   if (seen && seen.datasets === desired.datasets) return seen.issues;
+  // A handoff or a placement changes node_uuid/primary only: the same rules, same issues.
+  if (
+    lastChecked &&
+    replacedInPlace(lastChecked.applications, desired.applications, appShape) !== null &&
+    replacedInPlace(lastChecked.datasets, desired.datasets, datasetShape) !== null
+  ) {
+    lastChecked = { applications: desired.applications, datasets: desired.datasets, issues: lastChecked.issues };
+    return lastChecked.issues;
+  }
   const datasets = indexOf(desired).datasets;
   const issues: Issue[] = [];
   const mountedBy = new Map<string, string>();
@@ -60,12 +78,23 @@ function applicationRules(desired: Desired): Issue[] {
     });
   });
   if (Object.isFrozen(desired.applications)) applicationsChecked.set(desired.applications, { datasets: desired.datasets, issues });
+  if (Object.isFrozen(desired.applications) && Object.isFrozen(desired.datasets)) lastChecked = { applications: desired.applications, datasets: desired.datasets, issues };
   return issues;
 }
+
+/** Per collection, the last list checked for unique keys. */
+const lastUnique = new Map<string, { list: readonly object[]; issues: Issue[] }>();
 
 function unique<T extends object>(list: readonly T[], key: (item: T) => string, collection: string, field: string): Issue[] {
   const known = uniqueChecked.get(list);
   if (known) return known;
+  const previous = lastUnique.get(collection);
+  if (previous && Object.isFrozen(list) && replacedInPlace(previous.list as readonly T[], list, key) !== null) {
+    // The same keys at the same positions: the same issues.
+    uniqueChecked.set(list, previous.issues);
+    lastUnique.set(collection, { list, issues: previous.issues });
+    return previous.issues;
+  }
   const issues: Issue[] = [];
   const seen = new Set<string>();
   list.forEach((item, i) => {
@@ -73,6 +102,9 @@ function unique<T extends object>(list: readonly T[], key: (item: T) => string, 
     if (seen.has(k)) issues.push({ path: [collection, i, field], message: `duplicate ${field} ${k}` });
     else seen.add(k);
   });
-  if (Object.isFrozen(list)) uniqueChecked.set(list, issues);
+  if (Object.isFrozen(list)) {
+    uniqueChecked.set(list, issues);
+    lastUnique.set(collection, { list, issues });
+  }
   return issues;
 }

@@ -8,6 +8,7 @@
 import type { Desired } from '#common/model.ts';
 import { entryJson } from '../store/encode.ts';
 import { indexOf } from './desired-index.ts';
+import { replacedPositions } from './list-diff.ts';
 
 type Key = keyof Desired;
 
@@ -39,13 +40,27 @@ export function reuseUnchanged(before: Desired, after: Desired): Desired {
     }
     const map = maps[key] as ReadonlyMap<string, object>;
     const key_ = keyOf[key] as (e: object) => string;
-    let identical = list.length === previous.length;
-    const next = list.map((entry, i) => {
+    const keep = (entry: object) => {
       const old = map.get(key_(entry));
-      const kept = old !== undefined && (old === entry || entryJson(old) === entryJson(entry)) ? old : entry;
-      if (kept !== previous[i]) identical = false;
-      return kept;
-    });
+      return old !== undefined && (old === entry || entryJson(old) === entryJson(entry)) ? old : entry;
+    };
+    let identical = list.length === previous.length;
+    let next: object[];
+    const positions = replacedPositions(previous, list);
+    if (positions !== null) {
+      // A few entries replaced: only those can be given back their old object.
+      next = list.slice();
+      for (const i of positions) {
+        next[i] = keep(list[i]!);
+        if (next[i] !== previous[i]) identical = false;
+      }
+    } else {
+      next = list.map((entry, i) => {
+        const kept = keep(entry);
+        if (kept !== previous[i]) identical = false;
+        return kept;
+      });
+    }
     out[key] = identical ? previous : Object.freeze(next);
     if (!identical) same = false;
   }

@@ -7,6 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Desired } from '#common/model.ts';
+import { replacedPositions } from '../desired/list-diff.ts';
 
 const texts = new WeakMap<object, string>();
 const digests = new WeakMap<object, Buffer>();
@@ -47,14 +48,39 @@ export function listBuffer(list: readonly object[]): Buffer {
   return bytes;
 }
 
-function listDigest(list: readonly object[]): Buffer {
+/** Per collection array: its entries' digests end to end (what its digest hashes). */
+const digestBytes = new WeakMap<readonly object[], Buffer>();
+/** Per collection, the last array whose digest bytes were made: the base for the next one. */
+const lastDigested = new Map<string, WeakRef<readonly object[]>>();
+
+function listDigest(list: readonly object[], collection: string): Buffer {
   let digest = listDigests.get(list);
   if (digest === undefined) {
-    // One update with every entry's digest (the same bytes as one update per entry, faster).
-    digest = createHash('md5').update(Buffer.concat(list.map(entryDigest))).digest();
+    digest = createHash('md5').update(entryDigests(list, collection)).digest();
     if (Object.isFrozen(list)) listDigests.set(list, digest);
   }
   return digest;
+}
+
+/**
+ * The entries' digests end to end. A list that replaces a few entries of the last one
+ * (a handoff at 10k) copies its bytes and rewrites those 16-byte slots.
+ */
+function entryDigests(list: readonly object[], collection: string): Buffer {
+  let bytes = digestBytes.get(list);
+  if (bytes !== undefined) return bytes;
+  const previous = lastDigested.get(collection)?.deref();
+  const base = previous === undefined ? undefined : digestBytes.get(previous);
+  const positions = previous === undefined || base === undefined ? null : replacedPositions(previous, list);
+  if (positions !== null) {
+    bytes = Buffer.from(base!);
+    for (const i of positions) entryDigest(list[i]!).copy(bytes, i * 16);
+  } else bytes = Buffer.concat(list.map(entryDigest));
+  if (Object.isFrozen(list)) {
+    digestBytes.set(list, bytes);
+    lastDigested.set(collection, new WeakRef(list));
+  }
+  return bytes;
 }
 
 const order = ['nodes', 'datasets', 'applications', 'leases', 'migrations'] as const satisfies readonly (keyof Desired)[];
@@ -83,7 +109,7 @@ export function desiredTag(desired: Desired): string {
   const root = createHash('md5');
   for (const key of order) {
     root.update(`${key}:${desired[key].length};`);
-    root.update(listDigest(desired[key]));
+    root.update(listDigest(desired[key], key));
   }
   return root.digest('hex');
 }

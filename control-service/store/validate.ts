@@ -10,6 +10,7 @@
  */
 import { z } from 'zod';
 import { Application, Dataset, Lease, Migration, Node, type Desired } from '#common/model.ts';
+import { replacedPositions } from '../desired/list-diff.ts';
 
 const collections = {
   nodes: Node,
@@ -57,14 +58,21 @@ export function validateDesired(doc: unknown): Desired {
   return result;
 }
 
+/** Per collection, the last list validated whole: a list that replaces a few of its entries is checked there only. */
+const lastList = new Map<Key, WeakRef<readonly unknown[]>>();
+
 function parseList(key: Key, list: readonly unknown[], issues: z.core.$ZodIssue[]): readonly unknown[] {
   const schema: z.ZodType = collections[key];
   if (lists[key].has(list)) return list;
   const issuesBefore = issues.length;
   const known = seen[key];
-  const next: unknown[] = new Array(list.length);
-  let reused = 0;
-  for (let i = 0; i < list.length; i++) {
+  // A list that replaces a few entries of the last one validated whole (a handoff) is
+  // checked at those positions only; the others were valid there.
+  const previous = lastList.get(key)?.deref();
+  const positions = previous === undefined ? null : replacedPositions(previous, list);
+  const next: unknown[] = positions === null ? new Array(list.length) : list.slice();
+  let reused = positions === null ? 0 : list.length - positions.length;
+  for (const i of positions ?? list.keys()) {
     const entry = list[i];
     if (typeof entry === 'object' && entry !== null && known.has(entry)) {
       next[i] = entry;
@@ -84,8 +92,10 @@ function parseList(key: Key, list: readonly unknown[], issues: z.core.$ZodIssue[
   const out = reused === list.length && Object.isFrozen(list) ? list : Object.freeze(next);
   if (issues.length > issuesBefore) return out;
   lists[key].add(out);
+  lastList.set(key, new WeakRef(out));
   return out;
 }
+
 
 function deepFreeze<T extends object>(value: T): T {
   for (const child of Object.values(value)) {

@@ -49,8 +49,12 @@ function request(host: string, port: number): Promise<string | null> {
  */
 export async function switchUnderLoad(
   routes: RouteServer,
-  o: { host: string; port: number; nodeUuid: string; a: { host: string; port: number }; b: { host: string; port: number } },
+  o: { app?: string; host: string; port: number; nodeUuid: string; a: { host: string; port: number }; b: { host: string; port: number } },
 ): Promise<SwitchResult> {
+  const app = o.app ?? 'bench';
+  // The route leads to `a` before the clients start.
+  let current = o.a;
+  await routes.waitForAck(o.nodeUuid, routes.publish([route(app, o.port, current, false, 1)]), 10_000);
   const result: SwitchResult = { completed: 0, refused: 0, reset: 0, other: 0, longestMs: 0, slowestAckMs: 0 };
   let stop = false;
   const client = async (): Promise<void> => {
@@ -67,14 +71,15 @@ export async function switchUnderLoad(
   const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
   const publish = async (target: { host: string; port: number }, hold: boolean): Promise<void> => {
     const started = performance.now();
-    const version = routes.publish([route('bench', o.port, target, hold, 1)]);
+    const version = routes.publish([route(app, o.port, target, hold, 1)]);
+    current = target;
     await routes.waitForAck(o.nodeUuid, version, 10_000);
     result.slowestAckMs = Math.max(result.slowestAckMs, performance.now() - started);
   };
   const clients = Array.from({ length: 50 }, client);
   await pause(300);
   for (const next of [o.b, o.a]) {
-    await publish(routes.table.routes[0]!.target!, true);
+    await publish(current, true);
     await pause(300); // the cutover: the source stops, the last delta goes over
     await publish(next, false);
     await pause(300);

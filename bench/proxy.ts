@@ -28,7 +28,16 @@ const say = (line: string): void => void (flags.json ? process.stderr : process.
 
 const BACKEND = { host: '127.0.7.2', port: 18180 };
 const BACKEND_B = { host: '127.0.7.2', port: 18181 };
+// The kernel path reaches the same backend processes on a second address of theirs. Every
+// other config connects to the backend from 127.0.0.1 to 127.0.7.2; a DNATed client's TCP
+// timestamps carry the offset Linux picks for (127.0.0.1, 127.0.7.5) instead, so after a
+// direct round the backend's TIME_WAIT sockets for the same client ports reject its SYNs
+// (PAWS) and each waits out a 1 s retransmit: a bench artefact, not what kernel-mode clients
+// meet (they all come through the node's address). Own backend address, own TIME_WAIT sockets.
+const BACKEND_K = { host: '127.0.7.6', port: BACKEND.port };
+const BACKEND_BK = { host: '127.0.7.6', port: BACKEND_B.port };
 const PORT = 18190;
+const PORT_K = 18191;
 const HOSTS = { direct: BACKEND.host, haproxy: '127.0.7.3', user: '127.0.7.4', kernel: '127.0.7.5' } as const;
 type Config = keyof typeof HOSTS;
 const UUIDS = { user: '00000000-0000-4000-8000-0000000000b1', kernel: '00000000-0000-4000-8000-0000000000b2' };
@@ -39,7 +48,7 @@ const children: ResultPromise[] = [];
 
 function backendConfig(port: number): string {
   writeFileSync(join(dir, 'big.lua'), `local body = string.rep("x", 1048576)\ncore.register_service("big", "http", function(applet)\n  applet:set_status(200)\n  applet:add_header("content-length", tostring(#body))\n  applet:start_response()\n  applet:send(body)\nend)\n`);
-  return `global\n  maxconn 4000\n  nbthread 1\n  lua-load ${join(dir, 'big.lua')}\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n  timeout http-keep-alive 60s\nfrontend web\n  bind ${BACKEND.host}:${port}\n  http-request use-service lua.big if { path_beg /big }\n  http-request return status 200 content-type text/plain string "Hello, world!"\n`;
+  return `global\n  maxconn 4000\n  nbthread 1\n  lua-load ${join(dir, 'big.lua')}\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n  timeout http-keep-alive 60s\nfrontend web\n  bind ${BACKEND.host}:${port}\n  bind ${BACKEND_K.host}:${port}\n  http-request use-service lua.big if { path_beg /big }\n  http-request return status 200 content-type text/plain string "Hello, world!"\n`;
 }
 
 const haproxyTcp = `global\n  maxconn 4000\n  nbthread 2\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\nfrontend fe\n  bind ${HOSTS.haproxy}:${PORT}\n  default_backend be\nbackend be\n  server s1 ${BACKEND.host}:${BACKEND.port}\n`;
@@ -88,7 +97,8 @@ function cpuTicks(pid: number | undefined): number {
 }
 
 async function wrk(config: Config, scenario: Scenario, pid: number | undefined): Promise<Sample> {
-  const url = `http://${HOSTS[config]}:${config === 'direct' ? BACKEND.port : PORT}${scenario === 'big' ? '/big' : '/'}`;
+  const port = { direct: BACKEND.port, haproxy: PORT, user: PORT, kernel: PORT_K }[config];
+  const url = `http://${HOSTS[config]}:${port}${scenario === 'big' ? '/big' : '/'}`;
   const args = ['-t2', '-c50', `-d${SECONDS}s`, '--latency', ...(scenario === 'close' ? ['-H', 'Connection: close'] : []), url];
   const before = cpuTicks(pid);
   const { stdout } = await execa('wrk', args, { reject: false });
@@ -127,10 +137,10 @@ async function main(): Promise<void> {
     say('nft is not usable here (needs root and Debian nftables): the kernel path is skipped');
   }
   haproxy('backend', backendConfig(BACKEND.port));
-  haproxy('backend-b', backendConfig(BACKEND_B.port).replace(`bind ${BACKEND.host}:${BACKEND.port}`, `bind ${BACKEND_B.host}:${BACKEND_B.port}`));
+  haproxy('backend-b', backendConfig(BACKEND_B.port));
   const hap = haproxy('haproxy-tcp', haproxyTcp);
   await routes.start();
-  routes.publish([route('bench', PORT, BACKEND)]);
+  routes.publish([route('bench', PORT, BACKEND), route('bench-kernel', PORT_K, BACKEND_K)]);
   const user = droverProxy('user', routes.url);
   const kern = kernel ? droverProxy('kernel', routes.url) : null;
   await Promise.all([
@@ -138,7 +148,7 @@ async function main(): Promise<void> {
     waitForPort(BACKEND_B.host, BACKEND_B.port),
     waitForPort(HOSTS.haproxy, PORT),
     waitForPort(HOSTS.user, PORT),
-    ...(kernel ? [waitForPort(HOSTS.kernel, PORT)] : []),
+    ...(kernel ? [waitForPort(HOSTS.kernel, PORT_K), waitForPort(BACKEND_K.host, BACKEND_K.port)] : []),
   ]);
   await routes.waitForAck(UUIDS.user, 1, 30_000);
   if (kernel) await routes.waitForAck(UUIDS.kernel, 1, 30_000);
@@ -172,7 +182,7 @@ async function main(): Promise<void> {
   }
 
   const userSwitch = await switchUnderLoad(routes, { host: HOSTS.user, port: PORT, nodeUuid: UUIDS.user, a: BACKEND, b: BACKEND_B });
-  const kernelSwitch = kernel ? await switchUnderLoad(routes, { host: HOSTS.kernel, port: PORT, nodeUuid: UUIDS.kernel, a: BACKEND, b: BACKEND_B }) : null;
+  const kernelSwitch = kernel ? await switchUnderLoad(routes, { app: 'bench-kernel', host: HOSTS.kernel, port: PORT_K, nodeUuid: UUIDS.kernel, a: BACKEND_K, b: BACKEND_BK }) : null;
   say('');
   for (const [name, s] of [['user', userSwitch], ['kernel', kernelSwitch]] as const) {
     if (s) say(`switch under load (${name}): ${s.completed} requests completed, ${s.refused} refused, ${s.reset} reset, ${s.other} other errors; longest request ${s.longestMs.toFixed(0)} ms; route change acknowledged within ${s.slowestAckMs.toFixed(0)} ms`);

@@ -11,6 +11,14 @@
  *   node). A target on 127.0.0.0/8 reached from another host also needs
  *   `net.ipv4.conf.all.route_localnet=1`, and a target on another node needs
  *   `net.ipv4.ip_forward=1`; drover does not change those host settings.
+ * - DNATed flows get their own conntrack timeouts (`ct timeout`, where the kernel has
+ *   nf_conntrack_timeout): TIME_WAIT lasts `timeWaitSeconds` instead of the host's 120 s.
+ *   A client that reuses a source port within those 120 s (a few thousand new connections a
+ *   second is enough) meets its old entry, the NAT picks another source port to keep reply
+ *   tuples unique, and the backend's TIME_WAIT socket for that port rejects the SYN (PAWS):
+ *   the client waits out a 1 s SYN retransmit. Measured here with wrk `Connection: close`:
+ *   1.7–7.9k new connections/s with the host's timeout, 21k with 2 s, 28k direct. Both ends
+ *   keep their own TCP TIME_WAIT, so the short conntrack one loses nothing.
  */
 import type { DnatRule } from './route-plan.ts';
 
@@ -21,14 +29,36 @@ export function tableIsValid(table: string): boolean {
   return /^drover_[a-z0-9_]{1,40}$/.test(table);
 }
 
+export interface NftScriptOptions {
+  /**
+   * Conntrack TIME_WAIT of DNATed flows, in seconds (1–120), or null for the host's own
+   * (for a kernel without nf_conntrack_timeout, where `ct timeout` objects are refused).
+   */
+  timeWaitSeconds: number | null;
+}
+
+export const DEFAULT_NFT_SCRIPT_OPTIONS: NftScriptOptions = { timeWaitSeconds: 2 };
+
+/** Name of the table's conntrack timeout policy for TCP. */
+const CT_TIMEOUT = 'drover_tcp';
+
 /** The script that makes `table` hold exactly `rules` for connections to `listenHost`. */
-export function nftReplaceScript(table: string, listenHost: string, rules: readonly DnatRule[]): string {
+export function nftReplaceScript(
+  table: string,
+  listenHost: string,
+  rules: readonly DnatRule[],
+  options: NftScriptOptions = DEFAULT_NFT_SCRIPT_OPTIONS,
+): string {
   assertSafe(table, listenHost, rules);
-  const dnat = (r: DnatRule): string => `ip daddr ${listenHost} tcp dport ${r.port} dnat to ${r.target.host}:${r.target.port}`;
+  const tw = options.timeWaitSeconds;
+  if (tw !== null && (!Number.isInteger(tw) || tw < 1 || tw > 120)) throw new Error(`not a TIME_WAIT timeout in seconds (1-120): ${tw}`);
+  const timeout = tw === null ? '' : ` ct timeout set "${CT_TIMEOUT}"`;
+  const dnat = (r: DnatRule): string => `ip daddr ${listenHost} tcp dport ${r.port}${timeout} dnat to ${r.target.host}:${r.target.port}`;
   const lines = [
     `table ip ${table} {}`,
     `delete table ip ${table}`,
     `table ip ${table} {`,
+    ...(tw === null ? [] : [`  ct timeout ${CT_TIMEOUT} {`, `    protocol tcp; l3proto ip;`, `    policy = { time_wait: ${tw} }`, `  }`]),
     `  chain output {`,
     `    type nat hook output priority -100; policy accept;`,
     ...rules.map((r) => `    ${dnat(r)}`),

@@ -4,13 +4,14 @@
  * listener, which holds them; after the release the kernel takes over again.
  */
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { afterEach, expect, it } from 'vitest';
 import { silentLogger } from '#common/log.ts';
 import { createEngine } from '../../proxy/engine.ts';
 import { createNftRules } from '../../proxy/nft-command.ts';
 import { DEFAULT_FORWARDING, RoutingProxy } from '../../proxy/proxy.ts';
 import { route } from '../../proxy/test-support/route-server.ts';
-import { connectTo, digestReply, readAll, sha256, startServer, type TestServer } from '../../proxy/test-support/sockets.ts';
+import { connectTo, digestReply, readAll, sha256, startServer, waitFor, type TestServer } from '../../proxy/test-support/sockets.ts';
 import { describeWith } from '../support/require.ts';
 
 const PROXY_HOST = '127.0.6.5';
@@ -54,7 +55,7 @@ describeWith(['root', 'nft'], 'the kernel fast path', () => {
     const port = 21101;
 
     await proxy.apply({ version: 1, routes: [route('db', port, { host: BACKEND_HOST, port: a.port })] });
-    expect(nftTable()).toContain(`ip daddr ${PROXY_HOST} tcp dport ${port} dnat to ${BACKEND_HOST}:${a.port}`);
+    expect(nftTable()).toContain(`ip daddr ${PROXY_HOST} tcp dport ${port} ct timeout set "drover_tcp" dnat to ${BACKEND_HOST}:${a.port}`);
     expect(await exchange(port, 'one')).toBe(`A:${sha256('one')}`);
     expect(engine.counts().accepted).toBe(0); // the kernel forwarded it; user space never saw it
 
@@ -74,6 +75,32 @@ describeWith(['root', 'nft'], 'the kernel fast path', () => {
     await proxy.stop(100);
     proxy = null;
     expect(nftTable()).toBeNull();
+  });
+
+  it('gives a DNATed flow a 2 s conntrack TIME_WAIT, not the host 120 s that makes reused client ports stall', async () => {
+    const a = await startServer(BACKEND_HOST, digestReply('A'));
+    backends.push(a);
+    const nat = createNftRules({ table: TABLE, listenHost: PROXY_HOST, log: silentLogger() });
+    proxy = new RoutingProxy({ engine: createEngine('auto'), listenHost: PROXY_HOST, nat, options: DEFAULT_FORWARDING, log: silentLogger() });
+    const port = 21103;
+    await proxy.apply({ version: 1, routes: [route('db', port, { host: BACKEND_HOST, port: a.port })] });
+    expect(nftTable()).toContain('ct timeout set "drover_tcp"');
+
+    const s = await connectTo(port, PROXY_HOST);
+    const clientPort = s.localPort;
+    const reply = readAll(s);
+    s.end('one');
+    expect((await reply).toString()).toBe(`A:${sha256('one')}`);
+    s.destroy();
+    // /proc/net/nf_conntrack: "ipv4 2 tcp 6 <seconds left> <state> src=… dst=… sport=… dport=…"
+    const entry = (): string[] | undefined =>
+      readFileSync('/proc/net/nf_conntrack', 'utf8')
+        .split('\n')
+        .map((l) => l.trim().split(/\s+/))
+        .find((f) => f.includes(`dst=${PROXY_HOST}`) && f.includes(`sport=${clientPort}`) && f.includes(`dport=${port}`));
+    await waitFor(() => entry()?.[5] === 'TIME_WAIT', 5000, 'the flow in TIME_WAIT');
+    expect(Number(entry()![4])).toBeLessThanOrEqual(2);
+    await waitFor(() => entry() === undefined, 5000, 'the flow gone from conntrack');
   });
 
   it('removes a table left behind by a proxy that died', async () => {

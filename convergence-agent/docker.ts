@@ -111,8 +111,11 @@ export class DockerRuntime implements ContainerRuntime {
       this.docker.getContainer(containerId).exec({ Cmd: command, AttachStdout: false, AttachStderr: false, abortSignal: this.signal() }),
     );
     await call('start exec', () => exec.start({ Detach: true, abortSignal: this.signal() }));
-    // Detached: poll until it ends. XXX: a timed-out command keeps running in the container,
+    // Detached: poll until it ends — every 10 ms for the first 200 ms (a health probe such as
+    // `redis-cli ping` ends in tens of ms, and during a migration's release its result is
+    // downtime), then every 50 ms. XXX: a timed-out command keeps running in the container,
     // as with Docker's own HEALTHCHECK; docker has no way to kill an exec.
+    const started = Date.now();
     for (;;) {
       const info = await call('inspect exec', () => exec.inspect({ abortSignal: this.signal() }));
       if (!info.Running && info.ExitCode !== null) return { exitCode: info.ExitCode };
@@ -122,7 +125,8 @@ export class DockerRuntime implements ContainerRuntime {
           detail: { containerId, command },
         });
       }
-      await new Promise((r) => setTimeout(r, Math.min(50, Math.max(1, deadline - Date.now()))));
+      const every = Date.now() - started < 200 ? 10 : 50;
+      await new Promise((r) => setTimeout(r, Math.min(every, Math.max(1, deadline - Date.now()))));
     }
   }
 

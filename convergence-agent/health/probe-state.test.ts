@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { HealthCheck } from '#common/model.ts';
-import { firstProbeAt, initialProbeState, nextProbeAt, recordProbe, type ProbeOutcome } from './probe-state.ts';
+import { firstProbeAt, initialProbeState, nextProbe, nextProbeAt, recordProbe, START_FAST_MS, START_INTERVAL_MS, START_SLOW_INTERVAL_MS, type ProbeOutcome } from './probe-state.ts';
 
 const check = HealthCheck.parse({ type: 'tcp', port: 80, initial_delay_seconds: 5, period_seconds: 2, failure_threshold: 3 });
 const run = (outcomes: ProbeOutcome[]) =>
@@ -24,6 +24,18 @@ describe('probe state (Kubernetes liveness semantics)', () => {
 
   it('changes nothing on an unknown result', () => {
     expect(run(['failure', 'failure', 'unknown', 'unknown'])).toMatchObject({ consecutiveFailures: 2, status: 'starting' });
+  });
+
+  it('probes a starting container often in its first seconds, less often after, and only on the period once it passed', () => {
+    const started = 100_000;
+    const due = started + 10_000;
+    expect(nextProbe(initialProbeState, due, started + 60, started)).toEqual({ at: started + 60 + START_INTERVAL_MS, counted: false });
+    const late = started + START_FAST_MS + 1;
+    expect(nextProbe(initialProbeState, due, late, started)).toEqual({ at: late + START_SLOW_INTERVAL_MS, counted: false });
+    expect(START_SLOW_INTERVAL_MS).toBeGreaterThan(START_INTERVAL_MS);
+    expect(nextProbe(run(['success']), due, started + 60, started)).toEqual({ at: due, counted: true });
+    // An extra probe never pushes past the regular one.
+    expect(nextProbe(initialProbeState, due, due - 10, started)).toEqual({ at: due, counted: true });
   });
 
   it('probes first after the initial delay, then every period', () => {

@@ -13,7 +13,16 @@ import { DEFAULT_TUNING, SourceJob, type JobStage } from './source-job.ts';
 const MiB = 1024 * 1024;
 
 /** One node (A) moving `web` with its datasets to B: fakes for everything but the job. */
-async function world(options: { phase?: 'pending' | 'pre-copy' | 'cutover' | 'handoff'; datasets?: string[]; generation?: number } = {}) {
+async function world(
+  options: {
+    phase?: 'pending' | 'pre-copy' | 'cutover' | 'handoff';
+    datasets?: string[];
+    generation?: number;
+    /** Runs inside each replicate call (the n-th, from 1) before it answers. */
+    during?: (o: ReplicateOptions, n: number, store: FakeDatasetStore) => Promise<void>;
+    progressIntervalMs?: number;
+  } = {},
+) {
   const datasets = options.datasets ?? [DS_1];
   const store = new FakeDatasetStore({ mountRoot: '/mnt/drover' });
   for (const id of datasets) await store.createDataset(id, { maximumSize: null });
@@ -33,6 +42,7 @@ async function world(options: { phase?: 'pending' | 'pre-copy' | 'cutover' | 'ha
     const ds = await store.getDataset(o.datasetId);
     sends.push({ datasetId: o.datasetId, readonly: ds!.readonly, appRunning: runtime.byName('drover-web')?.running ?? false });
     deferred.push(o.deferSettle === true);
+    await options.during?.(o, sends.length, store);
     const next = script.shift() ?? 1_000;
     if (next instanceof DroverError) throw next;
     return { snapshot: `drover-s${sends.length}`, guid: String(1000 + sends.length), bytes: next, incremental: sends.length > 1, baseSnapshot: null, resumed: false };
@@ -54,7 +64,7 @@ async function world(options: { phase?: 'pending' | 'pre-copy' | 'cutover' | 'ha
       },
       peers: { peerFor: async () => peer, close: async () => {} },
       nodeOf: (uuid) => (uuid === NODE_B ? node(NODE_B, '127.0.0.12') : undefined),
-      tuning: { ...DEFAULT_TUNING, smallMs: 0, ackWaitMs: 100, cutoverPostMs: 300, verdictPostMs: 300 },
+      tuning: { ...DEFAULT_TUNING, smallMs: 0, ackWaitMs: 100, cutoverPostMs: 300, verdictPostMs: 300, progressIntervalMs: options.progressIntervalMs ?? DEFAULT_TUNING.progressIntervalMs },
       stopTimeoutSeconds: 1,
       onStage: (s) => stages.push(s),
     },
@@ -64,6 +74,29 @@ async function world(options: { phase?: 'pending' | 'pre-copy' | 'cutover' | 'ha
 }
 
 describe('the source job of a migration', () => {
+  it('estimates the first round from the size read once its stream began, not the lagging one read before', async () => {
+    const w = await world({
+      progressIntervalMs: 0,
+      during: async (o, n, store) => {
+        if (n !== 1) return;
+        // What zfs-fuse shows once the round's snapshot synced a transaction group.
+        store.write(o.datasetId, 40 * MiB);
+        o.onProgress?.({ datasetId: o.datasetId, bytes: 1 * MiB, elapsedMs: 10, bytesPerSecond: 100 * MiB });
+        await new Promise((r) => setTimeout(r, 10));
+        o.onProgress?.({ datasetId: o.datasetId, bytes: 2 * MiB, elapsedMs: 20, bytesPerSecond: 100 * MiB });
+        await new Promise((r) => setTimeout(r, 10));
+      },
+    });
+    w.script.push(40 * MiB, 4_096, 4_096);
+    expect(await w.job.run()).toBe('handed-off');
+    // The two posts made while round 1 streamed (the round's end is posted after them).
+    const progress = w.control.updates.filter((u) => u.phase === 'pre-copy' && u.round === 1 && u.rate_bytes_per_second === 100 * MiB);
+    expect(progress.map((u) => u.bytes_sent)).toEqual([1 * MiB, 2 * MiB]);
+    // The first post still had the old figure; the next one the size the round really sends.
+    expect(progress[0]!.bytes_total).toBeLessThan(1 * MiB + 1 * MiB);
+    expect(progress[1]!.bytes_total).toBeGreaterThanOrEqual(40 * MiB);
+  });
+
   it('pre-copies while the application runs, then stops it, sends the final delta, makes the data read-only and hands off', async () => {
     const w = await world();
     w.script.push(100 * MiB, 1 * MiB, 4_096);

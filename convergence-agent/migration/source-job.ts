@@ -80,6 +80,8 @@ export class SourceJob {
   private sent = 0;
   private rounds: Round[] = [];
   private referenced = 0;
+  /** Whether the size estimate was read again once the first round's stream began. */
+  private referencedReread = false;
   private lastProgressAt: number | null = null;
   /** The progress post in flight: posts never overtake one another. */
   private inFlight: Promise<void> = Promise.resolve();
@@ -350,6 +352,10 @@ export class SourceJob {
   }
 
   private progress(before: number, inRound: number, bytesPerSecond: number): void {
+    if (!this.referencedReread && this.rounds.length === 0) {
+      this.referencedReread = true;
+      void this.rereadReferenced();
+    }
     if (this.posting || !progressDue(this.lastProgressAt, this.deps.clock.now(), this.deps.tuning.progressIntervalMs)) return;
     this.lastProgressAt = this.deps.clock.now();
     const update: MigrationUpdate = {
@@ -364,6 +370,23 @@ export class SourceJob {
       .update(this.m.id, update)
       .then(() => {}, (err: unknown) => this.log.debug({ err }, 'progress not posted'))
       .finally(() => (this.posting = false));
+  }
+
+  /**
+   * The first round's size estimate, read again once its stream began. `referenced` as read
+   * before the round can lag far behind: zfs-fuse updates it when a transaction group syncs,
+   * and data the application wrote in the last seconds is not in it (the demo showed "64 KiB
+   * / 124 KiB" for a 33 MiB round). The round's snapshot synced one, so the figure read now
+   * holds all the round sends. Best effort; it only ever raises the estimate.
+   */
+  private async rereadReferenced(): Promise<void> {
+    try {
+      let total = 0;
+      for (const id of this.m.dataset_ids) total += (await this.deps.datasets.getDataset(id))?.referencedBytes ?? 0;
+      this.referenced = Math.max(this.referenced, total);
+    } catch (err) {
+      this.log.debug({ err }, 'size estimate not read again');
+    }
   }
 
   /** After a round; best effort: a lost progress post changes nothing. */

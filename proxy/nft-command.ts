@@ -1,14 +1,15 @@
 /**
  * The kernel fast path's adapter: runs `nft -f -` (execa, argument array, script on stdin).
  * Calls are serialized: two proxies' nft transactions never interleave in this process, and a
- * later sync always lands after an earlier one. A kernel that refuses the rule set's conntrack
- * timeout policy (no nf_conntrack_timeout) gets the rules without it, with one warning: DNAT
- * still works, new connections from reused client ports may wait out a SYN retransmit.
+ * later sync always lands after an earlier one. Before the first sync it probes once for
+ * conntrack timeout policies (nf_conntrack_timeout); a kernel without them gets the rules
+ * without one, with a warning: DNAT still works, new connections from reused client ports
+ * may wait out a SYN retransmit.
  */
 import { execa } from 'execa';
 import { DroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
-import { DEFAULT_NFT_SCRIPT_OPTIONS, nftDeleteScript, nftReplaceScript, type NftScriptOptions } from './nft-ruleset.ts';
+import { DEFAULT_NFT_SCRIPT_OPTIONS, nftConntrackTimeoutProbeScript, nftDeleteScript, nftReplaceScript, type NftScriptOptions } from './nft-ruleset.ts';
 import type { NatRules } from './proxy.ts';
 import type { DnatRule } from './route-plan.ts';
 
@@ -18,13 +19,13 @@ export interface NftOptions {
   log: Logger;
   /** The nft binary; Debian's `nftables` package installs /usr/sbin/nft. */
   nft?: string;
-  /** Conntrack timeouts of DNATed flows (default: TIME_WAIT 2 s). */
+  /** Conntrack timeouts of DNATed flows (default: TIME_WAIT 2 s where the kernel has them). */
   script?: NftScriptOptions;
 }
 
 export function createNftRules(o: NftOptions): NatRules & { available(): Promise<boolean> } {
   const nft = o.nft ?? 'nft';
-  let scriptOptions: NftScriptOptions = o.script ?? DEFAULT_NFT_SCRIPT_OPTIONS;
+  let scriptOptions: Promise<NftScriptOptions> | null = o.script ? Promise.resolve(o.script) : null;
   let queue: Promise<unknown> = Promise.resolve();
   const run = (script: string, what: string): Promise<void> => {
     const next = queue.then(async () => {
@@ -39,20 +40,23 @@ export function createNftRules(o: NftOptions): NatRules & { available(): Promise
     queue = next.catch(() => {});
     return next;
   };
+  const probeTimeouts = async (): Promise<NftScriptOptions> => {
+    try {
+      await run(nftConntrackTimeoutProbeScript(o.table), 'conntrack timeout probe');
+      return DEFAULT_NFT_SCRIPT_OPTIONS;
+    } catch (err) {
+      o.log.warn({ table: o.table, err }, 'conntrack timeout policies refused; kernel rules use the host conntrack timeouts');
+      return { timeWaitSeconds: null };
+    }
+  };
   return {
     async available() {
       const result = await execa(nft, ['--version'], { reject: false, timeout: 5_000 });
       return result.exitCode === 0;
     },
     async sync(rules: DnatRule[]) {
-      try {
-        await run(nftReplaceScript(o.table, o.listenHost, rules, scriptOptions), 'replace');
-      } catch (err) {
-        if (scriptOptions.timeWaitSeconds === null) throw err;
-        await run(nftReplaceScript(o.table, o.listenHost, rules, { timeWaitSeconds: null }), 'replace');
-        scriptOptions = { timeWaitSeconds: null };
-        o.log.warn({ table: o.table, err }, 'conntrack timeout policy refused; kernel rules use the host conntrack timeouts');
-      }
+      scriptOptions ??= probeTimeouts();
+      await run(nftReplaceScript(o.table, o.listenHost, rules, await scriptOptions), 'replace');
       o.log.debug({ table: o.table, rules: rules.length }, 'kernel rules replaced');
     },
     async clear() {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { nftDeleteScript, nftReplaceScript } from './nft-ruleset.ts';
+import { nftConntrackTimeoutProbeScript, nftDeleteScript, nftReplaceScript } from './nft-ruleset.ts';
 
 describe('nftReplaceScript', () => {
   it('replaces only its own table, in one transaction, with a DNAT per rule for local and remote clients', () => {
@@ -31,6 +31,13 @@ describe('nftReplaceScript', () => {
     expect(() => nftReplaceScript('drover_x', '127.0.0.1; flush ruleset', [])).toThrow(/not an IPv4/);
     expect(() => nftReplaceScript('drover_x', '127.0.0.1', [{ port: 80, target: { host: '1.2.3.4 }', port: 1 } }])).toThrow(/not an IPv4/);
     expect(() => nftReplaceScript('drover_x', '127.0.0.1', [{ port: 0, target: { host: '1.2.3.4', port: 1 } }])).toThrow(/not a port/);
+  });
+
+  it('probes for conntrack timeout policies inside its own table only, adding nothing that stays', () => {
+    const probe = nftConntrackTimeoutProbeScript('drover_proxy_x');
+    expect(probe.startsWith('table ip drover_proxy_x {}\ntable ip drover_proxy_x {\n  ct timeout drover_probe {')).toBe(true);
+    expect(probe.trim().split('\n').at(-1)).toBe('delete ct timeout ip drover_proxy_x drover_probe');
+    expect(() => nftConntrackTimeoutProbeScript('nat')).toThrow(/not a drover table/);
   });
 
   it('deletes a table that may not exist without failing', () => {

@@ -76,6 +76,26 @@ export function nftReplaceScript(
   return `${lines.join('\n')}\n`;
 }
 
+/**
+ * Feature detection for `ct timeout` objects (nf_conntrack_timeout): adds a policy to `table`
+ * (created empty if absent) and deletes it again, in one transaction. A kernel without the
+ * feature refuses the whole script and nothing changes.
+ */
+export function nftConntrackTimeoutProbeScript(table: string): string {
+  if (!tableIsValid(table)) throw new Error(`not a drover table name: ${table}`);
+  return [
+    `table ip ${table} {}`,
+    `table ip ${table} {`,
+    `  ct timeout drover_probe {`,
+    `    protocol tcp; l3proto ip;`,
+    `    policy = { time_wait: ${DEFAULT_NFT_SCRIPT_OPTIONS.timeWaitSeconds} }`,
+    `  }`,
+    `}`,
+    `delete ct timeout ip ${table} drover_probe`,
+    '',
+  ].join('\n');
+}
+
 /** Removes `table` if it exists (left over from a crashed proxy, or at exit). */
 export function nftDeleteScript(table: string): string {
   if (!tableIsValid(table)) throw new Error(`not a drover table name: ${table}`);

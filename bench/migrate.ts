@@ -84,11 +84,7 @@ function compose(size: number, port: number): string {
     ports: ["${port}:6379"]
     volumes: ["data:/data"]
     restart: always
-    healthcheck:
-      test: ["CMD-SHELL", "redis-cli ping | grep -q PONG"]
-      interval: 1s
-      timeout: 2s
-      retries: 3
+    x-drover-healthcheck: { type: tcp, port: 6379, send: "PING\\r\\n", expect: "+PONG", interval: 1s, timeout: 2s, retries: 3 }
 volumes:
   data:
     driver_opts:

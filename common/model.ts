@@ -93,10 +93,22 @@ const probeTiming = {
   failure_threshold: z.number().int().min(1).max(100).default(3),
 };
 
-/** Kubernetes probe semantics (reference/docker-plugin-compose.md §5). */
+/**
+ * Kubernetes probe semantics (reference/docker-plugin-compose.md §5). A tcp check may also
+ * `send` a string (UTF-8) once connected and `expect` one in the answer (HAProxy's
+ * `tcp-check send` / `tcp-check expect string`): `{ send: "PING\r\n", expect: "+PONG" }`.
+ */
 export const HealthCheck = z.discriminatedUnion('type', [
   z.object({ type: z.literal('http'), port: Port, path: z.string().startsWith('/').default('/'), ...probeTiming }).strict(),
-  z.object({ type: z.literal('tcp'), port: Port, ...probeTiming }).strict(),
+  z
+    .object({
+      type: z.literal('tcp'),
+      port: Port,
+      send: z.string().min(1).max(1024).optional(),
+      expect: z.string().min(1).max(1024).optional(),
+      ...probeTiming,
+    })
+    .strict(),
   z.object({ type: z.literal('exec'), command: z.array(z.string()).min(1), ...probeTiming }).strict(),
 ]);
 export type HealthCheck = z.infer<typeof HealthCheck>;

@@ -15,12 +15,24 @@ const ComposeHealth = z
   .object({ test: z.union([z.string(), z.array(z.string())]).optional(), disable: z.boolean().optional(), ...Timing })
   .strict();
 
+// A YAML number or boolean is refused rather than turned into a string: `expect: 1` is more
+// likely a mistake than a probe for the text "1".
+const ProbeText = z
+  .string({ error: 'must be a string (quote it)' })
+  .min(1, { error: 'must not be empty' })
+  .max(1024, { error: 'must be at most 1024 characters' })
+  .optional();
+
 const DroverHealth = z.discriminatedUnion('type', [
   z.object({ type: z.literal('http'), port: z.number().int().min(1).max(65535), path: z.string().startsWith('/').optional(), ...Timing }).strict(),
-  z.object({ type: z.literal('tcp'), port: z.number().int().min(1).max(65535), ...Timing }).strict(),
+  z.object({ type: z.literal('tcp'), port: z.number().int().min(1).max(65535), send: ProbeText, expect: ProbeText, ...Timing }).strict(),
 ]);
 
-const REASONS = { start_interval: 'needs Docker API 1.44; Docker 20.10 has no start interval (use a short "interval")' };
+const REASONS = {
+  start_interval: 'needs Docker API 1.44; Docker 20.10 has no start interval (use a short "interval")',
+  send: 'only a tcp check sends (x-drover-healthcheck: { type: tcp, port, send, expect })',
+  expect: 'only a tcp check expects (x-drover-healthcheck: { type: tcp, port, send, expect })',
+};
 
 /**
  * Compose `healthcheck:` → an exec health check. `test: ["CMD", "redis-cli", "ping"]` runs
@@ -47,15 +59,25 @@ export function readComposeHealthcheck(scope: Scope, value: unknown): HealthChec
 
 /**
  * `x-drover-healthcheck:` — a check drover runs from the node, not inside the container:
- * `{ type: http, port, path }` (200–399 is healthy) or `{ type: tcp, port }`; `port` is the
- * container port. Same timing keys as Compose, with Kubernetes' defaults (10s, 1s, 3).
+ * `{ type: http, port, path }` (200–399 is healthy) or `{ type: tcp, port, send, expect }`;
+ * `port` is the container port. A tcp check without `expect` is healthy once it connects (and
+ * has written `send`, if given); with `expect`, once the answer contains that string, as
+ * HAProxy's `tcp-check send` / `expect string`: `{ type: tcp, port: 6379, send: "PING\r\n",
+ * expect: "+PONG" }` (a YAML double-quoted "\r\n" is CR LF). Same timing keys as Compose,
+ * with Kubernetes' defaults (10s, 1s, 3). No exec is needed, and none of its cost per probe.
  */
 export function readDroverHealthcheck(scope: Scope, value: unknown): HealthCheck {
   const key = ['x-drover-healthcheck'];
   const spec = scope.shape(key, DroverHealth, value, REASONS);
   const t = timing(scope, key, spec, { interval: 10, timeout: 1 });
   if (spec.type === 'http') return { type: 'http', port: spec.port, path: spec.path ?? '/', ...t };
-  return { type: 'tcp', port: spec.port, ...t };
+  return {
+    type: 'tcp',
+    port: spec.port,
+    ...(spec.send === undefined ? {} : { send: spec.send }),
+    ...(spec.expect === undefined ? {} : { expect: spec.expect }),
+    ...t,
+  };
 }
 
 interface TimingIn {

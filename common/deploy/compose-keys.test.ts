@@ -78,6 +78,34 @@ describe('Compose keys', () => {
     );
   });
 
+  it('reads a tcp x-drover-healthcheck that sends and expects, a double-quoted "\\r\\n" being CR LF', () => {
+    const check = '    x-drover-healthcheck: { type: tcp, port: 6379, send: "PING\\r\\n", expect: "+PONG", interval: 1s, timeout: 2s, retries: 3 }\n';
+    expect(service(check).health_check).toEqual({
+      type: 'tcp',
+      port: 6379,
+      send: 'PING\r\n',
+      expect: '+PONG',
+      initial_delay_seconds: 0,
+      period_seconds: 1,
+      timeout_seconds: 2,
+      failure_threshold: 3,
+    });
+    expect(service('    x-drover-healthcheck: { type: tcp, port: 25, expect: 220 ESMTP }\n').health_check).toMatchObject({ expect: '220 ESMTP' });
+    expect(service('    x-drover-healthcheck: { type: tcp, port: 6379 }\n').health_check).not.toHaveProperty('send');
+  });
+
+  it('refuses a tcp check whose send or expect is not a string, empty or too long, and send or expect anywhere else', () => {
+    const tcp = (extra: string) => `    x-drover-healthcheck: { type: tcp, port: 6379, ${extra} }\n`;
+    expect(refusal(tcp('expect: 1'))).toBe('c.yml:4:52: service "app": key "x-drover-healthcheck.expect": must be a string (quote it)');
+    expect(refusal(tcp('expect: ""'))).toBe('c.yml:4:52: service "app": key "x-drover-healthcheck.expect": must not be empty');
+    expect(refusal(tcp(`send: ${'x'.repeat(1025)}`))).toBe('c.yml:4:52: service "app": key "x-drover-healthcheck.send": must be at most 1024 characters');
+    expect(service(tcp(`send: ${'x'.repeat(1024)}`)).health_check).toMatchObject({ send: 'x'.repeat(1024) });
+    expect(refusal('    x-drover-healthcheck: { type: http, port: 80, expect: OK }\n')).toBe(
+      'c.yml:4:51: service "app": unsupported key "x-drover-healthcheck.expect": only a tcp check expects (x-drover-healthcheck: { type: tcp, port, send, expect })',
+    );
+    expect(refusal('    healthcheck: { test: ["CMD", "true"], send: PING }\n')).toMatch(/^c\.yml:4:43: service "app": unsupported key "healthcheck\.send": only a tcp check sends/);
+  });
+
   it('treats healthcheck NONE and disable as no health check, and refuses start_interval', () => {
     expect(service('    healthcheck: { test: ["NONE"] }\n')).not.toHaveProperty('health_check');
     expect(service('    healthcheck: { disable: true }\n')).not.toHaveProperty('health_check');

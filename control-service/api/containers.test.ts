@@ -29,6 +29,14 @@ describe('/v1/configuration/containers', () => {
     expect((await h.request('GET', '/v1/configuration/containers')).json()).toEqual([created.json()]);
   });
 
+  it("keeps a tcp health check's send and expect", async () => {
+    await twoNodes();
+    const check = { type: 'tcp', port: 6379, send: 'PING\r\n', expect: '+PONG' };
+    const created = await h.request('POST', '/v1/configuration/containers', web({ health_check: check }));
+    expect(created.statusCode, created.body).toBe(201);
+    expect(created.json().health_check).toEqual({ ...check, initial_delay_seconds: 0, period_seconds: 10, timeout_seconds: 1, failure_threshold: 3 });
+  });
+
   it.each([
     ['a wrong type', web({ ports: [{ internal: '80', external: 8080 }] }), 'ports.0.internal: Invalid input: expected number, received string'],
     ['an unknown field', web({ privileged: true }), 'privileged: unknown field'],
@@ -37,6 +45,9 @@ describe('/v1/configuration/containers', () => {
     ['a relative mountpoint', web({ volumes: [{ dataset_id: datasetId(1), mountpoint: 'data' }] }), 'volumes.0.mountpoint: must be an absolute path'],
     ['a bad restart policy', web({ restart_policy: { name: 'sometimes' } }), 'restart_policy.name: Invalid'],
     ['an out-of-range port', web({ ports: [{ internal: 80, external: 70000 }] }), 'ports.0.external: Too big: expected number to be <=65535'],
+    ['an empty tcp health check expect', web({ health_check: { type: 'tcp', port: 80, expect: '' } }), 'health_check.expect: Too small: expected string to have >=1 characters'],
+    ['a tcp health check send over 1024 characters', web({ health_check: { type: 'tcp', port: 80, send: 'x'.repeat(1025) } }), 'health_check.send: Too big: expected string to have <=1024 characters'],
+    ['send on an http health check', web({ health_check: { type: 'http', port: 80, send: 'x' } }), 'health_check.send: unknown field'],
   ])('refuses %s with 400 naming the path and changes nothing', async (_what, body, error) => {
     await twoNodes();
     const answer = await refused(400, 'POST', '/v1/configuration/containers', body);

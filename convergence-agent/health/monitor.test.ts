@@ -98,6 +98,31 @@ describe('health monitor', () => {
     expect(execs).toHaveLength(7);
   });
 
+  it("passes a tcp check's send and expect to the probe", async () => {
+    let received = '';
+    server = createServer((s) => {
+      sockets.push(s);
+      s.on('data', (d) => {
+        received += d.toString();
+        s.write('+PONG\r\n');
+      });
+    });
+    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
+    const endpoint = { host: '127.0.0.1', port: (server.address() as AddressInfo).port };
+    const clock = new FakeClock();
+    monitor = new HealthMonitor({ clock, runtime: { exec: async () => ({ exitCode: 0 }) }, log: silentLogger() });
+    const redis = HealthCheck.parse({ type: 'tcp', port: 6379, send: 'PING\r\n', expect: '+PONG', timeout_seconds: 0.2, failure_threshold: 1 });
+    const wrong = HealthCheck.parse({ type: 'tcp', port: 6379, send: 'PING\r\n', expect: '+NOPE', timeout_seconds: 0.2, failure_threshold: 1 });
+    monitor.sync([
+      { containerId: 'c1', startedAt: clock.now(), check: redis, endpoint },
+      { containerId: 'c2', startedAt: clock.now(), check: wrong, endpoint },
+    ]);
+    await clock.advance(0);
+    await eventually(() => monitor!.health('c1') === 'healthy' && monitor!.health('c2') === 'unhealthy');
+    expect(monitor.state('c2')?.lastDetail).toBe('no "+NOPE" within 200 ms; answered "+PONG"');
+    expect(received).toBe('PING\r\nPING\r\n');
+  });
+
   it('starts over from starting when the container restarts, and forgets containers that are gone', async () => {
     const clock = new FakeClock();
     monitor = new HealthMonitor({ clock, runtime: { exec: async () => ({ exitCode: 1 }) }, log: silentLogger() });

@@ -124,7 +124,7 @@ export class HealthMonitor {
         return httpProbe(target.endpoint.host, target.endpoint.port, check.path, timeoutMs);
       case 'tcp':
         if (!target.endpoint) return Promise.resolve({ outcome: 'unknown', detail: 'no address to probe' });
-        return tcpProbe(target.endpoint.host, target.endpoint.port, timeoutMs);
+        return tcpProbe(target.endpoint.host, target.endpoint.port, timeoutMs, { send: check.send, expect: check.expect });
     }
   }
 }

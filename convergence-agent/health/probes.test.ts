@@ -67,6 +67,121 @@ describe('tcp probe', () => {
   });
 });
 
+/** A Redis that answers each line it reads with `answer(line)` (null: no answer), and keeps what it read. */
+async function lineServer(answer: (line: string) => string | null): Promise<{ port: number; received: () => string }> {
+  let received = '';
+  const port = await listen(
+    createTcpServer((s) => {
+      let buffered = '';
+      s.on('data', (chunk) => {
+        received += chunk.toString('latin1');
+        buffered += chunk.toString('latin1');
+        for (let i = buffered.indexOf('\r\n'); i >= 0; i = buffered.indexOf('\r\n')) {
+          const reply = answer(buffered.slice(0, i));
+          buffered = buffered.slice(i + 2);
+          if (reply !== null) s.write(reply);
+        }
+      });
+    }),
+  );
+  return { port, received: () => received };
+}
+
+const ping = { send: 'PING\r\n', expect: '+PONG' };
+
+describe('tcp probe with send and expect', () => {
+  it('succeeds once the answer contains the expected string, after sending', async () => {
+    const redis = await lineServer((line) => (line === 'PING' ? '+PONG\r\n' : '-ERR unknown command\r\n'));
+    expect(await tcpProbe('127.0.0.1', redis.port, 1000, ping)).toEqual({ outcome: 'success', detail: null });
+    expect(redis.received()).toBe('PING\r\n');
+  });
+
+  it('finds the expected string split across reads', async () => {
+    const port = await listen(
+      createTcpServer((s) => {
+        s.write('+PO');
+        setTimeout(() => s.write('NG\r\n'), 30);
+      }),
+    );
+    expect(await tcpProbe('127.0.0.1', port, 1000, { expect: '+PONG' })).toEqual({ outcome: 'success', detail: null });
+  });
+
+  it('fails at its timeout on a loading Redis, showing what it answered', async () => {
+    const redis = await lineServer(() => '-LOADING Redis is loading the dataset in memory\r\n');
+    const started = Date.now();
+    expect(await tcpProbe('127.0.0.1', redis.port, 200, ping)).toEqual({
+      outcome: 'failure',
+      detail: 'no "+PONG" within 200 ms; answered "-LOADING Redis is loading the dataset in memory"',
+    });
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  it('fails when the peer closes before answering, as docker-proxy does when nothing listens behind it', async () => {
+    const port = await listen(createTcpServer((s) => s.destroy()));
+    expect(await tcpProbe('127.0.0.1', port, 1000, ping)).toEqual({ outcome: 'failure', detail: 'connection closed before "+PONG"' });
+  });
+
+  it('fails when the peer answers something else and closes', async () => {
+    const port = await listen(createTcpServer((s) => s.end('-ERR max number of clients reached\r\n')));
+    expect(await tcpProbe('127.0.0.1', port, 1000, ping)).toEqual({
+      outcome: 'failure',
+      detail: 'connection closed before "+PONG"; answered "-ERR max number of clients reached"',
+    });
+  });
+
+  it('fails at its timeout when the peer never answers', async () => {
+    const redis = await lineServer(() => null);
+    const started = Date.now();
+    expect(await tcpProbe('127.0.0.1', redis.port, 200, ping)).toEqual({ outcome: 'failure', detail: 'no "+PONG" within 200 ms' });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(190);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(redis.received()).toBe('PING\r\n');
+  });
+
+  it('without send, waits for a banner', async () => {
+    const port = await listen(createTcpServer((s) => s.write('220 mail.example ESMTP ready\r\n')));
+    expect(await tcpProbe('127.0.0.1', port, 1000, { expect: 'ESMTP' })).toEqual({ outcome: 'success', detail: null });
+    expect(await tcpProbe('127.0.0.1', port, 200, { expect: 'IMAP' })).toEqual({
+      outcome: 'failure',
+      detail: 'no "IMAP" within 200 ms; answered "220 mail.example ESMTP ready"',
+    });
+  });
+
+  it('with send alone, succeeds once the string is written', async () => {
+    const redis = await lineServer(() => null);
+    expect(await tcpProbe('127.0.0.1', redis.port, 1000, { send: 'PING\r\n' })).toEqual({ outcome: 'success', detail: null });
+    await expect.poll(() => redis.received()).toBe('PING\r\n');
+  });
+
+  it('shows at most 80 printable characters of the answer', async () => {
+    const port = await listen(createTcpServer((s) => s.end(Buffer.concat([Buffer.from('-ERR \x00\x1b[31m'), Buffer.alloc(200, 'x'), Buffer.from([0xff])]))));
+    const { detail } = await tcpProbe('127.0.0.1', port, 1000, ping);
+    const shown = /answered "(.*)"$/.exec(detail ?? '')?.[1] ?? '';
+    expect(shown).toMatch(/^-ERR \[31mx+…$/);
+    expect(shown).toHaveLength(80);
+  });
+
+  it('closes its connection and leaves no timer behind, whatever the outcome', async () => {
+    let open = 0;
+    const port = await listen(
+      createTcpServer((s) => {
+        open++;
+        s.on('close', () => open--);
+        s.on('data', (d) => (d.toString() === 'PING\r\n' ? s.write('+PONG\r\n') : undefined));
+      }),
+    );
+    const closing = await listen(createTcpServer((s) => s.end('-ERR\r\n')));
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    let before = timers();
+    expect((await tcpProbe('127.0.0.1', port, 5_000, ping)).outcome).toBe('success');
+    expect(timers()).toBe(before);
+    await expect.poll(() => open).toBe(0);
+    before = timers();
+    expect((await tcpProbe('127.0.0.1', closing, 5_000, ping)).outcome).toBe('failure');
+    expect(timers()).toBe(before);
+  });
+});
+
 describe('exec probe', () => {
   const runtime = (exec: () => Promise<{ exitCode: number }>) => ({ exec });
   it('succeeds on exit code 0 and fails on any other', async () => {

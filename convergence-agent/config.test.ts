@@ -24,6 +24,7 @@ describe('agent.yml', () => {
       transport: 'tls',
       tls: { port: 4524 },
       labels: {},
+      warm_start: { enabled: true, busybox: '/bin/busybox' },
       poll_interval_ms: 3000,
       stop_timeout_seconds: 10,
     });

@@ -81,6 +81,15 @@ export const AgentConfig = z
       })
       .strict()
       .optional(),
+    /**
+     * Warm start (gate/README.md): a migration's container is started on the target before
+     * handoff, behind a gate run by a static busybox from the host. Without one (or with
+     * `enabled: false`) the container starts after handoff.
+     */
+    warm_start: z
+      .object({ enabled: z.boolean().default(true), busybox: AbsolutePath.default('/bin/busybox') })
+      .strict()
+      .default({ enabled: true, busybox: '/bin/busybox' }),
     poll_interval_ms: z.number().int().min(100).max(600_000).default(3_000),
     /** Grace period of a container stop before docker kills it. */
     stop_timeout_seconds: z.number().int().min(0).max(600).default(10),

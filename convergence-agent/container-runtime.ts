@@ -3,6 +3,7 @@
  * "Boundaries"). docker.ts implements it with dockerode; testing/fake-container-runtime.ts
  * in memory. Errors are DroverErrors classified by the implementation.
  */
+import type { GateMount } from './gate/gates.ts';
 import type { ContainerSpec } from './plan/types.ts';
 
 /** A container as the engine reports it (no agent memory: no health, no restart counts). */
@@ -30,8 +31,13 @@ export interface ExecResult {
 export interface ContainerRuntime {
   /** Containers labelled `drover.node=<nodeUuid>`, running or not. */
   listContainers(nodeUuid: string): Promise<RuntimeContainer[]>;
-  /** Creates and starts the container; pulls the image first when it is not present. */
-  createAndStart(spec: ContainerSpec): Promise<void>;
+  /**
+   * Creates and starts the container; pulls the image first when it is not present. With
+   * `gate`, the container starts gated (gate/README.md): its first process waits behind the
+   * gate, its datasets' binds use rslave propagation (they are mounted after it started),
+   * and it is labelled `drover.gate=<gate id>`.
+   */
+  createAndStart(spec: ContainerSpec, gate?: GateMount): Promise<void>;
   /** Starts a stopped container; restarts a running one. */
   restart(containerId: string, stopTimeoutSeconds: number): Promise<void>;
   /** Stops gracefully (SIGTERM, then SIGKILL after the timeout); already stopped is fine. */

@@ -6,8 +6,9 @@
 import type { AgentDesired } from '#common/channel.ts';
 import type { Logger } from '#common/log.ts';
 import type { ContainerRuntime, RuntimeContainer } from './container-runtime.ts';
+import type { GateState, Gates } from './gate/gates.ts';
 import type { ProbeTarget } from './health/monitor.ts';
-import { LABEL_APP, LABEL_CONFIG_HASH, LABEL_GENERATION, containerName } from './plan/labels.ts';
+import { LABEL_APP, LABEL_CONFIG_HASH, LABEL_GATE, LABEL_GENERATION, containerName } from './plan/labels.ts';
 import type { Health, LocalContainer, LocalObserved } from './plan/types.ts';
 import type { RestartLedger } from './restart-ledger.ts';
 import type { DatasetStore, ZfsDatasetInfo, ZfsSnapshotInfo } from './zfs/types.ts';
@@ -16,11 +17,15 @@ export interface RawObserved {
   datasets: ZfsDatasetInfo[] | null;
   snapshots: Record<string, ZfsSnapshotInfo[]> | null;
   containers: RuntimeContainer[] | null;
+  /** Gate id → its state, for the gated containers (read from the gate directories). */
+  gates?: Record<string, GateState>;
 }
 
 export interface DiscoverDeps {
   store: Pick<DatasetStore, 'listAll'>;
   runtime: Pick<ContainerRuntime, 'listContainers'>;
+  /** Absent where this node cannot gate containers: a gated container then reads `missing`. */
+  gates?: Pick<Gates, 'state'> | null;
   nodeUuid: string;
   log: Logger;
 }
@@ -37,7 +42,24 @@ export async function discoverRaw(deps: DiscoverDeps): Promise<RawObserved> {
       return null;
     }),
   ]);
-  return { datasets: zfs?.datasets ?? null, snapshots: zfs?.snapshots ?? null, containers };
+  const gates: Record<string, GateState> = {};
+  if (containers && deps.gates) {
+    const ids = [...new Set(containers.map((c) => c.labels[LABEL_GATE]).filter((id): id is string => id !== undefined))];
+    await Promise.all(
+      ids.map(async (id) => {
+        gates[id] = await deps.gates!.state(id).catch((): GateState => ({ state: 'missing' }));
+      }),
+    );
+  }
+  return { datasets: zfs?.datasets ?? null, snapshots: zfs?.snapshots ?? null, containers, gates };
+}
+
+/** The gate of a container as the planner sees it; null for an ordinary container. */
+function gateOf(c: RuntimeContainer, gates: Record<string, GateState> | undefined): LocalContainer['gate'] {
+  const id = c.labels[LABEL_GATE];
+  if (id === undefined) return null;
+  const g = gates?.[id] ?? { state: 'missing' };
+  return { id, state: g.state, openedAt: g.state === 'open' ? g.openedAt : null };
 }
 
 function readDatasets(deps: DiscoverDeps): Promise<{ datasets: ZfsDatasetInfo[]; snapshots: Record<string, ZfsSnapshotInfo[]> }> {
@@ -49,7 +71,7 @@ function readDatasets(deps: DiscoverDeps): Promise<{ datasets: ZfsDatasetInfo[];
  * http and tcp checks connect to the published host port of the checked port, else to the
  * container's own address.
  */
-export function healthTargets(desired: AgentDesired | null, containers: RuntimeContainer[] | null): ProbeTarget[] {
+export function healthTargets(desired: AgentDesired | null, containers: RuntimeContainer[] | null, gates?: Record<string, GateState>): ProbeTarget[] {
   if (desired === null || containers === null) return [];
   const targets: ProbeTarget[] = [];
   for (const app of desired.applications) {
@@ -57,13 +79,17 @@ export function healthTargets(desired: AgentDesired | null, containers: RuntimeC
     if (!check) continue;
     const c = containers.find((x) => x.name === containerName(app.name));
     if (!c || !c.running || c.startedAt === null) continue;
+    // A gated container's application has not run yet: it is probed from the gate's opening.
+    const gate = gateOf(c, gates);
+    if (gate !== null && gate.state !== 'open') continue;
+    const startedAt = Math.max(c.startedAt, gate?.openedAt ?? 0);
     let endpoint: ProbeTarget['endpoint'] = null;
     if (check.type !== 'exec') {
       const published = c.published.find((p) => p.internal === check.port);
       if (published) endpoint = { host: published.host, port: published.host_port };
       else if (c.ipAddress) endpoint = { host: c.ipAddress, port: check.port };
     }
-    targets.push({ containerId: c.id, startedAt: c.startedAt, check, endpoint });
+    targets.push({ containerId: c.id, startedAt, check, endpoint });
   }
   return targets;
 }
@@ -97,6 +123,7 @@ export function toObserved(
         health: c.running ? health(c.id) : 'unknown',
         restartCount: record.restarts,
         consecutiveRestarts: record.consecutive,
+        gate: gateOf(c, raw.gates),
       };
     }) ?? null;
   return { datasets: raw.datasets, snapshots: raw.snapshots, containers };

@@ -11,7 +11,9 @@
 import Docker from 'dockerode';
 import { DroverError } from '#common/errors.ts';
 import type { ContainerRuntime, ExecResult, RuntimeContainer } from './container-runtime.ts';
-import { LABEL_NODE } from './plan/labels.ts';
+import type { GateMount } from './gate/gates.ts';
+import { GATE_DIR_IN_CONTAINER, GATE_SHELL_IN_CONTAINER, applicationArgv, gatedCommand } from './gate/gate-script.ts';
+import { LABEL_GATE, LABEL_NODE } from './plan/labels.ts';
 import type { ContainerSpec } from './plan/types.ts';
 
 export interface DockerRuntimeOptions {
@@ -22,6 +24,14 @@ export interface DockerRuntimeOptions {
 }
 
 const NEVER = '0001-01-01T00:00:00Z';
+
+interface MountSettings {
+  Type: 'bind';
+  Source: string;
+  Target: string;
+  ReadOnly?: boolean;
+  BindOptions?: { Propagation: 'rslave' };
+}
 
 export class DockerRuntime implements ContainerRuntime {
   private readonly docker: Docker;
@@ -53,26 +63,41 @@ export class DockerRuntime implements ContainerRuntime {
     return inspected.filter((c): c is RuntimeContainer => c !== null);
   }
 
-  async createAndStart(spec: ContainerSpec): Promise<void> {
-    await this.ensureImage(spec.image);
+  async createAndStart(spec: ContainerSpec, gate?: GateMount): Promise<void> {
+    const image = await this.ensureImage(spec.image);
     const exposed: Record<string, object> = {};
     const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
     for (const port of spec.ports) {
       exposed[`${port}/tcp`] = {};
       bindings[`${port}/tcp`] = [{ HostIp: spec.hostIp, HostPort: '' }];
     }
+    let command: { Cmd?: string[]; Entrypoint?: string[] } = {
+      ...(spec.command ? { Cmd: spec.command } : {}),
+      ...(spec.entrypoint ? { Entrypoint: spec.entrypoint } : {}),
+    };
+    const mounts: MountSettings[] = spec.binds.map((b) => ({ Type: 'bind', Source: b.source, Target: b.target }));
+    const labels = { ...spec.labels };
+    if (gate) {
+      const argv = applicationArgv({ entrypoint: spec.entrypoint, cmd: spec.command }, { entrypoint: argvOf(image.Config.Entrypoint), cmd: argvOf(image.Config.Cmd) });
+      const gated = gatedCommand(argv);
+      command = { Entrypoint: gated.entrypoint, Cmd: gated.cmd };
+      // The dataset is mounted on the host after the container started: rslave brings it in.
+      for (const m of mounts) m.BindOptions = { Propagation: 'rslave' };
+      mounts.push({ Type: 'bind', Source: gate.hostDir, Target: GATE_DIR_IN_CONTAINER, ReadOnly: true });
+      mounts.push({ Type: 'bind', Source: gate.shell, Target: GATE_SHELL_IN_CONTAINER, ReadOnly: true });
+      labels[LABEL_GATE] = gate.id;
+    }
     const container = await call('create container', () =>
       this.docker.createContainer({
         name: spec.name,
         Image: spec.image,
-        ...(spec.command ? { Cmd: spec.command } : {}),
-        ...(spec.entrypoint ? { Entrypoint: spec.entrypoint } : {}),
+        ...command,
         Env: spec.env,
-        Labels: spec.labels,
+        Labels: labels,
         ExposedPorts: exposed,
         HostConfig: {
           PortBindings: bindings,
-          Mounts: spec.binds.map((b) => ({ Type: 'bind' as const, Source: b.source, Target: b.target })),
+          Mounts: mounts,
           RestartPolicy: { Name: 'no' },
           ...(spec.memoryBytes !== null ? { Memory: spec.memoryBytes } : {}),
           ...(spec.cpuShares !== null ? { CpuShares: spec.cpuShares } : {}),
@@ -130,11 +155,10 @@ export class DockerRuntime implements ContainerRuntime {
     }
   }
 
-  /** Pulls `image` unless it is present. Local clusters have no registry: a clear error then. */
-  private async ensureImage(image: string): Promise<void> {
+  /** Pulls `image` unless it is present, and returns its inspection. Local clusters have no registry: a clear error then. */
+  private async ensureImage(image: string): Promise<Docker.ImageInspectInfo> {
     try {
-      await call('inspect image', () => this.docker.getImage(image).inspect());
-      return;
+      return await call('inspect image', () => this.docker.getImage(image).inspect());
     } catch (err) {
       if (!(err instanceof DroverError && err.code === 'DROVER_DOCKER_NOT_FOUND')) throw err;
     }
@@ -153,6 +177,7 @@ export class DockerRuntime implements ContainerRuntime {
         detail: { image },
       });
     }
+    return call('inspect image', () => this.docker.getImage(image).inspect());
   }
 
   private signal(extraSeconds = 0): AbortSignal {
@@ -188,6 +213,12 @@ function toRuntimeContainer(info: Docker.ContainerInspectInfo): RuntimeContainer
     published,
     ipAddress: (info.NetworkSettings as { IPAddress?: string }).IPAddress || networks.find((n) => n.IPAddress)?.IPAddress || null,
   };
+}
+
+/** An image's Entrypoint or Cmd: an array (the API's form), a single string, or none. */
+function argvOf(value: string | string[] | null | undefined): string[] | null {
+  if (value === null || value === undefined) return null;
+  return typeof value === 'string' ? [value] : value;
 }
 
 function time(value: string | undefined): number | null {

@@ -12,6 +12,7 @@ import type { ContainerRuntime } from './container-runtime.ts';
 import type { MigrationSteps } from './migration/jobs.ts';
 import { changeSubject, type Change } from './plan/types.ts';
 import type { RestartLedger } from './restart-ledger.ts';
+import type { Gates } from './gate/gates.ts';
 import type { DatasetStore } from './zfs/types.ts';
 
 export interface ExecutorDeps {
@@ -29,6 +30,8 @@ export interface ExecutorDeps {
   migrations?: MigrationSteps;
   /** This node's uuid, for the migration steps it posts. */
   nodeUuid?: string;
+  /** Container gates (gate/gates.ts); a prestart-container fails without them. */
+  gates?: Gates | null;
 }
 
 export interface ExecutionResult {
@@ -133,6 +136,9 @@ export class Executor {
       case 'mount-dataset':
         await store.mount(change.datasetId);
         return;
+      case 'unmount-dataset':
+        await store.unmount(change.datasetId);
+        return;
       case 'destroy-dataset':
         await store.destroyDataset(change.datasetId);
         return;
@@ -144,6 +150,17 @@ export class Executor {
         return;
       case 'remove-container':
         await runtime.remove(change.containerId);
+        if (change.gateId) await this.gates().remove(change.gateId);
+        return;
+      case 'prestart-container': {
+        const gates = this.gates();
+        const gate = await gates.prepare(change.gateId);
+        for (const bind of change.spec.binds) await gates.prepareBindSource(bind.source);
+        await runtime.createAndStart(change.spec, gate);
+        return;
+      }
+      case 'open-container-gate':
+        await this.gates().open(change.gateId);
         return;
       case 'restart-container':
         await runtime.restart(change.containerId, stopTimeout);
@@ -164,6 +181,11 @@ export class Executor {
     }
   }
 
+  private gates(): Gates {
+    if (!this.deps.gates) throw new Error('container gates are not wired into this executor');
+    return this.deps.gates;
+  }
+
   private migrationSteps(): MigrationSteps {
     if (!this.deps.migrations || !this.deps.nodeUuid) throw new Error('migration steps are not wired into this executor');
     return this.deps.migrations;
@@ -171,7 +193,8 @@ export class Executor {
 }
 
 function afterOf(change: Change): string[] | undefined {
-  return change.kind === 'start-container' && change.after && change.after.length > 0 ? change.after : undefined;
+  const after = change.kind === 'start-container' || change.kind === 'open-container-gate' ? change.after : undefined;
+  return after && after.length > 0 ? after : undefined;
 }
 
 function assertNever(value: never): never {

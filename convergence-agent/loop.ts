@@ -25,6 +25,7 @@ import { plan } from './plan/plan.ts';
 import type { Change, MigrationJobState } from './plan/types.ts';
 import { buildReport, type NodeIdentity } from './report.ts';
 import type { RestartLedger } from './restart-ledger.ts';
+import type { Gates } from './gate/gates.ts';
 import type { DatasetStore } from './zfs/types.ts';
 
 export interface LoopDeps {
@@ -45,6 +46,8 @@ export interface LoopDeps {
   random?: () => number;
   /** The migration jobs (migration/jobs.ts): told the newest desired configuration, read each pass. */
   migrations?: { sync(desired: AgentDesired | null): void; states(): MigrationJobState[] };
+  /** Container gates (gate/gates.ts); null or absent where this node cannot warm-start a migration's container. */
+  gates?: Gates | null;
 }
 
 export interface PassSummary {
@@ -106,14 +109,19 @@ export class ConvergenceLoop {
     const desired = this.desired;
     const log = deps.log.child({ pass: deps.clock.now() });
     try {
-      const raw = await discoverRaw({ store: deps.store, runtime: deps.runtime, nodeUuid: deps.identity.uuid, log });
-      deps.health.sync(healthTargets(desired, raw.containers));
+      const raw = await discoverRaw({ store: deps.store, runtime: deps.runtime, gates: deps.gates ?? null, nodeUuid: deps.identity.uuid, log });
+      deps.health.sync(healthTargets(desired, raw.containers, raw.gates));
       if (raw.containers) deps.ledger.retain(raw.containers.map((c) => c.id));
       deps.migrations?.sync(desired);
       const observed = toObserved(raw, (id) => deps.health.health(id), deps.ledger);
       if (deps.migrations) observed.migrationJobs = deps.migrations.states();
 
-      const result = plan(desired, observed, { nodeUuid: deps.identity.uuid, address: deps.identity.address, now: deps.clock.now() });
+      const result = plan(desired, observed, {
+        nodeUuid: deps.identity.uuid,
+        address: deps.identity.address,
+        now: deps.clock.now(),
+        warmStart: deps.gates != null,
+      });
       const blocked: NodeProblem[] = result.blocked.map((b) => ({ ...b, kind: 'blocked' }));
       const reported = await this.report(buildReport(deps.identity, observed, [...blocked, ...this.lastProblems]), log);
 

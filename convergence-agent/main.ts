@@ -14,6 +14,8 @@ import { fingerprintOfPublicKey, loadAgentConfig, type AgentConfig } from './con
 import { HttpControlChannel } from './control-channel.ts';
 import { DockerRuntime } from './docker.ts';
 import { Executor } from './execute.ts';
+import { Gates } from './gate/gates.ts';
+import { execaRunner } from './zfs/command.ts';
 import { HealthMonitor } from './health/monitor.ts';
 import { ConvergenceLoop } from './loop.ts';
 import { loadOrCreateNodeUuid, readEra } from './node-identity.ts';
@@ -147,6 +149,15 @@ async function main(): Promise<void> {
       fail(`${file}: tls.port: cannot listen on ${config.address}:${config.tls.port}: ${(err as Error).message}`);
     }
   }
+  let gates: Gates | null = null;
+  if (config.warm_start.enabled) {
+    const support = await Gates.detect(config.warm_start.busybox);
+    if (support.ok) {
+      gates = new Gates({ root: join(config.state_dir, 'gates'), shell: config.warm_start.busybox, runner: execaRunner, log: log.child({ subsystem: 'gate' }) });
+    } else {
+      log.warn({ reason: support.reason }, 'warm start off: a migration starts its container after handoff');
+    }
+  }
   const executor = new Executor({
     store,
     runtime,
@@ -156,6 +167,7 @@ async function main(): Promise<void> {
     stopTimeoutSeconds: config.stop_timeout_seconds,
     migrations,
     nodeUuid: uuid,
+    gates,
   });
   const health = new HealthMonitor({ clock, runtime, log: log.child({ subsystem: 'health' }), onChange: () => loop?.wake() });
   loop = new ConvergenceLoop({
@@ -170,6 +182,7 @@ async function main(): Promise<void> {
     log,
     pollIntervalMs: config.poll_interval_ms,
     migrations,
+    gates,
   });
 
   let stopping = false;

@@ -35,7 +35,8 @@ export function buildReport(identity: NodeIdentity, observed: LocalObserved, pro
     containers: observed.containers.map((c) => ({
       name: c.app,
       image: c.image,
-      running: c.running,
+      // A gated container's application has not run: it is not running anywhere yet.
+      running: c.running && (c.gate === null || c.gate.state === 'open'),
       health: c.health,
       restart_count: c.restartCount,
       published: c.published,

@@ -60,14 +60,13 @@ const EXCERPT_CHARS = 80;
  * cleared when it settles; never rejects.
  */
 export function tcpProbe(host: string, port: number, timeoutMs: number, options: TcpProbeOptions = {}): Promise<ProbeResult> {
-  // XXX: an answer that lacks `expect` holds the probe until its timeout or the peer's close, as
-  // HAProxy's does: a loading Redis answers one PING with -LOADING and then waits, so its first
-  // passing probe can come up to `timeoutMs` after loading ends (an exec probe fails at once and
-  // is retried 50 ms later). Failing on a complete answer would need a notion of one (a line)
-  // that `expect string` does not have; a short timeout bounds it meanwhile.
+  // `expect` must come in the answer's first line (unless it spans lines itself): a loading
+  // Redis answers PING with one -LOADING line and then waits, and waiting for more would hold
+  // the probe until its timeout — the next probe, 50 ms later in a start, is what sees PONG.
   const { send, expect } = options;
   const wanted = expect === undefined ? null : Buffer.from(expect, 'utf8');
   const what = expect === undefined ? '' : quoted(expect);
+  const lineBound = expect !== undefined && !expect.includes('\n');
   return new Promise((resolve) => {
     let settled = false;
     let connected = false;
@@ -114,6 +113,7 @@ export function tcpProbe(host: string, port: number, timeoutMs: number, options:
           settle();
           return;
         }
+        if (lineBound && seen.includes(NEWLINE)) return fail(`first line of the answer has no ${what}`);
         // A match may start in what came before and end in the next chunk.
         tail = Buffer.from(seen.subarray(Math.max(0, seen.length - Math.max(KEPT_BYTES, wanted.length))));
       });
@@ -124,6 +124,8 @@ export function tcpProbe(host: string, port: number, timeoutMs: number, options:
     socket.on('error', (err) => fail(connected ? `${err.message} before ${pending()}` : err.message));
   });
 }
+
+const NEWLINE = Buffer.from('\n');
 
 function quoted(s: string): string {
   const shown = s.length > 40 ? `${s.slice(0, 39)}…` : s;

@@ -6,6 +6,9 @@
  *   dataset step planned in this same pass, which the executor runs first (`after`);
  * - desired here, spec changed (config hash): stop, then remove, then start again;
  * - desired here, same spec: restart per drover's restart policy (crashed, unhealthy);
+ * - desired here, gated (a migration's warm start, gate/README.md): open the gate once
+ *   every dataset is writable and mounted here (or becomes so this pass); a gated container
+ *   that stopped or lost its gate directory is removed and started afresh;
  * - not desired here (moved, or removed from the configuration): stop, then remove.
  *   The application's data is in its datasets, never in the container.
  */
@@ -53,13 +56,21 @@ export function planContainers(input: ContainerPlanInput): { changes: Change[]; 
       continue;
     }
     if (!existing) {
-      const after = app.volumes.map((v) => v.dataset_id).filter((id) => input.readying?.has(id)).map((id) => `dataset:${id}`);
+      const after = readyingAfter(app, input);
       changes.push({ kind: 'start-container', spec, ...(after.length > 0 ? { after } : {}) });
       continue;
     }
     if (existing.configHash !== spec.configHash) {
-      if (existing.running) changes.push({ kind: 'stop-container', name, containerId: existing.id, reason: 'configuration changed' });
-      else changes.push({ kind: 'remove-container', name, containerId: existing.id });
+      changes.push(stopOrRemove(existing, 'configuration changed'));
+      continue;
+    }
+    if (existing.gate !== null && existing.gate.state !== 'open') {
+      if (existing.gate.state === 'missing' || !existing.running) {
+        changes.push(stopOrRemove(existing, 'its gate is gone'));
+        continue;
+      }
+      const after = readyingAfter(app, input);
+      changes.push({ kind: 'open-container-gate', name, containerId: existing.id, gateId: existing.gate.id, ...(after.length > 0 ? { after } : {}) });
       continue;
     }
     const decision = decideRestart(existing, app.restart_policy, ctx.now);
@@ -81,13 +92,20 @@ export function planContainers(input: ContainerPlanInput): { changes: Change[]; 
 
   for (const container of input.containers) {
     if (wanted.has(container.name) || input.claimed.has(container.app)) continue;
-    if (container.running) {
-      changes.push({ kind: 'stop-container', name: container.name, containerId: container.id, reason: 'not desired on this node' });
-    } else {
-      changes.push({ kind: 'remove-container', name: container.name, containerId: container.id });
-    }
+    changes.push(stopOrRemove(container, 'not desired on this node'));
   }
   return { changes, blocked, recheckAfterMs };
+}
+
+/** The next step of taking a container away: stop it if it runs, else remove it (and its gate). */
+export function stopOrRemove(container: LocalContainer, reason: string): Change {
+  if (container.running) return { kind: 'stop-container', name: container.name, containerId: container.id, reason };
+  return { kind: 'remove-container', name: container.name, containerId: container.id, ...(container.gate ? { gateId: container.gate.id } : {}) };
+}
+
+/** Subjects of the app's datasets made writable and mounted in this same pass. */
+function readyingAfter(app: Application, input: ContainerPlanInput): string[] {
+  return app.volumes.map((v) => v.dataset_id).filter((id) => input.readying?.has(id)).map((id) => `dataset:${id}`);
 }
 
 /** The spec of `app`, or why it cannot run here yet. */

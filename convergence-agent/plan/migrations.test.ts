@@ -140,3 +140,91 @@ describe('plan: the target of a migration', () => {
     expect(plan(d, here({ containers: [] }), ctx).changes).toEqual([{ kind: 'post-migration-update', migrationId: M, generation: 3, phase: 'release' }]);
   });
 });
+
+describe('plan: a warm start on the target (the container started behind a gate before handoff)', () => {
+  const warm = { ...ctx, warmStart: true };
+  const toHere = (phase: 'pre-copy' | 'cutover' | 'handoff' | 'failed', fields: Partial<Parameters<typeof app>[1]> = {}) => {
+    const handedOff = phase === 'handoff';
+    return desired({
+      datasets: [dataset(DS_1, handedOff ? NODE_A : NODE_B)],
+      applications: [{ ...web, node_uuid: handedOff ? NODE_A : NODE_B, ...fields } as typeof web],
+      migrations: [migration({ phase, from: NODE_B, to: NODE_A, generation: 9 })],
+    });
+  };
+  const replica = zfsDataset(DS_1, { readonly: true, mounted: false });
+  const gated = (state: 'closed' | 'open' | 'missing', fields: Parameters<typeof webContainer>[0] = {}) =>
+    webContainer({ generation: 9, gate: { id: M, state, openedAt: state === 'open' ? ctx.now : null }, ...fields });
+
+  it('starts the container behind a gate once the replica is here, unmounted, under the migration generation', () => {
+    const [change, ...rest] = plan(toHere('pre-copy'), here({ containers: [], datasets: [replica] }), warm).changes;
+    expect(rest).toEqual([]);
+    expect(change).toMatchObject({ kind: 'prestart-container', gateId: M, spec: { name: 'drover-web', binds: [{ source: `/mnt/drover/${DS_1}`, target: '/data' }] } });
+    expect(change?.kind === 'prestart-container' && change.spec.labels['drover.generation']).toBe('9');
+    expect(change?.kind === 'prestart-container' && change.spec.configHash).toBe(hash);
+  });
+
+  it('does nothing of the kind without warm start on this node', () => {
+    expect(plan(toHere('pre-copy'), here({ containers: [], datasets: [replica] }), ctx).changes).toEqual([]);
+  });
+
+  it('leaves a gated container waiting until handoff', () => {
+    const result = plan(toHere('cutover'), here({ containers: [gated('closed')], datasets: [replica] }), warm);
+    expect(result.changes).toEqual([]);
+    expect(result.blocked).toContainEqual({ subject: `migration:${M}`, reason: 'drover-web started behind its gate; waits for handoff (phase cutover)' });
+  });
+
+  it('takes away a container left from an earlier stay before it warm-starts', () => {
+    const old = webContainer({ generation: 2, running: false, status: 'exited' });
+    expect(plan(toHere('pre-copy'), here({ containers: [old], datasets: [replica] }), warm).changes).toEqual([
+      { kind: 'remove-container', name: 'drover-web', containerId: 'id-web' },
+    ]);
+  });
+
+  it('removes a gated container that stopped, with its gate, and starts another', () => {
+    const exited = gated('closed', { running: false, status: 'exited', exitCode: 143 });
+    expect(plan(toHere('pre-copy'), here({ containers: [exited], datasets: [replica] }), warm).changes).toEqual([
+      { kind: 'remove-container', name: 'drover-web', containerId: 'id-web', gateId: M },
+    ]);
+  });
+
+  it('unmounts a read-only copy an earlier stay left here before it warm-starts, unless a container binds it', () => {
+    const mounted = zfsDataset(DS_1, { readonly: true, mounted: true });
+    expect(plan(toHere('pre-copy'), here({ containers: [], datasets: [mounted] }), warm).changes).toEqual([{ kind: 'unmount-dataset', datasetId: DS_1 }]);
+    const other = localContainer('other', { mountSources: [`/mnt/drover/${DS_1}`] });
+    expect(plan(toHere('pre-copy'), here({ containers: [other], datasets: [mounted] }), warm).changes.map((c) => c.kind)).not.toContain('unmount-dataset');
+  });
+
+  it('after handoff, makes the replica writable and mounted, then opens the gate in the same pass', () => {
+    const result = plan(toHere('handoff'), here({ containers: [gated('closed')], datasets: [replica] }), warm);
+    expect(result.changes).toEqual([
+      { kind: 'set-dataset-readonly', datasetId: DS_1, readonly: false, mount: true },
+      { kind: 'open-container-gate', name: 'drover-web', containerId: 'id-web', gateId: M, after: [`dataset:${DS_1}`] },
+    ]);
+  });
+
+  it('does not release while the gate is closed, and releases once it opened and the application is healthy', () => {
+    const check = { type: 'tcp' as const, port: 6379, initial_delay_seconds: 0, period_seconds: 1, timeout_seconds: 1, failure_threshold: 3 };
+    const d = toHere('handoff', { health_check: check });
+    const closed = plan(d, here({ containers: [gated('closed', { health: 'healthy' })] }), warm);
+    expect(closed.changes.filter((c) => c.kind === 'post-migration-update')).toEqual([]);
+    expect(plan(d, here({ containers: [gated('open', { health: 'healthy' })] }), warm).changes).toEqual([
+      { kind: 'post-migration-update', migrationId: M, generation: 9, phase: 'release' },
+    ]);
+  });
+
+  it('stops, then removes with its gate, a gated container whose migration failed', () => {
+    expect(plan(toHere('failed'), here({ containers: [gated('closed')], datasets: [replica] }), warm).changes).toEqual([
+      { kind: 'stop-container', name: 'drover-web', containerId: 'id-web', reason: 'not desired on this node' },
+    ]);
+    const stopped = gated('closed', { running: false, status: 'exited', exitCode: 143 });
+    expect(plan(toHere('failed'), here({ containers: [stopped], datasets: [replica] }), warm).changes).toEqual([
+      { kind: 'remove-container', name: 'drover-web', containerId: 'id-web', gateId: M },
+    ]);
+  });
+
+  it('after handoff, replaces a gated container whose gate directory is gone', () => {
+    expect(plan(toHere('handoff'), here({ containers: [gated('missing')] }), warm).changes).toEqual([
+      { kind: 'stop-container', name: 'drover-web', containerId: 'id-web', reason: 'its gate is gone' },
+    ]);
+  });
+});

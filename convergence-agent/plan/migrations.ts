@@ -15,6 +15,11 @@
  * - before handoff the datasets are `arriving` (never created empty here) and stay read-only
  *   replicas by the ordinary rule; an application placed here with a migration to here not
  *   yet handed off is not started (fencing: desired state flips only at handoff);
+ * - warm start (`ctx.warmStart`, gate/README.md): once the replicas are here, unmounted, the
+ *   application's container is created and started before handoff with its first process
+ *   behind a gate — so Docker's start is not part of the cutover. It cannot run the
+ *   application or touch the data (the datasets are mounted only after handoff, and the gate
+ *   opens only then, by the ordinary container planner); a failed migration removes it;
  * - after handoff the ordinary planners make the datasets writable, mount them and start A;
  *   once A is running (healthy, with a health check) — or, for datasets alone, every dataset
  *   is writable and mounted — this node posts `release`, then `done`.
@@ -24,6 +29,9 @@
 import type { AgentDesired } from '#common/channel.ts';
 import type { Migration } from '#common/model.ts';
 import { HANDED_OFF, SOURCE_PHASES, targetStep } from '../migration/phases.ts';
+import type { Application } from '#common/model.ts';
+import { containerSpec } from './container-spec.ts';
+import { stopOrRemove } from './containers.ts';
 import { containerName } from './labels.ts';
 import type { Blocked, Change, LocalObserved, MigrationJobState, PlanContext } from './types.ts';
 
@@ -59,7 +67,7 @@ export function planMigrations(desired: AgentDesired, observed: LocalObserved, c
       plan.generations.set(m.application, Math.max(plan.generations.get(m.application) ?? 0, m.generation));
     }
     if (m.from === ctx.nodeUuid && SOURCE_PHASES.has(m.phase)) planSource(plan, m, jobs.get(m.id), ctx);
-    else if (m.to === ctx.nodeUuid) planTarget(plan, m, desired, observed);
+    else if (m.to === ctx.nodeUuid) planTarget(plan, m, desired, observed, ctx);
   }
   return plan;
 }
@@ -92,12 +100,13 @@ function planSource(plan: MigrationPlan, m: Migration, job: MigrationJobState | 
   plan.blocked.push({ subject, reason: `migration job ended (${job.outcome}); waiting for the control service's view` });
 }
 
-function planTarget(plan: MigrationPlan, m: Migration, desired: AgentDesired, observed: LocalObserved): void {
+function planTarget(plan: MigrationPlan, m: Migration, desired: AgentDesired, observed: LocalObserved, ctx: PlanContext): void {
   const subject = `migration:${m.id}`;
   if (m.phase === 'done' || m.phase === 'failed') return;
   if (!HANDED_OFF.has(m.phase)) {
     for (const id of m.dataset_ids) plan.arriving.add(id);
     const app = m.application === null ? undefined : desired.applications.find((a) => a.name === m.application);
+    if (app !== undefined && ctx.warmStart === true && planWarmStart(plan, m, app, observed, ctx)) return;
     if (app !== undefined && app.node_uuid === m.to) {
       // Desired state names this node before the migration handed off: never start early.
       plan.claimedApps.add(app.name);
@@ -113,12 +122,60 @@ function planTarget(plan: MigrationPlan, m: Migration, desired: AgentDesired, ob
   else plan.blocked.push({ subject, reason: `handed off here; waiting for ${m.application ?? 'the datasets'} to be ready` });
 }
 
+/**
+ * The warm start of `app` on this target before handoff. Returns false when it does not
+ * apply (a volume outside the migration, a replica not here yet; the container then starts
+ * after handoff, as without warm start). When it applies, the application is claimed: its
+ * gated container is the migration's business until handoff, and any other container of
+ * that name is taken away. A read-only replica mounted here (the copy an earlier stay left
+ * behind, as when an application moves back) is unmounted first, once no container binds it.
+ */
+function planWarmStart(plan: MigrationPlan, m: Migration, app: Application, observed: LocalObserved, ctx: PlanContext): boolean {
+  if (observed.containers === null || observed.datasets === null || app.volumes.length === 0) return false;
+  const containers = observed.containers;
+  const name = containerName(app.name);
+  const existing = containers.find((c) => c.name === name);
+  const ours = existing?.gate?.id === m.id;
+  const mountpoints = new Map<string, string>();
+  const unmount: string[] = [];
+  for (const volume of app.volumes) {
+    const here = observed.datasets.find((d) => d.datasetId === volume.dataset_id);
+    if (!m.dataset_ids.includes(volume.dataset_id)) return false;
+    if (!ours && (here === undefined || here.mountpoint === null)) return false;
+    if (!ours && here!.mounted) {
+      const path = here!.mountpoint!;
+      const bound = containers.some((c) => c.mountSources.some((s) => s === path || s.startsWith(`${path}/`)));
+      if (!here!.readonly || bound) return false;
+      unmount.push(volume.dataset_id);
+    }
+    if (here?.mountpoint) mountpoints.set(volume.dataset_id, here.mountpoint);
+  }
+  plan.claimedApps.add(app.name);
+  const subject = `migration:${m.id}`;
+  if (unmount.length > 0) {
+    for (const datasetId of unmount) plan.changes.push({ kind: 'unmount-dataset', datasetId });
+    return true;
+  }
+  if (existing !== undefined) {
+    if (ours && existing.running && existing.gate!.state === 'closed') {
+      plan.blocked.push({ subject, reason: `${name} started behind its gate; waits for handoff (phase ${m.phase})` });
+    } else {
+      plan.changes.push(stopOrRemove(existing, ours ? 'its gate is gone or it stopped' : 'a migration starts this application here'));
+    }
+    return true;
+  }
+  const spec = containerSpec(app, { nodeUuid: ctx.nodeUuid, address: ctx.address, generation: m.generation, mountpoints });
+  plan.changes.push({ kind: 'prestart-container', spec, gateId: m.id });
+  return true;
+}
+
 /** A running (healthy, with a health check) container of the migration's generation; or every dataset writable and mounted. */
 function targetReady(m: Migration, desired: AgentDesired, observed: LocalObserved): boolean {
   if (m.application !== null) {
     const app = desired.applications.find((a) => a.name === m.application);
     const c = observed.containers?.find((x) => x.name === containerName(m.application!));
     if (!app || !c || !c.running || c.generation < m.generation) return false;
+    if (c.gate !== null && c.gate.state !== 'open') return false;
     return app.health_check === undefined || c.health === 'healthy';
   }
   if (observed.datasets === null) return false;

@@ -38,6 +38,12 @@ export interface LocalContainer {
   restartCount: number;
   /** Restarts since the container last ran long enough to count as stable. */
   consecutiveRestarts: number;
+  /**
+   * A gated container (a migration's warm start, gate/README.md): `closed` while its first
+   * process waits and the application has not run; `missing` when its gate directory is gone
+   * (it can never open). null for an ordinary container.
+   */
+  gate: { id: string; state: 'closed' | 'open' | 'missing'; openedAt: number | null } | null;
 }
 
 /**
@@ -93,14 +99,24 @@ export type Change =
   | { kind: 'set-dataset-readonly'; datasetId: string; readonly: boolean; mount?: true }
   | { kind: 'set-dataset-size'; datasetId: string; maximumSize: number | null }
   | { kind: 'mount-dataset'; datasetId: string }
+  /** A read-only replica on a migration's target, unmounted so that a gated container can bind its mountpoint. */
+  | { kind: 'unmount-dataset'; datasetId: string }
   | { kind: 'destroy-dataset'; datasetId: string }
   /**
    * `after`: subjects (`dataset:<id>`) whose change planned in the same pass must apply
    * first (a dataset being made writable and mounted); if one fails, this one waits.
    */
   | { kind: 'start-container'; spec: ContainerSpec; after?: string[] }
+  /**
+   * A migration's warm start on its target: the container created and started before
+   * handoff, its first process waiting behind gate `gateId` (the migration's id).
+   */
+  | { kind: 'prestart-container'; spec: ContainerSpec; gateId: string }
+  /** Lets a gated container's application run; `after` as for start-container. */
+  | { kind: 'open-container-gate'; name: string; containerId: string; gateId: string; after?: string[] }
   | { kind: 'stop-container'; name: string; containerId: string; reason: string }
-  | { kind: 'remove-container'; name: string; containerId: string }
+  /** `gateId`: the container was gated; its gate directory goes with it. */
+  | { kind: 'remove-container'; name: string; containerId: string; gateId?: string }
   | {
       kind: 'restart-container';
       name: string;
@@ -136,6 +152,8 @@ export interface PlanContext {
   address: string;
   /** Milliseconds since the epoch, read by the caller. */
   now: number;
+  /** This node can start a migration's container before handoff, behind a gate (gate/gates.ts detect). */
+  warmStart?: boolean;
 }
 
 /** The subject of a change: one step per subject per pass. */
@@ -145,10 +163,13 @@ export function changeSubject(change: Change): string {
     case 'set-dataset-readonly':
     case 'set-dataset-size':
     case 'mount-dataset':
+    case 'unmount-dataset':
     case 'destroy-dataset':
       return `dataset:${change.datasetId}`;
     case 'start-container':
+    case 'prestart-container':
       return `container:${change.spec.name}`;
+    case 'open-container-gate':
     case 'stop-container':
     case 'remove-container':
     case 'restart-container':

@@ -6,7 +6,8 @@
  */
 import { DroverError } from '#common/errors.ts';
 import type { ContainerRuntime, ExecResult, RuntimeContainer } from '../container-runtime.ts';
-import { LABEL_NODE } from '../plan/labels.ts';
+import type { GateMount } from '../gate/gates.ts';
+import { LABEL_GATE, LABEL_NODE } from '../plan/labels.ts';
 import type { ContainerSpec } from '../plan/types.ts';
 
 type Operation = 'createAndStart' | 'restart' | 'stop' | 'remove' | 'exec' | 'listContainers';
@@ -46,15 +47,16 @@ export class FakeContainerRuntime implements ContainerRuntime {
       .map(({ spec: _spec, ...c }) => structuredClone(c));
   }
 
-  async createAndStart(spec: ContainerSpec): Promise<void> {
-    this.record('createAndStart', spec.name);
+  async createAndStart(spec: ContainerSpec, gate?: GateMount): Promise<void> {
+    this.calls.push(`createAndStart ${spec.name}${gate ? ' (gated)' : ''}`);
+    this.maybeFail('createAndStart', spec.name);
     if (this.byName(spec.name)) throw new DroverError('DROVER_DOCKER_CONFLICT', `name ${spec.name} is taken`, { retryable: true });
     const id = `fake${String(this.nextId++).padStart(8, '0')}`;
     this.containers.set(id, {
       id,
       name: spec.name,
       image: spec.image,
-      labels: { ...spec.labels },
+      labels: { ...spec.labels, ...(gate ? { [LABEL_GATE]: gate.id } : {}) },
       status: 'running',
       running: true,
       exitCode: 0,

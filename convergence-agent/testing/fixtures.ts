@@ -88,6 +88,7 @@ export function localContainer(app: string, fields: Partial<LocalContainer> = {}
     health: 'unknown',
     restartCount: 0,
     consecutiveRestarts: 0,
+    gate: null,
     ...fields,
   };
 }

@@ -5,7 +5,7 @@
  * running and the dataset writable.
  */
 import { randomBytes } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import type { Migration } from '#common/model.ts';
@@ -164,9 +164,13 @@ interface NodeFacts {
 export async function facts(stack: MigrationStack, app: RedisApp): Promise<NodeFacts[]> {
   const out: NodeFacts[] = [];
   for (const node of stack.cluster.nodes) {
-    const inspect = await execa('docker', ['-H', node.dockerHost!, 'inspect', '--format', '{{.State.Running}}', `drover-${app.name}`], { reject: false, timeout: 30_000 });
+    const inspect = await execa('docker', ['-H', node.dockerHost!, 'inspect', '--format', '{{.State.Running}} {{.State.Pid}}', `drover-${app.name}`], { reject: false, timeout: 30_000 });
+    const [running, pid] = inspect.stdout.trim().split(' ');
     const ds = await new ZfsStore({ pool: node.pool }).getDataset(app.datasetId);
-    out.push({ index: node.index, running: inspect.exitCode === 0 && inspect.stdout.trim() === 'true', writable: ds !== null && !ds.readonly });
+    // A container started behind a gate (a warm start) runs the gate, not Redis: its pid 1 is
+    // still the host's busybox. Read the process itself, not what the agent says about it.
+    const gated = running === 'true' && (await readFile(`/proc/${pid}/cmdline`, 'latin1').catch(() => '')).startsWith('/.drover-gate-bin/busybox\0');
+    out.push({ index: node.index, running: inspect.exitCode === 0 && running === 'true' && !gated, writable: ds !== null && !ds.readonly });
   }
   return out;
 }

@@ -275,7 +275,7 @@ async function main(): Promise<void> {
     if (cluster !== null) {
       // The services' logs go with the cluster; keep them for a look at where the time went.
       const logs = join(tmpdir(), `drover-bench-migrate-${process.pid}`);
-      await cp(join(cluster.root, 'services'), logs, { recursive: true, filter: (src) => !src.includes('/control/') }).catch(() => undefined);
+      await cp(join(cluster.root, 'services'), logs, { recursive: true, filter: (src) => !src.includes('/control/') && !src.includes('/gates/') }).catch(() => undefined);
       say(`drover's logs of this run: ${logs}`);
     }
     await clusterDown(name, undefined, silentLogger()).catch((err: unknown) => say(`cluster down: ${String(err)}`));

@@ -12,7 +12,8 @@ export function progressLine(m: Migration): string {
   const parts = [m.phase.padEnd(8), `round ${m.round}`];
   const total = m.bytes_total;
   parts.push(total === null || total === 0 ? `${bytes(m.bytes_sent)} sent` : `${bytes(m.bytes_sent)} / ${bytes(total)} (${Math.min(100, Math.floor((m.bytes_sent / total) * 100))}%)`);
-  if (m.rate_bytes_per_second !== null) parts.push(rate(m.rate_bytes_per_second));
+  // The rate is the pre-copy rounds' own; from cutover on it would only repeat the last one.
+  if (m.rate_bytes_per_second !== null && m.phase === 'pre-copy') parts.push(rate(m.rate_bytes_per_second));
   return parts.join('  ');
 }
 

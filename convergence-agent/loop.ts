@@ -126,6 +126,15 @@ export class ConvergenceLoop {
       const reported = await this.report(buildReport(deps.identity, observed, [...blocked, ...this.lastProblems]), log);
 
       const execution = await deps.executor.execute(result.changes);
+      // A gate opened this pass: its application starts now, so its health check starts now,
+      // not after the next pass's discovery (the first passing probe is a migration's release).
+      const opened = execution.applied.filter((c) => c.kind === 'open-container-gate');
+      if (opened.length > 0 && deps.gates) {
+        const gates = { ...raw.gates };
+        // Read back as discovery reads it (the marker's time), so the next pass tracks the same start.
+        for (const c of opened) gates[c.gateId] = await deps.gates.state(c.gateId).catch(() => ({ state: 'missing' as const }));
+        deps.health.sync(healthTargets(desired, raw.containers, gates));
+      }
       this.lastProblems = execution.problems;
       const changed = execution.applied.length + execution.failed.length > 0;
       // A pass that moved a hurried subject forward (a migration handed off here) goes on at once.

@@ -42,6 +42,13 @@ export interface ContainerRuntime {
   restart(containerId: string, stopTimeoutSeconds: number): Promise<void>;
   /** Stops gracefully (SIGTERM, then SIGKILL after the timeout); already stopped is fine. */
   stop(containerId: string, stopTimeoutSeconds: number): Promise<void>;
+  /**
+   * Stops gracefully like `stop`, but resolves as soon as none of the container's processes
+   * runs any more (all its writes are made), which can be well before the engine finished
+   * tearing the container down; a later `stop` or `remove` waits for that. Falls back to
+   * `stop` where the processes cannot be seen.
+   */
+  stopProcesses(containerId: string, stopTimeoutSeconds: number): Promise<void>;
   /** Removes a stopped container; a missing one is fine. */
   remove(containerId: string): Promise<void>;
   /** Runs `command` (no shell) in the container; rejects with DROVER_EXEC_TIMEOUT after `timeoutMs`. */

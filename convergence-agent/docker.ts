@@ -14,6 +14,7 @@ import type { ContainerRuntime, ExecResult, RuntimeContainer } from './container
 import type { GateMount } from './gate/gates.ts';
 import { GATE_DIR_IN_CONTAINER, GATE_SHELL_IN_CONTAINER, applicationArgv, gatedCommand } from './gate/gate-script.ts';
 import { LABEL_GATE, LABEL_NODE } from './plan/labels.ts';
+import { namespaceEmptied, pidNamespaceOf } from './process-namespace.ts';
 import type { ContainerSpec } from './plan/types.ts';
 
 export interface DockerRuntimeOptions {
@@ -121,6 +122,21 @@ export class DockerRuntime implements ContainerRuntime {
       () => this.docker.getContainer(containerId).stop({ t: stopTimeoutSeconds, abortSignal: this.signal(stopTimeoutSeconds) }),
       { okStatus: [304] },
     );
+  }
+
+  async stopProcesses(containerId: string, stopTimeoutSeconds: number): Promise<void> {
+    const info = await call('inspect container', () => this.docker.getContainer(containerId).inspect({ abortSignal: this.signal() }));
+    if (!info.State.Running) return;
+    const ns = await pidNamespaceOf(info.State.Pid);
+    const stopping = this.stop(containerId, stopTimeoutSeconds);
+    if (ns === null) return stopping;
+    stopping.catch(() => {}); // the processes are what matter here; a later stop or remove sees the rest
+    const watch = new AbortController();
+    try {
+      await Promise.race([stopping, namespaceEmptied(ns, info.State.Pid, watch.signal)]);
+    } finally {
+      watch.abort();
+    }
   }
 
   async remove(containerId: string): Promise<void> {

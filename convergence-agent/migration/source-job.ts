@@ -60,7 +60,7 @@ export interface SourceJobDeps {
   clock: Clock;
   log: Logger;
   datasets: Pick<DatasetStore, 'getDataset' | 'setReadonly'>;
-  runtime: Pick<ContainerRuntime, 'listContainers' | 'stop' | 'remove'>;
+  runtime: Pick<ContainerRuntime, 'listContainers' | 'stop' | 'stopProcesses' | 'remove'>;
   replicate: (options: ReplicateOptions) => Promise<ReplicateResult>;
   /** Finishes a final send's deferred bookkeeping after handoff (Replicator.settle); absent: not deferred. */
   settle?: (peer: Peer, datasetId: string) => Promise<void>;
@@ -86,6 +86,8 @@ export class SourceJob {
   /** The progress post in flight: posts never overtake one another. */
   private inFlight: Promise<void> = Promise.resolve();
   private posting = false;
+  /** This job stopped the application (stopProcesses): Docker may still be tearing it down. */
+  private stoppedApplication = false;
 
   constructor(
     private readonly m: Migration,
@@ -294,7 +296,11 @@ export class SourceJob {
     if (this.m.application === null) return;
     const name = containerName(this.m.application);
     const container = (await this.deps.runtime.listContainers(this.deps.nodeUuid)).find((c) => c.name === name);
-    if (container?.running) await this.deps.runtime.stop(container.id, this.deps.stopTimeoutSeconds);
+    // Its processes gone is enough for the final snapshot; Docker's teardown goes on beside it.
+    if (container?.running) {
+      await this.deps.runtime.stopProcesses(container.id, this.deps.stopTimeoutSeconds);
+      this.stoppedApplication = true;
+    }
   }
 
   /**
@@ -309,7 +315,10 @@ export class SourceJob {
       try {
         const name = containerName(this.m.application);
         const container = (await this.deps.runtime.listContainers(this.deps.nodeUuid)).find((c) => c.name === name);
-        if (container && !container.running) await this.deps.runtime.remove(container.id);
+        // A container this job stopped may still read running while Docker tears it down
+        // (stopProcesses returns before that): wait for it. One found running on start is kept.
+        if (container?.running && this.stoppedApplication) await this.deps.runtime.stop(container.id, this.deps.stopTimeoutSeconds);
+        if (container && (!container.running || this.stoppedApplication)) await this.deps.runtime.remove(container.id);
       } catch (err) {
         this.log.warn({ err }, 'stopped application not removed');
       }

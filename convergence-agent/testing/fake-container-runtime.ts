@@ -76,6 +76,10 @@ export class FakeContainerRuntime implements ContainerRuntime {
     Object.assign(c, { running: true, status: 'running', exitCode: 0, startedAt: this.now() });
   }
 
+  async stopProcesses(containerId: string): Promise<void> {
+    await this.stop(containerId);
+  }
+
   async stop(containerId: string): Promise<void> {
     const c = this.must(containerId);
     this.record('stop', c.name);

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -112,6 +112,34 @@ describeWith(['root', 'dockerd', 'zfs'], 'docker adapter on a local-cluster dock
     await runtime.remove(c!.id);
     await runtime.remove(c!.id);
     expect(await runtime.listContainers(other)).toEqual([]);
+  });
+
+  it('stopProcesses returns once every process of the container ended, with what it wrote on its way out on disk', async () => {
+    // pid 1 writes on SIGTERM and leaves a child behind, which the kernel kills after it.
+    const s = spec(
+      'writer',
+      {
+        command_line: ['sh', '-c', 'sleep 1000 & trap "echo flushed > /data/at-exit; exit 0" TERM; while true; do sleep 0.05; done'],
+        volumes: [{ dataset_id: '00000000-0000-4000-8000-000000000003', mountpoint: '/data' }],
+      },
+      undefined,
+      new Map([['00000000-0000-4000-8000-000000000003', dataDir]]),
+    );
+    await runtime.createAndStart(s);
+    const c = (await runtime.listContainers(node().uuid)).find((x) => x.name === 'drover-writer')!;
+    const pid = Number((await docker('inspect', '--format', '{{.State.Pid}}', c.id)).stdout.trim());
+    const ns = await readlink(`/proc/${pid}/ns/pid`);
+    await runtime.stopProcesses(c.id, 10);
+    expect(await readFile(join(dataDir, 'at-exit'), 'utf8')).toBe('flushed\n');
+    const left: string[] = [];
+    for (const p of (await readdir('/proc')).filter((x) => /^\d+$/.test(x))) {
+      if ((await readlink(`/proc/${p}/ns/pid`).catch(() => null)) === ns) left.push(p);
+    }
+    expect(left).toEqual([]);
+    // Docker's own stop finishes the teardown; then the container reads exited.
+    await runtime.stop(c.id, 1);
+    expect((await runtime.listContainers(node().uuid)).find((x) => x.name === 'drover-writer')).toMatchObject({ running: false, exitCode: 0 });
+    await runtime.remove(c.id);
   });
 
   it('refuses a bind mount whose source is missing instead of creating an empty directory', async () => {

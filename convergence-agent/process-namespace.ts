@@ -1,0 +1,34 @@
+/**
+ * When have a container's processes all ended? Docker's stop returns only once dockerd has
+ * also torn the container down (network, mounts): ~150–200 ms after its last process exited,
+ * measured here. A migration's final snapshot needs only the processes gone — every write
+ * they made is in the file system then — so the cutover waits for that, read from /proc:
+ * no process left in the container's pid namespace.
+ */
+import { readdir, readlink } from 'node:fs/promises';
+
+/** The pid namespace of host process `pid` (`pid:[4026532…]`), or null when it is not visible from here. */
+export async function pidNamespaceOf(pid: number): Promise<string | null> {
+  if (!Number.isInteger(pid) || pid <= 0) return null;
+  return readlink(`/proc/${pid}/ns/pid`).catch(() => null);
+}
+
+async function inNamespace(pid: string, ns: string): Promise<boolean> {
+  return (await readlink(`/proc/${pid}/ns/pid`).catch(() => null)) === ns;
+}
+
+/**
+ * Resolves once no process of pid namespace `ns` is left, `first` (its pid 1 on the host)
+ * first, then any other; polls every `everyMs`. Never rejects; stops when `signal` aborts.
+ */
+export async function namespaceEmptied(ns: string, first: number, signal: AbortSignal, everyMs = 2): Promise<void> {
+  const pause = (): Promise<void> => new Promise((r) => setTimeout(r, everyMs));
+  while (!signal.aborted && (await inNamespace(String(first), ns))) await pause();
+  // pid 1 gone: the kernel kills the rest of the namespace; wait until they are gone too.
+  while (!signal.aborted) {
+    const pids = (await readdir('/proc').catch(() => [] as string[])).filter((p) => /^\d+$/.test(p));
+    const left = await Promise.all(pids.map((p) => inNamespace(p, ns)));
+    if (!left.includes(true)) return;
+    await pause();
+  }
+}

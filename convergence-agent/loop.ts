@@ -123,9 +123,12 @@ export class ConvergenceLoop {
         warmStart: deps.gates != null,
       });
       const blocked: NodeProblem[] = result.blocked.map((b) => ({ ...b, kind: 'blocked' }));
-      const reported = await this.report(buildReport(deps.identity, observed, [...blocked, ...this.lastProblems]), log);
-
-      const execution = await deps.executor.execute(result.changes);
+      // The report (what discovery saw) and the changes go side by side: a round trip to the
+      // control service before each pass's changes was downtime at a migration's handoff.
+      const [reported, execution] = await Promise.all([
+        this.report(buildReport(deps.identity, observed, [...blocked, ...this.lastProblems]), log),
+        deps.executor.execute(result.changes),
+      ]);
       // A gate opened this pass: its application starts now, so its health check starts now,
       // not after the next pass's discovery (the first passing probe is a migration's release).
       const opened = execution.applied.filter((c) => c.kind === 'open-container-gate');

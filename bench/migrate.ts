@@ -25,7 +25,7 @@
 import { randomFillSync, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
-import { cp, readFile } from 'node:fs/promises';
+import { cp, open, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -33,7 +33,7 @@ import { execa } from 'execa';
 import { ApiClient } from '#common/api-client.ts';
 import { silentLogger } from '#common/log.ts';
 import type { Migration } from '#common/model.ts';
-import { AckedWriter, loadData, type Endpoint, type WriterReport } from '#common/resp-load.ts';
+import { AckedWriter, loadData, longestGapWithin, type Endpoint, type WriterReport } from '#common/resp-load.ts';
 import { RespClient } from '#common/resp.ts';
 import { sleep } from '#common/sleep.ts';
 import { clusterDown, clusterUp, controlUrl, startServices, type LocalCluster, type LocalNode } from '../cli/local-cluster/index.ts';
@@ -101,6 +101,14 @@ async function fillRandom(path: string, mib: number): Promise<void> {
   }
   out.end();
   await once(out, 'finish');
+  // On disk before the move begins, as data that has been there a while would be: otherwise
+  // the first snapshot flushes it all, and zfs-fuse stalls the application's writes meanwhile.
+  const file = await open(path, 'r+');
+  try {
+    await file.sync();
+  } finally {
+    await file.close();
+  }
 }
 
 async function until<T>(what: string, ms: number, check: () => Promise<T | null | undefined | false>): Promise<T> {
@@ -203,6 +211,8 @@ function describeRun(what: string, report: WriterReport, moveStarted: number, mi
   if (migration?.cutover_started_at != null) {
     const cutoverAt = migration.cutover_started_at - performance.timeOrigin;
     say(`  ${what}: cutover began at ${at(cutoverAt)} and lasted ${migration.cutover_ms ?? '?'} ms (as the source measured it)`);
+    const inCutover = longestGapWithin(report.ackTimes, cutoverAt, cutoverAt + (migration.cutover_ms ?? 0));
+    say(`  ${what}: longest gap during the cutover ${Math.round(inCutover)} ms${inCutover < report.pauseMs ? ' (the longest of all fell outside it)' : ''}`);
   }
   for (const f of report.failures.slice(0, 5)) say(`  ${what}: failed request at ${at(f.at)}: ${f.kind}: ${f.message}`);
 }

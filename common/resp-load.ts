@@ -60,6 +60,19 @@ export interface WriterReport {
   pauseMs: number;
   pauseAt: number | null;
   failures: WriterFailure[];
+  /** When each acknowledged write was acknowledged (performance.now()), in order. */
+  ackTimes: number[];
+}
+
+/** The longest gap between consecutive acknowledgements that overlaps [from, to]. */
+export function longestGapWithin(ackTimes: readonly number[], from: number, to: number): number {
+  let longest = 0;
+  for (let i = 1; i < ackTimes.length; i++) {
+    const a = ackTimes[i - 1]!;
+    const b = ackTimes[i]!;
+    if (b >= from && a <= to) longest = Math.max(longest, b - a);
+  }
+  return longest;
 }
 
 /**
@@ -123,7 +136,15 @@ export class AckedWriter {
         pauseAt = this.ackTimes[i - 1]!;
       }
     }
-    return { acked: this.ackCount, failed: this.failed, reconnects: this.reconnects, pauseMs, pauseAt, failures: [...this.failures] };
+    return {
+      acked: this.ackCount,
+      failed: this.failed,
+      reconnects: this.reconnects,
+      pauseMs,
+      pauseAt,
+      failures: [...this.failures],
+      ackTimes: Array.from(this.ackTimes.subarray(0, this.ackCount)),
+    };
   }
 
   /**

@@ -21,6 +21,7 @@ import { discoverRaw, healthTargets, toObserved } from './discover.ts';
 import type { ContainerRuntime } from './container-runtime.ts';
 import type { Executor } from './execute.ts';
 import type { HealthMonitor } from './health/monitor.ts';
+import { LABEL_GATE } from './plan/labels.ts';
 import { plan } from './plan/plan.ts';
 import type { Change, MigrationJobState } from './plan/types.ts';
 import { buildReport, type NodeIdentity } from './report.ts';
@@ -112,6 +113,10 @@ export class ConvergenceLoop {
       const raw = await discoverRaw({ store: deps.store, runtime: deps.runtime, gates: deps.gates ?? null, nodeUuid: deps.identity.uuid, log });
       deps.health.sync(healthTargets(desired, raw.containers, raw.gates));
       if (raw.containers) deps.ledger.retain(raw.containers.map((c) => c.id));
+      if (raw.containers && deps.gates) {
+        const inUse = new Set(raw.containers.map((c) => c.labels[LABEL_GATE]).filter((id): id is string => id !== undefined));
+        await deps.gates.sweep(inUse, deps.clock.now()).catch((err: unknown) => log.warn({ err }, 'gate directories not swept'));
+      }
       deps.migrations?.sync(desired);
       const observed = toObserved(raw, (id) => deps.health.health(id), deps.ledger);
       if (deps.migrations) observed.migrationJobs = deps.migrations.states();

@@ -1,6 +1,12 @@
 import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, utimes } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { silentLogger } from '#common/log.ts';
+import { execaRunner } from '../zfs/command.ts';
 import { isStaticElf } from './elf.ts';
+import { Gates } from './gates.ts';
 import { GATE_SHELL_IN_CONTAINER, applicationArgv, gatedCommand } from './gate-script.ts';
 import { mountOf, parseMountinfo, propagates } from './mountinfo.ts';
 
@@ -51,5 +57,28 @@ describe('isStaticElf', () => {
     expect(isStaticElf(head('/bin/busybox'))).toBe(true);
     expect(isStaticElf(head(process.execPath))).toBe(false);
     expect(isStaticElf(Buffer.from('#!/bin/sh\necho hi\n'.padEnd(128, ' ')))).toBe(false);
+  });
+});
+
+describe('Gates on the host', () => {
+  it('opens a gate: the marker, then state open; sweeps only directories no container uses, after the grace', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'drover-gates-'));
+    try {
+      const gates = new Gates({ root, shell: '/bin/busybox', runner: execaRunner, log: silentLogger() });
+      const [used, orphan, young] = ['11111111-1111-4111-8111-111111111111', '22222222-2222-4222-8222-222222222222', '33333333-3333-4333-8333-333333333333'];
+      for (const id of [used, orphan, young]) await gates.prepare(id);
+      expect(await gates.state(used)).toEqual({ state: 'closed' });
+      await gates.open(used);
+      expect((await gates.state(used)).state).toBe('open');
+      const hourAgo = new Date(Date.now() - 3_600_000);
+      for (const id of [used, orphan]) await utimes(join(root, id), hourAgo, hourAgo);
+      expect(await gates.sweep(new Set([used]), Date.now())).toEqual([orphan]);
+      expect(await gates.state(orphan)).toEqual({ state: 'missing' });
+      expect((await gates.state(used)).state).toBe('open');
+      expect(await gates.state(young)).toEqual({ state: 'closed' });
+      await expect(gates.prepare('../etc')).rejects.toThrow('not a uuid');
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });

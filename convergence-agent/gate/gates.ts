@@ -8,7 +8,7 @@
  * busybox on the host. Without one the agent starts containers after handoff, as before.
  */
 import { closeSync, constants, openSync, writeSync } from 'node:fs';
-import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
@@ -113,6 +113,26 @@ export class Gates {
 
   async remove(id: string): Promise<void> {
     await rm(this.dir(id), { recursive: true, force: true });
+  }
+
+  /**
+   * Removes gate directories no container refers to any more (a gated container removed
+   * outside drover), once older than `graceMs` — a directory is made just before its
+   * container. `inUse`: the gate ids of the containers discovery listed (never call it on an
+   * unknown listing). Returns the ids removed.
+   */
+  async sweep(inUse: ReadonlySet<string>, now: number, graceMs = 600_000): Promise<string[]> {
+    const names = await readdir(this.options.root).catch(() => [] as string[]);
+    const removed: string[] = [];
+    for (const name of names) {
+      if (!GATE_ID.test(name) || inUse.has(name)) continue;
+      const info = await stat(join(this.options.root, name)).catch(() => null);
+      if (info === null || !info.isDirectory() || now - info.mtimeMs < graceMs) continue;
+      await this.remove(name);
+      removed.push(name);
+    }
+    if (removed.length > 0) this.options.log.info({ gates: removed }, 'unused gate directories removed');
+    return removed;
   }
 
   /**

@@ -163,10 +163,16 @@ export class UvInbound implements Inbound {
   }
 }
 
+/** Set on a handle while a uv_shutdown on it is in flight. */
+type ShutdownMark = { shutdownPending?: boolean };
+
 function closeHandle(handle: UvHandle, reset = false): void {
   handle.onread = noop; // must stay a function: Node asserts on anything else
-  // reset fails (EINVAL) while a shutdown is pending; a plain close is what is left then.
-  if (!reset || handle.reset() !== 0) handle.close();
+  // uv_tcp_close_reset refuses (EINVAL) while a shutdown is pending, and Node's reset() marks
+  // the handle closing even then, so a close() after it does nothing and the descriptor
+  // leaks: a handle with a shutdown in flight gets a plain close, never a reset.
+  if (reset && !(handle as ShutdownMark).shutdownPending) handle.reset();
+  else handle.close();
   (handle.owner as UvInbound).handleClosed(handle);
 }
 
@@ -232,6 +238,7 @@ function onRead(this: UvHandle): void {
   sreq.handle = d.to;
   sreq.owner = d;
   sreq.oncomplete = onShutdownDone as UvReq['oncomplete'];
+  (d.to as ShutdownMark).shutdownPending = true;
   const err = d.to.shutdown(sreq);
   if (err === 1) onShutdownDone.call(sreq, 0); // completed synchronously
   else if (err !== 0) relayFailed(conn);
@@ -249,6 +256,7 @@ export function onWriteDone(this: UvReq, status: number): void {
 
 function onShutdownDone(this: UvReq, status: number): void {
   const d = this.owner as Direction;
+  (d.to as ShutdownMark).shutdownPending = false;
   const conn = d.conn;
   if (conn.state === CLOSED) return;
   // ENOTCONN: the peer is already gone; the relay ends below or by the other direction.

@@ -8,7 +8,7 @@ import type { DroverError } from '#common/errors.ts';
 import { createNetEngine } from './tcp-net.ts';
 import { createUvEngine } from './tcp-uv.ts';
 import type { Inbound, TcpEngine } from './tcp.ts';
-import { connectTo, digestReply, echo, fdCount, patternBytes, readAll, sha256, startServer, waitFor, type TestServer } from './test-support/sockets.ts';
+import { connectTo, digestReply, echo, fdCount, fdTargets, patternBytes, readAll, sha256, startServer, waitFor, type TestServer } from './test-support/sockets.ts';
 
 const HOST = '127.0.0.1';
 const engines: [string, () => TcpEngine][] = [
@@ -20,9 +20,11 @@ describe.each(engines)('the %s engine', (_name, make) => {
   let engine: TcpEngine;
   let backend: TestServer | null = null;
   let fdsBefore = 0;
+  let fdTargetsBefore = new Set<string>();
 
   beforeEach(() => {
     fdsBefore = fdCount();
+    fdTargetsBefore = new Set(fdTargets());
     engine = make();
   });
   afterEach(async () => {
@@ -31,7 +33,10 @@ describe.each(engines)('the %s engine', (_name, make) => {
     backend = null;
     // Closed handles give their descriptors back within a few event-loop turns; 5 s leaves room
     // for a loaded machine (a leak stays past any bound).
-    await waitFor(() => fdCount() <= fdsBefore, 5000, 'descriptors to be released');
+    await waitFor(() => fdCount() <= fdsBefore, 5000, 'descriptors to be released').catch((err: Error) => {
+      const left = fdTargets().filter((t) => !fdTargetsBefore.has(t));
+      throw new Error(`${err.message}; still open: ${left.join(', ')}; engine counts ${JSON.stringify(engine.counts())}`);
+    });
   });
 
   async function proxyTo(port: number, onFail?: (conn: Inbound, err: DroverError) => void) {

@@ -4,7 +4,7 @@
  * engine files.
  */
 import { createHash } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 
 export interface TestServer {
@@ -94,6 +94,17 @@ export function sha256(data: Buffer | string): string {
 /** Open descriptors of this process. */
 export function fdCount(): number {
   return readdirSync('/proc/self/fd').length;
+}
+
+/** What each open descriptor of this process is (`socket:[123]`, `pipe:[456]`, a path), as `fd → target`. */
+export function fdTargets(): string[] {
+  return readdirSync('/proc/self/fd').map((fd) => {
+    try {
+      return `${fd} → ${readlinkSync(`/proc/self/fd/${fd}`)}`;
+    } catch {
+      return `${fd} → ?`;
+    }
+  });
 }
 
 /** Deterministic pseudo-random bytes (seeded), so a failure reproduces. */

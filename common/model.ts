@@ -95,7 +95,7 @@ const probeTiming = {
 
 /**
  * Kubernetes probe semantics (reference/docker-plugin-compose.md §5). A tcp check may also
- * `send` a string (UTF-8) once connected and `expect` one in the answer (HAProxy's
+ * `send` a string (UTF-8) once connected and `expect` one in the answer's first line (HAProxy's
  * `tcp-check send` / `tcp-check expect string`): `{ send: "PING\r\n", expect: "+PONG" }`.
  */
 export const HealthCheck = z.discriminatedUnion('type', [

@@ -21,7 +21,6 @@ import { discoverRaw, healthTargets, toObserved } from './discover.ts';
 import type { ContainerRuntime } from './container-runtime.ts';
 import type { Executor } from './execute.ts';
 import type { HealthMonitor } from './health/monitor.ts';
-import { LABEL_GATE } from './plan/labels.ts';
 import { plan } from './plan/plan.ts';
 import type { Change, MigrationJobState } from './plan/types.ts';
 import { buildReport, type NodeIdentity } from './report.ts';
@@ -62,6 +61,8 @@ export interface PassSummary {
 }
 
 const FIRST_UNCONVERGED_MS = 100;
+/** How often unused gate directories are looked for (gate/gates.ts sweep). */
+const GATE_SWEEP_EVERY_MS = 60_000;
 
 export class ConvergenceLoop {
   private desired: AgentDesired | null = null;
@@ -70,6 +71,7 @@ export class ConvergenceLoop {
   private wakePending = false;
   private unconverged = 0;
   private lastProblems: NodeProblem[] = [];
+  private lastGateSweep = -Infinity;
   private running: Promise<void>[] = [];
 
   constructor(private readonly deps: LoopDeps) {}
@@ -113,10 +115,6 @@ export class ConvergenceLoop {
       const raw = await discoverRaw({ store: deps.store, runtime: deps.runtime, gates: deps.gates ?? null, nodeUuid: deps.identity.uuid, log });
       deps.health.sync(healthTargets(desired, raw.containers, raw.gates));
       if (raw.containers) deps.ledger.retain(raw.containers.map((c) => c.id));
-      if (raw.containers && deps.gates) {
-        const inUse = new Set(raw.containers.map((c) => c.labels[LABEL_GATE]).filter((id): id is string => id !== undefined));
-        await deps.gates.sweep(inUse, deps.clock.now()).catch((err: unknown) => log.warn({ err }, 'gate directories not swept'));
-      }
       deps.migrations?.sync(desired);
       const observed = toObserved(raw, (id) => deps.health.health(id), deps.ledger);
       if (deps.migrations) observed.migrationJobs = deps.migrations.states();
@@ -142,6 +140,11 @@ export class ConvergenceLoop {
         // Read back as discovery reads it (the marker's time), so the next pass tracks the same start.
         for (const c of opened) gates[c.gateId] = await deps.gates.state(c.gateId).catch(() => ({ state: 'missing' as const }));
         deps.health.sync(healthTargets(desired, raw.containers, gates));
+      }
+      // Unused gate directories are litter, not state: swept now and then, after the changes.
+      if (raw.containers && deps.gates && deps.clock.now() - this.lastGateSweep >= GATE_SWEEP_EVERY_MS) {
+        this.lastGateSweep = deps.clock.now();
+        await deps.gates.sweep(new Set(Object.keys(raw.gates ?? {})), deps.clock.now()).catch((err: unknown) => log.warn({ err }, 'gate directories not swept'));
       }
       this.lastProblems = execution.problems;
       const changed = execution.applied.length + execution.failed.length > 0;

@@ -61,7 +61,7 @@ export function readComposeHealthcheck(scope: Scope, value: unknown): HealthChec
  * `x-drover-healthcheck:` — a check drover runs from the node, not inside the container:
  * `{ type: http, port, path }` (200–399 is healthy) or `{ type: tcp, port, send, expect }`;
  * `port` is the container port. A tcp check without `expect` is healthy once it connects (and
- * has written `send`, if given); with `expect`, once the answer contains that string, as
+ * has written `send`, if given); with `expect`, once the answer's first line contains that string, as
  * HAProxy's `tcp-check send` / `expect string`: `{ type: tcp, port: 6379, send: "PING\r\n",
  * expect: "+PONG" }` (a YAML double-quoted "\r\n" is CR LF). Same timing keys as Compose,
  * with Kubernetes' defaults (10s, 1s, 3). No exec is needed, and none of its cost per probe.

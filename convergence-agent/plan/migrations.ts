@@ -32,6 +32,7 @@ import { HANDED_OFF, SOURCE_PHASES, targetStep } from '../migration/phases.ts';
 import type { Application } from '#common/model.ts';
 import { containerSpec } from './container-spec.ts';
 import { stopOrRemove } from './containers.ts';
+import { usersOf } from './datasets.ts';
 import { containerName } from './labels.ts';
 import type { Blocked, Change, LocalObserved, MigrationJobState, PlanContext } from './types.ts';
 
@@ -143,9 +144,7 @@ function planWarmStart(plan: MigrationPlan, m: Migration, app: Application, obse
     if (!m.dataset_ids.includes(volume.dataset_id)) return false;
     if (!ours && (here === undefined || here.mountpoint === null)) return false;
     if (!ours && here!.mounted) {
-      const path = here!.mountpoint!;
-      const bound = containers.some((c) => c.mountSources.some((s) => s === path || s.startsWith(`${path}/`)));
-      if (!here!.readonly || bound) return false;
+      if (!here!.readonly || usersOf(here!, containers, false)!.length > 0) return false;
       unmount.push(volume.dataset_id);
     }
     if (here?.mountpoint) mountpoints.set(volume.dataset_id, here.mountpoint);

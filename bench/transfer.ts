@@ -9,13 +9,13 @@
  *   ssh      drover's ssh transport (ssh2, persistent connection, warm remote shell)
  *   tls      drover's tls transport (mutual TLS to node 2's agent, in its own process)
  * Each run receives into an absent target (full stream) and checks the received guid.
- * The npm script runs node with `--max-semi-space-size=64`, as drover-agent should run:
- * ssh2 allocates per 32 KiB packet, and a larger young generation cuts its CPU per GiB
- * by about 2.5 (measured).
+ * This process (the sender) and the tls receiver run with drover-agent's node flags
+ * (bin/drover-agent.js's first line, common/node-flags.ts): the npm script passes them,
+ * and the bench refuses to run without them, as it would measure another program.
  * Times cover the stream: process start to `zfs receive` exit. Prints MiB/s medians and
  * each ratio to the local pipe; `--json` prints one JSON object.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -30,6 +30,7 @@ import { TlsPeer } from '../convergence-agent/transfer/tls-peer.ts';
 import { ensureNodeCertificate } from '../convergence-agent/transfer/tls-certs.ts';
 import { streamStep } from '../convergence-agent/transfer/stream-step.ts';
 import type { Peer } from '../convergence-agent/transfer/types.ts';
+import { missingNodeFlags, nodeFlagsOf } from '#common/node-flags.ts';
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');
@@ -39,12 +40,26 @@ const option = (name: string, fallback: number): number => {
 };
 const runs = option('--runs', 3);
 const sizeMiB = option('--size-mib', 512);
+const missingFlags = missingNodeFlags(join(import.meta.dirname, '..', 'bin', 'drover-agent.js'));
+if (missingFlags.length > 0) {
+  process.stderr.write(`bench:transfer: run it as drover-agent runs, with node ${missingFlags.join(' ')} (npm run bench:transfer does)\n`);
+  process.exit(2);
+}
 const say = (text: string): void => {
   if (!json) process.stderr.write(`${text}\n`);
 };
 
 type Method = 'local' | 'openssh' | 'ssh' | 'tls';
-const METHODS: Method[] = ['local', 'openssh', 'ssh', 'tls'];
+const ALL_METHODS: Method[] = ['local', 'openssh', 'ssh', 'tls'];
+// `--methods tls,local` runs only those (for profiling one transport); the default is all.
+const METHODS: Method[] = (() => {
+  const i = args.indexOf('--methods');
+  if (i < 0) return ALL_METHODS;
+  const picked = (args[i + 1] ?? '').split(',');
+  const bad = picked.filter((m) => !ALL_METHODS.includes(m as Method));
+  if (bad.length > 0 || picked.length === 0) throw new Error(`--methods: expected a comma-separated list of ${ALL_METHODS.join(', ')}; got ${args[i + 1] ?? 'nothing'}`);
+  return picked as Method[];
+})();
 
 function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
@@ -83,10 +98,21 @@ async function fillRandom(path: string, mib: number): Promise<void> {
 
 async function startReceiver(node: LocalNode, identity: { ca: string; cert: string; key: string }) {
   const config = JSON.stringify({ pool: node.pool, address: node.address, id: node.uuid, ...identity });
-  // The same V8 flag as this process (see the npm script): a larger young generation.
-  const child = spawn(process.execPath, [...process.execArgv, join(import.meta.dirname, 'transfer-receiver.ts'), config], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const [line] = (await Promise.race([once(child.stdout, 'data'), once(child, 'exit').then(() => { throw new Error('receiver exited'); })])) as [Buffer];
-  return { child, port: (JSON.parse(line.toString()) as { port: number }).port };
+  // The receiving agent's node flags (bin/drover-agent.js), and this process's loader (tsx).
+  const flags = [...new Set([...process.execArgv, ...nodeFlagsOf(join(import.meta.dirname, '..', 'bin', 'drover-agent.js'))])];
+  const child = spawn(process.execPath, [...flags, join(import.meta.dirname, 'transfer-receiver.ts'), config], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // The port line, among whatever else node prints there (--trace-gc when profiling).
+  const port = await new Promise<number>((resolve, reject) => {
+    let seen = '';
+    child.stdout.on('data', (d: Buffer) => {
+      seen += d.toString();
+      const m = /^\{"port":(\d+)\}$/m.exec(seen);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once('exit', () => reject(new Error('receiver exited')));
+  });
+  child.stdout.resume();
+  return { child, port };
 }
 
 const lease = await leaseSubnet();
@@ -137,7 +163,10 @@ try {
       // full: false skips settling the new replica's properties (bookkeeping, not transport).
       const sink = step.receive({ resumable: false, full: false });
       const send = source.send({ datasetId, snapshot: 'drover-bench', base: null });
-      streamBytes = await streamStep({ send, sink, stallMs: 60_000 });
+      const trace: string[] = [];
+      let lastB = 0;
+      streamBytes = await streamStep({ send, sink, stallMs: 60_000, ...(process.env.BENCH_TRACE ? { onBytes: (b: number, ms: number) => { trace.push(`${ms}:${((b - lastB) / 1048576).toFixed(0)}`); lastB = b; } } : {}) });
+      if (process.env.BENCH_TRACE) say(`  MiB per 250 ms: ${trace.join(' ')}`);
     } finally {
       const t2 = performance.now();
       await step.end();
@@ -145,6 +174,7 @@ try {
     }
     const used = process.cpuUsage(before);
     const receiverCpu = peer === tlsPeer && receiver ? cpuOf(receiver.child.pid!) - receiverBefore : 0;
+    if (process.env.BENCH_DEBUG) say(`  cpu: this process ${((used.user + used.system) / 1e6).toFixed(2)} s (user ${(used.user / 1e6).toFixed(2)}), tls receiver ${receiverCpu.toFixed(2)} s`);
     return (used.user + used.system) / 1e6 + receiverCpu;
   };
   // Each returns the CPU seconds of the transport's processes we can see: the pipeline's
@@ -161,6 +191,10 @@ try {
     tls: () => viaDrover(tlsPeer),
   };
 
+  // The zfs-fuse daemon does the sending and the receiving for every method (one daemon
+  // serves every pool here): its CPU per GiB shows what is left for the transport.
+  const daemonPid = Number(spawnSync('pgrep', ['-x', '-o', 'zfs-fuse'], { encoding: 'utf8' }).stdout.trim()) || null;
+  const daemonCpu: Record<Method, number[]> = { local: [], openssh: [], ssh: [], tls: [] };
   const seconds: Record<Method, number[]> = { local: [], openssh: [], ssh: [], tls: [] };
   const cpu: Record<Method, number[]> = { local: [], openssh: [], ssh: [], tls: [] };
   for (let i = 0; i < runs; i++) {
@@ -169,7 +203,9 @@ try {
     for (const method of order) {
       await target.destroyDataset(datasetId);
       const started = performance.now();
+      const daemonBefore = daemonPid ? cpuOf(daemonPid) : 0;
       cpu[method].push(await run[method]());
+      if (daemonPid) daemonCpu[method].push(cpuOf(daemonPid) - daemonBefore);
       const s = (performance.now() - started) / 1000;
       const received = (await target.listSnapshots(datasetId)).find((x) => x.snapshot === 'drover-bench');
       if (received?.guid !== snap.guid) throw new Error(`${method}: received guid ${received?.guid} ≠ source ${snap.guid}`);
@@ -194,7 +230,7 @@ try {
     process.stdout.write(`stream ${mib.toFixed(1)} MiB, ${runs} runs each, interleaved\n`);
     for (const m of METHODS) {
       process.stdout.write(
-        `${m.padEnd(8)} median ${med[m].toFixed(0).padStart(5)} MiB/s  ratio ${(med[m] / med.local).toFixed(2)}  runs ${rates[m].map((r) => r.toFixed(0)).join(' / ')}  cpu ${(median(cpu[m]) / (mib / 1024)).toFixed(2)} s/GiB\n`,
+        `${m.padEnd(8)} median ${med[m].toFixed(0).padStart(5)} MiB/s  ratio ${(med[m] / med.local).toFixed(2)}  runs ${rates[m].map((r) => r.toFixed(0)).join(' / ')}  cpu ${(median(cpu[m]) / (mib / 1024)).toFixed(2)} s/GiB${daemonPid ? `, zfs-fuse ${(median(daemonCpu[m]) / (mib / 1024)).toFixed(2)} s/GiB` : ''}\n`,
       );
     }
     process.stdout.write(`targets: tls ≥ 0.80, ssh ≥ 0.60 of local; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${cpus().length} CPUs\n`);

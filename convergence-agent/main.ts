@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { isDroverError } from '#common/errors.ts';
 import { createLogger } from '#common/log.ts';
+import { missingNodeFlags } from '#common/node-flags.ts';
 import type { NodeTransfer } from '#common/model.ts';
 import { systemClock } from './clock.ts';
 import { fingerprintOfPublicKey, loadAgentConfig, type AgentConfig } from './config.ts';
@@ -98,6 +99,10 @@ async function main(): Promise<void> {
   }
 
   const log = createLogger('drover-agent');
+  const missing = missingNodeFlags(join(import.meta.dirname, '..', 'bin', 'drover-agent.js'));
+  if (missing.length > 0) {
+    log.warn({ missing }, 'node runs without the flags on bin/drover-agent.js\'s first line: a transfer takes up to twice the CPU; start bin/drover-agent.js itself, or pass them to node');
+  }
   const uuidFile = config.node_uuid_file ?? join(config.state_dir, 'node-uuid');
   let uuid: string;
   try {

@@ -6,6 +6,7 @@ import { connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { DroverError } from '#common/errors.ts';
 import { silentLogger, type Logger } from '#common/log.ts';
+import { nodeFlagsOf } from '#common/node-flags.ts';
 import { sleep } from '#common/sleep.ts';
 import { PLUGIN_SOCKET_DIR } from './layout.ts';
 import { isAlive, ownedPid, processesMentioning, terminate } from './processes.ts';
@@ -163,7 +164,8 @@ async function startAll(specs: ServiceSpec[], dir: string, level: string, log: L
 function spawnService(spec: ServiceSpec, level: string): number {
   const fd = openSync(spec.logFile, 'a');
   try {
-    const child = spawn(process.execPath, [join(REPO, spec.program), ...spec.args], {
+    const program = join(REPO, spec.program);
+    const child = spawn(process.execPath, [...nodeFlagsOf(program), program, ...spec.args], {
       cwd: REPO,
       detached: true,
       stdio: ['ignore', fd, fd],

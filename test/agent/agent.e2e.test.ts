@@ -7,6 +7,7 @@ import { execa, type ResultPromise } from 'execa';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ApiClient } from '#common/api-client.ts';
 import type { ContainerState } from '#common/api.ts';
+import { nodeFlagsOf } from '#common/node-flags.ts';
 import { useTestCluster } from '../support/cluster.ts';
 import { describeWith } from '../support/require.ts';
 
@@ -78,7 +79,8 @@ describeWith(['root', 'dockerd', 'zfs'], 'drover-agent with drover-control on a 
       'stop_timeout_seconds: 1',
     ].join('\n');
     await writeFile(join(dir, 'agent.yml'), config);
-    agent = execa('node', [join(root, 'bin/drover-agent.js'), '--config', join(dir, 'agent.yml')], {
+    const program = join(root, 'bin/drover-agent.js');
+    agent = execa('node', [...nodeFlagsOf(program), program, '--config', join(dir, 'agent.yml')], {
       cwd: root,
       reject: false,
       stdout: { file: join(dir, 'agent.log') },

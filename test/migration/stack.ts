@@ -10,6 +10,7 @@ import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { ApiClient } from '#common/api-client.ts';
+import { nodeFlagsOf } from '#common/node-flags.ts';
 import { sleep } from '#common/sleep.ts';
 import type { LocalCluster, LocalNode } from '../../cli/local-cluster/index.ts';
 import { ensureNodeCertificate } from '../../convergence-agent/transfer/tls-certs.ts';
@@ -194,7 +195,7 @@ export class MigrationStack {
   }
 
   private spawn(name: string, bin: string, args: string[]): ResultPromise {
-    return execa('node', [join(repo, bin), ...args], {
+    return execa('node', [...nodeFlagsOf(join(repo, bin)), join(repo, bin), ...args], {
       cwd: repo,
       reject: false,
       stdout: { file: join(this.dir, `${name}.log`), append: true },

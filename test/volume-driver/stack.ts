@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
+import { nodeFlagsOf } from '#common/node-flags.ts';
 import { execa, type ResultPromise } from 'execa';
 import type { LocalCluster, LocalNode } from '../../cli/local-cluster/index.ts';
 import { sleep } from '#common/sleep.ts';
@@ -134,7 +135,7 @@ export class DroverStack {
   }
 
   private spawn(name: string, bin: string, args: string[], logLevel?: string): ResultPromise {
-    return execa('node', [join(repo, bin), ...args], {
+    return execa('node', [...nodeFlagsOf(join(repo, bin)), join(repo, bin), ...args], {
       cwd: repo,
       reject: false,
       stdout: { file: join(this.dir, `${name}.log`), append: true },

@@ -9,9 +9,12 @@
  * the order; the figure is the median of the rounds. Then a switch under load counts refused
  * or reset connections while the route holds and moves between two backends.
  *
- * Flags: --json (only the summary object on stdout), --rounds N (3), --seconds S (4).
+ * Flags: --json (only the summary object on stdout), --rounds N (3), --seconds S (4),
+ * --scenarios small,big,close (all; a subset leaves the summary's other ratios NaN),
+ * --workers N (2: drover's user-space proxy as N processes, as HAProxy runs 2 threads).
  * Needs root for the kernel path (nft); all traffic stays on 127.0.7.x.
  */
+import { nodeFlagsOf } from '#common/node-flags.ts';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -21,7 +24,7 @@ import { RouteServer, route } from '../proxy/test-support/route-server.ts';
 import { nftDeleteScript } from '../proxy/nft-ruleset.ts';
 import { switchUnderLoad, waitForPort } from './proxy-clients.ts';
 
-const { values: flags } = parseArgs({ options: { json: { type: 'boolean' }, rounds: { type: 'string' }, seconds: { type: 'string' } } });
+const { values: flags } = parseArgs({ options: { json: { type: 'boolean' }, rounds: { type: 'string' }, seconds: { type: 'string' }, scenarios: { type: 'string' }, workers: { type: 'string' } } });
 const ROUNDS = Number(flags.rounds ?? 3);
 const SECONDS = Number(flags.seconds ?? 4);
 const say = (line: string): void => void (flags.json ? process.stderr : process.stdout).write(`${line}\n`);
@@ -42,6 +45,8 @@ const HOSTS = { direct: BACKEND.host, haproxy: '127.0.7.3', user: '127.0.7.4', k
 type Config = keyof typeof HOSTS;
 const UUIDS = { user: '00000000-0000-4000-8000-0000000000b1', kernel: '00000000-0000-4000-8000-0000000000b2' };
 const NAT_TABLE = 'drover_bench_proxy';
+// HAProxy runs 2 threads (nbthread 2, one per core); drover's user-space proxy 2 processes.
+const WORKERS = Number(flags.workers ?? 2);
 const root = resolve(import.meta.dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'drover-bench-proxy-'));
 const children: ResultPromise[] = [];
@@ -66,7 +71,7 @@ function haproxy(name: string, config: string): ResultPromise {
 }
 
 function droverProxy(mode: 'user' | 'kernel', control: string): ResultPromise {
-  return start(process.execPath, [join(root, 'bin/drover-proxy.js'), '--control', control, '--node-uuid', UUIDS[mode], '--listen-host', HOSTS[mode], '--mode', mode, '--poll-wait-ms', '5000', ...(mode === 'kernel' ? ['--nat-table', NAT_TABLE] : [])], {
+  return start(process.execPath, [...nodeFlagsOf(join(root, 'bin/drover-proxy.js')), join(root, 'bin/drover-proxy.js'), '--control', control, '--node-uuid', UUIDS[mode], '--listen-host', HOSTS[mode], '--mode', mode, '--poll-wait-ms', '5000', ...(mode === 'kernel' ? ['--nat-table', NAT_TABLE] : ['--workers', String(WORKERS)])], {
     DROVER_LOG_LEVEL: 'warn',
   });
 }
@@ -86,14 +91,25 @@ function ms(text: string): number {
   return Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1);
 }
 
-function cpuTicks(pid: number | undefined): number {
-  if (pid === undefined) return 0;
+function ownTicks(pid: number): number {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
     return Number(fields[11]) + Number(fields[12]); // utime + stime, clock ticks (100/s)
   } catch {
     return 0;
   }
+}
+
+/** The CPU of a proxy and of its live children (drover's workers), in clock ticks. */
+function cpuTicks(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  let children: number[] = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    // no children file: count the process alone
+  }
+  return [pid, ...children].reduce((sum, p) => sum + ownTicks(p), 0);
 }
 
 async function wrk(config: Config, scenario: Scenario, pid: number | undefined): Promise<Sample> {
@@ -119,7 +135,10 @@ async function wrk(config: Config, scenario: Scenario, pid: number | undefined):
 }
 
 type Scenario = 'small' | 'big' | 'close';
-const SCENARIOS: Scenario[] = ['small', 'big', 'close'];
+const ALL_SCENARIOS: Scenario[] = ['small', 'big', 'close'];
+// `--scenarios close` runs a subset (for profiling one path); the summary needs all three.
+const SCENARIOS: Scenario[] = flags.scenarios === undefined ? ALL_SCENARIOS : (flags.scenarios.split(',') as Scenario[]);
+for (const s of SCENARIOS) if (!ALL_SCENARIOS.includes(s)) throw new Error(`--scenarios: ${s} is not one of ${ALL_SCENARIOS.join(', ')}`);
 const CONFIGS: Config[] = ['direct', 'haproxy', 'user', 'kernel'];
 
 function median(xs: number[]): number {

@@ -16,6 +16,7 @@ describe('loadProxyConfig', () => {
     });
     expect(config).toMatchObject({ control: 'http://127.0.0.1:4523', listen_host: '127.0.0.12', hold_deadline_ms: 5000, mode: 'kernel', engine: 'auto' });
     expect(config.connect_timeout_ms).toBe(2000);
+    expect(config.workers).toBe(1);
     expect(natTableName(config)).toBe('drover_proxy_1a2b3c4d');
   });
 
@@ -29,6 +30,14 @@ describe('loadProxyConfig', () => {
       expect(message).toContain('--control: control:');
       expect(message).toContain('--mode: mode:');
       expect(message).toContain('environment DROVER_PROXY_BUFFER_BYTES: buffer_bytes:');
+    }
+  });
+
+  it('takes workers as a whole number from 1 to 64, naming the flag otherwise', () => {
+    const base = ['--control', 'http://127.0.0.1:4523', '--node-uuid', UUID, '--listen-host', '127.0.0.1'];
+    expect(loadProxyConfig({ argv: [...base, '--workers', '2'], env: {}, readFile: noFile }).workers).toBe(2);
+    for (const bad of ['0', '65', '1.5', 'two']) {
+      expect(() => loadProxyConfig({ argv: [...base, '--workers', bad], env: {}, readFile: noFile })).toThrow(/--workers: workers:/);
     }
   });
 

@@ -9,6 +9,7 @@
  * listen_host: 127.0.0.11          # the node's address: every route listens here
  * mode: user                       # user | kernel (nftables DNAT in steady state)
  * hold_deadline_ms: 30000
+ * workers: 1                      # processes accepting new connections (uv engine)
  * ```
  */
 import { parseArgs } from 'node:util';
@@ -31,6 +32,11 @@ export const ProxyConfig = z
     max_held_per_port: z.number().int().min(1).max(1_000_000).default(10_000),
     buffer_bytes: z.number().int().min(1024).max(4 * 1024 * 1024).default(16_384),
     poll_wait_ms: z.number().int().min(100).max(300_000).default(25_000),
+    /**
+     * Processes accepting on the user-space listeners (the primary and workers − 1), for hosts
+     * where new connections per second matter: about one core each (workers.ts). uv engine only.
+     */
+    workers: z.number().int().min(1).max(64).default(1),
     /** Kernel mode: the nftables table this proxy owns (default `drover_proxy_<uuid prefix>`). */
     nat_table: z
       .string()
@@ -40,7 +46,7 @@ export const ProxyConfig = z
   .strict();
 export type ProxyConfig = z.infer<typeof ProxyConfig>;
 
-const NUMERIC = new Set(['hold_deadline_ms', 'connect_timeout_ms', 'retry_interval_ms', 'max_held_per_port', 'buffer_bytes', 'poll_wait_ms']);
+const NUMERIC = new Set(['hold_deadline_ms', 'connect_timeout_ms', 'retry_interval_ms', 'max_held_per_port', 'buffer_bytes', 'poll_wait_ms', 'workers']);
 const KEYS = Object.keys(ProxyConfig.shape);
 
 export interface ConfigInputs {

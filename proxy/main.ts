@@ -5,6 +5,7 @@
  * here, for start-up faults, with a message that names the key.
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { isDroverError } from '#common/errors.ts';
 import { createLogger } from '#common/log.ts';
 import { loadProxyConfig, natTableName, type ProxyConfig } from './config.ts';
@@ -13,6 +14,12 @@ import { createNftRules } from './nft-command.ts';
 import { RoutingProxy, type NatRules } from './proxy.ts';
 import { followRoutes } from './route-follower.ts';
 import { httpRouteSource } from './route-source.ts';
+import { ClusteredProxy, ProxyWorkers, runWorker, SharingEngine, type FromWorker, type ToWorker } from './workers.ts';
+import type { UvHandle } from './tcp-uv-binding.ts';
+
+/** Set on the processes the primary forks (workers.ts); never by an operator. */
+const ROLE = 'DROVER_PROXY_ROLE';
+const WORKER_BUFFER = 'DROVER_PROXY_WORKER_BUFFER_BYTES';
 
 function fail(message: string): never {
   process.stderr.write(`drover-proxy: ${message}\n`);
@@ -32,6 +39,13 @@ async function main(): Promise<void> {
     engine = createEngine(config.engine, { bufferBytes: config.buffer_bytes });
   } catch (err) {
     fail(`engine: ${(err as Error).message}`);
+  }
+  if (config.workers > 1) {
+    try {
+      engine = new SharingEngine(engine);
+    } catch (err) {
+      fail(`workers: ${(err as Error).message}`);
+    }
   }
 
   let nat: NatRules | undefined;
@@ -59,10 +73,34 @@ async function main(): Promise<void> {
       maxHeld: config.max_held_per_port,
     },
   });
+  let workers: ProxyWorkers | null = null;
+  if (engine instanceof SharingEngine) {
+    workers = new ProxyWorkers({
+      count: config.workers - 1,
+      program: join(import.meta.dirname, '..', 'bin', 'drover-proxy.js'),
+      execArgv: process.execArgv,
+      env: { ...process.env, [ROLE]: 'worker', [WORKER_BUFFER]: String(config.buffer_bytes) },
+      engine,
+      listenHost: config.listen_host,
+      options: {
+        holdDeadlineMs: config.hold_deadline_ms,
+        connectTimeoutMs: config.connect_timeout_ms,
+        retryIntervalMs: config.retry_interval_ms,
+        maxHeld: config.max_held_per_port,
+      },
+      log: log.child({ subsystem: 'workers' }),
+    });
+    try {
+      await workers.start();
+    } catch (err) {
+      await workers.stop(0);
+      fail(`workers: ${(err as Error).message}`);
+    }
+  }
   const abort = new AbortController();
   const following = followRoutes({
     source: httpRouteSource(config.control, config.node_uuid),
-    proxy,
+    proxy: workers ? new ClusteredProxy(proxy, workers) : proxy,
     nodeUuid: config.node_uuid,
     log: log.child({ subsystem: 'routes' }),
     signal: abort.signal,
@@ -84,7 +122,7 @@ async function main(): Promise<void> {
     abort.abort();
     clearInterval(statusTimer);
     void following
-      .then(() => proxy.stop(5_000))
+      .then(() => Promise.all([proxy.stop(5_000), workers?.stop(5_000)]))
       .then(() => {
         log.info('proxy stopped');
         process.exit(0);
@@ -92,7 +130,32 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  log.info({ node: config.node_uuid, listenHost: config.listen_host, control: config.control, mode: config.mode, engine: engine.name }, 'proxy started');
+  log.info({ node: config.node_uuid, listenHost: config.listen_host, control: config.control, mode: config.mode, engine: engine.name, workers: config.workers, workerPids: workers?.pids() ?? [] }, 'proxy started');
 }
 
-await main();
+/** A forked worker (workers.ts): its configuration and sockets come over the IPC channel. */
+function worker(): void {
+  const log = createLogger('drover-proxy').child({ role: 'worker' });
+  let engine;
+  try {
+    engine = createEngine('uv', { bufferBytes: Number(process.env[WORKER_BUFFER]) || undefined });
+  } catch (err) {
+    fail(`worker: ${(err as Error).message}`);
+  }
+  // SIGTERM from the operator's process group goes to the primary too, which stops us in order.
+  process.on('SIGTERM', () => {});
+  process.on('SIGINT', () => {});
+  runWorker({
+    engine,
+    log,
+    exit: (code) => process.exit(code),
+    channel: {
+      send: (m: FromWorker) => process.send?.(m),
+      onMessage: (handler) => process.on('message', (m, handle) => handler(m as ToWorker, handle as UvHandle | undefined)),
+      onDisconnect: (handler) => process.on('disconnect', handler),
+    },
+  });
+}
+
+if (process.env[ROLE] === 'worker') worker();
+else await main();

@@ -145,6 +145,17 @@ class UvListener implements TcpListener {
   }
 }
 
+/** The listening handle under a uv engine's listener (to hand to a worker); null for others. */
+export function listenerHandle(listener: TcpListener): UvHandle | null {
+  return listener instanceof UvListener ? listener.server : null;
+}
+
+/** Listens on a handle bound elsewhere (a worker's share of the primary's socket). */
+export function adoptListener(engine: TcpEngine, handle: UvHandle, host: string, onInbound: (conn: Inbound) => void): TcpListener {
+  if (!(engine instanceof UvEngine)) throw new DroverError('DROVER_ENGINE_UNAVAILABLE', 'only the uv engine can listen on a shared socket');
+  return engine.adopt(handle, host, onInbound);
+}
+
 function listenFailed(host: string, port: number, status: number): DroverError {
   const code = errName(status);
   return new DroverError('DROVER_LISTEN_FAILED', `cannot listen on ${host}:${port}: ${code}`, {

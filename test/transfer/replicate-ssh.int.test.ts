@@ -2,13 +2,14 @@
  * The replication engine over the ssh transport, between two nodes of a local cluster:
  * real zfs-fuse pools, real OpenSSH servers (DESIGN.md §4–§6).
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { pino } from 'pino';
 import { RecordingRunner, execaRunner } from '../../convergence-agent/zfs/command.ts';
 import { ZfsStore } from '../../convergence-agent/zfs/zfs.ts';
 import { Replicator } from '../../convergence-agent/transfer/replicate.ts';
@@ -25,6 +26,8 @@ describeWith(['root', 'zfs', 'sshd'], 'replication over ssh', () => {
   let peer: SshPeer;
   let replicator: Replicator;
   const peers: SshPeer[] = [];
+  // What the replicator logged, shown when a step does not finish in time (a CI run once hung here).
+  const logLines: string[] = [];
 
   beforeAll(async () => {
     const [n1, n2] = cluster().nodes;
@@ -33,7 +36,7 @@ describeWith(['root', 'zfs', 'sshd'], 'replication over ssh', () => {
     stateDir = await mkdtemp(join(tmpdir(), 'drover-transfer-state-'));
     peer = await sshPeerFor(cluster(), n2!);
     peers.push(peer);
-    replicator = new Replicator({ store: source, stateDir, stallMs: 30_000 });
+    replicator = new Replicator({ store: source, stateDir, stallMs: 30_000, log: pino({ level: 'debug' }, { write: (line: string) => void logLines.push(line.trimEnd()) }) });
   });
 
   afterAll(async () => {
@@ -159,7 +162,17 @@ describeWith(['root', 'zfs', 'sshd'], 'replication over ssh', () => {
     });
     expect(arrived).toEqual([]);
 
-    const finished = await replicator.replicate({ datasetId: id, peer });
+    logLines.length = 0;
+    let timer: NodeJS.Timeout | undefined;
+    const finished = await Promise.race([
+      replicator.replicate({ datasetId: id, peer }),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          const zfs = spawnSync('pgrep', ['-a', 'zfs'], { encoding: 'utf8' }).stdout;
+          reject(new Error(`the recovering step did not finish in 90 s\nreplicator log:\n${logLines.join('\n')}\nzfs processes:\n${zfs}`));
+        }, 90_000);
+      }),
+    ]).finally(() => clearTimeout(timer));
     expect(finished).toMatchObject({ resumed: true, incremental: false });
     const sourceSnaps = await source.listSnapshots(id);
     expect(sourceSnaps.map((s) => s.snapshot)).toEqual([finished.snapshot]);

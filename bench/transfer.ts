@@ -163,9 +163,14 @@ try {
       // full: false skips settling the new replica's properties (bookkeeping, not transport).
       const sink = step.receive({ resumable: false, full: false });
       const send = source.send({ datasetId, snapshot: 'drover-bench', base: null });
+      // BENCH_TRACE: the MiB each progress report (every 250 ms) added, as `<ms>:<MiB>`.
       const trace: string[] = [];
-      let lastB = 0;
-      streamBytes = await streamStep({ send, sink, stallMs: 60_000, ...(process.env.BENCH_TRACE ? { onBytes: (b: number, ms: number) => { trace.push(`${ms}:${((b - lastB) / 1048576).toFixed(0)}`); lastB = b; } } : {}) });
+      let traced = 0;
+      const onBytes = (bytes: number, ms: number): void => {
+        trace.push(`${ms}:${((bytes - traced) / 1048576).toFixed(0)}`);
+        traced = bytes;
+      };
+      streamBytes = await streamStep({ send, sink, stallMs: 60_000, ...(process.env.BENCH_TRACE ? { onBytes } : {}) });
       if (process.env.BENCH_TRACE) say(`  MiB per 250 ms: ${trace.join(' ')}`);
     } finally {
       const t2 = performance.now();

@@ -2,23 +2,12 @@
  * drover-proxy as a process: configuration from flags, routes from a real HTTP route server,
  * traffic through it, a clean exit on SIGTERM; a bad flag exits 2 with a message naming it.
  */
-import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
 import { afterEach, expect, it, describe } from 'vitest';
+import { runProxy as run } from './test-support/proxy-process.ts';
 import { RouteServer, route } from './test-support/route-server.ts';
 import { connectTo, digestReply, readAll, sha256, startServer, waitFor, type TestServer } from './test-support/sockets.ts';
 
-const BIN = resolve(import.meta.dirname, '../bin/drover-proxy.js');
 const NODE = '00000000-0000-4000-8000-0000000000c1';
-
-function run(args: string[]) {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DROVER_LOG_LEVEL: 'info' } });
-  let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  return { child, exited, output: () => output };
-}
 
 describe('drover-proxy', () => {
   let routes: RouteServer | null = null;

@@ -61,18 +61,13 @@ async function main(): Promise<void> {
     nat = rules;
   }
 
-  const proxy = new RoutingProxy({
-    engine,
-    listenHost: config.listen_host,
-    nat,
-    log,
-    options: {
-      holdDeadlineMs: config.hold_deadline_ms,
-      connectTimeoutMs: config.connect_timeout_ms,
-      retryIntervalMs: config.retry_interval_ms,
-      maxHeld: config.max_held_per_port,
-    },
-  });
+  const options = {
+    holdDeadlineMs: config.hold_deadline_ms,
+    connectTimeoutMs: config.connect_timeout_ms,
+    retryIntervalMs: config.retry_interval_ms,
+    maxHeld: config.max_held_per_port,
+  };
+  const proxy = new RoutingProxy({ engine, listenHost: config.listen_host, nat, log, options });
   let workers: ProxyWorkers | null = null;
   if (engine instanceof SharingEngine) {
     workers = new ProxyWorkers({
@@ -82,12 +77,7 @@ async function main(): Promise<void> {
       env: { ...process.env, [ROLE]: 'worker', [WORKER_BUFFER]: String(config.buffer_bytes) },
       engine,
       listenHost: config.listen_host,
-      options: {
-        holdDeadlineMs: config.hold_deadline_ms,
-        connectTimeoutMs: config.connect_timeout_ms,
-        retryIntervalMs: config.retry_interval_ms,
-        maxHeld: config.max_held_per_port,
-      },
+      options,
       log: log.child({ subsystem: 'workers' }),
     });
     try {

@@ -4,27 +4,16 @@
  * that dies is started again; a worker whose primary dies exits; SIGTERM stops both.
  * Real loopback sockets on 127.0.6.3x, a real HTTP route server.
  */
-import { spawn } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
-import { resolve } from 'node:path';
 import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { runProxy as run } from './test-support/proxy-process.ts';
 import { RouteServer, route } from './test-support/route-server.ts';
 import { connectTo, digestReply, readAll, sha256, startServer, waitFor, type TestServer } from './test-support/sockets.ts';
 
-const BIN = resolve(import.meta.dirname, '../bin/drover-proxy.js');
 const NODE = '00000000-0000-4000-8000-0000000000c3';
 const HOST = '127.0.6.31';
 const PORT = 21301;
-
-function run(args: string[]) {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DROVER_LOG_LEVEL: 'info' } });
-  let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  return { child, exited, output: () => output };
-}
 
 /** The pids of the workers that went live, in order, from the primary's log. */
 function livePids(output: string): number[] {
@@ -123,7 +112,9 @@ describe('drover-proxy --workers 2', () => {
   it('starts a killed worker again, and a worker whose primary is killed exits by itself', async () => {
     const { old, worker } = await start();
     process.kill(worker, 'SIGKILL');
-    await waitFor(() => livePids(proxy!.output()).length === 2, 15_000, 'the worker to be started again').catch((e) => { console.log(proxy!.output()); throw e; });
+    await waitFor(() => livePids(proxy!.output()).length === 2, 15_000, 'the worker to be started again').catch((err: Error) => {
+      throw new Error(`${err.message}; the proxy's output:\n${proxy!.output()}`);
+    });
     const second = livePids(proxy!.output())[1]!;
     expect(second).not.toBe(worker);
     for (let i = 0; i < 20; i++) {

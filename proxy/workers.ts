@@ -36,7 +36,7 @@ export type ToWorker =
   | { t: 'apply'; table: RouteTable }
   | { t: 'stop'; graceMs: number };
 /** worker → primary */
-export type FromWorker = { t: 'ready' } | { t: 'applied'; version: number } | { t: 'failed'; version: number; error: string } | { t: 'stopped' };
+export type FromWorker = { t: 'ready' } | { t: 'applied'; version: number } | { t: 'failed'; version: number; error: string };
 
 const key = (host: string, port: number): string => `${host}:${port}`;
 
@@ -131,10 +131,7 @@ export function runWorker(o: { engine: TcpEngine; channel: WorkerChannel; log: L
     void chain
       .then(() => (proxy ? proxy.stop(graceMs) : engine.destroyAll()))
       .catch((err: unknown) => o.log.error({ err }, 'worker stop failed'))
-      .then(() => {
-        if (code === 0) o.channel.send({ t: 'stopped' });
-        o.exit(code);
-      });
+      .then(() => o.exit(code));
   };
   o.channel.onMessage((message, handle) => {
     if (stopping) {

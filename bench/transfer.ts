@@ -28,7 +28,7 @@ import { ZfsStore } from '../convergence-agent/zfs/zfs.ts';
 import { SshPeer } from '../convergence-agent/transfer/ssh-peer.ts';
 import { TlsPeer } from '../convergence-agent/transfer/tls-peer.ts';
 import { ensureNodeCertificate } from '../convergence-agent/transfer/tls-certs.ts';
-import { streamStep } from '../convergence-agent/transfer/stream-step.ts';
+import { startSend, streamStep } from '../convergence-agent/transfer/stream-step.ts';
 import type { Peer } from '../convergence-agent/transfer/types.ts';
 import { missingNodeFlags, nodeFlagsOf } from '#common/node-flags.ts';
 
@@ -79,10 +79,14 @@ async function bash(script: string, positional: string[]): Promise<number> {
   return [...children.matchAll(/(\d+)m([\d.]+)s/g)].reduce((sum, m) => sum + Number(m[1]) * 60 + Number(m[2]), 0);
 }
 
-/** CPU seconds (user + system) a process has used, from /proc. */
-function cpuOf(pid: number): number {
+/**
+ * CPU seconds (user + system) a process has used, from /proc; with `children`, plus those of
+ * its children that have exited (drover's zfs clients and native pumps).
+ */
+function cpuOf(pid: number, children = false): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  const own = Number(fields[11]) + Number(fields[12]);
+  return (children ? own + Number(fields[13]) + Number(fields[14]) : own) / 100;
 }
 
 async function fillRandom(path: string, mib: number): Promise<void> {
@@ -155,14 +159,15 @@ try {
   let streamBytes = 0;
   const viaDrover = async (peer: Peer): Promise<number> => {
     const before = process.cpuUsage();
-    const receiverBefore = peer === tlsPeer && receiver ? cpuOf(receiver.child.pid!) : 0;
+    const childrenBefore = cpuOf(process.pid, true) - cpuOf(process.pid);
+    const receiverBefore = peer === tlsPeer && receiver ? cpuOf(receiver.child.pid!, true) : 0;
     const t0 = performance.now();
     const step = await peer.beginStep(datasetId);
     const t1 = performance.now();
     try {
       // full: false skips settling the new replica's properties (bookkeeping, not transport).
       const sink = step.receive({ resumable: false, full: false });
-      const send = source.send({ datasetId, snapshot: 'drover-bench', base: null });
+      const send = startSend(source, sink, { datasetId, snapshot: 'drover-bench', base: null });
       // BENCH_TRACE: the MiB each progress report (every 250 ms) added, as `<ms>:<MiB>`.
       const trace: string[] = [];
       let traced = 0;
@@ -178,13 +183,17 @@ try {
       if (process.env.BENCH_DEBUG) say(`  begin ${(t1 - t0).toFixed(0)} ms, stream ${(t2 - t1).toFixed(0)} ms, end ${(performance.now() - t2).toFixed(0)} ms`);
     }
     const used = process.cpuUsage(before);
-    const receiverCpu = peer === tlsPeer && receiver ? cpuOf(receiver.child.pid!) - receiverBefore : 0;
-    if (process.env.BENCH_DEBUG) say(`  cpu: this process ${((used.user + used.system) / 1e6).toFixed(2)} s (user ${(used.user / 1e6).toFixed(2)}), tls receiver ${receiverCpu.toFixed(2)} s`);
-    return (used.user + used.system) / 1e6 + receiverCpu;
+    const childrenCpu = cpuOf(process.pid, true) - cpuOf(process.pid) - childrenBefore;
+    const receiverCpu = peer === tlsPeer && receiver ? cpuOf(receiver.child.pid!, true) - receiverBefore : 0;
+    if (process.env.BENCH_DEBUG) {
+      say(`  cpu: this process ${((used.user + used.system) / 1e6).toFixed(2)} s (user ${(used.user / 1e6).toFixed(2)}), its children ${childrenCpu.toFixed(2)} s, tls receiver with children ${receiverCpu.toFixed(2)} s`);
+    }
+    return (used.user + used.system) / 1e6 + childrenCpu + receiverCpu;
   };
   // Each returns the CPU seconds of the transport's processes we can see: the pipeline's
-  // children (zfs send/receive clients, ssh) for local/openssh; this process (plus the tls
-  // receiver) for drover. Not sshd's side: it is the same for openssh and drover's ssh.
+  // children (zfs send/receive clients, ssh) for local/openssh; this process and its
+  // children (zfs clients, native pumps), plus the tls receiver and its children, for
+  // drover. Not sshd's side: it is the same for openssh and drover's ssh.
   const run: Record<Method, () => Promise<number>> = {
     local: () => bash('zfs send "$1" | zfs receive -u "$2"', [sourceSnap, targetName]),
     openssh: () =>

@@ -30,6 +30,7 @@ import { LocalPeer } from './transfer/local-peer.ts';
 import { Replicator } from './transfer/replicate.ts';
 import type { TlsIdentity } from './transfer/tls-certs.ts';
 import { TransferServer } from './transfer/tls-server.ts';
+import { DEFAULT_PUMP_PATH, findNativePump } from './transfer/native-pump.ts';
 
 function fail(message: string): never {
   process.stderr.write(`drover-agent: ${message}\n`);
@@ -147,7 +148,10 @@ async function main(): Promise<void> {
   });
   let transferServer: TransferServer | null = null;
   if (config.tls && tlsIdentity) {
-    transferServer = new TransferServer({ peer: new LocalPeer(uuid, store), identity: await tlsIdentity(), host: config.address, port: config.tls.port, log });
+    const pump = findNativePump();
+    if (pump) log.info({ pump }, 'tls transfers use the native data pump');
+    else log.warn({ expected: DEFAULT_PUMP_PATH }, 'the native data pump is not built (make -C native): tls transfers stream through this process instead, which is slower');
+    transferServer = new TransferServer({ peer: new LocalPeer(uuid, store), identity: await tlsIdentity(), host: config.address, port: config.tls.port, log, pump });
     try {
       await transferServer.listen();
     } catch (err) {

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(nftables docker.io zfs-fuse openssh-server openssh-client mmdebstrap gpg mount busybox-static iproute2 openssl ca-certificates haproxy wrk redis-tools curl tar cgroupfs-mount)
+PACKAGES=(nftables docker.io zfs-fuse openssh-server openssh-client mmdebstrap gpg mount busybox-static iproute2 openssl ca-certificates haproxy wrk redis-tools curl tar cgroupfs-mount gcc libc6-dev libssl-dev make)
 LOG_DIR=/var/log/drover
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
 
@@ -93,4 +93,8 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-say "ok (dockerd $docker_version, zfs-fuse, sshd, node $node_version)"
+# 7. The tls transport's native data pump (native/README.md); make rebuilds it only when
+#    its source changed.
+make -s -C native >/dev/null || die "building native/drover-pump failed (make -C native)"
+
+say "ok (dockerd $docker_version, zfs-fuse, sshd, node $node_version, native pump)"

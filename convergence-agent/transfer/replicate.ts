@@ -17,7 +17,7 @@ import { KeyedMutex } from './keyed-mutex.ts';
 import { divergenceError, planStep, snapshotsToPrune } from './plan-step.ts';
 import { recoverStep, settleHolds, releaseStepHolds } from './recover-step.ts';
 import { newSnapshotName } from './snapshot-name.ts';
-import { isRetryable, streamStep } from './stream-step.ts';
+import { isRetryable, startSend, streamStep } from './stream-step.ts';
 import type { Peer, PeerStep, ReplicateOptions, ReplicateResult } from './types.ts';
 
 export interface ReplicatorOptions {
@@ -69,9 +69,12 @@ export class Replicator {
     return this.mutex.run(
       key,
       async () => {
+        // Snapshots this call took, in any attempt: a permanent failure in a retry removes
+        // the one the first attempt took, so the source is as it was before the call.
+        const created = new Set<string>();
         for (let attempt = 1; ; attempt++) {
           try {
-            return await this.step(options);
+            return await this.step(options, created);
           } catch (err) {
             const e = toDroverError(err);
             if (!isRetryable(e) || attempt > this.retries || options.signal?.aborted) throw e;
@@ -117,7 +120,7 @@ export class Replicator {
     }
   }
 
-  private async step(options: ReplicateOptions): Promise<ReplicateResult> {
+  private async step(options: ReplicateOptions, created: Set<string>): Promise<ReplicateResult> {
     const { datasetId, peer } = options;
     const where = { datasetId, peer: peer.id };
     const step = await peer.beginStep(datasetId, { waitMs: this.waitMs, signal: options.signal });
@@ -141,7 +144,8 @@ export class Replicator {
 
       const existed = (await this.store.listSnapshots(datasetId)).some((s) => s.snapshot === name);
       const snapshot = await this.store.createSnapshot(datasetId, name);
-      createdHere = !existed;
+      if (!existed) created.add(name);
+      createdHere = created.has(name);
       record = { version: 1, datasetId, peerId: peer.id, phase: 'snapshotted', snapshot: name, snapshotGuid: snapshot.guid, base: null, startedAt: Date.now(), pid: process.pid };
       await this.journal.write(record);
 
@@ -173,8 +177,8 @@ export class Replicator {
 
       const started = Date.now();
       const prepareMs = started - began;
-      const send = this.store.send({ datasetId, snapshot: name, base, flags: sendFlags(local, remote), resumeToken });
       const sink = step.receive({ resumable, full: base === null });
+      const send = startSend(this.store, sink, { datasetId, snapshot: name, base, flags: sendFlags(local, remote), resumeToken });
       const bytes = await streamStep({
         send,
         sink,
@@ -199,8 +203,9 @@ export class Replicator {
       const settled = Date.now();
       if (options.prune !== false) await this.prune(step, datasetId, name);
       const ms = { prepare: prepareMs, send: sendMs, settle: settled - started - sendMs, prune: Date.now() - settled };
-      this.log.info({ ...where, snapshot: name, base, bytes, ms: Date.now() - started, steps: ms }, 'snapshot sent');
-      return { snapshot: name, guid: snapshot.guid, bytes, incremental: base !== null, baseSnapshot: base, resumed: journaled !== null };
+      const dataPath = sink.direct ? 'native' : 'in-process';
+      this.log.info({ ...where, snapshot: name, base, bytes, dataPath, ms: Date.now() - started, steps: ms }, 'snapshot sent');
+      return { snapshot: name, guid: snapshot.guid, bytes, incremental: base !== null, baseSnapshot: base, resumed: journaled !== null, dataPath };
     } catch (err) {
       if (record?.phase === 'sending') await releaseStepHolds(this.store, step, datasetId, record.snapshot, record.base, this.log);
       // A retryable failure keeps the snapshot and the journal: the retry sends it again.

@@ -48,6 +48,7 @@ export class SshRunner implements CommandRunner {
   }
 
   spawn(file: string, args: readonly string[], options: SpawnOptions = {}): StreamingProcess {
+    if (typeof options.stdout === 'number') throw new DroverError('DROVER_INTERNAL', 'a remote program cannot write into a local descriptor');
     const argv = [file, ...args];
     const ready = this.connection.stream(argv);
     ready.catch(() => {});

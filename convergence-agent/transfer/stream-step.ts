@@ -5,7 +5,8 @@
  * caused).
  */
 import { DroverError, isDroverError, toDroverError } from '#common/errors.ts';
-import type { ZfsStreamProcess } from '../zfs/zfs-stream.ts';
+import type { SendRequest, ZfsStreamProcess } from '../zfs/zfs-stream.ts';
+import type { ZfsStore } from '../zfs/zfs.ts';
 import { pump } from './pump.ts';
 import type { ReceiveSink } from './types.ts';
 
@@ -44,6 +45,24 @@ function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => Error)
   ]).finally(() => clearTimeout(timer));
 }
 
+/**
+ * Starts `zfs send` for `sink`: into the sink's descriptor when the sink is direct (the
+ * stream then bypasses this process), else into a pipe that `streamStep` pumps. A send that
+ * cannot start aborts the sink.
+ */
+export function startSend(store: Pick<ZfsStore, 'send'>, sink: ReceiveSink, request: Omit<SendRequest, 'pool' | 'into'>): ZfsStreamProcess {
+  let send: ZfsStreamProcess;
+  try {
+    send = store.send({ ...request, ...(sink.direct ? { into: sink.input } : {}) });
+  } catch (err) {
+    sink.abort(toDroverError(err));
+    throw err;
+  }
+  // zfs has its own copy of the pump's stdin; ours would keep the pump from seeing the end.
+  if (sink.direct) sink.input.destroy();
+  return send;
+}
+
 /** Resolves with the bytes streamed once send and receive both exited 0. */
 export async function streamStep(options: StreamStepOptions): Promise<number> {
   const { send, sink } = options;
@@ -68,7 +87,9 @@ export async function streamStep(options: StreamStepOptions): Promise<number> {
       throw e;
     });
 
-  const pumped = watch(pump(send.output!, sink.input, { stallMs: options.stallMs, onBytes: options.onBytes, signal: options.signal }));
+  const watching = { stallMs: options.stallMs, onBytes: options.onBytes, signal: options.signal };
+  // A direct sink moves the bytes outside this process and reports them; else we pump.
+  const pumped = watch(sink.direct ? sink.direct.pumped(watching) : pump(send.output!, sink.input, watching));
   const sent = watch(send.done);
   // A receiver that fails mid-stream (a cut transport, a full pool) stops everything at
   // once; one that succeeds finishes after the last byte, within its own bound.

@@ -1,16 +1,19 @@
 /**
  * The tls transport, sending side: a `Peer` that talks to another agent's TransferServer
- * over mutual TLS (cluster CA). One connection per step; the stream goes as data frames,
- * written straight from `zfs send`'s chunks with the socket's backpressure.
+ * over mutual TLS (cluster CA). One connection per step. The stream goes through the
+ * native pump on a data connection of its own when both agents have it (native-pump.ts),
+ * else as data frames on the TLS connection, written straight from `zfs send`'s chunks with
+ * the socket's backpressure.
  */
 import { connect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { Writable } from 'node:stream';
-import { DroverError } from '#common/errors.ts';
+import { DroverError, toDroverError } from '#common/errors.ts';
 import type { ZfsDatasetInfo, ZfsSnapshotInfo } from '../zfs/types.ts';
 import type { ZfsFeatures } from '../zfs/zfs-features.ts';
 import type { TlsIdentity } from './tls-certs.ts';
 import { FrameDecoder, dataEndFrame, dataHeader, encodeMessage } from './tls-frames.ts';
-import { Response, fromWire, type Request } from './tls-protocol.ts';
+import { NATIVE_CHANNEL, channelSecrets, findNativePump, startSendPump } from './native-pump.ts';
+import { BeginAnswer, ChannelAnswer, Response, fromWire, type Request } from './tls-protocol.ts';
 import { SOCKET_HIGH_WATER_MARK, TLS_CIPHERS } from './tls-server.ts';
 import type { Peer, PeerStep, ReceiveSink } from './types.ts';
 
@@ -21,6 +24,11 @@ export interface TlsPeerOptions {
   port: number;
   identity: TlsIdentity;
   connectTimeoutMs?: number;
+  /**
+   * The native data pump (native/build/drover-pump); null streams in-process. Default: the
+   * built one, if there is one.
+   */
+  pump?: string | null;
 }
 
 type Pending = { resolve: (value: unknown) => void; reject: (err: DroverError) => void };
@@ -153,10 +161,22 @@ class FramedInput extends Writable {
   }
 }
 
+/** How long a cut native receive waits for the receiver's verdict. */
+const VERDICT_GRACE_MS = 5_000;
+
+interface NativeTarget {
+  pump: string;
+  host: string;
+  port: number;
+  timeoutMs: number;
+}
+
 class TlsStep implements PeerStep {
   constructor(
     readonly datasetId: string,
     private readonly connection: Connection,
+    /** Set when both ends have the native pump. */
+    private readonly native: NativeTarget | null,
   ) {}
 
   getDataset() { return this.connection.request({ op: 'getDataset' }) as Promise<ZfsDatasetInfo | null>; }
@@ -169,6 +189,7 @@ class TlsStep implements PeerStep {
   async abortResume() { await this.connection.request({ op: 'abortResume' }); }
 
   receive(options: { resumable: boolean; full: boolean }): ReceiveSink {
+    if (this.native) return this.receiveNative(options, this.native);
     const { ready, verdict } = this.connection.startReceive({ op: 'receive', ...options });
     ready.catch(() => {});
     const input = new FramedInput(this.connection.socket, ready);
@@ -177,6 +198,40 @@ class TlsStep implements PeerStep {
       input,
       done: verdict.then(() => undefined),
       abort: (reason) => this.connection.close(reason instanceof DroverError ? reason : interrupted(this.datasetId, reason.message)),
+    };
+  }
+
+  /**
+   * The pump starts at once (zfs send writes into its stdin) and waits for its secrets; they
+   * follow when the receiver has named the channel, and the pump connects by itself.
+   */
+  private receiveNative(options: { resumable: boolean; full: boolean }, target: NativeTarget): ReceiveSink {
+    const pump = startSendPump(target.pump, target);
+    const { ready, verdict } = this.connection.startReceive({ op: 'receive', ...options, dataChannel: NATIVE_CHANNEL });
+    ready
+      .then((value) => {
+        const answer = ChannelAnswer.safeParse(value);
+        if (!answer.success) throw new DroverError('DROVER_TRANSFER_PROTOCOL', `${this.datasetId}: the receiver did not open a data channel`);
+        const { key, hello } = channelSecrets(this.connection.socket, Buffer.from(answer.data.channel, 'hex'));
+        pump.give(Buffer.concat([key, hello]));
+      })
+      .catch((err: unknown) => pump.kill(toDroverError(err)));
+    return {
+      input: pump.stdin!,
+      direct: { pumped: (watch) => pump.watch(watch) },
+      done: verdict.then(() => undefined),
+      abort: (reason) => {
+        const err = reason instanceof DroverError ? reason : interrupted(this.datasetId, reason.message);
+        pump.kill(err);
+        // The receiver sees the data connection end and answers with its verdict, which may
+        // say more than we know ("out of space" rather than a reset): it gets a moment to
+        // arrive before the control connection goes.
+        const timer = setTimeout(() => this.connection.close(err), VERDICT_GRACE_MS);
+        void verdict.catch(() => {}).finally(() => {
+          clearTimeout(timer);
+          this.connection.close(err);
+        });
+      },
     };
   }
 
@@ -189,9 +244,11 @@ class TlsStep implements PeerStep {
 export class TlsPeer implements Peer {
   readonly id: string;
   private featuresProbe: Promise<ZfsFeatures> | null = null;
+  private readonly pump: string | null;
 
   constructor(private readonly options: TlsPeerOptions) {
     this.id = options.id;
+    this.pump = options.pump === undefined ? findNativePump() : options.pump;
   }
 
   features(): Promise<ZfsFeatures> {
@@ -212,15 +269,19 @@ export class TlsPeer implements Peer {
     const connection = await this.connect();
     const onAbort = (): void => connection.close(new DroverError('DROVER_TRANSFER_ABORTED', 'aborted'));
     options.signal?.addEventListener('abort', onAbort, { once: true });
+    let offered: string[] = [];
     try {
-      await connection.request({ op: 'begin', datasetId, waitMs: options.waitMs ?? 600_000 });
+      const answer = BeginAnswer.parse(await connection.request({ op: 'begin', datasetId, waitMs: options.waitMs ?? 600_000 }));
+      offered = answer?.dataChannels ?? [];
     } catch (err) {
       connection.socket.destroy();
       throw err;
     } finally {
       options.signal?.removeEventListener('abort', onAbort);
     }
-    return new TlsStep(datasetId, connection);
+    const { host, port, connectTimeoutMs } = this.options;
+    const native = this.pump && offered.includes(NATIVE_CHANNEL) ? { pump: this.pump, host, port, timeoutMs: connectTimeoutMs ?? 15_000 } : null;
+    return new TlsStep(datasetId, connection, native);
   }
 
   async close(): Promise<void> {}

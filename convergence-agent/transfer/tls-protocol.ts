@@ -4,9 +4,15 @@
  * until `end` or the connection closes. Requests are answered in order; `receive` is
  * answered once `zfs receive` is ready, then data frames follow, then data-end, then a
  * `received` verdict with the exit status. Pure.
+ *
+ * `begin` is answered with the data channels the receiver offers (`{dataChannels: [...]}`;
+ * an older receiver answers null). A `receive` with `dataChannel: 'native-v1'` is answered
+ * with `{channel: <32 hex>}` instead of 'ready', and the stream then travels on a data
+ * connection of its own (native-pump.ts), not in data frames.
  */
 import { z } from 'zod';
 import { DroverError, type ErrorCode } from '#common/errors.ts';
+import { NATIVE_CHANNEL } from './native-pump.ts';
 
 const name = z.string().max(300);
 
@@ -21,7 +27,13 @@ export const Request = z.discriminatedUnion('op', [
   z.object({ id: z.number().int(), op: z.literal('destroySnapshot'), snapshot: name }),
   z.object({ id: z.number().int(), op: z.literal('resumeToken') }),
   z.object({ id: z.number().int(), op: z.literal('abortResume') }),
-  z.object({ id: z.number().int(), op: z.literal('receive'), resumable: z.boolean(), full: z.boolean() }),
+  z.object({
+    id: z.number().int(),
+    op: z.literal('receive'),
+    resumable: z.boolean(),
+    full: z.boolean(),
+    dataChannel: z.literal(NATIVE_CHANNEL).optional(),
+  }),
   z.object({ id: z.number().int(), op: z.literal('end') }),
 ]);
 export type Request = z.infer<typeof Request>;
@@ -47,3 +59,9 @@ export function toWire(err: DroverError): WireError {
 export function fromWire(wire: WireError, peer: string): DroverError {
   return new DroverError(wire.code as ErrorCode, `${peer}: ${wire.message}`, { retryable: wire.retryable, detail: { ...wire.detail, peer } });
 }
+
+/** `begin`'s answer. */
+export const BeginAnswer = z.object({ dataChannels: z.array(z.string()) }).nullable().catch(null);
+
+/** A `receive` answer on the native channel. */
+export const ChannelAnswer = z.object({ channel: z.string().regex(/^[0-9a-f]{32}$/) });

@@ -3,12 +3,18 @@
  * signed by the cluster CA), one connection per replication step, served from the agent's
  * own LocalPeer (its ZfsStore, its per-dataset lock). `zfs receive` runs here and its
  * verdict travels back to the sender.
+ *
+ * One port takes both kinds of connection: a TLS handshake (first byte 0x16) goes to the
+ * TLS server; anything else must be a native pump's hello for a channel that a TLS
+ * connection opened (native-pump.ts), or it is dropped.
  */
+import { randomBytes } from 'node:crypto';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { createServer, type Server, type TlsOptions, type TLSSocket } from 'node:tls';
-import type { AddressInfo } from 'node:net';
 import { DroverError, toDroverError } from '#common/errors.ts';
 import { silentLogger, type Logger } from '#common/log.ts';
 import type { LocalPeer } from './local-peer.ts';
+import { HELLO_BYTES, NATIVE_CHANNEL, channelSecrets, findNativePump, helloChannel, helloMatches, startReceivePump, type PumpProcess } from './native-pump.ts';
 import { BUFFER_BYTES } from './pump.ts';
 import type { TlsIdentity } from './tls-certs.ts';
 import { FrameDecoder, encodeMessage } from './tls-frames.ts';
@@ -26,15 +32,33 @@ export interface TransferServerOptions {
   /** 0 picks a free port. */
   port: number;
   log?: Logger;
+  /** The native data pump; null offers no data channel. Default: the built one, if there is one. */
+  pump?: string | null;
+  /** How long an opened data channel waits for the sender's connection; default 15 s. */
+  channelWaitMs?: number;
 }
 
+/** A data channel opened by a TLS connection, waiting for the sender pump's connection. */
+interface PendingChannel {
+  hello: Buffer;
+  attach(connection: Socket): void;
+}
+
+/** A connection must say what it is within this long. */
+const FIRST_BYTES_MS = 15_000;
+
 export class TransferServer {
-  private readonly server: Server;
-  private readonly sockets = new Set<TLSSocket>();
+  private readonly server: NetServer;
+  private readonly tlsServer: Server;
+  private readonly sockets = new Set<Socket>();
+  private readonly channels = new Map<string, PendingChannel>();
+  private readonly pumps = new Set<PumpProcess>();
   private readonly log: Logger;
+  private readonly pump: string | null;
 
   constructor(private readonly options: TransferServerOptions) {
     this.log = (options.log ?? silentLogger()).child({ subsystem: 'transfer-server' });
+    this.pump = options.pump === undefined ? findNativePump() : options.pump;
     const tlsOptions: TlsOptions & { highWaterMark: number } = {
       key: options.identity.key,
       cert: options.identity.cert,
@@ -45,8 +69,14 @@ export class TransferServer {
       ciphers: TLS_CIPHERS,
       highWaterMark: SOCKET_HIGH_WATER_MARK,
     };
-    this.server = createServer(tlsOptions, (socket) => this.serve(socket));
-    this.server.on('tlsClientError', (err) => this.log.warn({ err }, 'transfer client refused'));
+    this.tlsServer = createServer(tlsOptions, (socket) => this.serve(socket));
+    this.tlsServer.on('tlsClientError', (err) => this.log.warn({ err }, 'transfer client refused'));
+    this.server = createNetServer((socket) => this.route(socket));
+  }
+
+  /** True when senders are offered the native data channel. */
+  get native(): boolean {
+    return this.pump !== null;
   }
 
   async listen(): Promise<{ host: string; port: number }> {
@@ -63,7 +93,111 @@ export class TransferServer {
 
   async close(): Promise<void> {
     for (const socket of this.sockets) socket.destroy();
+    for (const pump of this.pumps) pump.kill(new DroverError('DROVER_TRANSFER_INTERRUPTED', 'the transfer server closed', { retryable: true }));
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** Reads a connection's first bytes: a TLS handshake, or a data connection's hello. */
+  private route(socket: Socket): void {
+    this.sockets.add(socket);
+    socket.on('close', () => this.sockets.delete(socket));
+    socket.on('error', () => {});
+    const timer = setTimeout(() => socket.destroy(), FIRST_BYTES_MS);
+    let head = Buffer.alloc(0);
+    const onData = (chunk: Buffer): void => {
+      if (head.length === 0 && chunk[0] === 0x16) {
+        clearTimeout(timer);
+        socket.off('data', onData);
+        socket.pause();
+        socket.unshift(chunk);
+        this.tlsServer.emit('connection', socket);
+        return;
+      }
+      head = Buffer.concat([head, chunk]);
+      if (head.length < HELLO_BYTES) return;
+      clearTimeout(timer);
+      socket.off('data', onData);
+      // The sender's pump waits for our acknowledgement: nothing may follow its hello yet.
+      socket.pause();
+      const id = helloChannel(head);
+      const channel = id === null ? undefined : this.channels.get(id);
+      if (head.length !== HELLO_BYTES || !channel || !helloMatches(head, channel.hello)) {
+        this.log.warn({ remote: socket.remoteAddress }, 'a data connection with no valid hello was dropped');
+        socket.destroy();
+        return;
+      }
+      this.channels.delete(id!);
+      channel.attach(socket);
+    };
+    socket.on('data', onData);
+  }
+
+  /**
+   * Opens a data channel for `sink`: the sender's pump connects with the channel's hello,
+   * and our pump writes the authenticated stream into zfs receive's stdin.
+   */
+  private openChannel(socket: TLSSocket, sink: ReceiveSink, log: Logger): { id: string; sink: ReceiveSink } {
+    const pumpPath = this.pump!;
+    const channel = randomBytes(16);
+    const id = channel.toString('hex');
+    const { key, hello } = channelSecrets(socket, channel);
+    const waitMs = this.options.channelWaitMs ?? 15_000;
+    let pump: PumpProcess | null = null;
+    let fail: (err: DroverError) => void = () => {};
+    const arrived = new Promise<PumpProcess>((resolve, reject) => {
+      const timer = setTimeout(() => fail(new DroverError('DROVER_TRANSFER_CONNECT_FAILED', `the sender's data connection did not arrive within ${waitMs} ms`, { retryable: true })), waitMs);
+      fail = (err) => {
+        clearTimeout(timer);
+        this.channels.delete(id);
+        reject(err);
+      };
+      this.channels.set(id, {
+        hello,
+        attach: (connection) => {
+          clearTimeout(timer);
+          pump = startReceivePump(pumpPath, connection, sink.input, key);
+          this.pumps.add(pump);
+          void pump.done().catch(() => {}).finally(() => this.pumps.delete(pump!));
+          // The pump has its own copies; ours would keep zfs from seeing the stream's end.
+          connection.destroy();
+          sink.input.destroy();
+          log.debug({ pid: pump.pid }, 'data channel attached');
+          resolve(pump);
+        },
+      });
+    });
+    const pumped = arrived.then((p) => p.done());
+    // Whichever fails first stops the other; a permanent zfs verdict ("out of space") beats
+    // the pump's broken pipe it caused.
+    let first: DroverError | null = null;
+    const note = <T>(p: Promise<T>): Promise<T> =>
+      p.catch((err: unknown) => {
+        const e = toDroverError(err);
+        first ??= e;
+        throw e;
+      });
+    const zfs = note(sink.done);
+    const data = note(pumped);
+    zfs.catch((err: DroverError) => (pump ? pump.kill(err) : fail(err)));
+    data.catch((err: DroverError) => sink.abort(err));
+    const done = Promise.allSettled([zfs, data]).then(([z]) => {
+      if (z.status === 'rejected' && !(z.reason as DroverError).retryable) throw z.reason;
+      if (first) throw first;
+    });
+    done.catch(() => {});
+    return {
+      id,
+      sink: {
+        input: sink.input,
+        done,
+        abort: (reason) => {
+          const err = reason instanceof DroverError ? reason : new DroverError('DROVER_TRANSFER_INTERRUPTED', reason.message, { retryable: true });
+          if (pump) pump.kill(err);
+          else fail(err);
+          sink.abort(reason);
+        },
+      },
+    };
   }
 
   private serve(socket: TLSSocket): void {
@@ -88,7 +222,7 @@ export class TransferServer {
       if (!parsed.success) throw new DroverError('DROVER_TRANSFER_PROTOCOL', 'bad request');
       const request = parsed.data;
       try {
-        const value = await this.answer(request, step, (s) => (step = s), (s) => (sink = s), send);
+        const value = await this.answer(request, step, (s) => (step = s), (s) => (sink = s), send, socket, log);
         if (request.op !== 'receive') send({ id: request.id, ok: true, value: value ?? null });
       } catch (err) {
         send({ id: request.id, ok: false, error: toWire(toDroverError(err)) });
@@ -102,6 +236,7 @@ export class TransferServer {
       data: (chunk) => {
         const input = sink?.input;
         if (!input) return fail(new DroverError('DROVER_TRANSFER_PROTOCOL', 'data before receive'));
+        if (input.destroyed) return fail(new DroverError('DROVER_TRANSFER_PROTOCOL', 'data frames on a receive that has a data channel'));
         // TLS hands over 16 KiB records; those of one socket read go to zfs in one writev.
         if (!corked) {
           corked = true;
@@ -143,12 +278,14 @@ export class TransferServer {
     setStep: (s: PeerStep | null) => void,
     setSink: (s: ReceiveSink | null) => void,
     send: (message: unknown) => void,
+    socket: TLSSocket,
+    log: Logger,
   ): Promise<unknown> {
     if (request.op === 'features') return this.options.peer.features();
     if (request.op === 'begin') {
       if (step) throw new DroverError('DROVER_TRANSFER_PROTOCOL', 'a step is already open on this connection');
       setStep(await this.options.peer.beginStep(request.datasetId, { waitMs: request.waitMs }));
-      return null;
+      return { dataChannels: this.pump ? [NATIVE_CHANNEL] : [] };
     }
     if (!step) throw new DroverError('DROVER_TRANSFER_PROTOCOL', `${request.op} before begin`);
     switch (request.op) {
@@ -166,9 +303,16 @@ export class TransferServer {
         return null;
       }
       case 'receive': {
-        const sink = step.receive({ resumable: request.resumable, full: request.full });
-        setSink(sink);
-        send({ id: request.id, ok: true, value: 'ready' });
+        let sink = step.receive({ resumable: request.resumable, full: request.full });
+        if (request.dataChannel === NATIVE_CHANNEL && this.pump) {
+          const opened = this.openChannel(socket, sink, log);
+          sink = opened.sink;
+          setSink(sink);
+          send({ id: request.id, ok: true, value: { channel: opened.id } });
+        } else {
+          setSink(sink);
+          send({ id: request.id, ok: true, value: 'ready' });
+        }
         sink.done.then(
           () => send({ id: request.id, ok: true, event: 'received' }),
           (err: unknown) => send({ id: request.id, ok: false, event: 'received', error: toWire(toDroverError(err)) }),

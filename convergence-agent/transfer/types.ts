@@ -6,6 +6,7 @@
 import type { Writable } from 'node:stream';
 import type { ZfsDatasetInfo, ZfsSnapshotInfo } from '../zfs/types.ts';
 import type { ZfsFeatures } from '../zfs/zfs-features.ts';
+import type { PumpWatch } from './native-pump.ts';
 
 /** The receiving side of one step: the operations the engine runs against the peer's dataset. */
 export interface PeerStep {
@@ -33,6 +34,12 @@ export interface PeerStep {
 
 export interface ReceiveSink {
   readonly input: Writable;
+  /**
+   * Set when the stream bypasses this process (the tls transport's native pump): `input` is
+   * then a descriptor to hand `zfs send` as its stdout, never written here (the caller
+   * closes its own copy once zfs has it), and `pumped` resolves with the bytes moved.
+   */
+  readonly direct?: { pumped(watch: PumpWatch): Promise<number> };
   readonly done: Promise<void>;
   /** Cuts the receive short (kills it on the peer); `done` then rejects. */
   abort(reason: Error): void;
@@ -94,4 +101,10 @@ export interface ReplicateResult {
   baseSnapshot: string | null;
   /** True when the interrupted step from the journal was finished instead of a new one. */
   resumed: boolean;
+  /**
+   * How the stream travelled: 'native' through the native pumps, outside both agents'
+   * JavaScript (tls, when both agents have them); 'in-process' through this process. Absent
+   * when nothing was streamed.
+   */
+  dataPath?: 'native' | 'in-process';
 }

@@ -24,8 +24,11 @@ export interface RunOptions {
 export interface SpawnOptions {
   /** 'pipe' gives a writable stdin; default 'ignore'. */
   stdin?: 'pipe' | 'ignore';
-  /** 'pipe' gives a readable stdout; default 'ignore'. */
-  stdout?: 'pipe' | 'ignore';
+  /**
+   * 'pipe' gives a readable stdout; a number is a descriptor of this process that the
+   * program writes into directly (a native pump's stdin); default 'ignore'.
+   */
+  stdout?: 'pipe' | 'ignore' | number;
 }
 
 /** A running program whose stdin/stdout are streams; stderr is collected (capped) for classification. */
@@ -93,7 +96,8 @@ export const execaRunner: CommandRunner = {
     const child = execa(file, [...args], {
       reject: false,
       stdin: options.stdin ?? 'ignore',
-      stdout: options.stdout ?? 'ignore',
+      // execa takes any descriptor number at run time; its types list only 3..9.
+      stdout: (options.stdout ?? 'ignore') as 'pipe' | 'ignore',
       stderr: 'pipe',
       buffer: { stdout: false, stderr: false },
       env: { LC_ALL: 'C' },

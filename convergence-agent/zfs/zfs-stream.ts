@@ -39,6 +39,18 @@ export interface SendRequest {
   flags?: readonly SendFlag[];
   /** A resume token (`send -t`), replacing snapshot/base; only where the features allow it. */
   resumeToken?: string | null;
+  /**
+   * A descriptor-backed stream for zfs to write the stream into directly (a native pump's
+   * stdin); `output` is then null. Default: a pipe to read from `output`.
+   */
+  into?: Writable;
+}
+
+/** The descriptor under a socket or pipe stream of this process. */
+export function descriptorOf(stream: Writable): number {
+  const fd = (stream as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw new DroverError('DROVER_INTERNAL', 'the stream has no file descriptor');
+  return fd;
 }
 
 /** Starts `zfs send`; read the stream from `output`. */
@@ -52,7 +64,7 @@ export function spawnSend(runner: CommandRunner, zfsPath: string, request: SendR
   } else {
     args = argv.send(request.pool, request.datasetId, request.snapshot, request.base, request.flags ?? []);
   }
-  return wrap(runner.spawn(zfsPath, args, { stdout: 'pipe' }), args);
+  return wrap(runner.spawn(zfsPath, args, { stdout: request.into ? descriptorOf(request.into) : 'pipe' }), args);
 }
 
 /** Starts `zfs receive -u [-s] <pool>/drover/<id>`; write the stream to `input`. */

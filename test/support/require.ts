@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { describe, it } from 'vitest';
+import { DEFAULT_PUMP_PATH, findNativePump } from '../../convergence-agent/transfer/native-pump.ts';
 
 /**
  * Real components a test file needs. When one is missing the file's tests are skipped
@@ -8,7 +9,7 @@ import { describe, it } from 'vitest';
  *
  *   describeWith(['dockerd', 'zfs'], 'the zfs adapter', () => { it(…) });
  */
-export type Component = 'root' | 'dockerd' | 'zfs' | 'sshd' | 'nft';
+export type Component = 'root' | 'dockerd' | 'zfs' | 'sshd' | 'nft' | 'native-pump';
 
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -24,6 +25,8 @@ const checks: Record<Component, () => string | null> = {
   zfs: () => (answers('zpool', ['list', '-H']) ? null : 'the zfs-fuse daemon does not answer (zpool list)'),
   /** nftables (Debian `nftables`) usable: the proxy's kernel path needs it, and root. */
   nft: () => (answers('nft', ['list', 'tables']) ? null : 'nft does not answer (nft list tables; Debian package nftables, as root)'),
+  /** The tls transport's native data pump, built by `make -C native` (scripts/host-setup.sh). */
+  'native-pump': () => (findNativePump() ? null : `${DEFAULT_PUMP_PATH} is not built (make -C native; needs gcc, libc6-dev, libssl-dev)`),
   sshd: () => {
     try {
       accessSync('/usr/sbin/sshd', constants.X_OK);

@@ -50,6 +50,20 @@ export function remoteCommand(argv: readonly string[]): string {
   return `LC_ALL=C ${quoteArgv(argv)}`;
 }
 
+/**
+ * Defines `drover_exec` in a warm shell: exec the command with its stdin pipe (sshd's) grown
+ * to 4 MiB, or 1 MiB, the unprivileged cap. A deeper queue lets sshd and zfs receive run in
+ * longer bursts on busy cores, as the tls pump's deeper socket does (native/README.md). The
+ * shell has no fcntl, so perl does it (Debian's perl-base is Essential); without perl, or on
+ * a system other than Linux (F_SETPIPE_SZ is 1031 there), it is a plain exec. Decided when
+ * the shell starts, off the critical path.
+ */
+const DEEP_EXEC = [
+  `if [ "$(uname -s)" = Linux ] && command -v perl >/dev/null 2>&1; then`,
+  `drover_exec() { exec perl -e 'fcntl(STDIN, 1031, 4194304) or fcntl(STDIN, 1031, 1048576); exec { $ARGV[0] } @ARGV; die "exec $ARGV[0]: $!\\n"' "$@"; }`,
+  `else drover_exec() { exec "$@"; }; fi`,
+].join('\n');
+
 export class SshConnection {
   private client: Client | null = null;
   private connecting: Promise<Client> | null = null;
@@ -116,7 +130,7 @@ export class SshConnection {
       };
       channel.on('data', onData);
       channel.once('close', onClose);
-      channel.write(`echo DROVER-READY; exec ${quoteArgv(argv)}\n`);
+      channel.write(`echo DROVER-READY; drover_exec ${quoteArgv(argv)}\n`);
     });
   }
 
@@ -132,7 +146,7 @@ export class SshConnection {
 
   private startWarm(): Promise<ClientChannel> {
     return this.exec(['sh', '-s']).then((channel) => {
-      channel.write('LC_ALL=C; export LC_ALL\n');
+      channel.write(`LC_ALL=C; export LC_ALL\n${DEEP_EXEC}\n`);
       return channel;
     });
   }

@@ -8,6 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { once } from 'node:events';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { RecordingRunner, execaRunner } from '../../convergence-agent/zfs/command.ts';
@@ -199,6 +200,17 @@ describeWith(['root', 'zfs', 'sshd'], 'replication over ssh', () => {
     expect(await source.getDataset(id)).toMatchObject({ readonly: false, mounted: true });
     expect(await hashFiles(dir)).toEqual(before);
     expect(await target.getDataset(id)).toBeNull();
+  });
+
+  it('gives the remote receive a deep stdin pipe, not sshd\'s 64 KiB one', async () => {
+    // What `zfs receive` gets, through the same warm shell: F_GETPIPE_SZ (1032) of its stdin.
+    const channel = await peer.connection.stream(['perl', '-e', 'print fcntl(STDIN, 1032, 0)']);
+    let out = '';
+    channel.on('data', (d: Buffer) => (out += d.toString()));
+    channel.resume();
+    channel.end();
+    await once(channel, 'close');
+    expect(Number(out)).toBeGreaterThanOrEqual(1 << 20);
   });
 
   it('rejects invalid names before any command runs, here or on the peer', async () => {

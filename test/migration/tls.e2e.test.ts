@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -11,7 +11,7 @@ import { MigrationStack } from './stack.ts';
 // (certificates from the cluster CA) and the source sends to the target's agent, not its sshd.
 const LONG = 600_000;
 
-describeWith(LOCAL_CLUSTER, 'moving an application with its data over the tls transport (2-node local cluster)', () => {
+describeWith([...LOCAL_CLUSTER, 'native-pump'], 'moving an application with its data over the tls transport (2-node local cluster)', () => {
   const cluster = useTestCluster({ nodes: 2, images: ['redis'] });
   let dir: string;
   let stack: MigrationStack;
@@ -36,6 +36,10 @@ describeWith(LOCAL_CLUSTER, 'moving an application with its data over the tls tr
     expect(m).toMatchObject({ phase: 'done', error: null });
     expect(await onePrimary(stack, app)).toBe(2);
     expect(await missingKeys(stack, app, keys)).toEqual([]);
+    // Both agents have the native pump: every step's stream left their JavaScript.
+    const sent = (await readFile(join(dir, 'agent-n1.log'), 'utf8')).split('\n').filter((l) => l.includes('"snapshot sent"'));
+    expect(sent.length).toBeGreaterThan(0);
+    expect(sent.map((l) => (JSON.parse(l) as { dataPath?: string }).dataPath)).toEqual(sent.map(() => 'native'));
   }, LONG);
 
   it('moves it back over TLS incrementally', async () => {

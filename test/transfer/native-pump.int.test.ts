@@ -187,6 +187,28 @@ describeWith(['native-pump'], 'the native data pump', () => {
     expect(r.output.length).toBe(0);
   });
 
+  it('kills a sending pump that moved no byte for stallMs: the receiver accepted, then stopped reading', async () => {
+    const server = createServer((socket) => {
+      socket.once('data', () => {
+        socket.write(Buffer.from([0x06])); // the acknowledgement; nothing is read after it
+        socket.pause();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    cleanups.push(() => server.close());
+    const sender = startSendPump(pumpPath, { host: '127.0.0.1', port: (server.address() as { port: number }).port, timeoutMs: 10_000 });
+    // More than the socket buffers on both sides hold.
+    const zero = spawn('head', ['-c', String(256 << 20), '/dev/zero'], { stdio: ['ignore', sender.stdin!, 'ignore'] });
+    sender.stdin!.destroy();
+    sender.give(Buffer.concat([randomBytes(16), Buffer.concat([Buffer.from('DRVRDAT1'), randomBytes(48)])]));
+    const started = Date.now();
+    await expect(sender.watch({ stallMs: 1_000 })).rejects.toMatchObject({ code: 'DROVER_TRANSFER_STALLED', retryable: true });
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(sender.bytes).toBeGreaterThan(0);
+    expect(() => process.kill(sender.pid!, 0)).toThrow();
+    zero.kill();
+  });
+
   it('derives the same key and hello on both ends of one TLS session, and different ones for another channel', async () => {
     const ca = await ensureClusterCa(join(dir, 'ca'));
     const a = await ensureNodeCertificate({ ca, dir: join(dir, 'a'), commonName: 'a', address: '127.0.0.1' });

@@ -46,6 +46,7 @@
 #define FLAG_LAST 1
 #define CONTROL_FD 3
 #define REPORT_NS (100L * 1000 * 1000)
+#define FLUSH_MS 50
 
 /* Exit statuses; native-pump.ts maps them to drover's error codes. */
 enum {
@@ -90,6 +91,35 @@ static ssize_t read_full(int fd, unsigned char *buf, size_t want) {
     if (r > 0) {
       got += (size_t)r;
     } else if (r == 0) {
+      break;
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      if (wait_fd(fd, POLLIN, -1) < 0) return -1;
+    } else if (errno != EINTR) {
+      return -1;
+    }
+  }
+  return (ssize_t)got;
+}
+
+/*
+ * Reads the next frame's data: up to `max` bytes, but no longer than FLUSH_MS past the last
+ * byte, so a slow stream still moves (and is not taken for a stalled one). Sets *eof at the
+ * end of input. Returns the count, -1 on error.
+ */
+static ssize_t read_frame(int fd, unsigned char *buf, size_t max, int *eof) {
+  size_t got = 0;
+  *eof = 0;
+  while (got < max) {
+    if (got > 0) {
+      int ready = wait_fd(fd, POLLIN, FLUSH_MS);
+      if (ready < 0) return -1;
+      if (ready == 0) break;
+    }
+    ssize_t r = read(fd, buf + got, max - got);
+    if (r > 0) {
+      got += (size_t)r;
+    } else if (r == 0) {
+      *eof = 1;
       break;
     } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
       if (wait_fd(fd, POLLIN, -1) < 0) return -1;
@@ -190,8 +220,13 @@ static int connect_to(const char *host, const char *port, int timeout_ms) {
   }
   freeaddrinfo(res);
   if (fd < 0) die(EXIT_CONNECT, "cannot connect to %s:%s: %s", host, port, strerror(err));
-  int one = 1;
+  int one = 1, idle = 10, interval = 5, count = 3;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  /* A receiver that vanishes without a reset (a dead host, a partition) is noticed in ~25 s. */
+  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
   return fd;
 }
 
@@ -211,15 +246,15 @@ static int pump_send(const char *host, const char *port, int timeout_ms) {
   if (!ctx || EVP_EncryptInit_ex(ctx, EVP_aes_128_gcm(), NULL, key, NULL) != 1) die(EXIT_CRYPTO, "cannot set up AES-128-GCM");
   OPENSSL_cleanse(key, sizeof key);
 
-  unsigned char *buf = malloc(FRAME_MAX);
+  unsigned char *buf = malloc(FRAME_MAX + TAG);
   if (!buf) die(EXIT_INPUT, "out of memory");
   unsigned char header[HEADER], tag[TAG], iv[12];
   uint64_t frame = 0, bytes = 0;
   for (;;) {
-    ssize_t n = read_full(STDIN_FILENO, buf, FRAME_MAX);
+    int last;
+    ssize_t n = read_frame(STDIN_FILENO, buf, FRAME_MAX, &last);
     if (n < 0) die(EXIT_INPUT, "reading the stream: %s", strerror(errno));
-    int last = n < FRAME_MAX;
-    /* A full buffer may have been the end exactly; the next read tells, and an empty last frame says so. */
+    /* The last frame goes at the end of input (it may be empty): "the input ended here". */
     put_u32(header, (uint32_t)n);
     header[4] = last ? FLAG_LAST : 0;
     nonce_for(frame++, iv);
@@ -309,7 +344,7 @@ int main(int argc, char **argv) {
   /* The agent that started us owns the step: if it dies, so do we (its TLS connection, and
      with it the receiver's verdict, is gone anyway). */
   pid_t parent = getppid();
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) return EXIT_USAGE;
+  if (parent == 1 || prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) return EXIT_USAGE;
   if (fcntl(CONTROL_FD, F_GETFD) < 0) {
     fprintf(stderr, "drover-pump: fd 3 (the control channel) is not open; this program is started by drover-agent\n");
     return EXIT_USAGE;

@@ -96,7 +96,8 @@ export class PumpProcess {
   /** The pump's CPU, once it has finished the stream. */
   cpuMs: { user: number; system: number } | null = null;
   private readonly child: ChildProcess;
-  private readonly control: Socket;
+  /** null when the spawn failed (EMFILE, ENOENT): `done` then rejects. */
+  private readonly control: Socket | null;
   private readonly exited: Promise<number>;
   private readonly listeners = new Set<(bytes: number) => void>();
   private stderr = '';
@@ -106,11 +107,12 @@ export class PumpProcess {
     const started = Date.now();
     // Argument arrays only; the secrets go over fd 3.
     this.child = spawn(path, args, { stdio: [stdio.stdin, stdio.stdout, 'pipe', 'pipe'], env: { LC_ALL: 'C' } });
-    this.control = this.child.stdio[3] as Socket;
-    this.control.on('error', () => {});
+    // A spawn that fails (out of descriptors, say) reports it later with 'error' and has no stdio.
+    this.control = (this.child.stdio?.[3] as Socket | undefined) ?? null;
+    this.control?.on('error', () => {});
     let line = '';
-    this.control.setEncoding('latin1');
-    this.control.on('data', (chunk: string) => {
+    this.control?.setEncoding('latin1');
+    this.control?.on('data', (chunk: string) => {
       line += chunk;
       let nl: number;
       while ((nl = line.indexOf('\n')) >= 0) {
@@ -123,8 +125,8 @@ export class PumpProcess {
         for (const listener of this.listeners) listener(this.bytes);
       }
     });
-    this.child.stderr!.setEncoding('utf8');
-    this.child.stderr!.on('data', (chunk: string) => {
+    this.child.stderr?.setEncoding('utf8');
+    this.child.stderr?.on('data', (chunk: string) => {
       if (this.stderr.length < 4096) this.stderr += chunk;
     });
     this.exited = new Promise((resolve, reject) => {
@@ -158,7 +160,7 @@ export class PumpProcess {
 
   /** Hands the pump its secrets (it waits for them before it touches the network). */
   give(secret: Buffer): void {
-    this.control.write(secret);
+    this.control?.write(secret);
   }
 
   /** Resolves with the byte count when the pump exited 0. */

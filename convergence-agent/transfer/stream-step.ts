@@ -55,6 +55,7 @@ export function startSend(store: Pick<ZfsStore, 'send'>, sink: ReceiveSink, requ
   try {
     send = store.send({ ...request, ...(sink.direct ? { into: sink.input } : {}) });
   } catch (err) {
+    sink.done.catch(() => {}); // nobody streams, so nobody else waits for its verdict
     sink.abort(toDroverError(err));
     throw err;
   }

@@ -279,8 +279,10 @@ export class TlsPeer implements Peer {
     } finally {
       options.signal?.removeEventListener('abort', onAbort);
     }
-    const { host, port, connectTimeoutMs } = this.options;
-    const native = this.pump && offered.includes(NATIVE_CHANNEL) ? { pump: this.pump, host, port, timeoutMs: connectTimeoutMs ?? 15_000 } : null;
+    // The data connection goes where the TLS connection went, not to a fresh lookup of the name.
+    const host = connection.socket.remoteAddress ?? this.options.host;
+    const port = connection.socket.remotePort ?? this.options.port;
+    const native = this.pump && offered.includes(NATIVE_CHANNEL) ? { pump: this.pump, host, port, timeoutMs: this.options.connectTimeoutMs ?? 15_000 } : null;
     return new TlsStep(datasetId, connection, native);
   }
 

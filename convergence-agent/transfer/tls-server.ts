@@ -36,6 +36,8 @@ export interface TransferServerOptions {
   pump?: string | null;
   /** How long an opened data channel waits for the sender's connection; default 15 s. */
   channelWaitMs?: number;
+  /** A receiving pump that moves no byte for this long is stopped; default 60 s. */
+  stallMs?: number;
 }
 
 /** A data channel opened by a TLS connection, waiting for the sender pump's connection. */
@@ -46,6 +48,8 @@ interface PendingChannel {
 
 /** A connection must say what it is within this long. */
 const FIRST_BYTES_MS = 15_000;
+/** Connections that have not yet said what they are; more are refused at once. */
+const MAX_UNROUTED = 128;
 
 export class TransferServer {
   private readonly server: NetServer;
@@ -53,6 +57,9 @@ export class TransferServer {
   private readonly sockets = new Set<Socket>();
   private readonly channels = new Map<string, PendingChannel>();
   private readonly pumps = new Set<PumpProcess>();
+  /** zfs receive inputs fed by a data channel: no data frames may reach them. */
+  private readonly nativeSinks = new WeakSet<object>();
+  private unrouted = 0;
   private readonly log: Logger;
   private readonly pump: string | null;
 
@@ -99,14 +106,30 @@ export class TransferServer {
 
   /** Reads a connection's first bytes: a TLS handshake, or a data connection's hello. */
   private route(socket: Socket): void {
-    this.sockets.add(socket);
-    socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', () => {});
+    if (this.unrouted >= MAX_UNROUTED) {
+      this.log.warn({ remote: socket.remoteAddress, unrouted: this.unrouted }, 'too many connections that have not said what they are: refused');
+      socket.destroy();
+      return;
+    }
+    this.unrouted++;
+    let routed = false;
+    const settle = (): void => {
+      if (routed) return;
+      routed = true;
+      this.unrouted--;
+    };
+    this.sockets.add(socket);
+    socket.on('close', () => {
+      settle();
+      this.sockets.delete(socket);
+    });
     const timer = setTimeout(() => socket.destroy(), FIRST_BYTES_MS);
     let head = Buffer.alloc(0);
     const onData = (chunk: Buffer): void => {
       if (head.length === 0 && chunk[0] === 0x16) {
         clearTimeout(timer);
+        settle();
         socket.off('data', onData);
         socket.pause();
         socket.unshift(chunk);
@@ -116,6 +139,7 @@ export class TransferServer {
       head = Buffer.concat([head, chunk]);
       if (head.length < HELLO_BYTES) return;
       clearTimeout(timer);
+      settle();
       socket.off('data', onData);
       // The sender's pump waits for our acknowledgement: nothing may follow its hello yet.
       socket.pause();
@@ -155,18 +179,27 @@ export class TransferServer {
         hello,
         attach: (connection) => {
           clearTimeout(timer);
-          pump = startReceivePump(pumpPath, connection, sink.input, key);
-          this.pumps.add(pump);
-          void pump.done().catch(() => {}).finally(() => this.pumps.delete(pump!));
+          try {
+            // A sending host that vanishes without a reset is noticed (the pump blocks in read).
+            connection.setKeepAlive(true, 10_000);
+            pump = startReceivePump(pumpPath, connection, sink.input, key);
+          } catch (err) {
+            connection.destroy();
+            fail(toDroverError(err));
+            return;
+          }
+          const started = pump;
+          this.pumps.add(started);
+          void started.done().catch(() => {}).finally(() => this.pumps.delete(started));
           // The pump has its own copies; ours would keep zfs from seeing the stream's end.
           connection.destroy();
           sink.input.destroy();
-          log.debug({ pid: pump.pid }, 'data channel attached');
-          resolve(pump);
+          log.debug({ pid: started.pid }, 'data channel attached');
+          resolve(started);
         },
       });
     });
-    const pumped = arrived.then((p) => p.done());
+    const pumped = arrived.then((p) => p.watch({ stallMs: this.options.stallMs ?? 60_000 }));
     // Whichever fails first stops the other; a permanent zfs verdict ("out of space") beats
     // the pump's broken pipe it caused.
     let first: DroverError | null = null;
@@ -185,6 +218,7 @@ export class TransferServer {
       if (first) throw first;
     });
     done.catch(() => {});
+    this.nativeSinks.add(sink.input);
     return {
       id,
       sink: {
@@ -236,7 +270,7 @@ export class TransferServer {
       data: (chunk) => {
         const input = sink?.input;
         if (!input) return fail(new DroverError('DROVER_TRANSFER_PROTOCOL', 'data before receive'));
-        if (input.destroyed) return fail(new DroverError('DROVER_TRANSFER_PROTOCOL', 'data frames on a receive that has a data channel'));
+        if (this.nativeSinks.has(input)) return fail(new DroverError('DROVER_TRANSFER_PROTOCOL', 'data frames on a receive that has a data channel'));
         // TLS hands over 16 KiB records; those of one socket read go to zfs in one writev.
         if (!corked) {
           corked = true;

@@ -187,6 +187,25 @@ describeWith(['native-pump'], 'the native data pump', () => {
     expect(r.output.length).toBe(0);
   });
 
+  it('keeps a slow stream moving: a partial frame goes out once the input pauses, so it is not taken for a stall', async () => {
+    const key = randomBytes(16);
+    const outFile = join(dir, 'slow.out');
+    const rx = await receiver(key, outFile);
+    const sender = startSendPump(pumpPath, { host: '127.0.0.1', port: rx.port, timeoutMs: 10_000 });
+    // 6 pieces, 0.4 s apart: 2.4 s in all, with a stall limit of 1 s on both pumps.
+    const slow = spawn('sh', ['-c', 'for i in 1 2 3 4 5 6; do printf "piece$i "; sleep 0.4; done'], { stdio: ['ignore', sender.stdin!, 'ignore'] });
+    sender.stdin!.destroy();
+    sender.give(Buffer.concat([key, Buffer.concat([Buffer.from('DRVRDAT1'), randomBytes(48)])]));
+    const progress: number[] = [];
+    const sent = sender.watch({ stallMs: 1_000, onBytes: (b) => progress.push(b) });
+    const recvPump = await rx.pump;
+    await expect(recvPump.watch({ stallMs: 1_000 })).resolves.toBe(42);
+    await expect(sent).resolves.toBe(42);
+    await new Promise((r) => (rx.sink.exitCode !== null ? r(null) : rx.sink.once('exit', r)));
+    expect((await readFile(outFile, 'utf8')).trim()).toBe('piece1 piece2 piece3 piece4 piece5 piece6');
+    slow.kill();
+  });
+
   it('kills a sending pump that moved no byte for stallMs: the receiver accepted, then stopped reading', async () => {
     const server = createServer((socket) => {
       socket.once('data', () => {

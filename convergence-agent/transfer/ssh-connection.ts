@@ -51,18 +51,20 @@ export function remoteCommand(argv: readonly string[]): string {
 }
 
 /**
- * Defines `drover_exec` in a warm shell: exec the command with its stdin pipe (sshd's) grown
- * to 16 MiB (root may pass pipe-max-size), or 1 MiB, the unprivileged cap. A deeper queue lets sshd and zfs receive run in
- * longer bursts on busy cores, as the tls pump's deeper socket does (native/README.md):
- * bench:transfer's ssh went from 0.53 (64 KiB) to 0.56–0.67 (4 MiB) and 0.59–0.64 (16 MiB;
- * 64 MiB gained nothing more) of the local pipe, 2026-12-03. The
- * shell has no fcntl, so perl does it (Debian's perl-base is Essential); without perl, or on
- * a system other than Linux (F_SETPIPE_SZ is 1031 there), it is a plain exec. Decided when
- * the shell starts, off the critical path.
+ * Defines `drover_exec` in a warm shell: exec the command with its stdin pipe (sshd's 64 KiB
+ * one) grown to 16 MiB, or to the host's `fs.pipe-max-size` when the kernel refuses that (a
+ * root without CAP_SYS_RESOURCE, as in a container, or another user; scripts/host-setup.sh
+ * raises the limit to 16 MiB on drover's hosts). A deeper queue lets sshd and zfs receive run
+ * in longer bursts on busy cores, as the tls pump's deeper socket does (native/README.md):
+ * bench:transfer's ssh went from 0.53 of the local pipe (64 KiB) to 0.65 (1 MiB) and 0.76–0.88
+ * (16 MiB), 2026-12-03. The shell has no fcntl, so perl does it (Debian's perl-base is
+ * Essential); without perl, or on a system other than Linux (F_SETPIPE_SZ is 1031 there), it
+ * is a plain exec. Decided when the shell starts, off the critical path.
  */
+const PIPE_BYTES = 16 * 1024 * 1024;
 const DEEP_EXEC = [
   `if [ "$(uname -s)" = Linux ] && command -v perl >/dev/null 2>&1; then`,
-  `drover_exec() { exec perl -e 'fcntl(STDIN, 1031, 16777216) or fcntl(STDIN, 1031, 1048576); exec { $ARGV[0] } @ARGV; die "exec $ARGV[0]: $!\\n"' "$@"; }`,
+  `drover_exec() { exec perl -e 'unless (fcntl(STDIN, 1031, ${PIPE_BYTES})) { open(F, "<", "/proc/sys/fs/pipe-max-size") and fcntl(STDIN, 1031, 0 + <F>) } exec { $ARGV[0] } @ARGV; die "exec $ARGV[0]: $!\\n"' "$@"; }`,
   `else drover_exec() { exec "$@"; }; fi`,
 ].join('\n');
 

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { once } from 'node:events';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { RecordingRunner, execaRunner } from '../../convergence-agent/zfs/command.ts';
@@ -202,15 +203,34 @@ describeWith(['root', 'zfs', 'sshd'], 'replication over ssh', () => {
     expect(await target.getDataset(id)).toBeNull();
   });
 
-  it('gives the remote receive a deep stdin pipe, not sshd\'s 64 KiB one', async () => {
-    // What `zfs receive` gets, through the same warm shell: F_GETPIPE_SZ (1032) of its stdin.
+  /** What `zfs receive` would get through the same warm shell: F_GETPIPE_SZ (1032) of its stdin. */
+  async function remoteStdinPipeBytes(): Promise<number> {
     const channel = await peer.connection.stream(['perl', '-e', 'print fcntl(STDIN, 1032, 0)']);
     let out = '';
     channel.on('data', (d: Buffer) => (out += d.toString()));
     channel.resume();
     channel.end();
     await once(channel, 'close');
-    expect(Number(out)).toBe(16 << 20); // the test cluster's ssh user is root (else 1 MiB)
+    return Number(out);
+  }
+  // Root may pass fs.pipe-max-size only with CAP_SYS_RESOURCE (bit 24), which a container lacks.
+  const capSysResource = (BigInt(`0x${/CapEff:\s*([0-9a-f]+)/.exec(readFileSync('/proc/self/status', 'utf8'))![1]}`) >> 24n) & 1n;
+
+  it('gives the remote receive a 16 MiB stdin pipe, not sshd\'s 64 KiB one', async () => {
+    const limit = Number(readFileSync('/proc/sys/fs/pipe-max-size', 'utf8'));
+    expect(limit).toBeGreaterThanOrEqual(16 << 20); // host-setup raised it
+    expect(await remoteStdinPipeBytes()).toBe(16 << 20);
+  });
+
+  it('falls back to the host\'s pipe-max-size when the kernel refuses 16 MiB', async () => {
+    const limit = readFileSync('/proc/sys/fs/pipe-max-size', 'utf8');
+    writeFileSync('/proc/sys/fs/pipe-max-size', String(2 << 20));
+    try {
+      peer.connection.close(); // a fresh warm shell
+      expect(await remoteStdinPipeBytes()).toBe(capSysResource ? 16 << 20 : 2 << 20);
+    } finally {
+      writeFileSync('/proc/sys/fs/pipe-max-size', limit);
+    }
   });
 
   it('rejects invalid names before any command runs, here or on the peer', async () => {

@@ -57,11 +57,11 @@ export function remoteCommand(argv: readonly string[]): string {
  * raises the limit to 16 MiB on drover's hosts). A deeper queue lets sshd and zfs receive run
  * in longer bursts on busy cores, as the tls pump's deeper socket does (native/README.md):
  * bench:transfer's ssh went from 0.53 of the local pipe (64 KiB) to 0.65 (1 MiB) and 0.76–0.88
- * (16 MiB), 2026-12-03. The shell has no fcntl, so perl does it (Debian's perl-base is
+ * (16 MiB), 2026-12-03. Requested: 1 MiB only — with 16 MiB, zfs-fuse's receive lost its "out of space" verdict (exit SIGPIPE, no stderr) in 2 of 3 runs of replicate-ssh. The shell has no fcntl, so perl does it (Debian's perl-base is
  * Essential); without perl, or on a system other than Linux (F_SETPIPE_SZ is 1031 there), it
  * is a plain exec. Decided when the shell starts, off the critical path.
  */
-const PIPE_BYTES = 16 * 1024 * 1024;
+const PIPE_BYTES = 1024 * 1024;
 const DEEP_EXEC = [
   `if [ "$(uname -s)" = Linux ] && command -v perl >/dev/null 2>&1; then`,
   `drover_exec() { exec perl -e 'unless (fcntl(STDIN, 1031, ${PIPE_BYTES})) { open(F, "<", "/proc/sys/fs/pipe-max-size") and fcntl(STDIN, 1031, 0 + <F>) } exec { $ARGV[0] } @ARGV; die "exec $ARGV[0]: $!\\n"' "$@"; }`,

@@ -86,6 +86,8 @@ export class TcpCutter {
   private server: Server | null = null;
   private readonly sockets = new Set<Socket>();
   bytes = 0;
+  /** When set, every connection is cut as soon as this many bytes were relayed towards the server. */
+  cutAfterBytes: number | null = null;
 
   async listen(host: string, port: number, bind = '127.0.0.1'): Promise<number> {
     this.server = createServer((client) => {
@@ -99,7 +101,13 @@ export class TcpCutter {
           upstream.destroy();
         });
       }
-      client.on('data', (d: Buffer) => (this.bytes += d.length));
+      client.on('data', (d: Buffer) => {
+        this.bytes += d.length;
+        if (this.cutAfterBytes !== null && this.bytes >= this.cutAfterBytes) {
+          this.cutAfterBytes = null;
+          this.cut();
+        }
+      });
       client.pipe(upstream);
       upstream.pipe(client);
     });

@@ -83,35 +83,17 @@ static int wait_fd(int fd, short events, int timeout_ms) {
   }
 }
 
-/* Reads up to `want` bytes, stopping early only at end of input. Returns the count, -1 on error. */
-static ssize_t read_full(int fd, unsigned char *buf, size_t want) {
-  size_t got = 0;
-  while (got < want) {
-    ssize_t r = read(fd, buf + got, want - got);
-    if (r > 0) {
-      got += (size_t)r;
-    } else if (r == 0) {
-      break;
-    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      if (wait_fd(fd, POLLIN, -1) < 0) return -1;
-    } else if (errno != EINTR) {
-      return -1;
-    }
-  }
-  return (ssize_t)got;
-}
-
 /*
- * Reads the next frame's data: up to `max` bytes, but no longer than FLUSH_MS past the last
- * byte, so a slow stream still moves (and is not taken for a stalled one). Sets *eof at the
- * end of input. Returns the count, -1 on error.
+ * Reads up to `max` bytes, stopping early at end of input (*eof set) or, when flush_ms >= 0,
+ * once the input has given nothing for flush_ms past its last byte (so a slow stream still
+ * moves and is not taken for a stalled one). Returns the count, -1 on error.
  */
-static ssize_t read_frame(int fd, unsigned char *buf, size_t max, int *eof) {
+static ssize_t read_some(int fd, unsigned char *buf, size_t max, int flush_ms, int *eof) {
   size_t got = 0;
   *eof = 0;
   while (got < max) {
-    if (got > 0) {
-      int ready = wait_fd(fd, POLLIN, FLUSH_MS);
+    if (got > 0 && flush_ms >= 0) {
+      int ready = wait_fd(fd, POLLIN, flush_ms);
       if (ready < 0) return -1;
       if (ready == 0) break;
     }
@@ -128,6 +110,12 @@ static ssize_t read_frame(int fd, unsigned char *buf, size_t max, int *eof) {
     }
   }
   return (ssize_t)got;
+}
+
+/* Reads exactly `want` bytes unless the input ends first. */
+static ssize_t read_full(int fd, unsigned char *buf, size_t want) {
+  int eof;
+  return read_some(fd, buf, want, -1, &eof);
 }
 
 static int write_all(int fd, struct iovec *iov, int count) {
@@ -252,7 +240,7 @@ static int pump_send(const char *host, const char *port, int timeout_ms) {
   uint64_t frame = 0, bytes = 0;
   for (;;) {
     int last;
-    ssize_t n = read_frame(STDIN_FILENO, buf, FRAME_MAX, &last);
+    ssize_t n = read_some(STDIN_FILENO, buf, FRAME_MAX, FLUSH_MS, &last);
     if (n < 0) die(EXIT_INPUT, "reading the stream: %s", strerror(errno));
     /* The last frame goes at the end of input (it may be empty): "the input ended here". */
     put_u32(header, (uint32_t)n);

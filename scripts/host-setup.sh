@@ -93,19 +93,7 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-# 7. Deep pipes: the ssh transport grows the remote zfs receive's stdin to 16 MiB (sshd's is
-#    64 KiB); a root without CAP_SYS_RESOURCE (a container, this test machine) gets no more than
-#    fs.pipe-max-size, 1 MiB by default. Raised, never lowered; a read-only /proc/sys is reported.
-pipe_max=$(cat /proc/sys/fs/pipe-max-size 2>/dev/null || echo 0)
-if [ "$pipe_max" -lt 16777216 ]; then
-  if echo 16777216 > /proc/sys/fs/pipe-max-size 2>/dev/null; then
-    say "fs.pipe-max-size raised from $pipe_max to 16777216 (deeper ssh receive pipes)"
-  else
-    say "warning: cannot raise fs.pipe-max-size ($pipe_max); ssh receives use pipes of that size"
-  fi
-fi
-
-# 8. The tls transport's native data pump (native/README.md); make rebuilds it only when
+# 7. The tls transport's native data pump (native/README.md); make rebuilds it only when
 #    its source changed.
 make -s -C native >/dev/null || die "building native/drover-pump failed (make -C native)"
 

@@ -52,14 +52,14 @@ export function remoteCommand(argv: readonly string[]): string {
 
 /**
  * Defines `drover_exec` in a warm shell: exec the command with its stdin pipe (sshd's 64 KiB
- * one) grown to 16 MiB, or to the host's `fs.pipe-max-size` when the kernel refuses that (a
- * root without CAP_SYS_RESOURCE, as in a container, or another user; scripts/host-setup.sh
- * raises the limit to 16 MiB on drover's hosts). A deeper queue lets sshd and zfs receive run
- * in longer bursts on busy cores, as the tls pump's deeper socket does (native/README.md):
- * bench:transfer's ssh went from 0.53 of the local pipe (64 KiB) to 0.65 (1 MiB) and 0.76–0.88
- * (16 MiB), 2026-12-03. Requested: 1 MiB only — with 16 MiB, zfs-fuse's receive lost its "out of space" verdict (exit SIGPIPE, no stderr) in 2 of 3 runs of replicate-ssh. The shell has no fcntl, so perl does it (Debian's perl-base is
- * Essential); without perl, or on a system other than Linux (F_SETPIPE_SZ is 1031 there), it
- * is a plain exec. Decided when the shell starts, off the critical path.
+ * one) grown to 1 MiB, or to the host's `fs.pipe-max-size` when that is lower (a root without
+ * CAP_SYS_RESOURCE may not pass it). A deeper queue lets sshd and zfs receive run in longer
+ * bursts on busy cores: bench:transfer's ssh went from 0.53 of the local pipe to 0.56–0.67
+ * (2026-12-03). 16 MiB measured 0.76–0.88, but zfs-fuse's receive then lost its "out of space"
+ * verdict on a full pool (exit SIGPIPE, no stderr) in 2 of 3 runs of replicate-ssh, so it is
+ * not used. The shell has no fcntl, so perl does it (Debian's perl-base is Essential); without
+ * perl, or on a system other than Linux (F_SETPIPE_SZ is 1031 there), it is a plain exec.
+ * Decided when the shell starts, off the critical path.
  */
 const PIPE_BYTES = 1024 * 1024;
 const DEEP_EXEC = [

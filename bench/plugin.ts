@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execa } from 'execa';
 import { silentLogger } from '#common/log.ts';
-import { clusterDown, clusterUp, type LocalCluster } from '../cli/local-cluster/index.ts';
+import { clusterDown, clusterUp, type LocalCluster } from '../local-cluster/index.ts';
 import { leaseSubnet } from '../test/support/cluster.ts';
 import { DroverStack } from '../test/volume-driver/stack.ts';
 

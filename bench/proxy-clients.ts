@@ -1,7 +1,7 @@
 /** Client side of bench:proxy: waiting for ports, and the switch under load. */
 import { connect } from 'node:net';
-import type { RouteServer } from '../proxy/test-support/route-server.ts';
-import { route } from '../proxy/test-support/route-server.ts';
+import type { RouteServer } from '../proxy/testing/route-server.ts';
+import { route } from '../proxy/testing/route-server.ts';
 
 export async function waitForPort(host: string, port: number, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execa, type ResultPromise } from 'execa';
-import { RouteServer, route } from '../proxy/test-support/route-server.ts';
+import { RouteServer, route } from '../proxy/testing/route-server.ts';
 import { nftDeleteScript } from '../proxy/nft-ruleset.ts';
 import { switchUnderLoad, waitForPort } from './proxy-clients.ts';
 

@@ -22,7 +22,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomFillSync, randomUUID } from 'node:crypto';
-import { clusterDown, clusterUp, type LocalNode } from '../cli/local-cluster/index.ts';
+import { clusterDown, clusterUp, type LocalNode } from '../local-cluster/index.ts';
 import { leaseSubnet } from '../test/support/cluster.ts';
 import { ZfsStore } from '../convergence-agent/zfs/zfs.ts';
 import { SshPeer } from '../convergence-agent/transfer/ssh-peer.ts';

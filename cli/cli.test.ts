@@ -1,7 +1,7 @@
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { datasetIdFor } from '#common/deploy/dataset-id.ts';
+import { datasetIdFor } from '#common/dataset-id.ts';
 import { runCli } from './dispatch.ts';
 import { NODES, startStandIn, type StandIn } from './testing/stand-in-control.ts';
 

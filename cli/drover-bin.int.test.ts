@@ -36,7 +36,7 @@ describe('bin/drover.js', () => {
     expect(file.stderr).toMatch(/^drover: cannot read the Compose file "compose\/absent.yml": no such file\n/);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/^drover: move needs an application and a node\n/);
-    // `drover cluster …` is handed to cli/local-cluster/ with its own arguments.
+    // `drover cluster …` is handed to local-cluster/ with its own arguments.
     expect(cluster.code).toBe(0);
     expect(cluster.stdout).toMatch(/^usage: drover cluster up/);
   });

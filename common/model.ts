@@ -281,3 +281,10 @@ export const NodeReport = z
   })
   .strict();
 export type NodeReport = z.infer<typeof NodeReport>;
+
+/**
+ * Datasets of an application that no node was chosen for yet (absent from the topology and
+ * never placed) carry this primary until the scheduler places the application and sets the
+ * primary of its datasets to the chosen node. No node has this uuid, so no agent acts on it.
+ */
+export const UNPLACED_PRIMARY = '00000000-0000-0000-0000-000000000000';

@@ -8,7 +8,7 @@ import { RestartLedger } from './restart-ledger.ts';
 import { FakeClock } from './testing/fake-clock.ts';
 import { FakeContainerRuntime } from './testing/fake-container-runtime.ts';
 import { ADDRESS_A, DS_1, DS_2, NODE_A, app } from './testing/fixtures.ts';
-import { FakeDatasetStore } from './zfs/fake-dataset-store.ts';
+import { FakeDatasetStore } from './testing/fake-dataset-store.ts';
 
 function setup() {
   const clock = new FakeClock();

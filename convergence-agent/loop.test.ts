@@ -9,7 +9,7 @@ import { FakeClock, settle } from './testing/fake-clock.ts';
 import { FakeContainerRuntime } from './testing/fake-container-runtime.ts';
 import { FakeControlChannel } from './testing/fake-control-channel.ts';
 import { ADDRESS_A, DS_1, NODE_A, NODE_B, app, dataset, desired, migration } from './testing/fixtures.ts';
-import { FakeDatasetStore } from './zfs/fake-dataset-store.ts';
+import { FakeDatasetStore } from './testing/fake-dataset-store.ts';
 
 function setup() {
   const clock = new FakeClock();

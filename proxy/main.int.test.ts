@@ -3,9 +3,9 @@
  * traffic through it, a clean exit on SIGTERM; a bad flag exits 2 with a message naming it.
  */
 import { afterEach, expect, it, describe } from 'vitest';
-import { runProxy as run } from './test-support/proxy-process.ts';
-import { RouteServer, route } from './test-support/route-server.ts';
-import { connectTo, digestReply, readAll, sha256, startServer, waitFor, type TestServer } from './test-support/sockets.ts';
+import { runProxy as run } from './testing/proxy-process.ts';
+import { RouteServer, route } from './testing/route-server.ts';
+import { connectTo, digestReply, readAll, sha256, startServer, waitFor, type TestServer } from './testing/sockets.ts';
 
 const NODE = '00000000-0000-4000-8000-0000000000c1';
 

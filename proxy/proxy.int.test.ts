@@ -12,8 +12,8 @@ import { followRoutes } from './route-follower.ts';
 import { httpRouteSource } from './route-source.ts';
 import type { ForwardingOptions } from './port-forwarder.ts';
 import type { TcpEngine } from './tcp.ts';
-import { RouteServer, route } from './test-support/route-server.ts';
-import { connectTo, digestReply, echo, fdCount, patternBytes, readAll, sha256, startServer, waitFor, type TestServer } from './test-support/sockets.ts';
+import { RouteServer, route } from './testing/route-server.ts';
+import { connectTo, digestReply, echo, fdCount, patternBytes, readAll, sha256, startServer, waitFor, type TestServer } from './testing/sockets.ts';
 
 const NODE = '00000000-0000-4000-8000-000000000001';
 const PROXY_HOST = '127.0.6.1';

@@ -8,7 +8,7 @@ import type { DroverError } from '#common/errors.ts';
 import { createNetEngine } from './tcp-net.ts';
 import { createUvEngine } from './tcp-uv.ts';
 import type { Inbound, TcpEngine } from './tcp.ts';
-import { connectTo, digestReply, echo, fdCount, fdTargets, patternBytes, readAll, sha256, startServer, waitFor, type TestServer } from './test-support/sockets.ts';
+import { connectTo, digestReply, echo, fdCount, fdTargets, patternBytes, readAll, sha256, startServer, waitFor, type TestServer } from './testing/sockets.ts';
 
 const HOST = '127.0.0.1';
 const engines: [string, () => TcpEngine][] = [

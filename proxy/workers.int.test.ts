@@ -7,9 +7,9 @@
 import { readdirSync, readlinkSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runProxy as run } from './test-support/proxy-process.ts';
-import { RouteServer, route } from './test-support/route-server.ts';
-import { connectTo, digestReply, readAll, sha256, startServer, waitFor, type TestServer } from './test-support/sockets.ts';
+import { runProxy as run } from './testing/proxy-process.ts';
+import { RouteServer, route } from './testing/route-server.ts';
+import { connectTo, digestReply, readAll, sha256, startServer, waitFor, type TestServer } from './testing/sockets.ts';
 
 const NODE = '00000000-0000-4000-8000-0000000000c3';
 const HOST = '127.0.6.31';

@@ -38,6 +38,8 @@ describe('architecture', () => {
         for (const spec of importsOf(file)) {
           if (!spec.startsWith('.')) continue;
           const target = topFolder(resolve(dirname(file), spec));
+          // `drover cluster` is the local cluster's one door into the CLI, loaded on demand.
+          if (component === 'cli' && relative(root, resolve(dirname(file), spec)) === 'local-cluster/command.ts') continue;
           if (target !== component) offences.push(`${relative(root, file)} imports ${spec}`);
         }
       }

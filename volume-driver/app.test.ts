@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '#common/log.ts';
 import { buildApp } from './app.ts';
 import { VolumeDriver } from './driver.ts';
-import { FakeControl } from './fake-control.ts';
+import { FakeControl } from './testing/fake-control.ts';
 import { MountStore } from './mount-store.ts';
 import { startPluginServer, type PluginServer } from './plugin-server.ts';
 

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { sleep } from '#common/sleep.ts';
-import { cleanup, errorOf, ME, OTHER, setup } from './driver-fixture.ts';
+import { cleanup, errorOf, ME, OTHER, setup } from './testing/driver-fixture.ts';
 
 afterEach(cleanup);
 

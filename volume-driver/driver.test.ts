@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '#common/log.ts';
 import { sleep } from '#common/sleep.ts';
-import { cleanup, errorOf, ME, OTHER, setup } from './driver-fixture.ts';
+import { cleanup, errorOf, ME, OTHER, setup } from './testing/driver-fixture.ts';
 import { VolumeDriver } from './driver.ts';
 import { LINGER_MS } from './lease-keeper.ts';
 import { mountCount } from './mounts.ts';

@@ -1,4 +1,4 @@
-import { FakeControl } from './fake-control.ts';
+import { FakeControl } from './testing/fake-control.ts';
 import { controlPlaneContract } from './control-contract.ts';
 
 const nodeA = '11111111-1111-4111-8111-111111111111';

@@ -1,7 +1,7 @@
 import { DroverError } from '#common/errors.ts';
 
 /**
- * `drover cluster …` belongs to cli/local-cluster/ (another module, its own flags). It is
+ * `drover cluster …` belongs to local-cluster/ (another module, its own flags). It is
  * loaded only when asked for, so other commands do not pay for loading it.
  */
 export const clusterCommand = {
@@ -10,10 +10,10 @@ export const clusterCommand = {
   async delegate(argv: string[]): Promise<number> {
     let module: { runClusterCommand(argv: string[]): Promise<number> };
     try {
-      module = await import('../local-cluster/command.ts');
+      module = await import('../../local-cluster/command.ts');
     } catch (err) {
       if ((err as { code?: string }).code === 'ERR_MODULE_NOT_FOUND') {
-        throw new DroverError('DROVER_UNAVAILABLE', '"drover cluster" is not available in this build (cli/local-cluster/command.ts is missing)', {
+        throw new DroverError('DROVER_UNAVAILABLE', '"drover cluster" is not available in this build (local-cluster/command.ts is missing)', {
           cause: err,
         });
       }

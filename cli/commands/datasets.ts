@@ -3,7 +3,7 @@ import type { Command, Values } from '../command.ts';
 import { print, printJson, type CliContext } from '../context.ts';
 import { bytes, table } from '../format.ts';
 import { resolveDataset, resolveNode } from '../resolve.ts';
-import { parseSize } from '#common/deploy/units.ts';
+import { parseSize } from '#common/units.ts';
 
 const USAGE = [
   'drover datasets list [--json]',

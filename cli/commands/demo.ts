@@ -1,7 +1,7 @@
 import { DroverError, isDroverError } from '#common/errors.ts';
 import type { Migration } from '#common/model.ts';
-import { AckedWriter, loadData, type Endpoint } from '#common/resp-load.ts';
-import { RespClient } from '#common/resp.ts';
+import { AckedWriter, loadData, type Endpoint } from '../demo/redis-load.ts';
+import { RespClient } from '../demo/resp.ts';
 import { usageError } from '../cli-error.ts';
 import type { Command } from '../command.ts';
 import { print, type CliContext } from '../context.ts';

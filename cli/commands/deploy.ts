@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
-import { projectNameOf } from '#common/deploy/index.ts';
+import { projectNameOf } from '#common/project-name.ts';
 import { usageError } from '../cli-error.ts';
 import type { Command } from '../command.ts';
 import { print, printJson } from '../context.ts';

@@ -1,4 +1,4 @@
-import { UNPLACED_PRIMARY } from '#common/deploy/index.ts';
+import { UNPLACED_PRIMARY } from '#common/model.ts';
 import { usageError } from '../cli-error.ts';
 import type { Command } from '../command.ts';
 import { print, printJson } from '../context.ts';

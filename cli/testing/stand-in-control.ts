@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { parseDeployment, planDeploy } from '#common/deploy/index.ts';
+import { parseDeployment, planDeploy } from '../../control-service/deploy/index.ts';
 import { isDroverError } from '#common/errors.ts';
 import { Dataset, Desired, type Migration, type Node } from '#common/model.ts';
 

@@ -4,7 +4,7 @@
  * With `dry_run` nothing is stored and the answer says what would change.
  */
 import { DeployAnswer, DeployBody, ErrorBody } from '#common/api.ts';
-import { parseDeployment, planDeploy, type DeployDiff } from '#common/deploy/index.ts';
+import { parseDeployment, planDeploy, type DeployDiff } from '../deploy/index.ts';
 import type { Migration } from '#common/model.ts';
 import type { Control, Change } from '../control.ts';
 import { movesToMigrations } from '../desired/deploy-moves.ts';

@@ -7,7 +7,7 @@
  */
 import { DroverError } from '#common/errors.ts';
 import type { Application, Desired, Migration } from '#common/model.ts';
-import { UNPLACED_PRIMARY } from '#common/deploy/index.ts';
+import { UNPLACED_PRIMARY } from '#common/model.ts';
 import { FINISHED_PHASES, indexOf, replaceAt } from './desired-index.ts';
 import { assertNotLeasedAway } from './leases.ts';
 import { findApplication, findDataset, findNode } from './lookups.ts';

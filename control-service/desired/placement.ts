@@ -6,7 +6,7 @@
  */
 import { isDroverError } from '#common/errors.ts';
 import type { Desired } from '#common/model.ts';
-import { UNPLACED_PRIMARY } from '#common/deploy/index.ts';
+import { UNPLACED_PRIMARY } from '#common/model.ts';
 import type { ScheduleResult } from '../scheduler/schedule.ts';
 import { moveApplication, replaceApplication } from './applications.ts';
 import { indexOf, replaceAt } from './desired-index.ts';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Application, Dataset, Desired, Node } from '#common/model.ts';
-import { UNPLACED_PRIMARY } from '#common/deploy/index.ts';
+import { UNPLACED_PRIMARY } from '#common/model.ts';
 import { applySchedule } from '../desired/placement.ts';
 import { validateDesired } from '../store/validate.ts';
 import { schedule, type ScheduleResult } from './schedule.ts';

@@ -15,7 +15,7 @@
  * - An application that cannot be placed gets a reason.
  */
 import type { Application, Desired, Node } from '#common/model.ts';
-import { UNPLACED_PRIMARY } from '#common/deploy/index.ts';
+import { UNPLACED_PRIMARY } from '#common/model.ts';
 import { indexOf } from '../desired/desired-index.ts';
 import { parseConstraint, satisfies, type Constraint } from './constraints.ts';
 import { formatBytes, nodeMemory } from './memory.ts';

@@ -4,8 +4,8 @@ import { systemClock } from '../clock.ts';
 import { FakeContainerRuntime } from '../testing/fake-container-runtime.ts';
 import { DS_1, NODE_A, NODE_B, desired, migration } from '../testing/fixtures.ts';
 import type { Peer, ReplicateOptions, ReplicateResult } from '../transfer/types.ts';
-import { FakeDatasetStore } from '../zfs/fake-dataset-store.ts';
-import { FakeMigrationControl } from './fake-migration-control.ts';
+import { FakeDatasetStore } from '../testing/fake-dataset-store.ts';
+import { FakeMigrationControl } from '../testing/fake-migration-control.ts';
 import { MigrationJobs } from './jobs.ts';
 import { DEFAULT_TUNING } from './source-job.ts';
 

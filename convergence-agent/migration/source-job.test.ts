@@ -6,8 +6,8 @@ import { containerSpec } from '../plan/container-spec.ts';
 import { FakeContainerRuntime } from '../testing/fake-container-runtime.ts';
 import { ADDRESS_A, DS_1, DS_2, NODE_A, NODE_B, app, migration, node } from '../testing/fixtures.ts';
 import type { Peer, ReplicateOptions, ReplicateResult } from '../transfer/types.ts';
-import { FakeDatasetStore } from '../zfs/fake-dataset-store.ts';
-import { FakeMigrationControl } from './fake-migration-control.ts';
+import { FakeDatasetStore } from '../testing/fake-dataset-store.ts';
+import { FakeMigrationControl } from '../testing/fake-migration-control.ts';
 import { DEFAULT_TUNING, SourceJob, type JobStage } from './source-job.ts';
 
 const MiB = 1024 * 1024;

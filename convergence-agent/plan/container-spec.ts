@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Application } from '#common/model.ts';
-import { linkEnvironment } from '#common/links.ts';
+import { linkEnvironment } from './links.ts';
 import { LABEL_APP, LABEL_CONFIG_HASH, LABEL_GENERATION, LABEL_NODE, containerName } from './labels.ts';
 import type { ContainerSpec } from './types.ts';
 

@@ -1,5 +1,5 @@
-import { datasetStoreContract } from './dataset-store.contract.ts';
-import { FakeDatasetStore } from './fake-dataset-store.ts';
+import { datasetStoreContract } from '../testing/dataset-store.contract.ts';
+import { FakeDatasetStore } from '../testing/fake-dataset-store.ts';
 
 datasetStoreContract('in-memory fake', async () => ({
   store: new FakeDatasetStore({ pool: 'fakepool', mountRoot: '/mnt/fake' }),

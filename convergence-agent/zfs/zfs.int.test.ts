@@ -1,5 +1,5 @@
 import { describe, expect, it, afterAll, beforeAll } from 'vitest';
-import { datasetStoreContract } from './dataset-store.contract.ts';
+import { datasetStoreContract } from '../testing/dataset-store.contract.ts';
 import { createTempPool, zfsAvailable, type TempPool } from './temp-pool.ts';
 import { ZfsStore } from './zfs.ts';
 import { RecordingRunner, execaRunner } from './command.ts';

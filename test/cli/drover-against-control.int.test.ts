@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { datasetIdFor } from '#common/deploy/dataset-id.ts';
+import { datasetIdFor } from '#common/dataset-id.ts';
 import { silentLogger } from '#common/log.ts';
 import { runCli } from '../../cli/dispatch.ts';
 import { buildApp } from '../../control-service/app.ts';

@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { controlUrl, readCluster, servicesStatus, type LocalCluster } from '../../cli/local-cluster/index.ts';
+import { controlUrl, readCluster, servicesStatus, type LocalCluster } from '../../local-cluster/index.ts';
 import { describeWith, LOCAL_CLUSTER } from '../support/require.ts';
 import { leaseSubnet } from '../support/cluster.ts';
 

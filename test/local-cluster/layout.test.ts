@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { overlaps } from '../../cli/local-cluster/bridge.ts';
+import { overlaps } from '../../local-cluster/bridge.ts';
 import {
   bridgeName,
   bridgeSubnet,
@@ -12,8 +12,8 @@ import {
   validateClusterName,
   validateNodeCount,
   validateRoot,
-} from '../../cli/local-cluster/layout.ts';
-import { dockerdArgs, dockerdConfig, renderSshdConfig } from '../../cli/local-cluster/render.ts';
+} from '../../local-cluster/layout.ts';
+import { dockerdArgs, dockerdConfig, renderSshdConfig } from '../../local-cluster/render.ts';
 
 describe('local cluster naming', () => {
   it('gives node i the loopback address 127.0.<subnet>.(10+i)', () => {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Client } from 'ssh2';
 import { expect, it } from 'vitest';
-import type { LocalNodeSsh } from '../../cli/local-cluster/index.ts';
+import type { LocalNodeSsh } from '../../local-cluster/index.ts';
 import { useTestCluster } from '../support/cluster.ts';
 import { describeWith, LOCAL_CLUSTER } from '../support/require.ts';
 

@@ -1,8 +1,8 @@
 import { access, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { clusterDown, clusterUp } from '../../cli/local-cluster/index.ts';
-import { processesMentioning } from '../../cli/local-cluster/processes.ts';
+import { clusterDown, clusterUp } from '../../local-cluster/index.ts';
+import { processesMentioning } from '../../local-cluster/processes.ts';
 import { leaseSubnet } from '../support/cluster.ts';
 import { describeWith, LOCAL_CLUSTER } from '../support/require.ts';
 

@@ -12,7 +12,7 @@ import { execa, type ResultPromise } from 'execa';
 import { ApiClient } from '#common/api-client.ts';
 import { nodeFlagsOf } from '#common/node-flags.ts';
 import { sleep } from '#common/sleep.ts';
-import type { LocalCluster, LocalNode } from '../../cli/local-cluster/index.ts';
+import type { LocalCluster, LocalNode } from '../../local-cluster/index.ts';
 import { ensureNodeCertificate } from '../../convergence-agent/transfer/tls-certs.ts';
 
 const repo = resolve(import.meta.dirname, '../..');

@@ -10,8 +10,8 @@ import { silentLogger } from '#common/log.ts';
 import { createEngine } from '../../proxy/engine.ts';
 import { createNftRules } from '../../proxy/nft-command.ts';
 import { DEFAULT_FORWARDING, RoutingProxy } from '../../proxy/proxy.ts';
-import { route } from '../../proxy/test-support/route-server.ts';
-import { connectTo, digestReply, readAll, sha256, startServer, waitFor, type TestServer } from '../../proxy/test-support/sockets.ts';
+import { route } from '../../proxy/testing/route-server.ts';
+import { connectTo, digestReply, readAll, sha256, startServer, waitFor, type TestServer } from '../../proxy/testing/sockets.ts';
 import { describeWith } from '../support/require.ts';
 
 const PROXY_HOST = '127.0.6.5';

@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import { createLogger, silentLogger } from '#common/log.ts';
-import { claimedSubnets, clusterDown, clusterUp, type LocalCluster, type LocalClusterOptions } from '../../cli/local-cluster/index.ts';
+import { claimedSubnets, clusterDown, clusterUp, type LocalCluster, type LocalClusterOptions } from '../../local-cluster/index.ts';
 
 /**
  * A local cluster for one test file: up in `beforeAll`, down in `afterAll`.

@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import type { LocalCluster, LocalNode } from '../../cli/local-cluster/index.ts';
+import type { LocalCluster, LocalNode } from '../../local-cluster/index.ts';
 import { SshPeer } from '../../convergence-agent/transfer/ssh-peer.ts';
 import type { Peer, PeerStep } from '../../convergence-agent/transfer/types.ts';
 import type { ZfsStore } from '../../convergence-agent/zfs/zfs.ts';

@@ -17,7 +17,7 @@ import { useTestCluster } from '../support/cluster.ts';
 import { describeWith, LOCAL_CLUSTER } from '../support/require.ts';
 import { buildApp } from '../../volume-driver/app.ts';
 import { VolumeDriver } from '../../volume-driver/driver.ts';
-import { FakeControl } from '../../volume-driver/fake-control.ts';
+import { FakeControl } from '../../volume-driver/testing/fake-control.ts';
 import { MountStore } from '../../volume-driver/mount-store.ts';
 import { startPluginServer, socketPathFor, type PluginServer } from '../../volume-driver/plugin-server.ts';
 

@@ -13,7 +13,7 @@ import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { nodeFlagsOf } from '#common/node-flags.ts';
 import { execa, type ResultPromise } from 'execa';
-import type { LocalCluster, LocalNode } from '../../cli/local-cluster/index.ts';
+import type { LocalCluster, LocalNode } from '../../local-cluster/index.ts';
 import { sleep } from '#common/sleep.ts';
 import { socketAnswers, socketPathFor } from '../../volume-driver/plugin-server.ts';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isDroverError } from '#common/errors.ts';
 import { Desired, type Application, type Node } from '#common/model.ts';
-import { datasetIdFor } from './dataset-id.ts';
+import { datasetIdFor } from '#common/dataset-id.ts';
 import { parseDeployment, planDeploy, UNPLACED_PRIMARY } from './index.ts';
 
 const N1 = '11111111-1111-4111-8111-111111111111';

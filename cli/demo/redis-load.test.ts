@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { longestGapWithin } from './resp-load.ts';
+import { longestGapWithin } from './redis-load.ts';
 
 describe('longestGapWithin', () => {
   const acks = [0, 10, 20, 900, 910, 1500, 1510];

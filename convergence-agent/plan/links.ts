@@ -6,7 +6,7 @@
  * wherever it runs.
  */
 import type { z } from 'zod';
-import type { Application, Link } from './model.ts';
+import type { Application, Link } from '#common/model.ts';
 
 export type LinkSpec = z.infer<typeof Link>;
 

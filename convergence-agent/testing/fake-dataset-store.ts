@@ -4,8 +4,8 @@
  * validated names, idempotent operations, the same error codes.
  */
 import { DroverError } from '#common/errors.ts';
-import { assertHoldTag, assertPoolName, assertSnapshotName, datasetPath, snapshotPath } from './names.ts';
-import type { CreateDatasetOptions, DatasetStore, SnapshotStore, ZfsDatasetInfo, ZfsSnapshotInfo } from './types.ts';
+import { assertHoldTag, assertPoolName, assertSnapshotName, datasetPath, snapshotPath } from '../zfs/names.ts';
+import type { CreateDatasetOptions, DatasetStore, SnapshotStore, ZfsDatasetInfo, ZfsSnapshotInfo } from '../zfs/types.ts';
 
 interface FakeSnapshot {
   snapshot: string;

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isDroverError } from '#common/errors.ts';
 import type { Node } from '#common/model.ts';
-import { datasetIdFor } from './dataset-id.ts';
+import { datasetIdFor } from '#common/dataset-id.ts';
 import { parseDeployment, UNPLACED_PRIMARY } from './index.ts';
 
 // Real-world-shaped files under test/fixtures/: each is accepted with the model below, or

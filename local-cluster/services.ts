@@ -27,7 +27,7 @@ import type { LocalCluster } from './types.ts';
  * service, by pid file and — for a run that crashed — by their paths on command lines.
  */
 
-const REPO = resolve(import.meta.dirname, '../..');
+const REPO = resolve(import.meta.dirname, '..');
 const READY_MS = { control: 30_000, agent: 120_000, proxy: 60_000, plugin: 30_000 } as const;
 
 export interface ServiceStatus {

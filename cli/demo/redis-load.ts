@@ -5,7 +5,7 @@
  * and the acknowledged writes that are not there afterwards (lost).
  */
 import { randomBytes } from 'node:crypto';
-import { sleep } from './sleep.ts';
+import { sleep } from '#common/sleep.ts';
 import { RespClient, RespConnectionError, RespReplyError } from './resp.ts';
 
 export interface Endpoint {

@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import { Application, Dataset, type Link } from '#common/model.ts';
 import { keyPath } from './config-error.ts';
-import { datasetIdFor } from './dataset-id.ts';
+import { datasetIdFor } from '#common/dataset-id.ts';
 import type { FileDraft, ServiceDraft } from './draft.ts';
 import { UNPLACED_PRIMARY, type Parsed } from './index.ts';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { linkEnvironment } from '#common/links.ts';
+import { linkEnvironment } from './links.ts';
 
 describe('linkEnvironment', () => {
   it('points Docker-style and plain variables at the local proxy', () => {

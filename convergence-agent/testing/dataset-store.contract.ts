@@ -5,7 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import type { DatasetStore, SnapshotStore } from './types.ts';
+import type { DatasetStore, SnapshotStore } from '../zfs/types.ts';
 
 export type ContractStore = DatasetStore & SnapshotStore;
 

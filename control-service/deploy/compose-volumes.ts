@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { VolumeDraft, VolumeUse } from './draft.ts';
 import type { Scope } from './scope.ts';
-import { parseSize } from './units.ts';
+import { parseSize } from '#common/units.ts';
 
 const BIND =
   'bind mounts are not supported: drover moves a container between hosts together with its data, and a host directory does not move with it; use a named volume ("data:/path")';

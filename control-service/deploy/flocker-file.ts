@@ -3,7 +3,7 @@ import { AppName, Link, PortMapping, RestartPolicy, Uuid } from '#common/model.t
 import { readMaximumSize } from './compose-volumes.ts';
 import type { FileDraft, ServiceDraft, VolumeDraft } from './draft.ts';
 import { Scope } from './scope.ts';
-import { parseSize } from './units.ts';
+import { parseSize } from '#common/units.ts';
 import type { YamlSource } from './yaml-source.ts';
 
 /**

@@ -6,9 +6,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '#common/log.ts';
-import { VolumeDriver } from './driver.ts';
+import { VolumeDriver } from '../driver.ts';
 import { FakeControl } from './fake-control.ts';
-import { MountStore } from './mount-store.ts';
+import { MountStore } from '../mount-store.ts';
 
 export const ME = '11111111-1111-4111-8111-111111111111';
 export const OTHER = '22222222-2222-4222-8222-222222222222';

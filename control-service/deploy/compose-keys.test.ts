@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { isDroverError } from '#common/errors.ts';
 import { parseDeployment } from './index.ts';
 import { splitShellWords } from './shell-words.ts';
-import { parseDuration, parseSize } from './units.ts';
+import { parseDuration, parseSize } from '#common/units.ts';
 
 // One service, one key at a time: what each Compose key becomes, and how a bad one is named.
 function service(body: string, extra = '') {

@@ -7,7 +7,7 @@ import { readConstraints } from './constraints.ts';
 import type { LinkTarget, ServiceDraft } from './draft.ts';
 import type { Scope } from './scope.ts';
 import { splitShellWords } from './shell-words.ts';
-import { parseSize } from './units.ts';
+import { parseSize } from '#common/units.ts';
 
 const Scalar = z.union([z.string(), z.number(), z.boolean()]);
 const StringOrList = z.union([z.string(), z.array(z.string())], { error: 'must be a string or a list of strings' }).nullable();

@@ -6,8 +6,8 @@
 import type { MigrationUpdate } from '#common/channel.ts';
 import { DroverError } from '#common/errors.ts';
 import type { Migration, MigrationPhase } from '#common/model.ts';
-import type { MigrationControl } from './migration-control.ts';
-import { NEXT_PHASES } from './phases.ts';
+import type { MigrationControl } from '../migration/migration-control.ts';
+import { NEXT_PHASES } from '../migration/phases.ts';
 
 const TARGET_POSTS: ReadonlySet<MigrationPhase> = new Set(['release', 'done']);
 

@@ -33,13 +33,8 @@ export interface DeployDiff {
   unchanged: string[];
 }
 
-/**
- * Datasets of an application that no node was chosen for yet (absent from the topology and
- * never placed) carry this primary until the scheduler places the application and sets the
- * primary of its datasets to the chosen node. No node has this uuid, so no agent acts on it.
- */
-export const UNPLACED_PRIMARY = '00000000-0000-0000-0000-000000000000';
+export { UNPLACED_PRIMARY } from '#common/model.ts';
 
 export { parseDeployment } from './parse-deployment.ts';
 export { planDeploy } from './plan-deploy.ts';
-export { projectNameOf } from './project-name.ts';
+export { projectNameOf } from '#common/project-name.ts';

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { HealthCheck } from '#common/model.ts';
 import type { Scope } from './scope.ts';
-import { parseDuration } from './units.ts';
+import { parseDuration } from '#common/units.ts';
 
 const Duration = z.union([z.string(), z.number()]);
 const Timing = {

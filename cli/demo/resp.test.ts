@@ -1,7 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AckedWriter, loadData, writeValue } from '#common/resp-load.ts';
-import { parseReply, RespClient, RespConnectionError, RespReplyError } from '#common/resp.ts';
+import { AckedWriter, loadData, writeValue } from './redis-load.ts';
+import { parseReply, RespClient, RespConnectionError, RespReplyError } from './resp.ts';
 
 /**
  * A Redis stand-in on 127.0.0.1 speaking enough RESP for the client: PING, SET, GET, MGET,

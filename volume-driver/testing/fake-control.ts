@@ -16,7 +16,7 @@ import {
   type LeaseInfo,
   type MigrationInfo,
   type NodeInfo,
-} from './control.ts';
+} from '../control.ts';
 
 export interface FakeControlOptions {
   nodes?: NodeInfo[];

@@ -37,10 +37,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-node_version=$(node --version 2>/dev/null) || die "node (>= 20.10) is not installed"
+node_version=$(node --version 2>/dev/null) || die "node (>= 20.15) is not installed"
 IFS=. read -r node_major node_minor _ <<<"${node_version#v}"
-[ "$node_major" -gt 20 ] || { [ "$node_major" -eq 20 ] && [ "$node_minor" -ge 10 ]; } \
-  || die "node $node_version is too old; drover needs >= 20.10"
+[ "$node_major" -gt 20 ] || { [ "$node_major" -eq 20 ] && [ "$node_minor" -ge 15 ]; } \
+  || die "node $node_version is too old; drover needs >= 20.15 (zlib.crc32)"
 
 mkdir -p "$LOG_DIR" /var/cache/drover/images /run/docker/plugins
 

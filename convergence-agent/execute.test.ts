@@ -5,7 +5,7 @@ import { Executor } from './execute.ts';
 import { containerSpec } from './plan/container-spec.ts';
 import type { Change } from './plan/types.ts';
 import { RestartLedger } from './restart-ledger.ts';
-import { FakeClock } from './testing/fake-clock.ts';
+import { FakeClock } from '#common/testing/fake-clock.ts';
 import { FakeContainerRuntime } from './testing/fake-container-runtime.ts';
 import { ADDRESS_A, DS_1, DS_2, NODE_A, app } from './testing/fixtures.ts';
 import { FakeDatasetStore } from './testing/fake-dataset-store.ts';

@@ -7,7 +7,7 @@
 import { toDroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
 import type { NodeProblem } from '#common/model.ts';
-import type { Clock } from './clock.ts';
+import type { Clock } from '#common/clock.ts';
 import type { ContainerRuntime } from './container-runtime.ts';
 import type { MigrationSteps } from './migration/jobs.ts';
 import { changeSubject, type Change } from './plan/types.ts';

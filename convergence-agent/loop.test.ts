@@ -5,7 +5,7 @@ import { Executor } from './execute.ts';
 import { HealthMonitor } from './health/monitor.ts';
 import { ConvergenceLoop } from './loop.ts';
 import { RestartLedger } from './restart-ledger.ts';
-import { FakeClock, settle } from './testing/fake-clock.ts';
+import { FakeClock, settle } from '#common/testing/fake-clock.ts';
 import { FakeContainerRuntime } from './testing/fake-container-runtime.ts';
 import { FakeControlChannel } from './testing/fake-control-channel.ts';
 import { ADDRESS_A, DS_1, NODE_A, NODE_B, app, dataset, desired, migration } from './testing/fixtures.ts';

@@ -15,7 +15,7 @@
 import type { AgentDesired } from '#common/channel.ts';
 import type { Logger } from '#common/log.ts';
 import type { NodeProblem } from '#common/model.ts';
-import type { Clock } from './clock.ts';
+import type { Clock } from '#common/clock.ts';
 import type { ControlChannel } from './control-channel.ts';
 import { discoverRaw, healthTargets, toObserved } from './discover.ts';
 import type { ContainerRuntime } from './container-runtime.ts';

@@ -10,7 +10,7 @@ import { isDroverError } from '#common/errors.ts';
 import { createLogger } from '#common/log.ts';
 import { missingNodeFlags } from '#common/node-flags.ts';
 import type { NodeTransfer } from '#common/model.ts';
-import { systemClock } from './clock.ts';
+import { systemClock } from '#common/clock.ts';
 import { fingerprintOfPublicKey, loadAgentConfig, type AgentConfig } from './config.ts';
 import { HttpControlChannel } from './control-channel.ts';
 import { DockerRuntime } from './docker.ts';

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '#common/log.ts';
 import { HealthCheck } from '#common/model.ts';
-import { FakeClock, settle } from '../testing/fake-clock.ts';
+import { FakeClock, settle } from '#common/testing/fake-clock.ts';
 import { HealthMonitor, type ProbeTarget } from './monitor.ts';
 import { START_INTERVAL_MS } from './probe-state.ts';
 

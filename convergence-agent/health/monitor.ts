@@ -9,7 +9,7 @@
  */
 import type { Logger } from '#common/log.ts';
 import type { HealthCheck } from '#common/model.ts';
-import type { Clock } from '../clock.ts';
+import type { Clock } from '#common/clock.ts';
 import type { ContainerRuntime } from '../container-runtime.ts';
 import type { Health } from '../plan/types.ts';
 import { firstProbeAt, initialProbeState, nextProbe, nextProbeAt, probeTimeoutMs, recordProbe, uncounted, type ProbeResult, type ProbeState } from './probe-state.ts';

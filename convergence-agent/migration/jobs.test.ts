@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '#common/log.ts';
-import { systemClock } from '../clock.ts';
+import { systemClock } from '#common/clock.ts';
 import { FakeContainerRuntime } from '../testing/fake-container-runtime.ts';
 import { DS_1, NODE_A, NODE_B, desired, migration } from '../testing/fixtures.ts';
 import type { Peer, ReplicateOptions, ReplicateResult } from '../transfer/types.ts';

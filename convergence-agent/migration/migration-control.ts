@@ -11,7 +11,7 @@ import { ApiClient } from '#common/api-client.ts';
 import type { MigrationUpdate } from '#common/channel.ts';
 import { DroverError, isDroverError, toDroverError } from '#common/errors.ts';
 import { Migration } from '#common/model.ts';
-import type { Clock } from '../clock.ts';
+import type { Clock } from '#common/clock.ts';
 import { outcomeOf, type StepOutcome } from './phases.ts';
 
 export interface MigrationControl {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DroverError } from '#common/errors.ts';
 import { silentLogger } from '#common/log.ts';
-import { systemClock } from '../clock.ts';
+import { systemClock } from '#common/clock.ts';
 import { containerSpec } from '../plan/container-spec.ts';
 import { FakeContainerRuntime } from '../testing/fake-container-runtime.ts';
 import { ADDRESS_A, DS_1, DS_2, NODE_A, NODE_B, app, migration, node } from '../testing/fixtures.ts';

@@ -15,7 +15,7 @@ import type { MigrationUpdate } from '#common/channel.ts';
 import { DroverError, toDroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
 import type { Migration, MigrationPhase, Node } from '#common/model.ts';
-import type { Clock } from '../clock.ts';
+import type { Clock } from '#common/clock.ts';
 import type { ContainerRuntime } from '../container-runtime.ts';
 import { containerName } from '../plan/labels.ts';
 import type { Peer, ReplicateOptions, ReplicateResult } from '../transfer/types.ts';

@@ -11,7 +11,7 @@ import { plan } from '../plan/plan.ts';
 import type { Health, LocalObserved, PlanResult } from '../plan/types.ts';
 import { RestartLedger } from '../restart-ledger.ts';
 import { FakeDatasetStore } from './fake-dataset-store.ts';
-import { FakeClock } from './fake-clock.ts';
+import { FakeClock } from '#common/testing/fake-clock.ts';
 import { FakeContainerRuntime } from './fake-container-runtime.ts';
 import { ADDRESS_A, NODE_A } from './fixtures.ts';
 

@@ -1,24 +1,35 @@
 /**
  * A Clock that moves only when a test says so. `advance(ms)` wakes every sleeper whose
- * deadline has come, in deadline order, and lets their continuations run.
+ * deadline has come, in deadline order (ties in the order they began), and lets their
+ * continuations run before the next one wakes; so a loop that sleeps again after waking is
+ * woken again within the same `advance` when its next deadline is also due.
  */
 import type { Clock } from '../clock.ts';
 
 interface Sleeper {
   at: number;
+  seq: number;
   resolve: () => void;
 }
 
 export class FakeClock implements Clock {
   private time: number;
+  private readonly origin: number;
   private sleepers: Sleeper[] = [];
+  private seq = 0;
 
   constructor(start = Date.UTC(2026, 0, 1)) {
     this.time = start;
+    this.origin = start;
   }
 
   now(): number {
     return this.time;
+  }
+
+  /** Milliseconds since the clock was made; moves with `now()`. */
+  monotonic(): number {
+    return this.time - this.origin;
   }
 
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -26,6 +37,7 @@ export class FakeClock implements Clock {
       if (signal?.aborted) return resolve();
       const sleeper: Sleeper = {
         at: this.time + Math.max(0, ms),
+        seq: this.seq++,
         resolve: () => {
           signal?.removeEventListener('abort', onAbort);
           this.sleepers = this.sleepers.filter((s) => s !== sleeper);
@@ -47,7 +59,7 @@ export class FakeClock implements Clock {
   async advance(ms: number): Promise<void> {
     const end = this.time + ms;
     for (;;) {
-      const next = this.sleepers.filter((s) => s.at <= end).sort((a, b) => a.at - b.at)[0];
+      const next = this.sleepers.filter((s) => s.at <= end).sort((a, b) => a.at - b.at || a.seq - b.seq)[0];
       if (!next) break;
       this.time = Math.max(this.time, next.at);
       next.resolve();
@@ -55,6 +67,17 @@ export class FakeClock implements Clock {
     }
     this.time = end;
     await settle();
+  }
+
+  /**
+   * Advances to the earliest pending deadline and wakes what is due then; returns false when
+   * nothing sleeps. For loops a test wants to step through one wake-up at a time.
+   */
+  async tick(): Promise<boolean> {
+    const next = this.sleepers.reduce<Sleeper | undefined>((a, s) => (a === undefined || s.at < a.at ? s : a), undefined);
+    if (!next) return false;
+    await this.advance(Math.max(0, next.at - this.time));
+    return true;
   }
 }
 

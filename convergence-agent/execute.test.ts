@@ -15,7 +15,7 @@ function setup() {
   const store = new FakeDatasetStore({ pool: 'fakepool' });
   const runtime = new FakeContainerRuntime(() => clock.now());
   const ledger = new RestartLedger();
-  const executor = new Executor({ store, runtime, ledger, clock, log: silentLogger(), backoff: { baseMs: 1_000, capMs: 4_000 } });
+  const executor = new Executor({ store, runtime, ledger, clock, log: silentLogger(), backoff: { initialMs: 1_000, capMs: 4_000 } });
   return { clock, store, runtime, ledger, executor };
 }
 const spec = (name: string) => containerSpec(app(name), { nodeUuid: NODE_A, address: ADDRESS_A, generation: 0, mountpoints: new Map() });

@@ -4,6 +4,7 @@
  * stops the others. A change that failed is retried with capped exponential backoff (per
  * change: kind + subject); the planner keeps proposing it, the executor holds it back.
  */
+import { KeyedBackoff, type Backoff } from '#common/backoff.ts';
 import { toDroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
 import type { NodeProblem } from '#common/model.ts';
@@ -25,7 +26,8 @@ export interface ExecutorDeps {
   stopTimeoutSeconds?: number;
   /** Changes run at the same time (they touch different subjects). */
   concurrency?: number;
-  backoff?: { baseMs: number; capMs: number };
+  /** Per-change retry schedule; default 1 s doubling to 60 s. */
+  backoff?: Backoff;
   /** The migration steps (migration/jobs.ts); a migration change fails without them. */
   migrations?: MigrationSteps;
   /** This node's uuid, for the migration steps it posts. */
@@ -43,43 +45,36 @@ export interface ExecutionResult {
   retryInMs: number | null;
 }
 
-interface FailureRecord {
-  failures: number;
-  retryAt: number;
-  error: string;
-}
-
 /** Pure: the key of a change for backoff; the same step on the same subject. */
 export function changeKey(change: Change): string {
   return `${change.kind} ${changeSubject(change)}`;
 }
 
 export class Executor {
-  private readonly failures = new Map<string, FailureRecord>();
-  private readonly backoff: { baseMs: number; capMs: number };
+  /** Failed changes by `changeKey`, with their last error message. */
+  private readonly failures: KeyedBackoff<string>;
 
   constructor(private readonly deps: ExecutorDeps) {
-    this.backoff = deps.backoff ?? { baseMs: 1_000, capMs: 60_000 };
+    this.failures = new KeyedBackoff(deps.backoff ?? { initialMs: 1_000, capMs: 60_000 });
   }
 
   async execute(changes: Change[]): Promise<ExecutionResult> {
     const now = this.deps.clock.now();
     const keys = new Set(changes.map(changeKey));
     // A change the planner no longer proposes has no backoff to keep.
-    for (const key of this.failures.keys()) if (!keys.has(key)) this.failures.delete(key);
+    this.failures.retain(keys);
 
     const result: ExecutionResult = { applied: [], failed: [], problems: [], retryInMs: null };
     const due: Change[] = [];
     for (const change of changes) {
-      const record = this.failures.get(changeKey(change));
-      if (record && record.retryAt > now) {
-        const wait = record.retryAt - now;
+      const held = this.failures.held(changeKey(change), now);
+      if (held) {
         result.problems.push({
           subject: changeSubject(change),
           kind: 'failed',
-          reason: `${change.kind} failed ${record.failures} time(s), retrying in ${Math.ceil(wait / 1000)} s: ${record.error}`,
+          reason: `${change.kind} failed ${held.failures} time(s), retrying in ${Math.ceil(held.waitMs / 1000)} s: ${held.detail}`,
         });
-        result.retryInMs = Math.min(result.retryInMs ?? Infinity, wait);
+        result.retryInMs = Math.min(result.retryInMs ?? Infinity, held.waitMs);
       } else {
         due.push(change);
       }
@@ -102,15 +97,12 @@ export class Executor {
     const log = this.deps.log.child({ change: change.kind, subject: changeSubject(change) });
     try {
       await this.apply(change);
-      this.failures.delete(changeKey(change));
+      this.failures.succeeded(changeKey(change));
       result.applied.push(change);
       log.info('change applied');
     } catch (err) {
       const error = toDroverError(err);
-      const previous = this.failures.get(changeKey(change));
-      const failures = (previous?.failures ?? 0) + 1;
-      const delay = Math.min(this.backoff.capMs, this.backoff.baseMs * 2 ** Math.min(failures - 1, 20));
-      this.failures.set(changeKey(change), { failures, retryAt: this.deps.clock.now() + delay, error: error.message });
+      const { failures, delayMs: delay } = this.failures.failed(changeKey(change), this.deps.clock.now(), error.message);
       result.failed.push({ change, error: error.message });
       result.problems.push({ subject: changeSubject(change), kind: 'failed', reason: `${change.kind}: ${error.message}` });
       result.retryInMs = Math.min(result.retryInMs ?? Infinity, delay);

@@ -12,6 +12,7 @@
  * or when a pass applied a step the planner is in a hurry about (it asks for a recheck: during a
  * migration's release every pass is downtime).
  */
+import { backoffDelay } from '#common/backoff.ts';
 import type { AgentDesired } from '#common/channel.ts';
 import type { Logger } from '#common/log.ts';
 import type { NodeProblem } from '#common/model.ts';
@@ -191,7 +192,7 @@ export class ConvergenceLoop {
   private sleepAfter(changed: boolean, asks: (number | null)[]): number {
     const { pollIntervalMs } = this.deps;
     if (changed) {
-      let ms = Math.min(pollIntervalMs, FIRST_UNCONVERGED_MS * 4 ** this.unconverged);
+      let ms = backoffDelay({ initialMs: FIRST_UNCONVERGED_MS, factor: 4, capMs: pollIntervalMs }, this.unconverged + 1);
       this.unconverged = Math.min(this.unconverged + 1, 10);
       // The planner may ask for sooner even while unconverged (a migration handed off here:
       // every pass saved shortens the move's downtime).
@@ -236,7 +237,7 @@ export class ConvergenceLoop {
       } catch (err) {
         if (this.stopping.signal.aborted) return;
         failures += 1;
-        const backoff = Math.min(deps.pollIntervalMs, 250 * 2 ** Math.min(failures - 1, 10));
+        const backoff = backoffDelay({ initialMs: 250, capMs: deps.pollIntervalMs }, failures);
         if (failures === 1 || failures % 20 === 0) log.warn({ err, failures }, 'desired configuration not received');
         await deps.clock.sleep(backoff, this.stopping.signal);
       }

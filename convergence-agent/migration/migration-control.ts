@@ -11,6 +11,7 @@ import { ApiClient } from '#common/api-client.ts';
 import type { MigrationUpdate } from '#common/channel.ts';
 import { DroverError, isDroverError, toDroverError } from '#common/errors.ts';
 import { Migration } from '#common/model.ts';
+import { backoffDelay, type Backoff } from '#common/backoff.ts';
 import type { Clock } from '#common/clock.ts';
 import { outcomeOf, type StepOutcome } from './phases.ts';
 
@@ -65,6 +66,9 @@ export function isRefusal(err: unknown): boolean {
   return typeof status === 'number' && status >= 400 && status < 500;
 }
 
+/** Retries of a migration's calls to the control service: 250 ms doubling to 2 s. */
+export const CONTROL_RETRY: Backoff = { initialMs: 250, capMs: 2_000 };
+
 /**
  * Posts `update` until the control service answers or `deadlineMs` passes (backoff 250 ms
  * doubling to 2 s). A refusal is resolved by reading the record again: an earlier try may
@@ -97,6 +101,6 @@ export async function postStep(
       }
     }
     if (options.signal?.aborted || clock.now() >= deadline) return { outcome: 'unanswered', migration: null, error };
-    await clock.sleep(Math.min(2_000, 250 * 2 ** Math.min(attempt, 3)), options.signal);
+    await clock.sleep(backoffDelay(CONTROL_RETRY, attempt + 1), options.signal);
   }
 }

@@ -15,12 +15,13 @@ import type { MigrationUpdate } from '#common/channel.ts';
 import { DroverError, toDroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
 import type { Migration, MigrationPhase, Node } from '#common/model.ts';
+import { backoffDelay } from '#common/backoff.ts';
 import type { Clock } from '#common/clock.ts';
 import type { ContainerRuntime } from '../container-runtime.ts';
 import { containerName } from '../plan/labels.ts';
 import type { Peer, ReplicateOptions, ReplicateResult } from '../transfer/types.ts';
 import type { DatasetStore } from '../zfs/types.ts';
-import { postStep, type MigrationControl, type PostResult } from './migration-control.ts';
+import { CONTROL_RETRY, postStep, type MigrationControl, type PostResult } from './migration-control.ts';
 import type { PeerSource } from './peers.ts';
 import { sourceStart } from './phases.ts';
 import { DEFAULT_ROUND_POLICY, afterRound, bytesTotal, progressDue, rateOf, type Round, type RoundPolicy } from './round-policy.ts';
@@ -167,7 +168,7 @@ export class SourceJob {
         failures += 1;
         this.log.warn({ err: e, failures }, 'pre-copy round failed');
         if (!e.retryable || failures >= tuning.failedRoundsMax) return this.failPreCopy(`pre-copy: ${e.message}`);
-        await clock.sleep(Math.min(10_000, 1_000 * 2 ** failures), this.signal);
+        await clock.sleep(backoffDelay({ initialMs: 2_000, capMs: 10_000 }, failures), this.signal);
         continue;
       }
       failures = 0;
@@ -355,7 +356,7 @@ export class SourceJob {
         const e = toDroverError(err);
         this.error = e.message;
         if (this.signal.aborted || clock.now() >= deadline || e.detail.status === 404) return null;
-        await clock.sleep(Math.min(2_000, 250 * 2 ** Math.min(attempt, 3)), this.signal);
+        await clock.sleep(backoffDelay(CONTROL_RETRY, attempt + 1), this.signal);
       }
     }
   }

@@ -3,6 +3,7 @@
  * or unhealthy container is restarted now, later (capped exponential backoff), or never.
  * Pure; times are milliseconds.
  */
+import { backoffDelay } from '#common/backoff.ts';
 import type { RestartPolicy } from '#common/model.ts';
 import type { LocalContainer } from './types.ts';
 
@@ -22,7 +23,8 @@ export type RestartDecision =
 
 /** Backoff before restart number `consecutive + 1`. */
 export function restartDelayMs(consecutive: number): number {
-  return Math.min(RESTART_BACKOFF.capMs, RESTART_BACKOFF.baseMs * 2 ** Math.min(consecutive, 20));
+  // No jitter: the planner is pure, and one node's restarts need no spreading.
+  return backoffDelay({ initialMs: RESTART_BACKOFF.baseMs, capMs: RESTART_BACKOFF.capMs }, consecutive + 1);
 }
 
 /** Pure: what to do about `container` (already matching its desired spec) under `policy`. */

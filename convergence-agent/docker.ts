@@ -9,6 +9,7 @@
  * Docker's own restart policy is always `no`: drover restarts containers itself.
  */
 import Docker from 'dockerode';
+import { systemClock } from '#common/clock.ts';
 import { DroverError } from '#common/errors.ts';
 import type { ContainerRuntime, ExecResult, RuntimeContainer } from './container-runtime.ts';
 import type { GateMount } from './gate/gates.ts';
@@ -147,7 +148,7 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async exec(containerId: string, command: string[], timeoutMs: number): Promise<ExecResult> {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = systemClock.now() + timeoutMs;
     const exec = await call('create exec', () =>
       this.docker.getContainer(containerId).exec({ Cmd: command, AttachStdout: false, AttachStderr: false, abortSignal: this.signal() }),
     );
@@ -156,18 +157,18 @@ export class DockerRuntime implements ContainerRuntime {
     // `redis-cli ping` ends in tens of ms, and during a migration's release its result is
     // downtime), then every 50 ms. XXX: a timed-out command keeps running in the container,
     // as with Docker's own HEALTHCHECK; docker has no way to kill an exec.
-    const started = Date.now();
+    const started = systemClock.now();
     for (;;) {
       const info = await call('inspect exec', () => exec.inspect({ abortSignal: this.signal() }));
       if (!info.Running && info.ExitCode !== null) return { exitCode: info.ExitCode };
-      if (Date.now() >= deadline) {
+      if (systemClock.now() >= deadline) {
         throw new DroverError('DROVER_EXEC_TIMEOUT', `command did not finish within ${timeoutMs} ms`, {
           retryable: true,
           detail: { containerId, command },
         });
       }
-      const every = Date.now() - started < 200 ? 10 : 50;
-      await new Promise((r) => setTimeout(r, Math.min(every, Math.max(1, deadline - Date.now()))));
+      const every = systemClock.now() - started < 200 ? 10 : 50;
+      await systemClock.sleep(Math.min(every, Math.max(1, deadline - systemClock.now())));
     }
   }
 

@@ -131,7 +131,7 @@ async function main(): Promise<void> {
     ...(tlsIdentity ? { tlsIdentity } : {}),
     log: log.child({ subsystem: 'transfer' }),
   });
-  const replicator = new Replicator({ store, stateDir: join(config.state_dir, 'replication'), log });
+  const replicator = new Replicator({ store, stateDir: join(config.state_dir, 'replication'), log, clock });
   const migrations = new MigrationJobs({
     nodeUuid: uuid,
     control: new HttpMigrationControl(config.control_url),

@@ -6,6 +6,7 @@
  * no process left in the container's pid namespace.
  */
 import { readdir, readlink } from 'node:fs/promises';
+import { systemClock } from '#common/clock.ts';
 
 /** The pid namespace of host process `pid` (`pid:[4026532…]`), or null when it is not visible from here. */
 export async function pidNamespaceOf(pid: number): Promise<string | null> {
@@ -22,7 +23,7 @@ async function inNamespace(pid: string, ns: string): Promise<boolean> {
  * first, then any other; polls every `everyMs`. Never rejects; stops when `signal` aborts.
  */
 export async function namespaceEmptied(ns: string, first: number, signal: AbortSignal, everyMs = 2): Promise<void> {
-  const pause = (): Promise<void> => new Promise((r) => setTimeout(r, everyMs));
+  const pause = (): Promise<void> => systemClock.sleep(everyMs);
   while (!signal.aborted && (await inNamespace(String(first), ns))) await pause();
   // pid 1 gone: the kernel kills the rest of the namespace; wait until they are gone too.
   while (!signal.aborted) {

@@ -8,7 +8,7 @@
  * both sides share, moved forward after each step, so pruning never removes the next base.
  */
 import { DroverError, toDroverError } from '#common/errors.ts';
-import { sleep } from '#common/sleep.ts';
+import type { Clock } from '#common/clock.ts';
 import type { Logger } from '#common/log.ts';
 import { HOLD_TAGS } from '../zfs/names.ts';
 import type { ZfsStore } from '../zfs/zfs.ts';
@@ -63,6 +63,7 @@ export interface RecoverInput {
   /** The snapshot the caller asks for now, if any. */
   requested: string | undefined;
   log: Logger;
+  clock: Clock;
 }
 
 /**
@@ -70,19 +71,19 @@ export interface RecoverInput {
  * the peer's `zfs receive` its sender died until the connection is torn down); meanwhile
  * zfs-fuse shows the new dataset without snapshots. Wait for it to finish or vanish.
  */
-async function waitForOrphanReceive(step: PeerStep, record: StepRecord, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+async function waitForOrphanReceive(step: PeerStep, record: StepRecord, clock: Clock, timeoutMs = 60_000): Promise<void> {
+  const deadline = clock.now() + timeoutMs;
   for (;;) {
     if ((await step.getDataset()) === null) return;
     const snapshots = await step.listSnapshots();
     if (snapshots.length > 0) return;
-    if (Date.now() > deadline) {
+    if (clock.now() > deadline) {
       throw new DroverError('DROVER_TRANSFER_BUSY', `a receive of ${record.datasetId} still seems to run on ${record.peerId}`, {
         retryable: true,
         detail: { datasetId: record.datasetId, peer: record.peerId },
       });
     }
-    await sleep(1000);
+    await clock.sleep(1000);
   }
 }
 
@@ -92,7 +93,7 @@ export async function recoverStep(input: RecoverInput): Promise<Recovery> {
   log.info({ datasetId, peer: peerId, snapshot: record.snapshot, phase: record.phase, pid: record.pid }, 'unfinished step found in the journal');
   await releaseStepHolds(store, step, datasetId, record.snapshot, record.base, log);
 
-  if (record.phase === 'sending' && record.base === null) await waitForOrphanReceive(step, record);
+  if (record.phase === 'sending' && record.base === null) await waitForOrphanReceive(step, record, input.clock);
 
   const wanted = requested === undefined || requested === record.snapshot;
   const onTarget = (await step.listSnapshots()).some((s) => s.guid === record.snapshotGuid);

@@ -4,9 +4,10 @@
  * incremental from the newest common snapshot found by guid, under holds, journaled, with
  * a stall watchdog and whole-step retries for retryable failures.
  */
+import { backoffDelay, type Backoff } from '#common/backoff.ts';
+import { systemClock, type Clock } from '#common/clock.ts';
 import { DroverError, isDroverError, toDroverError } from '#common/errors.ts';
 import { silentLogger, type Logger } from '#common/log.ts';
-import { sleep } from '#common/sleep.ts';
 import type { SendFlag } from '../zfs/argv.ts';
 import { HOLD_TAGS, assertDatasetId, assertSnapshotName } from '../zfs/names.ts';
 import type { ZfsSnapshotInfo } from '../zfs/types.ts';
@@ -33,7 +34,12 @@ export interface ReplicatorOptions {
   keepSnapshots?: number;
   /** How long a step waits for another step on the same dataset. Default 10 min. */
   waitMs?: number;
+  /** Time for retries, waits and step timings; default the system clock. */
+  clock?: Clock;
 }
+
+/** Whole-step retries: 500 ms doubling to 5 s. */
+const STEP_RETRY: Backoff = { initialMs: 500, capMs: 5_000 };
 
 export class Replicator {
   private readonly store: ZfsStore;
@@ -44,6 +50,7 @@ export class Replicator {
   private readonly retries: number;
   private readonly keep: number;
   private readonly waitMs: number;
+  private readonly clock: Clock;
 
   constructor(options: ReplicatorOptions) {
     this.store = options.store;
@@ -53,6 +60,7 @@ export class Replicator {
     this.retries = options.retries ?? 2;
     this.keep = options.keepSnapshots ?? 3;
     this.waitMs = options.waitMs ?? 600_000;
+    this.clock = options.clock ?? systemClock;
   }
 
   /**
@@ -79,7 +87,7 @@ export class Replicator {
             const e = toDroverError(err);
             if (!isRetryable(e) || attempt > this.retries || options.signal?.aborted) throw e;
             this.log.warn({ err: e, datasetId: options.datasetId, peer: options.peer.id, attempt }, 'replication step failed, retrying');
-            await sleep(Math.min(5000, 500 * 2 ** (attempt - 1)), options.signal);
+            await this.clock.sleep(backoffDelay(STEP_RETRY, attempt), options.signal);
           }
         }
       },
@@ -126,7 +134,7 @@ export class Replicator {
     const step = await peer.beginStep(datasetId, { waitMs: this.waitMs, signal: options.signal });
     let record: StepRecord | null = null;
     let createdHere = false;
-    const began = Date.now();
+    const began = this.clock.now();
     try {
       const [local, remote] = await Promise.all([this.store.features(), peer.features()]);
       const resumable = local.resumableReceive && remote.resumableReceive;
@@ -135,7 +143,7 @@ export class Replicator {
       let resumeToken: string | null = null;
       const journaled = await this.journal.read(peer.id, datasetId);
       if (journaled) {
-        const recovered = await recoverStep({ store: this.store, step, journal: this.journal, record: journaled, resumable, requested: name, log: this.log });
+        const recovered = await recoverStep({ store: this.store, step, journal: this.journal, record: journaled, resumable, requested: name, log: this.log, clock: this.clock });
         if (recovered.kind === 'completed') return recovered.result;
         if (recovered.kind === 'reuse' || recovered.kind === 'resume') name = recovered.record.snapshot;
         if (recovered.kind === 'resume') resumeToken = recovered.token;
@@ -146,7 +154,7 @@ export class Replicator {
       const snapshot = await this.store.createSnapshot(datasetId, name);
       if (!existed) created.add(name);
       createdHere = created.has(name);
-      record = { version: 1, datasetId, peerId: peer.id, phase: 'snapshotted', snapshot: name, snapshotGuid: snapshot.guid, base: null, startedAt: Date.now(), pid: process.pid };
+      record = { version: 1, datasetId, peerId: peer.id, phase: 'snapshotted', snapshot: name, snapshotGuid: snapshot.guid, base: null, startedAt: this.clock.now(), pid: process.pid };
       await this.journal.write(record);
 
       const [sourceSnaps, target] = await Promise.all([this.store.listSnapshots(datasetId), step.getDataset()]);
@@ -175,7 +183,7 @@ export class Replicator {
         if (newer.length > 0) this.log.warn({ ...where, base, discarded: newer.map((s) => s.snapshot) }, 'replica rolled back to the common snapshot');
       }
 
-      const started = Date.now();
+      const started = this.clock.now();
       const prepareMs = started - began;
       const sink = step.receive({ resumable, full: base === null });
       const send = startSend(this.store, sink, { datasetId, snapshot: name, base, flags: sendFlags(local, remote), resumeToken });
@@ -187,7 +195,7 @@ export class Replicator {
         onBytes: (n, elapsedMs) => options.onProgress?.({ datasetId, bytes: n, elapsedMs, bytesPerSecond: elapsedMs > 0 ? (n * 1000) / elapsedMs : 0 }),
       });
 
-      const sendMs = Date.now() - started;
+      const sendMs = this.clock.now() - started;
       const arrived = (await step.listSnapshots()).find((s) => s.guid === snapshot.guid);
       if (!arrived) {
         throw new DroverError('DROVER_TRANSFER_VERIFY_FAILED', `snapshot ${name} (guid ${snapshot.guid}) is not on ${peer.id} after the receive`, {
@@ -200,11 +208,11 @@ export class Replicator {
         await this.journal.clear(peer.id, datasetId);
       }
       record = null;
-      const settled = Date.now();
+      const settled = this.clock.now();
       if (options.prune !== false) await this.prune(step, datasetId, name);
-      const ms = { prepare: prepareMs, send: sendMs, settle: settled - started - sendMs, prune: Date.now() - settled };
+      const ms = { prepare: prepareMs, send: sendMs, settle: settled - started - sendMs, prune: this.clock.now() - settled };
       const dataPath = sink.direct ? 'native' : 'in-process';
-      this.log.info({ ...where, snapshot: name, base, bytes, dataPath, ms: Date.now() - started, steps: ms }, 'snapshot sent');
+      this.log.info({ ...where, snapshot: name, base, bytes, dataPath, ms: this.clock.now() - started, steps: ms }, 'snapshot sent');
       return { snapshot: name, guid: snapshot.guid, bytes, incremental: base !== null, baseSnapshot: base, resumed: journaled !== null, dataPath };
     } catch (err) {
       if (record?.phase === 'sending') await releaseStepHolds(this.store, step, datasetId, record.snapshot, record.base, this.log);

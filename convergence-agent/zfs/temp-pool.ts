@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { DroverError } from '#common/errors.ts';
-import { sleep } from '#common/sleep.ts';
+import { systemClock } from '#common/clock.ts';
 import { execaRunner, type CommandRunner } from './command.ts';
 
 export interface TempPool {
@@ -56,14 +56,14 @@ export async function createTempPool(options: { sizeMiB?: number; prefix?: strin
         for (let attempt = 1; attempt <= 10; attempt++) {
           const r = await runner.run('zfs', ['destroy', '-r', child], { timeoutMs: 60_000 });
           if (r.exitCode === 0 || /does not exist/.test(r.stderr)) break;
-          await sleep(200 * attempt);
+          await systemClock.sleep(200 * attempt);
         }
       }
       for (let attempt = 1; attempt <= 10; attempt++) {
         const r = await runner.run('zpool', ['destroy', '-f', name], { timeoutMs: 60_000 });
         if (r.exitCode === 0 || /no such pool/i.test(r.stderr)) break;
         if (attempt === 10) throw new DroverError('DROVER_ZFS_BUSY', `zpool destroy ${name} failed: ${r.stderr.trim()}`);
-        await sleep(200 * attempt);
+        await systemClock.sleep(200 * attempt);
       }
       await rm(dir, { recursive: true, force: true });
     },

@@ -4,10 +4,11 @@
  * Errors are classified here once (zfs-errors.ts); EBUSY is retried with backoff because
  * zfs-fuse reports it transiently after a mount or receive.
  */
+import { backoffDelay, type Backoff } from '#common/backoff.ts';
+import { systemClock, type Clock } from '#common/clock.ts';
 import type { Logger } from '#common/log.ts';
 import { silentLogger } from '#common/log.ts';
 import { DroverError, isDroverError } from '#common/errors.ts';
-import { sleep } from '#common/sleep.ts';
 import { argv, parseDatasets, parseSnapshots, READONLY_PROPERTY, quotaValue, type Argv } from './argv.ts';
 import { execaRunner, type CommandRunner } from './command.ts';
 import { assertDatasetId, assertPoolName, assertSnapshotName, assertHoldTag, datasetPath, HOLD_TAGS } from './names.ts';
@@ -23,10 +24,15 @@ export interface ZfsStoreOptions {
   mountRoot?: string | null;
   /** Attempts for EBUSY (destroy, unmount); default 8, backoff 50 ms doubling to 1 s. */
   busyAttempts?: number;
+  /** Waits between busy retries; default the system clock. */
+  clock?: Clock;
   log?: Logger;
   /** Path of the zfs binary; default `zfs`. */
   zfsPath?: string;
 }
+
+/** EBUSY retries: 50 ms doubling to 1 s. */
+const BUSY_RETRY: Backoff = { initialMs: 50, capMs: 1_000 };
 
 export class ZfsStore implements DatasetStore, SnapshotStore {
   readonly pool: string;
@@ -34,6 +40,7 @@ export class ZfsStore implements DatasetStore, SnapshotStore {
   readonly zfsPath: string;
   private readonly mountRoot: string | null;
   private readonly busyAttempts: number;
+  private readonly clock: Clock;
   private readonly log: Logger;
   private featuresProbe: Promise<ZfsFeatures> | null = null;
 
@@ -43,15 +50,16 @@ export class ZfsStore implements DatasetStore, SnapshotStore {
     this.runner = options.runner ?? execaRunner;
     this.mountRoot = options.mountRoot ?? null;
     this.busyAttempts = options.busyAttempts ?? 8;
+    this.clock = options.clock ?? systemClock;
     this.log = (options.log ?? silentLogger()).child({ subsystem: 'zfs', pool: options.pool });
     this.zfsPath = options.zfsPath ?? 'zfs';
   }
 
   /** Runs `zfs <args>`; resolves with stdout, throws a classified DroverError on failure. */
   async zfs(args: Argv, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<string> {
-    const started = Date.now();
+    const started = this.clock.monotonic();
     const result = await this.runner.run(this.zfsPath, args, { timeoutMs: options.timeoutMs ?? 120_000, signal: options.signal });
-    this.log.debug({ args, exitCode: result.exitCode, ms: Date.now() - started }, 'zfs command ran');
+    this.log.debug({ args, exitCode: result.exitCode, ms: Math.round(this.clock.monotonic() - started) }, 'zfs command ran');
     if (result.exitCode === 0) return result.stdout;
     throw zfsError({ argv: ['zfs', ...args], exitCode: result.exitCode, signal: result.signal, stderr: result.stderr });
   }
@@ -64,7 +72,7 @@ export class ZfsStore implements DatasetStore, SnapshotStore {
       } catch (err) {
         if (!isDroverError(err, 'DROVER_ZFS_BUSY') || attempt >= this.busyAttempts) throw err;
         this.log.debug({ args, attempt }, 'zfs busy, retrying');
-        await sleep(Math.min(1000, 50 * 2 ** (attempt - 1)));
+        await this.clock.sleep(backoffDelay(BUSY_RETRY, attempt));
       }
     }
   }

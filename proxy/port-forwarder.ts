@@ -5,7 +5,9 @@
  * closes them; a backend connect that fails is retried every `retryIntervalMs` until that
  * same deadline, so a backend restarting is absorbed too.
  */
+import { backoffDelay, type Backoff } from '#common/backoff.ts';
 import type { Route } from '#common/channel.ts';
+import type { Clock } from '#common/clock.ts';
 import type { DroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
 import { isForwarding } from './route-plan.ts';
@@ -20,10 +22,8 @@ export interface ForwardingOptions {
   maxHeld: number;
 }
 
-export interface Clock {
-  /** Milliseconds, monotonic. */
-  now(): number;
-}
+/** A listener that failed to open is tried again 250 ms doubling to 5 s later. */
+const LISTEN_RETRY: Backoff = { initialMs: 250, capMs: 5_000 };
 
 export interface PortStatus {
   port: number;
@@ -56,7 +56,7 @@ export class PortForwarder {
     private readonly engine: TcpEngine,
     private readonly host: string,
     private readonly opts: ForwardingOptions,
-    private readonly clock: Clock,
+    private readonly clock: Pick<Clock, 'monotonic'>,
     private readonly log: Logger,
   ) {}
 
@@ -74,7 +74,7 @@ export class PortForwarder {
       this.listenFailures = 0;
     } catch (err) {
       this.listenFailures++;
-      const delay = Math.min(5000, 250 * 2 ** Math.min(this.listenFailures - 1, 5));
+      const delay = backoffDelay(LISTEN_RETRY, this.listenFailures);
       this.log.warn({ err, port: this.port, host: this.host, retryInMs: delay }, 'listener failed to open');
       this.listenTimer = setTimeout(() => {
         this.listenTimer = null;
@@ -92,7 +92,7 @@ export class PortForwarder {
     this.held = [];
     this.heldHead = 0;
     this.clearDeadline();
-    const now = this.clock.now();
+    const now = this.clock.monotonic();
     let oldestMs = 0;
     let count = 0;
     for (let i = from; i < queue.length; i++) {
@@ -153,7 +153,7 @@ export class PortForwarder {
 
   // Bound once: the engine calls it for every accepted connection.
   private readonly onInbound = (conn: Inbound): void => {
-    conn.since = this.clock.now();
+    conn.since = this.clock.monotonic();
     this.dispatch(conn);
   };
 
@@ -175,7 +175,7 @@ export class PortForwarder {
 
   private readonly onConnectFailed = (conn: Inbound, err: DroverError): void => {
     if (this.removed || conn.closed) return conn.destroy();
-    const waited = this.clock.now() - conn.since;
+    const waited = this.clock.monotonic() - conn.since;
     if (!err.retryable || waited + this.opts.retryIntervalMs > this.opts.holdDeadlineMs) {
       this.log.warn({ err, port: this.port, application: this.route.application, waitedMs: Math.round(waited) }, 'connection closed, backend unreachable');
       conn.destroy();
@@ -194,7 +194,7 @@ export class PortForwarder {
     if (this.deadlineTimer !== null) return;
     const oldest = this.held[this.heldHead];
     if (oldest === undefined) return;
-    const wait = Math.max(0, oldest.since + this.opts.holdDeadlineMs - this.clock.now());
+    const wait = Math.max(0, oldest.since + this.opts.holdDeadlineMs - this.clock.monotonic());
     this.deadlineTimer = setTimeout(() => this.expireHeld(), wait);
   }
 
@@ -205,7 +205,7 @@ export class PortForwarder {
 
   private expireHeld(): void {
     this.deadlineTimer = null;
-    const now = this.clock.now();
+    const now = this.clock.monotonic();
     let closed = 0;
     while (this.heldHead < this.held.length) {
       const conn = this.held[this.heldHead]!;
@@ -229,7 +229,7 @@ export class PortForwarder {
   }
 
   private warnRarely(fields: Record<string, unknown>, message: string): void {
-    const now = this.clock.now();
+    const now = this.clock.monotonic();
     if (now - this.lastWarnAt < 1000) return;
     this.lastWarnAt = now;
     this.log.warn(fields, message);

@@ -39,8 +39,7 @@ async function startProxy(engineChoice: EngineChoice, options: Partial<Forwardin
     log,
     signal: abort.signal,
     waitMs: 5_000,
-    backoffInitialMs: 20,
-    backoffMaxMs: 200,
+    backoff: { initialMs: 20, capMs: 200, jitter: 0.5 },
   });
   return {
     proxy,

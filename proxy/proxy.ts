@@ -5,8 +5,9 @@
  * through `followRoutes`.
  */
 import type { Route, RouteTable } from '#common/channel.ts';
+import { systemClock, type Clock } from '#common/clock.ts';
 import type { Logger } from '#common/log.ts';
-import { PortForwarder, type Clock, type ForwardingOptions, type PortStatus } from './port-forwarder.ts';
+import { PortForwarder, type ForwardingOptions, type PortStatus } from './port-forwarder.ts';
 import { dnatRules, planRoutes, type DnatRule } from './route-plan.ts';
 import type { TcpCounts, TcpEngine } from './tcp.ts';
 
@@ -51,7 +52,7 @@ export class RoutingProxy {
   private readonly clock: Clock;
 
   constructor(private readonly deps: ProxyDeps) {
-    this.clock = deps.clock ?? { now: () => performance.now() };
+    this.clock = deps.clock ?? systemClock;
   }
 
   /** The version of the last table applied in full; null before the first. */
@@ -120,8 +121,8 @@ export class RoutingProxy {
     await Promise.all([...this.ports.values()].map((p) => p.remove()));
     this.ports.clear();
     this.routes.clear();
-    const deadline = this.clock.now() + graceMs;
-    while (deps.engine.counts().inbound > 0 && this.clock.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const deadline = this.clock.monotonic() + graceMs;
+    while (deps.engine.counts().inbound > 0 && this.clock.monotonic() < deadline) await this.clock.sleep(50);
     const left = deps.engine.counts().inbound;
     if (left > 0) deps.log.warn({ connections: left }, 'connections closed at stop');
     await deps.engine.destroyAll();

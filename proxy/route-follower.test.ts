@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { RouteAck, RouteTable } from '#common/channel.ts';
 import { DroverError } from '#common/errors.ts';
 import { silentLogger } from '#common/log.ts';
+import { FakeClock } from '#common/testing/fake-clock.ts';
 import { followRoutes } from './route-follower.ts';
 import type { RouteSource } from './route-source.ts';
 
@@ -43,8 +44,11 @@ function fakeProxy(events: string[]) {
 
 async function run(source: RouteSource, proxy: ReturnType<typeof fakeProxy>, until: () => boolean): Promise<void> {
   const abort = new AbortController();
-  const done = followRoutes({ source, proxy, nodeUuid: NODE, log: silentLogger(), signal: abort.signal, backoffInitialMs: 1, backoffMaxMs: 4, random: () => 0 });
-  for (let i = 0; i < 500 && !until(); i++) await new Promise((r) => setTimeout(r, 2));
+  const clock = new FakeClock();
+  const backoff = { initialMs: 1, capMs: 4, jitter: 0.5 };
+  const done = followRoutes({ source, proxy, nodeUuid: NODE, log: silentLogger(), signal: abort.signal, backoff, random: () => 0, clock });
+  // Time moves only here: backoffs and the spin guard's pause end as the clock passes them.
+  for (let i = 0; i < 500 && !until(); i++) await clock.advance(5);
   abort.abort();
   await done;
 }

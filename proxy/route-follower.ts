@@ -7,9 +7,10 @@
  * the last routes it knew (unknown is not empty) — and polling retries with capped,
  * jittered backoff.
  */
+import { backoffDelay, type Backoff } from '#common/backoff.ts';
+import { systemClock, type Clock } from '#common/clock.ts';
 import { isDroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
-import { sleep } from '#common/sleep.ts';
 import type { RoutingProxy } from './proxy.ts';
 import type { RouteSource } from './route-source.ts';
 
@@ -21,19 +22,23 @@ export interface FollowOptions {
   signal: AbortSignal;
   /** Long-poll wait the source is asked for. */
   waitMs?: number;
-  backoffInitialMs?: number;
-  backoffMaxMs?: number;
+  /** Retries of a failed poll or acknowledgement; default ROUTE_RETRY. */
+  backoff?: Backoff;
   /** Acknowledge the current version again after this long, for a restarted control service. */
   ackRefreshMs?: number;
   /** Jitter source in [0, 1); an input so tests can pin it. */
   random?: () => number;
+  clock?: Clock;
 }
+
+/** 100 ms doubling to 5 s, each delay cut by up to half at random: proxies of a restarted control service do not return in step. */
+export const ROUTE_RETRY: Backoff = { initialMs: 100, capMs: 5_000, jitter: 0.5 };
 
 /** Runs until `signal` aborts; never rejects. */
 export async function followRoutes(o: FollowOptions): Promise<void> {
   const waitMs = o.waitMs ?? 25_000;
-  const initial = o.backoffInitialMs ?? 100;
-  const max = o.backoffMaxMs ?? 5_000;
+  const policy = o.backoff ?? ROUTE_RETRY;
+  const clock = o.clock ?? systemClock;
   const ackRefreshMs = o.ackRefreshMs ?? 30_000;
   const random = o.random ?? Math.random;
   let failures = 0;
@@ -42,22 +47,22 @@ export async function followRoutes(o: FollowOptions): Promise<void> {
 
   const backoff = async (err: unknown, what: string): Promise<void> => {
     failures++;
-    const delay = Math.round(Math.min(max, initial * 2 ** (failures - 1)) * (0.5 + random() / 2));
+    const delay = backoffDelay(policy, failures, random);
     // The first failure and then every doubling is worth a line; the rest would flood.
     if ((failures & (failures - 1)) === 0) {
       o.log.warn({ err, failures, retryInMs: delay, version: o.proxy.version }, `${what} failed, serving the last known routes`);
     }
-    await sleep(delay, o.signal);
+    await clock.sleep(delay, o.signal);
   };
 
   while (!o.signal.aborted) {
     const version = o.proxy.version;
-    if (version !== null && (acked !== version || performance.now() - ackedAt > ackRefreshMs)) {
+    if (version !== null && (acked !== version || clock.monotonic() - ackedAt > ackRefreshMs)) {
       try {
         await o.source.ack({ node_uuid: o.nodeUuid, version }, o.signal);
         if (acked !== version) o.log.debug({ version }, 'route table acknowledged');
         acked = version;
-        ackedAt = performance.now();
+        ackedAt = clock.monotonic();
       } catch (err) {
         if (o.signal.aborted) break;
         await backoff(err, 'route acknowledgement');
@@ -65,13 +70,13 @@ export async function followRoutes(o: FollowOptions): Promise<void> {
       }
     }
     try {
-      const started = performance.now();
+      const started = clock.monotonic();
       const table = await o.source.poll(version, waitMs, o.signal);
       if (failures > 0) o.log.info({ failures, version: table.version }, 'route source reachable again');
       failures = 0;
       if (table.version !== version) await o.proxy.apply(table);
       // A source that answers an unchanged version at once would spin this loop.
-      else if (performance.now() - started < 50) await sleep(100, o.signal);
+      else if (clock.monotonic() - started < 50) await clock.sleep(100, o.signal);
     } catch (err) {
       if (o.signal.aborted) break;
       if (!isDroverError(err) || !err.retryable) o.log.error({ err }, 'route table not applied');

@@ -9,8 +9,8 @@
  * round trip.
  */
 import { DroverError } from '#common/errors.ts';
+import type { Clock } from '#common/clock.ts';
 import type { Logger } from '#common/log.ts';
-import { sleep } from '#common/sleep.ts';
 import type { Catalog, View } from './catalog.ts';
 import { findByName, type ControlPlane, type DatasetConfig, type MigrationInfo } from './control.ts';
 import { describeWait, nodeName } from './describe.ts';
@@ -21,7 +21,7 @@ export interface ArriveOptions {
   catalog: Catalog;
   log: Logger;
   me: string;
-  clock: () => number;
+  clock: Clock;
   timeoutMs: number;
   pollMs: number;
   /** For "is another node using it?" (waits briefly for a lease that is just going). */
@@ -41,7 +41,7 @@ const REQUEST_AGAIN_MS = 5_000;
 
 /** Resolves when `name` is writable here; throws DROVER_VOLUME_* errors with Docker-ready text. */
 export async function arrive(name: string, o: ArriveOptions): Promise<Arrived> {
-  const started = o.clock();
+  const started = o.clock.now();
   let view = await o.catalog.fresh();
   let dataset = mustFind(view, name);
   let here = localPath(view, dataset.dataset_id, o.me);
@@ -54,7 +54,7 @@ export async function arrive(name: string, o: ArriveOptions): Promise<Arrived> {
     if (holder) throw await o.leases.inUse(name, holder);
     for (const m of await o.control.listMigrations()) if (m.phase === 'failed') seenFailures.add(m.id);
     await requestMove(dataset, o);
-    requestedAt = o.clock();
+    requestedAt = o.clock.now();
   }
 
   let migration: MigrationInfo | null = null;
@@ -72,16 +72,16 @@ export async function arrive(name: string, o: ArriveOptions): Promise<Arrived> {
     }
     try {
       migration = await watchMigrations(name, dataset, seenFailures, o);
-      if (!migration && dataset.primary !== o.me && o.clock() - requestedAt >= REQUEST_AGAIN_MS) {
+      if (!migration && dataset.primary !== o.me && o.clock.now() - requestedAt >= REQUEST_AGAIN_MS) {
         await requestMove(dataset, o);
-        requestedAt = o.clock();
+        requestedAt = o.clock.now();
       }
       trouble = null;
     } catch (err) {
       tolerate(err);
     }
 
-    const waited = o.clock() - started;
+    const waited = o.clock.now() - started;
     if (waited >= o.timeoutMs) {
       const state = view.states.find((s) => s.dataset_id === dataset.dataset_id);
       const situation = { name, datasetId: dataset.dataset_id, primary: dataset.primary, holder: state?.primary ?? null, migration, waitedMs: waited, nodes: await o.catalog.nodes(), me: o.me };
@@ -90,13 +90,13 @@ export async function arrive(name: string, o: ArriveOptions): Promise<Arrived> {
         detail: { dataset_id: dataset.dataset_id },
       });
     }
-    await sleep(Math.min(o.pollMs, o.timeoutMs - waited), o.signal);
+    await o.clock.sleep(Math.min(o.pollMs, o.timeoutMs - waited), o.signal);
     try {
       view = await o.catalog.fresh();
       dataset = mustFind(view, name);
       here = localPath(view, dataset.dataset_id, o.me);
       if (here !== null && dataset.primary === o.me) {
-        o.log.info({ volume: name, datasetId: dataset.dataset_id, waitedMs: o.clock() - started }, 'volume arrived');
+        o.log.info({ volume: name, datasetId: dataset.dataset_id, waitedMs: o.clock.now() - started }, 'volume arrived');
         return { dataset, path: here };
       }
     } catch (err) {

@@ -8,6 +8,7 @@
  * reached, the last view is served (stale beats "no such volume": Docker forgets a volume's
  * driver binding when Get says it is gone).
  */
+import { systemClock, type Clock } from '#common/clock.ts';
 import type { Logger } from '#common/log.ts';
 import type { ControlPlane, DatasetConfig, DatasetState, NodeInfo } from './control.ts';
 
@@ -21,7 +22,7 @@ export interface View {
 export interface CatalogOptions {
   control: ControlPlane;
   log: Logger;
-  clock?: () => number;
+  clock?: Clock;
   /** How old a view may be before `recent` refreshes it; default 2 s. */
   ttlMs?: number;
 }
@@ -37,13 +38,13 @@ export class Catalog {
   private inflightGeneration = -1;
   private readonly control: ControlPlane;
   private readonly log: Logger;
-  private readonly clock: () => number;
+  private readonly clock: Clock;
   private readonly ttlMs: number;
 
   constructor(options: CatalogOptions) {
     this.control = options.control;
     this.log = options.log;
-    this.clock = options.clock ?? Date.now;
+    this.clock = options.clock ?? systemClock;
     this.ttlMs = options.ttlMs ?? 2_000;
   }
 
@@ -53,7 +54,7 @@ export class Catalog {
     if (this.inflight && this.inflightGeneration === this.generation) return this.inflight;
     const generation = this.generation;
     const fetching: Promise<View> = (async () => {
-      const at = this.clock();
+      const at = this.clock.now();
       const [datasets, states] = await Promise.all([this.control.listDatasets(), this.control.datasetStates()]);
       const view = { at, datasets, states };
       if (generation === this.generation) this.view = view;
@@ -73,7 +74,7 @@ export class Catalog {
   async recent(): Promise<View> {
     const view = this.view;
     if (!view) return this.fresh();
-    if (this.clock() - view.at > this.ttlMs && !this.inflight) {
+    if (this.clock.now() - view.at > this.ttlMs && !this.inflight) {
       this.fresh().catch((err) => this.log.warn({ err }, 'catalog refresh failed; serving the last view'));
     }
     return view;
@@ -96,15 +97,15 @@ export class Catalog {
    */
   async nodes(): Promise<NodeInfo[]> {
     const cached = this.nodesCache;
-    if (cached && this.clock() - cached.at < NODES_TTL_MS) return cached.nodes;
+    if (cached && this.clock.now() - cached.at < NODES_TTL_MS) return cached.nodes;
     this.nodesInflight ??= this.control
       .listNodes()
       .then((nodes) => {
-        this.nodesCache = { at: this.clock(), nodes };
+        this.nodesCache = { at: this.clock.now(), nodes };
       })
       .catch((err) => {
         // Keep the old list (or none) for a TTL rather than asking on every Get.
-        this.nodesCache = { at: this.clock(), nodes: this.nodesCache?.nodes ?? [] };
+        this.nodesCache = { at: this.clock.now(), nodes: this.nodesCache?.nodes ?? [] };
         this.log.debug({ err }, 'node list unavailable');
       })
       .finally(() => {

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '#common/log.ts';
-import { sleep } from '#common/sleep.ts';
+import { FakeClock } from '#common/testing/fake-clock.ts';
 import { cleanup, errorOf, ME, OTHER, setup } from './testing/driver-fixture.ts';
 import { VolumeDriver } from './driver.ts';
 import { LINGER_MS } from './lease-keeper.ts';
@@ -112,22 +112,29 @@ describe('VolumeDriver', () => {
   });
 
   it('releases the lease a moment after the last Unmount', async () => {
-    const { driver, control } = await setup();
+    const clock = new FakeClock();
+    const { driver, control } = await setup({ clock });
     await driver.create('v1', null);
     await driver.mount('v1', 'A');
     await driver.unmount('v1', 'A');
+    await clock.advance(LINGER_MS - 1);
     expect(control.leases).toHaveLength(1);
-    await sleep(LINGER_MS + 100);
-    expect(control.leases).toEqual([]);
+    await clock.advance(1);
+    // The release itself writes the mount state to disk: real I/O, so poll for it.
+    await expect.poll(() => control.leases).toEqual([]);
   });
 
   it('waits briefly for another node to let go of the lease before calling the volume in use', async () => {
-    const { driver, control } = await setup();
+    const clock = new FakeClock();
+    const { driver, control } = await setup({ clock });
     await driver.create('v1', null);
     await control.acquireLease(control.datasets[0]!.dataset_id, OTHER);
     const mounting = driver.mount('v1', 'A');
-    await sleep(100);
+    // Refused once, the Mount waits to ask again; the lease goes within the fixture's othersWaitMs (300).
+    await expect.poll(() => clock.pending).toBe(1);
+    await clock.advance(100);
     await control.releaseLease(control.datasets[0]!.dataset_id);
+    await clock.advance(150);
     expect(await mounting).toMatch(/^\/fake\//);
   });
 

@@ -11,8 +11,8 @@
  * Errors are DroverErrors whose message is the text Docker shows the user.
  */
 import { DroverError, isDroverError } from '#common/errors.ts';
+import { systemClock, type Clock } from '#common/clock.ts';
 import type { Logger } from '#common/log.ts';
-import { sleep } from '#common/sleep.ts';
 import { arrive, localPath } from './arrive.ts';
 import { Catalog, type View } from './catalog.ts';
 import { findByName, type ControlPlane, type DatasetConfig, type NodeInfo } from './control.ts';
@@ -28,7 +28,7 @@ export interface DriverOptions {
   store: MountStore;
   nodeUuid: string;
   log: Logger;
-  clock?: () => number;
+  clock?: Clock;
   /** Longest a Mount waits for a volume to arrive; default 90 s (Docker stops at 120 s). */
   mountTimeoutMs?: number;
   pollMs?: number;
@@ -55,9 +55,9 @@ export class VolumeDriver {
   private readonly o: Required<Omit<DriverOptions, 'catalogTtlMs' | 'othersWaitMs'>>;
 
   constructor(options: DriverOptions) {
-    this.o = { clock: Date.now, mountTimeoutMs: 90_000, pollMs: 250, ...options };
+    this.o = { clock: systemClock, mountTimeoutMs: 90_000, pollMs: 250, ...options };
     this.catalog = new Catalog({ control: options.control, log: options.log, clock: this.o.clock, ttlMs: options.catalogTtlMs ?? 2_000 });
-    this.leases = new LeaseKeeper({ control: options.control, store: options.store, catalog: this.catalog, lock: this.lock, me: options.nodeUuid, log: options.log, othersWaitMs: options.othersWaitMs });
+    this.leases = new LeaseKeeper({ control: options.control, store: options.store, catalog: this.catalog, lock: this.lock, me: options.nodeUuid, log: options.log, othersWaitMs: options.othersWaitMs, clock: this.o.clock });
   }
 
   /** Ends waiting Mounts with an Err and lets lingering leases go; called when the plugin stops. */
@@ -75,7 +75,7 @@ export class VolumeDriver {
         name,
         primary,
         maximumSize: options.size ?? null,
-        metadata: { created_at: new Date(this.o.clock()).toISOString() },
+        metadata: { created_at: new Date(this.o.clock.now()).toISOString() },
       });
       this.catalog.invalidate();
       this.o.log.info({ volume: name, datasetId: dataset.dataset_id, primary: dataset.primary, created }, created ? 'volume created' : 'volume already existed');
@@ -218,8 +218,8 @@ export class VolumeDriver {
   /** Releases lingering leases and resolves once no call or release is in flight or queued, or after `timeoutMs`. */
   async settle(timeoutMs = 5_000): Promise<void> {
     this.leases.flush();
-    const deadline = this.o.clock() + timeoutMs;
-    while (this.lock.busy > 0 && this.o.clock() < deadline) await sleep(20);
+    const deadline = this.o.clock.now() + timeoutMs;
+    while (this.lock.busy > 0 && this.o.clock.now() < deadline) await this.o.clock.sleep(20);
   }
 
   /** Applies a change to the counts; when it cannot be written, undoes it in memory and fails. */

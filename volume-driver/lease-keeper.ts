@@ -13,8 +13,8 @@
  * Unmount, so a crash or a control-service outage delays it but never forgets it.
  */
 import { DroverError, isDroverError } from '#common/errors.ts';
+import { systemClock, type Clock } from '#common/clock.ts';
 import type { Logger } from '#common/log.ts';
-import { sleep } from '#common/sleep.ts';
 import type { Catalog } from './catalog.ts';
 import type { ControlPlane } from './control.ts';
 import { describeInUse } from './describe.ts';
@@ -32,6 +32,8 @@ export interface LeaseKeeperOptions {
   othersWaitMs?: number;
   me: string;
   log: Logger;
+  /** Time for the linger, the waits for other nodes and their retries; default the system clock. */
+  clock?: Clock;
 }
 
 export const LINGER_MS = 500;
@@ -39,9 +41,13 @@ export const OTHERS_WAIT_MS = 3_000;
 const RETRY_MS = 200;
 
 export class LeaseKeeper {
-  private readonly lingering = new Map<string, { datasetId: string; path: string; timer: NodeJS.Timeout }>();
+  /** Volumes whose lease lingers; aborting `cancel` ends the linger without a release. */
+  private readonly lingering = new Map<string, { datasetId: string; path: string; cancel: AbortController }>();
+  private readonly clock: Clock;
 
-  constructor(private readonly o: LeaseKeeperOptions) {}
+  constructor(private readonly o: LeaseKeeperOptions) {
+    this.clock = o.clock ?? systemClock;
+  }
 
   /**
    * Takes (or renews) this node's lease. When another node holds it, tries again for up to
@@ -49,26 +55,26 @@ export class LeaseKeeper {
    * DROVER_VOLUME_IN_USE naming the holder.
    */
   async take(name: string, datasetId: string): Promise<void> {
-    const started = Date.now();
+    const started = this.clock.now();
     for (;;) {
       try {
         await this.o.control.acquireLease(datasetId, this.o.me);
         return;
       } catch (err) {
         if (!isDroverError(err, 'DROVER_LEASE_HELD')) throw err;
-        if (Date.now() - started >= (this.o.othersWaitMs ?? OTHERS_WAIT_MS)) throw await this.inUse(name, String(err.detail.node_uuid ?? 'another node'), err);
-        await sleep(RETRY_MS);
+        if (this.clock.now() - started >= (this.o.othersWaitMs ?? OTHERS_WAIT_MS)) throw await this.inUse(name, String(err.detail.node_uuid ?? 'another node'), err);
+        await this.clock.sleep(RETRY_MS);
       }
     }
   }
 
   /** The node other than this one holding the dataset's lease after up to OTHERS_WAIT_MS, or null. */
   async heldElsewhere(datasetId: string): Promise<string | null> {
-    const started = Date.now();
+    const started = this.clock.now();
     for (;;) {
       const holder = (await this.o.control.listLeases()).find((l) => l.dataset_id === datasetId && l.node_uuid !== this.o.me)?.node_uuid ?? null;
-      if (holder === null || Date.now() - started >= (this.o.othersWaitMs ?? OTHERS_WAIT_MS)) return holder;
-      await sleep(RETRY_MS);
+      if (holder === null || this.clock.now() - started >= (this.o.othersWaitMs ?? OTHERS_WAIT_MS)) return holder;
+      await this.clock.sleep(RETRY_MS);
     }
   }
 
@@ -82,18 +88,20 @@ export class LeaseKeeper {
    */
   linger(name: string, datasetId: string, path: string): void {
     this.reclaim(name);
-    const timer = setTimeout(() => {
+    const cancel = new AbortController();
+    this.lingering.set(name, { datasetId, path, cancel });
+    void this.clock.sleep(LINGER_MS, cancel.signal).then(() => {
+      if (cancel.signal.aborted) return;
       this.lingering.delete(name);
       this.releaseSoon(name, datasetId);
-    }, LINGER_MS);
-    this.lingering.set(name, { datasetId, path, timer });
+    });
   }
 
   /** The lease of a volume unmounted a moment ago, still held: the Mount may use it as it is. Call inside the lock. */
   reclaim(name: string): { dataset_id: string; path: string } | null {
     const held = this.lingering.get(name);
     if (!held) return null;
-    clearTimeout(held.timer);
+    held.cancel.abort();
     this.lingering.delete(name);
     return { dataset_id: held.datasetId, path: held.path };
   }
@@ -101,7 +109,7 @@ export class LeaseKeeper {
   /** Releases every lingering lease now (queued in the locks); for stopping and for tests. */
   flush(): void {
     for (const [name, held] of [...this.lingering]) {
-      clearTimeout(held.timer);
+      held.cancel.abort();
       this.lingering.delete(name);
       this.releaseSoon(name, held.datasetId);
     }

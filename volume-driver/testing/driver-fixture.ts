@@ -5,6 +5,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Clock } from '#common/clock.ts';
 import { silentLogger } from '#common/log.ts';
 import { VolumeDriver } from '../driver.ts';
 import { FakeControl } from './fake-control.ts';
@@ -22,12 +23,12 @@ export async function cleanup(): Promise<void> {
   for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
 }
 
-export async function setup(options: { moves?: 'instant' | 'manual'; mountTimeoutMs?: number; stateDir?: string; control?: FakeControl } = {}) {
+export async function setup(options: { moves?: 'instant' | 'manual'; mountTimeoutMs?: number; stateDir?: string; control?: FakeControl; clock?: Clock } = {}) {
   const stateDir = options.stateDir ?? (await mkdtemp(join(tmpdir(), 'drover-driver-')));
   dirs.push(stateDir);
   const control = options.control ?? new FakeControl({ nodes: NODES, moves: options.moves ?? 'instant' });
   const store = await MountStore.open(stateDir);
-  const driver = new VolumeDriver({ control, store, nodeUuid: ME, log: silentLogger(), mountTimeoutMs: options.mountTimeoutMs ?? 2_000, pollMs: 20, othersWaitMs: 300 });
+  const driver = new VolumeDriver({ control, store, nodeUuid: ME, log: silentLogger(), mountTimeoutMs: options.mountTimeoutMs ?? 2_000, pollMs: 20, othersWaitMs: 300, ...(options.clock ? { clock: options.clock } : {}) });
   return { driver, control, store, stateDir };
 }
 

@@ -79,6 +79,31 @@ export class FakeClock implements Clock {
     await this.advance(Math.max(0, next.at - this.time));
     return true;
   }
+
+  /**
+   * Settles `work`, which waits both on this clock and on real I/O: whenever something sleeps
+   * here, time jumps to the earliest wake-up; otherwise real time passes (1 ms) for the I/O.
+   * Fits a test with one activity: a second one sleeping here would be woken while the first
+   * is still busy with I/O.
+   */
+  async run<T>(work: Promise<T>): Promise<T> {
+    let outcome: { value: T } | { error: unknown } | null = null;
+    work.then(
+      (value) => (outcome = { value }),
+      (error: unknown) => (outcome = { error }),
+    );
+    await this.runUntil(() => outcome !== null);
+    const settled = outcome as unknown as { value: T } | { error: unknown };
+    if ('error' in settled) throw settled.error;
+    return settled.value;
+  }
+
+  /** Like `run`, until `done()` holds. */
+  async runUntil(done: () => boolean): Promise<void> {
+    while (!done()) {
+      if (!(await this.tick())) await new Promise((r) => setTimeout(r, 1));
+    }
+  }
 }
 
 /** Lets pending promise continuations (and immediate I/O callbacks) run. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { systemClock, type Clock } from './clock.ts';
+import { runAfter, systemClock, type Clock } from './clock.ts';
 import { FakeClock, settle } from './testing/fake-clock.ts';
 
 // One contract, run against the system clock and the fake one (STYLE.md "Tests": a fake
@@ -38,6 +38,16 @@ function clockContract(name: string, make: () => { clock: Clock; pass(ms: number
       await settle();
       expect(woke).toBe(true);
       await expect(clock.sleep(60_000, AbortSignal.abort())).resolves.toBeUndefined();
+    });
+
+    it('runs a callback after its time unless cancelled first (runAfter)', async () => {
+      const { clock, pass } = make();
+      const ran: string[] = [];
+      runAfter(clock, 20, () => ran.push('kept'));
+      const cancel = runAfter(clock, 20, () => ran.push('cancelled'));
+      cancel();
+      await pass(40);
+      expect(ran).toEqual(['kept']);
     });
 
     it('moves now and monotonic forward by at least the time slept', async () => {

@@ -31,3 +31,15 @@ export const systemClock: Clock = {
       signal?.addEventListener('abort', done, { once: true });
     }),
 };
+
+/**
+ * setTimeout over a Clock: runs `fn` once `ms` have passed on `clock`, unless the returned
+ * cancel is called first (after which `fn` never runs).
+ */
+export function runAfter(clock: Clock, ms: number, fn: () => void): () => void {
+  const cancelled = new AbortController();
+  void clock.sleep(ms, cancelled.signal).then(() => {
+    if (!cancelled.signal.aborted) fn();
+  });
+  return () => cancelled.abort();
+}

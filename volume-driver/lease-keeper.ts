@@ -13,7 +13,7 @@
  * Unmount, so a crash or a control-service outage delays it but never forgets it.
  */
 import { DroverError, isDroverError } from '#common/errors.ts';
-import { systemClock, type Clock } from '#common/clock.ts';
+import { runAfter, systemClock, type Clock } from '#common/clock.ts';
 import type { Logger } from '#common/log.ts';
 import type { Catalog } from './catalog.ts';
 import type { ControlPlane } from './control.ts';
@@ -41,8 +41,8 @@ export const OTHERS_WAIT_MS = 3_000;
 const RETRY_MS = 200;
 
 export class LeaseKeeper {
-  /** Volumes whose lease lingers; aborting `cancel` ends the linger without a release. */
-  private readonly lingering = new Map<string, { datasetId: string; path: string; cancel: AbortController }>();
+  /** Volumes whose lease lingers; `cancel` ends the linger without a release. */
+  private readonly lingering = new Map<string, { datasetId: string; path: string; cancel: () => void }>();
   private readonly clock: Clock;
 
   constructor(private readonly o: LeaseKeeperOptions) {
@@ -88,20 +88,18 @@ export class LeaseKeeper {
    */
   linger(name: string, datasetId: string, path: string): void {
     this.reclaim(name);
-    const cancel = new AbortController();
-    this.lingering.set(name, { datasetId, path, cancel });
-    void this.clock.sleep(LINGER_MS, cancel.signal).then(() => {
-      if (cancel.signal.aborted) return;
+    const cancel = runAfter(this.clock, LINGER_MS, () => {
       this.lingering.delete(name);
       this.releaseSoon(name, datasetId);
     });
+    this.lingering.set(name, { datasetId, path, cancel });
   }
 
   /** The lease of a volume unmounted a moment ago, still held: the Mount may use it as it is. Call inside the lock. */
   reclaim(name: string): { dataset_id: string; path: string } | null {
     const held = this.lingering.get(name);
     if (!held) return null;
-    held.cancel.abort();
+    held.cancel();
     this.lingering.delete(name);
     return { dataset_id: held.datasetId, path: held.path };
   }
@@ -109,7 +107,7 @@ export class LeaseKeeper {
   /** Releases every lingering lease now (queued in the locks); for stopping and for tests. */
   flush(): void {
     for (const [name, held] of [...this.lingering]) {
-      held.cancel.abort();
+      held.cancel();
       this.lingering.delete(name);
       this.releaseSoon(name, held.datasetId);
     }

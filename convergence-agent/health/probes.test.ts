@@ -3,6 +3,7 @@ import { createServer as createTcpServer, type Server, type Socket } from 'node:
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DroverError } from '#common/errors.ts';
+import { FakeClock } from '#common/testing/fake-clock.ts';
 import { execProbe, httpProbe, tcpProbe } from './probes.ts';
 
 // Real sockets on 127.0.0.1, as the agent probes a published port.
@@ -28,6 +29,13 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
+/** A promise and, once it has resolved, its value (null before). */
+function settledOf<T>(promise: Promise<T>): { promise: Promise<T>; result: T | null } {
+  const out: { promise: Promise<T>; result: T | null } = { promise, result: null };
+  void promise.then((value) => (out.result = value));
+  return out;
+}
+
 describe('http probe', () => {
   it('succeeds on 200 and on a redirect, fails on 404 and 500 (Kubernetes: 200 ≤ status < 400)', async () => {
     const port = await listen(
@@ -49,10 +57,15 @@ describe('http probe', () => {
   });
 
   it('fails when the answer takes longer than the timeout', async () => {
-    const port = await listen(createHttpServer(() => {}));
-    const started = Date.now();
-    expect(await httpProbe('127.0.0.1', port, '/', 200)).toEqual({ outcome: 'failure', detail: 'no answer within 200 ms' });
-    expect(Date.now() - started).toBeLessThan(2_000);
+    let asked = false;
+    const port = await listen(createHttpServer(() => (asked = true)));
+    const clock = new FakeClock();
+    const probing = settledOf(httpProbe('127.0.0.1', port, '/', 200, clock));
+    await expect.poll(() => asked).toBe(true);
+    await clock.advance(199);
+    expect(probing.result).toBeNull();
+    await clock.advance(1);
+    expect(await probing.promise).toEqual({ outcome: 'failure', detail: 'no answer within 200 ms' });
   });
 });
 
@@ -108,12 +121,11 @@ describe('tcp probe with send and expect', () => {
 
   it('fails at once on a loading Redis, whose first line is not the answer it expects, showing what it answered', async () => {
     const redis = await lineServer(() => '-LOADING Redis is loading the dataset in memory\r\n');
-    const started = Date.now();
-    expect(await tcpProbe('127.0.0.1', redis.port, 2_000, ping)).toEqual({
+    // The clock never moves: the probe ends on the answer, not at its timeout.
+    expect(await tcpProbe('127.0.0.1', redis.port, 2_000, ping, new FakeClock())).toEqual({
       outcome: 'failure',
       detail: 'first line of the answer has no "+PONG"; answered "-LOADING Redis is loading the dataset in memory"',
     });
-    expect(Date.now() - started).toBeLessThan(1_000);
   });
 
   it('fails when the peer closes before answering, as docker-proxy does when nothing listens behind it', async () => {
@@ -131,10 +143,13 @@ describe('tcp probe with send and expect', () => {
 
   it('fails at its timeout when the peer never answers', async () => {
     const redis = await lineServer(() => null);
-    const started = Date.now();
-    expect(await tcpProbe('127.0.0.1', redis.port, 200, ping)).toEqual({ outcome: 'failure', detail: 'no "+PONG" within 200 ms' });
-    expect(Date.now() - started).toBeGreaterThanOrEqual(190);
-    expect(Date.now() - started).toBeLessThan(2_000);
+    const clock = new FakeClock();
+    const probing = settledOf(tcpProbe('127.0.0.1', redis.port, 200, ping, clock));
+    await expect.poll(() => redis.received()).toBe('PING\r\n');
+    await clock.advance(199);
+    expect(probing.result).toBeNull();
+    await clock.advance(1);
+    expect(await probing.promise).toEqual({ outcome: 'failure', detail: 'no "+PONG" within 200 ms' });
     expect(redis.received()).toBe('PING\r\n');
   });
 

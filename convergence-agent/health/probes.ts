@@ -13,22 +13,24 @@
  */
 import { request } from 'node:http';
 import { connect } from 'node:net';
+import { runAfter, systemClock, type Clock } from '#common/clock.ts';
 import { isDroverError } from '#common/errors.ts';
 import type { ContainerRuntime } from '../container-runtime.ts';
 import type { ProbeResult } from './probe-state.ts';
 
-export function httpProbe(host: string, port: number, path: string, timeoutMs: number): Promise<ProbeResult> {
+/** The timeouts run on `clock` (default the system clock), like every wait in drover. */
+export function httpProbe(host: string, port: number, path: string, timeoutMs: number, clock: Clock = systemClock): Promise<ProbeResult> {
   return new Promise((resolve) => {
     let settled = false;
     const finish = (result: ProbeResult): void => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
+      cancelTimeout();
       req.destroy();
       resolve(result);
     };
     const req = request({ host, port, path, method: 'GET', headers: { 'user-agent': 'drover-probe', accept: '*/*' }, agent: false });
-    const timer = setTimeout(() => finish({ outcome: 'failure', detail: `no answer within ${timeoutMs} ms` }), timeoutMs);
+    const cancelTimeout = runAfter(clock, timeoutMs, () => finish({ outcome: 'failure', detail: `no answer within ${timeoutMs} ms` }));
     req.on('response', (res) => {
       const status = res.statusCode ?? 0;
       res.resume();
@@ -56,10 +58,10 @@ const EXCERPT_CHARS = 80;
  * Connects to host:port; then, if asked, sends and waits for the expected string. Fails with
  * a detail that names what was missing and, when something came, a short printable excerpt
  * of it (`no "+PONG" within 2000 ms; answered "-LOADING Redis is loading the dataset in
- * memory"`). `timeoutMs` bounds the whole probe. The socket is always destroyed and the timer
- * cleared when it settles; never rejects.
+ * memory"`). `timeoutMs` bounds the whole probe. The socket is always destroyed and the timeout
+ * cancelled when it settles; never rejects.
  */
-export function tcpProbe(host: string, port: number, timeoutMs: number, options: TcpProbeOptions = {}): Promise<ProbeResult> {
+export function tcpProbe(host: string, port: number, timeoutMs: number, options: TcpProbeOptions = {}, clock: Clock = systemClock): Promise<ProbeResult> {
   // `expect` must come in the answer's first line (unless it spans lines itself): a loading
   // Redis answers PING with one -LOADING line and then waits, and waiting for more would hold
   // the probe until its timeout — the next probe, 50 ms later in a start, is what sees PONG.
@@ -77,7 +79,7 @@ export function tcpProbe(host: string, port: number, timeoutMs: number, options:
     const finish = (result: ProbeResult): void => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
+      cancelTimeout();
       socket.destroy();
       resolve(result);
     };
@@ -88,9 +90,8 @@ export function tcpProbe(host: string, port: number, timeoutMs: number, options:
       if (connected && sent && found) finish({ outcome: 'success', detail: null });
     };
     const socket = connect({ host, port });
-    const timer = setTimeout(
-      () => fail(!connected ? `no connection within ${timeoutMs} ms` : !sent ? `could not send within ${timeoutMs} ms` : `no ${what} within ${timeoutMs} ms`),
-      timeoutMs,
+    const cancelTimeout = runAfter(clock, timeoutMs, () =>
+      fail(!connected ? `no connection within ${timeoutMs} ms` : !sent ? `could not send within ${timeoutMs} ms` : `no ${what} within ${timeoutMs} ms`),
     );
     socket.on('connect', () => {
       connected = true;

@@ -30,9 +30,7 @@ async function registry(replicate: (o: ReplicateOptions) => Promise<ReplicateRes
   return { jobs, control, changes: () => changes };
 }
 
-const until = async (probe: () => boolean) => {
-  for (let i = 0; i < 200 && !probe(); i++) await new Promise((r) => setTimeout(r, 10));
-};
+const until = (probe: () => boolean) => expect.poll(probe, { timeout: 2_000, interval: 5 }).toBe(true);
 
 describe('the migration jobs of an agent', () => {
   it('runs one job per migration and reports how it ended', async () => {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { DroverError } from '#common/errors.ts';
 import { silentLogger } from '#common/log.ts';
-import { systemClock } from '#common/clock.ts';
+import { systemClock, type Clock } from '#common/clock.ts';
+import { FakeClock } from '#common/testing/fake-clock.ts';
 import { containerSpec } from '../plan/container-spec.ts';
 import { FakeContainerRuntime } from '../testing/fake-container-runtime.ts';
 import { ADDRESS_A, DS_1, DS_2, NODE_A, NODE_B, app, migration, node } from '../testing/fixtures.ts';
@@ -21,6 +22,7 @@ async function world(
     /** Runs inside each replicate call (the n-th, from 1) before it answers. */
     during?: (o: ReplicateOptions, n: number, store: FakeDatasetStore) => Promise<void>;
     progressIntervalMs?: number;
+    clock?: Clock;
   } = {},
 ) {
   const datasets = options.datasets ?? [DS_1];
@@ -54,7 +56,7 @@ async function world(
     {
       nodeUuid: NODE_A,
       control,
-      clock: systemClock,
+      clock: options.clock ?? systemClock,
       log: silentLogger(),
       datasets: store,
       runtime,
@@ -178,8 +180,10 @@ describe('the source job of a migration', () => {
   });
 
   it('stops without a verdict, the application stopped and claimed, when the control service cannot take the handoff', async () => {
-    const w = await world();
-    const job = w.job.run();
+    // The posts' retries and deadlines (cutoverPostMs, verdictPostMs) pass in fake time.
+    const clock = new FakeClock();
+    const w = await world({ clock });
+    const job = clock.run(w.job.run());
     // Unreachable from the final send on: cutover was accepted, handoff never is.
     const original = w.control.update.bind(w.control);
     w.control.update = async (id, u) => {

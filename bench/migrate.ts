@@ -35,7 +35,7 @@ import { silentLogger } from '#common/log.ts';
 import type { Migration } from '#common/model.ts';
 import { AckedWriter, loadData, longestGapWithin, type Endpoint, type WriterReport } from '../cli/demo/redis-load.ts';
 import { RespClient } from '../cli/demo/resp.ts';
-import { sleep } from '#common/sleep.ts';
+import { systemClock } from '#common/clock.ts';
 import { clusterDown, clusterUp, controlUrl, startServices, type LocalCluster, type LocalNode } from '../local-cluster/index.ts';
 import { SshPeer } from '../convergence-agent/transfer/ssh-peer.ts';
 import { streamStep } from '../convergence-agent/transfer/stream-step.ts';
@@ -117,7 +117,7 @@ async function until<T>(what: string, ms: number, check: () => Promise<T | null 
     const value = await check().catch(() => null);
     if (value) return value;
     if (Date.now() > deadline) throw new Error(`timed out after ${ms / 1000} s waiting for ${what}`);
-    await sleep(250);
+    await systemClock.sleep(250);
   }
 }
 
@@ -134,11 +134,11 @@ async function pong(at: Endpoint): Promise<boolean> {
 async function underLoad(target: () => Endpoint, verifyAt: () => Endpoint, move: () => Promise<void>): Promise<{ report: WriterReport; lost: number }> {
   const writer = new AckedWriter(target, { prefix: 'bench:write:' });
   writer.start();
-  await sleep(2_000);
+  await systemClock.sleep(2_000);
   try {
     await move();
   } finally {
-    await sleep(1_500);
+    await systemClock.sleep(1_500);
     await writer.stop();
   }
   const report = writer.report();
@@ -179,7 +179,7 @@ async function droverMove(api: ApiClient, cluster: LocalCluster, size: number, p
       migration = answer.migration;
       let line = '';
       while (migration.phase !== 'done' && migration.phase !== 'failed') {
-        await sleep(500);
+        await systemClock.sleep(500);
         migration = await api.migration(migration.id);
         const now = `  drover  ${migration.phase.padEnd(8)} round ${migration.round}  ${(migration.bytes_sent / 2 ** 20).toFixed(0)} MiB sent`;
         if (now !== line) say(now);

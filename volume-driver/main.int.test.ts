@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { sleep } from '#common/sleep.ts';
+import { systemClock } from '#common/clock.ts';
 
 const bin = resolve(import.meta.dirname, '../bin/drover-volume.js');
 const UUID = '11111111-1111-4111-8111-111111111111';
@@ -39,7 +39,7 @@ function plugin(...extra: string[]): ResultPromise {
 const socket = () => join(dir, 'drover-t.sock');
 
 async function listening(child: ResultPromise): Promise<void> {
-  for (let i = 0; i < 150 && child.exitCode === null && !existsSync(socket()); i++) await sleep(100);
+  for (let i = 0; i < 150 && child.exitCode === null && !existsSync(socket()); i++) await systemClock.sleep(100);
   expect(existsSync(socket())).toBe(true);
 }
 
@@ -91,7 +91,7 @@ describe('drover-volume, the program', () => {
     const second = plugin();
     for (let i = 0; i < 150 && second.exitCode === null; i++) {
       if (await activate().then(() => true, () => false)) break;
-      await sleep(100);
+      await systemClock.sleep(100);
     }
     expect(JSON.parse(await activate())).toEqual({ Implements: ['VolumeDriver'] });
   });

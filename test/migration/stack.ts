@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { ApiClient } from '#common/api-client.ts';
 import { nodeFlagsOf } from '#common/node-flags.ts';
-import { sleep } from '#common/sleep.ts';
+import { systemClock } from '#common/clock.ts';
 import type { LocalCluster, LocalNode } from '../../local-cluster/index.ts';
 import { ensureNodeCertificate } from '../../convergence-agent/transfer/tls-certs.ts';
 
@@ -38,7 +38,7 @@ export async function until<T>(what: string, probe: () => Promise<T | null | und
       last = err;
     }
     if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
-    await sleep(everyMs);
+    await systemClock.sleep(everyMs);
   }
 }
 
@@ -162,7 +162,7 @@ export class MigrationStack {
         try {
           after = (await poller.routes({ ...(after === undefined ? {} : { after }), waitMs: 2_000, nodeUuid: uuid, signal: controller.signal })).version;
         } catch {
-          await sleep(200, controller.signal);
+          await systemClock.sleep(200, controller.signal);
         }
       }
     })();

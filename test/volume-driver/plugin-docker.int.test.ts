@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { silentLogger } from '#common/log.ts';
-import { sleep } from '#common/sleep.ts';
+import { systemClock } from '#common/clock.ts';
 import { useTestCluster } from '../support/cluster.ts';
 import { describeWith, LOCAL_CLUSTER } from '../support/require.ts';
 import { buildApp } from '../../volume-driver/app.ts';
@@ -55,7 +55,7 @@ describeWith(LOCAL_CLUSTER, 'the plugin under a real dockerd', () => {
   }
   /** Docker unmounts a stopped container's volumes in the background: poll, bounded. */
   async function leasesSoon(volume: string, expected: string[]): Promise<void> {
-    for (let i = 0; i < 50 && JSON.stringify(leases(volume)) !== JSON.stringify(expected); i++) await sleep(100);
+    for (let i = 0; i < 50 && JSON.stringify(leases(volume)) !== JSON.stringify(expected); i++) await systemClock.sleep(100);
     expect(leases(volume)).toEqual(expected);
   }
   /** Who holds the lease of `volume`: `["1111"]` is this node. */

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { sleep } from '#common/sleep.ts';
+import { systemClock } from '#common/clock.ts';
 import { useTestCluster } from '../support/cluster.ts';
 import { describeWith, LOCAL_CLUSTER } from '../support/require.ts';
 import { socketPathFor } from '../../volume-driver/plugin-server.ts';
@@ -54,7 +54,7 @@ describeWith(LOCAL_CLUSTER, 'the volume plugin with the control service and agen
   async function leaseHolders(volume: string, expected: string[]): Promise<void> {
     const { dataset_id } = await datasetOf(volume);
     const read = async () => (await stack!.api<Lease[]>('/v1/configuration/leases')).filter((l) => l.dataset_id === dataset_id).map((l) => l.node_uuid);
-    for (let i = 0; i < 50 && JSON.stringify(await read()) !== JSON.stringify(expected); i++) await sleep(100);
+    for (let i = 0; i < 50 && JSON.stringify(await read()) !== JSON.stringify(expected); i++) await systemClock.sleep(100);
     expect(await read()).toEqual(expected);
   }
 

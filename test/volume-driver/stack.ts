@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 import { nodeFlagsOf } from '#common/node-flags.ts';
 import { execa, type ResultPromise } from 'execa';
 import type { LocalCluster, LocalNode } from '../../local-cluster/index.ts';
-import { sleep } from '#common/sleep.ts';
+import { systemClock } from '#common/clock.ts';
 import { socketAnswers, socketPathFor } from '../../volume-driver/plugin-server.ts';
 
 const repo = resolve(import.meta.dirname, '../..');
@@ -148,7 +148,7 @@ export class DroverStack {
 async function end(child: ResultPromise | undefined): Promise<void> {
   if (!child || child.exitCode !== null) return;
   child.kill('SIGTERM');
-  const exited = await Promise.race([child.then(() => true), sleep(15_000).then(() => false)]);
+  const exited = await Promise.race([child.then(() => true), systemClock.sleep(15_000).then(() => false)]);
   if (!exited) {
     child.kill('SIGKILL');
     await child;
@@ -159,7 +159,7 @@ async function until(check: () => Promise<boolean>, timeoutMs: number, what: str
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(100);
+    await systemClock.sleep(100);
   }
 }
 

@@ -2,6 +2,7 @@
  * One holder per key at a time, FIFO, with a bounded wait: serializes replication steps
  * for one dataset (sender side per peer, receiver side per dataset).
  */
+import { runAfter, systemClock, type Clock } from '#common/clock.ts';
 import { DroverError } from '#common/errors.ts';
 
 interface Waiter {
@@ -10,6 +11,9 @@ interface Waiter {
 
 export class KeyedMutex {
   private readonly queues = new Map<string, Waiter[]>();
+
+  /** `clock` times the bounded waits. */
+  constructor(private readonly clock: Clock = systemClock) {}
 
   /** True while someone holds `key`. */
   isHeld(key: string): boolean {
@@ -27,7 +31,7 @@ export class KeyedMutex {
       return Promise.resolve(this.releaser(key));
     }
     return new Promise((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
+      let cancelTimer: (() => void) | undefined;
       const waiter: Waiter = {
         grant: () => {
           cleanup();
@@ -42,13 +46,12 @@ export class KeyedMutex {
       };
       const onAbort = (): void => fail(new DroverError('DROVER_TRANSFER_ABORTED', `waiting for ${key} was aborted`));
       const cleanup = (): void => {
-        if (timer) clearTimeout(timer);
+        cancelTimer?.();
         options.signal?.removeEventListener('abort', onAbort);
       };
       if (options.waitMs !== undefined) {
-        timer = setTimeout(
-          () => fail(new DroverError('DROVER_TRANSFER_BUSY', `another transfer of ${key} is running`, { retryable: true, detail: { key } })),
-          options.waitMs,
+        cancelTimer = runAfter(this.clock, options.waitMs, () =>
+          fail(new DroverError('DROVER_TRANSFER_BUSY', `another transfer of ${key} is running`, { retryable: true, detail: { key } })),
         );
       }
       if (options.signal?.aborted) return onAbort();

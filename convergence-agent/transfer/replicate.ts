@@ -45,7 +45,7 @@ export class Replicator {
   private readonly store: ZfsStore;
   private readonly journal: StepJournal;
   private readonly log: Logger;
-  private readonly mutex = new KeyedMutex();
+  private readonly mutex: KeyedMutex;
   private readonly stallMs: number;
   private readonly retries: number;
   private readonly keep: number;
@@ -61,6 +61,7 @@ export class Replicator {
     this.keep = options.keepSnapshots ?? 3;
     this.waitMs = options.waitMs ?? 600_000;
     this.clock = options.clock ?? systemClock;
+    this.mutex = new KeyedMutex(this.clock);
   }
 
   /**

@@ -8,6 +8,7 @@
  * then `{node, id, at}` per migration seen.
  */
 import { Agent, request } from 'node:http';
+import { systemClock } from '#common/clock.ts';
 
 /** Keep-alive connections, and node:http rather than fetch: the simulated agents stand for 200 machines, so their own CPU is kept small (fetch cost about twice as much here). */
 const agent = new Agent({ keepAlive: true, maxSockets: Infinity });
@@ -28,7 +29,7 @@ function call(url: string, method: 'GET' | 'POST', body?: string): Promise<{ sta
 
 const nodeId = (i: number) => `00000001-0000-4000-8000-${String(i).padStart(12, '0')}`;
 const datasetId = (i: number) => `0000000d-0000-4000-8000-${String(i).padStart(12, '0')}`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number): Promise<void> => systemClock.sleep(ms);
 const now = () => performance.timeOrigin + performance.now();
 
 let stopped = false;

@@ -23,6 +23,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { systemClock } from '#common/clock.ts';
 
 const SIZES = process.env.BENCH_SIZES ? process.env.BENCH_SIZES.split(',').map(Number) : [1000, 5000, 10000];
 const NODES = 200;
@@ -116,7 +117,7 @@ async function startControl(dir: string): Promise<{ proc: ChildProcess; base: st
   return { proc, base };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number): Promise<void> => systemClock.sleep(ms);
 
 /** Connection failures (no answer at all) seen by the measuring client; retried, counted, printed. */
 let failures = 0;

@@ -1,5 +1,6 @@
 /** Client side of bench:proxy: waiting for ports, and the switch under load. */
 import { connect } from 'node:net';
+import { systemClock } from '#common/clock.ts';
 import type { RouteServer } from '../proxy/testing/route-server.ts';
 import { route } from '../proxy/testing/route-server.ts';
 
@@ -13,7 +14,7 @@ export async function waitForPort(host: string, port: number, timeoutMs = 60_000
     });
     if (ok) return;
     if (Date.now() > deadline) throw new Error(`${host}:${port} did not open within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
+    await systemClock.sleep(50);
   }
 }
 
@@ -68,7 +69,7 @@ export async function switchUnderLoad(
       else result.other++;
     }
   };
-  const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+  const pause = (ms: number): Promise<void> => systemClock.sleep(ms);
   const publish = async (target: { host: string; port: number }, hold: boolean): Promise<void> => {
     const started = performance.now();
     const version = routes.publish([route(app, o.port, target, hold, 1)]);

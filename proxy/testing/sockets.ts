@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import { systemClock } from '#common/clock.ts';
 
 export interface TestServer {
   port: number;
@@ -125,6 +126,6 @@ export async function waitFor(check: () => boolean, timeoutMs = 5000, what = 'co
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
+    await systemClock.sleep(10);
   }
 }

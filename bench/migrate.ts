@@ -1,7 +1,7 @@
 /**
  * `npm run bench:migrate [-- --json] [--sizes 256,1024] [--load-mib 8]`
  *
- * A move under load (DESIGN.md §9): Redis with a dataset of each size moved from node 1 to
+ * A move under load (docs/DESIGN.md §15): Redis with a dataset of each size moved from node 1 to
  * node 2 of a 3-node local cluster running drover's real processes, while a client writes
  * continuously through node 1's proxy, recording every acknowledged write (it reconnects
  * on a closed connection and re-sends the write that was not acknowledged). Measured:
@@ -70,7 +70,7 @@ interface Result {
 
 /**
  * How long one move may take: generous (a quiet machine sends ~400 MiB/s through zfs-fuse,
- * see reference/zfs-replication.md §5; a crowded one well under 2 MiB/s), but bounded.
+ * see bench/RESULTS.md; a crowded one well under 2 MiB/s), but bounded.
  */
 function moveBoundMs(sizeMiB: number): number {
   return 120_000 + sizeMiB * 1_200;

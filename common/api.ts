@@ -1,6 +1,6 @@
 /**
  * The control service's HTTP API as zod schemas: request bodies and answers of Flocker's v1
- * endpoints (reference/flocker.md §5) and drover's `/v1/drover/` additions. The server
+ * endpoints (control-service/README.md "API") and drover's `/v1/drover/` additions. The server
  * validates requests with these; the typed client (api-client.ts) and the OpenAPI document
  * are derived from them. The agent channel's shapes are in channel.ts.
  */

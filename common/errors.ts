@@ -1,5 +1,5 @@
 /**
- * The one error class of drover (STYLE.md "Errors").
+ * The one error class of drover (docs/DESIGN.md §11).
  *
  * Errors are classified once, where an outside library or command is called (the adapter);
  * everything above reads `code` and `retryable` and never parses messages.

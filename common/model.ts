@@ -1,5 +1,5 @@
 /**
- * drover's model (DESIGN.md §2): zod schemas of the desired configuration and of observed
+ * drover's model (docs/DESIGN.md §3): zod schemas of the desired configuration and of observed
  * state. Field names follow Flocker's v1 REST API (snake_case) so that the API needs no
  * translation layer and Flocker's own clients read drover's answers unchanged.
  *
@@ -94,7 +94,7 @@ const probeTiming = {
 };
 
 /**
- * Kubernetes probe semantics (reference/docker-plugin-compose.md §5). A tcp check may also
+ * Kubernetes probe semantics (docs/DESIGN.md §4). A tcp check may also
  * `send` a string (UTF-8) once connected and `expect` one in the answer's first line (HAProxy's
  * `tcp-check send` / `tcp-check expect string`): `{ send: "PING\r\n", expect: "+PONG" }`.
  */

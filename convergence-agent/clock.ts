@@ -1,5 +1,5 @@
 /**
- * Time as an input (STYLE.md "The loop"): the loop, the health monitor and the executor's
+ * Time as an input (docs/DESIGN.md §12): the loop, the health monitor and the executor's
  * backoff read time only through a Clock, so tests drive them with a fake one.
  */
 import { sleep } from '#common/sleep.ts';

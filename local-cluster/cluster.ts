@@ -25,7 +25,7 @@ import { readClusterState, writeClusterState } from './state.ts';
 import type { LocalCluster, LocalClusterOptions } from './types.ts';
 
 /**
- * Brings a local cluster up (DESIGN.md §7): per node a loopback address, a zfs-fuse pool,
+ * Brings a local cluster up (docs/DESIGN.md §10): per node a loopback address, a zfs-fuse pool,
  * an sshd and a dockerd, started in parallel. Whatever an earlier run of the same name
  * left behind (a crash, a killed test) is cleaned first. If any node fails to start, the
  * whole cluster is taken down again and the first error is thrown.

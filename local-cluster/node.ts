@@ -143,7 +143,7 @@ export async function nodeDown(input: NodeDownInput): Promise<void> {
   if ((await listPools()).includes(pool)) await destroyPool(pool, log);
   await unmountAll([paths.stateDir], log);
   await deleteBridge(bridgeName(cluster, index));
-  // Both places dockerd looks for a plugin socket (reference: docker-plugin-compose.md §1.1).
+  // Both places dockerd looks for a plugin socket (Docker 20.10: <dir>/<name>.sock and <dir>/<name>/<name>.sock).
   const plugin = pluginName(cluster, index);
   await rm(join(PLUGIN_SOCKET_DIR, `${plugin}.sock`), { force: true });
   await rm(join(PLUGIN_SOCKET_DIR, plugin, `${plugin}.sock`), { force: true });

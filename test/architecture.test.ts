@@ -2,7 +2,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve, dirname } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-// STYLE.md "Boundaries": no component imports another; components meet only in common/
+// docs/DESIGN.md §13: no component imports another; components meet only in common/
 // and over HTTP. Each outside library has one adapter file.
 const root = resolve(import.meta.dirname, '..');
 const components = ['control-service', 'convergence-agent', 'volume-driver', 'proxy', 'cli'] as const;
@@ -72,7 +72,7 @@ describe('architecture', () => {
     expect(offences).toEqual([]);
   });
 
-  // One adapter file per outside library (STYLE.md "Boundaries"). The allowed files are
+  // One adapter file per outside library (docs/DESIGN.md §13). The allowed files are
   // listed here; adding a second user of a library means changing this list on purpose.
   const adapters: Record<string, RegExp> = {
     dockerode: /(^|\/)docker(-[a-z]+)?\.ts$|docker-engine\.ts$/,

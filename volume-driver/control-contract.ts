@@ -1,5 +1,5 @@
 /**
- * One contract for every ControlPlane (STYLE.md "Tests"): the in-memory fake
+ * One contract for every ControlPlane (docs/DESIGN.md §14): the in-memory fake
  * (fake-control.test.ts) and the HTTP client against the real control service
  * (control-http.int.test.ts) must both pass it, so the fake cannot drift from the real thing.
  */

@@ -1,7 +1,7 @@
 /**
- * ControlPlane over the control service's Flocker v1 HTTP API (reference/flocker.md §5).
+ * ControlPlane over the control service's Flocker v1 HTTP API (control-service/README.md "API").
  * The only file of the plugin that speaks HTTP to the control service; errors are
- * classified here once (STYLE.md "Errors").
+ * classified here once (docs/DESIGN.md §11).
  */
 import { DroverError } from '#common/errors.ts';
 import { sleep } from '#common/sleep.ts';

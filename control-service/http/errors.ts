@@ -1,5 +1,5 @@
 /**
- * The one error handler (STYLE.md "Errors"): a DroverError's code picks the status, a zod
+ * The one error handler (docs/DESIGN.md §11): a DroverError's code picks the status, a zod
  * error is a 400 naming every path, fastify's own errors (body too large, bad JSON) keep
  * their status, anything else is logged and answered with a generic 500 and an incident id.
  * Bodies have Flocker's shape `{description, errors?}` plus drover's `code` and `detail`.

@@ -1,6 +1,6 @@
 /**
  * The behaviour every ConfigStore promises, as one suite run against each store
- * (STYLE.md "Tests": one contract suite, the fake and the real thing).
+ * (docs/DESIGN.md §14: one contract suite, the fake and the real thing).
  */
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';

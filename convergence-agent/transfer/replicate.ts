@@ -1,5 +1,5 @@
 /**
- * The replication engine (DESIGN.md §4–§6; README.md beside this file is its design):
+ * The replication engine (docs/DESIGN.md §5–§7; README.md beside this file is its design):
  * `replicate()` snapshots a dataset and brings one peer to that snapshot, full or
  * incremental from the newest common snapshot found by guid, under holds, journaled, with
  * a stall watchdog and whole-step retries for retryable failures.

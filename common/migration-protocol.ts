@@ -65,9 +65,9 @@ export const HANDED_OFF_PHASES: ReadonlySet<MigrationPhase> = new Set(['handoff'
 /** Phases before handoff in which the source still owns the move. */
 export const SOURCE_PHASES: ReadonlySet<MigrationPhase> = new Set(['pending', 'pre-copy', 'cutover']);
 
-/** True for `done` and `failed`. */
-export function isTerminal(phase: MigrationPhase): boolean {
-  return TERMINAL_PHASES.has(phase);
+/** True for `done` and `failed`. Takes any string, so a client holding a phase as plain text asks the same question. */
+export function isTerminal(phase: string): boolean {
+  return (TERMINAL_PHASES as ReadonlySet<string>).has(phase);
 }
 
 /** True when `by` may move a migration from phase `from` to phase `to`. */

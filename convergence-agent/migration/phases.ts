@@ -8,7 +8,7 @@
  * application only after the control service has *accepted* `failed`, and never once the
  * record reached `handoff`.
  */
-import { HANDED_OFF_PHASES, type MigrationPhase } from '#common/migration-protocol.ts';
+import { HANDED_OFF_PHASES, NEXT_PHASES, posterOf, type MigrationPhase } from '#common/migration-protocol.ts';
 
 export type SourceStart =
   /** pending or pre-copy: (re)start the rounds; safe, the application still runs here. */
@@ -58,11 +58,12 @@ export function outcomeOf(requested: MigrationPhase, record: MigrationPhase): St
 }
 
 /**
- * The target's step after handoff, once the application (or, for a dataset alone, every
- * dataset) is ready here: `release`, then `done`. Null when there is nothing to post.
+ * The target's next step: the phase the protocol has the target post next — `release` once
+ * the application (or, for a dataset alone, every dataset) is ready here, then `done`. Null
+ * when there is nothing to post.
  */
 export function targetStep(phase: MigrationPhase, ready: boolean): 'release' | 'done' | null {
-  if (phase === 'handoff') return ready ? 'release' : null;
-  if (phase === 'release') return 'done';
-  return null;
+  const next = NEXT_PHASES[phase].find((p) => posterOf(p) === 'target');
+  if (next === 'release') return ready ? 'release' : null;
+  return next === 'done' ? 'done' : null;
 }

@@ -32,6 +32,7 @@ import { parseArgs } from 'node:util';
 import { execa } from 'execa';
 import { ApiClient } from '#common/api-client.ts';
 import { silentLogger } from '#common/log.ts';
+import { isTerminal } from '#common/migration-protocol.ts';
 import type { Migration } from '#common/model.ts';
 import { AckedWriter, loadData, longestGapWithin, type Endpoint, type WriterReport } from '../cli/demo/redis-load.ts';
 import { RespClient } from '../cli/demo/resp.ts';
@@ -178,7 +179,7 @@ async function droverMove(api: ApiClient, cluster: LocalCluster, size: number, p
       if (answer.migration === null) throw new Error(`${app} is already on ${n2.name}`);
       migration = answer.migration;
       let line = '';
-      while (migration.phase !== 'done' && migration.phase !== 'failed') {
+      while (!isTerminal(migration.phase)) {
         await sleep(500);
         migration = await api.migration(migration.id);
         const now = `  drover  ${migration.phase.padEnd(8)} round ${migration.round}  ${(migration.bytes_sent / 2 ** 20).toFixed(0)} MiB sent`;

@@ -6,6 +6,7 @@
  * Every schema is `.strict()`: an unknown key is an error that names the key, never ignored.
  */
 import { z } from 'zod';
+import { MIGRATION_PHASES } from './migration-protocol.ts';
 
 export const Uuid = z
   .string()
@@ -178,15 +179,8 @@ export const Lease = z
   .strict();
 export type Lease = z.infer<typeof Lease>;
 
-export const MigrationPhase = z.enum([
-  'pending', // accepted, waiting for the source agent
-  'pre-copy', // rounds of send while the application runs
-  'cutover', // proxies hold; source stopped; final delta in flight
-  'handoff', // target becomes primary and starts the application
-  'release', // proxies forward to the target once healthy
-  'done',
-  'failed', // ended without a move; the source is still primary
-]);
+/** The phases, their order and who may post each step: common/migration-protocol.ts. */
+export const MigrationPhase = z.enum(MIGRATION_PHASES);
 export type MigrationPhase = z.infer<typeof MigrationPhase>;
 
 export const Migration = z

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { isTerminal } from '#common/migration-protocol.ts';
 import type { Migration } from '#common/model.ts';
 import { ZfsStore } from '../../convergence-agent/zfs/zfs.ts';
 import { Resp } from './resp.ts';
@@ -142,7 +143,7 @@ function valueOf(key: string): string {
 export async function finished(stack: MigrationStack, id: string, timeoutMs = 300_000): Promise<Migration> {
   return until(`migration ${id} finished`, async () => {
     const m = await stack.api.migration(id);
-    return (m.phase === 'done' || m.phase === 'failed') && m;
+    return isTerminal(m.phase) && m;
   }, timeoutMs, 100);
 }
 

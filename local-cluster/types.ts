@@ -56,6 +56,6 @@ export interface LocalCluster {
   nodes: LocalNode[];
   /** The agents' key, authorized on every node's sshd. */
   sshClientKey: { privateKeyPath: string; publicKey: string };
-  /** A cluster CA (openssl) for mutual TLS between agents. */
+  /** A cluster CA (#common/certificates.ts) for mutual TLS between agents. */
   ca: { certPath: string; keyPath: string };
 }

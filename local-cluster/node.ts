@@ -91,7 +91,7 @@ export async function nodeRepair(input: NodeUpInput, recorded: LocalNode): Promi
 
   if (!(await listPools()).includes(recorded.pool)) {
     if (await access(paths.poolFile).then(() => true, () => false)) {
-      log.warn({ node: recorded.name, pool: recorded.pool }, 'pool not imported, importing it from its file');
+      log.info({ node: recorded.name, pool: recorded.pool }, 'pool was not imported, importing it from its file');
       await importPool(recorded.pool, paths.poolFile);
     } else {
       log.warn({ node: recorded.name, pool: recorded.pool, file: paths.poolFile }, 'pool file gone, creating an empty pool');
@@ -116,7 +116,8 @@ async function repairDockerd(input: NodeUpInput, paths: ReturnType<typeof nodePa
     if (input.images.length > 0) await loadImages(`unix://${paths.dockerSocket}`, input.images, input.log);
     return true;
   }
-  input.log.warn({ node: `n${input.index}` }, 'dockerd does not answer, starting it again');
+  // info, not warn: `drover cluster up` logs to stdout at warn, and its output is the node table.
+  input.log.info({ node: `n${input.index}` }, 'dockerd did not answer, starting it again');
   const hung = ownedPid(paths.dockerPidFile, paths.dockerDataRoot);
   if (hung !== null) await terminate(hung);
   // A killed dockerd leaves its userland proxies holding the node's published ports; the
@@ -128,7 +129,7 @@ async function repairDockerd(input: NodeUpInput, paths: ReturnType<typeof nodePa
 
 async function repairSshd(input: NodeUpInput, paths: ReturnType<typeof nodePaths>, address: string, recorded: LocalNode['ssh']): Promise<LocalNode['ssh']> {
   if (recorded !== null && (await canConnect(address, SSH_PORT))) return recorded;
-  input.log.warn({ node: `n${input.index}` }, 'sshd does not answer, starting it again');
+  input.log.info({ node: `n${input.index}` }, 'sshd did not answer, starting it again');
   const hung = ownedPid(paths.sshPidFile, paths.sshConfig);
   if (hung !== null) await terminate(hung, 5_000);
   return startSshd(input, paths, address);

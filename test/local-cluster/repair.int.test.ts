@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { clusterDown, clusterUp, clusterUpWithServices, readCluster, servicesStatus, type LocalCluster } from '../../local-cluster/index.ts';
-import { pingDocker } from '../../local-cluster/readiness.ts';
+import { canConnect, pingDocker } from '../../local-cluster/readiness.ts';
 import { leaseSubnet } from '../support/cluster.ts';
 import { describeWith, LOCAL_CLUSTER } from '../support/require.ts';
 
@@ -47,15 +47,15 @@ describeWith(LOCAL_CLUSTER, 'drover cluster up on a damaged cluster', () => {
     }
   });
 
-  it('starts a killed dockerd and agent again and keeps the pools, the data, the node ids and the keys, even when its output is cut short', async () => {
+  it('starts a killed dockerd, agent, plugin and sshd again and keeps the pools, the data, the node ids and the keys, even when its output is cut short', async () => {
     const n2 = first.nodes[1]!;
     const agentKey = await readFile(first.sshClientKey.privateKeyPath, 'utf8');
     const ca = await readFile(first.ca.certPath, 'utf8');
     const poolsBefore = await pools(name);
     const dockerd = Number((await readFile(`/run/drover/${name}/n2/dockerd.pid`, 'utf8')).trim());
-    const agent = servicesStatus(first).find((s) => s.name === 'n2-agent')!.pid!;
-    process.kill(dockerd, 'SIGKILL');
-    process.kill(agent, 'SIGKILL');
+    const sshd = Number((await readFile(`/run/drover/${name}/n1/sshd.pid`, 'utf8')).trim());
+    const services = servicesStatus(first);
+    for (const pid of [dockerd, sshd, ...['n2-agent', 'n2-plugin'].map((s) => services.find((x) => x.name === s)!.pid!)]) process.kill(pid, 'SIGKILL');
     await expect.poll(() => pingDocker(n2.dockerSocket!), { timeout: 10_000 }).toBe(false);
 
     // As an operator would, reading only the first line: the command must not die of EPIPE.
@@ -69,6 +69,7 @@ describeWith(LOCAL_CLUSTER, 'drover cluster up on a damaged cluster', () => {
     expect(up.stdout).toBe(`cluster ${name} was already up; started only what was not running`);
 
     expect(await pingDocker(n2.dockerSocket!)).toBe(true);
+    expect(await canConnect(first.nodes[0]!.address, 22)).toBe(true);
     const second = (await readCluster(name))!;
     expect(second.nodes.map((n) => n.uuid)).toEqual(first.nodes.map((n) => n.uuid));
     expect(second.nodes.map((n) => n.ssh?.hostKeyFingerprint)).toEqual(first.nodes.map((n) => n.ssh?.hostKeyFingerprint));

@@ -94,4 +94,19 @@ describeWith(LOCAL_CLUSTER, 'drover cluster up on a damaged cluster', () => {
     expect((await readCluster(name))!.nodes.map((n) => n.uuid)).toEqual(first.nodes.map((n) => n.uuid));
     expect(await readFile(file, 'utf8')).toBe('written before the crash\n');
   });
+
+  it('imports a pool that zfs-fuse no longer lists from its file, with its data', async () => {
+    const n1 = first.nodes[0]!;
+    await execa('zfs', ['create', `${n1.pool}/drover/keep`], { timeout: 60_000 });
+    const { stdout: mountpoint } = await execa('zfs', ['get', '-H', '-o', 'value', 'mountpoint', `${n1.pool}/drover/keep`], { timeout: 30_000 });
+    await writeFile(join(mountpoint, 'data.txt'), 'on node 1\n');
+    await execa('zpool', ['export', n1.pool], { timeout: 120_000 });
+    expect(await pools(name)).toEqual([first.nodes[1]!.pool]);
+
+    const repaired = await clusterUp({ name, nodes: 2, subnet: lease.subnet });
+    expect(repaired.nodes.map((n) => n.uuid)).toEqual(first.nodes.map((n) => n.uuid));
+    expect(await pools(name)).toEqual(first.nodes.map((n) => n.pool).sort());
+    expect(await readFile(join(mountpoint, 'data.txt'), 'utf8')).toBe('on node 1\n');
+    expect(await readFile(file, 'utf8')).toBe('written before the crash\n');
+  });
 });

@@ -93,4 +93,27 @@ describe('architecture', () => {
     }
     expect(offences).toEqual([]);
   });
+
+  it('lets local-cluster/ reach into components only for their config schemas, and no component into local-cluster/ but the CLI\'s `drover cluster`', () => {
+    const configModules = ['convergence-agent/config.ts', 'proxy/config.ts', 'control-service/config.ts', 'volume-driver/options.ts'];
+    const offences: string[] = [];
+    for (const file of sourceFiles(join(root, 'local-cluster'))) {
+      for (const spec of importsOf(file)) {
+        if (!spec.startsWith('.')) continue;
+        const target = relative(root, resolve(dirname(file), spec));
+        if (['local-cluster', 'common'].includes(topFolder(resolve(dirname(file), spec)))) continue;
+        if (!configModules.includes(target)) offences.push(`${relative(root, file)} imports ${spec}`);
+      }
+    }
+    for (const component of components) {
+      for (const file of sourceFiles(join(root, component))) {
+        for (const spec of importsOf(file)) {
+          if (!spec.startsWith('.') || topFolder(resolve(dirname(file), spec)) !== 'local-cluster') continue;
+          const allowed = relative(root, file) === 'cli/commands/cluster.ts' && relative(root, resolve(dirname(file), spec)) === 'local-cluster/command.ts';
+          if (!allowed) offences.push(`${relative(root, file)} imports ${spec}`);
+        }
+      }
+    }
+    expect(offences).toEqual([]);
+  });
 });

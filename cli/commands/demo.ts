@@ -1,7 +1,7 @@
 import { DroverError, isDroverError } from '#common/errors.ts';
 import type { Migration } from '#common/model.ts';
 import { AckedWriter, loadData, type Endpoint } from '../demo/redis-load.ts';
-import { RespClient } from '../demo/resp.ts';
+import { RedisConnection } from '../demo/redis-client.ts';
 import { usageError } from '../cli-error.ts';
 import type { Command } from '../command.ts';
 import { print, type CliContext } from '../context.ts';
@@ -133,9 +133,9 @@ async function waitPong(at: Endpoint, timeoutMs: number): Promise<void> {
   let last = '';
   while (Date.now() < deadline) {
     try {
-      const client = await RespClient.connect(at.host, at.port, 2_000);
+      const client = await RedisConnection.connect(at, { connectTimeoutMs: 2_000, commandTimeoutMs: 5_000 });
       try {
-        if ((await client.command(['PING'], 5_000)) === 'PONG') return;
+        if (await client.ping()) return;
       } finally {
         client.close();
       }

@@ -35,7 +35,7 @@ import { silentLogger } from '#common/log.ts';
 import { isTerminal } from '#common/migration-protocol.ts';
 import type { Migration } from '#common/model.ts';
 import { AckedWriter, loadData, longestGapWithin, type Endpoint, type WriterReport } from '../cli/demo/redis-load.ts';
-import { RespClient } from '../cli/demo/resp.ts';
+import { RedisConnection } from '../cli/demo/redis-client.ts';
 import { sleep } from '#common/sleep.ts';
 import { clusterDown, clusterUp, controlUrl, startServices, type LocalCluster, type LocalNode } from '../local-cluster/index.ts';
 import { SshPeer } from '../convergence-agent/transfer/ssh-peer.ts';
@@ -123,9 +123,9 @@ async function until<T>(what: string, ms: number, check: () => Promise<T | null 
 }
 
 async function pong(at: Endpoint): Promise<boolean> {
-  const client = await RespClient.connect(at.host, at.port, 1_000);
+  const client = await RedisConnection.connect(at, { connectTimeoutMs: 1_000, commandTimeoutMs: 2_000 });
   try {
-    return (await client.command(['PING'], 2_000)) === 'PONG';
+    return await client.ping();
   } finally {
     client.close();
   }

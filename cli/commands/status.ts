@@ -17,7 +17,6 @@ export const statusCommand: Command = {
   name: 'status',
   summary: 'show nodes, applications and datasets',
   usage: USAGE,
-  options: {},
   async run(ctx, _values, positionals) {
     if (positionals.length > 0) throw usageError(`status takes no arguments, got "${positionals[0]}"`, USAGE);
     const [stateNodes, { containers: configApps }, appStatus, { datasets: configDatasets }, stateDatasets] = await Promise.all([

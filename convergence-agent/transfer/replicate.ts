@@ -13,7 +13,7 @@ import type { ZfsSnapshotInfo } from '../zfs/types.ts';
 import type { ZfsFeatures } from '../zfs/zfs-features.ts';
 import type { ZfsStore } from '../zfs/zfs.ts';
 import { StepJournal, type StepRecord } from './journal.ts';
-import { KeyedMutex } from './keyed-mutex.ts';
+import { KeyedMutex } from '#common/keyed-mutex.ts';
 import { divergenceError, planStep, snapshotsToPrune } from './plan-step.ts';
 import { recoverStep, settleHolds, releaseStepHolds } from './recover-step.ts';
 import { newSnapshotName } from './snapshot-name.ts';
@@ -39,7 +39,7 @@ export class Replicator {
   private readonly store: ZfsStore;
   private readonly journal: StepJournal;
   private readonly log: Logger;
-  private readonly mutex = new KeyedMutex();
+  private readonly mutex = new KeyedMutex({ busyCode: 'DROVER_TRANSFER_BUSY', abortedCode: 'DROVER_TRANSFER_ABORTED', what: 'transfer' });
   private readonly stallMs: number;
   private readonly retries: number;
   private readonly keep: number;

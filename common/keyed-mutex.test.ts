@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { KeyedMutex } from './keyed-mutex.ts';
 
+const transfers = () => new KeyedMutex({ busyCode: 'DROVER_TRANSFER_BUSY', abortedCode: 'DROVER_TRANSFER_ABORTED', what: 'transfer' });
+
 describe('the keyed mutex', () => {
   it('runs holders of one key one after the other, in order, and other keys at once', async () => {
     const mutex = new KeyedMutex();
@@ -17,17 +19,39 @@ describe('the keyed mutex', () => {
     expect(mutex.isHeld('a')).toBe(false);
   });
 
-  it('gives up waiting after the bound with a retryable busy error', async () => {
+  it('runs the next holder after one that threw, and passes the error to its caller', async () => {
+    const mutex = new KeyedMutex();
+    const failing = mutex.run('a', async () => {
+      throw new Error('mount failed');
+    });
+    const next = mutex.run('a', async () => 'mounted');
+    await expect(failing).rejects.toThrow('mount failed');
+    await expect(next).resolves.toBe('mounted');
+    expect(mutex.busy).toBe(0);
+  });
+
+  it('counts the keys held or waited for, and forgets a key once its last holder is done', async () => {
     const mutex = new KeyedMutex();
     const release = await mutex.acquire('a');
-    await expect(mutex.acquire('a', { waitMs: 20 })).rejects.toMatchObject({ code: 'DROVER_TRANSFER_BUSY', retryable: true });
+    const second = mutex.run('a', async () => mutex.busy);
+    const other = mutex.run('b', async () => mutex.busy);
+    expect(await other).toBe(2);
+    release();
+    expect(await second).toBe(1);
+    expect(mutex.busy).toBe(0);
+  });
+
+  it('gives up waiting after the bound with a retryable busy error', async () => {
+    const mutex = transfers();
+    const release = await mutex.acquire('a');
+    await expect(mutex.acquire('a', { waitMs: 20 })).rejects.toMatchObject({ code: 'DROVER_TRANSFER_BUSY', retryable: true, message: 'another transfer of a is running' });
     release();
     const again = await mutex.acquire('a', { waitMs: 20 });
     again();
   });
 
   it('stops waiting when aborted', async () => {
-    const mutex = new KeyedMutex();
+    const mutex = transfers();
     const release = await mutex.acquire('a');
     const controller = new AbortController();
     const waiting = mutex.acquire('a', { signal: controller.signal });

@@ -26,7 +26,7 @@ import {
   type RouteAcksAnswer,
 } from './api.ts';
 import { CHANNEL_PATHS, type AgentDesired, type MigrationUpdate, type RouteAck, type RouteTable } from './channel.ts';
-import { DroverError } from './errors.ts';
+import { codeOfAnswer, DroverError } from './errors.ts';
 import { parseEventStream, type StreamEvent } from './event-stream.ts';
 import type { Application, Dataset, Migration, NodeReport } from './model.ts';
 import { sleep } from './sleep.ts';
@@ -64,15 +64,6 @@ interface Answer<T> {
   body: T;
   headers: Headers;
 }
-
-const STATUS_CODES: Record<number, `DROVER_${string}`> = {
-  400: 'DROVER_INVALID_REQUEST',
-  404: 'DROVER_NOT_FOUND',
-  405: 'DROVER_NOT_ALLOWED',
-  409: 'DROVER_CONFLICT',
-  412: 'DROVER_CONFIGURATION_CHANGED',
-  413: 'DROVER_TOO_LARGE',
-};
 
 export class ApiClient {
   private readonly base: string;
@@ -317,9 +308,9 @@ export class ApiClient {
       body = { description: text.slice(0, 500) };
     }
     const status = response.status;
-    const code = typeof body.code === 'string' && body.code.startsWith('DROVER_') ? (body.code as `DROVER_${string}`) : (STATUS_CODES[status] ?? (status >= 500 ? 'DROVER_CONTROL_ERROR' : 'DROVER_CONTROL_HTTP'));
+    const code = codeOfAnswer(status, body.code);
     const description = typeof body.description === 'string' && body.description !== '' ? body.description : `HTTP ${status}`;
-    return new DroverError(code as `DROVER_${Uppercase<string>}`, description, {
+    return new DroverError(code, description, {
       retryable: status >= 500,
       detail: {
         ...(typeof body.detail === 'object' && body.detail !== null ? (body.detail as Record<string, unknown>) : {}),

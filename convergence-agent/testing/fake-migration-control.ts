@@ -4,7 +4,7 @@
  * statuses (409/404 in `detail.status`), and a switch that makes it unreachable.
  */
 import type { MigrationUpdate } from '#common/channel.ts';
-import { DroverError } from '#common/errors.ts';
+import { DroverError, type ErrorCode } from '#common/errors.ts';
 import type { Migration, MigrationPhase } from '#common/model.ts';
 import type { MigrationControl } from '../migration/migration-control.ts';
 import { NEXT_PHASES } from '../migration/phases.ts';
@@ -68,6 +68,6 @@ export class FakeMigrationControl implements MigrationControl {
   }
 }
 
-function refused(status: number, code: `DROVER_${string}`, message: string): DroverError {
-  return new DroverError(code as `DROVER_${Uppercase<string>}`, message, { detail: { status } });
+function refused(status: number, code: ErrorCode, message: string): DroverError {
+  return new DroverError(code, message, { detail: { status } });
 }

@@ -6,7 +6,7 @@
  * `migration-control.contract.ts` holds it to the real control service's answers.
  */
 import type { MigrationUpdate } from '#common/channel.ts';
-import { DroverError } from '#common/errors.ts';
+import { DroverError, type ErrorCode } from '#common/errors.ts';
 import { judgeUpdate } from '#common/migration-protocol.ts';
 import type { Migration, MigrationPhase } from '#common/model.ts';
 import type { MigrationControl } from '../migration/migration-control.ts';
@@ -68,6 +68,6 @@ export class FakeMigrationControl implements MigrationControl {
   }
 }
 
-function refused(status: number, code: `DROVER_${string}`, message: string, detail: Record<string, unknown> = {}): DroverError {
-  return new DroverError(code as `DROVER_${Uppercase<string>}`, message, { detail: { ...detail, status } });
+function refused(status: number, code: ErrorCode, message: string, detail: Record<string, unknown> = {}): DroverError {
+  return new DroverError(code, message, { detail: { ...detail, status } });
 }

@@ -24,12 +24,16 @@ export interface ErrorSpec {
 }
 
 export const ERRORS = {
+  DROVER_ABORTED: { status: 500, retryable: false, message: 'aborted' },
   DROVER_AGENT_STOPPING: { status: 500, retryable: false, message: 'agent stopping' },
   DROVER_APPLICATION_NOT_FOUND: { status: 500, retryable: false, message: 'application not found' },
   DROVER_BACKEND_UNREACHABLE: { status: 500, retryable: false, message: 'backend unreachable' },
   DROVER_BAD_CONFIG: { status: 400, retryable: false, message: 'bad config' },
+  DROVER_BUSY: { status: 503, retryable: true, message: 'busy: another holder has the lock' },
   DROVER_CLUSTER_BRIDGE_CLASH: { status: 500, retryable: false, message: 'cluster bridge clash' },
+  DROVER_CLUSTER_CONFIG_INVALID: { status: 500, retryable: false, message: 'a rendered configuration does not pass its component schema' },
   DROVER_CLUSTER_DAEMON_FAILED: { status: 500, retryable: false, message: 'cluster daemon failed' },
+  DROVER_CLUSTER_MISMATCH: { status: 500, retryable: false, message: 'the existing local cluster has another size, subnet or set of daemons' },
   DROVER_CLUSTER_NAME_INVALID: { status: 500, retryable: false, message: 'cluster name invalid' },
   DROVER_CLUSTER_NODES_INVALID: { status: 500, retryable: false, message: 'cluster nodes invalid' },
   DROVER_CLUSTER_PORT_IN_USE: { status: 500, retryable: false, message: 'cluster port in use' },

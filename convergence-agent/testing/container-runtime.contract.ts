@@ -1,6 +1,6 @@
 /**
  * The behaviour every ContainerRuntime promises, as one suite (STYLE.md "Tests"): run on
- * the in-memory fake (fake-container-runtime.test.ts) and on the dockerode adapter against
+ * the in-memory fake (testing/fake-container-runtime.test.ts) and on the dockerode adapter against
  * the host's dockerd (test/agent/container-runtime.int.test.ts). Where they disagree, the
  * real engine is right and the fake is changed.
  *

@@ -1,6 +1,6 @@
 /**
  * The dockerode adapter (convergence-agent/docker.ts) on the host's own dockerd, held to the
- * same contract as the fake the agent's unit tests run on (convergence-agent/container-runtime.test.ts).
+ * same contract as the fake the agent's unit tests run on (convergence-agent/testing/fake-container-runtime.test.ts).
  * Every container carries a fresh node uuid and a `drover-ct<random>-` name; the suite stops
  * and removes them after each test.
  */

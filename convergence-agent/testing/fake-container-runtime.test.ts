@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
-import { containerRuntimeContract } from './testing/container-runtime.contract.ts';
-import { FakeContainerRuntime } from './testing/fake-container-runtime.ts';
+import { containerRuntimeContract } from './container-runtime.contract.ts';
+import { FakeContainerRuntime } from './fake-container-runtime.ts';
 
 // The fake the planner's, executor's and loop's tests run on keeps the contract the dockerode
 // adapter keeps on a real dockerd (test/agent/container-runtime.int.test.ts).

@@ -26,6 +26,18 @@ function importsOf(file: string): string[] {
   return specs;
 }
 
+/** The repository path an import names (`#common/*` included), or null for a package. */
+function targetOf(file: string, spec: string): string | null {
+  if (spec.startsWith('#common/')) return `common/${spec.slice('#common/'.length)}`;
+  if (spec.startsWith('.')) return relative(root, resolve(dirname(file), spec));
+  return null;
+}
+
+/** Source text without its comments (a comment may name what the code must not do). */
+function withoutComments(text: string): string {
+  return text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:'"`\\])\/\/.*$/gm, '$1');
+}
+
 function topFolder(path: string): string {
   return relative(root, path).split('/')[0]!;
 }
@@ -66,6 +78,59 @@ describe('architecture', () => {
           if (spec.startsWith('.') && topFolder(resolve(dirname(file), spec)) === 'common') {
             offences.push(`${relative(root, file)} imports ${spec}`);
           }
+        }
+      }
+    }
+    expect(offences).toEqual([]);
+  });
+
+  // Fakes, contract suites and fixtures live in each component's testing/ folder (or
+  // common/testing/); a program that imported one would run on a fake. Test-side files are
+  // the tests themselves, test/, bench/ and the testing/ folders.
+  const testSide = (rel: string) => /\.test\.ts$/.test(rel) || /^(test|bench)\//.test(rel) || rel === 'vitest.config.ts' || rel.split('/').includes('testing');
+  it('lets only tests, test/, bench/ and testing/ folders import from a testing/ folder or vitest', () => {
+    const offences: string[] = [];
+    for (const file of sourceFiles(root)) {
+      const rel = relative(root, file);
+      if (testSide(rel)) continue;
+      for (const spec of importsOf(file)) {
+        const target = targetOf(file, spec);
+        if (spec === 'vitest' || spec.startsWith('vitest/') || (target !== null && target.split('/').includes('testing'))) offences.push(`${rel} imports ${spec}`);
+      }
+    }
+    expect(offences).toEqual([]);
+  });
+
+  // docs/DESIGN.md §4: nothing under plan/ reads the clock, draws random numbers, does I/O
+  // or logs. Held to the same rule: the few modules outside plan/ that it uses, listed here
+  // (adding one is a decision), and whatever they import. node:crypto is for the config
+  // hash (createHash is a function of its input); its random sources are refused below.
+  const PLAN = 'convergence-agent/plan/';
+  const PURE_OUTSIDE_PLAN = new Set(['common/model.ts', 'common/channel.ts', 'convergence-agent/migration/phases.ts', 'convergence-agent/zfs/types.ts']);
+  const PURE_PACKAGES = new Set(['zod', 'node:crypto']);
+  const IMPURE_CALL = /\b(Date\.now|new Date|Math\.random|setTimeout|setInterval|setImmediate|queueMicrotask|performance\.now|process\.\w+|randomUUID|randomBytes|randomInt|getRandomValues)\s*\(/g;
+  it('keeps convergence-agent/plan/ pure: no clock, randomness, timers, I/O or logging, in it or in what it imports', () => {
+    const offences: string[] = [];
+    const queue = sourceFiles(join(root, PLAN)).filter((f) => !f.endsWith('.test.ts'));
+    const seen = new Set(queue);
+    while (queue.length > 0) {
+      const file = queue.shift()!;
+      const rel = relative(root, file);
+      for (const m of withoutComments(readFileSync(file, 'utf8')).matchAll(IMPURE_CALL)) offences.push(`${rel} calls ${m[1]}(`);
+      for (const spec of importsOf(file)) {
+        const target = targetOf(file, spec);
+        if (target === null) {
+          if (!PURE_PACKAGES.has(spec)) offences.push(`${rel} imports ${spec}`);
+          continue;
+        }
+        if (!target.startsWith(PLAN) && !PURE_OUTSIDE_PLAN.has(target)) {
+          offences.push(`${rel} imports ${spec}`);
+          continue;
+        }
+        const full = join(root, target);
+        if (!seen.has(full)) {
+          seen.add(full);
+          queue.push(full);
         }
       }
     }

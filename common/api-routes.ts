@@ -1,5 +1,5 @@
 /**
- * The one table of the control service's routes (STYLE.md "One of each"): for each route its
+ * The one table of the control service's routes (docs/DESIGN.md §2): for each route its
  * method, path (fastify syntax, `:name` for a path parameter), the zod schemas of its path
  * parameters, query and body, the request headers it reads, and its answers per status.
  *

@@ -1,5 +1,5 @@
 /**
- * The behaviour every ContainerRuntime promises, as one suite (STYLE.md "Tests"): run on
+ * The behaviour every ContainerRuntime promises, as one suite (docs/DESIGN.md §14): run on
  * the in-memory fake (testing/fake-container-runtime.test.ts) and on the dockerode adapter against
  * the host's dockerd (test/agent/container-runtime.int.test.ts). Where they disagree, the
  * real engine is right and the fake is changed.

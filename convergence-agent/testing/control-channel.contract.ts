@@ -1,6 +1,6 @@
 /**
- * The behaviour every ControlChannel promises the agent's loop, as one suite (STYLE.md
- * "Tests"): run on the in-memory fake (testing/fake-control-channel.test.ts) and on the HTTP
+ * The behaviour every ControlChannel promises the agent's loop, as one suite
+ * (docs/DESIGN.md §14): run on the in-memory fake (testing/fake-control-channel.test.ts) and on the HTTP
  * channel against the real control service (test/agent/control-channel.test.ts). Where they
  * disagree, the control service is right and the fake is changed.
  */

@@ -5,7 +5,7 @@
  * control service.
  */
 import { randomUUID } from 'node:crypto';
-import { CHANNEL_PATHS } from '#common/channel.ts';
+import { ROUTES } from '#common/api-routes.ts';
 import { silentLogger } from '#common/log.ts';
 import { buildApp } from '../../control-service/app.ts';
 import { Control } from '../../control-service/control.ts';
@@ -20,7 +20,7 @@ routeServiceContract('the real control service', async () => {
   const baseUrl = await app.listen({ host: '127.0.0.1', port: 0 });
   // Applications are placed on a node that reported.
   const node = randomUUID();
-  await app.inject({ method: 'POST', url: CHANNEL_PATHS.report, headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ ...report(1), uuid: node }) });
+  await app.inject({ method: 'POST', url: ROUTES.report.path, headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ ...report(1), uuid: node }) });
   let port = 20_000;
   return {
     baseUrl,

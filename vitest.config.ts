@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-// Three tiers (STYLE.md "Tests"):
+// Three tiers (docs/DESIGN.md §14):
 // - unit: pure code and in-process fakes; no dockerd, zfs or sshd; under a minute.
 // - integration: one real component at a time (zfs-fuse pools, dockerd, sshd, sockets).
 // - e2e: the local cluster with drover's own processes.

@@ -1,5 +1,5 @@
 /**
- * bench:control — the control plane under load (DESIGN.md §9 "Control plane").
+ * bench:control — the control plane under load (docs/DESIGN.md §15 "Control plane").
  *
  * For n = 1k, 5k and 10k applications (each with its own dataset), spread over 200 nodes:
  * the real control service process (bin/drover-control.js, file store on a temp dir) and

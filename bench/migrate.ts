@@ -1,7 +1,7 @@
 /**
  * `npm run bench:migrate [-- --json] [--sizes 256,1024] [--load-mib 8]`
  *
- * A move under load (DESIGN.md §9): Redis with a dataset of each size moved from node 1 to
+ * A move under load (docs/DESIGN.md §15): Redis with a dataset of each size moved from node 1 to
  * node 2 of a 3-node local cluster running drover's real processes, while a client writes
  * continuously through node 1's proxy, recording every acknowledged write (it reconnects
  * on a closed connection and re-sends the write that was not acknowledged). Measured:
@@ -32,9 +32,10 @@ import { parseArgs } from 'node:util';
 import { execa } from 'execa';
 import { ApiClient } from '#common/api-client.ts';
 import { silentLogger } from '#common/log.ts';
+import { isTerminal } from '#common/migration-protocol.ts';
 import type { Migration } from '#common/model.ts';
 import { AckedWriter, loadData, longestGapWithin, type Endpoint, type WriterReport } from '../cli/demo/redis-load.ts';
-import { RespClient } from '../cli/demo/resp.ts';
+import { RedisConnection } from '../cli/demo/redis-client.ts';
 import { systemClock } from '#common/clock.ts';
 import { clusterDown, clusterUp, controlUrl, startServices, type LocalCluster, type LocalNode } from '../local-cluster/index.ts';
 import { SshPeer } from '../convergence-agent/transfer/ssh-peer.ts';
@@ -70,7 +71,7 @@ interface Result {
 
 /**
  * How long one move may take: generous (a quiet machine sends ~400 MiB/s through zfs-fuse,
- * see reference/zfs-replication.md §5; a crowded one well under 2 MiB/s), but bounded.
+ * see bench/RESULTS.md; a crowded one well under 2 MiB/s), but bounded.
  */
 function moveBoundMs(sizeMiB: number): number {
   return 120_000 + sizeMiB * 1_200;
@@ -122,9 +123,9 @@ async function until<T>(what: string, ms: number, check: () => Promise<T | null 
 }
 
 async function pong(at: Endpoint): Promise<boolean> {
-  const client = await RespClient.connect(at.host, at.port, 1_000);
+  const client = await RedisConnection.connect(at, { connectTimeoutMs: 1_000, commandTimeoutMs: 2_000 });
   try {
-    return (await client.command(['PING'], 2_000)) === 'PONG';
+    return await client.ping();
   } finally {
     client.close();
   }
@@ -178,7 +179,7 @@ async function droverMove(api: ApiClient, cluster: LocalCluster, size: number, p
       if (answer.migration === null) throw new Error(`${app} is already on ${n2.name}`);
       migration = answer.migration;
       let line = '';
-      while (migration.phase !== 'done' && migration.phase !== 'failed') {
+      while (!isTerminal(migration.phase)) {
         await systemClock.sleep(500);
         migration = await api.migration(migration.id);
         const now = `  drover  ${migration.phase.padEnd(8)} round ${migration.round}  ${(migration.bytes_sent / 2 ** 20).toFixed(0)} MiB sent`;

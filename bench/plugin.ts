@@ -1,5 +1,5 @@
 /**
- * Benchmark of the volume plugin (DESIGN.md §9): `docker run --rm -v vol:/data … true` with a
+ * Benchmark of the volume plugin (docs/DESIGN.md §15): `docker run --rm -v vol:/data … true` with a
  * drover volume already on this node against the same with Docker's local driver, on a
  * 1-node local cluster with the real control service, agent and plugin. Runs interleave
  * (alternating which goes first) so both see the same machine. Target: ≤ 1.5× local.

@@ -1,6 +1,6 @@
 /**
  * `npm run bench:proxy` — drover's proxy against the direct connection and HAProxy `mode tcp`,
- * on one backend, in one run, interleaved (DESIGN.md §9, proxy/README.md "Benchmark").
+ * on one backend, in one run, interleaved (docs/DESIGN.md §15, proxy/README.md "Benchmark").
  *
  * Backend: HAProxy in `mode http` with one thread, answering by itself (`http-request return`
  * for the 13-byte body, a Lua service for 1 MiB) — a C server, so the backend is not what

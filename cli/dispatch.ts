@@ -1,8 +1,8 @@
-import { parseArgs } from 'node:util';
+import { Command as Commander, CommanderError } from 'commander';
 import { ApiClient } from '#common/api-client.ts';
 import { DroverError, isDroverError, toDroverError } from '#common/errors.ts';
 import { exitCodeOf, usageError } from './cli-error.ts';
-import type { Command, Options } from './command.ts';
+import type { Command } from './command.ts';
 import { clusterCommand } from './commands/cluster.ts';
 import { datasetsCommand } from './commands/datasets.ts';
 import { demoCommand } from './commands/demo.ts';
@@ -15,33 +15,12 @@ export const DEFAULT_CONTROL = 'http://127.0.0.1:4523';
 
 const COMMANDS: Command[] = [deployCommand, statusCommand, moveCommand, datasetsCommand, demoCommand];
 
-const GLOBAL: Options = {
-  control: { type: 'string' },
-  json: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-};
-
 export interface CliIo {
   stdout: Output;
   stderr: Output;
   env: Record<string, string | undefined>;
   cwd: string;
   sleep(ms: number): Promise<void>;
-}
-
-function mainUsage(): string {
-  const lines = COMMANDS.map((c) => `  ${c.name.padEnd(10)}${c.summary}`);
-  lines.push(`  ${'cluster'.padEnd(10)}${clusterCommand.summary}`);
-  return [
-    'usage: drover <command> [--control URL] [--json] …',
-    '',
-    'commands:',
-    ...lines,
-    '',
-    `--control URL  the control service (default: $DROVER_CONTROL, else ${DEFAULT_CONTROL})`,
-    '--json         print the answer as JSON',
-    "drover <command> --help shows a command's usage.",
-  ].join('\n');
 }
 
 /**
@@ -52,6 +31,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   try {
     return await dispatch(argv, io);
   } catch (err) {
+    if (err instanceof Exit) return err.code;
     const error = isDroverError(err, 'DROVER_CONTROL_UNREACHABLE') ? unreachable(err) : toDroverError(err);
     const code = isDroverError(err) ? exitCodeOf(error) : 1;
     print(io.stderr, `drover: ${error.message}`);
@@ -62,46 +42,104 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   }
 }
 
+/** Help was shown (0), or shown because no command was given (2). */
+class Exit {
+  constructor(readonly code: number) {}
+}
+
 async function dispatch(argv: string[], io: CliIo): Promise<number> {
+  // `drover cluster …` belongs to local-cluster/, with its own flags and help: it gets its
+  // arguments untouched, before commander sees them.
   const at = commandIndex(argv);
-  if (at < 0) {
-    if (argv.includes('--help') || argv.includes('-h') || argv.length === 0) {
-      print(argv.length === 0 ? io.stderr : io.stdout, mainUsage());
-      return argv.length === 0 ? 2 : 0;
-    }
-    throw usageError(`no command given`, 'drover <command> … (drover --help lists them)');
+  if (at >= 0 && argv[at] === clusterCommand.name) return clusterCommand.delegate(argv.slice(at + 1));
+  let code = 0;
+  const program = new Commander('drover')
+    .usage('<command> [--control URL] [--json] …')
+    .description('drover moves Docker applications between nodes together with their data.')
+    .option('--control <url>', `the control service (default: $DROVER_CONTROL, else ${DEFAULT_CONTROL})`)
+    .option('--json', 'print the answer as JSON')
+    .configureOutput({ writeOut: (text) => io.stdout.write(text), writeErr: (text) => io.stderr.write(text), outputError: () => {} })
+    .configureHelp({ showGlobalOptions: true })
+    .showSuggestionAfterError(false)
+    .addHelpText('after', "\ndrover <command> --help shows a command's usage.")
+    .exitOverride((err) => {
+      throw translate(err, null, '');
+    });
+  for (const command of COMMANDS) {
+    define(program, command, command.name, async (run, values, positionals, globals) => {
+      code = await run(context(io, globals), values, positionals);
+    });
   }
-  const name = argv[at]!;
-  if (name === clusterCommand.name) return clusterCommand.delegate(argv.slice(at + 1));
-  const command = COMMANDS.find((c) => c.name === name);
-  if (command === undefined) throw usageError(`unknown command "${name}" (drover --help lists them)`);
-  const rest = [...argv.slice(0, at), ...argv.slice(at + 1)];
-  let parsed;
-  try {
-    parsed = parseArgs({ args: rest, options: { ...GLOBAL, ...command.options }, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw usageError(`${command.name}: ${(err as Error).message.replace(/\. To specify a positional argument.*$/s, '')}`, command.usage);
+  // Listed in the help; never parsed here (see above).
+  program.command(clusterCommand.name).description(clusterCommand.summary).usage('up|down|status|images … (drover cluster --help)');
+  await program.parseAsync(argv, { from: 'user' });
+  return code;
+}
+
+type Runner = (run: NonNullable<Command['run']>, values: Record<string, unknown>, positionals: string[], globals: Record<string, unknown>) => Promise<void>;
+
+/** Adds `command` (and its subcommands) under `parent`; `path` is how errors name it ("datasets create"). */
+function define(parent: Commander, command: Command, path: string, runner: Runner): void {
+  const sub = parent
+    .command(command.name)
+    .description(command.summary)
+    .usage(command.usage.replace(/^drover \S+ /, '').replace(new RegExp(`^${command.name} `), ''))
+    .exitOverride((err) => {
+      throw translate(err, command, path);
+    });
+  command.configure?.(sub);
+  if (command.subcommands !== undefined) {
+    for (const child of command.subcommands) define(sub, child, `${path} ${child.name}`, runner);
+    // Only reached when no subcommand matched.
+    sub.allowExcessArguments(true).action((_values, self: Commander) => {
+      const [word] = self.args;
+      const names = command.subcommands!.map((c) => c.name);
+      if (word === undefined) throw usageError(`${path} needs a subcommand: ${names.slice(0, -1).join(', ')} or ${names.at(-1)}`, command.usage);
+      throw usageError(`unknown ${path} subcommand "${word}"`, command.usage);
+    });
+    return;
   }
-  const values = parsed.values as Record<string, string | boolean | undefined>;
-  if (values.help === true) {
-    print(io.stdout, `usage: ${command.usage}`);
-    return 0;
+  const run = command.run!;
+  // Extra arguments are the command's own to refuse, with its own message.
+  sub.allowExcessArguments(true).action(async (...args: unknown[]) => {
+    const self = args.at(-1) as Commander;
+    await runner(run, self.opts(), self.args, self.optsWithGlobals());
+  });
+}
+
+/** commander's verdicts as drover's: usage errors (exit 2) naming the command and flag. */
+function translate(err: CommanderError, command: Command | null, path: string): Exit | DroverError {
+  switch (err.code) {
+    case 'commander.helpDisplayed':
+    case 'commander.version':
+      return new Exit(0);
+    case 'commander.help':
+      return new Exit(2);
+    case 'commander.unknownCommand':
+      return usageError(`unknown command "${/'(.*)'/.exec(err.message)?.[1] ?? '?'}" (drover --help lists them)`);
+    case 'commander.missingArgument':
+      if (command?.needs !== undefined) return usageError(`${path} needs ${command.needs}`, command.usage);
   }
-  const control = (values.control as string | undefined) ?? io.env.DROVER_CONTROL ?? DEFAULT_CONTROL;
+  const text = err.message.replace(/^error: /, '');
+  const message = `${text.charAt(0).toUpperCase()}${text.slice(1)}`;
+  return usageError(path === '' ? message : `${path}: ${message}`, command?.usage);
+}
+
+function context(io: CliIo, globals: Record<string, unknown>): CliContext {
+  const control = (globals.control as string | undefined) ?? io.env.DROVER_CONTROL ?? DEFAULT_CONTROL;
   try {
     new URL(control);
   } catch {
     throw usageError(`--control "${control}" is not a URL (e.g. ${DEFAULT_CONTROL})`);
   }
-  const ctx: CliContext = {
+  return {
     stdout: io.stdout,
     stderr: io.stderr,
     cwd: io.cwd,
     control: new ApiClient({ baseUrl: control }),
-    json: values.json === true,
+    json: globals.json === true,
     sleep: io.sleep,
   };
-  return command.run(ctx, values, parsed.positionals);
 }
 
 /**

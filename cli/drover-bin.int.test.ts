@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -50,6 +50,28 @@ describe('bin/drover.js', () => {
       stderr: `drover: cannot reach the control service at http://127.0.0.1:${port} (ECONNREFUSED); set --control or DROVER_CONTROL\n`,
     });
   });
+});
+
+describe('bin/drover.js writing to a reader that went away', () => {
+  it('exits quietly instead of crashing on EPIPE (drover --help | head -1)', async () => {
+    const child = spawn(process.execPath, [join(root, 'bin', 'drover.js'), '--help'], { cwd: fixtures, env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+  });
+});
+
+it('prints generated help for drover and for each command', async () => {
+  const [main, move] = await Promise.all([drover(['--help']), drover(['move', '--help'])]);
+  expect(main.code).toBe(0);
+  expect(main.stdout).toMatch(/^Usage: drover <command>/);
+  for (const name of ['deploy', 'status', 'move', 'datasets', 'demo', 'cluster']) expect(main.stdout).toMatch(new RegExp(`\\n  ${name} `));
+  expect(move.code).toBe(0);
+  expect(move.stdout).toMatch(/^Usage: drover move <application> <node/);
+  expect(move.stdout).toContain('--no-wait');
+  expect(move.stdout).toContain('--control <url>');
 });
 
 async function closedPort(): Promise<number> {

@@ -1,4 +1,5 @@
 import { DroverError, isDroverError } from '#common/errors.ts';
+import { isTerminal } from '#common/migration-protocol.ts';
 import type { Migration } from '#common/model.ts';
 import { print, type CliContext } from './context.ts';
 import { bytes, duration, rate } from './format.ts';
@@ -36,7 +37,7 @@ export async function watchMigration(ctx: CliContext, first: Migration, timeoutM
       else if (`${current.phase}/${current.round}` !== lastKey) print(ctx.stdout, line);
       lastKey = `${current.phase}/${current.round}`;
     }
-    if (current.phase === 'done' || current.phase === 'failed') break;
+    if (isTerminal(current.phase)) break;
     if (poll >= maxPolls) {
       if (tty) ctx.stdout.write('\n');
       throw new DroverError('DROVER_TIMEOUT', `migration ${current.id} is still in phase ${current.phase} after ${duration(timeoutMs)}; it carries on without this command (drover status shows it)`, {

@@ -1,34 +1,24 @@
 /**
- * The typed client of the control service's API (common/api.ts, common/channel.ts), used by
- * the CLI, the agents, the proxies and the volume plugin. Uses the global fetch.
+ * The one client of the control service's API, built on the route table (api-routes.ts):
+ * `call(key, input)` fills the route's path, sends, and parses the answer with the schema
+ * the table gives for its status — an answer that does not match throws
+ * DROVER_CONTROL_BAD_ANSWER (retryable) naming the route and the paths that failed. The
+ * typed methods below are `call` with the answer shaped for their callers. Used by the
+ * CLI, the agents, the proxies and the volume plugin. Uses the global fetch.
  *
- * Errors: an error answer throws DroverError with the server's `code` (or one derived from
- * the status: DROVER_NOT_FOUND, DROVER_CONFLICT, DROVER_CONFIGURATION_CHANGED, …), the
- * server's description as message, and `detail.status`/`detail.errors`; no answer throws
- * DROVER_CONTROL_UNREACHABLE (retryable). Idempotent GETs are retried on connection errors,
- * a bounded number of times; writes are never retried here.
+ * Errors: an error answer throws DroverError with the server's `code` (or the registry's
+ * generic code of its status, common/errors.ts `codeOfAnswer`), the server's description as
+ * message, and `detail.status`/`detail.errors`; no answer throws DROVER_CONTROL_UNREACHABLE
+ * (retryable). Idempotent GETs are retried on connection errors, a bounded number of
+ * times; writes are never retried here.
  */
 import type { z } from 'zod';
-import {
-  API_PATHS,
-  IF_MATCHES_HEADER,
-  TAG_HEADER,
-  type ApplicationStatus,
-  type ContainerState,
-  type CreateDatasetBody,
-  type DatasetState,
-  type DeployAnswer,
-  type DeployBody,
-  type LeaseAnswer,
-  type LeaseBody,
-  type MoveApplicationAnswer,
-  type NodeStateAnswer,
-  type RouteAcksAnswer,
-} from './api.ts';
-import { CHANNEL_PATHS, type AgentDesired, type MigrationUpdate, type RouteAck, type RouteTable } from './channel.ts';
-import { DroverError } from './errors.ts';
+import { IF_MATCHES_HEADER, TAG_HEADER, type CreateDatasetBody, type DeployBody, type LeaseBody } from './api.ts';
+import { fillPath, ROUTES, type RouteAnswer, type RouteKey, type Routes } from './api-routes.ts';
+import type { MigrationUpdate, RouteAck } from './channel.ts';
+import { codeOfAnswer, DroverError } from './errors.ts';
 import { parseEventStream, type StreamEvent } from './event-stream.ts';
-import type { Application, Dataset, Migration, NodeReport } from './model.ts';
+import type { Application, NodeReport } from './model.ts';
 import { sleep } from './sleep.ts';
 
 export type { StreamEvent };
@@ -55,24 +45,34 @@ export interface PollOptions {
   signal?: AbortSignal;
 }
 
-type ContainerMoveAnswer = Application & { migration: Migration | null };
-type DatasetMoveAnswer = Dataset & { migration: Migration | null };
-type Input<T extends z.ZodType> = z.input<T>;
+type Field<R, F extends string> = R extends { [P in F]: infer S extends z.ZodType } ? S : never;
+type Part<R, F extends string, Optional extends boolean> = [Field<R, F>] extends [never]
+  ? { [P in F]?: never }
+  : Optional extends true
+    ? { [P in F]?: z.input<Field<R, F>> }
+    : { [P in F]: z.input<Field<R, F>> };
 
-interface Answer<T> {
+/** What `call(key, …)` sends: the route's path parameters, query and body, as the table types them. */
+export type CallInput<K extends RouteKey> = Part<Routes[K], 'params', false> &
+  Part<Routes[K], 'query', true> &
+  Part<Routes[K], 'body', false> & {
+    /** Request headers (e.g. `x-if-configuration-matches`). */
+    headers?: Record<string, string>;
+    signal?: AbortSignal;
+    /** This call's deadline instead of the client's. */
+    timeoutMs?: number;
+  };
+
+type SuccessStatus = 200 | 201 | 202 | 204;
+type AnswerBody<A> = A extends { schema: infer S extends z.ZodType } ? z.output<S> : undefined;
+/** The body of a successful answer: the union over the route's 2xx answers. */
+export type CallBody<K extends RouteKey> = { [S in keyof Routes[K]['answers']]: S extends SuccessStatus ? AnswerBody<Routes[K]['answers'][S]> : never }[keyof Routes[K]['answers']];
+
+export interface CallAnswer<K extends RouteKey> {
   status: number;
-  body: T;
+  body: CallBody<K>;
   headers: Headers;
 }
-
-const STATUS_CODES: Record<number, `DROVER_${string}`> = {
-  400: 'DROVER_INVALID_REQUEST',
-  404: 'DROVER_NOT_FOUND',
-  405: 'DROVER_NOT_ALLOWED',
-  409: 'DROVER_CONFLICT',
-  412: 'DROVER_CONFIGURATION_CHANGED',
-  413: 'DROVER_TOO_LARGE',
-};
 
 export class ApiClient {
   private readonly base: string;
@@ -85,82 +85,109 @@ export class ApiClient {
     this.getAttempts = Math.max(1, options.getAttempts ?? 3);
   }
 
-  // ------------------------------------------------------------ Flocker v1
-
-  async version(): Promise<{ flocker: string; drover: string }> {
-    return (await this.get(API_PATHS.version)).body as { flocker: string; drover: string };
+  /**
+   * Calls route `key` of the table: fills its path from `input.params`, adds `input.query`
+   * (in its key order, undefined values left out), sends `input.body` as JSON, and returns
+   * the answer parsed with the schema of its status. A GET is retried on connection errors.
+   * @throws DroverError: the server's code on an error answer; DROVER_CONTROL_UNREACHABLE;
+   *   DROVER_CONTROL_BAD_ANSWER when the answer is not what the table says.
+   */
+  async call<K extends RouteKey>(key: K, input: CallInput<K>): Promise<CallAnswer<K>> {
+    const spec = ROUTES[key];
+    const { params, query, body, headers = {}, signal, timeoutMs = this.timeoutMs } = input as { params?: Record<string, unknown>; query?: Record<string, unknown>; body?: unknown; headers?: Record<string, string>; signal?: AbortSignal; timeoutMs?: number };
+    const search = new URLSearchParams();
+    for (const [name, value] of Object.entries(query ?? {})) if (value !== undefined) search.set(name, String(value));
+    const path = fillPath(spec.path, params) + (search.size > 0 ? `?${search}` : '');
+    const attempts = spec.method === 'GET' ? this.getAttempts : 1;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const response = await this.fetch(spec.method, path, body, headers, signal, timeoutMs);
+        if (!response.ok) throw await this.errorOf(spec.method, path, response);
+        return { status: response.status, body: checked(key, spec.method, path, response.status, await response.text()) as CallBody<K>, headers: response.headers };
+      } catch (err) {
+        const unreachable = err instanceof DroverError && err.code === 'DROVER_CONTROL_UNREACHABLE';
+        if (!unreachable || attempt >= attempts || signal?.aborted) throw err;
+        await sleep(100 * 3 ** (attempt - 1), signal);
+      }
+    }
   }
 
-  async datasets(): Promise<{ datasets: Dataset[]; tag: string }> {
-    const answer = await this.get<Dataset[]>(API_PATHS.datasets);
+  // ------------------------------------------------------------ Flocker v1
+
+  async version(): Promise<CallBody<'version'>> {
+    return (await this.call('version', {})).body;
+  }
+
+  async datasets(): Promise<{ datasets: CallBody<'datasets'>; tag: string }> {
+    const answer = await this.call('datasets', {});
     return { datasets: answer.body, tag: answer.headers.get(TAG_HEADER) ?? '' };
   }
 
-  async createDataset(body: CreateDatasetBody, options: WriteOptions = {}): Promise<Dataset> {
-    return (await this.send<Dataset>('POST', API_PATHS.datasets, body, options)).body;
+  async createDataset(body: CreateDatasetBody, options: WriteOptions = {}): Promise<CallBody<'createDataset'>> {
+    return (await this.call('createDataset', { body, headers: conditional(options) })).body;
   }
 
   /** Starts moving the dataset (a migration); `primary` changes at handoff. */
-  async moveDataset(datasetId: string, primary: string, options: WriteOptions = {}): Promise<DatasetMoveAnswer> {
-    return (await this.send<DatasetMoveAnswer>('POST', API_PATHS.dataset(datasetId), { primary }, options)).body;
+  async moveDataset(datasetId: string, primary: string, options: WriteOptions = {}): Promise<CallBody<'moveDataset'>> {
+    return (await this.call('moveDataset', { params: { dataset_id: datasetId }, body: { primary }, headers: conditional(options) })).body;
   }
 
-  async deleteDataset(datasetId: string, options: WriteOptions = {}): Promise<Dataset> {
-    return (await this.send<Dataset>('DELETE', API_PATHS.dataset(datasetId), undefined, options)).body;
+  async deleteDataset(datasetId: string, options: WriteOptions = {}): Promise<CallBody<'deleteDataset'>> {
+    return (await this.call('deleteDataset', { params: { dataset_id: datasetId }, headers: conditional(options) })).body;
   }
 
-  async datasetStates(): Promise<DatasetState[]> {
-    return (await this.get<DatasetState[]>(API_PATHS.datasetStates)).body;
+  async datasetStates(): Promise<CallBody<'datasetStates'>> {
+    return (await this.call('datasetStates', {})).body;
   }
 
-  async containers(): Promise<{ containers: Application[]; tag: string }> {
-    const answer = await this.get<Application[]>(API_PATHS.containers);
+  async containers(): Promise<{ containers: CallBody<'containers'>; tag: string }> {
+    const answer = await this.call('containers', {});
     return { containers: answer.body, tag: answer.headers.get(TAG_HEADER) ?? '' };
   }
 
-  async createContainer(app: Input<typeof Application>, options: WriteOptions = {}): Promise<Application> {
-    return (await this.send<Application>('POST', API_PATHS.containers, app, options)).body;
+  async createContainer(app: z.input<typeof Application>, options: WriteOptions = {}): Promise<CallBody<'createContainer'>> {
+    return (await this.call('createContainer', { body: app, headers: conditional(options) })).body;
   }
 
   /** Starts moving the container with its data (a migration); `node_uuid` changes at handoff. */
-  async moveContainer(name: string, nodeUuid: string, options: WriteOptions = {}): Promise<ContainerMoveAnswer> {
-    return (await this.send<ContainerMoveAnswer>('POST', API_PATHS.container(name), { node_uuid: nodeUuid }, options)).body;
+  async moveContainer(name: string, nodeUuid: string, options: WriteOptions = {}): Promise<CallBody<'moveContainer'>> {
+    return (await this.call('moveContainer', { params: { name }, body: { node_uuid: nodeUuid }, headers: conditional(options) })).body;
   }
 
   async deleteContainer(name: string, options: WriteOptions = {}): Promise<void> {
-    await this.send('DELETE', API_PATHS.container(name), undefined, options);
+    await this.call('deleteContainer', { params: { name }, headers: conditional(options) });
   }
 
-  async containerStates(): Promise<ContainerState[]> {
-    return (await this.get<ContainerState[]>(API_PATHS.containerStates)).body;
+  async containerStates(): Promise<CallBody<'containerStates'>> {
+    return (await this.call('containerStates', {})).body;
   }
 
-  async nodes(): Promise<NodeStateAnswer[]> {
-    return (await this.get<NodeStateAnswer[]>(API_PATHS.nodes)).body;
+  async nodes(): Promise<CallBody<'nodes'>> {
+    return (await this.call('nodes', {})).body;
   }
 
   /** The node uuid of a boot era; null when no node has reported it (yet). */
   async nodeByEra(era: string): Promise<string | null> {
     try {
-      return (await this.get<{ uuid: string }>(API_PATHS.nodeByEra(encodeURIComponent(era)))).body.uuid;
+      return (await this.call('nodeByEra', { params: { era } })).body.uuid;
     } catch (err) {
       if (err instanceof DroverError && err.detail.status === 404) return null;
       throw err;
     }
   }
 
-  async leases(): Promise<LeaseAnswer[]> {
-    return (await this.get<LeaseAnswer[]>(API_PATHS.leases)).body;
+  async leases(): Promise<CallBody<'leases'>> {
+    return (await this.call('leases', {})).body;
   }
 
   /** Takes or renews a lease (`expires` in seconds, null: never). */
-  async acquireLease(body: LeaseBody): Promise<{ lease: LeaseAnswer; created: boolean }> {
-    const answer = await this.send<LeaseAnswer>('POST', API_PATHS.leases, body);
+  async acquireLease(body: LeaseBody): Promise<{ lease: CallBody<'acquireLease'>; created: boolean }> {
+    const answer = await this.call('acquireLease', { body });
     return { lease: answer.body, created: answer.status === 201 };
   }
 
-  async releaseLease(datasetId: string): Promise<LeaseAnswer> {
-    return (await this.send<LeaseAnswer>('DELETE', API_PATHS.lease(datasetId))).body;
+  async releaseLease(datasetId: string): Promise<CallBody<'releaseLease'>> {
+    return (await this.call('releaseLease', { params: { dataset_id: datasetId } })).body;
   }
 
   /**
@@ -181,33 +208,33 @@ export class ApiClient {
 
   // ------------------------------------------------------------ drover
 
-  async deploy(body: DeployBody): Promise<DeployAnswer> {
-    return (await this.send<DeployAnswer>('POST', API_PATHS.deploy, body, {}, 60_000)).body;
+  async deploy(body: DeployBody): Promise<CallBody<'deploy'>> {
+    return (await this.call('deploy', { body, timeoutMs: 60_000 })).body;
   }
 
-  async applications(): Promise<ApplicationStatus[]> {
-    return (await this.get<ApplicationStatus[]>(API_PATHS.applications)).body;
+  async applications(): Promise<CallBody<'applications'>> {
+    return (await this.call('applications', {})).body;
   }
 
-  async application(name: string): Promise<ApplicationStatus> {
-    return (await this.get<ApplicationStatus>(API_PATHS.application(name))).body;
+  async application(name: string): Promise<CallBody<'application'>> {
+    return (await this.call('application', { params: { name } })).body;
   }
 
   /** Moves an application with its data; `migration` is null when it already runs there. */
-  async moveApplication(name: string, nodeUuid: string): Promise<MoveApplicationAnswer> {
-    return (await this.send<MoveApplicationAnswer>('POST', API_PATHS.moveApplication(name), { node_uuid: nodeUuid })).body;
+  async moveApplication(name: string, nodeUuid: string): Promise<CallBody<'moveApplication'>> {
+    return (await this.call('moveApplication', { params: { name }, body: { node_uuid: nodeUuid } })).body;
   }
 
-  async migrations(): Promise<Migration[]> {
-    return (await this.get<Migration[]>(API_PATHS.migrations)).body;
+  async migrations(): Promise<CallBody<'migrations'>> {
+    return (await this.call('migrations', {})).body;
   }
 
-  async migration(id: string): Promise<Migration> {
-    return (await this.get<Migration>(API_PATHS.migration(id))).body;
+  async migration(id: string): Promise<CallBody<'migration'>> {
+    return (await this.call('migration', { params: { id } })).body;
   }
 
-  async openapi(): Promise<Record<string, unknown>> {
-    return (await this.get<Record<string, unknown>>(API_PATHS.openapi)).body;
+  async openapi(): Promise<CallBody<'openapi'>> {
+    return (await this.call('openapi', {})).body;
   }
 
   /**
@@ -215,9 +242,9 @@ export class ApiClient {
    * Pass the last seen id as `lastEventId` to resume after a reconnect.
    */
   async *events(options: { signal?: AbortSignal; lastEventId?: string; types?: string[] } = {}): AsyncGenerator<StreamEvent> {
-    const query = options.types ? `?types=${encodeURIComponent(options.types.join(','))}` : '';
-    const response = await this.fetch('GET', API_PATHS.events + query, undefined, { accept: 'text/event-stream', ...(options.lastEventId ? { 'last-event-id': options.lastEventId } : {}) }, options.signal);
-    if (!response.ok || !response.body) throw await this.errorOf('GET', API_PATHS.events, response);
+    const path = ROUTES.events.path + (options.types ? `?types=${encodeURIComponent(options.types.join(','))}` : '');
+    const response = await this.fetch('GET', path, undefined, { accept: 'text/event-stream', ...(options.lastEventId ? { 'last-event-id': options.lastEventId } : {}) }, options.signal);
+    if (!response.ok || !response.body) throw await this.errorOf('GET', path, response);
     try {
       yield* parseEventStream(response.body as AsyncIterable<Uint8Array>);
     } catch (err) {
@@ -228,66 +255,35 @@ export class ApiClient {
 
   // ------------------------------------------------------------ agent channel
 
-  async report(report: Input<typeof NodeReport>): Promise<{ version: number }> {
-    return (await this.send<{ version: number }>('POST', CHANNEL_PATHS.report, report)).body;
+  async report(report: z.input<typeof NodeReport>): Promise<CallBody<'report'>> {
+    return (await this.call('report', { body: report })).body;
   }
 
   /** Long-poll of a node's desired view: answers when it differs from `after`, or after `waitMs`. */
-  async desired(nodeUuid: string, options: PollOptions = {}): Promise<AgentDesired> {
-    return (await this.poll<AgentDesired>(CHANNEL_PATHS.desired(nodeUuid), options, {})).body;
+  async desired(nodeUuid: string, options: PollOptions = {}): Promise<CallBody<'desired'>> {
+    return (await this.call('desired', { params: { node_uuid: nodeUuid }, ...poll(options, {}, this.timeoutMs) })).body;
   }
 
   /** Long-poll of the route table; `nodeUuid` marks this proxy live for route acks. */
-  async routes(options: PollOptions & { nodeUuid?: string } = {}): Promise<RouteTable> {
-    return (await this.poll<RouteTable>(CHANNEL_PATHS.routes, options, options.nodeUuid ? { node_uuid: options.nodeUuid } : {})).body;
+  async routes(options: PollOptions & { nodeUuid?: string } = {}): Promise<CallBody<'routes'>> {
+    return (await this.call('routes', poll(options, { node_uuid: options.nodeUuid }, this.timeoutMs))).body;
   }
 
   async ackRoutes(ack: RouteAck): Promise<void> {
-    await this.send('POST', CHANNEL_PATHS.routeAck, ack);
+    await this.call('ackRoutes', { body: ack });
   }
 
   /** Whether every live proxy applied route table `version` or newer. */
-  async routeAcks(version: number): Promise<RouteAcksAnswer> {
-    return (await this.get<RouteAcksAnswer>(`${API_PATHS.routeAcks}?version=${version}`)).body;
+  async routeAcks(version: number): Promise<CallBody<'routeAcks'>> {
+    return (await this.call('routeAcks', { query: { version } })).body;
   }
 
   /** An agent's migration step; 409 (DroverError) on a stale generation, the wrong node or phase. */
-  async updateMigration(id: string, update: MigrationUpdate): Promise<Migration> {
-    return (await this.send<Migration>('POST', CHANNEL_PATHS.migrationUpdate(id), update)).body;
+  async updateMigration(id: string, update: MigrationUpdate): Promise<CallBody<'updateMigration'>> {
+    return (await this.call('updateMigration', { params: { id }, body: update })).body;
   }
 
   // ------------------------------------------------------------ plumbing
-
-  private poll<T>(path: string, options: PollOptions, extra: Record<string, string>): Promise<Answer<T>> {
-    const query = new URLSearchParams(extra);
-    if (options.after !== undefined) query.set('after', String(options.after));
-    const waitMs = options.waitMs ?? 25_000;
-    query.set('wait_ms', String(waitMs));
-    return this.get<T>(`${path}?${query}`, options.signal, this.timeoutMs + waitMs);
-  }
-
-  private async get<T>(path: string, signal?: AbortSignal, timeoutMs = this.timeoutMs): Promise<Answer<T>> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.call<T>('GET', path, undefined, {}, signal, timeoutMs);
-      } catch (err) {
-        const unreachable = err instanceof DroverError && err.code === 'DROVER_CONTROL_UNREACHABLE';
-        if (!unreachable || attempt >= this.getAttempts || signal?.aborted) throw err;
-        await sleep(100 * 3 ** (attempt - 1), signal);
-      }
-    }
-  }
-
-  private send<T>(method: 'POST' | 'DELETE', path: string, body?: unknown, options: WriteOptions = {}, timeoutMs = this.timeoutMs): Promise<Answer<T>> {
-    return this.call<T>(method, path, body, options.ifMatches ? { [IF_MATCHES_HEADER]: options.ifMatches } : {}, undefined, timeoutMs);
-  }
-
-  private async call<T>(method: string, path: string, body: unknown, headers: Record<string, string>, signal: AbortSignal | undefined, timeoutMs: number): Promise<Answer<T>> {
-    const response = await this.fetch(method, path, body, headers, signal, timeoutMs);
-    if (!response.ok) throw await this.errorOf(method, path, response);
-    const text = await response.text();
-    return { status: response.status, body: (text === '' ? undefined : JSON.parse(text)) as T, headers: response.headers };
-  }
 
   private async fetch(method: string, path: string, body: unknown, headers: Record<string, string>, signal?: AbortSignal, timeoutMs?: number): Promise<Response> {
     const signals = [signal, timeoutMs === undefined ? undefined : AbortSignal.timeout(timeoutMs)].filter((s): s is AbortSignal => s !== undefined);
@@ -317,9 +313,9 @@ export class ApiClient {
       body = { description: text.slice(0, 500) };
     }
     const status = response.status;
-    const code = typeof body.code === 'string' && body.code.startsWith('DROVER_') ? (body.code as `DROVER_${string}`) : (STATUS_CODES[status] ?? (status >= 500 ? 'DROVER_CONTROL_ERROR' : 'DROVER_CONTROL_HTTP'));
+    const code = codeOfAnswer(status, body.code);
     const description = typeof body.description === 'string' && body.description !== '' ? body.description : `HTTP ${status}`;
-    return new DroverError(code as `DROVER_${Uppercase<string>}`, description, {
+    return new DroverError(code, description, {
       retryable: status >= 500,
       detail: {
         ...(typeof body.detail === 'object' && body.detail !== null ? (body.detail as Record<string, unknown>) : {}),
@@ -331,4 +327,34 @@ export class ApiClient {
       },
     });
   }
+}
+
+function conditional(options: WriteOptions): Record<string, string> {
+  return options.ifMatches ? { [IF_MATCHES_HEADER]: options.ifMatches } : {};
+}
+
+/** A long-poll's query (`extra`, then `after`, then `wait_ms`) and deadline (the wait on top of the client's). */
+function poll(options: PollOptions, extra: Record<string, string | undefined>, timeoutMs: number): { query: Record<string, string | number | undefined>; signal?: AbortSignal; timeoutMs: number } {
+  const waitMs = options.waitMs ?? 25_000;
+  return { query: { ...extra, after: options.after, wait_ms: waitMs }, ...(options.signal ? { signal: options.signal } : {}), timeoutMs: timeoutMs + waitMs };
+}
+
+/** The answer's body, parsed with the schema the table gives for its status. */
+function checked(key: RouteKey, method: string, path: string, status: number, text: string): unknown {
+  const answer = (ROUTES[key].answers as Record<number, RouteAnswer>)[status];
+  const bad = (why: string, issues: string[] = []) =>
+    new DroverError('DROVER_CONTROL_BAD_ANSWER', `the control service's answer to ${key} (${method} ${path}) ${why}${issues.length > 0 ? `: ${issues.join('; ')}` : ''}`, {
+      detail: { route: key, method, path, status, ...(issues.length > 0 ? { issues } : {}) },
+    });
+  if (answer === undefined) throw bad(`has status ${status}, which the route does not declare`);
+  let body: unknown;
+  try {
+    body = text === '' ? undefined : JSON.parse(text);
+  } catch {
+    throw bad('is not JSON');
+  }
+  if (!answer.schema) return body;
+  const parsed = answer.schema.safeParse(body);
+  if (parsed.success) return parsed.data;
+  throw bad('does not match its schema', parsed.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`));
 }

@@ -1,34 +1,12 @@
 /**
  * The control service's HTTP API as zod schemas: request bodies and answers of Flocker's v1
- * endpoints (reference/flocker.md §5) and drover's `/v1/drover/` additions. The server
- * validates requests with these; the typed client (api-client.ts) and the OpenAPI document
- * are derived from them. The agent channel's shapes are in channel.ts.
+ * endpoints (control-service/README.md "API") and drover's `/v1/drover/` additions. The server
+ * validates requests with these; the route table (api-routes.ts) names them per route, and
+ * the server, the client and the OpenAPI document are built from that table. The agent
+ * channel's shapes are in channel.ts.
  */
 import { z } from 'zod';
 import { Application, Dataset, DatasetMetadata, Ipv4, Labels, Migration, ObservedContainer, Uuid } from './model.ts';
-
-export const API_PATHS = {
-  version: '/v1/version',
-  datasets: '/v1/configuration/datasets',
-  dataset: (id: string) => `/v1/configuration/datasets/${id}`,
-  datasetStates: '/v1/state/datasets',
-  containers: '/v1/configuration/containers',
-  container: (name: string) => `/v1/configuration/containers/${name}`,
-  containerStates: '/v1/state/containers',
-  nodes: '/v1/state/nodes',
-  nodeByEra: (era: string) => `/v1/state/nodes/by_era/${era}`,
-  leases: '/v1/configuration/leases',
-  lease: (datasetId: string) => `/v1/configuration/leases/${datasetId}`,
-  deploy: '/v1/drover/deploy',
-  applications: '/v1/drover/applications',
-  application: (name: string) => `/v1/drover/applications/${name}`,
-  moveApplication: (name: string) => `/v1/drover/applications/${name}/move`,
-  migrations: '/v1/drover/migrations',
-  migration: (id: string) => `/v1/drover/migrations/${id}`,
-  events: '/v1/drover/events',
-  openapi: '/v1/drover/openapi.json',
-  routeAcks: '/v1/drover/routes/acks',
-} as const;
 
 /** Response header with the tag of the configuration a read saw. */
 export const TAG_HEADER = 'x-configuration-tag';

@@ -1,6 +1,6 @@
 /**
- * The wire contract between the control service and the per-node programs (agent, proxy,
- * volume plugin). Paths live under `/v1/drover/` beside Flocker's v1 API.
+ * The shapes of the wire contract between the control service and the per-node programs
+ * (agent, proxy, volume plugin). Their routes, under `/v1/drover/`, are in api-routes.ts.
  *
  * Push is a long-poll: a GET with `?after=<version>` answers at once when the control
  * service's version is newer, otherwise it waits (up to `wait_ms`, default 25 s) and answers
@@ -10,18 +10,18 @@
 import { z } from 'zod';
 import { Application, Dataset, Ipv4, Lease, Migration, MigrationPhase, Node, NodeReport, Port, Uuid } from './model.ts';
 
-export const CHANNEL_PATHS = {
-  /** POST NodeReport → 200 { version }. Registers the node on first call. */
-  report: '/v1/drover/agents/report',
-  /** GET ?after=&wait_ms= → AgentDesired. */
-  desired: (nodeUuid: string) => `/v1/drover/agents/${nodeUuid}/desired`,
-  /** GET ?after=&wait_ms= → RouteTable. */
-  routes: '/v1/drover/routes',
-  /** POST RouteAck → 200. A proxy confirms it has applied a route table version. */
-  routeAck: '/v1/drover/routes/ack',
-  /** POST MigrationUpdate → 200 Migration (409 on a stale generation). */
-  migrationUpdate: (id: string) => `/v1/drover/migrations/${id}/update`,
-} as const;
+/**
+ * Query of a long-poll: `?after=<version>&wait_ms=`. Values arrive as strings, hence the
+ * coercion.
+ */
+export const LongPollQuery = z
+  .object({
+    /** The version the caller has; absent: answer at once. */
+    after: z.coerce.number().int().min(0).optional(),
+    /** How long to wait for a change before answering with the same version. */
+    wait_ms: z.coerce.number().int().min(0).max(120_000).default(25_000),
+  })
+  .strict();
 
 export const Version = z.number().int().min(0);
 

@@ -3,7 +3,7 @@ import { pino, type Logger, type LoggerOptions } from 'pino';
 export type { Logger };
 
 /**
- * The root logger of a process (STYLE.md "Logging"). Child loggers per subsystem are
+ * The root logger of a process (docs/DESIGN.md §13). Child loggers per subsystem are
  * made with `log.child({ subsystem })`. Secrets are redacted here, once.
  */
 export function createLogger(name: string, options: LoggerOptions = {}): Logger {

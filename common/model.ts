@@ -1,11 +1,12 @@
 /**
- * drover's model (DESIGN.md §2): zod schemas of the desired configuration and of observed
+ * drover's model (docs/DESIGN.md §3): zod schemas of the desired configuration and of observed
  * state. Field names follow Flocker's v1 REST API (snake_case) so that the API needs no
  * translation layer and Flocker's own clients read drover's answers unchanged.
  *
  * Every schema is `.strict()`: an unknown key is an error that names the key, never ignored.
  */
 import { z } from 'zod';
+import { MIGRATION_PHASES } from './migration-protocol.ts';
 
 export const Uuid = z
   .string()
@@ -94,7 +95,7 @@ const probeTiming = {
 };
 
 /**
- * Kubernetes probe semantics (reference/docker-plugin-compose.md §5). A tcp check may also
+ * Kubernetes probe semantics (docs/DESIGN.md §4). A tcp check may also
  * `send` a string (UTF-8) once connected and `expect` one in the answer's first line (HAProxy's
  * `tcp-check send` / `tcp-check expect string`): `{ send: "PING\r\n", expect: "+PONG" }`.
  */
@@ -178,15 +179,8 @@ export const Lease = z
   .strict();
 export type Lease = z.infer<typeof Lease>;
 
-export const MigrationPhase = z.enum([
-  'pending', // accepted, waiting for the source agent
-  'pre-copy', // rounds of send while the application runs
-  'cutover', // proxies hold; source stopped; final delta in flight
-  'handoff', // target becomes primary and starts the application
-  'release', // proxies forward to the target once healthy
-  'done',
-  'failed', // ended without a move; the source is still primary
-]);
+/** The phases, their order and who may post each step: common/migration-protocol.ts. */
+export const MigrationPhase = z.enum(MIGRATION_PHASES);
 export type MigrationPhase = z.infer<typeof MigrationPhase>;
 
 export const Migration = z

@@ -64,9 +64,6 @@ export function buildApp(options: AppOptions): FastifyInstance {
   eventRoutes(router, control, shutdown.signal);
 
   let document: unknown = null;
-  router.route(
-    { method: 'GET', url: '/v1/drover/openapi.json', tag: 'drover', summary: 'This document', answers: { 200: { description: 'OpenAPI 3.1' } } },
-    async () => (document ??= openApiDocument(router.specs, options.version)),
-  );
+  router.handle('openapi', async () => (document ??= openApiDocument(options.version)));
   return app;
 }

@@ -1,6 +1,6 @@
 /**
  * drover-control: wires config → store → control → HTTP, listens, and stops cleanly on
- * SIGTERM/SIGINT. The only place that exits the process (STYLE.md "Errors").
+ * SIGTERM/SIGINT. The only place that exits the process (docs/DESIGN.md §11).
  */
 import { z } from 'zod';
 import { createLogger } from '#common/log.ts';

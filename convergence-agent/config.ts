@@ -1,6 +1,6 @@
 /**
  * agent.yml: the agent's configuration, validated whole with zod before anything starts.
- * Every error names the file and the key (DESIGN.md §8).
+ * Every error names the file and the key (docs/DESIGN.md §11).
  *
  * ```yaml
  * control_url: http://127.0.0.1:4523

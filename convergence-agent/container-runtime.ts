@@ -1,6 +1,6 @@
 /**
- * What the agent needs from a container engine, as a small interface (STYLE.md
- * "Boundaries"). docker.ts implements it with dockerode; testing/fake-container-runtime.ts
+ * What the agent needs from a container engine, as a small interface (docs/DESIGN.md
+ * §13). docker.ts implements it with dockerode; testing/fake-container-runtime.ts
  * in memory. Errors are DroverErrors classified by the implementation.
  */
 import type { GateMount } from './gate/gates.ts';

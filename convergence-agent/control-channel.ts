@@ -1,12 +1,12 @@
 /**
  * The agent's side of the channel to the control service (common/channel.ts): post the
- * node's report, long-poll for the node's desired configuration. The HTTP implementation
- * wraps the typed client (common/api-client.ts) and checks every answer with the channel's
- * zod schemas, so a control service of another version fails loudly, not subtly.
+ * node's report, long-poll for the node's desired configuration. The HTTP implementation is
+ * the one client (common/api-client.ts), which checks every answer against the route
+ * table's schemas, so a control service of another version fails loudly
+ * (DROVER_CONTROL_BAD_ANSWER, retryable), not subtly.
  */
 import { ApiClient } from '#common/api-client.ts';
-import { AgentDesired, ReportAnswer } from '#common/channel.ts';
-import { DroverError } from '#common/errors.ts';
+import type { AgentDesired, ReportAnswer } from '#common/channel.ts';
 import type { NodeReport } from '#common/model.ts';
 import type { z } from 'zod';
 
@@ -30,22 +30,11 @@ export class HttpControlChannel implements ControlChannel {
     this.client = new ApiClient({ baseUrl: controlUrl, timeoutMs: requestTimeoutMs, getAttempts: 1 });
   }
 
-  async report(report: NodeReport): Promise<ReportAnswerBody> {
-    return checked(ReportAnswer, await this.client.report(report), 'report');
+  report(report: NodeReport): Promise<ReportAnswerBody> {
+    return this.client.report(report);
   }
 
-  async waitForDesired(nodeUuid: string, after: number | null, waitMs: number, signal?: AbortSignal): Promise<AgentDesired> {
-    const answer = await this.client.desired(nodeUuid, { ...(after === null ? {} : { after }), waitMs, ...(signal ? { signal } : {}) });
-    return checked(AgentDesired, answer, 'desired configuration');
+  waitForDesired(nodeUuid: string, after: number | null, waitMs: number, signal?: AbortSignal): Promise<AgentDesired> {
+    return this.client.desired(nodeUuid, { ...(after === null ? {} : { after }), waitMs, ...(signal ? { signal } : {}) });
   }
-}
-
-function checked<S extends z.ZodType>(schema: S, body: unknown, what: string): z.infer<S> {
-  const parsed = schema.safeParse(body);
-  if (parsed.success) return parsed.data;
-  const issues = parsed.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
-  throw new DroverError('DROVER_CONTROL_BAD_ANSWER', `the control service's ${what} is not valid: ${issues.join('; ')}`, {
-    retryable: true,
-    detail: { issues },
-  });
 }

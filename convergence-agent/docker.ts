@@ -2,7 +2,7 @@
  * The dockerode adapter (the only file that imports dockerode): implements ContainerRuntime
  * against one dockerd, and classifies dockerode's errors into DroverErrors once, here.
  *
- * Facts it relies on (reference/docker-plugin-compose.md §4): the API version is pinned to
+ * Facts it relies on (checked against Docker 20.10): the API version is pinned to
  * v1.41; 304 on start/stop means "already"; `HostPort: ''` lets docker pick a host port,
  * read back with inspect; `Mounts` of type bind fail on a missing source where `Binds` would
  * quietly create an empty directory (and the application would write beside its dataset).

@@ -1,5 +1,5 @@
 /**
- * The executor (STYLE.md "The loop"): thin, one exhaustive switch over the Change union.
+ * The executor (docs/DESIGN.md §4): thin, one exhaustive switch over the Change union.
  * Each change is isolated — one that throws is logged, remembered and reported, and never
  * stops the others. A change that failed is retried with capped exponential backoff (per
  * change: kind + subject); the planner keeps proposing it, the executor holds it back.

@@ -1,12 +1,12 @@
 /**
- * The convergence loop (DESIGN.md §3, STYLE.md "The loop"):
+ * The convergence loop (docs/DESIGN.md §4):
  *   discover → plan → report → execute → sleep until woken or a timer fires.
  * Two activities run side by side: the watcher long-polls the control service and keeps the
  * newest desired configuration (waking the pass loop when its version changes); the pass
  * loop converges towards whatever desired configuration it has. Both catch everything: the
  * loop never dies, it logs, reports and backs off.
  *
- * Sleep (reference/flocker.md §1f): after a pass that changed something, 100 ms ×4 per
+ * Sleep (docs/DESIGN.md §4): after a pass that changed something, 100 ms ×4 per
  * unconverged pass up to the poll interval; converged, the poll interval (±20 % jitter) or
  * sooner when the planner or a backoff asks; at once when the watcher or a health change wakes it,
  * or when a pass applied a step the planner is in a hurry about (it asks for a recheck: during a

@@ -1,5 +1,5 @@
 /**
- * drover-agent: wiring only (STYLE.md "Shape"). Reads agent.yml (`--config`), builds the
+ * drover-agent: wiring only (docs/DESIGN.md §13). Reads agent.yml (`--config`), builds the
  * dependencies, starts the convergence loop, stops cleanly on SIGTERM/SIGINT. Exits
  * non-zero only here, for start-up faults, with a message that names the key.
  */

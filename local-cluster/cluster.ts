@@ -18,26 +18,37 @@ import {
   validateRoot,
   validateSubnet,
 } from './layout.ts';
-import { nodeDown, nodeUp } from './node.ts';
+import { nodeDown, nodeRepair, nodeUp } from './node.ts';
 import { listPools } from './pool.ts';
 import { stopServices } from './services.ts';
 import { readClusterState, writeClusterState } from './state.ts';
 import type { LocalCluster, LocalClusterOptions } from './types.ts';
 
 /**
- * Brings a local cluster up (DESIGN.md §7): per node a loopback address, a zfs-fuse pool,
- * an sshd and a dockerd, started in parallel. Whatever an earlier run of the same name
- * left behind (a crash, a killed test) is cleaned first. If any node fails to start, the
- * whole cluster is taken down again and the first error is thrown.
+ * Brings a local cluster up (docs/DESIGN.md §10): per node a loopback address, a zfs-fuse pool,
+ * an sshd and a dockerd, started in parallel.
+ *
+ * A cluster of that name that is recorded (it came up once) is repaired, never replaced:
+ * its pools, node ids, keys and CA are kept, and only what does not answer is started
+ * again (`repairCluster`). Asked for another size, subnet or set of daemons it refuses
+ * with DROVER_CLUSTER_MISMATCH — `clusterDown` first, or `fresh: true`, is how to start over.
+ * Without a record, whatever an earlier run of the same name left behind (a crash before
+ * it was recorded, a killed test) is cleaned first; if any node of a new cluster fails to
+ * start, the whole cluster is taken down again and the first error is thrown.
+ * @throws DROVER_CLUSTER_MISMATCH, DROVER_CLUSTER_STATE_INVALID (a damaged record: nothing is touched), DROVER_CLUSTER_SUBNET_IN_USE
  */
 export async function clusterUp(opts: LocalClusterOptions): Promise<LocalCluster> {
   validateClusterName(opts.name);
   validateNodeCount(opts.nodes);
-  const subnet = opts.subnet ?? 0;
-  validateSubnet(subnet);
+  if (opts.subnet !== undefined) validateSubnet(opts.subnet);
   const root = opts.root ?? defaultRoot(opts.name);
   validateRoot(root);
   const log = (opts.log ?? silentLogger()).child({ cluster: opts.name });
+  if (opts.fresh === true) await clusterDown(opts.name, root, log);
+  const recorded = await readClusterState(root);
+  if (recorded !== null) return repairCluster(opts, recorded, log);
+
+  const subnet = opts.subnet ?? 0;
   const images = opts.images ?? ['busybox'];
   const docker = opts.docker ?? true;
   const started = Date.now();
@@ -91,6 +102,51 @@ export async function clusterUp(opts: LocalClusterOptions): Promise<LocalCluster
     await clusterDown(opts.name, root, log).catch((downErr: unknown) => log.error({ err: downErr }, 'cluster teardown failed'));
     throw err;
   }
+}
+
+/**
+ * `clusterUp` on a recorded cluster: checks that it was asked for the same shape, then
+ * brings every node back to its record in parallel (nodeRepair) and records the result.
+ * A failure is thrown as it is: nothing is taken down.
+ */
+async function repairCluster(opts: LocalClusterOptions, recorded: LocalCluster, log: Logger): Promise<LocalCluster> {
+  const subnet = Number(recorded.nodes[0]?.address.split('.')[2] ?? 0);
+  const docker = opts.docker ?? true;
+  const ssh = opts.ssh ?? true;
+  const differences = [
+    ...(recorded.nodes.length !== opts.nodes ? [`${recorded.nodes.length} nodes, not ${opts.nodes}`] : []),
+    ...(opts.subnet !== undefined && opts.subnet !== subnet ? [`subnet ${subnet}, not ${opts.subnet}`] : []),
+    ...(recorded.nodes.some((n) => (n.dockerSocket !== null) !== docker) ? [docker ? 'no dockerd' : 'a dockerd'] : []),
+    ...(recorded.nodes.some((n) => (n.ssh !== null) !== ssh) ? [ssh ? 'no sshd' : 'an sshd'] : []),
+  ];
+  if (differences.length > 0) {
+    throw new DroverError(
+      'DROVER_CLUSTER_MISMATCH',
+      `the local cluster '${opts.name}' exists with ${differences.join(', ')}; it is kept as it is (its data too). ` +
+        `Bring it up as it is, or take it down first to start over: drover cluster down --name ${opts.name}`,
+      { detail: { cluster: opts.name, differences } },
+    );
+  }
+  const started = Date.now();
+  const paths = clusterPaths(recorded.root);
+  const images = docker ? (opts.images ?? ['busybox']) : [];
+  const [agentPublicKey] = await Promise.all([
+    ensureEd25519Key(paths.agentKey, `drover-${opts.name}-agents`),
+    ensureCa(paths.caCert, paths.caKey, opts.name),
+    Promise.all(images.map((image) => ensureImageArchive(image, log))),
+  ]);
+  const nodes = await Promise.all(
+    recorded.nodes.map((node) =>
+      nodeRepair(
+        { cluster: opts.name, root: recorded.root, index: node.index, subnet, docker, ssh, images, poolSizeMiB: opts.poolSizeMiB ?? 2048, agentPublicKey, log },
+        node,
+      ),
+    ),
+  );
+  const cluster: LocalCluster = { ...recorded, nodes, sshClientKey: { privateKeyPath: paths.agentKey, publicKey: agentPublicKey } };
+  await writeClusterState(cluster);
+  log.info({ nodes: nodes.length, ms: Date.now() - started }, 'cluster repaired');
+  return cluster;
 }
 
 /**

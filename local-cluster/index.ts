@@ -1,5 +1,5 @@
 /**
- * The local cluster (DESIGN.md §7): one machine playing a whole drover cluster, for the
+ * The local cluster (docs/DESIGN.md §10): one machine playing a whole drover cluster, for the
  * tests and the demo. Start reading at cluster.ts.
  */
 export { claimedSubnets, clusterDown, clusterUp, readCluster } from './cluster.ts';

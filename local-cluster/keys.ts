@@ -1,10 +1,11 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { createCa, ensurePemPair } from '#common/certificates.ts';
 import { DroverError } from '#common/errors.ts';
 import { exists } from './files.ts';
 import { run } from './run.ts';
 
-/** ssh keys and the cluster CA, made with ssh-keygen and openssl. Idempotent: kept when present. */
+/** ssh keys (ssh-keygen) and the cluster CA (#common/certificates.ts). Idempotent: kept when present. */
 
 /** An ed25519 key pair at `path` / `path.pub`; returns the public key as 'ssh-ed25519 AAAA…'. */
 export async function ensureEd25519Key(path: string, comment: string): Promise<string> {
@@ -30,21 +31,7 @@ export async function fingerprintOf(privateKeyPath: string): Promise<string> {
   return match[0];
 }
 
-/** A self-signed P-256 CA for mutual TLS between a cluster's agents. */
+/** A self-signed P-256 CA for mutual TLS between a cluster's agents (files 0600); kept when present. */
 export async function ensureCa(certPath: string, keyPath: string, cluster: string): Promise<void> {
-  if ((await exists(certPath)) && (await exists(keyPath))) return;
-  await mkdir(dirname(certPath), { recursive: true, mode: 0o700 });
-  await run(
-    'openssl',
-    [
-      'req', '-x509', '-new', '-nodes',
-      '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
-      '-keyout', keyPath, '-out', certPath,
-      '-days', '3650',
-      '-subj', `/CN=drover ${cluster} cluster CA`,
-      '-addext', 'basicConstraints=critical,CA:TRUE',
-      '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
-    ],
-    { timeoutMs: 30_000 },
-  );
+  await ensurePemPair({ certPath, keyPath }, () => createCa(`drover ${cluster} cluster CA`));
 }

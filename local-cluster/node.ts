@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '#common/log.ts';
-import { createBridge, deleteBridge } from './bridge.ts';
+import { createBridge, deleteBridge, listLinks } from './bridge.ts';
 import { loadImages } from './images.ts';
 import { ensureEd25519Key, fingerprintOf, publicKeyOf } from './keys.ts';
 import { bridgeName, bridgeSubnet, nodeAddress, nodePaths, pluginName, poolName, PLUGIN_SOCKET_DIR } from './layout.ts';
 import { clearCgroup, unmountAll } from './leftovers.ts';
-import { createPool, destroyPool, listPools, removePoolFile } from './pool.ts';
+import { createPool, destroyPool, importPool, listPools, removePoolFile } from './pool.ts';
 import { cmdline, ownedPid, processesMentioning, spawnDaemon, terminate } from './processes.ts';
 import { canConnect, pingDocker, waitReady } from './readiness.ts';
 import { dockerdArgs, dockerdConfig, renderSshdConfig } from './render.ts';
@@ -73,10 +73,72 @@ export async function nodeUp(input: NodeUpInput): Promise<LocalNode> {
   };
 }
 
-async function startDockerd(input: NodeUpInput, paths: ReturnType<typeof nodePaths>, address: string): Promise<true> {
+/**
+ * Brings a recorded node back to what its record says without losing anything it holds:
+ * its pool (imported from its file when zfs-fuse lost it; created only when the file is
+ * gone), its uuid, its sshd host key; a dockerd or sshd that does not answer is ended by
+ * pid if it still runs and started again on the same data root, socket and address.
+ * What answers is left alone. Never destroys a pool or a file.
+ */
+export async function nodeRepair(input: NodeUpInput, recorded: LocalNode): Promise<LocalNode> {
+  const { cluster, root, index, log } = input;
+  const paths = nodePaths(cluster, root, index);
+  const address = recorded.address;
+  await mkdir(paths.stateDir, { recursive: true });
+  await mkdir(paths.runDir, { recursive: true });
+  // The record is the truth for the node's id: a lost uuid file gets the same id back.
+  if ((await readFile(paths.uuidFile, 'utf8').catch(() => '')).trim() !== recorded.uuid) await writeFile(paths.uuidFile, `${recorded.uuid}\n`);
+
+  if (!(await listPools()).includes(recorded.pool)) {
+    if (await access(paths.poolFile).then(() => true, () => false)) {
+      log.info({ node: recorded.name, pool: recorded.pool }, 'pool was not imported, importing it from its file');
+      await importPool(recorded.pool, paths.poolFile);
+    } else {
+      log.warn({ node: recorded.name, pool: recorded.pool, file: paths.poolFile }, 'pool file gone, creating an empty pool');
+      await createPool(recorded.pool, paths.poolFile, paths.poolMountpoint, input.poolSizeMiB);
+    }
+  }
+
+  const [docker, ssh] = await Promise.all([
+    input.docker ? repairDockerd(input, paths, address) : Promise.resolve(false),
+    input.ssh ? repairSshd(input, paths, address, recorded.ssh) : Promise.resolve(null),
+  ]);
+  return {
+    ...recorded,
+    dockerSocket: docker ? paths.dockerSocket : null,
+    dockerHost: docker ? `unix://${paths.dockerSocket}` : null,
+    ssh,
+  };
+}
+
+async function repairDockerd(input: NodeUpInput, paths: ReturnType<typeof nodePaths>, address: string): Promise<true> {
+  if (await pingDocker(paths.dockerSocket)) {
+    if (input.images.length > 0) await loadImages(`unix://${paths.dockerSocket}`, input.images, input.log);
+    return true;
+  }
+  // info, not warn: `drover cluster up` logs to stdout at warn, and its output is the node table.
+  input.log.info({ node: `n${input.index}` }, 'dockerd did not answer, starting it again');
+  const hung = ownedPid(paths.dockerPidFile, paths.dockerDataRoot);
+  if (hung !== null) await terminate(hung);
+  // A killed dockerd leaves its userland proxies holding the node's published ports; the
+  // new one restarts the containers and needs them. Its containerd it finds and reuses.
+  await Promise.all(dockerProxiesOn(address).map((pid) => terminate(pid, 5_000)));
+  if ((await listLinks()).includes(bridgeName(input.cluster, input.index))) return startDockerd(input, paths, address, { bridgeExists: true });
+  return startDockerd(input, paths, address);
+}
+
+async function repairSshd(input: NodeUpInput, paths: ReturnType<typeof nodePaths>, address: string, recorded: LocalNode['ssh']): Promise<LocalNode['ssh']> {
+  if (recorded !== null && (await canConnect(address, SSH_PORT))) return recorded;
+  input.log.info({ node: `n${input.index}` }, 'sshd did not answer, starting it again');
+  const hung = ownedPid(paths.sshPidFile, paths.sshConfig);
+  if (hung !== null) await terminate(hung, 5_000);
+  return startSshd(input, paths, address);
+}
+
+async function startDockerd(input: NodeUpInput, paths: ReturnType<typeof nodePaths>, address: string, options = { bridgeExists: false }): Promise<true> {
   const bridge = bridgeName(input.cluster, input.index);
   const net = bridgeSubnet(input.subnet, input.index);
-  await createBridge(bridge, net.cidr, net.network);
+  if (!options.bridgeExists) await createBridge(bridge, net.cidr, net.network);
   await mkdir(paths.dockerDataRoot, { recursive: true });
   await mkdir(paths.dockerExecRoot, { recursive: true });
   await writeFile(paths.dockerConfig, dockerdConfig(paths));
@@ -143,7 +205,7 @@ export async function nodeDown(input: NodeDownInput): Promise<void> {
   if ((await listPools()).includes(pool)) await destroyPool(pool, log);
   await unmountAll([paths.stateDir], log);
   await deleteBridge(bridgeName(cluster, index));
-  // Both places dockerd looks for a plugin socket (reference: docker-plugin-compose.md §1.1).
+  // Both places dockerd looks for a plugin socket (Docker 20.10: <dir>/<name>.sock and <dir>/<name>/<name>.sock).
   const plugin = pluginName(cluster, index);
   await rm(join(PLUGIN_SOCKET_DIR, `${plugin}.sock`), { force: true });
   await rm(join(PLUGIN_SOCKET_DIR, plugin, `${plugin}.sock`), { force: true });

@@ -34,6 +34,15 @@ export async function createPool(pool: string, file: string, mountpoint: string,
 }
 
 /**
+ * Brings back a pool whose file is still there but which zfs-fuse no longer lists (its
+ * daemon restarted, or the pool was exported): `zpool import -d <dir of the file>`.
+ * The datasets and their data are the file's; nothing is created or destroyed.
+ */
+export async function importPool(pool: string, file: string): Promise<void> {
+  await zpoolTakingTurns(['import', '-d', dirname(file), pool], 120_000);
+}
+
+/**
  * Destroys a pool without force, retried with backoff while zfs-fuse says busy (it does so
  * transiently right after mounts and receives). `zpool destroy` unmounts the datasets itself
  * and ignores snapshot holds (a `zfs destroy -r` first would refuse held snapshots as busy).

@@ -1,5 +1,6 @@
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
+import { parseAgentConfig } from '../convergence-agent/config.ts';
 import { controlUrl, renderAgentConfig, renderProxyConfig, serviceSpecs } from './services-render.ts';
 import type { LocalCluster, LocalNode } from './types.ts';
 
@@ -68,5 +69,25 @@ describe('drover services on a local cluster', () => {
       expect([spec.pidFile, spec.logFile, ...Object.keys(spec.files)].every((p) => p.startsWith('/var/lib/drover/clusters/demo/services/'))).toBe(true);
     }
     expect(specs.find((s) => s.name === 'n2-plugin')!.args.slice(0, 2)).toEqual(['--name', 'drover-n2']);
+  });
+
+  it("writes an agent.yml the agent's own reader accepts, with its defaults left to the agent", () => {
+    const c = cluster('t4', 4, 2);
+    const config = parseAgentConfig(renderAgentConfig(c, c.nodes[0]!), 'agent.yml');
+    expect(config.pool).toBe('drover-t4-n1');
+    expect(config.warm_start).toEqual({ enabled: true, busybox: '/bin/busybox' });
+    expect(renderAgentConfig(c, c.nodes[0]!)).not.toContain('warm_start');
+  });
+
+  it("fails at render time when the harness's node would give a component a configuration it refuses", () => {
+    const c = cluster('t4', 4, 2);
+    const bad = { ...c.nodes[0]!, ssh: { ...c.nodes[0]!.ssh!, hostKeyFingerprint: 'MD5:00' } };
+    expect(() => renderAgentConfig(c, bad)).toThrow(expect.objectContaining({ code: 'DROVER_CLUSTER_CONFIG_INVALID', message: expect.stringContaining('ssh.host_key_fingerprint') }));
+    expect(() => renderProxyConfig(c, { ...c.nodes[0]!, uuid: 'n1' })).toThrow(expect.objectContaining({ code: 'DROVER_CLUSTER_CONFIG_INVALID' }));
+  });
+
+  it('starts the control service with a command line its own reader accepts', () => {
+    const control = serviceSpecs(cluster('t4', 4, 1)).find((s) => s.name === 'control')!;
+    expect(control.args).toEqual(['--listen', '127.0.4.11:4523', '--data-dir', '/var/lib/drover/clusters/t4/services/control']);
   });
 });

@@ -1,9 +1,18 @@
 import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { z } from 'zod';
+import { DroverError } from '#common/errors.ts';
+// The components' own configuration schemas (their config modules only): a file the
+// harness writes that a component would refuse fails here, when it is rendered.
+import { AgentConfig } from '../convergence-agent/config.ts';
+import { readConfig as readControlConfig } from '../control-service/config.ts';
+import { ProxyConfig } from '../proxy/config.ts';
 import type { LocalCluster, LocalNode } from './types.ts';
 
 /**
  * drover's own processes on a local cluster — where their files live, how they are named,
- * what their configuration says. Pure: no I/O.
+ * what their configuration says, built as objects and checked with each component's own
+ * schema before it is written as YAML. Pure: no I/O.
  *
  * Everything sits under `<root>/services/`, so teardown finds a process of ours by a path
  * in its command line even when its pid file is lost (a crashed run):
@@ -53,52 +62,80 @@ export function controlUrl(cluster: Pick<LocalCluster, 'name' | 'nodes'>): strin
   return `http://${host}:${port}`;
 }
 
-function quote(value: string): string {
-  return JSON.stringify(value); // a JSON string is a valid YAML double-quoted scalar
-}
-
-/** A node's agent.yml: control, address, pool, its dockerd, its sshd's endpoint and host key, state dir. */
-export function renderAgentConfig(cluster: LocalCluster, node: LocalNode): string {
-  const dir = join(servicesDir(cluster.root), node.name);
-  const lines = [
-    `# ${node.name} of the local cluster '${cluster.name}' (written by drover cluster up)`,
-    `control_url: ${quote(controlUrl(cluster))}`,
-    `state_dir: ${quote(join(dir, 'agent'))}`,
-    `node_uuid_file: ${quote(join(node.stateDir, 'uuid'))}`,
-    `address: ${quote(node.address)}`,
-    `pool: ${quote(node.pool)}`,
-  ];
-  if (node.dockerSocket !== null) lines.push(`docker_socket: ${quote(node.dockerSocket)}`);
-  if (node.ssh !== null) {
-    lines.push(
-      'transport: ssh',
-      'ssh:',
-      `  port: ${node.ssh.port}`,
-      `  user: ${quote(node.ssh.user)}`,
-      `  host_key_fingerprint: ${quote(node.ssh.hostKeyFingerprint)}`,
-      `  private_key_file: ${quote(cluster.sshClientKey.privateKeyPath)}`,
-    );
+/** `schema.parse(value)`, turning a drift between the harness and a component into DROVER_CLUSTER_CONFIG_INVALID. */
+function validated<T>(what: string, value: T, check: (value: T) => unknown): T {
+  try {
+    check(value);
+  } catch (err) {
+    const issues = err instanceof z.ZodError ? err.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ') : (err as Error).message;
+    throw new DroverError('DROVER_CLUSTER_CONFIG_INVALID', `the local cluster's ${what} does not pass the component's own schema: ${issues}`, { detail: { what }, cause: err });
   }
-  lines.push(`labels: { name: ${quote(node.name)} }`, 'poll_interval_ms: 1000', 'stop_timeout_seconds: 10');
-  return `${lines.join('\n')}\n`;
+  return value;
 }
 
-/** A node's proxy.yml: its node, listening on the node's address. */
+/**
+ * YAML of `config` with a header comment. What the harness chose is written, not the
+ * parsed result: the component applies its own defaults when it reads the file.
+ */
+function yamlFile(header: string, config: object): string {
+  return `# ${header} (written by drover cluster up)\n${stringify(config)}`;
+}
+
+/** A node's agent.yml settings: control, address, pool, its dockerd, its sshd's endpoint and host key, state dir. */
+export function agentConfig(cluster: LocalCluster, node: LocalNode): z.input<typeof AgentConfig> {
+  const dir = join(servicesDir(cluster.root), node.name);
+  const config: z.input<typeof AgentConfig> = {
+    control_url: controlUrl(cluster),
+    state_dir: join(dir, 'agent'),
+    node_uuid_file: join(node.stateDir, 'uuid'),
+    address: node.address,
+    pool: node.pool,
+    ...(node.dockerSocket !== null ? { docker_socket: node.dockerSocket } : {}),
+    ...(node.ssh !== null
+      ? {
+          transport: 'ssh' as const,
+          ssh: {
+            port: node.ssh.port,
+            user: node.ssh.user,
+            host_key_fingerprint: node.ssh.hostKeyFingerprint,
+            private_key_file: cluster.sshClientKey.privateKeyPath,
+          },
+        }
+      : {}),
+    labels: { name: node.name },
+    poll_interval_ms: 1000,
+    stop_timeout_seconds: 10,
+  };
+  return validated(`agent.yml of ${node.name}`, config, (c) => AgentConfig.parse(c));
+}
+
+/** A node's agent.yml (agentConfig as YAML). @throws DROVER_CLUSTER_CONFIG_INVALID */
+export function renderAgentConfig(cluster: LocalCluster, node: LocalNode): string {
+  return yamlFile(`${node.name} of the local cluster '${cluster.name}'`, agentConfig(cluster, node));
+}
+
+/** A node's proxy.yml settings: its node, listening on the node's address. */
+export function proxyConfig(cluster: LocalCluster, node: LocalNode): z.input<typeof ProxyConfig> {
+  const config = { control: controlUrl(cluster), node_uuid: node.uuid, listen_host: node.address };
+  return validated(`proxy.yml of ${node.name}`, config, (c) => ProxyConfig.parse(c));
+}
+
+/** A node's proxy.yml (proxyConfig as YAML). @throws DROVER_CLUSTER_CONFIG_INVALID */
 export function renderProxyConfig(cluster: LocalCluster, node: LocalNode): string {
-  return [
-    `# the proxy of ${node.name} of the local cluster '${cluster.name}' (written by drover cluster up)`,
-    `control: ${quote(controlUrl(cluster))}`,
-    `node_uuid: ${quote(node.uuid)}`,
-    `listen_host: ${quote(node.address)}`,
-    '',
-  ].join('\n');
+  return yamlFile(`the proxy of ${node.name} of the local cluster '${cluster.name}'`, proxyConfig(cluster, node));
+}
+
+/** The control service's command line, checked by its own reader. @throws DROVER_CLUSTER_CONFIG_INVALID */
+export function controlArgs(cluster: LocalCluster): string[] {
+  const { host, port } = controlAddress(cluster);
+  const args = ['--listen', `${host}:${port}`, '--data-dir', join(servicesDir(cluster.root), 'control')];
+  return validated('control service command line', args, (a) => readControlConfig(a, {}));
 }
 
 /** Every process of the cluster, in start order: control, then per node agent, proxy, plugin. */
 export function serviceSpecs(cluster: LocalCluster): ServiceSpec[] {
   const dir = servicesDir(cluster.root);
   const url = controlUrl(cluster);
-  const { host, port } = controlAddress(cluster);
   const spec = (name: string, kind: ServiceKind, node: number | null, program: string, args: string[], files: Record<string, string> = {}): ServiceSpec => ({
     name,
     kind,
@@ -109,7 +146,7 @@ export function serviceSpecs(cluster: LocalCluster): ServiceSpec[] {
     logFile: join(dir, `${name}.log`),
     files,
   });
-  const specs = [spec('control', 'control', null, 'bin/drover-control.js', ['--listen', `${host}:${port}`, '--data-dir', join(dir, 'control')])];
+  const specs = [spec('control', 'control', null, 'bin/drover-control.js', controlArgs(cluster))];
   for (const node of cluster.nodes) {
     const nodeDir = join(dir, node.name);
     const agentYml = join(nodeDir, 'agent.yml');

@@ -17,7 +17,7 @@ import { readClusterState } from './state.ts';
 import type { LocalCluster } from './types.ts';
 
 /**
- * drover's own processes on a local cluster (DESIGN.md §7): one control service, and per
+ * drover's own processes on a local cluster (docs/DESIGN.md §10): one control service, and per
  * node an agent, a proxy and a volume plugin — the real programs (`bin/drover-*.js`),
  * detached from the command that started them, each with a pid file and a log under
  * `<root>/services/` (services-render.ts has the layout).

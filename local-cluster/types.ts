@@ -8,7 +8,7 @@ export interface LocalClusterOptions {
   name: string;
   /** 1..9 */
   nodes: number;
-  /** Third octet of the node addresses: node i gets 127.0.<subnet>.(10+i). Default 0. */
+  /** Third octet of the node addresses: node i gets 127.0.<subnet>.(10+i). Default: the recorded cluster's, else 0. */
   subnet?: number;
   /** One dockerd per node (default true). */
   docker?: boolean;
@@ -18,6 +18,11 @@ export interface LocalClusterOptions {
   images?: LocalImage[];
   /** Size of each node's sparse pool file, default 2048. */
   poolSizeMiB?: number;
+  /**
+   * Take down any cluster of that name first, data and all, instead of repairing it: for
+   * callers that own the name outright (a test's leased subnet). Default false.
+   */
+  fresh?: boolean;
   /** Default /var/lib/drover/clusters/<name>. */
   root?: string;
   log?: Logger;
@@ -56,6 +61,6 @@ export interface LocalCluster {
   nodes: LocalNode[];
   /** The agents' key, authorized on every node's sshd. */
   sshClientKey: { privateKeyPath: string; publicKey: string };
-  /** A cluster CA (openssl) for mutual TLS between agents. */
+  /** A cluster CA (#common/certificates.ts) for mutual TLS between agents. */
   ca: { certPath: string; keyPath: string };
 }

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-// STYLE.md "Boundaries": node:net has one adapter file in the proxy, and so do the other
+// docs/DESIGN.md §13: node:net has one adapter file in the proxy, and so do the other
 // outside pieces it uses. Tests and their support files may open sockets as they like.
 const dir = import.meta.dirname;
 const sources = readdirSync(dir).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'));

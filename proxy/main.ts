@@ -1,5 +1,5 @@
 /**
- * drover-proxy: wiring only (STYLE.md "Shape"). Reads the configuration (flags, environment,
+ * drover-proxy: wiring only (docs/DESIGN.md §13). Reads the configuration (flags, environment,
  * `--config proxy.yml`), builds the engine, the kernel rules (kernel mode) and the core,
  * follows the control service's routes, stops cleanly on SIGTERM/SIGINT. Exits non-zero only
  * here, for start-up faults, with a message that names the key.

@@ -1,5 +1,5 @@
 /**
- * What a new route table means for one node's proxy, decided in pure code (STYLE.md "The
+ * What a new route table means for one node's proxy, decided in pure code (docs/DESIGN.md §4 "The
  * loop"): which ports to start listening on, which to stop, which routes changed, and which
  * DNAT rules the kernel fast path should hold. No I/O, no clock.
  */

@@ -1,10 +1,11 @@
 /**
  * Where route tables come from: the control service's long-poll (common/channel.ts), behind
- * a small interface so the follower loop does not care how. `httpRouteSource` speaks plain
- * HTTP with the global fetch and validates every answer with the `RouteTable` schema.
+ * a small interface so the follower loop does not care how. `httpRouteSource` is the one
+ * client (common/api-client.ts), which validates every answer with the `RouteTable` schema.
  */
-import { CHANNEL_PATHS, RouteAck, RouteTable } from '#common/channel.ts';
-import { DroverError } from '#common/errors.ts';
+import { ApiClient } from '#common/api-client.ts';
+import { RouteAck, type RouteTable } from '#common/channel.ts';
+import { DroverError, isDroverError } from '#common/errors.ts';
 
 export interface RouteSource {
   /**
@@ -27,61 +28,30 @@ const ACK_TIMEOUT_MS = 5_000;
  * before a cutover stops the source.
  */
 export function httpRouteSource(baseUrl: string, nodeUuid?: string): RouteSource {
-  const base = baseUrl.replace(/\/+$/, '');
+  // The follower retries on its own schedule: one attempt per call.
+  const client = new ApiClient({ baseUrl, timeoutMs: POLL_SLACK_MS, getAttempts: 1 });
   return {
     async poll(after, waitMs, signal) {
-      const query = new URLSearchParams({ wait_ms: String(waitMs) });
-      if (after !== null) query.set('after', String(after));
-      if (nodeUuid !== undefined) query.set('node_uuid', nodeUuid);
-      const url = `${base}${CHANNEL_PATHS.routes}?${query}`;
-      const body = await request(url, { method: 'GET', signal: AbortSignal.any([signal, AbortSignal.timeout(waitMs + POLL_SLACK_MS)]) });
-      const parsed = RouteTable.safeParse(body);
-      if (!parsed.success) {
-        throw new DroverError('DROVER_ROUTES_INVALID', `route table from ${url} does not match the schema`, {
-          retryable: true,
-          detail: { url, issues: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`) },
-        });
-      }
-      return parsed.data;
+      return proxyRetryable(() => client.routes({ ...(after === null ? {} : { after }), waitMs, signal, ...(nodeUuid === undefined ? {} : { nodeUuid }) }));
     },
     async ack(ack, signal) {
-      const url = `${base}${CHANNEL_PATHS.routeAck}`;
-      await request(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(RouteAck.parse(ack)),
-        signal: AbortSignal.any([signal, AbortSignal.timeout(ACK_TIMEOUT_MS)]),
-      });
+      await proxyRetryable(() => client.call('ackRoutes', { body: RouteAck.parse(ack), signal, timeoutMs: ACK_TIMEOUT_MS }));
     },
   };
 }
 
-async function request(url: string, init: RequestInit): Promise<unknown> {
-  let res: Response;
+/**
+ * The client's errors with the proxy's classification, unchanged from when it had its own
+ * fetch code: besides no answer, a bad answer and a 5xx, a 404 or a 429 is retryable too.
+ */
+async function proxyRetryable<T>(call: () => Promise<T>): Promise<T> {
   try {
-    res = await fetch(url, init);
+    return await call();
   } catch (err) {
-    throw new DroverError('DROVER_CONTROL_UNREACHABLE', `cannot reach the control service at ${url}`, {
-      retryable: true,
-      detail: { url },
-      cause: err,
-    });
-  }
-  const text = await res.text().catch(() => '');
-  if (!res.ok) {
-    throw new DroverError('DROVER_CONTROL_HTTP', `control service answered ${res.status} to ${init.method} ${url}`, {
-      retryable: res.status >= 500 || res.status === 429 || res.status === 404,
-      detail: { url, status: res.status, body: text.slice(0, 500) },
-    });
-  }
-  if (text === '') return null;
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (err) {
-    throw new DroverError('DROVER_ROUTES_INVALID', `control service answered ${init.method} ${url} with invalid JSON`, {
-      retryable: true,
-      detail: { url },
-      cause: err,
-    });
+    const status = isDroverError(err) ? err.detail.status : undefined;
+    if (isDroverError(err) && !err.retryable && (status === 404 || status === 429)) {
+      throw new DroverError(err.code, err.message, { retryable: true, detail: err.detail, cause: err });
+    }
+    throw err;
   }
 }

@@ -5,7 +5,7 @@
  * holds the fast engine to.
  *
  * Not `pipe()`: pipe leaves the other side open on error and `stream.pipeline` destroys
- * half-closed sockets (reference/docker-plugin-compose.md §6). Each direction is wired by
+ * half-closed sockets. Each direction is wired by
  * hand: write, pause the reader when `write` returns false, resume on 'drain', `end()` on EOF.
  */
 import { createServer, Socket, type Server } from 'node:net';

@@ -3,7 +3,7 @@
  *
  * Why: a `net` + `pipe()` proxy spends most of its CPU in stream machinery (Readable push,
  * 'data' events, Writable queues, a fresh ArrayBuffer per read, a nextTick per write) and
- * reaches ~0.6× HAProxy here (reference/proxy-baseline.md). This engine reads each direction
+ * reaches ~0.6× HAProxy here (bench/RESULTS.md "Proxy baseline"). This engine reads each direction
  * into one fixed buffer (`useUserBuffer`), writes it straight to the other handle, and only
  * when the kernel cannot take it all at once stops reading that side until the write
  * completes. No allocation per chunk; one buffer in flight per direction.

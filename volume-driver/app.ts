@@ -1,6 +1,6 @@
 /**
  * The plugin's HTTP app: Docker's v1 volume plugin endpoints over a VolumeDriver. It never
- * listens (STYLE.md: build, then `inject()`); `plugin-server.ts` puts it on the socket.
+ * listens (docs/DESIGN.md §13: build, then `inject()`); `plugin-server.ts` puts it on the socket.
  *
  * Docker 20.10 sends each call as `POST /<Method>` with a JSON body ending in "\n" and **no
  * Content-Type** (reference §1.2): fastify would answer 415, so one catch-all parser takes

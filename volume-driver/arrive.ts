@@ -11,6 +11,7 @@
 import { DroverError } from '#common/errors.ts';
 import type { Clock } from '#common/clock.ts';
 import type { Logger } from '#common/log.ts';
+import { isTerminal } from '#common/migration-protocol.ts';
 import type { Catalog, View } from './catalog.ts';
 import { findByName, type ControlPlane, type DatasetConfig, type MigrationInfo } from './control.ts';
 import { describeWait, nodeName } from './describe.ts';
@@ -35,7 +36,6 @@ export interface Arrived {
   path: string;
 }
 
-const FINISHED = new Set(['done', 'failed']);
 /** How often to ask again for a move when none is visible (the first request may be lost). */
 const REQUEST_AGAIN_MS = 5_000;
 
@@ -118,7 +118,7 @@ async function watchMigrations(name: string, dataset: DatasetConfig, seenFailure
       detail: { migration: failed.id },
     });
   }
-  const active = migrations.filter((m) => !FINISHED.has(m.phase));
+  const active = migrations.filter((m) => !isTerminal(m.phase));
   const away = active.find((m) => m.to !== o.me);
   if (away) {
     const to = nodeName(away.to, await o.catalog.nodes(), o.me);

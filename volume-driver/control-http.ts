@@ -1,9 +1,11 @@
 /**
- * ControlPlane over the control service's Flocker v1 HTTP API (reference/flocker.md §5).
- * The only file of the plugin that speaks HTTP to the control service; errors are
- * classified here once (STYLE.md "Errors").
+ * ControlPlane over the control service's Flocker v1 HTTP API (control-service/README.md "API"),
+ * through the one client (common/api-client.ts). The only file of the plugin that talks to
+ * the control service; the client's errors are classified here once, into the plugin's
+ * DROVER_CONTROL_* codes (docs/DESIGN.md §11).
  */
-import { DroverError } from '#common/errors.ts';
+import { ApiClient } from '#common/api-client.ts';
+import { DroverError, isDroverError } from '#common/errors.ts';
 import { sleep } from '#common/sleep.ts';
 import {
   findByName,
@@ -23,44 +25,36 @@ export interface HttpControlOptions {
   timeoutMs?: number;
 }
 
-interface Answer {
-  status: number;
-  body: unknown;
-  headers: Headers;
-}
-
 /** Flocker's conditional_create retried up to 20 times on 412; so do we. */
 const CONDITIONAL_ATTEMPTS = 20;
 
 export class HttpControl implements ControlPlane {
-  private readonly base: string;
-  private readonly timeoutMs: number;
+  private readonly client: ApiClient;
 
   constructor(options: HttpControlOptions) {
-    this.base = options.baseUrl.replace(/\/+$/, '');
-    this.timeoutMs = options.timeoutMs ?? 5_000;
+    // Docker waits on the plugin: no retries inside a call, the caller decides.
+    this.client = new ApiClient({ baseUrl: options.baseUrl, timeoutMs: options.timeoutMs ?? 5_000, getAttempts: 1 });
   }
 
   async listDatasets(): Promise<DatasetConfig[]> {
-    const answer = await this.expect('GET', '/v1/configuration/datasets', [200]);
-    return (answer.body as Partial<DatasetConfig>[]).map(normaliseDataset);
+    return (await classified(() => this.client.datasets())).datasets.map(normaliseDataset);
   }
 
   async createDataset(request: CreateDatasetRequest): Promise<{ dataset: DatasetConfig; created: boolean }> {
     for (let attempt = 1; attempt <= CONDITIONAL_ATTEMPTS; attempt++) {
-      const listed = await this.expect('GET', '/v1/configuration/datasets', [200]);
-      const existing = findByName((listed.body as Partial<DatasetConfig>[]).map(normaliseDataset), request.name);
+      const listed = await classified(() => this.client.datasets());
+      const existing = findByName(listed.datasets.map(normaliseDataset), request.name);
       if (existing) return { dataset: existing, created: false };
-      const tag = listed.headers.get('x-configuration-tag');
       const body = {
         primary: request.primary,
         maximum_size: request.maximumSize,
         metadata: { ...request.metadata, name: request.name },
       };
-      const headers: Record<string, string> = tag ? { 'x-if-configuration-matches': tag } : {};
-      const answer = await this.call('POST', '/v1/configuration/datasets', body, headers);
-      if (answer.status === 201 || answer.status === 200) return { dataset: normaliseDataset(answer.body as Partial<DatasetConfig>), created: true };
-      if (answer.status !== 412) throw httpError('POST', '/v1/configuration/datasets', answer);
+      try {
+        return { dataset: normaliseDataset(await this.client.createDataset(body, { ifMatches: listed.tag })), created: true };
+      } catch (err) {
+        if (!(isDroverError(err) && err.detail.status === 412)) throw classify(err);
+      }
       await sleep(10 + Math.random() * 40 * attempt);
     }
     throw new DroverError('DROVER_CONTROL_CONFLICT', `could not create dataset "${request.name}": the configuration kept changing (${CONDITIONAL_ATTEMPTS} attempts)`, {
@@ -69,131 +63,96 @@ export class HttpControl implements ControlPlane {
   }
 
   async moveDataset(datasetId: string, primary: string): Promise<DatasetConfig> {
-    const answer = await this.expect('POST', `/v1/configuration/datasets/${datasetId}`, [200], { primary });
-    return normaliseDataset(answer.body as Partial<DatasetConfig>);
+    return normaliseDataset(await classified(() => this.client.moveDataset(datasetId, primary)));
   }
 
   async deleteDataset(datasetId: string): Promise<void> {
-    await this.expect('DELETE', `/v1/configuration/datasets/${datasetId}`, [200, 204, 404]);
+    await classified(() => this.client.deleteDataset(datasetId), [404]);
   }
 
   async datasetStates(): Promise<DatasetState[]> {
-    const answer = await this.expect('GET', '/v1/state/datasets', [200]);
-    return (answer.body as Partial<DatasetState>[]).map((s) => ({
-      dataset_id: String(s.dataset_id),
+    return (await classified(() => this.client.datasetStates())).map((s) => ({
+      dataset_id: s.dataset_id,
       primary: s.primary ?? null,
       path: s.path ?? null,
     }));
   }
 
   async listLeases(): Promise<LeaseInfo[]> {
-    const answer = await this.expect('GET', '/v1/configuration/leases', [200]);
-    return (answer.body as LeaseInfo[]).map((l) => ({ dataset_id: l.dataset_id, node_uuid: l.node_uuid, expires: l.expires ?? null }));
+    return (await classified(() => this.client.leases())).map((l) => ({ dataset_id: l.dataset_id, node_uuid: l.node_uuid, expires: l.expires ?? null }));
   }
 
   async acquireLease(datasetId: string, nodeUuid: string): Promise<LeaseInfo> {
-    const path = '/v1/configuration/leases';
-    const answer = await this.call('POST', path, { dataset_id: datasetId, node_uuid: nodeUuid, expires: null });
-    if (answer.status === 200 || answer.status === 201) return answer.body as LeaseInfo;
-    if (answer.status === 409) {
-      const detail = (answer.body as { detail?: { node_uuid?: unknown } } | null)?.detail;
-      const holder = typeof detail?.node_uuid === 'string' ? detail.node_uuid : ((await this.listLeases()).find((l) => l.dataset_id === datasetId)?.node_uuid ?? null);
+    try {
+      return (await this.client.acquireLease({ dataset_id: datasetId, node_uuid: nodeUuid, expires: null })).lease;
+    } catch (err) {
+      if (!(isDroverError(err) && err.detail.status === 409)) throw classify(err);
+      const holder = typeof err.detail.node_uuid === 'string' ? err.detail.node_uuid : ((await this.listLeases()).find((l) => l.dataset_id === datasetId)?.node_uuid ?? null);
       throw new DroverError('DROVER_LEASE_HELD', `dataset ${datasetId} is leased to node ${holder ?? '(unknown)'}`, {
         detail: { dataset_id: datasetId, node_uuid: holder },
       });
     }
-    throw httpError('POST', path, answer);
   }
 
   async releaseLease(datasetId: string): Promise<void> {
-    await this.expect('DELETE', `/v1/configuration/leases/${datasetId}`, [200, 204, 404]);
+    await classified(() => this.client.releaseLease(datasetId), [404]);
   }
 
   async listNodes(): Promise<NodeInfo[]> {
-    const answer = await this.expect('GET', '/v1/state/nodes', [200]);
-    return (answer.body as NodeInfo[]).map((n) => ({ uuid: n.uuid, host: n.host }));
+    return (await classified(() => this.client.nodes())).map((n) => ({ uuid: n.uuid, host: n.host }));
   }
 
   async listMigrations(): Promise<MigrationInfo[]> {
-    const answer = await this.call('GET', '/v1/drover/migrations');
     // An older control service without migrations: nothing to report, not an error.
-    if (answer.status === 404) return [];
-    if (answer.status !== 200) throw httpError('GET', '/v1/drover/migrations', answer);
-    const list = Array.isArray(answer.body) ? answer.body : ((answer.body as { migrations?: unknown[] }).migrations ?? []);
-    return (list as Partial<MigrationInfo>[]).map((m) => ({
-      id: String(m.id),
-      dataset_ids: m.dataset_ids ?? [],
-      from: String(m.from),
-      to: String(m.to),
-      phase: String(m.phase),
-      round: m.round ?? 0,
-      bytes_sent: m.bytes_sent ?? 0,
-      bytes_total: m.bytes_total ?? null,
-      error: m.error ?? null,
+    const list = (await classified(() => this.client.migrations(), [404])) ?? [];
+    return list.map((m) => ({
+      id: m.id,
+      dataset_ids: m.dataset_ids,
+      from: m.from,
+      to: m.to,
+      phase: m.phase,
+      round: m.round,
+      bytes_sent: m.bytes_sent,
+      bytes_total: m.bytes_total,
+      error: m.error,
     }));
-  }
-
-  private async expect(method: string, path: string, ok: number[], body?: unknown): Promise<Answer> {
-    const answer = await this.call(method, path, body);
-    if (!ok.includes(answer.status)) throw httpError(method, path, answer);
-    return answer;
-  }
-
-  private async call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> {
-    let response: Response;
-    try {
-      response = await fetch(this.base + path, {
-        method,
-        headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-    } catch (err) {
-      throw new DroverError('DROVER_CONTROL_UNREACHABLE', `control service at ${this.base} did not answer ${method} ${path}: ${reason(err)}`, {
-        retryable: true,
-        cause: err,
-        detail: { method, path },
-      });
-    }
-    const text = await response.text();
-    let parsed: unknown = null;
-    try {
-      parsed = text ? JSON.parse(text) : null;
-    } catch {
-      parsed = text;
-    }
-    return { status: response.status, body: parsed, headers: response.headers };
   }
 }
 
-function normaliseDataset(d: Partial<DatasetConfig>): DatasetConfig {
+/** Runs a client call; an error answer whose status is in `absent` is `undefined` (idempotent deletes). */
+async function classified<T>(call: () => Promise<T>): Promise<T>;
+async function classified<T>(call: () => Promise<T>, absent: number[]): Promise<T | undefined>;
+async function classified<T>(call: () => Promise<T>, absent: number[] = []): Promise<T | undefined> {
+  try {
+    return await call();
+  } catch (err) {
+    if (isDroverError(err) && absent.includes(err.detail.status as number)) return undefined;
+    throw classify(err);
+  }
+}
+
+function normaliseDataset(d: { dataset_id: string; primary: string; maximum_size?: number | null; metadata?: Record<string, string>; deleted?: boolean }): DatasetConfig {
   return {
-    dataset_id: String(d.dataset_id),
-    primary: String(d.primary),
+    dataset_id: d.dataset_id,
+    primary: d.primary,
     maximum_size: d.maximum_size ?? null,
     metadata: d.metadata ?? {},
     deleted: d.deleted ?? false,
   };
 }
 
-function httpError(method: string, path: string, answer: Answer): DroverError {
-  const description =
-    answer.body && typeof answer.body === 'object' && 'description' in answer.body
-      ? String((answer.body as { description: unknown }).description)
-      : typeof answer.body === 'string'
-        ? answer.body.slice(0, 200)
-        : JSON.stringify(answer.body)?.slice(0, 200);
-  const code = answer.status === 404 ? 'DROVER_CONTROL_NOT_FOUND' : answer.status === 409 ? 'DROVER_CONTROL_CONFLICT' : 'DROVER_CONTROL_HTTP';
-  return new DroverError(code, `control service answered ${answer.status} to ${method} ${path}: ${description}`, {
-    retryable: answer.status >= 500,
-    detail: { method, path, status: answer.status },
+/**
+ * The plugin's codes for an error answer: DROVER_CONTROL_NOT_FOUND (404),
+ * DROVER_CONTROL_CONFLICT (409), else DROVER_CONTROL_HTTP; retryable on 5xx. No answer or a
+ * bad one keeps the client's code (DROVER_CONTROL_UNREACHABLE, DROVER_CONTROL_BAD_ANSWER).
+ */
+function classify(err: unknown): unknown {
+  if (!isDroverError(err) || typeof err.detail.status !== 'number' || err.code === 'DROVER_CONTROL_BAD_ANSWER') return err;
+  const { status, method, path } = err.detail as { status: number; method: string; path: string };
+  const code = status === 404 ? 'DROVER_CONTROL_NOT_FOUND' : status === 409 ? 'DROVER_CONTROL_CONFLICT' : 'DROVER_CONTROL_HTTP';
+  return new DroverError(code, `control service answered ${status} to ${method} ${path}: ${err.message}`, {
+    retryable: status >= 500,
+    detail: { method, path, status },
+    cause: err,
   });
-}
-
-function reason(err: unknown): string {
-  if (err instanceof Error) {
-    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    return cause?.code ?? cause?.message ?? err.message;
-  }
-  return String(err);
 }

@@ -1,7 +1,7 @@
 /**
  * What the volume plugin needs from the control service, as one small interface
- * (STYLE.md "Boundaries"). `control-http.ts` speaks Flocker's v1 API; `fake-control.ts`
- * is an in-memory stand-in for unit tests. Both pass `control-contract.ts`.
+ * (docs/DESIGN.md §13). `control-http.ts` speaks Flocker's v1 API; `testing/fake-control.ts`
+ * is an in-memory stand-in for unit tests. Both pass `testing/control.contract.ts`.
  *
  * Field names are Flocker's (snake_case), as the API returns them.
  */

@@ -17,7 +17,7 @@ import { arrive, localPath } from './arrive.ts';
 import { Catalog, type View } from './catalog.ts';
 import { findByName, type ControlPlane, type DatasetConfig, type NodeInfo } from './control.ts';
 import { nodeName } from './describe.ts';
-import { KeyedLock } from './keyed-lock.ts';
+import { KeyedMutex } from '#common/keyed-mutex.ts';
 import { LeaseKeeper } from './lease-keeper.ts';
 import type { MountStore } from './mount-store.ts';
 import { addMount, addPendingRelease, dropPendingRelease, mountCount, removeMount } from './mounts.ts';
@@ -49,7 +49,7 @@ const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/;
 
 export class VolumeDriver {
   readonly catalog: Catalog;
-  private readonly lock = new KeyedLock();
+  private readonly lock = new KeyedMutex();
   private readonly leases: LeaseKeeper;
   private readonly stopping = new AbortController();
   private readonly o: Required<Omit<DriverOptions, 'catalogTtlMs' | 'othersWaitMs'>>;

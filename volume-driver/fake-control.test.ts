@@ -1,5 +1,5 @@
 import { FakeControl } from './testing/fake-control.ts';
-import { controlPlaneContract } from './control-contract.ts';
+import { controlPlaneContract } from './testing/control.contract.ts';
 
 const nodeA = '11111111-1111-4111-8111-111111111111';
 const nodeB = '22222222-2222-4222-8222-222222222222';

@@ -18,7 +18,7 @@ import type { Logger } from '#common/log.ts';
 import type { Catalog } from './catalog.ts';
 import type { ControlPlane } from './control.ts';
 import { describeInUse } from './describe.ts';
-import type { KeyedLock } from './keyed-lock.ts';
+import type { KeyedMutex } from '#common/keyed-mutex.ts';
 import type { MountStore } from './mount-store.ts';
 import { dropPendingRelease, mountCount } from './mounts.ts';
 
@@ -27,7 +27,7 @@ export interface LeaseKeeperOptions {
   store: MountStore;
   catalog: Catalog;
   /** The driver's per-volume lock: lease work for a volume runs in it. */
-  lock: KeyedLock;
+  lock: KeyedMutex;
   /** How long to wait for another node's lease to go before saying "in use"; default OTHERS_WAIT_MS. */
   othersWaitMs?: number;
   me: string;

@@ -1,5 +1,5 @@
 /**
- * drover-volume: the Docker volume plugin of one node. Wires only (STYLE.md): read flags,
+ * drover-volume: the Docker volume plugin of one node. Wires only (docs/DESIGN.md §13): read flags,
  * open the mount state, build the driver and app, put them on the socket, stop on
  * SIGTERM/SIGINT — always removing the socket, which would otherwise stall dockerd.
  *

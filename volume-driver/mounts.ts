@@ -1,6 +1,6 @@
 /**
  * The mount multiset: per volume, per Docker mount `ID`, how many Mounts succeeded and
- * have not been Unmounted yet (reference/docker-plugin-compose.md §1.6).
+ * have not been Unmounted yet (docs/DESIGN.md §9).
  *
  * Docker reuses one ID for `docker cp` and archive calls while a container runs, so one ID
  * may be mounted several times; each Mount adds one, each Unmount takes one, never below

@@ -1,6 +1,6 @@
 /**
  * The options of `docker volume create -d drover-… -o key=value` (Create's `Opts`).
- * Unknown keys are refused by name (DESIGN.md §8), never ignored. Pure.
+ * Unknown keys are refused by name (docs/DESIGN.md §11), never ignored. Pure.
  *
  * - `size`: the dataset's maximum size (size.ts), e.g. `size=10G`; default: no limit.
  * - `node`: the node that should hold the new dataset, by address or uuid; default: this node.

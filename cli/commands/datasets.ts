@@ -12,34 +12,62 @@ const USAGE = [
   '       drover datasets move <dataset (id or name)> <node> [--json]',
 ].join('\n');
 
+const nodeArgument = 'a node: its uuid (or a unique prefix), address, or name label';
+const datasetArgument = 'a dataset: its id (or a unique prefix), or its name';
+
 /** `drover datasets …`: Flocker's dataset API from the command line. */
 export const datasetsCommand: Command = {
   name: 'datasets',
   summary: 'list, create, delete or move datasets',
   usage: USAGE,
-  options: { size: { type: 'string' }, name: { type: 'string' } },
-  async run(ctx, values, positionals) {
-    const [sub, ...args] = positionals;
-    const expect = (n: number, what: string): void => {
-      if (args.length !== n) throw usageError(`datasets ${sub} needs ${what}`, USAGE);
-    };
-    switch (sub) {
-      case 'list':
-        expect(0, 'no arguments');
+  subcommands: [
+    {
+      name: 'list',
+      summary: 'every dataset, with its primary and size',
+      usage: 'drover datasets list [--json]',
+      async run(ctx, _values, args) {
+        if (args.length !== 0) throw usageError('datasets list needs no arguments', USAGE);
         return list(ctx);
-      case 'create':
-        expect(1, 'a node');
+      },
+    },
+    {
+      name: 'create',
+      summary: 'create a dataset on a node',
+      usage: 'drover datasets create <node> [--size SIZE] [--name NAME] [--json]',
+      needs: 'a node',
+      configure: (command) =>
+        command
+          .argument('<node>', nodeArgument)
+          .option('--size <size>', 'its maximum size ("500M", "2.5G", bytes; default: unlimited)')
+          .option('--name <name>', 'its name (metadata)'),
+      async run(ctx, values, args) {
+        if (args.length !== 1) throw usageError('datasets create needs a node', USAGE);
         return create(ctx, args[0]!, values);
-      case 'delete': {
-        expect(1, 'a dataset');
+      },
+    },
+    {
+      name: 'delete',
+      summary: 'delete a dataset',
+      usage: 'drover datasets delete <dataset (id or name)> [--json]',
+      needs: 'a dataset',
+      configure: (command) => command.argument('<dataset>', datasetArgument),
+      async run(ctx, _values, args) {
+        if (args.length !== 1) throw usageError('datasets delete needs a dataset', USAGE);
         const dataset = resolveDataset(await datasetsOf(ctx), args[0]!);
         const answer = await ctx.control.deleteDataset(dataset.dataset_id);
         if (ctx.json) printJson(ctx.stdout, answer);
         else print(ctx.stdout, `deleted dataset ${answer.dataset_id}${answer.metadata.name ? ` (${answer.metadata.name})` : ''}`);
         return 0;
-      }
-      case 'move': {
-        expect(2, 'a dataset and a node');
+      },
+    },
+    {
+      name: 'move',
+      summary: 'move a dataset, with its data, to another node',
+      usage: 'drover datasets move <dataset (id or name)> <node> [--json]',
+      needs: 'a dataset and a node',
+      configure: (command) => command.argument('<dataset>', datasetArgument).argument('<node>', nodeArgument),
+      async run(ctx, _values, args) {
+        if (args.length !== 2) throw usageError('datasets move needs a dataset and a node', USAGE);
         const [datasets, nodes] = await Promise.all([datasetsOf(ctx), ctx.control.nodes()]);
         const dataset = resolveDataset(datasets, args[0]!);
         const node = resolveNode(nodes, args[1]!);
@@ -48,13 +76,9 @@ export const datasetsCommand: Command = {
         else if (answer.migration) print(ctx.stdout, `moving dataset ${answer.dataset_id} to ${node.host} (migration ${answer.migration.id}; drover status shows it)`);
         else print(ctx.stdout, `dataset ${answer.dataset_id} now has primary ${node.host} (${node.uuid})`);
         return 0;
-      }
-      case undefined:
-        throw usageError('datasets needs a subcommand: list, create, delete or move', USAGE);
-      default:
-        throw usageError(`unknown datasets subcommand "${sub}"`, USAGE);
-    }
-  },
+      },
+    },
+  ],
 };
 
 async function datasetsOf(ctx: CliContext) {

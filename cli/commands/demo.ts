@@ -1,7 +1,7 @@
 import { DroverError, isDroverError } from '#common/errors.ts';
 import type { Migration } from '#common/model.ts';
 import { AckedWriter, loadData, type Endpoint } from '../demo/redis-load.ts';
-import { RespClient } from '../demo/resp.ts';
+import { RedisConnection } from '../demo/redis-client.ts';
 import { usageError } from '../cli-error.ts';
 import type { Command } from '../command.ts';
 import { print, type CliContext } from '../context.ts';
@@ -24,11 +24,17 @@ export const demoCommand: Command = {
   name: 'demo',
   summary: 'move a Redis under load and show what a client saw (scripts/demo.sh)',
   usage: USAGE,
-  options: { 'load-mib': { type: 'string' }, via: { type: 'string' }, timeout: { type: 'string' } },
+  configure: (command) =>
+    command
+      .argument('[application]', 'the application to move (default: redis)')
+      .argument('[node]', 'where to (default: n2)')
+      .option('--load-mib <n>', 'MiB of random values loaded before the move (default: 32)')
+      .option('--via <host:port>', "where the client connects (default: the proxy of the application's node)")
+      .option('--timeout <seconds>', "the move's timeout (default: 600)"),
   async run(ctx, values, positionals) {
     if (positionals.length !== 0 && positionals.length !== 2) throw usageError('demo takes an application and a node, or neither (redis, n2)', USAGE);
     const [app, to] = positionals.length === 2 ? (positionals as [string, string]) : ['redis', 'n2'];
-    const loadMiB = Number((values['load-mib'] as string | undefined) ?? '32');
+    const loadMiB = Number((values.loadMib as string | undefined) ?? '32');
     if (!Number.isFinite(loadMiB) || loadMiB < 0 || loadMiB > 4096) throw usageError('--load-mib must be 0..4096', USAGE);
     const timeout = (values.timeout as string | undefined) ?? '600';
 
@@ -127,9 +133,9 @@ async function waitPong(at: Endpoint, timeoutMs: number): Promise<void> {
   let last = '';
   while (Date.now() < deadline) {
     try {
-      const client = await RespClient.connect(at.host, at.port, 2_000);
+      const client = await RedisConnection.connect(at, { connectTimeoutMs: 2_000, commandTimeoutMs: 5_000 });
       try {
-        if ((await client.command(['PING'], 5_000)) === 'PONG') return;
+        if (await client.ping()) return;
       } finally {
         client.close();
       }

@@ -16,7 +16,13 @@ export const deployCommand: Command = {
   name: 'deploy',
   summary: 'apply a topology and a Compose (or Flocker) file as one project',
   usage: USAGE,
-  options: { project: { type: 'string' }, 'dry-run': { type: 'boolean' } },
+  needs: 'a topology file and a Compose file',
+  configure: (command) =>
+    command
+      .argument('<topology>', 'the topology file: nodes and where applications may run')
+      .argument('<compose>', 'the Compose (or Flocker) file')
+      .option('--project <name>', "the project (default: the Compose file's name:, else its directory name)")
+      .option('--dry-run', 'show what would change, change nothing'),
   async run(ctx, values, positionals) {
     if (positionals.length !== 2) {
       throw usageError(positionals.length < 2 ? 'deploy needs a topology file and a Compose file' : `deploy takes two files, got ${positionals.length}`, USAGE);
@@ -25,7 +31,7 @@ export const deployCommand: Command = {
     const topology = await readInput(ctx.cwd, topologyPath, 'topology');
     const compose = await readInput(ctx.cwd, composePath, 'Compose');
     const project = (values.project as string | undefined) ?? projectNameOf(compose) ?? defaultProject(resolve(ctx.cwd, composePath));
-    const dryRun = values['dry-run'] === true;
+    const dryRun = values.dryRun === true;
     const answer = await ctx.control.deploy({
       project,
       compose: { file: composePath, text: compose },

@@ -13,11 +13,17 @@ const USAGE = 'drover move <application> <node (uuid, address or name)> [--no-wa
  * `--no-wait`, shows its progress — phase, round, bytes, rate — until it is done (exit 0)
  * or failed (exit 1, with the reason; the source is still primary).
  */
-export const moveCommand: Command = {
+export const moveCommand = {
   name: 'move',
   summary: 'move an application with its data to another node',
   usage: USAGE,
-  options: { 'no-wait': { type: 'boolean' }, timeout: { type: 'string' } },
+  needs: 'an application and a node',
+  configure: (command) =>
+    command
+      .argument('<application>', 'the application to move')
+      .argument('<node>', 'where to: its uuid (or a unique prefix), address, or name label')
+      .option('--no-wait', 'start the migration and return at once')
+      .option('--timeout <seconds>', 'how long to show progress before returning (the move carries on)', '3600'),
   async run(ctx, values, positionals) {
     if (positionals.length !== 2) throw usageError('move needs an application and a node', USAGE);
     const [app, nodeRef] = positionals as [string, string];
@@ -31,7 +37,7 @@ export const moveCommand: Command = {
       else print(ctx.stdout, `"${app}" is already on ${node.host}; nothing to move`);
       return 0;
     }
-    if (values['no-wait'] === true) {
+    if (values.wait === false) {
       if (ctx.json) printJson(ctx.stdout, started);
       else print(ctx.stdout, `migration ${started.id} started: moving "${app}" to ${node.host} (${node.uuid})`);
       return 0;
@@ -49,4 +55,4 @@ export const moveCommand: Command = {
     }
     return 0;
   },
-};
+} satisfies Command;

@@ -1,3 +1,4 @@
+import { isTerminal } from '#common/migration-protocol.ts';
 import { UNPLACED_PRIMARY } from '#common/model.ts';
 import { usageError } from '../cli-error.ts';
 import type { Command } from '../command.ts';
@@ -16,7 +17,6 @@ export const statusCommand: Command = {
   name: 'status',
   summary: 'show nodes, applications and datasets',
   usage: USAGE,
-  options: {},
   async run(ctx, _values, positionals) {
     if (positionals.length > 0) throw usageError(`status takes no arguments, got "${positionals[0]}"`, USAGE);
     const [stateNodes, { containers: configApps }, appStatus, { datasets: configDatasets }, stateDatasets] = await Promise.all([
@@ -67,7 +67,7 @@ export const statusCommand: Command = {
     print(ctx.stdout);
     print(ctx.stdout, 'APPLICATIONS');
     const note = (a: (typeof applications)[number]): string | null => {
-      if (a.migration && a.migration.phase !== 'done' && a.migration.phase !== 'failed') return `moving to ${hostOf(a.migration.to)} (${a.migration.phase})`;
+      if (a.migration && !isTerminal(a.migration.phase)) return `moving to ${hostOf(a.migration.to)} (${a.migration.phase})`;
       return a.unschedulable_reason;
     };
     print(

@@ -6,12 +6,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { sleep } from '#common/sleep.ts';
-import { RespClient, RespConnectionError, RespReplyError } from './resp.ts';
+import { RedisConnection, RedisConnectionError, RedisReplyError, type Endpoint } from './redis-client.ts';
 
-export interface Endpoint {
-  host: string;
-  port: number;
-}
+export type { Endpoint };
 
 /**
  * SETs `prefix0 … prefixN` with random (incompressible) values until `bytes` of values are
@@ -20,14 +17,15 @@ export interface Endpoint {
 export async function loadData(at: Endpoint, options: { prefix: string; bytes: number; valueBytes?: number; pipeline?: number }): Promise<number> {
   const valueBytes = options.valueBytes ?? 4096;
   const keys = Math.ceil(options.bytes / valueBytes);
-  const client = await RespClient.connect(at.host, at.port);
+  const client = await RedisConnection.connect(at);
   try {
+    // Lanes share the connection: ioredis sends each SET at once, replies come in order.
     const window = options.pipeline ?? 64;
     let next = 0;
     const lane = async (): Promise<void> => {
       while (next < keys) {
         const i = next++;
-        const reply = await client.command(['SET', `${options.prefix}${i}`, randomBytes(valueBytes)]);
+        const reply = await client.run((redis) => redis.set(`${options.prefix}${i}`, randomBytes(valueBytes)));
         if (reply !== 'OK') throw new Error(`SET ${options.prefix}${i} answered ${JSON.stringify(reply)}`);
       }
     };
@@ -47,7 +45,7 @@ export interface WriterFailure {
   /** performance.now() */
   at: number;
   seq: number;
-  kind: RespConnectionError['kind'] | 'error-reply' | 'resend-failed';
+  kind: RedisConnectionError['kind'] | 'error-reply' | 'resend-failed';
   message: string;
 }
 
@@ -90,7 +88,7 @@ export class AckedWriter {
   private readonly failures: WriterFailure[] = [];
   private running = false;
   private loop: Promise<void> | null = null;
-  private client: RespClient | null = null;
+  private client: RedisConnection | null = null;
 
   constructor(
     private readonly target: () => Endpoint,
@@ -152,12 +150,12 @@ export class AckedWriter {
    * keys that are missing or hold another value.
    */
   async verify(at: Endpoint): Promise<{ checked: number; lost: string[] }> {
-    const client = await RespClient.connect(at.host, at.port);
+    const client = await RedisConnection.connect(at);
     const lost: string[] = [];
     try {
       for (let first = 1; first <= this.ackCount; first += 500) {
         const seqs = Array.from({ length: Math.min(500, this.ackCount - first + 1) }, (_, i) => first + i);
-        const values = await client.command(['MGET', ...seqs.map((s) => this.key(s))]);
+        const values = await client.run((redis) => redis.mget(seqs.map((s) => this.key(s))));
         if (!Array.isArray(values)) throw new Error(`MGET answered ${JSON.stringify(values)}`);
         seqs.forEach((seq, i) => {
           if (values[i] !== writeValue(this.run, seq)) lost.push(this.key(seq));
@@ -187,21 +185,21 @@ export class AckedWriter {
           if (this.client === null || this.client.closed) {
             const { host, port } = this.target();
             if (this.client !== null) this.reconnects++;
-            this.client = await RespClient.connect(host, port);
+            this.client = await RedisConnection.connect({ host, port });
           }
-          const reply = await this.client.command(['SET', this.key(seq), writeValue(this.run, seq)]);
-          if (reply !== 'OK') throw new RespReplyError(`SET answered ${JSON.stringify(reply)}`);
+          const reply = await this.client.run((redis) => redis.set(this.key(seq), writeValue(this.run, seq)));
+          if (reply !== 'OK') throw new RedisReplyError(`SET answered ${JSON.stringify(reply)}`);
           this.recordAck(performance.now());
           break;
         } catch (err) {
-          if (err instanceof RespReplyError) failure('error-reply', err.message);
-          else if (err instanceof RespConnectionError) {
+          if (err instanceof RedisReplyError) failure('error-reply', err.message);
+          else if (err instanceof RedisConnectionError) {
             this.client?.close();
             if (err.kind === 'refused' || err.kind === 'reset' || err.kind === 'timeout' || err.kind === 'other') failure(err.kind, err.message);
             else if (attempt > 1) failure('resend-failed', err.message);
           } else throw err;
           // A closed connection is re-tried at once (a client's reconnect); anything else after a short wait.
-          if (!(err instanceof RespConnectionError && err.kind === 'closed' && attempt === 1)) await sleep(retry);
+          if (!(err instanceof RedisConnectionError && err.kind === 'closed' && attempt === 1)) await sleep(retry);
         }
       }
       const wait = interval - (performance.now() - started);

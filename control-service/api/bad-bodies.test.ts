@@ -1,5 +1,5 @@
 /**
- * Every write endpoint, with the bad bodies of DESIGN.md §8: a wrong type, an unknown field,
+ * Every write endpoint, with the bad bodies of docs/DESIGN.md §11: a wrong type, an unknown field,
  * a bad UUID, an oversized body. Each is refused (400 naming the path, or 413) and the
  * configuration stays exactly as it was (same tag, same version).
  */

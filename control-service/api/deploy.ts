@@ -3,7 +3,7 @@
  * the desired configuration as one project (common/deploy does the parsing and the plan).
  * With `dry_run` nothing is stored and the answer says what would change.
  */
-import { DeployAnswer, DeployBody, ErrorBody } from '#common/api.ts';
+import type { DeployAnswer } from '#common/api.ts';
 import { parseDeployment, planDeploy, type DeployDiff } from '../deploy/index.ts';
 import type { Migration } from '#common/model.ts';
 import type { Control, Change } from '../control.ts';
@@ -15,42 +15,27 @@ import type { Router } from '../http/router.ts';
 export const DEPLOY_BODY_LIMIT = 16 * 1024 * 1024;
 
 export function deployRoutes(router: Router, control: Control): void {
-  router.route(
-    {
-      method: 'POST',
-      url: '/v1/drover/deploy',
-      tag: 'drover',
-      summary: 'Deploy a project from a Compose (or Flocker) file and a topology file; dry_run shows the diff only',
-      body: DeployBody,
-      bodyLimit: DEPLOY_BODY_LIMIT,
-      answers: {
-        200: { description: 'what changed (or would)', schema: DeployAnswer },
-        400: { description: 'a file is refused: the message names the file, the service and the key', schema: ErrorBody },
-        409: { description: 'a name, port or dataset belongs to another project, or a move is refused (lease)', schema: ErrorBody },
-      },
-    },
-    async ({ body, reply }) => {
-      const parsed = parseDeployment({ project: body.project, compose: body.compose, topology: body.topology, nodes: [...control.desired.nodes] });
-      let diff: DeployDiff = { added: [], changed: [], removed: [], unchanged: [] };
-      let migrations: Migration[] = [];
-      const fn: Change = (d, ctx) => {
-        const planned = planDeploy(d, parsed, body.project);
-        diff = planned.diff;
-        const out = movesToMigrations(d, planned.desired, ctx.start);
-        migrations = out.migrations;
-        return out.desired;
-      };
-      if (body.dry_run) {
-        const preview = control.preview(fn);
-        const answer: DeployAnswer = { project: body.project, dry_run: true, diff, migrations, unschedulable: Object.fromEntries(preview.unschedulable), tag: control.snapshot.tag };
-        return withTag(reply, control.snapshot.tag).send(answer);
-      }
-      const snap = await control.change(fn);
-      control.log.info({ project: body.project, added: diff.added.length, changed: diff.changed.length, removed: diff.removed.length, moves: migrations.length }, 'deploy applied');
-      const mine = new Set(snap.desired.applications.filter((a) => a.project === body.project).map((a) => a.name));
-      const unschedulable = Object.fromEntries([...control.unschedulable].filter(([name]) => mine.has(name)));
-      const answer: DeployAnswer = { project: body.project, dry_run: false, diff, migrations, unschedulable, tag: snap.tag };
-      return withTag(reply, snap.tag).send(answer);
-    },
-  );
+  router.handle('deploy', async ({ body, reply }) => {
+    const parsed = parseDeployment({ project: body.project, compose: body.compose, topology: body.topology, nodes: [...control.desired.nodes] });
+    let diff: DeployDiff = { added: [], changed: [], removed: [], unchanged: [] };
+    let migrations: Migration[] = [];
+    const fn: Change = (d, ctx) => {
+      const planned = planDeploy(d, parsed, body.project);
+      diff = planned.diff;
+      const out = movesToMigrations(d, planned.desired, ctx.start);
+      migrations = out.migrations;
+      return out.desired;
+    };
+    if (body.dry_run) {
+      const preview = control.preview(fn);
+      const answer: DeployAnswer = { project: body.project, dry_run: true, diff, migrations, unschedulable: Object.fromEntries(preview.unschedulable), tag: control.snapshot.tag };
+      return withTag(reply, control.snapshot.tag).send(answer);
+    }
+    const snap = await control.change(fn);
+    control.log.info({ project: body.project, added: diff.added.length, changed: diff.changed.length, removed: diff.removed.length, moves: migrations.length }, 'deploy applied');
+    const mine = new Set(snap.desired.applications.filter((a) => a.project === body.project).map((a) => a.name));
+    const unschedulable = Object.fromEntries([...control.unschedulable].filter(([name]) => mine.has(name)));
+    const answer: DeployAnswer = { project: body.project, dry_run: false, diff, migrations, unschedulable, tag: snap.tag };
+    return withTag(reply, snap.tag).send(answer);
+  }, { bodyLimit: DEPLOY_BODY_LIMIT });
 }

@@ -3,7 +3,6 @@
  * unknown, migration steps. A client that reconnects with `Last-Event-ID` first gets what it
  * missed (while still in the ring).
  */
-import { z } from 'zod';
 import type { Control } from '../control.ts';
 import type { Recorded } from '../events/event-bus.ts';
 import type { Router } from '../http/router.ts';
@@ -11,37 +10,27 @@ import type { Router } from '../http/router.ts';
 const KEEP_ALIVE_MS = 15_000;
 
 export function eventRoutes(router: Router, control: Control, shutdown: AbortSignal): void {
-  router.route(
-    {
-      method: 'GET',
-      url: '/v1/drover/events',
-      tag: 'drover',
-      summary: 'Server-sent events: `configuration` {version, tag}, `node` {uuid, host, state}, `migration` (the record); resumes after Last-Event-ID',
-      query: z.object({ types: z.string().max(256).optional() }).strict(),
-      answers: { 200: { description: 'an event stream', contentType: 'text/event-stream' } },
-    },
-    async ({ query, request, reply }) => {
-      const wanted = query.types === undefined ? null : new Set(query.types.split(','));
-      const raw = reply.raw;
-      reply.hijack();
-      raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-      raw.write('retry: 2000\n\n');
-      const send = (r: Recorded) => {
-        if (wanted && !wanted.has(r.event.type)) return;
-        raw.write(`id: ${r.id}\nevent: ${r.event.type}\ndata: ${JSON.stringify({ at: r.at, ...r.event.data })}\n\n`);
-      };
-      const lastId = Number(request.headers['last-event-id']);
-      if (Number.isInteger(lastId)) for (const r of control.events.since(lastId)) send(r);
-      const unsubscribe = control.events.subscribe(send);
-      const keepAlive = setInterval(() => raw.write(': keep-alive\n\n'), KEEP_ALIVE_MS);
-      const end = () => {
-        clearInterval(keepAlive);
-        unsubscribe();
-        shutdown.removeEventListener('abort', end);
-        if (!raw.writableEnded) raw.end();
-      };
-      raw.once('close', end);
-      shutdown.addEventListener('abort', end, { once: true });
-    },
-  );
+  router.handle('events', async ({ query, request, reply }) => {
+    const wanted = query.types === undefined ? null : new Set(query.types.split(','));
+    const raw = reply.raw;
+    reply.hijack();
+    raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    raw.write('retry: 2000\n\n');
+    const send = (r: Recorded) => {
+      if (wanted && !wanted.has(r.event.type)) return;
+      raw.write(`id: ${r.id}\nevent: ${r.event.type}\ndata: ${JSON.stringify({ at: r.at, ...r.event.data })}\n\n`);
+    };
+    const lastId = Number(request.headers['last-event-id']);
+    if (Number.isInteger(lastId)) for (const r of control.events.since(lastId)) send(r);
+    const unsubscribe = control.events.subscribe(send);
+    const keepAlive = setInterval(() => raw.write(': keep-alive\n\n'), KEEP_ALIVE_MS);
+    const end = () => {
+      clearInterval(keepAlive);
+      unsubscribe();
+      shutdown.removeEventListener('abort', end);
+      if (!raw.writableEnded) raw.end();
+    };
+    raw.once('close', end);
+    shutdown.addEventListener('abort', end, { once: true });
+  });
 }

@@ -1,5 +1,5 @@
 /**
- * What the agents report, kept in memory (DESIGN.md §2 "observed state"): per node the last
+ * What the agents report, kept in memory (docs/DESIGN.md §3 "observed state"): per node the last
  * report and when it came. A node silent for longer than the timeout is *unknown*: it is
  * shown as such and its datasets and containers are kept, never read as absent (unknown is
  * not empty). A report with a new era (the host rebooted) replaces everything from before.

@@ -6,12 +6,13 @@
  * is used by no other container.
  */
 import { DroverError } from '#common/errors.ts';
+import { isTerminal } from '#common/migration-protocol.ts';
 import type { Application, Desired, Migration } from '#common/model.ts';
 import { UNPLACED_PRIMARY } from '#common/model.ts';
-import { FINISHED_PHASES, indexOf, replaceAt } from './desired-index.ts';
+import { indexOf, replaceAt } from './desired-index.ts';
 import { assertNotLeasedAway } from './leases.ts';
 import { findApplication, findDataset, findNode } from './lookups.ts';
-import { abandonMigration, startMigration, type MigrationStart } from './migrations.ts';
+import { abandonMigration, mayAbandon, startMigration, type MigrationStart } from './migrations.ts';
 
 export function createApplication(desired: Desired, app: Application): Desired {
   const index = indexOf(desired);
@@ -69,7 +70,7 @@ export function deleteApplication(desired: Desired, name: string, now: number): 
   let out = desired;
   const moving = index.activeMigrations.byApplication.get(name);
   if (moving) {
-    if (moving.phase !== 'pending') {
+    if (!mayAbandon(moving)) {
       throw new DroverError('DROVER_MIGRATION_ACTIVE', `The container is moving (migration ${moving.id}, ${moving.phase}); delete it when the move ends.`, {
         detail: { name, migration: moving.id },
       });
@@ -101,7 +102,7 @@ export function moveApplication(desired: Desired, name: string, to: string, star
   const datasetIds = app.volumes.map((v) => v.dataset_id);
   for (const id of datasetIds) {
     const other = index.activeMigrations.byDataset.get(id);
-    if (other && !FINISHED_PHASES.has(other.phase)) {
+    if (other && !isTerminal(other.phase)) {
       throw new DroverError('DROVER_MIGRATION_ACTIVE', `Dataset ${id} is moving (migration ${other.id}, ${other.phase}).`, { detail: { dataset_id: id, migration: other.id } });
     }
   }

@@ -4,15 +4,13 @@
  * document that shares a collection with the previous one (a move changes `migrations`,
  * not the 10k `datasets`) reuses its maps instead of rebuilding them.
  */
+import { isTerminal } from '#common/migration-protocol.ts';
 import type { Application, Dataset, Desired, Lease, Migration, Node } from '#common/model.ts';
 import { replacedInPlace } from './list-diff.ts';
 
 const appKey = (a: Application) => a.name;
 const datasetKey = (d: Dataset) => d.dataset_id;
 const unplacedOrRuled = (a: Application) => a.node_uuid === undefined || a.placement !== undefined;
-
-/** Phases after which a migration no longer holds anything. */
-export const FINISHED_PHASES: ReadonlySet<Migration['phase']> = new Set(['done', 'failed']);
 
 /** Built maps, per collection array, per map name. */
 const built = new WeakMap<object, Map<string, unknown>>();
@@ -228,7 +226,7 @@ export class DesiredIndex {
       const byDataset = new Map<string, Migration>();
       const byNode = new Map<string, Migration[]>();
       for (const m of this.desired.migrations) {
-        if (FINISHED_PHASES.has(m.phase)) continue;
+        if (isTerminal(m.phase)) continue;
         if (m.application !== null) byApplication.set(m.application, m);
         for (const id of m.dataset_ids) byDataset.set(id, m);
         for (const node of new Set([m.from, m.to])) push(byNode, node, m);

@@ -1,7 +1,7 @@
 /**
  * Leases (Flocker's `/v1/configuration/leases`): while a node holds a lease on a dataset,
  * nothing moves the dataset away from that node or deletes it. drover enforces this in the
- * API (Flocker left it to the agents, reference/flocker.md §9.12).
+ * API (Flocker left it to the agents; docs/DESIGN.md §3).
  *
  * Stored with an absolute expiry (`expires_at`, ms since the epoch); the wire form is
  * Flocker's `expires`, seconds remaining (api/wire.ts translates).

@@ -1,20 +1,17 @@
 /**
  * Migrations: a move of an application and/or datasets with their data
- * (convergence-agent/migration/DESIGN.md). The control service keeps the record and enforces
- * its rules; the agents drive it:
- *
- *   pending ─► pre-copy ─► cutover ─► handoff ─► release ─► done
- *                 └──────────┴─► failed      (the source is still primary)
- *
- * Every update must carry the record's own fencing `generation`, come from the node whose
- * turn it is, and follow the order above. At `handoff` the application's `node_uuid` and the
- * datasets' `primary` flip to the target in the same document change.
+ * (convergence-agent/migration/DESIGN.md). The control service keeps the record and judges
+ * every update by the protocol (common/migration-protocol.ts: the record's own fencing
+ * `generation`, the node whose turn it is, the phase order); the agents drive it. At
+ * `handoff` the application's `node_uuid` and the datasets' `primary` flip to the target in
+ * the same document change.
  */
 import { randomUUID } from 'node:crypto';
 import { DroverError } from '#common/errors.ts';
 import type { MigrationUpdate } from '#common/channel.ts';
-import type { Desired, Migration, MigrationPhase } from '#common/model.ts';
-import { FINISHED_PHASES, indexOf, replaceAt } from './desired-index.ts';
+import { isTerminal, judgeUpdate, mayTransition } from '#common/migration-protocol.ts';
+import type { Desired, Migration } from '#common/model.ts';
+import { indexOf, replaceAt } from './desired-index.ts';
 import { findMigration } from './lookups.ts';
 
 export interface MigrationStart {
@@ -26,27 +23,6 @@ export interface MigrationStart {
 
 /** How many finished migrations the configuration keeps for the API and the CLI. */
 export const FINISHED_KEPT = 100;
-
-const NEXT: Record<MigrationPhase, readonly MigrationPhase[]> = {
-  pending: ['pre-copy'],
-  'pre-copy': ['cutover', 'failed'],
-  cutover: ['handoff', 'failed'],
-  handoff: ['release'],
-  release: ['done'],
-  done: [],
-  failed: [],
-};
-
-/** Whose turn it is in each phase: the source drives up to handoff, the target after. */
-const ACTOR: Record<MigrationPhase, 'from' | 'to'> = {
-  pending: 'from',
-  'pre-copy': 'from',
-  cutover: 'from',
-  handoff: 'from',
-  release: 'to',
-  done: 'to',
-  failed: 'from',
-};
 
 export interface MoveRequest {
   application: string | null;
@@ -91,50 +67,30 @@ export function startMigration(desired: Desired, move: MoveRequest, start: Migra
  */
 export function applyMigrationUpdate(desired: Desired, id: string, update: MigrationUpdate, now: number): { desired: Desired; migration: Migration } {
   const migration = findMigration(desired, id);
-  if (update.generation !== migration.generation) {
-    throw new DroverError(
-      'DROVER_MIGRATION_STALE_GENERATION',
-      `Migration ${id} has generation ${migration.generation}; an update for generation ${update.generation} is stale.`,
-      { detail: { id, generation: migration.generation, got: update.generation } },
-    );
-  }
-  if (FINISHED_PHASES.has(migration.phase) && update.phase === migration.phase) return { desired, migration };
-  const same = update.phase === migration.phase;
-  if (!same && !NEXT[migration.phase].includes(update.phase)) {
-    throw new DroverError('DROVER_MIGRATION_BAD_TRANSITION', `Migration ${id} cannot go from ${migration.phase} to ${update.phase}.`, {
-      detail: { id, phase: migration.phase, requested: update.phase },
-    });
-  }
-  const actor = migration[ACTOR[update.phase]];
-  if (update.node_uuid !== actor) {
-    throw new DroverError('DROVER_MIGRATION_WRONG_NODE', `Only node ${actor} may report ${update.phase} for migration ${id}.`, {
-      detail: { id, phase: update.phase, node_uuid: update.node_uuid, expected: actor },
-    });
-  }
-  const next: Migration = {
-    ...migration,
-    phase: update.phase,
-    round: update.round ?? migration.round,
-    bytes_sent: update.bytes_sent ?? migration.bytes_sent,
-    bytes_total: update.bytes_total === undefined ? migration.bytes_total : update.bytes_total,
-    rate_bytes_per_second: update.rate_bytes_per_second === undefined ? migration.rate_bytes_per_second : update.rate_bytes_per_second,
-    error: update.error === undefined ? migration.error : update.error,
-    updated_at: now,
-    cutover_started_at: !same && update.phase === 'cutover' ? now : migration.cutover_started_at,
-    cutover_ms: !same && update.phase === 'release' && migration.cutover_started_at !== null ? now - migration.cutover_started_at : migration.cutover_ms,
-  };
+  const verdict = judgeUpdate(migration, update, now);
+  if (!verdict.ok) throw verdict.error;
+  if (verdict.effect === 'unchanged') return { desired, migration };
+  const next = verdict.migration;
   const at = desired.migrations.indexOf(migration);
   let out: Desired = { ...desired, migrations: replaceAt(desired.migrations, at, next) };
-  if (!same && update.phase === 'handoff') out = flip(out, next.application, next.dataset_ids, next.to);
-  if (!same && FINISHED_PHASES.has(update.phase)) out = { ...out, migrations: pruned(out.migrations) };
+  if (verdict.effect === 'advanced' && next.phase === 'handoff') out = flip(out, next.application, next.dataset_ids, next.to);
+  if (verdict.effect === 'advanced' && isTerminal(next.phase)) out = { ...out, migrations: pruned(out.migrations) };
   return { desired: out, migration: next };
 }
 
-/** Marks an unstarted migration failed (its application was deleted, say). */
+/**
+ * Marks an unstarted migration failed (its application was deleted, say): the control
+ * service's own step, which callers make only when `mayAbandon` says so.
+ */
 export function abandonMigration(desired: Desired, migration: Migration, reason: string, now: number): Desired {
   const at = desired.migrations.indexOf(migration);
   if (at < 0) return desired;
   return { ...desired, migrations: replaceAt(desired.migrations, at, { ...migration, phase: 'failed', error: reason, updated_at: now }) };
+}
+
+/** Whether the control service may fail `migration` itself: only before it began (`pending`). */
+export function mayAbandon(migration: Migration): boolean {
+  return mayTransition(migration.phase, 'failed', 'control');
 }
 
 /**
@@ -165,7 +121,7 @@ function flip(desired: Desired, application: string | null, datasetIds: readonly
 
 /** Keeps every unfinished migration and the newest FINISHED_KEPT finished ones. */
 function pruned(migrations: Migration[]): Migration[] {
-  const finished = migrations.filter((m) => FINISHED_PHASES.has(m.phase));
+  const finished = migrations.filter((m) => isTerminal(m.phase));
   if (finished.length <= FINISHED_KEPT) return migrations;
   const dropped = new Set(finished.sort((a, b) => a.updated_at - b.updated_at).slice(0, finished.length - FINISHED_KEPT));
   return migrations.filter((m) => !dropped.has(m));

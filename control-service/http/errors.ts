@@ -1,5 +1,6 @@
 /**
- * The one error handler (STYLE.md "Errors"): a DroverError's code picks the status, a zod
+ * The one error handler (docs/DESIGN.md §11): a DroverError's code picks the status from the
+ * registry (common/errors.ts ERRORS; 500 there means "not an answer"), a zod
  * error is a 400 naming every path, fastify's own errors (body too large, bad JSON) keep
  * their status, anything else is logged and answered with a generic 500 and an incident id.
  * Bodies have Flocker's shape `{description, errors?}` plus drover's `code` and `detail`.
@@ -8,39 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { ErrorBody } from '#common/api.ts';
-import { isDroverError } from '#common/errors.ts';
-
-const STATUS: Record<string, number> = {
-  DROVER_INVALID_REQUEST: 400,
-  DROVER_INVALID_CONFIGURATION: 400,
-  DROVER_BAD_CONFIG: 400,
-  DROVER_DATASET_NOT_FOUND: 404,
-  DROVER_CONTAINER_NOT_FOUND: 404,
-  DROVER_NODE_NOT_FOUND: 404,
-  DROVER_ERA_NOT_FOUND: 404,
-  DROVER_LEASE_NOT_FOUND: 404,
-  DROVER_MIGRATION_NOT_FOUND: 404,
-  DROVER_NOT_FOUND: 404,
-  DROVER_DATASET_DELETED: 405,
-  DROVER_DATASET_ID_IN_USE: 409,
-  DROVER_DATASET_IN_USE: 409,
-  DROVER_DATASET_ON_OTHER_NODE: 409,
-  DROVER_DATASET_ATTACHED: 409,
-  DROVER_CONTAINER_NAME_IN_USE: 409,
-  DROVER_PORT_IN_USE: 409,
-  DROVER_LINK_ALIAS_IN_USE: 409,
-  DROVER_LINK_PORT_IN_USE: 409,
-  DROVER_LEASE_HELD: 409,
-  DROVER_MIGRATION_ACTIVE: 409,
-  DROVER_MIGRATION_STALE_GENERATION: 409,
-  DROVER_MIGRATION_BAD_TRANSITION: 409,
-  DROVER_MIGRATION_WRONG_NODE: 409,
-  DROVER_NOTHING_TO_MOVE: 409,
-  DROVER_CONFLICT: 409,
-  DROVER_CONFIGURATION_CHANGED: 412,
-  DROVER_STORE_WRITE_FAILED: 503,
-  DROVER_STORE_CLOSED: 503,
-};
+import { isDroverError, statusOf } from '#common/errors.ts';
 
 export const SCHEMA_MISMATCH = "The provided JSON doesn't match the required schema.";
 
@@ -63,11 +32,12 @@ export function handleError(this: unknown, err: FastifyError | Error, request: F
     void reply.code(400).send({ description: SCHEMA_MISMATCH, errors: issueLines(err.issues), code: 'DROVER_INVALID_REQUEST' } satisfies ErrorBody);
     return;
   }
-  if (isDroverError(err) && STATUS[err.code] !== undefined) {
+  const registered = isDroverError(err) ? statusOf(err.code) : 500;
+  if (isDroverError(err) && registered !== 500) {
     const issues = err.detail.issues;
     const errors = Array.isArray(issues) ? issues.map((i: { path?: string; message?: string }) => (i.path ? `${i.path}: ${i.message}` : String(i.message))) : undefined;
     const body: ErrorBody = { description: err.message, code: err.code, detail: err.detail, ...(errors ? { errors } : {}) };
-    void reply.code(STATUS[err.code]!).send(body);
+    void reply.code(registered).send(body);
     return;
   }
   const status = (err as FastifyError).statusCode;

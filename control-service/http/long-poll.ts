@@ -1,15 +1,5 @@
-/** Query and cancellation of long-polls (common/channel.ts: `?after=&wait_ms=`). */
+/** Cancellation of long-polls (their query is common/channel.ts `LongPollQuery`). */
 import type { FastifyReply } from 'fastify';
-import { z } from 'zod';
-
-export const LongPollQuery = z
-  .object({
-    /** The version the caller has; absent: answer at once. */
-    after: z.coerce.number().int().min(0).optional(),
-    /** How long to wait for a change before answering with the same version. */
-    wait_ms: z.coerce.number().int().min(0).max(120_000).default(25_000),
-  })
-  .strict();
 
 /** Why a long-poll's signal aborted: its client went away (a constant: no error object per poll). */
 const GONE = Object.freeze({ reason: 'the client went away' });

@@ -1,9 +1,9 @@
 /**
- * The OpenAPI 3.1 document of the API, built from the routes' own zod schemas (router.ts)
+ * The OpenAPI 3.1 document of the API, built from the route table (common/api-routes.ts)
  * with zod 4's `z.toJSONSchema`; served at `/v1/drover/openapi.json`.
  */
 import { z } from 'zod';
-import type { RouteSpec } from './router.ts';
+import { ROUTES, type RouteSpec } from '#common/api-routes.ts';
 
 type Json = Record<string, unknown>;
 
@@ -26,10 +26,10 @@ function parameters(spec: RouteSpec): Json[] {
   return list;
 }
 
-export function openApiDocument(specs: readonly RouteSpec[], version: string): Json {
+export function openApiDocument(version: string): Json {
   const paths: Record<string, Record<string, Json>> = {};
-  for (const spec of specs) {
-    const path = spec.url.replace(/:([A-Za-z_]+)/g, '{$1}');
+  for (const spec of Object.values(ROUTES) as RouteSpec[]) {
+    const path = spec.path.replace(/:([A-Za-z_]+)/g, '{$1}');
     const responses: Json = {};
     for (const [status, answer] of Object.entries(spec.answers)) {
       const type = answer.contentType ?? 'application/json';

@@ -1,69 +1,56 @@
 /**
- * Declaring an API route once: method, path, zod schemas of params, query and body, and the
- * answers. The router parses the request with the schemas (a failure is a 400 naming the
- * paths), calls the handler with typed input, and keeps the declaration for the OpenAPI
- * document (openapi.ts), so the document cannot drift from what is served.
+ * Registers the handler of each route of the one route table (common/api-routes.ts) by its
+ * key: the method, path and schemas come from the table, never from a second declaration.
+ * The router parses the request with the route's schemas (a failure is a 400 naming the
+ * paths) and calls the handler with typed input; `served` lists the keys registered, so a
+ * test can check that the table and what is served are the same.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { ROUTES, type RouteKey, type Routes } from '#common/api-routes.ts';
 
-export interface Answer {
-  description: string;
-  schema?: z.ZodType;
-  /** Not JSON (e.g. `text/event-stream`). */
-  contentType?: string;
-}
-
-export interface RouteSpec<P extends z.ZodType = z.ZodType, Q extends z.ZodType = z.ZodType, B extends z.ZodType = z.ZodType> {
-  method: 'GET' | 'POST' | 'DELETE';
-  /** fastify syntax: `/v1/configuration/datasets/:dataset_id`. */
-  url: string;
-  summary: string;
-  tag: string;
-  params?: P;
-  query?: Q;
-  body?: B;
-  /** Headers the route reads, for the document. */
-  headers?: Record<string, string>;
-  answers: Record<number, Answer>;
+/** Server-side settings of one route, beside the table's contract. */
+export interface ServeOptions {
   bodyLimit?: number;
   /**
-   * The handler gets the body as the raw JSON string and validates it itself with `body`
-   * (which still documents it): for hot paths that can skip parsing a repeated body.
+   * The handler gets the body as the raw JSON string and validates it itself with the
+   * table's `body` schema (which still documents it): for hot paths that can skip parsing
+   * a repeated body.
    */
   rawBody?: boolean;
 }
 
-export interface Input<P, Q, B> {
-  params: P;
-  query: Q;
-  body: B;
+type Out<R, F extends string> = R extends { [K in F]: infer S extends z.ZodType } ? z.output<S> : unknown;
+
+export interface Input<K extends RouteKey> {
+  params: Out<Routes[K], 'params'>;
+  query: Out<Routes[K], 'query'>;
+  /** The parsed body; with `rawBody`, the JSON text as it came. */
+  body: Out<Routes[K], 'body'>;
   request: FastifyRequest;
   reply: FastifyReply;
 }
 
 export class Router {
-  readonly specs: RouteSpec[] = [];
+  readonly served: RouteKey[] = [];
 
   constructor(private readonly app: FastifyInstance) {}
 
-  route<P extends z.ZodType = z.ZodUnknown, Q extends z.ZodType = z.ZodUnknown, B extends z.ZodType = z.ZodUnknown>(
-    spec: RouteSpec<P, Q, B>,
-    handler: (input: Input<z.output<P>, z.output<Q>, z.output<B>>) => Promise<unknown>,
-  ): void {
-    this.specs.push(spec as unknown as RouteSpec);
+  handle<K extends RouteKey>(key: K, handler: (input: Input<K>) => Promise<unknown>, serve: ServeOptions = {}): void {
+    const spec: { method: string; path: string; params?: z.ZodType; query?: z.ZodType; body?: z.ZodType } = ROUTES[key];
+    this.served.push(key);
     const options = {
       method: spec.method,
-      url: spec.url,
-      ...(spec.bodyLimit === undefined ? {} : { bodyLimit: spec.bodyLimit }),
+      url: spec.path,
+      ...(serve.bodyLimit === undefined ? {} : { bodyLimit: serve.bodyLimit }),
       handler: async (request: FastifyRequest, reply: FastifyReply) => {
         const params = spec.params ? parse(spec.params, request.params, 'params') : request.params;
         const query = spec.query ? parse(spec.query, request.query, 'query') : request.query;
-        const body = spec.body && !spec.rawBody ? parse(spec.body, request.body, null) : request.body;
-        return handler({ params, query, body, request, reply } as Input<z.output<P>, z.output<Q>, z.output<B>>);
+        const body = spec.body && !serve.rawBody ? parse(spec.body, request.body, null) : request.body;
+        return handler({ params, query, body, request, reply } as Input<K>);
       },
     };
-    if (!spec.rawBody) {
+    if (!serve.rawBody) {
       this.app.route(options);
       return;
     }

@@ -1,5 +1,5 @@
 /**
- * The control service's store of desired configuration (DESIGN.md §2), as one interface so
+ * The control service's store of desired configuration (docs/DESIGN.md §3), as one interface so
  * an etcd store can follow the embedded file store.
  *
  * A store keeps one immutable `Desired` document. `update(fn)` is serialized: `fn` sees the

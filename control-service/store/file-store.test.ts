@@ -6,7 +6,7 @@ import { isDroverError } from '#common/errors.ts';
 import { silentLogger } from '#common/log.ts';
 import type { Desired } from '#common/model.ts';
 import { FileConfigStore, JOURNAL_PREFIX, STORE_FILE } from './file-store.ts';
-import { storeContract } from './store-contract.ts';
+import { storeContract } from '../testing/store.contract.ts';
 
 const dirs: string[] = [];
 async function tempDir(): Promise<string> {

@@ -1,4 +1,4 @@
 import { MemoryConfigStore } from './memory-store.ts';
-import { storeContract } from './store-contract.ts';
+import { storeContract } from '../testing/store.contract.ts';
 
 storeContract('MemoryConfigStore', async () => ({ store: new MemoryConfigStore() }));

@@ -1,6 +1,6 @@
 /**
  * A store that keeps the document in memory only: for unit tests, where durability is not
- * the behaviour. It passes the same contract suite as the file store (store-contract.ts).
+ * the behaviour. It passes the same contract suite as the file store (testing/store.contract.ts).
  */
 import type { Logger } from '#common/log.ts';
 import { silentLogger } from '#common/log.ts';

@@ -1,5 +1,5 @@
 /**
- * Kubernetes probe semantics as a pure state machine (reference/docker-plugin-compose.md §5):
+ * Kubernetes probe semantics as a pure state machine (docs/DESIGN.md §4):
  * no probe before `initial_delay_seconds`; then one every `period_seconds`; a probe that
  * takes longer than `timeout_seconds` failed; `failure_threshold` consecutive failures make
  * the container unhealthy; one success makes it healthy again (success threshold 1, as

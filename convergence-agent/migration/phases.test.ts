@@ -1,16 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { MigrationPhase } from '#common/model.ts';
-import { NEXT_PHASES, outcomeOf, sourceStart, targetStep } from './phases.ts';
+import { outcomeOf, sourceStart, targetStep } from './phases.ts';
 
 const ALL: MigrationPhase[] = ['pending', 'pre-copy', 'cutover', 'handoff', 'release', 'done', 'failed'];
 
 describe('the migration phase machine', () => {
-  it('allows failed only before handoff, and nothing after done or failed', () => {
-    expect(ALL.filter((p) => NEXT_PHASES[p].includes('failed'))).toEqual(['pre-copy', 'cutover']);
-    expect(NEXT_PHASES.done).toEqual([]);
-    expect(NEXT_PHASES.failed).toEqual([]);
-  });
-
   it('starts a source job by phase: resume pre-copy, abort a cutover nobody is running, nothing after handoff', () => {
     expect(Object.fromEntries(ALL.map((p) => [p, sourceStart(p)]))).toEqual({
       pending: { action: 'pre-copy', postPreCopy: true },

@@ -1,33 +1,14 @@
 /**
- * The migration phase machine as the agents see it (DESIGN.md beside this file). Pure.
+ * The migration phase machine as the agents read it (DESIGN.md beside this file). Pure.
  *
- *   pending ─► pre-copy ─► cutover ─► handoff ─► release ─► done
- *                 └──────────┴─► failed      (the source is still primary)
- *
- * The control service enforces the order and the generation; these functions are what an
- * agent decides from the phase it reads back: where a source job (re)starts, and what a
- * refused step means. The one rule everything else follows: the source restores the
+ * The protocol itself — phases, legal order, who posts what, generation fencing — is
+ * common/migration-protocol.ts, which the control service enforces; these functions are
+ * what an agent decides from the phase it reads back: where a source job (re)starts, and
+ * what a refused step means. The one rule everything else follows: the source restores the
  * application only after the control service has *accepted* `failed`, and never once the
  * record reached `handoff`.
  */
-import type { MigrationPhase } from '#common/model.ts';
-
-/** The legal next phases (the control service's rule, mirrored for the agents' own checks). */
-export const NEXT_PHASES: Readonly<Record<MigrationPhase, readonly MigrationPhase[]>> = {
-  pending: ['pre-copy'],
-  'pre-copy': ['cutover', 'failed'],
-  cutover: ['handoff', 'failed'],
-  handoff: ['release'],
-  release: ['done'],
-  done: [],
-  failed: [],
-};
-
-/** Phases from which the target is (or is becoming) primary: the source must never run A again. */
-export const HANDED_OFF: ReadonlySet<MigrationPhase> = new Set(['handoff', 'release', 'done']);
-
-/** Phases before handoff in which the source still owns the move. */
-export const SOURCE_PHASES: ReadonlySet<MigrationPhase> = new Set(['pending', 'pre-copy', 'cutover']);
+import { HANDED_OFF_PHASES, NEXT_PHASES, posterOf, type MigrationPhase } from '#common/migration-protocol.ts';
 
 export type SourceStart =
   /** pending or pre-copy: (re)start the rounds; safe, the application still runs here. */
@@ -71,17 +52,18 @@ export type StepOutcome =
  */
 export function outcomeOf(requested: MigrationPhase, record: MigrationPhase): StepOutcome {
   if (record === requested) return 'accepted';
-  if (HANDED_OFF.has(record)) return 'handed-off';
+  if (HANDED_OFF_PHASES.has(record)) return 'handed-off';
   if (record === 'failed') return 'failed';
   return 'stop';
 }
 
 /**
- * The target's step after handoff, once the application (or, for a dataset alone, every
- * dataset) is ready here: `release`, then `done`. Null when there is nothing to post.
+ * The target's next step: the phase the protocol has the target post next — `release` once
+ * the application (or, for a dataset alone, every dataset) is ready here, then `done`. Null
+ * when there is nothing to post.
  */
 export function targetStep(phase: MigrationPhase, ready: boolean): 'release' | 'done' | null {
-  if (phase === 'handoff') return ready ? 'release' : null;
-  if (phase === 'release') return 'done';
-  return null;
+  const next = NEXT_PHASES[phase].find((p) => posterOf(p) === 'target');
+  if (next === 'release') return ready ? 'release' : null;
+  return next === 'done' ? 'done' : null;
 }

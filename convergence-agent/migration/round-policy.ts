@@ -1,5 +1,5 @@
 /**
- * When pre-copy stops (DESIGN.md §4 step 1): rounds repeat while each delta shrinks, until
+ * When pre-copy stops (docs/DESIGN.md §5 step 1): rounds repeat while each delta shrinks, until
  * a round is small, bounded in rounds and in time. Also the progress figures the source
  * posts. Pure: no clock, no I/O; times are milliseconds, sizes bytes.
  */

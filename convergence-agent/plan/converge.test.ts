@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { DS_1, NODE_B, app, dataset, desired } from '../testing/fixtures.ts';
 import { FakeWorld } from '../testing/fake-world.ts';
 
-// "Converges within N passes" (STYLE.md "Tests"): plan → apply to a fake world → observe →
+// "Converges within N passes" (docs/DESIGN.md §14): plan → apply to a fake world → observe →
 // plan, until a pass plans nothing.
 const web = app('web', {
   volumes: [{ dataset_id: DS_1, mountpoint: '/data' }],

@@ -1,5 +1,5 @@
 /**
- * drover's namespace in Docker (STYLE.md "Own a namespace"): every container the agent
+ * drover's namespace in Docker (docs/DESIGN.md §4): every container the agent
  * creates carries these labels, and the agent only ever touches containers that carry
  * `drover.node=<its own node uuid>`.
  */

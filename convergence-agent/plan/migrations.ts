@@ -27,8 +27,9 @@
  * `generations`: the fencing generation an application's container is labelled with.
  */
 import type { AgentDesired } from '#common/channel.ts';
+import { HANDED_OFF_PHASES, isTerminal, SOURCE_PHASES } from '#common/migration-protocol.ts';
 import type { Migration } from '#common/model.ts';
-import { HANDED_OFF, SOURCE_PHASES, targetStep } from '../migration/phases.ts';
+import { targetStep } from '../migration/phases.ts';
 import type { Application } from '#common/model.ts';
 import { containerSpec } from './container-spec.ts';
 import { stopOrRemove } from './containers.ts';
@@ -103,8 +104,8 @@ function planSource(plan: MigrationPlan, m: Migration, job: MigrationJobState | 
 
 function planTarget(plan: MigrationPlan, m: Migration, desired: AgentDesired, observed: LocalObserved, ctx: PlanContext): void {
   const subject = `migration:${m.id}`;
-  if (m.phase === 'done' || m.phase === 'failed') return;
-  if (!HANDED_OFF.has(m.phase)) {
+  if (isTerminal(m.phase)) return;
+  if (!HANDED_OFF_PHASES.has(m.phase)) {
     for (const id of m.dataset_ids) plan.arriving.add(id);
     const app = m.application === null ? undefined : desired.applications.find((a) => a.name === m.application);
     if (app !== undefined && ctx.warmStart === true && planWarmStart(plan, m, app, observed, ctx)) return;

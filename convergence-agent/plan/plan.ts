@@ -1,5 +1,5 @@
 /**
- * The planner (STYLE.md "The loop"): desired configuration + what this node observed →
+ * The planner (docs/DESIGN.md §4): desired configuration + what this node observed →
  * the changes to make this pass, what is blocked and why, and when to look again.
  *
  * Pure: no clock (`ctx.now` is an input), no I/O, no logging. Tested by equality.

@@ -1,6 +1,6 @@
 /**
  * The planner's vocabulary: what the agent observed on its node, the changes it may make,
- * and what a plan returns. Everything here is plain data (STYLE.md "The loop").
+ * and what a plan returns. Everything here is plain data (docs/DESIGN.md §4).
  */
 import type { Migration } from '#common/model.ts';
 import type { ZfsDatasetInfo, ZfsSnapshotInfo } from '../zfs/types.ts';

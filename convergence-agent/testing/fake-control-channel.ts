@@ -1,6 +1,8 @@
 /**
  * An in-memory ControlChannel: records reports, and answers long-polls with the newest
- * desired configuration a test published (at once when it differs from `after`).
+ * desired configuration a test published (at once when it differs from `after`, else when
+ * it changes or after `waitMs`). It passes control-channel.contract.ts, as the HTTP channel
+ * against the real control service does.
  */
 import type { AgentDesired } from '#common/channel.ts';
 import { DroverError } from '#common/errors.ts';
@@ -25,14 +27,23 @@ export class FakeControlChannel implements ControlChannel {
     return { version: this.current?.version ?? 0 };
   }
 
-  async waitForDesired(_nodeUuid: string, after: number | null, _waitMs: number, signal?: AbortSignal): Promise<AgentDesired> {
+  async waitForDesired(_nodeUuid: string, after: number | null, waitMs: number, signal?: AbortSignal): Promise<AgentDesired> {
     for (;;) {
       if (signal?.aborted) throw new DroverError('DROVER_CONTROL_UNREACHABLE', 'aborted');
       if (this.current && this.current.version !== after) return structuredClone(this.current);
-      await new Promise<void>((resolve) => {
-        this.waiters.push(resolve);
-        signal?.addEventListener('abort', () => resolve(), { once: true });
+      // Unchanged: like the control service, answer with the same view after about waitMs.
+      // Before a test published any view there is nothing to answer with, so it waits on.
+      const timedOut = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(true), waitMs);
+        timer.unref();
+        const wake = () => {
+          clearTimeout(timer);
+          resolve(false);
+        };
+        this.waiters.push(wake);
+        signal?.addEventListener('abort', wake, { once: true });
       });
+      if (timedOut && this.current && !signal?.aborted) return structuredClone(this.current);
     }
   }
 }

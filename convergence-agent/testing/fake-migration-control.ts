@@ -1,15 +1,15 @@
 /**
  * An in-memory MigrationControl for the migration job's tests: one record per migration,
- * the control service's rules (generation, phase order, whose turn) answered with the same
- * statuses (409/404 in `detail.status`), and a switch that makes it unreachable.
+ * judged by the protocol the control service uses (common/migration-protocol.ts), refusals
+ * answered as the HTTP client reports them (the server's code and detail, `detail.status`
+ * 409, or 404 for an unknown migration), and a switch that makes it unreachable.
+ * `migration-control.contract.ts` holds it to the real control service's answers.
  */
 import type { MigrationUpdate } from '#common/channel.ts';
-import { DroverError } from '#common/errors.ts';
+import { DroverError, type ErrorCode } from '#common/errors.ts';
+import { judgeUpdate } from '#common/migration-protocol.ts';
 import type { Migration, MigrationPhase } from '#common/model.ts';
 import type { MigrationControl } from '../migration/migration-control.ts';
-import { NEXT_PHASES } from '../migration/phases.ts';
-
-const TARGET_POSTS: ReadonlySet<MigrationPhase> = new Set(['release', 'done']);
 
 export class FakeMigrationControl implements MigrationControl {
   readonly records = new Map<string, Migration>();
@@ -22,6 +22,9 @@ export class FakeMigrationControl implements MigrationControl {
   loseAnswerOf: MigrationPhase | null = null;
   acked = true;
 
+  /** `now` stamps `updated_at` and the cutover's times, as the control service's clock does. */
+  constructor(private readonly now: () => number = () => Date.now()) {}
+
   add(m: Migration): void {
     this.records.set(m.id, structuredClone(m));
   }
@@ -29,27 +32,24 @@ export class FakeMigrationControl implements MigrationControl {
   async update(id: string, u: MigrationUpdate): Promise<Migration> {
     this.reachable();
     const m = this.records.get(id);
-    if (!m) throw refused(404, 'DROVER_MIGRATION_NOT_FOUND', `no migration ${id}`);
+    if (!m) throw refused(404, 'DROVER_MIGRATION_NOT_FOUND', 'Migration not found.', { id });
     this.updates.push(u);
-    if (u.generation !== m.generation) throw refused(409, 'DROVER_MIGRATION_STALE_GENERATION', 'stale generation');
-    const same = u.phase === m.phase;
-    if ((m.phase === 'done' || m.phase === 'failed') && same) return structuredClone(m);
-    if (!same && !NEXT_PHASES[m.phase].includes(u.phase)) throw refused(409, 'DROVER_MIGRATION_BAD_TRANSITION', `${m.phase} → ${u.phase}`);
-    const actor = TARGET_POSTS.has(u.phase) ? m.to : m.from;
-    if (u.node_uuid !== actor) throw refused(409, 'DROVER_MIGRATION_WRONG_NODE', 'wrong node');
-    Object.assign(m, { phase: u.phase, round: u.round ?? m.round, bytes_sent: u.bytes_sent ?? m.bytes_sent, error: u.error ?? m.error });
-    if (!same) this.phases.push(u.phase);
+    const verdict = judgeUpdate(m, u, this.now());
+    if (!verdict.ok) throw refused(409, verdict.error.code, verdict.error.message, verdict.error.detail);
+    if (verdict.effect === 'unchanged') return structuredClone(m);
+    this.records.set(id, verdict.migration);
+    if (verdict.effect === 'advanced') this.phases.push(u.phase);
     if (this.loseAnswerOf === u.phase) {
       this.loseAnswerOf = null;
       throw new DroverError('DROVER_CONTROL_UNREACHABLE', 'answer lost (fake)', { retryable: true });
     }
-    return structuredClone(m);
+    return structuredClone(verdict.migration);
   }
 
   async get(id: string): Promise<Migration> {
     this.reachable();
     const m = this.records.get(id);
-    if (!m) throw refused(404, 'DROVER_MIGRATION_NOT_FOUND', `no migration ${id}`);
+    if (!m) throw refused(404, 'DROVER_MIGRATION_NOT_FOUND', 'Migration not found.', { id });
     return structuredClone(m);
   }
 
@@ -68,6 +68,6 @@ export class FakeMigrationControl implements MigrationControl {
   }
 }
 
-function refused(status: number, code: `DROVER_${string}`, message: string): DroverError {
-  return new DroverError(code as `DROVER_${Uppercase<string>}`, message, { detail: { status } });
+function refused(status: number, code: ErrorCode, message: string, detail: Record<string, unknown> = {}): DroverError {
+  return new DroverError(code, message, { detail: { ...detail, status } });
 }

@@ -8,11 +8,11 @@ import { DroverError, isDroverError, toDroverError } from '#common/errors.ts';
 import type { ZfsStore } from '../zfs/zfs.ts';
 import { assertDatasetId } from '../zfs/names.ts';
 import type { ZfsFeatures } from '../zfs/zfs-features.ts';
-import { KeyedMutex } from './keyed-mutex.ts';
+import { KeyedMutex } from '#common/keyed-mutex.ts';
 import type { Peer, PeerStep, ReceiveSink } from './types.ts';
 
 export class LocalPeer implements Peer {
-  private readonly mutex = new KeyedMutex();
+  private readonly mutex = new KeyedMutex({ busyCode: 'DROVER_TRANSFER_BUSY', abortedCode: 'DROVER_TRANSFER_ABORTED', what: 'transfer' });
   private rootReady = false;
 
   constructor(

@@ -19,7 +19,7 @@ import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { DroverError } from '#common/errors.ts';
+import { DroverError, type ErrorCode } from '#common/errors.ts';
 
 /** The name both ends announce for this data path. */
 export const NATIVE_CHANNEL = 'native-v1';
@@ -71,7 +71,7 @@ export function helloMatches(received: Buffer, expected: Buffer): boolean {
 }
 
 // The pump's exit statuses (native/drover-pump.c).
-const EXIT: Record<number, { code: `DROVER_${Uppercase<string>}`; retryable: boolean; what: string }> = {
+const EXIT: Record<number, { code: ErrorCode; retryable: boolean; what: string }> = {
   64: { code: 'DROVER_TRANSFER_PROTOCOL', retryable: false, what: 'was started wrongly' },
   65: { code: 'DROVER_TRANSFER_INTERRUPTED', retryable: true, what: 'could not read its input' },
   66: { code: 'DROVER_TRANSFER_INTERRUPTED', retryable: true, what: 'could not write its output' },

@@ -1,5 +1,5 @@
 /**
- * The replication engine (DESIGN.md §4–§6; README.md beside this file is its design):
+ * The replication engine (docs/DESIGN.md §5–§7; README.md beside this file is its design):
  * `replicate()` snapshots a dataset and brings one peer to that snapshot, full or
  * incremental from the newest common snapshot found by guid, under holds, journaled, with
  * a stall watchdog and whole-step retries for retryable failures.
@@ -14,7 +14,7 @@ import type { ZfsSnapshotInfo } from '../zfs/types.ts';
 import type { ZfsFeatures } from '../zfs/zfs-features.ts';
 import type { ZfsStore } from '../zfs/zfs.ts';
 import { StepJournal, type StepRecord } from './journal.ts';
-import { KeyedMutex } from './keyed-mutex.ts';
+import { KeyedMutex } from '#common/keyed-mutex.ts';
 import { divergenceError, planStep, snapshotsToPrune } from './plan-step.ts';
 import { recoverStep, settleHolds, releaseStepHolds } from './recover-step.ts';
 import { newSnapshotName } from './snapshot-name.ts';
@@ -61,7 +61,7 @@ export class Replicator {
     this.keep = options.keepSnapshots ?? 3;
     this.waitMs = options.waitMs ?? 600_000;
     this.clock = options.clock ?? systemClock;
-    this.mutex = new KeyedMutex(this.clock);
+    this.mutex = new KeyedMutex({ busyCode: 'DROVER_TRANSFER_BUSY', abortedCode: 'DROVER_TRANSFER_ABORTED', what: 'transfer', clock: this.clock });
   }
 
   /**

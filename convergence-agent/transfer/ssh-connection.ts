@@ -2,7 +2,7 @@
  * One persistent ssh2 connection to a peer's OpenSSH server (ssh2's adapter file): reused
  * across steps (the handoff's connection setup is ~0.3 s otherwise), re-opened after a
  * failure. The host key is pinned by its SHA256 fingerprint; AES-GCM ciphers first (AES-NI;
- * ../../../shared/reference/zfs-replication.md §5). Commands are argv arrays, quoted here
+ * the fastest here, docs/DESIGN.md §7). Commands are argv arrays, quoted here
  * from validated names only.
  */
 import { createHash } from 'node:crypto';

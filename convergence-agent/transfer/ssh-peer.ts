@@ -1,6 +1,6 @@
 /**
  * The ssh transport: a `Peer` whose zfs runs on the other host over one persistent ssh2
- * connection to its OpenSSH server (DESIGN.md §6). Nothing of drover runs there: the peer's
+ * connection to its OpenSSH server (docs/DESIGN.md §7). Nothing of drover runs there: the peer's
  * `zfs receive -u` reads the stream from the channel.
  *
  * XXX: the per-dataset lock is this process's; two *different* senders to one ssh peer are

@@ -1,7 +1,7 @@
 /**
  * The replication engine's view of the receiving side, and its public API types.
  * A transport (ssh, tls, or a local store) gives a `Peer`; `beginStep` gives exclusive use of
- * one dataset on that peer for one replication step (DESIGN.md §6).
+ * one dataset on that peer for one replication step (docs/DESIGN.md §7).
  */
 import type { Writable } from 'node:stream';
 import type { ZfsDatasetInfo, ZfsSnapshotInfo } from '../zfs/types.ts';

@@ -1,5 +1,5 @@
 /**
- * drover's ZFS namespace (DESIGN.md §5). Every name is checked here before it reaches a
+ * drover's ZFS namespace (docs/DESIGN.md §6). Every name is checked here before it reaches a
  * command line, local or remote; zfs-fuse accepts names OpenZFS rejects (`@bad name`), so
  * the OpenZFS charset is enforced by us, not by zfs. Pure.
  *

@@ -1,5 +1,5 @@
 /**
- * What the rest of the agent needs from ZFS, as small interfaces (STYLE.md "Boundaries").
+ * What the rest of the agent needs from ZFS, as small interfaces (docs/DESIGN.md §13).
  * The real implementation runs `zfs`/`zpool` (zfs.ts, the only file that does); an in-memory
  * fake serves the planner's tests. One contract suite runs against both.
  *

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { classifyStderr, zfsError } from './zfs-errors.ts';
 
-// Messages as zfs-fuse 0.7 and OpenZFS print them (../../../shared/reference/zfs-replication.md §4).
+// Messages as zfs-fuse 0.7 and OpenZFS print them (docs/DESIGN.md §6).
 const cases: Array<[string, string, boolean]> = [
   ["cannot destroy 'zrdst/bt2': dataset is busy", 'DROVER_ZFS_BUSY', true],
   ['umount: /zrdst/fs: target is busy.', 'DROVER_ZFS_BUSY', true],

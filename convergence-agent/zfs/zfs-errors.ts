@@ -1,9 +1,9 @@
 /**
- * The one place where `zfs`/`zpool` stderr is read (STYLE.md "Errors": classified once, at
+ * The one place where `zfs`/`zpool` stderr is read (docs/DESIGN.md §11: classified once, at
  * the adapter). Everything above reads `code` and `retryable`. Pure.
  *
  * Patterns come from zfs-fuse 0.7 and OpenZFS 2.x messages
- * (../../../shared/reference/zfs-replication.md §4, §6.6).
+ * (docs/DESIGN.md §6).
  */
 import { DroverError, type ErrorCode } from '#common/errors.ts';
 

@@ -1,7 +1,7 @@
 /**
  * What this host's `zfs` can do, probed at start-up (never assumed): zfs-fuse 0.7 lacks
  * resumable receives, bookmarks, `send -c/-L/-e/-w`, `zfs get -t`, `zfs list -p`, hold
- * listing (../../../shared/reference/zfs-replication.md §4). Probes follow zrepl and syncoid:
+ * listing (docs/DESIGN.md §6). Probes follow zrepl and syncoid:
  * run the subcommand with the option and no operand, and look for `invalid option 'X'`;
  * probe properties with `zfs get` and look for `invalid property`. The probes are fixed
  * argv, so the ssh transport runs the same ones on a peer. Parsing is pure.

@@ -1,6 +1,6 @@
 import { describe, expect, it, afterAll, beforeAll } from 'vitest';
 import { datasetStoreContract } from '../testing/dataset-store.contract.ts';
-import { createTempPool, zfsAvailable, type TempPool } from './temp-pool.ts';
+import { createTempPool, zfsAvailable, type TempPool } from '../testing/temp-pool.ts';
 import { ZfsStore } from './zfs.ts';
 import { RecordingRunner, execaRunner } from './command.ts';
 

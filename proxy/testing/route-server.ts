@@ -5,7 +5,8 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { Socket } from 'node:net';
-import { CHANNEL_PATHS, RouteAck, type Route, type RouteTable } from '#common/channel.ts';
+import { ROUTES } from '#common/api-routes.ts';
+import { RouteAck, type Route, type RouteTable } from '#common/channel.ts';
 
 export class RouteServer {
   table: RouteTable = { version: 0, routes: [] };
@@ -70,7 +71,7 @@ export class RouteServer {
 
   private async handle(method: string, url: string, req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse): Promise<void> {
     const u = new URL(url, 'http://x');
-    if (method === 'GET' && u.pathname === CHANNEL_PATHS.routes) {
+    if (method === 'GET' && u.pathname === ROUTES.routes.path) {
       this.polls++;
       const after = u.searchParams.get('after');
       const waitMs = Math.min(Number(u.searchParams.get('wait_ms') ?? 25_000), 60_000);
@@ -84,7 +85,7 @@ export class RouteServer {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(this.table));
       return;
     }
-    if (method === 'POST' && u.pathname === CHANNEL_PATHS.routeAck) {
+    if (method === 'POST' && u.pathname === ROUTES.ackRoutes.path) {
       const chunks: Buffer[] = [];
       for await (const c of req) chunks.push(c as Buffer);
       const parsed = RouteAck.safeParse(JSON.parse(Buffer.concat(chunks).toString() || 'null'));

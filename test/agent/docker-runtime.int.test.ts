@@ -11,7 +11,7 @@ import { containerSpec } from '../../convergence-agent/plan/container-spec.ts';
 import { useTestCluster } from '../support/cluster.ts';
 import { describeWith } from '../support/require.ts';
 
-// The dockerode adapter against one local-cluster node's own dockerd (DESIGN.md §7).
+// The dockerode adapter against one local-cluster node's own dockerd (docs/DESIGN.md §10).
 describeWith(['root', 'dockerd', 'zfs'], 'docker adapter on a local-cluster dockerd', () => {
   const cluster = useTestCluster({ nodes: 1, docker: true, ssh: false, images: ['busybox'] });
   let runtime: DockerRuntime;

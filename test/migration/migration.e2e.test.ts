@@ -8,7 +8,7 @@ import { MiB, deployRedis, facts, finished, missingKeys, onePrimary, reached, re
 import { MigrationStack } from './stack.ts';
 
 // Moving Redis with its data between two nodes of a local cluster: real drover-control and
-// drover-agent processes, real dockerd, zfs-fuse and sshd per node (DESIGN.md §4). First a
+// drover-agent processes, real dockerd, zfs-fuse and sshd per node (docs/DESIGN.md §5). First a
 // move there and back; then the invariants under faults, one fault per test, each on its own
 // application: after convergence exactly one node runs Redis with its dataset writable, and
 // every key Redis acknowledged is there.

@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { isTerminal } from '#common/migration-protocol.ts';
 import type { Migration } from '#common/model.ts';
 import { useTestCluster } from '../support/cluster.ts';
 import { LOCAL_CLUSTER, describeWith } from '../support/require.ts';
@@ -38,7 +39,7 @@ describeWith(LOCAL_CLUSTER, 'a 256 MiB move (2-node local cluster)', () => {
         const m = e.data as Migration;
         if (!seen.has(m.phase)) seen.set(m.phase, Date.now());
         last = m;
-        if (m.phase === 'done' || m.phase === 'failed') return;
+        if (isTerminal(m.phase)) return;
       }
     })().catch(() => {});
 

@@ -8,9 +8,10 @@ import { randomBytes } from 'node:crypto';
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { isTerminal } from '#common/migration-protocol.ts';
 import type { Migration } from '#common/model.ts';
 import { ZfsStore } from '../../convergence-agent/zfs/zfs.ts';
-import { Resp } from './resp.ts';
+import { RedisConnection } from '../../cli/demo/redis-client.ts';
 import { until, type MigrationStack } from './stack.ts';
 
 export const MiB = 1024 * 1024;
@@ -62,9 +63,9 @@ export async function redisOf(stack: MigrationStack, app: RedisApp, timeoutMs = 
     if (running.length !== 1) return null;
     const p = running[0]!.published[0]!;
     // Answering PING, not just published.
-    const client = await Resp.connect(p.host, p.host_port, 2_000);
+    const client = await RedisConnection.connect({ host: p.host, port: p.host_port }, { connectTimeoutMs: 2_000, commandTimeoutMs: 2_000 });
     try {
-      if ((await client.command(['PING'], 2_000)) !== 'PONG') return null;
+      if (!(await client.ping())) return null;
     } finally {
       client.close();
     }
@@ -75,12 +76,12 @@ export async function redisOf(stack: MigrationStack, app: RedisApp, timeoutMs = 
 /** Writes `count` keys; returns them once each was acknowledged. */
 export async function writeKeys(stack: MigrationStack, app: RedisApp, prefix: string, count: number): Promise<string[]> {
   const at = await redisOf(stack, app);
-  const client = await Resp.connect(at.host, at.port);
+  const client = await RedisConnection.connect(at, { commandTimeoutMs: 5_000 });
   const keys: string[] = [];
   try {
     for (let i = 0; i < count; i++) {
       const key = `${prefix}:${i}`;
-      if ((await client.command(['SET', key, valueOf(key)])) !== 'OK') throw new Error(`SET ${key} not acknowledged`);
+      if ((await client.run((redis) => redis.set(key, valueOf(key)))) !== 'OK') throw new Error(`SET ${key} not acknowledged`);
       keys.push(key);
     }
   } finally {
@@ -97,12 +98,12 @@ export function writeWhileMoving(stack: MigrationStack, app: RedisApp, prefix: s
   const acked: string[] = [];
   const done = (async () => {
     const at = await redisOf(stack, app);
-    const client = await Resp.connect(at.host, at.port);
+    const client = await RedisConnection.connect(at, { commandTimeoutMs: 2_000 });
     try {
       for (let i = 0; !stop.aborted; i++) {
         const key = `${prefix}:${i}`;
         try {
-          if ((await client.command(['SET', key, valueOf(key)], 2_000)) !== 'OK') return;
+          if ((await client.run((redis) => redis.set(key, valueOf(key)))) !== 'OK') return;
         } catch {
           return;
         }
@@ -118,12 +119,12 @@ export function writeWhileMoving(stack: MigrationStack, app: RedisApp, prefix: s
 /** The keys that are missing or wrong on the application wherever it runs now. */
 export async function missingKeys(stack: MigrationStack, app: RedisApp, keys: string[]): Promise<string[]> {
   const at = await redisOf(stack, app);
-  const client = await Resp.connect(at.host, at.port);
+  const client = await RedisConnection.connect(at, { commandTimeoutMs: 5_000 });
   const missing: string[] = [];
   try {
     for (let i = 0; i < keys.length; i += 500) {
       const chunk = keys.slice(i, i + 500);
-      const values = (await client.command(['MGET', ...chunk])) as (string | null)[];
+      const values = await client.run((redis) => redis.mget(chunk));
       chunk.forEach((k, j) => {
         if (values[j] !== valueOf(k)) missing.push(k);
       });
@@ -142,7 +143,7 @@ function valueOf(key: string): string {
 export async function finished(stack: MigrationStack, id: string, timeoutMs = 300_000): Promise<Migration> {
   return until(`migration ${id} finished`, async () => {
     const m = await stack.api.migration(id);
-    return (m.phase === 'done' || m.phase === 'failed') && m;
+    return isTerminal(m.phase) && m;
   }, timeoutMs, 100);
 }
 

@@ -16,7 +16,9 @@ import { claimedSubnets, clusterDown, clusterUp, type LocalCluster, type LocalCl
  * every pool, bridge and socket are its own. The lease is a kernel lock (flock) on
  * `/run/drover/test-leases/<s>`, held by a small child process for as long as this process
  * lives: it cannot be taken twice, and it frees itself when its owner dies. The next owner
- * of a subnet then finds the crashed cluster of the same name, which `clusterUp` cleans.
+ * of a subnet then finds the crashed cluster of the same name, which `clusterUp` cleans
+ * (`fresh: true`: a leased name is this file's alone, so whatever has it is a leftover;
+ * without it `clusterUp` would repair the crashed cluster and keep its data).
  */
 const LEASES = '/run/drover/test-leases';
 const SUBNETS = 40;
@@ -89,7 +91,7 @@ export async function leaseSubnet(): Promise<{ subnet: number; release: () => vo
   throw new Error(`no free test subnet among 1..${SUBNETS} (leases in ${LEASES})`);
 }
 
-export type TestClusterOptions = Omit<LocalClusterOptions, 'name' | 'subnet' | 'root' | 'log'>;
+export type TestClusterOptions = Omit<LocalClusterOptions, 'name' | 'subnet' | 'root' | 'log' | 'fresh'>;
 
 /** Registers beforeAll/afterAll for a cluster; the returned getter throws before it is up. */
 export function useTestCluster(options: TestClusterOptions): () => LocalCluster {
@@ -99,7 +101,7 @@ export function useTestCluster(options: TestClusterOptions): () => LocalCluster 
 
   beforeAll(async () => {
     lease = await leaseSubnet();
-    cluster = await clusterUp({ ...options, name: `t${lease.subnet}`, subnet: lease.subnet, log });
+    cluster = await clusterUp({ ...options, name: `t${lease.subnet}`, subnet: lease.subnet, fresh: true, log });
   });
 
   afterAll(async () => {

@@ -5,7 +5,7 @@ import { DEFAULT_PUMP_PATH, findNativePump } from '../../convergence-agent/trans
 
 /**
  * Real components a test file needs. When one is missing the file's tests are skipped
- * locally, with the reason in the title, and FAIL under `CI=true` (STYLE.md "Tests").
+ * locally, with the reason in the title, and FAIL under `CI=true` (docs/DESIGN.md §14).
  *
  *   describeWith(['dockerd', 'zfs'], 'the zfs adapter', () => { it(…) });
  */

@@ -1,6 +1,6 @@
 /**
  * The replication engine over the ssh transport, between two nodes of a local cluster:
- * real zfs-fuse pools, real OpenSSH servers (DESIGN.md §4–§6).
+ * real zfs-fuse pools, real OpenSSH servers (docs/DESIGN.md §5–§7).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';

@@ -9,7 +9,7 @@ import { silentLogger } from '#common/log.ts';
 import { buildApp } from '../../control-service/app.ts';
 import { Control } from '../../control-service/control.ts';
 import { MemoryConfigStore } from '../../control-service/store/memory-store.ts';
-import { controlPlaneContract } from '../../volume-driver/control-contract.ts';
+import { controlPlaneContract } from '../../volume-driver/testing/control.contract.ts';
 import { HttpControl } from '../../volume-driver/control-http.ts';
 
 const nodeA = '11111111-1111-4111-8111-111111111111';

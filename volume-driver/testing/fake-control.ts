@@ -1,5 +1,5 @@
 /**
- * An in-memory ControlPlane for tests (it passes `control-contract.ts`, like the real one).
+ * An in-memory ControlPlane for tests (it passes `control.contract.ts`, like the real one).
  *
  * It plays the agents too: a dataset appears in state on its primary at `pathFor(node, id)`.
  * Moves are `instant` (state follows desired at once) or `manual` (a migration record

@@ -1,11 +1,11 @@
 /**
- * One contract for every ControlPlane (STYLE.md "Tests"): the in-memory fake
- * (fake-control.test.ts) and the HTTP client against the real control service
- * (control-http.int.test.ts) must both pass it, so the fake cannot drift from the real thing.
+ * One contract for every ControlPlane (docs/DESIGN.md §14): the in-memory fake
+ * (volume-driver/fake-control.test.ts) and the HTTP client against the real control service
+ * (test/volume-driver/control-http.test.ts) must both pass it, so the fake cannot drift from the real thing.
  */
 import { describe, expect, it } from 'vitest';
 import { isDroverError } from '#common/errors.ts';
-import { findByName, type ControlPlane } from './control.ts';
+import { findByName, type ControlPlane } from '../control.ts';
 
 export interface ContractWorld {
   control: ControlPlane;

@@ -1,11 +1,11 @@
 /**
  * The behaviour every ConfigStore promises, as one suite run against each store
- * (STYLE.md "Tests": one contract suite, the fake and the real thing).
+ * (docs/DESIGN.md §14: one contract suite, the fake and the real thing).
  */
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { Desired, Node } from '#common/model.ts';
-import type { ConfigStore } from './config-store.ts';
+import type { ConfigStore } from '../store/config-store.ts';
 
 const nodeUuid = (i: number) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
 const node = (i: number): Node => ({ uuid: nodeUuid(i), host: `127.0.0.${10 + i}`, labels: {}, transfer: {} });

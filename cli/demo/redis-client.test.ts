@@ -1,11 +1,13 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { RedisConnection, RedisConnectionError, RedisReplyError } from './redis-client.ts';
 import { AckedWriter, loadData, writeValue } from './redis-load.ts';
-import { parseReply, RespClient, RespConnectionError, RespReplyError } from './resp.ts';
 
 /**
- * A Redis stand-in on 127.0.0.1 speaking enough RESP for the client: PING, SET, GET, MGET,
- * DBSIZE. `dropNextSet` closes the connection on the next SET, after storing it or not.
+ * A Redis stand-in on 127.0.0.1 speaking enough RESP for ioredis as redis-client.ts sets it
+ * up: PING, SET, GET, MGET, DBSIZE. `dropNextSet` closes the connection on the next SET,
+ * after storing it or not. (A real redis-server is exercised by the demo and migration e2e
+ * tests; here the failures must be placed exactly.)
  */
 class FakeRedis {
   readonly data = new Map<string, string>();
@@ -78,10 +80,26 @@ function bulk(value: string | undefined): string {
   return value === undefined ? '$-1\r\n' : `$${Buffer.byteLength(value)}\r\n${value}\r\n`;
 }
 
+/** One command (an array of bulk strings) from the front of `buf`, or null when it is not all there yet. */
 function parseCommand(buf: Buffer): { args: string[]; end: number } | null {
-  const parsed = parseReply(buf, 0);
-  if (parsed === null) return null;
-  return { args: (parsed.value as string[]).map(String), end: parsed.end };
+  const line = (at: number): { text: string; end: number } | null => {
+    const eol = buf.indexOf('\r\n', at);
+    return eol < 0 ? null : { text: buf.toString('utf8', at, eol), end: eol + 2 };
+  };
+  const head = line(0);
+  if (head === null) return null;
+  if (!head.text.startsWith('*')) throw new Error(`not a RESP command: ${JSON.stringify(head.text)}`);
+  const args: string[] = [];
+  let at = head.end;
+  for (let i = 0; i < Number(head.text.slice(1)); i++) {
+    const size = line(at);
+    if (size === null) return null;
+    const length = Number(size.text.slice(1));
+    if (buf.length < size.end + length + 2) return null;
+    args.push(buf.toString('utf8', size.end, size.end + length));
+    at = size.end + length + 2;
+  }
+  return { args, end: at };
 }
 
 let redis: FakeRedis | null = null;
@@ -104,38 +122,44 @@ async function until(check: () => boolean, ms = 5_000): Promise<void> {
   }
 }
 
-describe('RESP replies', () => {
-  it('parses every reply type and waits for a reply split across chunks', () => {
-    const whole = Buffer.from('*4\r\n+OK\r\n:42\r\n$5\r\nhello\r\n$-1\r\n');
-    expect(parseReply(whole, 0)).toEqual({ value: ['OK', 42, 'hello', null], end: whole.length });
-    for (let cut = 1; cut < whole.length; cut++) expect(parseReply(whole.subarray(0, cut), 0)).toBeNull();
-    const error = parseReply(Buffer.from('-LOADING Redis is loading\r\n'), 0);
-    expect(error?.value).toBeInstanceOf(RespReplyError);
+describe("the fake Redis's command reader", () => {
+  it('reads a command and waits for one split across chunks', () => {
+    const whole = Buffer.from('*3\r\n$3\r\nSET\r\n$1\r\na\r\n$5\r\nhello\r\n');
+    expect(parseCommand(whole)).toEqual({ args: ['SET', 'a', 'hello'], end: whole.length });
+    for (let cut = 1; cut < whole.length; cut++) expect(parseCommand(whole.subarray(0, cut))).toBeNull();
   });
 });
 
-describe('the RESP client', () => {
-  it('answers pipelined commands in order', async () => {
+describe('the Redis connection (ioredis)', () => {
+  it('answers pipelined commands in order, an error reply as a RedisReplyError', async () => {
     const server = await fakeRedis();
-    const client = await RespClient.connect('127.0.0.1', server.port);
-    const replies = await Promise.all([client.command(['SET', 'a', '1']), client.command(['GET', 'a']), client.command(['NOPE']).catch((e: Error) => e)]);
+    const client = await RedisConnection.connect({ host: '127.0.0.1', port: server.port });
+    const replies = await Promise.all([
+      client.run((r) => r.set('a', '1')),
+      client.run((r) => r.get('a')),
+      client.run((r) => r.call('NOPE')).catch((e: Error) => e),
+    ]);
     client.close();
     expect(replies[0]).toBe('OK');
     expect(replies[1]).toBe('1');
-    expect(replies[2]).toBeInstanceOf(RespReplyError);
+    expect(replies[2]).toBeInstanceOf(RedisReplyError);
   });
 
-  it('names a refused connection and a closed one', async () => {
+  it('names a refused connection and a closed one, and never re-sends by itself', async () => {
     const server = await fakeRedis();
     const port = server.port;
-    const client = await RespClient.connect('127.0.0.1', port);
+    const client = await RedisConnection.connect({ host: '127.0.0.1', port });
     server.dropNextSet = 'before-store';
-    const closed = await client.command(['SET', 'a', '1']).catch((e: unknown) => e);
+    const closed = await client.run((r) => r.set('a', '1')).catch((e: unknown) => e);
     expect(closed).toMatchObject({ kind: 'closed' });
+    expect(client.closed).toBe(true);
+    // No offline queue, no reconnect: a command on the closed connection fails at once.
+    expect(await client.run((r) => r.set('b', '1')).catch((e: unknown) => e)).toMatchObject({ kind: 'closed' });
+    expect(server.sets).toBe(1);
     await server.close();
     redis = null;
-    const refused = await RespClient.connect('127.0.0.1', port).catch((e: unknown) => e);
-    expect(refused).toBeInstanceOf(RespConnectionError);
+    const refused = await RedisConnection.connect({ host: '127.0.0.1', port }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(RedisConnectionError);
     expect(refused).toMatchObject({ kind: 'refused' });
   });
 

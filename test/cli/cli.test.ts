@@ -2,12 +2,13 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { datasetIdFor } from '#common/dataset-id.ts';
-import { runCli } from './dispatch.ts';
-import { NODES, startStandIn, type StandIn } from './testing/stand-in-control.ts';
+import { runCli } from '../../cli/dispatch.ts';
+import { NODES, startControl, type InProcessControl } from './control-in-process.ts';
 
-// The CLI in-process against a real HTTP server on 127.0.0.1 (a stand-in for the control
-// service that deploys with the real parseDeployment/planDeploy).
-const fixtures = join(import.meta.dirname, '..', 'test', 'fixtures');
+// The CLI in-process against the real control service in-process, over real HTTP on
+// 127.0.0.1. The test plays the agents: after each deploy they report what they run, and
+// between two polls of a migration the agents take one step of its script.
+const fixtures = join(import.meta.dirname, '..', 'fixtures');
 const [N1, N2] = NODES.map((n) => n.uuid) as [string, string];
 
 function buffer(isTTY = false) {
@@ -16,6 +17,13 @@ function buffer(isTTY = false) {
 }
 
 async function drover(argv: string[], opts: { control?: string; tty?: boolean } = {}) {
+  const result = await droverOnly(argv, opts);
+  // The agents converge on what was just asked (a no-op when nothing changed).
+  if (control !== undefined) await control.reportAll();
+  return result;
+}
+
+async function droverOnly(argv: string[], opts: { control?: string; tty?: boolean }) {
   const stdout = buffer(opts.tty);
   const stderr = buffer();
   const code = await runCli(argv, {
@@ -23,14 +31,14 @@ async function drover(argv: string[], opts: { control?: string; tty?: boolean } 
     stderr,
     env: opts.control === undefined ? {} : { DROVER_CONTROL: opts.control },
     cwd: fixtures,
-    sleep: async () => {},
+    sleep: () => control.agentStep(),
   });
   return { code, stdout: stdout.text, stderr: stderr.text };
 }
 
-let control: StandIn;
+let control: InProcessControl;
 beforeEach(async () => {
-  control = await startStandIn();
+  control = await startControl();
 });
 afterEach(async () => {
   await control.close();
@@ -63,7 +71,7 @@ describe('drover deploy', () => {
       dry_run: false,
       migrations: [],
       unschedulable: {},
-      tag: 'stand-in',
+      tag: expect.any(String),
       diff: {
         added: [],
         changed: [],
@@ -78,7 +86,7 @@ describe('drover deploy', () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/^project "shop" \(dry run: nothing was changed\)\n/);
     expect(run.stdout).toMatch(/would apply: 5 added, 0 changed, 0 removed, 0 unchanged\n$/);
-    expect(control.desired.applications).toEqual([]);
+    expect(control.control.desired.applications).toEqual([]);
   });
 
   it('names the project after the Compose file directory by default', async () => {
@@ -111,10 +119,11 @@ describe('drover status', () => {
       `127.0.0.12  ${N2}  known  name=n2`,
       '',
       'APPLICATIONS',
-      'NAME   NODE        STATE     HEALTH   PORTS      NOTE',
-      'web    127.0.0.12  running   healthy  8080→8000  -',
-      'db     127.0.0.11  running   healthy  5432→5432  -',
-      'cache  (unplaced)  unplaced  -        6380→6379  no node has enough memory',
+      // cache is in no node's list of the topology: the scheduler places it (seed 7: n1).
+      'NAME   NODE        STATE    HEALTH   PORTS      NOTE',
+      'web    127.0.0.12  running  healthy  8080→8000  -',
+      'db     127.0.0.11  running  healthy  5432→5432  -',
+      'cache  127.0.0.11  running  healthy  6380→6379  -',
       '',
       'DATASETS',
       'ID                                    NAME         PRIMARY     SIZE       PATH',
@@ -174,6 +183,7 @@ describe('drover move', () => {
       'pre-copy  round 2  100 MiB / 100 MiB (100%)  30 MiB/s',
       'cutover   round 3  101 MiB / 101 MiB (100%)',
       'handoff   round 3  101 MiB / 101 MiB (100%)',
+      'release   round 3  101 MiB / 101 MiB (100%)',
       'done      round 3  101 MiB / 101 MiB (100%)',
       'moved "db" to 127.0.0.12: 3 round(s), 101 MiB sent, cutover 180 ms',
     ]);
@@ -214,11 +224,13 @@ describe('drover datasets', () => {
     expect(list.stdout).toBe(
       ['ID                                    NAME     PRIMARY     SIZE     PROJECT  DELETED', `${created.dataset_id}  scratch  127.0.0.11  1.0 GiB  -        -`, ''].join('\n'),
     );
-    expect((await drover(['datasets', 'move', 'scratch', '127.0.0.12'], { control: control.url })).stdout).toBe(
-      `dataset ${created.dataset_id} now has primary 127.0.0.12 (${N2})\n`,
-    );
+    // Its primary is a node that reported: the data moves first, by a migration.
+    const move = await drover(['datasets', 'move', 'scratch', '127.0.0.12'], { control: control.url });
+    expect(move.stdout).toMatch(new RegExp(`^moving dataset ${created.dataset_id} to 127\\.0\\.0\\.12 \\(migration [0-9a-f-]{36}; drover status shows it\\)\\n$`));
+    for (const _ of control.script) await control.agentStep();
+    expect(control.control.desired.datasets[0]).toMatchObject({ primary: N2, deleted: false });
     expect((await drover(['datasets', 'delete', created.dataset_id], { control: control.url })).stdout).toBe(`deleted dataset ${created.dataset_id} (scratch)\n`);
-    expect(control.desired.datasets[0]).toMatchObject({ primary: N2, deleted: true });
+    expect(control.control.desired.datasets[0]).toMatchObject({ primary: N2, deleted: true });
   });
 
   it('shows the paths a schema error named', async () => {

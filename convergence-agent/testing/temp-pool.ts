@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { DroverError } from '#common/errors.ts';
 import { systemClock } from '#common/clock.ts';
-import { execaRunner, type CommandRunner } from './command.ts';
+import { execaRunner, type CommandRunner } from '../zfs/command.ts';
 
 export interface TempPool {
   name: string;

@@ -1,0 +1,367 @@
+/**
+ * The one table of the control service's routes (docs/DESIGN.md §2): for each route its
+ * method, path (fastify syntax, `:name` for a path parameter), the zod schemas of its path
+ * parameters, query and body, the request headers it reads, and its answers per status.
+ *
+ * Built from this table: the fastify routes (control-service/http/router.ts registers a
+ * handler per key), the OpenAPI document (control-service/http/openapi.ts) and the one
+ * client (api-client.ts), which validates every answer with the schema of its status.
+ * Shapes live in api.ts (Flocker's v1 and drover's additions) and channel.ts (the agent
+ * channel); paths live only here.
+ */
+import { z } from 'zod';
+import {
+  ApplicationStatus,
+  ContainerMoveAnswer,
+  ContainerState,
+  CreateContainerBody,
+  CreateDatasetBody,
+  DatasetMoveAnswer,
+  DatasetState,
+  DeployAnswer,
+  DeployBody,
+  EraAnswer,
+  ErrorBody,
+  LeaseAnswer,
+  LeaseBody,
+  MoveApplicationAnswer,
+  MoveApplicationBody,
+  MoveContainerBody,
+  MoveDatasetBody,
+  NodeStateAnswer,
+  RouteAcksAnswer,
+  StartMigrationBody,
+  VersionAnswer,
+} from './api.ts';
+import { AgentDesired, LongPollQuery, MigrationUpdate, NodeReport, ReportAnswer, RouteAck, RouteTable } from './channel.ts';
+import { AppName, Application, Dataset, Migration, Uuid } from './model.ts';
+
+export interface RouteAnswer {
+  description: string;
+  /** The JSON body's schema; absent: an empty body (or, with `contentType`, not JSON). */
+  schema?: z.ZodType;
+  /** Not JSON (e.g. `text/event-stream`). */
+  contentType?: string;
+}
+
+export interface RouteSpec {
+  method: 'GET' | 'POST' | 'DELETE';
+  /** fastify syntax: `/v1/configuration/datasets/:dataset_id`. */
+  path: string;
+  summary: string;
+  /** The OpenAPI tag (a group of routes). */
+  tag: string;
+  params?: z.ZodType;
+  query?: z.ZodType;
+  body?: z.ZodType;
+  /** Request headers the route reads: name → what it does (for the document). */
+  headers?: Record<string, string>;
+  answers: Record<number, RouteAnswer>;
+}
+
+const error = (description: string): RouteAnswer => ({ description, schema: ErrorBody });
+const IF_MATCHES = { 'X-If-Configuration-Matches': 'apply only if the configuration still has this tag (else 412)' };
+const DatasetParams = z.object({ dataset_id: Uuid });
+const NameParams = z.object({ name: AppName });
+
+export const ROUTES = {
+  // ------------------------------------------------------------ Flocker v1: version, nodes
+  version: {
+    method: 'GET',
+    path: '/v1/version',
+    tag: 'nodes',
+    summary: 'The version of the API (Flocker 1.15 compatible) and of drover',
+    answers: { 200: { description: 'versions', schema: VersionAnswer } },
+  },
+  nodes: {
+    method: 'GET',
+    path: '/v1/state/nodes',
+    tag: 'nodes',
+    summary: 'Nodes: known (reporting) or unknown (silent), with address, era, labels',
+    answers: { 200: { description: 'nodes', schema: z.array(NodeStateAnswer) } },
+  },
+  nodeByEra: {
+    method: 'GET',
+    path: '/v1/state/nodes/by_era/:era',
+    tag: 'nodes',
+    summary: 'The node whose current boot era this is',
+    params: z.object({ era: z.string().min(1).max(64) }),
+    answers: { 200: { description: 'the node', schema: EraAnswer }, 404: error('no node has this era (yet); ask again') },
+  },
+
+  // ------------------------------------------------------------ Flocker v1: datasets
+  datasets: {
+    method: 'GET',
+    path: '/v1/configuration/datasets',
+    tag: 'datasets',
+    summary: 'The datasets of the desired configuration (X-Configuration-Tag header)',
+    answers: { 200: { description: 'datasets', schema: z.array(Dataset) } },
+  },
+  createDataset: {
+    method: 'POST',
+    path: '/v1/configuration/datasets',
+    tag: 'datasets',
+    summary: 'Create a dataset (the server picks dataset_id when none is given)',
+    body: CreateDatasetBody,
+    headers: IF_MATCHES,
+    answers: { 201: { description: 'created', schema: Dataset }, 400: error('bad body'), 409: error('dataset_id in use'), 412: error('the configuration changed') },
+  },
+  moveDataset: {
+    method: 'POST',
+    path: '/v1/configuration/datasets/:dataset_id',
+    tag: 'datasets',
+    summary: 'Move a dataset to another primary: a migration carries its data; primary changes at handoff',
+    params: DatasetParams,
+    body: MoveDatasetBody,
+    headers: IF_MATCHES,
+    answers: {
+      200: { description: 'the dataset as stored now, and its migration', schema: DatasetMoveAnswer },
+      404: error('no such dataset'),
+      405: error('the dataset was deleted'),
+      409: error('leased elsewhere, mounted by a container, or moving elsewhere'),
+      412: error('the configuration changed'),
+    },
+  },
+  deleteDataset: {
+    method: 'DELETE',
+    path: '/v1/configuration/datasets/:dataset_id',
+    tag: 'datasets',
+    summary: 'Soft-delete a dataset (agents then destroy their copies); idempotent',
+    params: DatasetParams,
+    headers: IF_MATCHES,
+    answers: { 200: { description: 'the dataset, deleted', schema: Dataset }, 404: error('no such dataset'), 409: error('leased, mounted or moving'), 412: error('the configuration changed') },
+  },
+  datasetStates: {
+    method: 'GET',
+    path: '/v1/state/datasets',
+    tag: 'state',
+    summary: 'Datasets as the agents see them; primary and path only where one node has it writable',
+    answers: { 200: { description: 'dataset states', schema: z.array(DatasetState) } },
+  },
+
+  // ------------------------------------------------------------ Flocker v1: containers
+  containers: {
+    method: 'GET',
+    path: '/v1/configuration/containers',
+    tag: 'containers',
+    summary: 'The applications of the desired configuration',
+    answers: { 200: { description: 'containers', schema: z.array(Application) } },
+  },
+  createContainer: {
+    method: 'POST',
+    path: '/v1/configuration/containers',
+    tag: 'containers',
+    summary: 'Add an application; without node_uuid the scheduler places it',
+    body: CreateContainerBody,
+    headers: IF_MATCHES,
+    answers: {
+      201: { description: 'created (with the node the scheduler chose, if it could)', schema: Application },
+      400: error('bad body'),
+      404: error('a volume names no dataset'),
+      409: error('name or external port in use, duplicate link alias or local port, dataset on another node or used by another container'),
+      412: error('the configuration changed'),
+    },
+  },
+  moveContainer: {
+    method: 'POST',
+    path: '/v1/configuration/containers/:name',
+    tag: 'containers',
+    summary: 'Move an application (and its datasets, with their data) to another node: starts a migration',
+    params: NameParams,
+    body: MoveContainerBody,
+    headers: IF_MATCHES,
+    answers: {
+      200: { description: 'the application as stored now (node_uuid changes at handoff), and its migration', schema: ContainerMoveAnswer },
+      404: error('no such container or node'),
+      409: error('leased elsewhere, or already moving elsewhere'),
+      412: error('the configuration changed'),
+    },
+  },
+  deleteContainer: {
+    method: 'DELETE',
+    path: '/v1/configuration/containers/:name',
+    tag: 'containers',
+    summary: 'Remove an application; its datasets stay',
+    params: NameParams,
+    headers: IF_MATCHES,
+    answers: { 200: { description: 'removed (empty body)' }, 404: error('no such container'), 409: error('it is moving'), 412: error('the configuration changed') },
+  },
+  containerStates: {
+    method: 'GET',
+    path: '/v1/state/containers',
+    tag: 'state',
+    summary: 'Containers as the agents see them, with running, health and published ports',
+    answers: { 200: { description: 'container states', schema: z.array(ContainerState) } },
+  },
+
+  // ------------------------------------------------------------ Flocker v1: leases
+  leases: {
+    method: 'GET',
+    path: '/v1/configuration/leases',
+    tag: 'leases',
+    summary: 'Leases; expires is seconds remaining (null: never)',
+    answers: { 200: { description: 'leases', schema: z.array(LeaseAnswer) } },
+  },
+  acquireLease: {
+    method: 'POST',
+    path: '/v1/configuration/leases',
+    tag: 'leases',
+    summary: 'Take or renew a lease: while held, nothing moves the dataset away from the node or deletes it',
+    body: LeaseBody,
+    answers: { 201: { description: 'new lease', schema: LeaseAnswer }, 200: { description: 'renewed', schema: LeaseAnswer }, 404: error('no such dataset'), 409: error('held by another node, or the dataset is moving') },
+  },
+  releaseLease: {
+    method: 'DELETE',
+    path: '/v1/configuration/leases/:dataset_id',
+    tag: 'leases',
+    summary: 'Release a lease',
+    params: DatasetParams,
+    answers: { 200: { description: 'the released lease', schema: LeaseAnswer }, 404: error('no lease on this dataset') },
+  },
+
+  // ------------------------------------------------------------ drover: deploy, applications, migrations
+  deploy: {
+    method: 'POST',
+    path: '/v1/drover/deploy',
+    tag: 'drover',
+    summary: 'Deploy a project from a Compose (or Flocker) file and a topology file; dry_run shows the diff only',
+    body: DeployBody,
+    answers: {
+      200: { description: 'what changed (or would)', schema: DeployAnswer },
+      400: error('a file is refused: the message names the file, the service and the key'),
+      409: error('a name, port or dataset belongs to another project, or a move is refused (lease)'),
+    },
+  },
+  applications: {
+    method: 'GET',
+    path: '/v1/drover/applications',
+    tag: 'drover',
+    summary: 'Every application: where it runs, its state, why it is not placed, its migration',
+    answers: { 200: { description: 'statuses', schema: z.array(ApplicationStatus) } },
+  },
+  application: {
+    method: 'GET',
+    path: '/v1/drover/applications/:name',
+    tag: 'drover',
+    summary: 'One application status',
+    params: NameParams,
+    answers: { 200: { description: 'status', schema: ApplicationStatus }, 404: error('no such application') },
+  },
+  moveApplication: {
+    method: 'POST',
+    path: '/v1/drover/applications/:name/move',
+    tag: 'drover',
+    summary: 'Move an application with its data: 202 with the migration, 200 when it is already there',
+    params: NameParams,
+    body: MoveApplicationBody,
+    answers: {
+      202: { description: 'migration started (or joined)', schema: MoveApplicationAnswer },
+      200: { description: 'nothing to move', schema: MoveApplicationAnswer },
+      404: error('no such application or node'),
+      409: error('leased elsewhere, or moving elsewhere'),
+    },
+  },
+  migrations: {
+    method: 'GET',
+    path: '/v1/drover/migrations',
+    tag: 'migrations',
+    summary: 'Migrations, running and recent',
+    answers: { 200: { description: 'migrations', schema: z.array(Migration) } },
+  },
+  startMigration: {
+    method: 'POST',
+    path: '/v1/drover/migrations',
+    tag: 'migrations',
+    summary: 'Move an application with its data (the CLI form of the move): 201 with the migration',
+    body: StartMigrationBody,
+    answers: { 201: { description: 'migration started (or joined)', schema: Migration }, 404: error('no such application or node'), 409: error('already there, leased elsewhere, or moving elsewhere') },
+  },
+  migration: {
+    method: 'GET',
+    path: '/v1/drover/migrations/:id',
+    tag: 'migrations',
+    summary: 'One migration, with its phase and progress',
+    params: z.object({ id: Uuid }),
+    answers: { 200: { description: 'the migration', schema: Migration }, 404: error('no such migration') },
+  },
+  events: {
+    method: 'GET',
+    path: '/v1/drover/events',
+    tag: 'drover',
+    summary: 'Server-sent events: `configuration` {version, tag}, `node` {uuid, host, state}, `migration` (the record); resumes after Last-Event-ID',
+    query: z.object({ types: z.string().max(256).optional() }).strict(),
+    headers: { 'Last-Event-ID': 'resume after this event (while it is still in the ring)' },
+    answers: { 200: { description: 'an event stream', contentType: 'text/event-stream' } },
+  },
+  openapi: {
+    method: 'GET',
+    path: '/v1/drover/openapi.json',
+    tag: 'drover',
+    summary: 'This document',
+    answers: { 200: { description: 'OpenAPI 3.1', schema: z.record(z.string(), z.unknown()) } },
+  },
+
+  // ------------------------------------------------------------ the agent channel
+  report: {
+    method: 'POST',
+    path: '/v1/drover/agents/report',
+    tag: 'channel',
+    summary: "An agent's report: registers or refreshes its node and its observed state",
+    body: NodeReport,
+    answers: { 200: { description: "the version of the node's desired view", schema: ReportAnswer }, 400: error('bad report') },
+  },
+  desired: {
+    method: 'GET',
+    path: '/v1/drover/agents/:node_uuid/desired',
+    tag: 'channel',
+    summary: "Long-poll of a node's desired configuration: answers when its version differs from `after`, or after `wait_ms`",
+    params: z.object({ node_uuid: Uuid }),
+    query: LongPollQuery,
+    answers: { 200: { description: 'the part of the desired configuration that concerns the node', schema: AgentDesired } },
+  },
+  routes: {
+    method: 'GET',
+    path: '/v1/drover/routes',
+    tag: 'channel',
+    summary: 'Long-poll of the route table (proxies); `node_uuid` marks the proxy live for route acks',
+    query: LongPollQuery.extend({ node_uuid: Uuid.optional() }),
+    answers: { 200: { description: 'routes', schema: RouteTable } },
+  },
+  ackRoutes: {
+    method: 'POST',
+    path: '/v1/drover/routes/ack',
+    tag: 'channel',
+    summary: 'A proxy has applied a route table version',
+    body: RouteAck,
+    answers: { 200: { description: 'noted', schema: z.object({}) } },
+  },
+  routeAcks: {
+    method: 'GET',
+    path: '/v1/drover/routes/acks',
+    tag: 'channel',
+    summary: 'Whether every live proxy has applied route table version `version` or newer (asked before a cutover stops the source)',
+    query: z.object({ version: z.coerce.number().int().min(0) }).strict(),
+    answers: { 200: { description: 'ack status', schema: RouteAcksAnswer } },
+  },
+  updateMigration: {
+    method: 'POST',
+    path: '/v1/drover/migrations/:id/update',
+    tag: 'migrations',
+    summary: "An agent's migration step: refused unless it carries the migration's generation, comes from the node whose turn it is, and follows the phase order",
+    params: z.object({ id: Uuid }),
+    body: MigrationUpdate,
+    answers: { 200: { description: 'the migration after the step', schema: Migration }, 404: error('no such migration'), 409: error('stale generation, wrong node or illegal phase change') },
+  },
+} as const satisfies Record<string, RouteSpec>;
+
+export type Routes = typeof ROUTES;
+export type RouteKey = keyof Routes;
+
+/** `/v1/configuration/datasets/:dataset_id` with `{dataset_id}` filled in (each value URI-encoded). */
+export function fillPath(path: string, params: Record<string, unknown> = {}): string {
+  return path.replace(/:([A-Za-z_]+)/g, (_, name: string) => {
+    const value = params[name];
+    if (value === undefined) throw new TypeError(`path ${path} needs parameter "${name}"`);
+    return encodeURIComponent(String(value));
+  });
+}

@@ -1,0 +1,43 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { runClusterCommand } from './command.ts';
+
+/** What the command wrote to stdout and stderr, and its exit code. */
+async function cluster(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((stdout += String(chunk)), true));
+  vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((stderr += String(chunk)), true));
+  const code = await runClusterCommand(argv);
+  vi.restoreAllMocks();
+  return { code, stdout, stderr };
+}
+
+describe('drover cluster arguments', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('prints the usage of every verb on --help and exits 0', async () => {
+    const help = await cluster('--help');
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^usage: drover cluster up \[--nodes N\] \[--name NAME\] \[--subnet S\] \[--images busybox,redis\]\n {7}drover cluster down/);
+    for (const verb of ['up', 'down', 'status', 'images']) expect(help.stdout).toMatch(new RegExp(`\\n  ${verb} `));
+    const up = await cluster('up', '-h');
+    expect(up.code).toBe(0);
+    for (const flag of ['--nodes <N>', '--name <NAME>', '--subnet <S>', '--images <LIST>']) expect(up.stdout).toContain(flag);
+  });
+
+  it('exits 2 with the usage on stderr without a verb, with an unknown verb, flag or image, or with an extra argument', async () => {
+    for (const argv of [[], ['start'], ['up', '--bogus'], ['up', 'extra'], ['up', '--images', 'busybox,nginx'], ['down', '--name']]) {
+      const result = await cluster(...argv);
+      expect(result.code, argv.join(' ')).toBe(2);
+      expect(result.stdout, argv.join(' ')).toBe('');
+      expect(result.stderr.length, argv.join(' ')).toBeGreaterThan(0);
+    }
+    expect((await cluster('up', '--images', 'busybox,nginx')).stderr).toBe('--images: unknown image nginx (known: busybox, redis)\n');
+  });
+
+  it('exits 1 naming the error code when the cluster refuses, before touching anything', async () => {
+    const result = await cluster('down', '--name', 'Bad');
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe("drover cluster down: cluster name 'Bad' must match ^[a-z][a-z0-9]{0,5}$ (DROVER_CLUSTER_NAME_INVALID)\n");
+  });
+});

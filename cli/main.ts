@@ -1,5 +1,5 @@
 // `drover`: the operator's command line. Wires only: process in, exit code out.
-import { setTimeout as sleep } from 'node:timers/promises';
+import { systemClock } from '#common/clock.ts';
 import { runCli } from './dispatch.ts';
 
 // A reader that went away (`drover status | head -1`) is no failure of drover's: stop
@@ -16,5 +16,5 @@ process.exitCode = await runCli(process.argv.slice(2), {
   stderr: process.stderr,
   env: process.env,
   cwd: process.cwd(),
-  sleep: (ms) => sleep(ms),
+  sleep: (ms) => systemClock.sleep(ms),
 });

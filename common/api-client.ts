@@ -19,7 +19,14 @@ import type { MigrationUpdate, RouteAck } from './channel.ts';
 import { codeOfAnswer, DroverError } from './errors.ts';
 import { parseEventStream, type StreamEvent } from './event-stream.ts';
 import type { Application, NodeReport } from './model.ts';
-import { sleep } from './sleep.ts';
+import { backoffDelay } from './backoff.ts';
+import { systemClock } from './clock.ts';
+
+
+/** An idempotent GET whose connection failed: 100 ms, then 300 ms, … (capped). */
+const GET_RETRY = { initialMs: 100, factor: 3, capMs: 2_700 };
+/** A conditional write answered 412: someone wrote in between; retry soon, spread out. */
+const CONDITIONAL_RETRY = { initialMs: 10, capMs: 500, jitter: 0.5 };
 
 export type { StreamEvent };
 
@@ -107,7 +114,7 @@ export class ApiClient {
       } catch (err) {
         const unreachable = err instanceof DroverError && err.code === 'DROVER_CONTROL_UNREACHABLE';
         if (!unreachable || attempt >= attempts || signal?.aborted) throw err;
-        await sleep(100 * 3 ** (attempt - 1), signal);
+        await systemClock.sleep(backoffDelay(GET_RETRY, attempt), signal);
       }
     }
   }
@@ -201,7 +208,7 @@ export class ApiClient {
         return await write(tag);
       } catch (err) {
         if (!(err instanceof DroverError) || err.detail.status !== 412 || attempt >= attempts) throw err;
-        await sleep(Math.min(500, 10 * attempt) + Math.random() * 20);
+        await systemClock.sleep(backoffDelay(CONDITIONAL_RETRY, attempt));
       }
     }
   }

@@ -2,7 +2,7 @@ import { chmod, copyFile, mkdir, mkdtemp, readFile, readdir, rename, rm, stat, s
 import { join } from 'node:path';
 import { DroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
-import { sleep } from '#common/sleep.ts';
+import { systemClock } from '#common/clock.ts';
 import { isAlive } from './processes.ts';
 import { exists } from './files.ts';
 import { run } from './run.ts';
@@ -75,11 +75,11 @@ export async function ensureImageArchive(image: LocalImage, log: Logger): Promis
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const owner = Number(await readFile(join(lock, 'pid'), 'utf8').catch(() => '0'));
       if (owner > 0 && isAlive(owner)) {
-        await sleep(1_000);
+        await systemClock.sleep(1_000);
       } else if (Date.now() - (await stat(lock).then((s) => s.mtimeMs, () => 0)) > 5_000) {
         await rm(lock, { recursive: true, force: true }); // its builder died
       } else {
-        await sleep(200); // just taken; the pid is being written
+        await systemClock.sleep(200); // just taken; the pid is being written
       }
       continue;
     }

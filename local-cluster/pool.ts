@@ -2,7 +2,8 @@ import { mkdir, rm, truncate, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { isDroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
-import { sleep } from '#common/sleep.ts';
+import { backoffDelay } from '#common/backoff.ts';
+import { systemClock } from '#common/clock.ts';
 import { run } from './run.ts';
 
 /**
@@ -66,7 +67,7 @@ async function untilNotBusy(what: string, log: Logger, step: () => Promise<void>
     } catch (err) {
       if (!isDroverError(err) || !err.retryable || attempt >= 10) throw err;
       log.debug({ what, attempt, err }, 'zfs busy, retried');
-      await sleep(Math.min(250 * 2 ** attempt, 8_000));
+      await systemClock.sleep(backoffDelay({ initialMs: 250, capMs: 8_000 }, attempt + 1));
     }
   }
 }

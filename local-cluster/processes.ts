@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readdirSync } from 'node:fs';
-import { sleep } from '#common/sleep.ts';
+import { systemClock } from '#common/clock.ts';
 import { SYSTEM_PATH } from './run.ts';
 
 /**
@@ -90,7 +90,7 @@ async function waitGone(pid: number, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
     if (!isAlive(pid)) return true;
-    await sleep(50);
+    await systemClock.sleep(50);
   }
   return !isAlive(pid);
 }

@@ -2,7 +2,7 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import { open } from 'node:fs/promises';
 import { DroverError } from '#common/errors.ts';
-import { sleep } from '#common/sleep.ts';
+import { systemClock } from '#common/clock.ts';
 import { isAlive } from './processes.ts';
 
 /** Bounded waits for a freshly started daemon to answer. */
@@ -67,7 +67,7 @@ export async function waitReady(what: string, pid: number, check: () => Promise<
   while (Date.now() < deadline) {
     if (await check()) return;
     if (pid > 0 && !isAlive(pid)) break;
-    await sleep(100);
+    await systemClock.sleep(100);
   }
   if (await check()) return;
   throw new DroverError('DROVER_CLUSTER_DAEMON_FAILED', `${what} did not become ready (pid ${pid}); log ${logFile}:\n${await tail(logFile)}`, {

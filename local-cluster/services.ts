@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { DroverError } from '#common/errors.ts';
 import { silentLogger, type Logger } from '#common/log.ts';
 import { nodeFlagsOf } from '#common/node-flags.ts';
-import { sleep } from '#common/sleep.ts';
+import { systemClock } from '#common/clock.ts';
 import { PLUGIN_SOCKET_DIR } from './layout.ts';
 import { isAlive, ownedPid, processesMentioning, terminate } from './processes.ts';
 import { tail } from './readiness.ts';
@@ -156,7 +156,7 @@ async function startAll(specs: ServiceSpec[], dir: string, level: string, log: L
         { detail: { service: which.spec.name, logFile: which.spec.logFile } },
       );
     }
-    await sleep(200);
+    await systemClock.sleep(200);
   }
 }
 

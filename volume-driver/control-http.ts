@@ -6,7 +6,8 @@
  */
 import { ApiClient } from '#common/api-client.ts';
 import { DroverError, isDroverError } from '#common/errors.ts';
-import { sleep } from '#common/sleep.ts';
+import { backoffDelay } from '#common/backoff.ts';
+import { systemClock } from '#common/clock.ts';
 import {
   findByName,
   type ControlPlane,
@@ -55,7 +56,7 @@ export class HttpControl implements ControlPlane {
       } catch (err) {
         if (!(isDroverError(err) && err.detail.status === 412)) throw classify(err);
       }
-      await sleep(10 + Math.random() * 40 * attempt);
+      await systemClock.sleep(backoffDelay({ initialMs: 10, capMs: 500, jitter: 0.5 }, attempt));
     }
     throw new DroverError('DROVER_CONTROL_CONFLICT', `could not create dataset "${request.name}": the configuration kept changing (${CONDITIONAL_ATTEMPTS} attempts)`, {
       retryable: true,

@@ -5,7 +5,7 @@
  * and the acknowledged writes that are not there afterwards (lost).
  */
 import { randomBytes } from 'node:crypto';
-import { sleep } from '#common/sleep.ts';
+import { systemClock } from '#common/clock.ts';
 import { RedisConnection, RedisConnectionError, RedisReplyError, type Endpoint } from './redis-client.ts';
 
 export type { Endpoint };
@@ -199,11 +199,11 @@ export class AckedWriter {
             else if (attempt > 1) failure('resend-failed', err.message);
           } else throw err;
           // A closed connection is re-tried at once (a client's reconnect); anything else after a short wait.
-          if (!(err instanceof RedisConnectionError && err.kind === 'closed' && attempt === 1)) await sleep(retry);
+          if (!(err instanceof RedisConnectionError && err.kind === 'closed' && attempt === 1)) await systemClock.sleep(retry);
         }
       }
       const wait = interval - (performance.now() - started);
-      if (wait > 0) await sleep(wait);
+      if (wait > 0) await systemClock.sleep(wait);
     }
   }
 

@@ -1,4 +1,5 @@
 import { buildModel } from './build-model.ts';
+import { badConfigAll, type ConfigProblem } from './config-error.ts';
 import { looksLikeFig, readComposeFile, readFigFile } from './compose-file.ts';
 import type { FileDraft } from './draft.ts';
 import { readFlockerFile } from './flocker-file.ts';
@@ -18,20 +19,27 @@ const PROJECT = /^[a-z0-9][a-z0-9_-]{0,62}$/;
  * `UNPLACED_PRIMARY` until the scheduler places them. `planDeploy` then keeps placements
  * that already exist.
  *
- * @throws DroverError `DROVER_BAD_CONFIG` whose message names the file (with line and
- *   column), the service and the key — `compose.yml:9:5: service "web": unsupported key
- *   "privileged"` — with detail `{ file, service?, key?, line?, column?, issues? }`.
+ * @throws DroverError `DROVER_BAD_CONFIG` listing every problem of both files, each naming
+ *   the file (with line and column), the service and the key — `compose.yml:9:5: service
+ *   "web": unsupported key "privileged"`. One problem: that line is the message, detail
+ *   `{ file, service?, key?, line?, column?, issues? }`. Several: a count, then a line each;
+ *   detail adds `problems: [{ file, line?, column?, service?, key?, message }]`.
  */
 export function parseDeployment(input: ParseDeploymentInput): Parsed {
-  const app = new YamlSource(input.compose);
+  // Every reader records its problems here and goes on, so a refusal lists them all.
+  const problems: ConfigProblem[] = [];
+  const app = new YamlSource(input.compose, problems);
   const appScope = new Scope(app, []);
   if (!PROJECT.test(input.project)) {
-    appScope.fail([], `project "${input.project}" must be lower-case letters, digits, "_" or "-" (at most 63)`);
+    appScope.report([], `project "${input.project}" must be lower-case letters, digits, "_" or "-" (at most 63)`);
   }
-  const draft = readApplicationFile(app, appScope);
-  const topology = new YamlSource(input.topology);
-  const pins = readTopology(topology, input.nodes, new Set(draft.services.map((s) => s.name)), input.compose.file);
-  return buildModel(draft, input.project, pins);
+  const draft = appScope.attempt(() => readApplicationFile(app, appScope), null);
+  const topology = new YamlSource(input.topology, problems);
+  const names = new Set(draft?.services.map((s) => s.name) ?? []);
+  const pins = new Scope(topology, []).attempt(() => readTopology(topology, input.nodes, names, input.compose.file), new Map<string, string>());
+  const parsed = draft === null ? null : appScope.attempt(() => buildModel(draft, input.project, pins), null);
+  if (problems.length > 0 || parsed === null) throw badConfigAll(problems);
+  return parsed;
 }
 
 function readApplicationFile(src: YamlSource, scope: Scope): FileDraft {

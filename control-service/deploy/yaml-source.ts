@@ -1,5 +1,5 @@
 import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
-import { badConfig, keyPath, type ConfigPlace } from './config-error.ts';
+import { badConfig, ConfigAbort, keyPath, type ConfigPlace, type ConfigProblem } from './config-error.ts';
 import type { DeployFile } from './index.ts';
 
 /** Files above this size are refused before parsing: a deploy file is hand-written. */
@@ -16,7 +16,14 @@ export class YamlSource {
   private readonly doc: Document.Parsed;
   private readonly lines: LineCounter;
 
-  constructor(input: DeployFile) {
+  /**
+   * @param problems where `report` and `fail` record problems; the files of one deploy share
+   *   one list, so that a refusal names the problems of both.
+   */
+  constructor(
+    input: DeployFile,
+    readonly problems: ConfigProblem[] = [],
+  ) {
     this.file = input.file;
     if (Buffer.byteLength(input.text) > MAX_FILE_BYTES) {
       throw badConfig({ file: input.file }, `file is larger than ${MAX_FILE_BYTES} bytes`);
@@ -51,9 +58,21 @@ export class YamlSource {
     return place;
   }
 
-  /** Raises `DROVER_BAD_CONFIG` at `path`. */
+  /** Records a problem at `path` and goes on reading. */
+  report(path: readonly PropertyKey[], what: string, service?: string, key?: readonly PropertyKey[], issues?: unknown[]): void {
+    const place = this.placeOf(path, service, key);
+    const problem: ConfigProblem = issues === undefined ? { place, what } : { place, what, issues };
+    const line = badConfig(place, what).message;
+    if (!this.problems.some((p) => badConfig(p.place, p.what).message === line)) this.problems.push(problem);
+  }
+
+  /**
+   * Records a problem at `path` and abandons the value being read (`ConfigAbort`, caught by
+   * the nearest `Scope.attempt`); parseDeployment raises `DROVER_BAD_CONFIG` with all of them.
+   */
   fail(path: readonly PropertyKey[], what: string, service?: string, key?: readonly PropertyKey[], issues?: unknown[]): never {
-    throw badConfig(this.placeOf(path, service, key), what, issues);
+    this.report(path, what, service, key, issues);
+    throw new ConfigAbort();
   }
 
   private offsetOf(path: readonly PropertyKey[]): number | undefined {

@@ -1,11 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
+import { DroverError } from '#common/errors.ts';
 import { projectNameOf } from '#common/project-name.ts';
 import { usageError } from '../cli-error.ts';
 import type { Command } from '../command.ts';
+import { prepareCompose } from '../compose-env.ts';
 import { print, printJson } from '../context.ts';
 
-const USAGE = 'drover deploy <topology> <compose> [--project NAME] [--dry-run] [--json]';
+const USAGE = 'drover deploy <topology> <compose> [--project NAME] [--env-file FILE] [--profile NAME]... [--dry-run] [--json]';
 
 /**
  * `drover deploy`: reads the two files and sends them to the control service, which parses
@@ -16,15 +18,29 @@ export const deployCommand: Command = {
   name: 'deploy',
   summary: 'apply a topology and a Compose (or Flocker) file as one project',
   usage: USAGE,
-  options: { project: { type: 'string' }, 'dry-run': { type: 'boolean' } },
+  options: { project: { type: 'string' }, 'env-file': { type: 'string' }, profile: { type: 'string', multiple: true }, 'dry-run': { type: 'boolean' } },
   async run(ctx, values, positionals) {
     if (positionals.length !== 2) {
       throw usageError(positionals.length < 2 ? 'deploy needs a topology file and a Compose file' : `deploy takes two files, got ${positionals.length}`, USAGE);
     }
     const [topologyPath, composePath] = positionals as [string, string];
     const topology = await readInput(ctx.cwd, topologyPath, 'topology');
-    const compose = await readInput(ctx.cwd, composePath, 'Compose');
-    const project = (values.project as string | undefined) ?? projectNameOf(compose) ?? defaultProject(resolve(ctx.cwd, composePath));
+    const raw = await readInput(ctx.cwd, composePath, 'Compose');
+    // Compose's variables, .env, env_file: and profiles, done here (cli/compose-env.ts).
+    const composeDir = dirname(resolve(ctx.cwd, composePath));
+    const prepared = await prepareCompose({
+      text: raw,
+      file: composePath,
+      // XXX: CliContext has no environment yet; the commander port should pass it in the context.
+      env: process.env,
+      ...(typeof values['env-file'] === 'string' ? { envFile: resolve(ctx.cwd, values['env-file']) } : {}),
+      profiles: (values.profile as unknown as string[] | undefined) ?? [],
+      readText: (path) => readFile(resolve(composeDir, path), 'utf8').catch(() => null),
+    });
+    for (const w of prepared.warnings) print(ctx.stderr, `warning: ${w}`);
+    if (prepared.errors.length > 0) throw new DroverError('DROVER_BAD_CONFIG', prepared.errors.join('\n'), { detail: { file: composePath } });
+    const compose = prepared.text;
+    const project = (values.project as string | undefined) ?? prepared.projectFromEnv ?? projectNameOf(compose) ?? defaultProject(resolve(ctx.cwd, composePath));
     const dryRun = values['dry-run'] === true;
     const answer = await ctx.control.deploy({
       project,

@@ -19,8 +19,8 @@ describe('interpolate', () => {
   });
 
   it('reports :? and ? errors with their message, and :+ alternatives', () => {
-    expect(interpolate('${NOPE:?set NOPE first}', lookup).errors).toEqual(['NOPE: set NOPE first']);
-    expect(interpolate('${EMPTY:?}', lookup).errors).toEqual(['EMPTY: is empty']);
+    expect(interpolate('${NOPE:?set NOPE first}', lookup).errors).toEqual(['required variable NOPE is missing a value: set NOPE first']);
+    expect(interpolate('${EMPTY:?}', lookup).errors).toEqual(['required variable EMPTY is missing a value']);
     expect(interpolate('${EMPTY?}', lookup).errors).toEqual([]);
     expect(interpolate('${USER:+yes} ${NOPE:+no}', lookup).value).toBe('yes ');
   });
@@ -78,7 +78,7 @@ describe('interpolateCompose', () => {
   it('warns with the place of an unset variable and fails on a required one', () => {
     const out = interpolateCompose('services:\n  a:\n    image: "x:${NOPE}"\n    environment: { P: "${PW:?set a password}" }\n', 'c.yml', lookup);
     expect(out.warnings).toEqual(['c.yml:3:12: variable "NOPE" is not set, using ""']);
-    expect(out.errors).toEqual(['c.yml:4:23: PW: set a password']);
+    expect(out.errors).toEqual(['c.yml:4:23: required variable PW is missing a value: set a password']);
   });
 
   it('gives bare environment names their value from the environment, leaving out unset ones with a warning', () => {

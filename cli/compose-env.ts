@@ -109,7 +109,7 @@ function braced(body: string, lookup: Lookup, unset: string[], errors: string[])
     case '?': {
       if (!empty) return raw!;
       const message = arg();
-      errors.push(`${name}: ${message === '' ? (raw === undefined ? 'is not set' : 'is empty') : message}`);
+      errors.push(`required variable ${name} is missing a value${message === '' ? '' : `: ${message}`}`);
       return '';
     }
     default: // ':+' and '+': the alternative when set

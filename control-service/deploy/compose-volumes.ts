@@ -102,7 +102,7 @@ const TOP_REASONS: Record<string, string> = {
 /**
  * Reads the top-level `volumes:` of a Compose file. Size: `driver_opts.size` or
  * `x-drover.size` (`500M`, `2.5G`, bytes) → `maximum_size`, at least 64 MiB, rounded up to
- * a whole KiB. `driver` may only be `drover` (or absent): drover is the driver.
+ * a whole KiB. `driver` may only be `drover`, `local` (Compose's default) or absent: drover is the driver.
  */
 export function readTopVolumes(scope: Scope, value: unknown): Map<string, VolumeDraft> {
   const record = scope.shape(['volumes'], z.record(z.string(), z.unknown()).nullable(), value) ?? {};
@@ -114,7 +114,9 @@ export function readTopVolumes(scope: Scope, value: unknown): Map<string, Volume
       const key: PropertyKey[] = ['volumes', name];
       if (!VOLUME_NAME.test(name)) scope.failKey(key, `"${name}" is not a volume name (letters, digits, "_", "." or "-")`);
       const spec = scope.shape(key, TopVolume, raw, TOP_REASONS) ?? {};
-      if (spec.driver !== undefined && !/^drover(-[a-z0-9]+)?$/.test(spec.driver)) {
+      // `local` is Compose's default driver, as common in public files as omitting it: a volume
+      // of this stack, which drover provides as a dataset that moves with its service.
+      if (spec.driver !== undefined && spec.driver !== 'local' && !/^drover(-[a-z0-9]+)?$/.test(spec.driver)) {
         scope.failKey([...key, 'driver'], `"${spec.driver}" is not drover: every volume of a deploy is a drover dataset (omit "driver")`);
       }
       if (spec.name !== undefined) scope.failKey([...key, 'name'], 'volume names are set by drover ("<project>_<volume>"); rename the key instead');

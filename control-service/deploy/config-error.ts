@@ -50,15 +50,22 @@ export class ConfigAbort extends Error {
 /**
  * The one error for all problems of the files. One problem: its line is the message and its
  * place the detail, as `badConfig`. Several: a first line counting them, then one line each
- * (file:line:column: service: key: what to do), in the order found; `detail` is the first
+ * (file:line:column: service: key: what to do), by file and position; `detail` is the first
  * one's place plus `problems: [{ file, line?, column?, service?, key?, message }]`.
  */
-export function badConfigAll(problems: readonly ConfigProblem[]): DroverError {
+export function badConfigAll(found: readonly ConfigProblem[]): DroverError {
+  // In file order, then by position: the order an operator reads and fixes them in.
+  const files = [...new Set(found.map((p) => p.place.file))];
+  const problems = [...found].sort(
+    (a, b) =>
+      files.indexOf(a.place.file) - files.indexOf(b.place.file) ||
+      (a.place.line ?? 0) - (b.place.line ?? 0) ||
+      (a.place.column ?? 0) - (b.place.column ?? 0),
+  );
   const first = problems[0]!;
   if (problems.length === 1) return badConfig(first.place, first.what, first.issues);
   const lines = problems.map((p) => ({ ...p.place, message: badConfig(p.place, p.what).message }));
-  const files = [...new Set(problems.map((p) => p.place.file))].join(', ');
-  const message = [`${files}: ${problems.length} problems`, ...lines.map((l) => `  ${l.message}`)].join('\n');
+  const message = [`${files.join(', ')}: ${problems.length} problems`, ...lines.map((l) => `  ${l.message}`)].join('\n');
   const detail: Record<string, unknown> = { ...first.place, problems: lines };
   return new DroverError('DROVER_BAD_CONFIG', message, { detail });
 }

@@ -26,7 +26,7 @@ export const RUNTIME_KEYS = {
   init: z.boolean(),
   shm_size: Scalar,
   ulimits: z.record(z.string(), Limit),
-  logging: z.object({ driver: z.string().min(1).optional(), options: z.record(z.string(), Scalar).nullable().optional() }).strict(),
+  logging: z.object({ driver: z.string().min(1).optional(), options: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).nullable().optional() }).strict(),
 };
 type RuntimeSpec = { [K in keyof typeof RUNTIME_KEYS]?: z.infer<(typeof RUNTIME_KEYS)[K]> };
 

@@ -194,3 +194,24 @@ describe('the CLI trailer', () => {
     expect(parse(`services:\n  a:\n    image: x\n    environment: [UNSET, A=1]\n${TRAILER}`).applications[0]!.environment).toEqual({ A: '1' });
   });
 });
+
+describe('a file that is not YAML', () => {
+  it('is named with its place, beside the other file\'s problems', () => {
+    try {
+      parseDeployment({
+        project: 'p',
+        compose: { file: 'c.yml', text: 'services:\n  a:\n    image: x\n    privileged: true\n' },
+        topology: { file: 't.yml', text: 'version: 1\nnodes: [\n' },
+        nodes: [],
+      });
+    } catch (err) {
+      expect((err as DroverError).message.split('\n')).toEqual([
+        'c.yml, t.yml: 2 problems',
+        '  c.yml:4:5: service "a": unsupported key "privileged"',
+        expect.stringMatching(/^ {2}t\.yml:\d+:\d+: not valid YAML: /),
+      ]);
+      return;
+    }
+    throw new Error('accepted');
+  });
+});

@@ -1,9 +1,9 @@
 import { buildModel } from './build-model.ts';
-import { badConfigAll, type ConfigProblem } from './config-error.ts';
+import { badConfigAll, ConfigAbort, type ConfigProblem } from './config-error.ts';
 import { looksLikeFig, readComposeFile, readFigFile } from './compose-file.ts';
 import type { FileDraft } from './draft.ts';
 import { readFlockerFile } from './flocker-file.ts';
-import type { ParseDeploymentInput, Parsed } from './index.ts';
+import type { DeployFile, ParseDeploymentInput, Parsed } from './index.ts';
 import { Scope } from './scope.ts';
 import { readTopology } from './topology.ts';
 import { YamlSource } from './yaml-source.ts';
@@ -28,18 +28,28 @@ const PROJECT = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 export function parseDeployment(input: ParseDeploymentInput): Parsed {
   // Every reader records its problems here and goes on, so a refusal lists them all.
   const problems: ConfigProblem[] = [];
-  const app = new YamlSource(input.compose, problems);
-  const appScope = new Scope(app, []);
   if (!PROJECT.test(input.project)) {
-    appScope.report([], `project "${input.project}" must be lower-case letters, digits, "_" or "-" (at most 63)`);
+    problems.push({ place: { file: input.compose.file }, what: `project "${input.project}" must be lower-case letters, digits, "_" or "-" (at most 63)` });
   }
-  const draft = appScope.attempt(() => readApplicationFile(app, appScope), null);
-  const topology = new YamlSource(input.topology, problems);
+  const app = readSource(input.compose, problems);
+  const appScope = app && new Scope(app, []);
+  const draft = appScope ? appScope.attempt(() => readApplicationFile(app!, appScope), null) : null;
+  const topology = readSource(input.topology, problems);
   const names = new Set(draft?.services.map((s) => s.name) ?? []);
-  const pins = new Scope(topology, []).attempt(() => readTopology(topology, input.nodes, names, input.compose.file), new Map<string, string>());
-  const parsed = draft === null ? null : appScope.attempt(() => buildModel(draft, input.project, pins), null);
+  const pins = topology ? new Scope(topology, []).attempt(() => readTopology(topology, input.nodes, names, input.compose.file), new Map<string, string>()) : new Map<string, string>();
+  const parsed = draft === null || appScope === null ? null : appScope.attempt(() => buildModel(draft, input.project, pins), null);
   if (problems.length > 0 || parsed === null) throw badConfigAll(problems);
   return parsed;
+}
+
+/** The parsed file, or null when it is not YAML (or too large): its problem is recorded. */
+function readSource(file: DeployFile, problems: ConfigProblem[]): YamlSource | null {
+  try {
+    return new YamlSource(file, problems);
+  } catch (err) {
+    if (err instanceof ConfigAbort) return null;
+    throw err;
+  }
 }
 
 function readApplicationFile(src: YamlSource, scope: Scope): FileDraft {

@@ -19,6 +19,7 @@ export class YamlSource {
   /**
    * @param problems where `report` and `fail` record problems; the files of one deploy share
    *   one list, so that a refusal names the problems of both.
+   * @throws ConfigAbort when the file is too large or not YAML (the problem is recorded).
    */
   constructor(
     input: DeployFile,
@@ -26,7 +27,8 @@ export class YamlSource {
   ) {
     this.file = input.file;
     if (Buffer.byteLength(input.text) > MAX_FILE_BYTES) {
-      throw badConfig({ file: input.file }, `file is larger than ${MAX_FILE_BYTES} bytes`);
+      problems.push({ place: { file: input.file }, what: `file is larger than ${MAX_FILE_BYTES} bytes` });
+      throw new ConfigAbort();
     }
     this.lines = new LineCounter();
     this.doc = parseDocument(input.text, { lineCounter: this.lines, merge: true, uniqueKeys: true, prettyErrors: true });
@@ -35,7 +37,8 @@ export class YamlSource {
       const pos = first.linePos?.[0];
       const place: ConfigPlace = { file: input.file };
       if (pos !== undefined) Object.assign(place, { line: pos.line, column: pos.col });
-      throw badConfig(place, `not valid YAML: ${first.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`);
+      problems.push({ place, what: `not valid YAML: ${first.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}` });
+      throw new ConfigAbort();
     }
     this.value = this.doc.toJS({ maxAliasCount: 1000 });
   }

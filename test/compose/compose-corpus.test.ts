@@ -1,7 +1,8 @@
 import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { Application } from '#common/model.ts';
-import { CORPUS, dryRun, type Outcome } from './corpus-deploy.ts';
+import { join } from 'node:path';
+import { CORPUS, dryRun, NODES, type Outcome } from './corpus-deploy.ts';
 
 // The corpus of real-world-shaped Compose files (test/fixtures/compose/corpus/, each opening
 // with what public stack it is modelled on), given to what `drover deploy --dry-run` does:
@@ -49,7 +50,8 @@ const ACCEPTED: Record<string, { options?: { profiles?: string[]; env?: Record<s
     },
   },
   'wordpress-mariadb.yml': { apps: { db: { restart_policy: { name: 'always' } }, wordpress: { links: [{ alias: 'db', local_port: 3306, remote_port: 3306 }] } } },
-  'nextcloud.yml': { apps: { db: { environment: expect.objectContaining({ MYSQL_ROOT_PASSWORD: 'root' }) as never }, redis: { ports: [] }, app: { ports: [{ internal: 80, external: 8080 }] } } },
+  // top-level "name: cloud" is the project
+  'nextcloud.yml': { apps: { db: { project: 'cloud', environment: expect.objectContaining({ MYSQL_ROOT_PASSWORD: 'root' }) as never }, redis: { project: 'cloud', ports: [] }, app: { project: 'cloud', ports: [{ internal: 80, external: 8080 }] } } },
   'gitea.yml': { apps: { server: { container_name: 'gitea', ports: [{ internal: 3000, external: 3000 }, { internal: 22, external: 222 }] }, db: {} } },
   'rabbitmq.yml': { apps: { rabbitmq: { hostname: 'rabbitmq', health_check: expect.objectContaining({ command: ['/bin/sh', '-c', 'rabbitmq-diagnostics -q ping'] }) as never } } },
   'kafka-zookeeper.yml': { apps: { zookeeper: {}, kafka: { links: [{ alias: 'zookeeper', local_port: 2181, remote_port: 2181 }] } } },
@@ -212,6 +214,21 @@ describe('the Compose corpus', () => {
     expect(Object.keys(apps(await dryRun('profiles-tools.yml')))).toEqual(['app', 'db']);
     expect(Object.keys(apps(await dryRun('profiles-tools.yml', { profiles: ['dev', 'debug'] })))).toEqual(['app', 'db', 'adminer', 'mailhog']);
     expect(Object.keys(apps(await dryRun('profiles-tools.yml', { env: { COMPOSE_PROFILES: 'dev' } })))).toEqual(['app', 'db', 'mailhog']);
+  });
+
+  it('deploys examples/compose-keys with its .env, env_file and profile', async () => {
+    const example = join(import.meta.dirname, '..', '..', 'examples', 'compose-keys');
+    const got = apps(await dryRun('docker-compose.yml', { dir: example, profiles: ['debug'], topology: 'topology.yml' }));
+    expect(Object.keys(got)).toEqual(['web', 'cache', 'shell']);
+    expect(got.web).toMatchObject({
+      project: 'keys',
+      container_name: 'keys-web',
+      environment: { LOG_LEVEL: 'info', GREETING: 'hello from .env' },
+      ports: [{ internal: 8080, external: 8080 }],
+      read_only: true,
+      logging: { driver: 'json-file', options: { 'max-size': '1m', 'max-file': '2' } },
+    });
+    expect(got.cache).toMatchObject({ stop_grace_period_seconds: 30, node_uuid: NODES[0]!.uuid });
   });
 
   it('takes a variable from the shell over .env, and refuses what a required one guards only when it is unset', async () => {

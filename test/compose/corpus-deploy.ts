@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isDroverError } from '#common/errors.ts';
 import type { Application, Node } from '#common/model.ts';
+import { projectNameOf } from '#common/project-name.ts';
 import { prepareCompose } from '../../cli/compose-env.ts';
 import { parseDeployment } from '../../control-service/deploy/index.ts';
 
@@ -19,21 +20,23 @@ export type Outcome =
  * CLI's preparation (interpolation with the corpus's `.env`, env_file contents, profiles),
  * then the control service's parse. A refusal is its list of problem lines.
  */
-export async function dryRun(file: string, options: { env?: Record<string, string>; profiles?: string[] } = {}): Promise<Outcome> {
-  const text = await readFile(join(CORPUS, file), 'utf8');
+export async function dryRun(file: string, options: { env?: Record<string, string>; profiles?: string[]; dir?: string; topology?: string } = {}): Promise<Outcome> {
+  const dir = options.dir ?? CORPUS;
+  const text = await readFile(join(dir, file), 'utf8');
   const prepared = await prepareCompose({
     text,
     file,
     env: options.env ?? {},
     profiles: options.profiles ?? [],
-    readText: (path) => readFile(join(CORPUS, path), 'utf8').catch(() => null),
+    readText: (path) => readFile(join(dir, path), 'utf8').catch(() => null),
   });
   if (prepared.errors.length > 0) return { refused: prepared.errors, warnings: prepared.warnings };
+  const topology = options.topology === undefined ? 'version: 1\nnodes: {}\n' : await readFile(join(dir, options.topology), 'utf8');
   try {
     const parsed = parseDeployment({
-      project: 'corpus',
+      project: projectNameOf(prepared.text) ?? 'corpus',
       compose: { file, text: prepared.text },
-      topology: { file: 'topology.yml', text: 'version: 1\nnodes: {}\n' },
+      topology: { file: options.topology ?? 'topology.yml', text: topology },
       nodes: NODES,
     });
     return { accepted: parsed.applications, warnings: prepared.warnings };

@@ -84,9 +84,10 @@ export interface ServiceContext {
 /**
  * Reads one Compose (or Fig) service into a draft. Pure. Every problem is recorded (each
  * unknown key, each bad value) and the keys that can still be read are, so that one parse
- * names them all; returns null when the service cannot be read at all.
+ * names them all; a draft with problems is marked `incomplete`. A service that is not a
+ * mapping is abandoned (`ConfigAbort`, for the caller's `Scope.attempt`).
  */
-export function readComposeService(scope: Scope, name: string, raw: unknown, context: ServiceContext = {}): ServiceDraft | null {
+export function readComposeService(scope: Scope, name: string, raw: unknown, context: ServiceContext = {}): ServiceDraft {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) scope.failKey([], 'must be a mapping of keys');
   const record = raw as Record<string, unknown>;
   const problemsBefore = scope.src.problems.length;

@@ -15,6 +15,8 @@ export interface CliContext {
   control: ApiClient;
   /** `--json`: print the API's answer as JSON instead of tables. */
   json: boolean;
+  /** The environment Compose variables are read from (the shell's, in main.ts). */
+  env: Record<string, string | undefined>;
   /** Waits between polls; a parameter so tests need not wait. */
   sleep(ms: number): Promise<void>;
 }

@@ -138,6 +138,7 @@ function context(io: CliIo, globals: Record<string, unknown>): CliContext {
     cwd: io.cwd,
     control: new ApiClient({ baseUrl: control }),
     json: globals.json === true,
+    env: io.env,
     sleep: io.sleep,
   };
 }

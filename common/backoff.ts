@@ -1,6 +1,6 @@
 /**
- * Capped, jittered exponential backoff: the one retry schedule in drover (STYLE.md "One of
- * each"; Kubernetes' `wait.Backoff`). Pure: the jitter source is an input, and nothing here
+ * Capped, jittered exponential backoff: the one retry schedule in drover (docs/DESIGN.md
+ * §12; Kubernetes' `wait.Backoff`). Pure: the jitter source is an input, and nothing here
  * reads the clock — a caller waits the delay with its Clock, or compares it with `clock.now()`.
  */
 

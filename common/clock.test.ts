@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { runAfter, systemClock, type Clock } from './clock.ts';
 import { FakeClock, settle } from './testing/fake-clock.ts';
 
-// One contract, run against the system clock and the fake one (STYLE.md "Tests": a fake
+// One contract, run against the system clock and the fake one (docs/DESIGN.md §14: a fake
 // exists only with a contract suite that also runs against the real thing). `pass(ms)` lets
 // that much time go by: really for the system clock, by `advance` for the fake.
 function clockContract(name: string, make: () => { clock: Clock; pass(ms: number): Promise<void> }): void {

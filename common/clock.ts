@@ -1,5 +1,5 @@
 /**
- * Time as an input (STYLE.md "The loop"): every loop, retry and deadline in drover reads time
+ * Time as an input (docs/DESIGN.md §12): every loop, retry and deadline in drover reads time
  * and waits through a Clock, so tests drive it with `testing/fake-clock.ts` instead of sleeping.
  * `systemClock` is the only place that reads the real clock for them.
  */

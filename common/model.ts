@@ -116,7 +116,12 @@ export type HealthCheck = z.infer<typeof HealthCheck>;
 
 export const PortMapping = z.object({ internal: Port, external: Port }).strict();
 export const Volume = z
-  .object({ dataset_id: Uuid, mountpoint: z.string().regex(/^\/[^\0]*$/, 'must be an absolute path') })
+  .object({
+    dataset_id: Uuid,
+    mountpoint: z.string().regex(/^\/[^\0]*$/, 'must be an absolute path'),
+    /** Compose `data:/path:ro`: mounted read-only in this container. */
+    read_only: z.boolean().optional(),
+  })
   .strict();
 export const Link = z
   .object({ alias: z.string().regex(/^[a-zA-Z0-9]+$/), local_port: Port, remote_port: Port })
@@ -163,6 +168,28 @@ export const Application = z
     health_check: HealthCheck.optional(),
     placement: Placement.optional(),
     labels: Labels.default({}),
+    // Compose keys with a Docker meaning of their own (Compose's names; see control-service/deploy/README.md).
+    /** Compose's `container_name`: drover names the container `drover-<name>` and labels it with this. */
+    container_name: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/).optional(),
+    hostname: z.string().regex(/^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,252})$/).optional(),
+    /** `user`, `user:group`, or numeric ids, as Docker's `--user`. */
+    user: z.string().min(1).max(256).optional(),
+    working_dir: z.string().regex(/^\/[^\0]*$/, 'must be an absolute path').optional(),
+    /** The signal the agent stops the container with (every stop, the cutover's too); Docker's default SIGTERM. */
+    stop_signal: z.string().regex(/^(SIG[A-Z0-9+-]+|\d{1,2})$/).optional(),
+    /** Seconds between the stop signal and SIGKILL; absent: the agent's `stop_timeout_seconds`. */
+    stop_grace_period_seconds: z.number().int().min(0).max(3600).optional(),
+    cap_add: z.array(z.string().regex(/^[A-Z_]+$/)).optional(),
+    cap_drop: z.array(z.string().regex(/^[A-Z_]+$/)).optional(),
+    read_only: z.boolean().optional(),
+    /** Container path → Docker's tmpfs options (`size=65536k,mode=1777`, or ""). */
+    tmpfs: z.record(z.string().regex(/^\/[^\0:]*$/, 'must be an absolute path'), z.string()).optional(),
+    init: z.boolean().optional(),
+    shm_size: z.number().int().min(1).optional(),
+    /** Docker ulimits by name (`nofile`), soft and hard. */
+    ulimits: z.record(z.string().regex(/^[a-z]+$/), z.object({ soft: z.number().int(), hard: z.number().int() }).strict()).optional(),
+    /** Docker's log driver and its options. */
+    logging: z.object({ driver: z.string().min(1), options: z.record(z.string(), z.string()).default({}) }).strict().optional(),
     /** The deploy project that owns this application; other projects are left alone. */
     project: z.string().max(128).optional(),
   })

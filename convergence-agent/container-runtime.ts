@@ -40,7 +40,11 @@ export interface ContainerRuntime {
   createAndStart(spec: ContainerSpec, gate?: GateMount): Promise<void>;
   /** Starts a stopped container; restarts a running one. */
   restart(containerId: string, stopTimeoutSeconds: number): Promise<void>;
-  /** Stops gracefully (SIGTERM, then SIGKILL after the timeout); already stopped is fine. */
+  /**
+   * Stops gracefully (the container's stop signal, SIGTERM by default, then SIGKILL after the
+   * container's own grace period — Compose's `stop_grace_period` — or else the timeout);
+   * already stopped is fine. `restart` and `stopProcesses` use the same signal and grace.
+   */
   stop(containerId: string, stopTimeoutSeconds: number): Promise<void>;
   /**
    * Stops gracefully like `stop`, but resolves as soon as none of the container's processes

@@ -77,7 +77,8 @@ export class DockerRuntime implements ContainerRuntime {
       ...(spec.command ? { Cmd: spec.command } : {}),
       ...(spec.entrypoint ? { Entrypoint: spec.entrypoint } : {}),
     };
-    const mounts: MountSettings[] = spec.binds.map((b) => ({ Type: 'bind', Source: b.source, Target: b.target }));
+    const mounts: MountSettings[] = spec.binds.map((b) => ({ Type: 'bind', Source: b.source, Target: b.target, ...(b.readOnly ? { ReadOnly: true } : {}) }));
+    const o = spec.options ?? {};
     const labels = { ...spec.labels };
     if (gate) {
       const argv = applicationArgv({ entrypoint: spec.entrypoint, cmd: spec.command }, { entrypoint: argvOf(image.Config.Entrypoint), cmd: argvOf(image.Config.Cmd) });
@@ -97,6 +98,12 @@ export class DockerRuntime implements ContainerRuntime {
         Env: spec.env,
         Labels: labels,
         ExposedPorts: exposed,
+        ...(o.hostname !== undefined ? { Hostname: o.hostname } : {}),
+        ...(o.user !== undefined ? { User: o.user } : {}),
+        ...(o.workingDir !== undefined ? { WorkingDir: o.workingDir } : {}),
+        ...(o.stopSignal !== undefined ? { StopSignal: o.stopSignal } : {}),
+        // Read back by stop(): the container's own grace period wins over the agent's default.
+        ...(o.stopGraceSeconds !== undefined ? { StopTimeout: o.stopGraceSeconds } : {}),
         HostConfig: {
           PortBindings: bindings,
           Mounts: mounts,
@@ -104,6 +111,14 @@ export class DockerRuntime implements ContainerRuntime {
           ...(spec.memoryBytes !== null ? { Memory: spec.memoryBytes } : {}),
           ...(spec.cpuShares !== null ? { CpuShares: spec.cpuShares } : {}),
           ...(spec.swappiness !== null ? { MemorySwappiness: spec.swappiness } : {}),
+          ...(o.capAdd !== undefined ? { CapAdd: o.capAdd } : {}),
+          ...(o.capDrop !== undefined ? { CapDrop: o.capDrop } : {}),
+          ...(o.readOnly !== undefined ? { ReadonlyRootfs: o.readOnly } : {}),
+          ...(o.tmpfs !== undefined ? { Tmpfs: o.tmpfs } : {}),
+          ...(o.init !== undefined ? { Init: o.init } : {}),
+          ...(o.shmSizeBytes !== undefined ? { ShmSize: o.shmSizeBytes } : {}),
+          ...(o.ulimits !== undefined ? { Ulimits: o.ulimits.map((u) => ({ Name: u.name, Soft: u.soft, Hard: u.hard })) } : {}),
+          ...(o.logging !== undefined ? { LogConfig: { Type: o.logging.driver, Config: o.logging.options } } : {}),
         },
         abortSignal: this.signal(),
       }),
@@ -112,12 +127,19 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async restart(containerId: string, stopTimeoutSeconds: number): Promise<void> {
-    await call('restart container', () =>
-      this.docker.getContainer(containerId).restart({ t: stopTimeoutSeconds, abortSignal: this.signal(stopTimeoutSeconds) }),
-    );
+    const t = await this.graceOf(containerId, stopTimeoutSeconds);
+    await call('restart container', () => this.docker.getContainer(containerId).restart({ t, abortSignal: this.signal(t) }));
   }
 
+  /**
+   * Stops with the container's stop signal (Docker sends its `StopSignal`) and its own grace
+   * period (`StopTimeout`, Compose's `stop_grace_period`) when it has one, else `stopTimeoutSeconds`.
+   */
   async stop(containerId: string, stopTimeoutSeconds: number): Promise<void> {
+    await this.stopWithin(containerId, await this.graceOf(containerId, stopTimeoutSeconds));
+  }
+
+  private async stopWithin(containerId: string, stopTimeoutSeconds: number): Promise<void> {
     await call(
       'stop container',
       () => this.docker.getContainer(containerId).stop({ t: stopTimeoutSeconds, abortSignal: this.signal(stopTimeoutSeconds) }),
@@ -129,7 +151,7 @@ export class DockerRuntime implements ContainerRuntime {
     const info = await call('inspect container', () => this.docker.getContainer(containerId).inspect({ abortSignal: this.signal() }));
     if (!info.State.Running) return;
     const ns = await pidNamespaceOf(info.State.Pid);
-    const stopping = this.stop(containerId, stopTimeoutSeconds);
+    const stopping = this.stopWithin(containerId, graceIn(info, stopTimeoutSeconds));
     if (ns === null) return stopping;
     stopping.catch(() => {}); // the processes are what matter here; a later stop or remove sees the rest
     const watch = new AbortController();
@@ -197,9 +219,25 @@ export class DockerRuntime implements ContainerRuntime {
     return call('inspect image', () => this.docker.getImage(image).inspect());
   }
 
+  /** The container's own grace period, or `fallback`; a container already gone gets `fallback` (its stop says so). */
+  private async graceOf(containerId: string, fallback: number): Promise<number> {
+    try {
+      return graceIn(await call('inspect container', () => this.docker.getContainer(containerId).inspect({ abortSignal: this.signal() })), fallback);
+    } catch (err) {
+      if (err instanceof DroverError && err.code === 'DROVER_DOCKER_NOT_FOUND') return fallback;
+      throw err;
+    }
+  }
+
   private signal(extraSeconds = 0): AbortSignal {
     return AbortSignal.timeout(this.callTimeoutMs + extraSeconds * 1000);
   }
+}
+
+/** Compose's `stop_grace_period`, set at create as `StopTimeout`, else the agent's default. */
+function graceIn(info: Docker.ContainerInspectInfo, fallback: number): number {
+  const own = (info.Config as { StopTimeout?: number | null }).StopTimeout;
+  return typeof own === 'number' && own >= 0 ? own : fallback;
 }
 
 function toRuntimeContainer(info: Docker.ContainerInspectInfo): RuntimeContainer {

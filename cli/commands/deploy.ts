@@ -1,11 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
+import { DroverError } from '#common/errors.ts';
 import { projectNameOf } from '#common/project-name.ts';
 import { usageError } from '../cli-error.ts';
 import type { Command } from '../command.ts';
+import { prepareCompose } from '../compose-env.ts';
 import { print, printJson } from '../context.ts';
 
-const USAGE = 'drover deploy <topology> <compose> [--project NAME] [--dry-run] [--json]';
+const USAGE = 'drover deploy <topology> <compose> [--project NAME] [--env-file FILE] [--profile NAME]... [--dry-run] [--json]';
 
 /**
  * `drover deploy`: reads the two files and sends them to the control service, which parses
@@ -21,7 +23,9 @@ export const deployCommand: Command = {
     command
       .argument('<topology>', 'the topology file: nodes and where applications may run')
       .argument('<compose>', 'the Compose (or Flocker) file')
-      .option('--project <name>', "the project (default: the Compose file's name:, else its directory name)")
+      .option('--project <name>', "the project (default: COMPOSE_PROJECT_NAME, the Compose file's name:, else its directory name)")
+      .option('--env-file <file>', "where Compose variables come from besides the shell (default: .env beside the Compose file)")
+      .option('--profile <name>', 'enable a Compose profile (repeatable; also COMPOSE_PROFILES)', (value: string, all: string[]) => [...all, value], [] as string[])
       .option('--dry-run', 'show what would change, change nothing'),
   async run(ctx, values, positionals) {
     if (positionals.length !== 2) {
@@ -29,8 +33,22 @@ export const deployCommand: Command = {
     }
     const [topologyPath, composePath] = positionals as [string, string];
     const topology = await readInput(ctx.cwd, topologyPath, 'topology');
-    const compose = await readInput(ctx.cwd, composePath, 'Compose');
-    const project = (values.project as string | undefined) ?? projectNameOf(compose) ?? defaultProject(resolve(ctx.cwd, composePath));
+    const raw = await readInput(ctx.cwd, composePath, 'Compose');
+    // Compose's variables, .env, env_file: and profiles are resolved here, on the operator's
+    // machine, before the file leaves it (cli/compose-env.ts).
+    const composeDir = dirname(resolve(ctx.cwd, composePath));
+    const prepared = await prepareCompose({
+      text: raw,
+      file: composePath,
+      env: ctx.env,
+      ...(typeof values.envFile === 'string' ? { envFile: resolve(ctx.cwd, values.envFile) } : {}),
+      profiles: (values.profile as string[] | undefined) ?? [],
+      readText: (path) => readFile(resolve(composeDir, path), 'utf8').catch(() => null),
+    });
+    for (const w of prepared.warnings) print(ctx.stderr, `warning: ${w}`);
+    if (prepared.errors.length > 0) throw new DroverError('DROVER_BAD_CONFIG', prepared.errors.join('\n'), { detail: { file: composePath } });
+    const compose = prepared.text;
+    const project = (values.project as string | undefined) ?? prepared.projectFromEnv ?? projectNameOf(compose) ?? defaultProject(resolve(ctx.cwd, composePath));
     const dryRun = values.dryRun === true;
     const answer = await ctx.control.deploy({
       project,

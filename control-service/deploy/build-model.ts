@@ -1,6 +1,5 @@
 import type { z } from 'zod';
 import { Application, Dataset, type Link } from '#common/model.ts';
-import { keyPath } from './config-error.ts';
 import { datasetIdFor } from '#common/dataset-id.ts';
 import type { FileDraft, ServiceDraft } from './draft.ts';
 import { UNPLACED_PRIMARY, type Parsed } from './index.ts';
@@ -19,6 +18,11 @@ export function buildModel(draft: FileDraft, project: string, pins: ReadonlyMap<
 
   for (const service of draft.services) {
     for (const use of service.volumes) {
+      service.scope.attempt(() => readUse(service, use), undefined);
+    }
+  }
+  function readUse(service: ServiceDraft, use: ServiceDraft['volumes'][number]): void {
+    {
       const declared = draft.volumes.get(use.volume);
       if (use.anonymous && declared !== undefined) {
         service.scope.failKey(use.key, `the anonymous volume would be named "${use.volume}", like a declared volume; name it`);
@@ -46,17 +50,25 @@ export function buildModel(draft: FileDraft, project: string, pins: ReadonlyMap<
     }
   }
   for (const name of draft.volumes.keys()) {
-    if (!volumeOwner.has(name)) {
-      const scope = draft.services[0]!.scope;
-      scope.src.fail(['volumes', name], `volume "${name}" is declared but no service mounts it`);
+    // A volume of a service left out by its profile is not unused.
+    if (!volumeOwner.has(name) && draft.inactive.size === 0 && draft.services.length > 0) {
+      draft.services[0]!.scope.src.report(['volumes', name], `volume "${name}" is declared but no service mounts it`);
     }
+  }
+  const containerNames = new Map<string, string>();
+  for (const service of draft.services) {
+    const name = service.runtime.container_name;
+    if (name === undefined) continue;
+    const other = containerNames.get(name);
+    if (other !== undefined) service.scope.reportKey(['container_name'], `"${name}" is also the container_name of service "${other}"`);
+    containerNames.set(name, service.name);
   }
 
   const externals = new Map<number, string>();
-  const applications = draft.services.map((service) => {
+  const applications = draft.services.map((service) => service.scope.attempt(() => {
     for (const port of service.ports) {
       const other = externals.get(port.external);
-      if (other !== undefined) service.scope.failKey(['ports'], `published port ${port.external} is also published by service "${other}"`);
+      if (other !== undefined) service.scope.reportKey(['ports'], `published port ${port.external} is also published by service "${other}"`);
       externals.set(port.external, service.name);
     }
     const node = pins.get(service.name);
@@ -68,38 +80,47 @@ export function buildModel(draft: FileDraft, project: string, pins: ReadonlyMap<
       ...(service.entrypoint === undefined ? {} : { entrypoint: service.entrypoint }),
       environment: service.environment,
       ports: service.ports,
-      volumes: service.volumes.map((u) => ({ dataset_id: datasetOf.get(u.volume)!, mountpoint: u.mountpoint })),
-      links: resolveLinks(service, byName),
+      volumes: service.volumes
+        .filter((u) => datasetOf.has(u.volume))
+        .map((u) => ({ dataset_id: datasetOf.get(u.volume)!, mountpoint: u.mountpoint, ...(u.readOnly ? { read_only: true } : {}) })),
+      links: resolveLinks(service, byName, draft.inactive),
       restart_policy: service.restart_policy,
       ...(service.cpu_shares === undefined ? {} : { cpu_shares: service.cpu_shares }),
       ...(service.memory_limit === undefined ? {} : { memory_limit: service.memory_limit }),
       ...(service.health_check === undefined ? {} : { health_check: service.health_check }),
       ...(service.placement === undefined ? {} : { placement: service.placement }),
       labels: service.labels,
+      ...service.runtime,
       project,
     };
+    if (service.incomplete) return null;
     const result = Application.safeParse(candidate);
     if (!result.success) {
-      const issue = result.error.issues[0]!;
-      return service.scope.failKey(issue.path, issue.message, result.error.issues.map((i) => ({ path: keyPath(i.path), message: i.message })));
+      for (const issue of result.error.issues) service.scope.reportKey(issue.path, issue.message);
+      return null;
     }
     return result.data;
-  });
-  return { applications, datasets };
+  }, null));
+  return { applications: applications.filter((a): a is Application => a !== null), datasets };
 }
 
 /**
  * Compose links become Flocker links, one per port of the linked service: the local port is
  * the linked container's port, the remote port the one drover publishes (Flocker's rule).
  */
-function resolveLinks(service: ServiceDraft, byName: ReadonlyMap<string, ServiceDraft>): z.infer<typeof Link>[] {
+function resolveLinks(service: ServiceDraft, byName: ReadonlyMap<string, ServiceDraft>, inactive: ReadonlySet<string>): z.infer<typeof Link>[] {
   const links: z.infer<typeof Link>[] = [...service.links];
   for (const target of service.linkTargets) {
     const other = byName.get(target.service);
-    if (target.service === service.name) service.scope.failKey(target.key, 'a service cannot link to itself');
+    if (target.service === service.name) {
+      service.scope.reportKey(target.key, 'a service cannot link to itself');
+      continue;
+    }
     if (other === undefined) {
       if (target.optional) continue;
-      service.scope.failKey(target.key, `service "${target.service}" is not in this file`);
+      const why = inactive.has(target.service) ? `service "${target.service}" is not active (its profiles are not enabled; add --profile)` : `service "${target.service}" is not in this file`;
+      service.scope.reportKey(target.key, why);
+      continue;
     }
     for (const port of other.ports) links.push({ alias: target.alias, local_port: port.internal, remote_port: port.external });
   }

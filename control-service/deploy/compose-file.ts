@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { AppName } from '#common/model.ts';
-import { readComposeService } from './compose-service.ts';
+import { resolveExtends } from './compose-extends.ts';
+import { readComposeService, type ServiceContext } from './compose-service.ts';
 import { readTopVolumes } from './compose-volumes.ts';
 import type { FileDraft, ServiceDraft } from './draft.ts';
 import { unescapeDollars } from './interpolation.ts';
@@ -9,9 +10,24 @@ import type { YamlSource } from './yaml-source.ts';
 
 const TOP_REASONS: Record<string, string> = {
   networks: 'drover connects applications through its routing proxy; use "ports:" and "links:"',
-  configs: 'not supported; put the file in the image or in a volume',
-  secrets: 'not supported; put the value in the image or in a volume',
+  configs: 'not supported yet; put the file in the image or in a volume',
+  secrets: 'not supported yet; put the value in "environment:" (or an "env_file:") or in a volume',
+  include: 'write the services into this file',
 };
+
+/**
+ * What the drover CLI appends to a Compose file it has interpolated (cli/compose-env.ts):
+ * `x-drover-cli: { interpolated: true, profiles: [...], env_files: { path: {VAR: value} | null } }`.
+ * Appended last, so every line and column of the operator's text stays where it was.
+ */
+export const CLI_TRAILER_KEY = 'x-drover-cli';
+const CliTrailer = z
+  .object({
+    interpolated: z.literal(true),
+    profiles: z.array(z.string()).default([]),
+    env_files: z.record(z.string(), z.record(z.string(), z.string()).nullable()).default({}),
+  })
+  .strict();
 
 /** A Compose file: `services:`, optional `version:` (informational), `name:`, `volumes:`, `x-*`. */
 const ComposeTop = z
@@ -26,21 +42,55 @@ const ComposeTop = z
 /**
  * Reads a Compose file (`services:` at the top). Top-level `x-*` keys are allowed and not
  * read (they exist to hold YAML anchors); any other unknown top-level key is refused.
+ *
+ * `$` is handled in one place: the drover CLI interpolates (`$VAR`, `${VAR:-d}`, … and `$$`)
+ * and says so in its trailer, after which every `$` here is literal. A file that arrives
+ * without the trailer (straight through the API) is read as before: `$$` is a `$`, and a
+ * variable is refused, since no shell is there to give it a value.
  */
 export function readComposeFile(src: YamlSource, top: Record<string, unknown>): FileDraft {
   const scope = new Scope(src, []);
   for (const key of Object.keys(top)) {
     if (key.startsWith('x-') || ['version', 'name', 'services', 'volumes'].includes(key)) continue;
     const reason = TOP_REASONS[key];
-    scope.fail([key], `unsupported top-level key "${key}"${reason ? `: ${reason}` : ''}`);
+    scope.report([key], `unsupported top-level key "${key}"${reason ? `: ${reason}` : ''}`);
   }
+  const trailer = top[CLI_TRAILER_KEY] === undefined ? undefined : scope.attempt(() => scope.shape([CLI_TRAILER_KEY], CliTrailer, top[CLI_TRAILER_KEY]), undefined);
+  const dollars = (value: unknown, path: PropertyKey[], at: Scope = scope): unknown => (trailer ? value : unescapeDollars(at, value, path));
   const spec = scope.shape([], ComposeTop, top);
-  const volumes = readTopVolumes(scope, unescapeDollars(scope, spec.volumes ?? null, ['volumes']));
-  const services = readServices(src, ['services'], spec.services);
-  if (services.length === 0) scope.failKey(['services'], 'declares no service');
-  const draft: FileDraft = { services, volumes, volumesMustBeDeclared: true };
+  const volumes = scope.attempt(() => readTopVolumes(scope, dollars(spec.volumes ?? null, ['volumes'])), new Map());
+  const context: ServiceContext = trailer ? { interpolated: true, envFiles: trailer.env_files } : {};
+  const profiles = new Set(trailer?.profiles ?? []);
+  const record = spec.services as Record<string, unknown>;
+  const inactive = new Set<string>();
+  const services: ServiceDraft[] = [];
+  for (const [name, raw] of Object.entries(record)) {
+    const serviceScope = new Scope(src, ['services', name], name);
+    const service = serviceScope.attempt(() => {
+      const active = activeByProfile(serviceScope, raw, profiles);
+      if (!active) {
+        inactive.add(name);
+        return null;
+      }
+      const merged = resolveExtends(serviceScope, record, name);
+      return readService(serviceScope, name, dollars(merged, [], serviceScope), context);
+    }, null);
+    if (service !== null) services.push(service);
+  }
+  if (Object.keys(record).length === 0) scope.reportKey(['services'], 'declares no service');
+  else if (services.length === 0 && inactive.size > 0 && src.problems.length === 0) {
+    scope.reportKey(['services'], `no service is active: each has "profiles:"; name one with --profile (or COMPOSE_PROFILES)`);
+  }
+  const draft: FileDraft = { services, volumes, volumesMustBeDeclared: true, inactive };
   if (spec.name !== undefined) draft.name = spec.name;
   return draft;
+}
+
+/** Compose: a service with `profiles:` runs only when one of them is active (`--profile`). */
+function activeByProfile(scope: Scope, raw: unknown, active: ReadonlySet<string>): boolean {
+  if (raw === null || typeof raw !== 'object' || !('profiles' in raw)) return true;
+  const profiles = scope.shape(['profiles'], z.array(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/)), raw.profiles);
+  return profiles.some((p) => active.has(p));
 }
 
 /**
@@ -49,19 +99,22 @@ export function readComposeFile(src: YamlSource, top: Record<string, unknown>): 
  * no declaration there, as in Compose v1.
  */
 export function readFigFile(src: YamlSource, top: Record<string, unknown>): FileDraft {
-  return { services: readServices(src, [], top), volumes: new Map(), volumesMustBeDeclared: false };
+  const services: ServiceDraft[] = [];
+  for (const [name, raw] of Object.entries(top)) {
+    const scope = new Scope(src, [name], name);
+    const service = scope.attempt(() => readService(scope, name, unescapeDollars(scope, raw)), null);
+    if (service !== null) services.push(service);
+  }
+  return { services, volumes: new Map(), volumesMustBeDeclared: false, inactive: new Set() };
 }
 
 export function looksLikeFig(top: Record<string, unknown>): boolean {
   return Object.values(top).some((v) => v !== null && typeof v === 'object' && !Array.isArray(v) && ('image' in v || 'build' in v));
 }
 
-function readServices(src: YamlSource, base: PropertyKey[], record: Record<string, unknown>): ServiceDraft[] {
-  return Object.entries(record).map(([name, raw]) => {
-    const scope = new Scope(src, [...base, name], name);
-    if (!AppName.safeParse(name).success) {
-      scope.fail([], `"${name}" is not a service name drover can use (a letter or digit, then letters, digits, "_", "." or "-"; at most 63)`);
-    }
-    return readComposeService(scope, name, unescapeDollars(scope, raw));
-  });
+function readService(scope: Scope, name: string, raw: unknown, context: ServiceContext = {}): ServiceDraft | null {
+  if (!AppName.safeParse(name).success) {
+    scope.report([], `"${name}" is not a service name drover can use (a letter or digit, then letters, digits, "_", "." or "-"; at most 63)`);
+  }
+  return readComposeService(scope, name, raw, context);
 }

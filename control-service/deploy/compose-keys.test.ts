@@ -43,7 +43,7 @@ describe('Compose keys', () => {
     expect(service('    environment: ["A=1", "B=x=y", "C="]\n').environment).toEqual({ A: '1', B: 'x=y', C: '' });
     expect(service('    environment: { A: 1, B: true, C: "" }\n').environment).toEqual({ A: '1', B: 'true', C: '' });
     expect(refusal('    environment: { HOME: }\n')).toBe(
-      'c.yml:4:20: service "app": key "environment.HOME": "HOME" has no value; drover does not read the environment of the machine that deploys, so write "HOME=value"',
+      'c.yml:4:20: service "app": key "environment.HOME": "HOME" has no value; deploy with the drover CLI, which takes it from its environment, or write "HOME=value"',
     );
   });
 
@@ -124,7 +124,7 @@ describe('Compose keys', () => {
   it('refuses a variable, and reads $$ as a literal dollar', () => {
     expect(service('    environment: { P: "a$$b" }\n').environment).toEqual({ P: 'a$b' });
     expect(refusal('    environment: { P: "${SECRET}" }\n')).toBe(
-      'c.yml:4:20: service "app": key "environment.P": "${SECRET}" uses a variable; drover does not interpolate variables (write "$$" for a literal "$")',
+      'c.yml:4:20: service "app": key "environment.P": "${SECRET}" uses a variable; the drover CLI fills variables in ("drover deploy"); without it write the value (or "$$" for a literal "$")',
     );
   });
 

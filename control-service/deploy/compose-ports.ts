@@ -28,20 +28,23 @@ const TCP_ONLY = 'drover routes TCP only';
 export function readPorts(scope: Scope, value: unknown): Mapping[] {
   const list = scope.shape(['ports'], z.array(z.unknown()), value);
   const out: Mapping[] = [];
-  list.forEach((entry, i) => {
-    const key = ['ports', i];
-    if (typeof entry === 'string') out.push(...readShort(scope, key, entry));
-    else if (typeof entry === 'number') scope.failKey(key, `port ${entry} ${NEEDS_PUBLISHED}`);
-    else if (entry !== null && typeof entry === 'object' && 'host_ip' in entry) scope.failKey([...key, 'host_ip'], NO_HOST_IP);
-    else {
-      const long = scope.shape(key, PortLong, entry);
-      if (long.protocol === 'udp') scope.failKey([...key, 'protocol'], TCP_ONLY);
-      if (long.published === undefined) scope.failKey(key, `port ${long.target} ${NEEDS_PUBLISHED}`);
-      const published = typeof long.published === 'number' ? long.published : parsePort(long.published);
-      if (published === null) scope.failKey([...key, 'published'], `"${long.published}" is not a port number (1-65535)`);
-      out.push({ internal: long.target, external: published });
-    }
-  });
+  // Each entry on its own: one bad port does not hide the next one's problem.
+  list.forEach((entry, i) =>
+    scope.attempt(() => {
+      const key = ['ports', i];
+      if (typeof entry === 'string') out.push(...readShort(scope, key, entry));
+      else if (typeof entry === 'number') scope.failKey(key, `port ${entry} ${NEEDS_PUBLISHED}`);
+      else if (entry !== null && typeof entry === 'object' && 'host_ip' in entry) scope.failKey([...key, 'host_ip'], NO_HOST_IP);
+      else {
+        const long = scope.shape(key, PortLong, entry);
+        if (long.protocol === 'udp') scope.failKey([...key, 'protocol'], TCP_ONLY);
+        if (long.published === undefined) scope.failKey(key, `port ${long.target} ${NEEDS_PUBLISHED}`);
+        const published = typeof long.published === 'number' ? long.published : parsePort(long.published);
+        if (published === null) scope.failKey([...key, 'published'], `"${long.published}" is not a port number (1-65535)`);
+        out.push({ internal: long.target, external: published });
+      }
+    }, undefined),
+  );
   const seen = new Map<number, number>();
   out.forEach((p) => {
     const count = (seen.get(p.external) ?? 0) + 1;

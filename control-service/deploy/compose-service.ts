@@ -4,6 +4,8 @@ import { readComposeHealthcheck, readDroverHealthcheck } from './compose-healthc
 import { readPorts } from './compose-ports.ts';
 import { readVolumeUses } from './compose-volumes.ts';
 import { readConstraints } from './constraints.ts';
+import { readEnvFiles } from './compose-env-file.ts';
+import { RUNTIME_KEYS, readRuntimeKeys } from './compose-runtime-keys.ts';
 import type { LinkTarget, ServiceDraft } from './draft.ts';
 import type { Scope } from './scope.ts';
 import { splitShellWords } from './shell-words.ts';
@@ -15,94 +17,149 @@ const MapOrList = z.union([z.record(z.string(), Scalar.nullable()), z.array(z.st
   error: 'must be a mapping or a list of "KEY=VALUE"',
 });
 
-/** The Compose keys drover reads; anything else is refused by name. */
-const Service = z
-  .object({
-    image: z.string().min(1),
-    command: StringOrList.optional(),
-    entrypoint: StringOrList.optional(),
-    environment: MapOrList.optional(),
-    ports: z.unknown().optional(),
-    volumes: z.unknown().optional(),
-    links: z.array(z.string()).optional(),
-    depends_on: z
-      .union([z.array(z.string()), z.record(z.string(), z.unknown())], { error: 'must be a list of services or a mapping' })
-      .optional(),
-    restart: z.string().optional(),
-    healthcheck: z.unknown().optional(),
-    labels: MapOrList.optional(),
-    deploy: z
-      .object({
-        replicas: z.literal(1, { error: 'drover runs one container per service' }).optional(),
-        resources: z
-          .object({ limits: z.object({ memory: Scalar.optional(), cpus: Scalar.optional() }).strict().optional() })
-          .strict()
-          .optional(),
-        placement: z.object({ constraints: z.array(z.string()).optional() }).strict().optional(),
-      })
-      .strict()
-      .optional(),
-    mem_limit: Scalar.optional(),
-    cpu_shares: z.number().int().min(2).max(1024).optional(),
-    'x-drover': z
-      .object({ affinity: z.array(z.string()).optional(), anti_affinity: z.array(z.string()).optional(), strategy: z.enum(['spread', 'binpack', 'random']).optional() })
-      .strict()
-      .optional(),
-    'x-drover-healthcheck': z.unknown().optional(),
-  })
-  .strict();
+/** The Compose keys drover reads, each with its shape; anything else is refused by name. */
+const SERVICE_KEYS = {
+  image: z.string().min(1),
+  command: StringOrList.optional(),
+  entrypoint: StringOrList.optional(),
+  environment: MapOrList.optional(),
+  env_file: z.unknown().optional(),
+  ports: z.unknown().optional(),
+  volumes: z.unknown().optional(),
+  links: z.array(z.string()).optional(),
+  depends_on: z
+    .union([z.array(z.string()), z.record(z.string(), z.unknown())], { error: 'must be a list of services or a mapping' })
+    .optional(),
+  restart: z.string().optional(),
+  healthcheck: z.unknown().optional(),
+  labels: MapOrList.optional(),
+  deploy: z
+    .object({
+      replicas: z.literal(1, { error: 'drover runs one container per service' }).optional(),
+      resources: z
+        .object({ limits: z.object({ memory: Scalar.optional(), cpus: Scalar.optional() }).strict().optional() })
+        .strict()
+        .optional(),
+      placement: z.object({ constraints: z.array(z.string()).optional() }).strict().optional(),
+    })
+    .strict()
+    .optional(),
+  mem_limit: Scalar.optional(),
+  cpu_shares: z.number().int().min(2).max(1024).optional(),
+  // Read by compose-file.ts before the service (they decide whether and from what it is read).
+  profiles: z.unknown().optional(),
+  extends: z.unknown().optional(),
+  ...RUNTIME_KEYS,
+  'x-drover': z
+    .object({ affinity: z.array(z.string()).optional(), anti_affinity: z.array(z.string()).optional(), strategy: z.enum(['spread', 'binpack', 'random']).optional() })
+    .strict()
+    .optional(),
+  'x-drover-healthcheck': z.unknown().optional(),
+};
+type ServiceSpec = { [K in keyof typeof SERVICE_KEYS]?: z.infer<(typeof SERVICE_KEYS)[K]> };
+
+const NETWORKS = 'drover connects applications through its routing proxy; use "ports:" and "links:"';
 
 /** Why some well-known keys are refused (the rest get the bare "unsupported key"). */
 export const SERVICE_REASONS: Record<string, string> = {
   build: 'drover runs images and does not build them; build the image first and name it with "image:"',
-  network_mode: 'drover connects applications through its routing proxy; use "ports:" and "links:"',
-  net: 'drover connects applications through its routing proxy; use "ports:" and "links:"',
-  networks: 'drover connects applications through its routing proxy; use "ports:" and "links:"',
-  container_name: 'drover names each container after its service',
-  env_file: 'the control service cannot read files beside the Compose file; list the variables under "environment:"',
+  network_mode: NETWORKS,
+  net: NETWORKS,
+  networks: NETWORKS,
   volumes_from: 'drover mounts datasets by name; share a named volume instead',
-  expose: 'drover routes only published ports; use "ports:"',
-  extends: 'write the service out in full (YAML anchors and "<<:" merges work)',
+  expose: 'drover routes only published ports; use "ports:" ("PUBLISHED:TARGET")',
+  secrets: 'not supported yet; put the value in "environment:" (or an "env_file:") or in a volume',
+  configs: 'not supported yet; put the file in the image or in a volume',
   scale: 'drover runs one container per service',
 };
 
+/** What a Compose file's deploy sends beside the services (from the CLI's trailer, compose-file.ts). */
+export interface ServiceContext {
+  /** The CLI interpolated the file (`$` is then literal, and bare environment names were resolved). */
+  interpolated?: boolean;
+  /** `env_file:` path as written → its variables, or null when the CLI found no such file. Absent: not sent by a CLI. */
+  envFiles?: Readonly<Record<string, Record<string, string> | null>>;
+}
+
 /**
- * Reads one Compose (or Fig) service into a draft. Pure; throws `DROVER_BAD_CONFIG` naming
- * the file, the service and the key.
+ * Reads one Compose (or Fig) service into a draft. Pure. Every problem is recorded (each
+ * unknown key, each bad value) and the keys that can still be read are, so that one parse
+ * names them all; a draft with problems is marked `incomplete`. A service that is not a
+ * mapping is abandoned (`ConfigAbort`, for the caller's `Scope.attempt`).
  */
-export function readComposeService(scope: Scope, name: string, raw: unknown): ServiceDraft {
+export function readComposeService(scope: Scope, name: string, raw: unknown, context: ServiceContext = {}): ServiceDraft {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) scope.failKey([], 'must be a mapping of keys');
-  const spec = scope.shape([], Service, raw, SERVICE_REASONS);
+  const record = raw as Record<string, unknown>;
+  const problemsBefore = scope.src.problems.length;
+  const spec: ServiceSpec = {};
+  for (const [key, value] of Object.entries(record)) {
+    const schema = (SERVICE_KEYS as Record<string, z.ZodType>)[key];
+    if (schema === undefined) scope.reportUnsupported([key], SERVICE_REASONS[key]);
+    else (spec as Record<string, unknown>)[key] = scope.attempt(() => scope.shape([key], schema, value, SERVICE_REASONS), undefined);
+  }
+  // With `build:` the refusal of build already says to name the image.
+  if (!('image' in record) && !('build' in record)) scope.reportKey(['image'], 'is required');
+  const key = <T>(fn: () => T, fallback: T): T => scope.attempt(fn, fallback);
+  const fileEnv = key(() => readEnvFiles(scope, spec.env_file, context), {});
   const draft: ServiceDraft = {
     name,
     scope,
-    image: spec.image,
-    environment: spec.environment === undefined ? {} : readEnvironment(scope, spec.environment),
-    ports: spec.ports === undefined ? [] : readPorts(scope, spec.ports),
-    volumes: spec.volumes === undefined ? [] : readVolumeUses(scope, name, spec.volumes),
-    linkTargets: readLinkTargets(scope, spec.links, spec.depends_on),
+    image: spec.image ?? '',
+    environment: { ...fileEnv, ...(spec.environment === undefined ? {} : key(() => readEnvironment(scope, spec.environment!, context.interpolated === true), {})) },
+    ports: spec.ports === undefined ? [] : key(() => readPorts(scope, spec.ports), []),
+    volumes: [],
+    linkTargets: key(() => readLinkTargets(scope, spec.links, spec.depends_on), []),
     links: [],
-    restart_policy: readRestart(scope, spec.restart),
-    labels: spec.labels === undefined ? {} : readLabels(scope, spec.labels),
+    restart_policy: key(() => readRestart(scope, spec.restart), { name: 'never' }),
+    labels: spec.labels === undefined ? {} : key(() => readLabels(scope, spec.labels!), {}),
+    runtime: key(() => readRuntimeKeys(scope, spec), {}),
   };
-  const command = readArgv(scope, 'command', spec.command);
-  const entrypoint = readArgv(scope, 'entrypoint', spec.entrypoint);
+  if (spec.volumes !== undefined) {
+    const uses = key(() => readVolumeUses(scope, name, spec.volumes), { uses: [], tmpfs: {} });
+    draft.volumes = uses.uses;
+    if (Object.keys(uses.tmpfs).length > 0) {
+      const both = Object.keys(uses.tmpfs).find((path) => draft.runtime.tmpfs?.[path] !== undefined);
+      if (both !== undefined) scope.reportKey(['volumes'], `"${both}" is a tmpfs twice (also under "tmpfs:")`);
+      draft.runtime.tmpfs = { ...uses.tmpfs, ...draft.runtime.tmpfs };
+    }
+  }
+  const command = key(() => readArgv(scope, 'command', spec.command), undefined);
+  const entrypoint = key(() => readArgv(scope, 'entrypoint', spec.entrypoint), undefined);
   if (entrypoint !== undefined) draft.entrypoint = entrypoint;
   // Compose: a non-null entrypoint makes Docker ignore the image's CMD.
   if (command !== undefined) draft.command_line = command;
   else if (entrypoint !== undefined) draft.command_line = [];
 
   if (spec.healthcheck !== undefined && spec['x-drover-healthcheck'] !== undefined) {
-    scope.failKey(['x-drover-healthcheck'], 'give either "healthcheck" or "x-drover-healthcheck", not both');
+    scope.reportKey(['x-drover-healthcheck'], 'give either "healthcheck" or "x-drover-healthcheck", not both');
   }
-  const health =
-    spec['x-drover-healthcheck'] !== undefined
-      ? readDroverHealthcheck(scope, spec['x-drover-healthcheck'])
-      : spec.healthcheck !== undefined
-        ? readComposeHealthcheck(scope, spec.healthcheck)
-        : undefined;
+  const health = key(
+    () =>
+      spec['x-drover-healthcheck'] !== undefined
+        ? readDroverHealthcheck(scope, spec['x-drover-healthcheck'])
+        : spec.healthcheck !== undefined
+          ? readComposeHealthcheck(scope, spec.healthcheck)
+          : undefined,
+    undefined,
+  );
   if (health !== undefined) draft.health_check = health;
+  key(() => readResources(scope, spec, draft), undefined);
+  const constraints = spec.deploy?.placement?.constraints;
+  const x = spec['x-drover'];
+  if (constraints !== undefined || x !== undefined) {
+    const placement: Placement = {
+      constraints: key(() => readConstraints(scope, ['deploy', 'placement', 'constraints'], constraints ?? []), []),
+      affinity: x?.affinity ?? [],
+      anti_affinity: x?.anti_affinity ?? [],
+      strategy: x?.strategy ?? 'spread',
+    };
+    draft.placement = placement;
+  }
+  if (scope.src.problems.length > problemsBefore) draft.incomplete = true;
+  return draft;
+}
 
+function readResources(scope: Scope, spec: ServiceSpec, draft: ServiceDraft): void {
   const limits = spec.deploy?.resources?.limits;
   if (limits?.memory !== undefined && spec.mem_limit !== undefined) scope.failKey(['mem_limit'], 'give the memory limit once');
   const memory = limits?.memory ?? spec.mem_limit;
@@ -116,19 +173,6 @@ export function readComposeService(scope: Scope, name: string, raw: unknown): Se
   if (limits?.cpus !== undefined && spec.cpu_shares !== undefined) scope.failKey(['cpu_shares'], 'give "cpus" or "cpu_shares", not both');
   if (limits?.cpus !== undefined) draft.cpu_shares = cpuShares(scope, limits.cpus);
   else if (spec.cpu_shares !== undefined) draft.cpu_shares = spec.cpu_shares;
-
-  const constraints = spec.deploy?.placement?.constraints;
-  const x = spec['x-drover'];
-  if (constraints !== undefined || x !== undefined) {
-    const placement: Placement = {
-      constraints: readConstraints(scope, ['deploy', 'placement', 'constraints'], constraints ?? []),
-      affinity: x?.affinity ?? [],
-      anti_affinity: x?.anti_affinity ?? [],
-      strategy: x?.strategy ?? 'spread',
-    };
-    draft.placement = placement;
-  }
-  return draft;
 }
 
 /**
@@ -152,7 +196,7 @@ function readArgv(scope: Scope, key: 'command' | 'entrypoint', value: string | s
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 
-function readEnvironment(scope: Scope, value: Record<string, string | number | boolean | null> | string[]): Record<string, string> {
+function readEnvironment(scope: Scope, value: Record<string, string | number | boolean | null> | string[], interpolated: boolean): Record<string, string> {
   const env: Record<string, string> = {};
   const entries: [string, unknown, PropertyKey[]][] = Array.isArray(value)
     ? value.map((item, i) => {
@@ -161,9 +205,15 @@ function readEnvironment(scope: Scope, value: Record<string, string | number | b
       })
     : Object.entries(value).map(([k, v]) => [k, v, ['environment', k]]);
   for (const [name, v, key] of entries) {
-    if (!ENV_NAME.test(name)) scope.failKey(key, `"${name}" is not a variable name`);
+    if (!ENV_NAME.test(name)) {
+      scope.reportKey(key, `"${name}" is not a variable name`);
+      continue;
+    }
+    // A bare name takes its value from the deploying shell, which only the CLI sees: it
+    // writes the value in (or drops the name, warning, when it is unset there, as Compose does).
     if (v === null) {
-      scope.failKey(key, `"${name}" has no value; drover does not read the environment of the machine that deploys, so write "${name}=value"`);
+      if (!interpolated) scope.reportKey(key, `"${name}" has no value; deploy with the drover CLI, which takes it from its environment, or write "${name}=value"`);
+      continue;
     }
     env[name] = String(v);
   }
@@ -179,7 +229,10 @@ function readLabels(scope: Scope, value: Record<string, string | number | boolea
       })
     : Object.entries(value).map(([k, v]) => [k, v ?? '', ['labels', k]]);
   for (const [name, v, key] of entries) {
-    if (name.startsWith('com.docker.compose.')) scope.failKey(key, `"${name}": labels under com.docker.compose. are reserved`);
+    if (name.startsWith('com.docker.compose.') || name.startsWith('drover.')) {
+      scope.reportKey(key, `"${name}": labels under ${name.startsWith('drover.') ? 'drover.' : 'com.docker.compose.'} are reserved`);
+      continue;
+    }
     labels[name] = String(v);
   }
   return labels;
@@ -203,7 +256,11 @@ function readRestart(scope: Scope, value: string | undefined): RestartPolicy {
 }
 
 const DependsLong = z
-  .object({ condition: z.enum(['service_started', 'service_healthy']).optional(), required: z.boolean().optional() })
+  .object({
+    condition: z.enum(['service_started', 'service_healthy', 'service_completed_successfully']).optional(),
+    required: z.boolean().optional(),
+    restart: z.boolean().optional(),
+  })
   .strict();
 
 /**
@@ -227,7 +284,13 @@ function readLinkTargets(scope: Scope, links: string[] | undefined, dependsOn: s
   if (Array.isArray(dependsOn)) dependsOn.forEach((service, i) => add(service, undefined, ['depends_on', i]));
   else if (dependsOn !== undefined) {
     for (const [service, raw] of Object.entries(dependsOn)) {
-      const spec = scope.shape(['depends_on', service], DependsLong.nullable(), raw) ?? {};
+      const spec = scope.attempt(() => scope.shape(['depends_on', service], DependsLong.nullable(), raw) ?? {}, {});
+      // XXX: waiting for a dependency's health is a later step of drover's Compose support;
+      // until then the condition is refused rather than read and ignored.
+      if (spec.condition !== undefined && spec.condition !== 'service_started') {
+        scope.reportKey(['depends_on', service, 'condition'], `"${spec.condition}" is not supported yet: drover starts services without waiting for each other (use "service_started", or drop the condition)`);
+      }
+      if (spec.restart !== undefined) scope.reportKey(['depends_on', service, 'restart'], 'not supported: drover restarts each application on its own');
       add(service, undefined, ['depends_on', service], spec.required === false);
     }
   }

@@ -26,7 +26,32 @@ export interface ServiceDraft {
   health_check?: HealthCheck;
   placement?: Placement;
   labels: Record<string, string>;
+  /** Some of its keys had problems (recorded): it is not checked as a whole application. */
+  incomplete?: true;
+  /** The Compose keys with a Docker meaning of their own (compose-runtime-keys.ts). */
+  runtime: RuntimeFields;
 }
+
+/** Application fields set from Compose's container keys, as the model names them. */
+export type RuntimeFields = Partial<
+  Pick<
+    Application,
+    | 'container_name'
+    | 'hostname'
+    | 'user'
+    | 'working_dir'
+    | 'stop_signal'
+    | 'stop_grace_period_seconds'
+    | 'cap_add'
+    | 'cap_drop'
+    | 'read_only'
+    | 'tmpfs'
+    | 'init'
+    | 'shm_size'
+    | 'ulimits'
+    | 'logging'
+  >
+>;
 
 export interface VolumeUse {
   /** The volume's name in the file (for Flocker files and anonymous volumes, the service). */
@@ -34,6 +59,8 @@ export interface VolumeUse {
   mountpoint: string;
   /** Compose `- /path` with no name: the volume is named after the service. */
   anonymous: boolean;
+  /** `:ro`, or `read_only: true` in the long syntax. */
+  readOnly: boolean;
   /** Key path inside the service, for errors. */
   key: PropertyKey[];
 }
@@ -59,6 +86,8 @@ export interface FileDraft {
   volumes: Map<string, VolumeDraft>;
   /** Compose: named volumes must be declared at the top level. Fig and Flocker: implied. */
   volumesMustBeDeclared: boolean;
+  /** Services left out because none of their `profiles:` is active (for clearer link errors). */
+  inactive: ReadonlySet<string>;
   /** The top-level `name:` of a Compose file, if any. */
   name?: string;
 }

@@ -62,9 +62,10 @@ export function readFlockerFile(src: YamlSource, top: Record<string, unknown>): 
       links: app.links ?? [],
       restart_policy: app.restart_policy ?? { name: 'never' },
       labels: {},
+      runtime: {},
     };
     if (app.volume !== undefined) {
-      draft.volumes.push({ volume: name, mountpoint: app.volume.mountpoint, anonymous: false, key: ['volume'] });
+      draft.volumes.push({ volume: name, mountpoint: app.volume.mountpoint, anonymous: false, readOnly: false, key: ['volume'] });
       const size = app.volume.maximum_size === undefined ? null : readMaximumSize(scope, ['volume', 'maximum_size'], app.volume.maximum_size);
       const volume: VolumeDraft = { name, maximum_size: size };
       if (app.volume.dataset_id !== undefined) volume.dataset_id = app.volume.dataset_id;
@@ -78,5 +79,5 @@ export function readFlockerFile(src: YamlSource, top: Record<string, unknown>): 
     if (app.cpu_shares !== undefined) draft.cpu_shares = app.cpu_shares;
     return draft;
   });
-  return { services, volumes, volumesMustBeDeclared: true };
+  return { services, volumes, volumesMustBeDeclared: true, inactive: new Set() };
 }

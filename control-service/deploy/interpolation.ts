@@ -1,10 +1,11 @@
 import type { Scope } from './scope.ts';
 
 /**
- * Compose interpolates `$VAR` and `${VAR}` from the shell that runs it. A drover deploy is
- * parsed by the control service, far from that shell, so substituting would silently use
- * the wrong (or an empty) environment: a variable is refused instead, naming the key.
- * `$$` is Compose's literal `$` and becomes `$`. Returns a copy with the strings unescaped.
+ * For files that reach the control service without the drover CLI's interpolation (its
+ * trailer, compose-file.ts): Compose interpolates `$VAR` and `${VAR}` from the shell that
+ * runs it, and that shell is not here, so substituting would silently use the wrong (or an
+ * empty) environment: a variable is refused instead, naming the key. `$$` is Compose's
+ * literal `$` and becomes `$`. Returns a copy with the strings unescaped.
  */
 export function unescapeDollars(scope: Scope, value: unknown, path: PropertyKey[] = []): unknown {
   if (typeof value === 'string') {
@@ -21,7 +22,8 @@ export function unescapeDollars(scope: Scope, value: unknown, path: PropertyKey[
         out += '$';
         i++;
       } else if (next !== undefined && /[A-Za-z_{]/.test(next)) {
-        scope.failKey(path, `"${value}" uses a variable; drover does not interpolate variables (write "$$" for a literal "$")`);
+        scope.reportKey(path, `"${value}" uses a variable; the drover CLI fills variables in ("drover deploy"); without it write the value (or "$$" for a literal "$")`);
+        return value;
       } else out += c;
     }
     return out;

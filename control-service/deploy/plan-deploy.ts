@@ -36,8 +36,10 @@ export function planDeploy(desired: Desired, parsed: Parsed, project: string): {
   for (const app of newApps.values()) if (!oldApps.has(app.name)) applications.push(app);
   for (const app of newApps.values()) {
     const old = oldApps.get(app.name);
-    if (old === undefined) diff.added.push(`application "${app.name}"`);
-    else if (sameValue(old, app)) diff.unchanged.push(`application "${app.name}"`);
+    // drover names containers itself; Compose's container_name is reported, and kept as a label.
+    const label = `application "${app.name}"${app.container_name === undefined ? '' : ` (container_name "${app.container_name}": its container is "drover-${app.name}", labelled drover.container-name=${app.container_name})`}`;
+    if (old === undefined) diff.added.push(label);
+    else if (sameValue(old, app)) diff.unchanged.push(label);
     else {
       const move = old.node_uuid !== app.node_uuid && old.node_uuid !== undefined ? ` (moves from node ${old.node_uuid} to ${app.node_uuid ?? 'the scheduler'} with its data)` : '';
       diff.changed.push(`application "${app.name}": ${changedLine(old, app)}${move}`);

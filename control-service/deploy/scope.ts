@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { keyPath } from './config-error.ts';
+import { ConfigAbort, keyPath } from './config-error.ts';
 import type { YamlSource } from './yaml-source.ts';
 
 /**
@@ -19,6 +19,35 @@ export class Scope {
     return this.src.file;
   }
 
+  /**
+   * Runs one independent piece of reading; when it fails (its problem is recorded), returns
+   * `fallback` so that reading goes on and the next pieces' problems are found too.
+   */
+  attempt<T>(fn: () => T, fallback: T): T {
+    try {
+      return fn();
+    } catch (err) {
+      if (err instanceof ConfigAbort) return fallback;
+      throw err;
+    }
+  }
+
+  /** Records `key "ports[0]": <what>` at that key, and goes on. */
+  reportKey(key: readonly PropertyKey[], what: string): void {
+    const label = key.length === 0 ? what : `key "${keyPath(key)}": ${what}`;
+    this.src.report([...this.base, ...key], label, this.service, key);
+  }
+
+  /** Records a message that already names what it is about, and goes on. */
+  report(key: readonly PropertyKey[], what: string): void {
+    this.src.report([...this.base, ...key], what, this.service, key);
+  }
+
+  /** Records `unsupported key "x"` (with the reason, if any), and goes on. */
+  reportUnsupported(key: readonly PropertyKey[], reason?: string): void {
+    this.src.report([...this.base, ...key], `unsupported key "${keyPath(key)}"${reason ? `: ${reason}` : ''}`, this.service, key);
+  }
+
   /** `key "ports[0]": <what>` at that key. */
   failKey(key: readonly PropertyKey[], what: string, issues?: unknown[]): never {
     const label = key.length === 0 ? what : `key "${keyPath(key)}": ${what}`;
@@ -31,35 +60,25 @@ export class Scope {
   }
 
   /**
-   * Parses `value` (found at `key`) with a zod schema. The first issue becomes the error:
-   * an unknown key reads `unsupported key "x"` (plus `reasons[x]` when there is one, looked up by the bare key name), any
-   * other issue `key "a.b": <zod's message>`. Further issues, if any, go in `detail.issues`.
+   * Parses `value` (found at `key`) with a zod schema. Each issue is recorded as a problem:
+   * an unknown key reads `unsupported key "x"` (plus `reasons[x]` when there is one, looked up
+   * by the bare key name), any other `key "a.b": <zod's message>`; then the value is abandoned.
    */
   shape<S extends z.ZodType>(key: readonly PropertyKey[], schema: S, value: unknown, reasons: Record<string, string> = {}): z.infer<S> {
     const result = schema.safeParse(value);
     if (result.success) return result.data;
-    // An unknown key says most about what is wrong (`build:` with no `image:`), so it goes first.
-    const all = result.error.issues;
-    const first = all.find((i) => i.code === 'unrecognized_keys') ?? all[0]!;
-    // The message tells the first problem; `detail.issues` lists the others, if any.
-    const others = all.filter((i) => i !== first).map((i) => describeIssue([...key, ...i.path], i));
-    const issues = others.length === 0 ? undefined : others;
-    const at = [...key, ...first.path];
-    if (first.code === 'unrecognized_keys') {
-      const name = first.keys[0]!;
-      const full = [...at, name];
-      const reason = reasons[name];
-      return this.src.fail([...this.base, ...full], `unsupported key "${keyPath(full)}"${reason ? `: ${reason}` : ''}`, this.service, full, issues);
+    // Every issue is a problem of its own: an operator fixes them all in one go.
+    for (const issue of result.error.issues) {
+      const at = [...key, ...issue.path];
+      if (issue.code === 'unrecognized_keys') {
+        for (const name of issue.keys) this.reportUnsupported([...at, name], reasons[name]);
+      } else if (issue.code === 'invalid_type' && issue.message.endsWith('received undefined')) {
+        this.reportKey(at, 'is required');
+      } else {
+        this.reportKey(at, issue.message.replace(/^Invalid input: /, ''));
+      }
     }
-    if (first.code === 'invalid_type' && first.message.endsWith('received undefined')) {
-      return this.failKey(at, 'is required', issues);
-    }
-    return this.failKey(at, first.message.replace(/^Invalid input: /, ''), issues);
+    throw new ConfigAbort();
   }
 }
 
-function describeIssue(path: PropertyKey[], issue: z.core.$ZodIssue): { key: string; message: string } {
-  if (issue.code === 'unrecognized_keys') return { key: keyPath(path), message: `unsupported key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}` };
-  const message = issue.code === 'invalid_type' && issue.message.endsWith('received undefined') ? 'is required' : issue.message.replace(/^Invalid input: /, '');
-  return { key: keyPath(path), message };
-}

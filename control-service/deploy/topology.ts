@@ -25,13 +25,19 @@ export function readTopology(src: YamlSource, nodes: readonly Node[], services: 
   const pins = new Map<string, string>();
   for (const [address, apps] of Object.entries(spec.nodes ?? {})) {
     const key = ['nodes', address];
-    if (!Ipv4.safeParse(address).success) scope.fail(key, `node "${address}" is not an IPv4 address (a topology names nodes by address)`);
+    if (!Ipv4.safeParse(address).success) {
+      scope.report(key, `node "${address}" is not an IPv4 address (a topology names nodes by address)`);
+      continue;
+    }
     const node = nodes.find((n) => n.host === address);
-    if (node === undefined) scope.fail(key, `No known node with address "${address}"`);
+    if (node === undefined) {
+      scope.report(key, `No known node with address "${address}"`);
+      continue;
+    }
     apps.forEach((app, i) => {
-      if (!services.has(app)) scope.fail([...key, i], `node "${address}": application "${app}" is not in ${appFile}`);
-      if (pins.has(app)) scope.fail([...key, i], `node "${address}": application "${app}" appears more than once`);
-      pins.set(app, node.uuid);
+      if (!services.has(app)) scope.report([...key, i], `node "${address}": application "${app}" is not in ${appFile}`);
+      else if (pins.has(app)) scope.report([...key, i], `node "${address}": application "${app}" appears more than once`);
+      else pins.set(app, node.uuid);
     });
   }
   return pins;

@@ -1,5 +1,5 @@
 import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
-import { badConfig, keyPath, type ConfigPlace } from './config-error.ts';
+import { badConfig, ConfigAbort, keyPath, type ConfigPlace, type ConfigProblem } from './config-error.ts';
 import type { DeployFile } from './index.ts';
 
 /** Files above this size are refused before parsing: a deploy file is hand-written. */
@@ -16,10 +16,19 @@ export class YamlSource {
   private readonly doc: Document.Parsed;
   private readonly lines: LineCounter;
 
-  constructor(input: DeployFile) {
+  /**
+   * @param problems where `report` and `fail` record problems; the files of one deploy share
+   *   one list, so that a refusal names the problems of both.
+   * @throws ConfigAbort when the file is too large or not YAML (the problem is recorded).
+   */
+  constructor(
+    input: DeployFile,
+    readonly problems: ConfigProblem[] = [],
+  ) {
     this.file = input.file;
     if (Buffer.byteLength(input.text) > MAX_FILE_BYTES) {
-      throw badConfig({ file: input.file }, `file is larger than ${MAX_FILE_BYTES} bytes`);
+      problems.push({ place: { file: input.file }, what: `file is larger than ${MAX_FILE_BYTES} bytes` });
+      throw new ConfigAbort();
     }
     this.lines = new LineCounter();
     this.doc = parseDocument(input.text, { lineCounter: this.lines, merge: true, uniqueKeys: true, prettyErrors: true });
@@ -28,7 +37,8 @@ export class YamlSource {
       const pos = first.linePos?.[0];
       const place: ConfigPlace = { file: input.file };
       if (pos !== undefined) Object.assign(place, { line: pos.line, column: pos.col });
-      throw badConfig(place, `not valid YAML: ${first.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`);
+      problems.push({ place, what: `not valid YAML: ${first.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}` });
+      throw new ConfigAbort();
     }
     this.value = this.doc.toJS({ maxAliasCount: 1000 });
   }
@@ -51,9 +61,21 @@ export class YamlSource {
     return place;
   }
 
-  /** Raises `DROVER_BAD_CONFIG` at `path`. */
+  /** Records a problem at `path` and goes on reading. */
+  report(path: readonly PropertyKey[], what: string, service?: string, key?: readonly PropertyKey[], issues?: unknown[]): void {
+    const place = this.placeOf(path, service, key);
+    const problem: ConfigProblem = issues === undefined ? { place, what } : { place, what, issues };
+    const line = badConfig(place, what).message;
+    if (!this.problems.some((p) => badConfig(p.place, p.what).message === line)) this.problems.push(problem);
+  }
+
+  /**
+   * Records a problem at `path` and abandons the value being read (`ConfigAbort`, caught by
+   * the nearest `Scope.attempt`); parseDeployment raises `DROVER_BAD_CONFIG` with all of them.
+   */
   fail(path: readonly PropertyKey[], what: string, service?: string, key?: readonly PropertyKey[], issues?: unknown[]): never {
-    throw badConfig(this.placeOf(path, service, key), what, issues);
+    this.report(path, what, service, key, issues);
+    throw new ConfigAbort();
   }
 
   private offsetOf(path: readonly PropertyKey[]): number | undefined {

@@ -2,15 +2,15 @@
  * From a desired application to the container that runs it (pure).
  *
  * The config hash covers everything that needs a new container when it changes (image,
- * command, environment, ports, mounts, limits) and nothing that does not: the restart
+ * command, environment, ports, mounts, limits, Compose's container keys) and nothing that does not: the restart
  * policy and the health check are the agent's own business and apply to a running
  * container, and the generation is a fencing token, not configuration.
  */
 import { createHash } from 'node:crypto';
 import type { Application } from '#common/model.ts';
 import { linkEnvironment } from './links.ts';
-import { LABEL_APP, LABEL_CONFIG_HASH, LABEL_GENERATION, LABEL_NODE, containerName } from './labels.ts';
-import type { ContainerSpec } from './types.ts';
+import { LABEL_APP, LABEL_CONFIG_HASH, LABEL_CONTAINER_NAME, LABEL_GENERATION, LABEL_NODE, containerName } from './labels.ts';
+import type { ContainerOptions, ContainerSpec } from './types.ts';
 
 export interface SpecInputs {
   nodeUuid: string;
@@ -33,8 +33,9 @@ export function containerSpec(app: Application, inputs: SpecInputs): ContainerSp
   const binds = app.volumes.map((v) => {
     const source = inputs.mountpoints.get(v.dataset_id);
     if (source === undefined) throw new Error(`no mountpoint for dataset ${v.dataset_id}`);
-    return { source, target: v.mountpoint };
+    return v.read_only ? { source, target: v.mountpoint, readOnly: true as const } : { source, target: v.mountpoint };
   });
+  const options = containerOptions(app);
   const ports = [...new Set(app.ports.map((p) => p.internal))].sort((a, b) => a - b);
   const body = {
     image: app.image,
@@ -47,6 +48,8 @@ export function containerSpec(app: Application, inputs: SpecInputs): ContainerSp
     memoryBytes: app.memory_limit ?? null,
     cpuShares: app.cpu_shares ?? null,
     swappiness: app.swappiness ?? null,
+    // Only when set: the hash of an application without them stays what it was.
+    ...(options === undefined ? {} : { options }),
   };
   const configHash = hashOf(body);
   return {
@@ -55,6 +58,7 @@ export function containerSpec(app: Application, inputs: SpecInputs): ContainerSp
     ...body,
     labels: {
       ...app.labels,
+      ...(app.container_name === undefined ? {} : { [LABEL_CONTAINER_NAME]: app.container_name }),
       [LABEL_NODE]: inputs.nodeUuid,
       [LABEL_APP]: app.name,
       [LABEL_GENERATION]: String(inputs.generation),
@@ -62,6 +66,29 @@ export function containerSpec(app: Application, inputs: SpecInputs): ContainerSp
     },
     configHash,
   };
+}
+
+/** The application's Compose container keys, or undefined when it sets none. */
+function containerOptions(app: Application): ContainerOptions | undefined {
+  const o: ContainerOptions = {};
+  if (app.hostname !== undefined) o.hostname = app.hostname;
+  if (app.user !== undefined) o.user = app.user;
+  if (app.working_dir !== undefined) o.workingDir = app.working_dir;
+  if (app.stop_signal !== undefined) o.stopSignal = app.stop_signal;
+  if (app.stop_grace_period_seconds !== undefined) o.stopGraceSeconds = app.stop_grace_period_seconds;
+  if (app.cap_add !== undefined && app.cap_add.length > 0) o.capAdd = app.cap_add;
+  if (app.cap_drop !== undefined && app.cap_drop.length > 0) o.capDrop = app.cap_drop;
+  if (app.read_only !== undefined) o.readOnly = app.read_only;
+  if (app.tmpfs !== undefined && Object.keys(app.tmpfs).length > 0) o.tmpfs = app.tmpfs;
+  if (app.init !== undefined) o.init = app.init;
+  if (app.shm_size !== undefined) o.shmSizeBytes = app.shm_size;
+  if (app.ulimits !== undefined && Object.keys(app.ulimits).length > 0) {
+    o.ulimits = Object.entries(app.ulimits)
+      .map(([name, l]) => ({ name, soft: l.soft, hard: l.hard }))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+  if (app.logging !== undefined) o.logging = app.logging;
+  return Object.keys(o).length === 0 ? undefined : o;
 }
 
 function hashOf(value: unknown): string {

@@ -84,12 +84,33 @@ export interface ContainerSpec {
   /** Internal ports, each published on `hostIp` with a host port docker picks. */
   ports: number[];
   hostIp: string;
-  binds: { source: string; target: string }[];
+  binds: { source: string; target: string; readOnly?: true }[];
   memoryBytes: number | null;
   cpuShares: number | null;
   /** Docker's MemorySwappiness (0–100). */
   swappiness: number | null;
+  /** Compose's container keys (container-spec.ts); absent when the application sets none. */
+  options?: ContainerOptions;
   configHash: string;
+}
+
+/** How Docker runs the container, from the application's Compose keys; each maps to one create setting. */
+export interface ContainerOptions {
+  hostname?: string;
+  user?: string;
+  workingDir?: string;
+  stopSignal?: string;
+  /** Seconds; the agent's stops use it instead of its own default. */
+  stopGraceSeconds?: number;
+  capAdd?: string[];
+  capDrop?: string[];
+  readOnly?: boolean;
+  /** Container path → tmpfs options. */
+  tmpfs?: Record<string, string>;
+  init?: boolean;
+  shmSizeBytes?: number;
+  ulimits?: { name: string; soft: number; hard: number }[];
+  logging?: { driver: string; options: Record<string, string> };
 }
 
 /** The changes an agent makes; the executor is one exhaustive switch over `kind`. */

@@ -1,0 +1,217 @@
+import { describe, expect, it } from 'vitest';
+import { isDroverError, type DroverError } from '#common/errors.ts';
+import type { Desired } from '#common/model.ts';
+import { parseDeployment, planDeploy } from './index.ts';
+
+// The Compose keys with a Docker meaning, extends and profiles, the CLI's trailer, and a
+// refusal that lists every problem at once.
+const TRAILER = 'x-drover-cli: {"interpolated":true,"profiles":[],"env_files":{}}\n';
+function parse(text: string) {
+  return parseDeployment({ project: 'p', compose: { file: 'c.yml', text }, topology: { file: 't.yml', text: 'version: 1\nnodes: {}\n' }, nodes: [] });
+}
+function refused(text: string): DroverError {
+  try {
+    parse(text);
+  } catch (err) {
+    if (isDroverError(err, 'DROVER_BAD_CONFIG')) return err;
+    throw err;
+  }
+  throw new Error('accepted');
+}
+const one = (body: string) => parse(`services:\n  app:\n    image: busybox\n${body}`).applications[0]!;
+
+describe('Compose container keys', () => {
+  it('reads each key into the application, as Docker will be told', () => {
+    const app = one(
+      [
+        '    container_name: my-app',
+        '    hostname: app-1',
+        '    user: 1000',
+        '    working_dir: /srv',
+        '    stop_signal: quit',
+        '    stop_grace_period: 1m30s',
+        '    cap_add: [cap_net_admin]',
+        '    cap_drop: [ALL]',
+        '    read_only: true',
+        '    tmpfs: /run',
+        '    init: true',
+        '    shm_size: 64M',
+        '    ulimits: { nproc: 100, nofile: { soft: 10, hard: 20 } }',
+        '    logging: { driver: local, options: { max-size: 1m, compress: true } }',
+        '    volumes: ["data:/data:ro", { type: tmpfs, target: /cache, tmpfs: { size: 1048576, mode: 1777 } }]',
+        'volumes: { data: {} }',
+        '',
+      ].join('\n'),
+    );
+    expect(app).toMatchObject({
+      container_name: 'my-app',
+      hostname: 'app-1',
+      user: '1000',
+      working_dir: '/srv',
+      stop_signal: 'SIGQUIT',
+      stop_grace_period_seconds: 90,
+      cap_add: ['NET_ADMIN'],
+      cap_drop: ['ALL'],
+      read_only: true,
+      tmpfs: { '/run': '', '/cache': 'size=1048576,mode=3361' },
+      init: true,
+      shm_size: 64 * 1024 * 1024,
+      ulimits: { nproc: { soft: 100, hard: 100 }, nofile: { soft: 10, hard: 20 } },
+      logging: { driver: 'local', options: { 'max-size': '1m', compress: 'true' } },
+      volumes: [expect.objectContaining({ mountpoint: '/data', read_only: true })],
+    });
+  });
+
+  it('refuses bad values of the keys, naming each', () => {
+    const err = refused(
+      'services:\n  app:\n    image: busybox\n    working_dir: srv\n    stop_signal: "SIG KILL"\n    ulimits: { nofile: { soft: 20, hard: 10 } }\n    tmpfs: [run]\n    hostname: "a_b"\n',
+    );
+    expect(err.message.split('\n')).toEqual([
+      'c.yml: 5 problems',
+      '  c.yml:4:5: service "app": key "working_dir": "srv" must be an absolute path in the container',
+      '  c.yml:5:5: service "app": key "stop_signal": "SIG KILL" is not a signal ("SIGINT", "SIGQUIT", "9")',
+      '  c.yml:6:16: service "app": key "ulimits.nofile": soft limit 20 is above the hard limit 10',
+      '  c.yml:7:13: service "app": key "tmpfs[0]": "run" must be an absolute path in the container ("/run" or "/run:size=64m")',
+      '  c.yml:8:5: service "app": key "hostname": "a_b" is not a host name (letters, digits, "." or "-")',
+    ]);
+  });
+
+  it('reports the container_name mapping in the deploy diff', () => {
+    const desired: Desired = { nodes: [], datasets: [], applications: [], leases: [], migrations: [] } as unknown as Desired;
+    const { diff } = planDeploy(desired, parse('services:\n  db:\n    image: postgres\n    container_name: postgres\n'), 'p');
+    expect(diff.added).toEqual(['application "db" (container_name "postgres": its container is "drover-db", labelled drover.container-name=postgres)']);
+  });
+});
+
+describe('a refused file', () => {
+  it('lists every problem of every service, by position, with each one\'s place in detail.problems', () => {
+    const err = refused(
+      [
+        'services:',
+        '  web:',
+        '    image: nginx',
+        '    expose: [80]',
+        '    networks: [front]',
+        '    ports: ["53:53/udp", "8080:80"]',
+        '  db:',
+        '    image: postgres',
+        '    secrets: [pw]',
+        '    depends_on: { web: { condition: service_healthy } }',
+        'networks: { front: {} }',
+        '',
+      ].join('\n'),
+    );
+    expect(err.message.split('\n')).toEqual([
+      'c.yml: 6 problems',
+      '  c.yml:4:5: service "web": unsupported key "expose": drover routes only published ports; use "ports:" ("PUBLISHED:TARGET")',
+      '  c.yml:5:5: service "web": unsupported key "networks": drover connects applications through its routing proxy; use "ports:" and "links:"',
+      '  c.yml:6:13: service "web": key "ports[0]": "53:53/udp": drover routes TCP only',
+      '  c.yml:9:5: service "db": unsupported key "secrets": not supported yet; put the value in "environment:" (or an "env_file:") or in a volume',
+      '  c.yml:10:26: service "db": key "depends_on.web.condition": "service_healthy" is not supported yet: drover starts services without waiting for each other (use "service_started", or drop the condition)',
+      '  c.yml:11:1: unsupported top-level key "networks": drover connects applications through its routing proxy; use "ports:" and "links:"',
+    ]);
+    expect(err.detail).toMatchObject({ file: 'c.yml', line: 4, column: 5, service: 'web', key: 'expose' });
+    expect((err.detail.problems as unknown[])[2]).toEqual({
+      file: 'c.yml',
+      service: 'web',
+      key: 'ports[0]',
+      line: 6,
+      column: 13,
+      message: 'c.yml:6:13: service "web": key "ports[0]": "53:53/udp": drover routes TCP only',
+    });
+  });
+
+  it('names problems of the topology with those of the Compose file', () => {
+    const err = (() => {
+      try {
+        parseDeployment({
+          project: 'p',
+          compose: { file: 'c.yml', text: 'services:\n  a:\n    image: x\n    privileged: true\n' },
+          topology: { file: 't.yml', text: 'version: 1\nnodes: { "10.0.0.1": [a] }\n' },
+          nodes: [],
+        });
+      } catch (err) {
+        return err as DroverError;
+      }
+      throw new Error('accepted');
+    })();
+    expect(err.message.split('\n')).toEqual(['c.yml, t.yml: 2 problems', '  c.yml:4:5: service "a": unsupported key "privileged"', '  t.yml:2:10: No known node with address "10.0.0.1"']);
+  });
+});
+
+describe('extends and profiles', () => {
+  it('merges a service it extends: own keys win, mappings merge, lists add up, chains are followed', () => {
+    const apps = parse(
+      [
+        'services:',
+        '  base:',
+        '    image: app:1',
+        '    environment: [A=1, B=1]',
+        '    ports: ["8000:8000"]',
+        '    profiles: [never]',
+        '  mid:',
+        '    extends: base',
+        '    environment: { B: 2 }',
+        '    profiles: [never]',
+        '  web:',
+        '    extends: { service: mid }',
+        '    image: app:2',
+        '    ports: ["8001:8001"]',
+        '',
+      ].join('\n'),
+    ).applications;
+    expect(apps.map((a) => a.name)).toEqual(['web']);
+    expect(apps[0]).toMatchObject({ image: 'app:2', environment: { A: '1', B: '2' }, ports: [{ internal: 8000, external: 8000 }, { internal: 8001, external: 8001 }] });
+  });
+
+  it('refuses a circle of extends and a link to a service whose profile is off', () => {
+    expect(refused('services:\n  a:\n    extends: b\n  b:\n    extends: a\n').message.split('\n').slice(1)).toEqual([
+      '  c.yml:3:5: service "a": key "extends": "a": extends goes round in a circle (a → b → a)',
+      '  c.yml:5:5: service "b": key "extends": "b": extends goes round in a circle (b → a → b)',
+    ]);
+    expect(refused('services:\n  a:\n    image: x\n    links: [tools]\n  tools:\n    image: y\n    profiles: [debug]\n').message).toBe(
+      'c.yml:4:13: service "a": key "links[0]": service "tools" is not active (its profiles are not enabled; add --profile)',
+    );
+  });
+});
+
+describe('the CLI trailer', () => {
+  it('makes every $ literal once the CLI has interpolated, and sends env_file contents under environment', () => {
+    const text = 'services:\n  a:\n    image: x\n    command: echo $HOME $$\n    env_file: [a.env, { path: b.env, required: false }]\n    environment: { B: 2 }\n';
+    const trailer = 'x-drover-cli: {"interpolated":true,"profiles":[],"env_files":{"a.env":{"A":"1","B":"1"},"b.env":null}}\n';
+    expect(parse(text + trailer).applications[0]).toMatchObject({ command_line: ['echo', '$HOME', '$$'], environment: { A: '1', B: '2' } });
+  });
+
+  it('refuses env_file without the CLI, and a required env file the CLI did not find', () => {
+    const text = 'services:\n  a:\n    image: x\n    env_file: a.env\n';
+    expect(refused(text).message).toBe('c.yml:4:5: service "a": key "env_file": "a.env" is a file on the deploying machine; deploy with the drover CLI, which reads it, or list the variables under "environment:"');
+    expect(refused(`${text}x-drover-cli: {"interpolated":true,"env_files":{"a.env":null}}\n`).message).toBe(
+      'c.yml:4:5: service "a": key "env_file": "a.env": no such file beside the Compose file (or write "required: false")',
+    );
+  });
+
+  it('drops a bare environment name the CLI could not resolve, as Compose does', () => {
+    expect(parse(`services:\n  a:\n    image: x\n    environment: [UNSET, A=1]\n${TRAILER}`).applications[0]!.environment).toEqual({ A: '1' });
+  });
+});
+
+describe('a file that is not YAML', () => {
+  it('is named with its place, beside the other file\'s problems', () => {
+    try {
+      parseDeployment({
+        project: 'p',
+        compose: { file: 'c.yml', text: 'services:\n  a:\n    image: x\n    privileged: true\n' },
+        topology: { file: 't.yml', text: 'version: 1\nnodes: [\n' },
+        nodes: [],
+      });
+    } catch (err) {
+      expect((err as DroverError).message.split('\n')).toEqual([
+        'c.yml, t.yml: 2 problems',
+        '  c.yml:4:5: service "a": unsupported key "privileged"',
+        expect.stringMatching(/^ {2}t\.yml:\d+:\d+: not valid YAML: /),
+      ]);
+      return;
+    }
+    throw new Error('accepted');
+  });
+});

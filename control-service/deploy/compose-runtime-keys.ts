@@ -1,0 +1,131 @@
+import { z } from 'zod';
+import type { RuntimeFields } from './draft.ts';
+import type { Scope } from './scope.ts';
+import { parseDuration, parseSize } from '#common/units.ts';
+
+const Scalar = z.union([z.string(), z.number()]);
+const Limit = z.union([z.number().int(), z.object({ soft: z.number().int(), hard: z.number().int() }).strict()], {
+  error: 'must be a number or { soft, hard }',
+});
+
+/**
+ * The Compose keys that set how Docker runs the container, with their shapes. Each maps to
+ * one Application field and one Docker create setting (convergence-agent/docker.ts).
+ */
+export const RUNTIME_KEYS = {
+  container_name: z.string().min(1),
+  hostname: z.string().min(1),
+  user: Scalar,
+  working_dir: z.string().min(1),
+  stop_signal: z.string().min(1),
+  stop_grace_period: Scalar,
+  cap_add: z.array(z.string()),
+  cap_drop: z.array(z.string()),
+  read_only: z.boolean(),
+  tmpfs: z.union([z.string(), z.array(z.string())], { error: 'must be a path or a list of paths' }),
+  init: z.boolean(),
+  shm_size: Scalar,
+  ulimits: z.record(z.string(), Limit),
+  logging: z.object({ driver: z.string().min(1).optional(), options: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).nullable().optional() }).strict(),
+};
+type RuntimeSpec = { [K in keyof typeof RUNTIME_KEYS]?: z.infer<(typeof RUNTIME_KEYS)[K]> };
+
+const HOSTNAME = /^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,252})$/;
+const SIGNAL = /^(SIG[A-Z0-9+-]+|\d{1,2})$/;
+/** Docker's `--ulimit` names (Linux rlimits). */
+const ULIMITS = new Set(['core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack', 'as']);
+
+/**
+ * Reads the container keys: `container_name` (kept as a label: drover names containers
+ * `drover-<service>`), `hostname`, `user`, `working_dir`, `stop_signal`,
+ * `stop_grace_period` (whole seconds, rounded up), `cap_add`/`cap_drop` (`CAP_` prefix
+ * optional), `read_only`, `tmpfs` (`/run` or `/run:size=64m,mode=1777`), `init`, `shm_size`,
+ * `ulimits`, `logging`. Each problem is recorded; the keys that read are kept.
+ */
+export function readRuntimeKeys(scope: Scope, spec: RuntimeSpec): RuntimeFields {
+  const out: RuntimeFields = {};
+  const each = (fn: () => void): void => scope.attempt(fn, undefined);
+  if (spec.container_name !== undefined) {
+    each(() => {
+      if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/.test(spec.container_name!)) scope.failKey(['container_name'], `"${spec.container_name}" is not a container name (letters, digits, "_", "." or "-")`);
+      out.container_name = spec.container_name!;
+    });
+  }
+  if (spec.hostname !== undefined) {
+    each(() => {
+      if (!HOSTNAME.test(spec.hostname!)) scope.failKey(['hostname'], `"${spec.hostname}" is not a host name (letters, digits, "." or "-")`);
+      out.hostname = spec.hostname!;
+    });
+  }
+  if (spec.user !== undefined) out.user = String(spec.user);
+  if (spec.working_dir !== undefined) {
+    each(() => {
+      if (!spec.working_dir!.startsWith('/')) scope.failKey(['working_dir'], `"${spec.working_dir}" must be an absolute path in the container`);
+      out.working_dir = spec.working_dir!;
+    });
+  }
+  if (spec.stop_signal !== undefined) {
+    each(() => {
+      const signal = /^\d+$/.test(spec.stop_signal!) ? spec.stop_signal! : spec.stop_signal!.toUpperCase().replace(/^(?!SIG)/, 'SIG');
+      if (!SIGNAL.test(signal)) scope.failKey(['stop_signal'], `"${spec.stop_signal}" is not a signal ("SIGINT", "SIGQUIT", "9")`);
+      out.stop_signal = signal;
+    });
+  }
+  if (spec.stop_grace_period !== undefined) {
+    each(() => {
+      const seconds = parseDuration(spec.stop_grace_period);
+      if (seconds === null || seconds > 3600) scope.failKey(['stop_grace_period'], `"${spec.stop_grace_period}" is not a duration up to 1h ("10s", "1m30s")`);
+      out.stop_grace_period_seconds = Math.ceil(seconds);
+    });
+  }
+  for (const name of ['cap_add', 'cap_drop'] as const) {
+    const list = spec[name];
+    if (list === undefined) continue;
+    const caps: string[] = [];
+    list.forEach((cap, i) => {
+      const upper = cap.toUpperCase().replace(/^CAP_/, '');
+      if (!/^[A-Z_]+$/.test(upper)) scope.reportKey([name, i], `"${cap}" is not a capability ("NET_ADMIN", "SYS_PTRACE", "ALL")`);
+      else caps.push(upper);
+    });
+    out[name] = caps;
+  }
+  if (spec.read_only !== undefined) out.read_only = spec.read_only;
+  if (spec.init !== undefined) out.init = spec.init;
+  if (spec.tmpfs !== undefined) {
+    const list = typeof spec.tmpfs === 'string' ? [spec.tmpfs] : spec.tmpfs;
+    const tmpfs: Record<string, string> = {};
+    list.forEach((entry, i) => {
+      const key = typeof spec.tmpfs === 'string' ? ['tmpfs'] : ['tmpfs', i];
+      const colon = entry.indexOf(':');
+      const path = colon < 0 ? entry : entry.slice(0, colon);
+      if (!path.startsWith('/')) scope.reportKey(key, `"${entry}" must be an absolute path in the container ("/run" or "/run:size=64m")`);
+      else if (tmpfs[path] !== undefined) scope.reportKey(key, `"${path}" is a tmpfs twice`);
+      else tmpfs[path] = colon < 0 ? '' : entry.slice(colon + 1);
+    });
+    out.tmpfs = tmpfs;
+  }
+  if (spec.shm_size !== undefined) {
+    each(() => {
+      const bytes = parseSize(spec.shm_size);
+      if (bytes === null || bytes < 1) scope.failKey(['shm_size'], `"${spec.shm_size}" is not a size ("64M", "1G", bytes)`);
+      out.shm_size = bytes;
+    });
+  }
+  if (spec.ulimits !== undefined) {
+    const ulimits: NonNullable<RuntimeFields['ulimits']> = {};
+    for (const [name, limit] of Object.entries(spec.ulimits)) {
+      const soft = typeof limit === 'number' ? limit : limit.soft;
+      const hard = typeof limit === 'number' ? limit : limit.hard;
+      if (!ULIMITS.has(name)) scope.reportKey(['ulimits', name], `"${name}" is not a ulimit (${[...ULIMITS].join(', ')})`);
+      else if (soft > hard && hard !== -1) scope.reportKey(['ulimits', name], `soft limit ${soft} is above the hard limit ${hard}`);
+      else ulimits[name] = { soft, hard };
+    }
+    out.ulimits = ulimits;
+  }
+  if (spec.logging !== undefined) {
+    // Compose without a driver keeps Docker's default (json-file) and applies the options to it.
+    const options = Object.fromEntries(Object.entries(spec.logging.options ?? {}).map(([k, v]) => [k, String(v)]));
+    out.logging = { driver: spec.logging.driver ?? 'json-file', options };
+  }
+  return out;
+}

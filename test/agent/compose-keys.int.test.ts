@@ -1,0 +1,148 @@
+import { randomUUID } from 'node:crypto';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { Node } from '#common/model.ts';
+import { parseDeployment } from '../../control-service/deploy/index.ts';
+import { DockerRuntime } from '../../convergence-agent/docker.ts';
+import { containerSpec } from '../../convergence-agent/plan/container-spec.ts';
+import { describeWith } from '../support/require.ts';
+
+// Compose's container keys, from a Compose file through the parser and the container spec
+// to a container on the machine's own dockerd: what Docker was told, and what the
+// container then does (a read-only root, a read-only volume, the stop signal and grace).
+describeWith(['dockerd'], 'Compose container keys on a real dockerd', () => {
+  const runtime = new DockerRuntime({ socketPath: '/var/run/docker.sock', pullTimeoutMs: 5_000 });
+  const nodeUuid = randomUUID();
+  const node: Node = { uuid: nodeUuid, host: '127.0.0.1', labels: {}, transfer: {} };
+  const suffix = nodeUuid.slice(0, 8);
+  let dataDir: string;
+
+  const docker = (...args: string[]) => execa('docker', args, { timeout: 60_000, reject: false });
+  const inspect = async (name: string) => JSON.parse((await docker('inspect', name)).stdout)[0];
+
+  /** Parses `services` as a Compose file and starts the named application's container. */
+  async function start(compose: string, app: string): Promise<string> {
+    const parsed = parseDeployment({
+      project: 'keys',
+      compose: { file: 'compose.yml', text: compose },
+      topology: { file: 'topology.yml', text: 'version: 1\nnodes: {}\n' },
+      nodes: [node],
+    });
+    const application = parsed.applications.find((a) => a.name === app)!;
+    const mountpoints = new Map(parsed.datasets.map((d) => [d.dataset_id, dataDir]));
+    const spec = containerSpec(application, { nodeUuid, address: '127.0.0.1', generation: 1, mountpoints });
+    await runtime.createAndStart(spec);
+    const c = (await runtime.listContainers(nodeUuid)).find((x) => x.name === spec.name)!;
+    return c.id;
+  }
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'drover-compose-keys-'));
+    await writeFile(join(dataDir, 'seed'), 'from the dataset\n', { mode: 0o644 });
+    await chmod(dataDir, 0o755); // readable by the container's user, 65534
+  });
+  afterAll(async () => {
+    const ids = (await docker('ps', '-aq', '--filter', `label=drover.node=${nodeUuid}`)).stdout.split('\n').filter(Boolean);
+    if (ids.length > 0) await docker('rm', '-f', ...ids);
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('creates the container with the hostname, user, working dir, capabilities, read-only root, tmpfs, init, shm, ulimits, log options and a read-only volume', async () => {
+    const name = `keys-${suffix}`;
+    const id = await start(
+      `services:
+  ${name}:
+    image: drover/busybox:latest
+    command: ["sleep", "600"]
+    container_name: my-keys
+    hostname: keys-host
+    user: "65534:65534"
+    working_dir: /tmp
+    cap_add: [NET_ADMIN]
+    cap_drop: [CAP_MKNOD]
+    read_only: true
+    tmpfs: ["/run:size=1m", /tmp]
+    init: true
+    shm_size: 8m
+    ulimits: { nofile: { soft: 1024, hard: 2048 }, nproc: 512 }
+    logging: { driver: json-file, options: { max-size: 1m, max-file: 2 } }
+    labels: { com.example.tier: backend }
+    volumes: ["seed:/data:ro"]
+volumes:
+  seed: {}
+`,
+      name,
+    );
+    const info = await inspect(id);
+    expect(info.Config).toMatchObject({ Hostname: 'keys-host', User: '65534:65534', WorkingDir: '/tmp' });
+    expect(info.Config.Labels).toMatchObject({ 'drover.container-name': 'my-keys', 'com.example.tier': 'backend' });
+    expect(info.HostConfig).toMatchObject({
+      CapAdd: ['NET_ADMIN'],
+      CapDrop: ['MKNOD'],
+      ReadonlyRootfs: true,
+      Tmpfs: { '/run': 'size=1m', '/tmp': '' },
+      Init: true,
+      ShmSize: 8 * 1024 * 1024,
+      Ulimits: [
+        { Name: 'nofile', Soft: 1024, Hard: 2048 },
+        { Name: 'nproc', Soft: 512, Hard: 512 },
+      ],
+      LogConfig: { Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '2' } },
+    });
+    expect(info.Mounts.find((m: { Destination: string }) => m.Destination === '/data')).toMatchObject({ Source: dataDir, RW: false });
+
+    const sh = (script: string) => docker('exec', id, 'sh', '-c', script);
+    expect((await sh('id -u; hostname; pwd; ulimit -n')).stdout.split('\n')).toEqual(['65534', 'keys-host', '/tmp', '1024']);
+    expect((await sh('touch /root-file')).exitCode).not.toBe(0); // read-only root
+    expect((await sh('touch /run/x && touch /tmp/y')).exitCode).toBe(0); // the tmpfs mounts are writable
+    expect((await sh('cat /data/seed')).stdout).toBe('from the dataset');
+    expect((await sh('touch /data/new')).exitCode).not.toBe(0); // the volume is read-only
+    expect((await docker('exec', id, 'cat', '/proc/1/comm')).stdout).toBe('docker-init');
+  });
+
+  it('stops with the stop signal, and kills after the container\'s own grace period instead of the agent\'s', async () => {
+    // Takes SIGINT to leave; ignores SIGTERM, the default that a stop without stop_signal sends.
+    const script = "trap 'echo got INT; exit 0' INT; trap '' TERM; echo ready; while :; do sleep 0.1; done";
+    const polite = `polite-${suffix}`;
+    const stubborn = `stubborn-${suffix}`;
+    const file = `services:
+  ${polite}:
+    image: drover/busybox:latest
+    entrypoint: ["sh", "-c", ${JSON.stringify(script)}]
+    stop_signal: INT
+  ${stubborn}:
+    image: drover/busybox:latest
+    entrypoint: ["sh", "-c", ${JSON.stringify(script)}]
+    stop_grace_period: 1s
+`;
+    const politeId = await start(file, polite);
+    const stubbornId = await start(file, stubborn);
+    for (const id of [politeId, stubbornId]) {
+      await expect.poll(async () => (await docker('logs', id)).stdout, { timeout: 10_000 }).toContain('ready');
+    }
+
+    // The agent's default grace here is 30 s: either stop taking that long would be a failure.
+    let t0 = Date.now();
+    await runtime.stop(politeId, 30);
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    expect((await docker('logs', politeId)).stdout).toContain('got INT');
+    expect((await inspect(politeId)).State.ExitCode).toBe(0);
+
+    t0 = Date.now();
+    await runtime.stop(stubbornId, 30);
+    const took = Date.now() - t0;
+    expect(took).toBeGreaterThanOrEqual(900);
+    expect(took).toBeLessThan(10_000);
+    expect((await inspect(stubbornId)).State.ExitCode).toBe(137); // SIGKILL after the grace period
+
+    // The cutover's stop (stopProcesses) honours the same grace.
+    await docker('start', stubbornId);
+    await expect.poll(async () => (await inspect(stubbornId)).State.Running, { timeout: 10_000 }).toBe(true);
+    t0 = Date.now();
+    await runtime.stopProcesses(stubbornId, 30);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+  }, 60_000);
+});

@@ -3,6 +3,7 @@
  * state agents report, and everything derived from both (agent views, routes, events,
  * placement). Route handlers call these methods; nothing here knows about fastify.
  */
+import { systemClock, type Clock } from '#common/clock.ts';
 import { DroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
 import { NodeReport, type Desired, type Migration, type Node } from '#common/model.ts';
@@ -27,7 +28,8 @@ import { validateDesired } from './store/validate.ts';
 export interface ControlOptions {
   store: ConfigStore;
   log: Logger;
-  clock?: () => number;
+  /** Time as an input (docs/DESIGN.md §12); the system clock by default. */
+  clock?: Clock;
   /** A node silent for longer is unknown. Default 15 s. */
   nodeTimeoutMs?: number;
   /** Seed of the scheduler's random strategy. */
@@ -63,7 +65,8 @@ export class Control {
   constructor(options: ControlOptions) {
     this.store = options.store;
     this.log = options.log;
-    this.clock = options.clock ?? Date.now;
+    const clock = options.clock ?? systemClock;
+    this.clock = () => clock.now();
     this.seed = options.seed ?? 1;
     this.events = new EventBus(this.clock);
     this.observed = new ObservedState(this.clock, options.nodeTimeoutMs ?? 15_000);

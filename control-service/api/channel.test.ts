@@ -155,7 +155,7 @@ describe('migration updates', () => {
     const m = await moving();
     expect((await step(m, 1, 'pre-copy', { round: 1, bytes_sent: 100, bytes_total: 1000 })).json()).toMatchObject({ phase: 'pre-copy', round: 1, bytes_sent: 100 });
     expect((await step(m, 1, 'pre-copy', { round: 2, bytes_sent: 900 })).json()).toMatchObject({ phase: 'pre-copy', round: 2, bytes_sent: 900, bytes_total: 1000 });
-    expect((await step(m, 1, 'cutover')).json().cutover_started_at).toBe(h.clock.now);
+    expect((await step(m, 1, 'cutover')).json().cutover_started_at).toBe(h.clock.now());
     expect(h.control.desired.applications[0]!.node_uuid).toBe(nodeId(1));
     h.clock.advance(800);
     await step(m, 1, 'handoff');

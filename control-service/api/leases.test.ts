@@ -15,7 +15,7 @@ describe('/v1/configuration/leases', () => {
     const taken = await h.request('POST', '/v1/configuration/leases', { dataset_id: datasetId(1), node_uuid: nodeId(1), expires: 60 });
     expect(taken.statusCode).toBe(201);
     expect(taken.json()).toEqual({ dataset_id: datasetId(1), node_uuid: nodeId(1), expires: 60 });
-    expect(h.control.desired.leases).toEqual([{ dataset_id: datasetId(1), node_uuid: nodeId(1), expires_at: h.clock.now + 60_000 }]);
+    expect(h.control.desired.leases).toEqual([{ dataset_id: datasetId(1), node_uuid: nodeId(1), expires_at: h.clock.now() + 60_000 }]);
     h.clock.advance(15_000);
     expect((await h.request('GET', '/v1/configuration/leases')).json()).toEqual([{ dataset_id: datasetId(1), node_uuid: nodeId(1), expires: 45 }]);
     const renewed = await h.request('POST', '/v1/configuration/leases', { dataset_id: datasetId(1), node_uuid: nodeId(1), expires: null });

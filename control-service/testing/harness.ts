@@ -9,18 +9,15 @@ import { buildApp } from '../app.ts';
 import { Control } from '../control.ts';
 import type { ConfigStore } from '../store/config-store.ts';
 import { MemoryConfigStore } from '../store/memory-store.ts';
+import { FakeClock } from '#common/testing/fake-clock.ts';
 
 export const uuid = (i: number, prefix = '0000000a') => `${prefix}-0000-4000-8000-${String(i).padStart(12, '0')}`;
 export const nodeId = (i: number) => uuid(i, '00000001');
 export const datasetId = (i: number) => uuid(i, '0000000d');
 
-export class FakeClock {
-  constructor(public now = 1_800_000_000_000) {}
-  readonly read = () => this.now;
-  advance(ms: number): void {
-    this.now += ms;
-  }
-}
+/** The one fake clock (common/testing/fake-clock.ts), started at a fixed instant. */
+export { FakeClock };
+export const HARNESS_EPOCH = 1_800_000_000_000;
 
 export interface Harness {
   app: FastifyInstance;
@@ -32,10 +29,10 @@ export interface Harness {
 }
 
 export async function harness(options: { store?: ConfigStore; clock?: FakeClock; nodeTimeoutMs?: number; seed?: number; log?: Logger } = {}): Promise<Harness> {
-  const clock = options.clock ?? new FakeClock();
+  const clock = options.clock ?? new FakeClock(HARNESS_EPOCH);
   const store = options.store ?? new MemoryConfigStore();
   const log = options.log ?? silentLogger();
-  const control = new Control({ store, log, clock: clock.read, nodeTimeoutMs: options.nodeTimeoutMs ?? 15_000, seed: options.seed ?? 7 });
+  const control = new Control({ store, log, clock, nodeTimeoutMs: options.nodeTimeoutMs ?? 15_000, seed: options.seed ?? 7 });
   await control.start();
   const app = buildApp({ control, log, version: '0.0.0-test' });
   await app.ready();

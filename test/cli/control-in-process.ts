@@ -12,7 +12,7 @@ import { UNPLACED_PRIMARY, type Migration } from '#common/model.ts';
 import { buildApp } from '../../control-service/app.ts';
 import { Control } from '../../control-service/control.ts';
 import { MemoryConfigStore } from '../../control-service/store/memory-store.ts';
-import { container, FakeClock, nodeId, observedDataset, report } from '../../control-service/testing/harness.ts';
+import { container, FakeClock, HARNESS_EPOCH, nodeId, observedDataset, report } from '../../control-service/testing/harness.ts';
 
 export const NODES = [1, 2].map((i) => ({ uuid: nodeId(i), host: `127.0.0.${10 + i}`, labels: { name: `n${i}` } }));
 
@@ -44,8 +44,8 @@ export interface InProcessControl {
 }
 
 export async function startControl(): Promise<InProcessControl> {
-  const clock = new FakeClock();
-  const control = new Control({ store: new MemoryConfigStore(), log: silentLogger(), clock: clock.read, nodeTimeoutMs: 15_000, seed: 7 });
+  const clock = new FakeClock(HARNESS_EPOCH);
+  const control = new Control({ store: new MemoryConfigStore(), log: silentLogger(), clock, nodeTimeoutMs: 15_000, seed: 7 });
   await control.start();
   const app: FastifyInstance = buildApp({ control, log: silentLogger(), version: '0.0.0-test' });
   const requests: string[] = [];

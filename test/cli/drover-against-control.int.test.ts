@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { FakeClock } from '#common/testing/fake-clock.ts';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -48,10 +49,10 @@ describe('drover against the real control service', () => {
   let url: string;
   // The control service's clock: still, so the nodes stay known however slow the machine is,
   // until a test moves it on.
-  let now = Date.now();
+  const clock = new FakeClock(Date.now());
 
   beforeAll(async () => {
-    control = new Control({ store: new MemoryConfigStore(), log: silentLogger(), clock: () => now, nodeTimeoutMs: 15_000 });
+    control = new Control({ store: new MemoryConfigStore(), log: silentLogger(), clock, nodeTimeoutMs: 15_000 });
     await control.start();
     app = buildApp({ control, log: silentLogger(), version: '0.0.0-test' });
     await app.listen({ host: '127.0.0.1', port: 0 });
@@ -125,7 +126,7 @@ describe('drover against the real control service', () => {
   });
 
   it('shows nodes that stopped reporting as unknown, not gone', async () => {
-    now += 60_000;
+    await clock.advance(60_000);
     const run = await droverHere(['status', '--json'], url);
     expect(JSON.parse(run.stdout).nodes.map((n: { host: string; state: string }) => [n.host, n.state])).toEqual([
       ['127.0.0.11', 'unknown'],

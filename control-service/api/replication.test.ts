@@ -158,3 +158,16 @@ describe('replicas over time', () => {
     expect(view(2).datasets).toEqual([expect.objectContaining({ dataset_id: D, deleted: false })]);
   });
 });
+
+describe('a deploy', () => {
+  it("copies a service's x-drover.replication onto its volume's dataset, and placing replicas never moves it", async () => {
+    await cluster();
+    const compose = { file: 'compose.yml', text: 'services:\n  db:\n    image: redis:7\n    volumes: ["data:/data"]\n    x-drover:\n      replication: { replicas: 1, interval: 2s }\nvolumes:\n  data: {}\n' };
+    const topology = { file: 'topology.yml', text: 'version: 1\nnodes:\n  127.0.0.11: [db]\n' };
+    const answer = await h.request('POST', '/v1/drover/deploy', { project: 'demo', compose, topology });
+    expect(answer.statusCode).toBe(200);
+    const data = h.control.desired.datasets.find((d) => d.metadata.name === 'demo_data')!;
+    expect(data).toMatchObject({ primary: nodeId(1), replication: { replicas: 1, interval_seconds: 2 }, replicas: [nodeId(2)] });
+    expect(h.control.desired.migrations).toEqual([]);
+  });
+});

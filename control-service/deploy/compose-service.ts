@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Placement, RestartPolicy } from '#common/model.ts';
 import { readComposeHealthcheck, readDroverHealthcheck } from './compose-healthcheck.ts';
 import { readPorts } from './compose-ports.ts';
+import { readComposeReplication } from './compose-replication.ts';
 import { readVolumeUses } from './compose-volumes.ts';
 import { readConstraints } from './constraints.ts';
 import { readEnvFiles } from './compose-env-file.ts';
@@ -35,7 +36,7 @@ const SERVICE_KEYS = {
   labels: MapOrList.optional(),
   deploy: z
     .object({
-      replicas: z.literal(1, { error: 'drover runs one container per service' }).optional(),
+      replicas: z.literal(1, { error: 'drover runs one container per service; for standby copies of its data on other nodes write "x-drover: { replication: { replicas: N } }"' }).optional(),
       resources: z
         .object({ limits: z.object({ memory: Scalar.optional(), cpus: Scalar.optional() }).strict().optional() })
         .strict()
@@ -51,7 +52,7 @@ const SERVICE_KEYS = {
   extends: z.unknown().optional(),
   ...RUNTIME_KEYS,
   'x-drover': z
-    .object({ affinity: z.array(z.string()).optional(), anti_affinity: z.array(z.string()).optional(), strategy: z.enum(['spread', 'binpack', 'random']).optional() })
+    .object({ affinity: z.array(z.string()).optional(), anti_affinity: z.array(z.string()).optional(), strategy: z.enum(['spread', 'binpack', 'random']).optional(), replication: z.unknown().optional() })
     .strict()
     .optional(),
   'x-drover-healthcheck': z.unknown().optional(),
@@ -145,13 +146,17 @@ export function readComposeService(scope: Scope, name: string, raw: unknown, con
   if (health !== undefined) draft.health_check = health;
   key(() => readResources(scope, spec, draft), undefined);
   const constraints = spec.deploy?.placement?.constraints;
-  const x = spec['x-drover'];
-  if (constraints !== undefined || x !== undefined) {
+  const { replication, ...x } = spec['x-drover'] ?? {};
+  if (replication !== undefined) {
+    const policy = key(() => readComposeReplication(scope, ['x-drover', 'replication'], replication), undefined);
+    if (policy !== undefined) draft.replication = policy;
+  }
+  if (constraints !== undefined || Object.keys(x).length > 0) {
     const placement: Placement = {
       constraints: key(() => readConstraints(scope, ['deploy', 'placement', 'constraints'], constraints ?? []), []),
-      affinity: x?.affinity ?? [],
-      anti_affinity: x?.anti_affinity ?? [],
-      strategy: x?.strategy ?? 'spread',
+      affinity: x.affinity ?? [],
+      anti_affinity: x.anti_affinity ?? [],
+      strategy: x.strategy ?? 'spread',
     };
     draft.placement = placement;
   }

@@ -68,10 +68,29 @@ export const DatasetMetadata = z.record(z.string().max(256), z.string().max(256)
   message: 'at most 16 metadata entries',
 });
 
+/**
+ * Continuous replication of a dataset to standby nodes (issue 15): how many replicas, how
+ * often the primary's agent snapshots and sends, and the zrepl retention grids of drover's
+ * replication snapshots on the primary and on the replicas.
+ */
+export const ReplicationPolicy = z
+  .object({
+    replicas: z.number().int().min(0).max(16),
+    interval_seconds: z.number().int().min(1).max(86_400).default(10),
+    retention: z
+      .object({ primary: z.string().min(1).max(1000), replicas: z.string().min(1).max(1000) })
+      .strict(),
+  })
+  .strict();
+export type ReplicationPolicy = z.infer<typeof ReplicationPolicy>;
+
 export const Dataset = z
   .object({
     dataset_id: Uuid,
     primary: Uuid,
+    replication: ReplicationPolicy.nullable().default(null),
+    /** Nodes chosen to hold standby copies; never the primary. */
+    replicas: z.array(Uuid).max(16).default([]),
     /** Bytes; null means no limit. Flocker's rule: at least 64 MiB, a multiple of 1024. */
     maximum_size: z.number().int().min(67108864).multipleOf(1024).nullable().default(null),
     metadata: DatasetMetadata.default({}),
@@ -261,6 +280,25 @@ export const NodeProblem = z
   .strict();
 export type NodeProblem = z.infer<typeof NodeProblem>;
 
+/** One (dataset, replica) pair as the primary's agent sees it (issue 15 §5: lag, visible). */
+export const ReplicaStatus = z
+  .object({
+    dataset_id: Uuid,
+    /** The replica's node uuid. */
+    replica: Uuid,
+    state: z.enum(['seeding', 'ok', 'diverged', 'error', 'paused']),
+    newest_snapshot: z.string().nullable(),
+    /** ms epoch. */
+    newest_snapshot_created_at: z.number().int().nullable(),
+    /** now − newest_snapshot_created_at at report time. */
+    lag_seconds: z.number().min(0).nullable(),
+    bytes_sent_total: z.number().int().min(0),
+    last_success_at: z.number().int().nullable(),
+    last_error: z.object({ code: z.string(), message: z.string() }).strict().nullable(),
+  })
+  .strict();
+export type ReplicaStatus = z.infer<typeof ReplicaStatus>;
+
 export const NodeReport = z
   .object({
     uuid: Uuid,
@@ -272,6 +310,8 @@ export const NodeReport = z
     datasets: z.array(ObservedDataset),
     containers: z.array(ObservedContainer),
     problems: z.array(NodeProblem).max(1000).default([]),
+    /** Posted by a primary's agent: each of its (dataset, replica) pairs. */
+    replication: z.array(ReplicaStatus).default([]),
   })
   .strict();
 export type NodeReport = z.infer<typeof NodeReport>;

@@ -76,6 +76,7 @@ export class ReplicationScheduler {
   private readonly running = new Set<Promise<void>>();
   /** Datasets whose per-replica hold tags may need releasing here (not primary, or a replica dropped). */
   private readonly cleanups = new Map<string, Set<string> | 'all'>();
+  private readonly tagWrites = new Map<string, Promise<void>>();
   private grids = new Map<string, { primary: RetentionGrid; replicas: RetentionGrid }>();
 
   constructor(private readonly deps: ReplicationDeps) {
@@ -233,9 +234,8 @@ export class ReplicationScheduler {
       if (!pair.node) throw new DroverError('DROVER_NODE_NOT_FOUND', `replica node ${pair.replica} is not in the desired configuration`, { detail: where });
       const peer = await this.deps.peers.peerFor(pair.node);
       // Record the tags before the first hold with them: destroy must be able to release them.
-      const recorded = await store.recordedHoldTags(pair.datasetId);
       const tags = replicaHoldTags(pair.replica);
-      await store.recordHoldTags(pair.datasetId, [...recorded, tags.base, tags.step]);
+      await this.recordTags(pair.datasetId, (recorded) => [...recorded, tags.base, tags.step]);
       // Skip-when-unchanged: nothing written since the newest snapshot → send that one (a
       // no-op when the replica has it). Unknown (zfs-fuse has no `written`) → a new snapshot.
       let snapshotName: string | undefined;
@@ -295,6 +295,22 @@ export class ReplicationScheduler {
     };
   }
 
+  /** Read-modify-write of the recorded tags, one at a time per dataset (pairs of one dataset run side by side). */
+  private recordTags(datasetId: string, change: (recorded: string[]) => string[]): Promise<void> {
+    const previous = this.tagWrites.get(datasetId) ?? Promise.resolve();
+    const next = previous
+      .catch(() => {})
+      .then(async () => {
+        const recorded = await this.deps.store.recordedHoldTags(datasetId);
+        await this.deps.store.recordHoldTags(datasetId, change(recorded));
+      });
+    this.tagWrites.set(datasetId, next);
+    void next.finally(() => {
+      if (this.tagWrites.get(datasetId) === next) this.tagWrites.delete(datasetId);
+    }).catch(() => {});
+    return next;
+  }
+
   /** Releases per-replica hold tags this node no longer needs (one release per held snapshot and tag). */
   private async runCleanups(): Promise<void> {
     const { store, log } = this.deps;
@@ -308,7 +324,7 @@ export class ReplicationScheduler {
         if (s.userrefs === 0) continue;
         for (const tag of drop) await store.release(datasetId, s.snapshot, tag);
       }
-      await store.recordHoldTags(datasetId, recorded.filter((t) => !drop.includes(t)));
+      await this.recordTags(datasetId, (now) => now.filter((t) => !drop.includes(t)));
       log.info({ datasetId, released: drop }, 'replication holds released');
     }
   }

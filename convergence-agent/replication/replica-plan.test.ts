@@ -27,7 +27,7 @@ describe('a replica node', () => {
 
   it('never starts the application on the replica node', () => {
     const changes = plan(view, observed({ datasets: [zfsDataset(DS_1, { readonly: true, mounted: false })] }), ctx).changes;
-    expect(changes.filter((c) => c.kind === 'start-container' || c.kind === 'create-container')).toEqual([]);
+    expect(changes.filter((c) => c.kind === 'start-container' || c.kind === 'prestart-container')).toEqual([]);
     // And a container of it found here (an earlier stay) is stopped, not left running.
     const stale = plan(view, observed({ datasets: [zfsDataset(DS_1, { readonly: true })], containers: [localContainer('db', { running: true })] }), ctx).changes;
     expect(stale.map((c) => c.kind)).not.toContain('start-container');

@@ -228,7 +228,7 @@ describe('ReplicationScheduler', () => {
     w.store.write(DS_1, 100);
     await w.clock.advance(10_000);
     await settleMicrotasks();
-    expect(w.calls[1]!.options.snapshotName).toBeUndefined();
+    expect(w.calls[1]!.options.snapshotName).not.toBe('drover-20260101T000000000Z-0001');
     await w.scheduler.stop();
   });
 
@@ -238,8 +238,23 @@ describe('ReplicationScheduler', () => {
     await w.store.createSnapshot(DS_1, 'drover-20260101T000000000Z-0001');
     w.scheduler.sync(view({ datasets: [dataset(DS_1, NODE_A, { replication: POLICY, replicas: [NODE_B] })] }));
     await settleMicrotasks();
-    expect(w.calls[0]!.options.snapshotName).toBeUndefined();
+    expect(w.calls[0]!.options.snapshotName).toMatch(/^drover-20260101T000000000Z-/);
+    expect(w.calls[0]!.options.snapshotName).not.toBe('drover-20260101T000000000Z-0001');
     await w.scheduler.stop();
+  });
+
+  it('takes one snapshot per interval for all replicas of a dataset', async () => {
+    const w = world({ auto: true });
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    w.scheduler.sync(view());
+    await settleMicrotasks();
+    await w.clock.advance(10_000);
+    await settleMicrotasks();
+    const names = w.calls.map((c) => c.options.snapshotName);
+    expect(names).toHaveLength(4);
+    expect(names[0]).toBe(names[1]);
+    expect(names[2]).toBe(names[3]);
+    expect(names[0]).not.toBe(names[2]);
   });
 
   it('replicates nothing for a dataset primary elsewhere, deleted, or without a policy', async () => {

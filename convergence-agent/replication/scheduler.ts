@@ -18,6 +18,7 @@ import type { Node, ReplicaStatus, ReplicationPolicy } from '#common/model.ts';
 import { DEFAULT_RETENTION_GRID, parseRetentionGrid, type RetentionGrid } from '#common/retention-grid.ts';
 import type { PeerSource } from '../migration/peers.ts';
 import type { PruneRule, ReplicateOptions, ReplicateResult } from '../transfer/types.ts';
+import { newSnapshotName } from '../transfer/snapshot-name.ts';
 import { HOLD_TAGS, replicaHoldTags } from '../zfs/names.ts';
 import type { ZfsSnapshotInfo } from '../zfs/types.ts';
 import { replicationPruneRule, snapshotTime } from './prune.ts';
@@ -77,6 +78,8 @@ export class ReplicationScheduler {
   /** Datasets whose per-replica hold tags may need releasing here (not primary, or a replica dropped). */
   private readonly cleanups = new Map<string, Set<string> | 'all'>();
   private readonly tagWrites = new Map<string, Promise<void>>();
+  /** The snapshot last taken per dataset, and when (shared by its replicas' steps in one interval). */
+  private readonly taken = new Map<string, { name: string; at: number }>();
   private grids = new Map<string, { primary: RetentionGrid; replicas: RetentionGrid }>();
 
   constructor(private readonly deps: ReplicationDeps) {
@@ -236,18 +239,26 @@ export class ReplicationScheduler {
       // Record the tags before the first hold with them: destroy must be able to release them.
       const tags = replicaHoldTags(pair.replica);
       await this.recordTags(pair.datasetId, (recorded) => [...recorded, tags.base, tags.step]);
-      // Skip-when-unchanged: nothing written since the newest snapshot → send that one (a
-      // no-op when the replica has it). Unknown (zfs-fuse has no `written`) → a new snapshot.
+      // One snapshot per dataset per interval, shared by its replicas: a step reuses the one
+      // another replica's step took within the interval. Skip-when-unchanged: nothing written
+      // since the newest snapshot → send that one (a no-op when the replica has it). Unknown
+      // (zfs-fuse has no `written`) → a new snapshot.
       let snapshotName: string | undefined;
-      if ((await store.written(pair.datasetId)) === 0) {
+      const shared = this.taken.get(pair.datasetId);
+      if (shared && began - shared.at < interval) snapshotName = shared.name;
+      else if ((await store.written(pair.datasetId)) === 0) {
         const newest = (await store.listSnapshots(pair.datasetId)).sort((a, b) => a.createtxg - b.createtxg).at(-1);
         if (newest) snapshotName = newest.snapshot;
+      }
+      if (snapshotName === undefined) {
+        snapshotName = newSnapshotName(new Date(clock.now()));
+        this.taken.set(pair.datasetId, { name: snapshotName, at: began });
       }
       const grids = this.grids.get(pair.datasetId)!;
       const result = await this.deps.replicate({
         datasetId: pair.datasetId,
         peer,
-        ...(snapshotName ? { snapshotName } : {}),
+        snapshotName,
         holdTags: { source: tags, target: HOLD_TAGS },
         prune: this.pruneRule(pair.datasetId, grids, pair),
         signal,

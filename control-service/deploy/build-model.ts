@@ -2,7 +2,8 @@ import type { z } from 'zod';
 import { Application, Dataset, type Link } from '#common/model.ts';
 import { datasetIdFor } from '#common/dataset-id.ts';
 import type { FileDraft, ServiceDraft } from './draft.ts';
-import { UNPLACED_PRIMARY, type Parsed } from './index.ts';
+import { UNPLACED_PRIMARY } from '#common/model.ts';
+import type { Parsed } from './index.ts';
 
 /**
  * Turns the drafts of one application file into drover's model: one dataset per volume

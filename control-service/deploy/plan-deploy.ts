@@ -1,6 +1,7 @@
 import { DroverError } from '#common/errors.ts';
 import type { Application, Dataset, Desired } from '#common/model.ts';
-import { UNPLACED_PRIMARY, type DeployDiff, type Parsed } from './index.ts';
+import { UNPLACED_PRIMARY } from '#common/model.ts';
+import type { DeployDiff, Parsed } from './index.ts';
 import { changedKeys, sameValue } from './same-value.ts';
 
 /**

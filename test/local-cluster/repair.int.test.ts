@@ -65,7 +65,7 @@ describeWith(LOCAL_CLUSTER, 'drover cluster up on a damaged cluster', () => {
       { cwd: repo, reject: false, timeout: 300_000, env: { DROVER_LOG_LEVEL: 'warn' } },
     );
     expect(up.stderr).not.toMatch(/EPIPE/);
-    expect(up.exitCode).toBe(0);
+    expect(up.exitCode, `drover cluster up failed:\n${up.stderr}`).toBe(0);
     expect(up.stdout).toBe(`cluster ${name} was already up; started only what was not running`);
 
     expect(await pingDocker(n2.dockerSocket!)).toBe(true);

@@ -84,7 +84,7 @@ describeWith(['root', 'zfs', 'sshd'], 'continuous replication to two replicas', 
     return { version: 1, node: nodes[0]!, nodes, datasets: [dataset], applications: [], leases: [], migrations: [] };
   }
 
-  async function until(what: string, ok: () => Promise<boolean> | boolean, ms = 30_000, everyMs = 200): Promise<void> {
+  async function until(what: string, ok: () => Promise<boolean> | boolean, ms = 90_000, everyMs = 200): Promise<void> {
     const deadline = Date.now() + ms;
     while (!(await ok())) {
       if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}; statuses ${JSON.stringify(scheduler?.statuses())}`);
@@ -110,9 +110,9 @@ describeWith(['root', 'zfs', 'sshd'], 'continuous replication to two replicas', 
     // fails, the following one recovers.
     await writeRandom(join(info.mountpoint!, 'big.bin'), 4);
     cutter.cutAfterBytes = cutter.bytes + (1 << 20);
-    await until('the cut step reported', () => statusOf(1).state === 'error', 30_000, 50);
+    await until('the cut step reported', () => statusOf(1).state === 'error', 90_000, 50);
     expect(statusOf(1).last_error?.code).toMatch(/^DROVER_/);
-    await until('n2 recovered', () => statusOf(1).state === 'ok', 20_000);
+    await until('n2 recovered', () => statusOf(1).state === 'ok', 90_000);
     expect(statusOf(1).bytes_sent_total).toBeGreaterThan(before);
 
     await systemClock.sleep(6_000); // long enough for the grids to prune
@@ -155,7 +155,7 @@ describeWith(['root', 'zfs', 'sshd'], 'continuous replication to two replicas', 
       for (const x of await replica.listSnapshots(id)) await replica.release(id, x.snapshot, 'drover-base');
       await replica.destroyDataset(id);
     }
-  }, 120_000);
+  }, 300_000);
 
   it('reports a replica written outside drover as diverged and does not overwrite it', async () => {
     const id = randomUUID();
@@ -196,5 +196,5 @@ describeWith(['root', 'zfs', 'sshd'], 'continuous replication to two replicas', 
       for (const x of await replica.listSnapshots(id)) await replica.release(id, x.snapshot, 'drover-base');
       await replica.destroyDataset(id);
     }
-  }, 90_000);
+  }, 240_000);
 });

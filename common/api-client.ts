@@ -255,6 +255,11 @@ export class ApiClient {
     return (await this.call('migration', { params: { id } })).body;
   }
 
+  /** Cancels a migration that has not handed off; 409 (DROVER_MIGRATION_BAD_TRANSITION) says why otherwise. */
+  async cancelMigration(id: string): Promise<CallBody<'cancelMigration'>> {
+    return (await this.call('cancelMigration', { params: { id } })).body;
+  }
+
   async openapi(): Promise<CallBody<'openapi'>> {
     return (await this.call('openapi', {})).body;
   }

@@ -326,6 +326,14 @@ export const ROUTES = {
     params: z.object({ id: Uuid }),
     answers: { 200: { description: 'the migration', schema: Migration }, 404: error('no such migration') },
   },
+  cancelMigration: {
+    method: 'POST',
+    path: '/v1/drover/migrations/:id/cancel',
+    tag: 'migrations',
+    summary: 'Cancel a migration that has not handed off: it fails with "cancelled by the operator" and the application stays on (or returns to) its source',
+    params: z.object({ id: Uuid }),
+    answers: { 200: { description: 'the migration, failed', schema: Migration }, 404: error('no such migration'), 409: error('handed off or already ended: the message says which') },
+  },
   events: {
     method: 'GET',
     path: '/v1/drover/events',

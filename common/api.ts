@@ -60,8 +60,11 @@ export const CreateContainerBody = Application;
 export const MoveContainerBody = z.object({ node_uuid: Uuid }).strict();
 export const ContainerMoveAnswer = Application.extend({ migration: Migration.nullable() });
 
-/** known: the node reports; unknown: silent for longer than the timeout, or not heard from since a restart. */
-export const NodeStateName = z.enum(['known', 'unknown']);
+/**
+ * known: the node holds its lease (reported within the lease TTL); unknown: the lease lapsed,
+ * or not heard from since a restart; down: silent for the grace beyond the TTL too.
+ */
+export const NodeStateName = z.enum(['known', 'unknown', 'down']);
 
 export const ContainerState = Application.partial()
   .extend({
@@ -86,6 +89,8 @@ export const NodeStateAnswer = z.object({
   labels: Labels,
   /** Milliseconds since the epoch; null when it has not reported since the control service started. */
   last_seen: z.number().nullable(),
+  /** Milliseconds since its last report (null: not heard from since the control service started). */
+  silent_ms: z.number().nullable().optional(),
   problems: z.array(z.unknown()).optional(),
 });
 export type NodeStateAnswer = z.infer<typeof NodeStateAnswer>;
@@ -141,6 +146,11 @@ export const ApplicationStatus = z.object({
   migration: Migration.nullable(),
   /** Standby copies of its datasets, one per replica node (the worst of its datasets there). */
   replicas: z.array(z.object({ node: Uuid, lag_seconds: z.number().nullable(), state: ReplicaState })).default([]),
+  /** Its node's state (null: unplaced) and how long that node has been silent, in milliseconds. */
+  node_state: NodeStateName.nullable().optional(),
+  node_silent_ms: z.number().nullable().optional(),
+  /** The newest error about it from its node or its move's target, e.g. "image drover/x:1 not found on 127.0.0.12". */
+  last_error: z.string().nullable().optional(),
 });
 export type ApplicationStatus = z.infer<typeof ApplicationStatus>;
 

@@ -93,6 +93,7 @@ export const ERRORS = {
   DROVER_MIGRATION_WRONG_NODE: { status: 409, retryable: false, message: 'migration wrong node' },
   DROVER_NAT_FAILED: { status: 500, retryable: true, message: 'nat failed' },
   DROVER_NODE_NOT_FOUND: { status: 404, retryable: false, message: 'node not found' },
+  DROVER_NODE_SILENT: { status: 409, retryable: false, message: 'node silent' },
   DROVER_NOTHING_TO_MOVE: { status: 409, retryable: false, message: 'nothing to move' },
   DROVER_NOT_ALLOWED: { status: 405, retryable: false, message: 'method not allowed', generic: true },
   DROVER_NOT_FOUND: { status: 404, retryable: false, message: 'not found', generic: true },

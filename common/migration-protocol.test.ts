@@ -12,6 +12,9 @@ import {
   SOURCE_PHASES,
   TERMINAL_PHASES,
   TRANSITIONS,
+  controlFailureIn,
+  judgeControlFailure,
+  type ControlFailure,
   type MigrationPhase,
 } from './migration-protocol.ts';
 import { Migration } from './model.ts';
@@ -33,6 +36,23 @@ const LEGAL: Record<string, 'source' | 'target'> = {
   'handoff → release': 'target',
   'release → done': 'target',
 };
+/** How the control service may fail a migration itself in each phase, written out by hand. */
+const CONTROL: Record<MigrationPhase, ControlFailure | null> = {
+  pending: 'give-up',
+  'pre-copy': 'give-up',
+  cutover: 'give-up',
+  handoff: 'roll-back',
+  release: null,
+  done: null,
+  failed: null,
+};
+const controlCases = ALL.flatMap((phase) =>
+  (['give-up', 'roll-back'] as const).map((kind) => ({
+    phase,
+    kind,
+    want: CONTROL[phase] === kind ? 'failed: cancelled by the operator @3000' : 'DROVER_MIGRATION_BAD_TRANSITION',
+  })),
+);
 /** Who reports progress within (repeats) each unfinished phase. */
 const REPEATS: Record<string, 'source' | 'target'> = { pending: 'source', 'pre-copy': 'source', cutover: 'source', handoff: 'source', release: 'target' };
 
@@ -86,11 +106,26 @@ describe('the migration protocol', () => {
     expect(agents).toHaveLength(Object.keys(LEGAL).length);
   });
 
-  it('lets the control service fail a migration only before it began', () => {
-    expect(ALL.filter((p) => mayTransition(p, 'failed', 'control'))).toEqual(['pending']);
-    expect(TRANSITIONS.filter((t) => t.by === 'control')).toEqual([{ from: 'pending', to: 'failed', by: 'control' }]);
+  it('lets the control service give up before handoff and roll back only a handoff, and nothing else', () => {
+    expect(ALL.filter((p) => mayTransition(p, 'failed', 'control'))).toEqual(['pending', 'pre-copy', 'cutover', 'handoff']);
+    expect(Object.fromEntries(ALL.map((p) => [p, controlFailureIn(p)]))).toEqual(CONTROL);
+    expect(TRANSITIONS.filter((t) => t.by === 'control').every((t) => t.to === 'failed')).toBe(true);
     expect(mayTransition('pending', 'failed', 'source')).toBe(false);
     expect(mayTransition('pending', 'pre-copy', 'control')).toBe(false);
+  });
+
+  it.each(controlCases)('judges the control service $kind in $phase: $want', ({ phase, kind, want }) => {
+    const v = judgeControlFailure(record(phase), kind, 'cancelled by the operator', 3_000);
+    expect(v.ok ? `${v.migration.phase}: ${v.migration.error} @${v.migration.updated_at}` : v.error.code).toBe(want);
+  });
+
+  it('says why a control failure is refused: handed off to whom, or already ended', () => {
+    const handedOff = judgeControlFailure(record('release'), 'give-up', 'x', 3_000);
+    expect(!handedOff.ok && handedOff.error.message).toBe(`Migration ${record('release').id} cannot be given up: it handed off (phase release): node ${TARGET} is primary now.`);
+    const ended = judgeControlFailure(record('done'), 'give-up', 'x', 3_000);
+    expect(!ended.ok && ended.error.message).toMatch(/cannot be given up: it already ended \(done\)/);
+    const early = judgeControlFailure(record('cutover'), 'roll-back', 'x', 3_000);
+    expect(!early.ok && early.error.message).toMatch(/cannot be rolled back: it is in cutover/);
   });
 
   it('only moves forward along the order, or out to failed', () => {

@@ -8,6 +8,10 @@
  *      │          └──────────┴─► failed      (the source is still primary)
  *      └─► failed   (the control service alone: the application went before the move began)
  *
+ * The control service may also end a move itself (`ControlFailure`): give up on it before
+ * handoff (cancelled, deadline passed, source silent) and roll back a handoff whose target
+ * never made the application ready.
+ *
  * Pure: no I/O, no clock (time is the `now` argument), no logging.
  */
 import type { MigrationUpdate } from './channel.ts';
@@ -32,18 +36,35 @@ export type MigrationPhase = (typeof MIGRATION_PHASES)[number];
 /** Who may post a step: the migration's `from` node, its `to` node, or the control service itself. */
 export type MigrationParty = 'source' | 'target' | 'control';
 
+/**
+ * Why the control service may fail a migration itself:
+ * - `give-up`: before handoff (the operator cancelled, the deadline passed, the source went
+ *   silent, the application was deleted). The source is still primary; nothing flips. A source
+ *   job still running reads `failed` back at its next step and restores the application.
+ * - `roll-back`: at handoff, before release: the target could not make the application ready
+ *   by the deadline. The placement flips back to the source in the same store write. Safe to
+ *   lose: the routes held every connection until release, so no client reached the target's
+ *   copy; the target's planner stops it and keeps the data read-only once it is no longer
+ *   primary.
+ */
+export type ControlFailure = 'give-up' | 'roll-back';
+
 export interface MigrationTransition {
   from: MigrationPhase;
   to: MigrationPhase;
   by: MigrationParty;
+  /** Set for the control service's own `failed` only. */
+  why?: ControlFailure;
 }
 
 /**
  * Every legal phase change and the one party that may make it. The source drives the move
  * up to and including `handoff` (and is the only one that may give up: `failed`, while it is
- * still primary); the target posts `release` and `done` once the application runs there. The
- * control service fails a move that has not begun (its application was deleted); agents
- * never post `pending → failed` (a source that cannot begin posts `pre-copy`, then `failed`).
+ * still primary); the target posts `release` and `done` once the application runs there.
+ * The control service may give up on any move before handoff and roll back one in handoff
+ * (see `ControlFailure`); after release the target serves clients and nothing rolls back.
+ * Agents never post `pending → failed` (a source that cannot begin posts `pre-copy`, then
+ * `failed`).
  */
 export const TRANSITIONS: readonly MigrationTransition[] = [
   { from: 'pending', to: 'pre-copy', by: 'source' },
@@ -53,7 +74,10 @@ export const TRANSITIONS: readonly MigrationTransition[] = [
   { from: 'cutover', to: 'failed', by: 'source' },
   { from: 'handoff', to: 'release', by: 'target' },
   { from: 'release', to: 'done', by: 'target' },
-  { from: 'pending', to: 'failed', by: 'control' },
+  { from: 'pending', to: 'failed', by: 'control', why: 'give-up' },
+  { from: 'pre-copy', to: 'failed', by: 'control', why: 'give-up' },
+  { from: 'cutover', to: 'failed', by: 'control', why: 'give-up' },
+  { from: 'handoff', to: 'failed', by: 'control', why: 'roll-back' },
 ];
 
 /** Phases after which a migration holds nothing and changes no more. */
@@ -73,6 +97,11 @@ export function isTerminal(phase: string): boolean {
 /** True when `by` may move a migration from phase `from` to phase `to`. */
 export function mayTransition(from: MigrationPhase, to: MigrationPhase, by: MigrationParty): boolean {
   return TRANSITIONS.some((t) => t.from === from && t.to === to && t.by === by);
+}
+
+/** How the control service may fail a migration in `phase` itself, or null when it may not. */
+export function controlFailureIn(phase: MigrationPhase): ControlFailure | null {
+  return TRANSITIONS.find((t) => t.from === phase && t.to === 'failed' && t.by === 'control')?.why ?? null;
 }
 
 /** The phases an agent may post next from each phase (the control service's own change excluded). */
@@ -161,4 +190,26 @@ export function judgeUpdate(record: Migration, update: MigrationUpdate, now: num
 
 function refuse(code: UpdateRefusal, message: string, detail: Record<string, unknown>): UpdateVerdict {
   return { ok: false, error: new DroverError(code, message, { detail }) };
+}
+
+/**
+ * Judges the control service's own `failed` (`ControlFailure`) against the record: accepted
+ * only when the record's phase allows exactly that kind (`give-up` before handoff, `roll-back`
+ * at handoff); the failed record carries `reason` and `updated_at = now`. A roll-back also
+ * means flipping the placement back to `from`, which the caller does in the same write.
+ * Pure; never throws: a refusal (DROVER_MIGRATION_BAD_TRANSITION, 409) says why in words an
+ * operator can act on.
+ */
+export function judgeControlFailure(record: Migration, kind: ControlFailure, reason: string, now: number): UpdateVerdict {
+  const { id, phase } = record;
+  if (controlFailureIn(phase) !== kind) {
+    const why = isTerminal(phase)
+      ? `it already ended (${phase})`
+      : HANDED_OFF_PHASES.has(phase)
+        ? `it handed off (phase ${phase}): node ${record.to} is primary now`
+        : `it is in ${phase}`;
+    const verb = kind === 'give-up' ? 'be given up' : 'be rolled back';
+    return refuse('DROVER_MIGRATION_BAD_TRANSITION', `Migration ${id} cannot ${verb}: ${why}.`, { id, phase, requested: 'failed', kind });
+  }
+  return { ok: true, effect: 'advanced', migration: { ...record, phase: 'failed', error: reason, updated_at: now } };
 }

@@ -6,11 +6,16 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 
-export const USAGE = `usage: drover-control [--listen HOST:PORT] [--data-dir DIR] [--node-timeout SECONDS] [--body-limit BYTES] [--replica-replace-after SECONDS]
+export const USAGE = `usage: drover-control [--listen HOST:PORT] [--data-dir DIR] [--node-lease-ttl SECONDS] [--body-limit BYTES] [--replica-replace-after SECONDS]
 
   --listen        address of the API and the agent channel (default 0.0.0.0:4523; env DROVER_CONTROL_LISTEN)
   --data-dir      where the desired configuration is stored (default /var/lib/drover; env DROVER_DATA_DIR)
-  --node-timeout  seconds of silence after which a node is unknown (default 15)
+  --node-lease-ttl   seconds a report holds a node's lease; silent longer, the node is unknown
+                  (default 10; agents report at least every poll_interval_ms, 3 s; --node-timeout is the old name)
+  --node-down-grace  further seconds of silence after which an unknown node is down (default 30)
+  --migration-stall  seconds without progress after which a move before handoff is given up (default 120)
+  --handoff-deadline seconds after handoff within which the target must make the application
+                  ready, else the move is rolled back to the source (default 120)
   --body-limit    largest request body in bytes (default 1048576; deploy allows 16 MiB)
   --compact-bytes the store's journal is folded into its snapshot file once it is larger than
                   the snapshot and at least this many bytes (default 262144)
@@ -31,6 +36,9 @@ export const ControlConfig = z
     listen: Listen,
     dataDir: z.string().min(1),
     nodeTimeoutMs: z.number().min(1000).max(3_600_000),
+    nodeDownGraceMs: z.number().min(0).max(24 * 3_600_000),
+    migrationStallMs: z.number().min(1000).max(24 * 3_600_000),
+    handoffDeadlineMs: z.number().min(1000).max(24 * 3_600_000),
     bodyLimit: z.number().int().min(1024).max(64 * 1024 * 1024),
     compactBytes: z.number().int().min(0).max(1024 * 1024 * 1024),
     /** replica_replace_after_seconds, in ms (docs/DESIGN.md §17). */
@@ -46,6 +54,10 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): ControlConfi
       listen: { type: 'string' },
       'data-dir': { type: 'string' },
       'node-timeout': { type: 'string' },
+      'node-lease-ttl': { type: 'string' },
+      'node-down-grace': { type: 'string' },
+      'migration-stall': { type: 'string' },
+      'handoff-deadline': { type: 'string' },
       'body-limit': { type: 'string' },
       'compact-bytes': { type: 'string' },
       'replica-replace-after': { type: 'string' },
@@ -57,7 +69,10 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): ControlConfi
   return ControlConfig.parse({
     listen: values.listen ?? env.DROVER_CONTROL_LISTEN ?? '0.0.0.0:4523',
     dataDir: values['data-dir'] ?? env.DROVER_DATA_DIR ?? '/var/lib/drover',
-    nodeTimeoutMs: Number(values['node-timeout'] ?? 15) * 1000,
+    nodeTimeoutMs: Number(values['node-lease-ttl'] ?? values['node-timeout'] ?? 10) * 1000,
+    nodeDownGraceMs: Number(values['node-down-grace'] ?? 30) * 1000,
+    migrationStallMs: Number(values['migration-stall'] ?? 120) * 1000,
+    handoffDeadlineMs: Number(values['handoff-deadline'] ?? 120) * 1000,
     bodyLimit: Number(values['body-limit'] ?? 1024 * 1024),
     compactBytes: Number(values['compact-bytes'] ?? 256 * 1024),
     replicaReplaceAfterMs: Number(values['replica-replace-after'] ?? env.DROVER_REPLICA_REPLACE_AFTER_SECONDS ?? 300) * 1000,

@@ -16,7 +16,9 @@ import { RouteService } from './channel/route-service.ts';
 import { routesJson } from './channel/route-table.ts';
 import { checkInvariants } from './desired/invariants.ts';
 import { isLive } from './desired/leases.ts';
-import type { MigrationStart } from './desired/migrations.ts';
+import { failMigration, type MigrationStart } from './desired/migrations.ts';
+import { DEFAULT_MIGRATION_DEADLINES, overdueMigrations, type MigrationDeadlines } from './cluster/migration-watch.ts';
+import type { ControlFailure } from '#common/migration-protocol.ts';
 import { applySchedule } from './desired/placement.ts';
 import { upsertNode } from './desired/nodes.ts';
 import { indexOf, warmIndex } from './desired/desired-index.ts';
@@ -34,8 +36,12 @@ export interface ControlOptions {
   log: Logger;
   /** Time as an input (docs/DESIGN.md §12); the system clock by default. */
   clock?: Clock;
-  /** A node silent for longer is unknown. Default 15 s. */
+  /** The node lease TTL: a node silent for longer is unknown. Default 10 s. */
   nodeTimeoutMs?: number;
+  /** Further silence after which an unknown node is down. Default 30 s. */
+  nodeDownGraceMs?: number;
+  /** When the control service ends a stuck move itself (cluster/migration-watch.ts). */
+  migrationDeadlines?: MigrationDeadlines;
   /** Seed of the scheduler's random strategy. */
   seed?: number;
   /** A replica's node silent for longer is replaced by another (docs/DESIGN.md §17). Default 300 s. */
@@ -71,6 +77,9 @@ export class Control {
   /** When this process started: a node not heard from since counts as silent since then. */
   private readonly startedAt: number;
   private readonly replicationWatch = new ReplicationWatch();
+  private readonly deadlines: MigrationDeadlines;
+  /** A tick's migration failures are being written: the next tick does not decide again meanwhile. */
+  private failing = false;
 
   constructor(options: ControlOptions) {
     this.store = options.store;
@@ -81,7 +90,8 @@ export class Control {
     this.replicaReplaceAfterMs = options.replicaReplaceAfterMs ?? 300_000;
     this.startedAt = this.clock();
     this.events = new EventBus(this.clock);
-    this.observed = new ObservedState(this.clock, options.nodeTimeoutMs ?? 15_000);
+    this.observed = new ObservedState(this.clock, options.nodeTimeoutMs ?? 10_000, options.nodeDownGraceMs ?? 30_000);
+    this.deadlines = options.migrationDeadlines ?? DEFAULT_MIGRATION_DEADLINES;
     this.views = new AgentViews(
       () => this.desired,
       (node) => this.observed.get(node)?.datasetIds,
@@ -105,7 +115,7 @@ export class Control {
     if (issues.length > 0) this.log.warn({ issues: issues.slice(0, 20).map((i) => `${i.path.join('.')}: ${i.message}`), count: issues.length }, 'the stored configuration breaks rules');
     this.lastMigrations = snapshot.desired.migrations;
     this.lastDesired = snapshot.desired;
-    this.ticker = setInterval(() => this.tick(), 1000);
+    this.ticker = setInterval(() => void this.tick(), 1000);
     this.ticker.unref();
   }
 
@@ -151,7 +161,11 @@ export class Control {
 
   private pipeline(fn: Change, desired: Desired, ctx: UpdateContext): { desired: Desired; unschedulable: Map<string, string> } {
     const now = this.clock();
-    const start: MigrationStart = { now, version: ctx.version };
+    const start: MigrationStart = {
+      now,
+      version: ctx.version,
+      nodeSilence: (uuid) => ({ state: this.observed.stateOf(uuid) ?? 'unknown', host: this.observed.get(uuid)?.report.host ?? indexOf(desired).nodes.get(uuid)?.host ?? uuid, silentMs: this.observed.silentMs(uuid) }),
+    };
     const next = fn(desired, { version: ctx.version, tagMatches: (t) => ctx.tagMatches(t), now, start });
     const changed = next === null || next === undefined || next === desired ? desired : validateDesired(next);
     const planned = schedule({ desired: changed, up: this.observed.upNodes(), seed: this.seed });
@@ -253,19 +267,60 @@ export class Control {
     return this.report(NodeReport.parse(json), text);
   }
 
-  /** Once a second: nodes that went silent become unknown; expired leases are dropped. */
-  tick(): void {
-    const { unknown } = this.observed.sweep();
-    for (const uuid of unknown) {
+  /**
+   * The control service's own end of a migration (common/migration-protocol.ts
+   * `ControlFailure`): `give-up` before handoff, `roll-back` in handoff.
+   * @throws DroverError DROVER_MIGRATION_NOT_FOUND (404), DROVER_MIGRATION_BAD_TRANSITION (409, saying why).
+   */
+  async failMigration(id: string, kind: ControlFailure, reason: string): Promise<Migration> {
+    let failed: Migration | undefined;
+    await this.change((d, ctx) => {
+      const out = failMigration(d, id, kind, reason, ctx.now);
+      failed = out.migration;
+      return out.desired;
+    });
+    this.log.warn({ migration: id, kind, reason }, kind === 'roll-back' ? 'migration rolled back' : 'migration given up');
+    return failed!;
+  }
+
+  /**
+   * Once a second: nodes whose lease lapsed become unknown, then down; stuck moves end;
+   * expired leases are dropped. Resolves once the stuck moves' write settled (tests await it).
+   */
+  tick(): Promise<void> {
+    let ending: Promise<void> = Promise.resolve();
+    const { unknown, down } = this.observed.sweep();
+    for (const [uuid, state] of [...unknown.map((u) => [u, 'unknown'] as const), ...down.map((u) => [u, 'down'] as const)]) {
       const host = this.observed.get(uuid)?.report.host ?? null;
-      this.log.warn({ node: uuid, host }, 'node went silent');
-      this.events.emit({ type: 'node', data: { uuid, host, state: 'unknown' } });
+      this.log.warn({ node: uuid, host, silentMs: this.observed.silentMs(uuid) }, state === 'down' ? 'node is down' : 'node went silent');
+      this.events.emit({ type: 'node', data: { uuid, host, state } });
     }
     const now = this.clock();
+    if (!this.failing && overdueMigrations(this.desired, this.observed, now, this.deadlines).length > 0) {
+      // Decided again inside the write, on the record as it is then: a step that landed
+      // meanwhile is not overruled by a decision taken before it.
+      this.failing = true;
+      const ended: { id: string; kind: ControlFailure; reason: string }[] = [];
+      ending = this.change((d, ctx) => {
+        let out = d;
+        ended.length = 0;
+        for (const o of overdueMigrations(d, this.observed, ctx.now, this.deadlines)) {
+          out = failMigration(out, o.id, o.kind, o.reason, ctx.now).desired;
+          ended.push(o);
+        }
+        return out;
+      })
+        .then(() => {
+          for (const o of ended) this.log.warn({ migration: o.id, kind: o.kind, reason: o.reason }, o.kind === 'roll-back' ? 'migration rolled back' : 'migration given up');
+        })
+        .catch((err: unknown) => this.log.error({ err }, 'overdue migrations not ended'))
+        .finally(() => (this.failing = false));
+    }
     if (this.desired.leases.some((l) => !isLive(l, now))) {
       this.change((d) => ({ ...d, leases: d.leases.filter((l) => isLive(l, now)) })).catch((err: unknown) => this.log.error({ err }, 'expired leases not dropped'));
     }
     this.tickReplication();
+    return ending;
   }
 
   /**

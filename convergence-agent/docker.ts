@@ -202,11 +202,18 @@ export class DockerRuntime implements ContainerRuntime {
       if (!(err instanceof DroverError && err.code === 'DROVER_DOCKER_NOT_FOUND')) throw err;
     }
     const abortSignal = AbortSignal.timeout(this.pullTimeoutMs);
-    const stream = await call('pull image', () => this.docker.pull(image, { abortSignal }));
+    // The operator reads this in `drover status` beside the application: name the image.
+    const unavailable = (err: unknown): DroverError => {
+      const e = err instanceof DroverError ? err : classify('pull image', err);
+      return new DroverError('DROVER_DOCKER_IMAGE_UNAVAILABLE', `image ${image} not found here, and the pull failed: ${e.message}`, { retryable: true, cause: e, detail: { image } });
+    };
+    const stream = await call('pull image', () => this.docker.pull(image, { abortSignal })).catch((err: unknown) => {
+      throw unavailable(err);
+    });
     const output = await new Promise<{ error?: string }[]>((resolve, reject) => {
       this.docker.modem.followProgress(stream, (err: Error | null, out: { error?: string }[]) => (err ? reject(err) : resolve(out)));
     }).catch((err: unknown) => {
-      throw classify('pull image', err);
+      throw unavailable(err);
     });
     // Registry errors arrive inside a 200 stream (apocas/dockerode#647).
     const failure = output.find((o) => o.error);

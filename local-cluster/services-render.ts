@@ -163,6 +163,7 @@ export function serviceSpecs(cluster: LocalCluster): ServiceSpec[] {
         join(node.stateDir, 'uuid'),
         '--state-dir',
         join(nodeDir, 'plugin'),
+        ...(node.dockerSocket === null ? [] : ['--docker-socket', node.dockerSocket]),
       ]),
     );
   }

@@ -83,9 +83,9 @@ export class HttpControl implements ControlPlane {
     return (await classified(() => this.client.leases())).map((l) => ({ dataset_id: l.dataset_id, node_uuid: l.node_uuid, expires: l.expires ?? null }));
   }
 
-  async acquireLease(datasetId: string, nodeUuid: string): Promise<LeaseInfo> {
+  async acquireLease(datasetId: string, nodeUuid: string, expiresSeconds: number | null = null): Promise<LeaseInfo> {
     try {
-      return (await this.client.acquireLease({ dataset_id: datasetId, node_uuid: nodeUuid, expires: null })).lease;
+      return (await this.client.acquireLease({ dataset_id: datasetId, node_uuid: nodeUuid, expires: expiresSeconds })).lease;
     } catch (err) {
       if (!(isDroverError(err) && err.detail.status === 409)) throw classify(err);
       const holder = typeof err.detail.node_uuid === 'string' ? err.detail.node_uuid : ((await this.listLeases()).find((l) => l.dataset_id === datasetId)?.node_uuid ?? null);

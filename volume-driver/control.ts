@@ -76,10 +76,11 @@ export interface ControlPlane {
   datasetStates(): Promise<DatasetState[]>;
   listLeases(): Promise<LeaseInfo[]>;
   /**
-   * Takes (or renews) a lease that never expires for `nodeUuid`.
-   * Throws DROVER_LEASE_HELD (detail.node_uuid = the holder) when another node holds it.
+   * Takes (or renews) a lease for `nodeUuid` that expires `expiresSeconds` from now (null,
+   * the default: never). Throws DROVER_LEASE_HELD (detail.node_uuid = the holder) when
+   * another node holds it.
    */
-  acquireLease(datasetId: string, nodeUuid: string): Promise<LeaseInfo>;
+  acquireLease(datasetId: string, nodeUuid: string, expiresSeconds?: number | null): Promise<LeaseInfo>;
   /** Idempotent: no lease is a success. */
   releaseLease(datasetId: string): Promise<void>;
   listNodes(): Promise<NodeInfo[]>;

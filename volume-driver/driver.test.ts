@@ -3,7 +3,7 @@ import { silentLogger } from '#common/log.ts';
 import { FakeClock } from '#common/testing/fake-clock.ts';
 import { cleanup, errorOf, ME, OTHER, setup } from './testing/driver-fixture.ts';
 import { VolumeDriver } from './driver.ts';
-import { LINGER_MS } from './lease-keeper.ts';
+import { LEASE_TTL_SECONDS, LINGER_MS } from './lease-keeper.ts';
 import { mountCount } from './mounts.ts';
 
 afterEach(cleanup);
@@ -62,7 +62,7 @@ describe('VolumeDriver', () => {
     const { driver, control, store } = await setup();
     await driver.create('v1', null);
     const path = await driver.mount('v1', 'A');
-    expect(control.leases).toEqual([{ dataset_id: control.datasets[0]!.dataset_id, node_uuid: ME, expires: null }]);
+    expect(control.leases).toEqual([{ dataset_id: control.datasets[0]!.dataset_id, node_uuid: ME, expires: LEASE_TTL_SECONDS }]);
     expect(await driver.mount('v1', 'A')).toBe(path); // docker cp while the container runs
     await driver.unmount('v1', 'A');
     await driver.settle();

@@ -20,7 +20,8 @@ import { nodeName } from './describe.ts';
 import { KeyedMutex } from '#common/keyed-mutex.ts';
 import { LeaseKeeper } from './lease-keeper.ts';
 import type { MountStore } from './mount-store.ts';
-import { addMount, addPendingRelease, dropPendingRelease, mountCount, removeMount } from './mounts.ts';
+import { addMount, addPendingRelease, dropPendingRelease, forgetVolume, mountCount, removeMount } from './mounts.ts';
+import type { DockerVolumes } from './docker-volumes.ts';
 import { parseCreateOptions } from './options.ts';
 
 export interface DriverOptions {
@@ -35,7 +36,14 @@ export interface DriverOptions {
   catalogTtlMs?: number;
   /** How long to wait for another node's lease to go before saying "in use" (lease-keeper.ts). */
   othersWaitMs?: number;
+  /** This node's dockerd, asked which volumes containers still use (`reconcileMounts`); absent: counts are never corrected. */
+  docker?: DockerVolumes;
+  /** A volume mounted more recently is never forgotten by `reconcileMounts` (its container may be starting); default MOUNT_SETTLE_MS. */
+  mountSettleMs?: number;
 }
+
+/** How long after a Mount a volume may be unused in `docker ps` (its container still starting). */
+export const MOUNT_SETTLE_MS = 30_000;
 
 /** A volume as Get and List describe it (Docker's field names). */
 export interface VolumeInfo {
@@ -52,10 +60,13 @@ export class VolumeDriver {
   private readonly lock = new KeyedMutex();
   private readonly leases: LeaseKeeper;
   private readonly stopping = new AbortController();
-  private readonly o: Required<Omit<DriverOptions, 'catalogTtlMs' | 'othersWaitMs'>>;
+  private readonly o: Required<Omit<DriverOptions, 'catalogTtlMs' | 'othersWaitMs' | 'docker'>> & Pick<DriverOptions, 'docker'>;
+  /** Per volume, when it was last mounted here (counts read from disk count as mounted at start). */
+  private readonly mountedAt = new Map<string, number>();
 
   constructor(options: DriverOptions) {
-    this.o = { clock: systemClock, mountTimeoutMs: 90_000, pollMs: 250, ...options };
+    this.o = { clock: systemClock, mountTimeoutMs: 90_000, pollMs: 250, mountSettleMs: MOUNT_SETTLE_MS, ...options };
+    for (const name of Object.keys(options.store.current.volumes)) this.mountedAt.set(name, this.o.clock.now());
     this.catalog = new Catalog({ control: options.control, log: options.log, clock: this.o.clock, ttlMs: options.catalogTtlMs ?? 2_000 });
     this.leases = new LeaseKeeper({ control: options.control, store: options.store, catalog: this.catalog, lock: this.lock, me: options.nodeUuid, log: options.log, othersWaitMs: options.othersWaitMs, clock: this.o.clock });
   }
@@ -118,6 +129,7 @@ export class VolumeDriver {
       const mounted = this.o.store.current.volumes[name];
       if (mounted && mountCount(this.o.store.current, name) > 0) {
         await this.persist((s) => addMount(s, name, id, mounted).state, (s) => removeMount(s, name, id).state);
+        this.mountedAt.set(name, this.o.clock.now());
         return mounted.path;
       }
       const { dataset_id, path } = this.leases.reclaim(name) ?? (await this.leaseIfHere(name)) ?? (await this.bringHere(name));
@@ -127,6 +139,7 @@ export class VolumeDriver {
         await this.o.control.releaseLease(dataset_id).catch(() => undefined);
         throw err;
       }
+      this.mountedAt.set(name, this.o.clock.now());
       this.o.log.info({ volume: name, datasetId: dataset_id, path }, 'volume mounted');
       return path;
     });
@@ -210,9 +223,53 @@ export class VolumeDriver {
     });
   }
 
-  /** Start-up and timer work (lease-keeper.ts `reconcile`). Never throws. */
-  reconcile(): Promise<void> {
-    return this.leases.reconcile();
+  /**
+   * Start-up and timer work: first the counts against dockerd (`reconcileMounts`), then the
+   * leases (lease-keeper.ts `reconcile`: renew those of mounted volumes, retry releases).
+   * Never throws.
+   */
+  async reconcile(): Promise<void> {
+    await this.reconcileMounts();
+    await this.leases.reconcile();
+  }
+
+  /**
+   * Forgets the mounts of volumes no container of this node's dockerd uses any more (one
+   * stopped while the plugin was down: Docker never delivers that Unmount again), and
+   * releases their leases. A volume mounted within `mountSettleMs` is left alone: its
+   * container may not be running yet. Each volume is decided again inside its lock. When
+   * dockerd does not answer nothing changes. Never throws.
+   */
+  async reconcileMounts(): Promise<string[]> {
+    const docker = this.o.docker;
+    if (!docker) return [];
+    let inUse: ReadonlySet<string>;
+    try {
+      inUse = await docker.inUse();
+    } catch (err) {
+      this.o.log.warn({ err }, 'mount counts not checked against dockerd');
+      return [];
+    }
+    const forgotten: string[] = [];
+    for (const name of Object.keys(this.o.store.current.volumes)) {
+      if (inUse.has(name)) continue;
+      await this.lock.run(name, async () => {
+        const volume = this.o.store.current.volumes[name];
+        if (!volume || mountCount(this.o.store.current, name) === 0) return;
+        if (this.o.clock.now() - (this.mountedAt.get(name) ?? 0) < this.o.mountSettleMs) return;
+        try {
+          await this.o.store.update((s) => forgetVolume(s, name));
+        } catch (err) {
+          this.o.log.warn({ err, volume: name }, 'stale mounts not forgotten');
+          return;
+        }
+        this.mountedAt.delete(name);
+        forgotten.push(name);
+        this.o.log.warn({ volume: name, datasetId: volume.dataset_id, mounts: volume.ids }, 'mounts forgotten: no container uses the volume any more');
+        await this.leases.releaseNow(name, volume.dataset_id);
+      });
+    }
+    return forgotten;
   }
 
   /** Releases lingering leases and resolves once no call or release is in flight or queued, or after `timeoutMs`. */

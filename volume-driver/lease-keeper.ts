@@ -11,6 +11,10 @@
  * The release runs in the volume's lock, so a Mount that follows cannot be overtaken by it.
  * It is written down (mounts.ts `pending_releases`) in the same state write as the last
  * Unmount, so a crash or a control-service outage delays it but never forgets it.
+ *
+ * Leases expire LEASE_TTL_SECONDS after they were last taken; `reconcile` (every 10 s in
+ * main.ts) renews those of the volumes mounted here. A node that dies therefore lets its
+ * volumes go within a minute, instead of pinning them until an operator deletes the lease.
  */
 import { DroverError, isDroverError } from '#common/errors.ts';
 import { runAfter, systemClock, type Clock } from '#common/clock.ts';
@@ -37,6 +41,12 @@ export interface LeaseKeeperOptions {
 }
 
 export const LINGER_MS = 500;
+/**
+ * How long a lease lives without renewal. Renewed every 10 s, it survives five missed
+ * renewals (a control service restarting); short enough that a dead node's volumes can be
+ * used elsewhere about a minute later.
+ */
+export const LEASE_TTL_SECONDS = 60;
 export const OTHERS_WAIT_MS = 3_000;
 const RETRY_MS = 200;
 
@@ -58,7 +68,7 @@ export class LeaseKeeper {
     const started = this.clock.now();
     for (;;) {
       try {
-        await this.o.control.acquireLease(datasetId, this.o.me);
+        await this.o.control.acquireLease(datasetId, this.o.me, LEASE_TTL_SECONDS);
         return;
       } catch (err) {
         if (!isDroverError(err, 'DROVER_LEASE_HELD')) throw err;

@@ -5,7 +5,11 @@
  *
  *   drover-volume --name drover-n1 --control http://127.0.0.1:4523 \
  *     --node-uuid <uuid> | --node-uuid-file <file>  [--state-dir DIR] [--socket-dir DIR]
- *     [--mount-timeout SECONDS]
+ *     [--mount-timeout SECONDS] [--docker-socket PATH]
+ *
+ * Every 10 s it checks its mount counts against its dockerd (a container stopped while the
+ * plugin was down leaves counts Docker never unmounts) and renews the leases of the volumes
+ * mounted here (they expire after LEASE_TTL_SECONDS).
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -15,6 +19,7 @@ import { HttpControl } from './control-http.ts';
 import { buildApp } from './app.ts';
 import { VolumeDriver } from './driver.ts';
 import { MountStore } from './mount-store.ts';
+import { SocketDockerVolumes } from './docker-volumes.ts';
 import { DOCKER_PLUGIN_DIR, socketPathFor, startPluginServer, type PluginServer } from './plugin-server.ts';
 
 const RECONCILE_EVERY_MS = 10_000;
@@ -38,6 +43,7 @@ const { values: flags } = (() => {
         'state-dir': { type: 'string' },
         'socket-dir': { type: 'string', default: DOCKER_PLUGIN_DIR },
         'mount-timeout': { type: 'string', default: '90' },
+        'docker-socket': { type: 'string' },
       },
       strict: true,
     });
@@ -56,6 +62,8 @@ const nodeUuid = parsedUuid.data;
 const mountTimeoutS = Number(flags['mount-timeout']);
 if (!(mountTimeoutS > 0 && mountTimeoutS <= 110)) fail('--mount-timeout must be between 1 and 110 seconds (Docker gives a Mount 120 s)');
 const stateDir = flags['state-dir'] ?? `/var/lib/drover/volume-${name}`;
+// The dockerd this plugin serves: --docker-socket, else DOCKER_HOST when it is a unix socket, else Docker's default.
+const dockerSocket = flags['docker-socket'] ?? (process.env.DOCKER_HOST?.startsWith('unix://') ? process.env.DOCKER_HOST.slice('unix://'.length) : '/var/run/docker.sock');
 
 function readUuidFile(file: string | undefined): string {
   if (!file) return fail('give --node-uuid or --node-uuid-file');
@@ -79,7 +87,8 @@ let server: PluginServer | undefined;
 try {
   const socketPath = socketPathFor(name, flags['socket-dir']);
   const store = await MountStore.open(stateDir, { bootId: readBootId(), log });
-  const driver = new VolumeDriver({ control: new HttpControl({ baseUrl: control }), store, nodeUuid, log, mountTimeoutMs: mountTimeoutS * 1000 });
+  const docker = new SocketDockerVolumes(dockerSocket, name);
+  const driver = new VolumeDriver({ control: new HttpControl({ baseUrl: control }), store, nodeUuid, log, mountTimeoutMs: mountTimeoutS * 1000, docker });
   const app = buildApp({ driver, log });
   server = await startPluginServer(app, socketPath, log);
   const running = server;
@@ -87,7 +96,7 @@ try {
 
   const timer = setInterval(() => void driver.reconcile(), RECONCILE_EVERY_MS);
   void driver.reconcile();
-  log.info({ plugin: name, socketPath, nodeUuid, control, stateDir, mounted: Object.keys(store.current.volumes).length }, 'plugin started');
+  log.info({ plugin: name, socketPath, nodeUuid, control, stateDir, dockerSocket, mounted: Object.keys(store.current.volumes).length }, 'plugin started');
 
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {

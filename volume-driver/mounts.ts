@@ -91,6 +91,18 @@ export function afterReboot(state: MountState): MountState {
   return next;
 }
 
+/**
+ * Forgets every mount of `name` (no container of this node's dockerd uses it any more: the
+ * Unmounts were lost while the plugin was down); its lease becomes a release to make.
+ */
+export function forgetVolume(state: MountState, name: string): MountState {
+  const volume = state.volumes[name];
+  if (!volume) return state;
+  const volumes = { ...state.volumes };
+  delete volumes[name];
+  return addPendingRelease({ ...state, volumes }, { dataset_id: volume.dataset_id, name });
+}
+
 export function addPendingRelease(state: MountState, pending: PendingRelease): MountState {
   if (state.pending_releases.some((p) => p.dataset_id === pending.dataset_id)) return state;
   return { ...state, pending_releases: [...state.pending_releases, pending] };

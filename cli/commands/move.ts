@@ -11,7 +11,8 @@ const USAGE = 'drover move <application> <node (uuid, address or name)> [--no-wa
 /**
  * `drover move`: starts a migration (the application with its data) and, unless
  * `--no-wait`, shows its progress — phase, round, bytes, rate — until it is done (exit 0)
- * or failed (exit 1, with the reason; the source is still primary).
+ * or failed (exit 1, with the reason; the source is still primary). A move whose source or
+ * target is silent is refused at once by the control service (DROVER_NODE_SILENT).
  */
 export const moveCommand = {
   name: 'move',
@@ -42,7 +43,7 @@ export const moveCommand = {
       else print(ctx.stdout, `migration ${started.id} started: moving "${app}" to ${node.host} (${node.uuid})`);
       return 0;
     }
-    if (!ctx.json) print(ctx.stdout, `moving "${app}" to ${node.host} (migration ${started.id})`);
+    if (!ctx.json) print(ctx.stdout, `moving "${app}" to ${node.host} (migration ${started.id}; before handoff, drover migrations cancel ${started.id.slice(0, 8)} stops it)`);
     const end = await watchMigration(ctx, started, Number(timeoutText) * 1000);
     if (ctx.json) printJson(ctx.stdout, end);
     if (end.phase === 'failed') {

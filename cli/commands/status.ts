@@ -3,16 +3,18 @@ import { UNPLACED_PRIMARY } from '#common/model.ts';
 import { usageError } from '../cli-error.ts';
 import type { Command } from '../command.ts';
 import { print, printJson } from '../context.ts';
-import { bytes, labels, ports, replicaList, table } from '../format.ts';
+import { bytes, duration, labels, ports, replicaList, table } from '../format.ts';
 
 const USAGE = 'drover status [--json]';
 
 /**
- * `drover status`: nodes (known: reporting; unknown: silent, or named by the configuration
- * but never heard from — never shown as empty), applications with their node, state
+ * `drover status`: nodes (known: holding their lease; unknown: silent past it, or named by
+ * the configuration but never heard from — never shown as empty; down: silent past the
+ * grace too; a silent node says for how long), applications with their node, state
  * (running, stopped, missing, unknown, unplaced), health, ports, its replicas (standby copies
  * with their lag: `n2 3s, n3 seeding`) and a note (why it cannot be placed, or the migration
- * moving it), and datasets with their primary and size.
+ * moving it, and the last error about it from its node), and datasets with their primary
+ * and size.
  */
 export const statusCommand: Command = {
   name: 'status',
@@ -27,10 +29,10 @@ export const statusCommand: Command = {
       ctx.control.datasets(),
       ctx.control.datasetStates(),
     ]);
-    const nodes = stateNodes.map((n) => ({ uuid: n.uuid, host: n.host, state: n.state, labels: n.labels }));
+    const nodes = stateNodes.map((n) => ({ uuid: n.uuid, host: n.host, state: n.state, silent_ms: n.silent_ms ?? null, labels: n.labels }));
     const referenced = [...configApps.map((a) => a.node_uuid), ...configDatasets.map((d) => d.primary)];
     for (const uuid of referenced) {
-      if (uuid !== undefined && uuid !== UNPLACED_PRIMARY && !nodes.some((n) => n.uuid === uuid)) nodes.push({ uuid, host: '', state: 'unknown', labels: {} });
+      if (uuid !== undefined && uuid !== UNPLACED_PRIMARY && !nodes.some((n) => n.uuid === uuid)) nodes.push({ uuid, host: '', state: 'unknown', silent_ms: null, labels: {} });
     }
     const hostOf = (uuid: string | null | undefined): string | null =>
       uuid === undefined || uuid === null || uuid === UNPLACED_PRIMARY ? null : nodes.find((n) => n.uuid === uuid)?.host || uuid;
@@ -48,6 +50,7 @@ export const statusCommand: Command = {
         unschedulable_reason: seen?.unschedulable_reason ?? null,
         migration: seen?.migration ?? null,
         replicas: seen?.replicas ?? [],
+        last_error: seen?.last_error ?? null,
       };
     });
     const datasets = configDatasets
@@ -65,14 +68,19 @@ export const statusCommand: Command = {
       return 0;
     }
     print(ctx.stdout, 'NODES');
-    print(ctx.stdout, table(['ADDRESS', 'UUID', 'STATE', 'LABELS'], nodes.map((n) => [n.host, n.uuid, n.state, labels(n.labels)])));
+    // A silent node says for how long: "unknown (silent 14.0 s)", "down (silent 2m05s)".
+    const nodeState = (n: (typeof nodes)[number]): string => (n.state === 'known' || n.silent_ms === null ? n.state : `${n.state} (silent ${duration(n.silent_ms)})`);
+    print(ctx.stdout, table(['ADDRESS', 'UUID', 'STATE', 'LABELS'], nodes.map((n) => [n.host, n.uuid, nodeState(n), labels(n.labels)])));
     print(ctx.stdout);
     print(ctx.stdout, 'APPLICATIONS');
     // A node's `name` label (n1, n2 in the local cluster), else its address.
     const nameOf = (uuid: string) => stateNodes.find((n) => n.uuid === uuid)?.labels.name ?? hostOf(uuid) ?? uuid;
     const note = (a: (typeof applications)[number]): string | null => {
-      if (a.migration && !isTerminal(a.migration.phase)) return `moving to ${hostOf(a.migration.to)} (${a.migration.phase})`;
-      return a.unschedulable_reason;
+      const notes: string[] = [];
+      if (a.migration && !isTerminal(a.migration.phase)) notes.push(`moving to ${hostOf(a.migration.to)} (${a.migration.phase})`);
+      else if (a.unschedulable_reason) notes.push(a.unschedulable_reason);
+      if (a.last_error) notes.push(a.last_error);
+      return notes.length === 0 ? null : notes.join('; ');
     };
     print(
       ctx.stdout,

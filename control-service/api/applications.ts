@@ -42,4 +42,6 @@ export function applicationRoutes(router: Router, control: Control): void {
   });
 
   router.handle('migration', async ({ params }) => findMigration(control.desired, params.id));
+
+  router.handle('cancelMigration', async ({ params }) => control.failMigration(params.id, 'give-up', 'cancelled by the operator'));
 }

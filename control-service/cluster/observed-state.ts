@@ -1,12 +1,15 @@
 /**
  * What the agents report, kept in memory (docs/DESIGN.md §3 "observed state"): per node the last
- * report and when it came. A node silent for longer than the timeout is *unknown*: it is
- * shown as such and its datasets and containers are kept, never read as absent (unknown is
- * not empty). A report with a new era (the host rebooted) replaces everything from before.
+ * report and when it came. Each report renews the node's lease for `timeoutMs` (the lease
+ * TTL). A node whose lease lapsed is *unknown*; after `downGraceMs` more it is *down*. Either
+ * way it is shown as such and its datasets and containers are kept, never read as absent
+ * (unknown is not empty). A report with a new era (the host rebooted) replaces everything
+ * from before.
  */
 import type { NodeReport, ObservedContainer } from '#common/model.ts';
 
-export type NodeState = 'known' | 'unknown';
+/** known: its lease is held; unknown: the lease lapsed; down: lapsed for longer than the grace. */
+export type NodeState = 'known' | 'unknown' | 'down';
 
 export interface NodeRecord {
   readonly report: NodeReport;
@@ -40,8 +43,10 @@ export class ObservedState {
 
   constructor(
     private readonly clock: () => number,
-    /** Silence after which a node is unknown, in milliseconds. */
+    /** The lease TTL: silence after which a node is unknown, in milliseconds. */
     readonly timeoutMs: number,
+    /** Further silence after which an unknown node is down, in milliseconds. */
+    readonly downGraceMs: number = 30_000,
   ) {}
 
   /** Counts changes to what is observed (reports that differ, nodes going up or unknown). */
@@ -108,9 +113,16 @@ export class ObservedState {
   }
 
   stateOf(uuid: string): NodeState | null {
+    const silent = this.silentMs(uuid);
+    if (silent === null) return null;
+    if (silent <= this.timeoutMs) return 'known';
+    return silent <= this.timeoutMs + this.downGraceMs ? 'unknown' : 'down';
+  }
+
+  /** Milliseconds since the node's last report; null when it has not reported since this service started. */
+  silentMs(uuid: string): number | null {
     const record = this.nodes.get(uuid);
-    if (!record) return null;
-    return this.clock() - record.lastSeen <= this.timeoutMs ? 'known' : 'unknown';
+    return record === undefined ? null : Math.max(0, this.clock() - record.lastSeen);
   }
 
   /** Nodes that reported within the timeout. */
@@ -143,18 +155,21 @@ export class ObservedState {
 
   /**
    * Finds nodes whose state changed since the last call (call it every second or so): the
-   * ones that went silent, and the ones that came back (also announced by `report`).
+   * ones whose lease lapsed (`unknown`), and the ones silent past the grace too (`down`). The
+   * ones that came back are announced by `report`.
    */
-  sweep(): { unknown: string[] } {
-    const now = this.clock();
+  sweep(): { unknown: string[]; down: string[] } {
     const unknown: string[] = [];
-    for (const [uuid, record] of this.nodes) {
-      if (this.states.get(uuid) === 'known' && now - record.lastSeen > this.timeoutMs) {
-        this.states.set(uuid, 'unknown');
-        unknown.push(uuid);
-      }
+    const down: string[] = [];
+    for (const uuid of this.nodes.keys()) {
+      const was = this.states.get(uuid);
+      const now = this.stateOf(uuid);
+      if (now === null || now === 'known' || now === was) continue;
+      if (was === 'known') unknown.push(uuid);
+      if (now === 'down') down.push(uuid);
+      this.states.set(uuid, now);
     }
-    if (unknown.length > 0) this.changes++;
-    return { unknown };
+    if (unknown.length + down.length > 0) this.changes++;
+    return { unknown, down };
   }
 }

@@ -1,11 +1,12 @@
 /**
  * The read side of observed state, in the API's shapes (common/api.ts): Flocker's
  * `/v1/state/*` answers and drover's application status. Pure: desired + observed in.
- * A node that went silent keeps its datasets and containers here, marked unknown.
+ * A node that went silent keeps its datasets and containers here, marked unknown (or down),
+ * and nothing seen there is passed off as current: health reads `unknown`.
  */
 import type { ApplicationStatus, ContainerState, DatasetState, NodeStateAnswer, ReplicationAnswer } from '#common/api.ts';
 import { applicationReplicas } from './replication-status.ts';
-import type { Application, Desired } from '#common/model.ts';
+import type { Application, Desired, Migration } from '#common/model.ts';
 import { indexOf } from '../desired/desired-index.ts';
 import type { ObservedState } from './observed-state.ts';
 
@@ -34,7 +35,7 @@ export function containerStates(desired: Desired, observed: ObservedState): Cont
         node_uuid: record.report.uuid,
         image: c.image,
         running: c.running,
-        health: c.health,
+        health: nodeState === 'known' ? c.health : 'unknown',
         restart_count: c.restart_count,
         published: c.published,
         node_state: nodeState,
@@ -51,10 +52,10 @@ export function nodeStates(desired: Desired, observed: ObservedState): NodeState
   for (const record of observed.all()) {
     const r = record.report;
     listed.add(r.uuid);
-    out.push({ uuid: r.uuid, host: r.host, state: observed.stateOf(r.uuid) ?? 'unknown', era: r.era, labels: r.labels, last_seen: record.lastSeen, problems: r.problems });
+    out.push({ uuid: r.uuid, host: r.host, state: observed.stateOf(r.uuid) ?? 'unknown', era: r.era, labels: r.labels, last_seen: record.lastSeen, silent_ms: observed.silentMs(r.uuid), problems: r.problems });
   }
   for (const node of desired.nodes) {
-    if (!listed.has(node.uuid)) out.push({ uuid: node.uuid, host: node.host, state: 'unknown', era: null, labels: node.labels, last_seen: null });
+    if (!listed.has(node.uuid)) out.push({ uuid: node.uuid, host: node.host, state: 'unknown', era: null, labels: node.labels, last_seen: null, silent_ms: null });
   }
   return out;
 }
@@ -66,22 +67,47 @@ export function applicationStatuses(desired: Desired, observed: ObservedState, u
 
 export function applicationStatus(desired: Desired, app: Application, observed: ObservedState, unschedulable: ReadonlyMap<string, string>, replication: readonly ReplicationAnswer[] = []): ApplicationStatus {
   const node = app.node_uuid;
-  const nodeState = node === undefined ? null : observed.stateOf(node);
+  const nodeState = node === undefined ? null : (observed.stateOf(node) ?? 'unknown');
   const seen = node === undefined ? undefined : observed.get(node)?.containers.get(app.name);
   let state: ApplicationStatus['state'];
   if (node === undefined) state = 'unplaced';
   else if (nodeState !== 'known') state = 'unknown';
   else if (!seen) state = 'missing';
   else state = seen.running ? 'running' : 'stopped';
+  const migration = indexOf(desired).activeMigrations.byApplication.get(app.name) ?? null;
   return {
     name: app.name,
     project: app.project ?? null,
     image: app.image,
     node_uuid: node ?? null,
     state,
-    health: seen?.health ?? null,
+    // The last health seen on a silent node is not its health now.
+    health: seen === undefined ? null : nodeState === 'known' ? seen.health : 'unknown',
     unschedulable_reason: unschedulable.get(app.name) ?? null,
-    migration: indexOf(desired).activeMigrations.byApplication.get(app.name) ?? null,
+    migration,
     replicas: applicationReplicas(replication, app.name),
+    node_state: nodeState,
+    node_silent_ms: node === undefined ? null : observed.silentMs(node),
+    last_error: lastError(desired, app, migration, observed),
   };
+}
+
+/**
+ * The newest error about `app`: a change its move's target or its node failed on its
+ * container (the target first: during a move that is where it is starting), else the reason
+ * its latest move failed. Reasons carry the node's address.
+ */
+export function lastError(desired: Desired, app: Application, migration: Migration | null, observed: ObservedState): string | null {
+  // The agent names an application's container drover-<name> (convergence-agent/plan/labels.ts).
+  const subject = `container:drover-${app.name}`;
+  for (const uuid of [migration?.to, app.node_uuid]) {
+    if (uuid === undefined) continue;
+    const record = observed.get(uuid);
+    const problem = record?.report.problems.find((p) => p.kind === 'failed' && p.subject === subject);
+    if (problem) return `${problem.reason} on ${record!.report.host}`;
+  }
+  if (migration !== null) return null;
+  let latest: Migration | undefined;
+  for (const m of desired.migrations) if (m.application === app.name && (latest === undefined || m.started_at >= latest.started_at)) latest = m;
+  return latest?.phase === 'failed' && latest.error !== null ? `move to ${observed.get(latest.to)?.report.host ?? latest.to} failed: ${latest.error}` : null;
 }

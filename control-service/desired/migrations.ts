@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import { DroverError } from '#common/errors.ts';
 import type { MigrationUpdate } from '#common/channel.ts';
-import { isTerminal, judgeUpdate, mayTransition } from '#common/migration-protocol.ts';
+import { isTerminal, judgeControlFailure, judgeUpdate, type ControlFailure } from '#common/migration-protocol.ts';
 import type { Desired, Migration } from '#common/model.ts';
 import { indexOf, replaceAt } from './desired-index.ts';
 import { findMigration } from './lookups.ts';
@@ -19,6 +19,11 @@ export interface MigrationStart {
   /** The version of the change that creates it: unique and increasing, the fencing generation. */
   version: number;
   newId?: () => string;
+  /**
+   * Whether a node holds its lease: a move whose source (or target) is silent is refused at
+   * once instead of waiting for it. Absent: every node counts as reporting.
+   */
+  nodeSilence?: (uuid: string) => { state: 'known' | 'unknown' | 'down'; host: string; silentMs: number | null };
 }
 
 /** How many finished migrations the configuration keeps for the API and the CLI. */
@@ -35,9 +40,18 @@ export interface MoveRequest {
  * Records a new migration in phase `pending`. When the source is no node that ever
  * registered (a dataset created for a node not yet up, or not yet placed), there is no data
  * to carry: the placement flips at once and no record is made.
+ * @throws DroverError DROVER_NODE_SILENT (409) when the source or the target does not hold its lease.
  */
 export function startMigration(desired: Desired, move: MoveRequest, start: MigrationStart): { desired: Desired; migration: Migration | null } {
   if (!indexOf(desired).nodes.has(move.from)) return { desired: flip(desired, move.application, move.datasetIds, move.to), migration: null };
+  for (const [role, uuid] of [['source', move.from], ['target', move.to]] as const) {
+    const node = start.nodeSilence?.(uuid);
+    if (node === undefined || node.state === 'known') continue;
+    const silent = node.silentMs === null ? 'has not reported since the control service started' : `has been silent for ${Math.round(node.silentMs / 1000)} s (${node.state})`;
+    throw new DroverError('DROVER_NODE_SILENT', `Cannot move ${move.application ?? 'the datasets'}: the ${role} node ${node.host} ${silent}; its agent must report before a move can start.`, {
+      detail: { node_uuid: uuid, role, state: node.state, silent_ms: node.silentMs },
+    });
+  }
   const migration: Migration = {
     id: (start.newId ?? randomUUID)(),
     application: move.application,
@@ -88,9 +102,29 @@ export function abandonMigration(desired: Desired, migration: Migration, reason:
   return { ...desired, migrations: replaceAt(desired.migrations, at, { ...migration, phase: 'failed', error: reason, updated_at: now }) };
 }
 
-/** Whether the control service may fail `migration` itself: only before it began (`pending`). */
+/**
+ * Whether deleting the application may fail its move: only before the move began
+ * (`pending`). Later a job may be running on the source; the delete waits for the move.
+ */
 export function mayAbandon(migration: Migration): boolean {
-  return mayTransition(migration.phase, 'failed', 'control');
+  return migration.phase === 'pending';
+}
+
+/**
+ * The control service's own `failed` (common/migration-protocol.ts `ControlFailure`): a
+ * give-up before handoff changes only the record; a roll-back in handoff also flips the
+ * application and its datasets back to the source, in the same document change.
+ * @throws DroverError DROVER_MIGRATION_NOT_FOUND (404), DROVER_MIGRATION_BAD_TRANSITION (409,
+ *   its message says why: handed off, already ended).
+ */
+export function failMigration(desired: Desired, id: string, kind: ControlFailure, reason: string, now: number): { desired: Desired; migration: Migration } {
+  const migration = findMigration(desired, id);
+  const verdict = judgeControlFailure(migration, kind, reason, now);
+  if (!verdict.ok) throw verdict.error;
+  const next = verdict.migration;
+  let out: Desired = { ...desired, migrations: replaceAt(desired.migrations, desired.migrations.indexOf(migration), next) };
+  if (kind === 'roll-back') out = flip(out, next.application, next.dataset_ids, next.from);
+  return { desired: { ...out, migrations: pruned(out.migrations) }, migration: next };
 }
 
 /**

@@ -9,7 +9,7 @@ import type { Migration } from '#common/model.ts';
 
 export type DroverEvent =
   | { type: 'configuration'; data: { version: number; tag: string } }
-  | { type: 'node'; data: { uuid: string; host: string | null; state: 'known' | 'unknown' } }
+  | { type: 'node'; data: { uuid: string; host: string | null; state: 'known' | 'unknown' | 'down' } }
   | { type: 'migration'; data: Migration }
   | { type: 'replication'; data: ReplicationEvent };
 

@@ -6,7 +6,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { silentLogger, type Logger } from '#common/log.ts';
 import type { NodeReport, ObservedContainer, ObservedDataset } from '#common/model.ts';
 import { buildApp } from '../app.ts';
-import { Control } from '../control.ts';
+import { Control, type ControlOptions } from '../control.ts';
 import type { ConfigStore } from '../store/config-store.ts';
 import { MemoryConfigStore } from '../store/memory-store.ts';
 import { FakeClock } from '#common/testing/fake-clock.ts';
@@ -28,11 +28,22 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function harness(options: { store?: ConfigStore; clock?: FakeClock; nodeTimeoutMs?: number; seed?: number; log?: Logger; replicaReplaceAfterMs?: number } = {}): Promise<Harness> {
+export async function harness(
+  options: { store?: ConfigStore; clock?: FakeClock; nodeTimeoutMs?: number; seed?: number; log?: Logger; replicaReplaceAfterMs?: number } & Pick<ControlOptions, 'nodeDownGraceMs' | 'migrationDeadlines'> = {},
+): Promise<Harness> {
   const clock = options.clock ?? new FakeClock(HARNESS_EPOCH);
   const store = options.store ?? new MemoryConfigStore();
   const log = options.log ?? silentLogger();
-  const control = new Control({ store, log, clock, nodeTimeoutMs: options.nodeTimeoutMs ?? 15_000, seed: options.seed ?? 7, ...(options.replicaReplaceAfterMs === undefined ? {} : { replicaReplaceAfterMs: options.replicaReplaceAfterMs }) });
+  const control = new Control({
+    store,
+    log,
+    clock,
+    nodeTimeoutMs: options.nodeTimeoutMs ?? 15_000,
+    seed: options.seed ?? 7,
+    ...(options.nodeDownGraceMs === undefined ? {} : { nodeDownGraceMs: options.nodeDownGraceMs }),
+    ...(options.migrationDeadlines === undefined ? {} : { migrationDeadlines: options.migrationDeadlines }),
+    ...(options.replicaReplaceAfterMs === undefined ? {} : { replicaReplaceAfterMs: options.replicaReplaceAfterMs }),
+  });
   await control.start();
   const app = buildApp({ control, log, version: '0.0.0-test' });
   await app.ready();

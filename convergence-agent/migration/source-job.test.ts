@@ -143,6 +143,32 @@ describe('the source job of a migration', () => {
     expect(w.runtime.byName('drover-web')).toBeUndefined();
   });
 
+  it('restores the application when the control service gives up during cutover (cancelled, or past its deadline): never hands off', async () => {
+    const w = await world({
+      during: async (_o, n) => {
+        if (n === 2) w.control.failByControl(w.m.id, 'give-up', 'cancelled by the operator');
+      },
+    });
+    expect(await w.job.run()).toBe('aborted');
+    expect(w.control.phases).toEqual(['pre-copy', 'cutover', 'failed by control']);
+    expect(w.control.updates.map((u) => u.phase)).toContain('handoff');
+    // The stopped container is removed, so the ordinary planner starts it again here whatever its restart policy.
+    expect(w.runtime.byName('drover-web')).toBeUndefined();
+    expect(w.control.records.get(w.m.id)).toMatchObject({ phase: 'failed', error: 'cancelled by the operator' });
+  });
+
+  it('keeps the application running when the control service gives up during pre-copy', async () => {
+    const w = await world({
+      during: async (_o, n) => {
+        if (n === 1) w.control.failByControl(w.m.id, 'give-up', 'no progress for 121 s in pre-copy');
+      },
+    });
+    expect(await w.job.run()).toBe('failed');
+    expect(w.control.phases).toEqual(['pre-copy', 'failed by control']);
+    expect(w.runtime.byName('drover-web')?.running).toBe(true);
+    expect(w.stages).not.toContain('handed-off');
+  });
+
   it('fails a migration whose pre-copy meets a permanent error, leaving the application running', async () => {
     const w = await world();
     w.script.push(new DroverError('DROVER_ZFS_NO_SPACE', 'out of space on the target'));

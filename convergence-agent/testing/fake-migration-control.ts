@@ -7,7 +7,7 @@
  */
 import type { MigrationUpdate } from '#common/channel.ts';
 import { DroverError, type ErrorCode } from '#common/errors.ts';
-import { judgeUpdate } from '#common/migration-protocol.ts';
+import { judgeControlFailure, judgeUpdate, type ControlFailure } from '#common/migration-protocol.ts';
 import type { Migration, MigrationPhase } from '#common/model.ts';
 import type { MigrationControl } from '../migration/migration-control.ts';
 
@@ -44,6 +44,14 @@ export class FakeMigrationControl implements MigrationControl {
       throw new DroverError('DROVER_CONTROL_UNREACHABLE', 'answer lost (fake)', { retryable: true });
     }
     return structuredClone(verdict.migration);
+  }
+
+  /** The control service's own `failed` (cancel, deadline, roll-back), judged by the protocol; recorded as `failed by control`. */
+  failByControl(id: string, kind: ControlFailure, reason: string): void {
+    const verdict = judgeControlFailure(this.records.get(id)!, kind, reason, this.now());
+    if (!verdict.ok) throw verdict.error;
+    this.records.set(id, verdict.migration);
+    this.phases.push('failed by control');
   }
 
   async get(id: string): Promise<Migration> {

@@ -155,6 +155,7 @@ describe('drover status', () => {
       unschedulable_reason: null,
       migration: null,
       replicas: [],
+      last_error: null,
     });
     expect(status.nodes.map((n: { state: string }) => n.state)).toEqual(['known', 'known']);
     expect(status.datasets[0]).toMatchObject({ dataset_id: pgdata, primary: N1, maximum_size: 10 * 1024 ** 3 });
@@ -185,7 +186,7 @@ describe('drover move', () => {
     const run = await drover(['move', 'db', 'n2'], { control: control.url });
     expect(run.code).toBe(0);
     const lines = run.stdout.trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^moving "db" to 127\.0\.0\.12 \(migration [0-9a-f-]{36}\)$/);
+    expect(lines[0]).toMatch(/^moving "db" to 127\.0\.0\.12 \(migration [0-9a-f-]{36}; before handoff, drover migrations cancel [0-9a-f]{8} stops it\)$/);
     expect(lines.slice(1)).toEqual([
       'pending   round 0  0 B sent',
       'pre-copy  round 1  0 B / 100 MiB (0%)',
@@ -222,6 +223,31 @@ describe('drover move', () => {
     const run = await drover(['move', 'db', 'n9'], { control: control.url });
     expect(run.code).toBe(1);
     expect(run.stderr).toBe(`drover: no node "n9"; known nodes: 127.0.0.11 (${N1}), 127.0.0.12 (${N2})\n`);
+  });
+});
+
+describe('drover migrations', () => {
+  beforeEach(async () => {
+    await drover(deployArgs, { control: control.url });
+  });
+
+  it('cancels a move that has not handed off, then lists it failed with the reason', async () => {
+    const started = JSON.parse((await drover(['move', 'db', N2, '--no-wait', '--json'], { control: control.url })).stdout);
+    await control.agentStep();
+    const run = await drover(['migrations', 'cancel', started.id.slice(0, 8)], { control: control.url });
+    expect(run).toEqual({ code: 0, stdout: `migration ${started.id} cancelled (was pre-copy): "db" stays on its source\n`, stderr: '' });
+    expect(control.control.desired.applications.find((a) => a.name === 'db')!.node_uuid).toBe(N1);
+    const list = (await drover(['migrations', 'list'], { control: control.url })).stdout.split('\n');
+    expect(list[0]).toMatch(/^ID +APPLICATION +FROM +TO +PHASE +ROUND \/ SENT +CUTOVER +ERROR$/);
+    expect(list[1]).toMatch(new RegExp(`^${started.id}  db +127\\.0\\.0\\.11  127\\.0\\.0\\.12  failed .* cancelled by the operator$`));
+  });
+
+  it('refuses to cancel after handoff, saying the target owns the application', async () => {
+    const started = JSON.parse((await drover(['move', 'db', N2, '--no-wait', '--json'], { control: control.url })).stdout);
+    for (const _ of control.script.slice(0, 5)) await control.agentStep();
+    const run = await drover(['migrations', 'cancel', started.id], { control: control.url });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toBe(`drover: Migration ${started.id} cannot be given up: it handed off (phase handoff): node ${N2} is primary now.\n`);
   });
 });
 

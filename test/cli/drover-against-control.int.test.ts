@@ -125,12 +125,15 @@ describe('drover against the real control service', () => {
     expect(run.stdout).toContain('\nDATASETS\nID');
   });
 
-  it('shows nodes that stopped reporting as unknown, not gone', async () => {
-    await clock.advance(60_000);
+  it('shows nodes that stopped reporting as unknown, then down, not gone, and for how long', async () => {
+    await clock.advance(20_000);
     const run = await droverHere(['status', '--json'], url);
-    expect(JSON.parse(run.stdout).nodes.map((n: { host: string; state: string }) => [n.host, n.state])).toEqual([
-      ['127.0.0.11', 'unknown'],
-      ['127.0.0.12', 'unknown'],
+    expect(JSON.parse(run.stdout).nodes.map((n: { host: string; state: string; silent_ms: number }) => [n.host, n.state, n.silent_ms])).toEqual([
+      ['127.0.0.11', 'unknown', 20_000],
+      ['127.0.0.12', 'unknown', 20_000],
     ]);
+    await clock.advance(40_000);
+    const table = (await droverHere(['status'], url)).stdout;
+    expect(table).toContain('down (silent 1m00s)');
   });
 });

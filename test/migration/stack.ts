@@ -23,6 +23,8 @@ export interface StackOptions {
   /** agent.yml `migration.ack_wait_ms`: how long a cutover waits for the proxies' acks. */
   ackWaitMs?: number;
   pollIntervalMs?: number;
+  /** More flags for drover-control (deadlines, say). */
+  controlArgs?: string[];
 }
 
 /** Waits (bounded) until `probe` returns something truthy; returns it. */
@@ -79,7 +81,7 @@ export class MigrationStack {
   }
 
   async startControl(): Promise<void> {
-    this.control = this.spawn('control', 'bin/drover-control.js', ['--listen', this.controlUrl.slice('http://'.length), '--data-dir', join(this.dir, 'control'), '--node-timeout', '30']);
+    this.control = this.spawn('control', 'bin/drover-control.js', ['--listen', this.controlUrl.slice('http://'.length), '--data-dir', join(this.dir, 'control'), '--node-timeout', '30', ...(this.options.controlArgs ?? [])]);
     await until('the control service to answer', async () => (await fetch(`${this.controlUrl}/v1/version`).catch(() => null))?.ok === true, 90_000);
   }
 

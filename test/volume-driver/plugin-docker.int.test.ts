@@ -19,6 +19,8 @@ import { buildApp } from '../../volume-driver/app.ts';
 import { VolumeDriver } from '../../volume-driver/driver.ts';
 import { FakeControl } from '../../volume-driver/testing/fake-control.ts';
 import { MountStore } from '../../volume-driver/mount-store.ts';
+import { SocketDockerVolumes } from '../../volume-driver/docker-volumes.ts';
+import { LEASE_TTL_SECONDS } from '../../volume-driver/lease-keeper.ts';
 import { startPluginServer, socketPathFor, type PluginServer } from '../../volume-driver/plugin-server.ts';
 
 const ME = '11111111-1111-4111-8111-111111111111';
@@ -45,7 +47,10 @@ describeWith(LOCAL_CLUSTER, 'the plugin under a real dockerd', () => {
 
   async function startPlugin(): Promise<void> {
     store = await MountStore.open(join(root, 'state'));
-    driver = new VolumeDriver({ control, store, nodeUuid: ME, log: silentLogger(), mountTimeoutMs: 20_000 });
+    // The counts are checked against node 1's dockerd only when a test calls reconcileMounts
+    // (main.ts does it every 10 s); no settle time, the tests say when containers run.
+    const docker = new SocketDockerVolumes(cluster().nodes[0]!.dockerSocket!, plugin);
+    driver = new VolumeDriver({ control, store, nodeUuid: ME, log: silentLogger(), mountTimeoutMs: 20_000, docker, mountSettleMs: 0 });
     server = await startPluginServer(buildApp({ driver, log: silentLogger() }), socketPathFor(plugin), silentLogger());
   }
   async function stopPlugin(): Promise<void> {
@@ -144,6 +149,28 @@ describeWith(LOCAL_CLUSTER, 'the plugin under a real dockerd', () => {
     await docker('stop', '-t', '0', id);
     await leasesSoon('v-restart', []);
     await docker('rm', id);
+  });
+
+  it('forgets the mounts of a container that stopped while the plugin was down, against the real dockerd, and releases the lease', async () => {
+    await docker('volume', 'create', '-d', plugin, 'v-stale');
+    const id = await docker('run', '-d', '-v', 'v-stale:/data', IMAGE, 'sleep', '300');
+    const running = await docker('run', '-d', '-v', 'v-kept:/data', '--volume-driver', plugin, IMAGE, 'sleep', '300');
+    expect(control.leases.map((l) => l.expires)).toEqual([LEASE_TTL_SECONDS, LEASE_TTL_SECONDS]);
+    await stopPlugin();
+    // Docker cannot deliver this Unmount (the plugin is gone) and never sends it again.
+    await docker('stop', '-t', '0', id);
+    await startPlugin();
+    expect(store.current.volumes['v-stale']).toBeDefined();
+    expect(leases('v-stale')).toEqual(['1111']);
+    expect(await driver.reconcileMounts()).toEqual(['v-stale']);
+    expect(store.current.volumes['v-stale']).toBeUndefined();
+    expect(leases('v-stale')).toEqual([]);
+    // The volume of the container still running keeps its count and its lease.
+    expect(leases('v-kept')).toEqual(['1111']);
+    await docker('rm', id);
+    await docker('volume', 'rm', 'v-stale');
+    await docker('rm', '-f', running);
+    await leasesSoon('v-kept', []);
   });
 
   it('refuses docker volume rm of a volume used here or on another node, naming who uses it', async () => {

@@ -72,6 +72,7 @@ export class DroverStack {
     const node = this.node(index);
     const args = ['--name', node.pluginName, '--control', this.controlUrl, '--node-uuid', node.uuid, '--state-dir', join(this.dir, `plugin-${node.name}`)];
     if (this.options.mountTimeoutS) args.push('--mount-timeout', String(this.options.mountTimeoutS));
+    if (node.dockerSocket) args.push('--docker-socket', node.dockerSocket);
     const child = this.spawn(`plugin-${node.name}`, 'bin/drover-volume.js', args, this.options.pluginLogLevel);
     this.plugins.set(index, child);
     const socket = socketPathFor(node.pluginName);

@@ -75,6 +75,18 @@ export function controlPlaneContract(label: string, world: () => ContractWorld):
       await control.releaseLease(dataset.dataset_id);
     });
 
+    it('takes a lease that expires, and renews it for the holder with a fresh expiry', async () => {
+      const { control, nodeA } = world();
+      const { dataset } = await control.createDataset({ name: 'c-lease-ttl', primary: nodeA, maximumSize: null });
+      expect((await control.acquireLease(dataset.dataset_id, nodeA, 60)).expires).toBeGreaterThan(59);
+      const renewed = await control.acquireLease(dataset.dataset_id, nodeA, 60);
+      expect(renewed).toMatchObject({ dataset_id: dataset.dataset_id, node_uuid: nodeA });
+      const [listed] = (await control.listLeases()).filter((l) => l.dataset_id === dataset.dataset_id);
+      expect(listed!.expires).toBeGreaterThan(59);
+      expect(listed!.expires).toBeLessThanOrEqual(60);
+      await control.releaseLease(dataset.dataset_id);
+    });
+
     it('reports dataset state as a list with primary and path fields', async () => {
       const states = await world().control.datasetStates();
       expect(Array.isArray(states)).toBe(true);

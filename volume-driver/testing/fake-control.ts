@@ -101,7 +101,8 @@ export class FakeControl implements ControlPlane {
     return structuredClone(this.leases);
   }
 
-  async acquireLease(datasetId: string, nodeUuid: string): Promise<LeaseInfo> {
+  /** `expiresSeconds` is recorded as given; the fake's leases do not run down (tests drop them with releaseLease). */
+  async acquireLease(datasetId: string, nodeUuid: string, expiresSeconds: number | null = null): Promise<LeaseInfo> {
     this.enter('acquireLease');
     this.mustFind(datasetId);
     const held = this.leases.find((l) => l.dataset_id === datasetId);
@@ -110,8 +111,9 @@ export class FakeControl implements ControlPlane {
         detail: { dataset_id: datasetId, node_uuid: held.node_uuid },
       });
     }
-    if (!held) this.leases.push({ dataset_id: datasetId, node_uuid: nodeUuid, expires: null });
-    return { dataset_id: datasetId, node_uuid: nodeUuid, expires: null };
+    if (held) held.expires = expiresSeconds;
+    else this.leases.push({ dataset_id: datasetId, node_uuid: nodeUuid, expires: expiresSeconds });
+    return { dataset_id: datasetId, node_uuid: nodeUuid, expires: expiresSeconds };
   }
 
   async releaseLease(datasetId: string): Promise<void> {

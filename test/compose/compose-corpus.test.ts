@@ -164,7 +164,7 @@ const REFUSED: Record<string, string[]> = {
       "@:6:26: required variable DB_PASSWORD is missing a value: DB_PASSWORD must be set",
     ],
     'refuse-swarm-stack.yml': [
-      "@:8:7: service \"api\": key \"deploy.replicas\": drover runs one container per service",
+      "@:8:7: service \"api\": key \"deploy.replicas\": drover runs one container per service; for standby copies of its data on other nodes write \"x-drover: { replication: { replicas: N } }\"",
       "@:9:7: service \"api\": unsupported key \"deploy.restart_policy\"",
       "@:11:5: service \"api\": unsupported key \"secrets\": not supported yet; put the value in \"environment:\" (or an \"env_file:\") or in a volume",
       "@:13:1: unsupported top-level key \"secrets\": not supported yet; put the value in \"environment:\" (or an \"env_file:\") or in a volume",

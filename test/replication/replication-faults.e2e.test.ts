@@ -1,0 +1,100 @@
+import { execa } from 'execa';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { AckedWriter, loadData } from '../../cli/demo/redis-load.ts';
+import { useTestCluster } from '../support/cluster.ts';
+import { LOCAL_CLUSTER, describeWith } from '../support/require.ts';
+import { until } from '../migration/stack.ts';
+import { MiB, ReplicationWorld, sampling, type RedisApp } from './world.ts';
+
+// Faults on a replica's pool, on a 3-node local cluster with drover's processes (issue 15):
+// Redis on node 1 replicated to nodes 2 and 3 every 2 s, a client writing through node 1's
+// proxy. A full replica pool is a clear error in the API and in `drover status`, and the
+// primary does not notice; a replica written outside drover is reported diverged and left
+// as it is. The healthy path and a replica node down: replication.e2e.test.ts.
+const LONG = 300_000;
+const INTERVAL_S = 2;
+
+describeWith(LOCAL_CLUSTER, 'replication to a replica whose pool is full or was written outside drover (3-node local cluster)', () => {
+  const cluster = useTestCluster({ nodes: 3, images: ['busybox', 'redis'], poolSizeMiB: 1024 });
+  let world: ReplicationWorld;
+  let app: RedisApp;
+  let writer: AckedWriter;
+
+  beforeAll(async () => {
+    world = await ReplicationWorld.start(cluster());
+    app = await world.deployRedis('faults', 16510, 1, { replicas: 2, intervalS: INTERVAL_S });
+    await loadData(world.proxy(app), { prefix: 'data:', bytes: 4 * MiB, valueBytes: 4096, pipeline: 16 });
+    writer = new AckedWriter(() => world.proxy(app), { prefix: 'w:', intervalMs: 5 });
+    writer.start();
+    await until('both replicas ok', async () => {
+      const s = await world.replication(app);
+      return s?.replicas.length === 2 && s.replicas.every((r) => r.state === 'ok');
+    }, 180_000, 250);
+  }, LONG);
+
+  afterAll(async () => {
+    await writer?.stop();
+    if (world) {
+      await world.freePool(3);
+    }
+  });
+
+  it('reports a full replica pool as an error in the API and in drover status, and the primary keeps taking writes', async () => {
+    await world.fillPool(3);
+    try {
+      const failedBefore = writer.failedCount;
+      const { value: broken, samples } = await sampling(async () => (await world.replica(app, 2))!, 500, () =>
+        until('n3 in error', async () => {
+          const r = await world.replica(app, 3);
+          return r?.state === 'error' && r;
+        }, 60_000, 250),
+      );
+      expect(`${broken.last_error ?? ''} ${broken.problem ?? ''}`).toMatch(/space|full/i);
+      const text = await world.status();
+      const line = text.split('\n').find((l) => l.includes(app.name) && l.includes(world.node(3).name));
+      expect(line, `a status line naming ${app.name} and n3:\n${text}`).toBeDefined();
+      expect(line).toMatch(/error|space|full/i);
+
+      // The primary does not notice: Redis takes every write, node 2 stays current.
+      const acked = writer.acked;
+      await new Promise((r) => setTimeout(r, 3 * INTERVAL_S * 1000));
+      expect(writer.acked).toBeGreaterThan(acked + 100);
+      expect(writer.failedCount).toBe(failedBefore);
+      expect(samples.every((s) => s.state === 'ok')).toBe(true);
+      expect(await world.property(app, 1, 'readonly')).toBe('off');
+      await world.replicated(app, 2, 1, Date.now(), 10 * INTERVAL_S * 1000);
+    } finally {
+      await world.freePool(3);
+    }
+    // With space again it recovers by itself.
+    await world.replicated(app, 3, 1, Date.now(), 60_000);
+    await until('n3 ok again', async () => (await world.replica(app, 3))?.state === 'ok', 60_000);
+  }, LONG);
+
+  it('reports a replica written outside drover as diverged and does not overwrite it', async () => {
+    const dataset = world.datasetName(app, 2);
+    await execa('zfs', ['set', 'readonly=off', dataset], { timeout: 60_000 });
+    await execa('zfs', ['snapshot', `${dataset}@e2e-outside`], { timeout: 60_000 });
+    const outside = (await world.snapshots(app, 2)).find((s) => s.snapshot === 'e2e-outside')!;
+    expect(outside).toBeDefined();
+
+    const diverged = await until('n2 diverged', async () => {
+      const r = await world.replica(app, 2);
+      return r?.state === 'diverged' && r;
+    }, 60_000, 250);
+    expect(`${diverged.last_error ?? ''} ${diverged.problem ?? ''}`).toMatch(/diverg|outside|modified/i);
+    const snapshotsThen = await world.snapshots(app, 2);
+
+    // Several intervals later: node 3 goes on, node 2 is as it was left — nothing received
+    // or rolled back there.
+    await world.replicated(app, 3, 1, Date.now(), 10 * INTERVAL_S * 1000);
+    await new Promise((r) => setTimeout(r, 2 * INTERVAL_S * 1000));
+    expect((await world.replica(app, 2))?.state).toBe('diverged');
+    const snapshotsNow = await world.snapshots(app, 2);
+    expect(snapshotsNow.find((s) => s.snapshot === 'e2e-outside')?.guid).toBe(outside.guid);
+    const known = new Set(snapshotsThen.map((s) => s.guid));
+    expect(snapshotsNow.filter((s) => !known.has(s.guid))).toEqual([]);
+    const text = await world.status();
+    expect(text).toMatch(/diverged/);
+  }, LONG);
+});

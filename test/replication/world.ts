@@ -226,16 +226,26 @@ export class ReplicationWorld {
     const pool = this.node(index).pool;
     const filler = `${pool}/e2e-filler`;
     await execa('zfs', ['create', '-o', 'mountpoint=none', filler], { timeout: 60_000 });
-    for (let slack = 0; slack < 64; slack++) {
-      const available = Number((await execa('zfs', ['get', '-Hp', '-o', 'value', 'available', pool], { timeout: 60_000 })).stdout.trim());
-      const set = await execa('zfs', ['set', `reservation=${Math.max(0, available - slack * 64 * 1024)}`, filler], { reject: false, timeout: 60_000 });
-      if (set.exitCode === 0) return;
+    const get = async (dataset: string, property: string) => Number((await execa('zfs', ['get', '-Hp', '-o', 'value', property, dataset], { timeout: 60_000 })).stdout.trim());
+    // A reservation costs a little space itself: grow it until under 16 KiB is left.
+    for (let round = 0; round < 16; round++) {
+      const available = await get(pool, 'available');
+      if (available < 16 * 1024) return;
+      const reserved = await get(filler, 'reservation');
+      const set = await execa('zfs', ['set', `reservation=${reserved + available}`, filler], { reject: false, timeout: 60_000 });
+      if (set.exitCode !== 0) await execa('zfs', ['set', `reservation=${reserved + Math.floor(available / 2)}`, filler], { reject: false, timeout: 60_000 });
     }
-    throw new Error(`could not reserve the free space of ${pool}`);
+    throw new Error(`could not reserve the free space of ${pool} (${await get(pool, 'available')} bytes left)`);
   }
 
   async freePool(index: number): Promise<void> {
     await execa('zfs', ['destroy', `${this.node(index).pool}/e2e-filler`], { reject: false, timeout: 60_000 });
+  }
+
+  /** How `drover status` may name node `index`: its name label or its address. */
+  shownAs(index: number): string {
+    const node = this.node(index);
+    return `(?:${node.name}|${node.address.replaceAll('.', '\\.')})`;
   }
 
   /** `drover status` as an operator reads it. */

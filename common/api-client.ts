@@ -18,7 +18,7 @@ import { fillPath, ROUTES, type RouteAnswer, type RouteKey, type Routes } from '
 import type { MigrationUpdate, RouteAck } from './channel.ts';
 import { codeOfAnswer, DroverError } from './errors.ts';
 import { parseEventStream, type StreamEvent } from './event-stream.ts';
-import type { Application, NodeReport } from './model.ts';
+import type { Application, NodeReport, ReplicationPolicy } from './model.ts';
 import { backoffDelay } from './backoff.ts';
 import { systemClock } from './clock.ts';
 
@@ -230,6 +230,21 @@ export class ApiClient {
   /** Moves an application with its data; `migration` is null when it already runs there. */
   async moveApplication(name: string, nodeUuid: string): Promise<CallBody<'moveApplication'>> {
     return (await this.call('moveApplication', { params: { name }, body: { node_uuid: nodeUuid } })).body;
+  }
+
+  /** Every replicated dataset with its replicas' state and lag (docs/DESIGN.md §17). */
+  async replication(): Promise<CallBody<'replication'>> {
+    return (await this.call('replication', {})).body;
+  }
+
+  /** Sets a dataset's replication policy (null: stop replicating); answers the dataset. */
+  async setDatasetReplication(datasetId: string, policy: z.input<typeof ReplicationPolicy> | null, options: WriteOptions = {}): Promise<CallBody<'setDatasetReplication'>> {
+    return (await this.call('setDatasetReplication', { params: { dataset_id: datasetId }, body: policy, headers: conditional(options) })).body;
+  }
+
+  /** Sets an application's replication policy, applied to every dataset it mounts; answers the application. */
+  async setApplicationReplication(name: string, policy: z.input<typeof ReplicationPolicy> | null, options: WriteOptions = {}): Promise<CallBody<'setApplicationReplication'>> {
+    return (await this.call('setApplicationReplication', { params: { name }, body: policy, headers: conditional(options) })).body;
   }
 
   async migrations(): Promise<CallBody<'migrations'>> {

@@ -29,6 +29,8 @@ import {
   MoveContainerBody,
   MoveDatasetBody,
   NodeStateAnswer,
+  ReplicationAnswer,
+  ReplicationBody,
   RouteAcksAnswer,
   StartMigrationBody,
   VersionAnswer,
@@ -45,7 +47,7 @@ export interface RouteAnswer {
 }
 
 export interface RouteSpec {
-  method: 'GET' | 'POST' | 'DELETE';
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   /** fastify syntax: `/v1/configuration/datasets/:dataset_id`. */
   path: string;
   summary: string;
@@ -261,6 +263,46 @@ export const ROUTES = {
       409: error('leased elsewhere, or moving elsewhere'),
     },
   },
+
+  // ------------------------------------------------------------ drover: continuous replication (docs/DESIGN.md §17)
+  setDatasetReplication: {
+    method: 'PUT',
+    path: '/v1/drover/datasets/:dataset_id/replication',
+    tag: 'replication',
+    summary: "Set a dataset's replication policy (null: stop replicating); the scheduler chooses its replicas. Changes nothing else",
+    params: DatasetParams,
+    body: ReplicationBody,
+    headers: IF_MATCHES,
+    answers: {
+      200: { description: 'the dataset as stored now (with the replicas chosen)', schema: Dataset },
+      400: error('bad policy: the errors name each field'),
+      404: error('no such dataset'),
+      405: error('the dataset was deleted'),
+      412: error('the configuration changed'),
+    },
+  },
+  setApplicationReplication: {
+    method: 'PUT',
+    path: '/v1/drover/applications/:name/replication',
+    tag: 'replication',
+    summary: "Set an application's replication policy (null: stop), applied to every dataset it mounts. Changes nothing else (no restart, no move)",
+    params: NameParams,
+    body: ReplicationBody,
+    headers: IF_MATCHES,
+    answers: {
+      200: { description: 'the application as stored now', schema: Application },
+      400: error('bad policy: the errors name each field'),
+      404: error('no such application'),
+      412: error('the configuration changed'),
+    },
+  },
+  replication: {
+    method: 'GET',
+    path: '/v1/drover/replication',
+    tag: 'replication',
+    summary: 'Every replicated dataset: its policy and, per replica, state, lag (seconds behind the primary), newest snapshot, bytes sent, last error, and why it is a problem',
+    answers: { 200: { description: 'replication status', schema: z.array(ReplicationAnswer) } },
+  },
   migrations: {
     method: 'GET',
     path: '/v1/drover/migrations',
@@ -288,7 +330,7 @@ export const ROUTES = {
     method: 'GET',
     path: '/v1/drover/events',
     tag: 'drover',
-    summary: 'Server-sent events: `configuration` {version, tag}, `node` {uuid, host, state}, `migration` (the record); resumes after Last-Event-ID',
+    summary: 'Server-sent events: `configuration` {version, tag}, `node` {uuid, host, state}, `migration` (the record), `replication` {dataset_id, replica, state, lag_seconds, problem}; resumes after Last-Event-ID',
     query: z.object({ types: z.string().max(256).optional() }).strict(),
     headers: { 'Last-Event-ID': 'resume after this event (while it is still in the ring)' },
     answers: { 200: { description: 'an event stream', contentType: 'text/event-stream' } },

@@ -6,7 +6,7 @@
  * channel's shapes are in channel.ts.
  */
 import { z } from 'zod';
-import { Application, Dataset, DatasetMetadata, Ipv4, Labels, Migration, ObservedContainer, Uuid } from './model.ts';
+import { Application, Dataset, DatasetMetadata, Ipv4, Labels, Migration, ObservedContainer, ReplicaState, ReplicaStatus, ReplicationPolicy, Uuid } from './model.ts';
 
 /** Response header with the tag of the configuration a read saw. */
 export const TAG_HEADER = 'x-configuration-tag';
@@ -33,6 +33,8 @@ export const CreateDatasetBody = z
     dataset_id: Uuid.optional(),
     maximum_size: Dataset.shape.maximum_size.optional(),
     metadata: DatasetMetadata.optional(),
+    /** drover's extension: continuous replication to standby nodes (docs/DESIGN.md §17). */
+    replication: ReplicationPolicy.nullable().optional(),
   })
   .strict();
 export type CreateDatasetBody = z.infer<typeof CreateDatasetBody>;
@@ -137,6 +139,8 @@ export const ApplicationStatus = z.object({
   health: ObservedContainer.shape.health.nullable(),
   unschedulable_reason: z.string().nullable(),
   migration: Migration.nullable(),
+  /** Standby copies of its datasets, one per replica node (the worst of its datasets there). */
+  replicas: z.array(z.object({ node: Uuid, lag_seconds: z.number().nullable(), state: ReplicaState })).default([]),
 });
 export type ApplicationStatus = z.infer<typeof ApplicationStatus>;
 
@@ -154,5 +158,52 @@ export const RouteAcksAnswer = z.object({
 });
 export type RouteAcksAnswer = z.infer<typeof RouteAcksAnswer>;
 
+// ------------------------------------------------------------------ replication (docs/DESIGN.md §17)
+
+/** `PUT /v1/drover/datasets/<id>/replication` and `…/applications/<name>/replication`: a policy, or null to stop. */
+export const ReplicationBody = ReplicationPolicy.nullable();
+
+/** One replica of a dataset as `GET /v1/drover/replication` shows it. */
+export const ReplicaAnswer = z.object({
+  node: Uuid,
+  /** The node's `name` label, when it has one. */
+  node_name: z.string().optional(),
+  /** 'seeding' with lag null: chosen, and the primary has not reported it yet. */
+  state: ReplicaState,
+  lag_seconds: z.number().min(0).nullable(),
+  newest_snapshot: z.string().nullable(),
+  bytes_sent_total: z.number().int().min(0),
+  last_success_at: z.number().nullable(),
+  last_error: ReplicaStatus.shape.last_error,
+  /** Why this replica is a problem (lag over 3 × the interval, diverged, error); null: fine. */
+  problem: z.string().nullable(),
+});
+export type ReplicaAnswer = z.infer<typeof ReplicaAnswer>;
+
+export const ReplicationAnswer = z.object({
+  dataset_id: Uuid,
+  /** The application that mounts it, if any. */
+  application: z.string().nullable(),
+  primary: Uuid,
+  policy: ReplicationPolicy,
+  replicas: z.array(ReplicaAnswer),
+  /** Why fewer replicas than asked for are placed; null when all are. */
+  problem: z.string().nullable().default(null),
+});
+export type ReplicationAnswer = z.infer<typeof ReplicationAnswer>;
+
 /** One SSE event of `GET /v1/drover/events` (`event:` is the type, `data:` the JSON). */
-export const EventTypes = ['configuration', 'node', 'migration'] as const;
+export const EventTypes = ['configuration', 'node', 'migration', 'replication'] as const;
+
+/**
+ * The `replication` event: a replica's state changed, or it became or stopped being a
+ * problem. `problem` is the reason, or null.
+ */
+export const ReplicationEvent = z.object({
+  dataset_id: Uuid,
+  replica: Uuid,
+  state: ReplicaState,
+  lag_seconds: z.number().min(0).nullable(),
+  problem: z.string().nullable(),
+});
+export type ReplicationEvent = z.infer<typeof ReplicationEvent>;

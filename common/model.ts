@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { MIGRATION_PHASES } from './migration-protocol.ts';
+import { DEFAULT_RETENTION_GRID, parseRetentionGrid } from './retention-grid.ts';
 
 export const Uuid = z
   .string()
@@ -68,6 +69,32 @@ export const DatasetMetadata = z.record(z.string().max(256), z.string().max(256)
   message: 'at most 16 metadata entries',
 });
 
+/** A retention grid of drover's replication snapshots in zrepl's notation (common/retention-grid.ts); every bad term is named. */
+export const RetentionGridText = z
+  .string()
+  .max(512)
+  .superRefine((text, ctx) => {
+    const parsed = parseRetentionGrid(text);
+    if (!parsed.ok) for (const message of parsed.errors) ctx.addIssue({ code: 'custom', message });
+  });
+
+/**
+ * Continuous replication of a dataset (docs/DESIGN.md §17): `replicas` standby copies on other
+ * nodes, a snapshot sent every `interval_seconds`, and how many of drover's replication
+ * snapshots each side keeps. Changing it changes nothing but replication (no restart, no move).
+ */
+export const ReplicationPolicy = z
+  .object({
+    replicas: z.number().int().min(0).max(16),
+    interval_seconds: z.number().min(1).max(86_400).default(10),
+    retention: z
+      .object({ primary: RetentionGridText.default(DEFAULT_RETENTION_GRID), replicas: RetentionGridText.default(DEFAULT_RETENTION_GRID) })
+      .strict()
+      .default({ primary: DEFAULT_RETENTION_GRID, replicas: DEFAULT_RETENTION_GRID }),
+  })
+  .strict();
+export type ReplicationPolicy = z.infer<typeof ReplicationPolicy>;
+
 export const Dataset = z
   .object({
     dataset_id: Uuid,
@@ -76,6 +103,10 @@ export const Dataset = z
     maximum_size: z.number().int().min(67108864).multipleOf(1024).nullable().default(null),
     metadata: DatasetMetadata.default({}),
     deleted: z.boolean().default(false),
+    /** Continuous replication to standby nodes; null: none (an application's policy is copied here). */
+    replication: ReplicationPolicy.nullable().default(null),
+    /** Nodes the scheduler chose to hold standby copies; never the primary. */
+    replicas: z.array(Uuid).default([]),
   })
   .strict();
 export type Dataset = z.infer<typeof Dataset>;
@@ -165,6 +196,8 @@ export const Application = z
     labels: Labels.default({}),
     /** The deploy project that owns this application; other projects are left alone. */
     project: z.string().max(128).optional(),
+    /** Continuous replication of every dataset it mounts (copied onto them). */
+    replication: ReplicationPolicy.nullable().default(null),
   })
   .strict();
 export type Application = z.infer<typeof Application>;
@@ -261,6 +294,31 @@ export const NodeProblem = z
   .strict();
 export type NodeProblem = z.infer<typeof NodeProblem>;
 
+/**
+ * Replication of one dataset to one replica, as the primary's agent sees it. Ages use the
+ * primary's clock only, so the nodes' clocks need not agree.
+ */
+export const ReplicaStatus = z
+  .object({
+    dataset_id: Uuid,
+    /** The replica's node uuid. */
+    replica: Uuid,
+    state: z.enum(['seeding', 'ok', 'diverged', 'error', 'paused']),
+    /** The newest snapshot both sides have. */
+    newest_snapshot: z.string().nullable(),
+    /** Its creation time, ms since the epoch (the primary's clock). */
+    newest_snapshot_created_at: z.number().nullable(),
+    /** now − newest_snapshot_created_at at report time, seconds (the primary's clock). */
+    lag_seconds: z.number().min(0).nullable(),
+    bytes_sent_total: z.number().int().min(0),
+    last_success_at: z.number().nullable(),
+    last_error: z.object({ code: z.string(), message: z.string().max(2048) }).strict().nullable(),
+  })
+  .strict();
+export type ReplicaStatus = z.infer<typeof ReplicaStatus>;
+export const ReplicaState = ReplicaStatus.shape.state;
+export type ReplicaState = z.infer<typeof ReplicaState>;
+
 export const NodeReport = z
   .object({
     uuid: Uuid,
@@ -272,6 +330,8 @@ export const NodeReport = z
     datasets: z.array(ObservedDataset),
     containers: z.array(ObservedContainer),
     problems: z.array(NodeProblem).max(1000).default([]),
+    /** The primary's view of replication of its datasets, one entry per (dataset, replica). */
+    replication: z.array(ReplicaStatus).max(10_000).default([]),
   })
   .strict();
 export type NodeReport = z.infer<typeof NodeReport>;

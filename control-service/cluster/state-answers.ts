@@ -80,5 +80,6 @@ export function applicationStatus(desired: Desired, app: Application, observed: 
     health: seen?.health ?? null,
     unschedulable_reason: unschedulable.get(app.name) ?? null,
     migration: indexOf(desired).activeMigrations.byApplication.get(app.name) ?? null,
+    replicas: [],
   };
 }

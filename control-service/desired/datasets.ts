@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { DroverError } from '#common/errors.ts';
-import type { Dataset, Desired } from '#common/model.ts';
+import type { Dataset, Desired, ReplicationPolicy } from '#common/model.ts';
 import { indexOf, replaceAt } from './desired-index.ts';
 import { assertNotLeasedAway } from './leases.ts';
 import { findDataset } from './lookups.ts';
@@ -15,6 +15,8 @@ export interface CreateDataset {
   dataset_id?: string | undefined;
   maximum_size?: number | null | undefined;
   metadata?: Record<string, string> | undefined;
+  /** drover's extension: continuous replication (the scheduler then chooses `replicas`). */
+  replication?: ReplicationPolicy | null | undefined;
 }
 
 export function createDataset(desired: Desired, input: CreateDataset, newId: () => string = randomUUID): { desired: Desired; dataset: Dataset } {
@@ -28,6 +30,8 @@ export function createDataset(desired: Desired, input: CreateDataset, newId: () 
     maximum_size: input.maximum_size ?? null,
     metadata: input.metadata ?? {},
     deleted: false,
+    replication: input.replication ?? null,
+    replicas: [],
   };
   return { desired: { ...desired, datasets: [...desired.datasets, dataset] }, dataset };
 }

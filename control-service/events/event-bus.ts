@@ -1,14 +1,17 @@
 /**
  * The control service's events, for `GET /v1/drover/events` (SSE) and the CLI: changes of
- * the desired configuration, nodes going up or unknown, migration steps. Recent events are
+ * the desired configuration, nodes going up or unknown, migration steps, replicas changing
+ * state or becoming (or ceasing to be) a problem. Recent events are
  * kept in a ring so a client that reconnects with `Last-Event-ID` misses none of them.
  */
+import type { ReplicationEvent } from '#common/api.ts';
 import type { Migration } from '#common/model.ts';
 
 export type DroverEvent =
   | { type: 'configuration'; data: { version: number; tag: string } }
   | { type: 'node'; data: { uuid: string; host: string | null; state: 'known' | 'unknown' } }
-  | { type: 'migration'; data: Migration };
+  | { type: 'migration'; data: Migration }
+  | { type: 'replication'; data: ReplicationEvent };
 
 export interface Recorded {
   id: number;

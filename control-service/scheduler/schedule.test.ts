@@ -76,7 +76,7 @@ describe('schedule', () => {
   });
 
   it('puts an application where its existing data is', () => {
-    const dataset: Dataset = { dataset_id: d(1), primary: n(3), maximum_size: null, metadata: {}, deleted: false };
+    const dataset: Dataset = { dataset_id: d(1), primary: n(3), maximum_size: null, metadata: {}, deleted: false, replication: null, replicas: [] };
     const fresh: Dataset = { ...dataset, dataset_id: d(2), primary: UNPLACED_PRIMARY };
     const desired = doc([node(1), node(2), node(3)], [app('db', { volumes: [{ dataset_id: d(1), mountpoint: '/d' }] }), app('new', { volumes: [{ dataset_id: d(2), mountpoint: '/d' }] })], [dataset, fresh]);
     expect(schedule({ desired, up: up(1, 2, 3), seed: 1 })).toEqual(result([['db', 3], ['new', 1]]));
@@ -120,7 +120,7 @@ describe('schedule', () => {
   });
 
   it('sets the primary of a placed application’s unplaced datasets to its node', () => {
-    const fresh: Dataset = { dataset_id: d(2), primary: UNPLACED_PRIMARY, maximum_size: null, metadata: {}, deleted: false };
+    const fresh: Dataset = { dataset_id: d(2), primary: UNPLACED_PRIMARY, maximum_size: null, metadata: {}, deleted: false, replication: null, replicas: [] };
     const desired = doc([node(1)], [app('new', { volumes: [{ dataset_id: d(2), mountpoint: '/d' }] })], [fresh]);
     const out = applySchedule(desired, schedule({ desired, up: up(1), seed: 1 }), { now: 1, version: 1 }).desired;
     expect(out.applications[0]!.node_uuid).toBe(n(1));

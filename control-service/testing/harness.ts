@@ -63,5 +63,5 @@ export function observedDataset(id: string, extra: Partial<ObservedDataset> = {}
 
 /** A report from node `i` (address 127.0.0.(10+i)). */
 export function report(i: number, extra: Partial<NodeReport> = {}): NodeReport {
-  return { uuid: nodeId(i), host: `127.0.0.${10 + i}`, era: `era-${i}`, labels: {}, transfer: {}, datasets: [], containers: [], problems: [], ...extra };
+  return { uuid: nodeId(i), host: `127.0.0.${10 + i}`, era: `era-${i}`, labels: {}, transfer: {}, datasets: [], containers: [], problems: [], replication: [], ...extra };
 }

@@ -29,6 +29,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ApiClient } from '#common/api-client.ts';
+import type { ReplicationAnswer } from '#common/api.ts';
 import { silentLogger } from '#common/log.ts';
 import { systemClock } from '#common/clock.ts';
 import { loadData, type Endpoint } from '../cli/demo/redis-load.ts';
@@ -60,19 +61,6 @@ const PORT = 6600;
 const VALUE_BYTES = 1024;
 const RETENTION = { primary: '1x1m(keep=all) | 24x1h', replicas: '1x1m(keep=all) | 24x1h' };
 const REDIS_ARGS = ['redis-server', '--bind', '0.0.0.0', '--protected-mode', 'no', '--dir', '/data', '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', ''];
-
-interface Replica {
-  node: string;
-  state: string;
-  lag_seconds: number | null;
-  bytes_sent_total: number;
-  last_error: string | null;
-}
-interface Replication {
-  dataset_id: string;
-  application: string | null;
-  replicas: Replica[];
-}
 
 interface Run {
   intervalS: number;
@@ -215,8 +203,8 @@ volumes:
 `;
 }
 
-async function mine(api: ApiClient, datasetId: string): Promise<Replication | null> {
-  return ((await api.replication()) as Replication[]).find((d) => d.dataset_id === datasetId) ?? null;
+async function mine(api: ApiClient, datasetId: string): Promise<ReplicationAnswer | null> {
+  return (await api.replication()).find((d) => d.dataset_id === datasetId) ?? null;
 }
 
 async function measure(api: ApiClient, cluster: LocalCluster, writer: PacedWriter, datasetId: string, intervalS: number): Promise<Run> {
@@ -261,7 +249,7 @@ async function measure(api: ApiClient, cluster: LocalCluster, writer: PacedWrite
   const cpuOn = replicationCpu(cluster) - cpuOn0;
   const last = (await mine(api, datasetId))!;
   const sent = last.replicas.reduce((sum, x) => sum + x.bytes_sent_total - (first.replicas.find((y) => y.node === x.node)?.bytes_sent_total ?? x.bytes_sent_total), 0);
-  if (errors > 0) say(`  ${errors} samples had a replica not ok (${last.replicas.map((x) => `${x.state}${x.last_error ? `: ${x.last_error}` : ''}`).join(', ')})`);
+  if (errors > 0) say(`  ${errors} samples had a replica not ok (${last.replicas.map((x) => `${x.state}${x.last_error ? `: ${x.last_error.code} ${x.last_error.message}` : ''}`).join(', ')})`);
 
   lags.sort((a, b) => a - b);
   const offP99 = quantile(off.latencies.sort((a, b) => a - b), 0.99);

@@ -4,7 +4,7 @@ import { AckedWriter, loadData } from '../../cli/demo/redis-load.ts';
 import { useTestCluster } from '../support/cluster.ts';
 import { LOCAL_CLUSTER, describeWith } from '../support/require.ts';
 import { until } from '../migration/stack.ts';
-import { MiB, ReplicationWorld, sampling, type RedisApp } from './world.ts';
+import { MiB, ReplicationWorld, sampling, trouble, type RedisApp } from './world.ts';
 
 // Faults on a replica's pool, on a 3-node local cluster with drover's processes (issue 15):
 // Redis on node 1 replicated to nodes 2 and 3 every 2 s, a client writing through node 1's
@@ -49,7 +49,7 @@ describeWith(LOCAL_CLUSTER, 'replication to a replica whose pool is full or was 
           return r?.state === 'error' && r;
         }, 60_000, 250),
       );
-      expect(`${broken.last_error ?? ''} ${broken.problem ?? ''}`).toMatch(/space|full/i);
+      expect(trouble(broken)).toMatch(/space|full/i);
       const text = await world.status();
       const line = text.split('\n').find((l) => new RegExp(world.shownAs(3)).test(l) && /error|space|full/i.test(l));
       expect(line, `a status line naming n3's error:\n${text}`).toBeDefined();
@@ -81,7 +81,7 @@ describeWith(LOCAL_CLUSTER, 'replication to a replica whose pool is full or was 
       const r = await world.replica(app, 2);
       return r?.state === 'diverged' && r;
     }, 60_000, 250);
-    expect(`${diverged.last_error ?? ''} ${diverged.problem ?? ''}`).toMatch(/diverg|outside|modified/i);
+    expect(trouble(diverged)).toMatch(/diverg|outside|modified/i);
     const snapshotsThen = await world.snapshots(app, 2);
 
     // Several intervals later: node 3 goes on, node 2 is as it was left — nothing received

@@ -56,7 +56,7 @@ describeWith(LOCAL_CLUSTER, 'continuous replication of a dataset to standby node
       return s?.replicas.every((r) => r.state === 'ok') && s;
     });
     for (const r of settled.replicas) {
-      expect(r.last_error).toBeNull();
+      expect(r.problem).toBeNull();
       expect(r.bytes_sent_total).toBeGreaterThan(DATA_MIB * MiB);
       expect(r.newest_snapshot).toBeTruthy();
     }

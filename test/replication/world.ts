@@ -10,6 +10,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { execa } from 'execa';
 import { ApiClient } from '#common/api-client.ts';
+import type { ReplicaAnswer, ReplicationAnswer } from '#common/api.ts';
 import { systemClock } from '#common/clock.ts';
 import { controlUrl, servicesStatus, startServices, type LocalCluster, type LocalNode } from '../../local-cluster/index.ts';
 import { RedisConnection, type Endpoint } from '../../cli/demo/redis-client.ts';
@@ -17,23 +18,13 @@ import { until } from '../migration/stack.ts';
 
 export const MiB = 1024 * 1024;
 
-/** One replica's line in `GET /v1/drover/replication` (the agreed interface of issue 15). */
-export interface ReplicaStatus {
-  node: string;
-  state: 'seeding' | 'ok' | 'diverged' | 'error' | 'paused';
-  lag_seconds: number | null;
-  newest_snapshot: string | null;
-  bytes_sent_total: number;
-  last_success_at: string | null;
-  last_error: string | null;
-  problem: string | null;
-}
+/** A dataset's line in `GET /v1/drover/replication`, and one replica's in it. */
+export type DatasetReplication = ReplicationAnswer;
+export type ReplicaStatus = ReplicaAnswer;
 
-export interface DatasetReplication {
-  dataset_id: string;
-  application: string | null;
-  primary: string;
-  replicas: ReplicaStatus[];
+/** What a replica line says went wrong: its last error and its problem, as one string. */
+export function trouble(r: ReplicaStatus): string {
+  return [r.last_error?.code, r.last_error?.message, r.problem].filter(Boolean).join(' ');
 }
 
 export interface Snapshot {
@@ -134,8 +125,7 @@ export class ReplicationWorld {
 
   /** The application's line in `GET /v1/drover/replication`. */
   async replication(app: RedisApp): Promise<DatasetReplication | null> {
-    const all = (await this.api.replication()) as DatasetReplication[];
-    return all.find((d) => d.dataset_id === app.datasetId) ?? null;
+    return (await this.api.replication()).find((d) => d.dataset_id === app.datasetId) ?? null;
   }
 
   /** Node `index`'s replica line for `app` (null: not listed). */

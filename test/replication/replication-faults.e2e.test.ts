@@ -4,7 +4,7 @@ import { AckedWriter, loadData } from '../../cli/demo/redis-load.ts';
 import { useTestCluster } from '../support/cluster.ts';
 import { LOCAL_CLUSTER, describeWith } from '../support/require.ts';
 import { until } from '../migration/stack.ts';
-import { MiB, ReplicationWorld, sampling, trouble, type RedisApp } from './world.ts';
+import { MiB, ReplicationWorld, replicationEvents, sampling, trouble, type RedisApp } from './world.ts';
 
 // Faults on a replica's pool, on a 3-node local cluster with drover's processes (issue 15):
 // Redis on node 1 replicated to nodes 2 and 3 every 2 s, a client writing through node 1's
@@ -40,6 +40,7 @@ describeWith(LOCAL_CLUSTER, 'replication to a replica whose pool is full or was 
   });
 
   it('reports a full replica pool as an error in the API and in drover status, and the primary keeps taking writes', async () => {
+    const stream = replicationEvents(world.api);
     await world.fillPool(3);
     try {
       const failedBefore = writer.failedCount;
@@ -50,6 +51,7 @@ describeWith(LOCAL_CLUSTER, 'replication to a replica whose pool is full or was 
         }, 60_000, 250),
       );
       expect(trouble(broken)).toMatch(/space|full/i);
+      await until('a replication event for n3', async () => stream.events.some((e) => e.dataset_id === app.datasetId && e.replica === world.node(3).uuid && e.state === 'error'), 10_000);
       const text = await world.status();
       const line = text.split('\n').find((l) => new RegExp(world.shownAs(3)).test(l) && /error|space|full/i.test(l));
       expect(line, `a status line naming n3's error:\n${text}`).toBeDefined();
@@ -63,6 +65,7 @@ describeWith(LOCAL_CLUSTER, 'replication to a replica whose pool is full or was 
       expect(await world.property(app, 1, 'readonly')).toBe('off');
       await world.replicated(app, 2, 1, Date.now(), 10 * INTERVAL_S * 1000);
     } finally {
+      await stream.stop();
       await world.freePool(3);
     }
     // With space again it recovers by itself.

@@ -10,7 +10,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { execa } from 'execa';
 import { ApiClient } from '#common/api-client.ts';
-import type { ReplicaAnswer, ReplicationAnswer } from '#common/api.ts';
+import type { ReplicaAnswer, ReplicationAnswer, ReplicationEvent } from '#common/api.ts';
 import { systemClock } from '#common/clock.ts';
 import { controlUrl, servicesStatus, startServices, type LocalCluster, type LocalNode } from '../../local-cluster/index.ts';
 import { RedisConnection, type Endpoint } from '../../cli/demo/redis-client.ts';
@@ -251,6 +251,31 @@ export class ReplicationWorld {
     process.kill(pid, 0);
     return pid;
   }
+}
+
+/**
+ * Collects the control service's `replication` events until `stop`; `events` fills as they
+ * come. The stream is opened at once, so an event after the call is seen.
+ */
+export function replicationEvents(api: ApiClient): { events: ReplicationEvent[]; stop: () => Promise<void> } {
+  const events: ReplicationEvent[] = [];
+  const controller = new AbortController();
+  const done = (async () => {
+    try {
+      for await (const e of api.events({ signal: controller.signal, types: ['replication'] })) {
+        if (e.type === 'replication') events.push(e.data as ReplicationEvent);
+      }
+    } catch {
+      // ended by stop(), or the stream broke: the test reads what came
+    }
+  })();
+  return {
+    events,
+    stop: async () => {
+      controller.abort();
+      await done;
+    },
+  };
 }
 
 /** Samples `probe` every `everyMs` while `body` runs; returns body's value and the samples. */

@@ -29,8 +29,15 @@ export const Version = z.number().int().min(0);
  * What one agent needs to converge: its node, and the part of the cluster's desired
  * configuration that concerns it — every node; the applications placed on it or in its
  * migrations; the datasets primary on it, mounted by those applications, carried by its
- * migrations or present on it (as it reported); their leases; its unfinished migrations.
- * A dataset absent from the view is not a tombstone (only `deleted: true` is).
+ * migrations, those it is a replica of, or present on it (as it reported); their leases; its
+ * unfinished migrations. A dataset absent from the view is not a tombstone (only
+ * `deleted: true` is).
+ *
+ * Replication (docs/DESIGN.md §17): on the primary's node a dataset carries its `replication`
+ * policy and the `replicas` chosen (the nodes to send to; their endpoints are in `nodes`); on
+ * a replica's node, the dataset names it in `replicas`, and its copy stays read-only. A copy
+ * present on a node that is neither primary nor replica (released) is kept read-only until
+ * the agent prunes it, never while it is the newest copy anywhere.
  */
 export const AgentDesired = z
   .object({

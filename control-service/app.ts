@@ -12,6 +12,7 @@ import { deployRoutes } from './api/deploy.ts';
 import { eventRoutes } from './api/events.ts';
 import { leaseRoutes } from './api/leases.ts';
 import { nodeRoutes } from './api/nodes.ts';
+import { replicationRoutes } from './api/replication.ts';
 import type { Control } from './control.ts';
 import { handleError } from './http/errors.ts';
 import { openApiDocument } from './http/openapi.ts';
@@ -59,6 +60,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
   containerRoutes(router, control);
   leaseRoutes(router, control);
   applicationRoutes(router, control);
+  replicationRoutes(router, control);
   deployRoutes(router, control);
   channelRoutes(router, control, shutdown.signal);
   eventRoutes(router, control, shutdown.signal);

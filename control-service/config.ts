@@ -6,14 +6,16 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 
-export const USAGE = `usage: drover-control [--listen HOST:PORT] [--data-dir DIR] [--node-timeout SECONDS] [--body-limit BYTES]
+export const USAGE = `usage: drover-control [--listen HOST:PORT] [--data-dir DIR] [--node-timeout SECONDS] [--body-limit BYTES] [--replica-replace-after SECONDS]
 
   --listen        address of the API and the agent channel (default 0.0.0.0:4523; env DROVER_CONTROL_LISTEN)
   --data-dir      where the desired configuration is stored (default /var/lib/drover; env DROVER_DATA_DIR)
   --node-timeout  seconds of silence after which a node is unknown (default 15)
   --body-limit    largest request body in bytes (default 1048576; deploy allows 16 MiB)
   --compact-bytes the store's journal is folded into its snapshot file once it is larger than
-                  the snapshot and at least this many bytes (default 262144)`;
+                  the snapshot and at least this many bytes (default 262144)
+  --replica-replace-after  seconds a replica's node may be silent before another node is
+                  chosen to hold the standby copy (default 300; config key replica_replace_after_seconds)`;
 
 const Listen = z
   .string()
@@ -31,6 +33,8 @@ export const ControlConfig = z
     nodeTimeoutMs: z.number().min(1000).max(3_600_000),
     bodyLimit: z.number().int().min(1024).max(64 * 1024 * 1024),
     compactBytes: z.number().int().min(0).max(1024 * 1024 * 1024),
+    /** replica_replace_after_seconds, in ms (docs/DESIGN.md §17). */
+    replicaReplaceAfterMs: z.number().min(1000).max(30 * 86_400_000),
   })
   .strict();
 export type ControlConfig = z.infer<typeof ControlConfig>;
@@ -44,6 +48,7 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): ControlConfi
       'node-timeout': { type: 'string' },
       'body-limit': { type: 'string' },
       'compact-bytes': { type: 'string' },
+      'replica-replace-after': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -55,6 +60,7 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): ControlConfi
     nodeTimeoutMs: Number(values['node-timeout'] ?? 15) * 1000,
     bodyLimit: Number(values['body-limit'] ?? 1024 * 1024),
     compactBytes: Number(values['compact-bytes'] ?? 256 * 1024),
+    replicaReplaceAfterMs: Number(values['replica-replace-after'] ?? env.DROVER_REPLICA_REPLACE_AFTER_SECONDS ?? 300) * 1000,
   });
 }
 

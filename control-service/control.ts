@@ -6,7 +6,9 @@
 import { DroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
 import { NodeReport, type Desired, type Migration, type Node } from '#common/model.ts';
+import type { ReplicationAnswer } from '#common/api.ts';
 import { ObservedState } from './cluster/observed-state.ts';
+import { replicationAnswers, ReplicationWatch } from './cluster/replication-status.ts';
 import { affectedNodes } from './channel/affected-nodes.ts';
 import { AgentViews } from './channel/agent-views.ts';
 import { RouteService } from './channel/route-service.ts';
@@ -17,8 +19,10 @@ import type { MigrationStart } from './desired/migrations.ts';
 import { applySchedule } from './desired/placement.ts';
 import { upsertNode } from './desired/nodes.ts';
 import { indexOf, warmIndex } from './desired/desired-index.ts';
+import { applyReplicas, copyApplicationPolicies } from './desired/replication.ts';
 import { reuseUnchanged } from './desired/reuse.ts';
 import { EventBus } from './events/event-bus.ts';
+import { chooseReplicas, replicasDiffer, type ReplicaChoice } from './scheduler/replicas.ts';
 import { schedule } from './scheduler/schedule.ts';
 import type { ConfigStore, StoreSnapshot, UpdateContext } from './store/config-store.ts';
 import { entryJson } from './store/encode.ts';
@@ -32,6 +36,8 @@ export interface ControlOptions {
   nodeTimeoutMs?: number;
   /** Seed of the scheduler's random strategy. */
   seed?: number;
+  /** A replica's node silent for longer is replaced by another (docs/DESIGN.md §17). Default 300 s. */
+  replicaReplaceAfterMs?: number;
 }
 
 export interface ChangeContext extends UpdateContext {
@@ -59,12 +65,18 @@ export class Control {
   private ticker: NodeJS.Timeout | null = null;
   /** Per node, the stored entry last found equal to what its report says. */
   private readonly registered = new Map<string, Node>();
+  readonly replicaReplaceAfterMs: number;
+  /** When this process started: a node not heard from since counts as silent since then. */
+  private readonly startedAt: number;
+  private readonly replicationWatch = new ReplicationWatch();
 
   constructor(options: ControlOptions) {
     this.store = options.store;
     this.log = options.log;
     this.clock = options.clock ?? Date.now;
     this.seed = options.seed ?? 1;
+    this.replicaReplaceAfterMs = options.replicaReplaceAfterMs ?? 300_000;
+    this.startedAt = this.clock();
     this.events = new EventBus(this.clock);
     this.observed = new ObservedState(this.clock, options.nodeTimeoutMs ?? 15_000);
     this.views = new AgentViews(
@@ -140,7 +152,9 @@ export class Control {
     const next = fn(desired, { version: ctx.version, tagMatches: (t) => ctx.tagMatches(t), now, start });
     const changed = next === null || next === undefined || next === desired ? desired : validateDesired(next);
     const planned = schedule({ desired: changed, up: this.observed.upNodes(), seed: this.seed });
-    const placed = applySchedule(changed, planned, start);
+    const scheduled = applySchedule(changed, planned, start);
+    const copied = copyApplicationPolicies(desired, scheduled.desired);
+    const placed = { desired: applyReplicas(copied, this.replicaChoices(copied)), unschedulable: scheduled.unschedulable };
     if (placed.desired === desired) return { desired, unschedulable: placed.unschedulable };
     const result = validateDesired(reuseUnchanged(desired, validateDesired(placed.desired)));
     if (result === desired) return { desired, unschedulable: placed.unschedulable };
@@ -151,6 +165,34 @@ export class Control {
       });
     }
     return { desired: result, unschedulable: placed.unschedulable };
+  }
+
+  /** Where the scheduler would put each replicated dataset's replicas now (scheduler/replicas.ts). */
+  replicaChoices(desired: Desired = this.desired): Map<string, ReplicaChoice> {
+    if (indexOf(desired).replicatedDatasets.length === 0) return new Map();
+    const now = this.clock();
+    return chooseReplicas({
+      desired,
+      up: this.observed.upNodes(),
+      silentForMs: (node) => now - (this.observed.get(node)?.lastSeen ?? this.startedAt),
+      replaceAfterMs: this.replicaReplaceAfterMs,
+      holding: (id) => this.observed.holding(id),
+    });
+  }
+
+  /** `GET /v1/drover/replication`: every replicated dataset with its replicas' state, lag and problems. */
+  replication(): ReplicationAnswer[] {
+    const desired = this.desired;
+    if (indexOf(desired).replicatedDatasets.length === 0) return [];
+    return replicationAnswers({
+      desired,
+      now: this.clock(),
+      choices: this.replicaChoices(desired),
+      reportOf: (node) => {
+        const record = this.observed.get(node);
+        return record ? { replication: record.report.replication, receivedAt: record.lastSeen } : undefined;
+      },
+    });
   }
 
   /** Fails with 412 unless `tag` (when given) is the configuration's tag right now. */
@@ -219,6 +261,25 @@ export class Control {
     const now = this.clock();
     if (this.desired.leases.some((l) => !isLive(l, now))) {
       this.change((d) => ({ ...d, leases: d.leases.filter((l) => isLive(l, now)) })).catch((err: unknown) => this.log.error({ err }, 'expired leases not dropped'));
+    }
+    this.tickReplication();
+  }
+
+  /**
+   * Replicas whose node stayed silent too long are replaced (a change the scheduler makes),
+   * and each replica's change of state, or of being a problem, is an event.
+   */
+  private tickReplication(): void {
+    const desired = this.desired;
+    if (indexOf(desired).replicatedDatasets.length === 0) return;
+    const choices = this.replicaChoices(desired);
+    const index = indexOf(desired);
+    if ([...choices].some(([id, choice]) => { const d = index.datasets.get(id); return d !== undefined && replicasDiffer(d, choice); })) {
+      this.change(() => null).catch((err: unknown) => this.log.error({ err }, 'replicas not rescheduled'));
+    }
+    for (const data of this.replicationWatch.changes(this.replication())) {
+      if (data.problem !== null) this.log.warn({ datasetId: data.dataset_id, replica: data.replica, state: data.state, problem: data.problem }, 'replica became a problem');
+      this.events.emit({ type: 'replication', data });
     }
   }
 

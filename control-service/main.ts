@@ -25,7 +25,7 @@ async function main(): Promise<void> {
     return;
   }
   const store = new FileConfigStore({ dir: config.dataDir, log, minCompactBytes: config.compactBytes });
-  const control = new Control({ store, log, nodeTimeoutMs: config.nodeTimeoutMs });
+  const control = new Control({ store, log, nodeTimeoutMs: config.nodeTimeoutMs, replicaReplaceAfterMs: config.replicaReplaceAfterMs });
   await control.start();
   const app = buildApp({ control, log, version: droverVersion(), bodyLimit: config.bodyLimit });
   const address = await app.listen({ host: config.listen.host, port: config.listen.port });

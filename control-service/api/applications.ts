@@ -9,11 +9,11 @@ import { withTag } from '../http/conditional.ts';
 import type { Router } from '../http/router.ts';
 
 export function applicationRoutes(router: Router, control: Control): void {
-  const statuses = () => applicationStatuses(control.desired, control.observed, control.unschedulable);
+  const statuses = () => applicationStatuses(control.desired, control.observed, control.unschedulable, control.replication());
 
   router.handle('applications', async () => statuses());
 
-  router.handle('application', async ({ params }) => applicationStatus(control.desired, findApplication(control.desired, params.name), control.observed, control.unschedulable));
+  router.handle('application', async ({ params }) => applicationStatus(control.desired, findApplication(control.desired, params.name), control.observed, control.unschedulable, control.replication()));
 
   const move = async (name: string, to: string) => {
     let answer: MoveApplicationAnswer | undefined;

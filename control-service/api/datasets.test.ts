@@ -20,7 +20,7 @@ describe('/v1/configuration/datasets', () => {
     const created = await h.request('POST', '/v1/configuration/datasets', { primary: nodeId(1), maximum_size: 67108864, metadata: { name: 'db' } });
     expect(created.statusCode).toBe(201);
     const dataset = created.json();
-    expect(dataset).toEqual({ dataset_id: expect.stringMatching(/^[0-9a-f-]{36}$/), primary: nodeId(1), maximum_size: 67108864, metadata: { name: 'db' }, deleted: false });
+    expect(dataset).toEqual({ dataset_id: expect.stringMatching(/^[0-9a-f-]{36}$/), primary: nodeId(1), maximum_size: 67108864, metadata: { name: 'db' }, deleted: false, replication: null, replicas: [] });
     const listed = await h.request('GET', '/v1/configuration/datasets');
     expect(listed.json()).toEqual([dataset]);
     expect(listed.headers['x-configuration-tag']).toBe(h.control.snapshot.tag);

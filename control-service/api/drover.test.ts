@@ -42,8 +42,8 @@ describe('/v1/drover/applications', () => {
     await h.request('POST', '/v1/drover/agents/report', report(1, { labels: { disk: 'hdd' }, containers: [container('web', { health: 'healthy' })] }));
     const statuses = (await h.request('GET', '/v1/drover/applications')).json();
     expect(statuses).toEqual([
-      { name: 'web', project: null, image: 'nginx', node_uuid: nodeId(1), state: 'running', health: 'healthy', unschedulable_reason: null, migration: null },
-      { name: 'db', project: null, image: 'redis', node_uuid: null, state: 'unplaced', health: null, unschedulable_reason: 'no node fits: fails "node.labels.disk == ssd" (2 nodes)', migration: null },
+      { name: 'web', project: null, image: 'nginx', node_uuid: nodeId(1), state: 'running', health: 'healthy', unschedulable_reason: null, migration: null, replicas: [] },
+      { name: 'db', project: null, image: 'redis', node_uuid: null, state: 'unplaced', health: null, unschedulable_reason: 'no node fits: fails "node.labels.disk == ssd" (2 nodes)', migration: null, replicas: [] },
     ]);
     expect((await h.request('GET', '/v1/drover/applications/db')).json().state).toBe('unplaced');
     expect((await h.request('GET', '/v1/drover/applications/nope')).statusCode).toBe(404);

@@ -1,6 +1,7 @@
 /**
  * `GET /v1/drover/events`: server-sent events — configuration changes, nodes going known or
- * unknown, migration steps. A client that reconnects with `Last-Event-ID` first gets what it
+ * unknown, migration steps, replicas changing state or becoming (or ceasing to be) a problem
+ * (docs/DESIGN.md §17). A client that reconnects with `Last-Event-ID` first gets what it
  * missed (while still in the ring).
  */
 import type { Control } from '../control.ts';

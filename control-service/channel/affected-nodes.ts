@@ -17,7 +17,9 @@ export function affectedNodes(before: Desired, after: Desired, holding: (dataset
   const datasetTouched = (id: string) => {
     for (const doc of [before, after]) {
       const index = indexOf(doc);
-      add(index.datasets.get(id)?.primary);
+      const dataset = index.datasets.get(id);
+      add(dataset?.primary);
+      for (const replica of dataset?.replicas ?? []) add(replica);
       add(index.applicationByDataset.get(id)?.node_uuid);
       const moving = index.activeMigrations.byDataset.get(id);
       add(moving?.from);

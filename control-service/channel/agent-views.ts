@@ -5,7 +5,9 @@
  * - every node (peers' transfer endpoints), and the node itself;
  * - the applications placed on it, and those of migrations to or from it;
  * - the datasets primary on it, mounted by those applications, carried by those migrations,
- *   or present on it (as the agent reported; so it sees a tombstone for its own copy);
+ *   those it is a replica of (docs/DESIGN.md §17: it keeps that copy read-only and never
+ *   destroys it), or present on it (as the agent reported; so it sees a tombstone for its own
+ *   copy, and a copy it no longer replicates stays in view, read-only);
  * - the leases on those datasets; the unfinished migrations that involve it.
  *
  * A view is rebuilt after each change and compared by entry identity with the last one;
@@ -111,6 +113,7 @@ export class AgentViews {
     const more = new Set<string>();
     for (const app of applications) for (const v of app.volumes) more.add(v.dataset_id);
     for (const m of migrations) for (const id of m.dataset_ids) more.add(id);
+    for (const d of index.datasetsByReplica.get(node) ?? []) more.add(d.dataset_id);
     for (const id of this.presentOn(node) ?? []) more.add(id);
     for (const id of [...more].sort()) {
       const dataset = ids.has(id) ? undefined : index.datasets.get(id);

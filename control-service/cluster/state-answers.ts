@@ -3,7 +3,8 @@
  * `/v1/state/*` answers and drover's application status. Pure: desired + observed in.
  * A node that went silent keeps its datasets and containers here, marked unknown.
  */
-import type { ApplicationStatus, ContainerState, DatasetState, NodeStateAnswer } from '#common/api.ts';
+import type { ApplicationStatus, ContainerState, DatasetState, NodeStateAnswer, ReplicationAnswer } from '#common/api.ts';
+import { applicationReplicas } from './replication-status.ts';
 import type { Application, Desired } from '#common/model.ts';
 import { indexOf } from '../desired/desired-index.ts';
 import type { ObservedState } from './observed-state.ts';
@@ -58,11 +59,12 @@ export function nodeStates(desired: Desired, observed: ObservedState): NodeState
   return out;
 }
 
-export function applicationStatuses(desired: Desired, observed: ObservedState, unschedulable: ReadonlyMap<string, string>): ApplicationStatus[] {
-  return desired.applications.map((app) => applicationStatus(desired, app, observed, unschedulable));
+/** `replication`: the replicated datasets' state (replication-status.ts), for each application's `replicas`. */
+export function applicationStatuses(desired: Desired, observed: ObservedState, unschedulable: ReadonlyMap<string, string>, replication: readonly ReplicationAnswer[] = []): ApplicationStatus[] {
+  return desired.applications.map((app) => applicationStatus(desired, app, observed, unschedulable, replication));
 }
 
-export function applicationStatus(desired: Desired, app: Application, observed: ObservedState, unschedulable: ReadonlyMap<string, string>): ApplicationStatus {
+export function applicationStatus(desired: Desired, app: Application, observed: ObservedState, unschedulable: ReadonlyMap<string, string>, replication: readonly ReplicationAnswer[] = []): ApplicationStatus {
   const node = app.node_uuid;
   const nodeState = node === undefined ? null : observed.stateOf(node);
   const seen = node === undefined ? undefined : observed.get(node)?.containers.get(app.name);
@@ -80,6 +82,6 @@ export function applicationStatus(desired: Desired, app: Application, observed: 
     health: seen?.health ?? null,
     unschedulable_reason: unschedulable.get(app.name) ?? null,
     migration: indexOf(desired).activeMigrations.byApplication.get(app.name) ?? null,
-    replicas: [],
+    replicas: applicationReplicas(replication, app.name),
   };
 }

@@ -38,6 +38,8 @@ const dataset = (volume: string, maximum_size: number | null, primary = UNPLACED
   maximum_size,
   metadata: { name: `demo_${volume}`, project: 'demo' },
   deleted: false,
+  replication: null,
+  replicas: [],
 });
 
 describe('accepted application files', () => {
@@ -63,6 +65,7 @@ describe('accepted application files', () => {
           },
           labels: { 'com.example.team': 'platform' },
           project: 'demo',
+          replication: null,
         },
       ],
       datasets: [dataset('redis-data', 2 * 1024 ** 3)],
@@ -98,6 +101,7 @@ describe('accepted application files', () => {
           },
           labels: {},
           project: 'demo',
+          replication: null,
         },
         {
           name: 'db',
@@ -122,6 +126,7 @@ describe('accepted application files', () => {
           },
           labels: {},
           project: 'demo',
+          replication: null,
         },
         {
           name: 'cache',
@@ -133,6 +138,7 @@ describe('accepted application files', () => {
           restart_policy: { name: 'never' },
           labels: {},
           project: 'demo',
+          replication: null,
         },
       ],
       datasets: [dataset('pgdata', 10 * 1024 ** 3, N1), dataset('pgwal', null, N1)],
@@ -171,6 +177,7 @@ describe('accepted application files', () => {
           restart_policy: { name: 'never' },
           labels: {},
           project: 'demo',
+          replication: null,
         },
         {
           name: 'mysql-example',
@@ -184,6 +191,7 @@ describe('accepted application files', () => {
           memory_limit: 100000000,
           labels: {},
           project: 'demo',
+          replication: null,
         },
       ],
       datasets: [dataset('mysql-example', 500 * 1024 ** 2)],
@@ -204,6 +212,7 @@ describe('accepted application files', () => {
           memory_limit: 100000000,
           labels: {},
           project: 'demo',
+          replication: null,
         },
         {
           name: 'wordpress',
@@ -215,6 +224,7 @@ describe('accepted application files', () => {
           restart_policy: { name: 'never' },
           labels: {},
           project: 'demo',
+          replication: null,
         },
       ],
       datasets: [dataset('mysql', null)],

@@ -49,7 +49,7 @@ describe('planDeploy', () => {
       ['db', N1],
     ]);
     expect(desired.datasets).toEqual([
-      { dataset_id: pgdata, primary: N1, maximum_size: 1024 ** 3, metadata: { name: 'shop_pgdata', project: 'shop' }, deleted: false },
+      { dataset_id: pgdata, primary: N1, maximum_size: 1024 ** 3, metadata: { name: 'shop_pgdata', project: 'shop' }, deleted: false, replication: null, replicas: [] },
     ]);
   });
 
@@ -89,7 +89,7 @@ describe('planDeploy', () => {
   });
 
   it('leaves applications and datasets of other projects untouched, in place', () => {
-    const otherDataset = { dataset_id: datasetIdFor('blog', 'content'), primary: N2, maximum_size: null, metadata: { name: 'blog_content', project: 'blog' }, deleted: false };
+    const otherDataset = { dataset_id: datasetIdFor('blog', 'content'), primary: N2, maximum_size: null, metadata: { name: 'blog_content', project: 'blog' }, deleted: false, replication: null, replicas: [] };
     const start = Desired.parse({ nodes, applications: [other], datasets: [otherDataset] });
     const { desired } = planDeploy(start, parsed(), 'shop');
     expect(desired.applications[0]).toEqual(other);
@@ -153,7 +153,7 @@ describe('planDeploy', () => {
 
   it('adopts an existing dataset a Flocker file names by id, keeping its name and primary', () => {
     const id = '3f1e2d4c-5b6a-4798-8a1b-2c3d4e5f6a7b';
-    const existing = { dataset_id: id, primary: N2, maximum_size: null, metadata: { name: 'legacy-db' }, deleted: false };
+    const existing = { dataset_id: id, primary: N2, maximum_size: null, metadata: { name: 'legacy-db' }, deleted: false, replication: null, replicas: [] };
     const start = Desired.parse({ nodes, datasets: [existing] });
     const flocker = `version: 1\napplications:\n  db:\n    image: mysql:5.6\n    volume:\n      mountpoint: /var/lib/mysql\n      dataset_id: "${id}"\n`;
     const { desired, diff } = planDeploy(start, parsed(flocker, 'version: 1\nnodes: {}\n'), 'shop');

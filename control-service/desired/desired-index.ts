@@ -211,6 +211,20 @@ export class DesiredIndex {
     return memo(this.desired.datasets, 'datasetsByPrimary', () => groupBy(this.desired.datasets, (d) => d.primary), (m, b, at) => regroup(m, b, this.desired.datasets, at, (d) => d.primary), datasetKey);
   }
 
+  /** Datasets with a replication policy or replicas (docs/DESIGN.md §17), in order. */
+  get replicatedDatasets(): Dataset[] {
+    return memo(this.desired.datasets, 'replicatedDatasets', () => this.desired.datasets.filter((d) => d.replication !== null || d.replicas.length > 0));
+  }
+
+  /** Node → the datasets it is a replica of. */
+  get datasetsByReplica(): Map<string, Dataset[]> {
+    return memo(this.desired.datasets, 'datasetsByReplica', () => {
+      const map = new Map<string, Dataset[]>();
+      for (const d of this.replicatedDatasets) for (const r of d.replicas) push(map, r, d);
+      return map;
+    });
+  }
+
   get leases(): Map<string, Lease> {
     return memo(this.desired.leases, 'leases', () => new Map(this.desired.leases.map((l) => [l.dataset_id, l])));
   }

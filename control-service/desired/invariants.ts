@@ -31,7 +31,24 @@ export function checkInvariants(desired: Desired): Issue[] {
     ...unique(desired.leases, (l) => l.dataset_id, 'leases', 'dataset_id'),
     ...unique(desired.migrations, (m) => m.id, 'migrations', 'id'),
     ...applicationRules(desired),
+    ...replicaRules(desired),
   ];
+}
+
+/** A dataset's replicas (docs/DESIGN.md §17): distinct, never its primary. */
+function replicaRules(desired: Desired): Issue[] {
+  const issues: Issue[] = [];
+  const index = indexOf(desired);
+  for (const d of index.replicatedDatasets) {
+    const seen = new Set<string>();
+    d.replicas.forEach((r, j) => {
+      const path = ['datasets', index.datasetPositions.get(d.dataset_id)!, 'replicas', j];
+      if (r === d.primary) issues.push({ path, message: `node ${r} is the dataset's primary, which is never one of its replicas` });
+      if (seen.has(r)) issues.push({ path, message: `node ${r} is named twice` });
+      seen.add(r);
+    });
+  }
+  return issues;
 }
 
 /** What the application rules read of an application, and of a dataset. */

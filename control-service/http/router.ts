@@ -63,7 +63,8 @@ export class Router {
 }
 
 function parse<S extends z.ZodType>(schema: S, value: unknown, where: string | null): z.output<S> {
-  const result = schema.safeParse(value ?? (where === null ? undefined : {}));
+  // A JSON body of `null` stays null (a replication policy of null stops replicating).
+  const result = schema.safeParse(where === null ? value : (value ?? {}));
   if (result.success) return result.data;
   if (where === null) throw result.error;
   throw new z.ZodError(result.error.issues.map((i) => ({ ...i, path: [where, ...i.path] })));

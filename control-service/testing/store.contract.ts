@@ -27,7 +27,7 @@ export function storeContract(name: string, make: () => Promise<{ store: ConfigS
       const after = await store.update((d) => ({ ...d, datasets: [{ dataset_id: nodeUuid(9), primary: nodeUuid(1) } as never] }));
       expect(after.version).toBe(before.version + 1);
       expect(after.tag).not.toBe(before.tag);
-      expect(after.desired.datasets[0]).toEqual({ dataset_id: nodeUuid(9), primary: nodeUuid(1), maximum_size: null, metadata: {}, deleted: false });
+      expect(after.desired.datasets[0]).toEqual({ dataset_id: nodeUuid(9), primary: nodeUuid(1), maximum_size: null, metadata: {}, deleted: false, replication: null, replicas: [] });
       expect(store.current()).toBe(after);
       await store.close();
     });

@@ -26,6 +26,7 @@ describe('agent.yml', () => {
       labels: {},
       warm_start: { enabled: true, busybox: '/bin/busybox' },
       poll_interval_ms: 3000,
+      replication_concurrency: 4,
       stop_timeout_seconds: 10,
     });
   });

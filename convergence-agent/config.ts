@@ -91,6 +91,8 @@ export const AgentConfig = z
       .strict()
       .default({ enabled: true, busybox: '/bin/busybox' }),
     poll_interval_ms: z.number().int().min(100).max(600_000).default(3_000),
+    /** Continuous replication: steps running at once across all (dataset, replica) pairs. */
+    replication_concurrency: z.number().int().min(1).max(64).default(4),
     /** Grace period of a container stop before docker kills it. */
     stop_timeout_seconds: z.number().int().min(0).max(600).default(10),
   })

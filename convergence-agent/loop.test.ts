@@ -42,6 +42,7 @@ describe('convergence loop', () => {
         datasets: [],
         containers: [],
         problems: [{ subject: `node:${NODE_A}`, kind: 'blocked', reason: 'no desired configuration for this node yet' }],
+        replication: [],
       },
     ]);
     expect(runtime.calls).toEqual([]);

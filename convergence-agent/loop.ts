@@ -15,7 +15,7 @@
 import { backoffDelay } from '#common/backoff.ts';
 import type { AgentDesired } from '#common/channel.ts';
 import type { Logger } from '#common/log.ts';
-import type { NodeProblem } from '#common/model.ts';
+import type { NodeProblem, ReplicaStatus } from '#common/model.ts';
 import type { Clock } from '#common/clock.ts';
 import type { ControlChannel } from './control-channel.ts';
 import { discoverRaw, healthTargets, toObserved } from './discover.ts';
@@ -47,6 +47,8 @@ export interface LoopDeps {
   random?: () => number;
   /** The migration jobs (migration/jobs.ts): told the newest desired configuration, read each pass. */
   migrations?: { sync(desired: AgentDesired | null): void; states(): MigrationJobState[] };
+  /** The replication scheduler (replication/scheduler.ts): told the newest desired configuration, its pairs reported each pass. */
+  replication?: { sync(desired: AgentDesired | null): void; statuses(): ReplicaStatus[] };
   /** Container gates (gate/gates.ts); null or absent where this node cannot warm-start a migration's container. */
   gates?: Gates | null;
 }
@@ -117,6 +119,7 @@ export class ConvergenceLoop {
       deps.health.sync(healthTargets(desired, raw.containers, raw.gates));
       if (raw.containers) deps.ledger.retain(raw.containers.map((c) => c.id));
       deps.migrations?.sync(desired);
+      deps.replication?.sync(desired);
       const observed = toObserved(raw, (id) => deps.health.health(id), deps.ledger);
       if (deps.migrations) observed.migrationJobs = deps.migrations.states();
 
@@ -130,7 +133,7 @@ export class ConvergenceLoop {
       // The report (what discovery saw) and the changes go side by side: a round trip to the
       // control service before each pass's changes was downtime at a migration's handoff.
       const [reported, execution] = await Promise.all([
-        this.report(buildReport(deps.identity, observed, [...blocked, ...this.lastProblems]), log),
+        this.report(buildReport(deps.identity, observed, [...blocked, ...this.lastProblems], deps.replication?.statuses() ?? []), log),
         deps.executor.execute(result.changes),
       ]);
       // A gate opened this pass: its application starts now, so its health check starts now,

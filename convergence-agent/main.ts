@@ -23,6 +23,7 @@ import { loadOrCreateNodeUuid, readEra } from './node-identity.ts';
 import { RestartLedger } from './restart-ledger.ts';
 import { ZfsStore } from './zfs/zfs.ts';
 import { MigrationJobs } from './migration/jobs.ts';
+import { ReplicationScheduler } from './replication/scheduler.ts';
 import { HttpMigrationControl } from './migration/migration-control.ts';
 import { TransportPeers } from './migration/peers.ts';
 import { DEFAULT_TUNING, type MigrationTuning } from './migration/source-job.ts';
@@ -132,6 +133,15 @@ async function main(): Promise<void> {
     log: log.child({ subsystem: 'transfer' }),
   });
   const replicator = new Replicator({ store, stateDir: join(config.state_dir, 'replication'), log, clock });
+  const replication = new ReplicationScheduler({
+    nodeUuid: uuid,
+    clock,
+    log: log.child({ subsystem: 'replication' }),
+    store,
+    replicate: (options) => replicator.replicate(options),
+    peers,
+    concurrency: config.replication_concurrency,
+  });
   const migrations = new MigrationJobs({
     nodeUuid: uuid,
     control: new HttpMigrationControl(config.control_url),
@@ -139,7 +149,8 @@ async function main(): Promise<void> {
     log: log.child({ subsystem: 'migration' }),
     datasets: store,
     runtime,
-    replicate: (options) => replicator.replicate(options),
+    // A move of a replicated dataset prunes by its grid too (replication/DESIGN.md "Moves").
+    replicate: (options) => replicator.replicate(replication.forMigration(options)),
     settle: (peer, datasetId) => replicator.settle(peer, datasetId),
     peers,
     tuning: tuningOf(config),
@@ -191,6 +202,7 @@ async function main(): Promise<void> {
     log,
     pollIntervalMs: config.poll_interval_ms,
     migrations,
+    replication,
     gates,
   });
 
@@ -203,7 +215,7 @@ async function main(): Promise<void> {
     timer.unref();
     void loop!
       .stop()
-      .then(() => migrations.stop())
+      .then(() => Promise.all([migrations.stop(), replication.stop()]))
       .then(() => transferServer?.close())
       .then(() => {
       log.info('agent stopped');

@@ -1,9 +1,9 @@
 /**
- * The node's report to the control service (NodeReport): identity, datasets, containers and
- * problems. Pure. Returns null when a part is unknown this pass: reporting "no datasets"
+ * The node's report to the control service (NodeReport): identity, datasets, containers,
+ * problems and, on a primary, its replicas' lag. Pure. Returns null when a part is unknown this pass: reporting "no datasets"
  * for "could not list datasets" would tell the control service a lie.
  */
-import type { NodeProblem, NodeReport, NodeTransfer } from '#common/model.ts';
+import type { NodeProblem, NodeReport, NodeTransfer, ReplicaStatus } from '#common/model.ts';
 import type { LocalObserved } from './plan/types.ts';
 
 export interface NodeIdentity {
@@ -15,7 +15,8 @@ export interface NodeIdentity {
   transfer: NodeTransfer;
 }
 
-export function buildReport(identity: NodeIdentity, observed: LocalObserved, problems: NodeProblem[]): NodeReport | null {
+/** `replication`: the replication scheduler's pairs where this node is primary (replication/scheduler.ts). */
+export function buildReport(identity: NodeIdentity, observed: LocalObserved, problems: NodeProblem[], replication: ReplicaStatus[] = []): NodeReport | null {
   if (observed.datasets === null || observed.containers === null) return null;
   const snapshots = observed.snapshots ?? {};
   return {
@@ -43,5 +44,6 @@ export function buildReport(identity: NodeIdentity, observed: LocalObserved, pro
       generation: c.generation,
     })),
     problems: problems.slice(0, 1000).map((p) => ({ ...p, reason: p.reason.slice(0, 2048), subject: p.subject.slice(0, 256) })),
+    replication,
   };
 }

@@ -11,7 +11,7 @@ controlChannelContract('the in-memory fake', async () => {
   return {
     channel,
     nodeUuid: NODE_A,
-    report: { uuid: NODE_A, host: '127.0.0.11', era: 'era-1', labels: {}, transfer: {}, datasets: [], containers: [], problems: [] },
+    report: { uuid: NODE_A, host: '127.0.0.11', era: 'era-1', labels: {}, transfer: {}, datasets: [], containers: [], problems: [], replication: [] },
     change: async () => channel.publish({ ...desired(), version: ++version }),
     close: async () => {},
   };

@@ -21,16 +21,23 @@ interface FakeDataset {
   mounted: boolean;
   usedBytes: number;
   snapshots: FakeSnapshot[];
+  /** Bytes written since the newest snapshot. */
+  written: number;
+  /** The `drover:hold-tags` property. */
+  holdTags: string[];
 }
 
 export interface FakeDatasetStoreOptions {
   pool?: string;
   mountRoot?: string | null;
+  /** Whether `written` is known (OpenZFS); default false, as on zfs-fuse 0.7. */
+  writtenProperty?: boolean;
 }
 
 export class FakeDatasetStore implements DatasetStore, SnapshotStore {
   readonly pool: string;
   private readonly mountRoot: string | null;
+  private readonly writtenProperty: boolean;
   private readonly datasets = new Map<string, FakeDataset>();
   private txg = 1;
   private guidSeed = 0x9e3779b97f4a7c15n;
@@ -40,6 +47,7 @@ export class FakeDatasetStore implements DatasetStore, SnapshotStore {
     assertPoolName(pool);
     this.pool = pool;
     this.mountRoot = options.mountRoot ?? null;
+    this.writtenProperty = options.writtenProperty ?? false;
   }
 
   /** Test helper: pretends the application wrote `bytes` more bytes into the dataset. */
@@ -50,6 +58,22 @@ export class FakeDatasetStore implements DatasetStore, SnapshotStore {
       throw new DroverError('DROVER_ZFS_NO_SPACE', `dataset ${datasetId} is out of space`);
     }
     ds.usedBytes += bytes;
+    ds.written += bytes;
+  }
+
+  /** Bytes written since the newest snapshot; null unless the store was made with `writtenProperty`. */
+  async written(datasetId: string): Promise<number | null> {
+    const ds = this.must(datasetId);
+    return this.writtenProperty ? ds.written : null;
+  }
+
+  async recordedHoldTags(datasetId: string): Promise<string[]> {
+    return [...(this.datasets.get(datasetId)?.holdTags ?? [])];
+  }
+
+  async recordHoldTags(datasetId: string, tags: readonly string[]): Promise<void> {
+    for (const tag of tags) assertHoldTag(tag);
+    this.must(datasetId).holdTags = [...new Set(tags)].sort();
   }
 
   async listDatasets(): Promise<ZfsDatasetInfo[]> {
@@ -77,7 +101,7 @@ export class FakeDatasetStore implements DatasetStore, SnapshotStore {
       existing.refquota = options.maximumSize;
       return this.info(existing);
     }
-    const ds: FakeDataset = { datasetId, refquota: options.maximumSize, readonly: false, mounted: true, usedBytes: 24_576, snapshots: [] };
+    const ds: FakeDataset = { datasetId, refquota: options.maximumSize, readonly: false, mounted: true, usedBytes: 24_576, snapshots: [], written: 0, holdTags: [] };
     this.datasets.set(datasetId, ds);
     this.txg++;
     return this.info(ds);
@@ -123,6 +147,7 @@ export class FakeDatasetStore implements DatasetStore, SnapshotStore {
     if (!snap) {
       snap = { snapshot, guid: this.nextGuid(), createtxg: ++this.txg, holds: new Set() };
       ds.snapshots.push(snap);
+      ds.written = 0;
     }
     return this.snapInfo(datasetId, snap);
   }

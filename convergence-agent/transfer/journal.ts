@@ -22,6 +22,11 @@ export const StepRecord = z.object({
   startedAt: z.number(),
   /** Process id of the writer, for logs. */
   pid: z.number(),
+  /**
+   * The step's hold tags when they are not the fixed HOLD_TAGS (continuous replication's
+   * per-replica tags on the source), so recovery releases the right ones.
+   */
+  holdTags: z.object({ source: z.object({ base: z.string(), step: z.string() }), target: z.object({ base: z.string(), step: z.string() }) }).optional(),
 });
 export type StepRecord = z.infer<typeof StepRecord>;
 

@@ -13,31 +13,42 @@ import type { Logger } from '#common/log.ts';
 import { HOLD_TAGS } from '../zfs/names.ts';
 import type { ZfsStore } from '../zfs/zfs.ts';
 import type { StepJournal, StepRecord } from './journal.ts';
-import type { PeerStep, ReplicateResult } from './types.ts';
+import type { PeerStep, ReplicateResult, StepHoldTags } from './types.ts';
+
+/** The migration's tags: the fixed `drover-base` / `drover-step` on both sides. */
+export const FIXED_HOLD_TAGS: StepHoldTags = { source: HOLD_TAGS, target: HOLD_TAGS };
 
 /**
  * After a step: `drover-base` moves from `base` to `snapshot` on both sides, and the step
  * holds go. Each hold and release is a txg sync on zfs-fuse, so only the known ones are
  * touched, both sides in parallel.
  */
-export async function settleHolds(store: ZfsStore, step: PeerStep, datasetId: string, snapshot: string, base: string | null): Promise<void> {
+export async function settleHolds(store: ZfsStore, step: PeerStep, datasetId: string, snapshot: string, base: string | null, tags: StepHoldTags = FIXED_HOLD_TAGS): Promise<void> {
   // The new base is held before the old one is let go, on each side; the two releases of the
   // old base are independent of each other (one command each, run side by side).
   const source = async (): Promise<void> => {
-    await store.hold(datasetId, snapshot, HOLD_TAGS.base);
-    if (base && base !== snapshot) await Promise.all([store.release(datasetId, base, HOLD_TAGS.step), store.release(datasetId, base, HOLD_TAGS.base)]);
+    await store.hold(datasetId, snapshot, tags.source.base);
+    if (base && base !== snapshot) await Promise.all([store.release(datasetId, base, tags.source.step), store.release(datasetId, base, tags.source.base)]);
   };
   const target = async (): Promise<void> => {
-    await step.hold(snapshot, HOLD_TAGS.base);
-    if (base && base !== snapshot) await Promise.all([step.release(base, HOLD_TAGS.step), step.release(base, HOLD_TAGS.base)]);
+    await step.hold(snapshot, tags.target.base);
+    if (base && base !== snapshot) await Promise.all([step.release(base, tags.target.step), step.release(base, tags.target.base)]);
   };
   await Promise.all([source(), target()]);
 }
 
 /** Drops the step holds of a failed step (best effort: a failure is logged, recovery retries it). */
-export async function releaseStepHolds(store: ZfsStore, step: PeerStep, datasetId: string, snapshot: string, base: string | null, log: Logger): Promise<void> {
+export async function releaseStepHolds(
+  store: ZfsStore,
+  step: PeerStep,
+  datasetId: string,
+  snapshot: string,
+  base: string | null,
+  log: Logger,
+  tags: StepHoldTags = FIXED_HOLD_TAGS,
+): Promise<void> {
   const jobs: Array<Promise<void>> = [];
-  if (base) jobs.push(store.release(datasetId, base, HOLD_TAGS.step), step.release(base, HOLD_TAGS.step));
+  if (base) jobs.push(store.release(datasetId, base, tags.source.step), step.release(base, tags.target.step));
   void snapshot;
   for (const result of await Promise.allSettled(jobs)) {
     if (result.status === 'rejected') log.warn({ err: toDroverError(result.reason), datasetId }, 'releasing step holds failed');
@@ -91,14 +102,15 @@ export async function recoverStep(input: RecoverInput): Promise<Recovery> {
   const { store, step, journal, record, requested, log } = input;
   const { datasetId, peerId } = record;
   log.info({ datasetId, peer: peerId, snapshot: record.snapshot, phase: record.phase, pid: record.pid }, 'unfinished step found in the journal');
-  await releaseStepHolds(store, step, datasetId, record.snapshot, record.base, log);
+  const tags = record.holdTags ?? FIXED_HOLD_TAGS;
+  await releaseStepHolds(store, step, datasetId, record.snapshot, record.base, log, tags);
 
   if (record.phase === 'sending' && record.base === null) await waitForOrphanReceive(step, record, input.clock);
 
   const wanted = requested === undefined || requested === record.snapshot;
   const onTarget = (await step.listSnapshots()).some((s) => s.guid === record.snapshotGuid);
   if (onTarget) {
-    await settleHolds(store, step, datasetId, record.snapshot, record.base);
+    await settleHolds(store, step, datasetId, record.snapshot, record.base, tags);
     await journal.clear(peerId, datasetId);
     if (wanted) {
       return {

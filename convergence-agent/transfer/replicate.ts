@@ -16,10 +16,10 @@ import type { ZfsStore } from '../zfs/zfs.ts';
 import { StepJournal, type StepRecord } from './journal.ts';
 import { KeyedMutex } from '#common/keyed-mutex.ts';
 import { divergenceError, planStep, snapshotsToPrune } from './plan-step.ts';
-import { recoverStep, settleHolds, releaseStepHolds } from './recover-step.ts';
+import { FIXED_HOLD_TAGS, recoverStep, settleHolds, releaseStepHolds } from './recover-step.ts';
 import { newSnapshotName } from './snapshot-name.ts';
 import { isRetryable, startSend, streamStep } from './stream-step.ts';
-import type { Peer, PeerStep, ReplicateOptions, ReplicateResult } from './types.ts';
+import type { Peer, PeerStep, PruneRule, ReplicateOptions, ReplicateResult, StepHoldTags } from './types.ts';
 
 export interface ReplicatorOptions {
   store: ZfsStore;
@@ -109,7 +109,7 @@ export class Replicator {
         if (record?.phase !== 'sending') return;
         const step = await peer.beginStep(datasetId, { waitMs: this.waitMs });
         try {
-          await settleHolds(this.store, step, datasetId, record.snapshot, record.base);
+          await settleHolds(this.store, step, datasetId, record.snapshot, record.base, record.holdTags ?? FIXED_HOLD_TAGS);
           await this.journal.clear(peer.id, datasetId);
         } finally {
           await step.end();
@@ -136,6 +136,8 @@ export class Replicator {
     let record: StepRecord | null = null;
     let createdHere = false;
     const began = this.clock.now();
+    const tags = options.holdTags ?? FIXED_HOLD_TAGS;
+    const custom = options.holdTags !== undefined;
     try {
       const [local, remote] = await Promise.all([this.store.features(), peer.features()]);
       const resumable = local.resumableReceive && remote.resumableReceive;
@@ -155,13 +157,13 @@ export class Replicator {
       const snapshot = await this.store.createSnapshot(datasetId, name);
       if (!existed) created.add(name);
       createdHere = created.has(name);
-      record = { version: 1, datasetId, peerId: peer.id, phase: 'snapshotted', snapshot: name, snapshotGuid: snapshot.guid, base: null, startedAt: this.clock.now(), pid: process.pid };
+      record = { version: 1, datasetId, peerId: peer.id, phase: 'snapshotted', snapshot: name, snapshotGuid: snapshot.guid, base: null, startedAt: this.clock.now(), pid: process.pid, ...(custom ? { holdTags: tags } : {}) };
       await this.journal.write(record);
 
       const [sourceSnaps, target] = await Promise.all([this.store.listSnapshots(datasetId), step.getDataset()]);
       const plan = planStep(sourceSnaps, target ? await step.listSnapshots() : null, name);
       if (plan.kind === 'up-to-date') {
-        await settleHolds(this.store, step, datasetId, name, null);
+        await settleHolds(this.store, step, datasetId, name, null, tags);
         await this.journal.clear(peer.id, datasetId);
         return { snapshot: name, guid: snapshot.guid, bytes: 0, incremental: false, baseSnapshot: null, resumed: journaled !== null };
       }
@@ -176,7 +178,7 @@ export class Replicator {
 
       record = { ...record, phase: 'sending', base };
       await this.journal.write(record);
-      if (base) await Promise.all([this.store.hold(datasetId, base, HOLD_TAGS.step), step.hold(base, HOLD_TAGS.step)]);
+      if (base) await Promise.all([this.store.hold(datasetId, base, tags.source.step), step.hold(base, tags.target.step)]);
       if (base && options.allowRollback) {
         const newer = plan.kind === 'diverged' ? plan.targetNewer : [];
         for (const s of newer) for (const tag of Object.values(HOLD_TAGS)) await step.release(s.snapshot, tag);
@@ -205,18 +207,19 @@ export class Replicator {
         });
       }
       if (!options.deferSettle) {
-        await settleHolds(this.store, step, datasetId, name, base);
+        await settleHolds(this.store, step, datasetId, name, base, tags);
         await this.journal.clear(peer.id, datasetId);
       }
       record = null;
       const settled = this.clock.now();
-      if (options.prune !== false) await this.prune(step, datasetId, name);
+      if (typeof options.prune === 'function') await this.pruneBy(options.prune, step, datasetId, name, tags);
+      else if (options.prune !== false) await this.prune(step, datasetId, name);
       const ms = { prepare: prepareMs, send: sendMs, settle: settled - started - sendMs, prune: this.clock.now() - settled };
       const dataPath = sink.direct ? 'native' : 'in-process';
       this.log.info({ ...where, snapshot: name, base, bytes, dataPath, ms: this.clock.now() - started, steps: ms }, 'snapshot sent');
       return { snapshot: name, guid: snapshot.guid, bytes, incremental: base !== null, baseSnapshot: base, resumed: journaled !== null, dataPath };
     } catch (err) {
-      if (record?.phase === 'sending') await releaseStepHolds(this.store, step, datasetId, record.snapshot, record.base, this.log);
+      if (record?.phase === 'sending') await releaseStepHolds(this.store, step, datasetId, record.snapshot, record.base, this.log, tags);
       // A retryable failure keeps the snapshot and the journal: the retry sends it again.
       // A permanent one leaves the source as it was: the step's own snapshot goes too.
       if (record && !isRetryable(err)) await this.abandon(record, createdHere);
@@ -244,6 +247,40 @@ export class Replicator {
     }
   }
 
+  /**
+   * Continuous replication's pruning: `rule` decides per side; the engine never destroys the
+   * new snapshot or a held one. Before deciding, each side's base tag is released from its
+   * snapshots older than the new one (left by steps that failed half-way, or on a replica
+   * by an earlier primary): the newest common snapshot is now the new one.
+   */
+  private async pruneBy(rule: PruneRule, step: PeerStep, datasetId: string, snapshot: string, tags: StepHoldTags): Promise<void> {
+    try {
+      const [source, target] = await Promise.all([this.store.listSnapshots(datasetId), step.listSnapshots()]);
+      await Promise.all([
+        releaseOlder(source, snapshot, (s) => this.store.release(datasetId, s, tags.source.base)),
+        releaseOlder(target, snapshot, (s) => step.release(s, tags.target.base)),
+      ]);
+      const sides: Array<['source' | 'target', ZfsSnapshotInfo[], ZfsSnapshotInfo[], (s: string) => Promise<void>]> = [
+        ['source', await this.store.listSnapshots(datasetId), target, (s) => this.store.destroySnapshot(datasetId, s)],
+        ['target', await step.listSnapshots(), source, (s) => step.destroySnapshot(s)],
+      ];
+      for (const [side, snapshots, other, destroy] of sides) {
+        const doomed = new Set(rule({ side, snapshots, other, snapshot }));
+        for (const s of snapshots) {
+          if (!doomed.has(s.snapshot) || s.snapshot === snapshot || s.userrefs > 0) continue;
+          try {
+            await destroy(s.snapshot);
+          } catch (err) {
+            if (!isDroverError(err, 'DROVER_ZFS_BUSY')) throw err;
+          }
+        }
+      }
+    } catch (err) {
+      // Pruning is housekeeping: a failure is logged and retried after the next step.
+      this.log.warn({ err, datasetId }, 'pruning failed');
+    }
+  }
+
   /** Destroys old drover snapshots on both sides (one destroy each), never the new base or a held one. */
   private async prune(step: PeerStep, datasetId: string, base: string): Promise<void> {
     const sides: Array<[string, () => Promise<ZfsSnapshotInfo[]>, (s: string) => Promise<void>]> = [
@@ -260,6 +297,13 @@ export class Replicator {
       }
     }
   }
+}
+
+/** Releases `release` on each held snapshot created before `snapshot` (a tag not there is tolerated). */
+async function releaseOlder(snapshots: readonly ZfsSnapshotInfo[], snapshot: string, release: (s: string) => Promise<void>): Promise<void> {
+  const current = snapshots.find((s) => s.snapshot === snapshot);
+  if (!current) return;
+  for (const s of snapshots) if (s.userrefs > 0 && s.createtxg < current.createtxg) await release(s.snapshot);
 }
 
 /** `-L -e -c` where both sides have them (decided per host pair, so constant for a dataset); plain on zfs-fuse. */

@@ -4,6 +4,7 @@
  * one dataset on that peer for one replication step (docs/DESIGN.md §7).
  */
 import type { Writable } from 'node:stream';
+import type { HoldTagPair } from '../zfs/names.ts';
 import type { ZfsDatasetInfo, ZfsSnapshotInfo } from '../zfs/types.ts';
 import type { ZfsFeatures } from '../zfs/zfs-features.ts';
 import type { PumpWatch } from './native-pump.ts';
@@ -58,6 +59,18 @@ export interface Peer {
   close(): Promise<void>;
 }
 
+export interface StepHoldTags {
+  source: HoldTagPair;
+  target: HoldTagPair;
+}
+
+/**
+ * Which snapshots of one side to destroy after a step, by name. `snapshots` are that side's
+ * drover snapshots, `other` the other side's, both as listed after the step; `snapshot` is
+ * the step's new snapshot (now the newest common one). Must be pure.
+ */
+export type PruneRule = (input: { side: 'source' | 'target'; snapshots: readonly ZfsSnapshotInfo[]; other: readonly ZfsSnapshotInfo[]; snapshot: string }) => string[];
+
 export interface TransferProgress {
   datasetId: string;
   bytes: number;
@@ -77,11 +90,18 @@ export interface ReplicateOptions {
    */
   allowRollback?: boolean;
   /**
-   * Destroy old drover snapshots on both sides after the step (default true). A migration's
-   * final send says false: it runs while the application is stopped, and the next step
-   * prunes anyway.
+   * Destroy old drover snapshots on both sides after the step (default true: all but the
+   * newest `keepSnapshots`). A migration's final send says false: it runs while the
+   * application is stopped, and the next step prunes anyway. A function decides instead
+   * (continuous replication's grid): the engine still never destroys a held snapshot or
+   * the step's new snapshot.
    */
-  prune?: boolean;
+  prune?: boolean | PruneRule;
+  /**
+   * The step's hold tags on each side; default HOLD_TAGS on both (a migration's). Continuous
+   * replication holds per-replica tags on the source (names.ts replicaHoldTags).
+   */
+  holdTags?: StepHoldTags;
   /**
    * Leave the holds and the step journal as they are after the snapshot is verified on the
    * peer; `Replicator.settle()` finishes them later (or the next step's recovery does). A

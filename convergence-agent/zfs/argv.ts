@@ -7,7 +7,7 @@
  * `9.58E`); guids stay decimal strings.
  */
 import { DroverError } from '#common/errors.ts';
-import { datasetIdOf, datasetPath, isDroverSnapshotName, rootPath, snapshotPath, assertHoldTag } from './names.ts';
+import { datasetIdOf, datasetPath, isDroverSnapshotName, rootPath, snapshotPath, assertHoldTag, HOLD_TAGS_PROPERTY } from './names.ts';
 import type { ZfsDatasetInfo, ZfsSnapshotInfo } from './types.ts';
 
 export type Argv = readonly string[];
@@ -38,6 +38,13 @@ export const argv = {
       throw new DroverError('DROVER_ZFS_INVALID_NAME', `invalid value for ${property}: ${JSON.stringify(value)}`);
     }
     return ['set', `${property}=${value}`, datasetPath(pool, id)];
+  },
+  /** `zfs get -Hp -o value <property> <dataset>`: one property's raw value. */
+  getProperty: (pool: string, id: string, property: 'written' | typeof HOLD_TAGS_PROPERTY): Argv => ['get', '-Hp', '-o', 'value', property, datasetPath(pool, id)],
+  /** Records the per-peer hold tags placed on a dataset's snapshots (names.ts HOLD_TAGS_PROPERTY). */
+  setHoldTags: (pool: string, id: string, tags: readonly string[]): Argv => {
+    for (const tag of tags) assertHoldTag(tag);
+    return ['set', `${HOLD_TAGS_PROPERTY}=${tags.length > 0 ? tags.join(',') : '-'}`, datasetPath(pool, id)];
   },
   mount: (pool: string, id: string): Argv => ['mount', datasetPath(pool, id)],
   unmount: (pool: string, id: string, force: boolean): Argv => ['unmount', ...(force ? ['-f'] : []), datasetPath(pool, id)],

@@ -109,3 +109,26 @@ export function parseSnapshotPath(pool: string, name: string): { datasetId: stri
  * `base`: on the newest snapshot both sides share, so pruning never removes the next base.
  */
 export const HOLD_TAGS = { step: 'drover-step', base: 'drover-base' } as const;
+
+/** A pair of hold tags a step uses on one side: `base` kept after the step, `step` while it runs. */
+export interface HoldTagPair {
+  base: string;
+  step: string;
+}
+
+/**
+ * The tags a primary holds on its own side for one replica (continuous replication,
+ * replication/DESIGN.md "Holds"): `drover-base-<first 8 hex of the replica's uuid>` and
+ * `drover-step-<…>`, so each replica's newest common snapshot is protected separately.
+ * zfs-fuse cannot list tags, so every per-peer tag placed on a dataset's snapshots is
+ * recorded in the dataset's `drover:hold-tags` property first (HOLD_TAGS_PROPERTY); the
+ * destroy path releases the fixed tags and every recorded one. Pure.
+ */
+export function replicaHoldTags(peerId: string): HoldTagPair {
+  const short = peerId.replace(/-/g, '').slice(0, 8).toLowerCase();
+  if (!/^[0-9a-f]{8}$/.test(short)) throw invalid('peer id', peerId, 'peer ids are node uuids');
+  return { base: `${HOLD_TAGS.base}-${short}`, step: `${HOLD_TAGS.step}-${short}` };
+}
+
+/** The dataset's user property that lists the per-peer hold tags placed on its snapshots (comma-separated). */
+export const HOLD_TAGS_PROPERTY = 'drover:hold-tags';

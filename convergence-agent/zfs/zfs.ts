@@ -11,7 +11,7 @@ import { silentLogger } from '#common/log.ts';
 import { DroverError, isDroverError } from '#common/errors.ts';
 import { argv, parseDatasets, parseSnapshots, READONLY_PROPERTY, quotaValue, type Argv } from './argv.ts';
 import { execaRunner, type CommandRunner } from './command.ts';
-import { assertDatasetId, assertPoolName, assertSnapshotName, assertHoldTag, datasetPath, HOLD_TAGS } from './names.ts';
+import { assertDatasetId, assertPoolName, assertSnapshotName, assertHoldTag, datasetPath, HOLD_TAGS, HOLD_TAGS_PROPERTY, isDroverSnapshotName } from './names.ts';
 import { zfsError } from './zfs-errors.ts';
 import { detectFeatures, type ZfsFeatures } from './zfs-features.ts';
 import { spawnReceive, spawnSend, type SendRequest, type ZfsStreamProcess } from './zfs-stream.ts';
@@ -43,6 +43,7 @@ export class ZfsStore implements DatasetStore, SnapshotStore {
   private readonly clock: Clock;
   private readonly log: Logger;
   private featuresProbe: Promise<ZfsFeatures> | null = null;
+  private writtenSupported: boolean | null = null;
 
   constructor(options: ZfsStoreOptions) {
     assertPoolName(options.pool);
@@ -163,10 +164,12 @@ export class ZfsStore implements DatasetStore, SnapshotStore {
   async destroyDataset(datasetId: string): Promise<void> {
     const args = argv.destroy(this.pool, datasetId);
     try {
-      // drover's own holds would block `destroy -r` forever; the tags are a fixed vocabulary.
+      // drover's own holds would block `destroy -r` forever. zfs-fuse cannot list tags: the
+      // fixed ones are a known vocabulary, the per-replica ones are recorded on the dataset.
+      const tags = [...Object.values(HOLD_TAGS), ...(await this.recordedHoldTags(datasetId))];
       for (const snap of await this.listSnapshots(datasetId)) {
         if (snap.userrefs === 0) continue;
-        for (const tag of Object.values(HOLD_TAGS)) await this.release(datasetId, snap.snapshot, tag);
+        for (const tag of tags) await this.release(datasetId, snap.snapshot, tag);
       }
       await this.zfsRetryingBusy(args);
       this.log.info({ datasetId }, 'dataset destroyed');
@@ -300,6 +303,42 @@ export class ZfsStore implements DatasetStore, SnapshotStore {
   /** Starts `zfs receive -u` into `<pool>/drover/<id>` (`-s` only when resumable). */
   receive(datasetId: string, resumable: boolean): ZfsStreamProcess {
     return spawnReceive(this.runner, this.zfsPath, this.pool, datasetId, resumable);
+  }
+
+  /**
+   * Bytes written to the dataset since its newest snapshot (`written`), or null when this
+   * zfs has no such property (zfs-fuse 0.7: feature-detected on first use, then remembered).
+   */
+  async written(datasetId: string): Promise<number | null> {
+    if (this.writtenSupported === false) return null;
+    try {
+      const value = Number((await this.zfs(argv.getProperty(this.pool, datasetId, 'written'))).trim());
+      this.writtenSupported = true;
+      return Number.isFinite(value) ? value : null;
+    } catch (err) {
+      if (!isDroverError(err, 'DROVER_ZFS_UNSUPPORTED')) throw err;
+      this.writtenSupported = false;
+      return null;
+    }
+  }
+
+  /** The per-peer hold tags recorded on the dataset (names.ts HOLD_TAGS_PROPERTY); [] when none or no dataset. */
+  async recordedHoldTags(datasetId: string): Promise<string[]> {
+    try {
+      const value = (await this.zfs(argv.getProperty(this.pool, datasetId, HOLD_TAGS_PROPERTY))).trim();
+      return value === '-' || value === '' ? [] : value.split(',').filter((t) => isDroverSnapshotName(t));
+    } catch (err) {
+      if (isDroverError(err, 'DROVER_ZFS_NOT_FOUND')) return [];
+      throw err;
+    }
+  }
+
+  /** Sets the recorded per-peer hold tags to exactly `tags` (a no-op when they already are). */
+  async recordHoldTags(datasetId: string, tags: readonly string[]): Promise<void> {
+    const wanted = [...new Set(tags)].sort();
+    const current = (await this.recordedHoldTags(datasetId)).sort();
+    if (wanted.join(',') === current.join(',')) return;
+    await this.notFoundAsDataset(datasetId, () => this.zfs(argv.setHoldTags(this.pool, datasetId, wanted)));
   }
 
   /** The receive_resume_token of a partial receive, or null (none, or not supported here). */

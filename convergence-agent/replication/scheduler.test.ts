@@ -1,0 +1,277 @@
+import { describe, expect, it } from 'vitest';
+import { FakeClock } from '#common/testing/fake-clock.ts';
+import { DroverError } from '#common/errors.ts';
+import { silentLogger } from '#common/log.ts';
+import type { AgentDesired } from '#common/channel.ts';
+import type { Node, ReplicationPolicy } from '#common/model.ts';
+import { FakeDatasetStore } from '../testing/fake-dataset-store.ts';
+import { DS_1, DS_2, NODE_A, NODE_B, dataset, desired, migration, node } from '../testing/fixtures.ts';
+import type { Peer, ReplicateOptions, ReplicateResult } from '../transfer/types.ts';
+import { newSnapshotName } from '../transfer/snapshot-name.ts';
+import { ReplicationScheduler } from './scheduler.ts';
+
+const NODE_C = '33333333-3333-4333-8333-333333333333';
+const POLICY: ReplicationPolicy = { replicas: 2, interval_seconds: 10, retention: { primary: '1x1m(keep=all) | 24x1h', replicas: '1x1m(keep=all) | 24x1h' } };
+
+interface Call {
+  options: ReplicateOptions;
+  at: number;
+  settle(result?: Partial<ReplicateResult>): void;
+  fail(err: Error): void;
+}
+
+/** A replicate() whose steps end when the test says (or at once, with `auto`). */
+function world(opts: { auto?: boolean; concurrency?: number; writtenProperty?: boolean } = {}) {
+  const clock = new FakeClock();
+  const store = new FakeDatasetStore({ writtenProperty: opts.writtenProperty ?? false });
+  const calls: Call[] = [];
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const replicate = (options: ReplicateOptions): Promise<ReplicateResult> =>
+    new Promise((resolve, reject) => {
+      inFlight += 1;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      const done = (): void => void (inFlight -= 1);
+      const name = options.snapshotName ?? newSnapshotName(new Date(clock.now()));
+      const call: Call = {
+        options,
+        at: clock.now(),
+        settle: (r = {}) => {
+          done();
+          resolve({ snapshot: name, guid: '1', bytes: 1000, incremental: true, baseSnapshot: null, resumed: false, ...r });
+        },
+        fail: (err) => {
+          done();
+          reject(err);
+        },
+      };
+      options.signal?.addEventListener('abort', () => call.fail(new DroverError('DROVER_TRANSFER_ABORTED', 'aborted', { retryable: true })), { once: true });
+      calls.push(call);
+      if (opts.auto) call.settle();
+    });
+  const peers = { peerFor: async (n: Node): Promise<Peer> => ({ id: n.uuid }) as Peer, close: async () => {} };
+  const scheduler = new ReplicationScheduler({ nodeUuid: NODE_A, clock, log: silentLogger(), store, replicate, peers, concurrency: opts.concurrency ?? 4 });
+  return { clock, store, calls, scheduler, maxInFlight: () => maxInFlight };
+}
+
+function view(fields: Partial<AgentDesired> = {}, datasets = [DS_1]): AgentDesired {
+  return desired({
+    nodes: [node(), node(NODE_B, '127.0.0.12'), node(NODE_C, '127.0.0.13')],
+    datasets: datasets.map((id) => dataset(id, NODE_A, { replication: POLICY, replicas: [NODE_B, NODE_C] })),
+    ...fields,
+  });
+}
+
+/** Lets promise callbacks run (the fake clock's sleepers and the steps' continuations). */
+async function settleMicrotasks(): Promise<void> {
+  for (let i = 0; i < 20; i++) await Promise.resolve();
+}
+
+describe('ReplicationScheduler', () => {
+  it('runs one step per replica every interval', async () => {
+    const w = world({ auto: true });
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    w.scheduler.sync(view());
+    await settleMicrotasks();
+    expect(w.calls.map((c) => c.options.peer.id).sort()).toEqual([NODE_B, NODE_C]);
+    await w.clock.advance(9_999);
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(2);
+    await w.clock.advance(1);
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(4);
+    await w.clock.advance(20_000);
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(8);
+    await w.scheduler.stop();
+  });
+
+  it('holds each replica base with its own tag, never asks for a rollback, and prunes by rule', async () => {
+    const w = world({ auto: true });
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    w.scheduler.sync(view());
+    await settleMicrotasks();
+    const byPeer = Object.fromEntries(w.calls.map((c) => [c.options.peer.id, c.options]));
+    expect(byPeer[NODE_B]!.holdTags).toEqual({ source: { base: 'drover-base-22222222', step: 'drover-step-22222222' }, target: { base: 'drover-base', step: 'drover-step' } });
+    expect(byPeer[NODE_C]!.holdTags!.source.base).toBe('drover-base-33333333');
+    expect(byPeer[NODE_B]!.allowRollback).toBeUndefined();
+    expect(typeof byPeer[NODE_B]!.prune).toBe('function');
+    // Recorded before the first hold, so destroying the dataset can release them.
+    expect(await w.store.recordedHoldTags(DS_1)).toEqual(['drover-base-22222222', 'drover-base-33333333', 'drover-step-22222222', 'drover-step-33333333']);
+    await w.scheduler.stop();
+  });
+
+  it('never runs more steps at once than the bound, and a pair never overlaps itself', async () => {
+    const w = world({ concurrency: 3 });
+    for (const id of [DS_1, DS_2]) await w.store.createDataset(id, { maximumSize: null });
+    w.scheduler.sync(view({}, [DS_1, DS_2])); // 4 pairs
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(3);
+    await w.clock.advance(60_000); // steps longer than the interval
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(3);
+    w.calls[0]!.settle();
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(4);
+    const fourth = w.calls[3]!.options;
+    expect(`${fourth.datasetId}/${fourth.peer.id}`).not.toBe(`${w.calls[0]!.options.datasetId}/${w.calls[0]!.options.peer.id}`);
+    // The first pair is overdue, but all slots are taken again.
+    await w.clock.advance(10_000);
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(4);
+    expect(w.maxInFlight()).toBe(3);
+    for (const c of w.calls.slice(1)) c.settle();
+    await settleMicrotasks();
+    expect(w.calls.length).toBeGreaterThan(4);
+    expect(w.maxInFlight()).toBe(3);
+    for (const c of w.calls) c.settle();
+    await w.scheduler.stop();
+  });
+
+  it('pauses a dataset while a migration of it is unfinished, then resumes', async () => {
+    const w = world();
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    w.scheduler.sync(view());
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(2);
+    const moving = view({ migrations: [migration({ dataset_ids: [DS_1], from: NODE_A, to: NODE_B, phase: 'pre-copy' })] });
+    w.scheduler.sync(moving);
+    await settleMicrotasks();
+    // The running steps were cut short: the move's own step to a replica must not wait for them.
+    expect(w.calls.every((c) => c.options.signal?.aborted)).toBe(true);
+    expect(w.scheduler.statuses().map((s) => s.state)).toEqual(['paused', 'paused']);
+    expect(w.scheduler.statuses().every((s) => s.last_error === null)).toBe(true);
+    await w.clock.advance(60_000);
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(2);
+    w.scheduler.sync(view());
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(4);
+    expect(w.scheduler.statuses().map((s) => s.state)).toEqual(['seeding', 'seeding']);
+    for (const c of w.calls) c.settle();
+    await w.scheduler.stop();
+  });
+
+  it('after a handoff the old primary replicates no more and releases its per-replica holds', async () => {
+    const w = world({ auto: true });
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    w.scheduler.sync(view());
+    await settleMicrotasks();
+    const snap = (await w.store.listSnapshots(DS_1))[0] ?? (await w.store.createSnapshot(DS_1, 'drover-20260101T000000000Z-0001'));
+    await w.store.hold(DS_1, snap.snapshot, 'drover-base-22222222');
+    await w.store.hold(DS_1, snap.snapshot, 'drover-base');
+    w.scheduler.sync(desired({ nodes: view().nodes, datasets: [dataset(DS_1, NODE_B, { replication: POLICY, replicas: [NODE_A, NODE_C] })] }));
+    await settleMicrotasks();
+    await w.clock.advance(60_000);
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(2);
+    expect(w.scheduler.statuses()).toEqual([]);
+    expect(await w.store.recordedHoldTags(DS_1)).toEqual([]);
+    // The migration's own fixed hold (the way back) is not the scheduler's to release.
+    expect((await w.store.listSnapshots(DS_1))[0]!.userrefs).toBe(1);
+    await w.scheduler.stop();
+  });
+
+  it('backs off a failing pair, but retries at least every interval', async () => {
+    const w = world();
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    w.scheduler.sync(view({ datasets: [dataset(DS_1, NODE_A, { replication: { ...POLICY, interval_seconds: 5 }, replicas: [NODE_B] })] }));
+    const started = w.clock.now();
+    for (let i = 0; i < 6; i++) {
+      await settleMicrotasks();
+      const call = w.calls.at(-1)!;
+      call.fail(new DroverError('DROVER_TRANSFER_STALLED', 'no byte for 60 s', { retryable: true }));
+      await settleMicrotasks();
+      await w.clock.tick();
+    }
+    await settleMicrotasks();
+    const gaps = w.calls.map((c) => c.at - started).map((t, i, all) => (i === 0 ? t : t - all[i - 1]!));
+    expect(gaps.slice(0, 6)).toEqual([0, 1_000, 2_000, 4_000, 5_000, 5_000]);
+    const status = w.scheduler.statuses()[0]!;
+    expect(status.state).toBe('error');
+    expect(status.last_error).toEqual({ code: 'DROVER_TRANSFER_STALLED', message: 'no byte for 60 s' });
+    w.calls.at(-1)!.settle();
+    await w.scheduler.stop();
+  });
+
+  it('reports lag, bytes and the newest snapshot; a diverged replica keeps its last good snapshot', async () => {
+    const w = world();
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    w.scheduler.sync(view({ datasets: [dataset(DS_1, NODE_A, { replication: POLICY, replicas: [NODE_B] })] }));
+    await settleMicrotasks();
+    expect(w.scheduler.statuses()[0]).toMatchObject({ state: 'seeding', newest_snapshot: null, lag_seconds: null, bytes_sent_total: 0 });
+    const first = w.calls[0]!;
+    first.settle({ bytes: 4096 });
+    await settleMicrotasks();
+    const takenAt = first.at;
+    await w.clock.advance(3_000);
+    let status = w.scheduler.statuses()[0]!;
+    expect(status).toMatchObject({ state: 'ok', bytes_sent_total: 4096, last_success_at: takenAt, newest_snapshot_created_at: takenAt, lag_seconds: 3, last_error: null });
+    expect(status.newest_snapshot).toMatch(/^drover-/);
+    await w.clock.advance(7_000);
+    await settleMicrotasks();
+    w.calls[1]!.fail(new DroverError('DROVER_ZFS_DIVERGED', 'dataset diverged: its latest snapshot is newer than the newest common one'));
+    await settleMicrotasks();
+    status = w.scheduler.statuses()[0]!;
+    expect(status).toMatchObject({ state: 'diverged', bytes_sent_total: 4096, newest_snapshot_created_at: takenAt, lag_seconds: 10 });
+    expect(status.last_error?.code).toBe('DROVER_ZFS_DIVERGED');
+    await w.scheduler.stop();
+  });
+
+  it('sends the newest snapshot again instead of taking one when nothing was written (where zfs can tell)', async () => {
+    const w = world({ auto: true, writtenProperty: true });
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    await w.store.createSnapshot(DS_1, 'drover-20260101T000000000Z-0001');
+    w.scheduler.sync(view({ datasets: [dataset(DS_1, NODE_A, { replication: POLICY, replicas: [NODE_B] })] }));
+    await settleMicrotasks();
+    expect(w.calls[0]!.options.snapshotName).toBe('drover-20260101T000000000Z-0001');
+    w.store.write(DS_1, 100);
+    await w.clock.advance(10_000);
+    await settleMicrotasks();
+    expect(w.calls[1]!.options.snapshotName).not.toBe('drover-20260101T000000000Z-0001');
+    await w.scheduler.stop();
+  });
+
+  it('takes a snapshot every interval where zfs cannot tell what was written (zfs-fuse)', async () => {
+    const w = world({ auto: true });
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    await w.store.createSnapshot(DS_1, 'drover-20260101T000000000Z-0001');
+    w.scheduler.sync(view({ datasets: [dataset(DS_1, NODE_A, { replication: POLICY, replicas: [NODE_B] })] }));
+    await settleMicrotasks();
+    expect(w.calls[0]!.options.snapshotName).toMatch(/^drover-20260101T000000000Z-/);
+    expect(w.calls[0]!.options.snapshotName).not.toBe('drover-20260101T000000000Z-0001');
+    await w.scheduler.stop();
+  });
+
+  it('takes one snapshot per interval for all replicas of a dataset', async () => {
+    const w = world({ auto: true });
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    w.scheduler.sync(view());
+    await settleMicrotasks();
+    await w.clock.advance(10_000);
+    await settleMicrotasks();
+    const names = w.calls.map((c) => c.options.snapshotName);
+    expect(names).toHaveLength(4);
+    expect(names[0]).toBe(names[1]);
+    expect(names[2]).toBe(names[3]);
+    expect(names[0]).not.toBe(names[2]);
+  });
+
+  it('replicates nothing for a dataset primary elsewhere, deleted, or without a policy', async () => {
+    const w = world({ auto: true });
+    w.scheduler.sync(
+      view({
+        datasets: [
+          dataset(DS_1, NODE_B, { replication: POLICY, replicas: [NODE_A, NODE_C] }),
+          dataset(DS_2, NODE_A, { replication: null, replicas: [] }),
+          dataset('aaaaaaaa-0000-4000-8000-000000000003', NODE_A, { replication: POLICY, replicas: [NODE_B], deleted: true }),
+        ],
+      }),
+    );
+    await w.clock.advance(30_000);
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(0);
+    expect(w.scheduler.statuses()).toEqual([]);
+    await w.scheduler.stop();
+  });
+});

@@ -99,9 +99,6 @@ export const Dataset = z
   .object({
     dataset_id: Uuid,
     primary: Uuid,
-    replication: ReplicationPolicy.nullable().default(null),
-    /** Nodes chosen to hold standby copies; never the primary. */
-    replicas: z.array(Uuid).max(16).default([]),
     /** Bytes; null means no limit. Flocker's rule: at least 64 MiB, a multiple of 1024. */
     maximum_size: z.number().int().min(67108864).multipleOf(1024).nullable().default(null),
     metadata: DatasetMetadata.default({}),

@@ -4,7 +4,7 @@ import { AckedWriter, loadData } from '../../cli/demo/redis-load.ts';
 import { useTestCluster } from '../support/cluster.ts';
 import { LOCAL_CLUSTER, describeWith } from '../support/require.ts';
 import { until } from '../migration/stack.ts';
-import { MiB, ReplicationWorld, replicationEvents, sampling, trouble, type RedisApp } from './world.ts';
+import { MiB, RETENTION, ReplicationWorld, replicationEvents, sampling, trouble, type RedisApp } from './world.ts';
 
 // Faults on a replica's pool, on a 3-node local cluster with drover's processes (issue 15):
 // Redis on node 1 replicated to nodes 2 and 3 every 2 s, a client writing through node 1's
@@ -22,7 +22,10 @@ describeWith(LOCAL_CLUSTER, 'replication to a replica whose pool is full or was 
 
   beforeAll(async () => {
     world = await ReplicationWorld.start(cluster());
-    app = await world.deployRedis('faults', 16510, 1, { replicas: 2, intervalS: INTERVAL_S });
+    // Deployed without a policy, then given one through the API (replication.e2e.test.ts
+    // deploys with `x-drover.replication` in the Compose file).
+    app = await world.deployRedis('faults', 16510, 1, null);
+    await world.api.setApplicationReplication(app.name, { replicas: 2, interval_seconds: INTERVAL_S, retention: RETENTION });
     await loadData(world.proxy(app), { prefix: 'data:', bytes: 4 * MiB, valueBytes: 4096, pipeline: 16 });
     writer = new AckedWriter(() => world.proxy(app), { prefix: 'w:', intervalMs: 5 });
     writer.start();

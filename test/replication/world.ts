@@ -5,9 +5,11 @@
  * through node 1's proxy; what `GET /v1/drover/replication` says; and what each node's pool
  * really holds (snapshots with guid and creation time, read with `zfs get`, not through the
  * agent). The faults live here too: a replica node down (its agent killed and its sshd cut),
- * a full pool, a replica written outside drover.
+ * a full pool, a file written into a replica outside drover.
  */
 import { readdirSync, readFileSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import { ApiClient } from '#common/api-client.ts';
 import type { ReplicaAnswer, ReplicationAnswer, ReplicationEvent } from '#common/api.ts';
@@ -236,6 +238,39 @@ export class ReplicationWorld {
   shownAs(index: number): string {
     const node = this.node(index);
     return `(?:${node.name}|${node.address.replaceAll('.', '\\.')})`;
+  }
+
+  /**
+   * Writes `file` into `app`'s copy on node `index` from outside drover, as someone with a
+   * shell on that node would: readonly off, mount, write, sync, unmount.
+   */
+  async writeOutside(app: RedisApp, index: number, file: string, content: string): Promise<void> {
+    const dataset = this.datasetName(app, index);
+    await execa('zfs', ['set', 'readonly=off', dataset], { timeout: 60_000 });
+    const mountpoint = await this.mounted(dataset);
+    try {
+      await writeFile(join(mountpoint, file), content);
+      await execa('sync', [], { timeout: 60_000 });
+    } finally {
+      await execa('zfs', ['umount', dataset], { reject: false, timeout: 60_000 });
+    }
+  }
+
+  /** Reads `file` from `app`'s copy on node `index` (mounts it for the read); null when absent. */
+  async readOutside(app: RedisApp, index: number, file: string): Promise<string | null> {
+    const dataset = this.datasetName(app, index);
+    const mountpoint = await this.mounted(dataset);
+    try {
+      return await readFile(join(mountpoint, file), 'utf8').catch(() => null);
+    } finally {
+      await execa('zfs', ['umount', dataset], { reject: false, timeout: 60_000 });
+    }
+  }
+
+  private async mounted(dataset: string): Promise<string> {
+    const mount = await execa('zfs', ['mount', dataset], { reject: false, timeout: 60_000 });
+    if (mount.exitCode !== 0 && !/already mounted/.test(mount.stderr)) throw new Error(`zfs mount ${dataset}: ${mount.stderr}`);
+    return (await execa('zfs', ['get', '-H', '-o', 'value', 'mountpoint', dataset], { timeout: 60_000 })).stdout.trim();
   }
 
   /** `drover status` as an operator reads it. */

@@ -48,3 +48,19 @@ export function labels(record: Record<string, string>): string {
 export function shortId(uuid: string): string {
   return uuid.slice(0, 8);
 }
+
+/**
+ * An application's standby copies for the REPLICAS column (docs/DESIGN.md §17):
+ * `n2 3s, n3 4s` (seconds behind the primary), `n2 seeding`, `n3 diverged!` (a `!` marks a
+ * state that needs the operator: diverged or error).
+ */
+export function replicaList(list: { node: string; lag_seconds: number | null; state: string }[], nameOf: (node: string) => string): string {
+  return list
+    .map((r) => {
+      const name = nameOf(r.node);
+      if (r.state === 'diverged' || r.state === 'error') return `${name} ${r.state}!`;
+      if (r.state === 'ok' && r.lag_seconds !== null) return `${name} ${Math.round(r.lag_seconds)}s`;
+      return `${name} ${r.state}`;
+    })
+    .join(', ');
+}

@@ -3,15 +3,16 @@ import { UNPLACED_PRIMARY } from '#common/model.ts';
 import { usageError } from '../cli-error.ts';
 import type { Command } from '../command.ts';
 import { print, printJson } from '../context.ts';
-import { bytes, labels, ports, table } from '../format.ts';
+import { bytes, labels, ports, replicaList, table } from '../format.ts';
 
 const USAGE = 'drover status [--json]';
 
 /**
  * `drover status`: nodes (known: reporting; unknown: silent, or named by the configuration
  * but never heard from — never shown as empty), applications with their node, state
- * (running, stopped, missing, unknown, unplaced), health, ports and a note (why it cannot be
- * placed, or the migration moving it), and datasets with their primary and size.
+ * (running, stopped, missing, unknown, unplaced), health, ports, its replicas (standby copies
+ * with their lag: `n2 3s, n3 seeding`) and a note (why it cannot be placed, or the migration
+ * moving it), and datasets with their primary and size.
  */
 export const statusCommand: Command = {
   name: 'status',
@@ -46,6 +47,7 @@ export const statusCommand: Command = {
         ports: app.ports,
         unschedulable_reason: seen?.unschedulable_reason ?? null,
         migration: seen?.migration ?? null,
+        replicas: seen?.replicas ?? [],
       };
     });
     const datasets = configDatasets
@@ -66,6 +68,8 @@ export const statusCommand: Command = {
     print(ctx.stdout, table(['ADDRESS', 'UUID', 'STATE', 'LABELS'], nodes.map((n) => [n.host, n.uuid, n.state, labels(n.labels)])));
     print(ctx.stdout);
     print(ctx.stdout, 'APPLICATIONS');
+    // A node's `name` label (n1, n2 in the local cluster), else its address.
+    const nameOf = (uuid: string) => stateNodes.find((n) => n.uuid === uuid)?.labels.name ?? hostOf(uuid) ?? uuid;
     const note = (a: (typeof applications)[number]): string | null => {
       if (a.migration && !isTerminal(a.migration.phase)) return `moving to ${hostOf(a.migration.to)} (${a.migration.phase})`;
       return a.unschedulable_reason;
@@ -73,8 +77,8 @@ export const statusCommand: Command = {
     print(
       ctx.stdout,
       table(
-        ['NAME', 'NODE', 'STATE', 'HEALTH', 'PORTS', 'NOTE'],
-        applications.map((a) => [a.name, a.node ?? '(unplaced)', a.state, a.health, ports(a.ports), note(a)]),
+        ['NAME', 'NODE', 'STATE', 'HEALTH', 'PORTS', 'REPLICAS', 'NOTE'],
+        applications.map((a) => [a.name, a.node ?? '(unplaced)', a.state, a.health, ports(a.ports), replicaList(a.replicas, nameOf) || null, note(a)]),
       ),
     );
     print(ctx.stdout);

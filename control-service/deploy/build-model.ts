@@ -75,6 +75,7 @@ export function buildModel(draft: FileDraft, project: string, pins: ReadonlyMap<
       ...(service.memory_limit === undefined ? {} : { memory_limit: service.memory_limit }),
       ...(service.health_check === undefined ? {} : { health_check: service.health_check }),
       ...(service.placement === undefined ? {} : { placement: service.placement }),
+      ...(service.replication === undefined ? {} : { replication: service.replication }),
       labels: service.labels,
       project,
     };

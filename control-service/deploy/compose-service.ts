@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Placement, RestartPolicy } from '#common/model.ts';
 import { readComposeHealthcheck, readDroverHealthcheck } from './compose-healthcheck.ts';
 import { readPorts } from './compose-ports.ts';
+import { readComposeReplication } from './compose-replication.ts';
 import { readVolumeUses } from './compose-volumes.ts';
 import { readConstraints } from './constraints.ts';
 import type { LinkTarget, ServiceDraft } from './draft.ts';
@@ -33,7 +34,7 @@ const Service = z
     labels: MapOrList.optional(),
     deploy: z
       .object({
-        replicas: z.literal(1, { error: 'drover runs one container per service' }).optional(),
+        replicas: z.literal(1, { error: 'drover runs one container per service; for standby copies of its data on other nodes write "x-drover: { replication: { replicas: N } }"' }).optional(),
         resources: z
           .object({ limits: z.object({ memory: Scalar.optional(), cpus: Scalar.optional() }).strict().optional() })
           .strict()
@@ -45,7 +46,7 @@ const Service = z
     mem_limit: Scalar.optional(),
     cpu_shares: z.number().int().min(2).max(1024).optional(),
     'x-drover': z
-      .object({ affinity: z.array(z.string()).optional(), anti_affinity: z.array(z.string()).optional(), strategy: z.enum(['spread', 'binpack', 'random']).optional() })
+      .object({ affinity: z.array(z.string()).optional(), anti_affinity: z.array(z.string()).optional(), strategy: z.enum(['spread', 'binpack', 'random']).optional(), replication: z.unknown().optional() })
       .strict()
       .optional(),
     'x-drover-healthcheck': z.unknown().optional(),
@@ -118,13 +119,14 @@ export function readComposeService(scope: Scope, name: string, raw: unknown): Se
   else if (spec.cpu_shares !== undefined) draft.cpu_shares = spec.cpu_shares;
 
   const constraints = spec.deploy?.placement?.constraints;
-  const x = spec['x-drover'];
-  if (constraints !== undefined || x !== undefined) {
+  const { replication, ...x } = spec['x-drover'] ?? {};
+  if (replication !== undefined) draft.replication = readComposeReplication(scope, ['x-drover', 'replication'], replication);
+  if (constraints !== undefined || Object.keys(x).length > 0) {
     const placement: Placement = {
       constraints: readConstraints(scope, ['deploy', 'placement', 'constraints'], constraints ?? []),
-      affinity: x?.affinity ?? [],
-      anti_affinity: x?.anti_affinity ?? [],
-      strategy: x?.strategy ?? 'spread',
+      affinity: x.affinity ?? [],
+      anti_affinity: x.anti_affinity ?? [],
+      strategy: x.strategy ?? 'spread',
     };
     draft.placement = placement;
   }

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { Application, HealthCheck, Link, Placement, RestartPolicy } from '#common/model.ts';
+import type { Application, HealthCheck, Link, Placement, ReplicationPolicy, RestartPolicy } from '#common/model.ts';
 import type { Scope } from './scope.ts';
 
 /**
@@ -25,6 +25,8 @@ export interface ServiceDraft {
   memory_limit?: number;
   health_check?: HealthCheck;
   placement?: Placement;
+  /** `x-drover.replication` (compose-replication.ts). */
+  replication?: ReplicationPolicy;
   labels: Record<string, string>;
 }
 

@@ -144,7 +144,7 @@ function explain(wanted: number, placed: number, keptLapsed: string[], input: Re
     const nodes = `${upOthers} node${upOthers === 1 ? '' : 's'} up besides the primary`;
     parts.push(`${placed} of ${wanted} replicas placed: ${reasons.length > 0 ? `${nodes}; ${reasons.join('; ')}` : nodes}`);
   }
-  for (const r of keptLapsed) parts.push(`replica node ${r} silent for ${Math.round(input.silentForMs(r) / 1000)}s and no other node fits`);
+  for (const r of keptLapsed) parts.push(`replica node ${r} silent for more than ${Math.round(input.replaceAfterMs / 1000)}s and no other node fits`);
   return parts.length === 0 ? null : parts.join('; ');
 }
 

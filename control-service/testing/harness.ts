@@ -27,15 +27,15 @@ export interface Harness {
   control: Control;
   clock: FakeClock;
   store: ConfigStore;
-  request(method: 'GET' | 'POST' | 'DELETE', url: string, body?: unknown, headers?: Record<string, string>): Promise<LightMyRequestResponse>;
+  request(method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, body?: unknown, headers?: Record<string, string>): Promise<LightMyRequestResponse>;
   close(): Promise<void>;
 }
 
-export async function harness(options: { store?: ConfigStore; clock?: FakeClock; nodeTimeoutMs?: number; seed?: number; log?: Logger } = {}): Promise<Harness> {
+export async function harness(options: { store?: ConfigStore; clock?: FakeClock; nodeTimeoutMs?: number; seed?: number; log?: Logger; replicaReplaceAfterMs?: number } = {}): Promise<Harness> {
   const clock = options.clock ?? new FakeClock();
   const store = options.store ?? new MemoryConfigStore();
   const log = options.log ?? silentLogger();
-  const control = new Control({ store, log, clock: clock.read, nodeTimeoutMs: options.nodeTimeoutMs ?? 15_000, seed: options.seed ?? 7 });
+  const control = new Control({ store, log, clock: clock.read, nodeTimeoutMs: options.nodeTimeoutMs ?? 15_000, seed: options.seed ?? 7, ...(options.replicaReplaceAfterMs === undefined ? {} : { replicaReplaceAfterMs: options.replicaReplaceAfterMs }) });
   await control.start();
   const app = buildApp({ control, log, version: '0.0.0-test' });
   await app.ready();

@@ -1,6 +1,7 @@
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ApiClient } from '#common/api-client.ts';
 import { datasetIdFor } from '#common/dataset-id.ts';
 import { runCli } from '../../cli/dispatch.ts';
 import { NODES, startControl, type InProcessControl } from './control-in-process.ts';
@@ -120,10 +121,10 @@ describe('drover status', () => {
       '',
       'APPLICATIONS',
       // cache is in no node's list of the topology: the scheduler places it (seed 7: n1).
-      'NAME   NODE        STATE    HEALTH   PORTS      NOTE',
-      'web    127.0.0.12  running  healthy  8080→8000  -',
-      'db     127.0.0.11  running  healthy  5432→5432  -',
-      'cache  127.0.0.11  running  healthy  6380→6379  -',
+      'NAME   NODE        STATE    HEALTH   PORTS      REPLICAS  NOTE',
+      'web    127.0.0.12  running  healthy  8080→8000  -         -',
+      'db     127.0.0.11  running  healthy  5432→5432  -         -',
+      'cache  127.0.0.11  running  healthy  6380→6379  -         -',
       '',
       'DATASETS',
       'ID                                    NAME         PRIMARY     SIZE       PATH',
@@ -131,6 +132,13 @@ describe('drover status', () => {
       `${pgwal}  shop_pgwal   127.0.0.11  unlimited  /drover/${pgwal}`,
       '',
     ]);
+  });
+
+  it('shows the replicas of an application and their state in the REPLICAS column', async () => {
+    await drover(deployArgs, { control: control.url });
+    await new ApiClient({ baseUrl: control.url }).setApplicationReplication('db', { replicas: 1 });
+    const run = await drover(['status'], { control: control.url });
+    expect(run.stdout).toMatch(/\ndb +127\.0\.0\.11 +running +healthy +5432→5432 +n2 seeding +-\n/);
   });
 
   it('prints the same facts as JSON with --json', async () => {
@@ -146,6 +154,7 @@ describe('drover status', () => {
       ports: [{ internal: 5432, external: 5432 }],
       unschedulable_reason: null,
       migration: null,
+      replicas: [],
     });
     expect(status.nodes.map((n: { state: string }) => n.state)).toEqual(['known', 'known']);
     expect(status.datasets[0]).toMatchObject({ dataset_id: pgdata, primary: N1, maximum_size: 10 * 1024 ** 3 });

@@ -8,10 +8,10 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { systemClock } from '../../common/clock.ts';
-import { silentLogger } from '../../common/log.ts';
-import type { AgentDesired } from '../../common/channel.ts';
-import type { Dataset, Node, ReplicaStatus } from '../../common/model.ts';
+import { systemClock } from '#common/clock.ts';
+import { silentLogger } from '#common/log.ts';
+import type { AgentDesired } from '#common/channel.ts';
+import type { Dataset, Node, ReplicaStatus } from '#common/model.ts';
 import { ReplicationScheduler } from '../../convergence-agent/replication/scheduler.ts';
 import { Replicator } from '../../convergence-agent/transfer/replicate.ts';
 import type { SshPeer } from '../../convergence-agent/transfer/ssh-peer.ts';
@@ -19,7 +19,7 @@ import type { Peer } from '../../convergence-agent/transfer/types.ts';
 import { ZfsStore } from '../../convergence-agent/zfs/zfs.ts';
 import { useTestCluster } from '../support/cluster.ts';
 import { describeWith } from '../support/require.ts';
-import { TcpCutter, sshPeerFor, zfsSet } from '../transfer/helpers.ts';
+import { TcpCutter, sshPeerFor, writeRandom, zfsSet } from '../transfer/helpers.ts';
 
 const RETENTION = { primary: '1x3s(keep=all) | 2x5s', replicas: '1x2s(keep=all) | 1x5s' };
 
@@ -84,11 +84,11 @@ describeWith(['root', 'zfs', 'sshd'], 'continuous replication to two replicas', 
     return { version: 1, node: nodes[0]!, nodes, datasets: [dataset], applications: [], leases: [], migrations: [] };
   }
 
-  async function until(what: string, ok: () => Promise<boolean> | boolean, ms = 30_000): Promise<void> {
+  async function until(what: string, ok: () => Promise<boolean> | boolean, ms = 30_000, everyMs = 200): Promise<void> {
     const deadline = Date.now() + ms;
     while (!(await ok())) {
       if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}; statuses ${JSON.stringify(scheduler?.statuses())}`);
-      await systemClock.sleep(200);
+      await systemClock.sleep(everyMs);
     }
   }
 
@@ -106,9 +106,11 @@ describeWith(['root', 'zfs', 'sshd'], 'continuous replication to two replicas', 
     await until('both replicas ok', () => [1, 2].every((r) => statusOf(r)?.state === 'ok'));
     const before = statusOf(1).bytes_sent_total;
 
-    // Cut the stream to n2 in its next step: that step fails, the following one recovers.
-    cutter.cutAfterBytes = cutter.bytes + 1;
-    await until('the cut step reported', () => statusOf(1).state === 'error');
+    // Cut the stream to n2 in its next step (4 MiB to send, cut after 1 MiB): that step
+    // fails, the following one recovers.
+    await writeRandom(join(info.mountpoint!, 'big.bin'), 4);
+    cutter.cutAfterBytes = cutter.bytes + (1 << 20);
+    await until('the cut step reported', () => statusOf(1).state === 'error', 30_000, 50);
     expect(statusOf(1).last_error?.code).toMatch(/^DROVER_/);
     await until('n2 recovered', () => statusOf(1).state === 'ok', 20_000);
     expect(statusOf(1).bytes_sent_total).toBeGreaterThan(before);

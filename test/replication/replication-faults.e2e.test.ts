@@ -1,3 +1,5 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { AckedWriter, loadData } from '../../cli/demo/redis-load.ts';
 import { useTestCluster } from '../support/cluster.ts';
@@ -36,6 +38,7 @@ describeWith(LOCAL_CLUSTER, 'replication to a replica whose pool is full or was 
 
   afterAll(async () => {
     await writer?.stop();
+    if (world && process.env.DROVER_KEEP_LOGS) await world.keepLogs(join(tmpdir(), `drover-replication-e2e-${process.pid}`));
     if (world) {
       await world.freePool(3);
     }

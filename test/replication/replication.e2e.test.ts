@@ -1,3 +1,5 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { isTerminal } from '#common/migration-protocol.ts';
 import { AckedWriter, loadData } from '../../cli/demo/redis-load.ts';
@@ -34,6 +36,7 @@ describeWith(LOCAL_CLUSTER, 'continuous replication of a dataset to standby node
 
   afterAll(async () => {
     await writer?.stop();
+    if (world && process.env.DROVER_KEEP_LOGS) await world.keepLogs(join(tmpdir(), `drover-replication-e2e-${process.pid}`));
   });
 
   it('chooses the two other nodes as replicas, and both soon hold a snapshot taken after a write was acknowledged', async () => {

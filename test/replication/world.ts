@@ -8,7 +8,7 @@
  * a full pool, a file written into a replica outside drover.
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { ApiClient } from '#common/api-client.ts';
@@ -271,6 +271,11 @@ export class ReplicationWorld {
     const mount = await execa('zfs', ['mount', dataset], { reject: false, timeout: 60_000 });
     if (mount.exitCode !== 0 && !/already mounted/.test(mount.stderr)) throw new Error(`zfs mount ${dataset}: ${mount.stderr}`);
     return (await execa('zfs', ['get', '-H', '-o', 'value', 'mountpoint', dataset], { timeout: 60_000 })).stdout.trim();
+  }
+
+  /** Copies drover's logs of this cluster to `dir` (for a look after a failure; DROVER_KEEP_LOGS=1). */
+  async keepLogs(dir: string): Promise<void> {
+    await cp(join(this.cluster.root, 'services'), dir, { recursive: true, filter: (src) => !src.includes('/control/') && !src.includes('/gates/') }).catch(() => undefined);
   }
 
   /** `drover status` as an operator reads it. */

@@ -58,14 +58,16 @@ describeWith(LOCAL_CLUSTER, 'continuous replication of a dataset to standby node
       const s = await world.replication(app);
       return s?.replicas.every((r) => r.state === 'ok') && s;
     });
-    for (const r of settled.replicas) {
-      expect(r.problem).toBeNull();
-      expect(r.bytes_sent_total).toBeGreaterThan(DATA_MIB * MiB);
-      expect(r.newest_snapshot).toBeTruthy();
-    }
+    for (const r of settled.replicas) expect(r.newest_snapshot).toBeTruthy();
     // Still continuous: a write acknowledged now is on both replicas within a few intervals.
     const later = Date.now();
     await Promise.all([world.replicated(app, 2, 1, later, 10 * INTERVAL_S * 1000), world.replicated(app, 3, 1, later, 10 * INTERVAL_S * 1000)]);
+    // Everything loaded before was sent to each (the counter is of bytes sent, all steps).
+    const counted = await until('the counters to include the newest step', async () => {
+      const s = await world.replication(app);
+      return s?.replicas.every((r) => r.bytes_sent_total > DATA_MIB * MiB) && s;
+    }, 10 * INTERVAL_S * 1000);
+    expect(counted.replicas.map((r) => r.problem)).toEqual([null, null]);
     const text = await world.status();
     expect(text).toMatch(/REPLICAS/);
     expect(text).toMatch(new RegExp(`${world.shownAs(2)} \\d+(?:\\.\\d+)?s`));

@@ -148,7 +148,9 @@ function flip(desired: Desired, application: string | null, datasetIds: readonly
   let datasets = desired.datasets;
   for (const id of datasetIds) {
     const at = index.datasetPositions.get(id);
-    if (at !== undefined) datasets = replaceAt(datasets, at, { ...datasets[at]!, primary: to });
+    // The new primary leaves `replicas` in the same write (the primary is never a replica,
+    // invariants.ts): otherwise the handoff of a move to a replica breaks that rule and is refused.
+    if (at !== undefined) datasets = replaceAt(datasets, at, { ...datasets[at]!, primary: to, replicas: datasets[at]!.replicas.filter((r) => r !== to) });
   }
   return { ...desired, applications, datasets };
 }

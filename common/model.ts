@@ -61,6 +61,12 @@ export const Node = z
     host: Ipv4,
     labels: Labels.default({}),
     transfer: NodeTransfer.default({}),
+    /**
+     * Set by the operator (`drover node cordon|drain`): nothing new is placed there (no
+     * application, no replica); `drain` also moves every application off, and drops its
+     * replicas. `since`: ms since the epoch. Absent: schedulable. Kept across the agent's reports.
+     */
+    cordon: z.object({ since: z.number(), drain: z.boolean() }).strict().optional(),
   })
   .strict();
 export type Node = z.infer<typeof Node>;

@@ -268,6 +268,12 @@ export const Migration = z
     cutover_started_at: z.number().nullable().default(null),
     cutover_ms: z.number().nullable().default(null),
     error: z.string().nullable().default(null),
+    /**
+     * A forced move (`drover move --force`, control-service/desired/force-move.ts): the source
+     * was silent, the target's replica was promoted; created in `handoff`, with no data carried.
+     * `data_loss_seconds`: how old the promoted copy was (what the source may have written since).
+     */
+    forced: z.object({ data_loss_seconds: z.number().min(0) }).strict().optional(),
   })
   .strict();
 export type Migration = z.infer<typeof Migration>;

@@ -25,7 +25,6 @@ export function applicationRoutes(router: Router, control: Control): void {
     if (acceptSeconds === null && body.accept_data_loss !== undefined) {
       throw new DroverError('DROVER_INVALID_REQUEST', `accept_data_loss "${body.accept_data_loss}" is not a duration (e.g. 5m12s).`, { detail: { accept_data_loss: body.accept_data_loss } });
     }
-    const replication = control.replication();
     const snap = await control.change((d, ctx) => {
       const from = findApplication(d, name).node_uuid;
       const hostOf = (uuid: string) => control.observed.get(uuid)?.report.host ?? indexOf(d).nodes.get(uuid)?.host ?? uuid;
@@ -36,7 +35,7 @@ export function applicationRoutes(router: Router, control: Control): void {
         now: ctx.now,
         version: ctx.version,
         source,
-        replicasOf: (id) => replication.find((r) => r.dataset_id === id)?.replicas ?? [],
+        snapshotsOn: (node, id) => control.observed.get(node)?.report.datasets.find((x) => x.dataset_id === id)?.snapshots,
         hostOf,
         thresholdSeconds: body.data_loss_threshold_seconds ?? DEFAULT_DATA_LOSS_THRESHOLD_SECONDS,
         acceptSeconds,
@@ -44,7 +43,7 @@ export function applicationRoutes(router: Router, control: Control): void {
       answer = { application: indexOf(out.desired).applications.get(name)!, migration: out.migration };
       return out.desired;
     });
-    control.log.warn({ application: name, to: body.node_uuid, migration: answer!.migration!.id, dataLossSeconds: answer!.migration!.forced?.data_loss_seconds }, 'forced move: replica promoted');
+    control.log.warn({ application: name, to: body.node_uuid, migration: answer!.migration!.id, dataLossSeconds: answer!.migration!.failover?.snapshot_age_seconds }, 'forced move: replica promoted');
     return { snap, answer: answer! };
   };
 

@@ -1,6 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ReplicaStatus } from '#common/model.ts';
-import { datasetId, harness, nodeId, report, type Harness } from '../testing/harness.ts';
+import { datasetId, harness, nodeId, observedDataset, report, type Harness } from '../testing/harness.ts';
 
 let h: Harness;
 afterEach(async () => h?.close());
@@ -116,27 +115,17 @@ describe('drain', () => {
 });
 
 describe('a forced move (source silent)', () => {
-  const lagOf = (replica: number, lag: number, extra: Partial<ReplicaStatus> = {}): ReplicaStatus => ({
-    dataset_id: D,
-    replica: nodeId(replica),
-    state: 'ok',
-    newest_snapshot: 'drover-1',
-    newest_snapshot_created_at: 1,
-    lag_seconds: lag,
-    bytes_sent_total: 4096,
-    last_success_at: 1,
-    last_error: null,
-    ...extra,
-  });
+  /** A drover snapshot taken 2 s before the harness's epoch (2027-01-15T08:00:00Z). */
+  const copy = (id: string) => observedDataset(id, { writable: false, snapshots: [{ name: 'drover-20270115T075958000Z-1', guid: '1', createtxg: 1 }] });
 
-  /** db on node 1 with dataset D replicated to node 2; node 1 reports lag `lag`, then falls silent for `silentS` seconds. */
-  async function silentSource(silentS: number, options: { replicas?: number; lag?: number } = {}) {
+  /** db on node 1 with dataset D replicated to node 2 (which reports a copy 2 s old); node 1 then falls silent for `silentS` seconds. */
+  async function silentSource(silentS: number, options: { replicas?: number } = {}) {
     await cluster();
     await h.request('POST', '/v1/configuration/datasets', { primary: nodeId(1), dataset_id: D, ...(options.replicas === 0 ? {} : { replication: { replicas: options.replicas ?? 1 } }) });
     await app('db', 1, D);
-    await h.request('POST', '/v1/drover/agents/report', report(1, { replication: options.replicas === 0 ? [] : [lagOf(2, options.lag ?? 2)] }));
     h.clock.advance(silentS * 1000);
-    for (const i of [2, 3]) await h.request('POST', '/v1/drover/agents/report', report(i));
+    await h.request('POST', '/v1/drover/agents/report', report(2, { datasets: options.replicas === 0 ? [] : [copy(D)] }));
+    await h.request('POST', '/v1/drover/agents/report', report(3));
   }
   const force = (to: number, extra: Record<string, unknown> = {}) => post('/v1/drover/applications/db/move', { node_uuid: nodeId(to), force: true, ...extra });
 
@@ -153,13 +142,12 @@ describe('a forced move (source silent)', () => {
     expect(answer.statusCode).toBe(202);
     const { application, migration } = answer.json();
     expect(application).toMatchObject({ name: 'db', node_uuid: nodeId(2) });
-    expect(migration).toMatchObject({ application: 'db', from: nodeId(1), to: nodeId(2), phase: 'handoff', dataset_ids: [D], forced: { data_loss_seconds: 14 } });
+    expect(migration).toMatchObject({ application: 'db', from: nodeId(1), to: nodeId(2), phase: 'done', dataset_ids: [D], failover: { snapshot_age_seconds: 14, failed_silent_ms: 12_000 } });
     expect(migration.generation).toBeGreaterThan(0);
     const dataset = h.control.desired.datasets[0]!;
     expect(dataset.primary).toBe(nodeId(2));
     expect(dataset.replicas).not.toContain(nodeId(2));
-    // The target finishes it as after any handoff.
-    for (const phase of ['release', 'done']) expect((await post(`/v1/drover/migrations/${migration.id}/update`, { node_uuid: nodeId(2), generation: migration.generation, phase })).statusCode).toBe(200);
+    expect(migration.failover.snapshots).toEqual([{ dataset_id: D, snapshot: 'drover-20270115T075958000Z-1', created_at: 1_799_999_998_000 }]);
   });
 
   it('is refused, naming why, when the dataset has no replica', async () => {
@@ -175,7 +163,7 @@ describe('a forced move (source silent)', () => {
     const answer = await force(3);
     expect(answer.statusCode).toBe(409);
     expect(answer.json()).toMatchObject({ code: 'DROVER_FORCE_REFUSED', description: expect.stringContaining('it holds no copy of dataset') });
-    expect(answer.json().description).toContain('its replicas are on 127.0.0.12 (14s old)');
+    expect(answer.json().description).toContain('copies are on 127.0.0.12 (14s old)');
   });
 
   it('is refused while the source reports: a live move loses nothing', async () => {
@@ -185,7 +173,7 @@ describe('a forced move (source silent)', () => {
     // The source reports: the ordinary live move starts.
     expect(answer.statusCode).toBe(202);
     expect(answer.json().migration).toMatchObject({ phase: 'pending' });
-    expect(answer.json().migration.forced).toBeUndefined();
+    expect(answer.json().migration.failover).toBeUndefined();
   });
 
   it('needs the data window named when the newest copy is older than the threshold, and takes it when the window is covered', async () => {
@@ -200,7 +188,7 @@ describe('a forced move (source silent)', () => {
     expect((await force(2, { accept_data_loss: 'soon' })).statusCode).toBe(400);
     const taken = await force(2, { accept_data_loss: '5m12s' });
     expect(taken.statusCode).toBe(202);
-    expect(taken.json().migration.forced).toEqual({ data_loss_seconds: 312 });
+    expect(taken.json().migration.failover).toMatchObject({ snapshot_age_seconds: 312 });
   });
 
   it('honours a threshold given with the request', async () => {

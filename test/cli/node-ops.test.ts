@@ -79,7 +79,7 @@ describe('drover node', () => {
 describe('drover move --force', () => {
   /** db on n1 with D replicated to n2 (n2 reports a copy taken just now); then n1 falls silent for `silentS`. */
   async function silentN1(silentS: number, replicated = true) {
-    await api.createDataset({ primary: N1, dataset_id: D, ...(replicated ? { replication: { replicas: 1 } } : {}) });
+    await api.createDataset({ primary: N1, dataset_id: D, ...(replicated ? { replication: { replicas: 1, interval_seconds: 10, retention: { primary: '1x1m', replicas: '1x1m' } } } : {}) });
     await api.createContainer({ name: 'db', image: 'redis', node_uuid: N1, volumes: [{ dataset_id: D, mountpoint: '/data' }] });
     await control.reportAll();
     control.clock.advance(silentS * 1000);

@@ -238,7 +238,8 @@ export class Control {
     // A repeated report names the node as the last one did: when the stored entry is the one
     // found equal then, there is nothing to compare.
     if (known === undefined || effect.changed || this.registered.get(report.uuid) !== known) {
-      const node: Node = { uuid: report.uuid, host: report.host, labels: report.labels, transfer: report.transfer };
+      // The operator's cordon is the control service's, not the agent's: a report keeps it.
+      const node: Node = { uuid: report.uuid, host: report.host, labels: report.labels, transfer: report.transfer, ...(known?.cordon ? { cordon: known.cordon } : {}) };
       if (!known || entryJson(known) !== JSON.stringify(node)) {
         await this.change((d) => upsertNode(d, node));
         this.registered.delete(report.uuid);

@@ -9,12 +9,13 @@ import { demoCommand } from './commands/demo.ts';
 import { deployCommand } from './commands/deploy.ts';
 import { moveCommand } from './commands/move.ts';
 import { migrationsCommand } from './commands/migrations.ts';
+import { nodeCommand } from './commands/node.ts';
 import { statusCommand } from './commands/status.ts';
 import { print, type CliContext, type Output } from './context.ts';
 
 export const DEFAULT_CONTROL = 'http://127.0.0.1:4523';
 
-const COMMANDS: Command[] = [deployCommand, statusCommand, moveCommand, migrationsCommand, datasetsCommand, demoCommand];
+const COMMANDS: Command[] = [deployCommand, statusCommand, moveCommand, migrationsCommand, nodeCommand, datasetsCommand, demoCommand];
 
 export interface CliIo {
   stdout: Output;

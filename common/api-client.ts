@@ -13,7 +13,7 @@
  * times; writes are never retried here.
  */
 import type { z } from 'zod';
-import { IF_MATCHES_HEADER, TAG_HEADER, type CreateDatasetBody, type DeployBody, type LeaseBody } from './api.ts';
+import { IF_MATCHES_HEADER, TAG_HEADER, type CreateDatasetBody, type DeployBody, type LeaseBody, type MoveApplicationBody } from './api.ts';
 import { fillPath, ROUTES, type RouteAnswer, type RouteKey, type Routes } from './api-routes.ts';
 import type { MigrationUpdate, RouteAck } from './channel.ts';
 import { codeOfAnswer, DroverError } from './errors.ts';
@@ -228,8 +228,25 @@ export class ApiClient {
   }
 
   /** Moves an application with its data; `migration` is null when it already runs there. */
-  async moveApplication(name: string, nodeUuid: string): Promise<CallBody<'moveApplication'>> {
-    return (await this.call('moveApplication', { params: { name }, body: { node_uuid: nodeUuid } })).body;
+  /** `force` and the rest: a forced move when the source is silent (docs/DESIGN.md §19). */
+  async moveApplication(name: string, nodeUuid: string, force: Omit<MoveApplicationBody, 'node_uuid'> = {}): Promise<CallBody<'moveApplication'>> {
+    return (await this.call('moveApplication', { params: { name }, body: { node_uuid: nodeUuid, ...force } })).body;
+  }
+
+  async cordonNode(uuid: string): Promise<CallBody<'cordonNode'>> {
+    return (await this.call('cordonNode', { params: { uuid } })).body;
+  }
+
+  async uncordonNode(uuid: string): Promise<CallBody<'uncordonNode'>> {
+    return (await this.call('uncordonNode', { params: { uuid } })).body;
+  }
+
+  async drainNode(uuid: string): Promise<CallBody<'drainNode'>> {
+    return (await this.call('drainNode', { params: { uuid } })).body;
+  }
+
+  async nodeScheduling(uuid: string): Promise<CallBody<'nodeScheduling'>> {
+    return (await this.call('nodeScheduling', { params: { uuid } })).body;
   }
 
   /** Every replicated dataset with its replicas' state and lag (docs/DESIGN.md §17). */

@@ -28,6 +28,7 @@ import {
   MoveApplicationBody,
   MoveContainerBody,
   MoveDatasetBody,
+  NodeSchedulingAnswer,
   NodeStateAnswer,
   ReplicationAnswer,
   ReplicationBody,
@@ -65,6 +66,7 @@ const error = (description: string): RouteAnswer => ({ description, schema: Erro
 const IF_MATCHES = { 'X-If-Configuration-Matches': 'apply only if the configuration still has this tag (else 412)' };
 const DatasetParams = z.object({ dataset_id: Uuid });
 const NameParams = z.object({ name: AppName });
+const NodeParams = z.object({ uuid: Uuid });
 
 export const ROUTES = {
   // ------------------------------------------------------------ Flocker v1: version, nodes
@@ -89,6 +91,40 @@ export const ROUTES = {
     summary: 'The node whose current boot era this is',
     params: z.object({ era: z.string().min(1).max(64) }),
     answers: { 200: { description: 'the node', schema: EraAnswer }, 404: error('no node has this era (yet); ask again') },
+  },
+
+  // ------------------------------------------------------------ drover: the operator's tools for nodes (docs/DESIGN.md §19)
+  cordonNode: {
+    method: 'POST',
+    path: '/v1/drover/nodes/:uuid/cordon',
+    tag: 'nodes',
+    summary: 'Cordon a node: nothing new is placed there (applications, replicas); what runs there stays',
+    params: NodeParams,
+    answers: { 200: { description: 'the node, cordoned', schema: NodeSchedulingAnswer }, 404: error('no such node') },
+  },
+  uncordonNode: {
+    method: 'POST',
+    path: '/v1/drover/nodes/:uuid/uncordon',
+    tag: 'nodes',
+    summary: 'Make a cordoned or draining node schedulable again (a drain starts no more moves; running ones finish)',
+    params: NodeParams,
+    answers: { 200: { description: 'the node, schedulable', schema: NodeSchedulingAnswer }, 404: error('no such node') },
+  },
+  drainNode: {
+    method: 'POST',
+    path: '/v1/drover/nodes/:uuid/drain',
+    tag: 'nodes',
+    summary: 'Cordon a node and move every application off it with its data (live moves, two at a time; replicas are replaced). Answers the moves started and what cannot move, and why',
+    params: NodeParams,
+    answers: { 200: { description: 'the node, draining', schema: NodeSchedulingAnswer }, 404: error('no such node') },
+  },
+  nodeScheduling: {
+    method: 'GET',
+    path: '/v1/drover/nodes/:uuid/scheduling',
+    tag: 'nodes',
+    summary: "A node's cordon or drain: applications left, moves off it, what cannot move and why",
+    params: NodeParams,
+    answers: { 200: { description: 'the node', schema: NodeSchedulingAnswer }, 404: error('no such node') },
   },
 
   // ------------------------------------------------------------ Flocker v1: datasets
@@ -260,7 +296,7 @@ export const ROUTES = {
       202: { description: 'migration started (or joined)', schema: MoveApplicationAnswer },
       200: { description: 'nothing to move', schema: MoveApplicationAnswer },
       404: error('no such application or node'),
-      409: error('leased elsewhere, or moving elsewhere'),
+      409: error('leased elsewhere, or moving elsewhere; the source or target is silent (without force); force refused: the source reports, no replica, no copy on the target, or the data window is not accepted'),
     },
   },
 

@@ -92,6 +92,12 @@ export const NodeStateAnswer = z.object({
   /** Milliseconds since its last report (null: not heard from since the control service started). */
   silent_ms: z.number().nullable().optional(),
   problems: z.array(z.unknown()).optional(),
+  /** The operator's cordon (`drover node cordon|drain`): nothing new is placed there. Absent: false. */
+  cordoned: z.boolean().optional(),
+  /** Being drained: its applications move off. */
+  draining: z.boolean().optional(),
+  /** Applications still on it (while cordoned or draining). */
+  applications_left: z.number().int().min(0).optional(),
 });
 export type NodeStateAnswer = z.infer<typeof NodeStateAnswer>;
 
@@ -154,11 +160,44 @@ export const ApplicationStatus = z.object({
 });
 export type ApplicationStatus = z.infer<typeof ApplicationStatus>;
 
-export const MoveApplicationBody = z.object({ node_uuid: Uuid }).strict();
+export const MoveApplicationBody = z
+  .object({
+    node_uuid: Uuid,
+    /**
+     * When the application's node is silent (unknown or down): promote the target's replica
+     * instead of a live move (docs/DESIGN.md §19). Refused when the source reports.
+     */
+    force: z.boolean().optional(),
+    /** The data window the operator accepts losing, e.g. `5m12s`: needed when the newest copy is older than the threshold. */
+    accept_data_loss: z.string().min(1).max(32).optional(),
+    /** The threshold, in seconds (default 60). */
+    data_loss_threshold_seconds: z.number().min(0).max(30 * 86_400).optional(),
+  })
+  .strict();
+export type MoveApplicationBody = z.input<typeof MoveApplicationBody>;
 /** `POST /v1/drover/migrations`: the same move, named the way the CLI asks for it. */
 export const StartMigrationBody = z.object({ application: z.string().min(1).max(63), to: Uuid }).strict();
 export const MoveApplicationAnswer = z.object({ application: Application, migration: Migration.nullable() });
 export type MoveApplicationAnswer = z.infer<typeof MoveApplicationAnswer>;
+
+/** What `POST /v1/drover/nodes/<uuid>/cordon|uncordon|drain` and `GET …/scheduling` answer. */
+export const NodeSchedulingAnswer = z.object({
+  uuid: Uuid,
+  host: Ipv4,
+  cordoned: z.boolean(),
+  draining: z.boolean(),
+  /** When it was cordoned or drained (ms since the epoch); null: schedulable. */
+  since: z.number().nullable(),
+  /** Applications still on it. */
+  applications: z.array(z.string()),
+  /** Unfinished moves off it (a drain's, or the operator's). */
+  migrations: z.array(Migration),
+  /** Moves this call started. */
+  started: z.array(Migration),
+  /** Applications on it that cannot move now, and why (no node fits, the node is silent, their move failed). */
+  cannot_move: z.array(z.object({ application: z.string(), reason: z.string() })),
+});
+export type NodeSchedulingAnswer = z.infer<typeof NodeSchedulingAnswer>;
 
 export const RouteAcksAnswer = z.object({
   version: z.number().int(),

@@ -61,6 +61,12 @@ export const Node = z
     host: Ipv4,
     labels: Labels.default({}),
     transfer: NodeTransfer.default({}),
+    /**
+     * Set by the operator (`drover node cordon|drain`): nothing new is placed there (no
+     * application, no replica); `drain` also moves every application off, and drops its
+     * replicas. `since`: ms since the epoch. Absent: schedulable. Kept across the agent's reports.
+     */
+    cordon: z.object({ since: z.number(), drain: z.boolean() }).strict().optional(),
   })
   .strict();
 export type Node = z.infer<typeof Node>;
@@ -243,6 +249,30 @@ export type Lease = z.infer<typeof Lease>;
 export const MigrationPhase = z.enum(MIGRATION_PHASES);
 export type MigrationPhase = z.infer<typeof MigrationPhase>;
 
+/**
+ * What makes a migration record a failover (docs/DESIGN.md §18): the control service moved the
+ * application and its datasets off a `down` node to the replica with the newest snapshot, in
+ * one store write, without the source's help. The record is written in phase `done`; its
+ * `generation` fences the failed node (it learns it is stale before starting anything).
+ */
+export const FailoverInfo = z
+  .object({
+    /** Why: the failed node's silence when the control service decided, milliseconds. */
+    failed_silent_ms: z.number().min(0),
+    /** The newest snapshot the chosen node held of each dataset: the data the application restarts from. */
+    snapshots: z.array(z.object({ dataset_id: Uuid, snapshot: z.string().nullable(), created_at: z.number().nullable() }).strict()),
+    /** now − the oldest of those snapshots' creation times at the decision: the data window lost, seconds. */
+    snapshot_age_seconds: z.number().min(0).nullable(),
+    /** When the application ran (healthy, with a health check) on the chosen node; null until then. */
+    ready_at: z.number().nullable().default(null),
+    /** Copies the failed node kept of what it wrote after the snapshot (never destroyed by drover). */
+    diverged: z
+      .array(z.object({ dataset_id: Uuid, node_uuid: Uuid, name: z.string().max(512), kept_at: z.number() }).strict())
+      .default([]),
+  })
+  .strict();
+export type FailoverInfo = z.infer<typeof FailoverInfo>;
+
 export const Migration = z
   .object({
     id: Uuid,
@@ -262,6 +292,8 @@ export const Migration = z
     cutover_started_at: z.number().nullable().default(null),
     cutover_ms: z.number().nullable().default(null),
     error: z.string().nullable().default(null),
+    /** Present when this record is a failover (docs/DESIGN.md §18), not a move. */
+    failover: FailoverInfo.optional(),
   })
   .strict();
 export type Migration = z.infer<typeof Migration>;
@@ -346,6 +378,19 @@ export type ReplicaStatus = z.infer<typeof ReplicaStatus>;
 export const ReplicaState = ReplicaStatus.shape.state;
 export type ReplicaState = z.infer<typeof ReplicaState>;
 
+/** A copy a node kept of what it wrote before a failover moved its dataset away (docs/DESIGN.md §18). */
+export const DivergedCopy = z
+  .object({
+    dataset_id: Uuid,
+    /** The full zfs name of the kept copy. */
+    name: z.string().max(512),
+    /** The failover's generation it was kept for. */
+    generation: z.number().int().min(0),
+    used_bytes: z.number().int().min(0),
+  })
+  .strict();
+export type DivergedCopy = z.infer<typeof DivergedCopy>;
+
 export const NodeReport = z
   .object({
     uuid: Uuid,
@@ -359,6 +404,11 @@ export const NodeReport = z
     problems: z.array(NodeProblem).max(1000).default([]),
     /** The primary's view of replication of its datasets, one entry per (dataset, replica). */
     replication: z.array(ReplicaStatus).max(10_000).default([]),
+    /**
+     * Copies this node kept after a failover took its datasets elsewhere (docs/DESIGN.md §18):
+     * `<pool>/drover-diverged/<dataset_id>-g<generation>`, read-only, never destroyed by drover.
+     */
+    diverged: z.array(DivergedCopy).max(1000).optional(),
   })
   .strict();
 export type NodeReport = z.infer<typeof NodeReport>;

@@ -17,6 +17,7 @@ import { routesJson } from './channel/route-table.ts';
 import { checkInvariants } from './desired/invariants.ts';
 import { isLive } from './desired/leases.ts';
 import { failMigration, type MigrationStart } from './desired/migrations.ts';
+import { chooseFailoverTarget, failover, failoverCandidates, updateFailover, type FailoverSubject } from './cluster/failover.ts';
 import { DEFAULT_MIGRATION_DEADLINES, overdueMigrations, type MigrationDeadlines } from './cluster/migration-watch.ts';
 import type { ControlFailure } from '#common/migration-protocol.ts';
 import { applySchedule } from './desired/placement.ts';
@@ -46,6 +47,11 @@ export interface ControlOptions {
   seed?: number;
   /** A replica's node silent for longer is replaced by another (docs/DESIGN.md §17). Default 300 s. */
   replicaReplaceAfterMs?: number;
+  /**
+   * Silence after which an application of a `down` node fails over (docs/DESIGN.md §18); at
+   * least the lease TTL plus the down grace. Default: TTL + grace (40 s); null: never.
+   */
+  failoverAfterMs?: number | null;
 }
 
 export interface ChangeContext extends UpdateContext {
@@ -80,6 +86,11 @@ export class Control {
   private readonly deadlines: MigrationDeadlines;
   /** A tick's migration failures are being written: the next tick does not decide again meanwhile. */
   private failing = false;
+  /** Failover after this much silence (null: never). */
+  readonly failoverAfterMs: number | null;
+  private failingOver = false;
+  /** Why a due failover could not happen, by subject: logged when it changes. */
+  private readonly failoverBlocked = new Map<string, string>();
 
   constructor(options: ControlOptions) {
     this.store = options.store;
@@ -92,6 +103,8 @@ export class Control {
     this.events = new EventBus(this.clock);
     this.observed = new ObservedState(this.clock, options.nodeTimeoutMs ?? 10_000, options.nodeDownGraceMs ?? 30_000);
     this.deadlines = options.migrationDeadlines ?? DEFAULT_MIGRATION_DEADLINES;
+    const floor = this.observed.timeoutMs + this.observed.downGraceMs;
+    this.failoverAfterMs = options.failoverAfterMs === null ? null : Math.max(floor, options.failoverAfterMs ?? floor);
     this.views = new AgentViews(
       () => this.desired,
       (node) => this.observed.get(node)?.datasetIds,
@@ -238,7 +251,8 @@ export class Control {
     // A repeated report names the node as the last one did: when the stored entry is the one
     // found equal then, there is nothing to compare.
     if (known === undefined || effect.changed || this.registered.get(report.uuid) !== known) {
-      const node: Node = { uuid: report.uuid, host: report.host, labels: report.labels, transfer: report.transfer };
+      // The operator's cordon is the control service's, not the agent's: a report keeps it.
+      const node: Node = { uuid: report.uuid, host: report.host, labels: report.labels, transfer: report.transfer, ...(known?.cordon ? { cordon: known.cordon } : {}) };
       if (!known || entryJson(known) !== JSON.stringify(node)) {
         await this.change((d) => upsertNode(d, node));
         this.registered.delete(report.uuid);
@@ -320,7 +334,88 @@ export class Control {
       this.change((d) => ({ ...d, leases: d.leases.filter((l) => isLive(l, now)) })).catch((err: unknown) => this.log.error({ err }, 'expired leases not dropped'));
     }
     this.tickReplication();
-    return ending;
+    return Promise.all([ending, this.tickFailover()]).then(() => undefined);
+  }
+
+  /** What may fail over now: failover-enabled subjects of nodes down for `failoverAfterMs`. */
+  private dueFailovers(desired: Desired): FailoverSubject[] {
+    if (this.failoverAfterMs === null) return [];
+    const due: FailoverSubject[] = [];
+    for (const node of desired.nodes) {
+      // A node not heard from since this process started is not judged: its silence is unknown.
+      const silent = this.observed.silentMs(node.uuid);
+      if (silent === null || silent < this.failoverAfterMs || this.observed.stateOf(node.uuid) !== 'down') continue;
+      due.push(...failoverCandidates(desired, node.uuid));
+    }
+    return due;
+  }
+
+  /**
+   * Once a second: applications on nodes down long enough fail over (cluster/failover.ts),
+   * decided again inside the write; failover records learn when the application ran on its
+   * new node and which copies the failed node kept.
+   */
+  private tickFailover(): Promise<void> {
+    if (this.failingOver) return Promise.resolve();
+    const desired = this.desired;
+    const due = this.dueFailovers(desired);
+    const progress = this.failoverProgress(desired);
+    if (due.length === 0 && progress === desired) return Promise.resolve();
+    this.failingOver = true;
+    const made: Migration[] = [];
+    const snapshotsOn = (node: string, id: string) => this.observed.get(node)?.report.datasets.find((d) => d.dataset_id === id)?.snapshots;
+    return this.change((d, ctx) => {
+      made.length = 0;
+      let out = this.failoverProgress(d);
+      for (const subject of this.dueFailovers(out)) {
+        const key = `${subject.failedNode}/${subject.application ?? subject.datasetIds.join(',')}`;
+        const choice = chooseFailoverTarget(out, subject, this.observed.upNodes(), snapshotsOn);
+        if (!choice.ok) {
+          if (this.failoverBlocked.get(key) !== choice.reason) this.log.error({ node: subject.failedNode, application: subject.application, reason: choice.reason }, 'failover not possible');
+          this.failoverBlocked.set(key, choice.reason);
+          continue;
+        }
+        this.failoverBlocked.delete(key);
+        const result = failover(out, subject, choice.target, { now: ctx.now, version: ctx.version, failedSilentMs: this.observed.silentMs(subject.failedNode) ?? 0 });
+        out = result.desired;
+        made.push(result.record);
+      }
+      return out;
+    })
+      .then(() => {
+        for (const m of made) {
+          this.log.warn({ migration: m.id, application: m.application, failedNode: m.from, chosenNode: m.to, snapshots: m.failover?.snapshots, snapshotAgeSeconds: m.failover?.snapshot_age_seconds, generation: m.generation }, 'failed over');
+        }
+      })
+      .catch((err: unknown) => this.log.error({ err }, 'failover not written'))
+      .finally(() => (this.failingOver = false));
+  }
+
+  /** Failover records with what was observed since: the time the application ran there, the copies the failed node kept. Pure apart from reading observed state. */
+  private failoverProgress(desired: Desired): Desired {
+    let out = desired;
+    for (const m of desired.migrations) {
+      const info = m.failover;
+      if (info === undefined) continue;
+      let next = m;
+      if (info.ready_at === null && m.application !== null) {
+        const app = indexOf(desired).applications.get(m.application);
+        const seen = this.observed.stateOf(m.to) === 'known' ? this.observed.get(m.to)?.containers.get(m.application) : undefined;
+        if (app?.node_uuid === m.to && seen?.running && seen.generation >= m.generation && (app.health_check === undefined || seen.health === 'healthy')) {
+          const now = this.clock();
+          next = { ...next, updated_at: now, failover: { ...next.failover!, ready_at: now } };
+        }
+      }
+      const kept = this.observed.get(m.from)?.report.diverged ?? [];
+      for (const copy of kept) {
+        if (copy.generation !== m.generation || !m.dataset_ids.includes(copy.dataset_id)) continue;
+        if (next.failover!.diverged.some((c) => c.name === copy.name)) continue;
+        const now = this.clock();
+        next = { ...next, updated_at: now, failover: { ...next.failover!, diverged: [...next.failover!.diverged, { dataset_id: copy.dataset_id, node_uuid: m.from, name: copy.name, kept_at: now }] } };
+      }
+      if (next !== m) out = updateFailover(out, m.id, () => next);
+    }
+    return out;
   }
 
   /**

@@ -28,6 +28,9 @@ describe('agent.yml', () => {
       poll_interval_ms: 3000,
       replication_concurrency: 4,
       stop_timeout_seconds: 10,
+      fence_after_ms: 6000,
+      fence_stop_timeout_seconds: 2,
+      lease_ttl_ms: 10000,
     });
   });
 
@@ -74,5 +77,13 @@ describe('node identity', () => {
     const file = join(dir, 'node-uuid');
     await writeFile(file, 'not-a-uuid\n');
     await expect(loadOrCreateNodeUuid(file)).rejects.toThrow(`${file}: does not hold a node uuid (found 'not-a-uuid')`);
+  });
+});
+
+describe('fence_after_ms', () => {
+  it('is refused when fencing could not end before the lease lapses, with a margin for clock rates', () => {
+    const base = 'control_url: http://127.0.0.1:4523\naddress: 127.0.0.11\npool: p\ntransport: tls\ntls: { port: 4600 }\n';
+    expect(() => parseAgentConfig(`${base}fence_after_ms: 7000\n`, 'agent.yml')).toThrow(/fence_after_ms: .* must stay under 95 % of lease_ttl_ms/);
+    expect(parseAgentConfig(`${base}fence_after_ms: 5000\n`, 'agent.yml').fence_after_ms).toBe(5000);
   });
 });

@@ -95,10 +95,25 @@ export const AgentConfig = z
     replication_concurrency: z.number().int().min(1).max(64).default(4),
     /** Grace period of a container stop before docker kills it. */
     stop_timeout_seconds: z.number().int().min(0).max(600).default(10),
+    /**
+     * Self-fencing (docs/DESIGN.md §18): with no acknowledged report for this long, the agent
+     * stops its failover-enabled applications and sets their datasets read-only.
+     */
+    fence_after_ms: z.number().int().min(1000).default(6_000),
+    /** The grace of a fencing stop before SIGKILL. */
+    fence_stop_timeout_seconds: z.number().int().min(0).max(60).default(2),
+    /** The control service's node lease TTL (`--node-lease-ttl`); fencing must end well inside it. */
+    lease_ttl_ms: z.number().int().min(1000).default(10_000),
   })
   .strict()
   .superRefine((c, ctx) => {
     if (c.transport === 'ssh' && !c.ssh) ctx.addIssue({ code: 'custom', path: ['ssh'], message: 'is required when transport is ssh' });
+    // The fence must be complete before the lease can lapse, on a clock up to 5 % fast or slow
+    // (docs/DESIGN.md §18): fence_after·1.05 + the stop's grace + 1 s for SIGKILL and zfs < TTL·0.95.
+    const fencedBy = c.fence_after_ms * 1.05 + c.fence_stop_timeout_seconds * 1000 + 1000;
+    if (fencedBy >= c.lease_ttl_ms * 0.95) {
+      ctx.addIssue({ code: 'custom', path: ['fence_after_ms'], message: `fence_after_ms·1.05 + fence_stop_timeout_seconds + 1 s (${Math.round(fencedBy)} ms) must stay under 95 % of lease_ttl_ms (${c.lease_ttl_ms * 0.95} ms)` });
+    }
     if (c.transport === 'tls' && !c.tls) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'is required when transport is tls' });
   });
 export type AgentConfig = z.infer<typeof AgentConfig>;

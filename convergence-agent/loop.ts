@@ -51,6 +51,8 @@ export interface LoopDeps {
   replication?: { sync(desired: AgentDesired | null): void; statuses(): ReplicaStatus[] };
   /** Container gates (gate/gates.ts); null or absent where this node cannot warm-start a migration's container. */
   gates?: Gates | null;
+  /** Self-fencing (fence.ts): told of every acknowledged report; while it gates, failover-enabled applications do not start. */
+  fence?: { acked(sentAt: number, version: number): Promise<void>; gating(desired: AgentDesired | null): boolean };
 }
 
 export interface PassSummary {
@@ -128,6 +130,7 @@ export class ConvergenceLoop {
         address: deps.identity.address,
         now: deps.clock.now(),
         warmStart: deps.gates != null,
+        fenced: deps.fence?.gating(desired) ?? false,
       });
       const blocked: NodeProblem[] = result.blocked.map((b) => ({ ...b, kind: 'blocked' }));
       // The report (what discovery saw) and the changes go side by side: a round trip to the
@@ -215,7 +218,9 @@ export class ConvergenceLoop {
       return false;
     }
     try {
-      await this.deps.channel.report(report, this.stopping.signal);
+      const sentAt = this.deps.clock.now();
+      const answer = await this.deps.channel.report(report, this.stopping.signal);
+      await this.deps.fence?.acked(sentAt, answer.version);
       return true;
     } catch (err) {
       if (!this.stopping.signal.aborted) log.warn({ err }, 'report not delivered');

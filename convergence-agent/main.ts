@@ -19,6 +19,7 @@ import { Gates } from './gate/gates.ts';
 import { execaRunner } from './zfs/command.ts';
 import { HealthMonitor } from './health/monitor.ts';
 import { ConvergenceLoop } from './loop.ts';
+import { FenceWatchdog } from './fence.ts';
 import { loadOrCreateNodeUuid, readEra } from './node-identity.ts';
 import { RestartLedger } from './restart-ledger.ts';
 import { ZfsStore } from './zfs/zfs.ts';
@@ -190,6 +191,16 @@ async function main(): Promise<void> {
     gates,
   });
   const health = new HealthMonitor({ clock, runtime, log: log.child({ subsystem: 'health' }), onChange: () => loop?.wake() });
+  const fence = new FenceWatchdog({
+    clock,
+    runtime,
+    setReadonly: (id, readonly) => store.setReadonly(id, readonly),
+    log: log.child({ subsystem: 'fence' }),
+    nodeUuid: uuid,
+    desired: () => loop?.currentDesired ?? null,
+    fenceAfterMs: config.fence_after_ms,
+    stopTimeoutSeconds: config.fence_stop_timeout_seconds,
+  });
   loop = new ConvergenceLoop({
     identity,
     store,
@@ -204,6 +215,7 @@ async function main(): Promise<void> {
     migrations,
     replication,
     gates,
+    fence,
   });
 
   let stopping = false;
@@ -215,7 +227,7 @@ async function main(): Promise<void> {
     timer.unref();
     void loop!
       .stop()
-      .then(() => Promise.all([migrations.stop(), replication.stop()]))
+      .then(() => Promise.all([migrations.stop(), replication.stop(), fence.stop()]))
       .then(() => transferServer?.close())
       .then(() => {
       log.info('agent stopped');
@@ -227,6 +239,7 @@ async function main(): Promise<void> {
 
   log.info({ node: uuid, address: config.address, pool: config.pool, control: config.control_url }, 'agent started');
   loop.start();
+  fence.start();
 }
 
 await main();

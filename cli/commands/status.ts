@@ -29,10 +29,19 @@ export const statusCommand: Command = {
       ctx.control.datasets(),
       ctx.control.datasetStates(),
     ]);
-    const nodes = stateNodes.map((n) => ({ uuid: n.uuid, host: n.host, state: n.state, silent_ms: n.silent_ms ?? null, labels: n.labels }));
+    const nodes = stateNodes.map((n) => ({
+      uuid: n.uuid,
+      host: n.host,
+      state: n.state,
+      silent_ms: n.silent_ms ?? null,
+      labels: n.labels,
+      cordoned: n.cordoned ?? false,
+      draining: n.draining ?? false,
+      applications_left: n.applications_left ?? null,
+    }));
     const referenced = [...configApps.map((a) => a.node_uuid), ...configDatasets.map((d) => d.primary)];
     for (const uuid of referenced) {
-      if (uuid !== undefined && uuid !== UNPLACED_PRIMARY && !nodes.some((n) => n.uuid === uuid)) nodes.push({ uuid, host: '', state: 'unknown', silent_ms: null, labels: {} });
+      if (uuid !== undefined && uuid !== UNPLACED_PRIMARY && !nodes.some((n) => n.uuid === uuid)) nodes.push({ uuid, host: '', state: 'unknown', silent_ms: null, labels: {}, cordoned: false, draining: false, applications_left: null });
     }
     const hostOf = (uuid: string | null | undefined): string | null =>
       uuid === undefined || uuid === null || uuid === UNPLACED_PRIMARY ? null : nodes.find((n) => n.uuid === uuid)?.host || uuid;
@@ -69,7 +78,11 @@ export const statusCommand: Command = {
     }
     print(ctx.stdout, 'NODES');
     // A silent node says for how long: "unknown (silent 14.0 s)", "down (silent 2m05s)".
-    const nodeState = (n: (typeof nodes)[number]): string => (n.state === 'known' || n.silent_ms === null ? n.state : `${n.state} (silent ${duration(n.silent_ms)})`);
+    // The operator's cordon follows: "known, cordoned", "known, draining (2 left)", "known, drained".
+    const liveness = (n: (typeof nodes)[number]): string => (n.state === 'known' || n.silent_ms === null ? n.state : `${n.state} (silent ${duration(n.silent_ms)})`);
+    const cordon = (n: (typeof nodes)[number]): string =>
+      !n.cordoned ? '' : !n.draining ? ', cordoned' : n.applications_left === 0 ? ', drained' : `, draining (${n.applications_left ?? '?'} left)`;
+    const nodeState = (n: (typeof nodes)[number]): string => `${liveness(n)}${cordon(n)}`;
     print(ctx.stdout, table(['ADDRESS', 'UUID', 'STATE', 'LABELS'], nodes.map((n) => [n.host, n.uuid, nodeState(n), labels(n.labels)])));
     print(ctx.stdout);
     print(ctx.stdout, 'APPLICATIONS');

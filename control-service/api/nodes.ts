@@ -3,6 +3,8 @@ import { DroverError } from '#common/errors.ts';
 import { nodeStates } from '../cluster/state-answers.ts';
 import type { Control } from '../control.ts';
 import type { Router } from '../http/router.ts';
+import { indexOf } from '../desired/desired-index.ts';
+import { nodeOpRoutes } from './node-ops.ts';
 
 /** The Flocker release whose v1 API drover answers. */
 export const FLOCKER_API_VERSION = '1.15.0';
@@ -10,7 +12,21 @@ export const FLOCKER_API_VERSION = '1.15.0';
 export function nodeRoutes(router: Router, control: Control, droverVersion: string): void {
   router.handle('version', async () => ({ flocker: FLOCKER_API_VERSION, drover: droverVersion }));
 
-  router.handle('nodes', async () => nodeStates(control.desired, control.observed));
+  // A cordoned node says so (and how many applications are left on it); Flocker's fields are unchanged.
+  router.handle('nodes', async () => {
+    const desired = control.desired;
+    const index = indexOf(desired);
+    const states = nodeStates(desired, control.observed);
+    if (!desired.nodes.some((n) => n.cordon !== undefined)) return states;
+    return states.map((s) => {
+      const cordon = index.nodes.get(s.uuid)?.cordon;
+      if (cordon === undefined) return s;
+      const left = desired.applications.filter((a) => a.node_uuid === s.uuid).length;
+      return { ...s, cordoned: true, draining: cordon.drain, applications_left: left };
+    });
+  });
+
+  nodeOpRoutes(router, control);
 
   router.handle('nodeByEra', async ({ params }) => {
     const uuid = control.observed.byEra(params.era);

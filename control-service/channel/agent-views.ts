@@ -102,7 +102,7 @@ export class AgentViews {
   private parts(node: string): Parts {
     const desired = this.desired();
     const index = indexOf(desired);
-    const migrations = index.activeMigrations.byNode.get(node) ?? [];
+    const migrations = [...(index.activeMigrations.byNode.get(node) ?? []), ...unsettledFailovers(desired.migrations, node)];
     const applications = [...(index.applicationsByNode.get(node) ?? [])];
     for (const m of migrations) {
       const app = m.application === null ? undefined : index.applications.get(m.application);
@@ -154,4 +154,13 @@ function sameParts(a: Parts, b: Parts): boolean {
 
 function sameList<T>(a: readonly T[], b: readonly T[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/**
+ * Failover records (docs/DESIGN.md §18) a node must see: the chosen node until the application
+ * ran there (its container carries the record's generation), the failed node until it kept its
+ * copy (it learns it is stale, and the generation names the kept copy).
+ */
+function unsettledFailovers(migrations: readonly Migration[], node: string): Migration[] {
+  return migrations.filter((m) => m.failover !== undefined && ((m.to === node && m.failover.ready_at === null) || (m.from === node && !m.failover.diverged.some((c) => c.node_uuid === node))));
 }

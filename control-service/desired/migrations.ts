@@ -131,14 +131,14 @@ export function failMigration(desired: Desired, id: string, kind: ControlFailure
  * A fencing generation above every other one: the change's version, or one more than the
  * newest generation when one change starts several migrations.
  */
-function nextGeneration(desired: Desired, version: number): number {
+export function nextGeneration(desired: Desired, version: number): number {
   let newest = 0;
   for (const m of desired.migrations) newest = Math.max(newest, m.generation);
   return Math.max(version, newest + 1);
 }
 
 /** The application runs on, and the datasets are primary on, `to`: one document change. */
-function flip(desired: Desired, application: string | null, datasetIds: readonly string[], to: string): Desired {
+export function flip(desired: Desired, application: string | null, datasetIds: readonly string[], to: string): Desired {
   const index = indexOf(desired);
   let applications = desired.applications;
   if (application !== null) {
@@ -148,13 +148,15 @@ function flip(desired: Desired, application: string | null, datasetIds: readonly
   let datasets = desired.datasets;
   for (const id of datasetIds) {
     const at = index.datasetPositions.get(id);
-    if (at !== undefined) datasets = replaceAt(datasets, at, { ...datasets[at]!, primary: to });
+    // The new primary leaves `replicas` in the same write (the primary is never a replica,
+    // invariants.ts): otherwise the handoff of a move to a replica breaks that rule and is refused.
+    if (at !== undefined) datasets = replaceAt(datasets, at, { ...datasets[at]!, primary: to, replicas: datasets[at]!.replicas.filter((r) => r !== to) });
   }
   return { ...desired, applications, datasets };
 }
 
 /** Keeps every unfinished migration and the newest FINISHED_KEPT finished ones. */
-function pruned(migrations: Migration[]): Migration[] {
+export function pruned(migrations: Migration[]): Migration[] {
   const finished = migrations.filter((m) => isTerminal(m.phase));
   if (finished.length <= FINISHED_KEPT) return migrations;
   const dropped = new Set(finished.sort((a, b) => a.updated_at - b.updated_at).slice(0, finished.length - FINISHED_KEPT));

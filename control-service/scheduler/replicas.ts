@@ -16,6 +16,8 @@
  *   replicas held across all datasets, then the uuid;
  * - the primary is never a replica: after a handoff the new primary leaves `replicas` and
  *   the old one, which holds the data, is the preferred candidate;
+ * - a cordoned node is never chosen anew, and keeps the replicas it has; a draining one
+ *   loses them (replaced like lapsed ones, and kept only while nothing else fits);
  * - while the dataset is moving its replicas are left as they are;
  * - a policy of null or 0 replicas, or a deleted dataset: no replicas.
  *
@@ -84,7 +86,7 @@ export function chooseReplicas(input: ReplicaInput): Map<string, ReplicaChoice> 
     for (const r of dataset.replicas) {
       const node = index.nodes.get(r);
       if (!node || kept.includes(r) || !fits(node)) continue;
-      if (input.up.has(r) || input.silentForMs(r) <= input.replaceAfterMs) kept.push(r);
+      if (node.cordon?.drain !== true && (input.up.has(r) || input.silentForMs(r) <= input.replaceAfterMs)) kept.push(r);
       else lapsed.push(r);
     }
     // A smaller policy: keep the up ones first.
@@ -99,7 +101,7 @@ export function chooseReplicas(input: ReplicaInput): Map<string, ReplicaChoice> 
       if (zone !== undefined) zoneUse.set(zone, (zoneUse.get(zone) ?? 0) + 1);
     }
     const chosen = [...kept];
-    const candidates = nodes.filter((n) => input.up.has(n.uuid) && !kept.includes(n.uuid) && !lapsed.includes(n.uuid) && fits(n));
+    const candidates = nodes.filter((n) => input.up.has(n.uuid) && n.cordon === undefined && !kept.includes(n.uuid) && !lapsed.includes(n.uuid) && fits(n));
     while (chosen.length < wanted && candidates.length > 0) {
       candidates.sort((a, b) => compare(a, b, holders, zoneUse, load));
       const next = candidates.shift()!;

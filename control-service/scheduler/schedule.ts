@@ -12,6 +12,11 @@
  *   are judged at placement only, so placing never cascades.
  * - A node that is not up (unknown, silent) is never chosen, and an application on such a
  *   node is left alone: unknown is not empty.
+ * - A cordoned node (`Node.cordon`) is never chosen; what runs there stays. A draining one is
+ *   emptied: its applications move off with their data like misfits, at most
+ *   `DRAIN_CONCURRENCY` at a time per node (the next starts when one ends, at the next
+ *   change); an application whose move off it failed since the drain began is not tried
+ *   again until the operator drains again (a cancelled move stays cancelled).
  * - An application that cannot be placed gets a reason.
  */
 import type { Application, Desired, Node } from '#common/model.ts';
@@ -38,6 +43,12 @@ export interface ScheduleResult {
   unschedulable: Map<string, string>;
 }
 
+/** How many applications a draining node sends away at once. */
+export const DRAIN_CONCURRENCY = 2;
+
+/** Why an application on a draining node is a misfit there. */
+export const DRAINING = 'is being drained';
+
 type Verdict = { ok: true } | { ok: false; reason: string; wait?: boolean };
 
 export function schedule(input: ScheduleInput): ScheduleResult {
@@ -57,9 +68,10 @@ export function schedule(input: ScheduleInput): ScheduleResult {
       if (unmet !== null) pending.push({ app, misfit: unmet });
     }
   }
+  for (const item of drainMoves(desired, active)) if (!pending.some((p) => p.app.name === item.app.name)) pending.push(item);
   if (pending.length === 0) return result;
 
-  const candidates = desired.nodes.filter((n) => input.up.has(n.uuid)).sort((a, b) => (a.uuid < b.uuid ? -1 : 1));
+  const candidates = desired.nodes.filter((n) => input.up.has(n.uuid) && n.cordon === undefined).sort((a, b) => (a.uuid < b.uuid ? -1 : 1));
   const nodeOf = new Map<string, string>();
   const count = new Map<string, number>();
   const memoryUsed = new Map<string, number>();
@@ -115,7 +127,11 @@ export function schedule(input: ScheduleInput): ScheduleResult {
       }
       const chosen = chooseNode(item.app, fits, count, input.seed);
       if (chosen) {
-        if (item.misfit !== null) result.move.set(item.app.name, chosen.uuid);
+        if (item.misfit === DRAINING) {
+          result.move.set(item.app.name, chosen.uuid);
+          // Several leave at once: spread them as they land.
+          settle(item.app, chosen.uuid);
+        } else if (item.misfit !== null) result.move.set(item.app.name, chosen.uuid);
         else {
           result.place.set(item.app.name, chosen.uuid);
           settle(item.app, chosen.uuid);
@@ -123,13 +139,32 @@ export function schedule(input: ScheduleInput): ScheduleResult {
         result.unschedulable.delete(item.app.name);
         continue;
       }
-      result.unschedulable.set(item.app.name, explain(item, candidates.length, why));
+      result.unschedulable.set(item.app.name, explain(item, candidates.length, why, desired.nodes.some((n) => n.cordon !== undefined && input.up.has(n.uuid))));
       if (waiting) still.push(item);
     }
     if (still.length === left.length) break;
     left = still;
   }
   return result;
+}
+
+/**
+ * The applications to move off draining nodes now: those on the node with no move of their
+ * own, up to DRAIN_CONCURRENCY moves from the node at once, skipping any whose move off it
+ * failed since the drain began. In name order, so the choice is stable.
+ */
+function drainMoves(desired: Desired, active: ReadonlyMap<string, unknown>): { app: Application; misfit: string }[] {
+  const draining = desired.nodes.filter((n) => n.cordon?.drain === true);
+  if (draining.length === 0) return [];
+  const out: { app: Application; misfit: string }[] = [];
+  for (const node of draining) {
+    const since = node.cordon!.since;
+    const failed = new Set(desired.migrations.filter((m) => m.from === node.uuid && m.phase === 'failed' && m.started_at >= since && m.application !== null).map((m) => m.application!));
+    const moving = desired.migrations.filter((m) => m.from === node.uuid && m.phase !== 'failed' && m.phase !== 'done').length;
+    const there = desired.applications.filter((a) => a.node_uuid === node.uuid && !active.has(a.name) && !failed.has(a.name)).sort((a, b) => (a.name < b.name ? -1 : 1));
+    for (const app of there.slice(0, Math.max(0, DRAIN_CONCURRENCY - moving))) out.push({ app, misfit: DRAINING });
+  }
+  return out;
 }
 
 /** The first constraint of `app` that `node` does not meet, as a reason; null when all are met. */
@@ -142,8 +177,8 @@ export function firstUnmet(app: Application, node: Node): string | null {
   return null;
 }
 
-function explain(item: { app: Application; misfit: string | null }, upCount: number, why: Map<string, number>): string {
-  if (upCount === 0) return 'no node is up';
+function explain(item: { app: Application; misfit: string | null }, upCount: number, why: Map<string, number>, cordonedUp: boolean): string {
+  if (upCount === 0) return cordonedUp ? 'no node is up that is not cordoned' : 'no node is up';
   const reasons = [...why]
     .filter(([reason]) => reason !== 'it runs there now')
     .map(([reason, n]) => `${reason} (${n} node${n === 1 ? '' : 's'})`)

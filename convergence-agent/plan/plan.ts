@@ -62,7 +62,28 @@ export function plan(desired: AgentDesired | null, observed: LocalObserved, ctx:
   }
 
   if (migrations.recheckAfterMs !== null) recheckAfterMs = Math.min(recheckAfterMs ?? Infinity, migrations.recheckAfterMs);
-  return { changes: onePerSubject(changes), blocked, recheckAfterMs };
+  const kept = ctx.fenced === true ? withoutFailoverStarts(desired, changes, blocked) : changes;
+  return { changes: onePerSubject(kept), blocked, recheckAfterMs };
+}
+
+/**
+ * While fenced (docs/DESIGN.md §18): no failover-enabled application starts, restarts or
+ * opens its gate, and none of their datasets is made writable or mounted, until the control
+ * service confirmed this node's view. Everything else (stops, read-only) goes on.
+ */
+function withoutFailoverStarts(desired: AgentDesired, changes: Change[], blocked: PlanResult['blocked']): Change[] {
+  const replicated = new Set(desired.datasets.filter((d) => (d.replication?.replicas ?? 0) >= 1).map((d) => d.dataset_id));
+  // The fence's rule (fence.ts failoverEnabledIn): applications with data, every dataset replicated.
+  const enabled = new Set(desired.applications.filter((a) => a.volumes.length > 0 && a.volumes.every((v) => replicated.has(v.dataset_id))).map((a) => a.name));
+  const appOf = (name: string) => desired.applications.find((a) => `drover-${a.name}` === name)?.name ?? '';
+  return changes.filter((c) => {
+    let held = false;
+    if (c.kind === 'start-container' || c.kind === 'prestart-container') held = enabled.has(c.spec.app);
+    else if (c.kind === 'restart-container' || c.kind === 'open-container-gate') held = enabled.has(appOf(c.name));
+    else if ((c.kind === 'set-dataset-readonly' && !c.readonly) || c.kind === 'mount-dataset') held = replicated.has(c.datasetId);
+    if (held) blocked.push({ subject: changeSubject(c), reason: 'fenced: waiting for the control service to confirm this node is still primary' });
+    return !held;
+  });
 }
 
 /** Keeps the first change of each subject: one step per resource per pass. */

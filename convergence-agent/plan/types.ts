@@ -175,6 +175,11 @@ export interface PlanContext {
   now: number;
   /** This node can start a migration's container before handoff, behind a gate (gate/gates.ts detect). */
   warmStart?: boolean;
+  /**
+   * The node is fenced or not yet confirmed by the control service (fence.ts, docs/DESIGN.md
+   * §18): nothing failover-enabled starts and none of their datasets becomes writable.
+   */
+  fenced?: boolean;
 }
 
 /** The subject of a change: one step per subject per pass. */

@@ -215,6 +215,12 @@ describe('ReplicationScheduler', () => {
     status = w.scheduler.statuses()[0]!;
     expect(status).toMatchObject({ state: 'diverged', bytes_sent_total: 4096, newest_snapshot_created_at: takenAt, lag_seconds: 10 });
     expect(status.last_error?.code).toBe('DROVER_ZFS_DIVERGED');
+    // Its next refusal arrives as a broken pipe: still diverged, not a transient error.
+    await w.clock.advance(10_000);
+    await settleMicrotasks();
+    w.calls[2]!.fail(new DroverError('DROVER_ZFS_INTERRUPTED', 'zfs receive: exit SIGPIPE', { retryable: true }));
+    await settleMicrotasks();
+    expect(w.scheduler.statuses()[0]).toMatchObject({ state: 'diverged', last_error: { code: 'DROVER_ZFS_DIVERGED' } });
     await w.scheduler.stop();
   });
 

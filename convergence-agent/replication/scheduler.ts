@@ -287,6 +287,10 @@ export class ReplicationScheduler {
       pair.failures += 1;
       pair.nextAt = now + Math.min(interval, backoffDelay(this.backoff, pair.failures));
       const diverged = e.code === 'DROVER_ZFS_DIVERGED' || e.code === 'DROVER_ZFS_NO_COMMON_SNAPSHOT';
+      // A diverged replica stays diverged until a step succeeds: the refusal of its next
+      // receive often reaches us only as a broken pipe (zfs receive dies of SIGPIPE before
+      // its message gets through), which says nothing new about the replica.
+      if (!diverged && e.retryable && pair.status.state === 'diverged') return;
       pair.status = { ...pair.status, state: diverged ? 'diverged' : 'error', last_error: { code: e.code, message: e.message } };
       if (pair.failures === 1 || pair.failures % 20 === 0) log.warn({ ...where, err: e, failures: pair.failures }, diverged ? 'replica diverged: refusing to overwrite it' : 'replication step failed');
     }

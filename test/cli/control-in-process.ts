@@ -34,6 +34,8 @@ export const SUCCESS: Step[] = [
 export interface InProcessControl {
   url: string;
   control: Control;
+  /** The service's clock (a node falls silent when it is advanced past the lease without a report). */
+  clock: FakeClock;
   /** Every request the service answered, as `METHOD /path`. */
   requests: string[];
   /** The steps the next migration walks through, one per `agentStep()`. */
@@ -57,6 +59,7 @@ export async function startControl(): Promise<InProcessControl> {
   const world: InProcessControl = {
     url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`,
     control,
+    clock,
     requests,
     script: SUCCESS,
     async reportAll() {

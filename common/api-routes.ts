@@ -244,9 +244,15 @@ export const ROUTES = {
     method: 'POST',
     path: '/v1/configuration/leases',
     tag: 'leases',
-    summary: 'Take or renew a lease: while held, nothing moves the dataset away from the node or deletes it',
+    summary:
+      'Take or renew a lease: while held, nothing moves the dataset away from the node or deletes it. As in Flocker, the dataset need not be in the configuration yet: the lease then applies to a dataset created later with that id. expires answers the seconds asked',
     body: LeaseBody,
-    answers: { 201: { description: 'new lease', schema: LeaseAnswer }, 200: { description: 'renewed', schema: LeaseAnswer }, 404: error('no such dataset'), 409: error('held by another node, or the dataset is moving') },
+    answers: {
+      201: { description: 'new lease', schema: LeaseAnswer },
+      200: { description: 'renewed', schema: LeaseAnswer },
+      405: error('the dataset was deleted'),
+      409: error('held by another node, or the dataset is moving'),
+    },
   },
   releaseLease: {
     method: 'DELETE',

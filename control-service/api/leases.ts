@@ -9,8 +9,14 @@ import { acquireLease, isLive, releaseLease } from '../desired/leases.ts';
 import { requestedTag, withTag } from '../http/conditional.ts';
 import type { Router } from '../http/router.ts';
 
+/**
+ * `expires`: the seconds remaining at `now`, at Flocker's resolution (a Python timedelta:
+ * microseconds). Rounding to it also removes the float error of `now + s * 1000`, so a lease
+ * answered at the instant it was taken or renewed (the change's `now`) shows exactly the
+ * seconds asked: 30, not 29.998 nor 30.000000001.
+ */
 export function toWire(lease: Lease, now: number): LeaseAnswer {
-  return { dataset_id: lease.dataset_id, node_uuid: lease.node_uuid, expires: lease.expires_at === null ? null : Math.max(0, (lease.expires_at - now) / 1000) };
+  return { dataset_id: lease.dataset_id, node_uuid: lease.node_uuid, expires: lease.expires_at === null ? null : Math.max(0, Math.round((lease.expires_at - now) * 1000) / 1e6) };
 }
 
 export function leaseRoutes(router: Router, control: Control): void {
@@ -22,24 +28,26 @@ export function leaseRoutes(router: Router, control: Control): void {
   });
 
   router.handle('acquireLease', async ({ body, request, reply }) => {
-    let out: { lease: Lease; created: boolean } | undefined;
+    // Answered as of the instant the lease was taken (the change's `now`, from which its
+    // expiry was computed), not after the commit: `expires` is then the number asked.
+    let out: { lease: Lease; created: boolean; now: number } | undefined;
     const snap = await control.change((d, ctx) => {
       Control.requireTag(ctx, requestedTag(request));
       const result = acquireLease(d, body, ctx.now);
-      out = result;
+      out = { ...result, now: ctx.now };
       return result.desired;
     });
-    return withTag(reply, snap.tag).code(out!.created ? 201 : 200).send(toWire(out!.lease, control.clock()));
+    return withTag(reply, snap.tag).code(out!.created ? 201 : 200).send(toWire(out!.lease, out!.now));
   });
 
   router.handle('releaseLease', async ({ params, request, reply }) => {
-    let released: Lease | undefined;
+    let released: { lease: Lease; now: number } | undefined;
     const snap = await control.change((d, ctx) => {
       Control.requireTag(ctx, requestedTag(request));
       const result = releaseLease(d, params.dataset_id, ctx.now);
-      released = result.lease;
+      released = { lease: result.lease, now: ctx.now };
       return result.desired;
     });
-    return withTag(reply, snap.tag).code(200).send(toWire(released!, control.clock()));
+    return withTag(reply, snap.tag).code(200).send(toWire(released!.lease, released!.now));
   });
 }

@@ -9,7 +9,6 @@
 import { DroverError } from '#common/errors.ts';
 import type { Desired, Lease } from '#common/model.ts';
 import { indexOf } from './desired-index.ts';
-import { findDataset } from './lookups.ts';
 
 export function isLive(lease: Lease, now: number): boolean {
   return lease.expires_at === null || lease.expires_at > now;
@@ -43,10 +42,18 @@ export interface AcquireLease {
   expires: number | null;
 }
 
-/** Takes or renews a lease. `created` tells a new lease (201) from a renewal (200). */
+/**
+ * Takes or renews a lease. `created` tells a new lease (201) from a renewal (200).
+ *
+ * As in Flocker, the dataset need not be in the configuration (yet): the lease is stored
+ * and applies to a dataset created later with that id (a volume plugin may lease before it
+ * creates). Nothing reads such a lease until then: an agent's view carries the leases of
+ * the datasets it holds, and the rules only keep one lease per dataset. A dataset that is
+ * in the configuration but deleted is still refused (405).
+ */
 export function acquireLease(desired: Desired, input: AcquireLease, now: number): { desired: Desired; lease: Lease; created: boolean } {
-  const dataset = findDataset(desired, input.dataset_id);
-  if (dataset.deleted) throw new DroverError('DROVER_DATASET_DELETED', 'The dataset has been deleted.', { detail: { dataset_id: dataset.dataset_id } });
+  const dataset = indexOf(desired).datasets.get(input.dataset_id);
+  if (dataset?.deleted) throw new DroverError('DROVER_DATASET_DELETED', 'The dataset has been deleted.', { detail: { dataset_id: dataset.dataset_id } });
   const held = liveLease(desired, input.dataset_id, now);
   if (held && held.node_uuid !== input.node_uuid) {
     throw new DroverError('DROVER_LEASE_HELD', `Lease already held by node ${held.node_uuid}.`, {

@@ -75,6 +75,13 @@ export function controlPlaneContract(label: string, world: () => ContractWorld):
       await control.releaseLease(dataset.dataset_id);
     });
 
+    it('leases a dataset that is not configured yet, as Flocker does', async () => {
+      const { control, nodeA } = world();
+      const id = '0000000f-0000-4000-8000-000000000001';
+      await expect(control.acquireLease(id, nodeA)).resolves.toMatchObject({ dataset_id: id, node_uuid: nodeA });
+      await control.releaseLease(id);
+    });
+
     it('takes a lease that expires, and renews it for the holder with a fresh expiry', async () => {
       const { control, nodeA } = world();
       const { dataset } = await control.createDataset({ name: 'c-lease-ttl', primary: nodeA, maximumSize: null });

@@ -104,7 +104,7 @@ export class FakeControl implements ControlPlane {
   /** `expiresSeconds` is recorded as given; the fake's leases do not run down (tests drop them with releaseLease). */
   async acquireLease(datasetId: string, nodeUuid: string, expiresSeconds: number | null = null): Promise<LeaseInfo> {
     this.enter('acquireLease');
-    this.mustFind(datasetId);
+    // As Flocker and the real service: a dataset not (yet) configured may be leased.
     const held = this.leases.find((l) => l.dataset_id === datasetId);
     if (held && held.node_uuid !== nodeUuid) {
       throw new DroverError('DROVER_LEASE_HELD', `dataset ${datasetId} is leased to node ${held.node_uuid}`, {

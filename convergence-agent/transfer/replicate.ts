@@ -221,11 +221,24 @@ export class Replicator {
     } catch (err) {
       if (record?.phase === 'sending') await releaseStepHolds(this.store, step, datasetId, record.snapshot, record.base, this.log, tags);
       // A retryable failure keeps the snapshot and the journal: the retry sends it again.
-      // A permanent one leaves the source as it was: the step's own snapshot goes too.
-      if (record && !isRetryable(err)) await this.abandon(record, createdHere);
+      // A permanent one leaves the source as it was: the step's own snapshot goes too —
+      // unless the peer says it holds it (an abort can land after the receive finished):
+      // destroying it then would leave the peer with a snapshot the source lacks, a replica
+      // that looks diverged. It stays, with its journal, for the next step's recovery to
+      // settle (recover-step.ts). A peer that cannot answer is taken not to hold it.
+      if (record && !isRetryable(err) && !(record.phase === 'sending' && (await this.arrived(step, record)))) await this.abandon(record, createdHere);
       throw err;
     } finally {
       await step.end();
+    }
+  }
+
+  /** True when the peer answers that it holds the step's snapshot. */
+  private async arrived(step: PeerStep, record: StepRecord): Promise<boolean> {
+    try {
+      return (await step.listSnapshots()).some((s) => s.guid === record.snapshotGuid);
+    } catch {
+      return false;
     }
   }
 

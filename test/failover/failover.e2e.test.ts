@@ -176,7 +176,7 @@ describeWith(LOCAL_CLUSTER, 'automatic failover when a node dies (3-node local c
     expect(rtoMs).toBeLessThan(75_000);
   }, LONG);
 
-  it('brings node 1 back: one primary, node 1 does not run Redis and still holds its old copy', async () => {
+  it('brings node 1 back: one primary, node 1 does not run Redis and keeps its old copy aside under drover-diverged/, listed by the control service', async () => {
     const c = world.cluster;
     const subnet = Number(c.name.slice(1));
     await clusterUp({ ...options, name: c.name, subnet });
@@ -190,11 +190,28 @@ describeWith(LOCAL_CLUSTER, 'automatic failover when a node dies (3-node local c
     const n1 = world.node(1);
     const ps = await execa('docker', ['-H', n1.dockerHost!, 'ps', '--format', '{{.Names}}'], { timeout: 30_000 });
     expect(ps.stdout.split('\n').filter((n) => n.includes(app.name))).toEqual([]);
-    // n1's old data is not destroyed: its dataset, or a copy set aside, is still in its pool.
-    const list = await execa('zfs', ['list', '-H', '-o', 'name', '-r', n1.pool], { timeout: 30_000 });
-    const copies = list.stdout.split('\n').filter((name) => name.includes(app.datasetId));
-    console.log(`n1 keeps: ${copies.join(', ')}`);
-    expect(copies.length).toBeGreaterThan(0);
+    // n1's old data is not destroyed: set aside under drover-diverged/, with its snapshots, read-only.
+    const record = (await world.api.migrations()).find((m) => m.failover !== undefined && m.application === app.name)!;
+    const kept = `${n1.pool}/drover-diverged/${app.datasetId}-g${record.generation}`;
+    const list = await until(`${kept} on n1`, async () => {
+      const out = await execa('zfs', ['list', '-H', '-t', 'all', '-o', 'name', '-r', n1.pool], { timeout: 30_000 });
+      const names = out.stdout.split('\n');
+      return names.includes(kept) && names;
+    }, 60_000, 500);
+    console.log(`n1 keeps: ${list.filter((name) => name.includes(app.datasetId)).join(', ')}`);
+    expect(list.some((name) => name.startsWith(`${kept}@drover-`))).toBe(true);
+    expect((await execa('zfs', ['get', '-H', '-o', 'value', 'readonly', kept], { timeout: 30_000 })).stdout.trim()).toBe('on');
+    // The control service lists it: the replication answer, the failover record, drover status.
+    const line = await until('the kept copy listed', async () => {
+      const r = await world.replication(app);
+      return r?.kept.some((k) => k.name === kept) && r;
+    }, 30_000, 500);
+    expect(line.kept.find((k) => k.name === kept)!.node).toBe(n1.uuid);
+    await until('the failover record names the kept copy', async () => {
+      const m = await world.api.migration(record.id);
+      return m.failover?.diverged.some((c) => c.name === kept) ?? false;
+    }, 30_000, 500);
+    expect(await world.status()).toContain(`copy kept on n1: ${kept}`);
 
     // Still one Redis, still answering through n3, writes still there.
     await until('PONG through n3', () => pong(world.proxy(app, 3)), 30_000, 250);

@@ -16,7 +16,9 @@ import { pong, ReplicationWorld, type RedisApp } from '../replication/world.ts';
 // its containers, sshd: SIGKILL). Within about a minute Redis answers again through node 3's
 // proxy from the replica node, and every write acknowledged before the replication window is
 // there; the writes lost were all acknowledged inside that window. Node 1 then comes back: it
-// does not run Redis, and its old copy of the data is still in its pool.
+// does not run Redis, and its old copy (with its snapshots) is set aside under
+// `<pool>/drover-diverged/<id>-g<generation>`, read-only, and listed by the control service
+// (GET /v1/drover/replication `kept`, the failover record, `drover status`). Prints RTO and RPO.
 const LONG = 300_000;
 const INTERVAL_S = 2;
 /** Slack on top of interval + lag for the writes that may be lost (a step's own duration, report delays). */

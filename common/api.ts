@@ -229,6 +229,17 @@ export const ReplicaAnswer = z.object({
 });
 export type ReplicaAnswer = z.infer<typeof ReplicaAnswer>;
 
+/** A copy of the dataset a node kept aside after a failover took the dataset elsewhere (docs/DESIGN.md §18), as that node reports it. */
+export const KeptCopyAnswer = z.object({
+  node: Uuid,
+  node_name: z.string().optional(),
+  /** Full zfs name: `<pool>/drover-diverged/<dataset_id>-g<generation>`. Never destroyed by drover. */
+  name: z.string(),
+  generation: z.number().int().min(0),
+  used_bytes: z.number().int().min(0),
+});
+export type KeptCopyAnswer = z.infer<typeof KeptCopyAnswer>;
+
 export const ReplicationAnswer = z.object({
   dataset_id: Uuid,
   /** The application that mounts it, if any. */
@@ -238,6 +249,8 @@ export const ReplicationAnswer = z.object({
   replicas: z.array(ReplicaAnswer),
   /** Why fewer replicas than asked for are placed; null when all are. */
   problem: z.string().nullable().default(null),
+  /** Copies failed nodes kept aside after a failover, for an operator to inspect or delete. */
+  kept: z.array(KeptCopyAnswer).default([]),
 });
 export type ReplicationAnswer = z.infer<typeof ReplicationAnswer>;
 

@@ -222,6 +222,7 @@ export class Control {
         const record = this.observed.get(node);
         return record ? { replication: record.report.replication, receivedAt: record.lastSeen } : undefined;
       },
+      keptOn: (node) => this.observed.get(node)?.report.diverged,
     });
   }
 

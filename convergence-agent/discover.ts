@@ -11,18 +11,20 @@ import type { ProbeTarget } from './health/monitor.ts';
 import { LABEL_APP, LABEL_CONFIG_HASH, LABEL_GATE, LABEL_GENERATION, containerName } from './plan/labels.ts';
 import type { Health, LocalContainer, LocalObserved } from './plan/types.ts';
 import type { RestartLedger } from './restart-ledger.ts';
-import type { DatasetStore, ZfsDatasetInfo, ZfsSnapshotInfo } from './zfs/types.ts';
+import type { DatasetStore, DivergedCopyInfo, ZfsDatasetInfo, ZfsSnapshotInfo } from './zfs/types.ts';
 
 export interface RawObserved {
   datasets: ZfsDatasetInfo[] | null;
   snapshots: Record<string, ZfsSnapshotInfo[]> | null;
   containers: RuntimeContainer[] | null;
+  /** Copies kept under `<pool>/drover-diverged/` (docs/DESIGN.md §18); null: not listed; absent: the store keeps none. */
+  diverged?: DivergedCopyInfo[] | null;
   /** Gate id → its state, for the gated containers (read from the gate directories). */
   gates?: Record<string, GateState>;
 }
 
 export interface DiscoverDeps {
-  store: Pick<DatasetStore, 'listAll'>;
+  store: Pick<DatasetStore, 'listAll' | 'listDiverged'>;
   runtime: Pick<ContainerRuntime, 'listContainers'>;
   /** Absent where this node cannot gate containers: a gated container then reads `missing`. */
   gates?: Pick<Gates, 'state'> | null;
@@ -32,7 +34,7 @@ export interface DiscoverDeps {
 
 /** Reads zfs and docker; each failure is logged and leaves its part `null`. */
 export async function discoverRaw(deps: DiscoverDeps): Promise<RawObserved> {
-  const [zfs, containers] = await Promise.all([
+  const [zfs, containers, diverged] = await Promise.all([
     readDatasets(deps).catch((err: unknown) => {
       deps.log.warn({ err }, 'datasets not listed');
       return null;
@@ -41,6 +43,12 @@ export async function discoverRaw(deps: DiscoverDeps): Promise<RawObserved> {
       deps.log.warn({ err }, 'containers not listed');
       return null;
     }),
+    deps.store.listDiverged === undefined
+      ? Promise.resolve(undefined)
+      : deps.store.listDiverged().catch((err: unknown) => {
+          deps.log.warn({ err }, 'diverged copies not listed');
+          return null;
+        }),
   ]);
   const gates: Record<string, GateState> = {};
   if (containers && deps.gates) {
@@ -51,7 +59,7 @@ export async function discoverRaw(deps: DiscoverDeps): Promise<RawObserved> {
       }),
     );
   }
-  return { datasets: zfs?.datasets ?? null, snapshots: zfs?.snapshots ?? null, containers, gates };
+  return { datasets: zfs?.datasets ?? null, snapshots: zfs?.snapshots ?? null, containers, gates, ...(diverged === undefined ? {} : { diverged }) };
 }
 
 /** The gate of a container as the planner sees it; null for an ordinary container. */
@@ -126,5 +134,5 @@ export function toObserved(
         gate: gateOf(c, raw.gates),
       };
     }) ?? null;
-  return { datasets: raw.datasets, snapshots: raw.snapshots, containers };
+  return { datasets: raw.datasets, snapshots: raw.snapshots, containers, ...(raw.diverged === undefined ? {} : { diverged: raw.diverged }) };
 }

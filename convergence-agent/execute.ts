@@ -134,6 +134,10 @@ export class Executor {
       case 'destroy-dataset':
         await store.destroyDataset(change.datasetId);
         return;
+      case 'set-aside-diverged':
+        if (store.setAside === undefined) throw new Error('this dataset store cannot set a copy aside');
+        await store.setAside(change.datasetId, change.generation);
+        return;
       case 'start-container':
         await runtime.createAndStart(change.spec);
         return;

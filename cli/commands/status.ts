@@ -29,6 +29,8 @@ export const statusCommand: Command = {
       ctx.control.datasets(),
       ctx.control.datasetStates(),
     ]);
+    // Copies failed nodes kept aside after a failover (docs/DESIGN.md §18): a note on the application.
+    const replication = await ctx.control.replication().catch(() => []);
     const nodes = stateNodes.map((n) => ({
       uuid: n.uuid,
       host: n.host,
@@ -93,6 +95,10 @@ export const statusCommand: Command = {
       if (a.migration && !isTerminal(a.migration.phase)) notes.push(`moving to ${hostOf(a.migration.to)} (${a.migration.phase})`);
       else if (a.unschedulable_reason) notes.push(a.unschedulable_reason);
       if (a.last_error) notes.push(a.last_error);
+      for (const r of replication) {
+        if (r.application !== a.name) continue;
+        for (const k of r.kept ?? []) notes.push(`copy kept on ${k.node_name ?? hostOf(k.node) ?? k.node}: ${k.name}`);
+      }
       return notes.length === 0 ? null : notes.join('; ');
     };
     print(

@@ -100,6 +100,7 @@ describe('GET /v1/drover/replication', () => {
         policy: expect.objectContaining({ replicas: 2 }),
         replicas: [nodeId(2), nodeId(3)].map((node) => ({ node, state: 'seeding', lag_seconds: null, newest_snapshot: null, bytes_sent_total: 0, last_success_at: null, last_error: null, problem: null })),
         problem: null,
+        kept: [],
       },
     ]);
     await h.request('POST', '/v1/drover/agents/report', report(1, { replication: [status(2), status(3, { state: 'diverged', lag_seconds: 30, last_error: { code: 'DROVER_REPLICA_DIVERGED', message: 'n3 has snapshots n1 lacks' } })] }));
@@ -107,6 +108,15 @@ describe('GET /v1/drover/replication', () => {
     const [entry] = (await h.request('GET', '/v1/drover/replication')).json();
     expect(entry.replicas[0]).toMatchObject({ node: nodeId(2), state: 'ok', lag_seconds: 3.5, bytes_sent_total: 4096, problem: null });
     expect(entry.replicas[1].problem).toMatch(/^diverged: .*DROVER_REPLICA_DIVERGED/);
+  });
+
+  it('lists the copies a node reports keeping aside after a failover (docs/DESIGN.md §18)', async () => {
+    await cluster();
+    await h.request('PUT', `/v1/drover/datasets/${D}/replication`, policy);
+    const name = `pool3/drover-diverged/${D}-g5`;
+    await h.request('POST', '/v1/drover/agents/report', report(3, { diverged: [{ dataset_id: D, name, generation: 5, used_bytes: 4096 }] }));
+    const [entry] = (await h.request('GET', '/v1/drover/replication')).json();
+    expect(entry.kept).toEqual([expect.objectContaining({ node: nodeId(3), name, generation: 5, used_bytes: 4096 })]);
   });
 
   it('reports a replica more than 3 intervals behind as a problem, with an event when it becomes one and when it stops', async () => {

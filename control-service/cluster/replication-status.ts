@@ -9,7 +9,7 @@
  * is seen falling behind.
  */
 import type { ApplicationStatus, ReplicaAnswer, ReplicationAnswer, ReplicationEvent } from '#common/api.ts';
-import type { Desired, Node, ReplicaState, ReplicaStatus } from '#common/model.ts';
+import type { Desired, DivergedCopy, Node, ReplicaState, ReplicaStatus } from '#common/model.ts';
 import { indexOf } from '../desired/desired-index.ts';
 import type { ReplicaChoice } from '../scheduler/replicas.ts';
 
@@ -29,6 +29,8 @@ export interface StatusInput {
   now: number;
   /** The scheduler's choice now, for the dataset-level problem (fewer replicas than asked). */
   choices?: ReadonlyMap<string, ReplicaChoice>;
+  /** The copies a node reported keeping aside (NodeReport.diverged, docs/DESIGN.md §18). */
+  keptOn?: (node: string) => readonly DivergedCopy[] | undefined;
 }
 
 const byDataset = new WeakMap<readonly ReplicaStatus[], Map<string, ReplicaStatus[]>>();
@@ -83,6 +85,11 @@ export function replicationAnswers(input: StatusInput): ReplicationAnswer[] {
       policy,
       replicas,
       problem: input.choices?.get(dataset.dataset_id)?.problem ?? null,
+      kept: input.desired.nodes.flatMap((n) =>
+        (input.keptOn?.(n.uuid) ?? [])
+          .filter((c) => c.dataset_id === dataset.dataset_id)
+          .map((c) => ({ node: n.uuid, ...(nodeName(n) === undefined ? {} : { node_name: nodeName(n) }), name: c.name, generation: c.generation, used_bytes: c.used_bytes })),
+      ),
     });
   }
   return out;

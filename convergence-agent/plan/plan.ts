@@ -8,6 +8,7 @@
 import type { AgentDesired } from '#common/channel.ts';
 import { planContainers } from './containers.ts';
 import { planDatasets } from './datasets.ts';
+import { planSetAside } from './diverged.ts';
 import { planMigrations } from './migrations.ts';
 import { changeSubject, type Change, type LocalObserved, type PlanContext, type PlanResult } from './types.ts';
 
@@ -21,7 +22,8 @@ export function plan(desired: AgentDesired | null, observed: LocalObserved, ctx:
     };
   }
   const migrations = planMigrations(desired, observed, ctx);
-  const changes: Change[] = [...migrations.changes];
+  // A failed node's stale copy goes aside first: one step per subject keeps any other change to it for later passes.
+  const changes: Change[] = [...planSetAside(desired, observed, ctx), ...migrations.changes];
   const blocked = [...migrations.blocked];
   let recheckAfterMs: number | null = null;
   const readying = new Set<string>();

@@ -3,7 +3,7 @@
  * and what a plan returns. Everything here is plain data (docs/DESIGN.md §4).
  */
 import type { Migration } from '#common/model.ts';
-import type { ZfsDatasetInfo, ZfsSnapshotInfo } from '../zfs/types.ts';
+import type { DivergedCopyInfo, ZfsDatasetInfo, ZfsSnapshotInfo } from '../zfs/types.ts';
 
 export type Health = 'unknown' | 'starting' | 'healthy' | 'unhealthy';
 
@@ -57,6 +57,8 @@ export interface LocalObserved {
   containers: LocalContainer[] | null;
   /** This agent's migration jobs (migration/jobs.ts); absent where no jobs are wired (tests). */
   migrationJobs?: MigrationJobState[];
+  /** Copies kept under `<pool>/drover-diverged/` (docs/DESIGN.md §18); null: not listed this pass; absent: this store keeps none. */
+  diverged?: DivergedCopyInfo[] | null;
 }
 
 /** A source migration job of this agent, as the planner sees it (plain data). */
@@ -123,6 +125,8 @@ export type Change =
   /** A read-only replica on a migration's target, unmounted so that a gated container can bind its mountpoint. */
   | { kind: 'unmount-dataset'; datasetId: string }
   | { kind: 'destroy-dataset'; datasetId: string }
+  /** After a failover took the dataset elsewhere: keep this node's copy under `<pool>/drover-diverged/<id>-g<generation>` (docs/DESIGN.md §18). */
+  | { kind: 'set-aside-diverged'; datasetId: string; generation: number }
   /**
    * `after`: subjects (`dataset:<id>`) whose change planned in the same pass must apply
    * first (a dataset being made writable and mounted); if one fails, this one waits.
@@ -191,6 +195,7 @@ export function changeSubject(change: Change): string {
     case 'mount-dataset':
     case 'unmount-dataset':
     case 'destroy-dataset':
+    case 'set-aside-diverged':
       return `dataset:${change.datasetId}`;
     case 'start-container':
     case 'prestart-container':

@@ -7,7 +7,7 @@
  * `9.58E`); guids stay decimal strings.
  */
 import { DroverError } from '#common/errors.ts';
-import { datasetIdOf, datasetPath, isDroverSnapshotName, rootPath, snapshotPath, assertHoldTag, HOLD_TAGS_PROPERTY } from './names.ts';
+import { datasetIdOf, datasetPath, divergedPath, divergedRootPath, isDroverSnapshotName, rootPath, snapshotPath, assertHoldTag, HOLD_TAGS_PROPERTY } from './names.ts';
 import type { ZfsDatasetInfo, ZfsSnapshotInfo } from './types.ts';
 
 export type Argv = readonly string[];
@@ -66,6 +66,14 @@ export const argv = {
     ...(base === null ? [] : ['-i', snapshotPath(pool, id, base)]),
     snapshotPath(pool, id, snap),
   ],
+  /** `<pool>/drover-diverged`, never mounted (docs/DESIGN.md §18: copies kept after a failover). */
+  createDivergedRoot: (pool: string): Argv => ['create', '-o', 'mountpoint=none', divergedRootPath(pool)],
+  /** Moves a dataset, its snapshots with it, aside: `<pool>/drover/<id>` → `<pool>/drover-diverged/<id>-g<generation>`. */
+  setAside: (pool: string, id: string, generation: number): Argv => ['rename', datasetPath(pool, id), divergedPath(pool, id, generation)],
+  /** A kept copy is never mounted (its mountpoint would be the new replica's) and stays read-only. */
+  settleDiverged: (pool: string, id: string, generation: number, property: 'mountpoint' | 'readonly', value: 'none' | 'on'): Argv => ['set', `${property}=${value}`, divergedPath(pool, id, generation)],
+  /** The kept copies and their space (`used`). */
+  getDiverged: (pool: string): Argv => ['get', '-Hp', '-d', '1', '-o', 'name,property,value', 'used', divergedRootPath(pool)],
   /** Always `-u`: a replica is never mounted by a receive (it also avoids zfs-fuse's EBUSY). */
   receive: (pool: string, id: string, resumable: boolean): Argv => ['receive', '-u', ...(resumable ? ['-s'] : []), datasetPath(pool, id)],
 };

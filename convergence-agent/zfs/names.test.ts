@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { datasetIdOf, datasetPath, parseSnapshotPath, snapshotPath, assertHoldTag, assertPoolName } from './names.ts';
+import { datasetIdOf, datasetPath, divergedPath, parseDivergedPath, parseSnapshotPath, snapshotPath, assertHoldTag, assertPoolName } from './names.ts';
 
 const id = '6f1c2b3a-1d2e-4f50-8a9b-0c1d2e3f4a5b';
 
@@ -45,5 +45,18 @@ describe('drover ZFS names', () => {
     expect(parseSnapshotPath('tank', `tank/drover/${id}@drover-1`)).toEqual({ datasetId: id, snapshot: 'drover-1' });
     expect(parseSnapshotPath('tank', `tank/drover/${id}@manual`)).toBeNull();
     expect(parseSnapshotPath('tank', `tank/drover/${id}@drover-bad name`)).toBeNull();
+  });
+});
+
+describe('drover-diverged names (docs/DESIGN.md §18)', () => {
+  const id = '0b6f2ee4-8a1e-4c39-9f53-3a1f4b0c9d11';
+  it('builds and parses <pool>/drover-diverged/<id>-g<generation>', () => {
+    expect(divergedPath('tank', id, 7)).toBe(`tank/drover-diverged/${id}-g7`);
+    expect(parseDivergedPath('tank', `tank/drover-diverged/${id}-g7`)).toEqual({ datasetId: id, generation: 7 });
+    expect(parseDivergedPath('tank', `tank/drover/${id}`)).toBeNull();
+    expect(parseDivergedPath('tank', `tank/drover-diverged/${id}`)).toBeNull();
+    expect(parseDivergedPath('tank', `tank/drover-diverged/not-a-uuid-g7`)).toBeNull();
+    expect(() => divergedPath('tank', id, -1)).toThrow(/invalid generation/);
+    expect(() => divergedPath('tank', 'x;rm', 1)).toThrow();
   });
 });

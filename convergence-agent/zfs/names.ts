@@ -66,6 +66,28 @@ export function rootPath(pool: string): string {
   return `${pool}/${DROVER_ROOT}`;
 }
 
+/** `<pool>/drover-diverged`: copies a node kept after a failover took their dataset elsewhere (docs/DESIGN.md §18). */
+export function divergedRootPath(pool: string): string {
+  assertPoolName(pool);
+  return `${pool}/drover-diverged`;
+}
+
+/** `<pool>/drover-diverged/<dataset_id>-g<generation>`, validated. */
+export function divergedPath(pool: string, datasetId: string, generation: number): string {
+  assertDatasetId(datasetId);
+  if (!Number.isSafeInteger(generation) || generation < 0) throw new DroverError('DROVER_ZFS_INVALID_NAME', `invalid generation ${generation}`);
+  return `${divergedRootPath(pool)}/${datasetId}-g${generation}`;
+}
+
+/** The dataset id and generation of a name under `<pool>/drover-diverged/`; null for anything else. Never throws. */
+export function parseDivergedPath(pool: string, name: string): { datasetId: string; generation: number } | null {
+  const prefix = `${pool}/drover-diverged/`;
+  if (!name.startsWith(prefix)) return null;
+  const m = /^(.+)-g(\d{1,15})$/.exec(name.slice(prefix.length));
+  if (!m || !UUID.test(m[1]!)) return null;
+  return { datasetId: m[1]!, generation: Number(m[2]) };
+}
+
 /** `<pool>/drover/<dataset_id>`, validated. */
 export function datasetPath(pool: string, datasetId: string): string {
   assertDatasetId(datasetId);

@@ -51,6 +51,24 @@ export interface DatasetStore {
   listSnapshots(datasetId: string): Promise<ZfsSnapshotInfo[]>;
   /** listDatasets and every dataset's listSnapshots at once (one zfs command: discovery runs every pass). */
   listAll(): Promise<{ datasets: ZfsDatasetInfo[]; snapshots: Record<string, ZfsSnapshotInfo[]> }>;
+  /**
+   * Moves the dataset aside after a failover took it elsewhere (docs/DESIGN.md §18):
+   * `<pool>/drover/<id>` → `<pool>/drover-diverged/<id>-g<generation>`, unmounted, mountpoint
+   * none, read-only; snapshots go with it. Never destroys anything. Idempotent: done when the
+   * kept copy exists (the dataset, if back meanwhile, is left alone). Optional: fakes without it
+   * keep the copy in place.
+   */
+  setAside?(datasetId: string, generation: number): Promise<void>;
+  /** The copies kept under `<pool>/drover-diverged/`; [] when there are none. */
+  listDiverged?(): Promise<DivergedCopyInfo[]>;
+}
+
+export interface DivergedCopyInfo {
+  datasetId: string;
+  /** Full name: `<pool>/drover-diverged/<dataset_id>-g<generation>`. */
+  name: string;
+  generation: number;
+  usedBytes: number;
 }
 
 /**

@@ -9,13 +9,13 @@ import { systemClock, type Clock } from '#common/clock.ts';
 import type { Logger } from '#common/log.ts';
 import { silentLogger } from '#common/log.ts';
 import { DroverError, isDroverError } from '#common/errors.ts';
-import { argv, parseDatasets, parseSnapshots, READONLY_PROPERTY, quotaValue, type Argv } from './argv.ts';
+import { argv, parseDatasets, parseGet, parseSnapshots, READONLY_PROPERTY, quotaValue, type Argv } from './argv.ts';
 import { execaRunner, type CommandRunner } from './command.ts';
-import { assertDatasetId, assertPoolName, assertSnapshotName, assertHoldTag, datasetPath, HOLD_TAGS, HOLD_TAGS_PROPERTY, isDroverSnapshotName } from './names.ts';
+import { assertDatasetId, assertPoolName, assertSnapshotName, assertHoldTag, datasetPath, divergedPath, HOLD_TAGS, HOLD_TAGS_PROPERTY, isDroverSnapshotName, parseDivergedPath } from './names.ts';
 import { zfsError } from './zfs-errors.ts';
 import { detectFeatures, type ZfsFeatures } from './zfs-features.ts';
 import { spawnReceive, spawnSend, type SendRequest, type ZfsStreamProcess } from './zfs-stream.ts';
-import type { CreateDatasetOptions, DatasetStore, SnapshotStore, ZfsDatasetInfo, ZfsSnapshotInfo } from './types.ts';
+import type { CreateDatasetOptions, DatasetStore, DivergedCopyInfo, SnapshotStore, ZfsDatasetInfo, ZfsSnapshotInfo } from './types.ts';
 
 export interface ZfsStoreOptions {
   pool: string;
@@ -191,6 +191,37 @@ export class ZfsStore implements DatasetStore, SnapshotStore {
   async setMaximumSize(datasetId: string, bytes: number | null): Promise<void> {
     const args = argv.set(this.pool, datasetId, 'refquota', quotaValue(bytes));
     await this.notFoundAsDataset(datasetId, () => this.zfs(args));
+  }
+
+  async setAside(datasetId: string, generation: number): Promise<void> {
+    const kept = divergedPath(this.pool, datasetId, generation);
+    if ((await this.listDiverged()).some((c) => c.name === kept)) return;
+    await this.zfs(argv.createDivergedRoot(this.pool)).catch((err: unknown) => {
+      if (!isDroverError(err, 'DROVER_ZFS_EXISTS')) throw err;
+    });
+    await this.unmount(datasetId);
+    await this.notFoundAsDataset(datasetId, () => this.zfs(argv.setAside(this.pool, datasetId, generation)));
+    await this.zfs(argv.settleDiverged(this.pool, datasetId, generation, 'mountpoint', 'none'));
+    await this.zfs(argv.settleDiverged(this.pool, datasetId, generation, 'readonly', 'on'));
+    this.log.warn({ datasetId, generation, kept }, 'diverged copy set aside');
+  }
+
+  async listDiverged(): Promise<DivergedCopyInfo[]> {
+    let stdout: string;
+    try {
+      stdout = await this.zfs(argv.getDiverged(this.pool));
+    } catch (err) {
+      const why = await this.poolMissingOr(err);
+      if (why === err && isDroverError(err, 'DROVER_ZFS_NOT_FOUND')) return [];
+      throw why;
+    }
+    const out: DivergedCopyInfo[] = [];
+    for (const [name, props] of parseGet(stdout)) {
+      const parsed = parseDivergedPath(this.pool, name);
+      if (parsed === null) continue;
+      out.push({ ...parsed, name, usedBytes: Number(props.get('used') ?? 0) || 0 });
+    }
+    return out;
   }
 
   /** Sets the mountpoint drover uses for this dataset (after a full receive, which inherits the parent's). */

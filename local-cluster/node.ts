@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { access, mkdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Logger } from '#common/log.ts';
 import { createBridge, deleteBridge, listLinks } from './bridge.ts';
 import { loadImages } from './images.ts';
@@ -121,8 +121,12 @@ async function repairDockerd(input: NodeUpInput, paths: ReturnType<typeof nodePa
   const hung = ownedPid(paths.dockerPidFile, paths.dockerDataRoot);
   if (hung !== null) await terminate(hung);
   // A killed dockerd leaves its userland proxies holding the node's published ports; the
-  // new one restarts the containers and needs them. Its containerd it finds and reuses.
+  // new one restarts the containers and needs them.
   await Promise.all(dockerProxiesOn(address).map((pid) => terminate(pid, 5_000)));
+  // Its managed containerd can outlive it without answering, and the new dockerd then gives up
+  // ("timeout waiting for containerd to start"; seen twice in five test runs): stop it, so
+  // the new dockerd starts its own. The containers' shims keep them running meanwhile.
+  await Promise.all(orphanedContainerd(paths.dockerExecRoot).map((pid) => terminate(pid, 10_000)));
   if ((await listLinks()).includes(bridgeName(input.cluster, input.index))) return startDockerd(input, paths, address, { bridgeExists: true });
   return startDockerd(input, paths, address);
 }
@@ -229,4 +233,9 @@ async function removeAllContainers(dockerHost: string, log: Logger): Promise<voi
   if (ids.length === 0) return;
   const removed = await run('docker', ['-H', dockerHost, 'rm', '-f', '-v', ...ids], { reject: false, timeoutMs: 120_000 });
   if (removed.exitCode !== 0) log.warn({ dockerHost, stderr: removed.stderr }, 'containers not all removed');
+}
+
+/** containerd daemons (not their shims) started for the dockerd whose exec root is `execRoot`. */
+function orphanedContainerd(execRoot: string): number[] {
+  return processesMentioning([`${execRoot}/containerd/`]).filter((pid) => basename(cmdline(pid)?.[0] ?? '') === 'containerd');
 }

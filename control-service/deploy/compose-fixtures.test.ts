@@ -80,7 +80,7 @@ describe('accepted application files', () => {
           name: 'web',
           node_uuid: N2,
           pinned_node_uuid: N2,
-          image: 'ghcr.io/example/shop-web:1.4.2',
+          image: 'registry.example/shop-web:1.4.2',
           command_line: ['gunicorn', '--bind', '0.0.0.0:8000', 'shop.wsgi'],
           entrypoint: ['/usr/local/bin/docker-entrypoint.sh'],
           environment: { TZ: 'Europe/Paris', LOG_LEVEL: 'info', DATABASE_HOST: 'db', WORKERS: '4', DEBUG: 'false' },

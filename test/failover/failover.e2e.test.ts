@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -9,6 +9,7 @@ import { useTestCluster, type TestClusterOptions } from '../support/cluster.ts';
 import { LOCAL_CLUSTER, describeWith } from '../support/require.ts';
 import { until } from '../migration/stack.ts';
 import { pong, ReplicationWorld, type RedisApp } from '../replication/world.ts';
+import { childrenOf } from '../support/processes.ts';
 
 // Automatic failover on a 3-node local cluster with drover's processes (docs/DESIGN.md §18):
 // Redis on node 1 with `x-drover.replication: { replicas: 1, interval: 2s }`, a client writing
@@ -24,19 +25,6 @@ const INTERVAL_S = 2;
 /** Slack on top of interval + lag for the writes that may be lost (a step's own duration, report delays). */
 const MARGIN_S = 3;
 
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
 
 function descendantsOf(pid: number): number[] {
   const out: number[] = [];

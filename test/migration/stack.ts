@@ -4,7 +4,7 @@
  * real program as a child process with its log in `dir`. The faults the tests inject live
  * here too: SIGKILL an agent, restart the control service, cut a node's sshd.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -14,6 +14,7 @@ import { nodeFlagsOf } from '#common/node-flags.ts';
 import { systemClock } from '#common/clock.ts';
 import type { LocalCluster, LocalNode } from '../../local-cluster/index.ts';
 import { ensureNodeCertificate } from '../../convergence-agent/transfer/tls-certs.ts';
+import { childrenOf } from '../support/processes.ts';
 
 const repo = resolve(import.meta.dirname, '../..');
 
@@ -206,21 +207,6 @@ export class MigrationStack {
   }
 }
 
-/** Pids whose parent is `pid` (from /proc). */
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) out.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
 
 async function end(child: ResultPromise | null | undefined, signal: NodeJS.Signals): Promise<void> {
   if (!child || child.exitCode !== null) return;

@@ -7,7 +7,7 @@
  * agent). The faults live here too: a replica node down (its agent killed and its sshd cut),
  * a full pool, a file written into a replica outside drover.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -17,6 +17,7 @@ import { systemClock } from '#common/clock.ts';
 import { controlUrl, servicesStatus, startServices, type LocalCluster, type LocalNode } from '../../local-cluster/index.ts';
 import { RedisConnection, type Endpoint } from '../../cli/demo/redis-client.ts';
 import { until } from '../migration/stack.ts';
+import { childrenOf } from '../support/processes.ts';
 
 export const MiB = 1024 * 1024;
 
@@ -349,18 +350,3 @@ export async function pong(at: Endpoint): Promise<boolean> {
   }
 }
 
-/** Pids whose parent is `pid` (from /proc). */
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) out.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}

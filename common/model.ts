@@ -261,8 +261,14 @@ export const FailoverInfo = z
     failed_silent_ms: z.number().min(0),
     /** The newest snapshot the chosen node held of each dataset: the data the application restarts from. */
     snapshots: z.array(z.object({ dataset_id: Uuid, snapshot: z.string().nullable(), created_at: z.number().nullable() }).strict()),
-    /** now − the oldest of those snapshots' creation times at the decision: the data window lost, seconds. */
+    /** now − the oldest of those snapshots' creation times at the decision, seconds: an upper bound of the data lost that includes the detection time. */
     snapshot_age_seconds: z.number().min(0).nullable(),
+    /**
+     * The data window lost, seconds: the age of the oldest of those snapshots when the failed
+     * node was last heard from (the decision − `failed_silent_ms`). Null without datasets, or in
+     * records written before it existed.
+     */
+    data_window_seconds: z.number().min(0).nullable().default(null),
     /** When the application ran (healthy, with a health check) on the chosen node; null until then. */
     ready_at: z.number().nullable().default(null),
     /** Copies the failed node kept of what it wrote after the snapshot (never destroyed by drover). */

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { DEFAULT_FAILOVER_MARGIN_MS, MIN_FAILOVER_MARGIN_MS } from '#common/fence-timing.ts';
 
 export const USAGE = `usage: drover-control [--listen HOST:PORT] [--data-dir DIR] [--node-lease-ttl SECONDS] [--body-limit BYTES] [--replica-replace-after SECONDS]
 
@@ -12,7 +13,10 @@ export const USAGE = `usage: drover-control [--listen HOST:PORT] [--data-dir DIR
   --data-dir      where the desired configuration is stored (default /var/lib/drover; env DROVER_DATA_DIR)
   --node-lease-ttl   seconds a report holds a node's lease; silent longer, the node is unknown
                   (default 10; agents report at least every poll_interval_ms, 3 s; --node-timeout is the old name)
-  --node-down-grace  further seconds of silence after which an unknown node is down (default 30)
+  --node-down-grace  further seconds of silence after which an unknown node is shown down (default 30)
+  --failover-margin  seconds of silence beyond the lease TTL after which a node's replicated and
+                  stateless applications fail over (default 1, at least 0.5; covers the agents'
+                  self-fencing and clock-rate differences, docs/DESIGN.md §18); 'off': never
   --migration-stall  seconds without progress after which a move before handoff is given up (default 120)
   --handoff-deadline seconds after handoff within which the target must make the application
                   ready, else the move is rolled back to the source (default 120)
@@ -37,6 +41,8 @@ export const ControlConfig = z
     dataDir: z.string().min(1),
     nodeTimeoutMs: z.number().min(1000).max(3_600_000),
     nodeDownGraceMs: z.number().min(0).max(24 * 3_600_000),
+    /** Failover at lease TTL + this (ms); null: never (docs/DESIGN.md §18). */
+    failoverMarginMs: z.number().min(MIN_FAILOVER_MARGIN_MS, `failoverMarginMs: must be at least ${MIN_FAILOVER_MARGIN_MS / 1000} s`).max(3_600_000).nullable(),
     migrationStallMs: z.number().min(1000).max(24 * 3_600_000),
     handoffDeadlineMs: z.number().min(1000).max(24 * 3_600_000),
     bodyLimit: z.number().int().min(1024).max(64 * 1024 * 1024),
@@ -56,6 +62,7 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): ControlConfi
       'node-timeout': { type: 'string' },
       'node-lease-ttl': { type: 'string' },
       'node-down-grace': { type: 'string' },
+      'failover-margin': { type: 'string' },
       'migration-stall': { type: 'string' },
       'handoff-deadline': { type: 'string' },
       'body-limit': { type: 'string' },
@@ -71,6 +78,7 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): ControlConfi
     dataDir: values['data-dir'] ?? env.DROVER_DATA_DIR ?? '/var/lib/drover',
     nodeTimeoutMs: Number(values['node-lease-ttl'] ?? values['node-timeout'] ?? 10) * 1000,
     nodeDownGraceMs: Number(values['node-down-grace'] ?? 30) * 1000,
+    failoverMarginMs: values['failover-margin'] === 'off' ? null : Number(values['failover-margin'] ?? DEFAULT_FAILOVER_MARGIN_MS / 1000) * 1000,
     migrationStallMs: Number(values['migration-stall'] ?? 120) * 1000,
     handoffDeadlineMs: Number(values['handoff-deadline'] ?? 120) * 1000,
     bodyLimit: Number(values['body-limit'] ?? 1024 * 1024),

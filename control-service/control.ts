@@ -17,7 +17,8 @@ import { routesJson } from './channel/route-table.ts';
 import { checkInvariants } from './desired/invariants.ts';
 import { isLive } from './desired/leases.ts';
 import { failMigration, type MigrationStart } from './desired/migrations.ts';
-import { chooseFailoverTarget, failover, failoverCandidates, updateFailover, type FailoverSubject } from './cluster/failover.ts';
+import { chooseFailoverTarget, failover, failoverCandidates, mayFailOver, updateFailover, type FailoverSubject } from './cluster/failover.ts';
+import { DEFAULT_FAILOVER_MARGIN_MS, failoverAfterMs, MIN_FAILOVER_MARGIN_MS } from '#common/fence-timing.ts';
 import { DEFAULT_MIGRATION_DEADLINES, overdueMigrations, type MigrationDeadlines } from './cluster/migration-watch.ts';
 import type { ControlFailure } from '#common/migration-protocol.ts';
 import { applySchedule } from './desired/placement.ts';
@@ -48,10 +49,11 @@ export interface ControlOptions {
   /** A replica's node silent for longer is replaced by another (docs/DESIGN.md §17). Default 300 s. */
   replicaReplaceAfterMs?: number;
   /**
-   * Silence after which an application of a `down` node fails over (docs/DESIGN.md §18); at
-   * least the lease TTL plus the down grace. Default: TTL + grace (40 s); null: never.
+   * Silence beyond the lease TTL after which an application of a silent node fails over
+   * (docs/DESIGN.md §18, common/fence-timing.ts): it covers the agent's self-fencing and
+   * clock-rate differences. Default 1 s; at least 0.5 s. Null: never fail over.
    */
-  failoverAfterMs?: number | null;
+  failoverMarginMs?: number | null;
 }
 
 export interface ChangeContext extends UpdateContext {
@@ -86,7 +88,7 @@ export class Control {
   private readonly deadlines: MigrationDeadlines;
   /** A tick's migration failures are being written: the next tick does not decide again meanwhile. */
   private failing = false;
-  /** Failover after this much silence (null: never). */
+  /** Failover after this much silence: lease TTL + margin (null: never). Independent of `down`, which is for status. */
   readonly failoverAfterMs: number | null;
   private failingOver = false;
   /** Why a due failover could not happen, by subject: logged when it changes. */
@@ -103,8 +105,8 @@ export class Control {
     this.events = new EventBus(this.clock);
     this.observed = new ObservedState(this.clock, options.nodeTimeoutMs ?? 10_000, options.nodeDownGraceMs ?? 30_000);
     this.deadlines = options.migrationDeadlines ?? DEFAULT_MIGRATION_DEADLINES;
-    const floor = this.observed.timeoutMs + this.observed.downGraceMs;
-    this.failoverAfterMs = options.failoverAfterMs === null ? null : Math.max(floor, options.failoverAfterMs ?? floor);
+    const margin = options.failoverMarginMs === null ? null : Math.max(MIN_FAILOVER_MARGIN_MS, options.failoverMarginMs ?? DEFAULT_FAILOVER_MARGIN_MS);
+    this.failoverAfterMs = margin === null ? null : failoverAfterMs(this.observed.timeoutMs, margin);
     this.views = new AgentViews(
       () => this.desired,
       (node) => this.observed.get(node)?.datasetIds,
@@ -338,14 +340,18 @@ export class Control {
     return Promise.all([ending, this.tickFailover()]).then(() => undefined);
   }
 
-  /** What may fail over now: failover-enabled subjects of nodes down for `failoverAfterMs`. */
+  /**
+   * What may fail over now: failover-enabled subjects of nodes silent for `failoverAfterMs`
+   * (lease TTL + margin; by then the node's agent has fenced itself — docs/DESIGN.md §18). The
+   * node is `unknown` then; `down` (TTL + grace) is what status shows, not a condition here.
+   */
   private dueFailovers(desired: Desired): FailoverSubject[] {
     if (this.failoverAfterMs === null) return [];
     const due: FailoverSubject[] = [];
     for (const node of desired.nodes) {
       // A node not heard from since this process started is not judged: its silence is unknown.
       const silent = this.observed.silentMs(node.uuid);
-      if (silent === null || silent < this.failoverAfterMs || this.observed.stateOf(node.uuid) !== 'down') continue;
+      if (silent === null || !mayFailOver(silent, this.failoverAfterMs)) continue;
       due.push(...failoverCandidates(desired, node.uuid));
     }
     return due;
@@ -385,7 +391,7 @@ export class Control {
     })
       .then(() => {
         for (const m of made) {
-          this.log.warn({ migration: m.id, application: m.application, failedNode: m.from, chosenNode: m.to, snapshots: m.failover?.snapshots, snapshotAgeSeconds: m.failover?.snapshot_age_seconds, generation: m.generation }, 'failed over');
+          this.log.warn({ migration: m.id, application: m.application, failedNode: m.from, chosenNode: m.to, snapshots: m.failover?.snapshots, snapshotAgeSeconds: m.failover?.snapshot_age_seconds, dataWindowSeconds: m.failover?.data_window_seconds, generation: m.generation }, 'failed over');
         }
       })
       .catch((err: unknown) => this.log.error({ err }, 'failover not written'))

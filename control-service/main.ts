@@ -30,6 +30,7 @@ async function main(): Promise<void> {
     log,
     nodeTimeoutMs: config.nodeTimeoutMs,
     nodeDownGraceMs: config.nodeDownGraceMs,
+    failoverMarginMs: config.failoverMarginMs,
     migrationDeadlines: { stallMs: config.migrationStallMs, handoffMs: config.handoffDeadlineMs },
     replicaReplaceAfterMs: config.replicaReplaceAfterMs,
   });

@@ -81,9 +81,9 @@ describe('node identity', () => {
 });
 
 describe('fence_after_ms', () => {
-  it('is refused when fencing could not end before the lease lapses, with a margin for clock rates', () => {
+  it('is refused when fencing could end after the earliest failover, with a margin for clock rates', () => {
     const base = 'control_url: http://127.0.0.1:4523\naddress: 127.0.0.11\npool: p\ntransport: tls\ntls: { port: 4600 }\n';
-    expect(() => parseAgentConfig(`${base}fence_after_ms: 7000\n`, 'agent.yml')).toThrow(/fence_after_ms: .* must stay under 95 % of lease_ttl_ms/);
+    expect(() => parseAgentConfig(`${base}fence_after_ms: 7000\n`, 'agent.yml')).toThrow(/fence_after_ms: the fence ends up to 10600 ms .* not before the earliest failover at 9975 ms/);
     expect(parseAgentConfig(`${base}fence_after_ms: 5000\n`, 'agent.yml').fence_after_ms).toBe(5000);
   });
 });

@@ -18,6 +18,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { fenceProblem } from '#common/fence-timing.ts';
 import { z } from 'zod';
 import { DroverError } from '#common/errors.ts';
 import { Ipv4, Labels, Port } from '#common/model.ts';
@@ -102,18 +103,16 @@ export const AgentConfig = z
     fence_after_ms: z.number().int().min(1000).default(6_000),
     /** The grace of a fencing stop before SIGKILL. */
     fence_stop_timeout_seconds: z.number().int().min(0).max(60).default(2),
-    /** The control service's node lease TTL (`--node-lease-ttl`); fencing must end well inside it. */
+    /** The control service's node lease TTL (`--node-lease-ttl`); fencing must end before TTL + the smallest failover margin. */
     lease_ttl_ms: z.number().int().min(1000).default(10_000),
   })
   .strict()
   .superRefine((c, ctx) => {
     if (c.transport === 'ssh' && !c.ssh) ctx.addIssue({ code: 'custom', path: ['ssh'], message: 'is required when transport is ssh' });
-    // The fence must be complete before the lease can lapse, on a clock up to 5 % fast or slow
-    // (docs/DESIGN.md §18): fence_after·1.05 + the stop's grace + 1 s for SIGKILL and zfs < TTL·0.95.
-    const fencedBy = c.fence_after_ms * 1.05 + c.fence_stop_timeout_seconds * 1000 + 1000;
-    if (fencedBy >= c.lease_ttl_ms * 0.95) {
-      ctx.addIssue({ code: 'custom', path: ['fence_after_ms'], message: `fence_after_ms·1.05 + fence_stop_timeout_seconds + 1 s (${Math.round(fencedBy)} ms) must stay under 95 % of lease_ttl_ms (${c.lease_ttl_ms * 0.95} ms)` });
-    }
+    // The fence must be complete before the earliest failover the control service may make, on
+    // clocks up to 5 % apart (docs/DESIGN.md §18, common/fence-timing.ts).
+    const problem = fenceProblem({ fenceAfterMs: c.fence_after_ms, stopTimeoutMs: c.fence_stop_timeout_seconds * 1000 }, c.lease_ttl_ms);
+    if (problem !== null) ctx.addIssue({ code: 'custom', path: ['fence_after_ms'], message: `${problem}; lower it or raise lease_ttl_ms` });
     if (c.transport === 'tls' && !c.tls) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'is required when transport is tls' });
   });
 export type AgentConfig = z.infer<typeof AgentConfig>;

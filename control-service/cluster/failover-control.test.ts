@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Migration } from '#common/model.ts';
+import { CLOCK_RATE_ERROR, fencedWithinMs, MIN_FAILOVER_MARGIN_MS } from '#common/fence-timing.ts';
 import { container, datasetId, HARNESS_EPOCH, harness, nodeId, observedDataset, report, type Harness } from '../testing/harness.ts';
 
 let h: Harness;
@@ -39,15 +40,43 @@ async function othersReportFor(ms: number): Promise<void> {
 const failovers = (): Migration[] => h.control.desired.migrations.filter((m) => m.failover !== undefined);
 
 describe('failover on the control service', () => {
-  it('waits out the lease TTL and the grace: a node only unknown keeps its application', async () => {
+  it('never fails over before the fenced deadline, and does at lease TTL + margin while the node is only unknown', async () => {
     await cluster();
-    await othersReportFor(36_000);
+    const fenced = fencedWithinMs({ fenceAfterMs: 6000, stopTimeoutMs: 2000 });
+    let at: number | null = null;
+    for (let t = 0; t <= 14_000; t += 100) {
+      h.clock.advance(100);
+      if (t % 1000 === 0) {
+        await h.request('POST', '/v1/drover/agents/report', report(2, { datasets: [observedDataset(D, { writable: false, snapshots: [held(S1, 1), held(S2, 2)] })] }));
+        await h.request('POST', '/v1/drover/agents/report', report(3));
+      }
+      await h.control.tick();
+      const silent = h.control.observed.silentMs(nodeId(1))!;
+      if (failovers().length === 0) {
+        expect(silent).toBeLessThan(11_000);
+        continue;
+      }
+      at ??= silent;
+    }
+    // At TTL 10 s + margin 1 s on the control service's clock, even when it runs 5 % fast.
+    expect(at).toBe(11_000);
+    expect(at! * (1 - CLOCK_RATE_ERROR)).toBeGreaterThan(fenced);
     expect(h.control.observed.stateOf(nodeId(1))).toBe('unknown');
-    expect(failovers()).toEqual([]);
-    expect(h.control.desired.applications[0]!.node_uuid).toBe(nodeId(1));
+    expect(failovers()[0]!.failover!.failed_silent_ms).toBe(11_000);
   });
 
-  it('moves the application and its dataset to the replica with the newest snapshot once the node is down, as one record with the data window', async () => {
+  it('waits for a longer margin when configured, and not at all when failover is off', async () => {
+    h = await harness({ nodeTimeoutMs: 10_000, nodeDownGraceMs: 30_000, failoverMarginMs: 4000 });
+    expect(h.control.failoverAfterMs).toBe(14_000);
+    await h.close();
+    h = await harness({ nodeTimeoutMs: 10_000, failoverMarginMs: 100 });
+    expect(h.control.failoverAfterMs).toBe(10_000 + MIN_FAILOVER_MARGIN_MS);
+    await h.close();
+    h = await harness({ nodeTimeoutMs: 10_000, failoverMarginMs: null });
+    expect(h.control.failoverAfterMs).toBeNull();
+  });
+
+  it('moves the application and its dataset to the replica with the newest snapshot once the node is silent for TTL + margin, as one record with the data window', async () => {
     await cluster();
     const seen: string[] = [];
     h.control.events.subscribe(({ event }) => {
@@ -57,8 +86,10 @@ describe('failover on the control service', () => {
     const [record] = failovers();
     expect(record).toMatchObject({ from: nodeId(1), to: nodeId(2), phase: 'done', application: 'redis', dataset_ids: [D] });
     expect(record!.failover!.snapshots).toEqual([{ dataset_id: D, snapshot: S2, created_at: HARNESS_EPOCH - 2000 }]);
-    expect(record!.failover!.failed_silent_ms).toBeGreaterThanOrEqual(40_000);
-    expect(record!.failover!.snapshot_age_seconds).toBeGreaterThanOrEqual(42);
+    expect(record!.failover!.failed_silent_ms).toBeGreaterThanOrEqual(11_000);
+    // S2 was 2 s old when node 1 was last heard from: that is the data window; the age at the decision adds the detection.
+    expect(record!.failover!.data_window_seconds).toBe(2);
+    expect(record!.failover!.snapshot_age_seconds).toBe(2 + record!.failover!.failed_silent_ms / 1000);
     expect(h.control.desired.applications[0]!.node_uuid).toBe(nodeId(2));
     expect(h.control.desired.datasets[0]).toMatchObject({ primary: nodeId(2) });
     expect(h.control.desired.datasets[0]!.replicas).not.toContain(nodeId(2));

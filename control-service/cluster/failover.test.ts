@@ -54,14 +54,14 @@ describe('failover decision', () => {
     });
   });
 
-  it('flips the application and its dataset in one change, with a record whose generation is above every other', () => {
+  it('flips the application and its dataset in one change, with a record whose generation is above every other and the data window as of the last report', () => {
     const desired = world();
     const choice = chooseFailoverTarget(desired, { failedNode: n(1), application: 'redis', datasetIds: [D] }, new Set([n(2)]), holding({ [n(2)]: [snap(T0)] }));
     if (!choice.ok) throw new Error(choice.reason);
     const out = failover(desired, { failedNode: n(1), application: 'redis', datasetIds: [D] }, choice.target, { now: T0 + 45_000, version: 7, failedSilentMs: 41_000, newId: () => 'ffffffff-ffff-4fff-8fff-ffffffffffff' });
     expect(out.desired.applications[0]!.node_uuid).toBe(n(2));
     expect(out.desired.datasets[0]).toMatchObject({ primary: n(2), replicas: [] });
-    expect(out.record).toMatchObject({ from: n(1), to: n(2), phase: 'done', generation: 7, failover: { snapshot_age_seconds: 45, failed_silent_ms: 41_000, snapshots: [{ dataset_id: D, snapshot: snap(T0) }] } });
+    expect(out.record).toMatchObject({ from: n(1), to: n(2), phase: 'done', generation: 7, failover: { snapshot_age_seconds: 45, data_window_seconds: 4, failed_silent_ms: 41_000, snapshots: [{ dataset_id: D, snapshot: snap(T0) }] } });
     expect(Desired.parse(out.desired).migrations).toHaveLength(1);
     const again = failover(out.desired, { failedNode: n(2), application: 'redis', datasetIds: [D] }, { node: n(3), snapshots: [], oldestNewestAt: null }, { now: T0, version: 3, failedSilentMs: 0, newId: () => 'eeeeeeee-ffff-4fff-8fff-ffffffffffff' });
     expect(again.record.generation).toBe(8);

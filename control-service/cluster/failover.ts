@@ -1,5 +1,5 @@
 /**
- * Failover (docs/DESIGN.md §18): when a node is `down`, the control service moves each
+ * Failover (docs/DESIGN.md §18): when a node is silent for lease TTL + margin, the control service moves each
  * application that can fail over (its datasets replicated, or no datasets at all) to another
  * node, without the dead node's help. Pure: time, the nodes that are up and what each node
  * reported holding are inputs.
@@ -48,6 +48,15 @@ export function droverSnapshotTime(name: string): number | null {
   if (!m) return null;
   const [, y, mo, d, h, mi, s, ms] = m.map(Number) as number[];
   return Date.UTC(y!, mo! - 1, d!, h!, mi!, s!, ms!);
+}
+
+/**
+ * Whether a node silent for `silentMs` (on the control service's clock, since its last report
+ * arrived) may have its applications failed over: at `failoverAfterMs` = lease TTL + margin,
+ * never before. Its agent has fenced itself by then (common/fence-timing.ts). Pure.
+ */
+export function mayFailOver(silentMs: number, failoverAfterMs: number): boolean {
+  return silentMs >= failoverAfterMs;
 }
 
 /** Failover is enabled for an application with no datasets, or whose every dataset keeps ≥ 1 replica. */
@@ -164,6 +173,9 @@ export function failover(desired: Desired, subject: FailoverSubject, target: Fai
       failed_silent_ms: ctx.failedSilentMs,
       snapshots: target.snapshots,
       snapshot_age_seconds: oldest === null ? null : Math.max(0, (ctx.now - oldest) / 1000),
+      // What the failed node may have written after the snapshot: up to when it was last heard
+      // from (a fenced node writes nothing later; a paused one is cut off by the routes).
+      data_window_seconds: oldest === null ? null : Math.max(0, (ctx.now - ctx.failedSilentMs - oldest) / 1000),
       ready_at: null,
       diverged: [],
     },

@@ -29,7 +29,7 @@ export interface Harness {
 }
 
 export async function harness(
-  options: { store?: ConfigStore; clock?: FakeClock; nodeTimeoutMs?: number; seed?: number; log?: Logger; replicaReplaceAfterMs?: number } & Pick<ControlOptions, 'nodeDownGraceMs' | 'migrationDeadlines'> = {},
+  options: { store?: ConfigStore; clock?: FakeClock; nodeTimeoutMs?: number; seed?: number; log?: Logger; replicaReplaceAfterMs?: number } & Pick<ControlOptions, 'nodeDownGraceMs' | 'migrationDeadlines' | 'failoverMarginMs'> = {},
 ): Promise<Harness> {
   const clock = options.clock ?? new FakeClock(HARNESS_EPOCH);
   const store = options.store ?? new MemoryConfigStore();
@@ -41,6 +41,7 @@ export async function harness(
     nodeTimeoutMs: options.nodeTimeoutMs ?? 15_000,
     seed: options.seed ?? 7,
     ...(options.nodeDownGraceMs === undefined ? {} : { nodeDownGraceMs: options.nodeDownGraceMs }),
+    ...(options.failoverMarginMs === undefined ? {} : { failoverMarginMs: options.failoverMarginMs }),
     ...(options.migrationDeadlines === undefined ? {} : { migrationDeadlines: options.migrationDeadlines }),
     ...(options.replicaReplaceAfterMs === undefined ? {} : { replicaReplaceAfterMs: options.replicaReplaceAfterMs }),
   });

@@ -119,6 +119,7 @@ export class Executor {
         await store.createDataset(change.datasetId, { maximumSize: change.maximumSize });
         return;
       case 'set-dataset-readonly':
+        if (change.rollbackTo !== undefined) await store.rollbackToNewest(change.datasetId, change.rollbackTo);
         await store.setReadonly(change.datasetId, change.readonly);
         if (change.mount) await store.mount(change.datasetId);
         return;

@@ -35,6 +35,7 @@ export function plan(desired: AgentDesired | null, observed: LocalObserved, ctx:
       containers: observed.containers,
       claimed: migrations.claimedDatasets,
       arriving: migrations.arriving,
+      snapshots: observed.snapshots,
       ctx,
     });
     changes.push(...datasets.changes);

@@ -119,7 +119,11 @@ export interface ContainerOptions {
 export type Change =
   | { kind: 'create-dataset'; datasetId: string; maximumSize: number | null }
   /** `mount`: also mount it once writable (one step: a received replica becomes usable in one pass). */
-  | { kind: 'set-dataset-readonly'; datasetId: string; readonly: boolean; mount?: true }
+  /**
+   * `rollbackTo`: a promoted replica (docs/DESIGN.md §18) is first rolled back to its newest
+   * received snapshot (`zfs rollback` without -r: refused unless it is the newest).
+   */
+  | { kind: 'set-dataset-readonly'; datasetId: string; readonly: boolean; mount?: true; rollbackTo?: string }
   | { kind: 'set-dataset-size'; datasetId: string; maximumSize: number | null }
   | { kind: 'mount-dataset'; datasetId: string }
   /** A read-only replica on a migration's target, unmounted so that a gated container can bind its mountpoint. */

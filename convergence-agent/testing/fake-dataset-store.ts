@@ -121,6 +121,17 @@ export class FakeDatasetStore implements DatasetStore, SnapshotStore {
     this.must(datasetId).readonly = readonly;
   }
 
+  async rollbackToNewest(datasetId: string, snapshot: string): Promise<void> {
+    const ds = this.must(datasetId);
+    const newest = ds.snapshots.at(-1);
+    if (newest?.snapshot !== snapshot) throw new DroverError('DROVER_ZFS_ROLLBACK_BLOCKED', `cannot roll back to ${snapshot}: more recent snapshots exist or it does not`, { detail: { datasetId, snapshot } });
+    ds.written = 0;
+    this.rollbacks.push(`${datasetId}@${snapshot}`);
+  }
+
+  /** Every rollback to a newest snapshot, in order (`<id>@<snapshot>`). */
+  readonly rollbacks: string[] = [];
+
   async setMaximumSize(datasetId: string, bytes: number | null): Promise<void> {
     const ds = this.must(datasetId);
     checkSize(bytes);

@@ -60,6 +60,8 @@ export const argv = {
   },
   /** `-r` destroys the later snapshots: only ever used on a drover-owned, non-primary replica. */
   rollback: (pool: string, id: string, snap: string): Argv => ['rollback', '-r', snapshotPath(pool, id, snap)],
+  /** Without -r: zfs refuses unless `snap` is the newest snapshot, so no snapshot is destroyed. */
+  rollbackToNewest: (pool: string, id: string, snap: string): Argv => ['rollback', snapshotPath(pool, id, snap)],
   send: (pool: string, id: string, snap: string, base: string | null, flags: readonly SendFlag[] = []): Argv => [
     'send',
     ...flags.map((f) => `-${f}`),

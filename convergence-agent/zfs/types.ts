@@ -45,6 +45,8 @@ export interface DatasetStore {
   /** Destroys the dataset and its snapshots; a no-op when it does not exist. */
   destroyDataset(datasetId: string): Promise<void>;
   setReadonly(datasetId: string, readonly: boolean): Promise<void>;
+  /** Rolls the filesystem back to `snapshot`, which must be the newest (nothing destroyed); throws otherwise. */
+  rollbackToNewest(datasetId: string, snapshot: string): Promise<void>;
   setMaximumSize(datasetId: string, bytes: number | null): Promise<void>;
   mount(datasetId: string): Promise<void>;
   unmount(datasetId: string): Promise<void>;

@@ -312,6 +312,15 @@ export class ZfsStore implements DatasetStore, SnapshotStore {
     }
   }
 
+  /**
+   * Rolls the dataset's filesystem back to `snapshot`, which must be its newest: destroys no
+   * snapshot (a newer one makes zfs refuse, DROVER_ZFS_* from the adapter's classification).
+   */
+  async rollbackToNewest(datasetId: string, snapshot: string): Promise<void> {
+    await this.zfsRetryingBusy(argv.rollbackToNewest(this.pool, datasetId, snapshot));
+    this.log.info({ datasetId, snapshot }, 'dataset rolled back to its newest snapshot');
+  }
+
   async rollback(datasetId: string, snapshot: string): Promise<void> {
     await this.zfsRetryingBusy(argv.rollback(this.pool, datasetId, snapshot));
     this.log.info({ datasetId, snapshot }, 'dataset rolled back');

@@ -1,15 +1,14 @@
-import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { AckedWriter } from '../../cli/demo/redis-load.ts';
-import { clusterUp, servicesStatus, startServices, type LocalCluster } from '../../local-cluster/index.ts';
+import { clusterUp, startServices } from '../../local-cluster/index.ts';
 import { useTestCluster, type TestClusterOptions } from '../support/cluster.ts';
 import { LOCAL_CLUSTER, describeWith } from '../support/require.ts';
 import { until } from '../migration/stack.ts';
 import { pong, ReplicationWorld, type RedisApp } from '../replication/world.ts';
-import { childrenOf } from '../support/processes.ts';
+import { killNode } from './kill-node.ts';
 
 // Automatic failover on a 3-node local cluster with drover's processes (docs/DESIGN.md §18):
 // Redis on node 1 with `x-drover.replication: { replicas: 1, interval: 2s }`, a client writing
@@ -25,65 +24,6 @@ const INTERVAL_S = 2;
 /** Slack on top of interval + lag for the writes that may be lost (a step's own duration, report delays). */
 const MARGIN_S = 3;
 
-
-function descendantsOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const child of childrenOf(pid)) out.push(child, ...descendantsOf(child));
-  return out;
-}
-
-function parentOf(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-  } catch {
-    return null;
-  }
-}
-
-function pidIn(file: string): number | null {
-  try {
-    const pid = Number(readFileSync(file, 'utf8').trim());
-    process.kill(pid, 0);
-    return pid;
-  } catch {
-    return null;
-  }
-}
-
-/**
- * Node `index` dies as a host would: every container's processes and their shims, dockerd and
- * what it started (containerd, docker-proxy), drover's agent, proxy and plugin, and sshd with
- * its connections — all SIGKILL, nothing gets to clean up.
- */
-async function killNode(cluster: LocalCluster, index: number): Promise<{ at: number; wall: number }> {
-  const node = cluster.nodes.find((n) => n.index === index)!;
-  const victims = new Set<number>();
-  const ps = await execa('docker', ['-H', node.dockerHost!, 'ps', '-q'], { reject: false, timeout: 30_000 });
-  for (const id of ps.stdout.split('\n').filter(Boolean)) {
-    const pid = Number((await execa('docker', ['-H', node.dockerHost!, 'inspect', '-f', '{{.State.Pid}}', id], { reject: false, timeout: 30_000 })).stdout.trim());
-    if (pid > 0) {
-      victims.add(pid);
-      const shim = parentOf(pid);
-      if (shim !== null && shim > 1) victims.add(shim);
-    }
-  }
-  for (const daemon of ['dockerd', 'sshd']) {
-    const pid = pidIn(`/run/drover/${cluster.name}/${node.name}/${daemon}.pid`);
-    if (pid !== null) for (const p of [pid, ...descendantsOf(pid)]) victims.add(p);
-  }
-  for (const s of servicesStatus(cluster)) if (s.node === index && s.pid !== null) victims.add(s.pid);
-  // The failure's time: the first SIGKILL (finding the pids above takes a while).
-  const at = { at: performance.now(), wall: Date.now() };
-  for (const pid of victims) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone already
-    }
-  }
-  return at;
-}
 
 describeWith(LOCAL_CLUSTER, 'automatic failover when a node dies (3-node local cluster)', () => {
   const options: TestClusterOptions = { nodes: 3, images: ['busybox', 'redis'], poolSizeMiB: 1024 };

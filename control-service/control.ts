@@ -91,6 +91,7 @@ export class Control {
   /** Failover after this much silence: lease TTL + margin (null: never). Independent of `down`, which is for status. */
   readonly failoverAfterMs: number | null;
   private failingOver = false;
+  private failoverTimer: NodeJS.Timeout | null = null;
   /** Why a due failover could not happen, by subject: logged when it changes. */
   private readonly failoverBlocked = new Map<string, string>();
 
@@ -137,6 +138,8 @@ export class Control {
   async stop(): Promise<void> {
     if (this.ticker) clearInterval(this.ticker);
     this.ticker = null;
+    if (this.failoverTimer) clearTimeout(this.failoverTimer);
+    this.failoverTimer = null;
     this.views.wakeAll();
     this.routes.wakeAll();
     await this.store.close();
@@ -337,6 +340,7 @@ export class Control {
       this.change((d) => ({ ...d, leases: d.leases.filter((l) => isLive(l, now)) })).catch((err: unknown) => this.log.error({ err }, 'expired leases not dropped'));
     }
     this.tickReplication();
+    this.failoverOnTime();
     return Promise.all([ending, this.tickFailover()]).then(() => undefined);
   }
 
@@ -355,6 +359,28 @@ export class Control {
       due.push(...failoverCandidates(desired, node.uuid));
     }
     return due;
+  }
+
+  /**
+   * A node whose failover falls due before the next once-a-second tick gets a timer for that
+   * moment: the failover happens at lease TTL + margin, not up to a second later (it is the
+   * larger part of the RTO that is not detection). The timer only runs the same decision.
+   */
+  private failoverOnTime(): void {
+    if (this.failoverAfterMs === null || this.failoverTimer !== null) return;
+    let soonest: number | null = null;
+    for (const node of this.desired.nodes) {
+      const silent = this.observed.silentMs(node.uuid);
+      if (silent === null || silent >= this.failoverAfterMs) continue;
+      const left = this.failoverAfterMs - silent;
+      if (left < 1000 && (soonest === null || left < soonest)) soonest = left;
+    }
+    if (soonest === null) return;
+    this.failoverTimer = setTimeout(() => {
+      this.failoverTimer = null;
+      void this.tickFailover();
+    }, soonest + 1);
+    this.failoverTimer.unref();
   }
 
   /**

@@ -275,6 +275,8 @@ export const FailoverInfo = z
     diverged: z
       .array(z.object({ dataset_id: Uuid, node_uuid: Uuid, name: z.string().max(512), kept_at: z.number() }).strict())
       .default([]),
+    /** Copies of the failed node that held nothing after the snapshot: kept in place as replicas. */
+    rejoined: z.array(z.object({ dataset_id: Uuid, node_uuid: Uuid, at: z.number() }).strict()).default([]),
   })
   .strict();
 export type FailoverInfo = z.infer<typeof FailoverInfo>;
@@ -415,6 +417,11 @@ export const NodeReport = z
      * `<pool>/drover-diverged/<dataset_id>-g<generation>`, read-only, never destroyed by drover.
      */
     diverged: z.array(DivergedCopy).max(1000).optional(),
+    /**
+     * This node's copies that held nothing written after a failover's promoted snapshot: rolled
+     * back to it and kept in place, they become replicas (docs/DESIGN.md §18).
+     */
+    rejoined: z.array(z.object({ dataset_id: Uuid, generation: z.number().int().min(0) }).strict()).max(1000).optional(),
   })
   .strict();
 export type NodeReport = z.infer<typeof NodeReport>;

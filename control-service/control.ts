@@ -446,6 +446,12 @@ export class Control {
         const now = this.clock();
         next = { ...next, updated_at: now, failover: { ...next.failover!, diverged: [...next.failover!.diverged, { dataset_id: copy.dataset_id, node_uuid: m.from, name: copy.name, kept_at: now }] } };
       }
+      for (const copy of this.observed.get(m.from)?.report.rejoined ?? []) {
+        if (copy.generation !== m.generation || !m.dataset_ids.includes(copy.dataset_id)) continue;
+        if (next.failover!.rejoined.some((c) => c.dataset_id === copy.dataset_id)) continue;
+        const now = this.clock();
+        next = { ...next, updated_at: now, failover: { ...next.failover!, rejoined: [...next.failover!.rejoined, { dataset_id: copy.dataset_id, node_uuid: m.from, at: now }] } };
+      }
       if (next !== m) out = updateFailover(out, m.id, () => next);
     }
     return out;

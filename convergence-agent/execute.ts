@@ -137,6 +137,8 @@ export class Executor {
         return;
       case 'set-aside-diverged':
         if (store.setAside === undefined) throw new Error('this dataset store cannot set a copy aside');
+        // Only a copy with writes after the promoted snapshot is set aside; one without rejoins in place.
+        if (change.promoted !== undefined && store.rejoin !== undefined && (await store.rejoin(change.datasetId, change.generation, change.promoted))) return;
         await store.setAside(change.datasetId, change.generation);
         return;
       case 'start-container':

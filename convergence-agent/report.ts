@@ -45,6 +45,11 @@ export function buildReport(identity: NodeIdentity, observed: LocalObserved, pro
     })),
     problems: problems.slice(0, 1000).map((p) => ({ ...p, reason: p.reason.slice(0, 2048), subject: p.subject.slice(0, 256) })),
     replication,
-    ...(observed.diverged == null ? {} : { diverged: observed.diverged.slice(0, 1000).map((c) => ({ dataset_id: c.datasetId, name: c.name, generation: c.generation, used_bytes: c.usedBytes })) }),
+    ...(observed.diverged == null
+      ? {}
+      : {
+          diverged: observed.diverged.filter((c) => c.rejoined !== true).slice(0, 1000).map((c) => ({ dataset_id: c.datasetId, name: c.name, generation: c.generation, used_bytes: c.usedBytes })),
+          rejoined: observed.diverged.filter((c) => c.rejoined === true).slice(0, 1000).map((c) => ({ dataset_id: c.datasetId, generation: c.generation })),
+        }),
   };
 }

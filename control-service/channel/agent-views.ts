@@ -162,5 +162,5 @@ function sameList<T>(a: readonly T[], b: readonly T[]): boolean {
  * copy (it learns it is stale, and the generation names the kept copy).
  */
 function unsettledFailovers(migrations: readonly Migration[], node: string): Migration[] {
-  return migrations.filter((m) => m.failover !== undefined && ((m.to === node && m.failover.ready_at === null) || (m.from === node && !m.failover.diverged.some((c) => c.node_uuid === node))));
+  return migrations.filter((m) => m.failover !== undefined && ((m.to === node && m.failover.ready_at === null) || (m.from === node && !m.failover.diverged.some((c) => c.node_uuid === node) && !m.failover.rejoined.some((c) => c.node_uuid === node))));
 }

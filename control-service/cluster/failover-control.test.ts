@@ -128,6 +128,17 @@ describe('failover on the control service', () => {
     expect((await h.request('GET', `/v1/drover/agents/${nodeId(1)}/desired`)).json().migrations).toEqual([]);
   });
 
+  it('records a failed node whose copy rejoined in place, and stops showing it the failover', async () => {
+    await cluster();
+    await othersReportFor(15_000);
+    const [record] = failovers();
+    await h.request('POST', '/v1/drover/agents/report', report(1, { rejoined: [{ dataset_id: D, generation: record!.generation }] }));
+    await h.control.tick();
+    expect(failovers()[0]!.failover!.rejoined).toEqual([{ dataset_id: D, node_uuid: nodeId(1), at: h.clock.now() }]);
+    expect(failovers()[0]!.failover!.diverged).toEqual([]);
+    expect((await h.request('GET', `/v1/drover/agents/${nodeId(1)}/desired`)).json().migrations).toEqual([]);
+  });
+
   it('reschedules an application without datasets by the placement rules', async () => {
     h = await harness({ nodeTimeoutMs: 10_000, nodeDownGraceMs: 30_000 });
     for (const i of [1, 2]) await h.request('POST', '/v1/drover/agents/report', report(i));

@@ -178,6 +178,7 @@ export function failover(desired: Desired, subject: FailoverSubject, target: Fai
       data_window_seconds: oldest === null ? null : Math.max(0, (ctx.now - ctx.failedSilentMs - oldest) / 1000),
       ready_at: null,
       diverged: [],
+      rejoined: [],
     },
   };
   let out = flip(desired, subject.application, subject.datasetIds, target.node);

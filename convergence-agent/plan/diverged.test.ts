@@ -19,7 +19,7 @@ const back = (o: Partial<LocalObserved> = {}): LocalObserved => ({ datasets: [zf
 describe('plan: a failed node that comes back keeps its copy aside', () => {
   it('moves the stale copy to drover-diverged before anything else touches the dataset', () => {
     const result = plan(view(), back({ datasets: [zfsDataset(DS_1, { readonly: false })] }), ctx);
-    expect(result.changes).toEqual([{ kind: 'set-aside-diverged', datasetId: DS_1, generation: 7 }]);
+    expect(result.changes).toEqual([{ kind: 'set-aside-diverged', datasetId: DS_1, generation: 7, promoted: 'drover-20261206T115317816Z-0003' }]);
   });
 
   it('waits while the old container still runs there (its stop comes first)', () => {
@@ -35,6 +35,11 @@ describe('plan: a failed node that comes back keeps its copy aside', () => {
     expect(plan(view(), back({ diverged: undefined }), ctx).changes.some((c) => c.kind === 'set-aside-diverged')).toBe(false);
     const movedBack = view({ datasets: [dataset(DS_1, NODE_A, { replication: { replicas: 1 } })], applications: [{ ...web, node_uuid: NODE_A }] });
     expect(plan(movedBack, back(), ctx).changes.some((c) => c.kind === 'set-aside-diverged')).toBe(false);
+  });
+
+  it('plans nothing more once the copy rejoined in place as a replica (it held nothing after the promoted snapshot)', () => {
+    const rejoined = { rejoined: true as const, datasetId: DS_1, name: `pool/drover/${DS_1}`, generation: 7, usedBytes: 0 };
+    expect(plan(view(), back({ diverged: [rejoined] }), ctx).changes.some((c) => c.kind === 'set-aside-diverged')).toBe(false);
   });
 
   it('leaves the copy of the node a failover went to alone', () => {

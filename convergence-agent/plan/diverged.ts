@@ -4,7 +4,10 @@
  * it kept. While it does, each of the record's datasets still under `<pool>/drover/` here is
  * moved aside to `<pool>/drover-diverged/<id>-g<generation>` before anything else touches it:
  * its writes after the promoted snapshot must not be rolled back or overwritten by a reseed.
- * Never destroys anything. Pure.
+ * A copy that holds nothing written after the promoted snapshot is not set aside: the executor
+ * decides that with zfs (`DatasetStore.rejoin`), rolls it back to that snapshot and marks it, and
+ * it becomes a replica of the new primary; the mark ends the planning here like a kept copy.
+ * Never destroys data. Pure.
  *
  * Not while a container here still runs an application mounting the dataset (its stop and
  * removal are planned by the containers' planner; the next pass moves the copy), nor while
@@ -28,7 +31,8 @@ export function planSetAside(desired: AgentDesired, observed: LocalObserved, ctx
       const users = new Set(desired.applications.filter((a) => a.volumes.some((v) => v.dataset_id === id)).map((a) => a.name));
       if (observed.containers.some((c) => c.running && users.has(c.app))) continue;
       planned.add(id);
-      changes.push({ kind: 'set-aside-diverged', datasetId: id, generation: m.generation });
+      const promoted = m.failover.snapshots.find((s) => s.dataset_id === id)?.snapshot ?? null;
+      changes.push({ kind: 'set-aside-diverged', datasetId: id, generation: m.generation, ...(promoted === null ? {} : { promoted }) });
     }
   }
   return changes;

@@ -130,7 +130,8 @@ export type Change =
   | { kind: 'unmount-dataset'; datasetId: string }
   | { kind: 'destroy-dataset'; datasetId: string }
   /** After a failover took the dataset elsewhere: keep this node's copy under `<pool>/drover-diverged/<id>-g<generation>` (docs/DESIGN.md §18). */
-  | { kind: 'set-aside-diverged'; datasetId: string; generation: number }
+  /** `promoted`: the snapshot the failover restarted from; a copy with nothing written after it rejoins as a replica instead. */
+  | { kind: 'set-aside-diverged'; datasetId: string; generation: number; promoted?: string }
   /**
    * `after`: subjects (`dataset:<id>`) whose change planned in the same pass must apply
    * first (a dataset being made writable and mounted); if one fails, this one waits.

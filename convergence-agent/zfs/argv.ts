@@ -14,6 +14,8 @@ export type Argv = readonly string[];
 
 /** drover's own mirror of `readonly`: zfs-fuse reports `off temporary` on a mounted read-only dataset. */
 export const READONLY_PROPERTY = 'drover:readonly';
+/** Set on a failed node's copy that held nothing after the promoted snapshot: its value is the failover's generation. */
+export const REJOINED_PROPERTY = 'drover:rejoined';
 
 export const DATASET_PROPERTIES = ['type', 'mountpoint', 'mounted', 'readonly', READONLY_PROPERTY, 'refquota', 'used', 'referenced'] as const;
 export const SNAPSHOT_PROPERTIES = ['guid', 'createtxg', 'userrefs'] as const;
@@ -74,6 +76,9 @@ export const argv = {
   setAside: (pool: string, id: string, generation: number): Argv => ['rename', datasetPath(pool, id), divergedPath(pool, id, generation)],
   /** A kept copy is never mounted (its mountpoint would be the new replica's) and stays read-only. */
   settleDiverged: (pool: string, id: string, generation: number, property: 'mountpoint' | 'readonly', value: 'none' | 'on'): Argv => ['set', `${property}=${value}`, divergedPath(pool, id, generation)],
+  /** The failover generation whose promoted snapshot each copy here was rolled back to (docs/DESIGN.md §18 "A node that comes back"). */
+  getRejoined: (pool: string): Argv => ['get', '-Hp', '-d', '1', '-o', 'name,property,value', REJOINED_PROPERTY, rootPath(pool)],
+  setRejoined: (pool: string, id: string, generation: number): Argv => ['set', `${REJOINED_PROPERTY}=${generation}`, datasetPath(pool, id)],
   /** The kept copies and their space (`used`). */
   getDiverged: (pool: string): Argv => ['get', '-Hp', '-d', '1', '-o', 'name,property,value', 'used', divergedRootPath(pool)],
   /** Always `-u`: a replica is never mounted by a receive (it also avoids zfs-fuse's EBUSY). */

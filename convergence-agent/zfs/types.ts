@@ -61,11 +61,24 @@ export interface DatasetStore {
    * keep the copy in place.
    */
   setAside?(datasetId: string, generation: number): Promise<void>;
+  /**
+   * The failed node's side of a failover, before a copy-aside: when the copy holds the promoted
+   * snapshot and nothing written after it (every later snapshot and the filesystem unchanged,
+   * decided by zfs), rolls it back to that snapshot, marks it `drover:rejoined=<generation>` and
+   * returns true: it becomes a replica. Otherwise changes nothing and returns false.
+   */
+  rejoin?(datasetId: string, generation: number, promoted: string): Promise<boolean>;
   /** The copies kept under `<pool>/drover-diverged/`; [] when there are none. */
   listDiverged?(): Promise<DivergedCopyInfo[]>;
 }
 
+/**
+ * A copy kept after a failover: under `<pool>/drover-diverged/` (it held writes after the
+ * promoted snapshot), or — `rejoined` — left in place at the promoted snapshot because it held
+ * nothing after it (it becomes a replica; `name` is `<pool>/drover/<id>`).
+ */
 export interface DivergedCopyInfo {
+  rejoined?: true;
   datasetId: string;
   /** Full name: `<pool>/drover-diverged/<dataset_id>-g<generation>`. */
   name: string;

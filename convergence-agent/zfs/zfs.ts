@@ -9,7 +9,7 @@ import { systemClock, type Clock } from '#common/clock.ts';
 import type { Logger } from '#common/log.ts';
 import { silentLogger } from '#common/log.ts';
 import { DroverError, isDroverError } from '#common/errors.ts';
-import { argv, parseDatasets, parseGet, parseSnapshots, READONLY_PROPERTY, quotaValue, type Argv } from './argv.ts';
+import { argv, parseDatasets, parseGet, parseSnapshots, READONLY_PROPERTY, REJOINED_PROPERTY, quotaValue, type Argv } from './argv.ts';
 import { execaRunner, type CommandRunner } from './command.ts';
 import { assertDatasetId, assertPoolName, assertSnapshotName, assertHoldTag, datasetPath, divergedPath, HOLD_TAGS, HOLD_TAGS_PROPERTY, isDroverSnapshotName, parseDivergedPath } from './names.ts';
 import { zfsError } from './zfs-errors.ts';
@@ -33,6 +33,9 @@ export interface ZfsStoreOptions {
 
 /** EBUSY retries: 50 ms doubling to 1 s. */
 const BUSY_RETRY: Backoff = { initialMs: 50, capMs: 1_000 };
+
+/** An incremental stream with nothing in it: its BEGIN and END records, 312 bytes each. */
+const EMPTY_INCREMENTAL_BYTES = 2 * 312;
 
 export class ZfsStore implements DatasetStore, SnapshotStore {
   readonly pool: string;
@@ -206,7 +209,59 @@ export class ZfsStore implements DatasetStore, SnapshotStore {
     this.log.warn({ datasetId, generation, kept }, 'diverged copy set aside');
   }
 
+  async rejoin(datasetId: string, generation: number, promoted: string): Promise<boolean> {
+    assertSnapshotName(promoted);
+    const snapshots = await this.listSnapshots(datasetId);
+    const base = snapshots.find((s) => s.snapshot === promoted);
+    if (base === undefined) return false;
+    // zfs-fuse 0.7 has neither `written@<snap>` nor `zfs diff`: an incremental stream from the
+    // promoted snapshot that holds only its BEGIN and END records says nothing was written.
+    // Every later snapshot is checked, then the filesystem itself through a snapshot of it.
+    const check = `drover-rejoin-g${generation}`;
+    if (!snapshots.some((s) => s.snapshot === check)) await this.createSnapshot(datasetId, check);
+    const later = [...snapshots.filter((s) => s.createtxg > base.createtxg && s.snapshot !== check).map((s) => s.snapshot), check];
+    for (const snapshot of later) {
+      const bytes = await this.streamBytes(datasetId, snapshot, promoted);
+      if (bytes > EMPTY_INCREMENTAL_BYTES) {
+        await this.destroySnapshot(datasetId, check).catch(() => undefined);
+        this.log.info({ datasetId, promoted, snapshot, bytes }, 'copy holds writes after the promoted snapshot');
+        return false;
+      }
+    }
+    // Nothing after the promoted snapshot: the later snapshots are empty and go with the rollback.
+    await this.rollback(datasetId, promoted);
+    await this.zfs(argv.setRejoined(this.pool, datasetId, generation));
+    await this.setReadonly(datasetId, true);
+    this.log.warn({ datasetId, generation, promoted, dropped: later }, 'copy held nothing after the promoted snapshot: rejoins as a replica');
+    return true;
+  }
+
+  /** The size of `zfs send -i <base> <snapshot>`, counted, the stream itself dropped. */
+  private async streamBytes(datasetId: string, snapshot: string, base: string): Promise<number> {
+    const proc = this.send({ datasetId, snapshot, base });
+    let bytes = 0;
+    proc.output!.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    await Promise.all([proc.done, new Promise<void>((resolve) => proc.output!.once('end', () => resolve()))]);
+    return bytes;
+  }
+
   async listDiverged(): Promise<DivergedCopyInfo[]> {
+    const [kept, rejoined] = await Promise.all([this.listKept(), this.listRejoined()]);
+    return [...kept, ...rejoined];
+  }
+
+  private async listRejoined(): Promise<DivergedCopyInfo[]> {
+    const out: DivergedCopyInfo[] = [];
+    for (const [name, props] of parseGet(await this.zfs(argv.getRejoined(this.pool)))) {
+      const value = props.get(REJOINED_PROPERTY);
+      const datasetId = name.slice(`${this.pool}/drover/`.length);
+      if (value === undefined || !/^\d{1,15}$/.test(value) || !name.startsWith(`${this.pool}/drover/`) || datasetId.includes('/')) continue;
+      out.push({ rejoined: true, datasetId, name, generation: Number(value), usedBytes: 0 });
+    }
+    return out;
+  }
+
+  private async listKept(): Promise<DivergedCopyInfo[]> {
     let stdout: string;
     try {
       stdout = await this.zfs(argv.getDiverged(this.pool));

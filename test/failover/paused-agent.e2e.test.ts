@@ -52,7 +52,15 @@ describeWith(LOCAL_CLUSTER, 'a paused agent (3-node local cluster)', () => {
     await writer?.stop();
   });
 
-  it('fails over past a paused agent; no write acknowledged after the promotion reaches its copy; one primary after it resumes', async () => {
+  // XXX: fails today, so it is declared `fails` (it turns red once fixed: flip it then). A client
+  // connection through a proxy that was relaying to n1 before the failover keeps relaying to n1
+  // after the route moved (the proxy lets established relays, and the kernel fast path's
+  // conntrack entries, run on), so n1's still-running Redis acknowledges writes after the
+  // promotion: measured 796 of them in n1's copy. The proxy must cut connections to a target
+  // that is no longer the route's (Stolon's proxy does); and a paused agent cannot stop its Redis
+  // before the promotion (stopped 2.7 s after the resume, 30.7 s after the promotion) — that
+  // needs a fence outside the agent's process (a watchdog process it arms, or the host's).
+  it.fails('fails over past a paused agent; no write acknowledged after the promotion reaches its copy; one primary after it resumes', async () => {
     const replica = await until('a replica ok', async () => {
       const r = (await world.replication(app))?.replicas[0];
       return r?.state === 'ok' && r;

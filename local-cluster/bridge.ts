@@ -41,17 +41,22 @@ export function overlaps(a: string, b: string): boolean {
   return a0 <= b1 && b0 <= a1;
 }
 
-/**
- * Creates a bridge with its address, in the root network namespace or in `netns` (an
- * isolated node's docker bridge; a namespace has only its own routes, so no clash check).
- */
-export async function createBridge(name: string, cidr: string, network: string, netns?: string): Promise<void> {
-  const clash = netns !== undefined ? undefined : (await routes()).find((r) => r.dev !== name && r.dst !== 'default' && r.dst.includes('.') && overlaps(r.dst, network));
+/** @throws DROVER_CLUSTER_BRIDGE_CLASH when `network` overlaps a network routed on this machine through another link than `name`. */
+export async function checkNoClash(name: string, network: string): Promise<void> {
+  const clash = (await routes()).find((r) => r.dev !== name && r.dst !== 'default' && r.dst.includes('.') && overlaps(r.dst, network));
   if (clash) {
     throw new DroverError('DROVER_CLUSTER_BRIDGE_CLASH', `bridge network ${network} for ${name} overlaps ${clash.dst} on ${clash.dev}`, {
       detail: { bridge: name, network, route: clash },
     });
   }
+}
+
+/**
+ * Creates a bridge with its address, in the root network namespace or in `netns` (an
+ * isolated node's docker bridge; a namespace has only its own routes, so no clash check).
+ */
+export async function createBridge(name: string, cidr: string, network: string, netns?: string): Promise<void> {
+  if (netns === undefined) await checkNoClash(name, network);
   await run('ip', [...inNs(netns), 'link', 'add', name, 'type', 'bridge'], { timeoutMs: 15_000 });
   await run('ip', [...inNs(netns), 'addr', 'add', cidr, 'dev', name], { timeoutMs: 15_000 });
   await run('ip', [...inNs(netns), 'link', 'set', name, 'up'], { timeoutMs: 15_000 });

@@ -3,7 +3,7 @@ import { isDroverError } from '#common/errors.ts';
 import { createLogger } from '#common/log.ts';
 import { DroverError } from '#common/errors.ts';
 import { clusterDown, readCluster } from './cluster.ts';
-import { healNode, killNode, partitionNode } from './failures.ts';
+import { healNode, killNode, nodeOf, partitionNode } from './failures.ts';
 import { ensureImageArchive, IMAGE_CACHE, imageTag } from './images.ts';
 import { canConnect, pingDocker } from './readiness.ts';
 import { servicesReport } from './services.ts';
@@ -171,11 +171,12 @@ function program(result: { code: number; verb: string }): Command {
   };
   failure('kill', "kill every process of a node at once (SIGKILL): agent, proxy, plugin, dockerd, its containers, sshd; 'up' brings it back", async (cluster, node) => {
     const { killed } = await killNode(cluster, node!);
-    return `${node} killed (${killed} processes); bring it back with: drover cluster up --name ${cluster.name}`;
+    return `${nodeOf(cluster, node!).name} killed (${killed} processes); bring it back with: drover cluster up --name ${cluster.name}`;
   });
   failure('partition', 'cut a node off from the other nodes, the control service and this machine (isolated clusters); its processes keep running', async (cluster, node) => {
     await partitionNode(cluster, node!);
-    return `${node} is partitioned; end it with: drover cluster heal ${node} --name ${cluster.name}`;
+    const { name: partitioned } = nodeOf(cluster, node!);
+    return `${partitioned} is partitioned; end it with: drover cluster heal ${partitioned} --name ${cluster.name}`;
   });
   failure('heal', 'end the partition of a node, or of every node', async (cluster, node) => {
     const healed = await healNode(cluster, node);

@@ -1,7 +1,7 @@
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '#common/log.ts';
-import { createBridge, deleteBridge, listLinks } from './bridge.ts';
+import { checkNoClash, deleteBridge, listLinks } from './bridge.ts';
 import { PLUGIN_SOCKET_DIR, runDir } from './layout.ts';
 import { mountsUnder } from './leftovers.ts';
 import { run } from './run.ts';
@@ -10,16 +10,21 @@ import { run } from './run.ts';
  * An isolated local cluster (`isolate: true`, docs/DESIGN.md §20): every node in its own
  * network namespace and its own mount namespace, so the nodes fail like separate hosts.
  *
- *   root namespace:  bridge dvb-<c> 10.229.<s>.1/24 (the control service listens here)
- *                      ├─ veth dvh-<c>-1 ──► netns drover-<c>-n1: eth0 10.229.<s>.11/24, lo
- *                      └─ veth dvh-<c>-2 ──► netns drover-<c>-n2: eth0 10.229.<s>.12/24, lo
+ *   root namespace: veth dvb-<c> 10.229.<s>.1/24 (the control service listens here)
+ *     └─► netns drover-<c>-hub: bridge br0 ◄── up0 (dvb-<c>'s peer)
+ *                                 ├─ dvh-<c>-1 ──► netns drover-<c>-n1: eth0 10.229.<s>.11/24, lo
+ *                                 └─ dvh-<c>-2 ──► netns drover-<c>-n2: eth0 10.229.<s>.12/24, lo
  *   mount namespace of node i (a slave of the root's: zfs-fuse's mounts show up in it):
  *     /run/docker/plugins  ← bind of /run/drover/<c>/n<i>/plugins (only its own plugin's socket)
  *
  * Every process of node i (dockerd, sshd, agent, proxy, plugin) is started through
  * `nsenter --net=… --mount=… --`. The cluster root is a shared bind mount of itself, so the
  * datasets zfs-fuse (one daemon, root namespace) mounts under it later propagate to the nodes.
- * A partition takes the node's veth down: its processes keep running, every packet to or
+ * The bridge sits in a namespace of its own, not in the root one: with br_netfilter loaded
+ * (Docker loads it) bridged packets cross the namespace's iptables FORWARD chain, whose policy
+ * Docker sets to DROP in the root namespace; the hub's chain is empty. The root namespace
+ * reaches the nodes over its own veth, as a host on the same switch.
+ * A partition takes the node's veth (its port on the hub's bridge) down: its processes keep running, every packet to or
  * from it is lost (nothing is refused: connections hang, as with a cut cable).
  */
 
@@ -27,12 +32,20 @@ export function netnsName(cluster: string, index: number): string {
   return `drover-${cluster}-n${index}`;
 }
 
-/** 'dvb-' + 6 = 10 bytes (interface names hold 15). */
+/** The root namespace's veth onto the hub ('dvb-' + 6 = 10 bytes; interface names hold 15). */
 export function clusterBridgeName(cluster: string): string {
   return `dvb-${cluster}`;
 }
 
-/** The root-namespace end of node i's veth; the node's end is `eth0` in its namespace. */
+/** The namespace holding the cluster's bridge `br0`. */
+export function hubName(cluster: string): string {
+  return `drover-${cluster}-hub`;
+}
+
+const HUB_BRIDGE = 'br0';
+const HUB_UPLINK = 'up0';
+
+/** The hub end of node i's veth (its port on br0); the node's end is `eth0` in its namespace. */
 export function hostVethName(cluster: string, index: number): string {
   return `dvh-${cluster}-${index}`;
 }
@@ -78,7 +91,7 @@ export async function listNetns(): Promise<string[]> {
 }
 
 export function isClusterNetns(cluster: string, name: string): boolean {
-  return new RegExp(`^drover-${cluster}-n[1-9]$`).test(name);
+  return name === hubName(cluster) || new RegExp(`^drover-${cluster}-n[1-9]$`).test(name);
 }
 
 export function isClusterNetLink(cluster: string, link: string): boolean {
@@ -106,10 +119,20 @@ export async function ensureClusterNet(cluster: string, root: string, subnet: nu
     await run('mount', ['--bind', nsDir, nsDir], T);
     await run('mount', ['--make-private', nsDir], T);
   }
-  const bridge = clusterBridgeName(cluster);
+  const hub = hubName(cluster);
+  const uplink = clusterBridgeName(cluster);
   const net = isolatedNetwork(subnet);
-  if (!(await listLinks()).includes(bridge)) await createBridge(bridge, net.cidr, net.network);
-  await run('ip', ['link', 'set', bridge, 'up'], T);
+  if (!(await listNetns()).includes(hub)) await run('ip', ['netns', 'add', hub], T);
+  if (!(await listLinks(hub)).includes(HUB_BRIDGE)) await run('ip', ['-n', hub, 'link', 'add', HUB_BRIDGE, 'type', 'bridge'], T);
+  if (!(await listLinks()).includes(uplink)) {
+    await checkNoClash(uplink, net.network);
+    await run('ip', ['-n', hub, 'link', 'del', HUB_UPLINK], { ...T, reject: false });
+    await run('ip', ['link', 'add', uplink, 'type', 'veth', 'peer', 'name', HUB_UPLINK, 'netns', hub], T);
+    await run('ip', ['addr', 'add', net.cidr, 'dev', uplink], T);
+  }
+  await run('ip', ['-n', hub, 'link', 'set', HUB_UPLINK, 'master', HUB_BRIDGE], T);
+  for (const link of ['lo', HUB_BRIDGE, HUB_UPLINK]) await run('ip', ['-n', hub, 'link', 'set', link, 'up'], T);
+  await run('ip', ['link', 'set', uplink, 'up'], T);
 }
 
 /**
@@ -122,15 +145,16 @@ export async function ensureNodeNet(cluster: string, subnet: number, index: numb
   const ns = netnsName(cluster, index);
   const veth = hostVethName(cluster, index);
   if (!(await listNetns()).includes(ns)) await run('ip', ['netns', 'add', ns], T);
-  if (!(await listLinks()).includes(veth)) {
+  const hub = hubName(cluster);
+  if (!(await listLinks(hub)).includes(veth)) {
     await run('ip', ['-n', ns, 'link', 'del', 'eth0'], { ...T, reject: false });
-    await run('ip', ['link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns], T);
-    await run('ip', ['link', 'set', veth, 'master', clusterBridgeName(cluster)], T);
+    await run('ip', ['-n', hub, 'link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns], T);
+    await run('ip', ['-n', hub, 'link', 'set', veth, 'master', HUB_BRIDGE], T);
     await run('ip', ['-n', ns, 'addr', 'add', `${isolatedNodeAddress(subnet, index)}/24`, 'dev', 'eth0'], T);
   }
   await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up'], T);
   await run('ip', ['-n', ns, 'link', 'set', 'eth0', 'up'], T);
-  await run('ip', ['link', 'set', veth, 'up'], T);
+  await run('ip', ['-n', hub, 'link', 'set', veth, 'up'], T);
 
   const file = mountNsFile(cluster, index);
   const plugins = nodePluginDir(cluster, index);
@@ -145,17 +169,19 @@ export async function ensureNodeNet(cluster: string, subnet: number, index: numb
 
 /** Cuts node i off (its veth down); its processes keep running. */
 export async function partitionNet(cluster: string, index: number): Promise<void> {
-  await run('ip', ['link', 'set', hostVethName(cluster, index), 'down'], T);
+  await run('ip', ['-n', hubName(cluster), 'link', 'set', hostVethName(cluster, index), 'down'], T);
 }
 
 export async function healNet(cluster: string, index: number): Promise<void> {
-  await run('ip', ['link', 'set', hostVethName(cluster, index), 'up'], T);
+  await run('ip', ['-n', hubName(cluster), 'link', 'set', hostVethName(cluster, index), 'up'], T);
 }
 
 /** True when node i's veth is down (partitioned). */
 export async function isPartitioned(cluster: string, index: number): Promise<boolean> {
-  const text = await readFile(`/sys/class/net/${hostVethName(cluster, index)}/flags`, 'utf8').catch(() => null);
-  return text !== null && (Number.parseInt(text.trim(), 16) & 1) === 0;
+  const { stdout, exitCode } = await run('ip', ['-n', hubName(cluster), '-j', 'link', 'show', 'dev', hostVethName(cluster, index)], { ...T, reject: false });
+  if (exitCode !== 0) return false;
+  const [link] = JSON.parse(stdout || '[]') as Array<{ flags?: string[] }>;
+  return link !== undefined && !(link.flags ?? []).includes('UP');
 }
 
 /** Pids of every process in node i's network namespace. */
@@ -179,12 +205,16 @@ export async function removeNodeNet(cluster: string, index: number, log: Logger)
     await run('ip', ['netns', 'del', ns], T);
     log.debug({ netns: ns }, 'network namespace removed');
   }
-  await deleteBridge(hostVethName(cluster, index));
+  // The node's veth went with its namespace; a half-made one may be left in the hub.
+  if ((await listNetns()).includes(hubName(cluster)) && (await listLinks(hubName(cluster))).includes(hostVethName(cluster, index))) {
+    await run('ip', ['-n', hubName(cluster), 'link', 'del', hostVethName(cluster, index)], { ...T, reject: false });
+  }
   await rm(nodePluginDir(cluster, index), { recursive: true, force: true });
 }
 
-/** Removes the cluster-wide pieces: the bridge, the namespace-file directory's mount, the root's bind mount. */
+/** Removes the cluster-wide pieces: the hub (bridge and uplink), the namespace-file directory's mount, the root's bind mount. */
 export async function removeClusterNet(cluster: string, root: string): Promise<void> {
+  if ((await listNetns()).includes(hubName(cluster))) await run('ip', ['netns', 'del', hubName(cluster)], T);
   await deleteBridge(clusterBridgeName(cluster));
   const nsDir = mountNsDir(cluster);
   for (const point of await mountsUnder([nsDir])) await run('umount', ['-l', point], { ...T, reject: false });

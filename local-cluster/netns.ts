@@ -1,7 +1,7 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '#common/log.ts';
-import { checkNoClash, deleteBridge, listLinks } from './bridge.ts';
+import { checkNoClash, listLinks } from './bridge.ts';
 import { PLUGIN_SOCKET_DIR, runDir } from './layout.ts';
 import { mountsUnder } from './leftovers.ts';
 import { run } from './run.ts';
@@ -215,7 +215,9 @@ export async function removeNodeNet(cluster: string, index: number, log: Logger)
 /** Removes the cluster-wide pieces: the hub (bridge and uplink), the namespace-file directory's mount, the root's bind mount. */
 export async function removeClusterNet(cluster: string, root: string): Promise<void> {
   if ((await listNetns()).includes(hubName(cluster))) await run('ip', ['netns', 'del', hubName(cluster)], T);
-  await deleteBridge(clusterBridgeName(cluster));
+  // The uplink goes with the hub, but the kernel frees a namespace asynchronously: it may
+  // still be listed, and gone by the time it is deleted.
+  if ((await listLinks()).includes(clusterBridgeName(cluster))) await run('ip', ['link', 'del', clusterBridgeName(cluster)], { ...T, reject: false });
   const nsDir = mountNsDir(cluster);
   for (const point of await mountsUnder([nsDir])) await run('umount', ['-l', point], { ...T, reject: false });
   // The root may have been bound more than once by a crashed run: unbind until it is not a mount point.

@@ -133,6 +133,10 @@ async function repairDockerd(input: NodeUpInput, paths: ReturnType<typeof nodePa
   // ("timeout waiting for containerd to start"; seen twice in five test runs): stop it, so
   // the new dockerd starts its own. The containers' shims keep them running meanwhile.
   await Promise.all(orphanedContainerd(paths.dockerExecRoot).map((pid) => terminate(pid, 10_000)));
+  // Pid files of the dead: pids are recycled fast on a busy machine, and a dockerd that finds a
+  // live process under its own or its containerd's old pid waits for it and gives up.
+  await rm(paths.dockerPidFile, { force: true });
+  await rm(join(paths.dockerExecRoot, 'containerd', 'containerd.pid'), { force: true });
   if ((await listLinks(dockerNetns(input))).includes(bridgeName(input.cluster, input.index))) return startDockerd(input, paths, address, { bridgeExists: true });
   return startDockerd(input, paths, address);
 }

@@ -125,7 +125,8 @@ describeWith(LOCAL_CLUSTER, 'a local cluster with isolated nodes', () => {
     const repaired = await clusterUp({ name, nodes: 2, poolSizeMiB: 512 });
     expect(repaired.nodes[1]!.uuid).toBe(n2.uuid);
     await startServices(repaired);
-    expect((await servicesReport(repaired)).ok).toBe(true);
+    // Its lease may lapse between the old agent's death and the new one's first report: poll.
+    await expect.poll(async () => (await servicesReport(repaired)).ok, { timeout: 60_000, interval: 500 }).toBe(true);
   }, 300_000);
 
   it('leaves no namespace, link, mount or plugin directory behind when it is taken down', async () => {

@@ -4,6 +4,7 @@ import { createLogger } from '#common/log.ts';
 import { DroverError } from '#common/errors.ts';
 import { clusterDown, readCluster } from './cluster.ts';
 import { healNode, killNode, nodeOf, partitionNode } from './failures.ts';
+import { isPartitioned, netnsName } from './netns.ts';
 import { ensureImageArchive, IMAGE_CACHE, imageTag } from './images.ts';
 import { canConnect, pingDocker } from './readiness.ts';
 import { servicesReport } from './services.ts';
@@ -64,11 +65,13 @@ function table(rows: string[][]): string {
 }
 
 async function nodeTable(cluster: LocalCluster): Promise<string> {
-  const rows = [['NODE', 'UUID', 'ADDRESS', 'POOL', 'DOCKER', 'SSH', 'PLUGIN']];
+  const isolated = cluster.isolated === true;
+  const rows = [['NODE', 'UUID', 'ADDRESS', 'POOL', 'DOCKER', 'SSH', 'PLUGIN', ...(isolated ? ['NETWORK'] : [])]];
   for (const node of cluster.nodes) {
     const docker = node.dockerSocket === null ? '-' : (await pingDocker(node.dockerSocket)) ? node.dockerHost! : 'DOWN';
-    const ssh = node.ssh === null ? '-' : (await canConnect(node.ssh.host, node.ssh.port)) ? node.ssh.hostKeyFingerprint : 'DOWN';
-    rows.push([node.name, node.uuid, node.address, node.pool, docker, ssh, node.pluginName]);
+    const partitioned = isolated && (await isPartitioned(cluster.name, node.index));
+    const ssh = node.ssh === null ? '-' : partitioned ? 'CUT OFF' : (await canConnect(node.ssh.host, node.ssh.port)) ? node.ssh.hostKeyFingerprint : 'DOWN';
+    rows.push([node.name, node.uuid, node.address, node.pool, docker, ssh, node.pluginName, ...(isolated ? [partitioned ? 'PARTITIONED' : `netns ${netnsName(cluster.name, node.index)}`] : [])]);
   }
   return table(rows);
 }

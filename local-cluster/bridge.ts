@@ -3,8 +3,9 @@ import { run } from './run.ts';
 
 /** The Linux bridge behind a node's dockerd (`dockerd -b`), created and deleted by the harness. */
 
-export async function listLinks(): Promise<string[]> {
-  const { stdout } = await run('ip', ['-j', 'link', 'show'], { timeoutMs: 15_000 });
+/** The links of the root network namespace, or of the named one (`ip -n <netns>`). */
+export async function listLinks(netns?: string): Promise<string[]> {
+  const { stdout } = await run('ip', [...inNs(netns), '-j', 'link', 'show'], { timeoutMs: 15_000 });
   const links = JSON.parse(stdout || '[]') as Array<{ ifname: string }>;
   return links.map((link) => link.ifname);
 }
@@ -16,6 +17,10 @@ async function routes(): Promise<Array<{ dev: string; dst: string }>> {
     dev: r.dev ?? '',
     dst: r.dst ?? '',
   }));
+}
+
+function inNs(netns: string | undefined): string[] {
+  return netns === undefined ? [] : ['-n', netns];
 }
 
 function toInt(ip: string): number {
@@ -36,16 +41,25 @@ export function overlaps(a: string, b: string): boolean {
   return a0 <= b1 && b0 <= a1;
 }
 
-export async function createBridge(name: string, cidr: string, network: string): Promise<void> {
+/** @throws DROVER_CLUSTER_BRIDGE_CLASH when `network` overlaps a network routed on this machine through another link than `name`. */
+export async function checkNoClash(name: string, network: string): Promise<void> {
   const clash = (await routes()).find((r) => r.dev !== name && r.dst !== 'default' && r.dst.includes('.') && overlaps(r.dst, network));
   if (clash) {
     throw new DroverError('DROVER_CLUSTER_BRIDGE_CLASH', `bridge network ${network} for ${name} overlaps ${clash.dst} on ${clash.dev}`, {
       detail: { bridge: name, network, route: clash },
     });
   }
-  await run('ip', ['link', 'add', name, 'type', 'bridge'], { timeoutMs: 15_000 });
-  await run('ip', ['addr', 'add', cidr, 'dev', name], { timeoutMs: 15_000 });
-  await run('ip', ['link', 'set', name, 'up'], { timeoutMs: 15_000 });
+}
+
+/**
+ * Creates a bridge with its address, in the root network namespace or in `netns` (an
+ * isolated node's docker bridge; a namespace has only its own routes, so no clash check).
+ */
+export async function createBridge(name: string, cidr: string, network: string, netns?: string): Promise<void> {
+  if (netns === undefined) await checkNoClash(name, network);
+  await run('ip', [...inNs(netns), 'link', 'add', name, 'type', 'bridge'], { timeoutMs: 15_000 });
+  await run('ip', [...inNs(netns), 'addr', 'add', cidr, 'dev', name], { timeoutMs: 15_000 });
+  await run('ip', [...inNs(netns), 'link', 'set', name, 'up'], { timeoutMs: 15_000 });
 }
 
 export async function deleteBridge(name: string): Promise<void> {

@@ -18,6 +18,7 @@ import {
   validateRoot,
   validateSubnet,
 } from './layout.ts';
+import { ensureClusterNet, isClusterNetLink, isClusterNetns, listNetns, removeClusterNet } from './netns.ts';
 import { nodeDown, nodeRepair, nodeUp } from './node.ts';
 import { listPools } from './pool.ts';
 import { stopServices } from './services.ts';
@@ -51,6 +52,7 @@ export async function clusterUp(opts: LocalClusterOptions): Promise<LocalCluster
   const subnet = opts.subnet ?? 0;
   const images = opts.images ?? ['busybox'];
   const docker = opts.docker ?? true;
+  const isolated = opts.isolate ?? false;
   const started = Date.now();
 
   const leftovers = await findLeftovers(opts.name, root);
@@ -68,6 +70,8 @@ export async function clusterUp(opts: LocalClusterOptions): Promise<LocalCluster
       // Build missing image archives once, before the nodes load them in parallel.
       docker ? Promise.all(images.map((image) => ensureImageArchive(image, log))) : Promise.resolve(),
     ]);
+    // Before any pool is mounted: the shared root that carries zfs-fuse's mounts into the nodes.
+    if (isolated) await ensureClusterNet(opts.name, root, subnet);
     const indices = Array.from({ length: opts.nodes }, (_, i) => i + 1);
     const results = await Promise.allSettled(
       indices.map((index) =>
@@ -81,6 +85,7 @@ export async function clusterUp(opts: LocalClusterOptions): Promise<LocalCluster
           images: docker ? images : [],
           poolSizeMiB: opts.poolSizeMiB ?? 2048,
           agentPublicKey,
+          isolated,
           log,
         }),
       ),
@@ -90,6 +95,7 @@ export async function clusterUp(opts: LocalClusterOptions): Promise<LocalCluster
     const cluster: LocalCluster = {
       name: opts.name,
       root,
+      ...(isolated ? { isolated: true } : {}),
       nodes: results.map((r) => (r as PromiseFulfilledResult<LocalCluster['nodes'][number]>).value),
       sshClientKey: { privateKeyPath: paths.agentKey, publicKey: agentPublicKey },
       ca: { certPath: paths.caCert, keyPath: paths.caKey },
@@ -113,7 +119,9 @@ async function repairCluster(opts: LocalClusterOptions, recorded: LocalCluster, 
   const subnet = Number(recorded.nodes[0]?.address.split('.')[2] ?? 0);
   const docker = opts.docker ?? true;
   const ssh = opts.ssh ?? true;
+  const isolated = recorded.isolated ?? false;
   const differences = [
+    ...(opts.isolate !== undefined && opts.isolate !== isolated ? [isolated ? 'isolated nodes' : 'nodes that are not isolated'] : []),
     ...(recorded.nodes.length !== opts.nodes ? [`${recorded.nodes.length} nodes, not ${opts.nodes}`] : []),
     ...(opts.subnet !== undefined && opts.subnet !== subnet ? [`subnet ${subnet}, not ${opts.subnet}`] : []),
     ...(recorded.nodes.some((n) => (n.dockerSocket !== null) !== docker) ? [docker ? 'no dockerd' : 'a dockerd'] : []),
@@ -135,10 +143,11 @@ async function repairCluster(opts: LocalClusterOptions, recorded: LocalCluster, 
     ensureCa(paths.caCert, paths.caKey, opts.name),
     Promise.all(images.map((image) => ensureImageArchive(image, log))),
   ]);
+  if (isolated) await ensureClusterNet(opts.name, recorded.root, subnet);
   const nodes = await Promise.all(
     recorded.nodes.map((node) =>
       nodeRepair(
-        { cluster: opts.name, root: recorded.root, index: node.index, subnet, docker, ssh, images, poolSizeMiB: opts.poolSizeMiB ?? 2048, agentPublicKey, log },
+        { cluster: opts.name, root: recorded.root, index: node.index, subnet, docker, ssh, images, poolSizeMiB: opts.poolSizeMiB ?? 2048, agentPublicKey, isolated, log },
         node,
       ),
     ),
@@ -173,6 +182,7 @@ export async function clusterDown(name: string, root?: string, log: Logger = sil
   );
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
+  await removeClusterNet(name, dir);
   await rm(dir, { recursive: true, force: true });
   await rm(runDir(name), { recursive: true, force: true });
 }
@@ -194,7 +204,8 @@ async function findLeftovers(name: string, root: string): Promise<string[]> {
   for (const entry of await entries(root)) if (/^n[1-9]$/.test(entry)) found.push(`${root}/${entry}`);
   for (const entry of await entries(runDir(name))) if (/^n[1-9]$/.test(entry)) found.push(`${runDir(name)}/${entry}`);
   for (const pool of await listPools()) if (isClusterPool(name, pool)) found.push(pool);
-  for (const link of await listLinks()) if (isClusterBridge(name, link)) found.push(link);
+  for (const link of await listLinks()) if (isClusterBridge(name, link) || isClusterNetLink(name, link)) found.push(link);
+  for (const ns of await listNetns()) if (isClusterNetns(name, ns)) found.push(ns);
   if (found.length === 0 && (await exists(root))) found.push(root);
   return found;
 }

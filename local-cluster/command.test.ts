@@ -18,15 +18,15 @@ describe('drover cluster arguments', () => {
   it('prints the usage of every verb on --help and exits 0', async () => {
     const help = await cluster('--help');
     expect(help.code).toBe(0);
-    expect(help.stdout).toMatch(/^usage: drover cluster up \[--nodes N\] \[--name NAME\] \[--subnet S\] \[--images busybox,redis\]\n {7}drover cluster down/);
-    for (const verb of ['up', 'down', 'status', 'images']) expect(help.stdout).toMatch(new RegExp(`\\n  ${verb} `));
+    expect(help.stdout).toMatch(/^usage: drover cluster up \[--nodes N\] \[--name NAME\] \[--subnet S\] \[--images busybox,redis\] \[--isolate\]\n {7}drover cluster down/);
+    for (const verb of ['up', 'down', 'status', 'images', 'kill', 'partition', 'heal']) expect(help.stdout).toMatch(new RegExp(`\\n  ${verb} `));
     const up = await cluster('up', '-h');
     expect(up.code).toBe(0);
-    for (const flag of ['--nodes <N>', '--name <NAME>', '--subnet <S>', '--images <LIST>']) expect(up.stdout).toContain(flag);
+    for (const flag of ['--nodes <N>', '--name <NAME>', '--subnet <S>', '--images <LIST>', '--isolate']) expect(up.stdout).toContain(flag);
   });
 
   it('exits 2 with the usage on stderr without a verb, with an unknown verb, flag or image, or with an extra argument', async () => {
-    for (const argv of [[], ['start'], ['up', '--bogus'], ['up', 'extra'], ['up', '--images', 'busybox,nginx'], ['down', '--name']]) {
+    for (const argv of [[], ['start'], ['up', '--bogus'], ['up', 'extra'], ['up', '--images', 'busybox,nginx'], ['down', '--name'], ['kill'], ['partition'], ['heal', 'n1', 'n2']]) {
       const result = await cluster(...argv);
       expect(result.code, argv.join(' ')).toBe(2);
       expect(result.stdout, argv.join(' ')).toBe('');
@@ -39,5 +39,13 @@ describe('drover cluster arguments', () => {
     const result = await cluster('down', '--name', 'Bad');
     expect(result.code).toBe(1);
     expect(result.stderr).toBe("drover cluster down: cluster name 'Bad' must match ^[a-z][a-z0-9]{0,5}$ (DROVER_CLUSTER_NAME_INVALID)\n");
+  });
+
+  it('exits 1 naming DROVER_CLUSTER_NOT_FOUND when kill, partition or heal names a cluster that is not recorded', async () => {
+    for (const argv of [['kill', 'n1', '--name', 'zq9x'], ['partition', 'n1', '--name', 'zq9x'], ['heal', '--name', 'zq9x']]) {
+      const result = await cluster(...argv);
+      expect(result.code, argv.join(' ')).toBe(1);
+      expect(result.stderr, argv.join(' ')).toMatch(/no local cluster named 'zq9x' .*\(DROVER_CLUSTER_NOT_FOUND\)\n$/);
+    }
   });
 });

@@ -1,7 +1,10 @@
 import { Command, CommanderError, Option } from 'commander';
 import { isDroverError } from '#common/errors.ts';
 import { createLogger } from '#common/log.ts';
+import { DroverError } from '#common/errors.ts';
 import { clusterDown, readCluster } from './cluster.ts';
+import { healNode, killNode, nodeOf, partitionNode } from './failures.ts';
+import { isPartitioned, netnsName } from './netns.ts';
 import { ensureImageArchive, IMAGE_CACHE, imageTag } from './images.ts';
 import { canConnect, pingDocker } from './readiness.ts';
 import { servicesReport } from './services.ts';
@@ -11,8 +14,10 @@ import type { LocalCluster, LocalImage } from './types.ts';
 /** The CLI's default --control: the control service of the cluster `demo`. */
 const DEFAULT_CONTROL = 'http://127.0.0.1:4523';
 
-const USAGE = `up [--nodes N] [--name NAME] [--subnet S] [--images busybox,redis]
+const USAGE = `up [--nodes N] [--name NAME] [--subnet S] [--images busybox,redis] [--isolate]
        drover cluster down [--name NAME]
+       drover cluster kill|partition <node> [--name NAME]
+       drover cluster heal [<node>] [--name NAME]
        drover cluster status [--name NAME]
        drover cluster images [--images busybox,redis]`;
 
@@ -24,6 +29,11 @@ const DESCRIPTION = [
   "'up' on an existing cluster repairs it: it starts again whatever died (a dockerd, sshd, agent, proxy, plugin) and " +
     "keeps its pools, node ids and keys; asked for another size it refuses. 'status' exits 1 unless every process runs " +
     "and every node is known. Only 'down' removes anything.",
+  "With --isolate every node runs in its own network namespace (address 10.229.S.(10+i) on a bridge, the control " +
+    "service on 10.229.S.1:4523) and its own mount namespace (its dockerd sees only its own plugin).",
+  "'kill' kills every process of a node at once (agent, proxy, plugin, dockerd, its containers, sshd); 'up' brings it " +
+    "back. 'partition' (isolated clusters) cuts a node off from the other nodes, the control service and this machine's " +
+    "clients while its processes keep running; 'heal' (or 'up') ends it.",
   `'images' builds the local images once (offline) into ${IMAGE_CACHE}.`,
 ].join('\n\n');
 
@@ -55,11 +65,13 @@ function table(rows: string[][]): string {
 }
 
 async function nodeTable(cluster: LocalCluster): Promise<string> {
-  const rows = [['NODE', 'UUID', 'ADDRESS', 'POOL', 'DOCKER', 'SSH', 'PLUGIN']];
+  const isolated = cluster.isolated === true;
+  const rows = [['NODE', 'UUID', 'ADDRESS', 'POOL', 'DOCKER', 'SSH', 'PLUGIN', ...(isolated ? ['NETWORK'] : [])]];
   for (const node of cluster.nodes) {
     const docker = node.dockerSocket === null ? '-' : (await pingDocker(node.dockerSocket)) ? node.dockerHost! : 'DOWN';
-    const ssh = node.ssh === null ? '-' : (await canConnect(node.ssh.host, node.ssh.port)) ? node.ssh.hostKeyFingerprint : 'DOWN';
-    rows.push([node.name, node.uuid, node.address, node.pool, docker, ssh, node.pluginName]);
+    const partitioned = isolated && (await isPartitioned(cluster.name, node.index));
+    const ssh = node.ssh === null ? '-' : partitioned ? 'CUT OFF' : (await canConnect(node.ssh.host, node.ssh.port)) ? node.ssh.hostKeyFingerprint : 'DOWN';
+    rows.push([node.name, node.uuid, node.address, node.pool, docker, ssh, node.pluginName, ...(isolated ? [partitioned ? 'PARTITIONED' : `netns ${netnsName(cluster.name, node.index)}`] : [])]);
   }
   return table(rows);
 }
@@ -77,7 +89,7 @@ function imagesOf(list: string): LocalImage[] | null {
   return images as LocalImage[];
 }
 
-async function up(options: { name: string; nodes?: string; subnet?: string; images: string }): Promise<number> {
+async function up(options: { name: string; nodes?: string; subnet?: string; images: string; isolate?: boolean }): Promise<number> {
   const images = imagesOf(options.images);
   if (images === null) return 2;
   // An existing cluster is brought up as it is: its size and subnet unless told otherwise.
@@ -87,6 +99,7 @@ async function up(options: { name: string; nodes?: string; subnet?: string; imag
     nodes: options.nodes !== undefined ? Number(options.nodes) : (existing?.nodes.length ?? 3),
     ...(options.subnet !== undefined ? { subnet: Number(options.subnet) } : {}),
     images,
+    ...(options.isolate === true ? { isolate: true } : {}),
     // The node table is the output; the log says only what went wrong.
     log: createLogger('drover-cluster', { level: process.env.DROVER_LOG_LEVEL ?? 'warn' }),
   });
@@ -95,6 +108,13 @@ async function up(options: { name: string; nodes?: string; subnet?: string; imag
   print((await servicesReport(cluster)).text);
   if (controlUrl !== DEFAULT_CONTROL) print(`drover talks to this cluster with --control ${controlUrl} (or DROVER_CONTROL=${controlUrl})`);
   return 0;
+}
+
+/** The recorded cluster `name`. @throws DROVER_CLUSTER_NOT_FOUND */
+async function recorded(name: string): Promise<LocalCluster> {
+  const cluster = await readCluster(name);
+  if (cluster === null) throw new DroverError('DROVER_CLUSTER_NOT_FOUND', `no local cluster named '${name}' (bring one up with: drover cluster up --name ${name})`, { detail: { name } });
+  return cluster;
 }
 
 async function status(name: string): Promise<number> {
@@ -130,7 +150,8 @@ function program(result: { code: number; verb: string }): Command {
     .addOption(new Option('--nodes <N>', 'nodes, 1 to 9 (default: the existing cluster\'s, else 3)'))
     .addOption(name())
     .addOption(new Option('--subnet <S>', 'node i gets 127.0.S.(10+i) (default: the existing cluster\'s, else 0)'))
-    .addOption(images());
+    .addOption(images())
+    .addOption(new Option('--isolate', 'each node in its own network and mount namespace (a new cluster; an existing one keeps its mode)'));
   up_.action(run('up', () => up(up_.opts())));
   const down = root.command('down').description('take the cluster down and remove everything of it, data too').addOption(name());
   down.action(
@@ -141,6 +162,29 @@ function program(result: { code: number; verb: string }): Command {
       return 0;
     }),
   );
+  const failure = (verb: string, description: string, action: (cluster: LocalCluster, node: string | undefined) => Promise<string>, optional = false) => {
+    const command = root.command(`${verb} ${optional ? '[node]' : '<node>'}`).description(description).addOption(name());
+    command.action(
+      run(verb, async () => {
+        const cluster = await recorded(command.opts<{ name: string }>().name);
+        print(await action(cluster, command.args[0]));
+        return 0;
+      }),
+    );
+  };
+  failure('kill', "kill every process of a node at once (SIGKILL): agent, proxy, plugin, dockerd, its containers, sshd; 'up' brings it back", async (cluster, node) => {
+    const { killed } = await killNode(cluster, node!);
+    return `${nodeOf(cluster, node!).name} killed (${killed} processes); bring it back with: drover cluster up --name ${cluster.name}`;
+  });
+  failure('partition', 'cut a node off from the other nodes, the control service and this machine (isolated clusters); its processes keep running', async (cluster, node) => {
+    await partitionNode(cluster, node!);
+    const { name: partitioned } = nodeOf(cluster, node!);
+    return `${partitioned} is partitioned; end it with: drover cluster heal ${partitioned} --name ${cluster.name}`;
+  });
+  failure('heal', 'end the partition of a node, or of every node', async (cluster, node) => {
+    const healed = await healNode(cluster, node);
+    return `healed: ${healed.map((n) => n.name).join(', ')}`;
+  }, true);
   const status_ = root.command('status').description('the nodes and processes; exits 1 unless all run and every node is known').addOption(name());
   status_.action(run('status', () => status(status_.opts<{ name: string }>().name)));
   const images_ = root.command('images').description('build the local images (offline) into the image cache').addOption(images());

@@ -3,8 +3,10 @@
  * tests and the demo. Start reading at cluster.ts.
  */
 export { claimedSubnets, clusterDown, clusterUp, readCluster } from './cluster.ts';
+export { healNode, killNode, nodeOf, partitionNode } from './failures.ts';
+export { isPartitioned, netnsName, nodeExec } from './netns.ts';
 export { imageArchive, imageTag, ensureImageArchive } from './images.ts';
 export type { LocalCluster, LocalClusterOptions, LocalImage, LocalNode, LocalNodeSsh } from './types.ts';
-export { knownNodes, servicesReport, servicesStatus, startServices, stopServices } from './services.ts';
+export { knownNodes, pluginSocket, servicesReport, servicesStatus, startServices, stopServices } from './services.ts';
 export { controlUrl } from './services-render.ts';
 export { clusterUpWithServices } from './services-up.ts';

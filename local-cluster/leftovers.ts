@@ -55,6 +55,16 @@ async function cgroupTree(name: string): Promise<string[]> {
   return out;
 }
 
+/** Pids of every process in cgroup `name` and below (a node's containers). */
+export async function cgroupPids(name: string): Promise<number[]> {
+  const pids = new Set<number>();
+  for (const dir of await cgroupTree(name)) {
+    const procs = await readFile(join(dir, 'cgroup.procs'), 'utf8').catch(() => '');
+    for (const line of procs.split('\n')) if (/^\d+$/.test(line)) pids.add(Number(line));
+  }
+  return [...pids];
+}
+
 /** Kills whatever still runs in cgroup `name` (a node's containers) and removes the cgroups. */
 export async function clearCgroup(name: string, log: Logger): Promise<void> {
   const dirs = await cgroupTree(name);

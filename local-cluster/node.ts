@@ -7,6 +7,7 @@ import { loadImages } from './images.ts';
 import { ensureEd25519Key, fingerprintOf, publicKeyOf } from './keys.ts';
 import { bridgeName, bridgeSubnet, nodeAddress, nodePaths, pluginName, poolName, PLUGIN_SOCKET_DIR } from './layout.ts';
 import { clearCgroup, unmountAll } from './leftovers.ts';
+import { ensureNodeNet, isolatedNodeAddress, netnsName, netnsPids, nodeExec, removeNodeNet } from './netns.ts';
 import { createPool, destroyPool, importPool, listPools, removePoolFile } from './pool.ts';
 import { cmdline, ownedPid, processesMentioning, spawnDaemon, terminate } from './processes.ts';
 import { canConnect, pingDocker, waitReady } from './readiness.ts';
@@ -26,6 +27,8 @@ export interface NodeUpInput {
   images: LocalImage[];
   poolSizeMiB: number;
   agentPublicKey: string;
+  /** The node in its own network and mount namespaces (netns.ts). */
+  isolated: boolean;
   log: Logger;
 }
 
@@ -45,11 +48,12 @@ async function nodeUuid(file: string): Promise<string> {
 export async function nodeUp(input: NodeUpInput): Promise<LocalNode> {
   const { cluster, root, index, subnet, log } = input;
   const paths = nodePaths(cluster, root, index);
-  const address = nodeAddress(subnet, index);
+  const address = input.isolated ? isolatedNodeAddress(subnet, index) : nodeAddress(subnet, index);
   const pool = poolName(cluster, index);
   await mkdir(paths.stateDir, { recursive: true });
   await mkdir(paths.runDir, { recursive: true });
   const uuid = await nodeUuid(paths.uuidFile);
+  if (input.isolated) await ensureNodeNet(cluster, subnet, index);
 
   await createPool(pool, paths.poolFile, paths.poolMountpoint, input.poolSizeMiB);
 
@@ -88,6 +92,8 @@ export async function nodeRepair(input: NodeUpInput, recorded: LocalNode): Promi
   await mkdir(paths.runDir, { recursive: true });
   // The record is the truth for the node's id: a lost uuid file gets the same id back.
   if ((await readFile(paths.uuidFile, 'utf8').catch(() => '')).trim() !== recorded.uuid) await writeFile(paths.uuidFile, `${recorded.uuid}\n`);
+  // Namespaces, veth and plugin-dir binding as they should be; a partitioned node's link comes up again.
+  if (input.isolated) await ensureNodeNet(cluster, input.subnet, index);
 
   if (!(await listPools()).includes(recorded.pool)) {
     if (await access(paths.poolFile).then(() => true, () => false)) {
@@ -127,7 +133,11 @@ async function repairDockerd(input: NodeUpInput, paths: ReturnType<typeof nodePa
   // ("timeout waiting for containerd to start"; seen twice in five test runs): stop it, so
   // the new dockerd starts its own. The containers' shims keep them running meanwhile.
   await Promise.all(orphanedContainerd(paths.dockerExecRoot).map((pid) => terminate(pid, 10_000)));
-  if ((await listLinks()).includes(bridgeName(input.cluster, input.index))) return startDockerd(input, paths, address, { bridgeExists: true });
+  // Pid files of the dead: pids are recycled fast on a busy machine, and a dockerd that finds a
+  // live process under its own or its containerd's old pid waits for it and gives up.
+  await rm(paths.dockerPidFile, { force: true });
+  await rm(join(paths.dockerExecRoot, 'containerd', 'containerd.pid'), { force: true });
+  if ((await listLinks(dockerNetns(input))).includes(bridgeName(input.cluster, input.index))) return startDockerd(input, paths, address, { bridgeExists: true });
   return startDockerd(input, paths, address);
 }
 
@@ -142,11 +152,11 @@ async function repairSshd(input: NodeUpInput, paths: ReturnType<typeof nodePaths
 async function startDockerd(input: NodeUpInput, paths: ReturnType<typeof nodePaths>, address: string, options = { bridgeExists: false }): Promise<true> {
   const bridge = bridgeName(input.cluster, input.index);
   const net = bridgeSubnet(input.subnet, input.index);
-  if (!options.bridgeExists) await createBridge(bridge, net.cidr, net.network);
+  if (!options.bridgeExists) await createBridge(bridge, net.cidr, net.network, dockerNetns(input));
   await mkdir(paths.dockerDataRoot, { recursive: true });
   await mkdir(paths.dockerExecRoot, { recursive: true });
   await writeFile(paths.dockerConfig, dockerdConfig(paths));
-  const pid = spawnDaemon('dockerd', dockerdArgs({ cluster: input.cluster, node: `n${input.index}`, address, bridge, paths }), paths.dockerLog);
+  const pid = spawnDaemon(...asNode(input, 'dockerd', dockerdArgs({ cluster: input.cluster, node: `n${input.index}`, address, bridge, paths })), paths.dockerLog);
   await waitReady(`dockerd of n${input.index}`, pid, () => pingDocker(paths.dockerSocket), paths.dockerLog, 60_000);
   if (input.images.length > 0) await loadImages(`unix://${paths.dockerSocket}`, input.images, input.log);
   return true;
@@ -159,7 +169,7 @@ async function startSshd(input: NodeUpInput, paths: ReturnType<typeof nodePaths>
   await writeFile(paths.sshConfig, renderSshdConfig(address, SSH_PORT, paths));
   // sshd's privilege-separation directory; Debian's init script creates it, we have none.
   await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
-  const pid = spawnDaemon('/usr/sbin/sshd', ['-D', '-f', paths.sshConfig, '-E', paths.sshLog], paths.sshLog);
+  const pid = spawnDaemon(...asNode(input, '/usr/sbin/sshd', ['-D', '-f', paths.sshConfig, '-E', paths.sshLog]), paths.sshLog);
   await waitReady(`sshd of n${input.index} on ${address}:${SSH_PORT}`, pid, () => canConnect(address, SSH_PORT), paths.sshLog, 20_000);
   return {
     host: address,
@@ -168,6 +178,18 @@ async function startSshd(input: NodeUpInput, paths: ReturnType<typeof nodePaths>
     hostKeyFingerprint: await fingerprintOf(paths.sshHostKey),
     hostPublicKey: await publicKeyOf(paths.sshHostKey),
   };
+}
+
+/** The network namespace of an isolated node's docker bridge (undefined: the root's). */
+function dockerNetns(input: NodeUpInput): string | undefined {
+  return input.isolated ? netnsName(input.cluster, input.index) : undefined;
+}
+
+/** A program run as a process of the node: inside its namespaces when it is isolated (nsenter execs it, same pid). */
+function asNode(input: NodeUpInput, command: string, args: string[]): [string, string[]] {
+  if (!input.isolated) return [command, args];
+  const [nsenter, ...prefix] = nodeExec(input.cluster, input.index);
+  return [nsenter!, [...prefix, command, ...args]];
 }
 
 export interface NodeDownInput {
@@ -203,6 +225,9 @@ export async function nodeDown(input: NodeDownInput): Promise<void> {
   if (input.address !== null) strays.push(...dockerProxiesOn(input.address));
   await Promise.all(strays.map((pid) => terminate(pid, 5_000)));
   await clearCgroup(paths.cgroupParent, log);
+  // An isolated node: whatever still runs in its network namespace, then the namespaces.
+  await Promise.all((await netnsPids(cluster, index)).map((pid) => terminate(pid, 5_000)));
+  await removeNodeNet(cluster, index, log);
   await unmountAll([paths.runDir], log);
 
   const pool = poolName(cluster, index);

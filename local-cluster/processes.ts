@@ -60,6 +60,30 @@ export function processesMentioning(needles: string[]): number[] {
   return found;
 }
 
+/** Every live descendant of `pid` (children, their children, …), from /proc. */
+export function descendantsOf(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out: number[] = [];
+  const walk = (p: number): void => {
+    for (const child of children.get(p) ?? []) {
+      out.push(child);
+      walk(child);
+    }
+  };
+  walk(pid);
+  return out;
+}
+
 /** The pid in `pidFile`, if that process is alive and its command line mentions `needle`. */
 export function ownedPid(pidFile: string, needle: string): number | null {
   const pid = readPidFile(pidFile);

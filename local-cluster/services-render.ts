@@ -7,6 +7,7 @@ import { DroverError } from '#common/errors.ts';
 import { AgentConfig } from '../convergence-agent/config.ts';
 import { readConfig as readControlConfig } from '../control-service/config.ts';
 import { ProxyConfig } from '../proxy/config.ts';
+import { isolatedNetwork, nodeExec } from './netns.ts';
 import type { LocalCluster, LocalNode } from './types.ts';
 
 /**
@@ -41,6 +42,8 @@ export interface ServiceSpec {
   logFile: string;
   /** Files written before the start: path → content. */
   files: Record<string, string>;
+  /** Runs the program inside its node's namespaces (an isolated cluster's node services): `nsenter … --`; else empty. */
+  prefix: string[];
 }
 
 export function servicesDir(root: string): string {
@@ -51,13 +54,15 @@ export function servicesDir(root: string): string {
  * The control service's address: 127.0.0.1:4523 for the cluster `demo` (the CLI's default),
  * else node 1's address (127.0.S.11:4523), so clusters on other subnets never collide.
  */
-export function controlAddress(cluster: Pick<LocalCluster, 'name' | 'nodes'>): { host: string; port: number } {
+export function controlAddress(cluster: Pick<LocalCluster, 'name' | 'nodes' | 'isolated'>): { host: string; port: number } {
   const first = cluster.nodes.find((n) => n.index === 1) ?? cluster.nodes[0];
+  // Isolated nodes (§20): in the root namespace, on the cluster bridge every node reaches.
+  if (cluster.isolated === true && first !== undefined) return { host: isolatedNetwork(Number(first.address.split('.')[2])).gateway, port: CONTROL_PORT };
   const host = cluster.name === 'demo' || first === undefined ? '127.0.0.1' : first.address;
   return { host, port: CONTROL_PORT };
 }
 
-export function controlUrl(cluster: Pick<LocalCluster, 'name' | 'nodes'>): string {
+export function controlUrl(cluster: Pick<LocalCluster, 'name' | 'nodes' | 'isolated'>): string {
   const { host, port } = controlAddress(cluster);
   return `http://${host}:${port}`;
 }
@@ -145,6 +150,7 @@ export function serviceSpecs(cluster: LocalCluster): ServiceSpec[] {
     pidFile: join(dir, `${name}.pid`),
     logFile: join(dir, `${name}.log`),
     files,
+    prefix: node !== null && cluster.isolated === true ? nodeExec(cluster.name, node) : [],
   });
   const specs = [spec('control', 'control', null, 'bin/drover-control.js', controlArgs(cluster))];
   for (const node of cluster.nodes) {

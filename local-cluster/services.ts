@@ -8,7 +8,7 @@ import { DroverError } from '#common/errors.ts';
 import { silentLogger, type Logger } from '#common/log.ts';
 import { nodeFlagsOf } from '#common/node-flags.ts';
 import { systemClock } from '#common/clock.ts';
-import { PLUGIN_SOCKET_DIR } from './layout.ts';
+import { pluginSocketDir } from './netns.ts';
 import { isAlive, ownedPid, processesMentioning, terminate } from './processes.ts';
 import { tail } from './readiness.ts';
 import { SYSTEM_PATH } from './run.ts';
@@ -79,7 +79,7 @@ export async function startServices(cluster: LocalCluster, options: StartOptions
   await startAll(of('proxy'), dir, level, log, async () => (await liveProxies(url, cluster)) === cluster.nodes.length);
   const plugins = of('plugin');
   await startAll(plugins, dir, level, log, async () => {
-    const answers = await Promise.all(cluster.nodes.map((n) => socketAnswers(join(PLUGIN_SOCKET_DIR, `${n.pluginName}.sock`))));
+    const answers = await Promise.all(cluster.nodes.map((n) => socketAnswers(pluginSocket(cluster, n))));
     return answers.every(Boolean);
   });
   log.info({ url }, 'drover services up');
@@ -109,7 +109,12 @@ export async function stopServices(root: string, log: Logger = silentLogger()): 
   if (strays.length > 0) log.warn({ strays }, 'ending leftover drover processes');
   await Promise.all(strays.map((pid) => terminate(pid, 5_000)));
   const cluster = await readClusterState(root).catch(() => null);
-  for (const node of cluster?.nodes ?? []) await removeDeadSocket(join(PLUGIN_SOCKET_DIR, `${node.pluginName}.sock`));
+  for (const node of cluster?.nodes ?? []) await removeDeadSocket(pluginSocket(cluster!, node));
+}
+
+/** Node `node`'s plugin socket as the root namespace sees it (an isolated node's is in its own directory). */
+export function pluginSocket(cluster: Pick<LocalCluster, 'name' | 'isolated'>, node: Pick<LocalCluster['nodes'][number], 'index' | 'pluginName'>): string {
+  return join(pluginSocketDir(cluster.name, node.index, cluster.isolated === true), `${node.pluginName}.sock`);
 }
 
 /** Nodes of the cluster the control service lists as `known`; 0 when it does not answer. */
@@ -165,7 +170,8 @@ function spawnService(spec: ServiceSpec, level: string): number {
   const fd = openSync(spec.logFile, 'a');
   try {
     const program = join(REPO, spec.program);
-    const child = spawn(process.execPath, [...nodeFlagsOf(program), program, ...spec.args], {
+    const [command, ...args] = [...spec.prefix, process.execPath, ...nodeFlagsOf(program), program, ...spec.args];
+    const child = spawn(command!, args, {
       cwd: REPO,
       detached: true,
       stdio: ['ignore', fd, fd],

@@ -30,6 +30,7 @@ const nodeSchema = z.object({
 export const clusterSchema = z.object({
   name: z.string(),
   root: z.string(),
+  isolated: z.boolean().optional(),
   nodes: z.array(nodeSchema),
   sshClientKey: z.object({ privateKeyPath: z.string(), publicKey: z.string() }),
   ca: z.object({ certPath: z.string(), keyPath: z.string() }),

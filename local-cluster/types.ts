@@ -23,6 +23,12 @@ export interface LocalClusterOptions {
    * callers that own the name outright (a test's leased subnet). Default false.
    */
   fresh?: boolean;
+  /**
+   * Each node in its own network and mount namespace (docs/DESIGN.md §20): node i gets
+   * 10.229.<subnet>.(10+i) behind a veth on a cluster bridge, its dockerd sees only its own
+   * plugin, and `partitionNode` can cut it off. Default false; a recorded cluster keeps its mode.
+   */
+  isolate?: boolean;
   /** Default /var/lib/drover/clusters/<name>. */
   root?: string;
   log?: Logger;
@@ -58,6 +64,8 @@ export interface LocalNode {
 export interface LocalCluster {
   name: string;
   root: string;
+  /** Nodes in their own network and mount namespaces (`isolate`); absent in older records: false. */
+  isolated?: boolean;
   nodes: LocalNode[];
   /** The agents' key, authorized on every node's sshd. */
   sshClientKey: { privateKeyPath: string; publicKey: string };

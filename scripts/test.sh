@@ -62,7 +62,10 @@ done
 # this fails the run only under CI.
 leftovers=$(
   zpool list -H -o name 2>/dev/null | grep -E '^drover-t[0-9]+-n[1-9]$' | sed 's/^/pool /' || true
-  for sock in /run/docker/plugins/*.sock /run/docker/plugins/*/*.sock; do
+  # Isolated test clusters (docs/DESIGN.md §20): their namespaces, the root end of their bridge, their plugin sockets.
+  ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^drover-t[0-9]+-(n[1-9]|hub)$' | sed 's/^/netns /' || true
+  ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E '^dvb-t[0-9]+$' | sed 's/^/link /' || true
+  for sock in /run/docker/plugins/*.sock /run/docker/plugins/*/*.sock /run/drover/t*/n*/plugins/*.sock; do
     [ -e "$sock" ] || continue
     curl -s -o /dev/null -m 2 --unix-socket "$sock" -X POST http://plugin/Plugin.Activate || echo "dead plugin socket $sock"
   done

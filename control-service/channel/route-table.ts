@@ -25,22 +25,50 @@ export function routesOf(app: Application, seen: ObservedContainer | undefined, 
   const ready = seen !== undefined && seen.running && (app.health_check === undefined || seen.health === 'healthy');
   const hold = active?.phase === 'cutover' || (active?.phase === 'handoff' && !ready);
   const generation = latest?.generation ?? 0;
-  return app.ports.map((port) => {
-    const published = seen?.published.find((p) => p.internal === port.internal);
-    return {
-      application: app.name,
-      external_port: port.external,
-      target: node !== undefined && published !== undefined ? { host: published.host, port: published.host_port, node_uuid: node } : null,
-      hold,
-      generation,
-    };
-  });
+  const targetOf = (internal: number, protocol: 'udp' | undefined): Route['target'] => {
+    const published = seen?.published.find((p) => p.internal === internal && p.protocol === protocol);
+    return node !== undefined && published !== undefined ? { host: published.host, port: published.host_port, node_uuid: node } : null;
+  };
+  const routes: Route[] = app.ports.map((port) => ({
+    application: app.name,
+    external_port: port.external,
+    target: targetOf(port.internal, port.protocol),
+    hold,
+    generation,
+    ...(port.protocol !== undefined ? { protocol: port.protocol } : {}),
+    ...(port.host_ip !== undefined ? { host_ip: port.host_ip } : {}),
+  }));
+  // Name routes (docs/DESIGN.md §21): each container port it publishes or exposes, at its
+  // own number, on its name slot's address in every node's service subnet.
+  if (app.name_slot !== undefined) {
+    const seenKeys = new Set<string>();
+    for (const port of [...app.ports, ...(app.expose ?? [])]) {
+      const key = `${port.internal}/${port.protocol ?? 'tcp'}`;
+      if (seenKeys.has(key)) continue;
+      seenKeys.add(key);
+      routes.push({
+        application: app.name,
+        external_port: port.internal,
+        target: targetOf(port.internal, port.protocol),
+        hold,
+        generation,
+        ...(port.protocol !== undefined ? { protocol: port.protocol } : {}),
+        name_slot: app.name_slot,
+      });
+    }
+  }
+  return routes;
+}
+
+/** An application with routes: published ports, or a name slot with ports to reach. */
+function routed(app: Application): boolean {
+  return app.ports.length > 0 || (app.name_slot !== undefined && (app.expose?.length ?? 0) > 0);
 }
 
 export function computeRoutes(desired: Desired, container: ContainerLookup): Route[] {
   const index = indexOf(desired);
   return desired.applications.flatMap((app) =>
-    app.ports.length === 0
+    !routed(app)
       ? []
       : routesOf(app, app.node_uuid === undefined ? undefined : container(app.node_uuid, app.name), index.activeMigrations.byApplication.get(app.name), index.latestMigrationByApplication.get(app.name)),
   );
@@ -61,7 +89,7 @@ export function routesJson(desired: Desired, container: ContainerLookup): string
   const index = indexOf(desired);
   const parts: string[] = [];
   for (const app of desired.applications) {
-    if (app.ports.length === 0) continue;
+    if (!routed(app)) continue;
     const seen = app.node_uuid === undefined ? undefined : container(app.node_uuid, app.name);
     const active = index.activeMigrations.byApplication.get(app.name);
     const latest = index.latestMigrationByApplication.get(app.name);

@@ -69,8 +69,11 @@ describeWith(LOCAL_CLUSTER, 'service discovery by name (2-node local cluster)', 
   beforeAll(async () => {
     await startServices(cluster());
     api = new ApiClient({ baseUrl: controlUrl(cluster()) });
-    const topology = (pins: Record<string, number>) =>
-      `version: 1\nnodes:\n${Object.entries(pins).map(([app, i]) => `  "${node(i).address}": ["${app}"]`).join('\n')}\n`;
+    const topology = (pins: Record<string, number>) => {
+      const byNode = new Map<number, string[]>();
+      for (const [app, i] of Object.entries(pins)) byNode.set(i, [...(byNode.get(i) ?? []), app]);
+      return `version: 1\nnodes:\n${[...byNode].map(([i, apps]) => `  "${node(i).address}": ${JSON.stringify(apps)}`).join('\n')}\n`;
+    };
     await api.deploy({ project: 'shop', compose: { file: 'shop.yml', text: SHOP }, topology: { file: 'topology.yml', text: topology({ web: 1, db: 1, lonely: 2 }) } });
     await api.deploy({ project: 'blog', compose: { file: 'blog.yml', text: BLOG }, topology: { file: 'topology.yml', text: topology({ store: 2, reader: 2 }) } });
   }, LONG);

@@ -65,4 +65,32 @@ describe('route table', () => {
     containers.set(`${n(1)}/a`, seen('a', 9));
     expect(routesJson(moving, lookup)).toBe(JSON.stringify(computeRoutes(moving, lookup)));
   });
+
+  it('routes UDP and host-address ports to the port published for that protocol', () => {
+    const dns = app('dns', 1, 53, { ports: [{ internal: 53, external: 53 }, { internal: 53, external: 53, protocol: 'udp' }, { internal: 9153, external: 9153, host_ip: '127.0.0.1' }] });
+    const published = [
+      { internal: 53, host: '127.0.0.11', host_port: 40001 },
+      { internal: 53, host: '127.0.0.11', host_port: 40002, protocol: 'udp' as const },
+      { internal: 9153, host: '127.0.0.11', host_port: 40003 },
+    ];
+    const routes = computeRoutes(doc([dns]), () => seen('dns', 0, { published }));
+    expect(routes.map((r) => [r.external_port, r.protocol, r.host_ip, r.target?.port])).toEqual([
+      [53, undefined, undefined, 40001],
+      [53, 'udp', undefined, 40002],
+      [9153, undefined, '127.0.0.1', 40003],
+    ]);
+  });
+
+  it('adds a name route per published or exposed container port of an application with a name slot, held with the others', () => {
+    const db = app('db', 1, 15432, { ports: [{ internal: 5432, external: 15432 }], expose: [{ internal: 5432 }, { internal: 9187 }], name_slot: 4 });
+    const routes = computeRoutes(doc([db], [migration('db', 'cutover', 2)]), () => seen('db', 0, { published: [{ internal: 5432, host: '127.0.0.11', host_port: 40010 }] }));
+    expect(routes.map((r) => [r.external_port, r.name_slot, r.target?.port ?? null, r.hold])).toEqual([
+      [15432, undefined, 40010, true],
+      [5432, 4, 40010, true],
+      [9187, 4, null, true],
+    ]);
+    // Exposed only: name routes and no published port on the node's address.
+    const cache = app('cache', 1, 1, { ports: [], expose: [{ internal: 6379 }], name_slot: 5 });
+    expect(computeRoutes(doc([cache]), () => undefined)).toEqual([{ application: 'cache', external_port: 6379, target: null, hold: false, generation: 0, name_slot: 5 }]);
+  });
 });

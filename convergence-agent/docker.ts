@@ -77,6 +77,13 @@ export class DockerRuntime implements ContainerRuntime {
       exposed[`${port}/udp`] = {};
       bindings[`${port}/udp`] = [{ HostIp: spec.hostIp, HostPort: '' }];
     }
+    // The ports the image EXPOSEs are published too (on the node's address, a host port Docker
+    // picks): Compose reaches `db:5432` without a declaration, and so do drover's name routes,
+    // which learn them from what the container publishes (docs/DESIGN.md §21).
+    for (const key of Object.keys(image.Config.ExposedPorts ?? {})) {
+      if (!/^\d+\/(tcp|udp)$/.test(key) || bindings[key] !== undefined) continue;
+      bindings[key] = [{ HostIp: spec.hostIp, HostPort: '' }];
+    }
     let command: { Cmd?: string[]; Entrypoint?: string[] } = {
       ...(spec.command ? { Cmd: spec.command } : {}),
       ...(spec.entrypoint ? { Entrypoint: spec.entrypoint } : {}),

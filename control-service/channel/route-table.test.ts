@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Application, Desired, Migration, ObservedContainer } from '#common/model.ts';
 import { validateDesired } from '../store/validate.ts';
-import { computeRoutes, routesJson } from './route-table.ts';
+import { LearnedPorts, computeRoutes, routesJson } from './route-table.ts';
 
 const n = (i: number) => `00000001-0000-4000-8000-${String(i).padStart(12, '0')}`;
 const app = (name: string, node: number, external: number, extra: Partial<Application> = {}) =>
@@ -92,5 +92,21 @@ describe('route table', () => {
     // Exposed only: name routes and no published port on the node's address.
     const cache = app('cache', 1, 1, { ports: [], expose: [{ internal: 6379 }], name_slot: 5 });
     expect(computeRoutes(doc([cache]), () => undefined)).toEqual([{ application: 'cache', external_port: 6379, target: null, hold: false, generation: 0, name_slot: 5 }]);
+  });
+
+  it("learns the ports a named application's container publishes (its image's EXPOSE) and keeps them while it moves", () => {
+    const learned = new LearnedPorts();
+    const db = app('db', 1, 1, { ports: [], name_slot: 3 });
+    const running = seen('db', 0, { published: [{ internal: 6379, host: '127.0.0.11', host_port: 40020 }] });
+    expect(computeRoutes(doc([db]), () => undefined, learned)).toEqual([]);
+    expect(computeRoutes(doc([db]), () => running, learned)).toEqual([
+      { application: 'db', external_port: 6379, target: { host: '127.0.0.11', port: 40020, node_uuid: n(1) }, hold: false, generation: 0, name_slot: 3 },
+    ]);
+    // Handoff: the target has no container yet; the name route stays, held, with no target.
+    const handoff = doc([{ ...db, node_uuid: n(2) }], [migration('db', 'handoff', 4)]);
+    expect(computeRoutes(handoff, () => undefined, learned)).toEqual([{ application: 'db', external_port: 6379, target: null, hold: true, generation: 4, name_slot: 3 }]);
+    expect(routesJson(handoff, () => undefined, learned)).toBe(JSON.stringify(computeRoutes(handoff, () => undefined, learned)));
+    // Another image starts afresh.
+    expect(computeRoutes(doc([{ ...db, image: 'y' }]), () => undefined, learned)).toEqual([]);
   });
 });

@@ -8,7 +8,8 @@ import { useTestCluster } from '../support/cluster.ts';
 import { LOCAL_CLUSTER, describeWith } from '../support/require.ts';
 
 // Service discovery by name (docs/DESIGN.md §21) on a 2-node local cluster running drover's
-// real processes: `web` (busybox) reaches `db:6379` (Redis) by name through its node's proxy,
+// real processes: `web` (busybox) reaches `db:6379` (Redis; the port only its image EXPOSEs,
+// as most Compose files leave it) by name through its node's proxy,
 // before and after db moves to the other node with its data; a service on a disjoint network
 // does not resolve db; another project's `db` (an alias there) on the same port is another service.
 const LONG = 300_000;
@@ -22,7 +23,6 @@ const SHOP = `services:
   db:
     image: drover/redis:latest
     command: ${REDIS('shop.rdb')}
-    expose: ["6379"]
     volumes: ["data:/data"]
     networks: [back]
     x-drover-healthcheck: { type: tcp, port: 6379, send: "PING\\r\\n", expect: "+PONG", interval: 1s, timeout: 2s, retries: 3 }

@@ -34,9 +34,9 @@ export function duration(ms: number | null | undefined): string {
   return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
 }
 
-/** `8080→80, 5432→5432`. */
-export function ports(list: { internal: number; external: number }[]): string {
-  return list.map((p) => `${p.external}→${p.internal}`).join(', ');
+/** `8080→80, 5432→5432, 53/udp→53, 127.0.0.1:9000→9000`. */
+export function ports(list: { internal: number; external: number; protocol?: 'udp'; host_ip?: string }[]): string {
+  return list.map((p) => `${p.host_ip === undefined ? '' : `${p.host_ip}:`}${p.external}${p.protocol === 'udp' ? '/udp' : ''}→${p.internal}`).join(', ');
 }
 
 export function labels(record: Record<string, string>): string {

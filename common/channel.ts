@@ -8,7 +8,7 @@
  * A 200 with an unchanged version means "nothing new, ask again".
  */
 import { z } from 'zod';
-import { Application, Dataset, Ipv4, Lease, Migration, MigrationPhase, Node, NodeReport, Port, Uuid } from './model.ts';
+import { Application, Dataset, Ipv4, Lease, Migration, MigrationPhase, NameSlot, Node, NodeReport, Port, Uuid } from './model.ts';
 
 /**
  * Query of a long-poll: `?after=<version>&wait_ms=`. Values arrive as strings, hence the
@@ -66,6 +66,15 @@ export const Route = z
     hold: z.boolean(),
     /** Migration generation that produced this route; 0 when none. */
     generation: z.number().int().min(0),
+    /** Absent: TCP. UDP is relayed per client address (docs/DESIGN.md §21). */
+    protocol: z.literal('udp').optional(),
+    /** Listen on this address only, instead of the node's (Compose `127.0.0.1:8080:80`). */
+    host_ip: Ipv4.optional(),
+    /**
+     * A name route (docs/DESIGN.md §21): listen on `<the proxy's service subnet> + name_slot`
+     * at `external_port` (the container's own port) instead of on the node's address.
+     */
+    name_slot: NameSlot.optional(),
   })
   .strict();
 export type Route = z.infer<typeof Route>;

@@ -87,6 +87,7 @@ export const ERRORS = {
   DROVER_LINK_ALIAS_IN_USE: { status: 409, retryable: false, message: 'link alias in use' },
   DROVER_LINK_PORT_IN_USE: { status: 409, retryable: false, message: 'link port in use' },
   DROVER_LISTEN_FAILED: { status: 500, retryable: false, message: 'listen failed' },
+  DROVER_LOCAL_ROUTE_FAILED: { status: 500, retryable: false, message: 'local route failed' },
   DROVER_MIGRATION_ACTIVE: { status: 409, retryable: false, message: 'migration active' },
   DROVER_MIGRATION_BAD_TRANSITION: { status: 409, retryable: false, message: 'migration bad transition' },
   DROVER_MIGRATION_FAILED: { status: 500, retryable: false, message: 'migration failed' },

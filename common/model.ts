@@ -151,7 +151,26 @@ export const HealthCheck = z.discriminatedUnion('type', [
 ]);
 export type HealthCheck = z.infer<typeof HealthCheck>;
 
-export const PortMapping = z.object({ internal: Port, external: Port }).strict();
+/**
+ * A published port: every node's proxy listens on `external` (on the node's address, or on
+ * `host_ip` only — Compose's `127.0.0.1:8080:80`) and forwards to the container's `internal`
+ * port wherever it runs. `protocol: 'udp'` is relayed per client address (docs/DESIGN.md §21).
+ */
+export const PortMapping = z
+  .object({ internal: Port, external: Port, protocol: z.literal('udp').optional(), host_ip: Ipv4.optional() })
+  .strict();
+export type PortMapping = z.infer<typeof PortMapping>;
+/** What makes two published ports clash: the number, per protocol (`53/tcp` and `53/udp` may coexist). */
+export function externalKey(p: { external: number; protocol?: 'udp' | undefined }): string {
+  return p.protocol === 'udp' ? `${p.external}/udp` : String(p.external);
+}
+/** A port reached by name only (Compose `expose:`), never published on a node's address. */
+export const ExposedPort = z.object({ internal: Port, protocol: z.literal('udp').optional() }).strict();
+/** A Compose network or alias name. */
+export const NetworkName = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/);
+/** Highest name slot: a node's service subnet is at most a /16 (docs/DESIGN.md §21). */
+export const MAX_NAME_SLOT = 65533;
+export const NameSlot = z.number().int().min(1).max(MAX_NAME_SLOT);
 export const Volume = z
   .object({
     dataset_id: Uuid,
@@ -229,6 +248,15 @@ export const Application = z
     logging: z.object({ driver: z.string().min(1), options: z.record(z.string(), z.string()).default({}) }).strict().optional(),
     /** The deploy project that owns this application; other projects are left alone. */
     project: z.string().max(128).optional(),
+    // Service discovery by name (docs/DESIGN.md §21).
+    /** Compose `expose:`: container ports reached by name only. */
+    expose: z.array(ExposedPort).optional(),
+    /** Compose networks the service is on → its aliases there; absent: the project's `default` network. */
+    networks: z.record(NetworkName, z.array(NetworkName)).optional(),
+    /** Its address's offset in every node's service subnet; given by a deploy, kept for the application's life. */
+    name_slot: NameSlot.optional(),
+    /** Names its container resolves (services of its project sharing a network, itself and aliases) → their name slot. */
+    peers: z.record(NetworkName, NameSlot).optional(),
     /** Continuous replication of every dataset it mounts (copied onto them). */
     replication: ReplicationPolicy.nullable().default(null),
   })
@@ -341,7 +369,7 @@ export const ObservedContainer = z
     health: z.enum(['unknown', 'starting', 'healthy', 'unhealthy']),
     restart_count: z.number().int().min(0),
     /** Host ports the agent published, keyed by the application's internal port. */
-    published: z.array(z.object({ internal: Port, host: Ipv4, host_port: Port }).strict()),
+    published: z.array(z.object({ internal: Port, host: Ipv4, host_port: Port, protocol: z.literal('udp').optional() }).strict()),
     generation: z.number().int().min(0),
   })
   .strict();

@@ -13,7 +13,7 @@ import { replicationAnswers, ReplicationWatch } from './cluster/replication-stat
 import { affectedNodes } from './channel/affected-nodes.ts';
 import { AgentViews } from './channel/agent-views.ts';
 import { RouteService } from './channel/route-service.ts';
-import { routesJson } from './channel/route-table.ts';
+import { LearnedPorts, routesJson } from './channel/route-table.ts';
 import { checkInvariants } from './desired/invariants.ts';
 import { isLive } from './desired/leases.ts';
 import { failMigration, type MigrationStart } from './desired/migrations.ts';
@@ -71,6 +71,8 @@ export class Control {
   readonly observed: ObservedState;
   readonly views: AgentViews;
   readonly routes: RouteService;
+  /** Container ports each application was seen publishing (its image's EXPOSE too), for its name routes. */
+  private readonly learnedPorts: LearnedPorts;
   readonly events: EventBus;
   private readonly seed: number;
   /** The scheduler's reasons, from the last change. */
@@ -112,8 +114,9 @@ export class Control {
       () => this.desired,
       (node) => this.observed.get(node)?.datasetIds,
     );
+    this.learnedPorts = new LearnedPorts();
     this.routes = new RouteService(
-      () => routesJson(this.desired, (node, name) => this.observed.get(node)?.containers.get(name)),
+      () => routesJson(this.desired, (node, name) => this.observed.get(node)?.containers.get(name), this.learnedPorts),
       this.clock,
       this.observed.timeoutMs,
     );

@@ -19,6 +19,7 @@ describe('agent.yml', () => {
       control_url: 'http://127.0.0.1:4523',
       state_dir: '/var/lib/drover/agent',
       address: '127.0.0.11',
+      service_subnet: '10.213.0.0/16',
       pool: 'drover-n1',
       docker_socket: '/var/run/docker.sock',
       transport: 'tls',

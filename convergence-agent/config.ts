@@ -22,6 +22,7 @@ import { fenceProblem } from '#common/fence-timing.ts';
 import { z } from 'zod';
 import { DroverError } from '#common/errors.ts';
 import { Ipv4, Labels, Port } from '#common/model.ts';
+import { DEFAULT_SERVICE_SUBNET, ServiceSubnetText } from '#common/service-subnet.ts';
 
 const Fingerprint = z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'must be an OpenSSH SHA256 fingerprint (SHA256:…)');
 const AbsolutePath = z.string().refine((p) => isAbsolute(p), 'must be an absolute path');
@@ -34,6 +35,8 @@ export const AgentConfig = z
     /** Overrides `<state_dir>/node-uuid`. */
     node_uuid_file: AbsolutePath.optional(),
     address: Ipv4,
+    /** Where this node's proxy serves applications reached by name; must equal the proxy's (docs/DESIGN.md §21). */
+    service_subnet: ServiceSubnetText.default(DEFAULT_SERVICE_SUBNET),
     pool: z.string().regex(/^[A-Za-z][A-Za-z0-9_.:-]{0,200}$/, 'must be a zfs pool name'),
     /** Where datasets are mounted (`<mount_root>/<dataset_id>`); ZFS's default when absent. */
     mount_root: AbsolutePath.optional(),

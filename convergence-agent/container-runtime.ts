@@ -20,7 +20,7 @@ export interface RuntimeContainer {
   finishedAt: number | null;
   mountSources: string[];
   /** Internal port → host address and port, as published. */
-  published: { internal: number; host: string; host_port: number }[];
+  published: { internal: number; host: string; host_port: number; protocol?: 'udp' }[];
   ipAddress: string | null;
 }
 

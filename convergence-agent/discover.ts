@@ -93,7 +93,7 @@ export function healthTargets(desired: AgentDesired | null, containers: RuntimeC
     const startedAt = Math.max(c.startedAt, gate?.openedAt ?? 0);
     let endpoint: ProbeTarget['endpoint'] = null;
     if (check.type !== 'exec') {
-      const published = c.published.find((p) => p.internal === check.port);
+      const published = c.published.find((p) => p.internal === check.port && p.protocol === undefined);
       if (published) endpoint = { host: published.host, port: published.host_port };
       else if (c.ipAddress) endpoint = { host: c.ipAddress, port: check.port };
     }

@@ -73,6 +73,17 @@ export class DockerRuntime implements ContainerRuntime {
       exposed[`${port}/tcp`] = {};
       bindings[`${port}/tcp`] = [{ HostIp: spec.hostIp, HostPort: '' }];
     }
+    for (const port of spec.udpPorts ?? []) {
+      exposed[`${port}/udp`] = {};
+      bindings[`${port}/udp`] = [{ HostIp: spec.hostIp, HostPort: '' }];
+    }
+    // The ports the image EXPOSEs are published too (on the node's address, a host port Docker
+    // picks): Compose reaches `db:5432` without a declaration, and so do drover's name routes,
+    // which learn them from what the container publishes (docs/DESIGN.md §21).
+    for (const key of Object.keys(image.Config.ExposedPorts ?? {})) {
+      if (!/^\d+\/(tcp|udp)$/.test(key) || bindings[key] !== undefined) continue;
+      bindings[key] = [{ HostIp: spec.hostIp, HostPort: '' }];
+    }
     let command: { Cmd?: string[]; Entrypoint?: string[] } = {
       ...(spec.command ? { Cmd: spec.command } : {}),
       ...(spec.entrypoint ? { Entrypoint: spec.entrypoint } : {}),
@@ -106,6 +117,8 @@ export class DockerRuntime implements ContainerRuntime {
         ...(o.stopGraceSeconds !== undefined ? { StopTimeout: o.stopGraceSeconds } : {}),
         HostConfig: {
           PortBindings: bindings,
+          // Service discovery by name (docs/DESIGN.md §21): each peer's name → its address on this node's proxy.
+          ...(spec.extraHosts !== undefined ? { ExtraHosts: spec.extraHosts } : {}),
           Mounts: mounts,
           RestartPolicy: { Name: 'no' },
           ...(spec.memoryBytes !== null ? { Memory: spec.memoryBytes } : {}),
@@ -251,14 +264,16 @@ function toRuntimeContainer(info: Docker.ContainerInspectInfo): RuntimeContainer
   const published: RuntimeContainer['published'] = [];
   for (const [key, bindings] of Object.entries(info.NetworkSettings.Ports ?? {})) {
     const internal = Number.parseInt(key, 10);
+    const udp = key.endsWith('/udp');
+    if (!udp && !key.endsWith('/tcp')) continue; // sctp: drover publishes none
     for (const b of bindings ?? []) {
       const hostPort = Number.parseInt(b.HostPort, 10);
       if (Number.isFinite(internal) && Number.isFinite(hostPort) && hostPort > 0) {
-        published.push({ internal, host: b.HostIp, host_port: hostPort });
+        published.push({ internal, host: b.HostIp, host_port: hostPort, ...(udp ? { protocol: 'udp' as const } : {}) });
       }
     }
   }
-  published.sort((a, b) => a.internal - b.internal || a.host_port - b.host_port);
+  published.sort((a, b) => a.internal - b.internal || (a.protocol ?? '').localeCompare(b.protocol ?? '') || a.host_port - b.host_port);
   const networks = Object.values(info.NetworkSettings.Networks ?? {});
   return {
     id: info.Id,

@@ -12,6 +12,7 @@
  * or when a pass applied a step the planner is in a hurry about (it asks for a recheck: during a
  * migration's release every pass is downtime).
  */
+import type { ServiceSubnet } from '#common/service-subnet.ts';
 import { backoffDelay } from '#common/backoff.ts';
 import type { AgentDesired } from '#common/channel.ts';
 import type { Logger } from '#common/log.ts';
@@ -53,6 +54,8 @@ export interface LoopDeps {
   gates?: Gates | null;
   /** Self-fencing (fence.ts): told of every acknowledged report; while it gates, failover-enabled applications do not start. */
   fence?: { acked(sentAt: number, version: number): Promise<void>; gating(desired: AgentDesired | null): boolean };
+  /** This node's service subnet (docs/DESIGN.md §21); absent: containers get no peer names. */
+  serviceSubnet?: ServiceSubnet;
 }
 
 export interface PassSummary {
@@ -128,6 +131,7 @@ export class ConvergenceLoop {
       const result = plan(desired, observed, {
         nodeUuid: deps.identity.uuid,
         address: deps.identity.address,
+        ...(deps.serviceSubnet !== undefined ? { serviceSubnet: deps.serviceSubnet } : {}),
         now: deps.clock.now(),
         warmStart: deps.gates != null,
         fenced: deps.fence?.gating(desired) ?? false,

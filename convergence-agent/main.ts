@@ -3,6 +3,7 @@
  * dependencies, starts the convergence loop, stops cleanly on SIGTERM/SIGINT. Exits
  * non-zero only here, for start-up faults, with a message that names the key.
  */
+import { parseServiceSubnet } from '#common/service-subnet.ts';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -203,6 +204,7 @@ async function main(): Promise<void> {
   });
   loop = new ConvergenceLoop({
     identity,
+    serviceSubnet: parseServiceSubnet(config.service_subnet)!,
     store,
     runtime,
     channel: new HttpControlChannel(config.control_url),

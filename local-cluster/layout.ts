@@ -100,6 +100,15 @@ export function bridgeSubnet(subnet: number, index: number): { network: string; 
   return { network: `${prefix}.0/24`, gateway: `${prefix}.1`, cidr: `${prefix}.1/24` };
 }
 
+/**
+ * Node i's service subnet (docs/DESIGN.md §21): 10.(240+i).<subnet>.0/24, where its proxy
+ * serves the applications reached by name. Distinct for every (subnet, node) while the nodes
+ * share one network namespace, and away from the bridges' 10.(230+i).
+ */
+export function serviceSubnet(subnet: number, index: number): string {
+  return `10.${240 + index}.${subnet}.0/24`;
+}
+
 /** All the paths of node i. */
 export function nodePaths(cluster: string, root: string, index: number) {
   const stateDir = join(root, `n${index}`);

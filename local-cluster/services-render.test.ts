@@ -45,6 +45,7 @@ describe('drover services on a local cluster', () => {
       state_dir: '/var/lib/drover/clusters/t4/services/n2/agent',
       node_uuid_file: '/var/lib/drover/clusters/t4/n2/uuid',
       address: '127.0.4.12',
+      service_subnet: '10.242.4.0/24',
       pool: 'drover-t4-n2',
       docker_socket: '/run/drover/t4/n2/docker.sock',
       transport: 'ssh',
@@ -55,9 +56,9 @@ describe('drover services on a local cluster', () => {
     });
   });
 
-  it("renders each proxy.yml listening on its node's address", () => {
+  it("renders each proxy.yml listening on its node's address, serving names in the node's own service subnet", () => {
     const c = cluster('demo', 0, 3);
-    expect(parse(renderProxyConfig(c, c.nodes[2]!))).toEqual({ control: 'http://127.0.0.1:4523', node_uuid: c.nodes[2]!.uuid, listen_host: '127.0.0.13' });
+    expect(parse(renderProxyConfig(c, c.nodes[2]!))).toEqual({ control: 'http://127.0.0.1:4523', node_uuid: c.nodes[2]!.uuid, listen_host: '127.0.0.13', service_subnet: '10.243.0.0/24' });
   });
 
   it('keeps every file and every command line of the processes under <root>/services, where teardown looks for them', () => {

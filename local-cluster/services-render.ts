@@ -9,6 +9,7 @@ import { readConfig as readControlConfig } from '../control-service/config.ts';
 import { ProxyConfig } from '../proxy/config.ts';
 import { isolatedNetwork, nodeExec } from './netns.ts';
 import type { LocalCluster, LocalNode } from './types.ts';
+import { serviceSubnet } from './layout.ts';
 
 /**
  * drover's own processes on a local cluster — where their files live, how they are named,
@@ -86,6 +87,11 @@ function yamlFile(header: string, config: object): string {
   return `# ${header} (written by drover cluster up)\n${stringify(config)}`;
 }
 
+/** The node's service subnet, from its index and the cluster's subnet S (its address is 127.0.S.(10+i), layout.ts). */
+function nodeServiceSubnet(node: LocalNode): string {
+  return serviceSubnet(Number(node.address.split('.')[2]), node.index);
+}
+
 /** A node's agent.yml settings: control, address, pool, its dockerd, its sshd's endpoint and host key, state dir. */
 export function agentConfig(cluster: LocalCluster, node: LocalNode): z.input<typeof AgentConfig> {
   const dir = join(servicesDir(cluster.root), node.name);
@@ -94,6 +100,7 @@ export function agentConfig(cluster: LocalCluster, node: LocalNode): z.input<typ
     state_dir: join(dir, 'agent'),
     node_uuid_file: join(node.stateDir, 'uuid'),
     address: node.address,
+    service_subnet: nodeServiceSubnet(node),
     pool: node.pool,
     ...(node.dockerSocket !== null ? { docker_socket: node.dockerSocket } : {}),
     ...(node.ssh !== null
@@ -121,7 +128,7 @@ export function renderAgentConfig(cluster: LocalCluster, node: LocalNode): strin
 
 /** A node's proxy.yml settings: its node, listening on the node's address. */
 export function proxyConfig(cluster: LocalCluster, node: LocalNode): z.input<typeof ProxyConfig> {
-  const config = { control: controlUrl(cluster), node_uuid: node.uuid, listen_host: node.address };
+  const config = { control: controlUrl(cluster), node_uuid: node.uuid, listen_host: node.address, service_subnet: nodeServiceSubnet(node) };
   return validated(`proxy.yml of ${node.name}`, config, (c) => ProxyConfig.parse(c));
 }
 

@@ -20,8 +20,12 @@ describe('proxy boundaries', () => {
     expect(filesMatching(/\)\.binding\b/)).toEqual(['tcp-uv-binding.ts']);
   });
 
-  it('runs nft only through nft-command.ts', () => {
-    expect(filesMatching(/from ['"]execa['"]/)).toEqual(['nft-command.ts']);
+  it('runs commands only through nft-command.ts (nft) and ip-command.ts (ip)', () => {
+    expect(filesMatching(/from ['"]execa['"]/)).toEqual(['ip-command.ts', 'nft-command.ts']);
+  });
+
+  it('reaches node:dgram only through udp.ts', () => {
+    expect(filesMatching(/from ['"](node:)?dgram['"]/)).toEqual(['udp.ts']);
   });
 
   it('leaves process globals to main.ts', () => {

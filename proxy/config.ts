@@ -9,6 +9,7 @@
  * listen_host: 127.0.0.11          # the node's address: every route listens here
  * mode: user                       # user | kernel (nftables DNAT in steady state)
  * hold_deadline_ms: 30000
+ * service_subnet: 10.213.0.0/16    # applications reached by name (docs/DESIGN.md §21)
  * workers: 1                      # processes accepting new connections (uv engine)
  * ```
  */
@@ -17,6 +18,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DroverError } from '#common/errors.ts';
 import { Ipv4, Uuid } from '#common/model.ts';
+import { DEFAULT_SERVICE_SUBNET, ServiceSubnetText } from '#common/service-subnet.ts';
 
 export const ProxyConfig = z
   .object({
@@ -37,6 +39,14 @@ export const ProxyConfig = z
      * where new connections per second matter: about one core each (workers.ts). uv engine only.
      */
     workers: z.number().int().min(1).max(64).default(1),
+    /**
+     * Where applications reached by name are served (docs/DESIGN.md §21): name slot N listens at
+     * the subnet's address + N. Must equal the node's agent's `service_subnet`. The proxy routes
+     * it to the host itself at start (`ip route replace local … dev lo`) and removes the route at stop.
+     */
+    service_subnet: ServiceSubnetText.default(DEFAULT_SERVICE_SUBNET),
+    /** UDP: a client's session with no datagram either way for this long is closed. */
+    udp_idle_timeout_ms: z.number().int().min(100).max(3_600_000).default(60_000),
     /** Kernel mode: the nftables table this proxy owns (default `drover_proxy_<uuid prefix>`). */
     nat_table: z
       .string()
@@ -46,7 +56,7 @@ export const ProxyConfig = z
   .strict();
 export type ProxyConfig = z.infer<typeof ProxyConfig>;
 
-const NUMERIC = new Set(['hold_deadline_ms', 'connect_timeout_ms', 'retry_interval_ms', 'max_held_per_port', 'buffer_bytes', 'poll_wait_ms', 'workers']);
+const NUMERIC = new Set(['udp_idle_timeout_ms', 'hold_deadline_ms', 'connect_timeout_ms', 'retry_interval_ms', 'max_held_per_port', 'buffer_bytes', 'poll_wait_ms', 'workers']);
 const KEYS = Object.keys(ProxyConfig.shape);
 
 export interface ConfigInputs {

@@ -13,6 +13,8 @@ import { createEngine } from './engine.ts';
 import { createNftRules } from './nft-command.ts';
 import { RoutingProxy, type NatRules } from './proxy.ts';
 import { followRoutes } from './route-follower.ts';
+import { localRoute } from './ip-command.ts';
+import { parseServiceSubnet } from '#common/service-subnet.ts';
 import { httpRouteSource } from './route-source.ts';
 import { ClusteredProxy, ProxyWorkers, runWorker, SharingEngine, type FromWorker, type ToWorker } from './workers.ts';
 import type { UvHandle } from './tcp-uv-binding.ts';
@@ -66,8 +68,17 @@ async function main(): Promise<void> {
     connectTimeoutMs: config.connect_timeout_ms,
     retryIntervalMs: config.retry_interval_ms,
     maxHeld: config.max_held_per_port,
+    udpIdleTimeoutMs: config.udp_idle_timeout_ms,
   };
-  const proxy = new RoutingProxy({ engine, listenHost: config.listen_host, nat, log, options });
+  const serviceSubnet = parseServiceSubnet(config.service_subnet)!;
+  const route = localRoute(serviceSubnet);
+  try {
+    await route.add();
+  } catch (err) {
+    // Published ports work without it; only names do not. Said once, loudly.
+    log.error({ err, serviceSubnet: serviceSubnet.cidr }, 'service subnet not routed here: applications are not reachable by name on this node');
+  }
+  const proxy = new RoutingProxy({ engine, listenHost: config.listen_host, serviceSubnet, nat, log, options });
   let workers: ProxyWorkers | null = null;
   if (engine instanceof SharingEngine) {
     workers = new ProxyWorkers({
@@ -77,6 +88,7 @@ async function main(): Promise<void> {
       env: { ...process.env, [ROLE]: 'worker', [WORKER_BUFFER]: String(config.buffer_bytes) },
       engine,
       listenHost: config.listen_host,
+      serviceSubnet: serviceSubnet.cidr,
       options,
       log: log.child({ subsystem: 'workers' }),
     });
@@ -113,6 +125,7 @@ async function main(): Promise<void> {
     clearInterval(statusTimer);
     void following
       .then(() => Promise.all([proxy.stop(5_000), workers?.stop(5_000)]))
+      .then(() => route.remove().catch((err: unknown) => log.warn({ err }, 'service subnet route not removed')))
       .then(() => {
         log.info('proxy stopped');
         process.exit(0);

@@ -18,8 +18,10 @@ export interface ForwardingOptions {
   holdDeadlineMs: number;
   connectTimeoutMs: number;
   retryIntervalMs: number;
-  /** Held connections per port past which new ones are closed (each holds a descriptor). */
+  /** Held connections per port past which new ones are closed (each holds a descriptor); for UDP, held datagrams. */
   maxHeld: number;
+  /** UDP: a client's session idle this long is closed (udp.ts; default 60 s). */
+  udpIdleTimeoutMs?: number;
 }
 
 /** A listener that failed to open is tried again 250 ms doubling to 5 s later. */

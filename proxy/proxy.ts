@@ -10,6 +10,8 @@ import type { Logger } from '#common/log.ts';
 import { PortForwarder, type ForwardingOptions, type PortStatus } from './port-forwarder.ts';
 import { dnatRules, planRoutes, type DnatRule } from './route-plan.ts';
 import type { TcpCounts, TcpEngine } from './tcp.ts';
+import { UdpForwarder } from './udp.ts';
+import type { ServiceSubnet } from '#common/service-subnet.ts';
 
 /** The kernel fast path: owns one nftables table and replaces its rules atomically. */
 export interface NatRules {
@@ -21,8 +23,12 @@ export interface NatRules {
 
 export interface ProxyDeps {
   engine: TcpEngine;
-  /** The node's address: every route listens on `listenHost:external_port`. */
+  /** The node's address: published ports listen on `listenHost:external_port` (unless they name a host address). */
   listenHost: string;
+  /** Name routes listen in it (docs/DESIGN.md §21); absent: none are served. */
+  serviceSubnet?: ServiceSubnet | null;
+  /** UDP routes are served (false in a worker: the primary alone binds UDP ports). Default true. */
+  udp?: boolean;
   options: ForwardingOptions;
   log: Logger;
   clock?: Clock;
@@ -34,7 +40,8 @@ export interface ProxyStatus {
   version: number | null;
   mode: 'user' | 'kernel';
   engine: string;
-  ports: PortStatus[];
+  /** Each listener, with where it listens (`tcp 127.0.0.11:80`). */
+  ports: (PortStatus & { listen: string })[];
   counts: TcpCounts;
 }
 
@@ -45,9 +52,12 @@ export const DEFAULT_FORWARDING: ForwardingOptions = {
   maxHeld: 10_000,
 };
 
+/** What listens for one route: a TCP port (with its hold queue) or a UDP port (udp.ts). */
+type Forwarder = PortForwarder | UdpForwarder;
+
 export class RoutingProxy {
-  private readonly ports = new Map<number, PortForwarder>();
-  private readonly routes = new Map<number, Route>();
+  private readonly ports = new Map<string, Forwarder>();
+  private readonly routes = new Map<string, Route>();
   private applied: number | null = null;
   private readonly clock: Clock;
 
@@ -68,22 +78,25 @@ export class RoutingProxy {
    */
   async apply(table: RouteTable): Promise<void> {
     const { deps } = this;
-    const plan = planRoutes(this.routes, table);
+    const udp = deps.udp ?? true;
+    const plan = planRoutes(this.routes, { ...table, routes: udp ? table.routes : table.routes.filter((r) => r.protocol !== 'udp') }, { listenHost: deps.listenHost, serviceSubnet: deps.serviceSubnet ?? null });
     for (const { route, reason } of plan.blocked) deps.log.warn({ application: route.application, port: route.external_port, reason }, 'route skipped');
-    for (const route of plan.update) {
-      this.routes.set(route.external_port, route);
-      this.ports.get(route.external_port)!.setRoute(route);
+    for (const { key, route } of plan.update) {
+      this.routes.set(key, route);
+      this.ports.get(key)!.setRoute(route);
     }
-    const closing = plan.close.map((port) => {
-      const forwarder = this.ports.get(port)!;
-      this.ports.delete(port);
-      this.routes.delete(port);
+    const closing = plan.close.map((key) => {
+      const forwarder = this.ports.get(key)!;
+      this.ports.delete(key);
+      this.routes.delete(key);
       return forwarder.remove();
     });
-    const opening = plan.open.map((route) => {
-      const forwarder = new PortForwarder(route, deps.engine, deps.listenHost, deps.options, this.clock, deps.log);
-      this.ports.set(route.external_port, forwarder);
-      this.routes.set(route.external_port, route);
+    const opening = plan.open.map(({ listen, route }) => {
+      const forwarder = listen.udp
+        ? new UdpForwarder(route, listen.host, deps.options, this.clock, deps.log)
+        : new PortForwarder(route, deps.engine, listen.host, deps.options, this.clock, deps.log);
+      this.ports.set(listen.key, forwarder);
+      this.routes.set(listen.key, route);
       return forwarder.open();
     });
     await Promise.all([...closing, ...opening]);
@@ -106,7 +119,7 @@ export class RoutingProxy {
       version: this.applied,
       mode: this.deps.nat ? 'kernel' : 'user',
       engine: this.deps.engine.name,
-      ports: [...this.ports.values()].map((p) => p.status()).sort((a, b) => a.port - b.port),
+      ports: [...this.ports].map(([key, p]) => ({ ...p.status(), listen: key })).sort((a, b) => a.port - b.port || a.listen.localeCompare(b.listen)),
       counts: this.deps.engine.counts(),
     };
   }

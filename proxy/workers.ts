@@ -27,11 +27,12 @@ import type { ForwardingOptions } from './port-forwarder.ts';
 import { RoutingProxy } from './proxy.ts';
 import type { Inbound, TcpCounts, TcpEngine, TcpListener } from './tcp.ts';
 import { adoptListener, listenerHandle } from './tcp-uv.ts';
+import { parseServiceSubnet } from '#common/service-subnet.ts';
 import type { UvHandle } from './tcp-uv-binding.ts';
 
 /** primary → worker */
 export type ToWorker =
-  | { t: 'config'; listenHost: string; options: ForwardingOptions }
+  | { t: 'config'; listenHost: string; serviceSubnet: string | null; options: ForwardingOptions }
   | { t: 'listener'; host: string; port: number }
   | { t: 'apply'; table: RouteTable }
   | { t: 'stop'; graceMs: number };
@@ -140,7 +141,8 @@ export function runWorker(o: { engine: TcpEngine; channel: WorkerChannel; log: L
     }
     switch (message.t) {
       case 'config':
-        proxy = new RoutingProxy({ engine, listenHost: message.listenHost, options: message.options, log: o.log });
+        // UDP ports are the primary's alone: a datagram socket cannot be shared like a listener.
+        proxy = new RoutingProxy({ engine, listenHost: message.listenHost, serviceSubnet: message.serviceSubnet === null ? null : parseServiceSubnet(message.serviceSubnet), udp: false, options: message.options, log: o.log });
         return;
       case 'listener':
         if (handle) engine.receive(message.host, message.port, handle);
@@ -184,6 +186,8 @@ export interface ProxyWorkersOptions {
   env: Record<string, string | undefined>;
   engine: SharingEngine;
   listenHost: string;
+  /** The primary's service subnet (CIDR), so workers place name routes where it does. */
+  serviceSubnet?: string | null;
   options: ForwardingOptions;
   log: Logger;
   /** How long a worker gets to start or to apply a table; default 10 s. */
@@ -257,7 +261,7 @@ export class ProxyWorkers {
     });
     return this.answer(worker, (m) => m.t === 'ready', 'start')
       .then(async () => {
-        child.send({ t: 'config', listenHost: o.listenHost, options: o.options } satisfies ToWorker);
+        child.send({ t: 'config', listenHost: o.listenHost, serviceSubnet: o.serviceSubnet ?? null, options: o.options } satisfies ToWorker);
         if (this.table) await this.applyTo(worker, this.table);
         worker.live = true;
         o.log.info({ worker: index, workerPid: child.pid }, 'proxy worker live');

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Application, Desired, Migration, ObservedContainer } from '#common/model.ts';
 import { validateDesired } from '../store/validate.ts';
-import { computeRoutes, routesJson } from './route-table.ts';
+import { LearnedPorts, computeRoutes, routesJson } from './route-table.ts';
 
 const n = (i: number) => `00000001-0000-4000-8000-${String(i).padStart(12, '0')}`;
 const app = (name: string, node: number, external: number, extra: Partial<Application> = {}) =>
@@ -64,5 +64,49 @@ describe('route table', () => {
     expect(routesJson(moving, lookup)).toBe(JSON.stringify(computeRoutes(moving, lookup)));
     containers.set(`${n(1)}/a`, seen('a', 9));
     expect(routesJson(moving, lookup)).toBe(JSON.stringify(computeRoutes(moving, lookup)));
+  });
+
+  it('routes UDP and host-address ports to the port published for that protocol', () => {
+    const dns = app('dns', 1, 53, { ports: [{ internal: 53, external: 53 }, { internal: 53, external: 53, protocol: 'udp' }, { internal: 9153, external: 9153, host_ip: '127.0.0.1' }] });
+    const published = [
+      { internal: 53, host: '127.0.0.11', host_port: 40001 },
+      { internal: 53, host: '127.0.0.11', host_port: 40002, protocol: 'udp' as const },
+      { internal: 9153, host: '127.0.0.11', host_port: 40003 },
+    ];
+    const routes = computeRoutes(doc([dns]), () => seen('dns', 0, { published }));
+    expect(routes.map((r) => [r.external_port, r.protocol, r.host_ip, r.target?.port])).toEqual([
+      [53, undefined, undefined, 40001],
+      [53, 'udp', undefined, 40002],
+      [9153, undefined, '127.0.0.1', 40003],
+    ]);
+  });
+
+  it('adds a name route per published or exposed container port of an application with a name slot, held with the others', () => {
+    const db = app('db', 1, 15432, { ports: [{ internal: 5432, external: 15432 }], expose: [{ internal: 5432 }, { internal: 9187 }], name_slot: 4 });
+    const routes = computeRoutes(doc([db], [migration('db', 'cutover', 2)]), () => seen('db', 0, { published: [{ internal: 5432, host: '127.0.0.11', host_port: 40010 }] }));
+    expect(routes.map((r) => [r.external_port, r.name_slot, r.target?.port ?? null, r.hold])).toEqual([
+      [15432, undefined, 40010, true],
+      [5432, 4, 40010, true],
+      [9187, 4, null, true],
+    ]);
+    // Exposed only: name routes and no published port on the node's address.
+    const cache = app('cache', 1, 1, { ports: [], expose: [{ internal: 6379 }], name_slot: 5 });
+    expect(computeRoutes(doc([cache]), () => undefined)).toEqual([{ application: 'cache', external_port: 6379, target: null, hold: false, generation: 0, name_slot: 5 }]);
+  });
+
+  it("learns the ports a named application's container publishes (its image's EXPOSE) and keeps them while it moves", () => {
+    const learned = new LearnedPorts();
+    const db = app('db', 1, 1, { ports: [], name_slot: 3 });
+    const running = seen('db', 0, { published: [{ internal: 6379, host: '127.0.0.11', host_port: 40020 }] });
+    expect(computeRoutes(doc([db]), () => undefined, learned)).toEqual([]);
+    expect(computeRoutes(doc([db]), () => running, learned)).toEqual([
+      { application: 'db', external_port: 6379, target: { host: '127.0.0.11', port: 40020, node_uuid: n(1) }, hold: false, generation: 0, name_slot: 3 },
+    ]);
+    // Handoff: the target has no container yet; the name route stays, held, with no target.
+    const handoff = doc([{ ...db, node_uuid: n(2) }], [migration('db', 'handoff', 4)]);
+    expect(computeRoutes(handoff, () => undefined, learned)).toEqual([{ application: 'db', external_port: 6379, target: null, hold: true, generation: 4, name_slot: 3 }]);
+    expect(routesJson(handoff, () => undefined, learned)).toBe(JSON.stringify(computeRoutes(handoff, () => undefined, learned)));
+    // Another image starts afresh.
+    expect(computeRoutes(doc([{ ...db, image: 'y' }]), () => undefined, learned)).toEqual([]);
   });
 });

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { Application, Dataset, type Link } from '#common/model.ts';
+import { Application, Dataset, externalKey, type Link } from '#common/model.ts';
 import { datasetIdFor } from '#common/dataset-id.ts';
 import type { FileDraft, ServiceDraft } from './draft.ts';
 import { UNPLACED_PRIMARY } from '#common/model.ts';
@@ -65,12 +65,12 @@ export function buildModel(draft: FileDraft, project: string, pins: ReadonlyMap<
     containerNames.set(name, service.name);
   }
 
-  const externals = new Map<number, string>();
+  const externals = new Map<string, string>();
   const applications = draft.services.map((service) => service.scope.attempt(() => {
     for (const port of service.ports) {
-      const other = externals.get(port.external);
-      if (other !== undefined) service.scope.reportKey(['ports'], `published port ${port.external} is also published by service "${other}"`);
-      externals.set(port.external, service.name);
+      const other = externals.get(externalKey(port));
+      if (other !== undefined) service.scope.reportKey(['ports'], `published port ${externalKey(port)} is also published by service "${other}"`);
+      externals.set(externalKey(port), service.name);
     }
     const node = pins.get(service.name);
     const candidate = {
@@ -81,6 +81,8 @@ export function buildModel(draft: FileDraft, project: string, pins: ReadonlyMap<
       ...(service.entrypoint === undefined ? {} : { entrypoint: service.entrypoint }),
       environment: service.environment,
       ports: service.ports,
+      ...(service.expose === undefined || service.expose.length === 0 ? {} : { expose: service.expose }),
+      ...(service.networks === undefined ? {} : { networks: service.networks }),
       volumes: service.volumes
         .filter((u) => datasetOf.has(u.volume))
         .map((u) => ({ dataset_id: datasetOf.get(u.volume)!, mountpoint: u.mountpoint, ...(u.readOnly ? { read_only: true } : {}) })),
@@ -124,7 +126,8 @@ function resolveLinks(service: ServiceDraft, byName: ReadonlyMap<string, Service
       service.scope.reportKey(target.key, why);
       continue;
     }
-    for (const port of other.ports) links.push({ alias: target.alias, local_port: port.internal, remote_port: port.external });
+    // Links are TCP (Docker's link variables); UDP ports are reached by name.
+    for (const port of other.ports.filter((p) => p.protocol !== 'udp')) links.push({ alias: target.alias, local_port: port.internal, remote_port: port.external });
   }
   const seen = new Set<number>();
   links.forEach((link) => {

@@ -3,13 +3,13 @@ import { AppName } from '#common/model.ts';
 import { resolveExtends } from './compose-extends.ts';
 import { readComposeService, type ServiceContext } from './compose-service.ts';
 import { readTopVolumes } from './compose-volumes.ts';
+import { readTopNetworks } from './compose-networks.ts';
 import type { FileDraft, ServiceDraft } from './draft.ts';
 import { unescapeDollars } from './interpolation.ts';
 import { Scope } from './scope.ts';
 import type { YamlSource } from './yaml-source.ts';
 
 const TOP_REASONS: Record<string, string> = {
-  networks: 'drover connects applications through its routing proxy; use "ports:" and "links:"',
   configs: 'not supported yet; put the file in the image or in a volume',
   secrets: 'not supported yet; put the value in "environment:" (or an "env_file:") or in a volume',
   include: 'write the services into this file',
@@ -51,7 +51,7 @@ const ComposeTop = z
 export function readComposeFile(src: YamlSource, top: Record<string, unknown>): FileDraft {
   const scope = new Scope(src, []);
   for (const key of Object.keys(top)) {
-    if (key.startsWith('x-') || ['version', 'name', 'services', 'volumes'].includes(key)) continue;
+    if (key.startsWith('x-') || ['version', 'name', 'services', 'volumes', 'networks'].includes(key)) continue;
     const reason = TOP_REASONS[key];
     scope.report([key], `unsupported top-level key "${key}"${reason ? `: ${reason}` : ''}`);
   }
@@ -59,7 +59,8 @@ export function readComposeFile(src: YamlSource, top: Record<string, unknown>): 
   const dollars = (value: unknown, path: PropertyKey[], at: Scope = scope): unknown => (trailer ? value : unescapeDollars(at, value, path));
   const spec = scope.shape([], ComposeTop, top);
   const volumes = scope.attempt(() => readTopVolumes(scope, dollars(spec.volumes ?? null, ['volumes'])), new Map());
-  const context: ServiceContext = trailer ? { interpolated: true, envFiles: trailer.env_files } : {};
+  const networks = scope.attempt(() => readTopNetworks(scope, dollars(top.networks, ['networks'])), new Set(['default']));
+  const context: ServiceContext = { ...(trailer ? { interpolated: true, envFiles: trailer.env_files } : {}), networks };
   const profiles = new Set(trailer?.profiles ?? []);
   const record = spec.services as Record<string, unknown>;
   const inactive = new Set<string>();

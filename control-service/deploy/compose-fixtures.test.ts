@@ -247,12 +247,12 @@ describe('refused application files', () => {
     ],
     [
       'refuse-network-mode.yml',
-      'refuse-network-mode.yml:4:5: service "agent": unsupported key "network_mode": drover connects applications through its routing proxy; use "ports:" and "links:"',
+      'refuse-network-mode.yml:4:5: service "agent": unsupported key "network_mode": drover connects applications through its routing proxy; services reach each other by name on the project\'s networks ("networks:"), and "ports:" publish on every node',
     ],
     ['refuse-bad-port.yml', 'refuse-bad-port.yml:6:9: service "web": key "ports[1]": "99999:80" is not a port mapping: ports are numbers 1-65535 ("PUBLISHED:TARGET", e.g. "8080:80")'],
     [
       'refuse-host-ip.yml',
-      'refuse-host-ip.yml:5:9: service "web": key "ports[0]": "127.0.0.1:8080:80": a host address is not supported: drover publishes every port on each node\'s own address (through its routing proxy), so a host address cannot be chosen; write "PUBLISHED:TARGET"',
+      'refuse-host-ip.yml:5:9: service "web": key "ports[0]": "[::1]:8080:80": an IPv6 host address is not supported: drover\'s nodes listen on IPv4 addresses',
     ],
     ['refuse-bad-size.yml', 'refuse-bad-size.yml:8:7: key "volumes.pgdata.driver_opts.size": "10 potatoes" is not a size (bytes, or a number with K, M, G or T: "500M", "2.5G")'],
     ['refuse-small-size.yml', 'refuse-small-size.yml:8:7: key "volumes.pgdata.driver_opts.size": "10M" is smaller than the smallest dataset, 64M'],

@@ -55,13 +55,34 @@ describe('Compose keys', () => {
     ]);
   });
 
-  it('refuses UDP, container-only ports, a long-syntax host address and a duplicate published port', () => {
-    expect(refusal('    ports: ["53:53/udp"]\n')).toBe('c.yml:4:13: service "app": key "ports[0]": "53:53/udp": drover routes TCP only');
+  it('reads UDP ports and host addresses in both syntaxes; 0.0.0.0 is the node\'s own address', () => {
+    expect(service('    ports: ["53:53/udp", "53:53", "127.0.0.1:8080:80", "0.0.0.0:9090:90", { target: 3478, published: "3478", protocol: udp, host_ip: 127.0.0.2 }]\n').ports).toEqual([
+      { internal: 53, external: 53, protocol: 'udp' },
+      { internal: 53, external: 53 },
+      { internal: 80, external: 8080, host_ip: '127.0.0.1' },
+      { internal: 90, external: 9090 },
+      { internal: 3478, external: 3478, protocol: 'udp', host_ip: '127.0.0.2' },
+    ]);
+  });
+
+  it('refuses SCTP, container-only ports, IPv6 and bad host addresses and a duplicate published port', () => {
+    expect(refusal('    ports: ["9:9/sctp"]\n')).toBe('c.yml:4:13: service "app": key "ports[0]": "9:9/sctp": drover relays TCP and UDP, not SCTP');
     expect(refusal('    ports: ["80"]\n')).toBe(
-      'c.yml:4:13: service "app": key "ports[0]": "80" needs a published port ("8080:80"): drover publishes each port at the same number on every node',
+      'c.yml:4:13: service "app": key "ports[0]": "80" needs a published port ("8080:80"): drover publishes each port at the same number on every node; to reach it from the project\'s services by name only, list it under "expose:"',
     );
-    expect(refusal('    ports: [{ target: 80, published: "8080", host_ip: 127.0.0.1 }]\n')).toMatch(/^c\.yml:4:46: service "app": key "ports\[0\]\.host_ip": drover publishes every port/);
+    expect(refusal('    ports: ["127.0.0.1::80"]\n')).toMatch(/"127\.0\.0\.1::80" needs a published port/);
+    expect(refusal('    ports: ["[::1]:8080:80"]\n')).toMatch(/an IPv6 host address is not supported/);
+    expect(refusal('    ports: [{ target: 80, published: "8080", host_ip: localhost }]\n')).toMatch(/^c\.yml:4:46: service "app": key "ports\[0\]\.host_ip": "localhost" is not an IPv4 address/);
     expect(refusal('    ports: ["8080:80", "8080:81"]\n')).toBe('c.yml:4:5: service "app": key "ports": published port 8080 appears more than once');
+    expect(refusal('    ports: ["53:53/udp", "53:54/udp"]\n')).toBe('c.yml:4:5: service "app": key "ports": published port 53/udp appears more than once');
+  });
+
+  it('reads expose and networks with aliases; a network must be declared', () => {
+    const app = service('    expose: ["5432", 6000-6001, "53/udp"]\n    networks: { back: { aliases: [database] }, default: null }\n', 'networks: { back: { driver: bridge } }\n');
+    expect(app.expose).toEqual([{ internal: 5432 }, { internal: 6000 }, { internal: 6001 }, { internal: 53, protocol: 'udp' }]);
+    expect(app.networks).toEqual({ back: ['database'], default: [] });
+    expect(refusal('    networks: [back]\n')).toBe('c.yml:4:16: service "app": key "networks[0]": network "back" is not declared under the top-level "networks:"');
+    expect(refusal('    networks: { default: { ipv4_address: 10.0.0.5 } }\n')).toMatch(/unsupported key "networks\.default\.ipv4_address": drover gives each service its address itself/);
   });
 
   it('names an unknown key inside a long port by its full path', () => {
@@ -136,9 +157,7 @@ describe('Compose keys', () => {
   });
 
   it('refuses unsupported top-level keys and files of no known format', () => {
-    expect(refusal('', 'networks: { default: {} }\n')).toBe(
-      'c.yml:4:1: unsupported top-level key "networks": drover connects applications through its routing proxy; use "ports:" and "links:"',
-    );
+    expect(refusal('', 'include: [other.yml]\n')).toBe('c.yml:4:1: unsupported top-level key "include": write the services into this file');
     expect(() =>
       parseDeployment({ project: 'p', compose: { file: 'c.yml', text: 'hello: world\n' }, topology: { file: 't.yml', text: 'version: 1\nnodes: {}\n' }, nodes: [] }),
     ).toThrow(/^c\.yml:1:1: not an application file drover reads/);

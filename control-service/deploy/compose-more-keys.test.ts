@@ -90,34 +90,34 @@ describe('a refused file', () => {
         'services:',
         '  web:',
         '    image: nginx',
-        '    expose: [80]',
-        '    networks: [front]',
-        '    ports: ["53:53/udp", "8080:80"]',
+        '    expose: ["80/sctp"]',
+        '    networks: [back]',
+        '    ports: ["[::1]:53:53/udp", "8080:80"]',
         '  db:',
         '    image: postgres',
         '    secrets: [pw]',
         '    depends_on: { web: { condition: service_healthy } }',
-        'networks: { front: {} }',
+        'networks: { front: { external: true } }',
         '',
       ].join('\n'),
     );
     expect(err.message.split('\n')).toEqual([
       'c.yml: 6 problems',
-      '  c.yml:4:5: service "web": unsupported key "expose": drover routes only published ports; use "ports:" ("PUBLISHED:TARGET")',
-      '  c.yml:5:5: service "web": unsupported key "networks": drover connects applications through its routing proxy; use "ports:" and "links:"',
-      '  c.yml:6:13: service "web": key "ports[0]": "53:53/udp": drover routes TCP only',
+      '  c.yml:4:14: service "web": key "expose[0]": "80/sctp": drover relays TCP and UDP, not SCTP',
+      '  c.yml:5:16: service "web": key "networks[0]": network "back" is not declared under the top-level "networks:"',
+      '  c.yml:6:13: service "web": key "ports[0]": "[::1]:53:53/udp": an IPv6 host address is not supported: drover\'s nodes listen on IPv4 addresses',
       '  c.yml:9:5: service "db": unsupported key "secrets": not supported yet; put the value in "environment:" (or an "env_file:") or in a volume',
       '  c.yml:10:26: service "db": key "depends_on.web.condition": "service_healthy" is not supported yet: drover starts services without waiting for each other (use "service_started", or drop the condition)',
-      '  c.yml:11:1: unsupported top-level key "networks": drover connects applications through its routing proxy; use "ports:" and "links:"',
+      '  c.yml:11:22: unsupported key "networks.front.external": drover resolves names within one project; a network made outside it has no services drover knows — put the services in this file',
     ]);
-    expect(err.detail).toMatchObject({ file: 'c.yml', line: 4, column: 5, service: 'web', key: 'expose' });
+    expect(err.detail).toMatchObject({ file: 'c.yml', line: 4, column: 14, service: 'web', key: 'expose[0]' });
     expect((err.detail.problems as unknown[])[2]).toEqual({
       file: 'c.yml',
       service: 'web',
       key: 'ports[0]',
       line: 6,
       column: 13,
-      message: 'c.yml:6:13: service "web": key "ports[0]": "53:53/udp": drover routes TCP only',
+      message: 'c.yml:6:13: service "web": key "ports[0]": "[::1]:53:53/udp": an IPv6 host address is not supported: drover\'s nodes listen on IPv4 addresses',
     });
   });
 

@@ -1,12 +1,15 @@
 import { z } from 'zod';
+import { externalKey } from '#common/model.ts';
 import type { Scope } from './scope.ts';
 
-type Mapping = { internal: number; external: number };
+export type Mapping = { internal: number; external: number; protocol?: 'udp'; host_ip?: string };
+export type Exposed = { internal: number; protocol?: 'udp' };
 
 const PortLong = z
   .object({
     target: z.number().int().min(1).max(65535),
     published: z.union([z.string(), z.number().int()]).optional(),
+    host_ip: z.string().optional(),
     protocol: z.enum(['tcp', 'udp']).optional(),
     mode: z.enum(['ingress', 'host']).optional(),
     name: z.string().optional(),
@@ -14,16 +17,18 @@ const PortLong = z
   })
   .strict();
 
-const NO_HOST_IP =
-  'drover publishes every port on each node\'s own address (through its routing proxy), so a host address cannot be chosen; write "PUBLISHED:TARGET"';
-const NEEDS_PUBLISHED = 'needs a published port ("8080:80"): drover publishes each port at the same number on every node';
-const TCP_ONLY = 'drover routes TCP only';
+const NEEDS_PUBLISHED = 'needs a published port ("8080:80"): drover publishes each port at the same number on every node; to reach it from the project\'s services by name only, list it under "expose:"';
+const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
+const HOST_IP = 'is not an IPv4 address: a host address must be one of the node\'s IPv4 addresses ("127.0.0.1:8080:80")';
 
 /**
- * Reads Compose `ports:` in both syntaxes into `{internal, external}` pairs.
- * Short: `"8080:80"`, `"8080:80/tcp"`, `"8000-8001:8000-8001"`. A host address
- * (`"127.0.0.1:8080:80"`, long `host_ip`) is refused, as are a container-only port (Compose
- * would pick a random host port; drover's proxy needs a fixed one) and UDP.
+ * Reads Compose `ports:` in both syntaxes into published ports. Short:
+ * `[HOST_IP:]PUBLISHED:TARGET[/tcp|/udp]`, ranges allowed (`"8000-8001:8000-8001"`). Long:
+ * `{target, published, host_ip, protocol, mode, name, app_protocol}`. A host address makes
+ * every node's proxy listen on that address only (`0.0.0.0` is the same as none); UDP is
+ * relayed per client address (docs/DESIGN.md §21). Refused: a container-only port (Compose
+ * would pick a random host port; drover's proxies need a fixed one — `expose:` reaches it by
+ * name), IPv6 host addresses, SCTP.
  */
 export function readPorts(scope: Scope, value: unknown): Mapping[] {
   const list = scope.shape(['ports'], z.array(z.unknown()), value);
@@ -34,37 +39,70 @@ export function readPorts(scope: Scope, value: unknown): Mapping[] {
       const key = ['ports', i];
       if (typeof entry === 'string') out.push(...readShort(scope, key, entry));
       else if (typeof entry === 'number') scope.failKey(key, `port ${entry} ${NEEDS_PUBLISHED}`);
-      else if (entry !== null && typeof entry === 'object' && 'host_ip' in entry) scope.failKey([...key, 'host_ip'], NO_HOST_IP);
       else {
         const long = scope.shape(key, PortLong, entry);
-        if (long.protocol === 'udp') scope.failKey([...key, 'protocol'], TCP_ONLY);
         if (long.published === undefined) scope.failKey(key, `port ${long.target} ${NEEDS_PUBLISHED}`);
         const published = typeof long.published === 'number' ? long.published : parsePort(long.published);
         if (published === null) scope.failKey([...key, 'published'], `"${long.published}" is not a port number (1-65535)`);
-        out.push({ internal: long.target, external: published });
+        if (long.host_ip !== undefined && !IPV4.test(long.host_ip)) scope.failKey([...key, 'host_ip'], `"${long.host_ip}" ${HOST_IP}`);
+        out.push(mapping(long.target, published, long.protocol === 'udp', long.host_ip));
       }
     }, undefined),
   );
-  const seen = new Map<number, number>();
+  const seen = new Set<string>();
   out.forEach((p) => {
-    const count = (seen.get(p.external) ?? 0) + 1;
-    seen.set(p.external, count);
-    if (count > 1) scope.failKey(['ports'], `published port ${p.external} appears more than once`);
+    if (seen.has(externalKey(p))) scope.failKey(['ports'], `published port ${externalKey(p)} appears more than once`);
+    seen.add(externalKey(p));
   });
   return out;
 }
 
-function readShort(scope: Scope, key: PropertyKey[], text: string): Mapping[] {
-  let spec = text.trim();
+/** Compose `expose:` (`"5432"`, `"8000-8010"`, `"53/udp"`, numbers): container ports reached by name only. */
+export function readExpose(scope: Scope, value: unknown): Exposed[] {
+  const list = scope.shape(['expose'], z.array(z.union([z.string(), z.number().int()])), value);
+  const out: Exposed[] = [];
+  list.forEach((entry, i) =>
+    scope.attempt(() => {
+      const key = ['expose', i];
+      const { spec, udp } = splitProtocol(scope, key, String(entry));
+      const ports = parseRange(spec);
+      if (ports === null) scope.failKey(key, `"${entry}" is not a container port or range (1-65535, e.g. "5432" or "8000-8010")`);
+      for (const internal of ports) if (!out.some((p) => p.internal === internal && (p.protocol === 'udp') === udp)) out.push(udp ? { internal, protocol: 'udp' } : { internal });
+    }, undefined),
+  );
+  return out;
+}
+
+function mapping(internal: number, external: number, udp: boolean, hostIp: string | undefined): Mapping {
+  return {
+    internal,
+    external,
+    ...(udp ? { protocol: 'udp' as const } : {}),
+    // 0.0.0.0 is every address, which in drover is the node's own.
+    ...(hostIp !== undefined && hostIp !== '0.0.0.0' ? { host_ip: hostIp } : {}),
+  };
+}
+
+function splitProtocol(scope: Scope, key: PropertyKey[], text: string): { spec: string; udp: boolean } {
+  const spec = text.trim();
   const slash = spec.lastIndexOf('/');
-  if (slash >= 0) {
-    const protocol = spec.slice(slash + 1);
-    if (protocol === 'udp' || protocol === 'sctp') scope.failKey(key, `"${text}": ${TCP_ONLY}`);
-    if (protocol !== 'tcp') scope.failKey(key, `"${text}": unknown protocol "${protocol}"`);
-    spec = spec.slice(0, slash);
-  }
+  if (slash < 0) return { spec, udp: false };
+  const protocol = spec.slice(slash + 1);
+  if (protocol === 'sctp') scope.failKey(key, `"${text}": drover relays TCP and UDP, not SCTP`);
+  if (protocol !== 'tcp' && protocol !== 'udp') scope.failKey(key, `"${text}": unknown protocol "${protocol}"`);
+  return { spec: spec.slice(0, slash), udp: protocol === 'udp' };
+}
+
+function readShort(scope: Scope, key: PropertyKey[], text: string): Mapping[] {
+  const { spec, udp } = splitProtocol(scope, key, text);
+  if (spec.startsWith('[')) scope.failKey(key, `"${text}": an IPv6 host address is not supported: drover's nodes listen on IPv4 addresses`);
   const parts = spec.split(':');
-  if (parts.length === 3 || spec.startsWith('[')) scope.failKey(key, `"${text}": a host address is not supported: ${NO_HOST_IP}`);
+  let hostIp: string | undefined;
+  if (parts.length === 3) {
+    hostIp = parts.shift()!;
+    if (!IPV4.test(hostIp)) scope.failKey(key, `"${text}": "${hostIp}" ${HOST_IP}`);
+    if (parts[0] === '') scope.failKey(key, `"${text}" ${NEEDS_PUBLISHED}`);
+  }
   if (parts.length === 1) scope.failKey(key, `"${text}" ${NEEDS_PUBLISHED}`);
   if (parts.length !== 2) scope.failKey(key, `"${text}" is not a port mapping ("PUBLISHED:TARGET", e.g. "8080:80")`);
   const external = parseRange(parts[0]!);
@@ -73,7 +111,7 @@ function readShort(scope: Scope, key: PropertyKey[], text: string): Mapping[] {
     scope.failKey(key, `"${text}" is not a port mapping: ports are numbers 1-65535 ("PUBLISHED:TARGET", e.g. "8080:80")`);
   }
   if (external.length !== internal.length) scope.failKey(key, `"${text}": the two port ranges have different lengths`);
-  return internal.map((port, i) => ({ internal: port, external: external[i]! }));
+  return internal.map((port, i) => mapping(port, external[i]!, udp, hostIp));
 }
 
 function parsePort(text: string): number | null {

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import type { Placement, RestartPolicy } from '#common/model.ts';
 import { readComposeHealthcheck, readDroverHealthcheck } from './compose-healthcheck.ts';
-import { readPorts } from './compose-ports.ts';
+import { readExpose, readPorts } from './compose-ports.ts';
+import { readServiceNetworks } from './compose-networks.ts';
 import { readComposeReplication } from './compose-replication.ts';
 import { readVolumeUses } from './compose-volumes.ts';
 import { readConstraints } from './constraints.ts';
@@ -26,6 +27,8 @@ const SERVICE_KEYS = {
   environment: MapOrList.optional(),
   env_file: z.unknown().optional(),
   ports: z.unknown().optional(),
+  expose: z.unknown().optional(),
+  networks: z.unknown().optional(),
   volumes: z.unknown().optional(),
   links: z.array(z.string()).optional(),
   depends_on: z
@@ -59,16 +62,14 @@ const SERVICE_KEYS = {
 };
 type ServiceSpec = { [K in keyof typeof SERVICE_KEYS]?: z.infer<(typeof SERVICE_KEYS)[K]> };
 
-const NETWORKS = 'drover connects applications through its routing proxy; use "ports:" and "links:"';
+const NETWORKS = 'drover connects applications through its routing proxy; services reach each other by name on the project\'s networks ("networks:"), and "ports:" publish on every node';
 
 /** Why some well-known keys are refused (the rest get the bare "unsupported key"). */
 export const SERVICE_REASONS: Record<string, string> = {
   build: 'drover runs images and does not build them; build the image first and name it with "image:"',
   network_mode: NETWORKS,
   net: NETWORKS,
-  networks: NETWORKS,
   volumes_from: 'drover mounts datasets by name; share a named volume instead',
-  expose: 'drover routes only published ports; use "ports:" ("PUBLISHED:TARGET")',
   secrets: 'not supported yet; put the value in "environment:" (or an "env_file:") or in a volume',
   configs: 'not supported yet; put the file in the image or in a volume',
   scale: 'drover runs one container per service',
@@ -80,6 +81,8 @@ export interface ServiceContext {
   interpolated?: boolean;
   /** `env_file:` path as written → its variables, or null when the CLI found no such file. Absent: not sent by a CLI. */
   envFiles?: Readonly<Record<string, Record<string, string> | null>>;
+  /** The file's declared networks (compose-networks.ts); absent: only `default`. */
+  networks?: ReadonlySet<string>;
 }
 
 /**
@@ -108,6 +111,8 @@ export function readComposeService(scope: Scope, name: string, raw: unknown, con
     image: spec.image ?? '',
     environment: { ...fileEnv, ...(spec.environment === undefined ? {} : key(() => readEnvironment(scope, spec.environment!, context.interpolated === true), {})) },
     ports: spec.ports === undefined ? [] : key(() => readPorts(scope, spec.ports), []),
+    ...(spec.expose === undefined ? {} : { expose: key(() => readExpose(scope, spec.expose), []) }),
+    ...(spec.networks === undefined ? {} : { networks: key(() => readServiceNetworks(scope, spec.networks, context.networks ?? new Set(['default'])), {}) }),
     volumes: [],
     linkTargets: key(() => readLinkTargets(scope, spec.links, spec.depends_on), []),
     links: [],

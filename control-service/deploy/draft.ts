@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import type { Application, HealthCheck, Link, Placement, ReplicationPolicy, RestartPolicy } from '#common/model.ts';
 import type { Scope } from './scope.ts';
+import type { Exposed, Mapping } from './compose-ports.ts';
 
 /**
  * What each application-file format (Compose, Fig, Flocker) reads a service into, before
@@ -14,7 +15,11 @@ export interface ServiceDraft {
   command_line?: string[];
   entrypoint?: string[];
   environment: Record<string, string>;
-  ports: { internal: number; external: number }[];
+  ports: Mapping[];
+  /** Compose `expose:`: reached by name only (docs/DESIGN.md §21). */
+  expose?: Exposed[];
+  /** Compose `networks:` → aliases; absent: the project's `default` network. */
+  networks?: Record<string, string[]>;
   volumes: VolumeUse[];
   /** Compose `links`/`depends_on`: resolved into `links` from the target's ports. */
   linkTargets: LinkTarget[];

@@ -75,7 +75,7 @@ describe('planDeploy', () => {
     expect(desired.datasets).toEqual(first.datasets);
     expect(diff).toEqual({
       added: [],
-      changed: ['application "web": links'],
+      changed: ['application "web": links, peers'],
       removed: [`application "db" (its dataset "shop_pgdata" (${pgdata}) kept, not deleted)`],
       unchanged: [],
     });

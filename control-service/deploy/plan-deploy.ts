@@ -1,7 +1,8 @@
 import { DroverError } from '#common/errors.ts';
 import type { Application, Dataset, Desired } from '#common/model.ts';
-import { UNPLACED_PRIMARY } from '#common/model.ts';
+import { UNPLACED_PRIMARY, externalKey } from '#common/model.ts';
 import type { DeployDiff, Parsed } from './index.ts';
+import { assignNames } from './names.ts';
 import { changedKeys, sameValue } from './same-value.ts';
 
 /**
@@ -26,7 +27,12 @@ export function planDeploy(desired: Desired, parsed: Parsed, project: string): {
   checkConflicts(desired, parsed, project);
   const diff: DeployDiff = { added: [], changed: [], removed: [], unchanged: [] };
   const oldApps = new Map(desired.applications.filter((a) => a.project === project).map((a) => [a.name, a]));
-  const newApps = new Map(parsed.applications.map((a) => [a.name, place(a, oldApps.get(a.name))]));
+  const named = assignNames(
+    parsed.applications.map((a) => place(a, oldApps.get(a.name))),
+    oldApps,
+    desired.applications.filter((a) => a.project !== project),
+  );
+  const newApps = new Map(named.map((a) => [a.name, a]));
 
   const applications: Application[] = [];
   for (const app of desired.applications) {
@@ -90,9 +96,9 @@ function checkConflicts(desired: Desired, parsed: Parsed, project: string): void
       throw conflict(`application "${app.name}" already exists ${ownerText(other.project)}`, { application: app.name, project: other.project ?? null });
     }
     for (const port of app.ports) {
-      const user = others.find((a) => a.ports.some((p) => p.external === port.external));
+      const user = others.find((a) => a.ports.some((p) => externalKey(p) === externalKey(port)));
       if (user !== undefined) {
-        throw conflict(`service "${app.name}": published port ${port.external} is already used by application "${user.name}" ${ownerText(user.project)}`, {
+        throw conflict(`service "${app.name}": published port ${externalKey(port)} is already used by application "${user.name}" ${ownerText(user.project)}`, {
           application: app.name,
           port: port.external,
         });

@@ -8,7 +8,7 @@
 import { DroverError } from '#common/errors.ts';
 import { isTerminal } from '#common/migration-protocol.ts';
 import type { Application, Desired, Migration } from '#common/model.ts';
-import { UNPLACED_PRIMARY } from '#common/model.ts';
+import { UNPLACED_PRIMARY, externalKey } from '#common/model.ts';
 import { indexOf, replaceAt } from './desired-index.ts';
 import { assertNotLeasedAway } from './leases.ts';
 import { findApplication, findDataset, findNode } from './lookups.ts';
@@ -20,7 +20,7 @@ export function createApplication(desired: Desired, app: Application): Desired {
     throw new DroverError('DROVER_CONTAINER_NAME_IN_USE', 'The container name already exists.', { detail: { name: app.name } });
   }
   for (const port of app.ports) {
-    const holder = index.applicationByExternalPort.get(port.external);
+    const holder = index.applicationByExternalPort.get(externalKey(port));
     if (holder) {
       throw new DroverError('DROVER_PORT_IN_USE', `A specified external port is already in use (port ${port.external}, by "${holder.name}").`, {
         detail: { external: port.external, application: holder.name },

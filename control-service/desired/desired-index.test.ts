@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Desired } from '#common/model.ts';
+import { externalKey, type Desired } from '#common/model.ts';
 import { validateDesired } from '../store/validate.ts';
 import { checkInvariants } from './invariants.ts';
 import { indexOf } from './desired-index.ts';
@@ -44,7 +44,7 @@ function expected(d: Desired): Record<string, Map<unknown, unknown>> {
     applications: new Map(d.applications.map((a) => [a.name, a])),
     datasets: new Map(d.datasets.map((x) => [x.dataset_id, x])),
     applicationByDataset: new Map(d.applications.flatMap((a) => a.volumes.map((v) => [v.dataset_id, a] as const))),
-    applicationByExternalPort: new Map(d.applications.flatMap((a) => a.ports.map((p) => [p.external, a] as const))),
+    applicationByExternalPort: new Map(d.applications.flatMap((a) => a.ports.map((p) => [externalKey(p), a] as const))),
     applicationsByNode: group(d.applications, (a) => a.node_uuid),
     datasetsByPrimary: group(d.datasets, (x) => x.primary),
     applicationPositions: new Map(d.applications.map((a, i) => [a.name, i])),

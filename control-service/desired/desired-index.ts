@@ -5,7 +5,7 @@
  * not the 10k `datasets`) reuses its maps instead of rebuilding them.
  */
 import { isTerminal } from '#common/migration-protocol.ts';
-import type { Application, Dataset, Desired, Lease, Migration, Node } from '#common/model.ts';
+import { externalKey, type Application, type Dataset, type Desired, type Lease, type Migration, type Node } from '#common/model.ts';
 import { replacedInPlace } from './list-diff.ts';
 
 const appKey = (a: Application) => a.name;
@@ -179,22 +179,22 @@ export class DesiredIndex {
     );
   }
 
-  /** External port → the application that publishes it. */
-  get applicationByExternalPort(): Map<number, Application> {
+  /** External port (`externalKey`: `8080`, `53/udp`) → the application that publishes it. */
+  get applicationByExternalPort(): Map<string, Application> {
     return memo(
       this.desired.applications,
       'applicationByExternalPort',
       () => {
-        const map = new Map<number, Application>();
-        for (const app of this.desired.applications) for (const p of app.ports) map.set(p.external, app);
+        const map = new Map<string, Application>();
+        for (const app of this.desired.applications) for (const p of app.ports) map.set(externalKey(p), app);
         return map;
       },
       (m, _b, at) => {
-        const changed = new Map<number, Application>();
-        for (const i of at) for (const p of this.desired.applications[i]!.ports) changed.set(p.external, this.desired.applications[i]!);
+        const changed = new Map<string, Application>();
+        for (const i of at) for (const p of this.desired.applications[i]!.ports) changed.set(externalKey(p), this.desired.applications[i]!);
         return LayeredMap.over(m, changed);
       },
-      (a) => `${a.name}\n${a.ports.map((p) => p.external).join(',')}`,
+      (a) => `${a.name}\n${a.ports.map(externalKey).join(',')}`,
     );
   }
 

@@ -10,7 +10,7 @@
  * of them (a handoff: node_uuid and primary) reuses the last result, so the cost follows
  * what changed.
  */
-import type { Application, Desired } from '#common/model.ts';
+import { externalKey, type Application, type Desired } from '#common/model.ts';
 import { parseConstraint } from '../scheduler/constraints.ts';
 import { indexOf } from './desired-index.ts';
 import { replacedInPlace } from './list-diff.ts';
@@ -52,7 +52,7 @@ function replicaRules(desired: Desired): Issue[] {
 }
 
 /** What the application rules read of an application, and of a dataset. */
-const appShape = (a: Application) => JSON.stringify([a.name, a.volumes.map((v) => v.dataset_id), a.ports.map((p) => p.external), a.placement?.constraints ?? []]);
+const appShape = (a: Application) => JSON.stringify([a.name, a.volumes.map((v) => v.dataset_id), a.ports.map(externalKey), a.name_slot ?? null, a.placement?.constraints ?? []]);
 const datasetShape = (d: Desired['datasets'][number]) => `${d.dataset_id}\n${d.deleted}`;
 /** The last pair checked: a change that leaves what the rules read as it was reuses its issues. */
 let lastChecked: { applications: readonly Application[]; datasets: Desired['datasets']; issues: Issue[] } | null = null;
@@ -72,7 +72,8 @@ function applicationRules(desired: Desired): Issue[] {
   const datasets = indexOf(desired).datasets;
   const issues: Issue[] = [];
   const mountedBy = new Map<string, string>();
-  const portOwner = new Map<number, string>();
+  const portOwner = new Map<string, string>();
+  const slotOwner = new Map<number, string>();
   desired.applications.forEach((app, i) => {
     app.volumes.forEach((v, j) => {
       const path = ['applications', i, 'volumes', j, 'dataset_id'];
@@ -84,10 +85,15 @@ function applicationRules(desired: Desired): Issue[] {
       mountedBy.set(v.dataset_id, app.name);
     });
     app.ports.forEach((p, j) => {
-      const owner = portOwner.get(p.external);
-      if (owner !== undefined) issues.push({ path: ['applications', i, 'ports', j, 'external'], message: `external port ${p.external} is already used by application "${owner}"` });
-      portOwner.set(p.external, app.name);
+      const owner = portOwner.get(externalKey(p));
+      if (owner !== undefined) issues.push({ path: ['applications', i, 'ports', j, 'external'], message: `external port ${externalKey(p)} is already used by application "${owner}"` });
+      portOwner.set(externalKey(p), app.name);
     });
+    if (app.name_slot !== undefined) {
+      const owner = slotOwner.get(app.name_slot);
+      if (owner !== undefined) issues.push({ path: ['applications', i, 'name_slot'], message: `name slot ${app.name_slot} is already used by application "${owner}"` });
+      slotOwner.set(app.name_slot, app.name);
+    }
     app.placement?.constraints.forEach((c, j) => {
       if (!parseConstraint(c)) {
         issues.push({ path: ['applications', i, 'placement', 'constraints', j], message: `"${c}" is not a constraint (node.labels.<name>, node.host or node.uuid, then == or !=, then a value)` });

@@ -8,6 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Application } from '#common/model.ts';
+import { serviceAddress, type ServiceSubnet } from '#common/service-subnet.ts';
 import { linkEnvironment } from './links.ts';
 import { LABEL_APP, LABEL_CONFIG_HASH, LABEL_CONTAINER_NAME, LABEL_GENERATION, LABEL_NODE, containerName } from './labels.ts';
 import type { ContainerOptions, ContainerSpec } from './types.ts';
@@ -18,6 +19,8 @@ export interface SpecInputs {
   generation: number;
   /** dataset_id → host path of its mountpoint on this node. */
   mountpoints: ReadonlyMap<string, string>;
+  /** This node's service subnet: the application's peers resolve to addresses in it (docs/DESIGN.md §21). */
+  serviceSubnet?: ServiceSubnet;
 }
 
 /**
@@ -36,13 +39,20 @@ export function containerSpec(app: Application, inputs: SpecInputs): ContainerSp
     return v.read_only ? { source, target: v.mountpoint, readOnly: true as const } : { source, target: v.mountpoint };
   });
   const options = containerOptions(app);
-  const ports = [...new Set(app.ports.map((p) => p.internal))].sort((a, b) => a - b);
+  // Published ports and exposed ones alike: the proxies reach the container through them.
+  const reached = [...app.ports, ...(app.expose ?? [])];
+  const ports = [...new Set(reached.filter((p) => p.protocol !== 'udp').map((p) => p.internal))].sort((a, b) => a - b);
+  const udpPorts = [...new Set(reached.filter((p) => p.protocol === 'udp').map((p) => p.internal))].sort((a, b) => a - b);
+  const extraHosts = peerHosts(app, inputs.serviceSubnet);
   const body = {
     image: app.image,
     command: app.command_line ?? null,
     entrypoint: app.entrypoint ?? null,
     env,
     ports,
+    // Only when set: the hash of an application without them stays what it was.
+    ...(udpPorts.length > 0 ? { udpPorts } : {}),
+    ...(extraHosts.length > 0 ? { extraHosts } : {}),
     hostIp: inputs.address,
     binds,
     memoryBytes: app.memory_limit ?? null,
@@ -89,6 +99,21 @@ function containerOptions(app: Application): ContainerOptions | undefined {
   }
   if (app.logging !== undefined) o.logging = app.logging;
   return Object.keys(o).length === 0 ? undefined : o;
+}
+
+/**
+ * `name:address` for each peer the application resolves by name, its address on this node's
+ * proxy (docs/DESIGN.md §21); sorted. A slot outside the node's subnet gets no entry (the
+ * proxy cannot listen there either).
+ */
+function peerHosts(app: Application, subnet: ServiceSubnet | undefined): string[] {
+  if (subnet === undefined || app.peers === undefined) return [];
+  const hosts: string[] = [];
+  for (const [name, slot] of Object.entries(app.peers)) {
+    const address = serviceAddress(subnet, slot);
+    if (address !== null) hosts.push(`${name}:${address}`);
+  }
+  return hosts.sort();
 }
 
 function hashOf(value: unknown): string {

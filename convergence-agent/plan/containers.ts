@@ -131,6 +131,7 @@ function buildSpec(app: Application, input: ContainerPlanInput): ContainerSpec |
   return containerSpec(app, {
     nodeUuid: ctx.nodeUuid,
     address: ctx.address,
+    ...(ctx.serviceSubnet !== undefined ? { serviceSubnet: ctx.serviceSubnet } : {}),
     generation: input.generations.get(app.name) ?? 0,
     mountpoints,
   });

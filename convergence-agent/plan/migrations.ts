@@ -164,7 +164,7 @@ function planWarmStart(plan: MigrationPlan, m: Migration, app: Application, obse
     }
     return true;
   }
-  const spec = containerSpec(app, { nodeUuid: ctx.nodeUuid, address: ctx.address, generation: m.generation, mountpoints });
+  const spec = containerSpec(app, { nodeUuid: ctx.nodeUuid, address: ctx.address, ...(ctx.serviceSubnet !== undefined ? { serviceSubnet: ctx.serviceSubnet } : {}), generation: m.generation, mountpoints });
   plan.changes.push({ kind: 'prestart-container', spec, gateId: m.id });
   return true;
 }

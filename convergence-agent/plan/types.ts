@@ -3,6 +3,7 @@
  * and what a plan returns. Everything here is plain data (docs/DESIGN.md §4).
  */
 import type { Migration } from '#common/model.ts';
+import type { ServiceSubnet } from '#common/service-subnet.ts';
 import type { DivergedCopyInfo, ZfsDatasetInfo, ZfsSnapshotInfo } from '../zfs/types.ts';
 
 export type Health = 'unknown' | 'starting' | 'healthy' | 'unhealthy';
@@ -29,7 +30,7 @@ export interface LocalContainer {
   finishedAt: number | null;
   /** Host paths bind-mounted into the container. */
   mountSources: string[];
-  published: { internal: number; host: string; host_port: number }[];
+  published: { internal: number; host: string; host_port: number; protocol?: 'udp' }[];
   /** The container's address on its bridge network; null when it has none. */
   ipAddress: string | null;
   /** From the health monitor; `unknown` when the application has no health check. */
@@ -83,8 +84,12 @@ export interface ContainerSpec {
   /** `KEY=value`, sorted. */
   env: string[];
   labels: Record<string, string>;
-  /** Internal ports, each published on `hostIp` with a host port docker picks. */
+  /** Internal TCP ports, each published on `hostIp` with a host port docker picks. */
   ports: number[];
+  /** Internal UDP ports, published likewise; absent when none. */
+  udpPorts?: number[];
+  /** `name:address` for Docker's ExtraHosts: the peers it reaches by name (docs/DESIGN.md §21); absent when none. */
+  extraHosts?: string[];
   hostIp: string;
   binds: { source: string; target: string; readOnly?: true }[];
   memoryBytes: number | null;
@@ -180,6 +185,8 @@ export interface PlanContext {
   nodeUuid: string;
   /** The node's address: containers publish their ports here. */
   address: string;
+  /** Where this node's proxy serves the applications reached by name (docs/DESIGN.md §21); absent: no names. */
+  serviceSubnet?: ServiceSubnet;
   /** Milliseconds since the epoch, read by the caller. */
   now: number;
   /** This node can start a migration's container before handoff, behind a gate (gate/gates.ts detect). */

@@ -114,7 +114,11 @@ export class FakeContainerRuntime implements ContainerRuntime {
   }
 
   private publish(spec: ContainerSpec): RuntimeContainer['published'] {
-    return spec.ports.map((internal) => ({ internal, host: spec.hostIp, host_port: this.nextPort++ }));
+    const tcp: RuntimeContainer['published'] = spec.ports.map((internal) => ({ internal, host: spec.hostIp, host_port: this.nextPort++ }));
+    return [
+      ...tcp,
+      ...(spec.udpPorts ?? []).map((internal) => ({ internal, host: spec.hostIp, host_port: this.nextPort++, protocol: 'udp' as const })),
+    ].sort((a, b) => a.internal - b.internal || (a.protocol ?? '').localeCompare(b.protocol ?? ''));
   }
 
   private record(operation: Operation, name: string): void {

@@ -7,6 +7,7 @@ import { isDroverError } from '#common/errors.ts';
 import { Application } from '#common/model.ts';
 import { DockerRuntime } from '../../convergence-agent/docker.ts';
 import { httpProbe, tcpProbe } from '../../convergence-agent/health/probes.ts';
+import { parseServiceSubnet } from '#common/service-subnet.ts';
 import { containerSpec } from '../../convergence-agent/plan/container-spec.ts';
 import { useTestCluster } from '../support/cluster.ts';
 import { describeWith } from '../support/require.ts';
@@ -70,6 +71,31 @@ describeWith(['root', 'dockerd', 'zfs'], 'docker adapter on a local-cluster dock
     const { stdout } = await docker('inspect', '--format', '{{.HostConfig.Memory}} {{.HostConfig.RestartPolicy.Name}} {{json .Config.Env}}', 'drover-web');
     expect(stdout).toContain(`${64 * 1024 * 1024} no `);
     expect(stdout).toContain('"GREETING=hi"');
+  });
+
+  it('publishes exposed and UDP ports on the node address and writes its peers into /etc/hosts (docs/DESIGN.md §21)', async () => {
+    const s = containerSpec(
+      Application.parse({
+        name: 'named',
+        image: 'drover/busybox:latest',
+        command_line: ['sleep', '600'],
+        ports: [{ internal: 53, external: 10053, protocol: 'udp' }],
+        expose: [{ internal: 6379 }],
+        peers: { named: 1, db: 2 },
+      }),
+      { nodeUuid: node().uuid, address: node().address, generation: 0, mountpoints: new Map(), serviceSubnet: parseServiceSubnet('10.213.7.0/24')! },
+    );
+    await runtime.createAndStart(s);
+    const c = (await runtime.listContainers(node().uuid)).find((x) => x.name === 'drover-named')!;
+    expect(c.published.map((p) => [p.internal, p.protocol ?? 'tcp', p.host])).toEqual([
+      [53, 'udp', node().address],
+      [6379, 'tcp', node().address],
+    ]);
+    const { stdout } = await docker('exec', 'drover-named', 'cat', '/etc/hosts');
+    expect(stdout).toMatch(/^10\.213\.7\.2\s+db$/m);
+    expect(stdout).toMatch(/^10\.213\.7\.1\s+named$/m);
+    await runtime.stop(c.id, 0);
+    await runtime.remove(c.id);
   });
 
   it('lists only the containers labelled for the node it is asked about', async () => {

@@ -107,7 +107,7 @@ describe('drover against the real control service', () => {
     const run = await droverHere(['deploy', 'topology/empty.yml', 'compose/refuse-network-mode.yml'], url);
     expect(run.code).toBe(1);
     expect(run.stderr).toBe(
-      'drover: compose/refuse-network-mode.yml:4:5: service "agent": unsupported key "network_mode": drover connects applications through its routing proxy; use "ports:" and "links:"\n',
+      'drover: compose/refuse-network-mode.yml:4:5: service "agent": unsupported key "network_mode": drover connects applications through its routing proxy; services reach each other by name on the project\'s networks ("networks:"), and "ports:" publish on every node\n',
     );
   });
 

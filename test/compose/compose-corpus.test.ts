@@ -107,6 +107,46 @@ const ACCEPTED: Record<string, { options?: { profiles?: string[]; env?: Record<s
   'memcached.yml': { apps: { memcached: { memory_limit: 128 * 1024 ** 2, cpu_shares: 512 } } },
   'strapi-anchors.yml': { apps: { strapi: { restart_policy: { name: 'always' }, environment: { DATABASE_CLIENT: 'postgres', DATABASE_HOST: 'strapiDB', DATABASE_NAME: 'strapi', NODE_ENV: 'production' } }, strapiDB: {} } },
   'uptime-kuma.yml': { apps: { 'uptime-kuma': { container_name: 'uptime-kuma' } } },
+  // Networks are name scopes, expose is reached by name only, UDP and host-address ports go through the proxies (docs/DESIGN.md §21).
+  'react-express-mongo.yml': {
+    apps: {
+      frontend: { networks: { 'react-express': [] }, ports: [{ internal: 3000, external: 3000 }] },
+      backend: { networks: { 'express-mongo': [], 'react-express': [] }, expose: [{ internal: 3000 }] },
+      mongo: { networks: { 'express-mongo': [] }, expose: [{ internal: 27017 }] },
+    },
+  },
+  'coredns.yml': {
+    apps: {
+      coredns: {
+        ports: [
+          { internal: 53, external: 53, protocol: 'udp' },
+          { internal: 53, external: 53 },
+          { internal: 9153, external: 9153, host_ip: '127.0.0.1' },
+        ],
+      },
+    },
+  },
+  'graylog-udp.yml': {
+    apps: {
+      mongodb: { networks: { graylog: [] } },
+      opensearch: { expose: [{ internal: 9200 }], networks: { graylog: [] } },
+      graylog: {
+        ports: [
+          { internal: 9000, external: 9000, host_ip: '127.0.0.1' },
+          { internal: 1514, external: 1514, protocol: 'udp' },
+          { internal: 1514, external: 1514 },
+          { internal: 12201, external: 12201, protocol: 'udp' },
+        ],
+      },
+    },
+  },
+  'networks-aliases.yml': {
+    apps: {
+      proxy: { networks: { front: [] } },
+      app: { networks: { front: [], back: ['api'] } },
+      db: { networks: { back: ['database', 'postgres'] } },
+    },
+  },
 };
 
 /** Refused files → every problem, in file order. What is left here is items 4–7 of "Compose files as people write them". */
@@ -122,12 +162,10 @@ const REFUSED: Record<string, string[]> = {
       "@:9:9: service \"cadvisor\": key \"volumes[0]\": \"/\": bind mounts are not supported: drover moves a container between hosts together with its data, and a host directory does not move with it; use a named volume (\"data:/path\")",
       "@:10:9: service \"cadvisor\": key \"volumes[1]\": \"/var/run\": bind mounts are not supported: drover moves a container between hosts together with its data, and a host directory does not move with it; use a named volume (\"data:/path\")",
       "@:15:5: service \"node-exporter\": unsupported key \"pid\"",
-      "@:16:5: service \"node-exporter\": unsupported key \"network_mode\": drover connects applications through its routing proxy; use \"ports:\" and \"links:\"",
+      "@:16:5: service \"node-exporter\": unsupported key \"network_mode\": drover connects applications through its routing proxy; services reach each other by name on the project\'s networks (\"networks:\"), and \"ports:\" publish on every node",
     ],
     'refuse-coturn.yml': [
-      "@:6:9: service \"coturn\": key \"ports[0]\": \"127.0.0.1:3478:3478\": a host address is not supported: drover publishes every port on each node's own address (through its routing proxy), so a host address cannot be chosen; write \"PUBLISHED:TARGET\"",
-      "@:9:9: service \"coturn\": key \"ports[1].host_ip\": drover publishes every port on each node's own address (through its routing proxy), so a host address cannot be chosen; write \"PUBLISHED:TARGET\"",
-      "@:10:5: service \"coturn\": unsupported key \"network_mode\": drover connects applications through its routing proxy; use \"ports:\" and \"links:\"",
+      "@:10:5: service \"coturn\": unsupported key \"network_mode\": drover connects applications through its routing proxy; services reach each other by name on the project\'s networks (\"networks:\"), and \"ports:\" publish on every node",
     ],
     'refuse-env-file-missing.yml': [
       "@:5:5: service \"app\": key \"env_file\": \"./app.local.env\": no such file beside the Compose file (or write \"required: false\")",
@@ -143,8 +181,6 @@ const REFUSED: Record<string, string[]> = {
       "@:19:9: service \"app\": key \"depends_on.migrate.restart\": not supported: drover restarts each application on its own",
     ],
     'refuse-pihole.yml': [
-      "@:8:9: service \"pihole\": key \"ports[1]\": \"53:53/udp\": drover routes TCP only",
-      "@:9:9: service \"pihole\": key \"ports[2]\": \"67:67/udp\": drover routes TCP only",
       "@:14:9: service \"pihole\": key \"volumes[0]\": \"./etc-pihole\": bind mounts are not supported: drover moves a container between hosts together with its data, and a host directory does not move with it; use a named volume (\"data:/path\")",
       "@:15:9: service \"pihole\": key \"volumes[1]\": \"./etc-dnsmasq.d\": bind mounts are not supported: drover moves a container between hosts together with its data, and a host directory does not move with it; use a named volume (\"data:/path\")",
       "@:18:5: service \"pihole\": unsupported key \"dns\"",
@@ -171,9 +207,6 @@ const REFUSED: Record<string, string[]> = {
     ],
     'refuse-traefik.yml': [
       "@:10:9: service \"reverse-proxy\": key \"volumes[0]\": \"/var/run/docker.sock\": bind mounts are not supported: drover moves a container between hosts together with its data, and a host directory does not move with it; use a named volume (\"data:/path\")",
-      "@:11:5: service \"reverse-proxy\": unsupported key \"networks\": drover connects applications through its routing proxy; use \"ports:\" and \"links:\"",
-      "@:17:5: service \"whoami\": unsupported key \"networks\": drover connects applications through its routing proxy; use \"ports:\" and \"links:\"",
-      "@:19:1: unsupported top-level key \"networks\": drover connects applications through its routing proxy; use \"ports:\" and \"links:\"",
     ],
     'refuse-typos.yml': [
       "@:5:5: service \"web\": unsupported key \"enviroment\"",
@@ -184,7 +217,6 @@ const REFUSED: Record<string, string[]> = {
       "@:13:7: service \"web\": key \"ulimits.nofiles\": \"nofiles\" is not a ulimit (core, cpu, data, fsize, locks, memlock, msgqueue, nice, nofile, nproc, rss, rtprio, rttime, sigpending, stack, as)",
     ],
     'refuse-wordpress-expose.yml': [
-      "@:10:5: service \"db\": unsupported key \"expose\": drover routes only published ports; use \"ports:\" (\"PUBLISHED:TARGET\")",
       "@:13:5: service \"db\": unsupported key \"secrets\": not supported yet; put the value in \"environment:\" (or an \"env_file:\") or in a volume",
       "@:21:1: unsupported top-level key \"secrets\": not supported yet; put the value in \"environment:\" (or an \"env_file:\") or in a volume",
     ],

@@ -6,8 +6,10 @@
  *   odd   sealed: the rest is records [op u8][len u16 BE][payload len bytes] that an honest
  *         sender seals with the stream's key (frame numbers 0, 1, 2 …), and that the harness
  *         then tampers with on the wire as each record's op says: flip a byte, drop the frame,
- *         send it twice, seal it under a repeated frame number, insert a raw header, cut the
- *         stream, fill the frame to FRAME_MAX.
+ *         send it twice, send the previous frame's bytes again in its place (a replay), insert
+ *         a raw header, cut the stream, fill the frame to FRAME_MAX. The harness never seals
+ *         two plaintexts under one frame number: the sending pump never does (its counter only
+ *         grows), and with the key any such frame would rightly authenticate.
  * Byte 1 makes the source fail at its Nth read (0: never), byte 2 the sink at its Nth write.
  *
  * Checked on every input, beyond "no crash, no leak, no undefined behaviour":
@@ -111,7 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     wire_len = append(wire, 0, data, size);
   } else {
     uint64_t number = 0;
-    size_t p = 0;
+    size_t p = 0, prev_start = 0, prev_len = 0;
     while (p + 3 <= size) {
       unsigned op = data[p];
       size_t len = (size_t)data[p + 1] << 8 | data[p + 2];
@@ -131,17 +133,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         wire_len = append(wire, wire_len, payload, len < FRAME_HEADER ? len : FRAME_HEADER);
         continue;
       }
-      uint64_t as = (op & OP_REPLAY) && number > 0 ? number - 1 : number;
       size_t before = wire_len;
-      if (!(op & OP_DROP)) wire_len = seal_to(wire, wire_len, as, payload, len, last);
+      if ((op & OP_REPLAY) && prev_len > 0) {
+        /* The previous honest frame's exact bytes again, where this frame belongs. */
+        wire_len = append(wire, wire_len, clean + prev_start, prev_len);
+      } else if (!(op & OP_DROP)) {
+        wire_len = seal_to(wire, wire_len, number, payload, len, last);
+      }
       if ((op & OP_FLIP) && wire_len > before) {
         size_t at = before + (len ? payload[0] : 0) % (wire_len - before);
         wire[at] ^= (unsigned char)(1u << ((len > 1 ? payload[1] : 0) & 7));
       }
-      if (op & OP_TWICE) wire_len = seal_to(wire, wire_len, as, payload, len, last);
+      if ((op & OP_TWICE) && wire_len > before) {
+        size_t n = wire_len - before;
+        wire_len = append(wire, wire_len, wire + before, n);
+      }
       /* What an honest sender sends: frame `number` with this payload. */
       if (!clean_done) {
+        prev_start = clean_len;
         clean_len = seal_to(clean, clean_len, number, payload, len, last);
+        prev_len = clean_len - prev_start;
         expected_len = append(expected, expected_len, payload, len);
         clean_done = last;
       }

@@ -45,6 +45,29 @@ describe('drover-receive', () => {
     expect(runner.calls.at(-1)).toEqual({ file: 'zfs', args: ['hold', 'drover-base', `tank/drover/${ID}@drover-a`] });
   });
 
+  it('never rolls back a writable dataset (a primary), whatever the sender asks', async () => {
+    const listing = (readonly: 'on' | 'off') =>
+      ['type\tfilesystem', 'mountpoint\t/m', 'mounted\tyes', `readonly\t${readonly}`, `drover:readonly\t${readonly}`, 'refquota\t0', 'used\t1', 'referenced\t1'].map((l) => `tank/drover/${ID}\t${l}\n`).join('');
+    for (const readonly of ['off', 'on'] as const) {
+      const fake: CommandRunner = {
+        run: async (_file, args) => ({ exitCode: 0, signal: null, stdout: args[0] === 'get' && args.includes('type,mountpoint,mounted,readonly,drover:readonly,refquota,used,referenced') ? listing(readonly) : '', stderr: '' }),
+        spawn: () => { throw new Error('no spawn'); },
+      };
+      const runner = new RecordingRunner(fake);
+      const store = new ZfsStore({ pool: 'tank', runner });
+      const s: ReceiveSide = { pool: 'tank', store, peer: new LocalPeer('test', store), log: silentLogger() };
+      const answer = await answerRequest(s, { id: 1, op: 'rollback', pool: 'tank', datasetId: ID, snapshot: 'drover-a' });
+      const rolledBack = runner.calls.some((c) => c.args[0] === 'rollback');
+      if (readonly === 'off') {
+        expect(answer).toMatchObject({ ok: false, error: { code: 'DROVER_SSH_RECEIVE_REFUSED' } });
+        expect(rolledBack).toBe(false);
+      } else {
+        expect(answer).toMatchObject({ ok: true });
+        expect(rolledBack).toBe(true);
+      }
+    }
+  });
+
   it('answers a session line by line, in order, until its input ends', async () => {
     const { side: s } = side();
     const input = new PassThrough();

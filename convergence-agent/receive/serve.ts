@@ -67,7 +67,12 @@ async function perform(side: ReceiveSide, request: SessionRequest): Promise<unkn
       case 'listSnapshots': return await step.listSnapshots();
       case 'hold': return await step.hold(request.snapshot, request.tag);
       case 'release': return await step.release(request.snapshot, request.tag);
-      case 'rollback': return await step.rollback(request.snapshot);
+      case 'rollback': {
+        // `rollback -r` discards data: only ever on a read-only replica, whatever the sender says.
+        const info = await step.getDataset();
+        if (info !== null && !info.readonly) throw refused(`${info.name} is writable (a primary, not a replica): it is never rolled back over ssh`, { datasetId: request.datasetId });
+        return await step.rollback(request.snapshot);
+      }
       case 'destroySnapshot': return await step.destroySnapshot(request.snapshot);
       case 'resumeToken': return await step.resumeToken();
       case 'abortResume': return await step.abortResume();

@@ -112,6 +112,7 @@ export const ERRORS = {
   DROVER_SSH_HOST_KEY_MISMATCH: { status: 500, retryable: false, message: 'ssh host key mismatch' },
   DROVER_SSH_KEY_INVALID: { status: 500, retryable: false, message: 'ssh key invalid' },
   DROVER_SSH_PROTOCOL: { status: 500, retryable: false, message: 'ssh protocol' },
+  DROVER_SSH_RECEIVE_REFUSED: { status: 500, retryable: false, message: "drover-receive refused a request outside drover's verbs or namespace" },
   DROVER_SSH_TIMEOUT: { status: 500, retryable: true, message: 'ssh timeout' },
   DROVER_STATE_CORRUPT: { status: 500, retryable: false, message: 'state corrupt' },
   DROVER_STATE_UNREADABLE: { status: 500, retryable: false, message: 'state unreadable' },

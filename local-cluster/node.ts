@@ -4,7 +4,7 @@ import { basename, join } from 'node:path';
 import type { Logger } from '#common/log.ts';
 import { createBridge, deleteBridge, listLinks } from './bridge.ts';
 import { loadImages } from './images.ts';
-import { ensureEd25519Key, fingerprintOf, publicKeyOf } from './keys.ts';
+import { ensureEd25519Key, fingerprintOf, publicKeyOf, writeAuthorizedKeys } from './keys.ts';
 import { bridgeName, bridgeSubnet, nodeAddress, nodePaths, pluginName, poolName, PLUGIN_SOCKET_DIR } from './layout.ts';
 import { clearCgroup, unmountAll } from './leftovers.ts';
 import { ensureNodeNet, isolatedNodeAddress, netnsName, netnsPids, nodeExec, removeNodeNet } from './netns.ts';
@@ -165,7 +165,7 @@ async function startDockerd(input: NodeUpInput, paths: ReturnType<typeof nodePat
 async function startSshd(input: NodeUpInput, paths: ReturnType<typeof nodePaths>, address: string): Promise<LocalNode['ssh']> {
   await mkdir(paths.sshDir, { recursive: true, mode: 0o700 });
   await ensureEd25519Key(paths.sshHostKey, `drover-${input.cluster}-n${input.index}`);
-  await writeFile(paths.sshAuthorizedKeys, `${input.agentPublicKey} drover-agents\n`, { mode: 0o600 });
+  await writeAuthorizedKeys(paths.sshAuthorizedKeys, input.agentPublicKey, poolName(input.cluster, input.index));
   await writeFile(paths.sshConfig, renderSshdConfig(address, SSH_PORT, paths));
   // sshd's privilege-separation directory; Debian's init script creates it, we have none.
   await mkdir('/run/sshd', { recursive: true, mode: 0o755 });

@@ -10,10 +10,11 @@
  * `recv` reads the key. The pump reports "P <bytes>\n" at most every 100 ms and
  * "E <bytes> <user µs> <system µs>\n" (its CPU) once the stream is complete.
  *
- * A frame is [u32 length][u8 flags][ciphertext][16-byte tag], AES-128-GCM. The 5 header
- * bytes are the additional data; the nonce is the frame's number (96 bits, big-endian), so
- * a frame dropped, repeated or moved fails its tag. Flag 1 marks the last frame: a stream
- * that ends without it is truncated. The key is used for this one stream only.
+ * A frame is [u32 length][u8 flags][ciphertext][16-byte tag], AES-128-GCM (frames.c, which
+ * a fuzz target links alone). The 5 header bytes are the additional data; the nonce is the
+ * frame's number (96 bits, big-endian), so a frame dropped, repeated or moved fails its tag.
+ * Flag 1 marks the last frame: a stream that ends without it is truncated. The key is used
+ * for this one stream only. The threat model is in native/README.md.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -37,29 +38,13 @@
 
 #include <openssl/evp.h>
 
-#define FRAME_MAX (256 * 1024)
-#define HEADER 5
-#define TAG 16
-#define KEY 16
+#include "frames.h"
+
 #define HELLO 56
 #define ACK 0x06
-#define FLAG_LAST 1
 #define CONTROL_FD 3
 #define REPORT_NS (100L * 1000 * 1000)
 #define FLUSH_MS 50
-
-/* Exit statuses; native-pump.ts maps them to drover's error codes. */
-enum {
-  EXIT_OK = 0,
-  EXIT_USAGE = 64,     /* bad arguments or control data: a bug in the caller */
-  EXIT_INPUT = 65,     /* reading the input failed */
-  EXIT_OUTPUT = 66,    /* writing the output failed (the receiver or zfs went away) */
-  EXIT_CONNECT = 67,   /* the data connection could not be made or was not accepted */
-  EXIT_AUTH = 68,      /* a frame failed authentication */
-  EXIT_TRUNCATED = 69, /* the stream ended before its last frame */
-  EXIT_PROTOCOL = 70,  /* a malformed frame */
-  EXIT_CRYPTO = 71,    /* OpenSSL refused an operation */
-};
 
 static const char *mode = "?";
 
@@ -176,18 +161,6 @@ static void read_secret(unsigned char *buf, size_t n, const char *what) {
   if (read_full(CONTROL_FD, buf, n) != (ssize_t)n) die(EXIT_USAGE, "the control channel did not give the %s", what);
 }
 
-static void nonce_for(uint64_t frame, unsigned char iv[12]) {
-  memset(iv, 0, 4);
-  for (int i = 0; i < 8; i++) iv[4 + i] = (unsigned char)(frame >> (56 - 8 * i));
-}
-
-static void put_u32(unsigned char *p, uint32_t v) {
-  p[0] = (unsigned char)(v >> 24);
-  p[1] = (unsigned char)(v >> 16);
-  p[2] = (unsigned char)(v >> 8);
-  p[3] = (unsigned char)v;
-}
-
 static int connect_to(const char *host, const char *port, int timeout_ms) {
   struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res, *ai;
   int rc = getaddrinfo(host, port, &hints, &res);
@@ -219,13 +192,14 @@ static int connect_to(const char *host, const char *port, int timeout_ms) {
 }
 
 static int pump_send(const char *host, const char *port, int timeout_ms) {
-  unsigned char key[KEY], hello[HELLO];
-  read_secret(key, KEY, "key");
+  unsigned char key[FRAME_KEY], hello[HELLO];
+  read_secret(key, FRAME_KEY, "key");
   read_secret(hello, HELLO, "hello");
 
   int out = connect_to(host, port, timeout_ms);
   struct iovec hv = {.iov_base = hello, .iov_len = HELLO};
   if (write_all(out, &hv, 1) < 0) die(EXIT_CONNECT, "cannot send the hello: %s", strerror(errno));
+  OPENSSL_cleanse(hello, sizeof hello);
   unsigned char ack = 0;
   if (wait_fd(out, POLLIN, timeout_ms) <= 0) die(EXIT_CONNECT, "the receiver did not accept the data connection within %d ms", timeout_ms);
   if (read_full(out, &ack, 1) != 1 || ack != ACK) die(EXIT_CONNECT, "the receiver refused the data connection");
@@ -234,27 +208,19 @@ static int pump_send(const char *host, const char *port, int timeout_ms) {
   if (!ctx || EVP_EncryptInit_ex(ctx, EVP_aes_128_gcm(), NULL, key, NULL) != 1) die(EXIT_CRYPTO, "cannot set up AES-128-GCM");
   OPENSSL_cleanse(key, sizeof key);
 
-  unsigned char *buf = malloc(FRAME_MAX + TAG);
+  unsigned char *buf = malloc(FRAME_MAX + FRAME_TAG);
   if (!buf) die(EXIT_INPUT, "out of memory");
-  unsigned char header[HEADER], tag[TAG], iv[12];
+  unsigned char header[FRAME_HEADER], tag[FRAME_TAG];
   uint64_t frame = 0, bytes = 0;
   for (;;) {
     int last;
     ssize_t n = read_some(STDIN_FILENO, buf, FRAME_MAX, FLUSH_MS, &last);
     if (n < 0) die(EXIT_INPUT, "reading the stream: %s", strerror(errno));
-    /* The last frame goes at the end of input (it may be empty): "the input ended here". */
-    put_u32(header, (uint32_t)n);
-    header[4] = last ? FLAG_LAST : 0;
-    nonce_for(frame++, iv);
-    int len = 0;
-    if (EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, iv) != 1 ||
-        EVP_EncryptUpdate(ctx, NULL, &len, header, HEADER) != 1 ||
-        (n > 0 && EVP_EncryptUpdate(ctx, buf, &len, buf, (int)n) != 1) ||
-        EVP_EncryptFinal_ex(ctx, buf + n, &len) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TAG, tag) != 1) {
-      die(EXIT_CRYPTO, "encrypting frame %llu failed", (unsigned long long)frame - 1);
-    }
-    struct iovec iov[3] = {{header, HEADER}, {buf, (size_t)n}, {tag, TAG}};
+    /* read_some returns 0 bytes only at the end of input: the last frame (it may be empty). */
+    int sealed = frame_seal(ctx, frame, buf, (size_t)n, last, header, tag);
+    if (sealed != EXIT_OK) die(sealed, "sealing frame %llu failed", (unsigned long long)frame);
+    frame++;
+    struct iovec iov[3] = {{header, FRAME_HEADER}, {buf, (size_t)n}, {tag, FRAME_TAG}};
     if (write_all(out, iov, 3) < 0) die(EXIT_OUTPUT, "writing to the receiver: %s", strerror(errno));
     bytes += (uint64_t)n;
     if (last) break;
@@ -278,9 +244,20 @@ static void deepen_output(int fd) {
   }
 }
 
+/* The frame parser's source and sink (frames.h) on this process's descriptors. */
+static ssize_t fd_read_full(void *ctx, unsigned char *buf, size_t want) { return read_full(*(int *)ctx, buf, want); }
+static int fd_write_all(void *ctx, const unsigned char *buf, size_t n) {
+  struct iovec iov = {.iov_base = (void *)buf, .iov_len = n};
+  return write_all(*(int *)ctx, &iov, 1);
+}
+static void progress(void *ctx, uint64_t bytes) {
+  (void)ctx;
+  report('P', bytes, 0);
+}
+
 static int pump_recv(void) {
-  unsigned char key[KEY];
-  read_secret(key, KEY, "key");
+  unsigned char key[FRAME_KEY];
+  read_secret(key, FRAME_KEY, "key");
   EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
   if (!ctx || EVP_DecryptInit_ex(ctx, EVP_aes_128_gcm(), NULL, key, NULL) != 1) die(EXIT_CRYPTO, "cannot set up AES-128-GCM");
   OPENSSL_cleanse(key, sizeof key);
@@ -290,38 +267,19 @@ static int pump_recv(void) {
   struct iovec av = {.iov_base = &ack, .iov_len = 1};
   if (write_all(STDIN_FILENO, &av, 1) < 0) die(EXIT_CONNECT, "cannot accept the data connection: %s", strerror(errno));
 
-  unsigned char *buf = malloc(FRAME_MAX + TAG);
+  unsigned char *buf = malloc(FRAME_MAX + FRAME_TAG);
   if (!buf) die(EXIT_OUTPUT, "out of memory");
-  unsigned char header[HEADER], iv[12];
-  uint64_t frame = 0, bytes = 0;
-  for (;;) {
-    ssize_t h = read_full(STDIN_FILENO, header, HEADER);
-    if (h < 0) die(EXIT_INPUT, "reading from the sender: %s", strerror(errno));
-    if (h < HEADER) die(EXIT_TRUNCATED, "the stream ended after %llu bytes, before its last frame", (unsigned long long)bytes);
-    uint32_t n = (uint32_t)header[0] << 24 | (uint32_t)header[1] << 16 | (uint32_t)header[2] << 8 | header[3];
-    if (n > FRAME_MAX || (header[4] & ~FLAG_LAST) != 0) die(EXIT_PROTOCOL, "frame %llu has a bad header", (unsigned long long)frame);
-    ssize_t r = read_full(STDIN_FILENO, buf, n + TAG);
-    if (r < 0) die(EXIT_INPUT, "reading from the sender: %s", strerror(errno));
-    if (r < (ssize_t)(n + TAG)) die(EXIT_TRUNCATED, "the stream ended after %llu bytes, inside frame %llu", (unsigned long long)bytes, (unsigned long long)frame);
-    nonce_for(frame, iv);
-    int len = 0;
-    if (EVP_DecryptInit_ex(ctx, NULL, NULL, NULL, iv) != 1 ||
-        EVP_DecryptUpdate(ctx, NULL, &len, header, HEADER) != 1 ||
-        (n > 0 && EVP_DecryptUpdate(ctx, buf, &len, buf, (int)n) != 1) ||
-        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG, buf + n) != 1) {
-      die(EXIT_CRYPTO, "decrypting frame %llu failed", (unsigned long long)frame);
-    }
-    if (EVP_DecryptFinal_ex(ctx, buf + n, &len) != 1) die(EXIT_AUTH, "frame %llu failed authentication", (unsigned long long)frame);
-    frame++;
-    /* Only authenticated bytes reach zfs. */
-    struct iovec ov = {.iov_base = buf, .iov_len = n};
-    if (n > 0 && write_all(STDOUT_FILENO, &ov, 1) < 0) die(EXIT_OUTPUT, "writing to zfs receive: %s", strerror(errno));
-    bytes += n;
-    if (header[4] & FLAG_LAST) break;
-    report('P', bytes, 0);
+  int in_fd = STDIN_FILENO, out_fd = STDOUT_FILENO;
+  struct frame_source in = {.read_full = fd_read_full, .ctx = &in_fd};
+  struct frame_sink out = {.write_all = fd_write_all, .progress = progress, .ctx = &out_fd};
+  struct frames_result r;
+  if (frames_open_stream(ctx, &in, &out, buf, &r) != EXIT_OK) {
+    int err = errno;
+    if (r.status == EXIT_AUTH) die(r.status, "frame %llu failed authentication", (unsigned long long)r.frames);
+    die(r.status, "%s (frame %llu, after %llu bytes)%s%s", r.why, (unsigned long long)r.frames, (unsigned long long)r.bytes,
+        r.status == EXIT_INPUT || r.status == EXIT_OUTPUT ? ": " : "", r.status == EXIT_INPUT || r.status == EXIT_OUTPUT ? strerror(err) : "");
   }
-  unsigned char extra;
-  if (read_full(STDIN_FILENO, &extra, 1) != 0) die(EXIT_PROTOCOL, "bytes after the last frame");
+  uint64_t bytes = r.bytes;
   if (close(STDOUT_FILENO) < 0) die(EXIT_OUTPUT, "closing zfs receive's input: %s", strerror(errno));
   report_end(bytes);
   return EXIT_OK;

@@ -66,7 +66,6 @@ export class TransportPeers implements PeerSource {
         hostKeyFingerprint: ssh.host_key_fingerprint,
         privateKey: await settings.sshPrivateKey(),
         pool: ssh.pool,
-        mountRoot: ssh.mount_root ?? null,
         ...(settings.log ? { log: settings.log } : {}),
       });
     }

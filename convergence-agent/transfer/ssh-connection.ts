@@ -2,14 +2,15 @@
  * One persistent ssh2 connection to a peer's OpenSSH server (ssh2's adapter file): reused
  * across steps (the handoff's connection setup is ~0.3 s otherwise), re-opened after a
  * failure. The host key is pinned by its SHA256 fingerprint; AES-GCM ciphers first (AES-NI;
- * the fastest here, docs/DESIGN.md §7). Commands are argv arrays, quoted here
- * from validated names only.
+ * the fastest here, docs/DESIGN.md §7). On the peer drover's key runs only drover-receive
+ * (docs/DESIGN.md §24): the connection asks for its two verbs and speaks ssh-protocol.ts.
  */
 import { createHash } from 'node:crypto';
+import { PassThrough } from 'node:stream';
 import { Client, type ClientChannel, type CipherAlgorithm } from 'ssh2';
 import { DroverError } from '#common/errors.ts';
-import type { CommandResult } from '../zfs/command.ts';
-import { SshCommandSession } from './ssh-session.ts';
+import { Answer, LineSplitter, READY_LINE, commandFor, fromWire, line, type ReceiveHeader } from './ssh-protocol.ts';
+import { SshSession } from './ssh-session.ts';
 
 export interface SshEndpoint {
   host: string;
@@ -35,110 +36,143 @@ export function sshFingerprint(keyBlob: Buffer): string {
   return `SHA256:${createHash('sha256').update(keyBlob).digest('base64').replace(/=+$/, '')}`;
 }
 
-/** Quotes one argument for the remote shell. Callers pass validated names only; this is the second fence. */
-export function shellQuote(arg: string): string {
-  return /^[A-Za-z0-9_./:=@,+-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+/** A receive on the peer: its channel (write the stream, then end it) and drover-receive's verdict. */
+export interface RemoteReceive {
+  channel: ClientChannel;
+  /** Resolves with the verdict's value; rejects with the peer's classified error, or a disconnect. */
+  verdict: Promise<unknown>;
 }
 
-/** An argv as one remote shell command line, every argument quoted. */
-export function quoteArgv(argv: readonly string[]): string {
-  return argv.map(shellQuote).join(' ');
-}
+const STDERR_CAP = 16 * 1024;
 
-/** The remote command line for an argv run by exec: `LC_ALL=C <quoted argv…>`. */
-export function remoteCommand(argv: readonly string[]): string {
-  return `LC_ALL=C ${quoteArgv(argv)}`;
-}
-
-/**
- * Defines `drover_exec` in a warm shell: exec the command with its stdin pipe (sshd's 64 KiB
- * one) grown to 1 MiB, or to the host's `fs.pipe-max-size` when that is lower (a root without
- * CAP_SYS_RESOURCE may not pass it). A deeper queue lets sshd and zfs receive run in longer
- * bursts on busy cores: bench:transfer's ssh went from 0.53 of the local pipe to 0.56–0.67
- * (2026-12-03). 16 MiB measured 0.76–0.88, but zfs-fuse's receive then lost its "out of space"
- * verdict on a full pool (exit SIGPIPE, no stderr) in 2 of 3 runs of replicate-ssh, so it is
- * not used. The shell has no fcntl, so perl does it (Debian's perl-base is Essential); without
- * perl, or on a system other than Linux (F_SETPIPE_SZ is 1031 there), it is a plain exec.
- * Decided when the shell starts, off the critical path.
- */
-const PIPE_BYTES = 1024 * 1024;
-const DEEP_EXEC = [
-  `if [ "$(uname -s)" = Linux ] && command -v perl >/dev/null 2>&1; then`,
-  `drover_exec() { exec perl -e 'unless (fcntl(STDIN, 1031, ${PIPE_BYTES})) { open(F, "<", "/proc/sys/fs/pipe-max-size") and fcntl(STDIN, 1031, 0 + <F>) } exec { $ARGV[0] } @ARGV; die "exec $ARGV[0]: $!\\n"' "$@"; }`,
-  `else drover_exec() { exec "$@"; }; fi`,
-].join('\n');
+/** The one argv `stream()` still recognizes: what the size of zfs receive's stdin pipe is. */
+export const PIPE_SIZE_PROBE: readonly string[] = ['perl', '-e', 'print fcntl(STDIN, 1032, 0)'];
 
 export class SshConnection {
   private client: Client | null = null;
   private connecting: Promise<Client> | null = null;
-  private session: SshCommandSession | null = null;
-  private sessionStarting: Promise<SshCommandSession> | null = null;
+  private session: SshSession | null = null;
+  private sessionStarting: Promise<SshSession> | null = null;
   private warm: Promise<ClientChannel> | null = null;
 
   constructor(private readonly endpoint: SshEndpoint) {}
 
-  /**
-   * Runs `argv` on the peer to completion, in the connection's persistent remote shell
-   * (ssh-session.ts). A connection lost on the way → DROVER_SSH_DISCONNECTED (retryable).
-   */
-  async run(argv: readonly string[], options: { timeoutMs?: number } = {}): Promise<CommandResult> {
-    const session = await this.commandSession();
-    return session.run(quoteArgv(argv), argv, options.timeoutMs ?? 120_000);
+  private get peer(): string {
+    return `${this.endpoint.host}:${this.endpoint.port}`;
   }
 
-  private commandSession(): Promise<SshCommandSession> {
+  /**
+   * Sends one request to the connection's `drover-receive session` on the peer (started on
+   * first use). A connection lost on the way → DROVER_SSH_DISCONNECTED (retryable).
+   */
+  async request(body: Record<string, unknown> & { op: string }, options: { timeoutMs?: number } = {}): Promise<unknown> {
+    const session = await this.commandSession();
+    return session.request(body, options.timeoutMs ?? 120_000);
+  }
+
+  private commandSession(): Promise<SshSession> {
     if (this.session?.alive) return Promise.resolve(this.session);
-    this.sessionStarting ??= this.exec(['sh', '-s'])
-      .then((channel) => (this.session = new SshCommandSession(channel, (argv) => this.disconnected(argv))))
+    this.sessionStarting ??= this.exec(commandFor('session'))
+      .then((channel) => (this.session = new SshSession(channel, this.peer, (what) => this.disconnected(what))))
       .finally(() => (this.sessionStarting = null));
     return this.sessionStarting;
   }
 
   /**
-   * Starts `argv` on the peer with its stdin/stdout on the returned channel, through a
-   * pre-started ("warm") remote `sh`, so the login shell's start-up is not on the critical
-   * path (the final increment of a move). The shell reads one line, prints a marker and
-   * `exec`s the command; nothing else is written before the marker arrives, so the shell
-   * cannot have read any of the stream.
+   * Starts a receive on the peer through a pre-started ("warm") `drover-receive receive`, so
+   * the login shell's and Node's start-up are not on the critical path (the final increment
+   * of a move): sends the header, waits for `DROVER-READY`; from then on what is written to
+   * the channel goes straight into `zfs receive`'s stdin, and the verdict comes as one line.
    */
-  async stream(argv: readonly string[]): Promise<ClientChannel> {
+  async receive(header: ReceiveHeader): Promise<RemoteReceive> {
     const channel = await (this.warm ?? this.startWarm());
     this.warm = null;
     this.prewarm();
+    let stderr = '';
+    let exitCode: number | null = null;
+    let settleVerdict: { resolve: (v: unknown) => void; reject: (e: DroverError) => void } | null = null;
+    const verdict = new Promise<unknown>((resolve, reject) => (settleVerdict = { resolve, reject }));
+    verdict.catch(() => {});
     return new Promise((resolve, reject) => {
-      let seen = '';
-      const onData = (chunk: Buffer): void => {
-        seen += chunk.toString('latin1');
-        const newline = seen.indexOf('\n');
-        if (newline < 0) return;
+      let ready = false;
+      const fail = (err: DroverError): void => {
         clearTimeout(timer);
-        channel.off('data', onData);
-        channel.off('close', onClose);
-        channel.pause();
-        if (seen.slice(0, newline) !== 'DROVER-READY') {
-          channel.close();
-          return reject(new DroverError('DROVER_SSH_PROTOCOL', `unexpected output from the remote shell: ${seen.slice(0, 100)}`));
+        if (!ready) reject(err);
+        settleVerdict?.reject(err);
+        settleVerdict = null;
+      };
+      const splitter = new LineSplitter((text) => {
+        if (!ready) {
+          if (text !== READY_LINE) {
+            channel.close();
+            return fail(unexpected(this.peer, text));
+          }
+          ready = true;
+          clearTimeout(timer);
+          return resolve({ channel, verdict });
         }
-        const rest = Buffer.from(seen.slice(newline + 1), 'latin1');
-        if (rest.length > 0) channel.unshift(rest);
-        resolve(channel);
-      };
+        const parsed = Answer.safeParse(safeJson(text));
+        if (!parsed.success) return fail(unexpected(this.peer, text));
+        if (parsed.data.ok) settleVerdict?.resolve(parsed.data.value);
+        else settleVerdict?.reject(fromWire(parsed.data.error, this.peer));
+        settleVerdict = null;
+      });
+      channel.on('data', (chunk: Buffer) => {
+        try {
+          splitter.push(chunk);
+        } catch (err) {
+          channel.close();
+          fail(err as DroverError);
+        }
+      });
+      channel.stderr.setEncoding('utf8');
+      channel.stderr.on('data', (d: string) => {
+        if (stderr.length < STDERR_CAP) stderr += d;
+      });
+      channel.on('exit', (code: number | null) => (exitCode = code ?? null));
+      channel.once('close', () => {
+        // A verdict line is settled already; otherwise say why there is none.
+        const said = stderr.trim();
+        if (exitCode !== null && exitCode !== 0 && said !== '') {
+          fail(new DroverError(/DROVER_SSH_RECEIVE_REFUSED/.test(said) ? 'DROVER_SSH_RECEIVE_REFUSED' : 'DROVER_SSH_PROTOCOL', `drover-receive on ${this.peer} exited ${exitCode}: ${said.slice(0, 500)}`, {
+            detail: { peer: this.peer, exitCode },
+          }));
+        } else {
+          fail(this.disconnected(`the receive of ${header.op === 'receive' ? header.datasetId : header.op}`));
+        }
+      });
       const timer = setTimeout(() => {
-        channel.off('data', onData);
         channel.close();
-        reject(new DroverError('DROVER_SSH_TIMEOUT', `the remote shell for ${argv.slice(0, 2).join(' ')} did not answer`, { retryable: true }));
+        fail(new DroverError('DROVER_SSH_TIMEOUT', `drover-receive on ${this.peer} did not answer a receive`, { retryable: true }));
       }, 30_000);
-      const onClose = (): void => {
-        clearTimeout(timer);
-        reject(this.disconnected(argv));
-      };
-      channel.on('data', onData);
-      channel.once('close', onClose);
-      channel.write(`echo DROVER-READY; drover_exec ${quoteArgv(argv)}\n`);
+      channel.write(line(header));
     });
   }
 
-  /** Starts a warm shell for the next `stream()` in the background (idempotent). */
+  /** The size in bytes of the pipe `zfs receive` reads on the peer (grown from sshd's 64 KiB). */
+  async receivePipeBytes(): Promise<number> {
+    const { channel, verdict } = await this.receive({ op: 'pipe-size' });
+    channel.end();
+    return Number(await verdict);
+  }
+
+  /**
+   * @deprecated For callers written against the shell transport, which ran any argv on the
+   * peer. Only the pipe-size probe (`PIPE_SIZE_PROBE`) is still recognized, answered by
+   * drover-receive's `pipe-size` diagnostic; the result reads like that program's stdout.
+   * Any other argv is refused here (DROVER_SSH_RECEIVE_REFUSED): the peer runs no commands.
+   * Use `receivePipeBytes()`.
+   */
+  async stream(argv: readonly string[]): Promise<PassThrough> {
+    if (argv.length !== PIPE_SIZE_PROBE.length || argv.some((a, i) => a !== PIPE_SIZE_PROBE[i])) {
+      throw new DroverError('DROVER_SSH_RECEIVE_REFUSED', `the peer runs drover-receive only, not ${JSON.stringify(argv.slice(0, 3))}`);
+    }
+    const out = new PassThrough();
+    out.write(String(await this.receivePipeBytes()));
+    return out;
+  }
+
+  /** Starts a warm receive for the next `receive()` in the background (idempotent). */
   prewarm(): void {
     if (this.warm) return;
     const warm = this.startWarm();
@@ -149,27 +183,24 @@ export class SshConnection {
   }
 
   private startWarm(): Promise<ClientChannel> {
-    return this.exec(['sh', '-s']).then((channel) => {
-      channel.write(`LC_ALL=C; export LC_ALL\n${DEEP_EXEC}\n`);
-      return channel;
-    });
+    return this.exec(commandFor('receive'));
   }
 
-  /** Starts `argv` on the peer; the channel is its stdin/stdout. */
-  async exec(argv: readonly string[]): Promise<ClientChannel> {
+  /** Starts `command` on the peer (where the forced command reads it as SSH_ORIGINAL_COMMAND); the channel is its stdin/stdout. */
+  async exec(command: string): Promise<ClientChannel> {
     const client = await this.connect();
     return new Promise((resolve, reject) => {
-      client.exec(remoteCommand(argv), (err, channel) => {
+      client.exec(command, (err, channel) => {
         if (err) {
           this.drop();
-          reject(new DroverError('DROVER_SSH_DISCONNECTED', `cannot start ${argv[0]} on ${this.endpoint.host}: ${err.message}`, { retryable: true, cause: err }));
+          reject(new DroverError('DROVER_SSH_DISCONNECTED', `cannot start ${command} on ${this.endpoint.host}: ${err.message}`, { retryable: true, cause: err }));
         } else resolve(channel);
       });
     });
   }
 
-  disconnected(argv: readonly string[]): DroverError {
-    return new DroverError('DROVER_SSH_DISCONNECTED', `the ssh connection to ${this.endpoint.host}:${this.endpoint.port} closed during ${argv.slice(0, 2).join(' ')}`, {
+  disconnected(what: string): DroverError {
+    return new DroverError('DROVER_SSH_DISCONNECTED', `the ssh connection to ${this.endpoint.host}:${this.endpoint.port} closed during ${what}`, {
       retryable: true,
       detail: { host: this.endpoint.host, port: this.endpoint.port },
     });
@@ -183,7 +214,7 @@ export class SshConnection {
   private drop(): void {
     const client = this.client;
     this.client = null;
-    this.session?.close(this.disconnected(['sh']));
+    this.session?.close(this.disconnected('drover-receive session'));
     this.session = null;
     this.warm = null;
     client?.end();
@@ -242,4 +273,16 @@ export class SshConnection {
     });
     return this.connecting;
   }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function unexpected(peer: string, text: string): DroverError {
+  return new DroverError('DROVER_SSH_PROTOCOL', `unexpected output from drover-receive on ${peer}: ${text.slice(0, 100)}`);
 }

@@ -1,109 +1,115 @@
 /**
- * A persistent remote `sh` on a peer that runs drover's short commands (zfs get, hold,
- * release …) one after another. Why: sshd starts the user's login shell for every exec,
- * and that shell's start-up (profiles, rc files) can cost seconds per command (2.8 s on the
- * test machine, whose root .bashrc runs pyenv); a step runs a dozen short commands. Here the
- * shell starts once per connection.
- *
- * Each command is the same quoted argv an exec would send (validated names, fixed
- * templates). Its stdout and stderr go to files in a private temp dir; the shell then prints
- * `DROVER-END <status> <stdout bytes> <stderr bytes>` followed by both, so the framing never
- * depends on what a command prints.
+ * The sender's end of a `drover-receive session` on a peer (ssh-protocol.ts): one per
+ * connection, requests answered in order, one JSON object a line. Why a session: sshd starts
+ * the user's login shell for every exec (2.8 s on the test machine, whose root .bashrc runs
+ * pyenv) and drover-receive is a Node program; a step runs a dozen short requests, and here
+ * both start once per connection.
  */
 import type { ClientChannel } from 'ssh2';
 import { DroverError } from '#common/errors.ts';
-import type { CommandResult } from '../zfs/command.ts';
+import { Answer, LineSplitter, fromWire, line } from './ssh-protocol.ts';
 
-const MARK = 'DROVER-END ';
-const START = 'LC_ALL=C; export LC_ALL; T=$(mktemp -d) || exit 1; trap \'rm -rf "$T"\' EXIT\n';
+type Body = Record<string, unknown> & { op: string };
 
-interface Job {
-  line: string;
-  argv: readonly string[];
-  resolve: (r: CommandResult) => void;
-  reject: (e: DroverError) => void;
-  timeoutMs: number;
+interface Pending {
+  resolve: (value: unknown) => void;
+  reject: (err: DroverError) => void;
+  timer: NodeJS.Timeout;
+  op: string;
 }
 
-export class SshCommandSession {
-  private buffer: Buffer = Buffer.alloc(0);
-  private current: Job | null = null;
-  private readonly queue: Job[] = [];
+const STDERR_CAP = 16 * 1024;
+
+export class SshSession {
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
   private closed: DroverError | null = null;
-  private timer: NodeJS.Timeout | undefined;
+  private stderr = '';
+  private exitCode: number | null = null;
 
   constructor(
     private readonly channel: ClientChannel,
-    private readonly describe: (argv: readonly string[]) => DroverError,
+    private readonly peer: string,
+    /** The error for a session whose connection went away. */
+    private readonly disconnected: (what: string) => DroverError,
   ) {
+    const splitter = new LineSplitter((text) => this.onLine(text));
     channel.on('data', (chunk: Buffer) => {
-      this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
-      this.parse();
+      try {
+        splitter.push(chunk);
+      } catch (err) {
+        this.close(err as DroverError);
+      }
     });
-    channel.stderr.resume();
-    channel.on('close', () => this.close(describe(this.current?.argv ?? ['sh'])));
-    channel.write(START);
+    channel.stderr.setEncoding('utf8');
+    channel.stderr.on('data', (d: string) => {
+      if (this.stderr.length < STDERR_CAP) this.stderr += d;
+    });
+    channel.on('exit', (code: number | null) => (this.exitCode = code ?? null));
+    channel.on('close', () => this.close(this.ended()));
   }
 
   get alive(): boolean {
     return this.closed === null;
   }
 
-  /** Runs one command (a quoted command line) and resolves with its exit status and output. */
-  run(line: string, argv: readonly string[], timeoutMs: number): Promise<CommandResult> {
+  /** Sends one request; resolves with its value, rejects with the peer's classified error. */
+  request(body: Body, timeoutMs: number): Promise<unknown> {
     if (this.closed) return Promise.reject(this.closed);
+    const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.queue.push({ line, argv, resolve, reject, timeoutMs });
-      this.next();
+      const timer = setTimeout(() => {
+        this.close(new DroverError('DROVER_SSH_TIMEOUT', `${body.op} timed out on ${this.peer}`, { retryable: true }));
+      }, timeoutMs);
+      this.pending.set(id, { resolve, reject, timer, op: body.op });
+      this.channel.write(line({ ...body, id }));
     });
   }
 
   close(err: DroverError): void {
     if (this.closed) return;
     this.closed = err;
-    clearTimeout(this.timer);
-    for (const job of [this.current, ...this.queue]) job?.reject(err);
-    this.current = null;
-    this.queue.length = 0;
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+    this.pending.clear();
     this.channel.close();
   }
 
-  private next(): void {
-    if (this.current || this.closed) return;
-    const job = this.queue.shift();
-    if (!job) return;
-    this.current = job;
-    this.timer = setTimeout(() => {
-      this.close(new DroverError('DROVER_SSH_TIMEOUT', `${job.argv.slice(0, 2).join(' ')} timed out on the peer`, { retryable: true }));
-    }, job.timeoutMs);
-    this.channel.write(`${job.line} </dev/null >"$T/o" 2>"$T/e"; echo "${MARK}$? $(wc -c <"$T/o") $(wc -c <"$T/e")"; cat "$T/o" "$T/e"\n`);
+  /**
+   * Why the session ended: drover-receive exited with a message (it refused the command, or
+   * the peer has no drover-receive: permanent), or the connection went (retryable).
+   */
+  private ended(): DroverError {
+    const said = this.stderr.trim();
+    if (this.exitCode !== null && this.exitCode !== 0 && said !== '') {
+      return new DroverError(/DROVER_SSH_RECEIVE_REFUSED/.test(said) ? 'DROVER_SSH_RECEIVE_REFUSED' : 'DROVER_SSH_PROTOCOL', `drover-receive on ${this.peer} exited ${this.exitCode}: ${said.slice(0, 500)}`, {
+        detail: { peer: this.peer, exitCode: this.exitCode },
+      });
+    }
+    return this.disconnected('drover-receive session');
   }
 
-  private parse(): void {
-    while (this.current) {
-      const newline = this.buffer.indexOf(10);
-      if (newline < 0) return;
-      const header = this.buffer.subarray(0, newline).toString('latin1');
-      if (!header.startsWith(MARK)) {
-        this.close(new DroverError('DROVER_SSH_PROTOCOL', `unexpected output from the remote shell: ${header.slice(0, 100)}`));
-        return;
-      }
-      const [status, out, err] = header.slice(MARK.length).trim().split(/\s+/).map(Number);
-      if (status === undefined || out === undefined || err === undefined || [status, out, err].some((n) => !Number.isInteger(n))) {
-        this.close(new DroverError('DROVER_SSH_PROTOCOL', `bad status line from the remote shell: ${header.slice(0, 100)}`));
-        return;
-      }
-      const end = newline + 1 + out + err;
-      if (this.buffer.length < end) return;
-      const stdout = this.buffer.subarray(newline + 1, newline + 1 + out).toString('utf8');
-      const stderr = this.buffer.subarray(newline + 1 + out, end).toString('utf8');
-      this.buffer = this.buffer.subarray(end);
-      const job = this.current;
-      this.current = null;
-      clearTimeout(this.timer);
-      // The shell reports a command killed by signal N as 128+N.
-      job.resolve(status > 128 ? { exitCode: null, signal: `SIG${status - 128}`, stdout, stderr } : { exitCode: status, signal: null, stdout, stderr });
-      this.next();
+  private onLine(text: string): void {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(text);
+    } catch {
+      raw = undefined;
     }
+    const parsed = Answer.safeParse(raw);
+    if (!parsed.success || parsed.data.id === undefined) {
+      // A refused session (a line with no id) names its own error; anything else is garbage.
+      if (parsed.success && !parsed.data.ok) return this.close(fromWire(parsed.data.error, this.peer));
+      return this.close(new DroverError('DROVER_SSH_PROTOCOL', `unexpected output from drover-receive on ${this.peer}: ${text.slice(0, 100)}`));
+    }
+    const answer = parsed.data;
+    const waiter = this.pending.get(answer.id!);
+    if (!waiter) return;
+    this.pending.delete(answer.id!);
+    clearTimeout(waiter.timer);
+    if (answer.ok) waiter.resolve(answer.value);
+    else waiter.reject(fromWire(answer.error, this.peer));
   }
 }

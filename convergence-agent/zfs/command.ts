@@ -22,8 +22,11 @@ export interface RunOptions {
 }
 
 export interface SpawnOptions {
-  /** 'pipe' gives a writable stdin; default 'ignore'. */
-  stdin?: 'pipe' | 'ignore';
+  /**
+   * 'pipe' gives a writable stdin; a number is a descriptor of this process that the program
+   * reads directly (drover-receive hands zfs receive its own stdin, the ssh channel); default 'ignore'.
+   */
+  stdin?: 'pipe' | 'ignore' | number;
   /**
    * 'pipe' gives a readable stdout; a number is a descriptor of this process that the
    * program writes into directly (a native pump's stdin); default 'ignore'.
@@ -95,8 +98,8 @@ export const execaRunner: CommandRunner = {
   spawn(file, args, options = {}) {
     const child = execa(file, [...args], {
       reject: false,
-      stdin: options.stdin ?? 'ignore',
       // execa takes any descriptor number at run time; its types list only 3..9.
+      stdin: (options.stdin ?? 'ignore') as 'pipe' | 'ignore',
       stdout: (options.stdout ?? 'ignore') as 'pipe' | 'ignore',
       stderr: 'pipe',
       buffer: { stdout: false, stderr: false },

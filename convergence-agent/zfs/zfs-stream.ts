@@ -67,8 +67,11 @@ export function spawnSend(runner: CommandRunner, zfsPath: string, request: SendR
   return wrap(runner.spawn(zfsPath, args, { stdout: request.into ? descriptorOf(request.into) : 'pipe' }), args);
 }
 
-/** Starts `zfs receive -u [-s] <pool>/drover/<id>`; write the stream to `input`. */
-export function spawnReceive(runner: CommandRunner, zfsPath: string, pool: string, datasetId: string, resumable: boolean): ZfsStreamProcess {
+/**
+ * Starts `zfs receive -u [-s] <pool>/drover/<id>`; write the stream to `input`, or give a
+ * descriptor of this process (`from`) that zfs reads the stream from itself (`input` is then null).
+ */
+export function spawnReceive(runner: CommandRunner, zfsPath: string, pool: string, datasetId: string, resumable: boolean, from?: number): ZfsStreamProcess {
   const args = argv.receive(pool, datasetId, resumable);
-  return wrap(runner.spawn(zfsPath, args, { stdin: 'pipe' }), args);
+  return wrap(runner.spawn(zfsPath, args, { stdin: from ?? 'pipe' }), args);
 }

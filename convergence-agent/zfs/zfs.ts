@@ -395,9 +395,12 @@ export class ZfsStore implements DatasetStore, SnapshotStore {
     return spawnSend(this.runner, this.zfsPath, { ...request, pool: this.pool });
   }
 
-  /** Starts `zfs receive -u` into `<pool>/drover/<id>` (`-s` only when resumable). */
-  receive(datasetId: string, resumable: boolean): ZfsStreamProcess {
-    return spawnReceive(this.runner, this.zfsPath, this.pool, datasetId, resumable);
+  /**
+   * Starts `zfs receive -u` into `<pool>/drover/<id>` (`-s` only when resumable); from
+   * `from`, a descriptor of this process, when given (drover-receive: the ssh channel).
+   */
+  receive(datasetId: string, resumable: boolean, from?: number): ZfsStreamProcess {
+    return spawnReceive(this.runner, this.zfsPath, this.pool, datasetId, resumable, from);
   }
 
   /**

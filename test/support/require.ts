@@ -9,7 +9,7 @@ import { DEFAULT_PUMP_PATH, findNativePump } from '../../convergence-agent/trans
  *
  *   describeWith(['dockerd', 'zfs'], 'the zfs adapter', () => { it(…) });
  */
-export type Component = 'root' | 'dockerd' | 'zfs' | 'sshd' | 'nft' | 'native-pump';
+export type Component = 'root' | 'dockerd' | 'zfs' | 'sshd' | 'nft' | 'native-pump' | 'libfuzzer';
 
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -27,6 +27,18 @@ const checks: Record<Component, () => string | null> = {
   nft: () => (answers('nft', ['list', 'tables']) ? null : 'nft does not answer (nft list tables; Debian package nftables, as root)'),
   /** The tls transport's native data pump, built by `make -C native` (scripts/host-setup.sh). */
   'native-pump': () => (findNativePump() ? null : `${DEFAULT_PUMP_PATH} is not built (make -C native; needs gcc, libc6-dev, libssl-dev)`),
+  /** clang with libFuzzer's runtime (Debian clang + libclang-rt-14-dev): the native frame parser's fuzz target. */
+  libfuzzer: () => {
+    const found = spawnSync('clang', ['-print-file-name=libclang_rt.fuzzer-x86_64.a'], { encoding: 'utf8', timeout: 15_000, env: { ...process.env, PATH } });
+    const path = found.status === 0 ? found.stdout.trim() : '';
+    try {
+      if (!path.startsWith('/')) throw new Error('not found');
+      accessSync(path, constants.R_OK);
+      return null;
+    } catch {
+      return 'no clang with libFuzzer (Debian clang, libclang-rt-14-dev)';
+    }
+  },
   sshd: () => {
     try {
       accessSync('/usr/sbin/sshd', constants.X_OK);

@@ -6,7 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -179,6 +179,50 @@ describeWith(['native-pump'], 'the native data pump', () => {
     expect(r.received).toMatchObject({ ok: false, err: { code: 'DROVER_TRANSFER_INTERRUPTED', retryable: true } });
     expect((r.received as { err: Error }).err.message).toMatch(/before its last frame/);
     expect(r.output.length).toBe(3 * FRAME);
+  });
+
+  /** Frames as an attacker holding the key would write them (README "Frames"), straight to a receiving pump. */
+  function seal(key: Buffer, frame: number, payload: Buffer, last: boolean): Buffer {
+    const header = Buffer.alloc(5);
+    header.writeUInt32BE(payload.length, 0);
+    header[4] = last ? 1 : 0;
+    const iv = Buffer.alloc(12);
+    iv.writeBigUInt64BE(BigInt(frame), 4);
+    const cipher = createCipheriv('aes-128-gcm', key, iv);
+    cipher.setAAD(header);
+    const body = Buffer.concat([cipher.update(payload), cipher.final()]);
+    return Buffer.concat([header, body, cipher.getAuthTag()]);
+  }
+
+  async function sendRaw(key: Buffer, wire: Buffer) {
+    const outFile = join(dir, `raw-${randomBytes(4).toString('hex')}.out`);
+    const rx = await receiver(key, outFile);
+    const socket = netConnect(rx.port, '127.0.0.1');
+    socket.on('error', () => {});
+    socket.write(Buffer.concat([Buffer.from('DRVRDAT1'), randomBytes(48)]));
+    await once(socket, 'data'); // the acknowledgement
+    socket.end(wire);
+    const received = await (await rx.pump).done().then(
+      (bytes) => ({ ok: true as const, bytes }),
+      (err: unknown) => ({ ok: false as const, err: err as Error & { code: string } }),
+    );
+    socket.destroy();
+    await new Promise((r) => (rx.sink.exitCode !== null ? r(null) : rx.sink.once('exit', r)));
+    return { received, output: await readFile(outFile) };
+  }
+
+  it('refuses an empty frame that is not the last, and a frame sealed under a repeated number, even with the right key', async () => {
+    const key = randomBytes(16);
+    const empty = await sendRaw(key, Buffer.concat([seal(key, 0, Buffer.from('abc'), false), seal(key, 1, Buffer.alloc(0), false), seal(key, 2, Buffer.from('z'), true)]));
+    expect(empty.received).toMatchObject({ ok: false, err: { code: 'DROVER_TRANSFER_PROTOCOL' } });
+    expect(empty.output.toString()).toBe('abc');
+    const replayed = await sendRaw(key, Buffer.concat([seal(key, 0, Buffer.from('abc'), false), seal(key, 0, Buffer.from('abc'), true)]));
+    expect(replayed.received).toMatchObject({ ok: false, err: { code: 'DROVER_TRANSFER_INTEGRITY' } });
+    expect(replayed.output.toString()).toBe('abc');
+    const whole = await sendRaw(key, Buffer.concat([seal(key, 0, Buffer.from('abc'), false), seal(key, 1, Buffer.alloc(0), true)]));
+    expect(whole.received).toEqual({ ok: true, bytes: 3 });
+    const trailing = await sendRaw(key, Buffer.concat([seal(key, 0, Buffer.from('abc'), true), Buffer.from('x')]));
+    expect(trailing.received).toMatchObject({ ok: false, err: { code: 'DROVER_TRANSFER_PROTOCOL' } });
   });
 
   it('writes nothing when the receiver holds another key', async () => {

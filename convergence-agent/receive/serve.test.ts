@@ -1,0 +1,93 @@
+import { PassThrough } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { silentLogger } from '#common/log.ts';
+import { LocalPeer } from '../transfer/local-peer.ts';
+import { RecordingRunner, type CommandRunner } from '../zfs/command.ts';
+import { ZfsStore } from '../zfs/zfs.ts';
+import { answerRequest, receiveOnce, serveSession, type ReceiveSide } from './serve.ts';
+
+const ID = '6f1c2b3a-1d2e-4f50-8a9b-0c1d2e3f4a5b';
+
+/** A runner that answers every command with "exit 0, no output" and records what would have run. */
+function side(): { side: ReceiveSide; runner: RecordingRunner } {
+  const ok: CommandRunner = {
+    run: async () => ({ exitCode: 0, signal: null, stdout: '', stderr: '' }),
+    spawn: () => ({ pid: 1, stdin: null, stdout: null, exited: Promise.resolve({ exitCode: 0, signal: null, stdout: '', stderr: '' }), kill: () => {} }),
+  };
+  const runner = new RecordingRunner(ok);
+  const store = new ZfsStore({ pool: 'tank', runner });
+  return { side: { pool: 'tank', store, peer: new LocalPeer('test', store), log: silentLogger() }, runner };
+}
+
+describe('drover-receive', () => {
+  it('refuses another pool, a dataset outside drover/, foreign snapshots and unknown verbs before any zfs command runs', async () => {
+    const { side: s, runner } = side();
+    const refusals = [
+      { id: 1, op: 'getDataset', pool: 'other', datasetId: ID },
+      { id: 2, op: 'getDataset', pool: 'tank', datasetId: '../etc' },
+      { id: 3, op: 'hold', pool: 'tank', datasetId: ID, snapshot: 'manual', tag: 'drover-base' },
+      { id: 4, op: 'release', pool: 'tank', datasetId: ID, snapshot: 'drover-a', tag: 'keep' },
+      { id: 5, op: 'destroy', pool: 'tank', datasetId: ID },
+      { id: 6, op: 'rollback', pool: 'tank', datasetId: ID, snapshot: 'drover-$(id)' },
+      'not even an object',
+    ];
+    for (const request of refusals) {
+      const answer = await answerRequest(s, request);
+      expect(answer.ok, JSON.stringify(request)).toBe(false);
+      expect((answer as { error: { code: string } }).error.code).toMatch(/DROVER_SSH_RECEIVE_REFUSED|DROVER_ZFS_INVALID_NAME/);
+    }
+    expect(runner.calls).toEqual([]);
+  });
+
+  it('runs an accepted request as zfs argv in its own pool', async () => {
+    const { side: s, runner } = side();
+    expect(await answerRequest(s, { id: 7, op: 'hold', pool: 'tank', datasetId: ID, snapshot: 'drover-a', tag: 'drover-base' })).toEqual({ id: 7, ok: true, value: null });
+    expect(runner.calls.at(-1)).toEqual({ file: 'zfs', args: ['hold', 'drover-base', `tank/drover/${ID}@drover-a`] });
+  });
+
+  it('never rolls back a writable dataset (a primary), whatever the sender asks', async () => {
+    const listing = (readonly: 'on' | 'off') =>
+      ['type\tfilesystem', 'mountpoint\t/m', 'mounted\tyes', `readonly\t${readonly}`, `drover:readonly\t${readonly}`, 'refquota\t0', 'used\t1', 'referenced\t1'].map((l) => `tank/drover/${ID}\t${l}\n`).join('');
+    for (const readonly of ['off', 'on'] as const) {
+      const fake: CommandRunner = {
+        run: async (_file, args) => ({ exitCode: 0, signal: null, stdout: args[0] === 'get' && args.includes('type,mountpoint,mounted,readonly,drover:readonly,refquota,used,referenced') ? listing(readonly) : '', stderr: '' }),
+        spawn: () => { throw new Error('no spawn'); },
+      };
+      const runner = new RecordingRunner(fake);
+      const store = new ZfsStore({ pool: 'tank', runner });
+      const s: ReceiveSide = { pool: 'tank', store, peer: new LocalPeer('test', store), log: silentLogger() };
+      const answer = await answerRequest(s, { id: 1, op: 'rollback', pool: 'tank', datasetId: ID, snapshot: 'drover-a' });
+      const rolledBack = runner.calls.some((c) => c.args[0] === 'rollback');
+      if (readonly === 'off') {
+        expect(answer).toMatchObject({ ok: false, error: { code: 'DROVER_SSH_RECEIVE_REFUSED' } });
+        expect(rolledBack).toBe(false);
+      } else {
+        expect(answer).toMatchObject({ ok: true });
+        expect(rolledBack).toBe(true);
+      }
+    }
+  });
+
+  it('answers a session line by line, in order, until its input ends', async () => {
+    const { side: s } = side();
+    const input = new PassThrough();
+    const out: string[] = [];
+    const served = serveSession(s, input, (t) => out.push(t));
+    input.write('{"id":1,"op":"prepare","pool":"tank"}\n{"id":2,"op":"getDataset","pool":"x","datasetId":"');
+    input.end(`${ID}"}\ngarbage\n`);
+    await served;
+    expect(out.map((l) => JSON.parse(l))).toMatchObject([{ id: 1, ok: true }, { id: 2, ok: false, error: { code: 'DROVER_SSH_RECEIVE_REFUSED' } }, { ok: false }]);
+  });
+
+  it('refuses a receive into another pool or outside the namespace without starting zfs or saying ready', async () => {
+    for (const header of [{ op: 'receive', pool: 'other', datasetId: ID, resumable: false, full: true }, { op: 'receive', pool: 'tank', datasetId: 'x/../y', resumable: false, full: true }, { op: 'exec', argv: ['id'] }]) {
+      const { side: s, runner } = side();
+      const written: string[] = [];
+      const status = await receiveOnce(s, { readHeader: () => JSON.stringify(header), write: async (t) => void written.push(t), streamFd: 0, runner });
+      expect(status).toBe(1);
+      expect(written).toHaveLength(1);
+      expect(JSON.parse(written[0]!)).toMatchObject({ ok: false, error: { code: expect.stringMatching(/DROVER_SSH_RECEIVE_REFUSED|DROVER_ZFS_INVALID_NAME/) } });
+      expect(runner.calls).toEqual([]);
+    }
+  });
+});

@@ -53,6 +53,13 @@ export class RevokedList {
       this.mtimeMs = stat.mtimeMs;
       this.log.info({ file: this.file, revoked: this.serials.size }, 'revoked list loaded');
     } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        // No list yet (nothing revoked): said once, not at every poll.
+        if (this.mtimeMs !== -2) this.log.info({ file: this.file }, 'no revoked list yet: nothing is revoked');
+        this.serials = new Set();
+        this.mtimeMs = -2;
+        return;
+      }
       this.log.warn({ err, file: this.file }, 'revoked list not readable; the previous list stays');
     }
   }

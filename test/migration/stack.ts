@@ -82,7 +82,7 @@ export class MigrationStack {
   }
 
   async startControl(): Promise<void> {
-    this.control = this.spawn('control', 'bin/drover-control.js', ['--listen', this.controlUrl.slice('http://'.length), '--data-dir', join(this.dir, 'control'), '--node-timeout', '30', ...(this.options.controlArgs ?? [])]);
+    this.control = this.spawn('control', 'bin/drover-control.js', ['--listen', this.controlUrl.slice('http://'.length), '--insecure-plain-http', '--data-dir', join(this.dir, 'control'), '--node-timeout', '30', ...(this.options.controlArgs ?? [])]);
     await until('the control service to answer', async () => (await fetch(`${this.controlUrl}/v1/version`).catch(() => null))?.ok === true, 90_000);
   }
 

@@ -53,7 +53,15 @@ export const ControlConfig = z
     /** replica_replace_after_seconds, in ms (docs/DESIGN.md §17). */
     replicaReplaceAfterMs: z.number().min(1000).max(30 * 86_400_000),
     /** Mutual TLS (docs/DESIGN.md §23); null only with plainHttp. */
-    tls: z.object({ ca: z.string().min(1), cert: z.string().min(1), key: z.string().min(1), revoked: z.string().min(1).nullable() }).strict().nullable(),
+    tls: z
+      .object({
+        ca: z.string().min(1, 'goes with --tls-cert and --tls-key'),
+        cert: z.string().min(1, 'goes with --tls-ca and --tls-key'),
+        key: z.string().min(1, 'goes with --tls-ca and --tls-cert'),
+        revoked: z.string().min(1).nullable(),
+      })
+      .strict()
+      .nullable(),
     /** `--insecure-plain-http`: no TLS, no authentication; refused unless listen is a loopback address. */
     plainHttp: z.boolean(),
   })

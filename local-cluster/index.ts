@@ -7,5 +7,5 @@ export { imageArchive, imageTag, ensureImageArchive } from './images.ts';
 export type { LocalCluster, LocalClusterOptions, LocalImage, LocalNode, LocalNodeSsh } from './types.ts';
 export { knownNodes, servicesReport, servicesStatus, startServices, stopServices } from './services.ts';
 export { controlUrl } from './services-render.ts';
-export { cliEnv, controlClient, operatorFiles, operatorTls, nodeFiles, OPERATOR } from './certs.ts';
+export { cliEnv, controlClient, controlFiles, ensureClusterCertificates, operatorFiles, operatorTls, nodeFiles, OPERATOR } from './certs.ts';
 export { clusterUpWithServices } from './services-up.ts';

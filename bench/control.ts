@@ -98,7 +98,7 @@ async function seed(dir: string, n: number): Promise<void> {
 }
 
 async function startControl(dir: string): Promise<{ proc: ChildProcess; base: string }> {
-  const proc = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), BIN, '--listen', '127.0.0.1:0', '--data-dir', dir, '--node-timeout', '30'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, DROVER_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info' } });
+  const proc = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), BIN, '--listen', '127.0.0.1:0', '--insecure-plain-http', '--data-dir', dir, '--node-timeout', '30'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, DROVER_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info' } });
   const lines = createInterface({ input: proc.stdout! });
   const base = await new Promise<string>((done, fail) => {
     const timer = setTimeout(() => fail(new Error('the control service did not start within 120 s')), 120_000);

@@ -37,7 +37,7 @@ import type { Migration } from '#common/model.ts';
 import { AckedWriter, loadData, longestGapWithin, type Endpoint, type WriterReport } from '../cli/demo/redis-load.ts';
 import { RedisConnection } from '../cli/demo/redis-client.ts';
 import { systemClock } from '#common/clock.ts';
-import { clusterDown, clusterUp, controlUrl, startServices, type LocalCluster, type LocalNode } from '../local-cluster/index.ts';
+import { clusterDown, clusterUp, controlClient, controlUrl, startServices, type LocalCluster, type LocalNode } from '../local-cluster/index.ts';
 import { SshPeer } from '../convergence-agent/transfer/ssh-peer.ts';
 import { streamStep } from '../convergence-agent/transfer/stream-step.ts';
 import { ZfsStore } from '../convergence-agent/zfs/zfs.ts';
@@ -300,7 +300,7 @@ async function main(): Promise<void> {
     say(`local cluster ${name}: 3 nodes, drover's processes, pools of ${2 * total + 1024} MiB …`);
     cluster = await clusterUp({ name, nodes: 3, subnet: lease.subnet, images: ['busybox', 'redis'], poolSizeMiB: 2 * total + 1024, log: silentLogger() });
     await startServices(cluster);
-    const api = new ApiClient({ baseUrl: controlUrl(cluster) });
+    const api = controlClient(cluster);
     for (const [i, size] of sizes.entries()) {
       say(`${size} MiB: drover move ${cluster.nodes[0]!.name} → ${cluster.nodes[1]!.name} under load`);
       const drover = await droverMove(api, cluster, size, 6400 + i);

@@ -34,7 +34,7 @@ import { silentLogger } from '#common/log.ts';
 import { systemClock } from '#common/clock.ts';
 import { loadData, type Endpoint } from '../cli/demo/redis-load.ts';
 import { RedisConnection } from '../cli/demo/redis-client.ts';
-import { clusterDown, clusterUp, controlUrl, servicesStatus, startServices, type LocalCluster } from '../local-cluster/index.ts';
+import { clusterDown, clusterUp, controlClient, controlUrl, servicesStatus, startServices, type LocalCluster } from '../local-cluster/index.ts';
 import { leaseSubnet } from '../test/support/cluster.ts';
 
 const { values: flags } = parseArgs({
@@ -295,7 +295,7 @@ async function main(): Promise<void> {
     say(`local cluster ${name}: 3 nodes, drover's processes …`);
     cluster = await clusterUp({ name, nodes: 3, subnet: lease.subnet, images: ['busybox', 'redis'], poolSizeMiB: 2 * loadMiB + 1536, fresh: true, log: silentLogger() });
     await startServices(cluster);
-    const api = new ApiClient({ baseUrl: controlUrl(cluster) });
+    const api = controlClient(cluster);
     const n1 = cluster.nodes[0]!;
     await api.deploy({
       project: APP,

@@ -1,8 +1,11 @@
 import { Command as Commander, CommanderError } from 'commander';
 import { ApiClient } from '#common/api-client.ts';
+import { clientConfigPath, pickContext, readClientConfig } from '#common/client-config.ts';
+import { readTlsIdentity } from '#common/tls-client.ts';
 import { DroverError, isDroverError, toDroverError } from '#common/errors.ts';
 import { exitCodeOf, usageError } from './cli-error.ts';
 import type { Command } from './command.ts';
+import { caCommand } from './commands/ca.ts';
 import { clusterCommand } from './commands/cluster.ts';
 import { datasetsCommand } from './commands/datasets.ts';
 import { demoCommand } from './commands/demo.ts';
@@ -13,9 +16,9 @@ import { nodeCommand } from './commands/node.ts';
 import { statusCommand } from './commands/status.ts';
 import { print, type CliContext, type Output } from './context.ts';
 
-export const DEFAULT_CONTROL = 'http://127.0.0.1:4523';
+export const DEFAULT_CONTROL = 'https://127.0.0.1:4523';
 
-const COMMANDS: Command[] = [deployCommand, statusCommand, moveCommand, migrationsCommand, nodeCommand, datasetsCommand, demoCommand];
+const COMMANDS: Command[] = [deployCommand, statusCommand, moveCommand, migrationsCommand, nodeCommand, datasetsCommand, demoCommand, caCommand];
 
 export interface CliIo {
   stdout: Output;
@@ -58,7 +61,11 @@ async function dispatch(argv: string[], io: CliIo): Promise<number> {
   const program = new Commander('drover')
     .usage('<command> [--control URL] [--json] …')
     .description('drover moves Docker applications between nodes together with their data.')
-    .option('--control <url>', `the control service (default: $DROVER_CONTROL, else ${DEFAULT_CONTROL})`)
+    .option('--control <url>', `the control service (default: $DROVER_CONTROL, else the context's server, else ${DEFAULT_CONTROL})`)
+    .option('--context <name>', 'a context of the config file ($DROVER_CONFIG, else ~/.config/drover/config.yml): server, ca, cert, key (default: $DROVER_CONTEXT, else current-context)')
+    .option('--ca <file>', "the cluster CA's certificate (default: $DROVER_CA, else the context's)")
+    .option('--cert <file>', 'your user certificate, drover ca user NAME (default: $DROVER_CERT, else the context\'s)')
+    .option('--key <file>', "its key (default: $DROVER_KEY, else the context's)")
     .option('--json', 'print the answer as JSON')
     .configureOutput({ writeOut: (text) => io.stdout.write(text), writeErr: (text) => io.stderr.write(text), outputError: () => {} })
     .configureHelp({ showGlobalOptions: true })
@@ -69,7 +76,7 @@ async function dispatch(argv: string[], io: CliIo): Promise<number> {
     });
   for (const command of COMMANDS) {
     define(program, command, command.name, async (run, values, positionals, globals) => {
-      code = await run(context(io, globals), values, positionals);
+      code = await run(await context(io, globals), values, positionals);
     });
   }
   // Listed in the help; never parsed here (see above).
@@ -127,22 +134,56 @@ function translate(err: CommanderError, command: Command | null, path: string): 
   return usageError(path === '' ? message : `${path}: ${message}`, command?.usage);
 }
 
-function context(io: CliIo, globals: Record<string, unknown>): CliContext {
-  const control = (globals.control as string | undefined) ?? io.env.DROVER_CONTROL ?? DEFAULT_CONTROL;
+/** What a command may touch; the control client is made on first use. */
+async function context(io: CliIo, globals: Record<string, unknown>): Promise<CliContext> {
+  let client: ApiClient | DroverError;
   try {
-    new URL(control);
-  } catch {
-    throw usageError(`--control "${control}" is not a URL (e.g. ${DEFAULT_CONTROL})`);
+    client = await controlClient(io, globals);
+  } catch (err) {
+    // Said when a command talks to the control service, not before (`drover ca` never does).
+    client = toDroverError(err);
   }
   return {
     stdout: io.stdout,
     stderr: io.stderr,
     cwd: io.cwd,
-    control: new ApiClient({ baseUrl: control }),
+    get control(): ApiClient {
+      if (client instanceof DroverError) throw client;
+      return client;
+    },
     json: globals.json === true,
     env: io.env,
     sleep: io.sleep,
   };
+}
+
+/**
+ * The control service and the certificate to present (docs/DESIGN.md §23): each of the
+ * server, CA, certificate and key from its flag, else its DROVER_* variable, else the
+ * context (`--context`, DROVER_CONTEXT, or the file's current context) — whose files apply
+ * only to its own server. An https server needs all three files; a plain http one none.
+ */
+async function controlClient(io: CliIo, globals: Record<string, unknown>): Promise<ApiClient> {
+  const given = (flag: string, env: string) => (globals[flag] as string | undefined) ?? io.env[env];
+  const explicit = { control: given('control', 'DROVER_CONTROL'), ca: given('ca', 'DROVER_CA'), cert: given('cert', 'DROVER_CERT'), key: given('key', 'DROVER_KEY') };
+  const contextName = given('context', 'DROVER_CONTEXT');
+  const needsFile = contextName !== undefined || explicit.control === undefined || ((explicit.control?.startsWith('https:') ?? false) && (!explicit.ca || !explicit.cert || !explicit.key));
+  const path = clientConfigPath(io.env);
+  const picked = needsFile ? pickContext(await readClientConfig(path), contextName, path) : null;
+  const control = explicit.control ?? picked?.server ?? DEFAULT_CONTROL;
+  try {
+    new URL(control);
+  } catch {
+    throw usageError(`--control "${control}" is not a URL (e.g. ${DEFAULT_CONTROL})`);
+  }
+  const ours = picked !== null && picked.server.replace(/\/+$/, '') === control.replace(/\/+$/, '') ? picked : null;
+  const files = { ca: explicit.ca ?? ours?.ca, cert: explicit.cert ?? ours?.cert, key: explicit.key ?? ours?.key };
+  if (!control.startsWith('https:')) return new ApiClient({ baseUrl: control });
+  const missing = (['ca', 'cert', 'key'] as const).filter((f) => files[f] === undefined);
+  if (missing.length > 0) {
+    throw usageError(`the control service at ${control} needs a client certificate: give ${missing.map((f) => `--${f}`).join(', ')} (or DROVER_CA, DROVER_CERT, DROVER_KEY), or a context in ${path} (drover cluster up writes one; drover ca user NAME makes a certificate)`);
+  }
+  return new ApiClient({ baseUrl: control, tls: readTlsIdentity({ ca: files.ca!, cert: files.cert!, key: files.key! }) });
 }
 
 /**

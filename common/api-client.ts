@@ -4,7 +4,8 @@
  * the table gives for its status — an answer that does not match throws
  * DROVER_CONTROL_BAD_ANSWER (retryable) naming the route and the paths that failed. The
  * typed methods below are `call` with the answer shaped for their callers. Used by the
- * CLI, the agents, the proxies and the volume plugin. Uses the global fetch.
+ * CLI, the agents, the proxies and the volume plugin. Uses mutual TLS (tls-client.ts) with
+ * the caller's certificate, or the global fetch for a plain loopback control service.
  *
  * Errors: an error answer throws DroverError with the server's `code` (or the registry's
  * generic code of its status, common/errors.ts `codeOfAnswer`), the server's description as
@@ -21,6 +22,7 @@ import { parseEventStream, type StreamEvent } from './event-stream.ts';
 import type { Application, NodeReport, ReplicationPolicy } from './model.ts';
 import { backoffDelay } from './backoff.ts';
 import { systemClock } from './clock.ts';
+import { tlsFetch, type FetchLike, type TlsIdentity } from './tls-client.ts';
 
 
 /** An idempotent GET whose connection failed: 100 ms, then 300 ms, … (capped). */
@@ -31,8 +33,13 @@ const CONDITIONAL_RETRY = { initialMs: 10, capMs: 500, jitter: 0.5 };
 export type { StreamEvent };
 
 export interface ApiClientOptions {
-  /** e.g. `http://127.0.0.1:4523`. */
+  /** e.g. `https://127.0.0.1:4523` (`http://` only for a control service asked to listen plain on loopback). */
   baseUrl: string;
+  /**
+   * The cluster CA and this caller's certificate and key (mutual TLS, docs/DESIGN.md §23):
+   * used for an `https://` base URL; the server is trusted only if the CA signed it.
+   */
+  tls?: TlsIdentity;
   /** Deadline of one call (long-polls add their wait). Default 10 s. */
   timeoutMs?: number;
   /** Attempts of an idempotent GET when the connection fails. Default 3. */
@@ -85,9 +92,11 @@ export class ApiClient {
   private readonly base: string;
   private readonly timeoutMs: number;
   private readonly getAttempts: number;
+  private readonly send: FetchLike;
 
   constructor(options: ApiClientOptions) {
     this.base = options.baseUrl.replace(/\/+$/, '');
+    this.send = options.tls !== undefined && this.base.startsWith('https:') ? tlsFetch(options.tls) : (url, init) => fetch(url, init);
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.getAttempts = Math.max(1, options.getAttempts ?? 3);
   }
@@ -332,7 +341,7 @@ export class ApiClient {
   private async fetch(method: string, path: string, body: unknown, headers: Record<string, string>, signal?: AbortSignal, timeoutMs?: number): Promise<Response> {
     const signals = [signal, timeoutMs === undefined ? undefined : AbortSignal.timeout(timeoutMs)].filter((s): s is AbortSignal => s !== undefined);
     try {
-      return await fetch(this.base + path, {
+      return await this.send(this.base + path, {
         method,
         headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
         body: body === undefined ? null : JSON.stringify(body),

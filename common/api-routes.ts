@@ -47,7 +47,33 @@ export interface RouteAnswer {
   contentType?: string;
 }
 
+/**
+ * Who may call a route (docs/DESIGN.md §23), from the role in the caller's certificate
+ * (common/identity.ts): `user` — users only; `any` — any authenticated caller; `node` —
+ * users, and nodes within `rule` (what the rule lets a node do is in
+ * control-service/http/authorize.ts, one function per rule).
+ */
+export type RouteAccess = { role: 'user' } | { role: 'any' } | { role: 'node'; rule: NodeRule };
+
+/**
+ * What a node may do, and only for itself: `read` (the configuration and state its agent,
+ * proxy and volume plugin read: nodes, datasets, leases, migrations, route acks);
+ * `own-report` (its own report); `own-view` (its own desired view); `route-table` (the
+ * route table, marking only itself live); `own-route-ack`; `own-lease` (take, renew or
+ * release a lease for itself); `dataset-on-itself` (its volume plugin creates, moves or
+ * deletes a dataset whose primary is, or becomes, itself); `migration-party` (read a
+ * migration it is the source or target of); `migration-step` (post a step of such a
+ * migration, as itself).
+ */
+export type NodeRule = 'read' | 'own-report' | 'own-view' | 'route-table' | 'own-route-ack' | 'own-lease' | 'dataset-on-itself' | 'migration-party' | 'migration-step';
+
+const USER: RouteAccess = { role: 'user' };
+const ANY: RouteAccess = { role: 'any' };
+const node = (rule: NodeRule): RouteAccess => ({ role: 'node', rule });
+
 export interface RouteSpec {
+  /** Who may call it (docs/DESIGN.md §23). */
+  access: RouteAccess;
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   /** fastify syntax: `/v1/configuration/datasets/:dataset_id`. */
   path: string;
@@ -71,6 +97,7 @@ const NodeParams = z.object({ uuid: Uuid });
 export const ROUTES = {
   // ------------------------------------------------------------ Flocker v1: version, nodes
   version: {
+    access: ANY,
     method: 'GET',
     path: '/v1/version',
     tag: 'nodes',
@@ -78,6 +105,7 @@ export const ROUTES = {
     answers: { 200: { description: 'versions', schema: VersionAnswer } },
   },
   nodes: {
+    access: node('read'),
     method: 'GET',
     path: '/v1/state/nodes',
     tag: 'nodes',
@@ -85,6 +113,7 @@ export const ROUTES = {
     answers: { 200: { description: 'nodes', schema: z.array(NodeStateAnswer) } },
   },
   nodeByEra: {
+    access: node('read'),
     method: 'GET',
     path: '/v1/state/nodes/by_era/:era',
     tag: 'nodes',
@@ -95,6 +124,7 @@ export const ROUTES = {
 
   // ------------------------------------------------------------ drover: the operator's tools for nodes (docs/DESIGN.md §19)
   cordonNode: {
+    access: USER,
     method: 'POST',
     path: '/v1/drover/nodes/:uuid/cordon',
     tag: 'nodes',
@@ -103,6 +133,7 @@ export const ROUTES = {
     answers: { 200: { description: 'the node, cordoned', schema: NodeSchedulingAnswer }, 404: error('no such node') },
   },
   uncordonNode: {
+    access: USER,
     method: 'POST',
     path: '/v1/drover/nodes/:uuid/uncordon',
     tag: 'nodes',
@@ -111,6 +142,7 @@ export const ROUTES = {
     answers: { 200: { description: 'the node, schedulable', schema: NodeSchedulingAnswer }, 404: error('no such node') },
   },
   drainNode: {
+    access: USER,
     method: 'POST',
     path: '/v1/drover/nodes/:uuid/drain',
     tag: 'nodes',
@@ -119,6 +151,7 @@ export const ROUTES = {
     answers: { 200: { description: 'the node, draining', schema: NodeSchedulingAnswer }, 404: error('no such node') },
   },
   nodeScheduling: {
+    access: USER,
     method: 'GET',
     path: '/v1/drover/nodes/:uuid/scheduling',
     tag: 'nodes',
@@ -129,6 +162,7 @@ export const ROUTES = {
 
   // ------------------------------------------------------------ Flocker v1: datasets
   datasets: {
+    access: node('read'),
     method: 'GET',
     path: '/v1/configuration/datasets',
     tag: 'datasets',
@@ -136,6 +170,7 @@ export const ROUTES = {
     answers: { 200: { description: 'datasets', schema: z.array(Dataset) } },
   },
   createDataset: {
+    access: node('dataset-on-itself'),
     method: 'POST',
     path: '/v1/configuration/datasets',
     tag: 'datasets',
@@ -145,6 +180,7 @@ export const ROUTES = {
     answers: { 201: { description: 'created', schema: Dataset }, 400: error('bad body'), 409: error('dataset_id in use'), 412: error('the configuration changed') },
   },
   moveDataset: {
+    access: node('dataset-on-itself'),
     method: 'POST',
     path: '/v1/configuration/datasets/:dataset_id',
     tag: 'datasets',
@@ -161,6 +197,7 @@ export const ROUTES = {
     },
   },
   deleteDataset: {
+    access: node('dataset-on-itself'),
     method: 'DELETE',
     path: '/v1/configuration/datasets/:dataset_id',
     tag: 'datasets',
@@ -170,6 +207,7 @@ export const ROUTES = {
     answers: { 200: { description: 'the dataset, deleted', schema: Dataset }, 404: error('no such dataset'), 409: error('leased, mounted or moving'), 412: error('the configuration changed') },
   },
   datasetStates: {
+    access: node('read'),
     method: 'GET',
     path: '/v1/state/datasets',
     tag: 'state',
@@ -179,6 +217,7 @@ export const ROUTES = {
 
   // ------------------------------------------------------------ Flocker v1: containers
   containers: {
+    access: USER,
     method: 'GET',
     path: '/v1/configuration/containers',
     tag: 'containers',
@@ -186,6 +225,7 @@ export const ROUTES = {
     answers: { 200: { description: 'containers', schema: z.array(Application) } },
   },
   createContainer: {
+    access: USER,
     method: 'POST',
     path: '/v1/configuration/containers',
     tag: 'containers',
@@ -201,6 +241,7 @@ export const ROUTES = {
     },
   },
   moveContainer: {
+    access: USER,
     method: 'POST',
     path: '/v1/configuration/containers/:name',
     tag: 'containers',
@@ -216,6 +257,7 @@ export const ROUTES = {
     },
   },
   deleteContainer: {
+    access: USER,
     method: 'DELETE',
     path: '/v1/configuration/containers/:name',
     tag: 'containers',
@@ -225,6 +267,7 @@ export const ROUTES = {
     answers: { 200: { description: 'removed (empty body)' }, 404: error('no such container'), 409: error('it is moving'), 412: error('the configuration changed') },
   },
   containerStates: {
+    access: USER,
     method: 'GET',
     path: '/v1/state/containers',
     tag: 'state',
@@ -234,6 +277,7 @@ export const ROUTES = {
 
   // ------------------------------------------------------------ Flocker v1: leases
   leases: {
+    access: node('read'),
     method: 'GET',
     path: '/v1/configuration/leases',
     tag: 'leases',
@@ -241,6 +285,7 @@ export const ROUTES = {
     answers: { 200: { description: 'leases', schema: z.array(LeaseAnswer) } },
   },
   acquireLease: {
+    access: node('own-lease'),
     method: 'POST',
     path: '/v1/configuration/leases',
     tag: 'leases',
@@ -255,6 +300,7 @@ export const ROUTES = {
     },
   },
   releaseLease: {
+    access: node('own-lease'),
     method: 'DELETE',
     path: '/v1/configuration/leases/:dataset_id',
     tag: 'leases',
@@ -265,6 +311,7 @@ export const ROUTES = {
 
   // ------------------------------------------------------------ drover: deploy, applications, migrations
   deploy: {
+    access: USER,
     method: 'POST',
     path: '/v1/drover/deploy',
     tag: 'drover',
@@ -277,6 +324,7 @@ export const ROUTES = {
     },
   },
   applications: {
+    access: USER,
     method: 'GET',
     path: '/v1/drover/applications',
     tag: 'drover',
@@ -284,6 +332,7 @@ export const ROUTES = {
     answers: { 200: { description: 'statuses', schema: z.array(ApplicationStatus) } },
   },
   application: {
+    access: USER,
     method: 'GET',
     path: '/v1/drover/applications/:name',
     tag: 'drover',
@@ -292,6 +341,7 @@ export const ROUTES = {
     answers: { 200: { description: 'status', schema: ApplicationStatus }, 404: error('no such application') },
   },
   moveApplication: {
+    access: USER,
     method: 'POST',
     path: '/v1/drover/applications/:name/move',
     tag: 'drover',
@@ -308,6 +358,7 @@ export const ROUTES = {
 
   // ------------------------------------------------------------ drover: continuous replication (docs/DESIGN.md §17)
   setDatasetReplication: {
+    access: USER,
     method: 'PUT',
     path: '/v1/drover/datasets/:dataset_id/replication',
     tag: 'replication',
@@ -324,6 +375,7 @@ export const ROUTES = {
     },
   },
   setApplicationReplication: {
+    access: USER,
     method: 'PUT',
     path: '/v1/drover/applications/:name/replication',
     tag: 'replication',
@@ -339,6 +391,7 @@ export const ROUTES = {
     },
   },
   replication: {
+    access: USER,
     method: 'GET',
     path: '/v1/drover/replication',
     tag: 'replication',
@@ -346,6 +399,7 @@ export const ROUTES = {
     answers: { 200: { description: 'replication status', schema: z.array(ReplicationAnswer) } },
   },
   migrations: {
+    access: node('read'),
     method: 'GET',
     path: '/v1/drover/migrations',
     tag: 'migrations',
@@ -353,6 +407,7 @@ export const ROUTES = {
     answers: { 200: { description: 'migrations', schema: z.array(Migration) } },
   },
   startMigration: {
+    access: USER,
     method: 'POST',
     path: '/v1/drover/migrations',
     tag: 'migrations',
@@ -361,6 +416,7 @@ export const ROUTES = {
     answers: { 201: { description: 'migration started (or joined)', schema: Migration }, 404: error('no such application or node'), 409: error('already there, leased elsewhere, or moving elsewhere') },
   },
   migration: {
+    access: node('migration-party'),
     method: 'GET',
     path: '/v1/drover/migrations/:id',
     tag: 'migrations',
@@ -369,6 +425,7 @@ export const ROUTES = {
     answers: { 200: { description: 'the migration', schema: Migration }, 404: error('no such migration') },
   },
   cancelMigration: {
+    access: USER,
     method: 'POST',
     path: '/v1/drover/migrations/:id/cancel',
     tag: 'migrations',
@@ -377,6 +434,7 @@ export const ROUTES = {
     answers: { 200: { description: 'the migration, failed', schema: Migration }, 404: error('no such migration'), 409: error('handed off or already ended: the message says which') },
   },
   events: {
+    access: USER,
     method: 'GET',
     path: '/v1/drover/events',
     tag: 'drover',
@@ -386,6 +444,7 @@ export const ROUTES = {
     answers: { 200: { description: 'an event stream', contentType: 'text/event-stream' } },
   },
   openapi: {
+    access: ANY,
     method: 'GET',
     path: '/v1/drover/openapi.json',
     tag: 'drover',
@@ -395,6 +454,7 @@ export const ROUTES = {
 
   // ------------------------------------------------------------ the agent channel
   report: {
+    access: node('own-report'),
     method: 'POST',
     path: '/v1/drover/agents/report',
     tag: 'channel',
@@ -403,6 +463,7 @@ export const ROUTES = {
     answers: { 200: { description: "the version of the node's desired view", schema: ReportAnswer }, 400: error('bad report') },
   },
   desired: {
+    access: node('own-view'),
     method: 'GET',
     path: '/v1/drover/agents/:node_uuid/desired',
     tag: 'channel',
@@ -412,6 +473,7 @@ export const ROUTES = {
     answers: { 200: { description: 'the part of the desired configuration that concerns the node', schema: AgentDesired } },
   },
   routes: {
+    access: node('route-table'),
     method: 'GET',
     path: '/v1/drover/routes',
     tag: 'channel',
@@ -420,6 +482,7 @@ export const ROUTES = {
     answers: { 200: { description: 'routes', schema: RouteTable } },
   },
   ackRoutes: {
+    access: node('own-route-ack'),
     method: 'POST',
     path: '/v1/drover/routes/ack',
     tag: 'channel',
@@ -428,6 +491,7 @@ export const ROUTES = {
     answers: { 200: { description: 'noted', schema: z.object({}) } },
   },
   routeAcks: {
+    access: node('read'),
     method: 'GET',
     path: '/v1/drover/routes/acks',
     tag: 'channel',
@@ -436,6 +500,7 @@ export const ROUTES = {
     answers: { 200: { description: 'ack status', schema: RouteAcksAnswer } },
   },
   updateMigration: {
+    access: node('migration-step'),
     method: 'POST',
     path: '/v1/drover/migrations/:id/update',
     tag: 'migrations',

@@ -3,8 +3,8 @@
  * certificates it signs for servers, clients or both, all on P-256 keys with ECDSA-SHA256,
  * made in process over WebCrypto. Keys are PKCS#8 PEM; files are written 0600.
  *
- * Used by the local cluster's CA and the tls transport's node certificates; the
- * operator-facing CA commands come with the security work.
+ * Used by the cluster CA (common/cluster-ca.ts: `drover ca`, the local cluster) and the tls
+ * transport's node certificates.
  */
 // @peculiar/x509 describes its ASN.1 with decorators that need the metadata polyfill,
 // loaded before the library itself.
@@ -34,6 +34,8 @@ export interface IssueRequest {
   ca: PemPair;
   /** The subject's CN: letters, digits, `_ . -`, at most 64. */
   commonName: string;
+  /** The subject's O (drover puts the role there: common/identity.ts); same characters as the CN. */
+  organization?: string;
   /** IP subject alternative names (IPv4 or IPv6): what clients check against. */
   ipAddresses?: string[];
   /** DNS subject alternative names. */
@@ -116,6 +118,7 @@ export async function createCa(commonName: string, days = 3650): Promise<PemPair
  */
 export async function issueCertificate(request: IssueRequest): Promise<PemPair> {
   checkCommonName(request.commonName);
+  if (request.organization !== undefined) checkCommonName(request.organization);
   const ips = request.ipAddresses ?? [];
   const dns = request.dnsNames ?? [];
   for (const ip of ips) if (!/^[0-9.]{7,15}$|^[0-9a-fA-F:]{2,39}$/.test(ip)) fail(`'${ip}' is not an IP address`);
@@ -136,7 +139,7 @@ export async function issueCertificate(request: IssueRequest): Promise<PemPair> 
   const sans = [...ips.map((value) => ({ type: 'ip' as const, value })), ...dns.map((value) => ({ type: 'dns' as const, value }))];
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
-    subject: `CN=${request.commonName}`,
+    subject: request.organization === undefined ? `CN=${request.commonName}` : `CN=${request.commonName}, O=${request.organization}`,
     issuer: caCert.subject,
     ...validity(request.days ?? 825),
     publicKey: keys.publicKey,
@@ -193,4 +196,42 @@ export async function ensurePemPair(paths: PemPaths, make: () => Promise<PemPair
   const pair = await make();
   await writePemPair(paths, pair);
   return pair;
+}
+
+/** What drover reads back from a certificate (`drover ca list`, the revocation check). */
+export interface CertificateInfo {
+  /** Lower-case hex, no leading zeros (as node:tls reports `serialNumber`, lower-cased). */
+  serial: string;
+  commonName: string;
+  organization: string | null;
+  /** SHA-256 of the DER, lower-case hex. */
+  fingerprint: string;
+  notAfter: Date;
+}
+
+/** Normalizes a serial number (hex, any case, leading zeros) for comparison. */
+export function normalSerial(serial: string): string {
+  return serial.toLowerCase().replace(/^0+(?=.)/, '');
+}
+
+/**
+ * Reads a PEM certificate's serial, subject CN and O, fingerprint and expiry.
+ * @throws DROVER_TLS_CERT_FAILED when it is not a certificate
+ */
+export async function certificateInfo(pem: string): Promise<CertificateInfo> {
+  let cert: x509.X509Certificate;
+  try {
+    cert = new x509.X509Certificate(pem);
+  } catch (err) {
+    return fail(`not a PEM certificate: ${(err as Error).message}`, err);
+  }
+  const name = new x509.Name(cert.subject);
+  const fingerprint = Buffer.from(await cert.getThumbprint('SHA-256')).toString('hex');
+  return {
+    serial: normalSerial(cert.serialNumber),
+    commonName: name.getField('CN')[0] ?? '',
+    organization: name.getField('O')[0] ?? null,
+    fingerprint,
+    notAfter: cert.notAfter,
+  };
 }

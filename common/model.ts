@@ -67,6 +67,13 @@ export const Node = z
      * replicas. `since`: ms since the epoch. Absent: schedulable. Kept across the agent's reports.
      */
     cordon: z.object({ since: z.number(), drain: z.boolean() }).strict().optional(),
+    /**
+     * Recorded by the control service when the node first reported with its node
+     * certificate (docs/DESIGN.md §23), never from a report: the certificate's CN, which is
+     * also the node's transfer TLS identity. A report for this uuid under another node
+     * certificate is refused. Absent: the node joined without one (plain loopback).
+     */
+    identity: z.object({ name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/) }).strict().optional(),
   })
   .strict();
 export type Node = z.infer<typeof Node>;

@@ -7,9 +7,18 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { DEFAULT_FAILOVER_MARGIN_MS, MIN_FAILOVER_MARGIN_MS } from '#common/fence-timing.ts';
 
-export const USAGE = `usage: drover-control [--listen HOST:PORT] [--data-dir DIR] [--node-lease-ttl SECONDS] [--body-limit BYTES] [--replica-replace-after SECONDS]
+export const USAGE = `usage: drover-control --tls-ca FILE --tls-cert FILE --tls-key FILE [--revoked FILE] [--listen HOST:PORT] [--data-dir DIR] [--node-lease-ttl SECONDS] [--body-limit BYTES] [--replica-replace-after SECONDS]
+       drover-control --insecure-plain-http --listen 127.0.0.1:PORT …
 
   --listen        address of the API and the agent channel (default 0.0.0.0:4523; env DROVER_CONTROL_LISTEN)
+  --tls-ca        the cluster CA certificate: every client must present a certificate it signed
+                  (env DROVER_TLS_CA; drover ca init)
+  --tls-cert, --tls-key  this service's certificate and key (env DROVER_TLS_CERT, DROVER_TLS_KEY;
+                  drover ca control ADDRESS…)
+  --revoked       revoked serials, one a line (drover ca revoke writes revoked.txt); reloaded when
+                  it changes and on SIGHUP (env DROVER_TLS_REVOKED)
+  --insecure-plain-http  serve plain HTTP with no authentication: only on a loopback address,
+                  for tests and development; every caller is a user
   --data-dir      where the desired configuration is stored (default /var/lib/drover; env DROVER_DATA_DIR)
   --node-lease-ttl   seconds a report holds a node's lease; silent longer, the node is unknown
                   (default 10; agents report at least every poll_interval_ms, 3 s; --node-timeout is the old name)
@@ -49,9 +58,35 @@ export const ControlConfig = z
     compactBytes: z.number().int().min(0).max(1024 * 1024 * 1024),
     /** replica_replace_after_seconds, in ms (docs/DESIGN.md §17). */
     replicaReplaceAfterMs: z.number().min(1000).max(30 * 86_400_000),
+    /** Mutual TLS (docs/DESIGN.md §23); null only with plainHttp. */
+    tls: z
+      .object({
+        ca: z.string().min(1, 'goes with --tls-cert and --tls-key'),
+        cert: z.string().min(1, 'goes with --tls-ca and --tls-key'),
+        key: z.string().min(1, 'goes with --tls-ca and --tls-cert'),
+        revoked: z.string().min(1).nullable(),
+      })
+      .strict()
+      .nullable(),
+    /** `--insecure-plain-http`: no TLS, no authentication; refused unless listen is a loopback address. */
+    plainHttp: z.boolean(),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.plainHttp && c.tls !== null) ctx.addIssue({ code: 'custom', path: ['insecure-plain-http'], message: 'goes with no --tls-* flag' });
+    if (c.plainHttp && !isLoopback(c.listen.host)) {
+      ctx.addIssue({ code: 'custom', path: ['insecure-plain-http'], message: `refused on ${c.listen.host}: plain HTTP (no authentication) is served only on a loopback address (127.0.0.0/8, ::1, localhost)` });
+    }
+    if (!c.plainHttp && c.tls === null) {
+      ctx.addIssue({ code: 'custom', path: ['tls'], message: 'needs --tls-ca, --tls-cert and --tls-key (drover ca init; drover ca control ADDRESS…), or --insecure-plain-http on a loopback address' });
+    }
+  });
 export type ControlConfig = z.infer<typeof ControlConfig>;
+
+/** 127.0.0.0/8, ::1 or localhost: an address only this machine reaches. */
+export function isLoopback(host: string): boolean {
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host) || host === '::1' || host === 'localhost';
+}
 
 export function readConfig(argv: string[], env: NodeJS.ProcessEnv): ControlConfig | 'help' {
   const { values } = parseArgs({
@@ -68,6 +103,11 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): ControlConfi
       'body-limit': { type: 'string' },
       'compact-bytes': { type: 'string' },
       'replica-replace-after': { type: 'string' },
+      'tls-ca': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      revoked: { type: 'string' },
+      'insecure-plain-http': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -84,7 +124,20 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): ControlConfi
     bodyLimit: Number(values['body-limit'] ?? 1024 * 1024),
     compactBytes: Number(values['compact-bytes'] ?? 256 * 1024),
     replicaReplaceAfterMs: Number(values['replica-replace-after'] ?? env.DROVER_REPLICA_REPLACE_AFTER_SECONDS ?? 300) * 1000,
+    tls: tlsOf(values, env),
+    plainHttp: values['insecure-plain-http'] === true,
   });
+}
+
+/** The three TLS files, all or none (a part of them names what is missing). */
+function tlsOf(values: Record<string, unknown>, env: NodeJS.ProcessEnv): ControlConfig['tls'] {
+  const ca = (values['tls-ca'] as string | undefined) ?? env.DROVER_TLS_CA;
+  const cert = (values['tls-cert'] as string | undefined) ?? env.DROVER_TLS_CERT;
+  const key = (values['tls-key'] as string | undefined) ?? env.DROVER_TLS_KEY;
+  const revoked = (values.revoked as string | undefined) ?? env.DROVER_TLS_REVOKED ?? null;
+  if (ca === undefined && cert === undefined && key === undefined) return null;
+  // Missing ones become '' and fail the schema, which names them.
+  return { ca: ca ?? '', cert: cert ?? '', key: key ?? '', revoked };
 }
 
 export function droverVersion(): string {

@@ -31,6 +31,8 @@ import { chooseReplicas, replicasDiffer, type ReplicaChoice } from './scheduler/
 import { schedule } from './scheduler/schedule.ts';
 import type { ConfigStore, StoreSnapshot, UpdateContext } from './store/config-store.ts';
 import { entryJson } from './store/encode.ts';
+import type { Identity } from '#common/identity.ts';
+import { nodeFromReport } from './cluster/node-trust.ts';
 import { validateDesired } from './store/validate.ts';
 
 export interface ControlOptions {
@@ -96,6 +98,9 @@ export class Control {
   private failoverTimer: NodeJS.Timeout | null = null;
   /** Why a due failover could not happen, by subject: logged when it changes. */
   private readonly failoverBlocked = new Map<string, string>();
+  /** Per node, a host-key change its reports claim and the control service refused (docs/DESIGN.md §23). */
+  readonly keyChangesRefused = new Map<string, { recorded: string; claimed: string; at: number }>();
+  private certificateNodes: { nodes: readonly Node[]; byName: Map<string, string> } | null = null;
 
   constructor(options: ControlOptions) {
     this.store = options.store;
@@ -248,22 +253,28 @@ export class Control {
    * the first time (and when its address, labels or endpoints change).
    * @returns the version of the node's agent view, for the next long-poll.
    */
-  async report(report: NodeReport, raw?: string): Promise<{ version: number }> {
+  async report(report: NodeReport, raw?: string, identity: Identity = { role: 'user', name: 'plain-loopback' }): Promise<{ version: number }> {
+    let known = indexOf(this.desired).nodes.get(report.uuid);
+    // Refused before anything of the report is kept (docs/DESIGN.md §23).
+    let { node, keyChangeRefused } = nodeFromReport(report, known, identity, identity.role === 'node' ? this.nodeOfCertificate(identity.name) : undefined);
     const effect = this.observed.report(report, raw);
     if (effect.first || effect.cameBack) {
       this.log.info({ node: report.uuid, host: report.host, era: report.era }, effect.first ? 'node registered' : 'node came back');
       this.events.emit({ type: 'node', data: { uuid: report.uuid, host: report.host, state: 'known' } });
     }
+    this.noteKeyChange(report, keyChangeRefused);
     if (effect.datasetsChanged) this.views.changed([report.uuid]);
     if (effect.containersChanged) this.routes.changed();
-    const known = indexOf(this.desired).nodes.get(report.uuid);
     // A repeated report names the node as the last one did: when the stored entry is the one
     // found equal then, there is nothing to compare.
     if (known === undefined || effect.changed || this.registered.get(report.uuid) !== known) {
-      // The operator's cordon is the control service's, not the agent's: a report keeps it.
-      const node: Node = { uuid: report.uuid, host: report.host, labels: report.labels, transfer: report.transfer, ...(known?.cordon ? { cordon: known.cordon } : {}) };
       if (!known || entryJson(known) !== JSON.stringify(node)) {
-        await this.change((d) => upsertNode(d, node));
+        await this.change((d) => {
+          // Decided again on the document as it is inside the write: two first reports racing bind once.
+          known = indexOf(d).nodes.get(report.uuid);
+          ({ node, keyChangeRefused } = nodeFromReport(report, known, identity, identity.role === 'node' ? uuidOfName(d.nodes, identity.name) : undefined));
+          return upsertNode(d, node);
+        });
         this.registered.delete(report.uuid);
       } else {
         this.registered.set(report.uuid, known);
@@ -278,16 +289,36 @@ export class Control {
    * report word for word: that is recognized without parsing or validating it again.
    * @throws DroverError DROVER_INVALID_REQUEST (not JSON) or z.ZodError (not a NodeReport): 400.
    */
-  reportText(text: string): Promise<{ version: number }> {
+  reportText(text: string, identity?: Identity): Promise<{ version: number }> {
     const same = this.observed.sameAsLast(text);
-    if (same) return this.report(same, text);
+    if (same) return this.report(same, text, identity);
     let json: unknown;
     try {
       json = JSON.parse(text);
     } catch {
       throw new DroverError('DROVER_INVALID_REQUEST', 'The body is not valid JSON.');
     }
-    return this.report(NodeReport.parse(json), text);
+    return this.report(NodeReport.parse(json), text, identity);
+  }
+
+  /** The node uuid a node certificate's name is bound to (Node.identity), if it reported. */
+  nodeOfCertificate(name: string): string | undefined {
+    const nodes = this.desired.nodes;
+    if (this.certificateNodes?.nodes !== nodes) this.certificateNodes = { nodes, byName: new Map(nodes.flatMap((n) => (n.identity ? [[n.identity.name, n.uuid] as const] : []))) };
+    return this.certificateNodes.byName.get(name);
+  }
+
+  /** A refused host-key change is logged and an event once per claimed key; it stays in the node's status until the report agrees again. */
+  private noteKeyChange(report: NodeReport, refused: { recorded: string; claimed: string } | null): void {
+    const before = this.keyChangesRefused.get(report.uuid);
+    if (refused === null) {
+      if (before !== undefined) this.keyChangesRefused.delete(report.uuid);
+      return;
+    }
+    if (before?.claimed === refused.claimed) return;
+    this.keyChangesRefused.set(report.uuid, { ...refused, at: this.clock() });
+    this.log.warn({ node: report.uuid, host: report.host, recorded: refused.recorded, claimed: refused.claimed }, 'node host key change refused');
+    this.events.emit({ type: 'security', data: { uuid: report.uuid, host: report.host, problem: keyChangeReason(refused) } });
   }
 
   /**
@@ -487,4 +518,13 @@ export class Control {
     for (const m of snapshot.desired.migrations) if (!before.has(m)) this.events.emit({ type: 'migration', data: m });
     this.lastMigrations = snapshot.desired.migrations;
   }
+}
+
+function uuidOfName(nodes: readonly Node[], name: string): string | undefined {
+  return nodes.find((n) => n.identity?.name === name)?.uuid;
+}
+
+/** The status line of a refused host-key change. */
+export function keyChangeReason(refused: { recorded: string; claimed: string }): string {
+  return `ssh host key change refused: the node reports ${refused.claimed}, the control service recorded ${refused.recorded} when it joined; senders keep pinning the recorded key (replace the node's entry to accept a new key)`;
 }

@@ -8,6 +8,7 @@ import { buildApp } from './app.ts';
 import { droverVersion, readConfig, USAGE } from './config.ts';
 import { Control } from './control.ts';
 import { FileConfigStore } from './store/file-store.ts';
+import { RevokedList, serverTlsOptions } from './http/tls.ts';
 
 const log = createLogger('drover-control');
 
@@ -34,10 +35,19 @@ async function main(): Promise<void> {
     migrationDeadlines: { stallMs: config.migrationStallMs, handoffMs: config.handoffDeadlineMs },
     replicaReplaceAfterMs: config.replicaReplaceAfterMs,
   });
+  // Read before the store is opened: a missing certificate stops start-up with nothing touched.
+  const https = config.tls ? serverTlsOptions(config.tls) : undefined;
+  const revoked = config.tls ? new RevokedList(config.tls.revoked, log) : undefined;
   await control.start();
-  const app = buildApp({ control, log, version: droverVersion(), bodyLimit: config.bodyLimit });
+  const app = buildApp({ control, log, version: droverVersion(), bodyLimit: config.bodyLimit, ...(https ? { https } : {}), ...(revoked ? { revoked } : {}) });
   const address = await app.listen({ host: config.listen.host, port: config.listen.port });
-  log.info({ address, dataDir: config.dataDir, version: control.snapshot.version }, 'control service started');
+  revoked?.watch();
+  if (config.plainHttp) {
+    log.warn({ address }, 'serving plain HTTP with no authentication (--insecure-plain-http): only this machine can reach it, and every caller is a user');
+    process.stderr.write(`drover-control: WARNING: plain HTTP, no authentication, on ${address} (--insecure-plain-http)\n`);
+  }
+  log.info({ address, tls: https !== undefined, dataDir: config.dataDir, version: control.snapshot.version }, 'control service started');
+  process.on('SIGHUP', () => revoked?.reload(true));
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -45,6 +55,7 @@ async function main(): Promise<void> {
     stopping = true;
     log.info({ signal }, 'control service stopping');
     try {
+      revoked?.stop();
       await app.close();
       await control.stop();
       log.info('control service stopped');

@@ -3,7 +3,8 @@
  * Every error names the file and the key (docs/DESIGN.md §11).
  *
  * ```yaml
- * control_url: http://127.0.0.1:4523
+ * control_url: https://127.0.0.1:4523
+ * control_tls: { ca_file: /etc/drover/ca.crt, cert_file: /etc/drover/node.crt, key_file: /etc/drover/node.key }
  * state_dir: /var/lib/drover/agent       # the node uuid is generated once and kept here
  * address: 127.0.0.11                    # this node's address: ports are published here
  * pool: drover-n1
@@ -30,6 +31,11 @@ const AbsolutePath = z.string().refine((p) => isAbsolute(p), 'must be an absolut
 export const AgentConfig = z
   .object({
     control_url: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }),
+    /**
+     * The cluster CA and this node's certificate and key (drover ca node NAME): the agent's
+     * identity to an https control service (docs/DESIGN.md §23). Required with https.
+     */
+    control_tls: z.object({ ca_file: AbsolutePath, cert_file: AbsolutePath, key_file: AbsolutePath }).strict().optional(),
     /** Directory for the agent's own state; the node uuid lives in `<state_dir>/node-uuid`. */
     state_dir: AbsolutePath.default('/var/lib/drover/agent'),
     /** Overrides `<state_dir>/node-uuid`. */
@@ -117,6 +123,7 @@ export const AgentConfig = z
     const problem = fenceProblem({ fenceAfterMs: c.fence_after_ms, stopTimeoutMs: c.fence_stop_timeout_seconds * 1000 }, c.lease_ttl_ms);
     if (problem !== null) ctx.addIssue({ code: 'custom', path: ['fence_after_ms'], message: `${problem}; lower it or raise lease_ttl_ms` });
     if (c.transport === 'tls' && !c.tls) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'is required when transport is tls' });
+    if (c.control_url.startsWith('https:') && !c.control_tls) ctx.addIssue({ code: 'custom', path: ['control_tls'], message: 'is required when control_url is https:// (ca_file, cert_file, key_file: drover ca node NAME)' });
   });
 export type AgentConfig = z.infer<typeof AgentConfig>;
 

@@ -5,6 +5,7 @@
  * table's schemas, so a control service of another version fails loudly
  * (DROVER_CONTROL_BAD_ANSWER, retryable), not subtly.
  */
+import type { TlsIdentity } from '#common/tls-client.ts';
 import { ApiClient } from '#common/api-client.ts';
 import type { AgentDesired, ReportAnswer } from '#common/channel.ts';
 import type { NodeReport } from '#common/model.ts';
@@ -25,9 +26,10 @@ export interface ControlChannel {
 export class HttpControlChannel implements ControlChannel {
   private readonly client: ApiClient;
 
-  constructor(controlUrl: string, requestTimeoutMs = 10_000) {
+  /** `tls`: the node's certificate, for an https control service (docs/DESIGN.md §23). */
+  constructor(controlUrl: string, requestTimeoutMs = 10_000, tls?: TlsIdentity) {
     // The loop retries on its own schedule; one attempt per call here.
-    this.client = new ApiClient({ baseUrl: controlUrl, timeoutMs: requestTimeoutMs, getAttempts: 1 });
+    this.client = new ApiClient({ baseUrl: controlUrl, timeoutMs: requestTimeoutMs, getAttempts: 1, ...(tls ? { tls } : {}) });
   }
 
   report(report: NodeReport): Promise<ReportAnswerBody> {

@@ -12,6 +12,7 @@ import { createLogger } from '#common/log.ts';
 import { missingNodeFlags } from '#common/node-flags.ts';
 import type { NodeTransfer } from '#common/model.ts';
 import { systemClock } from '#common/clock.ts';
+import { readTlsIdentity, type TlsIdentity as ControlTls } from '#common/tls-client.ts';
 import { fingerprintOfPublicKey, loadAgentConfig, type AgentConfig } from './config.ts';
 import { HttpControlChannel } from './control-channel.ts';
 import { DockerRuntime } from './docker.ts';
@@ -122,6 +123,14 @@ async function main(): Promise<void> {
     transfer: await transferOf(config, file),
   };
 
+  // The node's certificate for the control service (docs/DESIGN.md §23); read once, at start.
+  let controlTls: ControlTls | undefined;
+  try {
+    controlTls = config.control_tls ? readTlsIdentity({ ca: config.control_tls.ca_file, cert: config.control_tls.cert_file, key: config.control_tls.key_file }) : undefined;
+  } catch (err) {
+    fail(`${file}: control_tls: ${(err as Error).message}`);
+  }
+
   const clock = systemClock;
   const store = new ZfsStore({ pool: config.pool, mountRoot: config.mount_root ?? null, log });
   const runtime = new DockerRuntime({ socketPath: config.docker_socket });
@@ -146,7 +155,7 @@ async function main(): Promise<void> {
   });
   const migrations = new MigrationJobs({
     nodeUuid: uuid,
-    control: new HttpMigrationControl(config.control_url),
+    control: new HttpMigrationControl(config.control_url, undefined, controlTls),
     clock,
     log: log.child({ subsystem: 'migration' }),
     datasets: store,
@@ -207,7 +216,7 @@ async function main(): Promise<void> {
     serviceSubnet: parseServiceSubnet(config.service_subnet)!,
     store,
     runtime,
-    channel: new HttpControlChannel(config.control_url),
+    channel: new HttpControlChannel(config.control_url, undefined, controlTls),
     executor,
     health,
     ledger,

@@ -10,9 +10,11 @@ import { canConnect, pingDocker } from './readiness.ts';
 import { servicesReport } from './services.ts';
 import { clusterUpWithServices } from './services-up.ts';
 import type { LocalCluster, LocalImage } from './types.ts';
+import { clientConfigPath, removeContext, saveContext } from '#common/client-config.ts';
+import { OPERATOR, operatorFiles } from './certs.ts';
 
 /** The CLI's default --control: the control service of the cluster `demo`. */
-const DEFAULT_CONTROL = 'http://127.0.0.1:4523';
+const DEFAULT_CONTROL = 'https://127.0.0.1:4523';
 
 const USAGE = `up [--nodes N] [--name NAME] [--subnet S] [--images busybox,redis] [--isolate]
        drover cluster down [--name NAME]
@@ -106,7 +108,13 @@ async function up(options: { name: string; nodes?: string; subnet?: string; imag
   if (reused) print(`cluster ${cluster.name} was already up; started only what was not running`);
   print(await nodeTable(cluster));
   print((await servicesReport(cluster)).text);
-  if (controlUrl !== DEFAULT_CONTROL) print(`drover talks to this cluster with --control ${controlUrl} (or DROVER_CONTROL=${controlUrl})`);
+  // The operator's certificate as a context of the CLI's config file (docs/DESIGN.md §23),
+  // current for `demo` (the README's commands) or when there is none yet.
+  const files = operatorFiles(cluster);
+  const configPath = clientConfigPath(process.env);
+  await saveContext(configPath, { name: cluster.name, server: controlUrl, ca: files.ca, cert: files.cert, key: files.key }, cluster.name === 'demo');
+  print(`context '${cluster.name}' in ${configPath}: ${controlUrl} with the certificate of user '${OPERATOR}' (mutual TLS)`);
+  if (controlUrl !== DEFAULT_CONTROL) print(`drover talks to this cluster with --context ${cluster.name} (or DROVER_CONTEXT=${cluster.name})`);
   return 0;
 }
 
@@ -158,6 +166,7 @@ function program(result: { code: number; verb: string }): Command {
     run('down', async () => {
       const { name: cluster } = down.opts<{ name: string }>();
       await clusterDown(cluster);
+      await removeContext(clientConfigPath(process.env), cluster);
       print(`cluster ${cluster} is down`);
       return 0;
     }),

@@ -1,7 +1,8 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createCa, ensurePemPair } from '#common/certificates.ts';
+import { ensureCa as ensureClusterCa } from '#common/cluster-ca.ts';
 import { DroverError } from '#common/errors.ts';
 import { exists } from './files.ts';
 import { run } from './run.ts';
@@ -34,6 +35,11 @@ export async function fingerprintOf(privateKeyPath: string): Promise<string> {
 
 /** A self-signed P-256 CA for mutual TLS between a cluster's agents (files 0600); kept when present. */
 export async function ensureCa(certPath: string, keyPath: string, cluster: string): Promise<void> {
+  if (dirname(certPath) === dirname(keyPath) && basename(certPath) === 'ca.crt' && basename(keyPath) === 'ca.key') {
+    // The layout of `drover ca` (common/cluster-ca.ts), with its list of issued and revoked certificates.
+    await ensureClusterCa(dirname(certPath), `drover ${cluster} cluster CA`);
+    return;
+  }
   await ensurePemPair({ certPath, keyPath }, () => createCa(`drover ${cluster} cluster CA`));
 }
 

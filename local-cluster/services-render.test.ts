@@ -32,16 +32,17 @@ function cluster(name: string, subnet: number, nodes: number): LocalCluster {
 }
 
 describe('drover services on a local cluster', () => {
-  it('puts the demo control service on the CLI default address and any other cluster on its node 1 address', () => {
-    expect(controlUrl(cluster('demo', 0, 3))).toBe('http://127.0.0.1:4523');
-    expect(controlUrl(cluster('t4', 4, 2))).toBe('http://127.0.4.11:4523');
+  it('puts the demo control service on the CLI default address and any other cluster on its node 1 address, over https', () => {
+    expect(controlUrl(cluster('demo', 0, 3))).toBe('https://127.0.0.1:4523');
+    expect(controlUrl(cluster('t4', 4, 2))).toBe('https://127.0.4.11:4523');
   });
 
-  it("renders each agent.yml from the harness's node: control, address, pool, dockerd, sshd endpoint and host key, state dir", () => {
+  it("renders each agent.yml from the harness's node: control and the node's certificate, address, pool, dockerd, sshd endpoint and host key, state dir", () => {
     const c = cluster('t4', 4, 2);
     const yml = parse(renderAgentConfig(c, c.nodes[1]!)) as Record<string, unknown>;
     expect(yml).toEqual({
-      control_url: 'http://127.0.4.11:4523',
+      control_url: 'https://127.0.4.11:4523',
+      control_tls: { ca_file: '/var/lib/drover/clusters/t4/ca/ca.crt', cert_file: '/var/lib/drover/clusters/t4/ca/nodes/n2.crt', key_file: '/var/lib/drover/clusters/t4/ca/nodes/n2.key' },
       state_dir: '/var/lib/drover/clusters/t4/services/n2/agent',
       node_uuid_file: '/var/lib/drover/clusters/t4/n2/uuid',
       address: '127.0.4.12',
@@ -56,9 +57,17 @@ describe('drover services on a local cluster', () => {
     });
   });
 
-  it("renders each proxy.yml listening on its node's address, serving names in the node's own service subnet", () => {
+  it("renders each proxy.yml listening on its node's address, with its node's certificate, serving names in the node's own service subnet", () => {
     const c = cluster('demo', 0, 3);
-    expect(parse(renderProxyConfig(c, c.nodes[2]!))).toEqual({ control: 'http://127.0.0.1:4523', node_uuid: c.nodes[2]!.uuid, listen_host: '127.0.0.13', service_subnet: '10.243.0.0/24' });
+    expect(parse(renderProxyConfig(c, c.nodes[2]!))).toEqual({
+      control: 'https://127.0.0.1:4523',
+      control_ca: '/var/lib/drover/clusters/demo/ca/ca.crt',
+      control_cert: '/var/lib/drover/clusters/demo/ca/nodes/n3.crt',
+      control_key: '/var/lib/drover/clusters/demo/ca/nodes/n3.key',
+      node_uuid: c.nodes[2]!.uuid,
+      listen_host: '127.0.0.13',
+      service_subnet: '10.243.0.0/24',
+    });
   });
 
   it('keeps every file and every command line of the processes under <root>/services, where teardown looks for them', () => {
@@ -87,8 +96,12 @@ describe('drover services on a local cluster', () => {
     expect(() => renderProxyConfig(c, { ...c.nodes[0]!, uuid: 'n1' })).toThrow(expect.objectContaining({ code: 'DROVER_CLUSTER_CONFIG_INVALID' }));
   });
 
-  it('starts the control service with a command line its own reader accepts', () => {
+  it('starts the control service over mutual TLS with the cluster CA, its certificate and the revoked list, with a command line its own reader accepts', () => {
     const control = serviceSpecs(cluster('t4', 4, 1)).find((s) => s.name === 'control')!;
-    expect(control.args).toEqual(['--listen', '127.0.4.11:4523', '--data-dir', '/var/lib/drover/clusters/t4/services/control']);
+    const ca = '/var/lib/drover/clusters/t4/ca';
+    expect(control.args).toEqual(['--listen', '127.0.4.11:4523', '--data-dir', '/var/lib/drover/clusters/t4/services/control', '--tls-ca', `${ca}/ca.crt`, '--tls-cert', `${ca}/control/control.crt`, '--tls-key', `${ca}/control/control.key`, '--revoked', `${ca}/revoked.txt`]);
+    expect(control.args).not.toContain('--insecure-plain-http');
+    const plugin = serviceSpecs(cluster('t4', 4, 1)).find((s) => s.name === 'n1-plugin')!;
+    expect(plugin.args.slice(-6)).toEqual(['--tls-ca', `${ca}/ca.crt`, '--tls-cert', `${ca}/nodes/n1.crt`, '--tls-key', `${ca}/nodes/n1.key`]);
   });
 });

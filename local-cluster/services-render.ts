@@ -10,6 +10,12 @@ import { ProxyConfig } from '../proxy/config.ts';
 import { isolatedNetwork, nodeExec } from './netns.ts';
 import type { LocalCluster, LocalNode } from './types.ts';
 import { serviceSubnet } from './layout.ts';
+import { controlFiles, nodeFiles } from './certs.ts';
+import type { TlsFiles } from '#common/tls-client.ts';
+
+function tlsFlags(files: TlsFiles): string[] {
+  return ['--tls-ca', files.ca, '--tls-cert', files.cert, '--tls-key', files.key];
+}
 
 /**
  * drover's own processes on a local cluster — where their files live, how they are named,
@@ -65,7 +71,7 @@ export function controlAddress(cluster: Pick<LocalCluster, 'name' | 'nodes' | 'i
 
 export function controlUrl(cluster: Pick<LocalCluster, 'name' | 'nodes' | 'isolated'>): string {
   const { host, port } = controlAddress(cluster);
-  return `http://${host}:${port}`;
+  return `https://${host}:${port}`;
 }
 
 /** `schema.parse(value)`, turning a drift between the harness and a component into DROVER_CLUSTER_CONFIG_INVALID. */
@@ -95,8 +101,10 @@ function nodeServiceSubnet(node: LocalNode): string {
 /** A node's agent.yml settings: control, address, pool, its dockerd, its sshd's endpoint and host key, state dir. */
 export function agentConfig(cluster: LocalCluster, node: LocalNode): z.input<typeof AgentConfig> {
   const dir = join(servicesDir(cluster.root), node.name);
+  const tls = nodeFiles(cluster, node);
   const config: z.input<typeof AgentConfig> = {
     control_url: controlUrl(cluster),
+    control_tls: { ca_file: tls.ca, cert_file: tls.cert, key_file: tls.key },
     state_dir: join(dir, 'agent'),
     node_uuid_file: join(node.stateDir, 'uuid'),
     address: node.address,
@@ -128,7 +136,8 @@ export function renderAgentConfig(cluster: LocalCluster, node: LocalNode): strin
 
 /** A node's proxy.yml settings: its node, listening on the node's address. */
 export function proxyConfig(cluster: LocalCluster, node: LocalNode): z.input<typeof ProxyConfig> {
-  const config = { control: controlUrl(cluster), node_uuid: node.uuid, listen_host: node.address, service_subnet: nodeServiceSubnet(node) };
+  const tls = nodeFiles(cluster, node);
+  const config = { control: controlUrl(cluster), control_ca: tls.ca, control_cert: tls.cert, control_key: tls.key, node_uuid: node.uuid, listen_host: node.address, service_subnet: nodeServiceSubnet(node) };
   return validated(`proxy.yml of ${node.name}`, config, (c) => ProxyConfig.parse(c));
 }
 
@@ -140,7 +149,8 @@ export function renderProxyConfig(cluster: LocalCluster, node: LocalNode): strin
 /** The control service's command line, checked by its own reader. @throws DROVER_CLUSTER_CONFIG_INVALID */
 export function controlArgs(cluster: LocalCluster): string[] {
   const { host, port } = controlAddress(cluster);
-  const args = ['--listen', `${host}:${port}`, '--data-dir', join(servicesDir(cluster.root), 'control')];
+  const tls = controlFiles(cluster);
+  const args = ['--listen', `${host}:${port}`, '--data-dir', join(servicesDir(cluster.root), 'control'), '--tls-ca', tls.ca, '--tls-cert', tls.cert, '--tls-key', tls.key, '--revoked', tls.revoked];
   return validated('control service command line', args, (a) => readControlConfig(a, {}));
 }
 
@@ -177,6 +187,7 @@ export function serviceSpecs(cluster: LocalCluster): ServiceSpec[] {
         '--state-dir',
         join(nodeDir, 'plugin'),
         ...(node.dockerSocket === null ? [] : ['--docker-socket', node.dockerSocket]),
+        ...tlsFlags(nodeFiles(cluster, node)),
       ]),
     );
   }

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
+import { request } from 'node:https';
 import { connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { DroverError } from '#common/errors.ts';
@@ -14,6 +14,7 @@ import { tail } from './readiness.ts';
 import { SYSTEM_PATH } from './run.ts';
 import { controlUrl, SERVICE_KINDS, serviceSpecs, servicesDir, type ServiceKind, type ServiceSpec } from './services-render.ts';
 import { readClusterState } from './state.ts';
+import { ensureClusterCertificates, operatorTls } from './certs.ts';
 import type { LocalCluster } from './types.ts';
 
 /**
@@ -62,17 +63,18 @@ export async function startServices(cluster: LocalCluster, options: StartOptions
   const dir = servicesDir(cluster.root);
   await mkdir(dir, { recursive: true });
   const url = controlUrl(cluster);
+  await ensureClusterCertificates(cluster);
   const specs = serviceSpecs(cluster);
   const level = options.logLevel ?? process.env.DROVER_SERVICES_LOG_LEVEL ?? 'info';
   const of = (kind: ServiceKind) => specs.filter((s) => s.kind === kind);
 
   const control = of('control')[0]!;
-  if (ownedPid(control.pidFile, dir + '/') === null && (await httpOk(`${url}/v1/version`))) {
+  if (ownedPid(control.pidFile, dir + '/') === null && (await httpOk(cluster, `${url}/v1/version`))) {
     throw new DroverError('DROVER_CLUSTER_PORT_IN_USE', `something else answers on ${url} (the control service's address for cluster '${cluster.name}')`, {
       detail: { url },
     });
   }
-  await startAll([control], dir, level, log, () => httpOk(`${url}/v1/version`));
+  await startAll([control], dir, level, log, () => httpOk(cluster, `${url}/v1/version`));
 
   const agents = of('agent');
   await startAll(agents, dir, level, log, async () => (await knownNodes(url, cluster)) === cluster.nodes.length);
@@ -119,19 +121,19 @@ export function pluginSocket(cluster: Pick<LocalCluster, 'name' | 'isolated'>, n
 
 /** Nodes of the cluster the control service lists as `known`; 0 when it does not answer. */
 export async function knownNodes(url: string, cluster: LocalCluster): Promise<number> {
-  const nodes = (await getJson(`${url}/v1/state/nodes`)) as Array<{ uuid: string; state: string }> | null;
+  const nodes = (await getJson(cluster, `${url}/v1/state/nodes`)) as Array<{ uuid: string; state: string }> | null;
   if (!Array.isArray(nodes)) return 0;
   return cluster.nodes.filter((n) => nodes.some((s) => s.uuid === n.uuid && s.state === 'known')).length;
 }
 
 /** The control service's view of each node: 'known', 'unknown', or null (not registered, or no answer). */
 export async function nodeStates(cluster: LocalCluster): Promise<Map<string, string | null>> {
-  const nodes = (await getJson(`${controlUrl(cluster)}/v1/state/nodes`)) as Array<{ uuid: string; state: string }> | null;
+  const nodes = (await getJson(cluster, `${controlUrl(cluster)}/v1/state/nodes`)) as Array<{ uuid: string; state: string }> | null;
   return new Map(cluster.nodes.map((n) => [n.uuid, (Array.isArray(nodes) ? nodes.find((s) => s.uuid === n.uuid)?.state : null) ?? null]));
 }
 
 async function liveProxies(url: string, cluster: LocalCluster): Promise<number> {
-  const acks = (await getJson(`${url}/v1/drover/routes/acks?version=0`)) as { proxies?: Array<{ node_uuid: string; live: boolean }> } | null;
+  const acks = (await getJson(cluster, `${url}/v1/drover/routes/acks?version=0`)) as { proxies?: Array<{ node_uuid: string; live: boolean }> } | null;
   return cluster.nodes.filter((n) => acks?.proxies?.some((p) => p.node_uuid === n.uuid && p.live)).length;
 }
 
@@ -207,9 +209,16 @@ function socketAnswers(path: string, timeoutMs = 1_000): Promise<boolean> {
   });
 }
 
-function getJson(url: string, timeoutMs = 3_000): Promise<unknown> {
+/** A GET of the cluster's control service as the operator (mutual TLS); null on any failure. */
+function getJson(cluster: LocalCluster, url: string, timeoutMs = 3_000): Promise<unknown> {
+  let tls;
+  try {
+    tls = operatorTls(cluster);
+  } catch {
+    return Promise.resolve(null);
+  }
   return new Promise((done) => {
-    const req = request(url, { timeout: timeoutMs }, (res) => {
+    const req = request(url, { timeout: timeoutMs, ...tls }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (body += chunk));
@@ -228,8 +237,8 @@ function getJson(url: string, timeoutMs = 3_000): Promise<unknown> {
   });
 }
 
-async function httpOk(url: string): Promise<boolean> {
-  return (await getJson(url, 2_000)) !== null;
+async function httpOk(cluster: LocalCluster, url: string): Promise<boolean> {
+  return (await getJson(cluster, url, 2_000)) !== null;
 }
 
 /**

@@ -4,7 +4,10 @@
  * `--<key-with-dashes>`. Validated whole with zod; every error names where the key came from.
  *
  * ```yaml
- * control: http://127.0.0.1:4523
+ * control: https://127.0.0.1:4523
+ * control_ca: /etc/drover/ca.crt     # with https: the cluster CA and the node's certificate and key
+ * control_cert: /etc/drover/node.crt
+ * control_key: /etc/drover/node.key
  * node_uuid: 7f3c…                 # this node, as the agent registered it
  * listen_host: 127.0.0.11          # the node's address: every route listens here
  * mode: user                       # user | kernel (nftables DNAT in steady state)
@@ -23,6 +26,10 @@ import { DEFAULT_SERVICE_SUBNET, ServiceSubnetText } from '#common/service-subne
 export const ProxyConfig = z
   .object({
     control: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }),
+    /** The cluster CA and the node's certificate and key (drover ca node NAME), for an https control service (docs/DESIGN.md §23). */
+    control_ca: z.string().min(1).optional(),
+    control_cert: z.string().min(1).optional(),
+    control_key: z.string().min(1).optional(),
     node_uuid: Uuid,
     listen_host: Ipv4,
     mode: z.enum(['user', 'kernel']).default('user'),
@@ -53,7 +60,13 @@ export const ProxyConfig = z
       .regex(/^drover_[a-z0-9_]{1,40}$/, 'must start with drover_ and hold only a-z, 0-9 and _')
       .optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (!c.control.startsWith('https:')) return;
+    for (const key of ['control_ca', 'control_cert', 'control_key'] as const) {
+      if (c[key] === undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'is required when control is https:// (the node certificate: drover ca node NAME)' });
+    }
+  });
 export type ProxyConfig = z.infer<typeof ProxyConfig>;
 
 const NUMERIC = new Set(['udp_idle_timeout_ms', 'hold_deadline_ms', 'connect_timeout_ms', 'retry_interval_ms', 'max_held_per_port', 'buffer_bytes', 'poll_wait_ms', 'workers']);

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isDroverError } from '#common/errors.ts';
+import { readTlsIdentity, type TlsIdentity } from '#common/tls-client.ts';
 import { createLogger } from '#common/log.ts';
 import { loadProxyConfig, natTableName, type ProxyConfig } from './config.ts';
 import { createEngine } from './engine.ts';
@@ -34,6 +35,13 @@ async function main(): Promise<void> {
     config = loadProxyConfig({ argv: process.argv.slice(2), env: process.env, readFile: (p) => readFileSync(p, 'utf8') });
   } catch (err) {
     fail(isDroverError(err) ? err.message : String(err));
+  }
+  // The node's certificate for an https control service (docs/DESIGN.md §23).
+  let controlTls: TlsIdentity | undefined;
+  try {
+    controlTls = config.control_ca && config.control_cert && config.control_key ? readTlsIdentity({ ca: config.control_ca, cert: config.control_cert, key: config.control_key }) : undefined;
+  } catch (err) {
+    fail((err as Error).message);
   }
   const log = createLogger('drover-proxy');
   let engine;
@@ -101,7 +109,7 @@ async function main(): Promise<void> {
   }
   const abort = new AbortController();
   const following = followRoutes({
-    source: httpRouteSource(config.control, config.node_uuid),
+    source: httpRouteSource(config.control, config.node_uuid, controlTls),
     proxy: workers ? new ClusteredProxy(proxy, workers) : proxy,
     nodeUuid: config.node_uuid,
     log: log.child({ subsystem: 'routes' }),

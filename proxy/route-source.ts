@@ -3,6 +3,7 @@
  * a small interface so the follower loop does not care how. `httpRouteSource` is the one
  * client (common/api-client.ts), which validates every answer with the `RouteTable` schema.
  */
+import type { TlsIdentity } from '#common/tls-client.ts';
 import { ApiClient } from '#common/api-client.ts';
 import { RouteAck, type RouteTable } from '#common/channel.ts';
 import { DroverError, isDroverError } from '#common/errors.ts';
@@ -27,9 +28,9 @@ const ACK_TIMEOUT_MS = 5_000;
  * control service counts a polling proxy as live, and waits for the acks of live proxies
  * before a cutover stops the source.
  */
-export function httpRouteSource(baseUrl: string, nodeUuid?: string): RouteSource {
+export function httpRouteSource(baseUrl: string, nodeUuid?: string, tls?: TlsIdentity): RouteSource {
   // The follower retries on its own schedule: one attempt per call.
-  const client = new ApiClient({ baseUrl, timeoutMs: POLL_SLACK_MS, getAttempts: 1 });
+  const client = new ApiClient({ baseUrl, timeoutMs: POLL_SLACK_MS, getAttempts: 1, ...(tls ? { tls } : {}) });
   return {
     async poll(after, waitMs, signal) {
       return proxyRetryable(() => client.routes({ ...(after === null ? {} : { after }), waitMs, signal, ...(nodeUuid === undefined ? {} : { nodeUuid }) }));

@@ -4,6 +4,7 @@
  * the control service; the client's errors are classified here once, into the plugin's
  * DROVER_CONTROL_* codes (docs/DESIGN.md §11).
  */
+import type { TlsIdentity } from '#common/tls-client.ts';
 import { ApiClient } from '#common/api-client.ts';
 import { DroverError, isDroverError } from '#common/errors.ts';
 import { backoffDelay } from '#common/backoff.ts';
@@ -22,6 +23,8 @@ import {
 export interface HttpControlOptions {
   /** Base URL of the control service, e.g. `http://127.0.0.1:4523`. */
   baseUrl: string;
+  /** The node's certificate, for an https control service (docs/DESIGN.md §23). */
+  tls?: TlsIdentity;
   /** Per-request deadline; default 5 s. */
   timeoutMs?: number;
 }
@@ -34,7 +37,7 @@ export class HttpControl implements ControlPlane {
 
   constructor(options: HttpControlOptions) {
     // Docker waits on the plugin: no retries inside a call, the caller decides.
-    this.client = new ApiClient({ baseUrl: options.baseUrl, timeoutMs: options.timeoutMs ?? 5_000, getAttempts: 1 });
+    this.client = new ApiClient({ baseUrl: options.baseUrl, timeoutMs: options.timeoutMs ?? 5_000, getAttempts: 1, ...(options.tls ? { tls: options.tls } : {}) });
   }
 
   async listDatasets(): Promise<DatasetConfig[]> {

@@ -5,12 +5,13 @@
  *
  *   drover-volume --name drover-n1 --control http://127.0.0.1:4523 \
  *     --node-uuid <uuid> | --node-uuid-file <file>  [--state-dir DIR] [--socket-dir DIR]
- *     [--mount-timeout SECONDS] [--docker-socket PATH]
+ *     [--mount-timeout SECONDS] [--docker-socket PATH] [--tls-ca FILE --tls-cert FILE --tls-key FILE]
  *
  * Every 10 s it checks its mount counts against its dockerd (a container stopped while the
  * plugin was down leaves counts Docker never unmounts) and renews the leases of the volumes
  * mounted here (they expire after LEASE_TTL_SECONDS).
  */
+import { readTlsIdentity } from '#common/tls-client.ts';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createLogger } from '#common/log.ts';
@@ -44,6 +45,9 @@ const { values: flags } = (() => {
         'socket-dir': { type: 'string', default: DOCKER_PLUGIN_DIR },
         'mount-timeout': { type: 'string', default: '90' },
         'docker-socket': { type: 'string' },
+        'tls-ca': { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
       },
       strict: true,
     });
@@ -59,6 +63,17 @@ const uuidText = flags['node-uuid'] ?? readUuidFile(flags['node-uuid-file']);
 const parsedUuid = Uuid.safeParse(uuidText.trim());
 if (!parsedUuid.success) fail(`node uuid "${uuidText.trim()}" is not a lower-case UUID`);
 const nodeUuid = parsedUuid.data;
+// The node's certificate (drover ca node NAME) for an https control service (docs/DESIGN.md §23).
+const tlsFlags = [flags['tls-ca'], flags['tls-cert'], flags['tls-key']];
+if (tlsFlags.some((f) => f !== undefined) && tlsFlags.some((f) => f === undefined)) fail('--tls-ca, --tls-cert and --tls-key go together');
+if (control.startsWith('https:') && tlsFlags.some((f) => f === undefined)) fail('an https --control needs --tls-ca, --tls-cert and --tls-key (the node certificate: drover ca node NAME)');
+const controlTls = (() => {
+  try {
+    return flags['tls-ca'] ? readTlsIdentity({ ca: flags['tls-ca'], cert: flags['tls-cert']!, key: flags['tls-key']! }) : undefined;
+  } catch (err) {
+    return fail((err as Error).message);
+  }
+})();
 const mountTimeoutS = Number(flags['mount-timeout']);
 if (!(mountTimeoutS > 0 && mountTimeoutS <= 110)) fail('--mount-timeout must be between 1 and 110 seconds (Docker gives a Mount 120 s)');
 const stateDir = flags['state-dir'] ?? `/var/lib/drover/volume-${name}`;
@@ -88,7 +103,7 @@ try {
   const socketPath = socketPathFor(name, flags['socket-dir']);
   const store = await MountStore.open(stateDir, { bootId: readBootId(), log });
   const docker = new SocketDockerVolumes(dockerSocket, name);
-  const driver = new VolumeDriver({ control: new HttpControl({ baseUrl: control }), store, nodeUuid, log, mountTimeoutMs: mountTimeoutS * 1000, docker });
+  const driver = new VolumeDriver({ control: new HttpControl({ baseUrl: control, ...(controlTls ? { tls: controlTls } : {}) }), store, nodeUuid, log, mountTimeoutMs: mountTimeoutS * 1000, docker });
   const app = buildApp({ driver, log });
   server = await startPluginServer(app, socketPath, log);
   const running = server;

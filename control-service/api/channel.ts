@@ -14,9 +14,9 @@ export const REPORT_BODY_LIMIT = 32 * 1024 * 1024;
 
 export function channelRoutes(router: Router, control: Control, shutdown: AbortSignal): void {
   // A node holding thousands of datasets, each with its snapshots, reports megabytes: a larger limit.
-  router.handle('report', async ({ body }) => {
+  router.handle('report', async ({ body, identity }) => {
     if (typeof body !== 'string') throw new DroverError('DROVER_INVALID_REQUEST', 'A report is a JSON body (content-type application/json).');
-    return control.reportText(body);
+    return control.reportText(body, identity);
   }, { bodyLimit: REPORT_BODY_LIMIT, rawBody: true });
 
   router.handle('desired', async ({ params, query, reply }) => {

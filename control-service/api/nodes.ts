@@ -5,6 +5,18 @@ import type { Control } from '../control.ts';
 import type { Router } from '../http/router.ts';
 import { indexOf } from '../desired/desired-index.ts';
 import { nodeOpRoutes } from './node-ops.ts';
+import { keyChangeReason } from '../control.ts';
+import type { NodeStateAnswer } from '#common/api.ts';
+
+/** A refused host-key change is one of the node's problems (docs/DESIGN.md §23). */
+function withTrustProblems(states: NodeStateAnswer[], control: Control): NodeStateAnswer[] {
+  if (control.keyChangesRefused.size === 0) return states;
+  return states.map((s) => {
+    const refused = control.keyChangesRefused.get(s.uuid);
+    if (refused === undefined) return s;
+    return { ...s, problems: [...(s.problems ?? []), { subject: `node:${s.uuid}`, kind: 'blocked', reason: keyChangeReason(refused) }] };
+  });
+}
 
 /** The Flocker release whose v1 API drover answers. */
 export const FLOCKER_API_VERSION = '1.15.0';
@@ -16,7 +28,7 @@ export function nodeRoutes(router: Router, control: Control, droverVersion: stri
   router.handle('nodes', async () => {
     const desired = control.desired;
     const index = indexOf(desired);
-    const states = nodeStates(desired, control.observed);
+    const states = withTrustProblems(nodeStates(desired, control.observed), control);
     if (!desired.nodes.some((n) => n.cordon !== undefined)) return states;
     return states.map((s) => {
       const cordon = index.nodes.get(s.uuid)?.cordon;

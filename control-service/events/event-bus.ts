@@ -11,7 +11,9 @@ export type DroverEvent =
   | { type: 'configuration'; data: { version: number; tag: string } }
   | { type: 'node'; data: { uuid: string; host: string | null; state: 'known' | 'unknown' | 'down' } }
   | { type: 'migration'; data: Migration }
-  | { type: 'replication'; data: ReplicationEvent };
+  | { type: 'replication'; data: ReplicationEvent }
+  /** A report the control service did not take as it was (docs/DESIGN.md §23): a changed host key. */
+  | { type: 'security'; data: { uuid: string; host: string; problem: string } };
 
 export interface Recorded {
   id: number;

@@ -38,6 +38,8 @@ export function openApiDocument(version: string): Json {
     (paths[path] ??= {})[spec.method.toLowerCase()] = {
       summary: spec.summary,
       tags: [spec.tag],
+      // Who may call it (docs/DESIGN.md §23): user, any, or node with the rule that bounds it.
+      'x-drover-access': spec.access.role === 'node' ? `node:${spec.access.rule}` : spec.access.role,
       parameters: parameters(spec),
       ...(spec.body ? { requestBody: { required: true, content: { 'application/json': { schema: schemaOf(spec.body, 'input') } } } } : {}),
       responses,

@@ -8,6 +8,17 @@
 import type { FastifyBodyParser, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ROUTES, type RouteKey, type Routes } from '#common/api-routes.ts';
+import type { Identity } from '#common/identity.ts';
+import { PLAIN_LOOPBACK, type AccessRequest } from './authorize.ts';
+
+/**
+ * Who is calling, and may they (http/authorize.ts): `role` runs before the request is
+ * parsed (a node on a user-only route is refused whatever it sent), `rules` after.
+ */
+export interface Guard {
+  role(key: RouteKey, request: FastifyRequest): Identity;
+  rules(key: RouteKey, identity: Identity, input: AccessRequest): void;
+}
 
 /** Server-side settings of one route, beside the table's contract. */
 export interface ServeOptions {
@@ -27,6 +38,8 @@ export interface Input<K extends RouteKey> {
   query: Out<Routes[K], 'query'>;
   /** The parsed body; with `rawBody`, the JSON text as it came. */
   body: Out<Routes[K], 'body'>;
+  /** The caller, from its certificate (docs/DESIGN.md §23). */
+  identity: Identity;
   request: FastifyRequest;
   reply: FastifyReply;
 }
@@ -34,7 +47,10 @@ export interface Input<K extends RouteKey> {
 export class Router {
   readonly served: RouteKey[] = [];
 
-  constructor(private readonly app: FastifyInstance) {}
+  constructor(
+    private readonly app: FastifyInstance,
+    private readonly guard: Guard | null = null,
+  ) {}
 
   handle<K extends RouteKey>(key: K, handler: (input: Input<K>) => Promise<unknown>, serve: ServeOptions = {}): void {
     const spec: { method: string; path: string; params?: z.ZodType; query?: z.ZodType; body?: z.ZodType } = ROUTES[key];
@@ -45,10 +61,12 @@ export class Router {
       config: { takesBody: spec.body !== undefined } satisfies RouteConfig,
       ...(serve.bodyLimit === undefined ? {} : { bodyLimit: serve.bodyLimit }),
       handler: async (request: FastifyRequest, reply: FastifyReply) => {
+        const identity = this.guard ? this.guard.role(key, request) : PLAIN_LOOPBACK;
         const params = spec.params ? parse(spec.params, request.params, 'params') : request.params;
         const query = spec.query ? parse(spec.query, request.query, 'query') : request.query;
         const body = spec.body && !serve.rawBody ? parse(spec.body, request.body, null) : request.body;
-        return handler({ params, query, body, request, reply } as Input<K>);
+        this.guard?.rules(key, identity, { params, query, body });
+        return handler({ params, query, body, identity, request, reply } as Input<K>);
       },
     };
     if (!serve.rawBody) {

@@ -28,7 +28,7 @@ afterAll(async () => {
 });
 
 async function start(): Promise<{ proc: ChildProcess; base: string }> {
-  const proc = spawn(process.execPath, [BIN, '--listen', '127.0.0.1:0', '--data-dir', dir, '--compact-bytes', String(COMPACT_BYTES)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DROVER_LOG_LEVEL: 'info' } });
+  const proc = spawn(process.execPath, [BIN, '--listen', '127.0.0.1:0', '--insecure-plain-http', '--data-dir', dir, '--compact-bytes', String(COMPACT_BYTES)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DROVER_LOG_LEVEL: 'info' } });
   child = proc;
   let stderr = '';
   proc.stderr!.on('data', (c) => (stderr += String(c)));

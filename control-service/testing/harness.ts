@@ -5,7 +5,18 @@
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { silentLogger, type Logger } from '#common/log.ts';
 import type { NodeReport, ObservedContainer, ObservedDataset } from '#common/model.ts';
-import { buildApp } from '../app.ts';
+import { buildApp, type AppOptions } from '../app.ts';
+import type { Identity } from '#common/identity.ts';
+
+/**
+ * An `identify` for inject(): the caller named by the test-only header `x-test-identity`
+ * (`node:n1`, `user:alice`); none: a user. Never part of a served app.
+ */
+export function headerIdentity(request: { headers: Record<string, string | string[] | undefined> }): Identity {
+  const value = request.headers['x-test-identity'];
+  const [role, name] = typeof value === 'string' ? value.split(':', 2) : ['user', 'test'];
+  return { role: role === 'node' ? 'node' : 'user', name: name ?? 'test' };
+}
 import { Control, type ControlOptions } from '../control.ts';
 import type { ConfigStore } from '../store/config-store.ts';
 import { MemoryConfigStore } from '../store/memory-store.ts';
@@ -29,7 +40,8 @@ export interface Harness {
 }
 
 export async function harness(
-  options: { store?: ConfigStore; clock?: FakeClock; nodeTimeoutMs?: number; seed?: number; log?: Logger; replicaReplaceAfterMs?: number } & Pick<ControlOptions, 'nodeDownGraceMs' | 'migrationDeadlines' | 'failoverMarginMs'> = {},
+  options: { store?: ConfigStore; clock?: FakeClock; nodeTimeoutMs?: number; seed?: number; log?: Logger; replicaReplaceAfterMs?: number } & Pick<ControlOptions, 'nodeDownGraceMs' | 'migrationDeadlines' | 'failoverMarginMs'> &
+    Pick<AppOptions, 'identify'> = {},
 ): Promise<Harness> {
   const clock = options.clock ?? new FakeClock(HARNESS_EPOCH);
   const store = options.store ?? new MemoryConfigStore();
@@ -46,7 +58,7 @@ export async function harness(
     ...(options.replicaReplaceAfterMs === undefined ? {} : { replicaReplaceAfterMs: options.replicaReplaceAfterMs }),
   });
   await control.start();
-  const app = buildApp({ control, log, version: '0.0.0-test' });
+  const app = buildApp({ control, log, version: '0.0.0-test', ...(options.identify ? { identify: options.identify } : {}) });
   await app.ready();
   return {
     app,

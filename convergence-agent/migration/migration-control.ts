@@ -7,6 +7,7 @@
  * that was refused (409/404: read the record and let `outcomeOf` say what it means), or no
  * answer (retried with capped backoff until a deadline, then `unanswered`).
  */
+import type { TlsIdentity } from '#common/tls-client.ts';
 import { ApiClient } from '#common/api-client.ts';
 import type { MigrationUpdate } from '#common/channel.ts';
 import { DroverError, isDroverError, toDroverError } from '#common/errors.ts';
@@ -29,8 +30,9 @@ export interface MigrationControl {
 export class HttpMigrationControl implements MigrationControl {
   private readonly client: ApiClient;
 
-  constructor(controlUrl: string, requestTimeoutMs = 10_000) {
-    this.client = new ApiClient({ baseUrl: controlUrl, timeoutMs: requestTimeoutMs, getAttempts: 1 });
+  /** `tls`: the node's certificate, for an https control service (docs/DESIGN.md §23). */
+  constructor(controlUrl: string, requestTimeoutMs = 10_000, tls?: TlsIdentity) {
+    this.client = new ApiClient({ baseUrl: controlUrl, timeoutMs: requestTimeoutMs, getAttempts: 1, ...(tls ? { tls } : {}) });
   }
 
   async update(id: string, update: MigrationUpdate): Promise<Migration> {

@@ -2,7 +2,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { controlUrl, readCluster, servicesStatus, type LocalCluster } from '../../local-cluster/index.ts';
+import { tmpdir } from 'node:os';
+import { controlClient, readCluster, servicesStatus, type LocalCluster } from '../../local-cluster/index.ts';
 import { describeWith, LOCAL_CLUSTER } from '../support/require.ts';
 import { leaseSubnet } from '../support/cluster.ts';
 
@@ -13,9 +14,11 @@ import { leaseSubnet } from '../support/cluster.ts';
  * bridge or directory.
  */
 const repo = join(import.meta.dirname, '../..');
+const CONFIG = join(tmpdir(), `drover-cluster-up-${process.pid}.yml`);
 
 function drover(...args: string[]) {
-  return execa('node', [join(repo, 'bin/drover.js'), ...args], { cwd: repo, reject: false, timeout: 540_000, env: { DROVER_LOG_LEVEL: 'warn' } });
+  // The CLI's contexts go to a file of the test's, not the operator's ~/.config/drover.
+  return execa('node', [join(repo, 'bin/drover.js'), ...args], { cwd: repo, reject: false, timeout: 540_000, env: { DROVER_LOG_LEVEL: 'warn', DROVER_CONFIG: CONFIG } });
 }
 
 function processesNaming(path: string): number[] {
@@ -59,13 +62,17 @@ describeWith(LOCAL_CLUSTER, 'drover cluster up, status and down', () => {
     const status = servicesStatus(cluster!);
     expect(status.map((s) => s.name).sort()).toEqual(['control', 'n1-agent', 'n1-plugin', 'n1-proxy', 'n2-agent', 'n2-plugin', 'n2-proxy']);
     expect(status.filter((s) => s.pid === null)).toEqual([]);
-    const nodes = (await (await fetch(`${controlUrl(cluster!)}/v1/state/nodes`)).json()) as Array<{ uuid: string; state: string; host: string }>;
+    // Over mutual TLS, as the cluster's operator.
+    const nodes = await controlClient(cluster!).nodes();
     expect(nodes.map((n) => [n.host, n.state]).sort()).toEqual([
       [`127.0.${lease.subnet}.11`, 'known'],
       [`127.0.${lease.subnet}.12`, 'known'],
     ]);
     for (const node of cluster!.nodes) expect(existsSync(`/run/docker/plugins/${node.pluginName}.sock`)).toBe(true);
-    expect(up.stdout).toContain(`--control http://127.0.${lease.subnet}.11:4523`);
+    expect(up.stdout).toContain(`drover talks to this cluster with --context ${name}`);
+    expect(readFileSync(CONFIG, 'utf8')).toContain(`server: https://127.0.${lease.subnet}.11:4523`);
+    const cli = await drover('status', '--context', name);
+    expect(cli.exitCode, cli.stderr).toBe(0);
   });
 
   it('starts no second copy of anything when brought up again, and says all is well in status', async () => {

@@ -20,12 +20,13 @@ describeWith(LOCAL_CLUSTER, 'the demo: Redis moved under load', () => {
   let dir = '';
   let control = '';
   const drover = (...args: string[]) =>
-    execa('node', [join(repo, 'bin/drover.js'), ...args], { cwd: repo, reject: false, timeout: 280_000, env: { DROVER_LOG_LEVEL: 'warn', DROVER_CONTROL: control } });
+    execa('node', [join(repo, 'bin/drover.js'), ...args], { cwd: repo, reject: false, timeout: 280_000, env: { DROVER_LOG_LEVEL: 'warn', DROVER_CONFIG: join(tmpdir(), `drover-demo-flow-${process.pid}.yml`), DROVER_CONTEXT: control } });
 
   beforeAll(async () => {
     lease = await leaseSubnet();
     name = `t${lease.subnet}`;
-    control = `http://127.0.${lease.subnet}.11:4523`;
+    // `cluster up` writes the context (server and the operator's certificate) the CLI then uses.
+    control = name;
     dir = await mkdtemp(join(tmpdir(), 'drover-demo-test-'));
     const up = await drover('cluster', 'up', '--name', name, '--subnet', String(lease.subnet), '--nodes', '2', '--images', 'busybox,redis');
     if (up.exitCode !== 0) throw new Error(`cluster up failed: ${up.stderr}`);

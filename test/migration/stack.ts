@@ -12,7 +12,7 @@ import { execa, type ResultPromise } from 'execa';
 import { ApiClient } from '#common/api-client.ts';
 import { nodeFlagsOf } from '#common/node-flags.ts';
 import { systemClock } from '#common/clock.ts';
-import type { LocalCluster, LocalNode } from '../../local-cluster/index.ts';
+import { controlFiles, ensureClusterCertificates, nodeFiles, operatorTls, type LocalCluster, type LocalNode } from '../../local-cluster/index.ts';
 import { ensureNodeCertificate } from '../../convergence-agent/transfer/tls-certs.ts';
 import { childrenOf } from '../support/processes.ts';
 
@@ -57,12 +57,15 @@ export class MigrationStack {
     private readonly options: StackOptions,
     port: number,
   ) {
-    this.controlUrl = `http://127.0.0.1:${port}`;
-    this.api = new ApiClient({ baseUrl: this.controlUrl });
+    // Mutual TLS, as in a real cluster (docs/DESIGN.md §23): the cluster CA's control
+    // certificate (it names 127.0.0.1), each agent its node's, the test the operator's.
+    this.controlUrl = `https://127.0.0.1:${port}`;
+    this.api = new ApiClient({ baseUrl: this.controlUrl, tls: operatorTls(cluster) });
   }
 
   static async start(cluster: LocalCluster, dir: string, options: StackOptions = {}): Promise<MigrationStack> {
     await mkdir(dir, { recursive: true });
+    await ensureClusterCertificates(cluster);
     const stack = new MigrationStack(cluster, dir, options, await freePort());
     try {
       await stack.startControl();
@@ -82,8 +85,10 @@ export class MigrationStack {
   }
 
   async startControl(): Promise<void> {
-    this.control = this.spawn('control', 'bin/drover-control.js', ['--listen', this.controlUrl.slice('http://'.length), '--data-dir', join(this.dir, 'control'), '--node-timeout', '30', ...(this.options.controlArgs ?? [])]);
-    await until('the control service to answer', async () => (await fetch(`${this.controlUrl}/v1/version`).catch(() => null))?.ok === true, 90_000);
+    const tls = controlFiles(this.cluster);
+    const args = ['--listen', this.controlUrl.slice('https://'.length), '--tls-ca', tls.ca, '--tls-cert', tls.cert, '--tls-key', tls.key, '--revoked', tls.revoked];
+    this.control = this.spawn('control', 'bin/drover-control.js', [...args, '--data-dir', join(this.dir, 'control'), '--node-timeout', '30', ...(this.options.controlArgs ?? [])]);
+    await until('the control service to answer', async () => (await this.api.version().catch(() => null)) !== null, 90_000);
   }
 
   /** Ends the control service (SIGKILL by default: no goodbye to anyone). */
@@ -107,6 +112,7 @@ export class MigrationStack {
     }
     const config = [
       `control_url: ${this.controlUrl}`,
+      `control_tls: { ca_file: ${nodeFiles(this.cluster, node).ca}, cert_file: ${nodeFiles(this.cluster, node).cert}, key_file: ${nodeFiles(this.cluster, node).key} }`,
       `state_dir: ${join(this.dir, `agent-${node.name}`)}`,
       `node_uuid_file: ${join(node.stateDir, 'uuid')}`,
       `address: ${node.address}`,
@@ -158,7 +164,7 @@ export class MigrationStack {
    */
   silentProxy(uuid = 'eeeeeeee-0000-4000-8000-00000000000e'): { stop: () => Promise<void> } {
     const controller = new AbortController();
-    const poller = new ApiClient({ baseUrl: this.controlUrl, timeoutMs: 5_000, getAttempts: 1 });
+    const poller = new ApiClient({ baseUrl: this.controlUrl, timeoutMs: 5_000, getAttempts: 1, tls: operatorTls(this.cluster) });
     const done = (async () => {
       let after: number | undefined;
       while (!controller.signal.aborted) {

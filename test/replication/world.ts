@@ -14,7 +14,7 @@ import { execa } from 'execa';
 import { ApiClient } from '#common/api-client.ts';
 import type { ReplicaAnswer, ReplicationAnswer, ReplicationEvent } from '#common/api.ts';
 import { systemClock } from '#common/clock.ts';
-import { controlUrl, servicesStatus, startServices, type LocalCluster, type LocalNode } from '../../local-cluster/index.ts';
+import { cliEnv, controlClient, controlUrl, servicesStatus, startServices, type LocalCluster, type LocalNode } from '../../local-cluster/index.ts';
 import { RedisConnection, type Endpoint } from '../../cli/demo/redis-client.ts';
 import { until } from '../migration/stack.ts';
 import { childrenOf } from '../support/processes.ts';
@@ -81,7 +81,7 @@ export class ReplicationWorld {
 
   private constructor(readonly cluster: LocalCluster) {
     this.url = controlUrl(cluster);
-    this.api = new ApiClient({ baseUrl: this.url });
+    this.api = controlClient(cluster);
   }
 
   /** drover's processes on `cluster`, every agent reporting and every proxy polling. */
@@ -281,7 +281,7 @@ export class ReplicationWorld {
 
   /** `drover status` as an operator reads it. */
   async status(): Promise<string> {
-    const run = await execa('node', ['bin/drover.js', 'status'], { cwd: `${import.meta.dirname}/../..`, env: { DROVER_CONTROL: this.url, DROVER_LOG_LEVEL: 'warn' }, reject: false, timeout: 60_000 });
+    const run = await execa('node', ['bin/drover.js', 'status'], { cwd: `${import.meta.dirname}/../..`, env: { ...cliEnv(this.cluster), DROVER_LOG_LEVEL: 'warn' }, reject: false, timeout: 60_000 });
     if (run.exitCode !== 0) throw new Error(`drover status: ${run.stderr}`);
     return run.stdout;
   }

@@ -48,7 +48,7 @@ export class DroverStack {
     await mkdir(dir, { recursive: true });
     const stack = new DroverStack(cluster, dir, options, await freePort());
     try {
-      stack.control = stack.spawn('control', 'bin/drover-control.js', ['--listen', stack.controlUrl.slice('http://'.length), '--data-dir', join(dir, 'control')]);
+      stack.control = stack.spawn('control', 'bin/drover-control.js', ['--listen', stack.controlUrl.slice('http://'.length), '--insecure-plain-http', '--data-dir', join(dir, 'control')]);
       await until(async () => (await fetch(`${stack.controlUrl}/v1/version`).catch(() => null))?.ok === true, 30_000, 'the control service to answer');
       if (options.agents !== false) {
         for (const node of cluster.nodes) await stack.startAgent(node);

@@ -1,0 +1,64 @@
+/**
+ * The local cluster's certificates (docs/DESIGN.md §23), from its CA in `<root>/ca`
+ * (common/cluster-ca.ts, the same directory layout as `drover ca`): the control service's
+ * (its address, 127.0.0.1 and localhost), one per node (CN = the node's name, used by its
+ * agent, proxy and volume plugin), and the operator's (`operator`, a user) that the CLI,
+ * the tests and the benchmarks use. Issued once, kept across `cluster up` repairs.
+ */
+import { dirname } from 'node:path';
+import { ApiClient, type ApiClientOptions } from '#common/api-client.ts';
+import { ensureCa, ensureIssued, issuedPaths, caPaths } from '#common/cluster-ca.ts';
+import type { PemPaths } from '#common/certificates.ts';
+import { readTlsIdentity, type TlsFiles, type TlsIdentity } from '#common/tls-client.ts';
+import { controlAddress, controlUrl } from './services-render.ts';
+import type { LocalCluster, LocalNode } from './types.ts';
+
+/** The user certificate's name in every local cluster. */
+export const OPERATOR = 'operator';
+
+export function caDirOf(cluster: Pick<LocalCluster, 'ca'>): string {
+  return dirname(cluster.ca.certPath);
+}
+
+/** The three files a client of `role`/`name` presents: the CA, its certificate, its key. */
+function filesOf(cluster: Pick<LocalCluster, 'ca'>, paths: PemPaths): TlsFiles {
+  return { ca: cluster.ca.certPath, cert: paths.certPath, key: paths.keyPath };
+}
+
+export function controlFiles(cluster: Pick<LocalCluster, 'ca'>): TlsFiles & { revoked: string } {
+  return { ...filesOf(cluster, issuedPaths(caDirOf(cluster), 'control', 'control')), revoked: caPaths(caDirOf(cluster)).revoked };
+}
+
+export function nodeFiles(cluster: Pick<LocalCluster, 'ca'>, node: Pick<LocalNode, 'name'>): TlsFiles {
+  return filesOf(cluster, issuedPaths(caDirOf(cluster), 'node', node.name));
+}
+
+export function operatorFiles(cluster: Pick<LocalCluster, 'ca'>): TlsFiles {
+  return filesOf(cluster, issuedPaths(caDirOf(cluster), 'user', OPERATOR));
+}
+
+/** Issues whichever of the cluster's certificates is missing. Idempotent. */
+export async function ensureClusterCertificates(cluster: LocalCluster): Promise<void> {
+  const dir = caDirOf(cluster);
+  await ensureCa(dir, `drover ${cluster.name} cluster CA`);
+  const host = controlAddress(cluster).host;
+  await ensureIssued(dir, { role: 'control', name: 'control', ipAddresses: [...new Set([host, '127.0.0.1'])], dnsNames: ['localhost'] });
+  for (const node of cluster.nodes) await ensureIssued(dir, { role: 'node', name: node.name });
+  await ensureIssued(dir, { role: 'user', name: OPERATOR });
+}
+
+/** The operator's identity (PEM) for the cluster's control service. */
+export function operatorTls(cluster: Pick<LocalCluster, 'ca'>): TlsIdentity {
+  return readTlsIdentity(operatorFiles(cluster));
+}
+
+/** An API client of the cluster's control service, as the operator. */
+export function controlClient(cluster: LocalCluster, options: Omit<ApiClientOptions, 'baseUrl' | 'tls'> = {}): ApiClient {
+  return new ApiClient({ ...options, baseUrl: controlUrl(cluster), tls: operatorTls(cluster) });
+}
+
+/** The environment that points `drover` (the CLI) at the cluster as the operator. */
+export function cliEnv(cluster: LocalCluster): Record<string, string> {
+  const files = operatorFiles(cluster);
+  return { DROVER_CONTROL: controlUrl(cluster), DROVER_CA: files.ca, DROVER_CERT: files.cert, DROVER_KEY: files.key };
+}

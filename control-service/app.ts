@@ -17,6 +17,8 @@ import type { Control } from './control.ts';
 import { handleError } from './http/errors.ts';
 import { openApiDocument } from './http/openapi.ts';
 import { jsonBodyParser, Router } from './http/router.ts';
+import { observeRequests } from './http/request-log.ts';
+import { NO_CONTROL_METRICS, type ControlMetrics } from './metrics.ts';
 
 export interface AppOptions {
   control: Control;
@@ -25,6 +27,8 @@ export interface AppOptions {
   version: string;
   /** Largest request body, in bytes (deploy allows more). Default 1 MiB. */
   bodyLimit?: number;
+  /** Where API requests are timed (docs/DESIGN.md §25); none by default. */
+  metrics?: ControlMetrics;
 }
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
@@ -37,6 +41,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     // Long-polls and event streams must not hold a shutdown: they are ended in preClose.
     forceCloseConnections: true,
   });
+  observeRequests(app, options.metrics ?? NO_CONTROL_METRICS);
   const shutdown = new AbortController();
   app.addHook('preClose', async () => {
     shutdown.abort();

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { METRICS_PORTS, MetricsListen } from '#common/metrics-listener.ts';
 
 export const USAGE = `usage: drover-control [--listen HOST:PORT] [--data-dir DIR] [--node-lease-ttl SECONDS] [--body-limit BYTES] [--replica-replace-after SECONDS]
 
@@ -20,7 +21,9 @@ export const USAGE = `usage: drover-control [--listen HOST:PORT] [--data-dir DIR
   --compact-bytes the store's journal is folded into its snapshot file once it is larger than
                   the snapshot and at least this many bytes (default 262144)
   --replica-replace-after  seconds a replica's node may be silent before another node is
-                  chosen to hold the standby copy (default 300; config key replica_replace_after_seconds)`;
+                  chosen to hold the standby copy (default 300; config key replica_replace_after_seconds)
+  --metrics-listen  address of the Prometheus /metrics listener, separate from the API
+                  (default 127.0.0.1:${METRICS_PORTS.control}; env DROVER_CONTROL_METRICS_LISTEN)`;
 
 const Listen = z
   .string()
@@ -43,6 +46,8 @@ export const ControlConfig = z
     compactBytes: z.number().int().min(0).max(1024 * 1024 * 1024),
     /** replica_replace_after_seconds, in ms (docs/DESIGN.md §17). */
     replicaReplaceAfterMs: z.number().min(1000).max(30 * 86_400_000),
+    /** HOST:PORT of /metrics (docs/DESIGN.md §25). */
+    metricsListen: MetricsListen,
   })
   .strict();
 export type ControlConfig = z.infer<typeof ControlConfig>;
@@ -61,6 +66,7 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): ControlConfi
       'body-limit': { type: 'string' },
       'compact-bytes': { type: 'string' },
       'replica-replace-after': { type: 'string' },
+      'metrics-listen': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -76,6 +82,7 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): ControlConfi
     bodyLimit: Number(values['body-limit'] ?? 1024 * 1024),
     compactBytes: Number(values['compact-bytes'] ?? 256 * 1024),
     replicaReplaceAfterMs: Number(values['replica-replace-after'] ?? env.DROVER_REPLICA_REPLACE_AFTER_SECONDS ?? 300) * 1000,
+    metricsListen: values['metrics-listen'] ?? env.DROVER_CONTROL_METRICS_LISTEN ?? `127.0.0.1:${METRICS_PORTS.control}`,
   });
 }
 

@@ -31,6 +31,7 @@ import { schedule } from './scheduler/schedule.ts';
 import type { ConfigStore, StoreSnapshot, UpdateContext } from './store/config-store.ts';
 import { entryJson } from './store/encode.ts';
 import { validateDesired } from './store/validate.ts';
+import { NO_CONTROL_METRICS, type ControlMetrics } from './metrics.ts';
 
 export interface ControlOptions {
   store: ConfigStore;
@@ -52,6 +53,8 @@ export interface ControlOptions {
    * least the lease TTL plus the down grace. Default: TTL + grace (40 s); null: never.
    */
   failoverAfterMs?: number | null;
+  /** Where migrations' phases and failovers are counted (docs/DESIGN.md §25); none by default. */
+  metrics?: ControlMetrics;
 }
 
 export interface ChangeContext extends UpdateContext {
@@ -91,6 +94,7 @@ export class Control {
   private failingOver = false;
   /** Why a due failover could not happen, by subject: logged when it changes. */
   private readonly failoverBlocked = new Map<string, string>();
+  private readonly metrics: ControlMetrics;
 
   constructor(options: ControlOptions) {
     this.store = options.store;
@@ -98,6 +102,7 @@ export class Control {
     const clock = options.clock ?? systemClock;
     this.clock = () => clock.now();
     this.seed = options.seed ?? 1;
+    this.metrics = options.metrics ?? NO_CONTROL_METRICS;
     this.replicaReplaceAfterMs = options.replicaReplaceAfterMs ?? 300_000;
     this.startedAt = this.clock();
     this.events = new EventBus(this.clock);
@@ -294,7 +299,7 @@ export class Control {
       failed = out.migration;
       return out.desired;
     });
-    this.log.warn({ migration: id, kind, reason }, kind === 'roll-back' ? 'migration rolled back' : 'migration given up');
+    this.log.warn({ corr: id, migration: id, kind, reason }, kind === 'roll-back' ? 'migration rolled back' : 'migration given up');
     return failed!;
   }
 
@@ -326,7 +331,7 @@ export class Control {
         return out;
       })
         .then(() => {
-          for (const o of ended) this.log.warn({ migration: o.id, kind: o.kind, reason: o.reason }, o.kind === 'roll-back' ? 'migration rolled back' : 'migration given up');
+          for (const o of ended) this.log.warn({ corr: o.id, migration: o.id, kind: o.kind, reason: o.reason }, o.kind === 'roll-back' ? 'migration rolled back' : 'migration given up');
         })
         .catch((err: unknown) => this.log.error({ err }, 'overdue migrations not ended'))
         .finally(() => (this.failing = false));
@@ -385,7 +390,8 @@ export class Control {
     })
       .then(() => {
         for (const m of made) {
-          this.log.warn({ migration: m.id, application: m.application, failedNode: m.from, chosenNode: m.to, snapshots: m.failover?.snapshots, snapshotAgeSeconds: m.failover?.snapshot_age_seconds, generation: m.generation }, 'failed over');
+          this.metrics.failover();
+          this.log.warn({ corr: m.id, migration: m.id, application: m.application, failedNode: m.from, chosenNode: m.to, snapshots: m.failover?.snapshots, snapshotAgeSeconds: m.failover?.snapshot_age_seconds, generation: m.generation }, 'failed over');
         }
       })
       .catch((err: unknown) => this.log.error({ err }, 'failover not written'))
@@ -443,7 +449,17 @@ export class Control {
     this.routes.changed();
     this.events.emit({ type: 'configuration', data: { version: snapshot.version, tag: snapshot.tag } });
     const before = new Set(this.lastMigrations);
-    for (const m of snapshot.desired.migrations) if (!before.has(m)) this.events.emit({ type: 'migration', data: m });
+    let phases: Map<string, string> | null = null;
+    for (const m of snapshot.desired.migrations) {
+      if (before.has(m)) continue;
+      this.events.emit({ type: 'migration', data: m });
+      if (m.failover !== undefined) continue;
+      phases ??= new Map(this.lastMigrations.map((p) => [p.id, p.phase]));
+      if (phases.get(m.id) === m.phase) continue;
+      this.metrics.migrationPhase(m.phase);
+      // corr: the migration's id, in every process's records of it (docs/DESIGN.md §25).
+      this.log.info({ corr: m.id, application: m.application, from: m.from, to: m.to, phase: m.phase, generation: m.generation, ...(m.error ? { error: m.error } : {}) }, 'migration entered a phase');
+    }
     this.lastMigrations = snapshot.desired.migrations;
   }
 }

@@ -4,10 +4,13 @@
  */
 import { z } from 'zod';
 import { createLogger } from '#common/log.ts';
+import { serveMetrics } from '#common/metrics-listener.ts';
 import { buildApp } from './app.ts';
 import { droverVersion, readConfig, USAGE } from './config.ts';
 import { Control } from './control.ts';
 import { FileConfigStore } from './store/file-store.ts';
+import { controlGauges } from './metrics.ts';
+import { PromControlMetrics } from './prom-metrics.ts';
 
 const log = createLogger('drover-control');
 
@@ -24,6 +27,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
+  const metrics = new PromControlMetrics();
   const store = new FileConfigStore({ dir: config.dataDir, log, minCompactBytes: config.compactBytes });
   const control = new Control({
     store,
@@ -32,10 +36,13 @@ async function main(): Promise<void> {
     nodeDownGraceMs: config.nodeDownGraceMs,
     migrationDeadlines: { stallMs: config.migrationStallMs, handoffMs: config.handoffDeadlineMs },
     replicaReplaceAfterMs: config.replicaReplaceAfterMs,
+    metrics,
   });
+  metrics.readFrom(controlGauges(control));
   await control.start();
-  const app = buildApp({ control, log, version: droverVersion(), bodyLimit: config.bodyLimit });
+  const app = buildApp({ control, log, version: droverVersion(), bodyLimit: config.bodyLimit, metrics });
   const address = await app.listen({ host: config.listen.host, port: config.listen.port });
+  const metricsListener = await serveMetrics(config.metricsListen, metrics, log);
   log.info({ address, dataDir: config.dataDir, version: control.snapshot.version }, 'control service started');
 
   let stopping = false;
@@ -45,6 +52,7 @@ async function main(): Promise<void> {
     log.info({ signal }, 'control service stopping');
     try {
       await app.close();
+      await metricsListener?.close();
       await control.stop();
       log.info('control service stopped');
       process.exit(0);

@@ -28,6 +28,7 @@ import { buildReport, type NodeIdentity } from './report.ts';
 import type { RestartLedger } from './restart-ledger.ts';
 import type { Gates } from './gate/gates.ts';
 import type { DatasetStore } from './zfs/types.ts';
+import type { AgentMetrics } from './metrics.ts';
 
 export interface LoopDeps {
   identity: NodeIdentity;
@@ -53,6 +54,8 @@ export interface LoopDeps {
   gates?: Gates | null;
   /** Self-fencing (fence.ts): told of every acknowledged report; while it gates, failover-enabled applications do not start. */
   fence?: { acked(sentAt: number, version: number): Promise<void>; gating(desired: AgentDesired | null): boolean };
+  /** Where passes are timed (docs/DESIGN.md §25). */
+  metrics?: Pick<AgentMetrics, 'pass'>;
 }
 
 export interface PassSummary {
@@ -113,6 +116,15 @@ export class ConvergenceLoop {
 
   /** One pass. Never throws. */
   async runPass(): Promise<PassSummary> {
+    const began = this.deps.clock.monotonic();
+    try {
+      return await this.pass();
+    } finally {
+      this.deps.metrics?.pass((this.deps.clock.monotonic() - began) / 1000);
+    }
+  }
+
+  private async pass(): Promise<PassSummary> {
     const { deps } = this;
     const desired = this.desired;
     const log = deps.log.child({ pass: deps.clock.now() });

@@ -1,0 +1,34 @@
+/**
+ * What the agent measures (docs/DESIGN.md §25), as the instrumented code sees it: a small
+ * interface, so nothing but `prom-metrics.ts` touches prom-client and tests can pass their
+ * own. Replication lag is read at scrape time from the replication scheduler's statuses
+ * (the same ones the agent reports), not pushed.
+ */
+import type { ReplicaStatus } from '#common/model.ts';
+
+export interface AgentMetrics {
+  /** One pass of the loop (discover → plan → report → execute), in seconds. */
+  pass(seconds: number): void;
+  /** A change of the plan ran: `kind` is the change's verb-noun (`start-container`). */
+  change(kind: string, outcome: 'applied' | 'failed'): void;
+  /** The source's time in one phase of a move (`pre-copy`, `cutover`), in seconds. */
+  migrationPhase(phase: 'pre-copy' | 'cutover', seconds: number): void;
+  /** A move's stopped interval on the source: cutover accepted → handoff posted, in seconds. */
+  cutoverPause(seconds: number): void;
+  /** Bytes of a replication step that reached a peer, by transport (`ssh`, `tls`). */
+  sent(transport: string, bytes: number): void;
+  /** One health probe of an application's container: `success`, `failure` or `unknown`. */
+  probe(application: string, outcome: string): void;
+}
+
+export const NO_AGENT_METRICS: AgentMetrics = {
+  pass: () => undefined,
+  change: () => undefined,
+  migrationPhase: () => undefined,
+  cutoverPause: () => undefined,
+  sent: () => undefined,
+  probe: () => undefined,
+};
+
+/** What the replication gauges read at each scrape: this node's pairs, as it reports them. */
+export type ReplicaStatuses = () => readonly ReplicaStatus[];

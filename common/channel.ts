@@ -66,6 +66,8 @@ export const Route = z
     hold: z.boolean(),
     /** Migration generation that produced this route; 0 when none. */
     generation: z.number().int().min(0),
+    /** The id of that migration (absent when none): the proxies' correlation id for its hold (docs/DESIGN.md §25). */
+    migration: z.string().max(64).optional(),
   })
   .strict();
 export type Route = z.infer<typeof Route>;

@@ -10,6 +10,7 @@
  * mode: user                       # user | kernel (nftables DNAT in steady state)
  * hold_deadline_ms: 30000
  * workers: 1                      # processes accepting new connections (uv engine)
+ * metrics_listen: 127.0.0.1:9525   # Prometheus /metrics (docs/DESIGN.md §25)
  * ```
  */
 import { parseArgs } from 'node:util';
@@ -17,6 +18,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DroverError } from '#common/errors.ts';
 import { Ipv4, Uuid } from '#common/model.ts';
+import { METRICS_PORTS, MetricsListen } from '#common/metrics-listener.ts';
 
 export const ProxyConfig = z
   .object({
@@ -42,6 +44,8 @@ export const ProxyConfig = z
       .string()
       .regex(/^drover_[a-z0-9_]{1,40}$/, 'must start with drover_ and hold only a-z, 0-9 and _')
       .optional(),
+    /** HOST:PORT of the Prometheus /metrics listener (docs/DESIGN.md §25), apart from the proxied ports. */
+    metrics_listen: MetricsListen.default(`127.0.0.1:${METRICS_PORTS.proxy}`),
   })
   .strict();
 export type ProxyConfig = z.infer<typeof ProxyConfig>;

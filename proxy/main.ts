@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isDroverError } from '#common/errors.ts';
 import { createLogger } from '#common/log.ts';
+import { serveMetrics } from '#common/metrics-listener.ts';
 import { loadProxyConfig, natTableName, type ProxyConfig } from './config.ts';
 import { createEngine } from './engine.ts';
 import { createNftRules } from './nft-command.ts';
@@ -16,6 +17,7 @@ import { followRoutes } from './route-follower.ts';
 import { httpRouteSource } from './route-source.ts';
 import { ClusteredProxy, ProxyWorkers, runWorker, SharingEngine, type FromWorker, type ToWorker } from './workers.ts';
 import type { UvHandle } from './tcp-uv-binding.ts';
+import { PromProxyMetrics } from './prom-metrics.ts';
 
 /** Set on the processes the primary forks (workers.ts); never by an operator. */
 const ROLE = 'DROVER_PROXY_ROLE';
@@ -67,7 +69,11 @@ async function main(): Promise<void> {
     retryIntervalMs: config.retry_interval_ms,
     maxHeld: config.max_held_per_port,
   };
-  const proxy = new RoutingProxy({ engine, listenHost: config.listen_host, nat, log, options });
+  const metrics = new PromProxyMetrics();
+  const proxy = new RoutingProxy({ engine, listenHost: config.listen_host, nat, log, options, metrics });
+  const counted = engine;
+  metrics.readFrom(() => counted.counts());
+  const metricsListener = await serveMetrics(config.metrics_listen, metrics, log);
   let workers: ProxyWorkers | null = null;
   if (engine instanceof SharingEngine) {
     workers = new ProxyWorkers({
@@ -112,7 +118,7 @@ async function main(): Promise<void> {
     abort.abort();
     clearInterval(statusTimer);
     void following
-      .then(() => Promise.all([proxy.stop(5_000), workers?.stop(5_000)]))
+      .then(() => Promise.all([proxy.stop(5_000), workers?.stop(5_000), metricsListener?.close()]))
       .then(() => {
         log.info('proxy stopped');
         process.exit(0);

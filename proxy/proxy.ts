@@ -7,9 +7,10 @@
 import type { Route, RouteTable } from '#common/channel.ts';
 import { systemClock, type Clock } from '#common/clock.ts';
 import type { Logger } from '#common/log.ts';
-import { PortForwarder, type ForwardingOptions, type PortStatus } from './port-forwarder.ts';
+import { corrOf, PortForwarder, type ForwardingOptions, type PortStatus } from './port-forwarder.ts';
 import { dnatRules, planRoutes, type DnatRule } from './route-plan.ts';
 import type { TcpCounts, TcpEngine } from './tcp.ts';
+import { NO_PROXY_METRICS, type ProxyMetrics } from './metrics.ts';
 
 /** The kernel fast path: owns one nftables table and replaces its rules atomically. */
 export interface NatRules {
@@ -28,6 +29,8 @@ export interface ProxyDeps {
   clock?: Clock;
   /** Present in kernel mode. */
   nat?: NatRules;
+  /** Where connections and route tables are counted (docs/DESIGN.md §25). */
+  metrics?: ProxyMetrics;
 }
 
 export interface ProxyStatus {
@@ -68,9 +71,14 @@ export class RoutingProxy {
    */
   async apply(table: RouteTable): Promise<void> {
     const { deps } = this;
+    const began = this.clock.monotonic();
     const plan = planRoutes(this.routes, table);
     for (const { route, reason } of plan.blocked) deps.log.warn({ application: route.application, port: route.external_port, reason }, 'route skipped');
     for (const route of plan.update) {
+      const before = this.routes.get(route.external_port);
+      if (before !== undefined && before.hold !== route.hold) {
+        deps.log.info({ ...corrOf(route), application: route.application, port: route.external_port, version: table.version }, route.hold ? 'route hold started' : 'route hold ended');
+      }
       this.routes.set(route.external_port, route);
       this.ports.get(route.external_port)!.setRoute(route);
     }
@@ -81,7 +89,7 @@ export class RoutingProxy {
       return forwarder.remove();
     });
     const opening = plan.open.map((route) => {
-      const forwarder = new PortForwarder(route, deps.engine, deps.listenHost, deps.options, this.clock, deps.log);
+      const forwarder = new PortForwarder(route, deps.engine, deps.listenHost, deps.options, this.clock, deps.log, deps.metrics);
       this.ports.set(route.external_port, forwarder);
       this.routes.set(route.external_port, route);
       return forwarder.open();
@@ -89,6 +97,7 @@ export class RoutingProxy {
     await Promise.all([...closing, ...opening]);
     if (deps.nat) await this.syncNat(deps.nat);
     this.applied = table.version;
+    deps.metrics?.routeTable(table.version, (this.clock.monotonic() - began) / 1000);
     deps.log.info(
       {
         version: table.version,

@@ -33,6 +33,7 @@ export function routesOf(app: Application, seen: ObservedContainer | undefined, 
       target: node !== undefined && published !== undefined ? { host: published.host, port: published.host_port, node_uuid: node } : null,
       hold,
       generation,
+      ...(latest === undefined ? {} : { migration: latest.id }),
     };
   });
 }

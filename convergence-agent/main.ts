@@ -35,6 +35,7 @@ import type { TlsIdentity } from './transfer/tls-certs.ts';
 import { TransferServer } from './transfer/tls-server.ts';
 import { DEFAULT_PUMP_PATH, findNativePump } from './transfer/native-pump.ts';
 import { PromAgentMetrics } from './prom-metrics.ts';
+import { primaryIntervals } from './metrics.ts';
 
 function fail(message: string): never {
   process.stderr.write(`drover-agent: ${message}\n`);
@@ -146,7 +147,7 @@ async function main(): Promise<void> {
     peers,
     concurrency: config.replication_concurrency,
   });
-  metrics.readFrom(() => replication.statuses());
+  metrics.readFrom({ statuses: () => replication.statuses(), intervals: () => primaryIntervals(loop?.currentDesired ?? null, uuid) });
   const migrations = new MigrationJobs({
     nodeUuid: uuid,
     control: new HttpMigrationControl(config.control_url),

@@ -61,12 +61,13 @@ describe('the agent /metrics', () => {
     const metrics = new PromAgentMetrics({ defaultMetrics: false });
     const text = await served(metrics);
     let statuses = [status(DS_1, {}), status(DS_2, { state: 'seeding', lag_seconds: null, last_success_at: null })];
-    metrics.readFrom(() => statuses);
+    metrics.readFrom({ statuses: () => statuses, intervals: () => [[DS_1, 2]] });
     let body = await text();
     expect(sampleValue(body, 'drover_replication_lag_seconds', { dataset: DS_1, replica: NODE_B })).toBe(2.5);
     expect(sampleValue(body, 'drover_replication_lag_seconds', { dataset: DS_2 })).toBeUndefined();
     expect(sampleValue(body, 'drover_replication_last_success_timestamp_seconds', { dataset: DS_1, replica: NODE_B })).toBe(1_800_000_001);
     expect(sampleValue(body, 'drover_replication_replicas', { state: 'seeding' })).toBe(1);
+    expect(sampleValue(body, 'drover_replication_interval_seconds', { dataset: DS_1 })).toBe(2);
     statuses = [status(DS_1, { lag_seconds: 7 })];
     body = await text();
     expect(sampleValue(body, 'drover_replication_lag_seconds', { dataset: DS_1, replica: NODE_B })).toBe(7);

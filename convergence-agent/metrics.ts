@@ -4,7 +4,7 @@
  * own. Replication lag is read at scrape time from the replication scheduler's statuses
  * (the same ones the agent reports), not pushed.
  */
-import type { ReplicaStatus } from '#common/model.ts';
+import type { Dataset, ReplicaStatus } from '#common/model.ts';
 
 export interface AgentMetrics {
   /** One pass of the loop (discover → plan → report → execute), in seconds. */
@@ -30,5 +30,15 @@ export const NO_AGENT_METRICS: AgentMetrics = {
   probe: () => undefined,
 };
 
-/** What the replication gauges read at each scrape: this node's pairs, as it reports them. */
-export type ReplicaStatuses = () => readonly ReplicaStatus[];
+/** What the replication gauges read at each scrape. */
+export interface ReplicationView {
+  /** This node's pairs (dataset, replica), as it reports them. */
+  statuses(): readonly ReplicaStatus[];
+  /** The replication interval, in seconds, of each dataset this node is primary of. */
+  intervals(): Iterable<readonly [datasetId: string, seconds: number]>;
+}
+
+/** The intervals of the datasets `node` is primary of in its newest view (none before the first). */
+export function primaryIntervals(desired: { datasets: readonly Dataset[] } | null, node: string): Array<readonly [string, number]> {
+  return (desired?.datasets ?? []).flatMap((d) => (d.primary === node && d.replication ? [[d.dataset_id, d.replication.interval_seconds] as const] : []));
+}

@@ -5,7 +5,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { MetricsSource } from '#common/metrics-listener.ts';
-import type { AgentMetrics, ReplicaStatuses } from './metrics.ts';
+import type { AgentMetrics, ReplicationView } from './metrics.ts';
 
 /** A move's pause is ~0.1–5 s; a pre-copy seconds to minutes. */
 const PAUSE_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60];
@@ -20,7 +20,7 @@ export class PromAgentMetrics implements AgentMetrics, MetricsSource {
   private readonly pauses: Histogram;
   private readonly bytes: Counter<'transport'>;
   private readonly probes: Counter<'application' | 'outcome'>;
-  private statuses: ReplicaStatuses = () => [];
+  private view: ReplicationView = { statuses: () => [], intervals: () => [] };
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -39,7 +39,7 @@ export class PromAgentMetrics implements AgentMetrics, MetricsSource {
       registers,
       collect() {
         this.reset();
-        for (const s of self.statuses()) if (s.lag_seconds !== null) this.set({ dataset: s.dataset_id, replica: s.replica }, s.lag_seconds);
+        for (const s of self.view.statuses()) if (s.lag_seconds !== null) this.set({ dataset: s.dataset_id, replica: s.replica }, s.lag_seconds);
       },
     });
     new Gauge({
@@ -49,7 +49,7 @@ export class PromAgentMetrics implements AgentMetrics, MetricsSource {
       registers,
       collect() {
         this.reset();
-        for (const s of self.statuses()) if (s.last_success_at !== null) this.set({ dataset: s.dataset_id, replica: s.replica }, s.last_success_at / 1000);
+        for (const s of self.view.statuses()) if (s.last_success_at !== null) this.set({ dataset: s.dataset_id, replica: s.replica }, s.last_success_at / 1000);
       },
     });
     new Gauge({
@@ -59,15 +59,25 @@ export class PromAgentMetrics implements AgentMetrics, MetricsSource {
       registers,
       collect() {
         const counts: Record<string, number> = { seeding: 0, ok: 0, diverged: 0, error: 0, paused: 0 };
-        for (const s of self.statuses()) counts[s.state] = (counts[s.state] ?? 0) + 1;
+        for (const s of self.view.statuses()) counts[s.state] = (counts[s.state] ?? 0) + 1;
         for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+      },
+    });
+    new Gauge({
+      name: 'drover_replication_interval_seconds',
+      help: 'The replication interval of each dataset this node is primary of (alerts compare the lag with it)',
+      labelNames: ['dataset'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [dataset, seconds] of self.view.intervals()) this.set({ dataset }, seconds);
       },
     });
   }
 
-  /** Where the replication gauges read from (the replication scheduler, once built). */
-  readFrom(statuses: ReplicaStatuses): void {
-    this.statuses = statuses;
+  /** Where the replication gauges read from (the replication scheduler and the loop, once built). */
+  readFrom(view: ReplicationView): void {
+    this.view = view;
   }
 
   get contentType(): string {

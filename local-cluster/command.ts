@@ -6,12 +6,13 @@ import { ensureImageArchive, IMAGE_CACHE, imageTag } from './images.ts';
 import { canConnect, pingDocker } from './readiness.ts';
 import { servicesReport } from './services.ts';
 import { clusterUpWithServices } from './services-up.ts';
+import { prometheusPaths, startPrometheus } from './prometheus.ts';
 import type { LocalCluster, LocalImage } from './types.ts';
 
 /** The CLI's default --control: the control service of the cluster `demo`. */
 const DEFAULT_CONTROL = 'http://127.0.0.1:4523';
 
-const USAGE = `up [--nodes N] [--name NAME] [--subnet S] [--images busybox,redis]
+const USAGE = `up [--nodes N] [--name NAME] [--subnet S] [--images busybox,redis] [--metrics]
        drover cluster down [--name NAME]
        drover cluster status [--name NAME]
        drover cluster images [--images busybox,redis]`;
@@ -77,7 +78,7 @@ function imagesOf(list: string): LocalImage[] | null {
   return images as LocalImage[];
 }
 
-async function up(options: { name: string; nodes?: string; subnet?: string; images: string }): Promise<number> {
+async function up(options: { name: string; nodes?: string; subnet?: string; images: string; metrics?: boolean }): Promise<number> {
   const images = imagesOf(options.images);
   if (images === null) return 2;
   // An existing cluster is brought up as it is: its size and subnet unless told otherwise.
@@ -91,8 +92,10 @@ async function up(options: { name: string; nodes?: string; subnet?: string; imag
     log: createLogger('drover-cluster', { level: process.env.DROVER_LOG_LEVEL ?? 'warn' }),
   });
   if (reused) print(`cluster ${cluster.name} was already up; started only what was not running`);
+  const prometheus = options.metrics ? await startPrometheus(cluster, createLogger('drover-cluster', { level: process.env.DROVER_LOG_LEVEL ?? 'warn' })) : null;
   print(await nodeTable(cluster));
   print((await servicesReport(cluster)).text);
+  if (prometheus !== null) print(`prometheus ${prometheus} scrapes every drover process of the cluster (data in ${prometheusPaths(cluster.root).data}; removed by down)`);
   if (controlUrl !== DEFAULT_CONTROL) print(`drover talks to this cluster with --control ${controlUrl} (or DROVER_CONTROL=${controlUrl})`);
   return 0;
 }
@@ -130,7 +133,8 @@ function program(result: { code: number; verb: string }): Command {
     .addOption(new Option('--nodes <N>', 'nodes, 1 to 9 (default: the existing cluster\'s, else 3)'))
     .addOption(name())
     .addOption(new Option('--subnet <S>', 'node i gets 127.0.S.(10+i) (default: the existing cluster\'s, else 0)'))
-    .addOption(images());
+    .addOption(images())
+    .addOption(new Option('--metrics', "also start Prometheus (Debian's prometheus) scraping every drover process, with drover's alert rules"));
   up_.action(run('up', () => up(up_.opts())));
   const down = root.command('down').description('take the cluster down and remove everything of it, data too').addOption(name());
   down.action(

@@ -6,5 +6,6 @@ export { claimedSubnets, clusterDown, clusterUp, readCluster } from './cluster.t
 export { imageArchive, imageTag, ensureImageArchive } from './images.ts';
 export type { LocalCluster, LocalClusterOptions, LocalImage, LocalNode, LocalNodeSsh } from './types.ts';
 export { knownNodes, servicesReport, servicesStatus, startServices, stopServices } from './services.ts';
-export { controlUrl } from './services-render.ts';
+export { controlUrl, metricsAddress, servicesDir } from './services-render.ts';
+export { prometheusPaths, prometheusUrl, renderPrometheusConfig, startPrometheus, stopPrometheus } from './prometheus.ts';
 export { clusterUpWithServices } from './services-up.ts';

@@ -52,12 +52,13 @@ describe('drover services on a local cluster', () => {
       labels: { name: 'n2' },
       poll_interval_ms: 1000,
       stop_timeout_seconds: 10,
+      metrics_listen: '127.0.4.12:9524',
     });
   });
 
   it("renders each proxy.yml listening on its node's address", () => {
     const c = cluster('demo', 0, 3);
-    expect(parse(renderProxyConfig(c, c.nodes[2]!))).toEqual({ control: 'http://127.0.0.1:4523', node_uuid: c.nodes[2]!.uuid, listen_host: '127.0.0.13' });
+    expect(parse(renderProxyConfig(c, c.nodes[2]!))).toEqual({ control: 'http://127.0.0.1:4523', node_uuid: c.nodes[2]!.uuid, listen_host: '127.0.0.13', metrics_listen: '127.0.0.13:9525' });
   });
 
   it('keeps every file and every command line of the processes under <root>/services, where teardown looks for them', () => {
@@ -88,6 +89,6 @@ describe('drover services on a local cluster', () => {
 
   it('starts the control service with a command line its own reader accepts', () => {
     const control = serviceSpecs(cluster('t4', 4, 1)).find((s) => s.name === 'control')!;
-    expect(control.args).toEqual(['--listen', '127.0.4.11:4523', '--data-dir', '/var/lib/drover/clusters/t4/services/control']);
+    expect(control.args).toEqual(['--listen', '127.0.4.11:4523', '--data-dir', '/var/lib/drover/clusters/t4/services/control', '--metrics-listen', '127.0.4.11:9523']);
   });
 });

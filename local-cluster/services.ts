@@ -14,6 +14,7 @@ import { tail } from './readiness.ts';
 import { SYSTEM_PATH } from './run.ts';
 import { controlUrl, SERVICE_KINDS, serviceSpecs, servicesDir, type ServiceKind, type ServiceSpec } from './services-render.ts';
 import { readClusterState } from './state.ts';
+import { stopPrometheus } from './prometheus.ts';
 import type { LocalCluster } from './types.ts';
 
 /**
@@ -94,6 +95,7 @@ export async function startServices(cluster: LocalCluster, options: StartOptions
 export async function stopServices(root: string, log: Logger = silentLogger()): Promise<void> {
   const dir = servicesDir(root);
   const needle = dir + '/';
+  await stopPrometheus(root, log);
   const pidFiles = (await readdir(dir).catch(() => [] as string[])).filter((f) => f.endsWith('.pid'));
   for (const kind of SERVICE_KINDS) {
     const mine = pidFiles.filter((f) => f === `${kind}.pid` || f.endsWith(`-${kind}.pid`));

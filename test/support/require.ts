@@ -9,7 +9,7 @@ import { DEFAULT_PUMP_PATH, findNativePump } from '../../convergence-agent/trans
  *
  *   describeWith(['dockerd', 'zfs'], 'the zfs adapter', () => { it(…) });
  */
-export type Component = 'root' | 'dockerd' | 'zfs' | 'sshd' | 'nft' | 'native-pump';
+export type Component = 'root' | 'dockerd' | 'zfs' | 'sshd' | 'nft' | 'native-pump' | 'prometheus';
 
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -27,6 +27,8 @@ const checks: Record<Component, () => string | null> = {
   nft: () => (answers('nft', ['list', 'tables']) ? null : 'nft does not answer (nft list tables; Debian package nftables, as root)'),
   /** The tls transport's native data pump, built by `make -C native` (scripts/host-setup.sh). */
   'native-pump': () => (findNativePump() ? null : `${DEFAULT_PUMP_PATH} is not built (make -C native; needs gcc, libc6-dev, libssl-dev)`),
+  /** Debian's `prometheus` package: the server and its `promtool` (docs/DESIGN.md §25). */
+  prometheus: () => (answers('promtool', ['--version']) && answers('prometheus', ['--version']) ? null : 'prometheus or promtool missing (Debian package prometheus)'),
   sshd: () => {
     try {
       accessSync('/usr/sbin/sshd', constants.X_OK);

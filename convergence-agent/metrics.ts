@@ -13,7 +13,7 @@ export interface AgentMetrics {
   change(kind: string, outcome: 'applied' | 'failed'): void;
   /** The source's time in one phase of a move (`pre-copy`, `cutover`), in seconds. */
   migrationPhase(phase: 'pre-copy' | 'cutover', seconds: number): void;
-  /** A move's stopped interval on the source: cutover accepted → handoff posted, in seconds. */
+  /** A move's stopped interval on the source: the application stopped → handoff posted, in seconds. */
   cutoverPause(seconds: number): void;
   /** Bytes of a replication step that reached a peer, by transport (`ssh`, `tls`). */
   sent(transport: string, bytes: number): void;

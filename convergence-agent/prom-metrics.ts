@@ -28,7 +28,7 @@ export class PromAgentMetrics implements AgentMetrics, MetricsSource {
     this.passes = new Histogram({ name: 'drover_agent_pass_duration_seconds', help: 'Passes of the convergence loop: discover, plan, report, execute', buckets: PASS_BUCKETS, registers });
     this.changes = new Counter({ name: 'drover_agent_changes_total', help: 'Changes of the plan run, by kind and outcome (applied, failed)', labelNames: ['kind', 'outcome'], registers });
     this.phases = new Histogram({ name: 'drover_agent_migration_phase_duration_seconds', help: "The source's time in each phase of a move (pre-copy, cutover)", labelNames: ['phase'], buckets: PHASE_BUCKETS, registers });
-    this.pauses = new Histogram({ name: 'drover_agent_cutover_pause_seconds', help: "A move's stopped interval on the source: cutover accepted to handoff posted", buckets: PAUSE_BUCKETS, registers });
+    this.pauses = new Histogram({ name: 'drover_agent_cutover_pause_seconds', help: "A move's stopped interval on the source: the application stopped (proxies holding) to handoff posted", buckets: PAUSE_BUCKETS, registers });
     this.bytes = new Counter({ name: 'drover_agent_sent_bytes_total', help: 'Bytes of replication steps (moves and continuous replication) sent to peers, by transport', labelNames: ['transport'], registers });
     this.probes = new Counter({ name: 'drover_agent_health_probes_total', help: "Health probes of applications' containers, by outcome (success, failure, unknown)", labelNames: ['application', 'outcome'], registers });
     const self = this;

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, expect, it } from 'vitest';
@@ -89,6 +89,20 @@ describeWith([...LOCAL_CLUSTER, 'prometheus'], 'Prometheus metrics and correlate
     expect(pause.find((s) => Number(s.value[1]) >= 1)!.metric).toMatchObject({ job: 'drover-agent', node: 'n1' });
     const buckets = await query(prometheus, 'drover_agent_cutover_pause_seconds_bucket{node="n1",le="+Inf"}');
     expect(Number(buckets[0]!.value[1])).toBe(1);
+    // The answers as Prometheus gave them, for a reader (DROVER_TEST_ARTIFACTS=<dir>).
+    const artifacts = process.env.DROVER_TEST_ARTIFACTS;
+    if (artifacts) {
+      await mkdir(artifacts, { recursive: true });
+      const answers = {
+        lag: await query(prometheus, `drover_replication_lag_seconds{dataset="${app.datasetId}"}`),
+        pauseSum: await query(prometheus, 'drover_agent_cutover_pause_seconds_sum'),
+        pauseBuckets: await query(prometheus, 'drover_agent_cutover_pause_seconds_bucket{node="n1"}'),
+        preCopy: await query(prometheus, 'drover_agent_migration_phase_duration_seconds_sum'),
+        held: await query(prometheus, 'drover_proxy_held_duration_seconds_sum'),
+        migration: done,
+      };
+      await writeFile(join(artifacts, 'prometheus-answers.json'), JSON.stringify(answers, null, 2));
+    }
     const phases = await until('the move\'s phases counted', async () => {
       const series = await query(prometheus, 'drover_control_migration_phases_total{phase="done"}');
       return series.length === 1 && Number(series[0]!.value[1]) >= 1 && series;

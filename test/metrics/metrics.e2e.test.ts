@@ -94,7 +94,8 @@ describeWith([...LOCAL_CLUSTER, 'prometheus'], 'Prometheus metrics and correlate
     if (artifacts) {
       await mkdir(artifacts, { recursive: true });
       const answers = {
-        lag: await query(prometheus, `drover_replication_lag_seconds{dataset="${app.datasetId}"}`),
+        lagBeforeTheMove: lag,
+        lagAfter: await query(prometheus, `drover_replication_lag_seconds{dataset="${app.datasetId}"}`),
         pauseSum: await query(prometheus, 'drover_agent_cutover_pause_seconds_sum'),
         pauseBuckets: await query(prometheus, 'drover_agent_cutover_pause_seconds_bucket{node="n1"}'),
         preCopy: await query(prometheus, 'drover_agent_migration_phase_duration_seconds_sum'),

@@ -23,6 +23,7 @@ import type { Application, NodeReport, ReplicationPolicy } from './model.ts';
 import { backoffDelay } from './backoff.ts';
 import { systemClock } from './clock.ts';
 import { tlsFetch, type FetchLike, type TlsIdentity } from './tls-client.ts';
+import { CORR_HEADER } from './log.ts';
 
 
 /** An idempotent GET whose connection failed: 100 ms, then 300 ms, … (capped). */
@@ -278,7 +279,7 @@ export class ApiClient {
   }
 
   async migration(id: string): Promise<CallBody<'migration'>> {
-    return (await this.call('migration', { params: { id } })).body;
+    return (await this.call('migration', { params: { id }, headers: { [CORR_HEADER]: id } })).body;
   }
 
   /** Cancels a migration that has not handed off; 409 (DROVER_MIGRATION_BAD_TRANSITION) says why otherwise. */
@@ -333,7 +334,8 @@ export class ApiClient {
 
   /** An agent's migration step; 409 (DroverError) on a stale generation, the wrong node or phase. */
   async updateMigration(id: string, update: MigrationUpdate): Promise<CallBody<'updateMigration'>> {
-    return (await this.call('updateMigration', { params: { id }, body: update })).body;
+    // The migration's id is the step's correlation id, in the control service's log too.
+    return (await this.call('updateMigration', { params: { id }, body: update, headers: { [CORR_HEADER]: id } })).body;
   }
 
   // ------------------------------------------------------------ plumbing

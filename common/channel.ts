@@ -75,6 +75,8 @@ export const Route = z
      * at `external_port` (the container's own port) instead of on the node's address.
      */
     name_slot: NameSlot.optional(),
+    /** The id of that migration (absent when none): the proxies' correlation id for its hold (docs/DESIGN.md §25). */
+    migration: z.string().max(64).optional(),
   })
   .strict();
 export type Route = z.infer<typeof Route>;

@@ -24,3 +24,15 @@ export function createLogger(name: string, options: LoggerOptions = {}, destinat
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });
 }
+
+/**
+ * Correlation (docs/DESIGN.md §25): every pino record about one migration, failover or API
+ * request carries the same `corr` field in every process — the migration's (or failover
+ * record's) id, or the request's id — so `grep <id>` over all logs tells the whole story.
+ * A client that acts for a migration sends its id in this header; the control service
+ * answers every request with the id it logged it under.
+ */
+export const CORR_HEADER = 'x-drover-corr';
+
+/** What a `corr` may be: a migration's uuid or a request's short id, nothing a header could smuggle. */
+export const CORR_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;

@@ -24,6 +24,8 @@ import { handleError } from './http/errors.ts';
 import type { RevokedList } from './http/tls.ts';
 import { openApiDocument } from './http/openapi.ts';
 import { jsonBodyParser, Router, type Guard } from './http/router.ts';
+import { observeRequests } from './http/request-log.ts';
+import { NO_CONTROL_METRICS, type ControlMetrics } from './metrics.ts';
 
 export interface AppOptions {
   control: Control;
@@ -43,6 +45,8 @@ export interface AppOptions {
   https?: ServerOptions;
   /** Revoked client certificates (http/tls.ts): refused at the handshake and on every request. */
   revoked?: RevokedList;
+  /** Where API requests are timed (docs/DESIGN.md §25); none by default. */
+  metrics?: ControlMetrics;
 }
 
 /** The identity in a request's verified client certificate; plain (no TLS): a user. */
@@ -65,6 +69,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     forceCloseConnections: true,
   }) as unknown as FastifyInstance;
   if (options.https && options.revoked) options.revoked.guard(app.server as unknown as import('node:tls').Server);
+  observeRequests(app, options.metrics ?? NO_CONTROL_METRICS);
   const shutdown = new AbortController();
   app.addHook('preClose', async () => {
     shutdown.abort();

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { DEFAULT_FAILOVER_MARGIN_MS, MIN_FAILOVER_MARGIN_MS } from '#common/fence-timing.ts';
+import { METRICS_PORTS, MetricsListen } from '#common/metrics-listener.ts';
 
 export const USAGE = `usage: drover-control --tls-ca FILE --tls-cert FILE --tls-key FILE [--revoked FILE] [--listen HOST:PORT] [--data-dir DIR] [--node-lease-ttl SECONDS] [--body-limit BYTES] [--replica-replace-after SECONDS]
        drover-control --insecure-plain-http --listen 127.0.0.1:PORT …
@@ -33,7 +34,9 @@ export const USAGE = `usage: drover-control --tls-ca FILE --tls-cert FILE --tls-
   --compact-bytes the store's journal is folded into its snapshot file once it is larger than
                   the snapshot and at least this many bytes (default 262144)
   --replica-replace-after  seconds a replica's node may be silent before another node is
-                  chosen to hold the standby copy (default 300; config key replica_replace_after_seconds)`;
+                  chosen to hold the standby copy (default 300; config key replica_replace_after_seconds)
+  --metrics-listen  address of the Prometheus /metrics listener, separate from the API
+                  (default 127.0.0.1:${METRICS_PORTS.control}; env DROVER_CONTROL_METRICS_LISTEN)`;
 
 const Listen = z
   .string()
@@ -70,6 +73,8 @@ export const ControlConfig = z
       .nullable(),
     /** `--insecure-plain-http`: no TLS, no authentication; refused unless listen is a loopback address. */
     plainHttp: z.boolean(),
+    /** HOST:PORT of /metrics (docs/DESIGN.md §25). */
+    metricsListen: MetricsListen,
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -108,6 +113,7 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): ControlConfi
       'tls-key': { type: 'string' },
       revoked: { type: 'string' },
       'insecure-plain-http': { type: 'boolean' },
+      'metrics-listen': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -126,6 +132,7 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): ControlConfi
     replicaReplaceAfterMs: Number(values['replica-replace-after'] ?? env.DROVER_REPLICA_REPLACE_AFTER_SECONDS ?? 300) * 1000,
     tls: tlsOf(values, env),
     plainHttp: values['insecure-plain-http'] === true,
+    metricsListen: values['metrics-listen'] ?? env.DROVER_CONTROL_METRICS_LISTEN ?? `127.0.0.1:${METRICS_PORTS.control}`,
   });
 }
 

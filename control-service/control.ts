@@ -34,6 +34,7 @@ import { entryJson } from './store/encode.ts';
 import type { Identity } from '#common/identity.ts';
 import { nodeFromReport } from './cluster/node-trust.ts';
 import { validateDesired } from './store/validate.ts';
+import { NO_CONTROL_METRICS, type ControlMetrics } from './metrics.ts';
 
 export interface ControlOptions {
   store: ConfigStore;
@@ -56,6 +57,8 @@ export interface ControlOptions {
    * clock-rate differences. Default 1 s; at least 0.5 s. Null: never fail over.
    */
   failoverMarginMs?: number | null;
+  /** Where migrations' phases and failovers are counted (docs/DESIGN.md §25); none by default. */
+  metrics?: ControlMetrics;
 }
 
 export interface ChangeContext extends UpdateContext {
@@ -101,6 +104,7 @@ export class Control {
   /** Per node, a host-key change its reports claim and the control service refused (docs/DESIGN.md §23). */
   readonly keyChangesRefused = new Map<string, { recorded: string; claimed: string; at: number }>();
   private certificateNodes: { nodes: readonly Node[]; byName: Map<string, string> } | null = null;
+  private readonly metrics: ControlMetrics;
 
   constructor(options: ControlOptions) {
     this.store = options.store;
@@ -108,6 +112,7 @@ export class Control {
     const clock = options.clock ?? systemClock;
     this.clock = () => clock.now();
     this.seed = options.seed ?? 1;
+    this.metrics = options.metrics ?? NO_CONTROL_METRICS;
     this.replicaReplaceAfterMs = options.replicaReplaceAfterMs ?? 300_000;
     this.startedAt = this.clock();
     this.events = new EventBus(this.clock);
@@ -333,7 +338,7 @@ export class Control {
       failed = out.migration;
       return out.desired;
     });
-    this.log.warn({ migration: id, kind, reason }, kind === 'roll-back' ? 'migration rolled back' : 'migration given up');
+    this.log.warn({ corr: id, migration: id, kind, reason }, kind === 'roll-back' ? 'migration rolled back' : 'migration given up');
     return failed!;
   }
 
@@ -365,7 +370,7 @@ export class Control {
         return out;
       })
         .then(() => {
-          for (const o of ended) this.log.warn({ migration: o.id, kind: o.kind, reason: o.reason }, o.kind === 'roll-back' ? 'migration rolled back' : 'migration given up');
+          for (const o of ended) this.log.warn({ corr: o.id, migration: o.id, kind: o.kind, reason: o.reason }, o.kind === 'roll-back' ? 'migration rolled back' : 'migration given up');
         })
         .catch((err: unknown) => this.log.error({ err }, 'overdue migrations not ended'))
         .finally(() => (this.failing = false));
@@ -451,7 +456,8 @@ export class Control {
     })
       .then(() => {
         for (const m of made) {
-          this.log.warn({ migration: m.id, application: m.application, failedNode: m.from, chosenNode: m.to, snapshots: m.failover?.snapshots, snapshotAgeSeconds: m.failover?.snapshot_age_seconds, dataWindowSeconds: m.failover?.data_window_seconds, generation: m.generation }, 'failed over');
+          this.metrics.failover();
+          this.log.warn({ corr: m.id, migration: m.id, application: m.application, failedNode: m.from, chosenNode: m.to, snapshots: m.failover?.snapshots, snapshotAgeSeconds: m.failover?.snapshot_age_seconds, dataWindowSeconds: m.failover?.data_window_seconds, generation: m.generation }, 'failed over');
         }
       })
       .catch((err: unknown) => this.log.error({ err }, 'failover not written'))
@@ -515,7 +521,17 @@ export class Control {
     this.routes.changed();
     this.events.emit({ type: 'configuration', data: { version: snapshot.version, tag: snapshot.tag } });
     const before = new Set(this.lastMigrations);
-    for (const m of snapshot.desired.migrations) if (!before.has(m)) this.events.emit({ type: 'migration', data: m });
+    let phases: Map<string, string> | null = null;
+    for (const m of snapshot.desired.migrations) {
+      if (before.has(m)) continue;
+      this.events.emit({ type: 'migration', data: m });
+      if (m.failover !== undefined) continue;
+      phases ??= new Map(this.lastMigrations.map((p) => [p.id, p.phase]));
+      if (phases.get(m.id) === m.phase) continue;
+      this.metrics.migrationPhase(m.phase);
+      // corr: the migration's id, in every process's records of it (docs/DESIGN.md §25).
+      this.log.info({ corr: m.id, application: m.application, from: m.from, to: m.to, phase: m.phase, generation: m.generation, ...(m.error ? { error: m.error } : {}) }, 'migration entered a phase');
+    }
     this.lastMigrations = snapshot.desired.migrations;
   }
 }

@@ -4,11 +4,14 @@
  */
 import { z } from 'zod';
 import { createLogger } from '#common/log.ts';
+import { serveMetrics } from '#common/metrics-listener.ts';
 import { buildApp } from './app.ts';
 import { droverVersion, readConfig, USAGE } from './config.ts';
 import { Control } from './control.ts';
 import { FileConfigStore } from './store/file-store.ts';
 import { RevokedList, serverTlsOptions } from './http/tls.ts';
+import { controlGauges } from './metrics.ts';
+import { PromControlMetrics } from './prom-metrics.ts';
 
 const log = createLogger('drover-control');
 
@@ -25,6 +28,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
+  const metrics = new PromControlMetrics();
   const store = new FileConfigStore({ dir: config.dataDir, log, minCompactBytes: config.compactBytes });
   const control = new Control({
     store,
@@ -34,13 +38,16 @@ async function main(): Promise<void> {
     failoverMarginMs: config.failoverMarginMs,
     migrationDeadlines: { stallMs: config.migrationStallMs, handoffMs: config.handoffDeadlineMs },
     replicaReplaceAfterMs: config.replicaReplaceAfterMs,
+    metrics,
   });
   // Read before the store is opened: a missing certificate stops start-up with nothing touched.
   const https = config.tls ? serverTlsOptions(config.tls) : undefined;
   const revoked = config.tls ? new RevokedList(config.tls.revoked, log) : undefined;
+  metrics.readFrom(controlGauges(control));
   await control.start();
-  const app = buildApp({ control, log, version: droverVersion(), bodyLimit: config.bodyLimit, ...(https ? { https } : {}), ...(revoked ? { revoked } : {}) });
+  const app = buildApp({ control, log, version: droverVersion(), bodyLimit: config.bodyLimit, metrics, ...(https ? { https } : {}), ...(revoked ? { revoked } : {}) });
   const address = await app.listen({ host: config.listen.host, port: config.listen.port });
+  const metricsListener = await serveMetrics(config.metricsListen, metrics, log);
   revoked?.watch();
   if (config.plainHttp) {
     log.warn({ address }, 'serving plain HTTP with no authentication (--insecure-plain-http): only this machine can reach it, and every caller is a user');
@@ -57,6 +64,7 @@ async function main(): Promise<void> {
     try {
       revoked?.stop();
       await app.close();
+      await metricsListener?.close();
       await control.stop();
       log.info('control service stopped');
       process.exit(0);

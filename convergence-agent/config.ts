@@ -21,6 +21,7 @@ import { isAbsolute } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { fenceProblem } from '#common/fence-timing.ts';
 import { z } from 'zod';
+import { METRICS_PORTS, MetricsListen } from '#common/metrics-listener.ts';
 import { DroverError } from '#common/errors.ts';
 import { Ipv4, Labels, Port } from '#common/model.ts';
 import { DEFAULT_SERVICE_SUBNET, ServiceSubnetText } from '#common/service-subnet.ts';
@@ -114,6 +115,8 @@ export const AgentConfig = z
     fence_stop_timeout_seconds: z.number().int().min(0).max(60).default(2),
     /** The control service's node lease TTL (`--node-lease-ttl`); fencing must end before TTL + the smallest failover margin. */
     lease_ttl_ms: z.number().int().min(1000).default(10_000),
+    /** HOST:PORT of the Prometheus /metrics listener (docs/DESIGN.md §25), apart from everything else. */
+    metrics_listen: MetricsListen.default(`127.0.0.1:${METRICS_PORTS.agent}`),
   })
   .strict()
   .superRefine((c, ctx) => {

@@ -97,7 +97,7 @@ export function healthTargets(desired: AgentDesired | null, containers: RuntimeC
       if (published) endpoint = { host: published.host, port: published.host_port };
       else if (c.ipAddress) endpoint = { host: c.ipAddress, port: check.port };
     }
-    targets.push({ containerId: c.id, startedAt, check, endpoint });
+    targets.push({ containerId: c.id, application: app.name, startedAt, check, endpoint });
   }
   return targets;
 }

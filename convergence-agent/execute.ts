@@ -15,6 +15,7 @@ import { changeSubject, type Change } from './plan/types.ts';
 import type { RestartLedger } from './restart-ledger.ts';
 import type { Gates } from './gate/gates.ts';
 import type { DatasetStore } from './zfs/types.ts';
+import type { AgentMetrics } from './metrics.ts';
 
 export interface ExecutorDeps {
   store: DatasetStore;
@@ -34,6 +35,8 @@ export interface ExecutorDeps {
   nodeUuid?: string;
   /** Container gates (gate/gates.ts); a prestart-container fails without them. */
   gates?: Gates | null;
+  /** Where changes are counted by kind and outcome (docs/DESIGN.md §25). */
+  metrics?: Pick<AgentMetrics, 'change'>;
 }
 
 export interface ExecutionResult {
@@ -94,16 +97,19 @@ export class Executor {
   }
 
   private async applyLogged(change: Change, result: ExecutionResult): Promise<void> {
-    const log = this.deps.log.child({ change: change.kind, subject: changeSubject(change) });
+    const corr = corrOf(change);
+    const log = this.deps.log.child({ change: change.kind, subject: changeSubject(change), ...(corr === null ? {} : { corr }) });
     try {
       await this.apply(change);
       this.failures.succeeded(changeKey(change));
       result.applied.push(change);
+      this.deps.metrics?.change(change.kind, 'applied');
       log.info('change applied');
     } catch (err) {
       const error = toDroverError(err);
       const { failures, delayMs: delay } = this.failures.failed(changeKey(change), this.deps.clock.now(), error.message);
       result.failed.push({ change, error: error.message });
+      this.deps.metrics?.change(change.kind, 'failed');
       result.problems.push({ subject: changeSubject(change), kind: 'failed', reason: `${change.kind}: ${error.message}` });
       result.retryInMs = Math.min(result.retryInMs ?? Infinity, delay);
       log.warn({ err: error, failures }, 'change failed');
@@ -189,6 +195,13 @@ export class Executor {
     if (!this.deps.migrations || !this.deps.nodeUuid) throw new Error('migration steps are not wired into this executor');
     return this.deps.migrations;
   }
+}
+
+/** The migration a change works for, as its correlation id (docs/DESIGN.md §25); null for the ordinary ones. */
+function corrOf(change: Change): string | null {
+  if (change.kind === 'run-migration') return change.migration.id;
+  if (change.kind === 'post-migration-update') return change.migrationId;
+  return null;
 }
 
 function afterOf(change: Change): string[] | undefined {

@@ -29,6 +29,7 @@ import { buildReport, type NodeIdentity } from './report.ts';
 import type { RestartLedger } from './restart-ledger.ts';
 import type { Gates } from './gate/gates.ts';
 import type { DatasetStore } from './zfs/types.ts';
+import type { AgentMetrics } from './metrics.ts';
 
 export interface LoopDeps {
   identity: NodeIdentity;
@@ -56,6 +57,8 @@ export interface LoopDeps {
   fence?: { acked(sentAt: number, version: number): Promise<void>; gating(desired: AgentDesired | null): boolean };
   /** This node's service subnet (docs/DESIGN.md §21); absent: containers get no peer names. */
   serviceSubnet?: ServiceSubnet;
+  /** Where passes are timed (docs/DESIGN.md §25). */
+  metrics?: Pick<AgentMetrics, 'pass'>;
 }
 
 export interface PassSummary {
@@ -116,6 +119,15 @@ export class ConvergenceLoop {
 
   /** One pass. Never throws. */
   async runPass(): Promise<PassSummary> {
+    const began = this.deps.clock.monotonic();
+    try {
+      return await this.pass();
+    } finally {
+      this.deps.metrics?.pass((this.deps.clock.monotonic() - began) / 1000);
+    }
+  }
+
+  private async pass(): Promise<PassSummary> {
     const { deps } = this;
     const desired = this.desired;
     const log = deps.log.child({ pass: deps.clock.now() });

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { isDroverError } from '#common/errors.ts';
 import { createLogger } from '#common/log.ts';
+import { serveMetrics } from '#common/metrics-listener.ts';
 import { missingNodeFlags } from '#common/node-flags.ts';
 import type { NodeTransfer } from '#common/model.ts';
 import { systemClock } from '#common/clock.ts';
@@ -35,6 +36,8 @@ import { Replicator } from './transfer/replicate.ts';
 import type { TlsIdentity } from './transfer/tls-certs.ts';
 import { TransferServer } from './transfer/tls-server.ts';
 import { DEFAULT_PUMP_PATH, findNativePump } from './transfer/native-pump.ts';
+import { PromAgentMetrics } from './prom-metrics.ts';
+import { primaryIntervals } from './metrics.ts';
 
 function fail(message: string): never {
   process.stderr.write(`drover-agent: ${message}\n`);
@@ -132,6 +135,7 @@ async function main(): Promise<void> {
   }
 
   const clock = systemClock;
+  const metrics = new PromAgentMetrics();
   const store = new ZfsStore({ pool: config.pool, mountRoot: config.mount_root ?? null, log });
   const runtime = new DockerRuntime({ socketPath: config.docker_socket });
   const ledger = new RestartLedger(join(config.state_dir, 'restarts.json'));
@@ -143,7 +147,7 @@ async function main(): Promise<void> {
     ...(tlsIdentity ? { tlsIdentity } : {}),
     log: log.child({ subsystem: 'transfer' }),
   });
-  const replicator = new Replicator({ store, stateDir: join(config.state_dir, 'replication'), log, clock });
+  const replicator = new Replicator({ store, stateDir: join(config.state_dir, 'replication'), log, clock, metrics, transport: config.transport });
   const replication = new ReplicationScheduler({
     nodeUuid: uuid,
     clock,
@@ -153,6 +157,7 @@ async function main(): Promise<void> {
     peers,
     concurrency: config.replication_concurrency,
   });
+  metrics.readFrom({ statuses: () => replication.statuses(), intervals: () => primaryIntervals(loop?.currentDesired ?? null, uuid) });
   const migrations = new MigrationJobs({
     nodeUuid: uuid,
     control: new HttpMigrationControl(config.control_url, undefined, controlTls),
@@ -167,6 +172,7 @@ async function main(): Promise<void> {
     tuning: tuningOf(config),
     stopTimeoutSeconds: config.stop_timeout_seconds,
     onChange: () => loop?.wake(),
+    metrics,
   });
   let transferServer: TransferServer | null = null;
   if (config.tls && tlsIdentity) {
@@ -199,8 +205,9 @@ async function main(): Promise<void> {
     migrations,
     nodeUuid: uuid,
     gates,
+    metrics,
   });
-  const health = new HealthMonitor({ clock, runtime, log: log.child({ subsystem: 'health' }), onChange: () => loop?.wake() });
+  const health = new HealthMonitor({ clock, runtime, log: log.child({ subsystem: 'health' }), onChange: () => loop?.wake(), metrics });
   const fence = new FenceWatchdog({
     clock,
     runtime,
@@ -227,7 +234,9 @@ async function main(): Promise<void> {
     replication,
     gates,
     fence,
+    metrics,
   });
+  const metricsListener = await serveMetrics(config.metrics_listen, metrics, log);
 
   let stopping = false;
   const stop = (signal: string): void => {
@@ -240,6 +249,7 @@ async function main(): Promise<void> {
       .stop()
       .then(() => Promise.all([migrations.stop(), replication.stop(), fence.stop()]))
       .then(() => transferServer?.close())
+      .then(() => metricsListener?.close())
       .then(() => {
       log.info('agent stopped');
       process.exit(0);

@@ -9,6 +9,7 @@ import { ensureImageArchive, IMAGE_CACHE, imageTag } from './images.ts';
 import { canConnect, pingDocker } from './readiness.ts';
 import { servicesReport } from './services.ts';
 import { clusterUpWithServices } from './services-up.ts';
+import { prometheusPaths, startPrometheus } from './prometheus.ts';
 import type { LocalCluster, LocalImage } from './types.ts';
 import { clientConfigPath, removeContext, saveContext } from '#common/client-config.ts';
 import { OPERATOR, operatorFiles } from './certs.ts';
@@ -16,7 +17,7 @@ import { OPERATOR, operatorFiles } from './certs.ts';
 /** The CLI's default --control: the control service of the cluster `demo`. */
 const DEFAULT_CONTROL = 'https://127.0.0.1:4523';
 
-const USAGE = `up [--nodes N] [--name NAME] [--subnet S] [--images busybox,redis] [--isolate]
+const USAGE = `up [--nodes N] [--name NAME] [--subnet S] [--images busybox,redis] [--isolate] [--metrics]
        drover cluster down [--name NAME]
        drover cluster kill|partition <node> [--name NAME]
        drover cluster heal [<node>] [--name NAME]
@@ -91,7 +92,7 @@ function imagesOf(list: string): LocalImage[] | null {
   return images as LocalImage[];
 }
 
-async function up(options: { name: string; nodes?: string; subnet?: string; images: string; isolate?: boolean }): Promise<number> {
+async function up(options: { name: string; nodes?: string; subnet?: string; images: string; isolate?: boolean; metrics?: boolean }): Promise<number> {
   const images = imagesOf(options.images);
   if (images === null) return 2;
   // An existing cluster is brought up as it is: its size and subnet unless told otherwise.
@@ -106,6 +107,7 @@ async function up(options: { name: string; nodes?: string; subnet?: string; imag
     log: createLogger('drover-cluster', { level: process.env.DROVER_LOG_LEVEL ?? 'warn' }),
   });
   if (reused) print(`cluster ${cluster.name} was already up; started only what was not running`);
+  const prometheus = options.metrics ? await startPrometheus(cluster, createLogger('drover-cluster', { level: process.env.DROVER_LOG_LEVEL ?? 'warn' })) : null;
   print(await nodeTable(cluster));
   print((await servicesReport(cluster)).text);
   // The operator's certificate as a context of the CLI's config file (docs/DESIGN.md §23),
@@ -114,6 +116,7 @@ async function up(options: { name: string; nodes?: string; subnet?: string; imag
   const configPath = clientConfigPath(process.env);
   await saveContext(configPath, { name: cluster.name, server: controlUrl, ca: files.ca, cert: files.cert, key: files.key }, cluster.name === 'demo');
   print(`context '${cluster.name}' in ${configPath}: ${controlUrl} with the certificate of user '${OPERATOR}' (mutual TLS)`);
+  if (prometheus !== null) print(`prometheus ${prometheus} scrapes every drover process of the cluster (data in ${prometheusPaths(cluster.root).data}; removed by down)`);
   if (controlUrl !== DEFAULT_CONTROL) print(`drover talks to this cluster with --context ${cluster.name} (or DROVER_CONTEXT=${cluster.name})`);
   return 0;
 }
@@ -160,6 +163,7 @@ function program(result: { code: number; verb: string }): Command {
     .addOption(new Option('--subnet <S>', 'node i gets 127.0.S.(10+i) (default: the existing cluster\'s, else 0)'))
     .addOption(images())
     .addOption(new Option('--isolate', 'each node in its own network and mount namespace (a new cluster; an existing one keeps its mode)'));
+    .addOption(new Option('--metrics', "also start Prometheus (Debian's prometheus) scraping every drover process, with drover's alert rules"));
   up_.action(run('up', () => up(up_.opts())));
   const down = root.command('down').description('take the cluster down and remove everything of it, data too').addOption(name());
   down.action(

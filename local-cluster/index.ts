@@ -8,6 +8,7 @@ export { isPartitioned, netnsName, nodeExec } from './netns.ts';
 export { imageArchive, imageTag, ensureImageArchive } from './images.ts';
 export type { LocalCluster, LocalClusterOptions, LocalImage, LocalNode, LocalNodeSsh } from './types.ts';
 export { knownNodes, pluginSocket, servicesReport, servicesStatus, startServices, stopServices } from './services.ts';
-export { controlUrl } from './services-render.ts';
+export { controlUrl, metricsAddress, servicesDir } from './services-render.ts';
 export { cliEnv, controlClient, controlFiles, ensureClusterCertificates, operatorFiles, operatorTls, nodeFiles, OPERATOR } from './certs.ts';
+export { prometheusPaths, prometheusUrl, renderPrometheusConfig, startPrometheus, stopPrometheus } from './prometheus.ts';
 export { clusterUpWithServices } from './services-up.ts';

@@ -54,6 +54,7 @@ describe('drover services on a local cluster', () => {
       labels: { name: 'n2' },
       poll_interval_ms: 1000,
       stop_timeout_seconds: 10,
+      metrics_listen: '127.0.4.12:9524',
     });
   });
 
@@ -67,6 +68,7 @@ describe('drover services on a local cluster', () => {
       node_uuid: c.nodes[2]!.uuid,
       listen_host: '127.0.0.13',
       service_subnet: '10.243.0.0/24',
+      metrics_listen: '127.0.0.13:9525',
     });
   });
 
@@ -99,9 +101,9 @@ describe('drover services on a local cluster', () => {
   it('starts the control service over mutual TLS with the cluster CA, its certificate and the revoked list, with a command line its own reader accepts', () => {
     const control = serviceSpecs(cluster('t4', 4, 1)).find((s) => s.name === 'control')!;
     const ca = '/var/lib/drover/clusters/t4/ca';
-    expect(control.args).toEqual(['--listen', '127.0.4.11:4523', '--data-dir', '/var/lib/drover/clusters/t4/services/control', '--tls-ca', `${ca}/ca.crt`, '--tls-cert', `${ca}/control/control.crt`, '--tls-key', `${ca}/control/control.key`, '--revoked', `${ca}/revoked.txt`]);
+    expect(control.args).toEqual(['--listen', '127.0.4.11:4523', '--data-dir', '/var/lib/drover/clusters/t4/services/control', '--tls-ca', `${ca}/ca.crt`, '--tls-cert', `${ca}/control/control.crt`, '--tls-key', `${ca}/control/control.key`, '--revoked', `${ca}/revoked.txt`, '--metrics-listen', '127.0.4.11:9523']);
     expect(control.args).not.toContain('--insecure-plain-http');
     const plugin = serviceSpecs(cluster('t4', 4, 1)).find((s) => s.name === 'n1-plugin')!;
-    expect(plugin.args.slice(-6)).toEqual(['--tls-ca', `${ca}/ca.crt`, '--tls-cert', `${ca}/nodes/n1.crt`, '--tls-key', `${ca}/nodes/n1.key`]);
+    expect(plugin.args.slice(-8, -2)).toEqual(['--tls-ca', `${ca}/ca.crt`, '--tls-cert', `${ca}/nodes/n1.crt`, '--tls-key', `${ca}/nodes/n1.key`]);
   });
 });

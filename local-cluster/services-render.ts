@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { z } from 'zod';
 import { DroverError } from '#common/errors.ts';
+import { METRICS_PORTS } from '#common/metrics-listener.ts';
 // The components' own configuration schemas (their config modules only): a file the
 // harness writes that a component would refuse fails here, when it is rendered.
 import { AgentConfig } from '../convergence-agent/config.ts';
@@ -74,6 +75,16 @@ export function controlUrl(cluster: Pick<LocalCluster, 'name' | 'nodes' | 'isola
   return `https://${host}:${port}`;
 }
 
+/**
+ * Where a process of the cluster serves /metrics (docs/DESIGN.md §25): a node's processes on
+ * the node's own address, the control service beside its API, each on drover's default port
+ * for its program — so nodes (and clusters on other subnets) never collide.
+ */
+export function metricsAddress(cluster: Pick<LocalCluster, 'name' | 'nodes'>, kind: ServiceKind, node: Pick<LocalNode, 'address'> | null): string {
+  const host = node === null ? controlAddress(cluster).host : node.address;
+  return `${host}:${METRICS_PORTS[kind]}`;
+}
+
 /** `schema.parse(value)`, turning a drift between the harness and a component into DROVER_CLUSTER_CONFIG_INVALID. */
 function validated<T>(what: string, value: T, check: (value: T) => unknown): T {
   try {
@@ -125,6 +136,7 @@ export function agentConfig(cluster: LocalCluster, node: LocalNode): z.input<typ
     labels: { name: node.name },
     poll_interval_ms: 1000,
     stop_timeout_seconds: 10,
+    metrics_listen: metricsAddress(cluster, 'agent', node),
   };
   return validated(`agent.yml of ${node.name}`, config, (c) => AgentConfig.parse(c));
 }
@@ -137,7 +149,7 @@ export function renderAgentConfig(cluster: LocalCluster, node: LocalNode): strin
 /** A node's proxy.yml settings: its node, listening on the node's address. */
 export function proxyConfig(cluster: LocalCluster, node: LocalNode): z.input<typeof ProxyConfig> {
   const tls = nodeFiles(cluster, node);
-  const config = { control: controlUrl(cluster), control_ca: tls.ca, control_cert: tls.cert, control_key: tls.key, node_uuid: node.uuid, listen_host: node.address, service_subnet: nodeServiceSubnet(node) };
+  const config = { control: controlUrl(cluster), control_ca: tls.ca, control_cert: tls.cert, control_key: tls.key, node_uuid: node.uuid, listen_host: node.address, service_subnet: nodeServiceSubnet(node), metrics_listen: metricsAddress(cluster, 'proxy', node) };
   return validated(`proxy.yml of ${node.name}`, config, (c) => ProxyConfig.parse(c));
 }
 
@@ -150,7 +162,7 @@ export function renderProxyConfig(cluster: LocalCluster, node: LocalNode): strin
 export function controlArgs(cluster: LocalCluster): string[] {
   const { host, port } = controlAddress(cluster);
   const tls = controlFiles(cluster);
-  const args = ['--listen', `${host}:${port}`, '--data-dir', join(servicesDir(cluster.root), 'control'), '--tls-ca', tls.ca, '--tls-cert', tls.cert, '--tls-key', tls.key, '--revoked', tls.revoked];
+  const args = ['--listen', `${host}:${port}`, '--data-dir', join(servicesDir(cluster.root), 'control'), '--tls-ca', tls.ca, '--tls-cert', tls.cert, '--tls-key', tls.key, '--revoked', tls.revoked, '--metrics-listen', metricsAddress(cluster, 'control', null)];
   return validated('control service command line', args, (a) => readControlConfig(a, {}));
 }
 
@@ -188,6 +200,8 @@ export function serviceSpecs(cluster: LocalCluster): ServiceSpec[] {
         join(nodeDir, 'plugin'),
         ...(node.dockerSocket === null ? [] : ['--docker-socket', node.dockerSocket]),
         ...tlsFlags(nodeFiles(cluster, node)),
+        '--metrics-listen',
+        metricsAddress(cluster, 'plugin', node),
       ]),
     );
   }

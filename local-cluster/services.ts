@@ -15,6 +15,7 @@ import { SYSTEM_PATH } from './run.ts';
 import { controlUrl, SERVICE_KINDS, serviceSpecs, servicesDir, type ServiceKind, type ServiceSpec } from './services-render.ts';
 import { readClusterState } from './state.ts';
 import { ensureClusterCertificates, operatorTls } from './certs.ts';
+import { stopPrometheus } from './prometheus.ts';
 import type { LocalCluster } from './types.ts';
 
 /**
@@ -96,6 +97,7 @@ export async function startServices(cluster: LocalCluster, options: StartOptions
 export async function stopServices(root: string, log: Logger = silentLogger()): Promise<void> {
   const dir = servicesDir(root);
   const needle = dir + '/';
+  await stopPrometheus(root, log);
   const pidFiles = (await readdir(dir).catch(() => [] as string[])).filter((f) => f.endsWith('.pid'));
   for (const kind of SERVICE_KINDS) {
     const mine = pidFiles.filter((f) => f === `${kind}.pid` || f.endsWith(`-${kind}.pid`));

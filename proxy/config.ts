@@ -14,6 +14,7 @@
  * hold_deadline_ms: 30000
  * service_subnet: 10.213.0.0/16    # applications reached by name (docs/DESIGN.md §21)
  * workers: 1                      # processes accepting new connections (uv engine)
+ * metrics_listen: 127.0.0.1:9525   # Prometheus /metrics (docs/DESIGN.md §25)
  * ```
  */
 import { parseArgs } from 'node:util';
@@ -22,6 +23,7 @@ import { z } from 'zod';
 import { DroverError } from '#common/errors.ts';
 import { Ipv4, Uuid } from '#common/model.ts';
 import { DEFAULT_SERVICE_SUBNET, ServiceSubnetText } from '#common/service-subnet.ts';
+import { METRICS_PORTS, MetricsListen } from '#common/metrics-listener.ts';
 
 export const ProxyConfig = z
   .object({
@@ -59,6 +61,8 @@ export const ProxyConfig = z
       .string()
       .regex(/^drover_[a-z0-9_]{1,40}$/, 'must start with drover_ and hold only a-z, 0-9 and _')
       .optional(),
+    /** HOST:PORT of the Prometheus /metrics listener (docs/DESIGN.md §25), apart from the proxied ports. */
+    metrics_listen: MetricsListen.default(`127.0.0.1:${METRICS_PORTS.proxy}`),
   })
   .strict()
   .superRefine((c, ctx) => {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { isDroverError } from '#common/errors.ts';
 import { readTlsIdentity, type TlsIdentity } from '#common/tls-client.ts';
 import { createLogger } from '#common/log.ts';
+import { serveMetrics } from '#common/metrics-listener.ts';
 import { loadProxyConfig, natTableName, type ProxyConfig } from './config.ts';
 import { createEngine } from './engine.ts';
 import { createNftRules } from './nft-command.ts';
@@ -19,6 +20,7 @@ import { parseServiceSubnet } from '#common/service-subnet.ts';
 import { httpRouteSource } from './route-source.ts';
 import { ClusteredProxy, ProxyWorkers, runWorker, SharingEngine, type FromWorker, type ToWorker } from './workers.ts';
 import type { UvHandle } from './tcp-uv-binding.ts';
+import { PromProxyMetrics } from './prom-metrics.ts';
 
 /** Set on the processes the primary forks (workers.ts); never by an operator. */
 const ROLE = 'DROVER_PROXY_ROLE';
@@ -86,7 +88,11 @@ async function main(): Promise<void> {
     // Published ports work without it; only names do not. Said once, loudly.
     log.error({ err, serviceSubnet: serviceSubnet.cidr }, 'service subnet not routed here: applications are not reachable by name on this node');
   }
-  const proxy = new RoutingProxy({ engine, listenHost: config.listen_host, serviceSubnet, nat, log, options });
+  const metrics = new PromProxyMetrics();
+  const proxy = new RoutingProxy({ engine, listenHost: config.listen_host, serviceSubnet, nat, log, options, metrics });
+  const counted = engine;
+  metrics.readFrom(() => counted.counts());
+  const metricsListener = await serveMetrics(config.metrics_listen, metrics, log);
   let workers: ProxyWorkers | null = null;
   if (engine instanceof SharingEngine) {
     workers = new ProxyWorkers({
@@ -132,7 +138,7 @@ async function main(): Promise<void> {
     abort.abort();
     clearInterval(statusTimer);
     void following
-      .then(() => Promise.all([proxy.stop(5_000), workers?.stop(5_000)]))
+      .then(() => Promise.all([proxy.stop(5_000), workers?.stop(5_000), metricsListener?.close()]))
       .then(() => route.remove().catch((err: unknown) => log.warn({ err }, 'service subnet route not removed')))
       .then(() => {
         log.info('proxy stopped');

@@ -12,6 +12,7 @@ import type { DroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
 import { isForwarding } from './route-plan.ts';
 import type { Inbound, TcpEngine, TcpListener } from './tcp.ts';
+import { NO_PROXY_METRICS, type ProxyMetrics } from './metrics.ts';
 
 export interface ForwardingOptions {
   /** How long a connection may wait (held, or retrying its connect) before it is closed. */
@@ -60,6 +61,7 @@ export class PortForwarder {
     private readonly opts: ForwardingOptions,
     private readonly clock: Pick<Clock, 'monotonic'>,
     private readonly log: Logger,
+    private readonly metrics: ProxyMetrics = NO_PROXY_METRICS,
   ) {}
 
   get port(): number {
@@ -102,10 +104,11 @@ export class PortForwarder {
       if (conn.closed) continue;
       oldestMs = Math.max(oldestMs, now - conn.since);
       count++;
+      this.metrics.heldFor(route.application, (now - conn.since) / 1000);
       this.dispatch(conn);
     }
     this.released += count;
-    this.log.info({ port: this.port, application: route.application, released: count, oldestHeldMs: Math.round(oldestMs) }, 'held connections released');
+    this.log.info({ ...corrOf(route), port: this.port, application: route.application, released: count, oldestHeldMs: Math.round(oldestMs) }, 'held connections released');
   }
 
   /** Stops listening and closes what waits here; relays in progress go on until they end. */
@@ -156,21 +159,27 @@ export class PortForwarder {
   // Bound once: the engine calls it for every accepted connection.
   private readonly onInbound = (conn: Inbound): void => {
     conn.since = this.clock.monotonic();
+    this.metrics.connection(this.route.application, 'accepted');
     this.dispatch(conn);
   };
 
-  private dispatch(conn: Inbound): void {
+  /** Forwards or holds; `retry`: a connect that failed is tried again (counted once, at first). */
+  private dispatch(conn: Inbound, retry = false): void {
     const route = this.route;
-    if (isForwarding(route)) conn.forward(route.target, this.opts.connectTimeoutMs, this.onConnectFailed);
-    else this.hold(conn);
+    if (isForwarding(route)) {
+      if (!retry) this.metrics.connection(route.application, 'forwarded');
+      conn.forward(route.target, this.opts.connectTimeoutMs, this.onConnectFailed);
+    } else this.hold(conn);
   }
 
   private hold(conn: Inbound): void {
     if (this.held.length - this.heldHead >= this.opts.maxHeld) {
       this.warnRarely({ port: this.port, maxHeld: this.opts.maxHeld }, 'hold queue full, connection closed');
+      this.metrics.connection(this.route.application, 'refused');
       conn.destroy();
       return;
     }
+    this.metrics.connection(this.route.application, 'held');
     this.held.push(conn);
     this.armDeadline();
   }
@@ -180,6 +189,7 @@ export class PortForwarder {
     const waited = this.clock.monotonic() - conn.since;
     if (!err.retryable || waited + this.opts.retryIntervalMs > this.opts.holdDeadlineMs) {
       this.log.warn({ err, port: this.port, application: this.route.application, waitedMs: Math.round(waited) }, 'connection closed, backend unreachable');
+      this.metrics.connection(this.route.application, 'refused');
       conn.destroy();
       return;
     }
@@ -187,7 +197,7 @@ export class PortForwarder {
     const timer = setTimeout(() => {
       this.retrying.delete(conn);
       if (this.removed || conn.closed) return conn.destroy();
-      this.dispatch(conn);
+      this.dispatch(conn, true);
     }, this.opts.retryIntervalMs);
     this.retrying.set(conn, timer);
   };
@@ -212,7 +222,11 @@ export class PortForwarder {
     while (this.heldHead < this.held.length) {
       const conn = this.held[this.heldHead]!;
       if (!conn.closed && now - conn.since < this.opts.holdDeadlineMs) break;
-      if (!conn.closed) closed++;
+      if (!conn.closed) {
+        closed++;
+        this.metrics.heldFor(this.route.application, (now - conn.since) / 1000);
+        this.metrics.connection(this.route.application, 'refused');
+      }
       conn.destroy();
       this.heldHead++;
     }
@@ -236,4 +250,9 @@ export class PortForwarder {
     this.lastWarnAt = now;
     this.log.warn(fields, message);
   }
+}
+
+/** The migration a route's hold belongs to, as the records' correlation id (docs/DESIGN.md §25). */
+export function corrOf(route: Route): { corr?: string } {
+  return route.migration === undefined ? {} : { corr: route.migration };
 }

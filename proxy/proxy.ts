@@ -7,11 +7,12 @@
 import type { Route, RouteTable } from '#common/channel.ts';
 import { systemClock, type Clock } from '#common/clock.ts';
 import type { Logger } from '#common/log.ts';
-import { PortForwarder, type ForwardingOptions, type PortStatus } from './port-forwarder.ts';
+import { corrOf, PortForwarder, type ForwardingOptions, type PortStatus } from './port-forwarder.ts';
 import { dnatRules, planRoutes, type DnatRule } from './route-plan.ts';
 import type { TcpCounts, TcpEngine } from './tcp.ts';
 import { UdpForwarder } from './udp.ts';
 import type { ServiceSubnet } from '#common/service-subnet.ts';
+import { NO_PROXY_METRICS, type ProxyMetrics } from './metrics.ts';
 
 /** The kernel fast path: owns one nftables table and replaces its rules atomically. */
 export interface NatRules {
@@ -34,6 +35,8 @@ export interface ProxyDeps {
   clock?: Clock;
   /** Present in kernel mode. */
   nat?: NatRules;
+  /** Where connections and route tables are counted (docs/DESIGN.md §25). */
+  metrics?: ProxyMetrics;
 }
 
 export interface ProxyStatus {
@@ -78,10 +81,15 @@ export class RoutingProxy {
    */
   async apply(table: RouteTable): Promise<void> {
     const { deps } = this;
+    const began = this.clock.monotonic();
     const udp = deps.udp ?? true;
     const plan = planRoutes(this.routes, { ...table, routes: udp ? table.routes : table.routes.filter((r) => r.protocol !== 'udp') }, { listenHost: deps.listenHost, serviceSubnet: deps.serviceSubnet ?? null });
     for (const { route, reason } of plan.blocked) deps.log.warn({ application: route.application, port: route.external_port, reason }, 'route skipped');
     for (const { key, route } of plan.update) {
+      const before = this.routes.get(key);
+      if (before !== undefined && before.hold !== route.hold) {
+        deps.log.info({ ...corrOf(route), application: route.application, port: route.external_port, version: table.version }, route.hold ? 'route hold started' : 'route hold ended');
+      }
       this.routes.set(key, route);
       this.ports.get(key)!.setRoute(route);
     }
@@ -94,7 +102,7 @@ export class RoutingProxy {
     const opening = plan.open.map(({ listen, route }) => {
       const forwarder = listen.udp
         ? new UdpForwarder(route, listen.host, deps.options, this.clock, deps.log)
-        : new PortForwarder(route, deps.engine, listen.host, deps.options, this.clock, deps.log);
+        : new PortForwarder(route, deps.engine, listen.host, deps.options, this.clock, deps.log, deps.metrics);
       this.ports.set(listen.key, forwarder);
       this.routes.set(listen.key, route);
       return forwarder.open();
@@ -102,6 +110,7 @@ export class RoutingProxy {
     await Promise.all([...closing, ...opening]);
     if (deps.nat) await this.syncNat(deps.nat);
     this.applied = table.version;
+    deps.metrics?.routeTable(table.version, (this.clock.monotonic() - began) / 1000);
     deps.log.info(
       {
         version: table.version,

@@ -19,7 +19,7 @@ export function createNetEngine(options: TcpEngineOptions = {}): TcpEngine {
 
 class NetEngine implements TcpEngine {
   readonly name = 'net' as const;
-  readonly c: TcpCounts = { listeners: 0, inbound: 0, outbound: 0, bufferedBytes: 0, accepted: 0, relayErrors: 0 };
+  readonly c: TcpCounts = { listeners: 0, inbound: 0, outbound: 0, bufferedBytes: 0, accepted: 0, relayErrors: 0, relayedBytes: 0 };
   readonly live = new Set<NetInbound>();
   private readonly servers = new Set<NetListener>();
 
@@ -158,8 +158,8 @@ class NetInbound implements Inbound {
       if (this.done) return void upstream.destroy();
       this.relaying = true;
       this.client.setNoDelay(true);
-      wire(this.client, upstream);
-      wire(upstream, this.client);
+      wire(this.client, upstream, engine.c);
+      wire(upstream, this.client, engine.c);
       this.client.resume();
     });
   }
@@ -185,8 +185,9 @@ class NetInbound implements Inbound {
   }
 }
 
-function wire(from: Socket, to: Socket): void {
+function wire(from: Socket, to: Socket, counts: TcpCounts): void {
   from.on('data', (chunk: Buffer) => {
+    counts.relayedBytes += chunk.length;
     if (!to.write(chunk)) from.pause();
   });
   to.on('drain', () => from.resume());

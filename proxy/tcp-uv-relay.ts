@@ -213,6 +213,7 @@ function onRead(this: UvHandle): void {
     if (view.length !== n) d.view = view = d.buf.subarray(0, n);
     const err = d.to.writeBuffer(req, view);
     if (err !== 0) return relayFailed(conn);
+    engine.c.relayedBytes += n;
     if (uv.state[uv.kLastWriteWasAsync] !== 0) {
       // The kernel took part of it; libuv holds the rest in our buffer. Stop reading until
       // it is written: this is the backpressure, and what keeps the buffer ours.

@@ -32,6 +32,8 @@ export interface TcpCounts {
   accepted: number;
   /** Relays that ended with an error (reset, broken pipe) rather than two clean EOFs. */
   relayErrors: number;
+  /** Bytes handed to the other side's socket since start, both directions (the metrics' bytes). */
+  relayedBytes: number;
 }
 
 /**

@@ -143,6 +143,8 @@ describe('architecture', () => {
     dockerode: /(^|\/)docker(-[a-z]+)?\.ts$|docker-engine\.ts$/,
     ssh2: /ssh[a-z-]*\.ts$/,
     execa: /(command|zfs|exec|run)[a-z-]*\.ts$|local-cluster\/|scripts\//,
+    // One prom-client adapter per program (docs/DESIGN.md §25).
+    'prom-client': /^(control-service|convergence-agent|proxy|volume-driver)\/prom-metrics\.ts$/,
   };
   it('keeps each outside library behind its adapter files', () => {
     const offences: string[] = [];

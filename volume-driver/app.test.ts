@@ -9,17 +9,22 @@ import { VolumeDriver } from './driver.ts';
 import { FakeControl } from './testing/fake-control.ts';
 import { MountStore } from './mount-store.ts';
 import { startPluginServer, type PluginServer } from './plugin-server.ts';
+import { PromPluginMetrics } from './prom-metrics.ts';
+import { startMetricsListener } from '#common/metrics-listener.ts';
+import { sampleValue, scrape } from '#common/testing/prom-text.ts';
 
 const ME = '11111111-1111-4111-8111-111111111111';
 let dir: string;
 let server: PluginServer;
 let control: FakeControl;
+let metrics: PromPluginMetrics;
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'drover-app-'));
   control = new FakeControl({ nodes: [{ uuid: ME, host: '127.0.0.11' }] });
   const driver = new VolumeDriver({ control, store: await MountStore.open(join(dir, 'state')), nodeUuid: ME, log: silentLogger() });
-  server = await startPluginServer(buildApp({ driver, log: silentLogger() }), join(dir, 'test.sock'), silentLogger());
+  metrics = new PromPluginMetrics();
+  server = await startPluginServer(buildApp({ driver, log: silentLogger(), metrics }), join(dir, 'test.sock'), silentLogger());
 });
 afterEach(async () => {
   await server.close();
@@ -61,6 +66,24 @@ describe('the plugin on its unix socket, spoken to as Docker 20.10 speaks', () =
     const mount = JSON.parse((await dockerCall('VolumeDriver.Mount', `{"Name":"v1","ID":"${'a'.repeat(64)}"}`)).body);
     expect(mount).toEqual({ Err: '', Mountpoint: `/fake/${ME}/${control.datasets[0]!.dataset_id}` });
     expect(JSON.parse((await dockerCall('VolumeDriver.Unmount', `{"Name":"v1","ID":"${'a'.repeat(64)}"}`)).body)).toEqual({ Err: '' });
+  });
+
+  it('counts calls by endpoint and outcome and times mounts, on its /metrics listener', async () => {
+    await dockerCall('VolumeDriver.Create', '{"Name":"v1","Opts":null}');
+    await dockerCall('VolumeDriver.Mount', `{"Name":"v1","ID":"${'a'.repeat(64)}"}`);
+    await dockerCall('VolumeDriver.Mount', '{"Name":"v1"}');
+    await dockerCall('VolumeDriver.Get', '{"Name":"nope"}');
+    const listener = await startMetricsListener('127.0.0.1:0', metrics, silentLogger());
+    try {
+      const text = (await scrape(listener.address)).text;
+      expect(sampleValue(text, 'drover_plugin_calls_total', { endpoint: 'VolumeDriver.Create', outcome: 'ok' })).toBe(1);
+      expect(sampleValue(text, 'drover_plugin_calls_total', { endpoint: 'VolumeDriver.Mount', outcome: 'error' })).toBe(1);
+      expect(sampleValue(text, 'drover_plugin_calls_total', { endpoint: 'VolumeDriver.Get', outcome: 'error' })).toBe(1);
+      expect(sampleValue(text, 'drover_plugin_mount_duration_seconds_count', { outcome: 'ok' })).toBe(1);
+      expect(text).toContain('process_start_time_seconds');
+    } finally {
+      await listener.close();
+    }
   });
 
   it('declares global scope', async () => {

@@ -14,15 +14,18 @@ import { isDroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
 import type { VolumeDriver } from './driver.ts';
 import { CreateRequest, MountRequest, NameRequest } from './wire.ts';
+import { NO_PLUGIN_METRICS, type PluginMetrics } from './metrics.ts';
 
 export interface AppOptions {
   driver: VolumeDriver;
   log: Logger;
+  /** Where calls are counted and mounts timed (docs/DESIGN.md §25). */
+  metrics?: PluginMetrics;
 }
 
 type Handler = (body: unknown) => Promise<object>;
 
-export function buildApp({ driver, log }: AppOptions): FastifyInstance {
+export function buildApp({ driver, log, metrics = NO_PLUGIN_METRICS }: AppOptions): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024, return503OnClosing: false });
 
   app.removeAllContentTypeParsers();
@@ -63,7 +66,10 @@ export function buildApp({ driver, log }: AppOptions): FastifyInstance {
       } catch (err) {
         answer = { Err: errText(err, path, log) };
       }
-      log.debug({ call: path.slice(1), ms: Math.round(performance.now() - started), err: (answer as { Err?: string }).Err || undefined }, 'call answered');
+      const err = (answer as { Err?: string }).Err || undefined;
+      const ms = performance.now() - started;
+      metrics.call(path.slice(1), err === undefined ? 'ok' : 'error', ms / 1000);
+      log.debug({ call: path.slice(1), ms: Math.round(ms), err }, 'call answered');
       return reply.header('content-type', 'application/vnd.docker.plugins.v1.2+json').send(JSON.stringify(answer) + '\n');
     });
   }

@@ -5,7 +5,7 @@
  *
  *   drover-volume --name drover-n1 --control http://127.0.0.1:4523 \
  *     --node-uuid <uuid> | --node-uuid-file <file>  [--state-dir DIR] [--socket-dir DIR]
- *     [--mount-timeout SECONDS] [--docker-socket PATH] [--tls-ca FILE --tls-cert FILE --tls-key FILE]
+ *     [--mount-timeout SECONDS] [--docker-socket PATH] [--tls-ca FILE --tls-cert FILE --tls-key FILE] [--metrics-listen HOST:PORT]
  *
  * Every 10 s it checks its mount counts against its dockerd (a container stopped while the
  * plugin was down leaves counts Docker never unmounts) and renews the leases of the volumes
@@ -15,6 +15,7 @@ import { readTlsIdentity } from '#common/tls-client.ts';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createLogger } from '#common/log.ts';
+import { METRICS_PORTS, MetricsListen, serveMetrics } from '#common/metrics-listener.ts';
 import { Uuid } from '#common/model.ts';
 import { HttpControl } from './control-http.ts';
 import { buildApp } from './app.ts';
@@ -22,6 +23,7 @@ import { VolumeDriver } from './driver.ts';
 import { MountStore } from './mount-store.ts';
 import { SocketDockerVolumes } from './docker-volumes.ts';
 import { DOCKER_PLUGIN_DIR, socketPathFor, startPluginServer, type PluginServer } from './plugin-server.ts';
+import { PromPluginMetrics } from './prom-metrics.ts';
 
 const RECONCILE_EVERY_MS = 10_000;
 
@@ -48,6 +50,7 @@ const { values: flags } = (() => {
         'tls-ca': { type: 'string' },
         'tls-cert': { type: 'string' },
         'tls-key': { type: 'string' },
+        'metrics-listen': { type: 'string', default: `127.0.0.1:${METRICS_PORTS.plugin}` },
       },
       strict: true,
     });
@@ -76,6 +79,8 @@ const controlTls = (() => {
 })();
 const mountTimeoutS = Number(flags['mount-timeout']);
 if (!(mountTimeoutS > 0 && mountTimeoutS <= 110)) fail('--mount-timeout must be between 1 and 110 seconds (Docker gives a Mount 120 s)');
+const metricsListen = flags['metrics-listen'];
+if (!MetricsListen.safeParse(metricsListen).success) fail(`--metrics-listen "${metricsListen}" must be HOST:PORT, e.g. 127.0.0.1:${METRICS_PORTS.plugin}`);
 const stateDir = flags['state-dir'] ?? `/var/lib/drover/volume-${name}`;
 // The dockerd this plugin serves: --docker-socket, else DOCKER_HOST when it is a unix socket, else Docker's default.
 const dockerSocket = flags['docker-socket'] ?? (process.env.DOCKER_HOST?.startsWith('unix://') ? process.env.DOCKER_HOST.slice('unix://'.length) : '/var/run/docker.sock');
@@ -104,9 +109,11 @@ try {
   const store = await MountStore.open(stateDir, { bootId: readBootId(), log });
   const docker = new SocketDockerVolumes(dockerSocket, name);
   const driver = new VolumeDriver({ control: new HttpControl({ baseUrl: control, ...(controlTls ? { tls: controlTls } : {}) }), store, nodeUuid, log, mountTimeoutMs: mountTimeoutS * 1000, docker });
-  const app = buildApp({ driver, log });
+  const metrics = new PromPluginMetrics();
+  const app = buildApp({ driver, log, metrics });
   server = await startPluginServer(app, socketPath, log);
   const running = server;
+  const metricsListener = await serveMetrics(metricsListen, metrics, log);
   process.on('exit', () => running.removeSocketSync());
 
   const timer = setInterval(() => void driver.reconcile(), RECONCILE_EVERY_MS);
@@ -121,6 +128,7 @@ try {
     clearInterval(timer);
     driver.stop();
     await running.close();
+    await metricsListener?.close();
     await driver.settle(); // lease releases queued behind the last Unmounts
     log.info('plugin stopped');
     process.exit(0);

@@ -220,7 +220,7 @@ describe('route table', () => {
 
   it('leads each external port to the node the application runs on and the host port its agent published', async () => {
     const m = await moving();
-    expect((await routes()).routes).toEqual([{ application: 'web', external_port: 8080, target: null, hold: false, generation: m.generation }]);
+    expect((await routes()).routes).toEqual([{ application: 'web', external_port: 8080, target: null, hold: false, generation: m.generation, migration: m.id }]);
     await h.request('POST', '/v1/drover/agents/report', report(1, { containers: [container('web', { published: [{ internal: 80, host: '127.0.0.11', host_port: 32001 }] })] }));
     expect((await routes()).routes[0]).toMatchObject({ target: { host: '127.0.0.11', port: 32001, node_uuid: nodeId(1) }, hold: false });
   });

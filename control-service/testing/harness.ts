@@ -20,6 +20,7 @@ export function headerIdentity(request: { headers: Record<string, string | strin
 import { Control, type ControlOptions } from '../control.ts';
 import type { ConfigStore } from '../store/config-store.ts';
 import { MemoryConfigStore } from '../store/memory-store.ts';
+import type { ControlMetrics } from '../metrics.ts';
 import { FakeClock } from '#common/testing/fake-clock.ts';
 
 export const uuid = (i: number, prefix = '0000000a') => `${prefix}-0000-4000-8000-${String(i).padStart(12, '0')}`;
@@ -40,7 +41,7 @@ export interface Harness {
 }
 
 export async function harness(
-  options: { store?: ConfigStore; clock?: FakeClock; nodeTimeoutMs?: number; seed?: number; log?: Logger; replicaReplaceAfterMs?: number } & Pick<ControlOptions, 'nodeDownGraceMs' | 'migrationDeadlines' | 'failoverMarginMs'> &
+  options: { store?: ConfigStore; clock?: FakeClock; nodeTimeoutMs?: number; seed?: number; log?: Logger; replicaReplaceAfterMs?: number; metrics?: ControlMetrics } & Pick<ControlOptions, 'nodeDownGraceMs' | 'migrationDeadlines' | 'failoverMarginMs'> &
     Pick<AppOptions, 'identify'> = {},
 ): Promise<Harness> {
   const clock = options.clock ?? new FakeClock(HARNESS_EPOCH);
@@ -56,9 +57,10 @@ export async function harness(
     ...(options.failoverMarginMs === undefined ? {} : { failoverMarginMs: options.failoverMarginMs }),
     ...(options.migrationDeadlines === undefined ? {} : { migrationDeadlines: options.migrationDeadlines }),
     ...(options.replicaReplaceAfterMs === undefined ? {} : { replicaReplaceAfterMs: options.replicaReplaceAfterMs }),
+    ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
   });
   await control.start();
-  const app = buildApp({ control, log, version: '0.0.0-test', ...(options.identify ? { identify: options.identify } : {}) });
+  const app = buildApp({ control, log, version: '0.0.0-test', ...(options.identify ? { identify: options.identify } : {}), ...(options.metrics === undefined ? {} : { metrics: options.metrics }) });
   await app.ready();
   return {
     app,

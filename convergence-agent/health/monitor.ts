@@ -13,10 +13,13 @@ import type { Clock } from '#common/clock.ts';
 import type { ContainerRuntime } from '../container-runtime.ts';
 import type { Health } from '../plan/types.ts';
 import { firstProbeAt, initialProbeState, nextProbe, nextProbeAt, probeTimeoutMs, recordProbe, uncounted, type ProbeResult, type ProbeState } from './probe-state.ts';
+import type { AgentMetrics } from '../metrics.ts';
 import { execProbe, httpProbe, tcpProbe } from './probes.ts';
 
 export interface ProbeTarget {
   containerId: string;
+  /** The application the container runs, for the probe metric's label. */
+  application?: string;
   /** Milliseconds since the epoch; the initial delay counts from here. */
   startedAt: number;
   check: HealthCheck;
@@ -36,6 +39,8 @@ export interface HealthMonitorDeps {
   runtime: Pick<ContainerRuntime, 'exec'>;
   log: Logger;
   onChange?: (containerId: string, state: ProbeState) => void;
+  /** Where probe results are counted (docs/DESIGN.md §25). */
+  metrics?: Pick<AgentMetrics, 'probe'>;
 }
 
 export class HealthMonitor {
@@ -99,6 +104,7 @@ export class HealthMonitor {
       const startedAt = clock.now();
       const probed = await this.probe(target);
       if (signal.aborted) return;
+      this.deps.metrics?.probe(target.application ?? 'unknown', probed.outcome);
       const result = next.counted ? probed : uncounted(probed);
       const before = tracked.state;
       tracked.state = recordProbe(before, result, target.check);

@@ -89,11 +89,11 @@ export class MigrationJobs implements MigrationSteps {
     entry.done = job.run().then((outcome) => {
       entry.outcome = outcome;
       entry.endedAt = this.deps.clock.now();
-      this.deps.log.info({ migration: migration.id, outcome, stage: job.stage, error: job.error }, 'migration job ended');
+      this.deps.log.info({ corr: migration.id, migration: migration.id, outcome, stage: job.stage, error: job.error }, 'migration job ended');
       this.deps.onChange();
     });
     this.entries.set(migration.id, entry);
-    this.deps.log.info({ migration: migration.id, to: migration.to, phase: migration.phase }, 'migration job started');
+    this.deps.log.info({ corr: migration.id, migration: migration.id, to: migration.to, phase: migration.phase }, 'migration job started');
   }
 
   async post(migrationId: string, update: MigrationUpdate): Promise<void> {

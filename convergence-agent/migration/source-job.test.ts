@@ -10,6 +10,8 @@ import type { Peer, ReplicateOptions, ReplicateResult } from '../transfer/types.
 import { FakeDatasetStore } from '../testing/fake-dataset-store.ts';
 import { FakeMigrationControl } from '../testing/fake-migration-control.ts';
 import { DEFAULT_TUNING, SourceJob, type JobStage } from './source-job.ts';
+import { PromAgentMetrics } from '../prom-metrics.ts';
+import { sampleValue } from '#common/testing/prom-text.ts';
 
 const MiB = 1024 * 1024;
 
@@ -23,6 +25,7 @@ async function world(
     during?: (o: ReplicateOptions, n: number, store: FakeDatasetStore) => Promise<void>;
     progressIntervalMs?: number;
     clock?: Clock;
+    metrics?: PromAgentMetrics;
   } = {},
 ) {
   const datasets = options.datasets ?? [DS_1];
@@ -69,6 +72,7 @@ async function world(
       tuning: { ...DEFAULT_TUNING, smallMs: 0, ackWaitMs: 100, cutoverPostMs: 300, verdictPostMs: 300, progressIntervalMs: options.progressIntervalMs ?? DEFAULT_TUNING.progressIntervalMs },
       stopTimeoutSeconds: 1,
       onStage: (s) => stages.push(s),
+      ...(options.metrics ? { metrics: options.metrics } : {}),
     },
     new AbortController().signal,
   );
@@ -119,6 +123,20 @@ describe('the source job of a migration', () => {
     expect({ round: record.round, bytes_sent: record.bytes_sent }).toEqual({ round: 2, bytes_sent: 101 * MiB + 4_096 });
     // The stopped container stays for the ordinary planner, which removes it once the view says handoff.
     expect(w.runtime.byName('drover-web')?.running).toBe(false);
+  });
+
+  it('times the pre-copy, the cutover and its pause in the agent\'s metrics', async () => {
+    const metrics = new PromAgentMetrics({ defaultMetrics: false });
+    const w = await world({ metrics });
+    w.script.push(100 * MiB, 1 * MiB, 4_096);
+    expect(await w.job.run()).toBe('handed-off');
+    const text = await metrics.text();
+    expect(sampleValue(text, 'drover_agent_cutover_pause_seconds_count')).toBe(1);
+    expect(sampleValue(text, 'drover_agent_migration_phase_duration_seconds_count', { phase: 'pre-copy' })).toBe(1);
+    expect(sampleValue(text, 'drover_agent_migration_phase_duration_seconds_count', { phase: 'cutover' })).toBe(1);
+    const pause = sampleValue(text, 'drover_agent_cutover_pause_seconds_sum')!;
+    expect(pause).toBeGreaterThan(0);
+    expect(pause).toBeLessThanOrEqual(sampleValue(text, 'drover_agent_migration_phase_duration_seconds_sum', { phase: 'cutover' })!);
   });
 
   it('sends every dataset of the application in each round and in the final delta', async () => {

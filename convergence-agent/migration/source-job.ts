@@ -23,6 +23,7 @@ import type { Peer, ReplicateOptions, ReplicateResult } from '../transfer/types.
 import type { DatasetStore } from '../zfs/types.ts';
 import { CONTROL_RETRY, postStep, type MigrationControl, type PostResult } from './migration-control.ts';
 import type { PeerSource } from './peers.ts';
+import type { AgentMetrics } from '../metrics.ts';
 import { sourceStart } from './phases.ts';
 import { DEFAULT_ROUND_POLICY, afterRound, bytesTotal, progressDue, rateOf, type Round, type RoundPolicy } from './round-policy.ts';
 
@@ -72,6 +73,8 @@ export interface SourceJobDeps {
   stopTimeoutSeconds: number;
   /** Called whenever the stage changes (the loop wakes and re-plans). */
   onStage: (stage: JobStage) => void;
+  /** Where the phases and the pause are timed (docs/DESIGN.md §25). */
+  metrics?: Pick<AgentMetrics, 'migrationPhase' | 'cutoverPause'>;
 }
 
 export class SourceJob {
@@ -95,7 +98,8 @@ export class SourceJob {
     private readonly deps: SourceJobDeps,
     private readonly signal: AbortSignal,
   ) {
-    this.log = deps.log.child({ migration: m.id, application: m.application, to: m.to });
+    // corr: the migration's id, in every process's records of it (docs/DESIGN.md §25).
+    this.log = deps.log.child({ corr: m.id, migration: m.id, application: m.application, to: m.to });
   }
 
   /** Runs the source's part to its end. Never throws. */
@@ -156,6 +160,7 @@ export class SourceJob {
           const result = await this.deps.replicate({
             datasetId: id,
             peer,
+            corr: this.m.id,
             allowRollback: true,
             signal: this.signal,
             onProgress: (p) => this.progress(before, done - before + p.bytes, p.bytesPerSecond),
@@ -176,7 +181,10 @@ export class SourceJob {
       const decision = afterRound(this.rounds, clock.now() - began, tuning);
       this.log.info({ round: this.rounds.length, bytes: this.sent - before, ms: clock.now() - roundBegan, next: decision }, 'pre-copy round sent');
       await this.postRoundEnd();
-      if (decision.next === 'cutover') return null;
+      if (decision.next === 'cutover') {
+        this.deps.metrics?.migrationPhase('pre-copy', (clock.now() - began) / 1000);
+        return null;
+      }
     }
   }
 
@@ -201,6 +209,7 @@ export class SourceJob {
     };
     await this.waitForHold();
     lap('hold');
+    const stopBegan = clock.now();
 
     try {
       await this.stopApplication();
@@ -223,7 +232,7 @@ export class SourceJob {
           // The replica took the last round and nothing writes to it: a rollback (one more
           // remote command inside the stopped interval) only on a retry.
           // Pruning waits for the next step: this one runs while the application is stopped.
-          result = await this.deps.replicate({ datasetId: id, peer, allowRollback: attempt > 1, prune: false, deferSettle: this.deps.settle !== undefined });
+          result = await this.deps.replicate({ datasetId: id, peer, corr: this.m.id, allowRollback: attempt > 1, prune: false, deferSettle: this.deps.settle !== undefined });
         } catch (err) {
           lastError = toDroverError(err);
           this.log.warn({ err: lastError, datasetId: id, attempt }, 'final send failed');
@@ -245,6 +254,8 @@ export class SourceJob {
     lap('handoff');
     if (handoff.outcome === 'accepted' || handoff.outcome === 'handed-off') {
       this.setStage('handed-off');
+      this.deps.metrics?.migrationPhase('cutover', (clock.now() - cutoverBegan) / 1000);
+      this.deps.metrics?.cutoverPause((clock.now() - stopBegan) / 1000);
       // steps: where the cutover's time went (ms): hold acked, stop, read-only, final send, handoff posted.
       this.log.info({ cutoverMs: clock.now() - cutoverBegan, steps, bytes: this.sent, rounds: this.rounds.length }, 'migration handed off');
       await this.settleAfterHandoff(peer);

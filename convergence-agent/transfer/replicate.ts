@@ -19,6 +19,7 @@ import { divergenceError, planStep, snapshotsToPrune } from './plan-step.ts';
 import { FIXED_HOLD_TAGS, recoverStep, settleHolds, releaseStepHolds } from './recover-step.ts';
 import { newSnapshotName } from './snapshot-name.ts';
 import { isRetryable, startSend, streamStep } from './stream-step.ts';
+import type { AgentMetrics } from '../metrics.ts';
 import type { Peer, PeerStep, PruneRule, ReplicateOptions, ReplicateResult, StepHoldTags } from './types.ts';
 
 export interface ReplicatorOptions {
@@ -36,6 +37,10 @@ export interface ReplicatorOptions {
   waitMs?: number;
   /** Time for retries, waits and step timings; default the system clock. */
   clock?: Clock;
+  /** Where the bytes sent are counted, under `transport` (docs/DESIGN.md §25). */
+  metrics?: Pick<AgentMetrics, 'sent'>;
+  /** The transport's name for the bytes-sent metric (`ssh`, `tls`). */
+  transport?: string;
 }
 
 /** Whole-step retries: 500 ms doubling to 5 s. */
@@ -51,6 +56,7 @@ export class Replicator {
   private readonly keep: number;
   private readonly waitMs: number;
   private readonly clock: Clock;
+  private readonly sent: (bytes: number) => void;
 
   constructor(options: ReplicatorOptions) {
     this.store = options.store;
@@ -61,6 +67,8 @@ export class Replicator {
     this.keep = options.keepSnapshots ?? 3;
     this.waitMs = options.waitMs ?? 600_000;
     this.clock = options.clock ?? systemClock;
+    const transport = options.transport ?? 'ssh';
+    this.sent = (bytes) => options.metrics?.sent(transport, bytes);
     this.mutex = new KeyedMutex({ busyCode: 'DROVER_TRANSFER_BUSY', abortedCode: 'DROVER_TRANSFER_ABORTED', what: 'transfer', clock: this.clock });
   }
 
@@ -131,7 +139,7 @@ export class Replicator {
 
   private async step(options: ReplicateOptions, created: Set<string>): Promise<ReplicateResult> {
     const { datasetId, peer } = options;
-    const where = { datasetId, peer: peer.id };
+    const where = { datasetId, peer: peer.id, ...(options.corr === undefined ? {} : { corr: options.corr }) };
     const step = await peer.beginStep(datasetId, { waitMs: this.waitMs, signal: options.signal });
     let record: StepRecord | null = null;
     let createdHere = false;
@@ -216,6 +224,7 @@ export class Replicator {
       else if (options.prune !== false) await this.prune(step, datasetId, name);
       const ms = { prepare: prepareMs, send: sendMs, settle: settled - started - sendMs, prune: this.clock.now() - settled };
       const dataPath = sink.direct ? 'native' : 'in-process';
+      this.sent(bytes);
       this.log.info({ ...where, snapshot: name, base, bytes, dataPath, ms: this.clock.now() - started, steps: ms }, 'snapshot sent');
       return { snapshot: name, guid: snapshot.guid, bytes, incremental: base !== null, baseSnapshot: base, resumed: journaled !== null, dataPath };
     } catch (err) {

@@ -82,6 +82,8 @@ export interface TransferProgress {
 export interface ReplicateOptions {
   datasetId: string;
   peer: Peer;
+  /** The migration this step works for: its id is on the step's log records (docs/DESIGN.md §25). */
+  corr?: string;
   /** The snapshot to send (taken when missing); default a fresh `drover-<ts>-<seq>`. */
   snapshotName?: string;
   /**

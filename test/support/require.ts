@@ -9,7 +9,7 @@ import { DEFAULT_PUMP_PATH, findNativePump } from '../../convergence-agent/trans
  *
  *   describeWith(['dockerd', 'zfs'], 'the zfs adapter', () => { it(…) });
  */
-export type Component = 'root' | 'dockerd' | 'zfs' | 'sshd' | 'nft' | 'native-pump' | 'libfuzzer';
+export type Component = 'root' | 'dockerd' | 'zfs' | 'sshd' | 'nft' | 'native-pump' | 'libfuzzer' | 'prometheus';
 
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -39,6 +39,8 @@ const checks: Record<Component, () => string | null> = {
       return 'no clang with libFuzzer (Debian clang, libclang-rt-14-dev)';
     }
   },
+  /** Debian's `prometheus` package: the server and its `promtool` (docs/DESIGN.md §25). */
+  prometheus: () => (answers('promtool', ['--version']) && answers('prometheus', ['--version']) ? null : 'prometheus or promtool missing (Debian package prometheus)'),
   sshd: () => {
     try {
       accessSync('/usr/sbin/sshd', constants.X_OK);

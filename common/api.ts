@@ -123,6 +123,14 @@ export const DeployBody = z
     compose: DeployFileBody,
     topology: DeployFileBody,
     dry_run: z.boolean().default(false),
+    /**
+     * The contents of the files the project ships (configs, secrets, read-only project binds;
+     * docs/DESIGN.md §22): SHA-256 (hex) → content (base64), each at most 1 MiB. The Compose
+     * file's `x-drover-cli.files` names which path holds which. Never returned by any read.
+     */
+    files: z
+      .record(z.string().regex(/^[0-9a-f]{64}$/, 'must be a SHA-256 in hex'), z.string().max(1_400_000, 'a file is at most 1 MiB').regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64'))
+      .default({}),
   })
   .strict();
 export type DeployBody = z.input<typeof DeployBody>;

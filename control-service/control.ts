@@ -3,6 +3,7 @@
  * state agents report, and everything derived from both (agent views, routes, events,
  * placement). Route handlers call these methods; nothing here knows about fastify.
  */
+import { MemoryVault, type Vault } from './files/vault.ts';
 import { systemClock, type Clock } from '#common/clock.ts';
 import { DroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
@@ -52,6 +53,8 @@ export interface ControlOptions {
    * least the lease TTL plus the down grace. Default: TTL + grace (40 s); null: never.
    */
   failoverAfterMs?: number | null;
+  /** Contents of the files projects ship, secrets sealed (docs/DESIGN.md §22). Default: in memory, under a random key. */
+  vault?: Vault;
 }
 
 export interface ChangeContext extends UpdateContext {
@@ -70,6 +73,7 @@ export class Control {
   readonly views: AgentViews;
   readonly routes: RouteService;
   readonly events: EventBus;
+  readonly vault: Vault;
   private readonly seed: number;
   /** The scheduler's reasons, from the last change. */
   private unschedulableNow = new Map<string, string>();
@@ -95,6 +99,7 @@ export class Control {
   constructor(options: ControlOptions) {
     this.store = options.store;
     this.log = options.log;
+    this.vault = options.vault ?? new MemoryVault();
     const clock = options.clock ?? systemClock;
     this.clock = () => clock.now();
     this.seed = options.seed ?? 1;

@@ -102,12 +102,11 @@ describe('a refused file', () => {
       ].join('\n'),
     );
     expect(err.message.split('\n')).toEqual([
-      'c.yml: 6 problems',
+      'c.yml: 5 problems',
       '  c.yml:4:5: service "web": unsupported key "expose": drover routes only published ports; use "ports:" ("PUBLISHED:TARGET")',
       '  c.yml:5:5: service "web": unsupported key "networks": drover connects applications through its routing proxy; use "ports:" and "links:"',
       '  c.yml:6:13: service "web": key "ports[0]": "53:53/udp": drover routes TCP only',
-      '  c.yml:9:5: service "db": unsupported key "secrets": not supported yet; put the value in "environment:" (or an "env_file:") or in a volume',
-      '  c.yml:10:26: service "db": key "depends_on.web.condition": "service_healthy" is not supported yet: drover starts services without waiting for each other (use "service_started", or drop the condition)',
+      '  c.yml:9:15: service "db": key "secrets[0]": secret "pw" is not declared under the top-level "secrets:"',
       '  c.yml:11:1: unsupported top-level key "networks": drover connects applications through its routing proxy; use "ports:" and "links:"',
     ]);
     expect(err.detail).toMatchObject({ file: 'c.yml', line: 4, column: 5, service: 'web', key: 'expose' });

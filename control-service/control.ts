@@ -4,6 +4,7 @@
  * placement). Route handlers call these methods; nothing here knows about fastify.
  */
 import { MemoryVault, type Vault } from './files/vault.ts';
+import type { DependencyState } from '#common/channel.ts';
 import { systemClock, type Clock } from '#common/clock.ts';
 import { DroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
@@ -113,6 +114,7 @@ export class Control {
     this.views = new AgentViews(
       () => this.desired,
       (node) => this.observed.get(node)?.datasetIds,
+      (name) => this.dependencyState(name),
     );
     this.routes = new RouteService(
       () => routesJson(this.desired, (node, name) => this.observed.get(node)?.containers.get(name)),
@@ -120,6 +122,32 @@ export class Control {
       this.observed.timeoutMs,
     );
     this.store.onCommit((snapshot) => this.committed(snapshot));
+  }
+
+  /**
+   * How application `name` is doing now, for the applications that depend on it
+   * (docs/DESIGN.md §22): its container on its node, as that node last reported; nothing while
+   * the node is not up (unknown is not started).
+   */
+  dependencyState(name: string): DependencyState {
+    const app = indexOf(this.desired).applications.get(name);
+    const node = app?.node_uuid;
+    const record = node === undefined ? undefined : this.observed.get(node);
+    const c = node !== undefined && this.observed.stateOf(node) === 'known' ? record?.containers.get(name) : undefined;
+    if (c === undefined) return { started: false, healthy: false, completed: false };
+    const completed = !c.running && c.exit_code === 0;
+    return { started: c.running || completed, healthy: c.running && c.health === 'healthy', completed };
+  }
+
+  /** Nodes running an application that depends on one that runs on `node` (their views show its state). */
+  private dependantNodes(node: string): string[] {
+    const out = new Set<string>();
+    const index = indexOf(this.desired);
+    for (const app of this.desired.applications) {
+      if (app.depends_on === undefined || app.node_uuid === undefined) continue;
+      if (app.depends_on.some((d) => index.applications.get(d.application)?.node_uuid === node)) out.add(app.node_uuid);
+    }
+    return [...out];
   }
 
   /** Loads the store and starts the once-a-second sweep (silent nodes, expired leases). */
@@ -252,6 +280,7 @@ export class Control {
       this.events.emit({ type: 'node', data: { uuid: report.uuid, host: report.host, state: 'known' } });
     }
     if (effect.datasetsChanged) this.views.changed([report.uuid]);
+    if (effect.containersChanged) this.views.changed(this.dependantNodes(report.uuid));
     if (effect.containersChanged) this.routes.changed();
     const known = indexOf(this.desired).nodes.get(report.uuid);
     // A repeated report names the node as the last one did: when the stored entry is the one

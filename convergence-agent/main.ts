@@ -3,6 +3,9 @@
  * dependencies, starts the convergence loop, stops cleanly on SIGTERM/SIGINT. Exits
  * non-zero only here, for start-up faults, with a message that names the key.
  */
+import { AppFiles } from './files/app-files.ts';
+import { HttpFileSource } from './files/file-source.ts';
+import { ensureSecretsTmpfs } from './files/secrets-tmpfs.ts';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -179,6 +182,14 @@ async function main(): Promise<void> {
       log.warn({ reason: support.reason }, 'warm start off: a migration starts its container after handoff');
     }
   }
+  // Files that travel with applications (docs/DESIGN.md §22); secrets only on a tmpfs.
+  const fileRoots = { filesRoot: join(config.state_dir, 'files'), secretsRoot: join(config.state_dir, 'secrets') };
+  try {
+    if (await ensureSecretsTmpfs(fileRoots.secretsRoot, execaRunner)) log.info({ dir: fileRoots.secretsRoot }, 'secrets tmpfs mounted');
+  } catch (err) {
+    log.warn({ err, dir: fileRoots.secretsRoot }, 'no tmpfs for secrets: applications with secrets cannot start here');
+  }
+  const files = new AppFiles({ ...fileRoots, source: new HttpFileSource(config.control_url, uuid), log: log.child({ subsystem: 'files' }) });
   const executor = new Executor({
     store,
     runtime,
@@ -189,6 +200,7 @@ async function main(): Promise<void> {
     migrations,
     nodeUuid: uuid,
     gates,
+    files,
   });
   const health = new HealthMonitor({ clock, runtime, log: log.child({ subsystem: 'health' }), onChange: () => loop?.wake() });
   const fence = new FenceWatchdog({
@@ -216,6 +228,7 @@ async function main(): Promise<void> {
     replication,
     gates,
     fence,
+    fileRoots,
   });
 
   let stopping = false;

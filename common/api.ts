@@ -165,6 +165,8 @@ export const ApplicationStatus = z.object({
   node_silent_ms: z.number().nullable().optional(),
   /** The newest error about it from its node or its move's target, e.g. "image drover/x:1 not found on 127.0.0.12". */
   last_error: z.string().nullable().optional(),
+  /** Why its container is not started yet, while it waits for a dependency (`depends_on`, docs/DESIGN.md §22). */
+  waiting: z.string().nullable().optional(),
 });
 export type ApplicationStatus = z.infer<typeof ApplicationStatus>;
 

@@ -20,7 +20,9 @@ export const USAGE = `usage: drover-control [--listen HOST:PORT] [--data-dir DIR
   --compact-bytes the store's journal is folded into its snapshot file once it is larger than
                   the snapshot and at least this many bytes (default 262144)
   --replica-replace-after  seconds a replica's node may be silent before another node is
-                  chosen to hold the standby copy (default 300; config key replica_replace_after_seconds)`;
+                  chosen to hold the standby copy (default 300; config key replica_replace_after_seconds)
+  --secrets-key   the key file that seals secrets at rest, kept outside the data directory
+                  (default <data-dir>.key beside it; created 0600 on first start; env DROVER_SECRETS_KEY)`;
 
 const Listen = z
   .string()
@@ -43,6 +45,8 @@ export const ControlConfig = z
     compactBytes: z.number().int().min(0).max(1024 * 1024 * 1024),
     /** replica_replace_after_seconds, in ms (docs/DESIGN.md §17). */
     replicaReplaceAfterMs: z.number().min(1000).max(30 * 86_400_000),
+    /** The secrets key file (docs/DESIGN.md §22); outside the data directory, so a copy of the store holds no key. */
+    secretsKeyFile: z.string().min(1),
   })
   .strict();
 export type ControlConfig = z.infer<typeof ControlConfig>;
@@ -61,14 +65,17 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): ControlConfi
       'body-limit': { type: 'string' },
       'compact-bytes': { type: 'string' },
       'replica-replace-after': { type: 'string' },
+      'secrets-key': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
   if (values.help) return 'help';
+  const dataDir = values['data-dir'] ?? env.DROVER_DATA_DIR ?? '/var/lib/drover';
   return ControlConfig.parse({
+    secretsKeyFile: values['secrets-key'] ?? env.DROVER_SECRETS_KEY ?? `${dataDir.replace(/\/+$/, '')}.key`,
     listen: values.listen ?? env.DROVER_CONTROL_LISTEN ?? '0.0.0.0:4523',
-    dataDir: values['data-dir'] ?? env.DROVER_DATA_DIR ?? '/var/lib/drover',
+    dataDir,
     nodeTimeoutMs: Number(values['node-lease-ttl'] ?? values['node-timeout'] ?? 10) * 1000,
     nodeDownGraceMs: Number(values['node-down-grace'] ?? 30) * 1000,
     migrationStallMs: Number(values['migration-stall'] ?? 120) * 1000,

@@ -8,6 +8,9 @@ import { buildApp } from './app.ts';
 import { droverVersion, readConfig, USAGE } from './config.ts';
 import { Control } from './control.ts';
 import { FileConfigStore } from './store/file-store.ts';
+import { join } from 'node:path';
+import { FileVault } from './files/vault.ts';
+import { loadOrCreateKey } from './files/sealing.ts';
 
 const log = createLogger('drover-control');
 
@@ -25,6 +28,9 @@ async function main(): Promise<void> {
     return;
   }
   const store = new FileConfigStore({ dir: config.dataDir, log, minCompactBytes: config.compactBytes });
+  const sealing = await loadOrCreateKey(config.secretsKeyFile);
+  if (sealing.created) log.info({ keyFile: config.secretsKeyFile, fingerprint: sealing.key.fingerprint }, 'secrets key created');
+  const vault = new FileVault(join(config.dataDir, 'contents'), sealing.key);
   const control = new Control({
     store,
     log,
@@ -32,6 +38,7 @@ async function main(): Promise<void> {
     nodeDownGraceMs: config.nodeDownGraceMs,
     migrationDeadlines: { stallMs: config.migrationStallMs, handoffMs: config.handoffDeadlineMs },
     replicaReplaceAfterMs: config.replicaReplaceAfterMs,
+    vault,
   });
   await control.start();
   const app = buildApp({ control, log, version: droverVersion(), bodyLimit: config.bodyLimit });

@@ -11,7 +11,8 @@
  * of plaintext is returned.
  */
 import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes } from 'node:crypto';
-import { open, readFile } from 'node:fs/promises';
+import { mkdir, open, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { DroverError } from '#common/errors.ts';
 
 const MAGIC = Buffer.from('DRS1');
@@ -44,6 +45,7 @@ export function randomSealingKey(): SealingKey {
  * @throws DroverError `DROVER_SECRET_KEY_INVALID` when the file is not 32 bytes.
  */
 export async function loadOrCreateKey(path: string): Promise<{ key: SealingKey; created: boolean }> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   try {
     const handle = await open(path, 'wx', 0o600);
     try {

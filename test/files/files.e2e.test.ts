@@ -8,6 +8,7 @@ import { ApiClient } from '#common/api-client.ts';
 import { nodeFlagsOf } from '#common/node-flags.ts';
 import { prepareCompose } from '../../cli/compose-env.ts';
 import { readProjectPath } from '../../cli/project-path.ts';
+import { ensureNodeCertificate } from '../../convergence-agent/transfer/tls-certs.ts';
 import { useTestCluster } from '../support/cluster.ts';
 import { describeWith } from '../support/require.ts';
 
@@ -106,6 +107,9 @@ describeWith(['root', 'dockerd', 'zfs'], 'files that travel with a project, on a
     await writeFile(join(dir, 'control.log'), logged.map((l) => `${l}\n`).join(''));
     api = new ApiClient({ baseUrl: address });
     for (const i of [0, 1]) {
+      // A move goes through the migration protocol even without data: each agent has its transfer identity.
+      const tls = join(dir, `tls-${i}`);
+      await ensureNodeCertificate({ ca: cluster().ca, dir: tls, commonName: node(i).name, address: node(i).address });
       const config = [
         `control_url: ${address}`,
         `state_dir: ${agentDir(i)}`,
@@ -114,7 +118,7 @@ describeWith(['root', 'dockerd', 'zfs'], 'files that travel with a project, on a
         `pool: ${node(i).pool}`,
         `docker_socket: ${node(i).dockerSocket}`,
         'transport: tls',
-        'tls: { port: 4524 }',
+        `tls: { port: 4524, ca_file: ${cluster().ca.certPath}, cert_file: ${join(tls, 'node.crt')}, key_file: ${join(tls, 'node.key')} }`,
         'poll_interval_ms: 500',
         'stop_timeout_seconds: 1',
       ].join('\n');

@@ -1,4 +1,4 @@
-import { pino, type Logger, type LoggerOptions } from 'pino';
+import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 
 export type { Logger };
 
@@ -6,8 +6,8 @@ export type { Logger };
  * The root logger of a process (docs/DESIGN.md §13). Child loggers per subsystem are
  * made with `log.child({ subsystem })`. Secrets are redacted here, once.
  */
-export function createLogger(name: string, options: LoggerOptions = {}): Logger {
-  return pino({
+export function createLogger(name: string, options: LoggerOptions = {}, destination?: DestinationStream): Logger {
+  const settings: LoggerOptions = {
     name,
     level: process.env.DROVER_LOG_LEVEL ?? 'info',
     redact: {
@@ -20,7 +20,8 @@ export function createLogger(name: string, options: LoggerOptions = {}): Logger 
       censor: '[redacted]',
     },
     ...options,
-  });
+  };
+  return destination === undefined ? pino(settings) : pino(settings, destination);
 }
 
 /** A logger that drops everything; for tests where logging is not the behaviour. */

@@ -29,7 +29,7 @@ export interface Harness {
 }
 
 export async function harness(
-  options: { store?: ConfigStore; clock?: FakeClock; nodeTimeoutMs?: number; seed?: number; log?: Logger; replicaReplaceAfterMs?: number } & Pick<ControlOptions, 'nodeDownGraceMs' | 'migrationDeadlines'> = {},
+  options: { store?: ConfigStore; clock?: FakeClock; nodeTimeoutMs?: number; seed?: number; log?: Logger; replicaReplaceAfterMs?: number } & Pick<ControlOptions, 'nodeDownGraceMs' | 'migrationDeadlines' | 'vault'> = {},
 ): Promise<Harness> {
   const clock = options.clock ?? new FakeClock(HARNESS_EPOCH);
   const store = options.store ?? new MemoryConfigStore();
@@ -43,6 +43,7 @@ export async function harness(
     ...(options.nodeDownGraceMs === undefined ? {} : { nodeDownGraceMs: options.nodeDownGraceMs }),
     ...(options.migrationDeadlines === undefined ? {} : { migrationDeadlines: options.migrationDeadlines }),
     ...(options.replicaReplaceAfterMs === undefined ? {} : { replicaReplaceAfterMs: options.replicaReplaceAfterMs }),
+    ...(options.vault === undefined ? {} : { vault: options.vault }),
   });
   await control.start();
   const app = buildApp({ control, log, version: '0.0.0-test' });

@@ -62,7 +62,7 @@ export const statusCommand: Command = {
         migration: seen?.migration ?? null,
         replicas: seen?.replicas ?? [],
         last_error: seen?.last_error ?? null,
-        waiting: seen?.waiting ?? null,
+        ...(seen?.waiting ? { waiting: seen.waiting } : {}),
       };
     });
     const datasets = configDatasets

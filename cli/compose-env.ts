@@ -15,6 +15,7 @@
  */
 import { isMap, isScalar, isSeq, parseDocument, visit, type Document, type Scalar } from 'yaml';
 import { interpolate, parseDotEnv, type Lookup } from './compose-interpolate.ts';
+import { collectFiles, type FileRef, type PathContent } from './compose-files.ts';
 
 export { interpolate, parseDotEnv, type Interpolated, type Lookup } from './compose-interpolate.ts';
 
@@ -110,6 +111,8 @@ export interface Trailer {
   profiles: string[];
   /** env_file path as written → its variables, or null when there is no such file. */
   envFiles: Record<string, Record<string, string> | null>;
+  /** Shipped paths (and `env:NAME` sources) → their content's SHA-256 (cli/compose-files.ts). */
+  files?: Record<string, FileRef | null>;
 }
 
 /**
@@ -119,7 +122,8 @@ export interface Trailer {
  * reads the file as it came.
  */
 export function withTrailer(text: string, trailer: Trailer): string | null {
-  const line = `x-drover-cli: ${JSON.stringify({ interpolated: true, profiles: trailer.profiles, env_files: trailer.envFiles })}\n`;
+  const files = trailer.files !== undefined && Object.keys(trailer.files).length > 0 ? { files: trailer.files } : {};
+  const line = `x-drover-cli: ${JSON.stringify({ interpolated: true, profiles: trailer.profiles, env_files: trailer.envFiles, ...files })}\n`;
   const out = `${text}${text.endsWith('\n') || text === '' ? '' : '\n'}${line}`;
   const doc = parseDocument(out);
   if (doc.errors.length > 0 || !isMap(doc.contents) || doc.contents.flow === true) return null;
@@ -156,6 +160,8 @@ export interface PrepareInput {
   profiles: string[];
   /** Reads a file relative to the Compose file's directory; null when there is none. */
   readText: (path: string) => Promise<string | null>;
+  /** Reads a shipped file or directory relative to the Compose file's directory (configs, secrets, ro binds). */
+  readPath?: (path: string) => Promise<PathContent | null>;
 }
 
 export interface Prepared {
@@ -166,6 +172,8 @@ export interface Prepared {
   errors: string[];
   /** COMPOSE_PROJECT_NAME, when set; the caller weighs it against --project and `name:`. */
   projectFromEnv?: string;
+  /** Contents of the shipped files, by SHA-256: the deploy body's `files`. */
+  uploads: Map<string, Uint8Array>;
 }
 
 /**
@@ -176,7 +184,7 @@ export async function prepareCompose(input: PrepareInput): Promise<Prepared> {
   // Only Compose files (`services:`) are interpolated; Flocker and Fig files go as they are.
   const doc = parseDocument(input.text);
   const top = doc.errors.length > 0 ? null : (doc.toJS({ maxAliasCount: 1000 }) as unknown);
-  if (top === null || typeof top !== 'object' || !('services' in top)) return { text: input.text, warnings: [], errors: [] };
+  if (top === null || typeof top !== 'object' || !('services' in top)) return { text: input.text, warnings: [], errors: [], uploads: new Map() };
   const errors: string[] = [];
   const warnings: string[] = [];
   const dotenvName = input.envFile ?? '.env';
@@ -206,9 +214,14 @@ export async function prepareCompose(input: PrepareInput): Promise<Prepared> {
   }
   const fromEnv = (lookup('COMPOSE_PROFILES') ?? '').split(',').map((p) => p.trim()).filter(Boolean);
   const profiles = [...new Set([...input.profiles, ...fromEnv])];
-  const text = withTrailer(result.text, { profiles, envFiles });
+  const readPath = input.readPath ?? (async (path: string) => {
+    const text = await input.readText(path);
+    return text === null ? null : { file: Buffer.from(text) };
+  });
+  const files = await collectFiles(result.value, readPath, lookup);
+  const text = withTrailer(result.text, { profiles, envFiles, files: files.refs });
   if (text === null) warnings.push(`${input.file}: its top level is not a block mapping, so it is sent without interpolation`);
-  const prepared: Prepared = { text: text ?? input.text, warnings, errors };
+  const prepared: Prepared = { text: text ?? input.text, warnings, errors, uploads: text === null ? new Map() : files.uploads };
   const project = lookup('COMPOSE_PROJECT_NAME');
   if (project !== undefined && project !== '') prepared.projectFromEnv = project;
   return prepared;

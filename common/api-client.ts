@@ -318,6 +318,11 @@ export class ApiClient {
     return (await this.call('desired', { params: { node_uuid: nodeUuid }, ...poll(options, {}, this.timeoutMs) })).body;
   }
 
+  /** A file's content for an application in the node's view (docs/DESIGN.md §22); DROVER_NOT_FOUND otherwise. */
+  async agentFile(nodeUuid: string, id: string): Promise<CallBody<'agentFile'>> {
+    return (await this.call('agentFile', { params: { node_uuid: nodeUuid, id } })).body;
+  }
+
   /** Long-poll of the route table; `nodeUuid` marks this proxy live for route acks. */
   async routes(options: PollOptions & { nodeUuid?: string } = {}): Promise<CallBody<'routes'>> {
     return (await this.call('routes', poll(options, { node_uuid: options.nodeUuid }, this.timeoutMs))).body;

@@ -36,8 +36,8 @@ import {
   StartMigrationBody,
   VersionAnswer,
 } from './api.ts';
-import { AgentDesired, LongPollQuery, MigrationUpdate, NodeReport, ReportAnswer, RouteAck, RouteTable } from './channel.ts';
-import { AppName, Application, Dataset, Migration, Uuid } from './model.ts';
+import { AgentDesired, AgentFileAnswer, LongPollQuery, MigrationUpdate, NodeReport, ReportAnswer, RouteAck, RouteTable } from './channel.ts';
+import { AppName, Application, BlobId, Dataset, Migration, Uuid } from './model.ts';
 
 export interface RouteAnswer {
   description: string;
@@ -471,6 +471,14 @@ export const ROUTES = {
     params: z.object({ node_uuid: Uuid }),
     query: LongPollQuery,
     answers: { 200: { description: 'the part of the desired configuration that concerns the node', schema: AgentDesired } },
+  },
+  agentFile: {
+    method: 'GET',
+    path: '/v1/drover/agents/:node_uuid/files/:id',
+    tag: 'channel',
+    summary: "A file's content (config, project file, or secret decrypted) for an application in the node's view; 404 for any other id",
+    params: z.object({ node_uuid: Uuid, id: BlobId }),
+    answers: { 200: { description: 'the content', schema: AgentFileAnswer }, 404: error('no application in this node\'s view refers to this content') },
   },
   routes: {
     access: node('route-table'),

@@ -123,6 +123,14 @@ export const DeployBody = z
     compose: DeployFileBody,
     topology: DeployFileBody,
     dry_run: z.boolean().default(false),
+    /**
+     * The contents of the files the project ships (configs, secrets, read-only project binds;
+     * docs/DESIGN.md §22): SHA-256 (hex) → content (base64), each at most 1 MiB. The Compose
+     * file's `x-drover-cli.files` names which path holds which. Never returned by any read.
+     */
+    files: z
+      .record(z.string().regex(/^[0-9a-f]{64}$/, 'must be a SHA-256 in hex'), z.string().max(1_400_000, 'a file is at most 1 MiB').regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64'))
+      .default({}),
   })
   .strict();
 export type DeployBody = z.input<typeof DeployBody>;
@@ -157,6 +165,8 @@ export const ApplicationStatus = z.object({
   node_silent_ms: z.number().nullable().optional(),
   /** The newest error about it from its node or its move's target, e.g. "image drover/x:1 not found on 127.0.0.12". */
   last_error: z.string().nullable().optional(),
+  /** Why its container is not started yet, while it waits for a dependency (`depends_on`, docs/DESIGN.md §22). */
+  waiting: z.string().nullable().optional(),
 });
 export type ApplicationStatus = z.infer<typeof ApplicationStatus>;
 

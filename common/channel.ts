@@ -8,7 +8,7 @@
  * A 200 with an unchanged version means "nothing new, ask again".
  */
 import { z } from 'zod';
-import { Application, Dataset, Ipv4, Lease, Migration, MigrationPhase, NameSlot, Node, NodeReport, Port, Uuid } from './model.ts';
+import { AppName, Application, BlobId, Dataset, Ipv4, Lease, Migration, MigrationPhase, NameSlot, Node, NodeReport, Port, Uuid } from './model.ts';
 
 /**
  * Query of a long-poll: `?after=<version>&wait_ms=`. Values arrive as strings, hence the
@@ -39,6 +39,15 @@ export const Version = z.number().int().min(0);
  * present on a node that is neither primary nor replica (released) is kept read-only until
  * the agent prunes it, never while it is the newest copy anywhere.
  */
+/**
+ * How an application another one depends on is doing now (docs/DESIGN.md §22), as the control
+ * service sees it across nodes: `started` (its container runs, or ran and ended with 0),
+ * `healthy` (it runs and its health check passes), `completed` (it ended with exit code 0).
+ * All false when it runs nowhere known.
+ */
+export const DependencyState = z.object({ started: z.boolean(), healthy: z.boolean(), completed: z.boolean() }).strict();
+export type DependencyState = z.infer<typeof DependencyState>;
+
 export const AgentDesired = z
   .object({
     version: Version,
@@ -49,9 +58,18 @@ export const AgentDesired = z
     leases: z.array(Lease),
     /** Migrations that involve this node and are not finished. */
     migrations: z.array(Migration),
+    /** The state of every application its applications depend on (`depends_on`), by name; absent: none. */
+    dependencies: z.record(AppName, DependencyState).optional(),
   })
   .strict();
 export type AgentDesired = z.infer<typeof AgentDesired>;
+
+/**
+ * A file's content for an application the node runs or is receiving (docs/DESIGN.md §22); a
+ * secret decrypted. Asked by the agent when it creates the container; not an operator's read.
+ */
+export const AgentFileAnswer = z.object({ id: BlobId, kind: z.enum(['file', 'secret']), content_base64: z.string() }).strict();
+export type AgentFileAnswer = z.infer<typeof AgentFileAnswer>;
 
 /**
  * Where one application's external port leads now. `target` is null when the application

@@ -11,7 +11,12 @@ export function createLogger(name: string, options: LoggerOptions = {}, destinat
     name,
     level: process.env.DROVER_LOG_LEVEL ?? 'info',
     redact: {
-      paths: ['*.privateKey', '*.password', '*.passphrase', '*.token', 'privateKey', 'password', 'token', '*.key'],
+      paths: [
+        '*.privateKey', '*.password', '*.passphrase', '*.token', 'privateKey', 'password', 'token', '*.key',
+        // Files that travel with a project and secret environment values (docs/DESIGN.md §22):
+        // contents, a container's environment, and a deploy body's uploads never reach a log.
+        'content_base64', '*.content_base64', 'secretEnv', '*.secretEnv', 'env', '*.env', 'spec.env', '*.spec.env', 'body.files', '*.body.files', 'bytes', '*.bytes',
+      ],
       censor: '[redacted]',
     },
     ...options,

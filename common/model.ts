@@ -191,6 +191,49 @@ export const Link = z
   .strict();
 
 /**
+ * The id of a file's content (docs/DESIGN.md §22): a config's or a project file's is the
+ * SHA-256 of its bytes (hex); a secret's is an HMAC-SHA256 of its bytes keyed with the control
+ * service's key, so that the id tells nothing about a short secret.
+ */
+export const BlobId = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 hex digits (a content id)');
+const RelativePath = z
+  .string()
+  .min(1)
+  .max(1024)
+  .regex(/^(?!\/)(?!.*(^|\/)\.\.?(\/|$))[^\0]+$/, 'must be a relative path without "." or ".." parts');
+
+/**
+ * A file (or a small directory) that travels with the application (docs/DESIGN.md §22):
+ * Compose's `configs:` and `secrets:`, and read-only bind mounts of files of the project.
+ * The agent of whichever node runs the application writes it there (a secret on tmpfs only)
+ * and mounts it read-only at `target`.
+ */
+export const AppFile = z
+  .object({
+    target: z.string().regex(/^\/[^\0]*$/, 'must be an absolute path'),
+    kind: z.enum(['config', 'secret', 'bind']),
+    /** A file: its content's id. */
+    blob: BlobId.optional(),
+    /** A directory (`bind` only): path inside it → content id. */
+    tree: z.record(RelativePath, BlobId).optional(),
+    /** Permission bits of the file(s) in the container; default 0444. */
+    mode: z.number().int().min(0).max(0o7777).optional(),
+    uid: z.string().regex(/^\d{1,10}$/).optional(),
+    gid: z.string().regex(/^\d{1,10}$/).optional(),
+  })
+  .strict()
+  .superRefine((f, ctx) => {
+    if ((f.blob === undefined) === (f.tree === undefined)) ctx.addIssue({ code: 'custom', message: 'give exactly one of "blob" (a file) and "tree" (a directory)' });
+    if (f.tree !== undefined && f.kind !== 'bind') ctx.addIssue({ code: 'custom', path: ['tree'], message: 'only a bind mount may be a directory' });
+  });
+export type AppFile = z.infer<typeof AppFile>;
+
+export const DEPENDS_CONDITIONS = ['service_started', 'service_healthy', 'service_completed_successfully'] as const;
+/** Compose's `depends_on` with its condition: the application starts only once it is met (docs/DESIGN.md §22). */
+export const Dependency = z.object({ application: AppName, condition: z.enum(DEPENDS_CONDITIONS) }).strict();
+export type Dependency = z.infer<typeof Dependency>;
+
+/**
  * Placement for an application not pinned by `node_uuid`. Constraints use Swarm's syntax:
  * `node.labels.disk == ssd`, `node.host != 127.0.0.11`, `node.uuid == …`.
  */
@@ -253,6 +296,16 @@ export const Application = z
     ulimits: z.record(z.string().regex(/^[a-z]+$/), z.object({ soft: z.number().int(), hard: z.number().int() }).strict()).optional(),
     /** Docker's log driver and its options. */
     logging: z.object({ driver: z.string().min(1), options: z.record(z.string(), z.string()).default({}) }).strict().optional(),
+    /** Files mounted read-only into the container (docs/DESIGN.md §22). */
+    files: z.array(AppFile).max(256).optional(),
+    /**
+     * Environment variables whose values are secret: name → the secret's id. The value is kept
+     * encrypted by the control service and never returned by a read; the agent of the node
+     * that runs the application fetches it when it creates the container.
+     */
+    secret_environment: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]*$/), BlobId).optional(),
+    /** Started only once each of these is (docs/DESIGN.md §22); Compose's `depends_on`. */
+    depends_on: z.array(Dependency).max(256).optional(),
     /** The deploy project that owns this application; other projects are left alone. */
     project: z.string().max(128).optional(),
     // Service discovery by name (docs/DESIGN.md §21).
@@ -375,6 +428,8 @@ export const ObservedContainer = z
     running: z.boolean(),
     health: z.enum(['unknown', 'starting', 'healthy', 'unhealthy']),
     restart_count: z.number().int().min(0),
+    /** The exit code of a container that ran and stopped; absent while it runs or when never started. */
+    exit_code: z.number().int().optional(),
     /** Host ports the agent published, keyed by the application's internal port. */
     published: z.array(z.object({ internal: Port, host: Ipv4, host_port: Port, protocol: z.literal('udp').optional() }).strict()),
     generation: z.number().int().min(0),

@@ -36,7 +36,9 @@ export const USAGE = `usage: drover-control --tls-ca FILE --tls-cert FILE --tls-
   --replica-replace-after  seconds a replica's node may be silent before another node is
                   chosen to hold the standby copy (default 300; config key replica_replace_after_seconds)
   --metrics-listen  address of the Prometheus /metrics listener, separate from the API
-                  (default 127.0.0.1:${METRICS_PORTS.control}; env DROVER_CONTROL_METRICS_LISTEN)`;
+                  (default 127.0.0.1:${METRICS_PORTS.control}; env DROVER_CONTROL_METRICS_LISTEN)
+  --secrets-key   the key file that seals secrets at rest, kept outside the data directory
+                  (default <data-dir>.key beside it; created 0600 on first start; env DROVER_SECRETS_KEY)`;
 
 const Listen = z
   .string()
@@ -75,6 +77,8 @@ export const ControlConfig = z
     plainHttp: z.boolean(),
     /** HOST:PORT of /metrics (docs/DESIGN.md §25). */
     metricsListen: MetricsListen,
+    /** The secrets key file (docs/DESIGN.md §22); outside the data directory, so a copy of the store holds no key. */
+    secretsKeyFile: z.string().min(1),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -114,14 +118,17 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): ControlConfi
       revoked: { type: 'string' },
       'insecure-plain-http': { type: 'boolean' },
       'metrics-listen': { type: 'string' },
+      'secrets-key': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
   if (values.help) return 'help';
+  const dataDir = values['data-dir'] ?? env.DROVER_DATA_DIR ?? '/var/lib/drover';
   return ControlConfig.parse({
+    secretsKeyFile: values['secrets-key'] ?? env.DROVER_SECRETS_KEY ?? `${dataDir.replace(/\/+$/, '')}.key`,
     listen: values.listen ?? env.DROVER_CONTROL_LISTEN ?? '0.0.0.0:4523',
-    dataDir: values['data-dir'] ?? env.DROVER_DATA_DIR ?? '/var/lib/drover',
+    dataDir,
     nodeTimeoutMs: Number(values['node-lease-ttl'] ?? values['node-timeout'] ?? 10) * 1000,
     nodeDownGraceMs: Number(values['node-down-grace'] ?? 30) * 1000,
     failoverMarginMs: values['failover-margin'] === 'off' ? null : Number(values['failover-margin'] ?? DEFAULT_FAILOVER_MARGIN_MS / 1000) * 1000,

@@ -3,6 +3,8 @@
  * state agents report, and everything derived from both (agent views, routes, events,
  * placement). Route handlers call these methods; nothing here knows about fastify.
  */
+import { MemoryVault, type Vault } from './files/vault.ts';
+import type { DependencyState } from '#common/channel.ts';
 import { systemClock, type Clock } from '#common/clock.ts';
 import { DroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
@@ -59,6 +61,8 @@ export interface ControlOptions {
   failoverMarginMs?: number | null;
   /** Where migrations' phases and failovers are counted (docs/DESIGN.md §25); none by default. */
   metrics?: ControlMetrics;
+  /** Contents of the files projects ship, secrets sealed (docs/DESIGN.md §22). Default: in memory, under a random key. */
+  vault?: Vault;
 }
 
 export interface ChangeContext extends UpdateContext {
@@ -79,6 +83,7 @@ export class Control {
   /** Container ports each application was seen publishing (its image's EXPOSE too), for its name routes. */
   private readonly learnedPorts: LearnedPorts;
   readonly events: EventBus;
+  readonly vault: Vault;
   private readonly seed: number;
   /** The scheduler's reasons, from the last change. */
   private unschedulableNow = new Map<string, string>();
@@ -109,6 +114,7 @@ export class Control {
   constructor(options: ControlOptions) {
     this.store = options.store;
     this.log = options.log;
+    this.vault = options.vault ?? new MemoryVault();
     const clock = options.clock ?? systemClock;
     this.clock = () => clock.now();
     this.seed = options.seed ?? 1;
@@ -123,6 +129,7 @@ export class Control {
     this.views = new AgentViews(
       () => this.desired,
       (node) => this.observed.get(node)?.datasetIds,
+      (name) => this.dependencyState(name),
     );
     this.learnedPorts = new LearnedPorts();
     this.routes = new RouteService(
@@ -131,6 +138,32 @@ export class Control {
       this.observed.timeoutMs,
     );
     this.store.onCommit((snapshot) => this.committed(snapshot));
+  }
+
+  /**
+   * How application `name` is doing now, for the applications that depend on it
+   * (docs/DESIGN.md §22): its container on its node, as that node last reported; nothing while
+   * the node is not up (unknown is not started).
+   */
+  dependencyState(name: string): DependencyState {
+    const app = indexOf(this.desired).applications.get(name);
+    const node = app?.node_uuid;
+    const record = node === undefined ? undefined : this.observed.get(node);
+    const c = node !== undefined && this.observed.stateOf(node) === 'known' ? record?.containers.get(name) : undefined;
+    if (c === undefined) return { started: false, healthy: false, completed: false };
+    const completed = !c.running && c.exit_code === 0;
+    return { started: c.running || completed, healthy: c.running && c.health === 'healthy', completed };
+  }
+
+  /** Nodes running an application that depends on one that runs on `node` (their views show its state). */
+  private dependantNodes(node: string): string[] {
+    const out = new Set<string>();
+    const index = indexOf(this.desired);
+    for (const app of this.desired.applications) {
+      if (app.depends_on === undefined || app.node_uuid === undefined) continue;
+      if (app.depends_on.some((d) => index.applications.get(d.application)?.node_uuid === node)) out.add(app.node_uuid);
+    }
+    return [...out];
   }
 
   /** Loads the store and starts the once-a-second sweep (silent nodes, expired leases). */
@@ -269,6 +302,7 @@ export class Control {
     }
     this.noteKeyChange(report, keyChangeRefused);
     if (effect.datasetsChanged) this.views.changed([report.uuid]);
+    if (effect.containersChanged) this.views.changed(this.dependantNodes(report.uuid));
     if (effect.containersChanged) this.routes.changed();
     // A repeated report names the node as the last one did: when the stored entry is the one
     // found equal then, there is nothing to compare.

@@ -12,6 +12,9 @@ import { FileConfigStore } from './store/file-store.ts';
 import { RevokedList, serverTlsOptions } from './http/tls.ts';
 import { controlGauges } from './metrics.ts';
 import { PromControlMetrics } from './prom-metrics.ts';
+import { join } from 'node:path';
+import { FileVault } from './files/vault.ts';
+import { loadOrCreateKey } from './files/sealing.ts';
 
 const log = createLogger('drover-control');
 
@@ -30,6 +33,9 @@ async function main(): Promise<void> {
   }
   const metrics = new PromControlMetrics();
   const store = new FileConfigStore({ dir: config.dataDir, log, minCompactBytes: config.compactBytes });
+  const sealing = await loadOrCreateKey(config.secretsKeyFile);
+  if (sealing.created) log.info({ keyFile: config.secretsKeyFile, fingerprint: sealing.key.fingerprint }, 'secrets key created');
+  const vault = new FileVault(join(config.dataDir, 'contents'), sealing.key);
   const control = new Control({
     store,
     log,
@@ -39,6 +45,7 @@ async function main(): Promise<void> {
     migrationDeadlines: { stallMs: config.migrationStallMs, handoffMs: config.handoffDeadlineMs },
     replicaReplaceAfterMs: config.replicaReplaceAfterMs,
     metrics,
+    vault,
   });
   // Read before the store is opened: a missing certificate stops start-up with nothing touched.
   const https = config.tls ? serverTlsOptions(config.tls) : undefined;

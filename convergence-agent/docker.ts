@@ -101,6 +101,8 @@ export class DockerRuntime implements ContainerRuntime {
       mounts.push({ Type: 'bind', Source: gate.shell, Target: GATE_SHELL_IN_CONTAINER, ReadOnly: true });
       labels[LABEL_GATE] = gate.id;
     }
+    // Files that travel with the application (docs/DESIGN.md §22), written by the agent before: read-only, no propagation.
+    for (const f of spec.files ?? []) mounts.push({ Type: 'bind', Source: f.source, Target: f.target, ReadOnly: true });
     const container = await call('create container', () =>
       this.docker.createContainer({
         name: spec.name,

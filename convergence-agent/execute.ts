@@ -14,6 +14,8 @@ import type { MigrationSteps } from './migration/jobs.ts';
 import { changeSubject, type Change } from './plan/types.ts';
 import type { RestartLedger } from './restart-ledger.ts';
 import type { Gates } from './gate/gates.ts';
+import type { AppFiles } from './files/app-files.ts';
+import type { ContainerSpec } from './plan/types.ts';
 import type { DatasetStore } from './zfs/types.ts';
 import type { AgentMetrics } from './metrics.ts';
 
@@ -37,6 +39,8 @@ export interface ExecutorDeps {
   gates?: Gates | null;
   /** Where changes are counted by kind and outcome (docs/DESIGN.md §25). */
   metrics?: Pick<AgentMetrics, 'change'>;
+  /** Files that travel with applications (files/app-files.ts); a container with files fails without them. */
+  files?: AppFiles | null;
 }
 
 export interface ExecutionResult {
@@ -148,7 +152,7 @@ export class Executor {
         await store.setAside(change.datasetId, change.generation);
         return;
       case 'start-container':
-        await runtime.createAndStart(change.spec);
+        await runtime.createAndStart(await this.withFiles(change.spec));
         return;
       case 'stop-container':
         await runtime.stop(change.containerId, stopTimeout);
@@ -156,12 +160,13 @@ export class Executor {
       case 'remove-container':
         await runtime.remove(change.containerId);
         if (change.gateId) await this.gates().remove(change.gateId);
+        await this.deps.files?.release(change.name.replace(/^drover-/, ''));
         return;
       case 'prestart-container': {
         const gates = this.gates();
         const gate = await gates.prepare(change.gateId);
         for (const bind of change.spec.binds) await gates.prepareBindSource(bind.source);
-        await runtime.createAndStart(change.spec, gate);
+        await runtime.createAndStart(await this.withFiles(change.spec), gate);
         return;
       }
       case 'open-container-gate':
@@ -184,6 +189,14 @@ export class Executor {
       default:
         return assertNever(change);
     }
+  }
+
+  /** Writes the spec's files on this node and adds its secret environment (fetched now, never planned). */
+  private async withFiles(spec: ContainerSpec): Promise<ContainerSpec> {
+    if (spec.files === undefined && spec.secretEnv === undefined) return spec;
+    if (!this.deps.files) throw new Error('files that travel with applications are not wired into this executor');
+    const env = await this.deps.files.prepare(spec);
+    return env.length === 0 ? spec : { ...spec, env: [...spec.env, ...env] };
   }
 
   private gates(): Gates {

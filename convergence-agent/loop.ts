@@ -53,6 +53,8 @@ export interface LoopDeps {
   replication?: { sync(desired: AgentDesired | null): void; statuses(): ReplicaStatus[] };
   /** Container gates (gate/gates.ts); null or absent where this node cannot warm-start a migration's container. */
   gates?: Gates | null;
+  /** Where files that travel with applications are written (docs/DESIGN.md §22); absent: none here. */
+  fileRoots?: { filesRoot: string; secretsRoot: string };
   /** Self-fencing (fence.ts): told of every acknowledged report; while it gates, failover-enabled applications do not start. */
   fence?: { acked(sentAt: number, version: number): Promise<void>; gating(desired: AgentDesired | null): boolean };
   /** This node's service subnet (docs/DESIGN.md §21); absent: containers get no peer names. */
@@ -147,6 +149,7 @@ export class ConvergenceLoop {
         now: deps.clock.now(),
         warmStart: deps.gates != null,
         fenced: deps.fence?.gating(desired) ?? false,
+        ...(deps.fileRoots ?? {}),
       });
       const blocked: NodeProblem[] = result.blocked.map((b) => ({ ...b, kind: 'blocked' }));
       // The report (what discovery saw) and the changes go side by side: a round trip to the

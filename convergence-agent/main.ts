@@ -4,6 +4,9 @@
  * non-zero only here, for start-up faults, with a message that names the key.
  */
 import { parseServiceSubnet } from '#common/service-subnet.ts';
+import { AppFiles } from './files/app-files.ts';
+import { HttpFileSource } from './files/file-source.ts';
+import { ensureSecretsTmpfs } from './files/secrets-tmpfs.ts';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -195,6 +198,14 @@ async function main(): Promise<void> {
       log.warn({ reason: support.reason }, 'warm start off: a migration starts its container after handoff');
     }
   }
+  // Files that travel with applications (docs/DESIGN.md §22); secrets only on a tmpfs.
+  const fileRoots = { filesRoot: join(config.state_dir, 'files'), secretsRoot: join(config.state_dir, 'secrets') };
+  try {
+    if (await ensureSecretsTmpfs(fileRoots.secretsRoot, execaRunner)) log.info({ dir: fileRoots.secretsRoot }, 'secrets tmpfs mounted');
+  } catch (err) {
+    log.warn({ err, dir: fileRoots.secretsRoot }, 'no tmpfs for secrets: applications with secrets cannot start here');
+  }
+  const files = new AppFiles({ ...fileRoots, source: new HttpFileSource(config.control_url, uuid), log: log.child({ subsystem: 'files' }) });
   const executor = new Executor({
     store,
     runtime,
@@ -206,6 +217,7 @@ async function main(): Promise<void> {
     nodeUuid: uuid,
     gates,
     metrics,
+    files,
   });
   const health = new HealthMonitor({ clock, runtime, log: log.child({ subsystem: 'health' }), onChange: () => loop?.wake(), metrics });
   const fence = new FenceWatchdog({
@@ -235,6 +247,7 @@ async function main(): Promise<void> {
     gates,
     fence,
     metrics,
+    fileRoots,
   });
   const metricsListener = await serveMetrics(config.metrics_listen, metrics, log);
 

@@ -40,6 +40,8 @@ export function buildReport(identity: NodeIdentity, observed: LocalObserved, pro
       running: c.running && (c.gate === null || c.gate.state === 'open'),
       health: c.health,
       restart_count: c.restartCount,
+      // A container that ran and ended (depends_on: service_completed_successfully reads it).
+      ...(!c.running && c.finishedAt !== null && c.exitCode !== null ? { exit_code: c.exitCode } : {}),
       published: c.published,
       generation: c.generation,
     })),

@@ -5,6 +5,7 @@ import { projectNameOf } from '#common/project-name.ts';
 import { usageError } from '../cli-error.ts';
 import type { Command } from '../command.ts';
 import { prepareCompose } from '../compose-env.ts';
+import { readProjectPath } from '../project-path.ts';
 import { print, printJson } from '../context.ts';
 
 const USAGE = 'drover deploy <topology> <compose> [--project NAME] [--env-file FILE] [--profile NAME]... [--dry-run] [--json]';
@@ -44,6 +45,7 @@ export const deployCommand: Command = {
       ...(typeof values.envFile === 'string' ? { envFile: resolve(ctx.cwd, values.envFile) } : {}),
       profiles: (values.profile as string[] | undefined) ?? [],
       readText: (path) => readFile(resolve(composeDir, path), 'utf8').catch(() => null),
+      readPath: (path) => readProjectPath(resolve(composeDir, path)),
     });
     for (const w of prepared.warnings) print(ctx.stderr, `warning: ${w}`);
     if (prepared.errors.length > 0) throw new DroverError('DROVER_BAD_CONFIG', prepared.errors.join('\n'), { detail: { file: composePath } });
@@ -55,6 +57,7 @@ export const deployCommand: Command = {
       compose: { file: composePath, text: compose },
       topology: { file: topologyPath, text: topology },
       dry_run: dryRun,
+      files: Object.fromEntries([...prepared.uploads].map(([sha, bytes]) => [sha, Buffer.from(bytes).toString('base64')])),
     });
     if (ctx.json) {
       printJson(ctx.stdout, { ...answer, project, dry_run: dryRun });

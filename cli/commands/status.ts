@@ -62,6 +62,7 @@ export const statusCommand: Command = {
         migration: seen?.migration ?? null,
         replicas: seen?.replicas ?? [],
         last_error: seen?.last_error ?? null,
+        ...(seen?.waiting ? { waiting: seen.waiting } : {}),
       };
     });
     const datasets = configDatasets
@@ -95,6 +96,7 @@ export const statusCommand: Command = {
       if (a.migration && !isTerminal(a.migration.phase)) notes.push(`moving to ${hostOf(a.migration.to)} (${a.migration.phase})`);
       else if (a.unschedulable_reason) notes.push(a.unschedulable_reason);
       if (a.last_error) notes.push(a.last_error);
+      if (a.waiting) notes.push(a.waiting);
       for (const r of replication) {
         if (r.application !== a.name) continue;
         for (const k of r.kept ?? []) notes.push(`copy kept on ${k.node_name ?? hostOf(k.node) ?? k.node}: ${k.name}`);

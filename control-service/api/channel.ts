@@ -3,7 +3,7 @@
  * route table out (long-polls answered within milliseconds of a change), route acks, and
  * migration steps with generation fencing.
  */
-import type { Migration } from '#common/model.ts';
+import type { Application, Migration } from '#common/model.ts';
 import { DroverError } from '#common/errors.ts';
 import type { Control } from '../control.ts';
 import { applyMigrationUpdate } from '../desired/migrations.ts';
@@ -22,6 +22,15 @@ export function channelRoutes(router: Router, control: Control, shutdown: AbortS
   router.handle('desired', async ({ params, query, reply }) => {
     if (query.after !== undefined) await control.views.wait(params.node_uuid, query.after, query.wait_ms, pollSignal(reply, shutdown));
     return sendJson(reply, control.views.get(params.node_uuid).body);
+  });
+
+  // Only ids an application of the node's view refers to: a node reads the files (and the
+  // secrets) of what it runs or receives, nothing else (docs/DESIGN.md §22).
+  router.handle('agentFile', async ({ params }) => {
+    const kind = fileKindInView(control.views.applicationsOf(params.node_uuid), params.id);
+    if (kind === null) throw new DroverError('DROVER_FILE_NOT_FOUND', `no application of node ${params.node_uuid} refers to content ${params.id.slice(0, 12)}…`);
+    const bytes = await control.vault.get(kind, params.id);
+    return { id: params.id, kind, content_base64: bytes.toString('base64') };
   });
 
   router.handle('routes', async ({ query, reply }) => {
@@ -48,4 +57,16 @@ export function channelRoutes(router: Router, control: Control, shutdown: AbortS
     if (previous !== migration!.phase) control.log.info({ migration: params.id, from: previous, phase: migration!.phase, error: migration!.error }, 'migration advanced');
     return migration;
   });
+}
+
+/** Whether (and as what) an application among `apps` refers to content `id`. */
+function fileKindInView(apps: readonly Application[], id: string): 'file' | 'secret' | null {
+  for (const app of apps) {
+    if (Object.values(app.secret_environment ?? {}).includes(id)) return 'secret';
+    for (const f of app.files ?? []) {
+      if (f.blob === id) return f.kind === 'secret' ? 'secret' : 'file';
+      if (f.tree !== undefined && Object.values(f.tree).includes(id)) return 'file';
+    }
+  }
+  return null;
 }

@@ -10,13 +10,39 @@ import type { Control, Change } from '../control.ts';
 import { movesToMigrations } from '../desired/deploy-moves.ts';
 import { withTag } from '../http/conditional.ts';
 import type { Router } from '../http/router.ts';
+import { contentIdOf } from '../files/sealing.ts';
+import { DroverError } from '#common/errors.ts';
+
+/** A shipped file's largest size (cli/compose-files.ts says the same to the operator). */
+export const MAX_FILE_BYTES = 1024 * 1024;
+
+/** The body's `files` (SHA-256 → base64) → contents, each checked against its name and size. */
+function decodeUploads(files: Record<string, string> | undefined): Map<string, Uint8Array> {
+  const out = new Map<string, Uint8Array>();
+  const problems: string[] = [];
+  for (const [sha, text] of Object.entries(files ?? {})) {
+    const bytes = Buffer.from(text, 'base64');
+    if (bytes.length > MAX_FILE_BYTES) problems.push(`files.${sha.slice(0, 12)}…: ${bytes.length} bytes; a shipped file is at most ${MAX_FILE_BYTES}`);
+    else if (contentIdOf(bytes) !== sha) problems.push(`files.${sha.slice(0, 12)}…: the content's SHA-256 is not its name`);
+    else out.set(sha, bytes);
+  }
+  if (problems.length > 0) throw new DroverError('DROVER_INVALID_REQUEST', problems.join('; '), { detail: { issues: problems } });
+  return out;
+}
 
 /** Compose and topology texts may be large; the rest of the API keeps the default limit. */
 export const DEPLOY_BODY_LIMIT = 16 * 1024 * 1024;
 
 export function deployRoutes(router: Router, control: Control): void {
   router.handle('deploy', async ({ body, reply }) => {
-    const parsed = parseDeployment({ project: body.project, compose: body.compose, topology: body.topology, nodes: [...control.desired.nodes] });
+    const uploads = decodeUploads(body.files);
+    const parsed = parseDeployment({
+      project: body.project,
+      compose: body.compose,
+      topology: body.topology,
+      nodes: [...control.desired.nodes],
+      files: { uploads, secretIdOf: (bytes) => control.vault.idOf('secret', bytes) },
+    });
     let diff: DeployDiff = { added: [], changed: [], removed: [], unchanged: [] };
     let migrations: Migration[] = [];
     const fn: Change = (d, ctx) => {
@@ -31,6 +57,8 @@ export function deployRoutes(router: Router, control: Control): void {
       const answer: DeployAnswer = { project: body.project, dry_run: true, diff, migrations, unschedulable: Object.fromEntries(preview.unschedulable), tag: control.snapshot.tag };
       return withTag(reply, control.snapshot.tag).send(answer);
     }
+    // The contents first: an application in the configuration never names one not stored.
+    for (const content of parsed.contents?.values() ?? []) await control.vault.put(content.kind, content.bytes);
     const snap = await control.change(fn);
     control.log.info({ project: body.project, added: diff.added.length, changed: diff.changed.length, removed: diff.removed.length, moves: migrations.length }, 'deploy applied');
     const mine = new Set(snap.desired.applications.filter((a) => a.project === body.project).map((a) => a.name));

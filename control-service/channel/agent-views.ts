@@ -13,6 +13,7 @@
  * A view is rebuilt after each change and compared by entry identity with the last one;
  * only a node whose view changed gets a new version and has its long-polls answered.
  */
+import type { DependencyState } from '#common/channel.ts';
 import type { Application, Dataset, Desired, Lease, Migration, Node } from '#common/model.ts';
 import { entryJson, listJson } from '../store/encode.ts';
 import { indexOf } from '../desired/desired-index.ts';
@@ -25,6 +26,8 @@ interface Parts {
   datasets: Dataset[];
   leases: Lease[];
   migrations: Migration[];
+  /** The states of what its applications depend on (docs/DESIGN.md §22), as JSON; '' when none. */
+  dependencies: string;
 }
 
 interface View {
@@ -43,7 +46,14 @@ export class AgentViews {
   constructor(
     private readonly desired: () => Desired,
     private readonly presentOn: (node: string) => ReadonlySet<string> | undefined,
+    /** How an application is doing across the cluster, for `depends_on` (observed state). */
+    private readonly dependencyState: (application: string) => DependencyState = () => ({ started: false, healthy: false, completed: false }),
   ) {}
+
+  /** The applications in the node's view now (placed on it, or in its migrations). */
+  applicationsOf(node: string): readonly Application[] {
+    return this.refreshOne(node).parts.applications;
+  }
 
   /** The node's view now: its version and its JSON body. */
   get(node: string): { version: number; body: string } {
@@ -127,7 +137,11 @@ export class AgentViews {
       const lease = index.leases.get(id);
       if (lease) leases.push(lease);
     }
-    return { node: index.nodes.get(node) ?? null, nodes: desired.nodes, applications, datasets, leases, migrations };
+    const dependencies: Record<string, DependencyState> = {};
+    for (const app of applications) for (const d of app.depends_on ?? []) dependencies[d.application] ??= this.dependencyState(d.application);
+    const names = Object.keys(dependencies).sort();
+    const dependenciesJson = names.length === 0 ? '' : JSON.stringify(Object.fromEntries(names.map((n) => [n, dependencies[n]])));
+    return { node: index.nodes.get(node) ?? null, nodes: desired.nodes, applications, datasets, leases, migrations, dependencies: dependenciesJson };
   }
 
   private render(view: View): string {
@@ -136,7 +150,7 @@ export class AgentViews {
     return (
       `{"version":${view.version},"node":${parts.node === null ? 'null' : entryJson(parts.node)},"nodes":${this.nodesJson.text},` +
       `"datasets":${listJson(parts.datasets)},"applications":${listJson(parts.applications)},"leases":${listJson(parts.leases)},` +
-      `"migrations":${listJson(parts.migrations)}}`
+      `"migrations":${listJson(parts.migrations)}${parts.dependencies === '' ? '' : `,"dependencies":${parts.dependencies}`}}`
     );
   }
 }
@@ -145,6 +159,7 @@ function sameParts(a: Parts, b: Parts): boolean {
   return (
     a.node === b.node &&
     a.nodes === b.nodes &&
+    a.dependencies === b.dependencies &&
     sameList(a.applications, b.applications) &&
     sameList(a.datasets, b.datasets) &&
     sameList(a.leases, b.leases) &&

@@ -89,7 +89,16 @@ export function applicationStatus(desired: Desired, app: Application, observed: 
     node_state: nodeState,
     node_silent_ms: node === undefined ? null : observed.silentMs(node),
     last_error: lastError(desired, app, migration, observed),
+    ...waitingFor(app, observed),
   };
+}
+
+/** The node's reason for holding `app`'s container back while a dependency is not met (docs/DESIGN.md §22), if any. */
+function waitingFor(app: Application, observed: ObservedState): { waiting?: string } {
+  if (app.node_uuid === undefined || app.depends_on === undefined) return {};
+  const subject = `container:drover-${app.name}`;
+  const reason = observed.get(app.node_uuid)?.report.problems.find((p) => p.kind === 'blocked' && p.subject === subject && p.reason.startsWith('waiting for '))?.reason;
+  return reason === undefined ? {} : { waiting: reason };
 }
 
 /**

@@ -95,6 +95,9 @@ export function buildModel(draft: FileDraft, project: string, pins: ReadonlyMap<
       ...(service.replication === undefined ? {} : { replication: service.replication }),
       labels: service.labels,
       ...service.runtime,
+      ...(service.files.length === 0 ? {} : { files: service.files }),
+      ...(service.secret_environment === undefined ? {} : { secret_environment: service.secret_environment }),
+      ...dependsOn(service, byName),
       project,
     };
     if (service.incomplete) return null;
@@ -105,7 +108,35 @@ export function buildModel(draft: FileDraft, project: string, pins: ReadonlyMap<
     }
     return result.data;
   }, null));
-  return { applications: applications.filter((a): a is Application => a !== null), datasets };
+  const parsed: Parsed = { applications: applications.filter((a): a is Application => a !== null), datasets };
+  if (draft.contents !== undefined && draft.contents.size > 0) parsed.contents = draft.contents;
+  return parsed;
+}
+
+/**
+ * `depends_on` → the application's start-up conditions (docs/DESIGN.md §22). `service_healthy`
+ * needs a health check on the other service (Compose refuses it too); a service that restarts
+ * always never completes, so `service_completed_successfully` on it would wait for ever.
+ */
+function dependsOn(service: ServiceDraft, byName: ReadonlyMap<string, ServiceDraft>): { depends_on?: { application: string; condition: NonNullable<ServiceDraft['linkTargets'][number]['condition']> }[] } {
+  const out: { application: string; condition: NonNullable<ServiceDraft['linkTargets'][number]['condition']> }[] = [];
+  for (const target of service.linkTargets) {
+    if (target.condition === undefined) continue;
+    const other = byName.get(target.service);
+    if (other === undefined || other === service) continue; // resolveLinks says why
+    // A service with problems of its own is not judged again (no follow-on noise).
+    const at = target.key[0] === 'depends_on' && typeof target.key[1] === 'string' ? [...target.key, 'condition'] : target.key;
+    if (target.condition === 'service_healthy' && other.health_check === undefined && !other.incomplete) {
+      service.scope.reportKey(at, `"service_healthy" needs a health check on service "${target.service}" ("healthcheck:" or "x-drover-healthcheck:"); it has none`);
+      continue;
+    }
+    if (target.condition === 'service_completed_successfully' && other.restart_policy.name === 'always') {
+      service.scope.reportKey(at, `service "${target.service}" restarts always, so it never completes; give it "restart: no" or "on-failure", or use "service_started"`);
+      continue;
+    }
+    out.push({ application: target.service, condition: target.condition });
+  }
+  return out.length === 0 ? {} : { depends_on: out };
 }
 
 /**

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { AppName } from '#common/model.ts';
 import { resolveExtends } from './compose-extends.ts';
+import { FileRef, readTopFiles, type FileContext } from './compose-files.ts';
 import { readComposeService, type ServiceContext } from './compose-service.ts';
 import { readTopVolumes } from './compose-volumes.ts';
 import { readTopNetworks } from './compose-networks.ts';
@@ -10,8 +11,6 @@ import { Scope } from './scope.ts';
 import type { YamlSource } from './yaml-source.ts';
 
 const TOP_REASONS: Record<string, string> = {
-  configs: 'not supported yet; put the file in the image or in a volume',
-  secrets: 'not supported yet; put the value in "environment:" (or an "env_file:") or in a volume',
   include: 'write the services into this file',
 };
 
@@ -26,6 +25,8 @@ const CliTrailer = z
     interpolated: z.literal(true),
     profiles: z.array(z.string()).default([]),
     env_files: z.record(z.string(), z.record(z.string(), z.string()).nullable()).default({}),
+    /** Paths (and `env:NAME` sources) of configs, secrets and project binds → their content (compose-files.ts). */
+    files: z.record(z.string(), FileRef.nullable()).default({}),
   })
   .strict();
 
@@ -39,6 +40,14 @@ const ComposeTop = z
   })
   .catchall(z.unknown());
 
+/** Without a deploy's uploads (a file read on its own): no content is there, and secrets get no id. */
+const NO_UPLOADS: Pick<FileContext, 'uploads' | 'secretIdOf'> = {
+  uploads: new Map(),
+  secretIdOf: () => {
+    throw new Error('no secret ids without the control service');
+  },
+};
+
 /**
  * Reads a Compose file (`services:` at the top). Top-level `x-*` keys are allowed and not
  * read (they exist to hold YAML anchors); any other unknown top-level key is refused.
@@ -48,10 +57,10 @@ const ComposeTop = z
  * without the trailer (straight through the API) is read as before: `$$` is a `$`, and a
  * variable is refused, since no shell is there to give it a value.
  */
-export function readComposeFile(src: YamlSource, top: Record<string, unknown>): FileDraft {
+export function readComposeFile(src: YamlSource, top: Record<string, unknown>, uploads: Pick<FileContext, 'uploads' | 'secretIdOf'> = NO_UPLOADS): FileDraft {
   const scope = new Scope(src, []);
   for (const key of Object.keys(top)) {
-    if (key.startsWith('x-') || ['version', 'name', 'services', 'volumes', 'networks'].includes(key)) continue;
+    if (key.startsWith('x-') || ['version', 'name', 'services', 'volumes', 'networks', 'configs', 'secrets'].includes(key)) continue;
     const reason = TOP_REASONS[key];
     scope.report([key], `unsupported top-level key "${key}"${reason ? `: ${reason}` : ''}`);
   }
@@ -60,7 +69,12 @@ export function readComposeFile(src: YamlSource, top: Record<string, unknown>): 
   const spec = scope.shape([], ComposeTop, top);
   const volumes = scope.attempt(() => readTopVolumes(scope, dollars(spec.volumes ?? null, ['volumes'])), new Map());
   const networks = scope.attempt(() => readTopNetworks(scope, dollars(top.networks, ['networks'])), new Set(['default']));
-  const context: ServiceContext = { ...(trailer ? { interpolated: true, envFiles: trailer.env_files } : {}), networks };
+  const files: FileContext = { ...uploads, contents: new Map(), ...(trailer ? { refs: trailer.files } : {}) };
+  const tops = {
+    configs: top.configs === undefined ? new Map<string, string | null>() : scope.attempt(() => readTopFiles(scope, 'configs', dollars(top.configs, ['configs']), files), new Map<string, string | null>()),
+    secrets: top.secrets === undefined ? new Map<string, string | null>() : scope.attempt(() => readTopFiles(scope, 'secrets', dollars(top.secrets, ['secrets']), files), new Map<string, string | null>()),
+  };
+  const context: ServiceContext = { ...(trailer ? { interpolated: true, envFiles: trailer.env_files } : {}), networks, files, top: tops };
   const profiles = new Set(trailer?.profiles ?? []);
   const record = spec.services as Record<string, unknown>;
   const inactive = new Set<string>();
@@ -82,7 +96,7 @@ export function readComposeFile(src: YamlSource, top: Record<string, unknown>): 
   else if (services.length === 0 && inactive.size > 0 && src.problems.length === 0) {
     scope.reportKey(['services'], `no service is active: each has "profiles:"; name one with --profile (or COMPOSE_PROFILES)`);
   }
-  const draft: FileDraft = { services, volumes, volumesMustBeDeclared: true, inactive };
+  const draft: FileDraft = { services, volumes, volumesMustBeDeclared: true, inactive, contents: files.contents };
   if (spec.name !== undefined) draft.name = spec.name;
   return draft;
 }

@@ -100,6 +100,7 @@ describe('accepted application files', () => {
             failure_threshold: 3,
           },
           labels: {},
+          depends_on: [{ application: 'db', condition: 'service_started' }],
           project: 'demo',
           replication: null,
         },
@@ -243,7 +244,7 @@ describe('refused application files', () => {
     ['refuse-privileged.yml', 'refuse-privileged.yml:4:5: service "web": unsupported key "privileged"'],
     [
       'refuse-bind-mount.yml',
-      'refuse-bind-mount.yml:5:9: service "web": key "volumes[0]": "./html": bind mounts are not supported: drover moves a container between hosts together with its data, and a host directory does not move with it; use a named volume ("data:/path")',
+      'refuse-bind-mount.yml:5:9: service "web": key "volumes[0]": "./html": a read-write bind mount of a host directory does not move with the service; use a named volume: drover moves it with the service (or add ":ro" to ship a project file with the deploy)',
     ],
     [
       'refuse-network-mode.yml',

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import type { Placement, RestartPolicy } from '#common/model.ts';
+import type { Dependency, Placement, RestartPolicy } from '#common/model.ts';
+import { readProjectBind, readServiceFiles, takeSecretEnv, type FileContext, type TopFiles } from './compose-files.ts';
 import { readComposeHealthcheck, readDroverHealthcheck } from './compose-healthcheck.ts';
 import { readExpose, readPorts } from './compose-ports.ts';
 import { readServiceNetworks } from './compose-networks.ts';
@@ -53,9 +54,17 @@ const SERVICE_KEYS = {
   // Read by compose-file.ts before the service (they decide whether and from what it is read).
   profiles: z.unknown().optional(),
   extends: z.unknown().optional(),
+  configs: z.unknown().optional(),
+  secrets: z.unknown().optional(),
   ...RUNTIME_KEYS,
   'x-drover': z
-    .object({ affinity: z.array(z.string()).optional(), anti_affinity: z.array(z.string()).optional(), strategy: z.enum(['spread', 'binpack', 'random']).optional(), replication: z.unknown().optional() })
+    .object({
+      affinity: z.array(z.string()).optional(),
+      anti_affinity: z.array(z.string()).optional(),
+      strategy: z.enum(['spread', 'binpack', 'random']).optional(),
+      replication: z.unknown().optional(),
+      secret_env: z.unknown().optional(),
+    })
     .strict()
     .optional(),
   'x-drover-healthcheck': z.unknown().optional(),
@@ -70,8 +79,6 @@ export const SERVICE_REASONS: Record<string, string> = {
   network_mode: NETWORKS,
   net: NETWORKS,
   volumes_from: 'drover mounts datasets by name; share a named volume instead',
-  secrets: 'not supported yet; put the value in "environment:" (or an "env_file:") or in a volume',
-  configs: 'not supported yet; put the file in the image or in a volume',
   scale: 'drover runs one container per service',
 };
 
@@ -83,6 +90,10 @@ export interface ServiceContext {
   envFiles?: Readonly<Record<string, Record<string, string> | null>>;
   /** The file's declared networks (compose-networks.ts); absent: only `default`. */
   networks?: ReadonlySet<string>;
+  /** The deploy's files (compose-files.ts); absent: no file can be read (Fig files). */
+  files?: FileContext;
+  /** The file's top-level `configs:` and `secrets:`, read. */
+  top?: { configs: TopFiles; secrets: TopFiles };
 }
 
 /**
@@ -119,10 +130,19 @@ export function readComposeService(scope: Scope, name: string, raw: unknown, con
     restart_policy: key(() => readRestart(scope, spec.restart), { name: 'never' }),
     labels: spec.labels === undefined ? {} : key(() => readLabels(scope, spec.labels!), {}),
     runtime: key(() => readRuntimeKeys(scope, spec), {}),
+    files: [],
   };
+  const top = context.top ?? { configs: new Map(), secrets: new Map() };
+  for (const kind of ['configs', 'secrets'] as const) {
+    if (spec[kind] !== undefined) draft.files.push(...key(() => readServiceFiles(scope, kind, spec[kind], top[kind]), []));
+  }
   if (spec.volumes !== undefined) {
-    const uses = key(() => readVolumeUses(scope, name, spec.volumes), { uses: [], tmpfs: {} });
+    const uses = key(() => readVolumeUses(scope, name, spec.volumes), { uses: [], tmpfs: {}, binds: [] });
     draft.volumes = uses.uses;
+    for (const bind of uses.binds) {
+      const file = key(() => (context.files ? readProjectBind(scope, bind.key, bind.source, bind.target, bind.readOnly, context.files) : scope.failKey(bind.key, `"${bind.source}": bind mounts are not read from this kind of file; use a named volume`)), null);
+      if (file !== null) draft.files.push(file);
+    }
     if (Object.keys(uses.tmpfs).length > 0) {
       const both = Object.keys(uses.tmpfs).find((path) => draft.runtime.tmpfs?.[path] !== undefined);
       if (both !== undefined) scope.reportKey(['volumes'], `"${both}" is a tmpfs twice (also under "tmpfs:")`);
@@ -151,7 +171,11 @@ export function readComposeService(scope: Scope, name: string, raw: unknown, con
   if (health !== undefined) draft.health_check = health;
   key(() => readResources(scope, spec, draft), undefined);
   const constraints = spec.deploy?.placement?.constraints;
-  const { replication, ...x } = spec['x-drover'] ?? {};
+  const { replication, secret_env: secretEnv, ...x } = spec['x-drover'] ?? {};
+  if (secretEnv !== undefined) {
+    const secrets = key(() => (context.files ? takeSecretEnv(scope, secretEnv, draft.environment, context.files) : scope.failKey(['x-drover', 'secret_env'], 'secret environment values are not read from this kind of file')), {});
+    if (Object.keys(secrets).length > 0) draft.secret_environment = secrets;
+  }
   if (replication !== undefined) {
     const policy = key(() => readComposeReplication(scope, ['x-drover', 'replication'], replication), undefined);
     if (policy !== undefined) draft.replication = policy;
@@ -276,32 +300,32 @@ const DependsLong = z
 /**
  * `links: [db, "db:database"]` and `depends_on` (list, or mapping with `condition` and
  * `required`) both become links to the other service's ports; the alias defaults to the
- * service name without its non-alphanumeric characters (Flocker's alias rule).
+ * service name without its non-alphanumeric characters (Flocker's alias rule). A `depends_on`
+ * entry also orders start-up (`condition`, default `service_started`; docs/DESIGN.md §22).
  */
 function readLinkTargets(scope: Scope, links: string[] | undefined, dependsOn: string[] | Record<string, unknown> | undefined): LinkTarget[] {
   const out: LinkTarget[] = [];
-  const add = (service: string, alias: string | undefined, key: PropertyKey[], optional = false): void => {
+  const add = (service: string, alias: string | undefined, key: PropertyKey[], optional = false, condition?: Dependency['condition']): void => {
     const name = alias ?? service.replace(/[^a-zA-Z0-9]/g, '');
     if (!/^[a-zA-Z0-9]+$/.test(name)) scope.failKey(key, `"${alias ?? service}" is not a link alias (letters and digits only)`);
-    if (out.some((t) => t.service === service)) return;
-    out.push(optional ? { service, alias: name, key, optional } : { service, alias: name, key });
+    const known = out.find((t) => t.service === service);
+    if (known !== undefined) {
+      if (condition !== undefined) known.condition = condition;
+      return;
+    }
+    out.push({ service, alias: name, key, ...(optional ? { optional } : {}), ...(condition === undefined ? {} : { condition }) });
   };
   links?.forEach((text, i) => {
     const [service, alias, ...rest] = text.split(':');
     if (rest.length > 0 || !service) scope.failKey(['links', i], `"${text}" is not a link ("service" or "service:alias")`);
     add(service, alias, ['links', i]);
   });
-  if (Array.isArray(dependsOn)) dependsOn.forEach((service, i) => add(service, undefined, ['depends_on', i]));
+  if (Array.isArray(dependsOn)) dependsOn.forEach((service, i) => add(service, undefined, ['depends_on', i], false, 'service_started'));
   else if (dependsOn !== undefined) {
     for (const [service, raw] of Object.entries(dependsOn)) {
       const spec = scope.attempt(() => scope.shape(['depends_on', service], DependsLong.nullable(), raw) ?? {}, {});
-      // XXX: waiting for a dependency's health is a later step of drover's Compose support;
-      // until then the condition is refused rather than read and ignored.
-      if (spec.condition !== undefined && spec.condition !== 'service_started') {
-        scope.reportKey(['depends_on', service, 'condition'], `"${spec.condition}" is not supported yet: drover starts services without waiting for each other (use "service_started", or drop the condition)`);
-      }
       if (spec.restart !== undefined) scope.reportKey(['depends_on', service, 'restart'], 'not supported: drover restarts each application on its own');
-      add(service, undefined, ['depends_on', service], spec.required === false);
+      add(service, undefined, ['depends_on', service], spec.required === false, spec.condition ?? 'service_started');
     }
   }
   return out;

@@ -3,8 +3,6 @@ import type { VolumeDraft, VolumeUse } from './draft.ts';
 import type { Scope } from './scope.ts';
 import { parseSize } from '#common/units.ts';
 
-const BIND =
-  'bind mounts are not supported: drover moves a container between hosts together with its data, and a host directory does not move with it; use a named volume ("data:/path")';
 const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
 
 const VolumeLong = z
@@ -14,25 +12,35 @@ const VolumeLong = z
     target: z.string(),
     read_only: z.boolean().optional(),
     volume: z.object({ nocopy: z.boolean().optional() }).strict().optional(),
+    bind: z.object({ create_host_path: z.boolean().optional() }).strict().optional(),
     tmpfs: z.object({ size: z.union([z.string(), z.number()]).optional(), mode: z.number().int().optional() }).strict().optional(),
   })
   .strict();
 
 const VOLUME_REASONS: Record<string, string> = {
   subpath: 'needs Docker API 1.45; Docker 20.10 mounts whole volumes',
-  bind: BIND,
 };
+
+/** A bind mount as written; compose-files.ts decides whether it can travel with the project. */
+export interface BindUse {
+  key: PropertyKey[];
+  source: string;
+  target: string;
+  readOnly: boolean;
+}
 
 /**
  * Reads a service's `volumes:`. Named volumes (`data:/var/lib/redis`, `data:/path:ro`, or the
  * long form with `type: volume`) become datasets; an anonymous one (`/var/lib/mysql`, as Fig
  * files wrote it) is named after the service, as Flocker did. `type: tmpfs` entries become
- * tmpfs mounts (`tmpfs.size`, `tmpfs.mode`). Bind mounts are refused with the reason. Each
- * entry's problem is recorded and the others are still read.
+ * tmpfs mounts (`tmpfs.size`, `tmpfs.mode`). Bind mounts (`./x:/path:ro`, `type: bind`) are
+ * returned as written (`binds`) for compose-files.ts. Each entry's problem is recorded and the
+ * others are still read.
  */
-export function readVolumeUses(scope: Scope, service: string, value: unknown): { uses: VolumeUse[]; tmpfs: Record<string, string> } {
+export function readVolumeUses(scope: Scope, service: string, value: unknown): { uses: VolumeUse[]; tmpfs: Record<string, string>; binds: BindUse[] } {
   const list = scope.shape(['volumes'], z.array(z.unknown()), value);
   const uses: VolumeUse[] = [];
+  const binds: BindUse[] = [];
   const tmpfs: Record<string, string> = {};
   list.forEach((entry, i) =>
     scope.attempt(() => {
@@ -53,7 +61,12 @@ export function readVolumeUses(scope: Scope, service: string, value: unknown): {
         else [source, target] = [parts[0]!, parts[1]!];
       } else {
         const long = scope.shape(key, VolumeLong, entry, VOLUME_REASONS);
-        if (long.type === 'bind') scope.failKey([...key, 'type'], BIND);
+        if (long.type === 'bind') {
+          if (long.source === undefined) scope.failKey([...key, 'source'], 'is required for a bind mount');
+          binds.push({ key, source: long.source, target: long.target, readOnly: long.read_only === true });
+          return;
+        }
+        if (long.bind !== undefined) scope.failKey([...key, 'bind'], 'only a bind mount has bind options');
         if (long.type === 'tmpfs') {
           if (!long.target.startsWith('/')) scope.failKey([...key, 'target'], `"${long.target}" must be an absolute path in the container`);
           const size = long.tmpfs?.size === undefined ? null : parseSize(long.tmpfs.size);
@@ -68,7 +81,10 @@ export function readVolumeUses(scope: Scope, service: string, value: unknown): {
         source = long.source;
         target = long.target;
       }
-      if (source !== undefined && /^[./~$]/.test(source)) scope.failKey(key, `"${source}": ${BIND}`);
+      if (source !== undefined && /^[./~$]/.test(source)) {
+        binds.push({ key, source, target, readOnly });
+        return;
+      }
       if (!target.startsWith('/')) scope.failKey(key, `"${target}" must be an absolute path in the container`);
       if (source !== undefined && !VOLUME_NAME.test(source)) {
         scope.failKey(key, `"${source}" is not a volume name (letters, digits, "_", "." or "-")`);
@@ -81,7 +97,7 @@ export function readVolumeUses(scope: Scope, service: string, value: unknown): {
       uses.push({ volume, mountpoint: target, anonymous: source === undefined, readOnly, key });
     }, undefined),
   );
-  return { uses, tmpfs };
+  return { uses, tmpfs, binds };
 }
 
 const TopVolume = z

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
-import type { Application, HealthCheck, Link, Placement, ReplicationPolicy, RestartPolicy } from '#common/model.ts';
+import type { AppFile, Application, Dependency, HealthCheck, Link, Placement, ReplicationPolicy, RestartPolicy } from '#common/model.ts';
+import type { DeployContent } from './compose-files.ts';
 import type { Scope } from './scope.ts';
 import type { Exposed, Mapping } from './compose-ports.ts';
 
@@ -37,6 +38,10 @@ export interface ServiceDraft {
   incomplete?: true;
   /** The Compose keys with a Docker meaning of their own (compose-runtime-keys.ts). */
   runtime: RuntimeFields;
+  /** configs, secrets and read-only project binds (compose-files.ts). */
+  files: AppFile[];
+  /** `x-drover.secret_env`: name → secret id. */
+  secret_environment?: Record<string, string>;
 }
 
 /** Application fields set from Compose's container keys, as the model names them. */
@@ -78,6 +83,8 @@ export interface LinkTarget {
   key: PropertyKey[];
   /** `depends_on: { x: { required: false } }`: no error when the service is absent. */
   optional?: boolean;
+  /** A `depends_on` entry: start only once the service meets this. */
+  condition?: Dependency['condition'];
 }
 
 /** A volume declared by the file (Compose top-level `volumes:`, or implied by a service). */
@@ -97,6 +104,8 @@ export interface FileDraft {
   inactive: ReadonlySet<string>;
   /** The top-level `name:` of a Compose file, if any. */
   name?: string;
+  /** File contents the deploy must store, by id (compose-files.ts). */
+  contents?: Map<string, DeployContent>;
 }
 
 export type { Application };

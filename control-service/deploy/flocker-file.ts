@@ -63,6 +63,7 @@ export function readFlockerFile(src: YamlSource, top: Record<string, unknown>): 
       restart_policy: app.restart_policy ?? { name: 'never' },
       labels: {},
       runtime: {},
+      files: [],
     };
     if (app.volume !== undefined) {
       draft.volumes.push({ volume: name, mountpoint: app.volume.mountpoint, anonymous: false, readOnly: false, key: ['volume'] });

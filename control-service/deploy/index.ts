@@ -6,6 +6,9 @@
  * Start reading at `parseDeployment` (parse-deployment.ts), then `planDeploy` (plan-deploy.ts).
  */
 import type { Application, Dataset, Desired, Node } from '#common/model.ts';
+import type { DeployContent } from './compose-files.ts';
+
+export type { DeployContent } from './compose-files.ts';
 
 export interface DeployFile {
   /** The name shown in error messages, e.g. `compose.yml`. */
@@ -19,11 +22,18 @@ export interface ParseDeploymentInput {
   topology: DeployFile;
   /** The known nodes; the topology may only name these (by IPv4 address). */
   nodes: Node[];
+  /**
+   * The contents uploaded with the deploy (by SHA-256) and the control service's id of a
+   * secret's content (docs/DESIGN.md §22). Absent: files and secrets cannot be read.
+   */
+  files?: { uploads: ReadonlyMap<string, Uint8Array>; secretIdOf: (bytes: Uint8Array) => string };
 }
 
 export interface Parsed {
   applications: Application[];
   datasets: Dataset[];
+  /** File contents the applications refer to, by id, for the vault (absent: none). */
+  contents?: ReadonlyMap<string, DeployContent>;
 }
 
 export interface DeployDiff {

@@ -33,7 +33,7 @@ export function parseDeployment(input: ParseDeploymentInput): Parsed {
   }
   const app = readSource(input.compose, problems);
   const appScope = app && new Scope(app, []);
-  const draft = appScope ? appScope.attempt(() => readApplicationFile(app!, appScope), null) : null;
+  const draft = appScope ? appScope.attempt(() => readApplicationFile(app!, appScope, input), null) : null;
   const topology = readSource(input.topology, problems);
   const names = new Set(draft?.services.map((s) => s.name) ?? []);
   const pins = topology ? new Scope(topology, []).attempt(() => readTopology(topology, input.nodes, names, input.compose.file), new Map<string, string>()) : new Map<string, string>();
@@ -52,14 +52,14 @@ function readSource(file: DeployFile, problems: ConfigProblem[]): YamlSource | n
   }
 }
 
-function readApplicationFile(src: YamlSource, scope: Scope): FileDraft {
+function readApplicationFile(src: YamlSource, scope: Scope, input: ParseDeploymentInput): FileDraft {
   const top = src.value;
   if (top === null || typeof top !== 'object' || Array.isArray(top)) {
     return scope.fail([], 'an application file is a mapping: Compose ("services:"), Flocker ("version: 1" and "applications:") or Fig (services at the top)');
   }
   const record = top as Record<string, unknown>;
   if ('applications' in record) return readFlockerFile(src, record);
-  if ('services' in record) return readComposeFile(src, record);
+  if ('services' in record) return readComposeFile(src, record, input.files);
   if (looksLikeFig(record)) return readFigFile(src, record);
   return scope.fail(
     [],

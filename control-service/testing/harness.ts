@@ -41,7 +41,7 @@ export interface Harness {
 }
 
 export async function harness(
-  options: { store?: ConfigStore; clock?: FakeClock; nodeTimeoutMs?: number; seed?: number; log?: Logger; replicaReplaceAfterMs?: number; metrics?: ControlMetrics } & Pick<ControlOptions, 'nodeDownGraceMs' | 'migrationDeadlines' | 'failoverMarginMs'> &
+  options: { store?: ConfigStore; clock?: FakeClock; nodeTimeoutMs?: number; seed?: number; log?: Logger; replicaReplaceAfterMs?: number; metrics?: ControlMetrics } & Pick<ControlOptions, 'nodeDownGraceMs' | 'migrationDeadlines' | 'failoverMarginMs' | 'vault'> &
     Pick<AppOptions, 'identify'> = {},
 ): Promise<Harness> {
   const clock = options.clock ?? new FakeClock(HARNESS_EPOCH);
@@ -58,6 +58,7 @@ export async function harness(
     ...(options.migrationDeadlines === undefined ? {} : { migrationDeadlines: options.migrationDeadlines }),
     ...(options.replicaReplaceAfterMs === undefined ? {} : { replicaReplaceAfterMs: options.replicaReplaceAfterMs }),
     ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
+    ...(options.vault === undefined ? {} : { vault: options.vault }),
   });
   await control.start();
   const app = buildApp({ control, log, version: '0.0.0-test', ...(options.identify ? { identify: options.identify } : {}), ...(options.metrics === undefined ? {} : { metrics: options.metrics }) });

@@ -11,7 +11,7 @@ import type { Application } from '#common/model.ts';
 import { serviceAddress, type ServiceSubnet } from '#common/service-subnet.ts';
 import { linkEnvironment } from './links.ts';
 import { LABEL_APP, LABEL_CONFIG_HASH, LABEL_CONTAINER_NAME, LABEL_GENERATION, LABEL_NODE, containerName } from './labels.ts';
-import type { ContainerOptions, ContainerSpec } from './types.ts';
+import type { ContainerOptions, ContainerSpec, MountedFile } from './types.ts';
 
 export interface SpecInputs {
   nodeUuid: string;
@@ -21,6 +21,9 @@ export interface SpecInputs {
   mountpoints: ReadonlyMap<string, string>;
   /** This node's service subnet: the application's peers resolve to addresses in it (docs/DESIGN.md §21). */
   serviceSubnet?: ServiceSubnet;
+  /** Where files and secrets are written on this node; needed when the application has files. */
+  filesRoot?: string;
+  secretsRoot?: string;
 }
 
 /**
@@ -44,6 +47,8 @@ export function containerSpec(app: Application, inputs: SpecInputs): ContainerSp
   const ports = [...new Set(reached.filter((p) => p.protocol !== 'udp').map((p) => p.internal))].sort((a, b) => a - b);
   const udpPorts = [...new Set(reached.filter((p) => p.protocol === 'udp').map((p) => p.internal))].sort((a, b) => a - b);
   const extraHosts = peerHosts(app, inputs.serviceSubnet);
+  const files = mountedFiles(app, inputs);
+  const secretEnv = app.secret_environment !== undefined && Object.keys(app.secret_environment).length > 0 ? app.secret_environment : undefined;
   const body = {
     image: app.image,
     command: app.command_line ?? null,
@@ -60,6 +65,8 @@ export function containerSpec(app: Application, inputs: SpecInputs): ContainerSp
     swappiness: app.swappiness ?? null,
     // Only when set: the hash of an application without them stays what it was.
     ...(options === undefined ? {} : { options }),
+    ...(files.length === 0 ? {} : { files }),
+    ...(secretEnv === undefined ? {} : { secretEnv }),
   };
   const configHash = hashOf(body);
   return {
@@ -76,6 +83,30 @@ export function containerSpec(app: Application, inputs: SpecInputs): ContainerSp
     },
     configHash,
   };
+}
+
+/**
+ * Where each of the application's files lives on this node: `<root>/<app>/<digest>`, the
+ * digest covering what it holds and how (so a changed file is a new path), a secret under the
+ * secrets tmpfs. Throws when the application has files and no root is given.
+ */
+function mountedFiles(app: Application, inputs: SpecInputs): MountedFile[] {
+  return (app.files ?? []).map((f) => {
+    const secret = f.kind === 'secret';
+    const root = secret ? inputs.secretsRoot : inputs.filesRoot;
+    if (root === undefined) throw new Error(`no ${secret ? 'secrets' : 'files'} directory on this node for ${f.target}`);
+    const digest = createHash('sha256').update(JSON.stringify([f.target, f.blob ?? f.tree, f.mode, f.uid, f.gid])).digest('hex').slice(0, 16);
+    return {
+      source: `${root}/${app.name}/${digest}`,
+      target: f.target,
+      secret,
+      ...(f.blob !== undefined ? { blob: f.blob } : {}),
+      ...(f.tree !== undefined ? { tree: f.tree } : {}),
+      mode: f.mode ?? 0o444,
+      ...(f.uid !== undefined ? { uid: Number(f.uid) } : {}),
+      ...(f.gid !== undefined ? { gid: Number(f.gid) } : {}),
+    };
+  });
 }
 
 /** The application's Compose container keys, or undefined when it sets none. */

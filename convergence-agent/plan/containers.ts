@@ -56,6 +56,13 @@ export function planContainers(input: ContainerPlanInput): { changes: Change[]; 
       continue;
     }
     if (!existing) {
+      // depends_on (docs/DESIGN.md §22): a new container waits for what it depends on; one
+      // that already runs is left alone when a dependency restarts, as in Compose.
+      const waiting = unmetDependency(app, desired);
+      if (waiting !== null) {
+        blocked.push({ subject, reason: waiting });
+        continue;
+      }
       const after = readyingAfter(app, input);
       changes.push({ kind: 'start-container', spec, ...(after.length > 0 ? { after } : {}) });
       continue;
@@ -103,6 +110,18 @@ export function stopOrRemove(container: LocalContainer, reason: string): Change 
   return { kind: 'remove-container', name: container.name, containerId: container.id, ...(container.gate ? { gateId: container.gate.id } : {}) };
 }
 
+const CONDITION_WORDS = { service_started: 'started', service_healthy: 'healthy', service_completed_successfully: 'completed successfully' } as const;
+
+/** Why `app` may not start yet (the first dependency not met), or null. */
+export function unmetDependency(app: Application, desired: AgentDesired): string | null {
+  for (const d of app.depends_on ?? []) {
+    const state = desired.dependencies?.[d.application];
+    const met = state !== undefined && (d.condition === 'service_started' ? state.started : d.condition === 'service_healthy' ? state.healthy : state.completed);
+    if (!met) return `waiting for "${d.application}" to be ${CONDITION_WORDS[d.condition]} (depends_on: ${d.condition})`;
+  }
+  return null;
+}
+
 /** Subjects of the app's datasets made writable and mounted in this same pass. */
 function readyingAfter(app: Application, input: ContainerPlanInput): string[] {
   return app.volumes.map((v) => v.dataset_id).filter((id) => input.readying?.has(id)).map((id) => `dataset:${id}`);
@@ -128,11 +147,14 @@ function buildSpec(app: Application, input: ContainerPlanInput): ContainerSpec |
     }
     mountpoints.set(id, here.mountpoint);
   }
+  if ((app.files?.length ?? 0) > 0 && (ctx.filesRoot === undefined || ctx.secretsRoot === undefined)) return 'this agent keeps no files directory, so files that travel with the application cannot be written here';
   return containerSpec(app, {
     nodeUuid: ctx.nodeUuid,
     address: ctx.address,
     ...(ctx.serviceSubnet !== undefined ? { serviceSubnet: ctx.serviceSubnet } : {}),
     generation: input.generations.get(app.name) ?? 0,
     mountpoints,
+    ...(ctx.filesRoot === undefined ? {} : { filesRoot: ctx.filesRoot }),
+    ...(ctx.secretsRoot === undefined ? {} : { secretsRoot: ctx.secretsRoot }),
   });
 }

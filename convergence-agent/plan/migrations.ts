@@ -164,7 +164,12 @@ function planWarmStart(plan: MigrationPlan, m: Migration, app: Application, obse
     }
     return true;
   }
-  const spec = containerSpec(app, { nodeUuid: ctx.nodeUuid, address: ctx.address, ...(ctx.serviceSubnet !== undefined ? { serviceSubnet: ctx.serviceSubnet } : {}), generation: m.generation, mountpoints });
+  if ((app.files?.length ?? 0) > 0 && (ctx.filesRoot === undefined || ctx.secretsRoot === undefined)) {
+    plan.blocked.push({ subject, reason: 'this agent keeps no files directory, so files that travel with the application cannot be written here' });
+    return true;
+  }
+  const roots = { ...(ctx.filesRoot === undefined ? {} : { filesRoot: ctx.filesRoot }), ...(ctx.secretsRoot === undefined ? {} : { secretsRoot: ctx.secretsRoot }) };
+  const spec = containerSpec(app, { nodeUuid: ctx.nodeUuid, address: ctx.address, ...(ctx.serviceSubnet !== undefined ? { serviceSubnet: ctx.serviceSubnet } : {}), generation: m.generation, mountpoints, ...roots });
   plan.changes.push({ kind: 'prestart-container', spec, gateId: m.id });
   return true;
 }

@@ -98,7 +98,26 @@ export interface ContainerSpec {
   swappiness: number | null;
   /** Compose's container keys (container-spec.ts); absent when the application sets none. */
   options?: ContainerOptions;
+  /** Files the agent writes on the node and mounts read-only (docs/DESIGN.md §22); absent: none. */
+  files?: MountedFile[];
+  /** Environment variables whose values are secrets: name → secret id, fetched when the container is created. */
+  secretEnv?: Record<string, string>;
   configHash: string;
+}
+
+/** A file (or directory) that travels with the application, as this node writes and mounts it. */
+export interface MountedFile {
+  /** Host path: under the agent's files directory, or its tmpfs for a secret. */
+  source: string;
+  target: string;
+  secret: boolean;
+  /** A file's content id; or `tree` (relative path → content id) for a directory. */
+  blob?: string;
+  tree?: Record<string, string>;
+  /** Permission bits; 0444 unless the application said otherwise. */
+  mode: number;
+  uid?: number;
+  gid?: number;
 }
 
 /** How Docker runs the container, from the application's Compose keys; each maps to one create setting. */
@@ -191,6 +210,9 @@ export interface PlanContext {
   now: number;
   /** This node can start a migration's container before handoff, behind a gate (gate/gates.ts detect). */
   warmStart?: boolean;
+  /** Where the agent writes files that travel with applications, and its tmpfs for secrets (docs/DESIGN.md §22). */
+  filesRoot?: string;
+  secretsRoot?: string;
   /**
    * The node is fenced or not yet confirmed by the control service (fence.ts, docs/DESIGN.md
    * §18): nothing failover-enabled starts and none of their datasets becomes writable.

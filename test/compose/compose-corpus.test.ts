@@ -147,20 +147,29 @@ const ACCEPTED: Record<string, { options?: { profiles?: string[]; env?: Record<s
       db: { networks: { back: ['database', 'postgres'] } },
     },
   },
+  // A read-only bind mount of a project file and a Compose config travel with the deploy; grafana waits for prometheus's health.
+  'prometheus-grafana.yml': {
+    apps: {
+      prometheus: { files: [{ target: '/etc/prometheus/prometheus.yml', kind: 'bind', blob: expect.stringMatching(/^[0-9a-f]{64}$/) as never }] },
+      grafana: {
+        files: [{ target: '/etc/grafana/provisioning/datasources/ds.yaml', kind: 'config', blob: expect.stringMatching(/^[0-9a-f]{64}$/) as never }],
+        depends_on: [{ application: 'prometheus', condition: 'service_healthy' }],
+      },
+    },
+  },
 };
 
 /** Refused files → every problem, in file order. What is left here is items 4–7 of "Compose files as people write them". */
 const REFUSED: Record<string, string[]> = {
     'refuse-build-local.yml': [
       "@:4:5: service \"web\": unsupported key \"build\": drover runs images and does not build them; build the image first and name it with \"image:\"",
-      "@:8:9: service \"web\": key \"volumes[0]\": \".\": bind mounts are not supported: drover moves a container between hosts together with its data, and a host directory does not move with it; use a named volume (\"data:/path\")",
-      "@:11:9: service \"web\": key \"depends_on.redis.condition\": \"service_healthy\" is not supported yet: drover starts services without waiting for each other (use \"service_started\", or drop the condition)",
+      "@:8:9: service \"web\": key \"volumes[0]\": \".\": a read-write bind mount of a host directory does not move with the service; use a named volume: drover moves it with the service (or add \":ro\" to ship a project file with the deploy)",
     ],
     'refuse-cadvisor.yml': [
       "@:5:5: service \"cadvisor\": unsupported key \"privileged\"",
       "@:6:5: service \"cadvisor\": unsupported key \"devices\"",
-      "@:9:9: service \"cadvisor\": key \"volumes[0]\": \"/\": bind mounts are not supported: drover moves a container between hosts together with its data, and a host directory does not move with it; use a named volume (\"data:/path\")",
-      "@:10:9: service \"cadvisor\": key \"volumes[1]\": \"/var/run\": bind mounts are not supported: drover moves a container between hosts together with its data, and a host directory does not move with it; use a named volume (\"data:/path\")",
+      "@:9:9: service \"cadvisor\": key \"volumes[0]\": \"/\": a host path stays on its host and does not move with the service; use a named volume (drover moves it with the service), or a file of the project (\"./file:/path:ro\")",
+      "@:10:9: service \"cadvisor\": key \"volumes[1]\": \"/var/run\": a host path stays on its host and does not move with the service; use a named volume (drover moves it with the service), or a file of the project (\"./file:/path:ro\")",
       "@:15:5: service \"node-exporter\": unsupported key \"pid\"",
       "@:16:5: service \"node-exporter\": unsupported key \"network_mode\": drover connects applications through its routing proxy; services reach each other by name on the project\'s networks (\"networks:\"), and \"ports:\" publish on every node",
     ],
@@ -176,13 +185,11 @@ const REFUSED: Record<string, string[]> = {
     ],
     'refuse-healthy-chain.yml': [
       "@:7:7: service \"db\": unsupported key \"healthcheck.start_interval\": needs Docker API 1.44; Docker 20.10 has no start interval (use a short \"interval\")",
-      "@:12:9: service \"migrate\": key \"depends_on.db.condition\": \"service_healthy\" is not supported yet: drover starts services without waiting for each other (use \"service_started\", or drop the condition)",
-      "@:18:9: service \"app\": key \"depends_on.migrate.condition\": \"service_completed_successfully\" is not supported yet: drover starts services without waiting for each other (use \"service_started\", or drop the condition)",
       "@:19:9: service \"app\": key \"depends_on.migrate.restart\": not supported: drover restarts each application on its own",
     ],
     'refuse-pihole.yml': [
-      "@:14:9: service \"pihole\": key \"volumes[0]\": \"./etc-pihole\": bind mounts are not supported: drover moves a container between hosts together with its data, and a host directory does not move with it; use a named volume (\"data:/path\")",
-      "@:15:9: service \"pihole\": key \"volumes[1]\": \"./etc-dnsmasq.d\": bind mounts are not supported: drover moves a container between hosts together with its data, and a host directory does not move with it; use a named volume (\"data:/path\")",
+      "@:14:9: service \"pihole\": key \"volumes[0]\": \"./etc-pihole\": a read-write bind mount of a host directory does not move with the service; use a named volume: drover moves it with the service (or add \":ro\" to ship a project file with the deploy)",
+      "@:15:9: service \"pihole\": key \"volumes[1]\": \"./etc-dnsmasq.d\": a read-write bind mount of a host directory does not move with the service; use a named volume: drover moves it with the service (or add \":ro\" to ship a project file with the deploy)",
       "@:18:5: service \"pihole\": unsupported key \"dns\"",
     ],
     'refuse-port-clash.yml': [
@@ -190,23 +197,16 @@ const REFUSED: Record<string, string[]> = {
       "@:10:15: service \"blog2\": key \"volumes[0]\": volume \"content\" is already mounted by service \"blog\"; a dataset belongs to one application and moves with it",
       "@:14:5: service \"blog3\": key \"container_name\": \"ghost\" is also the container_name of service \"blog2\"",
     ],
-    'refuse-prometheus.yml': [
-      "@:6:9: service \"prometheus\": key \"volumes[0]\": \"./prometheus.yml\": bind mounts are not supported: drover moves a container between hosts together with its data, and a host directory does not move with it; use a named volume (\"data:/path\")",
-      "@:18:9: service \"grafana\": key \"depends_on.prometheus.condition\": \"service_healthy\" is not supported yet: drover starts services without waiting for each other (use \"service_started\", or drop the condition)",
-      "@:19:5: service \"grafana\": unsupported key \"configs\": not supported yet; put the file in the image or in a volume",
-      "@:22:1: unsupported top-level key \"configs\": not supported yet; put the file in the image or in a volume",
-    ],
     'refuse-required-var.yml': [
       "@:6:26: required variable DB_PASSWORD is missing a value: DB_PASSWORD must be set",
     ],
     'refuse-swarm-stack.yml': [
       "@:8:7: service \"api\": key \"deploy.replicas\": drover runs one container per service; for standby copies of its data on other nodes write \"x-drover: { replication: { replicas: N } }\"",
       "@:9:7: service \"api\": unsupported key \"deploy.restart_policy\"",
-      "@:11:5: service \"api\": unsupported key \"secrets\": not supported yet; put the value in \"environment:\" (or an \"env_file:\") or in a volume",
-      "@:13:1: unsupported top-level key \"secrets\": not supported yet; put the value in \"environment:\" (or an \"env_file:\") or in a volume",
+      "@:15:5: unsupported key \"secrets.api_key.external\": drover keeps a project's files with the project; give \"file:\" or \"environment:\"",
     ],
     'refuse-traefik.yml': [
-      "@:10:9: service \"reverse-proxy\": key \"volumes[0]\": \"/var/run/docker.sock\": bind mounts are not supported: drover moves a container between hosts together with its data, and a host directory does not move with it; use a named volume (\"data:/path\")",
+      "@:10:9: service \"reverse-proxy\": key \"volumes[0]\": \"/var/run/docker.sock\": a host path stays on its host and does not move with the service; use a named volume (drover moves it with the service), or a file of the project (\"./file:/path:ro\")",
     ],
     'refuse-typos.yml': [
       "@:5:5: service \"web\": unsupported key \"enviroment\"",
@@ -217,8 +217,6 @@ const REFUSED: Record<string, string[]> = {
       "@:13:7: service \"web\": key \"ulimits.nofiles\": \"nofiles\" is not a ulimit (core, cpu, data, fsize, locks, memlock, msgqueue, nice, nofile, nproc, rss, rtprio, rttime, sigpending, stack, as)",
     ],
     'refuse-wordpress-expose.yml': [
-      "@:13:5: service \"db\": unsupported key \"secrets\": not supported yet; put the value in \"environment:\" (or an \"env_file:\") or in a volume",
-      "@:21:1: unsupported top-level key \"secrets\": not supported yet; put the value in \"environment:\" (or an \"env_file:\") or in a volume",
     ],
 };
 

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Placement, RestartPolicy } from '#common/model.ts';
 import { readComposeHealthcheck, readDroverHealthcheck } from './compose-healthcheck.ts';
 import { readPorts } from './compose-ports.ts';
+import { readComposeMove } from './compose-move.ts';
 import { readComposeReplication } from './compose-replication.ts';
 import { readVolumeUses } from './compose-volumes.ts';
 import { readConstraints } from './constraints.ts';
@@ -52,7 +53,7 @@ const SERVICE_KEYS = {
   extends: z.unknown().optional(),
   ...RUNTIME_KEYS,
   'x-drover': z
-    .object({ affinity: z.array(z.string()).optional(), anti_affinity: z.array(z.string()).optional(), strategy: z.enum(['spread', 'binpack', 'random']).optional(), replication: z.unknown().optional() })
+    .object({ affinity: z.array(z.string()).optional(), anti_affinity: z.array(z.string()).optional(), strategy: z.enum(['spread', 'binpack', 'random']).optional(), replication: z.unknown().optional(), move: z.unknown().optional() })
     .strict()
     .optional(),
   'x-drover-healthcheck': z.unknown().optional(),
@@ -146,7 +147,11 @@ export function readComposeService(scope: Scope, name: string, raw: unknown, con
   if (health !== undefined) draft.health_check = health;
   key(() => readResources(scope, spec, draft), undefined);
   const constraints = spec.deploy?.placement?.constraints;
-  const { replication, ...x } = spec['x-drover'] ?? {};
+  const { replication, move, ...x } = spec['x-drover'] ?? {};
+  if (move !== undefined) {
+    const policy = key(() => readComposeMove(scope, ['x-drover', 'move'], move), undefined);
+    if (policy !== undefined) draft.move = policy;
+  }
   if (replication !== undefined) {
     const policy = key(() => readComposeReplication(scope, ['x-drover', 'replication'], replication), undefined);
     if (policy !== undefined) draft.replication = policy;

@@ -8,6 +8,9 @@
  *             checkpoint); a writer commits one row per acknowledged write. Two moves in the
  *             same run: n1 → n2 as deployed, then n2 → n1 with `x-drover.move.before_stop:
  *             psql … -c CHECKPOINT` (before and after the hook).
+ * The health checks allow 60 failed probes: a database loading gigabytes is starting, not
+ * broken, and a restart by the agent in the middle of a measured start would measure the
+ * restart (the first runs did: 17 s "own start" for PostgreSQL).
  * Each case first measures the application's own stop and start-to-ready in place on n1
  * (own-stop-start.ts; for the hooked move, with the hook run first as the move runs it), so
  * overhead = pause − (own stop + own start-to-ready) is what drover adds.
@@ -57,7 +60,7 @@ function redisCompose(app: string, size: number, port: number): string {
     ports: ["${port}:6379"]
     volumes: ["data:/data"]
     restart: always
-    x-drover-healthcheck: { type: tcp, port: 6379, send: "PING\\r\\n", expect: "+PONG", interval: 1s, timeout: 2s, retries: 3 }
+    x-drover-healthcheck: { type: tcp, port: 6379, send: "PING\\r\\n", expect: "+PONG", interval: 1s, timeout: 2s, retries: 60 }
 volumes:
   data:
     driver_opts:
@@ -73,7 +76,7 @@ function postgresCompose(app: string, size: number, port: number, hook: boolean)
     volumes: ["data:/data"]
     restart: always
     stop_grace_period: 60s
-    healthcheck: { test: ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", "postgres", "-q"], interval: 1s, timeout: 2s, retries: 3 }
+    healthcheck: { test: ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", "postgres", "-q"], interval: 1s, timeout: 2s, retries: 60 }
 ${hook ? `    x-drover: { move: { before_stop: { exec: ${JSON.stringify(CHECKPOINT)}, timeout: 120s } } }\n` : ''}volumes:
   data:
     driver_opts:

@@ -23,6 +23,8 @@ async function world(
     during?: (o: ReplicateOptions, n: number, store: FakeDatasetStore) => Promise<void>;
     progressIntervalMs?: number;
     clock?: Clock;
+    /** The application's `move.before_stop` command. */
+    hook?: string[];
   } = {},
 ) {
   const datasets = options.datasets ?? [DS_1];
@@ -66,6 +68,7 @@ async function world(
       },
       peers: { peerFor: async () => peer, close: async () => {} },
       nodeOf: (uuid) => (uuid === NODE_B ? node(NODE_B, '127.0.0.12') : undefined),
+      applicationOf: (name) => (name === 'web' && options.hook ? { ...web, move: { before_stop: { command: options.hook, timeout_seconds: 5 } } } : undefined),
       tuning: { ...DEFAULT_TUNING, smallMs: 0, ackWaitMs: 100, cutoverPostMs: 300, verdictPostMs: 300, progressIntervalMs: options.progressIntervalMs ?? DEFAULT_TUNING.progressIntervalMs },
       stopTimeoutSeconds: 1,
       onStage: (s) => stages.push(s),
@@ -119,6 +122,30 @@ describe('the source job of a migration', () => {
     expect({ round: record.round, bytes_sent: record.bytes_sent }).toEqual({ round: 2, bytes_sent: 101 * MiB + 4_096 });
     // The stopped container stays for the ordinary planner, which removes it once the view says handoff.
     expect(w.runtime.byName('drover-web')?.running).toBe(false);
+  });
+
+  it('runs the before_stop hook in the running container once the rounds are small, then one more round, then stops it', async () => {
+    const w = await world({ hook: ['psql', '-c', 'CHECKPOINT'] });
+    const seen: string[] = [];
+    w.runtime.execHandler = (_id, command) => {
+      seen.push(`exec ${command.join(' ')} after ${w.sends.length} send(s), running ${w.runtime.byName('drover-web')?.running}`);
+      return 0;
+    };
+    w.script.push(100 * MiB, 1 * MiB, 8 * MiB, 4_096);
+    expect(await w.job.run()).toBe('handed-off');
+    expect(seen).toEqual(['exec psql -c CHECKPOINT after 2 send(s), running true']);
+    // The round after the hook still runs beside the application; only the final delta after the stop.
+    expect(w.sends.map((s) => s.appRunning)).toEqual([true, true, true, false]);
+    expect(w.control.phases).toEqual(['pre-copy', 'cutover', 'handoff']);
+  });
+
+  it('moves on when the before_stop hook fails: the stop alone makes the data consistent', async () => {
+    const w = await world({ hook: ['false'] });
+    w.runtime.execHandler = () => 1;
+    w.script.push(1_000, 10, 10);
+    expect(await w.job.run()).toBe('handed-off');
+    // One small round, the hook (failed), the round after it, the final delta.
+    expect(w.sends.map((s) => s.appRunning)).toEqual([true, true, false]);
   });
 
   it('sends every dataset of the application in each round and in the final delta', async () => {

@@ -1,5 +1,5 @@
 /**
- * bench:migrate's real-data cases (docs/DESIGN.md §15, §20): the data is *in* the application.
+ * bench:migrate's real-data cases (docs/DESIGN.md §15): the data is *in* the application.
  *   redis     `sizeMiB` of keys SET through the client, persistence as in examples/redis
  *             (append-only file, fsync each second, compacted past 8 MiB); one move n1 → n2.
  *   postgres  drover/postgres (initdb on first start, data on the volume, SIGTERM = fast

@@ -1,5 +1,5 @@
 /**
- * A Compose service's `x-drover: { move: … }` (docs/DESIGN.md §5, §20) → its application's
+ * A Compose service's `x-drover: { move: … }` (docs/DESIGN.md §5) → its application's
  * move policy. Pure; a bad value throws `DROVER_BAD_CONFIG` naming the file, the service and
  * the key.
  *

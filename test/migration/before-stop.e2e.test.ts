@@ -44,6 +44,8 @@ describeWith(LOCAL_CLUSTER, 'the before_stop hook of a move (2-node local cluste
     volumes: ["data:/data"]
     restart: always
     x-drover: { move: { before_stop: { exec: ${JSON.stringify(hook)}, timeout: 30s } } }
+volumes:
+  data: {}
 `,
       },
       topology: { file: 'topology.yml', text: `version: 1\nnodes:\n  "${n1.address}": ["hooked"]\n` },

@@ -69,7 +69,7 @@ volumes:
       client.close();
     }
     // The source agent says it ran, and that a pre-copy round followed it before the cutover.
-    const log = (await readFile(join(dir, 'agent-1.log'), 'utf8').catch(() => '')).split('\n');
+    const log = (await readFile(join(dir, `agent-${n1.name}.log`), 'utf8').catch(() => '')).split('\n');
     const ran = log.findIndex((l) => l.includes('"before-stop hook ran"') && l.includes('"outcome":"ok"'));
     expect(ran).toBeGreaterThanOrEqual(0);
     expect(log.slice(ran).some((l) => l.includes('"pre-copy round sent"') && l.includes('"afterHook":true'))).toBe(true);

@@ -40,6 +40,7 @@ export interface CaseResult {
   acked: number;
   bytes: number;
   breakdown: Breakdown | null;
+  failures: WriterReport['failures'];
 }
 
 export interface CaseContext {
@@ -165,12 +166,14 @@ function result(app: string, sizeMiB: number, own: OwnTimes | null, moved: Await
     acked: moved.report.acked,
     bytes: moved.migration.bytes_sent,
     breakdown: moved.breakdown,
+    failures: moved.report.failures,
   };
 }
 
 function print(ctx: CaseContext, r: CaseResult): void {
   ctx.say(`  ${r.app} ${r.sizeMiB} MiB: pause ${r.pauseMs} ms (own stop ${r.ownStopMs} + own start ${r.ownStartMs}; overhead ${r.overheadMs}), failed ${r.failed}, lost ${r.lost} of ${r.acked}, ${(r.bytes / 2 ** 20).toFixed(0)} MiB sent`);
   if (r.breakdown) ctx.say(`    phases (ms): ${describeBreakdown(r.breakdown)}`);
+  for (const f of r.failures.slice(0, 5)) ctx.say(`    failed request: ${f.kind}: ${f.message}`);
 }
 
 export async function redisCase(ctx: CaseContext, size: number, port: number): Promise<CaseResult[]> {

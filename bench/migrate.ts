@@ -223,7 +223,7 @@ async function droverMove(api: ApiClient, cluster: LocalCluster, size: number, p
     const services = join(cluster.root, 'services');
     const breakdown = end === null ? null : await breakdownOf(end.id, join(services, `${from.name}-agent.log`), join(services, `${to.name}-agent.log`));
     const pauseMs = Math.round(report.pauseMs);
-    const r: CaseResult = { app: 'redis-ballast', sizeMiB: size, pauseMs, ownStopMs: own.stopMs, ownStartMs: own.startMs, overheadMs: pauseMs - own.stopMs - own.startMs, lost, failed: report.failed, acked: report.acked, bytes: end?.bytes_sent ?? 0, breakdown };
+    const r: CaseResult = { app: 'redis-ballast', sizeMiB: size, pauseMs, ownStopMs: own.stopMs, ownStartMs: own.startMs, overheadMs: pauseMs - own.stopMs - own.startMs, lost, failed: report.failed, acked: report.acked, bytes: end?.bytes_sent ?? 0, breakdown, failures: report.failures };
     moved.push(r);
     say(`  move ${i + 1} ${from.name} → ${to.name}: pause ${pauseMs} ms (overhead ${r.overheadMs}), failed ${report.failed}, lost ${lost} of ${report.acked}`);
     if (breakdown) say(`    phases (ms): ${describeBreakdown(breakdown)}`);

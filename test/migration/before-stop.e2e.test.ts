@@ -32,7 +32,8 @@ describeWith(LOCAL_CLUSTER, 'the before_stop hook of a move (2-node local cluste
     const [n1, n2] = [stack.node(1), stack.node(2)];
     // The hook talks to Redis: it can only succeed while Redis still serves.
     const hook = ['sh', '-c', 'redis-cli SET hooked "before the stop" && redis-cli BGREWRITEAOF'];
-    await stack.api.deploy({
+    // Until the control service knows both nodes by address (their first reports).
+    const deploy = () => stack.api.deploy({
       project: 'hooked',
       compose: {
         file: 'compose.yml',
@@ -50,6 +51,7 @@ volumes:
       },
       topology: { file: 'topology.yml', text: `version: 1\nnodes:\n  "${n1.address}": ["hooked"]\n` },
     });
+    await until('the deploy to be accepted', () => deploy().then(() => true, (err: Error) => (/No known node/.test(err.message) ? null : Promise.reject(err))), 120_000, 1_000);
     const datasetId = await until('the dataset', async () => (await stack.api.datasets()).datasets.find((d) => d.metadata.name === 'hooked_data' && !d.deleted)?.dataset_id);
     const app: RedisApp = { name: 'hooked', datasetId };
     expect((await stack.api.application('hooked')).node_uuid).toBe(n1.uuid);

@@ -1,5 +1,14 @@
 /**
- * `npm run bench:migrate [-- --json] [--sizes 256,1024] [--load-mib 8]`
+ * `npm run bench:migrate [-- --json] [--cases ballast,redis,postgres] [--sizes 256,1024] [--load-mib 8]
+ *   [--moves 5] [--data-sizes 256,1024] [--pg-mib 256] [--pg-churn-mib 64]`
+ *
+ * Two kinds of case in one run. The ballast case (below): Redis with little data in it and
+ * a ballast file, `--moves` moves back and forth per size, against a naive move. The
+ * real-data cases (migrate-cases.ts): Redis with `--data-sizes` MiB of keys and PostgreSQL
+ * with `--pg-mib` of rows under a committing writer, each against the application's own
+ * stop and start-to-ready measured in place. Every move prints its phase breakdown from
+ * the agents' logs (move-breakdown.ts). A short run: `--cases ballast,postgres --sizes 256
+ * --moves 2 --pg-mib 64 --pg-churn-mib 16`.
  *
  * A move under load (docs/DESIGN.md §15): Redis with a dataset of each size moved from node 1 to
  * node 2 of a 3-node local cluster running drover's real processes, while a client writes
@@ -20,7 +29,9 @@
  * pause shows what drover's move costs, not how long Redis takes to read 1 GiB.
  *
  * Prints a table and the ratios; `--json` prints only
- * `{"sizes": [{"sizeMiB","pauseMs","failed","lost","naivePauseMs","bytesSent"}, …]}`.
+ * `{"sizes": [{"sizeMiB","pauseMs","failed","lost","naivePauseMs","bytesSent"}, …],
+ *   "cases": [{"app","sizeMiB","pauseMs","ownStopMs","ownStartMs","overheadMs","lost","failed"}, …]}`
+ * (one entry in `cases` per move; the ballast's `pauseMs` in `sizes` is its first move's).
  */
 import { randomFillSync, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
@@ -37,37 +48,46 @@ import type { Migration } from '#common/model.ts';
 import { AckedWriter, loadData, longestGapWithin, type Endpoint, type WriterReport } from '../cli/demo/redis-load.ts';
 import { RedisConnection } from '../cli/demo/redis-client.ts';
 import { systemClock } from '#common/clock.ts';
-import { clusterDown, clusterUp, controlClient, controlUrl, startServices, type LocalCluster, type LocalNode } from '../local-cluster/index.ts';
+import { clusterDown, clusterUp, controlClient, controlUrl, startServices, type LocalCluster, type LocalImage, type LocalNode } from '../local-cluster/index.ts';
 import { SshPeer } from '../convergence-agent/transfer/ssh-peer.ts';
 import { streamStep } from '../convergence-agent/transfer/stream-step.ts';
 import { ZfsStore } from '../convergence-agent/zfs/zfs.ts';
 import { leaseSubnet } from '../test/support/cluster.ts';
+import { postgresCase, redisCase, type CaseContext, type CaseResult } from './migrate-cases.ts';
+import { breakdownOf, describeBreakdown } from './move-breakdown.ts';
+import { report, type Result } from './migrate-report.ts';
+import { ownStopStart } from './own-stop-start.ts';
 
 const { values: flags } = parseArgs({
-  options: { json: { type: 'boolean', default: false }, sizes: { type: 'string', default: '256,1024' }, 'load-mib': { type: 'string', default: '8' } },
+  options: {
+    json: { type: 'boolean', default: false },
+    cases: { type: 'string', default: 'ballast,redis,postgres' },
+    sizes: { type: 'string', default: '256,1024' },
+    'load-mib': { type: 'string', default: '8' },
+    moves: { type: 'string', default: '5' },
+    'data-sizes': { type: 'string', default: '256,1024' },
+    'pg-mib': { type: 'string', default: '256' },
+    'pg-churn-mib': { type: 'string', default: '64' },
+  },
 });
+const cases = new Set(flags.cases.split(','));
+for (const c of cases) if (!['ballast', 'redis', 'postgres'].includes(c)) throw new Error(`--cases: "${c}" is not one of ballast, redis, postgres`);
+const moves = Number(flags.moves);
+const dataSizes = flags['data-sizes'].split(',').map(Number);
+const pgMiB = Number(flags['pg-mib']);
+const pgChurnMiB = Number(flags['pg-churn-mib']);
+if (!Number.isInteger(moves) || moves < 1 || moves > 20) throw new Error('--moves: 1..20');
+if (dataSizes.some((s) => !Number.isInteger(s) || s < 16 || s > 4096)) throw new Error('--data-sizes: MiB, each 16..4096');
+if (!Number.isInteger(pgMiB) || pgMiB < 16 || pgMiB > 4096) throw new Error('--pg-mib: 16..4096');
+if (!Number.isInteger(pgChurnMiB) || pgChurnMiB < 0 || pgChurnMiB > 1024) throw new Error('--pg-churn-mib: 0..1024');
 const sizes = flags.sizes.split(',').map(Number);
 const loadMiB = Number(flags['load-mib']);
 if (sizes.some((s) => !Number.isInteger(s) || s < 64 || s > 8192)) throw new Error('--sizes: MiB, each 64..8192');
 if (!Number.isInteger(loadMiB) || loadMiB < 0 || loadMiB >= Math.min(...sizes)) throw new Error('--load-mib must be below the smallest size');
 const say = (line: string): void => void process.stderr.write(`${line}\n`);
+const caseResults: CaseResult[] = [];
 const REDIS_ARGS = ['redis-server', '--bind', '0.0.0.0', '--protected-mode', 'no', '--dir', '/data', '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', '--auto-aof-rewrite-min-size', '8mb'];
 
-interface Result {
-  sizeMiB: number;
-  pauseMs: number;
-  failed: number;
-  lost: number;
-  naivePauseMs: number;
-  bytesSent: number;
-  naiveFailed: number;
-  naiveLost: number;
-  naiveBytes: number;
-  acked: number;
-  rounds: number;
-  cutoverMs: number | null;
-  moveMs: number;
-}
 
 /**
  * How long one move may take: generous (a quiet machine sends ~400 MiB/s through zfs-fuse,
@@ -169,40 +189,58 @@ async function droverMove(api: ApiClient, cluster: LocalCluster, size: number, p
   say(`  writing a ${size - loadMiB} MiB file of random bytes into the dataset (${state.path})`);
   await fillRandom(join(state.path, 'ballast.bin'), size - loadMiB);
 
-  let migration: Migration | null = null;
-  const started = performance.now();
-  const { report, lost } = await underLoad(
-    () => via,
-    () => via,
-    async () => {
-      const answer = await api.moveApplication(app, n2.uuid);
-      if (answer.migration === null) throw new Error(`${app} is already on ${n2.name}`);
-      migration = answer.migration;
-      let line = '';
-      while (!isTerminal(migration.phase)) {
-        await systemClock.sleep(500);
-        migration = await api.migration(migration.id);
-        const now = `  drover  ${migration.phase.padEnd(8)} round ${migration.round}  ${(migration.bytes_sent / 2 ** 20).toFixed(0)} MiB sent`;
-        if (now !== line) say(now);
-        line = now;
-        if (performance.now() - started > moveBoundMs(size)) throw new Error(`the move took over ${moveBoundMs(size) / 60_000} minutes (still in ${migration.phase})`);
-      }
-      if (migration.phase === 'failed') throw new Error(`migration failed: ${migration.error}`);
-    },
-  );
-  const end = migration as Migration | null;
-  describeRun('drover', report, started, end);
-  return {
-    sizeMiB: size,
-    pauseMs: Math.round(report.pauseMs),
-    failed: report.failed,
-    lost,
-    bytesSent: end?.bytes_sent ?? 0,
-    acked: report.acked,
-    rounds: end?.round ?? 0,
-    cutoverMs: end?.cutover_ms ?? null,
-    moveMs: Math.round(performance.now() - started),
-  };
+  const own = await ownStopStart(n1.dockerHost!, `drover-${app}`, () => pong(via));
+  say(`  ${app} in place on ${n1.name}: own stop ${own.stopMs} ms, own start-to-ready ${own.startMs} ms`);
+  await until(`${app} healthy again`, 120_000, async () => (await api.application(app)).health === 'healthy');
+
+  const moved: CaseResult[] = [];
+  let first: Omit<Result, 'naivePauseMs' | 'naiveFailed' | 'naiveLost' | 'naiveBytes'> | null = null;
+  for (let i = 0; i < moves; i++) {
+    const [from, to] = i % 2 === 0 ? [n1, n2] : [n2, n1];
+    let migration: Migration | null = null;
+    const started = performance.now();
+    const { report, lost } = await underLoad(
+      () => via,
+      () => via,
+      async () => {
+        const answer = await api.moveApplication(app, to.uuid);
+        if (answer.migration === null) throw new Error(`${app} is already on ${to.name}`);
+        migration = answer.migration;
+        let line = '';
+        while (!isTerminal(migration.phase)) {
+          await systemClock.sleep(250);
+          migration = await api.migration(migration.id);
+          const now = `  drover  ${migration.phase.padEnd(8)} round ${migration.round}  ${(migration.bytes_sent / 2 ** 20).toFixed(0)} MiB sent`;
+          if (now !== line && !flags.json) say(now);
+          line = now;
+          if (performance.now() - started > moveBoundMs(size)) throw new Error(`the move took over ${moveBoundMs(size) / 60_000} minutes (still in ${migration.phase})`);
+        }
+        if (migration.phase === 'failed') throw new Error(`migration failed: ${migration.error}`);
+      },
+    );
+    const end = migration as Migration | null;
+    describeRun('drover', report, started, end);
+    const services = join(cluster.root, 'services');
+    const breakdown = end === null ? null : await breakdownOf(end.id, join(services, `${from.name}-agent.log`), join(services, `${to.name}-agent.log`));
+    const pauseMs = Math.round(report.pauseMs);
+    const r: CaseResult = { app: 'redis-ballast', sizeMiB: size, pauseMs, ownStopMs: own.stopMs, ownStartMs: own.startMs, overheadMs: pauseMs - own.stopMs - own.startMs, lost, failed: report.failed, acked: report.acked, bytes: end?.bytes_sent ?? 0, breakdown, failures: report.failures };
+    moved.push(r);
+    say(`  move ${i + 1} ${from.name} → ${to.name}: pause ${pauseMs} ms (overhead ${r.overheadMs}), failed ${report.failed}, lost ${lost} of ${report.acked}`);
+    if (breakdown) say(`    phases (ms): ${describeBreakdown(breakdown)}`);
+    first ??= {
+      sizeMiB: size,
+      pauseMs,
+      failed: report.failed,
+      lost,
+      bytesSent: end?.bytes_sent ?? 0,
+      acked: report.acked,
+      rounds: end?.round ?? 0,
+      cutoverMs: end?.cutover_ms ?? null,
+      moveMs: Math.round(performance.now() - started),
+    };
+  }
+  caseResults.push(...moved);
+  return first!;
 }
 
 /** Where the longest gap fell (seconds from the start of the move) and the failures, on stderr. */
@@ -296,64 +334,46 @@ async function main(): Promise<void> {
   let failure: unknown = null;
   try {
     // Node 1 keeps drover's source copy and the naive source of every size; nodes 2 and 3 one copy each.
-    const total = sizes.reduce((a, b) => a + b, 0);
-    say(`local cluster ${name}: 3 nodes, drover's processes, pools of ${2 * total + 1024} MiB …`);
-    cluster = await clusterUp({ name, nodes: 3, subnet: lease.subnet, images: ['busybox', 'redis'], poolSizeMiB: 2 * total + 1024, log: silentLogger() });
+    const ballast = cases.has('ballast') ? sizes.reduce((a, b) => a + b, 0) : 0;
+    const data = cases.has('redis') ? dataSizes.reduce((a, b) => a + b, 0) : 0;
+    const pg = cases.has('postgres') ? pgMiB + 4 * pgChurnMiB : 0;
+    const poolMiB = 2 * ballast + 3 * data + 3 * pg + 1024;
+    say(`local cluster ${name}: 3 nodes, drover's processes, pools of ${poolMiB} MiB …`);
+    const images: LocalImage[] = ['busybox', 'redis', ...(cases.has('postgres') ? (['postgres'] as const) : [])];
+    cluster = await clusterUp({ name, nodes: 3, subnet: lease.subnet, images, poolSizeMiB: poolMiB, log: silentLogger() });
     await startServices(cluster);
     const api = controlClient(cluster);
-    for (const [i, size] of sizes.entries()) {
-      say(`${size} MiB: drover move ${cluster.nodes[0]!.name} → ${cluster.nodes[1]!.name} under load`);
-      const drover = await droverMove(api, cluster, size, 6400 + i);
-      say(`  pause ${drover.pauseMs} ms, failed ${drover.failed}, lost ${drover.lost} of ${drover.acked}, ${drover.rounds} round(s), ${(drover.bytesSent / 2 ** 20).toFixed(0)} MiB sent`);
-      say(`${size} MiB: naive move ${cluster.nodes[0]!.name} → ${cluster.nodes[2]!.name} (stop, full send, start)`);
-      const naive = await naiveMove(cluster, size, 6500 + i);
-      say(`  pause ${naive.pauseMs} ms, failed ${naive.failed}, lost ${naive.lost}, ${(naive.bytes / 2 ** 20).toFixed(0)} MiB sent`);
-      results.push({ ...drover, naivePauseMs: naive.pauseMs, naiveFailed: naive.failed, naiveLost: naive.lost, naiveBytes: naive.bytes });
+    if (cases.has('ballast')) {
+      for (const [i, size] of sizes.entries()) {
+        say(`${size} MiB ballast: ${moves} drover move(s) between ${cluster.nodes[0]!.name} and ${cluster.nodes[1]!.name} under load`);
+        const drover = await droverMove(api, cluster, size, 6400 + i);
+        say(`${size} MiB: naive move ${cluster.nodes[0]!.name} → ${cluster.nodes[2]!.name} (stop, full send, start)`);
+        const naive = await naiveMove(cluster, size, 6500 + i);
+        say(`  pause ${naive.pauseMs} ms, failed ${naive.failed}, lost ${naive.lost}, ${(naive.bytes / 2 ** 20).toFixed(0)} MiB sent`);
+        results.push({ ...drover, naivePauseMs: naive.pauseMs, naiveFailed: naive.failed, naiveLost: naive.lost, naiveBytes: naive.bytes });
+      }
+    }
+    const ctx: CaseContext = { api, cluster, say, until };
+    if (cases.has('redis')) {
+      for (const [i, size] of dataSizes.entries()) {
+        say(`redis with ${size} MiB of keys: drover move ${cluster.nodes[0]!.name} → ${cluster.nodes[1]!.name} under load`);
+        caseResults.push(...(await redisCase(ctx, size, 6600 + i)));
+      }
+    }
+    if (cases.has('postgres')) {
+      say(`postgres with ${pgMiB} MiB of rows (+${pgChurnMiB} MiB before each stop): two moves, without and with the before_stop hook`);
+      caseResults.push(...(await postgresCase(ctx, pgMiB, pgChurnMiB, 6700)));
     }
   } catch (err) {
     failure = err;
   } finally {
     await teardown();
   }
-  report(results);
+  report(results, caseResults, sizes, flags.json);
   if (failure !== null) {
-    say(`bench:migrate stopped early (the table has the sizes measured before): ${failure instanceof Error ? failure.message : String(failure)}`);
+    say(`bench:migrate stopped early (the tables have the moves measured before): ${failure instanceof Error ? failure.message : String(failure)}`);
     process.exitCode = 1;
   }
-}
-
-function report(results: Result[]): void {
-  if (flags.json) {
-    const sizesOut = results.map(({ sizeMiB, pauseMs, failed, lost, naivePauseMs, bytesSent }) => ({ sizeMiB, pauseMs, failed, lost, naivePauseMs, bytesSent }));
-    process.stdout.write(`${JSON.stringify({ sizes: sizesOut })}\n`);
-    return;
-  }
-  const mib = (b: number): string => (b / 2 ** 20).toFixed(0);
-  const rows = [
-    ['size', 'pause', 'failed', 'lost', 'acked', 'rounds', 'sent', 'move', 'naive pause', 'naive failed', 'naive lost', 'naive ÷ drover'],
-    ...results.map((r) => [
-      `${r.sizeMiB} MiB`,
-      `${r.pauseMs} ms`,
-      String(r.failed),
-      String(r.lost),
-      String(r.acked),
-      String(r.rounds),
-      `${mib(r.bytesSent)} MiB`,
-      `${(r.moveMs / 1000).toFixed(1)} s`,
-      `${r.naivePauseMs} ms`,
-      String(r.naiveFailed),
-      String(r.naiveLost),
-      (r.naivePauseMs / Math.max(1, r.pauseMs)).toFixed(1),
-    ]),
-  ];
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
-  for (const row of rows) process.stdout.write(`${row.map((cell, c) => cell.padStart(widths[c]!)).join('  ')}\n`);
-  const first = results[0];
-  const last = results.at(-1);
-  if (first && last && first !== last) {
-    process.stdout.write(`pause at ${last.sizeMiB} MiB ÷ pause at ${first.sizeMiB} MiB: ${(last.pauseMs / Math.max(1, first.pauseMs)).toFixed(2)} (target ≤ 1.2)\n`);
-  }
-  process.stdout.write('targets: 0 lost, 0 failed, pause ≤ 1 s, naive ÷ drover ≥ 10 at 1 GiB\n');
 }
 
 await main();

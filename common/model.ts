@@ -247,6 +247,27 @@ export const Placement = z
   .strict();
 export type Placement = z.infer<typeof Placement>;
 
+/**
+ * A command drover runs inside an application's container around a move (docs/DESIGN.md §5):
+ * exec'd as an argv (no shell; write `["sh", "-c", "…"]` for one), bounded by `timeout_seconds`.
+ */
+export const MoveHook = z
+  .object({
+    command: z.array(z.string().min(1).max(4096)).min(1).max(64),
+    timeout_seconds: z.number().int().min(1).max(3600).default(60),
+  })
+  .strict();
+export type MoveHook = z.infer<typeof MoveHook>;
+
+/**
+ * What drover does for the application when it moves it. `before_stop` runs in the container
+ * while it still serves, right before the last pre-copy round and the cutover: work that
+ * would otherwise happen during the stop (PostgreSQL's shutdown checkpoint: `psql -c
+ * CHECKPOINT`; compacting Redis's append-only file) is done — and pre-copied — beforehand.
+ */
+export const MovePolicy = z.object({ before_stop: MoveHook.optional() }).strict();
+export type MovePolicy = z.infer<typeof MovePolicy>;
+
 export const Application = z
   .object({
     name: AppName,
@@ -319,6 +340,8 @@ export const Application = z
     peers: z.record(NetworkName, NameSlot).optional(),
     /** Continuous replication of every dataset it mounts (copied onto them). */
     replication: ReplicationPolicy.nullable().default(null),
+    /** Hooks around a move (`x-drover.move`); changing it needs no new container. */
+    move: MovePolicy.optional(),
   })
   .strict();
 export type Application = z.infer<typeof Application>;

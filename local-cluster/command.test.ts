@@ -32,7 +32,7 @@ describe('drover cluster arguments', () => {
       expect(result.stdout, argv.join(' ')).toBe('');
       expect(result.stderr.length, argv.join(' ')).toBeGreaterThan(0);
     }
-    expect((await cluster('up', '--images', 'busybox,nginx')).stderr).toBe('--images: unknown image nginx (known: busybox, redis)\n');
+    expect((await cluster('up', '--images', 'busybox,nginx')).stderr).toBe('--images: unknown image nginx (known: busybox, redis, postgres)\n');
   });
 
   it('exits 1 naming the error code when the cluster refuses, before touching anything', async () => {

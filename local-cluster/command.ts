@@ -79,7 +79,7 @@ async function nodeTable(cluster: LocalCluster): Promise<string> {
   return table(rows);
 }
 
-const IMAGES: LocalImage[] = ['busybox', 'redis'];
+const IMAGES: LocalImage[] = ['busybox', 'redis', 'postgres'];
 
 /** `--images a,b`; null (after saying why) when one is not known. */
 function imagesOf(list: string): LocalImage[] | null {

@@ -7,6 +7,7 @@ import { isAlive } from './processes.ts';
 import { exists } from './files.ts';
 import { run } from './run.ts';
 import type { LocalImage } from './types.ts';
+import { POSTGRES_ENTRY, POSTGRES_ENTRY_PATH } from './postgres-entry.ts';
 
 /**
  * The local test images, built offline and cached as `docker save` archives, so every
@@ -14,6 +15,10 @@ import type { LocalImage } from './types.ts';
  * - `drover/busybox:latest` — busybox-static and its applet links;
  * - `drover/redis:latest` — a Debian bookworm minbase rootfs made by mmdebstrap from the
  *   machine's own apt sources, with redis-server (appendonly, data in /data).
+ * - `drover/postgres:latest` — the same kind of rootfs with Debian's `postgresql`; its entry
+ *   script (postgres-entry.ts) runs initdb into /data/pgdata on the first start and turns
+ *   SIGTERM into PostgreSQL's fast shutdown (SIGINT), so `docker stop` is not a smart
+ *   shutdown waiting for every client to leave.
  * An archive is rebuilt only when missing; bump `version` when a recipe changes.
  */
 
@@ -43,6 +48,12 @@ const RECIPES: Record<LocalImage, Recipe> = {
       'WORKDIR /data',
     ],
     buildRootfs: buildRedisRootfs,
+  },
+  postgres: {
+    tag: 'drover/postgres:latest',
+    version: 3,
+    changes: [`CMD ["${POSTGRES_ENTRY_PATH}"]`, 'EXPOSE 5432', 'WORKDIR /data'],
+    buildRootfs: buildPostgresRootfs,
   },
 };
 
@@ -158,7 +169,23 @@ async function hostAptSources(): Promise<string[]> {
   return sources;
 }
 
-async function buildRedisRootfs(work: string, log: Logger): Promise<string> {
+function buildRedisRootfs(work: string, log: Logger): Promise<string> {
+  return debianRootfs(work, log, 'redis-server', []);
+}
+
+async function buildPostgresRootfs(work: string, log: Logger): Promise<string> {
+  const entry = join(work, 'drover-postgres');
+  await writeFile(entry, POSTGRES_ENTRY, { mode: 0o755 });
+  return debianRootfs(work, log, 'postgresql', [
+    `--customize-hook=copy-in ${entry} /usr/local/bin`,
+    `--customize-hook=chmod 755 "$1${POSTGRES_ENTRY_PATH}"`,
+    // The cluster Debian's postinst made in the rootfs: the image's lives on the volume.
+    '--customize-hook=rm -rf "$1"/var/lib/postgresql/*/main "$1"/etc/postgresql/*/main',
+  ]);
+}
+
+/** A Debian bookworm minbase rootfs with `include` installed, as a tar in `work`. */
+async function debianRootfs(work: string, log: Logger, include: string, hooks: string[]): Promise<string> {
   const tar = join(work, 'rootfs.tar');
   const sources = await hostAptSources();
   log.info({ sources }, 'mmdebstrap started (a few minutes)');
@@ -166,12 +193,13 @@ async function buildRedisRootfs(work: string, log: Logger): Promise<string> {
     'mmdebstrap',
     [
       '--variant=minbase',
-      '--include=redis-server',
+      `--include=${include}`,
       '--dpkgopt=path-exclude=/usr/share/doc/*',
       '--dpkgopt=path-exclude=/usr/share/man/*',
       '--dpkgopt=path-exclude=/usr/share/locale/*',
       '--dpkgopt=path-exclude=/usr/share/info/*',
       '--customize-hook=mkdir -p "$1/data"',
+      ...hooks,
       'bookworm',
       tar,
       ...sources,

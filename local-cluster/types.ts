@@ -1,7 +1,7 @@
 import type { Logger } from '#common/log.ts';
 
 /** The test images the harness can load into a node's dockerd. */
-export type LocalImage = 'busybox' | 'redis';
+export type LocalImage = 'busybox' | 'redis' | 'postgres';
 
 export interface LocalClusterOptions {
   /** `[a-z][a-z0-9]{0,5}`; prefixes pools, bridges, plugin names and the state directory. */

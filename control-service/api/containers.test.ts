@@ -29,6 +29,13 @@ describe('/v1/configuration/containers', () => {
     expect((await h.request('GET', '/v1/configuration/containers')).json()).toEqual([created.json()]);
   });
 
+  it('keeps a move hook, with its default timeout', async () => {
+    await twoNodes();
+    const created = await h.request('POST', '/v1/configuration/containers', web({ move: { before_stop: { command: ['psql', '-c', 'CHECKPOINT'] } } }));
+    expect(created.statusCode, created.body).toBe(201);
+    expect(created.json().move).toEqual({ before_stop: { command: ['psql', '-c', 'CHECKPOINT'], timeout_seconds: 60 } });
+  });
+
   it("keeps a tcp health check's send and expect", async () => {
     await twoNodes();
     const check = { type: 'tcp', port: 6379, send: 'PING\r\n', expect: '+PONG' };
@@ -48,6 +55,9 @@ describe('/v1/configuration/containers', () => {
     ['an empty tcp health check expect', web({ health_check: { type: 'tcp', port: 80, expect: '' } }), 'health_check.expect: Too small: expected string to have >=1 characters'],
     ['a tcp health check send over 1024 characters', web({ health_check: { type: 'tcp', port: 80, send: 'x'.repeat(1025) } }), 'health_check.send: Too big: expected string to have <=1024 characters'],
     ['send on an http health check', web({ health_check: { type: 'http', port: 80, send: 'x' } }), 'health_check.send: unknown field'],
+    ['an empty before_stop command', web({ move: { before_stop: { command: [] } } }), 'move.before_stop.command: Too small'],
+    ['a before_stop timeout of 0', web({ move: { before_stop: { command: ['true'], timeout_seconds: 0 } } }), 'move.before_stop.timeout_seconds: Too small'],
+    ['an unknown move hook', web({ move: { after_start: { command: ['true'] } } }), 'move.after_start: unknown field'],
   ])('refuses %s with 400 naming the path and changes nothing', async (_what, body, error) => {
     await twoNodes();
     const answer = await refused(400, 'POST', '/v1/configuration/containers', body);

@@ -93,6 +93,7 @@ export function buildModel(draft: FileDraft, project: string, pins: ReadonlyMap<
       ...(service.health_check === undefined ? {} : { health_check: service.health_check }),
       ...(service.placement === undefined ? {} : { placement: service.placement }),
       ...(service.replication === undefined ? {} : { replication: service.replication }),
+      ...(service.move === undefined ? {} : { move: service.move }),
       labels: service.labels,
       ...service.runtime,
       ...(service.files.length === 0 ? {} : { files: service.files }),

@@ -4,6 +4,7 @@ import { readProjectBind, readServiceFiles, takeSecretEnv, type FileContext, typ
 import { readComposeHealthcheck, readDroverHealthcheck } from './compose-healthcheck.ts';
 import { readExpose, readPorts } from './compose-ports.ts';
 import { readServiceNetworks } from './compose-networks.ts';
+import { readComposeMove } from './compose-move.ts';
 import { readComposeReplication } from './compose-replication.ts';
 import { readVolumeUses } from './compose-volumes.ts';
 import { readConstraints } from './constraints.ts';
@@ -64,6 +65,7 @@ const SERVICE_KEYS = {
       strategy: z.enum(['spread', 'binpack', 'random']).optional(),
       replication: z.unknown().optional(),
       secret_env: z.unknown().optional(),
+      move: z.unknown().optional(),
     })
     .strict()
     .optional(),
@@ -171,10 +173,14 @@ export function readComposeService(scope: Scope, name: string, raw: unknown, con
   if (health !== undefined) draft.health_check = health;
   key(() => readResources(scope, spec, draft), undefined);
   const constraints = spec.deploy?.placement?.constraints;
-  const { replication, secret_env: secretEnv, ...x } = spec['x-drover'] ?? {};
+  const { replication, secret_env: secretEnv, move, ...x } = spec['x-drover'] ?? {};
   if (secretEnv !== undefined) {
     const secrets = key(() => (context.files ? takeSecretEnv(scope, secretEnv, draft.environment, context.files) : scope.failKey(['x-drover', 'secret_env'], 'secret environment values are not read from this kind of file')), {});
     if (Object.keys(secrets).length > 0) draft.secret_environment = secrets;
+  }
+  if (move !== undefined) {
+    const policy = key(() => readComposeMove(scope, ['x-drover', 'move'], move), undefined);
+    if (policy !== undefined) draft.move = policy;
   }
   if (replication !== undefined) {
     const policy = key(() => readComposeReplication(scope, ['x-drover', 'replication'], replication), undefined);

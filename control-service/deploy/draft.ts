@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { AppFile, Application, Dependency, HealthCheck, Link, Placement, ReplicationPolicy, RestartPolicy } from '#common/model.ts';
+import type { AppFile, Application, Dependency, HealthCheck, Link, MovePolicy, Placement, ReplicationPolicy, RestartPolicy } from '#common/model.ts';
 import type { DeployContent } from './compose-files.ts';
 import type { Scope } from './scope.ts';
 import type { Exposed, Mapping } from './compose-ports.ts';
@@ -33,6 +33,8 @@ export interface ServiceDraft {
   placement?: Placement;
   /** `x-drover.replication` (compose-replication.ts). */
   replication?: ReplicationPolicy;
+  /** `x-drover.move` (compose-move.ts). */
+  move?: MovePolicy;
   labels: Record<string, string>;
   /** Some of its keys had problems (recorded): it is not checked as a whole application. */
   incomplete?: true;

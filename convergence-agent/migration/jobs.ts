@@ -32,7 +32,7 @@ interface Entry {
   done: Promise<void>;
 }
 
-export type MigrationJobsDeps = Omit<SourceJobDeps, 'nodeOf' | 'onStage'> & {
+export type MigrationJobsDeps = Omit<SourceJobDeps, 'nodeOf' | 'applicationOf' | 'onStage'> & {
   peers: PeerSource;
   /** Called when a job's state changes. */
   onChange: () => void;
@@ -81,6 +81,7 @@ export class MigrationJobs implements MigrationSteps {
       {
         ...this.deps,
         nodeOf: (uuid) => this.desired?.nodes.find((n) => n.uuid === uuid),
+        applicationOf: (name) => this.desired?.applications.find((a) => a.name === name),
         onStage: () => this.deps.onChange(),
       },
       controller.signal,

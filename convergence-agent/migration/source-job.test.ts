@@ -26,6 +26,8 @@ async function world(
     progressIntervalMs?: number;
     clock?: Clock;
     metrics?: PromAgentMetrics;
+    /** The application's `move.before_stop` command. */
+    hook?: string[];
   } = {},
 ) {
   const datasets = options.datasets ?? [DS_1];
@@ -69,6 +71,7 @@ async function world(
       },
       peers: { peerFor: async () => peer, close: async () => {} },
       nodeOf: (uuid) => (uuid === NODE_B ? node(NODE_B, '127.0.0.12') : undefined),
+      applicationOf: (name) => (name === 'web' && options.hook ? { ...web, move: { before_stop: { command: options.hook, timeout_seconds: 5 } } } : undefined),
       tuning: { ...DEFAULT_TUNING, smallMs: 0, ackWaitMs: 100, cutoverPostMs: 300, verdictPostMs: 300, progressIntervalMs: options.progressIntervalMs ?? DEFAULT_TUNING.progressIntervalMs },
       stopTimeoutSeconds: 1,
       onStage: (s) => stages.push(s),
@@ -137,6 +140,30 @@ describe('the source job of a migration', () => {
     const pause = sampleValue(text, 'drover_agent_cutover_pause_seconds_sum')!;
     expect(pause).toBeGreaterThan(0);
     expect(pause).toBeLessThanOrEqual(sampleValue(text, 'drover_agent_migration_phase_duration_seconds_sum', { phase: 'cutover' })!);
+  });
+
+  it('runs the before_stop hook in the running container once the rounds are small, then one more round, then stops it', async () => {
+    const w = await world({ hook: ['psql', '-c', 'CHECKPOINT'] });
+    const seen: string[] = [];
+    w.runtime.execHandler = (_id, command) => {
+      seen.push(`exec ${command.join(' ')} after ${w.sends.length} send(s), running ${w.runtime.byName('drover-web')?.running}`);
+      return 0;
+    };
+    w.script.push(100 * MiB, 1 * MiB, 8 * MiB, 4_096);
+    expect(await w.job.run()).toBe('handed-off');
+    expect(seen).toEqual(['exec psql -c CHECKPOINT after 2 send(s), running true']);
+    // The round after the hook still runs beside the application; only the final delta after the stop.
+    expect(w.sends.map((s) => s.appRunning)).toEqual([true, true, true, false]);
+    expect(w.control.phases).toEqual(['pre-copy', 'cutover', 'handoff']);
+  });
+
+  it('moves on when the before_stop hook fails: the stop alone makes the data consistent', async () => {
+    const w = await world({ hook: ['false'] });
+    w.runtime.execHandler = () => 1;
+    w.script.push(1_000, 10, 10);
+    expect(await w.job.run()).toBe('handed-off');
+    // One small round, the hook (failed), the round after it, the final delta.
+    expect(w.sends.map((s) => s.appRunning)).toEqual([true, true, false]);
   });
 
   it('sends every dataset of the application in each round and in the final delta', async () => {

@@ -14,7 +14,7 @@
 import type { MigrationUpdate } from '#common/channel.ts';
 import { DroverError, toDroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
-import type { Migration, MigrationPhase, Node } from '#common/model.ts';
+import type { Application, Migration, MigrationPhase, Node } from '#common/model.ts';
 import { backoffDelay } from '#common/backoff.ts';
 import type { Clock } from '#common/clock.ts';
 import type { ContainerRuntime } from '../container-runtime.ts';
@@ -24,6 +24,7 @@ import type { DatasetStore } from '../zfs/types.ts';
 import { CONTROL_RETRY, postStep, type MigrationControl, type PostResult } from './migration-control.ts';
 import type { PeerSource } from './peers.ts';
 import type { AgentMetrics } from '../metrics.ts';
+import { runBeforeStop } from './before-stop.ts';
 import { sourceStart } from './phases.ts';
 import { DEFAULT_ROUND_POLICY, afterRound, bytesTotal, progressDue, rateOf, type Round, type RoundPolicy } from './round-policy.ts';
 
@@ -62,13 +63,15 @@ export interface SourceJobDeps {
   clock: Clock;
   log: Logger;
   datasets: Pick<DatasetStore, 'getDataset' | 'setReadonly'>;
-  runtime: Pick<ContainerRuntime, 'listContainers' | 'stop' | 'stopProcesses' | 'remove'>;
+  runtime: Pick<ContainerRuntime, 'listContainers' | 'stop' | 'stopProcesses' | 'remove' | 'exec'>;
   replicate: (options: ReplicateOptions) => Promise<ReplicateResult>;
   /** Finishes a final send's deferred bookkeeping after handoff (Replicator.settle); absent: not deferred. */
   settle?: (peer: Peer, datasetId: string) => Promise<void>;
   peers: PeerSource;
   /** The node as the newest desired configuration knows it. */
   nodeOf: (uuid: string) => Node | undefined;
+  /** The application as the newest desired configuration knows it (its `move` hooks). */
+  applicationOf?: (name: string) => Application | undefined;
   tuning: MigrationTuning;
   stopTimeoutSeconds: number;
   /** Called whenever the stage changes (the loop wakes and re-plans). */
@@ -150,6 +153,10 @@ export class SourceJob {
     const { tuning, clock } = this.deps;
     const began = clock.now();
     let failures = 0;
+    // The before-stop hook runs once the rounds are small, then one more round sends what it wrote.
+    const app = this.m.application === null ? undefined : this.deps.applicationOf?.(this.m.application);
+    let hook = app?.move?.before_stop;
+    let afterHook = false;
     for (;;) {
       if (this.signal.aborted) return 'stopped';
       const roundBegan = clock.now();
@@ -179,9 +186,15 @@ export class SourceJob {
       failures = 0;
       this.rounds.push({ bytes: this.sent - before, ms: clock.now() - roundBegan });
       const decision = afterRound(this.rounds, clock.now() - began, tuning);
-      this.log.info({ round: this.rounds.length, bytes: this.sent - before, ms: clock.now() - roundBegan, next: decision }, 'pre-copy round sent');
+      this.log.info({ round: this.rounds.length, bytes: this.sent - before, ms: clock.now() - roundBegan, next: decision, afterHook }, 'pre-copy round sent');
       await this.postRoundEnd();
-      if (decision.next === 'cutover') {
+      if (afterHook || decision.next === 'cutover') {
+        if (!afterHook && hook !== undefined && this.m.application !== null) {
+          await runBeforeStop({ ...this.deps, log: this.log }, this.m.application, hook);
+          hook = undefined;
+          afterHook = true;
+          continue;
+        }
         this.deps.metrics?.migrationPhase('pre-copy', (clock.now() - began) / 1000);
         return null;
       }

@@ -159,17 +159,22 @@ export class Replicator {
         if (recovered.kind === 'reuse' || recovered.kind === 'resume') name = recovered.record.snapshot;
         if (recovered.kind === 'resume') resumeToken = recovered.token;
       }
+      // A name made here is new: only a given or recovered one can exist already (one zfs
+      // list less inside a migration's stopped interval).
+      const fresh = name === undefined;
       name ??= newSnapshotName();
 
-      const existed = (await this.store.listSnapshots(datasetId)).some((s) => s.snapshot === name);
+      const existed = !fresh && (await this.store.listSnapshots(datasetId)).some((s) => s.snapshot === name);
       const snapshot = await this.store.createSnapshot(datasetId, name);
       if (!existed) created.add(name);
       createdHere = created.has(name);
       record = { version: 1, datasetId, peerId: peer.id, phase: 'snapshotted', snapshot: name, snapshotGuid: snapshot.guid, base: null, startedAt: this.clock.now(), pid: process.pid, ...(custom ? { holdTags: tags } : {}) };
       await this.journal.write(record);
 
-      const [sourceSnaps, target] = await Promise.all([this.store.listSnapshots(datasetId), step.getDataset()]);
-      const plan = planStep(sourceSnaps, target ? await step.listSnapshots() : null, name);
+      // The peer's snapshots are asked beside its dataset ([] when it has none), not after it:
+      // one round trip to the peer less.
+      const [sourceSnaps, target, targetSnaps] = await Promise.all([this.store.listSnapshots(datasetId), step.getDataset(), step.listSnapshots()]);
+      const plan = planStep(sourceSnaps, target ? targetSnaps : null, name);
       if (plan.kind === 'up-to-date') {
         await settleHolds(this.store, step, datasetId, name, null, tags);
         await this.journal.clear(peer.id, datasetId);

@@ -138,7 +138,13 @@ volumes:
     expect(took).toBeLessThan(10_000);
     expect((await inspect(stubbornId)).State.ExitCode).toBe(137); // SIGKILL after the grace period
 
-    // The cutover's stop (stopProcesses) honours the same grace.
+    // The cutover's stop (stopProcesses) sends the same signal and honours the same grace.
+    await docker('start', politeId);
+    await expect.poll(async () => (await docker('logs', politeId)).stdout.split('ready').length, { timeout: 10_000 }).toBe(3);
+    t0 = Date.now();
+    await runtime.stopProcesses(politeId, 30);
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    await expect.poll(async () => (await docker('logs', politeId)).stdout.split('got INT').length, { timeout: 10_000 }).toBe(3);
     await docker('start', stubbornId);
     await expect.poll(async () => (await inspect(stubbornId)).State.Running, { timeout: 10_000 }).toBe(true);
     t0 = Date.now();

@@ -1,0 +1,56 @@
+/**
+ * The application's own stop and start-to-ready, measured in place on the node it runs on
+ * (no move): the part of a stop-and-start move that is the application's, not drover's.
+ *
+ *   own stop   from Docker's `kill` event (the stop signal sent) to its `die` event (the
+ *              container's processes gone)
+ *   own start  from Docker's `start` event (the process started) to the first answer the
+ *              benchmark's client accepts as ready (polled every 10 ms)
+ *
+ * Both from dockerd's own event clock, so neither includes the docker CLI's start-up. The
+ * start excludes Docker's container setup before `start` — which drover's warm start also
+ * keeps out of a move — so the overhead computed from these is, if anything, too high.
+ *
+ * The node's agent still runs: it may see the stopped container first and start it again
+ * itself (restart: always). Either way the `start` event says when the process started.
+ */
+import { execa } from 'execa';
+import { systemClock } from '#common/clock.ts';
+
+export interface OwnTimes {
+  stopMs: number;
+  startMs: number;
+}
+
+async function events(dockerHost: string, container: string, since: number): Promise<{ at: number; action: string }[]> {
+  const { stdout } = await execa('docker', ['-H', dockerHost, 'events', '--filter', `container=${container}`, '--since', String(since / 1000), '--until', String(Date.now() / 1000 + 1), '--format', '{{.TimeNano}} {{.Action}}'], { timeout: 30_000 });
+  return stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const [nanos, action] = line.split(' ');
+      return { at: Number(BigInt(nanos!) / 1000n) / 1000, action: action ?? '' };
+    });
+}
+
+/** Stops and starts `container` on `dockerHost`, `hook` (an argv, exec'd first) as a move would run it. */
+export async function ownStopStart(dockerHost: string, container: string, ready: () => Promise<boolean>, hook?: string[]): Promise<OwnTimes> {
+  const docker = (...args: string[]) => execa('docker', ['-H', dockerHost, ...args], { timeout: 300_000 });
+  if (hook) await docker('exec', container, ...hook);
+  const since = Date.now() - 1_000;
+  await docker('stop', container);
+  await docker('start', container).catch(() => undefined); // the agent may have started it already
+  const deadline = Date.now() + 300_000;
+  let readyAt: number | null = null;
+  while (readyAt === null) {
+    if (Date.now() > deadline) throw new Error(`${container} not ready within 300 s of its start`);
+    if (await ready().catch(() => false)) readyAt = Date.now();
+    else await systemClock.sleep(10);
+  }
+  const seen = await events(dockerHost, container, since);
+  const kill = seen.find((e) => e.action === 'kill');
+  const die = seen.find((e) => e.action === 'die');
+  const start = seen.find((e) => e.action === 'start' && die !== undefined && e.at >= die.at);
+  if (!kill || !die || !start) throw new Error(`docker events of ${container} lack kill/die/start: ${JSON.stringify(seen)}`);
+  return { stopMs: Math.round(die.at - kill.at), startMs: Math.round(readyAt - start.at) };
+}

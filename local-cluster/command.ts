@@ -162,7 +162,7 @@ function program(result: { code: number; verb: string }): Command {
     .addOption(name())
     .addOption(new Option('--subnet <S>', 'node i gets 127.0.S.(10+i) (default: the existing cluster\'s, else 0)'))
     .addOption(images())
-    .addOption(new Option('--isolate', 'each node in its own network and mount namespace (a new cluster; an existing one keeps its mode)'));
+    .addOption(new Option('--isolate', 'each node in its own network and mount namespace (a new cluster; an existing one keeps its mode)'))
     .addOption(new Option('--metrics', "also start Prometheus (Debian's prometheus) scraping every drover process, with drover's alert rules"));
   up_.action(run('up', () => up(up_.opts())));
   const down = root.command('down').description('take the cluster down and remove everything of it, data too').addOption(name());

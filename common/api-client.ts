@@ -318,6 +318,11 @@ export class ApiClient {
     return (await this.call('desired', { params: { node_uuid: nodeUuid }, ...poll(options, {}, this.timeoutMs) })).body;
   }
 
+  /** Stores a secret (sealed); answers its id, for an application's `secret_environment` or secret files. */
+  async createSecret(value: Uint8Array): Promise<CallBody<'createSecret'>> {
+    return (await this.call('createSecret', { body: { content_base64: Buffer.from(value).toString('base64') } })).body;
+  }
+
   /** A file's content for an application in the node's view (docs/DESIGN.md §22); DROVER_NOT_FOUND otherwise. */
   async agentFile(nodeUuid: string, id: string): Promise<CallBody<'agentFile'>> {
     return (await this.call('agentFile', { params: { node_uuid: nodeUuid, id } })).body;

@@ -13,6 +13,8 @@ import { z } from 'zod';
 import {
   ApplicationStatus,
   ContainerMoveAnswer,
+  CreateSecretAnswer,
+  CreateSecretBody,
   ContainerState,
   CreateContainerBody,
   CreateDatasetBody,
@@ -373,6 +375,14 @@ export const ROUTES = {
       405: error('the dataset was deleted'),
       412: error('the configuration changed'),
     },
+  },
+  createSecret: {
+    method: 'POST',
+    path: '/v1/drover/secrets',
+    tag: 'drover',
+    summary: "Store a secret (sealed at rest) for an application's secret_environment or secret files; answers its id, never its value",
+    body: CreateSecretBody,
+    answers: { 201: { description: 'stored', schema: CreateSecretAnswer }, 400: error('not base64, or over 1 MiB') },
   },
   setApplicationReplication: {
     access: USER,

@@ -279,3 +279,11 @@ export const ReplicationEvent = z.object({
   problem: z.string().nullable(),
 });
 export type ReplicationEvent = z.infer<typeof ReplicationEvent>;
+
+/**
+ * `POST /v1/drover/secrets`: a secret for an application written through the API (its
+ * `secret_environment` or a `files` entry of kind `secret` names the id). Stored sealed; never
+ * answered by a read (docs/DESIGN.md §22).
+ */
+export const CreateSecretBody = z.object({ content_base64: z.string().min(1).max(1_400_000).regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64') }).strict();
+export const CreateSecretAnswer = z.object({ id: z.string().regex(/^[0-9a-f]{64}$/) }).strict();

@@ -66,4 +66,11 @@ export function deployRoutes(router: Router, control: Control): void {
     const answer: DeployAnswer = { project: body.project, dry_run: false, diff, migrations, unschedulable, tag: snap.tag };
     return withTag(reply, snap.tag).send(answer);
   }, { bodyLimit: DEPLOY_BODY_LIMIT });
+
+  // The API's way to a secret id (docs/DESIGN.md §22): the value is sealed at once and never read back.
+  router.handle('createSecret', async ({ body, reply }) => {
+    const bytes = Buffer.from(body.content_base64, 'base64');
+    if (bytes.length > MAX_FILE_BYTES) throw new DroverError('DROVER_INVALID_REQUEST', `a secret is at most ${MAX_FILE_BYTES} bytes`);
+    return reply.code(201).send({ id: await control.vault.put('secret', bytes) });
+  }, { bodyLimit: 2 * 1024 * 1024 });
 }

@@ -98,3 +98,19 @@ describe('the log', () => {
     expect(lines.join('')).not.toContain(SECRET);
   });
 });
+
+describe('secrets through the API', () => {
+  it('stores a secret sealed and answers only its id, which an application\'s secret_environment names', async () => {
+    const vault = new MemoryVault();
+    h = await harness({ vault });
+    await h.request('POST', '/v1/drover/agents/report', report(1));
+    const created = await h.request('POST', '/v1/drover/secrets', { content_base64: b64(SECRET) });
+    expect(created.statusCode).toBe(201);
+    const { id } = created.json<{ id: string }>();
+    expect(created.body).not.toContain(b64(SECRET));
+    expect(vault.sealedCopy(id)!.includes(Buffer.from(SECRET))).toBe(false);
+    await h.control.change((d) => ({ ...d, applications: [...d.applications, { ...(h.control.desired.applications[0] ?? {}), name: 'api', image: 'nginx', node_uuid: nodeId(1), environment: {}, ports: [], volumes: [], links: [], labels: {}, restart_policy: { name: 'never' }, replication: null, secret_environment: { TOKEN: id } }] }));
+    const fetched = await h.request('GET', `/v1/drover/agents/${nodeId(1)}/files/${id}`);
+    expect(fetched.json()).toMatchObject({ kind: 'secret', content_base64: b64(SECRET) });
+  });
+});

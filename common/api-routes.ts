@@ -377,6 +377,7 @@ export const ROUTES = {
     },
   },
   createSecret: {
+    access: USER,
     method: 'POST',
     path: '/v1/drover/secrets',
     tag: 'drover',
@@ -483,6 +484,7 @@ export const ROUTES = {
     answers: { 200: { description: 'the part of the desired configuration that concerns the node', schema: AgentDesired } },
   },
   agentFile: {
+    access: node('own-view'),
     method: 'GET',
     path: '/v1/drover/agents/:node_uuid/files/:id',
     tag: 'channel',

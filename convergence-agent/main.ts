@@ -205,7 +205,7 @@ async function main(): Promise<void> {
   } catch (err) {
     log.warn({ err, dir: fileRoots.secretsRoot }, 'no tmpfs for secrets: applications with secrets cannot start here');
   }
-  const files = new AppFiles({ ...fileRoots, source: new HttpFileSource(config.control_url, uuid), log: log.child({ subsystem: 'files' }) });
+  const files = new AppFiles({ ...fileRoots, source: new HttpFileSource(config.control_url, uuid, undefined, controlTls), log: log.child({ subsystem: 'files' }) });
   const executor = new Executor({
     store,
     runtime,

@@ -4,6 +4,7 @@
  * refers to is answered, a secret decrypted (docs/DESIGN.md §22).
  */
 import { ApiClient } from '#common/api-client.ts';
+import type { TlsIdentity } from '#common/tls-client.ts';
 import type { FileSource } from './app-files.ts';
 
 export class HttpFileSource implements FileSource {
@@ -13,8 +14,10 @@ export class HttpFileSource implements FileSource {
     controlUrl: string,
     private readonly nodeUuid: string,
     requestTimeoutMs = 10_000,
+    /** The node's certificate, for an https control service (docs/DESIGN.md §23). */
+    tls?: TlsIdentity,
   ) {
-    this.client = new ApiClient({ baseUrl: controlUrl, timeoutMs: requestTimeoutMs });
+    this.client = new ApiClient({ baseUrl: controlUrl, timeoutMs: requestTimeoutMs, ...(tls ? { tls } : {}) });
   }
 
   async fetch(id: string): Promise<{ kind: 'file' | 'secret'; bytes: Buffer }> {

@@ -55,8 +55,8 @@ describe('isolated local-cluster nodes', () => {
   it('gives node i 10.229.S.(10+i) on a /24 whose .1 is the root namespace (and the control service)', () => {
     expect(isolatedNodeAddress(4, 2)).toBe('10.229.4.12');
     expect(isolatedNetwork(4)).toEqual({ network: '10.229.4.0/24', gateway: '10.229.4.1', cidr: '10.229.4.1/24' });
-    expect(controlUrl(isolated('t4', 4, 2))).toBe('http://10.229.4.1:4523');
-    expect(controlUrl(isolated('demo', 0, 3))).toBe('http://10.229.0.1:4523');
+    expect(controlUrl(isolated('t4', 4, 2))).toBe('https://10.229.4.1:4523');
+    expect(controlUrl(isolated('demo', 0, 3))).toBe('https://10.229.0.1:4523');
   });
 
   it("starts each node's agent, proxy and plugin inside the node's namespaces and the control service outside them", () => {

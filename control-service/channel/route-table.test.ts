@@ -104,7 +104,7 @@ describe('route table', () => {
     ]);
     // Handoff: the target has no container yet; the name route stays, held, with no target.
     const handoff = doc([{ ...db, node_uuid: n(2) }], [migration('db', 'handoff', 4)]);
-    expect(computeRoutes(handoff, () => undefined, learned)).toEqual([{ application: 'db', external_port: 6379, target: null, hold: true, generation: 4, name_slot: 3 }]);
+    expect(computeRoutes(handoff, () => undefined, learned)).toEqual([{ application: 'db', external_port: 6379, target: null, hold: true, generation: 4, migration: handoff.migrations[0]!.id, name_slot: 3 }]);
     expect(routesJson(handoff, () => undefined, learned)).toBe(JSON.stringify(computeRoutes(handoff, () => undefined, learned)));
     // Another image starts afresh.
     expect(computeRoutes(doc([{ ...db, image: 'y' }]), () => undefined, learned)).toEqual([]);

@@ -102,12 +102,11 @@ describe('a refused file', () => {
       ].join('\n'),
     );
     expect(err.message.split('\n')).toEqual([
-      'c.yml: 6 problems',
+      'c.yml: 5 problems',
       '  c.yml:4:14: service "web": key "expose[0]": "80/sctp": drover relays TCP and UDP, not SCTP',
       '  c.yml:5:16: service "web": key "networks[0]": network "back" is not declared under the top-level "networks:"',
       '  c.yml:6:13: service "web": key "ports[0]": "[::1]:53:53/udp": an IPv6 host address is not supported: drover\'s nodes listen on IPv4 addresses',
-      '  c.yml:9:5: service "db": unsupported key "secrets": not supported yet; put the value in "environment:" (or an "env_file:") or in a volume',
-      '  c.yml:10:26: service "db": key "depends_on.web.condition": "service_healthy" is not supported yet: drover starts services without waiting for each other (use "service_started", or drop the condition)',
+      '  c.yml:9:15: service "db": key "secrets[0]": secret "pw" is not declared under the top-level "secrets:"',
       '  c.yml:11:22: unsupported key "networks.front.external": drover resolves names within one project; a network made outside it has no services drover knows — put the services in this file',
     ]);
     expect(err.detail).toMatchObject({ file: 'c.yml', line: 4, column: 14, service: 'web', key: 'expose[0]' });

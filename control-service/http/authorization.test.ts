@@ -32,7 +32,8 @@ function pathOf(key: RouteKey): string {
 const FOREIGN: Record<NodeRule, (key: RouteKey) => { path?: string; body?: unknown } | 'allowed'> = {
   read: () => 'allowed',
   'own-report': () => ({ body: report(2) }),
-  'own-view': () => ({}),
+  // A well-formed file id (a sha-256), so that the route's own validation does not answer first.
+  'own-view': (key) => (key === 'agentFile' ? { path: fillPath(ROUTES.agentFile.path, { node_uuid: N2, id: 'a'.repeat(64) }) } : {}),
   'route-table': () => ({ path: `/v1/drover/routes?node_uuid=${N2}` }),
   'own-route-ack': () => ({ body: { node_uuid: N2, version: 1 } }),
   'own-lease': (key) => (key === 'acquireLease' ? { body: { dataset_id: D3, node_uuid: N2, expires: null } } : {}),

@@ -87,6 +87,12 @@ export const statusCommand: Command = {
       !n.cordoned ? '' : !n.draining ? ', cordoned' : n.applications_left === 0 ? ', drained' : `, draining (${n.applications_left ?? '?'} left)`;
     const nodeState = (n: (typeof nodes)[number]): string => `${liveness(n)}${cordon(n)}`;
     print(ctx.stdout, table(['ADDRESS', 'UUID', 'STATE', 'LABELS'], nodes.map((n) => [n.host, n.uuid, nodeState(n), labels(n.labels)])));
+    // What the control service refused of a node's reports (docs/DESIGN.md §23): a changed host key.
+    for (const n of stateNodes) {
+      for (const p of (n.problems ?? []) as Array<{ subject?: unknown; reason?: unknown }>) {
+        if (p.subject === `node:${n.uuid}` && typeof p.reason === 'string') print(ctx.stdout, `  ${n.host}: ${p.reason}`);
+      }
+    }
     print(ctx.stdout);
     print(ctx.stdout, 'APPLICATIONS');
     // A node's `name` label (n1, n2 in the local cluster), else its address.

@@ -72,7 +72,7 @@ export class TransportPeers implements PeerSource {
     const tls = node.transfer.tls;
     if (!tls) throw noTransport(node, 'it reports no tls endpoint (transfer.tls)');
     if (!settings.tlsIdentity) throw noTransport(node, 'this agent has no tls identity (agent.yml tls.ca_file, cert_file, key_file)');
-    return new TlsPeer({ id: node.uuid, host: tls.host, port: tls.port, identity: await settings.tlsIdentity() });
+    return new TlsPeer({ id: node.uuid, host: tls.host, port: tls.port, identity: await settings.tlsIdentity(), ...(node.identity ? { expectedName: node.identity.name } : {}) });
   }
 }
 

@@ -5,7 +5,7 @@
  * else as data frames on the TLS connection, written straight from `zfs send`'s chunks with
  * the socket's backpressure.
  */
-import { connect, type ConnectionOptions, type TLSSocket } from 'node:tls';
+import { checkServerIdentity, connect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { Writable } from 'node:stream';
 import { DroverError, toDroverError } from '#common/errors.ts';
 import type { ZfsDatasetInfo, ZfsSnapshotInfo } from '../zfs/types.ts';
@@ -23,6 +23,12 @@ export interface TlsPeerOptions {
   host: string;
   port: number;
   identity: TlsIdentity;
+  /**
+   * The CN the peer's certificate must carry: the transfer TLS identity the control service
+   * recorded when the node joined (Node.identity.name, docs/DESIGN.md §23). Absent: any
+   * certificate of the cluster CA that names the address.
+   */
+  expectedName?: string;
   connectTimeoutMs?: number;
   /**
    * The native data pump (native/build/drover-pump); null streams in-process. Default: the
@@ -300,6 +306,13 @@ export class TlsPeer implements Peer {
         minVersion: 'TLSv1.3',
         ciphers: TLS_CIPHERS,
         highWaterMark: SOCKET_HIGH_WATER_MARK,
+        checkServerIdentity: (name, cert) => {
+          const usual = checkServerIdentity(name, cert);
+          if (usual !== undefined) return usual;
+          const cn = (cert.subject as { CN?: unknown } | undefined)?.CN;
+          const expected = this.options.expectedName;
+          return expected === undefined || cn === expected ? undefined : new Error(`the peer's certificate is '${String(cn)}', not '${expected}', the identity node ${this.id} joined with: certificate refused`);
+        },
       };
       const socket = connect(options);
       const timer = setTimeout(() => socket.destroy(new Error('connect timed out')), this.options.connectTimeoutMs ?? 15_000);

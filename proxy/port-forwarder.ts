@@ -47,6 +47,9 @@ export class PortForwarder {
   private heldHead = 0;
   private deadlineTimer: NodeJS.Timeout | null = null;
   private readonly retrying = new Map<Inbound, NodeJS.Timeout>();
+  /** Connections sent to a backend, with that backend (`host:port`): cut when the route leaves it. */
+  private readonly relaying = new Map<Inbound, string>();
+  private tracked = 0;
   private listenTimer: NodeJS.Timeout | null = null;
   private listenFailures = 0;
   private removed = false;
@@ -87,9 +90,16 @@ export class PortForwarder {
     }
   }
 
-  /** Takes a new route for this port; when it forwards, held connections go there, oldest first. */
+  /**
+   * Takes a new route for this port; when it forwards, held connections go there, oldest first.
+   * Connections relaying to a target the route no longer leads to are closed (docs/DESIGN.md §18):
+   * after a failover the old node may still run the application (its agent paused or cut off),
+   * and a client that keeps its connection must not go on writing there. A planned move stops the
+   * source before its route changes, so its relays have ended by then.
+   */
   setRoute(route: Route): void {
     this.route = route;
+    this.cutStale(route);
     if (!isForwarding(route) || this.heldCount() === 0) return;
     const queue = this.held;
     const from = this.heldHead;
@@ -168,8 +178,30 @@ export class PortForwarder {
     const route = this.route;
     if (isForwarding(route)) {
       if (!retry) this.metrics.connection(route.application, 'forwarded');
+      this.track(conn, targetKey(route.target));
       conn.forward(route.target, this.opts.connectTimeoutMs, this.onConnectFailed);
     } else this.hold(conn);
+  }
+
+  /** Remembers where `conn` was sent; closed ones are dropped now and then (they stay few). */
+  private track(conn: Inbound, target: string): void {
+    this.relaying.set(conn, target);
+    if (++this.tracked % 256 === 0) for (const c of this.relaying.keys()) if (c.closed) this.relaying.delete(c);
+  }
+
+  private cutStale(route: Route): void {
+    const now = route.target === null ? null : targetKey(route.target);
+    let cut = 0;
+    for (const [conn, target] of this.relaying) {
+      if (conn.closed) this.relaying.delete(conn);
+      else if (this.retrying.has(conn)) continue; // not connected: its next try takes the new route
+      else if (target !== now) {
+        this.relaying.delete(conn);
+        conn.destroy();
+        cut++;
+      }
+    }
+    if (cut > 0) this.log.warn({ port: this.port, application: route.application, closed: cut, target: now }, 'connections to a former target closed');
   }
 
   private hold(conn: Inbound): void {
@@ -255,4 +287,8 @@ export class PortForwarder {
 /** The migration a route's hold belongs to, as the records' correlation id (docs/DESIGN.md §25). */
 export function corrOf(route: Route): { corr?: string } {
   return route.migration === undefined ? {} : { corr: route.migration };
+}
+
+function targetKey(target: { host: string; port: number }): string {
+  return `${target.host}:${target.port}`;
 }

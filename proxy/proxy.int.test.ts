@@ -148,6 +148,23 @@ describe.each(['uv', 'net'] as const)('the routing proxy on the %s engine', (eng
     await waitFor(() => running!.engine.counts().inbound === 0, 5000, 'relays to end');
   });
 
+  it('closes a connection still relaying to a backend the route no longer leads to (a failed-over node may still run)', async () => {
+    running = await startProxy(engineChoice);
+    const a = await backend((socket) => socket.on('data', (d) => socket.write(d)));
+    const b = await backend(digestReply('B'));
+    const v1 = running.routes.publish([route('db', 21009, { host: BACKEND_HOST, port: a.port })]);
+    await running.routes.waitForAck(NODE, v1);
+    const client = connect({ host: PROXY_HOST, port: 21009 });
+    const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+    client.on('error', () => undefined);
+    client.write('ping');
+    await new Promise<void>((resolve) => client.once('data', () => resolve()));
+    const v2 = running.routes.publish([route('db', 21009, { host: BACKEND_HOST, port: b.port }, false, 2)]);
+    await running.routes.waitForAck(NODE, v2);
+    await closed;
+    expect(await exchange(21009, 1000, 9)).toEqual({ tag: 'B', ok: true });
+  });
+
   it('relays 1,000 concurrent connections and closes every one afterwards', async () => {
     running = await startProxy(engineChoice);
     const e = await backend(echo);

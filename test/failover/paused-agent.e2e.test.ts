@@ -52,15 +52,10 @@ describeWith(LOCAL_CLUSTER, 'a paused agent (3-node local cluster)', () => {
     await writer?.stop();
   });
 
-  // XXX: fails today, so it is declared `fails` (it turns red once fixed: flip it then). A client
-  // connection through a proxy that was relaying to n1 before the failover keeps relaying to n1
-  // after the route moved (the proxy lets established relays, and the kernel fast path's
-  // conntrack entries, run on), so n1's still-running Redis acknowledges writes after the
-  // promotion: measured 796 of them in n1's copy. The proxy must cut connections to a target
-  // that is no longer the route's (Stolon's proxy does); and a paused agent cannot stop its Redis
-  // before the promotion (stopped 2.7 s after the resume, 30.7 s after the promotion) — that
-  // needs a fence outside the agent's process (a watchdog process it arms, or the host's).
-  it.fails('fails over past a paused agent; no write acknowledged after the promotion reaches its copy; one primary after it resumes', async () => {
+  // XXX: a paused agent cannot stop its Redis before the promotion (measured: stopped 2.7 s after
+  // the resume, 30.7 s after the promotion) — that needs a fence outside the agent's process (a
+  // watchdog process it arms). What keeps n1's writes out is the proxies cutting relays to it.
+  it('fails over past a paused agent; no write acknowledged after the promotion reaches its copy; one primary after it resumes', async () => {
     const replica = await until('a replica ok', async () => {
       const r = (await world.replication(app))?.replicas[0];
       return r?.state === 'ok' && r;
@@ -79,12 +74,17 @@ describeWith(LOCAL_CLUSTER, 'a paused agent (3-node local cluster)', () => {
       return a.node_uuid === world.node(standby).uuid && a;
     }, 60_000, 100);
     const record = (await world.api.migrations()).find((m) => m.failover !== undefined && m.application === app.name)!;
-    const promotedAt = record.started_at;
+    const decidedAt = record.started_at;
     expect(moved.node_uuid).toBe(world.node(standby).uuid);
     await until('PONG through n3 from the new node', () => pong(world.proxy(app, 3)), 60_000, 250);
+    // The promotion: when the new primary's Redis started (from then on, an acknowledgement by n1 is split brain).
+    const started = await execa('docker', ['-H', world.node(standby).dockerHost!, 'inspect', '-f', '{{.State.StartedAt}}', `drover-${app.name}`], { timeout: 30_000 });
+    const promotedAt = Date.parse(started.stdout.trim());
+    expect(promotedAt).toBeGreaterThanOrEqual(decidedAt - 1000);
     // Paused for 2 × TTL in all.
     await new Promise((r) => setTimeout(r, Math.max(0, pausedAt + 2 * TTL_MS - Date.now())));
     const promotedPerf = performance.now() - (Date.now() - promotedAt);
+    const decidedPerf = performance.now() - (Date.now() - decidedAt);
     const ackedAfter = writer.report().ackTimes.filter((t) => t > promotedPerf).length;
 
     process.kill(agent!, 'SIGCONT');
@@ -117,10 +117,11 @@ describeWith(LOCAL_CLUSTER, 'a paused agent (3-node local cluster)', () => {
       }
     }
     const afterPromotion = [...onN1].filter((seq) => seq <= report.acked && report.ackTimes[seq - 1]! > promotedPerf);
+    const afterDecision = [...onN1].filter((seq) => seq <= report.acked && report.ackTimes[seq - 1]! > decidedPerf);
     console.log(
-      `paused agent: promoted ${((promotedAt - pausedAt) / 1000).toFixed(1)} s after the pause, ${ackedAfter} writes acknowledged after the promotion while n1 was paused; ` +
+      `paused agent: decided ${((decidedAt - pausedAt) / 1000).toFixed(1)} s and promoted ${((promotedAt - pausedAt) / 1000).toFixed(1)} s after the pause, ${ackedAfter} writes acknowledged after the promotion while n1 was paused; ` +
         `n1's Redis stopped ${((stoppedAt - resumedAt) / 1000).toFixed(1)} s after the resume (${((stoppedAt - promotedAt) / 1000).toFixed(1)} s after the promotion); ` +
-        `n1's copy holds ${onN1.size} writes, ${afterPromotion.length} of them acknowledged after the promotion`,
+        `n1's copy holds ${onN1.size} writes, ${afterDecision.length} of them acknowledged after the failover was decided, ${afterPromotion.length} after the new primary started`,
     );
     expect(ackedAfter).toBeGreaterThan(0);
     expect(afterPromotion).toEqual([]);

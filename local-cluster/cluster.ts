@@ -23,6 +23,7 @@ import { nodeDown, nodeRepair, nodeUp } from './node.ts';
 import { listPools } from './pool.ts';
 import { stopServices } from './services.ts';
 import { readClusterState, writeClusterState } from './state.ts';
+import { run } from './run.ts';
 import type { LocalCluster, LocalClusterOptions } from './types.ts';
 
 /**
@@ -183,8 +184,26 @@ export async function clusterDown(name: string, root?: string, log: Logger = sil
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
   await removeClusterNet(name, dir);
+  await unmountTmpfsUnder(dir);
   await rm(dir, { recursive: true, force: true });
   await rm(runDir(name), { recursive: true, force: true });
+}
+
+/**
+ * Unmounts the tmpfs mounts under `dir`, deepest first: the agents' secrets directories
+ * (docs/DESIGN.md §22), which outlive a stopped agent on purpose (its containers may still
+ * run) and would make the removal of the cluster's directory fail with EBUSY. Only tmpfs:
+ * the pools' datasets were unmounted with their pools.
+ */
+async function unmountTmpfsUnder(dir: string): Promise<void> {
+  const mounts = await readFile('/proc/self/mounts', 'utf8').catch(() => '');
+  const under = mounts
+    .split('\n')
+    .map((line) => line.split(' '))
+    .filter(([, target, type]) => type === 'tmpfs' && target !== undefined && target.startsWith(`${dir}/`))
+    .map(([, target]) => target!.replace(/\\040/g, ' '))
+    .sort((a, b) => b.length - a.length);
+  for (const target of under) await run('umount', [target], { timeoutMs: 15_000 }).catch(() => run('umount', ['-l', target], { timeoutMs: 15_000 }));
 }
 
 /** The recorded cluster, or null when none is recorded under `root`. */

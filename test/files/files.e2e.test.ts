@@ -84,7 +84,7 @@ describeWith(['root', 'dockerd', 'zfs'], 'files that travel with a project, on a
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'drover-files-e2e-'));
-    control = execa('node', [join(root, 'bin/drover-control.js'), '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'control'), '--node-timeout', '3'], {
+    control = execa('node', [join(root, 'bin/drover-control.js'), '--listen', '127.0.0.1:0', '--insecure-plain-http', '--data-dir', join(dir, 'control'), '--node-timeout', '3'], {
       cwd: root,
       reject: false,
       stdout: 'pipe',

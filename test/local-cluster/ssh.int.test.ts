@@ -48,11 +48,13 @@ function sshRun(ssh: LocalNodeSsh, privateKey: Buffer, pinned: string, command: 
 describeWith(LOCAL_CLUSTER, "a local cluster node's sshd", () => {
   const cluster = useTestCluster({ nodes: 3, docker: false });
 
-  it("lets the agents' key in when the host key matches the pinned fingerprint", async () => {
+  it("lets the agents' key in when the host key matches the pinned fingerprint, to run drover's receive only", async () => {
     const { nodes, sshClientKey } = cluster();
     const n3 = nodes[2]!.ssh!;
     const key = await readFile(sshClientKey.privateKeyPath);
-    expect(await sshRun(n3, key, n3.hostKeyFingerprint, 'echo ok; zpool list -H -o name')).toContain(`ok\n`);
+    // Authenticated (a refused key fails with "authentication"), then the forced command
+    // (docs/DESIGN.md §24) refuses a shell command: it exits non-zero, and nothing ran.
+    await expect(sshRun(n3, key, n3.hostKeyFingerprint, 'echo ok; zpool list -H -o name')).rejects.toThrow(/exited [1-9]/);
   });
 
   it('refuses to talk to a node whose host key is not the pinned one', async () => {

@@ -200,12 +200,11 @@ async function main(): Promise<void> {
   }
   // Files that travel with applications (docs/DESIGN.md §22); secrets only on a tmpfs.
   const fileRoots = { filesRoot: join(config.state_dir, 'files'), secretsRoot: join(config.state_dir, 'secrets') };
-  try {
+  // The tmpfs is mounted for the first secret, so a node with none has no mount to leave behind.
+  const mountSecrets = async (): Promise<void> => {
     if (await ensureSecretsTmpfs(fileRoots.secretsRoot, execaRunner)) log.info({ dir: fileRoots.secretsRoot }, 'secrets tmpfs mounted');
-  } catch (err) {
-    log.warn({ err, dir: fileRoots.secretsRoot }, 'no tmpfs for secrets: applications with secrets cannot start here');
-  }
-  const files = new AppFiles({ ...fileRoots, source: new HttpFileSource(config.control_url, uuid, undefined, controlTls), log: log.child({ subsystem: 'files' }) });
+  };
+  const files = new AppFiles({ ...fileRoots, source: new HttpFileSource(config.control_url, uuid, undefined, controlTls), log: log.child({ subsystem: 'files' }), mountSecrets });
   const executor = new Executor({
     store,
     runtime,

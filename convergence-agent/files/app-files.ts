@@ -29,9 +29,16 @@ export interface AppFilesOptions {
   secretsRoot: string;
   source: FileSource;
   log: Logger;
+  /**
+   * Mounts the tmpfs at `secretsRoot` (files/secrets-tmpfs.ts), called the first time a secret
+   * is written here: a node that runs no application with secrets mounts none.
+   */
+  mountSecrets?: () => Promise<unknown>;
 }
 
 export class AppFiles {
+  private mounting: Promise<unknown> | null = null;
+
   constructor(private readonly options: AppFilesOptions) {}
 
   /**
@@ -93,9 +100,15 @@ export class AppFiles {
   }
 
   private async requireTmpfs(): Promise<void> {
-    const fs = await statfs(this.options.secretsRoot).catch(() => null);
+    let fs = await statfs(this.options.secretsRoot).catch(() => null);
+    if ((fs === null || fs.type !== TMPFS_MAGIC) && this.options.mountSecrets !== undefined) {
+      // One mount at a time; a failed one is tried again by the next secret.
+      this.mounting ??= this.options.mountSecrets().finally(() => (this.mounting = null));
+      await this.mounting.catch((err: unknown) => this.options.log.warn({ err, dir: this.options.secretsRoot }, 'secrets tmpfs not mounted'));
+      fs = await statfs(this.options.secretsRoot).catch(() => null);
+    }
     if (fs === null || fs.type !== TMPFS_MAGIC) {
-      throw new DroverError('DROVER_SECRET_UNREADABLE', `${this.options.secretsRoot} is not a tmpfs; the agent writes secrets only to memory (it mounts one there at start when it runs as root)`);
+      throw new DroverError('DROVER_SECRET_UNREADABLE', `${this.options.secretsRoot} is not a tmpfs; the agent writes secrets only to memory (it mounts one there for the first secret when it runs as root)`);
     }
   }
 }

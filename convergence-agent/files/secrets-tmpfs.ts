@@ -1,7 +1,7 @@
 /**
  * The agent's secrets directory is a tmpfs (docs/DESIGN.md §22): secrets live in memory only,
- * never on the node's disk. At start the agent mounts one there unless one is mounted already
- * (an agent restarted keeps the secrets of the containers that still run).
+ * never on the node's disk. For the first secret it writes, the agent mounts one there unless one
+ * is mounted already (an agent restarted keeps the secrets of the containers that still run).
  */
 import { mkdir, statfs } from 'node:fs/promises';
 import { DroverError } from '#common/errors.ts';

@@ -2,7 +2,7 @@ import { execa } from 'execa';
 import { beforeAll, expect, it } from 'vitest';
 import { ApiClient } from '#common/api-client.ts';
 import { isTerminal } from '#common/migration-protocol.ts';
-import { controlUrl, startServices, type LocalNode } from '../../local-cluster/index.ts';
+import { controlClient, startServices, type LocalNode } from '../../local-cluster/index.ts';
 import { until } from '../migration/stack.ts';
 import { useTestCluster } from '../support/cluster.ts';
 import { LOCAL_CLUSTER, describeWith } from '../support/require.ts';
@@ -68,7 +68,7 @@ describeWith(LOCAL_CLUSTER, 'service discovery by name (2-node local cluster)', 
 
   beforeAll(async () => {
     await startServices(cluster());
-    api = new ApiClient({ baseUrl: controlUrl(cluster()) });
+    api = controlClient(cluster());
     const topology = (pins: Record<string, number>) => {
       const byNode = new Map<number, string[]>();
       for (const [app, i] of Object.entries(pins)) byNode.set(i, [...(byNode.get(i) ?? []), app]);

@@ -1,6 +1,7 @@
 import { execa } from 'execa';
 import { beforeAll, expect, it } from 'vitest';
 import { useTestCluster } from '../support/cluster.ts';
+import { cliEnv } from '../../local-cluster/index.ts';
 import { LOCAL_CLUSTER, describeWith } from '../support/require.ts';
 import { until } from '../migration/stack.ts';
 import { pong, redisCompose, ReplicationWorld, type RedisApp } from '../replication/world.ts';
@@ -79,7 +80,7 @@ describeWith(LOCAL_CLUSTER, 'rescheduling and draining (3-node local cluster)', 
 
     const drain = await execa('node', ['bin/drover.js', 'node', 'drain', 'n2', '--timeout', '150'], {
       cwd: `${import.meta.dirname}/../..`,
-      env: { DROVER_CONTROL: world.url, DROVER_LOG_LEVEL: 'warn' },
+      env: { ...cliEnv(world.cluster), DROVER_LOG_LEVEL: 'warn' },
       reject: false,
       timeout: 170_000,
     });

@@ -11,6 +11,7 @@ import { readProjectPath } from '../../cli/project-path.ts';
 import { ensureNodeCertificate } from '../../convergence-agent/transfer/tls-certs.ts';
 import { useTestCluster } from '../support/cluster.ts';
 import { describeWith } from '../support/require.ts';
+import { until as waitUntil } from '../migration/stack.ts';
 
 // Files that travel with a project (docs/DESIGN.md §22), end to end: drover-control and two
 // drover-agents as processes on a 2-node local cluster (a dockerd each). A project with a
@@ -55,21 +56,8 @@ secrets:
   db_password: { file: ./db_password.txt }
 `;
 
-async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown = null;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value) return value;
-      last = value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+/** `until` of the migration stack, with this file's longer default bound. */
+const until = <T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 90_000): Promise<T> => waitUntil(what, probe, timeoutMs, 200);
 
 describeWith(['root', 'dockerd', 'zfs'], 'files that travel with a project, on a 2-node local cluster', () => {
   const cluster = useTestCluster({ nodes: 2, docker: true, ssh: false, images: ['busybox'] });

@@ -38,7 +38,9 @@ export const USAGE = `usage: drover-control --tls-ca FILE --tls-cert FILE --tls-
   --metrics-listen  address of the Prometheus /metrics listener, separate from the API
                   (default 127.0.0.1:${METRICS_PORTS.control}; env DROVER_CONTROL_METRICS_LISTEN)
   --secrets-key   the key file that seals secrets at rest, kept outside the data directory
-                  (default <data-dir>.key beside it; created 0600 on first start; env DROVER_SECRETS_KEY)`;
+                  (default <data-dir>.key beside it; created 0600 on first start; env DROVER_SECRETS_KEY)
+  --files-grace   seconds a stored config, secret or project file must go unnamed by every
+                  application before it is removed (default 86400; swept hourly)`;
 
 const Listen = z
   .string()
@@ -79,6 +81,8 @@ export const ControlConfig = z
     metricsListen: MetricsListen,
     /** The secrets key file (docs/DESIGN.md §22); outside the data directory, so a copy of the store holds no key. */
     secretsKeyFile: z.string().min(1),
+    /** How long an unnamed file content is kept (docs/DESIGN.md §22). */
+    filesGraceMs: z.number().min(0).max(365 * 86_400_000),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -119,6 +123,7 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): ControlConfi
       'insecure-plain-http': { type: 'boolean' },
       'metrics-listen': { type: 'string' },
       'secrets-key': { type: 'string' },
+      'files-grace': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -140,6 +145,7 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): ControlConfi
     tls: tlsOf(values, env),
     plainHttp: values['insecure-plain-http'] === true,
     metricsListen: values['metrics-listen'] ?? env.DROVER_CONTROL_METRICS_LISTEN ?? `127.0.0.1:${METRICS_PORTS.control}`,
+    filesGraceMs: Number(values['files-grace'] ?? 86_400) * 1000,
   });
 }
 

@@ -15,6 +15,7 @@ import { PromControlMetrics } from './prom-metrics.ts';
 import { join } from 'node:path';
 import { FileVault } from './files/vault.ts';
 import { loadOrCreateKey } from './files/sealing.ts';
+import { ContentSweeper } from './files/sweep.ts';
 
 const log = createLogger('drover-control');
 
@@ -52,6 +53,8 @@ async function main(): Promise<void> {
   const revoked = config.tls ? new RevokedList(config.tls.revoked, log) : undefined;
   metrics.readFrom(controlGauges(control));
   await control.start();
+  const sweeper = new ContentSweeper({ vault, desired: () => control.desired, log, graceMs: config.filesGraceMs });
+  sweeper.start();
   const app = buildApp({ control, log, version: droverVersion(), bodyLimit: config.bodyLimit, metrics, ...(https ? { https } : {}), ...(revoked ? { revoked } : {}) });
   const address = await app.listen({ host: config.listen.host, port: config.listen.port });
   const metricsListener = await serveMetrics(config.metricsListen, metrics, log);
@@ -71,6 +74,7 @@ async function main(): Promise<void> {
     try {
       revoked?.stop();
       await app.close();
+      await sweeper.stop();
       await metricsListener?.close();
       await control.stop();
       log.info('control service stopped');

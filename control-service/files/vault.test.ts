@@ -124,6 +124,8 @@ vaultContract('the memory vault', async () => {
       return {
         idOf: other.idOf.bind(other),
         put: other.put.bind(other),
+        list: other.list.bind(other),
+        removeIfStoredBefore: other.removeIfStoredBefore.bind(other),
         get: async (kind, id) => {
           const sealed = vault.sealedCopy(id);
           if (sealed === undefined) return other.get(kind, id);

@@ -39,10 +39,10 @@ describe('the dashboard view model', () => {
     ]);
   });
 
-  it('shows an application with its node, health, published ports and each replica with its lag', () => {
-    const containers = [{ name: 'redis', node_uuid: N1, published: [{ internal: 6379, host: '127.0.0.11', host_port: 16600 }] }];
-    const [row] = applicationRows([app({ replicas: [{ node: N2, lag_seconds: 1.25, state: 'ok' }] })], containers, NODES);
-    expect(row).toMatchObject({ name: 'redis', node: 'n1', health: 'healthy', ports: '16600→6379', replicas: ['n2 ok, lag 1.3 s'], moving: false, targets: [{ uuid: N2, name: 'n2' }] });
+  it('shows an application with its node, health, declared ports and each replica with its lag', () => {
+    const configs = [{ name: 'redis', ports: [{ internal: 6379, external: 16600 }, { internal: 53, external: 5353, protocol: 'udp' }] }];
+    const [row] = applicationRows([app({ replicas: [{ node: N2, lag_seconds: 1.25, state: 'ok' }] })], configs, NODES);
+    expect(row).toMatchObject({ name: 'redis', node: 'n1', health: 'healthy', ports: '16600→6379, 5353→53/udp', replicas: ['n2 ok, lag 1.3 s'], moving: false, targets: [{ uuid: N2, name: 'n2' }] });
   });
 
   it('offers as move targets only other nodes that report and are not cordoned', () => {

@@ -46,10 +46,18 @@ describeWith([...LOCAL_CLUSTER, 'chromium'], 'the web dashboard in a real browse
     });
     page = await context.newPage();
     page.on('pageerror', (err) => console.log(`page error: ${err.message}`));
+    page.on('console', (message) => {
+      if (message.type() === 'error') console.log(`page console: ${message.text()}`);
+    });
     await page.goto(`${url}/ui`);
   }, LONG);
 
   afterAll(async () => {
+    // What the page showed last, for a reader of a failure.
+    if (page) {
+      await page.screenshot({ path: join(artifacts, 'dashboard-last.png'), fullPage: true }).catch(() => undefined);
+      console.log(`the page at the end:\n${(await page.locator('body').innerText().catch((err: Error) => err.message)).slice(0, 3000)}`);
+    }
     await browser?.close();
   });
 
@@ -79,7 +87,8 @@ describeWith([...LOCAL_CLUSTER, 'chromium'], 'the web dashboard in a real browse
     const move = page.locator('li.migration').first();
     let during = false;
     try {
-      await page.waitForSelector('li.migration:not([data-phase="done"]):not([data-phase="failed"])', { timeout: 60_000 });
+      // A phase after pending, so the picture has data on the move and a timeline under way.
+      await page.waitForSelector(['pre-copy', 'cutover', 'handoff', 'release'].map((p) => `li.migration[data-phase="${p}"]`).join(', '), { timeout: 120_000 });
       during = true;
       await page.screenshot({ path: join(artifacts, 'dashboard-during-move.png'), fullPage: true });
     } catch {

@@ -15,6 +15,8 @@ import { Applications, ConfirmDialog, Datasets, EventFeed, Migrations, Nodes } f
 const html = htm.bind(h);
 /** Ages, lags and sizes are read again this often even when no event comes. */
 const REFRESH_MS = 5000;
+/** After a failed read, the next one comes this much sooner than the timer's. */
+const RETRY_MS = 1000;
 /** An event starts a read of the cluster this much later (events coming meanwhile join it). */
 const SETTLE_MS = 250;
 const FEED_LENGTH = 200;
@@ -29,6 +31,7 @@ function App() {
   const [notice, setNotice] = useState(null);
   const [now, setNow] = useState(Date.now());
   const timer = useRef(null);
+  const retry = useRef(null);
   const nodesRef = useRef([]);
 
   const reload = useCallback(async () => {
@@ -44,6 +47,10 @@ function App() {
       setLoadError(null);
     } catch (err) {
       setLoadError(err.message);
+      retry.current ??= setTimeout(() => {
+        retry.current = null;
+        void reload();
+      }, RETRY_MS);
     }
     setNow(Date.now());
   }, []);
@@ -61,7 +68,8 @@ function App() {
     void reload();
     const every = setInterval(reload, REFRESH_MS);
     const stop = followEvents((type, data) => {
-      setFeed((old) => [{ at: data.at ?? Date.now(), type, text: eventLine(type, data, nodesRef.current) }, ...old].slice(0, FEED_LENGTH));
+      const line = { at: data.at ?? Date.now(), type, text: eventLine(type, data, nodesRef.current) };
+      setFeed((old) => [line, ...old].slice(0, FEED_LENGTH));
       if (type === 'migration') {
         // The record as it is now: shown at once, without waiting for the next read.
         setSteps((old) => new Map(old).set(data.id, recordSteps(old.get(data.id) ?? [], data)));
@@ -72,6 +80,7 @@ function App() {
     return () => {
       clearInterval(every);
       clearTimeout(timer.current);
+      clearTimeout(retry.current);
       stop();
     };
   }, [reload, soon]);
@@ -99,7 +108,7 @@ function App() {
     ${notice && html`<p class=${`notice ${notice.kind}`} role="status" onClick=${() => setNotice(null)}>${notice.text}</p>`}
     <main>
       <${Nodes} nodes=${cluster.nodes} apps=${cluster.applications} now=${now} ask=${ask} />
-      <${Applications} apps=${cluster.applications} containers=${cluster.containers} nodes=${cluster.nodes} ask=${ask} />
+      <${Applications} apps=${cluster.applications} configs=${cluster.configs} nodes=${cluster.nodes} ask=${ask} />
       <${Migrations} migrations=${cluster.migrations} steps=${steps} nodes=${cluster.nodes} phases=${MIGRATION_PHASES} ask=${ask} />
       <${Datasets} datasets=${cluster.datasets} nodes=${cluster.nodes} />
       <${EventFeed} feed=${feed} />

@@ -9,7 +9,7 @@
 
 /** @typedef {{ uuid: string, host: string, state: string, labels: Record<string, string>, last_seen: number | null, cordoned?: boolean, draining?: boolean }} NodeInfo */
 /** @typedef {{ name: string, project: string | null, image: string, node_uuid: string | null, state: string, health: string | null, migration: Migration | null, replicas: { node: string, lag_seconds: number | null, state: string }[], last_error?: string | null, unschedulable_reason: string | null }} AppInfo */
-/** @typedef {{ name: string, node_uuid: string, published: { internal: number, host: string, host_port: number, protocol?: string }[] }} ContainerInfo */
+/** @typedef {{ name: string, ports?: { internal: number, external: number, protocol?: string }[] }} AppConfig */
 /** @typedef {{ id: string, application: string | null, from: string, to: string, phase: string, round: number, bytes_sent: number, bytes_total: number | null, rate_bytes_per_second: number | null, started_at: number, updated_at: number, cutover_started_at: number | null, cutover_ms: number | null, error: string | null, failover?: { failed_silent_ms: number, data_window_seconds: number | null } }} Migration */
 /** @typedef {{ dataset_id: string, name: string | null, primary: string, maximum_size: number | null, replicas: string[], applications: string[], copies: { node_uuid: string, writable: boolean, used_bytes: number, snapshots: number, newest_snapshot: string | null }[] }} DatasetInfo */
 /** @typedef {{ phase: string, at: number }} Step */
@@ -65,12 +65,15 @@ export function nodeRows(/** @type {NodeInfo[]} */ nodes, /** @type {AppInfo[]} 
     }));
 }
 
-/** One row per application: node, state and health, published ports, replicas with their lag. */
-export function applicationRows(/** @type {AppInfo[]} */ apps, /** @type {ContainerInfo[]} */ containers, /** @type {NodeInfo[]} */ nodes) {
+/**
+ * One row per application: node, state and health, its ports (external → internal, as
+ * declared: every node's proxy answers on the external one), replicas with their lag.
+ */
+export function applicationRows(/** @type {AppInfo[]} */ apps, /** @type {AppConfig[]} */ configs, /** @type {NodeInfo[]} */ nodes) {
   return [...apps]
     .sort((a, b) => a.name.localeCompare(b.name))
     .map((a) => {
-      const container = containers.find((c) => c.name === a.name && c.node_uuid === a.node_uuid);
+      const config = configs.find((c) => c.name === a.name);
       return {
         name: a.name,
         project: a.project ?? '—',
@@ -78,7 +81,7 @@ export function applicationRows(/** @type {AppInfo[]} */ apps, /** @type {Contai
         nodeUuid: a.node_uuid,
         state: a.state,
         health: a.health ?? '—',
-        ports: (container?.published ?? []).map((p) => `${p.host_port}→${p.internal}${p.protocol === 'udp' ? '/udp' : ''}`).join(', ') || '—',
+        ports: (config?.ports ?? []).map((p) => `${p.external}→${p.internal}${p.protocol === 'udp' ? '/udp' : ''}`).join(', ') || '—',
         replicas: a.replicas.map((r) => `${nodeName(nodes, r.node)} ${r.state}${r.lag_seconds === null ? '' : `, lag ${r.lag_seconds.toFixed(1)} s`}`),
         moving: a.migration !== null && !isTerminal(a.migration.phase),
         problem: a.last_error ?? a.unschedulable_reason ?? null,
@@ -201,7 +204,7 @@ export function eventLine(/** @type {string} */ type, /** @type {any} */ data, /
     case 'node':
       return `node ${data.host ?? nodeName(nodes, data.uuid)} is ${data.state}`;
     case 'replication':
-      return `replica of ${String(data.dataset_id).slice(0, 8)} on ${nodeName(nodes, data.replica)}: ${data.state}${data.problem ? ` — ${data.problem}` : ''}`;
+      return `replica of dataset ${String(data.dataset_id).slice(0, 8)} on ${nodeName(nodes, data.replica)}: ${data.state}${data.problem ? ` — ${data.problem}` : ''}`;
     case 'configuration':
       return `configuration version ${data.version}`;
     default:

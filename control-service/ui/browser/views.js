@@ -48,8 +48,8 @@ function MoveControl({ app, ask }) {
     <button onClick=${() => ask({ kind: 'move', app: app.name, from: app.node, to: target.name, toUuid: target.uuid })}>Move</button>`;
 }
 
-export function Applications({ apps, containers, nodes, ask }) {
-  const rows = applicationRows(apps, containers, nodes);
+export function Applications({ apps, configs, nodes, ask }) {
+  const rows = applicationRows(apps, configs, nodes);
   return html`<${Section} title="Applications" id="applications">
     <table>
       <thead><tr><th>application</th><th>project</th><th>node</th><th>state</th><th>health</th><th>ports</th><th>replicas (lag)</th><th>move to</th></tr></thead>
@@ -111,7 +111,7 @@ export function Datasets({ datasets, nodes }) {
 export function EventFeed({ feed }) {
   return html`<${Section} title="Events" id="events">
     <ol class="feed">
-      ${feed.map((e) => html`<li class=${e.type}><time>${new Date(e.at).toLocaleTimeString()}</time> ${e.text}</li>`)}
+      ${feed.map((e) => html`<li class=${`event-${e.type}`}><time>${new Date(e.at).toLocaleTimeString()}</time> ${e.text}</li>`)}
     </ol>
   <//>`;
 }

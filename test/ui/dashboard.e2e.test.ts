@@ -109,4 +109,17 @@ describeWith([...LOCAL_CLUSTER, 'chromium'], 'the web dashboard in a real browse
     expect(record).toMatchObject({ phase: 'done', error: null, to: world.node(2).uuid });
     console.log(`dashboard: move seen in the page ${during ? 'while running and ' : ''}at done ${(seenDone / 1000).toFixed(1)} s after confirm; cutover pause ${record?.cutover_ms} ms; screenshots in ${artifacts}`);
   }, LONG);
+
+  it('cordons and uncordons a node from the page, each after a confirmation', async () => {
+    const n1 = page.locator('#nodes tr[data-node="n1"]');
+    for (const [button, after, cordoned] of [['Cordon', 'cordoned', true], ['Uncordon', 'schedulable', false]] as const) {
+      await n1.getByRole('button', { name: button, exact: true }).click();
+      const dialog = page.getByRole('dialog');
+      expect(await dialog.innerText()).toContain(`${button} n1?`);
+      await dialog.getByRole('button', { name: 'Confirm' }).click();
+      await expect.poll(() => n1.innerText(), { timeout: 30_000 }).toContain(after);
+      const state = (await world.api.nodes()).find((n) => n.uuid === world.node(1).uuid);
+      expect(state?.cordoned ?? false).toBe(cordoned);
+    }
+  }, LONG);
 });

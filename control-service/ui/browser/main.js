@@ -8,7 +8,7 @@ import { h, render } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import htm from 'htm';
 import { MIGRATION_PHASES } from './protocol.js';
-import { confirmation, eventLine, recordSteps } from './view-model.js';
+import { confirmation, recordSteps } from './view-model.js';
 import { followEvents, readCluster, send } from './api.js';
 import { Applications, ConfirmDialog, Datasets, EventFeed, Migrations, Nodes } from './views.js';
 
@@ -32,12 +32,10 @@ function App() {
   const [now, setNow] = useState(Date.now());
   const timer = useRef(null);
   const retry = useRef(null);
-  const nodesRef = useRef([]);
 
   const reload = useCallback(async () => {
     try {
       const next = await readCluster();
-      nodesRef.current = next.nodes;
       setCluster(next);
       setSteps((old) => {
         const out = new Map(old);
@@ -68,8 +66,8 @@ function App() {
     void reload();
     const every = setInterval(reload, REFRESH_MS);
     const stop = followEvents((type, data) => {
-      const line = { at: data.at ?? Date.now(), type, text: eventLine(type, data, nodesRef.current) };
-      setFeed((old) => [line, ...old].slice(0, FEED_LENGTH));
+      // A new configuration version shows in the tables; the feed keeps what happened to things.
+      if (type !== 'configuration') setFeed((old) => [{ at: data.at ?? Date.now(), type, data }, ...old].slice(0, FEED_LENGTH));
       if (type === 'migration') {
         // The record as it is now: shown at once, without waiting for the next read.
         setSteps((old) => new Map(old).set(data.id, recordSteps(old.get(data.id) ?? [], data)));
@@ -111,7 +109,7 @@ function App() {
       <${Applications} apps=${cluster.applications} configs=${cluster.configs} nodes=${cluster.nodes} ask=${ask} />
       <${Migrations} migrations=${cluster.migrations} steps=${steps} nodes=${cluster.nodes} phases=${MIGRATION_PHASES} ask=${ask} />
       <${Datasets} datasets=${cluster.datasets} nodes=${cluster.nodes} />
-      <${EventFeed} feed=${feed} />
+      <${EventFeed} feed=${feed} nodes=${cluster.nodes} />
     </main>
     ${pending && html`<${ConfirmDialog} question=${pending.question} onConfirm=${confirm} onCancel=${() => setPending(null)} />`}
   `;

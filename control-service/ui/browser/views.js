@@ -6,7 +6,7 @@
 import { h } from 'preact';
 import { useState } from 'preact/hooks';
 import htm from 'htm';
-import { applicationRows, cancellable, datasetRows, isTerminal, nodeName, nodeRows, progressOf, timeline } from './view-model.js';
+import { applicationRows, cancellable, datasetRows, eventLine, isTerminal, nodeName, nodeRows, progressOf, timeline } from './view-model.js';
 
 const html = htm.bind(h);
 
@@ -108,10 +108,11 @@ export function Datasets({ datasets, nodes }) {
   <//>`;
 }
 
-export function EventFeed({ feed }) {
+export function EventFeed({ feed, nodes }) {
+  // Lines are written when shown, with the nodes known now (a node may report after its first event).
   return html`<${Section} title="Events" id="events">
     <ol class="feed">
-      ${feed.map((e) => html`<li class=${`event-${e.type}`}><time>${new Date(e.at).toLocaleTimeString()}</time> ${e.text}</li>`)}
+      ${feed.map((e) => html`<li class=${`event-${e.type}`}><time>${new Date(e.at).toLocaleTimeString()}</time> ${eventLine(e.type, e.data, nodes)}</li>`)}
     </ol>
   <//>`;
 }

@@ -32,6 +32,8 @@ function App() {
   const [now, setNow] = useState(Date.now());
   const timer = useRef(null);
   const retry = useRef(null);
+  /** The last phase the feed showed of each migration. */
+  const phases = useRef(new Map());
 
   const reload = useCallback(async () => {
     try {
@@ -66,8 +68,11 @@ function App() {
     void reload();
     const every = setInterval(reload, REFRESH_MS);
     const stop = followEvents((type, data) => {
-      // A new configuration version shows in the tables; the feed keeps what happened to things.
-      if (type !== 'configuration') setFeed((old) => [{ at: data.at ?? Date.now(), type, data }, ...old].slice(0, FEED_LENGTH));
+      // The feed keeps what happened to things: a migration's steps (not each round of a
+      // phase), nodes, replicas; a new configuration version shows in the tables.
+      const repeated = type === 'migration' && phases.current.get(data.id) === data.phase;
+      if (type === 'migration') phases.current.set(data.id, data.phase);
+      if (type !== 'configuration' && !repeated) setFeed((old) => [{ at: data.at ?? Date.now(), type, data }, ...old].slice(0, FEED_LENGTH));
       if (type === 'migration') {
         // The record as it is now: shown at once, without waiting for the next read.
         setSteps((old) => new Map(old).set(data.id, recordSteps(old.get(data.id) ?? [], data)));

@@ -110,8 +110,14 @@ describeWith([...LOCAL_CLUSTER, 'chromium'], 'the web dashboard in a real browse
     console.log(`dashboard: move seen in the page ${during ? 'while running and ' : ''}at done ${(seenDone / 1000).toFixed(1)} s after confirm; cutover pause ${record?.cutover_ms} ms; screenshots in ${artifacts}`);
   }, LONG);
 
-  it('cordons and uncordons a node from the page, each after a confirmation', async () => {
+  it('drains nothing when the operator goes back from the question, and cordons and uncordons a node after confirming', async () => {
     const n1 = page.locator('#nodes tr[data-node="n1"]');
+    await n1.getByRole('button', { name: 'Drain' }).click();
+    expect(await page.getByRole('dialog').innerText()).toContain('Drain n1?');
+    await page.keyboard.press('Escape');
+    expect(await page.getByRole('dialog').count()).toBe(0);
+    await page.waitForTimeout(1000);
+    expect((await world.api.nodes()).find((n) => n.uuid === world.node(1).uuid)?.draining ?? false).toBe(false);
     for (const [button, after, cordoned] of [['Cordon', 'cordoned', true], ['Uncordon', 'schedulable', false]] as const) {
       await n1.getByRole('button', { name: button, exact: true }).click();
       const dialog = page.getByRole('dialog');

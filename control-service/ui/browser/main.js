@@ -89,6 +89,7 @@ function App() {
   }, [reload, soon]);
 
   const ask = (op) => setPending({ op, ...confirmation(op) });
+  const dismiss = useCallback(() => setPending(null), []);
   const confirm = async () => {
     const { method, path, body, op } = pending;
     setPending(null);
@@ -116,7 +117,7 @@ function App() {
       <${Datasets} datasets=${cluster.datasets} nodes=${cluster.nodes} />
       <${EventFeed} feed=${feed} nodes=${cluster.nodes} />
     </main>
-    ${pending && html`<${ConfirmDialog} question=${pending.question} onConfirm=${confirm} onCancel=${() => setPending(null)} />`}
+    ${pending && html`<${ConfirmDialog} question=${pending.question} onConfirm=${confirm} onCancel=${dismiss} />`}
   `;
 }
 

@@ -4,7 +4,7 @@
  * for confirmation before anything is sent.
  */
 import { h } from 'preact';
-import { useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import htm from 'htm';
 import { applicationRows, cancellable, datasetRows, eventLine, isTerminal, nodeName, nodeRows, progressOf, timeline } from './view-model.js';
 
@@ -118,10 +118,18 @@ export function EventFeed({ feed, nodes }) {
 }
 
 export function ConfirmDialog({ question, onConfirm, onCancel }) {
+  // Focus on Confirm (Enter confirms), Escape goes back.
+  const confirm = useRef(null);
+  useEffect(() => {
+    confirm.current?.focus();
+    const onKey = (e) => e.key === 'Escape' && onCancel();
+    document.addEventListener('keydown', onKey);
+    return () => document.removeEventListener('keydown', onKey);
+  }, [onCancel]);
   return html`<div class="overlay">
     <div role="dialog" aria-modal="true" aria-labelledby="confirm-question">
       <p id="confirm-question">${question}</p>
-      <button class="primary" onClick=${onConfirm}>Confirm</button>
+      <button class="primary" ref=${confirm} onClick=${onConfirm}>Confirm</button>
       <button onClick=${onCancel}>Back</button>
     </div>
   </div>`;

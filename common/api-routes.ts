@@ -18,6 +18,7 @@ import {
   ContainerState,
   CreateContainerBody,
   CreateDatasetBody,
+  DatasetDetail,
   DatasetMoveAnswer,
   DatasetState,
   DeployAnswer,
@@ -207,6 +208,14 @@ export const ROUTES = {
     params: DatasetParams,
     headers: IF_MATCHES,
     answers: { 200: { description: 'the dataset, deleted', schema: Dataset }, 404: error('no such dataset'), 409: error('leased, mounted or moving'), 412: error('the configuration changed') },
+  },
+  datasetDetails: {
+    access: USER,
+    method: 'GET',
+    path: '/v1/drover/datasets',
+    tag: 'datasets',
+    summary: 'Every dataset with what each node holds of it: writable, bytes used, snapshots (count and newest)',
+    answers: { 200: { description: 'datasets and their copies', schema: z.array(DatasetDetail) } },
   },
   datasetStates: {
     access: node('read'),
@@ -453,6 +462,24 @@ export const ROUTES = {
     query: z.object({ types: z.string().max(256).optional() }).strict(),
     headers: { 'Last-Event-ID': 'resume after this event (while it is still in the ring)' },
     answers: { 200: { description: 'an event stream', contentType: 'text/event-stream' } },
+  },
+  // ------------------------------------------------------------ the web dashboard (docs/DESIGN.md §26)
+  dashboard: {
+    access: USER,
+    method: 'GET',
+    path: '/ui',
+    tag: 'dashboard',
+    summary: "The web dashboard's page: nodes, applications, datasets, migrations and events, with move, drain, cordon and cancel (over the same mutual TLS as the API)",
+    answers: { 200: { description: 'the page', contentType: 'text/html' } },
+  },
+  dashboardFile: {
+    access: USER,
+    method: 'GET',
+    path: '/ui/:file',
+    tag: 'dashboard',
+    summary: "One of the dashboard's modules or its style sheet (preact and htm among them, served from this installation: nothing comes from elsewhere)",
+    params: z.object({ file: z.string().regex(/^[a-z0-9-]+\.(js|css)$/, 'a file name such as main.js') }),
+    answers: { 200: { description: 'the file', contentType: 'text/javascript' }, 404: error('no such file') },
   },
   openapi: {
     access: ANY,

@@ -50,6 +50,33 @@ export const DatasetState = z.object({
 });
 export type DatasetState = z.infer<typeof DatasetState>;
 
+/**
+ * A dataset with what every node holds of it (`GET /v1/drover/datasets`, the dashboard's
+ * view, docs/DESIGN.md §26): its configuration, and per node that reported a copy whether it
+ * is writable, the bytes it uses and its snapshots (how many, the newest).
+ */
+export const DatasetDetail = z.object({
+  dataset_id: Uuid,
+  /** `metadata.name`, when it has one. */
+  name: z.string().nullable(),
+  primary: Uuid,
+  maximum_size: z.number().int().nullable(),
+  deleted: z.boolean(),
+  replicas: z.array(Uuid),
+  /** The applications that mount it. */
+  applications: z.array(z.string()),
+  copies: z.array(
+    z.object({
+      node_uuid: Uuid,
+      writable: z.boolean(),
+      used_bytes: z.number().int().min(0),
+      snapshots: z.number().int().min(0),
+      newest_snapshot: z.string().nullable(),
+    }),
+  ),
+});
+export type DatasetDetail = z.infer<typeof DatasetDetail>;
+
 /** What a dataset move answers: the dataset as stored now, and the migration carrying it. */
 export const DatasetMoveAnswer = Dataset.extend({ migration: Migration.nullable() });
 

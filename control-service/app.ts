@@ -26,6 +26,8 @@ import { openApiDocument } from './http/openapi.ts';
 import { jsonBodyParser, Router, type Guard } from './http/router.ts';
 import { observeRequests } from './http/request-log.ts';
 import { NO_CONTROL_METRICS, type ControlMetrics } from './metrics.ts';
+import { refuseCrossSite } from './ui/cross-site.ts';
+import { dashboardRoutes } from './ui/routes.ts';
 
 export interface AppOptions {
   control: Control;
@@ -85,6 +87,8 @@ export function buildApp(options: AppOptions): FastifyInstance {
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, jsonBodyParser(app));
   app.setErrorHandler(handleError);
+  // A browser holding a user's certificate must not be made to write for another site (docs/DESIGN.md §26).
+  app.addHook('onRequest', refuseCrossSite);
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).send({ description: `No endpoint ${request.method} ${request.url.split('?')[0]}.`, code: 'DROVER_NOT_FOUND' });
   });
@@ -120,6 +124,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
   deployRoutes(router, control);
   channelRoutes(router, control, shutdown.signal);
   eventRoutes(router, control, shutdown.signal);
+  dashboardRoutes(router);
 
   let document: unknown = null;
   router.handle('openapi', async () => (document ??= openApiDocument(options.version)));

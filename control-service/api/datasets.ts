@@ -2,6 +2,7 @@
 import type { Dataset } from '#common/model.ts';
 import { Control } from '../control.ts';
 import { datasetStates } from '../cluster/state-answers.ts';
+import { datasetDetails } from '../cluster/dataset-details.ts';
 import { createDataset, deleteDataset, moveDataset } from '../desired/datasets.ts';
 import { BodyCache } from '../http/body-cache.ts';
 import { requestedTag, withTag } from '../http/conditional.ts';
@@ -50,4 +51,11 @@ export function datasetRoutes(router: Router, control: Control): void {
 
   const state = new BodyCache();
   router.handle('datasetStates', async ({ reply }) => sendJson(reply, state.get(String(control.observed.version), () => JSON.stringify(datasetStates(control.observed)))));
+
+  const details = new BodyCache();
+  router.handle('datasetDetails', async ({ reply }) => {
+    const snap = control.snapshot;
+    const reports = [...control.observed.all()].map((r) => r.report);
+    return sendJson(reply, details.get(`${snap.version}/${control.observed.version}`, () => JSON.stringify(datasetDetails(snap.desired, reports))));
+  });
 }

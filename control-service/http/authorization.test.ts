@@ -24,7 +24,7 @@ let M: Migration;
 /** Path parameters that name things of node 2 and 3 (never node 1's). */
 function pathOf(key: RouteKey): string {
   const spec: RouteSpec = ROUTES[key];
-  const filled = fillPath(spec.path, { dataset_id: D3, uuid: N2, node_uuid: N2, id: M.id, name: 'app', era: 'era-2' });
+  const filled = fillPath(spec.path, { dataset_id: D3, uuid: N2, node_uuid: N2, id: M.id, name: 'app', era: 'era-2', file: 'main.js' });
   return key === 'routeAcks' ? `${filled}?version=0` : filled;
 }
 

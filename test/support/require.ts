@@ -9,9 +9,11 @@ import { DEFAULT_PUMP_PATH, findNativePump } from '../../convergence-agent/trans
  *
  *   describeWith(['dockerd', 'zfs'], 'the zfs adapter', () => { it(…) });
  */
-export type Component = 'root' | 'dockerd' | 'zfs' | 'sshd' | 'nft' | 'native-pump' | 'libfuzzer' | 'prometheus';
+export type Component = 'root' | 'dockerd' | 'zfs' | 'sshd' | 'nft' | 'native-pump' | 'libfuzzer' | 'prometheus' | 'chromium';
 
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/** The browser the dashboard's test drives (Debian's package). */
+export const CHROMIUM = '/usr/bin/chromium';
 
 function answers(command: string, args: string[]): boolean {
   const result = spawnSync(command, args, { stdio: 'ignore', timeout: 15_000, env: { ...process.env, PATH } });
@@ -41,6 +43,8 @@ const checks: Record<Component, () => string | null> = {
   },
   /** Debian's `prometheus` package: the server and its `promtool` (docs/DESIGN.md §25). */
   prometheus: () => (answers('promtool', ['--version']) && answers('prometheus', ['--version']) ? null : 'prometheus or promtool missing (Debian package prometheus)'),
+  /** Debian's `chromium`, driven by playwright-core in the dashboard's browser test (docs/DESIGN.md §26). */
+  chromium: () => (answers(CHROMIUM, ['--version']) ? null : `${CHROMIUM} does not answer (Debian package chromium)`),
   sshd: () => {
     try {
       accessSync('/usr/sbin/sshd', constants.X_OK);

@@ -2,8 +2,10 @@
  * The local cluster's certificates (docs/DESIGN.md §23), from its CA in `<root>/ca`
  * (common/cluster-ca.ts, the same directory layout as `drover ca`): the control service's
  * (its address, 127.0.0.1 and localhost), one per node (CN = the node's name, used by its
- * agent, proxy and volume plugin), and the operator's (`operator`, a user) that the CLI,
- * the tests and the benchmarks use. Issued once, kept across `cluster up` repairs.
+ * agent, proxy and volume plugin; its address as a subject alternative name, for the /metrics
+ * its processes serve over TLS), the operator's (`operator`, a user) that the CLI, the tests
+ * and the benchmarks use, and Prometheus' (`prometheus`, a scraper: /metrics only). Issued
+ * once, kept across `cluster up` repairs.
  */
 import { dirname } from 'node:path';
 import { ApiClient, type ApiClientOptions } from '#common/api-client.ts';
@@ -15,6 +17,8 @@ import type { LocalCluster, LocalNode } from './types.ts';
 
 /** The user certificate's name in every local cluster. */
 export const OPERATOR = 'operator';
+/** The scraper certificate's name (`cluster up --metrics`). */
+export const SCRAPER = 'prometheus';
 
 export function caDirOf(cluster: Pick<LocalCluster, 'ca'>): string {
   return dirname(cluster.ca.certPath);
@@ -37,14 +41,20 @@ export function operatorFiles(cluster: Pick<LocalCluster, 'ca'>): TlsFiles {
   return filesOf(cluster, issuedPaths(caDirOf(cluster), 'user', OPERATOR));
 }
 
+/** Prometheus' certificate: it may scrape every process's /metrics, and call no API route. */
+export function scraperFiles(cluster: Pick<LocalCluster, 'ca'>): TlsFiles {
+  return filesOf(cluster, issuedPaths(caDirOf(cluster), 'metrics', SCRAPER));
+}
+
 /** Issues whichever of the cluster's certificates is missing. Idempotent. */
 export async function ensureClusterCertificates(cluster: LocalCluster): Promise<void> {
   const dir = caDirOf(cluster);
   await ensureCa(dir, `drover ${cluster.name} cluster CA`);
   const host = controlAddress(cluster).host;
   await ensureIssued(dir, { role: 'control', name: 'control', ipAddresses: [...new Set([host, '127.0.0.1'])], dnsNames: ['localhost'] });
-  for (const node of cluster.nodes) await ensureIssued(dir, { role: 'node', name: node.name });
+  for (const node of cluster.nodes) await ensureIssued(dir, { role: 'node', name: node.name, ipAddresses: [node.address] });
   await ensureIssued(dir, { role: 'user', name: OPERATOR });
+  await ensureIssued(dir, { role: 'metrics', name: SCRAPER });
 }
 
 /** The operator's identity (PEM) for the cluster's control service. */

@@ -7,9 +7,11 @@
  * and the benchmarks use, and Prometheus' (`prometheus`, a scraper: /metrics only). Issued
  * once, kept across `cluster up` repairs.
  */
+import { X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { ApiClient, type ApiClientOptions } from '#common/api-client.ts';
-import { ensureCa, ensureIssued, issuedPaths, caPaths } from '#common/cluster-ca.ts';
+import { ensureCa, ensureIssued, issue, issuedPaths, caPaths } from '#common/cluster-ca.ts';
 import type { PemPaths } from '#common/certificates.ts';
 import { readTlsIdentity, type TlsFiles, type TlsIdentity } from '#common/tls-client.ts';
 import { controlAddress, controlUrl } from './services-render.ts';
@@ -52,7 +54,12 @@ export async function ensureClusterCertificates(cluster: LocalCluster): Promise<
   await ensureCa(dir, `drover ${cluster.name} cluster CA`);
   const host = controlAddress(cluster).host;
   await ensureIssued(dir, { role: 'control', name: 'control', ipAddresses: [...new Set([host, '127.0.0.1'])], dnsNames: ['localhost'] });
-  for (const node of cluster.nodes) await ensureIssued(dir, { role: 'node', name: node.name, ipAddresses: [node.address] });
+  for (const node of cluster.nodes) {
+    const paths = await ensureIssued(dir, { role: 'node', name: node.name, ipAddresses: [node.address] });
+    // A node certificate of a cluster made before its address was in it: Prometheus could not check its /metrics.
+    const text = await readFile(paths.certPath, 'utf8');
+    if (new X509Certificate(text).checkIP(node.address) === undefined) await issue(dir, { role: 'node', name: node.name, ipAddresses: [node.address] });
+  }
   await ensureIssued(dir, { role: 'user', name: OPERATOR });
   await ensureIssued(dir, { role: 'metrics', name: SCRAPER });
 }

@@ -255,6 +255,11 @@ export class ApiClient {
     return (await this.call('drainNode', { params: { uuid } })).body;
   }
 
+  /** Accepts the node's new ssh host key (`fingerprint`: the one checked on the node). */
+  async trustHostKey(uuid: string, fingerprint?: string): Promise<CallBody<'trustHostKey'>> {
+    return (await this.call('trustHostKey', { params: { uuid }, body: fingerprint === undefined ? {} : { fingerprint } })).body;
+  }
+
   async nodeScheduling(uuid: string): Promise<CallBody<'nodeScheduling'>> {
     return (await this.call('nodeScheduling', { params: { uuid } })).body;
   }

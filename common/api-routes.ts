@@ -32,6 +32,8 @@ import {
   MoveContainerBody,
   MoveDatasetBody,
   NodeSchedulingAnswer,
+  TrustHostKeyAnswer,
+  TrustHostKeyBody,
   NodeStateAnswer,
   ReplicationAnswer,
   ReplicationBody,
@@ -161,6 +163,21 @@ export const ROUTES = {
     summary: "A node's cordon or drain: applications left, moves off it, what cannot move and why",
     params: NodeParams,
     answers: { 200: { description: 'the node', schema: NodeSchedulingAnswer }, 404: error('no such node') },
+  },
+  trustHostKey: {
+    access: USER,
+    method: 'POST',
+    path: '/v1/drover/nodes/:uuid/trust-host-key',
+    tag: 'nodes',
+    summary:
+      "Accept a node's new ssh host key on purpose (after a reinstall): the key it reports now, or the fingerprint given (checked against what it reports; given ahead of its report, pinned as it is). Senders pin it from then on; the node's refused-key problem clears",
+    params: NodeParams,
+    body: TrustHostKeyBody,
+    answers: {
+      200: { description: 'the key now pinned', schema: TrustHostKeyAnswer },
+      404: error('no such node'),
+      409: error('nothing to accept (the node reports the key it is pinned to, or has no ssh endpoint), or the fingerprint given is not the one the node reports: nothing changed'),
+    },
   },
 
   // ------------------------------------------------------------ Flocker v1: datasets

@@ -6,7 +6,7 @@
  * channel's shapes are in channel.ts.
  */
 import { z } from 'zod';
-import { Application, Dataset, DatasetMetadata, Ipv4, Labels, Migration, ObservedContainer, ReplicaState, ReplicaStatus, ReplicationPolicy, Uuid } from './model.ts';
+import { Application, Dataset, DatasetMetadata, HostKeyAcceptance, HostKeyFingerprint, Ipv4, Labels, Migration, ObservedContainer, ReplicaState, ReplicaStatus, ReplicationPolicy, Uuid } from './model.ts';
 
 /** Response header with the tag of the configuration a read saw. */
 export const TAG_HEADER = 'x-configuration-tag';
@@ -125,6 +125,8 @@ export const NodeStateAnswer = z.object({
   draining: z.boolean().optional(),
   /** Applications still on it (while cordoned or draining). */
   applications_left: z.number().int().min(0).optional(),
+  /** The last ssh host key the operator accepted on purpose (`drover node trust-host-key`). */
+  host_key_accepted: HostKeyAcceptance.optional(),
 });
 export type NodeStateAnswer = z.infer<typeof NodeStateAnswer>;
 
@@ -216,6 +218,14 @@ export type MoveApplicationBody = z.input<typeof MoveApplicationBody>;
 export const StartMigrationBody = z.object({ application: z.string().min(1).max(63), to: Uuid }).strict();
 export const MoveApplicationAnswer = z.object({ application: Application, migration: Migration.nullable() });
 export type MoveApplicationAnswer = z.infer<typeof MoveApplicationAnswer>;
+
+/** What `POST /v1/drover/nodes/<uuid>/trust-host-key` takes: the fingerprint the operator checked on the node, or none (the one it reports). */
+export const TrustHostKeyBody = z.object({ fingerprint: HostKeyFingerprint.optional() }).strict();
+export type TrustHostKeyBody = z.infer<typeof TrustHostKeyBody>;
+
+/** What it answers: the node and the key it now pins. */
+export const TrustHostKeyAnswer = z.object({ uuid: Uuid, host: Ipv4, host_key_accepted: HostKeyAcceptance });
+export type TrustHostKeyAnswer = z.infer<typeof TrustHostKeyAnswer>;
 
 /** What `POST /v1/drover/nodes/<uuid>/cordon|uncordon|drain` and `GET …/scheduling` answer. */
 export const NodeSchedulingAnswer = z.object({

@@ -7,6 +7,7 @@
  *   <dir>/control/control.crt|key    the control service's (server) certificate
  *   <dir>/nodes/<name>.crt|key       a node's (client and transfer) certificate: O=drover-node, CN=<name>
  *   <dir>/users/<name>.crt|key       an API user's certificate: O=drover-user, CN=<name>
+ *   <dir>/metrics/<name>.crt|key     a scraper's certificate (/metrics only): O=drover-metrics, CN=<name>
  *   <dir>/issued.json                every certificate issued: serial, role, name, expiry, revoked_at
  *   <dir>/revoked.txt                revoked serials, one a line: the control service's `--revoked` file
  *
@@ -31,7 +32,7 @@ export function caPaths(dir: string): CaPaths {
   return { dir, cert: join(dir, 'ca.crt'), key: join(dir, 'ca.key'), issued: join(dir, 'issued.json'), revoked: join(dir, 'revoked.txt') };
 }
 
-const FOLDER: Record<Role, string> = { control: 'control', node: 'nodes', user: 'users' };
+const FOLDER: Record<Role, string> = { control: 'control', node: 'nodes', user: 'users', metrics: 'metrics' };
 
 /** Where the certificate of `role` named `name` lives in the CA directory. */
 export function issuedPaths(dir: string, role: Role, name: string): PemPaths {
@@ -42,7 +43,7 @@ export function issuedPaths(dir: string, role: Role, name: string): PemPaths {
 const IssuedEntry = z
   .object({
     serial: z.string(),
-    role: z.enum(['control', 'node', 'user']),
+    role: z.enum(['control', 'node', 'user', 'metrics']),
     name: z.string(),
     fingerprint: z.string(),
     not_after: z.string(),
@@ -133,7 +134,7 @@ export async function issue(dir: string, options: IssueOptions): Promise<{ paths
     ca,
     commonName: options.name,
     organization: ROLE_ORGANIZATION[options.role],
-    usage: options.role === 'control' ? 'server' : options.role === 'user' ? 'client' : 'both',
+    usage: options.role === 'control' ? 'server' : options.role === 'user' || options.role === 'metrics' ? 'client' : 'both',
     ...(options.ipAddresses ? { ipAddresses: options.ipAddresses } : {}),
     ...(options.dnsNames ? { dnsNames: options.dnsNames } : {}),
     ...(options.days ? { days: options.days } : {}),

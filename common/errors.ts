@@ -81,6 +81,8 @@ export const ERRORS = {
   DROVER_FORBIDDEN: { status: 403, retryable: false, message: 'forbidden: the caller\'s certificate does not allow this', generic: true },
   DROVER_FILE_NOT_FOUND: { status: 404, retryable: false, message: 'no file content with that id is stored for this node' },
   DROVER_FORCE_REFUSED: { status: 409, retryable: false, message: 'a forced move is refused' },
+  DROVER_HOST_KEY_MISMATCH: { status: 409, retryable: false, message: 'the fingerprint given is not the host key the node reports' },
+  DROVER_HOST_KEY_UNCHANGED: { status: 409, retryable: false, message: 'no new host key to accept' },
   DROVER_IMAGE_BUILD_TIMEOUT: { status: 500, retryable: false, message: 'image build timeout' },
   DROVER_IMAGE_NO_APT_SOURCES: { status: 500, retryable: false, message: 'image no apt sources' },
   DROVER_INTERNAL: { status: 500, retryable: false, message: 'unexpected internal error' },

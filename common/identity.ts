@@ -10,6 +10,8 @@ export const ROLE_ORGANIZATION = {
   user: 'drover-user',
   node: 'drover-node',
   control: 'drover-control',
+  /** May scrape /metrics (docs/DESIGN.md §25) and nothing else: no API route takes it. */
+  metrics: 'drover-metrics',
 } as const;
 
 export type Role = keyof typeof ROLE_ORGANIZATION;
@@ -37,4 +39,14 @@ export function identityOfSubject(subject: { O?: string | string[]; CN?: string 
   if (organization === ROLE_ORGANIZATION.user) return { role: 'user', name };
   if (organization === ROLE_ORGANIZATION.node) return { role: 'node', name };
   return null;
+}
+
+/**
+ * Whether a verified client certificate's subject may scrape a drover process's /metrics
+ * (docs/DESIGN.md §25): a user's (`drover-user`) or a scraper's (`drover-metrics`). Pure.
+ */
+export function mayScrapeMetrics(subject: { O?: string | string[]; CN?: string | string[] } | undefined): boolean {
+  const organization = Array.isArray(subject?.O) ? (subject.O.length === 1 ? subject.O[0] : undefined) : subject?.O;
+  const name = Array.isArray(subject?.CN) ? (subject.CN.length === 1 ? subject.CN[0] : undefined) : subject?.CN;
+  return name !== undefined && CERT_NAME.test(name) && (organization === ROLE_ORGANIZATION.user || organization === ROLE_ORGANIZATION.metrics);
 }

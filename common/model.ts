@@ -33,6 +33,17 @@ export const Labels = z.record(
 
 // ---------------------------------------------------------------- desired configuration
 
+/** An OpenSSH host-key fingerprint as `ssh-keygen -lf` prints it (SHA256, base64 without padding). */
+export const HostKeyFingerprint = z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'must be an OpenSSH SHA256 fingerprint');
+
+/**
+ * The operator's acceptance of a node's new ssh host key (`drover node trust-host-key`,
+ * docs/DESIGN.md §23): the key accepted, the one it replaced, who (the user certificate's
+ * name) and when (ms since the epoch). Kept across the agent's reports.
+ */
+export const HostKeyAcceptance = z.object({ fingerprint: HostKeyFingerprint, previous: HostKeyFingerprint, by: z.string().max(64), at: z.number() }).strict();
+export type HostKeyAcceptance = z.infer<typeof HostKeyAcceptance>;
+
 export const NodeTransfer = z
   .object({
     /** OpenSSH endpoint used by the ssh transport; the host key is pinned by its fingerprint. */
@@ -41,7 +52,7 @@ export const NodeTransfer = z
         host: Ipv4,
         port: Port,
         user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/),
-        host_key_fingerprint: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'must be an OpenSSH SHA256 fingerprint'),
+        host_key_fingerprint: HostKeyFingerprint,
         /** The node's pool: a sender runs `zfs receive` into `<pool>/drover/<dataset_id>` there. */
         pool: z.string().regex(/^[A-Za-z][A-Za-z0-9_.:-]{0,200}$/).optional(),
         /** Where the node mounts drover datasets; absent: ZFS's default (inherited) mountpoints. */
@@ -74,6 +85,8 @@ export const Node = z
      * certificate is refused. Absent: the node joined without one (plain loopback).
      */
     identity: z.object({ name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/) }).strict().optional(),
+    /** The last host key the operator accepted on purpose (docs/DESIGN.md §23); absent: the one it joined with. */
+    host_key_accepted: HostKeyAcceptance.optional(),
   })
   .strict();
 export type Node = z.infer<typeof Node>;

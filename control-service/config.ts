@@ -35,7 +35,9 @@ export const USAGE = `usage: drover-control --tls-ca FILE --tls-cert FILE --tls-
                   the snapshot and at least this many bytes (default 262144)
   --replica-replace-after  seconds a replica's node may be silent before another node is
                   chosen to hold the standby copy (default 300; config key replica_replace_after_seconds)
-  --metrics-listen  address of the Prometheus /metrics listener, separate from the API
+  --metrics-listen  address of the Prometheus /metrics listener, separate from the API: HTTPS
+                  with the --tls-* files (a user or drover-metrics client certificate scrapes);
+                  http://HOST:PORT for plain HTTP, loopback only
                   (default 127.0.0.1:${METRICS_PORTS.control}; env DROVER_CONTROL_METRICS_LISTEN)
   --secrets-key   the key file that seals secrets at rest, kept outside the data directory
                   (default <data-dir>.key beside it; created 0600 on first start; env DROVER_SECRETS_KEY)

@@ -57,7 +57,8 @@ async function main(): Promise<void> {
   sweeper.start();
   const app = buildApp({ control, log, version: droverVersion(), bodyLimit: config.bodyLimit, metrics, ...(https ? { https } : {}), ...(revoked ? { revoked } : {}) });
   const address = await app.listen({ host: config.listen.host, port: config.listen.port });
-  const metricsListener = await serveMetrics(config.metricsListen, metrics, log);
+  // /metrics behind the control service's own certificate (docs/DESIGN.md §25).
+  const metricsListener = await serveMetrics(config.metricsListen, metrics, log, https ? { ca: String(https.ca), cert: String(https.cert), key: String(https.key) } : null);
   revoked?.watch();
   if (config.plainHttp) {
     log.warn({ address }, 'serving plain HTTP with no authentication (--insecure-plain-http): only this machine can reach it, and every caller is a user');

@@ -248,7 +248,8 @@ async function main(): Promise<void> {
     metrics,
     fileRoots,
   });
-  const metricsListener = await serveMetrics(config.metrics_listen, metrics, log);
+  // /metrics behind the node's certificate when it has one (docs/DESIGN.md §25).
+  const metricsListener = await serveMetrics(config.metrics_listen, metrics, log, controlTls ?? null);
 
   let stopping = false;
   const stop = (signal: string): void => {

@@ -2,12 +2,16 @@
  * The local cluster's certificates (docs/DESIGN.md §23), from its CA in `<root>/ca`
  * (common/cluster-ca.ts, the same directory layout as `drover ca`): the control service's
  * (its address, 127.0.0.1 and localhost), one per node (CN = the node's name, used by its
- * agent, proxy and volume plugin), and the operator's (`operator`, a user) that the CLI,
- * the tests and the benchmarks use. Issued once, kept across `cluster up` repairs.
+ * agent, proxy and volume plugin; its address as a subject alternative name, for the /metrics
+ * its processes serve over TLS), the operator's (`operator`, a user) that the CLI, the tests
+ * and the benchmarks use, and Prometheus' (`prometheus`, a scraper: /metrics only). Issued
+ * once, kept across `cluster up` repairs.
  */
+import { X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { ApiClient, type ApiClientOptions } from '#common/api-client.ts';
-import { ensureCa, ensureIssued, issuedPaths, caPaths } from '#common/cluster-ca.ts';
+import { ensureCa, ensureIssued, issue, issuedPaths, caPaths } from '#common/cluster-ca.ts';
 import type { PemPaths } from '#common/certificates.ts';
 import { readTlsIdentity, type TlsFiles, type TlsIdentity } from '#common/tls-client.ts';
 import { controlAddress, controlUrl } from './services-render.ts';
@@ -15,6 +19,8 @@ import type { LocalCluster, LocalNode } from './types.ts';
 
 /** The user certificate's name in every local cluster. */
 export const OPERATOR = 'operator';
+/** The scraper certificate's name (`cluster up --metrics`). */
+export const SCRAPER = 'prometheus';
 
 export function caDirOf(cluster: Pick<LocalCluster, 'ca'>): string {
   return dirname(cluster.ca.certPath);
@@ -37,14 +43,25 @@ export function operatorFiles(cluster: Pick<LocalCluster, 'ca'>): TlsFiles {
   return filesOf(cluster, issuedPaths(caDirOf(cluster), 'user', OPERATOR));
 }
 
+/** Prometheus' certificate: it may scrape every process's /metrics, and call no API route. */
+export function scraperFiles(cluster: Pick<LocalCluster, 'ca'>): TlsFiles {
+  return filesOf(cluster, issuedPaths(caDirOf(cluster), 'metrics', SCRAPER));
+}
+
 /** Issues whichever of the cluster's certificates is missing. Idempotent. */
 export async function ensureClusterCertificates(cluster: LocalCluster): Promise<void> {
   const dir = caDirOf(cluster);
   await ensureCa(dir, `drover ${cluster.name} cluster CA`);
   const host = controlAddress(cluster).host;
   await ensureIssued(dir, { role: 'control', name: 'control', ipAddresses: [...new Set([host, '127.0.0.1'])], dnsNames: ['localhost'] });
-  for (const node of cluster.nodes) await ensureIssued(dir, { role: 'node', name: node.name });
+  for (const node of cluster.nodes) {
+    const paths = await ensureIssued(dir, { role: 'node', name: node.name, ipAddresses: [node.address] });
+    // A node certificate of a cluster made before its address was in it: Prometheus could not check its /metrics.
+    const text = await readFile(paths.certPath, 'utf8');
+    if (new X509Certificate(text).checkIP(node.address) === undefined) await issue(dir, { role: 'node', name: node.name, ipAddresses: [node.address] });
+  }
   await ensureIssued(dir, { role: 'user', name: OPERATOR });
+  await ensureIssued(dir, { role: 'metrics', name: SCRAPER });
 }
 
 /** The operator's identity (PEM) for the cluster's control service. */

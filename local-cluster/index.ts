@@ -9,6 +9,6 @@ export { imageArchive, imageTag, ensureImageArchive } from './images.ts';
 export type { LocalCluster, LocalClusterOptions, LocalImage, LocalNode, LocalNodeSsh } from './types.ts';
 export { knownNodes, pluginSocket, servicesReport, servicesStatus, startServices, stopServices } from './services.ts';
 export { controlUrl, metricsAddress, servicesDir } from './services-render.ts';
-export { cliEnv, controlClient, controlFiles, ensureClusterCertificates, operatorFiles, operatorTls, nodeFiles, OPERATOR } from './certs.ts';
+export { cliEnv, controlClient, controlFiles, ensureClusterCertificates, operatorFiles, operatorTls, nodeFiles, OPERATOR, scraperFiles, SCRAPER } from './certs.ts';
 export { prometheusPaths, prometheusUrl, renderPrometheusConfig, startPrometheus, stopPrometheus } from './prometheus.ts';
 export { clusterUpWithServices } from './services-up.ts';

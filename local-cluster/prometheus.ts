@@ -11,6 +11,7 @@ import { stringify } from 'yaml';
 import { silentLogger, type Logger } from '#common/log.ts';
 import { ownedPid, spawnDaemon, terminate } from './processes.ts';
 import { waitReady } from './readiness.ts';
+import { scraperFiles } from './certs.ts';
 import { controlAddress, metricsAddress, servicesDir } from './services-render.ts';
 import type { LocalCluster } from './types.ts';
 
@@ -41,17 +42,22 @@ export function prometheusUrl(cluster: Pick<LocalCluster, 'name' | 'nodes'>): st
 /**
  * prometheus.yml of the cluster: one job per program (`drover-control`, `drover-agent`,
  * `drover-proxy`, `drover-plugin`), each node's processes at the node's address with a
- * `node` label. Pure.
+ * `node` label; every scrape over mutual TLS with the cluster's scraper certificate
+ * (`drover-metrics`), checking each process's certificate against the cluster CA and the
+ * address scraped (docs/DESIGN.md §25). Pure.
  */
 export function renderPrometheusConfig(cluster: LocalCluster): string {
+  const files = scraperFiles(cluster);
+  const tls = { scheme: 'https', tls_config: { ca_file: files.ca, cert_file: files.cert, key_file: files.key, min_version: 'TLS13' } };
   const perNode = (kind: 'agent' | 'proxy' | 'plugin') => ({
     job_name: `drover-${kind}`,
+    ...tls,
     static_configs: cluster.nodes.map((node) => ({ targets: [metricsAddress(cluster, kind, node)], labels: { node: node.name } })),
   });
   const config = {
     global: { scrape_interval: SCRAPE_INTERVAL, evaluation_interval: '5s', external_labels: { cluster: cluster.name } },
     rule_files: [prometheusPaths(cluster.root).rules],
-    scrape_configs: [{ job_name: 'drover-control', static_configs: [{ targets: [metricsAddress(cluster, 'control', null)] }] }, perNode('agent'), perNode('proxy'), perNode('plugin')],
+    scrape_configs: [{ job_name: 'drover-control', ...tls, static_configs: [{ targets: [metricsAddress(cluster, 'control', null)] }] }, perNode('agent'), perNode('proxy'), perNode('plugin')],
   };
   return `# the local cluster '${cluster.name}' (written by drover cluster up --metrics)\n${stringify(config)}`;
 }

@@ -92,7 +92,8 @@ async function main(): Promise<void> {
   const proxy = new RoutingProxy({ engine, listenHost: config.listen_host, serviceSubnet, nat, log, options, metrics });
   const counted = engine;
   metrics.readFrom(() => counted.counts());
-  const metricsListener = await serveMetrics(config.metrics_listen, metrics, log);
+  // /metrics behind the node's certificate when it has one (docs/DESIGN.md §25).
+  const metricsListener = await serveMetrics(config.metrics_listen, metrics, log, controlTls ?? null);
   let workers: ProxyWorkers | null = null;
   if (engine instanceof SharingEngine) {
     workers = new ProxyWorkers({

@@ -113,7 +113,8 @@ try {
   const app = buildApp({ driver, log, metrics });
   server = await startPluginServer(app, socketPath, log);
   const running = server;
-  const metricsListener = await serveMetrics(metricsListen, metrics, log);
+  // /metrics behind the node's certificate when it has one (docs/DESIGN.md §25).
+  const metricsListener = await serveMetrics(metricsListen, metrics, log, controlTls ?? null);
   process.on('exit', () => running.removeSocketSync());
 
   const timer = setInterval(() => void driver.reconcile(), RECONCILE_EVERY_MS);

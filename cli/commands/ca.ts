@@ -9,7 +9,8 @@ import { table } from '../format.ts';
 const USAGE = [
   'drover ca init [--dir DIR]',
   '       drover ca control <address|name>... [--dir DIR] [--days N]',
-  '       drover ca node <name> [--dir DIR] [--days N]',
+  '       drover ca node <name> [<address>...] [--dir DIR] [--days N]',
+  '       drover ca metrics <name> [--dir DIR] [--days N]',
   '       drover ca user <name> [--dir DIR] [--days N]',
   '       drover ca list [--dir DIR] [--json]',
   '       drover ca revoke <serial|role/name> [--dir DIR]',
@@ -107,12 +108,25 @@ export const caCommand: Command = {
     {
       name: 'node',
       summary: "a node's certificate (its agent, proxy and volume plugin; its transfer identity)",
-      usage: 'drover ca node <name> [--dir DIR] [--days N]',
+      usage: 'drover ca node <name> [<address>...] [--dir DIR] [--days N]',
       needs: 'a node name',
-      configure: withDir((c) => withDays(c.argument('<name>', 'the node name (the certificate CN)'))),
+      configure: withDir((c) =>
+        withDays(c.argument('<name>', 'the node name (the certificate CN)').argument('[addresses...]', "the node's addresses and names, where its processes serve /metrics over TLS (subject alternative names)")),
+      ),
       async run(ctx, values, args) {
-        if (args.length !== 1) throw usageError('ca node needs one node name', USAGE);
-        return issueAndSay(ctx, values, 'node', args[0]!);
+        if (args.length < 1) throw usageError('ca node needs one node name', USAGE);
+        return issueAndSay(ctx, values, 'node', args[0]!, args.length > 1 ? sansOf(args.slice(1)) : {});
+      },
+    },
+    {
+      name: 'metrics',
+      summary: "a scraper's certificate (Prometheus): /metrics of every drover process, no API route",
+      usage: 'drover ca metrics <name> [--dir DIR] [--days N]',
+      needs: 'a scraper name',
+      configure: withDir((c) => withDays(c.argument('<name>', 'the scraper name (the certificate CN)'))),
+      async run(ctx, values, args) {
+        if (args.length !== 1) throw usageError('ca metrics needs one name', USAGE);
+        return issueAndSay(ctx, values, 'metrics', args[0]!);
       },
     },
     {

@@ -11,6 +11,7 @@ const USAGE = [
   'drover node cordon <node> [--json]',
   '       drover node uncordon <node> [--json]',
   '       drover node drain <node> [--no-wait] [--timeout SECONDS] [--json]',
+  '       drover node trust-host-key <node> [--fingerprint SHA256:…] [--json]',
 ].join('\n');
 
 /**
@@ -18,11 +19,12 @@ const USAGE = [
  * nothing new (applications, replicas); what runs there stays. Drain cordons it and the
  * control service moves every application off with its data, two at a time; unless
  * `--no-wait` this waits, printing each change, until the node is empty (exit 0) or what is
- * left cannot move (exit 1, with each reason).
+ * left cannot move (exit 1, with each reason). `trust-host-key` accepts a reinstalled node's
+ * new ssh host key on purpose (docs/DESIGN.md §23).
  */
 export const nodeCommand: Command = {
   name: 'node',
-  summary: 'cordon, uncordon or drain a node',
+  summary: "cordon, uncordon or drain a node; accept its new ssh host key",
   usage: USAGE,
   subcommands: [
     {
@@ -52,6 +54,28 @@ export const nodeCommand: Command = {
         const answer = await ctx.control.uncordonNode(node.uuid);
         if (ctx.json) printJson(ctx.stdout, answer);
         else print(ctx.stdout, `${nameOf(node)} is schedulable again${answer.migrations.length > 0 ? `; ${answer.migrations.length} move(s) off it still running finish` : ''}`);
+        return 0;
+      },
+    },
+    {
+      name: 'trust-host-key',
+      summary: "accept the node's new ssh host key (after a reinstall): senders pin it from then on",
+      usage: 'drover node trust-host-key <node> [--fingerprint SHA256:…] [--json]',
+      needs: 'a node',
+      configure: (command) =>
+        command
+          .argument('<node>', 'its uuid (or a unique prefix), address, or name label')
+          .option('--fingerprint <fingerprint>', 'the key checked on the node (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub); it must be the one the node reports'),
+      async run(ctx, values, args) {
+        if (args.length !== 1) throw usageError('node trust-host-key needs a node', USAGE);
+        const fingerprint = values.fingerprint as string | undefined;
+        if (fingerprint !== undefined && !/^SHA256:[A-Za-z0-9+/]{43}$/.test(fingerprint)) {
+          throw usageError(`--fingerprint "${fingerprint}" is not an OpenSSH SHA256 fingerprint (SHA256: and 43 base64 characters, as ssh-keygen -lf prints it)`, USAGE);
+        }
+        const node = resolveNode(await ctx.control.nodes(), args[0]!);
+        const answer = await ctx.control.trustHostKey(node.uuid, fingerprint);
+        if (ctx.json) printJson(ctx.stdout, answer);
+        else print(ctx.stdout, `${nameOf(node)}: ssh host key ${answer.host_key_accepted.fingerprint} accepted (was ${answer.host_key_accepted.previous}); senders pin it from now on`);
         return 0;
       },
     },

@@ -40,10 +40,11 @@ export const statusCommand: Command = {
       cordoned: n.cordoned ?? false,
       draining: n.draining ?? false,
       applications_left: n.applications_left ?? null,
+      host_key_accepted: n.host_key_accepted ?? null,
     }));
     const referenced = [...configApps.map((a) => a.node_uuid), ...configDatasets.map((d) => d.primary)];
     for (const uuid of referenced) {
-      if (uuid !== undefined && uuid !== UNPLACED_PRIMARY && !nodes.some((n) => n.uuid === uuid)) nodes.push({ uuid, host: '', state: 'unknown', silent_ms: null, labels: {}, cordoned: false, draining: false, applications_left: null });
+      if (uuid !== undefined && uuid !== UNPLACED_PRIMARY && !nodes.some((n) => n.uuid === uuid)) nodes.push({ uuid, host: '', state: 'unknown', silent_ms: null, labels: {}, cordoned: false, draining: false, applications_left: null, host_key_accepted: null });
     }
     const hostOf = (uuid: string | null | undefined): string | null =>
       uuid === undefined || uuid === null || uuid === UNPLACED_PRIMARY ? null : nodes.find((n) => n.uuid === uuid)?.host || uuid;
@@ -92,6 +93,9 @@ export const statusCommand: Command = {
       for (const p of (n.problems ?? []) as Array<{ subject?: unknown; reason?: unknown }>) {
         if (p.subject === `node:${n.uuid}` && typeof p.reason === 'string') print(ctx.stdout, `  ${n.host}: ${p.reason}`);
       }
+      // …and the operator's acceptance of a new one (drover node trust-host-key).
+      const accepted = n.host_key_accepted;
+      if (accepted && !(n.problems ?? []).length) print(ctx.stdout, `  ${n.host}: ssh host key ${accepted.fingerprint} accepted by ${accepted.by} ${new Date(accepted.at).toISOString()} (was ${accepted.previous})`);
     }
     print(ctx.stdout);
     print(ctx.stdout, 'APPLICATIONS');

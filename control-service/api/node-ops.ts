@@ -1,12 +1,14 @@
 /**
- * The operator's tools for nodes (docs/DESIGN.md §19): cordon, uncordon, drain, and a node's
- * scheduling state. The decisions are the scheduler's (scheduler/schedule.ts moves a draining
+ * The operator's tools for nodes (docs/DESIGN.md §19): cordon, uncordon, drain, a node's
+ * scheduling state, and accepting a reinstalled node's new ssh host key (§23). The decisions are the scheduler's (scheduler/schedule.ts moves a draining
  * node's applications off, a bounded number at a time, at every change); these routes only
  * set `Node.cordon` and say what happened.
  */
 import type { NodeSchedulingAnswer } from '#common/api.ts';
 import { isTerminal } from '#common/migration-protocol.ts';
 import type { Desired, Migration } from '#common/model.ts';
+import type { HostKeyAcceptance } from '#common/model.ts';
+import { trustHostKey } from '../cluster/node-trust.ts';
 import type { Control } from '../control.ts';
 import { findNode } from '../desired/lookups.ts';
 import { cordonNode, uncordonNode } from '../desired/nodes.ts';
@@ -27,6 +29,23 @@ export function nodeOpRoutes(router: Router, control: Control): void {
     await control.change((d) => uncordonNode(d, params.uuid));
     control.log.info({ node: params.uuid }, 'node uncordoned');
     return answer(params.uuid);
+  });
+
+  router.handle('trustHostKey', async ({ params, body, identity }) => {
+    let accepted: HostKeyAcceptance | undefined;
+    await control.change((d, ctx) => {
+      const claimed = control.observed.get(params.uuid)?.report.transfer.ssh?.host_key_fingerprint;
+      const out = trustHostKey(d, { uuid: params.uuid, claimed, fingerprint: body.fingerprint, by: identity.name, now: ctx.now });
+      accepted = out.accepted;
+      return out.desired;
+    });
+    const host = control.desired.nodes.find((n) => n.uuid === params.uuid)!.host;
+    // The refused-key problem ends here; a report still claiming another key raises it again.
+    control.keyChangesRefused.delete(params.uuid);
+    const resolved = `ssh host key ${accepted!.fingerprint} accepted by ${accepted!.by} (was ${accepted!.previous})`;
+    control.events.emit({ type: 'security', data: { uuid: params.uuid, host, accepted: accepted!, resolved } });
+    control.log.warn({ node: params.uuid, host, fingerprint: accepted!.fingerprint, previous: accepted!.previous, by: accepted!.by }, 'node host key accepted');
+    return { uuid: params.uuid, host, host_key_accepted: accepted! };
   });
 
   router.handle('drainNode', async ({ params }) => {

@@ -29,12 +29,15 @@ export function nodeRoutes(router: Router, control: Control, droverVersion: stri
     const desired = control.desired;
     const index = indexOf(desired);
     const states = withTrustProblems(nodeStates(desired, control.observed), control);
-    if (!desired.nodes.some((n) => n.cordon !== undefined)) return states;
+    if (!desired.nodes.some((n) => n.cordon !== undefined || n.host_key_accepted !== undefined)) return states;
     return states.map((s) => {
-      const cordon = index.nodes.get(s.uuid)?.cordon;
-      if (cordon === undefined) return s;
+      const entry = index.nodes.get(s.uuid);
+      const accepted = entry?.host_key_accepted;
+      const withKey = accepted === undefined ? s : { ...s, host_key_accepted: accepted };
+      const cordon = entry?.cordon;
+      if (cordon === undefined) return withKey;
       const left = desired.applications.filter((a) => a.node_uuid === s.uuid).length;
-      return { ...s, cordoned: true, draining: cordon.drain, applications_left: left };
+      return { ...withKey, cordoned: true, draining: cordon.drain, applications_left: left };
     });
   });
 

@@ -5,15 +5,18 @@
  * kept in a ring so a client that reconnects with `Last-Event-ID` misses none of them.
  */
 import type { ReplicationEvent } from '#common/api.ts';
-import type { Migration } from '#common/model.ts';
+import type { HostKeyAcceptance, Migration } from '#common/model.ts';
 
 export type DroverEvent =
   | { type: 'configuration'; data: { version: number; tag: string } }
   | { type: 'node'; data: { uuid: string; host: string | null; state: 'known' | 'unknown' | 'down' } }
   | { type: 'migration'; data: Migration }
   | { type: 'replication'; data: ReplicationEvent }
-  /** A report the control service did not take as it was (docs/DESIGN.md §23): a changed host key. */
-  | { type: 'security'; data: { uuid: string; host: string; problem: string } };
+  /**
+   * A report the control service did not take as it was (docs/DESIGN.md §23): a changed host
+   * key (`problem`); or the operator accepting a new one, which ends that problem (`accepted`).
+   */
+  | { type: 'security'; data: { uuid: string; host: string; problem: string } | { uuid: string; host: string; accepted: HostKeyAcceptance; resolved: string } };
 
 export interface Recorded {
   id: number;

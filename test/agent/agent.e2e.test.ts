@@ -8,12 +8,14 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ApiClient } from '#common/api-client.ts';
 import type { ContainerState } from '#common/api.ts';
 import { nodeFlagsOf } from '#common/node-flags.ts';
+import { controlFiles, ensureClusterCertificates, nodeFiles, operatorTls } from '../../local-cluster/index.ts';
 import { useTestCluster } from '../support/cluster.ts';
 import { describeWith } from '../support/require.ts';
 
 // drover-control and drover-agent as processes, on a 1-node local cluster (its own dockerd
 // and zfs-fuse pool): deploy an application with a dataset through the API; crash it, make it
-// unhealthy, stop the agent — and watch it all through the API, as an operator would.
+// unhealthy, stop the agent — and watch it all through the API, as an operator would. They
+// talk mutual TLS with the cluster CA's certificates (docs/DESIGN.md §23), as in a real cluster.
 const root = resolve(import.meta.dirname, '../..');
 
 /** Waits (bounded) until `probe` returns something truthy; returns it. */
@@ -46,7 +48,10 @@ describeWith(['root', 'dockerd', 'zfs'], 'drover-agent with drover-control on a 
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'drover-agent-e2e-'));
-    control = execa('node', [join(root, 'bin/drover-control.js'), '--listen', '127.0.0.1:0', '--insecure-plain-http', '--data-dir', join(dir, 'control'), '--node-timeout', '3'], {
+    await ensureClusterCertificates(cluster());
+    const tls = controlFiles(cluster());
+    const tlsFlags = ['--tls-ca', tls.ca, '--tls-cert', tls.cert, '--tls-key', tls.key, '--revoked', tls.revoked];
+    control = execa('node', [join(root, 'bin/drover-control.js'), '--listen', '127.0.0.1:0', ...tlsFlags, '--data-dir', join(dir, 'control'), '--node-timeout', '3'], {
       cwd: root,
       reject: false,
       stdout: 'pipe',
@@ -63,10 +68,13 @@ describeWith(['root', 'dockerd', 'zfs'], 'drover-agent with drover-control on a 
         }
       });
     });
-    api = new ApiClient({ baseUrl: address });
+    expect(address).toMatch(/^https:/);
+    api = new ApiClient({ baseUrl: address, tls: operatorTls(cluster()) });
 
+    const own = nodeFiles(cluster(), node());
     const config = [
       `control_url: ${address}`,
+      `control_tls: { ca_file: ${own.ca}, cert_file: ${own.cert}, key_file: ${own.key} }`,
       `state_dir: ${join(dir, 'agent')}`,
       `node_uuid_file: ${join(node().stateDir, 'uuid')}`,
       `address: ${node().address}`,

@@ -29,6 +29,36 @@ async function drover(argv: string[]) {
   return { code, stdout: stdout.text, stderr: stderr.text };
 }
 
+describe('drover node trust-host-key', () => {
+  const KEY_A = `SHA256:${'A'.repeat(43)}`;
+  const KEY_B = `SHA256:${'B'.repeat(43)}`;
+  const withKey = (key: string) => report(1, { labels: { name: 'n1' }, transfer: { ssh: { host: '127.0.0.11', port: 22, user: 'root', host_key_fingerprint: key } } });
+
+  it("accepts a reinstalled node's new host key by the node's name, and drover status shows who accepted it instead of the refusal", async () => {
+    await control.control.report(withKey(KEY_A));
+    await control.control.report(withKey(KEY_B));
+    expect((await drover(['status'])).stdout).toContain(`127.0.0.11: ssh host key change refused: the node reports ${KEY_B}`);
+    const wrong = await drover(['node', 'trust-host-key', 'n1', '--fingerprint', 'SHA256:short']);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toContain('--fingerprint "SHA256:short" is not an OpenSSH SHA256 fingerprint');
+    expect(await drover(['node', 'trust-host-key', 'n1'])).toMatchObject({ code: 0, stdout: `n1: ssh host key ${KEY_B} accepted (was ${KEY_A}); senders pin it from now on\n` });
+    const status = (await drover(['status'])).stdout;
+    expect(status).not.toContain('refused');
+    expect(status).toMatch(new RegExp(`127\\.0\\.0\\.11: ssh host key ${KEY_B.replaceAll('+', '\\+')} accepted by plain-loopback \\S+ \\(was ${KEY_A}\\)`));
+    const json = JSON.parse((await drover(['status', '--json'])).stdout) as { nodes: Array<{ uuid: string; host_key_accepted: unknown }> };
+    expect(json.nodes.find((n) => n.uuid === N1)?.host_key_accepted).toMatchObject({ fingerprint: KEY_B, previous: KEY_A });
+  });
+
+  it('says there is nothing to accept when the node reports the key it is pinned to, and changes nothing', async () => {
+    await control.control.report(withKey(KEY_A));
+    const version = control.control.snapshot.version;
+    const out = await drover(['node', 'trust-host-key', 'n1']);
+    expect(out.code).toBe(1);
+    expect(out.stderr).toContain(`it reports the key it is pinned to (${KEY_A})`);
+    expect(control.control.snapshot.version).toBe(version);
+  });
+});
+
 describe('drover node', () => {
   it('cordons a node by its name label, shows it in drover status, and uncordons it by its uuid', async () => {
     await api.createContainer({ name: 'web', image: 'nginx', node_uuid: N1 });

@@ -1,4 +1,5 @@
-import { writeFile } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { caPaths, issue, issuedPaths } from '#common/cluster-ca.ts';
@@ -78,5 +79,22 @@ describe('drover over mutual TLS', () => {
     const again = await drover(['ca', 'init', '--dir', dir], {});
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('already holds a cluster CA');
+  });
+
+  it('issues a node certificate naming its addresses and a scraper certificate that the API refuses', async () => {
+    const dir = join(h.dir, 'operator-ca-2');
+    expect((await drover(['ca', 'init', '--dir', dir], {})).code).toBe(0);
+    expect((await drover(['ca', 'node', 'n8', '10.0.0.8', 'n8.example', '--dir', dir], {})).code).toBe(0);
+    const cert = new X509Certificate(await readFile(issuedPaths(dir, 'node', 'n8').certPath, 'utf8'));
+    expect(cert.subjectAltName).toBe('IP Address:10.0.0.8, DNS:n8.example');
+    expect((await drover(['ca', 'node', 'n9', '10.0.0.999', '--dir', dir], {})).stderr).toContain('not an IPv4 address or DNS name: "10.0.0.999"');
+    const scraper = await drover(['ca', 'metrics', 'prometheus', '--dir', dir], {});
+    expect(scraper.stdout).toContain(`${dir}/metrics/prometheus.crt`);
+    expect((await drover(['ca', 'list', '--dir', dir], {})).stdout).toMatch(/metrics\s+prometheus\s+/);
+    // The test's control service trusts its own CA: a scraper certificate of that CA gets no API role.
+    const own = await issue(join(h.dir, 'ca'), { role: 'metrics', name: 'scraper' });
+    const refused = await drover(['status'], { DROVER_CONFIG: join(h.dir, 'none.yml'), DROVER_CONTROL: h.url, DROVER_CA: caPaths(join(h.dir, 'ca')).cert, DROVER_CERT: own.paths.certPath, DROVER_KEY: own.paths.keyPath });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('carries no drover role');
   });
 });

@@ -6,6 +6,8 @@ import { execa, type ResultPromise } from 'execa';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ApiClient } from '#common/api-client.ts';
 import { nodeFlagsOf } from '#common/node-flags.ts';
+import { readTlsIdentity, tlsFetch, type FetchLike } from '#common/tls-client.ts';
+import { controlFiles, ensureClusterCertificates, nodeFiles, operatorTls } from '../../local-cluster/index.ts';
 import { prepareCompose } from '../../cli/compose-env.ts';
 import { readProjectPath } from '../../cli/project-path.ts';
 import { ensureNodeCertificate } from '../../convergence-agent/transfer/tls-certs.ts';
@@ -17,7 +19,8 @@ import { until as waitUntil } from '../migration/stack.ts';
 // drover-agents as processes on a 2-node local cluster (a dockerd each). A project with a
 // Compose config, a secret, a read-only bind mount of a project directory, a secret
 // environment value and `depends_on: service_healthy` is deployed as the CLI does it; then
-// the application is moved to the other node, and its files are there.
+// the application is moved to the other node, and its files are there. Everything talks
+// mutual TLS with the cluster CA's certificates (docs/DESIGN.md §23).
 const root = resolve(import.meta.dirname, '../..');
 const SECRET = 'db-pa55word-7f3a';
 const TOKEN = 't0p-s3cret-token-91c2';
@@ -66,13 +69,20 @@ describeWith(['root', 'dockerd', 'zfs'], 'files that travel with a project, on a
   let control: ResultPromise | null = null;
   const agents: ResultPromise[] = [];
   let api: ApiClient;
+  /** GETs as the operator, and as node 2's certificate. */
+  let asOperator: FetchLike;
+  let asNode2: FetchLike;
+  const get = (as: FetchLike, path: string) => as(`${address}${path}`, { method: 'GET', headers: {}, body: null, signal: AbortSignal.timeout(10_000) });
   const node = (i: number) => cluster().nodes[i]!;
   const agentDir = (i: number) => join(node(i).stateDir, 'files-e2e-agent');
   const docker = (i: number, ...args: string[]) => execa('docker', ['-H', node(i).dockerHost!, ...args], { timeout: 60_000 });
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'drover-files-e2e-'));
-    control = execa('node', [join(root, 'bin/drover-control.js'), '--listen', '127.0.0.1:0', '--insecure-plain-http', '--data-dir', join(dir, 'control'), '--node-timeout', '3'], {
+    await ensureClusterCertificates(cluster());
+    const ctl = controlFiles(cluster());
+    const tlsFlags = ['--tls-ca', ctl.ca, '--tls-cert', ctl.cert, '--tls-key', ctl.key, '--revoked', ctl.revoked];
+    control = execa('node', [join(root, 'bin/drover-control.js'), '--listen', '127.0.0.1:0', ...tlsFlags, '--data-dir', join(dir, 'control'), '--node-timeout', '3'], {
       cwd: root,
       reject: false,
       stdout: 'pipe',
@@ -93,13 +103,18 @@ describeWith(['root', 'dockerd', 'zfs'], 'files that travel with a project, on a
     });
     lines.on('line', (line) => void writeFile(join(dir, 'control.log'), `${line}\n`, { flag: 'a' }));
     await writeFile(join(dir, 'control.log'), logged.map((l) => `${l}\n`).join(''));
-    api = new ApiClient({ baseUrl: address });
+    expect(address).toMatch(/^https:/);
+    api = new ApiClient({ baseUrl: address, tls: operatorTls(cluster()) });
+    asOperator = tlsFetch(operatorTls(cluster()));
+    asNode2 = tlsFetch(readTlsIdentity(nodeFiles(cluster(), node(1))));
     for (const i of [0, 1]) {
+      const own = nodeFiles(cluster(), node(i));
       // A move goes through the migration protocol even without data: each agent has its transfer identity.
       const tls = join(dir, `tls-${i}`);
       await ensureNodeCertificate({ ca: cluster().ca, dir: tls, commonName: node(i).name, address: node(i).address });
       const config = [
         `control_url: ${address}`,
+        `control_tls: { ca_file: ${own.ca}, cert_file: ${own.cert}, key_file: ${own.key} }`,
         `state_dir: ${agentDir(i)}`,
         `node_uuid_file: ${join(node(i).stateDir, 'uuid')}`,
         `address: ${node(i).address}`,
@@ -187,16 +202,17 @@ describeWith(['root', 'dockerd', 'zfs'], 'files that travel with a project, on a
     const n1 = node(0).uuid;
     const reads = ['/v1/configuration/containers', '/v1/state/containers', '/v1/drover/applications', '/v1/drover/applications/web', `/v1/drover/agents/${n1}/desired`, '/v1/drover/nodes', '/v1/configuration/datasets'];
     for (const path of reads) {
-      const text = await (await fetch(`${address}${path}`)).text();
+      const text = await (await get(asOperator, path)).text();
       expect(text, path).not.toContain(SECRET);
       expect(text, path).not.toContain(TOKEN);
     }
     // The application names the secret by its keyed id only; another node cannot fetch it.
-    const web = (await (await fetch(`${address}/v1/drover/agents/${n1}/desired`)).json()) as { applications: { name: string; files?: { kind: string; blob?: string }[]; environment: Record<string, string>; secret_environment?: Record<string, string> }[] };
+    const web = (await (await get(asOperator, `/v1/drover/agents/${n1}/desired`)).json()) as { applications: { name: string; files?: { kind: string; blob?: string }[]; environment: Record<string, string>; secret_environment?: Record<string, string> }[] };
     const app = web.applications.find((a) => a.name === 'web')!;
     expect(app.environment).toEqual({ PLAIN: 'visible' });
     const secretId = app.files!.find((f) => f.kind === 'secret')!.blob!;
-    expect((await fetch(`${address}/v1/drover/agents/${node(1).uuid}/files/${secretId}`)).status).toBe(404);
+    expect((await get(asNode2, `/v1/drover/agents/${node(1).uuid}/files/${secretId}`)).status).toBe(404);
+    expect((await get(asNode2, `/v1/drover/agents/${n1}/files/${secretId}`)).status).toBe(403);
     for (const log of ['control.log', 'control.err', 'agent0.log', 'agent0.err', 'agent1.log', 'agent1.err']) {
       const text = await readFile(join(dir, log), 'utf8').catch(() => '');
       expect(text, log).not.toContain(SECRET);

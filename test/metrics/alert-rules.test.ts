@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { parse } from 'yaml';
 import { afterEach, expect, it } from 'vitest';
-import { prometheusPaths, renderPrometheusConfig, type LocalCluster } from '../../local-cluster/index.ts';
+import { ensureClusterCertificates, prometheusPaths, renderPrometheusConfig, scraperFiles, type LocalCluster } from '../../local-cluster/index.ts';
 import { describeWith } from '../support/require.ts';
 
 // docs/DESIGN.md §25: the example alert rules drover ships, and the Prometheus configuration
@@ -29,7 +29,7 @@ function cluster(root: string): LocalCluster {
     ssh: null,
     pluginName: `drover-t4-n${index}`,
   });
-  return { name: 't4', root, nodes: [node(1), node(2)], sshClientKey: { privateKeyPath: join(root, 'key'), publicKey: 'ssh-ed25519 AAAA' }, ca: { certPath: join(root, 'ca.crt'), keyPath: join(root, 'ca.key') } };
+  return { name: 't4', root, nodes: [node(1), node(2)], sshClientKey: { privateKeyPath: join(root, 'key'), publicKey: 'ssh-ed25519 AAAA' }, ca: { certPath: join(root, 'ca', 'ca.crt'), keyPath: join(root, 'ca', 'ca.key') } };
 }
 
 describeWith(['prometheus'], "drover's alert rules and the local cluster's Prometheus configuration", () => {
@@ -41,9 +41,10 @@ describeWith(['prometheus'], "drover's alert rules and the local cluster's Prome
     expect(doc.groups[0]!.rules.map((r) => r.alert)).toEqual(['DroverReplicationLagHigh', 'DroverReplicationStalled', 'DroverNodeDown', 'DroverProcessDown', 'DroverMigrationFailed']);
   });
 
-  it('renders a configuration promtool accepts, scraping the control service and each node\'s agent, proxy and plugin at the node\'s address', async () => {
+  it('renders a configuration promtool accepts, scraping the control service and each node\'s agent, proxy and plugin at the node\'s address over mutual TLS', async () => {
     dir = await mkdtemp(join(tmpdir(), 'drover-prom-'));
     const c = cluster(dir);
+    await ensureClusterCertificates(c);
     const paths = prometheusPaths(dir);
     await mkdir(paths.dir, { recursive: true });
     await copyFile(RULES, paths.rules);
@@ -51,7 +52,9 @@ describeWith(['prometheus'], "drover's alert rules and the local cluster's Prome
     await writeFile(paths.config, text);
     const check = await execa('promtool', ['check', 'config', paths.config], { reject: false });
     expect(check.exitCode, check.stderr).toBe(0);
-    const config = parse(text) as { scrape_configs: Array<{ job_name: string; static_configs: Array<{ targets: string[]; labels?: Record<string, string> }> }> };
+    const config = parse(text) as { scrape_configs: Array<{ job_name: string; scheme: string; tls_config: unknown; static_configs: Array<{ targets: string[]; labels?: Record<string, string> }> }> };
+    const scraper = scraperFiles(c);
+    for (const job of config.scrape_configs) expect(job).toMatchObject({ scheme: 'https', tls_config: { ca_file: scraper.ca, cert_file: scraper.cert, key_file: scraper.key } });
     expect(config.scrape_configs.map((j) => [j.job_name, j.static_configs.map((s) => `${s.targets.join(',')}${s.labels ? ` ${s.labels.node}` : ''}`)])).toEqual([
       ['drover-control', ['127.0.4.11:9523']],
       ['drover-agent', ['127.0.4.11:9524 n1', '127.0.4.12:9524 n2']],

@@ -4,7 +4,8 @@ import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, expect, it } from 'vitest';
 import { isTerminal } from '#common/migration-protocol.ts';
-import { prometheusPaths, prometheusUrl, servicesDir } from '../../local-cluster/index.ts';
+import { readTlsIdentity, tlsFetch } from '#common/tls-client.ts';
+import { metricsAddress, nodeFiles, operatorTls, prometheusPaths, prometheusUrl, servicesDir } from '../../local-cluster/index.ts';
 import { isAlive, readPidFile } from '../../local-cluster/processes.ts';
 import { useTestCluster } from '../support/cluster.ts';
 import { LOCAL_CLUSTER, describeWith } from '../support/require.ts';
@@ -60,6 +61,19 @@ describeWith([...LOCAL_CLUSTER, 'prometheus'], 'Prometheus metrics and correlate
     expect(up.map((s) => `${s.metric.job} ${s.metric.node ?? ''}`.trim()).sort()).toEqual(
       ['drover-agent n1', 'drover-agent n2', 'drover-control', 'drover-plugin n1', 'drover-plugin n2', 'drover-proxy n1', 'drover-proxy n2'],
     );
+    // Behind the API's mutual TLS (docs/DESIGN.md §23): Prometheus scrapes https with its
+    // scraper certificate; plain HTTP gets nothing, the operator's certificate may scrape, a node's may not.
+    const targets = (await (await fetch(`${prometheus}/api/v1/targets`)).json()) as { data: { activeTargets: Array<{ scrapeUrl: string; labels: { job: string } }> } };
+    const scraped = targets.data.activeTargets.filter((t) => t.labels.job.startsWith('drover-')).map((t) => t.scrapeUrl);
+    expect(scraped.length).toBe(7);
+    expect(scraped.filter((url) => !url.startsWith('https://'))).toEqual([]);
+    const agentMetrics = metricsAddress(cluster(), 'agent', cluster().nodes[0]!);
+    expect(await fetch(`http://${agentMetrics}/metrics`, { signal: AbortSignal.timeout(10_000) }).then((r) => r.status, () => 'refused')).not.toBe(200);
+    const get = (identity: Parameters<typeof tlsFetch>[0]) => tlsFetch(identity)(`https://${agentMetrics}/metrics`, { method: 'GET', headers: {}, body: null, signal: AbortSignal.timeout(10_000) });
+    const asOperator = await get(operatorTls(cluster()));
+    expect(asOperator.status).toBe(200);
+    expect(await asOperator.text()).toContain('drover_agent_pass_duration_seconds');
+    expect((await get(readTlsIdentity(nodeFiles(cluster(), cluster().nodes[1]!)))).status).toBe(403);
   }, LONG);
 
   it('answers a replication lag series for the dataset and its replica, then the cutover pause of a move', async () => {

@@ -133,7 +133,7 @@ describeWith(LOCAL_CLUSTER, 'the volume plugin with the control service and agen
     await docker(1, 'rm', id);
   });
 
-  it('refuses docker volume rm on node 2 while a container on node 1 uses the volume, naming node 1', async () => {
+  it('refuses docker volume rm on node 2 while a container on node 1 uses the volume, naming node 1, and after it, as node 2 is not where it lives', async () => {
     await docker(1, 'volume', 'create', '-d', plugin(1), 'v-busy');
     await docker(2, 'volume', 'create', '-d', plugin(2), 'v-busy');
     const id = await docker(1, 'run', '-d', '-v', 'v-busy:/data', IMAGE, 'sleep', '300');
@@ -143,7 +143,13 @@ describeWith(LOCAL_CLUSTER, 'the volume plugin with the control service and agen
     );
     await docker(1, 'rm', '-f', id);
     await leaseHolders('v-busy', []);
-    await docker(2, 'volume', 'rm', 'v-busy');
+    // Node 2's plugin acts with node 2's certificate: it may delete a dataset on node 2 only
+    // (rule dataset-on-itself, docs/DESIGN.md §23), so the volume is removed where it lives.
+    expect(await dockerFails(2, 'volume', 'rm', 'v-busy')).toContain('rule dataset-on-itself');
+    expect((await datasetOf('v-busy')).deleted).toBe(false);
+    await docker(1, 'volume', 'rm', 'v-busy');
     expect((await stack!.api<Dataset[]>('/v1/configuration/datasets')).find((d) => d.metadata.name === 'v-busy')?.deleted).toBe(true);
+    // Node 2's Docker then forgets the name: there is no dataset left to delete.
+    await docker(2, 'volume', 'rm', 'v-busy');
   });
 });

@@ -1,7 +1,10 @@
 /**
  * drover's own processes on a local cluster, for the volume plugin's e2e test and its
  * benchmark: one control service, an agent and a volume plugin per node, each the real
- * program (`bin/drover-*.js`) as a child process with its log in `dir`.
+ * program (`bin/drover-*.js`) as a child process with its log in `dir`. They talk mutual
+ * TLS as in a real cluster (docs/DESIGN.md §23): the control service with the cluster CA's
+ * control certificate (it names 127.0.0.1), each agent and plugin with its node's, the test
+ * as the operator.
  *
  * `stop` ends them plugins first (each removes its socket), then agents, then the control
  * service. Callers remove their containers and volumes before, and take the cluster (its
@@ -13,8 +16,9 @@ import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { nodeFlagsOf } from '#common/node-flags.ts';
 import { execa, type ResultPromise } from 'execa';
-import type { LocalCluster, LocalNode } from '../../local-cluster/index.ts';
+import { controlFiles, ensureClusterCertificates, nodeFiles, operatorTls, type LocalCluster, type LocalNode } from '../../local-cluster/index.ts';
 import { systemClock } from '#common/clock.ts';
+import { tlsFetch, type FetchLike } from '#common/tls-client.ts';
 import { socketAnswers, socketPathFor } from '../../volume-driver/plugin-server.ts';
 
 const repo = resolve(import.meta.dirname, '../..');
@@ -34,6 +38,7 @@ export class DroverStack {
   private readonly plugins = new Map<number, ResultPromise>();
   private readonly agents = new Map<number, ResultPromise>();
   private control: ResultPromise | null = null;
+  private readonly fetch: FetchLike;
 
   private constructor(
     private readonly cluster: LocalCluster,
@@ -41,15 +46,19 @@ export class DroverStack {
     private readonly options: StackOptions,
     port: number,
   ) {
-    this.controlUrl = `http://127.0.0.1:${port}`;
+    this.controlUrl = `https://127.0.0.1:${port}`;
+    this.fetch = tlsFetch(operatorTls(cluster));
   }
 
   static async start(cluster: LocalCluster, dir: string, options: StackOptions = {}): Promise<DroverStack> {
     await mkdir(dir, { recursive: true });
+    await ensureClusterCertificates(cluster);
     const stack = new DroverStack(cluster, dir, options, await freePort());
     try {
-      stack.control = stack.spawn('control', 'bin/drover-control.js', ['--listen', stack.controlUrl.slice('http://'.length), '--insecure-plain-http', '--data-dir', join(dir, 'control')]);
-      await until(async () => (await fetch(`${stack.controlUrl}/v1/version`).catch(() => null))?.ok === true, 30_000, 'the control service to answer');
+      const tls = controlFiles(cluster);
+      const listen = stack.controlUrl.slice('https://'.length);
+      stack.control = stack.spawn('control', 'bin/drover-control.js', ['--listen', listen, '--tls-ca', tls.ca, '--tls-cert', tls.cert, '--tls-key', tls.key, '--revoked', tls.revoked, '--data-dir', join(dir, 'control')]);
+      await until(async () => (await stack.get('/v1/version').catch(() => null))?.ok === true, 30_000, 'the control service to answer');
       if (options.agents !== false) {
         for (const node of cluster.nodes) await stack.startAgent(node);
         await until(async () => (await stack.nodesUp()) === cluster.nodes.length, 60_000, 'every agent to report');
@@ -70,7 +79,8 @@ export class DroverStack {
 
   async startPlugin(index: number): Promise<void> {
     const node = this.node(index);
-    const args = ['--name', node.pluginName, '--control', this.controlUrl, '--node-uuid', node.uuid, '--state-dir', join(this.dir, `plugin-${node.name}`)];
+    const tls = nodeFiles(this.cluster, node);
+    const args = ['--name', node.pluginName, '--control', this.controlUrl, '--tls-ca', tls.ca, '--tls-cert', tls.cert, '--tls-key', tls.key, '--node-uuid', node.uuid, '--state-dir', join(this.dir, `plugin-${node.name}`)];
     if (this.options.mountTimeoutS) args.push('--mount-timeout', String(this.options.mountTimeoutS));
     if (node.dockerSocket) args.push('--docker-socket', node.dockerSocket);
     const child = this.spawn(`plugin-${node.name}`, 'bin/drover-volume.js', args, this.options.pluginLogLevel);
@@ -97,15 +107,22 @@ export class DroverStack {
     this.control = null;
   }
 
+  /** GET `path` of the control service's API as the operator. */
   async api<T>(path: string): Promise<T> {
-    const response = await fetch(this.controlUrl + path);
+    const response = await this.get(path);
     if (!response.ok) throw new Error(`GET ${path}: ${response.status}`);
     return (await response.json()) as T;
   }
 
+  private get(path: string): Promise<Response> {
+    return this.fetch(this.controlUrl + path, { method: 'GET', headers: {}, body: null, signal: AbortSignal.timeout(10_000) });
+  }
+
   private async startAgent(node: LocalNode): Promise<void> {
+    const tls = nodeFiles(this.cluster, node);
     const config = [
       `control_url: ${this.controlUrl}`,
+      `control_tls: { ca_file: ${tls.ca}, cert_file: ${tls.cert}, key_file: ${tls.key} }`,
       `state_dir: ${join(this.dir, `agent-${node.name}`)}`,
       `node_uuid_file: ${join(node.stateDir, 'uuid')}`,
       `address: ${node.address}`,

@@ -60,6 +60,7 @@ export const ERRORS = {
   DROVER_CONTROL_ERROR: { status: 500, retryable: false, message: 'the control service failed' },
   DROVER_CONTROL_HTTP: { status: 500, retryable: false, message: 'the control service answered with an error' },
   DROVER_CONTROL_NOT_FOUND: { status: 500, retryable: false, message: 'the control service does not know it' },
+  DROVER_CONTROL_REDIRECT_REFUSED: { status: 500, retryable: false, message: 'a control service redirected to a host outside the configured list' },
   DROVER_CONTROL_UNREACHABLE: { status: 500, retryable: false, message: 'the control service did not answer' },
   DROVER_DATA_LOSS_NOT_ACCEPTED: { status: 409, retryable: false, message: 'a forced move would lose more data than the threshold; name the window to accept it' },
   DROVER_DATASET_ATTACHED: { status: 409, retryable: false, message: 'dataset attached' },

@@ -25,6 +25,7 @@ import { Gates } from './gate/gates.ts';
 import { execaRunner } from './zfs/command.ts';
 import { HealthMonitor } from './health/monitor.ts';
 import { ConvergenceLoop } from './loop.ts';
+import { DesiredCache } from './desired-cache.ts';
 import { FenceWatchdog } from './fence.ts';
 import { loadOrCreateNodeUuid, readEra } from './node-identity.ts';
 import { RestartLedger } from './restart-ledger.ts';
@@ -229,6 +230,7 @@ async function main(): Promise<void> {
     fenceAfterMs: config.fence_after_ms,
     stopTimeoutSeconds: config.fence_stop_timeout_seconds,
   });
+  const desiredCache = new DesiredCache(join(config.state_dir, 'desired.json'), uuid, log.child({ subsystem: 'desired-cache' }), () => clock.now());
   loop = new ConvergenceLoop({
     identity,
     serviceSubnet: parseServiceSubnet(config.service_subnet)!,
@@ -247,7 +249,15 @@ async function main(): Promise<void> {
     fence,
     metrics,
     fileRoots,
+    desiredCache,
   });
+  // The view saved by the last run (docs/DESIGN.md §29): with no control service answering,
+  // the node is kept as it says; the first answer replaces it.
+  const saved = await desiredCache.load();
+  if (saved !== null) {
+    loop.restoreDesired(saved.desired);
+    log.info({ version: saved.desired.version, savedAgoMs: clock.now() - saved.savedAt, applications: saved.desired.applications.length }, 'saved desired configuration restored');
+  }
   const metricsListener = await serveMetrics(config.metrics_listen, metrics, log);
 
   let stopping = false;
@@ -260,6 +270,7 @@ async function main(): Promise<void> {
     void loop!
       .stop()
       .then(() => Promise.all([migrations.stop(), replication.stop(), fence.stop()]))
+      .then(() => desiredCache.settled())
       .then(() => transferServer?.close())
       .then(() => metricsListener?.close())
       .then(() => {

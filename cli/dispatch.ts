@@ -14,12 +14,13 @@ import { deployCommand } from './commands/deploy.ts';
 import { moveCommand } from './commands/move.ts';
 import { migrationsCommand } from './commands/migrations.ts';
 import { nodeCommand } from './commands/node.ts';
+import { controlCommand } from './commands/control.ts';
 import { statusCommand } from './commands/status.ts';
 import { print, type CliContext, type Output } from './context.ts';
 
 export const DEFAULT_CONTROL = 'https://127.0.0.1:4523';
 
-const COMMANDS: Command[] = [deployCommand, statusCommand, moveCommand, migrationsCommand, nodeCommand, datasetsCommand, demoCommand, caCommand];
+const COMMANDS: Command[] = [deployCommand, statusCommand, moveCommand, migrationsCommand, nodeCommand, controlCommand, datasetsCommand, demoCommand, caCommand];
 
 export interface CliIo {
   stdout: Output;

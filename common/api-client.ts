@@ -17,6 +17,7 @@ import type { z } from 'zod';
 import { IF_MATCHES_HEADER, TAG_HEADER, type CreateDatasetBody, type DeployBody, type LeaseBody, type MoveApplicationBody } from './api.ts';
 import { fillPath, ROUTES, type RouteAnswer, type RouteKey, type Routes } from './api-routes.ts';
 import type { MigrationUpdate, RouteAck } from './channel.ts';
+import type { RestoreBody } from './backup.ts';
 import { codeOfAnswer, DroverError } from './errors.ts';
 import { parseEventStream, type StreamEvent } from './event-stream.ts';
 import type { Application, NodeReport, ReplicationPolicy } from './model.ts';
@@ -234,6 +235,16 @@ export class ApiClient {
   }
 
   // ------------------------------------------------------------ drover
+
+  /** The whole desired configuration with its cluster, version and tag (docs/DESIGN.md §29). */
+  async backup(): Promise<CallBody<'backup'>> {
+    return (await this.call('backup', { timeoutMs: 60_000 })).body;
+  }
+
+  /** Replaces the desired configuration with a backup's; refused whole, naming every problem. */
+  async restore(body: RestoreBody): Promise<CallBody<'restore'>> {
+    return (await this.call('restore', { body, timeoutMs: 120_000 })).body;
+  }
 
   async deploy(body: DeployBody): Promise<CallBody<'deploy'>> {
     return (await this.call('deploy', { body, timeoutMs: 60_000 })).body;

@@ -10,7 +10,7 @@
  * to it. A file that cannot be read or does not validate is reported and ignored — unknown
  * is not empty, so the agent then waits for a control service as it did before.
  */
-import { open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { z } from 'zod';
 import { AgentDesired } from '#common/channel.ts';
@@ -106,6 +106,7 @@ export class DesiredCache {
 }
 
 async function writeAtomic(path: string, temp: string, text: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   await writeFile(temp, text, { mode: 0o600 });
   const file = await open(temp, 'r+');
   try {

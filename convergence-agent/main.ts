@@ -83,6 +83,16 @@ function tlsIdentityOf(config: AgentConfig): (() => Promise<TlsIdentity>) | null
     (loaded ??= Promise.all([readFile(tls.ca_file!, 'utf8'), readFile(tls.cert_file!, 'utf8'), readFile(tls.key_file!, 'utf8')]).then(([ca, cert, key]) => ({ ca, cert, key })));
 }
 
+/**
+ * The deadline of one report attempt. With several control services, a hung one (not a dead
+ * one: that refuses at once) must cost less than the fence (docs/DESIGN.md §18, §29): after a
+ * third of `fence_after_ms` the report gives up and the next goes to the next service, in time
+ * to renew the lease there. With one, the client's default (10 s): there is nowhere else to go.
+ */
+function reportDeadlineMs(config: AgentConfig): number | undefined {
+  return config.control_url.length > 1 ? Math.max(1_000, Math.floor(config.fence_after_ms / 3)) : undefined;
+}
+
 function tuningOf(config: AgentConfig): MigrationTuning {
   const m = config.migration ?? {};
   return {
@@ -236,7 +246,7 @@ async function main(): Promise<void> {
     serviceSubnet: parseServiceSubnet(config.service_subnet)!,
     store,
     runtime,
-    channel: new HttpControlChannel(config.control_url, undefined, controlTls),
+    channel: new HttpControlChannel(config.control_url, reportDeadlineMs(config), controlTls),
     executor,
     health,
     ledger,

@@ -1,6 +1,7 @@
 import { Command as Commander, CommanderError } from 'commander';
 import { ApiClient } from '#common/api-client.ts';
-import { clientConfigPath, pickContext, readClientConfig } from '#common/client-config.ts';
+import { clientConfigPath, contextEndpoints, pickContext, readClientConfig } from '#common/client-config.ts';
+import { anyHttps, endpointsText, parseControlEndpoints } from '#common/control-endpoints.ts';
 import { readTlsIdentity } from '#common/tls-client.ts';
 import { DroverError, isDroverError, toDroverError } from '#common/errors.ts';
 import { exitCodeOf, usageError } from './cli-error.ts';
@@ -13,12 +14,13 @@ import { deployCommand } from './commands/deploy.ts';
 import { moveCommand } from './commands/move.ts';
 import { migrationsCommand } from './commands/migrations.ts';
 import { nodeCommand } from './commands/node.ts';
+import { controlCommand } from './commands/control.ts';
 import { statusCommand } from './commands/status.ts';
 import { print, type CliContext, type Output } from './context.ts';
 
 export const DEFAULT_CONTROL = 'https://127.0.0.1:4523';
 
-const COMMANDS: Command[] = [deployCommand, statusCommand, moveCommand, migrationsCommand, nodeCommand, datasetsCommand, demoCommand, caCommand];
+const COMMANDS: Command[] = [deployCommand, statusCommand, moveCommand, migrationsCommand, nodeCommand, controlCommand, datasetsCommand, demoCommand, caCommand];
 
 export interface CliIo {
   stdout: Output;
@@ -167,21 +169,23 @@ async function controlClient(io: CliIo, globals: Record<string, unknown>): Promi
   const given = (flag: string, env: string) => (globals[flag] as string | undefined) ?? io.env[env];
   const explicit = { control: given('control', 'DROVER_CONTROL'), ca: given('ca', 'DROVER_CA'), cert: given('cert', 'DROVER_CERT'), key: given('key', 'DROVER_KEY') };
   const contextName = given('context', 'DROVER_CONTEXT');
-  const needsFile = contextName !== undefined || explicit.control === undefined || ((explicit.control?.startsWith('https:') ?? false) && (!explicit.ca || !explicit.cert || !explicit.key));
+  const needsFile = contextName !== undefined || explicit.control === undefined || ((explicit.control?.includes('https:') ?? false) && (!explicit.ca || !explicit.cert || !explicit.key));
   const path = clientConfigPath(io.env);
   const picked = needsFile ? pickContext(await readClientConfig(path), contextName, path) : null;
-  const control = explicit.control ?? picked?.server ?? DEFAULT_CONTROL;
+  // One control service or several (`--control a,b`, a context's `servers`): the client fails over (docs/DESIGN.md §29).
+  let control: string[];
   try {
-    new URL(control);
-  } catch {
-    throw usageError(`--control "${control}" is not a URL (e.g. ${DEFAULT_CONTROL})`);
+    control = explicit.control !== undefined ? parseControlEndpoints(explicit.control, '--control') : picked !== null ? contextEndpoints(picked) : [DEFAULT_CONTROL];
+  } catch (err) {
+    throw usageError(`${(err as Error).message} (e.g. ${DEFAULT_CONTROL})`);
   }
-  const ours = picked !== null && picked.server.replace(/\/+$/, '') === control.replace(/\/+$/, '') ? picked : null;
+  const named = picked === null ? [] : contextEndpoints(picked);
+  const ours = picked !== null && control.every((c) => named.includes(c)) ? picked : null;
   const files = { ca: explicit.ca ?? ours?.ca, cert: explicit.cert ?? ours?.cert, key: explicit.key ?? ours?.key };
-  if (!control.startsWith('https:')) return new ApiClient({ baseUrl: control });
+  if (!anyHttps(control)) return new ApiClient({ baseUrl: control });
   const missing = (['ca', 'cert', 'key'] as const).filter((f) => files[f] === undefined);
   if (missing.length > 0) {
-    throw usageError(`the control service at ${control} needs a client certificate: give ${missing.map((f) => `--${f}`).join(', ')} (or DROVER_CA, DROVER_CERT, DROVER_KEY), or a context in ${path} (drover cluster up writes one; drover ca user NAME makes a certificate)`);
+    throw usageError(`the control service at ${endpointsText(control)} needs a client certificate: give ${missing.map((f) => `--${f}`).join(', ')} (or DROVER_CA, DROVER_CERT, DROVER_KEY), or a context in ${path} (drover cluster up writes one; drover ca user NAME makes a certificate)`);
   }
   return new ApiClient({ baseUrl: control, tls: readTlsIdentity({ ca: files.ca!, cert: files.cert!, key: files.key! }) });
 }
@@ -208,6 +212,11 @@ function namedPaths(error: DroverError): string[] {
 
 /** "Cannot reach" said once, with the low-level reason and what to set. */
 function unreachable(err: DroverError): DroverError {
+  const tried = Array.isArray(err.detail.endpoints) ? (err.detail.endpoints as { url: string; why: string }[]) : [];
+  if (tried.length > 1) {
+    const each = tried.map((t) => `${t.url} (${t.why === 'TimeoutError' ? 'no answer in time' : t.why})`).join(', ');
+    return new DroverError('DROVER_CONTROL_UNREACHABLE', `cannot reach any control service: ${each}; set --control or DROVER_CONTROL`, { cause: err });
+  }
   const inner = (err.cause as { name?: string; cause?: { code?: string; message?: string } } | undefined) ?? {};
   const why = inner.name === 'TimeoutError' ? 'no answer in time' : (inner.cause?.code ?? inner.cause?.message ?? inner.name ?? 'no answer');
   const base = /control service at (\S+) /.exec(err.message)?.[1] ?? 'its address';

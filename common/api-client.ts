@@ -17,12 +17,15 @@ import type { z } from 'zod';
 import { IF_MATCHES_HEADER, TAG_HEADER, type CreateDatasetBody, type DeployBody, type LeaseBody, type MoveApplicationBody } from './api.ts';
 import { fillPath, ROUTES, type RouteAnswer, type RouteKey, type Routes } from './api-routes.ts';
 import type { MigrationUpdate, RouteAck } from './channel.ts';
+import type { RestoreBody } from './backup.ts';
 import { codeOfAnswer, DroverError } from './errors.ts';
 import { parseEventStream, type StreamEvent } from './event-stream.ts';
 import type { Application, NodeReport, ReplicationPolicy } from './model.ts';
 import { backoffDelay } from './backoff.ts';
 import { systemClock } from './clock.ts';
 import { tlsFetch, type FetchLike, type TlsIdentity } from './tls-client.ts';
+import { anyHttps, parseControlEndpoints } from './control-endpoints.ts';
+import { FailoverTransport } from './failover-transport.ts';
 import { CORR_HEADER } from './log.ts';
 
 
@@ -34,14 +37,19 @@ const CONDITIONAL_RETRY = { initialMs: 10, capMs: 500, jitter: 0.5 };
 export type { StreamEvent };
 
 export interface ApiClientOptions {
-  /** e.g. `https://127.0.0.1:4523` (`http://` only for a control service asked to listen plain on loopback). */
-  baseUrl: string;
+  /**
+   * e.g. `https://127.0.0.1:4523` (`http://` only for a control service asked to listen plain
+   * on loopback), or several: a list or `https://a:4523,https://b:4523`. With several the
+   * client fails over between them and follows redirects only within them
+   * (failover-transport.ts, docs/DESIGN.md §29).
+   */
+  baseUrl: string | readonly string[];
   /**
    * The cluster CA and this caller's certificate and key (mutual TLS, docs/DESIGN.md §23):
    * used for an `https://` base URL; the server is trusted only if the CA signed it.
    */
   tls?: TlsIdentity;
-  /** Deadline of one call (long-polls add their wait). Default 10 s. */
+  /** Deadline of one attempt at one endpoint (long-polls add their wait). Default 10 s. */
   timeoutMs?: number;
   /** Attempts of an idempotent GET when the connection fails. Default 3. */
   getAttempts?: number;
@@ -90,14 +98,17 @@ export interface CallAnswer<K extends RouteKey> {
 }
 
 export class ApiClient {
-  private readonly base: string;
+  private readonly transport: FailoverTransport;
   private readonly timeoutMs: number;
   private readonly getAttempts: number;
-  private readonly send: FetchLike;
 
+  /** @throws DROVER_CONFIG_INVALID when `baseUrl` names no endpoint or a bad one */
   constructor(options: ApiClientOptions) {
-    this.base = options.baseUrl.replace(/\/+$/, '');
-    this.send = options.tls !== undefined && this.base.startsWith('https:') ? tlsFetch(options.tls) : (url, init) => fetch(url, init);
+    const endpoints = parseControlEndpoints(options.baseUrl);
+    // Redirects are the transport's to follow (only within the list), never fetch's.
+    const plain: FetchLike = (url, init) => fetch(url, { ...init, redirect: 'manual' });
+    const send = options.tls !== undefined && anyHttps(endpoints) ? tlsFetch(options.tls) : plain;
+    this.transport = new FailoverTransport(endpoints, send);
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.getAttempts = Math.max(1, options.getAttempts ?? 3);
   }
@@ -224,6 +235,16 @@ export class ApiClient {
   }
 
   // ------------------------------------------------------------ drover
+
+  /** The whole desired configuration with its cluster, version and tag (docs/DESIGN.md §29). */
+  async backup(): Promise<CallBody<'backup'>> {
+    return (await this.call('backup', { timeoutMs: 60_000 })).body;
+  }
+
+  /** Replaces the desired configuration with a backup's; refused whole, naming every problem. */
+  async restore(body: RestoreBody): Promise<CallBody<'restore'>> {
+    return (await this.call('restore', { body, timeoutMs: 120_000 })).body;
+  }
 
   async deploy(body: DeployBody): Promise<CallBody<'deploy'>> {
     return (await this.call('deploy', { body, timeoutMs: 60_000 })).body;
@@ -355,18 +376,27 @@ export class ApiClient {
 
   // ------------------------------------------------------------ plumbing
 
+  /** The control services this client knows, and the one the next call tries first. */
+  get endpoints(): { all: readonly string[]; preferred: string } {
+    return { all: this.transport.endpoints, preferred: this.transport.preferred };
+  }
+
   private async fetch(method: string, path: string, body: unknown, headers: Record<string, string>, signal?: AbortSignal, timeoutMs?: number): Promise<Response> {
-    const signals = [signal, timeoutMs === undefined ? undefined : AbortSignal.timeout(timeoutMs)].filter((s): s is AbortSignal => s !== undefined);
     try {
-      return await this.send(this.base + path, {
+      const { response } = await this.transport.request({
         method,
+        path,
         headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
         body: body === undefined ? null : JSON.stringify(body),
-        signal: signals.length === 0 ? null : AbortSignal.any(signals),
+        ...(signal ? { signal } : {}),
+        ...(timeoutMs === undefined ? {} : { timeoutMs }),
       });
+      return response;
     } catch (err) {
+      if (err instanceof DroverError) throw err;
+      // The caller's own abort.
       const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name;
-      throw new DroverError('DROVER_CONTROL_UNREACHABLE', `control service at ${this.base} did not answer ${method} ${path} (${cause})`, {
+      throw new DroverError('DROVER_CONTROL_UNREACHABLE', `control service at ${this.transport.preferred} did not answer ${method} ${path} (${cause})`, {
         retryable: true,
         cause: err,
         detail: { method, path },

@@ -41,6 +41,7 @@ import {
   StartMigrationBody,
   VersionAnswer,
 } from './api.ts';
+import { Backup, RestoreAnswer, RestoreBody } from './backup.ts';
 import { AgentDesired, AgentFileAnswer, LongPollQuery, MigrationUpdate, NodeReport, ReportAnswer, RouteAck, RouteTable } from './channel.ts';
 import { AppName, Application, BlobId, Dataset, Migration, Uuid } from './model.ts';
 
@@ -497,6 +498,27 @@ export const ROUTES = {
     summary: "One of the dashboard's modules or its style sheet (preact and htm among them, served from this installation: nothing comes from elsewhere)",
     params: z.object({ file: z.string().regex(/^[a-z0-9-]+\.(js|css)$/, 'a file name such as main.js') }),
     answers: { 200: { description: 'the file', contentType: 'text/javascript' }, 404: error('no such file') },
+  },
+  backup: {
+    access: USER,
+    method: 'GET',
+    path: '/v1/drover/backup',
+    tag: 'drover',
+    summary: 'The whole desired configuration, with the cluster it belongs to (the CA fingerprint), its version and tag: drover control backup',
+    answers: { 200: { description: 'a backup', schema: Backup } },
+  },
+  restore: {
+    access: USER,
+    method: 'POST',
+    path: '/v1/drover/restore',
+    tag: 'drover',
+    summary: "Replace the desired configuration with a backup's, in one change: refused whole, naming every bad field, when it does not validate, comes from another cluster (unless force), or would move a dataset's data back or delete a live one",
+    body: RestoreBody,
+    answers: {
+      200: { description: 'restored', schema: RestoreAnswer },
+      400: error('the backup does not validate or breaks a rule; every problem is named, nothing changed'),
+      409: error('the backup is of another cluster (force restores it), or would move back or delete data the configuration has now; nothing changed'),
+    },
   },
   openapi: {
     access: ANY,

@@ -11,7 +11,12 @@
  *     ca: /var/lib/drover/clusters/demo/ca/ca.crt
  *     cert: /var/lib/drover/clusters/demo/ca/users/operator.crt
  *     key: /var/lib/drover/clusters/demo/ca/users/operator.key
+ *   - name: ha                      # several control services: `servers` instead of `server`
+ *     servers: [https://10.0.0.1:4523, https://10.0.0.2:4523, https://10.0.0.3:4523]
+ *     ca: …
  * ```
+ *
+ * With `servers`, the CLI tries them in order and fails over (docs/DESIGN.md §29).
  *
  * Read by `drover` (cli/dispatch.ts: flags, then DROVER_* variables, then the context);
  * written by `drover cluster up` (a context per local cluster) and `down` (removes it).
@@ -23,17 +28,33 @@ import { dirname, join } from 'node:path';
 import { parse as parseYaml, stringify } from 'yaml';
 import { z } from 'zod';
 import { DroverError } from './errors.ts';
+import { endpointProblem, parseControlEndpoints } from './control-endpoints.ts';
 
 export const ClientContext = z
   .object({
     name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'letters, digits, "_", ".", "-"'),
-    server: z.url({ protocol: /^https?$/, error: 'must be an https:// (or plain loopback http://) URL' }),
+    server: z.url({ protocol: /^https?$/, error: 'must be an https:// (or plain loopback http://) URL' }).optional(),
+    /** Several control services of one cluster (docs/DESIGN.md §29); instead of `server`. */
+    servers: z.array(z.string()).min(1, 'names no control service').optional(),
     ca: z.string().min(1).optional(),
     cert: z.string().min(1).optional(),
     key: z.string().min(1).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.server === undefined && c.servers === undefined) ctx.addIssue({ code: 'custom', path: ['server'], message: 'is required (or servers: a list of control services)' });
+    if (c.server !== undefined && c.servers !== undefined) ctx.addIssue({ code: 'custom', path: ['servers'], message: 'goes instead of server, not beside it' });
+    c.servers?.forEach((url, i) => {
+      const problem = endpointProblem(url);
+      if (problem !== null) ctx.addIssue({ code: 'custom', path: ['servers', i], message: problem });
+    });
+  });
 export type ClientContext = z.infer<typeof ClientContext>;
+
+/** The control services a context names, as origins, in order. */
+export function contextEndpoints(context: ClientContext): string[] {
+  return parseControlEndpoints(context.servers ?? context.server ?? [], `context ${context.name}: servers`);
+}
 
 export const ClientConfig = z
   .object({

@@ -14,6 +14,7 @@ import { channelRoutes } from './api/channel.ts';
 import { containerRoutes } from './api/containers.ts';
 import { datasetRoutes } from './api/datasets.ts';
 import { deployRoutes } from './api/deploy.ts';
+import { backupRoutes, clusterIdOf } from './api/backup.ts';
 import { eventRoutes } from './api/events.ts';
 import { leaseRoutes } from './api/leases.ts';
 import { nodeRoutes } from './api/nodes.ts';
@@ -122,6 +123,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
   applicationRoutes(router, control);
   replicationRoutes(router, control);
   deployRoutes(router, control);
+  backupRoutes(router, control, clusterIdOf(options.https?.ca as string | Buffer | undefined));
   channelRoutes(router, control, shutdown.signal);
   eventRoutes(router, control, shutdown.signal);
   dashboardRoutes(router);

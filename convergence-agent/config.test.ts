@@ -16,7 +16,7 @@ tls: { port: 4524 }
 describe('agent.yml', () => {
   it('fills in defaults for what may be left out', () => {
     expect(parseAgentConfig(minimal, 'agent.yml')).toEqual({
-      control_url: 'http://127.0.0.1:4523',
+      control_url: ['http://127.0.0.1:4523'],
       state_dir: '/var/lib/drover/agent',
       address: '127.0.0.11',
       service_subnet: '10.213.0.0/16',
@@ -39,7 +39,7 @@ describe('agent.yml', () => {
   it('names the file and every bad key in one message', () => {
     const text = `control_url: ftp://x\naddress: 300.1.1.1\npool: drover-n1\npoll_interval_ms: 5\nfrobnicate: true\n`;
     expect(() => parseAgentConfig(text, '/etc/drover/agent.yml')).toThrow(
-      "/etc/drover/agent.yml: control_url: must be an http:// or https:// URL; address: must be an IPv4 address; poll_interval_ms: Too small: expected number to be >=100; unknown key(s) 'frobnicate'",
+      "/etc/drover/agent.yml: control_url: \"ftp://x\" must be an https:// (or plain loopback http://) URL; address: must be an IPv4 address; poll_interval_ms: Too small: expected number to be >=100; unknown key(s) 'frobnicate'",
     );
   });
 

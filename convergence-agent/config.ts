@@ -3,7 +3,7 @@
  * Every error names the file and the key (docs/DESIGN.md §11).
  *
  * ```yaml
- * control_url: https://127.0.0.1:4523
+ * control_url: https://127.0.0.1:4523        # or several: a list, or https://a:4523,https://b:4523 (docs/DESIGN.md §29)
  * control_tls: { ca_file: /etc/drover/ca.crt, cert_file: /etc/drover/node.crt, key_file: /etc/drover/node.key }
  * state_dir: /var/lib/drover/agent       # the node uuid is generated once and kept here
  * address: 127.0.0.11                    # this node's address: ports are published here
@@ -23,6 +23,7 @@ import { fenceProblem } from '#common/fence-timing.ts';
 import { z } from 'zod';
 import { METRICS_PORTS, MetricsListen } from '#common/metrics-listener.ts';
 import { DroverError } from '#common/errors.ts';
+import { anyHttps, ControlEndpoints } from '#common/control-endpoints.ts';
 import { Ipv4, Labels, Port } from '#common/model.ts';
 import { DEFAULT_SERVICE_SUBNET, ServiceSubnetText } from '#common/service-subnet.ts';
 
@@ -31,7 +32,8 @@ const AbsolutePath = z.string().refine((p) => isAbsolute(p), 'must be an absolut
 
 export const AgentConfig = z
   .object({
-    control_url: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }),
+    /** One control service or several (a list, or comma-separated); the agent fails over between them (docs/DESIGN.md §29). */
+    control_url: ControlEndpoints,
     /**
      * The cluster CA and this node's certificate and key (drover ca node NAME): the agent's
      * identity to an https control service (docs/DESIGN.md §23). Required with https.
@@ -126,7 +128,7 @@ export const AgentConfig = z
     const problem = fenceProblem({ fenceAfterMs: c.fence_after_ms, stopTimeoutMs: c.fence_stop_timeout_seconds * 1000 }, c.lease_ttl_ms);
     if (problem !== null) ctx.addIssue({ code: 'custom', path: ['fence_after_ms'], message: `${problem}; lower it or raise lease_ttl_ms` });
     if (c.transport === 'tls' && !c.tls) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'is required when transport is tls' });
-    if (c.control_url.startsWith('https:') && !c.control_tls) ctx.addIssue({ code: 'custom', path: ['control_tls'], message: 'is required when control_url is https:// (ca_file, cert_file, key_file: drover ca node NAME)' });
+    if (anyHttps(c.control_url) && !c.control_tls) ctx.addIssue({ code: 'custom', path: ['control_tls'], message: 'is required when control_url is https:// (ca_file, cert_file, key_file: drover ca node NAME)' });
   });
 export type AgentConfig = z.infer<typeof AgentConfig>;
 

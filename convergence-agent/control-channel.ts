@@ -27,7 +27,7 @@ export class HttpControlChannel implements ControlChannel {
   private readonly client: ApiClient;
 
   /** `tls`: the node's certificate, for an https control service (docs/DESIGN.md §23). */
-  constructor(controlUrl: string, requestTimeoutMs = 10_000, tls?: TlsIdentity) {
+  constructor(controlUrl: string | readonly string[], requestTimeoutMs = 10_000, tls?: TlsIdentity) {
     // The loop retries on its own schedule; one attempt per call here.
     this.client = new ApiClient({ baseUrl: controlUrl, timeoutMs: requestTimeoutMs, getAttempts: 1, ...(tls ? { tls } : {}) });
   }

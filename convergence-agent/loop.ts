@@ -61,6 +61,8 @@ export interface LoopDeps {
   serviceSubnet?: ServiceSubnet;
   /** Where passes are timed (docs/DESIGN.md §25). */
   metrics?: Pick<AgentMetrics, 'pass'>;
+  /** Where each new view is saved, for a start without a control service (desired-cache.ts, docs/DESIGN.md §29). */
+  desiredCache?: { save(desired: AgentDesired): void };
 }
 
 export interface PassSummary {
@@ -79,6 +81,8 @@ const GATE_SWEEP_EVERY_MS = 60_000;
 
 export class ConvergenceLoop {
   private desired: AgentDesired | null = null;
+  /** The view was read from disk at start, not received: the watcher's first poll asks for the current one at once. */
+  private restored = false;
   private readonly stopping = new AbortController();
   private wakeController = new AbortController();
   private wakePending = false;
@@ -116,7 +120,18 @@ export class ConvergenceLoop {
   /** Replaces the desired configuration (the watcher does this; tests may too). */
   setDesired(desired: AgentDesired): void {
     this.desired = desired;
+    this.restored = false;
     this.wake();
+  }
+
+  /**
+   * Starts from a view saved by an earlier run (desired-cache.ts), before `start()`: passes
+   * keep the node as that view says until a control service answers; the watcher's first
+   * poll then asks for the current view whatever its version, and replaces this one.
+   */
+  restoreDesired(desired: AgentDesired): void {
+    this.desired = desired;
+    this.restored = true;
   }
 
   /** One pass. Never throws. */
@@ -254,12 +269,14 @@ export class ConvergenceLoop {
     let failures = 0;
     while (!this.stopping.signal.aborted) {
       try {
-        const after = this.desired?.version ?? null;
+        const after = this.restored ? null : (this.desired?.version ?? null);
         const next = await deps.channel.waitForDesired(deps.identity.uuid, after, deps.longPollMs ?? 25_000, this.stopping.signal);
         failures = 0;
-        if (this.desired === null || next.version !== this.desired.version) {
-          log.debug({ version: next.version }, 'desired configuration received');
+        if (this.desired === null || this.restored || next.version !== this.desired.version) {
+          if (this.restored) log.info({ version: next.version, saved: this.desired?.version }, 'desired configuration received: replaces the saved one');
+          else log.debug({ version: next.version }, 'desired configuration received');
           this.setDesired(next);
+          deps.desiredCache?.save(next);
         }
       } catch (err) {
         if (this.stopping.signal.aborted) return;

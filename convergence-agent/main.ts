@@ -25,6 +25,7 @@ import { Gates } from './gate/gates.ts';
 import { execaRunner } from './zfs/command.ts';
 import { HealthMonitor } from './health/monitor.ts';
 import { ConvergenceLoop } from './loop.ts';
+import { DesiredCache } from './desired-cache.ts';
 import { FenceWatchdog } from './fence.ts';
 import { loadOrCreateNodeUuid, readEra } from './node-identity.ts';
 import { RestartLedger } from './restart-ledger.ts';
@@ -80,6 +81,16 @@ function tlsIdentityOf(config: AgentConfig): (() => Promise<TlsIdentity>) | null
   let loaded: Promise<TlsIdentity> | null = null;
   return () =>
     (loaded ??= Promise.all([readFile(tls.ca_file!, 'utf8'), readFile(tls.cert_file!, 'utf8'), readFile(tls.key_file!, 'utf8')]).then(([ca, cert, key]) => ({ ca, cert, key })));
+}
+
+/**
+ * The deadline of one report attempt. With several control services, a hung one (not a dead
+ * one: that refuses at once) must cost less than the fence (docs/DESIGN.md §18, §29): after a
+ * third of `fence_after_ms` the report gives up and the next goes to the next service, in time
+ * to renew the lease there. With one, the client's default (10 s): there is nowhere else to go.
+ */
+function reportDeadlineMs(config: AgentConfig): number | undefined {
+  return config.control_url.length > 1 ? Math.max(1_000, Math.floor(config.fence_after_ms / 3)) : undefined;
 }
 
 function tuningOf(config: AgentConfig): MigrationTuning {
@@ -229,12 +240,13 @@ async function main(): Promise<void> {
     fenceAfterMs: config.fence_after_ms,
     stopTimeoutSeconds: config.fence_stop_timeout_seconds,
   });
+  const desiredCache = new DesiredCache(join(config.state_dir, 'desired.json'), uuid, log.child({ subsystem: 'desired-cache' }), () => clock.now());
   loop = new ConvergenceLoop({
     identity,
     serviceSubnet: parseServiceSubnet(config.service_subnet)!,
     store,
     runtime,
-    channel: new HttpControlChannel(config.control_url, undefined, controlTls),
+    channel: new HttpControlChannel(config.control_url, reportDeadlineMs(config), controlTls),
     executor,
     health,
     ledger,
@@ -247,7 +259,15 @@ async function main(): Promise<void> {
     fence,
     metrics,
     fileRoots,
+    desiredCache,
   });
+  // The view saved by the last run (docs/DESIGN.md §29): with no control service answering,
+  // the node is kept as it says; the first answer replaces it.
+  const saved = await desiredCache.load();
+  if (saved !== null) {
+    loop.restoreDesired(saved.desired);
+    log.info({ version: saved.desired.version, savedAgoMs: clock.now() - saved.savedAt, applications: saved.desired.applications.length }, 'saved desired configuration restored');
+  }
   // /metrics behind the node's certificate when it has one (docs/DESIGN.md §25).
   const metricsListener = await serveMetrics(config.metrics_listen, metrics, log, controlTls ?? null);
 
@@ -261,6 +281,7 @@ async function main(): Promise<void> {
     void loop!
       .stop()
       .then(() => Promise.all([migrations.stop(), replication.stop(), fence.stop()]))
+      .then(() => desiredCache.settled())
       .then(() => transferServer?.close())
       .then(() => metricsListener?.close())
       .then(() => {

@@ -14,7 +14,7 @@ describe('loadProxyConfig', () => {
       env: { DROVER_PROXY_LISTEN_HOST: '127.0.0.12', DROVER_PROXY_HOLD_DEADLINE_MS: '9000' },
       readFile: () => `control: http://127.0.0.1:4523\nnode_uuid: ${UUID}\nlisten_host: 127.0.0.11\nmode: kernel\n`,
     });
-    expect(config).toMatchObject({ control: 'http://127.0.0.1:4523', listen_host: '127.0.0.12', hold_deadline_ms: 5000, mode: 'kernel', engine: 'auto' });
+    expect(config).toMatchObject({ control: ['http://127.0.0.1:4523'], listen_host: '127.0.0.12', hold_deadline_ms: 5000, mode: 'kernel', engine: 'auto' });
     expect(config.connect_timeout_ms).toBe(2000);
     expect(config.workers).toBe(1);
     expect(natTableName(config)).toBe('drover_proxy_1a2b3c4d');

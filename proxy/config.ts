@@ -4,7 +4,7 @@
  * `--<key-with-dashes>`. Validated whole with zod; every error names where the key came from.
  *
  * ```yaml
- * control: https://127.0.0.1:4523
+ * control: https://127.0.0.1:4523   # or several: a list, or https://a:4523,https://b:4523 (docs/DESIGN.md §29)
  * control_ca: /etc/drover/ca.crt     # with https: the cluster CA and the node's certificate and key
  * control_cert: /etc/drover/node.crt
  * control_key: /etc/drover/node.key
@@ -21,13 +21,15 @@ import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DroverError } from '#common/errors.ts';
+import { anyHttps, ControlEndpoints } from '#common/control-endpoints.ts';
 import { Ipv4, Uuid } from '#common/model.ts';
 import { DEFAULT_SERVICE_SUBNET, ServiceSubnetText } from '#common/service-subnet.ts';
 import { METRICS_PORTS, MetricsListen } from '#common/metrics-listener.ts';
 
 export const ProxyConfig = z
   .object({
-    control: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }),
+    /** One control service or several; the proxy fails over between them (docs/DESIGN.md §29). */
+    control: ControlEndpoints,
     /** The cluster CA and the node's certificate and key (drover ca node NAME), for an https control service (docs/DESIGN.md §23). */
     control_ca: z.string().min(1).optional(),
     control_cert: z.string().min(1).optional(),
@@ -66,7 +68,7 @@ export const ProxyConfig = z
   })
   .strict()
   .superRefine((c, ctx) => {
-    if (!c.control.startsWith('https:')) return;
+    if (!anyHttps(c.control)) return;
     for (const key of ['control_ca', 'control_cert', 'control_key'] as const) {
       if (c[key] === undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'is required when control is https:// (the node certificate: drover ca node NAME)' });
     }

@@ -28,7 +28,7 @@ const ACK_TIMEOUT_MS = 5_000;
  * control service counts a polling proxy as live, and waits for the acks of live proxies
  * before a cutover stops the source.
  */
-export function httpRouteSource(baseUrl: string, nodeUuid?: string, tls?: TlsIdentity): RouteSource {
+export function httpRouteSource(baseUrl: string | readonly string[], nodeUuid?: string, tls?: TlsIdentity): RouteSource {
   // The follower retries on its own schedule: one attempt per call.
   const client = new ApiClient({ baseUrl, timeoutMs: POLL_SLACK_MS, getAttempts: 1, ...(tls ? { tls } : {}) });
   return {

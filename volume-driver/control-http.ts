@@ -22,7 +22,7 @@ import {
 
 export interface HttpControlOptions {
   /** Base URL of the control service, e.g. `http://127.0.0.1:4523`. */
-  baseUrl: string;
+  baseUrl: string | readonly string[];
   /** The node's certificate, for an https control service (docs/DESIGN.md §23). */
   tls?: TlsIdentity;
   /** Per-request deadline; default 5 s. */

@@ -18,6 +18,7 @@ import { createLogger } from '#common/log.ts';
 import { METRICS_PORTS, MetricsListen, serveMetrics } from '#common/metrics-listener.ts';
 import { Uuid } from '#common/model.ts';
 import { HttpControl } from './control-http.ts';
+import { anyHttps, parseControlEndpoints } from '#common/control-endpoints.ts';
 import { buildApp } from './app.ts';
 import { VolumeDriver } from './driver.ts';
 import { MountStore } from './mount-store.ts';
@@ -60,8 +61,14 @@ const { values: flags } = (() => {
 })();
 
 const name = flags.name ?? fail('--name is required (e.g. --name drover-n1)');
-const control = flags.control ?? fail('--control is required (e.g. --control http://127.0.0.1:4523)');
-if (!/^https?:\/\/[^\s]+$/.test(control)) fail(`--control "${control}" is not an http(s) URL`);
+// One control service or several, comma-separated: the plugin fails over between them (docs/DESIGN.md §29).
+const control = (() => {
+  try {
+    return parseControlEndpoints(flags.control ?? fail('--control is required (e.g. --control http://127.0.0.1:4523)'), '--control');
+  } catch (err) {
+    return fail((err as Error).message);
+  }
+})();
 const uuidText = flags['node-uuid'] ?? readUuidFile(flags['node-uuid-file']);
 const parsedUuid = Uuid.safeParse(uuidText.trim());
 if (!parsedUuid.success) fail(`node uuid "${uuidText.trim()}" is not a lower-case UUID`);
@@ -69,7 +76,7 @@ const nodeUuid = parsedUuid.data;
 // The node's certificate (drover ca node NAME) for an https control service (docs/DESIGN.md §23).
 const tlsFlags = [flags['tls-ca'], flags['tls-cert'], flags['tls-key']];
 if (tlsFlags.some((f) => f !== undefined) && tlsFlags.some((f) => f === undefined)) fail('--tls-ca, --tls-cert and --tls-key go together');
-if (control.startsWith('https:') && tlsFlags.some((f) => f === undefined)) fail('an https --control needs --tls-ca, --tls-cert and --tls-key (the node certificate: drover ca node NAME)');
+if (anyHttps(control) && tlsFlags.some((f) => f === undefined)) fail('an https --control needs --tls-ca, --tls-cert and --tls-key (the node certificate: drover ca node NAME)');
 const controlTls = (() => {
   try {
     return flags['tls-ca'] ? readTlsIdentity({ ca: flags['tls-ca'], cert: flags['tls-cert']!, key: flags['tls-key']! }) : undefined;

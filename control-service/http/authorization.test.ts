@@ -137,6 +137,19 @@ describe('authorization of every route of the route table, over mutual TLS', () 
     expect((await h.send('n1', 'POST', ROUTES.report.path, report(2))).body).toMatchObject({ code: 'DROVER_NODE_IDENTITY_MISMATCH' });
   });
 
+  it("gives a user the backup, naming the cluster by its CA certificate's fingerprint, and refuses a node's restore before reading it", async () => {
+    const { X509Certificate, createHash } = await import('node:crypto');
+    const answer = await h.send('alice', 'GET', '/v1/drover/backup');
+    expect(answer.status).toBe(200);
+    const ca = new X509Certificate(h.identity('alice').ca);
+    expect((answer.body as { cluster: string }).cluster).toBe(`sha256:${createHash('sha256').update(ca.raw).digest('hex')}`);
+    const before = h.control.snapshot.version;
+    const refused = await h.send('n2', 'POST', '/v1/drover/restore', { backup: answer.body, force: true });
+    expect(refused.status).toBe(403);
+    expect(refused.body).toMatchObject({ code: 'DROVER_FORBIDDEN', description: expect.stringContaining('rule user-only') });
+    expect(h.control.snapshot.version).toBe(before);
+  });
+
   it('refuses a revoked certificate once the revoked list is reloaded, on a connection that was open before', async () => {
     const { tlsFetch } = await import('#common/tls-client.ts');
     const fetch = tlsFetch(h.identity('n3'));

@@ -11,7 +11,7 @@ export class HttpFileSource implements FileSource {
   private readonly client: ApiClient;
 
   constructor(
-    controlUrl: string,
+    controlUrl: string | readonly string[],
     private readonly nodeUuid: string,
     requestTimeoutMs = 10_000,
     /** The node's certificate, for an https control service (docs/DESIGN.md §23). */

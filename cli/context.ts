@@ -5,6 +5,8 @@ export interface Output {
   write(text: string): unknown;
   /** A terminal gets a redrawn progress line; a pipe or file gets one line per change. */
   isTTY?: boolean;
+  /** A terminal's width (the progress line fits it). */
+  columns?: number;
 }
 
 /** Everything a command may touch. Commands never read `process` themselves. */
@@ -19,6 +21,8 @@ export interface CliContext {
   env: Record<string, string | undefined>;
   /** Waits between polls; a parameter so tests need not wait. */
   sleep(ms: number): Promise<void>;
+  /** The time, ms since the epoch (rates, ETA, phase times); Date.now unless a test gives one. */
+  now?(): number;
 }
 
 export function print(out: Output, text = ''): void {

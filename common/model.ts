@@ -406,6 +406,16 @@ export const Migration = z
     bytes_sent: z.number().int().min(0).default(0),
     bytes_total: z.number().int().min(0).nullable().default(null),
     rate_bytes_per_second: z.number().min(0).nullable().default(null),
+    /**
+     * The current pre-copy round's own figures (docs/DESIGN.md §27): bytes of this round sent
+     * so far, and its expected size (the datasets' referenced bytes for the first, full round;
+     * the previous delta after that). `bytes_sent`/`bytes_total` add up every round; a display
+     * of one round's progress uses these. Absent from records of agents that predate them.
+     */
+    round_bytes_sent: z.number().int().min(0).optional(),
+    round_bytes_total: z.number().int().min(0).nullable().optional(),
+    /** When each phase began (the control service's clock), in order; the first phase began at `started_at`. */
+    phases: z.array(z.object({ phase: MigrationPhase, at: z.number() }).strict()).max(32).optional(),
     started_at: z.number(),
     updated_at: z.number(),
     cutover_started_at: z.number().nullable().default(null),

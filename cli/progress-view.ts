@@ -71,7 +71,7 @@ export function eta(left: number, bytesPerSecond: number | null): string {
 /**
  * The redrawn line: `pre-copy  round 2  [████░░░░]  12.0 MiB / 24.0 MiB  50%  3.1 MiB/s  ETA 4 s`.
  * Outside pre-copy: the phase, how long it has lasted and the bytes sent in all. Fits `columns`
- * by narrowing the bar (at least 10 cells).
+ * by narrowing the bar (at least 10 cells), to the same width on every redraw.
  */
 export function progressLine(m: Migration, shownRate: number | null, phaseMs: number | null, columns = 80): string {
   if (m.phase !== 'pre-copy' || m.round === 0) {
@@ -84,7 +84,8 @@ export function progressLine(m: Migration, shownRate: number | null, phaseMs: nu
   const fraction = Math.min(1, f.sent / f.total);
   const tail = [`${bytes(f.sent)} / ${bytes(f.total)}`, `${String(Math.floor(fraction * 100)).padStart(3)}%`, rate(shownRate), `ETA ${eta(f.total - f.sent, shownRate)}`].join('  ');
   const head = `${m.phase.padEnd(8)}  ${label}  `;
-  const width = Math.min(40, Math.max(10, columns - head.length - tail.length - 5));
+  // The same width on every redraw (the tail's length varies): what is left beside a 50-column tail.
+  const width = Math.min(40, Math.max(10, columns - head.length - 50));
   return `${head}${bar(fraction, width)}  ${tail}`;
 }
 

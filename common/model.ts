@@ -530,6 +530,12 @@ export const NodeReport = z
     era: z.string().min(1).max(64),
     labels: Labels.default({}),
     transfer: NodeTransfer.default({}),
+    /**
+     * Where the agent serves its applications' logs to the control service (docs/DESIGN.md
+     * §27): HTTPS on the node's address, this port, for the control service's certificate
+     * only. Absent: it serves none (no TLS identity, or the port was taken).
+     */
+    logs: z.object({ port: Port }).strict().optional(),
     datasets: z.array(ObservedDataset),
     containers: z.array(ObservedContainer),
     problems: z.array(NodeProblem).max(1000).default([]),

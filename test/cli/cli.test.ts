@@ -182,27 +182,30 @@ describe('drover move', () => {
     await drover(deployArgs, { control: control.url });
   });
 
-  it('shows one line per phase or round change when not on a terminal, then the result', async () => {
+  it('shows one line per phase, with how long it took, when not on a terminal, then the result', async () => {
     const run = await drover(['move', 'db', 'n2'], { control: control.url });
     expect(run.code).toBe(0);
     const lines = run.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^moving "db" to 127\.0\.0\.12 \(migration [0-9a-f-]{36}; before handoff, drover migrations cancel [0-9a-f]{8} stops it\)$/);
     expect(lines.slice(1)).toEqual([
-      'pending   round 0  0 B sent',
-      'pre-copy  round 1  0 B / 100 MiB (0%)',
-      'pre-copy  round 2  100 MiB / 100 MiB (100%)  30 MiB/s',
-      'cutover   round 3  101 MiB / 101 MiB (100%)',
-      'handoff   round 3  101 MiB / 101 MiB (100%)',
-      'release   round 3  101 MiB / 101 MiB (100%)',
-      'done      round 3  101 MiB / 101 MiB (100%)',
+      '✓ pending      0 ms',
+      '✓ pre-copy     0 ms  3 rounds, 100 MiB',
+      '✓ cutover      0 ms',
+      '✓ handoff    180 ms',
+      '✓ release      0 ms',
       'moved "db" to 127.0.0.12: 3 round(s), 101 MiB sent, cutover 180 ms',
+      'pending 0 ms → pre-copy 0 ms → cutover 0 ms → handoff 180 ms → release 0 ms → done',
     ]);
+    expect(run.stdout).not.toContain('\x1b');
   });
 
-  it('redraws one line on a terminal', async () => {
+  it("redraws the current round's bar on a terminal, against the round's own size, below a line per finished phase", async () => {
     const run = await drover(['move', 'db', '127.0.0.12'], { control: control.url, tty: true });
-    expect(run.stdout).toContain('\r\x1b[2Kpre-copy  round 1  60 MiB / 100 MiB (60%)  30 MiB/s\r\x1b[2K');
-    expect(run.stdout).toMatch(/\r\x1b\[2Kdone      round 3  101 MiB \/ 101 MiB \(100%\)\nmoved "db"/);
+    expect(run.stdout).toMatch(/\r\x1b\[2Kpre-copy  round 1  \[█+░+\]  60 MiB \/ 100 MiB   60%  30 MiB\/s  ETA 2 s/);
+    // Round 2 is its own 40 MiB, not the 100 MiB of both rounds.
+    expect(run.stdout).toMatch(/\r\x1b\[2Kpre-copy  round 2  \[█+\]  40 MiB \/ 40 MiB  100%/);
+    expect(run.stdout).toMatch(/\r\x1b\[2K✓ pre-copy     0 ms  3 rounds, 100 MiB\n/);
+    expect(run.stdout).toMatch(/\nmoved "db" to 127\.0\.0\.12: 3 round\(s\), 101 MiB sent, cutover 180 ms\n/);
   });
 
   it('returns at once with --no-wait, printing the migration', async () => {

@@ -22,7 +22,7 @@ const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFi
  */
 export function eventLine(event: StreamEvent, nameOf: (uuid: string) => string): string {
   const d = (event.data ?? {}) as Data;
-  return `${eventTime(d.at)}  ${event.type.padEnd(13)}${describe(event.type, d, nameOf)}`;
+  return `${eventTime(d.at)}  ${event.type.padEnd(14)}${describe(event.type, d, nameOf)}`;
 }
 
 function describe(type: string, d: Data, nameOf: (uuid: string) => string): string {

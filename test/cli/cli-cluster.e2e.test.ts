@@ -135,7 +135,7 @@ describeWith(LOCAL_CLUSTER, 'the drover command line on a local cluster', () => 
     // -f keeps the stream open until it is interrupted.
     const follow = drover('logs', 'redis', '-f', '--tail', '1');
     await new Promise((r) => setTimeout(r, 3_000));
-    expect(follow.exitCode).toBeUndefined();
+    expect(follow.exitCode).toBeNull();
     follow.kill('SIGTERM');
     const ended = await follow;
     expect(String(ended.stdout).trim().split('\n')).toHaveLength(1);

@@ -8,13 +8,14 @@
 import { DroverError } from '#common/errors.ts';
 import { logsNodeOf } from '../cluster/logs-node.ts';
 import type { Control } from '../control.ts';
-import { findApplication } from '../desired/lookups.ts';
+import { indexOf } from '../desired/desired-index.ts';
 import type { AgentLogs } from '../http/agent-logs.ts';
 import type { Router } from '../http/router.ts';
 
 export function logRoutes(router: Router, control: Control, agentLogs: AgentLogs | undefined, shutdown: AbortSignal): void {
   router.handle('applicationLogs', async ({ params, query, reply }) => {
-    const app = findApplication(control.desired, params.name);
+    const app = indexOf(control.desired).applications.get(params.name);
+    if (app === undefined) throw new DroverError('DROVER_CONTAINER_NOT_FOUND', `No application "${params.name}" (drover status lists them).`, { detail: { name: params.name } });
     const uuid = logsNodeOf(app.name, app.node_uuid, [...control.observed.all()].map((r) => ({ uuid: r.report.uuid, containers: r.containers })));
     if (uuid === null) {
       throw new DroverError('DROVER_APPLICATION_NOT_RUNNING', `No node reports a container of "${app.name}" now: it has no output to show (drover status says where it stands).`, { detail: { application: app.name } });

@@ -289,3 +289,63 @@ async function closedPort(): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
 }
+
+describe('drover nodes, rm, events and bad input', () => {
+  beforeEach(async () => {
+    await drover(deployArgs, { control: control.url });
+  });
+
+  it('lists the nodes with how many applications each runs, and their names with -o wide', async () => {
+    const run = await drover(['nodes'], { control: control.url });
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout.split('\n')[0]).toMatch(/^NAME\s+ADDRESS\s+UUID\s+STATE\s+APPS\s+LAST SEEN$/);
+    expect(run.stdout).toMatch(/n1\s+127\.0\.0\.11\s+[0-9a-f]{8}\s+known\s+\d\s+/);
+    const wide = await drover(['nodes', '-o', 'wide'], { control: control.url });
+    expect(wide.stdout).toMatch(new RegExp(`n1\\s+127\\.0\\.0\\.11\\s+${N1}\\s+known\\s+\\S*(db|web)`));
+  });
+
+  it('removes the project and keeps its datasets; with --volumes deletes them; names a project it does not know', async () => {
+    const dry = await drover(['rm', 'shop', '--volumes', '--dry-run'], { control: control.url });
+    expect(dry.stdout).toContain('would remove application db');
+    expect((await control.control.desired.applications).length).toBeGreaterThan(0);
+    const rm = await drover(['rm', 'shop'], { control: control.url });
+    expect(rm.code, rm.stderr).toBe(0);
+    expect(rm.stdout).toMatch(/kept 2 dataset\(s\) of shop with their data/);
+    expect(control.control.desired.applications).toEqual([]);
+    expect(control.control.desired.datasets.filter((d) => !d.deleted).map((d) => d.dataset_id).sort()).toEqual([pgdata, pgwal].sort());
+    const volumes = await drover(['rm', 'shop', '--volumes', '--json'], { control: control.url });
+    expect(JSON.parse(volumes.stdout)).toMatchObject({ project: 'shop', applications: [], failed: [] });
+    expect(control.control.desired.datasets.filter((d) => !d.deleted)).toEqual([]);
+    const none = await drover(['rm', 'nope'], { control: control.url });
+    expect(none).toMatchObject({ code: 1, stderr: 'drover: no project "nope"; projects: none\n' });
+  });
+
+  it('prints the events kept, one line each, and exits', async () => {
+    const run = await drover(['events', '--types', 'configuration'], { control: control.url });
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^\S+Z  configuration version \d+ \(tag \S+\)$/m);
+  });
+
+  it('names the flag or argument it cannot take, and exits 2', async () => {
+    const cases: [string[], string][] = [
+      [['nodes', '-o', 'yaml'], '-o "yaml" is not an output format: give -o wide or -o json'],
+      [['logs'], 'logs needs an application'],
+      [['logs', 'db', '--tail', 'ten'], '--tail "ten" is not a number of lines'],
+      [['events', '--since', 'yesterday'], '--since "yesterday" is not an event id'],
+      [['completion', 'fish'], 'no completion for shell "fish"'],
+      [['rm'], 'rm needs a project'],
+    ];
+    for (const [argv, message] of cases) {
+      const run = await drover(argv, { control: control.url });
+      expect(run.code, argv.join(' ')).toBe(2);
+      expect(run.stderr).toContain(message);
+    }
+  });
+
+  it('prints a bash completion script from the command table', async () => {
+    const run = await drover(['completion', 'bash']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('"drover logs") words="--follow -f --tail');
+    expect(run.stdout).toContain('complete -F _drover drover');
+  });
+});

@@ -53,7 +53,14 @@ describeWith(LOCAL_CLUSTER, 'the drover command line on a local cluster', () => 
       // no session left: the test ended it
     }
     try {
-      if (name) await execa('node', [join(repo, 'bin/drover.js'), 'cluster', 'down', '--name', name], { cwd: repo, reject: false, timeout: 300_000, env: { DROVER_CONFIG: CONFIG } });
+      // zfs-fuse may call a pool busy for a while (another cluster's process that unshared its
+      // mount namespace while ours were mounted): tried again, and said when it stays so.
+      for (let attempt = 1; name && attempt <= 3; attempt++) {
+        const down = await execa('node', [join(repo, 'bin/drover.js'), 'cluster', 'down', '--name', name], { cwd: repo, reject: false, timeout: 300_000, env: { DROVER_CONFIG: CONFIG } });
+        if (down.exitCode === 0) break;
+        console.warn(`cluster down ${name}, attempt ${attempt}: ${down.stderr}`);
+        await new Promise((r) => setTimeout(r, 20_000));
+      }
     } finally {
       lease?.release();
       rmSync(dir, { recursive: true, force: true });

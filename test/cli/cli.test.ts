@@ -342,6 +342,13 @@ describe('drover nodes, rm, events and bad input', () => {
     }
   });
 
+  it("lists each migration's phase timeline with migrations list -o wide", async () => {
+    expect((await drover(['move', 'db', 'n2'], { control: control.url })).code).toBe(0);
+    const wide = await drover(['migrations', 'list', '-o', 'wide'], { control: control.url });
+    expect(wide.stdout.split('\n')[0]).toMatch(/ERROR\s+TIMELINE$/);
+    expect(wide.stdout).toContain('pending 0 ms → pre-copy 0 ms → cutover 0 ms → handoff 180 ms → release 0 ms → done');
+  });
+
   it('prints a bash completion script from the command table', async () => {
     const run = await drover(['completion', 'bash']);
     expect(run.code).toBe(0);

@@ -16,11 +16,35 @@ import { migrationsCommand } from './commands/migrations.ts';
 import { nodeCommand } from './commands/node.ts';
 import { controlCommand } from './commands/control.ts';
 import { statusCommand } from './commands/status.ts';
-import { print, type CliContext, type Output } from './context.ts';
+import { completionCommand } from './commands/completion.ts';
+import { eventsCommand } from './commands/events.ts';
+import { logsCommand } from './commands/logs.ts';
+import { nodesCommand } from './commands/nodes.ts';
+import { rmCommand } from './commands/rm.ts';
+import { print, type CliContext, type CommandTree, type Output } from './context.ts';
 
 export const DEFAULT_CONTROL = 'https://127.0.0.1:4523';
 
-const COMMANDS: Command[] = [deployCommand, statusCommand, moveCommand, migrationsCommand, nodeCommand, controlCommand, datasetsCommand, demoCommand, caCommand];
+/** The one command table: parsing, help and completion all come from it. */
+const COMMANDS: Command[] = [
+  deployCommand,
+  statusCommand,
+  nodesCommand,
+  moveCommand,
+  migrationsCommand,
+  logsCommand,
+  eventsCommand,
+  rmCommand,
+  nodeCommand,
+  controlCommand,
+  datasetsCommand,
+  demoCommand,
+  caCommand,
+  completionCommand,
+];
+
+/** `-o FORMAT`'s values. */
+const OUTPUTS = ['wide', 'json'];
 
 export interface CliIo {
   stdout: Output;
@@ -28,6 +52,10 @@ export interface CliIo {
   env: Record<string, string | undefined>;
   cwd: string;
   sleep(ms: number): Promise<void>;
+  /** Ends `events -f` and `logs -f` (tests); the process's own end does it otherwise. */
+  signal?: AbortSignal;
+  /** The clock (tests); Date.now otherwise. */
+  now?(): number;
 }
 
 /**
@@ -69,6 +97,7 @@ async function dispatch(argv: string[], io: CliIo): Promise<number> {
     .option('--cert <file>', 'your user certificate, drover ca user NAME (default: $DROVER_CERT, else the context\'s)')
     .option('--key <file>', "its key (default: $DROVER_KEY, else the context's)")
     .option('--json', 'print the answer as JSON')
+    .option('-o, --output <format>', `wide: tables with more columns; json: as --json`)
     .configureOutput({ writeOut: (text) => io.stdout.write(text), writeErr: (text) => io.stderr.write(text), outputError: () => {} })
     .configureHelp({ showGlobalOptions: true })
     .showSuggestionAfterError(false)
@@ -78,7 +107,10 @@ async function dispatch(argv: string[], io: CliIo): Promise<number> {
     });
   for (const command of COMMANDS) {
     define(program, command, command.name, async (run, values, positionals, globals) => {
-      code = await run(await context(io, globals), values, positionals);
+      // Not spread: the context's `control` is a getter that says, when used, why there is no client.
+      const ctx = await context(io, globals);
+      ctx.tree = treeOf(program);
+      code = await run(ctx, values, positionals);
     });
   }
   // Listed in the help; never parsed here (see above).
@@ -138,6 +170,8 @@ function translate(err: CommanderError, command: Command | null, path: string): 
 
 /** What a command may touch; the control client is made on first use. */
 async function context(io: CliIo, globals: Record<string, unknown>): Promise<CliContext> {
+  const output = globals.output as string | undefined;
+  if (output !== undefined && !OUTPUTS.includes(output)) throw usageError(`-o "${output}" is not an output format: give -o wide or -o json`);
   let client: ApiClient | DroverError;
   try {
     client = await controlClient(io, globals);
@@ -153,9 +187,12 @@ async function context(io: CliIo, globals: Record<string, unknown>): Promise<Cli
       if (client instanceof DroverError) throw client;
       return client;
     },
-    json: globals.json === true,
+    json: globals.json === true || output === 'json',
+    wide: output === 'wide',
     env: io.env,
     sleep: io.sleep,
+    ...(io.signal ? { signal: io.signal } : {}),
+    ...(io.now ? { now: io.now } : {}),
   };
 }
 
@@ -223,11 +260,28 @@ function unreachable(err: DroverError): DroverError {
   return new DroverError('DROVER_CONTROL_UNREACHABLE', `cannot reach the control service at ${base} (${why}); set --control or DROVER_CONTROL`, { cause: err });
 }
 
-/** The index of the command word, skipping global flags (and `--control`'s value) before it. */
+/** commander's program as completion needs it: names, flags (and the values of `-o`), subcommands. */
+function treeOf(command: Commander): CommandTree {
+  const flags: string[] = [];
+  const values: Record<string, string[]> = {};
+  for (const option of command.options) {
+    for (const flag of [option.long, option.short]) {
+      if (flag === undefined) continue;
+      flags.push(flag);
+      if (option.required || option.optional) values[flag] = flag === '-o' || flag === '--output' ? OUTPUTS : [];
+    }
+  }
+  return { name: command.name(), summary: command.description(), flags, values, subcommands: command.commands.map(treeOf) };
+}
+
+/** Global flags that take the next word as their value. */
+const VALUED_GLOBALS = new Set(['--control', '--context', '--ca', '--cert', '--key', '-o', '--output']);
+
+/** The index of the command word, skipping global flags (and their values) before it. */
 function commandIndex(argv: string[]): number {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
-    if (arg === '--control') i++;
+    if (VALUED_GLOBALS.has(arg)) i++;
     else if (!arg.startsWith('-')) return i;
   }
   return -1;

@@ -1,45 +1,64 @@
 import { DroverError, isDroverError } from '#common/errors.ts';
 import { isTerminal } from '#common/migration-protocol.ts';
-import type { Migration } from '#common/model.ts';
+import type { Migration, MigrationPhase } from '#common/model.ts';
 import { print, type CliContext } from './context.ts';
-import { bytes, duration, rate } from './format.ts';
+import { duration } from './format.ts';
+import { addSample, observedRate, phaseDoneLine, phaseSpans, progressLine, roundFigures, type Sample } from './progress-view.ts';
 
 export const POLL_MS = 500;
 /** Consecutive failed polls tolerated (a control service restarting) before giving up. */
 const MAX_POLL_FAILURES = 10;
 
-/** One line of progress: `pre-copy  round 2  1.2 GiB / 4.0 GiB (30%)  85 MiB/s`. Pure. */
-export function progressLine(m: Migration): string {
-  const parts = [m.phase.padEnd(8), `round ${m.round}`];
-  const total = m.bytes_total;
-  parts.push(total === null || total === 0 ? `${bytes(m.bytes_sent)} sent` : `${bytes(m.bytes_sent)} / ${bytes(total)} (${Math.min(100, Math.floor((m.bytes_sent / total) * 100))}%)`);
-  // The rate is the pre-copy rounds' own; from cutover on it would only repeat the last one.
-  if (m.rate_bytes_per_second !== null && m.phase === 'pre-copy') parts.push(rate(m.rate_bytes_per_second));
-  return parts.join('  ');
-}
-
 /**
  * Polls `GET /v1/drover/migrations/<id>` until the migration is `done` or `failed`, or
- * `timeoutMs` passes. A terminal gets one line redrawn in place; anything else gets a line
- * each time the phase or round changes (so logs stay short). With `--json` nothing is
- * printed here; the caller prints the final migration.
+ * `timeoutMs` passes (docs/DESIGN.md §27). A terminal gets a line per finished phase (the
+ * timeline) and, below it, the current one redrawn in place: the round's bar, its bytes
+ * against its own size, rate and ETA. Anything else gets only the line per finished phase.
+ * With `--json` nothing is printed here; the caller prints the final migration.
  */
 export async function watchMigration(ctx: CliContext, first: Migration, timeoutMs: number): Promise<Migration> {
   const tty = ctx.stdout.isTTY === true && !ctx.json;
+  const now = ctx.now ?? Date.now;
   let current = first;
-  let lastKey = '';
   let failures = 0;
+  let samples: Sample[] = [];
+  const seen: { phase: MigrationPhase; at: number }[] = [{ phase: first.phase, at: now() }];
+  let printed = 0;
+  let preCopyBytes: number | null = null;
+  let drawn = false;
+  const clearLine = () => {
+    if (drawn) ctx.stdout.write('\r\x1b[2K');
+    drawn = false;
+  };
   const maxPolls = Math.max(1, Math.ceil(timeoutMs / POLL_MS));
   for (let poll = 0; ; poll++) {
+    if (seen.at(-1)!.phase !== current.phase) seen.push({ phase: current.phase, at: now() });
+    if (current.phase === 'pre-copy') {
+      preCopyBytes = current.bytes_sent;
+      const f = roundFigures(current);
+      samples = addSample(samples, { at: now(), round: f.round, sent: f.sent });
+    }
     if (!ctx.json) {
-      const line = progressLine(current);
-      if (tty) ctx.stdout.write(`\r\x1b[2K${line}`);
-      else if (`${current.phase}/${current.round}` !== lastKey) print(ctx.stdout, line);
-      lastKey = `${current.phase}/${current.round}`;
+      const spans = phaseSpans(current, seen);
+      const ended = spans.filter((s) => s.end !== null || isTerminal(s.phase));
+      for (; printed < ended.length; printed++) {
+        const span = ended[printed]!;
+        if (span.phase === 'done') continue;
+        clearLine();
+        print(ctx.stdout, phaseDoneLine(span, current, span.phase === 'pre-copy' ? preCopyBytes : null));
+      }
+      const open = spans.at(-1);
+      if (tty && !isTerminal(current.phase) && open !== undefined) {
+        clearLine();
+        // The record's times are the control service's clock: fine for "how long so far" on hosts that keep time.
+        const elapsed = Math.max(0, now() - open.start);
+        ctx.stdout.write(progressLine(current, observedRate(samples, current.rate_bytes_per_second), elapsed, ctx.stdout.columns ?? 80));
+        drawn = true;
+      }
     }
     if (isTerminal(current.phase)) break;
     if (poll >= maxPolls) {
-      if (tty) ctx.stdout.write('\n');
+      clearLine();
       throw new DroverError('DROVER_TIMEOUT', `migration ${current.id} is still in phase ${current.phase} after ${duration(timeoutMs)}; it carries on without this command (drover status shows it)`, {
         detail: { migration: current.id },
       });
@@ -50,11 +69,11 @@ export async function watchMigration(ctx: CliContext, first: Migration, timeoutM
       failures = 0;
     } catch (err) {
       if (!isDroverError(err, 'DROVER_CONTROL_UNREACHABLE') || ++failures > MAX_POLL_FAILURES) {
-        if (tty) ctx.stdout.write('\n');
+        clearLine();
         throw err;
       }
     }
   }
-  if (tty) ctx.stdout.write('\n');
+  clearLine();
   return current;
 }

@@ -319,10 +319,15 @@ export class ApiClient {
 
   /**
    * The event stream (server-sent events) until `signal` aborts or the server ends it.
-   * Pass the last seen id as `lastEventId` to resume after a reconnect.
+   * Pass the last seen id as `lastEventId` (or `since`) to resume after a reconnect; `since: 0`
+   * replays every event the server keeps; `follow: false` ends after that replay.
    */
-  async *events(options: { signal?: AbortSignal; lastEventId?: string; types?: string[] } = {}): AsyncGenerator<StreamEvent> {
-    const path = ROUTES.events.path + (options.types ? `?types=${encodeURIComponent(options.types.join(','))}` : '');
+  async *events(options: { signal?: AbortSignal; lastEventId?: string; types?: string[]; since?: number; follow?: boolean } = {}): AsyncGenerator<StreamEvent> {
+    const search = new URLSearchParams();
+    if (options.types) search.set('types', options.types.join(','));
+    if (options.since !== undefined) search.set('since', String(options.since));
+    if (options.follow === false) search.set('follow', 'false');
+    const path = ROUTES.events.path + (search.size > 0 ? `?${search}` : '');
     const response = await this.fetch('GET', path, undefined, { accept: 'text/event-stream', ...(options.lastEventId ? { 'last-event-id': options.lastEventId } : {}) }, options.signal);
     if (!response.ok || !response.body) throw await this.errorOf('GET', path, response);
     try {
@@ -330,6 +335,36 @@ export class ApiClient {
     } catch (err) {
       if (options.signal?.aborted) return;
       throw err;
+    }
+  }
+
+  /**
+   * An application's output, from the agent of the node it runs on now (docs/DESIGN.md §27):
+   * each line as `{stream, text}`, the last `tail` (default all), and with `follow` each new
+   * one until `signal` aborts or the server ends it.
+   */
+  async *applicationLogs(name: string, options: { tail?: number; follow?: boolean; signal?: AbortSignal } = {}): AsyncGenerator<{ stream: 'stdout' | 'stderr'; text: string }> {
+    const search = new URLSearchParams();
+    if (options.tail !== undefined) search.set('tail', String(options.tail));
+    if (options.follow) search.set('follow', 'true');
+    const path = fillPath(ROUTES.applicationLogs.path, { name }) + (search.size > 0 ? `?${search}` : '');
+    const response = await this.fetch('GET', path, undefined, { accept: 'application/x-ndjson' }, options.signal, options.follow ? undefined : this.timeoutMs * 6);
+    if (!response.ok || !response.body) throw await this.errorOf('GET', path, response);
+    const decoder = new TextDecoder();
+    let buffer = '';
+    try {
+      for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+        buffer += decoder.decode(chunk, { stream: true });
+        let newline: number;
+        while ((newline = buffer.indexOf('\n')) >= 0) {
+          const line = buffer.slice(0, newline);
+          buffer = buffer.slice(newline + 1);
+          if (line !== '') yield JSON.parse(line) as { stream: 'stdout' | 'stderr'; text: string };
+        }
+      }
+    } catch (err) {
+      if (options.signal?.aborted) return;
+      throw new DroverError('DROVER_CONTROL_UNREACHABLE', `the logs of "${name}" stopped coming: ${(err as Error).message}`, { retryable: true, cause: err, detail: { path } });
     }
   }
 

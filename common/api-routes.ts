@@ -369,6 +369,22 @@ export const ROUTES = {
     params: NameParams,
     answers: { 200: { description: 'status', schema: ApplicationStatus }, 404: error('no such application') },
   },
+  applicationLogs: {
+    access: USER,
+    method: 'GET',
+    path: '/v1/drover/applications/:name/logs',
+    tag: 'drover',
+    summary:
+      "An application's container output, from the agent of the node it runs on now: newline-delimited JSON, one {stream: stdout|stderr, text} per line; the last `tail` lines (default all), and with follow=true each new one until the client goes",
+    params: NameParams,
+    query: z.object({ tail: z.coerce.number().int().min(0).max(100_000).optional(), follow: z.enum(['true', 'false']).optional() }).strict(),
+    answers: {
+      200: { description: 'the output, a JSON object per line', contentType: 'application/x-ndjson' },
+      404: error('no such application'),
+      409: error('no node runs it now (DROVER_APPLICATION_NOT_RUNNING)'),
+      502: error("its node's agent serves no logs, or did not answer (DROVER_LOGS_UNAVAILABLE)"),
+    },
+  },
   moveApplication: {
     access: USER,
     method: 'POST',
@@ -476,9 +492,16 @@ export const ROUTES = {
     method: 'GET',
     path: '/v1/drover/events',
     tag: 'drover',
-    summary: 'Server-sent events: `configuration` {version, tag}, `node` {uuid, host, state}, `migration` (the record), `replication` {dataset_id, replica, state, lag_seconds, problem}; resumes after Last-Event-ID',
-    query: z.object({ types: z.string().max(256).optional() }).strict(),
-    headers: { 'Last-Event-ID': 'resume after this event (while it is still in the ring)' },
+    summary:
+      'Server-sent events: `configuration` {version, tag}, `node` {uuid, host, state}, `migration` (the record), `replication` {dataset_id, replica, state, lag_seconds, problem}, `security`; each with `at`. Resumes after Last-Event-ID or `since` (0: every event still kept); `follow=false` ends the stream once those are sent',
+    query: z
+      .object({
+        types: z.string().max(256).optional(),
+        since: z.coerce.number().int().min(0).optional(),
+        follow: z.enum(['true', 'false']).optional(),
+      })
+      .strict(),
+    headers: { 'Last-Event-ID': 'resume after this event (while it is still in the ring); `since` wins when both are given' },
     answers: { 200: { description: 'an event stream', contentType: 'text/event-stream' } },
   },
   // ------------------------------------------------------------ the web dashboard (docs/DESIGN.md §26)

@@ -115,6 +115,9 @@ export const MigrationUpdate = z
     bytes_sent: z.number().int().min(0).optional(),
     bytes_total: z.number().int().min(0).nullable().optional(),
     rate_bytes_per_second: z.number().min(0).nullable().optional(),
+    /** The current round's own figures (Migration's `round_bytes_sent`, `round_bytes_total`). */
+    round_bytes_sent: z.number().int().min(0).optional(),
+    round_bytes_total: z.number().int().min(0).nullable().optional(),
     error: z.string().nullable().optional(),
   })
   .strict();

@@ -134,7 +134,8 @@ export async function issue(dir: string, options: IssueOptions): Promise<{ paths
     ca,
     commonName: options.name,
     organization: ROLE_ORGANIZATION[options.role],
-    usage: options.role === 'control' ? 'server' : options.role === 'user' || options.role === 'metrics' ? 'client' : 'both',
+    // The control service is also a client: of the agents' logs endpoints (docs/DESIGN.md §27).
+    usage: options.role === 'user' || options.role === 'metrics' ? 'client' : 'both',
     ...(options.ipAddresses ? { ipAddresses: options.ipAddresses } : {}),
     ...(options.dnsNames ? { dnsNames: options.dnsNames } : {}),
     ...(options.days ? { days: options.days } : {}),

@@ -224,3 +224,27 @@ describe('the migration protocol', () => {
     });
   });
 });
+
+describe("a migration record's round figures and phase times", () => {
+  it('keeps when each phase began, and the round figures an update carries until another replaces them', () => {
+    const a = judgeUpdate(record('pending'), update('pre-copy', 'source', { round: 1, round_bytes_sent: 10, round_bytes_total: 100 }), 2_000);
+    if (!a.ok) throw a.error;
+    expect(a.migration).toMatchObject({ phases: [{ phase: 'pre-copy', at: 2_000 }], round_bytes_sent: 10, round_bytes_total: 100 });
+    const b = judgeUpdate(a.migration, update('pre-copy', 'source', { bytes_sent: 50 }), 2_500);
+    if (!b.ok) throw b.error;
+    expect(b.migration).toMatchObject({ phases: [{ phase: 'pre-copy', at: 2_000 }], round_bytes_sent: 10, round_bytes_total: 100 });
+    const c = judgeUpdate(b.migration, update('cutover', 'source'), 3_000);
+    if (!c.ok) throw c.error;
+    expect(c.migration.phases).toEqual([
+      { phase: 'pre-copy', at: 2_000 },
+      { phase: 'cutover', at: 3_000 },
+    ]);
+  });
+
+  it('adds no round figures to a record of an agent that sends none', () => {
+    const v = judgeUpdate(record('pending'), update('pre-copy', 'source', { round: 1 }), 2_000);
+    if (!v.ok) throw v.error;
+    expect('round_bytes_sent' in v.migration).toBe(false);
+    expect('round_bytes_total' in v.migration).toBe(false);
+  });
+});

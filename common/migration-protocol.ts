@@ -180,12 +180,21 @@ export function judgeUpdate(record: Migration, update: MigrationUpdate, now: num
     bytes_sent: update.bytes_sent ?? record.bytes_sent,
     bytes_total: update.bytes_total === undefined ? record.bytes_total : update.bytes_total,
     rate_bytes_per_second: update.rate_bytes_per_second === undefined ? record.rate_bytes_per_second : update.rate_bytes_per_second,
+    ...roundFigures(record, update),
+    ...(same ? {} : { phases: [...(record.phases ?? []), { phase: update.phase, at: now }].slice(-32) }),
     error: update.error === undefined ? record.error : update.error,
     updated_at: now,
     cutover_started_at: !same && update.phase === 'cutover' ? now : record.cutover_started_at,
     cutover_ms: !same && update.phase === 'release' && record.cutover_started_at !== null ? now - record.cutover_started_at : record.cutover_ms,
   };
   return { ok: true, effect: same ? 'progress' : 'advanced', migration };
+}
+
+/** The current round's figures: the update's when it carries them, else the record's (absent stays absent). */
+function roundFigures(record: Migration, update: MigrationUpdate): Pick<Migration, 'round_bytes_sent' | 'round_bytes_total'> {
+  const sent = update.round_bytes_sent ?? record.round_bytes_sent;
+  const total = update.round_bytes_total === undefined ? record.round_bytes_total : update.round_bytes_total;
+  return { ...(sent === undefined ? {} : { round_bytes_sent: sent }), ...(total === undefined ? {} : { round_bytes_total: total }) };
 }
 
 function refuse(code: UpdateRefusal, message: string, detail: Record<string, unknown>): UpdateVerdict {

@@ -419,6 +419,16 @@ export const Migration = z
     bytes_sent: z.number().int().min(0).default(0),
     bytes_total: z.number().int().min(0).nullable().default(null),
     rate_bytes_per_second: z.number().min(0).nullable().default(null),
+    /**
+     * The current pre-copy round's own figures (docs/DESIGN.md §27): bytes of this round sent
+     * so far, and its expected size (the datasets' referenced bytes for the first, full round;
+     * the previous delta after that). `bytes_sent`/`bytes_total` add up every round; a display
+     * of one round's progress uses these. Absent from records of agents that predate them.
+     */
+    round_bytes_sent: z.number().int().min(0).optional(),
+    round_bytes_total: z.number().int().min(0).nullable().optional(),
+    /** When each phase began (the control service's clock), in order; the first phase began at `started_at`. */
+    phases: z.array(z.object({ phase: MigrationPhase, at: z.number() }).strict()).max(32).optional(),
     started_at: z.number(),
     updated_at: z.number(),
     cutover_started_at: z.number().nullable().default(null),
@@ -533,6 +543,12 @@ export const NodeReport = z
     era: z.string().min(1).max(64),
     labels: Labels.default({}),
     transfer: NodeTransfer.default({}),
+    /**
+     * Where the agent serves its applications' logs to the control service (docs/DESIGN.md
+     * §27): HTTPS on the node's address, this port, for the control service's certificate
+     * only. Absent: it serves none (no TLS identity, or the port was taken).
+     */
+    logs: z.object({ port: Port }).strict().optional(),
     datasets: z.array(ObservedDataset),
     containers: z.array(ObservedContainer),
     problems: z.array(NodeProblem).max(1000).default([]),

@@ -17,6 +17,8 @@ import { deployRoutes } from './api/deploy.ts';
 import { backupRoutes, clusterIdOf } from './api/backup.ts';
 import { eventRoutes } from './api/events.ts';
 import { leaseRoutes } from './api/leases.ts';
+import { logRoutes } from './api/logs.ts';
+import type { AgentLogs } from './http/agent-logs.ts';
 import { nodeRoutes } from './api/nodes.ts';
 import { replicationRoutes } from './api/replication.ts';
 import type { Control } from './control.ts';
@@ -48,6 +50,8 @@ export interface AppOptions {
   https?: ServerOptions;
   /** Revoked client certificates (http/tls.ts): refused at the handshake and on every request. */
   revoked?: RevokedList;
+  /** How the control service reads an agent's logs (http/agent-logs.ts); absent: `logs` answers DROVER_LOGS_UNAVAILABLE. */
+  agentLogs?: AgentLogs;
   /** Where API requests are timed (docs/DESIGN.md §25); none by default. */
   metrics?: ControlMetrics;
 }
@@ -127,6 +131,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
   channelRoutes(router, control, shutdown.signal);
   eventRoutes(router, control, shutdown.signal);
   dashboardRoutes(router);
+  logRoutes(router, control, options.agentLogs, shutdown.signal);
 
   let document: unknown = null;
   router.handle('openapi', async () => (document ??= openApiDocument(options.version)));

@@ -11,6 +11,8 @@ import { Control } from './control.ts';
 import { FileConfigStore } from './store/file-store.ts';
 import { RevokedList, serverTlsOptions } from './http/tls.ts';
 import { controlGauges } from './metrics.ts';
+import { agentLogsClient } from './http/agent-logs.ts';
+import { readTlsIdentity } from '#common/tls-client.ts';
 import { PromControlMetrics } from './prom-metrics.ts';
 import { join } from 'node:path';
 import { FileVault } from './files/vault.ts';
@@ -55,7 +57,9 @@ async function main(): Promise<void> {
   await control.start();
   const sweeper = new ContentSweeper({ vault, desired: () => control.desired, log, graceMs: config.filesGraceMs });
   sweeper.start();
-  const app = buildApp({ control, log, version: droverVersion(), bodyLimit: config.bodyLimit, metrics, ...(https ? { https } : {}), ...(revoked ? { revoked } : {}) });
+  // The agents' logs endpoints are reached with this service's own certificate (docs/DESIGN.md §27).
+  const agentLogs = config.tls ? agentLogsClient(readTlsIdentity({ ca: config.tls.ca, cert: config.tls.cert, key: config.tls.key })) : undefined;
+  const app = buildApp({ control, log, version: droverVersion(), bodyLimit: config.bodyLimit, metrics, ...(https ? { https } : {}), ...(revoked ? { revoked } : {}), ...(agentLogs ? { agentLogs } : {}) });
   const address = await app.listen({ host: config.listen.host, port: config.listen.port });
   // /metrics behind the control service's own certificate (docs/DESIGN.md §25).
   const metricsListener = await serveMetrics(config.metricsListen, metrics, log, https ? { ca: String(https.ca), cert: String(https.cert), key: String(https.key) } : null);

@@ -32,6 +32,7 @@ describe('agent.yml', () => {
       fence_after_ms: 6000,
       fence_stop_timeout_seconds: 2,
       lease_ttl_ms: 10000,
+      logs_port: 4526,
       metrics_listen: '127.0.0.1:9524',
     });
   });

@@ -117,6 +117,12 @@ export const AgentConfig = z
     fence_stop_timeout_seconds: z.number().int().min(0).max(60).default(2),
     /** The control service's node lease TTL (`--node-lease-ttl`); fencing must end before TTL + the smallest failover margin. */
     lease_ttl_ms: z.number().int().min(1000).default(10_000),
+    /**
+     * The port of the logs endpoint on `address` (docs/DESIGN.md §27), served with the node's
+     * certificate (control_tls) to the control service only; null: none. Without control_tls
+     * there is none either.
+     */
+    logs_port: Port.nullable().default(4526),
     /** HOST:PORT of the Prometheus /metrics listener (docs/DESIGN.md §25), apart from everything else. */
     metrics_listen: MetricsListen.default(`127.0.0.1:${METRICS_PORTS.agent}`),
   })

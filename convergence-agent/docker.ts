@@ -14,7 +14,7 @@ import { DroverError } from '#common/errors.ts';
 import type { ContainerRuntime, ExecResult, RuntimeContainer } from './container-runtime.ts';
 import type { GateMount } from './gate/gates.ts';
 import { GATE_DIR_IN_CONTAINER, GATE_SHELL_IN_CONTAINER, applicationArgv, gatedCommand } from './gate/gate-script.ts';
-import { LABEL_GATE, LABEL_NODE } from './plan/labels.ts';
+import { LABEL_APP, LABEL_GATE, LABEL_NODE } from './plan/labels.ts';
 import { namespaceEmptied, pidNamespaceOf } from './process-namespace.ts';
 import type { ContainerSpec } from './plan/types.ts';
 
@@ -175,6 +175,29 @@ export class DockerRuntime implements ContainerRuntime {
     } finally {
       watch.abort();
     }
+  }
+
+  /**
+   * The output of application `app`'s container on this node (docs/DESIGN.md §27): the
+   * running one, else the newest; null when there is none. `multiplexed`: Docker's framed
+   * stdout/stderr (no TTY). With `follow` the stream goes on until `signal` aborts.
+   */
+  async logs(nodeUuid: string, app: string, options: { tail?: number; follow: boolean; signal: AbortSignal }): Promise<{ stream: AsyncIterable<Buffer> | Iterable<Buffer>; multiplexed: boolean } | null> {
+    const found = await call('list containers', () =>
+      this.docker.listContainers({ all: true, filters: { label: [`${LABEL_NODE}=${nodeUuid}`, `${LABEL_APP}=${app}`] }, abortSignal: this.signal() }),
+    );
+    const chosen = [...found].sort((a, b) => Number(b.State === 'running') - Number(a.State === 'running') || b.Created - a.Created)[0];
+    if (chosen === undefined) return null;
+    const container = this.docker.getContainer(chosen.Id);
+    const info = await call('inspect container', () => container.inspect({ abortSignal: this.signal() }));
+    const base = { stdout: true, stderr: true, abortSignal: options.signal, ...(options.tail === undefined ? {} : { tail: options.tail }) };
+    const multiplexed = info.Config.Tty !== true;
+    if (options.follow) {
+      const stream = await call('container logs', () => container.logs({ ...base, follow: true }));
+      return { stream: stream as unknown as AsyncIterable<Buffer>, multiplexed };
+    }
+    const buffer = await call('container logs', () => container.logs({ ...base, follow: false }));
+    return { stream: [Buffer.from(buffer)], multiplexed };
   }
 
   async remove(containerId: string): Promise<void> {

@@ -13,6 +13,8 @@ import { parseArgs } from 'node:util';
 import { isDroverError } from '#common/errors.ts';
 import { createLogger } from '#common/log.ts';
 import { serveMetrics } from '#common/metrics-listener.ts';
+import { LogsServer } from './logs/logs-server.ts';
+import type { NodeIdentity } from './report.ts';
 import { missingNodeFlags } from '#common/node-flags.ts';
 import type { NodeTransfer } from '#common/model.ts';
 import { systemClock } from '#common/clock.ts';
@@ -132,7 +134,7 @@ async function main(): Promise<void> {
   } catch (err) {
     fail(`${file}: ${config.node_uuid_file ? 'node_uuid_file' : 'state_dir'}: ${(err as Error).message}`);
   }
-  const identity = {
+  const identity: NodeIdentity = {
     uuid,
     address: config.address,
     era: await readEra(),
@@ -270,6 +272,17 @@ async function main(): Promise<void> {
   }
   // /metrics behind the node's certificate when it has one (docs/DESIGN.md §25).
   const metricsListener = await serveMetrics(config.metrics_listen, metrics, log, controlTls ?? null);
+  // Application logs for the control service (docs/DESIGN.md §27); a port taken is no reason not to run.
+  let logsServer: LogsServer | null = null;
+  if (controlTls && config.logs_port !== null) {
+    const server = new LogsServer({ identity: controlTls, host: config.address, port: config.logs_port, source: (app, options) => runtime.logs(uuid, app, options), log: log.child({ subsystem: 'logs' }) });
+    try {
+      identity.logs = { port: await server.listen() };
+      logsServer = server;
+    } catch (err) {
+      log.warn({ err, port: config.logs_port }, 'logs endpoint not served: drover logs cannot reach this node');
+    }
+  }
 
   let stopping = false;
   const stop = (signal: string): void => {
@@ -284,6 +297,7 @@ async function main(): Promise<void> {
       .then(() => desiredCache.settled())
       .then(() => transferServer?.close())
       .then(() => metricsListener?.close())
+      .then(() => logsServer?.close())
       .then(() => {
       log.info('agent stopped');
       process.exit(0);

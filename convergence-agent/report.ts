@@ -13,6 +13,8 @@ export interface NodeIdentity {
   era: string;
   labels: Record<string, string>;
   transfer: NodeTransfer;
+  /** The logs endpoint's port, once it listens (logs/logs-server.ts). */
+  logs?: { port: number };
 }
 
 /** `replication`: the replication scheduler's pairs where this node is primary (replication/scheduler.ts). */
@@ -25,6 +27,7 @@ export function buildReport(identity: NodeIdentity, observed: LocalObserved, pro
     era: identity.era,
     labels: identity.labels,
     transfer: identity.transfer,
+    ...(identity.logs ? { logs: identity.logs } : {}),
     datasets: observed.datasets.map((d) => ({
       dataset_id: d.datasetId,
       path: d.mounted ? d.mountpoint : null,

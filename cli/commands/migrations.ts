@@ -4,8 +4,9 @@ import { usageError } from '../cli-error.ts';
 import type { Command } from '../command.ts';
 import { print, printJson, type CliContext } from '../context.ts';
 import { bytes, duration, table } from '../format.ts';
+import { phaseSpans, timelineLine } from '../progress-view.ts';
 
-const USAGE = ['drover migrations list [--json]', '       drover migrations cancel <migration (id or a unique prefix)> [--json]'].join('\n');
+const USAGE = ['drover migrations list [-o wide] [--json]', '       drover migrations cancel <migration (id or a unique prefix)> [--json]'].join('\n');
 
 /**
  * `drover migrations …`: the moves running and recent, and cancelling one that has not
@@ -52,10 +53,12 @@ async function list(ctx: CliContext): Promise<number> {
     return 0;
   }
   const host = (uuid: string) => nodes.find((n) => n.uuid === uuid)?.host ?? uuid;
-  const rows = [...migrations]
-    .sort((a, b) => a.started_at - b.started_at)
-    .map((m) => [m.id, m.application ?? `${m.dataset_ids.length} dataset(s)`, host(m.from), host(m.to), m.phase, `${m.round} / ${bytes(m.bytes_sent)}`, duration(m.cutover_ms), m.error]);
-  print(ctx.stdout, table(['ID', 'APPLICATION', 'FROM', 'TO', 'PHASE', 'ROUND / SENT', 'CUTOVER', 'ERROR'], rows));
+  const sorted = [...migrations].sort((a, b) => a.started_at - b.started_at);
+  const rows = sorted.map((m) => [m.id, m.application ?? `${m.dataset_ids.length} dataset(s)`, host(m.from), host(m.to), m.phase, `${m.round} / ${bytes(m.bytes_sent)}`, duration(m.cutover_ms), m.error]);
+  const header = ['ID', 'APPLICATION', 'FROM', 'TO', 'PHASE', 'ROUND / SENT', 'CUTOVER', 'ERROR'];
+  // -o wide: each migration's phase timeline (docs/DESIGN.md §27), where its record keeps one.
+  if (ctx.wide) print(ctx.stdout, table([...header, 'TIMELINE'], rows.map((row, i) => [...row, sorted[i]!.phases === undefined ? null : timelineLine(phaseSpans(sorted[i]!, []))])));
+  else print(ctx.stdout, table(header, rows));
   return 0;
 }
 

@@ -4,6 +4,7 @@ import type { Command } from '../command.ts';
 import { print, printJson } from '../context.ts';
 import { bytes, duration } from '../format.ts';
 import { watchMigration } from '../migration-progress.ts';
+import { phaseSpans, timelineLine } from '../progress-view.ts';
 import { resolveNode } from '../resolve.ts';
 
 const USAGE = 'drover move <application> <node (uuid, address or name)> [--no-wait] [--timeout SECONDS] [--force [--accept-data-loss WINDOW] [--loss-threshold SECONDS]] [--json]';
@@ -75,6 +76,7 @@ export const moveCommand = {
     }
     if (!ctx.json) {
       print(ctx.stdout, `moved "${app}" to ${node.host}: ${end.round} round(s), ${bytes(end.bytes_sent)} sent, cutover ${duration(end.cutover_ms)}`);
+      if (end.phases !== undefined) print(ctx.stdout, timelineLine(phaseSpans(end, [])));
     }
     return 0;
   },

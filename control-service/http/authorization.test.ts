@@ -114,6 +114,8 @@ describe('authorization of every route of the route table, over mutual TLS', () 
 
   it('lets a user call a user-only route, and a node its own things: its report, view, lease, route ack, and the migration it is a party to', async () => {
     expect((await h.send('alice', 'GET', '/v1/drover/applications')).status).toBe(200);
+    // A user reaches the logs route (no node runs `app` here: the route's own answer, not 403).
+    expect(await h.send('alice', 'GET', '/v1/drover/applications/app/logs?tail=5')).toMatchObject({ status: 409, body: { code: 'DROVER_APPLICATION_NOT_RUNNING' } });
     expect((await h.send('n1', 'POST', ROUTES.report.path, report(1))).status).toBe(200);
     expect((await h.send('n1', 'GET', `/v1/drover/agents/${N1}/desired`)).status).toBe(200);
     expect((await h.send('n1', 'GET', `/v1/drover/routes?node_uuid=${N1}`)).status).toBe(200);

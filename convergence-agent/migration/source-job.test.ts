@@ -99,8 +99,11 @@ describe('the source job of a migration', () => {
     w.script.push(40 * MiB, 4_096, 4_096);
     expect(await w.job.run()).toBe('handed-off');
     // The two posts made while round 1 streamed (the round's end is posted after them).
-    const progress = w.control.updates.filter((u) => u.phase === 'pre-copy' && u.round === 1 && u.rate_bytes_per_second === 100 * MiB);
+    const progress = w.control.updates.filter((u) => u.phase === 'pre-copy' && u.round === 1 && u.round_bytes_sent !== undefined && u.round_bytes_sent < 40 * MiB);
     expect(progress.map((u) => u.bytes_sent)).toEqual([1 * MiB, 2 * MiB]);
+    // The round's own figures beside the running totals (round 1: the same bytes).
+    expect(progress.map((u) => u.round_bytes_sent)).toEqual([1 * MiB, 2 * MiB]);
+    expect(progress[1]!.round_bytes_total).toBeGreaterThanOrEqual(40 * MiB);
     // The first post still had the old figure; the next one the size the round really sends.
     expect(progress[0]!.bytes_total).toBeLessThan(1 * MiB + 1 * MiB);
     expect(progress[1]!.bytes_total).toBeGreaterThanOrEqual(40 * MiB);

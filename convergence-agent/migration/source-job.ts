@@ -170,7 +170,7 @@ export class SourceJob {
             corr: this.m.id,
             allowRollback: true,
             signal: this.signal,
-            onProgress: (p) => this.progress(before, done - before + p.bytes, p.bytesPerSecond),
+            onProgress: (p) => this.progress(before, done - before + p.bytes, roundBegan),
           });
           this.sent += result.bytes;
         }
@@ -385,19 +385,27 @@ export class SourceJob {
     }
   }
 
-  private progress(before: number, inRound: number, bytesPerSecond: number): void {
+  /**
+   * Progress of the current round, posted at most every `progressIntervalMs`: the running
+   * totals, and the round's own figures — bytes of this round against its expected size, and
+   * its rate over the round so far (the transfer's per-dataset rate is not the round's).
+   */
+  private progress(before: number, inRound: number, roundBegan: number): void {
     if (!this.referencedReread && this.rounds.length === 0) {
       this.referencedReread = true;
       void this.rereadReferenced();
     }
     if (this.posting || !progressDue(this.lastProgressAt, this.deps.clock.now(), this.deps.tuning.progressIntervalMs)) return;
     this.lastProgressAt = this.deps.clock.now();
+    const total = bytesTotal({ sentBeforeRound: before, sentInRound: inRound, referencedBytes: this.referenced, rounds: this.rounds });
     const update: MigrationUpdate = {
       ...this.update('pre-copy'),
       round: this.rounds.length + 1,
       bytes_sent: before + inRound,
-      bytes_total: bytesTotal({ sentBeforeRound: before, sentInRound: inRound, referencedBytes: this.referenced, rounds: this.rounds }),
-      rate_bytes_per_second: Math.round(bytesPerSecond),
+      bytes_total: total,
+      rate_bytes_per_second: rateOf(inRound, this.deps.clock.now() - roundBegan),
+      round_bytes_sent: inRound,
+      round_bytes_total: total - before,
     };
     this.posting = true;
     this.inFlight = this.deps.control
@@ -428,7 +436,12 @@ export class SourceJob {
     await this.inFlight;
     this.lastProgressAt = this.deps.clock.now();
     const last = this.rounds.at(-1);
-    const update: MigrationUpdate = { ...this.update('pre-copy'), rate_bytes_per_second: last ? rateOf(last.bytes, last.ms) : null };
+    // The round just finished is whole: its figures are its bytes against themselves.
+    const update: MigrationUpdate = {
+      ...this.update('pre-copy'),
+      rate_bytes_per_second: last ? rateOf(last.bytes, last.ms) : null,
+      ...(last ? { round_bytes_sent: last.bytes, round_bytes_total: last.bytes } : {}),
+    };
     try {
       await this.deps.control.update(this.m.id, update);
     } catch (err) {

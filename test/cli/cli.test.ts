@@ -182,27 +182,30 @@ describe('drover move', () => {
     await drover(deployArgs, { control: control.url });
   });
 
-  it('shows one line per phase or round change when not on a terminal, then the result', async () => {
+  it('shows one line per phase, with how long it took, when not on a terminal, then the result', async () => {
     const run = await drover(['move', 'db', 'n2'], { control: control.url });
     expect(run.code).toBe(0);
     const lines = run.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^moving "db" to 127\.0\.0\.12 \(migration [0-9a-f-]{36}; before handoff, drover migrations cancel [0-9a-f]{8} stops it\)$/);
     expect(lines.slice(1)).toEqual([
-      'pending   round 0  0 B sent',
-      'pre-copy  round 1  0 B / 100 MiB (0%)',
-      'pre-copy  round 2  100 MiB / 100 MiB (100%)  30 MiB/s',
-      'cutover   round 3  101 MiB / 101 MiB (100%)',
-      'handoff   round 3  101 MiB / 101 MiB (100%)',
-      'release   round 3  101 MiB / 101 MiB (100%)',
-      'done      round 3  101 MiB / 101 MiB (100%)',
+      '✓ pending      0 ms',
+      '✓ pre-copy     0 ms  3 rounds, 100 MiB',
+      '✓ cutover      0 ms',
+      '✓ handoff    180 ms',
+      '✓ release      0 ms',
       'moved "db" to 127.0.0.12: 3 round(s), 101 MiB sent, cutover 180 ms',
+      'pending 0 ms → pre-copy 0 ms → cutover 0 ms → handoff 180 ms → release 0 ms → done',
     ]);
+    expect(run.stdout).not.toContain('\x1b');
   });
 
-  it('redraws one line on a terminal', async () => {
+  it("redraws the current round's bar on a terminal, against the round's own size, below a line per finished phase", async () => {
     const run = await drover(['move', 'db', '127.0.0.12'], { control: control.url, tty: true });
-    expect(run.stdout).toContain('\r\x1b[2Kpre-copy  round 1  60 MiB / 100 MiB (60%)  30 MiB/s\r\x1b[2K');
-    expect(run.stdout).toMatch(/\r\x1b\[2Kdone      round 3  101 MiB \/ 101 MiB \(100%\)\nmoved "db"/);
+    expect(run.stdout).toMatch(/\r\x1b\[2Kpre-copy  round 1  \[█+░+\]  60 MiB \/ 100 MiB   60%  30 MiB\/s  ETA 2 s/);
+    // Round 2 is its own 40 MiB, not the 100 MiB of both rounds.
+    expect(run.stdout).toMatch(/\r\x1b\[2Kpre-copy  round 2  \[█+\]  40 MiB \/ 40 MiB  100%/);
+    expect(run.stdout).toMatch(/\r\x1b\[2K✓ pre-copy     0 ms  3 rounds, 100 MiB\n/);
+    expect(run.stdout).toMatch(/\nmoved "db" to 127\.0\.0\.12: 3 round\(s\), 101 MiB sent, cutover 180 ms\n/);
   });
 
   it('returns at once with --no-wait, printing the migration', async () => {
@@ -286,3 +289,70 @@ async function closedPort(): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
 }
+
+describe('drover nodes, rm, events and bad input', () => {
+  beforeEach(async () => {
+    await drover(deployArgs, { control: control.url });
+  });
+
+  it('lists the nodes with how many applications each runs, and their names with -o wide', async () => {
+    const run = await drover(['nodes'], { control: control.url });
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout.split('\n')[0]).toMatch(/^NAME\s+ADDRESS\s+UUID\s+STATE\s+APPS\s+LAST SEEN$/);
+    expect(run.stdout).toMatch(/n1\s+127\.0\.0\.11\s+[0-9a-f]{8}\s+known\s+\d\s+/);
+    const wide = await drover(['nodes', '-o', 'wide'], { control: control.url });
+    expect(wide.stdout).toMatch(new RegExp(`n1\\s+127\\.0\\.0\\.11\\s+${N1}\\s+known\\s+\\S*(db|web)`));
+  });
+
+  it('removes the project and keeps its datasets; with --volumes deletes them; names a project it does not know', async () => {
+    const dry = await drover(['rm', 'shop', '--volumes', '--dry-run'], { control: control.url });
+    expect(dry.stdout).toContain('would remove application db');
+    expect((await control.control.desired.applications).length).toBeGreaterThan(0);
+    const rm = await drover(['rm', 'shop'], { control: control.url });
+    expect(rm.code, rm.stderr).toBe(0);
+    expect(rm.stdout).toMatch(/kept 2 dataset\(s\) of shop with their data/);
+    expect(control.control.desired.applications).toEqual([]);
+    expect(control.control.desired.datasets.filter((d) => !d.deleted).map((d) => d.dataset_id).sort()).toEqual([pgdata, pgwal].sort());
+    const volumes = await drover(['rm', 'shop', '--volumes', '--json'], { control: control.url });
+    expect(JSON.parse(volumes.stdout)).toMatchObject({ project: 'shop', applications: [], failed: [] });
+    expect(control.control.desired.datasets.filter((d) => !d.deleted)).toEqual([]);
+    const none = await drover(['rm', 'nope'], { control: control.url });
+    expect(none).toMatchObject({ code: 1, stderr: 'drover: no project "nope"; projects: none\n' });
+  });
+
+  it('prints the events kept, one line each, and exits', async () => {
+    const run = await drover(['events', '--types', 'configuration'], { control: control.url });
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^\S+Z  configuration version \d+ \(tag \S+\)$/m);
+  });
+
+  it('names the flag or argument it cannot take, and exits 2', async () => {
+    const cases: [string[], string][] = [
+      [['nodes', '-o', 'yaml'], '-o "yaml" is not an output format: give -o wide or -o json'],
+      [['logs'], 'logs needs an application'],
+      [['logs', 'db', '--tail', 'ten'], '--tail "ten" is not a number of lines'],
+      [['events', '--since', 'yesterday'], '--since "yesterday" is not an event id'],
+      [['completion', 'fish'], 'no completion for shell "fish"'],
+      [['rm'], 'rm needs a project'],
+    ];
+    for (const [argv, message] of cases) {
+      const run = await drover(argv, { control: control.url });
+      expect(run.code, argv.join(' ')).toBe(2);
+      expect(run.stderr).toContain(message);
+    }
+  });
+
+  it("lists each migration's phase timeline with migrations list -o wide", async () => {
+    expect((await drover(['move', 'db', 'n2'], { control: control.url })).code).toBe(0);
+    const wide = await drover(['migrations', 'list', '-o', 'wide'], { control: control.url });
+    expect(wide.stdout.split('\n')[0]).toMatch(/ERROR\s+TIMELINE$/);
+    expect(wide.stdout).toContain('pending 0 ms → pre-copy 0 ms → cutover 0 ms → handoff 180 ms → release 0 ms → done');
+  });
+
+  it('prints a bash completion script from the command table', async () => {
+    const run = await drover(['completion', 'bash']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('"drover logs") words="--follow -f --tail');
+    expect(run.stdout).toContain('complete -F _drover drover');
+  });
+});

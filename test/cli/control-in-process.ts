@@ -17,14 +17,15 @@ import { container, FakeClock, HARNESS_EPOCH, nodeId, observedDataset, report } 
 export const NODES = [1, 2].map((i) => ({ uuid: nodeId(i), host: `127.0.0.${10 + i}`, labels: { name: `n${i}` } }));
 
 /** One step an agent reports; `advanceMs` moves the service's clock first (a cutover's length). */
-export type Step = Partial<Pick<Migration, 'phase' | 'round' | 'bytes_sent' | 'bytes_total' | 'rate_bytes_per_second' | 'error'>> & { advanceMs?: number };
+export type Step = Partial<Pick<Migration, 'phase' | 'round' | 'bytes_sent' | 'bytes_total' | 'rate_bytes_per_second' | 'round_bytes_sent' | 'round_bytes_total' | 'error'>> & { advanceMs?: number };
 
 const MiB = 1024 ** 2;
 
 export const SUCCESS: Step[] = [
-  { phase: 'pre-copy', round: 1, bytes_sent: 0, bytes_total: 100 * MiB },
-  { phase: 'pre-copy', round: 1, bytes_sent: 60 * MiB, bytes_total: 100 * MiB, rate_bytes_per_second: 30 * MiB },
-  { phase: 'pre-copy', round: 2, bytes_sent: 100 * MiB, bytes_total: 100 * MiB, rate_bytes_per_second: 30 * MiB },
+  // As the source agent posts them: running totals, and the round's own figures (round 2 sends 40 MiB of its own).
+  { phase: 'pre-copy', round: 1, bytes_sent: 0, bytes_total: 100 * MiB, round_bytes_sent: 0, round_bytes_total: 100 * MiB },
+  { phase: 'pre-copy', round: 1, bytes_sent: 60 * MiB, bytes_total: 100 * MiB, rate_bytes_per_second: 30 * MiB, round_bytes_sent: 60 * MiB, round_bytes_total: 100 * MiB },
+  { phase: 'pre-copy', round: 2, bytes_sent: 100 * MiB, bytes_total: 100 * MiB, rate_bytes_per_second: 30 * MiB, round_bytes_sent: 40 * MiB, round_bytes_total: 40 * MiB },
   { phase: 'cutover', round: 3, bytes_sent: 101 * MiB, bytes_total: 101 * MiB },
   { phase: 'handoff', round: 3 },
   { phase: 'release', round: 3, advanceMs: 180 },

@@ -21,7 +21,7 @@ import { isLive } from './desired/leases.ts';
 import { failMigration, type MigrationStart } from './desired/migrations.ts';
 import { chooseFailoverTarget, failover, failoverCandidates, mayFailOver, updateFailover, type FailoverSubject } from './cluster/failover.ts';
 import { FailoverRouteHold } from './cluster/failover-hold.ts';
-import { DEFAULT_FAILOVER_MARGIN_MS, failoverAfterMs, MIN_FAILOVER_MARGIN_MS, ROUTE_HOLD_ACK_MS } from '#common/fence-timing.ts';
+import { DEFAULT_FAILOVER_MARGIN_MS, failoverAfterMs, MIN_FAILOVER_MARGIN_MS, ROUTE_HOLD_ACK_MS, ROUTE_HOLD_FAILED_NODE_ACK_MS } from '#common/fence-timing.ts';
 import { DEFAULT_MIGRATION_DEADLINES, overdueMigrations, type MigrationDeadlines } from './cluster/migration-watch.ts';
 import type { ControlFailure } from '#common/migration-protocol.ts';
 import { applySchedule } from './desired/placement.ts';
@@ -149,6 +149,7 @@ export class Control {
       release: (id, heldAt, unacked) =>
         this.change((d) => updateFailover(d, id, (m) => (m.failover?.routes_held_at === null ? { ...m, updated_at: heldAt, failover: { ...m.failover, routes_held_at: heldAt, ...(unacked.length > 0 ? { routes_unacked: unacked } : {}) } } : m))).then(() => undefined),
       boundMs: options.failoverHoldAckMs ?? ROUTE_HOLD_ACK_MS,
+      failedNodeBoundMs: Math.min(options.failoverHoldAckMs ?? ROUTE_HOLD_ACK_MS, ROUTE_HOLD_FAILED_NODE_ACK_MS),
       log: this.log.child({ subsystem: 'failover' }),
     });
     this.routes.onAck = () => this.routeHold.check();

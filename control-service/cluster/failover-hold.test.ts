@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Migration } from '#common/model.ts';
-import { ROUTE_HOLD_ACK_MS } from '#common/fence-timing.ts';
+import { ROUTE_HOLD_ACK_MS, ROUTE_HOLD_FAILED_NODE_ACK_MS } from '#common/fence-timing.ts';
 import { container, datasetId, HARNESS_EPOCH, harness, nodeId, observedDataset, report, type Harness } from '../testing/harness.ts';
 
 // The route hold of a failover (docs/DESIGN.md §18): the chosen node may promote only once every
@@ -20,7 +20,7 @@ const settle = async (): Promise<void> => {
  * Redis on node 1 (replicated to node 2), published; node 3's proxy acks every route table
  * until node 1 has been silent long enough to fail over; returns the record.
  */
-async function failedOver(): Promise<Migration> {
+async function failedOver(proxies: number[] = [3]): Promise<Migration> {
   h = await harness({ nodeTimeoutMs: 10_000, nodeDownGraceMs: 30_000 });
   for (const i of [1, 2, 3]) await h.request('POST', '/v1/drover/agents/report', report(i));
   await h.request('POST', '/v1/configuration/datasets', { primary: nodeId(1), dataset_id: D, replication: { replicas: 1, interval_seconds: 2 } });
@@ -30,7 +30,7 @@ async function failedOver(): Promise<Migration> {
     if (t % 1000 === 0) {
       await h.request('POST', '/v1/drover/agents/report', report(2, { datasets: [observedDataset(D, { writable: false, snapshots: [{ name: S, guid: '1', createtxg: 1 }] })] }));
       await h.request('POST', '/v1/drover/agents/report', report(3));
-      await h.request('POST', '/v1/drover/routes/ack', { node_uuid: nodeId(3), version: await routeVersion() });
+      for (const i of proxies) await h.request('POST', '/v1/drover/routes/ack', { node_uuid: nodeId(i), version: await routeVersion() });
     }
     h.clock.advance(100);
     await h.control.tick();
@@ -71,6 +71,21 @@ describe('the route hold of a failover', () => {
     expect(info.routes_held_at).toBeLessThanOrEqual(h.clock.now());
     expect(info.routes_unacked).toEqual([nodeId(3)]);
     expect(failovers()[0]!.id).toBe(record.id);
+  });
+
+  it('waits less for the failed node\'s own proxy alone: cut off with its node, it never acknowledges', async () => {
+    // Node 1's agent is silent but its proxy was live (it acknowledged every table until the decision).
+    const record = await failedOver([1, 3]);
+    const table = (await h.request('GET', '/v1/drover/routes')).json();
+    await h.request('POST', '/v1/drover/routes/ack', { node_uuid: nodeId(3), version: table.version });
+    await settle();
+    expect(failovers()[0]!.failover!.routes_held_at).toBeNull();
+    h.clock.advance(ROUTE_HOLD_FAILED_NODE_ACK_MS + 10);
+    await settle();
+    const info = failovers()[0]!.failover!;
+    expect(info.routes_held_at).toBeGreaterThanOrEqual(record.started_at + ROUTE_HOLD_FAILED_NODE_ACK_MS);
+    expect(info.routes_held_at).toBeLessThan(record.started_at + ROUTE_HOLD_ACK_MS);
+    expect(info.routes_unacked).toEqual([nodeId(1)]);
   });
 
   it('keeps holding until the application runs on the chosen node, then routes there', async () => {

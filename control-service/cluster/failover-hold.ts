@@ -4,7 +4,7 @@
  * proxy holds new connections and closes those still relaying to the failed node. The chosen node
  * may promote only once the record's `routes_held_at` is set: here, when every live proxy has
  * acknowledged a route table at least as new as the one the decision produced, or when
- * `boundMs` passed (a proxy that has not acknowledged by then is cut off from the control
+ * `boundMs` passed (`failedNodeBoundMs` when only the failed node's own proxy is missing) (a proxy that has not acknowledged by then is cut off from the control
  * service; the failed node's fence was complete before the decision). Without it, writes sent
  * between the promotion and a proxy applying the new route reached a paused old node and were
  * lost with its copy.
@@ -25,10 +25,17 @@ export interface RouteHoldDeps {
   /** Stores that the route is held (at `heldAt`, wall ms; `unacked`: live proxies that had not acknowledged). */
   release(id: string, heldAt: number, unacked: string[]): Promise<void>;
   boundMs: number;
+  /**
+   * The shorter wait for the failed node's own proxy (the node is silent: cut off, or only its
+   * agent paused — then its proxy acknowledges at once). Safe for the same reason as the bound.
+   */
+  failedNodeBoundMs: number;
   log: Logger;
 }
 
 interface Waiting {
+  /** The failed node. */
+  from: string;
   version: number;
   since: number;
   cancel: () => void;
@@ -49,7 +56,9 @@ export class FailoverRouteHold {
       open.add(m.id);
       if (this.waiting.has(m.id)) continue;
       const { clock, boundMs } = this.deps;
-      this.waiting.set(m.id, { version: this.deps.routeVersion(), since: clock.monotonic(), cancel: runAfter(clock, boundMs + 1, () => this.check()), releasing: false });
+      const early = runAfter(clock, this.deps.failedNodeBoundMs + 1, () => this.check());
+      const late = runAfter(clock, boundMs + 1, () => this.check());
+      this.waiting.set(m.id, { from: m.from, version: this.deps.routeVersion(), since: clock.monotonic(), cancel: () => (early(), late()), releasing: false });
     }
     for (const [id, w] of this.waiting) {
       if (open.has(id)) continue;
@@ -66,7 +75,8 @@ export class FailoverRouteHold {
       if (w.releasing) continue;
       const acks = this.deps.acks(w.version);
       const waitedMs = now - w.since;
-      if (!acks.acked && waitedMs < this.deps.boundMs) continue;
+      const onlyFailedNode = acks.waiting_for.every((n) => n === w.from);
+      if (!acks.acked && waitedMs < this.deps.boundMs && !(onlyFailedNode && waitedMs >= this.deps.failedNodeBoundMs)) continue;
       w.releasing = true;
       const unacked = acks.acked ? [] : acks.waiting_for;
       if (unacked.length > 0) this.deps.log.warn({ corr: id, migration: id, waitingFor: unacked, waitedMs: Math.round(waitedMs) }, 'proxies did not ack the failover hold in time; promoting anyway');

@@ -40,6 +40,10 @@ describe('the fence watchdog deadline', () => {
     const never = new WatchdogDeadline();
     never.end();
     expect(never.next(0n).kind).toBe('exit');
+    const empty = new WatchdogDeadline();
+    empty.take(armLine(10n * S, [], []));
+    empty.end();
+    expect(empty.next(0n)).toEqual({ kind: 'exit', why: 'the agent is gone; nothing to fence' });
   });
 
   it('refuses a line that is not a message, saying why, and keeps its deadline', () => {

@@ -7,7 +7,7 @@
  * - A deadline passed without a newer arm → fence, once per deadline (a resumed agent arms again).
  * - `disarm` (the agent stops on purpose) → end without fencing.
  * - The agent's end of the pipe closed without a disarm (it was killed, or crashed) → fence at
- *   the deadline as usual, then end; with nothing armed, end at once.
+ *   the deadline as usual, then end; with nothing armed (or an empty scope), end at once.
  */
 import { z } from 'zod';
 
@@ -70,6 +70,7 @@ export class WatchdogDeadline {
     }
     if (this.inputEnded) {
       if (armed === null) return { kind: 'exit', why: 'the agent ended before arming' };
+      if (armed.apps.length === 0 && armed.datasetIds.length === 0) return { kind: 'exit', why: 'the agent is gone; nothing to fence' };
       if (this.firedFor === armed.deadlineNs) return { kind: 'exit', why: 'the agent is gone; fenced' };
     }
     return { kind: 'wait' };

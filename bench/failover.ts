@@ -1,5 +1,5 @@
 /**
- * `npm run bench:failover [-- --trials 10] [--interval 2] [--load-mib 16] [--mode kill] [--json]`
+ * `npm run bench:failover [-- --trials 10] [--interval 2] [--load-mib 16] [--mode kill|partition] [--json]`
  *
  * Automatic failover when the primary's host dies (docs/DESIGN.md §18): Redis (`appendfsync
  * always`) with `--load-mib` of real keys on a 3-node local cluster running drover's real
@@ -18,11 +18,15 @@
  *                promoted snapshot was taken (must be 0: the snapshot holds them)
  *   split brain  writes acknowledged after the new primary's first acknowledgement and missing
  *                (only the old node could have acknowledged them; must be 0)
- *   fenced       whether the old node's Redis was stopped before the promotion (killed here)
+ *   fenced       whether the old node's Redis was stopped before the promotion (killed, in kill mode)
  * Targets: RTO ≤ 15 s (p50 and max) at the lease TTL of 10 s, RPO ≤ interval + 1 s, 0 split-brain
  * writes, 0 lost outside the window. `--json` prints only
  * `{"trials":N,"rtoP50Ms","rtoMaxMs","rpoMaxMs","lostOutsideWindow","splitBrainWrites"}`.
- * `--mode partition` is not there yet: it needs the local cluster's per-node network namespaces.
+ * `--mode partition` cuts the primary's node off instead (a cluster with per-node network
+ * namespaces, `cluster partition`, docs/DESIGN.md §20): its processes run on, so its own agent (or
+ * its fence watchdog) must stop its Redis before the promotion — watched over its dockerd's unix
+ * socket, which no partition cuts, and compared with the new primary's start — and the node is
+ * healed (`cluster heal`) after each trial: it comes back as the replica or with its copy kept.
  */
 import { cp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -31,7 +35,8 @@ import { parseArgs } from 'node:util';
 import { silentLogger } from '#common/log.ts';
 import type { Migration } from '#common/model.ts';
 import { AckedWriter, loadData, longestGapWithin } from '../cli/demo/redis-load.ts';
-import { clusterDown, clusterUp, startServices, type LocalClusterOptions } from '../local-cluster/index.ts';
+import { execa } from 'execa';
+import { clusterDown, clusterUp, healNode, partitionNode, startServices, type LocalClusterOptions } from '../local-cluster/index.ts';
 import { leaseSubnet } from '../test/support/cluster.ts';
 import { until } from '../test/migration/stack.ts';
 import { pong, ReplicationWorld, type RedisApp } from '../test/replication/world.ts';
@@ -53,7 +58,8 @@ const problems: string[] = [];
 if (!Number.isInteger(trials) || trials < 1 || trials > 100) problems.push('--trials: a whole number 1..100');
 if (!Number.isInteger(intervalS) || intervalS < 1 || intervalS > 60) problems.push('--interval: seconds, 1..60');
 if (!Number.isInteger(loadMiB) || loadMiB < 0 || loadMiB > 256) problems.push('--load-mib: 0..256');
-if (flags.mode !== 'kill') problems.push(`--mode: only 'kill' is measured so far ('partition' needs per-node network namespaces in the local cluster)`);
+if (flags.mode !== 'kill' && flags.mode !== 'partition') problems.push(`--mode: 'kill' or 'partition', not ${JSON.stringify(flags.mode)}`);
+const partition = flags.mode === 'partition';
 if (problems.length > 0) {
   process.stderr.write(`bench:failover: ${problems.join('; ')}\n`);
   process.exit(2);
@@ -78,7 +84,30 @@ interface Trial {
   lost: number;
   lostOutsideWindow: number;
   splitBrain: number;
-  fenced: 'killed';
+  /** kill mode: 'killed'; partition mode: how long before the new primary's start the old node's Redis stopped (negative: after). */
+  fenced: string;
+}
+
+/** When the container of `app` on the node of `dockerHost` stopped running (polled every 100 ms until `stop()`), wall ms. */
+function watchStopped(dockerHost: string, container: string): { stop(): Promise<number | null> } {
+  let at: number | null = null;
+  let done = false;
+  const loop = (async () => {
+    while (!done && at === null) {
+      const r = await execa('docker', ['-H', dockerHost, 'inspect', '-f', '{{.State.Running}} {{.State.FinishedAt}}', container], { reject: false, timeout: 10_000 });
+      const [running, finished] = r.stdout.trim().split(' ');
+      if (r.exitCode === 0 && running === 'false') at = Date.parse(finished!);
+      else if (r.exitCode !== 0 && r.stderr.includes('No such')) at = Date.now();
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  })();
+  return {
+    stop: async () => {
+      done = true;
+      await loop;
+      return at;
+    },
+  };
 }
 
 const percentile = (xs: number[], p: number): number => {
@@ -103,8 +132,10 @@ async function trial(world: ReplicationWorld, app: RedisApp, options: LocalClust
   await until('writes acknowledged', async () => writer.acked > 50, 30_000, 50);
   await new Promise((r) => setTimeout(r, 2000 + Math.random() * 6000));
 
-  const { at: failedAt, wall: failedWall } = await killNode(world.cluster, primary);
-  const killedUuid = world.node(primary).uuid;
+  const oldNode = world.node(primary);
+  const watch = partition ? watchStopped(oldNode.dockerHost!, `drover-${app.name}`) : null;
+  const { at: failedAt, wall: failedWall } = partition ? await partitionNode(world.cluster, oldNode.name) : await killNode(world.cluster, primary);
+  const killedUuid = oldNode.uuid;
   try {
     await until('Redis running on another node', async () => {
       const a = await api.application(app.name);
@@ -116,6 +147,14 @@ async function trial(world: ReplicationWorld, app: RedisApp, options: LocalClust
     await writer.stop();
   }
   const report = writer.report();
+  let fenced = 'killed';
+  if (watch !== null) {
+    const stoppedAt = await watch.stop();
+    const promotedOn = world.node(world.indexOf((await api.application(app.name)).node_uuid!));
+    const started = await execa('docker', ['-H', promotedOn.dockerHost!, 'inspect', '-f', '{{.State.StartedAt}}', `drover-${app.name}`], { timeout: 30_000 });
+    const promotedAt = Date.parse(started.stdout.trim());
+    fenced = stoppedAt === null ? 'NOT stopped' : `stopped ${((promotedAt - stoppedAt) / 1000).toFixed(1)} s before the promotion (${((stoppedAt - failedWall) / 1000).toFixed(1)} s after the cut)`;
+  }
   const record = (await api.migrations()).filter((m: Migration) => m.failover !== undefined && m.from === killedUuid && m.application === app.name).at(-1);
   if (!record) throw new Error('no failover record');
   const used = record.failover!.snapshots[0]!;
@@ -139,17 +178,20 @@ async function trial(world: ReplicationWorld, app: RedisApp, options: LocalClust
     lost: lost.length,
     lostOutsideWindow: seqs.filter((s) => ackWall(s) < snapshotAt).length,
     splitBrain: seqs.filter((s) => acks[s - 1]! >= gapEnd).length,
-    fenced: 'killed',
+    fenced,
   };
   say(
-    `trial ${n}: killed ${t.killed} → ${t.promoted}: RTO ${(t.rtoMs / 1000).toFixed(2)} s, RPO ${(t.rpoMs / 1000).toFixed(2)} s ` +
+    `trial ${n}: ${partition ? 'partitioned' : 'killed'} ${t.killed} → ${t.promoted}: RTO ${(t.rtoMs / 1000).toFixed(2)} s, RPO ${(t.rpoMs / 1000).toFixed(2)} s ` +
       `(record: window ${t.dataWindowS?.toFixed(2)} s, age at decision ${t.snapshotAgeS?.toFixed(2)} s, silent ${(t.silentMs / 1000).toFixed(1)} s), ` +
       `lost ${t.lost} of ${t.acked} (outside the window ${t.lostOutsideWindow}), split brain ${t.splitBrain}, old node ${t.fenced}`,
   );
 
-  // The node comes back for the next trial: repaired, its services started, reporting again.
-  await clusterUp(options);
-  await startServices(world.cluster);
+  // The node comes back for the next trial: repaired (or healed), its services started, reporting again.
+  if (partition) await healNode(world.cluster, oldNode.name);
+  else {
+    await clusterUp(options);
+    await startServices(world.cluster);
+  }
   await until(`${world.node(primary).name} known again`, async () => (await api.nodes()).some((x) => x.uuid === killedUuid && x.state === 'known'), 120_000, 250);
   await until(`PONG through n${via}`, () => pong(world.proxy(app, via)), 60_000, 250);
   return t;
@@ -158,7 +200,7 @@ async function trial(world: ReplicationWorld, app: RedisApp, options: LocalClust
 async function main(): Promise<void> {
   const lease = await leaseSubnet();
   const name = `f${lease.subnet}`;
-  const options: LocalClusterOptions = { name, nodes: 3, subnet: lease.subnet, images: ['busybox', 'redis'], poolSizeMiB: 4 * loadMiB + 1024, log: silentLogger() };
+  const options: LocalClusterOptions = { name, nodes: 3, subnet: lease.subnet, images: ['busybox', 'redis'], poolSizeMiB: 4 * loadMiB + 1024, log: silentLogger(), ...(partition ? { isolate: true } : {}) };
   let world: ReplicationWorld | null = null;
   const done: Trial[] = [];
   const teardown = async (): Promise<void> => {
@@ -215,7 +257,7 @@ function summary(done: Trial[]): void {
     return;
   }
   const lines = [
-    `| trial | killed → promoted | RTO s | RPO s | window s (record) | lost / acked | lost outside window | split brain | old node |`,
+    `| trial | ${partition ? 'partitioned' : 'killed'} → promoted | RTO s | RPO s | window s (record) | lost / acked | lost outside window | split brain | old node |`,
     `|---|---|---|---|---|---|---|---|---|`,
     ...done.map((t, i) => `| ${i + 1} | ${t.killed} → ${t.promoted} | ${(t.rtoMs / 1000).toFixed(2)} | ${(t.rpoMs / 1000).toFixed(2)} | ${t.dataWindowS?.toFixed(2) ?? '—'} | ${t.lost} / ${t.acked} | ${t.lostOutsideWindow} | ${t.splitBrain} | ${t.fenced} |`),
     '',

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CLOCK_RATE_ERROR, earliestFailoverMs, failoverAfterMs, fencedWithinMs, fenceProblem, MIN_FAILOVER_MARGIN_MS } from './fence-timing.ts';
+import { CLOCK_RATE_ERROR, earliestFailoverMs, failoverAfterMs, fencedWithinMs, fenceProblem, MIN_FAILOVER_MARGIN_MS, watchdogFencedWithinMs } from './fence-timing.ts';
 
 describe('the fencing and failover timing argument', () => {
   it('has an agent with the default settings fenced 9.55 s after its last acknowledged report, before the earliest failover at 10.45 s', () => {
@@ -24,6 +24,16 @@ describe('the fencing and failover timing argument', () => {
         const agentFenced = fencedWithinMs(f);
         const controlActs = failoverAfterMs(ttl, MIN_FAILOVER_MARGIN_MS) / (1 + CLOCK_RATE_ERROR);
         expect(agentFenced).toBeLessThan(controlActs);
+      }
+    }
+  });
+
+  it('has the fence watchdog process done no later than the agent itself would be, for every setting', () => {
+    expect(watchdogFencedWithinMs({ fenceAfterMs: 6000, stopTimeoutMs: 2000 })).toBe(9250);
+    for (let fenceAfter = 1000; fenceAfter <= 30_000; fenceAfter += 500) {
+      for (const stop of [0, 2000, 10_000]) {
+        const f = { fenceAfterMs: fenceAfter, stopTimeoutMs: stop };
+        expect(watchdogFencedWithinMs(f)).toBeLessThanOrEqual(fencedWithinMs(f));
       }
     }
   });

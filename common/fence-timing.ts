@@ -61,3 +61,30 @@ export function fenceProblem(f: FenceSettings, leaseTtlMs: number): string | nul
     `not before the earliest failover at ${Math.round(earliest)} ms ((lease_ttl_ms + ${MIN_FAILOVER_MARGIN_MS} ms)·${1 - CLOCK_RATE_ERROR})`
   );
 }
+
+/**
+ * How long the control service waits, after a failover's decision, for every live proxy to
+ * apply the route that holds the application's connections before the chosen node may promote
+ * anyway (docs/DESIGN.md §18 "The route hold"). A proxy that has not acknowledged by then is
+ * cut off from the control service, so nothing it relays reaches a copy that can still write:
+ * the failed node's fence (its agent's, or the watchdog process's when the agent is paused) was
+ * complete before the decision.
+ */
+export const ROUTE_HOLD_ACK_MS = 2000;
+/**
+ * The same wait when only the failed node's own proxy has not acknowledged: cut off with its node,
+ * it never will (a partition cost the whole 2 s in 9 of 10 trials); with only the agent paused it
+ * acknowledges within a fraction of this (0.1 s at load 20–35).
+ */
+export const ROUTE_HOLD_FAILED_NODE_ACK_MS = 500;
+
+/**
+ * Real time after the sending of the agent's last acknowledged report by which the fence
+ * watchdog process (convergence-agent/fence-watchdog/) has fenced, even when the agent itself
+ * is paused: it shares the agent's host clock, so no clock-rate allowance lies between them;
+ * it looks every `FENCE_CHECK_MS`, then stops with the same grace and finish. Never later than
+ * `fencedWithinMs`: the same timing argument covers it.
+ */
+export function watchdogFencedWithinMs(f: FenceSettings): number {
+  return f.fenceAfterMs + FENCE_CHECK_MS + f.stopTimeoutMs + FENCE_FINISH_MS;
+}

@@ -393,6 +393,14 @@ export const FailoverInfo = z
      * records written before it existed.
      */
     data_window_seconds: z.number().min(0).nullable().default(null),
+    /**
+     * When every live proxy had applied the route that holds the application's connections (or
+     * the bounded wait for them ended), so the chosen node may promote: null while waiting;
+     * absent in records written before the hold existed (docs/DESIGN.md §18).
+     */
+    routes_held_at: z.number().nullable().optional(),
+    /** Live proxies that had not acknowledged the hold when the bounded wait ended (normally none). */
+    routes_unacked: z.array(Uuid).optional(),
     /** When the application ran (healthy, with a health check) on the chosen node; null until then. */
     ready_at: z.number().nullable().default(null),
     /** Copies the failed node kept of what it wrote after the snapshot (never destroyed by drover). */

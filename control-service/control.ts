@@ -20,7 +20,8 @@ import { checkInvariants } from './desired/invariants.ts';
 import { isLive } from './desired/leases.ts';
 import { failMigration, type MigrationStart } from './desired/migrations.ts';
 import { chooseFailoverTarget, failover, failoverCandidates, mayFailOver, updateFailover, type FailoverSubject } from './cluster/failover.ts';
-import { DEFAULT_FAILOVER_MARGIN_MS, failoverAfterMs, MIN_FAILOVER_MARGIN_MS } from '#common/fence-timing.ts';
+import { FailoverRouteHold } from './cluster/failover-hold.ts';
+import { DEFAULT_FAILOVER_MARGIN_MS, failoverAfterMs, MIN_FAILOVER_MARGIN_MS, ROUTE_HOLD_ACK_MS, ROUTE_HOLD_FAILED_NODE_ACK_MS } from '#common/fence-timing.ts';
 import { DEFAULT_MIGRATION_DEADLINES, overdueMigrations, type MigrationDeadlines } from './cluster/migration-watch.ts';
 import type { ControlFailure } from '#common/migration-protocol.ts';
 import { applySchedule } from './desired/placement.ts';
@@ -59,6 +60,8 @@ export interface ControlOptions {
    * clock-rate differences. Default 1 s; at least 0.5 s. Null: never fail over.
    */
   failoverMarginMs?: number | null;
+  /** How long a failover waits for the proxies to hold its route before the promotion (default ROUTE_HOLD_ACK_MS). */
+  failoverHoldAckMs?: number;
   /** Where migrations' phases and failovers are counted (docs/DESIGN.md §25); none by default. */
   metrics?: ControlMetrics;
   /** Contents of the files projects ship, secrets sealed (docs/DESIGN.md §22). Default: in memory, under a random key. */
@@ -106,6 +109,8 @@ export class Control {
   private failoverTimer: NodeJS.Timeout | null = null;
   /** Why a due failover could not happen, by subject: logged when it changes. */
   private readonly failoverBlocked = new Map<string, string>();
+  /** Holds each failover's route until the proxies applied it, then lets the chosen node promote (docs/DESIGN.md §18). */
+  private readonly routeHold: FailoverRouteHold;
   /** Per node, a host-key change its reports claim and the control service refused (docs/DESIGN.md §23). */
   readonly keyChangesRefused = new Map<string, { recorded: string; claimed: string; at: number }>();
   private certificateNodes: { nodes: readonly Node[]; byName: Map<string, string> } | null = null;
@@ -137,6 +142,17 @@ export class Control {
       this.clock,
       this.observed.timeoutMs,
     );
+    this.routeHold = new FailoverRouteHold({
+      clock,
+      routeVersion: () => this.routes.get().version,
+      acks: (version) => this.routes.acks(version),
+      release: (id, heldAt, unacked) =>
+        this.change((d) => updateFailover(d, id, (m) => (m.failover?.routes_held_at === null ? { ...m, updated_at: heldAt, failover: { ...m.failover, routes_held_at: heldAt, ...(unacked.length > 0 ? { routes_unacked: unacked } : {}) } } : m))).then(() => undefined),
+      boundMs: options.failoverHoldAckMs ?? ROUTE_HOLD_ACK_MS,
+      failedNodeBoundMs: Math.min(options.failoverHoldAckMs ?? ROUTE_HOLD_ACK_MS, ROUTE_HOLD_FAILED_NODE_ACK_MS),
+      log: this.log.child({ subsystem: 'failover' }),
+    });
+    this.routes.onAck = () => this.routeHold.check();
     this.store.onCommit((snapshot) => this.committed(snapshot));
   }
 
@@ -177,6 +193,7 @@ export class Control {
     if (issues.length > 0) this.log.warn({ issues: issues.slice(0, 20).map((i) => `${i.path.join('.')}: ${i.message}`), count: issues.length }, 'the stored configuration breaks rules');
     this.lastMigrations = snapshot.desired.migrations;
     this.lastDesired = snapshot.desired;
+    this.routeHold.follow(snapshot.desired.migrations);
     this.ticker = setInterval(() => void this.tick(), 1000);
     this.ticker.unref();
   }
@@ -186,6 +203,7 @@ export class Control {
     this.ticker = null;
     if (this.failoverTimer) clearTimeout(this.failoverTimer);
     this.failoverTimer = null;
+    this.routeHold.stop();
     this.views.wakeAll();
     this.routes.wakeAll();
     await this.store.close();
@@ -413,6 +431,7 @@ export class Control {
       this.change((d) => ({ ...d, leases: d.leases.filter((l) => isLive(l, now)) })).catch((err: unknown) => this.log.error({ err }, 'expired leases not dropped'));
     }
     this.tickReplication();
+    this.routeHold.check();
     this.failoverOnTime();
     return Promise.all([ending, this.tickFailover()]).then(() => undefined);
   }
@@ -567,6 +586,7 @@ export class Control {
       this.log.info({ corr: m.id, application: m.application, from: m.from, to: m.to, phase: m.phase, generation: m.generation, ...(m.error ? { error: m.error } : {}) }, 'migration entered a phase');
     }
     this.lastMigrations = snapshot.desired.migrations;
+    this.routeHold.follow(snapshot.desired.migrations);
   }
 }
 

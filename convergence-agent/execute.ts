@@ -151,6 +151,9 @@ export class Executor {
         if (change.promoted !== undefined && store.rejoin !== undefined && (await store.rejoin(change.datasetId, change.generation, change.promoted))) return;
         await store.setAside(change.datasetId, change.generation);
         return;
+      case 'clear-rejoined-mark':
+        await store.clearRejoined?.(change.datasetId);
+        return;
       case 'start-container':
         await runtime.createAndStart(await this.withFiles(change.spec));
         return;

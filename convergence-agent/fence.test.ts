@@ -4,11 +4,11 @@ import { FakeClock } from '#common/testing/fake-clock.ts';
 import { containerSpec } from './plan/container-spec.ts';
 import { FakeContainerRuntime } from './testing/fake-container-runtime.ts';
 import { ADDRESS_A, app, dataset, desired, DS_1, DS_2, NODE_A, NODE_B } from './testing/fixtures.ts';
-import { FenceWatchdog } from './fence.ts';
+import { FenceWatchdog, type OutsideFence } from './fence.ts';
 
 const replicated = { replicas: 1, interval_seconds: 2, retention: { primary: '1x1m(keep=all)', replicas: '1x1m(keep=all)' } };
 
-async function world() {
+async function world(outside?: OutsideFence) {
   const clock = new FakeClock(1_000_000);
   const runtime = new FakeContainerRuntime(() => clock.now());
   const apps = [
@@ -31,6 +31,7 @@ async function world() {
     desired: () => view,
     fenceAfterMs: 6000,
     stopTimeoutSeconds: 2,
+    ...(outside ? { outside } : {}),
   });
   const running = async () => (await runtime.listContainers(NODE_A)).filter((c) => c.running).map((c) => c.name).sort();
   return { clock, runtime, fence, readonly, running, setView: (v: typeof view) => (view = v), view: () => view };
@@ -99,5 +100,18 @@ describe('self-fencing', () => {
     expect(w.fence.gating(w.view())).toBe(true);
     await w.fence.acked(w.clock.now(), 5);
     expect(w.fence.gating(w.view())).toBe(false);
+  });
+
+  it('arms the watchdog process with the same deadline and scope at each acknowledgement, and disarms it on a stop', async () => {
+    const arms: { since: number; inMs: number; apps: readonly string[]; datasetIds: readonly string[] }[] = [];
+    let disarmed = false;
+    const w = await world({ arm: (since, inMs, apps, datasetIds) => void arms.push({ since, inMs, apps, datasetIds }), disarm: async () => void (disarmed = true) });
+    const sentAt = w.clock.now();
+    await w.clock.advance(1500);
+    await w.fence.acked(sentAt, 5);
+    // Only redis fails over with its data: the scope is the agent fence's own.
+    expect(arms.at(-1)).toEqual({ since: sentAt, inMs: 6000 - 1500, apps: ['redis'], datasetIds: [DS_1] });
+    await w.fence.stop();
+    expect(disarmed).toBe(true);
   });
 });

@@ -34,6 +34,66 @@ export interface FenceDeps {
   stopTimeoutSeconds: number;
   /** How often the watchdog looks. */
   checkEveryMs?: number;
+  /**
+   * The fence outside this process (fence-watchdog/): told the deadline and what it covers at
+   * every acknowledgement and look, so it fences when this process is paused or gone.
+   */
+  outside?: OutsideFence;
+}
+
+/** What the agent tells its fence watchdog process (fence-watchdog/arm.ts); it survives a SIGSTOP of the agent. */
+export interface OutsideFence {
+  /**
+   * Fence at `inMs` from now (on the host's monotonic clock) unless armed again: stop the
+   * running containers of `apps` and set `datasetIds` read-only. `since`: the acknowledged
+   * sending the deadline counts from (unchanged → the deadline is the same).
+   */
+  arm(since: number, inMs: number, apps: readonly string[], datasetIds: readonly string[]): void;
+  /** The agent stops on purpose: the watchdog ends without fencing. */
+  disarm(): Promise<void>;
+}
+
+/** What a fence acts on and with: the agent's own fence and its watchdog process share it. */
+export interface FenceActions {
+  runtime: ContainerRuntime;
+  setReadonly(datasetId: string, readonly: boolean): Promise<void>;
+  log: Logger;
+  nodeUuid: string;
+  stopTimeoutSeconds: number;
+}
+
+/**
+ * Stops every running container of `apps` (docker stop with the grace, which ends in SIGKILL)
+ * and then sets `datasetIds` read-only; failures are logged, never thrown (each part is tried).
+ */
+export async function fenceApplications(a: FenceActions, apps: ReadonlySet<string>, datasetIds: Iterable<string>): Promise<void> {
+  const containers = await a.runtime.listContainers(a.nodeUuid).catch((err: unknown) => {
+    a.log.error({ err }, 'containers not listed while fencing');
+    return [];
+  });
+  await Promise.all(
+    containers
+      .filter((c) => c.running && apps.has(c.labels[LABEL_APP] ?? ''))
+      .map(async (c) => {
+        try {
+          await a.runtime.stop(c.id, a.stopTimeoutSeconds);
+          a.log.warn({ container: c.name }, 'container fenced');
+        } catch (err) {
+          a.log.error({ err, container: c.name }, 'container not stopped while fencing');
+        }
+      }),
+  );
+  for (const id of datasetIds) {
+    await a.setReadonly(id, true).catch((err: unknown) => a.log.error({ err, datasetId: id }, 'dataset not set read-only while fencing'));
+  }
+}
+
+/** The failover-enabled applications `desired` places on `node`, and the datasets a fence makes read-only. Pure. */
+export function fenceScope(desired: AgentDesired, node: string): { apps: string[]; datasetIds: string[] } {
+  const apps = desired.applications.filter((a) => a.node_uuid === node && failoverEnabledIn(desired, a));
+  const ids = new Set(apps.flatMap((a) => a.volumes.map((v) => v.dataset_id)));
+  for (const d of desired.datasets) if (d.primary === node && (d.replication?.replicas ?? 0) >= 1) ids.add(d.dataset_id);
+  return { apps: apps.map((a) => a.name), datasetIds: [...ids] };
 }
 
 export type FenceState = 'unconfirmed' | 'live' | 'fenced';
@@ -79,6 +139,7 @@ export class FenceWatchdog {
     this.stopping.abort();
     await this.running;
     await this.fencing;
+    await this.deps.outside?.disarm();
   }
 
   /**
@@ -90,6 +151,7 @@ export class FenceWatchdog {
     if (this.overdue()) await this.fence();
     if (sentAt > this.lastAckSentAt) this.lastAckSentAt = sentAt;
     if (this.state !== 'live' && sentAt >= this.gateSince) this.confirmVersion = Math.max(this.confirmVersion ?? 0, version);
+    this.armOutside();
   }
 
   /** True while failover-enabled applications must not start here; opens once the view is confirmed. */
@@ -106,7 +168,20 @@ export class FenceWatchdog {
 
   /** Looks now (the timer calls this; tests may too). */
   async check(): Promise<void> {
+    this.armOutside();
     if (this.overdue()) await this.fence();
+  }
+
+  /**
+   * Tells the watchdog process the deadline (the same one `overdue` uses) and what is in scope
+   * now; a view that placed a new application here reaches it within a look.
+   */
+  private armOutside(): void {
+    const { outside, clock, fenceAfterMs, nodeUuid } = this.deps;
+    const desired = this.deps.desired();
+    if (outside === undefined || desired === null) return;
+    const scope = fenceScope(desired, nodeUuid);
+    outside.arm(this.lastAckSentAt, this.lastAckSentAt + fenceAfterMs - clock.now(), scope.apps, scope.datasetIds);
   }
 
   private overdue(): boolean {
@@ -127,33 +202,11 @@ export class FenceWatchdog {
   }
 
   private async fenceNow(): Promise<void> {
-    const { deps } = this;
-    const desired = deps.desired();
+    const desired = this.deps.desired();
     // Unknown is not empty: without a view nothing is known to be failover-enabled, and the gate stays shut.
     if (desired === null) return;
-    const apps = desired.applications.filter((a) => a.node_uuid === deps.nodeUuid && failoverEnabledIn(desired, a));
-    const names = new Set(apps.map((a) => a.name));
-    const containers = await deps.runtime.listContainers(deps.nodeUuid).catch((err: unknown) => {
-      deps.log.error({ err }, 'containers not listed while fencing');
-      return [];
-    });
-    await Promise.all(
-      containers
-        .filter((c) => c.running && names.has(c.labels[LABEL_APP] ?? ''))
-        .map(async (c) => {
-          try {
-            await deps.runtime.stop(c.id, deps.stopTimeoutSeconds);
-            deps.log.warn({ container: c.name }, 'container fenced');
-          } catch (err) {
-            deps.log.error({ err, container: c.name }, 'container not stopped while fencing');
-          }
-        }),
-    );
-    const ids = new Set(apps.flatMap((a) => a.volumes.map((v) => v.dataset_id)));
-    for (const d of desired.datasets) if (d.primary === deps.nodeUuid && (d.replication?.replicas ?? 0) >= 1) ids.add(d.dataset_id);
-    for (const id of ids) {
-      await deps.setReadonly(id, true).catch((err: unknown) => deps.log.error({ err, datasetId: id }, 'dataset not set read-only while fencing'));
-    }
+    const scope = fenceScope(desired, this.deps.nodeUuid);
+    await fenceApplications(this.deps, new Set(scope.apps), scope.datasetIds);
   }
 
   private async watch(): Promise<void> {

@@ -29,6 +29,7 @@ import { HealthMonitor } from './health/monitor.ts';
 import { ConvergenceLoop } from './loop.ts';
 import { DesiredCache } from './desired-cache.ts';
 import { FenceWatchdog } from './fence.ts';
+import { WatchdogProcess } from './fence-watchdog/arm.ts';
 import { loadOrCreateNodeUuid, readEra } from './node-identity.ts';
 import { RestartLedger } from './restart-ledger.ts';
 import { ZfsStore } from './zfs/zfs.ts';
@@ -241,6 +242,19 @@ async function main(): Promise<void> {
     desired: () => loop?.currentDesired ?? null,
     fenceAfterMs: config.fence_after_ms,
     stopTimeoutSeconds: config.fence_stop_timeout_seconds,
+    // The same fence from outside this process: it holds when the agent is paused (docs/DESIGN.md §18).
+    outside: new WatchdogProcess({
+      runner: execaRunner,
+      program: join(import.meta.dirname, '..', 'bin', 'drover-fence-watchdog.js'),
+      args: [
+        '--docker-socket', config.docker_socket,
+        '--pool', config.pool,
+        ...(config.mount_root ? ['--mount-root', config.mount_root] : []),
+        '--node-uuid', uuid,
+        '--stop-timeout-seconds', String(config.fence_stop_timeout_seconds),
+      ],
+      log: log.child({ subsystem: 'fence' }),
+    }),
   });
   const desiredCache = new DesiredCache(join(config.state_dir, 'desired.json'), uuid, log.child({ subsystem: 'desired-cache' }), () => clock.now());
   loop = new ConvergenceLoop({

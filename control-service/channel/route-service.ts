@@ -63,9 +63,13 @@ export class RouteService {
     }
   }
 
+  /** Called after every acknowledgement (the failover's route hold waits on them). */
+  onAck: (() => void) | null = null;
+
   ack(node: string, version: number): void {
     const proxy = this.proxy(node);
     proxy.acked = Math.max(proxy.acked, version);
+    this.onAck?.();
   }
 
   acks(version: number): AckStatus {

@@ -4,9 +4,9 @@
  *
  * - target: the node the application is placed on (desired `node_uuid`) and the host port
  *   that node's agent reported publishing for the internal port; null while unknown.
- * - hold: true while a migration of the application is in cutover, and in handoff until the
- *   application runs on the target (healthy, when it has a health check). Proxies accept and
- *   hold new connections meanwhile, so a move loses none.
+ * - hold: true while a migration of the application is in cutover, and in handoff (or after a
+ *   failover's decision) until the application runs on the target (healthy, when it has a
+ *   health check). Proxies accept and hold new connections meanwhile, so a move loses none.
  * - generation: the fencing generation of the application's newest migration, 0 if none.
  *
  * `routesJson` builds the table's JSON text reusing, per application, the text of its routes
@@ -26,7 +26,10 @@ type NamedPort = { internal: number; protocol?: 'udp' };
 export function routesOf(app: Application, seen: ObservedContainer | undefined, active: Migration | undefined, latest: Migration | undefined, learned: readonly NamedPort[] = []): Route[] {
   const node = app.node_uuid;
   const ready = seen !== undefined && seen.running && (app.health_check === undefined || seen.health === 'healthy');
-  const hold = active?.phase === 'cutover' || (active?.phase === 'handoff' && !ready);
+  // A failover holds too, from its decision until the application runs on the chosen node
+  // (docs/DESIGN.md §18 "The route hold"): the record is written `done`, so it is never active.
+  const failingOver = latest?.failover !== undefined && latest.failover.ready_at === null;
+  const hold = active?.phase === 'cutover' || ((active?.phase === 'handoff' || failingOver) && !ready);
   const generation = latest?.generation ?? 0;
   const targetOf = (internal: number, protocol: 'udp' | undefined): Route['target'] => {
     const published = seen?.published.find((p) => p.internal === internal && p.protocol === protocol);

@@ -176,6 +176,8 @@ export function failover(desired: Desired, subject: FailoverSubject, target: Fai
       // What the failed node may have written after the snapshot: up to when it was last heard
       // from (a fenced node writes nothing later; a paused one is cut off by the routes).
       data_window_seconds: oldest === null ? null : Math.max(0, (ctx.now - ctx.failedSilentMs - oldest) / 1000),
+      // The chosen node promotes once the proxies hold the route (failover-hold.ts).
+      routes_held_at: null,
       ready_at: null,
       diverged: [],
       rejoined: [],

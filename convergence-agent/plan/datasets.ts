@@ -58,8 +58,10 @@ export function planDatasets(input: DatasetPlanInput): { changes: Change[]; bloc
         // A replica promoted by a failover: back to its newest received snapshot before it becomes
         // writable, so nothing but what the old primary sent is served (a receive cut short by the
         // failure leaves nothing behind on zfs, but this makes it so whatever the filesystem holds).
+        // Not before every proxy holds the route (docs/DESIGN.md §18 "The route hold").
         const newest = input.snapshots === null || input.snapshots === undefined ? null : newestOf(input.snapshots[id] ?? []);
-        if (newest === null) blocked.push({ subject, reason: input.snapshots ? 'promoted by a failover, but it holds no snapshot to start from' : 'promoted by a failover, but its snapshots are unknown this pass' });
+        if (routeNotHeld(desired, id, ctx)) blocked.push({ subject, reason: 'promoted by a failover; waiting for the proxies to hold its route' });
+        else if (newest === null) blocked.push({ subject, reason: input.snapshots ? 'promoted by a failover, but it holds no snapshot to start from' : 'promoted by a failover, but its snapshots are unknown this pass' });
         else changes.push({ kind: 'set-dataset-readonly', datasetId: id, readonly: false, mount: true, rollbackTo: newest });
       } else if (here.readonly) {
         changes.push({ kind: 'set-dataset-readonly', datasetId: id, readonly: false, ...(here.mounted ? {} : { mount: true as const }) });
@@ -93,6 +95,11 @@ export function planDatasets(input: DatasetPlanInput): { changes: Change[]; bloc
 function promotedHere(desired: AgentDesired, id: string, here: ZfsDatasetInfo, ctx: PlanContext): boolean {
   if (here.mounted) return false;
   return desired.migrations.some((m) => m.failover !== undefined && m.to === ctx.nodeUuid && m.dataset_ids.includes(id) && m.failover.ready_at === null);
+}
+
+/** Whether the failover promoting `id` here still waits for its route hold (`routes_held_at` null; absent in older records: no wait). */
+function routeNotHeld(desired: AgentDesired, id: string, ctx: PlanContext): boolean {
+  return desired.migrations.some((m) => m.failover !== undefined && m.to === ctx.nodeUuid && m.dataset_ids.includes(id) && m.failover.ready_at === null && m.failover.routes_held_at === null);
 }
 
 function newestOf(snapshots: readonly ZfsSnapshotInfo[]): string | null {

@@ -39,7 +39,14 @@ describe('plan: a failed node that comes back keeps its copy aside', () => {
 
   it('plans nothing more once the copy rejoined in place as a replica (it held nothing after the promoted snapshot)', () => {
     const rejoined = { rejoined: true as const, datasetId: DS_1, name: `pool/drover/${DS_1}`, generation: 7, usedBytes: 0 };
-    expect(plan(view(), back({ diverged: [rejoined] }), ctx).changes.some((c) => c.kind === 'set-aside-diverged')).toBe(false);
+    expect(plan(view(), back({ diverged: [rejoined] }), ctx).changes.some((c) => c.kind === 'set-aside-diverged' || c.kind === 'clear-rejoined-mark')).toBe(false);
+  });
+
+  it('clears the rejoined mark once the failover left the view (the rejoin was recorded): the copy is an ordinary replica again', () => {
+    const rejoined = { rejoined: true as const, datasetId: DS_1, name: `pool/drover/${DS_1}`, generation: 7, usedBytes: 0 };
+    expect(plan(view({ migrations: [] }), back({ diverged: [rejoined] }), ctx).changes).toContainEqual({ kind: 'clear-rejoined-mark', datasetId: DS_1 });
+    // Unknown copies: nothing.
+    expect(plan(view({ migrations: [] }), back({ diverged: null }), ctx).changes.some((c) => c.kind === 'clear-rejoined-mark')).toBe(false);
   });
 
   it('leaves the copy of the node a failover went to alone', () => {

@@ -4,9 +4,10 @@
  * it kept. While it does, each of the record's datasets still under `<pool>/drover/` here is
  * moved aside to `<pool>/drover-diverged/<id>-g<generation>` before anything else touches it:
  * its writes after the promoted snapshot must not be rolled back or overwritten by a reseed.
- * A copy that holds nothing written after the promoted snapshot is not set aside: the executor
- * decides that with zfs (`DatasetStore.rejoin`), rolls it back to that snapshot and marks it, and
- * it becomes a replica of the new primary; the mark ends the planning here like a kept copy.
+ * A copy that holds nothing written after the promoted snapshot is not set aside whole: the
+ * executor decides that with zfs (`DatasetStore.rejoin`), puts it back at that snapshot (the later,
+ * empty snapshots kept aside) and marks it, and it becomes a replica of the new primary; the mark
+ * ends the planning here like a kept copy, and is cleared once the record left the view.
  * Never destroys data. Pure.
  *
  * Not while a container here still runs an application mounting the dataset (its stop and
@@ -34,6 +35,14 @@ export function planSetAside(desired: AgentDesired, observed: LocalObserved, ctx
       const promoted = m.failover.snapshots.find((s) => s.dataset_id === id)?.snapshot ?? null;
       changes.push({ kind: 'set-aside-diverged', datasetId: id, generation: m.generation, ...(promoted === null ? {} : { promoted }) });
     }
+  }
+  // A copy that rejoined in place is an ordinary replica once its failover left this node's view
+  // (the control service recorded the rejoin): the mark has done its work.
+  for (const c of observed.diverged) {
+    if (c.rejoined !== true || planned.has(c.datasetId) || !here.has(c.datasetId)) continue;
+    if (desired.migrations.some((m) => m.failover !== undefined && m.from === ctx.nodeUuid && m.generation === c.generation && m.dataset_ids.includes(c.datasetId))) continue;
+    planned.add(c.datasetId);
+    changes.push({ kind: 'clear-rejoined-mark', datasetId: c.datasetId });
   }
   return changes;
 }

@@ -7,15 +7,16 @@ import type { LocalObserved } from './types.ts';
 // NODE_A failed; a failover promoted NODE_B's replica of DS_1 (generation 7). We are NODE_B.
 const ctx = { nodeUuid: NODE_B, address: ADDRESS_A, now: 1_000_000 };
 const web = app('web', { node_uuid: NODE_B, volumes: [{ dataset_id: DS_1, mountpoint: '/data' }] });
-const record = (readyAt: number | null) =>
+const record = (readyAt: number | null, routesHeldAt?: number | null) =>
   migration({
     phase: 'done',
     from: NODE_A,
     to: NODE_B,
     generation: 7,
-    failover: { failed_silent_ms: 11_000, snapshots: [{ dataset_id: DS_1, snapshot: 'drover-20261206T115317816Z-0003', created_at: 0 }], snapshot_age_seconds: 13, data_window_seconds: 2, ready_at: readyAt, diverged: [] },
+    failover: { failed_silent_ms: 11_000, snapshots: [{ dataset_id: DS_1, snapshot: 'drover-20261206T115317816Z-0003', created_at: 0 }], snapshot_age_seconds: 13, data_window_seconds: 2, ready_at: readyAt, diverged: [], ...(routesHeldAt === undefined ? {} : { routes_held_at: routesHeldAt }) },
   });
-const view = (readyAt: number | null = null) => desired({ datasets: [dataset(DS_1, NODE_B, { replication: { replicas: 1 } })], applications: [web], migrations: [record(readyAt)] });
+const view = (readyAt: number | null = null, routesHeldAt?: number | null) =>
+  desired({ datasets: [dataset(DS_1, NODE_B, { replication: { replicas: 1 } })], applications: [web], migrations: [record(readyAt, routesHeldAt)] });
 const snap = (snapshot: string, createtxg: number): ZfsSnapshotInfo => ({ snapshot, guid: String(createtxg), createtxg, userrefs: 0 }) as ZfsSnapshotInfo;
 const replica = (o: Partial<LocalObserved> = {}): LocalObserved => ({
   datasets: [zfsDataset(DS_1, { readonly: true, mounted: false })],
@@ -42,5 +43,13 @@ describe('plan: promoting a replica after a failover', () => {
     expect(mounted).toEqual({ kind: 'set-dataset-readonly', datasetId: DS_1, readonly: false });
     const ready = plan(view(1), replica(), ctx).changes.find((c) => c.kind === 'set-dataset-readonly');
     expect(ready).toEqual({ kind: 'set-dataset-readonly', datasetId: DS_1, readonly: false, mount: true });
+  });
+
+  it('does not promote until the proxies hold the route, saying why; then promotes', () => {
+    const waiting = plan(view(null, null), replica(), ctx);
+    expect(waiting.changes.some((c) => c.kind === 'set-dataset-readonly' || c.kind === 'start-container')).toBe(false);
+    expect(waiting.blocked).toContainEqual({ subject: `dataset:${DS_1}`, reason: 'promoted by a failover; waiting for the proxies to hold its route' });
+    const held = plan(view(null, 1_000), replica(), ctx).changes.filter((c) => c.kind === 'set-dataset-readonly');
+    expect(held).toEqual([{ kind: 'set-dataset-readonly', datasetId: DS_1, readonly: false, mount: true, rollbackTo: 'drover-20261206T115317816Z-0003' }]);
   });
 });

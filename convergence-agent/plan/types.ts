@@ -156,6 +156,8 @@ export type Change =
   /** After a failover took the dataset elsewhere: keep this node's copy under `<pool>/drover-diverged/<id>-g<generation>` (docs/DESIGN.md §18). */
   /** `promoted`: the snapshot the failover restarted from; a copy with nothing written after it rejoins as a replica instead. */
   | { kind: 'set-aside-diverged'; datasetId: string; generation: number; promoted?: string }
+  /** A copy that rejoined in place after a failover is an ordinary replica again: its `drover:rejoined` mark goes (docs/DESIGN.md §18). */
+  | { kind: 'clear-rejoined-mark'; datasetId: string }
   /**
    * `after`: subjects (`dataset:<id>`) whose change planned in the same pass must apply
    * first (a dataset being made writable and mounted); if one fails, this one waits.
@@ -230,6 +232,7 @@ export function changeSubject(change: Change): string {
     case 'unmount-dataset':
     case 'destroy-dataset':
     case 'set-aside-diverged':
+    case 'clear-rejoined-mark':
       return `dataset:${change.datasetId}`;
     case 'start-container':
     case 'prestart-container':

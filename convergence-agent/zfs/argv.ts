@@ -79,6 +79,20 @@ export const argv = {
   /** The failover generation whose promoted snapshot each copy here was rolled back to (docs/DESIGN.md §18 "A node that comes back"). */
   getRejoined: (pool: string): Argv => ['get', '-Hp', '-d', '1', '-o', 'name,property,value', REJOINED_PROPERTY, rootPath(pool)],
   setRejoined: (pool: string, id: string, generation: number): Argv => ['set', `${REJOINED_PROPERTY}=${generation}`, datasetPath(pool, id)],
+  /** The copy is an ordinary replica again: the mark goes (`zfs inherit` of a user property removes it). */
+  clearRejoined: (pool: string, id: string): Argv => ['inherit', REJOINED_PROPERTY, datasetPath(pool, id)],
+  /**
+   * A rejoin's replica back in place: a clone of the kept copy's promoted snapshot, read-only,
+   * at drover's mountpoint; `promote` then hands it every snapshot up to that one.
+   */
+  cloneBack: (pool: string, id: string, generation: number, promoted: string, mountpoint: string | null): Argv => [
+    'clone',
+    '-o', 'readonly=on',
+    ...(mountpoint === null ? [] : ['-o', `mountpoint=${mountpoint}`]),
+    `${divergedPath(pool, id, generation)}@${promoted}`,
+    datasetPath(pool, id),
+  ],
+  promote: (pool: string, id: string): Argv => ['promote', datasetPath(pool, id)],
   /** The kept copies and their space (`used`). */
   getDiverged: (pool: string): Argv => ['get', '-Hp', '-d', '1', '-o', 'name,property,value', 'used', divergedRootPath(pool)],
   /** Always `-u`: a replica is never mounted by a receive (it also avoids zfs-fuse's EBUSY). */

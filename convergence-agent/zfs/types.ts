@@ -64,10 +64,13 @@ export interface DatasetStore {
   /**
    * The failed node's side of a failover, before a copy-aside: when the copy holds the promoted
    * snapshot and nothing written after it (every later snapshot and the filesystem unchanged,
-   * decided by zfs), rolls it back to that snapshot, marks it `drover:rejoined=<generation>` and
-   * returns true: it becomes a replica. Otherwise changes nothing and returns false.
+   * decided by zfs), puts the copy at that snapshot in place — its later snapshots kept aside
+   * under `<pool>/drover-diverged/`, never destroyed — marks it `drover:rejoined=<generation>` and
+   * returns true: it becomes a replica. Otherwise changes nothing but a check snapshot and returns false.
    */
   rejoin?(datasetId: string, generation: number, promoted: string): Promise<boolean>;
+  /** Removes the `drover:rejoined` mark of a copy that is an ordinary replica again. */
+  clearRejoined?(datasetId: string): Promise<void>;
   /** The copies kept under `<pool>/drover-diverged/`; [] when there are none. */
   listDiverged?(): Promise<DivergedCopyInfo[]>;
 }

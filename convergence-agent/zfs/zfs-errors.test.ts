@@ -5,6 +5,7 @@ import { classifyStderr, zfsError } from './zfs-errors.ts';
 const cases: Array<[string, string, boolean]> = [
   ["cannot destroy 'zrdst/bt2': dataset is busy", 'DROVER_ZFS_BUSY', true],
   ['umount: /zrdst/fs: target is busy.', 'DROVER_ZFS_BUSY', true],
+  ["cannot destroy 'p/drover/x@drover-1': snapshot has dependent clones\nuse '-R' to destroy the following datasets:\np/drover-diverged/x-g7", 'DROVER_ZFS_BUSY', true],
   ['cannot receive new filesystem stream: invalid backup stream', 'DROVER_ZFS_STREAM_INTERRUPTED', true],
   ['cannot receive: failed to read from stream', 'DROVER_ZFS_STREAM_INTERRUPTED', true],
   ["warning: cannot send 'p/fs@s': Broken pipe", 'DROVER_ZFS_STREAM_INTERRUPTED', true],

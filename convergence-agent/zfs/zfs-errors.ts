@@ -24,7 +24,8 @@ const RULES: readonly Rule[] = [
   { pattern: /destination .* exists|must specify -F to overwrite/i, code: 'DROVER_ZFS_TARGET_EXISTS', retryable: false },
   { pattern: /invalid backup stream|failed to read from stream|broken pipe|incomplete stream|checksum mismatch|unexpected end/i, code: 'DROVER_ZFS_STREAM_INTERRUPTED', retryable: true },
   { pattern: /more recent snapshots? (or bookmarks )?exist/i, code: 'DROVER_ZFS_ROLLBACK_BLOCKED', retryable: false },
-  { pattern: /dataset is busy|target is busy|device busy|resource busy|umount failed|pool is busy/i, code: 'DROVER_ZFS_BUSY', retryable: true },
+  // A snapshot that is the origin of a kept copy (a rejoin's, docs/DESIGN.md §18) is in use until the operator removes that copy.
+  { pattern: /dataset is busy|target is busy|device busy|resource busy|umount failed|pool is busy|has dependent clones/i, code: 'DROVER_ZFS_BUSY', retryable: true },
   { pattern: /already mounted/i, code: 'DROVER_ZFS_ALREADY_MOUNTED', retryable: false },
   { pattern: /not currently mounted/i, code: 'DROVER_ZFS_NOT_MOUNTED', retryable: false },
   { pattern: /dataset already exists|already exists/i, code: 'DROVER_ZFS_EXISTS', retryable: false },

@@ -1,3 +1,4 @@
+import { execa } from 'execa';
 import { describe, expect, it, afterAll, beforeAll } from 'vitest';
 import { datasetStoreContract } from '../testing/dataset-store.contract.ts';
 import { createTempPool, zfsAvailable, type TempPool } from '../testing/temp-pool.ts';
@@ -67,17 +68,39 @@ describe.skipIf(!available)(available ? 'zfs adapter on zfs-fuse' : 'zfs adapter
         await store.createSnapshot(id, 'drover-20261206T120002000Z-0002');
       }
       await writeFile(join((await store.getDataset(dirty))!.mountpoint!, 'data'), 'written after the promoted snapshot\n');
+      // The new primary: a replica of clean at the promoted snapshot, written to after the failover.
+      const primary = '2b1e7a1c-0000-4000-8000-0000000000a1';
+      const sh = (cmd: string) => execa('bash', ['-c', cmd], { timeout: 60_000 });
+      await sh(`zfs send ${pool.name}/drover/${clean}@drover-20261206T120000000Z-0001 | zfs receive -u ${pool.name}/drover/${primary}`);
+      await store.applyMountpoint(primary);
+      await store.setReadonly(primary, false);
+      await store.mount(primary);
+      await writeFile(join((await store.getDataset(primary))!.mountpoint!, 'data'), 'written by the new primary\n');
+      await store.createSnapshot(primary, 'drover-20261206T120010000Z-0003');
 
       expect(await store.rejoin(clean, 7, 'drover-20261206T120000000Z-0001')).toBe(true);
       expect((await store.listSnapshots(clean)).map((s) => s.snapshot)).toEqual(['drover-20261206T120000000Z-0001']);
-      expect(await store.getDataset(clean)).toMatchObject({ readonly: true });
-      expect(await store.listDiverged()).toContainEqual({ rejoined: true, datasetId: clean, name: `${pool.name}/drover/${clean}`, generation: 7, usedBytes: 0 });
+      expect(await store.getDataset(clean)).toMatchObject({ readonly: true, mounted: false });
+      const diverged = await store.listDiverged();
+      expect(diverged).toContainEqual({ rejoined: true, datasetId: clean, name: `${pool.name}/drover/${clean}`, generation: 7, usedBytes: 0 });
+      // Nothing destroyed: the later (empty) snapshots, and the check's, are kept aside.
+      const kept = `${pool.name}/drover-diverged/${clean}-g7`;
+      expect(diverged.find((c) => c.rejoined !== true)).toMatchObject({ datasetId: clean, name: kept, generation: 7 });
+      const keptSnapshots = (await execa('zfs', ['list', '-H', '-o', 'name', '-t', 'snapshot', '-r', kept])).stdout.split('\n').map((n) => n.split('@')[1]);
+      expect(keptSnapshots).toEqual(['drover-20261206T120002000Z-0002', 'drover-rejoin-g7']);
+      // The rejoined copy takes the new primary's next incremental as any replica does.
+      await sh(`zfs send -i ${pool.name}/drover/${primary}@drover-20261206T120000000Z-0001 ${pool.name}/drover/${primary}@drover-20261206T120010000Z-0003 | zfs receive -u ${pool.name}/drover/${clean}`);
+      expect((await store.listSnapshots(clean)).map((s) => s.snapshot)).toEqual(['drover-20261206T120000000Z-0001', 'drover-20261206T120010000Z-0003']);
+      await store.clearRejoined(clean);
+      expect((await store.listDiverged()).some((c) => c.rejoined === true)).toBe(false);
 
       expect(await store.rejoin(dirty, 7, 'drover-20261206T120000000Z-0001')).toBe(false);
-      // Nothing changed: both snapshots still there, the check snapshot gone, the data as written.
-      expect((await store.listSnapshots(dirty)).map((s) => s.snapshot)).toEqual(['drover-20261206T120000000Z-0001', 'drover-20261206T120002000Z-0002']);
+      // Nothing changed but the check snapshot, kept: the data as written.
+      expect((await store.listSnapshots(dirty)).map((s) => s.snapshot)).toEqual(['drover-20261206T120000000Z-0001', 'drover-20261206T120002000Z-0002', 'drover-rejoin-g7']);
       expect(await store.rejoin(dirty, 7, 'drover-20261206T115959000Z-0009')).toBe(false);
-      for (const id of [clean, dirty]) await store.destroyDataset(id);
+      // The test's own copies: the kept one first (it is a clone of the replica's snapshot).
+      await execa('zfs', ['destroy', '-r', kept]);
+      for (const id of [clean, dirty, primary]) await store.destroyDataset(id);
     });
 
     it('reports a pool that does not exist instead of an empty list', async () => {

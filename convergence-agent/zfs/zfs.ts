@@ -223,17 +223,31 @@ export class ZfsStore implements DatasetStore, SnapshotStore {
     for (const snapshot of later) {
       const bytes = await this.streamBytes(datasetId, snapshot, promoted);
       if (bytes > EMPTY_INCREMENTAL_BYTES) {
-        await this.destroySnapshot(datasetId, check).catch(() => undefined);
+        // The check snapshot stays: it goes aside with the copy (nothing here is destroyed).
         this.log.info({ datasetId, promoted, snapshot, bytes }, 'copy holds writes after the promoted snapshot');
         return false;
       }
     }
-    // Nothing after the promoted snapshot: the later snapshots are empty and go with the rollback.
-    await this.rollback(datasetId, promoted);
+    // Nothing after the promoted snapshot. The later snapshots hold nothing either, but they are
+    // not drover's to destroy (docs/DESIGN.md §18): the whole copy moves aside, a clone of its
+    // promoted snapshot takes its place, and `promote` gives that clone every snapshot up to the
+    // promoted one — the kept copy keeps only the later ones. The replica is then what the new
+    // primary's next incremental applies to, and nothing was destroyed.
+    await this.setAside(datasetId, generation);
+    await this.zfs(argv.cloneBack(this.pool, datasetId, generation, promoted, this.mountpointOf(datasetId)));
+    await this.zfs(argv.promote(this.pool, datasetId));
+    // A replica is never mounted (as after a receive).
+    await this.unmount(datasetId).catch(() => undefined);
     await this.zfs(argv.setRejoined(this.pool, datasetId, generation));
     await this.setReadonly(datasetId, true);
-    this.log.warn({ datasetId, generation, promoted, dropped: later }, 'copy held nothing after the promoted snapshot: rejoins as a replica');
+    this.log.warn({ datasetId, generation, promoted, keptAside: later, kept: divergedPath(this.pool, datasetId, generation) }, 'copy held nothing after the promoted snapshot: rejoins as a replica; its later snapshots kept aside');
     return true;
+  }
+
+  /** Removes the `drover:rejoined` mark: the copy is an ordinary replica again. */
+  async clearRejoined(datasetId: string): Promise<void> {
+    await this.notFoundAsDataset(datasetId, () => this.zfs(argv.clearRejoined(this.pool, datasetId)));
+    this.log.info({ datasetId }, 'rejoined mark cleared');
   }
 
   /** The size of `zfs send -i <base> <snapshot>`, counted, the stream itself dropped. */

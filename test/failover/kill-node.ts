@@ -1,7 +1,7 @@
 /**
  * A node of the local cluster dying as a host would, for the failover e2e tests and
  * `bench:failover`: every container's processes and their shims, dockerd and what it started
- * (containerd, docker-proxy), drover's agent, proxy and plugin, and sshd with its connections —
+ * (containerd, docker-proxy), drover's agent (with its fence watchdog), proxy and plugin, and sshd with its connections —
  * all SIGKILL, nothing gets to clean up. Also pausing one process tree (SIGSTOP/SIGCONT).
  */
 import { readFileSync } from 'node:fs';
@@ -56,7 +56,8 @@ export async function killNode(cluster: LocalCluster, index: number): Promise<{ 
     const pid = pidIn(`/run/drover/${cluster.name}/${node.name}/${daemon}.pid`);
     if (pid !== null) for (const p of [pid, ...descendantsOf(pid)]) victims.add(p);
   }
-  for (const s of servicesStatus(cluster)) if (s.node === index && s.pid !== null) victims.add(s.pid);
+  // The services and what they started (the agent's fence watchdog process dies with its host too).
+  for (const s of servicesStatus(cluster)) if (s.node === index && s.pid !== null) for (const p of [s.pid, ...descendantsOf(s.pid)]) victims.add(p);
   // The failure's time: the first SIGKILL (finding the pids above takes a while).
   const at = { at: performance.now(), wall: Date.now() };
   for (const pid of victims) {

@@ -1,6 +1,6 @@
 import { execa } from 'execa';
 import { request } from 'node:http';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import type { ApiClient } from '#common/api-client.ts';
 import { controlClient, startServices, type LocalNode } from '../../local-cluster/index.ts';
 import { until } from '../migration/stack.ts';
@@ -108,10 +108,6 @@ describeWith(LOCAL_CLUSTER, 'several instances balanced by the proxies (3-node l
     await deploy(compose(3, 'v1'));
   }, LONG);
 
-  afterAll(async () => {
-    await api?.deploy({ project: 'scale', compose: { file: 'compose.yml', text: 'services: {}\n' }, topology: { file: 'topology.yml', text: 'version: 1\nnodes: {}\n' } }).catch(() => undefined);
-  });
-
   it('spreads three instances over the three nodes, and every node\'s proxy reaches all three', async () => {
     const live = await instancesRunning('web', 3);
     expect(new Set(live.map((i) => i.node_uuid)).size).toBe(3);
@@ -183,6 +179,5 @@ describeWith(LOCAL_CLUSTER, 'several instances balanced by the proxies (3-node l
     await deploy(GLOBAL, 'agents');
     const live = await instancesRunning('probe', 3);
     expect(new Set(live.map((i) => i.node_uuid)).size).toBe(3);
-    await api.deploy({ project: 'agents', compose: { file: 'compose.yml', text: 'services: {}\n' }, topology: { file: 'topology.yml', text: 'version: 1\nnodes: {}\n' } });
   }, LONG);
 });

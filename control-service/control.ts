@@ -170,9 +170,15 @@ export class Control {
   private dependantNodes(node: string): string[] {
     const out = new Set<string>();
     const index = indexOf(this.desired);
+    // Instances (docs/DESIGN.md §30) count on their nodes, on both sides of a dependency.
+    const on = (name: string) => {
+      const dep = index.applications.get(name);
+      return dep?.node_uuid === node || (dep?.placed ?? []).some((i) => i.node_uuid === node);
+    };
     for (const app of this.desired.applications) {
-      if (app.depends_on === undefined || app.node_uuid === undefined) continue;
-      if (app.depends_on.some((d) => index.applications.get(d.application)?.node_uuid === node)) out.add(app.node_uuid);
+      if (app.depends_on === undefined || !app.depends_on.some((d) => on(d.application))) continue;
+      if (app.node_uuid !== undefined) out.add(app.node_uuid);
+      for (const i of app.placed ?? []) out.add(i.node_uuid);
     }
     return [...out];
   }

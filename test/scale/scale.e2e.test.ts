@@ -15,9 +15,9 @@ const LONG = 420_000;
 const PORT = 18_080;
 
 /** Each instance answers its container's hostname and the VERSION it was given. */
-const compose = (replicas: number, version: string) => `services:
+const compose = (replicas: number, version: string, tag = 'latest') => `services:
   web:
-    image: drover/busybox:latest
+    image: drover/busybox:${tag}
     command: ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && env | grep ^VERSION= >> /www/index.html && exec httpd -f -p 8080 -h /www"]
     environment: { VERSION: "${version}" }
     ports: ["${PORT}:8080"]
@@ -153,12 +153,14 @@ describeWith(LOCAL_CLUSTER, 'several instances balanced by the proxies (3-node l
     await countThrough(3, 2);
   }, LONG);
 
-  it('rolls a new environment out under a steady client: no failed request, every instance on the new revision', async () => {
+  it('rolls a new image out under a steady client: no failed request, every instance on the new image', async () => {
     await deploy(compose(3, 'v1'));
     await instancesRunning('web', 3);
+    // The "new image": the same bytes under another tag, on every node's dockerd.
+    for (const n of cluster().nodes) await execa('docker', ['-H', `unix://${n.dockerSocket}`, 'tag', 'drover/busybox:latest', 'drover/busybox:v2']);
     const client = steadyClient(node(3).address);
     await new Promise((r) => setTimeout(r, 1_000));
-    await deploy(compose(3, 'v2'));
+    await deploy(compose(3, 'v2', 'v2'));
     await until('the rolling update to finish', async () => {
       const status = await api.application('web');
       const live = (status.instances ?? []).filter((i) => !i.draining);
@@ -168,6 +170,8 @@ describeWith(LOCAL_CLUSTER, 'several instances balanced by the proxies (3-node l
       for (let k = 0; k < 12; k++) if (!(await get(node(3).address)).endsWith('v2')) return false;
       return true;
     }, 30_000, 250);
+    const images = (await api.containerStates()).filter((c) => c.name.startsWith('web.')).map((c) => c.image);
+    expect(images).toEqual(['drover/busybox:v2', 'drover/busybox:v2', 'drover/busybox:v2']);
     const seen = await client.stop();
     const v1 = seen.bodies.filter((b) => b.endsWith('v1')).length;
     console.log(`steady client over the rolling update: ${seen.ok} requests (${v1} v1, ${seen.ok - v1} v2), ${seen.failed.length} failed`);

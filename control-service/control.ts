@@ -575,7 +575,13 @@ export class Control {
   private tickInstances(): void {
     if (this.planningInstances) return;
     const desired = this.desired;
-    if (!desired.applications.some(isReplicated) || this.instances.plan(desired).desired === desired) return;
+    try {
+      if (!desired.applications.some(isReplicated) || this.instances.plan(desired).desired === desired) return;
+    } catch (err) {
+      // Called from the ticker: a fault here is logged, never the end of the process.
+      this.log.error({ err }, 'instances not planned');
+      return;
+    }
     this.planningInstances = true;
     this.change(() => null)
       .catch((err: unknown) => this.log.error({ err }, 'instances not rescheduled'))

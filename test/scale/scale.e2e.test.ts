@@ -170,7 +170,8 @@ describeWith(LOCAL_CLUSTER, 'several instances balanced by the proxies (3-node l
       for (let k = 0; k < 12; k++) if (!(await get(node(3).address)).endsWith('v2')) return false;
       return true;
     }, 30_000, 250);
-    const images = (await api.containerStates()).filter((c) => c.name.startsWith('web.')).map((c) => c.image);
+    const names = new Set(((await api.application('web')).instances ?? []).map((i) => `web.${i.id}`));
+    const images = (await api.containerStates()).filter((c) => names.has(c.name)).map((c) => c.image);
     expect(images).toEqual(['drover/busybox:v2', 'drover/busybox:v2', 'drover/busybox:v2']);
     const seen = await client.stop();
     const v1 = seen.bodies.filter((b) => b.endsWith('v1')).length;

@@ -9,6 +9,8 @@
  * the order; the figure is the median of the rounds. Then a switch under load counts refused
  * or reset connections while the route holds and moves between two backends.
  *
+ * `--balance` runs instead the several-instances case (bench/proxy-balance.ts): drover over 3
+ * backends against HAProxy `balance leastconn`, and a backend killed mid-run.
  * Flags: --json (only the summary object on stdout), --rounds N (3), --seconds S (4),
  * --scenarios small,big,close (all; a subset leaves the summary's other ratios NaN),
  * --workers N (2: drover's user-space proxy as N processes, as HAProxy runs 2 threads).
@@ -23,8 +25,9 @@ import { execa, type ResultPromise } from 'execa';
 import { RouteServer, route } from '../proxy/testing/route-server.ts';
 import { nftDeleteScript } from '../proxy/nft-ruleset.ts';
 import { switchUnderLoad, waitForPort } from './proxy-clients.ts';
+import { balanceCase } from './proxy-balance.ts';
 
-const { values: flags } = parseArgs({ options: { json: { type: 'boolean' }, rounds: { type: 'string' }, seconds: { type: 'string' }, scenarios: { type: 'string' }, workers: { type: 'string' } } });
+const { values: flags } = parseArgs({ options: { json: { type: 'boolean' }, rounds: { type: 'string' }, seconds: { type: 'string' }, scenarios: { type: 'string' }, workers: { type: 'string' }, balance: { type: 'boolean' } } });
 const ROUNDS = Number(flags.rounds ?? 3);
 const SECONDS = Number(flags.seconds ?? 4);
 const say = (line: string): void => void (flags.json ? process.stderr : process.stdout).write(`${line}\n`);
@@ -234,7 +237,21 @@ async function cleanup(): Promise<void> {
 }
 
 try {
-  await main();
+  if (flags.balance) {
+    const summary = await balanceCase({
+      dir,
+      seconds: SECONDS,
+      rounds: ROUNDS,
+      workers: WORKERS,
+      say,
+      start,
+      droverProxyArgs: (control, uuid, host) => {
+        const bin = join(root, 'bin/drover-proxy.js');
+        return [process.execPath, [...nodeFlagsOf(bin), bin, '--control', control, '--node-uuid', uuid, '--listen-host', host, '--mode', 'user', '--poll-wait-ms', '5000', '--workers', String(WORKERS)]];
+      },
+    });
+    if (flags.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+  } else await main();
 } finally {
   await cleanup();
 }

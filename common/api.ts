@@ -196,6 +196,21 @@ export const ApplicationStatus = z.object({
   last_error: z.string().nullable().optional(),
   /** Why its container is not started yet, while it waits for a dependency (`depends_on`, docs/DESIGN.md §22). */
   waiting: z.string().nullable().optional(),
+  /** An application with several instances (docs/DESIGN.md §30): each one, where it runs and how it is. */
+  instances: z
+    .array(
+      z.object({
+        id: z.number().int(),
+        node_uuid: Uuid,
+        state: z.enum(['running', 'stopped', 'missing', 'unknown']),
+        health: ObservedContainer.shape.health.nullable(),
+        revision: z.number().int(),
+        draining: z.boolean(),
+      }),
+    )
+    .optional(),
+  /** Its rolling update, while one runs or stopped short (paused, rolled back). */
+  rollout: z.object({ state: z.string(), reason: z.string().optional() }).optional(),
 });
 export type ApplicationStatus = z.infer<typeof ApplicationStatus>;
 

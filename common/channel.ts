@@ -82,6 +82,11 @@ export const Route = z
     external_port: Port,
     target: z.object({ host: Ipv4, port: Port, node_uuid: Uuid }).strict().nullable(),
     hold: z.boolean(),
+    /**
+     * An application with several instances (docs/DESIGN.md §30): every instance ready now.
+     * New connections are spread over them; `target` is the first (null: none ready).
+     */
+    targets: z.array(z.object({ host: Ipv4, port: Port, node_uuid: Uuid }).strict()).optional(),
     /** Migration generation that produced this route; 0 when none. */
     generation: z.number().int().min(0),
     /** Absent: TCP. UDP is relayed per client address (docs/DESIGN.md §21). */

@@ -281,6 +281,46 @@ export type MoveHook = z.infer<typeof MoveHook>;
 export const MovePolicy = z.object({ before_stop: MoveHook.optional() }).strict();
 export type MovePolicy = z.infer<typeof MovePolicy>;
 
+/**
+ * One instance of an application that runs several (docs/DESIGN.md §30), placed by the
+ * scheduler. Its container is `drover-<application>.<id>`; ids are never reused.
+ */
+export const Instance = z
+  .object({
+    id: z.number().int().min(1),
+    node_uuid: Uuid,
+    /** The application's revision (its container spec) this instance runs. */
+    revision: z.number().int().min(0).default(0),
+    /** Set when it is to stop (ms since the epoch): out of every route since, removed once drained. */
+    draining_since: z.number().optional(),
+  })
+  .strict();
+export type Instance = z.infer<typeof Instance>;
+
+/** How a change to an application with several instances replaces them (Compose's `deploy.update_config`). */
+export const UpdateConfig = z
+  .object({
+    parallelism: z.number().int().min(1).max(256).default(1),
+    delay_seconds: z.number().min(0).max(3600).default(0),
+    order: z.enum(['stop-first', 'start-first']).default('stop-first'),
+    failure_action: z.enum(['pause', 'rollback']).default('pause'),
+    /** A new instance not ready (running, healthy) this long after it was placed fails the update. */
+    monitor_seconds: z.number().min(1).max(3600).default(60),
+  })
+  .strict();
+export type UpdateConfig = z.infer<typeof UpdateConfig>;
+
+/** Where a rolling update stands; absent: none running. */
+export const Rollout = z
+  .object({
+    state: z.enum(['updating', 'paused', 'rolled-back']),
+    /** When the last batch of instances was replaced (ms since the epoch), for `delay_seconds`. */
+    last_step_at: z.number().default(0),
+    reason: z.string().max(1024).optional(),
+  })
+  .strict();
+export type Rollout = z.infer<typeof Rollout>;
+
 export const Application = z
   .object({
     name: AppName,
@@ -355,6 +395,21 @@ export const Application = z
     replication: ReplicationPolicy.nullable().default(null),
     /** Hooks around a move (`x-drover.move`); changing it needs no new container. */
     move: MovePolicy.optional(),
+    // Several instances (docs/DESIGN.md §30): only for an application without volumes.
+    /** How many instances (Compose `deploy.replicas`); absent: one, the classic single application with `node_uuid`. */
+    instances: z.number().int().min(0).max(256).optional(),
+    /** `global`: one instance on every node that satisfies its constraints (Compose `deploy.mode: global`). */
+    mode: z.literal('global').optional(),
+    /** Where its instances run; set by the scheduler, kept across writes that do not give it. */
+    placed: z.array(Instance).optional(),
+    /** Its container spec's revision: raised by every change of it (a rolling update follows). */
+    revision: z.number().int().min(0).optional(),
+    /** Older revisions still run by some instance: revision → the application as it was (its spec fields). */
+    revisions: z.record(z.string().regex(/^\d+$/), z.record(z.string(), z.unknown())).optional(),
+    /** The next instance id (ids are never reused). */
+    next_instance: z.number().int().min(1).optional(),
+    update_config: UpdateConfig.optional(),
+    rollout: Rollout.optional(),
   })
   .strict();
 export type Application = z.infer<typeof Application>;

@@ -25,6 +25,8 @@ import { DEFAULT_FAILOVER_MARGIN_MS, failoverAfterMs, MIN_FAILOVER_MARGIN_MS, RO
 import { DEFAULT_MIGRATION_DEADLINES, overdueMigrations, type MigrationDeadlines } from './cluster/migration-watch.ts';
 import type { ControlFailure } from '#common/migration-protocol.ts';
 import { applySchedule } from './desired/placement.ts';
+import { carryInstances, instanceName, isReplicated } from './desired/instances.ts';
+import { InstanceWatch } from './cluster/instance-watch.ts';
 import { upsertNode } from './desired/nodes.ts';
 import { indexOf, warmIndex } from './desired/desired-index.ts';
 import { applyReplicas, copyApplicationPolicies } from './desired/replication.ts';
@@ -115,6 +117,9 @@ export class Control {
   readonly keyChangesRefused = new Map<string, { recorded: string; claimed: string; at: number }>();
   private certificateNodes: { nodes: readonly Node[]; byName: Map<string, string> } | null = null;
   private readonly metrics: ControlMetrics;
+  /** Instances of applications that run several (docs/DESIGN.md §30): placing, draining, rolling. */
+  private readonly instances: InstanceWatch;
+  private planningInstances = false;
 
   constructor(options: ControlOptions) {
     this.store = options.store;
@@ -153,6 +158,7 @@ export class Control {
       log: this.log.child({ subsystem: 'failover' }),
     });
     this.routes.onAck = () => this.routeHold.check();
+    this.instances = new InstanceWatch({ observed: this.observed, routeVersion: () => this.routes.get().version, acks: (v) => this.routes.acks(v), clock: this.clock, seed: this.seed });
     this.store.onCommit((snapshot) => this.committed(snapshot));
   }
 
@@ -163,6 +169,11 @@ export class Control {
    */
   dependencyState(name: string): DependencyState {
     const app = indexOf(this.desired).applications.get(name);
+    if (app !== undefined && isReplicated(app)) {
+      // Several instances: started once one runs, healthy once one is.
+      const states = (app.placed ?? []).filter((i) => i.draining_since === undefined).map((i) => (this.observed.stateOf(i.node_uuid) === 'known' ? this.observed.get(i.node_uuid)?.containers.get(instanceName(app.name, i.id)) : undefined));
+      return { started: states.some((c) => c?.running === true), healthy: states.some((c) => c?.running === true && c.health === 'healthy'), completed: false };
+    }
     const node = app?.node_uuid;
     const record = node === undefined ? undefined : this.observed.get(node);
     const c = node !== undefined && this.observed.stateOf(node) === 'known' ? record?.containers.get(name) : undefined;
@@ -175,9 +186,15 @@ export class Control {
   private dependantNodes(node: string): string[] {
     const out = new Set<string>();
     const index = indexOf(this.desired);
+    // Instances (docs/DESIGN.md §30) count on their nodes, on both sides of a dependency.
+    const on = (name: string) => {
+      const dep = index.applications.get(name);
+      return dep?.node_uuid === node || (dep?.placed ?? []).some((i) => i.node_uuid === node);
+    };
     for (const app of this.desired.applications) {
-      if (app.depends_on === undefined || app.node_uuid === undefined) continue;
-      if (app.depends_on.some((d) => index.applications.get(d.application)?.node_uuid === node)) out.add(app.node_uuid);
+      if (app.depends_on === undefined || !app.depends_on.some((d) => on(d.application))) continue;
+      if (app.node_uuid !== undefined) out.add(app.node_uuid);
+      for (const i of app.placed ?? []) out.add(i.node_uuid);
     }
     return [...out];
   }
@@ -249,8 +266,11 @@ export class Control {
       nodeSilence: (uuid) => ({ state: this.observed.stateOf(uuid) ?? 'unknown', host: this.observed.get(uuid)?.report.host ?? indexOf(desired).nodes.get(uuid)?.host ?? uuid, silentMs: this.observed.silentMs(uuid) }),
     };
     const next = fn(desired, { version: ctx.version, tagMatches: (t) => ctx.tagMatches(t), now, start });
-    const changed = next === null || next === undefined || next === desired ? desired : validateDesired(next);
+    const written = next === null || next === undefined || next === desired ? desired : validateDesired(next);
+    const instanced = this.instances.plan(carryInstances(desired, written), now);
+    const changed = instanced.desired;
     const planned = schedule({ desired: changed, up: this.observed.upNodes(), seed: this.seed });
+    for (const [name, reason] of instanced.unschedulable) planned.unschedulable.set(name, reason);
     const scheduled = applySchedule(changed, planned, start);
     const copied = copyApplicationPolicies(desired, scheduled.desired);
     const placed = { desired: applyReplicas(copied, this.replicaChoices(copied)), unschedulable: scheduled.unschedulable };
@@ -322,6 +342,7 @@ export class Control {
     if (effect.datasetsChanged) this.views.changed([report.uuid]);
     if (effect.containersChanged) this.views.changed(this.dependantNodes(report.uuid));
     if (effect.containersChanged) this.routes.changed();
+    if (effect.containersChanged) this.tickInstances();
     // A repeated report names the node as the last one did: when the stored entry is the one
     // found equal then, there is nothing to compare.
     if (known === undefined || effect.changed || this.registered.get(report.uuid) !== known) {
@@ -432,6 +453,7 @@ export class Control {
     }
     this.tickReplication();
     this.routeHold.check();
+    this.tickInstances();
     this.failoverOnTime();
     return Promise.all([ending, this.tickFailover()]).then(() => undefined);
   }
@@ -568,10 +590,28 @@ export class Control {
     }
   }
 
+  /** Instances to place, drain, remove or roll now (docs/DESIGN.md §30): written when the plan changes anything. */
+  private tickInstances(): void {
+    if (this.planningInstances) return;
+    const desired = this.desired;
+    try {
+      if (!desired.applications.some(isReplicated) || this.instances.plan(desired).desired === desired) return;
+    } catch (err) {
+      // Called from the ticker: a fault here is logged, never the end of the process.
+      this.log.error({ err }, 'instances not planned');
+      return;
+    }
+    this.planningInstances = true;
+    this.change(() => null)
+      .catch((err: unknown) => this.log.error({ err }, 'instances not rescheduled'))
+      .finally(() => (this.planningInstances = false));
+  }
+
   private committed(snapshot: StoreSnapshot): void {
     this.views.changed(affectedNodes(this.lastDesired, snapshot.desired, (id) => this.observed.holding(id)));
     this.lastDesired = snapshot.desired;
     this.routes.changed();
+    this.instances.noteDraining(snapshot.desired);
     this.events.emit({ type: 'configuration', data: { version: snapshot.version, tag: snapshot.tag } });
     const before = new Set(this.lastMigrations);
     let phases: Map<string, string> | null = null;

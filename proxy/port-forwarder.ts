@@ -13,6 +13,7 @@ import type { Logger } from '#common/log.ts';
 import { isForwarding } from './route-plan.ts';
 import type { Inbound, TcpEngine, TcpListener } from './tcp.ts';
 import { NO_PROXY_METRICS, type ProxyMetrics } from './metrics.ts';
+import { Balancer } from './balance.ts';
 
 export interface ForwardingOptions {
   /** How long a connection may wait (held, or retrying its connect) before it is closed. */
@@ -56,6 +57,8 @@ export class PortForwarder {
   private lastWarnAt = -Infinity;
   private released = 0;
   private deadlineClosed = 0;
+  /** Several instances (docs/DESIGN.md §30): which target the next connection goes to. */
+  private readonly balancer = new Balancer();
 
   constructor(
     private route: Route,
@@ -178,8 +181,9 @@ export class PortForwarder {
     const route = this.route;
     if (isForwarding(route)) {
       if (!retry) this.metrics.connection(route.application, 'forwarded');
-      this.track(conn, targetKey(route.target));
-      conn.forward(route.target, this.opts.connectTimeoutMs, this.onConnectFailed);
+      const target = route.targets === undefined ? route.target : (this.balancer.pick(route.targets, this.clock.monotonic()) ?? route.target);
+      this.track(conn, targetKey(target));
+      conn.forward(target, this.opts.connectTimeoutMs, this.onConnectFailed);
     } else this.hold(conn);
   }
 
@@ -190,6 +194,9 @@ export class PortForwarder {
   }
 
   private cutStale(route: Route): void {
+    // Several instances: a target that left the route is draining (its relays end on their
+    // own before it is stopped) or its node is gone; the others go on (docs/DESIGN.md §30).
+    if (route.targets !== undefined) return;
     const now = route.target === null ? null : targetKey(route.target);
     let cut = 0;
     for (const [conn, target] of this.relaying) {
@@ -224,6 +231,18 @@ export class PortForwarder {
       this.metrics.connection(this.route.application, 'refused');
       conn.destroy();
       return;
+    }
+    const targets = this.route.targets;
+    if (targets !== undefined && targets.length > 1) {
+      // Another instance may answer: mark this one and try the next at once.
+      const now = this.clock.monotonic();
+      const failed = this.relaying.get(conn);
+      if (failed !== undefined) this.balancer.failed(failed, now);
+      if (failed !== undefined && this.balancer.hasAlternative(targets, failed, now)) {
+        this.warnRarely({ err, port: this.port, application: this.route.application, target: failed }, 'instance unreachable, trying another');
+        this.dispatch(conn, true);
+        return;
+      }
     }
     this.warnRarely({ err, port: this.port, application: this.route.application }, 'backend unreachable, retrying');
     const timer = setTimeout(() => {

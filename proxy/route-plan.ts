@@ -89,13 +89,14 @@ export interface DnatRule {
 /**
  * The kernel fast path's rules: one DNAT per forwarding TCP route on the node's address. A
  * held route, or one without a target, has no rule, so its connections reach the user-space
- * listener that holds them; UDP, host-address and name routes stay in user space. Sorted by
+ * listener that holds them; UDP, host-address, name and several-instance routes stay in user space. Sorted by
  * port, so equal tables give equal rule sets.
  */
 export function dnatRules(routes: Iterable<Route>): DnatRule[] {
   const rules: DnatRule[] = [];
   for (const route of routes) {
-    if (route.protocol !== undefined || route.host_ip !== undefined || route.name_slot !== undefined) continue;
+    // Several instances (route.targets) are balanced in user space (docs/DESIGN.md §30).
+    if (route.protocol !== undefined || route.host_ip !== undefined || route.name_slot !== undefined || route.targets !== undefined) continue;
     if (isForwarding(route)) rules.push({ port: route.external_port, target: { host: route.target.host, port: route.target.port } });
   }
   return rules.sort((a, b) => a.port - b.port);

@@ -64,6 +64,9 @@ export const statusCommand: Command = {
         replicas: seen?.replicas ?? [],
         last_error: seen?.last_error ?? null,
         ...(seen?.waiting ? { waiting: seen.waiting } : {}),
+        // Several instances (docs/DESIGN.md §30): each with its node, state and health.
+        ...(seen?.instances ? { instances: seen.instances.map((i) => ({ ...i, node: hostOf(i.node_uuid) })) } : {}),
+        ...(seen?.rollout ? { rollout: seen.rollout } : {}),
       };
     });
     const datasets = configDatasets
@@ -107,6 +110,7 @@ export const statusCommand: Command = {
       else if (a.unschedulable_reason) notes.push(a.unschedulable_reason);
       if (a.last_error) notes.push(a.last_error);
       if (a.waiting) notes.push(a.waiting);
+      if (a.rollout) notes.push(`update ${a.rollout.state}${a.rollout.reason ? `: ${a.rollout.reason}` : ''}`);
       for (const r of replication) {
         if (r.application !== a.name) continue;
         for (const k of r.kept ?? []) notes.push(`copy kept on ${k.node_name ?? hostOf(k.node) ?? k.node}: ${k.name}`);
@@ -117,9 +121,12 @@ export const statusCommand: Command = {
       ctx.stdout,
       table(
         ['NAME', 'NODE', 'STATE', 'HEALTH', 'PORTS', 'REPLICAS', 'NOTE'],
-        applications.map((a) => [a.name, a.node ?? '(unplaced)', a.state, a.health, ports(a.ports), replicaList(a.replicas, nameOf) || null, note(a)]),
+        applications.map((a) => [a.name, a.instances ? instanceCount(a.instances) : (a.node ?? '(unplaced)'), a.state, a.health, ports(a.ports), replicaList(a.replicas, nameOf) || null, note(a)]),
       ),
     );
+    for (const a of applications) {
+      for (const i of a.instances ?? []) print(ctx.stdout, `  ${a.name}.${i.id}  ${i.node ?? i.node_uuid}  ${i.state}${i.health ? ` ${i.health}` : ''}${i.draining ? ' draining' : ''}  revision ${i.revision}`);
+    }
     print(ctx.stdout);
     print(ctx.stdout, 'DATASETS');
     print(
@@ -132,3 +139,9 @@ export const statusCommand: Command = {
     return 0;
   },
 };
+
+/** "3/3 instances": running of those not draining. */
+function instanceCount(instances: readonly { state: string; draining: boolean }[]): string {
+  const live = instances.filter((i) => !i.draining);
+  return `${live.filter((i) => i.state === 'running').length}/${live.length} instances`;
+}

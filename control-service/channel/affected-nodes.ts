@@ -29,6 +29,7 @@ export function affectedNodes(before: Desired, after: Desired, holding: (dataset
   };
   for (const app of changedEntries<Application>(before.applications, after.applications)) {
     add(app.node_uuid);
+    for (const i of app.placed ?? []) add(i.node_uuid);
     for (const doc of [before, after]) {
       const moving = indexOf(doc).activeMigrations.byApplication.get(app.name);
       add(moving?.from);

@@ -18,6 +18,18 @@ import type { Application, Dataset, Desired, Lease, Migration, Node } from '#com
 import { entryJson, listJson } from '../store/encode.ts';
 import { indexOf } from '../desired/desired-index.ts';
 import { nextVersion, Waiters } from './waiters.ts';
+import { instanceApplication, isReplicated } from '../desired/instances.ts';
+
+const replicated = new WeakMap<readonly Application[], Application[]>();
+/** The applications that run as instances, once per applications array. */
+function replicatedOf(applications: readonly Application[]): Application[] {
+  let out = replicated.get(applications);
+  if (out === undefined) {
+    out = applications.filter(isReplicated);
+    replicated.set(applications, out);
+  }
+  return out;
+}
 
 interface Parts {
   node: Node | null;
@@ -118,6 +130,8 @@ export class AgentViews {
       const app = m.application === null ? undefined : index.applications.get(m.application);
       if (app && !applications.includes(app)) applications.push(app);
     }
+    // Instances (docs/DESIGN.md §30): each one on this node as an application of its own, `<app>.<id>`.
+    for (const app of replicatedOf(desired.applications)) for (const i of app.placed ?? []) if (i.node_uuid === node) applications.push(instanceApplication(app, i));
     const datasets = [...(index.datasetsByPrimary.get(node) ?? [])];
     const ids = new Set(datasets.map((d) => d.dataset_id));
     const more = new Set<string>();

@@ -16,6 +16,8 @@
 import type { Route } from '#common/channel.ts';
 import type { Application, Desired, Migration, ObservedContainer } from '#common/model.ts';
 import { indexOf } from '../desired/desired-index.ts';
+import { isReplicated } from '../desired/instances.ts';
+import { instanceRoutes } from './instance-routes.ts';
 
 /** The container named `name` as node `node` last reported it. */
 export type ContainerLookup = (node: string, name: string) => ObservedContainer | undefined;
@@ -23,7 +25,15 @@ export type ContainerLookup = (node: string, name: string) => ObservedContainer 
 /** A container port reached by name: declared (`ports:`, `expose:`) or learned from what the container published. */
 type NamedPort = { internal: number; protocol?: 'udp' };
 
-export function routesOf(app: Application, seen: ObservedContainer | undefined, active: Migration | undefined, latest: Migration | undefined, learned: readonly NamedPort[] = []): Route[] {
+export function routesOf(
+  app: Application,
+  seen: ObservedContainer | undefined,
+  active: Migration | undefined,
+  latest: Migration | undefined,
+  learned: readonly NamedPort[] = [],
+  /** Several instances (instance-routes.ts): every ready instance's address for the port. */
+  spread?: (internal: number, protocol: 'udp' | undefined) => NonNullable<Route['target']>[],
+): Route[] {
   const node = app.node_uuid;
   const ready = seen !== undefined && seen.running && (app.health_check === undefined || seen.health === 'healthy');
   // A failover holds too, from its decision until the application runs on the chosen node
@@ -32,6 +42,7 @@ export function routesOf(app: Application, seen: ObservedContainer | undefined, 
   const hold = active?.phase === 'cutover' || ((active?.phase === 'handoff' || failingOver) && !ready);
   const generation = latest?.generation ?? 0;
   const targetOf = (internal: number, protocol: 'udp' | undefined): Route['target'] => {
+    if (spread !== undefined) return spread(internal, protocol)[0] ?? null;
     const published = seen?.published.find((p) => p.internal === internal && p.protocol === protocol);
     return node !== undefined && published !== undefined ? { host: published.host, port: published.host_port, node_uuid: node } : null;
   };
@@ -39,6 +50,7 @@ export function routesOf(app: Application, seen: ObservedContainer | undefined, 
     application: app.name,
     external_port: port.external,
     target: targetOf(port.internal, port.protocol),
+    ...(spread === undefined ? {} : { targets: spread(port.internal, port.protocol) }),
     hold,
     generation,
     ...(latest === undefined ? {} : { migration: latest.id }),
@@ -57,6 +69,7 @@ export function routesOf(app: Application, seen: ObservedContainer | undefined, 
         application: app.name,
         external_port: port.internal,
         target: targetOf(port.internal, port.protocol),
+        ...(spread === undefined ? {} : { targets: spread(port.internal, port.protocol) }),
         hold,
         generation,
         ...(latest === undefined ? {} : { migration: latest.id }),
@@ -114,6 +127,7 @@ export function computeRoutes(desired: Desired, container: ContainerLookup, lear
   const index = indexOf(desired);
   return desired.applications.flatMap((app) => {
     if (!routed(app)) return [];
+    if (isReplicated(app)) return instanceRoutes(app, container, learned);
     const seen = app.node_uuid === undefined ? undefined : container(app.node_uuid, app.name);
     const known = learned !== undefined && app.name_slot !== undefined ? learned.note(app, seen) : [];
     return routesOf(app, seen, index.activeMigrations.byApplication.get(app.name), index.latestMigrationByApplication.get(app.name), known);
@@ -137,6 +151,12 @@ export function routesJson(desired: Desired, container: ContainerLookup, learned
   const parts: string[] = [];
   for (const app of desired.applications) {
     if (!routed(app)) continue;
+    if (isReplicated(app)) {
+      // Few and small: computed afresh (instance-routes.ts), their text changes with readiness.
+      const text = instanceRoutes(app, container, learned).map((r) => JSON.stringify(r)).join(',');
+      if (text !== '') parts.push(text);
+      continue;
+    }
     const seen = app.node_uuid === undefined ? undefined : container(app.node_uuid, app.name);
     const known = learned !== undefined && app.name_slot !== undefined ? learned.note(app, seen) : NONE;
     const active = index.activeMigrations.byApplication.get(app.name);

@@ -8,6 +8,7 @@ import type { ApplicationStatus, ContainerState, DatasetState, NodeStateAnswer, 
 import { applicationReplicas } from './replication-status.ts';
 import type { Application, Desired, Migration } from '#common/model.ts';
 import { indexOf } from '../desired/desired-index.ts';
+import { instanceName, isReplicated } from '../desired/instances.ts';
 import type { ObservedState } from './observed-state.ts';
 
 export function datasetStates(observed: ObservedState): DatasetState[] {
@@ -66,6 +67,7 @@ export function applicationStatuses(desired: Desired, observed: ObservedState, u
 }
 
 export function applicationStatus(desired: Desired, app: Application, observed: ObservedState, unschedulable: ReadonlyMap<string, string>, replication: readonly ReplicationAnswer[] = []): ApplicationStatus {
+  if (isReplicated(app)) return instancesStatus(app, observed, unschedulable);
   const node = app.node_uuid;
   const nodeState = node === undefined ? null : (observed.stateOf(node) ?? 'unknown');
   const seen = node === undefined ? undefined : observed.get(node)?.containers.get(app.name);
@@ -119,4 +121,42 @@ export function lastError(desired: Desired, app: Application, migration: Migrati
   let latest: Migration | undefined;
   for (const m of desired.migrations) if (m.application === app.name && (latest === undefined || m.started_at >= latest.started_at)) latest = m;
   return latest?.phase === 'failed' && latest.error !== null ? `move to ${observed.get(latest.to)?.report.host ?? latest.to} failed: ${latest.error}` : null;
+}
+
+/**
+ * An application with several instances (docs/DESIGN.md §30): each instance as its node
+ * reports it; the application is `running` while at least one instance runs.
+ */
+function instancesStatus(app: Application, observed: ObservedState, unschedulable: ReadonlyMap<string, string>): ApplicationStatus {
+  const instances = (app.placed ?? []).map((i) => {
+    const nodeState = observed.stateOf(i.node_uuid) ?? 'unknown';
+    const seen = observed.get(i.node_uuid)?.containers.get(instanceName(app.name, i.id));
+    const state: 'running' | 'stopped' | 'missing' | 'unknown' = nodeState !== 'known' ? 'unknown' : seen === undefined ? 'missing' : seen.running ? 'running' : 'stopped';
+    return { id: i.id, node_uuid: i.node_uuid, state, health: seen === undefined ? null : nodeState === 'known' ? seen.health : 'unknown', revision: i.revision, draining: i.draining_since !== undefined };
+  });
+  const live = instances.filter((i) => !i.draining);
+  const state: ApplicationStatus['state'] = live.length === 0 ? 'unplaced' : live.some((i) => i.state === 'running') ? 'running' : live.some((i) => i.state === 'unknown') ? 'unknown' : 'missing';
+  const problems: string[] = [];
+  for (const i of app.placed ?? []) {
+    const subject = `container:drover-${instanceName(app.name, i.id)}`;
+    const record = observed.get(i.node_uuid);
+    const problem = record?.report.problems.find((p) => p.kind === 'failed' && p.subject === subject);
+    if (problem) problems.push(`${problem.reason} on ${record!.report.host}`);
+  }
+  return {
+    name: app.name,
+    project: app.project ?? null,
+    image: app.image,
+    node_uuid: null,
+    state,
+    health: null,
+    unschedulable_reason: unschedulable.get(app.name) ?? null,
+    migration: null,
+    replicas: [],
+    node_state: null,
+    node_silent_ms: null,
+    last_error: problems[0] ?? null,
+    instances,
+    ...(app.rollout === undefined ? {} : { rollout: { state: app.rollout.state, ...(app.rollout.reason === undefined ? {} : { reason: app.rollout.reason }) } }),
+  };
 }

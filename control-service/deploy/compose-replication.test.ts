@@ -36,7 +36,7 @@ describe('x-drover.replication in a Compose service', () => {
     expect(refusal(`    x-drover:\n      replication: { replicas: 1, copies: 3 }\n`)).toMatch(/service "db": unsupported key "x-drover\.replication\.copies"/);
   });
 
-  it("refuses Swarm's deploy.replicas above 1, pointing at replication for standby copies", () => {
-    expect(refusal(`    deploy:\n      replicas: 2\n`)).toMatch(/service "db": key "deploy\.replicas": drover runs one container per service; for standby copies .*x-drover: \{ replication: \{ replicas: N \} \}/);
+  it('refuses deploy.replicas above 1 for a service with a volume, pointing at replication for standby copies', () => {
+    expect(refusal(`    volumes: [data:/data]\n    deploy:\n      replicas: 2\nvolumes:\n  data: {}\n`)).toMatch(/service "db": key "deploy\.replicas": a service with a volume runs as one container.*x-drover: \{ replication: \{ replicas: N \} \}/);
   });
 });

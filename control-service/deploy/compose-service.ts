@@ -11,6 +11,7 @@ import { readConstraints } from './constraints.ts';
 import { readEnvFiles } from './compose-env-file.ts';
 import { RUNTIME_KEYS, readRuntimeKeys } from './compose-runtime-keys.ts';
 import type { LinkTarget, ServiceDraft } from './draft.ts';
+import { readComposeInstances } from './compose-instances.ts';
 import type { Scope } from './scope.ts';
 import { splitShellWords } from './shell-words.ts';
 import { parseSize } from '#common/units.ts';
@@ -41,7 +42,10 @@ const SERVICE_KEYS = {
   labels: MapOrList.optional(),
   deploy: z
     .object({
-      replicas: z.literal(1, { error: 'drover runs one container per service; for standby copies of its data on other nodes write "x-drover: { replication: { replicas: N } }"' }).optional(),
+      // Several instances (docs/DESIGN.md §30); standby copies of data are "x-drover: { replication: … }".
+      replicas: z.number({ error: 'must be a number of instances' }).int().min(0).max(256).optional(),
+      mode: z.enum(['replicated', 'global']).optional(),
+      update_config: z.unknown().optional(), // compose-instances.ts, so its problems join the others
       resources: z
         .object({ limits: z.object({ memory: Scalar.optional(), cpus: Scalar.optional() }).strict().optional() })
         .strict()
@@ -195,6 +199,7 @@ export function readComposeService(scope: Scope, name: string, raw: unknown, con
     };
     draft.placement = placement;
   }
+  Object.assign(draft, key(() => readComposeInstances(scope, spec.deploy, draft.volumes.length > 0), {}));
   if (scope.src.problems.length > problemsBefore) draft.incomplete = true;
   return draft;
 }

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import type { UpdateConfig } from '#common/model.ts';
 import type { AppFile, Application, Dependency, HealthCheck, Link, MovePolicy, Placement, ReplicationPolicy, RestartPolicy } from '#common/model.ts';
 import type { DeployContent } from './compose-files.ts';
 import type { Scope } from './scope.ts';
@@ -33,6 +34,10 @@ export interface ServiceDraft {
   placement?: Placement;
   /** `x-drover.replication` (compose-replication.ts). */
   replication?: ReplicationPolicy;
+  /** Several instances (compose-instances.ts, docs/DESIGN.md §30). */
+  instances?: number;
+  mode?: 'global';
+  update_config?: UpdateConfig;
   /** `x-drover.move` (compose-move.ts). */
   move?: MovePolicy;
   labels: Record<string, string>;

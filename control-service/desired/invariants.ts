@@ -14,6 +14,7 @@ import { externalKey, type Application, type Desired } from '#common/model.ts';
 import { parseConstraint } from '../scheduler/constraints.ts';
 import { indexOf } from './desired-index.ts';
 import { replacedInPlace } from './list-diff.ts';
+import { isReplicated } from './instances.ts';
 
 export interface Issue {
   path: (string | number)[];
@@ -52,7 +53,7 @@ function replicaRules(desired: Desired): Issue[] {
 }
 
 /** What the application rules read of an application, and of a dataset. */
-const appShape = (a: Application) => JSON.stringify([a.name, a.volumes.map((v) => v.dataset_id), a.ports.map(externalKey), a.name_slot ?? null, a.placement?.constraints ?? []]);
+const appShape = (a: Application) => JSON.stringify([a.name, a.volumes.map((v) => v.dataset_id), a.ports.map(externalKey), a.name_slot ?? null, a.placement?.constraints ?? [], a.instances ?? null, a.mode ?? null, a.node_uuid !== undefined && isReplicated(a)]);
 const datasetShape = (d: Desired['datasets'][number]) => `${d.dataset_id}\n${d.deleted}`;
 /** The last pair checked: a change that leaves what the rules read as it was reuses its issues. */
 let lastChecked: { applications: readonly Application[]; datasets: Desired['datasets']; issues: Issue[] } | null = null;
@@ -94,6 +95,17 @@ function applicationRules(desired: Desired): Issue[] {
       if (owner !== undefined) issues.push({ path: ['applications', i, 'name_slot'], message: `name slot ${app.name_slot} is already used by application "${owner}"` });
       slotOwner.set(app.name_slot, app.name);
     }
+    if (isReplicated(app)) {
+      // Several instances (docs/DESIGN.md §30): stateless only, placed by the scheduler.
+      const field = app.instances !== undefined ? 'instances' : 'mode';
+      if (app.volumes.length > 0) issues.push({ path: ['applications', i, field], message: `an application with a dataset runs as one instance (its data is on one node): drop "${field}", or its volumes` });
+      if (app.instances !== undefined && app.mode !== undefined) issues.push({ path: ['applications', i, 'mode'], message: 'a global application runs one instance per node: give "mode" or "instances", not both' });
+      if (app.node_uuid !== undefined) issues.push({ path: ['applications', i, 'node_uuid'], message: 'the scheduler places each instance: give placement constraints instead of a node' });
+    }
+    const dot = app.name.lastIndexOf('.');
+    if (dot > 0 && /^\d+$/.test(app.name.slice(dot + 1)) && replicatedNames(desired.applications).has(app.name.slice(0, dot))) {
+      issues.push({ path: ['applications', i, 'name'], message: `"${app.name}" is the name of an instance of "${app.name.slice(0, dot)}"` });
+    }
     app.placement?.constraints.forEach((c, j) => {
       if (!parseConstraint(c)) {
         issues.push({ path: ['applications', i, 'placement', 'constraints', j], message: `"${c}" is not a constraint (node.labels.<name>, node.host or node.uuid, then == or !=, then a value)` });
@@ -130,4 +142,14 @@ function unique<T extends object>(list: readonly T[], key: (item: T) => string, 
     lastUnique.set(collection, { list, issues });
   }
   return issues;
+}
+
+const replicatedCache = new WeakMap<readonly Application[], Set<string>>();
+function replicatedNames(applications: readonly Application[]): Set<string> {
+  let out = replicatedCache.get(applications);
+  if (out === undefined) {
+    out = new Set(applications.filter(isReplicated).map((a) => a.name));
+    replicatedCache.set(applications, out);
+  }
+  return out;
 }

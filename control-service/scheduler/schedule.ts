@@ -22,6 +22,7 @@
 import type { Application, Desired, Node } from '#common/model.ts';
 import { UNPLACED_PRIMARY } from '#common/model.ts';
 import { indexOf } from '../desired/desired-index.ts';
+import { isReplicated } from '../desired/instances.ts';
 import { parseConstraint, satisfies, type Constraint } from './constraints.ts';
 import { formatBytes, nodeMemory } from './memory.ts';
 import { chooseNode } from './strategy.ts';
@@ -60,7 +61,8 @@ export function schedule(input: ScheduleInput): ScheduleResult {
   const pending: { app: Application; misfit: string | null }[] = [];
   // Only these can need placing: an application on a node without rules stays (sticky).
   for (const app of index.unplacedOrRuled) {
-    if (active.has(app.name)) continue;
+    // Several instances are placed by scheduler/instances.ts, never with node_uuid.
+    if (active.has(app.name) || isReplicated(app)) continue;
     if (app.node_uuid === undefined) pending.push({ app, misfit: null });
     else if (app.placement && input.up.has(app.node_uuid)) {
       const node = index.nodes.get(app.node_uuid);

@@ -208,7 +208,6 @@ const REFUSED: Record<string, string[]> = {
       "@:6:26: required variable DB_PASSWORD is missing a value: DB_PASSWORD must be set",
     ],
     'refuse-swarm-stack.yml': [
-      "@:8:7: service \"api\": key \"deploy.replicas\": drover runs one container per service; for standby copies of its data on other nodes write \"x-drover: { replication: { replicas: N } }\"",
       "@:9:7: service \"api\": unsupported key \"deploy.restart_policy\"",
       "@:15:5: unsupported key \"secrets.api_key.external\": drover keeps a project's files with the project; give \"file:\" or \"environment:\"",
     ],

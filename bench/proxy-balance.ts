@@ -1,0 +1,122 @@
+/**
+ * `npm run bench:proxy -- --balance` — drover's proxy balancing one port over 3 instances
+ * (docs/DESIGN.md §30) against HAProxy `balance leastconn` over the same 3 backends, in one
+ * run, interleaved: req/s and p99 on kept-alive and on new connections, then failed requests
+ * while one backend is killed mid-run.
+ *
+ * Backends: 3 HAProxy `mode http` processes answering by themselves (one thread each). HAProxy
+ * (the anchor) has health checks every 500 ms (`fall 1`), `retries 3` and `option redispatch`,
+ * so a connect refused by a dead backend is retried on another. drover's route lists the 3
+ * backends and keeps listing the dead one (the control service would drop it one report
+ * later): what saves the clients is the proxy's own skip of a target whose connect failed.
+ * Both run 2 threads/processes. All traffic stays on 127.0.7.x.
+ */
+import { execa, type ResultPromise } from 'execa';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Route } from '#common/channel.ts';
+import { RouteServer } from '../proxy/testing/route-server.ts';
+import { waitForPort } from './proxy-clients.ts';
+
+const BACKEND_HOST = '127.0.7.2';
+const PORTS = [18182, 18183, 18184];
+const FRONT = { haproxy: '127.0.7.3', drover: '127.0.7.4' } as const;
+const PORT = 18192;
+const UUID = '00000000-0000-4000-8000-0000000000b3';
+
+export interface BalanceDeps {
+  dir: string;
+  seconds: number;
+  rounds: number;
+  workers: number;
+  say: (line: string) => void;
+  /** Starts a long-running child the caller stops at the end. */
+  start: (file: string, args: string[], env?: Record<string, string>) => ResultPromise;
+  droverProxyArgs: (control: string, uuid: string, host: string) => [string, string[]];
+}
+
+const backend = (port: number) => `global\n  maxconn 4000\n  nbthread 1\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\nfrontend web\n  bind ${BACKEND_HOST}:${port}\n  http-request return status 200 content-type text/plain string "Hello, world!"\n`;
+const leastconn = `global\n  maxconn 4000\n  nbthread 2\ndefaults\n  mode tcp\n  retries 3\n  option redispatch\n  timeout connect 2s\n  timeout client 60s\n  timeout server 60s\nfrontend fe\n  bind ${FRONT.haproxy}:${PORT}\n  default_backend be\nbackend be\n  balance leastconn\n${PORTS.map((p, i) => `  server s${i + 1} ${BACKEND_HOST}:${p} check inter 500 fall 1 rise 1\n`).join('')}`;
+
+interface Sample {
+  rps: number;
+  p99: number;
+  errors: number;
+  non2xx: number;
+}
+
+async function wrk(host: string, seconds: number, close: boolean): Promise<Sample> {
+  const args = ['-t2', '-c50', `-d${seconds}s`, '--latency', ...(close ? ['-H', 'Connection: close'] : []), `http://${host}:${PORT}/`];
+  const { stdout } = await execa('wrk', args, { reject: false });
+  const errs = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout);
+  const p99 = /\s99%\s+([\d.]+)(us|ms|s)/.exec(stdout);
+  return {
+    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1] ?? 0),
+    p99: p99 ? Number(p99[1]) * (p99[2] === 'us' ? 0.001 : p99[2] === 's' ? 1000 : 1) : NaN,
+    errors: errs ? errs.slice(1).reduce((n, x) => n + Number(x), 0) : 0,
+    non2xx: Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0),
+  };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+
+export async function balanceCase(deps: BalanceDeps): Promise<Record<string, number>> {
+  const backends = PORTS.map((p, i) => {
+    writeFileSync(join(deps.dir, `b${i}.cfg`), backend(p));
+    return deps.start('haproxy', ['-f', join(deps.dir, `b${i}.cfg`), '-db']);
+  });
+  writeFileSync(join(deps.dir, 'leastconn.cfg'), leastconn);
+  deps.start('haproxy', ['-f', join(deps.dir, 'leastconn.cfg'), '-db']);
+  const routes = new RouteServer();
+  await routes.start();
+  const targets = PORTS.map((port) => ({ host: BACKEND_HOST, port, node_uuid: UUID }));
+  const table: Route[] = [{ application: 'bench-balance', external_port: PORT, target: targets[0]!, targets, hold: false, generation: 0 }];
+  routes.publish(table);
+  const [file, args] = deps.droverProxyArgs(routes.url, UUID, FRONT.drover);
+  deps.start(file, args, { DROVER_LOG_LEVEL: 'warn' });
+  await Promise.all([...PORTS.map((p) => waitForPort(BACKEND_HOST, p)), waitForPort(FRONT.haproxy, PORT), waitForPort(FRONT.drover, PORT)]);
+  await routes.waitForAck(UUID, 1, 30_000);
+  await new Promise((r) => setTimeout(r, 1_000)); // HAProxy's first health checks
+
+  const samples: Record<string, Sample[]> = {};
+  deps.say(`bench:proxy --balance — ${deps.rounds} rounds, 3 backends, wrk -t2 -c50 -d${deps.seconds}s`);
+  for (let round = 0; round < deps.rounds; round++) {
+    for (const close of [false, true]) {
+      const order = round % 2 === 0 ? (['haproxy', 'drover'] as const) : (['drover', 'haproxy'] as const);
+      for (const who of order) (samples[`${who}/${close ? 'close' : 'keep'}`] ??= []).push(await wrk(FRONT[who], deps.seconds, close));
+    }
+  }
+  const med = (key: string, f: keyof Sample) => median((samples[key] ?? []).map((s) => s[f]));
+  deps.say('');
+  deps.say('connections  config    req/s    p99 ms  errors');
+  for (const mode of ['keep', 'close']) {
+    for (const who of ['haproxy', 'drover']) deps.say(`${mode.padEnd(12)} ${who.padEnd(8)} ${med(`${who}/${mode}`, 'rps').toFixed(0).padStart(8)} ${med(`${who}/${mode}`, 'p99').toFixed(2).padStart(8)} ${String(med(`${who}/${mode}`, 'errors') + med(`${who}/${mode}`, 'non2xx')).padStart(7)}`);
+  }
+
+  // One backend killed a third into a run on new connections, for each front in turn; it is started again between.
+  const killed: Record<string, Sample> = {};
+  for (const who of ['haproxy', 'drover'] as const) {
+    const run = wrk(FRONT[who], deps.seconds * 2, true);
+    await new Promise((r) => setTimeout(r, (deps.seconds * 2000) / 3));
+    backends[1]!.kill('SIGKILL');
+    killed[who] = await run;
+    await backends[1]!.catch(() => {});
+    backends[1] = deps.start('haproxy', ['-f', join(deps.dir, 'b1.cfg'), '-db']);
+    await waitForPort(BACKEND_HOST, PORTS[1]!);
+    await new Promise((r) => setTimeout(r, 1_500)); // back in both rotations (health check; drover's 2 s skip)
+  }
+  deps.say('');
+  for (const who of ['haproxy', 'drover'] as const) deps.say(`one backend killed mid-run (${who}): ${killed[who]!.rps.toFixed(0)} req/s, ${killed[who]!.errors} socket errors, ${killed[who]!.non2xx} non-2xx`);
+  await routes.stop();
+  const summary = {
+    keepRpsRatio: med('drover/keep', 'rps') / med('haproxy/keep', 'rps'),
+    keepP99Ratio: med('drover/keep', 'p99') / med('haproxy/keep', 'p99'),
+    closeRpsRatio: med('drover/close', 'rps') / med('haproxy/close', 'rps'),
+    closeP99Ratio: med('drover/close', 'p99') / med('haproxy/close', 'p99'),
+    haproxyFailedOnKill: killed.haproxy!.errors + killed.haproxy!.non2xx,
+    droverFailedOnKill: killed.drover!.errors + killed.drover!.non2xx,
+  };
+  deps.say('');
+  deps.say(`ratios drover/HAProxy leastconn: kept-alive req/s ${summary.keepRpsRatio.toFixed(3)}, p99 ${summary.keepP99Ratio.toFixed(3)}; new connections req/s ${summary.closeRpsRatio.toFixed(3)}, p99 ${summary.closeP99Ratio.toFixed(3)}`);
+  return summary;
+}

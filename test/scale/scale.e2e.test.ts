@@ -1,0 +1,192 @@
+import { execa } from 'execa';
+import { request } from 'node:http';
+import { beforeAll, expect, it } from 'vitest';
+import type { ApiClient } from '#common/api-client.ts';
+import { controlClient, startServices, type LocalNode } from '../../local-cluster/index.ts';
+import { until } from '../migration/stack.ts';
+import { useTestCluster } from '../support/cluster.ts';
+import { LOCAL_CLUSTER, describeWith } from '../support/require.ts';
+
+// Several instances balanced by the proxies (docs/DESIGN.md §30) on a 3-node local cluster
+// running drover's real processes: a 3-instance busybox httpd spread over the 3 nodes,
+// reached through every node's proxy; one instance's container killed under a steady
+// client; scaled 3 → 5 → 2; a rolling update under the client; a global service.
+const LONG = 420_000;
+const PORT = 18_080;
+
+/** Each instance answers its container's hostname and the VERSION it was given. */
+const compose = (replicas: number, version: string, tag = 'latest') => `services:
+  web:
+    image: drover/busybox:${tag}
+    command: ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && env | grep ^VERSION= >> /www/index.html && exec httpd -f -p 8080 -h /www"]
+    environment: { VERSION: "${version}" }
+    ports: ["${PORT}:8080"]
+    x-drover-healthcheck: { type: http, port: 8080, path: /, interval: 1s, timeout: 2s, retries: 2 }
+    deploy:
+      replicas: ${replicas}
+      update_config: { parallelism: 1, order: start-first }
+`;
+
+const GLOBAL = `services:
+  probe:
+    image: drover/busybox:latest
+    command: ["sleep", "3600"]
+    deploy: { mode: global }
+`;
+
+/** One GET on a fresh connection (no keep-alive: each request is balanced on its own). */
+function get(host: string, timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host, port: PORT, path: '/', agent: false, timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => (res.statusCode === 200 ? resolve(body.trim()) : reject(new Error(`HTTP ${res.statusCode}`))));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** A client sending one request after another until stopped: what it got, and every failure. */
+function steadyClient(host: string): { stop: () => Promise<{ ok: number; failed: string[]; bodies: string[] }> } {
+  let running = true;
+  const result = { ok: 0, failed: [] as string[], bodies: [] as string[] };
+  const loop = (async () => {
+    while (running) {
+      try {
+        result.bodies.push(await get(host));
+        result.ok++;
+      } catch (err) {
+        result.failed.push((err as Error).message);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      return result;
+    },
+  };
+}
+
+describeWith(LOCAL_CLUSTER, 'several instances balanced by the proxies (3-node local cluster)', () => {
+  const cluster = useTestCluster({ nodes: 3, images: ['busybox'], poolSizeMiB: 256 });
+  let api: ApiClient;
+  const node = (i: number): LocalNode => cluster().nodes.find((n) => n.index === i)!;
+  const deploy = (text: string, project = 'scale') => api.deploy({ project, compose: { file: 'compose.yml', text }, topology: { file: 'topology.yml', text: 'version: 1\nnodes: {}\n' } });
+
+  /** The instances of `app` that run (healthy when checked), not draining, once there are `n` and `ok` says yes. */
+  async function instancesRunning(app: string, n: number, ok: (i: { id: number; node_uuid: string; revision: number }[]) => boolean = () => true, timeoutMs = 180_000) {
+    return until(`${n} instances of ${app} to run`, async () => {
+      const status = await api.application(app);
+      const all = status.instances ?? [];
+      const live = all.filter((i) => !i.draining && i.state === 'running' && (i.health === 'healthy' || app !== 'web'));
+      return live.length === n && all.length === n && ok(live) && live;
+    }, timeoutMs, 250);
+  }
+
+  /** Requests through node i's proxy until every one of `expected` answered (a route lags a report): counts by instance. */
+  async function countThrough(i: number, expected: number, requests = 60): Promise<Map<string, number>> {
+    return until(`node ${i}'s proxy to reach ${expected} instances`, async () => {
+      const counts = new Map<string, number>();
+      for (let k = 0; k < requests; k++) {
+        const host = (await get(node(i).address)).split(/\s/)[0]!;
+        counts.set(host, (counts.get(host) ?? 0) + 1);
+      }
+      return counts.size === expected && counts;
+    }, 60_000, 500);
+  }
+
+  beforeAll(async () => {
+    await startServices(cluster());
+    api = controlClient(cluster());
+    await deploy(compose(3, 'v1'));
+  }, LONG);
+
+  it('spreads three instances over the three nodes, and every node\'s proxy reaches all three', async () => {
+    const live = await instancesRunning('web', 3);
+    expect(new Set(live.map((i) => i.node_uuid)).size).toBe(3);
+    for (const i of [1, 2, 3]) {
+      const counts = await countThrough(i, 3);
+      console.log(`through node ${i}'s proxy, requests per instance: ${[...counts.values()].join(', ')}`);
+      for (const n of counts.values()) expect(n).toBeGreaterThanOrEqual(10); // round robin: 20 each of 60
+    }
+  }, LONG);
+
+  // XXX: a request in flight on the killed container at the instant of the kill is reset (its
+  // backend died mid-answer; HAProxy's leastconn loses those too, bench/RESULTS.md): the proxy
+  // does not replay a request. Every other request — every new connection — succeeds.
+  it('fails no new connection when one instance\'s container is killed (only one in flight there may be reset), and starts it again', async () => {
+    const victim = (await instancesRunning('web', 3))[0]!;
+    const on = cluster().nodes.find((n) => n.uuid === victim.node_uuid)!;
+    const client = steadyClient(node(1).address);
+    await new Promise((r) => setTimeout(r, 1_000));
+    const docker = ['-H', `unix://${on.dockerSocket}`];
+    const killedAt = Date.now();
+    const name = `drover-web.${victim.id}`;
+    await execa('docker', [...docker, 'kill', name]);
+    await until('the killed instance to be started again', async () => {
+      const r = await execa('docker', [...docker, 'inspect', '-f', '{{.State.Running}} {{.State.StartedAt}}', name], { reject: false });
+      return r.stdout.startsWith('true') && Date.parse(r.stdout.split(' ')[1]!) > killedAt - 1_000;
+    }, 120_000, 250);
+    await instancesRunning('web', 3);
+    const seen = await client.stop();
+    console.log(`steady client over the kill: ${seen.ok} requests, ${seen.failed.length} failed (${seen.failed.join(', ')})`);
+    expect(seen.failed.length).toBeLessThanOrEqual(1);
+    for (const f of seen.failed) expect(f).toMatch(/ECONNRESET|socket hang up/);
+    expect(seen.ok).toBeGreaterThan(20);
+  }, LONG);
+
+  it('scales 3 → 5 → 2 with no failed request, removing the newest instances', async () => {
+    const client = steadyClient(node(2).address);
+    await deploy(compose(5, 'v1'));
+    const five = await instancesRunning('web', 5);
+    await countThrough(2, 5, 100);
+    await deploy(compose(2, 'v1'));
+    const two = await instancesRunning('web', 2);
+    const seen = await client.stop();
+    console.log(`steady client over 3 → 5 → 2: ${seen.ok} requests, ${seen.failed.length} failed`);
+    expect(seen.failed).toEqual([]);
+    const ids = (l: { id: number }[]) => l.map((i) => i.id).sort((a, b) => a - b);
+    expect(ids(two)).toEqual(ids(five).slice(0, 2));
+    await countThrough(3, 2);
+  }, LONG);
+
+  it('rolls a new image out under a steady client: no failed request, every instance on the new image', async () => {
+    await deploy(compose(3, 'v1'));
+    await instancesRunning('web', 3);
+    // The "new image": the same bytes under another tag, on every node's dockerd.
+    for (const n of cluster().nodes) await execa('docker', ['-H', `unix://${n.dockerSocket}`, 'tag', 'drover/busybox:latest', 'drover/busybox:v2']);
+    const client = steadyClient(node(3).address);
+    await new Promise((r) => setTimeout(r, 1_000));
+    await deploy(compose(3, 'v2', 'v2'));
+    await until('the rolling update to finish', async () => {
+      const status = await api.application('web');
+      const live = (status.instances ?? []).filter((i) => !i.draining);
+      return status.rollout === undefined && live.length === 3 && (status.instances ?? []).length === 3 && live.every((i) => i.revision === live[0]!.revision && i.state === 'running' && i.health === 'healthy') && live[0]!.revision > 0;
+    }, 240_000, 250);
+    await until('every answer to be v2', async () => {
+      for (let k = 0; k < 12; k++) if (!(await get(node(3).address)).endsWith('v2')) return false;
+      return true;
+    }, 30_000, 250);
+    const names = new Set(((await api.application('web')).instances ?? []).map((i) => `web.${i.id}`));
+    const images = (await api.containerStates()).filter((c) => names.has(c.name)).map((c) => c.image);
+    expect(images).toEqual(['drover/busybox:v2', 'drover/busybox:v2', 'drover/busybox:v2']);
+    const seen = await client.stop();
+    const v1 = seen.bodies.filter((b) => b.endsWith('v1')).length;
+    console.log(`steady client over the rolling update: ${seen.ok} requests (${v1} v1, ${seen.ok - v1} v2), ${seen.failed.length} failed`);
+    expect(seen.failed).toEqual([]);
+    expect(seen.bodies.at(-1)).toMatch(/VERSION=v2$/);
+  }, LONG);
+
+  it('runs a global service once on every node', async () => {
+    await deploy(GLOBAL, 'agents');
+    const live = await instancesRunning('probe', 3);
+    expect(new Set(live.map((i) => i.node_uuid)).size).toBe(3);
+  }, LONG);
+});

@@ -5,7 +5,7 @@ import { usageError } from '../cli-error.ts';
 import type { Command } from '../command.ts';
 import { print, printJson } from '../context.ts';
 
-const USAGE = ['drover control backup [-o FILE] [--json]', '       drover control restore <file> [--force] [--json]'].join('\n');
+const USAGE = ['drover control backup [FILE] [--json]', '       drover control restore <file> [--force] [--json]'].join('\n');
 
 /**
  * `drover control backup|restore` (docs/DESIGN.md §29): the desired configuration out to a
@@ -23,13 +23,14 @@ export const controlCommand: Command = {
     {
       name: 'backup',
       summary: 'write the desired configuration to a file (or stdout)',
-      usage: 'drover control backup [-o FILE] [--json]',
-      configure: (command) => command.option('-o, --output <file>', 'where to write it (default: stdout)'),
-      async run(ctx, values, args) {
-        if (args.length > 0) throw usageError(`control backup takes no arguments (got "${args[0]}"); -o FILE names the file`, USAGE);
+      usage: 'drover control backup [FILE] [--json]',
+      // A file argument, not -o: -o is every command's output format (wide, json).
+      configure: (command) => command.argument('[file]', 'where to write it (default: stdout)'),
+      async run(ctx, _values, args) {
+        if (args.length > 1) throw usageError(`control backup takes one file at most (got ${args.length})`, USAGE);
         const backup = await ctx.control.backup();
         const text = `${JSON.stringify(backup, null, 2)}\n`;
-        const output = values.output as string | undefined;
+        const output = args[0];
         if (output === undefined) {
           ctx.stdout.write(text);
           return 0;
@@ -40,7 +41,7 @@ export const controlCommand: Command = {
           await writeFile(temp, text, { mode: 0o600 });
           await rename(temp, path);
         } catch (err) {
-          throw new DroverError('DROVER_CONFIG_INVALID', `-o ${output}: cannot be written: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+          throw new DroverError('DROVER_CONFIG_INVALID', `${output}: cannot be written: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
         }
         const d = backup.desired;
         if (ctx.json) printJson(ctx.stdout, { file: path, version: backup.version, tag: backup.tag, cluster: backup.cluster });

@@ -72,7 +72,7 @@ describe('drover control backup and restore', () => {
   });
 
   it('writes a backup 0600 naming its cluster, and another cluster refuses it unless --force', async () => {
-    const backup = await drover(['control', 'backup', '-o', 'a.json']);
+    const backup = await drover(['control', 'backup', 'a.json']);
     expect(backup.stderr).toBe('');
     expect(backup.stdout).toMatch(/^backup of version \d+ written to .*a\.json: 2 application\(s\), 0 dataset\(s\)/);
     expect((await stat(join(dir, 'a.json'))).mode & 0o777).toBe(0o600);

@@ -9,7 +9,7 @@ import { DEFAULT_PUMP_PATH, findNativePump } from '../../convergence-agent/trans
  *
  *   describeWith(['dockerd', 'zfs'], 'the zfs adapter', () => { it(…) });
  */
-export type Component = 'root' | 'dockerd' | 'zfs' | 'sshd' | 'nft' | 'native-pump' | 'libfuzzer' | 'prometheus';
+export type Component = 'root' | 'dockerd' | 'zfs' | 'sshd' | 'nft' | 'native-pump' | 'libfuzzer' | 'prometheus' | 'etcd';
 
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -41,6 +41,8 @@ const checks: Record<Component, () => string | null> = {
   },
   /** Debian's `prometheus` package: the server and its `promtool` (docs/DESIGN.md §25). */
   prometheus: () => (answers('promtool', ['--version']) && answers('prometheus', ['--version']) ? null : 'prometheus or promtool missing (Debian package prometheus)'),
+  /** Debian's `etcd-server` (`etcd`, `etcdctl`): the control plane on etcd (docs/DESIGN.md §28). */
+  etcd: () => (answers('etcd', ['--version']) && answers('etcdctl', ['version']) ? null : 'etcd or etcdctl missing (Debian package etcd-server)'),
   sshd: () => {
     try {
       accessSync('/usr/sbin/sshd', constants.X_OK);

@@ -23,6 +23,8 @@ export interface Kv {
   value: Buffer;
   createRevision: number;
   modRevision: number;
+  /** The lease the key is attached to ('0': none). */
+  lease: string;
 }
 
 export type TxnOp = { put: string; value: string | Buffer; lease?: string } | { delete: string } | { get: string };
@@ -188,7 +190,7 @@ function foundOf(res: IResponseOp): Kv | null {
 }
 
 function kvOf(kv: IKeyValue): Kv {
-  return { key: kv.key.toString(), value: kv.value, createRevision: Number(kv.create_revision), modRevision: Number(kv.mod_revision) };
+  return { key: kv.key.toString(), value: kv.value, createRevision: Number(kv.create_revision), modRevision: Number(kv.mod_revision), lease: String(kv.lease ?? '0') };
 }
 
 function prefixEnd(prefix: Buffer): Buffer {

@@ -43,7 +43,7 @@ const BIN = resolve(import.meta.dirname, '../bin/drover-control.js');
 const AGENTS = resolve(import.meta.dirname, 'control-agents.ts');
 const json = process.argv.includes('--json');
 const storeArg = process.argv.indexOf('--store');
-const STORES: ('file' | 'etcd')[] = storeArg >= 0 && process.argv[storeArg + 1] === 'etcd' ? ['file', 'etcd'] : ['file'];
+const STORES: ('file' | 'etcd')[] = storeArg >= 0 && process.argv[storeArg + 1] === 'etcd' ? (process.env.BENCH_ONLY_ETCD ? ['etcd'] : ['file', 'etcd']) : ['file'];
 const WRITE_CLIENTS = 16;
 const WRITE_SECONDS = 3;
 let etcd: EtcdCluster | null = null;
@@ -136,7 +136,8 @@ async function startControl(dir: string, store: 'file' | 'etcd', prefix: string)
     const timer = setTimeout(() => fail(new Error('the control service did not start within 120 s')), 120_000);
     lines.on('line', (line) => {
       // Errors of the service, and what is not a log line (e.g. --trace-gc from BENCH_NODE_ARGS).
-      if (!line.startsWith('{') || /"level":[56]0/.test(line)) process.stderr.write(`${line}\n`);
+      // Leadership changes too (the store on etcd): a bench run must not hide one.
+      if (!line.startsWith('{') || /"level":[56]0/.test(line) || /leader/.test(line)) process.stderr.write(`${line}\n`);
       if (!line.includes('control service started')) return;
       clearTimeout(timer);
       done(JSON.parse(line).address);

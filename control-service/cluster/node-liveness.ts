@@ -4,10 +4,10 @@
  *
  * The leader keeps one etcd lease per node (TTL: the node lease TTL) with the key
  * `<prefix>alive/<uuid>` on it, created in a fenced transaction at the node's first report
- * and renewed at most once a second after. A new leader reads the keys and the leases' time
- * left; a node's last report is then no earlier than `now - (TTL - left) - slack`, and the
- * estimate errs late (`SLACK_MS`: a renewal at most a second behind the last report, etcd's
- * TTL in whole seconds), so a node is never judged more silent than it is. A node without a
+ * and renewed at most every TTL/3 after. A new leader reads the keys and the leases' time
+ * left; a node's last report is then no later than `now - (TTL - left) + slack`, and the
+ * estimate errs late (slack: a renewal at most TTL/3 behind the last report, etcd's TTL in
+ * whole seconds), so a node is never judged more silent than it is. A node without a
  * key was silent for at least a TTL already; it is judged from the election on.
  */
 import type { Clock } from '#common/clock.ts';
@@ -15,8 +15,8 @@ import { systemClock } from '#common/clock.ts';
 import type { Logger } from '#common/log.ts';
 import type { EtcdClient, LeaseHandle, TxnCompare } from '../store/etcd-client.ts';
 
-const RENEW_EVERY_MS = 1000;
-const SLACK_MS = 2000;
+/** A node's lease is renewed at most this often (a third of its TTL, at least a second). */
+const renewEveryMs = (ttlSeconds: number) => Math.max(1000, (ttlSeconds * 1000) / 3);
 
 export interface NodeLiveness {
   /** A node reported to this leader. Fire and forget. */
@@ -46,7 +46,7 @@ export class EtcdNodeLiveness implements NodeLiveness {
     const now = this.clock.now();
     const entry = this.leases.get(uuid) ?? { lease: null, renewedAt: 0, busy: false };
     this.leases.set(uuid, entry);
-    if (entry.busy || now - entry.renewedAt < RENEW_EVERY_MS) return;
+    if (entry.busy || now - entry.renewedAt < renewEveryMs(this.options.ttlSeconds)) return;
     const fence = this.options.fence();
     if (fence === null) return;
     entry.busy = true;
@@ -61,7 +61,7 @@ export class EtcdNodeLiveness implements NodeLiveness {
   private async renew(uuid: string, entry: { lease: LeaseHandle | null; renewedAt: number }, fence: TxnCompare, now: number): Promise<void> {
     if (entry.lease) {
       try {
-        await entry.lease.keepAlive(2000);
+        await entry.lease.keepAlive(5000);
         entry.renewedAt = now;
         return;
       } catch (err) {
@@ -85,7 +85,9 @@ export class EtcdNodeLiveness implements NodeLiveness {
     for (const kv of found) {
       const left = await this.options.client.leaseTtl(kv.lease);
       if (left < 0) continue;
-      out.set(kv.key.slice(`${this.options.prefix}alive/`.length), Math.min(now, now - (this.options.ttlSeconds - left) * 1000 + SLACK_MS));
+      // Late by a renewal interval (reports between renewals) and a second (TTLs in whole seconds).
+      const slack = renewEveryMs(this.options.ttlSeconds) + 1000;
+      out.set(kv.key.slice(`${this.options.prefix}alive/`.length), Math.min(now, now - (this.options.ttlSeconds - left) * 1000 + slack));
     }
     return out;
   }

@@ -52,6 +52,9 @@ export interface LeaseHandle {
 
 const COMPACTED = /required revision has been compacted/;
 
+/** A fault-handling policy that only calls through (etcd3 calls nothing else of it). */
+const PASS_THROUGH = { execute: <T>(fn: (context: { signal: AbortSignal }) => T) => Promise.resolve().then(() => fn({ signal: new AbortController().signal })) } as unknown as NonNullable<NonNullable<NonNullable<ConstructorParameters<typeof Etcd3>[0]>['faultHandling']>['global']>;
+
 export class EtcdClient {
   private readonly client: Etcd3;
   private readonly callTimeoutMs: number;
@@ -64,6 +67,10 @@ export class EtcdClient {
       hosts: [...connection.endpoints],
       ...(tls ? { credentials: { rootCertificate: readFileSync(tls.ca), certChain: readFileSync(tls.cert), privateKey: readFileSync(tls.key) } } : {}),
       dialTimeout: this.callTimeoutMs,
+      // No per-member circuit breaker: etcd3's default opens after a few failures of any kind,
+      // and deadlines missed on a loaded machine then refused every call, the leader's renewals
+      // included. Calls are retried (the library's global policy) on another member instead.
+      faultHandling: { host: () => PASS_THROUGH },
       defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + this.callTimeoutMs }),
     });
   }

@@ -1,33 +1,37 @@
 /**
- * Node liveness leases in etcd (docs/DESIGN.md §28), so a newly elected leader knows how long
- * each node has been silent instead of starting blind.
+ * Node liveness in etcd (docs/DESIGN.md §28), so a newly elected leader knows how long each
+ * node has been silent instead of starting blind.
  *
- * The leader keeps one etcd lease per node (TTL: the node lease TTL) with the key
- * `<prefix>alive/<uuid>` on it, created in a fenced transaction at the node's first report
- * and renewed at most every TTL/3 after. A new leader reads the keys and the leases' time
- * left; a node's last report is then no later than `now - (TTL - left) + slack`, and the
- * estimate errs late (slack: a renewal at most TTL/3 behind the last report, etcd's TTL in
- * whole seconds), so a node is never judged more silent than it is. A node without a
- * key was silent for at least a TTL already; it is judged from the election on.
+ * The leader records when it last heard from each node and writes the record as one key,
+ * `<prefix>alive` = `{written_at, nodes: {uuid: last report, ms}}`, on an etcd lease of the
+ * node lease TTL, every TTL/3 (a fenced transaction, like every leader write). One small write
+ * every few seconds, whatever the number of nodes: a lease per node (200 grants at start, then
+ * renewals) crowded the leader's own lease renewals out on a loaded machine. A new leader reads
+ * the record; a node's last report is then no later than its recorded time plus the write
+ * interval (reports after the last write were not recorded), so the estimate adds that
+ * interval and a second for the clocks of two hosts: it errs late, and a node is never judged
+ * more silent than it is. No record (the lease expired: the old leader was gone for a TTL) or a
+ * node not in it: silent for a TTL at least, judged from the election on.
  */
 import type { Clock } from '#common/clock.ts';
 import { systemClock } from '#common/clock.ts';
 import type { Logger } from '#common/log.ts';
 import type { EtcdClient, LeaseHandle, TxnCompare } from '../store/etcd-client.ts';
 
-/** A node's lease is renewed at most this often (a third of its TTL, at least a second). */
-const renewEveryMs = (ttlSeconds: number) => Math.max(1000, (ttlSeconds * 1000) / 3);
-
 export interface NodeLiveness {
-  /** A node reported to this leader. Fire and forget. */
+  /** A node reported to this leader. */
   reported(uuid: string): void;
-  /** When each node with a live key last reported (an estimate that errs late). */
+  /** When each node last reported, as far as etcd knows (an estimate that errs late). */
   lastSeen(): Promise<Map<string, number>>;
 }
 
 export class EtcdNodeLiveness implements NodeLiveness {
-  private readonly leases = new Map<string, { lease: LeaseHandle | null; renewedAt: number; busy: boolean }>();
+  private readonly heard = new Map<string, number>();
   private readonly clock: Clock;
+  private readonly everyMs: number;
+  private writtenAt = 0;
+  private writing = false;
+  private lease: LeaseHandle | null = null;
 
   constructor(
     private readonly options: {
@@ -40,54 +44,43 @@ export class EtcdNodeLiveness implements NodeLiveness {
     },
   ) {
     this.clock = options.clock ?? systemClock;
+    this.everyMs = Math.max(1000, (options.ttlSeconds * 1000) / 3);
+  }
+
+  get key(): string {
+    return `${this.options.prefix}alive`;
   }
 
   reported(uuid: string): void {
     const now = this.clock.now();
-    const entry = this.leases.get(uuid) ?? { lease: null, renewedAt: 0, busy: false };
-    this.leases.set(uuid, entry);
-    if (entry.busy || now - entry.renewedAt < renewEveryMs(this.options.ttlSeconds)) return;
+    this.heard.set(uuid, now);
+    if (this.writing || now - this.writtenAt < this.everyMs) return;
     const fence = this.options.fence();
     if (fence === null) return;
-    entry.busy = true;
-    void this.renew(uuid, entry, fence, now)
-      .catch((err: unknown) => {
-        entry.lease = null;
-        this.options.log.warn({ err, node: uuid }, 'node liveness lease not renewed');
-      })
-      .finally(() => (entry.busy = false));
+    this.writing = true;
+    void this.write(fence, now)
+      .catch((err: unknown) => this.options.log.warn({ err }, 'node liveness not written'))
+      .finally(() => (this.writing = false));
   }
 
-  private async renew(uuid: string, entry: { lease: LeaseHandle | null; renewedAt: number }, fence: TxnCompare, now: number): Promise<void> {
-    if (entry.lease) {
-      try {
-        await entry.lease.keepAlive(5000);
-        entry.renewedAt = now;
-        return;
-      } catch (err) {
-        if ((err as { code?: string }).code !== 'DROVER_ETCD_LEASE_LOST') throw err;
-      }
-    }
-    const lease = await this.options.client.grantLease(this.options.ttlSeconds);
-    const res = await this.options.client.txn([fence], [{ put: `${this.options.prefix}alive/${uuid}`, value: JSON.stringify({ at: now }), lease: lease.id }]);
-    if (!res.succeeded) {
-      await lease.revoke();
-      return;
-    }
-    entry.lease = lease;
-    entry.renewedAt = now;
+  private async write(fence: TxnCompare, now: number): Promise<void> {
+    this.lease ??= await this.options.client.grantLease(this.options.ttlSeconds);
+    const value = JSON.stringify({ written_at: now, nodes: Object.fromEntries(this.heard) });
+    const res = await this.options.client.txn([fence], [{ put: this.key, value, lease: this.lease.id }]);
+    this.writtenAt = now;
+    if (!res.succeeded) return;
+    // The record's lease: renewed with each write after the first, so it lapses a TTL after the last.
+    await this.lease.keepAlive(5000).catch(() => (this.lease = null));
   }
 
   async lastSeen(): Promise<Map<string, number>> {
-    const { found } = await this.options.client.getPrefix(`${this.options.prefix}alive/`);
-    const now = this.clock.now();
+    const { found } = await this.options.client.getMany([this.key]);
     const out = new Map<string, number>();
-    for (const kv of found) {
-      const left = await this.options.client.leaseTtl(kv.lease);
-      if (left < 0) continue;
-      // Late by a renewal interval (reports between renewals) and a second (TTLs in whole seconds).
-      const slack = renewEveryMs(this.options.ttlSeconds) + 1000;
-      out.set(kv.key.slice(`${this.options.prefix}alive/`.length), Math.min(now, now - (this.options.ttlSeconds - left) * 1000 + slack));
+    if (!found[0]) return out;
+    const now = this.clock.now();
+    const record = JSON.parse(found[0].value.toString('utf8')) as { nodes?: Record<string, number> };
+    for (const [uuid, at] of Object.entries(record.nodes ?? {})) {
+      if (typeof at === 'number') out.set(uuid, Math.min(now, at + this.everyMs + 1000));
     }
     return out;
   }

@@ -4,7 +4,7 @@
  *
  * The election key (`<prefix>leader`, value `{identity, url}`) is created only when absent, in
  * a transaction, under an etcd lease of `ttlSeconds`; who created it leads while the key lives.
- * The leader renews its lease every `ttl/5`; a renewal that has not succeeded for
+ * The leader renews its lease every `ttl/10` (each try bounded by `ttl/5`); a renewal that has not succeeded for
  * `renewDeadlineMs` (< TTL) makes it stop acting at once — `isLeader()` reads the clock
  * itself, so a process resumed after a SIGSTOP is no leader before any timer ran. Every write
  * the leader makes carries `fence()`: etcd checks in the same transaction that the election key
@@ -172,12 +172,17 @@ export class EtcdLeadership implements Leadership {
   }
 
   private async renew(): Promise<void> {
-    await this.sleep((this.ttlSeconds * 1000) / 5);
+    const every = (this.ttlSeconds * 1000) / 10;
+    // Just elected after a slow grant, or after a failed try: renew at once.
+    if (this.clock.now() - this.renewedAt < every) await this.sleep(every);
     if (!this.isLeader() || !this.lease || this.stopped) return;
     const sentAt = this.clock.now();
     const left = this.renewDeadlineMs - (sentAt - this.renewedAt);
     try {
-      await this.lease.keepAlive(Math.max(100, left));
+      // One attempt may take a fifth of the TTL at most: a slow one leaves time for others.
+      await this.lease.keepAlive(Math.max(100, Math.min(left, (this.ttlSeconds * 1000) / 5)));
+      const ms = this.clock.now() - sentAt;
+      if (ms > 1000) this.options.log.warn({ ms }, 'leader lease renewed slowly');
       // The lease runs from no earlier than the moment the renewal was sent.
       if (this.leading) this.renewedAt = sentAt;
     } catch (err) {

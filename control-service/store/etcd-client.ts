@@ -145,12 +145,20 @@ export class EtcdClient {
     return {
       id,
       keepAlive: async (timeoutMs) => {
+        let timer: NodeJS.Timeout | undefined;
         try {
-          const res = await lease.keepaliveOnce({ deadline: Date.now() + timeoutMs });
+          // The deadline is enforced here too: a keep-alive stream that never answers must not
+          // hold the caller past it (seen under load: renewals that neither answered nor failed).
+          const timeout = new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+          });
+          const res = await Promise.race([lease.keepaliveOnce({ deadline: Date.now() + timeoutMs }), timeout]);
           return Number(res.TTL);
         } catch (err) {
           if (err instanceof EtcdLeaseInvalidError) throw new DroverError('DROVER_ETCD_LEASE_LOST', `etcd lease ${id} expired`, { cause: err });
           throw classify('lease keep-alive', err);
+        } finally {
+          clearTimeout(timer);
         }
       },
       revoke: async () => {

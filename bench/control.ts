@@ -14,9 +14,14 @@
  * - CPU (user + system, from /proc) of the service per second: first with the agents alone
  *   (the cost of 200 reports a second and their long-polls), then during reads and moves;
  *   and of the agents' process. Less noisy than latencies on a shared machine.
+ * - writes/s: dataset creations from 16 concurrent clients for a few seconds.
  * The store is seeded by writing its file before the process starts (seeding over HTTP would
  * only measure the seeding). Prints p50/p99 and the growth from the smallest size; `--json`
- * prints `{"sizes": [{n, readP99Ms, moveP99Ms, pushP99Ms, …}]}` only.
+ * prints `{"sizes": [{n, store, readP99Ms, moveP99Ms, pushP99Ms, …}]}` only.
+ *
+ * `--store etcd` measures the store on etcd beside the file store in the same run (docs/DESIGN.md
+ * §28): a one-member etcd started on 127.0.0.1 for the run (temp data, removed after), seeded
+ * through the etcd store itself, and the control service started with `--store etcd`.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -24,6 +29,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { systemClock } from '#common/clock.ts';
+import { silentLogger } from '#common/log.ts';
+import { EtcdClient } from '../control-service/store/etcd-client.ts';
+import { EtcdConfigStore } from '../control-service/store/etcd-store.ts';
+import { startEtcd, stopEtcd, type EtcdCluster } from '../local-cluster/etcd.ts';
 
 const SIZES = process.env.BENCH_SIZES ? process.env.BENCH_SIZES.split(',').map(Number) : [1000, 5000, 10000];
 const NODES = 200;
@@ -33,6 +42,11 @@ const QUIET_MS = 4000;
 const BIN = resolve(import.meta.dirname, '../bin/drover-control.js');
 const AGENTS = resolve(import.meta.dirname, 'control-agents.ts');
 const json = process.argv.includes('--json');
+const storeArg = process.argv.indexOf('--store');
+const STORES: ('file' | 'etcd')[] = storeArg >= 0 && process.argv[storeArg + 1] === 'etcd' ? (process.env.BENCH_ONLY_ETCD ? ['etcd'] : ['file', 'etcd']) : ['file'];
+const WRITE_CLIENTS = 16;
+const WRITE_SECONDS = 3;
+let etcd: EtcdCluster | null = null;
 
 const uuid = (prefix: string, i: number) => `${prefix}-0000-4000-8000-${String(i).padStart(12, '0')}`;
 const nodeId = (i: number) => uuid('00000001', i);
@@ -43,6 +57,9 @@ const say = (line: string) => {
 
 interface Sample {
   n: number;
+  store: 'file' | 'etcd';
+  /** Dataset creations per second, 16 clients at once. */
+  writesPerS: number;
   /** Whole-list reads: GET /v1/state/datasets and GET /v1/configuration/containers. */
   readP50Ms: number;
   readP99Ms: number;
@@ -79,7 +96,7 @@ function percentile(values: number[], p: number): number {
   return Number(sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!.toFixed(2));
 }
 
-async function seed(dir: string, n: number): Promise<void> {
+function seedDocument(n: number) {
   const nodes = Array.from({ length: NODES }, (_, i) => ({ uuid: nodeId(i), host: `127.1.${Math.floor(i / 250)}.${(i % 250) + 1}`, labels: {}, transfer: {} }));
   const datasets = Array.from({ length: n }, (_, i) => ({ dataset_id: datasetId(i), primary: nodeId(i % NODES), maximum_size: null, metadata: { name: `vol${i}` }, deleted: false }));
   const applications = Array.from({ length: n }, (_, i) => ({
@@ -93,18 +110,34 @@ async function seed(dir: string, n: number): Promise<void> {
     restart_policy: { name: 'never' },
     labels: {},
   }));
-  const desired = { nodes, datasets, applications, leases: [], migrations: [] };
-  await writeFile(join(dir, 'desired.json'), JSON.stringify({ format_version: 1, version: 1, desired }));
+  return { nodes, datasets, applications, leases: [], migrations: [] };
 }
 
-async function startControl(dir: string): Promise<{ proc: ChildProcess; base: string }> {
-  const proc = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), BIN, '--listen', '127.0.0.1:0', '--insecure-plain-http', '--data-dir', dir, '--node-timeout', '30'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, DROVER_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info' } });
+/** Writes the document where the control service will find it: its file, or etcd under `prefix`. */
+async function seed(dir: string, n: number, store: 'file' | 'etcd', prefix: string): Promise<void> {
+  const desired = seedDocument(n);
+  if (store === 'file') {
+    await writeFile(join(dir, 'desired.json'), JSON.stringify({ format_version: 1, version: 1, desired }));
+    return;
+  }
+  const client = new EtcdClient({ endpoints: etcd!.endpoints, callTimeoutMs: 60_000 });
+  const s = new EtcdConfigStore({ client, log: silentLogger(), prefix, writer: 'bench-seed', follow: false });
+  await s.load();
+  await s.update(() => desired as never);
+  await s.close();
+  client.close();
+}
+
+async function startControl(dir: string, store: 'file' | 'etcd', prefix: string): Promise<{ proc: ChildProcess; base: string }> {
+  const storeArgs = store === 'etcd' ? ['--store', 'etcd', '--etcd-endpoints', etcd!.endpoints.join(','), '--etcd-prefix', prefix] : [];
+  const proc = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), BIN, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', '--insecure-plain-http', '--data-dir', dir, '--node-timeout', '30', ...storeArgs], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, DROVER_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info' } });
   const lines = createInterface({ input: proc.stdout! });
   const base = await new Promise<string>((done, fail) => {
     const timer = setTimeout(() => fail(new Error('the control service did not start within 120 s')), 120_000);
     lines.on('line', (line) => {
       // Errors of the service, and what is not a log line (e.g. --trace-gc from BENCH_NODE_ARGS).
-      if (!line.startsWith('{') || /"level":[56]0/.test(line)) process.stderr.write(`${line}\n`);
+      // Leadership changes too (the store on etcd): a bench run must not hide one.
+      if (!line.startsWith('{') || /"level":[56]0/.test(line) || /leader/.test(line)) process.stderr.write(`${line}\n`);
       if (!line.includes('control service started')) return;
       clearTimeout(timer);
       done(JSON.parse(line).address);
@@ -170,11 +203,45 @@ function readInChild(base: string, n: number): Promise<ReadResult> {
   });
 }
 
-async function measure(n: number): Promise<Sample> {
+/** Waits until the service accepts writes (on etcd: once it is elected). */
+async function untilLeader(base: string): Promise<void> {
+  const deadline = performance.now() + 60_000;
+  for (;;) {
+    const res = await fetch(`${base}/v1/configuration/leases`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ dataset_id: uuid('0000000e', 0), node_uuid: nodeId(0), expires: 1 }) }).catch(() => null);
+    await res?.arrayBuffer();
+    if (res && res.status < 300) return;
+    if (performance.now() > deadline) throw new Error(`the control service did not accept a write within 60 s (last answer ${res?.status})`);
+    await sleep(100);
+  }
+}
+
+/** Dataset creations per second from WRITE_CLIENTS concurrent clients. */
+async function writeRate(base: string): Promise<number> {
+  let done = 0;
+  let next = 0;
+  const until = performance.now() + WRITE_SECONDS * 1000;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: WRITE_CLIENTS }, async () => {
+      while (performance.now() < until) {
+        const i = next++;
+        const res = await fetch(`${base}/v1/configuration/datasets`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ dataset_id: uuid('0000000f', i), primary: nodeId(i % NODES) }) });
+        await res.arrayBuffer();
+        if (res.status !== 201) throw new Error(`a dataset creation answered ${res.status}`);
+        done++;
+      }
+    }),
+  );
+  return Math.round(done / ((performance.now() - started) / 1000));
+}
+
+async function measure(n: number, store: 'file' | 'etcd'): Promise<Sample> {
   failures = 0;
   const dir = await mkdtemp(join(tmpdir(), 'drover-bench-control-'));
-  await seed(dir, n);
-  const { proc, base } = await startControl(dir);
+  const prefix = `/bench-${n}-${Date.now()}/`;
+  await seed(dir, n, store, prefix);
+  const { proc, base } = await startControl(dir, store, prefix);
+  await untilLeader(base);
   const agents = fork(AGENTS, [], { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const seen = new Map<string, number>();
   let ready: () => void = () => undefined;
@@ -238,8 +305,13 @@ async function measure(n: number): Promise<Sample> {
     if (readFailure) throw readFailure;
     const seconds = (performance.now() - cpuStart.at) / 1000;
     const perSecond = async (pid: number | undefined, before: number) => Math.round(((await cpuMs(pid)) - before) / seconds);
+    const serviceCpuMsPerS = await perSecond(proc.pid, cpuStart.service);
+    const agentsCpuMsPerS = await perSecond(agents.pid, cpuStart.agents);
+    const writesPerS = await writeRate(base);
     return {
       n,
+      store,
+      writesPerS,
       readP50Ms: percentile(reads, 50),
       readP99Ms: percentile(reads, 99),
       readOneP50Ms: percentile(readsOne, 50),
@@ -252,8 +324,8 @@ async function measure(n: number): Promise<Sample> {
       moveServerP50Ms: percentile(movesServer, 50),
       moveServerP99Ms: percentile(movesServer, 99),
       reportsOnlyCpuMsPerS: quiet,
-      serviceCpuMsPerS: await perSecond(proc.pid, cpuStart.service),
-      agentsCpuMsPerS: await perSecond(agents.pid, cpuStart.agents),
+      serviceCpuMsPerS,
+      agentsCpuMsPerS,
     };
   } finally {
     agents.send('stop');
@@ -265,20 +337,41 @@ async function measure(n: number): Promise<Sample> {
 }
 
 async function main(): Promise<void> {
-  say(`bench:control — ${NODES} simulated agents reporting every second; ${READS} reads and ${MOVES} moves per size`);
+  say(`bench:control — ${NODES} simulated agents reporting every second; ${READS} reads and ${MOVES} moves per size; stores: ${STORES.join(', ')}`);
+  if (STORES.includes('etcd')) {
+    etcd = await startEtcd(await mkdtemp(join(tmpdir(), 'drover-bench-etcd-')));
+    say(`  etcd ${etcd.endpoints.join(',')} (one member, temp data)`);
+  }
+  try {
+    await measureAll();
+  } finally {
+    if (etcd) await stopEtcd(etcd);
+  }
+}
+
+async function measureAll(): Promise<void> {
   const sizes: Sample[] = [];
-  for (const n of SIZES) {
-    const s = await measure(n);
+  for (const n of SIZES) for (const store of STORES) {
+    const s = await measure(n, store);
     sizes.push(s);
     say(
-      `n=${String(n).padStart(5)}  read list p50 ${s.readP50Ms} ms p99 ${s.readP99Ms} ms | read one p50 ${s.readOneP50Ms} ms p99 ${s.readOneP99Ms} ms | move p50 ${s.moveP50Ms} ms p99 ${s.moveP99Ms} ms | push p50 ${s.pushP50Ms} ms p99 ${s.pushP99Ms} ms | move inside the service p50 ${s.moveServerP50Ms} ms p99 ${s.moveServerP99Ms} ms | CPU ms/s: service ${s.serviceCpuMsPerS} (reports only ${s.reportsOnlyCpuMsPerS}), agents ${s.agentsCpuMsPerS}${s.connectionFailures > 0 ? ` | ${s.connectionFailures} requests reset and retried` : ''}`,
+      `n=${String(n).padStart(5)} ${store.padEnd(4)}  writes/s ${s.writesPerS} | read list p50 ${s.readP50Ms} ms p99 ${s.readP99Ms} ms | read one p50 ${s.readOneP50Ms} ms p99 ${s.readOneP99Ms} ms | move p50 ${s.moveP50Ms} ms p99 ${s.moveP99Ms} ms | push p50 ${s.pushP50Ms} ms p99 ${s.pushP99Ms} ms | move inside the service p50 ${s.moveServerP50Ms} ms p99 ${s.moveServerP99Ms} ms | CPU ms/s: service ${s.serviceCpuMsPerS} (reports only ${s.reportsOnlyCpuMsPerS}), agents ${s.agentsCpuMsPerS}${s.connectionFailures > 0 ? ` | ${s.connectionFailures} requests reset and retried` : ''}`,
     );
   }
-  const first = sizes[0]!;
-  const last = sizes[sizes.length - 1]!;
   const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(1) : 'n/a');
-  say(`growth ${first.n} → ${last.n} (×${last.n / first.n} entries): read p50 ×${ratio(last.readP50Ms, first.readP50Ms)}, move p50 ×${ratio(last.moveP50Ms, first.moveP50Ms)}, push p50 ×${ratio(last.pushP50Ms, first.pushP50Ms)}`);
-  say(`targets at ${last.n}: read p99 ${last.readP99Ms} ms and move p99 ${last.moveP99Ms} ms (< 50 ms), push p99 ${last.pushP99Ms} ms (< 200 ms)`);
+  for (const store of STORES) {
+    const mine = sizes.filter((s) => s.store === store);
+    const first = mine[0]!;
+    const last = mine[mine.length - 1]!;
+    say(`${store}: growth ${first.n} → ${last.n} (×${last.n / first.n} entries): read p50 ×${ratio(last.readP50Ms, first.readP50Ms)}, move p50 ×${ratio(last.moveP50Ms, first.moveP50Ms)}, push p50 ×${ratio(last.pushP50Ms, first.pushP50Ms)}`);
+    say(`${store}: targets at ${last.n}: read p99 ${last.readP99Ms} ms and move p99 ${last.moveP99Ms} ms (< 50 ms), push p99 ${last.pushP99Ms} ms (< 200 ms); ${last.writesPerS} writes/s`);
+  }
+  if (STORES.length > 1) {
+    for (const n of SIZES) {
+      const [f, e] = STORES.map((st) => sizes.find((s) => s.n === n && s.store === st)!);
+      say(`n=${n} etcd/file: read p99 ×${ratio(e!.readP99Ms, f!.readP99Ms)}, move p99 ×${ratio(e!.moveP99Ms, f!.moveP99Ms)}, push p99 ×${ratio(e!.pushP99Ms, f!.pushP99Ms)}, writes/s ×${ratio(e!.writesPerS, f!.writesPerS)}`);
+    }
+  }
   if (json) process.stdout.write(`${JSON.stringify({ sizes })}\n`);
 }
 

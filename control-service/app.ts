@@ -28,6 +28,7 @@ import type { RevokedList } from './http/tls.ts';
 import { openApiDocument } from './http/openapi.ts';
 import { jsonBodyParser, Router, type Guard } from './http/router.ts';
 import { observeRequests } from './http/request-log.ts';
+import { sendFollowersToLeader } from './http/follower.ts';
 import { NO_CONTROL_METRICS, type ControlMetrics } from './metrics.ts';
 import { refuseCrossSite } from './ui/cross-site.ts';
 import { dashboardRoutes } from './ui/routes.ts';
@@ -77,6 +78,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
   }) as unknown as FastifyInstance;
   if (options.https && options.revoked) options.revoked.guard(app.server as unknown as import('node:tls').Server);
   observeRequests(app, options.metrics ?? NO_CONTROL_METRICS);
+  sendFollowersToLeader(app, options.control.leadership);
   const shutdown = new AbortController();
   app.addHook('preClose', async () => {
     shutdown.abort();

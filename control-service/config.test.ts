@@ -26,3 +26,31 @@ describe("the control service's listening settings (docs/DESIGN.md §23)", () =>
     expect(issues).toEqual(['tls.cert: goes with --tls-ca and --tls-key', 'tls.key: goes with --tls-ca and --tls-cert']);
   });
 });
+
+describe('the store settings (docs/DESIGN.md §28)', () => {
+  const issuesOf = (argv: string[]): string[] => {
+    try {
+      readConfig([...TLS, ...argv], {});
+    } catch (err) {
+      return (err as { issues: Array<{ path: string[]; message: string }> }).issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    }
+    return [];
+  };
+
+  it('keeps the file store by default and takes etcd with its endpoints, TLS and leader timing', () => {
+    expect(readConfig(TLS, {})).toMatchObject({ etcd: null });
+    const c = readConfig([...TLS, '--store', 'etcd', '--etcd-endpoints', 'https://10.0.0.1:2379,https://10.0.0.2:2379', '--etcd-ca', '/e/ca.crt', '--etcd-cert', '/e/c.crt', '--etcd-key', '/e/c.key', '--identity', 'c1'], {});
+    expect(c).toMatchObject({ etcd: { endpoints: ['https://10.0.0.1:2379', 'https://10.0.0.2:2379'], tls: { ca: '/e/ca.crt' }, prefix: '/drover/', leaseTtlSeconds: 15, renewDeadlineMs: 10_000, identity: 'c1' } });
+  });
+
+  it('names every bad etcd setting at once', () => {
+    expect(issuesOf(['--store', 'etcd', '--etcd-endpoints', 'ftp://x', '--etcd-ca', '/ca', '--leader-lease-ttl', '3', '--leader-renew-deadline', '4'])).toEqual([
+      'etcd.endpoints.0: each must be http(s)://HOST:PORT',
+      'etcd.tls.cert: goes with --etcd-ca and --etcd-key',
+      'etcd.tls.key: goes with --etcd-ca and --etcd-cert',
+      'leader-renew-deadline: must be shorter than --leader-lease-ttl (3 s): a leader stops acting before its lease can expire',
+    ]);
+    expect(issuesOf(['--etcd-endpoints', 'http://127.0.0.1:2379'])).toEqual(['etcd-endpoints: goes with --store etcd']);
+    expect(issuesOf(['--store', 'consul'])).toEqual(["store: must be 'file' or 'etcd', not 'consul'"]);
+  });
+});

@@ -3,6 +3,7 @@
  * variables), checked with zod so a bad value stops start-up with a message that names it.
  */
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { DEFAULT_FAILOVER_MARGIN_MS, MIN_FAILOVER_MARGIN_MS } from '#common/fence-timing.ts';
@@ -39,6 +40,19 @@ export const USAGE = `usage: drover-control --tls-ca FILE --tls-cert FILE --tls-
                   with the --tls-* files (a user or drover-metrics client certificate scrapes);
                   http://HOST:PORT for plain HTTP, loopback only
                   (default 127.0.0.1:${METRICS_PORTS.control}; env DROVER_CONTROL_METRICS_LISTEN)
+  --store         where the desired configuration lives: 'file' (default; in --data-dir, one
+                  control service) or 'etcd' (several control services, one leader; docs/DESIGN.md §28)
+  --etcd-endpoints  with --store etcd: the etcd members' client URLs, comma-separated
+                  (http(s)://host:port; env DROVER_ETCD_ENDPOINTS)
+  --etcd-ca, --etcd-cert, --etcd-key  TLS client certificate to etcd (all three, or none)
+  --etcd-prefix   the keys' prefix in etcd (default /drover/)
+  --leader-lease-ttl  seconds of the leader's etcd lease: a leader killed outright is replaced
+                  after at most this long (default 15)
+  --leader-renew-deadline  seconds after which a leader that could not renew stops acting
+                  (default 2/3 of the TTL: it stops before its lease can expire)
+  --advertise     the URL followers redirect writes to (default https://<listen address>, the
+                  host name for 0.0.0.0)
+  --identity      this control service's name in etcd (default <host name>:<pid>)
   --secrets-key   the key file that seals secrets at rest, kept outside the data directory
                   (default <data-dir>.key beside it; created 0600 on first start; env DROVER_SECRETS_KEY)
   --files-grace   seconds a stored config, secret or project file must go unnamed by every
@@ -85,12 +99,35 @@ export const ControlConfig = z
     secretsKeyFile: z.string().min(1),
     /** How long an unnamed file content is kept (docs/DESIGN.md §22). */
     filesGraceMs: z.number().min(0).max(365 * 86_400_000),
+    /** The store on etcd (docs/DESIGN.md §28); null: the file store in dataDir. */
+    etcd: z
+      .object({
+        endpoints: z.array(z.string().regex(/^https?:\/\/[^\s/]+:\d{1,5}$/, 'each must be http(s)://HOST:PORT')).min(1, 'needs at least one URL (--etcd-endpoints)'),
+        tls: z
+          .object({
+            ca: z.string().min(1, 'goes with --etcd-cert and --etcd-key'),
+            cert: z.string().min(1, 'goes with --etcd-ca and --etcd-key'),
+            key: z.string().min(1, 'goes with --etcd-ca and --etcd-cert'),
+          })
+          .strict()
+          .nullable(),
+        prefix: z.string().regex(/^\/([A-Za-z0-9._-]+\/)*$/, 'must start and end with /, e.g. /drover/'),
+        leaseTtlSeconds: z.number().int().min(2).max(300),
+        renewDeadlineMs: z.number().min(500),
+        advertise: z.string().url().nullable(),
+        identity: z.string().min(1).max(200),
+      })
+      .strict()
+      .nullable(),
   })
   .strict()
   .superRefine((c, ctx) => {
     if (c.plainHttp && c.tls !== null) ctx.addIssue({ code: 'custom', path: ['insecure-plain-http'], message: 'goes with no --tls-* flag' });
     if (c.plainHttp && !isLoopback(c.listen.host)) {
       ctx.addIssue({ code: 'custom', path: ['insecure-plain-http'], message: `refused on ${c.listen.host}: plain HTTP (no authentication) is served only on a loopback address (127.0.0.0/8, ::1, localhost)` });
+    }
+    if (c.etcd && c.etcd.renewDeadlineMs >= c.etcd.leaseTtlSeconds * 1000) {
+      ctx.addIssue({ code: 'custom', path: ['leader-renew-deadline'], message: `must be shorter than --leader-lease-ttl (${c.etcd.leaseTtlSeconds} s): a leader stops acting before its lease can expire` });
     }
     if (!c.plainHttp && c.tls === null) {
       ctx.addIssue({ code: 'custom', path: ['tls'], message: 'needs --tls-ca, --tls-cert and --tls-key (drover ca init; drover ca control ADDRESS…), or --insecure-plain-http on a loopback address' });
@@ -126,6 +163,16 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): ControlConfi
       'metrics-listen': { type: 'string' },
       'secrets-key': { type: 'string' },
       'files-grace': { type: 'string' },
+      store: { type: 'string' },
+      'etcd-endpoints': { type: 'string' },
+      'etcd-ca': { type: 'string' },
+      'etcd-cert': { type: 'string' },
+      'etcd-key': { type: 'string' },
+      'etcd-prefix': { type: 'string' },
+      'leader-lease-ttl': { type: 'string' },
+      'leader-renew-deadline': { type: 'string' },
+      advertise: { type: 'string' },
+      identity: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -148,7 +195,33 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): ControlConfi
     plainHttp: values['insecure-plain-http'] === true,
     metricsListen: values['metrics-listen'] ?? env.DROVER_CONTROL_METRICS_LISTEN ?? `127.0.0.1:${METRICS_PORTS.control}`,
     filesGraceMs: Number(values['files-grace'] ?? 86_400) * 1000,
+    etcd: etcdOf(values, env),
   });
+}
+
+/** The etcd settings with --store etcd; null with the file store (etcd flags then refused). */
+function etcdOf(values: Record<string, unknown>, env: NodeJS.ProcessEnv): ControlConfig['etcd'] {
+  const store = (values.store as string | undefined) ?? env.DROVER_STORE ?? 'file';
+  const given = ['etcd-endpoints', 'etcd-ca', 'etcd-cert', 'etcd-key', 'etcd-prefix', 'leader-lease-ttl', 'leader-renew-deadline', 'advertise', 'identity'].filter((k) => values[k] !== undefined);
+  if (store !== 'etcd' && store !== 'file') throw new z.ZodError([{ code: 'custom', path: ['store'], message: `must be 'file' or 'etcd', not '${store}'`, input: store }]);
+  if (store === 'file') {
+    if (given.length > 0) throw new z.ZodError(given.map((k) => ({ code: 'custom' as const, path: [k], message: 'goes with --store etcd', input: values[k] })));
+    return null;
+  }
+  const str = (k: string) => values[k] as string | undefined;
+  const ttl = Number(str('leader-lease-ttl') ?? 15);
+  const ca = str('etcd-ca');
+  const cert = str('etcd-cert');
+  const key = str('etcd-key');
+  return {
+    endpoints: (str('etcd-endpoints') ?? env.DROVER_ETCD_ENDPOINTS ?? '').split(',').map((e) => e.trim()).filter(Boolean),
+    tls: ca === undefined && cert === undefined && key === undefined ? null : { ca: ca ?? '', cert: cert ?? '', key: key ?? '' },
+    prefix: str('etcd-prefix') ?? '/drover/',
+    leaseTtlSeconds: ttl,
+    renewDeadlineMs: str('leader-renew-deadline') === undefined ? Math.round((ttl * 2000) / 3) : Number(str('leader-renew-deadline')) * 1000,
+    advertise: str('advertise') ?? null,
+    identity: str('identity') ?? `${hostname()}:${process.pid}`,
+  };
 }
 
 /** The three TLS files, all or none (a part of them names what is missing). */

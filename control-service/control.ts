@@ -40,6 +40,8 @@ import type { Identity } from '#common/identity.ts';
 import { nodeFromReport } from './cluster/node-trust.ts';
 import { validateDesired } from './store/validate.ts';
 import { NO_CONTROL_METRICS, type ControlMetrics } from './metrics.ts';
+import { SOLE_LEADER, type Leadership } from './cluster/leadership.ts';
+import type { NodeLiveness } from './cluster/node-liveness.ts';
 
 export interface ControlOptions {
   store: ConfigStore;
@@ -68,6 +70,13 @@ export interface ControlOptions {
   metrics?: ControlMetrics;
   /** Contents of the files projects ship, secrets sealed (docs/DESIGN.md §22). Default: in memory, under a random key. */
   vault?: Vault;
+  /**
+   * Whether this process leads (docs/DESIGN.md §28): only the leader writes, runs the
+   * scheduler's sweeps, failover and migration bookkeeping. Default: always (the file store).
+   */
+  leadership?: Leadership;
+  /** Node liveness kept where a next leader finds it (etcd); none by default. */
+  liveness?: NodeLiveness;
 }
 
 export interface ChangeContext extends UpdateContext {
@@ -120,8 +129,12 @@ export class Control {
   /** Instances of applications that run several (docs/DESIGN.md §30): placing, draining, rolling. */
   private readonly instances: InstanceWatch;
   private planningInstances = false;
+  readonly leadership: Leadership;
+  private readonly liveness: NodeLiveness | null;
 
   constructor(options: ControlOptions) {
+    this.leadership = options.leadership ?? SOLE_LEADER;
+    this.liveness = options.liveness ?? null;
     this.store = options.store;
     this.log = options.log;
     this.vault = options.vault ?? new MemoryVault();
@@ -160,6 +173,25 @@ export class Control {
     this.routes.onAck = () => this.routeHold.check();
     this.instances = new InstanceWatch({ observed: this.observed, routeVersion: () => this.routes.get().version, acks: (v) => this.routes.acks(v), clock: this.clock, seed: this.seed });
     this.store.onCommit((snapshot) => this.committed(snapshot));
+    this.leadership.onChange((leading) => {
+      if (leading) void this.seedLiveness();
+    });
+  }
+
+  /**
+   * A new leader learns how long each node has been silent from the liveness leases (errs
+   * late); a node with none was silent a TTL already and is judged from now on.
+   */
+  private async seedLiveness(): Promise<void> {
+    const elected = this.clock();
+    let seen = new Map<string, number>();
+    try {
+      seen = (await this.liveness?.lastSeen()) ?? seen;
+    } catch (err) {
+      this.log.warn({ err }, 'node liveness not read; silent nodes are judged from the election on');
+    }
+    for (const node of this.desired.nodes) this.observed.seed(node.uuid, seen.get(node.uuid) ?? elected);
+    this.log.info({ nodes: this.desired.nodes.length, withLease: seen.size }, 'node liveness seeded');
   }
 
   /**
@@ -245,6 +277,9 @@ export class Control {
    * @throws z.ZodError or DroverError DROVER_INVALID_CONFIGURATION (400), or what `fn` throws.
    */
   change(fn: Change): Promise<StoreSnapshot> {
+    if (!this.leadership.isLeader()) {
+      return Promise.reject(new DroverError('DROVER_NOT_LEADER', 'this control service is not the leader; nothing was changed', { detail: { leader: this.leadership.leaderUrl() } }));
+    }
     return this.store.update((desired, ctx) => {
       const out = this.pipeline(fn, desired, ctx);
       this.unschedulableNow = out.unschedulable;
@@ -334,6 +369,7 @@ export class Control {
     // Refused before anything of the report is kept (docs/DESIGN.md §23).
     let { node, keyChangeRefused } = nodeFromReport(report, known, identity, identity.role === 'node' ? this.nodeOfCertificate(identity.name) : undefined);
     const effect = this.observed.report(report, raw);
+    if (this.liveness && this.leadership.isLeader()) this.liveness.reported(report.uuid);
     if (effect.first || effect.cameBack) {
       this.log.info({ node: report.uuid, host: report.host, era: report.era }, effect.first ? 'node registered' : 'node came back');
       this.events.emit({ type: 'node', data: { uuid: report.uuid, host: report.host, state: 'known' } });
@@ -420,6 +456,8 @@ export class Control {
    * expired leases are dropped. Resolves once the stuck moves' write settled (tests await it).
    */
   tick(): Promise<void> {
+    // Followers keep no observed state and decide nothing: the leader does (docs/DESIGN.md §28).
+    if (!this.leadership.isLeader()) return Promise.resolve();
     let ending: Promise<void> = Promise.resolve();
     const { unknown, down } = this.observed.sweep();
     for (const [uuid, state] of [...unknown.map((u) => [u, 'unknown'] as const), ...down.map((u) => [u, 'down'] as const)]) {
@@ -503,7 +541,7 @@ export class Control {
    * new node and which copies the failed node kept.
    */
   private tickFailover(): Promise<void> {
-    if (this.failingOver) return Promise.resolve();
+    if (this.failingOver || !this.leadership.isLeader()) return Promise.resolve();
     const desired = this.desired;
     const due = this.dueFailovers(desired);
     const progress = this.failoverProgress(desired);

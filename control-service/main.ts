@@ -18,6 +18,12 @@ import { join } from 'node:path';
 import { FileVault } from './files/vault.ts';
 import { loadOrCreateKey } from './files/sealing.ts';
 import { ContentSweeper } from './files/sweep.ts';
+import { hostname } from 'node:os';
+import { EtcdClient } from './store/etcd-client.ts';
+import { EtcdConfigStore } from './store/etcd-store.ts';
+import { EtcdLeadership } from './cluster/leadership.ts';
+import { EtcdNodeLiveness } from './cluster/node-liveness.ts';
+import type { ConfigStore } from './store/config-store.ts';
 
 const log = createLogger('drover-control');
 
@@ -35,7 +41,20 @@ async function main(): Promise<void> {
     return;
   }
   const metrics = new PromControlMetrics();
-  const store = new FileConfigStore({ dir: config.dataDir, log, minCompactBytes: config.compactBytes });
+  // The store: the file store (one control service), or etcd with one elected leader (docs/DESIGN.md §28).
+  let store: ConfigStore;
+  let etcd: { client: EtcdClient; leadership: EtcdLeadership; liveness: EtcdNodeLiveness } | null = null;
+  let advertised = '';
+  if (config.etcd) {
+    const e = config.etcd;
+    const client = new EtcdClient({ endpoints: e.endpoints, tls: e.tls ?? undefined });
+    const leadership = new EtcdLeadership({ client, log, key: `${e.prefix}leader`, identity: e.identity, url: () => advertised, ttlSeconds: e.leaseTtlSeconds, renewDeadlineMs: e.renewDeadlineMs });
+    store = new EtcdConfigStore({ client, log, prefix: e.prefix, writer: e.identity, fence: () => leadership.fence() });
+    const liveness = new EtcdNodeLiveness({ client, prefix: e.prefix, ttlSeconds: Math.ceil(config.nodeTimeoutMs / 1000), fence: () => leadership.fence(), log });
+    etcd = { client, leadership, liveness };
+  } else {
+    store = new FileConfigStore({ dir: config.dataDir, log, minCompactBytes: config.compactBytes });
+  }
   const sealing = await loadOrCreateKey(config.secretsKeyFile);
   if (sealing.created) log.info({ keyFile: config.secretsKeyFile, fingerprint: sealing.key.fingerprint }, 'secrets key created');
   const vault = new FileVault(join(config.dataDir, 'contents'), sealing.key);
@@ -49,6 +68,7 @@ async function main(): Promise<void> {
     replicaReplaceAfterMs: config.replicaReplaceAfterMs,
     metrics,
     vault,
+    ...(etcd ? { leadership: etcd.leadership, liveness: etcd.liveness } : {}),
   });
   // Read before the store is opened: a missing certificate stops start-up with nothing touched.
   const https = config.tls ? serverTlsOptions(config.tls) : undefined;
@@ -63,12 +83,18 @@ async function main(): Promise<void> {
   const address = await app.listen({ host: config.listen.host, port: config.listen.port });
   // /metrics behind the control service's own certificate (docs/DESIGN.md §25).
   const metricsListener = await serveMetrics(config.metricsListen, metrics, log, https ? { ca: String(https.ca), cert: String(https.cert), key: String(https.key) } : null);
+  if (etcd) {
+    const port = new URL(address).port;
+    const host = config.listen.host === '0.0.0.0' || config.listen.host === '::' ? hostname() : config.listen.host;
+    advertised = config.etcd?.advertise ?? `${https ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    etcd.leadership.start();
+  }
   revoked?.watch();
   if (config.plainHttp) {
     log.warn({ address }, 'serving plain HTTP with no authentication (--insecure-plain-http): only this machine can reach it, and every caller is a user');
     process.stderr.write(`drover-control: WARNING: plain HTTP, no authentication, on ${address} (--insecure-plain-http)\n`);
   }
-  log.info({ address, tls: https !== undefined, dataDir: config.dataDir, version: control.snapshot.version }, 'control service started');
+  log.info({ address, tls: https !== undefined, dataDir: config.dataDir, version: control.snapshot.version, store: etcd ? 'etcd' : 'file', ...(etcd ? { identity: config.etcd?.identity, advertise: advertised } : {}) }, 'control service started');
   process.on('SIGHUP', () => revoked?.reload(true));
 
   let stopping = false;
@@ -78,10 +104,12 @@ async function main(): Promise<void> {
     log.info({ signal }, 'control service stopping');
     try {
       revoked?.stop();
+      await etcd?.leadership.stop();
       await app.close();
       await sweeper.stop();
       await metricsListener?.close();
       await control.stop();
+      etcd?.client.close();
       log.info('control service stopped');
       process.exit(0);
     } catch (err) {

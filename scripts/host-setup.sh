@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(nftables docker.io zfs-fuse openssh-server openssh-client mmdebstrap gpg mount busybox-static iproute2 openssl ca-certificates haproxy wrk redis-tools curl tar cgroupfs-mount gcc libc6-dev libssl-dev make etcd-server prometheus chromium clang libclang-rt-14-dev criu postgresql tmux)
+PACKAGES=(nftables docker.io zfs-fuse openssh-server openssh-client mmdebstrap gpg mount busybox-static iproute2 openssl ca-certificates haproxy wrk redis-tools curl tar cgroupfs-mount gcc libc6-dev libssl-dev make etcd-server etcd-client prometheus chromium clang libclang-rt-14-dev criu postgresql tmux)
 LOG_DIR=/var/log/drover
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
 

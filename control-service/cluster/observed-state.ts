@@ -40,6 +40,8 @@ export class ObservedState {
   /** Dataset id → the nodes that reported it present; rebuilt after a report changes the sets. */
   private holders: Map<string, string[]> | null = null;
   private changes = 0;
+  /** Nodes not heard from by this process, with when they were last heard of elsewhere (seed). */
+  private readonly seeded = new Map<string, number>();
 
   constructor(
     private readonly clock: () => number,
@@ -119,10 +121,23 @@ export class ObservedState {
     return silent <= this.timeoutMs + this.downGraceMs ? 'unknown' : 'down';
   }
 
-  /** Milliseconds since the node's last report; null when it has not reported since this service started. */
+  /**
+   * Milliseconds since the node's last report; null when it has not reported since this service
+   * started and nothing was `seed`ed for it.
+   */
   silentMs(uuid: string): number | null {
-    const record = this.nodes.get(uuid);
-    return record === undefined ? null : Math.max(0, this.clock() - record.lastSeen);
+    const lastSeen = this.nodes.get(uuid)?.lastSeen ?? this.seeded.get(uuid);
+    return lastSeen === undefined ? null : Math.max(0, this.clock() - lastSeen);
+  }
+
+  /**
+   * When a node was last heard of by another control service (a new leader learns it from the
+   * node liveness leases in etcd, docs/DESIGN.md §28): its silence is then judged from that
+   * moment. Ignored for a node that reported here. `lastSeen` must not be earlier than the
+   * node's real last report (an estimate errs late), or a live node could be failed over.
+   */
+  seed(uuid: string, lastSeen: number): void {
+    if (!this.nodes.has(uuid)) this.seeded.set(uuid, lastSeen);
   }
 
   /** Nodes that reported within the timeout. */

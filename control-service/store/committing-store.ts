@@ -13,6 +13,9 @@ import type { ConfigStore, StoreSnapshot, Updater } from './config-store.ts';
 import { desiredTag } from './encode.ts';
 import { emptyDesired, validateDesired } from './validate.ts';
 
+/** A write that finds another process wrote first is applied again this many times at most. */
+const MAX_ATTEMPTS = 5;
+
 interface Queued {
   fn: Updater;
   resolve: (snapshot: StoreSnapshot) => void;
@@ -33,6 +36,11 @@ export abstract class CommittingStore implements ConfigStore {
   /** Makes `next` durable (`previous` is what is durable now); resolves only once it is. */
   protected abstract persist(next: StoreSnapshot, previous: StoreSnapshot): Promise<void>;
   protected async release(): Promise<void> {}
+  /**
+   * After \`persist\` threw DROVER_STORE_CONFLICT: reads the newest document and \`adopt\`s it,
+   * so the batch is applied again on top of it. Stores that are alone on their data never conflict.
+   */
+  protected async refresh(): Promise<void> {}
 
   async load(): Promise<StoreSnapshot> {
     const stored = await this.read();
@@ -81,6 +89,28 @@ export abstract class CommittingStore implements ConfigStore {
   }
 
   private async commit(batch: Queued[]): Promise<void> {
+    // A store shared with other processes (etcd) may find that another one wrote first: the
+    // updates that were accepted are applied again on the newer document.
+    for (let attempt = 1; ; attempt++) {
+      const conflict = await this.attempt(batch);
+      if (conflict === null) return;
+      batch = conflict;
+      if (attempt >= MAX_ATTEMPTS) {
+        const failure = new DroverError('DROVER_STORE_CONFLICT', `the configuration kept changing under this write (${attempt} attempts); try again`, { retryable: true });
+        for (const queued of batch) queued.reject(failure);
+        return;
+      }
+      try {
+        await this.refresh();
+      } catch (err) {
+        for (const queued of batch) queued.reject(err);
+        return;
+      }
+    }
+  }
+
+  /** One try at a batch; returns the accepted updates when the store refused it as a conflict. */
+  private async attempt(batch: Queued[]): Promise<Queued[] | null> {
     const base = this.current();
     let version = base.version;
     let desired: Desired = base.desired;
@@ -105,23 +135,37 @@ export abstract class CommittingStore implements ConfigStore {
       try {
         await this.persist(next, base);
       } catch (err) {
-        this.log.error({ err, version }, 'configuration write failed');
-        const failure = new DroverError('DROVER_STORE_WRITE_FAILED', 'the configuration could not be saved; nothing changed', {
-          retryable: true,
-          cause: err,
-        });
+        if (err instanceof DroverError && err.code === 'DROVER_STORE_CONFLICT') return accepted;
+        // Not the leader (any more): said as such, so the HTTP layer can send the write there.
+        const passOn = err instanceof DroverError && (err.code === 'DROVER_NOT_LEADER' || err.code === 'DROVER_NO_LEADER');
+        if (!passOn) this.log.error({ err, version }, 'configuration write failed');
+        const failure = passOn
+          ? err
+          : new DroverError('DROVER_STORE_WRITE_FAILED', 'the configuration could not be saved; nothing changed', {
+              retryable: true,
+              cause: err,
+            });
         for (const queued of accepted) queued.reject(failure);
-        return;
+        return null;
       }
-      this.snapshot = next;
-      for (const listener of this.listeners) {
-        try {
-          listener(this.snapshot);
-        } catch (err) {
-          this.log.error({ err }, 'commit listener failed');
-        }
-      }
+      this.adopt(next);
     }
     for (const queued of accepted) queued.resolve(this.current());
+    return null;
+  }
+
+  /**
+   * Makes `snapshot` the current one and tells the listeners: after a commit, and when a
+   * store shared with other processes sees a newer document (a follower's watch).
+   */
+  protected adopt(snapshot: StoreSnapshot): void {
+    this.snapshot = snapshot;
+    for (const listener of this.listeners) {
+      try {
+        listener(snapshot);
+      } catch (err) {
+        this.log.error({ err }, 'commit listener failed');
+      }
+    }
   }
 }

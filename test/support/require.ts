@@ -9,7 +9,7 @@ import { DEFAULT_PUMP_PATH, findNativePump } from '../../convergence-agent/trans
  *
  *   describeWith(['dockerd', 'zfs'], 'the zfs adapter', () => { it(…) });
  */
-export type Component = 'root' | 'dockerd' | 'zfs' | 'sshd' | 'nft' | 'native-pump' | 'libfuzzer' | 'prometheus' | 'chromium';
+export type Component = 'root' | 'dockerd' | 'zfs' | 'sshd' | 'nft' | 'native-pump' | 'libfuzzer' | 'prometheus' | 'chromium' | 'etcd';
 
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 /** The browser the dashboard's test drives (Debian's package). */
@@ -45,6 +45,8 @@ const checks: Record<Component, () => string | null> = {
   prometheus: () => (answers('promtool', ['--version']) && answers('prometheus', ['--version']) ? null : 'prometheus or promtool missing (Debian package prometheus)'),
   /** Debian's `chromium`, driven by playwright-core in the dashboard's browser test (docs/DESIGN.md §26). */
   chromium: () => (answers(CHROMIUM, ['--version']) ? null : `${CHROMIUM} does not answer (Debian package chromium)`),
+  /** Debian's `etcd-server` (`etcd`, `etcdctl`): the control plane on etcd (docs/DESIGN.md §28). */
+  etcd: () => (answers('etcd', ['--version']) && answers('etcdctl', ['version']) ? null : 'etcd or etcdctl missing (Debian package etcd-server)'),
   sshd: () => {
     try {
       accessSync('/usr/sbin/sshd', constants.X_OK);

@@ -7,7 +7,10 @@
  *
  * Safety: it never rolls a replica back (no `allowRollback`), refuses a writable target (the
  * engine does), pauses a dataset while a migration of it is unfinished, and destroys only
- * drover's replication snapshots, by the operator's grid, never the newest common ones.
+ * drover's replication snapshots, by the operator's grid, never the newest common ones and
+ * never one a running step of another replica is sending. The interval's snapshot, shared by
+ * the dataset's replicas, is taken here before their steps, so it belongs to no step: a step
+ * that fails leaves it to the grid instead of destroying it under the others' feet.
  */
 import { backoffDelay, type Backoff } from '#common/backoff.ts';
 import type { AgentDesired } from '#common/channel.ts';
@@ -26,6 +29,8 @@ import { replicationPruneRule, snapshotTime } from './prune.ts';
 /** What the scheduler needs from the local ZFS (ZfsStore has it). */
 export interface ReplicationStore {
   listSnapshots(datasetId: string): Promise<ZfsSnapshotInfo[]>;
+  /** Takes `snapshot` (an existing one of that name is fine). */
+  createSnapshot(datasetId: string, snapshot: string): Promise<unknown>;
   /** Bytes written since the newest snapshot; null when this zfs cannot tell. */
   written(datasetId: string): Promise<number | null>;
   recordedHoldTags(datasetId: string): Promise<string[]>;
@@ -78,8 +83,10 @@ export class ReplicationScheduler {
   /** Datasets whose per-replica hold tags may need releasing here (not primary, or a replica dropped). */
   private readonly cleanups = new Map<string, Set<string> | 'all'>();
   private readonly tagWrites = new Map<string, Promise<void>>();
-  /** The snapshot last taken per dataset, and when (shared by its replicas' steps in one interval). */
-  private readonly taken = new Map<string, { name: string; at: number }>();
+  /** The snapshot last taken per dataset, when, and its `zfs snapshot` (shared by its replicas' steps in one interval). */
+  private readonly taken = new Map<string, { name: string; at: number; ready: Promise<unknown> }>();
+  /** Per dataset, the snapshot each running step sends (pair key → name): pruning keeps them. */
+  private readonly sending = new Map<string, Map<string, string>>();
   private grids = new Map<string, { primary: RetentionGrid; replicas: RetentionGrid }>();
 
   constructor(private readonly deps: ReplicationDeps) {
@@ -243,17 +250,30 @@ export class ReplicationScheduler {
       // another replica's step took within the interval. Skip-when-unchanged: nothing written
       // since the newest snapshot → send that one (a no-op when the replica has it). Unknown
       // (zfs-fuse has no `written`) → a new snapshot.
+      // The interval's snapshot is taken here, once, before any step sends it: the engine
+      // then finds it existing, so no step owns it and a failing step (a full or diverged
+      // replica) never destroys it while another replica's step sends it (DESIGN.md).
       let snapshotName: string | undefined;
+      let ready: Promise<unknown> = Promise.resolve();
       const shared = this.taken.get(pair.datasetId);
-      if (shared && began - shared.at < interval) snapshotName = shared.name;
+      if (shared && began - shared.at < interval) ({ name: snapshotName, ready } = shared);
       else if ((await store.written(pair.datasetId)) === 0) {
         const newest = (await store.listSnapshots(pair.datasetId)).sort((a, b) => a.createtxg - b.createtxg).at(-1);
         if (newest) snapshotName = newest.snapshot;
       }
       if (snapshotName === undefined) {
-        snapshotName = newSnapshotName(new Date(clock.now()));
-        this.taken.set(pair.datasetId, { name: snapshotName, at: began });
+        const name = newSnapshotName(new Date(clock.now()));
+        snapshotName = name;
+        ready = store.createSnapshot(pair.datasetId, name);
+        // A failed `zfs snapshot` is not shared: the next replica's step takes its own.
+        const entry = { name, at: began, ready };
+        this.taken.set(pair.datasetId, entry);
+        ready.catch(() => {
+          if (this.taken.get(pair.datasetId) === entry) this.taken.delete(pair.datasetId);
+        });
       }
+      this.markSending(pair, snapshotName);
+      await ready;
       const grids = this.grids.get(pair.datasetId)!;
       const result = await this.deps.replicate({
         datasetId: pair.datasetId,
@@ -293,7 +313,21 @@ export class ReplicationScheduler {
       if (!diverged && e.retryable && pair.status.state === 'diverged') return;
       pair.status = { ...pair.status, state: diverged ? 'diverged' : 'error', last_error: { code: e.code, message: e.message } };
       if (pair.failures === 1 || pair.failures % 20 === 0) log.warn({ ...where, err: e, failures: pair.failures }, diverged ? 'replica diverged: refusing to overwrite it' : 'replication step failed');
+    } finally {
+      this.markSending(pair, null);
     }
+  }
+
+  /** Records (or, with null, forgets) the snapshot `pair`'s running step sends. */
+  private markSending(pair: Pair, snapshot: string | null): void {
+    let names = this.sending.get(pair.datasetId);
+    if (snapshot !== null) {
+      if (!names) this.sending.set(pair.datasetId, (names = new Map()));
+      names.set(pair.key, snapshot);
+      return;
+    }
+    names?.delete(pair.key);
+    if (names?.size === 0) this.sending.delete(pair.datasetId);
   }
 
   /**
@@ -306,7 +340,11 @@ export class ReplicationScheduler {
     );
     return (input) => {
       if (pair && input.side === 'source') pair.guids = new Set(input.other.map((s) => s.guid));
-      return rule(input);
+      if (input.side === 'target') return rule(input);
+      // On the primary, what another replica's running step sends stays: that step has not
+      // held it yet (it is held once received), and its send or hold would find it gone.
+      const inFlight = new Set([...(this.sending.get(datasetId) ?? [])].filter(([key]) => key !== pair?.key).map(([, name]) => name));
+      return rule(input).filter((name) => !inFlight.has(name));
     };
   }
 

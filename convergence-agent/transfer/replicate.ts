@@ -168,7 +168,19 @@ export class Replicator {
       const snapshot = await this.store.createSnapshot(datasetId, name);
       if (!existed) created.add(name);
       createdHere = created.has(name);
-      record = { version: 1, datasetId, peerId: peer.id, phase: 'snapshotted', snapshot: name, snapshotGuid: snapshot.guid, base: null, startedAt: this.clock.now(), pid: process.pid, ...(custom ? { holdTags: tags } : {}) };
+      record = {
+        version: 1,
+        datasetId,
+        peerId: peer.id,
+        phase: 'snapshotted',
+        snapshot: name,
+        snapshotGuid: snapshot.guid,
+        base: null,
+        startedAt: this.clock.now(),
+        pid: process.pid,
+        ownSnapshot: createdHere,
+        ...(custom ? { holdTags: tags } : {}),
+      };
       await this.journal.write(record);
 
       // The peer's snapshots are asked beside its dataset ([] when it has none), not after it:

@@ -306,6 +306,25 @@ describe('ReplicationScheduler', () => {
     await w.scheduler.stop();
   });
 
+  it('never lets a move roll back a target that is one of the dataset replicas', async () => {
+    const w = world({ auto: true });
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    w.scheduler.sync(view());
+    await settleMicrotasks();
+    const peer = (id: string): Peer => ({ id }) as Peer;
+    // A replica (written outside drover, it would be diverged): the move must fail, not discard.
+    const toReplica = w.scheduler.forMigration({ datasetId: DS_1, peer: peer(NODE_C), allowRollback: true, prune: false });
+    expect(toReplica.allowRollback).toBeUndefined();
+    expect(toReplica.prune).toBe(false);
+    expect(typeof w.scheduler.forMigration({ datasetId: DS_1, peer: peer(NODE_B), allowRollback: true }).prune).toBe('function');
+    // Another node (no replica of it): the migration's own rule stands.
+    const D = '44444444-4444-4444-8444-444444444444';
+    expect(w.scheduler.forMigration({ datasetId: DS_1, peer: peer(D), allowRollback: true }).allowRollback).toBe(true);
+    // A dataset without a policy: untouched.
+    expect(w.scheduler.forMigration({ datasetId: DS_2, peer: peer(NODE_C), allowRollback: true }).allowRollback).toBe(true);
+    await w.scheduler.stop();
+  });
+
   it('replicates nothing for a dataset primary elsewhere, deleted, or without a policy', async () => {
     const w = world({ auto: true });
     w.scheduler.sync(

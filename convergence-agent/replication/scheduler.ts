@@ -88,6 +88,8 @@ export class ReplicationScheduler {
   /** Per dataset, the snapshot each running step sends (pair key → name): pruning keeps them. */
   private readonly sending = new Map<string, Map<string, string>>();
   private grids = new Map<string, { primary: RetentionGrid; replicas: RetentionGrid }>();
+  /** The replica nodes of each dataset primary here with a policy (a move to one never rolls it back). */
+  private readonly replicaNodes = new Map<string, ReadonlySet<string>>();
 
   constructor(private readonly deps: ReplicationDeps) {
     this.concurrency = Math.max(1, deps.concurrency ?? 4);
@@ -116,6 +118,7 @@ export class ReplicationScheduler {
       if (!policy || policy.replicas <= 0) continue;
       const grids = gridsOf(policy, this.deps.log, d.dataset_id);
       this.grids.set(d.dataset_id, grids);
+      this.replicaNodes.set(d.dataset_id, new Set(d.replicas));
       for (const replica of d.replicas) {
         if (replica === nodeUuid) continue;
         const key = `${d.dataset_id}/${replica}`;
@@ -171,12 +174,21 @@ export class ReplicationScheduler {
 
   /**
    * A migration's replicate options for a dataset with a replication policy: its pruning
-   * follows the grid (with every replica's newest common snapshot kept) instead of keep-N.
+   * follows the grid (with every replica's newest common snapshot kept) instead of keep-N,
+   * and a target that is one of its replicas is never rolled back (`allowRollback` dropped):
+   * a replica that diverged (written outside drover) fails the move with
+   * DROVER_ZFS_DIVERGED, naming it, instead of losing what was written there.
    */
   forMigration(options: ReplicateOptions): ReplicateOptions {
     const grids = this.grids.get(options.datasetId);
-    if (!grids || options.prune === false) return options;
-    return { ...options, prune: this.pruneRule(options.datasetId, grids, null) };
+    if (!grids) return options;
+    let out = options;
+    if (options.allowRollback && this.replicaNodes.get(options.datasetId)?.has(options.peer.id)) {
+      const { allowRollback: _dropped, ...rest } = options;
+      out = rest;
+    }
+    if (options.prune === false) return out;
+    return { ...out, prune: this.pruneRule(options.datasetId, grids, null) };
   }
 
   /** Stops the driver and aborts running steps (they clean up as a failed step does). */

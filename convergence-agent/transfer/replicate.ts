@@ -164,9 +164,11 @@ export class Replicator {
       const fresh = name === undefined;
       name ??= newSnapshotName();
 
-      const existed = !fresh && (await this.store.listSnapshots(datasetId)).some((s) => s.snapshot === name);
-      const snapshot = await this.store.createSnapshot(datasetId, name);
-      if (!existed) created.add(name);
+      // A given name that exists (continuous replication's snapshot, taken by its scheduler
+      // for all replicas) is sent as it is: not the step's own, and no `zfs snapshot` again.
+      const existing = fresh ? undefined : (await this.store.listSnapshots(datasetId)).find((s) => s.snapshot === name);
+      const snapshot = existing ?? (await this.store.createSnapshot(datasetId, name));
+      if (!existing) created.add(name);
       createdHere = created.has(name);
       record = {
         version: 1,

@@ -285,6 +285,28 @@ describe('ReplicationScheduler', () => {
     await w.scheduler.stop();
   });
 
+  it('sends the same snapshot again while no replica has received one, instead of taking one per interval that nothing prunes', async () => {
+    const w = world();
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    w.scheduler.sync(view());
+    for (let i = 0; i < 3; i++) {
+      await settleMicrotasks();
+      for (const call of w.calls.slice(-2)) call.fail(new DroverError('DROVER_ZFS_NO_SPACE', 'out of space'));
+      await settleMicrotasks();
+      await w.clock.advance(10_000);
+    }
+    await settleMicrotasks();
+    expect(new Set(w.calls.map((c) => c.options.snapshotName)).size).toBe(1);
+    expect(await w.store.listSnapshots(DS_1)).toHaveLength(1);
+    // Once one replica has it, the next interval takes a new one.
+    for (const call of w.calls.slice(-2)) call.settle({ snapshot: call.options.snapshotName! });
+    await settleMicrotasks();
+    await w.clock.advance(10_000);
+    await settleMicrotasks();
+    expect(new Set(w.calls.map((c) => c.options.snapshotName)).size).toBe(2);
+    await w.scheduler.stop();
+  });
+
   it('never prunes on the primary the snapshot another replica step is still sending', async () => {
     const tight: ReplicationPolicy = { ...POLICY, retention: { primary: '1x1s(keep=all)', replicas: '1x1s(keep=all)' } };
     const w = world();

@@ -84,7 +84,7 @@ export class ReplicationScheduler {
   private readonly cleanups = new Map<string, Set<string> | 'all'>();
   private readonly tagWrites = new Map<string, Promise<void>>();
   /** The snapshot last taken per dataset, when, and its `zfs snapshot` (shared by its replicas' steps in one interval). */
-  private readonly taken = new Map<string, { name: string; at: number; ready: Promise<unknown> }>();
+  private readonly taken = new Map<string, { name: string; at: number; ready: Promise<unknown>; delivered: boolean }>();
   /** Per dataset, the snapshot each running step sends (pair key → name): pruning keeps them. */
   private readonly sending = new Map<string, Map<string, string>>();
   private grids = new Map<string, { primary: RetentionGrid; replicas: RetentionGrid }>();
@@ -269,7 +269,14 @@ export class ReplicationScheduler {
       let ready: Promise<unknown> = Promise.resolve();
       const shared = this.taken.get(pair.datasetId);
       if (shared && began - shared.at < interval) ({ name: snapshotName, ready } = shared);
-      else if ((await store.written(pair.datasetId)) === 0) {
+      else if (shared && !shared.delivered) {
+        // No replica received the last one (all failing: full pools, divergence): send it
+        // again rather than pile up a snapshot a interval that nothing prunes (pruning runs
+        // after a step that succeeded). Taken again if it went meanwhile.
+        shared.ready = store.createSnapshot(pair.datasetId, shared.name);
+        shared.ready.catch(() => {});
+        ({ name: snapshotName, ready } = shared);
+      } else if ((await store.written(pair.datasetId)) === 0) {
         const newest = (await store.listSnapshots(pair.datasetId)).sort((a, b) => a.createtxg - b.createtxg).at(-1);
         if (newest) snapshotName = newest.snapshot;
       }
@@ -278,7 +285,7 @@ export class ReplicationScheduler {
         snapshotName = name;
         ready = store.createSnapshot(pair.datasetId, name);
         // A failed `zfs snapshot` is not shared: the next replica's step takes its own.
-        const entry = { name, at: began, ready };
+        const entry = { name, at: began, ready, delivered: false };
         this.taken.set(pair.datasetId, entry);
         ready.catch(() => {
           if (this.taken.get(pair.datasetId) === entry) this.taken.delete(pair.datasetId);
@@ -296,6 +303,8 @@ export class ReplicationScheduler {
         signal,
       });
       const now = clock.now();
+      const entry = this.taken.get(pair.datasetId);
+      if (entry?.name === result.snapshot) entry.delivered = true;
       pair.failures = 0;
       pair.nextAt = began + interval;
       pair.status = {

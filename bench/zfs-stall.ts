@@ -5,13 +5,16 @@
  * zfs-fuse daemon? No drover process runs here. Two file-backed pools, A and B, on the one
  * zfs-fuse daemon of this machine (the local cluster's nodes share it the same way). A
  * writer appends 1 KiB and fsyncs (Redis with `appendfsync always`) `--rate` times a second
- * to a file on A, each latency measured from when the write was due. Phases of `--seconds`:
+ * to a file on A: every 100 ms the writes due since the last batch, then one fdatasync (a
+ * Redis writing in batches, or `appendfsync everysec` at a finer grain); each batch's
+ * write + fdatasync time is measured. Phases of `--seconds`:
  *   idle          nothing else
  *   snap-A        `zfs snapshot` of A's dataset every 1 s (what a replication step takes)
  *   step-A        snapshot + hold + release on A every 1 s (a step's bookkeeping on the source)
  *   send-A→B      an incremental `zfs send -i | zfs receive` A → B every 1 s (a whole step)
  *   snap-B        `zfs snapshot` of B's dataset every 1 s: nothing touches A
- * and prints p50 / p99 / max of the writes' latency per phase.
+ * and prints p50 / p99 / max of the batches' write + fdatasync time per phase, and the zfs
+ * operations' own p50.
  */
 import { spawn, execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -120,15 +123,14 @@ async function main(): Promise<void> {
             await sleep(1000 - (performance.now() - began));
           }
         })();
-        const value = Buffer.alloc(1024, 120);
-        let due = performance.now();
+        const batch = Buffer.alloc(Math.max(1, Math.round(rate / 10)) * 1024, 120);
         while (performance.now() < end) {
-          await sleep(due - performance.now());
-          await file.write(value);
+          const began = performance.now();
+          await file.write(batch);
           await file.datasync();
-          latencies.push(performance.now() - due);
-          due += 1000 / rate;
-          if (performance.now() - due > 5_000) due = performance.now();
+          const took = performance.now() - began;
+          latencies.push(took);
+          await sleep(100 - took);
         }
         await ticker;
         latencies.sort((a, b) => a - b);
@@ -149,7 +151,14 @@ async function main(): Promise<void> {
       process.stdout.write(`${[r.phase, r.writes, r.p50Ms, r.p99Ms, r.maxMs, (r.p99Ms / idle.p99Ms).toFixed(1), r.ticks, r.tickP50Ms].join('\t')}\n`);
     }
   } finally {
-    for (const pool of [poolB, poolA]) await run('zpool', ['destroy', '-f', pool], { timeout: 120_000 }).catch((err: unknown) => say(`zpool destroy ${pool}: ${String(err)}`));
+    // zfs-fuse keeps a pool busy for a while after a `zfs send` from it: retry for up to ~2 min.
+    for (const pool of [poolB, poolA]) {
+      for (let attempt = 1; ; attempt++) {
+        const ok = await run('zpool', ['destroy', '-f', pool], { timeout: 120_000 }).then(() => true, (err: unknown) => (attempt === 12 ? (say(`zpool destroy ${pool}: ${String(err)}`), true) : false));
+        if (ok) break;
+        await sleep(10_000);
+      }
+    }
     await rm(dir, { recursive: true, force: true });
   }
 }

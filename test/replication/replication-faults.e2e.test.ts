@@ -1,6 +1,7 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { isTerminal } from '#common/migration-protocol.ts';
 import { AckedWriter, loadData } from '../../cli/demo/redis-load.ts';
 import { useTestCluster } from '../support/cluster.ts';
 import { LOCAL_CLUSTER, describeWith } from '../support/require.ts';
@@ -11,7 +12,7 @@ import { MiB, RETENTION, ReplicationWorld, replicationEvents, sampling, trouble,
 // Redis on node 1 replicated to nodes 2 and 3 every 2 s, a client writing through node 1's
 // proxy. A full replica pool is a clear error in the API and in `drover status`, and the
 // primary does not notice; a replica written outside drover is reported diverged and left
-// as it is. The healthy path and a replica node down: replication.e2e.test.ts.
+// as it is, and a move of the application to it is refused, not rolled back over. The healthy path and a replica node down: replication.e2e.test.ts.
 const LONG = 300_000;
 const INTERVAL_S = 2;
 
@@ -101,5 +102,22 @@ describeWith(LOCAL_CLUSTER, 'replication to a replica whose pool is full or was 
     expect((await world.snapshots(app, 2)).filter((s) => !known.has(s.guid))).toEqual([]);
     expect(await world.readOutside(app, 2, 'outside.txt')).toBe('written on n2 by hand');
     expect(await world.status()).toMatch(/diverged/);
+  }, LONG);
+
+  it('refuses to move the application to the diverged replica, rolling nothing back there', async () => {
+    const snapshotsThen = await world.snapshots(app, 2);
+    const answer = await world.api.moveApplication(app.name, world.node(2).uuid);
+    const migration = await until('the move ended', async () => {
+      const m = await world.api.migration(answer.migration!.id);
+      return isTerminal(m.phase) && m;
+    }, 240_000, 250);
+    expect(migration.phase).toBe('failed');
+    expect(migration.error).toMatch(/diverg|modified/i);
+    // Still served from n1, and n2's copy is as it was left: the hand-written file, no new snapshot.
+    const acked = writer.acked;
+    await until('writes acknowledged after the refused move', async () => writer.acked > acked + 50, 60_000);
+    const known = new Set(snapshotsThen.map((x) => x.guid));
+    expect((await world.snapshots(app, 2)).filter((x) => !known.has(x.guid))).toEqual([]);
+    expect(await world.readOutside(app, 2, 'outside.txt')).toBe('written on n2 by hand');
   }, LONG);
 });

@@ -157,11 +157,17 @@ function cpuOf(pid: number, children: boolean): number {
 
 /** The CPU seconds replication costs on this machine: agents and sshd with their children, zfs-fuse. */
 function replicationCpu(cluster: LocalCluster): number {
-  let total = 0;
-  for (const s of servicesStatus(cluster)) if (s.kind === 'agent' && s.pid !== null) total += cpuOf(s.pid, true);
+  const p = cpuParts(cluster);
+  return p.agents + p.sshd + p.zfsFuse;
+}
+
+/** The same, by part, and the whole machine's busy CPU seconds (/proc/stat), to see where a phase's CPU went. */
+function cpuParts(cluster: LocalCluster): { agents: number; sshd: number; zfsFuse: number; machine: number } {
+  const out = { agents: 0, sshd: 0, zfsFuse: 0, machine: 0 };
+  for (const s of servicesStatus(cluster)) if (s.kind === 'agent' && s.pid !== null) out.agents += cpuOf(s.pid, true);
   for (const node of cluster.nodes) {
     try {
-      total += cpuOf(Number(readFileSync(`/run/drover/${cluster.name}/${node.name}/sshd.pid`, 'utf8').trim()), true);
+      out.sshd += cpuOf(Number(readFileSync(`/run/drover/${cluster.name}/${node.name}/sshd.pid`, 'utf8').trim()), true);
     } catch {
       // no sshd pid file: nothing to count
     }
@@ -169,12 +175,21 @@ function replicationCpu(cluster: LocalCluster): number {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() === 'zfs-fuse') total += cpuOf(Number(entry), false);
+      if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() === 'zfs-fuse') out.zfsFuse += cpuOf(Number(entry), false);
     } catch {
       // gone meanwhile
     }
   }
-  return total;
+  // cpu  user nice system idle iowait irq softirq steal …: busy = all but idle and iowait.
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  out.machine = (f.reduce((a, b) => a + b, 0) - (f[3] ?? 0) - (f[4] ?? 0)) / TICKS;
+  return out;
+}
+
+/** Cores used per part between two readings `s` seconds apart: "agents 0.12, sshd 0.05, zfs-fuse 0.30 of machine 1.95". */
+function coresBetween(a: ReturnType<typeof cpuParts>, b: ReturnType<typeof cpuParts>, s: number): string {
+  const c = (k: keyof typeof a): string => ((b[k] - a[k]) / s).toFixed(2);
+  return `cores used: agents ${c('agents')}, sshd ${c('sshd')}, zfs-fuse ${c('zfsFuse')}, whole machine ${c('machine')} of 2`;
 }
 
 async function until<T>(what: string, ms: number, check: () => Promise<T | null | undefined | false>): Promise<T> {
@@ -215,9 +230,11 @@ async function measure(api: ApiClient, cluster: LocalCluster, writer: PacedWrite
   say(`  off ${offS} s`);
   writer.take();
   const cpuOff0 = replicationCpu(cluster);
+  const partsOff0 = cpuParts(cluster);
   const offStarted = performance.now();
   await systemClock.sleep(offS * 1000);
   const off = writer.take();
+  say(`  off: ${coresBetween(partsOff0, cpuParts(cluster), (performance.now() - offStarted) / 1000)}`);
   const cpuOffRate = (replicationCpu(cluster) - cpuOff0) / ((performance.now() - offStarted) / 1000);
 
   // On: once both replicas are seeded and ok, `seconds` of steady state.
@@ -231,6 +248,7 @@ async function measure(api: ApiClient, cluster: LocalCluster, writer: PacedWrite
   const first = (await mine(api, datasetId))!;
   writer.take();
   const cpuOn0 = replicationCpu(cluster);
+  const partsOn0 = cpuParts(cluster);
   const onStarted = performance.now();
   const lags: number[] = [];
   let errors = 0;
@@ -247,6 +265,7 @@ async function measure(api: ApiClient, cluster: LocalCluster, writer: PacedWrite
   const onS = (performance.now() - onStarted) / 1000;
   const on = writer.take();
   const cpuOn = replicationCpu(cluster) - cpuOn0;
+  say(`  on: ${coresBetween(partsOn0, cpuParts(cluster), onS)}`);
   const last = (await mine(api, datasetId))!;
   const sent = last.replicas.reduce((sum, x) => sum + x.bytes_sent_total - (first.replicas.find((y) => y.node === x.node)?.bytes_sent_total ?? x.bytes_sent_total), 0);
   if (errors > 0) say(`  ${errors} samples had a replica not ok (${last.replicas.map((x) => `${x.state}${x.last_error ? `: ${x.last_error.code} ${x.last_error.message}` : ''}`).join(', ')})`);

@@ -13,8 +13,9 @@ const USAGE = 'drover status [--json]';
  * grace too; a silent node says for how long), applications with their node, state
  * (running, stopped, missing, unknown, unplaced), health, ports, its replicas (standby copies
  * with their lag: `n2 3s, n3 seeding`) and a note (why it cannot be placed, or the migration
- * moving it, and the last error about it from its node), and datasets with their primary
- * and size.
+ * moving it, and the last error about it from its node), and datasets with their primary,
+ * size and replicas — a dataset replicated without an application too, each replica that is
+ * a problem named with its reason below the table.
  */
 export const statusCommand: Command = {
   name: 'status',
@@ -29,7 +30,8 @@ export const statusCommand: Command = {
       ctx.control.datasets(),
       ctx.control.datasetStates(),
     ]);
-    // Copies failed nodes kept aside after a failover (docs/DESIGN.md §18): a note on the application.
+    // Each replicated dataset's replicas (the DATASETS table) and the copies failed nodes kept
+    // aside after a failover (docs/DESIGN.md §18: a note on the application).
     const replication = await ctx.control.replication().catch(() => []);
     const nodes = stateNodes.map((n) => ({
       uuid: n.uuid,
@@ -78,6 +80,7 @@ export const statusCommand: Command = {
         node: hostOf(d.primary),
         maximum_size: d.maximum_size,
         path: stateDatasets.find((s) => s.dataset_id === d.dataset_id)?.path ?? null,
+        replicas: replication.find((r) => r.dataset_id === d.dataset_id)?.replicas ?? [],
       }));
     if (ctx.json) {
       printJson(ctx.stdout, { nodes, applications, datasets });
@@ -132,10 +135,13 @@ export const statusCommand: Command = {
     print(
       ctx.stdout,
       table(
-        ['ID', 'NAME', 'PRIMARY', 'SIZE', 'PATH'],
-        datasets.map((d) => [d.dataset_id, d.name, d.node ?? '(unplaced)', d.maximum_size === null ? 'unlimited' : bytes(d.maximum_size), d.path]),
+        ['ID', 'NAME', 'PRIMARY', 'SIZE', 'PATH', 'REPLICAS'],
+        datasets.map((d) => [d.dataset_id, d.name, d.node ?? '(unplaced)', d.maximum_size === null ? 'unlimited' : bytes(d.maximum_size), d.path, replicaList(d.replicas, nameOf) || null]),
       ),
     );
+    for (const d of datasets) {
+      for (const r of d.replicas) if (r.problem) print(ctx.stdout, `  ${d.name ?? d.dataset_id} on ${nameOf(r.node)}: ${r.problem}`);
+    }
     return 0;
   },
 };

@@ -6,7 +6,7 @@ import type { AgentDesired } from '#common/channel.ts';
 import type { Node, ReplicationPolicy } from '#common/model.ts';
 import { FakeDatasetStore } from '../testing/fake-dataset-store.ts';
 import { DS_1, DS_2, NODE_A, NODE_B, dataset, desired, migration, node } from '../testing/fixtures.ts';
-import type { Peer, ReplicateOptions, ReplicateResult } from '../transfer/types.ts';
+import type { Peer, PruneRule, ReplicateOptions, ReplicateResult } from '../transfer/types.ts';
 import { newSnapshotName } from '../transfer/snapshot-name.ts';
 import { ReplicationScheduler } from './scheduler.ts';
 
@@ -261,6 +261,90 @@ describe('ReplicationScheduler', () => {
     expect(names[0]).toBe(names[1]);
     expect(names[2]).toBe(names[3]);
     expect(names[0]).not.toBe(names[2]);
+  });
+
+  it('takes the interval snapshot itself before any replica step sends it, so a step that fails leaves it to the others', async () => {
+    // The engine destroys on a permanent failure only a snapshot its step took itself; a
+    // snapshot it finds existing belongs to the caller. Two replicas' steps that each took
+    // the shared snapshot for their own let a full or diverged replica's failure destroy it
+    // under the healthy replica's send (the quarantined replication-faults e2e).
+    const w = world();
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    w.scheduler.sync(view());
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(2);
+    const name = w.calls[0]!.options.snapshotName!;
+    expect(w.calls[1]!.options.snapshotName).toBe(name);
+    expect((await w.store.listSnapshots(DS_1)).map((s) => s.snapshot)).toEqual([name]);
+    w.calls.find((c) => c.options.peer.id === NODE_C)!.fail(new DroverError('DROVER_ZFS_NO_SPACE', 'out of space'));
+    await settleMicrotasks();
+    expect((await w.store.listSnapshots(DS_1)).map((s) => s.snapshot)).toEqual([name]);
+    w.calls.find((c) => c.options.peer.id === NODE_B)!.settle({ snapshot: name });
+    await settleMicrotasks();
+    expect(w.scheduler.statuses().find((s) => s.replica === NODE_B)).toMatchObject({ state: 'ok', newest_snapshot: name });
+    await w.scheduler.stop();
+  });
+
+  it('sends the same snapshot again while no replica has received one, instead of taking one per interval that nothing prunes', async () => {
+    const w = world();
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    w.scheduler.sync(view());
+    for (let i = 0; i < 3; i++) {
+      await settleMicrotasks();
+      for (const call of w.calls.slice(-2)) call.fail(new DroverError('DROVER_ZFS_NO_SPACE', 'out of space'));
+      await settleMicrotasks();
+      await w.clock.advance(10_000);
+    }
+    await settleMicrotasks();
+    expect(new Set(w.calls.map((c) => c.options.snapshotName)).size).toBe(1);
+    expect(await w.store.listSnapshots(DS_1)).toHaveLength(1);
+    // Once one replica has it, the next interval takes a new one.
+    for (const call of w.calls.slice(-2)) call.settle({ snapshot: call.options.snapshotName! });
+    await settleMicrotasks();
+    await w.clock.advance(10_000);
+    await settleMicrotasks();
+    expect(new Set(w.calls.map((c) => c.options.snapshotName)).size).toBe(2);
+    await w.scheduler.stop();
+  });
+
+  it('never prunes on the primary the snapshot another replica step is still sending', async () => {
+    const tight: ReplicationPolicy = { ...POLICY, retention: { primary: '1x1s(keep=all)', replicas: '1x1s(keep=all)' } };
+    const w = world();
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    w.scheduler.sync(view({ datasets: [dataset(DS_1, NODE_A, { replication: tight, replicas: [NODE_B, NODE_C] })] }));
+    await settleMicrotasks();
+    const [b, c] = [NODE_B, NODE_C].map((n) => w.calls.find((x) => x.options.peer.id === n)!);
+    const sending = b!.options.snapshotName!;
+    // Replica C's step ends with a newer snapshot listed: the grid alone would drop `sending`.
+    const newer = newSnapshotName(new Date(w.clock.now() + 20_000));
+    const info = (snapshot: string, txg: number) => ({ name: `p/drover/${DS_1}@${snapshot}`, snapshot, guid: String(txg), createtxg: txg, userrefs: 0 });
+    const input = { side: 'source' as const, snapshots: [info(sending, 1), info(newer, 2)], other: [info(newer, 2)], snapshot: newer };
+    const rule = c!.options.prune as PruneRule;
+    expect(rule(input)).toEqual([]);
+    b!.settle({ snapshot: sending });
+    await settleMicrotasks();
+    expect(rule(input)).toEqual([sending]);
+    c!.settle();
+    await w.scheduler.stop();
+  });
+
+  it('never lets a move roll back a target that is one of the dataset replicas', async () => {
+    const w = world({ auto: true });
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    w.scheduler.sync(view());
+    await settleMicrotasks();
+    const peer = (id: string): Peer => ({ id }) as Peer;
+    // A replica (written outside drover, it would be diverged): the move must fail, not discard.
+    const toReplica = w.scheduler.forMigration({ datasetId: DS_1, peer: peer(NODE_C), allowRollback: true, prune: false });
+    expect(toReplica.allowRollback).toBeUndefined();
+    expect(toReplica.prune).toBe(false);
+    expect(typeof w.scheduler.forMigration({ datasetId: DS_1, peer: peer(NODE_B), allowRollback: true }).prune).toBe('function');
+    // Another node (no replica of it): the migration's own rule stands.
+    const D = '44444444-4444-4444-8444-444444444444';
+    expect(w.scheduler.forMigration({ datasetId: DS_1, peer: peer(D), allowRollback: true }).allowRollback).toBe(true);
+    // A dataset without a policy: untouched.
+    expect(w.scheduler.forMigration({ datasetId: DS_2, peer: peer(NODE_C), allowRollback: true }).allowRollback).toBe(true);
+    await w.scheduler.stop();
   });
 
   it('replicates nothing for a dataset primary elsewhere, deleted, or without a policy', async () => {

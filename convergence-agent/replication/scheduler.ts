@@ -7,7 +7,10 @@
  *
  * Safety: it never rolls a replica back (no `allowRollback`), refuses a writable target (the
  * engine does), pauses a dataset while a migration of it is unfinished, and destroys only
- * drover's replication snapshots, by the operator's grid, never the newest common ones.
+ * drover's replication snapshots, by the operator's grid, never the newest common ones and
+ * never one a running step of another replica is sending. The interval's snapshot, shared by
+ * the dataset's replicas, is taken here before their steps, so it belongs to no step: a step
+ * that fails leaves it to the grid instead of destroying it under the others' feet.
  */
 import { backoffDelay, type Backoff } from '#common/backoff.ts';
 import type { AgentDesired } from '#common/channel.ts';
@@ -26,6 +29,8 @@ import { replicationPruneRule, snapshotTime } from './prune.ts';
 /** What the scheduler needs from the local ZFS (ZfsStore has it). */
 export interface ReplicationStore {
   listSnapshots(datasetId: string): Promise<ZfsSnapshotInfo[]>;
+  /** Takes `snapshot` (an existing one of that name is fine). */
+  createSnapshot(datasetId: string, snapshot: string): Promise<unknown>;
   /** Bytes written since the newest snapshot; null when this zfs cannot tell. */
   written(datasetId: string): Promise<number | null>;
   recordedHoldTags(datasetId: string): Promise<string[]>;
@@ -78,9 +83,13 @@ export class ReplicationScheduler {
   /** Datasets whose per-replica hold tags may need releasing here (not primary, or a replica dropped). */
   private readonly cleanups = new Map<string, Set<string> | 'all'>();
   private readonly tagWrites = new Map<string, Promise<void>>();
-  /** The snapshot last taken per dataset, and when (shared by its replicas' steps in one interval). */
-  private readonly taken = new Map<string, { name: string; at: number }>();
+  /** The snapshot last taken per dataset, when, and its `zfs snapshot` (shared by its replicas' steps in one interval). */
+  private readonly taken = new Map<string, { name: string; at: number; ready: Promise<unknown>; delivered: boolean }>();
+  /** Per dataset, the snapshot each running step sends (pair key → name): pruning keeps them. */
+  private readonly sending = new Map<string, Map<string, string>>();
   private grids = new Map<string, { primary: RetentionGrid; replicas: RetentionGrid }>();
+  /** The replica nodes of each dataset primary here with a policy (a move to one never rolls it back). */
+  private readonly replicaNodes = new Map<string, ReadonlySet<string>>();
 
   constructor(private readonly deps: ReplicationDeps) {
     this.concurrency = Math.max(1, deps.concurrency ?? 4);
@@ -109,6 +118,7 @@ export class ReplicationScheduler {
       if (!policy || policy.replicas <= 0) continue;
       const grids = gridsOf(policy, this.deps.log, d.dataset_id);
       this.grids.set(d.dataset_id, grids);
+      this.replicaNodes.set(d.dataset_id, new Set(d.replicas));
       for (const replica of d.replicas) {
         if (replica === nodeUuid) continue;
         const key = `${d.dataset_id}/${replica}`;
@@ -164,12 +174,21 @@ export class ReplicationScheduler {
 
   /**
    * A migration's replicate options for a dataset with a replication policy: its pruning
-   * follows the grid (with every replica's newest common snapshot kept) instead of keep-N.
+   * follows the grid (with every replica's newest common snapshot kept) instead of keep-N,
+   * and a target that is one of its replicas is never rolled back (`allowRollback` dropped):
+   * a replica that diverged (written outside drover) fails the move with
+   * DROVER_ZFS_DIVERGED, naming it, instead of losing what was written there.
    */
   forMigration(options: ReplicateOptions): ReplicateOptions {
     const grids = this.grids.get(options.datasetId);
-    if (!grids || options.prune === false) return options;
-    return { ...options, prune: this.pruneRule(options.datasetId, grids, null) };
+    if (!grids) return options;
+    let out = options;
+    if (options.allowRollback && this.replicaNodes.get(options.datasetId)?.has(options.peer.id)) {
+      const { allowRollback: _dropped, ...rest } = options;
+      out = rest;
+    }
+    if (options.prune === false) return out;
+    return { ...out, prune: this.pruneRule(options.datasetId, grids, null) };
   }
 
   /** Stops the driver and aborts running steps (they clean up as a failed step does). */
@@ -243,17 +262,37 @@ export class ReplicationScheduler {
       // another replica's step took within the interval. Skip-when-unchanged: nothing written
       // since the newest snapshot → send that one (a no-op when the replica has it). Unknown
       // (zfs-fuse has no `written`) → a new snapshot.
+      // The interval's snapshot is taken here, once, before any step sends it: the engine
+      // then finds it existing, so no step owns it and a failing step (a full or diverged
+      // replica) never destroys it while another replica's step sends it (DESIGN.md).
       let snapshotName: string | undefined;
+      let ready: Promise<unknown> = Promise.resolve();
       const shared = this.taken.get(pair.datasetId);
-      if (shared && began - shared.at < interval) snapshotName = shared.name;
-      else if ((await store.written(pair.datasetId)) === 0) {
+      if (shared && began - shared.at < interval) ({ name: snapshotName, ready } = shared);
+      else if (shared && !shared.delivered) {
+        // No replica received the last one (all failing: full pools, divergence): send it
+        // again rather than pile up a snapshot a interval that nothing prunes (pruning runs
+        // after a step that succeeded). Taken again if it went meanwhile.
+        shared.ready = store.createSnapshot(pair.datasetId, shared.name);
+        shared.ready.catch(() => {});
+        ({ name: snapshotName, ready } = shared);
+      } else if ((await store.written(pair.datasetId)) === 0) {
         const newest = (await store.listSnapshots(pair.datasetId)).sort((a, b) => a.createtxg - b.createtxg).at(-1);
         if (newest) snapshotName = newest.snapshot;
       }
       if (snapshotName === undefined) {
-        snapshotName = newSnapshotName(new Date(clock.now()));
-        this.taken.set(pair.datasetId, { name: snapshotName, at: began });
+        const name = newSnapshotName(new Date(clock.now()));
+        snapshotName = name;
+        ready = store.createSnapshot(pair.datasetId, name);
+        // A failed `zfs snapshot` is not shared: the next replica's step takes its own.
+        const entry = { name, at: began, ready, delivered: false };
+        this.taken.set(pair.datasetId, entry);
+        ready.catch(() => {
+          if (this.taken.get(pair.datasetId) === entry) this.taken.delete(pair.datasetId);
+        });
       }
+      this.markSending(pair, snapshotName);
+      await ready;
       const grids = this.grids.get(pair.datasetId)!;
       const result = await this.deps.replicate({
         datasetId: pair.datasetId,
@@ -264,6 +303,8 @@ export class ReplicationScheduler {
         signal,
       });
       const now = clock.now();
+      const entry = this.taken.get(pair.datasetId);
+      if (entry?.name === result.snapshot) entry.delivered = true;
       pair.failures = 0;
       pair.nextAt = began + interval;
       pair.status = {
@@ -293,7 +334,21 @@ export class ReplicationScheduler {
       if (!diverged && e.retryable && pair.status.state === 'diverged') return;
       pair.status = { ...pair.status, state: diverged ? 'diverged' : 'error', last_error: { code: e.code, message: e.message } };
       if (pair.failures === 1 || pair.failures % 20 === 0) log.warn({ ...where, err: e, failures: pair.failures }, diverged ? 'replica diverged: refusing to overwrite it' : 'replication step failed');
+    } finally {
+      this.markSending(pair, null);
     }
+  }
+
+  /** Records (or, with null, forgets) the snapshot `pair`'s running step sends. */
+  private markSending(pair: Pair, snapshot: string | null): void {
+    let names = this.sending.get(pair.datasetId);
+    if (snapshot !== null) {
+      if (!names) this.sending.set(pair.datasetId, (names = new Map()));
+      names.set(pair.key, snapshot);
+      return;
+    }
+    names?.delete(pair.key);
+    if (names?.size === 0) this.sending.delete(pair.datasetId);
   }
 
   /**
@@ -306,7 +361,11 @@ export class ReplicationScheduler {
     );
     return (input) => {
       if (pair && input.side === 'source') pair.guids = new Set(input.other.map((s) => s.guid));
-      return rule(input);
+      if (input.side === 'target') return rule(input);
+      // On the primary, what another replica's running step sends stays: that step has not
+      // held it yet (it is held once received), and its send or hold would find it gone.
+      const inFlight = new Set([...(this.sending.get(datasetId) ?? [])].filter(([key]) => key !== pair?.key).map(([, name]) => name));
+      return rule(input).filter((name) => !inFlight.has(name));
     };
   }
 

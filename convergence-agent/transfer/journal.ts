@@ -27,6 +27,12 @@ export const StepRecord = z.object({
    * per-replica tags on the source), so recovery releases the right ones.
    */
   holdTags: z.object({ source: z.object({ base: z.string(), step: z.string() }), target: z.object({ base: z.string(), step: z.string() }) }).optional(),
+  /**
+   * True when the step took its snapshot itself. A snapshot it was given that already existed
+   * (continuous replication's, shared by the replicas' steps) is not its own: neither the
+   * failed step nor recovery destroys it. Absent (older journals): taken as not its own.
+   */
+  ownSnapshot: z.boolean().optional(),
 });
 export type StepRecord = z.infer<typeof StepRecord>;
 

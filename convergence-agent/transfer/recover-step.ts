@@ -109,6 +109,16 @@ export async function recoverStep(input: RecoverInput): Promise<Recovery> {
 
   const wanted = requested === undefined || requested === record.snapshot;
   const onTarget = (await step.listSnapshots()).some((s) => s.guid === record.snapshotGuid);
+  const onSource = (await store.listSnapshots(datasetId)).find((s) => s.snapshot === record.snapshot && s.guid === record.snapshotGuid);
+  if (onTarget && !onSource) {
+    // The peer received it but the source no longer has it (destroyed by hand, or by a step
+    // that wrongly took it for its own): there is nothing to hold on the source, and holding
+    // it there would fail at every step for ever. The journal goes; the next plan, by guid,
+    // decides what the peer's copy is (it has a snapshot the source lacks: diverged).
+    log.warn({ datasetId, peer: peerId, snapshot: record.snapshot }, "the unfinished step's snapshot reached the peer but is gone from the source");
+    await journal.clear(peerId, datasetId);
+    return { kind: 'clean' };
+  }
   if (onTarget) {
     await settleHolds(store, step, datasetId, record.snapshot, record.base, tags);
     await journal.clear(peerId, datasetId);
@@ -121,15 +131,15 @@ export async function recoverStep(input: RecoverInput): Promise<Recovery> {
     return { kind: 'clean' };
   }
 
-  const onSource = (await store.listSnapshots(datasetId)).find((s) => s.snapshot === record.snapshot && s.guid === record.snapshotGuid);
   if (input.resumable && onSource && wanted) {
     const token = await step.resumeToken();
     if (token) return { kind: 'resume', record, token };
   }
   await step.abortResume();
   if (onSource && wanted) return { kind: 'reuse', record };
-  if (onSource) {
-    // The caller wants another snapshot: the dead step's one is a leftover.
+  if (onSource && record.ownSnapshot === true) {
+    // The caller wants another snapshot: the dead step's own one is a leftover (one it was
+    // given belongs to its caller, another replica's step may be sending it).
     await store.destroySnapshot(datasetId, record.snapshot).catch((err: unknown) => {
       log.warn({ err: toDroverError(err), datasetId, snapshot: record.snapshot }, 'could not remove the snapshot of an unfinished step');
     });

@@ -164,11 +164,25 @@ export class Replicator {
       const fresh = name === undefined;
       name ??= newSnapshotName();
 
-      const existed = !fresh && (await this.store.listSnapshots(datasetId)).some((s) => s.snapshot === name);
-      const snapshot = await this.store.createSnapshot(datasetId, name);
-      if (!existed) created.add(name);
+      // A given name that exists (continuous replication's snapshot, taken by its scheduler
+      // for all replicas) is sent as it is: not the step's own, and no `zfs snapshot` again.
+      const existing = fresh ? undefined : (await this.store.listSnapshots(datasetId)).find((s) => s.snapshot === name);
+      const snapshot = existing ?? (await this.store.createSnapshot(datasetId, name));
+      if (!existing) created.add(name);
       createdHere = created.has(name);
-      record = { version: 1, datasetId, peerId: peer.id, phase: 'snapshotted', snapshot: name, snapshotGuid: snapshot.guid, base: null, startedAt: this.clock.now(), pid: process.pid, ...(custom ? { holdTags: tags } : {}) };
+      record = {
+        version: 1,
+        datasetId,
+        peerId: peer.id,
+        phase: 'snapshotted',
+        snapshot: name,
+        snapshotGuid: snapshot.guid,
+        base: null,
+        startedAt: this.clock.now(),
+        pid: process.pid,
+        ownSnapshot: createdHere,
+        ...(custom ? { holdTags: tags } : {}),
+      };
       await this.journal.write(record);
 
       // The peer's snapshots are asked beside its dataset ([] when it has none), not after it:

@@ -127,9 +127,9 @@ describe('drover status', () => {
       'cache  127.0.0.11  running  healthy  6380→6379  -         -',
       '',
       'DATASETS',
-      'ID                                    NAME         PRIMARY     SIZE       PATH',
-      `${pgdata}  shop_pgdata  127.0.0.11  10 GiB     /drover/${pgdata}`,
-      `${pgwal}  shop_pgwal   127.0.0.11  unlimited  /drover/${pgwal}`,
+      'ID                                    NAME         PRIMARY     SIZE       PATH                                          REPLICAS',
+      `${pgdata}  shop_pgdata  127.0.0.11  10 GiB     /drover/${pgdata}  -`,
+      `${pgwal}  shop_pgwal   127.0.0.11  unlimited  /drover/${pgwal}  -`,
       '',
     ]);
   });
@@ -139,6 +139,17 @@ describe('drover status', () => {
     await new ApiClient({ baseUrl: control.url }).setApplicationReplication('db', { replicas: 1 });
     const run = await drover(['status'], { control: control.url });
     expect(run.stdout).toMatch(/\ndb +127\.0\.0\.11 +running +healthy +5432→5432 +n2 seeding +-\n/);
+  });
+
+  it('lists the replicas of a dataset replicated without an application, in the table and in --json', async () => {
+    const api = new ApiClient({ baseUrl: control.url });
+    const created = await api.createDataset({ primary: N1, metadata: { name: 'bare' } });
+    await api.setDatasetReplication(created.dataset_id, { replicas: 1, interval_seconds: 2 });
+    await control.reportAll();
+    const run = await drover(['status'], { control: control.url });
+    expect(run.stdout).toMatch(new RegExp(`\\n${created.dataset_id} +bare +127\\.0\\.0\\.11 +unlimited +\\S+ +n2 seeding\\n`));
+    const status = JSON.parse((await drover(['status', '--json'], { control: control.url })).stdout);
+    expect(status.datasets.find((d: { dataset_id: string }) => d.dataset_id === created.dataset_id).replicas).toMatchObject([{ node: N2, state: 'seeding', lag_seconds: null }]);
   });
 
   it('prints the same facts as JSON with --json', async () => {

@@ -157,7 +157,7 @@ describeWith(['root', 'zfs', 'sshd'], 'continuous replication to two replicas', 
     }
   }, 300_000);
 
-  it('reports a replica written outside drover as diverged and does not overwrite it', async () => {
+  it('reports a replica written outside drover as diverged and does not overwrite it, while the other replica goes on receiving', async () => {
     const id = randomUUID();
     const info = await primary.createDataset(id, { maximumSize: null });
     await writeFile(join(info.mountpoint!, 'a.txt'), 'primary\n');
@@ -182,6 +182,21 @@ describeWith(['root', 'zfs', 'sshd'], 'continuous replication to two replicas', 
     s2.sync(view(id));
     await until('n3 refused', () => statusOf(2)?.state === 'diverged' && statusOf(1)?.state === 'ok' && statusOf(1).bytes_sent_total > 0);
     expect(statusOf(2).last_error?.code).toBe('DROVER_ZFS_DIVERGED');
+    // The diverged replica's failing steps share each interval's snapshot with n2's: n2 must
+    // go on receiving, never in error (a failing step used to destroy the shared snapshot
+    // under n2's send: "cannot hold …: dataset does not exist", for ever after).
+    const seen = new Set<string>();
+    const problems: string[] = [];
+    let i = 0;
+    await until('n2 received 4 more snapshots', async () => {
+      const n2 = statusOf(1);
+      if (n2.state !== 'ok') problems.push(`n2 ${n2.state}: ${n2.last_error?.message}`);
+      if (n2.newest_snapshot) seen.add(n2.newest_snapshot);
+      if (++i % 5 === 0) await writeFile(join(info.mountpoint!, 'c.txt'), `more ${i}\n`);
+      return seen.size >= 5;
+    }, 90_000, 100);
+    expect(problems).toEqual([]);
+    expect(statusOf(2).state).toBe('diverged');
     await s2.stop();
     scheduler = null;
 

@@ -269,6 +269,22 @@ describeWith(['root', 'zfs', 'sshd'], 'replication over ssh', () => {
     expect((await target.listSnapshots(id)).filter((s) => s.userrefs > 0)).toHaveLength(1);
   });
 
+  it('a journaled step whose snapshot reached the peer but is gone from the source is dropped, not retried for ever', async () => {
+    // What a sibling replica's failing step did to a shared snapshot before the scheduler took
+    // it itself: the step that had sent it could not hold it, kept its journal (the peer holds
+    // the snapshot), and every later step's recovery failed on the same hold.
+    const { id, dir } = await datasetWith(2);
+    await replicator.replicate({ datasetId: id, peer });
+    await writeFile(join(dir, 'more.txt'), 'more\n');
+    const sent = await replicator.replicate({ datasetId: id, peer, deferSettle: true, prune: false });
+    await source.destroySnapshot(id, sent.snapshot);
+    // The peer holds a snapshot the source lacks: a divergence, told as such, each time.
+    for (let i = 0; i < 2; i++) {
+      await expect(replicator.replicate({ datasetId: id, peer })).rejects.toMatchObject({ code: 'DROVER_ZFS_DIVERGED' });
+    }
+    expect((await target.listSnapshots(id)).some((s) => s.guid === sent.guid)).toBe(true);
+  });
+
   it('serializes two sends of one dataset to one peer', async () => {
     const { id } = await datasetWith(4);
     const [a, b] = await Promise.all([replicator.replicate({ datasetId: id, peer }), replicator.replicate({ datasetId: id, peer })]);

@@ -1,0 +1,166 @@
+/**
+ * `npx tsx bench/zfs-stall.ts [--seconds 20] [--rate 200] [--json]`
+ *
+ * Why `bench:replication` misses its write-latency target (issue 15): is it drover, or the
+ * zfs-fuse daemon? No drover process runs here. Two file-backed pools, A and B, on the one
+ * zfs-fuse daemon of this machine (the local cluster's nodes share it the same way). A
+ * writer appends 1 KiB and fsyncs (Redis with `appendfsync always`) `--rate` times a second
+ * to a file on A: every 100 ms the writes due since the last batch, then one fdatasync (a
+ * Redis writing in batches, or `appendfsync everysec` at a finer grain); each batch's
+ * write + fdatasync time is measured. Phases of `--seconds`:
+ *   idle          nothing else
+ *   snap-A        `zfs snapshot` of A's dataset every 1 s (what a replication step takes)
+ *   step-A        snapshot + hold + release on A every 1 s (a step's bookkeeping on the source)
+ *   send-A→B      an incremental `zfs send -i | zfs receive` A → B every 1 s (a whole step)
+ *   snap-B        `zfs snapshot` of B's dataset every 1 s: nothing touches A
+ * and prints p50 / p99 / max of the batches' write + fdatasync time per phase, and the zfs
+ * operations' own p50.
+ */
+import { spawn, execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { open, mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const { values: flags } = parseArgs({
+  options: { json: { type: 'boolean', default: false }, seconds: { type: 'string', default: '20' }, rate: { type: 'string', default: '200' } },
+});
+const seconds = Number(flags.seconds);
+const rate = Number(flags.rate);
+if (!Number.isInteger(seconds) || seconds < 5 || seconds > 600) throw new Error('--seconds: a whole number 5..600');
+if (!Number.isInteger(rate) || rate < 1 || rate > 2000) throw new Error('--rate: writes per second, 1..2000');
+const say = (line: string): void => void process.stderr.write(`${line}\n`);
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)));
+
+const tag = randomUUID().slice(0, 8);
+const poolA = `drover-stall-a-${tag}`;
+const poolB = `drover-stall-b-${tag}`;
+const zfs = async (...args: string[]): Promise<string> => (await run('zfs', args, { timeout: 120_000 })).stdout;
+
+/** `zfs send -i from A@a A@b | zfs receive -F B/data`, both as children of this process. */
+function sendReceive(base: string, snapshot: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const send = spawn('zfs', ['send', '-i', `${poolA}/data@${base}`, `${poolA}/data@${snapshot}`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const receive = spawn('zfs', ['receive', '-F', `${poolB}/data`], { stdio: ['pipe', 'ignore', 'inherit'] });
+    send.stdout.pipe(receive.stdin);
+    let left = 2;
+    const done = (code: number | null): void => {
+      if (code !== 0) reject(new Error(`zfs send/receive exited ${code}`));
+      else if (--left === 0) resolve();
+    };
+    send.on('exit', done);
+    receive.on('exit', done);
+  });
+}
+
+interface Phase {
+  name: string;
+  /** Run once a second while the phase lasts. */
+  tick: ((n: number) => Promise<void>) | null;
+}
+
+async function main(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'drover-zfs-stall-'));
+  const mount = join(dir, 'a');
+  try {
+    for (const pool of [poolA, poolB]) {
+      const file = join(dir, `${pool}.img`);
+      await writeFile(file, '');
+      await truncate(file, 512 << 20);
+      await run('zpool', ['create', '-m', 'none', pool, file], { timeout: 120_000 });
+    }
+    await zfs('create', '-o', `mountpoint=${mount}`, `${poolA}/data`);
+    await zfs('snapshot', `${poolA}/data@s0`);
+    await new Promise<void>((resolve, reject) => {
+      const send = spawn('zfs', ['send', `${poolA}/data@s0`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const receive = spawn('zfs', ['receive', `${poolB}/data`], { stdio: ['pipe', 'ignore', 'inherit'] });
+      send.stdout.pipe(receive.stdin);
+      receive.on('exit', (c) => (c === 0 ? resolve() : reject(new Error(`seed receive exited ${c}`))));
+    });
+    await zfs('set', 'mountpoint=none', `${poolB}/data`);
+
+    let last = 's0';
+    const phases: Phase[] = [
+      { name: 'idle', tick: null },
+      { name: 'snap-A', tick: async (n) => void (await zfs('snapshot', `${poolA}/data@p${n}`)) },
+      {
+        name: 'step-A',
+        tick: async (n) => {
+          await zfs('snapshot', `${poolA}/data@h${n}`);
+          await zfs('hold', 'bench', `${poolA}/data@h${n}`);
+          await zfs('release', 'bench', `${poolA}/data@h${n}`);
+        },
+      },
+      {
+        name: 'send-A→B',
+        tick: async (n) => {
+          const next = `r${n}`;
+          await zfs('snapshot', `${poolA}/data@${next}`);
+          await sendReceive(last, next);
+          last = next;
+        },
+      },
+      { name: 'snap-B', tick: async (n) => void (await zfs('snapshot', `${poolB}/data@b${n}`)) },
+    ];
+
+    const file = await open(join(mount, 'aof'), 'a');
+    const results: Array<{ phase: string; writes: number; p50Ms: number; p99Ms: number; maxMs: number; ticks: number; tickP50Ms: number }> = [];
+    try {
+      for (const phase of phases) {
+        say(`phase ${phase.name}: ${seconds} s`);
+        const latencies: number[] = [];
+        const tickMs: number[] = [];
+        const end = performance.now() + seconds * 1000;
+        const ticker = (async () => {
+          if (!phase.tick) return;
+          for (let n = 0; performance.now() < end; n++) {
+            const began = performance.now();
+            await phase.tick(n);
+            tickMs.push(performance.now() - began);
+            await sleep(1000 - (performance.now() - began));
+          }
+        })();
+        const batch = Buffer.alloc(Math.max(1, Math.round(rate / 10)) * 1024, 120);
+        while (performance.now() < end) {
+          const began = performance.now();
+          await file.write(batch);
+          await file.datasync();
+          const took = performance.now() - began;
+          latencies.push(took);
+          await sleep(100 - took);
+        }
+        await ticker;
+        latencies.sort((a, b) => a - b);
+        tickMs.sort((a, b) => a - b);
+        const q = (xs: number[], p: number): number => (xs.length === 0 ? NaN : Math.round(xs[Math.min(xs.length - 1, Math.floor(p * xs.length))]! * 10) / 10);
+        results.push({ phase: phase.name, writes: latencies.length, p50Ms: q(latencies, 0.5), p99Ms: q(latencies, 0.99), maxMs: q(latencies, 1), ticks: tickMs.length, tickP50Ms: q(tickMs, 0.5) });
+      }
+    } finally {
+      await file.close();
+    }
+    if (flags.json) {
+      process.stdout.write(`${JSON.stringify({ phases: results })}\n`);
+      return;
+    }
+    const idle = results[0]!;
+    process.stdout.write(`${['phase', 'writes', 'p50 ms', 'p99 ms', 'max ms', 'p99 ÷ idle', 'zfs ops', 'op p50 ms'].join('\t')}\n`);
+    for (const r of results) {
+      process.stdout.write(`${[r.phase, r.writes, r.p50Ms, r.p99Ms, r.maxMs, (r.p99Ms / idle.p99Ms).toFixed(1), r.ticks, r.tickP50Ms].join('\t')}\n`);
+    }
+  } finally {
+    // zfs-fuse keeps a pool busy for a while after a `zfs send` from it: retry for up to ~2 min.
+    for (const pool of [poolB, poolA]) {
+      for (let attempt = 1; ; attempt++) {
+        const ok = await run('zpool', ['destroy', '-f', pool], { timeout: 120_000 }).then(() => true, (err: unknown) => (attempt === 12 ? (say(`zpool destroy ${pool}: ${String(err)}`), true) : false));
+        if (ok) break;
+        await sleep(10_000);
+      }
+    }
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -65,12 +65,15 @@ interface Phase {
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'drover-zfs-stall-'));
   const mount = join(dir, 'a');
+  // Only the pools this run created are destroyed at the end.
+  const created: string[] = [];
   try {
     for (const pool of [poolA, poolB]) {
       const file = join(dir, `${pool}.img`);
       await writeFile(file, '');
       await truncate(file, 512 << 20);
       await run('zpool', ['create', '-m', 'none', pool, file], { timeout: 120_000 });
+      created.push(pool);
     }
     await zfs('create', '-o', `mountpoint=${mount}`, `${poolA}/data`);
     await zfs('snapshot', `${poolA}/data@s0`);
@@ -152,7 +155,7 @@ async function main(): Promise<void> {
     }
   } finally {
     // zfs-fuse keeps a pool busy for a while after a `zfs send` from it: retry for up to ~2 min.
-    for (const pool of [poolB, poolA]) {
+    for (const pool of created.reverse()) {
       for (let attempt = 1; ; attempt++) {
         const ok = await run('zpool', ['destroy', '-f', pool], { timeout: 120_000 }).then(() => true, (err: unknown) => (attempt === 12 ? (say(`zpool destroy ${pool}: ${String(err)}`), true) : false));
         if (ok) break;

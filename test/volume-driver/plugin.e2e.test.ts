@@ -3,7 +3,7 @@
  * service, an agent per node (ZFS datasets on each node's zfs-fuse pool) and a plugin per
  * node, each behind its node's own dockerd. "docker -H node 2" really is docker on node 2.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -55,7 +55,17 @@ describeWith(LOCAL_CLUSTER, 'the volume plugin with the control service and agen
     const { dataset_id } = await datasetOf(volume);
     const read = async () => (await stack!.api<Lease[]>('/v1/configuration/leases')).filter((l) => l.dataset_id === dataset_id).map((l) => l.node_uuid);
     for (let i = 0; i < 50 && JSON.stringify(await read()) !== JSON.stringify(expected); i++) await systemClock.sleep(100);
-    expect(await read()).toEqual(expected);
+    const holders = await read();
+    if (JSON.stringify(holders) !== JSON.stringify(expected)) {
+      // What the plugins and the control service did with this volume: the story a rare
+      // failure needs, printed with it (CI keeps no log files).
+      const lines: string[] = [];
+      for (const file of ['plugin-n1.log', 'plugin-n2.log', 'control.log']) {
+        const text = await readFile(join(dir, file), 'utf8').catch(() => '');
+        for (const line of text.split('\n')) if (line.includes(dataset_id) || line.includes(`"${volume}"`) || /VolumeDriver\.(Mount|Unmount)|lease/i.test(line)) lines.push(`${file}: ${line.slice(0, 400)}`);
+      }
+      expect.fail(`lease holders of ${volume} (${dataset_id}): ${JSON.stringify(holders)}, expected ${JSON.stringify(expected)}\n${lines.slice(-80).join('\n')}`);
+    }
   }
 
   beforeAll(async () => {

@@ -83,6 +83,8 @@ export class DroverStack {
     const args = ['--name', node.pluginName, '--control', this.controlUrl, '--tls-ca', tls.ca, '--tls-cert', tls.cert, '--tls-key', tls.key, '--node-uuid', node.uuid, '--state-dir', join(this.dir, `plugin-${node.name}`)];
     if (this.options.mountTimeoutS) args.push('--mount-timeout', String(this.options.mountTimeoutS));
     if (node.dockerSocket) args.push('--docker-socket', node.dockerSocket);
+    // Each node's plugin on its own metrics port: both share this host's loopback.
+    args.push('--metrics-listen', `127.0.0.1:${await freePort()}`);
     const child = this.spawn(`plugin-${node.name}`, 'bin/drover-volume.js', args, this.options.pluginLogLevel);
     this.plugins.set(index, child);
     const socket = socketPathFor(node.pluginName);
@@ -136,6 +138,7 @@ export class DroverStack {
         : ['transport: tls', 'tls: { port: 4524 }']),
       'poll_interval_ms: 1000',
       'stop_timeout_seconds: 1',
+      `metrics_listen: 127.0.0.1:${await freePort()}`,
     ].join('\n');
     const file = join(this.dir, `agent-${node.name}.yml`);
     await writeFile(file, config + '\n');

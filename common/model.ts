@@ -370,6 +370,14 @@ export const Application = z
     ulimits: z.record(z.string().regex(/^[a-z]+$/), z.object({ soft: z.number().int(), hard: z.number().int() }).strict()).optional(),
     /** Docker's log driver and its options. */
     logging: z.object({ driver: z.string().min(1), options: z.record(z.string(), z.string()).default({}) }).strict().optional(),
+    /** Name servers, search domains and resolver options the container uses instead of the host's. */
+    dns: z.array(z.string().regex(/^[0-9a-fA-F:.]+$/)).max(16).optional(),
+    dns_search: z.array(z.string().regex(/^[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,252}$/)).max(16).optional(),
+    dns_opt: z.array(z.string().regex(/^[a-z][a-z0-9-]*(:\d+)?$/)).max(16).optional(),
+    /** `host:address` lines added to the container's /etc/hosts (Docker's ExtraHosts; `host-gateway` allowed). */
+    extra_hosts: z.array(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9.-]{0,252}:[0-9a-fA-F:.]+$|^[a-zA-Z0-9][a-zA-Z0-9.-]{0,252}:host-gateway$/)).max(256).optional(),
+    /** Kernel settings of the container's own namespaces (net.*, fs.mqueue.*, the IPC kernel.* ones). */
+    sysctls: z.record(z.string().regex(/^(net|kernel|fs)\.[a-z0-9_.\-/]+$/), z.string().min(1)).optional(),
     /** Files mounted read-only into the container (docs/DESIGN.md §22). */
     files: z.array(AppFile).max(256).optional(),
     /**

@@ -120,7 +120,11 @@ export class DockerRuntime implements ContainerRuntime {
         HostConfig: {
           PortBindings: bindings,
           // Service discovery by name (docs/DESIGN.md §21): each peer's name → its address on this node's proxy.
-          ...(spec.extraHosts !== undefined ? { ExtraHosts: spec.extraHosts } : {}),
+          ...(spec.extraHosts !== undefined || o.extraHosts !== undefined ? { ExtraHosts: [...(spec.extraHosts ?? []), ...(o.extraHosts ?? [])] } : {}),
+          ...(o.dns !== undefined ? { Dns: o.dns } : {}),
+          ...(o.dnsSearch !== undefined ? { DnsSearch: o.dnsSearch } : {}),
+          ...(o.dnsOptions !== undefined ? { DnsOptions: o.dnsOptions } : {}),
+          ...(o.sysctls !== undefined ? { Sysctls: o.sysctls } : {}),
           Mounts: mounts,
           RestartPolicy: { Name: 'no' },
           ...(spec.memoryBytes !== null ? { Memory: spec.memoryBytes } : {}),

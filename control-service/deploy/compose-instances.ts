@@ -30,16 +30,18 @@ export function readComposeInstances(
   scope: Scope,
   deploy: { replicas?: number; mode?: 'replicated' | 'global'; update_config?: unknown } | undefined,
   hasVolumes: boolean,
+  /** Where the number of instances was written, when not `deploy.replicas` (Compose's older `scale`). */
+  replicasKey: PropertyKey[] = ['deploy', 'replicas'],
 ): InstanceFields {
   if (deploy === undefined) return {};
   const out: InstanceFields = {};
   if (deploy.mode === 'global') {
-    if (deploy.replicas !== undefined) scope.reportKey(['deploy', 'replicas'], 'a global service runs one container per node: drop "replicas" or "mode: global"');
+    if (deploy.replicas !== undefined) scope.reportKey(replicasKey, 'a global service runs one container per node: drop "replicas" or "mode: global"');
     out.mode = 'global';
   } else if (deploy.replicas !== undefined && deploy.replicas !== 1) out.instances = deploy.replicas;
   const field = out.mode !== undefined ? 'mode' : 'replicas';
   if ((out.mode !== undefined || out.instances !== undefined) && hasVolumes) {
-    scope.reportKey(['deploy', field], 'a service with a volume runs as one container, beside its data; several instances are for services without volumes (for standby copies of its data write "x-drover: { replication: { replicas: N } }")');
+    scope.reportKey(field === 'mode' ? ['deploy', 'mode'] : replicasKey, 'a service with a volume runs as one container, beside its data; several instances are for services without volumes (for standby copies of its data write "x-drover: { replication: { replicas: N } }")');
   }
   const u = deploy.update_config === undefined ? undefined : scope.attempt(() => scope.shape(['deploy', 'update_config'], DeployUpdateConfig, deploy.update_config), undefined);
   if (u !== undefined) {

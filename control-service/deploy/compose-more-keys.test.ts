@@ -76,6 +76,58 @@ describe('Compose container keys', () => {
     ]);
   });
 
+  it('reads how the container resolves names and tunes its namespaces: dns, dns_search, dns_opt, extra_hosts in all three spellings, sysctls', () => {
+    const list = one(
+      [
+        '    dns: 10.0.0.53',
+        '    dns_search: [corp.internal, example.internal]',
+        '    dns_opt: ["ndots:2", use-vc]',
+        '    extra_hosts: ["host.docker.internal:host-gateway", "db=10.0.0.7", "v6:fd00::1"]',
+        '    sysctls: ["net.core.somaxconn=1024", "kernel.shmmax=68719476736"]',
+        '',
+      ].join('\n'),
+    );
+    expect(list).toMatchObject({
+      dns: ['10.0.0.53'],
+      dns_search: ['corp.internal', 'example.internal'],
+      dns_opt: ['ndots:2', 'use-vc'],
+      extra_hosts: ['host.docker.internal:host-gateway', 'db:10.0.0.7', 'v6:fd00::1'],
+      sysctls: { 'net.core.somaxconn': '1024', 'kernel.shmmax': '68719476736' },
+    });
+    const mapping = one('    extra_hosts: { db: 10.0.0.7, lb: ["10.0.0.8", "10.0.0.9"] }\n    sysctls: { net.ipv4.ip_forward: 1 }\n');
+    expect(mapping).toMatchObject({ extra_hosts: ['db:10.0.0.7', 'lb:10.0.0.8', 'lb:10.0.0.9'], sysctls: { 'net.ipv4.ip_forward': '1' } });
+  });
+
+  it('refuses a name server that is not an address, a host without one, and a sysctl of the whole host, naming each', () => {
+    const err = refused(
+      'services:\n  app:\n    image: busybox\n    dns: [dns.example]\n    extra_hosts: ["db"]\n    sysctls: { vm.swappiness: 10 }\n',
+    );
+    expect(err.message.split('\n')).toEqual([
+      'c.yml: 3 problems',
+      '  c.yml:4:11: service "app": key "dns[0]": "dns.example" is not an IP address ("1.1.1.1", "fd00::53")',
+      '  c.yml:5:19: service "app": key "extra_hosts[0]": "" is not an IP address or "host-gateway" (write "db:10.0.0.5")',
+      '  c.yml:6:16: service "app": key "sysctls[\'vm.swappiness\']": "vm.swappiness" cannot be set for one container: only net.*, fs.mqueue.* and the IPC kernel.* settings (kernel.shmmax, kernel.sem…) belong to its own namespaces',
+    ]);
+  });
+
+  it('reads deploy.restart_policy as Compose does, refuses what Docker cannot do, and a restart that says otherwise', () => {
+    expect(one('    deploy: { restart_policy: { condition: on-failure, max_attempts: 3 } }\n').restart_policy).toEqual({ name: 'on-failure', maximum_retry_count: 3 });
+    expect(one('    deploy: { restart_policy: { condition: none } }\n').restart_policy).toEqual({ name: 'never' });
+    expect(one('    restart: always\n    deploy: { restart_policy: { condition: any } }\n').restart_policy).toEqual({ name: 'always' });
+    const err = refused('services:\n  app:\n    image: busybox\n    restart: "no"\n    deploy:\n      restart_policy: { condition: any, delay: 5s }\n');
+    expect(err.message.split('\n')).toEqual([
+      'c.yml: 2 problems',
+      '  c.yml:6:7: service "app": key "deploy.restart_policy": says always but "restart: no" says never: give one',
+      '  c.yml:6:41: service "app": key "deploy.restart_policy.delay": not supported: Docker restarts a failed container at once, with its own growing back-off; drop the key',
+    ]);
+  });
+
+  it('reads the older "scale: N" as deploy.replicas, and refuses both when they disagree', () => {
+    expect(one('    scale: 3\n')).toMatchObject({ instances: 3 });
+    const err = refused('services:\n  app:\n    image: busybox\n    scale: 2\n    deploy: { replicas: 3 }\n');
+    expect(err.message).toContain('c.yml:4:5: service "app": key "scale": 2 instances here, 3 under "deploy.replicas": give the number once');
+  });
+
   it('reports the container_name mapping in the deploy diff', () => {
     const desired: Desired = { nodes: [], datasets: [], applications: [], leases: [], migrations: [] } as unknown as Desired;
     const { diff } = planDeploy(desired, parse('services:\n  db:\n    image: postgres\n    container_name: postgres\n'), 'p');

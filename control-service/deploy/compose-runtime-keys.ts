@@ -27,10 +27,28 @@ export const RUNTIME_KEYS = {
   shm_size: Scalar,
   ulimits: z.record(z.string(), Limit),
   logging: z.object({ driver: z.string().min(1).optional(), options: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).nullable().optional() }).strict(),
+  dns: z.union([z.string(), z.array(z.string())], { error: 'must be an address or a list of addresses' }),
+  dns_search: z.union([z.string(), z.array(z.string())], { error: 'must be a domain or a list of domains' }),
+  dns_opt: z.array(z.string(), { error: 'must be a list of resolver options' }),
+  extra_hosts: z.union([z.array(z.string()), z.record(z.string(), z.union([z.string(), z.array(z.string())]))], { error: 'must be a list of "host:address" or a mapping' }),
+  sysctls: z.union([z.array(z.string()), z.record(z.string(), Scalar)], { error: 'must be a list of "name=value" or a mapping' }),
 };
 type RuntimeSpec = { [K in keyof typeof RUNTIME_KEYS]?: z.infer<(typeof RUNTIME_KEYS)[K]> };
 
 const HOSTNAME = /^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,252})$/;
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const IPV6 = /^[0-9a-fA-F:]*:[0-9a-fA-F:.]*$/;
+const DOMAIN = /^[a-zA-Z0-9_]([a-zA-Z0-9_.-]{0,252})$/;
+const DNS_OPTION = /^[a-z][a-z0-9-]*(:\d+)?$/;
+/**
+ * The sysctls Docker lets a container set: those of the namespaces it has of its own (network,
+ * IPC). Anything else changes the whole host, and Docker refuses it at start.
+ */
+const SYSCTL = /^(net\.[a-z0-9_.\-/]+|kernel\.(msgmax|msgmnb|msgmni|sem|shmall|shmmax|shmmni|shm_rmid_forced)|fs\.mqueue\.[a-z_]+)$/;
+
+function isAddress(text: string): boolean {
+  return IPV4.test(text) || IPV6.test(text);
+}
 const SIGNAL = /^(SIG[A-Z0-9+-]+|\d{1,2})$/;
 /** Docker's `--ulimit` names (Linux rlimits). */
 const ULIMITS = new Set(['core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack', 'as']);
@@ -122,10 +140,76 @@ export function readRuntimeKeys(scope: Scope, spec: RuntimeSpec): RuntimeFields 
     }
     out.ulimits = ulimits;
   }
+  readResolverKeys(scope, spec, out);
   if (spec.logging !== undefined) {
     // Compose without a driver keeps Docker's default (json-file) and applies the options to it.
     const options = Object.fromEntries(Object.entries(spec.logging.options ?? {}).map(([k, v]) => [k, String(v)]));
     out.logging = { driver: spec.logging.driver ?? 'json-file', options };
   }
   return out;
+}
+
+/**
+ * `dns`, `dns_search`, `dns_opt`, `extra_hosts` and `sysctls`: how the container resolves
+ * names and tunes its own network namespace. `extra_hosts` takes Compose's three spellings
+ * (`host:address`, `host=address`, a mapping) and Docker's `host-gateway`. A name drover
+ * already resolves for the service (its peers, docs/DESIGN.md §21) wins over nothing: both go
+ * to Docker, the peer's first.
+ */
+function readResolverKeys(scope: Scope, spec: RuntimeSpec, out: RuntimeFields): void {
+  const listOf = (v: string | string[]): { list: string[]; single: boolean } => (typeof v === 'string' ? { list: [v], single: true } : { list: v, single: false });
+  if (spec.dns !== undefined) {
+    const { list, single } = listOf(spec.dns);
+    const dns: string[] = [];
+    list.forEach((a, i) => (isAddress(a) ? dns.push(a) : scope.reportKey(single ? ['dns'] : ['dns', i], `"${a}" is not an IP address ("1.1.1.1", "fd00::53")`)));
+    out.dns = dns;
+  }
+  if (spec.dns_search !== undefined) {
+    const { list, single } = listOf(spec.dns_search);
+    const search: string[] = [];
+    list.forEach((d, i) => (DOMAIN.test(d) ? search.push(d) : scope.reportKey(single ? ['dns_search'] : ['dns_search', i], `"${d}" is not a domain ("example.internal")`)));
+    out.dns_search = search;
+  }
+  if (spec.dns_opt !== undefined) {
+    const options: string[] = [];
+    spec.dns_opt.forEach((o, i) => (DNS_OPTION.test(o) ? options.push(o) : scope.reportKey(['dns_opt', i], `"${o}" is not a resolver option ("ndots:2", "use-vc")`)));
+    out.dns_opt = options;
+  }
+  if (spec.extra_hosts !== undefined) {
+    const pairs: { host: string; address: string; key: PropertyKey[] }[] = [];
+    if (Array.isArray(spec.extra_hosts)) {
+      spec.extra_hosts.forEach((entry, i) => {
+        // "host:address" splits at the first colon (IPv6 addresses have more); "host=address" at "=".
+        const at = entry.includes('=') ? entry.indexOf('=') : entry.indexOf(':');
+        pairs.push({ host: at < 0 ? entry : entry.slice(0, at), address: at < 0 ? '' : entry.slice(at + 1), key: ['extra_hosts', i] });
+      });
+    } else {
+      for (const [host, value] of Object.entries(spec.extra_hosts)) {
+        for (const address of typeof value === 'string' ? [value] : value) pairs.push({ host, address, key: ['extra_hosts', host] });
+      }
+    }
+    const hosts: string[] = [];
+    for (const { host, address, key } of pairs) {
+      const bare = address.replace(/^\[(.*)\]$/, '$1');
+      if (!HOSTNAME.test(host)) scope.reportKey(key, `"${host}" is not a host name`);
+      else if (bare !== 'host-gateway' && !isAddress(bare)) scope.reportKey(key, `"${address}" is not an IP address or "host-gateway" (write "${host}:10.0.0.5")`);
+      else hosts.push(`${host}:${bare}`);
+    }
+    out.extra_hosts = hosts;
+  }
+  if (spec.sysctls !== undefined) {
+    const entries: [string, string, PropertyKey[]][] = Array.isArray(spec.sysctls)
+      ? spec.sysctls.map((e, i) => {
+          const at = e.indexOf('=');
+          return [at < 0 ? e : e.slice(0, at), at < 0 ? '' : e.slice(at + 1), ['sysctls', i]];
+        })
+      : Object.entries(spec.sysctls).map(([k, v]) => [k, String(v), ['sysctls', k]]);
+    const sysctls: Record<string, string> = {};
+    for (const [name, value, key] of entries) {
+      if (!SYSCTL.test(name)) scope.reportKey(key, `"${name}" cannot be set for one container: only net.*, fs.mqueue.* and the IPC kernel.* settings (kernel.shmmax, kernel.sem…) belong to its own namespaces`);
+      else if (value === '') scope.reportKey(key, `"${name}" has no value (write "${name}=1")`);
+      else sysctls[name] = value;
+    }
+    out.sysctls = sysctls;
+  }
 }

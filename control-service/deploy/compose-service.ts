@@ -51,9 +51,12 @@ const SERVICE_KEYS = {
         .strict()
         .optional(),
       placement: z.object({ constraints: z.array(z.string()).optional() }).strict().optional(),
+      restart_policy: z.unknown().optional(), // readDeployRestart, so its problems join the others
     })
     .strict()
     .optional(),
+  /** Compose's older spelling of `deploy.replicas`. */
+  scale: z.number({ error: 'must be a number of instances' }).int().min(0).max(256).optional(),
   mem_limit: Scalar.optional(),
   cpu_shares: z.number().int().min(2).max(1024).optional(),
   // Read by compose-file.ts before the service (they decide whether and from what it is read).
@@ -85,7 +88,6 @@ export const SERVICE_REASONS: Record<string, string> = {
   network_mode: NETWORKS,
   net: NETWORKS,
   volumes_from: 'drover mounts datasets by name; share a named volume instead',
-  scale: 'drover runs one container per service',
 };
 
 /** What a Compose file's deploy sends beside the services (from the CLI's trailer, compose-file.ts). */
@@ -133,7 +135,7 @@ export function readComposeService(scope: Scope, name: string, raw: unknown, con
     volumes: [],
     linkTargets: key(() => readLinkTargets(scope, spec.links, spec.depends_on), []),
     links: [],
-    restart_policy: key(() => readRestart(scope, spec.restart), { name: 'never' }),
+    restart_policy: key(() => readRestartKeys(scope, spec.restart, spec.deploy?.restart_policy), { name: 'never' }),
     labels: spec.labels === undefined ? {} : key(() => readLabels(scope, spec.labels!), {}),
     runtime: key(() => readRuntimeKeys(scope, spec), {}),
     files: [],
@@ -199,7 +201,11 @@ export function readComposeService(scope: Scope, name: string, raw: unknown, con
     };
     draft.placement = placement;
   }
-  Object.assign(draft, key(() => readComposeInstances(scope, spec.deploy, draft.volumes.length > 0), {}));
+  if (spec.scale !== undefined && spec.deploy?.replicas !== undefined && spec.scale !== spec.deploy.replicas) {
+    scope.reportKey(['scale'], `${spec.scale} instances here, ${spec.deploy.replicas} under "deploy.replicas": give the number once`);
+  }
+  const deploy = spec.scale === undefined || spec.deploy?.replicas !== undefined ? spec.deploy : { ...spec.deploy, replicas: spec.scale };
+  Object.assign(draft, key(() => readComposeInstances(scope, deploy, draft.volumes.length > 0, spec.deploy?.replicas === undefined && spec.scale !== undefined ? ['scale'] : undefined), {}));
   if (scope.src.problems.length > problemsBefore) draft.incomplete = true;
   return draft;
 }
@@ -290,6 +296,50 @@ const RESTART = /^(no|always|unless-stopped|on-failure(?::(\d+))?)$/;
  * → always (drover's agent keeps the desired state, so a container stopped by hand is
  * restarted either way); `on-failure[:N]` → on-failure with at most N retries (`:0`, no cap).
  */
+const DeployRestartPolicy = z
+  .object({
+    condition: z.enum(['none', 'on-failure', 'any'], { error: 'must be "none", "on-failure" or "any"' }).optional(),
+    max_attempts: z.number({ error: 'must be a number of attempts' }).int().min(0).optional(),
+    delay: z.unknown().optional(),
+    window: z.unknown().optional(),
+  })
+  .strict();
+
+/**
+ * `restart` and swarm's `deploy.restart_policy` (`condition: none | on-failure | any`,
+ * `max_attempts`), as Compose reads them: either one, or both when they agree. Docker 20.10's
+ * restart policy has no delay between attempts and no window, so `delay` and `window` are
+ * refused rather than ignored.
+ */
+function readRestartKeys(scope: Scope, restart: string | undefined, deployPolicy: unknown): RestartPolicy {
+  const fromRestart = readRestart(scope, restart);
+  if (deployPolicy === undefined) return fromRestart;
+  const p = scope.shape(['deploy', 'restart_policy'], DeployRestartPolicy, deployPolicy);
+  for (const k of ['delay', 'window'] as const) {
+    if (p[k] !== undefined) scope.reportKey(['deploy', 'restart_policy', k], 'not supported: Docker restarts a failed container at once, with its own growing back-off; drop the key');
+  }
+  const condition = p.condition ?? 'any';
+  if (condition !== 'on-failure' && p.max_attempts !== undefined && p.max_attempts > 0) {
+    scope.reportKey(['deploy', 'restart_policy', 'max_attempts'], `applies to "condition: on-failure" only (this one is "${condition}")`);
+  }
+  const fromDeploy: RestartPolicy =
+    condition === 'none'
+      ? { name: 'never' }
+      : condition === 'any'
+        ? { name: 'always' }
+        : p.max_attempts !== undefined && p.max_attempts > 0
+          ? { name: 'on-failure', maximum_retry_count: p.max_attempts }
+          : { name: 'on-failure' };
+  if (restart !== undefined && JSON.stringify(fromRestart) !== JSON.stringify(fromDeploy)) {
+    scope.reportKey(['deploy', 'restart_policy'], `says ${describeRestart(fromDeploy)} but "restart: ${restart}" says ${describeRestart(fromRestart)}: give one`);
+  }
+  return fromDeploy;
+}
+
+function describeRestart(p: RestartPolicy): string {
+  return p.name === 'on-failure' && p.maximum_retry_count !== undefined ? `on-failure (at most ${p.maximum_retry_count} retries)` : p.name;
+}
+
 function readRestart(scope: Scope, value: string | undefined): RestartPolicy {
   if (value === undefined) return { name: 'never' };
   const m = RESTART.exec(value);

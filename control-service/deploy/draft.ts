@@ -69,6 +69,11 @@ export type RuntimeFields = Partial<
     | 'shm_size'
     | 'ulimits'
     | 'logging'
+    | 'dns'
+    | 'dns_search'
+    | 'dns_opt'
+    | 'extra_hosts'
+    | 'sysctls'
   >
 >;
 

@@ -129,6 +129,11 @@ function containerOptions(app: Application): ContainerOptions | undefined {
       .sort((a, b) => a.name.localeCompare(b.name));
   }
   if (app.logging !== undefined) o.logging = app.logging;
+  if (app.dns !== undefined && app.dns.length > 0) o.dns = app.dns;
+  if (app.dns_search !== undefined && app.dns_search.length > 0) o.dnsSearch = app.dns_search;
+  if (app.dns_opt !== undefined && app.dns_opt.length > 0) o.dnsOptions = app.dns_opt;
+  if (app.extra_hosts !== undefined && app.extra_hosts.length > 0) o.extraHosts = app.extra_hosts;
+  if (app.sysctls !== undefined && Object.keys(app.sysctls).length > 0) o.sysctls = app.sysctls;
   return Object.keys(o).length === 0 ? undefined : o;
 }
 

@@ -137,6 +137,12 @@ export interface ContainerOptions {
   shmSizeBytes?: number;
   ulimits?: { name: string; soft: number; hard: number }[];
   logging?: { driver: string; options: Record<string, string> };
+  dns?: string[];
+  dnsSearch?: string[];
+  dnsOptions?: string[];
+  /** The application's own `host:address` lines; the peers' (spec.extraHosts) come first. */
+  extraHosts?: string[];
+  sysctls?: Record<string, string>;
 }
 
 /** The changes an agent makes; the executor is one exhaustive switch over `kind`. */

@@ -103,6 +103,41 @@ volumes:
     expect((await docker('exec', id, 'cat', '/proc/1/comm')).stdout).toBe('docker-init');
   });
 
+  it('gives the container the name servers, search domains, resolver options, extra hosts and sysctls of the file', async () => {
+    const name = `resolver-${suffix}`;
+    const id = await start(
+      `services:
+  ${name}:
+    image: drover/busybox:latest
+    command: ["sleep", "600"]
+    dns: [10.11.12.13, 10.11.12.14]
+    dns_search: corp.internal
+    dns_opt: ["ndots:2"]
+    extra_hosts: { db.internal: 10.20.30.40, gw: host-gateway }
+    sysctls: { net.core.somaxconn: 1024 }
+`,
+      name,
+    );
+    const info = await inspect(id);
+    expect(info.HostConfig).toMatchObject({
+      Dns: ['10.11.12.13', '10.11.12.14'],
+      DnsSearch: ['corp.internal'],
+      DnsOptions: ['ndots:2'],
+      Sysctls: { 'net.core.somaxconn': '1024' },
+    });
+    // What the application sees: its resolver configuration, /etc/hosts and the kernel setting.
+    const cat = async (file: string) => (await docker('exec', id, 'cat', file)).stdout;
+    const resolv = await cat('/etc/resolv.conf');
+    expect(resolv).toMatch(/^nameserver 10\.11\.12\.13$/m);
+    expect(resolv).toMatch(/^nameserver 10\.11\.12\.14$/m);
+    expect(resolv).toMatch(/^search corp\.internal$/m);
+    expect(resolv).toMatch(/^options ndots:2$/m);
+    const hosts = await cat('/etc/hosts');
+    expect(hosts).toMatch(/^10\.20\.30\.40\s+db\.internal$/m);
+    expect(hosts).toMatch(/^\d+\.\d+\.\d+\.\d+\s+gw$/m); // host-gateway: the bridge's gateway address
+    expect((await cat('/proc/sys/net/core/somaxconn')).trim()).toBe('1024');
+  });
+
   it('stops with the stop signal, and kills after the container\'s own grace period instead of the agent\'s', async () => {
     // Takes SIGINT to leave; ignores SIGTERM, the default that a stop without stop_signal sends.
     const script = "trap 'echo got INT; exit 0' INT; trap '' TERM; echo ready; while :; do sleep 0.1; done";

@@ -197,7 +197,6 @@ const REFUSED: Record<string, string[]> = {
     'refuse-pihole.yml': [
       "@:14:9: service \"pihole\": key \"volumes[0]\": \"./etc-pihole\": a read-write bind mount of a host directory does not move with the service; use a named volume: drover moves it with the service (or add \":ro\" to ship a project file with the deploy)",
       "@:15:9: service \"pihole\": key \"volumes[1]\": \"./etc-dnsmasq.d\": a read-write bind mount of a host directory does not move with the service; use a named volume: drover moves it with the service (or add \":ro\" to ship a project file with the deploy)",
-      "@:18:5: service \"pihole\": unsupported key \"dns\"",
     ],
     'refuse-port-clash.yml': [
       "@:9:5: service \"blog2\": key \"ports\": published port 8080 is also published by service \"blog\"",
@@ -208,7 +207,6 @@ const REFUSED: Record<string, string[]> = {
       "@:6:26: required variable DB_PASSWORD is missing a value: DB_PASSWORD must be set",
     ],
     'refuse-swarm-stack.yml': [
-      "@:9:7: service \"api\": unsupported key \"deploy.restart_policy\"",
       "@:15:5: unsupported key \"secrets.api_key.external\": drover keeps a project's files with the project; give \"file:\" or \"environment:\"",
     ],
     'refuse-traefik.yml': [

@@ -50,6 +50,7 @@ it('reads --env-file instead of .env, and stops on a required variable that is n
 it('prints every problem of a refused file', async () => {
   const run = await drover(['deploy', topology, 'refuse-pihole.yml', '--dry-run'], control.url);
   expect(run.code).toBe(1);
-  expect(run.stderr).toContain('refuse-pihole.yml: 3 problems');
-  expect(run.stderr).toContain('refuse-pihole.yml:18:5: service "pihole": unsupported key "dns"');
+  expect(run.stderr).toContain('refuse-pihole.yml: 2 problems');
+  expect(run.stderr).toContain('refuse-pihole.yml:14:9: service "pihole": key "volumes[0]"');
+  expect(run.stderr).toContain('refuse-pihole.yml:15:9: service "pihole": key "volumes[1]"');
 });

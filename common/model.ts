@@ -376,6 +376,22 @@ export const Application = z
     dns_opt: z.array(z.string().regex(/^[a-z][a-z0-9-]*(:\d+)?$/)).max(16).optional(),
     /** `host:address` lines added to the container's /etc/hosts (Docker's ExtraHosts; `host-gateway` allowed). */
     extra_hosts: z.array(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9.-]{0,252}:[0-9a-fA-F:.]+$|^[a-zA-Z0-9][a-zA-Z0-9.-]{0,252}:host-gateway$/)).max(256).optional(),
+    tty: z.boolean().optional(),
+    stdin_open: z.boolean().optional(),
+    /** Docker's --security-opt values (no-new-privileges, seccomp:unconfined, apparmor:…, label:…). */
+    security_opt: z.array(z.string().min(1).max(256)).max(32).optional(),
+    domainname: z.string().regex(/^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,252})$/).optional(),
+    group_add: z.array(z.string().regex(/^[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,31}$/)).max(64).optional(),
+    oom_score_adj: z.number().int().min(-1000).max(1000).optional(),
+    /** CPUs the container may run on (`0-3`, `0,2`). */
+    cpuset: z.string().regex(/^\d+(-\d+)?(,\d+(-\d+)?)*$/).optional(),
+    ipc: z.enum(['private', 'shareable', 'host']).optional(),
+    /** Bytes: Docker's soft memory limit (--memory-reservation). */
+    mem_reservation: z.number().int().min(1).optional(),
+    /** Bytes of memory plus swap (--memory-swap); -1 unlimited swap. */
+    memswap_limit: z.number().int().min(-1).optional(),
+    /** Most processes in the container; -1 unlimited. */
+    pids_limit: z.number().int().min(-1).optional(),
     /** Kernel settings of the container's own namespaces (net.*, fs.mqueue.*, the IPC kernel.* ones). */
     sysctls: z.record(z.string().regex(/^(net|kernel|fs)\.[a-z0-9_.\-/]+$/), z.string().min(1)).optional(),
     /** Files mounted read-only into the container (docs/DESIGN.md §22). */

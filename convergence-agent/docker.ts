@@ -117,6 +117,9 @@ export class DockerRuntime implements ContainerRuntime {
         ...(o.stopSignal !== undefined ? { StopSignal: o.stopSignal } : {}),
         // Read back by stop(): the container's own grace period wins over the agent's default.
         ...(o.stopGraceSeconds !== undefined ? { StopTimeout: o.stopGraceSeconds } : {}),
+        ...(o.tty !== undefined ? { Tty: o.tty } : {}),
+        ...(o.openStdin !== undefined ? { OpenStdin: o.openStdin } : {}),
+        ...(o.domainname !== undefined ? { Domainname: o.domainname } : {}),
         HostConfig: {
           PortBindings: bindings,
           // Service discovery by name (docs/DESIGN.md §21): each peer's name → its address on this node's proxy.
@@ -125,6 +128,14 @@ export class DockerRuntime implements ContainerRuntime {
           ...(o.dnsSearch !== undefined ? { DnsSearch: o.dnsSearch } : {}),
           ...(o.dnsOptions !== undefined ? { DnsOptions: o.dnsOptions } : {}),
           ...(o.sysctls !== undefined ? { Sysctls: o.sysctls } : {}),
+          ...(o.securityOpt !== undefined ? { SecurityOpt: o.securityOpt } : {}),
+          ...(o.groupAdd !== undefined ? { GroupAdd: o.groupAdd } : {}),
+          ...(o.oomScoreAdj !== undefined ? { OomScoreAdj: o.oomScoreAdj } : {}),
+          ...(o.cpusetCpus !== undefined ? { CpusetCpus: o.cpusetCpus } : {}),
+          ...(o.ipcMode !== undefined ? { IpcMode: o.ipcMode } : {}),
+          ...(o.memoryReservationBytes !== undefined ? { MemoryReservation: o.memoryReservationBytes } : {}),
+          ...(o.memorySwapBytes !== undefined ? { MemorySwap: o.memorySwapBytes } : {}),
+          ...(o.pidsLimit !== undefined ? { PidsLimit: o.pidsLimit } : {}),
           Mounts: mounts,
           RestartPolicy: { Name: 'no' },
           ...(spec.memoryBytes !== null ? { Memory: spec.memoryBytes } : {}),

@@ -90,6 +90,7 @@ export function buildModel(draft: FileDraft, project: string, pins: ReadonlyMap<
       restart_policy: service.restart_policy,
       ...(service.cpu_shares === undefined ? {} : { cpu_shares: service.cpu_shares }),
       ...(service.memory_limit === undefined ? {} : { memory_limit: service.memory_limit }),
+      ...(service.swappiness === undefined ? {} : { swappiness: service.swappiness }),
       ...(service.health_check === undefined ? {} : { health_check: service.health_check }),
       ...(service.placement === undefined ? {} : { placement: service.placement }),
       ...(service.replication === undefined ? {} : { replication: service.replication }),

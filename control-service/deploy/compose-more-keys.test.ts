@@ -128,6 +128,69 @@ describe('Compose container keys', () => {
     expect(err.message).toContain('c.yml:4:5: service "app": key "scale": 2 instances here, 3 under "deploy.replicas": give the number once');
   });
 
+  it('reads the process and resource keys people write: tty, stdin_open, security_opt, domainname, group_add, oom_score_adj, cpuset, ipc, reservations, swap, pids', () => {
+    const app = one(
+      [
+        '    tty: true',
+        '    stdin_open: true',
+        '    security_opt: ["no-new-privileges:true", "apparmor=unconfined"]',
+        '    domainname: example.internal',
+        '    group_add: [audio, 1001]',
+        '    oom_score_adj: -500',
+        '    cpuset: "0-1"',
+        '    ipc: shareable',
+        '    mem_limit: 512m',
+        '    memswap_limit: 1g',
+        '    mem_swappiness: 10',
+        '    deploy: { resources: { reservations: { memory: 128M }, limits: { pids: 200 } } }',
+        '    x-logging-anchor: &anchor { a: b }',
+        '',
+      ].join('\n'),
+    );
+    expect(app).toMatchObject({
+      tty: true,
+      stdin_open: true,
+      security_opt: ['no-new-privileges:true', 'apparmor:unconfined'],
+      domainname: 'example.internal',
+      group_add: ['audio', '1001'],
+      oom_score_adj: -500,
+      cpuset: '0-1',
+      ipc: 'shareable',
+      memory_limit: 512 * 1024 ** 2,
+      memswap_limit: 1024 ** 3,
+      swappiness: 10,
+      mem_reservation: 128 * 1024 ** 2,
+      pids_limit: 200,
+    });
+  });
+
+  it('refuses what cannot follow a move or makes no sense, naming each key', () => {
+    const err = refused(
+      [
+        'services:',
+        '  app:',
+        '    image: busybox',
+        '    security_opt: ["seccomp:./profile.json", "bogus"]',
+        '    ipc: "service:db"',
+        '    memswap_limit: 1g',
+        '    mem_reservation: 1k',
+        '    cpuset: all',
+        '    x-drover-typo: 1',
+        '',
+      ].join('\n'),
+    );
+    expect(err.message.split('\n')).toEqual([
+      'c.yml: 7 problems',
+      '  c.yml:4:20: service "app": key "security_opt[0]": "seccomp:./profile.json": a seccomp profile file is on the operator\'s machine, not on the node that runs the container; use "seccomp:unconfined" or Docker\'s default (no option)',
+      '  c.yml:4:46: service "app": key "security_opt[1]": "bogus" is not a security option Docker takes ("no-new-privileges:true", "seccomp:unconfined", "apparmor:PROFILE", "label:type:TYPE")',
+      '  c.yml:5:5: service "app": key "ipc": "service:db": another container\'s IPC namespace stays on its node when this service moves; use "private" or "shareable"',
+      '  c.yml:6:5: service "app": key "memswap_limit": needs a memory limit ("mem_limit" or "deploy.resources.limits.memory")',
+      '  c.yml:7:5: service "app": key "mem_reservation": "1k" is not a size of at least 1M ("256M", "1G")',
+      '  c.yml:8:5: service "app": key "cpuset": "all" is not a CPU list ("0-3", "0,2")',
+      '  c.yml:9:5: service "app": unsupported key "x-drover-typo"',
+    ]);
+  });
+
   it('reports the container_name mapping in the deploy diff', () => {
     const desired: Desired = { nodes: [], datasets: [], applications: [], leases: [], migrations: [] } as unknown as Desired;
     const { diff } = planDeploy(desired, parse('services:\n  db:\n    image: postgres\n    container_name: postgres\n'), 'p');

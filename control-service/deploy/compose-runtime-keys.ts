@@ -27,6 +27,14 @@ export const RUNTIME_KEYS = {
   shm_size: Scalar,
   ulimits: z.record(z.string(), Limit),
   logging: z.object({ driver: z.string().min(1).optional(), options: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).nullable().optional() }).strict(),
+  tty: z.boolean(),
+  stdin_open: z.boolean(),
+  security_opt: z.array(z.string(), { error: 'must be a list of options ("no-new-privileges:true")' }),
+  domainname: z.string().min(1),
+  group_add: z.array(Scalar, { error: 'must be a list of groups' }),
+  oom_score_adj: z.number().int().min(-1000).max(1000),
+  cpuset: z.string(),
+  ipc: z.string(),
   dns: z.union([z.string(), z.array(z.string())], { error: 'must be an address or a list of addresses' }),
   dns_search: z.union([z.string(), z.array(z.string())], { error: 'must be a domain or a list of domains' }),
   dns_opt: z.array(z.string(), { error: 'must be a list of resolver options' }),
@@ -141,6 +149,7 @@ export function readRuntimeKeys(scope: Scope, spec: RuntimeSpec): RuntimeFields 
     out.ulimits = ulimits;
   }
   readResolverKeys(scope, spec, out);
+  readProcessKeys(scope, spec, out);
   if (spec.logging !== undefined) {
     // Compose without a driver keeps Docker's default (json-file) and applies the options to it.
     const options = Object.fromEntries(Object.entries(spec.logging.options ?? {}).map(([k, v]) => [k, String(v)]));
@@ -211,5 +220,46 @@ function readResolverKeys(scope: Scope, spec: RuntimeSpec, out: RuntimeFields): 
       else sysctls[name] = value;
     }
     out.sysctls = sysctls;
+  }
+}
+
+const SECURITY_OPT = /^(no-new-privileges(:(true|false))?|seccomp[:=][^\s]+|apparmor[:=][a-zA-Z0-9_.-]+|label[:=](user|role|type|level|disable)(:[^\s]*)?|systempaths=unconfined)$/;
+const CPUSET = /^\d+(-\d+)?(,\d+(-\d+)?)*$/;
+
+/**
+ * `tty`, `stdin_open`, `security_opt` (no-new-privileges, seccomp, apparmor, SELinux labels),
+ * `domainname`, `group_add`, `oom_score_adj`, `cpuset` and `ipc` (`private`, `shareable`,
+ * `host`; another container's IPC namespace cannot follow a move, so `service:…` is refused).
+ */
+function readProcessKeys(scope: Scope, spec: RuntimeSpec, out: RuntimeFields): void {
+  if (spec.tty !== undefined) out.tty = spec.tty;
+  if (spec.stdin_open !== undefined) out.stdin_open = spec.stdin_open;
+  if (spec.security_opt !== undefined) {
+    const opts: string[] = [];
+    spec.security_opt.forEach((o, i) => {
+      if (!SECURITY_OPT.test(o)) scope.reportKey(['security_opt', i], `"${o}" is not a security option Docker takes ("no-new-privileges:true", "seccomp:unconfined", "apparmor:PROFILE", "label:type:TYPE")`);
+      else if (/^seccomp[:=](?!unconfined$)/.test(o)) scope.reportKey(['security_opt', i], `"${o}": a seccomp profile file is on the operator's machine, not on the node that runs the container; use "seccomp:unconfined" or Docker's default (no option)`);
+      else opts.push(o.replace(/^(seccomp|apparmor|label)=/, '$1:'));
+    });
+    out.security_opt = opts;
+  }
+  if (spec.domainname !== undefined) {
+    if (!HOSTNAME.test(spec.domainname)) scope.reportKey(['domainname'], `"${spec.domainname}" is not a domain name`);
+    else out.domainname = spec.domainname;
+  }
+  if (spec.group_add !== undefined) {
+    const groups: string[] = [];
+    spec.group_add.forEach((g, i) => (/^[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,31}$/.test(String(g)) ? groups.push(String(g)) : scope.reportKey(['group_add', i], `"${g}" is not a group name or id`)));
+    out.group_add = groups;
+  }
+  if (spec.oom_score_adj !== undefined) out.oom_score_adj = spec.oom_score_adj;
+  if (spec.cpuset !== undefined) {
+    if (!CPUSET.test(spec.cpuset)) scope.reportKey(['cpuset'], `"${spec.cpuset}" is not a CPU list ("0-3", "0,2")`);
+    else out.cpuset = spec.cpuset;
+  }
+  if (spec.ipc !== undefined) {
+    if (spec.ipc === 'private' || spec.ipc === 'shareable' || spec.ipc === 'host') out.ipc = spec.ipc;
+    else if (spec.ipc.startsWith('service:') || spec.ipc.startsWith('container:')) scope.reportKey(['ipc'], `"${spec.ipc}": another container's IPC namespace stays on its node when this service moves; use "private" or "shareable"`);
+    else scope.reportKey(['ipc'], `"${spec.ipc}" is not an IPC mode ("private", "shareable", "host")`);
   }
 }

@@ -47,7 +47,10 @@ const SERVICE_KEYS = {
       mode: z.enum(['replicated', 'global']).optional(),
       update_config: z.unknown().optional(), // compose-instances.ts, so its problems join the others
       resources: z
-        .object({ limits: z.object({ memory: Scalar.optional(), cpus: Scalar.optional() }).strict().optional() })
+        .object({
+          limits: z.object({ memory: Scalar.optional(), cpus: Scalar.optional(), pids: z.number().int().min(1).optional() }).strict().optional(),
+          reservations: z.object({ memory: Scalar.optional() }).strict().optional(),
+        })
         .strict()
         .optional(),
       placement: z.object({ constraints: z.array(z.string()).optional() }).strict().optional(),
@@ -58,6 +61,10 @@ const SERVICE_KEYS = {
   /** Compose's older spelling of `deploy.replicas`. */
   scale: z.number({ error: 'must be a number of instances' }).int().min(0).max(256).optional(),
   mem_limit: Scalar.optional(),
+  mem_reservation: Scalar.optional(),
+  memswap_limit: Scalar.optional(),
+  mem_swappiness: z.number().int().min(0).max(100).optional(),
+  pids_limit: z.number().int().min(-1).optional(),
   cpu_shares: z.number().int().min(2).max(1024).optional(),
   // Read by compose-file.ts before the service (they decide whether and from what it is read).
   profiles: z.unknown().optional(),
@@ -117,6 +124,8 @@ export function readComposeService(scope: Scope, name: string, raw: unknown, con
   const spec: ServiceSpec = {};
   for (const [key, value] of Object.entries(record)) {
     const schema = (SERVICE_KEYS as Record<string, z.ZodType>)[key];
+    // Compose's extension fields (`x-…`) are for other tools and YAML anchors; drover's own are read.
+    if (schema === undefined && key.startsWith('x-') && !key.startsWith('x-drover')) continue;
     if (schema === undefined) scope.reportUnsupported([key], SERVICE_REASONS[key]);
     else (spec as Record<string, unknown>)[key] = scope.attempt(() => scope.shape([key], schema, value, SERVICE_REASONS), undefined);
   }
@@ -224,6 +233,29 @@ function readResources(scope: Scope, spec: ServiceSpec, draft: ServiceDraft): vo
   if (limits?.cpus !== undefined && spec.cpu_shares !== undefined) scope.failKey(['cpu_shares'], 'give "cpus" or "cpu_shares", not both');
   if (limits?.cpus !== undefined) draft.cpu_shares = cpuShares(scope, limits.cpus);
   else if (spec.cpu_shares !== undefined) draft.cpu_shares = spec.cpu_shares;
+  if (spec.mem_swappiness !== undefined) draft.swappiness = spec.mem_swappiness;
+  const reservation = spec.deploy?.resources?.reservations?.memory;
+  if (reservation !== undefined && spec.mem_reservation !== undefined) scope.reportKey(['mem_reservation'], 'give the memory reservation once');
+  const soft = reservation ?? spec.mem_reservation;
+  if (soft !== undefined) {
+    const key = reservation !== undefined ? ['deploy', 'resources', 'reservations', 'memory'] : ['mem_reservation'];
+    const bytes = parseSize(soft);
+    if (bytes === null || bytes < 1024 * 1024) scope.reportKey(key, `"${soft}" is not a size of at least 1M ("256M", "1G")`);
+    else if (draft.memory_limit !== undefined && bytes > draft.memory_limit) scope.reportKey(key, `"${soft}" is above the memory limit`);
+    else draft.runtime.mem_reservation = bytes;
+  }
+  if (spec.memswap_limit !== undefined) {
+    // Docker's --memory-swap: memory plus swap; -1 for unlimited swap; needs a memory limit.
+    const bytes = spec.memswap_limit === -1 || spec.memswap_limit === '-1' ? -1 : parseSize(spec.memswap_limit);
+    if (bytes === null) scope.reportKey(['memswap_limit'], `"${spec.memswap_limit}" is not a size ("1G") or -1`);
+    else if (draft.memory_limit === undefined) scope.reportKey(['memswap_limit'], 'needs a memory limit ("mem_limit" or "deploy.resources.limits.memory")');
+    else if (bytes !== -1 && bytes < draft.memory_limit) scope.reportKey(['memswap_limit'], `"${spec.memswap_limit}" is below the memory limit: it counts memory and swap together`);
+    else draft.runtime.memswap_limit = bytes;
+  }
+  const pids = spec.deploy?.resources?.limits?.pids;
+  if (pids !== undefined && spec.pids_limit !== undefined) scope.reportKey(['pids_limit'], 'give the process limit once');
+  const pidsLimit = pids ?? spec.pids_limit;
+  if (pidsLimit !== undefined && pidsLimit !== 0) draft.runtime.pids_limit = pidsLimit;
 }
 
 /**

@@ -30,6 +30,8 @@ export interface ServiceDraft {
   restart_policy: RestartPolicy;
   cpu_shares?: number;
   memory_limit?: number;
+  /** Compose's `mem_swappiness` (Docker's --memory-swappiness, 0–100). */
+  swappiness?: number;
   health_check?: HealthCheck;
   placement?: Placement;
   /** `x-drover.replication` (compose-replication.ts). */
@@ -74,6 +76,17 @@ export type RuntimeFields = Partial<
     | 'dns_opt'
     | 'extra_hosts'
     | 'sysctls'
+    | 'tty'
+    | 'stdin_open'
+    | 'security_opt'
+    | 'domainname'
+    | 'group_add'
+    | 'oom_score_adj'
+    | 'cpuset'
+    | 'ipc'
+    | 'mem_reservation'
+    | 'memswap_limit'
+    | 'pids_limit'
   >
 >;
 

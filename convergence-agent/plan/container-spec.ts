@@ -134,6 +134,17 @@ function containerOptions(app: Application): ContainerOptions | undefined {
   if (app.dns_opt !== undefined && app.dns_opt.length > 0) o.dnsOptions = app.dns_opt;
   if (app.extra_hosts !== undefined && app.extra_hosts.length > 0) o.extraHosts = app.extra_hosts;
   if (app.sysctls !== undefined && Object.keys(app.sysctls).length > 0) o.sysctls = app.sysctls;
+  if (app.tty !== undefined) o.tty = app.tty;
+  if (app.stdin_open !== undefined) o.openStdin = app.stdin_open;
+  if (app.security_opt !== undefined && app.security_opt.length > 0) o.securityOpt = app.security_opt;
+  if (app.domainname !== undefined) o.domainname = app.domainname;
+  if (app.group_add !== undefined && app.group_add.length > 0) o.groupAdd = app.group_add;
+  if (app.oom_score_adj !== undefined) o.oomScoreAdj = app.oom_score_adj;
+  if (app.cpuset !== undefined) o.cpusetCpus = app.cpuset;
+  if (app.ipc !== undefined) o.ipcMode = app.ipc;
+  if (app.mem_reservation !== undefined) o.memoryReservationBytes = app.mem_reservation;
+  if (app.memswap_limit !== undefined) o.memorySwapBytes = app.memswap_limit;
+  if (app.pids_limit !== undefined) o.pidsLimit = app.pids_limit;
   return Object.keys(o).length === 0 ? undefined : o;
 }
 

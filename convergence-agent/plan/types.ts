@@ -143,6 +143,17 @@ export interface ContainerOptions {
   /** The application's own `host:address` lines; the peers' (spec.extraHosts) come first. */
   extraHosts?: string[];
   sysctls?: Record<string, string>;
+  tty?: boolean;
+  openStdin?: boolean;
+  securityOpt?: string[];
+  domainname?: string;
+  groupAdd?: string[];
+  oomScoreAdj?: number;
+  cpusetCpus?: string;
+  ipcMode?: string;
+  memoryReservationBytes?: number;
+  memorySwapBytes?: number;
+  pidsLimit?: number;
 }
 
 /** The changes an agent makes; the executor is one exhaustive switch over `kind`. */

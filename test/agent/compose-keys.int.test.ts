@@ -138,6 +138,49 @@ volumes:
     expect((await cat('/proc/sys/net/core/somaxconn')).trim()).toBe('1024');
   });
 
+  it('runs the container with the tty, security options, groups, OOM score, CPU set, IPC mode and the memory and process limits of the file', async () => {
+    const name = `proc-${suffix}`;
+    const id = await start(
+      `services:
+  ${name}:
+    image: drover/busybox:latest
+    command: ["sleep", "600"]
+    tty: true
+    stdin_open: true
+    security_opt: ["no-new-privileges:true"]
+    domainname: example.internal
+    group_add: ["1234"]
+    oom_score_adj: 321
+    cpuset: "0"
+    ipc: shareable
+    mem_limit: 64m
+    memswap_limit: 128m
+    mem_reservation: 32m
+    pids_limit: 50
+`,
+      name,
+    );
+    const info = await inspect(id);
+    expect(info.Config).toMatchObject({ Tty: true, OpenStdin: true, Domainname: 'example.internal' });
+    expect(info.HostConfig).toMatchObject({
+      SecurityOpt: ['no-new-privileges:true'],
+      GroupAdd: ['1234'],
+      OomScoreAdj: 321,
+      CpusetCpus: '0',
+      IpcMode: 'shareable',
+      Memory: 64 * 1024 ** 2,
+      MemorySwap: 128 * 1024 ** 2,
+      MemoryReservation: 32 * 1024 ** 2,
+      PidsLimit: 50,
+    });
+    // As the process sees it: its groups, its OOM score, the CPUs it may use, no new privileges.
+    const sh = async (script: string) => (await docker('exec', id, 'sh', '-c', script)).stdout.trim();
+    expect((await sh('id -G')).split(' ')).toContain('1234');
+    expect(await sh('cat /proc/1/oom_score_adj')).toBe('321');
+    expect(await sh("grep '^Cpus_allowed_list' /proc/1/status")).toMatch(/:\s*0$/);
+    expect(await sh("grep '^NoNewPrivs' /proc/1/status")).toMatch(/:\s*1$/);
+  });
+
   it('stops with the stop signal, and kills after the container\'s own grace period instead of the agent\'s', async () => {
     // Takes SIGINT to leave; ignores SIGTERM, the default that a stop without stop_signal sends.
     const script = "trap 'echo got INT; exit 0' INT; trap '' TERM; echo ready; while :; do sleep 0.1; done";

@@ -321,6 +321,18 @@ export const Rollout = z
   .strict();
 export type Rollout = z.infer<typeof Rollout>;
 
+/**
+ * Host paths that hold the same thing on every node, so a container may read its node's own
+ * copy wherever it runs: the time zone and the system's CA certificates (read-only binds,
+ * `host_binds`). Anything else on a host stays that host's: it would not follow a move.
+ */
+export const SHARED_HOST_PATHS = ['/etc/localtime', '/etc/timezone', '/usr/share/zoneinfo', '/etc/ssl/certs', '/etc/pki/ca-trust'] as const;
+
+export function isSharedHostPath(path: string): boolean {
+  if (path.split('/').includes('..')) return false;
+  return SHARED_HOST_PATHS.some((p) => path === p || path.startsWith(`${p}/`));
+}
+
 export const Application = z
   .object({
     name: AppName,
@@ -392,6 +404,21 @@ export const Application = z
     memswap_limit: z.number().int().min(-1).optional(),
     /** Most processes in the container; -1 unlimited. */
     pids_limit: z.number().int().min(-1).optional(),
+    /**
+     * Read-only binds of system files every node has (time zone, CA certificates): the node's
+     * own copy, wherever the application runs (control-service/deploy SHARED_HOST_PATHS).
+     */
+    host_binds: z
+      .array(
+        z
+          .object({
+            source: z.string().refine(isSharedHostPath, `must be one of ${SHARED_HOST_PATHS.join(', ')} or below one`),
+            target: z.string().regex(/^\/[^\0]*$/, 'must be an absolute path'),
+          })
+          .strict(),
+      )
+      .max(16)
+      .optional(),
     /** Kernel settings of the container's own namespaces (net.*, fs.mqueue.*, the IPC kernel.* ones). */
     sysctls: z.record(z.string().regex(/^(net|kernel|fs)\.[a-z0-9_.\-/]+$/), z.string().min(1)).optional(),
     /** Files mounted read-only into the container (docs/DESIGN.md §22). */

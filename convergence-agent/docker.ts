@@ -103,6 +103,7 @@ export class DockerRuntime implements ContainerRuntime {
     }
     // Files that travel with the application (docs/DESIGN.md §22), written by the agent before: read-only, no propagation.
     for (const f of spec.files ?? []) mounts.push({ Type: 'bind', Source: f.source, Target: f.target, ReadOnly: true });
+    for (const b of o.hostBinds ?? []) mounts.push({ Type: 'bind', Source: b.source, Target: b.target, ReadOnly: true });
     const container = await call('create container', () =>
       this.docker.createContainer({
         name: spec.name,

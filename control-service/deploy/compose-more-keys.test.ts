@@ -191,6 +191,21 @@ describe('Compose container keys', () => {
     ]);
   });
 
+  it('binds the node\'s own time zone and CA certificates read-only, and still refuses other host paths and a writable one', () => {
+    const app = one('    volumes: ["/etc/localtime:/etc/localtime:ro", "/usr/share/zoneinfo/Europe/Paris:/etc/localtime2:ro", { type: bind, source: /etc/ssl/certs, target: /certs, read_only: true }]\n');
+    expect(app.host_binds).toEqual([
+      { source: '/etc/localtime', target: '/etc/localtime' },
+      { source: '/usr/share/zoneinfo/Europe/Paris', target: '/etc/localtime2' },
+      { source: '/etc/ssl/certs', target: '/certs' },
+    ]);
+    const err = refused('services:\n  app:\n    image: busybox\n    volumes: ["/etc/timezone:/etc/timezone", "/etc/shadow:/s:ro", "/etc/ssl/certs/../../shadow:/t:ro"]\n');
+    const lines = err.message.split('\n');
+    expect(lines[0]).toBe('c.yml: 3 problems');
+    expect(lines[1]).toContain('key "volumes[0]": "/etc/timezone" is the node\'s own copy of a system file: mount it read-only (":ro")');
+    expect(lines[2]).toContain('key "volumes[1]": "/etc/shadow": a host path stays on its host');
+    expect(lines[3]).toContain('key "volumes[2]": "/etc/ssl/certs/../../shadow": a host path stays on its host');
+  });
+
   it('reports the container_name mapping in the deploy diff', () => {
     const desired: Desired = { nodes: [], datasets: [], applications: [], leases: [], migrations: [] } as unknown as Desired;
     const { diff } = planDeploy(desired, parse('services:\n  db:\n    image: postgres\n    container_name: postgres\n'), 'p');

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { RuntimeFields } from './draft.ts';
 import type { Scope } from './scope.ts';
 import { parseDuration, parseSize } from '#common/units.ts';
+import { isSharedHostPath } from '#common/model.ts';
 
 const Scalar = z.union([z.string(), z.number()]);
 const Limit = z.union([z.number().int(), z.object({ soft: z.number().int(), hard: z.number().int() }).strict()], {
@@ -262,4 +263,18 @@ function readProcessKeys(scope: Scope, spec: RuntimeSpec, out: RuntimeFields): v
     else if (spec.ipc.startsWith('service:') || spec.ipc.startsWith('container:')) scope.reportKey(['ipc'], `"${spec.ipc}": another container's IPC namespace stays on its node when this service moves; use "private" or "shareable"`);
     else scope.reportKey(['ipc'], `"${spec.ipc}" is not an IPC mode ("private", "shareable", "host")`);
   }
+}
+
+/**
+ * A bind of one of the model's SHARED_HOST_PATHS (the time zone, CA certificates) or below
+ * one: the node's own copy, read-only. Null for every other bind (compose-files.ts reads
+ * project files and refuses the rest: a host's own data would not follow a move, and a
+ * container driving the node's docker.sock would work against the agent).
+ */
+export function readHostBind(scope: Scope, key: PropertyKey[], source: string, target: string, readOnly: boolean): { source: string; target: string } | null {
+  const normal = source.replace(/\/+$/, '');
+  if (!isSharedHostPath(normal)) return null;
+  if (!readOnly) scope.failKey(key, `"${source}" is the node's own copy of a system file: mount it read-only (":ro")`);
+  if (!target.startsWith('/')) scope.failKey(key, `"${target}" must be an absolute path in the container`);
+  return { source: normal, target };
 }

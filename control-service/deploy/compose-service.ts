@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Dependency, Placement, RestartPolicy } from '#common/model.ts';
+import { isSharedHostPath } from '#common/model.ts';
 import { readProjectBind, readServiceFiles, takeSecretEnv, type FileContext, type TopFiles } from './compose-files.ts';
 import { readComposeHealthcheck, readDroverHealthcheck } from './compose-healthcheck.ts';
 import { readExpose, readPorts } from './compose-ports.ts';
@@ -9,7 +10,7 @@ import { readComposeReplication } from './compose-replication.ts';
 import { readVolumeUses } from './compose-volumes.ts';
 import { readConstraints } from './constraints.ts';
 import { readEnvFiles } from './compose-env-file.ts';
-import { RUNTIME_KEYS, readRuntimeKeys } from './compose-runtime-keys.ts';
+import { RUNTIME_KEYS, readHostBind, readRuntimeKeys } from './compose-runtime-keys.ts';
 import type { LinkTarget, ServiceDraft } from './draft.ts';
 import { readComposeInstances } from './compose-instances.ts';
 import type { Scope } from './scope.ts';
@@ -157,6 +158,11 @@ export function readComposeService(scope: Scope, name: string, raw: unknown, con
     const uses = key(() => readVolumeUses(scope, name, spec.volumes), { uses: [], tmpfs: {}, binds: [] });
     draft.volumes = uses.uses;
     for (const bind of uses.binds) {
+      if (isSharedHostPath(bind.source.replace(/\/+$/, ''))) {
+        const shared = key(() => readHostBind(scope, bind.key, bind.source, bind.target, bind.readOnly), null);
+        if (shared !== null) (draft.runtime.host_binds ??= []).push(shared);
+        continue;
+      }
       const file = key(() => (context.files ? readProjectBind(scope, bind.key, bind.source, bind.target, bind.readOnly, context.files) : scope.failKey(bind.key, `"${bind.source}": bind mounts are not read from this kind of file; use a named volume`)), null);
       if (file !== null) draft.files.push(file);
     }

@@ -87,6 +87,7 @@ export type RuntimeFields = Partial<
     | 'mem_reservation'
     | 'memswap_limit'
     | 'pids_limit'
+    | 'host_binds'
   >
 >;
 

@@ -145,6 +145,7 @@ function containerOptions(app: Application): ContainerOptions | undefined {
   if (app.mem_reservation !== undefined) o.memoryReservationBytes = app.mem_reservation;
   if (app.memswap_limit !== undefined) o.memorySwapBytes = app.memswap_limit;
   if (app.pids_limit !== undefined) o.pidsLimit = app.pids_limit;
+  if (app.host_binds !== undefined && app.host_binds.length > 0) o.hostBinds = app.host_binds;
   return Object.keys(o).length === 0 ? undefined : o;
 }
 

@@ -154,6 +154,8 @@ export interface ContainerOptions {
   memoryReservationBytes?: number;
   memorySwapBytes?: number;
   pidsLimit?: number;
+  /** Read-only binds of the node's own system files (time zone, CA certificates). */
+  hostBinds?: { source: string; target: string }[];
 }
 
 /** The changes an agent makes; the executor is one exhaustive switch over `kind`. */

@@ -115,6 +115,7 @@ volumes:
     dns_opt: ["ndots:2"]
     extra_hosts: { db.internal: 10.20.30.40, gw: host-gateway }
     sysctls: { net.core.somaxconn: 1024 }
+    volumes: ["/etc/localtime:/etc/localtime:ro"]
 `,
       name,
     );
@@ -136,6 +137,9 @@ volumes:
     expect(hosts).toMatch(/^10\.20\.30\.40\s+db\.internal$/m);
     expect(hosts).toMatch(/^\d+\.\d+\.\d+\.\d+\s+gw$/m); // host-gateway: the bridge's gateway address
     expect((await cat('/proc/sys/net/core/somaxconn')).trim()).toBe('1024');
+    // The node's own time zone file, read-only.
+    expect(info.Mounts.find((m: { Destination: string }) => m.Destination === '/etc/localtime')).toMatchObject({ Source: '/etc/localtime', RW: false });
+    expect((await docker('exec', id, 'sh', '-c', 'cmp /etc/localtime /etc/localtime && touch /etc/localtime')).exitCode).not.toBe(0);
   });
 
   it('runs the container with the tty, security options, groups, OOM score, CPU set, IPC mode and the memory and process limits of the file', async () => {

@@ -28,7 +28,11 @@ export const uiCommand: Command = {
   usage: USAGE,
   async run(ctx, _values, positionals) {
     if (positionals.length > 0) throw usageError(`ui takes no arguments, got "${positionals[0]}"`, USAGE);
-    if (ctx.connection === undefined) throw usageError('no control service is configured: give --control, DROVER_CONTROL or a context (drover cluster up writes one)', USAGE);
+    if (ctx.connection === undefined) {
+      // The flags, DROVER_* or the config file could not be read: the client's error says why.
+      void ctx.control;
+      throw usageError('no control service is configured: give --control, DROVER_CONTROL or a context (drover cluster up writes one)', USAGE);
+    }
     const answer = uiAnswer(ctx.connection);
     if (ctx.json) {
       printJson(ctx.stdout, answer);

@@ -65,6 +65,9 @@ describe('drover ui', () => {
     const bad = await drover(['ui', 'now']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('ui takes no arguments, got "now"');
+    const unknown = await drover(['ui', '--context', 'nowhere']);
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toContain('nowhere');
     expect((await drover(['--help'])).stdout).toMatch(/\n\s+ui\s+print the web dashboard's URL/);
     expect((await drover(['completion', 'bash'])).stdout).toContain('"drover ui") words=');
   });

@@ -58,6 +58,9 @@ describe('correlation ids of an agent\'s changes', () => {
     expect(correlations(view(record({ readyAt: 10 })), NODE_B).size).toBe(0);
     expect(correlations(view(record({ diverged: [DS_1] })), NODE_A).size).toBe(0);
     expect(correlations(view(record({ rejoined: [DS_1] })), NODE_A).size).toBe(0);
+    // An operator placed it back on the failed node: its changes there are not the failover's.
+    const back = desired({ datasets: [dataset(DS_1, NODE_A)], applications: [app('web', { node_uuid: NODE_A, volumes: [{ dataset_id: DS_1, mountpoint: '/data' }] })], migrations: [record()] });
+    expect(correlations(back, NODE_A).size).toBe(0);
   });
 
   it('gives a move\'s container and dataset changes its id on either node, and nothing to a finished move or another node', () => {

@@ -12,7 +12,8 @@
  *   the rollback, the make-writable and mount, the container start;
  * - a failover, on the failed node (`from`) when it comes back: for each dataset until the
  *   control service recorded the copy it kept aside or rejoined — the container's stop and
- *   removal, the set-aside or rejoin, the copy made read-only.
+ *   removal, the set-aside or rejoin, the copy made read-only; never a dataset or application
+ *   placed on that node again since (a stateless application's record stays in its view).
  * Where two records name one subject, the one with the higher generation (the newer) wins.
  */
 import type { AgentDesired } from '#common/channel.ts';
@@ -29,7 +30,7 @@ export function correlations(desired: AgentDesired | null, nodeUuid: string): Co
   if (desired === null) return out;
   const records = [...desired.migrations].sort((a, b) => a.generation - b.generation);
   for (const m of records) {
-    for (const subject of subjectsOf(m, nodeUuid)) out.set(subject, m.id);
+    for (const subject of subjectsOf(m, nodeUuid, desired)) out.set(subject, m.id);
   }
   return out;
 }
@@ -41,7 +42,7 @@ export function corrOf(change: Change, lent: Correlations = new Map()): string |
   return lent.get(changeSubject(change)) ?? null;
 }
 
-function subjectsOf(m: Migration, node: string): string[] {
+function subjectsOf(m: Migration, node: string, desired: AgentDesired): string[] {
   const app = m.application === null ? [] : [`container:${containerName(m.application)}`];
   const datasets = (ids: readonly string[]) => ids.map((id) => `dataset:${id}`);
   const info = m.failover;
@@ -52,10 +53,14 @@ function subjectsOf(m: Migration, node: string): string[] {
   const out: string[] = [];
   if (m.to === node && info.ready_at === null) out.push(...datasets(m.dataset_ids), ...app);
   if (m.from === node) {
-    const settled = (id: string) => info.diverged.some((c) => c.node_uuid === node && c.dataset_id === id) || info.rejoined.some((c) => c.node_uuid === node && c.dataset_id === id);
+    // What the failed node undoes: not a dataset or application an operator has placed here again since.
+    const settled = (id: string) =>
+      info.diverged.some((c) => c.node_uuid === node && c.dataset_id === id) || info.rejoined.some((c) => c.node_uuid === node && c.dataset_id === id) || desired.datasets.some((d) => d.dataset_id === id && d.primary === node);
     const open = m.dataset_ids.filter((id) => !settled(id));
-    // Its application's container goes with the first copy still to set aside (or at once, without datasets).
-    if (open.length > 0 || m.dataset_ids.length === 0) out.push(...datasets(open), ...app);
+    const back = desired.applications.some((a) => a.name === m.application && a.node_uuid === node);
+    // Its application's container goes with the copies still to set aside (or alone, without datasets).
+    out.push(...datasets(open));
+    if (!back && (open.length > 0 || m.dataset_ids.length === 0)) out.push(...app);
   }
   return out;
 }

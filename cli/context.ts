@@ -19,6 +19,11 @@ export interface CliContext {
   json: boolean;
   /** `-o wide`: tables with more columns (full ids, labels, every application). */
   wide: boolean;
+  /**
+   * Where the CLI would talk and with which files, as resolved from flags, DROVER_* and the
+   * context, without connecting (`drover ui`). Absent when they could not be resolved.
+   */
+  connection?: Connection;
   /** Every command, its subcommands and options (for `drover completion`). */
   tree?: CommandTree;
   /** The environment Compose variables are read from (the shell's, in main.ts). */
@@ -29,6 +34,16 @@ export interface CliContext {
   signal?: AbortSignal;
   /** The time, ms since the epoch (rates, ETA, phase times); Date.now unless a test gives one. */
   now?(): number;
+}
+
+/** The control services and the client files a command line resolves to. */
+export interface Connection {
+  control: string[];
+  ca?: string;
+  cert?: string;
+  key?: string;
+  /** The context these came from, if any. */
+  context?: string;
 }
 
 export function print(out: Output, text = ''): void {

@@ -21,7 +21,8 @@ import { eventsCommand } from './commands/events.ts';
 import { logsCommand } from './commands/logs.ts';
 import { nodesCommand } from './commands/nodes.ts';
 import { rmCommand } from './commands/rm.ts';
-import { print, type CliContext, type CommandTree, type Output } from './context.ts';
+import { uiCommand } from './commands/ui.ts';
+import { print, type CliContext, type CommandTree, type Connection, type Output } from './context.ts';
 
 export const DEFAULT_CONTROL = 'https://127.0.0.1:4523';
 
@@ -34,6 +35,7 @@ const COMMANDS: Command[] = [
   migrationsCommand,
   logsCommand,
   eventsCommand,
+  uiCommand,
   rmCommand,
   nodeCommand,
   controlCommand,
@@ -173,8 +175,10 @@ async function context(io: CliIo, globals: Record<string, unknown>): Promise<Cli
   const output = globals.output as string | undefined;
   if (output !== undefined && !OUTPUTS.includes(output)) throw usageError(`-o "${output}" is not an output format: give -o wide or -o json`);
   let client: ApiClient | DroverError;
+  let connection: Connection | undefined;
   try {
-    client = await controlClient(io, globals);
+    connection = await resolveConnection(io, globals);
+    client = clientFor(connection, io);
   } catch (err) {
     // Said when a command talks to the control service, not before (`drover ca` never does).
     client = toDroverError(err);
@@ -187,6 +191,7 @@ async function context(io: CliIo, globals: Record<string, unknown>): Promise<Cli
       if (client instanceof DroverError) throw client;
       return client;
     },
+    ...(connection === undefined ? {} : { connection }),
     json: globals.json === true || output === 'json',
     wide: output === 'wide',
     env: io.env,
@@ -202,7 +207,7 @@ async function context(io: CliIo, globals: Record<string, unknown>): Promise<Cli
  * context (`--context`, DROVER_CONTEXT, or the file's current context) — whose files apply
  * only to its own server. An https server needs all three files; a plain http one none.
  */
-async function controlClient(io: CliIo, globals: Record<string, unknown>): Promise<ApiClient> {
+async function resolveConnection(io: CliIo, globals: Record<string, unknown>): Promise<Connection> {
   const given = (flag: string, env: string) => (globals[flag] as string | undefined) ?? io.env[env];
   const explicit = { control: given('control', 'DROVER_CONTROL'), ca: given('ca', 'DROVER_CA'), cert: given('cert', 'DROVER_CERT'), key: given('key', 'DROVER_KEY') };
   const contextName = given('context', 'DROVER_CONTEXT');
@@ -219,12 +224,23 @@ async function controlClient(io: CliIo, globals: Record<string, unknown>): Promi
   const named = picked === null ? [] : contextEndpoints(picked);
   const ours = picked !== null && control.every((c) => named.includes(c)) ? picked : null;
   const files = { ca: explicit.ca ?? ours?.ca, cert: explicit.cert ?? ours?.cert, key: explicit.key ?? ours?.key };
+  return {
+    control,
+    ...(files.ca === undefined ? {} : { ca: files.ca }),
+    ...(files.cert === undefined ? {} : { cert: files.cert }),
+    ...(files.key === undefined ? {} : { key: files.key }),
+    ...(ours?.name === undefined ? {} : { context: ours.name }),
+  };
+}
+
+function clientFor(connection: Connection, io: CliIo): ApiClient {
+  const { control } = connection;
   if (!anyHttps(control)) return new ApiClient({ baseUrl: control });
-  const missing = (['ca', 'cert', 'key'] as const).filter((f) => files[f] === undefined);
+  const missing = (['ca', 'cert', 'key'] as const).filter((f) => connection[f] === undefined);
   if (missing.length > 0) {
-    throw usageError(`the control service at ${endpointsText(control)} needs a client certificate: give ${missing.map((f) => `--${f}`).join(', ')} (or DROVER_CA, DROVER_CERT, DROVER_KEY), or a context in ${path} (drover cluster up writes one; drover ca user NAME makes a certificate)`);
+    throw usageError(`the control service at ${endpointsText(control)} needs a client certificate: give ${missing.map((f) => `--${f}`).join(', ')} (or DROVER_CA, DROVER_CERT, DROVER_KEY), or a context in ${clientConfigPath(io.env)} (drover cluster up writes one; drover ca user NAME makes a certificate)`);
   }
-  return new ApiClient({ baseUrl: control, tls: readTlsIdentity({ ca: files.ca!, cert: files.cert!, key: files.key! }) });
+  return new ApiClient({ baseUrl: control, tls: readTlsIdentity({ ca: connection.ca!, cert: connection.cert!, key: connection.key! }) });
 }
 
 /**

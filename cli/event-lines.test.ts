@@ -18,6 +18,14 @@ describe('eventLine', () => {
     expect(eventLine({ id: '4', type: 'migration', data: { ...base, phase: 'failed', error: 'cancelled by the operator' } }, nameOf)).toContain(': failed: cancelled by the operator');
   });
 
+  it('names a failover by its whole id, the one to grep the logs for, and says when it is ready and the copy kept aside', () => {
+    const id = 'ffffffff-0000-4000-8000-00000000000f';
+    const record = { at: AT, id, application: 'redis', from: N1, to: N2, phase: 'done', failover: { ready_at: null, diverged: [], rejoined: [] } };
+    expect(eventLine({ id: '8', type: 'migration', data: record }, nameOf)).toContain(`redis n1 → n2: done (failover ${id})`);
+    const later = { ...record, failover: { ready_at: AT, diverged: [{ name: 'x' }], rejoined: [] } };
+    expect(eventLine({ id: '9', type: 'migration', data: later }, nameOf)).toContain(`(failover ${id}, ready, copy kept aside)`);
+  });
+
   it('shows a replica with its lag and problem, a configuration change, and an unknown type as JSON', () => {
     expect(eventLine({ id: '5', type: 'replication', data: { at: AT, dataset_id: 'd0d0d0d0-1111', replica: N2, state: 'ok', lag_seconds: 3.4, problem: 'lag above 3× the interval' } }, nameOf)).toContain(
       'dataset d0d0d0d0 → n2: ok, 3 s behind — lag above 3× the interval',

@@ -35,7 +35,8 @@ function describe(type: string, d: Data, nameOf: (uuid: string) => string): stri
     case 'migration': {
       const what = str(d.application) ?? `${Array.isArray(d.dataset_ids) ? d.dataset_ids.length : '?'} dataset(s)`;
       const head = `${what} ${node(d.from)} → ${node(d.to)}: ${String(d.phase ?? '?')}`;
-      if (d.failover !== undefined) return `${head} (failover)`;
+      // A failover's whole id: the `corr` of its records in every process's log (docs/DESIGN.md §25).
+      if (d.failover !== undefined) return `${head} (failover ${str(d.id) ?? '?'}${failoverState(d.failover)})`;
       if (d.phase === 'failed') return `${head}: ${str(d.error) ?? 'no reason given'}`;
       if (d.phase === 'done') return `${head}, ${bytes(num(d.bytes_sent) ?? 0)} sent, cutover ${duration(num(d.cutover_ms))}`;
       if (d.phase === 'pre-copy') return `${head}, round ${num(d.round) ?? '?'}, ${bytes(num(d.bytes_sent) ?? 0)} sent`;
@@ -53,4 +54,14 @@ function describe(type: string, d: Data, nameOf: (uuid: string) => string): stri
       return JSON.stringify(rest);
     }
   }
+}
+
+/** `, ready` once the application ran on the chosen node; `, copy kept aside` once the failed node kept its copy. */
+function failoverState(info: unknown): string {
+  const f = (info ?? {}) as Data;
+  const parts: string[] = [];
+  if (num(f.ready_at) !== null) parts.push('ready');
+  if (Array.isArray(f.diverged) && f.diverged.length > 0) parts.push('copy kept aside');
+  if (Array.isArray(f.rejoined) && f.rejoined.length > 0) parts.push('copy rejoined');
+  return parts.map((p) => `, ${p}`).join('');
 }

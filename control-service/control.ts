@@ -19,7 +19,7 @@ import { LearnedPorts, routesJson } from './channel/route-table.ts';
 import { checkInvariants } from './desired/invariants.ts';
 import { isLive } from './desired/leases.ts';
 import { failMigration, type MigrationStart } from './desired/migrations.ts';
-import { chooseFailoverTarget, failover, failoverCandidates, mayFailOver, updateFailover, type FailoverSubject } from './cluster/failover.ts';
+import { chooseFailoverTarget, failover, failoverCandidates, failoverSteps, mayFailOver, updateFailover, type FailoverSubject } from './cluster/failover.ts';
 import { FailoverRouteHold } from './cluster/failover-hold.ts';
 import { DEFAULT_FAILOVER_MARGIN_MS, failoverAfterMs, MIN_FAILOVER_MARGIN_MS, ROUTE_HOLD_ACK_MS, ROUTE_HOLD_FAILED_NODE_ACK_MS } from '#common/fence-timing.ts';
 import { DEFAULT_MIGRATION_DEADLINES, overdueMigrations, type MigrationDeadlines } from './cluster/migration-watch.ts';
@@ -653,10 +653,15 @@ export class Control {
     this.events.emit({ type: 'configuration', data: { version: snapshot.version, tag: snapshot.tag } });
     const before = new Set(this.lastMigrations);
     let phases: Map<string, string> | null = null;
+    let previous: Map<string, Migration> | null = null;
     for (const m of snapshot.desired.migrations) {
       if (before.has(m)) continue;
       this.events.emit({ type: 'migration', data: m });
-      if (m.failover !== undefined) continue;
+      if (m.failover !== undefined) {
+        previous ??= new Map(this.lastMigrations.map((p) => [p.id, p]));
+        for (const step of failoverSteps(previous.get(m.id), m)) this.log.info({ corr: m.id, migration: m.id, application: m.application, ...step.fields }, step.msg);
+        continue;
+      }
       phases ??= new Map(this.lastMigrations.map((p) => [p.id, p.phase]));
       if (phases.get(m.id) === m.phase) continue;
       this.metrics.migrationPhase(m.phase);

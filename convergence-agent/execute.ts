@@ -12,6 +12,7 @@ import type { Clock } from '#common/clock.ts';
 import type { ContainerRuntime } from './container-runtime.ts';
 import type { MigrationSteps } from './migration/jobs.ts';
 import { changeSubject, type Change } from './plan/types.ts';
+import { corrOf, type Correlations } from './plan/correlation.ts';
 import type { RestartLedger } from './restart-ledger.ts';
 import type { Gates } from './gate/gates.ts';
 import type { AppFiles } from './files/app-files.ts';
@@ -65,7 +66,11 @@ export class Executor {
     this.failures = new KeyedBackoff(deps.backoff ?? { initialMs: 1_000, capMs: 60_000 });
   }
 
-  async execute(changes: Change[]): Promise<ExecutionResult> {
+  /**
+   * Runs `changes`; `lent` names the migration or failover each subject's changes work for
+   * (plan/correlation.ts), put in their records as `corr`.
+   */
+  async execute(changes: Change[], lent: Correlations = new Map()): Promise<ExecutionResult> {
     const now = this.deps.clock.now();
     const keys = new Set(changes.map(changeKey));
     // A change the planner no longer proposes has no backoff to keep.
@@ -90,18 +95,18 @@ export class Executor {
     // Changes that name others to run `after` go second, and only when those applied.
     const first = due.filter((c) => !afterOf(c));
     const second = due.filter((c) => afterOf(c));
-    await runLimited(first, this.deps.concurrency ?? 4, (change) => this.applyLogged(change, result));
+    await runLimited(first, this.deps.concurrency ?? 4, (change) => this.applyLogged(change, result, lent));
     const appliedSubjects = new Set(result.applied.map(changeSubject));
     const ready = second.filter((c) => afterOf(c)!.every((s) => appliedSubjects.has(s)));
     for (const c of second) {
       if (!ready.includes(c)) result.problems.push({ subject: changeSubject(c), kind: 'blocked', reason: `${c.kind} waits for ${afterOf(c)!.join(', ')}` });
     }
-    await runLimited(ready, this.deps.concurrency ?? 4, (change) => this.applyLogged(change, result));
+    await runLimited(ready, this.deps.concurrency ?? 4, (change) => this.applyLogged(change, result, lent));
     return result;
   }
 
-  private async applyLogged(change: Change, result: ExecutionResult): Promise<void> {
-    const corr = corrOf(change);
+  private async applyLogged(change: Change, result: ExecutionResult, lent: Correlations): Promise<void> {
+    const corr = corrOf(change, lent);
     const log = this.deps.log.child({ change: change.kind, subject: changeSubject(change), ...(corr === null ? {} : { corr }) });
     try {
       await this.apply(change);
@@ -211,13 +216,6 @@ export class Executor {
     if (!this.deps.migrations || !this.deps.nodeUuid) throw new Error('migration steps are not wired into this executor');
     return this.deps.migrations;
   }
-}
-
-/** The migration a change works for, as its correlation id (docs/DESIGN.md §25); null for the ordinary ones. */
-function corrOf(change: Change): string | null {
-  if (change.kind === 'run-migration') return change.migration.id;
-  if (change.kind === 'post-migration-update') return change.migrationId;
-  return null;
 }
 
 function afterOf(change: Change): string[] | undefined {

@@ -24,6 +24,7 @@ import type { ContainerRuntime } from './container-runtime.ts';
 import type { Executor } from './execute.ts';
 import type { HealthMonitor } from './health/monitor.ts';
 import { plan } from './plan/plan.ts';
+import { correlations } from './plan/correlation.ts';
 import type { Change, MigrationJobState } from './plan/types.ts';
 import { buildReport, type NodeIdentity } from './report.ts';
 import type { RestartLedger } from './restart-ledger.ts';
@@ -171,7 +172,7 @@ export class ConvergenceLoop {
       // control service before each pass's changes was downtime at a migration's handoff.
       const [reported, execution] = await Promise.all([
         this.report(buildReport(deps.identity, observed, [...blocked, ...this.lastProblems], deps.replication?.statuses() ?? []), log),
-        deps.executor.execute(result.changes),
+        deps.executor.execute(result.changes, correlations(desired, deps.identity.uuid)),
       ]);
       // A gate opened this pass: its application starts now, so its health check starts now,
       // not after the next pass's discovery (the first passing probe is a migration's release).

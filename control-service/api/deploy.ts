@@ -3,6 +3,7 @@
  * the desired configuration as one project (common/deploy does the parsing and the plan).
  * With `dry_run` nothing is stored and the answer says what would change.
  */
+import { checkDroverPorts, droverPorts } from '../deploy/drover-ports.ts';
 import type { DeployAnswer } from '#common/api.ts';
 import { parseDeployment, planDeploy, type DeployDiff } from '../deploy/index.ts';
 import type { Migration } from '#common/model.ts';
@@ -43,6 +44,8 @@ export function deployRoutes(router: Router, control: Control): void {
       nodes: [...control.desired.nodes],
       files: { uploads, secretIdOf: (bytes) => control.vault.idOf('secret', bytes) },
     });
+    // A port drover's own processes listen on cannot be published: the proxy or drover's process would not bind.
+    checkDroverPorts(parsed.applications, droverPorts([...control.observed.all()].map((r) => r.report)));
     let diff: DeployDiff = { added: [], changed: [], removed: [], unchanged: [] };
     let migrations: Migration[] = [];
     const fn: Change = (d, ctx) => {

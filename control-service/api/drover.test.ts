@@ -139,6 +139,20 @@ describe('/v1/drover/deploy', () => {
     expect(h.control.snapshot.tag).toBe(tag);
   });
 
+  it('refuses publishing a port drover\'s own processes use on the nodes, naming each service and port at once, and changes nothing', async () => {
+    await cluster();
+    await h.request('POST', '/v1/drover/agents/report', report(2, { logs: { port: 14526 } }));
+    const tag = h.control.snapshot.tag;
+    const clash = compose('  web:\n    image: nginx\n    ports: ["4526:80", "8080:8080"]\n  api:\n    image: nginx\n    ports: ["14526:80", "9524:53/udp"]\n');
+    const answer = await h.request('POST', '/v1/drover/deploy', { ...body(false), compose: clash, topology: topology('') });
+    expect(answer.statusCode, answer.body).toBe(409);
+    expect(answer.json().code).toBe('DROVER_CONFLICT');
+    expect(answer.json().description).toContain('service "web": ports: published port 4526 is used by drover itself (the agents\' logs endpoint)');
+    expect(answer.json().description).toContain('service "api": ports: published port 14526 is used by drover itself (the agent\'s logs endpoint on node 127.0.0.12)');
+    expect(answer.json().description).not.toContain('9524');
+    expect(h.control.snapshot.tag).toBe(tag);
+  });
+
   it('refuses a malformed deploy body with 400 naming the paths', async () => {
     await cluster();
     const answer = await h.request('POST', '/v1/drover/deploy', { project: 'Shop!', compose: { file: 'c.yml' }, topology: topology(''), extra: 1 });

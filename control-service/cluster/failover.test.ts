@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Desired, type Application, type Dataset } from '#common/model.ts';
-import { chooseFailoverTarget, droverSnapshotTime, failover, failoverCandidates, type SnapshotsOn } from './failover.ts';
+import { chooseFailoverTarget, droverSnapshotTime, failover, failoverCandidates, failoverSteps, type SnapshotsOn } from './failover.ts';
 
 const n = (i: number) => `00000000-0000-4000-8000-00000000000${i}`;
 const D = '11111111-1111-4111-8111-111111111111';
@@ -65,5 +65,18 @@ describe('failover decision', () => {
     expect(Desired.parse(out.desired).migrations).toHaveLength(1);
     const again = failover(out.desired, { failedNode: n(2), application: 'redis', datasetIds: [D] }, { node: n(3), snapshots: [], oldestNewestAt: null }, { now: T0, version: 3, failedSilentMs: 0, newId: () => 'eeeeeeee-ffff-4fff-8fff-ffffffffffff' });
     expect(again.record.generation).toBe(8);
+  });
+
+  it('names each step a failover record learned, for the records logged under its id: ready on the chosen node, copies kept aside or rejoined', () => {
+    const desired = world();
+    const choice = chooseFailoverTarget(desired, { failedNode: n(1), application: 'redis', datasetIds: [D] }, new Set([n(2)]), holding({ [n(2)]: [snap(T0)] }));
+    if (!choice.ok) throw new Error(choice.reason);
+    const { record } = failover(desired, { failedNode: n(1), application: 'redis', datasetIds: [D] }, choice.target, { now: T0, version: 7, failedSilentMs: 11_000 });
+    expect(failoverSteps(undefined, record)).toEqual([]);
+    const ready = { ...record, failover: { ...record.failover!, routes_held_at: T0 + 100, ready_at: T0 + 1_500 } };
+    expect(failoverSteps(record, ready)).toEqual([{ msg: 'failover application ready', fields: { node: n(2), sinceFailoverMs: 1_500 } }]);
+    const kept = { ...ready, failover: { ...ready.failover, diverged: [{ dataset_id: D, node_uuid: n(1), name: `p/drover-diverged/${D}-g7`, kept_at: T0 + 9_000 }], rejoined: [{ dataset_id: D, node_uuid: n(3), at: T0 + 9_000 }] } };
+    expect(failoverSteps(ready, kept).map((s) => s.msg)).toEqual(['failover copy kept aside', 'failover copy rejoined']);
+    expect(failoverSteps(kept, kept)).toEqual([]);
   });
 });

@@ -209,3 +209,31 @@ function newestDroverSnapshot(snapshots: readonly { name: string }[] | undefined
   }
   return best;
 }
+
+/** One step of a failover's story, as the control service logs it under the record's id (docs/DESIGN.md §25). */
+export interface FailoverStep {
+  msg: 'failover application ready' | 'failover copy kept aside' | 'failover copy rejoined';
+  fields: Record<string, unknown>;
+}
+
+/**
+ * What a failover record learned between two versions of it (`before` undefined: it is new; the
+ * decision is logged as `failed over` where it is written, the route hold by failover-hold.ts): the application
+ * ready on the chosen node, each copy the failed node kept aside or rejoined. Pure.
+ */
+export function failoverSteps(before: Migration | undefined, after: Migration): FailoverStep[] {
+  const was = before?.failover;
+  const now = after.failover;
+  if (now === undefined || was === undefined) return [];
+  const steps: FailoverStep[] = [];
+  if (was.ready_at === null && now.ready_at !== null) {
+    steps.push({ msg: 'failover application ready', fields: { node: after.to, sinceFailoverMs: now.ready_at - after.started_at } });
+  }
+  for (const c of now.diverged) {
+    if (!was.diverged.some((k) => k.name === c.name)) steps.push({ msg: 'failover copy kept aside', fields: { node: c.node_uuid, datasetId: c.dataset_id, name: c.name } });
+  }
+  for (const c of now.rejoined) {
+    if (!was.rejoined.some((k) => k.dataset_id === c.dataset_id && k.node_uuid === c.node_uuid)) steps.push({ msg: 'failover copy rejoined', fields: { node: c.node_uuid, datasetId: c.dataset_id } });
+  }
+  return steps;
+}

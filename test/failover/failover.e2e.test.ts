@@ -1,9 +1,11 @@
+import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { AckedWriter } from '../../cli/demo/redis-load.ts';
 import { clusterUp, startServices } from '../../local-cluster/index.ts';
+import { servicesDir } from '../../local-cluster/services-render.ts';
 import { useTestCluster, type TestClusterOptions } from '../support/cluster.ts';
 import { LOCAL_CLUSTER, describeWith } from '../support/require.ts';
 import { until } from '../migration/stack.ts';
@@ -19,10 +21,23 @@ import { killNode } from './kill-node.ts';
 // does not run Redis, and its old copy (with its snapshots) is set aside under
 // `<pool>/drover-diverged/<id>-g<generation>`, read-only, and listed by the control service
 // (GET /v1/drover/replication `kept`, the failover record, `drover status`). Prints RTO and RPO.
+// The failover's story joins up across processes (docs/DESIGN.md §25): its record's id, read
+// from the API, is the `corr` of the control service's, the chosen agent's, a proxy's and —
+// once it is back — node 1's agent's records of it.
 const LONG = 300_000;
 const INTERVAL_S = 2;
 /** Slack on top of interval + lag for the writes that may be lost (a step's own duration, report delays). */
 const MARGIN_S = 3;
+
+/** `<change> <msg>` (or `<msg>`) of each record in a service's log carrying `corr`, as `grep <id>` would find them. */
+async function storyOf(root: string, file: string, corr: string): Promise<string[]> {
+  const text = await readFile(join(servicesDir(root), file), 'utf8').catch(() => '');
+  return text
+    .split('\n')
+    .filter((l) => l.includes(`"corr":"${corr}"`))
+    .map((l) => JSON.parse(l) as { msg: string; change?: string })
+    .map((r) => (r.change === undefined ? r.msg : `${r.change} ${r.msg}`));
+}
 
 
 describeWith(LOCAL_CLUSTER, 'automatic failover when a node dies (3-node local cluster)', () => {
@@ -75,6 +90,21 @@ describeWith(LOCAL_CLUSTER, 'automatic failover when a node dies (3-node local c
     const used = record!.failover!.snapshots[0]!;
     expect(used.snapshot).toMatch(/^drover-/);
     expect(record!.failover!.snapshot_age_seconds).not.toBeNull();
+
+    // One id tells the failover's story in every process's log: the control service's decision,
+    // route hold and the application ready; the chosen agent's rollback + make-writable + mount
+    // and its container start; a proxy's hold.
+    const root = world.cluster.root;
+    const control = await until('the control service logged the failover ready', async () => {
+      const story = await storyOf(root, 'control.log', record!.id);
+      return story.includes('failover application ready') && story;
+    }, 30_000, 500);
+    expect(control).toEqual(expect.arrayContaining(['failed over', 'failover route held by every live proxy', 'failover application ready']));
+    const promoted = await storyOf(root, `n${replicaNode}-agent.log`, record!.id);
+    expect(promoted).toEqual(expect.arrayContaining(['set-dataset-readonly change applied', 'start-container change applied']));
+    const proxies = (await Promise.all([2, 3].map((i) => storyOf(root, `n${i}-proxy.log`, record!.id)))).flat();
+    expect(proxies).toEqual(expect.arrayContaining(['route hold started', 'route hold ended']));
+    console.log(`failover ${record!.id}: control ${JSON.stringify(control)}; n${replicaNode} agent ${JSON.stringify(promoted)}; proxies ${JSON.stringify(proxies)}`);
 
     // What a client kept: every write acknowledged before the window is there.
     const report = writer.report();
@@ -146,6 +176,10 @@ describeWith(LOCAL_CLUSTER, 'automatic failover when a node dies (3-node local c
       return m.failover?.diverged.some((c) => c.name === kept) ?? false;
     }, 30_000, 500);
     expect(await world.status()).toContain(`copy kept on n1: ${kept}`);
+
+    // Node 1's own part of the story, under the same id: its copy set aside; the control service noting it.
+    expect(await storyOf(c.root, 'n1-agent.log', record.id)).toContain('set-aside-diverged change applied');
+    expect(await until('the kept copy logged', async () => (await storyOf(c.root, 'control.log', record.id)).includes('failover copy kept aside'), 30_000, 500)).toBe(true);
 
     // Still one Redis, still answering through n3, writes still there.
     await until('PONG through n3', () => pong(world.proxy(app, 3)), 30_000, 250);

@@ -21,6 +21,7 @@ import { eventsCommand } from './commands/events.ts';
 import { logsCommand } from './commands/logs.ts';
 import { nodesCommand } from './commands/nodes.ts';
 import { rmCommand } from './commands/rm.ts';
+import { scaleCommand } from './commands/scale.ts';
 import { print, type CliContext, type CommandTree, type Output } from './context.ts';
 
 export const DEFAULT_CONTROL = 'https://127.0.0.1:4523';
@@ -35,6 +36,7 @@ const COMMANDS: Command[] = [
   logsCommand,
   eventsCommand,
   rmCommand,
+  scaleCommand,
   nodeCommand,
   controlCommand,
   datasetsCommand,

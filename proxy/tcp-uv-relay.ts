@@ -8,6 +8,7 @@ import { DroverError } from '#common/errors.ts';
 import type { ConnectFailed, Endpoint, Inbound, TcpCounts, UpstreamLost } from './tcp.ts';
 import { RETRYABLE_CONNECT_ERRORS } from './tcp.ts';
 import { errName, noop, UV_EOF, type UvBinding, type UvHandle, type UvReq } from './tcp-uv-binding.ts';
+import { keep, lost, replayKept } from './tcp-uv-replay.ts';
 
 /** What a relay needs from its engine. */
 export interface RelayHost {
@@ -22,13 +23,13 @@ export interface RelayHost {
   unwatchConnect(conn: UvInbound): void;
 }
 
-const PAUSED = 0;
+export const PAUSED = 0;
 const CONNECTING = 1;
-const RELAYING = 2;
+export const RELAYING = 2;
 const CLOSED = 3;
 
 /** One direction of a relay: read `from`, write `to`. */
-class Direction {
+export class Direction {
   pending = 0; // bytes whose write has not completed
   ended = false; // EOF read and `to` shut down (or about to close)
   stale = false; // its backend was dropped for a replay: late callbacks are ignored
@@ -147,30 +148,9 @@ export class UvInbound implements Inbound {
     return this.onLost !== null && !this.answered && this.state === RELAYING;
   }
 
-  /**
-   * The backend went before answering: drop it and its directions, pause the client (its
-   * bytes wait in the kernel) and hand the connection back with what it sent.
-   */
+  /** The backend went before answering (`tcp-uv-replay.ts`). */
   lost(code: string): void {
-    const { engine } = this;
-    const cb = this.onLost!;
-    engine.c.lost++;
-    this.client.readStop();
-    for (const d of [this.up, this.down]) {
-      if (d === null) continue;
-      d.stale = true;
-      engine.c.bufferedBytes -= d.pending;
-      if (d.pending === 0) engine.giveBuffer(d.buf); // else libuv still points into it: let it go
-      d.pending = 0;
-    }
-    this.up = this.down = null;
-    this.onLost = null;
-    this.state = PAUSED;
-    closeHandle(this.upstream!);
-    this.upstream = null;
-    const target = this.target;
-    const sent = this.keptLen < 0 ? null : this.kept!.subarray(0, this.keptLen);
-    cb(this, sent, new DroverError('DROVER_BACKEND_LOST', `${target?.host}:${target?.port} closed before answering: ${code}`, { retryable: true, detail: { host: target?.host, port: target?.port, code } }));
+    lost(this, code);
   }
 
   /** Stops keeping what the client sends (an answer came, or it outgrew the buffer). */
@@ -220,7 +200,7 @@ export class UvInbound implements Inbound {
 /** Set on a handle while a uv_shutdown on it is in flight. */
 type ShutdownMark = { shutdownPending?: boolean };
 
-function closeHandle(handle: UvHandle, reset = false): void {
+export function closeHandle(handle: UvHandle, reset = false): void {
   handle.onread = noop; // must stay a function: Node asserts on anything else
   // uv_tcp_close_reset refuses (EINVAL) while a shutdown is pending, and Node's reset() marks
   // the handle closing even then, so a close() after it does nothing and the descriptor
@@ -248,44 +228,10 @@ function startDirection(conn: UvInbound, from: UvHandle, to: UvHandle): Directio
   return d;
 }
 
-function relayFailed(conn: UvInbound, byBackend = false): void {
+export function relayFailed(conn: UvInbound, byBackend = false): void {
   if (byBackend && conn.replayable) return conn.lost('ECONNRESET');
   if (conn.state !== CLOSED) conn.engine.c.relayErrors++;
   conn.destroy(true);
-}
-
-/** Sends what the client sent to the backend that went to the new one; false when that failed. */
-function replayKept(conn: UvInbound, upstream: UvHandle): boolean {
-  const { engine } = conn;
-  const req = engine.newWriteReq();
-  req.oncomplete = onReplayWritten as UvReq['oncomplete'];
-  req.owner = conn;
-  req.handle = upstream;
-  const view = conn.kept!.subarray(0, conn.keptLen);
-  (req as { buffer?: Buffer }).buffer = view; // keeps it alive while libuv writes from it
-  conn.keptWritten = true;
-  if (upstream.writeBuffer(req, view) === 0) return true;
-  conn.state = RELAYING;
-  conn.lost('EPIPE');
-  return false;
-}
-
-function onReplayWritten(this: UvReq, status: number): void {
-  const conn = this.owner as UvInbound;
-  if (status === 0 || conn.upstream !== this.handle || conn.state !== RELAYING) return;
-  relayFailed(conn, true);
-}
-
-/** Keeps `n` bytes the client sent (read into `buf`) for a replay, or gives up past the buffer. */
-function keep(conn: UvInbound, buf: Buffer, n: number): void {
-  const kept = conn.kept!;
-  if (conn.keptLen + n > kept.length) {
-    conn.releaseKept();
-    conn.keptLen = -1;
-    return;
-  }
-  buf.copy(kept, conn.keptLen, 0, n);
-  conn.keptLen += n;
 }
 
 /** Half-closes `d.to` once its pending writes are out (uv_shutdown waits). */

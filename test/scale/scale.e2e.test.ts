@@ -2,7 +2,8 @@ import { execa } from 'execa';
 import { request } from 'node:http';
 import { beforeAll, expect, it } from 'vitest';
 import type { ApiClient } from '#common/api-client.ts';
-import { controlClient, startServices, type LocalNode } from '../../local-cluster/index.ts';
+import { tlsFetch } from '#common/tls-client.ts';
+import { controlClient, metricsAddress, operatorTls, startServices, type LocalNode } from '../../local-cluster/index.ts';
 import { killNode } from '../failover/kill-node.ts';
 import { until } from '../migration/stack.ts';
 import { useTestCluster } from '../support/cluster.ts';
@@ -117,6 +118,13 @@ describeWith(LOCAL_CLUSTER, 'several instances balanced by the proxies (3-node l
     }, 60_000, 500);
   }
 
+  /** What node i's proxy counts as replayed (docs/DESIGN.md §30), read from its /metrics. */
+  async function replayed(i: number): Promise<number> {
+    const url = `https://${metricsAddress(cluster(), 'proxy', node(i))}/metrics`;
+    const text = await (await tlsFetch(operatorTls(cluster()))(url, { method: 'GET', headers: {}, body: null, signal: AbortSignal.timeout(10_000) })).text();
+    return [...text.matchAll(/^drover_proxy_connections_total\{[^}]*event="replayed"[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+  }
+
   beforeAll(async () => {
     await startServices(cluster());
     api = controlClient(cluster());
@@ -138,7 +146,8 @@ describeWith(LOCAL_CLUSTER, 'several instances balanced by the proxies (3-node l
   it('fails no request when one instance\'s container is killed, the client retrying nothing, and starts it again', async () => {
     const victim = (await instancesRunning('web', 3))[0]!;
     const on = cluster().nodes.find((n) => n.uuid === victim.node_uuid)!;
-    const client = steadyClient(node(1).address);
+    // Three clients at once, so that a request is more likely in flight on the victim at the kill.
+    const clients = [1, 2, 3].map(() => steadyClient(node(1).address));
     await new Promise((r) => setTimeout(r, 1_000));
     const docker = ['-H', `unix://${on.dockerSocket}`];
     const killedAt = Date.now();
@@ -149,8 +158,9 @@ describeWith(LOCAL_CLUSTER, 'several instances balanced by the proxies (3-node l
       return r.stdout.startsWith('true') && Date.parse(r.stdout.split(' ')[1]!) > killedAt - 1_000;
     }, 120_000, 250);
     await instancesRunning('web', 3);
-    const seen = await client.stop();
-    console.log(`steady client over the kill: ${seen.ok} requests, ${seen.failed.length} failed (${seen.failed.join(', ')})`);
+    const all = await Promise.all(clients.map((c) => c.stop()));
+    const seen = { ok: all.reduce((n, r) => n + r.ok, 0), failed: all.flatMap((r) => r.failed) };
+    console.log(`3 steady clients over the kill: ${seen.ok} requests, ${seen.failed.length} failed (${seen.failed.join(', ')}); node 1's proxy replayed ${await replayed(1)} connection(s)`);
     expect(seen.failed).toEqual([]);
     expect(seen.ok).toBeGreaterThan(20);
   }, LONG);
@@ -236,7 +246,7 @@ describeWith(LOCAL_CLUSTER, 'several instances balanced by the proxies (3-node l
     const replacedS = (performance.now() - at) / 1000;
     await countThrough(2, 3);
     const seen = await client.stop();
-    console.log(`node 1 killed: its instance replaced (3 healthy on ${new Set(live.map((i) => i.node_uuid)).size} nodes) ${replacedS.toFixed(1)} s after; steady client through node 2: ${seen.ok} requests, ${seen.failed.length} failed`);
+    console.log(`node 1 killed: its instance replaced (3 healthy on ${new Set(live.map((i) => i.node_uuid)).size} nodes) ${replacedS.toFixed(1)} s after; steady client through node 2: ${seen.ok} requests, ${seen.failed.length} failed, ${await replayed(2)} replayed by its proxy`);
     expect(seen.failed).toEqual([]);
     // Detection is the 10 s lease; placing, pulling nothing and a 1 s health check add a few seconds (bound for a loaded machine).
     expect(replacedS).toBeLessThan(60);

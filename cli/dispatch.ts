@@ -21,6 +21,7 @@ import { eventsCommand } from './commands/events.ts';
 import { logsCommand } from './commands/logs.ts';
 import { nodesCommand } from './commands/nodes.ts';
 import { rmCommand } from './commands/rm.ts';
+import { scaleCommand } from './commands/scale.ts';
 import { uiCommand } from './commands/ui.ts';
 import { print, type CliContext, type CommandTree, type Connection, type Output } from './context.ts';
 
@@ -37,6 +38,7 @@ const COMMANDS: Command[] = [
   eventsCommand,
   uiCommand,
   rmCommand,
+  scaleCommand,
   nodeCommand,
   controlCommand,
   datasetsCommand,

@@ -264,6 +264,11 @@ export class ApiClient {
     return (await this.call('moveApplication', { params: { name }, body: { node_uuid: nodeUuid, ...force } })).body;
   }
 
+  /** Sets how many instances `name` runs (docs/DESIGN.md §30); answers its status. */
+  async scaleApplication(name: string, instances: number, options: WriteOptions = {}): Promise<CallBody<'scaleApplication'>> {
+    return (await this.call('scaleApplication', { params: { name }, body: { instances }, headers: conditional(options) })).body;
+  }
+
   async cordonNode(uuid: string): Promise<CallBody<'cordonNode'>> {
     return (await this.call('cordonNode', { params: { uuid } })).body;
   }

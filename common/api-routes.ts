@@ -38,6 +38,7 @@ import {
   ReplicationAnswer,
   ReplicationBody,
   RouteAcksAnswer,
+  ScaleApplicationBody,
   StartMigrationBody,
   VersionAnswer,
 } from './api.ts';
@@ -398,6 +399,24 @@ export const ROUTES = {
       200: { description: 'nothing to move', schema: MoveApplicationAnswer },
       404: error('no such application or node'),
       409: error('leased elsewhere, or moving elsewhere; the source or target is silent (without force); force refused: the source reports, no replica, no copy on the target, or the data window is not accepted'),
+    },
+  },
+
+  scaleApplication: {
+    access: USER,
+    method: 'PUT',
+    path: '/v1/drover/applications/:name/instances',
+    tag: 'drover',
+    summary:
+      'Set how many instances an application without a dataset runs (docs/DESIGN.md §30): more are placed, the newest go first after draining. A single application becomes one with instances. Changes nothing else; a later deploy sets the number its file gives',
+    params: NameParams,
+    body: ScaleApplicationBody,
+    headers: IF_MATCHES,
+    answers: {
+      200: { description: 'its status now (instances being placed or drained)', schema: ApplicationStatus },
+      400: error('a bad number, or an application that cannot have several (a dataset, mode global): the error names `instances`; nothing changed'),
+      404: error('no such application'),
+      412: error('the configuration changed'),
     },
   },
 

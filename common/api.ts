@@ -229,6 +229,12 @@ export const MoveApplicationBody = z
   })
   .strict();
 export type MoveApplicationBody = z.input<typeof MoveApplicationBody>;
+/**
+ * `PUT /v1/drover/applications/<name>/instances` (`drover scale`, docs/DESIGN.md §30): how many
+ * instances an application without a dataset runs from now on.
+ */
+export const ScaleApplicationBody = z.object({ instances: z.number().int().min(0).max(256) }).strict();
+export type ScaleApplicationBody = z.input<typeof ScaleApplicationBody>;
 /** `POST /v1/drover/migrations`: the same move, named the way the CLI asks for it. */
 export const StartMigrationBody = z.object({ application: z.string().min(1).max(63), to: Uuid }).strict();
 export const MoveApplicationAnswer = z.object({ application: Application, migration: Migration.nullable() });

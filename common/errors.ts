@@ -28,6 +28,7 @@ export const ERRORS = {
   DROVER_AGENT_STOPPING: { status: 500, retryable: false, message: 'agent stopping' },
   DROVER_APPLICATION_NOT_FOUND: { status: 500, retryable: false, message: 'application not found' },
   DROVER_APPLICATION_NOT_RUNNING: { status: 409, retryable: true, message: 'no node runs the application now' },
+  DROVER_BACKEND_LOST: { status: 500, retryable: true, message: 'the backend closed the connection before answering' },
   DROVER_BACKEND_UNREACHABLE: { status: 500, retryable: false, message: 'backend unreachable' },
   DROVER_BACKUP_CONFLICT: { status: 409, retryable: false, message: 'restoring the backup would move back or delete data the configuration has now' },
   DROVER_BACKUP_INVALID: { status: 400, retryable: false, message: 'the backup does not validate' },

@@ -18,8 +18,11 @@ export class Balancer {
   private next = 0;
   private readonly failedAt = new Map<string, number>();
 
-  /** The target for the next connection; null when there is none. */
-  pick(targets: readonly Endpoint[], now: number): Endpoint | null {
+  /**
+   * The target for the next connection; null when there is none. `except` (`host:port`): one
+   * to take only when it is the last choice (the one a connection just lost, docs/DESIGN.md §30).
+   */
+  pick(targets: readonly Endpoint[], now: number, except?: string): Endpoint | null {
     const n = targets.length;
     if (n === 0) return null;
     if (n === 1) return targets[0]!;
@@ -27,7 +30,7 @@ export class Balancer {
     let oldestAt = Infinity;
     for (let k = 0; k < n; k++) {
       const target = targets[(this.next + k) % n]!;
-      const at = this.failedAt.size === 0 ? undefined : this.failedAt.get(keyOf(target));
+      const at = except !== undefined && keyOf(target) === except ? now : this.failedAt.size === 0 ? undefined : this.failedAt.get(keyOf(target));
       if (at === undefined || now - at >= FAILED_FOR_MS) {
         this.next = (this.next + k + 1) % n;
         return target;

@@ -8,9 +8,11 @@
  * What happened to a client connection on a port: `accepted` (every one), then `forwarded`
  * (sent to the backend at once, or when its hold ended), `held` (waited for a hold to end),
  * or `refused` (closed by the proxy without reaching a backend: the hold queue full, the hold
- * deadline passed, the backend unreachable until the deadline).
+ * deadline passed, the backend unreachable until the deadline, or an instance gone before
+ * answering a request that may not be sent twice); `replayed` (an instance went before
+ * answering and what the client sent went to another, docs/DESIGN.md §30).
  */
-export type ConnectionEvent = 'accepted' | 'forwarded' | 'held' | 'refused';
+export type ConnectionEvent = 'accepted' | 'forwarded' | 'held' | 'refused' | 'replayed';
 
 export interface ProxyMetrics {
   connection(application: string, event: ConnectionEvent): void;

@@ -14,6 +14,7 @@ import { isForwarding } from './route-plan.ts';
 import type { Inbound, TcpEngine, TcpListener } from './tcp.ts';
 import { NO_PROXY_METRICS, type ProxyMetrics } from './metrics.ts';
 import { Balancer } from './balance.ts';
+import { replayVerdict } from './replay.ts';
 
 export interface ForwardingOptions {
   /** How long a connection may wait (held, or retrying its connect) before it is closed. */
@@ -59,6 +60,8 @@ export class PortForwarder {
   private deadlineClosed = 0;
   /** Several instances (docs/DESIGN.md §30): which target the next connection goes to. */
   private readonly balancer = new Balancer();
+  /** Connections replayed on another instance, and how often (docs/DESIGN.md §30). */
+  private readonly replays = new WeakMap<Inbound, number>();
 
   constructor(
     private route: Route,
@@ -181,9 +184,15 @@ export class PortForwarder {
     const route = this.route;
     if (isForwarding(route)) {
       if (!retry) this.metrics.connection(route.application, 'forwarded');
-      const target = route.targets === undefined ? route.target : (this.balancer.pick(route.targets, this.clock.monotonic()) ?? route.target);
+      if (route.targets === undefined) {
+        this.track(conn, targetKey(route.target));
+        return conn.forward(route.target, this.opts.connectTimeoutMs, this.onConnectFailed);
+      }
+      // Several instances: the next one, not the one this connection just failed on, and the
+      // client's bytes kept so that an instance going before it answers can be replaced.
+      const target = this.balancer.pick(route.targets, this.clock.monotonic(), retry ? this.relaying.get(conn) : undefined) ?? route.target;
       this.track(conn, targetKey(target));
-      conn.forward(target, this.opts.connectTimeoutMs, this.onConnectFailed);
+      conn.forward(target, this.opts.connectTimeoutMs, this.onConnectFailed, this.onLost);
     } else this.hold(conn);
   }
 
@@ -251,6 +260,30 @@ export class PortForwarder {
       this.dispatch(conn, true);
     }, this.opts.retryIntervalMs);
     this.retrying.set(conn, timer);
+  };
+
+  /**
+   * The instance closed or reset the connection before answering (docs/DESIGN.md §30): replay
+   * what the client sent on another instance when that is safe (`replay.ts`), else close it —
+   * the client sees its connection end, as it would without the proxy.
+   */
+  private readonly onLost = (conn: Inbound, sent: Uint8Array | null, err: DroverError): void => {
+    if (this.removed || conn.closed) return conn.destroy();
+    const replays = this.replays.get(conn) ?? 0;
+    const verdict = replayVerdict(sent, replays);
+    const application = this.route.application;
+    const target = this.relaying.get(conn);
+    // A reset or error says the instance is going; a clean close alone may be its own choice.
+    if (target !== undefined && (err.detail as { code?: string } | undefined)?.code !== 'EOF') this.balancer.failed(target, this.clock.monotonic());
+    if (verdict !== 'replay' || this.route.targets === undefined) {
+      this.warnRarely({ err, port: this.port, application, target, verdict, sentBytes: sent?.length }, 'instance closed before answering, connection not replayed');
+      this.metrics.connection(application, 'refused');
+      return conn.destroy();
+    }
+    this.replays.set(conn, replays + 1);
+    this.metrics.connection(application, 'replayed');
+    this.warnRarely({ err, port: this.port, application, target, sentBytes: sent?.length }, 'instance closed before answering, request replayed on another');
+    this.dispatch(conn, true);
   };
 
   private armDeadline(): void {

@@ -10,7 +10,7 @@
  */
 import { createServer, Socket, type Server } from 'node:net';
 import { DroverError } from '#common/errors.ts';
-import type { ConnectFailed, Endpoint, Inbound, TcpCounts, TcpEngine, TcpEngineOptions, TcpListener } from './tcp.ts';
+import type { ConnectFailed, Endpoint, Inbound, TcpCounts, TcpEngine, TcpEngineOptions, TcpListener, UpstreamLost } from './tcp.ts';
 import { RETRYABLE_CONNECT_ERRORS } from './tcp.ts';
 
 export function createNetEngine(options: TcpEngineOptions = {}): TcpEngine {
@@ -19,7 +19,7 @@ export function createNetEngine(options: TcpEngineOptions = {}): TcpEngine {
 
 class NetEngine implements TcpEngine {
   readonly name = 'net' as const;
-  readonly c: TcpCounts = { listeners: 0, inbound: 0, outbound: 0, bufferedBytes: 0, accepted: 0, relayErrors: 0, relayedBytes: 0 };
+  readonly c: TcpCounts = { listeners: 0, inbound: 0, outbound: 0, bufferedBytes: 0, accepted: 0, relayErrors: 0, relayedBytes: 0, lost: 0 };
   readonly live = new Set<NetInbound>();
   private readonly servers = new Set<NetListener>();
 
@@ -100,6 +100,14 @@ class NetInbound implements Inbound {
   private connectTimer: NodeJS.Timeout | null = null;
   private relaying = false;
   private done = false;
+  private wired = false;
+  // Replay (docs/DESIGN.md §30): the client's chunks until the backend's first byte, when
+  // `onLost` is given; keptLen -1 once they outgrew the buffer size. Chunks are never reused.
+  private onLost: UpstreamLost | null = null;
+  private kept: Buffer[] = [];
+  private keptLen = 0;
+  private answered = false;
+  private clientEnded = false;
   since = 0;
 
   constructor(
@@ -123,9 +131,10 @@ class NetInbound implements Inbound {
     return this.client.writableLength + (this.upstream?.writableLength ?? 0);
   }
 
-  forward(target: Endpoint, connectTimeoutMs: number, onConnectFailed: ConnectFailed): void {
+  forward(target: Endpoint, connectTimeoutMs: number, onConnectFailed: ConnectFailed, onLost?: UpstreamLost): void {
     if (this.done || this.upstream !== null) return;
     const engine = this.engine;
+    this.onLost = onLost ?? null;
     const upstream = new Socket({ allowHalfOpen: true });
     this.upstream = upstream;
     engine.c.outbound++;
@@ -147,7 +156,11 @@ class NetInbound implements Inbound {
       );
     };
     upstream.once('close', () => engine.c.outbound--);
-    upstream.on('error', (err: NodeJS.ErrnoException) => (settled ? this.fail() : failConnect(err.code ?? 'EUNKNOWN')));
+    upstream.on('error', (err: NodeJS.ErrnoException) => {
+      if (!settled) failConnect(err.code ?? 'EUNKNOWN');
+      else if (this.replayable(upstream)) this.lost(upstream, err.code ?? 'EUNKNOWN');
+      else this.fail();
+    });
     // net.connect's `timeout` is an idle timeout; a connect deadline needs its own timer.
     this.connectTimer = setTimeout(() => failConnect('ETIMEDOUT'), connectTimeoutMs);
     upstream.connect({ host: target.host, port: target.port, noDelay: true }, () => {
@@ -158,10 +171,73 @@ class NetInbound implements Inbound {
       if (this.done) return void upstream.destroy();
       this.relaying = true;
       this.client.setNoDelay(true);
-      wire(this.client, upstream, engine.c);
-      wire(upstream, this.client, engine.c);
-      this.client.resume();
+      if (this.keptLen > 0) upstream.write(Buffer.concat(this.kept, this.keptLen));
+      if (this.clientEnded) upstream.end();
+      this.wireUpstream(upstream);
+      this.wireClient();
+      if (!this.clientEnded) this.client.resume();
     });
+  }
+
+  /** The backend's bytes go to the client; its end too, unless it went before answering (replay). */
+  private wireUpstream(upstream: Socket): void {
+    const { client } = this;
+    const counts = this.engine.c;
+    upstream.on('data', (chunk: Buffer) => {
+      if (!this.answered) [this.answered, this.kept] = [true, []];
+      counts.relayedBytes += chunk.length;
+      if (!client.write(chunk)) upstream.pause();
+    });
+    upstream.on('drain', () => client.resume());
+    upstream.on('end', () => (this.replayable(upstream) ? this.lost(upstream, 'EOF') : client.end()));
+  }
+
+  /** The client's side, once: its bytes go to whichever backend is current (and are kept for a replay). */
+  private wireClient(): void {
+    if (this.wired) return;
+    this.wired = true;
+    const { client } = this;
+    const counts = this.engine.c;
+    client.on('data', (chunk: Buffer) => {
+      if (this.onLost !== null && !this.answered && this.keptLen >= 0) this.keep(chunk);
+      const upstream = this.upstream;
+      if (upstream === null || !this.relaying) return; // kept: it goes out with the replay
+      counts.relayedBytes += chunk.length;
+      if (!upstream.write(chunk)) client.pause();
+    });
+    client.on('drain', () => this.upstream?.resume());
+    client.on('end', () => {
+      this.clientEnded = true;
+      if (this.relaying) this.upstream?.end();
+    });
+  }
+
+  private keep(chunk: Buffer): void {
+    if (this.keptLen + chunk.length > this.engine.bufferBytes) [this.keptLen, this.kept] = [-1, []];
+    else {
+      this.kept.push(chunk);
+      this.keptLen += chunk.length;
+    }
+  }
+
+  private replayable(upstream: Socket): boolean {
+    return this.onLost !== null && !this.answered && this.relaying && this.upstream === upstream && !this.done;
+  }
+
+  /** The backend went before answering: drop it, pause the client, hand the connection back. */
+  private lost(upstream: Socket, code: string): void {
+    const cb = this.onLost!;
+    this.engine.c.lost++;
+    this.onLost = null;
+    this.relaying = false;
+    this.upstream = null;
+    this.client.pause();
+    upstream.removeAllListeners('data');
+    upstream.removeAllListeners('end');
+    upstream.removeAllListeners('drain');
+    upstream.destroy();
+    const sent = this.keptLen < 0 ? null : Buffer.concat(this.kept, this.keptLen);
+    cb(this, sent, new DroverError('DROVER_BACKEND_LOST', `${upstream.remoteAddress ?? 'the backend'} closed before answering: ${code}`, { retryable: true, detail: { code } }));
   }
 
   /**
@@ -183,13 +259,4 @@ class NetInbound implements Inbound {
     this.client.destroy();
     this.upstream?.destroy();
   }
-}
-
-function wire(from: Socket, to: Socket, counts: TcpCounts): void {
-  from.on('data', (chunk: Buffer) => {
-    counts.relayedBytes += chunk.length;
-    if (!to.write(chunk)) from.pause();
-  });
-  to.on('drain', () => from.resume());
-  from.on('end', () => to.end());
 }

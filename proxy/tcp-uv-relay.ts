@@ -5,9 +5,10 @@
  * so a connection allocates no closures.
  */
 import { DroverError } from '#common/errors.ts';
-import type { ConnectFailed, Endpoint, Inbound, TcpCounts } from './tcp.ts';
+import type { ConnectFailed, Endpoint, Inbound, TcpCounts, UpstreamLost } from './tcp.ts';
 import { RETRYABLE_CONNECT_ERRORS } from './tcp.ts';
 import { errName, noop, UV_EOF, type UvBinding, type UvHandle, type UvReq } from './tcp-uv-binding.ts';
+import { keep, lost, replayKept } from './tcp-uv-replay.ts';
 
 /** What a relay needs from its engine. */
 export interface RelayHost {
@@ -22,15 +23,16 @@ export interface RelayHost {
   unwatchConnect(conn: UvInbound): void;
 }
 
-const PAUSED = 0;
+export const PAUSED = 0;
 const CONNECTING = 1;
-const RELAYING = 2;
+export const RELAYING = 2;
 const CLOSED = 3;
 
 /** One direction of a relay: read `from`, write `to`. */
-class Direction {
+export class Direction {
   pending = 0; // bytes whose write has not completed
   ended = false; // EOF read and `to` shut down (or about to close)
+  stale = false; // its backend was dropped for a replay: late callbacks are ignored
   view: Buffer; // the last view of `buf` written; request/response traffic repeats lengths
   constructor(
     readonly conn: UvInbound,
@@ -53,6 +55,14 @@ export class UvInbound implements Inbound {
   up: Direction | null = null; // client → backend
   down: Direction | null = null; // backend → client
   openHandles = 1;
+  // Replay (docs/DESIGN.md §30): what the client sent until the backend's first byte, when
+  // `onLost` is given; keptLen -1 once it outgrew `kept`. Bytes below keptLen never change.
+  onLost: UpstreamLost | null = null;
+  kept: Buffer | null = null;
+  keptLen = 0;
+  keptWritten = false; // a replay write may still point into `kept`: it never goes back to the pool
+  answered = false;
+  clientEnded = false;
 
   constructor(
     readonly engine: RelayHost,
@@ -65,9 +75,11 @@ export class UvInbound implements Inbound {
     return this.state === CLOSED;
   }
 
-  forward(target: Endpoint, connectTimeoutMs: number, onConnectFailed: ConnectFailed): void {
+  forward(target: Endpoint, connectTimeoutMs: number, onConnectFailed: ConnectFailed, onLost?: UpstreamLost): void {
     if (this.state !== PAUSED) return;
     const { engine } = this;
+    this.onLost = onLost ?? null;
+    if (onLost !== undefined && this.kept === null && this.keptLen === 0 && !this.answered) this.kept = engine.takeBuffer();
     const upstream = engine.uv.newSocket();
     upstream.owner = this;
     const req = engine.uv.newConnectReq();
@@ -122,8 +134,29 @@ export class UvInbound implements Inbound {
     this.state = RELAYING;
     client.setNoDelay(true);
     upstream.setNoDelay(true);
-    this.up = startDirection(this, client, upstream);
+    if (this.keptLen > 0 && !replayKept(this, upstream)) return;
     this.down = startDirection(this, upstream, client);
+    if (this.clientEnded) {
+      // The client's FIN came before the first backend went: pass it on after the replay.
+      this.up = new Direction(this, client, upstream, engine.takeBuffer());
+      shutdownTo(this.up);
+    } else this.up = startDirection(this, client, upstream);
+  }
+
+  /** True when the backend ending now may be replaced: `onLost` was given and nothing came back. */
+  get replayable(): boolean {
+    return this.onLost !== null && !this.answered && this.state === RELAYING;
+  }
+
+  /** The backend went before answering (`tcp-uv-replay.ts`). */
+  lost(code: string): void {
+    lost(this, code);
+  }
+
+  /** Stops keeping what the client sends (an answer came, or it outgrew the buffer). */
+  releaseKept(): void {
+    if (this.kept !== null && !this.keptWritten) this.engine.giveBuffer(this.kept);
+    this.kept = null;
   }
 
   /**
@@ -154,6 +187,7 @@ export class UvInbound implements Inbound {
       engine.c.outbound--;
     }
     if (--this.openHandles > 0) return;
+    this.releaseKept();
     for (const d of [this.up, this.down]) {
       if (d === null) continue;
       engine.c.bufferedBytes -= d.pending;
@@ -166,7 +200,7 @@ export class UvInbound implements Inbound {
 /** Set on a handle while a uv_shutdown on it is in flight. */
 type ShutdownMark = { shutdownPending?: boolean };
 
-function closeHandle(handle: UvHandle, reset = false): void {
+export function closeHandle(handle: UvHandle, reset = false): void {
   handle.onread = noop; // must stay a function: Node asserts on anything else
   // uv_tcp_close_reset refuses (EINVAL) while a shutdown is pending, and Node's reset() marks
   // the handle closing even then, so a close() after it does nothing and the descriptor
@@ -194,9 +228,24 @@ function startDirection(conn: UvInbound, from: UvHandle, to: UvHandle): Directio
   return d;
 }
 
-function relayFailed(conn: UvInbound): void {
+export function relayFailed(conn: UvInbound, byBackend = false): void {
+  if (byBackend && conn.replayable) return conn.lost('ECONNRESET');
   if (conn.state !== CLOSED) conn.engine.c.relayErrors++;
   conn.destroy(true);
+}
+
+/** Half-closes `d.to` once its pending writes are out (uv_shutdown waits). */
+function shutdownTo(d: Direction): void {
+  const conn = d.conn;
+  const uv = conn.engine.uv;
+  const sreq = uv.newShutdownReq();
+  sreq.handle = d.to;
+  sreq.owner = d;
+  sreq.oncomplete = onShutdownDone as UvReq['oncomplete'];
+  (d.to as ShutdownMark).shutdownPending = true;
+  const err = d.to.shutdown(sreq);
+  if (err === 1) onShutdownDone.call(sreq, 0); // completed synchronously
+  else if (err !== 0) relayFailed(conn, d.to === conn.upstream);
 }
 
 function onRead(this: UvHandle): void {
@@ -207,12 +256,18 @@ function onRead(this: UvHandle): void {
   if (conn.state === CLOSED) return;
   if (n > 0) {
     const engine = conn.engine;
+    if (d === conn.up) {
+      if (conn.kept !== null) keep(conn, d.buf, n);
+    } else if (!conn.answered) {
+      conn.answered = true;
+      conn.releaseKept();
+    }
     const req = engine.writeReq;
     req.owner = d;
     let view = d.view;
     if (view.length !== n) d.view = view = d.buf.subarray(0, n);
     const err = d.to.writeBuffer(req, view);
-    if (err !== 0) return relayFailed(conn);
+    if (err !== 0) return relayFailed(conn, d === conn.up);
     engine.c.relayedBytes += n;
     if (uv.state[uv.kLastWriteWasAsync] !== 0) {
       // The kernel took part of it; libuv holds the rest in our buffer. Stop reading until
@@ -225,8 +280,10 @@ function onRead(this: UvHandle): void {
     return;
   }
   if (n === 0) return;
+  if (d === conn.down && conn.replayable) return conn.lost(n === UV_EOF ? 'EOF' : errName(n));
   if (n !== UV_EOF) return relayFailed(conn);
   d.from.readStop();
+  if (d === conn.up) conn.clientEnded = true;
   const other = d === conn.up ? conn.down : conn.up;
   if (other?.ended) {
     // Both sides have sent FIN and everything read was written: close both now. The kernel
@@ -234,15 +291,7 @@ function onRead(this: UvHandle): void {
     d.ended = true;
     return conn.destroy();
   }
-  // Half-close: shut the other side down once its pending writes are out (uv_shutdown waits).
-  const sreq = uv.newShutdownReq();
-  sreq.handle = d.to;
-  sreq.owner = d;
-  sreq.oncomplete = onShutdownDone as UvReq['oncomplete'];
-  (d.to as ShutdownMark).shutdownPending = true;
-  const err = d.to.shutdown(sreq);
-  if (err === 1) onShutdownDone.call(sreq, 0); // completed synchronously
-  else if (err !== 0) relayFailed(conn);
+  shutdownTo(d);
 }
 
 export function onWriteDone(this: UvReq, status: number): void {
@@ -250,8 +299,8 @@ export function onWriteDone(this: UvReq, status: number): void {
   const conn = d.conn;
   conn.engine.c.bufferedBytes -= d.pending;
   d.pending = 0;
-  if (conn.state === CLOSED) return;
-  if (status !== 0) return relayFailed(conn);
+  if (conn.state === CLOSED || d.stale) return;
+  if (status !== 0) return relayFailed(conn, d === conn.up);
   if (d.from.readStart() !== 0) relayFailed(conn);
 }
 
@@ -259,9 +308,9 @@ function onShutdownDone(this: UvReq, status: number): void {
   const d = this.owner as Direction;
   (d.to as ShutdownMark).shutdownPending = false;
   const conn = d.conn;
-  if (conn.state === CLOSED) return;
+  if (conn.state === CLOSED || d.stale) return;
   // ENOTCONN: the peer is already gone; the relay ends below or by the other direction.
-  if (status !== 0 && errName(status) !== 'ENOTCONN') return relayFailed(conn);
+  if (status !== 0 && errName(status) !== 'ENOTCONN') return relayFailed(conn, d === conn.up);
   d.ended = true;
   if (conn.up?.ended && conn.down?.ended) conn.destroy();
 }

@@ -27,7 +27,7 @@ export function createUvEngine(options: TcpEngineOptions = {}): TcpEngine {
 
 class UvEngine implements TcpEngine, RelayHost {
   readonly name = 'uv' as const;
-  readonly c: TcpCounts = { listeners: 0, inbound: 0, outbound: 0, bufferedBytes: 0, accepted: 0, relayErrors: 0, relayedBytes: 0 };
+  readonly c: TcpCounts = { listeners: 0, inbound: 0, outbound: 0, bufferedBytes: 0, accepted: 0, relayErrors: 0, relayedBytes: 0, lost: 0 };
   readonly live = new Set<UvInbound>();
   readonly listeners = new Set<UvListener>();
   readonly connecting = new Set<UvInbound>();

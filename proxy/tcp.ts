@@ -34,6 +34,8 @@ export interface TcpCounts {
   relayErrors: number;
   /** Bytes handed to the other side's socket since start, both directions (the metrics' bytes). */
   relayedBytes: number;
+  /** Connections handed back to `onLost` because their backend went before answering. */
+  lost: number;
 }
 
 /**
@@ -50,14 +52,25 @@ export interface Inbound {
    * fails (refused, unreachable, or not done within `connectTimeoutMs`) the inbound stays
    * accepted and paused and `onConnectFailed` gets a retryable `DROVER_BACKEND_UNREACHABLE`;
    * the caller retries or destroys. Calling it twice without a failure in between is a bug.
+   *
+   * With `onLost` (several instances, docs/DESIGN.md §30) the engine also keeps what the client
+   * sends, up to its buffer size, until the backend's first byte comes back. When the backend
+   * closes or fails before that byte, the client is not told: the backend is dropped, the
+   * inbound is paused again and `onLost` gets the bytes sent so far (null when more than were
+   * kept). The caller then `forward`s again — those bytes go to the new backend first, then
+   * the relay goes on (a client's half-close included) — or destroys. Without `onLost`, or
+   * once a byte came back, nothing is kept and a backend's end is relayed as usual.
    */
-  forward(target: Endpoint, connectTimeoutMs: number, onConnectFailed: ConnectFailed): void;
+  forward(target: Endpoint, connectTimeoutMs: number, onConnectFailed: ConnectFailed, onLost?: UpstreamLost): void;
   /** Closes the client connection (and its backend, if any). Idempotent. */
   destroy(): void;
 }
 
 /** Called with the inbound (still paused) whose backend connect failed; may run synchronously. */
 export type ConnectFailed = (conn: Inbound, err: DroverError) => void;
+
+/** Called with the inbound (paused again) whose backend went before answering; `sent` as kept. */
+export type UpstreamLost = (conn: Inbound, sent: Uint8Array | null, err: DroverError) => void;
 
 export interface TcpListener {
   readonly host: string;

@@ -4,7 +4,9 @@ import { parseDuration } from '#common/units.ts';
 import { indexOf } from '../desired/desired-index.ts';
 import { DEFAULT_DATA_LOSS_THRESHOLD_SECONDS, forceMove } from '../desired/force-move.ts';
 import { DroverError } from '#common/errors.ts';
-import type { Control } from '../control.ts';
+import { Control } from '../control.ts';
+import { scaleApplication } from '../desired/instances.ts';
+import { requestedTag } from '../http/conditional.ts';
 import { applicationStatus, applicationStatuses } from '../cluster/state-answers.ts';
 import { findApplication, findMigration } from '../desired/lookups.ts';
 import { moveApplication } from '../desired/applications.ts';
@@ -63,6 +65,17 @@ export function applicationRoutes(router: Router, control: Control): void {
     const silent = source !== undefined && source !== body.node_uuid && control.observed.stateOf(source) !== 'known';
     const { snap, answer } = body.force === true && silent ? await force(params.name, body) : await move(params.name, body.node_uuid);
     return withTag(reply, snap.tag).code(answer.migration ? 202 : 200).send(answer);
+  });
+
+  /** `drover scale` (docs/DESIGN.md §30): the number of instances, and nothing else. */
+  router.handle('scaleApplication', async ({ params, body, request, reply }) => {
+    const snap = await control.change((d, ctx) => {
+      Control.requireTag(ctx, requestedTag(request));
+      return scaleApplication(d, params.name, body.instances);
+    });
+    control.log.info({ application: params.name, instances: body.instances }, 'application scaled');
+    const status = applicationStatus(control.desired, findApplication(control.desired, params.name), control.observed, control.unschedulable, control.replication());
+    return withTag(reply, snap.tag).code(200).send(status);
   });
 
   router.handle('migrations', async () => control.desired.migrations);

@@ -54,4 +54,27 @@ describe('an application with several instances, through the API', () => {
     expect(r.statusCode).toBe(400);
     expect(r.body).toMatch(/instances.*an application with a dataset runs as one instance/);
   });
+
+  it('changes the number alone through PUT /instances: 2 → 3 places one more on the same revision; a bad number, a global or unknown application is refused naming instances, nothing changed', async () => {
+    h = await harness();
+    for (const i of [1, 2, 3]) await h.request('POST', '/v1/drover/agents/report', report(i));
+    await h.request('POST', '/v1/configuration/containers', web(2));
+    await h.request('POST', '/v1/configuration/containers', { name: 'probe', image: 'registry.example/probe:1', mode: 'global' });
+    const before = (await h.request('GET', '/v1/configuration/containers')).json();
+    for (const body of [{ instances: -1 }, { instances: 1.5 }, { instances: '3' }, { instances: 300 }, {}, { instances: 3, image: 'x' }]) {
+      const r = await h.request('PUT', '/v1/drover/applications/web/instances', body);
+      expect(r.statusCode, JSON.stringify(body)).toBe(400);
+      expect(r.body).toMatch(/instances|image/);
+    }
+    const global = await h.request('PUT', '/v1/drover/applications/probe/instances', { instances: 2 });
+    expect(global.statusCode).toBe(400);
+    expect(global.json().detail.issues).toEqual([{ path: 'instances', message: expect.stringContaining('a global application runs one instance on every matching node') }]);
+    expect((await h.request('PUT', '/v1/drover/applications/nope/instances', { instances: 2 })).statusCode).toBe(404);
+    expect((await h.request('GET', '/v1/configuration/containers')).json()).toEqual(before);
+
+    const r = await h.request('PUT', '/v1/drover/applications/web/instances', { instances: 3 });
+    expect(r.statusCode).toBe(200);
+    expect(r.json().instances.map((i: { id: number; revision: number }) => [i.id, i.revision])).toEqual([[1, 0], [2, 0], [3, 0]]);
+    expect((await desiredOf(3)).applications.map((a) => a.name)).toContain('web.3');
+  });
 });

@@ -8,7 +8,9 @@
  * the spec it replaces in `revisions` while an instance still runs it; the scheduler
  * (scheduler/instances.ts) then replaces the old instances, a rolling update.
  */
+import { DroverError } from '#common/errors.ts';
 import { Application, type Desired, type Instance } from '#common/model.ts';
+import { findApplication } from './lookups.ts';
 
 /** Fields that say where and how many, not what runs: changing them starts no rolling update. */
 const SCHEDULING_KEYS = new Set([
@@ -130,4 +132,23 @@ export function pruneRevisions(app: Application): Application {
     out = rest as Application;
   }
   return out;
+}
+
+/**
+ * `drover scale` (docs/DESIGN.md §30): `name` runs `n` instances from now on. An application
+ * with instances keeps its spec (no rolling update); a single application without a dataset
+ * becomes one with instances (its node is dropped: the scheduler places them, and its
+ * container gives way to `<name>.<id>`). Refused, naming `instances`, for an application with
+ * a dataset or a global one. Pure; the same desired when `n` is already the number.
+ */
+export function scaleApplication(desired: Desired, name: string, n: number): Desired {
+  const app = findApplication(desired, name);
+  const refuse = (message: string) =>
+    new DroverError('DROVER_INVALID_CONFIGURATION', `Application "${name}" cannot be scaled: ${message}; nothing was changed.`, { detail: { issues: [{ path: 'instances', message }] } });
+  if (app.volumes.length > 0) throw refuse('an application with a dataset runs as one instance (its data is on one node)');
+  if (app.mode === 'global') throw refuse('a global application runs one instance on every matching node; its number follows the nodes');
+  if (app.instances === n) return desired;
+  const { node_uuid: _node, pinned_node_uuid: _pinned, ...rest } = app;
+  const scaled = { ...rest, instances: n } as Application;
+  return { ...desired, applications: desired.applications.map((a) => (a === app ? scaled : a)) };
 }

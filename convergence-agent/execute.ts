@@ -135,6 +135,7 @@ export class Executor {
         return;
       case 'set-dataset-readonly':
         if (change.rollbackTo !== undefined) await store.rollbackToNewest(change.datasetId, change.rollbackTo);
+        if (!change.readonly && change.mount && store.makeWritableMounted) return store.makeWritableMounted(change.datasetId);
         await store.setReadonly(change.datasetId, change.readonly);
         if (change.mount) await store.mount(change.datasetId);
         return;

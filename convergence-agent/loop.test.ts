@@ -3,6 +3,8 @@ import { silentLogger } from '#common/log.ts';
 import { HealthCheck } from '#common/model.ts';
 import { Executor } from './execute.ts';
 import { HealthMonitor } from './health/monitor.ts';
+import type { ProbeState } from './health/probe-state.ts';
+import type { MigrationSteps } from './migration/jobs.ts';
 import { ConvergenceLoop } from './loop.ts';
 import { RestartLedger } from './restart-ledger.ts';
 import { FakeClock, settle } from '#common/testing/fake-clock.ts';
@@ -11,17 +13,23 @@ import { FakeControlChannel } from './testing/fake-control-channel.ts';
 import { ADDRESS_A, DS_1, NODE_A, NODE_B, app, dataset, desired, migration } from './testing/fixtures.ts';
 import { FakeDatasetStore } from './testing/fake-dataset-store.ts';
 
-function setup() {
+function setup(options: { migrations?: MigrationSteps; onHealth?: (containerId: string, state: ProbeState) => void } = {}) {
   const clock = new FakeClock();
   const store = new FakeDatasetStore({ pool: 'fakepool', mountRoot: '/mnt/drover' });
   const runtime = new FakeContainerRuntime(() => clock.now());
   const channel = new FakeControlChannel();
   const ledger = new RestartLedger();
   const log = silentLogger();
-  const health = new HealthMonitor({ clock, runtime, log });
-  const executor = new Executor({ store, runtime, ledger, clock, log });
+  let loop: ConvergenceLoop | null = null;
+  const onChange = (id: string, state: ProbeState): void => {
+    options.onHealth?.(id, state);
+    loop?.wake();
+  };
+  const health = new HealthMonitor({ clock, runtime, log, onChange });
+  const migrationSteps = options.migrations ? { migrations: options.migrations, nodeUuid: NODE_A } : {};
+  const executor = new Executor({ store, runtime, ledger, clock, log, ...migrationSteps });
   const identity = { uuid: NODE_A, address: ADDRESS_A, era: 'boot-1', labels: { disk: 'ssd' }, transfer: {} };
-  const loop = new ConvergenceLoop({ identity, store, runtime, channel, executor, health, ledger, clock, log, pollIntervalMs: 60_000, random: () => 0.5 });
+  loop = new ConvergenceLoop({ identity, store, runtime, channel, executor, health, ledger, clock, log, pollIntervalMs: 60_000, random: () => 0.5 });
   return { clock, store, runtime, channel, loop, health };
 }
 
@@ -61,11 +69,57 @@ describe('convergence loop', () => {
     expect(first.changes.map((c) => c.kind)).toEqual(['set-dataset-readonly', 'start-container']);
     expect(first.sleepMs).toBe(0);
     expect(runtime.byName('drover-web')?.running).toBe(true);
-    // Not healthy yet (its first probe has not run): nothing to apply, the planner's 100 ms recheck, not a busy loop.
+    // Not healthy yet (its first probe has not run): nothing to apply; the health monitor's
+    // change wakes the loop, so it sleeps up to 1 s, not a busy loop nor a pass every 100 ms.
     const second = await loop.runPass();
     expect(second.changes).toEqual([]);
     expect(second.applied).toBe(0);
-    expect(second.sleepMs).toBe(100);
+    expect(second.sleepMs).toBe(1_000);
+  });
+
+  it('posts release on the first passing health check of an application handed off to it, before another discovery', async () => {
+    const posts: { phase: string; discoveries: number }[] = [];
+    let discoveries = 0;
+    let discoveriesWhenHealthy: number | null = null;
+    const checked = { ...web, health_check: HealthCheck.parse({ type: 'exec', command: ['true'], period_seconds: 1 }) };
+    let version = 1;
+    const view = (phase: 'handoff' | 'release' | 'done') =>
+      desired({ version: version++, datasets: [dataset(DS_1, NODE_A)], applications: [checked], migrations: [migration({ from: NODE_B, to: NODE_A, phase })] });
+    const migrations: MigrationSteps = {
+      run: () => {},
+      // The control service accepts it and pushes the view at the new phase.
+      post: async (_id, update) => {
+        posts.push({ phase: update.phase, discoveries });
+        if (update.phase === 'release' || update.phase === 'done') loop.setDesired(view(update.phase));
+      },
+    };
+    const { loop, store, clock } = setup({
+      migrations,
+      onHealth: (_id, state) => {
+        if (state.status === 'healthy') discoveriesWhenHealthy ??= discoveries;
+      },
+    });
+    const listAll = store.listAll.bind(store);
+    store.listAll = () => {
+      discoveries += 1;
+      return listAll();
+    };
+    await store.createDataset(DS_1, { maximumSize: null });
+    await store.setReadonly(DS_1, true);
+    await store.unmount(DS_1);
+    loop.setDesired(view('handoff'));
+    loop.start();
+    try {
+      for (let i = 0; i < 100 && posts.length === 0; i++) {
+        await clock.advance(10);
+        await settle();
+      }
+      expect(posts[0]?.phase).toBe('release');
+      expect(discoveriesWhenHealthy).not.toBeNull();
+      expect(posts[0]!.discoveries).toBe(discoveriesWhenHealthy);
+    } finally {
+      await loop.stop();
+    }
   });
 
   it('reports datasets with their mountpoint and containers with their published ports', async () => {

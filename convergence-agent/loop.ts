@@ -25,7 +25,7 @@ import type { Executor } from './execute.ts';
 import type { HealthMonitor } from './health/monitor.ts';
 import { plan } from './plan/plan.ts';
 import { correlations } from './plan/correlation.ts';
-import type { Change, MigrationJobState } from './plan/types.ts';
+import type { Change, MigrationJobState, ReleaseCandidate } from './plan/types.ts';
 import { buildReport, type NodeIdentity } from './report.ts';
 import type { RestartLedger } from './restart-ledger.ts';
 import type { Gates } from './gate/gates.ts';
@@ -77,6 +77,8 @@ export interface PassSummary {
 }
 
 const FIRST_UNCONVERGED_MS = 100;
+/** How long a loop waiting only for a migration's health check sleeps unless the health monitor wakes it. */
+const RELEASE_WAIT_MS = 1_000;
 /** How often unused gate directories are looked for (gate/gates.ts sweep). */
 const GATE_SWEEP_EVERY_MS = 60_000;
 
@@ -91,6 +93,8 @@ export class ConvergenceLoop {
   private lastProblems: NodeProblem[] = [];
   private lastGateSweep = -Infinity;
   private running: Promise<void>[] = [];
+  /** The last pass's migrations that wait only for a passing health check (releaseIfHealthy). */
+  private releases: ReleaseCandidate[] = [];
 
   constructor(private readonly deps: LoopDeps) {}
 
@@ -189,10 +193,15 @@ export class ConvergenceLoop {
         await deps.gates.sweep(new Set(Object.keys(raw.gates ?? {})), deps.clock.now()).catch((err: unknown) => log.warn({ err }, 'gate directories not swept'));
       }
       this.lastProblems = execution.problems;
+      this.releases = result.releaseWhenHealthy ?? [];
       const changed = execution.applied.length + execution.failed.length > 0;
       // A pass that moved a hurried subject forward (a migration handed off here) goes on at once.
       const hurried = result.recheckAfterMs !== null && execution.applied.length > 0 && execution.failed.length === 0;
-      const sleepMs = hurried ? 0 : this.sleepAfter(changed, [result.recheckAfterMs, execution.retryInMs]);
+      // Waiting only for a health check, the health monitor's change wakes the loop: a pass
+      // every 100 ms would only be mid-discovery when it comes, and hold the release up.
+      const awaitingHealth = !changed && this.releases.length > 0 && result.changes.length === 0;
+      const asks = [awaitingHealth ? Math.max(RELEASE_WAIT_MS, result.recheckAfterMs ?? 0) : result.recheckAfterMs, execution.retryInMs];
+      const sleepMs = hurried ? 0 : this.sleepAfter(changed, asks);
       if (result.changes.length > 0 || execution.failed.length > 0) {
         log.info({ planned: result.changes.length, applied: execution.applied.length, failed: execution.failed.length, sleepMs }, 'pass finished');
       }
@@ -214,9 +223,35 @@ export class ConvergenceLoop {
 
   private async passes(): Promise<void> {
     while (!this.stopping.signal.aborted) {
+      await this.releaseIfHealthy();
       const { sleepMs } = await this.runPass();
       if (this.stopping.signal.aborted) return;
       await this.sleep(sleepMs);
+    }
+  }
+
+  /**
+   * Posts `release` for a migration handed off here as soon as its container's first health
+   * check passed (the health monitor's change woke the loop), before the next pass's
+   * discovery: the last pass saw everything else ready, the probe just saw the application
+   * answer, and the view still has the migration at `handoff` with the same generation. A
+   * post the next pass repeats is answered as already accepted (migration-control.ts).
+   */
+  private async releaseIfHealthy(): Promise<void> {
+    const { deps } = this;
+    const migrations = this.desired?.migrations ?? [];
+    const due = this.releases.filter(
+      (r) => deps.health.health(r.containerId) === 'healthy' && migrations.some((m) => m.id === r.migrationId && m.generation === r.generation && m.phase === 'handoff'),
+    );
+    if (due.length === 0) return;
+    this.releases = this.releases.filter((r) => !due.includes(r));
+    const changes: Change[] = due.map((r) => ({ kind: 'post-migration-update', migrationId: r.migrationId, generation: r.generation, phase: 'release' }));
+    try {
+      const execution = await deps.executor.execute(changes);
+      deps.log.info({ migrations: due.map((r) => r.migrationId), applied: execution.applied.length }, 'released on the first passing health check');
+    } catch (err) {
+      // The next pass plans the release again from what it discovers.
+      deps.log.warn({ err }, 'release on the first passing health check failed');
     }
   }
 

@@ -267,10 +267,12 @@ export class SourceJob {
     lap('handoff');
     if (handoff.outcome === 'accepted' || handoff.outcome === 'handed-off') {
       this.setStage('handed-off');
-      this.deps.metrics?.migrationPhase('cutover', (clock.now() - cutoverBegan) / 1000);
-      this.deps.metrics?.cutoverPause((clock.now() - stopBegan) / 1000);
+      // One reading of the clock for all three: the pause is never longer than the cutover.
+      const now = clock.now();
+      this.deps.metrics?.migrationPhase('cutover', (now - cutoverBegan) / 1000);
+      this.deps.metrics?.cutoverPause((now - stopBegan) / 1000);
       // steps: where the cutover's time went (ms): hold acked, stop, read-only, final send, handoff posted.
-      this.log.info({ cutoverMs: clock.now() - cutoverBegan, steps, bytes: this.sent, rounds: this.rounds.length }, 'migration handed off');
+      this.log.info({ cutoverMs: now - cutoverBegan, steps, bytes: this.sent, rounds: this.rounds.length }, 'migration handed off');
       await this.settleAfterHandoff(peer);
       return 'handed-off';
     }

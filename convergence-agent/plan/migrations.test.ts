@@ -122,6 +122,16 @@ describe('plan: the target of a migration', () => {
     expect(plan(d, here({ containers: [{ ...starting, health: 'healthy' }] }), ctx).changes.map((c) => c.kind)).toEqual(['post-migration-update']);
   });
 
+  it('names the container whose first passing health check is the release, and no other', () => {
+    const d = toHere('handoff', { health_check: { type: 'tcp', port: 6379, initial_delay_seconds: 0, period_seconds: 1, timeout_seconds: 1, failure_threshold: 3 } });
+    const starting = webContainer({ generation: 9, health: 'starting' });
+    expect(plan(d, here({ containers: [starting] }), ctx).releaseWhenHealthy).toEqual([{ migrationId: M, generation: 9, containerId: starting.id }]);
+    // Not of the migration's generation, not running, or no health check to wait for: none.
+    expect(plan(d, here({ containers: [{ ...starting, generation: 3 }] }), ctx).releaseWhenHealthy).toBeUndefined();
+    expect(plan(d, here({ containers: [{ ...starting, running: false }] }), ctx).releaseWhenHealthy).toBeUndefined();
+    expect(plan(toHere('handoff'), here({ containers: [webContainer({ generation: 9 })] }), ctx).releaseWhenHealthy).toBeUndefined();
+  });
+
   it('does not count a container of an older generation as ready', () => {
     const old = webContainer({ generation: 3 });
     expect(plan(toHere('handoff'), here({ containers: [old] }), ctx).changes.filter((c) => c.kind === 'post-migration-update')).toEqual([]);

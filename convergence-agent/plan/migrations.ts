@@ -35,7 +35,7 @@ import { containerSpec } from './container-spec.ts';
 import { stopOrRemove } from './containers.ts';
 import { usersOf } from './datasets.ts';
 import { containerName } from './labels.ts';
-import type { Blocked, Change, LocalObserved, MigrationJobState, PlanContext } from './types.ts';
+import type { Blocked, Change, LocalObserved, MigrationJobState, PlanContext, ReleaseCandidate } from './types.ts';
 
 export interface MigrationPlan {
   changes: Change[];
@@ -45,6 +45,7 @@ export interface MigrationPlan {
   arriving: Set<string>;
   generations: Map<string, number>;
   recheckAfterMs: number | null;
+  releaseWhenHealthy: ReleaseCandidate[];
 }
 
 /** How soon the target looks again while a migration handed off to it is not released yet. */
@@ -62,6 +63,7 @@ export function planMigrations(desired: AgentDesired, observed: LocalObserved, c
     arriving: new Set(),
     generations: new Map(),
     recheckAfterMs: null,
+    releaseWhenHealthy: [],
   };
   const jobs = new Map((observed.migrationJobs ?? []).map((j) => [j.migrationId, j]));
   for (const m of desired.migrations) {
@@ -121,7 +123,24 @@ function planTarget(plan: MigrationPlan, m: Migration, desired: AgentDesired, ob
   // The application is stopped everywhere until it runs here: look again soon, not after the loop's backoff.
   plan.recheckAfterMs = Math.min(plan.recheckAfterMs ?? Infinity, HANDOFF_RECHECK_MS);
   if (step !== null) plan.changes.push({ kind: 'post-migration-update', migrationId: m.id, generation: m.generation, phase: step });
-  else plan.blocked.push({ subject, reason: `handed off here; waiting for ${m.application ?? 'the datasets'} to be ready` });
+  else {
+    plan.blocked.push({ subject, reason: `handed off here; waiting for ${m.application ?? 'the datasets'} to be ready` });
+    const waiting = m.phase === 'handoff' ? awaitingHealth(m, desired, observed) : null;
+    if (waiting !== null) plan.releaseWhenHealthy.push({ migrationId: m.id, generation: m.generation, containerId: waiting });
+  }
+}
+
+/**
+ * The container of a migration handed off here when all `targetReady` asks of it but its
+ * health holds (running, of the migration's generation, its gate open or opening this pass):
+ * the first passing health check is then the release. Null otherwise.
+ */
+function awaitingHealth(m: Migration, desired: AgentDesired, observed: LocalObserved): string | null {
+  if (m.application === null) return null;
+  const app = desired.applications.find((a) => a.name === m.application);
+  const c = observed.containers?.find((x) => x.name === containerName(m.application!));
+  if (!app?.health_check || !c || !c.running || c.generation < m.generation || app.node_uuid !== m.to) return null;
+  return c.id;
 }
 
 /**

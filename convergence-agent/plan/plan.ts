@@ -66,7 +66,8 @@ export function plan(desired: AgentDesired | null, observed: LocalObserved, ctx:
 
   if (migrations.recheckAfterMs !== null) recheckAfterMs = Math.min(recheckAfterMs ?? Infinity, migrations.recheckAfterMs);
   const kept = ctx.fenced === true ? withoutFailoverStarts(desired, changes, blocked) : changes;
-  return { changes: onePerSubject(kept), blocked, recheckAfterMs };
+  const releases = migrations.releaseWhenHealthy.length > 0 ? { releaseWhenHealthy: migrations.releaseWhenHealthy } : {};
+  return { changes: onePerSubject(kept), blocked, recheckAfterMs, ...releases };
 }
 
 /**

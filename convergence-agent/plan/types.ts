@@ -218,6 +218,18 @@ export interface PlanResult {
   blocked: Blocked[];
   /** When the planner wants to look again even if nothing else happens (a backoff expiring). */
   recheckAfterMs: number | null;
+  /**
+   * Migrations handed off here that wait only for their container's first passing health
+   * check: the loop posts `release` as soon as the health monitor reports it, without a
+   * pass's discovery first (every ms before release is downtime).
+   */
+  releaseWhenHealthy?: ReleaseCandidate[];
+}
+
+export interface ReleaseCandidate {
+  migrationId: string;
+  generation: number;
+  containerId: string;
 }
 
 /** Planner inputs that are not desired or observed state. */

@@ -146,6 +146,7 @@ export class Replicator {
     const began = this.clock.now();
     const tags = options.holdTags ?? FIXED_HOLD_TAGS;
     const custom = options.holdTags !== undefined;
+    let holding: Promise<unknown> = Promise.resolve();
     try {
       const [local, remote] = await Promise.all([this.store.features(), peer.features()]);
       const resumable = local.resumableReceive && remote.resumableReceive;
@@ -164,10 +165,18 @@ export class Replicator {
       const fresh = name === undefined;
       name ??= newSnapshotName();
 
+      // The peer's dataset and snapshots do not depend on the snapshot about to be taken:
+      // asked now, the round trip runs beside `zfs snapshot` (its transaction group's sync),
+      // not after it.
+      const peerState = Promise.all([step.getDataset(), step.listSnapshots()]);
+      peerState.catch(() => {});
+
       // A given name that exists (continuous replication's snapshot, taken by its scheduler
       // for all replicas) is sent as it is: not the step's own, and no `zfs snapshot` again.
       const existing = fresh ? undefined : (await this.store.listSnapshots(datasetId)).find((s) => s.snapshot === name);
-      const snapshot = existing ?? (await this.store.createSnapshot(datasetId, name));
+      // The listing that found the new snapshot's guid is the one the step plans with.
+      const taken = existing ? null : await this.store.createSnapshotListed(datasetId, name);
+      const snapshot = existing ?? taken!.snapshot;
       if (!existing) created.add(name);
       createdHere = created.has(name);
       record = {
@@ -187,7 +196,7 @@ export class Replicator {
 
       // The peer's snapshots are asked beside its dataset ([] when it has none), not after it:
       // one round trip to the peer less.
-      const [sourceSnaps, target, targetSnaps] = await Promise.all([this.store.listSnapshots(datasetId), step.getDataset(), step.listSnapshots()]);
+      const [sourceSnaps, [target, targetSnaps]] = await Promise.all([taken ? taken.snapshots : this.store.listSnapshots(datasetId), peerState]);
       const plan = planStep(sourceSnaps, target ? targetSnaps : null, name);
       if (plan.kind === 'up-to-date') {
         await settleHolds(this.store, step, datasetId, name, null, tags);
@@ -205,8 +214,14 @@ export class Replicator {
 
       record = { ...record, phase: 'sending', base };
       await this.journal.write(record);
-      if (base) await Promise.all([this.store.hold(datasetId, base, tags.source.step), step.hold(base, tags.target.step)]);
+      // The step's holds on the base go beside the stream (each `zfs hold` waits for a
+      // transaction group): the base is already held on both sides by the step that made it
+      // the base (its `base` tag), and a snapshot being sent or received into cannot be
+      // destroyed meanwhile. They must have landed before the step counts as done.
+      if (base) holding = Promise.all([this.store.hold(datasetId, base, tags.source.step), step.hold(base, tags.target.step)]);
+      holding.catch(() => {});
       if (base && options.allowRollback) {
+        await holding;
         const newer = plan.kind === 'diverged' ? plan.targetNewer : [];
         for (const s of newer) for (const tag of Object.values(HOLD_TAGS)) await step.release(s.snapshot, tag);
         await step.rollback(base);
@@ -225,6 +240,7 @@ export class Replicator {
         onBytes: (n, elapsedMs) => options.onProgress?.({ datasetId, bytes: n, elapsedMs, bytesPerSecond: elapsedMs > 0 ? (n * 1000) / elapsedMs : 0 }),
       });
 
+      await holding;
       const sendMs = this.clock.now() - started;
       const arrived = (await step.listSnapshots()).find((s) => s.guid === snapshot.guid);
       if (!arrived) {
@@ -247,6 +263,8 @@ export class Replicator {
       this.log.info({ ...where, snapshot: name, base, bytes, dataPath, ms: this.clock.now() - started, steps: ms }, 'snapshot sent');
       return { snapshot: name, guid: snapshot.guid, bytes, incremental: base !== null, baseSnapshot: base, resumed: journaled !== null, dataPath };
     } catch (err) {
+      // Holds still in flight land first, so the release finds them.
+      await holding.catch(() => {});
       if (record?.phase === 'sending') await releaseStepHolds(this.store, step, datasetId, record.snapshot, record.base, this.log, tags);
       // A retryable failure keeps the snapshot and the journal: the retry sends it again.
       // A permanent one leaves the source as it was: the step's own snapshot goes too —

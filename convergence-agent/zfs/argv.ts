@@ -49,6 +49,8 @@ export const argv = {
     return ['set', `${HOLD_TAGS_PROPERTY}=${tags.length > 0 ? tags.join(',') : '-'}`, datasetPath(pool, id)];
   },
   mount: (pool: string, id: string): Argv => ['mount', datasetPath(pool, id)],
+  /** Mounted writable whatever `readonly` says at that instant (it is being set off beside it: makeWritableMounted). */
+  mountWritable: (pool: string, id: string): Argv => ['mount', '-o', 'rw', datasetPath(pool, id)],
   unmount: (pool: string, id: string, force: boolean): Argv => ['unmount', ...(force ? ['-f'] : []), datasetPath(pool, id)],
   snapshot: (pool: string, id: string, snap: string): Argv => ['snapshot', snapshotPath(pool, id, snap)],
   destroySnapshot: (pool: string, id: string, snap: string): Argv => ['destroy', snapshotPath(pool, id, snap)],

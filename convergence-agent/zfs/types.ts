@@ -49,6 +49,11 @@ export interface DatasetStore {
   rollbackToNewest(datasetId: string, snapshot: string): Promise<void>;
   setMaximumSize(datasetId: string, bytes: number | null): Promise<void>;
   mount(datasetId: string): Promise<void>;
+  /**
+   * `setReadonly(id, false)` then `mount(id)` as one step, for a migration's target at handoff
+   * (the parts may run side by side). Optional: without it the executor does the two in turn.
+   */
+  makeWritableMounted?(datasetId: string): Promise<void>;
   unmount(datasetId: string): Promise<void>;
   listSnapshots(datasetId: string): Promise<ZfsSnapshotInfo[]>;
   /** listDatasets and every dataset's listSnapshots at once (one zfs command: discovery runs every pass). */

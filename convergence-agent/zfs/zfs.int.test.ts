@@ -54,6 +54,28 @@ describe.skipIf(!available)(available ? 'zfs adapter on zfs-fuse' : 'zfs adapter
       expect(runner.calls).toEqual([]);
     });
 
+    it('makes a received read-only replica writable and mounted in one step, with its read-only mirror off too', async () => {
+      const { writeFile, readFile } = await import('node:fs/promises');
+      const { join } = await import('node:path');
+      const store = new ZfsStore({ pool: pool.name, mountRoot: pool.mountRoot });
+      const id = '2b1e7a1c-0000-4000-8000-0000000000b2';
+      const info = await store.createDataset(id, { maximumSize: null });
+      await writeFile(join(info.mountpoint!, 'data'), 'kept\n');
+      await store.setReadonly(id, true);
+      await store.unmount(id);
+      expect(await store.getDataset(id)).toMatchObject({ readonly: true, mounted: false });
+      await store.makeWritableMounted(id);
+      const after = await store.getDataset(id);
+      expect(after).toMatchObject({ readonly: false, mounted: true });
+      // The zfs property itself, not only drover's mirror: a later remount stays writable.
+      expect((await execa('zfs', ['get', '-H', '-o', 'value', 'readonly', `${pool.name}/drover/${id}`])).stdout.trim()).toBe('off');
+      await writeFile(join(after!.mountpoint!, 'more'), 'written after\n');
+      expect(await readFile(join(after!.mountpoint!, 'data'), 'utf8')).toBe('kept\n');
+      // Again on a mounted writable dataset: nothing to do, no error.
+      await store.makeWritableMounted(id);
+      await store.destroyDataset(id);
+    });
+
     it('rejoins a failed-over copy that holds nothing after the promoted snapshot, and refuses one written after it, deciding with zfs', async () => {
       const { writeFile } = await import('node:fs/promises');
       const { join } = await import('node:path');

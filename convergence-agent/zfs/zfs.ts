@@ -293,6 +293,35 @@ export class ZfsStore implements DatasetStore, SnapshotStore {
     return out;
   }
 
+  /**
+   * Writable and mounted in one step (a migration's target at handoff: every ms is downtime).
+   * zfs-fuse sets one property per command and each waits for a transaction group, so the
+   * two `set`s and a `mount -o rw` run side by side (concurrent commands share the sync)
+   * instead of three in a row. The mount is writable whichever lands first. All must succeed;
+   * when `readonly=off` fails but the mirror landed, the mirror is put back to `on` so the
+   * planner sees a read-only dataset and tries again (never a mirror that says writable over
+   * a `readonly=on`).
+   */
+  async makeWritableMounted(datasetId: string): Promise<void> {
+    const real = argv.set(this.pool, datasetId, 'readonly', 'off');
+    const mirror = argv.set(this.pool, datasetId, READONLY_PROPERTY, 'off');
+    const mount = argv.mountWritable(this.pool, datasetId);
+    await this.notFoundAsDataset(datasetId, async () => {
+      const [r, m, mounted] = await Promise.allSettled([
+        this.zfs(real),
+        this.zfs(mirror),
+        this.zfs(mount).catch((err: unknown) => {
+          if (!isDroverError(err, 'DROVER_ZFS_ALREADY_MOUNTED')) throw err;
+          return '';
+        }),
+      ]);
+      if (r.status === 'rejected' && m.status === 'fulfilled') {
+        await this.zfs(argv.set(this.pool, datasetId, READONLY_PROPERTY, 'on')).catch((err: unknown) => this.log.warn({ err, datasetId }, 'readonly mirror not put back'));
+      }
+      for (const result of [r, m, mounted]) if (result.status === 'rejected') throw result.reason;
+    });
+  }
+
   /** Sets the mountpoint drover uses for this dataset (after a full receive, which inherits the parent's). */
   async applyMountpoint(datasetId: string): Promise<void> {
     const mountpoint = this.mountpointOf(datasetId);
@@ -331,6 +360,14 @@ export class ZfsStore implements DatasetStore, SnapshotStore {
   }
 
   async createSnapshot(datasetId: string, snapshot: string): Promise<ZfsSnapshotInfo> {
+    return (await this.createSnapshotListed(datasetId, snapshot)).snapshot;
+  }
+
+  /**
+   * createSnapshot, with the dataset's snapshots as listed right after it (the listing that
+   * finds the new one's guid): a replication step plans with it instead of listing again.
+   */
+  async createSnapshotListed(datasetId: string, snapshot: string): Promise<{ snapshot: ZfsSnapshotInfo; snapshots: ZfsSnapshotInfo[] }> {
     const args = argv.snapshot(this.pool, datasetId, snapshot);
     try {
       await this.zfs(args);
@@ -341,9 +378,10 @@ export class ZfsStore implements DatasetStore, SnapshotStore {
         throw err;
       }
     }
-    const found = (await this.listSnapshots(datasetId)).find((s) => s.snapshot === snapshot);
+    const snapshots = await this.listSnapshots(datasetId);
+    const found = snapshots.find((s) => s.snapshot === snapshot);
     if (!found) throw new DroverError('DROVER_ZFS_BAD_OUTPUT', `snapshot ${snapshot} of ${datasetId} not listed after it was taken`);
-    return found;
+    return { snapshot: found, snapshots };
   }
 
   async destroySnapshot(datasetId: string, snapshot: string): Promise<void> {

@@ -66,6 +66,8 @@ interface Pair {
   paused: boolean;
   nextAt: number;
   running: AbortController | null;
+  /** The running step itself (settles when it ended, however). */
+  step: Promise<void> | null;
   failures: number;
   status: ReplicaStatus;
   /** The replica's snapshot guids after its last successful step (for the primary's pruning). */
@@ -134,6 +136,7 @@ export class ReplicationScheduler {
             paused: false,
             nextAt: now,
             running: null,
+            step: null,
             failures: 0,
             guids: null,
             status: emptyStatus(d.dataset_id, replica),
@@ -182,13 +185,41 @@ export class ReplicationScheduler {
   forMigration(options: ReplicateOptions): ReplicateOptions {
     const grids = this.grids.get(options.datasetId);
     if (!grids) return options;
-    let out = options;
+    // `-I`: the move's target gets every snapshot a replica may hold (one a replica received
+    // while the target's own step failed or was aborted), so after the handoff each replica's
+    // newest snapshot is common with the new primary, not a divergence.
+    let out: ReplicateOptions = { ...options, intermediates: true };
     if (options.allowRollback && this.replicaNodes.get(options.datasetId)?.has(options.peer.id)) {
-      const { allowRollback: _dropped, ...rest } = options;
+      const { allowRollback: _dropped, ...rest } = out;
       out = rest;
     }
     if (options.prune === false) return out;
     return { ...out, prune: this.pruneRule(options.datasetId, grids, null) };
+  }
+
+  /**
+   * Called before each step of a move of `datasetId` (main.ts): pauses its pairs at once (the
+   * view's migration does too, in the same pass), aborts their running steps and resolves once
+   * none runs. An aborted step may still finish its receive (the abort can land after the
+   * stream), so the move must not plan before it ended: afterwards no replica changes until
+   * the move is over, and the move's `-I` (`forMigration`) from its target's newest snapshot
+   * carries every snapshot any replica holds. Rejects only when `signal` aborts.
+   */
+  async beforeMove(datasetId: string, signal?: AbortSignal): Promise<void> {
+    const mine = (): Pair[] => [...this.pairs.values()].filter((p) => p.datasetId === datasetId);
+    for (const pair of mine()) {
+      if (pair.paused) continue;
+      pair.paused = true;
+      pair.status.state = 'paused';
+      pair.running?.abort(new Error('a move of the dataset began'));
+    }
+    for (;;) {
+      signal?.throwIfAborted();
+      const steps = mine().flatMap((p) => (p.step ? [p.step] : []));
+      if (steps.length === 0) return;
+      this.deps.log.info({ datasetId, steps: steps.length }, 'move waits for the running replication steps of the dataset');
+      await raceAbort(Promise.allSettled(steps), signal);
+    }
   }
 
   /** Stops the driver and aborts running steps (they clean up as a failed step does). */
@@ -240,10 +271,12 @@ export class ReplicationScheduler {
     pair.running = abort;
     const run = this.step(pair, abort.signal).finally(() => {
       pair.running = null;
+      pair.step = null;
       this.running.delete(run);
       this.kick();
       this.deps.onChange?.();
     });
+    pair.step = run;
     this.running.add(run);
   }
 
@@ -429,4 +462,14 @@ function gridsOf(policy: ReplicationPolicy, log: Logger, datasetId: string): { p
     return fallback.grid;
   };
   return { primary: parse(policy.retention.primary, 'primary'), replicas: parse(policy.retention.replicas, 'replicas') };
+}
+
+/** `promise`, or a rejection with the signal's reason once it aborts. */
+function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }

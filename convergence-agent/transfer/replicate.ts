@@ -216,7 +216,7 @@ export class Replicator {
       const started = this.clock.now();
       const prepareMs = started - began;
       const sink = step.receive({ resumable, full: base === null });
-      const send = startSend(this.store, sink, { datasetId, snapshot: name, base, flags: sendFlags(local, remote), resumeToken });
+      const send = startSend(this.store, sink, { datasetId, snapshot: name, base, flags: sendFlags(local, remote), resumeToken, intermediates: options.intermediates === true });
       const bytes = await streamStep({
         send,
         sink,

@@ -110,6 +110,12 @@ export interface ReplicateOptions {
    * migration's final send says true: settling is four zfs commands inside the stopped interval.
    */
   deferSettle?: boolean;
+  /**
+   * Send every source snapshot between the base and the new one (`zfs send -I`), not only
+   * the new one: a move of a replicated dataset, so its new primary holds every snapshot
+   * any replica may hold (replication/DESIGN.md "Moves").
+   */
+  intermediates?: boolean;
   onProgress?: (progress: TransferProgress) => void;
   signal?: AbortSignal;
 }

@@ -354,6 +354,28 @@ describe('ReplicationScheduler', () => {
     await w.scheduler.stop();
   });
 
+  it('takes a fresh snapshot after a pause instead of sending the one its cut-short steps never delivered', async () => {
+    const w = world();
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    w.scheduler.sync(view());
+    await settleMicrotasks();
+    const first = w.calls[0]!.options.snapshotName;
+    w.scheduler.sync(view({ migrations: [migration({ dataset_ids: [DS_1], from: NODE_A, to: NODE_B, phase: 'pre-copy' })] }));
+    await settleMicrotasks();
+    await w.clock.advance(40_000);
+    w.scheduler.sync(view({ migrations: [migration({ dataset_ids: [DS_1], from: NODE_A, to: NODE_B, phase: 'failed' })] }));
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(4);
+    const again = w.calls.slice(2).map((c) => c.options.snapshotName);
+    expect(new Set(again).size).toBe(1);
+    expect(again[0]).not.toBe(first);
+    for (const c of w.calls.slice(2)) c.settle({ snapshot: c.options.snapshotName! });
+    await settleMicrotasks();
+    // Its lag is the new snapshot's age, not the 40 s old one's.
+    expect(w.scheduler.statuses().every((s) => s.lag_seconds !== null && s.lag_seconds < 1)).toBe(true);
+    await w.scheduler.stop();
+  });
+
   it('never prunes on the primary the snapshot another replica step is still sending', async () => {
     const tight: ReplicationPolicy = { ...POLICY, retention: { primary: '1x1s(keep=all)', replicas: '1x1s(keep=all)' } };
     const w = world();

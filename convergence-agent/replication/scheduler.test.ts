@@ -406,6 +406,8 @@ describe('ReplicationScheduler', () => {
     // A replica (written outside drover, it would be diverged): the move must fail, not discard.
     const toReplica = w.scheduler.forMigration({ datasetId: DS_1, peer: peer(NODE_C), allowRollback: true, prune: false });
     expect(toReplica.allowRollback).toBeUndefined();
+    // Without a migration in the view to name the kept copy after, a diverged replica is refused.
+    expect(toReplica.setAsideDiverged).toBeUndefined();
     expect(toReplica.prune).toBe(false);
     expect(typeof w.scheduler.forMigration({ datasetId: DS_1, peer: peer(NODE_B), allowRollback: true }).prune).toBe('function');
     // Another node (no replica of it): the migration's own rule stands.
@@ -416,6 +418,21 @@ describe('ReplicationScheduler', () => {
     // A dataset without a policy: untouched.
     expect(w.scheduler.forMigration({ datasetId: DS_2, peer: peer(NODE_C), allowRollback: true }).allowRollback).toBe(true);
     expect(w.scheduler.forMigration({ datasetId: DS_2, peer: peer(NODE_C) }).intermediates).toBeUndefined();
+    await w.scheduler.stop();
+  });
+
+  it('has a move set a diverged replica target aside under the migration generation, and never another node', async () => {
+    const w = world({ auto: true });
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    const m = migration({ dataset_ids: [DS_1], from: NODE_A, to: NODE_C, phase: 'pre-copy', generation: 7 });
+    w.scheduler.sync(view({ migrations: [m] }));
+    await settleMicrotasks();
+    const peer = (id: string): Peer => ({ id }) as Peer;
+    const toReplica = w.scheduler.forMigration({ datasetId: DS_1, peer: peer(NODE_C), corr: m.id, allowRollback: true });
+    expect(toReplica).toMatchObject({ setAsideDiverged: 7, intermediates: true });
+    expect(toReplica.allowRollback).toBeUndefined();
+    const D = '44444444-4444-4444-8444-444444444444';
+    expect(w.scheduler.forMigration({ datasetId: DS_1, peer: peer(D), corr: m.id, allowRollback: true }).setAsideDiverged).toBeUndefined();
     await w.scheduler.stop();
   });
 

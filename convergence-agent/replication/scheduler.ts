@@ -74,6 +74,8 @@ export class ReplicationScheduler {
   private readonly grids = new Map<string, Grids>();
   /** The replica nodes of each dataset primary here with a policy (a move to one never rolls it back). */
   private readonly replicaNodes = new Map<string, ReadonlySet<string>>();
+  /** Each migration's generation in the last view, by id (a diverged replica target is set aside under it). */
+  private migrationGenerations = new Map<string, number>();
 
   constructor(private readonly deps: ReplicationDeps) {
     this.concurrency = Math.max(1, deps.concurrency ?? 4);
@@ -91,6 +93,7 @@ export class ReplicationScheduler {
     const { nodeUuid, clock } = this.deps;
     const now = clock.now();
     const moving = new Set(desired.migrations.filter((m) => m.phase !== 'done' && m.phase !== 'failed').flatMap((m) => m.dataset_ids));
+    this.migrationGenerations = new Map(desired.migrations.map((m) => [m.id, m.generation]));
     const wanted = new Set<string>();
     for (const d of desired.datasets) {
       if (d.deleted) continue;
@@ -146,9 +149,10 @@ export class ReplicationScheduler {
   /**
    * A migration's replicate options for a dataset with a replication policy: its pruning
    * follows the grid (with every replica's newest common snapshot kept) instead of keep-N,
-   * and a target that is one of its replicas is never rolled back (`allowRollback` dropped):
-   * a replica that diverged (written outside drover) fails the move with
-   * DROVER_ZFS_DIVERGED, naming it, instead of losing what was written there.
+   * every snapshot between base and new is sent (`-I`), and a target that is one of its
+   * replicas is never rolled back (`allowRollback` dropped): a replica that diverged (written
+   * outside drover) is set aside whole under `drover-diverged/<id>-g<the migration's
+   * generation>` and the dataset sent whole, instead of losing what was written there.
    */
   forMigration(options: ReplicateOptions): ReplicateOptions {
     const grids = this.grids.get(options.datasetId);
@@ -157,9 +161,13 @@ export class ReplicationScheduler {
     // while the target's own step failed or was aborted), so after the handoff each replica's
     // newest snapshot is common with the new primary, not a divergence.
     let out: ReplicateOptions = { ...options, intermediates: true };
-    if (options.allowRollback && this.replicaNodes.get(options.datasetId)?.has(options.peer.id)) {
+    if (this.replicaNodes.get(options.datasetId)?.has(options.peer.id)) {
       const { allowRollback: _dropped, ...rest } = out;
       out = rest;
+      // A diverged replica is set aside under drover-diverged/ (never destroyed) and the
+      // dataset sent whole, so the operator can still move there (DESIGN.md "Moves").
+      const generation = options.corr === undefined ? undefined : this.migrationGenerations.get(options.corr);
+      if (generation !== undefined) out = { ...out, setAsideDiverged: generation };
     }
     if (options.prune === false) return out;
     return { ...out, prune: this.pruneRule(options.datasetId, grids, null) };

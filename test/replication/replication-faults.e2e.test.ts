@@ -107,6 +107,7 @@ describeWith(LOCAL_CLUSTER, 'replication to a replica whose pool is full or was 
 
   it('moves the application to the diverged replica by setting its copy aside whole, and tells the operator where it is', async () => {
     const snapshotsThen = await world.snapshots(app, 2);
+    const events = replicationEvents(world.api);
     const answer = await world.api.moveApplication(app.name, world.node(2).uuid);
     const migration = await until('the move ended', async () => {
       const m = await world.api.migration(answer.migration!.id);
@@ -131,5 +132,9 @@ describeWith(LOCAL_CLUSTER, 'replication to a replica whose pool is full or was 
     }, 60_000, 250);
     expect(told.node).toBe(world.node(2).uuid);
     expect(await world.status()).toContain(kept);
+    // … and the events stream, once.
+    await until('the kept event', async () => events.events.some((e) => e.kept === kept), 60_000, 250);
+    await events.stop();
+    expect(events.events.filter((e) => e.kept === kept)).toMatchObject([{ replica: world.node(2).uuid, state: 'diverged' }]);
   }, LONG);
 });

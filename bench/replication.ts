@@ -244,7 +244,15 @@ async function measure(api: ApiClient, cluster: LocalCluster, writer: PacedWrite
     const r = await mine(api, datasetId);
     return r !== null && r.replicas.length === 2 && r.replicas.every((x) => x.state === 'ok');
   });
-  say(`  on, interval ${intervalS} s: both replicas ok after ${((performance.now() - seedStarted) / 1000).toFixed(1)} s; measuring ${seconds} s`);
+  // The seeding step's snapshot is as old as the seeding took (a full send, 10-25 s at load):
+  // measuring from it put the seed into the lag's p99. Steady state begins once each replica
+  // holds a snapshot newer than the one it was seeded with.
+  const seeded = new Map((await mine(api, datasetId))!.replicas.map((x) => [x.node, x.newest_snapshot]));
+  await until('a step after the seeding on both replicas', 600_000, async () => {
+    const r = await mine(api, datasetId);
+    return r !== null && r.replicas.length === 2 && r.replicas.every((x) => x.state === 'ok' && x.newest_snapshot !== seeded.get(x.node));
+  });
+  say(`  on, interval ${intervalS} s: both replicas ok and past their seeding after ${((performance.now() - seedStarted) / 1000).toFixed(1)} s; measuring ${seconds} s`);
   const first = (await mine(api, datasetId))!;
   writer.take();
   const cpuOn0 = replicationCpu(cluster);

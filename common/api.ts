@@ -297,7 +297,10 @@ export const ReplicaAnswer = z.object({
 });
 export type ReplicaAnswer = z.infer<typeof ReplicaAnswer>;
 
-/** A copy of the dataset a node kept aside after a failover took the dataset elsewhere (docs/DESIGN.md §18), as that node reports it. */
+/**
+ * A copy of the dataset a node kept aside — after a failover took the dataset elsewhere
+ * (docs/DESIGN.md §18), or when a move to a diverged replica set it aside (§17) — as that node reports it.
+ */
 export const KeptCopyAnswer = z.object({
   node: Uuid,
   node_name: z.string().optional(),
@@ -317,7 +320,7 @@ export const ReplicationAnswer = z.object({
   replicas: z.array(ReplicaAnswer),
   /** Why fewer replicas than asked for are placed; null when all are. */
   problem: z.string().nullable().default(null),
-  /** Copies failed nodes kept aside after a failover, for an operator to inspect or delete. */
+  /** Copies nodes kept aside (after a failover, or a move to a diverged replica), for an operator to inspect or delete. */
   kept: z.array(KeptCopyAnswer).default([]),
 });
 export type ReplicationAnswer = z.infer<typeof ReplicationAnswer>;
@@ -335,6 +338,11 @@ export const ReplicationEvent = z.object({
   state: ReplicaState,
   lag_seconds: z.number().min(0).nullable(),
   problem: z.string().nullable(),
+  /**
+   * Set on the event that a copy of the dataset on `replica` was newly kept aside (state
+   * `diverged`): its full zfs name, `<pool>/drover-diverged/<dataset_id>-g<generation>`.
+   */
+  kept: z.string().optional(),
 });
 export type ReplicationEvent = z.infer<typeof ReplicationEvent>;
 

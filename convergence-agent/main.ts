@@ -182,8 +182,12 @@ async function main(): Promise<void> {
     log: log.child({ subsystem: 'migration' }),
     datasets: store,
     runtime,
-    // A move of a replicated dataset prunes by its grid too (replication/DESIGN.md "Moves").
-    replicate: (options) => replicator.replicate(replication.forMigration(options)),
+    // A move of a replicated dataset first waits for its running replication steps, then
+    // sends with -I and prunes by its grid (replication/DESIGN.md "Moves").
+    replicate: async (options) => {
+      await replication.beforeMove(options.datasetId, options.signal);
+      return replicator.replicate(replication.forMigration(options));
+    },
     settle: (peer, datasetId) => replicator.settle(peer, datasetId),
     peers,
     tuning: tuningOf(config),

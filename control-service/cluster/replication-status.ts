@@ -141,10 +141,13 @@ function groupByApplication(answers: readonly ReplicationAnswer[]): Map<string, 
 
 /**
  * Remembers each replica's state and problem, and says which changed since the last call:
- * the `replication` events (a state change, or becoming or ceasing to be a problem).
+ * the `replication` events (a state change, or becoming or ceasing to be a problem), and one
+ * event per copy newly kept aside on a node (`kept`: where the operator finds it). Copies
+ * already kept at the first call are not news (a restarted control service does not repeat them).
  */
 export class ReplicationWatch {
   private last = new Map<string, { state: ReplicaState; problem: string | null }>();
+  private keptSeen: Set<string> | null = null;
 
   changes(answers: readonly ReplicationAnswer[]): ReplicationEvent[] {
     const next = new Map<string, { state: ReplicaState; problem: string | null }>();
@@ -161,6 +164,14 @@ export class ReplicationWatch {
       }
     }
     this.last = next;
+    const kept = answers.flatMap((a) => a.kept.map((k) => ({ dataset_id: a.dataset_id, ...k })));
+    if (this.keptSeen !== null) {
+      for (const k of kept) {
+        if (this.keptSeen.has(k.name)) continue;
+        events.push({ dataset_id: k.dataset_id, replica: k.node, state: 'diverged', lag_seconds: null, problem: `diverged copy set aside as ${k.name} (drover never destroys it)`, kept: k.name });
+      }
+    }
+    this.keptSeen = new Set([...(this.keptSeen ?? []), ...kept.map((k) => k.name)]);
     return events;
   }
 }

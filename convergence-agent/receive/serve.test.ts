@@ -68,6 +68,30 @@ describe('drover-receive', () => {
     }
   });
 
+  it('sets aside only a read-only copy (a diverged replica), by renaming it whole, never a writable dataset', async () => {
+    const listing = (readonly: 'on' | 'off') =>
+      ['type\tfilesystem', 'mountpoint\t/m', 'mounted\tno', `readonly\t${readonly}`, `drover:readonly\t${readonly}`, 'refquota\t0', 'used\t1', 'referenced\t1'].map((l) => `tank/drover/${ID}\t${l}\n`).join('');
+    for (const readonly of ['off', 'on'] as const) {
+      const fake: CommandRunner = {
+        run: async (_file, args) => ({ exitCode: 0, signal: null, stdout: args[0] === 'get' && args.includes('type,mountpoint,mounted,readonly,drover:readonly,refquota,used,referenced') ? listing(readonly) : '', stderr: '' }),
+        spawn: () => { throw new Error('no spawn'); },
+      };
+      const runner = new RecordingRunner(fake);
+      const store = new ZfsStore({ pool: 'tank', runner });
+      const s: ReceiveSide = { pool: 'tank', store, peer: new LocalPeer('test', store), log: silentLogger() };
+      const answer = await answerRequest(s, { id: 1, op: 'setAside', pool: 'tank', datasetId: ID, generation: 4 });
+      const renames = runner.calls.filter((c) => c.args[0] === 'rename').map((c) => c.args.slice(1));
+      expect(runner.calls.some((c) => c.args[0] === 'destroy')).toBe(false);
+      if (readonly === 'off') {
+        expect(answer).toMatchObject({ ok: false, error: { code: 'DROVER_TRANSFER_TARGET_WRITABLE' } });
+        expect(renames).toEqual([]);
+      } else {
+        expect(answer).toMatchObject({ ok: true, value: `tank/drover-diverged/${ID}-g4` });
+        expect(renames).toEqual([[`tank/drover/${ID}`, `tank/drover-diverged/${ID}-g4`]]);
+      }
+    }
+  });
+
   it('answers a session line by line, in order, until its input ends', async () => {
     const { side: s } = side();
     const input = new PassThrough();

@@ -73,6 +73,11 @@ async function perform(side: ReceiveSide, request: SessionRequest): Promise<unkn
         if (info !== null && !info.readonly) throw refused(`${info.name} is writable (a primary, not a replica): it is never rolled back over ssh`, { datasetId: request.datasetId });
         return await step.rollback(request.snapshot);
       }
+      case 'setAside': {
+        // LocalStep refuses a writable dataset itself (a replica only); it renames, never destroys.
+        if (!step.setAside) throw refused('this receiver cannot set a copy aside', { datasetId: request.datasetId });
+        return await step.setAside(request.generation);
+      }
       case 'destroySnapshot': return await step.destroySnapshot(request.snapshot);
       case 'resumeToken': return await step.resumeToken();
       case 'abortResume': return await step.abortResume();

@@ -21,7 +21,7 @@ interface Call {
 }
 
 /** A replicate() whose steps end when the test says (or at once, with `auto`). */
-function world(opts: { auto?: boolean; concurrency?: number; writtenProperty?: boolean } = {}) {
+function world(opts: { auto?: boolean; concurrency?: number; writtenProperty?: boolean; abortLandsLate?: boolean } = {}) {
   const clock = new FakeClock();
   const store = new FakeDatasetStore({ writtenProperty: opts.writtenProperty ?? false });
   const calls: Call[] = [];
@@ -45,7 +45,8 @@ function world(opts: { auto?: boolean; concurrency?: number; writtenProperty?: b
           reject(err);
         },
       };
-      options.signal?.addEventListener('abort', () => call.fail(new DroverError('DROVER_TRANSFER_ABORTED', 'aborted', { retryable: true })), { once: true });
+      // abortLandsLate: the abort reaches the step after its stream, which then ends as the test says.
+      if (!opts.abortLandsLate) options.signal?.addEventListener('abort', () => call.fail(new DroverError('DROVER_TRANSFER_ABORTED', 'aborted', { retryable: true })), { once: true });
       calls.push(call);
       if (opts.auto) call.settle();
     });
@@ -148,6 +149,52 @@ describe('ReplicationScheduler', () => {
     await settleMicrotasks();
     expect(w.calls).toHaveLength(4);
     expect(w.scheduler.statuses().map((s) => s.state)).toEqual(['seeding', 'seeding']);
+    for (const c of w.calls) c.settle();
+    await w.scheduler.stop();
+  });
+
+  it('makes a move wait until a replica step whose abort landed after its stream has ended, and starts no step until the move is over', async () => {
+    const w = world({ abortLandsLate: true });
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    w.scheduler.sync(view());
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(2);
+    // The move begins before the loop's pass told the scheduler: beforeMove pauses by itself.
+    let waited = false;
+    const move = w.scheduler.beforeMove(DS_1).then(() => void (waited = true));
+    await settleMicrotasks();
+    expect(w.calls.every((c) => c.options.signal?.aborted)).toBe(true);
+    expect(w.scheduler.statuses().map((s) => s.state)).toEqual(['paused', 'paused']);
+    expect(waited).toBe(false);
+    // One replica's receive finished despite the abort; the other failed: only then may the move plan.
+    w.calls[0]!.settle();
+    await settleMicrotasks();
+    expect(waited).toBe(false);
+    w.calls[1]!.fail(new DroverError('DROVER_TRANSFER_ABORTED', 'aborted', { retryable: true }));
+    await move;
+    expect(waited).toBe(true);
+    // No replica changes during the move: no step starts while its migration is in the view.
+    w.scheduler.sync(view({ migrations: [migration({ dataset_ids: [DS_1], from: NODE_A, to: NODE_B, phase: 'pre-copy' })] }));
+    await w.clock.advance(60_000);
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(2);
+    // A failed move (the view says so) resumes replication.
+    w.scheduler.sync(view({ migrations: [migration({ dataset_ids: [DS_1], from: NODE_A, to: NODE_B, phase: 'failed' })] }));
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(4);
+    for (const c of w.calls.slice(2)) c.settle();
+    await w.scheduler.stop();
+  });
+
+  it('lets a move give up waiting for the replication steps when its own signal aborts', async () => {
+    const w = world({ abortLandsLate: true });
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    w.scheduler.sync(view());
+    await settleMicrotasks();
+    const cancel = new AbortController();
+    const move = w.scheduler.beforeMove(DS_1, cancel.signal);
+    cancel.abort(new Error('the move was cancelled'));
+    await expect(move).rejects.toThrow('the move was cancelled');
     for (const c of w.calls) c.settle();
     await w.scheduler.stop();
   });
@@ -307,6 +354,28 @@ describe('ReplicationScheduler', () => {
     await w.scheduler.stop();
   });
 
+  it('takes a fresh snapshot after a pause instead of sending the one its cut-short steps never delivered', async () => {
+    const w = world();
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    w.scheduler.sync(view());
+    await settleMicrotasks();
+    const first = w.calls[0]!.options.snapshotName;
+    w.scheduler.sync(view({ migrations: [migration({ dataset_ids: [DS_1], from: NODE_A, to: NODE_B, phase: 'pre-copy' })] }));
+    await settleMicrotasks();
+    await w.clock.advance(40_000);
+    w.scheduler.sync(view({ migrations: [migration({ dataset_ids: [DS_1], from: NODE_A, to: NODE_B, phase: 'failed' })] }));
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(4);
+    const again = w.calls.slice(2).map((c) => c.options.snapshotName);
+    expect(new Set(again).size).toBe(1);
+    expect(again[0]).not.toBe(first);
+    for (const c of w.calls.slice(2)) c.settle({ snapshot: c.options.snapshotName! });
+    await settleMicrotasks();
+    // Its lag is the new snapshot's age, not the 40 s old one's.
+    expect(w.scheduler.statuses().every((s) => s.lag_seconds !== null && s.lag_seconds < 1)).toBe(true);
+    await w.scheduler.stop();
+  });
+
   it('never prunes on the primary the snapshot another replica step is still sending', async () => {
     const tight: ReplicationPolicy = { ...POLICY, retention: { primary: '1x1s(keep=all)', replicas: '1x1s(keep=all)' } };
     const w = world();
@@ -337,13 +406,33 @@ describe('ReplicationScheduler', () => {
     // A replica (written outside drover, it would be diverged): the move must fail, not discard.
     const toReplica = w.scheduler.forMigration({ datasetId: DS_1, peer: peer(NODE_C), allowRollback: true, prune: false });
     expect(toReplica.allowRollback).toBeUndefined();
+    // Without a migration in the view to name the kept copy after, a diverged replica is refused.
+    expect(toReplica.setAsideDiverged).toBeUndefined();
     expect(toReplica.prune).toBe(false);
     expect(typeof w.scheduler.forMigration({ datasetId: DS_1, peer: peer(NODE_B), allowRollback: true }).prune).toBe('function');
     // Another node (no replica of it): the migration's own rule stands.
     const D = '44444444-4444-4444-8444-444444444444';
     expect(w.scheduler.forMigration({ datasetId: DS_1, peer: peer(D), allowRollback: true }).allowRollback).toBe(true);
+    // Every move of a replicated dataset sends the snapshots between its base and its own (-I).
+    expect(toReplica.intermediates).toBe(true);
     // A dataset without a policy: untouched.
     expect(w.scheduler.forMigration({ datasetId: DS_2, peer: peer(NODE_C), allowRollback: true }).allowRollback).toBe(true);
+    expect(w.scheduler.forMigration({ datasetId: DS_2, peer: peer(NODE_C) }).intermediates).toBeUndefined();
+    await w.scheduler.stop();
+  });
+
+  it('has a move set a diverged replica target aside under the migration generation, and never another node', async () => {
+    const w = world({ auto: true });
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    const m = migration({ dataset_ids: [DS_1], from: NODE_A, to: NODE_C, phase: 'pre-copy', generation: 7 });
+    w.scheduler.sync(view({ migrations: [m] }));
+    await settleMicrotasks();
+    const peer = (id: string): Peer => ({ id }) as Peer;
+    const toReplica = w.scheduler.forMigration({ datasetId: DS_1, peer: peer(NODE_C), corr: m.id, allowRollback: true });
+    expect(toReplica).toMatchObject({ setAsideDiverged: 7, intermediates: true });
+    expect(toReplica.allowRollback).toBeUndefined();
+    const D = '44444444-4444-4444-8444-444444444444';
+    expect(w.scheduler.forMigration({ datasetId: DS_1, peer: peer(D), corr: m.id, allowRollback: true }).setAsideDiverged).toBeUndefined();
     await w.scheduler.stop();
   });
 

@@ -11,19 +11,23 @@
  * never one a running step of another replica is sending. The interval's snapshot, shared by
  * the dataset's replicas, is taken here before their steps, so it belongs to no step: a step
  * that fails leaves it to the grid instead of destroying it under the others' feet.
+ *
+ * Beside it: `interval-snapshot.ts` (the shared snapshot, what running steps send),
+ * `hold-tags.ts` (the per-replica hold tags' record and release), `pair.ts` (a pair, grids).
  */
 import { backoffDelay, type Backoff } from '#common/backoff.ts';
 import type { AgentDesired } from '#common/channel.ts';
 import type { Clock } from '#common/clock.ts';
 import { DroverError, toDroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
-import type { Node, ReplicaStatus, ReplicationPolicy } from '#common/model.ts';
-import { DEFAULT_RETENTION_GRID, parseRetentionGrid, type RetentionGrid } from '#common/retention-grid.ts';
+import type { ReplicaStatus } from '#common/model.ts';
 import type { PeerSource } from '../migration/peers.ts';
 import type { PruneRule, ReplicateOptions, ReplicateResult } from '../transfer/types.ts';
-import { newSnapshotName } from '../transfer/snapshot-name.ts';
 import { HOLD_TAGS, replicaHoldTags } from '../zfs/names.ts';
 import type { ZfsSnapshotInfo } from '../zfs/types.ts';
+import { HoldTagBook } from './hold-tags.ts';
+import { IntervalSnapshots } from './interval-snapshot.ts';
+import { gridsOf, newPair, raceAbort, type Grids, type Pair } from './pair.ts';
 import { replicationPruneRule, snapshotTime } from './prune.ts';
 
 /** What the scheduler needs from the local ZFS (ZfsStore has it). */
@@ -57,21 +61,6 @@ const DEFAULT_BACKOFF: Backoff = { initialMs: 1_000, capMs: 60_000 };
 /** Longest sleep of the driver when nothing is due (it is woken by sync anyway). */
 const IDLE_MS = 60_000;
 
-interface Pair {
-  key: string;
-  datasetId: string;
-  replica: string;
-  node: Node | null;
-  policy: ReplicationPolicy;
-  paused: boolean;
-  nextAt: number;
-  running: AbortController | null;
-  failures: number;
-  status: ReplicaStatus;
-  /** The replica's snapshot guids after its last successful step (for the primary's pruning). */
-  guids: Set<string> | null;
-}
-
 export class ReplicationScheduler {
   private readonly pairs = new Map<string, Pair>();
   private readonly concurrency: number;
@@ -80,20 +69,19 @@ export class ReplicationScheduler {
   private wake = new AbortController();
   private driver: Promise<void> | null = null;
   private readonly running = new Set<Promise<void>>();
-  /** Datasets whose per-replica hold tags may need releasing here (not primary, or a replica dropped). */
-  private readonly cleanups = new Map<string, Set<string> | 'all'>();
-  private readonly tagWrites = new Map<string, Promise<void>>();
-  /** The snapshot last taken per dataset, when, and its `zfs snapshot` (shared by its replicas' steps in one interval). */
-  private readonly taken = new Map<string, { name: string; at: number; ready: Promise<unknown>; delivered: boolean }>();
-  /** Per dataset, the snapshot each running step sends (pair key → name): pruning keeps them. */
-  private readonly sending = new Map<string, Map<string, string>>();
-  private grids = new Map<string, { primary: RetentionGrid; replicas: RetentionGrid }>();
+  private readonly holdTags: HoldTagBook;
+  private readonly snapshots: IntervalSnapshots;
+  private readonly grids = new Map<string, Grids>();
   /** The replica nodes of each dataset primary here with a policy (a move to one never rolls it back). */
   private readonly replicaNodes = new Map<string, ReadonlySet<string>>();
+  /** Each migration's generation in the last view, by id (a diverged replica target is set aside under it). */
+  private migrationGenerations = new Map<string, number>();
 
   constructor(private readonly deps: ReplicationDeps) {
     this.concurrency = Math.max(1, deps.concurrency ?? 4);
     this.backoff = deps.backoff ?? DEFAULT_BACKOFF;
+    this.holdTags = new HoldTagBook({ store: deps.store, log: deps.log });
+    this.snapshots = new IntervalSnapshots({ store: deps.store, clock: deps.clock });
   }
 
   /**
@@ -105,13 +93,14 @@ export class ReplicationScheduler {
     const { nodeUuid, clock } = this.deps;
     const now = clock.now();
     const moving = new Set(desired.migrations.filter((m) => m.phase !== 'done' && m.phase !== 'failed').flatMap((m) => m.dataset_ids));
+    this.migrationGenerations = new Map(desired.migrations.map((m) => [m.id, m.generation]));
     const wanted = new Set<string>();
     for (const d of desired.datasets) {
       if (d.deleted) continue;
       if (d.primary !== nodeUuid) {
         // A copy here that is not primary (a replica, or the source after a handoff) keeps
         // no per-replica holds of its own: they would pin its snapshots forever.
-        if (!moving.has(d.dataset_id)) this.cleanups.set(d.dataset_id, 'all');
+        if (!moving.has(d.dataset_id)) this.holdTags.releaseAll(d.dataset_id);
         continue;
       }
       const policy = d.replication;
@@ -125,19 +114,7 @@ export class ReplicationScheduler {
         wanted.add(key);
         let pair = this.pairs.get(key);
         if (!pair) {
-          pair = {
-            key,
-            datasetId: d.dataset_id,
-            replica,
-            node: null,
-            policy,
-            paused: false,
-            nextAt: now,
-            running: null,
-            failures: 0,
-            guids: null,
-            status: emptyStatus(d.dataset_id, replica),
-          };
+          pair = newPair(d.dataset_id, replica, policy, now);
           this.pairs.set(key, pair);
         }
         pair.policy = policy;
@@ -154,10 +131,7 @@ export class ReplicationScheduler {
       pair.running?.abort(new Error('the replica is no longer wanted'));
       this.pairs.delete(key);
       const stillPrimary = desired.datasets.some((d) => d.dataset_id === pair.datasetId && d.primary === nodeUuid && !d.deleted);
-      if (stillPrimary) {
-        const set = this.cleanups.get(pair.datasetId);
-        if (set !== 'all') this.cleanups.set(pair.datasetId, new Set([...(set ?? []), pair.replica]));
-      }
+      if (stillPrimary) this.holdTags.releaseReplica(pair.datasetId, pair.replica);
     }
     this.driver ??= this.drive();
     this.kick();
@@ -175,20 +149,53 @@ export class ReplicationScheduler {
   /**
    * A migration's replicate options for a dataset with a replication policy: its pruning
    * follows the grid (with every replica's newest common snapshot kept) instead of keep-N,
-   * and a target that is one of its replicas is never rolled back (`allowRollback` dropped):
-   * a replica that diverged (written outside drover) fails the move with
-   * DROVER_ZFS_DIVERGED, naming it, instead of losing what was written there.
+   * every snapshot between base and new is sent (`-I`), and a target that is one of its
+   * replicas is never rolled back (`allowRollback` dropped): a replica that diverged (written
+   * outside drover) is set aside whole under `drover-diverged/<id>-g<the migration's
+   * generation>` and the dataset sent whole, instead of losing what was written there.
    */
   forMigration(options: ReplicateOptions): ReplicateOptions {
     const grids = this.grids.get(options.datasetId);
     if (!grids) return options;
-    let out = options;
-    if (options.allowRollback && this.replicaNodes.get(options.datasetId)?.has(options.peer.id)) {
-      const { allowRollback: _dropped, ...rest } = options;
+    // `-I`: the move's target gets every snapshot a replica may hold (one a replica received
+    // while the target's own step failed or was aborted), so after the handoff each replica's
+    // newest snapshot is common with the new primary, not a divergence.
+    let out: ReplicateOptions = { ...options, intermediates: true };
+    if (this.replicaNodes.get(options.datasetId)?.has(options.peer.id)) {
+      const { allowRollback: _dropped, ...rest } = out;
       out = rest;
+      // A diverged replica is set aside under drover-diverged/ (never destroyed) and the
+      // dataset sent whole, so the operator can still move there (DESIGN.md "Moves").
+      const generation = options.corr === undefined ? undefined : this.migrationGenerations.get(options.corr);
+      if (generation !== undefined) out = { ...out, setAsideDiverged: generation };
     }
     if (options.prune === false) return out;
     return { ...out, prune: this.pruneRule(options.datasetId, grids, null) };
+  }
+
+  /**
+   * Called before each step of a move of `datasetId` (main.ts): pauses its pairs at once (the
+   * view's migration does too, in the same pass), aborts their running steps and resolves once
+   * none runs. An aborted step may still finish its receive (the abort can land after the
+   * stream), so the move must not plan before it ended: afterwards no replica changes until
+   * the move is over, and the move's `-I` (`forMigration`) from its target's newest snapshot
+   * carries every snapshot any replica holds. Rejects only when `signal` aborts.
+   */
+  async beforeMove(datasetId: string, signal?: AbortSignal): Promise<void> {
+    const mine = (): Pair[] => [...this.pairs.values()].filter((p) => p.datasetId === datasetId);
+    for (const pair of mine()) {
+      if (pair.paused) continue;
+      pair.paused = true;
+      pair.status.state = 'paused';
+      pair.running?.abort(new Error('a move of the dataset began'));
+    }
+    for (;;) {
+      signal?.throwIfAborted();
+      const steps = mine().flatMap((p) => (p.step ? [p.step] : []));
+      if (steps.length === 0) return;
+      this.deps.log.info({ datasetId, steps: steps.length }, 'move waits for the running replication steps of the dataset');
+      await raceAbort(Promise.allSettled(steps), signal);
+    }
   }
 
   /** Stops the driver and aborts running steps (they clean up as a failed step does). */
@@ -214,7 +221,7 @@ export class ReplicationScheduler {
     while (!this.stopping.signal.aborted) {
       this.wake = new AbortController();
       try {
-        await this.runCleanups();
+        await this.holdTags.runCleanups();
       } catch (err) {
         log.warn({ err: toDroverError(err) }, 'releasing replication holds failed');
       }
@@ -240,15 +247,17 @@ export class ReplicationScheduler {
     pair.running = abort;
     const run = this.step(pair, abort.signal).finally(() => {
       pair.running = null;
+      pair.step = null;
       this.running.delete(run);
       this.kick();
       this.deps.onChange?.();
     });
+    pair.step = run;
     this.running.add(run);
   }
 
   private async step(pair: Pair, signal: AbortSignal): Promise<void> {
-    const { clock, store, log } = this.deps;
+    const { clock, log } = this.deps;
     const began = clock.now();
     const interval = pair.policy.interval_seconds * 1000;
     const where = { datasetId: pair.datasetId, replica: pair.replica };
@@ -257,41 +266,11 @@ export class ReplicationScheduler {
       const peer = await this.deps.peers.peerFor(pair.node);
       // Record the tags before the first hold with them: destroy must be able to release them.
       const tags = replicaHoldTags(pair.replica);
-      await this.recordTags(pair.datasetId, (recorded) => [...recorded, tags.base, tags.step]);
-      // One snapshot per dataset per interval, shared by its replicas: a step reuses the one
-      // another replica's step took within the interval. Skip-when-unchanged: nothing written
-      // since the newest snapshot → send that one (a no-op when the replica has it). Unknown
-      // (zfs-fuse has no `written`) → a new snapshot.
-      // The interval's snapshot is taken here, once, before any step sends it: the engine
-      // then finds it existing, so no step owns it and a failing step (a full or diverged
-      // replica) never destroys it while another replica's step sends it (DESIGN.md).
-      let snapshotName: string | undefined;
-      let ready: Promise<unknown> = Promise.resolve();
-      const shared = this.taken.get(pair.datasetId);
-      if (shared && began - shared.at < interval) ({ name: snapshotName, ready } = shared);
-      else if (shared && !shared.delivered) {
-        // No replica received the last one (all failing: full pools, divergence): send it
-        // again rather than pile up a snapshot a interval that nothing prunes (pruning runs
-        // after a step that succeeded). Taken again if it went meanwhile.
-        shared.ready = store.createSnapshot(pair.datasetId, shared.name);
-        shared.ready.catch(() => {});
-        ({ name: snapshotName, ready } = shared);
-      } else if ((await store.written(pair.datasetId)) === 0) {
-        const newest = (await store.listSnapshots(pair.datasetId)).sort((a, b) => a.createtxg - b.createtxg).at(-1);
-        if (newest) snapshotName = newest.snapshot;
-      }
-      if (snapshotName === undefined) {
-        const name = newSnapshotName(new Date(clock.now()));
-        snapshotName = name;
-        ready = store.createSnapshot(pair.datasetId, name);
-        // A failed `zfs snapshot` is not shared: the next replica's step takes its own.
-        const entry = { name, at: began, ready, delivered: false };
-        this.taken.set(pair.datasetId, entry);
-        ready.catch(() => {
-          if (this.taken.get(pair.datasetId) === entry) this.taken.delete(pair.datasetId);
-        });
-      }
-      this.markSending(pair, snapshotName);
+      await this.holdTags.record(pair.datasetId, (recorded) => [...recorded, tags.base, tags.step]);
+      // One snapshot per dataset per interval, shared by its replicas, taken before any step
+      // sends it (interval-snapshot.ts).
+      const { name: snapshotName, ready } = await this.snapshots.choose(pair.datasetId, began, interval, pair.failures > 0);
+      this.snapshots.markSending(pair.datasetId, pair.key, snapshotName);
       await ready;
       const grids = this.grids.get(pair.datasetId)!;
       const result = await this.deps.replicate({
@@ -303,8 +282,7 @@ export class ReplicationScheduler {
         signal,
       });
       const now = clock.now();
-      const entry = this.taken.get(pair.datasetId);
-      if (entry?.name === result.snapshot) entry.delivered = true;
+      this.snapshots.delivered(pair.datasetId, result.snapshot);
       pair.failures = 0;
       pair.nextAt = began + interval;
       pair.status = {
@@ -335,27 +313,15 @@ export class ReplicationScheduler {
       pair.status = { ...pair.status, state: diverged ? 'diverged' : 'error', last_error: { code: e.code, message: e.message } };
       if (pair.failures === 1 || pair.failures % 20 === 0) log.warn({ ...where, err: e, failures: pair.failures }, diverged ? 'replica diverged: refusing to overwrite it' : 'replication step failed');
     } finally {
-      this.markSending(pair, null);
+      this.snapshots.markSending(pair.datasetId, pair.key, null);
     }
-  }
-
-  /** Records (or, with null, forgets) the snapshot `pair`'s running step sends. */
-  private markSending(pair: Pair, snapshot: string | null): void {
-    let names = this.sending.get(pair.datasetId);
-    if (snapshot !== null) {
-      if (!names) this.sending.set(pair.datasetId, (names = new Map()));
-      names.set(pair.key, snapshot);
-      return;
-    }
-    names?.delete(pair.key);
-    if (names?.size === 0) this.sending.delete(pair.datasetId);
   }
 
   /**
    * The grid rule for one step. The step's own replica is the rule's `other`; the others are
    * the guid sets their last steps saw (`pair` excluded; null: a migration's step, every one).
    */
-  private pruneRule(datasetId: string, grids: { primary: RetentionGrid; replicas: RetentionGrid }, pair: Pair | null): PruneRule {
+  private pruneRule(datasetId: string, grids: Grids, pair: Pair | null): PruneRule {
     const rule = replicationPruneRule(grids, () =>
       [...this.pairs.values()].filter((p) => p.datasetId === datasetId && p !== pair && p.guids !== null).map((p) => p.guids!),
     );
@@ -364,69 +330,8 @@ export class ReplicationScheduler {
       if (input.side === 'target') return rule(input);
       // On the primary, what another replica's running step sends stays: that step has not
       // held it yet (it is held once received), and its send or hold would find it gone.
-      const inFlight = new Set([...(this.sending.get(datasetId) ?? [])].filter(([key]) => key !== pair?.key).map(([, name]) => name));
+      const inFlight = this.snapshots.inFlight(datasetId, pair?.key ?? null);
       return rule(input).filter((name) => !inFlight.has(name));
     };
   }
-
-  /** Read-modify-write of the recorded tags, one at a time per dataset (pairs of one dataset run side by side). */
-  private recordTags(datasetId: string, change: (recorded: string[]) => string[]): Promise<void> {
-    const previous = this.tagWrites.get(datasetId) ?? Promise.resolve();
-    const next = previous
-      .catch(() => {})
-      .then(async () => {
-        const recorded = await this.deps.store.recordedHoldTags(datasetId);
-        await this.deps.store.recordHoldTags(datasetId, change(recorded));
-      });
-    this.tagWrites.set(datasetId, next);
-    void next.finally(() => {
-      if (this.tagWrites.get(datasetId) === next) this.tagWrites.delete(datasetId);
-    }).catch(() => {});
-    return next;
-  }
-
-  /** Releases per-replica hold tags this node no longer needs (one release per held snapshot and tag). */
-  private async runCleanups(): Promise<void> {
-    const { store, log } = this.deps;
-    for (const [datasetId, which] of [...this.cleanups]) {
-      this.cleanups.delete(datasetId);
-      const recorded = await store.recordedHoldTags(datasetId);
-      if (recorded.length === 0) continue;
-      const drop = which === 'all' ? recorded : recorded.filter((t) => [...which].some((r) => Object.values(replicaHoldTags(r)).includes(t)));
-      if (drop.length === 0) continue;
-      for (const s of await store.listSnapshots(datasetId)) {
-        if (s.userrefs === 0) continue;
-        for (const tag of drop) await store.release(datasetId, s.snapshot, tag);
-      }
-      await this.recordTags(datasetId, (now) => now.filter((t) => !drop.includes(t)));
-      log.info({ datasetId, released: drop }, 'replication holds released');
-    }
-  }
-}
-
-function emptyStatus(datasetId: string, replica: string): ReplicaStatus {
-  return {
-    dataset_id: datasetId,
-    replica,
-    state: 'seeding',
-    newest_snapshot: null,
-    newest_snapshot_created_at: null,
-    lag_seconds: null,
-    bytes_sent_total: 0,
-    last_success_at: null,
-    last_error: null,
-  };
-}
-
-/** The policy's grids; a grid that does not parse (the control service validates them) falls back to the default, logged. */
-function gridsOf(policy: ReplicationPolicy, log: Logger, datasetId: string): { primary: RetentionGrid; replicas: RetentionGrid } {
-  const parse = (text: string, side: string): RetentionGrid => {
-    const parsed = parseRetentionGrid(text);
-    if (parsed.ok) return parsed.grid;
-    log.warn({ datasetId, side, errors: parsed.errors }, 'retention grid invalid: the default grid applies');
-    const fallback = parseRetentionGrid(DEFAULT_RETENTION_GRID);
-    if (!fallback.ok) throw new Error('the default retention grid does not parse');
-    return fallback.grid;
-  };
-  return { primary: parse(policy.retention.primary, 'primary'), replicas: parse(policy.retention.replicas, 'replicas') };
 }

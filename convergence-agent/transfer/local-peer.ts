@@ -6,7 +6,7 @@
  */
 import { DroverError, isDroverError, toDroverError } from '#common/errors.ts';
 import type { ZfsStore } from '../zfs/zfs.ts';
-import { assertDatasetId } from '../zfs/names.ts';
+import { assertDatasetId, divergedPath } from '../zfs/names.ts';
 import type { ZfsFeatures } from '../zfs/zfs-features.ts';
 import { KeyedMutex } from '#common/keyed-mutex.ts';
 import type { Peer, PeerStep, ReceiveSink } from './types.ts';
@@ -83,6 +83,21 @@ class LocalStep implements PeerStep {
 
   destroySnapshot(snapshot: string) {
     return this.store.destroySnapshot(this.datasetId, snapshot);
+  }
+
+  /** Only a read-only copy (a replica, never live data), and never over a copy kept already. */
+  async setAside(generation: number): Promise<string> {
+    const info = await this.store.getDataset(this.datasetId);
+    if (info === null) throw new DroverError('DROVER_DATASET_NOT_FOUND', `dataset ${this.datasetId} is not here: nothing to set aside`, { detail: { datasetId: this.datasetId } });
+    if (!info.readonly) {
+      throw new DroverError('DROVER_TRANSFER_TARGET_WRITABLE', `${info.name} is writable (a primary, not a replica): it is never set aside by a sender`, { detail: { datasetId: this.datasetId } });
+    }
+    const kept = divergedPath(this.store.pool, this.datasetId, generation);
+    if ((await this.store.listDiverged()).some((c) => c.name === kept)) {
+      throw new DroverError('DROVER_ZFS_EXISTS', `${kept} exists already: the copy ${info.name} stays where it is`, { detail: { datasetId: this.datasetId, kept } });
+    }
+    await this.store.setAside(this.datasetId, generation);
+    return kept;
   }
 
   resumeToken() {

@@ -89,11 +89,20 @@ export class Replicator {
         // Snapshots this call took, in any attempt: a permanent failure in a retry removes
         // the one the first attempt took, so the source is as it was before the call.
         const created = new Set<string>();
+        // A replica modified since its newest snapshot plans as an incremental and is refused
+        // by `zfs receive` ("destination has been modified"): with setAsideDiverged, one more
+        // attempt sets it aside first (not counted as a retry).
+        let forceAside = false;
         for (let attempt = 1; ; attempt++) {
           try {
-            return await this.step(options, created);
+            return await this.step(options, created, forceAside);
           } catch (err) {
             const e = toDroverError(err);
+            if (e.code === 'DROVER_ZFS_DIVERGED' && options.setAsideDiverged !== undefined && !options.allowRollback && !forceAside && !options.signal?.aborted) {
+              forceAside = true;
+              attempt -= 1;
+              continue;
+            }
             if (!isRetryable(e) || attempt > this.retries || options.signal?.aborted) throw e;
             this.log.warn({ err: e, datasetId: options.datasetId, peer: options.peer.id, attempt }, 'replication step failed, retrying');
             await this.clock.sleep(backoffDelay(STEP_RETRY, attempt), options.signal);
@@ -137,7 +146,7 @@ export class Replicator {
     }
   }
 
-  private async step(options: ReplicateOptions, created: Set<string>): Promise<ReplicateResult> {
+  private async step(options: ReplicateOptions, created: Set<string>, forceAside = false): Promise<ReplicateResult> {
     const { datasetId, peer } = options;
     const where = { datasetId, peer: peer.id, ...(options.corr === undefined ? {} : { corr: options.corr }) };
     const step = await peer.beginStep(datasetId, { waitMs: this.waitMs, signal: options.signal });
@@ -196,8 +205,18 @@ export class Replicator {
 
       // The peer's snapshots are asked beside its dataset ([] when it has none), not after it:
       // one round trip to the peer less.
-      const [sourceSnaps, [target, targetSnaps]] = await Promise.all([taken ? taken.snapshots : this.store.listSnapshots(datasetId), peerState]);
-      const plan = planStep(sourceSnaps, target ? targetSnaps : null, name);
+      const [sourceSnaps, [listedTarget, targetSnaps]] = await Promise.all([taken ? taken.snapshots : this.store.listSnapshots(datasetId), peerState]);
+      let target = listedTarget;
+      let plan = planStep(sourceSnaps, target ? targetSnaps : null, name);
+      let setAside: string | undefined;
+      if ((plan.kind === 'no-common' || plan.kind === 'diverged' || (forceAside && plan.kind === 'incremental')) && options.setAsideDiverged !== undefined && !options.allowRollback && target?.readonly && step.setAside) {
+        // A move to a replica that diverged: its copy goes aside whole (never destroyed), the
+        // dataset is sent whole. The peer refuses a writable dataset or a name kept already.
+        setAside = await step.setAside(options.setAsideDiverged);
+        this.log.warn({ ...where, kept: setAside, diverged: plan.kind === 'diverged' ? plan.targetNewer.map((s) => s.snapshot) : [] }, 'diverged replica set aside: the dataset is sent whole');
+        target = null;
+        plan = planStep(sourceSnaps, null, name);
+      }
       if (plan.kind === 'up-to-date') {
         await settleHolds(this.store, step, datasetId, name, null, tags);
         await this.journal.clear(peer.id, datasetId);
@@ -231,7 +250,7 @@ export class Replicator {
       const started = this.clock.now();
       const prepareMs = started - began;
       const sink = step.receive({ resumable, full: base === null });
-      const send = startSend(this.store, sink, { datasetId, snapshot: name, base, flags: sendFlags(local, remote), resumeToken });
+      const send = startSend(this.store, sink, { datasetId, snapshot: name, base, flags: sendFlags(local, remote), resumeToken, intermediates: options.intermediates === true });
       const bytes = await streamStep({
         send,
         sink,
@@ -261,7 +280,7 @@ export class Replicator {
       const dataPath = sink.direct ? 'native' : 'in-process';
       this.sent(bytes);
       this.log.info({ ...where, snapshot: name, base, bytes, dataPath, ms: this.clock.now() - started, steps: ms }, 'snapshot sent');
-      return { snapshot: name, guid: snapshot.guid, bytes, incremental: base !== null, baseSnapshot: base, resumed: journaled !== null, dataPath };
+      return { snapshot: name, guid: snapshot.guid, bytes, incremental: base !== null, baseSnapshot: base, resumed: journaled !== null, dataPath, ...(setAside === undefined ? {} : { setAside }) };
     } catch (err) {
       // Holds still in flight land first, so the release finds them.
       await holding.catch(() => {});

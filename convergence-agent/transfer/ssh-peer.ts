@@ -94,6 +94,7 @@ class SshStep implements PeerStep {
   async hold(snapshot: string, tag: string) { await this.ask('hold', { snapshot, tag }); }
   async release(snapshot: string, tag: string) { await this.ask('release', { snapshot, tag }); }
   async rollback(snapshot: string) { await this.ask('rollback', { snapshot }); }
+  setAside(generation: number) { return this.ask('setAside', { generation }) as Promise<string>; }
   async destroySnapshot(snapshot: string) { await this.ask('destroySnapshot', { snapshot }); }
   resumeToken() { return this.ask('resumeToken') as Promise<string | null>; }
   async abortResume() { await this.ask('abortResume'); }

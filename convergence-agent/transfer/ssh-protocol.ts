@@ -58,6 +58,8 @@ export const SessionRequest = z.discriminatedUnion('op', [
   z.object({ ...step, op: z.literal('hold'), snapshot: name, tag: name }),
   z.object({ ...step, op: z.literal('release'), snapshot: name, tag: name }),
   z.object({ ...step, op: z.literal('rollback'), snapshot: name }),
+  /** Moves a read-only (diverged) copy aside under `<pool>/drover-diverged/`; never destroys. */
+  z.object({ ...step, op: z.literal('setAside'), generation: z.number().int().min(0).max(2 ** 31) }),
   z.object({ ...step, op: z.literal('destroySnapshot'), snapshot: name }),
   z.object({ ...step, op: z.literal('resumeToken') }),
   z.object({ ...step, op: z.literal('abortResume') }),

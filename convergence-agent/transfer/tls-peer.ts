@@ -190,6 +190,7 @@ class TlsStep implements PeerStep {
   async hold(snapshot: string, tag: string) { await this.connection.request({ op: 'hold', snapshot, tag }); }
   async release(snapshot: string, tag: string) { await this.connection.request({ op: 'release', snapshot, tag }); }
   async rollback(snapshot: string) { await this.connection.request({ op: 'rollback', snapshot }); }
+  setAside(generation: number) { return this.connection.request({ op: 'setAside', generation }) as Promise<string>; }
   async destroySnapshot(snapshot: string) { await this.connection.request({ op: 'destroySnapshot', snapshot }); }
   resumeToken() { return this.connection.request({ op: 'resumeToken' }) as Promise<string | null>; }
   async abortResume() { await this.connection.request({ op: 'abortResume' }); }

@@ -24,6 +24,7 @@ export const Request = z.discriminatedUnion('op', [
   z.object({ id: z.number().int(), op: z.literal('hold'), snapshot: name, tag: name }),
   z.object({ id: z.number().int(), op: z.literal('release'), snapshot: name, tag: name }),
   z.object({ id: z.number().int(), op: z.literal('rollback'), snapshot: name }),
+  z.object({ id: z.number().int(), op: z.literal('setAside'), generation: z.number().int().min(0).max(2 ** 31) }),
   z.object({ id: z.number().int(), op: z.literal('destroySnapshot'), snapshot: name }),
   z.object({ id: z.number().int(), op: z.literal('resumeToken') }),
   z.object({ id: z.number().int(), op: z.literal('abortResume') }),

@@ -328,6 +328,10 @@ export class TransferServer {
       case 'hold': return step.hold(request.snapshot, request.tag);
       case 'release': return step.release(request.snapshot, request.tag);
       case 'rollback': return step.rollback(request.snapshot);
+      case 'setAside': {
+        if (!step.setAside) throw new DroverError('DROVER_TRANSFER_PROTOCOL', 'this receiver cannot set a copy aside');
+        return step.setAside(request.generation);
+      }
       case 'destroySnapshot': return step.destroySnapshot(request.snapshot);
       case 'resumeToken': return step.resumeToken();
       case 'abortResume': return step.abortResume();

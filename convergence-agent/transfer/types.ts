@@ -19,6 +19,13 @@ export interface PeerStep {
   release(snapshot: string, tag: string): Promise<void>;
   /** `rollback -r`: only for a drover-owned, read-only replica. */
   rollback(snapshot: string): Promise<void>;
+  /**
+   * Moves the peer's read-only copy (a diverged replica) aside, whole, to
+   * `<pool>/drover-diverged/<id>-g<generation>`, unmounted and read-only; never destroys
+   * anything. Refused for a writable dataset or when that name exists. Returns the kept name.
+   * Absent: this peer cannot (the engine then refuses the step as diverged).
+   */
+  setAside?(generation: number): Promise<string>;
   destroySnapshot(snapshot: string): Promise<void>;
   resumeToken(): Promise<string | null>;
   abortResume(): Promise<void>;
@@ -110,6 +117,19 @@ export interface ReplicateOptions {
    * migration's final send says true: settling is four zfs commands inside the stopped interval.
    */
   deferSettle?: boolean;
+  /**
+   * Send every source snapshot between the base and the new one (`zfs send -I`), not only
+   * the new one: a move of a replicated dataset, so its new primary holds every snapshot
+   * any replica may hold (replication/DESIGN.md "Moves").
+   */
+  intermediates?: boolean;
+  /**
+   * A move to one of the dataset's replicas: when that replica diverged (written outside
+   * drover, or sharing no snapshot), set it aside under `drover-diverged/` with this
+   * generation (the migration's) and send the dataset whole, instead of failing. Never with
+   * `allowRollback`; a writable target is still refused.
+   */
+  setAsideDiverged?: number;
   onProgress?: (progress: TransferProgress) => void;
   signal?: AbortSignal;
 }
@@ -129,4 +149,6 @@ export interface ReplicateResult {
    * when nothing was streamed.
    */
   dataPath?: 'native' | 'in-process';
+  /** The full name the diverged target copy was set aside to (`setAsideDiverged`), when it was. */
+  setAside?: string;
 }

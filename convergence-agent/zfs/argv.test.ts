@@ -13,6 +13,10 @@ describe('zfs command lines and their output', () => {
     expect(argv.send('tank', id, 'drover-b', 'drover-a')).toEqual(['send', '-i', `tank/drover/${id}@drover-a`, `tank/drover/${id}@drover-b`]);
   });
 
+  it('builds an incremental send with every intermediate snapshot when asked (a move of a replicated dataset)', () => {
+    expect(argv.send('tank', id, 'drover-c', 'drover-a', [], true)).toEqual(['send', '-I', `tank/drover/${id}@drover-a`, `tank/drover/${id}@drover-c`]);
+  });
+
   it('parses zfs get -Hp snapshots oldest first, keeps 64-bit guids exact and skips foreign snapshots', () => {
     const out = [
       `tank/drover/${id}\tguid\t12682858498109580117`,

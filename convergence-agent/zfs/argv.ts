@@ -66,10 +66,11 @@ export const argv = {
   rollback: (pool: string, id: string, snap: string): Argv => ['rollback', '-r', snapshotPath(pool, id, snap)],
   /** Without -r: zfs refuses unless `snap` is the newest snapshot, so no snapshot is destroyed. */
   rollbackToNewest: (pool: string, id: string, snap: string): Argv => ['rollback', snapshotPath(pool, id, snap)],
-  send: (pool: string, id: string, snap: string, base: string | null, flags: readonly SendFlag[] = []): Argv => [
+  /** `-I` (intermediates): every snapshot between base and snap travels too, not only snap. */
+  send: (pool: string, id: string, snap: string, base: string | null, flags: readonly SendFlag[] = [], intermediates = false): Argv => [
     'send',
     ...flags.map((f) => `-${f}`),
-    ...(base === null ? [] : ['-i', snapshotPath(pool, id, base)]),
+    ...(base === null ? [] : [intermediates ? '-I' : '-i', snapshotPath(pool, id, base)]),
     snapshotPath(pool, id, snap),
   ],
   /** `<pool>/drover-diverged`, never mounted (docs/DESIGN.md §18: copies kept after a failover). */

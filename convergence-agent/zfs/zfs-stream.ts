@@ -37,6 +37,8 @@ export interface SendRequest {
   /** The incremental base (`-i`); null for a full stream. */
   base: string | null;
   flags?: readonly SendFlag[];
+  /** `-I` instead of `-i`: the snapshots between base and snapshot are sent too. */
+  intermediates?: boolean;
   /** A resume token (`send -t`), replacing snapshot/base; only where the features allow it. */
   resumeToken?: string | null;
   /**
@@ -62,7 +64,7 @@ export function spawnSend(runner: CommandRunner, zfsPath: string, request: SendR
     }
     args = ['send', '-t', request.resumeToken];
   } else {
-    args = argv.send(request.pool, request.datasetId, request.snapshot, request.base, request.flags ?? []);
+    args = argv.send(request.pool, request.datasetId, request.snapshot, request.base, request.flags ?? [], request.intermediates === true);
   }
   return wrap(runner.spawn(zfsPath, args, { stdout: request.into ? descriptorOf(request.into) : 'pipe' }), args);
 }

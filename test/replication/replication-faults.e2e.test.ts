@@ -12,7 +12,8 @@ import { MiB, RETENTION, ReplicationWorld, replicationEvents, sampling, trouble,
 // Redis on node 1 replicated to nodes 2 and 3 every 2 s, a client writing through node 1's
 // proxy. A full replica pool is a clear error in the API and in `drover status`, and the
 // primary does not notice; a replica written outside drover is reported diverged and left
-// as it is, and a move of the application to it is refused, not rolled back over. The healthy path and a replica node down: replication.e2e.test.ts.
+// as it is, and a move of the application to it sets that copy aside whole (never rolled back
+// over or destroyed) and sends the dataset whole. The healthy path and a replica node down: replication.e2e.test.ts.
 const LONG = 300_000;
 const INTERVAL_S = 2;
 
@@ -104,20 +105,36 @@ describeWith(LOCAL_CLUSTER, 'replication to a replica whose pool is full or was 
     expect(await world.status()).toMatch(/diverged/);
   }, LONG);
 
-  it('refuses to move the application to the diverged replica, rolling nothing back there', async () => {
+  it('moves the application to the diverged replica by setting its copy aside whole, and tells the operator where it is', async () => {
     const snapshotsThen = await world.snapshots(app, 2);
+    const events = replicationEvents(world.api);
     const answer = await world.api.moveApplication(app.name, world.node(2).uuid);
     const migration = await until('the move ended', async () => {
       const m = await world.api.migration(answer.migration!.id);
       return isTerminal(m.phase) && m;
     }, 240_000, 250);
-    expect(migration.phase).toBe('failed');
-    expect(migration.error).toMatch(/diverg|modified/i);
-    // Still served from n1, and n2's copy is as it was left: the hand-written file, no new snapshot.
+    expect(migration).toMatchObject({ phase: 'done', error: null });
+    const kept = `${world.node(2).pool}/drover-diverged/${world.datasetName(app, 2).split('/').at(-1)}-g${migration.generation}`;
+    // Every acknowledged write is served from n2.
     const acked = writer.acked;
-    await until('writes acknowledged after the refused move', async () => writer.acked > acked + 50, 60_000);
-    const known = new Set(snapshotsThen.map((x) => x.guid));
-    expect((await world.snapshots(app, 2)).filter((x) => !known.has(x.guid))).toEqual([]);
-    expect(await world.readOutside(app, 2, 'outside.txt')).toBe('written on n2 by hand');
+    await until('writes acknowledged after the move', async () => writer.acked > acked + 50, 60_000);
+    const report = await writer.stop();
+    expect(report.acked).toBeGreaterThan(100);
+    expect((await writer.verify(world.proxy(app))).lost).toEqual([]);
+    // The diverged copy is whole under drover-diverged/: its snapshots and the hand-written file.
+    const keptSnapshots = await world.snapshotsOf(kept);
+    expect(keptSnapshots.map((x) => x.guid)).toEqual(snapshotsThen.map((x) => x.guid));
+    expect(await world.readKept(kept, 'outside.txt')).toBe('written on n2 by hand');
+    // The operator is told where: the API's kept copies and drover status.
+    const told = await until('the kept copy reported', async () => {
+      const s = await world.replication(app);
+      return s?.kept?.find((k) => k.name === kept) ?? false;
+    }, 60_000, 250);
+    expect(told.node).toBe(world.node(2).uuid);
+    expect(await world.status()).toContain(kept);
+    // … and the events stream, once.
+    await until('the kept event', async () => events.events.some((e) => e.kept === kept), 60_000, 250);
+    await events.stop();
+    expect(events.events.filter((e) => e.kept === kept)).toMatchObject([{ replica: world.node(2).uuid, state: 'diverged' }]);
   }, LONG);
 });

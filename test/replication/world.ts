@@ -8,7 +8,8 @@
  * a full pool, a file written into a replica outside drover.
  */
 import { readFileSync } from 'node:fs';
-import { cp, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { ApiClient } from '#common/api-client.ts';
@@ -138,7 +139,11 @@ export class ReplicationWorld {
 
   /** Every snapshot of `app`'s dataset in node `index`'s pool, drover's and not, oldest first. */
   async snapshots(app: RedisApp, index: number): Promise<Snapshot[]> {
-    const dataset = this.datasetName(app, index);
+    return this.snapshotsOf(this.datasetName(app, index));
+  }
+
+  /** Every snapshot of the dataset named `dataset` (a full zfs name), oldest first. */
+  async snapshotsOf(dataset: string): Promise<Snapshot[]> {
     const out = await execa('zfs', ['get', '-Hp', '-d', '1', '-o', 'name,property,value', 'guid,creation,createtxg', dataset], { reject: false, timeout: 60_000 });
     if (out.exitCode !== 0) {
       if (/does not exist/.test(out.stderr)) return [];
@@ -265,6 +270,27 @@ export class ReplicationWorld {
       return await readFile(join(mountpoint, file), 'utf8').catch(() => null);
     } finally {
       await execa('zfs', ['umount', dataset], { reject: false, timeout: 60_000 });
+    }
+  }
+
+  /**
+   * Reads `file` from a copy kept under `<pool>/drover-diverged/` (never mounted, read-only):
+   * mounted at a temporary directory for the read, then unmounted and its mountpoint put back
+   * to none, as an operator inspecting it would. Null when absent.
+   */
+  async readKept(dataset: string, file: string): Promise<string | null> {
+    const dir = await mkdtemp(join(tmpdir(), 'drover-kept-'));
+    await execa('zfs', ['set', `mountpoint=${dir}`, dataset], { timeout: 60_000 });
+    try {
+      const mountpoint = await this.mounted(dataset);
+      try {
+        return await readFile(join(mountpoint, file), 'utf8').catch(() => null);
+      } finally {
+        await execa('zfs', ['umount', dataset], { reject: false, timeout: 60_000 });
+      }
+    } finally {
+      await execa('zfs', ['set', 'mountpoint=none', dataset], { reject: false, timeout: 60_000 });
+      await rm(dir, { recursive: true, force: true });
     }
   }
 

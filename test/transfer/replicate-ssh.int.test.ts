@@ -96,6 +96,50 @@ describeWith(['root', 'zfs', 'sshd'], 'replication over ssh', () => {
     expect((await target.listSnapshots(id)).map((s) => s.snapshot)).toEqual([first.snapshot, rolled.snapshot]);
   });
 
+  it('sets a diverged read-only replica aside whole when a move asks, sends the dataset whole, and never sets aside a writable one', async () => {
+    const { id, dir } = await datasetWith(1);
+    const first = await replicator.replicate({ datasetId: id, peer });
+    // Written outside drover since its newest snapshot: the increment plans, zfs receive refuses it.
+    const name = `${target.pool}/drover/${id}`;
+    zfsSet('readonly', 'off', name);
+    await target.mount(id);
+    await writeFile(join((await target.getDataset(id))!.mountpoint!, 'outside.txt'), 'written by hand\n');
+    await target.unmount(id);
+    await writeFile(join(dir, 'more.txt'), 'more\n');
+    const keptHere = async () => (await target.listDiverged()).filter((c) => c.datasetId === id);
+
+    // Writable in drover's books (a primary's live data, not a replica): refused, nothing moved.
+    await target.setReadonly(id, false);
+    expect(await replicator.replicate({ datasetId: id, peer, setAsideDiverged: 5 }).catch((err: unknown) => err)).toMatchObject({ code: 'DROVER_TRANSFER_TARGET_WRITABLE' });
+    expect(await keptHere()).toEqual([]);
+
+    await target.setReadonly(id, true);
+    const moved = await replicator.replicate({ datasetId: id, peer, setAsideDiverged: 5 });
+    const kept = `${target.pool}/drover-diverged/${id}-g5`;
+    expect(moved).toMatchObject({ incremental: false, setAside: kept });
+    expect(await replicaContents(target, id)).toEqual(await hashFiles(dir));
+    expect(await keptHere()).toMatchObject([{ name: kept, generation: 5 }]);
+    // The kept copy is whole: its snapshot and the hand-written file, unmounted and read-only.
+    const get = (prop: string) => spawnSync('zfs', ['get', '-H', '-o', 'value', prop, kept], { encoding: 'utf8' }).stdout.trim();
+    expect([get('readonly'), get('mountpoint')]).toEqual(['on', 'none']);
+    expect(spawnSync('zfs', ['list', '-H', '-o', 'name', '-t', 'snapshot', '-r', kept], { encoding: 'utf8' }).stdout.trim()).toBe(`${kept}@${first.snapshot}`);
+    const look = await mkdtemp(join(tmpdir(), 'drover-kept-'));
+    try {
+      zfsSet('mountpoint', look, kept);
+      spawnSync('zfs', ['mount', kept]);
+      expect(readFileSync(join(look, 'outside.txt'), 'utf8')).toBe('written by hand\n');
+    } finally {
+      spawnSync('zfs', ['umount', kept]);
+      zfsSet('mountpoint', 'none', kept);
+      await rm(look, { recursive: true, force: true });
+    }
+
+    // Diverged again, under the same generation: refused, the copy stays where it is.
+    await target.createSnapshot(id, 'drover-rogue');
+    expect(await replicator.replicate({ datasetId: id, peer, setAsideDiverged: 5 }).catch((err: unknown) => err)).toMatchObject({ code: 'DROVER_ZFS_EXISTS' });
+    expect((await target.listSnapshots(id)).map((s) => s.snapshot)).toContain('drover-rogue');
+  });
+
   it('leaves the target at its previous snapshot when the connection is cut mid-stream, and a retry succeeds', async () => {
     const { id, dir } = await datasetWith(1);
     const first = await replicator.replicate({ datasetId: id, peer });

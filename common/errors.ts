@@ -43,6 +43,7 @@ export const ERRORS = {
   DROVER_CLUSTER_MISMATCH: { status: 500, retryable: false, message: 'the existing local cluster has another size, subnet or set of daemons' },
   DROVER_CLUSTER_NAME_INVALID: { status: 500, retryable: false, message: 'cluster name invalid' },
   DROVER_CLUSTER_NODES_INVALID: { status: 500, retryable: false, message: 'cluster nodes invalid' },
+  DROVER_CLUSTER_CONTROLS_INVALID: { status: 500, retryable: false, message: 'cluster control services invalid' },
   DROVER_CLUSTER_NODE_UNKNOWN: { status: 500, retryable: false, message: 'the local cluster has no such node' },
   DROVER_CLUSTER_NOT_FOUND: { status: 500, retryable: false, message: 'no local cluster of that name is recorded' },
   DROVER_CLUSTER_NOT_ISOLATED: { status: 500, retryable: false, message: 'the local cluster was brought up without isolated nodes' },

@@ -130,6 +130,7 @@ export const ERRORS = {
   DROVER_PROJECT_NOT_FOUND: { status: 500, retryable: false, message: 'no application or dataset belongs to that project' },
   DROVER_PROJECT_REMOVE_FAILED: { status: 500, retryable: false, message: 'a part of the project could not be removed' },
   DROVER_SECRET_KEY_INVALID: { status: 500, retryable: false, message: 'the secrets key file is not a drover key' },
+  DROVER_SECRET_KEY_MISMATCH: { status: 500, retryable: false, message: 'the secrets key is not the one the other control services use' },
   DROVER_SECRET_UNREADABLE: { status: 500, retryable: false, message: 'a secret could not be decrypted: wrong key, or the sealed copy is damaged' },
   DROVER_SSH_CONNECT_FAILED: { status: 500, retryable: false, message: 'ssh connect failed' },
   DROVER_SSH_DISCONNECTED: { status: 500, retryable: true, message: 'ssh disconnected' },

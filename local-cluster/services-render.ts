@@ -102,6 +102,12 @@ export function controlUrls(cluster: ClusterShape): string[] {
   return controlHosts(cluster).map((host) => `https://${host}:${CONTROL_PORT}`);
 }
 
+/** What a node's agent.yml and proxy.yml say: one URL, or the list of every control service's. */
+function controlEndpoints(cluster: ClusterShape): string | string[] {
+  const urls = controlUrls(cluster);
+  return urls.length === 1 ? urls[0]! : urls;
+}
+
 /** The etcd members' client URLs (a cluster with several control services); [] with the file store. */
 export function etcdEndpoints(cluster: ClusterShape): string[] {
   return (cluster.controls ?? 1) > 1 ? controlHosts(cluster).map((host) => `http://${host}:${ETCD_CLIENT_PORT}`) : [];
@@ -146,7 +152,7 @@ export function agentConfig(cluster: LocalCluster, node: LocalNode): z.input<typ
   const dir = join(servicesDir(cluster.root), node.name);
   const tls = nodeFiles(cluster, node);
   const config: z.input<typeof AgentConfig> = {
-    control_url: controlUrls(cluster),
+    control_url: controlEndpoints(cluster),
     control_tls: { ca_file: tls.ca, cert_file: tls.cert, key_file: tls.key },
     state_dir: join(dir, 'agent'),
     node_uuid_file: join(node.stateDir, 'uuid'),
@@ -181,7 +187,7 @@ export function renderAgentConfig(cluster: LocalCluster, node: LocalNode): strin
 /** A node's proxy.yml settings: its node, listening on the node's address. */
 export function proxyConfig(cluster: LocalCluster, node: LocalNode): z.input<typeof ProxyConfig> {
   const tls = nodeFiles(cluster, node);
-  const config = { control: controlUrls(cluster), control_ca: tls.ca, control_cert: tls.cert, control_key: tls.key, node_uuid: node.uuid, listen_host: node.address, service_subnet: nodeServiceSubnet(node), metrics_listen: metricsAddress(cluster, 'proxy', node) };
+  const config = { control: controlEndpoints(cluster), control_ca: tls.ca, control_cert: tls.cert, control_key: tls.key, node_uuid: node.uuid, listen_host: node.address, service_subnet: nodeServiceSubnet(node), metrics_listen: metricsAddress(cluster, 'proxy', node) };
   return validated(`proxy.yml of ${node.name}`, config, (c) => ProxyConfig.parse(c));
 }
 

@@ -91,6 +91,7 @@ describe('drover services on a local cluster', () => {
       listen_host: '127.0.0.13',
       service_subnet: '10.243.0.0/24',
       metrics_listen: '127.0.0.13:9525',
+      state_dir: '/var/lib/drover/clusters/demo/services/n3/proxy',
     });
   });
 

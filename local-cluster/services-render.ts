@@ -187,7 +187,7 @@ export function renderAgentConfig(cluster: LocalCluster, node: LocalNode): strin
 /** A node's proxy.yml settings: its node, listening on the node's address. */
 export function proxyConfig(cluster: LocalCluster, node: LocalNode): z.input<typeof ProxyConfig> {
   const tls = nodeFiles(cluster, node);
-  const config = { control: controlEndpoints(cluster), control_ca: tls.ca, control_cert: tls.cert, control_key: tls.key, node_uuid: node.uuid, listen_host: node.address, service_subnet: nodeServiceSubnet(node), metrics_listen: metricsAddress(cluster, 'proxy', node) };
+  const config = { control: controlEndpoints(cluster), control_ca: tls.ca, control_cert: tls.cert, control_key: tls.key, node_uuid: node.uuid, listen_host: node.address, service_subnet: nodeServiceSubnet(node), metrics_listen: metricsAddress(cluster, 'proxy', node), state_dir: join(servicesDir(cluster.root), node.name, 'proxy') };
   return validated(`proxy.yml of ${node.name}`, config, (c) => ProxyConfig.parse(c));
 }
 

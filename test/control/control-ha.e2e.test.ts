@@ -7,10 +7,15 @@
  * - one etcd member of three killed → a deploy and a move still work;
  * - two killed → writes are refused with an error naming the cause, while the agents keep the
  *   application running (its container up, the proxy serving it); the members started again →
- *   writes work again.
+ *   writes work again; a proxy restarted meanwhile serves its saved route table.
  * Prints the measured failover times.
  */
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { closeSync, openSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { nodeFlagsOf } from '#common/node-flags.ts';
+import { serviceSpecs } from '../../local-cluster/services-render.ts';
 import { execa } from 'execa';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { EtcdClient } from '../../control-service/store/etcd-client.ts';
@@ -171,6 +176,21 @@ describeWith([...LOCAL_CLUSTER, 'etcd'], 'three control services on etcd (local 
     expect(await pong(world.proxy(app, 1))).toBe(true);
     expect(await pong(world.proxy(app, 2))).toBe(true);
     expect(await redisGet(2, 'before')).toBe('kept');
+
+    // A proxy restarted while no control service can answer serves its saved route table.
+    const proxySpec = serviceSpecs(cluster()).find((s) => s.name === 'n2-proxy')!;
+    const old = pidOf('n2-proxy');
+    process.kill(old, 'SIGKILL');
+    await until('n2 proxy gone', async () => !(await pong(world.proxy(app, 2)).catch(() => false)), 30_000, 200);
+    const program = resolve(import.meta.dirname, '../..', proxySpec.program);
+    const log = openSync(proxySpec.logFile, 'a');
+    const child = spawn(process.execPath, [...nodeFlagsOf(program), program, ...proxySpec.args], { detached: true, stdio: ['ignore', log, log], cwd: resolve(import.meta.dirname, '../..') });
+    child.unref();
+    closeSync(log);
+    writeFileSync(proxySpec.pidFile, `${child.pid}\n`);
+    const restartedAt = Date.now();
+    await until('PONG through the restarted n2 proxy', () => pong(world.proxy(app, 2)).catch(() => false), 60_000, 250);
+    console.log(`n2's proxy restarted with no control service answering: routing again after ${Date.now() - restartedAt} ms (saved route table)`);
 
     const restartAt = Date.now();
     await startServices(cluster());

@@ -40,7 +40,7 @@ describe('the store settings (docs/DESIGN.md §28)', () => {
   it('keeps the file store by default and takes etcd with its endpoints, TLS and leader timing', () => {
     expect(readConfig(TLS, {})).toMatchObject({ etcd: null });
     const c = readConfig([...TLS, '--store', 'etcd', '--etcd-endpoints', 'https://10.0.0.1:2379,https://10.0.0.2:2379', '--etcd-ca', '/e/ca.crt', '--etcd-cert', '/e/c.crt', '--etcd-key', '/e/c.key', '--identity', 'c1'], {});
-    expect(c).toMatchObject({ etcd: { endpoints: ['https://10.0.0.1:2379', 'https://10.0.0.2:2379'], tls: { ca: '/e/ca.crt' }, prefix: '/drover/', leaseTtlSeconds: 15, renewDeadlineMs: 10_000, identity: 'c1' } });
+    expect(c).toMatchObject({ etcd: { endpoints: ['https://10.0.0.1:2379', 'https://10.0.0.2:2379'], tls: { ca: '/e/ca.crt' }, prefix: '/drover/', leaseTtlSeconds: 3, renewDeadlineMs: 2_000, identity: 'c1' } });
   });
 
   it('names every bad etcd setting at once', () => {

@@ -47,7 +47,7 @@ export const USAGE = `usage: drover-control --tls-ca FILE --tls-cert FILE --tls-
   --etcd-ca, --etcd-cert, --etcd-key  TLS client certificate to etcd (all three, or none)
   --etcd-prefix   the keys' prefix in etcd (default /drover/)
   --leader-lease-ttl  seconds of the leader's etcd lease: a leader killed outright is replaced
-                  after at most this long (default 15)
+                  after about this long (default 3: a failover in under 5 s; docs/DESIGN.md §28)
   --leader-renew-deadline  seconds after which a leader that could not renew stops acting
                   (default 2/3 of the TTL: it stops before its lease can expire)
   --advertise     the URL followers redirect writes to (default https://<listen address>, the
@@ -66,6 +66,13 @@ const Listen = z
     return { host: text.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: Number(text.slice(at + 1)) };
   })
   .refine((l) => l.port <= 65535, 'the port must be at most 65535');
+
+/**
+ * The leader's etcd lease (docs/DESIGN.md §28): a leader killed outright is replaced once it
+ * expires, so a failover takes about this plus an election — under the 5 s target; the
+ * leader stops acting after 2/3 of it without a renewal, a second before etcd can expire it.
+ */
+export const DEFAULT_LEADER_LEASE_TTL_SECONDS = 3;
 
 export const ControlConfig = z
   .object({
@@ -209,7 +216,7 @@ function etcdOf(values: Record<string, unknown>, env: NodeJS.ProcessEnv): Contro
     return null;
   }
   const str = (k: string) => values[k] as string | undefined;
-  const ttl = Number(str('leader-lease-ttl') ?? 15);
+  const ttl = Number(str('leader-lease-ttl') ?? DEFAULT_LEADER_LEASE_TTL_SECONDS);
   const ca = str('etcd-ca');
   const cert = str('etcd-cert');
   const key = str('etcd-key');

@@ -17,6 +17,7 @@ import { PromControlMetrics } from './prom-metrics.ts';
 import { join } from 'node:path';
 import { FileVault } from './files/vault.ts';
 import { loadOrCreateKey } from './files/sealing.ts';
+import { checkSharedKey, EtcdVault } from './files/etcd-vault.ts';
 import { ContentSweeper } from './files/sweep.ts';
 import { hostname } from 'node:os';
 import { EtcdClient } from './store/etcd-client.ts';
@@ -57,7 +58,15 @@ async function main(): Promise<void> {
   }
   const sealing = await loadOrCreateKey(config.secretsKeyFile);
   if (sealing.created) log.info({ keyFile: config.secretsKeyFile, fingerprint: sealing.key.fingerprint }, 'secrets key created');
-  const vault = new FileVault(join(config.dataDir, 'contents'), sealing.key);
+  // With etcd the contents live there, shared by every control service, sealed under one key
+  // whose fingerprint etcd records (docs/DESIGN.md §31); the file store keeps them in --data-dir.
+  let vault;
+  if (etcd && config.etcd) {
+    if (await checkSharedKey(etcd.client, config.etcd.prefix, sealing.key, config.secretsKeyFile)) log.info({ fingerprint: sealing.key.fingerprint }, 'secrets key fingerprint recorded in etcd');
+    vault = new EtcdVault(etcd.client, config.etcd.prefix, sealing.key);
+  } else {
+    vault = new FileVault(join(config.dataDir, 'contents'), sealing.key);
+  }
   const control = new Control({
     store,
     log,

@@ -14,7 +14,7 @@ import { ApiClient, type ApiClientOptions } from '#common/api-client.ts';
 import { ensureCa, ensureIssued, issue, issuedPaths, caPaths } from '#common/cluster-ca.ts';
 import type { PemPaths } from '#common/certificates.ts';
 import { readTlsIdentity, type TlsFiles, type TlsIdentity } from '#common/tls-client.ts';
-import { controlAddress, controlUrl } from './services-render.ts';
+import { controlHosts, controlUrls } from './services-render.ts';
 import type { LocalCluster, LocalNode } from './types.ts';
 
 /** The user certificate's name in every local cluster. */
@@ -52,8 +52,11 @@ export function scraperFiles(cluster: Pick<LocalCluster, 'ca'>): TlsFiles {
 export async function ensureClusterCertificates(cluster: LocalCluster): Promise<void> {
   const dir = caDirOf(cluster);
   await ensureCa(dir, `drover ${cluster.name} cluster CA`);
-  const host = controlAddress(cluster).host;
-  await ensureIssued(dir, { role: 'control', name: 'control', ipAddresses: [...new Set([host, '127.0.0.1'])], dnsNames: ['localhost'] });
+  // One certificate for every control service of the cluster (docs/DESIGN.md §31): all their addresses.
+  const control = { role: 'control' as const, name: 'control', ipAddresses: [...new Set([...controlHosts(cluster), '127.0.0.1'])], dnsNames: ['localhost'] };
+  const controlPaths = await ensureIssued(dir, control);
+  const controlCert = new X509Certificate(await readFile(controlPaths.certPath, 'utf8'));
+  if (control.ipAddresses.some((ip) => controlCert.checkIP(ip) === undefined)) await issue(dir, control);
   for (const node of cluster.nodes) {
     const paths = await ensureIssued(dir, { role: 'node', name: node.name, ipAddresses: [node.address] });
     // A node certificate of a cluster made before its address was in it: Prometheus could not check its /metrics.
@@ -69,13 +72,13 @@ export function operatorTls(cluster: Pick<LocalCluster, 'ca'>): TlsIdentity {
   return readTlsIdentity(operatorFiles(cluster));
 }
 
-/** An API client of the cluster's control service, as the operator. */
+/** An API client of the cluster's control services (every one, failing over between them), as the operator. */
 export function controlClient(cluster: LocalCluster, options: Omit<ApiClientOptions, 'baseUrl' | 'tls'> = {}): ApiClient {
-  return new ApiClient({ ...options, baseUrl: controlUrl(cluster), tls: operatorTls(cluster) });
+  return new ApiClient({ ...options, baseUrl: controlUrls(cluster), tls: operatorTls(cluster) });
 }
 
 /** The environment that points `drover` (the CLI) at the cluster as the operator. */
 export function cliEnv(cluster: LocalCluster): Record<string, string> {
   const files = operatorFiles(cluster);
-  return { DROVER_CONTROL: controlUrl(cluster), DROVER_CA: files.ca, DROVER_CERT: files.cert, DROVER_KEY: files.key };
+  return { DROVER_CONTROL: controlUrls(cluster).join(','), DROVER_CA: files.ca, DROVER_CERT: files.cert, DROVER_KEY: files.key };
 }

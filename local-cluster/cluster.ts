@@ -14,6 +14,7 @@ import {
   isClusterPool,
   runDir,
   validateClusterName,
+  validateControls,
   validateNodeCount,
   validateRoot,
   validateSubnet,
@@ -43,6 +44,7 @@ export async function clusterUp(opts: LocalClusterOptions): Promise<LocalCluster
   validateClusterName(opts.name);
   validateNodeCount(opts.nodes);
   if (opts.subnet !== undefined) validateSubnet(opts.subnet);
+  if (opts.controls !== undefined) validateControls(opts.controls, opts.isolate ?? false);
   const root = opts.root ?? defaultRoot(opts.name);
   validateRoot(root);
   const log = (opts.log ?? silentLogger()).child({ cluster: opts.name });
@@ -54,6 +56,7 @@ export async function clusterUp(opts: LocalClusterOptions): Promise<LocalCluster
   const images = opts.images ?? ['busybox'];
   const docker = opts.docker ?? true;
   const isolated = opts.isolate ?? false;
+  const controls = opts.controls ?? 1;
   const started = Date.now();
 
   const leftovers = await findLeftovers(opts.name, root);
@@ -97,6 +100,7 @@ export async function clusterUp(opts: LocalClusterOptions): Promise<LocalCluster
       name: opts.name,
       root,
       ...(isolated ? { isolated: true } : {}),
+      ...(controls > 1 ? { controls } : {}),
       nodes: results.map((r) => (r as PromiseFulfilledResult<LocalCluster['nodes'][number]>).value),
       sshClientKey: { privateKeyPath: paths.agentKey, publicKey: agentPublicKey },
       ca: { certPath: paths.caCert, keyPath: paths.caKey },
@@ -123,6 +127,7 @@ async function repairCluster(opts: LocalClusterOptions, recorded: LocalCluster, 
   const isolated = recorded.isolated ?? false;
   const differences = [
     ...(opts.isolate !== undefined && opts.isolate !== isolated ? [isolated ? 'isolated nodes' : 'nodes that are not isolated'] : []),
+    ...(opts.controls !== undefined && opts.controls !== (recorded.controls ?? 1) ? [`${recorded.controls ?? 1} control service(s), not ${opts.controls}`] : []),
     ...(recorded.nodes.length !== opts.nodes ? [`${recorded.nodes.length} nodes, not ${opts.nodes}`] : []),
     ...(opts.subnet !== undefined && opts.subnet !== subnet ? [`subnet ${subnet}, not ${opts.subnet}`] : []),
     ...(recorded.nodes.some((n) => (n.dockerSocket !== null) !== docker) ? [docker ? 'no dockerd' : 'a dockerd'] : []),

@@ -18,7 +18,7 @@ describe('drover cluster arguments', () => {
   it('prints the usage of every verb on --help and exits 0', async () => {
     const help = await cluster('--help');
     expect(help.code).toBe(0);
-    expect(help.stdout).toMatch(/^usage: drover cluster up \[--nodes N\] \[--name NAME\] \[--subnet S\] \[--images busybox,redis\] \[--isolate\] \[--metrics\]\n {7}drover cluster down/);
+    expect(help.stdout).toMatch(/^usage: drover cluster up \[--nodes N\] \[--name NAME\] \[--subnet S\] \[--images busybox,redis\] \[--isolate\] \[--metrics\] \[--control 1\|3\|5\]\n {7}drover cluster down/);
     for (const verb of ['up', 'down', 'status', 'images', 'kill', 'partition', 'heal']) expect(help.stdout).toMatch(new RegExp(`\\n  ${verb} `));
     const up = await cluster('up', '-h');
     expect(up.code).toBe(0);

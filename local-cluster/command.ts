@@ -17,7 +17,7 @@ import { OPERATOR, operatorFiles } from './certs.ts';
 /** The CLI's default --control: the control service of the cluster `demo`. */
 const DEFAULT_CONTROL = 'https://127.0.0.1:4523';
 
-const USAGE = `up [--nodes N] [--name NAME] [--subnet S] [--images busybox,redis] [--isolate] [--metrics]
+const USAGE = `up [--nodes N] [--name NAME] [--subnet S] [--images busybox,redis] [--isolate] [--metrics] [--control 1|3|5]
        drover cluster down [--name NAME]
        drover cluster kill|partition <node> [--name NAME]
        drover cluster heal [<node>] [--name NAME]
@@ -32,6 +32,10 @@ const DESCRIPTION = [
   "'up' on an existing cluster repairs it: it starts again whatever died (a dockerd, sshd, agent, proxy, plugin) and " +
     "keeps its pools, node ids and keys; asked for another size it refuses. 'status' exits 1 unless every process runs " +
     "and every node is known. Only 'down' removes anything.",
+  "With --control 3 (or 5) the cluster has that many control services on an etcd cluster of as many members " +
+    "(Debian's etcd-server), one of them leader; control service j and etcd member j listen on 127.0.0.j for demo, else " +
+    "127.0.S.(10+j) (etcd on port 12379), and every agent, proxy, plugin and the CLI context know them all. The default is " +
+    'one control service on the file store.',
   "With --isolate every node runs in its own network namespace (address 10.229.S.(10+i) on a bridge, the control " +
     "service on 10.229.S.1:4523) and its own mount namespace (its dockerd sees only its own plugin).",
   "'kill' kills every process of a node at once (agent, proxy, plugin, dockerd, its containers, sshd); 'up' brings it " +
@@ -92,17 +96,22 @@ function imagesOf(list: string): LocalImage[] | null {
   return images as LocalImage[];
 }
 
-async function up(options: { name: string; nodes?: string; subnet?: string; images: string; isolate?: boolean; metrics?: boolean }): Promise<number> {
+async function up(options: { name: string; nodes?: string; subnet?: string; images: string; isolate?: boolean; metrics?: boolean; control?: string }): Promise<number> {
   const images = imagesOf(options.images);
   if (images === null) return 2;
   // An existing cluster is brought up as it is: its size and subnet unless told otherwise.
   const existing = await readCluster(options.name);
-  const { cluster, controlUrl, reused } = await clusterUpWithServices({
+  if (options.control !== undefined && !/^\d+$/.test(options.control)) {
+    printError(`--control: a number of control services (1, 3 or 5), not '${options.control}'`);
+    return 2;
+  }
+  const { cluster, controlUrl, controlUrls, reused } = await clusterUpWithServices({
     name: options.name,
     nodes: options.nodes !== undefined ? Number(options.nodes) : (existing?.nodes.length ?? 3),
     ...(options.subnet !== undefined ? { subnet: Number(options.subnet) } : {}),
     images,
     ...(options.isolate === true ? { isolate: true } : {}),
+    ...(options.control !== undefined ? { controls: Number(options.control) } : {}),
     // The node table is the output; the log says only what went wrong.
     log: createLogger('drover-cluster', { level: process.env.DROVER_LOG_LEVEL ?? 'warn' }),
   });
@@ -114,10 +123,11 @@ async function up(options: { name: string; nodes?: string; subnet?: string; imag
   // current for `demo` (the README's commands) or when there is none yet.
   const files = operatorFiles(cluster);
   const configPath = clientConfigPath(process.env);
-  await saveContext(configPath, { name: cluster.name, server: controlUrl, ca: files.ca, cert: files.cert, key: files.key }, cluster.name === 'demo');
-  print(`context '${cluster.name}' in ${configPath}: ${controlUrl} with the certificate of user '${OPERATOR}' (mutual TLS)`);
+  const servers = controlUrls.length > 1 ? { servers: controlUrls } : { server: controlUrl };
+  await saveContext(configPath, { name: cluster.name, ...servers, ca: files.ca, cert: files.cert, key: files.key }, cluster.name === 'demo');
+  print(`context '${cluster.name}' in ${configPath}: ${controlUrls.join(', ')} with the certificate of user '${OPERATOR}' (mutual TLS)`);
   if (prometheus !== null) print(`prometheus ${prometheus} scrapes every drover process of the cluster (data in ${prometheusPaths(cluster.root).data}; removed by down)`);
-  if (controlUrl !== DEFAULT_CONTROL) print(`drover talks to this cluster with --context ${cluster.name} (or DROVER_CONTEXT=${cluster.name})`);
+  if (controlUrl !== DEFAULT_CONTROL || controlUrls.length > 1) print(`drover talks to this cluster with --context ${cluster.name} (or DROVER_CONTEXT=${cluster.name})`);
   return 0;
 }
 
@@ -163,7 +173,8 @@ function program(result: { code: number; verb: string }): Command {
     .addOption(new Option('--subnet <S>', 'node i gets 127.0.S.(10+i) (default: the existing cluster\'s, else 0)'))
     .addOption(images())
     .addOption(new Option('--isolate', 'each node in its own network and mount namespace (a new cluster; an existing one keeps its mode)'))
-    .addOption(new Option('--metrics', "also start Prometheus (Debian's prometheus) scraping every drover process, with drover's alert rules"));
+    .addOption(new Option('--metrics', "also start Prometheus (Debian's prometheus) scraping every drover process, with drover's alert rules"))
+    .addOption(new Option('--control <N>', "control services: 1 (default: one, on the file store), or 3 or 5 on an etcd cluster of as many members (a new cluster; an existing one keeps its count)"));
   up_.action(run('up', () => up(up_.opts())));
   const down = root.command('down').description('take the cluster down and remove everything of it, data too').addOption(name());
   down.action(

@@ -1,7 +1,8 @@
 /**
  * An etcd cluster of 1–N members on this machine (Debian's `etcd-server`), for the control
- * plane on etcd (docs/DESIGN.md §28): `drover cluster up --control 3`, the tests and the
- * benchmark. Members listen on 127.0.0.1 ports found free, keep their data under `dir`,
+ * plane on etcd (docs/DESIGN.md §28): the tests and the benchmark. (`drover cluster up
+ * --control 3` runs its members as services of the cluster instead, on fixed addresses:
+ * services-render.ts, docs/DESIGN.md §31.) Members listen on 127.0.0.1 ports found free, keep their data under `dir`,
  * and are detached daemons ended by pid (processes.ts).
  */
 import { mkdirSync, rmSync } from 'node:fs';

@@ -33,6 +33,16 @@ export function validateNodeCount(nodes: number): void {
   }
 }
 
+/** Control services of a local cluster: 1 (the file store), or 3 or 5 on as many etcd members (a majority survives one or two losses). */
+export function validateControls(controls: number, isolated: boolean): void {
+  if (![1, 3, 5].includes(controls)) {
+    throw new DroverError('DROVER_CLUSTER_CONTROLS_INVALID', `--control: a local cluster has 1, 3 or 5 control services, not ${controls}`, { detail: { controls } });
+  }
+  if (controls > 1 && isolated) {
+    throw new DroverError('DROVER_CLUSTER_CONTROLS_INVALID', '--control: several control services are not supported with isolated nodes (--isolate)', { detail: { controls } });
+  }
+}
+
 export function validateSubnet(subnet: number): void {
   if (!Number.isInteger(subnet) || subnet < 0 || subnet > 255) {
     throw new DroverError('DROVER_CLUSTER_SUBNET_INVALID', `subnet must be an integer 0..255, not ${subnet}`, {

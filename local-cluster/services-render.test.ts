@@ -1,7 +1,7 @@
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { parseAgentConfig } from '../convergence-agent/config.ts';
-import { controlUrl, renderAgentConfig, renderProxyConfig, serviceSpecs } from './services-render.ts';
+import { controlUrl, controlUrls, etcdEndpoints, renderAgentConfig, renderProxyConfig, serviceSpecs } from './services-render.ts';
 import type { LocalCluster, LocalNode } from './types.ts';
 
 function node(index: number, subnet: number, cluster: string): LocalNode {
@@ -37,6 +37,28 @@ describe('drover services on a local cluster', () => {
     expect(controlUrl(cluster('t4', 4, 2))).toBe('https://127.0.4.11:4523');
   });
 
+  it('gives a cluster of three control services an etcd member and a control service per address, and every node process all three URLs', () => {
+    const c = { ...cluster('t4', 4, 2), controls: 3 };
+    expect(controlUrls(c)).toEqual(['https://127.0.4.11:4523', 'https://127.0.4.12:4523', 'https://127.0.4.13:4523']);
+    expect(controlUrls({ ...cluster('demo', 0, 3), controls: 3 })).toEqual(['https://127.0.0.1:4523', 'https://127.0.0.2:4523', 'https://127.0.0.3:4523']);
+    expect(etcdEndpoints(c)).toEqual(['http://127.0.4.11:12379', 'http://127.0.4.12:12379', 'http://127.0.4.13:12379']);
+    expect(etcdEndpoints(cluster('t4', 4, 2))).toEqual([]);
+    const specs = serviceSpecs(c);
+    expect(specs.slice(0, 6).map((s) => s.name)).toEqual(['m1-etcd', 'm2-etcd', 'm3-etcd', 'c1-control', 'c2-control', 'c3-control']);
+    const m2 = specs.find((s) => s.name === 'm2-etcd')!;
+    expect(m2.executable).toBe(true);
+    expect(m2.args.join(' ')).toContain('--initial-cluster m1=http://127.0.4.11:12380,m2=http://127.0.4.12:12380,m3=http://127.0.4.13:12380');
+    expect(m2.args.join(' ')).toContain('--data-dir /var/lib/drover/clusters/t4/services/etcd/m2');
+    const c2 = specs.find((s) => s.name === 'c2-control')!.args.join(' ');
+    expect(c2).toContain('--listen 127.0.4.12:4523');
+    expect(c2).toContain('--store etcd --etcd-endpoints http://127.0.4.11:12379,http://127.0.4.12:12379,http://127.0.4.13:12379 --identity c2 --advertise https://127.0.4.12:4523');
+    expect(c2).toContain('--secrets-key /var/lib/drover/clusters/t4/services/control.key');
+    expect((parse(renderAgentConfig(c, c.nodes[0]!)) as { control_url: unknown }).control_url).toEqual(controlUrls(c));
+    expect((parse(renderProxyConfig(c, c.nodes[0]!)) as { control: unknown }).control).toEqual(controlUrls(c));
+    const plugin = specs.find((s) => s.name === 'n1-plugin')!.args;
+    expect(plugin[plugin.indexOf('--control') + 1]).toBe(controlUrls(c).join(','));
+  });
+
   it("renders each agent.yml from the harness's node: control and the node's certificate, address, pool, dockerd, sshd endpoint and host key, state dir", () => {
     const c = cluster('t4', 4, 2);
     const yml = parse(renderAgentConfig(c, c.nodes[1]!)) as Record<string, unknown>;
@@ -69,6 +91,7 @@ describe('drover services on a local cluster', () => {
       listen_host: '127.0.0.13',
       service_subnet: '10.243.0.0/24',
       metrics_listen: '127.0.0.13:9525',
+      state_dir: '/var/lib/drover/clusters/demo/services/n3/proxy',
     });
   });
 

@@ -1,11 +1,14 @@
 import { silentLogger } from '#common/log.ts';
 import { clusterDown, clusterUp, readCluster } from './cluster.ts';
 import { startServices } from './services.ts';
+import { controlUrls } from './services-render.ts';
 import type { LocalCluster, LocalClusterOptions } from './types.ts';
 
 export interface ClusterWithServices {
   cluster: LocalCluster;
   controlUrl: string;
+  /** Every control service's URL (one, unless `controls`), the first being `controlUrl`. */
+  controlUrls: string[];
   /** True when the cluster existed already (it was repaired and kept, data and all). */
   reused: boolean;
 }
@@ -23,7 +26,7 @@ export async function clusterUpWithServices(options: LocalClusterOptions): Promi
   const existed = (await readCluster(options.name, options.root)) !== null;
   const cluster = await clusterUp(options);
   try {
-    return { cluster, controlUrl: await startServices(cluster, { log }), reused: existed };
+    return { cluster, controlUrl: await startServices(cluster, { log }), controlUrls: controlUrls(cluster), reused: existed };
   } catch (err) {
     if (existed) throw err;
     log.error({ err }, 'drover services failed to start, taking the new cluster down');

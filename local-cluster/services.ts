@@ -12,7 +12,7 @@ import { pluginSocketDir } from './netns.ts';
 import { isAlive, ownedPid, processesMentioning, terminate } from './processes.ts';
 import { tail } from './readiness.ts';
 import { SYSTEM_PATH } from './run.ts';
-import { controlUrl, SERVICE_KINDS, serviceSpecs, servicesDir, type ServiceKind, type ServiceSpec } from './services-render.ts';
+import { controlUrl, controlUrls, etcdEndpoints, SERVICE_KINDS, serviceSpecs, servicesDir, type ServiceKind, type ServiceSpec } from './services-render.ts';
 import { readClusterState } from './state.ts';
 import { ensureClusterCertificates, operatorTls } from './certs.ts';
 import { stopPrometheus } from './prometheus.ts';
@@ -30,7 +30,7 @@ import type { LocalCluster } from './types.ts';
  */
 
 const REPO = resolve(import.meta.dirname, '..');
-const READY_MS = { control: 30_000, agent: 120_000, proxy: 60_000, plugin: 30_000 } as const;
+const READY_MS = { etcd: 60_000, control: 30_000, agent: 120_000, proxy: 60_000, plugin: 30_000 } as const;
 
 export interface ServiceStatus {
   name: string;
@@ -69,13 +69,19 @@ export async function startServices(cluster: LocalCluster, options: StartOptions
   const level = options.logLevel ?? process.env.DROVER_SERVICES_LOG_LEVEL ?? 'info';
   const of = (kind: ServiceKind) => specs.filter((s) => s.kind === kind);
 
-  const control = of('control')[0]!;
-  if (ownedPid(control.pidFile, dir + '/') === null && (await httpOk(cluster, `${url}/v1/version`))) {
-    throw new DroverError('DROVER_CLUSTER_PORT_IN_USE', `something else answers on ${url} (the control service's address for cluster '${cluster.name}')`, {
-      detail: { url },
-    });
+  const controls = of('control');
+  const urls = controlUrls(cluster);
+  for (const [j, control] of controls.entries()) {
+    if (ownedPid(control.pidFile, dir + '/') === null && (await httpOk(cluster, `${urls[j]}/v1/version`))) {
+      throw new DroverError('DROVER_CLUSTER_PORT_IN_USE', `something else answers on ${urls[j]} (the address of ${control.name} of cluster '${cluster.name}')`, {
+        detail: { url: urls[j] },
+      });
+    }
   }
-  await startAll([control], dir, level, log, () => httpOk(cluster, `${url}/v1/version`));
+  // Several control services (docs/DESIGN.md §31): their etcd members first, each until it is healthy.
+  const etcd = of('etcd');
+  if (etcd.length > 0) await startAll(etcd, dir, level, log, async () => (await etcdHealth(cluster)).every(Boolean));
+  await startAll(controls, dir, level, log, async () => (await Promise.all(urls.map((u) => httpOk(cluster, `${u}/v1/version`)))).every(Boolean));
 
   const agents = of('agent');
   await startAll(agents, dir, level, log, async () => (await knownNodes(url, cluster)) === cluster.nodes.length);
@@ -123,19 +129,19 @@ export function pluginSocket(cluster: Pick<LocalCluster, 'name' | 'isolated'>, n
 
 /** Nodes of the cluster the control service lists as `known`; 0 when it does not answer. */
 export async function knownNodes(url: string, cluster: LocalCluster): Promise<number> {
-  const nodes = (await getJson(cluster, `${url}/v1/state/nodes`)) as Array<{ uuid: string; state: string }> | null;
+  const nodes = (await getJson(cluster, `${url}/v1/state/nodes`, 3_000, controlUrls(cluster))) as Array<{ uuid: string; state: string }> | null;
   if (!Array.isArray(nodes)) return 0;
   return cluster.nodes.filter((n) => nodes.some((s) => s.uuid === n.uuid && s.state === 'known')).length;
 }
 
 /** The control service's view of each node: 'known', 'unknown', or null (not registered, or no answer). */
 export async function nodeStates(cluster: LocalCluster): Promise<Map<string, string | null>> {
-  const nodes = (await getJson(cluster, `${controlUrl(cluster)}/v1/state/nodes`)) as Array<{ uuid: string; state: string }> | null;
+  const nodes = (await getJson(cluster, `${controlUrl(cluster)}/v1/state/nodes`, 3_000, controlUrls(cluster))) as Array<{ uuid: string; state: string }> | null;
   return new Map(cluster.nodes.map((n) => [n.uuid, (Array.isArray(nodes) ? nodes.find((s) => s.uuid === n.uuid)?.state : null) ?? null]));
 }
 
 async function liveProxies(url: string, cluster: LocalCluster): Promise<number> {
-  const acks = (await getJson(cluster, `${url}/v1/drover/routes/acks?version=0`)) as { proxies?: Array<{ node_uuid: string; live: boolean }> } | null;
+  const acks = (await getJson(cluster, `${url}/v1/drover/routes/acks?version=0`, 3_000, controlUrls(cluster))) as { proxies?: Array<{ node_uuid: string; live: boolean }> } | null;
   return cluster.nodes.filter((n) => acks?.proxies?.some((p) => p.node_uuid === n.uuid && p.live)).length;
 }
 
@@ -174,7 +180,7 @@ function spawnService(spec: ServiceSpec, level: string): number {
   const fd = openSync(spec.logFile, 'a');
   try {
     const program = join(REPO, spec.program);
-    const [command, ...args] = [...spec.prefix, process.execPath, ...nodeFlagsOf(program), program, ...spec.args];
+    const [command, ...args] = spec.executable === true ? [...spec.prefix, spec.program, ...spec.args] : [...spec.prefix, process.execPath, ...nodeFlagsOf(program), program, ...spec.args];
     const child = spawn(command!, args, {
       cwd: REPO,
       detached: true,
@@ -211,13 +217,44 @@ function socketAnswers(path: string, timeoutMs = 1_000): Promise<boolean> {
   });
 }
 
-/** A GET of the cluster's control service as the operator (mutual TLS); null on any failure. */
-function getJson(cluster: LocalCluster, url: string, timeoutMs = 3_000): Promise<unknown> {
+/** Whether each etcd member of the cluster answers its health endpoint as healthy (in member order). */
+export async function etcdHealth(cluster: LocalCluster): Promise<boolean[]> {
+  return Promise.all(
+    etcdEndpoints(cluster).map(async (endpoint) => {
+      try {
+        const res = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(2_000) });
+        return res.ok && ((await res.json()) as { health?: string }).health === 'true';
+      } catch {
+        return false;
+      }
+    }),
+  );
+}
+
+/**
+ * A GET of the cluster's control service as the operator (mutual TLS); null on any failure.
+ * With `others` (every control service's URL), a path no service answers is asked of the
+ * next, and a follower's 307 to its leader is followed once: whichever leads answers.
+ */
+async function getJson(cluster: LocalCluster, url: string, timeoutMs = 3_000, others: string[] = []): Promise<unknown> {
+  const { pathname, search } = new URL(url);
+  const tries = [url, ...others.map((o) => `${o}${pathname}${search}`).filter((u) => u !== url)];
+  for (const candidate of tries) {
+    const answer = await getOnce(cluster, candidate, timeoutMs);
+    if (answer.location !== undefined && others.includes(new URL(answer.location).origin)) {
+      const followed = await getOnce(cluster, answer.location, timeoutMs);
+      if (followed.body !== null) return followed.body;
+    } else if (answer.body !== null) return answer.body;
+  }
+  return null;
+}
+
+function getOnce(cluster: LocalCluster, url: string, timeoutMs: number): Promise<{ body: unknown; location?: string }> {
   let tls;
   try {
     tls = operatorTls(cluster);
   } catch {
-    return Promise.resolve(null);
+    return Promise.resolve({ body: null });
   }
   return new Promise((done) => {
     const req = request(url, { timeout: timeoutMs, ...tls }, (res) => {
@@ -225,16 +262,17 @@ function getJson(cluster: LocalCluster, url: string, timeoutMs = 3_000): Promise
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (body += chunk));
       res.on('end', () => {
+        if ((res.statusCode === 307 || res.statusCode === 308) && typeof res.headers.location === 'string') return done({ body: null, location: new URL(res.headers.location, url).href });
         try {
-          done(res.statusCode === 200 ? JSON.parse(body) : null);
+          done({ body: res.statusCode === 200 ? JSON.parse(body) : null });
         } catch {
-          done(null);
+          done({ body: null });
         }
       });
-      res.on('error', () => done(null));
+      res.on('error', () => done({ body: null }));
     });
     req.on('timeout', () => req.destroy());
-    req.on('error', () => done(null));
+    req.on('error', () => done({ body: null }));
     req.end();
   });
 }
@@ -261,7 +299,26 @@ export async function servicesReport(cluster: LocalCluster): Promise<{ text: str
   }
   const widths = rows[0]!.map((_, col) => Math.max(...rows.map((row) => row[col]!.length)));
   const lines = rows.map((row) => row.map((cell, col) => cell.padEnd(widths[col]!)).join('  ').trimEnd());
-  lines.push(`control service ${controlUrl(cluster)}  ${pid('control')}  (data, logs and pid files in ${servicesDir(cluster.root)})`);
-  const ok = status.every((s) => s.pid !== null) && cluster.nodes.every((n) => states.get(n.uuid) === 'known');
+  const controls = status.filter((s) => s.kind === 'control');
+  const urls = controlUrls(cluster);
+  if (controls.length === 1) {
+    lines.push(`control service ${controlUrl(cluster)}  ${pid('control')}  (data, logs and pid files in ${servicesDir(cluster.root)})`);
+  } else {
+    // The leader answers the observed state itself; a follower redirects to it (docs/DESIGN.md §28).
+    const roles = await Promise.all(urls.map(async (u) => {
+      const answer = await getOnce(cluster, `${u}/v1/state/nodes`, 3_000);
+      return answer.body !== null ? '  leader' : answer.location !== undefined ? '  follower' : '  no leader known';
+    }));
+    const health = await etcdHealth(cluster);
+    const endpoints = etcdEndpoints(cluster);
+    for (const [j, c] of controls.entries()) {
+      lines.push(`control service ${c.name} ${urls[j]}  ${pid(c.name)}${c.pid !== null ? roles[j] : ''}`);
+    }
+    for (const [j, m] of status.filter((s) => s.kind === 'etcd').entries()) {
+      lines.push(`etcd member ${m.name} ${endpoints[j]}  ${pid(m.name)}  ${health[j] ? 'healthy' : 'UNHEALTHY'}`);
+    }
+    lines.push(`(data, logs and pid files in ${servicesDir(cluster.root)}; etcd data in ${servicesDir(cluster.root)}/etcd)`);
+  }
+  const ok = status.every((s) => s.pid !== null) && (await etcdHealth(cluster)).every(Boolean) && cluster.nodes.every((n) => states.get(n.uuid) === 'known');
   return { text: lines.join('\n'), ok };
 }

@@ -31,6 +31,7 @@ export const clusterSchema = z.object({
   name: z.string(),
   root: z.string(),
   isolated: z.boolean().optional(),
+  controls: z.number().int().min(1).max(5).optional(),
   nodes: z.array(nodeSchema),
   sshClientKey: z.object({ privateKeyPath: z.string(), publicKey: z.string() }),
   ca: z.object({ certPath: z.string(), keyPath: z.string() }),

@@ -29,6 +29,11 @@ export interface LocalClusterOptions {
    * plugin, and `partitionNode` can cut it off. Default false; a recorded cluster keeps its mode.
    */
   isolate?: boolean;
+  /**
+   * Control services (docs/DESIGN.md §31): 1 (default) — one on the file store; 3 or 5 — that
+   * many on an etcd cluster of as many members, one of them leader. A recorded cluster keeps its count.
+   */
+  controls?: number;
   /** Default /var/lib/drover/clusters/<name>. */
   root?: string;
   log?: Logger;
@@ -66,6 +71,8 @@ export interface LocalCluster {
   root: string;
   /** Nodes in their own network and mount namespaces (`isolate`); absent in older records: false. */
   isolated?: boolean;
+  /** Control services on etcd (docs/DESIGN.md §31); absent: one on the file store. */
+  controls?: number;
   nodes: LocalNode[];
   /** The agents' key, authorized on every node's sshd. */
   sshClientKey: { privateKeyPath: string; publicKey: string };

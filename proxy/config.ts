@@ -15,6 +15,7 @@
  * service_subnet: 10.213.0.0/16    # applications reached by name (docs/DESIGN.md §21)
  * workers: 1                      # processes accepting new connections (uv engine)
  * metrics_listen: 127.0.0.1:9525   # Prometheus /metrics (docs/DESIGN.md §25)
+ * state_dir: /var/lib/drover/proxy  # the last route table, for a restart with no control service (§31)
  * ```
  */
 import { parseArgs } from 'node:util';
@@ -63,6 +64,11 @@ export const ProxyConfig = z
       .string()
       .regex(/^drover_[a-z0-9_]{1,40}$/, 'must start with drover_ and hold only a-z, 0-9 and _')
       .optional(),
+    /**
+     * Where the proxy keeps its last route table (routes.json, 0600), so a restart with no
+     * control service answering keeps routing (docs/DESIGN.md §31). Absent: memory only.
+     */
+    state_dir: z.string().min(1).optional(),
     /** HOST:PORT of the Prometheus /metrics listener (docs/DESIGN.md §25), apart from the proxied ports. */
     metrics_listen: MetricsListen.default(`127.0.0.1:${METRICS_PORTS.proxy}`),
   })

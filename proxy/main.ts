@@ -18,6 +18,7 @@ import { followRoutes } from './route-follower.ts';
 import { localRoute } from './ip-command.ts';
 import { parseServiceSubnet } from '#common/service-subnet.ts';
 import { httpRouteSource } from './route-source.ts';
+import { RouteCache, routeCachePath } from './route-cache.ts';
 import { ClusteredProxy, ProxyWorkers, runWorker, SharingEngine, type FromWorker, type ToWorker } from './workers.ts';
 import type { UvHandle } from './tcp-uv-binding.ts';
 import { PromProxyMetrics } from './prom-metrics.ts';
@@ -115,9 +116,29 @@ async function main(): Promise<void> {
     }
   }
   const abort = new AbortController();
+  const applying = workers ? new ClusteredProxy(proxy, workers) : proxy;
+  // The last table, saved where a restart finds it (docs/DESIGN.md §31): served at once, before any control service answers.
+  const cache = config.state_dir === undefined ? null : new RouteCache(routeCachePath(config.state_dir), config.node_uuid, log.child({ subsystem: 'routes' }));
+  const saved = cache === null ? null : await cache.load();
+  if (saved !== null) {
+    await applying.apply(saved);
+    log.info({ version: saved.version, routes: saved.routes.length }, 'serving the saved route table until a control service answers');
+  }
   const following = followRoutes({
     source: httpRouteSource(config.control, config.node_uuid, controlTls),
-    proxy: workers ? new ClusteredProxy(proxy, workers) : proxy,
+    proxy:
+      cache === null
+        ? applying
+        : {
+            get version() {
+              return applying.version;
+            },
+            apply: async (table) => {
+              await applying.apply(table);
+              void cache.save(table);
+            },
+          },
+    restored: saved !== null,
     nodeUuid: config.node_uuid,
     log: log.child({ subsystem: 'routes' }),
     signal: abort.signal,

@@ -42,11 +42,11 @@ function fakeProxy(events: string[]) {
   };
 }
 
-async function run(source: RouteSource, proxy: ReturnType<typeof fakeProxy>, until: () => boolean): Promise<void> {
+async function run(source: RouteSource, proxy: ReturnType<typeof fakeProxy>, until: () => boolean, restored = false): Promise<void> {
   const abort = new AbortController();
   const clock = new FakeClock();
   const backoff = { initialMs: 1, capMs: 4, jitter: 0.5 };
-  const done = followRoutes({ source, proxy, nodeUuid: NODE, log: silentLogger(), signal: abort.signal, backoff, random: () => 0, clock });
+  const done = followRoutes({ source, proxy, nodeUuid: NODE, log: silentLogger(), signal: abort.signal, backoff, random: () => 0, clock, restored });
   // Time moves only here: backoffs and the spin guard's pause end as the clock passes them.
   for (let i = 0; i < 500 && !until(); i++) await clock.advance(5);
   abort.abort();
@@ -54,6 +54,14 @@ async function run(source: RouteSource, proxy: ReturnType<typeof fakeProxy>, unt
 }
 
 describe('followRoutes', () => {
+  it('does not acknowledge a table restored from its saved copy, and takes the first answer over it whatever its version', async () => {
+    const events: string[] = [];
+    const proxy = fakeProxy(events);
+    proxy.version = 9; // restored from routes.json
+    await run(scriptedSource([new DroverError('DROVER_CONTROL_UNREACHABLE', 'down', { retryable: true }), { version: 9, routes: [] }], events), proxy, () => events.includes('ack 9'), true);
+    expect(events.slice(0, 4)).toEqual(['poll after=null', 'poll after=null', 'apply 9', 'ack 9']);
+  });
+
   it('applies a new version and acknowledges it before polling again', async () => {
     const events: string[] = [];
     const proxy = fakeProxy(events);

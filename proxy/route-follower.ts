@@ -26,6 +26,11 @@ export interface FollowOptions {
   backoff?: Backoff;
   /** Acknowledge the current version again after this long, for a restarted control service. */
   ackRefreshMs?: number;
+  /**
+   * The proxy's table was restored from its saved copy (route-cache.ts): its version is not
+   * acknowledged, and the first poll asks with no version so the first answer replaces it.
+   */
+  restored?: boolean;
   /** Jitter source in [0, 1); an input so tests can pin it. */
   random?: () => number;
   clock?: Clock;
@@ -44,6 +49,8 @@ export async function followRoutes(o: FollowOptions): Promise<void> {
   let failures = 0;
   let acked: number | null = null;
   let ackedAt = -Infinity;
+  // A restored table's version means nothing to the control service: neither acked nor polled after.
+  let restored = o.restored === true;
 
   const backoff = async (err: unknown, what: string): Promise<void> => {
     failures++;
@@ -56,7 +63,7 @@ export async function followRoutes(o: FollowOptions): Promise<void> {
   };
 
   while (!o.signal.aborted) {
-    const version = o.proxy.version;
+    const version = restored ? null : o.proxy.version;
     if (version !== null && (acked !== version || clock.monotonic() - ackedAt > ackRefreshMs)) {
       try {
         await o.source.ack({ node_uuid: o.nodeUuid, version }, o.signal);
@@ -74,7 +81,10 @@ export async function followRoutes(o: FollowOptions): Promise<void> {
       const table = await o.source.poll(version, waitMs, o.signal);
       if (failures > 0) o.log.info({ failures, version: table.version }, 'route source reachable again');
       failures = 0;
-      if (table.version !== version) await o.proxy.apply(table);
+      if (restored) {
+        restored = false;
+        await o.proxy.apply(table);
+      } else if (table.version !== version) await o.proxy.apply(table);
       // A source that answers an unchanged version at once would spin this loop.
       else if (clock.monotonic() - started < 50) await clock.sleep(100, o.signal);
     } catch (err) {

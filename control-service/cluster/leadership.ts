@@ -25,6 +25,8 @@ export interface Leadership {
   fence(): TxnCompare | null;
   /** Called when this process gains (true) or loses (false) the leadership. */
   onChange(listener: (leading: boolean) => void): void;
+  /** Why no leader is known, when the last election step failed (etcd unreachable, no quorum); else null. */
+  noLeaderReason?(): string | null;
 }
 
 /** A control service alone on its store (the file store): always the leader. */
@@ -66,6 +68,7 @@ export class EtcdLeadership implements Leadership {
   private watch: { cancel(): Promise<void> } | null = null;
   private wake: (() => void) | null = null;
   private loop: Promise<void> | null = null;
+  private lastError: string | null = null;
 
   constructor(private readonly options: ElectionOptions) {
     this.ttlSeconds = options.ttlSeconds ?? 15;
@@ -82,6 +85,10 @@ export class EtcdLeadership implements Leadership {
 
   leaderUrl(): string | null {
     return this.isLeader() ? this.options.url() : (this.leader?.url ?? null);
+  }
+
+  noLeaderReason(): string | null {
+    return this.lastError;
   }
 
   leaderIdentity(): string | null {
@@ -119,6 +126,7 @@ export class EtcdLeadership implements Leadership {
         if (this.leading) await this.renew();
         else await this.campaign();
       } catch (err) {
+        this.lastError = `the election could not reach etcd: ${(err as Error).message}`;
         this.options.log.warn({ err }, 'leader election step failed; trying again');
         await this.sleep(Math.min(1000, (this.ttlSeconds * 1000) / 5));
       }
@@ -132,6 +140,7 @@ export class EtcdLeadership implements Leadership {
     this.lease ??= await this.options.client.grantLease(this.ttlSeconds);
     const value = JSON.stringify({ identity: this.options.identity, url: this.options.url() });
     const res = await this.options.client.txn([{ key: this.options.key, target: 'create', revision: 0 }], [{ put: this.options.key, value, lease: this.lease.id }], [{ get: this.options.key }]);
+    this.lastError = null;
     if (res.succeeded) {
       this.createRevision = res.revision;
       this.renewedAt = grantedAt;
@@ -190,6 +199,7 @@ export class EtcdLeadership implements Leadership {
         this.lease = null;
         this.stepDown('lease lost');
       } else {
+        this.lastError = `the leader could not renew its lease in etcd: ${(err as Error).message}`;
         this.options.log.warn({ err, msLeft: left }, 'leader lease not renewed');
         this.isLeader(); // steps down once the deadline passed
       }

@@ -54,8 +54,8 @@ class Turns {
   }
 }
 
-abstract class BaseVault implements Vault {
-  private readonly turns = new Turns();
+export abstract class BaseVault implements Vault {
+  protected readonly turns = new Turns();
 
   constructor(protected readonly key: SealingKey) {}
 

@@ -21,7 +21,11 @@ export function sendFollowersToLeader(app: FastifyInstance, leadership: Leadersh
     if (template === undefined || served.has(`${request.method} ${template}`)) return;
     const leader = leadership.leaderUrl();
     if (leader === null) {
-      return reply.code(503).send({ description: 'No control service is leader right now; try again in a few seconds.', code: 'DROVER_NO_LEADER' } satisfies ErrorBody);
+      // Say why when the election itself fails (etcd unreachable or without quorum): that is what the operator must fix.
+      const why = leadership.noLeaderReason?.() ?? null;
+      return reply
+        .code(503)
+        .send({ description: `No control service is leader right now${why === null ? '' : ` (${why})`}; try again in a few seconds.`, code: 'DROVER_NO_LEADER', ...(why === null ? {} : { detail: { reason: why } }) } satisfies ErrorBody);
     }
     return reply
       .code(307)

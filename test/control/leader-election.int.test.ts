@@ -12,13 +12,14 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { DEFAULT_LEADER_LEASE_TTL_SECONDS } from '../../control-service/config.ts';
 import { EtcdClient } from '../../control-service/store/etcd-client.ts';
 import { startEtcd, stopEtcd, type EtcdCluster } from '../../local-cluster/etcd.ts';
 import { describeWith } from '../support/require.ts';
 
 const BIN = resolve(import.meta.dirname, '../../bin/drover-control.js');
-/** Short, so a killed leader is replaced quickly; the renew deadline is 2/3 of it. */
-const TTL_SECONDS = 2;
+/** The default lease (not given on the command line): a killed leader is replaced within 5 s; the renew deadline is 2/3 of it. */
+const TTL_SECONDS = DEFAULT_LEADER_LEASE_TTL_SECONDS;
 
 interface Control {
   name: string;
@@ -36,7 +37,7 @@ async function startControl(name: string, prefix: string): Promise<Control> {
   const dataDir = join(dir, name);
   const proc = spawn(
     process.execPath,
-    [BIN, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', '--insecure-plain-http', '--data-dir', dataDir, '--store', 'etcd', '--etcd-endpoints', etcd.endpoints.join(','), '--etcd-prefix', prefix, '--leader-lease-ttl', String(TTL_SECONDS), '--identity', name],
+    [BIN, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', '--insecure-plain-http', '--data-dir', dataDir, '--store', 'etcd', '--etcd-endpoints', etcd.endpoints.join(','), '--etcd-prefix', prefix, '--identity', name],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DROVER_LOG_LEVEL: 'info' } },
   );
   const log: string[] = [];
@@ -73,13 +74,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const dataset = (i: number) => `0000000d-0000-4000-8000-${String(i).padStart(12, '0')}`;
 const NODE = '00000001-0000-4000-8000-000000000001';
 
-async function createDataset(base: string, i: number, redirect: 'follow' | 'manual' = 'follow'): Promise<Response> {
+async function createDataset(base: string, i: number, redirect: 'follow' | 'manual' = 'follow', timeoutMs = 5000): Promise<Response> {
   return fetch(`${base}/v1/configuration/datasets`, {
     method: 'POST',
     redirect,
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ dataset_id: dataset(i), primary: NODE }),
-    signal: AbortSignal.timeout(5000),
+    signal: AbortSignal.timeout(timeoutMs),
   });
 }
 
@@ -160,7 +161,8 @@ describeWith(['etcd'], 'drover-control processes on one etcd', () => {
 
     leader.proc.kill('SIGSTOP');
     // A write sent to it while stopped waits in its socket, and is handled the moment it resumes.
-    const queued = createDataset(leader.base, 2, 'manual').catch((err: unknown) => err as Error);
+    // (Its deadline outlasts the stop: the lease, an election, a write and a TTL more.)
+    const queued = createDataset(leader.base, 2, 'manual', 60_000).catch((err: unknown) => err as Error);
     const next = await leaderOf(prefix, others, 30_000);
     const { found } = await client.getMany([`${prefix}leader`]);
     const lostAt = found[0]!.createRevision; // the new leader's key: the old one's was gone by then

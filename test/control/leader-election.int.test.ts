@@ -37,7 +37,8 @@ async function startControl(name: string, prefix: string): Promise<Control> {
   const dataDir = join(dir, name);
   const proc = spawn(
     process.execPath,
-    [BIN, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', '--insecure-plain-http', '--data-dir', dataDir, '--store', 'etcd', '--etcd-endpoints', etcd.endpoints.join(','), '--etcd-prefix', prefix, '--identity', name],
+    // One secrets key for the control services of one etcd prefix, as an operator copies it to each (docs/DESIGN.md §31).
+    [BIN, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', '--insecure-plain-http', '--data-dir', dataDir, '--secrets-key', join(dir, `secrets${prefix.replace(/\W/g, '-')}.key`), '--store', 'etcd', '--etcd-endpoints', etcd.endpoints.join(','), '--etcd-prefix', prefix, '--identity', name],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DROVER_LOG_LEVEL: 'info' } },
   );
   const log: string[] = [];

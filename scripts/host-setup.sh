@@ -97,4 +97,8 @@ fi
 #    its source changed.
 make -s -C native >/dev/null || die "building native/drover-pump failed (make -C native)"
 
-say "ok (dockerd $docker_version, zfs-fuse, sshd, node $node_version, native pump)"
+# 8. drover-receive as one plain-JavaScript file (scripts/bundle.mjs): sshd starts it for every
+#    transfer connection, and through tsx its start-up alone was ~1 s of CPU.
+node scripts/bundle.mjs >/dev/null || die "bundling drover-receive failed (node scripts/bundle.mjs)"
+
+say "ok (dockerd $docker_version, zfs-fuse, sshd, node $node_version, native pump, drover-receive bundle)"

@@ -131,6 +131,27 @@ describe('the source job of a migration', () => {
     expect(w.runtime.byName('drover-web')?.running).toBe(false);
   });
 
+  it('stops the application at the cutover even when it was listed stopped and a restart policy started it since', async () => {
+    const w = await world();
+    w.script.push(100 * MiB, 1 * MiB, 4_096);
+    const container = w.runtime.byName('drover-web')!;
+    // The cutover's listing sees it crashed; Docker restarts it before the stop.
+    const list = w.runtime.listContainers.bind(w.runtime);
+    w.runtime.listContainers = async (nodeUuid) => {
+      const listed = await list(nodeUuid);
+      if (w.control.phases.at(-1) === 'cutover' && listed.some((c) => c.name === 'drover-web' && !c.running)) await w.runtime.restart(container.id);
+      return listed;
+    };
+    w.sends.length = 0;
+    const run = w.job.run();
+    // Crashed once the pre-copy is under way, before the cutover lists it.
+    w.runtime.crash('drover-web');
+    expect(await run).toBe('handed-off');
+    // The final send ran with nothing writing.
+    expect(w.sends.at(-1)).toMatchObject({ appRunning: false });
+    expect(w.runtime.byName('drover-web')?.running).toBe(false);
+  });
+
   it('times the pre-copy, the cutover and its pause in the agent\'s metrics', async () => {
     const metrics = new PromAgentMetrics({ defaultMetrics: false });
     const w = await world({ metrics });

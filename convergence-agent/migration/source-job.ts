@@ -220,12 +220,16 @@ export class SourceJob {
       steps[name] = now - mark;
       mark = now;
     };
+    // Which container to stop is looked up while the proxies take the hold (one Docker call
+    // out of the stopped interval); whether it runs, and its processes, are read at the stop.
+    const found = this.findApplication();
+    found.catch(() => {});
     await this.waitForHold();
     lap('hold');
     const stopBegan = clock.now();
 
     try {
-      await this.stopApplication();
+      await this.stopApplication(await found);
       lap('stop');
     } catch (err) {
       return this.abortCutover(`cutover: ${toDroverError(err).message}`);
@@ -319,12 +323,23 @@ export class SourceJob {
     this.log.warn({ waitingFor, waitedMs: tuning.ackWaitMs }, 'proxies did not ack the hold in time; stopping the application anyway');
   }
 
-  private async stopApplication(): Promise<void> {
-    if (this.m.application === null) return;
+  /** The application's container on this node (null: none, or a move of bare datasets). */
+  private async findApplication(): Promise<{ id: string; running: boolean } | null> {
+    if (this.m.application === null) return null;
     const name = containerName(this.m.application);
-    const container = (await this.deps.runtime.listContainers(this.deps.nodeUuid)).find((c) => c.name === name);
+    return (await this.deps.runtime.listContainers(this.deps.nodeUuid)).find((c) => c.name === name) ?? null;
+  }
+
+  /**
+   * Stops the container found at the cutover's start. stopProcesses inspects it again: a
+   * container stopped since is left alone, one removed since fails the stop (and the cutover
+   * aborts back to the source).
+   */
+  private async stopApplication(container: { id: string; running: boolean } | null): Promise<void> {
     // Its processes gone is enough for the final snapshot; Docker's teardown goes on beside it.
-    if (container?.running) {
+    // One listed as stopped is asked again (stopProcesses inspects it first): a restart policy
+    // may have started it since the listing, and nothing may write once the snapshot is taken.
+    if (container) {
       await this.deps.runtime.stopProcesses(container.id, this.deps.stopTimeoutSeconds);
       this.stoppedApplication = true;
     }

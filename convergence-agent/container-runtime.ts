@@ -53,6 +53,12 @@ export interface ContainerRuntime {
    * `stop` where the processes cannot be seen.
    */
   stopProcesses(containerId: string, stopTimeoutSeconds: number): Promise<void>;
+  /**
+   * Optional: reads ahead what `stopProcesses` needs (the container's process, its namespace,
+   * its grace), so the stop itself starts with the signal. Used only while that process still
+   * runs as the container's first process when the stop comes; otherwise it reads again.
+   */
+  prepareStop?(containerId: string, stopTimeoutSeconds: number): Promise<void>;
   /** Removes a stopped container; a missing one is fine. */
   remove(containerId: string): Promise<void>;
   /** Runs `command` (no shell) in the container; rejects with DROVER_EXEC_TIMEOUT after `timeoutMs`. */

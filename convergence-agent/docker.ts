@@ -15,7 +15,7 @@ import type { ContainerRuntime, ExecResult, RuntimeContainer } from './container
 import type { GateMount } from './gate/gates.ts';
 import { GATE_DIR_IN_CONTAINER, GATE_SHELL_IN_CONTAINER, applicationArgv, gatedCommand } from './gate/gate-script.ts';
 import { LABEL_APP, LABEL_GATE, LABEL_NODE } from './plan/labels.ts';
-import { namespaceEmptied, pidNamespaceOf } from './process-namespace.ts';
+import { inNamespace, namespaceEmptied, pidNamespaceOf } from './process-namespace.ts';
 import type { ContainerSpec } from './plan/types.ts';
 
 export interface DockerRuntimeOptions {
@@ -178,16 +178,35 @@ export class DockerRuntime implements ContainerRuntime {
     );
   }
 
+  /** What prepareStop read, per container: used once, and only while `pid` is still its first process. */
+  private readonly preparedStops = new Map<string, { pid: number; ns: string; grace: number }>();
+
+  async prepareStop(containerId: string, stopTimeoutSeconds: number): Promise<void> {
+    const info = await call('inspect container', () => this.docker.getContainer(containerId).inspect({ abortSignal: this.signal() }));
+    const ns = info.State.Running ? await pidNamespaceOf(info.State.Pid) : null;
+    if (ns === null) this.preparedStops.delete(containerId);
+    else this.preparedStops.set(containerId, { pid: info.State.Pid, ns, grace: graceIn(info, stopTimeoutSeconds) });
+  }
+
   async stopProcesses(containerId: string, stopTimeoutSeconds: number): Promise<void> {
+    // Read ahead (prepareStop) and that process still in its namespace: the container has not
+    // stopped or restarted since, so its pid and namespace are current — no inspect here. A
+    // restart would have ended that process; its pid is never reused inside a dead namespace.
+    const ahead = this.preparedStops.get(containerId);
+    this.preparedStops.delete(containerId);
+    if (ahead && (await inNamespace(String(ahead.pid), ahead.ns))) return this.stopAndWatch(containerId, ahead.grace, ahead.pid, ahead.ns);
     const info = await call('inspect container', () => this.docker.getContainer(containerId).inspect({ abortSignal: this.signal() }));
     if (!info.State.Running) return;
-    const ns = await pidNamespaceOf(info.State.Pid);
-    const stopping = this.stopWithin(containerId, graceIn(info, stopTimeoutSeconds));
+    return this.stopAndWatch(containerId, graceIn(info, stopTimeoutSeconds), info.State.Pid, await pidNamespaceOf(info.State.Pid));
+  }
+
+  private async stopAndWatch(containerId: string, grace: number, pid: number, ns: string | null): Promise<void> {
+    const stopping = this.stopWithin(containerId, grace);
     if (ns === null) return stopping;
     stopping.catch(() => {}); // the processes are what matter here; a later stop or remove sees the rest
     const watch = new AbortController();
     try {
-      await Promise.race([stopping, namespaceEmptied(ns, info.State.Pid, watch.signal)]);
+      await Promise.race([stopping, namespaceEmptied(ns, pid, watch.signal)]);
     } finally {
       watch.abort();
     }

@@ -14,7 +14,8 @@ export async function pidNamespaceOf(pid: number): Promise<string | null> {
   return readlink(`/proc/${pid}/ns/pid`).catch(() => null);
 }
 
-async function inNamespace(pid: string, ns: string): Promise<boolean> {
+/** True while host process `pid` lives in pid namespace `ns`. */
+export async function inNamespace(pid: string, ns: string): Promise<boolean> {
   return (await readlink(`/proc/${pid}/ns/pid`).catch(() => null)) === ns;
 }
 

@@ -63,7 +63,7 @@ export interface SourceJobDeps {
   clock: Clock;
   log: Logger;
   datasets: Pick<DatasetStore, 'getDataset' | 'setReadonly'>;
-  runtime: Pick<ContainerRuntime, 'listContainers' | 'stop' | 'stopProcesses' | 'remove' | 'exec'>;
+  runtime: Pick<ContainerRuntime, 'listContainers' | 'stop' | 'stopProcesses' | 'prepareStop' | 'remove' | 'exec'>;
   replicate: (options: ReplicateOptions) => Promise<ReplicateResult>;
   /** Finishes a final send's deferred bookkeeping after handoff (Replicator.settle); absent: not deferred. */
   settle?: (peer: Peer, datasetId: string) => Promise<void>;
@@ -224,11 +224,14 @@ export class SourceJob {
     // out of the stopped interval); whether it runs, and its processes, are read at the stop.
     const found = this.findApplication();
     found.catch(() => {});
+    const prepared = found.then((c) => (c?.running ? this.deps.runtime.prepareStop?.(c.id, this.deps.stopTimeoutSeconds) : undefined));
+    prepared.catch(() => {});
     await this.waitForHold();
     lap('hold');
     const stopBegan = clock.now();
 
     try {
+      await prepared.catch(() => {}); // read ahead, or not: stopProcesses reads what it lacks
       await this.stopApplication(await found);
       lap('stop');
     } catch (err) {

@@ -31,6 +31,8 @@ export interface RuntimeUnderTest {
   kill(containerId: string): Promise<void>;
   /** Whether `exec` runs the command for real; the fake answers with its `execHandler`. */
   runsCommands: boolean;
+  /** Where the engine has real processes: whether the container's current first process still runs (read before the check). */
+  firstProcess?(containerId: string): Promise<{ alive(): boolean }>;
 }
 
 /** Keeps running, and exits 0 on SIGTERM (pid 1 of a container ignores a TERM it has no handler for). */
@@ -188,6 +190,28 @@ export function containerRuntimeContract(name: string, make: () => Promise<Runti
       await runtime.createAndStart(spec('procs'));
       const c = await only();
       await runtime.stopProcesses(c.id, 5);
+      await runtime.stop(c.id, 5);
+      expect(await only()).toMatchObject({ running: false, status: 'exited' });
+    });
+
+    it('stopProcesses after a read-ahead (prepareStop) stops the container, and waits for the new process of one restarted since', async () => {
+      const { runtime } = await setUp();
+      // Takes a second to end after the stop signal: a stop that returns early is seen.
+      await runtime.createAndStart(spec('ahead', { command_line: ['sh', '-c', 'trap "sleep 1; exit 0" TERM; while true; do sleep 0.1; done'] }));
+      const c = await only();
+      await runtime.prepareStop?.(c.id, 5);
+      const first = await t.firstProcess?.(c.id);
+      await runtime.stopProcesses(c.id, 5);
+      expect(first?.alive() ?? false).toBe(false);
+      await runtime.stop(c.id, 5);
+      expect(await only()).toMatchObject({ running: false, status: 'exited' });
+      // Read ahead, then restarted (a restart policy, an operator): the read-ahead is stale.
+      await runtime.restart(c.id, 5);
+      await runtime.prepareStop?.(c.id, 5);
+      await runtime.restart(c.id, 5);
+      const second = await t.firstProcess?.(c.id);
+      await runtime.stopProcesses(c.id, 5);
+      expect(second?.alive() ?? false).toBe(false);
       await runtime.stop(c.id, 5);
       expect(await only()).toMatchObject({ running: false, status: 'exited' });
     });

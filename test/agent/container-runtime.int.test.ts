@@ -4,6 +4,7 @@
  * Every container carries a fresh node uuid and a `drover-ct<random>-` name; the suite stops
  * and removes them after each test.
  */
+import { readFileSync } from 'node:fs';
 import { execa } from 'execa';
 import { beforeAll } from 'vitest';
 import { silentLogger } from '#common/log.ts';
@@ -36,5 +37,18 @@ describeWith(['root', 'dockerd'], 'the dockerode adapter on the host dockerd', (
       process.kill(Number(stdout.trim()), 'SIGKILL');
     },
     runsCommands: true,
+    firstProcess: async (id) => {
+      const { stdout } = await docker('inspect', '--format', '{{.State.Pid}}', id);
+      const pid = Number(stdout.trim());
+      // A zombie (exited, not yet reaped by its shim) has made every write it will make.
+      const state = (): string | null => {
+        try {
+          return readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '')[0] ?? null;
+        } catch {
+          return null;
+        }
+      };
+      return { alive: () => pid > 0 && state() !== null && state() !== 'Z' };
+    },
   }));
 });

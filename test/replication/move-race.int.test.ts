@@ -6,8 +6,8 @@
  * new primary n2 replicates to n3 incrementally — not "diverged" — with every acknowledged
  * write on both. The agent's wiring is main.ts's: beforeMove, then forMigration's options.
  *
- * And a move to a node with no copy (replication/DESIGN.md "Moves"): n1 primary with one
- * replica, n2; the application moves to n3, which holds nothing. The move's first round sends
+ * And a move to a node with no copy (convergence-agent/replication/DESIGN.md "Moves"): n1
+ * primary with one replica, n2; the application moves to n3, which holds nothing. The move's first round sends
  * n2's newest snapshot whole, then -I to its own (MoveStep, as main.ts wires it), so after the
  * handoff n3 replicates to n2 with a small incremental — not diverged, not reseeded.
  */

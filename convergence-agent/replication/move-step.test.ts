@@ -93,11 +93,16 @@ describe('MoveStep', () => {
     expect(replica.listed).toEqual([]);
   });
 
-  it('sends the move’s snapshot whole as before when no replica shares a snapshot with the primary, or the dataset has no policy here', async () => {
+  it('sends the move’s snapshot whole as before when no replica shares a snapshot with the primary, there is no other replica, or the dataset has no policy here', async () => {
     const diverged = world({ on: { [NODE_D]: [], [NODE_B]: [snap(9)] }, replicas: [{ uuid: NODE_B, guids: null }] });
     await diverged.step.replicate({ datasetId: DS, peer: peer(NODE_D), corr: 'm1' });
     expect(diverged.calls).toHaveLength(1);
     expect(diverged.calls[0]!.snapshotName).toBeUndefined();
+
+    const alone = world({ on: {}, replicas: [] });
+    await alone.step.replicate({ datasetId: DS, peer: peer(NODE_D), corr: 'm1' });
+    expect(alone.calls).toHaveLength(1);
+    expect(alone.listed).toEqual([]);
 
     const plain = world({ on: {}, replicas: null });
     await plain.step.replicate({ datasetId: DS, peer: peer(NODE_D), corr: 'm1' });

@@ -78,12 +78,13 @@ export class MoveStep {
       this.decided.add(key);
       return null;
     };
-    // A replica known to hold snapshots has a copy: the engine plans from it by guid.
-    if (replicas.some((r) => r.uuid === peer.id && r.guids !== null && r.guids.size > 0)) return decided();
+    // No other replica to stay common with, or a replica known to hold snapshots (the engine
+    // plans from them by guid): nothing to list.
+    const others = replicas.filter((r) => r.uuid !== peer.id);
+    if (others.length === 0 || replicas.some((r) => r.uuid === peer.id && r.guids !== null && r.guids.size > 0)) return decided();
     const target = await this.deps.peerSnapshots(peer, datasetId);
     if (target.length > 0) return decided();
 
-    const others = replicas.filter((r) => r.uuid !== peer.id);
     const [source, known] = await Promise.all([this.deps.store.listSnapshots(datasetId), Promise.all(others.map((r) => this.listed(datasetId, r)))]);
     const plan = planMoveSeed({ source, target, replicas: known });
     const where = { datasetId, peer: peer.id, ...(corr === undefined ? {} : { corr }) };

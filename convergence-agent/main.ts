@@ -34,6 +34,7 @@ import { loadOrCreateNodeUuid, readEra } from './node-identity.ts';
 import { RestartLedger } from './restart-ledger.ts';
 import { ZfsStore } from './zfs/zfs.ts';
 import { MigrationJobs } from './migration/jobs.ts';
+import { MoveStep } from './replication/move-step.ts';
 import { ReplicationScheduler } from './replication/scheduler.ts';
 import { HttpMigrationControl } from './migration/migration-control.ts';
 import { TransportPeers } from './migration/peers.ts';
@@ -171,8 +172,17 @@ async function main(): Promise<void> {
     log: log.child({ subsystem: 'replication' }),
     store,
     replicate: (options) => replicator.replicate(options),
+    peerSnapshots: (peer, datasetId) => replicator.peerSnapshots(peer, datasetId),
     peers,
     concurrency: config.replication_concurrency,
+  });
+  const moveStep = new MoveStep({
+    scheduler: replication,
+    replicate: (options) => replicator.replicate(options),
+    peerSnapshots: (peer, datasetId) => replicator.peerSnapshots(peer, datasetId),
+    store,
+    peers,
+    log: log.child({ subsystem: 'replication' }),
   });
   metrics.readFrom({ statuses: () => replication.statuses(), intervals: () => primaryIntervals(loop?.currentDesired ?? null, uuid) });
   const migrations = new MigrationJobs({
@@ -183,11 +193,9 @@ async function main(): Promise<void> {
     datasets: store,
     runtime,
     // A move of a replicated dataset first waits for its running replication steps, then
-    // sends with -I and prunes by its grid (replication/DESIGN.md "Moves").
-    replicate: async (options) => {
-      await replication.beforeMove(options.datasetId, options.signal);
-      return replicator.replicate(replication.forMigration(options));
-    },
+    // sends with -I and prunes by its grid; to a node with no copy it sends the replicas'
+    // base first (replication/DESIGN.md "Moves").
+    replicate: (options) => moveStep.replicate(options),
     settle: (peer, datasetId) => replicator.settle(peer, datasetId),
     peers,
     tuning: tuningOf(config),

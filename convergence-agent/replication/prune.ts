@@ -65,12 +65,15 @@ export function snapshotsToPruneByGrid(input: PruneInput): string[] {
 /**
  * The engine's PruneRule for one (dataset, replica) step. `knownReplicas()` gives the guid
  * sets of the dataset's *other* replicas as last seen (a replica not seen yet is covered by
- * its base hold); the step's own replica is the rule's `other`.
+ * its base hold); the step's own replica is the rule's `other`. Each side keeps its newest
+ * common snapshot with every one of them (the target may become primary by a move).
  */
 export function replicationPruneRule(grids: { primary: RetentionGrid; replicas: RetentionGrid }, knownReplicas: () => ReadonlyArray<ReadonlySet<string>>): PruneRule {
   return ({ side, snapshots, other }) => {
     const otherGuids = new Set(other.map((s) => s.guid));
-    if (side === 'target') return snapshotsToPruneByGrid({ snapshots, grid: grids.replicas, partners: [otherGuids] });
+    // A replica keeps its newest common snapshot with the other replicas too: if a move makes
+    // it primary, they must still share a base with it.
+    if (side === 'target') return snapshotsToPruneByGrid({ snapshots, grid: grids.replicas, partners: [otherGuids, ...knownReplicas()] });
     return snapshotsToPruneByGrid({ snapshots, grid: grids.primary, partners: [otherGuids, ...knownReplicas()] });
   };
 }

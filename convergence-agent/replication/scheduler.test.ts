@@ -8,6 +8,7 @@ import { FakeDatasetStore } from '../testing/fake-dataset-store.ts';
 import { DS_1, DS_2, NODE_A, NODE_B, dataset, desired, migration, node } from '../testing/fixtures.ts';
 import type { Peer, PruneRule, ReplicateOptions, ReplicateResult } from '../transfer/types.ts';
 import { newSnapshotName } from '../transfer/snapshot-name.ts';
+import type { ZfsSnapshotInfo } from '../zfs/types.ts';
 import { ReplicationScheduler } from './scheduler.ts';
 
 const NODE_C = '33333333-3333-4333-8333-333333333333';
@@ -21,7 +22,7 @@ interface Call {
 }
 
 /** A replicate() whose steps end when the test says (or at once, with `auto`). */
-function world(opts: { auto?: boolean; concurrency?: number; writtenProperty?: boolean; abortLandsLate?: boolean } = {}) {
+function world(opts: { auto?: boolean; concurrency?: number; writtenProperty?: boolean; abortLandsLate?: boolean; listing?: (peer: string) => ZfsSnapshotInfo[] } = {}) {
   const clock = new FakeClock();
   const store = new FakeDatasetStore({ writtenProperty: opts.writtenProperty ?? false });
   const calls: Call[] = [];
@@ -51,8 +52,16 @@ function world(opts: { auto?: boolean; concurrency?: number; writtenProperty?: b
       if (opts.auto) call.settle();
     });
   const peers = { peerFor: async (n: Node): Promise<Peer> => ({ id: n.uuid }) as Peer, close: async () => {} };
-  const scheduler = new ReplicationScheduler({ nodeUuid: NODE_A, clock, log: silentLogger(), store, replicate, peers, concurrency: opts.concurrency ?? 4 });
-  return { clock, store, calls, scheduler, maxInFlight: () => maxInFlight };
+  const listed: string[] = [];
+  const listing = opts.listing;
+  const peerSnapshots = listing
+    ? async (peer: Peer): Promise<ZfsSnapshotInfo[]> => {
+        listed.push(peer.id);
+        return listing(peer.id);
+      }
+    : undefined;
+  const scheduler = new ReplicationScheduler({ nodeUuid: NODE_A, clock, log: silentLogger(), store, replicate, peers, concurrency: opts.concurrency ?? 4, ...(peerSnapshots ? { peerSnapshots } : {}) });
+  return { clock, store, calls, scheduler, listed, maxInFlight: () => maxInFlight };
 }
 
 function view(fields: Partial<AgentDesired> = {}, datasets = [DS_1]): AgentDesired {
@@ -378,7 +387,8 @@ describe('ReplicationScheduler', () => {
 
   it('never prunes on the primary the snapshot another replica step is still sending', async () => {
     const tight: ReplicationPolicy = { ...POLICY, retention: { primary: '1x1s(keep=all)', replicas: '1x1s(keep=all)' } };
-    const w = world();
+    // Both replicas listed before their first step (empty): known, so the grid may prune.
+    const w = world({ listing: () => [] });
     await w.store.createDataset(DS_1, { maximumSize: null });
     w.scheduler.sync(view({ datasets: [dataset(DS_1, NODE_A, { replication: tight, replicas: [NODE_B, NODE_C] })] }));
     await settleMicrotasks();
@@ -395,6 +405,66 @@ describe('ReplicationScheduler', () => {
     expect(rule(input)).toEqual([sending]);
     c!.settle();
     await w.scheduler.stop();
+  });
+
+  describe('the newest snapshot common with each replica (a move may make any copy primary)', () => {
+    const tight: ReplicationPolicy = { ...POLICY, retention: { primary: '1x1s(keep=all)', replicas: '1x1s(keep=all)' } };
+    const T = Date.UTC(2026, 0, 1);
+    // Three snapshots a minute apart, guids g1..g3: the tight grid alone keeps only the newest.
+    const [s1, s2, s3] = [1, 2, 3].map((i) => {
+      const snapshot = newSnapshotName(new Date(T + i * 60_000));
+      return { name: `p/drover/${DS_1}@${snapshot}`, snapshot, guid: `g${i}`, createtxg: i, userrefs: 0 };
+    }) as [ZfsSnapshotInfo, ZfsSnapshotInfo, ZfsSnapshotInfo];
+    const tightView = (fields: Partial<AgentDesired> = {}): AgentDesired => view({ datasets: [dataset(DS_1, NODE_A, { replication: tight, replicas: [NODE_B, NODE_C] })], ...fields });
+
+    it('prunes nothing on the primary while a replica’s snapshots are not known, then keeps the newest it shares with it', async () => {
+      const w = world();
+      await w.store.createDataset(DS_1, { maximumSize: null });
+      w.scheduler.sync(tightView());
+      await settleMicrotasks();
+      const [b, c] = [NODE_B, NODE_C].map((n) => w.calls.find((x) => x.options.peer.id === n)!);
+      const ruleC = c!.options.prune as PruneRule;
+      const afterC = { side: 'source' as const, snapshots: [s1, s2, s3], other: [s3], snapshot: s3.snapshot };
+      // B has not been seen since this node became primary: its base could be any snapshot.
+      expect(ruleC(afterC)).toEqual([]);
+      // B's step ends holding g1 (its prune sees B's listing).
+      (b!.options.prune as PruneRule)({ side: 'source', snapshots: [s1, s2, s3], other: [s1], snapshot: s3.snapshot });
+      expect(ruleC(afterC)).toEqual([s2.snapshot]);
+      b!.settle();
+      c!.settle();
+      await w.scheduler.stop();
+    });
+
+    it('lists a replica whose snapshots are not known before its first step, once', async () => {
+      const w = world({ auto: true, listing: (peer) => (peer === NODE_B ? [s1] : []) });
+      await w.store.createDataset(DS_1, { maximumSize: null });
+      w.scheduler.sync(tightView());
+      await settleMicrotasks();
+      expect([...w.listed].sort()).toEqual([NODE_B, NODE_C]);
+      const c = w.calls.find((x) => x.options.peer.id === NODE_C)!;
+      expect((c.options.prune as PruneRule)({ side: 'source', snapshots: [s1, s2, s3], other: [s3], snapshot: s3.snapshot })).toEqual([s2.snapshot]);
+      await w.clock.advance(10_000);
+      await settleMicrotasks();
+      expect(w.calls.length).toBeGreaterThan(2);
+      expect(w.listed).toHaveLength(2);
+      await w.scheduler.stop();
+    });
+
+    it('has a replica, and the target of a move, keep the newest snapshot they share with the other replicas', async () => {
+      const w = world({ auto: true, listing: (peer) => (peer === NODE_B ? [s1] : [s2]) });
+      await w.store.createDataset(DS_1, { maximumSize: null });
+      w.scheduler.sync(tightView());
+      await settleMicrotasks();
+      // C's replica side: g1 stays for B (C would otherwise keep only what it shares with the primary).
+      const c = w.calls.find((x) => x.options.peer.id === NODE_C)!;
+      expect((c.options.prune as PruneRule)({ side: 'target', snapshots: [s1, s2, s3], other: [s1, s2, s3], snapshot: s3.snapshot })).toEqual([s2.snapshot]);
+      // A move to a node that is no replica: its copy keeps g1 (B's) and g2 (C's).
+      const D = '44444444-4444-4444-8444-444444444444';
+      const move = w.scheduler.forMigration({ datasetId: DS_1, peer: { id: D } as Peer, allowRollback: true });
+      const s4 = { ...s3, snapshot: newSnapshotName(new Date(T + 4 * 60_000)), guid: 'g4', createtxg: 4 };
+      expect((move.prune as PruneRule)({ side: 'target', snapshots: [s1, s2, s3, s4], other: [s1, s2, s3, s4], snapshot: s4.snapshot })).toEqual([s3.snapshot]);
+      await w.scheduler.stop();
+    });
   });
 
   it('never lets a move roll back a target that is one of the dataset replicas', async () => {

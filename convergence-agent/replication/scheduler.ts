@@ -20,9 +20,9 @@ import type { AgentDesired } from '#common/channel.ts';
 import type { Clock } from '#common/clock.ts';
 import { DroverError, toDroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
-import type { ReplicaStatus } from '#common/model.ts';
+import type { Node, ReplicaStatus } from '#common/model.ts';
 import type { PeerSource } from '../migration/peers.ts';
-import type { PruneRule, ReplicateOptions, ReplicateResult } from '../transfer/types.ts';
+import type { Peer, PruneRule, ReplicateOptions, ReplicateResult } from '../transfer/types.ts';
 import { HOLD_TAGS, replicaHoldTags } from '../zfs/names.ts';
 import type { ZfsSnapshotInfo } from '../zfs/types.ts';
 import { HoldTagBook } from './hold-tags.ts';
@@ -49,6 +49,13 @@ export interface ReplicationDeps {
   store: ReplicationStore;
   replicate(options: ReplicateOptions): Promise<ReplicateResult>;
   peers: PeerSource;
+  /**
+   * The replica's drover snapshots (Replicator.peerSnapshots): a pair whose replica's
+   * snapshots are not known yet (a new primary after a move, an agent restart) lists them
+   * before its first step, so the primary's pruning keeps the newest snapshot common with it.
+   * Absent: learnt from the pair's first successful step only.
+   */
+  peerSnapshots?(peer: Peer, datasetId: string): Promise<ZfsSnapshotInfo[]>;
   /** Steps running at once across all (dataset, replica) pairs. Default 4. */
   concurrency?: number;
   /** Back-off of a failing pair (capped by its interval). Default 1 s doubling to 60 s. */
@@ -123,7 +130,7 @@ export class ReplicationScheduler {
         if (paused && !pair.paused) pair.running?.abort(new Error('a migration of the dataset began'));
         if (!paused && pair.paused) pair.nextAt = now;
         pair.paused = paused;
-        pair.status.state = paused ? 'paused' : pair.status.state === 'paused' ? (pair.guids ? 'ok' : 'seeding') : pair.status.state;
+        pair.status.state = paused ? 'paused' : pair.status.state === 'paused' ? (pair.status.last_success_at !== null ? 'ok' : 'seeding') : pair.status.state;
       }
     }
     for (const [key, pair] of this.pairs) {
@@ -144,6 +151,22 @@ export class ReplicationScheduler {
       ...p.status,
       lag_seconds: p.status.newest_snapshot_created_at === null ? null : Math.max(0, (now - p.status.newest_snapshot_created_at) / 1000),
     }));
+  }
+
+  /**
+   * The replicas of a dataset primary here with a policy, with the guids each was last seen
+   * to hold (null: not known yet); null when this node replicates no such dataset. For a
+   * move's first round to a node with no copy (`move-step.ts`).
+   */
+  replicasOf(datasetId: string): Array<{ uuid: string; node: Node | null; guids: ReadonlySet<string> | null }> | null {
+    if (!this.grids.has(datasetId)) return null;
+    return [...this.pairs.values()].filter((p) => p.datasetId === datasetId).map((p) => ({ uuid: p.replica, node: p.node, guids: p.guids }));
+  }
+
+  /** What a listing of `replica`'s snapshots of `datasetId` found (its guids), for pruning and moves. */
+  learned(datasetId: string, replica: string, guids: ReadonlySet<string>): void {
+    const pair = this.pairs.get(`${datasetId}/${replica}`);
+    if (pair) pair.guids = new Set(guids);
   }
 
   /**
@@ -264,6 +287,15 @@ export class ReplicationScheduler {
     try {
       if (!pair.node) throw new DroverError('DROVER_NODE_NOT_FOUND', `replica node ${pair.replica} is not in the desired configuration`, { detail: where });
       const peer = await this.deps.peers.peerFor(pair.node);
+      if (pair.guids === null && this.deps.peerSnapshots) {
+        // Known before any step of the dataset prunes the primary (pruneRule): until then the
+        // primary keeps everything, since this replica's base may be any of its snapshots.
+        try {
+          pair.guids = new Set((await this.deps.peerSnapshots(peer, pair.datasetId)).map((s) => s.guid));
+        } catch (err) {
+          log.debug({ ...where, err: toDroverError(err) }, 'listing the replica before its first step failed');
+        }
+      }
       // Record the tags before the first hold with them: destroy must be able to release them.
       const tags = replicaHoldTags(pair.replica);
       await this.holdTags.record(pair.datasetId, (recorded) => [...recorded, tags.base, tags.step]);
@@ -319,15 +351,21 @@ export class ReplicationScheduler {
 
   /**
    * The grid rule for one step. The step's own replica is the rule's `other`; the others are
-   * the guid sets their last steps saw (`pair` excluded; null: a migration's step, every one).
+   * the guid sets their last steps (or listings) saw (`pair` excluded; null: a migration's
+   * step, every one). Both sides keep their newest common snapshot with each of them: the
+   * target of a move, or a replica that may become primary by one, must still share a
+   * snapshot with the other replicas afterwards.
    */
   private pruneRule(datasetId: string, grids: Grids, pair: Pair | null): PruneRule {
-    const rule = replicationPruneRule(grids, () =>
-      [...this.pairs.values()].filter((p) => p.datasetId === datasetId && p !== pair && p.guids !== null).map((p) => p.guids!),
-    );
+    const others = (): Pair[] => [...this.pairs.values()].filter((p) => p.datasetId === datasetId && p !== pair);
+    const rule = replicationPruneRule(grids, () => others().flatMap((p) => (p.guids === null ? [] : [p.guids])));
     return (input) => {
       if (pair && input.side === 'source') pair.guids = new Set(input.other.map((s) => s.guid));
       if (input.side === 'target') return rule(input);
+      // A replica whose snapshots are not known (not listed or replicated to since this node
+      // became primary or started) may need any of them as its base, and a new primary holds
+      // no base for it yet: the primary prunes nothing until every replica is known.
+      if (others().some((p) => p.guids === null)) return [];
       // On the primary, what another replica's running step sends stays: that step has not
       // held it yet (it is held once received), and its send or hold would find it gone.
       const inFlight = this.snapshots.inFlight(datasetId, pair?.key ?? null);

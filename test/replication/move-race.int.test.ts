@@ -5,6 +5,11 @@
  * move to n2 begins. The move waits for that step, sends with -I, and after the handoff the
  * new primary n2 replicates to n3 incrementally — not "diverged" — with every acknowledged
  * write on both. The agent's wiring is main.ts's: beforeMove, then forMigration's options.
+ *
+ * And a move to a node with no copy (convergence-agent/replication/DESIGN.md "Moves"): n1
+ * primary with one replica, n2; the application moves to n3, which holds nothing. The move's first round sends
+ * n2's newest snapshot whole, then -I to its own (MoveStep, as main.ts wires it), so after the
+ * handoff n3 replicates to n2 with a small incremental — not diverged, not reseeded.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -15,6 +20,7 @@ import { systemClock } from '#common/clock.ts';
 import { silentLogger } from '#common/log.ts';
 import type { AgentDesired } from '#common/channel.ts';
 import type { Dataset, Migration, Node, ReplicaStatus } from '#common/model.ts';
+import { MoveStep } from '../../convergence-agent/replication/move-step.ts';
 import { ReplicationScheduler } from '../../convergence-agent/replication/scheduler.ts';
 import { Replicator } from '../../convergence-agent/transfer/replicate.ts';
 import type { SshPeer } from '../../convergence-agent/transfer/ssh-peer.ts';
@@ -191,6 +197,93 @@ describeWith(['root', 'zfs', 'sshd'], 'a move to a replica while a replication s
     console.log(`the new primary's first step to n3 sent ${first!.bytes_sent_total} bytes`);
     expect((await s3.listSnapshots(id)).some((x) => x.guid === n3Newest.guid)).toBe(true);
     expect(await replicaContents(s3, id)).toEqual(after);
+
+    for (const s of [s1, s2, s3]) {
+      for (const x of await s.listSnapshots(id)) await s.release(id, x.snapshot, 'drover-base');
+      await s.destroyDataset(id);
+    }
+  }, 400_000);
+  it('moves to a node with no copy so that the new primary replicates to the remaining replica incrementally', async () => {
+    const id = randomUUID();
+    const [s1, s2, s3] = stores as [ZfsStore, ZfsStore, ZfsStore];
+    const info = await s1.createDataset(id, { maximumSize: null });
+    await writeRandom(join(info.mountpoint!, 'data.bin'), 16);
+    const [p2, p3] = [await peer(1), await peer(2)];
+    const replicator = new Replicator({ store: s1, stateDir: stateDirs[0]!, retries: 0, stallMs: 60_000 });
+    const old = new ReplicationScheduler({
+      nodeUuid: nodes[0]!.uuid,
+      clock: systemClock,
+      log: silentLogger(),
+      store: s1,
+      replicate: (o) => replicator.replicate(o),
+      peerSnapshots: (p, d) => replicator.peerSnapshots(p, d),
+      peers: { peerFor: async (n): Promise<Peer> => (n.uuid === nodes[1]!.uuid ? p2 : p3), close: async () => {} },
+    });
+    schedulers.push(old);
+    const statusOf = (s: ReplicationScheduler, n: number): ReplicaStatus | undefined => s.statuses().find((x) => x.replica === nodes[n]!.uuid);
+    old.sync(view(id, 0, [1]));
+    await until('n2 seeded', () => statusOf(old, 1)?.state === 'ok');
+    await writeFile(join(info.mountpoint!, 'a.txt'), 'after the seed\n');
+    const newest = statusOf(old, 1)!.newest_snapshot;
+    await until('n2 received a later step', () => statusOf(old, 1)?.newest_snapshot !== newest);
+
+    // The move to n3, wired as main.ts wires it; n3 holds nothing of the dataset.
+    expect(await s3.getDataset(id)).toBeNull();
+    const moveStep = new MoveStep({
+      scheduler: old,
+      replicate: (o) => replicator.replicate(o),
+      peerSnapshots: (p, d) => replicator.peerSnapshots(p, d),
+      store: s1,
+      peers: { peerFor: async (n) => (n.uuid === nodes[1]!.uuid ? p2 : p3) },
+      log: silentLogger(),
+    });
+    const m = { id: randomUUID(), application: 'app', dataset_ids: [id], from: nodes[0]!.uuid, to: nodes[2]!.uuid, phase: 'pre-copy', generation: 1, started_at: Date.now(), updated_at: Date.now() } as Migration;
+    old.sync(view(id, 0, [1], [m]));
+    const round1 = await moveStep.replicate({ datasetId: id, peer: p3, corr: m.id, allowRollback: true });
+    await writeFile(join(info.mountpoint!, 'c.txt'), 'the last write before the cutover\n');
+    const acknowledged = await hashFiles(info.mountpoint!);
+    await moveStep.replicate({ datasetId: id, peer: p3, corr: m.id, allowRollback: true, prune: false });
+    console.log(`the move to a node with no copy sent ${round1.bytes} bytes in its first round`);
+    // n2's newest snapshot is on n3: the two share a base.
+    const n2Newest = (await s2.listSnapshots(id)).at(-1)!;
+    expect((await s3.listSnapshots(id)).map((x) => x.guid)).toContain(n2Newest.guid);
+
+    // Handoff: n3 primary (writable, mounted) with n2 its replica; the old primary stops.
+    old.sync(view(id, 2, [1]));
+    await old.stop();
+    zfsSet('readonly', 'off', `${s3.pool}/drover/${id}`);
+    await s3.mount(id);
+    const mountpoint = (await s3.getDataset(id))!.mountpoint!;
+    expect(await hashFiles(mountpoint)).toEqual(acknowledged);
+    await writeFile(join(mountpoint, 'd.txt'), 'on the new primary\n');
+    const after = await hashFiles(mountpoint);
+
+    const replicator3 = new Replicator({ store: s3, stateDir: stateDirs[1]!, retries: 0, stallMs: 60_000 });
+    const p2b = await peer(1);
+    const next = new ReplicationScheduler({
+      nodeUuid: nodes[2]!.uuid,
+      clock: systemClock,
+      log: silentLogger(),
+      store: s3,
+      replicate: (o) => replicator3.replicate(o),
+      peerSnapshots: (p, d) => replicator3.peerSnapshots(p, d),
+      peers: { peerFor: async () => p2b, close: async () => {} },
+    });
+    schedulers.push(next);
+    next.sync(view(id, 2, [1]));
+    let first: ReplicaStatus | undefined;
+    await until('n2 receives from the new primary', () => {
+      first = statusOf(next, 1);
+      if (first?.state === 'diverged') throw new Error(`n2 found diverged after the move: ${first.last_error?.message}`);
+      return first?.state === 'ok';
+    });
+    await next.stop();
+    // One small incremental on n2's newest snapshot: nothing rolled back, set aside or reseeded.
+    console.log(`the new primary's first step to n2 sent ${first!.bytes_sent_total} bytes (the dataset holds 16 MiB)`);
+    expect(round1.bytes).toBeGreaterThan(16 * 1024 * 1024);
+    expect(first!.bytes_sent_total).toBeLessThan(1024 * 1024);
+    expect((await s2.listSnapshots(id)).some((x) => x.guid === n2Newest.guid)).toBe(true);
+    expect(await replicaContents(s2, id)).toEqual(after);
 
     for (const s of [s1, s2, s3]) {
       for (const x of await s.listSnapshots(id)) await s.release(id, x.snapshot, 'drover-base');

@@ -6,7 +6,7 @@ import { AckedWriter, loadData } from '../../cli/demo/redis-load.ts';
 import { useTestCluster } from '../support/cluster.ts';
 import { LOCAL_CLUSTER, describeWith } from '../support/require.ts';
 import { until } from '../migration/stack.ts';
-import { MiB, ReplicationWorld, sampling, type RedisApp } from './world.ts';
+import { MiB, ReplicationWorld, sampling, trouble, type RedisApp } from './world.ts';
 
 // Continuous replication on a 3-node local cluster with drover's processes (issue 15): Redis
 // on node 1 with `x-drover.replication: { replicas: 2, interval: 2s }`, a client writing
@@ -14,7 +14,8 @@ import { MiB, ReplicationWorld, sampling, type RedisApp } from './world.ts';
 // their pools, by guid); a replica node that goes down does not hold the other back and
 // catches up with an incremental; a move to a replica sends one small incremental, and every
 // acknowledged write is there afterwards. Faults on a replica's pool (full, written outside
-// drover): replication-faults.e2e.test.ts.
+// drover): replication-faults.e2e.test.ts. Last, a second Redis with one replica moves to the
+// node that holds no copy of it: the new primary replicates to that replica incrementally.
 const LONG = 300_000;
 const INTERVAL_S = 2;
 const DATA_MIB = 16;
@@ -137,5 +138,43 @@ describeWith(LOCAL_CLUSTER, 'continuous replication of a dataset to standby node
       return s?.primary === world.node(2).uuid && s.replicas.length === 2 && s.replicas.every((r) => r.state === 'ok') && s;
     }, 120_000);
     expect(after.replicas.map((r) => r.node).sort()).toEqual([world.node(1).uuid, world.node(3).uuid].sort());
+  }, LONG);
+  it('moves an application with one replica to a node with no copy, and the new primary replicates to that replica incrementally', async () => {
+    const began = Date.now();
+    const single = await world.deployRedis('single', 16501, 1, { replicas: 1, intervalS: INTERVAL_S });
+    await loadData(world.proxy(single), { prefix: 'data:', bytes: 4 * MiB, valueBytes: 4096, pipeline: 16 });
+    const placed = await until('its replica ok', async () => {
+      const s = await world.replication(single);
+      return s?.replicas.length === 1 && s.replicas[0]!.state === 'ok' && s;
+    }, 120_000, 250);
+    const replica = world.indexOf(placed.replicas[0]!.node);
+    const target = replica === 2 ? 3 : 2;
+    expect(await world.snapshots(single, target)).toEqual([]);
+    await world.replicated(single, replica, 1, Date.now(), 30_000);
+
+    // Sampled from the move on: the replica is never diverged, and nothing is set aside.
+    const { value: after, samples } = await sampling(async () => (await world.replica(single, replica)) ?? null, 250, async () => {
+      const answer = await world.api.moveApplication(single.name, world.node(target).uuid);
+      const migration = await until('the move finished', async () => {
+        const m = await world.api.migration(answer.migration!.id);
+        return isTerminal(m.phase) && m;
+      }, 240_000, 250);
+      expect(migration).toMatchObject({ phase: 'done', error: null });
+      return until('replication from the new primary', async () => {
+        const s = await world.replication(single);
+        return s?.primary === world.node(target).uuid && s.replicas.length === 1 && s.replicas[0]!.node === world.node(replica).uuid && s.replicas[0]!.state === 'ok' && s;
+      }, 120_000, 250);
+    });
+    // The new primary's steps to the replica so far: small increments, not a reseed of the 4 MiB.
+    const first = after.replicas[0]!;
+    console.log(`after the move to n${target} (no copy), its steps to n${replica} sent ${first.bytes_sent_total} bytes; the test took ${Date.now() - began} ms`);
+    expect(first.bytes_sent_total).toBeLessThan(MiB);
+    expect(samples.filter((r) => r?.state === 'diverged').map((r) => trouble(r!))).toEqual([]);
+    expect(after.kept ?? []).toEqual([]);
+
+    // The replica catches up with what is written on the new primary.
+    const written = Date.now();
+    await loadData(world.proxy(single), { prefix: 'later:', bytes: 256 * 1024, valueBytes: 4096, pipeline: 16 });
+    await world.replicated(single, replica, target, written, 10 * INTERVAL_S * 1000);
   }, LONG);
 });

@@ -88,8 +88,9 @@ describe('the update hold of a single application', () => {
     await running();
     await deploy(compose('v2'));
     const first = app().update_hold!;
-    await deploy(compose('v2'));
+    const again = (await deploy(compose('v2'))).json();
     expect(app().update_hold).toEqual(first);
+    expect(again.diff.changed).toEqual([]);
     await deploy(compose('v3'));
     expect(app().update_hold!.id).not.toBe(first.id);
   });

@@ -187,7 +187,8 @@ export class Control {
     });
     this.routes.onAck = () => {
       this.routeHold.check();
-      this.updateHold.check();
+      // Only the leader writes `held_at` (a follower's attempt would only be refused).
+      if (this.leadership.isLeader()) this.updateHold.check();
     };
     this.instances = new InstanceWatch({ observed: this.observed, routeVersion: () => this.routes.get().version, acks: (v) => this.routes.acks(v), clock: this.clock, seed: this.seed });
     this.store.onCommit((snapshot) => this.committed(snapshot));

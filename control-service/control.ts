@@ -27,7 +27,7 @@ import { DEFAULT_MIGRATION_DEADLINES, overdueMigrations, type MigrationDeadlines
 import type { ControlFailure } from '#common/migration-protocol.ts';
 import { applySchedule } from './desired/placement.ts';
 import { carryInstances, instanceName, isReplicated } from './desired/instances.ts';
-import { carryUpdateHolds, markUpdateHeld, settleUpdateHolds, unheldUpdates, type Settled } from './desired/update-holds.ts';
+import { carryUpdateHolds, markUpdateHeld, settleUpdateHolds, unheldUpdates, UPDATE_HOLD_ACK_MS, type Settled } from './desired/update-holds.ts';
 import { InstanceWatch } from './cluster/instance-watch.ts';
 import { upsertNode } from './desired/nodes.ts';
 import { indexOf, warmIndex } from './desired/desired-index.ts';
@@ -180,8 +180,8 @@ export class Control {
       routeVersion: () => this.routes.get().version,
       acks: (version) => this.routes.acks(version),
       release: (id, heldAt, unacked) => this.change((d) => markUpdateHeld(d, id, heldAt, unacked)).then(() => undefined),
-      boundMs: options.failoverHoldAckMs ?? ROUTE_HOLD_ACK_MS,
-      failedNodeBoundMs: options.failoverHoldAckMs ?? ROUTE_HOLD_ACK_MS,
+      boundMs: UPDATE_HOLD_ACK_MS,
+      failedNodeBoundMs: UPDATE_HOLD_ACK_MS,
       log: this.log.child({ subsystem: 'update' }),
       messages: { held: 'update route held by every live proxy', late: 'proxies did not ack the update hold in time; stopping the old container anyway' },
     });

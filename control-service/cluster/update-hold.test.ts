@@ -71,6 +71,22 @@ describe('the update hold of a single application', () => {
     expect(app().update_hold).toBeUndefined();
   });
 
+  it('lets the agent stop the old container after 5 s, naming the live proxy that did not acknowledge the hold', async () => {
+    await running();
+    await deploy(compose('v2'));
+    h.clock.advance(4_900);
+    await h.control.tick();
+    await settle();
+    expect(app().update_hold!.held_at).toBeNull();
+    h.clock.advance(200);
+    await h.control.tick();
+    await settle();
+    const hold = app().update_hold!;
+    expect(hold.unacked).toEqual([nodeId(2)]);
+    expect(hold.held_at! - hold.started_at).toBeGreaterThanOrEqual(5_000);
+    expect(hold.held_at! - hold.started_at).toBeLessThanOrEqual(5_100);
+  });
+
   it('waits for a passing health check when the application has one', async () => {
     await running();
     await deploy(compose('v2', '    x-drover-healthcheck: { type: tcp, port: 6379 }\n'));

@@ -8,7 +8,7 @@
  * The sequence, the move's own (proxy/DESIGN.md):
  * 1. the write sets `update_hold {id, started_at, held_at: null}`: the route holds
  *    (channel/route-table.ts) from that commit's table on;
- * 2. once every live proxy acknowledged that table, or the bound passed
+ * 2. once every live proxy acknowledged that table, or `UPDATE_HOLD_ACK_MS` passed
  *    (cluster/failover-hold.ts, the failover's own wait), `held_at` is set;
  * 3. the node's agent stops the old container only when `held_at` is set
  *    (convergence-agent/plan/containers.ts), removes it and starts the new one, and reports
@@ -22,6 +22,13 @@
  */
 import type { Application, Desired, ObservedContainer, UpdateHold } from '#common/model.ts';
 import { isReplicated, specOf } from './instances.ts';
+
+/**
+ * How long the old container waits for the proxies' acknowledgements of the hold before it is
+ * stopped anyway (the late ones named in `unacked` and the log): a move's source waits as long
+ * by default (the agent's `migration.ack_wait_ms`), ms.
+ */
+export const UPDATE_HOLD_ACK_MS = 5_000;
 
 export interface CarryContext {
   now: number;

@@ -301,7 +301,8 @@ export type Instance = z.infer<typeof Instance>;
  * A single application's container being replaced on its node (a new image, environment,
  * command…): its routes hold new connections, as a move's do, from the write that changed it
  * until the new container is ready, or `started_at` + the handoff deadline (docs/DESIGN.md §30).
- * Set and ended by the control service (control-service/desired/update-holds.ts).
+ * Set and ended by the control service (control-service/desired/update-holds.ts). It holds
+ * while `released_at` is absent (`updateHolding`).
  */
 export const UpdateHold = z
   .object({
@@ -313,9 +314,21 @@ export const UpdateHold = z
     held_at: z.number().nullable(),
     /** Live proxies that had not acknowledged the hold when `held_at` was set. */
     unacked: z.array(Uuid).max(1000).optional(),
+    /**
+     * When the hold ended (absent: it holds): the new container was `ready`, or the `deadline`
+     * passed. The record stays until the next update or move, so that the route keeps the
+     * update's id as its correlation id (the proxies' release records carry it).
+     */
+    released_at: z.number().optional(),
+    ended: z.enum(['ready', 'deadline']).optional(),
   })
   .strict();
 export type UpdateHold = z.infer<typeof UpdateHold>;
+
+/** True while an update hold holds (present, not yet released). */
+export function updateHolding(hold: UpdateHold | undefined): hold is UpdateHold {
+  return hold !== undefined && hold.released_at === undefined;
+}
 
 /** How a change to an application with several instances replaces them (Compose's `deploy.update_config`). */
 export const UpdateConfig = z

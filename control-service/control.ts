@@ -9,7 +9,7 @@ import type { DependencyState } from '#common/channel.ts';
 import { systemClock, type Clock } from '#common/clock.ts';
 import { DroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
-import { NodeReport, type Desired, type Migration, type Node } from '#common/model.ts';
+import { NodeReport, updateHolding, type Desired, type Migration, type Node } from '#common/model.ts';
 import type { ReplicationAnswer } from '#common/api.ts';
 import { ObservedState } from './cluster/observed-state.ts';
 import { replicationAnswers, ReplicationWatch } from './cluster/replication-status.ts';
@@ -366,7 +366,7 @@ export class Control {
   private tickUpdateHolds(): void {
     if (this.settlingUpdates || !this.leadership.isLeader()) return;
     const desired = this.desired;
-    if (!desired.applications.some((a) => a.update_hold !== undefined)) return;
+    if (!desired.applications.some((a) => updateHolding(a.update_hold))) return;
     const due = settleUpdateHolds(desired, { now: this.clock(), deadlineMs: this.deadlines.handoffMs, seen: (app) => this.seenContainer(app.node_uuid, app.name) });
     if (due.ended.length === 0) return;
     this.settlingUpdates = true;

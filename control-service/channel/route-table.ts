@@ -10,8 +10,8 @@
  *   Also while a single application's update replaces its container on its node, until the
  *   new one is ready (`update_hold`, desired/update-holds.ts, docs/DESIGN.md §30).
  * - generation: the fencing generation of the application's newest migration, 0 if none.
- * - migration: the correlation id of the hold — the update's while one holds, else the newest
- *   migration's.
+ * - migration: the correlation id of the hold — the newest update's (docs/DESIGN.md §30) or
+ *   migration's, whichever started last; the update's while it holds.
  *
  * `routesJson` builds the table's JSON text reusing, per application, the text of its routes
  * as long as the application, its observed container and its migrations are the same
@@ -44,10 +44,12 @@ export function routesOf(
   // A failover holds too, from its decision until the application runs on the chosen node
   // (docs/DESIGN.md §18 "The route hold"): the record is written `done`, so it is never active.
   const failingOver = latest?.failover !== undefined && latest.failover.ready_at === null;
-  const updating = app.update_hold !== undefined && !updateReady(app, seen);
+  const update = app.update_hold;
+  const updating = update !== undefined && !updateReady(app, seen);
   const hold = active?.phase === 'cutover' || ((active?.phase === 'handoff' || failingOver) && !ready) || updating;
   const generation = latest?.generation ?? 0;
-  const corr = updating ? app.update_hold!.id : latest?.id;
+  // The update's id while it holds, and after (the proxies' release records carry it) until a newer migration.
+  const corr = update !== undefined && (updating || latest === undefined || latest.started_at < update.started_at) ? update.id : latest?.id;
   const targetOf = (internal: number, protocol: 'udp' | undefined): Route['target'] => {
     if (spread !== undefined) return spread(internal, protocol)[0] ?? null;
     const published = seen?.published.find((p) => p.internal === internal && p.protocol === protocol);

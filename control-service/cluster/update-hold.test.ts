@@ -67,8 +67,9 @@ describe('the update hold of a single application', () => {
     await settle();
     const released = await routes();
     expect(released.routes[0]).toMatchObject({ hold: false, target: { port: 32002 } });
-    expect(released.routes[0]!.migration).toBeUndefined();
-    expect(app().update_hold).toBeUndefined();
+    // The record stays, released: the route keeps the update's id, which the proxies' release records carry.
+    expect(released.routes[0]!.migration).toBe(hold.id);
+    expect(app().update_hold).toMatchObject({ id: hold.id, released_at: h.clock.now(), ended: 'ready' });
   });
 
   it('lets the agent stop the old container after 5 s, naming the live proxy that did not acknowledge the hold', async () => {
@@ -97,7 +98,7 @@ describe('the update hold of a single application', () => {
     await h.request('POST', '/v1/drover/agents/report', report(1, { containers: [container('cache', { update: hold.id, health: 'healthy', published })] }));
     await settle();
     expect((await routes()).routes[0]).toMatchObject({ hold: false });
-    expect(app().update_hold).toBeUndefined();
+    expect(app().update_hold).toMatchObject({ ended: 'ready' });
   });
 
   it('keeps the hold across a redeploy of the same file, and starts a new one for a further change', async () => {
@@ -119,12 +120,12 @@ describe('the update hold of a single application', () => {
     await h.request('POST', '/v1/drover/agents/report', report(1, { containers: [container('cache', { running: false, published: [] })] }));
     await h.control.tick();
     await settle();
-    expect(app().update_hold).toBeDefined();
+    expect(app().update_hold!.released_at).toBeUndefined();
     h.clock.advance(1_500);
     await h.request('POST', '/v1/drover/agents/report', report(1, { containers: [container('cache', { running: false, published: [] })] }));
     await h.control.tick();
     await settle();
-    expect(app().update_hold).toBeUndefined();
+    expect(app().update_hold).toMatchObject({ ended: 'deadline' });
     // No container running: no target, so proxies hold each new connection up to their own deadline, as for any stopped application.
     expect((await routes()).routes[0]).toMatchObject({ hold: false, target: null });
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Application, Desired, ObservedContainer } from '#common/model.ts';
+import type { Application, Desired, Migration, ObservedContainer } from '#common/model.ts';
 import { routesOf } from '../channel/route-table.ts';
 import { validateDesired } from '../store/validate.ts';
 import { carryUpdateHolds, settleUpdateHolds } from './update-holds.ts';
@@ -50,12 +50,23 @@ describe('update holds', () => {
     expect(routesOf(checked, seen({ update: `${U}7`, health: 'healthy' }), undefined, undefined)[0]!.hold).toBe(false);
   });
 
+  it('keeps the released update\'s id on the route until a newer migration, and holds no more', () => {
+    const released = app({ update_hold: { id: `${U}7`, started_at: 5, held_at: 9, released_at: 20, ended: 'ready' } });
+    expect(routesOf(released, seen(), undefined, undefined)[0]).toMatchObject({ hold: false, migration: `${U}7` });
+    const move = { id: '0000000e-0000-4000-8000-000000000001', started_at: 30, generation: 1, phase: 'done' } as Migration;
+    expect(routesOf(released, seen(), undefined, move)[0]!.migration).toBe(move.id);
+    expect(routesOf(released, seen(), undefined, { ...move, started_at: 1 })[0]!.migration).toBe(`${U}7`);
+  });
+
   it('ends a hold once its container is ready, or at the deadline whatever it does', () => {
     const desired = doc(app({ update_hold: { id: `${U}7`, started_at: 0, held_at: 9 } }));
     const settle = (now: number, c: ObservedContainer | undefined) => settleUpdateHolds(desired, { now, deadlineMs: 120_000, seen: () => c });
     expect(settle(1_000, seen()).ended).toEqual([]);
     expect(settle(1_000, seen({ update: `${U}7` })).ended).toEqual([{ application: 'cache', id: `${U}7`, why: 'ready', heldForMs: 1_000 }]);
-    expect(settle(1_000, seen({ update: `${U}7` })).desired.applications[0]!.update_hold).toBeUndefined();
+    expect(settle(1_000, seen({ update: `${U}7` })).desired.applications[0]!.update_hold).toEqual({ id: `${U}7`, started_at: 0, held_at: 9, released_at: 1_000, ended: 'ready' });
+    // Released: nothing more to end.
+    const released = settle(1_000, seen({ update: `${U}7` })).desired;
+    expect(settleUpdateHolds(released, { now: 500_000, deadlineMs: 120_000, seen: () => undefined }).ended).toEqual([]);
     expect(settle(120_000, seen({ running: false })).ended).toMatchObject([{ why: 'deadline' }]);
   });
 });

@@ -14,13 +14,14 @@
  *    (convergence-agent/plan/containers.ts), removes it and starts the new one, and reports
  *    the container as running the update's spec (`ObservedContainer.update`);
  * 4. the route forwards again as soon as that container is ready (running; healthy when it has
- *    a health check); the hold is then dropped — or at `started_at` + the deadline (the
- *    move's handoff deadline) whatever the container does.
+ *    a health check); the hold is then marked released — or at `started_at` + the deadline
+ *    (the move's handoff deadline) whatever the container does. The released record stays
+ *    until the next update or move: the route keeps its id as the correlation id.
  *
  * Only applications that have routes, run on one node (not several instances) and stay on it:
  * a move holds its own way, and instances roll.
  */
-import type { Application, Desired, ObservedContainer, UpdateHold } from '#common/model.ts';
+import { updateHolding, type Application, type Desired, type ObservedContainer, type UpdateHold } from '#common/model.ts';
 import { isReplicated, specOf } from './instances.ts';
 
 /**
@@ -89,7 +90,7 @@ function withHold(app: Application, hold: UpdateHold | undefined): Application {
  */
 export function updateReady(app: Application, seen: ObservedContainer | undefined): boolean {
   const hold = app.update_hold;
-  if (hold === undefined) return true;
+  if (hold === undefined || !updateHolding(hold)) return true;
   return seen !== undefined && seen.update === hold.id && seen.running && (app.health_check === undefined || seen.health === 'healthy');
 }
 
@@ -110,19 +111,21 @@ export interface Settled {
 
 /**
  * The holds that end now: the new container is ready, or the deadline passed (logged by the
- * caller with the reason). Pure; `desired` itself and no ends when nothing ends.
+ * caller with the reason); each is kept, marked `released_at` and `ended`. Pure; `desired`
+ * itself and no ends when nothing ends.
  */
 export function settleUpdateHolds(desired: Desired, ctx: SettleContext): { desired: Desired; ended: Settled[] } {
   const ended: Settled[] = [];
   let changed = false;
   const applications = desired.applications.map((app) => {
     const hold = app.update_hold;
-    if (hold === undefined) return app;
+    if (hold === undefined || !updateHolding(hold)) return app;
     const ready = updateReady(app, ctx.seen(app));
     if (!ready && ctx.now - hold.started_at < ctx.deadlineMs) return app;
-    ended.push({ application: app.name, id: hold.id, why: ready ? 'ready' : 'deadline', heldForMs: Math.max(0, ctx.now - hold.started_at) });
+    const why = ready ? 'ready' : 'deadline';
+    ended.push({ application: app.name, id: hold.id, why, heldForMs: Math.max(0, ctx.now - hold.started_at) });
     changed = true;
-    return withHold(app, undefined);
+    return withHold(app, { ...hold, released_at: ctx.now, ended: why });
   });
   return changed ? { desired: { ...desired, applications }, ended } : { desired, ended };
 }
@@ -132,7 +135,7 @@ export function markUpdateHeld(desired: Desired, id: string, heldAt: number, una
   let changed = false;
   const applications = desired.applications.map((app) => {
     const hold = app.update_hold;
-    if (hold?.id !== id || hold.held_at !== null) return app;
+    if (hold?.id !== id || hold.held_at !== null || !updateHolding(hold)) return app;
     changed = true;
     return { ...app, update_hold: { ...hold, held_at: heldAt, ...(unacked.length > 0 ? { unacked } : {}) } };
   });
@@ -142,6 +145,6 @@ export function markUpdateHeld(desired: Desired, id: string, heldAt: number, una
 /** The holds still waiting for the proxies' acknowledgements: what cluster/failover-hold.ts follows. */
 export function unheldUpdates(desired: Desired): { id: string; application: string }[] {
   const out: { id: string; application: string }[] = [];
-  for (const app of desired.applications) if (app.update_hold !== undefined && app.update_hold.held_at === null) out.push({ id: app.update_hold.id, application: app.name });
+  for (const app of desired.applications) if (updateHolding(app.update_hold) && app.update_hold.held_at === null) out.push({ id: app.update_hold.id, application: app.name });
   return out;
 }

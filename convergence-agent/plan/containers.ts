@@ -16,7 +16,7 @@
  *   The application's data is in its datasets, never in the container.
  */
 import type { AgentDesired } from '#common/channel.ts';
-import type { Application } from '#common/model.ts';
+import { updateHolding, type Application } from '#common/model.ts';
 import type { ZfsDatasetInfo } from '../zfs/types.ts';
 import { containerSpec } from './container-spec.ts';
 import { containerName } from './labels.ts';
@@ -79,7 +79,7 @@ export function planContainers(input: ContainerPlanInput): ContainerPlan {
       changes.push({ kind: 'start-container', spec, ...(after.length > 0 ? { after } : {}) });
       continue;
     }
-    const hold = app.update_hold;
+    const hold = updateHolding(app.update_hold) ? app.update_hold : undefined;
     if (existing.configHash !== spec.configHash) {
       if (hold !== undefined && hold.held_at === null && existing.running) {
         blocked.push({ subject, reason: `configuration changed: waiting for every proxy to hold its connections before stopping it (update ${hold.id})` });

@@ -21,7 +21,7 @@
  * the replacement; a migration naming the same container wins over it.
  */
 import type { AgentDesired } from '#common/channel.ts';
-import type { Migration } from '#common/model.ts';
+import { updateHolding, type Migration } from '#common/model.ts';
 import { containerName } from './labels.ts';
 import { changeSubject, type Change } from './types.ts';
 
@@ -33,7 +33,7 @@ export function correlations(desired: AgentDesired | null, nodeUuid: string): Co
   const out = new Map<string, string>();
   if (desired === null) return out;
   for (const app of desired.applications) {
-    if (app.update_hold !== undefined && app.node_uuid === nodeUuid) out.set(`container:${containerName(app.name)}`, app.update_hold.id);
+    if (updateHolding(app.update_hold) && app.node_uuid === nodeUuid) out.set(`container:${containerName(app.name)}`, app.update_hold.id);
   }
   const records = [...desired.migrations].sort((a, b) => a.generation - b.generation);
   for (const m of records) {

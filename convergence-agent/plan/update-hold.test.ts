@@ -36,6 +36,11 @@ describe('a single application\'s update on its agent', () => {
   it('stops at once when there is no hold (an application the proxies do not serve)', () => {
     const { update_hold: _h, ...plain } = v2(null);
     expect(plan(desired({ applications: [plain] }), observed(hashOf(v1)), ctx).changes).toMatchObject([{ kind: 'stop-container' }]);
+    // A released hold (kept in the configuration for its id) holds nothing either.
+    const released = { ...v2(null), update_hold: { ...v2(null).update_hold, released_at: 2, ended: 'deadline' as const } };
+    const result = plan(desired({ applications: [released] }), observed(hashOf(v1)), ctx);
+    expect(result.changes).toMatchObject([{ kind: 'stop-container' }]);
+    expect(corrOf(result.changes[0]!, correlations(desired({ applications: [released] }), NODE_A))).toBeNull();
   });
 
   it('reports a container that runs the update\'s spec as that update\'s, whether it was replaced or did not need to be', () => {

@@ -3,7 +3,8 @@ import { request } from 'node:http';
 import { beforeAll, expect, it } from 'vitest';
 import type { ApiClient } from '#common/api-client.ts';
 import { tlsFetch } from '#common/tls-client.ts';
-import { controlClient, metricsAddress, operatorTls, startServices, type LocalNode } from '../../local-cluster/index.ts';
+import { readFile } from 'node:fs/promises';
+import { controlClient, metricsAddress, operatorTls, servicesStatus, startServices, type LocalNode } from '../../local-cluster/index.ts';
 import { killNode } from '../failover/kill-node.ts';
 import { until } from '../migration/stack.ts';
 import { useTestCluster } from '../support/cluster.ts';
@@ -257,9 +258,11 @@ describeWith(LOCAL_CLUSTER, 'several instances balanced by the proxies (3-node l
     const client = steadyClient(node(1).address, SINGLE_PORT, 25_000);
     let sampling = true;
     let held = false;
+    let corr: string | undefined;
     const sampler = (async () => {
       while (sampling) {
-        held ||= (await api.routes()).routes.some((r) => r.application === 'single' && r.hold);
+        const route = (await api.routes()).routes.find((r) => r.application === 'single' && r.hold);
+        if (route !== undefined) [held, corr] = [true, corr ?? route.migration];
         await new Promise((r) => setTimeout(r, 50));
       }
     })();
@@ -281,6 +284,11 @@ describeWith(LOCAL_CLUSTER, 'several instances balanced by the proxies (3-node l
     const on = cluster().nodes.find((n) => n.uuid === where.node_uuid)!;
     const env = await execa('docker', ['-H', `unix://${on.dockerSocket}`, 'inspect', '-f', '{{json .Config.Env}}', 'drover-single']);
     expect(JSON.parse(env.stdout)).toContain('VERSION=v2');
+    // One correlation id for the whole update, as for a move: the control service's records, the agent's stop and start, the proxy's release.
+    const logs = await Promise.all(servicesStatus(cluster()).map(async (s) => ({ kind: s.kind, text: await readFile(s.logFile, 'utf8').catch(() => '') })));
+    const kinds = [...new Set(logs.filter((l) => corr !== undefined && l.text.includes(`"corr":"${corr}"`)).map((l) => l.kind))].sort();
+    console.log(`update ${corr}: records with its corr in the logs of ${kinds.join(', ')}`);
+    expect(kinds).toEqual(expect.arrayContaining(['agent', 'control', 'proxy']));
   }, LONG);
 
   // Last: node 1 stays dead (the cluster is torn down after).

@@ -98,7 +98,10 @@ export const Route = z
      * at `external_port` (the container's own port) instead of on the node's address.
      */
     name_slot: NameSlot.optional(),
-    /** The id of that migration (absent when none): the proxies' correlation id for its hold (docs/DESIGN.md §25). */
+    /**
+     * The id of that migration (absent when none), or of the update holding the route now
+     * (docs/DESIGN.md §30): the proxies' correlation id for its hold (docs/DESIGN.md §25).
+     */
     migration: z.string().max(64).optional(),
   })
   .strict();

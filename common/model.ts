@@ -297,6 +297,39 @@ export const Instance = z
   .strict();
 export type Instance = z.infer<typeof Instance>;
 
+/**
+ * A single application's container being replaced on its node (a new image, environment,
+ * command…): its routes hold new connections, as a move's do, from the write that changed it
+ * until the new container is ready, or `started_at` + the handoff deadline (docs/DESIGN.md §30).
+ * Set and ended by the control service (control-service/desired/update-holds.ts). It holds
+ * while `released_at` is absent (`updateHolding`).
+ */
+export const UpdateHold = z
+  .object({
+    /** The correlation id of the update in every process's records (`corr`). */
+    id: Uuid,
+    /** When the write that changed the spec was made (the control service's clock, ms). */
+    started_at: z.number(),
+    /** When every live proxy had applied the hold (or the wait's bound passed): the agent stops the old container only then. */
+    held_at: z.number().nullable(),
+    /** Live proxies that had not acknowledged the hold when `held_at` was set. */
+    unacked: z.array(Uuid).max(1000).optional(),
+    /**
+     * When the hold ended (absent: it holds): the new container was `ready`, or the `deadline`
+     * passed. The record stays until the next update or move, so that the route keeps the
+     * update's id as its correlation id (the proxies' release records carry it).
+     */
+    released_at: z.number().optional(),
+    ended: z.enum(['ready', 'deadline']).optional(),
+  })
+  .strict();
+export type UpdateHold = z.infer<typeof UpdateHold>;
+
+/** True while an update hold holds (present, not yet released). */
+export function updateHolding(hold: UpdateHold | undefined): hold is UpdateHold {
+  return hold !== undefined && hold.released_at === undefined;
+}
+
 /** How a change to an application with several instances replaces them (Compose's `deploy.update_config`). */
 export const UpdateConfig = z
   .object({
@@ -461,6 +494,8 @@ export const Application = z
     next_instance: z.number().int().min(1).optional(),
     update_config: UpdateConfig.optional(),
     rollout: Rollout.optional(),
+    /** A single application's update holding its connections (docs/DESIGN.md §30); the control service's own, never a user's. */
+    update_hold: UpdateHold.optional(),
   })
   .strict();
 export type Application = z.infer<typeof Application>;
@@ -593,6 +628,8 @@ export const ObservedContainer = z
     /** Host ports the agent published, keyed by the application's internal port. */
     published: z.array(z.object({ internal: Port, host: Ipv4, host_port: Port, protocol: z.literal('udp').optional() }).strict()),
     generation: z.number().int().min(0),
+    /** The update (`Application.update_hold.id`) whose spec this container runs; absent when none is in progress. */
+    update: Uuid.optional(),
   })
   .strict();
 export type ObservedContainer = z.infer<typeof ObservedContainer>;

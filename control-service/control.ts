@@ -3,12 +3,13 @@
  * state agents report, and everything derived from both (agent views, routes, events,
  * placement). Route handlers call these methods; nothing here knows about fastify.
  */
+import { randomUUID } from 'node:crypto';
 import { MemoryVault, type Vault } from './files/vault.ts';
 import type { DependencyState } from '#common/channel.ts';
 import { systemClock, type Clock } from '#common/clock.ts';
 import { DroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
-import { NodeReport, type Desired, type Migration, type Node } from '#common/model.ts';
+import { NodeReport, updateHolding, type Desired, type Migration, type Node } from '#common/model.ts';
 import type { ReplicationAnswer } from '#common/api.ts';
 import { ObservedState } from './cluster/observed-state.ts';
 import { replicationAnswers, ReplicationWatch } from './cluster/replication-status.ts';
@@ -26,6 +27,7 @@ import { DEFAULT_MIGRATION_DEADLINES, overdueMigrations, type MigrationDeadlines
 import type { ControlFailure } from '#common/migration-protocol.ts';
 import { applySchedule } from './desired/placement.ts';
 import { carryInstances, instanceName, isReplicated } from './desired/instances.ts';
+import { carryUpdateHolds, markUpdateHeld, settleUpdateHolds, unheldUpdates, UPDATE_HOLD_ACK_MS, type Settled } from './desired/update-holds.ts';
 import { InstanceWatch } from './cluster/instance-watch.ts';
 import { upsertNode } from './desired/nodes.ts';
 import { indexOf, warmIndex } from './desired/desired-index.ts';
@@ -122,6 +124,9 @@ export class Control {
   private readonly failoverBlocked = new Map<string, string>();
   /** Holds each failover's route until the proxies applied it, then lets the chosen node promote (docs/DESIGN.md §18). */
   private readonly routeHold: FailoverRouteHold;
+  /** The same wait for a single application's update: its old container stops once the proxies hold (docs/DESIGN.md §30). */
+  private readonly updateHold: FailoverRouteHold;
+  private settlingUpdates = false;
   /** Per node, a host-key change its reports claim and the control service refused (docs/DESIGN.md §23). */
   readonly keyChangesRefused = new Map<string, { recorded: string; claimed: string; at: number }>();
   private certificateNodes: { nodes: readonly Node[]; byName: Map<string, string> } | null = null;
@@ -170,7 +175,21 @@ export class Control {
       failedNodeBoundMs: Math.min(options.failoverHoldAckMs ?? ROUTE_HOLD_ACK_MS, ROUTE_HOLD_FAILED_NODE_ACK_MS),
       log: this.log.child({ subsystem: 'failover' }),
     });
-    this.routes.onAck = () => this.routeHold.check();
+    this.updateHold = new FailoverRouteHold({
+      clock,
+      routeVersion: () => this.routes.get().version,
+      acks: (version) => this.routes.acks(version),
+      release: (id, heldAt, unacked) => this.change((d) => markUpdateHeld(d, id, heldAt, unacked)).then(() => undefined),
+      boundMs: UPDATE_HOLD_ACK_MS,
+      failedNodeBoundMs: UPDATE_HOLD_ACK_MS,
+      log: this.log.child({ subsystem: 'update' }),
+      messages: { held: 'update route held by every live proxy', late: 'proxies did not ack the update hold in time; stopping the old container anyway' },
+    });
+    this.routes.onAck = () => {
+      this.routeHold.check();
+      // Only the leader writes `held_at` (a follower's attempt would only be refused).
+      if (this.leadership.isLeader()) this.updateHold.check();
+    };
     this.instances = new InstanceWatch({ observed: this.observed, routeVersion: () => this.routes.get().version, acks: (v) => this.routes.acks(v), clock: this.clock, seed: this.seed });
     this.store.onCommit((snapshot) => this.committed(snapshot));
     this.leadership.onChange((leading) => {
@@ -243,6 +262,7 @@ export class Control {
     this.lastMigrations = snapshot.desired.migrations;
     this.lastDesired = snapshot.desired;
     this.routeHold.follow(snapshot.desired.migrations);
+    this.updateHold.followHolds(unheldUpdates(snapshot.desired).map((u) => ({ id: u.id, from: null })));
     this.ticker = setInterval(() => void this.tick(), 1000);
     this.ticker.unref();
   }
@@ -253,6 +273,7 @@ export class Control {
     if (this.failoverTimer) clearTimeout(this.failoverTimer);
     this.failoverTimer = null;
     this.routeHold.stop();
+    this.updateHold.stop();
     this.views.wakeAll();
     this.routes.wakeAll();
     await this.store.close();
@@ -280,20 +301,32 @@ export class Control {
     if (!this.leadership.isLeader()) {
       return Promise.reject(new DroverError('DROVER_NOT_LEADER', 'this control service is not the leader; nothing was changed', { detail: { leader: this.leadership.leaderUrl() } }));
     }
-    return this.store.update((desired, ctx) => {
-      const out = this.pipeline(fn, desired, ctx);
-      this.unschedulableNow = out.unschedulable;
-      return out.desired === desired ? null : out.desired;
-    });
+    let ended: Settled[] = [];
+    return this.store
+      .update((desired, ctx) => {
+        const out = this.pipeline(fn, desired, ctx);
+        this.unschedulableNow = out.unschedulable;
+        ended = out.desired === desired ? [] : out.ended;
+        return out.desired === desired ? null : out.desired;
+      })
+      .then((snapshot) => {
+        for (const e of ended) {
+          const fields = { corr: e.id, update: e.id, application: e.application, heldForMs: e.heldForMs };
+          if (e.why === 'ready') this.log.info(fields, 'update route released: the new container is ready');
+          else this.log.warn({ ...fields, deadlineMs: this.deadlines.handoffMs }, 'update hold ended at its deadline: the new container was not ready');
+        }
+        return snapshot;
+      });
   }
 
   /** What `change(fn)` would store, without storing it (a dry run). Same checks, same errors. */
   preview(fn: Change): { desired: Desired; unschedulable: Map<string, string> } {
     const snap = this.snapshot;
-    return this.pipeline(fn, snap.desired, { version: snap.version + 1, tagMatches: (t) => t === snap.tag });
+    const { desired, unschedulable } = this.pipeline(fn, snap.desired, { version: snap.version + 1, tagMatches: (t) => t === snap.tag });
+    return { desired, unschedulable };
   }
 
-  private pipeline(fn: Change, desired: Desired, ctx: UpdateContext): { desired: Desired; unschedulable: Map<string, string> } {
+  private pipeline(fn: Change, desired: Desired, ctx: UpdateContext): { desired: Desired; unschedulable: Map<string, string>; ended: Settled[] } {
     const now = this.clock();
     const start: MigrationStart = {
       now,
@@ -302,23 +335,44 @@ export class Control {
     };
     const next = fn(desired, { version: ctx.version, tagMatches: (t) => ctx.tagMatches(t), now, start });
     const written = next === null || next === undefined || next === desired ? desired : validateDesired(next);
-    const instanced = this.instances.plan(carryInstances(desired, written), now);
+    // A single application's update holds its routes (docs/DESIGN.md §30); holds whose container is ready, or whose deadline passed, end.
+    const holds = settleUpdateHolds(carryUpdateHolds(desired, written, { now, newId: randomUUID }), { now, deadlineMs: this.deadlines.handoffMs, seen: (app) => this.seenContainer(app.node_uuid, app.name) });
+    const { ended } = holds;
+    const instanced = this.instances.plan(carryInstances(desired, holds.desired), now);
     const changed = instanced.desired;
     const planned = schedule({ desired: changed, up: this.observed.upNodes(), seed: this.seed });
     for (const [name, reason] of instanced.unschedulable) planned.unschedulable.set(name, reason);
     const scheduled = applySchedule(changed, planned, start);
     const copied = copyApplicationPolicies(desired, scheduled.desired);
     const placed = { desired: applyReplicas(copied, this.replicaChoices(copied)), unschedulable: scheduled.unschedulable };
-    if (placed.desired === desired) return { desired, unschedulable: placed.unschedulable };
+    if (placed.desired === desired) return { desired, unschedulable: placed.unschedulable, ended: [] };
     const result = validateDesired(reuseUnchanged(desired, validateDesired(placed.desired)));
-    if (result === desired) return { desired, unschedulable: placed.unschedulable };
+    if (result === desired) return { desired, unschedulable: placed.unschedulable, ended: [] };
     const issues = checkInvariants(result);
     if (issues.length > 0) {
       throw new DroverError('DROVER_INVALID_CONFIGURATION', 'The configuration would break a rule; nothing was changed.', {
         detail: { issues: issues.map((i) => ({ path: i.path.join('.'), message: i.message })) },
       });
     }
-    return { desired: result, unschedulable: placed.unschedulable };
+    return { desired: result, unschedulable: placed.unschedulable, ended };
+  }
+
+  /** Application `name`'s container on `node` as the node last reported it, while the node is known. */
+  private seenContainer(node: string | undefined, name: string) {
+    return node !== undefined && this.observed.stateOf(node) === 'known' ? this.observed.get(node)?.containers.get(name) : undefined;
+  }
+
+  /** Update holds whose new container is ready, or whose deadline passed, end now (decided again inside the write). */
+  private tickUpdateHolds(): void {
+    if (this.settlingUpdates || !this.leadership.isLeader()) return;
+    const desired = this.desired;
+    if (!desired.applications.some((a) => updateHolding(a.update_hold))) return;
+    const due = settleUpdateHolds(desired, { now: this.clock(), deadlineMs: this.deadlines.handoffMs, seen: (app) => this.seenContainer(app.node_uuid, app.name) });
+    if (due.ended.length === 0) return;
+    this.settlingUpdates = true;
+    this.change(() => null)
+      .catch((err: unknown) => this.log.error({ err }, 'update holds not ended'))
+      .finally(() => (this.settlingUpdates = false));
   }
 
   /** Where the scheduler would put each replicated dataset's replicas now (scheduler/replicas.ts). */
@@ -379,6 +433,7 @@ export class Control {
     if (effect.containersChanged) this.views.changed(this.dependantNodes(report.uuid));
     if (effect.containersChanged) this.routes.changed();
     if (effect.containersChanged) this.tickInstances();
+    if (effect.containersChanged) this.tickUpdateHolds();
     // A repeated report names the node as the last one did: when the stored entry is the one
     // found equal then, there is nothing to compare.
     if (known === undefined || effect.changed || this.registered.get(report.uuid) !== known) {
@@ -491,7 +546,9 @@ export class Control {
     }
     this.tickReplication();
     this.routeHold.check();
+    this.updateHold.check();
     this.tickInstances();
+    this.tickUpdateHolds();
     this.failoverOnTime();
     return Promise.all([ending, this.tickFailover()]).then(() => undefined);
   }
@@ -646,6 +703,7 @@ export class Control {
   }
 
   private committed(snapshot: StoreSnapshot): void {
+    const beforeDesired = this.lastDesired;
     this.views.changed(affectedNodes(this.lastDesired, snapshot.desired, (id) => this.observed.holding(id)));
     this.lastDesired = snapshot.desired;
     this.routes.changed();
@@ -670,6 +728,19 @@ export class Control {
     }
     this.lastMigrations = snapshot.desired.migrations;
     this.routeHold.follow(snapshot.desired.migrations);
+    this.noteUpdateHolds(beforeDesired, snapshot.desired);
+  }
+
+  /** New update holds are logged (the update's `corr` starts here) and waited on until the proxies applied them. */
+  private noteUpdateHolds(before: Desired, after: Desired): void {
+    if (before.applications === after.applications) return;
+    const had = new Set(before.applications.flatMap((a) => (a.update_hold === undefined ? [] : [a.update_hold.id])));
+    for (const app of after.applications) {
+      const hold = app.update_hold;
+      if (hold === undefined || had.has(hold.id)) continue;
+      this.log.info({ corr: hold.id, update: hold.id, application: app.name, node: app.node_uuid }, 'update holds its routes until the new container is ready');
+    }
+    this.updateHold.followHolds(unheldUpdates(after).map((u) => ({ id: u.id, from: null })));
   }
 }
 

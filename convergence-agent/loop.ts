@@ -175,7 +175,7 @@ export class ConvergenceLoop {
       // The report (what discovery saw) and the changes go side by side: a round trip to the
       // control service before each pass's changes was downtime at a migration's handoff.
       const [reported, execution] = await Promise.all([
-        this.report(buildReport(deps.identity, observed, [...blocked, ...this.lastProblems], deps.replication?.statuses() ?? []), log),
+        this.report(buildReport(deps.identity, observed, [...blocked, ...this.lastProblems], deps.replication?.statuses() ?? [], result.updates), log),
         deps.executor.execute(result.changes, correlations(desired, deps.identity.uuid)),
       ]);
       // A gate opened this pass: its application starts now, so its health check starts now,

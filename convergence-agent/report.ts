@@ -17,8 +17,11 @@ export interface NodeIdentity {
   logs?: { port: number };
 }
 
-/** `replication`: the replication scheduler's pairs where this node is primary (replication/scheduler.ts). */
-export function buildReport(identity: NodeIdentity, observed: LocalObserved, problems: NodeProblem[], replication: ReplicaStatus[] = []): NodeReport | null {
+/**
+ * `replication`: the replication scheduler's pairs where this node is primary (replication/scheduler.ts).
+ * `updates`: app name → the update hold whose spec its container runs (the plan's `updates`).
+ */
+export function buildReport(identity: NodeIdentity, observed: LocalObserved, problems: NodeProblem[], replication: ReplicaStatus[] = [], updates: ReadonlyMap<string, string> = NO_UPDATES): NodeReport | null {
   if (observed.datasets === null || observed.containers === null) return null;
   const snapshots = observed.snapshots ?? {};
   return {
@@ -47,6 +50,7 @@ export function buildReport(identity: NodeIdentity, observed: LocalObserved, pro
       ...(!c.running && c.finishedAt !== null && c.exitCode !== null ? { exit_code: c.exitCode } : {}),
       published: c.published,
       generation: c.generation,
+      ...(updates.has(c.app) ? { update: updates.get(c.app)! } : {}),
     })),
     problems: problems.slice(0, 1000).map((p) => ({ ...p, reason: p.reason.slice(0, 2048), subject: p.subject.slice(0, 256) })),
     replication,
@@ -58,3 +62,5 @@ export function buildReport(identity: NodeIdentity, observed: LocalObserved, pro
         }),
   };
 }
+
+const NO_UPDATES: ReadonlyMap<string, string> = new Map();

@@ -7,7 +7,11 @@
  * - hold: true while a migration of the application is in cutover, and in handoff (or after a
  *   failover's decision) until the application runs on the target (healthy, when it has a
  *   health check). Proxies accept and hold new connections meanwhile, so a move loses none.
+ *   Also while a single application's update replaces its container on its node, until the
+ *   new one is ready (`update_hold`, desired/update-holds.ts, docs/DESIGN.md §30).
  * - generation: the fencing generation of the application's newest migration, 0 if none.
+ * - migration: the correlation id of the hold — the newest update's (docs/DESIGN.md §30) or
+ *   migration's, whichever started last; the update's while it holds.
  *
  * `routesJson` builds the table's JSON text reusing, per application, the text of its routes
  * as long as the application, its observed container and its migrations are the same
@@ -17,6 +21,7 @@ import type { Route } from '#common/channel.ts';
 import type { Application, Desired, Migration, ObservedContainer } from '#common/model.ts';
 import { indexOf } from '../desired/desired-index.ts';
 import { isReplicated } from '../desired/instances.ts';
+import { updateReady } from '../desired/update-holds.ts';
 import { instanceRoutes } from './instance-routes.ts';
 
 /** The container named `name` as node `node` last reported it. */
@@ -39,8 +44,12 @@ export function routesOf(
   // A failover holds too, from its decision until the application runs on the chosen node
   // (docs/DESIGN.md §18 "The route hold"): the record is written `done`, so it is never active.
   const failingOver = latest?.failover !== undefined && latest.failover.ready_at === null;
-  const hold = active?.phase === 'cutover' || ((active?.phase === 'handoff' || failingOver) && !ready);
+  const update = app.update_hold;
+  const updating = update !== undefined && !updateReady(app, seen);
+  const hold = active?.phase === 'cutover' || ((active?.phase === 'handoff' || failingOver) && !ready) || updating;
   const generation = latest?.generation ?? 0;
+  // The update's id while it holds, and after (the proxies' release records carry it) until a newer migration.
+  const corr = update !== undefined && (updating || latest === undefined || latest.started_at < update.started_at) ? update.id : latest?.id;
   const targetOf = (internal: number, protocol: 'udp' | undefined): Route['target'] => {
     if (spread !== undefined) return spread(internal, protocol)[0] ?? null;
     const published = seen?.published.find((p) => p.internal === internal && p.protocol === protocol);
@@ -53,7 +62,7 @@ export function routesOf(
     ...(spread === undefined ? {} : { targets: spread(port.internal, port.protocol) }),
     hold,
     generation,
-    ...(latest === undefined ? {} : { migration: latest.id }),
+    ...(corr === undefined ? {} : { migration: corr }),
     ...(port.protocol !== undefined ? { protocol: port.protocol } : {}),
     ...(port.host_ip !== undefined ? { host_ip: port.host_ip } : {}),
   }));
@@ -72,7 +81,7 @@ export function routesOf(
         ...(spread === undefined ? {} : { targets: spread(port.internal, port.protocol) }),
         hold,
         generation,
-        ...(latest === undefined ? {} : { migration: latest.id }),
+        ...(corr === undefined ? {} : { migration: corr }),
         ...(port.protocol !== undefined ? { protocol: port.protocol } : {}),
         name_slot: app.name_slot,
       });

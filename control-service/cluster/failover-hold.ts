@@ -11,6 +11,10 @@
  *
  * Level-triggered: `follow` is called with the records after every commit (and on a restart of
  * the control service the wait starts again from the current route table).
+ *
+ * The same wait serves a single application's update (docs/DESIGN.md §30, desired/update-holds.ts):
+ * its old container is stopped only once the proxies hold its route, with the same bound
+ * (`followHolds`, a second instance with its own messages; no failed node there).
  */
 import { runAfter, type Clock } from '#common/clock.ts';
 import type { Logger } from '#common/log.ts';
@@ -31,11 +35,15 @@ export interface RouteHoldDeps {
    */
   failedNodeBoundMs: number;
   log: Logger;
+  /** The log messages: held by every live proxy, and not in time (the failover's by default). */
+  messages?: { held: string; late: string };
 }
 
+const FAILOVER_MESSAGES = { held: 'failover route held by every live proxy', late: 'proxies did not ack the failover hold in time; promoting anyway' };
+
 interface Waiting {
-  /** The failed node. */
-  from: string;
+  /** The failed node (null: none, an update's hold). */
+  from: string | null;
   version: number;
   since: number;
   cancel: () => void;
@@ -49,14 +57,18 @@ export class FailoverRouteHold {
 
   /** The failover records whose route is not held yet each start waiting (once); others are forgotten. */
   follow(migrations: readonly Migration[]): void {
+    // undefined: a record from before the hold existed; a number: held already.
+    this.followHolds(migrations.filter((m) => m.failover?.routes_held_at === null).map((m) => ({ id: m.id, from: m.from })));
+  }
+
+  /** Each hold in `holds` starts waiting (once) for the route table as it is now; holds not given are forgotten. */
+  followHolds(holds: readonly { id: string; from: string | null }[]): void {
     const open = new Set<string>();
-    for (const m of migrations) {
-      // undefined: a record from before the hold existed; a number: held already.
-      if (m.failover?.routes_held_at !== null) continue;
+    for (const m of holds) {
       open.add(m.id);
       if (this.waiting.has(m.id)) continue;
       const { clock, boundMs } = this.deps;
-      const early = runAfter(clock, this.deps.failedNodeBoundMs + 1, () => this.check());
+      const early = m.from === null ? () => {} : runAfter(clock, this.deps.failedNodeBoundMs + 1, () => this.check());
       const late = runAfter(clock, boundMs + 1, () => this.check());
       this.waiting.set(m.id, { from: m.from, version: this.deps.routeVersion(), since: clock.monotonic(), cancel: () => (early(), late()), releasing: false });
     }
@@ -75,16 +87,18 @@ export class FailoverRouteHold {
       if (w.releasing) continue;
       const acks = this.deps.acks(w.version);
       const waitedMs = now - w.since;
-      const onlyFailedNode = acks.waiting_for.every((n) => n === w.from);
+      const onlyFailedNode = w.from !== null && acks.waiting_for.every((n) => n === w.from);
       if (!acks.acked && waitedMs < this.deps.boundMs && !(onlyFailedNode && waitedMs >= this.deps.failedNodeBoundMs)) continue;
       w.releasing = true;
       const unacked = acks.acked ? [] : acks.waiting_for;
-      if (unacked.length > 0) this.deps.log.warn({ corr: id, migration: id, waitingFor: unacked, waitedMs: Math.round(waitedMs) }, 'proxies did not ack the failover hold in time; promoting anyway');
-      else this.deps.log.info({ corr: id, migration: id, version: w.version, waitedMs: Math.round(waitedMs) }, 'failover route held by every live proxy');
+      const messages = this.deps.messages ?? FAILOVER_MESSAGES;
+      const subject = w.from === null ? { update: id } : { migration: id };
+      if (unacked.length > 0) this.deps.log.warn({ corr: id, ...subject, waitingFor: unacked, waitedMs: Math.round(waitedMs) }, messages.late);
+      else this.deps.log.info({ corr: id, ...subject, version: w.version, waitedMs: Math.round(waitedMs) }, messages.held);
       this.deps.release(id, this.deps.clock.now(), unacked).catch((err: unknown) => {
         // Tried again at the next ack or tick; the record stays unheld meanwhile.
         w.releasing = false;
-        this.deps.log.error({ err, migration: id }, 'failover route hold not written');
+        this.deps.log.error({ err, corr: id, ...subject }, 'route hold not written');
       });
     }
   }

@@ -85,7 +85,9 @@ function place(app: Application, old: Application | undefined): Application {
   if (pin !== undefined) node = old !== undefined && old.pinned_node_uuid === pin && old.node_uuid !== undefined ? old.node_uuid : pin;
   else node = old?.node_uuid;
   const { node_uuid: _ignored, ...rest } = app;
-  return node === undefined ? rest : { ...rest, node_uuid: node };
+  // An update in progress is the control service's (desired/update-holds.ts): kept, so that the same files again are `unchanged`.
+  const held = old?.update_hold === undefined ? rest : { ...rest, update_hold: old.update_hold };
+  return node === undefined ? held : { ...held, node_uuid: node };
 }
 
 function checkConflicts(desired: Desired, parsed: Parsed, project: string): void {

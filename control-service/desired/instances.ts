@@ -25,6 +25,7 @@ const SCHEDULING_KEYS = new Set([
   'next_instance',
   'update_config',
   'rollout',
+  'update_hold',
   'move',
   'replication',
 ]);

@@ -4,7 +4,10 @@
  * - desired here, absent: start it, once each of its datasets is present, mounted and
  *   writable here (a container waits for its data, as Flocker's did) — or becomes so by a
  *   dataset step planned in this same pass, which the executor runs first (`after`);
- * - desired here, spec changed (config hash): stop, then remove, then start again;
+ * - desired here, spec changed (config hash): stop, then remove, then start again — during an
+ *   update hold (docs/DESIGN.md §30) the stop waits until the control service recorded that
+ *   every proxy holds the application's connections (`update_hold.held_at`), as a move's
+ *   source waits for the proxies' acks;
  * - desired here, same spec: restart per drover's restart policy (crashed, unhealthy);
  * - desired here, gated (a migration's warm start, gate/README.md): open the gate once
  *   every dataset is writable and mounted here (or becomes so this pass); a gated container
@@ -13,7 +16,7 @@
  *   The application's data is in its datasets, never in the container.
  */
 import type { AgentDesired } from '#common/channel.ts';
-import type { Application } from '#common/model.ts';
+import { updateHolding, type Application } from '#common/model.ts';
 import type { ZfsDatasetInfo } from '../zfs/types.ts';
 import { containerSpec } from './container-spec.ts';
 import { containerName } from './labels.ts';
@@ -34,13 +37,22 @@ export interface ContainerPlanInput {
   ctx: PlanContext;
 }
 
-export function planContainers(input: ContainerPlanInput): { changes: Change[]; blocked: Blocked[]; recheckAfterMs: number | null } {
+export interface ContainerPlan {
+  changes: Change[];
+  blocked: Blocked[];
+  recheckAfterMs: number | null;
+  /** App name → the update (`update_hold.id`) whose spec its container here runs now: reported (ObservedContainer.update). */
+  updates: Map<string, string>;
+}
+
+export function planContainers(input: ContainerPlanInput): ContainerPlan {
   const { desired, ctx } = input;
   const changes: Change[] = [];
   const blocked: Blocked[] = [];
   let recheckAfterMs: number | null = null;
   const byName = new Map(input.containers.map((c) => [c.name, c]));
   const wanted = new Set<string>();
+  const updates = new Map<string, string>();
 
   for (const app of desired.applications) {
     if (app.node_uuid !== ctx.nodeUuid) continue;
@@ -67,10 +79,17 @@ export function planContainers(input: ContainerPlanInput): { changes: Change[]; 
       changes.push({ kind: 'start-container', spec, ...(after.length > 0 ? { after } : {}) });
       continue;
     }
+    const hold = updateHolding(app.update_hold) ? app.update_hold : undefined;
     if (existing.configHash !== spec.configHash) {
+      if (hold !== undefined && hold.held_at === null && existing.running) {
+        blocked.push({ subject, reason: `configuration changed: waiting for every proxy to hold its connections before stopping it (update ${hold.id})` });
+        continue;
+      }
       changes.push(stopOrRemove(existing, 'configuration changed'));
       continue;
     }
+    // Its container runs the update's spec (a new one, or one the change did not need to replace).
+    if (hold !== undefined) updates.set(app.name, hold.id);
     if (existing.gate !== null && existing.gate.state !== 'open') {
       if (existing.gate.state === 'missing' || !existing.running) {
         changes.push(stopOrRemove(existing, 'its gate is gone'));
@@ -101,7 +120,7 @@ export function planContainers(input: ContainerPlanInput): { changes: Change[]; 
     if (wanted.has(container.name) || input.claimed.has(container.app)) continue;
     changes.push(stopOrRemove(container, 'not desired on this node'));
   }
-  return { changes, blocked, recheckAfterMs };
+  return { changes, blocked, recheckAfterMs, updates };
 }
 
 /** The next step of taking a container away: stop it if it runs, else remove it (and its gate). */

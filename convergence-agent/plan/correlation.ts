@@ -15,9 +15,13 @@
  *   removal, the set-aside or rejoin, the copy made read-only; never a dataset or application
  *   placed on that node again since (a stateless application's record stays in its view).
  * Where two records name one subject, the one with the higher generation (the newer) wins.
+ *
+ * A single application's update (docs/DESIGN.md §30) lends its id (`update_hold.id`) to the
+ * application's container on this node while the hold lasts: the stop, removal and start of
+ * the replacement; a migration naming the same container wins over it.
  */
 import type { AgentDesired } from '#common/channel.ts';
-import type { Migration } from '#common/model.ts';
+import { updateHolding, type Migration } from '#common/model.ts';
 import { containerName } from './labels.ts';
 import { changeSubject, type Change } from './types.ts';
 
@@ -28,6 +32,9 @@ export type Correlations = ReadonlyMap<string, string>;
 export function correlations(desired: AgentDesired | null, nodeUuid: string): Correlations {
   const out = new Map<string, string>();
   if (desired === null) return out;
+  for (const app of desired.applications) {
+    if (updateHolding(app.update_hold) && app.node_uuid === nodeUuid) out.set(`container:${containerName(app.name)}`, app.update_hold.id);
+  }
   const records = [...desired.migrations].sort((a, b) => a.generation - b.generation);
   for (const m of records) {
     for (const subject of subjectsOf(m, nodeUuid, desired)) out.set(subject, m.id);

@@ -26,6 +26,7 @@ export function plan(desired: AgentDesired | null, observed: LocalObserved, ctx:
   const changes: Change[] = [...planSetAside(desired, observed, ctx), ...migrations.changes];
   const blocked = [...migrations.blocked];
   let recheckAfterMs: number | null = null;
+  let updates: ReadonlyMap<string, string> = new Map();
   const readying = new Set<string>();
 
   if (observed.datasets !== null) {
@@ -60,6 +61,7 @@ export function plan(desired: AgentDesired | null, observed: LocalObserved, ctx:
     changes.push(...containers.changes);
     blocked.push(...containers.blocked);
     recheckAfterMs = containers.recheckAfterMs;
+    updates = containers.updates;
   } else {
     blocked.push({ subject: `node:${ctx.nodeUuid}`, reason: 'containers could not be listed this pass' });
   }
@@ -67,7 +69,7 @@ export function plan(desired: AgentDesired | null, observed: LocalObserved, ctx:
   if (migrations.recheckAfterMs !== null) recheckAfterMs = Math.min(recheckAfterMs ?? Infinity, migrations.recheckAfterMs);
   const kept = ctx.fenced === true ? withoutFailoverStarts(desired, changes, blocked) : changes;
   const releases = migrations.releaseWhenHealthy.length > 0 ? { releaseWhenHealthy: migrations.releaseWhenHealthy } : {};
-  return { changes: onePerSubject(kept), blocked, recheckAfterMs, ...releases };
+  return { changes: onePerSubject(kept), blocked, recheckAfterMs, ...releases, ...(updates.size > 0 ? { updates } : {}) };
 }
 
 /**

@@ -224,6 +224,11 @@ export interface PlanResult {
    * pass's discovery first (every ms before release is downtime).
    */
   releaseWhenHealthy?: ReleaseCandidate[];
+  /**
+   * App name → the update hold whose spec its container here runs (plan/containers.ts): the
+   * report says so, and the control service lifts the hold once that container is ready.
+   */
+  updates?: ReadonlyMap<string, string>;
 }
 
 export interface ReleaseCandidate {

@@ -3,7 +3,8 @@ import { request } from 'node:http';
 import { beforeAll, expect, it } from 'vitest';
 import type { ApiClient } from '#common/api-client.ts';
 import { tlsFetch } from '#common/tls-client.ts';
-import { controlClient, metricsAddress, operatorTls, startServices, type LocalNode } from '../../local-cluster/index.ts';
+import { readFile } from 'node:fs/promises';
+import { controlClient, metricsAddress, operatorTls, servicesStatus, startServices, type LocalNode } from '../../local-cluster/index.ts';
 import { killNode } from '../failover/kill-node.ts';
 import { until } from '../migration/stack.ts';
 import { useTestCluster } from '../support/cluster.ts';
@@ -13,7 +14,8 @@ import { LOCAL_CLUSTER, describeWith } from '../support/require.ts';
 // running drover's real processes: a 3-instance busybox httpd spread over the 3 nodes,
 // reached through every node's proxy; one instance's container killed under a steady
 // client; scaled 3 → 5 → 2; a rolling update under the client; a global service; a stop-first
-// update to a broken image rolled back under the client; a node killed (its instance replaced).
+// update to a broken image rolled back under the client; a single application's update (stop,
+// start) held by the proxies under the client; a node killed (its instance replaced).
 const LONG = 420_000;
 const PORT = 18_080;
 
@@ -43,6 +45,18 @@ const BROKEN = `services:
       update_config: { parallelism: 1, order: stop-first, failure_action: rollback, monitor: 8s }
 `;
 
+/** A single application (no `deploy.replicas`): updated by stopping and starting its container, its connections held meanwhile. */
+const SINGLE_PORT = 18_081;
+const SINGLE = (version: string) => `services:
+  single:
+    image: drover/busybox:latest
+    command: ["sh", "-c", "mkdir -p /www && env | grep ^VERSION= > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    environment: { VERSION: "${version}" }
+    ports: ["${SINGLE_PORT}:8080"]
+    stop_grace_period: 1s
+    x-drover-healthcheck: { type: http, port: 8080, path: /, interval: 1s, timeout: 2s, retries: 2 }
+`;
+
 const GLOBAL = `services:
   probe:
     image: drover/busybox:latest
@@ -51,9 +65,9 @@ const GLOBAL = `services:
 `;
 
 /** One GET on a fresh connection (no keep-alive: each request is balanced on its own). */
-function get(host: string, timeoutMs = 10_000): Promise<string> {
+function get(host: string, timeoutMs = 10_000, port = PORT): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = request({ host, port: PORT, path: '/', agent: false, timeout: timeoutMs }, (res) => {
+    const req = request({ host, port, path: '/', agent: false, timeout: timeoutMs }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
@@ -67,13 +81,15 @@ function get(host: string, timeoutMs = 10_000): Promise<string> {
 }
 
 /** A client sending one request after another until stopped: what it got, and every failure. */
-function steadyClient(host: string): { stop: () => Promise<{ ok: number; failed: string[]; bodies: string[] }> } {
+function steadyClient(host: string, port = PORT, timeoutMs = 10_000): { stop: () => Promise<{ ok: number; failed: string[]; bodies: string[]; longestMs: number }> } {
   let running = true;
-  const result = { ok: 0, failed: [] as string[], bodies: [] as string[] };
+  const result = { ok: 0, failed: [] as string[], bodies: [] as string[], longestMs: 0 };
   const loop = (async () => {
     while (running) {
       try {
-        result.bodies.push(await get(host));
+        const began = performance.now();
+        result.bodies.push(await get(host, timeoutMs, port));
+        result.longestMs = Math.max(result.longestMs, performance.now() - began);
         result.ok++;
       } catch (err) {
         result.failed.push((err as Error).message);
@@ -232,6 +248,47 @@ describeWith(LOCAL_CLUSTER, 'several instances balanced by the proxies (3-node l
     console.log(`steady client over a rolled-back update (${rolledBack.reason}): ${seen.ok} requests, ${seen.failed.length} failed`);
     expect(seen.failed).toEqual([]);
     expect(seen.bodies.some((b) => b.endsWith('v3'))).toBe(false);
+  }, LONG);
+
+  // docs/DESIGN.md §30 "Updating a single application": the route holds from the write to the new container's first passing health check.
+  it('holds connections through a single application\'s update (stop, start): no failed request, the new container has the new environment', async () => {
+    await deploy(SINGLE('v1'), 'single');
+    const answers = (version: string) => until(`the single application to answer ${version}`, async () => (await get(node(1).address, 5_000, SINGLE_PORT).catch(() => '')) === `VERSION=${version}`, 120_000, 250);
+    await answers('v1');
+    const client = steadyClient(node(1).address, SINGLE_PORT, 25_000);
+    let sampling = true;
+    let held = false;
+    let corr: string | undefined;
+    const sampler = (async () => {
+      while (sampling) {
+        const route = (await api.routes()).routes.find((r) => r.application === 'single' && r.hold);
+        if (route !== undefined) [held, corr] = [true, corr ?? route.migration];
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 1_000));
+    const began = performance.now();
+    await deploy(SINGLE('v2'), 'single');
+    await until('the update to end', async () => (await api.application('single')).state === 'running' && !(await api.routes()).routes.some((r) => r.application === 'single' && r.hold) && held, 120_000, 250);
+    await answers('v2');
+    const tookS = (performance.now() - began) / 1000;
+    sampling = false;
+    await sampler;
+    const seen = await client.stop();
+    const v1 = seen.bodies.filter((b) => b === 'VERSION=v1').length;
+    console.log(`steady client over a single application's update (${tookS.toFixed(1)} s to answer v2): ${seen.ok} requests (${v1} v1, ${seen.ok - v1} v2), ${seen.failed.length} failed (${seen.failed.join(', ')}); longest request ${Math.round(seen.longestMs)} ms (held)`);
+    expect(held).toBe(true);
+    expect(seen.failed).toEqual([]);
+    expect(seen.bodies.at(-1)).toBe('VERSION=v2');
+    const where = (await api.containerStates()).find((c) => c.name === 'single' && c.running)!;
+    const on = cluster().nodes.find((n) => n.uuid === where.node_uuid)!;
+    const env = await execa('docker', ['-H', `unix://${on.dockerSocket}`, 'inspect', '-f', '{{json .Config.Env}}', 'drover-single']);
+    expect(JSON.parse(env.stdout)).toContain('VERSION=v2');
+    // One correlation id for the whole update, as for a move: the control service's records, the agent's stop and start, the proxy's release.
+    const logs = await Promise.all(servicesStatus(cluster()).map(async (s) => ({ kind: s.kind, text: await readFile(s.logFile, 'utf8').catch(() => '') })));
+    const kinds = [...new Set(logs.filter((l) => corr !== undefined && l.text.includes(`"corr":"${corr}"`)).map((l) => l.kind))].sort();
+    console.log(`update ${corr}: records with its corr in the logs of ${kinds.join(', ')}`);
+    expect(kinds).toEqual(expect.arrayContaining(['agent', 'control', 'proxy']));
   }, LONG);
 
   // Last: node 1 stays dead (the cluster is torn down after).

@@ -35,6 +35,9 @@ export interface CaseResult {
   ownStopMs: number | null;
   ownStartMs: number | null;
   overheadMs: number | null;
+  /** Own start with a dropped page cache (`--cold-start`), and the overhead against it. */
+  ownColdStartMs: number | null;
+  overheadColdMs: number | null;
   lost: number;
   failed: number;
   acked: number;
@@ -48,6 +51,8 @@ export interface CaseContext {
   cluster: LocalCluster;
   say: (line: string) => void;
   until: <T>(what: string, ms: number, check: () => Promise<T | null | undefined | false>) => Promise<T>;
+  /** Also measure each application's own start with the page cache dropped (root; the whole machine's cache). */
+  coldStart: boolean;
 }
 
 const REDIS_ARGS = ['redis-server', '--bind', '0.0.0.0', '--protected-mode', 'no', '--dir', '/data', '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', '--auto-aof-rewrite-min-size', '8mb'];
@@ -161,6 +166,8 @@ function result(app: string, sizeMiB: number, own: OwnTimes | null, moved: Await
     ownStopMs: own?.stopMs ?? null,
     ownStartMs: own?.startMs ?? null,
     overheadMs: own === null ? null : pauseMs - own.stopMs - own.startMs,
+    ownColdStartMs: own?.coldStartMs ?? null,
+    overheadColdMs: own?.coldStartMs == null ? null : pauseMs - own.stopMs - own.coldStartMs,
     lost: moved.lost,
     failed: moved.report.failed,
     acked: moved.report.acked,
@@ -186,8 +193,8 @@ export async function redisCase(ctx: CaseContext, size: number, port: number): P
   ctx.say(`  loading ${size} MiB of keys into ${app} through the client`);
   await loadData(via, { prefix: 'bench:data:', bytes: size << 20 });
   await healthyOn(ctx, app, n1);
-  const own = await ownStopStart(n1.dockerHost!, `drover-${app}`, () => redisReady(via));
-  ctx.say(`  ${app} in place on ${n1.name}: own stop ${own.stopMs} ms, own start-to-ready ${own.startMs} ms`);
+  const own = await ownStopStart(n1.dockerHost!, `drover-${app}`, () => redisReady(via), undefined, ctx.coldStart);
+  ctx.say(`  ${app} in place on ${n1.name}: own stop ${own.stopMs} ms, own start-to-ready ${own.startMs} ms${own.coldStartMs === null ? '' : `, ${own.coldStartMs} ms with the page cache dropped`}`);
   await healthyOn(ctx, app, n1);
   const w = new AckedWriter(() => via, { prefix: 'bench:write:' });
   const moved = await moveUnderLoad(ctx, app, n1, n2, { start: () => w.start(), stop: () => w.stop(), lost: async () => (await w.verify(via)).lost.length, report: () => w.report() });
@@ -209,11 +216,11 @@ export async function postgresCase(ctx: CaseContext, size: number, churnMiB: num
   await loadRows(via, size);
   const churn = () => loadRows(via, churnMiB);
   await churn();
-  const own = await ownStopStart(n1.dockerHost!, `drover-${app}`, () => pgReady(via));
+  const own = await ownStopStart(n1.dockerHost!, `drover-${app}`, () => pgReady(via), undefined, ctx.coldStart);
   ctx.say(`  ${app} in place on ${n1.name}: own stop ${own.stopMs} ms, own start-to-ready ${own.startMs} ms`);
   await healthyOn(ctx, app, n1);
   await churn();
-  const ownHooked = await ownStopStart(n1.dockerHost!, `drover-${app}`, () => pgReady(via), CHECKPOINT);
+  const ownHooked = await ownStopStart(n1.dockerHost!, `drover-${app}`, () => pgReady(via), CHECKPOINT, ctx.coldStart);
   ctx.say(`  ${app} in place, CHECKPOINT first: own stop ${ownHooked.stopMs} ms, own start-to-ready ${ownHooked.startMs} ms`);
   await healthyOn(ctx, app, n1);
 

@@ -20,6 +20,12 @@ import { systemClock } from '#common/clock.ts';
 export interface OwnTimes {
   stopMs: number;
   startMs: number;
+  /**
+   * The start-to-ready again after the kernel's page cache was dropped (`--cold-start`): the
+   * application's data read as a node that just received it reads it, not from memory. null
+   * when not measured.
+   */
+  coldStartMs: number | null;
 }
 
 async function events(dockerHost: string, container: string, since: number): Promise<{ at: number; action: string }[]> {
@@ -33,12 +39,24 @@ async function events(dockerHost: string, container: string, since: number): Pro
     });
 }
 
-/** Stops and starts `container` on `dockerHost`, `hook` (an argv, exec'd first) as a move would run it. */
-export async function ownStopStart(dockerHost: string, container: string, ready: () => Promise<boolean>, hook?: string[]): Promise<OwnTimes> {
+/**
+ * Stops and starts `container` on `dockerHost`, `hook` (an argv, exec'd first) as a move would
+ * run it; with `cold`, once more with the page cache dropped between the stop and the start.
+ */
+export async function ownStopStart(dockerHost: string, container: string, ready: () => Promise<boolean>, hook?: string[], cold = false): Promise<OwnTimes> {
+  const warm = await stopStart(dockerHost, container, ready, hook, false);
+  if (!cold) return { ...warm, coldStartMs: null };
+  const again = await stopStart(dockerHost, container, ready, hook, true);
+  return { ...warm, coldStartMs: again.startMs };
+}
+
+async function stopStart(dockerHost: string, container: string, ready: () => Promise<boolean>, hook: string[] | undefined, dropCache: boolean): Promise<{ stopMs: number; startMs: number }> {
   const docker = (...args: string[]) => execa('docker', ['-H', dockerHost, ...args], { timeout: 300_000 });
   if (hook) await docker('exec', container, ...hook);
   const since = Date.now() - 1_000;
   await docker('stop', container);
+  // The whole machine's clean page cache (root only): what a node that never read the files has.
+  if (dropCache) await execa('sh', ['-c', 'sync && echo 1 > /proc/sys/vm/drop_caches'], { timeout: 120_000 });
   await docker('start', container).catch(() => undefined); // the agent may have started it already
   const deadline = Date.now() + 300_000;
   let readyAt: number | null = null;

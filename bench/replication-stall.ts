@@ -32,6 +32,7 @@ const { values: flags } = parseArgs({
     'load-mib': { type: 'string', default: '32' },
     rate: { type: 'string', default: '100' },
     fsync: { type: 'string', default: 'everysec' },
+    'zfs-set': { type: 'string' },
   },
 });
 const seconds = Number(flags.seconds);
@@ -42,6 +43,7 @@ if (!Number.isInteger(seconds) || seconds < 5) throw new Error('--seconds: a who
 if (!Number.isInteger(intervalS) || intervalS < 1) throw new Error('--interval: whole seconds ≥ 1');
 if (!Number.isInteger(loadMiB) || loadMiB < 0 || loadMiB > 1024) throw new Error('--load-mib: 0..1024');
 if (!Number.isInteger(rate) || rate < 1 || rate > 2000) throw new Error('--rate: 1..2000');
+if (flags['zfs-set'] !== undefined && !/^(logbias=(latency|throughput)|primarycache=(all|metadata|none)|compression=(on|off))$/.test(flags['zfs-set'])) throw new Error('--zfs-set: logbias=…, primarycache=… or compression=…');
 if (!['everysec', 'always', 'no'].includes(flags.fsync)) throw new Error('--fsync: everysec, always or no');
 const say = (line: string): void => void process.stderr.write(`${line}\n`);
 
@@ -222,6 +224,12 @@ async function main(): Promise<void> {
       const s = await api.application(APP);
       return s.state === 'running' && s.health === 'healthy';
     });
+    if (flags['zfs-set'] !== undefined) {
+      const dataset = (await api.datasets()).datasets.find((d) => d.metadata.name === `${APP}_data` && !d.deleted);
+      if (!dataset) throw new Error(`no dataset ${APP}_data`);
+      execFileSync('zfs', ['set', flags['zfs-set'], `${n1.pool}/drover/${dataset.dataset_id}`]);
+      say(`zfs set ${flags['zfs-set']} on ${n1.pool}/drover/${dataset.dataset_id}`);
+    }
     const proxied = { host: n1.address, port: PORT };
     const direct = { host: containerAddress(cluster), port: 6379 };
     say(`proxied ${proxied.host}:${proxied.port}, direct ${direct.host}:${direct.port}`);

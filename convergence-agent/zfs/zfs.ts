@@ -14,7 +14,6 @@ import { execaRunner, type CommandRunner } from './command.ts';
 import { assertDatasetId, assertPoolName, assertSnapshotName, assertHoldTag, datasetPath, divergedPath, HOLD_TAGS, HOLD_TAGS_PROPERTY, isDroverSnapshotName, parseDivergedPath } from './names.ts';
 import { zfsError } from './zfs-errors.ts';
 import { detectFeatures, type ZfsFeatures } from './zfs-features.ts';
-import { SnapshotGate } from './snapshot-gate.ts';
 import { spawnReceive, spawnSend, type SendRequest, type ZfsStreamProcess } from './zfs-stream.ts';
 import type { CreateDatasetOptions, DatasetStore, DivergedCopyInfo, SnapshotStore, ZfsDatasetInfo, ZfsSnapshotInfo } from './types.ts';
 
@@ -48,8 +47,6 @@ export class ZfsStore implements DatasetStore, SnapshotStore {
   private readonly log: Logger;
   private featuresProbe: Promise<ZfsFeatures> | null = null;
   private writtenSupported: boolean | null = null;
-  /** A snapshot runs alone among this pool's hold/release/destroy/set (snapshot-gate.ts). */
-  private readonly gate = new SnapshotGate();
 
   constructor(options: ZfsStoreOptions) {
     assertPoolName(options.pool);
@@ -373,7 +370,7 @@ export class ZfsStore implements DatasetStore, SnapshotStore {
   async createSnapshotListed(datasetId: string, snapshot: string): Promise<{ snapshot: ZfsSnapshotInfo; snapshots: ZfsSnapshotInfo[] }> {
     const args = argv.snapshot(this.pool, datasetId, snapshot);
     try {
-      await this.gate.alone(() => this.zfs(args));
+      await this.zfs(args);
       this.log.debug({ datasetId, snapshot }, 'snapshot taken');
     } catch (err) {
       if (!isDroverError(err, 'DROVER_ZFS_EXISTS')) {
@@ -398,7 +395,7 @@ export class ZfsStore implements DatasetStore, SnapshotStore {
           detail: { datasetId, snapshot, userrefs: held.userrefs },
         });
       }
-      await this.gate.beside(() => this.zfsRetryingBusy(args));
+      await this.zfsRetryingBusy(args);
     } catch (err) {
       if (!isDroverError(err, 'DROVER_ZFS_NOT_FOUND') && !isDroverError(err, 'DROVER_DATASET_NOT_FOUND')) throw err;
     }
@@ -407,7 +404,7 @@ export class ZfsStore implements DatasetStore, SnapshotStore {
   async hold(datasetId: string, snapshot: string, tag: string): Promise<void> {
     const args = argv.hold(this.pool, datasetId, snapshot, tag);
     try {
-      await this.gate.beside(() => this.zfs(args));
+      await this.zfs(args);
     } catch (err) {
       if (!isDroverError(err, 'DROVER_ZFS_HOLD_EXISTS')) throw err;
     }
@@ -416,7 +413,7 @@ export class ZfsStore implements DatasetStore, SnapshotStore {
   async release(datasetId: string, snapshot: string, tag: string): Promise<void> {
     const args = argv.release(this.pool, datasetId, snapshot, tag);
     try {
-      await this.gate.beside(() => this.zfs(args));
+      await this.zfs(args);
     } catch (err) {
       if (!isDroverError(err, 'DROVER_ZFS_NO_SUCH_TAG') && !isDroverError(err, 'DROVER_ZFS_NOT_FOUND')) throw err;
     }
@@ -491,7 +488,7 @@ export class ZfsStore implements DatasetStore, SnapshotStore {
     const wanted = [...new Set(tags)].sort();
     const current = (await this.recordedHoldTags(datasetId)).sort();
     if (wanted.join(',') === current.join(',')) return;
-    await this.notFoundAsDataset(datasetId, () => this.gate.beside(() => this.zfs(argv.setHoldTags(this.pool, datasetId, wanted))));
+    await this.notFoundAsDataset(datasetId, () => this.zfs(argv.setHoldTags(this.pool, datasetId, wanted)));
   }
 
   /** The receive_resume_token of a partial receive, or null (none, or not supported here). */

@@ -1,5 +1,6 @@
 /**
- * `npx tsx bench/replication-stall.ts [--seconds 45] [--interval 2] [--load-mib 32] [--rate 100]`
+ * `npx tsx bench/replication-stall.ts [--seconds 45] [--interval 2] [--load-mib 32] [--rate 100]
+ *   [--fsync everysec|always|no] [--zfs-set logbias=throughput]`
  *
  * Where a slow write waits while a dataset replicates (issue 15, bench/RESULTS.md "Continuous
  * replication"). Redis on node 1 of a 3-node local cluster with its latency monitor on
@@ -8,8 +9,13 @@
  * seconds) then an on phase (`replicas: 2`). Prints per phase and writer the p50/p99/max and
  * every write slower than 100 ms with its wall-clock time (to line up with the agents' logs,
  * kept under the printed directory), then Redis's `LATENCY LATEST` and the AOF counters of
- * `INFO persistence`: a slow write on both writers at once, with an `aof-*` latency event, is
- * Redis's main thread blocked on the dataset (zfs-fuse); one on the proxied writer only is the proxy.
+ * `INFO persistence` (with each event's history: its second), the kernel stacks of Redis's
+ * threads sampled every 10 ms during the on phase's writes slower than 300 ms, and Redis's log
+ * lines about AOF rewrites. A slow write on both writers at once, with an `aof-*` latency event,
+ * is Redis's main thread blocked on the dataset (the stack says where: `fuse_perform_write` →
+ * `request_wait_answer` is zfs-fuse not answering); one on the proxied writer only is the proxy.
+ * `--rate` is per writer; `--zfs-set` sets a property on the application's dataset first.
+ * 2026-12-06: every stall ≥ 0.5 s lay inside a ~1 s `zfs snapshot` of the dataset.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

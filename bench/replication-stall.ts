@@ -14,16 +14,18 @@
  * lines about AOF rewrites. A slow write on both writers at once, with an `aof-*` latency event,
  * is Redis's main thread blocked on the dataset (the stack says where: `fuse_perform_write` →
  * `request_wait_answer` is zfs-fuse not answering); one on the proxied writer only is the proxy.
- * `--rate` is per writer; `--zfs-set` sets a property on the application's dataset first.
+ * `--rate` is per writer; `--zfs-set` sets a property on the application's dataset first;
+ * `--snapshot-phase` adds, before the on phase, `seconds` of snapshots taken by this script
+ * every interval with replication still off (a snapshot alone, no drover step around it).
  * 2026-12-06: every stall ≥ 0.5 s lay inside a ~1 s `zfs snapshot` of the dataset.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { cp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import { silentLogger } from '#common/log.ts';
 import { systemClock } from '#common/clock.ts';
 import { loadData, type Endpoint } from '../cli/demo/redis-load.ts';
@@ -39,6 +41,7 @@ const { values: flags } = parseArgs({
     rate: { type: 'string', default: '100' },
     fsync: { type: 'string', default: 'everysec' },
     'zfs-set': { type: 'string' },
+    'snapshot-phase': { type: 'boolean', default: false },
   },
 });
 const seconds = Number(flags.seconds);
@@ -51,6 +54,7 @@ if (!Number.isInteger(loadMiB) || loadMiB < 0 || loadMiB > 1024) throw new Error
 if (!Number.isInteger(rate) || rate < 1 || rate > 2000) throw new Error('--rate: 1..2000');
 if (flags['zfs-set'] !== undefined && !/^(logbias=(latency|throughput)|primarycache=(all|metadata|none)|compression=(on|off))$/.test(flags['zfs-set'])) throw new Error('--zfs-set: logbias=…, primarycache=… or compression=…');
 if (!['everysec', 'always', 'no'].includes(flags.fsync)) throw new Error('--fsync: everysec, always or no');
+const execFileAsync = promisify(execFile);
 const say = (line: string): void => void process.stderr.write(`${line}\n`);
 
 const APP = 'rstall';
@@ -252,6 +256,28 @@ async function main(): Promise<void> {
     await systemClock.sleep(offS * 1000);
     const off = writers.map((w) => w.take());
     lines.push(`off: proxy ${summary(off[0]!)}; direct ${summary(off[1]!)}`, await redisInfo(direct), ...slow(off[0]!, 'proxy'), ...slow(off[1]!, 'direct'));
+    if (flags['snapshot-phase']) {
+      // Replication still off: this script snapshots the dataset itself every interval (names
+      // drover ignores; the throw-away cluster goes with them) — is a snapshot alone enough?
+      const dataset = (await api.datasets()).datasets.find((d) => d.metadata.name === `${APP}_data` && !d.deleted)!;
+      const path = `${n1.pool}/drover/${dataset.dataset_id}`;
+      say(`snapshots by hand ${seconds} s (${new Date().toISOString()})`);
+      const took: number[] = [];
+      const end = performance.now() + seconds * 1000;
+      for (let i = 0; performance.now() < end; i++) {
+        const began = performance.now();
+        await execFileAsync('zfs', ['snapshot', `${path}@bystall-${i}`]);
+        took.push(performance.now() - began);
+        await systemClock.sleep(intervalS * 1000 - (performance.now() - began));
+      }
+      const by = writers.map((w) => w.take());
+      const sorted = [...took].sort((x, y) => x - y);
+      lines.push(
+        `snapshots by hand: proxy ${summary(by[0]!)}; direct ${summary(by[1]!)}; ${took.length} snapshots, p50 ${sorted[sorted.length >> 1]!.toFixed(0)} ms, ≥ 0.7 s: ${took.filter((x) => x >= 700).map((x) => x.toFixed(0)).join(', ') || 'none'}`,
+        await redisInfo(direct),
+        ...slow(by[1]!, 'direct'),
+      );
+    }
     await api.setApplicationReplication(APP, { replicas: 2, interval_seconds: intervalS, retention: RETENTION });
     await until('both replicas ok, past seeding', 600_000, async () => {
       const r = (await api.replication()).find((d) => d.replicas.length === 2);

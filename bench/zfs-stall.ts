@@ -13,6 +13,8 @@
  *   step-A        snapshot + hold + release on A every 1 s (a step's bookkeeping on the source)
  *   send-A→B      an incremental `zfs send -i | zfs receive` A → B every 1 s (a whole step)
  *   snap-B        `zfs snapshot` of B's dataset every 1 s: nothing touches A
+ *   snap-A+busy   `zfs snapshot` of A every 1 s while its snapshots are listed every 200 ms and
+ *                 the previous one is sent to /dev/null (a replicating agent's other commands)
  * and prints p50 / p99 / max of the batches' write + fdatasync time per phase, how many took
  * ≥ 0.5 s, and the zfs operations' own p50 and how many took ≥ 0.7 s. `--phases` runs only
  * those named (in this order); the first is the baseline of "p99 ÷ idle".
@@ -108,6 +110,24 @@ async function main(): Promise<void> {
         },
       },
       { name: 'snap-B', tick: async (n) => void (await zfs('snapshot', `${poolB}/data@b${n}`)) },
+      // What else a replicating agent does to the primary's pool while it snapshots: list the
+      // dataset's snapshots (guid, createtxg, userrefs) every 200 ms and send the last one.
+      {
+        name: 'snap-A+busy',
+        tick: async (n) => {
+          // Not awaited (the snapshot goes beside it); a listing that fails is of no interest.
+          const listing = (async () => {
+            for (let i = 0; i < 5; i++) {
+              await zfs('get', '-Hp', '-d', '1', '-o', 'name,property,value', 'guid,createtxg,userrefs', `${poolA}/data`);
+              await sleep(200);
+            }
+          })().catch(() => undefined);
+          // stdout ignored: the stream goes to /dev/null.
+          if (n > 1) spawn('zfs', ['send', '-i', `${poolA}/data@q${n - 1}`, `${poolA}/data@q${n}`], { stdio: 'ignore' });
+          await zfs('snapshot', `${poolA}/data@q${n + 1}`);
+          void listing;
+        },
+      },
     ];
 
     const wanted = flags.phases?.split(',') ?? phases.map((p) => p.name);

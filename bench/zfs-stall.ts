@@ -17,7 +17,9 @@
  *                 the previous one is sent to /dev/null (a replicating agent's other commands)
  * and prints p50 / p99 / max of the batches' write + fdatasync time per phase, how many took
  * ≥ 0.5 s, and the zfs operations' own p50 and how many took ≥ 0.7 s. `--phases` runs only
- * those named (in this order); the first is the baseline of "p99 ÷ idle".
+ * those named (in this order); the first is the baseline of "p99 ÷ idle". `--writer redis`
+ * writes as Redis with `appendfsync everysec` does instead: one 1 KiB write per SET, each
+ * measured from when it was due, and an fdatasync a second beside them.
  */
 import { spawn, execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -29,12 +31,13 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 const { values: flags } = parseArgs({
-  options: { json: { type: 'boolean', default: false }, seconds: { type: 'string', default: '20' }, rate: { type: 'string', default: '200' }, phases: { type: 'string' } },
+  options: { json: { type: 'boolean', default: false }, seconds: { type: 'string', default: '20' }, rate: { type: 'string', default: '200' }, phases: { type: 'string' }, writer: { type: 'string', default: 'batch' } },
 });
 const seconds = Number(flags.seconds);
 const rate = Number(flags.rate);
 if (!Number.isInteger(seconds) || seconds < 5 || seconds > 600) throw new Error('--seconds: a whole number 5..600');
 if (!Number.isInteger(rate) || rate < 1 || rate > 2000) throw new Error('--rate: writes per second, 1..2000');
+if (!['batch', 'redis'].includes(flags.writer)) throw new Error('--writer: batch or redis');
 const say = (line: string): void => void process.stderr.write(`${line}\n`);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
@@ -151,7 +154,26 @@ async function main(): Promise<void> {
           }
         })();
         const batch = Buffer.alloc(Math.max(1, Math.round(rate / 10)) * 1024, 120);
-        while (performance.now() < end) {
+        if (flags.writer === 'redis') {
+          // Redis with `appendfsync everysec`: one 1 KiB write(2) per SET, `--rate` a second,
+          // each measured; an fdatasync once a second beside them, not waited for by the writes.
+          const one = Buffer.alloc(1024, 120);
+          const syncing = (async () => {
+            while (performance.now() < end) {
+              await file.datasync();
+              await sleep(1000);
+            }
+          })();
+          let due = performance.now();
+          while (performance.now() < end) {
+            await file.write(one);
+            latencies.push(performance.now() - due);
+            due += 1000 / rate;
+            await sleep(due - performance.now());
+          }
+          await syncing;
+        }
+        while (flags.writer !== 'redis' && performance.now() < end) {
           const began = performance.now();
           await file.write(batch);
           await file.datasync();

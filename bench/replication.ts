@@ -16,6 +16,9 @@
  *   bytes     replicated per second (Δ `bytes_sent_total`, per replica) beside the bytes the
  *             client wrote per second
  *   write p99 on the primary, on vs off, and the ratio
+ *   stalls    Redis's latency monitor (threshold 50 ms): how often its main thread waited ≥ 0.5 s
+ *             in the write(2) of its append-only file (on zfs-fuse: while a `zfs snapshot` of the
+ *             dataset runs; bench/replication-stall.ts finds that), off and on
  *   CPU       per GiB replicated: the agents', the nodes' sshd (its `zfs receive` children)
  *             and the zfs-fuse daemon's CPU from /proc during the on phase, whole and minus
  *             the off phase's rate
@@ -60,7 +63,7 @@ const APP = 'rbench';
 const PORT = 6600;
 const VALUE_BYTES = 1024;
 const RETENTION = { primary: '1x1m(keep=all) | 24x1h', replicas: '1x1m(keep=all) | 24x1h' };
-const REDIS_ARGS = ['redis-server', '--bind', '0.0.0.0', '--protected-mode', 'no', '--dir', '/data', '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', ''];
+const REDIS_ARGS = ['redis-server', '--bind', '0.0.0.0', '--protected-mode', 'no', '--dir', '/data', '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', '--latency-monitor-threshold', '50'];
 
 interface Run {
   intervalS: number;
@@ -77,6 +80,28 @@ interface Run {
   extraCpuSPerGiB: number;
   writesOff: number;
   writesOn: number;
+  aofStallsOff: AofStalls;
+  aofStallsOn: AofStalls;
+}
+
+/** Redis's `aof-write` latency events (≥ 50 ms) since the last reset: how many, how many ≥ 0.5 s, the longest. */
+interface AofStalls {
+  events: number;
+  overHalfSecond: number;
+  maxMs: number;
+}
+
+/** Reads (and resets) Redis's latency history of AOF writes. Its history keeps the last 160 events, one per second at most. */
+async function aofStalls(at: Endpoint): Promise<AofStalls> {
+  const c = await RedisConnection.connect(at, { commandTimeoutMs: 10_000 });
+  try {
+    const rows = (await c.run((r) => r.call('LATENCY', 'HISTORY', 'aof-write'))) as Array<[number, number]>;
+    await c.run((r) => r.call('LATENCY', 'RESET'));
+    const ms = rows.map(([, latency]) => latency);
+    return { events: ms.length, overHalfSecond: ms.filter((x) => x >= 500).length, maxMs: Math.max(0, ...ms) };
+  } finally {
+    c.close();
+  }
 }
 
 /** SETs at a steady rate, one connection, each latency measured from when the write was due. */
@@ -222,18 +247,20 @@ async function mine(api: ApiClient, datasetId: string): Promise<ReplicationAnswe
   return (await api.replication()).find((d) => d.dataset_id === datasetId) ?? null;
 }
 
-async function measure(api: ApiClient, cluster: LocalCluster, writer: PacedWriter, datasetId: string, intervalS: number): Promise<Run> {
+async function measure(api: ApiClient, cluster: LocalCluster, writer: PacedWriter, via: Endpoint, datasetId: string, intervalS: number): Promise<Run> {
   // Off: the baseline, on the same data, just before.
   await api.setApplicationReplication(APP, { replicas: 0, interval_seconds: intervalS, retention: RETENTION });
   await systemClock.sleep(3_000);
   const offS = Math.max(10, Math.round(seconds / 2));
   say(`  off ${offS} s`);
   writer.take();
+  await aofStalls(via);
   const cpuOff0 = replicationCpu(cluster);
   const partsOff0 = cpuParts(cluster);
   const offStarted = performance.now();
   await systemClock.sleep(offS * 1000);
   const off = writer.take();
+  const aofStallsOff = await aofStalls(via);
   say(`  off: ${coresBetween(partsOff0, cpuParts(cluster), (performance.now() - offStarted) / 1000)}`);
   const cpuOffRate = (replicationCpu(cluster) - cpuOff0) / ((performance.now() - offStarted) / 1000);
 
@@ -255,6 +282,7 @@ async function measure(api: ApiClient, cluster: LocalCluster, writer: PacedWrite
   say(`  on, interval ${intervalS} s: both replicas ok and past their seeding after ${((performance.now() - seedStarted) / 1000).toFixed(1)} s; measuring ${seconds} s`);
   const first = (await mine(api, datasetId))!;
   writer.take();
+  await aofStalls(via);
   const cpuOn0 = replicationCpu(cluster);
   const partsOn0 = cpuParts(cluster);
   const onStarted = performance.now();
@@ -272,6 +300,7 @@ async function measure(api: ApiClient, cluster: LocalCluster, writer: PacedWrite
   }
   const onS = (performance.now() - onStarted) / 1000;
   const on = writer.take();
+  const aofStallsOn = await aofStalls(via);
   const cpuOn = replicationCpu(cluster) - cpuOn0;
   say(`  on: ${coresBetween(partsOn0, cpuParts(cluster), onS)}`);
   const last = (await mine(api, datasetId))!;
@@ -297,6 +326,8 @@ async function measure(api: ApiClient, cluster: LocalCluster, writer: PacedWrite
     extraCpuSPerGiB: gib > 0 ? (cpuOn - cpuOffRate * onS) / gib : NaN,
     writesOff: off.latencies.length,
     writesOn: on.latencies.length,
+    aofStallsOff,
+    aofStallsOn,
   };
 }
 
@@ -352,7 +383,7 @@ async function main(): Promise<void> {
     writer.start();
     for (const intervalS of intervals) {
       say(`interval ${intervalS} s`);
-      const run = await measure(api, cluster, writer, dataset.dataset_id, intervalS);
+      const run = await measure(api, cluster, writer, via, dataset.dataset_id, intervalS);
       say(`  lag p50 ${run.lagP50S.toFixed(2)} s, p99 ${run.lagP99S.toFixed(2)} s, max ${run.lagMaxS.toFixed(2)} s; write p99 ${run.writeP99OnMs.toFixed(1)} ms on, ${run.writeP99OffMs.toFixed(1)} ms off`);
       runs.push(run);
     }
@@ -395,6 +426,8 @@ function report(runs: Run[]): void {
   ];
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
   for (const row of rows) process.stdout.write(`${row.map((cell, c) => cell.padStart(widths[c]!)).join('  ')}\n`);
+  const stalls = (a: AofStalls): string => `${a.events} ≥ 50 ms, ${a.overHalfSecond} ≥ 0.5 s, max ${a.maxMs} ms`;
+  process.stdout.write(`Redis's AOF write(2) stalls (latency monitor), off / on: ${runs.map((r) => `${r.intervalS} s: ${stalls(r.aofStallsOff)} / ${stalls(r.aofStallsOn)}`).join('; ')}\n`);
   process.stdout.write(`writes per phase: ${runs.map((r) => `${r.intervalS} s: ${r.writesOff} off, ${r.writesOn} on`).join('; ')}; lag samples: ${runs.map((r) => r.lagSamples).join(', ')}\n`);
   process.stdout.write('targets: lag p99 ≤ 2 × interval; write p99 on ÷ off ≤ 1.2\n');
 }

@@ -1,5 +1,5 @@
 /**
- * `npx tsx bench/zfs-stall.ts [--seconds 20] [--rate 200] [--json]`
+ * `npx tsx bench/zfs-stall.ts [--seconds 20] [--rate 200] [--phases idle,snap-A,…] [--json]`
  *
  * Why `bench:replication` misses its write-latency target (issue 15): is it drover, or the
  * zfs-fuse daemon? No drover process runs here. Two file-backed pools, A and B, on the one
@@ -13,8 +13,13 @@
  *   step-A        snapshot + hold + release on A every 1 s (a step's bookkeeping on the source)
  *   send-A→B      an incremental `zfs send -i | zfs receive` A → B every 1 s (a whole step)
  *   snap-B        `zfs snapshot` of B's dataset every 1 s: nothing touches A
- * and prints p50 / p99 / max of the batches' write + fdatasync time per phase, and the zfs
- * operations' own p50.
+ *   snap-A+busy   `zfs snapshot` of A every 1 s while its snapshots are listed every 200 ms and
+ *                 the previous one is sent to /dev/null (a replicating agent's other commands)
+ * and prints p50 / p99 / max of the batches' write + fdatasync time per phase, how many took
+ * ≥ 0.5 s, and the zfs operations' own p50 and how many took ≥ 0.7 s. `--phases` runs only
+ * those named (in this order); the first is the baseline of "p99 ÷ idle". `--writer redis`
+ * writes as Redis with `appendfsync everysec` does instead: one 1 KiB write per SET, each
+ * measured from when it was due, and an fdatasync a second beside them.
  */
 import { spawn, execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -26,12 +31,13 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 const { values: flags } = parseArgs({
-  options: { json: { type: 'boolean', default: false }, seconds: { type: 'string', default: '20' }, rate: { type: 'string', default: '200' } },
+  options: { json: { type: 'boolean', default: false }, seconds: { type: 'string', default: '20' }, rate: { type: 'string', default: '200' }, phases: { type: 'string' }, writer: { type: 'string', default: 'batch' } },
 });
 const seconds = Number(flags.seconds);
 const rate = Number(flags.rate);
 if (!Number.isInteger(seconds) || seconds < 5 || seconds > 600) throw new Error('--seconds: a whole number 5..600');
 if (!Number.isInteger(rate) || rate < 1 || rate > 2000) throw new Error('--rate: writes per second, 1..2000');
+if (!['batch', 'redis'].includes(flags.writer)) throw new Error('--writer: batch or redis');
 const say = (line: string): void => void process.stderr.write(`${line}\n`);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
@@ -107,12 +113,33 @@ async function main(): Promise<void> {
         },
       },
       { name: 'snap-B', tick: async (n) => void (await zfs('snapshot', `${poolB}/data@b${n}`)) },
+      // What else a replicating agent does to the primary's pool while it snapshots: list the
+      // dataset's snapshots (guid, createtxg, userrefs) every 200 ms and send the last one.
+      {
+        name: 'snap-A+busy',
+        tick: async (n) => {
+          // Not awaited (the snapshot goes beside it); a listing that fails is of no interest.
+          const listing = (async () => {
+            for (let i = 0; i < 5; i++) {
+              await zfs('get', '-Hp', '-d', '1', '-o', 'name,property,value', 'guid,createtxg,userrefs', `${poolA}/data`);
+              await sleep(200);
+            }
+          })().catch(() => undefined);
+          // stdout ignored: the stream goes to /dev/null.
+          if (n > 1) spawn('zfs', ['send', '-i', `${poolA}/data@q${n - 1}`, `${poolA}/data@q${n}`], { stdio: 'ignore' });
+          await zfs('snapshot', `${poolA}/data@q${n + 1}`);
+          void listing;
+        },
+      },
     ];
 
+    const wanted = flags.phases?.split(',') ?? phases.map((p) => p.name);
+    const unknown = wanted.filter((name) => !phases.some((p) => p.name === name));
+    if (unknown.length > 0) throw new Error(`--phases: unknown ${unknown.join(', ')} (known: ${phases.map((p) => p.name).join(', ')})`);
     const file = await open(join(mount, 'aof'), 'a');
-    const results: Array<{ phase: string; writes: number; p50Ms: number; p99Ms: number; maxMs: number; ticks: number; tickP50Ms: number }> = [];
+    const results: Array<{ phase: string; writes: number; p50Ms: number; p99Ms: number; maxMs: number; slowWrites: number; ticks: number; tickP50Ms: number; slowTicks: number }> = [];
     try {
-      for (const phase of phases) {
+      for (const phase of wanted.map((name) => phases.find((p) => p.name === name)!)) {
         say(`phase ${phase.name}: ${seconds} s`);
         const latencies: number[] = [];
         const tickMs: number[] = [];
@@ -127,7 +154,26 @@ async function main(): Promise<void> {
           }
         })();
         const batch = Buffer.alloc(Math.max(1, Math.round(rate / 10)) * 1024, 120);
-        while (performance.now() < end) {
+        if (flags.writer === 'redis') {
+          // Redis with `appendfsync everysec`: one 1 KiB write(2) per SET, `--rate` a second,
+          // each measured; an fdatasync once a second beside them, not waited for by the writes.
+          const one = Buffer.alloc(1024, 120);
+          const syncing = (async () => {
+            while (performance.now() < end) {
+              await file.datasync();
+              await sleep(1000);
+            }
+          })();
+          let due = performance.now();
+          while (performance.now() < end) {
+            await file.write(one);
+            latencies.push(performance.now() - due);
+            due += 1000 / rate;
+            await sleep(due - performance.now());
+          }
+          await syncing;
+        }
+        while (flags.writer !== 'redis' && performance.now() < end) {
           const began = performance.now();
           await file.write(batch);
           await file.datasync();
@@ -139,7 +185,17 @@ async function main(): Promise<void> {
         latencies.sort((a, b) => a - b);
         tickMs.sort((a, b) => a - b);
         const q = (xs: number[], p: number): number => (xs.length === 0 ? NaN : Math.round(xs[Math.min(xs.length - 1, Math.floor(p * xs.length))]! * 10) / 10);
-        results.push({ phase: phase.name, writes: latencies.length, p50Ms: q(latencies, 0.5), p99Ms: q(latencies, 0.99), maxMs: q(latencies, 1), ticks: tickMs.length, tickP50Ms: q(tickMs, 0.5) });
+        results.push({
+          phase: phase.name,
+          writes: latencies.length,
+          p50Ms: q(latencies, 0.5),
+          p99Ms: q(latencies, 0.99),
+          maxMs: q(latencies, 1),
+          slowWrites: latencies.filter((x) => x >= 500).length,
+          ticks: tickMs.length,
+          tickP50Ms: q(tickMs, 0.5),
+          slowTicks: tickMs.filter((x) => x >= 700).length,
+        });
       }
     } finally {
       await file.close();
@@ -149,9 +205,9 @@ async function main(): Promise<void> {
       return;
     }
     const idle = results[0]!;
-    process.stdout.write(`${['phase', 'writes', 'p50 ms', 'p99 ms', 'max ms', 'p99 ÷ idle', 'zfs ops', 'op p50 ms'].join('\t')}\n`);
+    process.stdout.write(`${['phase', 'writes', 'p50 ms', 'p99 ms', 'max ms', '≥ 0.5 s', 'p99 ÷ idle', 'zfs ops', 'op p50 ms', 'ops ≥ 0.7 s'].join('\t')}\n`);
     for (const r of results) {
-      process.stdout.write(`${[r.phase, r.writes, r.p50Ms, r.p99Ms, r.maxMs, (r.p99Ms / idle.p99Ms).toFixed(1), r.ticks, r.tickP50Ms].join('\t')}\n`);
+      process.stdout.write(`${[r.phase, r.writes, r.p50Ms, r.p99Ms, r.maxMs, r.slowWrites, (r.p99Ms / idle.p99Ms).toFixed(1), r.ticks, r.tickP50Ms, r.slowTicks].join('\t')}\n`);
     }
   } finally {
     // zfs-fuse keeps a pool busy for a while after a `zfs send` from it: retry for up to ~2 min.

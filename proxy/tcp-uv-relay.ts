@@ -286,7 +286,8 @@ function onRead(this: UvHandle): void {
   d.eof = true;
   if (d === conn.up) conn.clientEnded = true;
   const other = d === conn.up ? conn.down : conn.up;
-  if (other !== null && (other.ended || (other.eof && other.pending === 0))) {
+  // (Not after a replay: its write of the kept bytes is not counted in `pending`.)
+  if (other !== null && (other.ended || (other.eof && other.pending === 0 && !conn.keptWritten))) {
     // Both sides have sent FIN and everything read was handed to the kernel (reading stops
     // while a write is pending, so this side's is done): close both now, without waiting for
     // the other side's shutdown and without one of our own. The kernel still delivers what

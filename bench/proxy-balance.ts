@@ -10,9 +10,14 @@
  * backends and keeps listing the dead one (the control service would drop it one report
  * later): what saves the clients is the proxy's own skip of a target whose connect failed.
  * Both run 2 threads/processes. All traffic stays on 127.0.7.x.
+ *
+ * `--baseline DIR` adds a third front, "before": the drover proxy of another checkout (e.g.
+ * `git worktree add /tmp/base main`, with `node_modules` linked), on the same 3 backends in the
+ * same rounds, to tell a change from the machine. Each front's CPU per request (the process
+ * and its workers, from /proc) is printed beside its rate.
  */
 import { execa, type ResultPromise } from 'execa';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Route } from '#common/channel.ts';
 import { RouteServer } from '../proxy/testing/route-server.ts';
@@ -20,9 +25,11 @@ import { waitForPort } from './proxy-clients.ts';
 
 const BACKEND_HOST = '127.0.7.2';
 const PORTS = [18182, 18183, 18184];
-const FRONT = { haproxy: '127.0.7.3', drover: '127.0.7.4' } as const;
+const FRONT = { haproxy: '127.0.7.3', drover: '127.0.7.4', before: '127.0.7.5' } as const;
+type Front = keyof typeof FRONT;
 const PORT = 18192;
 const UUID = '00000000-0000-4000-8000-0000000000b3';
+const BEFORE_UUID = '00000000-0000-4000-8000-0000000000b4';
 
 export interface BalanceDeps {
   dir: string;
@@ -32,7 +39,9 @@ export interface BalanceDeps {
   say: (line: string) => void;
   /** Starts a long-running child the caller stops at the end. */
   start: (file: string, args: string[], env?: Record<string, string>) => ResultPromise;
-  droverProxyArgs: (control: string, uuid: string, host: string) => [string, string[]];
+  droverProxyArgs: (control: string, uuid: string, host: string, tree?: string) => [string, string[]];
+  /** Another checkout whose proxy runs as the "before" front. */
+  baseline?: string;
 }
 
 const backend = (port: number) => `global\n  maxconn 4000\n  nbthread 1\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\nfrontend web\n  bind ${BACKEND_HOST}:${port}\n  http-request return status 200 content-type text/plain string "Hello, world!"\n`;
@@ -43,11 +52,35 @@ interface Sample {
   p99: number;
   errors: number;
   non2xx: number;
+  cpuUs: number;
 }
 
-async function wrk(host: string, seconds: number, close: boolean): Promise<Sample> {
+/** utime + stime of a process and its children (drover's workers), in clock ticks (100/s). */
+function cpuTicks(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  const ticks = (p: string) => {
+    try {
+      const f = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return Number(f[11]) + Number(f[12]);
+    } catch {
+      return 0;
+    }
+  };
+  let kids: string[] = [];
+  try {
+    kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+  } catch {
+    // none
+  }
+  return [String(pid), ...kids].reduce((n, p) => n + ticks(p), 0);
+}
+
+async function wrk(host: string, seconds: number, close: boolean, pid?: number): Promise<Sample> {
   const args = ['-t2', '-c50', `-d${seconds}s`, '--latency', ...(close ? ['-H', 'Connection: close'] : []), `http://${host}:${PORT}/`];
+  const before = cpuTicks(pid);
   const { stdout } = await execa('wrk', args, { reject: false });
+  const ticks = cpuTicks(pid) - before;
+  const requests = Number(/(\d+) requests in/.exec(stdout)?.[1] ?? 0);
   const errs = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout);
   const p99 = /\s99%\s+([\d.]+)(us|ms|s)/.exec(stdout);
   return {
@@ -55,6 +88,7 @@ async function wrk(host: string, seconds: number, close: boolean): Promise<Sampl
     p99: p99 ? Number(p99[1]) * (p99[2] === 'us' ? 0.001 : p99[2] === 's' ? 1000 : 1) : NaN,
     errors: errs ? errs.slice(1).reduce((n, x) => n + Number(x), 0) : 0,
     non2xx: Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0),
+    cpuUs: requests > 0 ? (ticks * 10_000) / requests : NaN,
   };
 }
 
@@ -66,36 +100,40 @@ export async function balanceCase(deps: BalanceDeps): Promise<Record<string, num
     return deps.start('haproxy', ['-f', join(deps.dir, `b${i}.cfg`), '-db']);
   });
   writeFileSync(join(deps.dir, 'leastconn.cfg'), leastconn);
-  deps.start('haproxy', ['-f', join(deps.dir, 'leastconn.cfg'), '-db']);
+  const pids: Partial<Record<Front, number>> = { haproxy: deps.start('haproxy', ['-f', join(deps.dir, 'leastconn.cfg'), '-db']).pid };
   const routes = new RouteServer();
   await routes.start();
   const targets = PORTS.map((port) => ({ host: BACKEND_HOST, port, node_uuid: UUID }));
   const table: Route[] = [{ application: 'bench-balance', external_port: PORT, target: targets[0]!, targets, hold: false, generation: 0 }];
   routes.publish(table);
-  const [file, args] = deps.droverProxyArgs(routes.url, UUID, FRONT.drover);
-  deps.start(file, args, { DROVER_LOG_LEVEL: 'warn' });
-  await Promise.all([...PORTS.map((p) => waitForPort(BACKEND_HOST, p)), waitForPort(FRONT.haproxy, PORT), waitForPort(FRONT.drover, PORT)]);
+  const fronts: Front[] = deps.baseline === undefined ? ['haproxy', 'drover'] : ['haproxy', 'drover', 'before'];
+  for (const who of fronts.slice(1)) {
+    const [file, args] = deps.droverProxyArgs(routes.url, who === 'drover' ? UUID : BEFORE_UUID, FRONT[who], who === 'before' ? deps.baseline : undefined);
+    pids[who] = deps.start(file, args, { DROVER_LOG_LEVEL: 'warn' }).pid;
+  }
+  await Promise.all([...PORTS.map((p) => waitForPort(BACKEND_HOST, p)), ...fronts.map((who) => waitForPort(FRONT[who], PORT))]);
   await routes.waitForAck(UUID, 1, 30_000);
+  if (deps.baseline !== undefined) await routes.waitForAck(BEFORE_UUID, 1, 30_000);
   await new Promise((r) => setTimeout(r, 1_000)); // HAProxy's first health checks
 
   const samples: Record<string, Sample[]> = {};
   deps.say(`bench:proxy --balance — ${deps.rounds} rounds, 3 backends, wrk -t2 -c50 -d${deps.seconds}s`);
   for (let round = 0; round < deps.rounds; round++) {
     for (const close of [false, true]) {
-      const order = round % 2 === 0 ? (['haproxy', 'drover'] as const) : (['drover', 'haproxy'] as const);
-      for (const who of order) (samples[`${who}/${close ? 'close' : 'keep'}`] ??= []).push(await wrk(FRONT[who], deps.seconds, close));
+      const order = fronts.map((_, i) => fronts[(i + round) % fronts.length]!);
+      for (const who of order) (samples[`${who}/${close ? 'close' : 'keep'}`] ??= []).push(await wrk(FRONT[who], deps.seconds, close, pids[who]));
     }
   }
   const med = (key: string, f: keyof Sample) => median((samples[key] ?? []).map((s) => s[f]));
   deps.say('');
-  deps.say('connections  config    req/s    p99 ms  errors');
+  deps.say('connections  config    req/s    p99 ms  errors  CPU µs/req');
   for (const mode of ['keep', 'close']) {
-    for (const who of ['haproxy', 'drover']) deps.say(`${mode.padEnd(12)} ${who.padEnd(8)} ${med(`${who}/${mode}`, 'rps').toFixed(0).padStart(8)} ${med(`${who}/${mode}`, 'p99').toFixed(2).padStart(8)} ${String(med(`${who}/${mode}`, 'errors') + med(`${who}/${mode}`, 'non2xx')).padStart(7)}`);
+    for (const who of fronts) deps.say(`${mode.padEnd(12)} ${who.padEnd(8)} ${med(`${who}/${mode}`, 'rps').toFixed(0).padStart(8)} ${med(`${who}/${mode}`, 'p99').toFixed(2).padStart(8)} ${String(med(`${who}/${mode}`, 'errors') + med(`${who}/${mode}`, 'non2xx')).padStart(7)} ${med(`${who}/${mode}`, 'cpuUs').toFixed(1).padStart(10)}`);
   }
 
   // One backend killed a third into a run on new connections, for each front in turn; it is started again between.
   const killed: Record<string, Sample> = {};
-  for (const who of ['haproxy', 'drover'] as const) {
+  for (const who of fronts) {
     const run = wrk(FRONT[who], deps.seconds * 2, true);
     await new Promise((r) => setTimeout(r, (deps.seconds * 2000) / 3));
     backends[1]!.kill('SIGKILL');
@@ -106,7 +144,7 @@ export async function balanceCase(deps: BalanceDeps): Promise<Record<string, num
     await new Promise((r) => setTimeout(r, 1_500)); // back in both rotations (health check; drover's 2 s skip)
   }
   deps.say('');
-  for (const who of ['haproxy', 'drover'] as const) deps.say(`one backend killed mid-run (${who}): ${killed[who]!.rps.toFixed(0)} req/s, ${killed[who]!.errors} socket errors, ${killed[who]!.non2xx} non-2xx`);
+  for (const who of fronts) deps.say(`one backend killed mid-run (${who}): ${killed[who]!.rps.toFixed(0)} req/s, ${killed[who]!.errors} socket errors, ${killed[who]!.non2xx} non-2xx`);
   await routes.stop();
   const summary = {
     keepRpsRatio: med('drover/keep', 'rps') / med('haproxy/keep', 'rps'),
@@ -115,8 +153,16 @@ export async function balanceCase(deps: BalanceDeps): Promise<Record<string, num
     closeP99Ratio: med('drover/close', 'p99') / med('haproxy/close', 'p99'),
     haproxyFailedOnKill: killed.haproxy!.errors + killed.haproxy!.non2xx,
     droverFailedOnKill: killed.drover!.errors + killed.drover!.non2xx,
+    ...(deps.baseline === undefined
+      ? {}
+      : {
+          beforeCloseRpsRatio: med('before/close', 'rps') / med('haproxy/close', 'rps'),
+          beforeCloseP99Ratio: med('before/close', 'p99') / med('haproxy/close', 'p99'),
+          beforeFailedOnKill: killed.before!.errors + killed.before!.non2xx,
+        }),
   };
   deps.say('');
   deps.say(`ratios drover/HAProxy leastconn: kept-alive req/s ${summary.keepRpsRatio.toFixed(3)}, p99 ${summary.keepP99Ratio.toFixed(3)}; new connections req/s ${summary.closeRpsRatio.toFixed(3)}, p99 ${summary.closeP99Ratio.toFixed(3)}`);
+  if (deps.baseline !== undefined) deps.say(`before (${deps.baseline}) /HAProxy on new connections: req/s ${summary.beforeCloseRpsRatio!.toFixed(3)}, p99 ${summary.beforeCloseP99Ratio!.toFixed(3)}`);
   return summary;
 }

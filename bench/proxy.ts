@@ -10,7 +10,8 @@
  * or reset connections while the route holds and moves between two backends.
  *
  * `--balance` runs instead the several-instances case (bench/proxy-balance.ts): drover over 3
- * backends against HAProxy `balance leastconn`, and a backend killed mid-run.
+ * backends against HAProxy `balance leastconn`, and a backend killed mid-run; with
+ * `--baseline DIR` another checkout's proxy runs beside it as "before".
  * Flags: --json (only the summary object on stdout), --rounds N (3), --seconds S (4),
  * --scenarios small,big,close (all; a subset leaves the summary's other ratios NaN),
  * --workers N (2: drover's user-space proxy as N processes, as HAProxy runs 2 threads).
@@ -27,7 +28,7 @@ import { nftDeleteScript } from '../proxy/nft-ruleset.ts';
 import { switchUnderLoad, waitForPort } from './proxy-clients.ts';
 import { balanceCase } from './proxy-balance.ts';
 
-const { values: flags } = parseArgs({ options: { json: { type: 'boolean' }, rounds: { type: 'string' }, seconds: { type: 'string' }, scenarios: { type: 'string' }, workers: { type: 'string' }, balance: { type: 'boolean' } } });
+const { values: flags } = parseArgs({ options: { json: { type: 'boolean' }, rounds: { type: 'string' }, seconds: { type: 'string' }, scenarios: { type: 'string' }, workers: { type: 'string' }, balance: { type: 'boolean' }, baseline: { type: 'string' } } });
 const ROUNDS = Number(flags.rounds ?? 3);
 const SECONDS = Number(flags.seconds ?? 4);
 const say = (line: string): void => void (flags.json ? process.stderr : process.stdout).write(`${line}\n`);
@@ -245,8 +246,9 @@ try {
       workers: WORKERS,
       say,
       start,
-      droverProxyArgs: (control, uuid, host) => {
-        const bin = join(root, 'bin/drover-proxy.js');
+      baseline: flags.baseline === undefined ? undefined : resolve(flags.baseline),
+      droverProxyArgs: (control, uuid, host, tree = root) => {
+        const bin = join(tree, 'bin/drover-proxy.js');
         return [process.execPath, [...nodeFlagsOf(bin), bin, '--control', control, '--node-uuid', uuid, '--listen-host', host, '--mode', 'user', '--poll-wait-ms', '5000', '--workers', String(WORKERS)]];
       },
     });

@@ -20,20 +20,30 @@ export class PromProxyMetrics implements ProxyMetrics, MetricsSource {
   private readonly version: Gauge;
   private readonly apply: Histogram;
   private counts: () => TcpCounts | null = () => null;
+  /**
+   * Connection events since the last scrape, per application: counted here with a map lookup
+   * and an increment, folded into the counter when it is read. prom-client's `inc` with
+   * labels hashes its label object on every call, and a new connection per request made
+   * that a visible part of the accept path (bench/RESULTS.md, 2026-12-07).
+   */
+  private pending = new Map<string, Record<ConnectionEvent, number>>();
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
+    const self = this;
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
     this.connections = new Counter({
       name: 'drover_proxy_connections_total',
       help: 'Client connections by application and what happened: accepted, forwarded, held, refused (closed without reaching a backend)',
       labelNames: ['application', 'event'],
       registers,
+      collect() {
+        self.flushConnections(this);
+      },
     });
     this.held = new Histogram({ name: 'drover_proxy_held_duration_seconds', help: 'How long held connections waited for their hold to end (released or closed at the deadline)', labelNames: ['application'], buckets: HELD_BUCKETS, registers });
     this.version = new Gauge({ name: 'drover_proxy_route_table_version', help: 'Version of the route table applied in full (0 before the first)', registers });
     this.apply = new Histogram({ name: 'drover_proxy_route_table_apply_duration_seconds', help: 'Time to apply a route table: holds, targets, listeners and kernel rules', buckets: APPLY_BUCKETS, registers });
-    const self = this;
     new Counter({
       name: 'drover_proxy_relayed_bytes_total',
       help: 'Bytes relayed between clients and backends, both directions',
@@ -69,7 +79,17 @@ export class PromProxyMetrics implements ProxyMetrics, MetricsSource {
   }
 
   connection(application: string, event: ConnectionEvent): void {
-    this.connections.inc({ application, event });
+    let counts = this.pending.get(application);
+    if (counts === undefined) this.pending.set(application, (counts = { accepted: 0, forwarded: 0, held: 0, refused: 0, replayed: 0 }));
+    counts[event]++;
+  }
+
+  private flushConnections(counter: Counter<'application' | 'event'>): void {
+    const pending = this.pending;
+    this.pending = new Map();
+    for (const [application, counts] of pending) {
+      for (const event of Object.keys(counts) as ConnectionEvent[]) if (counts[event] > 0) counter.inc({ application, event }, counts[event]);
+    }
   }
 
   heldFor(application: string, seconds: number): void {

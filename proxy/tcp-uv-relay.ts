@@ -32,6 +32,7 @@ const CLOSED = 3;
 export class Direction {
   pending = 0; // bytes whose write has not completed
   ended = false; // EOF read and `to` shut down (or about to close)
+  eof = false; // EOF read from `from`: nothing more will come this way
   stale = false; // its backend was dropped for a replay: late callbacks are ignored
   view: Buffer; // the last view of `buf` written; request/response traffic repeats lengths
   constructor(
@@ -132,8 +133,7 @@ export class UvInbound implements Inbound {
     this.connectReq = null;
     this.onConnectFailed = null;
     this.state = RELAYING;
-    client.setNoDelay(true);
-    upstream.setNoDelay(true);
+    upstream.setNoDelay(true); // the client has it from the listener (tcp-uv.ts adopt)
     if (this.keptLen > 0 && !replayKept(this, upstream)) return;
     this.down = startDirection(this, upstream, client);
     if (this.clientEnded) {
@@ -283,11 +283,17 @@ function onRead(this: UvHandle): void {
   if (d === conn.down && conn.replayable) return conn.lost(n === UV_EOF ? 'EOF' : errName(n));
   if (n !== UV_EOF) return relayFailed(conn);
   d.from.readStop();
+  d.eof = true;
   if (d === conn.up) conn.clientEnded = true;
   const other = d === conn.up ? conn.down : conn.up;
-  if (other?.ended) {
-    // Both sides have sent FIN and everything read was written: close both now. The kernel
-    // still delivers what sits in the send buffers, then its own FIN.
+  // (Not after a replay: its write of the kept bytes is not counted in `pending`.)
+  if (other !== null && (other.ended || (other.eof && other.pending === 0 && !conn.keptWritten))) {
+    // Both sides have sent FIN and everything read was handed to the kernel (reading stops
+    // while a write is pending, so this side's is done): close both now, without waiting for
+    // the other side's shutdown and without one of our own. The kernel still delivers what
+    // sits in the send buffers, then its FIN — the same packets as shutdown then close, one
+    // syscall and one callback fewer per connection (a shutdown still in flight is cancelled;
+    // its FIN goes with the close).
     d.ended = true;
     return conn.destroy();
   }

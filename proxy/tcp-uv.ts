@@ -75,6 +75,9 @@ class UvEngine implements TcpEngine, RelayHost {
       server.close(noop);
       throw listenFailed(host, name.port ?? 0, err);
     }
+    // Accepted sockets inherit TCP_NODELAY from the listening one (Linux copies the listener's
+    // TCP state into each child): one setsockopt per port instead of one per connection.
+    server.setNoDelay(true);
     const listener = new UvListener(this, server, host, name.port ?? 0, onInbound);
     server.owner = listener;
     server.onconnection = onConnection;
@@ -90,6 +93,7 @@ class UvEngine implements TcpEngine, RelayHost {
   async destroyAll(): Promise<void> {
     await Promise.all([...this.listeners].map((l) => l.close()));
     for (const conn of [...this.live]) conn.destroy();
+    this.stopSweep();
     // Descriptors close synchronously; let libuv finish the handles before the caller counts fds.
     for (let i = 0; i < 100 && (this.c.inbound > 0 || this.c.outbound > 0); i++) await new Promise((r) => setImmediate(r));
   }
@@ -104,21 +108,29 @@ class UvEngine implements TcpEngine, RelayHost {
 
   watchConnect(conn: UvInbound): void {
     this.connecting.add(conn);
-    // One coarse timer for every pending connect instead of a timer per connection.
-    this.sweep ??= setInterval(() => this.sweepConnects(), 50);
+    // One coarse timer for every pending connect instead of a timer per connection. It stops
+    // itself at a sweep that finds nothing pending, not when the set empties: with a new
+    // connection per request the set empties after almost every connect, and a timer armed
+    // and cleared per connection cost more than the sweeps (bench/RESULTS.md, 2026-12-07).
+    if (this.sweep === null) {
+      this.sweep = setInterval(() => this.sweepConnects(), 50);
+      this.sweep.unref(); // a pending connect's own handle keeps the process up
+    }
   }
 
   unwatchConnect(conn: UvInbound): void {
     this.connecting.delete(conn);
-    if (this.connecting.size === 0 && this.sweep !== null) {
-      clearInterval(this.sweep);
-      this.sweep = null;
-    }
   }
 
   private sweepConnects(): void {
+    if (this.connecting.size === 0) return this.stopSweep();
     const now = performance.now();
     for (const conn of this.connecting) if (now >= conn.connectDeadline) conn.connectTimedOut();
+  }
+
+  private stopSweep(): void {
+    if (this.sweep !== null) clearInterval(this.sweep);
+    this.sweep = null;
   }
 }
 

@@ -80,6 +80,40 @@ describe.each(engines)('the %s engine', (_name, make) => {
     expect((await got!).toString()).toBe('late words');
   });
 
+  it('closes a request per connection cleanly both ways when the backend answers and closes first, then the client', async () => {
+    // HTTP with `Connection: close`: the answer and the backend's FIN, then the client's FIN.
+    // The relay closes both sockets once both FINs are in; neither peer may see a reset.
+    const backendEnds: Promise<string>[] = [];
+    backend = await startServer(HOST, (s) => {
+      backendEnds.push(
+        new Promise((resolve) => {
+          s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+          s.on('end', () => resolve('end'));
+        }),
+      );
+      s.once('data', () => s.end('answer'));
+    });
+    const listener = await proxyTo(backend.port);
+    for (let i = 0; i < 20; i++) {
+      const client = await connectTo(listener.port, HOST);
+      const outcome = new Promise<string>((resolve) => {
+        const chunks: Buffer[] = [];
+        client.on('data', (d: Buffer) => chunks.push(d));
+        client.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+        client.on('end', () => {
+          client.end();
+          resolve(Buffer.concat(chunks).toString());
+        });
+      });
+      client.write('request');
+      expect(await outcome).toBe('answer');
+    }
+    await waitFor(() => backendEnds.length === 20);
+    expect(await Promise.all(backendEnds)).toEqual(Array(20).fill('end'));
+    await waitFor(() => engine.counts().inbound === 0 && engine.counts().outbound === 0, 2000, 'relays to close');
+    expect(engine.counts().relayErrors).toBe(0);
+  });
+
   it('ends the client when the backend resets', async () => {
     backend = await startServer(HOST, (s) => s.once('data', () => s.resetAndDestroy()));
     const listener = await proxyTo(backend.port);

@@ -236,6 +236,7 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async remove(containerId: string): Promise<void> {
+    this.preparedStops.delete(containerId); // a read-ahead whose stop never came (an aborted cutover)
     // Never force: a running container is stopped first, gracefully, by a stop-container.
     await call('remove container', () => this.docker.getContainer(containerId).remove({ abortSignal: this.signal() }), {
       okStatus: [404],

@@ -81,18 +81,22 @@ function get(host: string, timeoutMs = 10_000, port = PORT): Promise<string> {
 }
 
 /** A client sending one request after another until stopped: what it got, and every failure. */
-function steadyClient(host: string, port = PORT, timeoutMs = 10_000): { stop: () => Promise<{ ok: number; failed: string[]; bodies: string[]; longestMs: number }> } {
+function steadyClient(host: string, port = PORT, timeoutMs = 10_000): { stop: () => Promise<{ ok: number; failed: string[]; bodies: string[]; longestMs: number; slow: string[] }> } {
   let running = true;
-  const result = { ok: 0, failed: [] as string[], bodies: [] as string[], longestMs: 0 };
+  // slow: the requests over 1 s or failed, with their wall-clock start (to read beside the services' logs).
+  const result = { ok: 0, failed: [] as string[], bodies: [] as string[], longestMs: 0, slow: [] as string[] };
   const loop = (async () => {
     while (running) {
+      const [began, at] = [performance.now(), new Date().toISOString()];
       try {
-        const began = performance.now();
-        result.bodies.push(await get(host, timeoutMs, port));
+        const body = await get(host, timeoutMs, port);
+        result.bodies.push(body);
         result.longestMs = Math.max(result.longestMs, performance.now() - began);
         result.ok++;
+        if (performance.now() - began > 1_000) result.slow.push(`${at} ${Math.round(performance.now() - began)} ms ${body.split(/\s/).at(-1)}`);
       } catch (err) {
         result.failed.push((err as Error).message);
+        result.slow.push(`${at} ${Math.round(performance.now() - began)} ms ${(err as Error).message}`);
       }
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -267,7 +271,7 @@ describeWith(LOCAL_CLUSTER, 'several instances balanced by the proxies (3-node l
       }
     })();
     await new Promise((r) => setTimeout(r, 1_000));
-    const began = performance.now();
+    const [began, deployedAt] = [performance.now(), new Date().toISOString()];
     await deploy(SINGLE('v2'), 'single');
     await until('the update to end', async () => (await api.application('single')).state === 'running' && !(await api.routes()).routes.some((r) => r.application === 'single' && r.hold) && held, 120_000, 250);
     await answers('v2');
@@ -276,7 +280,7 @@ describeWith(LOCAL_CLUSTER, 'several instances balanced by the proxies (3-node l
     await sampler;
     const seen = await client.stop();
     const v1 = seen.bodies.filter((b) => b === 'VERSION=v1').length;
-    console.log(`steady client over a single application's update (${tookS.toFixed(1)} s to answer v2): ${seen.ok} requests (${v1} v1, ${seen.ok - v1} v2), ${seen.failed.length} failed (${seen.failed.join(', ')}); longest request ${Math.round(seen.longestMs)} ms (held)`);
+    console.log(`steady client over a single application's update (${tookS.toFixed(1)} s to answer v2): ${seen.ok} requests (${v1} v1, ${seen.ok - v1} v2), ${seen.failed.length} failed (${seen.failed.join(', ')}); longest request ${Math.round(seen.longestMs)} ms (held); deployed at ${deployedAt}, slow or failed requests: ${seen.slow.join('; ')}`);
     expect(held).toBe(true);
     expect(seen.failed).toEqual([]);
     expect(seen.bodies.at(-1)).toBe('VERSION=v2');

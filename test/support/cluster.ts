@@ -1,9 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, type RunnerTask, type RunnerTestSuite } from 'vitest';
 import { createLogger, silentLogger } from '#common/log.ts';
 import { claimedSubnets, clusterDown, clusterUp, type LocalCluster, type LocalClusterOptions } from '../../local-cluster/index.ts';
+import { failedLogsDir, keepClusterLogs } from './keep-logs.ts';
 
 /**
  * A local cluster for one test file: up in `beforeAll`, down in `afterAll`.
@@ -19,6 +20,9 @@ import { claimedSubnets, clusterDown, clusterUp, type LocalCluster, type LocalCl
  * of a subnet then finds the crashed cluster of the same name, which `clusterUp` cleans
  * (`fresh: true`: a leased name is this file's alone, so whatever has it is a leftover;
  * without it `clusterUp` would repair the crashed cluster and keep its data).
+ *
+ * When a test of the file failed (or with DROVER_KEEP_LOGS set) the cluster's `*.log` files
+ * are copied before it goes down, to $DROVER_TEST_LOGS (default /tmp/drover-test-logs)/<file>-<time>/.
  */
 const LEASES = '/run/drover/test-leases';
 const SUBNETS = 40;
@@ -93,6 +97,12 @@ export async function leaseSubnet(): Promise<{ subnet: number; release: () => vo
 
 export type TestClusterOptions = Omit<LocalClusterOptions, 'name' | 'subnet' | 'root' | 'log' | 'fresh'>;
 
+/** A test or hook of the suite failed (its results are final when its afterAll runs). */
+function failed(task: Readonly<RunnerTask>): boolean {
+  if (task.result?.state === 'fail') return true;
+  return 'tasks' in task && (task as RunnerTestSuite).tasks.some((t) => failed(t));
+}
+
 /** Registers beforeAll/afterAll for a cluster; the returned getter throws before it is up. */
 export function useTestCluster(options: TestClusterOptions): () => LocalCluster {
   let cluster: LocalCluster | null = null;
@@ -104,8 +114,13 @@ export function useTestCluster(options: TestClusterOptions): () => LocalCluster 
     cluster = await clusterUp({ ...options, name: `t${lease.subnet}`, subnet: lease.subnet, fresh: true, log });
   });
 
-  afterAll(async () => {
+  afterAll(async (_context, suite) => {
     try {
+      // A failed test's story is in the services' logs, which go with the cluster: keep them first.
+      if (cluster !== null && (failed(suite) || process.env.DROVER_KEEP_LOGS)) {
+        const dir = failedLogsDir((suite as { file?: { filepath?: string } }).file?.filepath ?? suite.name);
+        console.log(`kept ${await keepClusterLogs(cluster.root, dir)} log file(s) of cluster ${cluster.name} in ${dir}`);
+      }
       if (lease) await clusterDown(`t${lease.subnet}`, undefined, log);
     } finally {
       lease?.release();

@@ -145,24 +145,30 @@ describeWith(LOCAL_CLUSTER, 'a web application with PostgreSQL and Redis by name
     const answers: Answer[] = [];
     const failures: string[] = [];
     let longestMs = 0;
+    // Calls over 2 s or failed, with their wall-clock start: to read beside the services' logs.
+    const slow: string[] = [];
     let calling = true;
     const client = (async () => {
       while (calling) {
-        const began = performance.now();
+        const [began, at] = [performance.now(), new Date().toISOString()];
         try {
           const a = await call(node(2).address);
           longestMs = Math.max(longestMs, performance.now() - began);
           answers.push(a);
           if (a.code !== 200) failures.push(`${a.code} ${a.body.trim()}`);
+          if (a.code !== 200 || performance.now() - began > 2_000) slow.push(`${at} ${Math.round(performance.now() - began)} ms ${a.code} ${a.body.trim()}`);
         } catch (err) {
           failures.push((err as Error).message);
+          slow.push(`${at} ${Math.round(performance.now() - began)} ms ${(err as Error).message}`);
         }
         await new Promise((r) => setTimeout(r, 100));
       }
     })();
     try {
       await until('a few calls answered', async () => answers.length >= 5, 60_000, 200);
+      console.log(`web stack: moving db at ${new Date().toISOString()}`);
       const moved = await drover('move', 'db', node(2).name, '--timeout', '300');
+      console.log(`web stack: db moved at ${new Date().toISOString()}`);
       expect(moved.exitCode, moved.stderr).toBe(0);
       const db = await api.application('db');
       expect(db.node_uuid).toBe(node(2).uuid);
@@ -171,6 +177,7 @@ describeWith(LOCAL_CLUSTER, 'a web application with PostgreSQL and Redis by name
       calling = false;
       await client;
     }
+    if (slow.length > 0) console.log(`web stack: slow or failed calls: ${slow.join('; ')}`);
     expect(failures).toEqual([]);
     // Every call inserted one row: the counts the client saw run on without a gap or a repeat
     // across the move, so the rows written on node 1 arrived on node 2.

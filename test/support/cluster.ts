@@ -114,7 +114,8 @@ export function useTestCluster(options: TestClusterOptions): () => LocalCluster 
     cluster = await clusterUp({ ...options, name: `t${lease.subnet}`, subnet: lease.subnet, fresh: true, log });
   });
 
-  afterAll(async (_context, suite) => {
+  // eslint-disable-next-line no-empty-pattern -- vitest passes the suite second and wants the first destructured
+  afterAll(async ({}, suite) => {
     try {
       // A failed test's story is in the services' logs, which go with the cluster: keep them first.
       if (cluster !== null && (failed(suite) || process.env.DROVER_KEEP_LOGS)) {

@@ -5,7 +5,7 @@ import { Executor } from './execute.ts';
 import { HealthMonitor } from './health/monitor.ts';
 import type { ProbeState } from './health/probe-state.ts';
 import type { MigrationSteps } from './migration/jobs.ts';
-import { ConvergenceLoop } from './loop.ts';
+import { ConvergenceLoop, HEARTBEAT_MAX_MS } from './loop.ts';
 import { RestartLedger } from './restart-ledger.ts';
 import { FakeClock, settle } from '#common/testing/fake-clock.ts';
 import { FakeContainerRuntime } from './testing/fake-container-runtime.ts';
@@ -175,5 +175,47 @@ describe('convergence loop', () => {
     const first = await loop.runPass();
     expect(first.applied).toBe(1);
     expect(await store.getDataset(DS_1)).not.toBeNull();
+  });
+
+  // A stop waits out the container's grace (10 s by default): the node must not go silent past its lease meanwhile.
+  it('sends its report again every poll interval while a pass\'s change runs long, and stops once the pass counts as hung', async () => {
+    const { loop, channel, runtime, clock } = setup();
+    loop.setDesired(desired({ datasets: [dataset(DS_1)], applications: [web] }));
+    for (let i = 0; i < 5 && !runtime.byName('drover-web')?.running; i++) await loop.runPass();
+    expect(runtime.byName('drover-web')?.running).toBe(true);
+    loop.setDesired(desired({ version: 2, datasets: [dataset(DS_1)] }));
+    let release = (): void => {};
+    const stopped = new Promise<void>((r) => (release = r));
+    const stop = runtime.stop.bind(runtime);
+    runtime.stop = async (id: string) => {
+      await stopped;
+      await stop(id);
+    };
+    const before = channel.reports.length;
+    const pass = loop.runPass();
+    await settle();
+    expect(channel.reports.length).toBe(before + 1);
+    await clock.advance(60_000); // the poll interval of setup()
+    await settle();
+    expect(channel.reports.length).toBe(before + 2);
+    expect(channel.reports.at(-1)).toEqual(channel.reports[before]);
+    await clock.advance(HEARTBEAT_MAX_MS);
+    await settle();
+    expect(channel.reports.length).toBe(before + 2);
+    release();
+    expect((await pass).changes.map((c) => c.kind)).toEqual(['stop-container']);
+    await clock.advance(120_000);
+    await settle();
+    expect(channel.reports.length).toBe(before + 2);
+  });
+
+  it('sends no report again when a pass\'s changes end within the poll interval', async () => {
+    const { loop, channel, clock } = setup();
+    loop.setDesired(desired({ datasets: [dataset(DS_1)], applications: [web] }));
+    await loop.runPass();
+    const after = channel.reports.length;
+    await clock.advance(120_000);
+    await settle();
+    expect(channel.reports.length).toBe(after);
   });
 });

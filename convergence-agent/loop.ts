@@ -79,6 +79,12 @@ export interface PassSummary {
 const FIRST_UNCONVERGED_MS = 100;
 /** How long a loop waiting only for a migration's health check sleeps unless the health monitor wakes it. */
 const RELEASE_WAIT_MS = 1_000;
+/**
+ * How long a pass's report is sent again while its changes run (heartbeat): longer than any
+ * stop's grace a Compose file commonly gives (≤ 60 s) plus a slow dockerd; a pass stuck past it
+ * counts as hung.
+ */
+export const HEARTBEAT_MAX_MS = 90_000;
 /** How often unused gate directories are looked for (gate/gates.ts sweep). */
 const GATE_SWEEP_EVERY_MS = 60_000;
 
@@ -174,10 +180,9 @@ export class ConvergenceLoop {
       const blocked: NodeProblem[] = result.blocked.map((b) => ({ ...b, kind: 'blocked' }));
       // The report (what discovery saw) and the changes go side by side: a round trip to the
       // control service before each pass's changes was downtime at a migration's handoff.
-      const [reported, execution] = await Promise.all([
-        this.report(buildReport(deps.identity, observed, [...blocked, ...this.lastProblems], deps.replication?.statuses() ?? [], result.updates), log),
-        deps.executor.execute(result.changes, correlations(desired, deps.identity.uuid)),
-      ]);
+      const report = buildReport(deps.identity, observed, [...blocked, ...this.lastProblems], deps.replication?.statuses() ?? [], result.updates);
+      const executing = deps.executor.execute(result.changes, correlations(desired, deps.identity.uuid));
+      const [reported, execution] = await Promise.all([this.report(report, log), executing, this.heartbeat(report, executing, log)]);
       // A gate opened this pass: its application starts now, so its health check starts now,
       // not after the next pass's discovery (the first passing probe is a migration's release).
       const opened = execution.applied.filter((c) => c.kind === 'open-container-gate');
@@ -280,6 +285,38 @@ export class ConvergenceLoop {
     let ms = Math.round(pollIntervalMs * jitter);
     for (const ask of asks) if (ask !== null) ms = Math.min(ms, Math.max(0, ask));
     return ms;
+  }
+
+  /**
+   * While a pass's changes run longer than the poll interval — a stop waits out its container's
+   * grace period, 10 s by default, and every change planned with it waits too — the pass's report
+   * is sent again every poll interval, so the node's lease stays renewed (docs/DESIGN.md §4, §18).
+   * Without it a node stopping a container was silent past its lease: the control service
+   * replaced its instances (more stops) and held an update's route until it reported again, and
+   * the agent fenced itself. What is re-sent is what this pass's discovery saw (the changes'
+   * outcome is the next pass's). Up to HEARTBEAT_MAX_MS: a pass stuck longer on a hung docker or
+   * zfs call stops renewing, and the lease lapses as §18 intends.
+   */
+  private async heartbeat(report: ReturnType<typeof buildReport>, executing: Promise<unknown>, log: Logger): Promise<void> {
+    if (report === null) return;
+    const { clock, pollIntervalMs } = this.deps;
+    let done = false;
+    const ended = executing.then(
+      () => void (done = true),
+      () => void (done = true),
+    );
+    const began = clock.monotonic();
+    while (!done && !this.stopping.signal.aborted) {
+      const tick = new AbortController();
+      await Promise.race([clock.sleep(pollIntervalMs, tick.signal), ended]);
+      tick.abort();
+      if (done || this.stopping.signal.aborted) return;
+      if (clock.monotonic() - began > HEARTBEAT_MAX_MS) {
+        log.warn({ runningMs: Math.round(clock.monotonic() - began) }, 'a pass has run too long: reports stop until it ends');
+        return;
+      }
+      await this.report(report, log);
+    }
   }
 
   private async report(report: ReturnType<typeof buildReport>, log: Logger): Promise<boolean> {

@@ -19,13 +19,20 @@ import { LOCAL_CLUSTER, describeWith } from '../support/require.ts';
 const LONG = 420_000;
 const PORT = 18_080;
 
-/** Each instance answers its container's hostname and the VERSION it was given. */
+/**
+ * Each instance answers its container's hostname and the VERSION it was given. httpd runs as
+ * pid 1, which ignores SIGTERM: with Compose's default grace every stop of an instance would
+ * wait 10 s (and hold up its node's other changes meanwhile) — waiting that is not what these
+ * cases test, hence `stop_grace_period: 1s`. A long stop keeping the node's reports going is
+ * convergence-agent/loop.test.ts's.
+ */
 const compose = (replicas: number, version: string, tag = 'latest') => `services:
   web:
     image: drover/busybox:${tag}
     command: ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && env | grep ^VERSION= >> /www/index.html && exec httpd -f -p 8080 -h /www"]
     environment: { VERSION: "${version}" }
     ports: ["${PORT}:8080"]
+    stop_grace_period: 1s
     x-drover-healthcheck: { type: http, port: 8080, path: /, interval: 1s, timeout: 2s, retries: 2 }
     deploy:
       replicas: ${replicas}
@@ -39,6 +46,7 @@ const BROKEN = `services:
     command: ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8081 -h /www"]
     environment: { VERSION: "v3" }
     ports: ["${PORT}:8080"]
+    stop_grace_period: 1s
     x-drover-healthcheck: { type: http, port: 8080, path: /, interval: 1s, timeout: 2s, retries: 2 }
     deploy:
       replicas: 3

@@ -141,6 +141,15 @@ describeWith(LOCAL_CLUSTER, 'a web application with PostgreSQL and Redis by name
     expect((await call(node(1).address, 'wrong')).code).toBe(401);
   }, LONG);
 
+  /** The host's TCP sockets of the proxies, docker-proxy and postgres, and db's backends: where a stuck call's bytes wait. */
+  async function snapshot(at: string): Promise<string> {
+    const ss = await execa('ss', ['-tnp'], { reject: false, timeout: 10_000 });
+    const mine = new RegExp(cluster().nodes.map((n) => n.address.replace(/\.\d+$/, '.').replace(/\./g, '\\.')).join('|'));
+    const lines = ss.stdout.split('\n').filter((l) => mine.test(l) || /docker-proxy/.test(l));
+    const db = await execa('docker', ['-H', node(2).dockerHost!, 'exec', 'drover-db', 'psql', '-h', '127.0.0.1', '-U', 'postgres', '-tAc', 'select pid, state, backend_type, client_addr, backend_start, wait_event_type, wait_event from pg_stat_activity'], { reject: false, timeout: 10_000 });
+    return `call started ${at} still running at ${new Date().toISOString()}:\n${lines.join('\n')}\ndb's backends on node 2:\n${db.stdout}${db.stderr}`;
+  }
+
   it('keeps answering every call while db moves to the other node with its data, and loses no row', async () => {
     const answers: Answer[] = [];
     const failures: string[] = [];
@@ -151,8 +160,10 @@ describeWith(LOCAL_CLUSTER, 'a web application with PostgreSQL and Redis by name
     const client = (async () => {
       while (calling) {
         const [began, at] = [performance.now(), new Date().toISOString()];
+        // A call still running after 15 s: where its bytes wait (the host's sockets; db's backends), for the report.
+        const stuck = setTimeout(() => void snapshot(at).then((text) => slow.push(text)), 15_000);
         try {
-          const a = await call(node(2).address);
+          const a = await call(node(2).address).finally(() => clearTimeout(stuck));
           longestMs = Math.max(longestMs, performance.now() - began);
           answers.push(a);
           if (a.code !== 200) failures.push(`${a.code} ${a.body.trim()}`);

@@ -144,7 +144,9 @@ describeWith(LOCAL_CLUSTER, 'a web application with PostgreSQL and Redis by name
   /** The host's TCP sockets of the proxies, docker-proxy and postgres, and db's backends: where a stuck call's bytes wait. */
   async function snapshot(at: string): Promise<string> {
     const ss = await execa('ss', ['-tnp'], { reject: false, timeout: 10_000 });
-    const mine = new RegExp(cluster().nodes.map((n) => n.address.replace(/\.\d+$/, '.').replace(/\./g, '\\.')).join('|'));
+    // The nodes' addresses (127.0.S.x) and their service subnets (10.24i.S.x, docs/DESIGN.md §21).
+    const s = cluster().nodes[0]!.address.split('.')[2];
+    const mine = new RegExp(`127\\.0\\.${s}\\.|10\\.24\\d\\.${s}\\.`);
     const lines = ss.stdout.split('\n').filter((l) => mine.test(l) || /docker-proxy/.test(l));
     const db = await execa('docker', ['-H', node(2).dockerHost!, 'exec', 'drover-db', 'psql', '-h', '127.0.0.1', '-U', 'postgres', '-tAc', 'select pid, state, backend_type, client_addr, backend_start, wait_event_type, wait_event from pg_stat_activity'], { reject: false, timeout: 10_000 });
     return `call started ${at} still running at ${new Date().toISOString()}:\n${lines.join('\n')}\ndb's backends on node 2:\n${db.stdout}${db.stderr}`;

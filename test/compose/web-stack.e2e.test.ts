@@ -149,7 +149,10 @@ describeWith(LOCAL_CLUSTER, 'a web application with PostgreSQL and Redis by name
     const mine = new RegExp(`127\\.0\\.${s}\\.|10\\.24\\d\\.${s}\\.`);
     const lines = ss.stdout.split('\n').filter((l) => mine.test(l) || /docker-proxy/.test(l));
     const db = await execa('docker', ['-H', node(2).dockerHost!, 'exec', 'drover-db', 'psql', '-h', '127.0.0.1', '-U', 'postgres', '-tAc', 'select pid, state, backend_type, client_addr, backend_start, wait_event_type, wait_event from pg_stat_activity'], { reject: false, timeout: 10_000 });
-    return `call started ${at} still running at ${new Date().toISOString()}:\n${lines.join('\n')}\ndb's backends on node 2:\n${db.stdout}${db.stderr}`;
+    // What web's processes wrote (psql's errors go to the container's stderr), and what runs in it.
+    const logs = await execa('docker', ['-H', node(1).dockerHost!, 'logs', '--since', '40s', 'drover-web'], { reject: false, timeout: 10_000 });
+    const top = await execa('docker', ['-H', node(1).dockerHost!, 'top', 'drover-web'], { reject: false, timeout: 10_000 });
+    return `call started ${at} still running at ${new Date().toISOString()}:\n${lines.join('\n')}\ndb's backends on node 2:\n${db.stdout}${db.stderr}\nweb's output:\n${logs.stdout}\n${logs.stderr.split('\n').slice(-40).join('\n')}\nweb's processes:\n${top.stdout}`;
   }
 
   it('keeps answering every call while db moves to the other node with its data, and loses no row', async () => {

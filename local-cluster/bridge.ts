@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { DroverError } from '#common/errors.ts';
 import { run } from './run.ts';
 
@@ -58,8 +59,24 @@ export async function checkNoClash(name: string, network: string): Promise<void>
 export async function createBridge(name: string, cidr: string, network: string, netns?: string): Promise<void> {
   if (netns === undefined) await checkNoClash(name, network);
   await run('ip', [...inNs(netns), 'link', 'add', name, 'type', 'bridge'], { timeoutMs: 15_000 });
+  await run('ip', [...inNs(netns), 'link', 'set', name, 'address', bridgeMac(name)], { timeoutMs: 15_000 });
   await run('ip', [...inNs(netns), 'addr', 'add', cidr, 'dev', name], { timeoutMs: 15_000 });
   await run('ip', [...inNs(netns), 'link', 'set', name, 'up'], { timeoutMs: 15_000 });
+}
+
+/**
+ * The bridge's own MAC address, set once at creation: locally administered, unicast, from a
+ * hash of its name. A Linux bridge whose address was never set takes the lowest of its ports'
+ * addresses, so it changed whenever a container's veth came or went — and every other container
+ * of the node kept the old one cached for its gateway: what it sent to the host (a proxy's
+ * relay, docker-proxy) was dropped until its ARP entry went stale, tens of seconds plus TCP's
+ * retransmission backoff (docs/DESIGN.md §32). Docker pins the address of bridges it creates;
+ * `dockerd -b` takes ours as it is. Pure.
+ */
+export function bridgeMac(name: string): string {
+  const bytes = [...createHash('sha256').update(name).digest().subarray(0, 6)];
+  bytes[0] = (bytes[0]! & 0xfc) | 0x02;
+  return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
 }
 
 export async function deleteBridge(name: string): Promise<void> {

@@ -70,7 +70,7 @@ export async function createBridge(name: string, cidr: string, network: string, 
  * addresses, so it changed whenever a container's veth came or went — and every other container
  * of the node kept the old one cached for its gateway: what it sent to the host (a proxy's
  * relay, docker-proxy) was dropped until its ARP entry went stale, tens of seconds plus TCP's
- * retransmission backoff (docs/DESIGN.md §32). Docker pins the address of bridges it creates;
+ * retransmission backoff (docs/DESIGN.md §35). Docker pins the address of bridges it creates;
  * `dockerd -b` takes ours as it is. Pure.
  */
 export function bridgeMac(name: string): string {

@@ -244,7 +244,7 @@ async function main(): Promise<void> {
     metrics,
     files,
   });
-  const health = new HealthMonitor({ clock, runtime, log: log.child({ subsystem: 'health' }), onChange: () => loop?.wake(), metrics });
+  const health = new HealthMonitor({ clock, runtime, log: log.child({ subsystem: 'health' }), onChange: (id, state) => loop?.healthChanged(id, state.status), metrics });
   const fence = new FenceWatchdog({
     clock,
     runtime,

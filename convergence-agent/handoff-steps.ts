@@ -52,10 +52,15 @@ export class HandoffSteps {
 
   constructor(private readonly deps: HandoffStepsDeps) {}
 
-  /** After every pass: what it saw and which containers' first passing check is a release. */
-  passed(observation: PassObservation, releases: ReleaseCandidate[]): void {
+  /**
+   * After every pass: what it saw and which containers' first passing check is a release. A
+   * pass that planned with a view already at handoff took the target's steps itself (from a
+   * fresher observation): they are not taken again before the next discovery.
+   */
+  passed(observation: PassObservation, releases: ReleaseCandidate[], desired: AgentDesired | null): void {
     this.last = observation;
     this.releases = releases;
+    if (desired !== null) for (const k of handoffKeys(desired, this.deps.nodeUuid)) this.stepped.add(k);
   }
 
   /** True while a migration handed off here waits only for its container's health check. */

@@ -205,7 +205,7 @@ export class ConvergenceLoop {
         await deps.gates.sweep(new Set(Object.keys(raw.gates ?? {})), deps.clock.now()).catch((err: unknown) => log.warn({ err }, 'gate directories not swept'));
       }
       this.lastProblems = execution.problems;
-      this.handoff.passed({ observed, containers: raw.containers, gates }, result.releaseWhenHealthy ?? []);
+      this.handoff.passed({ observed, containers: raw.containers, gates }, result.releaseWhenHealthy ?? [], desired);
       const changed = execution.applied.length + execution.failed.length > 0;
       // A pass that moved a hurried subject forward (a migration handed off here) goes on at once.
       const hurried = result.recheckAfterMs !== null && execution.applied.length > 0 && execution.failed.length === 0;

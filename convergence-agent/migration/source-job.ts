@@ -252,7 +252,8 @@ export class SourceJob {
           // The replica took the last round and nothing writes to it: a rollback (one more
           // remote command inside the stopped interval) only on a retry.
           // Pruning waits for the next step: this one runs while the application is stopped.
-          result = await this.deps.replicate({ datasetId: id, peer, corr: this.m.id, allowRollback: attempt > 1, prune: false, deferSettle: this.deps.settle !== undefined });
+          // Its base keeps the `base` hold of the round that sent it: no step holds (two more syncs) here.
+          result = await this.deps.replicate({ datasetId: id, peer, corr: this.m.id, allowRollback: attempt > 1, prune: false, deferSettle: this.deps.settle !== undefined, skipHeldBaseHolds: true });
         } catch (err) {
           lastError = toDroverError(err);
           this.log.warn({ err: lastError, datasetId: id, attempt }, 'final send failed');

@@ -118,6 +118,14 @@ export interface ReplicateOptions {
    */
   deferSettle?: boolean;
   /**
+   * No step holds (`drover-step`) on a base that both sides' listings show held already (by
+   * the `base` hold of the step that made it the base): each `zfs hold` is a transaction
+   * group's sync on zfs-fuse, and the target's would be synced before the receive's own. A
+   * migration's final send says true; a base with no hold on either side is held as always,
+   * and so is one a retry may roll back to.
+   */
+  skipHeldBaseHolds?: boolean;
+  /**
    * Send every source snapshot between the base and the new one (`zfs send -I`), not only
    * the new one: a move of a replicated dataset, so its new primary holds every snapshot
    * any replica may hold (replication/DESIGN.md "Moves").

@@ -313,6 +313,29 @@ describeWith(['root', 'zfs', 'sshd'], 'replication over ssh', () => {
     expect((await target.listSnapshots(id)).filter((s) => s.userrefs > 0)).toHaveLength(1);
   });
 
+  it('takes no step holds in a final step whose base both sides hold already, and settles it the same; holds one either side lacks', async () => {
+    const { id, dir } = await datasetWith(2);
+    const first = await replicator.replicate({ datasetId: id, peer });
+    await writeFile(join(dir, 'final.txt'), 'final\n');
+    const final = await replicator.replicate({ datasetId: id, peer, deferSettle: true, prune: false, skipHeldBaseHolds: true });
+    expect(final).toMatchObject({ incremental: true, baseSnapshot: first.snapshot });
+    const holds = async () => ({
+      source: (await source.listSnapshots(id)).map((s) => [s.snapshot, s.userrefs]),
+      target: (await target.listSnapshots(id)).map((s) => [s.snapshot, s.userrefs]),
+    });
+    // Only the base hold of the step that made it the base: no drover-step on either side.
+    expect(await holds()).toEqual({ source: [[first.snapshot, 1], [final.snapshot, 0]], target: [[first.snapshot, 1], [final.snapshot, 0]] });
+    await replicator.settle(peer, id);
+    expect(await holds()).toEqual({ source: [[first.snapshot, 0], [final.snapshot, 1]], target: [[first.snapshot, 0], [final.snapshot, 1]] });
+
+    // The target's base hold gone (by hand): the step holds its base on both sides, as always.
+    await target.release(id, final.snapshot, 'drover-base');
+    await writeFile(join(dir, 'again.txt'), 'again\n');
+    const next = await replicator.replicate({ datasetId: id, peer, deferSettle: true, prune: false, skipHeldBaseHolds: true });
+    expect(await holds()).toEqual({ source: [[first.snapshot, 0], [final.snapshot, 2], [next.snapshot, 0]], target: [[first.snapshot, 0], [final.snapshot, 1], [next.snapshot, 0]] });
+    await replicator.settle(peer, id);
+  });
+
   it('a journaled step whose snapshot reached the peer but is gone from the source is dropped, not retried for ever', async () => {
     // What a sibling replica's failing step did to a shared snapshot before the scheduler took
     // it itself: the step that had sent it could not hold it, kept its journal (the peer holds

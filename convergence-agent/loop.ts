@@ -236,20 +236,25 @@ export class ConvergenceLoop {
   private async passes(): Promise<void> {
     while (!this.stopping.signal.aborted) {
       await this.handoff.releaseIfHealthy(this.desired);
-      await this.handoffSteps();
+      // Steps taken before discovery that leave only a health check to wait for: the pass
+      // (zfs and Docker listings, the report) waits for it too, so as not to compete with the
+      // application's own start for the node's CPU; the health change or a new view wakes it.
+      if ((await this.handoffSteps()) && this.handoff.awaitingHealth) await this.sleep(RELEASE_WAIT_MS);
+      if (this.stopping.signal.aborted) return;
       const { sleepMs } = await this.runPass();
       if (this.stopping.signal.aborted) return;
       await this.sleep(sleepMs);
     }
   }
 
-  /** A migration newly handed off here: the target's first steps before this pass's discovery (handoff-steps.ts). Never throws. */
-  private async handoffSteps(): Promise<void> {
+  /** A migration newly handed off here: the target's first steps before this pass's discovery (handoff-steps.ts); whether any applied. Never throws. */
+  private async handoffSteps(): Promise<boolean> {
     try {
-      await this.handoff.beforeDiscovery(this.desired);
+      return await this.handoff.beforeDiscovery(this.desired);
     } catch (err) {
       // The pass that follows plans the same steps from what it discovers.
       this.deps.log.warn({ err }, 'handoff steps before discovery failed');
+      return false;
     }
   }
 

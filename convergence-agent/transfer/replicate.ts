@@ -136,6 +136,18 @@ export class Replicator {
     );
   }
 
+  /**
+   * Opens the peer's receive of the next incremental into `datasetId` ahead of its step
+   * (`Peer.prepareReceive`), with the options that step will use; resolves once the peer
+   * waits for the stream. Nothing to do on a transport that cannot.
+   */
+  async prepareReceive(peer: Peer, datasetId: string): Promise<void> {
+    assertDatasetId(datasetId);
+    if (!peer.prepareReceive) return;
+    const [local, remote] = await Promise.all([this.store.features(), peer.features()]);
+    await peer.prepareReceive(datasetId, { resumable: local.resumableReceive && remote.resumableReceive, full: false });
+  }
+
   /** The peer's drover snapshots of `datasetId`, oldest first ([] when it has none). */
   async peerSnapshots(peer: Peer, datasetId: string): Promise<ZfsSnapshotInfo[]> {
     const step = await peer.beginStep(datasetId, { waitMs: this.waitMs });

@@ -62,6 +62,14 @@ export interface Peer {
    * dataset waits (bounded by `waitMs`, then DROVER_TRANSFER_BUSY, retryable).
    */
   beginStep(datasetId: string, options?: { waitMs?: number; signal?: AbortSignal }): Promise<PeerStep>;
+  /**
+   * Opens the next receive into `datasetId` ahead of its step: the peer's receiver has the
+   * header and its `zfs receive` is started, waiting for the stream, when this resolves. The
+   * next step's `receive` with the same options uses it; one with other options, or none
+   * within a minute, closes it (a receive that got no stream changes nothing). Absent: this
+   * transport starts each receive when its step asks.
+   */
+  prepareReceive?(datasetId: string, options: { resumable: boolean; full: boolean }): Promise<void>;
   /** Closes connections; the peer may be used again afterwards (it reconnects). */
   close(): Promise<void>;
 }

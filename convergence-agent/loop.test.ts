@@ -155,6 +155,32 @@ describe('convergence loop', () => {
     }
   });
 
+  it('does not take the handoff steps again before discovery when the pass itself planned with the handoff view', async () => {
+    const { loop, store, clock } = setup();
+    await store.createDataset(DS_1, { maximumSize: null });
+    await store.setReadonly(DS_1, true);
+    await store.unmount(DS_1);
+    let writable = 0;
+    const setReadonly = store.setReadonly.bind(store);
+    store.setReadonly = async (id, readonly) => {
+      if (!readonly) writable += 1;
+      return setReadonly(id, readonly);
+    };
+    loop.setDesired(desired({ datasets: [dataset(DS_1, NODE_A)], applications: [web], migrations: [migration({ from: NODE_B, to: NODE_A, phase: 'handoff' })] }));
+    await loop.runPass();
+    expect(writable).toBe(1);
+    loop.start();
+    try {
+      for (let i = 0; i < 20; i++) {
+        await clock.advance(50);
+        await settle();
+      }
+      expect(writable).toBe(1);
+    } finally {
+      await loop.stop();
+    }
+  });
+
   it('posts release on the first passing health check even while a pass is discovering', async () => {
     const posts: string[] = [];
     const checked = { ...web, health_check: HealthCheck.parse({ type: 'exec', command: ['true'], period_seconds: 1 }) };

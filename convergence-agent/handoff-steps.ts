@@ -91,8 +91,9 @@ export class HandoffSteps {
       { migrations: keys, applied: execution.applied.map((c) => c.kind), failed: execution.failed.length, ms: deps.clock.now() - began },
       'handoff steps applied before discovery',
     );
-    await this.probeOpened(desired, execution.applied);
+    // Named before its probe starts, so its first passing check finds it.
     if (planned.releaseWhenHealthy) this.releases = planned.releaseWhenHealthy;
+    await this.probeOpened(desired, execution.applied);
     return execution.applied.length > 0;
   }
 

@@ -217,6 +217,7 @@ export class DockerRuntime implements ContainerRuntime {
       const overdue = new Promise<void>((resolve, reject) => {
         timer = setTimeout(() => this.stopWithin(containerId, 0).then(resolve, reject), grace * 1000);
       });
+      overdue.catch(() => {}); // a kill that fails after the processes are gone changes nothing
       try {
         await Promise.race([namespaceEmptied(ns, pid, watch.signal), overdue]);
       } finally {

@@ -63,6 +63,11 @@ export class HandoffSteps {
     if (desired !== null) for (const k of handoffKeys(desired, this.deps.nodeUuid)) this.stepped.add(k);
   }
 
+  /** True when `containerId`'s first passing check is a migration's release. */
+  names(containerId: string): boolean {
+    return this.releases.some((r) => r.containerId === containerId);
+  }
+
   /** True while a migration handed off here waits only for its container's health check. */
   get awaitingHealth(): boolean {
     return this.releases.length > 0;

@@ -133,8 +133,12 @@ export class ConvergenceLoop {
    * is a migration's release gets it posted now, even while a pass runs.
    */
   healthChanged(containerId: string, status: string): void {
+    if (status === 'healthy' && this.handoff.names(containerId)) {
+      // The post first, then the pass: its listings (process spawns) would hold the post up.
+      void this.handoff.releaseIfHealthy(this.desired, containerId).finally(() => this.wake());
+      return;
+    }
     this.wake();
-    if (status === 'healthy') void this.handoff.releaseIfHealthy(this.desired, containerId);
   }
 
   /** The newest desired configuration the watcher has, or null before the first. */

@@ -8,6 +8,7 @@
  * quietly create an empty directory (and the application would write beside its dataset).
  * Docker's own restart policy is always `no`: drover restarts containers itself.
  */
+import { constants as osConstants } from 'node:os';
 import Docker from 'dockerode';
 import { systemClock } from '#common/clock.ts';
 import { DroverError } from '#common/errors.ts';
@@ -15,7 +16,7 @@ import type { ContainerRuntime, ExecResult, RuntimeContainer } from './container
 import type { GateMount } from './gate/gates.ts';
 import { GATE_DIR_IN_CONTAINER, GATE_SHELL_IN_CONTAINER, applicationArgv, gatedCommand } from './gate/gate-script.ts';
 import { LABEL_APP, LABEL_GATE, LABEL_NODE } from './plan/labels.ts';
-import { inNamespace, namespaceEmptied, pidNamespaceOf } from './process-namespace.ts';
+import { inNamespace, namespaceEmptied, pidNamespaceOf, signalled, type StopSignal } from './process-namespace.ts';
 import type { ContainerSpec } from './plan/types.ts';
 
 export interface DockerRuntimeOptions {
@@ -179,13 +180,13 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   /** What prepareStop read, per container: used once, and only while `pid` is still its first process. */
-  private readonly preparedStops = new Map<string, { pid: number; ns: string; grace: number }>();
+  private readonly preparedStops = new Map<string, { pid: number; ns: string; grace: number; signal: StopSignal | null }>();
 
   async prepareStop(containerId: string, stopTimeoutSeconds: number): Promise<void> {
     const info = await call('inspect container', () => this.docker.getContainer(containerId).inspect({ abortSignal: this.signal() }));
     const ns = info.State.Running ? await pidNamespaceOf(info.State.Pid) : null;
     if (ns === null) this.preparedStops.delete(containerId);
-    else this.preparedStops.set(containerId, { pid: info.State.Pid, ns, grace: graceIn(info, stopTimeoutSeconds) });
+    else this.preparedStops.set(containerId, { pid: info.State.Pid, ns, grace: graceIn(info, stopTimeoutSeconds), signal: stopSignalOf(info) });
   }
 
   async stopProcesses(containerId: string, stopTimeoutSeconds: number): Promise<void> {
@@ -194,13 +195,37 @@ export class DockerRuntime implements ContainerRuntime {
     // restart would have ended that process; its pid is never reused inside a dead namespace.
     const ahead = this.preparedStops.get(containerId);
     this.preparedStops.delete(containerId);
-    if (ahead && (await inNamespace(String(ahead.pid), ahead.ns))) return this.stopAndWatch(containerId, ahead.grace, ahead.pid, ahead.ns);
+    if (ahead && (await inNamespace(String(ahead.pid), ahead.ns))) return this.stopAndWatch(containerId, ahead.grace, ahead.pid, ahead.ns, ahead.signal);
     const info = await call('inspect container', () => this.docker.getContainer(containerId).inspect({ abortSignal: this.signal() }));
     if (!info.State.Running) return;
-    return this.stopAndWatch(containerId, graceIn(info, stopTimeoutSeconds), info.State.Pid, await pidNamespaceOf(info.State.Pid));
+    return this.stopAndWatch(containerId, graceIn(info, stopTimeoutSeconds), info.State.Pid, await pidNamespaceOf(info.State.Pid), stopSignalOf(info));
   }
 
-  private async stopAndWatch(containerId: string, grace: number, pid: number, ns: string | null): Promise<void> {
+  /**
+   * The container's stop signal goes straight to its first process when this agent sees it
+   * (same pid namespace as dockerd: the process's cgroup names the container), not through
+   * dockerd, containerd and `runc kill` (~50–200 ms on a loaded node, all inside a
+   * migration's stopped interval). Sent once: Docker's own stop, which would send it again
+   * (a second SIGINT makes Redis exit without writing its data), comes only after the grace
+   * period, to kill. Docker sees the exit as it sees any; the container's restart policy is
+   * always `no` (drover restarts containers itself, and a cutover claims this one).
+   */
+  private async stopAndWatch(containerId: string, grace: number, pid: number, ns: string | null, signal: StopSignal | null): Promise<void> {
+    if (ns !== null && signal !== null && (await signalled(pid, ns, containerId, signal))) {
+      const watch = new AbortController();
+      let timer: NodeJS.Timeout | undefined;
+      const overdue = new Promise<void>((resolve, reject) => {
+        timer = setTimeout(() => this.stopWithin(containerId, 0).then(resolve, reject), grace * 1000);
+      });
+      overdue.catch(() => {}); // a kill that fails after the processes are gone changes nothing
+      try {
+        await Promise.race([namespaceEmptied(ns, pid, watch.signal), overdue]);
+      } finally {
+        clearTimeout(timer);
+        watch.abort();
+      }
+      return;
+    }
     const stopping = this.stopWithin(containerId, grace);
     if (ns === null) return stopping;
     stopping.catch(() => {}); // the processes are what matter here; a later stop or remove sees the rest
@@ -316,6 +341,14 @@ export class DockerRuntime implements ContainerRuntime {
 }
 
 /** Compose's `stop_grace_period`, set at create as `StopTimeout`, else the agent's default. */
+/** The container's stop signal as Node names it (Docker's default SIGTERM); null for one Node cannot send by name or number. */
+function stopSignalOf(info: Docker.ContainerInspectInfo): StopSignal | null {
+  const raw = ((info.Config as { StopSignal?: string | null }).StopSignal ?? '').trim().toUpperCase() || 'SIGTERM';
+  if (/^\d{1,2}$/.test(raw)) return Number(raw) >= 1 && Number(raw) <= 31 ? Number(raw) : null;
+  const name = raw.startsWith('SIG') ? raw : `SIG${raw}`;
+  return Object.hasOwn(osConstants.signals, name) ? (name as NodeJS.Signals) : null;
+}
+
 function graceIn(info: Docker.ContainerInspectInfo, fallback: number): number {
   const own = (info.Config as { StopTimeout?: number | null }).StopTimeout;
   return typeof own === 'number' && own >= 0 ? own : fallback;

@@ -68,13 +68,15 @@ export class Executor {
 
   /**
    * Runs `changes`; `lent` names the migration or failover each subject's changes work for
-   * (plan/correlation.ts), put in their records as `corr`.
+   * (plan/correlation.ts), put in their records as `corr`. `partial`: not a whole pass's
+   * changes (the loop's steps between passes), so other changes' backoffs are kept.
    */
-  async execute(changes: Change[], lent: Correlations = new Map()): Promise<ExecutionResult> {
+  async execute(changes: Change[], lent: Correlations = new Map(), options: { partial?: boolean } = {}): Promise<ExecutionResult> {
     const now = this.deps.clock.now();
     const keys = new Set(changes.map(changeKey));
-    // A change the planner no longer proposes has no backoff to keep.
-    this.failures.retain(keys);
+    // A change the planner no longer proposes has no backoff to keep; a partial run (a few
+    // changes applied between passes) says nothing about the others.
+    if (options.partial !== true) this.failures.retain(keys);
 
     const result: ExecutionResult = { applied: [], failed: [], problems: [], retryInMs: null };
     const due: Change[] = [];

@@ -23,7 +23,7 @@ function setup(options: { migrations?: MigrationSteps; onHealth?: (containerId: 
   let loop: ConvergenceLoop | null = null;
   const onChange = (id: string, state: ProbeState): void => {
     options.onHealth?.(id, state);
-    loop?.wake();
+    loop?.healthChanged(id, state.status);
   };
   const health = new HealthMonitor({ clock, runtime, log, onChange });
   const migrationSteps = options.migrations ? { migrations: options.migrations, nodeUuid: NODE_A } : {};
@@ -120,6 +120,90 @@ describe('convergence loop', () => {
     } finally {
       await loop.stop();
     }
+  });
+
+  it("makes a replica handed off to it writable and mounted as soon as the view says handoff, before another discovery", async () => {
+    const { loop, store, clock } = setup();
+    await store.createDataset(DS_1, { maximumSize: null });
+    await store.setReadonly(DS_1, true);
+    await store.unmount(DS_1);
+    const view = (phase: 'cutover' | 'handoff', version: number) =>
+      desired({ version, datasets: [dataset(DS_1, phase === 'handoff' ? NODE_A : NODE_B)], applications: [{ ...web, node_uuid: phase === 'handoff' ? NODE_A : NODE_B }], migrations: [migration({ from: NODE_B, to: NODE_A, phase })] });
+    // What each discovery finds of the replica.
+    const seen: { readonly: boolean; mounted: boolean }[] = [];
+    const listAll = store.listAll.bind(store);
+    store.listAll = async () => {
+      const all = await listAll();
+      const d = all.datasets.find((x) => x.datasetId === DS_1)!;
+      seen.push({ readonly: d.readonly, mounted: d.mounted });
+      return all;
+    };
+    loop.setDesired(view('cutover', 1));
+    await loop.runPass();
+    expect(seen).toEqual([{ readonly: true, mounted: false }]);
+    loop.start();
+    try {
+      loop.setDesired(view('handoff', 2));
+      for (let i = 0; i < 50 && seen.length < 2; i++) {
+        await clock.advance(10);
+        await settle();
+      }
+      // The first discovery after the handoff view already finds it writable and mounted.
+      expect(seen[1]).toEqual({ readonly: false, mounted: true });
+    } finally {
+      await loop.stop();
+    }
+  });
+
+  it('does not take the handoff steps again before discovery when the pass itself planned with the handoff view', async () => {
+    const { loop, store, clock } = setup();
+    await store.createDataset(DS_1, { maximumSize: null });
+    await store.setReadonly(DS_1, true);
+    await store.unmount(DS_1);
+    let writable = 0;
+    const setReadonly = store.setReadonly.bind(store);
+    store.setReadonly = async (id, readonly) => {
+      if (!readonly) writable += 1;
+      return setReadonly(id, readonly);
+    };
+    loop.setDesired(desired({ datasets: [dataset(DS_1, NODE_A)], applications: [web], migrations: [migration({ from: NODE_B, to: NODE_A, phase: 'handoff' })] }));
+    await loop.runPass();
+    expect(writable).toBe(1);
+    loop.start();
+    try {
+      for (let i = 0; i < 20; i++) {
+        await clock.advance(50);
+        await settle();
+      }
+      expect(writable).toBe(1);
+    } finally {
+      await loop.stop();
+    }
+  });
+
+  it('posts release on the first passing health check even while a pass is discovering', async () => {
+    const posts: string[] = [];
+    const checked = { ...web, health_check: HealthCheck.parse({ type: 'exec', command: ['true'], period_seconds: 1 }) };
+    const view = desired({ datasets: [dataset(DS_1, NODE_A)], applications: [checked], migrations: [migration({ from: NODE_B, to: NODE_A, phase: 'handoff' })] });
+    const migrations: MigrationSteps = { run: () => {}, post: async (_id, update) => void posts.push(update.phase) };
+    const { loop, store, clock, health, runtime } = setup({ migrations });
+    await store.createDataset(DS_1, { maximumSize: null });
+    loop.setDesired(view);
+    await loop.runPass(); // starts the container
+    await loop.runPass(); // names it: its first passing check is the release
+    expect(health.health(runtime.byName('drover-web')!.id)).toBe('starting');
+    // The next pass's discovery hangs until released by the test.
+    let unblock: () => void = () => {};
+    const listAll = store.listAll.bind(store);
+    store.listAll = () => new Promise((resolve) => (unblock = () => resolve(listAll())));
+    const pass = loop.runPass();
+    for (let i = 0; i < 20 && posts.length === 0; i++) {
+      await clock.advance(50);
+      await settle();
+    }
+    expect(posts).toEqual(['release']);
+    unblock();
+    await pass;
   });
 
   it('reports datasets with their mountpoint and containers with their published ports', async () => {

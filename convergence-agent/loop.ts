@@ -25,10 +25,11 @@ import type { Executor } from './execute.ts';
 import type { HealthMonitor } from './health/monitor.ts';
 import { plan } from './plan/plan.ts';
 import { correlations } from './plan/correlation.ts';
-import type { Change, MigrationJobState, ReleaseCandidate } from './plan/types.ts';
+import type { Change, MigrationJobState, PlanContext } from './plan/types.ts';
+import { HandoffSteps } from './handoff-steps.ts';
 import { buildReport, type NodeIdentity } from './report.ts';
 import type { RestartLedger } from './restart-ledger.ts';
-import type { Gates } from './gate/gates.ts';
+import type { Gates, GateState } from './gate/gates.ts';
 import type { DatasetStore } from './zfs/types.ts';
 import type { AgentMetrics } from './metrics.ts';
 
@@ -99,10 +100,20 @@ export class ConvergenceLoop {
   private lastProblems: NodeProblem[] = [];
   private lastGateSweep = -Infinity;
   private running: Promise<void>[] = [];
-  /** The last pass's migrations that wait only for a passing health check (releaseIfHealthy). */
-  private releases: ReleaseCandidate[] = [];
+  /** A handoff's target steps between passes: before discovery, and release on the first passing check. */
+  private readonly handoff: HandoffSteps;
 
-  constructor(private readonly deps: LoopDeps) {}
+  constructor(private readonly deps: LoopDeps) {
+    this.handoff = new HandoffSteps({
+      nodeUuid: deps.identity.uuid,
+      executor: deps.executor,
+      health: deps.health,
+      gates: deps.gates ?? null,
+      clock: deps.clock,
+      log: deps.log,
+      plan: (desired, observed) => plan(desired, observed, this.planContext(desired)),
+    });
+  }
 
   /** Starts the watcher and the pass loop; returns at once. */
   start(): void {
@@ -121,6 +132,19 @@ export class ConvergenceLoop {
   wake(): void {
     this.wakePending = true;
     this.wakeController.abort();
+  }
+
+  /**
+   * The health monitor's change: wakes the loop, and a container whose first passing check
+   * is a migration's release gets it posted now, even while a pass runs.
+   */
+  healthChanged(containerId: string, status: string): void {
+    if (status === 'healthy' && this.handoff.names(containerId)) {
+      // The post first, then the pass: its listings (process spawns) would hold the post up.
+      void this.handoff.releaseIfHealthy(this.desired, containerId).finally(() => this.wake());
+      return;
+    }
+    this.wake();
   }
 
   /** The newest desired configuration the watcher has, or null before the first. */
@@ -168,15 +192,7 @@ export class ConvergenceLoop {
       const observed = toObserved(raw, (id) => deps.health.health(id), deps.ledger);
       if (deps.migrations) observed.migrationJobs = deps.migrations.states();
 
-      const result = plan(desired, observed, {
-        nodeUuid: deps.identity.uuid,
-        address: deps.identity.address,
-        ...(deps.serviceSubnet !== undefined ? { serviceSubnet: deps.serviceSubnet } : {}),
-        now: deps.clock.now(),
-        warmStart: deps.gates != null,
-        fenced: deps.fence?.gating(desired) ?? false,
-        ...(deps.fileRoots ?? {}),
-      });
+      const result = plan(desired, observed, this.planContext(desired));
       const blocked: NodeProblem[] = result.blocked.map((b) => ({ ...b, kind: 'blocked' }));
       // The report (what discovery saw) and the changes go side by side: a round trip to the
       // control service before each pass's changes was downtime at a migration's handoff.
@@ -186,8 +202,8 @@ export class ConvergenceLoop {
       // A gate opened this pass: its application starts now, so its health check starts now,
       // not after the next pass's discovery (the first passing probe is a migration's release).
       const opened = execution.applied.filter((c) => c.kind === 'open-container-gate');
+      const gates: Record<string, GateState> = { ...raw.gates };
       if (opened.length > 0 && deps.gates) {
-        const gates = { ...raw.gates };
         // Read back as discovery reads it (the marker's time), so the next pass tracks the same start.
         for (const c of opened) gates[c.gateId] = await deps.gates.state(c.gateId).catch(() => ({ state: 'missing' as const }));
         deps.health.sync(healthTargets(desired, raw.containers, gates));
@@ -198,13 +214,13 @@ export class ConvergenceLoop {
         await deps.gates.sweep(new Set(Object.keys(raw.gates ?? {})), deps.clock.now()).catch((err: unknown) => log.warn({ err }, 'gate directories not swept'));
       }
       this.lastProblems = execution.problems;
-      this.releases = result.releaseWhenHealthy ?? [];
+      this.handoff.passed({ observed, containers: raw.containers, gates }, result.releaseWhenHealthy ?? [], desired);
       const changed = execution.applied.length + execution.failed.length > 0;
       // A pass that moved a hurried subject forward (a migration handed off here) goes on at once.
       const hurried = result.recheckAfterMs !== null && execution.applied.length > 0 && execution.failed.length === 0;
       // Waiting only for a health check, the health monitor's change wakes the loop: a pass
       // every 100 ms would only be mid-discovery when it comes, and hold the release up.
-      const awaitingHealth = !changed && this.releases.length > 0 && result.changes.length === 0;
+      const awaitingHealth = !changed && this.handoff.awaitingHealth && result.changes.length === 0;
       const asks = [awaitingHealth ? Math.max(RELEASE_WAIT_MS, result.recheckAfterMs ?? 0) : result.recheckAfterMs, execution.retryInMs];
       const sleepMs = hurried ? 0 : this.sleepAfter(changed, asks);
       if (result.changes.length > 0 || execution.failed.length > 0) {
@@ -228,36 +244,40 @@ export class ConvergenceLoop {
 
   private async passes(): Promise<void> {
     while (!this.stopping.signal.aborted) {
-      await this.releaseIfHealthy();
+      await this.handoff.releaseIfHealthy(this.desired);
+      // Steps taken before discovery that leave only a health check to wait for: the pass
+      // (zfs and Docker listings, the report) waits for it too, so as not to compete with the
+      // application's own start for the node's CPU; the health change or a new view wakes it.
+      if ((await this.handoffSteps()) && this.handoff.awaitingHealth) await this.sleep(RELEASE_WAIT_MS);
+      if (this.stopping.signal.aborted) return;
       const { sleepMs } = await this.runPass();
       if (this.stopping.signal.aborted) return;
       await this.sleep(sleepMs);
     }
   }
 
-  /**
-   * Posts `release` for a migration handed off here as soon as its container's first health
-   * check passed (the health monitor's change woke the loop), before the next pass's
-   * discovery: the last pass saw everything else ready, the probe just saw the application
-   * answer, and the view still has the migration at `handoff` with the same generation. A
-   * post the next pass repeats is answered as already accepted (migration-control.ts).
-   */
-  private async releaseIfHealthy(): Promise<void> {
-    const { deps } = this;
-    const migrations = this.desired?.migrations ?? [];
-    const due = this.releases.filter(
-      (r) => deps.health.health(r.containerId) === 'healthy' && migrations.some((m) => m.id === r.migrationId && m.generation === r.generation && m.phase === 'handoff'),
-    );
-    if (due.length === 0) return;
-    this.releases = this.releases.filter((r) => !due.includes(r));
-    const changes: Change[] = due.map((r) => ({ kind: 'post-migration-update', migrationId: r.migrationId, generation: r.generation, phase: 'release' }));
+  /** A migration newly handed off here: the target's first steps before this pass's discovery (handoff-steps.ts); whether any applied. Never throws. */
+  private async handoffSteps(): Promise<boolean> {
     try {
-      const execution = await deps.executor.execute(changes);
-      deps.log.info({ migrations: due.map((r) => r.migrationId), applied: execution.applied.length }, 'released on the first passing health check');
+      return await this.handoff.beforeDiscovery(this.desired);
     } catch (err) {
-      // The next pass plans the release again from what it discovers.
-      deps.log.warn({ err }, 'release on the first passing health check failed');
+      // The pass that follows plans the same steps from what it discovers.
+      this.deps.log.warn({ err }, 'handoff steps before discovery failed');
+      return false;
     }
+  }
+
+  private planContext(desired: AgentDesired | null): PlanContext {
+    const { deps } = this;
+    return {
+      nodeUuid: deps.identity.uuid,
+      address: deps.identity.address,
+      ...(deps.serviceSubnet !== undefined ? { serviceSubnet: deps.serviceSubnet } : {}),
+      now: deps.clock.now(),
+      warmStart: deps.gates != null,
+      fenced: deps.fence?.gating(desired) ?? false,
+      ...(deps.fileRoots ?? {}),
+    };
   }
 
   private async sleep(ms: number): Promise<void> {

@@ -196,6 +196,7 @@ async function main(): Promise<void> {
     // sends with -I and prunes by its grid; to a node with no copy it sends the replicas'
     // base first (replication/DESIGN.md "Moves").
     replicate: (options) => moveStep.replicate(options),
+    prepareReceive: (peer, datasetId) => replicator.prepareReceive(peer, datasetId),
     settle: (peer, datasetId) => replicator.settle(peer, datasetId),
     peers,
     tuning: tuningOf(config),
@@ -244,7 +245,7 @@ async function main(): Promise<void> {
     metrics,
     files,
   });
-  const health = new HealthMonitor({ clock, runtime, log: log.child({ subsystem: 'health' }), onChange: () => loop?.wake(), metrics });
+  const health = new HealthMonitor({ clock, runtime, log: log.child({ subsystem: 'health' }), onChange: (id, state) => loop?.healthChanged(id, state.status), metrics });
   const fence = new FenceWatchdog({
     clock,
     runtime,

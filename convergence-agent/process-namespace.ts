@@ -5,7 +5,7 @@
  * they made is in the file system then — so the cutover waits for that, read from /proc:
  * no process left in the container's pid namespace.
  */
-import { readdir, readlink } from 'node:fs/promises';
+import { readdir, readFile, readlink } from 'node:fs/promises';
 import { systemClock } from '#common/clock.ts';
 
 /** The pid namespace of host process `pid` (`pid:[4026532…]`), or null when it is not visible from here. */
@@ -32,5 +32,26 @@ export async function namespaceEmptied(ns: string, first: number, signal: AbortS
     const left = await Promise.all(pids.map((p) => inNamespace(p, ns)));
     if (!left.includes(true)) return;
     await pause();
+  }
+}
+
+/** A signal as `process.kill` takes it. */
+export type StopSignal = NodeJS.Signals | number;
+
+/**
+ * Sends `signal` to host process `pid` when it is, as this process sees it, the first process
+ * of container `containerId`: still in pid namespace `ns`, and its cgroup names the container
+ * (so a pid read from dockerd in another pid namespace never signals a stranger). True when
+ * sent; false when it could not be, and the caller stops the container through Docker.
+ */
+export async function signalled(pid: number, ns: string, containerId: string, signal: StopSignal): Promise<boolean> {
+  if (!Number.isInteger(pid) || pid <= 1 || !/^[0-9a-f]{12,64}$/.test(containerId)) return false;
+  const cgroup = await readFile(`/proc/${pid}/cgroup`, 'utf8').catch(() => '');
+  if (!cgroup.includes(containerId) || !(await inNamespace(String(pid), ns))) return false;
+  try {
+    process.kill(pid, signal);
+    return true;
+  } catch {
+    return false; // gone already (ESRCH) or not ours to signal (EPERM): Docker's stop decides
   }
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { DroverError } from '#common/errors.ts';
 import { silentLogger } from '#common/log.ts';
 import { systemClock, type Clock } from '#common/clock.ts';
-import { FakeClock } from '#common/testing/fake-clock.ts';
+import { FakeClock, settle } from '#common/testing/fake-clock.ts';
 import { containerSpec } from '../plan/container-spec.ts';
 import { FakeContainerRuntime } from '../testing/fake-container-runtime.ts';
 import { ADDRESS_A, DS_1, DS_2, NODE_A, NODE_B, app, migration, node } from '../testing/fixtures.ts';
@@ -28,6 +28,8 @@ async function world(
     metrics?: PromAgentMetrics;
     /** The application's `move.before_stop` command. */
     hook?: string[];
+    /** Runs while the final receive is opened on the target. */
+    opening?: (datasetId: string) => Promise<void>;
   } = {},
 ) {
   const datasets = options.datasets ?? [DS_1];
@@ -44,6 +46,7 @@ async function world(
   const sends: { datasetId: string; readonly: boolean; appRunning: boolean }[] = [];
   const deferred: boolean[] = [];
   const settled: string[] = [];
+  const opened: { datasetId: string; appRunning: boolean; phase: string }[] = [];
   const script: (number | DroverError)[] = [];
   const replicate = async (o: ReplicateOptions): Promise<ReplicateResult> => {
     const ds = await store.getDataset(o.datasetId);
@@ -66,6 +69,10 @@ async function world(
       datasets: store,
       runtime,
       replicate,
+      prepareReceive: async (_peer, datasetId) => {
+        opened.push({ datasetId, appRunning: runtime.byName('drover-web')?.running ?? false, phase: control.phases.at(-1) ?? '' });
+        await options.opening?.(datasetId);
+      },
       settle: async (_peer, datasetId) => {
         settled.push(`${datasetId} after ${control.phases.at(-1)}`);
       },
@@ -79,7 +86,7 @@ async function world(
     },
     new AbortController().signal,
   );
-  return { store, runtime, control, m, job, sends, deferred, settled, script, stages };
+  return { store, runtime, control, m, job, sends, deferred, settled, opened, script, stages };
 }
 
 describe('the source job of a migration', () => {
@@ -107,6 +114,31 @@ describe('the source job of a migration', () => {
     // The first post still had the old figure; the next one the size the round really sends.
     expect(progress[0]!.bytes_total).toBeLessThan(1 * MiB + 1 * MiB);
     expect(progress[1]!.bytes_total).toBeGreaterThanOrEqual(40 * MiB);
+  });
+
+  it('opens the final receive of every dataset on the target during cutover, before it stops the application', async () => {
+    const w = await world({ datasets: [DS_1, DS_2] });
+    w.script.push(1 * MiB, 4_096, 4_096, 4_096);
+    expect(await w.job.run()).toBe('handed-off');
+    expect(w.opened).toEqual([
+      { datasetId: DS_1, appRunning: true, phase: 'cutover' },
+      { datasetId: DS_2, appRunning: true, phase: 'cutover' },
+    ]);
+  });
+
+  it('does not wait long for a target that is slow to open the final receive, nor fail the move when it cannot', async () => {
+    const clock = new FakeClock();
+    const slow = await world({ clock, opening: () => new Promise(() => {}) });
+    slow.script.push(1 * MiB, 4_096);
+    const run = slow.job.run();
+    for (let i = 0; i < 100 && slow.control.phases.at(-1) !== 'handoff'; i++) {
+      await clock.advance(100);
+      await settle();
+    }
+    expect(await run).toBe('handed-off');
+    const failing = await world({ opening: () => Promise.reject(new DroverError('DROVER_SSH_DISCONNECTED', 'gone', { retryable: true })) });
+    failing.script.push(1 * MiB, 4_096);
+    expect(await failing.job.run()).toBe('handed-off');
   });
 
   it('pre-copies while the application runs, then stops it, sends the final delta, makes the data read-only and hands off', async () => {

@@ -47,6 +47,9 @@ export interface MigrationTuning extends RoundPolicy {
   failedRoundsMax: number;
 }
 
+/** How long the cutover waits, beside the proxies' hold, for the target to open the final receive. */
+const RECEIVE_OPEN_MS = 2_000;
+
 export const DEFAULT_TUNING: MigrationTuning = {
   ...DEFAULT_ROUND_POLICY,
   progressIntervalMs: 1_000,
@@ -65,6 +68,8 @@ export interface SourceJobDeps {
   datasets: Pick<DatasetStore, 'getDataset' | 'setReadonly'>;
   runtime: Pick<ContainerRuntime, 'listContainers' | 'stop' | 'stopProcesses' | 'prepareStop' | 'remove' | 'exec'>;
   replicate: (options: ReplicateOptions) => Promise<ReplicateResult>;
+  /** Opens the peer's receive of a final send ahead (Replicator.prepareReceive); absent: opened by the send. */
+  prepareReceive?: (peer: Peer, datasetId: string) => Promise<void>;
   /** Finishes a final send's deferred bookkeeping after handoff (Replicator.settle); absent: not deferred. */
   settle?: (peer: Peer, datasetId: string) => Promise<void>;
   peers: PeerSource;
@@ -226,7 +231,11 @@ export class SourceJob {
     found.catch(() => {});
     const prepared = found.then((c) => (c?.running ? this.deps.runtime.prepareStop?.(c.id, this.deps.stopTimeoutSeconds) : undefined));
     prepared.catch(() => {});
+    // The final send's receive is opened on the target meanwhile too: its receiver started and
+    // `zfs receive` waiting for the stream before the stop, not inside the stopped interval.
+    const receiving = this.openFinalReceives(peer);
     await this.waitForHold();
+    await receiving;
     lap('hold');
     const stopBegan = clock.now();
 
@@ -252,7 +261,8 @@ export class SourceJob {
           // The replica took the last round and nothing writes to it: a rollback (one more
           // remote command inside the stopped interval) only on a retry.
           // Pruning waits for the next step: this one runs while the application is stopped.
-          result = await this.deps.replicate({ datasetId: id, peer, corr: this.m.id, allowRollback: attempt > 1, prune: false, deferSettle: this.deps.settle !== undefined });
+          // Its base keeps the `base` hold of the round that sent it: no step holds (two more syncs) here.
+          result = await this.deps.replicate({ datasetId: id, peer, corr: this.m.id, allowRollback: attempt > 1, prune: false, deferSettle: this.deps.settle !== undefined, skipHeldBaseHolds: true });
         } catch (err) {
           lastError = toDroverError(err);
           this.log.warn({ err: lastError, datasetId: id, attempt }, 'final send failed');
@@ -324,6 +334,23 @@ export class SourceJob {
       this.log.warn({ err }, 'route acks not read');
     }
     this.log.warn({ waitingFor, waitedMs: tuning.ackWaitMs }, 'proxies did not ack the hold in time; stopping the application anyway');
+  }
+
+  /**
+   * Opens each dataset's final receive on the target (bounded by RECEIVE_OPEN_MS: a target
+   * that is slow to answer is not waited for; the final send then opens its own). Never throws.
+   */
+  private async openFinalReceives(peer: Peer): Promise<void> {
+    const open = this.deps.prepareReceive;
+    if (!open) return;
+    const began = this.deps.clock.now();
+    const opened = Promise.all(this.m.dataset_ids.map((id) => open(peer, id))).then(
+      () => this.log.debug({ ms: this.deps.clock.now() - began }, 'final receive opened on the target'),
+      (err: unknown) => this.log.info({ err: toDroverError(err) }, 'final receive not opened ahead; the final send opens it'),
+    );
+    const bound = new AbortController();
+    await Promise.race([opened, this.deps.clock.sleep(RECEIVE_OPEN_MS, bound.signal).catch(() => {})]);
+    bound.abort();
   }
 
   /** The application's container on this node (null: none, or a move of bare datasets). */

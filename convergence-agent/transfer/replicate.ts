@@ -136,6 +136,18 @@ export class Replicator {
     );
   }
 
+  /**
+   * Opens the peer's receive of the next incremental into `datasetId` ahead of its step
+   * (`Peer.prepareReceive`), with the options that step will use; resolves once the peer
+   * waits for the stream. Nothing to do on a transport that cannot.
+   */
+  async prepareReceive(peer: Peer, datasetId: string): Promise<void> {
+    assertDatasetId(datasetId);
+    if (!peer.prepareReceive) return;
+    const [local, remote] = await Promise.all([this.store.features(), peer.features()]);
+    await peer.prepareReceive(datasetId, { resumable: local.resumableReceive && remote.resumableReceive, full: false });
+  }
+
   /** The peer's drover snapshots of `datasetId`, oldest first ([] when it has none). */
   async peerSnapshots(peer: Peer, datasetId: string): Promise<ZfsSnapshotInfo[]> {
     const step = await peer.beginStep(datasetId, { waitMs: this.waitMs });
@@ -237,7 +249,8 @@ export class Replicator {
       // transaction group): the base is already held on both sides by the step that made it
       // the base (its `base` tag), and a snapshot being sent or received into cannot be
       // destroyed meanwhile. They must have landed before the step counts as done.
-      if (base) holding = Promise.all([this.store.hold(datasetId, base, tags.source.step), step.hold(base, tags.target.step)]);
+      const heldAlready = options.skipHeldBaseHolds === true && !options.allowRollback && base !== null && held(sourceSnaps, base) && held(targetSnaps, base);
+      if (base && !heldAlready) holding = Promise.all([this.store.hold(datasetId, base, tags.source.step), step.hold(base, tags.target.step)]);
       holding.catch(() => {});
       if (base && options.allowRollback) {
         await holding;
@@ -375,6 +388,11 @@ export class Replicator {
       }
     }
   }
+}
+
+/** True when the listing shows `snapshot` held (any tag: zfs-fuse counts holds, it cannot name them). */
+function held(snapshots: readonly ZfsSnapshotInfo[], snapshot: string): boolean {
+  return (snapshots.find((s) => s.snapshot === snapshot)?.userrefs ?? 0) > 0;
 }
 
 /** Releases `release` on each held snapshot created before `snapshot` (a tag not there is tolerated). */

@@ -54,6 +54,8 @@ export class SshConnection {
   private session: SshSession | null = null;
   private sessionStarting: Promise<SshSession> | null = null;
   private warm: Promise<ClientChannel> | null = null;
+  /** A receive opened ahead (`preopen`): its header's key, the receive, and its expiry timer. */
+  private preopened: { key: string; receive: Promise<RemoteReceive>; timer: NodeJS.Timeout } | null = null;
 
   constructor(private readonly endpoint: SshEndpoint) {}
 
@@ -85,6 +87,56 @@ export class SshConnection {
    * the channel goes straight into `zfs receive`'s stdin, and the verdict comes as one line.
    */
   async receive(header: ReceiveHeader): Promise<RemoteReceive> {
+    const ahead = this.takePreopened(headerKey(header));
+    if (ahead) {
+      try {
+        return await ahead;
+      } catch {
+        // Opened ahead but failed (the connection went meanwhile): a receive of its own.
+      }
+    }
+    return this.openReceive(header);
+  }
+
+  /**
+   * Opens the receive `header` describes now, for the next `receive()` with the same header
+   * (a cutover opens its final send's receive while the proxies take the hold, so the warm
+   * receiver's start-up and `zfs receive`'s are out of the stopped interval). Resolves once
+   * the peer answered `DROVER-READY`. Unused for `PREOPEN_MS`, it is closed.
+   */
+  async preopen(header: ReceiveHeader): Promise<void> {
+    this.closePreopened();
+    const receive = this.openReceive(header);
+    receive.catch(() => {});
+    const timer = setTimeout(() => this.closePreopened(), PREOPEN_MS);
+    timer.unref();
+    this.preopened = { key: headerKey(header), receive, timer };
+    await receive;
+  }
+
+  /** The receive opened ahead for `key`, taken (once); one opened for another header is closed. */
+  private takePreopened(key: string): Promise<RemoteReceive> | null {
+    const ahead = this.preopened;
+    if (ahead === null) return null;
+    if (ahead.key !== key) {
+      this.closePreopened();
+      return null;
+    }
+    clearTimeout(ahead.timer);
+    this.preopened = null;
+    return ahead.receive;
+  }
+
+  /** Closes an unused receive opened ahead: its `zfs receive` gets no stream and changes nothing. */
+  private closePreopened(): void {
+    const ahead = this.preopened;
+    if (ahead === null) return;
+    this.preopened = null;
+    clearTimeout(ahead.timer);
+    ahead.receive.then((r) => r.channel.close(), () => {});
+  }
+
+  private async openReceive(header: ReceiveHeader): Promise<RemoteReceive> {
     const channel = await (this.warm ?? this.startWarm());
     this.warm = null;
     this.prewarm();
@@ -214,6 +266,7 @@ export class SshConnection {
   private drop(): void {
     const client = this.client;
     this.client = null;
+    this.closePreopened();
     this.session?.close(this.disconnected('drover-receive session'));
     this.session = null;
     this.warm = null;
@@ -273,6 +326,14 @@ export class SshConnection {
     });
     return this.connecting;
   }
+}
+
+/** How long a receive opened ahead waits for its step before it is closed. */
+const PREOPEN_MS = 60_000;
+
+/** What makes two receive headers the same receive. */
+function headerKey(header: ReceiveHeader): string {
+  return JSON.stringify(Object.entries(header).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
 function safeJson(text: string): unknown {

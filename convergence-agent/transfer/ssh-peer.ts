@@ -69,6 +69,11 @@ export class SshPeer implements Peer {
     return new SshStep(datasetId, this.pool, this.connection, unlock);
   }
 
+  async prepareReceive(datasetId: string, options: { resumable: boolean; full: boolean }): Promise<void> {
+    assertDatasetId(datasetId);
+    await this.connection.preopen({ op: 'receive', pool: this.pool, datasetId, ...options });
+  }
+
   async close(): Promise<void> {
     this.connection.close();
   }

@@ -62,6 +62,14 @@ export interface Peer {
    * dataset waits (bounded by `waitMs`, then DROVER_TRANSFER_BUSY, retryable).
    */
   beginStep(datasetId: string, options?: { waitMs?: number; signal?: AbortSignal }): Promise<PeerStep>;
+  /**
+   * Opens the next receive into `datasetId` ahead of its step: the peer's receiver has the
+   * header and its `zfs receive` is started, waiting for the stream, when this resolves. The
+   * next step's `receive` with the same options uses it; one with other options, or none
+   * within a minute, closes it (a receive that got no stream changes nothing). Absent: this
+   * transport starts each receive when its step asks.
+   */
+  prepareReceive?(datasetId: string, options: { resumable: boolean; full: boolean }): Promise<void>;
   /** Closes connections; the peer may be used again afterwards (it reconnects). */
   close(): Promise<void>;
 }
@@ -117,6 +125,14 @@ export interface ReplicateOptions {
    * migration's final send says true: settling is four zfs commands inside the stopped interval.
    */
   deferSettle?: boolean;
+  /**
+   * No step holds (`drover-step`) on a base that both sides' listings show held already (by
+   * the `base` hold of the step that made it the base): each `zfs hold` is a transaction
+   * group's sync on zfs-fuse, and the target's would be synced before the receive's own. A
+   * migration's final send says true; a base with no hold on either side is held as always,
+   * and so is one a retry may roll back to.
+   */
+  skipHeldBaseHolds?: boolean;
   /**
    * Send every source snapshot between the base and the new one (`zfs send -I`), not only
    * the new one: a move of a replicated dataset, so its new primary holds every snapshot

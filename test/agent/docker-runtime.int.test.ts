@@ -140,7 +140,7 @@ describeWith(['root', 'dockerd', 'zfs'], 'docker adapter on a local-cluster dock
     expect(await runtime.listContainers(other)).toEqual([]);
   });
 
-  it('stopProcesses returns once every process of the container ended, with what it wrote on its way out on disk', async () => {
+  it('stopProcesses signals the first process itself and returns once every process of the container ended, with what it wrote on its way out on disk', async () => {
     // pid 1 writes on SIGTERM and leaves a child behind, which the kernel kills after it.
     const s = spec(
       'writer',
@@ -155,8 +155,14 @@ describeWith(['root', 'dockerd', 'zfs'], 'docker adapter on a local-cluster dock
     const c = (await runtime.listContainers(node().uuid)).find((x) => x.name === 'drover-writer')!;
     const pid = Number((await docker('inspect', '--format', '{{.State.Pid}}', c.id)).stdout.trim());
     const ns = await readlink(`/proc/${pid}/ns/pid`);
+    const since = Date.now() / 1000 - 1;
     await runtime.stopProcesses(c.id, 10);
     expect(await readFile(join(dataDir, 'at-exit'), 'utf8')).toBe('flushed\n');
+    // The signal went straight to the process (no `kill` of Docker's own), and Docker saw it die.
+    await expect
+      .poll(async () => (await docker('events', '--filter', `container=${c.id}`, '--since', String(since), '--until', String(Date.now() / 1000), '--format', '{{.Action}}')).stdout.split('\n'), { timeout: 10_000 })
+      .toContain('die');
+    expect((await docker('events', '--filter', `container=${c.id}`, '--since', String(since), '--until', String(Date.now() / 1000), '--format', '{{.Action}}')).stdout.split('\n')).not.toContain('kill');
     const left: string[] = [];
     for (const p of (await readdir('/proc')).filter((x) => /^\d+$/.test(x))) {
       if ((await readlink(`/proc/${p}/ns/pid`).catch(() => null)) === ns) left.push(p);

@@ -313,6 +313,50 @@ describeWith(['root', 'zfs', 'sshd'], 'replication over ssh', () => {
     expect((await target.listSnapshots(id)).filter((s) => s.userrefs > 0)).toHaveLength(1);
   });
 
+  it('takes no step holds in a final step whose base both sides hold already, and settles it the same; holds one either side lacks', async () => {
+    const { id, dir } = await datasetWith(2);
+    const first = await replicator.replicate({ datasetId: id, peer });
+    await writeFile(join(dir, 'final.txt'), 'final\n');
+    const final = await replicator.replicate({ datasetId: id, peer, deferSettle: true, prune: false, skipHeldBaseHolds: true });
+    expect(final).toMatchObject({ incremental: true, baseSnapshot: first.snapshot });
+    const holds = async () => ({
+      source: (await source.listSnapshots(id)).map((s) => [s.snapshot, s.userrefs]),
+      target: (await target.listSnapshots(id)).map((s) => [s.snapshot, s.userrefs]),
+    });
+    // Only the base hold of the step that made it the base: no drover-step on either side.
+    expect(await holds()).toEqual({ source: [[first.snapshot, 1], [final.snapshot, 0]], target: [[first.snapshot, 1], [final.snapshot, 0]] });
+    await replicator.settle(peer, id);
+    expect(await holds()).toEqual({ source: [[first.snapshot, 0], [final.snapshot, 1]], target: [[first.snapshot, 0], [final.snapshot, 1]] });
+
+    // The target's base hold gone (by hand): the step holds its base on both sides, as always.
+    await target.release(id, final.snapshot, 'drover-base');
+    await writeFile(join(dir, 'again.txt'), 'again\n');
+    const next = await replicator.replicate({ datasetId: id, peer, deferSettle: true, prune: false, skipHeldBaseHolds: true });
+    expect(await holds()).toEqual({ source: [[first.snapshot, 0], [final.snapshot, 2], [next.snapshot, 0]], target: [[first.snapshot, 0], [final.snapshot, 1], [next.snapshot, 0]] });
+    await replicator.settle(peer, id);
+  });
+
+  it("uses a receive opened ahead for the next step's stream, and a receive opened ahead but not used changes nothing", async () => {
+    const { id, dir } = await datasetWith(2);
+    const first = await replicator.replicate({ datasetId: id, peer });
+    await writeFile(join(dir, 'final.txt'), 'final\n');
+    await replicator.prepareReceive(peer, id); // resolves once the peer's zfs receive waits for the stream
+    const final = await replicator.replicate({ datasetId: id, peer, deferSettle: true, prune: false, skipHeldBaseHolds: true });
+    expect(final).toMatchObject({ incremental: true, baseSnapshot: first.snapshot });
+    expect((await target.listSnapshots(id)).map((s) => s.guid)).toContain(final.guid);
+    await replicator.settle(peer, id);
+
+    // Opened for this dataset, then a step for another one: the unused receive is closed, and
+    // the dataset on the peer is as it was; its next step goes on from there.
+    const before = (await target.listSnapshots(id)).map((s) => s.snapshot);
+    await replicator.prepareReceive(peer, id);
+    const other = await datasetWith(1);
+    await replicator.replicate({ datasetId: other.id, peer });
+    expect((await target.listSnapshots(id)).map((s) => s.snapshot)).toEqual(before);
+    await writeFile(join(dir, 'again.txt'), 'again\n');
+    expect(await replicator.replicate({ datasetId: id, peer })).toMatchObject({ incremental: true, baseSnapshot: final.snapshot });
+  });
+
   it('a journaled step whose snapshot reached the peer but is gone from the source is dropped, not retried for ever', async () => {
     // What a sibling replica's failing step did to a shared snapshot before the scheduler took
     // it itself: the step that had sent it could not hold it, kept its journal (the peer holds

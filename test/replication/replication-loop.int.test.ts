@@ -65,6 +65,7 @@ describeWith(['root', 'zfs', 'sshd'], 'continuous replication to two replicas', 
       log: silentLogger(),
       store: primary,
       replicate: (o) => replicator.replicate(o),
+      settle: (p, d) => replicator.settle(p, d),
       peers: { peerFor: async (n) => peers.get(n.uuid)!, close: async () => {} },
       concurrency: 4,
     });

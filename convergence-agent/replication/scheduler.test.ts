@@ -22,7 +22,7 @@ interface Call {
 }
 
 /** A replicate() whose steps end when the test says (or at once, with `auto`). */
-function world(opts: { auto?: boolean; concurrency?: number; writtenProperty?: boolean; abortLandsLate?: boolean; listing?: (peer: string) => ZfsSnapshotInfo[]; settle?: boolean } = {}) {
+function world(opts: { auto?: boolean; concurrency?: number; writtenProperty?: boolean; abortLandsLate?: boolean; listing?: (peer: string) => ZfsSnapshotInfo[]; settle?: boolean; holdSettle?: boolean } = {}) {
   const clock = new FakeClock();
   const store = new FakeDatasetStore({ writtenProperty: opts.writtenProperty ?? false });
   const calls: Call[] = [];
@@ -83,7 +83,12 @@ function world(opts: { auto?: boolean; concurrency?: number; writtenProperty?: b
       }
     : undefined;
   const settled: string[] = [];
-  const settle = async (peer: Peer): Promise<void> => void settled.push(peer.id);
+  // With `holdSettle`, each settle waits until the test calls the function left in `settling`.
+  const settling: Array<() => void> = [];
+  const settle = async (peer: Peer): Promise<void> => {
+    if (opts.holdSettle) await new Promise<void>((resolve) => settling.push(resolve));
+    settled.push(peer.id);
+  };
   const scheduler = new ReplicationScheduler({
     nodeUuid: NODE_A,
     clock,
@@ -95,7 +100,7 @@ function world(opts: { auto?: boolean; concurrency?: number; writtenProperty?: b
     ...(peerSnapshots ? { peerSnapshots } : {}),
     ...(opts.settle ? { settle } : {}),
   });
-  return { clock, store, calls, scheduler, listed, targets, settled, maxInFlight: () => maxInFlight };
+  return { clock, store, calls, scheduler, listed, targets, settled, settling, maxInFlight: () => maxInFlight };
 }
 
 function view(fields: Partial<AgentDesired> = {}, datasets = [DS_1]): AgentDesired {
@@ -370,6 +375,44 @@ describe('ReplicationScheduler', () => {
     expect(names[0]).toBe(names[1]);
     expect(names[2]).toBe(names[3]);
     expect(names[0]).not.toBe(names[2]);
+  });
+
+  it('takes the next snapshot beside a step\'s tail when the pair\'s next step is due before it ends, one per interval', async () => {
+    const w = world({ settle: true, holdSettle: true });
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    w.scheduler.sync(view({ datasets: [dataset(DS_1, NODE_A, { replication: POLICY, replicas: [NODE_B] })] }));
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(1);
+    // The step outlasts the interval: the next one is due at once, its snapshot is taken in the tail.
+    await w.clock.advance(15_000);
+    w.calls[0]!.settle({ snapshot: w.calls[0]!.options.snapshotName! });
+    await settleMicrotasks();
+    // The replica counts as holding it before the holds moved; the next snapshot is taken meanwhile.
+    expect(w.scheduler.statuses()[0]).toMatchObject({ state: 'ok', newest_snapshot: w.calls[0]!.options.snapshotName });
+    expect(w.calls).toHaveLength(1);
+    expect(await w.store.listSnapshots(DS_1)).toHaveLength(2);
+    w.settling.shift()!();
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(2);
+    const next = w.calls[1]!.options.snapshotName!;
+    expect(next).not.toBe(w.calls[0]!.options.snapshotName);
+    expect(next).toMatch(/^drover-20260101T000015000Z-/);
+    expect((await w.store.listSnapshots(DS_1)).map((x) => x.snapshot)).toEqual([w.calls[0]!.options.snapshotName, next]);
+    // A step that fits in the interval takes none ahead: the next one is taken when due.
+    await w.clock.advance(1_000);
+    w.calls[1]!.settle({ snapshot: next });
+    await settleMicrotasks();
+    w.settling.shift()!();
+    await settleMicrotasks();
+    expect(await w.store.listSnapshots(DS_1)).toHaveLength(2);
+    await w.clock.advance(9_000);
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(3);
+    expect(w.calls[2]!.options.snapshotName).toMatch(/^drover-20260101T000025000Z-/);
+    w.calls[2]!.settle();
+    await settleMicrotasks();
+    w.settling.shift()!();
+    await w.scheduler.stop();
   });
 
   it('takes the interval snapshot itself before any replica step sends it, so a step that fails leaves it to the others', async () => {

@@ -8,6 +8,9 @@ import type { Clock } from '#common/clock.ts';
 import { newSnapshotName } from '../transfer/snapshot-name.ts';
 import type { ReplicationStore } from './scheduler.ts';
 
+/** The longest a new snapshot waits for the dataset's running streams to end. */
+const QUIET_WAIT_MS = 1_000;
+
 interface Taken {
   name: string;
   at: number;
@@ -24,6 +27,9 @@ export class IntervalSnapshots {
   private readonly sending = new Map<string, Map<string, string>>();
   /** Per dataset, the choice or prefetch under way. */
   private readonly deciding = new Map<string, Promise<unknown>>();
+  /** Per dataset, the pairs whose stream runs (inside the engine's step), and who waits for none. */
+  private readonly streams = new Map<string, Set<string>>();
+  private readonly quietWaiters = new Map<string, Array<() => void>>();
 
   constructor(private readonly deps: { store: ReplicationStore; clock: Clock }) {}
 
@@ -31,8 +37,8 @@ export class IntervalSnapshots {
    * The snapshot a step of `datasetId` that began at `began` sends, and the promise of its
    * `zfs snapshot` (await it before sending). `failing`: the pair's last step failed.
    */
-  choose(datasetId: string, began: number, intervalMs: number, failing: boolean, pair = ''): Promise<{ name: string; ready: Promise<unknown> }> {
-    return this.oneAtATime(datasetId, () => this.decide(datasetId, began, intervalMs, failing, pair));
+  choose(datasetId: string, began: number, intervalMs: number, failing: boolean, pair = '', signal?: AbortSignal): Promise<{ name: string; ready: Promise<unknown> }> {
+    return this.oneAtATime(datasetId, () => this.decide(datasetId, began, intervalMs, failing, pair, signal));
   }
 
   /** Runs `fn` after the dataset's previous choice or prefetch: two replicas' steps never both take one. */
@@ -47,7 +53,7 @@ export class IntervalSnapshots {
     return next;
   }
 
-  private async decide(datasetId: string, began: number, intervalMs: number, failing: boolean, pair: string): Promise<{ name: string; ready: Promise<unknown> }> {
+  private async decide(datasetId: string, began: number, intervalMs: number, failing: boolean, pair: string, signal?: AbortSignal): Promise<{ name: string; ready: Promise<unknown> }> {
     const { store } = this.deps;
     const shared = this.taken.get(datasetId);
     // A step reuses the one another replica's step took within the interval, or the one taken
@@ -70,8 +76,47 @@ export class IntervalSnapshots {
       const newest = (await store.listSnapshots(datasetId)).sort((a, b) => a.createtxg - b.createtxg).at(-1);
       if (newest) return { name: newest.snapshot, ready: Promise.resolve() };
     }
+    // Shared by the interval it was decided in (`began`); named when it is taken, after the wait.
+    await this.quiet(datasetId, intervalMs, signal);
     const entry = this.take(datasetId, began);
     return { name: entry.name, ready: entry.ready };
+  }
+
+  /** Pair `key`'s stream of `datasetId` begins (true) or ended (false). */
+  streaming(datasetId: string, key: string, on: boolean): void {
+    let set = this.streams.get(datasetId);
+    if (on) {
+      if (!set) this.streams.set(datasetId, (set = new Set()));
+      set.add(key);
+      return;
+    }
+    set?.delete(key);
+    if (set && set.size > 0) return;
+    this.streams.delete(datasetId);
+    for (const wake of this.quietWaiters.get(datasetId) ?? []) wake();
+    this.quietWaiters.delete(datasetId);
+  }
+
+  /**
+   * Waits until no stream of `datasetId` runs, at most a second (or the interval, if shorter;
+   * a replica that streams slowly or hangs delays the others' snapshots by that much): on zfs-fuse a
+   * `zfs snapshot` of a dataset during its `zfs send` made that step's stream 2–6 times
+   * longer (bench/RESULTS.md, 2026-12-07), so the next snapshot is taken between streams —
+   * which also lines a dataset's replicas up on one snapshot and one stream phase.
+   */
+  private async quiet(datasetId: string, intervalMs: number, signal?: AbortSignal): Promise<void> {
+    if (!this.streams.has(datasetId) || signal?.aborted) return;
+    const timeout = new AbortController();
+    const woken = new Promise<void>((resolve) => {
+      const list = this.quietWaiters.get(datasetId) ?? [];
+      list.push(resolve);
+      this.quietWaiters.set(datasetId, list);
+    });
+    const onAbort = (): void => timeout.abort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    await Promise.race([woken, this.deps.clock.sleep(Math.min(intervalMs, QUIET_WAIT_MS), timeout.signal).catch(() => {})]);
+    signal?.removeEventListener('abort', onAbort);
+    timeout.abort();
   }
 
   /**
@@ -82,17 +127,19 @@ export class IntervalSnapshots {
    * (where zfs can tell). Called only after a step that succeeded, so failing pairs never
    * pile snapshots up this way.
    */
-  prefetch(datasetId: string, now: number, intervalMs: number, pair: string): Promise<void> {
-    return this.oneAtATime(datasetId, () => this.takeAhead(datasetId, now, intervalMs, pair));
+  prefetch(datasetId: string, now: number, intervalMs: number, pair: string, signal?: AbortSignal): Promise<void> {
+    return this.oneAtATime(datasetId, () => this.takeAhead(datasetId, now, intervalMs, pair, signal));
   }
 
-  private async takeAhead(datasetId: string, now: number, intervalMs: number, pair: string): Promise<void> {
+  private async takeAhead(datasetId: string, now: number, intervalMs: number, pair: string, signal?: AbortSignal): Promise<void> {
     const shared = this.taken.get(datasetId);
     if (shared && now - shared.at < intervalMs) {
       shared.reserved.add(pair);
       return;
     }
     if ((await this.deps.store.written(datasetId)) === 0) return;
+    await this.quiet(datasetId, intervalMs, signal);
+    if (signal?.aborted) return;
     this.take(datasetId, now).reserved.add(pair);
   }
 

@@ -180,6 +180,9 @@ describe('ReplicationScheduler', () => {
     expect(w.calls).toHaveLength(3);
     w.calls[0]!.settle();
     await settleMicrotasks();
+    // The next pair's snapshot waits (a second at most) for its dataset's running stream to end.
+    await w.clock.advance(1_000);
+    await settleMicrotasks();
     expect(w.calls).toHaveLength(4);
     const fourth = w.calls[3]!.options;
     expect(`${fourth.datasetId}/${fourth.peer.id}`).not.toBe(`${w.calls[0]!.options.datasetId}/${w.calls[0]!.options.peer.id}`);
@@ -415,6 +418,40 @@ describe('ReplicationScheduler', () => {
     await w.scheduler.stop();
   });
 
+  it('takes a dataset\'s next snapshot between its streams, waiting a second at most for a running one', async () => {
+    const w = world();
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    w.scheduler.sync(view());
+    await settleMicrotasks();
+    const [b, c] = [NODE_B, NODE_C].map((n) => w.calls.find((x) => x.options.peer.id === n)!);
+    b!.settle({ snapshot: b!.options.snapshotName! });
+    await settleMicrotasks();
+    // B is due again while C still streams: B's snapshot waits for C's stream to end.
+    await w.clock.advance(10_000);
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(2);
+    await w.clock.advance(400);
+    c!.settle({ snapshot: c!.options.snapshotName! });
+    await settleMicrotasks();
+    // Taken once C's stream ended, and C (due too) sends it with B: the replicas line up.
+    expect(w.calls.slice(2).map((x) => x.options.snapshotName)).toEqual([expect.stringMatching(/^drover-20260101T000010400Z-/), w.calls[2]!.options.snapshotName]);
+    // A stream that does not end (C's) holds B's next snapshot back a second, no more.
+    const b2 = w.calls.find((x, i) => i >= 2 && x.options.peer.id === NODE_B)!;
+    b2.settle({ snapshot: b2.options.snapshotName! });
+    await settleMicrotasks();
+    await w.clock.advance(9_600);
+    await settleMicrotasks();
+    const before = w.calls.length;
+    await w.clock.advance(999);
+    await settleMicrotasks();
+    expect(w.calls.length).toBe(before);
+    await w.clock.advance(1);
+    await settleMicrotasks();
+    expect(w.calls.length).toBe(before + 1);
+    for (const x of w.calls) x.settle();
+    await w.scheduler.stop();
+  });
+
   it('takes the interval snapshot itself before any replica step sends it, so a step that fails leaves it to the others', async () => {
     // The engine destroys on a permanent failure only a snapshot its step took itself; a
     // snapshot it finds existing belongs to the caller. Two replicas' steps that each took
@@ -500,6 +537,9 @@ describe('ReplicationScheduler', () => {
     async function bSteps(w: ReturnType<typeof world>, intervals: number, now: boolean): Promise<void> {
       for (let i = 0; i <= intervals; i++) {
         if (i > 0 || !now) await w.clock.advance(10_000);
+        await settleMicrotasks();
+        // B's new snapshot waits a second at most for C's stream (hung here) to end.
+        await w.clock.advance(1_000);
         await settleMicrotasks();
         for (const b of w.calls.filter((x) => x.options.peer.id === NODE_B)) b.settle({ snapshot: b.options.snapshotName! });
         await settleMicrotasks();

@@ -323,13 +323,15 @@ export class ReplicationScheduler {
       await this.holdTags.ensure(pair.datasetId, [tags.base, tags.step]);
       // One snapshot per dataset per interval, shared by its replicas, taken before any step
       // sends it, or ahead while this pair's last step settled (interval-snapshot.ts).
-      const { name: snapshotName, ready } = await this.snapshots.choose(pair.datasetId, began, interval, pair.failures > 0, pair.key);
+      const { name: snapshotName, ready } = await this.snapshots.choose(pair.datasetId, began, interval, pair.failures > 0, pair.key, signal);
       this.snapshots.markSending(pair.datasetId, pair.key, snapshotName);
       await ready;
       // The primary's pruning decided without this step's range: it ends before the step plans.
       await this.pruner.idle(pair.datasetId);
+      signal.throwIfAborted();
       const sendFrom = clock.now();
       const deferSettle = this.deps.settle !== undefined;
+      this.snapshots.streaming(pair.datasetId, pair.key, true);
       const result = await this.deps.replicate({
         datasetId: pair.datasetId,
         peer,
@@ -342,7 +344,7 @@ export class ReplicationScheduler {
         prune: false,
         ...(deferSettle ? { deferSettle: true } : {}),
         signal,
-      });
+      }).finally(() => this.snapshots.streaming(pair.datasetId, pair.key, false));
       const delivered = clock.now();
       this.snapshots.delivered(pair.datasetId, result.snapshot);
       this.snapshots.markSending(pair.datasetId, pair.key, null);
@@ -397,7 +399,7 @@ export class ReplicationScheduler {
     const began = clock.now();
     const interval = pair.policy.interval_seconds * 1000;
     if (pair.nextAt <= began + pair.tailMs) {
-      this.snapshots.prefetch(pair.datasetId, began, interval, pair.key).catch((err: unknown) => log.debug({ ...where, err: toDroverError(err) }, 'taking the next snapshot ahead failed'));
+      this.snapshots.prefetch(pair.datasetId, began, interval, pair.key, this.stopping.signal).catch((err: unknown) => log.debug({ ...where, err: toDroverError(err) }, 'taking the next snapshot ahead failed'));
     }
     try {
       if (this.deps.settle) await this.deps.settle(peer, pair.datasetId);

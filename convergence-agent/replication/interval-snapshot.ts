@@ -8,8 +8,8 @@ import type { Clock } from '#common/clock.ts';
 import { newSnapshotName } from '../transfer/snapshot-name.ts';
 import type { ReplicationStore } from './scheduler.ts';
 
-/** The longest a new snapshot waits for the dataset's running streams to end. */
-const QUIET_WAIT_MS = 1_000;
+/** The longest a new snapshot waits for the dataset's running streams to end: two intervals, at most this. */
+const QUIET_WAIT_MS = 5_000;
 
 interface Taken {
   name: string;
@@ -98,8 +98,8 @@ export class IntervalSnapshots {
   }
 
   /**
-   * Waits until no stream of `datasetId` runs, at most a second (or the interval, if shorter;
-   * a replica that streams slowly or hangs delays the others' snapshots by that much): on zfs-fuse a
+   * Waits until no stream of `datasetId` runs, at most two intervals or 5 s (a replica that
+   * streams slowly or hangs delays the others' snapshots by that much): on zfs-fuse a
    * `zfs snapshot` of a dataset during its `zfs send` made that step's stream 2–6 times
    * longer (bench/RESULTS.md, 2026-12-07), so the next snapshot is taken between streams —
    * which also lines a dataset's replicas up on one snapshot and one stream phase.
@@ -114,7 +114,7 @@ export class IntervalSnapshots {
     });
     const onAbort = (): void => timeout.abort();
     signal?.addEventListener('abort', onAbort, { once: true });
-    await Promise.race([woken, this.deps.clock.sleep(Math.min(intervalMs, QUIET_WAIT_MS), timeout.signal).catch(() => {})]);
+    await Promise.race([woken, this.deps.clock.sleep(Math.min(2 * intervalMs, QUIET_WAIT_MS), timeout.signal).catch(() => {})]);
     signal?.removeEventListener('abort', onAbort);
     timeout.abort();
   }

@@ -104,11 +104,6 @@ export class IntervalSnapshots {
    * longer (bench/RESULTS.md, 2026-12-07), so the next snapshot is taken between streams —
    * which also lines a dataset's replicas up on one snapshot and one stream phase.
    */
-  /** `quiet` for the holds' commands of a step's tail: a release beside a send slowed it as a snapshot does. */
-  betweenStreams(datasetId: string, intervalMs: number, signal?: AbortSignal): Promise<void> {
-    return this.quiet(datasetId, intervalMs, signal);
-  }
-
   private async quiet(datasetId: string, intervalMs: number, signal?: AbortSignal): Promise<void> {
     if (!this.streams.has(datasetId) || signal?.aborted) return;
     const timeout = new AbortController();

@@ -402,9 +402,6 @@ export class ReplicationScheduler {
       this.snapshots.prefetch(pair.datasetId, began, interval, pair.key, this.stopping.signal).catch((err: unknown) => log.debug({ ...where, err: toDroverError(err) }, 'taking the next snapshot ahead failed'));
     }
     try {
-      // The holds move once no stream of the dataset runs (another replica's, in step with this
-      // one): a hold or release beside a send made it ~4 times longer, as a snapshot did.
-      await this.snapshots.betweenStreams(pair.datasetId, interval, signal);
       if (this.deps.settle) await this.deps.settle(peer, pair.datasetId);
       const grids = this.grids.get(pair.datasetId);
       if (grids && !signal.aborted && this.pruner.targetDue(pair.key, pair.policy.interval_seconds)) {

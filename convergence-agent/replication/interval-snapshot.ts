@@ -82,6 +82,12 @@ export class IntervalSnapshots {
     return { name: entry.name, ready: entry.ready };
   }
 
+  /** Resolves once no choice, prefetch or `zfs snapshot` started here runs (the scheduler's stop). */
+  async idle(): Promise<void> {
+    await Promise.allSettled([...this.deciding.values()]);
+    await Promise.allSettled([...this.taken.values()].map((t) => t.ready));
+  }
+
   /** Pair `key`'s stream of `datasetId` begins (true) or ended (false). */
   streaming(datasetId: string, key: string, on: boolean): void {
     let set = this.streams.get(datasetId);

@@ -248,6 +248,8 @@ export class ReplicationScheduler {
     await this.driver;
     await Promise.allSettled([...this.running]);
     await this.pruner.idle();
+    // A snapshot taken ahead is not a step's: stopped with the rest, so no `zfs snapshot` outlives stop().
+    await this.snapshots.idle();
   }
 
   /** Resolves when no step (nor the primary's pruning) is running (tests). */

@@ -145,7 +145,7 @@ describe('ReplicationScheduler', () => {
     expect(byPeer[NODE_C]!.holdTags!.source.base).toBe('drover-base-33333333');
     expect(byPeer[NODE_B]!.allowRollback).toBeUndefined();
     // The engine stops once the replica holds the snapshot; the scheduler settles and prunes after.
-    expect(byPeer[NODE_B]).toMatchObject({ prune: false, deferSettle: true, intermediates: true });
+    expect(byPeer[NODE_B]).toMatchObject({ prune: false, deferSettle: true, intermediates: false });
     await w.scheduler.idle();
     expect(w.settled.sort()).toEqual([NODE_B, NODE_C]);
     // Recorded before the first hold, so destroying the dataset can release them.

@@ -339,9 +339,10 @@ export class ReplicationScheduler {
         peer,
         snapshotName,
         holdTags: { source: tags, target: HOLD_TAGS },
-        // Every snapshot since the replica's newest common one (`-I`): one taken while its
-        // last step ran is not skipped, so every replica holds what the primary holds.
-        intermediates: true,
+        // `-i` (base to newest): the data is all there; the snapshots between are not sent.
+        // `-I` was tried (2026-12-07) and left a snapshot busy on the old primary after a move
+        // in 2 of 3 move-race runs (0 of 3 with `-i`): see DESIGN.md "The step and its tail".
+        intermediates: false,
         // Pruning is not the step's: pruner.ts, below, beside or every few intervals.
         prune: false,
         ...(deferSettle ? { deferSettle: true } : {}),

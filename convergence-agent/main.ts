@@ -172,6 +172,8 @@ async function main(): Promise<void> {
     log: log.child({ subsystem: 'replication' }),
     store,
     replicate: (options) => replicator.replicate(options),
+    // The step ends once the replica holds its snapshot; the holds move after (replication/DESIGN.md).
+    settle: (peer, datasetId) => replicator.settle(peer, datasetId),
     peerSnapshots: (peer, datasetId) => replicator.peerSnapshots(peer, datasetId),
     peers,
     concurrency: config.replication_concurrency,

@@ -13,12 +13,35 @@ export class HoldTagBook {
   /** Datasets whose per-replica hold tags may need releasing here (not primary, or replicas dropped). */
   private readonly cleanups = new Map<string, Set<string> | 'all'>();
   private readonly writes = new Map<string, Promise<void>>();
+  /**
+   * What this book last read or wrote as a dataset's record: a step whose tags are in it
+   * records nothing (two `zfs get` less before every step). Forgotten whenever this node is
+   * not the dataset's primary, so a new term as primary reads the record again.
+   */
+  private readonly known = new Map<string, ReadonlySet<string>>();
+  /** Datasets not primary here whose tags were released already (once per such spell, not every pass). */
+  private readonly released = new Set<string>();
 
   constructor(private readonly deps: { store: ReplicationStore; log: Logger }) {}
 
-  /** Every tag of `datasetId` is to be released (this node is not its primary). */
+  /** Every tag of `datasetId` is to be released (this node is not its primary): once, until it is primary here again. */
   releaseAll(datasetId: string): void {
+    this.known.delete(datasetId);
+    if (this.released.has(datasetId)) return;
+    this.released.add(datasetId);
     this.cleanups.set(datasetId, 'all');
+  }
+
+  /** This node is the primary of `datasetId` (again): a later spell as a copy releases its tags afresh. */
+  primaryHere(datasetId: string): void {
+    this.released.delete(datasetId);
+  }
+
+  /** Records `tags` for `datasetId` unless this book knows they are recorded already. */
+  async ensure(datasetId: string, tags: readonly string[]): Promise<void> {
+    const known = this.known.get(datasetId);
+    if (known && tags.every((t) => known.has(t))) return;
+    await this.record(datasetId, (recorded) => [...recorded, ...tags]);
   }
 
   /** The tags of `replica` (no longer a replica of `datasetId`) are to be released. */
@@ -33,8 +56,11 @@ export class HoldTagBook {
     const next = previous
       .catch(() => {})
       .then(async () => {
+        this.known.delete(datasetId);
         const recorded = await this.deps.store.recordedHoldTags(datasetId);
-        await this.deps.store.recordHoldTags(datasetId, change(recorded));
+        const wanted = [...new Set(change(recorded))].sort();
+        if (wanted.join(',') !== [...recorded].sort().join(',')) await this.deps.store.recordHoldTags(datasetId, wanted);
+        this.known.set(datasetId, new Set(wanted));
       });
     this.writes.set(datasetId, next);
     void next
@@ -54,9 +80,11 @@ export class HoldTagBook {
       if (recorded.length === 0) continue;
       const drop = which === 'all' ? recorded : recorded.filter((t) => [...which].some((r) => Object.values(replicaHoldTags(r)).includes(t)));
       if (drop.length === 0) continue;
-      for (const s of await store.listSnapshots(datasetId)) {
-        if (s.userrefs === 0) continue;
-        for (const tag of drop) await store.release(datasetId, s.snapshot, tag);
+      const held = (await store.listSnapshots(datasetId)).filter((s) => s.userrefs > 0).map((s) => s.snapshot);
+      for (const tag of drop) {
+        // One `zfs release` per tag for every held snapshot where the store can; else one each.
+        if (store.releaseMany) await store.releaseMany(datasetId, held, tag);
+        else for (const s of held) await store.release(datasetId, s, tag);
       }
       await this.record(datasetId, (now) => now.filter((t) => !drop.includes(t)));
       log.info({ datasetId, released: drop }, 'replication holds released');

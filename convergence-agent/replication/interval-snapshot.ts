@@ -8,11 +8,16 @@ import type { Clock } from '#common/clock.ts';
 import { newSnapshotName } from '../transfer/snapshot-name.ts';
 import type { ReplicationStore } from './scheduler.ts';
 
+/** The longest a new snapshot waits for the dataset's running streams to end: two intervals, at most this. */
+const QUIET_WAIT_MS = 5_000;
+
 interface Taken {
   name: string;
   at: number;
   ready: Promise<unknown>;
   delivered: boolean;
+  /** Pairs it was taken ahead for (`prefetch`): their next step sends it, however old it is by then. */
+  reserved: Set<string>;
 }
 
 export class IntervalSnapshots {
@@ -20,6 +25,11 @@ export class IntervalSnapshots {
   private readonly taken = new Map<string, Taken>();
   /** Per dataset, the snapshot each running step sends (pair key → name). */
   private readonly sending = new Map<string, Map<string, string>>();
+  /** Per dataset, the choice or prefetch under way. */
+  private readonly deciding = new Map<string, Promise<unknown>>();
+  /** Per dataset, the pairs whose stream runs (inside the engine's step), and who waits for none. */
+  private readonly streams = new Map<string, Set<string>>();
+  private readonly quietWaiters = new Map<string, Array<() => void>>();
 
   constructor(private readonly deps: { store: ReplicationStore; clock: Clock }) {}
 
@@ -27,11 +37,29 @@ export class IntervalSnapshots {
    * The snapshot a step of `datasetId` that began at `began` sends, and the promise of its
    * `zfs snapshot` (await it before sending). `failing`: the pair's last step failed.
    */
-  async choose(datasetId: string, began: number, intervalMs: number, failing: boolean): Promise<{ name: string; ready: Promise<unknown> }> {
-    const { store, clock } = this.deps;
+  choose(datasetId: string, began: number, intervalMs: number, failing: boolean, pair = '', signal?: AbortSignal): Promise<{ name: string; ready: Promise<unknown> }> {
+    return this.oneAtATime(datasetId, () => this.decide(datasetId, began, intervalMs, failing, pair, signal));
+  }
+
+  /** Runs `fn` after the dataset's previous choice or prefetch: two replicas' steps never both take one. */
+  private oneAtATime<T>(datasetId: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.deciding.get(datasetId) ?? Promise.resolve();
+    const next = previous.catch(() => {}).then(fn);
+    const tracked = next.catch(() => {});
+    this.deciding.set(datasetId, tracked);
+    void tracked.finally(() => {
+      if (this.deciding.get(datasetId) === tracked) this.deciding.delete(datasetId);
+    });
+    return next;
+  }
+
+  private async decide(datasetId: string, began: number, intervalMs: number, failing: boolean, pair: string, signal?: AbortSignal): Promise<{ name: string; ready: Promise<unknown> }> {
+    const { store } = this.deps;
     const shared = this.taken.get(datasetId);
-    // A step reuses the one another replica's step took within the interval.
-    if (shared && began - shared.at < intervalMs) return { name: shared.name, ready: shared.ready };
+    // A step reuses the one another replica's step took within the interval, or the one taken
+    // ahead for it while its last step settled (`prefetch`): the newest either way.
+    const reserved = shared?.reserved.delete(pair) === true;
+    if (shared && (reserved || began - shared.at < intervalMs)) return { name: shared.name, ready: shared.ready };
     if (shared && !shared.delivered && failing) {
       // No replica received the last one (all failing: full pools, divergence): send it
       // again rather than pile up a snapshot a interval that nothing prunes (pruning runs
@@ -48,15 +76,91 @@ export class IntervalSnapshots {
       const newest = (await store.listSnapshots(datasetId)).sort((a, b) => a.createtxg - b.createtxg).at(-1);
       if (newest) return { name: newest.snapshot, ready: Promise.resolve() };
     }
+    // Shared by the interval it was decided in (`began`); named when it is taken, after the wait.
+    await this.quiet(datasetId, intervalMs, signal);
+    const entry = this.take(datasetId, began);
+    return { name: entry.name, ready: entry.ready };
+  }
+
+  /** Resolves once no choice, prefetch or `zfs snapshot` started here runs (the scheduler's stop). */
+  async idle(): Promise<void> {
+    await Promise.allSettled([...this.deciding.values()]);
+    await Promise.allSettled([...this.taken.values()].map((t) => t.ready));
+  }
+
+  /** Pair `key`'s stream of `datasetId` begins (true) or ended (false). */
+  streaming(datasetId: string, key: string, on: boolean): void {
+    let set = this.streams.get(datasetId);
+    if (on) {
+      if (!set) this.streams.set(datasetId, (set = new Set()));
+      set.add(key);
+      return;
+    }
+    set?.delete(key);
+    if (set && set.size > 0) return;
+    this.streams.delete(datasetId);
+    for (const wake of this.quietWaiters.get(datasetId) ?? []) wake();
+    this.quietWaiters.delete(datasetId);
+  }
+
+  /**
+   * Waits until no stream of `datasetId` runs, at most two intervals or 5 s (a replica that
+   * streams slowly or hangs delays the others' snapshots by that much): on zfs-fuse a
+   * `zfs snapshot` of a dataset during its `zfs send` made that step's stream 2–6 times
+   * longer (bench/RESULTS.md, 2026-12-07), so the next snapshot is taken between streams —
+   * which also lines a dataset's replicas up on one snapshot and one stream phase.
+   */
+  private async quiet(datasetId: string, intervalMs: number, signal?: AbortSignal): Promise<void> {
+    if (!this.streams.has(datasetId) || signal?.aborted) return;
+    const timeout = new AbortController();
+    const woken = new Promise<void>((resolve) => {
+      const list = this.quietWaiters.get(datasetId) ?? [];
+      list.push(resolve);
+      this.quietWaiters.set(datasetId, list);
+    });
+    const onAbort = (): void => timeout.abort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    await Promise.race([woken, this.deps.clock.sleep(Math.min(2 * intervalMs, QUIET_WAIT_MS), timeout.signal).catch(() => {})]);
+    signal?.removeEventListener('abort', onAbort);
+    timeout.abort();
+  }
+
+  /**
+   * Takes the interval's snapshot ahead, for pair `pair` whose next step is due before its
+   * current one ends (it settles holds and prunes meanwhile): the `zfs snapshot` runs beside
+   * that tail instead of in front of the next step, which then sends it. Nothing when one was
+   * taken within the interval (reserved for the pair instead) or when nothing was written
+   * (where zfs can tell). Called only after a step that succeeded, so failing pairs never
+   * pile snapshots up this way.
+   */
+  prefetch(datasetId: string, now: number, intervalMs: number, pair: string, signal?: AbortSignal): Promise<void> {
+    return this.oneAtATime(datasetId, () => this.takeAhead(datasetId, now, intervalMs, pair, signal));
+  }
+
+  private async takeAhead(datasetId: string, now: number, intervalMs: number, pair: string, signal?: AbortSignal): Promise<void> {
+    const shared = this.taken.get(datasetId);
+    if (shared && now - shared.at < intervalMs) {
+      shared.reserved.add(pair);
+      return;
+    }
+    if ((await this.deps.store.written(datasetId)) === 0) return;
+    await this.quiet(datasetId, intervalMs, signal);
+    if (signal?.aborted) return;
+    this.take(datasetId, now).reserved.add(pair);
+  }
+
+  private take(datasetId: string, at: number): Taken {
+    const { store, clock } = this.deps;
     const name = newSnapshotName(new Date(clock.now()));
-    const ready = store.createSnapshot(datasetId, name);
+    // `zfs snapshot` alone where the store can: every step lists the snapshots anyway.
+    const ready = store.takeSnapshot ? store.takeSnapshot(datasetId, name) : store.createSnapshot(datasetId, name);
     // A failed `zfs snapshot` is not shared: the next replica's step takes its own.
-    const entry: Taken = { name, at: began, ready, delivered: false };
+    const entry: Taken = { name, at, ready, delivered: false, reserved: new Set() };
     this.taken.set(datasetId, entry);
     ready.catch(() => {
       if (this.taken.get(datasetId) === entry) this.taken.delete(datasetId);
     });
-    return { name, ready };
+    return entry;
   }
 
   /** A replica received `snapshot`: the next interval takes a new one. */
@@ -75,6 +179,11 @@ export class IntervalSnapshots {
     }
     names?.delete(key);
     if (names?.size === 0) this.sending.delete(datasetId);
+  }
+
+  /** What the running step of pair `key` sends; null when none is marked. */
+  sendingBy(datasetId: string, key: string): string | null {
+    return this.sending.get(datasetId)?.get(key) ?? null;
   }
 
   /** What running steps of `datasetId` send, but the one of pair `except` (null: every one). */

@@ -23,6 +23,8 @@ export interface Pair {
   status: ReplicaStatus;
   /** The replica's snapshot guids after its last successful step (for the primary's pruning). */
   guids: Set<string> | null;
+  /** How long its last step's tail took (holds, pruning): the next snapshot is taken ahead when the next step is due sooner. */
+  tailMs: number;
 }
 
 export function newPair(datasetId: string, replica: string, policy: ReplicationPolicy, now: number): Pair {
@@ -38,6 +40,7 @@ export function newPair(datasetId: string, replica: string, policy: ReplicationP
     step: null,
     failures: 0,
     guids: null,
+    tailMs: 0,
     status: {
       dataset_id: datasetId,
       replica,

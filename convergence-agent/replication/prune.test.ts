@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseRetentionGrid, type RetentionGrid } from '#common/retention-grid.ts';
 import type { ZfsSnapshotInfo } from '../zfs/types.ts';
-import { replicationPruneRule, snapshotTime, snapshotsToPruneByGrid } from './prune.ts';
+import { pruneEveryMs, replicationPruneRule, snapshotTime, snapshotsToPruneByGrid, sourcePrunePlan, staleBaseHolds } from './prune.ts';
 
 function grid(text: string): RetentionGrid {
   const parsed = parseRetentionGrid(text);
@@ -69,5 +69,49 @@ describe('replicationPruneRule', () => {
     // make it primary, and the other must still share a base with it then.
     const target = rule({ side: 'target', snapshots: replica, other: SNAPS, snapshot: SNAPS[9]!.snapshot });
     expect(target).toEqual([0, 2, 3, 4].map((i) => SNAPS[i]!.snapshot));
+  });
+});
+
+describe('sourcePrunePlan (the primary, pruned beside the steps)', () => {
+  const guids = (...ns: number[]): Set<string> => new Set(ns.map((n) => `g${n}`));
+
+  it('prunes by the grid, keeping the newest snapshot shared with every replica', () => {
+    expect(sourcePrunePlan({ snapshots: SNAPS, grid: TWO_MINUTES, replicas: [guids(1, 2, 3), guids(1, 2, 3, 4, 5, 6, 7, 8, 9, 10)], running: [] })).toEqual([1, 2, 4, 5, 6, 7, 8].map((n) => SNAPS[n - 1]!.snapshot));
+  });
+
+  it('prunes nothing while a replica is not known, or a running step’s replica is not', () => {
+    expect(sourcePrunePlan({ snapshots: SNAPS, grid: TWO_MINUTES, replicas: [guids(10), null], running: [] })).toEqual([]);
+    expect(sourcePrunePlan({ snapshots: SNAPS, grid: TWO_MINUTES, replicas: [guids(10)], running: [{ guids: null, sending: SNAPS[9]!.snapshot }] })).toEqual([]);
+  });
+
+  it('never proposes a snapshot inside a running step’s -I range (after its base, up to what it sends)', () => {
+    // The replica holds g3; its running step sends g7 with every snapshot between.
+    const out = sourcePrunePlan({ snapshots: SNAPS, grid: TWO_MINUTES, replicas: [guids(1, 2, 3)], running: [{ guids: guids(1, 2, 3), sending: SNAPS[6]!.snapshot }] });
+    expect(out).toEqual([SNAPS[0]!.snapshot, SNAPS[1]!.snapshot, SNAPS[7]!.snapshot]);
+  });
+
+  it('lets a lagging replica that runs no step pin only its newest common snapshot, not the ones after it', () => {
+    const out = sourcePrunePlan({ snapshots: SNAPS, grid: TWO_MINUTES, replicas: [guids(1, 2)], running: [] });
+    expect(out).toEqual([1, 3, 4, 5, 6, 7, 8].map((n) => SNAPS[n - 1]!.snapshot));
+  });
+
+  it('keeps what a running step sends whole to a replica sharing nothing', () => {
+    const out = sourcePrunePlan({ snapshots: SNAPS, grid: TWO_MINUTES, replicas: [guids()], running: [{ guids: guids(), sending: SNAPS[4]!.snapshot }] });
+    expect(out).not.toContain(SNAPS[4]!.snapshot);
+    expect(out).toContain(SNAPS[3]!.snapshot);
+  });
+});
+
+describe('staleBaseHolds and pruneEveryMs', () => {
+  it('names the held snapshots older than the base, never the base or a newer one', () => {
+    const snaps = [snap(1, 0, 1), snap(2, 1, 0), snap(3, 2, 2), snap(4, 3, 1), snap(5, 4, 1)];
+    expect(staleBaseHolds(snaps, snaps[3]!)).toEqual([snaps[0]!.snapshot, snaps[2]!.snapshot]);
+    expect(staleBaseHolds(snaps, null)).toEqual([]);
+  });
+
+  it('prunes every ten intervals, at least once a minute', () => {
+    expect(pruneEveryMs(1)).toBe(10_000);
+    expect(pruneEveryMs(5)).toBe(50_000);
+    expect(pruneEveryMs(30)).toBe(60_000);
   });
 });

@@ -77,3 +77,52 @@ export function replicationPruneRule(grids: { primary: RetentionGrid; replicas: 
     return snapshotsToPruneByGrid({ snapshots, grid: grids.primary, partners: [otherGuids, ...knownReplicas()] });
   };
 }
+
+/**
+ * How long a side goes unpruned at most (DESIGN.md "Pruning off the step"): ten intervals, a
+ * minute at most. In between a side holds up to that many snapshots beyond its grid; the grid
+ * is applied whole each time. An interval of a minute or more prunes after every step.
+ */
+export function pruneEveryMs(intervalSeconds: number): number {
+  return Math.min(10 * intervalSeconds * 1000, 60_000);
+}
+
+/** A side's snapshots to release a base tag from: held ones older (createtxg) than `newest`'s, which is the base now. */
+export function staleBaseHolds(snapshots: readonly ZfsSnapshotInfo[], newest: ZfsSnapshotInfo | null): string[] {
+  if (newest === null) return [];
+  return snapshots.filter((s) => s.userrefs > 0 && s.createtxg < newest.createtxg).map((s) => s.snapshot);
+}
+
+export interface SourcePruneInput {
+  /** The primary's drover snapshots, as listed now. */
+  snapshots: readonly ZfsSnapshotInfo[];
+  grid: RetentionGrid;
+  /** Each replica's snapshot guids as last seen; null: not known (the primary then prunes nothing). */
+  replicas: ReadonlyArray<ReadonlySet<string> | null>;
+  /** Each running step: its replica's guids (its base is the newest common snapshot) and what it sends. */
+  running: ReadonlyArray<{ guids: ReadonlySet<string> | null; sending: string }>;
+}
+
+/**
+ * The primary's pruning, run beside the steps rather than inside one (DESIGN.md "Pruning off
+ * the step"): the grid rule of `snapshotsToPruneByGrid` (newest, newest common with every
+ * replica, held and undatable kept), nothing while a replica is unknown, and nothing in a
+ * running step's range — it sends `-I` from its replica's newest common snapshot to the one it
+ * sends, every snapshot between travels and must still exist. (A step that starts later plans
+ * with what is left: it waits for a pruning under way, `Pruner.idle`.) A replica that lags
+ * does not pin the snapshots after its base: its next step sends the ones the grid kept.
+ */
+export function sourcePrunePlan(input: SourcePruneInput): string[] {
+  const { snapshots, grid, replicas, running } = input;
+  if (replicas.some((r) => r === null) || running.some((r) => r.guids === null)) return [];
+  const txg = new Map(snapshots.map((s) => [s.snapshot, s.createtxg]));
+  const ranges = running.map((r) => {
+    const base = newestCommon(snapshots, r.guids!);
+    // No common snapshot: a whole send of that one snapshot, no range.
+    return { from: base?.createtxg ?? (txg.get(r.sending) ?? Infinity) - 1, to: txg.get(r.sending) ?? Infinity };
+  });
+  return snapshotsToPruneByGrid({ snapshots, grid, partners: replicas as ReadonlyArray<ReadonlySet<string>> }).filter((name) => {
+    const t = txg.get(name) ?? Infinity;
+    return !ranges.some((r) => t > r.from && t <= r.to);
+  });
+}

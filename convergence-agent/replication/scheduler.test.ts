@@ -22,7 +22,7 @@ interface Call {
 }
 
 /** A replicate() whose steps end when the test says (or at once, with `auto`). */
-function world(opts: { auto?: boolean; concurrency?: number; writtenProperty?: boolean; abortLandsLate?: boolean; listing?: (peer: string) => ZfsSnapshotInfo[] } = {}) {
+function world(opts: { auto?: boolean; concurrency?: number; writtenProperty?: boolean; abortLandsLate?: boolean; listing?: (peer: string) => ZfsSnapshotInfo[]; settle?: boolean; holdSettle?: boolean } = {}) {
   const clock = new FakeClock();
   const store = new FakeDatasetStore({ writtenProperty: opts.writtenProperty ?? false });
   const calls: Call[] = [];
@@ -39,7 +39,17 @@ function world(opts: { auto?: boolean; concurrency?: number; writtenProperty?: b
         at: clock.now(),
         settle: (r = {}) => {
           done();
-          resolve({ snapshot: name, guid: '1', bytes: 1000, incremental: true, baseSnapshot: null, resumed: false, ...r });
+          // The replica now holds the snapshot (and, `-I`, every one before it it lacked).
+          void store.listSnapshots(options.datasetId).then(
+            (source) => {
+              const sent = source.find((x) => x.snapshot === (r.snapshot ?? name));
+              const held = targets.get(options.peer.id) ?? [];
+              for (const x of source) if (sent && x.createtxg <= sent.createtxg && !held.some((h) => h.guid === x.guid)) held.push({ ...x, userrefs: 0 });
+              targets.set(options.peer.id, held);
+              resolve({ snapshot: name, guid: sent?.guid ?? '1', bytes: 1000, incremental: true, baseSnapshot: null, resumed: false, ...r });
+            },
+            () => resolve({ snapshot: name, guid: '1', bytes: 1000, incremental: true, baseSnapshot: null, resumed: false, ...r }),
+          );
         },
         fail: (err) => {
           done();
@@ -51,7 +61,19 @@ function world(opts: { auto?: boolean; concurrency?: number; writtenProperty?: b
       calls.push(call);
       if (opts.auto) call.settle();
     });
-  const peers = { peerFor: async (n: Node): Promise<Peer> => ({ id: n.uuid }) as Peer, close: async () => {} };
+  // Each replica's snapshots, as a step over `beginStep` sees them (the replica side's pruning).
+  const targets = new Map<string, ZfsSnapshotInfo[]>();
+  const fakePeer = (id: string): Peer =>
+    ({
+      id,
+      beginStep: async () => ({
+        listSnapshots: async () => [...(targets.get(id) ?? [])],
+        release: async () => {},
+        destroySnapshot: async (snapshot: string) => void targets.set(id, (targets.get(id) ?? []).filter((x) => x.snapshot !== snapshot)),
+        end: async () => {},
+      }),
+    }) as unknown as Peer;
+  const peers = { peerFor: async (n: Node): Promise<Peer> => fakePeer(n.uuid), close: async () => {} };
   const listed: string[] = [];
   const listing = opts.listing;
   const peerSnapshots = listing
@@ -60,8 +82,25 @@ function world(opts: { auto?: boolean; concurrency?: number; writtenProperty?: b
         return listing(peer.id);
       }
     : undefined;
-  const scheduler = new ReplicationScheduler({ nodeUuid: NODE_A, clock, log: silentLogger(), store, replicate, peers, concurrency: opts.concurrency ?? 4, ...(peerSnapshots ? { peerSnapshots } : {}) });
-  return { clock, store, calls, scheduler, listed, maxInFlight: () => maxInFlight };
+  const settled: string[] = [];
+  // With `holdSettle`, each settle waits until the test calls the function left in `settling`.
+  const settling: Array<() => void> = [];
+  const settle = async (peer: Peer): Promise<void> => {
+    if (opts.holdSettle) await new Promise<void>((resolve) => settling.push(resolve));
+    settled.push(peer.id);
+  };
+  const scheduler = new ReplicationScheduler({
+    nodeUuid: NODE_A,
+    clock,
+    log: silentLogger(),
+    store,
+    replicate,
+    peers,
+    concurrency: opts.concurrency ?? 4,
+    ...(peerSnapshots ? { peerSnapshots } : {}),
+    ...(opts.settle ? { settle } : {}),
+  });
+  return { clock, store, calls, scheduler, listed, targets, settled, settling, maxInFlight: () => maxInFlight };
 }
 
 function view(fields: Partial<AgentDesired> = {}, datasets = [DS_1]): AgentDesired {
@@ -74,7 +113,7 @@ function view(fields: Partial<AgentDesired> = {}, datasets = [DS_1]): AgentDesir
 
 /** Lets promise callbacks run (the fake clock's sleepers and the steps' continuations). */
 async function settleMicrotasks(): Promise<void> {
-  for (let i = 0; i < 20; i++) await Promise.resolve();
+  for (let i = 0; i < 200; i++) await Promise.resolve();
 }
 
 describe('ReplicationScheduler', () => {
@@ -96,8 +135,8 @@ describe('ReplicationScheduler', () => {
     await w.scheduler.stop();
   });
 
-  it('holds each replica base with its own tag, never asks for a rollback, and prunes by rule', async () => {
-    const w = world({ auto: true });
+  it('holds each replica base with its own tag, never asks for a rollback, and leaves pruning and the holds\' move out of the step', async () => {
+    const w = world({ auto: true, settle: true });
     await w.store.createDataset(DS_1, { maximumSize: null });
     w.scheduler.sync(view());
     await settleMicrotasks();
@@ -105,9 +144,28 @@ describe('ReplicationScheduler', () => {
     expect(byPeer[NODE_B]!.holdTags).toEqual({ source: { base: 'drover-base-22222222', step: 'drover-step-22222222' }, target: { base: 'drover-base', step: 'drover-step' } });
     expect(byPeer[NODE_C]!.holdTags!.source.base).toBe('drover-base-33333333');
     expect(byPeer[NODE_B]!.allowRollback).toBeUndefined();
-    expect(typeof byPeer[NODE_B]!.prune).toBe('function');
+    // The engine stops once the replica holds the snapshot; the scheduler settles and prunes after.
+    expect(byPeer[NODE_B]).toMatchObject({ prune: false, deferSettle: true, intermediates: false });
+    await w.scheduler.idle();
+    expect(w.settled.sort()).toEqual([NODE_B, NODE_C]);
     // Recorded before the first hold, so destroying the dataset can release them.
     expect(await w.store.recordedHoldTags(DS_1)).toEqual(['drover-base-22222222', 'drover-base-33333333', 'drover-step-22222222', 'drover-step-33333333']);
+    await w.scheduler.stop();
+  });
+
+  it('reads the recorded hold tags once per term as primary, not before every step', async () => {
+    const w = world({ auto: true });
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    let reads = 0;
+    const read = w.store.recordedHoldTags.bind(w.store);
+    w.store.recordedHoldTags = async (id: string) => (reads++, read(id));
+    w.scheduler.sync(view());
+    await settleMicrotasks();
+    const first = reads;
+    await w.clock.advance(30_000);
+    await settleMicrotasks();
+    expect(w.calls.length).toBeGreaterThanOrEqual(6);
+    expect(reads).toBe(first);
     await w.scheduler.stop();
   });
 
@@ -121,6 +179,9 @@ describe('ReplicationScheduler', () => {
     await settleMicrotasks();
     expect(w.calls).toHaveLength(3);
     w.calls[0]!.settle();
+    await settleMicrotasks();
+    // The next pair's snapshot waits (5 s at most here) for its dataset's running stream to end.
+    await w.clock.advance(5_000);
     await settleMicrotasks();
     expect(w.calls).toHaveLength(4);
     const fourth = w.calls[3]!.options;
@@ -319,6 +380,78 @@ describe('ReplicationScheduler', () => {
     expect(names[0]).not.toBe(names[2]);
   });
 
+  it('takes the next snapshot beside a step\'s tail when the pair\'s next step is due before it ends, one per interval', async () => {
+    const w = world({ settle: true, holdSettle: true });
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    w.scheduler.sync(view({ datasets: [dataset(DS_1, NODE_A, { replication: POLICY, replicas: [NODE_B] })] }));
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(1);
+    // The step outlasts the interval: the next one is due at once, its snapshot is taken in the tail.
+    await w.clock.advance(15_000);
+    w.calls[0]!.settle({ snapshot: w.calls[0]!.options.snapshotName! });
+    await settleMicrotasks();
+    // The replica counts as holding it before the holds moved; the next snapshot is taken meanwhile.
+    expect(w.scheduler.statuses()[0]).toMatchObject({ state: 'ok', newest_snapshot: w.calls[0]!.options.snapshotName });
+    expect(w.calls).toHaveLength(1);
+    expect(await w.store.listSnapshots(DS_1)).toHaveLength(2);
+    w.settling.shift()!();
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(2);
+    const next = w.calls[1]!.options.snapshotName!;
+    expect(next).not.toBe(w.calls[0]!.options.snapshotName);
+    expect(next).toMatch(/^drover-20260101T000015000Z-/);
+    expect((await w.store.listSnapshots(DS_1)).map((x) => x.snapshot)).toEqual([w.calls[0]!.options.snapshotName, next]);
+    // A step that fits in the interval takes none ahead: the next one is taken when due.
+    await w.clock.advance(1_000);
+    w.calls[1]!.settle({ snapshot: next });
+    await settleMicrotasks();
+    w.settling.shift()!();
+    await settleMicrotasks();
+    expect(await w.store.listSnapshots(DS_1)).toHaveLength(2);
+    await w.clock.advance(9_000);
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(3);
+    expect(w.calls[2]!.options.snapshotName).toMatch(/^drover-20260101T000025000Z-/);
+    w.calls[2]!.settle();
+    await settleMicrotasks();
+    w.settling.shift()!();
+    await w.scheduler.stop();
+  });
+
+  it('takes a dataset\'s next snapshot between its streams, waiting two intervals (5 s at most) for a running one', async () => {
+    const w = world();
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    w.scheduler.sync(view());
+    await settleMicrotasks();
+    const [b, c] = [NODE_B, NODE_C].map((n) => w.calls.find((x) => x.options.peer.id === n)!);
+    b!.settle({ snapshot: b!.options.snapshotName! });
+    await settleMicrotasks();
+    // B is due again while C still streams: B's snapshot waits for C's stream to end.
+    await w.clock.advance(10_000);
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(2);
+    await w.clock.advance(400);
+    c!.settle({ snapshot: c!.options.snapshotName! });
+    await settleMicrotasks();
+    // Taken once C's stream ended, and C (due too) sends it with B: the replicas line up.
+    expect(w.calls.slice(2).map((x) => x.options.snapshotName)).toEqual([expect.stringMatching(/^drover-20260101T000010400Z-/), w.calls[2]!.options.snapshotName]);
+    // A stream that does not end (C's) holds B's next snapshot back 5 s, no more.
+    const b2 = w.calls.find((x, i) => i >= 2 && x.options.peer.id === NODE_B)!;
+    b2.settle({ snapshot: b2.options.snapshotName! });
+    await settleMicrotasks();
+    await w.clock.advance(9_600);
+    await settleMicrotasks();
+    const before = w.calls.length;
+    await w.clock.advance(4_999);
+    await settleMicrotasks();
+    expect(w.calls.length).toBe(before);
+    await w.clock.advance(1);
+    await settleMicrotasks();
+    expect(w.calls.length).toBe(before + 1);
+    for (const x of w.calls) x.settle();
+    await w.scheduler.stop();
+  });
+
   it('takes the interval snapshot itself before any replica step sends it, so a step that fails leaves it to the others', async () => {
     // The engine destroys on a permanent failure only a snapshot its step took itself; a
     // snapshot it finds existing belongs to the caller. Two replicas' steps that each took
@@ -385,64 +518,83 @@ describe('ReplicationScheduler', () => {
     await w.scheduler.stop();
   });
 
-  it('never prunes on the primary the snapshot another replica step is still sending', async () => {
+  describe('pruning by the grid, off the step', () => {
     const tight: ReplicationPolicy = { ...POLICY, retention: { primary: '1x1s(keep=all)', replicas: '1x1s(keep=all)' } };
-    // Both replicas listed before their first step (empty): known, so the grid may prune.
-    const w = world({ listing: () => [] });
-    await w.store.createDataset(DS_1, { maximumSize: null });
-    w.scheduler.sync(view({ datasets: [dataset(DS_1, NODE_A, { replication: tight, replicas: [NODE_B, NODE_C] })] }));
-    await settleMicrotasks();
-    const [b, c] = [NODE_B, NODE_C].map((n) => w.calls.find((x) => x.options.peer.id === n)!);
-    const sending = b!.options.snapshotName!;
-    // Replica C's step ends with a newer snapshot listed: the grid alone would drop `sending`.
-    const newer = newSnapshotName(new Date(w.clock.now() + 20_000));
-    const info = (snapshot: string, txg: number) => ({ name: `p/drover/${DS_1}@${snapshot}`, snapshot, guid: String(txg), createtxg: txg, userrefs: 0 });
-    const input = { side: 'source' as const, snapshots: [info(sending, 1), info(newer, 2)], other: [info(newer, 2)], snapshot: newer };
-    const rule = c!.options.prune as PruneRule;
-    expect(rule(input)).toEqual([]);
-    b!.settle({ snapshot: sending });
-    await settleMicrotasks();
-    expect(rule(input)).toEqual([sending]);
-    c!.settle();
-    await w.scheduler.stop();
-  });
-
-  describe('the newest snapshot common with each replica (a move may make any copy primary)', () => {
-    const tight: ReplicationPolicy = { ...POLICY, retention: { primary: '1x1s(keep=all)', replicas: '1x1s(keep=all)' } };
-    const T = Date.UTC(2026, 0, 1);
-    // Three snapshots a minute apart, guids g1..g3: the tight grid alone keeps only the newest.
-    const [s1, s2, s3] = [1, 2, 3].map((i) => {
-      const snapshot = newSnapshotName(new Date(T + i * 60_000));
-      return { name: `p/drover/${DS_1}@${snapshot}`, snapshot, guid: `g${i}`, createtxg: i, userrefs: 0 };
-    }) as [ZfsSnapshotInfo, ZfsSnapshotInfo, ZfsSnapshotInfo];
     const tightView = (fields: Partial<AgentDesired> = {}): AgentDesired => view({ datasets: [dataset(DS_1, NODE_A, { replication: tight, replicas: [NODE_B, NODE_C] })], ...fields });
+    const names = async (w: ReturnType<typeof world>): Promise<string[]> => (await w.store.listSnapshots(DS_1)).map((s) => s.snapshot);
 
-    it('prunes nothing on the primary while a replica’s snapshots are not known, then keeps the newest it shares with it', async () => {
-      const w = world();
+    /** Replica B's steps end at once, C's first step hangs until the test settles it. */
+    async function cHangs(w: ReturnType<typeof world>, intervals: number): Promise<Call> {
       await w.store.createDataset(DS_1, { maximumSize: null });
       w.scheduler.sync(tightView());
       await settleMicrotasks();
-      const [b, c] = [NODE_B, NODE_C].map((n) => w.calls.find((x) => x.options.peer.id === n)!);
-      const ruleC = c!.options.prune as PruneRule;
-      const afterC = { side: 'source' as const, snapshots: [s1, s2, s3], other: [s3], snapshot: s3.snapshot };
-      // B has not been seen since this node became primary: its base could be any snapshot.
-      expect(ruleC(afterC)).toEqual([]);
-      // B's step ends holding g1 (its prune sees B's listing).
-      (b!.options.prune as PruneRule)({ side: 'source', snapshots: [s1, s2, s3], other: [s1], snapshot: s3.snapshot });
-      expect(ruleC(afterC)).toEqual([s2.snapshot]);
-      b!.settle();
-      c!.settle();
+      const c = w.calls.find((x) => x.options.peer.id === NODE_C)!;
+      await bSteps(w, intervals, true);
+      return c;
+    }
+
+    /** Lets B's steps end, interval after interval. */
+    async function bSteps(w: ReturnType<typeof world>, intervals: number, now: boolean): Promise<void> {
+      for (let i = 0; i <= intervals; i++) {
+        if (i > 0 || !now) await w.clock.advance(10_000);
+        await settleMicrotasks();
+        // B's new snapshot waits 5 s at most for C's stream (hung here) to end.
+        await w.clock.advance(5_000);
+        await settleMicrotasks();
+        for (const b of w.calls.filter((x) => x.options.peer.id === NODE_B)) b.settle({ snapshot: b.options.snapshotName! });
+        await settleMicrotasks();
+      }
+    }
+
+    it('never prunes on the primary what a running step sends, and prunes the rest by the grid beside the steps', async () => {
+      // Both replicas listed before their first step (empty): known, so the grid may prune.
+      const w = world({ listing: () => [] });
+      const c = await cHangs(w, 6); // B took 7 snapshots, one an interval; C still sends the first
+      const all = [...new Set(w.calls.filter((x) => x.options.peer.id === NODE_B).map((x) => x.options.snapshotName!))];
+      expect(all).toHaveLength(7);
+      // Pruned once a minute (not after each step): the newest, and C's in-flight first one, stay.
+      const kept = await names(w);
+      expect(kept[0]).toBe(c.options.snapshotName);
+      expect(kept.at(-1)).toBe(all.at(-1));
+      expect(kept.length).toBeLessThan(all.length - 2);
+      c.settle({ snapshot: c.options.snapshotName! });
+      await w.scheduler.stop();
+    });
+
+    it('prunes nothing on the primary while a replica’s snapshots are not known', async () => {
+      const w = world(); // no listing before the first step: C is unknown until its step succeeds
+      const c = await cHangs(w, 6);
+      expect(await names(w)).toHaveLength(7);
+      c.settle({ snapshot: c.options.snapshotName! });
+      await w.scheduler.stop();
+    });
+
+    it('keeps on the primary the newest snapshot it shares with each replica, and on a replica the newest it shares with the others', async () => {
+      const w = world({ listing: () => [] });
+      const c = await cHangs(w, 6);
+      const first = c.options.snapshotName!;
+      c.settle({ snapshot: first }); // C holds only the first
+      await settleMicrotasks();
+      // Another minute of B's steps while C's next step hangs: the first stays (C's newest).
+      await bSteps(w, 7, false);
+      const cNext = w.calls.filter((x) => x.options.peer.id === NODE_C).at(-1)!;
+      const kept = await names(w);
+      expect(kept[0]).toBe(first);
+      expect(kept.length).toBeLessThan(9);
+      // B's side was pruned in its steps: it keeps its newest and the one it shares with C.
+      const onB = (w.targets.get(NODE_B) ?? []).map((s) => s.snapshot);
+      expect(onB).toContain(first);
+      expect(onB.length).toBeLessThan(9);
+      cNext.settle({ snapshot: cNext.options.snapshotName! });
       await w.scheduler.stop();
     });
 
     it('lists a replica whose snapshots are not known before its first step, once', async () => {
-      const w = world({ auto: true, listing: (peer) => (peer === NODE_B ? [s1] : []) });
+      const w = world({ auto: true, listing: () => [] });
       await w.store.createDataset(DS_1, { maximumSize: null });
       w.scheduler.sync(tightView());
       await settleMicrotasks();
       expect([...w.listed].sort()).toEqual([NODE_B, NODE_C]);
-      const c = w.calls.find((x) => x.options.peer.id === NODE_C)!;
-      expect((c.options.prune as PruneRule)({ side: 'source', snapshots: [s1, s2, s3], other: [s3], snapshot: s3.snapshot })).toEqual([s2.snapshot]);
       await w.clock.advance(10_000);
       await settleMicrotasks();
       expect(w.calls.length).toBeGreaterThan(2);
@@ -450,19 +602,21 @@ describe('ReplicationScheduler', () => {
       await w.scheduler.stop();
     });
 
-    it('has a replica, and the target of a move, keep the newest snapshot they share with the other replicas', async () => {
-      const w = world({ auto: true, listing: (peer) => (peer === NODE_B ? [s1] : [s2]) });
+    it('has the target of a move keep the newest snapshot it shares with the other replicas', async () => {
+      const T = Date.UTC(2026, 0, 1);
+      const [s1, s2, s3, s4] = [1, 2, 3, 4].map((i) => {
+        const snapshot = newSnapshotName(new Date(T + i * 60_000));
+        return { name: `p/drover/${DS_1}@${snapshot}`, snapshot, guid: `g${i}`, createtxg: i, userrefs: 0 };
+      }) as [ZfsSnapshotInfo, ZfsSnapshotInfo, ZfsSnapshotInfo, ZfsSnapshotInfo];
+      const w = world({ listing: (peer) => (peer === NODE_B ? [s1] : [s2]) });
       await w.store.createDataset(DS_1, { maximumSize: null });
       w.scheduler.sync(tightView());
       await settleMicrotasks();
-      // C's replica side: g1 stays for B (C would otherwise keep only what it shares with the primary).
-      const c = w.calls.find((x) => x.options.peer.id === NODE_C)!;
-      expect((c.options.prune as PruneRule)({ side: 'target', snapshots: [s1, s2, s3], other: [s1, s2, s3], snapshot: s3.snapshot })).toEqual([s2.snapshot]);
       // A move to a node that is no replica: its copy keeps g1 (B's) and g2 (C's).
       const D = '44444444-4444-4444-8444-444444444444';
       const move = w.scheduler.forMigration({ datasetId: DS_1, peer: { id: D } as Peer, allowRollback: true });
-      const s4 = { ...s3, snapshot: newSnapshotName(new Date(T + 4 * 60_000)), guid: 'g4', createtxg: 4 };
       expect((move.prune as PruneRule)({ side: 'target', snapshots: [s1, s2, s3, s4], other: [s1, s2, s3, s4], snapshot: s4.snapshot })).toEqual([s3.snapshot]);
+      for (const c of w.calls) c.settle();
       await w.scheduler.stop();
     });
   });

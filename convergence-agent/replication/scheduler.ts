@@ -29,12 +29,19 @@ import { HoldTagBook } from './hold-tags.ts';
 import { IntervalSnapshots } from './interval-snapshot.ts';
 import { gridsOf, newPair, raceAbort, type Grids, type Pair } from './pair.ts';
 import { replicationPruneRule, snapshotTime } from './prune.ts';
+import { Pruner, type SourceSide } from './pruner.ts';
 
 /** What the scheduler needs from the local ZFS (ZfsStore has it). */
 export interface ReplicationStore {
   listSnapshots(datasetId: string): Promise<ZfsSnapshotInfo[]>;
   /** Takes `snapshot` (an existing one of that name is fine). */
   createSnapshot(datasetId: string, snapshot: string): Promise<unknown>;
+  /** The same without listing afterwards (ZfsStore: one command); createSnapshot when absent. */
+  takeSnapshot?(datasetId: string, snapshot: string): Promise<unknown>;
+  /** Destroys one snapshot (gone is fine; held: DROVER_ZFS_BUSY). The primary's pruning. */
+  destroySnapshot(datasetId: string, snapshot: string): Promise<void>;
+  /** Releases `tag` from several snapshots in one command; `release` one by one when absent. */
+  releaseMany?(datasetId: string, snapshots: readonly string[], tag: string): Promise<void>;
   /** Bytes written since the newest snapshot; null when this zfs cannot tell. */
   written(datasetId: string): Promise<number | null>;
   recordedHoldTags(datasetId: string): Promise<string[]>;
@@ -48,6 +55,12 @@ export interface ReplicationDeps {
   log: Logger;
   store: ReplicationStore;
   replicate(options: ReplicateOptions): Promise<ReplicateResult>;
+  /**
+   * Replicator.settle: with it, a step asks the engine to stop once its snapshot is verified
+   * on the replica (`deferSettle`), the replica counts as holding it from then, and the base
+   * holds are moved after (DESIGN.md "The step's tail"). Absent: the engine settles in the step.
+   */
+  settle?(peer: Peer, datasetId: string): Promise<void>;
   peers: PeerSource;
   /**
    * The replica's drover snapshots (Replicator.peerSnapshots): a pair whose replica's
@@ -78,6 +91,7 @@ export class ReplicationScheduler {
   private readonly running = new Set<Promise<void>>();
   private readonly holdTags: HoldTagBook;
   private readonly snapshots: IntervalSnapshots;
+  private readonly pruner: Pruner;
   private readonly grids = new Map<string, Grids>();
   /** The replica nodes of each dataset primary here with a policy (a move to one never rolls it back). */
   private readonly replicaNodes = new Map<string, ReadonlySet<string>>();
@@ -89,6 +103,7 @@ export class ReplicationScheduler {
     this.backoff = deps.backoff ?? DEFAULT_BACKOFF;
     this.holdTags = new HoldTagBook({ store: deps.store, log: deps.log });
     this.snapshots = new IntervalSnapshots({ store: deps.store, clock: deps.clock });
+    this.pruner = new Pruner({ store: deps.store, clock: deps.clock, log: deps.log });
   }
 
   /**
@@ -112,6 +127,7 @@ export class ReplicationScheduler {
       }
       const policy = d.replication;
       if (!policy || policy.replicas <= 0) continue;
+      this.holdTags.primaryHere(d.dataset_id);
       const grids = gridsOf(policy, this.deps.log, d.dataset_id);
       this.grids.set(d.dataset_id, grids);
       this.replicaNodes.set(d.dataset_id, new Set(d.replicas));
@@ -137,6 +153,7 @@ export class ReplicationScheduler {
       if (wanted.has(key)) continue;
       pair.running?.abort(new Error('the replica is no longer wanted'));
       this.pairs.delete(key);
+      this.pruner.forget(key);
       const stillPrimary = desired.datasets.some((d) => d.dataset_id === pair.datasetId && d.primary === nodeUuid && !d.deleted);
       if (stillPrimary) this.holdTags.releaseReplica(pair.datasetId, pair.replica);
     }
@@ -215,10 +232,12 @@ export class ReplicationScheduler {
     for (;;) {
       signal?.throwIfAborted();
       const steps = mine().flatMap((p) => (p.step ? [p.step] : []));
-      if (steps.length === 0) return;
+      if (steps.length === 0) break;
       this.deps.log.info({ datasetId, steps: steps.length }, 'move waits for the running replication steps of the dataset');
       await raceAbort(Promise.allSettled(steps), signal);
     }
+    // The primary's pruning runs beside the steps: the move's `-I` range must not lose a snapshot to it.
+    await raceAbort(this.pruner.idle(datasetId), signal);
   }
 
   /** Stops the driver and aborts running steps (they clean up as a failed step does). */
@@ -228,11 +247,15 @@ export class ReplicationScheduler {
     for (const pair of this.pairs.values()) pair.running?.abort(new Error('the agent is stopping'));
     await this.driver;
     await Promise.allSettled([...this.running]);
+    await this.pruner.idle();
+    // A snapshot taken ahead is not a step's: stopped with the rest, so no `zfs snapshot` outlives stop().
+    await this.snapshots.idle();
   }
 
-  /** Resolves when no step is running (tests). */
+  /** Resolves when no step (nor the primary's pruning) is running (tests). */
   async idle(): Promise<void> {
     while (this.running.size > 0) await Promise.allSettled([...this.running]);
+    await this.pruner.idle();
   }
 
   private kick(): void {
@@ -296,37 +319,54 @@ export class ReplicationScheduler {
           log.debug({ ...where, err: toDroverError(err) }, 'listing the replica before its first step failed');
         }
       }
-      // Record the tags before the first hold with them: destroy must be able to release them.
+      // Record the tags before the first hold with them: destroy must be able to release them
+      // (read once per term as primary, not before every step: hold-tags.ts).
       const tags = replicaHoldTags(pair.replica);
-      await this.holdTags.record(pair.datasetId, (recorded) => [...recorded, tags.base, tags.step]);
+      await this.holdTags.ensure(pair.datasetId, [tags.base, tags.step]);
       // One snapshot per dataset per interval, shared by its replicas, taken before any step
-      // sends it (interval-snapshot.ts).
-      const { name: snapshotName, ready } = await this.snapshots.choose(pair.datasetId, began, interval, pair.failures > 0);
+      // sends it, or ahead while this pair's last step settled (interval-snapshot.ts).
+      const { name: snapshotName, ready } = await this.snapshots.choose(pair.datasetId, began, interval, pair.failures > 0, pair.key, signal);
       this.snapshots.markSending(pair.datasetId, pair.key, snapshotName);
       await ready;
-      const grids = this.grids.get(pair.datasetId)!;
+      // The primary's pruning decided without this step's range: it ends before the step plans.
+      await this.pruner.idle(pair.datasetId);
+      signal.throwIfAborted();
+      const sendFrom = clock.now();
+      const deferSettle = this.deps.settle !== undefined;
+      this.snapshots.streaming(pair.datasetId, pair.key, true);
       const result = await this.deps.replicate({
         datasetId: pair.datasetId,
         peer,
         snapshotName,
         holdTags: { source: tags, target: HOLD_TAGS },
-        prune: this.pruneRule(pair.datasetId, grids, pair),
+        // `-i` (base to newest): the data is all there; the snapshots between are not sent.
+        // `-I` was tried (2026-12-07) and left a snapshot busy on the old primary after a move
+        // in 2 of 3 move-race runs (0 of 3 with `-i`): see DESIGN.md "The step and its tail".
+        intermediates: false,
+        // Pruning is not the step's: pruner.ts, below, beside or every few intervals.
+        prune: false,
+        ...(deferSettle ? { deferSettle: true } : {}),
         signal,
-      });
-      const now = clock.now();
+      }).finally(() => this.snapshots.streaming(pair.datasetId, pair.key, false));
+      const delivered = clock.now();
       this.snapshots.delivered(pair.datasetId, result.snapshot);
+      this.snapshots.markSending(pair.datasetId, pair.key, null);
       pair.failures = 0;
       pair.nextAt = began + interval;
+      if (pair.guids !== null) pair.guids.add(result.guid);
       pair.status = {
         ...pair.status,
         state: pair.paused ? 'paused' : 'ok',
         newest_snapshot: result.snapshot,
-        newest_snapshot_created_at: snapshotTime(result.snapshot) ?? now,
+        newest_snapshot_created_at: snapshotTime(result.snapshot) ?? delivered,
         bytes_sent_total: pair.status.bytes_sent_total + result.bytes,
-        last_success_at: now,
+        last_success_at: delivered,
         last_error: null,
       };
-      log.debug({ ...where, snapshot: result.snapshot, bytes: result.bytes }, 'replica updated');
+      // The replica holds it now: reported before the tail (holds, pruning).
+      this.deps.onChange?.();
+      await this.tail(pair, peer, signal);
+      log.debug({ ...where, snapshot: result.snapshot, bytes: result.bytes, snapshotMs: sendFrom - began, replicateMs: delivered - sendFrom, tailMs: clock.now() - delivered, totalMs: clock.now() - began }, 'replication step');
     } catch (err) {
       const e = toDroverError(err);
       const now = clock.now();
@@ -347,6 +387,61 @@ export class ReplicationScheduler {
     } finally {
       this.snapshots.markSending(pair.datasetId, pair.key, null);
     }
+  }
+
+  /**
+   * What follows a step once the replica holds its snapshot (DESIGN.md "The step's tail"):
+   * the next interval's snapshot taken ahead when this pair's next step is due before the tail
+   * ends; the base holds moved (`settle`, deferred by the step); the replica's side pruned
+   * when due, under the step's peer lock; the primary's side started beside it when due. A
+   * failure here is housekeeping: logged, and the next step's recovery or pruning finishes it.
+   */
+  private async tail(pair: Pair, peer: Peer, signal: AbortSignal): Promise<void> {
+    const { clock, log } = this.deps;
+    const where = { datasetId: pair.datasetId, replica: pair.replica };
+    const began = clock.now();
+    const interval = pair.policy.interval_seconds * 1000;
+    if (pair.nextAt <= began + pair.tailMs) {
+      this.snapshots.prefetch(pair.datasetId, began, interval, pair.key, this.stopping.signal).catch((err: unknown) => log.debug({ ...where, err: toDroverError(err) }, 'taking the next snapshot ahead failed'));
+    }
+    try {
+      if (this.deps.settle) await this.deps.settle(peer, pair.datasetId);
+      const grids = this.grids.get(pair.datasetId);
+      if (grids && !signal.aborted && this.pruner.targetDue(pair.key, pair.policy.interval_seconds)) {
+        const step = await peer.beginStep(pair.datasetId, { signal });
+        try {
+          const others = this.otherPairs(pair).flatMap((p) => (p.guids === null ? [] : [p.guids]));
+          const guids = await this.pruner.pruneTarget({ step, datasetId: pair.datasetId, grid: grids.replicas, others });
+          if (guids !== null) pair.guids = guids;
+        } finally {
+          await step.end();
+        }
+      }
+    } catch (err) {
+      log.warn({ ...where, err: toDroverError(err) }, 'settling or pruning after a replication step failed');
+    }
+    if (!pair.paused) this.pruner.pruneSourceWhenDue(pair.datasetId, pair.policy.interval_seconds, () => this.sourceSide(pair.datasetId));
+    pair.tailMs = clock.now() - began;
+  }
+
+  /** The other pairs of `pair`'s dataset. */
+  private otherPairs(pair: Pair): Pair[] {
+    return [...this.pairs.values()].filter((p) => p.datasetId === pair.datasetId && p !== pair);
+  }
+
+  /** What the primary's pruning of `datasetId` decides with, now; null when it must not run (paused, no policy). */
+  private sourceSide(datasetId: string): SourceSide | null {
+    const grids = this.grids.get(datasetId);
+    const pairs = [...this.pairs.values()].filter((p) => p.datasetId === datasetId);
+    if (!grids || pairs.length === 0 || pairs.some((p) => p.paused)) return null;
+    return {
+      grid: grids.primary,
+      replicas: pairs.map((p) => ({ baseTag: replicaHoldTags(p.replica).base, guids: p.guids })),
+      running: pairs.flatMap((p) => {
+        const sending = this.snapshots.sendingBy(datasetId, p.key);
+        return sending === null ? [] : [{ guids: p.guids, sending }];
+      }),
+    };
   }
 
   /**

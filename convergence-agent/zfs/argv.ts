@@ -58,6 +58,11 @@ export const argv = {
     assertHoldTag(tag);
     return ['hold', tag, snapshotPath(pool, id, snap)];
   },
+  /** One `zfs release` of `tag` from several snapshots (zfs-fuse and OpenZFS take a list; each is released or reported on its own). */
+  releaseMany: (pool: string, id: string, snaps: readonly string[], tag: string): Argv => {
+    assertHoldTag(tag);
+    return ['release', tag, ...snaps.map((snap) => snapshotPath(pool, id, snap))];
+  },
   release: (pool: string, id: string, snap: string, tag: string): Argv => {
     assertHoldTag(tag);
     return ['release', tag, snapshotPath(pool, id, snap)];

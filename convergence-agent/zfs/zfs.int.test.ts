@@ -125,6 +125,33 @@ describe.skipIf(!available)(available ? 'zfs adapter on zfs-fuse' : 'zfs adapter
       for (const id of [clean, dirty, primary]) await store.destroyDataset(id);
     });
 
+    it('takes a snapshot with one command, releases a tag from several snapshots with one, and destroys with one unless held', async () => {
+      const runner = new RecordingRunner(execaRunner);
+      const store = new ZfsStore({ pool: pool.name, runner, mountRoot: pool.mountRoot });
+      const id = '2b1e7a1c-0000-4000-8000-0000000000c3';
+      await store.createDataset(id, { maximumSize: null });
+      const names = ['drover-20261207T000000000Z-0001', 'drover-20261207T000001000Z-0002', 'drover-20261207T000002000Z-0003'];
+      runner.calls.length = 0;
+      for (const n of names) await store.takeSnapshot(id, n);
+      await store.takeSnapshot(id, names[0]!); // an existing one is fine
+      expect(runner.calls.map((c) => c.args[0])).toEqual(['snapshot', 'snapshot', 'snapshot', 'snapshot']);
+      await store.hold(id, names[0]!, 'drover-base');
+      await store.hold(id, names[2]!, 'drover-base');
+      runner.calls.length = 0;
+      // names[1] has no such tag and a missing snapshot is named too: both tolerated, the others released.
+      await store.releaseMany(id, [...names, 'drover-20261207T000009000Z-0009'], 'drover-base');
+      expect(runner.calls).toHaveLength(1);
+      expect((await store.listSnapshots(id)).map((s) => s.userrefs)).toEqual([0, 0, 0]);
+      await store.hold(id, names[1]!, 'drover-step');
+      runner.calls.length = 0;
+      await store.destroySnapshot(id, names[0]!);
+      expect(runner.calls.map((c) => c.args[0])).toEqual(['destroy']);
+      await expect(store.destroySnapshot(id, names[1]!)).rejects.toMatchObject({ code: 'DROVER_ZFS_BUSY' });
+      await store.destroySnapshot(id, names[0]!); // gone already: fine
+      expect((await store.listSnapshots(id)).map((s) => s.snapshot)).toEqual([names[1], names[2]]);
+      await store.destroyDataset(id);
+    });
+
     it('reports a pool that does not exist instead of an empty list', async () => {
       const store = new ZfsStore({ pool: 'drover-zt-missing' });
       await expect(store.listDatasets()).rejects.toMatchObject({ code: 'DROVER_ZFS_POOL_NOT_FOUND' });

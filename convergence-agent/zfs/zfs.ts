@@ -359,6 +359,22 @@ export class ZfsStore implements DatasetStore, SnapshotStore {
     return this.notFoundAsDataset(datasetId, async () => parseSnapshots(this.pool, datasetId, await this.zfs(args)));
   }
 
+  /**
+   * `zfs snapshot` alone (an existing one of that name is fine): no listing after it. The
+   * replication loop's interval snapshot, which every replica's step then lists anyway.
+   */
+  async takeSnapshot(datasetId: string, snapshot: string): Promise<void> {
+    const args = argv.snapshot(this.pool, datasetId, snapshot);
+    try {
+      await this.zfs(args);
+      this.log.debug({ datasetId, snapshot }, 'snapshot taken');
+    } catch (err) {
+      if (isDroverError(err, 'DROVER_ZFS_EXISTS')) return;
+      if (isDroverError(err, 'DROVER_ZFS_NOT_FOUND')) await this.mustGet(datasetId);
+      throw err;
+    }
+  }
+
   async createSnapshot(datasetId: string, snapshot: string): Promise<ZfsSnapshotInfo> {
     return (await this.createSnapshotListed(datasetId, snapshot)).snapshot;
   }
@@ -384,9 +400,21 @@ export class ZfsStore implements DatasetStore, SnapshotStore {
     return { snapshot: found, snapshots };
   }
 
+  /**
+   * Destroys one snapshot; gone already is fine. One `zfs destroy` when it is not held (a
+   * replication step's pruning destroys a snapshot a interval, on both sides): zfs itself
+   * refuses a held one ("dataset is busy"), and only then is the snapshot listed, to fail at
+   * once with DROVER_ZFS_BUSY (retryable) when it is held instead of retrying a hold away.
+   */
   async destroySnapshot(datasetId: string, snapshot: string): Promise<void> {
     const args = argv.destroySnapshot(this.pool, datasetId, snapshot);
     try {
+      try {
+        await this.zfs(args);
+        return;
+      } catch (err) {
+        if (!isDroverError(err, 'DROVER_ZFS_BUSY')) throw err;
+      }
       const held = (await this.listSnapshots(datasetId)).find((s) => s.snapshot === snapshot);
       if (held === undefined) return;
       if (held.userrefs > 0) {
@@ -398,6 +426,27 @@ export class ZfsStore implements DatasetStore, SnapshotStore {
       await this.zfsRetryingBusy(args);
     } catch (err) {
       if (!isDroverError(err, 'DROVER_ZFS_NOT_FOUND') && !isDroverError(err, 'DROVER_DATASET_NOT_FOUND')) throw err;
+    }
+  }
+
+  /**
+   * Releases `tag` from each of `snapshots` in one `zfs release` (each release waits for a
+   * transaction group: one command, one wait). A snapshot without the tag, or gone, is fine,
+   * as in `release`; zfs releases the others and reports those one line each.
+   */
+  async releaseMany(datasetId: string, snapshots: readonly string[], tag: string): Promise<void> {
+    if (snapshots.length === 0) return;
+    for (const s of snapshots) assertSnapshotName(s);
+    try {
+      await this.zfs(argv.releaseMany(this.pool, datasetId, snapshots, tag));
+    } catch (err) {
+      if (isDroverError(err, 'DROVER_ZFS_NO_SUCH_TAG') || isDroverError(err, 'DROVER_ZFS_NOT_FOUND')) {
+        // Several lines: tolerated only when every one says "no such tag" or "does not exist".
+        const stderr = String((err as DroverError).detail?.stderr ?? '');
+        const lines = stderr.split('\n').filter((l) => l.trim() !== '');
+        if (lines.every((l) => /no such tag|does not exist/i.test(l))) return;
+      }
+      throw err;
     }
   }
 

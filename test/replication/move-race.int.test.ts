@@ -111,6 +111,7 @@ describeWith(['root', 'zfs', 'sshd'], 'a move to a replica while a replication s
       log: silentLogger(),
       store: s1,
       replicate,
+      settle: (p, d) => replicator.settle(p, d),
       peers: {
         peerFor: async (n): Promise<Peer> => {
           if (n.uuid === nodes[1]!.uuid && !n2Reachable) throw new Error('n2 is unreachable (cut off by the test)');
@@ -180,6 +181,7 @@ describeWith(['root', 'zfs', 'sshd'], 'a move to a replica while a replication s
       log: silentLogger(),
       store: s2,
       replicate: (o) => replicator2.replicate(o),
+      settle: (p, d) => replicator2.settle(p, d),
       peers: { peerFor: async () => p3b, close: async () => {} },
     });
     schedulers.push(next);
@@ -216,6 +218,7 @@ describeWith(['root', 'zfs', 'sshd'], 'a move to a replica while a replication s
       log: silentLogger(),
       store: s1,
       replicate: (o) => replicator.replicate(o),
+      settle: (p, d) => replicator.settle(p, d),
       peerSnapshots: (p, d) => replicator.peerSnapshots(p, d),
       peers: { peerFor: async (n): Promise<Peer> => (n.uuid === nodes[1]!.uuid ? p2 : p3), close: async () => {} },
     });
@@ -266,6 +269,7 @@ describeWith(['root', 'zfs', 'sshd'], 'a move to a replica while a replication s
       log: silentLogger(),
       store: s3,
       replicate: (o) => replicator3.replicate(o),
+      settle: (p, d) => replicator3.settle(p, d),
       peerSnapshots: (p, d) => replicator3.peerSnapshots(p, d),
       peers: { peerFor: async () => p2b, close: async () => {} },
     });

@@ -340,7 +340,6 @@ export class DockerRuntime implements ContainerRuntime {
   }
 }
 
-/** Compose's `stop_grace_period`, set at create as `StopTimeout`, else the agent's default. */
 /** The container's stop signal as Node names it (Docker's default SIGTERM); null for one Node cannot send by name or number. */
 function stopSignalOf(info: Docker.ContainerInspectInfo): StopSignal | null {
   const raw = ((info.Config as { StopSignal?: string | null }).StopSignal ?? '').trim().toUpperCase() || 'SIGTERM';
@@ -349,6 +348,7 @@ function stopSignalOf(info: Docker.ContainerInspectInfo): StopSignal | null {
   return Object.hasOwn(osConstants.signals, name) ? (name as NodeJS.Signals) : null;
 }
 
+/** Compose's `stop_grace_period`, set at create as `StopTimeout`, else the agent's default. */
 function graceIn(info: Docker.ContainerInspectInfo, fallback: number): number {
   const own = (info.Config as { StopTimeout?: number | null }).StopTimeout;
   return typeof own === 'number' && own >= 0 ? own : fallback;

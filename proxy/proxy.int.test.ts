@@ -66,7 +66,7 @@ async function exchange(port: number, size: number, seed: number): Promise<{ tag
   return { tag, ok: digest === sha256(data) };
 }
 
-describe.each(['uv', 'net'] as const)('the routing proxy on the %s engine', (engineChoice) => {
+describe.each(['uv', 'net', 'native'] as const)('the routing proxy on the %s engine', (engineChoice) => {
   let running: Running | null = null;
   const backends: TestServer[] = [];
   let fdsAtStart = 0;

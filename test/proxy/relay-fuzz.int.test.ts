@@ -8,9 +8,9 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
-import { describeWith } from '../test/support/require.ts';
+import { describeWith } from '../support/require.ts';
 
-const NATIVE = fileURLToPath(new URL('../native', import.meta.url));
+const NATIVE = fileURLToPath(new URL('../../native', import.meta.url));
 
 describeWith(['libfuzzer'], "the native relay's control messages under libFuzzer", () => {
   it('survives a bounded fuzz run with every invariant holding', async () => {

@@ -37,6 +37,10 @@ struct dir {
   char *buf;
   uint32_t len, off;
   uint8_t eof, shut;
+  /* The last read was short: the socket had nothing more then, and anything that comes later
+   * raises a new edge. Reading again before that edge would only get EAGAIN (a syscall per
+   * direction per connection saved). `hup`: the peer's FIN or an error was seen, read to the end. */
+  uint8_t drained, hup;
 };
 
 struct relay_conn {
@@ -337,7 +341,8 @@ static void lost(struct relay_thread *t, struct relay_conn *c, int eof) {
   BUMP(t->c.buffered, -(int64_t)((c->up.len - c->up.off) + (c->down.len - c->down.off)));
   c->up.len = c->up.off = c->down.len = c->down.off = 0;
   c->up.shut = 0; /* the client's FIN, if read, goes to the new instance after the kept bytes */
-  c->down.eof = c->down.shut = 0;
+  c->up.drained = 0;
+  c->down.eof = c->down.shut = c->down.drained = c->down.hup = 0;
   struct relay_addr was = c->target;
   pick(p, now, &was, &c->target);
   start_connect(t, c, now);
@@ -377,8 +382,10 @@ static int move(struct relay_thread *t, struct relay_conn *c, struct dir *d, int
       d->shut = 1;
       return 0;
     }
+    if (d->drained && !d->hup) return 0;
     ssize_t n = recv(from, d->buf, opts.bufsz, 0);
     if (n > 0) {
+      d->drained = (size_t)n < opts.bufsz;
       if (up) {
         if (c->kept != NULL) {
           if (c->kept_len + n > (ssize_t)opts.bufsz) {
@@ -461,6 +468,9 @@ static void on_accept(struct relay_thread *t, struct relay_port *p) {
 
 static void on_conn(struct relay_thread *t, struct relay_conn *c, int backend, uint32_t events) {
   if (c->state == C_DEAD) return;
+  struct dir *from = backend ? &c->down : &c->up; /* the direction that reads this socket */
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) from->drained = 0;
+  if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) from->hup = 1;
   if (c->state == C_CONNECTING) {
     if (!backend) return; /* the client's bytes wait in the kernel until the backend is there */
     if (events & (EPOLLERR | EPOLLHUP)) {

@@ -121,7 +121,8 @@ describe('drover-proxy --engine native', () => {
     const backend = await startServer(BACKEND_HOST, digestReply('b'));
     servers.push(backend);
     engine = createNativeEngine({ log: silentLogger(), connectTimeoutMs: 1000 });
-    const listener = await engine.listen(HOST, 0, (conn) => conn.destroy());
+    // What the relay hands back (none expected here) goes the same way, through the uv engine.
+    const listener = await engine.listen(HOST, 0, (conn) => conn.forward({ host: BACKEND_HOST, port: backend.port }, 1000, (c) => c.destroy()));
     await listener.route!({ targets: [{ host: BACKEND_HOST, port: backend.port }], replay: false, keep: null });
     expect(await ask(listener.port, HOST, 'one')).toBe(`b:${sha256('one')}`);
     const first = engine.relay.pid;

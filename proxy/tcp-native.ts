@@ -162,15 +162,19 @@ export class NativeEngine implements TcpEngine {
     return true;
   }
 
-  /** A new relay: every open port again, with its route; what waited for the old one resolves with it. */
+  /**
+   * A new relay: every open port again, its route before its socket (so the relay forwards
+   * from its first accept rather than handing the queued connections back); what waited for
+   * the old relay resolves with the new one's ack.
+   */
   private restore(): void {
+    const seq = ++this.seq;
     for (const l of this.listeners.values()) {
       if (l.closed) continue;
+      if (l.spec !== null) this.relay.send(routeLine(l.id, seq, l.spec));
       this.relay.send(`listen ${l.id}`, l.handle);
       l.resetCounts();
     }
-    const seq = ++this.seq;
-    for (const l of this.listeners.values()) if (!l.closed && l.spec !== null) this.relay.send(routeLine(l.id, seq, l.spec));
     this.relay.send(`close 0 ${seq}`); // an ack at `seq` once all of the above is in effect
     this.waiting.set(seq, noop);
   }

@@ -11,7 +11,10 @@
  * later): what saves the clients is the proxy's own skip of a target whose connect failed.
  * Both run 2 threads/processes. All traffic stays on 127.0.7.x.
  *
- * `--baseline DIR` adds a third front, "before": the drover proxy of another checkout (e.g.
+ * "native" is the same drover proxy with `--engine native` (the C relay, docs/DESIGN.md §32,
+ * its `--workers` as relay threads), in the same rounds.
+ *
+ * `--baseline DIR` adds another front, "before": the drover proxy of another checkout (e.g.
  * `git worktree add /tmp/base main`, with `node_modules` linked), on the same 3 backends in the
  * same rounds, to tell a change from the machine. Each front's CPU per request (the process
  * and its workers, from /proc) is printed beside its rate.
@@ -25,11 +28,13 @@ import { waitForPort } from './proxy-clients.ts';
 
 const BACKEND_HOST = '127.0.7.2';
 const PORTS = [18182, 18183, 18184];
-const FRONT = { haproxy: '127.0.7.3', drover: '127.0.7.4', before: '127.0.7.5' } as const;
+const FRONT = { haproxy: '127.0.7.3', drover: '127.0.7.4', before: '127.0.7.5', native: '127.0.7.6' } as const;
 type Front = keyof typeof FRONT;
 const PORT = 18192;
 const UUID = '00000000-0000-4000-8000-0000000000b3';
 const BEFORE_UUID = '00000000-0000-4000-8000-0000000000b4';
+const NATIVE_UUID = '00000000-0000-4000-8000-0000000000b5';
+const UUIDS: Record<Front, string> = { haproxy: '', drover: UUID, before: BEFORE_UUID, native: NATIVE_UUID };
 
 export interface BalanceDeps {
   dir: string;
@@ -39,7 +44,7 @@ export interface BalanceDeps {
   say: (line: string) => void;
   /** Starts a long-running child the caller stops at the end. */
   start: (file: string, args: string[], env?: Record<string, string>) => ResultPromise;
-  droverProxyArgs: (control: string, uuid: string, host: string, tree?: string) => [string, string[]];
+  droverProxyArgs: (control: string, uuid: string, host: string, tree?: string, engine?: string) => [string, string[]];
   /** Another checkout whose proxy runs as the "before" front. */
   baseline?: string;
 }
@@ -106,13 +111,14 @@ export async function balanceCase(deps: BalanceDeps): Promise<Record<string, num
   const targets = PORTS.map((port) => ({ host: BACKEND_HOST, port, node_uuid: UUID }));
   const table: Route[] = [{ application: 'bench-balance', external_port: PORT, target: targets[0]!, targets, hold: false, generation: 0 }];
   routes.publish(table);
-  const fronts: Front[] = deps.baseline === undefined ? ['haproxy', 'drover'] : ['haproxy', 'drover', 'before'];
+  const fronts: Front[] = deps.baseline === undefined ? ['haproxy', 'drover', 'native'] : ['haproxy', 'drover', 'native', 'before'];
   for (const who of fronts.slice(1)) {
-    const [file, args] = deps.droverProxyArgs(routes.url, who === 'drover' ? UUID : BEFORE_UUID, FRONT[who], who === 'before' ? deps.baseline : undefined);
+    const [file, args] = deps.droverProxyArgs(routes.url, UUIDS[who], FRONT[who], who === 'before' ? deps.baseline : undefined, who === 'native' ? 'native' : undefined);
     pids[who] = deps.start(file, args, { DROVER_LOG_LEVEL: 'warn' }).pid;
   }
   await Promise.all([...PORTS.map((p) => waitForPort(BACKEND_HOST, p)), ...fronts.map((who) => waitForPort(FRONT[who], PORT))]);
   await routes.waitForAck(UUID, 1, 30_000);
+  await routes.waitForAck(NATIVE_UUID, 1, 30_000);
   if (deps.baseline !== undefined) await routes.waitForAck(BEFORE_UUID, 1, 30_000);
   await new Promise((r) => setTimeout(r, 1_000)); // HAProxy's first health checks
 
@@ -153,6 +159,11 @@ export async function balanceCase(deps: BalanceDeps): Promise<Record<string, num
     closeP99Ratio: med('drover/close', 'p99') / med('haproxy/close', 'p99'),
     haproxyFailedOnKill: killed.haproxy!.errors + killed.haproxy!.non2xx,
     droverFailedOnKill: killed.drover!.errors + killed.drover!.non2xx,
+    nativeKeepRpsRatio: med('native/keep', 'rps') / med('haproxy/keep', 'rps'),
+    nativeKeepP99Ratio: med('native/keep', 'p99') / med('haproxy/keep', 'p99'),
+    nativeCloseRpsRatio: med('native/close', 'rps') / med('haproxy/close', 'rps'),
+    nativeCloseP99Ratio: med('native/close', 'p99') / med('haproxy/close', 'p99'),
+    nativeFailedOnKill: killed.native!.errors + killed.native!.non2xx,
     ...(deps.baseline === undefined
       ? {}
       : {
@@ -163,6 +174,7 @@ export async function balanceCase(deps: BalanceDeps): Promise<Record<string, num
   };
   deps.say('');
   deps.say(`ratios drover/HAProxy leastconn: kept-alive req/s ${summary.keepRpsRatio.toFixed(3)}, p99 ${summary.keepP99Ratio.toFixed(3)}; new connections req/s ${summary.closeRpsRatio.toFixed(3)}, p99 ${summary.closeP99Ratio.toFixed(3)}`);
+  deps.say(`ratios native/HAProxy leastconn: kept-alive req/s ${summary.nativeKeepRpsRatio.toFixed(3)}, p99 ${summary.nativeKeepP99Ratio.toFixed(3)}; new connections req/s ${summary.nativeCloseRpsRatio.toFixed(3)}, p99 ${summary.nativeCloseP99Ratio.toFixed(3)}`);
   if (deps.baseline !== undefined) deps.say(`before (${deps.baseline}) /HAProxy on new connections: req/s ${summary.beforeCloseRpsRatio!.toFixed(3)}, p99 ${summary.beforeCloseP99Ratio!.toFixed(3)}`);
   return summary;
 }

@@ -14,7 +14,7 @@
  * `--baseline DIR` another checkout's proxy runs beside it as "before".
  * Flags: --json (only the summary object on stdout), --rounds N (3), --seconds S (4),
  * --scenarios small,big,close (all; a subset leaves the summary's other ratios NaN),
- * --workers N (2: drover's user-space proxy as N processes, as HAProxy runs 2 threads).
+ * --workers N (2: drover's user-space proxy as N processes, or the native relay as N threads, as HAProxy runs 2 threads).
  * Needs root for the kernel path (nft); all traffic stays on 127.0.7.x.
  */
 import { nodeFlagsOf } from '#common/node-flags.ts';
@@ -247,9 +247,9 @@ try {
       say,
       start,
       baseline: flags.baseline === undefined ? undefined : resolve(flags.baseline),
-      droverProxyArgs: (control, uuid, host, tree = root) => {
+      droverProxyArgs: (control, uuid, host, tree = root, engine) => {
         const bin = join(tree, 'bin/drover-proxy.js');
-        return [process.execPath, [...nodeFlagsOf(bin), bin, '--control', control, '--node-uuid', uuid, '--listen-host', host, '--mode', 'user', '--poll-wait-ms', '5000', '--workers', String(WORKERS)]];
+        return [process.execPath, [...nodeFlagsOf(bin), bin, '--control', control, '--node-uuid', uuid, '--listen-host', host, '--mode', 'user', '--poll-wait-ms', '5000', '--workers', String(WORKERS), ...(engine === undefined ? [] : ['--engine', engine])]];
       },
     });
     if (flags.json) process.stdout.write(`${JSON.stringify(summary)}\n`);

@@ -53,7 +53,7 @@ describe('the balancer', () => {
   });
 });
 
-describe.each(['uv', 'net'] as const)('several instances through the proxy (%s engine)', (engineName) => {
+describe.each(['uv', 'net', 'native'] as const)('several instances through the proxy (%s engine)', (engineName) => {
   function proxy(): RoutingProxy {
     const p = new RoutingProxy({ engine: createEngine(engineName), listenHost: PROXY_HOST, serviceSubnet: null, options: { ...DEFAULT_FORWARDING }, log: silentLogger() });
     cleanups.push(() => p.stop(100));
@@ -63,7 +63,7 @@ describe.each(['uv', 'net'] as const)('several instances through the proxy (%s e
   it('spreads connections evenly over the instances', async () => {
     const bs = await Promise.all(['a', 'b', 'c'].map(backend));
     const p = proxy();
-    const port = 18_300 + (engineName === 'uv' ? 0 : 1);
+    const port = 18_300 + { uv: 0, net: 1, native: 2 }[engineName];
     await p.apply({ version: 1, routes: [route(port, bs.map((b) => target(b.port)))] });
     const counts = new Map<string, number>();
     for (let i = 0; i < 30; i++) {
@@ -77,7 +77,7 @@ describe.each(['uv', 'net'] as const)('several instances through the proxy (%s e
     const [a, b] = await Promise.all(['a', 'b'].map(backend));
     const dead = await backend('dead');
     const p = proxy();
-    const port = 18_310 + (engineName === 'uv' ? 0 : 1);
+    const port = 18_310 + { uv: 0, net: 1, native: 2 }[engineName];
     await p.apply({ version: 1, routes: [route(port, [a!, dead, b!].map((x) => target(x.port)))] });
     await dead.close();
     const tags = [];
@@ -91,7 +91,7 @@ describe.each(['uv', 'net'] as const)('several instances through the proxy (%s e
     cleanups.push(() => slow.close());
     const other = await backend('other');
     const p = proxy();
-    const port = 18_320 + (engineName === 'uv' ? 0 : 1);
+    const port = 18_320 + { uv: 0, net: 1, native: 2 }[engineName];
     await p.apply({ version: 1, routes: [route(port, [target(slow.port), target(other.port)])] });
     const s = await connectTo(port, PROXY_HOST);
     s.end();

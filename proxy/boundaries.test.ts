@@ -24,6 +24,10 @@ describe('proxy boundaries', () => {
     expect(filesMatching(/from ['"]execa['"]/)).toEqual(['ip-command.ts', 'nft-command.ts']);
   });
 
+  it('starts processes only in workers.ts (proxy workers) and relay-process.ts (the native relay)', () => {
+    expect(filesMatching(/from ['"](node:)?child_process['"]/)).toEqual(['relay-process.ts', 'workers.ts']);
+  });
+
   it('reaches node:dgram only through udp.ts', () => {
     expect(filesMatching(/from ['"](node:)?dgram['"]/)).toEqual(['udp.ts']);
   });

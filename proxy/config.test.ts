@@ -41,6 +41,13 @@ describe('loadProxyConfig', () => {
     }
   });
 
+  it('takes engine auto, uv, net or native, naming the flag and the choices otherwise', () => {
+    const base = ['--control', 'http://127.0.0.1:4523', '--node-uuid', UUID, '--listen-host', '127.0.0.1'];
+    expect(loadProxyConfig({ argv: base, env: {}, readFile: noFile }).engine).toBe('auto');
+    expect(loadProxyConfig({ argv: [...base, '--engine', 'native'], env: {}, readFile: noFile }).engine).toBe('native');
+    expect(() => loadProxyConfig({ argv: [...base, '--engine', 'relay'], env: {}, readFile: noFile })).toThrow(/--engine: engine: .*"native"/);
+  });
+
   it('rejects an unknown key in the file by name', () => {
     expect(() => loadProxyConfig({ argv: ['--config', 'p.yml'], env: {}, readFile: () => `control: http://x\nnode_uuid: ${UUID}\nlisten_host: 127.0.0.1\nlisten_port: 1\n` })).toThrow(
       /p\.yml: unknown key\(s\) 'listen_port'/,

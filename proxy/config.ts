@@ -13,7 +13,7 @@
  * mode: user                       # user | kernel (nftables DNAT in steady state)
  * hold_deadline_ms: 30000
  * service_subnet: 10.213.0.0/16    # applications reached by name (docs/DESIGN.md §21)
- * workers: 1                      # processes accepting new connections (uv engine)
+ * workers: 1                      # processes accepting new connections (uv engine; native: relay threads)
  * metrics_listen: 127.0.0.1:9525   # Prometheus /metrics (docs/DESIGN.md §25)
  * state_dir: /var/lib/drover/proxy  # the last route table, for a restart with no control service (§31)
  * ```
@@ -38,8 +38,8 @@ export const ProxyConfig = z
     node_uuid: Uuid,
     listen_host: Ipv4,
     mode: z.enum(['user', 'kernel']).default('user'),
-    /** `auto` takes the libuv engine when this Node exposes it, else node:net. */
-    engine: z.enum(['auto', 'uv', 'net']).default('auto'),
+    /** `auto` takes the libuv engine when this Node exposes it, else node:net; `native` the C relay (docs/DESIGN.md §32). */
+    engine: z.enum(['auto', 'uv', 'net', 'native']).default('auto'),
     hold_deadline_ms: z.number().int().min(100).max(3_600_000).default(30_000),
     connect_timeout_ms: z.number().int().min(10).max(120_000).default(2_000),
     retry_interval_ms: z.number().int().min(10).max(10_000).default(100),
@@ -48,7 +48,8 @@ export const ProxyConfig = z
     poll_wait_ms: z.number().int().min(100).max(300_000).default(25_000),
     /**
      * Processes accepting on the user-space listeners (the primary and workers − 1), for hosts
-     * where new connections per second matter: about one core each (workers.ts). uv engine only.
+     * where new connections per second matter: about one core each (workers.ts), uv engine; with
+     * `engine: native` the relay runs this many threads in one process instead (docs/DESIGN.md §32).
      */
     workers: z.number().int().min(1).max(64).default(1),
     /**

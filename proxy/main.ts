@@ -49,11 +49,12 @@ async function main(): Promise<void> {
   const log = createLogger('drover-proxy');
   let engine;
   try {
-    engine = createEngine(config.engine, { bufferBytes: config.buffer_bytes });
+    // The native relay runs `workers` threads in one process instead of N proxy processes.
+    engine = createEngine(config.engine, { bufferBytes: config.buffer_bytes, threads: config.workers, connectTimeoutMs: config.connect_timeout_ms, log: log.child({ engine: config.engine }) });
   } catch (err) {
     fail(`engine: ${(err as Error).message}`);
   }
-  if (config.workers > 1) {
+  if (config.workers > 1 && engine.name !== 'native') {
     try {
       engine = new SharingEngine(engine);
     } catch (err) {

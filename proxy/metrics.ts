@@ -15,7 +15,8 @@
 export type ConnectionEvent = 'accepted' | 'forwarded' | 'held' | 'refused' | 'replayed';
 
 export interface ProxyMetrics {
-  connection(application: string, event: ConnectionEvent): void;
+  /** `n` events at once (default 1): the native relay reports its counts in batches. */
+  connection(application: string, event: ConnectionEvent, n?: number): void;
   /** A held connection's wait ended (released to the backend, or closed at the deadline), in seconds. */
   heldFor(application: string, seconds: number): void;
   /** A route table was applied in full (listeners, holds, kernel rules): its version and how long it took. */

@@ -11,7 +11,7 @@ import type { Clock } from '#common/clock.ts';
 import type { DroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
 import { isForwarding } from './route-plan.ts';
-import type { Inbound, TcpEngine, TcpListener } from './tcp.ts';
+import type { Endpoint, Inbound, ListenerRoute, TcpEngine, TcpListener } from './tcp.ts';
 import { NO_PROXY_METRICS, type ProxyMetrics } from './metrics.ts';
 import { Balancer } from './balance.ts';
 import { replayVerdict } from './replay.ts';
@@ -81,9 +81,12 @@ export class PortForwarder {
   async open(): Promise<void> {
     if (this.removed || this.listener !== null) return;
     try {
-      this.listener = await this.engine.listen(this.host, this.port, this.onInbound);
+      this.listener = await this.engine.listen(this.host, this.port, this.onInbound, this.onCounted);
       if (this.removed) await this.listener.close();
-      else if (this.listenFailures > 0) this.log.info({ port: this.port }, 'listener opened after retries');
+      else {
+        await this.listener.route?.(listenerRoute(this.route));
+        if (this.listenFailures > 0) this.log.info({ port: this.port }, 'listener opened after retries');
+      }
       this.listenFailures = 0;
     } catch (err) {
       this.listenFailures++;
@@ -103,9 +106,16 @@ export class PortForwarder {
    * and a client that keeps its connection must not go on writing there. A planned move stops the
    * source before its route changes, so its relays have ended by then.
    */
-  setRoute(route: Route): void {
+  setRoute(route: Route): Promise<void> {
     this.route = route;
     this.cutStale(route);
+    this.release(route);
+    // An engine that forwards by itself (native) takes the route after the held connections
+    // went (oldest first); the table is applied once it has it.
+    return this.listener?.route?.(listenerRoute(route)) ?? Promise.resolve();
+  }
+
+  private release(route: Route): void {
     if (!isForwarding(route) || this.heldCount() === 0) return;
     const queue = this.held;
     const from = this.heldHead;
@@ -174,9 +184,16 @@ export class PortForwarder {
 
   // Bound once: the engine calls it for every accepted connection.
   private readonly onInbound = (conn: Inbound): void => {
-    conn.since = this.clock.monotonic();
+    conn.since = this.clock.monotonic() - (conn.waitedMs ?? 0);
     this.metrics.connection(this.route.application, 'accepted');
     this.dispatch(conn);
+  };
+
+  /** What an engine that forwards by itself did, in batches (the native relay's counts). */
+  private readonly onCounted = (event: 'forwarded' | 'refused' | 'replayed', n: number): void => {
+    const application = this.route.application;
+    if (event === 'forwarded') this.metrics.connection(application, 'accepted', n);
+    this.metrics.connection(application, event, n);
   };
 
   /** Forwards or holds; `retry`: a connect that failed is tried again (counted once, at first). */
@@ -339,6 +356,19 @@ export class PortForwarder {
 /** The migration a route's hold belongs to, as the records' correlation id (docs/DESIGN.md §25). */
 export function corrOf(route: Route): { corr?: string } {
   return route.migration === undefined ? {} : { corr: route.migration };
+}
+
+/**
+ * The route as an engine that forwards by itself takes it: where new connections go (null:
+ * to `onInbound`, to be held here), whether a first request may be replayed (several
+ * instances), and which targets keep their relays (one target: cutStale; several: all).
+ */
+export function listenerRoute(route: Route): ListenerRoute {
+  const single = (t: Endpoint | null): Endpoint[] => (t === null ? [] : [{ host: t.host, port: t.port }]);
+  const keep = route.targets === undefined ? single(route.target) : null;
+  if (!isForwarding(route)) return { targets: null, replay: false, keep };
+  const targets = route.targets === undefined ? single(route.target) : route.targets.map((t) => ({ host: t.host, port: t.port }));
+  return { targets, replay: route.targets !== undefined, keep };
 }
 
 function targetKey(target: { host: string; port: number }): string {

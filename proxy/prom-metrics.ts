@@ -78,10 +78,10 @@ export class PromProxyMetrics implements ProxyMetrics, MetricsSource {
     return this.registry.metrics();
   }
 
-  connection(application: string, event: ConnectionEvent): void {
+  connection(application: string, event: ConnectionEvent, n = 1): void {
     let counts = this.pending.get(application);
     if (counts === undefined) this.pending.set(application, (counts = { accepted: 0, forwarded: 0, held: 0, refused: 0, replayed: 0 }));
-    counts[event]++;
+    counts[event] += n;
   }
 
   private flushConnections(counter: Counter<'application' | 'event'>): void {

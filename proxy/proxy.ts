@@ -85,13 +85,14 @@ export class RoutingProxy {
     const udp = deps.udp ?? true;
     const plan = planRoutes(this.routes, { ...table, routes: udp ? table.routes : table.routes.filter((r) => r.protocol !== 'udp') }, { listenHost: deps.listenHost, serviceSubnet: deps.serviceSubnet ?? null });
     for (const { route, reason } of plan.blocked) deps.log.warn({ application: route.application, port: route.external_port, reason }, 'route skipped');
+    const routing: Promise<void>[] = [];
     for (const { key, route } of plan.update) {
       const before = this.routes.get(key);
       if (before !== undefined && before.hold !== route.hold) {
         deps.log.info({ ...corrOf(route), application: route.application, port: route.external_port, version: table.version }, route.hold ? 'route hold started' : 'route hold ended');
       }
       this.routes.set(key, route);
-      this.ports.get(key)!.setRoute(route);
+      routing.push(this.ports.get(key)!.setRoute(route) ?? Promise.resolve());
     }
     const closing = plan.close.map((key) => {
       const forwarder = this.ports.get(key)!;
@@ -107,7 +108,7 @@ export class RoutingProxy {
       this.routes.set(listen.key, route);
       return forwarder.open();
     });
-    await Promise.all([...closing, ...opening]);
+    await Promise.all([...routing, ...closing, ...opening]);
     if (deps.nat) await this.syncNat(deps.nat);
     this.applied = table.version;
     deps.metrics?.routeTable(table.version, (this.clock.monotonic() - began) / 1000);

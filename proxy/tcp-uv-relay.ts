@@ -47,6 +47,7 @@ export class Direction {
 
 export class UvInbound implements Inbound {
   state = PAUSED;
+  waitedMs = 0;
   upstream: UvHandle | null = null;
   connectReq: UvReq | null = null;
   connectDeadline = 0;

@@ -162,6 +162,35 @@ export function listenerHandle(listener: TcpListener): UvHandle | null {
   return listener instanceof UvListener ? listener.server : null;
 }
 
+/**
+ * A socket bound to `host:port` and not listening, for an engine that listens on it elsewhere
+ * (the native relay). Throws DROVER_LISTEN_FAILED like `listen`.
+ */
+export function bindSocket(engine: TcpEngine, host: string, port: number): { handle: UvHandle; port: number } {
+  if (!(engine instanceof UvEngine)) throw new DroverError('DROVER_ENGINE_UNAVAILABLE', 'only the uv engine binds sockets for another');
+  const handle = engine.uv.newServer();
+  const err = handle.bind(host, port);
+  if (err !== 0) {
+    handle.close(noop);
+    throw listenFailed(host, port, err);
+  }
+  const name: { port?: number } = {};
+  handle.getsockname(name);
+  return { handle, port: name.port ?? port };
+}
+
+export { listenFailed };
+
+/** A connected client socket accepted elsewhere (the native relay handed it back), paused. */
+export function adoptConnection(engine: TcpEngine, client: UvHandle, waitedMs: number): Inbound {
+  if (!(engine instanceof UvEngine)) throw new DroverError('DROVER_ENGINE_UNAVAILABLE', 'only the uv engine adopts connections');
+  engine.c.inbound++;
+  const conn = new UvInbound(engine, client);
+  conn.waitedMs = waitedMs;
+  engine.live.add(conn);
+  return conn;
+}
+
 /** Listens on a handle bound elsewhere (a worker's share of the primary's socket). */
 export function adoptListener(engine: TcpEngine, handle: UvHandle, host: string, onInbound: (conn: Inbound) => void): TcpListener {
   if (!(engine instanceof UvEngine)) throw new DroverError('DROVER_ENGINE_UNAVAILABLE', 'only the uv engine can listen on a shared socket');

@@ -1,11 +1,15 @@
 /**
  * The TCP engine contract: what the proxy core needs from sockets, and nothing more.
  *
- * Two engines implement it, with one contract suite (`tcp.int.test.ts`) run against both:
+ * Three engines implement it, with one contract suite (`tcp.int.test.ts`) run against all:
  * - `tcp-uv.ts` drives libuv's TCP handles directly (no streams, no per-chunk allocation,
  *   one fixed buffer per direction). It is the fast one and the default.
  * - `tcp-net.ts` uses the public `node:net` API. It is the portable fallback, for a Node
  *   where `process.binding('tcp_wrap')` is gone.
+ * - `tcp-native.ts` gives each port's socket to a C relay (native/drover-relay.c) that
+ *   accepts, connects and relays by itself while the route forwards (`TcpListener.route`);
+ *   what it does not serve (a hold, a connect no instance answers) comes back as an `Inbound`
+ *   of the uv engine.
  *
  * Both relay bytes the same way: a connection's two directions are independent; EOF on one
  * side half-closes the other (shutdown after pending writes); a read or write error on either
@@ -39,6 +43,21 @@ export interface TcpCounts {
 }
 
 /**
+ * Where a port's connections go, for an engine that forwards by itself (`TcpListener.route`):
+ * `targets` null hands every connection to `onInbound` (a hold, or a target the engine cannot
+ * reach by itself); `replay` keeps a first request for another instance (docs/DESIGN.md §30);
+ * `keep` non-null closes the port's relays to any target not in it (cutStale, DESIGN.md).
+ */
+export interface ListenerRoute {
+  targets: Endpoint[] | null;
+  replay: boolean;
+  keep: Endpoint[] | null;
+}
+
+/** What an engine that forwards by itself did with a port's connections, in batches. */
+export type ListenerCounted = (event: 'forwarded' | 'refused' | 'replayed', n: number) => void;
+
+/**
  * An accepted client connection. It is paused: nothing is read from it (what the client
  * sends waits in the kernel) until `forward` has connected to a backend.
  */
@@ -47,6 +66,8 @@ export interface Inbound {
   readonly closed: boolean;
   /** The owner's mark (the proxy core keeps its accept time here); the engine never reads it. */
   since: number;
+  /** How long the connection waited before it reached `onInbound` (the native relay had it). */
+  readonly waitedMs?: number;
   /**
    * Connects to `target` and relays both ways until both directions are done. When the connect
    * fails (refused, unreachable, or not done within `connectTimeoutMs`) the inbound stays
@@ -77,15 +98,20 @@ export interface TcpListener {
   readonly port: number;
   /** Stops accepting (the port closes). Connections it accepted go on. Idempotent. */
   close(): Promise<void>;
+  /**
+   * Present when the engine forwards by itself (native): from now on new connections go as
+   * `route` says without reaching `onInbound`. Resolves once that is in effect.
+   */
+  route?(route: ListenerRoute): Promise<void>;
 }
 
 export interface TcpEngine {
-  readonly name: 'uv' | 'net';
+  readonly name: 'uv' | 'net' | 'native';
   /**
    * Listens on `host:port` (port 0 picks one). Rejects with `DROVER_LISTEN_FAILED` (retryable
    * for EADDRINUSE) naming the address.
    */
-  listen(host: string, port: number, onInbound: (conn: Inbound) => void): Promise<TcpListener>;
+  listen(host: string, port: number, onInbound: (conn: Inbound) => void, counted?: ListenerCounted): Promise<TcpListener>;
   counts(): TcpCounts;
   /** Closes every listener and connection now; for the end of a process or a test. */
   destroyAll(): Promise<void>;
@@ -96,6 +122,9 @@ export interface TcpEngineOptions {
   bufferBytes?: number;
   /** listen(2) backlog: connections the kernel queues before the proxy accepts them. */
   backlog?: number;
+  /** Native engine: the relay's threads (the proxy's `workers`) and its connect timeout. */
+  threads?: number;
+  connectTimeoutMs?: number;
 }
 
 /** Error names a backend connect can fail with and still succeed a moment later. */

@@ -1,0 +1,138 @@
+/**
+ * The native engine's own cases (docs/DESIGN.md §32): drover-proxy `--engine native` as a
+ * process holding through a cutover with the relay's threads; the relay killed, or sent a line
+ * it refuses, is started again while the port stays open. The engine contract, the routing
+ * proxy, balance and replay suites run against it too (tcp.int.test.ts, proxy.int.test.ts,
+ * balance.test.ts, replay.test.ts). Real loopback sockets on 127.0.6.4x, a real route server.
+ */
+import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { silentLogger } from '#common/log.ts';
+import { createNativeEngine, type NativeEngine } from './tcp-native.ts';
+import { runProxy as run } from './testing/proxy-process.ts';
+import { RouteServer, route } from './testing/route-server.ts';
+import { connectTo, digestReply, readAll, sha256, startServer, waitFor, type TestServer } from './testing/sockets.ts';
+
+const NODE = '00000000-0000-4000-8000-0000000000c4';
+const HOST = '127.0.6.41';
+const BACKEND_HOST = '127.0.6.42';
+const PORT = 21401;
+
+/** The relay: the proxy process's one child. */
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function threadsOf(pid: number): number {
+  return Number(/Threads:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+}
+
+async function ask(port: number, host: string, text: string): Promise<string> {
+  const s = await connectTo(port, host);
+  const reply = readAll(s);
+  s.end(text);
+  const answer = (await reply).toString();
+  s.destroy();
+  return answer;
+}
+
+describe('drover-proxy --engine native', () => {
+  let routes: RouteServer | null = null;
+  const servers: TestServer[] = [];
+  const clients: Socket[] = [];
+  let proxy: ReturnType<typeof run> | null = null;
+  let engine: NativeEngine | null = null;
+  afterEach(async () => {
+    for (const s of clients.splice(0)) s.destroy();
+    if (proxy && proxy.child.exitCode === null) {
+      proxy.child.kill('SIGTERM');
+      await proxy.exited;
+    }
+    proxy = null;
+    await engine?.destroyAll();
+    engine = null;
+    await routes?.stop();
+    routes = null;
+    for (const s of servers.splice(0)) await s.close();
+  });
+
+  const start = async (): Promise<{ old: TestServer; fresh: TestServer; relay: number }> => {
+    routes = new RouteServer();
+    await routes.start();
+    const old = await startServer(BACKEND_HOST, digestReply('old'));
+    const fresh = await startServer(BACKEND_HOST, digestReply('new'));
+    servers.push(old, fresh);
+    const version = routes.publish([route('app', PORT, { host: old.host, port: old.port })]);
+    proxy = run(['--control', routes.url, '--node-uuid', NODE, '--listen-host', HOST, '--engine', 'native', '--workers', '2', '--hold-deadline-ms', '20000']);
+    await routes.waitForAck(NODE, version, 60_000);
+    const relays = childrenOf(proxy.child.pid!);
+    expect(relays).toHaveLength(1);
+    return { old, fresh, relay: relays[0]! };
+  };
+
+  it('forwards in the relay threads, holds through a cutover once acknowledged, then sends the held connections to the new backend', async () => {
+    const { old, fresh, relay } = await start();
+    expect(threadsOf(relay)).toBe(3); // the main thread and --workers 2 relay threads
+    expect(await ask(PORT, HOST, 'before')).toBe(`old:${sha256('before')}`);
+
+    const held = routes!.publish([route('app', PORT, { host: old.host, port: old.port }, true)]);
+    await routes!.waitForAck(NODE, held, 10_000);
+    const accepted = old.accepted;
+    const replies: Promise<Buffer>[] = [];
+    for (let i = 0; i < 30; i++) {
+      const s = await connectTo(PORT, HOST);
+      clients.push(s);
+      replies.push(readAll(s));
+      s.end(`held ${i}`);
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    expect(old.accepted).toBe(accepted); // none forwarded while held
+
+    routes!.publish([route('app', PORT, { host: fresh.host, port: fresh.port })]);
+    const texts = (await Promise.all(replies)).map((b) => b.toString());
+    expect(texts).toEqual(texts.map((_, i) => `new:${sha256(`held ${i}`)}`));
+    expect(old.accepted).toBe(accepted);
+    expect(await ask(PORT, HOST, 'after')).toBe(`new:${sha256('after')}`);
+
+    proxy!.child.kill('SIGTERM');
+    expect(await proxy!.exited).toBe(0);
+    await waitFor(() => childrenOf(proxy!.child.pid!).length === 0, 5_000, 'the relay to exit');
+  });
+
+  it('starts a killed relay again; a connection made while it was down waits in the open port and is served', async () => {
+    const { old, relay } = await start();
+    process.kill(relay, 'SIGKILL');
+    // The proxy keeps the listening socket: the kernel queues this one until a relay accepts it.
+    expect(await ask(PORT, HOST, 'during the restart')).toBe(`old:${sha256('during the restart')}`);
+    const now = childrenOf(proxy!.child.pid!);
+    expect(now).toHaveLength(1);
+    expect(now[0]).not.toBe(relay);
+    for (let i = 0; i < 10; i++) expect(await ask(PORT, HOST, `after ${i}`)).toBe(`old:${sha256(`after ${i}`)}`);
+    expect(old.accepted).toBeGreaterThanOrEqual(11);
+    expect(proxy!.output()).toContain('native relay exited');
+  });
+
+  it('takes a control line the relay refuses as a crash: the relay exits 65, is started again and serves the port', async () => {
+    const backend = await startServer(BACKEND_HOST, digestReply('b'));
+    servers.push(backend);
+    engine = createNativeEngine({ log: silentLogger(), connectTimeoutMs: 1000 });
+    // What the relay hands back (none expected here) goes the same way, through the uv engine.
+    const listener = await engine.listen(HOST, 0, (conn) => conn.forward({ host: BACKEND_HOST, port: backend.port }, 1000, (c) => c.destroy()));
+    await listener.route!({ targets: [{ host: BACKEND_HOST, port: backend.port }], replay: false, keep: null });
+    expect(await ask(listener.port, HOST, 'one')).toBe(`b:${sha256('one')}`);
+    const first = engine.relay.pid;
+    // An address out of range, a count that does not match, a verb without its descriptor, not JSON, too long.
+    for (const bad of ['route 1 9 1 0 1 300.0.0.1:80 -1', 'route 1 9 1 0 2 127.0.0.1:80 -1', 'listen 1', '"}{', 'x'.repeat(5000)]) {
+      const generation = engine.relay.generation;
+      expect(engine.relay.send(bad)).toBe(true);
+      await waitFor(() => engine!.relay.generation === generation + 1 && engine!.relay.pid !== undefined, 15_000, `a new relay after '${bad.slice(0, 30)}'`);
+      expect(await ask(listener.port, HOST, bad.slice(0, 20))).toBe(`b:${sha256(bad.slice(0, 20))}`);
+    }
+    expect(engine.relay.pid).not.toBe(first);
+  });
+});

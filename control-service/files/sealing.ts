@@ -11,7 +11,7 @@
  * of plaintext is returned.
  */
 import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile } from 'node:fs/promises';
+import { link, mkdir, open, readFile, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { DroverError } from '#common/errors.ts';
 
@@ -46,17 +46,24 @@ export function randomSealingKey(): SealingKey {
  */
 export async function loadOrCreateKey(path: string): Promise<{ key: SealingKey; created: boolean }> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  // Written whole under a private name, then linked into place: link(2) fails when the key
+  // exists, so of several control services starting at once on one directory exactly one
+  // creates it, and none ever reads it half-written (open 'wx' then write let another read 0 bytes).
+  const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  const handle = await open(tmp, 'wx', 0o600);
   try {
-    const handle = await open(path, 'wx', 0o600);
-    try {
-      await handle.writeFile(randomBytes(KEY_BYTES));
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await handle.writeFile(randomBytes(KEY_BYTES));
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await link(tmp, path);
     return { key: sealingKey(await readFile(path)), created: true };
   } catch (err) {
     if ((err as { code?: string }).code !== 'EEXIST') throw err;
+  } finally {
+    await unlink(tmp).catch(() => {});
   }
   const master = await readFile(path);
   if (master.length !== KEY_BYTES) throw new DroverError('DROVER_SECRET_KEY_INVALID', `${path} is not a drover secrets key (${master.length} bytes, expected ${KEY_BYTES})`);

@@ -61,6 +61,15 @@ describe('sealing secrets', () => {
     expect(again.key.fingerprint).toBe(first.key.fingerprint);
   });
 
+  it('creates one key when asked several times at once, and leaves no temporary file beside it', async () => {
+    const dir = await tempDir();
+    const path = join(dir, 'control.key');
+    const all = await Promise.all(Array.from({ length: 8 }, () => loadOrCreateKey(path)));
+    expect(all.filter((k) => k.created)).toHaveLength(1);
+    expect(new Set(all.map((k) => k.key.fingerprint)).size).toBe(1);
+    expect(await readdir(dir)).toEqual(['control.key']);
+  });
+
   it('refuses a key file that is not 32 bytes', async () => {
     const path = join(await tempDir(), 'bad.key');
     await writeFile(path, 'short', { mode: 0o600 });

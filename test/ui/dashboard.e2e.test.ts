@@ -18,6 +18,28 @@ import { CHROMIUM, LOCAL_CLUSTER, describeWith } from '../support/require.ts';
 const LONG = 300_000;
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
 
+/**
+ * Opens the dashboard as an operator would: loaded, and reloaded when the load itself failed.
+ * Chromium aborts every request in flight when an address of the host changes
+ * (`net::ERR_NETWORK_CHANGED`), and every container start here brings up a veth and, a second or
+ * two later, IPv6 link-local addresses on it and on its bridge (seen with `ip monitor address`).
+ * An operator's browser on a node would see the same, and its user would reload. The
+ * page's own reads already retry (control-service/ui/browser/api.js). At most 4 loads.
+ */
+async function open(page: Page, url: string): Promise<void> {
+  for (let attempt = 1; ; attempt += 1) {
+    // A load that failed may be followed by Chromium's own reload of its error page, which
+    // interrupts the next goto: so look for the page first, and load again only without it.
+    await page.goto(url).catch((err: Error) => console.log(`dashboard load ${attempt}: ${err.message.split('\n')[0]}`));
+    try {
+      await page.locator('#nodes').waitFor({ timeout: 10_000 });
+      return;
+    } catch (err) {
+      if (attempt >= 4) throw err;
+    }
+  }
+}
+
 describeWith([...LOCAL_CLUSTER, 'chromium'], 'the web dashboard in a real browser', () => {
   const cluster = useTestCluster({ nodes: 2, images: ['busybox', 'redis'], poolSizeMiB: 1024 });
   let world: ReplicationWorld;
@@ -49,7 +71,7 @@ describeWith([...LOCAL_CLUSTER, 'chromium'], 'the web dashboard in a real browse
     page.on('console', (message) => {
       if (message.type() === 'error') console.log(`page console: ${message.text()}`);
     });
-    await page.goto(`${url}/ui`);
+    await open(page, `${url}/ui`);
   }, LONG);
 
   afterAll(async () => {

@@ -3,7 +3,7 @@
  * temporary directory (never /run/docker/plugins: no dockerd is involved here): start-up,
  * refusals, and that every way of stopping it leaves no socket behind.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, watch } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -71,6 +71,24 @@ describe('drover-volume, the program', () => {
     child.kill('SIGINT');
     expect((await child).exitCode).toBe(0);
     expect(existsSync(socket())).toBe(false);
+  });
+
+  it('removes its socket when stopped the instant the socket appears, before it has finished starting', async () => {
+    // Three starts, each signalled as soon as the socket's name shows in the directory.
+    for (const signal of ['SIGTERM', 'SIGINT', 'SIGTERM'] as const) {
+      const seen = new Promise<void>((resolveSeen) => {
+        const watcher = watch(dir, (_event, file) => {
+          if (file !== 'drover-t.sock') return;
+          watcher.close();
+          resolveSeen();
+        });
+      });
+      const child = plugin();
+      await Promise.race([seen, child]);
+      child.kill(signal);
+      const result = await child;
+      expect({ signal, exitCode: result.exitCode, socketLeft: existsSync(socket()) }).toEqual({ signal, exitCode: 0, socketLeft: false });
+    }
   });
 
   it('refuses to start while another plugin answers on its socket, and leaves that one running', async () => {

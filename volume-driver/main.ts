@@ -111,6 +111,19 @@ function readBootId(): string | undefined {
 }
 
 let server: PluginServer | undefined;
+// The signal handlers come before the socket: a SIGTERM/SIGINT that arrived between the
+// socket's creation and the handlers' killed the process with its socket left behind (found
+// by CI), and a dead plugin socket stalls dockerd. A signal during start-up ends it at once,
+// removing the socket if it is there (a start-up that hangs must not make it deaf to SIGTERM).
+let stopWith: ((signal: string) => Promise<void>) | undefined;
+const onSignal = (signal: string): void => {
+  if (stopWith) return void stopWith(signal);
+  log.info({ signal }, 'plugin stopped during start-up');
+  server?.removeSocketSync();
+  process.exit(0);
+};
+process.on('SIGTERM', () => onSignal('SIGTERM'));
+process.on('SIGINT', () => onSignal('SIGINT'));
 try {
   const socketPath = socketPathFor(name, flags['socket-dir']);
   const store = await MountStore.open(stateDir, { bootId: readBootId(), log });
@@ -141,8 +154,7 @@ try {
     log.info('plugin stopped');
     process.exit(0);
   };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
+  stopWith = stop;
   process.on('uncaughtException', (err) => {
     log.fatal({ err }, 'uncaught exception; stopping');
     running.removeSocketSync();

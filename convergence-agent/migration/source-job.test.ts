@@ -214,25 +214,6 @@ describe('the source job of a migration', () => {
     expect(w.control.phases).toEqual(['pre-copy', 'cutover', 'handoff']);
   });
 
-  it('runs the before_stop hook once more right before the stop when it and the round after it took a second or more', async () => {
-    // A clock that only the hook moves: the CHECKPOINT takes 5 s, everything else no time.
-    let now = Date.UTC(2026, 0, 1);
-    const clock: Clock = { now: () => now, monotonic: () => now, sleep: (ms, signal) => systemClock.sleep(Math.min(ms, 1), signal) };
-    const w = await world({ hook: ['psql', '-c', 'CHECKPOINT'], clock });
-    const seen: string[] = [];
-    w.runtime.execHandler = (_id, command) => {
-      now += 5_000;
-      seen.push(`exec ${command.join(' ')} after ${w.sends.length} send(s), running ${w.runtime.byName('drover-web')?.running}`);
-      return 0;
-    };
-    w.script.push(100 * MiB, 1 * MiB, 8 * MiB, 4_096);
-    expect(await w.job.run()).toBe('handed-off');
-    // The second run follows the round after the first, with no round after it: the final delta carries its writes.
-    expect(seen).toEqual(['exec psql -c CHECKPOINT after 2 send(s), running true', 'exec psql -c CHECKPOINT after 3 send(s), running true']);
-    expect(w.sends.map((s) => s.appRunning)).toEqual([true, true, true, false]);
-    expect(w.control.phases).toEqual(['pre-copy', 'cutover', 'handoff']);
-  });
-
   it('moves on when the before_stop hook fails: the stop alone makes the data consistent', async () => {
     const w = await world({ hook: ['false'] });
     w.runtime.execHandler = () => 1;

@@ -47,13 +47,6 @@ export interface MigrationTuning extends RoundPolicy {
   failedRoundsMax: number;
 }
 
-/**
- * The before-stop hook and the round after it took at least this long: the hook runs once
- * more right before the cutover (bench/RESULTS.md, 2026-12-07 session 7: PostgreSQL's stop
- * in the cutover was 676 ms after 5.6 s of CHECKPOINT and a 3.2 s round, 143 ms in place).
- */
-const HOOK_AGAIN_MS = 1_000;
-
 /** How long the cutover waits, beside the proxies' hold, for the target to open the final receive. */
 const RECEIVE_OPEN_MS = 2_000;
 
@@ -165,12 +158,10 @@ export class SourceJob {
     const { tuning, clock } = this.deps;
     const began = clock.now();
     let failures = 0;
-    // The before-stop hook runs once the rounds are small, then one more round sends what it
-    // wrote; and once more right before the cutover when those two took long (HOOK_AGAIN_MS).
+    // The before-stop hook runs once the rounds are small, then one more round sends what it wrote.
     const app = this.m.application === null ? undefined : this.deps.applicationOf?.(this.m.application);
-    const hook = app?.move?.before_stop;
+    let hook = app?.move?.before_stop;
     let afterHook = false;
-    let hookBegan = 0;
     for (;;) {
       if (this.signal.aborted) return 'stopped';
       const roundBegan = clock.now();
@@ -204,17 +195,10 @@ export class SourceJob {
       await this.postRoundEnd();
       if (afterHook || decision.next === 'cutover') {
         if (!afterHook && hook !== undefined && this.m.application !== null) {
-          hookBegan = clock.now();
           await runBeforeStop({ ...this.deps, log: this.log }, this.m.application, hook);
+          hook = undefined;
           afterHook = true;
           continue;
-        }
-        // What the application wrote during the hook and the round after it is what its stop
-        // would flush (PostgreSQL's shutdown checkpoint): when that was a long while, the hook
-        // flushes it once more while clients are still served. No round after it: the final
-        // delta carries what it wrote, as it would have carried what the stop wrote.
-        if (afterHook && hook !== undefined && this.m.application !== null && clock.now() - hookBegan >= HOOK_AGAIN_MS) {
-          await runBeforeStop({ ...this.deps, log: this.log }, this.m.application, hook);
         }
         this.deps.metrics?.migrationPhase('pre-copy', (clock.now() - began) / 1000);
         return null;

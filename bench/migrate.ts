@@ -320,6 +320,12 @@ async function naiveMove(cluster: LocalCluster, size: number, port: number): Pro
   }
 }
 
+/** zfs-fuse's ARC limit as its kstats give it (Debian's zfsrc: 100 MiB), for the record of the run. */
+async function arcLimit(): Promise<string> {
+  const bytes = await readFile('/zfs-kstat/zfs/arcstats/c_max', 'utf8').catch(() => null);
+  return bytes === null ? 'unknown (no /zfs-kstat)' : `${Math.round(Number(bytes.trim()) / 2 ** 20)} MiB`;
+}
+
 async function main(): Promise<void> {
   const lease = await leaseSubnet();
   const name = `m${lease.subnet}`;
@@ -344,6 +350,7 @@ async function main(): Promise<void> {
     const pg = cases.has('postgres') ? pgMiB + 4 * pgChurnMiB : 0;
     const poolMiB = 2 * ballast + 3 * data + 3 * pg + 1024;
     say(`local cluster ${name}: 3 nodes, drover's processes, pools of ${poolMiB} MiB …`);
+    say(`zfs-fuse's ARC limit: ${await arcLimit()} (a moved application reads its data through zfs-fuse: docs/DESIGN.md §38)`);
     const images: LocalImage[] = ['busybox', 'redis', ...(cases.has('postgres') ? (['postgres'] as const) : [])];
     cluster = await clusterUp({ name, nodes: 3, subnet: lease.subnet, images, poolSizeMiB: poolMiB, log: silentLogger() });
     await startServices(cluster);

@@ -134,6 +134,18 @@ export function growPipes(inner: CommandRunner, perl: string | null): CommandRun
   };
 }
 
+/**
+ * A receive header's checks before its stream is accepted, the same for the one-shot and the
+ * resident receiver: this host's pool only, a dataset id that is a UUID; a full receive gets
+ * `<pool>/drover` created.
+ * @throws DROVER_SSH_RECEIVE_REFUSED, DROVER_ZFS_INVALID_NAME
+ */
+export async function checkReceiveHeader(side: ReceiveSide, header: Extract<ReceiveHeader, { op: 'receive' }>): Promise<void> {
+  checkPool(side, header.pool);
+  assertDatasetId(header.datasetId);
+  if (header.full) await side.store.ensureRoot();
+}
+
 export interface ReceiveOnceIo {
   /** The header line (without its newline), read without reading past it; null at end of input. */
   readHeader(): string | null;
@@ -179,9 +191,7 @@ export async function receiveOnce(side: ReceiveSide, io: ReceiveOnceIo): Promise
       await probe.exited;
       return verdict({ ok: true, value: Number(out.trim()) });
     }
-    checkPool(side, header.pool);
-    assertDatasetId(header.datasetId);
-    if (header.full) await side.store.ensureRoot();
+    await checkReceiveHeader(side, header);
     await io.write(`${READY_LINE}\n`);
     const zfs = side.store.receive(header.datasetId, header.resumable, io.streamFd);
     await zfs.done;

@@ -1,4 +1,4 @@
-import { PassThrough } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '#common/log.ts';
 import { LocalPeer } from '../transfer/local-peer.ts';
@@ -11,16 +11,16 @@ import type { ReceiveSide } from './serve.ts';
 const ID = '6f1c2b3a-1d2e-4f50-8a9b-0c1d2e3f4a5b';
 
 /** A runner whose `zfs receive` collects its stdin and exits 0 at its end (or `failWith` on a stream of that text). */
-function fakeSide(failWith?: string): { side: ReceiveSide; runner: RecordingRunner; received: string[] } {
+function fakeSide(failWith?: string, highWaterMark = 16 * 1024): { side: ReceiveSide; runner: RecordingRunner; received: string[] } {
   const received: string[] = [];
   const inner: CommandRunner = {
     run: async () => ({ exitCode: 0, signal: null, stdout: '', stderr: '' }),
     spawn: () => {
-      const stdin = new PassThrough();
       let text = '';
-      stdin.on('data', (d: Buffer) => (text += d.toString()));
+      // A pipe that takes its time: a write beyond `highWaterMark` asks the writer to wait for 'drain'.
+      const stdin = new Writable({ highWaterMark, write: (chunk: Buffer, _e, done) => void setTimeout(() => ((text += chunk.toString()), done()), 1) });
       const exited = new Promise<{ exitCode: number; signal: null; stdout: string; stderr: string }>((resolve) =>
-        stdin.on('end', () => {
+        stdin.on('finish', () => {
           received.push(text);
           resolve(text === failWith ? { exitCode: 1, signal: null, stdout: '', stderr: 'cannot receive incremental stream: destination tank/x has been modified\nsince most recent snapshot' } : { exitCode: 0, signal: null, stdout: '', stderr: '' });
         }),
@@ -63,6 +63,24 @@ describe('drover-receive resident', () => {
     }
     expect(received).toEqual(['first stream', 'second']);
     expect(runner.calls.map((c) => c.args.join(' '))).toEqual([`receive -u tank/drover/${ID}`, `receive -u tank/drover/${ID}`]);
+    s.input.end();
+    await s.served;
+  });
+
+  it("serves the next header after a stream whose pipe was full when its end frame came (no 'drain' once ending)", async () => {
+    const { side, received } = fakeSide(undefined, 1);
+    const s = serve(side);
+    await s.lines(1);
+    const big = 'x'.repeat(100_000);
+    for (const [i, body] of [big, 'small'].entries()) {
+      s.input.write(header());
+      await s.lines(2 + 2 * i);
+      expect(s.out.at(-1)).toBe('DROVER-READY');
+      s.input.write(frames(body));
+      await s.lines(3 + 2 * i);
+      expect(JSON.parse(s.out.at(-1)!)).toEqual({ ok: true, value: null });
+    }
+    expect(received.map((r) => r.length)).toEqual([100_000, 5]);
     s.input.end();
     await s.served;
   });

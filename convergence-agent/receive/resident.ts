@@ -63,10 +63,26 @@ export function serveResident(side: ReceiveSide, input: Readable, write: (text: 
       failed = false;
       // A receive that fails early: its verdict waits for the end frame; EPIPE is not the reason.
       started.input?.on('error', () => {});
-      started.done.catch(() => (failed = true));
+      started.done.then(resume, () => {
+        failed = true;
+        resume();
+      });
       write(`${READY_LINE}\n`);
       reader.expectFrames();
       pending = { header, zfs: started };
+    };
+
+    /**
+     * The input is paused while `zfs receive`'s pipe is full. It is resumed on 'drain' — and
+     * whenever the receive ends, either way: a Writable that is ending never emits 'drain', so
+     * a stream whose end frame came while its pipe was full would otherwise never read the
+     * next header (seen in bench:replication: one replica's receives stopped for 45 s).
+     */
+    let paused = false;
+    const resume = (): void => {
+      if (!paused) return;
+      paused = false;
+      input.resume();
     };
 
     let pending: { header: Extract<ReceiveHeader, { op: 'receive' }>; zfs: ZfsStreamProcess } | null = null;
@@ -96,11 +112,10 @@ export function serveResident(side: ReceiveSide, input: Readable, write: (text: 
       data: (chunk) => {
         const sink = zfs?.input;
         if (failed || !sink || sink.destroyed) return; // dropped up to the end frame
-        if (!sink.write(chunk)) {
+        if (!sink.write(chunk) && !paused) {
+          paused = true;
           input.pause();
-          sink.once('drain', () => input.resume());
-          // A receive that fails while its pipe is full never drains: resume on its exit too.
-          zfs?.done.catch(() => input.resume());
+          sink.once('drain', resume);
         }
       },
       end: () => void onEnd(),

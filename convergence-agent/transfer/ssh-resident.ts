@@ -30,6 +30,7 @@ export interface ResidentReceive {
 /** A resident session unused this long is closed. */
 export const IDLE_MS = 5 * 60_000;
 const HELLO_TIMEOUT_MS = 30_000;
+const READY_TIMEOUT_MS = 30_000;
 const STDERR_CAP = 16 * 1024;
 
 export interface ResidentDeps {
@@ -227,10 +228,16 @@ class ResidentSession {
       this.touch();
       done();
     });
-    return new Promise((resolve, reject) => {
-      this.slot = { state: 'ready', resolve, reject, verdict: settle };
+    return new Promise<ResidentReceive>((resolve, reject) => {
+      // No `DROVER-READY` in time: the session is dropped (the next receive opens another).
+      const timer = setTimeout(() => this.close(new DroverError('DROVER_SSH_TIMEOUT', `drover-receive resident on ${this.deps.peer} did not answer a receive`, { retryable: true })), READY_TIMEOUT_MS);
+      const settled = <T>(f: (v: T) => void) => (v: T): void => {
+        clearTimeout(timer);
+        f(v);
+      };
+      this.slot = { state: 'ready', resolve: settled(resolve), reject: settled(reject), verdict: settle };
       this.channel.write(line(header));
-    }).then((r) => r as ResidentReceive);
+    });
   }
 
   private onLine(text: string): void {

@@ -19,7 +19,8 @@
  *   stalls    Redis's latency monitor (threshold 50 ms): how often its main thread waited ≥ 0.5 s
  *             in the write(2) of its append-only file (on zfs-fuse: while a `zfs snapshot` of the
  *             dataset runs; bench/replication-stall.ts finds that), off and on
- *   CPU       per GiB replicated: the agents', the nodes' sshd (its `zfs receive` children)
+ *   CPU       per GiB replicated: the agents', the nodes' sshd (every process under it: its
+ *             per-connection children, drover-receive, `zfs receive`)
  *             and the zfs-fuse daemon's CPU from /proc during the on phase, whole and minus
  *             the off phase's rate
  * Targets beside them: lag p99 ≤ 2 × interval, write p99 on ÷ off ≤ 1.2.
@@ -190,13 +191,32 @@ function replicationCpu(cluster: LocalCluster): number {
 function cpuParts(cluster: LocalCluster): { agents: number; sshd: number; zfsFuse: number; machine: number } {
   const out = { agents: 0, sshd: 0, zfsFuse: 0, machine: 0 };
   for (const s of servicesStatus(cluster)) if (s.kind === 'agent' && s.pid !== null) out.agents += cpuOf(s.pid, true);
+  // Every live process under each node's sshd (its per-connection children, their drover-receive
+  // and zfs receive), each with its reaped children: a persistent connection's processes are not
+  // reaped during a phase, so the master's own counters alone saw none of them.
+  const masters = new Set<number>();
   for (const node of cluster.nodes) {
     try {
-      out.sshd += cpuOf(Number(readFileSync(`/run/drover/${cluster.name}/${node.name}/sshd.pid`, 'utf8').trim()), true);
+      masters.add(Number(readFileSync(`/run/drover/${cluster.name}/${node.name}/sshd.pid`, 'utf8').trim()));
     } catch {
       // no sshd pid file: nothing to count
     }
   }
+  const parents = new Map<number, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      parents.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const underSshd = (pid: number): boolean => {
+    for (let p: number | undefined = pid, hops = 0; p !== undefined && p > 1 && hops < 20; p = parents.get(p), hops++) if (masters.has(p)) return true;
+    return false;
+  };
+  for (const pid of parents.keys()) if (underSshd(pid)) out.sshd += cpuOf(pid, true);
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {

@@ -5,7 +5,7 @@
  *   command="/usr/bin/drover-receive --pool tank",restrict ssh-ed25519 AAAA… drover-agents
  *
  * It reads what the client asked for from SSH_ORIGINAL_COMMAND, accepts only
- * `drover-receive session` and `drover-receive receive` (../transfer/ssh-protocol.ts), and
+ * `drover-receive session`, `receive` and `resident` (../transfer/ssh-protocol.ts), and
  * serves them over stdin/stdout for the pool named here — never a shell, never another
  * pool. Wiring only; the verbs are in serve.ts.
  */
@@ -19,6 +19,7 @@ import { parseOriginalCommand } from '../transfer/ssh-protocol.ts';
 import { execaRunner } from '../zfs/command.ts';
 import { assertPoolName } from '../zfs/names.ts';
 import { ZfsStore } from '../zfs/zfs.ts';
+import { serveResident } from './resident.ts';
 import { growPipes, receiveOnce, serveSession, type ReceiveSide } from './serve.ts';
 import { readLineSync } from './stdin-line.ts';
 
@@ -57,6 +58,9 @@ const side: ReceiveSide = { pool: options.pool!, store, peer: new LocalPeer('dro
 
 if (verb === 'session') {
   await serveSession(side, process.stdin, (text) => void process.stdout.write(text));
+  process.exit(0);
+} else if (verb === 'resident') {
+  await serveResident(side, process.stdin, (text) => void process.stdout.write(text));
   process.exit(0);
 } else {
   const status = await receiveOnce(side, {

@@ -103,6 +103,46 @@ describe('drover-receive', () => {
     expect(out.map((l) => JSON.parse(l))).toMatchObject([{ id: 1, ok: true }, { id: 2, ok: false, error: { code: 'DROVER_SSH_RECEIVE_REFUSED' } }, { ok: false }]);
   });
 
+  it("runs a step's reads beside each other, and a write only after every earlier request, a read only after every earlier write", async () => {
+    const log: string[] = [];
+    const gates = new Map<string, () => void>();
+    const slow: CommandRunner = {
+      run: (_file, args) => {
+        const verb = args[0] === 'get' ? (args.includes('-d') ? 'list' : 'get') : String(args[0]);
+        // `<pool>/drover` made by the release's step: not what this test watches.
+        if (verb !== 'get' && verb !== 'list' && verb !== 'release') return Promise.resolve({ exitCode: 0, signal: null, stdout: '', stderr: '' });
+        log.push(`start ${verb}`);
+        return new Promise((resolve) => gates.set(verb, () => (log.push(`end ${verb}`), resolve({ exitCode: 0, signal: null, stdout: '', stderr: '' }))));
+      },
+      spawn: () => { throw new Error('no spawn'); },
+    };
+    const store = new ZfsStore({ pool: 'tank', runner: slow });
+    const s: ReceiveSide = { pool: 'tank', store, peer: new LocalPeer('test', store), log: silentLogger() };
+    const input = new PassThrough();
+    const out: string[] = [];
+    const served = serveSession(s, input, (t) => out.push(t));
+    const tick = () => new Promise((r) => setTimeout(r, 20));
+    input.write(`{"id":1,"op":"getDataset","pool":"tank","datasetId":"${ID}"}\n{"id":2,"op":"listSnapshots","pool":"tank","datasetId":"${ID}"}\n`);
+    input.write(`{"id":3,"op":"release","pool":"tank","datasetId":"${ID}","snapshot":"drover-a","tag":"drover-base"}\n{"id":4,"op":"listSnapshots","pool":"tank","datasetId":"${ID}"}\n`);
+    await tick();
+    // Both reads run at once; the release waits for them.
+    expect(log).toEqual(['start get', 'start list']);
+    gates.get('list')!();
+    await tick();
+    expect(log).toEqual(['start get', 'start list', 'end list']);
+    gates.get('get')!();
+    await tick();
+    expect(log.slice(3)).toEqual(['end get', 'start release']);
+    // The read after the release waits for it.
+    gates.get('release')!();
+    await tick();
+    expect(log.slice(5)).toEqual(['end release', 'start list']);
+    gates.get('list')!();
+    input.end();
+    await served;
+    expect(out.map((l) => (JSON.parse(l) as { id: number }).id)).toEqual([2, 1, 3, 4]);
+  });
+
   it('refuses a receive into another pool or outside the namespace without starting zfs or saying ready', async () => {
     for (const header of [{ op: 'receive', pool: 'other', datasetId: ID, resumable: false, full: true }, { op: 'receive', pool: 'tank', datasetId: 'x/../y', resumable: false, full: true }, { op: 'exec', argv: ['id'] }]) {
       const { side: s, runner } = side();

@@ -7,7 +7,7 @@
  * arrays through execa, never a shell).
  */
 import type { Readable } from 'node:stream';
-import { DroverError, toDroverError } from '#common/errors.ts';
+import { DroverError, isDroverError, toDroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
 import type { LocalPeer } from '../transfer/local-peer.ts';
 import { LineSplitter, READY_LINE, ReceiveHeader, SessionRequest, line, toWire, type Answer } from '../transfer/ssh-protocol.ts';
@@ -57,14 +57,15 @@ async function perform(side: ReceiveSide, request: SessionRequest): Promise<unkn
   if (request.op === 'prepare') return side.store.ensureRoot();
   // Every name is checked before anything runs (beginStep may create `<pool>/drover`).
   assertDatasetId(request.datasetId);
+  // Reads take no step (no lock, no `<pool>/drover` created): they run beside each other.
+  if (request.op === 'getDataset') return side.store.getDataset(request.datasetId);
+  if (request.op === 'listSnapshots') return listOrNone(side, request.datasetId);
   if ('snapshot' in request) assertSnapshotName(request.snapshot);
   if ('tag' in request) assertHoldTag(request.tag);
   // A step per request: the sender holds its own per-dataset lock for the whole step.
   const step = await side.peer.beginStep(request.datasetId, { waitMs: 60_000 });
   try {
     switch (request.op) {
-      case 'getDataset': return await step.getDataset();
-      case 'listSnapshots': return await step.listSnapshots();
       case 'hold': return await step.hold(request.snapshot, request.tag);
       case 'release': return await step.release(request.snapshot, request.tag);
       case 'rollback': {
@@ -87,10 +88,31 @@ async function perform(side: ReceiveSide, request: SessionRequest): Promise<unkn
   }
 }
 
-/** Answers requests from `input` (one JSON object a line) in order, until it ends. */
+async function listOrNone(side: ReceiveSide, datasetId: string): Promise<unknown> {
+  try {
+    return await side.store.listSnapshots(datasetId);
+  } catch (err) {
+    if (isDroverError(err, 'DROVER_DATASET_NOT_FOUND')) return [];
+    throw err;
+  }
+}
+
+/** Requests that only read: they may run beside each other, never beside or before an earlier write. */
+const READS = new Set(['features', 'getDataset', 'listSnapshots']);
+
+/**
+ * Answers requests from `input` (one JSON object a line), each answer naming its request's id,
+ * until it ends. A read starts once every earlier write ended, and runs beside other reads (a
+ * step's `getDataset` and `listSnapshots`: two zfs commands at once, not one after the other);
+ * a write (hold, release, rollback…) starts once every earlier request ended. So each request
+ * sees what every earlier write did, as when all ran in order.
+ */
 export function serveSession(side: ReceiveSide, input: Readable, write: (text: string) => void): Promise<void> {
   return new Promise((resolve) => {
-    let chain = Promise.resolve();
+    /** Every request so far ended: what a write waits for. */
+    let all: Promise<unknown> = Promise.resolve();
+    /** Every write so far ended: what a read waits for. */
+    let writes: Promise<unknown> = Promise.resolve();
     const splitter = new LineSplitter((text) => {
       let raw: unknown;
       try {
@@ -98,7 +120,12 @@ export function serveSession(side: ReceiveSide, input: Readable, write: (text: s
       } catch {
         raw = null;
       }
-      chain = chain.then(async () => write(line(await answerRequest(side, raw))));
+      const answer = async (): Promise<void> => write(line(await answerRequest(side, raw)));
+      if (READS.has(String((raw as { op?: unknown } | null)?.op))) {
+        all = Promise.all([all, writes.then(answer)]);
+      } else {
+        writes = all = all.then(answer);
+      }
     });
     input.on('data', (chunk: Buffer) => {
       try {
@@ -108,7 +135,7 @@ export function serveSession(side: ReceiveSide, input: Readable, write: (text: s
         input.destroy();
       }
     });
-    const finish = (): void => void chain.then(resolve);
+    const finish = (): void => void all.then(() => resolve());
     input.once('end', finish);
     input.once('close', finish);
   });
@@ -132,6 +159,18 @@ export function growPipes(inner: CommandRunner, perl: string | null): CommandRun
     spawn: (file, args, options = {}) =>
       perl !== null && typeof options.stdin === 'number' ? inner.spawn(perl, ['-e', GROW_AND_EXEC, file, ...args], options) : inner.spawn(file, args, options),
   };
+}
+
+/**
+ * A receive header's checks before its stream is accepted, the same for the one-shot and the
+ * resident receiver: this host's pool only, a dataset id that is a UUID; a full receive gets
+ * `<pool>/drover` created.
+ * @throws DROVER_SSH_RECEIVE_REFUSED, DROVER_ZFS_INVALID_NAME
+ */
+export async function checkReceiveHeader(side: ReceiveSide, header: Extract<ReceiveHeader, { op: 'receive' }>): Promise<void> {
+  checkPool(side, header.pool);
+  assertDatasetId(header.datasetId);
+  if (header.full) await side.store.ensureRoot();
 }
 
 export interface ReceiveOnceIo {
@@ -179,9 +218,7 @@ export async function receiveOnce(side: ReceiveSide, io: ReceiveOnceIo): Promise
       await probe.exited;
       return verdict({ ok: true, value: Number(out.trim()) });
     }
-    checkPool(side, header.pool);
-    assertDatasetId(header.datasetId);
-    if (header.full) await side.store.ensureRoot();
+    await checkReceiveHeader(side, header);
     await io.write(`${READY_LINE}\n`);
     const zfs = side.store.receive(header.datasetId, header.resumable, io.streamFd);
     await zfs.done;

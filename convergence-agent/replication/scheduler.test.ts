@@ -135,6 +135,35 @@ describe('ReplicationScheduler', () => {
     await w.scheduler.stop();
   });
 
+  it("sends a dataset's new snapshot to every replica due within the interval at once, not at each one's own due time", async () => {
+    const w = world();
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    const t0 = w.clock.now();
+    w.scheduler.sync(view());
+    await settleMicrotasks();
+    const at = (peer: string) => w.calls.filter((c) => c.options.peer.id === peer).map((c) => c.at - t0);
+    w.calls.find((c) => c.options.peer.id === NODE_B)!.settle();
+    // C's first step fails: retried 1 s later, its steps would from then on begin 1 s after B's,
+    // and send the snapshot B's step took 1 s earlier.
+    w.calls.find((c) => c.options.peer.id === NODE_C)!.fail(new DroverError('DROVER_SSH_DISCONNECTED', 'cut', { retryable: true }));
+    await settleMicrotasks();
+    for (let t = 0; t < 30; t++) {
+      await w.clock.advance(1_000);
+      await settleMicrotasks();
+      for (const c of w.calls) c.settle();
+      await settleMicrotasks();
+    }
+    const b = at(NODE_B);
+    const c = at(NODE_C);
+    expect(c[1]).toBe(1_000);
+    // From B's next step on, C's steps begin with B's and send the snapshot B's step chose.
+    expect(c.slice(-2)).toEqual(b.slice(-2));
+    const last = w.calls.filter((x) => x.at - t0 === b.at(-1));
+    expect(last).toHaveLength(2);
+    expect(new Set(last.map((x) => x.options.snapshotName)).size).toBe(1);
+    await w.scheduler.stop();
+  });
+
   it('holds each replica base with its own tag, never asks for a rollback, and leaves pruning and the holds\' move out of the step', async () => {
     const w = world({ auto: true, settle: true });
     await w.store.createDataset(DS_1, { maximumSize: null });

@@ -10,6 +10,7 @@ import { PassThrough } from 'node:stream';
 import { Client, type ClientChannel, type CipherAlgorithm } from 'ssh2';
 import { DroverError } from '#common/errors.ts';
 import { Answer, LineSplitter, READY_LINE, commandFor, fromWire, line, type ReceiveHeader } from './ssh-protocol.ts';
+import { ResidentReceivers, type StreamChannel } from './ssh-resident.ts';
 import { SshSession } from './ssh-session.ts';
 
 export interface SshEndpoint {
@@ -38,7 +39,7 @@ export function sshFingerprint(keyBlob: Buffer): string {
 
 /** A receive on the peer: its channel (write the stream, then end it) and drover-receive's verdict. */
 export interface RemoteReceive {
-  channel: ClientChannel;
+  channel: StreamChannel;
   /** Resolves with the verdict's value; rejects with the peer's classified error, or a disconnect. */
   verdict: Promise<unknown>;
 }
@@ -57,7 +58,17 @@ export class SshConnection {
   /** A receive opened ahead (`preopen`): its header's key, the receive, and its expiry timer. */
   private preopened: { key: string; receive: Promise<RemoteReceive>; timer: NodeJS.Timeout } | null = null;
 
-  constructor(private readonly endpoint: SshEndpoint) {}
+  /** Long-lived receivers for incremental streams (ssh-resident.ts). */
+  private readonly resident: ResidentReceivers;
+
+  constructor(private readonly endpoint: SshEndpoint, options: { residentMax?: number } = {}) {
+    this.resident = new ResidentReceivers({ exec: (c) => this.exec(c), peer: this.peer, disconnected: (w) => this.disconnected(w) }, options.residentMax ?? 4);
+  }
+
+  /** Live resident receive sessions on the peer (tests, diagnostics). */
+  get residentSessions(): number {
+    return this.resident.size;
+  }
 
   private get peer(): string {
     return `${this.endpoint.host}:${this.endpoint.port}`;
@@ -94,6 +105,12 @@ export class SshConnection {
       } catch {
         // Opened ahead but failed (the connection went meanwhile): a receive of its own.
       }
+    }
+    // An increment goes to a resident receiver (no process started on the peer); a whole
+    // dataset, and every receive of a peer without the verb, to a one-shot `receive`.
+    if (header.op === 'receive' && !header.full && this.resident.usable) {
+      const resident = await this.resident.receive(header);
+      if (resident !== null) return resident;
     }
     return this.openReceive(header);
   }
@@ -224,8 +241,13 @@ export class SshConnection {
     return out;
   }
 
-  /** Starts a warm receive for the next `receive()` in the background (idempotent). */
+  /**
+   * Starts, in the background, a resident receiver for the next increment and a warm one-shot
+   * receive for the next whole send or receive opened ahead (each idempotent: an idle one is
+   * kept until used).
+   */
   prewarm(): void {
+    this.resident.warm();
     if (this.warm) return;
     const warm = this.startWarm();
     warm.catch(() => {
@@ -267,6 +289,7 @@ export class SshConnection {
     const client = this.client;
     this.client = null;
     this.closePreopened();
+    this.resident.close(this.disconnected('a resident receive'));
     this.session?.close(this.disconnected('drover-receive session'));
     this.session = null;
     this.warm = null;

@@ -9,7 +9,6 @@
  * transport locks on the receiving side.
  */
 import { Writable } from 'node:stream';
-import type { ClientChannel } from 'ssh2';
 import { DroverError, toDroverError } from '#common/errors.ts';
 import { KeyedMutex } from '#common/keyed-mutex.ts';
 import type { Logger } from '#common/log.ts';
@@ -17,6 +16,7 @@ import { assertDatasetId, assertPoolName } from '../zfs/names.ts';
 import type { ZfsDatasetInfo, ZfsSnapshotInfo } from '../zfs/types.ts';
 import type { ZfsFeatures } from '../zfs/zfs-features.ts';
 import { SshConnection, type RemoteReceive, type SshEndpoint } from './ssh-connection.ts';
+import type { StreamChannel } from './ssh-resident.ts';
 import type { Peer, PeerStep, ReceiveSink } from './types.ts';
 
 export interface SshPeerOptions extends SshEndpoint {
@@ -140,15 +140,15 @@ class SshStep implements PeerStep {
 
 /** stdin of the remote receive: forwards to the channel once it is open, with the channel's backpressure. */
 class ChannelInput extends Writable {
-  private channel: ClientChannel | null = null;
+  private channel: StreamChannel | null = null;
 
-  constructor(private readonly ready: Promise<ClientChannel>) {
+  constructor(private readonly ready: Promise<StreamChannel>) {
     super({ highWaterMark: 4 * 1024 * 1024 });
     ready.then((c) => (this.channel = c)).catch(() => {});
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, callback: (err?: Error | null) => void): void {
-    const write = (channel: ClientChannel): void => {
+    const write = (channel: StreamChannel): void => {
       if (channel.write(chunk)) callback();
       else channel.once('drain', () => callback());
     };

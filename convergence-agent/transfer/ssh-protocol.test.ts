@@ -2,10 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { LineSplitter, MAX_LINE_BYTES, parseOriginalCommand } from './ssh-protocol.ts';
 
 describe("drover-receive's command and framing", () => {
-  it('accepts exactly its two verbs and refuses a shell, zfs itself, extra words and an interactive login', () => {
+  it('accepts exactly its three verbs and refuses a shell, zfs itself, extra words and an interactive login', () => {
     expect(parseOriginalCommand('drover-receive session')).toBe('session');
     expect(parseOriginalCommand('drover-receive receive')).toBe('receive');
-    for (const bad of ['sh -s', 'id', 'zfs receive -u tank/x', 'drover-receive session; id', 'drover-receive  session', 'drover-receive receive tank/x', '', undefined]) {
+    expect(parseOriginalCommand('drover-receive resident')).toBe('resident');
+    for (const bad of ['sh -s', 'id', 'zfs receive -u tank/x', 'drover-receive session; id', 'drover-receive  session', 'drover-receive receive tank/x', 'drover-receive resident tank/x', '', undefined]) {
       expect(() => parseOriginalCommand(bad)).toThrow(expect.objectContaining({ code: 'DROVER_SSH_RECEIVE_REFUSED' }));
     }
   });

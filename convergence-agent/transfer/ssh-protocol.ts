@@ -10,6 +10,9 @@
  *   drover-receive session   one per connection; requests and answers, one JSON object a line
  *   drover-receive receive   one stream: a header line, `DROVER-READY`, the zfs stream on
  *                            stdin straight into `zfs receive -u`, then one verdict line
+ *   drover-receive resident  many streams, one after another, on one long-lived channel
+ *                            (resident-frames.ts): per stream the same header and checks,
+ *                            `DROVER-READY`, the stream in length-prefixed frames, a verdict
  *
  * Every request names the pool it expects (the peer refuses any but its own) and a dataset
  * id (a UUID, so the dataset can only be `<pool>/drover/<id>`); snapshot names and hold tags
@@ -19,7 +22,7 @@ import { z } from 'zod';
 import { DroverError, type ErrorCode } from '#common/errors.ts';
 
 export const RECEIVE_PROGRAM = 'drover-receive';
-export const VERBS = ['session', 'receive'] as const;
+export const VERBS = ['session', 'receive', 'resident'] as const;
 export type ReceiveVerb = (typeof VERBS)[number];
 
 /** The command line a sender asks for: `drover-receive <verb>`. */
@@ -29,13 +32,13 @@ export function commandFor(verb: ReceiveVerb): string {
 
 /**
  * The verb of the command a client asked for (`SSH_ORIGINAL_COMMAND`). Anything but the
- * two fixed strings — a shell, `zfs …`, an interactive login (no command) — is refused.
+ * fixed strings — a shell, `zfs …`, an interactive login (no command) — is refused.
  * @throws DROVER_SSH_RECEIVE_REFUSED
  */
 export function parseOriginalCommand(original: string | undefined): ReceiveVerb {
   for (const verb of VERBS) if (original === commandFor(verb)) return verb;
   const shown = original === undefined ? 'an interactive session' : JSON.stringify(original.slice(0, 200));
-  throw new DroverError('DROVER_SSH_RECEIVE_REFUSED', `this key may run only "${commandFor('session')}" or "${commandFor('receive')}", not ${shown}`, {
+  throw new DroverError('DROVER_SSH_RECEIVE_REFUSED', `this key may run only ${VERBS.map((v) => `"${commandFor(v)}"`).join(', ')}, not ${shown}`, {
     detail: { command: original?.slice(0, 200) ?? null },
   });
 }

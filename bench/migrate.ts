@@ -350,7 +350,7 @@ async function main(): Promise<void> {
     const pg = cases.has('postgres') ? pgMiB + 4 * pgChurnMiB : 0;
     const poolMiB = 2 * ballast + 3 * data + 3 * pg + 1024;
     say(`local cluster ${name}: 3 nodes, drover's processes, pools of ${poolMiB} MiB …`);
-    say(`zfs-fuse's ARC limit: ${await arcLimit()} (a moved application reads its data through zfs-fuse: docs/DESIGN.md §38)`);
+    say(`zfs-fuse's ARC limit: ${await arcLimit()} (a moved application reads its data through zfs-fuse: docs/DESIGN.md §36)`);
     const images: LocalImage[] = ['busybox', 'redis', ...(cases.has('postgres') ? (['postgres'] as const) : [])];
     cluster = await clusterUp({ name, nodes: 3, subnet: lease.subnet, images, poolSizeMiB: poolMiB, log: silentLogger() });
     await startServices(cluster);

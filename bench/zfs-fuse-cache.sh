@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Does zfs-fuse keep a received replica's blocks for the moved application's first read?
-# (bench/RESULTS.md "Move under load", 2026-12-07 session 7; docs/DESIGN.md §38)
+# (bench/RESULTS.md "Move under load", 2026-12-07 session 7; docs/DESIGN.md §36)
 #
 #   unshare -m --propagation private bash bench/zfs-fuse-cache.sh ARC_MIB [SIZE_MIB]
 #

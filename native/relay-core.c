@@ -267,6 +267,7 @@ int relay_pop_handback(struct handback *out) {
 }
 
 static void start_connect(struct relay_thread *t, struct relay_conn *c, uint64_t now);
+static void pause_listener(struct relay_thread *t, struct relay_port *p);
 
 static int retryable(int err) {
   return err == ECONNREFUSED || err == ECONNRESET || err == ETIMEDOUT || err == EHOSTUNREACH || err == ENETUNREACH || err == EADDRNOTAVAIL || err == ECONNABORTED;
@@ -310,6 +311,13 @@ static void connected(struct relay_thread *t, struct relay_conn *c) {
 
 static void start_connect(struct relay_thread *t, struct relay_conn *c, uint64_t now) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0 && c->kept_len == 0 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)) {
+    /* Out of descriptors, nothing read from the client yet: Node (its own process and limit)
+     * retries it on its timer, and this thread stops accepting for a moment. */
+    pause_listener(t, c->port);
+    handback(t, c, 1);
+    return;
+  }
   if (fd < 0) {
     BUMP(c->port->ref, 1);
     conn_close(t, c, 0);
@@ -531,8 +539,9 @@ static void on_accept(struct relay_thread *t, struct relay_port *p) {
   for (int k = 0; k < 64; k++) {
     int fd = accept4(p->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) pause_listener(t, p);
-      if (errno == ECONNABORTED || errno == EINTR) continue; /* that one is gone; the next may be there */
+      int err = errno;
+      if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) pause_listener(t, p);
+      if (err == ECONNABORTED || err == EINTR) continue; /* that one is gone; the next may be there */
       return; /* EAGAIN: nothing left, or another thread took it */
     }
     BUMP(t->c.accepted, 1);

@@ -16,7 +16,7 @@
  *
  * `--baseline DIR` adds another front, "before": the drover proxy of another checkout (e.g.
  * `git worktree add /tmp/base main`, with `node_modules` linked), on the same 3 backends in the
- * same rounds, to tell a change from the machine. Each front's CPU per request (the process
+ * same rounds, to tell a change from the machine (`--baseline-engine native`: its native relay). Each front's CPU per request (the process
  * and its workers, from /proc) is printed beside its rate.
  */
 import { execa, type ResultPromise } from 'execa';
@@ -47,6 +47,8 @@ export interface BalanceDeps {
   droverProxyArgs: (control: string, uuid: string, host: string, tree?: string, engine?: string) => [string, string[]];
   /** Another checkout whose proxy runs as the "before" front. */
   baseline?: string;
+  /** The "before" front's engine (its proxy's default when unset). */
+  baselineEngine?: string;
 }
 
 const backend = (port: number) => `global\n  maxconn 4000\n  nbthread 1\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\nfrontend web\n  bind ${BACKEND_HOST}:${port}\n  http-request return status 200 content-type text/plain string "Hello, world!"\n`;
@@ -113,7 +115,7 @@ export async function balanceCase(deps: BalanceDeps): Promise<Record<string, num
   routes.publish(table);
   const fronts: Front[] = deps.baseline === undefined ? ['haproxy', 'drover', 'native'] : ['haproxy', 'drover', 'native', 'before'];
   for (const who of fronts.slice(1)) {
-    const [file, args] = deps.droverProxyArgs(routes.url, UUIDS[who], FRONT[who], who === 'before' ? deps.baseline : undefined, who === 'native' ? 'native' : undefined);
+    const [file, args] = deps.droverProxyArgs(routes.url, UUIDS[who], FRONT[who], who === 'before' ? deps.baseline : undefined, who === 'native' ? 'native' : who === 'before' ? deps.baselineEngine : undefined);
     pids[who] = deps.start(file, args, { DROVER_LOG_LEVEL: 'warn' }).pid;
   }
   await Promise.all([...PORTS.map((p) => waitForPort(BACKEND_HOST, p)), ...fronts.map((who) => waitForPort(FRONT[who], PORT))]);
@@ -167,6 +169,8 @@ export async function balanceCase(deps: BalanceDeps): Promise<Record<string, num
     ...(deps.baseline === undefined
       ? {}
       : {
+          beforeKeepRpsRatio: med('before/keep', 'rps') / med('haproxy/keep', 'rps'),
+          beforeKeepP99Ratio: med('before/keep', 'p99') / med('haproxy/keep', 'p99'),
           beforeCloseRpsRatio: med('before/close', 'rps') / med('haproxy/close', 'rps'),
           beforeCloseP99Ratio: med('before/close', 'p99') / med('haproxy/close', 'p99'),
           beforeFailedOnKill: killed.before!.errors + killed.before!.non2xx,
@@ -175,6 +179,6 @@ export async function balanceCase(deps: BalanceDeps): Promise<Record<string, num
   deps.say('');
   deps.say(`ratios drover/HAProxy leastconn: kept-alive req/s ${summary.keepRpsRatio.toFixed(3)}, p99 ${summary.keepP99Ratio.toFixed(3)}; new connections req/s ${summary.closeRpsRatio.toFixed(3)}, p99 ${summary.closeP99Ratio.toFixed(3)}`);
   deps.say(`ratios native/HAProxy leastconn: kept-alive req/s ${summary.nativeKeepRpsRatio.toFixed(3)}, p99 ${summary.nativeKeepP99Ratio.toFixed(3)}; new connections req/s ${summary.nativeCloseRpsRatio.toFixed(3)}, p99 ${summary.nativeCloseP99Ratio.toFixed(3)}`);
-  if (deps.baseline !== undefined) deps.say(`before (${deps.baseline}) /HAProxy on new connections: req/s ${summary.beforeCloseRpsRatio!.toFixed(3)}, p99 ${summary.beforeCloseP99Ratio!.toFixed(3)}`);
+  if (deps.baseline !== undefined) deps.say(`before (${deps.baseline}, ${deps.baselineEngine ?? 'default engine'}) /HAProxy: kept-alive req/s ${summary.beforeKeepRpsRatio!.toFixed(3)}, p99 ${summary.beforeKeepP99Ratio!.toFixed(3)}; new connections req/s ${summary.beforeCloseRpsRatio!.toFixed(3)}, p99 ${summary.beforeCloseP99Ratio!.toFixed(3)}`);
   return summary;
 }

@@ -11,7 +11,8 @@
  *
  * `--balance` runs instead the several-instances case (bench/proxy-balance.ts): drover over 3
  * backends against HAProxy `balance leastconn`, and a backend killed mid-run; with
- * `--baseline DIR` another checkout's proxy runs beside it as "before".
+ * `--baseline DIR` another checkout's proxy runs beside it as "before" (on its uv engine, or
+ * `--baseline-engine native` for its native relay: a relay change measured against the old one).
  * Flags: --json (only the summary object on stdout), --rounds N (3), --seconds S (4),
  * --scenarios small,big,close (all; a subset leaves the summary's other ratios NaN),
  * --workers N (2: drover's user-space proxy as N processes, or the native relay as N threads, as HAProxy runs 2 threads).
@@ -28,7 +29,7 @@ import { nftDeleteScript } from '../proxy/nft-ruleset.ts';
 import { switchUnderLoad, waitForPort } from './proxy-clients.ts';
 import { balanceCase } from './proxy-balance.ts';
 
-const { values: flags } = parseArgs({ options: { json: { type: 'boolean' }, rounds: { type: 'string' }, seconds: { type: 'string' }, scenarios: { type: 'string' }, workers: { type: 'string' }, balance: { type: 'boolean' }, baseline: { type: 'string' } } });
+const { values: flags } = parseArgs({ options: { json: { type: 'boolean' }, rounds: { type: 'string' }, seconds: { type: 'string' }, scenarios: { type: 'string' }, workers: { type: 'string' }, balance: { type: 'boolean' }, baseline: { type: 'string' }, 'baseline-engine': { type: 'string' } } });
 const ROUNDS = Number(flags.rounds ?? 3);
 const SECONDS = Number(flags.seconds ?? 4);
 const say = (line: string): void => void (flags.json ? process.stderr : process.stdout).write(`${line}\n`);
@@ -247,6 +248,7 @@ try {
       say,
       start,
       baseline: flags.baseline === undefined ? undefined : resolve(flags.baseline),
+      baselineEngine: flags['baseline-engine'],
       droverProxyArgs: (control, uuid, host, tree = root, engine) => {
         const bin = join(tree, 'bin/drover-proxy.js');
         return [process.execPath, [...nodeFlagsOf(bin), bin, '--control', control, '--node-uuid', uuid, '--listen-host', host, '--mode', 'user', '--poll-wait-ms', '5000', '--workers', String(WORKERS), ...(engine === undefined ? [] : ['--engine', engine])]];

@@ -104,13 +104,14 @@ static void flush_out(void) {
   }
 }
 
-/* One connection handed to Node: a line with the descriptor, then wait for Node's ACK. */
+/* One connection handed to Node: a line with the descriptor (`conn PORT WAITED_MS FORWARDED`,
+ * FORWARDED 1 when the relay counted it as forwarded already), then wait for Node's ACK. */
 static void send_handback(void) {
   if (awaiting_handle_ack || outlen > 0) return;
   struct handback hb;
   if (!relay_pop_handback(&hb)) return;
   char line[160];
-  int n = snprintf(line, sizeof line, "{\"cmd\":\"NODE_HANDLE\",\"type\":\"net.Native\",\"msg\":{\"d\":\"conn %u %llu\"}}\n", hb.port, (unsigned long long)hb.waited_ms);
+  int n = snprintf(line, sizeof line, "{\"cmd\":\"NODE_HANDLE\",\"type\":\"net.Native\",\"msg\":{\"d\":\"conn %u %llu %d\"}}\n", hb.port, (unsigned long long)hb.waited_ms, hb.forwarded);
   char cbuf[CMSG_SPACE(sizeof(int))];
   memset(cbuf, 0, sizeof cbuf);
   struct iovec iov = {line, (size_t)n};

@@ -1,8 +1,11 @@
 /*
  * drover-relay's threads. Each owns an epoll set with every listening socket (EPOLLEXCLUSIVE,
  * level-triggered: the kernel wakes one thread per new connection) and the connections it
- * accepted (edge-triggered, registered once, never modified: two epoll_ctl per connection, the
- * close removes them). A connection's two directions share one event handler that moves both
+ * owns (edge-triggered, registered once, never modified: two epoll_ctl per connection, the
+ * close removes them). The thread that accepts gives a connection to the least loaded thread
+ * when its own load is higher by GIVE_MARGIN, as HAProxy does: the kernel wakes whichever thread
+ * waits, and one woken thread accepting a burst of 50 kept-alive clients would otherwise serve
+ * them all while the other idles. A connection's two directions share one event handler that moves both
  * until each waits on a read or a write; one fixed buffer per direction, so a slow reader
  * stops the other side being read (backpressure) and memory is bounded.
  *
@@ -30,6 +33,8 @@
 #define TAG_LISTENER 2u
 #define TAG_WAKE 3u
 #define MAX_REPLAYS 2
+#define GIVE_MARGIN 2
+#define ACCEPT_PAUSE_MS 100
 
 enum { C_CONNECTING = 1, C_RELAYING, C_DEAD };
 
@@ -61,12 +66,16 @@ struct relay_port {
   int forward, replay, ntargets, nkeep;
   struct relay_addr targets[RELAY_MAX_TARGETS];
   uint64_t failed_at[RELAY_MAX_TARGETS];
-  unsigned next;
+  int paused; /* out of this thread's epoll set until resume_ms (EMFILE/ENFILE) */
   struct relay_conn *conns;
   uint64_t fwd, ref, rep; /* read by the main thread */
 };
 
 static struct relay_opts opts;
+static struct relay_thread *all_threads;
+/* Each port's round robin position, shared by the threads (atomic): one sequence for the
+ * whole process, so kept-alive clients spread evenly over the instances. */
+static unsigned rr_next[RELAY_MAX_PORTS];
 static pthread_mutex_t hb_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct handback *hb_q;
 static size_t hb_len, hb_cap, hb_head;
@@ -111,21 +120,27 @@ static int target_index(struct relay_port *p, struct relay_addr a) {
 }
 
 static int pick(struct relay_port *p, uint64_t now, const struct relay_addr *except, struct relay_addr *out) {
-  int n = p->ntargets, oldest = -1;
-  uint64_t oldest_at = UINT64_MAX;
+  int n = p->ntargets;
   if (n == 0) return -1;
-  for (int k = 0; k < n; k++) {
-    int i = (int)((p->next + (unsigned)k) % (unsigned)n);
-    uint64_t at = except && same(p->targets[i], *except) ? now : p->failed_at[i];
-    if (at == 0 || now - at >= (uint64_t)opts.failed_for_ms) {
-      p->next = (unsigned)(i + 1) % (unsigned)n;
-      *out = p->targets[i];
+  unsigned *next = &rr_next[p->id];
+  unsigned base = __atomic_load_n(next, __ATOMIC_RELAXED);
+  for (;;) {
+    int chosen = -1, oldest = -1;
+    unsigned step = 1;
+    uint64_t oldest_at = UINT64_MAX;
+    for (int k = 0; k < n && chosen < 0; k++) {
+      int i = (int)((base + (unsigned)k) % (unsigned)n);
+      uint64_t at = except && same(p->targets[i], *except) ? now : p->failed_at[i];
+      if (at == 0 || now - at >= (uint64_t)opts.failed_for_ms) chosen = i, step = (unsigned)k + 1;
+      else if (at < oldest_at) oldest = i, oldest_at = at;
+    }
+    /* Past the chosen one (a skipped target is not given the next turn twice); a thread that
+     * moved the position meanwhile makes this one look again. */
+    if (__atomic_compare_exchange_n(next, &base, base + step, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+      *out = p->targets[chosen >= 0 ? chosen : oldest];
       return 0;
     }
-    if (at < oldest_at) oldest = i, oldest_at = at;
   }
-  *out = p->targets[oldest];
-  return 0;
 }
 
 static int has_alternative(struct relay_port *p, struct relay_addr except, uint64_t now) {
@@ -196,6 +211,7 @@ static void conn_end(struct relay_thread *t, struct relay_conn *c, int reset, in
   }
   if (!keep_client) close(c->cfd);
   BUMP(t->c.inbound, -1);
+  __atomic_sub_fetch(&t->load, 1, __ATOMIC_RELAXED);
   close_backend(t, c);
   BUMP(t->c.buffered, -(int64_t)((c->up.len - c->up.off) + (c->down.len - c->down.off)));
   c->state = C_DEAD;
@@ -214,7 +230,7 @@ static void conn_close(struct relay_thread *t, struct relay_conn *c, int reset) 
   conn_end(t, c, reset, 0);
 }
 
-static void handback(struct relay_thread *t, struct relay_conn *c) {
+static void handback(struct relay_thread *t, struct relay_conn *c, int forwarded) {
   epoll_ctl(t->ep, EPOLL_CTL_DEL, c->cfd, NULL); /* Node holds the file now: no more events here */
   pthread_mutex_lock(&hb_mu);
   if (hb_len - hb_head == hb_cap || hb_len == hb_cap) {
@@ -229,7 +245,7 @@ static void handback(struct relay_thread *t, struct relay_conn *c) {
       if (hb_q == NULL) oom();
     }
   }
-  hb_q[hb_len++] = (struct handback){c->cfd, c->port->id, now_ms() - c->accepted_ms};
+  hb_q[hb_len++] = (struct handback){c->cfd, c->port->id, now_ms() - c->accepted_ms, forwarded};
   pthread_mutex_unlock(&hb_mu);
   BUMP(t->c.handed_back, 1);
   uint64_t one = 1;
@@ -251,6 +267,7 @@ int relay_pop_handback(struct handback *out) {
 }
 
 static void start_connect(struct relay_thread *t, struct relay_conn *c, uint64_t now);
+static void pause_listener(struct relay_thread *t, struct relay_port *p);
 
 static int retryable(int err) {
   return err == ECONNREFUSED || err == ECONNRESET || err == ETIMEDOUT || err == EHOSTUNREACH || err == ENETUNREACH || err == EADDRNOTAVAIL || err == ECONNABORTED;
@@ -274,7 +291,7 @@ static void connect_failed(struct relay_thread *t, struct relay_conn *c, int err
     conn_close(t, c, 0);
     return;
   }
-  handback(t, c);
+  handback(t, c, 1);
 }
 
 static int pump(struct relay_thread *t, struct relay_conn *c);
@@ -294,6 +311,13 @@ static void connected(struct relay_thread *t, struct relay_conn *c) {
 
 static void start_connect(struct relay_thread *t, struct relay_conn *c, uint64_t now) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0 && c->kept_len == 0 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)) {
+    /* Out of descriptors, nothing read from the client yet: Node (its own process and limit)
+     * retries it on its timer, and this thread stops accepting for a moment. */
+    pause_listener(t, c->port);
+    handback(t, c, 1);
+    return;
+  }
   if (fd < 0) {
     BUMP(c->port->ref, 1);
     conn_close(t, c, 0);
@@ -427,42 +451,105 @@ static int pump(struct relay_thread *t, struct relay_conn *c) {
   return move(t, c, &c->down, c->bfd, c->cfd, 0);
 }
 
+/* A connection this thread owns from now: accepted here, or given by the thread that accepted it. */
+static void adopt(struct relay_thread *t, struct relay_port *p, int fd, uint64_t accepted_ms) {
+  BUMP(t->c.inbound, 1);
+  struct relay_conn *c = t->free_conns;
+  if (c) t->free_conns = c->dnext;
+  else if ((c = malloc(sizeof *c)) == NULL) oom();
+  memset(c, 0, sizeof *c);
+  c->cfd = fd;
+  c->bfd = -1;
+  c->port = p;
+  c->accepted_ms = accepted_ms;
+  c->pnext = p->conns;
+  if (p->conns) p->conns->pprev = c;
+  p->conns = c;
+  if (!p->forward) {
+    c->state = C_CONNECTING;
+    handback(t, c, 0);
+    return;
+  }
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data = {.u64 = (uint64_t)(uintptr_t)c | TAG_CLIENT}};
+  if (epoll_ctl(t->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    c->state = C_CONNECTING;
+    conn_close(t, c, 1);
+    return;
+  }
+  BUMP(p->fwd, 1);
+  c->replay = (uint8_t)p->replay;
+  c->up.buf = take_buf(t);
+  c->down.buf = take_buf(t);
+  if (c->replay) c->kept = take_buf(t);
+  uint64_t now = now_ms();
+  pick(p, now, NULL, &c->target);
+  start_connect(t, c, now);
+}
+
+/* The thread to own a new connection: this one, unless another carries GIVE_MARGIN fewer. */
+static struct relay_thread *least_loaded(struct relay_thread *t) {
+  int mine = __atomic_load_n(&t->load, __ATOMIC_RELAXED), best_load = mine;
+  struct relay_thread *best = t;
+  for (int i = 0; i < opts.threads; i++) {
+    int l = __atomic_load_n(&all_threads[i].load, __ATOMIC_RELAXED);
+    if (l < best_load) best = &all_threads[i], best_load = l;
+  }
+  return best_load + GIVE_MARGIN <= mine ? best : t;
+}
+
+static void give(struct relay_thread *to, uint32_t port, int fd, uint64_t accepted_ms) {
+  pthread_mutex_lock(&to->mu);
+  if (to->ngiven == to->given_cap) {
+    to->given_cap = to->given_cap ? to->given_cap * 2 : 64;
+    if ((to->given = realloc(to->given, to->given_cap * sizeof *to->given)) == NULL) oom();
+  }
+  to->given[to->ngiven++] = (struct relay_given){fd, port, accepted_ms};
+  pthread_mutex_unlock(&to->mu);
+  uint64_t one = 1;
+  if (write(to->evfd, &one, sizeof one) < 0) { /* a full counter still wakes it */
+  }
+}
+
+/* Out of descriptors (EMFILE, ENFILE) or memory: the listener leaves this thread's epoll set for
+ * ACCEPT_PAUSE_MS instead of waking it again at once (level-triggered) while nothing can be
+ * accepted; the connections wait in the kernel's queue meanwhile, as under HAProxy. */
+static void pause_listener(struct relay_thread *t, struct relay_port *p) {
+  if (p->paused) return;
+  epoll_ctl(t->ep, EPOLL_CTL_DEL, p->lfd, NULL);
+  p->paused = 1;
+  if (t->resume_ms == 0) t->resume_ms = now_ms() + ACCEPT_PAUSE_MS;
+}
+
+static void listen_on(struct relay_thread *t, struct relay_port *p) {
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data = {.u64 = (uint64_t)(uintptr_t)p | TAG_LISTENER}};
+  epoll_ctl(t->ep, EPOLL_CTL_ADD, p->lfd, &ev);
+}
+
+static void resume_listeners(struct relay_thread *t) {
+  t->resume_ms = 0;
+  for (uint32_t id = 0; id < RELAY_MAX_PORTS; id++) {
+    struct relay_port *p = t->ports[id];
+    if (p == NULL || !p->paused) continue;
+    p->paused = 0;
+    if (p->listening) listen_on(t, p);
+  }
+}
+
 static void on_accept(struct relay_thread *t, struct relay_port *p) {
   for (int k = 0; k < 64; k++) {
     int fd = accept4(p->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return; /* EAGAIN, or another thread took it; EMFILE: see proxy/DESIGN.md */
+    if (fd < 0) {
+      int err = errno;
+      if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) pause_listener(t, p);
+      if (err == ECONNABORTED || err == EINTR) continue; /* that one is gone; the next may be there */
+      return; /* EAGAIN: nothing left, or another thread took it */
+    }
     BUMP(t->c.accepted, 1);
-    BUMP(t->c.inbound, 1);
-    struct relay_conn *c = t->free_conns;
-    if (c) t->free_conns = c->dnext;
-    else if ((c = malloc(sizeof *c)) == NULL) oom();
-    memset(c, 0, sizeof *c);
-    c->cfd = fd;
-    c->bfd = -1;
-    c->port = p;
     uint64_t now = now_ms();
-    c->accepted_ms = now;
-    c->pnext = p->conns;
-    if (p->conns) p->conns->pprev = c;
-    p->conns = c;
-    if (!p->forward) {
-      c->state = C_CONNECTING;
-      handback(t, c);
-      continue;
-    }
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data = {.u64 = (uint64_t)(uintptr_t)c | TAG_CLIENT}};
-    if (epoll_ctl(t->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
-      c->state = C_CONNECTING;
-      conn_close(t, c, 1);
-      continue;
-    }
-    BUMP(p->fwd, 1);
-    c->replay = (uint8_t)p->replay;
-    c->up.buf = take_buf(t);
-    c->down.buf = take_buf(t);
-    if (c->replay) c->kept = take_buf(t);
-    pick(p, now, NULL, &c->target);
-    start_connect(t, c, now);
+    struct relay_thread *to = p->forward ? least_loaded(t) : t; /* a hold goes to Node from here */
+    __atomic_add_fetch(&to->load, 1, __ATOMIC_RELAXED);
+    if (to == t) adopt(t, p, fd, now);
+    else give(to, p->id, fd, now);
   }
 }
 
@@ -504,11 +591,12 @@ static void apply(struct relay_thread *t, struct relay_cmd *cmd) {
   if (cmd->kind == CMD_LISTEN) {
     p->lfd = cmd->lfd;
     p->listening = 1;
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data = {.u64 = (uint64_t)(uintptr_t)p | TAG_LISTENER}};
-    epoll_ctl(t->ep, EPOLL_CTL_ADD, p->lfd, &ev);
+    p->paused = 0;
+    listen_on(t, p);
   } else if (cmd->kind == CMD_CLOSE) {
-    if (p->listening) epoll_ctl(t->ep, EPOLL_CTL_DEL, p->lfd, NULL);
+    if (p->listening && !p->paused) epoll_ctl(t->ep, EPOLL_CTL_DEL, p->lfd, NULL);
     p->listening = 0;
+    p->paused = 0;
   } else {
     struct relay_msg *m = &cmd->msg;
     uint64_t failed[RELAY_MAX_TARGETS] = {0};
@@ -521,7 +609,6 @@ static void apply(struct relay_thread *t, struct relay_cmd *cmd) {
     p->ntargets = m->ntargets;
     memcpy(p->targets, m->targets, sizeof(struct relay_addr) * (size_t)m->ntargets);
     memcpy(p->failed_at, failed, sizeof failed);
-    if (p->ntargets > 0) p->next %= (unsigned)p->ntargets;
     if (m->nkeep >= 0) {
       /* cutStale (proxy/DESIGN.md): relays to a target the route no longer leads to end now */
       for (struct relay_conn *c = p->conns, *next; c; c = next) {
@@ -534,10 +621,26 @@ static void apply(struct relay_thread *t, struct relay_cmd *cmd) {
   }
 }
 
+/* Connections other threads accepted for this one. */
+static void take_given(struct relay_thread *t) {
+  struct relay_given batch[64];
+  for (;;) {
+    pthread_mutex_lock(&t->mu);
+    size_t n = t->ngiven < 64 ? t->ngiven : 64;
+    memcpy(batch, t->given, n * sizeof *batch);
+    memmove(t->given, t->given + n, (t->ngiven - n) * sizeof *batch);
+    t->ngiven -= n;
+    pthread_mutex_unlock(&t->mu);
+    if (n == 0) return;
+    for (size_t i = 0; i < n; i++) adopt(t, port_of(t, batch[i].port), batch[i].fd, batch[i].accepted_ms);
+  }
+}
+
 static void drain_commands(struct relay_thread *t) {
   uint64_t v;
   if (read(t->evfd, &v, sizeof v) < 0) { /* EAGAIN: nothing new */
   }
+  take_given(t);
   for (;;) {
     pthread_mutex_lock(&t->mu);
     struct relay_cmd *cmd = t->cmd_head;
@@ -578,9 +681,10 @@ static void *run(void *arg) {
   struct epoll_event evs[128];
   for (;;) {
     int wait = -1;
-    if (t->timeq_head) {
-      uint64_t now = now_ms();
-      wait = t->timeq_head->deadline_ms <= now ? 0 : (int)(t->timeq_head->deadline_ms - now);
+    if (t->timeq_head || t->resume_ms) {
+      uint64_t now = now_ms(), at = t->timeq_head ? t->timeq_head->deadline_ms : UINT64_MAX;
+      if (t->resume_ms && t->resume_ms < at) at = t->resume_ms;
+      wait = at <= now ? 0 : (int)(at - now);
     }
     int n = epoll_wait(t->ep, evs, 128, wait);
     for (int i = 0; i < n; i++) {
@@ -598,6 +702,7 @@ static void *run(void *arg) {
       uint64_t now = now_ms();
       while (t->timeq_head && t->timeq_head->deadline_ms <= now) connect_failed(t, t->timeq_head, ETIMEDOUT, now);
     }
+    if (t->resume_ms && now_ms() >= t->resume_ms) resume_listeners(t);
     while (t->dead) {
       struct relay_conn *c = t->dead;
       t->dead = c->dnext;
@@ -612,6 +717,7 @@ struct relay_thread *relay_start_threads(const struct relay_opts *o, int main_ev
   opts = *o;
   struct relay_thread *ts = calloc((size_t)o->threads, sizeof *ts);
   if (ts == NULL) oom();
+  all_threads = ts;
   for (int i = 0; i < o->threads; i++) {
     struct relay_thread *t = &ts[i];
     t->index = i;

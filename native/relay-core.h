@@ -31,6 +31,7 @@ struct handback {
   int fd;
   uint32_t port;
   uint64_t waited_ms;
+  int forwarded; /* 1: counted as forwarded already (every instance refused its connect) */
 };
 
 /* Counters one thread writes and the main thread reads (relaxed atomics). */
@@ -43,12 +44,25 @@ struct relay_counts {
 struct relay_port;
 struct relay_conn;
 
+/* A connection one thread accepted for another, less loaded one (relay-core.c, on_accept). */
+struct relay_given {
+  int fd;
+  uint32_t port;
+  uint64_t accepted_ms;
+};
+
 struct relay_thread {
   int index;
+  /* Connections this thread owns or was given and has not taken yet (atomic: others read it to
+   * pick the least loaded thread, and add to it when they give it one). */
+  int load;
   int ep, evfd, main_evfd;
   pthread_t tid;
   pthread_mutex_t mu;
   struct relay_cmd *cmd_head, *cmd_tail;
+  struct relay_given *given; /* under mu */
+  size_t ngiven, given_cap;
+  uint64_t resume_ms; /* != 0: listeners paused after EMFILE/ENFILE go back into the set then */
   uint64_t done; /* ordinal of the last command applied */
   struct relay_port **ports;
   struct relay_conn *timeq_head, *timeq_tail;

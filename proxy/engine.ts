@@ -1,9 +1,9 @@
 /**
  * Picks the TCP engine. `auto`: the libuv one when this Node exposes it, else node:net.
  * `native`: the C relay (docs/DESIGN.md §32) when it is built, over the uv engine for what it
- * hands back. `auto` does not pick it yet: it met the new-connection target in one run of its
- * final build, not yet repeated, and the e2e tier has not run on it (bench/RESULTS.md, "Proxy",
- * 2026-12-07: native relay).
+ * hands back. `auto` does not pick it yet: repeated runs have not yet met the whole target in
+ * 2 of 3, and the scale, web-stack and demo e2e files have not run on it (docs/DESIGN.md §32
+ * "`auto` still picks uv"; bench/RESULTS.md, "Proxy", 2026-12-07 sessions 6 and 7).
  */
 import { silentLogger, type Logger } from '#common/log.ts';
 import { createNetEngine } from './tcp-net.ts';

@@ -5,7 +5,8 @@
  * proxy, balance and replay suites run against it too (tcp.int.test.ts, proxy.int.test.ts,
  * balance.test.ts, replay.test.ts). Real loopback sockets on 127.0.6.4x, a real route server.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { execa } from 'execa';
 import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '#common/log.ts';
@@ -30,6 +31,22 @@ function childrenOf(pid: number): number[] {
 
 function threadsOf(pid: number): number {
   return Number(/Threads:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+}
+
+/** Per relay thread (its epoll set: listener, wake-up, two per connection), the connections it owns. */
+function connectionsPerThread(relay: number): number[] {
+  const owned: number[] = [];
+  for (const fd of readdirSync(`/proc/${relay}/fd`)) {
+    const tfds = (readFileSync(`/proc/${relay}/fdinfo/${fd}`, 'utf8').match(/^tfd:/gm) ?? []).length;
+    if (tfds > 0) owned.push((tfds - 2) / 2);
+  }
+  return owned;
+}
+
+/** utime + stime of a process (all its threads), in clock ticks (100/s). */
+function cpuTicks(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return Number(f[11]) + Number(f[12]);
 }
 
 async function ask(port: number, host: string, text: string): Promise<string> {
@@ -134,5 +151,56 @@ describe('drover-proxy --engine native', () => {
       expect(await ask(listener.port, HOST, bad.slice(0, 20))).toBe(`b:${sha256(bad.slice(0, 20))}`);
     }
     expect(engine.relay.pid).not.toBe(first);
+  });
+
+  const nativeEngine = async (): Promise<{ port: number; backend: TestServer }> => {
+    const backend = await startServer(BACKEND_HOST, digestReply('b'));
+    servers.push(backend);
+    engine = createNativeEngine({ log: silentLogger(), connectTimeoutMs: 1000, threads: 2 });
+    const listener = await engine.listen(HOST, 0, (conn) => conn.destroy());
+    await listener.route!({ targets: [{ host: BACKEND_HOST, port: backend.port }], replay: false, keep: null });
+    return { port: listener.port, backend };
+  };
+
+  it('spreads the connections it accepts over its threads: 40 clients opened one after another end up 20 ± 4 on each of 2 threads', async () => {
+    const { port, backend } = await nativeEngine();
+    for (let i = 0; i < 40; i++) clients.push(await connectTo(port, HOST));
+    await waitFor(() => backend.accepted === 40, 15_000, '40 relayed connections');
+    const owned = connectionsPerThread(engine!.relay.pid!);
+    console.log(`connections per relay thread: ${owned.join(', ')}`);
+    expect(owned).toHaveLength(2);
+    expect(owned[0]! + owned[1]!).toBe(40);
+    expect(Math.min(...owned)).toBeGreaterThanOrEqual(16);
+  });
+
+  it('stops accepting for a moment when out of descriptors instead of polling the port hot, and serves the clients that waited once descriptors free', async () => {
+    const { port, backend } = await nativeEngine();
+    const relay = engine!.relay.pid!;
+    // Room for two relayed connections (a client and a backend socket each), not a third: a new
+    // descriptor takes the lowest free number, and the limit bounds the number.
+    const open = new Set(readdirSync(`/proc/${relay}/fd`).map(Number));
+    let free = 0;
+    while (open.has(free)) free++;
+    await execa('prlimit', ['--pid', String(relay), `--nofile=${free + 4}`]);
+    const first = [await connectTo(port, HOST), await connectTo(port, HOST)];
+    await waitFor(() => backend.accepted === 2, 15_000, 'two relayed connections');
+    const waiting: Socket[] = [];
+    for (let i = 0; i < 4; i++) waiting.push(await connectTo(port, HOST)); // the kernel completes them; accept4 says EMFILE
+    clients.push(...first, ...waiting);
+    await new Promise((r) => setTimeout(r, 300));
+    const before = cpuTicks(relay);
+    await new Promise((r) => setTimeout(r, 1_000));
+    const spent = cpuTicks(relay) - before;
+    console.log(`relay CPU while out of descriptors: ${spent * 10} ms in 1 s`);
+    expect(spent).toBeLessThan(10); // polling the listener hot: 350 ms here before, up to a core per thread
+    expect(backend.accepted).toBe(2);
+    const replies = [...first, ...waiting].map((s, i) => {
+      const reply = readAll(s);
+      s.end(`client ${i}`);
+      return reply;
+    });
+    const texts = (await Promise.all(replies)).map((b) => b.toString());
+    expect(texts).toEqual(texts.map((_, i) => `b:${sha256(`client ${i}`)}`));
+    expect(engine!.relay.pid).toBe(relay);
   });
 });

@@ -185,6 +185,8 @@ export class PortForwarder {
   // Bound once: the engine calls it for every accepted connection.
   private readonly onInbound = (conn: Inbound): void => {
     conn.since = this.clock.monotonic() - (conn.waitedMs ?? 0);
+    // One the native relay forwarded and could not connect is counted already: a retry here.
+    if (conn.forwarded === true) return this.dispatch(conn, true);
     this.metrics.connection(this.route.application, 'accepted');
     this.dispatch(conn);
   };

@@ -138,13 +138,14 @@ export class NativeEngine implements TcpEngine {
         return true;
       }
       case 'conn': {
-        if (handle === undefined || n.length !== 2) return false;
+        // conn PORT WAITED_MS [FORWARDED]: 1 when every instance refused it (counted already)
+        if (handle === undefined || n.length < 2 || n.length > 3) return false;
         const listener = this.listeners.get(n[0]!);
         if (listener === undefined || listener.closed) {
           handle.close(noop);
           return true;
         }
-        listener.onInbound(adoptConnection(this.inner, handle, n[1]!));
+        listener.onInbound(adoptConnection(this.inner, handle, n[1]!, n[2] === 1));
         return true;
       }
       case 'stats':

@@ -48,6 +48,7 @@ export class Direction {
 export class UvInbound implements Inbound {
   state = PAUSED;
   waitedMs = 0;
+  forwarded = false;
   upstream: UvHandle | null = null;
   connectReq: UvReq | null = null;
   connectDeadline = 0;

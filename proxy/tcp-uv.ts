@@ -182,11 +182,12 @@ export function bindSocket(engine: TcpEngine, host: string, port: number): { han
 export { listenFailed };
 
 /** A connected client socket accepted elsewhere (the native relay handed it back), paused. */
-export function adoptConnection(engine: TcpEngine, client: UvHandle, waitedMs: number): Inbound {
+export function adoptConnection(engine: TcpEngine, client: UvHandle, waitedMs: number, forwarded = false): Inbound {
   if (!(engine instanceof UvEngine)) throw new DroverError('DROVER_ENGINE_UNAVAILABLE', 'only the uv engine adopts connections');
   engine.c.inbound++;
   const conn = new UvInbound(engine, client);
   conn.waitedMs = waitedMs;
+  conn.forwarded = forwarded;
   engine.live.add(conn);
   return conn;
 }

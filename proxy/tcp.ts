@@ -68,6 +68,8 @@ export interface Inbound {
   since: number;
   /** How long the connection waited before it reached `onInbound` (the native relay had it). */
   readonly waitedMs?: number;
+  /** The native relay counted it as forwarded already: every instance refused its connect. */
+  readonly forwarded?: boolean;
   /**
    * Connects to `target` and relays both ways until both directions are done. When the connect
    * fails (refused, unreachable, or not done within `connectTimeoutMs`) the inbound stays

@@ -135,12 +135,15 @@ describe.each(engines)('the %s engine', (_name, make) => {
   });
 
   it('ends the backend when the client resets', async () => {
-    // The backend answers an end with its own, as a server does. The proxy resets the backend,
-    // but when its last bytes and the reset reach a Node backend in one wake-up, libuv reads
-    // the bytes and reports the hang-up as an end without reading the error (its POLLHUP
-    // short-circuit): a half-open backend that waited for a close alone would wait for ever.
+    // The backend reads what it is sent and answers an end with its own, as a server does. The
+    // proxy resets the backend, but when its last bytes and the reset reach a Node backend in
+    // one wake-up, libuv reads the bytes and reports the hang-up as an end without reading the
+    // error (its POLLHUP short-circuit). Node emits that end only once the bytes before it are
+    // read: a backend that never read them (a paused socket) waited for ever — seen with the
+    // native relay under load, the relay's side already closed (ss showed no connection left).
     const backendClosed = new Promise<void>((resolve) => {
       void startServer(HOST, (s) => {
+        s.resume();
         s.on('end', () => s.end());
         s.on('close', () => resolve());
       }).then((b) => (backend = b));

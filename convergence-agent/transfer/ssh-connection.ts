@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { Client, type ClientChannel, type CipherAlgorithm } from 'ssh2';
 import { DroverError } from '#common/errors.ts';
-import { Answer, LineSplitter, READY_LINE, commandFor, fromWire, line, type ReceiveHeader } from './ssh-protocol.ts';
+import { Answer, LineSplitter, READY_LINE, commandFor, fromWire, line, safeJson, unexpected, type ReceiveHeader } from './ssh-protocol.ts';
 import { ResidentReceivers, type StreamChannel } from './ssh-resident.ts';
 import { SshSession } from './ssh-session.ts';
 
@@ -357,16 +357,4 @@ const PREOPEN_MS = 60_000;
 /** What makes two receive headers the same receive. */
 function headerKey(header: ReceiveHeader): string {
   return JSON.stringify(Object.entries(header).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
-function unexpected(peer: string, text: string): DroverError {
-  return new DroverError('DROVER_SSH_PROTOCOL', `unexpected output from drover-receive on ${peer}: ${text.slice(0, 100)}`);
 }

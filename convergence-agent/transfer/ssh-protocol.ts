@@ -132,3 +132,17 @@ export class LineSplitter {
     }
   }
 }
+
+/** JSON.parse that answers undefined for text that is not JSON (a peer's line). */
+export function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A line from the peer's drover-receive (`what`: the verb run) that the protocol has no place for. */
+export function unexpected(peer: string, text: string, what = 'drover-receive'): DroverError {
+  return new DroverError('DROVER_SSH_PROTOCOL', `unexpected output from ${what} on ${peer}: ${text.slice(0, 100)}`);
+}

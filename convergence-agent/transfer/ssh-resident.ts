@@ -10,7 +10,7 @@
 import type { ClientChannel } from 'ssh2';
 import { DroverError } from '#common/errors.ts';
 import { END_FRAME, MAX_FRAME_BYTES, RESIDENT_HELLO, frameHeader } from './resident-frames.ts';
-import { Answer, LineSplitter, READY_LINE, commandFor, fromWire, line, type ReceiveHeader } from './ssh-protocol.ts';
+import { Answer, LineSplitter, READY_LINE, commandFor, fromWire, line, safeJson, unexpected, type ReceiveHeader } from './ssh-protocol.ts';
 
 /** What a receive's stream is written to: the ssh channel (one-shot) or a resident session's frames. */
 export interface StreamChannel {
@@ -183,7 +183,7 @@ class ResidentSession {
         clearTimeout(timer);
         if (text !== RESIDENT_HELLO) {
           channel.close();
-          return reject(unexpected(deps.peer, text));
+          return reject(unexpected(deps.peer, text, 'drover-receive resident'));
         }
         hello = true;
         session.touch();
@@ -242,14 +242,14 @@ class ResidentSession {
 
   private onLine(text: string): void {
     const slot = this.slot;
-    if (slot === null) return this.close(unexpected(this.deps.peer, text));
+    if (slot === null) return this.close(unexpected(this.deps.peer, text, 'drover-receive resident'));
     if (slot.state === 'ready' && text === READY_LINE) {
       this.slot = { state: 'streaming', verdict: slot.verdict };
       slot.resolve({ channel: this.framed(), verdict: slot.verdict.promise });
       return;
     }
     const parsed = Answer.safeParse(safeJson(text));
-    if (!parsed.success) return this.close(unexpected(this.deps.peer, text));
+    if (!parsed.success) return this.close(unexpected(this.deps.peer, text, 'drover-receive resident'));
     this.slot = null;
     if (parsed.data.ok) return slot.verdict.resolve(parsed.data.value);
     const err = fromWire(parsed.data.error, this.deps.peer);
@@ -299,16 +299,4 @@ class ResidentSession {
     this.channel.close();
     this.onClose(this);
   }
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
-function unexpected(peer: string, text: string): DroverError {
-  return new DroverError('DROVER_SSH_PROTOCOL', `unexpected output from drover-receive resident on ${peer}: ${text.slice(0, 100)}`);
 }

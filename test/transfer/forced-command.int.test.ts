@@ -13,29 +13,13 @@ import { SshPeer } from '../../convergence-agent/transfer/ssh-peer.ts';
 import { ZfsStore } from '../../convergence-agent/zfs/zfs.ts';
 import { useTestCluster } from '../support/cluster.ts';
 import { describeWith } from '../support/require.ts';
+import { sshAsAgents } from './helpers.ts';
 
 describeWith(['root', 'zfs', 'sshd'], "the transfer key's forced command", () => {
   const cluster = useTestCluster({ nodes: 2, docker: false, ssh: true });
 
   /** `ssh -i <agents' key> root@n2 <command>` with `input` on stdin: exit status, stdout, stderr. */
-  function ssh(command: string[], input: Buffer | string = ''): Promise<{ status: number | null; stdout: string; stderr: string }> {
-    const n2 = cluster().nodes[1]!;
-    const args = ['-T', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-i', cluster().sshClientKey.privateKeyPath, '-p', String(n2.ssh!.port), `root@${n2.ssh!.host}`, ...command];
-    return new Promise((resolve) => {
-      const child = spawn('ssh', args, { stdio: ['pipe', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.stdin.on('error', () => {});
-      child.stdin.end(input);
-      const timer = setTimeout(() => child.kill(), 60_000);
-      child.on('close', (status) => {
-        clearTimeout(timer);
-        resolve({ status, stdout, stderr });
-      });
-    });
-  }
+  const ssh = (command: string[], input: Buffer | string = '') => sshAsAgents(cluster(), cluster().nodes[1]!, command, input);
 
   it('writes a restricted authorized_keys line: drover-receive for the node\'s own pool, restrict', async () => {
     const n2 = cluster().nodes[1]!;

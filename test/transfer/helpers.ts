@@ -9,7 +9,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import type { LocalCluster, LocalNode } from '../../local-cluster/index.ts';
 import { SshPeer } from '../../convergence-agent/transfer/ssh-peer.ts';
 import type { Peer, PeerStep } from '../../convergence-agent/transfer/types.ts';
@@ -142,4 +142,27 @@ export class RecordingPeer implements Peer {
   close() {
     return this.inner.close();
   }
+}
+
+/**
+ * `ssh -i <agents' key> root@<node> <command>` with OpenSSH's own client, `input` on stdin (the
+ * agents' restricted key, so sshd runs its forced command): exit status, stdout, stderr. Ends
+ * the client after 60 s.
+ */
+export function sshAsAgents(cluster: LocalCluster, node: LocalNode, command: string[], input: Buffer | string = ''): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const args = ['-T', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-i', cluster.sshClientKey.privateKeyPath, '-p', String(node.ssh!.port), `root@${node.ssh!.host}`, ...command];
+  return new Promise((resolve) => {
+    const child = spawn('ssh', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdin.on('error', () => {});
+    child.stdin.end(input);
+    const timer = setTimeout(() => child.kill(), 60_000);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
 }

@@ -3,7 +3,6 @@
  * session per peer connection takes every incremental stream, with the one-shot receive's
  * checks, over the local cluster's real OpenSSH servers and the agents' restricted key.
  */
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -16,7 +15,7 @@ import type { SshPeer } from '../../convergence-agent/transfer/ssh-peer.ts';
 import { ZfsStore } from '../../convergence-agent/zfs/zfs.ts';
 import { useTestCluster } from '../support/cluster.ts';
 import { describeWith } from '../support/require.ts';
-import { sshPeerFor, writeRandom } from './helpers.ts';
+import { sshAsAgents, sshPeerFor, writeRandom } from './helpers.ts';
 
 /** The pids of `drover-receive resident` processes serving `pool` (sshd's children, found by environment and argv). */
 function residentPids(pool: string): number[] {
@@ -52,25 +51,8 @@ describeWith(['root', 'zfs', 'sshd'], 'the resident receiver', () => {
     if (stateDir) await rm(stateDir, { recursive: true, force: true });
   });
 
-  /** `ssh -i <agents' key> root@n2 <command>` with `input` on stdin: exit status and stdout. */
-  function ssh(command: string[], input: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
-    const n2 = cluster().nodes[1]!;
-    const args = ['-T', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-i', cluster().sshClientKey.privateKeyPath, '-p', String(n2.ssh!.port), `root@${n2.ssh!.host}`, ...command];
-    return new Promise((resolve) => {
-      const child = spawn('ssh', args, { stdio: ['pipe', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.stdin.on('error', () => {});
-      child.stdin.end(input);
-      const timer = setTimeout(() => child.kill(), 60_000);
-      child.on('close', (status) => {
-        clearTimeout(timer);
-        resolve({ status, stdout, stderr });
-      });
-    });
-  }
+  /** `ssh -i <agents' key> root@n2 <command>` with `input` on stdin: exit status, stdout, stderr. */
+  const ssh = (command: string[], input: Buffer | string = '') => sshAsAgents(cluster(), cluster().nodes[1]!, command, input);
 
   it('refuses every header the one-shot receive refuses — another pool, a path outside drover/, a diagnostic, a session request — and creates nothing', async () => {
     const n2 = cluster().nodes[1]!;

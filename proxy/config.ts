@@ -38,7 +38,7 @@ export const ProxyConfig = z
     node_uuid: Uuid,
     listen_host: Ipv4,
     mode: z.enum(['user', 'kernel']).default('user'),
-    /** `auto` takes the libuv engine when this Node exposes it, else node:net; `native` the C relay (docs/DESIGN.md §32). */
+    /** `auto` takes the C relay (`native`, docs/DESIGN.md §32) when it is built, else the libuv engine when this Node exposes it, else node:net. */
     engine: z.enum(['auto', 'uv', 'net', 'native']).default('auto'),
     hold_deadline_ms: z.number().int().min(100).max(3_600_000).default(30_000),
     connect_timeout_ms: z.number().int().min(10).max(120_000).default(2_000),

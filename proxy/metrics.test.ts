@@ -23,7 +23,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-describe.each(['uv', 'net'] as const)('the proxy /metrics on the %s engine', (engineChoice) => {
+describe.each(['uv', 'net', 'native'] as const)('the proxy /metrics on the %s engine', (engineChoice) => {
   it('counts a held connection, how long it waited, the bytes relayed and the route table applied, and logs the hold under the migration id', async () => {
     const lines: string[] = [];
     const log = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _e, done) => (lines.push(...chunk.toString().split('\n').filter(Boolean)), done()) }));
@@ -36,7 +36,7 @@ describe.each(['uv', 'net'] as const)('the proxy /metrics on the %s engine', (en
     cleanups.push(() => proxy.stop(100));
     const listener: MetricsListener = await startMetricsListener('127.0.0.1:0', metrics, log);
     cleanups.push(() => listener.close());
-    const port = engineChoice === 'uv' ? 21101 : 21102;
+    const port = { uv: 21101, net: 21102, native: 21103 }[engineChoice];
     const target = { host: BACKEND_HOST, port: backend.port };
 
     await proxy.apply({ version: 1, routes: [route('web', port, target)] });

@@ -155,6 +155,21 @@ describe.skipIf(!available)(available ? 'zfs adapter on zfs-fuse' : 'zfs adapter
     it('reports a pool that does not exist instead of an empty list', async () => {
       const store = new ZfsStore({ pool: 'drover-zt-missing' });
       await expect(store.listDatasets()).rejects.toMatchObject({ code: 'DROVER_ZFS_POOL_NOT_FOUND' });
+      await expect(store.listDiverged()).rejects.toMatchObject({ code: 'DROVER_ZFS_POOL_NOT_FOUND' });
+    });
+
+    it('lists the copies set aside with two zfs commands a pass when there are none', async () => {
+      const runner = new RecordingRunner(execaRunner);
+      const store = new ZfsStore({ pool: pool.name, runner, mountRoot: pool.mountRoot });
+      const id = '2b1e7a1c-0000-4000-8000-0000000000c4';
+      await store.createDataset(id, { maximumSize: null });
+      // The test pool's own (empty) parent of copies set aside, left by the rejoin test: gone,
+      // as on a node that never set anything aside.
+      await execa('zfs', ['destroy', `${pool.name}/drover-diverged`]).catch(() => undefined);
+      runner.calls.length = 0;
+      expect((await store.listDiverged()).filter((c) => c.datasetId === id)).toEqual([]);
+      expect(runner.calls.map((c) => c.args[0])).toEqual(['get', 'get']);
+      await store.destroyDataset(id);
     });
   });
 });

@@ -264,9 +264,16 @@ export class ZfsStore implements DatasetStore, SnapshotStore {
     return [...kept, ...rejoined];
   }
 
+  /** Also the pool's check for both lists: a missing pool fails here as DROVER_ZFS_POOL_NOT_FOUND. */
   private async listRejoined(): Promise<DivergedCopyInfo[]> {
+    let stdout: string;
+    try {
+      stdout = await this.zfs(argv.getRejoined(this.pool));
+    } catch (err) {
+      throw await this.poolMissingOr(err);
+    }
     const out: DivergedCopyInfo[] = [];
-    for (const [name, props] of parseGet(await this.zfs(argv.getRejoined(this.pool)))) {
+    for (const [name, props] of parseGet(stdout)) {
       const value = props.get(REJOINED_PROPERTY);
       const datasetId = name.slice(`${this.pool}/drover/`.length);
       if (value === undefined || !/^\d{1,15}$/.test(value) || !name.startsWith(`${this.pool}/drover/`) || datasetId.includes('/')) continue;
@@ -280,9 +287,11 @@ export class ZfsStore implements DatasetStore, SnapshotStore {
     try {
       stdout = await this.zfs(argv.getDiverged(this.pool));
     } catch (err) {
-      const why = await this.poolMissingOr(err);
-      if (why === err && isDroverError(err, 'DROVER_ZFS_NOT_FOUND')) return [];
-      throw why;
+      // No `<pool>/drover-diverged`: nothing set aside, the usual case. No check of the pool
+      // here (a zfs command more every pass): listRejoined, run beside this, reads `<pool>/drover`
+      // and reports a missing pool.
+      if (isDroverError(err, 'DROVER_ZFS_NOT_FOUND')) return [];
+      throw err;
     }
     const out: DivergedCopyInfo[] = [];
     for (const [name, props] of parseGet(stdout)) {

@@ -193,7 +193,7 @@ export async function redisCase(ctx: CaseContext, size: number, port: number): P
   ctx.say(`  loading ${size} MiB of keys into ${app} through the client`);
   await loadData(via, { prefix: 'bench:data:', bytes: size << 20 });
   await healthyOn(ctx, app, n1);
-  const own = await ownStopStart(n1.dockerHost!, `drover-${app}`, () => redisReady(via), undefined, ctx.coldStart);
+  const own = await ownStopStart(n1.dockerHost!, `drover-${app}`, () => redisReady(via), { cold: ctx.coldStart, load: new AckedWriter(() => via, { prefix: 'bench:own:' }) });
   ctx.say(`  ${app} in place on ${n1.name}: own stop ${own.stopMs} ms, own start-to-ready ${own.startMs} ms${own.coldStartMs === null ? '' : `, ${own.coldStartMs} ms with the page cache dropped`}`);
   await healthyOn(ctx, app, n1);
   const w = new AckedWriter(() => via, { prefix: 'bench:write:' });
@@ -216,11 +216,11 @@ export async function postgresCase(ctx: CaseContext, size: number, churnMiB: num
   await loadRows(via, size);
   const churn = () => loadRows(via, churnMiB);
   await churn();
-  const own = await ownStopStart(n1.dockerHost!, `drover-${app}`, () => pgReady(via), undefined, ctx.coldStart);
+  const own = await ownStopStart(n1.dockerHost!, `drover-${app}`, () => pgReady(via), { cold: ctx.coldStart, load: new PgAckedWriter(() => via) });
   ctx.say(`  ${app} in place on ${n1.name}: own stop ${own.stopMs} ms, own start-to-ready ${own.startMs} ms`);
   await healthyOn(ctx, app, n1);
   await churn();
-  const ownHooked = await ownStopStart(n1.dockerHost!, `drover-${app}`, () => pgReady(via), CHECKPOINT, ctx.coldStart);
+  const ownHooked = await ownStopStart(n1.dockerHost!, `drover-${app}`, () => pgReady(via), { hook: CHECKPOINT, cold: ctx.coldStart, load: new PgAckedWriter(() => via) });
   ctx.say(`  ${app} in place, CHECKPOINT first: own stop ${ownHooked.stopMs} ms, own start-to-ready ${ownHooked.startMs} ms`);
   await healthyOn(ctx, app, n1);
 

@@ -194,7 +194,7 @@ async function droverMove(api: ApiClient, cluster: LocalCluster, size: number, p
   say(`  writing a ${size - loadMiB} MiB file of random bytes into the dataset (${state.path})`);
   await fillRandom(join(state.path, 'ballast.bin'), size - loadMiB);
 
-  const own = await ownStopStart(n1.dockerHost!, `drover-${app}`, () => pong(via));
+  const own = await ownStopStart(n1.dockerHost!, `drover-${app}`, () => pong(via), { load: new AckedWriter(() => via, { prefix: 'bench:own:' }) });
   say(`  ${app} in place on ${n1.name}: own stop ${own.stopMs} ms, own start-to-ready ${own.startMs} ms`);
   await until(`${app} healthy again`, 120_000, async () => (await api.application(app)).health === 'healthy');
 

@@ -226,7 +226,7 @@ async function droverMove(api: ApiClient, cluster: LocalCluster, size: number, p
     const end = migration as Migration | null;
     describeRun('drover', report, started, end);
     const services = join(cluster.root, 'services');
-    const breakdown = end === null ? null : await breakdownOf(end.id, join(services, `${from.name}-agent.log`), join(services, `${to.name}-agent.log`));
+    const breakdown = end === null ? null : await breakdownOf(end.id, join(services, `${from.name}-agent.log`), join(services, `${to.name}-agent.log`), { controlLog: join(services, 'control.log'), proxyLogs: cluster.nodes.map((n) => join(services, `${n.name}-proxy.log`)) });
     const pauseMs = Math.round(report.pauseMs);
     const r: CaseResult = { app: 'redis-ballast', sizeMiB: size, pauseMs, ownStopMs: own.stopMs, ownStartMs: own.startMs, overheadMs: pauseMs - own.stopMs - own.startMs, ownColdStartMs: null, overheadColdMs: null, lost, failed: report.failed, acked: report.acked, bytes: end?.bytes_sent ?? 0, breakdown, failures: report.failures };
     moved.push(r);

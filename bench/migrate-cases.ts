@@ -153,7 +153,7 @@ async function moveUnderLoad(ctx: CaseContext, app: string, from: LocalNode, to:
   const report = writer.report();
   const lost = await writer.lost();
   const services = join(ctx.cluster.root, 'services');
-  const breakdown = await breakdownOf(migration.id, join(services, `${from.name}-agent.log`), join(services, `${to.name}-agent.log`));
+  const breakdown = await breakdownOf(migration.id, join(services, `${from.name}-agent.log`), join(services, `${to.name}-agent.log`), { controlLog: join(services, 'control.log'), proxyLogs: ctx.cluster.nodes.map((n) => join(services, `${n.name}-proxy.log`)) });
   return { report, lost, migration, breakdown };
 }
 

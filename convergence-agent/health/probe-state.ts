@@ -6,10 +6,11 @@
  * liveness requires). An `unknown` result (the agent could not ask) changes nothing.
  *
  * Docker's start interval, for every check: until a container has passed its first probe
- * (`starting`), extra probes run every START_INTERVAL_MS (after START_FAST_MS, every
+ * (`starting`), extra probes run every `startIntervalMs(check)` — START_CONNECT_INTERVAL_MS
+ * for tcp and http, START_INTERVAL_MS for exec — (after START_FAST_MS, every
  * START_SLOW_INTERVAL_MS) between the regular ones. Their success makes it healthy at once;
  * their failure counts for nothing (only the regular probes count toward the threshold). A container that comes up in 300 ms is known healthy
- * within ~START_INTERVAL_MS, not a whole period later — during a migration's cutover that
+ * within one such interval, not a whole period later — during a migration's cutover that
  * wait is application downtime.
  */
 import type { HealthCheck } from '#common/model.ts';

@@ -153,7 +153,7 @@ async function moveUnderLoad(ctx: CaseContext, app: string, from: LocalNode, to:
   const report = writer.report();
   const lost = await writer.lost();
   const services = join(ctx.cluster.root, 'services');
-  const breakdown = await breakdownOf(migration.id, join(services, `${from.name}-agent.log`), join(services, `${to.name}-agent.log`));
+  const breakdown = await breakdownOf(migration.id, join(services, `${from.name}-agent.log`), join(services, `${to.name}-agent.log`), { controlLog: join(services, 'control.log'), proxyLogs: ctx.cluster.nodes.map((n) => join(services, `${n.name}-proxy.log`)) });
   return { report, lost, migration, breakdown };
 }
 
@@ -193,7 +193,7 @@ export async function redisCase(ctx: CaseContext, size: number, port: number): P
   ctx.say(`  loading ${size} MiB of keys into ${app} through the client`);
   await loadData(via, { prefix: 'bench:data:', bytes: size << 20 });
   await healthyOn(ctx, app, n1);
-  const own = await ownStopStart(n1.dockerHost!, `drover-${app}`, () => redisReady(via), undefined, ctx.coldStart);
+  const own = await ownStopStart(n1.dockerHost!, `drover-${app}`, () => redisReady(via), { cold: ctx.coldStart, load: new AckedWriter(() => via, { prefix: 'bench:own:' }) });
   ctx.say(`  ${app} in place on ${n1.name}: own stop ${own.stopMs} ms, own start-to-ready ${own.startMs} ms${own.coldStartMs === null ? '' : `, ${own.coldStartMs} ms with the page cache dropped`}`);
   await healthyOn(ctx, app, n1);
   const w = new AckedWriter(() => via, { prefix: 'bench:write:' });
@@ -216,11 +216,11 @@ export async function postgresCase(ctx: CaseContext, size: number, churnMiB: num
   await loadRows(via, size);
   const churn = () => loadRows(via, churnMiB);
   await churn();
-  const own = await ownStopStart(n1.dockerHost!, `drover-${app}`, () => pgReady(via), undefined, ctx.coldStart);
+  const own = await ownStopStart(n1.dockerHost!, `drover-${app}`, () => pgReady(via), { cold: ctx.coldStart, load: new PgAckedWriter(() => via) });
   ctx.say(`  ${app} in place on ${n1.name}: own stop ${own.stopMs} ms, own start-to-ready ${own.startMs} ms`);
   await healthyOn(ctx, app, n1);
   await churn();
-  const ownHooked = await ownStopStart(n1.dockerHost!, `drover-${app}`, () => pgReady(via), CHECKPOINT, ctx.coldStart);
+  const ownHooked = await ownStopStart(n1.dockerHost!, `drover-${app}`, () => pgReady(via), { hook: CHECKPOINT, cold: ctx.coldStart, load: new PgAckedWriter(() => via) });
   ctx.say(`  ${app} in place, CHECKPOINT first: own stop ${ownHooked.stopMs} ms, own start-to-ready ${ownHooked.startMs} ms`);
   await healthyOn(ctx, app, n1);
 

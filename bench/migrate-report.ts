@@ -51,7 +51,7 @@ export function report(results: Result[], caseResults: CaseResult[], sizes: numb
   if (caseResults.length > 0) {
     const n = (v: number | null): string => (v === null ? '-' : String(v));
     table([
-      ['app', 'size', 'pause', 'own stop', 'own start', 'overhead', 'own start cold', 'overhead cold', 'failed', 'lost', 'acked', 'sent', 'hook', 'last round', 'hold', 'stop', 'final snap', 'final send', 'handoff', 'mount', 'gate open', 'ready', 'release'],
+      ['app', 'size', 'pause', 'own stop', 'own start', 'overhead', 'own start cold', 'overhead cold', 'failed', 'lost', 'acked', 'sent', 'hook', 'last round', 'hold', 'stop', 'final snap', 'final send', 'handoff', 'mount', 'gate open', 'ready', 'release', 'accepted', 'switched'],
       ...caseResults.map((c) => [
         c.app,
         `${c.sizeMiB} MiB`,
@@ -65,7 +65,7 @@ export function report(results: Result[], caseResults: CaseResult[], sizes: numb
         String(c.lost),
         String(c.acked),
         `${mib(c.bytes)} MiB`,
-        ...(['hook', 'lastRound', 'hold', 'stop', 'finalSnapshot', 'finalSend', 'handoff', 'targetMount', 'gateOpen', 'appReady', 'release'] as const).map((p) => n(c.breakdown?.[p] ?? null)),
+        ...(['hook', 'lastRound', 'hold', 'stop', 'finalSnapshot', 'finalSend', 'handoff', 'targetMount', 'gateOpen', 'appReady', 'release', 'accepted', 'switched'] as const).map((p) => n(c.breakdown?.[p] ?? null)),
       ]),
     ]);
     const overheads = caseResults.filter((c) => c.app !== 'redis-ballast' && c.overheadMs !== null).map((c) => c.overheadMs!).sort((a, b) => a - b);

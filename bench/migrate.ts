@@ -194,7 +194,7 @@ async function droverMove(api: ApiClient, cluster: LocalCluster, size: number, p
   say(`  writing a ${size - loadMiB} MiB file of random bytes into the dataset (${state.path})`);
   await fillRandom(join(state.path, 'ballast.bin'), size - loadMiB);
 
-  const own = await ownStopStart(n1.dockerHost!, `drover-${app}`, () => pong(via));
+  const own = await ownStopStart(n1.dockerHost!, `drover-${app}`, () => pong(via), { load: new AckedWriter(() => via, { prefix: 'bench:own:' }) });
   say(`  ${app} in place on ${n1.name}: own stop ${own.stopMs} ms, own start-to-ready ${own.startMs} ms`);
   await until(`${app} healthy again`, 120_000, async () => (await api.application(app)).health === 'healthy');
 
@@ -226,7 +226,7 @@ async function droverMove(api: ApiClient, cluster: LocalCluster, size: number, p
     const end = migration as Migration | null;
     describeRun('drover', report, started, end);
     const services = join(cluster.root, 'services');
-    const breakdown = end === null ? null : await breakdownOf(end.id, join(services, `${from.name}-agent.log`), join(services, `${to.name}-agent.log`));
+    const breakdown = end === null ? null : await breakdownOf(end.id, join(services, `${from.name}-agent.log`), join(services, `${to.name}-agent.log`), { controlLog: join(services, 'control.log'), proxyLogs: cluster.nodes.map((n) => join(services, `${n.name}-proxy.log`)) });
     const pauseMs = Math.round(report.pauseMs);
     const r: CaseResult = { app: 'redis-ballast', sizeMiB: size, pauseMs, ownStopMs: own.stopMs, ownStartMs: own.startMs, overheadMs: pauseMs - own.stopMs - own.startMs, ownColdStartMs: null, overheadColdMs: null, lost, failed: report.failed, acked: report.acked, bytes: end?.bytes_sent ?? 0, breakdown, failures: report.failures };
     moved.push(r);

@@ -10,7 +10,12 @@
  *           `open-container-gate`/`start-container` applied (gate open), `health changed` to
  *           healthy (app ready), the first `post-migration-update` applied (release).
  * Each target phase is the time since the previous mark, so the phases add up to the
- * cutover as the agents saw it (the proxies' switch after release is not in any log).
+ * cutover as the agents saw it. With the control service's and the proxies' logs (`others`),
+ * two more, on the client's side of the release (the target agent's own log line for its post
+ * comes after the proxies switched, when its event loop gets to the answer):
+ *   accepted  app ready → the control service's `migration entered a phase` release
+ *   switched  → the first proxy's `held connections released` of this migration (the
+ *             held clients forwarded to the target); `heldMs`: its oldest held connection's wait
  */
 import { readFile } from 'node:fs/promises';
 
@@ -26,11 +31,15 @@ export interface Breakdown {
   gateOpen: number | null;
   appReady: number | null;
   release: number | null;
+  accepted: number | null;
+  switched: number | null;
+  /** The longest a client connection was held by the proxy that released first. */
+  heldMs: number | null;
   /** From the cutover's start to the target's release post. */
   totalMs: number | null;
 }
 
-export const PHASES: (keyof Omit<Breakdown, 'totalMs'>)[] = ['hook', 'lastRound', 'hold', 'stop', 'finalSnapshot', 'finalSend', 'handoff', 'targetMount', 'gateOpen', 'appReady', 'release'];
+export const PHASES: (keyof Omit<Breakdown, 'totalMs'>)[] = ['hook', 'lastRound', 'hold', 'stop', 'finalSnapshot', 'finalSend', 'handoff', 'targetMount', 'gateOpen', 'appReady', 'release', 'accepted', 'switched', 'heldMs'];
 
 interface Line {
   time: number;
@@ -56,7 +65,7 @@ const MOUNTS = new Set(['set-dataset-readonly', 'mount-dataset']);
 const STARTS = new Set(['open-container-gate', 'start-container']);
 
 /** The breakdown of migration `id`, or null when the source's log has no handoff for it. */
-export async function breakdownOf(id: string, sourceLog: string, targetLog: string): Promise<Breakdown | null> {
+export async function breakdownOf(id: string, sourceLog: string, targetLog: string, others?: { controlLog: string; proxyLogs: string[] }): Promise<Breakdown | null> {
   const source = await lines(sourceLog);
   const handedIndex = source.findIndex((l) => l.msg === 'migration handed off' && l.migration === id);
   if (handedIndex < 0) return null;
@@ -77,6 +86,13 @@ export async function breakdownOf(id: string, sourceLog: string, targetLog: stri
   const healthy = target.find((l) => l.msg === 'health changed' && l.health === 'healthy' && (started === null || l.time >= started))?.time ?? null;
   const released = target.find((l) => l.msg === 'change applied' && l.change === 'post-migration-update' && l.subject === `migration:${id}`)?.time ?? null;
   const since = (a: number | null, b: number | null): number | null => (a === null || b === null ? null : a - b);
+  let accepted: number | null = null;
+  let switched: Line | null = null;
+  if (others) {
+    accepted = (await lines(others.controlLog)).find((l) => l.msg === 'migration entered a phase' && l.corr === id && l.phase === 'release')?.time ?? null;
+    const proxies = (await Promise.all(others.proxyLogs.map(lines))).flat().filter((l) => l.msg === 'held connections released' && l.corr === id && l.time >= cutoverAt);
+    switched = proxies.sort((a, b) => a.time - b.time)[0] ?? null;
+  }
   return {
     hook: hook ? Number(hook.ms) : null,
     lastRound: lastRound ? Number(lastRound.ms) : null,
@@ -90,6 +106,9 @@ export async function breakdownOf(id: string, sourceLog: string, targetLog: stri
     // Without a health check the target is ready once started: nothing to wait for.
     appReady: since(healthy ?? started, started),
     release: since(released, healthy ?? started),
+    accepted: since(accepted, healthy ?? started),
+    switched: since(switched?.time ?? null, accepted),
+    heldMs: switched ? Number(switched.oldestHeldMs) : null,
     totalMs: since(released, cutoverAt),
   };
 }

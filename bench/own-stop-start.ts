@@ -14,6 +14,12 @@
  *
  * The node's agent still runs: it may see the stopped container first and start it again
  * itself (restart: always). Either way the `start` event says when the process started.
+ *
+ * `load`: the client the application is moved under (a writer committing one write per
+ * acknowledgement) runs through every stop and start here too. An application's stop under
+ * writes is not its idle stop (PostgreSQL's fast shutdown under a committing writer waits for
+ * the commit in flight and checkpoints what the writer dirtied), and a baseline measured idle
+ * would charge that difference to drover.
  */
 import { execa } from 'execa';
 import { systemClock } from '#common/clock.ts';
@@ -40,11 +46,37 @@ async function events(dockerHost: string, container: string, since: number): Pro
     });
 }
 
-/**
- * Stops and starts `container` on `dockerHost`, `hook` (an argv, exec'd first) as a move would
- * run it; with `cold`, once more with the page cache dropped between the stop and the start.
- */
-export async function ownStopStart(dockerHost: string, container: string, ready: () => Promise<boolean>, hook?: string[], cold = false, samples = 3): Promise<OwnTimes> {
+/** A client writing to the application: started before the first stop, stopped after the last start. */
+export interface Load {
+  start(): void;
+  stop(): Promise<unknown>;
+}
+
+export interface OwnOptions {
+  /** An argv exec'd in the container before each stop, as a move runs its before_stop hook. */
+  hook?: string[];
+  /** Once more with the page cache dropped between the stop and the start. */
+  cold?: boolean;
+  samples?: number;
+  /** The move's client load, running through every stop and start (see above). */
+  load?: Load;
+}
+
+/** Stops and starts `container` on `dockerHost` `samples` times; the medians. */
+export async function ownStopStart(dockerHost: string, container: string, ready: () => Promise<boolean>, options: OwnOptions = {}): Promise<OwnTimes> {
+  const { hook, cold = false, samples = 3, load } = options;
+  if (load === undefined) return measure(dockerHost, container, ready, hook, cold, samples);
+  load.start();
+  // As a move does: the writer has been writing for a while when the stop comes.
+  await systemClock.sleep(2_000);
+  try {
+    return await measure(dockerHost, container, ready, hook, cold, samples);
+  } finally {
+    await load.stop();
+  }
+}
+
+async function measure(dockerHost: string, container: string, ready: () => Promise<boolean>, hook: string[] | undefined, cold: boolean, samples: number): Promise<OwnTimes> {
   // The median of `samples` stops and starts: one Redis with 256 MiB of keys started in 1.1 s
   // and then in 2.3 s on this machine, so a single sample moves the overhead by a second.
   const warm: { stopMs: number; startMs: number }[] = [];

@@ -97,7 +97,7 @@ export class HealthMonitor {
     let first = true;
     for (;;) {
       // Before the initial delay nothing runs; after it, a starting container gets extra probes.
-      const next = first ? { at: due, counted: true } : nextProbe(tracked.state, due, clock.now(), target.startedAt);
+      const next = first ? { at: due, counted: true } : nextProbe(tracked.state, due, clock.now(), target.startedAt, target.check);
       first = false;
       await clock.sleep(Math.max(0, next.at - clock.now()), signal);
       if (signal.aborted) return;

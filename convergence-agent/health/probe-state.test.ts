@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { HealthCheck } from '#common/model.ts';
-import { firstProbeAt, initialProbeState, nextProbe, nextProbeAt, recordProbe, START_FAST_MS, START_INTERVAL_MS, START_SLOW_INTERVAL_MS, type ProbeOutcome } from './probe-state.ts';
+import { firstProbeAt, initialProbeState, nextProbe, nextProbeAt, recordProbe, START_CONNECT_INTERVAL_MS, START_FAST_MS, START_INTERVAL_MS, START_SLOW_INTERVAL_MS, type ProbeOutcome } from './probe-state.ts';
 
 const check = HealthCheck.parse({ type: 'tcp', port: 80, initial_delay_seconds: 5, period_seconds: 2, failure_threshold: 3 });
 const run = (outcomes: ProbeOutcome[]) =>
@@ -29,13 +29,25 @@ describe('probe state (Kubernetes liveness semantics)', () => {
   it('probes a starting container often in its first seconds, less often after, and only on the period once it passed', () => {
     const started = 100_000;
     const due = started + 10_000;
-    expect(nextProbe(initialProbeState, due, started + 60, started)).toEqual({ at: started + 60 + START_INTERVAL_MS, counted: false });
+    const exec = { type: 'exec' } as const;
+    expect(nextProbe(initialProbeState, due, started + 60, started, exec)).toEqual({ at: started + 60 + START_INTERVAL_MS, counted: false });
     const late = started + START_FAST_MS + 1;
-    expect(nextProbe(initialProbeState, due, late, started)).toEqual({ at: late + START_SLOW_INTERVAL_MS, counted: false });
+    expect(nextProbe(initialProbeState, due, late, started, exec)).toEqual({ at: late + START_SLOW_INTERVAL_MS, counted: false });
     expect(START_SLOW_INTERVAL_MS).toBeGreaterThan(START_INTERVAL_MS);
-    expect(nextProbe(run(['success']), due, started + 60, started)).toEqual({ at: due, counted: true });
+    expect(nextProbe(run(['success']), due, started + 60, started, exec)).toEqual({ at: due, counted: true });
     // An extra probe never pushes past the regular one.
-    expect(nextProbe(initialProbeState, due, due - 10, started)).toEqual({ at: due, counted: true });
+    expect(nextProbe(initialProbeState, due, due - 10, started, exec)).toEqual({ at: due, counted: true });
+  });
+
+  it('probes a starting tcp or http check every few ms in its first seconds (a refused connect costs nothing), an exec check every 50 ms', () => {
+    const started = 100_000;
+    const due = started + 10_000;
+    for (const type of ['tcp', 'http'] as const) {
+      expect(nextProbe(initialProbeState, due, started + 60, started, { type })).toEqual({ at: started + 60 + START_CONNECT_INTERVAL_MS, counted: false });
+      expect(nextProbe(initialProbeState, due, started + START_FAST_MS + 1, started, { type })).toEqual({ at: started + START_FAST_MS + 1 + START_SLOW_INTERVAL_MS, counted: false });
+      expect(nextProbe(run(['success']), due, started + 60, started, { type })).toEqual({ at: due, counted: true });
+    }
+    expect(START_CONNECT_INTERVAL_MS).toBeLessThan(START_INTERVAL_MS);
   });
 
   it('probes first after the initial delay, then every period', () => {

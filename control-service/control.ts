@@ -9,7 +9,7 @@ import type { DependencyState } from '#common/channel.ts';
 import { systemClock, type Clock } from '#common/clock.ts';
 import { DroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
-import { NodeReport, updateHolding, type Desired, type Migration, type Node, type ReplicationReport } from '#common/model.ts';
+import { NodeReport, updateHolding, type Desired, type Migration, type Node, type ReplicaStatus, type ReplicationReport } from '#common/model.ts';
 import type { ReplicationAnswer } from '#common/api.ts';
 import { ObservedState } from './cluster/observed-state.ts';
 import { replicationAnswers, ReplicationWatch } from './cluster/replication-status.ts';
@@ -487,12 +487,15 @@ export class Control {
         detail: { rule: 'own-report', name: identity.name, node_uuid: report.uuid },
       });
     }
+    const before = this.observed.replicationOf(report.uuid)?.statuses;
     const refused = this.observed.replication(report);
     if (refused !== null) {
       this.log.debug({ node: report.uuid, seq: report.seq, why: refused }, 'replication report not merged');
       return { merged: false };
     }
-    if (this.leadership.isLeader()) this.replicationEvents();
+    // A replica's change of state is news now; a lag problem's coming and going waits for the tick
+    // (answering for every replicated dataset at each step of each primary would cost more).
+    if (this.leadership.isLeader() && statesChanged(before, report.replication)) this.replicationEvents();
     return { merged: true };
   }
 
@@ -783,4 +786,10 @@ function uuidOfName(nodes: readonly Node[], name: string): string | undefined {
 /** The status line of a refused host-key change. */
 export function keyChangeReason(refused: { recorded: string; claimed: string }): string {
   return `ssh host key change refused: the node reports ${refused.claimed}, the control service recorded ${refused.recorded} when it joined; senders keep pinning the recorded key (replace the node's entry to accept a new key)`;
+}
+
+/** Whether a replica's state differs between two statuses of one primary (one that appeared or went counts). */
+function statesChanged(before: readonly ReplicaStatus[] | undefined, after: readonly ReplicaStatus[]): boolean {
+  const key = (list: readonly ReplicaStatus[]) => list.map((s) => `${s.dataset_id} ${s.replica} ${s.state}`).sort().join(',');
+  return before === undefined || key(before) !== key(after);
 }

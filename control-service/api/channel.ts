@@ -20,7 +20,7 @@ export function channelRoutes(router: Router, control: Control, shutdown: AbortS
   }, { bodyLimit: REPORT_BODY_LIMIT, rawBody: true });
 
   // A primary's replication status alone, between its full reports (docs/DESIGN.md §38).
-  router.handle('replicationReport', async ({ body, identity }) => control.replicationReport(body, identity));
+  router.handle('replicationReport', async ({ body, identity }) => control.replicationReport(body, identity), { bodyLimit: REPORT_BODY_LIMIT });
 
   router.handle('desired', async ({ params, query, reply }) => {
     if (query.after !== undefined) await control.views.wait(params.node_uuid, query.after, query.wait_ms, pollSignal(reply, shutdown));

@@ -118,9 +118,8 @@ export class ObservedState {
    * @returns null when merged, else why not.
    */
   replication(report: ReplicationReport): ReplicationRefusal | null {
-    const refused = this.replicationReports.fromReplicationReport(report, this.nodes.get(report.uuid)?.report.era, this.clock());
-    if (refused === null) this.changes++;
-    return refused;
+    // Not counted in `version`: what is cached by it (dataset and container states) shows no replication.
+    return this.replicationReports.fromReplicationReport(report, this.nodes.get(report.uuid)?.report.era, this.clock());
   }
 
   /** The node's replication status, newest of its full and replication-only reports, with when it arrived. */

@@ -363,6 +363,13 @@ describe('ReplicationScheduler', () => {
     expect(w.scheduler.statusReport().seq).toBe(ok.seq);
     w.settling.shift()!();
     await settleMicrotasks();
+    // A move pauses the pair: told at once, with a higher seq.
+    const paused = changes;
+    w.scheduler.sync(view({ datasets: [dataset(DS_1, NODE_A, { replication: POLICY, replicas: [NODE_B] })], migrations: [migration({ dataset_ids: [DS_1], from: NODE_A, to: NODE_B, phase: 'pre-copy' })] }));
+    expect(changes).toBeGreaterThan(paused);
+    const report = w.scheduler.statusReport();
+    expect(report.statuses[0]!.state).toBe('paused');
+    expect(report.seq).toBeGreaterThan(ok.seq);
     await w.scheduler.stop();
   });
 

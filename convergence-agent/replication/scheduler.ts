@@ -162,6 +162,8 @@ export class ReplicationScheduler {
     }
     this.driver ??= this.drive();
     this.kick();
+    // A pair paused, resumed, added or dropped: reported now (the reporter sends only a status that changed).
+    this.deps.onChange?.();
   }
 
   /** Every pair where this node is primary, with its lag at `now`. */
@@ -248,6 +250,8 @@ export class ReplicationScheduler {
       pair.status.state = 'paused';
       pair.running?.abort(new Error('a move of the dataset began'));
     }
+    // Paused: reported now (the reporter sends only a status that changed).
+    this.deps.onChange?.();
     for (;;) {
       signal?.throwIfAborted();
       const steps = mine().flatMap((p) => (p.step ? [p.step] : []));

@@ -20,7 +20,7 @@ import type { MigrationUpdate, RouteAck } from './channel.ts';
 import type { RestoreBody } from './backup.ts';
 import { codeOfAnswer, DroverError } from './errors.ts';
 import { parseEventStream, type StreamEvent } from './event-stream.ts';
-import type { Application, NodeReport, ReplicationPolicy } from './model.ts';
+import type { Application, NodeReport, ReplicationPolicy, ReplicationReport } from './model.ts';
 import { backoffDelay } from './backoff.ts';
 import { systemClock } from './clock.ts';
 import { tlsFetch, type FetchLike, type TlsIdentity } from './tls-client.ts';
@@ -377,6 +377,11 @@ export class ApiClient {
 
   async report(report: z.input<typeof NodeReport>): Promise<CallBody<'report'>> {
     return (await this.call('report', { body: report })).body;
+  }
+
+  /** A primary's replication status alone (docs/DESIGN.md §38); `merged: false` when the control service held a newer one. */
+  async replicationReport(report: z.input<typeof ReplicationReport>, signal?: AbortSignal): Promise<CallBody<'replicationReport'>> {
+    return (await this.call('replicationReport', { body: report, ...(signal ? { signal } : {}) })).body;
   }
 
   /** Long-poll of a node's desired view: answers when it differs from `after`, or after `waitMs`. */

@@ -43,7 +43,7 @@ import {
   VersionAnswer,
 } from './api.ts';
 import { Backup, RestoreAnswer, RestoreBody } from './backup.ts';
-import { AgentDesired, AgentFileAnswer, LongPollQuery, MigrationUpdate, NodeReport, ReportAnswer, RouteAck, RouteTable } from './channel.ts';
+import { AgentDesired, AgentFileAnswer, LongPollQuery, MigrationUpdate, NodeReport, ReplicationReport, ReplicationReportAnswer, ReportAnswer, RouteAck, RouteTable } from './channel.ts';
 import { AppName, Application, BlobId, Dataset, Migration, Uuid } from './model.ts';
 
 export interface RouteAnswer {
@@ -580,6 +580,20 @@ export const ROUTES = {
     summary: "An agent's report: registers or refreshes its node and its observed state",
     body: NodeReport,
     answers: { 200: { description: "the version of the node's desired view", schema: ReportAnswer }, 400: error('bad report') },
+  },
+  replicationReport: {
+    access: node('own-report'),
+    method: 'POST',
+    path: '/v1/drover/agents/replication',
+    tag: 'channel',
+    summary:
+      "A primary's replication status alone, sent when a step ends or a pair's state changes (docs/DESIGN.md §38): replaces the node's replication status if `seq` is newer; the rest of the node's last report, and its lease, are untouched",
+    body: ReplicationReport,
+    answers: {
+      200: { description: 'merged, or kept what was newer (`merged: false`)', schema: ReplicationReportAnswer },
+      400: error('bad report'),
+      403: error("rule own-report: the node certificate is not the report's node's"),
+    },
   },
   desired: {
     access: node('own-view'),

@@ -8,7 +8,7 @@
  * A 200 with an unchanged version means "nothing new, ask again".
  */
 import { z } from 'zod';
-import { AppName, Application, BlobId, Dataset, Ipv4, Lease, Migration, MigrationPhase, NameSlot, Node, NodeReport, Port, Uuid } from './model.ts';
+import { AppName, Application, BlobId, Dataset, Ipv4, Lease, Migration, MigrationPhase, NameSlot, Node, NodeReport, Port, ReplicationReport, Uuid } from './model.ts';
 
 /**
  * Query of a long-poll: `?after=<version>&wait_ms=`. Values arrive as strings, hence the
@@ -132,4 +132,6 @@ export const MigrationUpdate = z
 export type MigrationUpdate = z.infer<typeof MigrationUpdate>;
 
 export const ReportAnswer = z.object({ version: Version }).strict();
-export { NodeReport };
+/** `merged`: false when the control service kept what it had (an older `seq`, another era, or no full report of the node yet). */
+export const ReplicationReportAnswer = z.object({ merged: z.boolean() }).strict();
+export { NodeReport, ReplicationReport };

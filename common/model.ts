@@ -706,6 +706,13 @@ export const NodeReport = z
     /** The primary's view of replication of its datasets, one entry per (dataset, replica). */
     replication: z.array(ReplicaStatus).max(10_000).default([]),
     /**
+     * The order of `replication` among this agent's reports of it (ReplicationReport.seq):
+     * the control service keeps the replication status with the highest, so a full report
+     * built before a replication-only report cannot roll it back (docs/DESIGN.md §38).
+     * Absent (an older agent): the report's replication is taken as the newest.
+     */
+    replication_seq: z.number().int().min(0).optional(),
+    /**
      * Copies this node kept after a failover took its datasets elsewhere (docs/DESIGN.md §18):
      * `<pool>/drover-diverged/<dataset_id>-g<generation>`, read-only, never destroyed by drover.
      */
@@ -718,6 +725,28 @@ export const NodeReport = z
   })
   .strict();
 export type NodeReport = z.infer<typeof NodeReport>;
+
+/**
+ * The replication status alone (`POST /v1/drover/agents/replication`, docs/DESIGN.md §38): sent
+ * by a primary's agent the moment a replication step ends or a pair's state changes, between its
+ * full reports. The control service merges it into what it knows of the node: only the
+ * replication status is replaced, and only when `seq` is higher than the one it holds; the
+ * rest of the node's last report, its lease and its liveness are untouched.
+ */
+export const ReplicationReport = z
+  .object({
+    uuid: Uuid,
+    /** The boot era of the node's last full report: a report of another era is not merged. */
+    era: z.string().min(1).max(64),
+    /**
+     * Increases whenever the status changes (the agent's clock in ms at the change, or one
+     * more than the last, whichever is higher: a restarted agent still counts upwards).
+     */
+    seq: z.number().int().min(0),
+    replication: z.array(ReplicaStatus).max(10_000),
+  })
+  .strict();
+export type ReplicationReport = z.infer<typeof ReplicationReport>;
 
 /**
  * Datasets of an application that no node was chosen for yet (absent from the topology and

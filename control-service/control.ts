@@ -9,7 +9,7 @@ import type { DependencyState } from '#common/channel.ts';
 import { systemClock, type Clock } from '#common/clock.ts';
 import { DroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
-import { NodeReport, updateHolding, type Desired, type Migration, type Node } from '#common/model.ts';
+import { NodeReport, updateHolding, type Desired, type Migration, type Node, type ReplicaStatus, type ReplicationReport } from '#common/model.ts';
 import type { ReplicationAnswer } from '#common/api.ts';
 import { ObservedState } from './cluster/observed-state.ts';
 import { replicationAnswers, ReplicationWatch } from './cluster/replication-status.ts';
@@ -39,7 +39,7 @@ import { schedule } from './scheduler/schedule.ts';
 import type { ConfigStore, StoreSnapshot, UpdateContext } from './store/config-store.ts';
 import { entryJson } from './store/encode.ts';
 import type { Identity } from '#common/identity.ts';
-import { nodeFromReport } from './cluster/node-trust.ts';
+import { checkOwnReport, nodeFromReport } from './cluster/node-trust.ts';
 import { validateDesired } from './store/validate.ts';
 import { NO_CONTROL_METRICS, type ControlMetrics } from './metrics.ts';
 import { SOLE_LEADER, type Leadership } from './cluster/leadership.ts';
@@ -396,9 +396,10 @@ export class Control {
       desired,
       now: this.clock(),
       choices: this.replicaChoices(desired),
+      // The newest of the node's full and replication-only reports (§38), not its last report's.
       reportOf: (node) => {
-        const record = this.observed.get(node);
-        return record ? { replication: record.report.replication, receivedAt: record.lastSeen } : undefined;
+        const record = this.observed.replicationOf(node);
+        return record ? { replication: record.statuses, receivedAt: record.receivedAt } : undefined;
       },
       keptOn: (node) => this.observed.get(node)?.report.diverged,
     });
@@ -468,6 +469,34 @@ export class Control {
       throw new DroverError('DROVER_INVALID_REQUEST', 'The body is not valid JSON.');
     }
     return this.report(NodeReport.parse(json), text, identity);
+  }
+
+  /**
+   * A primary's replication status alone (docs/DESIGN.md §38), under the full report's rule
+   * own-report: merged into what is known of the node when newer (its `seq`); the node's last
+   * report, its lease and its liveness are untouched. A replica's change of state is an event
+   * at once, not at the next tick.
+   * @throws DroverError DROVER_NODE_IDENTITY_MISMATCH (403)
+   */
+  replicationReport(report: ReplicationReport, identity: Identity = { role: 'user', name: 'plain-loopback' }): { merged: boolean } {
+    const bound = identity.role === 'node' ? this.nodeOfCertificate(identity.name) : undefined;
+    checkOwnReport(report.uuid, indexOf(this.desired).nodes.get(report.uuid), identity, bound);
+    if (identity.role === 'node' && bound === undefined) {
+      // The full report binds a certificate to its node; a replication report cannot.
+      throw new DroverError('DROVER_NODE_IDENTITY_MISMATCH', `Report refused: rule own-report: node certificate '${identity.name}' has not reported as a node yet.`, {
+        detail: { rule: 'own-report', name: identity.name, node_uuid: report.uuid },
+      });
+    }
+    const before = this.observed.replicationOf(report.uuid)?.statuses;
+    const refused = this.observed.replication(report);
+    if (refused !== null) {
+      this.log.debug({ node: report.uuid, seq: report.seq, why: refused }, 'replication report not merged');
+      return { merged: false };
+    }
+    // A replica's change of state is news now; a lag problem's coming and going waits for the tick
+    // (answering for every replicated dataset at each step of each primary would cost more).
+    if (this.leadership.isLeader() && statesChanged(before, report.replication)) this.replicationEvents();
+    return { merged: true };
   }
 
   /** The node uuid a node certificate's name is bound to (Node.identity), if it reported. */
@@ -679,6 +708,12 @@ export class Control {
     if ([...choices].some(([id, choice]) => { const d = index.datasets.get(id); return d !== undefined && replicasDiffer(d, choice); })) {
       this.change(() => null).catch((err: unknown) => this.log.error({ err }, 'replicas not rescheduled'));
     }
+    this.replicationEvents();
+  }
+
+  /** Each replica's change of state, or of being a problem, since the last call: an event. */
+  private replicationEvents(): void {
+    if (indexOf(this.desired).replicatedDatasets.length === 0) return;
     for (const data of this.replicationWatch.changes(this.replication())) {
       if (data.problem !== null) this.log.warn({ datasetId: data.dataset_id, replica: data.replica, state: data.state, problem: data.problem }, 'replica became a problem');
       this.events.emit({ type: 'replication', data });
@@ -751,4 +786,10 @@ function uuidOfName(nodes: readonly Node[], name: string): string | undefined {
 /** The status line of a refused host-key change. */
 export function keyChangeReason(refused: { recorded: string; claimed: string }): string {
   return `ssh host key change refused: the node reports ${refused.claimed}, the control service recorded ${refused.recorded} when it joined; senders keep pinning the recorded key (replace the node's entry to accept a new key)`;
+}
+
+/** Whether a replica's state differs between two statuses of one primary (one that appeared or went counts). */
+function statesChanged(before: readonly ReplicaStatus[] | undefined, after: readonly ReplicaStatus[]): boolean {
+  const key = (list: readonly ReplicaStatus[]) => list.map((s) => `${s.dataset_id} ${s.replica} ${s.state}`).sort().join(',');
+  return before === undefined || key(before) !== key(after);
 }

@@ -16,7 +16,7 @@ import type { ServiceSubnet } from '#common/service-subnet.ts';
 import { backoffDelay } from '#common/backoff.ts';
 import type { AgentDesired } from '#common/channel.ts';
 import type { Logger } from '#common/log.ts';
-import type { NodeProblem, ReplicaStatus } from '#common/model.ts';
+import type { NodeProblem } from '#common/model.ts';
 import type { Clock } from '#common/clock.ts';
 import type { ControlChannel } from './control-channel.ts';
 import { discoverRaw, healthTargets, toObserved } from './discover.ts';
@@ -27,7 +27,7 @@ import { plan } from './plan/plan.ts';
 import { correlations } from './plan/correlation.ts';
 import type { Change, MigrationJobState, PlanContext } from './plan/types.ts';
 import { HandoffSteps } from './handoff-steps.ts';
-import { buildReport, type NodeIdentity } from './report.ts';
+import { buildReport, type NodeIdentity, type ReplicationStatusReport } from './report.ts';
 import type { RestartLedger } from './restart-ledger.ts';
 import type { Gates, GateState } from './gate/gates.ts';
 import type { DatasetStore } from './zfs/types.ts';
@@ -51,8 +51,12 @@ export interface LoopDeps {
   random?: () => number;
   /** The migration jobs (migration/jobs.ts): told the newest desired configuration, read each pass. */
   migrations?: { sync(desired: AgentDesired | null): void; states(): MigrationJobState[] };
-  /** The replication scheduler (replication/scheduler.ts): told the newest desired configuration, its pairs reported each pass. */
-  replication?: { sync(desired: AgentDesired | null): void; statuses(): ReplicaStatus[] };
+  /**
+   * The replication scheduler (replication/scheduler.ts): told the newest desired configuration,
+   * its pairs reported each pass, with their order (a replication report sent between passes
+   * may be newer: docs/DESIGN.md §38).
+   */
+  replication?: { sync(desired: AgentDesired | null): void; statusReport(): ReplicationStatusReport };
   /** Container gates (gate/gates.ts); null or absent where this node cannot warm-start a migration's container. */
   gates?: Gates | null;
   /** Where files that travel with applications are written (docs/DESIGN.md §22); absent: none here. */
@@ -196,7 +200,7 @@ export class ConvergenceLoop {
       const blocked: NodeProblem[] = result.blocked.map((b) => ({ ...b, kind: 'blocked' }));
       // The report (what discovery saw) and the changes go side by side: a round trip to the
       // control service before each pass's changes was downtime at a migration's handoff.
-      const report = buildReport(deps.identity, observed, [...blocked, ...this.lastProblems], deps.replication?.statuses() ?? [], result.updates);
+      const report = buildReport(deps.identity, observed, [...blocked, ...this.lastProblems], deps.replication?.statusReport(), result.updates);
       const executing = deps.executor.execute(result.changes, correlations(desired, deps.identity.uuid));
       const [reported, execution] = await Promise.all([this.report(report, log), executing, this.heartbeat(report, executing, log)]);
       // A gate opened this pass: its application starts now, so its health check starts now,

@@ -20,7 +20,7 @@ import type { NodeTransfer } from '#common/model.ts';
 import { systemClock } from '#common/clock.ts';
 import { readTlsIdentity, type TlsIdentity as ControlTls } from '#common/tls-client.ts';
 import { fingerprintOfPublicKey, loadAgentConfig, type AgentConfig } from './config.ts';
-import { HttpControlChannel } from './control-channel.ts';
+import { HttpControlChannel, type ControlChannel } from './control-channel.ts';
 import { DockerRuntime } from './docker.ts';
 import { Executor } from './execute.ts';
 import { Gates } from './gate/gates.ts';
@@ -36,6 +36,7 @@ import { ZfsStore } from './zfs/zfs.ts';
 import { MigrationJobs } from './migration/jobs.ts';
 import { MoveStep } from './replication/move-step.ts';
 import { ReplicationScheduler } from './replication/scheduler.ts';
+import { ReplicationReporter } from './replication-reporter.ts';
 import { HttpMigrationControl } from './migration/migration-control.ts';
 import { TransportPeers } from './migration/peers.ts';
 import { DEFAULT_TUNING, type MigrationTuning } from './migration/source-job.ts';
@@ -165,6 +166,18 @@ async function main(): Promise<void> {
     ...(tlsIdentity ? { tlsIdentity } : {}),
     log: log.child({ subsystem: 'transfer' }),
   });
+  // The agent's channel to the control service; a delivered full report also delivers its replication status (§38).
+  const control = new HttpControlChannel(config.control_url, reportDeadlineMs(config), controlTls);
+  let replicationReporter: ReplicationReporter | null = null;
+  const channel: ControlChannel = {
+    report: async (report) => {
+      const answer = await control.report(report);
+      replicationReporter?.reported(report.replication_seq ?? null);
+      return answer;
+    },
+    replicationReport: (report, signal) => control.replicationReport(report, signal),
+    waitForDesired: (nodeUuid, after, waitMs, signal) => control.waitForDesired(nodeUuid, after, waitMs, signal),
+  };
   const replicator = new Replicator({ store, stateDir: join(config.state_dir, 'replication'), log, clock, metrics, transport: config.transport });
   const replication = new ReplicationScheduler({
     nodeUuid: uuid,
@@ -177,6 +190,15 @@ async function main(): Promise<void> {
     peerSnapshots: (peer, datasetId) => replicator.peerSnapshots(peer, datasetId),
     peers,
     concurrency: config.replication_concurrency,
+    // A step's end, or a pair's change of state, is reported at once, alone (docs/DESIGN.md §38).
+    onChange: () => replicationReporter?.changed(),
+  });
+  replicationReporter = new ReplicationReporter({
+    identity,
+    status: () => replication.statusReport(),
+    send: (report, signal) => channel.replicationReport(report, signal),
+    clock,
+    log: log.child({ subsystem: 'replication-report' }),
   });
   const moveStep = new MoveStep({
     scheduler: replication,
@@ -277,7 +299,7 @@ async function main(): Promise<void> {
     serviceSubnet: parseServiceSubnet(config.service_subnet)!,
     store,
     runtime,
-    channel: new HttpControlChannel(config.control_url, reportDeadlineMs(config), controlTls),
+    channel,
     executor,
     health,
     ledger,
@@ -322,7 +344,7 @@ async function main(): Promise<void> {
     timer.unref();
     void loop!
       .stop()
-      .then(() => Promise.all([migrations.stop(), replication.stop(), fence.stop()]))
+      .then(() => Promise.all([migrations.stop(), replication.stop(), fence.stop(), replicationReporter!.stop()]))
       .then(() => desiredCache.settled())
       .then(() => transferServer?.close())
       .then(() => metricsListener?.close())

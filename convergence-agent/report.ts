@@ -17,11 +17,20 @@ export interface NodeIdentity {
   logs?: { port: number };
 }
 
+/** The replication scheduler's pairs where this node is primary, with their order (`ReplicationScheduler.statusReport`). */
+export interface ReplicationStatusReport {
+  /** Rises with every change of the statuses (NodeReport.replication_seq, docs/DESIGN.md §38); null: not counted. */
+  seq: number | null;
+  statuses: ReplicaStatus[];
+}
+
+const NO_REPLICATION: ReplicationStatusReport = { seq: null, statuses: [] };
+
 /**
  * `replication`: the replication scheduler's pairs where this node is primary (replication/scheduler.ts).
  * `updates`: app name → the update hold whose spec its container runs (the plan's `updates`).
  */
-export function buildReport(identity: NodeIdentity, observed: LocalObserved, problems: NodeProblem[], replication: ReplicaStatus[] = [], updates: ReadonlyMap<string, string> = NO_UPDATES): NodeReport | null {
+export function buildReport(identity: NodeIdentity, observed: LocalObserved, problems: NodeProblem[], replication: ReplicationStatusReport = NO_REPLICATION, updates: ReadonlyMap<string, string> = NO_UPDATES): NodeReport | null {
   if (observed.datasets === null || observed.containers === null) return null;
   const snapshots = observed.snapshots ?? {};
   return {
@@ -53,7 +62,8 @@ export function buildReport(identity: NodeIdentity, observed: LocalObserved, pro
       ...(updates.has(c.app) ? { update: updates.get(c.app)! } : {}),
     })),
     problems: problems.slice(0, 1000).map((p) => ({ ...p, reason: p.reason.slice(0, 2048), subject: p.subject.slice(0, 256) })),
-    replication,
+    replication: replication.statuses,
+    ...(replication.seq === null ? {} : { replication_seq: replication.seq }),
     ...(observed.diverged == null
       ? {}
       : {

@@ -1,5 +1,5 @@
 /**
- * The agent channel (common/channel.ts): reports in, per-node desired configuration and the
+ * The agent channel (common/channel.ts): reports in (full, and replication-only), per-node desired configuration and the
  * route table out (long-polls answered within milliseconds of a change), route acks, and
  * migration steps with generation fencing.
  */
@@ -18,6 +18,9 @@ export function channelRoutes(router: Router, control: Control, shutdown: AbortS
     if (typeof body !== 'string') throw new DroverError('DROVER_INVALID_REQUEST', 'A report is a JSON body (content-type application/json).');
     return control.reportText(body, identity);
   }, { bodyLimit: REPORT_BODY_LIMIT, rawBody: true });
+
+  // A primary's replication status alone, between its full reports (docs/DESIGN.md §38).
+  router.handle('replicationReport', async ({ body, identity }) => control.replicationReport(body, identity), { bodyLimit: REPORT_BODY_LIMIT });
 
   router.handle('desired', async ({ params, query, reply }) => {
     if (query.after !== undefined) await control.views.wait(params.node_uuid, query.after, query.wait_ms, pollSignal(reply, shutdown));

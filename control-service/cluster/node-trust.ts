@@ -27,18 +27,7 @@ export interface ReportedNode {
  *   another node's uuid, or for a uuid first reported under another node certificate
  */
 export function nodeFromReport(report: NodeReport, known: Node | undefined, identity: Identity, bound: string | undefined): ReportedNode {
-  if (identity.role === 'node') {
-    if (bound !== undefined && bound !== report.uuid) {
-      throw new DroverError('DROVER_NODE_IDENTITY_MISMATCH', `Report refused: rule own-report: node certificate '${identity.name}' belongs to node ${bound}, not ${report.uuid}.`, {
-        detail: { rule: 'own-report', name: identity.name, node_uuid: report.uuid, bound },
-      });
-    }
-    if (known?.identity !== undefined && known.identity.name !== identity.name) {
-      throw new DroverError('DROVER_NODE_IDENTITY_MISMATCH', `Report refused: rule own-report: node ${report.uuid} joined with node certificate '${known.identity.name}', not '${identity.name}'.`, {
-        detail: { rule: 'own-report', name: identity.name, node_uuid: report.uuid, joined_as: known.identity.name },
-      });
-    }
-  }
+  checkOwnReport(report.uuid, known, identity, bound);
   const recordedIdentity = known?.identity ?? (identity.role === 'node' ? { name: identity.name } : undefined);
   const recorded = known?.transfer.ssh?.host_key_fingerprint;
   const claimed = report.transfer.ssh?.host_key_fingerprint;
@@ -54,6 +43,26 @@ export function nodeFromReport(report: NodeReport, known: Node | undefined, iden
     ...(known?.host_key_accepted ? { host_key_accepted: known.host_key_accepted } : {}),
   };
   return { node, keyChangeRefused: changed ? { recorded: recorded!, claimed: claimed! } : null };
+}
+
+/**
+ * Rule own-report (docs/DESIGN.md §23), for the full report and the replication-only one
+ * (§38): a node certificate reports only for the uuid it is bound to, and a uuid only under
+ * the certificate it first reported with. A user may report for any node.
+ * @throws DroverError DROVER_NODE_IDENTITY_MISMATCH (403)
+ */
+export function checkOwnReport(uuid: string, known: Node | undefined, identity: Identity, bound: string | undefined): void {
+  if (identity.role !== 'node') return;
+  if (bound !== undefined && bound !== uuid) {
+    throw new DroverError('DROVER_NODE_IDENTITY_MISMATCH', `Report refused: rule own-report: node certificate '${identity.name}' belongs to node ${bound}, not ${uuid}.`, {
+      detail: { rule: 'own-report', name: identity.name, node_uuid: uuid, bound },
+    });
+  }
+  if (known?.identity !== undefined && known.identity.name !== identity.name) {
+    throw new DroverError('DROVER_NODE_IDENTITY_MISMATCH', `Report refused: rule own-report: node ${uuid} joined with node certificate '${known.identity.name}', not '${identity.name}'.`, {
+      detail: { rule: 'own-report', name: identity.name, node_uuid: uuid, joined_as: known.identity.name },
+    });
+  }
 }
 
 export interface TrustHostKeyRequest {

@@ -4,9 +4,11 @@
  * TTL). A node whose lease lapsed is *unknown*; after `downGraceMs` more it is *down*. Either
  * way it is shown as such and its datasets and containers are kept, never read as absent
  * (unknown is not empty). A report with a new era (the host rebooted) replaces everything
- * from before.
+ * from before. A primary's replication status is kept beside its last report, merged from its
+ * full and its replication-only reports by the agent's order (replication-reports.ts, §38).
  */
-import type { NodeReport, ObservedContainer } from '#common/model.ts';
+import type { NodeReport, ObservedContainer, ReplicationReport } from '#common/model.ts';
+import { ReplicationReports, type ReplicationRecord, type ReplicationRefusal } from './replication-reports.ts';
 
 /** known: its lease is held; unknown: the lease lapsed; down: lapsed for longer than the grace. */
 export type NodeState = 'known' | 'unknown' | 'down';
@@ -42,6 +44,7 @@ export class ObservedState {
   private changes = 0;
   /** Nodes not heard from by this process, with when they were last heard of elsewhere (seed). */
   private readonly seeded = new Map<string, number>();
+  private readonly replicationReports = new ReplicationReports();
 
   constructor(
     private readonly clock: () => number,
@@ -74,6 +77,8 @@ export class ObservedState {
     const text = raw ?? JSON.stringify(report);
     const wasUp = this.states.get(report.uuid) === 'known' && before !== undefined && now - before.lastSeen <= this.timeoutMs;
     this.states.set(report.uuid, 'known');
+    const newEra = before !== undefined && before.report.era !== report.era;
+    this.replicationReports.fromFullReport(report.uuid, report.replication, report.replication_seq, newEra, now);
     if (before !== undefined && before.text === text) {
       // The steady state: the same report again. Only the time it was seen changes.
       this.nodes.set(report.uuid, { ...before, lastSeen: now });
@@ -104,6 +109,22 @@ export class ObservedState {
       datasetsChanged: before?.datasetKey !== datasetKey,
       containersChanged: before?.containersText !== containersText,
     };
+  }
+
+  /**
+   * A primary's replication-only report (§38): replaces the node's replication status when it
+   * is newer than the one held; the node's last report, its lease and its state are untouched
+   * (a report of replication alone says nothing of the rest of the node).
+   * @returns null when merged, else why not.
+   */
+  replication(report: ReplicationReport): ReplicationRefusal | null {
+    // Not counted in `version`: what is cached by it (dataset and container states) shows no replication.
+    return this.replicationReports.fromReplicationReport(report, this.nodes.get(report.uuid)?.report.era, this.clock());
+  }
+
+  /** The node's replication status, newest of its full and replication-only reports, with when it arrived. */
+  replicationOf(uuid: string): ReplicationRecord | undefined {
+    return this.replicationReports.get(uuid);
   }
 
   get(uuid: string): NodeRecord | undefined {

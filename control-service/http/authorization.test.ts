@@ -2,7 +2,7 @@
  * Every route of the one route table, over real mutual TLS on 127.0.0.1 (docs/DESIGN.md
  * §23): no certificate, another CA's, or a revoked one is refused at the connection; a node
  * certificate on a user-only route gets 403 naming the rule; on a node route, a node acting
- * for another node (its report, view, lease, dataset, route ack, a migration it is no party
+ * for another node (its report or replication report, view, lease, dataset, route ack, a migration it is no party
  * to) gets 403 naming the rule and nothing changes.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -31,7 +31,7 @@ function pathOf(key: RouteKey): string {
 /** What node 1 tries on each node route: another node's thing (or, for `read`, a plain read that must work). */
 const FOREIGN: Record<NodeRule, (key: RouteKey) => { path?: string; body?: unknown } | 'allowed'> = {
   read: () => 'allowed',
-  'own-report': () => ({ body: report(2) }),
+  'own-report': (key) => (key === 'replicationReport' ? { body: { uuid: N2, era: 'era-2', seq: 1, replication: [] } } : { body: report(2) }),
   // A well-formed file id (a sha-256), so that the route's own validation does not answer first.
   'own-view': (key) => (key === 'agentFile' ? { path: fillPath(ROUTES.agentFile.path, { node_uuid: N2, id: 'a'.repeat(64) }) } : {}),
   'route-table': () => ({ path: `/v1/drover/routes?node_uuid=${N2}` }),
@@ -117,6 +117,7 @@ describe('authorization of every route of the route table, over mutual TLS', () 
     // A user reaches the logs route (no node runs `app` here: the route's own answer, not 403).
     expect(await h.send('alice', 'GET', '/v1/drover/applications/app/logs?tail=5')).toMatchObject({ status: 409, body: { code: 'DROVER_APPLICATION_NOT_RUNNING' } });
     expect((await h.send('n1', 'POST', ROUTES.report.path, report(1))).status).toBe(200);
+    expect(await h.send('n1', 'POST', ROUTES.replicationReport.path, { uuid: N1, era: 'era-1', seq: 1, replication: [] })).toMatchObject({ status: 200, body: { merged: true } });
     expect((await h.send('n1', 'GET', `/v1/drover/agents/${N1}/desired`)).status).toBe(200);
     expect((await h.send('n1', 'GET', `/v1/drover/routes?node_uuid=${N1}`)).status).toBe(200);
     expect((await h.send('n1', 'POST', '/v1/drover/routes/ack', { node_uuid: N1, version: 0 })).status).toBe(200);

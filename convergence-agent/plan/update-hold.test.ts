@@ -49,7 +49,7 @@ describe('a single application\'s update on its agent', () => {
     const result = plan(view, replaced, ctx);
     expect(result.changes).toEqual([]);
     expect(result.updates).toEqual(new Map([['cache', UPDATE]]));
-    const report = buildReport({ uuid: NODE_A, address: ADDRESS_A, era: 'e', labels: {}, transfer: {} }, replaced, [], [], result.updates);
+    const report = buildReport({ uuid: NODE_A, address: ADDRESS_A, era: 'e', labels: {}, transfer: {} }, replaced, [], undefined, result.updates);
     expect(report!.containers[0]).toMatchObject({ name: 'cache', running: true, update: UPDATE });
     // The old container, before the view changed: no update in the report.
     expect(buildReport({ uuid: NODE_A, address: ADDRESS_A, era: 'e', labels: {}, transfer: {} }, observed(hashOf(v1)), [])!.containers[0]!.update).toBeUndefined();

@@ -22,7 +22,7 @@ interface Call {
 }
 
 /** A replicate() whose steps end when the test says (or at once, with `auto`). */
-function world(opts: { auto?: boolean; concurrency?: number; writtenProperty?: boolean; abortLandsLate?: boolean; listing?: (peer: string) => ZfsSnapshotInfo[]; settle?: boolean; holdSettle?: boolean } = {}) {
+function world(opts: { onChange?: () => void; auto?: boolean; concurrency?: number; writtenProperty?: boolean; abortLandsLate?: boolean; listing?: (peer: string) => ZfsSnapshotInfo[]; settle?: boolean; holdSettle?: boolean } = {}) {
   const clock = new FakeClock();
   const store = new FakeDatasetStore({ writtenProperty: opts.writtenProperty ?? false });
   const calls: Call[] = [];
@@ -99,6 +99,7 @@ function world(opts: { auto?: boolean; concurrency?: number; writtenProperty?: b
     concurrency: opts.concurrency ?? 4,
     ...(peerSnapshots ? { peerSnapshots } : {}),
     ...(opts.settle ? { settle } : {}),
+    ...(opts.onChange ? { onChange: opts.onChange } : {}),
   });
   return { clock, store, calls, scheduler, listed, targets, settled, settling, maxInFlight: () => maxInFlight };
 }
@@ -337,6 +338,38 @@ describe('ReplicationScheduler', () => {
     expect(status.state).toBe('error');
     expect(status.last_error).toEqual({ code: 'DROVER_TRANSFER_STALLED', message: 'no byte for 60 s' });
     w.calls.at(-1)!.settle();
+    await w.scheduler.stop();
+  });
+
+  it('tells of a step as soon as the replica holds its snapshot, before the tail, with a seq that rises with each change of status and not with time', async () => {
+    let changes = 0;
+    const w = world({ settle: true, holdSettle: true, onChange: () => void (changes += 1) });
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    w.scheduler.sync(view({ datasets: [dataset(DS_1, NODE_A, { replication: POLICY, replicas: [NODE_B] })] }));
+    await settleMicrotasks();
+    const seeding = w.scheduler.statusReport();
+    await w.clock.advance(500);
+    expect(w.scheduler.statusReport().seq).toBe(seeding.seq);
+    const before = changes;
+    w.calls[0]!.settle();
+    await settleMicrotasks();
+    // The holds are still being moved (settle held), and the status already says ok.
+    expect(w.settling).toHaveLength(1);
+    expect(changes).toBeGreaterThan(before);
+    const ok = w.scheduler.statusReport();
+    expect(ok.statuses[0]).toMatchObject({ state: 'ok', newest_snapshot: w.calls[0]!.options.snapshotName });
+    expect(ok.seq).toBeGreaterThan(seeding.seq);
+    await w.clock.advance(2_000);
+    expect(w.scheduler.statusReport().seq).toBe(ok.seq);
+    w.settling.shift()!();
+    await settleMicrotasks();
+    // A move pauses the pair: told at once, with a higher seq.
+    const paused = changes;
+    w.scheduler.sync(view({ datasets: [dataset(DS_1, NODE_A, { replication: POLICY, replicas: [NODE_B] })], migrations: [migration({ dataset_ids: [DS_1], from: NODE_A, to: NODE_B, phase: 'pre-copy' })] }));
+    expect(changes).toBeGreaterThan(paused);
+    const report = w.scheduler.statusReport();
+    expect(report.statuses[0]!.state).toBe('paused');
+    expect(report.seq).toBeGreaterThan(ok.seq);
     await w.scheduler.stop();
   });
 

@@ -97,6 +97,9 @@ export class ReplicationScheduler {
   private readonly replicaNodes = new Map<string, ReadonlySet<string>>();
   /** Each migration's generation in the last view, by id (a diverged replica target is set aside under it). */
   private migrationGenerations = new Map<string, number>();
+  /** The statuses as last ordered (`statusReport`), without their lag, and their seq. */
+  private statusKey = '';
+  private statusSeq = 0;
 
   constructor(private readonly deps: ReplicationDeps) {
     this.concurrency = Math.max(1, deps.concurrency ?? 4);
@@ -159,6 +162,8 @@ export class ReplicationScheduler {
     }
     this.driver ??= this.drive();
     this.kick();
+    // A pair paused, resumed, added or dropped: reported now (the reporter sends only a status that changed).
+    this.deps.onChange?.();
   }
 
   /** Every pair where this node is primary, with its lag at `now`. */
@@ -168,6 +173,22 @@ export class ReplicationScheduler {
       ...p.status,
       lag_seconds: p.status.newest_snapshot_created_at === null ? null : Math.max(0, (now - p.status.newest_snapshot_created_at) / 1000),
     }));
+  }
+
+  /**
+   * `statuses()` with their order: `seq` rises whenever a pair's status changes (anything but
+   * the lag, which only ages), to the clock's ms or one more than before, whichever is higher —
+   * so a restarted agent's statuses still order after its last run's. The control service keeps
+   * the highest it got, from a full report or a replication report (docs/DESIGN.md §38).
+   */
+  statusReport(): { seq: number; statuses: ReplicaStatus[] } {
+    const statuses = this.statuses();
+    const key = JSON.stringify(statuses.map((s) => ({ ...s, lag_seconds: null })));
+    if (key !== this.statusKey) {
+      this.statusKey = key;
+      this.statusSeq = Math.max(this.statusSeq + 1, Math.floor(this.deps.clock.now()));
+    }
+    return { seq: this.statusSeq, statuses };
   }
 
   /**
@@ -229,6 +250,8 @@ export class ReplicationScheduler {
       pair.status.state = 'paused';
       pair.running?.abort(new Error('a move of the dataset began'));
     }
+    // Paused: reported now (the reporter sends only a status that changed).
+    this.deps.onChange?.();
     for (;;) {
       signal?.throwIfAborted();
       const steps = mine().flatMap((p) => (p.step ? [p.step] : []));

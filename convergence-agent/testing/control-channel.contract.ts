@@ -109,5 +109,32 @@ export function controlChannelContract(name: string, make: () => Promise<Channel
         await t.close();
       }
     });
+
+    it('merges a replication report newer than the last full report, and keeps the newer one against an older or repeated seq', async () => {
+      const t = await make();
+      try {
+        await t.channel.report({ ...t.report, replication_seq: 1_000 });
+        const base = { uuid: t.nodeUuid, era: t.report.era, replication: [] };
+        expect(await t.channel.replicationReport({ ...base, seq: 1_001 })).toEqual({ merged: true });
+        expect(await t.channel.replicationReport({ ...base, seq: 1_001 })).toEqual({ merged: false });
+        expect(await t.channel.replicationReport({ ...base, seq: 999 })).toEqual({ merged: false });
+        // A full report built before the replication report (a lower seq) does not reset the order.
+        await t.channel.report({ ...t.report, replication_seq: 1_000 });
+        expect(await t.channel.replicationReport({ ...base, seq: 1_001 })).toEqual({ merged: false });
+        expect(await t.channel.replicationReport({ ...base, seq: 1_002 })).toEqual({ merged: true });
+      } finally {
+        await t.close();
+      }
+    });
+
+    it('does not merge a replication report of another era than the last full report', async () => {
+      const t = await make();
+      try {
+        await t.channel.report({ ...t.report, replication_seq: 1 });
+        expect(await t.channel.replicationReport({ uuid: t.nodeUuid, era: `${t.report.era}-next`, seq: 2, replication: [] })).toEqual({ merged: false });
+      } finally {
+        await t.close();
+      }
+    });
   });
 }

@@ -1,9 +1,9 @@
 /**
  * Picks the TCP engine. `auto`: the C relay (`native`, docs/DESIGN.md §32) when it is built and
  * this Node exposes libuv's TCP handles (the relay hands back what it does not serve to the uv
- * engine), else the uv engine alone, else node:net. `auto` took the relay once it beat the uv
- * engine in every column of every measured run and the scale, web-stack and demo e2e files
- * passed on it (docs/DESIGN.md §32 "`auto` picks the relay"; bench/RESULTS.md "Proxy").
+ * engine), else the uv engine alone, else node:net. `auto` took the relay once the whole e2e
+ * tier passed on it: it is ahead of the uv engine on new connections and CPU per request
+ * (docs/DESIGN.md §32 "`auto` picks the relay"; bench/RESULTS.md "Proxy").
  */
 import { silentLogger, type Logger } from '#common/log.ts';
 import { createNetEngine } from './tcp-net.ts';

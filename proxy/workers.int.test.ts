@@ -1,5 +1,5 @@
 /**
- * drover-proxy with `--workers 2`, as processes: the primary and its worker both accept on
+ * drover-proxy with `--engine uv --workers 2`, as processes (the native engine runs threads instead: native.int.test.ts): the primary and its worker both accept on
  * the one listening socket; a hold is in effect in both before it is acknowledged; a worker
  * that dies is started again; a worker whose primary dies exits; SIGTERM stops both.
  * Real loopback sockets on 127.0.6.3x, a real HTTP route server.
@@ -66,7 +66,7 @@ describe('drover-proxy --workers 2', () => {
     const fresh = await startServer('127.0.6.33', digestReply('new'));
     servers.push(old, fresh);
     const version = routes.publish([route('app', PORT, { host: old.host, port: old.port })]);
-    proxy = run(['--control', routes.url, '--node-uuid', NODE, '--listen-host', HOST, '--workers', '2', '--hold-deadline-ms', '20000']);
+    proxy = run(['--control', routes.url, '--node-uuid', NODE, '--listen-host', HOST, '--engine', 'uv', '--workers', '2', '--hold-deadline-ms', '20000']);
     await routes.waitForAck(NODE, version, 60_000);
     const pids = livePids(proxy.output());
     expect(pids).toHaveLength(1);

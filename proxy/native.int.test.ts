@@ -203,4 +203,13 @@ describe('drover-proxy --engine native', () => {
     expect(texts).toEqual(texts.map((_, i) => `b:${sha256(`client ${i}`)}`));
     expect(engine!.relay.pid).toBe(relay);
   });
+  it('holds its process until the relay is gone when destroyed: what the owner does after destroyAll runs (the proxy logs "proxy stopped", exits 0)', async () => {
+    // The relay child is unref'd; before the fix, 11 of 20 such processes exited (code 0)
+    // between the relay's stderr closing and its 'exit' event, and never printed.
+    const fixture = new URL('./testing/destroy-then-print.ts', import.meta.url).pathname;
+    for (let i = 0; i < 6; i++) {
+      const { stdout, exitCode } = await execa('node', ['--import', 'tsx', fixture], { timeout: 30_000, reject: false });
+      expect({ run: i, stdout, exitCode }).toEqual({ run: i, stdout: 'after destroyAll', exitCode: 0 });
+    }
+  });
 });

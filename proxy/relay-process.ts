@@ -105,6 +105,10 @@ export class RelayProcess {
     const child = this.child;
     if (child === null || child.exitCode !== null || child.signalCode !== null) return;
     const gone = new Promise((resolve) => child.once('exit', resolve));
+    // Held while it dies: the child is unref'd, and once its stderr pipe closed nothing else may
+    // keep this process alive — Node would exit (code 0) before the 'exit' event and skip what
+    // the caller does after this (the proxy's "proxy stopped", its exit code).
+    child.ref();
     child.kill('SIGKILL');
     await gone;
   }

@@ -1,8 +1,7 @@
 #!/usr/bin/env -S node --initial-old-space-size=128
-// Runs convergence-agent/main.ts through tsx: drover ships TypeScript sources and needs no build step.
-// The flags on the first line matter for transfer speed (common/node-flags.ts); whoever starts
-// this file with `node` passes them on (nodeFlagsOf).
-import { register } from 'tsx/esm/api';
+// Runs convergence-agent/main.ts: its bundle (build/drover-agent.mjs) when fresh, else the
+// sources through tsx (bin/launch.js). The flags on the first line matter for transfer speed
+// (common/node-flags.ts); whoever starts this file with `node` passes them on (nodeFlagsOf).
+import { launch } from './launch.js';
 
-register();
-await import('../convergence-agent/main.ts');
+await launch('drover-agent', 'convergence-agent/main.ts');

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Runs control-service/main.ts through tsx: drover ships TypeScript sources and needs no build step.
-import { register } from 'tsx/esm/api';
+// Runs control-service/main.ts: its bundle (build/drover-control.mjs) when fresh,
+// else the sources through tsx (bin/launch.js).
+import { launch } from './launch.js';
 
-register();
-await import('../control-service/main.ts');
+await launch('drover-control', 'control-service/main.ts');

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Runs proxy/main.ts through tsx: drover ships TypeScript sources and needs no build step.
-import { register } from 'tsx/esm/api';
+// Runs proxy/main.ts: its bundle (build/drover-proxy.mjs) when fresh,
+// else the sources through tsx (bin/launch.js).
+import { launch } from './launch.js';
 
-register();
-await import('../proxy/main.ts');
+await launch('drover-proxy', 'proxy/main.ts');

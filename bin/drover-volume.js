@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Runs volume-driver/main.ts through tsx: drover ships TypeScript sources and needs no build step.
-import { register } from 'tsx/esm/api';
+// Runs volume-driver/main.ts: its bundle (build/drover-volume.mjs) when fresh,
+// else the sources through tsx (bin/launch.js).
+import { launch } from './launch.js';
 
-register();
-await import('../volume-driver/main.ts');
+await launch('drover-volume', 'volume-driver/main.ts');

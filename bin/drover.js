@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Runs cli/main.ts through tsx: drover ships TypeScript sources and needs no build step.
-import { register } from 'tsx/esm/api';
+// Runs cli/main.ts: its bundle (build/drover.mjs) when fresh,
+// else the sources through tsx (bin/launch.js).
+import { launch } from './launch.js';
 
-register();
-await import('../cli/main.ts');
+await launch('drover', 'cli/main.ts');

@@ -97,8 +97,9 @@ fi
 #    its source changed.
 make -s -C native >/dev/null || die "building native/drover-pump failed (make -C native)"
 
-# 8. drover-receive as one plain-JavaScript file (scripts/bundle.mjs): sshd starts it for every
-#    transfer connection, and through tsx its start-up alone was ~1 s of CPU.
-node scripts/bundle.mjs >/dev/null || die "bundling drover-receive failed (node scripts/bundle.mjs)"
+# 8. Each program as one plain-JavaScript file (scripts/bundle.mjs, docs/DESIGN.md §43): through
+#    tsx a start costs ~1.5–3 s of CPU, bundled a third of it; sshd starts drover-receive for
+#    every transfer connection.
+node scripts/bundle.mjs >/dev/null || die "bundling drover's programs failed (node scripts/bundle.mjs)"
 
-say "ok (dockerd $docker_version, zfs-fuse, sshd, node $node_version, native pump, drover-receive bundle)"
+say "ok (dockerd $docker_version, zfs-fuse, sshd, node $node_version, native pump, program bundles)"

@@ -26,11 +26,11 @@ import type { Route } from '#common/channel.ts';
 import { RouteServer } from '../proxy/testing/route-server.ts';
 import { waitForPort } from './proxy-clients.ts';
 
-const BACKEND_HOST = '127.0.7.2';
-const PORTS = [18182, 18183, 18184];
-const FRONT = { haproxy: '127.0.7.3', drover: '127.0.7.4', before: '127.0.7.5', native: '127.0.7.6' } as const;
+export const BACKEND_HOST = '127.0.7.2';
+export const PORTS = [18182, 18183, 18184];
+export const FRONT = { haproxy: '127.0.7.3', drover: '127.0.7.4', before: '127.0.7.5', native: '127.0.7.6' } as const;
 type Front = keyof typeof FRONT;
-const PORT = 18192;
+export const PORT = 18192;
 const UUID = '00000000-0000-4000-8000-0000000000b3';
 const BEFORE_UUID = '00000000-0000-4000-8000-0000000000b4';
 const NATIVE_UUID = '00000000-0000-4000-8000-0000000000b5';
@@ -51,8 +51,8 @@ export interface BalanceDeps {
   baselineEngine?: string;
 }
 
-const backend = (port: number) => `global\n  maxconn 4000\n  nbthread 1\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\nfrontend web\n  bind ${BACKEND_HOST}:${port}\n  http-request return status 200 content-type text/plain string "Hello, world!"\n`;
-const leastconn = `global\n  maxconn 4000\n  nbthread 2\ndefaults\n  mode tcp\n  retries 3\n  option redispatch\n  timeout connect 2s\n  timeout client 60s\n  timeout server 60s\nfrontend fe\n  bind ${FRONT.haproxy}:${PORT}\n  default_backend be\nbackend be\n  balance leastconn\n${PORTS.map((p, i) => `  server s${i + 1} ${BACKEND_HOST}:${p} check inter 500 fall 1 rise 1\n`).join('')}`;
+export const backend = (port: number) => `global\n  maxconn 4000\n  nbthread 1\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\nfrontend web\n  bind ${BACKEND_HOST}:${port}\n  http-request return status 200 content-type text/plain string "Hello, world!"\n`;
+export const leastconn = `global\n  maxconn 4000\n  nbthread 2\ndefaults\n  mode tcp\n  retries 3\n  option redispatch\n  timeout connect 2s\n  timeout client 60s\n  timeout server 60s\nfrontend fe\n  bind ${FRONT.haproxy}:${PORT}\n  default_backend be\nbackend be\n  balance leastconn\n${PORTS.map((p, i) => `  server s${i + 1} ${BACKEND_HOST}:${p} check inter 500 fall 1 rise 1\n`).join('')}`;
 
 interface Sample {
   rps: number;

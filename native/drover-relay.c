@@ -302,6 +302,7 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   main_evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (main_evfd < 0) die(71, "eventfd");
+  relay_stats_init();
   threads = relay_start_threads(&opts, main_evfd);
   out("{\"d\":\"ready\"}\n");
   uint64_t next_stats = now_ms() + 100;
@@ -321,6 +322,7 @@ int main(int argc, char **argv) {
     release_acks();
     if (now_ms() >= next_stats) {
       stats();
+      relay_stats_dump(threads, opts.threads);
       next_stats = now_ms() + 100;
     }
   }

@@ -11,8 +11,10 @@
  * later): what saves the clients is the proxy's own skip of a target whose connect failed.
  * Both run 2 threads/processes. All traffic stays on 127.0.7.x.
  *
- * "native" is the same drover proxy with `--engine native` (the C relay, docs/DESIGN.md §32,
- * its `--workers` as relay threads), in the same rounds.
+ * "drover" is the proxy with `--engine uv` (2 processes), "native" the same proxy with
+ * `--engine native` (the C relay, docs/DESIGN.md §32, its `--workers` as relay threads), in the
+ * same rounds. Each round's p99 per front and the per-round ratios to HAProxy's are printed
+ * beside the medians: the kept-alive tail moves with the machine from one sample to the next.
  *
  * `--baseline DIR` adds another front, "before": the drover proxy of another checkout (e.g.
  * `git worktree add /tmp/base main`, with `node_modules` linked), on the same 3 backends in the
@@ -115,7 +117,8 @@ export async function balanceCase(deps: BalanceDeps): Promise<Record<string, num
   routes.publish(table);
   const fronts: Front[] = deps.baseline === undefined ? ['haproxy', 'drover', 'native'] : ['haproxy', 'drover', 'native', 'before'];
   for (const who of fronts.slice(1)) {
-    const [file, args] = deps.droverProxyArgs(routes.url, UUIDS[who], FRONT[who], who === 'before' ? deps.baseline : undefined, who === 'native' ? 'native' : who === 'before' ? deps.baselineEngine : undefined);
+    // "drover" names its engine: `auto` has been the native relay since session 8, which made this front a second relay under the uv engine's name.
+    const [file, args] = deps.droverProxyArgs(routes.url, UUIDS[who], FRONT[who], who === 'before' ? deps.baseline : undefined, who === 'native' ? 'native' : who === 'before' ? deps.baselineEngine : 'uv');
     pids[who] = deps.start(file, args, { DROVER_LOG_LEVEL: 'warn' }).pid;
   }
   await Promise.all([...PORTS.map((p) => waitForPort(BACKEND_HOST, p)), ...fronts.map((who) => waitForPort(FRONT[who], PORT))]);
@@ -137,6 +140,18 @@ export async function balanceCase(deps: BalanceDeps): Promise<Record<string, num
   deps.say('connections  config    req/s    p99 ms  errors  CPU µs/req');
   for (const mode of ['keep', 'close']) {
     for (const who of fronts) deps.say(`${mode.padEnd(12)} ${who.padEnd(8)} ${med(`${who}/${mode}`, 'rps').toFixed(0).padStart(8)} ${med(`${who}/${mode}`, 'p99').toFixed(2).padStart(8)} ${String(med(`${who}/${mode}`, 'errors') + med(`${who}/${mode}`, 'non2xx')).padStart(7)} ${med(`${who}/${mode}`, 'cpuUs').toFixed(1).padStart(10)}`);
+  }
+
+  // The tail moves with the machine from one sample to the next (docs/DESIGN.md §32, session 9):
+  // each round's p99 per front, and the median of the per-round ratios to HAProxy's (samples of
+  // one round run back to back), beside the ratio of medians.
+  for (const mode of ['keep', 'close']) {
+    for (const who of fronts.slice(1)) {
+      const mine = (samples[`${who}/${mode}`] ?? []).map((s) => s.p99);
+      const theirs = (samples[`haproxy/${mode}`] ?? []).map((s) => s.p99);
+      const ratios = mine.map((p, i) => p / theirs[i]!);
+      deps.say(`p99 per round, ${mode} ${who}: ${mine.map((p) => p.toFixed(1)).join(' ')} ms (HAProxy ${theirs.map((p) => p.toFixed(1)).join(' ')}); per-round ratio ${ratios.map((r) => r.toFixed(2)).join(' ')}, median ${median(ratios).toFixed(2)}`);
+    }
   }
 
   // One backend killed a third into a run on new connections, for each front in turn; it is started again between.

@@ -30,6 +30,7 @@ const THREADS = (flags.threads ?? '1,2').split(',').map((x) => ({ n: Number(x.re
 const tree = resolve(flags.tree ?? join(import.meta.dirname, '..'));
 const dir = mkdtempSync(join(tmpdir(), 'drover-bench-tail-'));
 const children: ResultPromise[] = [];
+const backendPids: number[] = [];
 
 function start(file: string, args: string[], env: Record<string, string> = {}): ResultPromise {
   const child = execa(file, args, { reject: false, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...env } });
@@ -111,6 +112,8 @@ interface Sample {
   p99: number;
   runUs: number;
   waitUs: number;
+  backendsWaitUs: number;
+  wrkWaitUs: number;
   batchLenP50: number;
   batchLenP99: number;
   batchUsP99: number;
@@ -125,10 +128,16 @@ const ms = (m: RegExpExecArray | null) => (m ? Number(m[1]) * (m[2] === 'us' ? 0
 
 async function wrk(host: string, pids: number[], statsFile?: string): Promise<Sample> {
   const before = sched(pids);
+  const backendsBefore = sched(backendPids);
   const hb = statsFile ? relayStats(statsFile) : {};
   const run = execa('wrk', ['-t2', '-c50', `-d${SECONDS}s`, '--latency', `http://${host}:${PORT}/`], { reject: false });
-  await new Promise((r) => setTimeout(r, (SECONDS * 1000) / 2 + 500));
+  await new Promise((r) => setTimeout(r, 300));
+  const wrkBefore = sched([run.pid!]);
+  await new Promise((r) => setTimeout(r, (SECONDS * 1000) / 2));
   const mid = statsFile ? relayStats(statsFile) : {};
+  await new Promise((r) => setTimeout(r, (SECONDS * 1000) / 2 - 800));
+  const wrkAfter = sched([run.pid!]); // the last 0.5 s and the first 0.3 s uncounted: an estimate per request
+  const backendsAfter = sched(backendPids);
   const { stdout } = await run;
   await new Promise((r) => setTimeout(r, statsFile ? 1_100 : 0)); // the relay rewrites its stats every second
   const after = sched(pids);
@@ -141,6 +150,8 @@ async function wrk(host: string, pids: number[], statsFile?: string): Promise<Sa
     p99: ms(/\s99%\s+([\d.]+)(us|ms|s)/.exec(stdout)),
     runUs: (after.runNs - before.runNs) / 1000 / requests,
     waitUs: (after.waitNs - before.waitNs) / 1000 / requests,
+    backendsWaitUs: (backendsAfter.waitNs - backendsBefore.waitNs) / 1000 / requests,
+    wrkWaitUs: (wrkAfter.waitNs - wrkBefore.waitNs) / 1000 / ((requests * (SECONDS - 0.8)) / SECONDS),
     batchLenP50: quantile(h.batch_len, 0.5),
     batchLenP99: quantile(h.batch_len, 0.99),
     batchUsP99: quantile(h.batch_us, 0.99),
@@ -163,7 +174,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 async function main(): Promise<void> {
   PORTS.forEach((p, i) => {
     writeFileSync(join(dir, `b${i}.cfg`), backend(p));
-    start('haproxy', ['-f', join(dir, `b${i}.cfg`), '-db']);
+    backendPids.push(start('haproxy', ['-f', join(dir, `b${i}.cfg`), '-db']).pid!);
   });
   writeFileSync(join(dir, 'leastconn.cfg'), leastconn);
   const fronts: { name: string; host: string; pid: number; relay: boolean; stats?: string; uuid?: string; pin?: boolean }[] = [{ name: 'haproxy', host: '127.0.7.3', pid: start('haproxy', ['-f', join(dir, 'leastconn.cfg'), '-db']).pid!, relay: false }];
@@ -196,15 +207,15 @@ async function main(): Promise<void> {
       const pids = f.relay ? childrenOf(f.pid) : [f.pid];
       const s = await wrk(f.host, pids, f.stats);
       (samples[f.name] ??= []).push(s);
-      console.log(`  round ${round + 1} ${f.name.padEnd(8)} ${s.rps.toFixed(0).padStart(6)} req/s  p50 ${s.p50.toFixed(2)}  p90 ${s.p90.toFixed(2)}  p99 ${s.p99.toFixed(2)} ms  run ${s.runUs.toFixed(1)} µs/req  waited ${s.waitUs.toFixed(1)} µs/req${f.relay ? `  batch p50/p99 ${s.batchLenP50}/${s.batchLenP99} ev, ${s.batchUsP99} µs; queued p99 ${s.queuedUsP99} µs; conns/thread ${s.loads}, events/thread ${s.events}; read delay p50/p99/p99.9 µs up ${s.readUp} down ${s.readDown}` : ''}`);
+      console.log(`  round ${round + 1} ${f.name.padEnd(8)} ${s.rps.toFixed(0).padStart(6)} req/s  p50 ${s.p50.toFixed(2)}  p90 ${s.p90.toFixed(2)}  p99 ${s.p99.toFixed(2)} ms  run ${s.runUs.toFixed(1)} µs/req  waited ${s.waitUs.toFixed(1)} µs/req (backends ${s.backendsWaitUs.toFixed(1)}, wrk ${s.wrkWaitUs.toFixed(1)})${f.relay ? `  batch p50/p99 ${s.batchLenP50}/${s.batchLenP99} ev, ${s.batchUsP99} µs; queued p99 ${s.queuedUsP99} µs; conns/thread ${s.loads}, events/thread ${s.events}; read delay p50/p99/p99.9 µs up ${s.readUp} down ${s.readDown}` : ''}`);
     }
   }
-  console.log('\nfront      req/s   p50 ms  p90 ms  p99 ms  p99 range    run µs/req  waited µs/req');
+  console.log('\nfront      req/s   p50 ms  p90 ms  p99 ms  p99 range    run µs/req  waited µs/req  backends waited  wrk waited');
   for (const f of fronts) {
     const ss = samples[f.name]!;
     const m = (k: keyof Sample) => median(ss.map((s) => s[k] as number));
     const p99s = ss.map((s) => s.p99);
-    console.log(`${f.name.padEnd(9)} ${m('rps').toFixed(0).padStart(7)} ${m('p50').toFixed(2).padStart(7)} ${m('p90').toFixed(2).padStart(7)} ${m('p99').toFixed(2).padStart(7)}  ${Math.min(...p99s).toFixed(1)}–${Math.max(...p99s).toFixed(1)}  ${m('runUs').toFixed(1).padStart(10)} ${m('waitUs').toFixed(1).padStart(13)}`);
+    console.log(`${f.name.padEnd(9)} ${m('rps').toFixed(0).padStart(7)} ${m('p50').toFixed(2).padStart(7)} ${m('p90').toFixed(2).padStart(7)} ${m('p99').toFixed(2).padStart(7)}  ${Math.min(...p99s).toFixed(1)}–${Math.max(...p99s).toFixed(1)}  ${m('runUs').toFixed(1).padStart(10)} ${m('waitUs').toFixed(1).padStart(13)} ${m('backendsWaitUs').toFixed(1).padStart(16)} ${m('wrkWaitUs').toFixed(1).padStart(11)}`);
   }
   await routes.stop();
 }

@@ -193,6 +193,7 @@ static void handle_line(const char *line, size_t len) {
     out("{\"cmd\":\"NODE_HANDLE_ACK\"}\n");
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* accepted sockets inherit it */
+    if (relay_stats_on) relay_stats_socket(fd); /* receive timestamps from a connection's first byte: inherited too */
     if (listen(fd, opts.backlog) != 0) {
       out("{\"d\":\"listened %u %d\"}\n", m.id, errno);
       close(fd);

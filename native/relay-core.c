@@ -478,7 +478,6 @@ static void adopt(struct relay_thread *t, struct relay_port *p, int fd, uint64_t
     return;
   }
   BUMP(p->fwd, 1);
-  if (relay_stats_on) relay_stats_socket(fd);
   c->replay = (uint8_t)p->replay;
   c->up.buf = take_buf(t);
   c->down.buf = take_buf(t);

@@ -2,7 +2,9 @@
 #ifndef DROVER_RELAY_STATS_H
 #define DROVER_RELAY_STATS_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define RELAY_HIST 16
 
@@ -23,8 +25,7 @@ uint64_t relay_stats_ns(void);
 /* Reads DROVER_RELAY_STATS once; the main thread then calls relay_stats_dump every 100 ms. */
 void relay_stats_init(void);
 struct relay_thread;
-#include <stddef.h>
-#include <sys/types.h>
+/* Software receive timestamps on a socket (a listening socket's connections inherit them). */
 void relay_stats_socket(int fd);
 ssize_t relay_stats_recv(struct relay_stats *st, int fd, char *buf, size_t len, int up);
 void relay_stats_dump(struct relay_thread *ts, int n);

@@ -11,8 +11,10 @@
  * later): what saves the clients is the proxy's own skip of a target whose connect failed.
  * Both run 2 threads/processes. All traffic stays on 127.0.7.x.
  *
- * "native" is the same drover proxy with `--engine native` (the C relay, docs/DESIGN.md §32,
- * its `--workers` as relay threads), in the same rounds.
+ * "drover" is the proxy with `--engine uv` (2 processes), "native" the same proxy with
+ * `--engine native` (the C relay, docs/DESIGN.md §32, its `--workers` as relay threads), in the
+ * same rounds. Each round's p99 per front and the per-round ratios to HAProxy's are printed
+ * beside the medians: the kept-alive tail moves with the machine from one sample to the next.
  *
  * `--baseline DIR` adds another front, "before": the drover proxy of another checkout (e.g.
  * `git worktree add /tmp/base main`, with `node_modules` linked), on the same 3 backends in the
@@ -26,11 +28,11 @@ import type { Route } from '#common/channel.ts';
 import { RouteServer } from '../proxy/testing/route-server.ts';
 import { waitForPort } from './proxy-clients.ts';
 
-const BACKEND_HOST = '127.0.7.2';
-const PORTS = [18182, 18183, 18184];
-const FRONT = { haproxy: '127.0.7.3', drover: '127.0.7.4', before: '127.0.7.5', native: '127.0.7.6' } as const;
+export const BACKEND_HOST = '127.0.7.2';
+export const PORTS = [18182, 18183, 18184];
+export const FRONT = { haproxy: '127.0.7.3', drover: '127.0.7.4', before: '127.0.7.5', native: '127.0.7.6' } as const;
 type Front = keyof typeof FRONT;
-const PORT = 18192;
+export const PORT = 18192;
 const UUID = '00000000-0000-4000-8000-0000000000b3';
 const BEFORE_UUID = '00000000-0000-4000-8000-0000000000b4';
 const NATIVE_UUID = '00000000-0000-4000-8000-0000000000b5';
@@ -51,8 +53,8 @@ export interface BalanceDeps {
   baselineEngine?: string;
 }
 
-const backend = (port: number) => `global\n  maxconn 4000\n  nbthread 1\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\nfrontend web\n  bind ${BACKEND_HOST}:${port}\n  http-request return status 200 content-type text/plain string "Hello, world!"\n`;
-const leastconn = `global\n  maxconn 4000\n  nbthread 2\ndefaults\n  mode tcp\n  retries 3\n  option redispatch\n  timeout connect 2s\n  timeout client 60s\n  timeout server 60s\nfrontend fe\n  bind ${FRONT.haproxy}:${PORT}\n  default_backend be\nbackend be\n  balance leastconn\n${PORTS.map((p, i) => `  server s${i + 1} ${BACKEND_HOST}:${p} check inter 500 fall 1 rise 1\n`).join('')}`;
+export const backend = (port: number) => `global\n  maxconn 4000\n  nbthread 1\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\nfrontend web\n  bind ${BACKEND_HOST}:${port}\n  http-request return status 200 content-type text/plain string "Hello, world!"\n`;
+export const leastconn = `global\n  maxconn 4000\n  nbthread 2\ndefaults\n  mode tcp\n  retries 3\n  option redispatch\n  timeout connect 2s\n  timeout client 60s\n  timeout server 60s\nfrontend fe\n  bind ${FRONT.haproxy}:${PORT}\n  default_backend be\nbackend be\n  balance leastconn\n${PORTS.map((p, i) => `  server s${i + 1} ${BACKEND_HOST}:${p} check inter 500 fall 1 rise 1\n`).join('')}`;
 
 interface Sample {
   rps: number;
@@ -115,7 +117,8 @@ export async function balanceCase(deps: BalanceDeps): Promise<Record<string, num
   routes.publish(table);
   const fronts: Front[] = deps.baseline === undefined ? ['haproxy', 'drover', 'native'] : ['haproxy', 'drover', 'native', 'before'];
   for (const who of fronts.slice(1)) {
-    const [file, args] = deps.droverProxyArgs(routes.url, UUIDS[who], FRONT[who], who === 'before' ? deps.baseline : undefined, who === 'native' ? 'native' : who === 'before' ? deps.baselineEngine : undefined);
+    // "drover" names its engine: `auto` has been the native relay since session 8, which made this front a second relay under the uv engine's name.
+    const [file, args] = deps.droverProxyArgs(routes.url, UUIDS[who], FRONT[who], who === 'before' ? deps.baseline : undefined, who === 'native' ? 'native' : who === 'before' ? deps.baselineEngine : 'uv');
     pids[who] = deps.start(file, args, { DROVER_LOG_LEVEL: 'warn' }).pid;
   }
   await Promise.all([...PORTS.map((p) => waitForPort(BACKEND_HOST, p)), ...fronts.map((who) => waitForPort(FRONT[who], PORT))]);
@@ -137,6 +140,18 @@ export async function balanceCase(deps: BalanceDeps): Promise<Record<string, num
   deps.say('connections  config    req/s    p99 ms  errors  CPU µs/req');
   for (const mode of ['keep', 'close']) {
     for (const who of fronts) deps.say(`${mode.padEnd(12)} ${who.padEnd(8)} ${med(`${who}/${mode}`, 'rps').toFixed(0).padStart(8)} ${med(`${who}/${mode}`, 'p99').toFixed(2).padStart(8)} ${String(med(`${who}/${mode}`, 'errors') + med(`${who}/${mode}`, 'non2xx')).padStart(7)} ${med(`${who}/${mode}`, 'cpuUs').toFixed(1).padStart(10)}`);
+  }
+
+  // The tail moves with the machine from one sample to the next (docs/DESIGN.md §32, session 9):
+  // each round's p99 per front, and the median of the per-round ratios to HAProxy's (samples of
+  // one round run back to back), beside the ratio of medians.
+  for (const mode of ['keep', 'close']) {
+    for (const who of fronts.slice(1)) {
+      const mine = (samples[`${who}/${mode}`] ?? []).map((s) => s.p99);
+      const theirs = (samples[`haproxy/${mode}`] ?? []).map((s) => s.p99);
+      const ratios = mine.map((p, i) => p / theirs[i]!);
+      deps.say(`p99 per round, ${mode} ${who}: ${mine.map((p) => p.toFixed(1)).join(' ')} ms (HAProxy ${theirs.map((p) => p.toFixed(1)).join(' ')}); per-round ratio ${ratios.map((r) => r.toFixed(2)).join(' ')}, median ${median(ratios).toFixed(2)}`);
+    }
   }
 
   // One backend killed a third into a run on new connections, for each front in turn; it is started again between.

@@ -193,6 +193,7 @@ static void handle_line(const char *line, size_t len) {
     out("{\"cmd\":\"NODE_HANDLE_ACK\"}\n");
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* accepted sockets inherit it */
+    if (relay_stats_on) relay_stats_socket(fd); /* receive timestamps from a connection's first byte: inherited too */
     if (listen(fd, opts.backlog) != 0) {
       out("{\"d\":\"listened %u %d\"}\n", m.id, errno);
       close(fd);
@@ -302,6 +303,7 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   main_evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (main_evfd < 0) die(71, "eventfd");
+  relay_stats_init();
   threads = relay_start_threads(&opts, main_evfd);
   out("{\"d\":\"ready\"}\n");
   uint64_t next_stats = now_ms() + 100;
@@ -321,6 +323,7 @@ int main(int argc, char **argv) {
     release_acks();
     if (now_ms() >= next_stats) {
       stats();
+      relay_stats_dump(threads, opts.threads);
       next_stats = now_ms() + 100;
     }
   }

@@ -325,6 +325,7 @@ static void start_connect(struct relay_thread *t, struct relay_conn *c, uint64_t
   }
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (relay_stats_on) relay_stats_socket(fd);
   c->bfd = fd;
   BUMP(t->c.outbound, 1);
   c->state = C_CONNECTING;
@@ -407,7 +408,7 @@ static int move(struct relay_thread *t, struct relay_conn *c, struct dir *d, int
       return 0;
     }
     if (d->drained && !d->hup) return 0;
-    ssize_t n = recv(from, d->buf, opts.bufsz, 0);
+    ssize_t n = relay_stats_on ? relay_stats_recv(&t->st, from, d->buf, opts.bufsz, up) : recv(from, d->buf, opts.bufsz, 0);
     if (n > 0) {
       d->drained = (size_t)n < opts.bufsz;
       if (up) {
@@ -687,16 +688,24 @@ static void *run(void *arg) {
       wait = at <= now ? 0 : (int)(at - now);
     }
     int n = epoll_wait(t->ep, evs, 128, wait);
+    uint64_t t0 = relay_stats_on && n > 0 ? relay_stats_ns() : 0;
     for (int i = 0; i < n; i++) {
       uint64_t v = evs[i].data.u64;
       unsigned tag = (unsigned)(v & 3u);
       void *ptr = (void *)(uintptr_t)(v & ~(uint64_t)3u);
+      if (t0 && (tag == TAG_CLIENT || tag == TAG_BACKEND)) relay_stats_add(t->st.queued_us, (relay_stats_ns() - t0) / 1000);
       if (tag == TAG_WAKE) drain_commands(t);
       else if (tag == TAG_LISTENER) {
         struct relay_port *p = ptr;
         if (p->listening) on_accept(t, p);
       } else
         on_conn(t, ptr, tag == TAG_BACKEND, evs[i].events);
+    }
+    if (t0) {
+      relay_stats_add(t->st.batch_len, (uint64_t)n);
+      relay_stats_add(t->st.batch_us, (relay_stats_ns() - t0) / 1000);
+      BUMP(t->st.wakeups, 1);
+      BUMP(t->st.events, (uint64_t)n);
     }
     if (t->timeq_head) {
       uint64_t now = now_ms();

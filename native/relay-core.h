@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "relay-msg.h"
+#include "relay-stats.h"
 
 struct relay_opts {
   int threads;
@@ -71,6 +72,7 @@ struct relay_thread {
   char **bufs;
   int nbufs;
   struct relay_counts c;
+  struct relay_stats st; /* DROVER_RELAY_STATS only (relay-stats.c) */
 };
 
 struct relay_thread *relay_start_threads(const struct relay_opts *o, int main_evfd);

@@ -5,7 +5,9 @@
  * proxy, balance and replay suites run against it too (tcp.int.test.ts, proxy.int.test.ts,
  * balance.test.ts, replay.test.ts). Real loopback sockets on 127.0.6.4x, a real route server.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -171,6 +173,36 @@ describe('drover-proxy --engine native', () => {
     expect(owned).toHaveLength(2);
     expect(owned[0]! + owned[1]!).toBe(40);
     expect(Math.min(...owned)).toBeGreaterThanOrEqual(16);
+  });
+
+  it('counts its epoll batches and how long data waited in each socket, per thread, into the file DROVER_RELAY_STATS names', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'drover-relay-stats-'));
+    const file = join(dir, 'stats');
+    process.env.DROVER_RELAY_STATS = file;
+    let port: number;
+    try {
+      ({ port } = await nativeEngine());
+    } finally {
+      delete process.env.DROVER_RELAY_STATS;
+    }
+    for (let i = 0; i < 20; i++) expect(await ask(port, HOST, `q${i}`)).toBe(`b:${sha256(`q${i}`)}`);
+    const sum = (text: string, key: string) =>
+      text
+        .trim()
+        .split('\n')
+        .flatMap((line) => (new RegExp(` ${key}=([\\d,]+)`).exec(line)?.[1] ?? '').split(',').map(Number))
+        .reduce((a, b) => a + b, 0);
+    // Rewritten at most once a second: wait for a version that saw the 20 requests and their answers.
+    const seen = () => (existsSync(file) ? readFileSync(file, 'utf8') : '');
+    let text = '';
+    try {
+      await waitFor(() => sum((text = seen()), 'read_up_us') >= 20 && sum(text, 'read_down_us') >= 20, 10_000, 'the stats file');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(text.trim().split('\n').map((l) => l.split(' ')[0])).toEqual(['thread=0', 'thread=1']);
+    expect(sum(text, 'batch_len')).toBeGreaterThan(0);
+    expect(sum(text, 'queued_us')).toBeGreaterThanOrEqual(40); // a client's and a backend's event at least per request
   });
 
   it('stops accepting for a moment when out of descriptors instead of polling the port hot, and serves the clients that waited once descriptors free', async () => {

@@ -28,6 +28,14 @@ import { runBeforeStop } from './before-stop.ts';
 import { sourceStart } from './phases.ts';
 import { DEFAULT_ROUND_POLICY, afterRound, bytesTotal, progressDue, rateOf, type Round, type RoundPolicy } from './round-policy.ts';
 
+/** The stop's lookups, read ahead: the container, then its first process (DockerRuntime.prepareStop). */
+interface StopAhead {
+  found: Promise<{ id: string; running: boolean } | null>;
+  prepared: Promise<void>;
+  /** Started before the cutover was accepted. */
+  early: boolean;
+}
+
 export type JobStage = 'starting' | 'pre-copy' | 'cutover' | 'handed-off';
 /** How a job ended: `aborted` = the control service accepted `failed`; `stopped` = it gave up without a verdict. */
 export type JobOutcome = 'handed-off' | 'aborted' | 'failed' | 'stopped';
@@ -100,6 +108,8 @@ export class SourceJob {
   private posting = false;
   /** This job stopped the application (stopProcesses): Docker may still be tearing it down. */
   private stoppedApplication = false;
+  /** The stop's lookups, started at the last pre-copy round's end (readAheadStop). */
+  private stopAhead: StopAhead | null = null;
 
   constructor(
     private readonly m: Migration,
@@ -192,9 +202,12 @@ export class SourceJob {
       this.rounds.push({ bytes: this.sent - before, ms: clock.now() - roundBegan });
       const decision = afterRound(this.rounds, clock.now() - began, tuning);
       this.log.info({ round: this.rounds.length, bytes: this.sent - before, ms: clock.now() - roundBegan, next: decision, afterHook }, 'pre-copy round sent');
+      const hookNext = !afterHook && decision.next === 'cutover' && hook !== undefined && this.m.application !== null;
+      // The last round: the stop's Docker lookups start now, beside this round's post and the cutover's.
+      if ((afterHook || decision.next === 'cutover') && !hookNext) this.stopAhead = this.readAheadStop(true);
       await this.postRoundEnd();
       if (afterHook || decision.next === 'cutover') {
-        if (!afterHook && hook !== undefined && this.m.application !== null) {
+        if (hookNext && hook !== undefined && this.m.application !== null) {
           await runBeforeStop({ ...this.deps, log: this.log }, this.m.application, hook);
           hook = undefined;
           afterHook = true;
@@ -225,12 +238,10 @@ export class SourceJob {
       steps[name] = now - mark;
       mark = now;
     };
-    // Which container to stop is looked up while the proxies take the hold (one Docker call
-    // out of the stopped interval); whether it runs, and its processes, are read at the stop.
-    const found = this.findApplication();
-    found.catch(() => {});
-    const prepared = found.then((c) => (c?.running ? this.deps.runtime.prepareStop?.(c.id, this.deps.stopTimeoutSeconds) : undefined));
-    prepared.catch(() => {});
+    // Which container to stop, its first process and namespace were looked up from the last
+    // round's end (readAheadStop), else now, while the proxies take the hold.
+    const ahead = this.stopAhead ?? this.readAheadStop(false);
+    this.stopAhead = null;
     // The final send's receive is opened on the target meanwhile too: its receiver started and
     // `zfs receive` waiting for the stream before the stop, not inside the stopped interval.
     const receiving = this.openFinalReceives(peer);
@@ -240,8 +251,12 @@ export class SourceJob {
     const stopBegan = clock.now();
 
     try {
-      await prepared.catch(() => {}); // read ahead, or not: stopProcesses reads what it lacks
-      await this.stopApplication(await found);
+      await ahead.prepared.catch(() => {}); // read ahead, or not: stopProcesses reads what it lacks
+      await this.stopApplication(await this.containerToStop(ahead)).catch(async (err: unknown) => {
+        // Read ahead, then replaced by the ordinary planner before the cutover: stop the new one.
+        if (!(ahead.early && err instanceof DroverError && err.code === 'DROVER_DOCKER_NOT_FOUND')) throw err;
+        await this.stopApplication(await this.findApplication());
+      });
       lap('stop');
     } catch (err) {
       return this.abortCutover(`cutover: ${toDroverError(err).message}`);
@@ -351,6 +366,34 @@ export class SourceJob {
     const bound = new AbortController();
     await Promise.race([opened, this.deps.clock.sleep(RECEIVE_OPEN_MS, bound.signal).catch(() => {})]);
     bound.abort();
+  }
+
+  /**
+   * Starts the stop's lookups: the application's container (a listing and an inspection per
+   * container) and its first process (one more inspection). Three Docker calls, 0.4–0.6 s on
+   * a loaded node: started at the cutover's start they outlasted a short hold and were the
+   * larger part of the stop (bench/RESULTS.md, session 9), so they start at the last round's
+   * end. `early`: read while the ordinary planner may still start or restart the container.
+   */
+  private readAheadStop(early: boolean): StopAhead {
+    const found = this.findApplication();
+    found.catch(() => {});
+    const prepared = found.then((c) => (c?.running ? this.deps.runtime.prepareStop?.(c.id, this.deps.stopTimeoutSeconds) : undefined));
+    prepared.catch(() => {});
+    return { found, prepared, early };
+  }
+
+  /**
+   * The container the cutover stops. A lookup made before the cutover was accepted is used
+   * only when it found the container running: one it found stopped or absent may have been
+   * started since (the ordinary planner still ran then), so it is looked up again. One
+   * restarted since is inspected again by stopProcesses (its first process is not the one read
+   * ahead); one replaced since is not found by its id, and the cutover looks it up again.
+   */
+  private async containerToStop(ahead: StopAhead): Promise<{ id: string; running: boolean } | null> {
+    if (!ahead.early) return ahead.found;
+    const found = await ahead.found.catch(() => null);
+    return found?.running ? found : this.findApplication();
   }
 
   /** The application's container on this node (null: none, or a move of bare datasets). */

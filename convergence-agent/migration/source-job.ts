@@ -25,16 +25,9 @@ import { CONTROL_RETRY, postStep, type MigrationControl, type PostResult } from 
 import type { PeerSource } from './peers.ts';
 import type { AgentMetrics } from '../metrics.ts';
 import { runBeforeStop } from './before-stop.ts';
+import { containerToStop, findApplication, readAheadStop, type StopAhead, type StopLookup } from './stop-ahead.ts';
 import { sourceStart } from './phases.ts';
 import { DEFAULT_ROUND_POLICY, afterRound, bytesTotal, progressDue, rateOf, type Round, type RoundPolicy } from './round-policy.ts';
-
-/** The stop's lookups, read ahead: the container, then its first process (DockerRuntime.prepareStop). */
-interface StopAhead {
-  found: Promise<{ id: string; running: boolean } | null>;
-  prepared: Promise<void>;
-  /** Started before the cutover was accepted. */
-  early: boolean;
-}
 
 export type JobStage = 'starting' | 'pre-copy' | 'cutover' | 'handed-off';
 /** How a job ended: `aborted` = the control service accepted `failed`; `stopped` = it gave up without a verdict. */
@@ -204,7 +197,7 @@ export class SourceJob {
       this.log.info({ round: this.rounds.length, bytes: this.sent - before, ms: clock.now() - roundBegan, next: decision, afterHook }, 'pre-copy round sent');
       const hookNext = !afterHook && decision.next === 'cutover' && hook !== undefined && this.m.application !== null;
       // The last round: the stop's Docker lookups start now, beside this round's post and the cutover's.
-      if ((afterHook || decision.next === 'cutover') && !hookNext) this.stopAhead = this.readAheadStop(true);
+      if ((afterHook || decision.next === 'cutover') && !hookNext) this.stopAhead = readAheadStop(this.stopLookup(), true);
       await this.postRoundEnd();
       if (afterHook || decision.next === 'cutover') {
         if (hookNext && hook !== undefined && this.m.application !== null) {
@@ -240,7 +233,7 @@ export class SourceJob {
     };
     // Which container to stop, its first process and namespace were looked up from the last
     // round's end (readAheadStop), else now, while the proxies take the hold.
-    const ahead = this.stopAhead ?? this.readAheadStop(false);
+    const ahead = this.stopAhead ?? readAheadStop(this.stopLookup(), false);
     this.stopAhead = null;
     // The final send's receive is opened on the target meanwhile too: its receiver started and
     // `zfs receive` waiting for the stream before the stop, not inside the stopped interval.
@@ -252,10 +245,10 @@ export class SourceJob {
 
     try {
       await ahead.prepared.catch(() => {}); // read ahead, or not: stopProcesses reads what it lacks
-      await this.stopApplication(await this.containerToStop(ahead)).catch(async (err: unknown) => {
+      await this.stopApplication(await containerToStop(this.stopLookup(), ahead)).catch(async (err: unknown) => {
         // Read ahead, then replaced by the ordinary planner before the cutover: stop the new one.
         if (!(ahead.early && err instanceof DroverError && err.code === 'DROVER_DOCKER_NOT_FOUND')) throw err;
-        await this.stopApplication(await this.findApplication());
+        await this.stopApplication(await findApplication(this.stopLookup()));
       });
       lap('stop');
     } catch (err) {
@@ -368,39 +361,8 @@ export class SourceJob {
     bound.abort();
   }
 
-  /**
-   * Starts the stop's lookups: the application's container (a listing and an inspection per
-   * container) and its first process (one more inspection). Three Docker calls, 0.4–0.6 s on
-   * a loaded node: started at the cutover's start they outlasted a short hold and were the
-   * larger part of the stop (bench/RESULTS.md, session 9), so they start at the last round's
-   * end. `early`: read while the ordinary planner may still start or restart the container.
-   */
-  private readAheadStop(early: boolean): StopAhead {
-    const found = this.findApplication();
-    found.catch(() => {});
-    const prepared = found.then((c) => (c?.running ? this.deps.runtime.prepareStop?.(c.id, this.deps.stopTimeoutSeconds) : undefined));
-    prepared.catch(() => {});
-    return { found, prepared, early };
-  }
-
-  /**
-   * The container the cutover stops. A lookup made before the cutover was accepted is used
-   * only when it found the container running: one it found stopped or absent may have been
-   * started since (the ordinary planner still ran then), so it is looked up again. One
-   * restarted since is inspected again by stopProcesses (its first process is not the one read
-   * ahead); one replaced since is not found by its id, and the cutover looks it up again.
-   */
-  private async containerToStop(ahead: StopAhead): Promise<{ id: string; running: boolean } | null> {
-    if (!ahead.early) return ahead.found;
-    const found = await ahead.found.catch(() => null);
-    return found?.running ? found : this.findApplication();
-  }
-
-  /** The application's container on this node (null: none, or a move of bare datasets). */
-  private async findApplication(): Promise<{ id: string; running: boolean } | null> {
-    if (this.m.application === null) return null;
-    const name = containerName(this.m.application);
-    return (await this.deps.runtime.listContainers(this.deps.nodeUuid)).find((c) => c.name === name) ?? null;
+  private stopLookup(): StopLookup {
+    return { runtime: this.deps.runtime, nodeUuid: this.deps.nodeUuid, application: this.m.application, stopTimeoutSeconds: this.deps.stopTimeoutSeconds };
   }
 
   /**

@@ -242,10 +242,14 @@ export class SourceJob {
     await receiving;
     lap('hold');
     const stopBegan = clock.now();
+    let lookupWaitMs = 0;
 
     try {
       await ahead.prepared.catch(() => {}); // read ahead, or not: stopProcesses reads what it lacks
-      await this.stopApplication(await containerToStop(this.stopLookup(), ahead)).catch(async (err: unknown) => {
+      const container = await containerToStop(this.stopLookup(), ahead);
+      // How much of the stop was still the lookups (0 when they were done before the hold ended).
+      lookupWaitMs = clock.now() - stopBegan;
+      await this.stopApplication(container).catch(async (err: unknown) => {
         // Read ahead, then replaced by the ordinary planner before the cutover: stop the new one.
         if (!(ahead.early && err instanceof DroverError && err.code === 'DROVER_DOCKER_NOT_FOUND')) throw err;
         await this.stopApplication(await findApplication(this.stopLookup()));
@@ -297,7 +301,7 @@ export class SourceJob {
       this.deps.metrics?.migrationPhase('cutover', (now - cutoverBegan) / 1000);
       this.deps.metrics?.cutoverPause((now - stopBegan) / 1000);
       // steps: where the cutover's time went (ms): hold acked, stop, read-only, final send, handoff posted.
-      this.log.info({ cutoverMs: now - cutoverBegan, steps, bytes: this.sent, rounds: this.rounds.length }, 'migration handed off');
+      this.log.info({ cutoverMs: now - cutoverBegan, steps, lookupWaitMs, bytes: this.sent, rounds: this.rounds.length }, 'migration handed off');
       await this.settleAfterHandoff(peer);
       return 'handed-off';
     }

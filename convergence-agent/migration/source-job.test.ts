@@ -184,7 +184,7 @@ describe('the source job of a migration', () => {
     expect(w.runtime.byName('drover-web')?.running).toBe(false);
   });
 
-  it('looks up the container to stop and reads its process ahead from the last round\'s end, before the cutover is posted', async () => {
+  it('looks up the container to stop and reads its process ahead beside the pre-copy rounds, before the cutover is posted', async () => {
     const w = await world();
     w.script.push(100 * MiB, 1 * MiB, 4_096);
     const seen: string[] = [];
@@ -200,8 +200,8 @@ describe('the source job of a migration', () => {
       return stop(id);
     };
     expect(await w.job.run()).toBe('handed-off');
-    // One listing, made after the last round (its round end is posted as pre-copy), none inside the cutover.
-    expect(seen).toEqual(['list after pre-copy', 'prepare after pre-copy, running true', 'stop after cutover']);
+    // A listing beside each of the two pre-copy rounds, none inside the cutover: the stop uses the last round's.
+    expect(seen).toEqual([...Array(2).fill(['list after pre-copy', 'prepare after pre-copy, running true']).flat(), 'stop after cutover']);
     expect(w.sends.at(-1)).toMatchObject({ appRunning: false });
   });
 

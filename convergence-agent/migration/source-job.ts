@@ -101,7 +101,7 @@ export class SourceJob {
   private posting = false;
   /** This job stopped the application (stopProcesses): Docker may still be tearing it down. */
   private stoppedApplication = false;
-  /** The stop's lookups, started at the last pre-copy round's end (readAheadStop). */
+  /** The stop's lookups, started beside the latest pre-copy round (readAheadStop). */
   private stopAhead: StopAhead | null = null;
 
   constructor(
@@ -169,6 +169,8 @@ export class SourceJob {
       if (this.signal.aborted) return 'stopped';
       const roundBegan = clock.now();
       const before = this.sent;
+      // The stop's Docker lookups, started beside each round: the last one's are done, or nearly, when the cutover stops A.
+      this.stopAhead = readAheadStop(this.stopLookup(), true);
       try {
         for (const id of this.m.dataset_ids) {
           const done = this.sent;
@@ -195,12 +197,9 @@ export class SourceJob {
       this.rounds.push({ bytes: this.sent - before, ms: clock.now() - roundBegan });
       const decision = afterRound(this.rounds, clock.now() - began, tuning);
       this.log.info({ round: this.rounds.length, bytes: this.sent - before, ms: clock.now() - roundBegan, next: decision, afterHook }, 'pre-copy round sent');
-      const hookNext = !afterHook && decision.next === 'cutover' && hook !== undefined && this.m.application !== null;
-      // The last round: the stop's Docker lookups start now, beside this round's post and the cutover's.
-      if ((afterHook || decision.next === 'cutover') && !hookNext) this.stopAhead = readAheadStop(this.stopLookup(), true);
       await this.postRoundEnd();
       if (afterHook || decision.next === 'cutover') {
-        if (hookNext && hook !== undefined && this.m.application !== null) {
+        if (!afterHook && hook !== undefined && this.m.application !== null) {
           await runBeforeStop({ ...this.deps, log: this.log }, this.m.application, hook);
           hook = undefined;
           afterHook = true;
@@ -231,8 +230,8 @@ export class SourceJob {
       steps[name] = now - mark;
       mark = now;
     };
-    // Which container to stop, its first process and namespace were looked up from the last
-    // round's end (readAheadStop), else now, while the proxies take the hold.
+    // Which container to stop, its first process and namespace were looked up beside the last
+    // round (readAheadStop), else now, while the proxies take the hold.
     const ahead = this.stopAhead ?? readAheadStop(this.stopLookup(), false);
     this.stopAhead = null;
     // The final send's receive is opened on the target meanwhile too: its receiver started and

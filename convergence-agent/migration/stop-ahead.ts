@@ -3,7 +3,8 @@
  * process and its pid namespace take three Docker calls — a listing, an inspection per
  * container, and prepareStop's inspection — 0.4–0.6 s on a loaded node. Started at the
  * cutover's start they outlasted a short hold and were most of the stop (bench/RESULTS.md,
- * "Move under load", session 9); the source job starts them at the last pre-copy round's end.
+ * "Move under load", session 9); the source job starts them beside each pre-copy round, and
+ * the cutover uses the last round's.
  */
 import type { ContainerRuntime } from '../container-runtime.ts';
 import { containerName } from '../plan/labels.ts';

@@ -184,6 +184,47 @@ describe('the source job of a migration', () => {
     expect(w.runtime.byName('drover-web')?.running).toBe(false);
   });
 
+  it('looks up the container to stop and reads its process ahead beside the pre-copy rounds, before the cutover is posted', async () => {
+    const w = await world();
+    w.script.push(100 * MiB, 1 * MiB, 4_096);
+    const seen: string[] = [];
+    const list = w.runtime.listContainers.bind(w.runtime);
+    w.runtime.listContainers = async (nodeUuid) => {
+      seen.push(`list after ${w.control.phases.at(-1)}`);
+      return list(nodeUuid);
+    };
+    Object.assign(w.runtime, { prepareStop: async () => void seen.push(`prepare after ${w.control.phases.at(-1)}, running ${w.runtime.byName('drover-web')?.running}`) });
+    const stop = w.runtime.stopProcesses.bind(w.runtime);
+    w.runtime.stopProcesses = async (id) => {
+      seen.push(`stop after ${w.control.phases.at(-1)}`);
+      return stop(id);
+    };
+    expect(await w.job.run()).toBe('handed-off');
+    // A listing beside each of the two pre-copy rounds, none inside the cutover: the stop uses the last round's.
+    expect(seen).toEqual([...Array(2).fill(['list after pre-copy', 'prepare after pre-copy, running true']).flat(), 'stop after cutover']);
+    expect(w.sends.at(-1)).toMatchObject({ appRunning: false });
+  });
+
+  it('stops the container that replaced the one it read ahead, before the final snapshot', async () => {
+    const w = await world();
+    w.script.push(100 * MiB, 1 * MiB, 4_096);
+    const first = w.runtime.byName('drover-web')!;
+    // Between the read-ahead and the cutover, the ordinary planner replaces the container.
+    Object.assign(w.runtime, {
+      prepareStop: async () => {
+        await w.runtime.stop(first.id);
+        await w.runtime.remove(first.id);
+        await w.runtime.createAndStart(first.spec);
+      },
+    });
+    expect(await w.job.run()).toBe('handed-off');
+    const second = w.runtime.byName('drover-web')!;
+    expect(second.id).not.toBe(first.id);
+    expect(second.running).toBe(false);
+    expect(w.sends.at(-1)).toMatchObject({ appRunning: false });
+    expect(w.control.phases).toEqual(['pre-copy', 'cutover', 'handoff']);
+  });
+
   it('times the pre-copy, the cutover and its pause in the agent\'s metrics', async () => {
     const metrics = new PromAgentMetrics({ defaultMetrics: false });
     const w = await world({ metrics });

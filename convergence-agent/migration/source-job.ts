@@ -25,6 +25,7 @@ import { CONTROL_RETRY, postStep, type MigrationControl, type PostResult } from 
 import type { PeerSource } from './peers.ts';
 import type { AgentMetrics } from '../metrics.ts';
 import { runBeforeStop } from './before-stop.ts';
+import { containerToStop, findApplication, readAheadStop, type StopAhead, type StopLookup } from './stop-ahead.ts';
 import { sourceStart } from './phases.ts';
 import { DEFAULT_ROUND_POLICY, afterRound, bytesTotal, progressDue, rateOf, type Round, type RoundPolicy } from './round-policy.ts';
 
@@ -100,6 +101,8 @@ export class SourceJob {
   private posting = false;
   /** This job stopped the application (stopProcesses): Docker may still be tearing it down. */
   private stoppedApplication = false;
+  /** The stop's lookups, started beside the latest pre-copy round (readAheadStop). */
+  private stopAhead: StopAhead | null = null;
 
   constructor(
     private readonly m: Migration,
@@ -166,6 +169,8 @@ export class SourceJob {
       if (this.signal.aborted) return 'stopped';
       const roundBegan = clock.now();
       const before = this.sent;
+      // The stop's Docker lookups, started beside each round: the last one's are done, or nearly, when the cutover stops A.
+      this.stopAhead = readAheadStop(this.stopLookup(), true);
       try {
         for (const id of this.m.dataset_ids) {
           const done = this.sent;
@@ -225,12 +230,10 @@ export class SourceJob {
       steps[name] = now - mark;
       mark = now;
     };
-    // Which container to stop is looked up while the proxies take the hold (one Docker call
-    // out of the stopped interval); whether it runs, and its processes, are read at the stop.
-    const found = this.findApplication();
-    found.catch(() => {});
-    const prepared = found.then((c) => (c?.running ? this.deps.runtime.prepareStop?.(c.id, this.deps.stopTimeoutSeconds) : undefined));
-    prepared.catch(() => {});
+    // Which container to stop, its first process and namespace were looked up beside the last
+    // round (readAheadStop), else now, while the proxies take the hold.
+    const ahead = this.stopAhead ?? readAheadStop(this.stopLookup(), false);
+    this.stopAhead = null;
     // The final send's receive is opened on the target meanwhile too: its receiver started and
     // `zfs receive` waiting for the stream before the stop, not inside the stopped interval.
     const receiving = this.openFinalReceives(peer);
@@ -238,10 +241,18 @@ export class SourceJob {
     await receiving;
     lap('hold');
     const stopBegan = clock.now();
+    let lookupWaitMs = 0;
 
     try {
-      await prepared.catch(() => {}); // read ahead, or not: stopProcesses reads what it lacks
-      await this.stopApplication(await found);
+      await ahead.prepared.catch(() => {}); // read ahead, or not: stopProcesses reads what it lacks
+      const container = await containerToStop(this.stopLookup(), ahead);
+      // How much of the stop was still the lookups (0 when they were done before the hold ended).
+      lookupWaitMs = clock.now() - stopBegan;
+      await this.stopApplication(container).catch(async (err: unknown) => {
+        // Read ahead, then replaced by the ordinary planner before the cutover: stop the new one.
+        if (!(ahead.early && err instanceof DroverError && err.code === 'DROVER_DOCKER_NOT_FOUND')) throw err;
+        await this.stopApplication(await findApplication(this.stopLookup()));
+      });
       lap('stop');
     } catch (err) {
       return this.abortCutover(`cutover: ${toDroverError(err).message}`);
@@ -289,7 +300,7 @@ export class SourceJob {
       this.deps.metrics?.migrationPhase('cutover', (now - cutoverBegan) / 1000);
       this.deps.metrics?.cutoverPause((now - stopBegan) / 1000);
       // steps: where the cutover's time went (ms): hold acked, stop, read-only, final send, handoff posted.
-      this.log.info({ cutoverMs: now - cutoverBegan, steps, bytes: this.sent, rounds: this.rounds.length }, 'migration handed off');
+      this.log.info({ cutoverMs: now - cutoverBegan, steps, lookupWaitMs, bytes: this.sent, rounds: this.rounds.length }, 'migration handed off');
       await this.settleAfterHandoff(peer);
       return 'handed-off';
     }
@@ -353,11 +364,8 @@ export class SourceJob {
     bound.abort();
   }
 
-  /** The application's container on this node (null: none, or a move of bare datasets). */
-  private async findApplication(): Promise<{ id: string; running: boolean } | null> {
-    if (this.m.application === null) return null;
-    const name = containerName(this.m.application);
-    return (await this.deps.runtime.listContainers(this.deps.nodeUuid)).find((c) => c.name === name) ?? null;
+  private stopLookup(): StopLookup {
+    return { runtime: this.deps.runtime, nodeUuid: this.deps.nodeUuid, application: this.m.application, stopTimeoutSeconds: this.deps.stopTimeoutSeconds };
   }
 
   /**

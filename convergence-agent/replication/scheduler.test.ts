@@ -183,6 +183,31 @@ describe('ReplicationScheduler', () => {
     await w.scheduler.stop();
   });
 
+  it('names the base its last settle held to the next step (no step holds on it), and forgets it after a failure', async () => {
+    const w = world({ settle: true });
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    w.scheduler.sync(view({ datasets: [dataset(DS_1, NODE_A, { replication: POLICY, replicas: [NODE_B] })] }));
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(1);
+    expect(w.calls[0]!.options.heldBase).toBeUndefined();
+    w.calls[0]!.settle();
+    await w.scheduler.idle();
+    await w.clock.advance(10_000);
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(2);
+    // The first step's snapshot, settled on both sides: the second step's base if nothing changed.
+    expect(w.calls[1]!.options.heldBase).toBe(w.calls[0]!.options.snapshotName);
+    w.calls[1]!.fail(new DroverError('DROVER_SSH_DISCONNECTED', 'cut', { retryable: true }));
+    await settleMicrotasks();
+    await w.clock.advance(1_000);
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(3);
+    // A failed step may have left holds and a journal: the engine decides afresh.
+    expect(w.calls[2]!.options.heldBase).toBeUndefined();
+    w.calls[2]!.settle();
+    await w.scheduler.stop();
+  });
+
   it('reads the recorded hold tags once per term as primary, not before every step', async () => {
     const w = world({ auto: true });
     await w.store.createDataset(DS_1, { maximumSize: null });

@@ -370,12 +370,15 @@ export class ReplicationScheduler {
         // Pruning is not the step's: pruner.ts, below, beside or every few intervals.
         prune: false,
         ...(deferSettle ? { deferSettle: true } : {}),
+        // Its base tags hold the base already (its last settle put them there): no step holds.
+        ...(pair.heldBase !== null ? { heldBase: pair.heldBase } : {}),
         signal,
       }).finally(() => this.snapshots.streaming(pair.datasetId, pair.key, false));
       const delivered = clock.now();
       this.snapshots.delivered(pair.datasetId, result.snapshot);
       this.snapshots.markSending(pair.datasetId, pair.key, null);
       pair.failures = 0;
+      pair.heldBase = deferSettle ? null : result.snapshot;
       pair.nextAt = began + interval;
       if (pair.guids !== null) pair.guids.add(result.guid);
       pair.status = {
@@ -389,11 +392,12 @@ export class ReplicationScheduler {
       };
       // The replica holds it now: reported before the tail (holds, pruning).
       this.deps.onChange?.();
-      await this.tail(pair, peer, signal);
+      await this.tail(pair, peer, result.snapshot, signal);
       log.debug({ ...where, snapshot: result.snapshot, bytes: result.bytes, snapshotMs: sendFrom - began, replicateMs: delivered - sendFrom, tailMs: clock.now() - delivered, totalMs: clock.now() - began }, 'replication step');
     } catch (err) {
       const e = toDroverError(err);
       const now = clock.now();
+      pair.heldBase = null;
       if (pair.paused || this.stopping.signal.aborted || !this.pairs.has(pair.key)) {
         // Aborted by a migration, a removal or the agent stopping: not the replica's fault.
         pair.nextAt = now;
@@ -420,7 +424,7 @@ export class ReplicationScheduler {
    * when due, under the step's peer lock; the primary's side started beside it when due. A
    * failure here is housekeeping: logged, and the next step's recovery or pruning finishes it.
    */
-  private async tail(pair: Pair, peer: Peer, signal: AbortSignal): Promise<void> {
+  private async tail(pair: Pair, peer: Peer, snapshot: string, signal: AbortSignal): Promise<void> {
     const { clock, log } = this.deps;
     const where = { datasetId: pair.datasetId, replica: pair.replica };
     const began = clock.now();
@@ -429,7 +433,10 @@ export class ReplicationScheduler {
       this.snapshots.prefetch(pair.datasetId, began, interval, pair.key, this.stopping.signal).catch((err: unknown) => log.debug({ ...where, err: toDroverError(err) }, 'taking the next snapshot ahead failed'));
     }
     try {
-      if (this.deps.settle) await this.deps.settle(peer, pair.datasetId);
+      if (this.deps.settle) {
+        await this.deps.settle(peer, pair.datasetId);
+        pair.heldBase = snapshot;
+      }
       const grids = this.grids.get(pair.datasetId);
       if (grids && !signal.aborted && this.pruner.targetDue(pair.key, pair.policy.interval_seconds)) {
         const step = await peer.beginStep(pair.datasetId, { signal });

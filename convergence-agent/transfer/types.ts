@@ -134,6 +134,13 @@ export interface ReplicateOptions {
    */
   skipHeldBaseHolds?: boolean;
   /**
+   * The snapshot the caller's base tags hold on both sides (continuous replication: the one
+   * its last step settled on). When the step's base is that snapshot and both listings show
+   * it held, no step holds are taken, as with `skipHeldBaseHolds`, which cannot tell whose
+   * hold a listing counts (zfs-fuse counts holds, a primary holds one base per replica).
+   */
+  heldBase?: string;
+  /**
    * Send every source snapshot between the base and the new one (`zfs send -I`), not only
    * the new one: a move of a replicated dataset, so its new primary holds every snapshot
    * any replica may hold (replication/DESIGN.md "Moves").

@@ -330,6 +330,12 @@ export class ReplicationScheduler {
     const began = clock.now();
     const interval = pair.policy.interval_seconds * 1000;
     const where = { datasetId: pair.datasetId, replica: pair.replica };
+    // The step's slot on the interval's schedule: when it was due, not when it began. The next
+    // step is due a interval after the slot, so a slow step (a slow `zfs snapshot`, a long
+    // stream) is followed at once by the next one and the schedule goes on where it was,
+    // instead of every later snapshot drifting by the overrun. A step begun more than a
+    // interval after its slot (a pause, the concurrency bound) starts a schedule of its own.
+    const slot = pair.nextAt <= began && began - pair.nextAt < interval ? pair.nextAt : began;
     try {
       if (!pair.node) throw new DroverError('DROVER_NODE_NOT_FOUND', `replica node ${pair.replica} is not in the desired configuration`, { detail: where });
       const peer = await this.deps.peers.peerFor(pair.node);
@@ -348,7 +354,7 @@ export class ReplicationScheduler {
       await this.holdTags.ensure(pair.datasetId, [tags.base, tags.step]);
       // One snapshot per dataset per interval, shared by its replicas, taken before any step
       // sends it, or ahead while this pair's last step settled (interval-snapshot.ts).
-      const { name: snapshotName, ready } = await this.snapshots.choose(pair.datasetId, began, interval, pair.failures > 0, pair.key, signal);
+      const { name: snapshotName, ready } = await this.snapshots.choose(pair.datasetId, slot, interval, pair.failures > 0, pair.key, signal);
       this.snapshots.markSending(pair.datasetId, pair.key, snapshotName);
       this.lineUp(pair, clock.now(), interval);
       await ready;
@@ -379,7 +385,7 @@ export class ReplicationScheduler {
       this.snapshots.markSending(pair.datasetId, pair.key, null);
       pair.failures = 0;
       pair.heldBase = deferSettle ? null : result.snapshot;
-      pair.nextAt = began + interval;
+      pair.nextAt = slot + interval;
       if (pair.guids !== null) pair.guids.add(result.guid);
       pair.status = {
         ...pair.status,
@@ -430,7 +436,7 @@ export class ReplicationScheduler {
     const began = clock.now();
     const interval = pair.policy.interval_seconds * 1000;
     if (pair.nextAt <= began + pair.tailMs) {
-      this.snapshots.prefetch(pair.datasetId, began, interval, pair.key, this.stopping.signal).catch((err: unknown) => log.debug({ ...where, err: toDroverError(err) }, 'taking the next snapshot ahead failed'));
+      this.snapshots.prefetch(pair.datasetId, Math.max(pair.nextAt, began - interval), interval, pair.key, this.stopping.signal).catch((err: unknown) => log.debug({ ...where, err: toDroverError(err) }, 'taking the next snapshot ahead failed'));
     }
     try {
       if (this.deps.settle) {

@@ -10,7 +10,7 @@ import { DroverError, isDroverError, toDroverError } from '#common/errors.ts';
 import { silentLogger, type Logger } from '#common/log.ts';
 import type { SendFlag } from '../zfs/argv.ts';
 import { HOLD_TAGS, assertDatasetId, assertSnapshotName } from '../zfs/names.ts';
-import type { ZfsSnapshotInfo } from '../zfs/types.ts';
+import type { ZfsDatasetInfo, ZfsSnapshotInfo } from '../zfs/types.ts';
 import type { ZfsFeatures } from '../zfs/zfs-features.ts';
 import type { ZfsStore } from '../zfs/zfs.ts';
 import { StepJournal, type StepRecord } from './journal.ts';
@@ -193,7 +193,10 @@ export class Replicator {
       // The peer's dataset and snapshots do not depend on the snapshot about to be taken:
       // asked now, the round trip runs beside `zfs snapshot` (its transaction group's sync),
       // not after it.
-      const peerState = Promise.all([step.getDataset(), step.listSnapshots()]);
+      // One request (one zfs command on the peer) where the transport has it.
+      const peerState: Promise<readonly [ZfsDatasetInfo | null, ZfsSnapshotInfo[]]> = step.state
+        ? step.state().then((s) => [s.dataset, s.snapshots] as const)
+        : Promise.all([step.getDataset(), step.listSnapshots()]);
       peerState.catch(() => {});
 
       // A given name that exists (continuous replication's snapshot, taken by its scheduler

@@ -15,6 +15,11 @@ export interface PeerStep {
   getDataset(): Promise<ZfsDatasetInfo | null>;
   /** drover snapshots, oldest first; [] when the dataset does not exist. */
   listSnapshots(): Promise<ZfsSnapshotInfo[]>;
+  /**
+   * `getDataset` and `listSnapshots` in one look (one zfs command on the peer). Absent: the
+   * engine asks the two.
+   */
+  state?(): Promise<{ dataset: ZfsDatasetInfo | null; snapshots: ZfsSnapshotInfo[] }>;
   hold(snapshot: string, tag: string): Promise<void>;
   release(snapshot: string, tag: string): Promise<void>;
   /** `rollback -r`: only for a drover-owned, read-only replica. */

@@ -337,6 +337,22 @@ describeWith(['root', 'zfs', 'sshd'], 'replication over ssh', () => {
     await replicator.settle(peer, id);
   });
 
+  it("answers getState on the peer's real drover-receive as getDataset and listSnapshots do, in one request", async () => {
+    const { id } = await datasetWith(1);
+    const pool = cluster().nodes[1]!.pool;
+    const ask = (op: string, datasetId = id) => peer.connection.request({ op, pool, datasetId });
+    // No copy there yet: null and [].
+    expect(await ask('getState')).toEqual({ dataset: null, snapshots: [] });
+    await replicator.replicate({ datasetId: id, peer });
+    const state = (await ask('getState')) as { dataset: { readonly: boolean } | null; snapshots: unknown[] };
+    expect(state).toEqual({ dataset: await ask('getDataset'), snapshots: await ask('listSnapshots') });
+    expect(state.dataset?.readonly).toBe(true);
+    expect(state.snapshots).toHaveLength(1);
+    // Refused like every request naming another pool or a path outside drover/.
+    await expect(peer.connection.request({ op: 'getState', pool: 'elsewhere', datasetId: id })).rejects.toMatchObject({ code: 'DROVER_SSH_RECEIVE_REFUSED' });
+    await expect(ask('getState', '../../etc')).rejects.toMatchObject({ code: expect.stringMatching(/DROVER_SSH_RECEIVE_REFUSED|DROVER_ZFS_INVALID_NAME/) });
+  });
+
   it('takes no step holds on the base its caller names as held (heldBase), settles by moving the base tags only, and holds any other base as always', async () => {
     const { id, dir } = await datasetWith(2);
     const runner = new RecordingRunner(execaRunner);

@@ -146,7 +146,11 @@ export class ReplicationScheduler {
         pair.policy = policy;
         pair.node = desired.nodes.find((n) => n.uuid === replica) ?? null;
         const paused = moving.has(d.dataset_id);
-        if (paused && !pair.paused) pair.running?.abort(new Error('a migration of the dataset began'));
+        if (paused && !pair.paused) {
+          pair.running?.abort(new Error('a migration of the dataset began'));
+          // A move moves the fixed tags on both sides: the next step takes its step holds again.
+          pair.heldBase = null;
+        }
         if (!paused && pair.paused) pair.nextAt = now;
         pair.paused = paused;
         pair.status.state = paused ? 'paused' : pair.status.state === 'paused' ? (pair.status.last_success_at !== null ? 'ok' : 'seeding') : pair.status.state;
@@ -247,6 +251,7 @@ export class ReplicationScheduler {
     for (const pair of mine()) {
       if (pair.paused) continue;
       pair.paused = true;
+      pair.heldBase = null;
       pair.status.state = 'paused';
       pair.running?.abort(new Error('a move of the dataset began'));
     }

@@ -1,6 +1,6 @@
 /**
  * `npx tsx bench/proxy-tail.ts` — where the native relay's kept-alive p99 comes from (issue #22,
- * docs/DESIGN.md §41). The balance case's setup (bench/proxy-balance.ts: 3 HAProxy backends,
+ * docs/DESIGN.md §32). The balance case's setup (bench/proxy-balance.ts: 3 HAProxy backends,
  * HAProxy `balance leastconn` with 2 threads) and drover proxies on the native relay with
  * different thread counts, kept-alive `wrk -t2 -c50` only, rounds interleaved. Per sample:
  * req/s, p50/p90/p99 and, from /proc/<pid>/task/<tid>/schedstat, how long each front's threads

@@ -1,4 +1,4 @@
-// Starts one of drover's programs (docs/DESIGN.md §24, §43): the plain-JavaScript bundle that
+// Starts one of drover's programs (docs/DESIGN.md §24, §42): the plain-JavaScript bundle that
 // scripts/bundle.mjs built (build/<name>.mjs) when it is newer than every source file it was
 // built from, else the TypeScript sources through tsx. A stale bundle never runs: edit a
 // source and the next start compiles it. A bundle starts with about a third of tsx's CPU

@@ -3,7 +3,7 @@
 // starts them without compiling TypeScript through tsx: a `drover` command, an agent or a
 // proxy starts with ~0.5 s of CPU instead of ~1.5 s, and drover-receive — the forced command
 // sshd starts for every ssh transfer connection — with ~0.15 s instead of ~1 s (docs/DESIGN.md
-// §24, §43). Next to each bundle, <name>.inputs.json lists the repository's own source files
+// §24, §42). Next to each bundle, <name>.inputs.json lists the repository's own source files
 // it was built from; bin/launch.js runs the bundle only while none of them is newer than it,
 // and tsx otherwise — a stale bundle never runs. scripts/host-setup.sh runs this.
 //

@@ -97,7 +97,7 @@ fi
 #    its source changed.
 make -s -C native >/dev/null || die "building native/drover-pump failed (make -C native)"
 
-# 8. Each program as one plain-JavaScript file (scripts/bundle.mjs, docs/DESIGN.md §43): through
+# 8. Each program as one plain-JavaScript file (scripts/bundle.mjs, docs/DESIGN.md §42): through
 #    tsx a start costs ~1.5–3 s of CPU, bundled a third of it; sshd starts drover-receive for
 #    every transfer connection.
 node scripts/bundle.mjs >/dev/null || die "bundling drover's programs failed (node scripts/bundle.mjs)"

@@ -1,5 +1,5 @@
 /**
- * The cutover's stop, looked up ahead (docs/DESIGN.md §42). Which container to stop, its first
+ * The cutover's stop, looked up ahead (docs/DESIGN.md §41). Which container to stop, its first
  * process and its pid namespace take three Docker calls — a listing, an inspection per
  * container, and prepareStop's inspection — 0.4–0.6 s on a loaded node. Started at the
  * cutover's start they outlasted a short hold and were most of the stop (bench/RESULTS.md,

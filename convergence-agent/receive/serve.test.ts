@@ -45,6 +45,33 @@ describe('drover-receive', () => {
     expect(runner.calls.at(-1)).toEqual({ file: 'zfs', args: ['hold', 'drover-base', `tank/drover/${ID}@drover-a`] });
   });
 
+  it('answers getState (the dataset and its drover snapshots) from one zfs command, and a missing dataset as null and []', async () => {
+    const snap = 'drover-20260101T000000000Z-0001';
+    const out = [
+      ...['type\tfilesystem', 'mountpoint\t/m', 'mounted\tno', 'readonly\ton', 'drover:readonly\ton', 'refquota\t0', 'used\t1', 'referenced\t1'].map((l) => `tank/drover/${ID}\t${l}\n`),
+      ...['type\tsnapshot', 'guid\t123', 'createtxg\t7', 'userrefs\t1'].map((l) => `tank/drover/${ID}@${snap}\t${l}\n`),
+      ...['type\tsnapshot', 'guid\t124', 'createtxg\t8', 'userrefs\t0'].map((l) => `tank/drover/${ID}@manual\t${l}\n`),
+    ].join('');
+    let missing = false;
+    const fake: CommandRunner = {
+      run: async (_file, args) => (missing && args[4] !== 'name' ? { exitCode: 1, signal: null, stdout: '', stderr: `cannot open 'tank/drover/${ID}': dataset does not exist\n` } : { exitCode: 0, signal: null, stdout: out, stderr: '' }),
+      spawn: () => { throw new Error('no spawn'); },
+    };
+    const runner = new RecordingRunner(fake);
+    const store = new ZfsStore({ pool: 'tank', runner });
+    const s: ReceiveSide = { pool: 'tank', store, peer: new LocalPeer('test', store), log: silentLogger() };
+    const answer = await answerRequest(s, { id: 1, op: 'getState', pool: 'tank', datasetId: ID });
+    expect(answer).toMatchObject({ ok: true, value: { dataset: { datasetId: ID, readonly: true, mounted: false }, snapshots: [{ snapshot: snap, guid: '123', createtxg: 7, userrefs: 1 }] } });
+    expect((answer as { value: { snapshots: unknown[] } }).value.snapshots).toHaveLength(1); // not `manual`: not drover's
+    expect(runner.calls).toEqual([{ file: 'zfs', args: ['get', '-Hp', '-d', '1', '-o', 'name,property,value', 'type,mountpoint,mounted,readonly,drover:readonly,refquota,used,referenced,guid,createtxg,userrefs', `tank/drover/${ID}`] }]);
+    missing = true;
+    expect(await answerRequest(s, { id: 2, op: 'getState', pool: 'tank', datasetId: ID })).toMatchObject({ ok: true, value: { dataset: null, snapshots: [] } });
+    runner.calls.length = 0;
+    expect(await answerRequest(s, { id: 3, op: 'getState', pool: 'other', datasetId: ID })).toMatchObject({ ok: false, error: { code: 'DROVER_SSH_RECEIVE_REFUSED' } });
+    expect(await answerRequest(s, { id: 4, op: 'getState', pool: 'tank', datasetId: '../etc' })).toMatchObject({ ok: false });
+    expect(runner.calls).toEqual([]);
+  });
+
   it('never rolls back a writable dataset (a primary), whatever the sender asks', async () => {
     const listing = (readonly: 'on' | 'off') =>
       ['type\tfilesystem', 'mountpoint\t/m', 'mounted\tyes', `readonly\t${readonly}`, `drover:readonly\t${readonly}`, 'refquota\t0', 'used\t1', 'referenced\t1'].map((l) => `tank/drover/${ID}\t${l}\n`).join('');

@@ -60,6 +60,7 @@ async function perform(side: ReceiveSide, request: SessionRequest): Promise<unkn
   // Reads take no step (no lock, no `<pool>/drover` created): they run beside each other.
   if (request.op === 'getDataset') return side.store.getDataset(request.datasetId);
   if (request.op === 'listSnapshots') return listOrNone(side, request.datasetId);
+  if (request.op === 'getState') return side.store.getDatasetState(request.datasetId);
   if ('snapshot' in request) assertSnapshotName(request.snapshot);
   if ('tag' in request) assertHoldTag(request.tag);
   // A step per request: the sender holds its own per-dataset lock for the whole step.
@@ -98,7 +99,7 @@ async function listOrNone(side: ReceiveSide, datasetId: string): Promise<unknown
 }
 
 /** Requests that only read: they may run beside each other, never beside or before an earlier write. */
-const READS = new Set(['features', 'getDataset', 'listSnapshots']);
+const READS = new Set(['features', 'getDataset', 'listSnapshots', 'getState']);
 
 /**
  * Answers requests from `input` (one JSON object a line), each answer naming its request's id,

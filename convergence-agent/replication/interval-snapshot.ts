@@ -18,6 +18,8 @@ interface Taken {
   delivered: boolean;
   /** Pairs it was taken ahead for (`prefetch`): their next step sends it, however old it is by then. */
   reserved: Set<string>;
+  /** Pairs whose steps chose it: one whose step succeeded never gets it again as a new interval's. */
+  chosenBy: Set<string>;
 }
 
 export class IntervalSnapshots {
@@ -59,7 +61,10 @@ export class IntervalSnapshots {
     // A step reuses the one another replica's step took within the interval, or the one taken
     // ahead for it while its last step settled (`prefetch`): the newest either way.
     const reserved = shared?.reserved.delete(pair) === true;
-    if (shared && (reserved || began - shared.at < intervalMs)) return { name: shared.name, ready: shared.ready };
+    if (shared && (reserved || (began - shared.at < intervalMs && (failing || !shared.chosenBy.has(pair))))) {
+      shared.chosenBy.add(pair);
+      return { name: shared.name, ready: shared.ready };
+    }
     if (shared && !shared.delivered && failing) {
       // No replica received the last one (all failing: full pools, divergence): send it
       // again rather than pile up a snapshot a interval that nothing prunes (pruning runs
@@ -79,6 +84,7 @@ export class IntervalSnapshots {
     // Shared by the interval it was decided in (`began`); named when it is taken, after the wait.
     await this.quiet(datasetId, intervalMs, signal);
     const entry = this.take(datasetId, began);
+    entry.chosenBy.add(pair);
     return { name: entry.name, ready: entry.ready };
   }
 
@@ -130,7 +136,8 @@ export class IntervalSnapshots {
    * current one ends (it settles holds and prunes meanwhile): the `zfs snapshot` runs beside
    * that tail instead of in front of the next step, which then sends it. Nothing when one was
    * taken within the interval (reserved for the pair instead) or when nothing was written
-   * (where zfs can tell). Called only after a step that succeeded, so failing pairs never
+   * (where zfs can tell). `now` is the next step's slot on the schedule (its due time), which
+   * the snapshot counts as taken in. Called only after a step that succeeded, so failing pairs never
    * pile snapshots up this way.
    */
   prefetch(datasetId: string, now: number, intervalMs: number, pair: string, signal?: AbortSignal): Promise<void> {
@@ -155,7 +162,7 @@ export class IntervalSnapshots {
     // `zfs snapshot` alone where the store can: every step lists the snapshots anyway.
     const ready = store.takeSnapshot ? store.takeSnapshot(datasetId, name) : store.createSnapshot(datasetId, name);
     // A failed `zfs snapshot` is not shared: the next replica's step takes its own.
-    const entry: Taken = { name, at, ready, delivered: false, reserved: new Set() };
+    const entry: Taken = { name, at, ready, delivered: false, reserved: new Set(), chosenBy: new Set() };
     this.taken.set(datasetId, entry);
     ready.catch(() => {
       if (this.taken.get(datasetId) === entry) this.taken.delete(datasetId);

@@ -25,6 +25,11 @@ export interface Pair {
   guids: Set<string> | null;
   /** How long its last step's tail took (holds, pruning): the next snapshot is taken ahead when the next step is due sooner. */
   tailMs: number;
+  /**
+   * The snapshot this pair's base tags hold on both sides, as its last settle left them (null:
+   * not known — a new pair, a failure): the next step takes no step holds on it.
+   */
+  heldBase: string | null;
 }
 
 export function newPair(datasetId: string, replica: string, policy: ReplicationPolicy, now: number): Pair {
@@ -41,6 +46,7 @@ export function newPair(datasetId: string, replica: string, policy: ReplicationP
     failures: 0,
     guids: null,
     tailMs: 0,
+    heldBase: null,
     status: {
       dataset_id: datasetId,
       replica,

@@ -136,6 +136,35 @@ describe('ReplicationScheduler', () => {
     await w.scheduler.stop();
   });
 
+  it('keeps the interval schedule after a slow step: the next step at once, the one after it on the schedule', async () => {
+    const w = world({ writtenProperty: false });
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    const t0 = w.clock.now();
+    w.scheduler.sync(view({ datasets: [dataset(DS_1, NODE_A, { replication: POLICY, replicas: [NODE_B] })] }));
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(1);
+    // The first step takes 15 s of a 10 s interval (a slow `zfs snapshot`, a long stream).
+    await w.clock.advance(15_000);
+    w.calls[0]!.settle();
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(2);
+    expect(w.calls[1]!.at - t0).toBe(15_000);
+    w.calls[1]!.settle();
+    await settleMicrotasks();
+    // Due at 20 s (the schedule), not 25 s (a interval after the late step began).
+    await w.clock.advance(4_999);
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(2);
+    await w.clock.advance(1);
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(3);
+    expect(w.calls[2]!.at - t0).toBe(20_000);
+    // Each step sent a snapshot of its own.
+    expect(new Set(w.calls.map((c) => c.options.snapshotName)).size).toBe(3);
+    w.calls[2]!.settle();
+    await w.scheduler.stop();
+  });
+
   it("sends a dataset's new snapshot to every replica due within the interval at once, not at each one's own due time", async () => {
     const w = world();
     await w.store.createDataset(DS_1, { maximumSize: null });
@@ -180,6 +209,31 @@ describe('ReplicationScheduler', () => {
     expect(w.settled.sort()).toEqual([NODE_B, NODE_C]);
     // Recorded before the first hold, so destroying the dataset can release them.
     expect(await w.store.recordedHoldTags(DS_1)).toEqual(['drover-base-22222222', 'drover-base-33333333', 'drover-step-22222222', 'drover-step-33333333']);
+    await w.scheduler.stop();
+  });
+
+  it('names the base its last settle held to the next step (no step holds on it), and forgets it after a failure', async () => {
+    const w = world({ settle: true });
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    w.scheduler.sync(view({ datasets: [dataset(DS_1, NODE_A, { replication: POLICY, replicas: [NODE_B] })] }));
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(1);
+    expect(w.calls[0]!.options.heldBase).toBeUndefined();
+    w.calls[0]!.settle();
+    await w.scheduler.idle();
+    await w.clock.advance(10_000);
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(2);
+    // The first step's snapshot, settled on both sides: the second step's base if nothing changed.
+    expect(w.calls[1]!.options.heldBase).toBe(w.calls[0]!.options.snapshotName);
+    w.calls[1]!.fail(new DroverError('DROVER_SSH_DISCONNECTED', 'cut', { retryable: true }));
+    await settleMicrotasks();
+    await w.clock.advance(1_000);
+    await settleMicrotasks();
+    expect(w.calls).toHaveLength(3);
+    // A failed step may have left holds and a journal: the engine decides afresh.
+    expect(w.calls[2]!.options.heldBase).toBeUndefined();
+    w.calls[2]!.settle();
     await w.scheduler.stop();
   });
 
@@ -470,10 +524,11 @@ describe('ReplicationScheduler', () => {
     w.settling.shift()!();
     await settleMicrotasks();
     expect(await w.store.listSnapshots(DS_1)).toHaveLength(2);
-    await w.clock.advance(9_000);
+    await w.clock.advance(4_000);
     await settleMicrotasks();
     expect(w.calls).toHaveLength(3);
-    expect(w.calls[2]!.options.snapshotName).toMatch(/^drover-20260101T000025000Z-/);
+    // On the interval's schedule (due at 10 s, 20 s…), not a interval after the late step began.
+    expect(w.calls[2]!.options.snapshotName).toMatch(/^drover-20260101T000020000Z-/);
     w.calls[2]!.settle();
     await settleMicrotasks();
     w.settling.shift()!();

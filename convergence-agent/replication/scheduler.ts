@@ -146,7 +146,11 @@ export class ReplicationScheduler {
         pair.policy = policy;
         pair.node = desired.nodes.find((n) => n.uuid === replica) ?? null;
         const paused = moving.has(d.dataset_id);
-        if (paused && !pair.paused) pair.running?.abort(new Error('a migration of the dataset began'));
+        if (paused && !pair.paused) {
+          pair.running?.abort(new Error('a migration of the dataset began'));
+          // A move moves the fixed tags on both sides: the next step takes its step holds again.
+          pair.heldBase = null;
+        }
         if (!paused && pair.paused) pair.nextAt = now;
         pair.paused = paused;
         pair.status.state = paused ? 'paused' : pair.status.state === 'paused' ? (pair.status.last_success_at !== null ? 'ok' : 'seeding') : pair.status.state;
@@ -247,6 +251,7 @@ export class ReplicationScheduler {
     for (const pair of mine()) {
       if (pair.paused) continue;
       pair.paused = true;
+      pair.heldBase = null;
       pair.status.state = 'paused';
       pair.running?.abort(new Error('a move of the dataset began'));
     }
@@ -330,6 +335,12 @@ export class ReplicationScheduler {
     const began = clock.now();
     const interval = pair.policy.interval_seconds * 1000;
     const where = { datasetId: pair.datasetId, replica: pair.replica };
+    // The step's slot on the interval's schedule: when it was due, not when it began. The next
+    // step is due a interval after the slot, so a slow step (a slow `zfs snapshot`, a long
+    // stream) is followed at once by the next one and the schedule goes on where it was,
+    // instead of every later snapshot drifting by the overrun. A step begun more than a
+    // interval after its slot (a pause, the concurrency bound) starts a schedule of its own.
+    const slot = pair.nextAt <= began && began - pair.nextAt < interval ? pair.nextAt : began;
     try {
       if (!pair.node) throw new DroverError('DROVER_NODE_NOT_FOUND', `replica node ${pair.replica} is not in the desired configuration`, { detail: where });
       const peer = await this.deps.peers.peerFor(pair.node);
@@ -348,7 +359,7 @@ export class ReplicationScheduler {
       await this.holdTags.ensure(pair.datasetId, [tags.base, tags.step]);
       // One snapshot per dataset per interval, shared by its replicas, taken before any step
       // sends it, or ahead while this pair's last step settled (interval-snapshot.ts).
-      const { name: snapshotName, ready } = await this.snapshots.choose(pair.datasetId, began, interval, pair.failures > 0, pair.key, signal);
+      const { name: snapshotName, ready } = await this.snapshots.choose(pair.datasetId, slot, interval, pair.failures > 0, pair.key, signal);
       this.snapshots.markSending(pair.datasetId, pair.key, snapshotName);
       this.lineUp(pair, clock.now(), interval);
       await ready;
@@ -370,13 +381,16 @@ export class ReplicationScheduler {
         // Pruning is not the step's: pruner.ts, below, beside or every few intervals.
         prune: false,
         ...(deferSettle ? { deferSettle: true } : {}),
+        // Its base tags hold the base already (its last settle put them there): no step holds.
+        ...(pair.heldBase !== null ? { heldBase: pair.heldBase } : {}),
         signal,
       }).finally(() => this.snapshots.streaming(pair.datasetId, pair.key, false));
       const delivered = clock.now();
       this.snapshots.delivered(pair.datasetId, result.snapshot);
       this.snapshots.markSending(pair.datasetId, pair.key, null);
       pair.failures = 0;
-      pair.nextAt = began + interval;
+      pair.heldBase = deferSettle ? null : result.snapshot;
+      pair.nextAt = slot + interval;
       if (pair.guids !== null) pair.guids.add(result.guid);
       pair.status = {
         ...pair.status,
@@ -389,11 +403,12 @@ export class ReplicationScheduler {
       };
       // The replica holds it now: reported before the tail (holds, pruning).
       this.deps.onChange?.();
-      await this.tail(pair, peer, signal);
+      await this.tail(pair, peer, result.snapshot, signal);
       log.debug({ ...where, snapshot: result.snapshot, bytes: result.bytes, snapshotMs: sendFrom - began, replicateMs: delivered - sendFrom, tailMs: clock.now() - delivered, totalMs: clock.now() - began }, 'replication step');
     } catch (err) {
       const e = toDroverError(err);
       const now = clock.now();
+      pair.heldBase = null;
       if (pair.paused || this.stopping.signal.aborted || !this.pairs.has(pair.key)) {
         // Aborted by a migration, a removal or the agent stopping: not the replica's fault.
         pair.nextAt = now;
@@ -420,16 +435,19 @@ export class ReplicationScheduler {
    * when due, under the step's peer lock; the primary's side started beside it when due. A
    * failure here is housekeeping: logged, and the next step's recovery or pruning finishes it.
    */
-  private async tail(pair: Pair, peer: Peer, signal: AbortSignal): Promise<void> {
+  private async tail(pair: Pair, peer: Peer, snapshot: string, signal: AbortSignal): Promise<void> {
     const { clock, log } = this.deps;
     const where = { datasetId: pair.datasetId, replica: pair.replica };
     const began = clock.now();
     const interval = pair.policy.interval_seconds * 1000;
     if (pair.nextAt <= began + pair.tailMs) {
-      this.snapshots.prefetch(pair.datasetId, began, interval, pair.key, this.stopping.signal).catch((err: unknown) => log.debug({ ...where, err: toDroverError(err) }, 'taking the next snapshot ahead failed'));
+      this.snapshots.prefetch(pair.datasetId, Math.max(pair.nextAt, began - interval), interval, pair.key, this.stopping.signal).catch((err: unknown) => log.debug({ ...where, err: toDroverError(err) }, 'taking the next snapshot ahead failed'));
     }
     try {
-      if (this.deps.settle) await this.deps.settle(peer, pair.datasetId);
+      if (this.deps.settle) {
+        await this.deps.settle(peer, pair.datasetId);
+        pair.heldBase = snapshot;
+      }
       const grids = this.grids.get(pair.datasetId);
       if (grids && !signal.aborted && this.pruner.targetDue(pair.key, pair.policy.interval_seconds)) {
         const step = await peer.beginStep(pair.datasetId, { signal });

@@ -33,6 +33,12 @@ export const StepRecord = z.object({
    * failed step nor recovery destroys it. Absent (older journals): taken as not its own.
    */
   ownSnapshot: z.boolean().optional(),
+  /**
+   * False when no step hold (`drover-step`) can be on the base: this call of the step took
+   * none (its base was held by the base tags already) and found no journal of an earlier one.
+   * Settling then skips the step tags' releases. Absent (older journals, or holds taken): true.
+   */
+  stepHolds: z.boolean().optional(),
 });
 export type StepRecord = z.infer<typeof StepRecord>;
 

@@ -60,6 +60,10 @@ class LocalStep implements PeerStep {
     return this.store.getDataset(this.datasetId);
   }
 
+  state() {
+    return this.store.getDatasetState(this.datasetId);
+  }
+
   async listSnapshots() {
     try {
       return await this.store.listSnapshots(this.datasetId);

@@ -23,16 +23,17 @@ export const FIXED_HOLD_TAGS: StepHoldTags = { source: HOLD_TAGS, target: HOLD_T
  * holds go. Each hold and release is a txg sync on zfs-fuse, so only the known ones are
  * touched, both sides in parallel.
  */
-export async function settleHolds(store: ZfsStore, step: PeerStep, datasetId: string, snapshot: string, base: string | null, tags: StepHoldTags = FIXED_HOLD_TAGS): Promise<void> {
+export async function settleHolds(store: ZfsStore, step: PeerStep, datasetId: string, snapshot: string, base: string | null, tags: StepHoldTags = FIXED_HOLD_TAGS, stepHolds = true): Promise<void> {
   // The new base is held before the old one is let go, on each side; the two releases of the
-  // old base are independent of each other (one command each, run side by side).
+  // old base are independent of each other (one command each, run side by side). With no
+  // step hold taken (`stepHolds` false: the journal says so), only the base tag moves.
   const source = async (): Promise<void> => {
     await store.hold(datasetId, snapshot, tags.source.base);
-    if (base && base !== snapshot) await Promise.all([store.release(datasetId, base, tags.source.step), store.release(datasetId, base, tags.source.base)]);
+    if (base && base !== snapshot) await Promise.all([...(stepHolds ? [store.release(datasetId, base, tags.source.step)] : []), store.release(datasetId, base, tags.source.base)]);
   };
   const target = async (): Promise<void> => {
     await step.hold(snapshot, tags.target.base);
-    if (base && base !== snapshot) await Promise.all([step.release(base, tags.target.step), step.release(base, tags.target.base)]);
+    if (base && base !== snapshot) await Promise.all([...(stepHolds ? [step.release(base, tags.target.step)] : []), step.release(base, tags.target.base)]);
   };
   await Promise.all([source(), target()]);
 }

@@ -10,7 +10,7 @@ import { DroverError, isDroverError, toDroverError } from '#common/errors.ts';
 import { silentLogger, type Logger } from '#common/log.ts';
 import type { SendFlag } from '../zfs/argv.ts';
 import { HOLD_TAGS, assertDatasetId, assertSnapshotName } from '../zfs/names.ts';
-import type { ZfsSnapshotInfo } from '../zfs/types.ts';
+import type { ZfsDatasetInfo, ZfsSnapshotInfo } from '../zfs/types.ts';
 import type { ZfsFeatures } from '../zfs/zfs-features.ts';
 import type { ZfsStore } from '../zfs/zfs.ts';
 import { StepJournal, type StepRecord } from './journal.ts';
@@ -89,13 +89,16 @@ export class Replicator {
         // Snapshots this call took, in any attempt: a permanent failure in a retry removes
         // the one the first attempt took, so the source is as it was before the call.
         const created = new Set<string>();
+        // Whether any attempt may have left a step hold (one taken, or a journal found): only
+        // when none can be there does settling skip the step tags' releases.
+        const holds = { taken: false };
         // A replica modified since its newest snapshot plans as an incremental and is refused
         // by `zfs receive` ("destination has been modified"): with setAsideDiverged, one more
         // attempt sets it aside first (not counted as a retry).
         let forceAside = false;
         for (let attempt = 1; ; attempt++) {
           try {
-            return await this.step(options, created, forceAside);
+            return await this.step(options, created, holds, forceAside);
           } catch (err) {
             const e = toDroverError(err);
             if (e.code === 'DROVER_ZFS_DIVERGED' && options.setAsideDiverged !== undefined && !options.allowRollback && !forceAside && !options.signal?.aborted) {
@@ -126,7 +129,7 @@ export class Replicator {
         if (record?.phase !== 'sending') return;
         const step = await peer.beginStep(datasetId, { waitMs: this.waitMs });
         try {
-          await settleHolds(this.store, step, datasetId, record.snapshot, record.base, record.holdTags ?? FIXED_HOLD_TAGS);
+          await settleHolds(this.store, step, datasetId, record.snapshot, record.base, record.holdTags ?? FIXED_HOLD_TAGS, record.stepHolds !== false);
           await this.journal.clear(peer.id, datasetId);
         } finally {
           await step.end();
@@ -158,7 +161,7 @@ export class Replicator {
     }
   }
 
-  private async step(options: ReplicateOptions, created: Set<string>, forceAside = false): Promise<ReplicateResult> {
+  private async step(options: ReplicateOptions, created: Set<string>, holds: { taken: boolean }, forceAside = false): Promise<ReplicateResult> {
     const { datasetId, peer } = options;
     const where = { datasetId, peer: peer.id, ...(options.corr === undefined ? {} : { corr: options.corr }) };
     const step = await peer.beginStep(datasetId, { waitMs: this.waitMs, signal: options.signal });
@@ -176,6 +179,7 @@ export class Replicator {
       let resumeToken: string | null = null;
       const journaled = await this.journal.read(peer.id, datasetId);
       if (journaled) {
+        holds.taken = true;
         const recovered = await recoverStep({ store: this.store, step, journal: this.journal, record: journaled, resumable, requested: name, log: this.log, clock: this.clock });
         if (recovered.kind === 'completed') return recovered.result;
         if (recovered.kind === 'reuse' || recovered.kind === 'resume') name = recovered.record.snapshot;
@@ -189,7 +193,10 @@ export class Replicator {
       // The peer's dataset and snapshots do not depend on the snapshot about to be taken:
       // asked now, the round trip runs beside `zfs snapshot` (its transaction group's sync),
       // not after it.
-      const peerState = Promise.all([step.getDataset(), step.listSnapshots()]);
+      // One request (one zfs command on the peer) where the transport has it.
+      const peerState: Promise<readonly [ZfsDatasetInfo | null, ZfsSnapshotInfo[]]> = step.state
+        ? step.state().then((s) => [s.dataset, s.snapshots] as const)
+        : Promise.all([step.getDataset(), step.listSnapshots()]);
       peerState.catch(() => {});
 
       // A given name that exists (continuous replication's snapshot, taken by its scheduler
@@ -243,13 +250,18 @@ export class Replicator {
       }
       const base = plan.kind === 'full' ? null : plan.base.snapshot;
 
-      record = { ...record, phase: 'sending', base };
-      await this.journal.write(record);
       // The step's holds on the base go beside the stream (each `zfs hold` waits for a
       // transaction group): the base is already held on both sides by the step that made it
       // the base (its `base` tag), and a snapshot being sent or received into cannot be
-      // destroyed meanwhile. They must have landed before the step counts as done.
-      const heldAlready = options.skipHeldBaseHolds === true && !options.allowRollback && base !== null && held(sourceSnaps, base) && held(targetSnaps, base);
+      // destroyed meanwhile. They must have landed before the step counts as done. None at
+      // all on a base both listings show held when the caller says its base tags are there
+      // (`skipHeldBaseHolds`, or `heldBase` naming this base): two holds and, at settle, two
+      // releases less, each a transaction group's sync on zfs-fuse.
+      const knownHeld = options.skipHeldBaseHolds === true || (base !== null && options.heldBase === base);
+      const heldAlready = knownHeld && !options.allowRollback && base !== null && held(sourceSnaps, base) && held(targetSnaps, base);
+      if (base && !heldAlready) holds.taken = true;
+      record = { ...record, phase: 'sending', base, ...(holds.taken ? {} : { stepHolds: false }) };
+      await this.journal.write(record);
       if (base && !heldAlready) holding = Promise.all([this.store.hold(datasetId, base, tags.source.step), step.hold(base, tags.target.step)]);
       holding.catch(() => {});
       if (base && options.allowRollback) {
@@ -282,7 +294,7 @@ export class Replicator {
         });
       }
       if (!options.deferSettle) {
-        await settleHolds(this.store, step, datasetId, name, base, tags);
+        await settleHolds(this.store, step, datasetId, name, base, tags, record.stepHolds !== false);
         await this.journal.clear(peer.id, datasetId);
       }
       record = null;
@@ -297,7 +309,7 @@ export class Replicator {
     } catch (err) {
       // Holds still in flight land first, so the release finds them.
       await holding.catch(() => {});
-      if (record?.phase === 'sending') await releaseStepHolds(this.store, step, datasetId, record.snapshot, record.base, this.log, tags);
+      if (record?.phase === 'sending' && record.stepHolds !== false) await releaseStepHolds(this.store, step, datasetId, record.snapshot, record.base, this.log, tags);
       // A retryable failure keeps the snapshot and the journal: the retry sends it again.
       // A permanent one leaves the source as it was: the step's own snapshot goes too —
       // unless the peer says it holds it (an abort can land after the receive finished):

@@ -9,7 +9,7 @@
  * transport locks on the receiving side.
  */
 import { Writable } from 'node:stream';
-import { DroverError, toDroverError } from '#common/errors.ts';
+import { DroverError, isDroverError, toDroverError } from '#common/errors.ts';
 import { KeyedMutex } from '#common/keyed-mutex.ts';
 import type { Logger } from '#common/log.ts';
 import { assertDatasetId, assertPoolName } from '../zfs/names.ts';
@@ -37,6 +37,8 @@ export class SshPeer implements Peer {
   private readonly mutex = new KeyedMutex({ busyCode: 'DROVER_TRANSFER_BUSY', abortedCode: 'DROVER_TRANSFER_ABORTED', what: 'transfer' });
   private rootReady = false;
   private featuresProbe: Promise<ZfsFeatures> | null = null;
+  /** False once the peer's drover-receive refused `getState` (an older one): two reads instead. */
+  private readonly support = { state: true };
 
   constructor(options: SshPeerOptions) {
     assertPoolName(options.pool);
@@ -66,7 +68,7 @@ export class SshPeer implements Peer {
       unlock();
       throw err;
     }
-    return new SshStep(datasetId, this.pool, this.connection, unlock);
+    return new SshStep(datasetId, this.pool, this.connection, unlock, this.support);
   }
 
   async prepareReceive(datasetId: string, options: { resumable: boolean; full: boolean }): Promise<void> {
@@ -88,6 +90,7 @@ class SshStep implements PeerStep {
     private readonly pool: string,
     private readonly connection: SshConnection,
     private readonly unlock: () => void,
+    private readonly support: { state: boolean },
   ) {}
 
   private ask(op: string, extra: Record<string, unknown> = {}): Promise<unknown> {
@@ -96,6 +99,20 @@ class SshStep implements PeerStep {
 
   getDataset() { return this.ask('getDataset') as Promise<ZfsDatasetInfo | null>; }
   listSnapshots() { return this.ask('listSnapshots') as Promise<ZfsSnapshotInfo[]>; }
+
+  async state(): Promise<{ dataset: ZfsDatasetInfo | null; snapshots: ZfsSnapshotInfo[] }> {
+    if (this.support.state) {
+      try {
+        return (await this.ask('getState')) as { dataset: ZfsDatasetInfo | null; snapshots: ZfsSnapshotInfo[] };
+      } catch (err) {
+        // An older drover-receive does not know the request: it refuses it and the session goes on.
+        if (!isDroverError(err, 'DROVER_SSH_RECEIVE_REFUSED')) throw err;
+        this.support.state = false;
+      }
+    }
+    const [dataset, snapshots] = await Promise.all([this.getDataset(), this.listSnapshots()]);
+    return { dataset, snapshots };
+  }
   async hold(snapshot: string, tag: string) { await this.ask('hold', { snapshot, tag }); }
   async release(snapshot: string, tag: string) { await this.ask('release', { snapshot, tag }); }
   async rollback(snapshot: string) { await this.ask('rollback', { snapshot }); }

@@ -58,6 +58,8 @@ export const SessionRequest = z.discriminatedUnion('op', [
   z.object({ ...base, op: z.literal('prepare') }),
   z.object({ ...step, op: z.literal('getDataset') }),
   z.object({ ...step, op: z.literal('listSnapshots') }),
+  /** The dataset (null: none) and its drover snapshots ([] then), in one zfs command. */
+  z.object({ ...step, op: z.literal('getState') }),
   z.object({ ...step, op: z.literal('hold'), snapshot: name, tag: name }),
   z.object({ ...step, op: z.literal('release'), snapshot: name, tag: name }),
   z.object({ ...step, op: z.literal('rollback'), snapshot: name }),

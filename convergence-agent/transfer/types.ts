@@ -15,6 +15,11 @@ export interface PeerStep {
   getDataset(): Promise<ZfsDatasetInfo | null>;
   /** drover snapshots, oldest first; [] when the dataset does not exist. */
   listSnapshots(): Promise<ZfsSnapshotInfo[]>;
+  /**
+   * `getDataset` and `listSnapshots` in one look (one zfs command on the peer). Absent: the
+   * engine asks the two.
+   */
+  state?(): Promise<{ dataset: ZfsDatasetInfo | null; snapshots: ZfsSnapshotInfo[] }>;
   hold(snapshot: string, tag: string): Promise<void>;
   release(snapshot: string, tag: string): Promise<void>;
   /** `rollback -r`: only for a drover-owned, read-only replica. */
@@ -133,6 +138,13 @@ export interface ReplicateOptions {
    * and so is one a retry may roll back to.
    */
   skipHeldBaseHolds?: boolean;
+  /**
+   * The snapshot the caller's base tags hold on both sides (continuous replication: the one
+   * its last step settled on). When the step's base is that snapshot and both listings show
+   * it held, no step holds are taken, as with `skipHeldBaseHolds`, which cannot tell whose
+   * hold a listing counts (zfs-fuse counts holds, a primary holds one base per replica).
+   */
+  heldBase?: string;
   /**
    * Send every source snapshot between the base and the new one (`zfs send -I`), not only
    * the new one: a move of a replicated dataset, so its new primary holds every snapshot

@@ -137,6 +137,25 @@ export class ZfsStore implements DatasetStore, SnapshotStore {
     }
   }
 
+  /**
+   * `getDataset` and `listSnapshots` in one `zfs get -d 1`: the dataset (null when it does not
+   * exist) and its drover snapshots, oldest first ([] then). One zfs command instead of two for
+   * each replication step's look at its replica (docs/DESIGN.md §40).
+   */
+  async getDatasetState(datasetId: string): Promise<{ dataset: ZfsDatasetInfo | null; snapshots: ZfsSnapshotInfo[] }> {
+    const args = argv.getDatasetState(this.pool, datasetId);
+    let stdout: string;
+    try {
+      stdout = await this.zfs(args);
+    } catch (err) {
+      const why = await this.poolMissingOr(err);
+      if (why === err && isDroverError(err, 'DROVER_ZFS_NOT_FOUND')) return { dataset: null, snapshots: [] };
+      throw why;
+    }
+    const dataset = parseDatasets(this.pool, stdout).find((d) => d.datasetId === datasetId) ?? null;
+    return { dataset, snapshots: dataset === null ? [] : parseSnapshots(this.pool, datasetId, stdout) };
+  }
+
   private async mustGet(datasetId: string): Promise<ZfsDatasetInfo> {
     const info = await this.getDataset(datasetId);
     if (info === null) {

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 // The bundles scripts/bundle.mjs builds (scripts/host-setup.sh runs it): each program's bundle
 // is fresh after set-up — so the tests run what an operator runs — and starts as far as reading
 // its command line with every module loaded (a dependency that finds files beside itself
-// would fail here, at import). docs/DESIGN.md §43.
+// would fail here, at import). docs/DESIGN.md §42.
 const repo = resolve(import.meta.dirname, '../..');
 const programs = readdirSync(join(repo, 'bin'))
   .filter((f) => f.endsWith('.js') && f !== 'launch.js')

@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 // bin/launch.js in a copy of the tree's shape: a program's bundle runs only while it is newer
-// than every source it lists; otherwise its sources run through tsx (docs/DESIGN.md §43).
+// than every source it lists; otherwise its sources run through tsx (docs/DESIGN.md §42).
 const repo = resolve(import.meta.dirname, '../..');
 
 describe('bin/launch.js', () => {

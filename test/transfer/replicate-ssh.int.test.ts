@@ -16,6 +16,7 @@ import { RecordingRunner, execaRunner } from '../../convergence-agent/zfs/comman
 import { ZfsStore } from '../../convergence-agent/zfs/zfs.ts';
 import { Replicator } from '../../convergence-agent/transfer/replicate.ts';
 import type { SshPeer } from '../../convergence-agent/transfer/ssh-peer.ts';
+import type { Peer, PeerStep } from '../../convergence-agent/transfer/types.ts';
 import { useTestCluster } from '../support/cluster.ts';
 import { describeWith } from '../support/require.ts';
 import { RecordingPeer, TcpCutter, hashFiles, replicaContents, sshPeerFor, writeRandom, zfsGetNumber, zfsSet } from './helpers.ts';
@@ -334,6 +335,71 @@ describeWith(['root', 'zfs', 'sshd'], 'replication over ssh', () => {
     const next = await replicator.replicate({ datasetId: id, peer, deferSettle: true, prune: false, skipHeldBaseHolds: true });
     expect(await holds()).toEqual({ source: [[first.snapshot, 0], [final.snapshot, 2], [next.snapshot, 0]], target: [[first.snapshot, 0], [final.snapshot, 1], [next.snapshot, 0]] });
     await replicator.settle(peer, id);
+  });
+
+  it("answers getState on the peer's real drover-receive as getDataset and listSnapshots do, in one request", async () => {
+    const { id } = await datasetWith(1);
+    const pool = cluster().nodes[1]!.pool;
+    const ask = (op: string, datasetId = id) => peer.connection.request({ op, pool, datasetId });
+    // No copy there yet: null and [].
+    expect(await ask('getState')).toEqual({ dataset: null, snapshots: [] });
+    await replicator.replicate({ datasetId: id, peer });
+    const state = (await ask('getState')) as { dataset: { readonly: boolean } | null; snapshots: unknown[] };
+    expect(state).toEqual({ dataset: await ask('getDataset'), snapshots: await ask('listSnapshots') });
+    expect(state.dataset?.readonly).toBe(true);
+    expect(state.snapshots).toHaveLength(1);
+    // Refused like every request naming another pool or a path outside drover/.
+    await expect(peer.connection.request({ op: 'getState', pool: 'elsewhere', datasetId: id })).rejects.toMatchObject({ code: 'DROVER_SSH_RECEIVE_REFUSED' });
+    await expect(ask('getState', '../../etc')).rejects.toMatchObject({ code: expect.stringMatching(/DROVER_SSH_RECEIVE_REFUSED|DROVER_ZFS_INVALID_NAME/) });
+  });
+
+  it('takes no step holds on the base its caller names as held (heldBase), settles by moving the base tags only, and holds any other base as always', async () => {
+    const { id, dir } = await datasetWith(2);
+    const runner = new RecordingRunner(execaRunner);
+    const recorded = new Replicator({ store: new ZfsStore({ pool: cluster().nodes[0]!.pool, runner }), stateDir });
+    // The peer's holds and releases, as the engine asks them (each one a zfs command there).
+    const remote: string[] = [];
+    const watched: Peer = {
+      id: peer.id,
+      features: () => peer.features(),
+      close: async () => {},
+      beginStep: async (datasetId, options) => {
+        const step = await peer.beginStep(datasetId, options);
+        return Object.assign(Object.create(step) as PeerStep, {
+          hold: (snapshot: string, tag: string) => (remote.push(`hold ${tag}`), step.hold(snapshot, tag)),
+          release: (snapshot: string, tag: string) => (remote.push(`release ${tag}`), step.release(snapshot, tag)),
+        });
+      },
+    };
+    const local = (): string[] => runner.calls.filter((c) => c.args[0] === 'hold' || c.args[0] === 'release').map((c) => `${c.args[0]} ${c.args[1]}`);
+    const holds = async () => ({
+      source: (await source.listSnapshots(id)).map((s) => [s.snapshot, s.userrefs]),
+      target: (await target.listSnapshots(id)).map((s) => [s.snapshot, s.userrefs]),
+    });
+    const first = await recorded.replicate({ datasetId: id, peer: watched });
+    await writeFile(join(dir, 'next.txt'), 'next\n');
+    runner.calls.length = 0;
+    remote.length = 0;
+    const next = await recorded.replicate({ datasetId: id, peer: watched, deferSettle: true, prune: false, heldBase: first.snapshot });
+    expect(next).toMatchObject({ incremental: true, baseSnapshot: first.snapshot });
+    expect(await holds()).toEqual({ source: [[first.snapshot, 1], [next.snapshot, 0]], target: [[first.snapshot, 1], [next.snapshot, 0]] });
+    await recorded.settle(watched, id);
+    // Two zfs commands a side for the step's holds: the base tag moved, no step tag held or released.
+    expect(local()).toEqual(['hold drover-base', 'release drover-base']);
+    expect(remote).toEqual(['hold drover-base', 'release drover-base']);
+    expect(await holds()).toEqual({ source: [[first.snapshot, 0], [next.snapshot, 1]], target: [[first.snapshot, 0], [next.snapshot, 1]] });
+
+    // A stale heldBase (not this step's base): the step holds its base on both sides, as always.
+    await writeFile(join(dir, 'again.txt'), 'again\n');
+    runner.calls.length = 0;
+    remote.length = 0;
+    const again = await recorded.replicate({ datasetId: id, peer: watched, deferSettle: true, prune: false, heldBase: first.snapshot });
+    expect(again).toMatchObject({ incremental: true, baseSnapshot: next.snapshot });
+    expect(await holds()).toEqual({ source: [[first.snapshot, 0], [next.snapshot, 2], [again.snapshot, 0]], target: [[first.snapshot, 0], [next.snapshot, 2], [again.snapshot, 0]] });
+    await recorded.settle(watched, id);
+    expect(local().sort()).toEqual(['hold drover-base', 'hold drover-step', 'release drover-base', 'release drover-step']);
+    expect(remote.sort()).toEqual(['hold drover-base', 'hold drover-step', 'release drover-base', 'release drover-step']);
+    expect(await holds()).toEqual({ source: [[first.snapshot, 0], [next.snapshot, 0], [again.snapshot, 1]], target: [[first.snapshot, 0], [next.snapshot, 0], [again.snapshot, 1]] });
   });
 
   it("uses a receive opened ahead for the next step's stream, and a receive opened ahead but not used changes nothing", async () => {

@@ -24,7 +24,7 @@ export interface RawObserved {
 }
 
 export interface DiscoverDeps {
-  store: Pick<DatasetStore, 'listAll' | 'listDiverged'>;
+  store: Pick<DatasetStore, 'listAll' | 'listDiverged' | 'listKeptDiverged'>;
   runtime: Pick<ContainerRuntime, 'listContainers'>;
   /** Absent where this node cannot gate containers: a gated container then reads `missing`. */
   gates?: Pick<Gates, 'state'> | null;
@@ -34,7 +34,11 @@ export interface DiscoverDeps {
 
 /** Reads zfs and docker; each failure is logged and leaves its part `null`. */
 export async function discoverRaw(deps: DiscoverDeps): Promise<RawObserved> {
-  const [zfs, containers, diverged] = await Promise.all([
+  // The rejoined copies come with the pool's listing where the store can (one zfs command a
+  // pass less): the kept ones are then listed alone, and both are known only when both reads
+  // succeeded.
+  const joint = deps.store.listDiverged !== undefined && deps.store.listKeptDiverged !== undefined;
+  const [zfs, containers, listed] = await Promise.all([
     readDatasets(deps).catch((err: unknown) => {
       deps.log.warn({ err }, 'datasets not listed');
       return null;
@@ -45,11 +49,13 @@ export async function discoverRaw(deps: DiscoverDeps): Promise<RawObserved> {
     }),
     deps.store.listDiverged === undefined
       ? Promise.resolve(undefined)
-      : deps.store.listDiverged().catch((err: unknown) => {
+      : (joint ? deps.store.listKeptDiverged!() : deps.store.listDiverged()).catch((err: unknown) => {
           deps.log.warn({ err }, 'diverged copies not listed');
           return null;
         }),
   ]);
+  let diverged = listed;
+  if (joint && listed) diverged = zfs?.rejoined === undefined ? null : [...listed, ...zfs.rejoined];
   const gates: Record<string, GateState> = {};
   if (containers && deps.gates) {
     const ids = [...new Set(containers.map((c) => c.labels[LABEL_GATE]).filter((id): id is string => id !== undefined))];
@@ -70,7 +76,7 @@ function gateOf(c: RuntimeContainer, gates: Record<string, GateState> | undefine
   return { id, state: g.state, openedAt: g.state === 'open' ? g.openedAt : null };
 }
 
-function readDatasets(deps: DiscoverDeps): Promise<{ datasets: ZfsDatasetInfo[]; snapshots: Record<string, ZfsSnapshotInfo[]> }> {
+function readDatasets(deps: DiscoverDeps): Promise<{ datasets: ZfsDatasetInfo[]; snapshots: Record<string, ZfsSnapshotInfo[]>; rejoined?: DivergedCopyInfo[] }> {
   return deps.store.listAll();
 }
 

@@ -6,6 +6,7 @@
  */
 import type { Clock } from '#common/clock.ts';
 import { newSnapshotName } from '../transfer/snapshot-name.ts';
+import type { ZfsSnapshotInfo } from '../zfs/types.ts';
 import type { ReplicationStore } from './scheduler.ts';
 
 /** The longest a new snapshot waits for the dataset's running streams to end: two intervals, at most this. */
@@ -32,6 +33,8 @@ export class IntervalSnapshots {
   /** Per dataset, the pairs whose stream runs (inside the engine's step), and who waits for none. */
   private readonly streams = new Map<string, Set<string>>();
   private readonly quietWaiters = new Map<string, Array<() => void>>();
+  /** Per dataset, the listing the interval's steps share (`listing`): of which snapshot, when. */
+  private readonly listings = new Map<string, { name: string; at: number; snapshots: Promise<ZfsSnapshotInfo[]> }>();
 
   constructor(private readonly deps: { store: ReplicationStore; clock: Clock }) {}
 
@@ -71,6 +74,7 @@ export class IntervalSnapshots {
       // after a step that succeeded). Taken again if it went meanwhile. Not for a pair
       // whose steps were only cut short (a move, a policy change): its old snapshot's age
       // would be the replica's lag once received (bench:replication, 2026-12-06: 43 s).
+      this.forgetListing(datasetId);
       shared.ready = store.createSnapshot(datasetId, shared.name);
       shared.ready.catch(() => {});
       return { name: shared.name, ready: shared.ready };
@@ -86,6 +90,33 @@ export class IntervalSnapshots {
     const entry = this.take(datasetId, began);
     entry.chosenBy.add(pair);
     return { name: entry.name, ready: entry.ready };
+  }
+
+  /**
+   * The dataset's snapshots, listed once for the steps that send `name` within an interval
+   * of the first one asking (the replicas of one dataset send one snapshot per interval, and
+   * each step's plan used to list the primary itself). Listed when first asked, so after that
+   * snapshot's `zfs snapshot` and after the primary's pruning the step waited for; forgotten
+   * when pruning starts or ends (`forgetListing`) or the snapshot is taken again. A step whose
+   * listing lacks its snapshot, or that retries, lists itself (ReplicateOptions.sourceListing).
+   */
+  listing(datasetId: string, name: string, intervalMs: number): Promise<ZfsSnapshotInfo[]> {
+    const now = this.deps.clock.now();
+    const memo = this.listings.get(datasetId);
+    if (memo && memo.name === name && now - memo.at < intervalMs) return memo.snapshots;
+    const snapshots = this.deps.store.listSnapshots(datasetId);
+    const entry = { name, at: now, snapshots };
+    this.listings.set(datasetId, entry);
+    // A failed listing is not shared: the next step lists again.
+    snapshots.catch(() => {
+      if (this.listings.get(datasetId) === entry) this.listings.delete(datasetId);
+    });
+    return snapshots;
+  }
+
+  /** The dataset's snapshots may have changed otherwise than by a new interval's snapshot: the next step lists. */
+  forgetListing(datasetId: string): void {
+    this.listings.delete(datasetId);
   }
 
   /** Resolves once no choice, prefetch or `zfs snapshot` started here runs (the scheduler's stop). */
@@ -163,6 +194,7 @@ export class IntervalSnapshots {
     const ready = store.takeSnapshot ? store.takeSnapshot(datasetId, name) : store.createSnapshot(datasetId, name);
     // A failed `zfs snapshot` is not shared: the next replica's step takes its own.
     const entry: Taken = { name, at, ready, delivered: false, reserved: new Set(), chosenBy: new Set() };
+    this.forgetListing(datasetId);
     this.taken.set(datasetId, entry);
     ready.catch(() => {
       if (this.taken.get(datasetId) === entry) this.taken.delete(datasetId);

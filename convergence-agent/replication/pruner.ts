@@ -57,15 +57,17 @@ export class Pruner {
 
   /**
    * Starts the primary's pruning of `datasetId` when due and none runs; never awaited by a
-   * step. `side()` is read when it runs (the replicas' guids as they are then).
+   * step. `side()` is read when it runs (the replicas' guids as they are then). True when it
+   * started one.
    */
-  pruneSourceWhenDue(datasetId: string, intervalSeconds: number, side: () => SourceSide | null): void {
+  pruneSourceWhenDue(datasetId: string, intervalSeconds: number, side: () => SourceSide | null): boolean {
     const now = this.deps.clock.now();
     const last = this.sourceAt.get(datasetId);
-    if (this.sourceRuns.has(datasetId) || (last !== undefined && now - last < pruneEveryMs(intervalSeconds))) return;
+    if (this.sourceRuns.has(datasetId) || (last !== undefined && now - last < pruneEveryMs(intervalSeconds))) return false;
     this.sourceAt.set(datasetId, now);
     const run = this.pruneSource(datasetId, side).finally(() => this.sourceRuns.delete(datasetId));
     this.sourceRuns.set(datasetId, run);
+    return true;
   }
 
   /** Resolves once no pruning of `datasetId`'s primary side runs (a move waits for it). */

@@ -496,6 +496,59 @@ describe('ReplicationScheduler', () => {
     expect(names[0]).not.toBe(names[2]);
   });
 
+  it("lists the primary's snapshots once per interval for all its replicas' steps, after the snapshot, and again after pruning", async () => {
+    const w = world({ auto: true });
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    let listings = 0;
+    const list = w.store.listSnapshots.bind(w.store);
+    w.store.listSnapshots = (id: string) => (listings++, list(id));
+    w.scheduler.sync(view());
+    await settleMicrotasks();
+    const firstTwo = w.calls.slice(0, 2);
+    expect(firstTwo).toHaveLength(2);
+    listings = 0;
+    const [b, c] = await Promise.all(firstTwo.map((x) => x.options.sourceListing!()));
+    // One listing for both steps, made after the interval's snapshot was taken.
+    expect(listings).toBe(1);
+    expect(b).toBe(c);
+    expect(b!.map((x) => x.snapshot)).toContain(firstTwo[0]!.options.snapshotName);
+    await w.clock.advance(10_000);
+    await settleMicrotasks();
+    const nextTwo = w.calls.slice(2, 4);
+    expect(nextTwo).toHaveLength(2);
+    listings = 0;
+    // The next interval's snapshot: listed anew, once, and the old one's listing is not reused.
+    const [b2, c2] = await Promise.all(nextTwo.map((x) => x.options.sourceListing!()));
+    expect(listings).toBe(1);
+    expect(b2).toBe(c2);
+    expect(b2!.map((x) => x.snapshot)).toContain(nextTwo[0]!.options.snapshotName);
+    await w.scheduler.stop();
+  });
+
+  it("forgets the shared listing when the primary's pruning starts and when it ends, and during a move", async () => {
+    const tight: ReplicationPolicy = { ...POLICY, retention: { primary: '1x1s(keep=all)', replicas: '1x1s(keep=all)' } };
+    const w = world({ listing: () => [] });
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    const one = (fields: Partial<AgentDesired> = {}): AgentDesired => view({ datasets: [dataset(DS_1, NODE_A, { replication: tight, replicas: [NODE_B] })], ...fields });
+    w.scheduler.sync(one());
+    await settleMicrotasks();
+    const first = w.calls[0]!;
+    const before = await first.options.sourceListing!();
+    expect(await first.options.sourceListing!()).toBe(before);
+    // The step ends: its tail starts the primary's first pruning, which forgets the listing.
+    first.settle();
+    await w.scheduler.idle();
+    await settleMicrotasks();
+    const after = await first.options.sourceListing!();
+    expect(after).not.toBe(before);
+    expect(await first.options.sourceListing!()).toBe(after);
+    // A move of the dataset: whatever was listed is forgotten.
+    w.scheduler.sync(one({ migrations: [migration({ dataset_ids: [DS_1] })] }));
+    await settleMicrotasks();
+    expect(await first.options.sourceListing!()).not.toBe(after);
+    await w.scheduler.stop();
+  });
+
   it('takes the next snapshot beside a step\'s tail when the pair\'s next step is due before it ends, one per interval', async () => {
     const w = world({ settle: true, holdSettle: true });
     await w.store.createDataset(DS_1, { maximumSize: null });

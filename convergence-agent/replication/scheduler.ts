@@ -122,6 +122,8 @@ export class ReplicationScheduler {
     const wanted = new Set<string>();
     for (const d of desired.datasets) {
       if (d.deleted) continue;
+      // A move, or another primary, changes the snapshots here: the next step lists them.
+      if (d.primary !== nodeUuid || moving.has(d.dataset_id)) this.snapshots.forgetListing(d.dataset_id);
       if (d.primary !== nodeUuid) {
         // A copy here that is not primary (a replica, or the source after a handoff) keeps
         // no per-replica holds of its own: they would pin its snapshots forever.
@@ -383,6 +385,8 @@ export class ReplicationScheduler {
         ...(deferSettle ? { deferSettle: true } : {}),
         // Its base tags hold the base already (its last settle put them there): no step holds.
         ...(pair.heldBase !== null ? { heldBase: pair.heldBase } : {}),
+        // One listing of the primary per interval's snapshot, shared by the replicas' steps.
+        sourceListing: () => this.snapshots.listing(pair.datasetId, snapshotName, interval),
         signal,
       }).finally(() => this.snapshots.streaming(pair.datasetId, pair.key, false));
       const delivered = clock.now();
@@ -462,7 +466,7 @@ export class ReplicationScheduler {
     } catch (err) {
       log.warn({ ...where, err: toDroverError(err) }, 'settling or pruning after a replication step failed');
     }
-    if (!pair.paused) this.pruner.pruneSourceWhenDue(pair.datasetId, pair.policy.interval_seconds, () => this.sourceSide(pair.datasetId));
+    if (!pair.paused) this.pruneSource(pair.datasetId, pair.policy.interval_seconds);
     pair.tailMs = clock.now() - began;
   }
 
@@ -486,6 +490,19 @@ export class ReplicationScheduler {
   /** The other pairs of `pair`'s dataset. */
   private otherPairs(pair: Pair): Pair[] {
     return [...this.pairs.values()].filter((p) => p.datasetId === pair.datasetId && p !== pair);
+  }
+
+  /**
+   * Starts the primary's pruning of `datasetId` when due. The steps' shared listing of the
+   * primary is forgotten when it starts and when it ends: a step waits for a pruning under way,
+   * then plans with a listing made after it.
+   */
+  private pruneSource(datasetId: string, intervalSeconds: number): void {
+    const started = this.pruner.pruneSourceWhenDue(datasetId, intervalSeconds, () => {
+      this.snapshots.forgetListing(datasetId);
+      return this.sourceSide(datasetId);
+    });
+    if (started) void this.pruner.idle(datasetId).then(() => this.snapshots.forgetListing(datasetId));
   }
 
   /** What the primary's pruning of `datasetId` decides with, now; null when it must not run (paused, no policy). */

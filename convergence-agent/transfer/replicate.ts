@@ -98,7 +98,8 @@ export class Replicator {
         let forceAside = false;
         for (let attempt = 1; ; attempt++) {
           try {
-            return await this.step(options, created, holds, forceAside);
+            // A caller's shared listing serves the first attempt only: a retry lists afresh.
+            return await this.step(attempt === 1 && !forceAside ? options : { ...options, sourceListing: undefined }, created, holds, forceAside);
           } catch (err) {
             const e = toDroverError(err);
             if (e.code === 'DROVER_ZFS_DIVERGED' && options.setAsideDiverged !== undefined && !options.allowRollback && !forceAside && !options.signal?.aborted) {
@@ -201,7 +202,15 @@ export class Replicator {
 
       // A given name that exists (continuous replication's snapshot, taken by its scheduler
       // for all replicas) is sent as it is: not the step's own, and no `zfs snapshot` again.
-      const existing = fresh ? undefined : (await this.store.listSnapshots(datasetId)).find((s) => s.snapshot === name);
+      // The listing that finds it is the one the step plans with: the caller's shared one
+      // when it has the name (and no earlier step's journal was found), else one made here.
+      let listed: ZfsSnapshotInfo[] | null = null;
+      if (!fresh && journaled === null && options.sourceListing) {
+        const shared = await options.sourceListing();
+        if (shared.some((s) => s.snapshot === name)) listed = shared;
+      }
+      if (!fresh && listed === null) listed = await this.store.listSnapshots(datasetId);
+      const existing = listed?.find((s) => s.snapshot === name);
       // The listing that found the new snapshot's guid is the one the step plans with.
       const taken = existing ? null : await this.store.createSnapshotListed(datasetId, name);
       const snapshot = existing ?? taken!.snapshot;
@@ -224,7 +233,7 @@ export class Replicator {
 
       // The peer's snapshots are asked beside its dataset ([] when it has none), not after it:
       // one round trip to the peer less.
-      const [sourceSnaps, [listedTarget, targetSnaps]] = await Promise.all([taken ? taken.snapshots : this.store.listSnapshots(datasetId), peerState]);
+      const [sourceSnaps, [listedTarget, targetSnaps]] = await Promise.all([taken ? taken.snapshots : listed!, peerState]);
       let target = listedTarget;
       let plan = planStep(sourceSnaps, target ? targetSnaps : null, name);
       let setAside: string | undefined;

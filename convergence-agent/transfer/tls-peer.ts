@@ -178,12 +178,19 @@ interface NativeTarget {
 }
 
 class TlsStep implements PeerStep {
+  /** The dataset and its snapshots in one request (one zfs command there); absent when the receiver does not take it. */
+  readonly state?: () => Promise<{ dataset: ZfsDatasetInfo | null; snapshots: ZfsSnapshotInfo[] }>;
+
   constructor(
     readonly datasetId: string,
     private readonly connection: Connection,
     /** Set when both ends have the native pump. */
     private readonly native: NativeTarget | null,
-  ) {}
+    /** The receiver's `begin` answer offered `getState`. */
+    getState = false,
+  ) {
+    if (getState) this.state = () => this.connection.request({ op: 'getState' }) as Promise<{ dataset: ZfsDatasetInfo | null; snapshots: ZfsSnapshotInfo[] }>;
+  }
 
   getDataset() { return this.connection.request({ op: 'getDataset' }) as Promise<ZfsDatasetInfo | null>; }
   listSnapshots() { return this.connection.request({ op: 'listSnapshots' }) as Promise<ZfsSnapshotInfo[]>; }
@@ -277,9 +284,11 @@ export class TlsPeer implements Peer {
     const onAbort = (): void => connection.close(new DroverError('DROVER_TRANSFER_ABORTED', 'aborted'));
     options.signal?.addEventListener('abort', onAbort, { once: true });
     let offered: string[] = [];
+    let getState = false;
     try {
       const answer = BeginAnswer.parse(await connection.request({ op: 'begin', datasetId, waitMs: options.waitMs ?? 600_000 }));
       offered = answer?.dataChannels ?? [];
+      getState = answer?.getState === true;
     } catch (err) {
       connection.socket.destroy();
       throw err;
@@ -290,7 +299,7 @@ export class TlsPeer implements Peer {
     const host = connection.socket.remoteAddress ?? this.options.host;
     const port = connection.socket.remotePort ?? this.options.port;
     const native = this.pump && offered.includes(NATIVE_CHANNEL) ? { pump: this.pump, host, port, timeoutMs: this.options.connectTimeoutMs ?? 15_000 } : null;
-    return new TlsStep(datasetId, connection, native);
+    return new TlsStep(datasetId, connection, native, getState);
   }
 
   async close(): Promise<void> {}

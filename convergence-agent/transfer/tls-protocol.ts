@@ -8,7 +8,8 @@
  * `begin` is answered with the data channels the receiver offers (`{dataChannels: [...]}`;
  * an older receiver answers null). A `receive` with `dataChannel: 'native-v1'` is answered
  * with `{channel: <32 hex>}` instead of 'ready', and the stream then travels on a data
- * connection of its own (native-pump.ts), not in data frames.
+ * connection of its own (native-pump.ts), not in data frames. A receiver that answers `begin`
+ * with `getState: true` also takes `getState` (the dataset and its snapshots in one answer).
  */
 import { z } from 'zod';
 import { DroverError, type ErrorCode } from '#common/errors.ts';
@@ -21,6 +22,9 @@ export const Request = z.discriminatedUnion('op', [
   z.object({ id: z.number().int(), op: z.literal('begin'), datasetId: name, waitMs: z.number().int().min(0).max(3_600_000) }),
   z.object({ id: z.number().int(), op: z.literal('getDataset') }),
   z.object({ id: z.number().int(), op: z.literal('listSnapshots') }),
+  // `getDataset` and `listSnapshots` in one look (one zfs command): only to a receiver whose
+  // `begin` answer says `getState: true` (an older one closes the connection on an unknown op).
+  z.object({ id: z.number().int(), op: z.literal('getState') }),
   z.object({ id: z.number().int(), op: z.literal('hold'), snapshot: name, tag: name }),
   z.object({ id: z.number().int(), op: z.literal('release'), snapshot: name, tag: name }),
   z.object({ id: z.number().int(), op: z.literal('rollback'), snapshot: name }),
@@ -62,7 +66,7 @@ export function fromWire(wire: WireError, peer: string): DroverError {
 }
 
 /** `begin`'s answer. */
-export const BeginAnswer = z.object({ dataChannels: z.array(z.string()) }).nullable().catch(null);
+export const BeginAnswer = z.object({ dataChannels: z.array(z.string()), getState: z.boolean().optional() }).nullable().catch(null);
 
 /** A `receive` answer on the native channel. */
 export const ChannelAnswer = z.object({ channel: z.string().regex(/^[0-9a-f]{32}$/) });

@@ -319,12 +319,17 @@ export class TransferServer {
     if (request.op === 'begin') {
       if (step) throw new DroverError('DROVER_TRANSFER_PROTOCOL', 'a step is already open on this connection');
       setStep(await this.options.peer.beginStep(request.datasetId, { waitMs: request.waitMs }));
-      return { dataChannels: this.pump ? [NATIVE_CHANNEL] : [] };
+      return { dataChannels: this.pump ? [NATIVE_CHANNEL] : [], getState: true };
     }
     if (!step) throw new DroverError('DROVER_TRANSFER_PROTOCOL', `${request.op} before begin`);
     switch (request.op) {
       case 'getDataset': return step.getDataset();
       case 'listSnapshots': return step.listSnapshots();
+      case 'getState': {
+        if (step.state) return step.state();
+        const [dataset, snapshots] = await Promise.all([step.getDataset(), step.listSnapshots()]);
+        return { dataset, snapshots };
+      }
       case 'hold': return step.hold(request.snapshot, request.tag);
       case 'release': return step.release(request.snapshot, request.tag);
       case 'rollback': return step.rollback(request.snapshot);

@@ -107,6 +107,14 @@ export interface ReplicateOptions {
   /** The snapshot to send (taken when missing); default a fresh `drover-<ts>-<seq>`. */
   snapshotName?: string;
   /**
+   * The source's snapshots, listed after `snapshotName` was taken and after anything that
+   * destroyed a snapshot of the dataset (continuous replication: one listing per interval,
+   * shared by the replicas' steps that send its snapshot). The step plans with it instead of
+   * listing again, in its first attempt only and only when no journal of an earlier step was
+   * found; a listing without `snapshotName` is ignored (the step lists).
+   */
+  sourceListing?: () => Promise<ZfsSnapshotInfo[]>;
+  /**
    * The target is a drover-owned replica that is not primary: it may be rolled back to the
    * newest common snapshot (discarding its newer snapshots and any modification).
    */

@@ -24,7 +24,7 @@ export const argv = {
   getDatasets: (pool: string): Argv => ['get', '-Hp', '-d', '1', '-o', 'name,property,value', DATASET_PROPERTIES.join(','), rootPath(pool)],
   getDataset: (pool: string, id: string): Argv => ['get', '-Hp', '-o', 'name,property,value', DATASET_PROPERTIES.join(','), datasetPath(pool, id)],
   /** Every drover dataset and its snapshots in one command (snapshots are one level below their dataset). */
-  getAll: (pool: string): Argv => ['get', '-Hp', '-d', '2', '-o', 'name,property,value', [...DATASET_PROPERTIES, ...SNAPSHOT_PROPERTIES].join(','), rootPath(pool)],
+  getAll: (pool: string): Argv => ['get', '-Hp', '-d', '2', '-o', 'name,property,value', [...DATASET_PROPERTIES, ...SNAPSHOT_PROPERTIES, REJOINED_PROPERTY].join(','), rootPath(pool)],
   /** A dataset and its snapshots in one command (a replication step's look at its replica). */
   getDatasetState: (pool: string, id: string): Argv => ['get', '-Hp', '-d', '1', '-o', 'name,property,value', [...DATASET_PROPERTIES, ...SNAPSHOT_PROPERTIES].join(','), datasetPath(pool, id)],
   getSnapshots: (pool: string, id: string): Argv => ['get', '-Hp', '-d', '1', '-o', 'name,property,value', SNAPSHOT_PROPERTIES.join(','), datasetPath(pool, id)],

@@ -56,8 +56,12 @@ export interface DatasetStore {
   makeWritableMounted?(datasetId: string): Promise<void>;
   unmount(datasetId: string): Promise<void>;
   listSnapshots(datasetId: string): Promise<ZfsSnapshotInfo[]>;
-  /** listDatasets and every dataset's listSnapshots at once (one zfs command: discovery runs every pass). */
-  listAll(): Promise<{ datasets: ZfsDatasetInfo[]; snapshots: Record<string, ZfsSnapshotInfo[]> }>;
+  /**
+   * listDatasets and every dataset's listSnapshots at once (one zfs command: discovery runs
+   * every pass); `rejoined`, where the store reads it in the same command, the copies that
+   * `listDiverged` would give as rejoined.
+   */
+  listAll(): Promise<{ datasets: ZfsDatasetInfo[]; snapshots: Record<string, ZfsSnapshotInfo[]>; rejoined?: DivergedCopyInfo[] }>;
   /**
    * Moves the dataset aside after a failover took it elsewhere (docs/DESIGN.md §18):
    * `<pool>/drover/<id>` → `<pool>/drover-diverged/<id>-g<generation>`, unmounted, mountpoint
@@ -78,6 +82,11 @@ export interface DatasetStore {
   clearRejoined?(datasetId: string): Promise<void>;
   /** The copies kept under `<pool>/drover-diverged/`; [] when there are none. */
   listDiverged?(): Promise<DivergedCopyInfo[]>;
+  /**
+   * `listDiverged` without the rejoined copies, which `listAll` gives with its `rejoined`:
+   * discovery then reads the pool with two zfs commands a pass, not three.
+   */
+  listKeptDiverged?(): Promise<DivergedCopyInfo[]>;
 }
 
 /**

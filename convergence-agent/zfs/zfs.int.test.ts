@@ -104,6 +104,9 @@ describe.skipIf(!available)(available ? 'zfs adapter on zfs-fuse' : 'zfs adapter
       expect((await store.listSnapshots(clean)).map((s) => s.snapshot)).toEqual(['drover-20261206T120000000Z-0001']);
       expect(await store.getDataset(clean)).toMatchObject({ readonly: true, mounted: false });
       const diverged = await store.listDiverged();
+      // Discovery's way: the rejoined copies with its one listing of the pool, the kept ones alone.
+      expect((await store.listAll()).rejoined).toEqual(diverged.filter((c) => c.rejoined === true));
+      expect(await store.listKeptDiverged()).toEqual(diverged.filter((c) => c.rejoined !== true));
       expect(diverged).toContainEqual({ rejoined: true, datasetId: clean, name: `${pool.name}/drover/${clean}`, generation: 7, usedBytes: 0 });
       // Nothing destroyed: the later (empty) snapshots, and the check's, are kept aside.
       const kept = `${pool.name}/drover-diverged/${clean}-g7`;
@@ -115,6 +118,7 @@ describe.skipIf(!available)(available ? 'zfs adapter on zfs-fuse' : 'zfs adapter
       expect((await store.listSnapshots(clean)).map((s) => s.snapshot)).toEqual(['drover-20261206T120000000Z-0001', 'drover-20261206T120010000Z-0003']);
       await store.clearRejoined(clean);
       expect((await store.listDiverged()).some((c) => c.rejoined === true)).toBe(false);
+      expect((await store.listAll()).rejoined.some((c) => c.datasetId === clean)).toBe(false);
 
       expect(await store.rejoin(dirty, 7, 'drover-20261206T120000000Z-0001')).toBe(false);
       // Nothing changed but the check snapshot, kept: the data as written.
@@ -169,6 +173,10 @@ describe.skipIf(!available)(available ? 'zfs adapter on zfs-fuse' : 'zfs adapter
       runner.calls.length = 0;
       expect((await store.listDiverged()).filter((c) => c.datasetId === id)).toEqual([]);
       expect(runner.calls.map((c) => c.args[0])).toEqual(['get', 'get']);
+      // Discovery's: the kept copies alone, one command (the rejoined ones come with listAll).
+      runner.calls.length = 0;
+      expect(await store.listKeptDiverged()).toEqual([]);
+      expect(runner.calls.map((c) => c.args[0])).toEqual(['get']);
       await store.destroyDataset(id);
     });
   });

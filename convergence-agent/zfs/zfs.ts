@@ -111,19 +111,19 @@ export class ZfsStore implements DatasetStore, SnapshotStore {
     }
   }
 
-  async listAll(): Promise<{ datasets: ZfsDatasetInfo[]; snapshots: Record<string, ZfsSnapshotInfo[]> }> {
+  async listAll(): Promise<{ datasets: ZfsDatasetInfo[]; snapshots: Record<string, ZfsSnapshotInfo[]>; rejoined: DivergedCopyInfo[] }> {
     let stdout: string;
     try {
       stdout = await this.zfs(argv.getAll(this.pool));
     } catch (err) {
       const why = await this.poolMissingOr(err);
-      if (why === err && isDroverError(err, 'DROVER_ZFS_NOT_FOUND')) return { datasets: [], snapshots: {} };
+      if (why === err && isDroverError(err, 'DROVER_ZFS_NOT_FOUND')) return { datasets: [], snapshots: {}, rejoined: [] };
       throw why;
     }
     const datasets = parseDatasets(this.pool, stdout);
     const snapshots: Record<string, ZfsSnapshotInfo[]> = {};
     for (const d of datasets) snapshots[d.datasetId] = parseSnapshots(this.pool, d.datasetId, stdout);
-    return { datasets, snapshots };
+    return { datasets, snapshots, rejoined: this.parseRejoined(stdout) };
   }
 
   async getDataset(datasetId: string): Promise<ZfsDatasetInfo | null> {
@@ -291,14 +291,27 @@ export class ZfsStore implements DatasetStore, SnapshotStore {
     } catch (err) {
       throw await this.poolMissingOr(err);
     }
+    return this.parseRejoined(stdout);
+  }
+
+  /** The copies marked `drover:rejoined` in a `zfs get` of `<pool>/drover`'s children (its snapshots' inherited values skipped). */
+  private parseRejoined(stdout: string): DivergedCopyInfo[] {
     const out: DivergedCopyInfo[] = [];
     for (const [name, props] of parseGet(stdout)) {
       const value = props.get(REJOINED_PROPERTY);
       const datasetId = name.slice(`${this.pool}/drover/`.length);
-      if (value === undefined || !/^\d{1,15}$/.test(value) || !name.startsWith(`${this.pool}/drover/`) || datasetId.includes('/')) continue;
+      if (value === undefined || !/^\d{1,15}$/.test(value) || !name.startsWith(`${this.pool}/drover/`) || datasetId.includes('/') || datasetId.includes('@')) continue;
       out.push({ rejoined: true, datasetId, name, generation: Number(value), usedBytes: 0 });
     }
     return out;
+  }
+
+  /**
+   * The copies kept under `<pool>/drover-diverged/` alone (one zfs command; [] when there are
+   * none): discovery reads the rejoined ones with `listAll`, in its one listing of the pool.
+   */
+  listKeptDiverged(): Promise<DivergedCopyInfo[]> {
+    return this.listKept();
   }
 
   private async listKept(): Promise<DivergedCopyInfo[]> {

@@ -15,6 +15,8 @@ import { pino } from 'pino';
 import { RecordingRunner, execaRunner } from '../../convergence-agent/zfs/command.ts';
 import { ZfsStore } from '../../convergence-agent/zfs/zfs.ts';
 import { Replicator } from '../../convergence-agent/transfer/replicate.ts';
+import { newSnapshotName } from '../../convergence-agent/transfer/snapshot-name.ts';
+import { argv } from '../../convergence-agent/zfs/argv.ts';
 import type { SshPeer } from '../../convergence-agent/transfer/ssh-peer.ts';
 import type { Peer, PeerStep } from '../../convergence-agent/transfer/types.ts';
 import { useTestCluster } from '../support/cluster.ts';
@@ -400,6 +402,39 @@ describeWith(['root', 'zfs', 'sshd'], 'replication over ssh', () => {
     expect(local().sort()).toEqual(['hold drover-base', 'hold drover-step', 'release drover-base', 'release drover-step']);
     expect(remote.sort()).toEqual(['hold drover-base', 'hold drover-step', 'release drover-base', 'release drover-step']);
     expect(await holds()).toEqual({ source: [[first.snapshot, 0], [next.snapshot, 0], [again.snapshot, 1]], target: [[first.snapshot, 0], [next.snapshot, 0], [again.snapshot, 1]] });
+  });
+
+  it("plans with the caller's listing of the source when it has the snapshot (no listing of its own), and lists itself when it has not", async () => {
+    const { id, dir } = await datasetWith(1);
+    const pool = cluster().nodes[0]!.pool;
+    const runner = new RecordingRunner(execaRunner);
+    const recorded = new Replicator({ store: new ZfsStore({ pool, runner }), stateDir });
+    const listings = (): number => runner.calls.filter((c) => c.args.join(' ') === argv.getSnapshots(pool, id).join(' ')).length;
+    const first = await recorded.replicate({ datasetId: id, peer });
+    // The scheduler's way: the interval's snapshot taken, then listed once for every replica.
+    await writeFile(join(dir, 'next.txt'), 'next\n');
+    const name = newSnapshotName();
+    await source.takeSnapshot(id, name);
+    const shared = await source.listSnapshots(id);
+    let asked = 0;
+    runner.calls.length = 0;
+    const next = await recorded.replicate({ datasetId: id, peer, snapshotName: name, deferSettle: true, prune: false, sourceListing: async () => (asked++, shared) });
+    expect(next).toMatchObject({ snapshot: name, incremental: true, baseSnapshot: first.snapshot });
+    expect(asked).toBe(1);
+    expect(listings()).toBe(0);
+    await recorded.settle(peer, id);
+    expect((await target.listSnapshots(id)).at(-1)?.guid).toBe(shared.find((s) => s.snapshot === name)?.guid);
+
+    // A listing made before the snapshot was taken: ignored, the step lists the source itself.
+    await writeFile(join(dir, 'again.txt'), 'again\n');
+    const later = newSnapshotName();
+    await source.takeSnapshot(id, later);
+    runner.calls.length = 0;
+    const again = await recorded.replicate({ datasetId: id, peer, snapshotName: later, deferSettle: true, prune: false, sourceListing: async () => shared });
+    expect(again).toMatchObject({ snapshot: later, incremental: true, baseSnapshot: name });
+    expect(listings()).toBe(1);
+    await recorded.settle(peer, id);
+    expect(await replicaContents(target, id)).toEqual(await hashFiles(dir));
   });
 
   it("uses a receive opened ahead for the next step's stream, and a receive opened ahead but not used changes nothing", async () => {

@@ -9,7 +9,7 @@ import { FakeMigrationControl } from '../testing/fake-migration-control.ts';
 import { MigrationJobs } from './jobs.ts';
 import { DEFAULT_TUNING } from './source-job.ts';
 
-async function registry(replicate: (o: ReplicateOptions) => Promise<ReplicateResult>) {
+async function registry(replicate: (o: ReplicateOptions) => Promise<ReplicateResult>, settle?: (peer: Peer, datasetId: string) => Promise<void>) {
   const store = new FakeDatasetStore();
   await store.createDataset(DS_1, { maximumSize: null });
   const control = new FakeMigrationControl();
@@ -26,6 +26,7 @@ async function registry(replicate: (o: ReplicateOptions) => Promise<ReplicateRes
     tuning: { ...DEFAULT_TUNING, cutoverPostMs: 300, verdictPostMs: 300, ackWaitMs: 50 },
     stopTimeoutSeconds: 1,
     onChange: () => changes++,
+    ...(settle ? { settle } : {}),
   });
   return { jobs, control, changes: () => changes };
 }
@@ -61,6 +62,26 @@ describe('the migration jobs of an agent', () => {
     expect(jobs.states()[0]).toMatchObject({ stage: 'pre-copy', outcome: 'stopped' });
     jobs.sync(desired({ migrations: [] }));
     expect(jobs.states()).toEqual([]);
+  });
+
+  it('lets a handed-off job settle its final send after its migration left the view, instead of stopping it', async () => {
+    const ok = async (): Promise<ReplicateResult> => ({ snapshot: 's', guid: '1', bytes: 10, incremental: false, baseSnapshot: null, resumed: false });
+    const settled: string[] = [];
+    const { jobs, control } = await registry(ok, async (_peer, id) => void settled.push(id));
+    const m = migration({ phase: 'pending', application: null, dataset_ids: [DS_1] });
+    control.add(m);
+    jobs.sync(desired({ migrations: [m] }));
+    jobs.run(m);
+    await until(() => jobs.states()[0]?.stage === 'handed-off');
+    // The view at handoff: the job waits for the target's release before it settles.
+    jobs.sync(desired({ migrations: [{ ...m, phase: 'handoff' }] }));
+    await new Promise((r) => setTimeout(r, 250));
+    expect(settled).toEqual([]);
+    // Released and done before this agent's next pass: the view no longer lists it.
+    jobs.sync(desired({ migrations: [] }));
+    await until(() => jobs.states()[0]?.outcome !== null);
+    expect(jobs.states()[0]).toMatchObject({ stage: 'handed-off', outcome: 'handed-off' });
+    expect(settled).toEqual([DS_1]);
   });
 
   it("posts the target's steps, and refuses to count a refused one as done", async () => {

@@ -32,7 +32,7 @@ interface Entry {
   done: Promise<void>;
 }
 
-export type MigrationJobsDeps = Omit<SourceJobDeps, 'nodeOf' | 'applicationOf' | 'onStage'> & {
+export type MigrationJobsDeps = Omit<SourceJobDeps, 'nodeOf' | 'applicationOf' | 'phaseOf' | 'onStage'> & {
   peers: PeerSource;
   /** Called when a job's state changes. */
   onChange: () => void;
@@ -47,8 +47,8 @@ export class MigrationJobs implements MigrationSteps {
 
   /**
    * The newest desired configuration (each pass). A pre-copy job whose migration left the
-   * view (finished or removed by the control service) is stopped; a job in cutover is never
-   * interrupted. Records of finished migrations are forgotten.
+   * view (finished or removed by the control service) is stopped; a job in cutover, or
+   * handed off and settling, is never interrupted. Records of finished migrations are forgotten.
    */
   sync(desired: AgentDesired | null): void {
     if (desired === null) return;
@@ -56,7 +56,8 @@ export class MigrationJobs implements MigrationSteps {
     const listed = new Set(desired.migrations.map((m) => m.id));
     for (const [id, entry] of this.entries) {
       if (listed.has(id)) continue;
-      if (entry.outcome === null && entry.job.stage !== 'cutover') entry.controller.abort();
+      // A handed-off job only settles its final sends (bounded): it ends by itself.
+      if (entry.outcome === null && entry.job.stage !== 'cutover' && entry.job.stage !== 'handed-off') entry.controller.abort();
       if (entry.outcome !== null) this.entries.delete(id);
     }
   }
@@ -82,6 +83,7 @@ export class MigrationJobs implements MigrationSteps {
         ...this.deps,
         nodeOf: (uuid) => this.desired?.nodes.find((n) => n.uuid === uuid),
         applicationOf: (name) => this.desired?.applications.find((a) => a.name === name),
+        phaseOf: (id) => this.desired?.migrations.find((m) => m.id === id)?.phase ?? null,
         onStage: () => this.deps.onChange(),
       },
       controller.signal,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DroverError } from '#common/errors.ts';
+import type { MigrationPhase } from '#common/model.ts';
 import { silentLogger } from '#common/log.ts';
 import { systemClock, type Clock } from '#common/clock.ts';
 import { FakeClock, settle } from '#common/testing/fake-clock.ts';
@@ -30,6 +31,8 @@ async function world(
     hook?: string[];
     /** Runs while the final receive is opened on the target. */
     opening?: (datasetId: string) => Promise<void>;
+    /** The migration's phase as the agent's view has it (absent: no view, settled at once). */
+    phaseOf?: () => MigrationPhase | null;
   } = {},
 ) {
   const datasets = options.datasets ?? [DS_1];
@@ -83,6 +86,7 @@ async function world(
       stopTimeoutSeconds: 1,
       onStage: (s) => stages.push(s),
       ...(options.metrics ? { metrics: options.metrics } : {}),
+      ...(options.phaseOf ? { phaseOf: options.phaseOf } : {}),
     },
     new AbortController().signal,
   );
@@ -161,6 +165,28 @@ describe('the source job of a migration', () => {
     expect({ round: record.round, bytes_sent: record.bytes_sent }).toEqual({ round: 2, bytes_sent: 101 * MiB + 4_096 });
     // The stopped container stays for the ordinary planner, which removes it once the view says handoff.
     expect(w.runtime.byName('drover-web')?.running).toBe(false);
+  });
+
+  it("settles the final send's holds only once the view shows the target's release (its start is the client's pause)", async () => {
+    let view: MigrationPhase | null = 'handoff';
+    const w = await world({ phaseOf: () => view });
+    w.script.push(100 * MiB, 1 * MiB, 4_096);
+    let ended = false;
+    const run = w.job.run().finally(() => (ended = true));
+    while (!w.stages.includes('handed-off')) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(w.settled).toEqual([]);
+    expect(ended).toBe(false);
+    view = 'release';
+    expect(await run).toBe('handed-off');
+    expect(w.settled).toEqual([`${DS_1} after handoff`]);
+  });
+
+  it('settles at once when the view no longer lists the migration (it finished while the job looked away)', async () => {
+    const w = await world({ phaseOf: () => null });
+    w.script.push(100 * MiB, 1 * MiB, 4_096);
+    expect(await w.job.run()).toBe('handed-off');
+    expect(w.settled).toEqual([`${DS_1} after handoff`]);
   });
 
   it('stops the application at the cutover even when it was listed stopped and a restart policy started it since', async () => {

@@ -26,7 +26,9 @@ import type { PeerSource } from './peers.ts';
 import type { AgentMetrics } from '../metrics.ts';
 import { runBeforeStop } from './before-stop.ts';
 import { containerToStop, findApplication, readAheadStop, type StopAhead, type StopLookup } from './stop-ahead.ts';
+import { SOURCE_PHASES } from '#common/migration-protocol.ts';
 import { sourceStart } from './phases.ts';
+import { startBusyProbe } from './busy-probe.ts';
 import { DEFAULT_ROUND_POLICY, afterRound, bytesTotal, progressDue, rateOf, type Round, type RoundPolicy } from './round-policy.ts';
 
 export type JobStage = 'starting' | 'pre-copy' | 'cutover' | 'handed-off';
@@ -50,6 +52,10 @@ export interface MigrationTuning extends RoundPolicy {
 
 /** How long the cutover waits, beside the proxies' hold, for the target to open the final receive. */
 const RECEIVE_OPEN_MS = 2_000;
+/** How long the final sends' settling waits for the target's `release` (then it goes ahead). */
+const SETTLE_WAIT_MS = 120_000;
+/** How often that wait reads the view's phase (a local read, no request). */
+const SETTLE_POLL_MS = 100;
 
 export const DEFAULT_TUNING: MigrationTuning = {
   ...DEFAULT_ROUND_POLICY,
@@ -73,6 +79,11 @@ export interface SourceJobDeps {
   prepareReceive?: (peer: Peer, datasetId: string) => Promise<void>;
   /** Finishes a final send's deferred bookkeeping after handoff (Replicator.settle); absent: not deferred. */
   settle?: (peer: Peer, datasetId: string) => Promise<void>;
+  /**
+   * The migration's phase in the newest desired view (null: the view no longer lists it). The
+   * final sends are settled once it is past `handoff` (release, done, failed) or gone; absent: at once.
+   */
+  phaseOf?: (migrationId: string) => MigrationPhase | null;
   peers: PeerSource;
   /** The node as the newest desired configuration knows it. */
   nodeOf: (uuid: string) => Node | undefined;
@@ -291,8 +302,11 @@ export class SourceJob {
     lap('finalSend');
     const notReadonly = (await readonly).find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (notReadonly) return this.abortCutover(`cutover: ${toDroverError(notReadonly.reason).message}`);
+    const busy = startBusyProbe();
     const handoff = await postStep(this.deps.control, clock, this.m.id, this.update('handoff'), { deadlineMs: tuning.verdictPostMs });
     lap('handoff');
+    // How busy this process was while the post was out: its answer read late, or sent late.
+    const handoffPost = busy();
     if (handoff.outcome === 'accepted' || handoff.outcome === 'handed-off') {
       this.setStage('handed-off');
       // One reading of the clock for all three: the pause is never longer than the cutover.
@@ -300,7 +314,7 @@ export class SourceJob {
       this.deps.metrics?.migrationPhase('cutover', (now - cutoverBegan) / 1000);
       this.deps.metrics?.cutoverPause((now - stopBegan) / 1000);
       // steps: where the cutover's time went (ms): hold acked, stop, read-only, final send, handoff posted.
-      this.log.info({ cutoverMs: now - cutoverBegan, steps, lookupWaitMs, bytes: this.sent, rounds: this.rounds.length }, 'migration handed off');
+      this.log.info({ cutoverMs: now - cutoverBegan, steps, lookupWaitMs, handoffPost, bytes: this.sent, rounds: this.rounds.length }, 'migration handed off');
       await this.settleAfterHandoff(peer);
       return 'handed-off';
     }
@@ -312,10 +326,28 @@ export class SourceJob {
     return 'stopped';
   }
 
-  /** The final sends' holds and journals, settled once the application is no longer waiting on them. */
+  /**
+   * The final sends' holds and journals, settled once the application is no longer waiting on
+   * them: after the target's `release` (its start is the client's pause, and settling is four
+   * zfs commands, two in the target's pool, beside it), or after SETTLE_WAIT_MS. Nothing waits
+   * for it: until then the base keeps its holds on both sides, and a step that finds the
+   * journal first finishes it. An agent stopping meanwhile leaves it to that step.
+   */
   private async settleAfterHandoff(peer: Peer): Promise<void> {
     const settle = this.deps.settle;
     if (!settle) return;
+    const { clock } = this.deps;
+    const phaseOf = this.deps.phaseOf;
+    const deadline = clock.now() + SETTLE_WAIT_MS;
+    const began = clock.now();
+    // The view may still be older than the handoff this job just posted (it is read each pass).
+    const notReleased = (): boolean => {
+      const phase = phaseOf?.(this.m.id) ?? null;
+      return phase !== null && (phase === 'handoff' || SOURCE_PHASES.has(phase));
+    };
+    while (notReleased() && clock.now() < deadline && !this.signal.aborted) await clock.sleep(SETTLE_POLL_MS, this.signal);
+    if (this.signal.aborted) return; // the agent is stopping
+    this.log.debug({ waitedMs: clock.now() - began, phase: phaseOf?.(this.m.id) ?? null }, 'settling the final sends');
     for (const id of this.m.dataset_ids) {
       try {
         await settle(peer, id);

@@ -10,11 +10,14 @@ import type { ReceiveSide } from './serve.ts';
 
 const ID = '6f1c2b3a-1d2e-4f50-8a9b-0c1d2e3f4a5b';
 
-/** A runner whose `zfs receive` collects its stdin and exits 0 at its end (or `failWith` on a stream of that text). */
-function fakeSide(failWith?: string, highWaterMark = 16 * 1024): { side: ReceiveSide; runner: RecordingRunner; received: string[] } {
+/**
+ * A runner whose `zfs receive` collects its stdin and exits 0 at its end (or `failWith` on a
+ * stream of that text); every other command prints `listing` (default nothing).
+ */
+function fakeSide(failWith?: string, highWaterMark = 16 * 1024, listing = ''): { side: ReceiveSide; runner: RecordingRunner; received: string[] } {
   const received: string[] = [];
   const inner: CommandRunner = {
-    run: async () => ({ exitCode: 0, signal: null, stdout: '', stderr: '' }),
+    run: async () => ({ exitCode: 0, signal: null, stdout: listing, stderr: '' }),
     spawn: () => {
       let text = '';
       // A pipe that takes its time: a write beyond `highWaterMark` asks the writer to wait for 'drain'.
@@ -62,7 +65,26 @@ describe('drover-receive resident', () => {
       expect(JSON.parse(s.out.at(-1)!)).toEqual({ ok: true, value: null });
     }
     expect(received).toEqual(['first stream', 'second']);
-    expect(runner.calls.map((c) => c.args.join(' '))).toEqual([`receive -u tank/drover/${ID}`, `receive -u tank/drover/${ID}`]);
+    // Each receive, then its listing for the verdict (empty here: the verdict names nothing).
+    expect(runner.calls.map((c) => c.args[0])).toEqual(['receive', 'get', 'receive', 'get']);
+    expect(runner.calls.filter((c) => c.args[0] === 'receive').map((c) => c.args.join(' '))).toEqual([`receive -u tank/drover/${ID}`, `receive -u tank/drover/${ID}`]);
+    s.input.end();
+    await s.served;
+  });
+
+  it('names in its verdict the snapshot the dataset holds right after the receive, read on this side', async () => {
+    const snap = (name: string, guid: string, txg: number) => ['type\tsnapshot', `guid\t${guid}`, `createtxg\t${txg}`, 'userrefs\t0'].map((l) => `tank/drover/${ID}@${name}\t${l}\n`).join('');
+    const listing = snap('drover-20261207T120000000Z-0001', '111', 5) + snap('drover-20261207T120001000Z-0002', '18446744073709551615', 9);
+    const { side, runner } = fakeSide(undefined, 16 * 1024, listing);
+    const s = serve(side);
+    await s.lines(1);
+    s.input.write(header());
+    await s.lines(2);
+    s.input.write(frames('increment'));
+    await s.lines(3);
+    expect(JSON.parse(s.out.at(-1)!)).toEqual({ ok: true, value: { snapshot: 'drover-20261207T120001000Z-0002', guid: '18446744073709551615' } });
+    // The listing follows the receive.
+    expect(runner.calls.map((c) => c.args.slice(0, 2).join(' '))).toEqual(['receive -u', 'get -Hp']);
     s.input.end();
     await s.served;
   });

@@ -10,7 +10,7 @@ import { DroverError, toDroverError } from '#common/errors.ts';
 import { FrameReader, RESIDENT_HELLO } from '../transfer/resident-frames.ts';
 import { READY_LINE, ReceiveHeader, line, toWire } from '../transfer/ssh-protocol.ts';
 import type { ZfsStreamProcess } from '../zfs/zfs-stream.ts';
-import { checkReceiveHeader, type ReceiveSide } from './serve.ts';
+import { afterReceive, checkReceiveHeader, type ReceiveSide } from './serve.ts';
 
 /** How long a `zfs receive` whose input was cut mid-stream may take to exit before it is killed. */
 const CUT_GRACE_MS = 10_000;
@@ -94,9 +94,7 @@ export function serveResident(side: ReceiveSide, input: Readable, write: (text: 
       current.zfs.input?.end();
       try {
         await current.zfs.done;
-        if (current.header.full) await side.store.settleReplica(current.header.datasetId);
-        side.log.info({ datasetId: current.header.datasetId, full: current.header.full }, 'stream received');
-        write(line({ ok: true, value: null }));
+        write(line({ ok: true, value: await afterReceive(side, current.header) }));
       } catch (err) {
         const e = toDroverError(err);
         side.log.warn({ err: e }, 'receive failed');

@@ -181,4 +181,23 @@ describe('drover-receive', () => {
       expect(runner.calls).toEqual([]);
     }
   });
+  it('answers a one-shot receive with the snapshot read back after it; a listing that fails still answers success, naming nothing', async () => {
+    const listing = ['type\tsnapshot', 'guid\t987654321', 'createtxg\t12', 'userrefs\t0'].map((l) => `tank/drover/${ID}@drover-20261207T120000000Z-0003\t${l}\n`).join('');
+    for (const failing of [false, true]) {
+      const fake: CommandRunner = {
+        run: async () => (failing ? { exitCode: 1, signal: null, stdout: '', stderr: 'internal error: out of memory\n' } : { exitCode: 0, signal: null, stdout: listing, stderr: '' }),
+        spawn: () => ({ pid: 1, stdin: null, stdout: null, exited: Promise.resolve({ exitCode: 0, signal: null, stdout: '', stderr: '' }), kill: () => {} }),
+      };
+      const runner = new RecordingRunner(fake);
+      const store = new ZfsStore({ pool: 'tank', runner });
+      const s: ReceiveSide = { pool: 'tank', store, peer: new LocalPeer('test', store), log: silentLogger() };
+      const written: string[] = [];
+      const header = { op: 'receive', pool: 'tank', datasetId: ID, resumable: false, full: false };
+      const status = await receiveOnce(s, { readHeader: () => JSON.stringify(header), write: async (t) => void written.push(t), streamFd: 0, runner });
+      expect(status).toBe(0);
+      expect(written[0]).toBe('DROVER-READY\n');
+      expect(JSON.parse(written[1]!)).toEqual({ ok: true, value: failing ? null : { snapshot: 'drover-20261207T120000000Z-0003', guid: '987654321' } });
+      expect(runner.calls.map((c) => c.args[0])).toEqual(['receive', 'get']);
+    }
+  });
 });

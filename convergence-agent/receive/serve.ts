@@ -10,6 +10,7 @@ import type { Readable } from 'node:stream';
 import { DroverError, isDroverError, toDroverError } from '#common/errors.ts';
 import type { Logger } from '#common/log.ts';
 import type { LocalPeer } from '../transfer/local-peer.ts';
+import { readReceived, type ReceivedSnapshot } from '../transfer/received.ts';
 import { LineSplitter, READY_LINE, ReceiveHeader, SessionRequest, line, toWire, type Answer } from '../transfer/ssh-protocol.ts';
 import { assertDatasetId, assertHoldTag, assertSnapshotName } from '../zfs/names.ts';
 import type { ZfsStore } from '../zfs/zfs.ts';
@@ -174,6 +175,19 @@ export async function checkReceiveHeader(side: ReceiveSide, header: Extract<Rece
   if (header.full) await side.store.ensureRoot();
 }
 
+/**
+ * After `zfs receive` exited 0, the same for the one-shot and the resident receiver: a new
+ * replica is settled (read-only, drover's mountpoint, unmounted), then the snapshot the dataset
+ * holds now is read for the verdict (../transfer/received.ts; null when it cannot be read).
+ * Throws only when settling fails.
+ */
+export async function afterReceive(side: ReceiveSide, header: Extract<ReceiveHeader, { op: 'receive' }>): Promise<ReceivedSnapshot | null> {
+  if (header.full) await side.store.settleReplica(header.datasetId);
+  const received = await readReceived(side.store, header.datasetId, side.log);
+  side.log.info({ datasetId: header.datasetId, full: header.full, received }, 'stream received');
+  return received;
+}
+
 export interface ReceiveOnceIo {
   /** The header line (without its newline), read without reading past it; null at end of input. */
   readHeader(): string | null;
@@ -188,7 +202,8 @@ export interface ReceiveOnceIo {
 /**
  * One receive: header → checks → `DROVER-READY` → `zfs receive -u` reading the stream from
  * `streamFd` itself (nothing of it passes through this process) → after a full receive the
- * replica is settled (read-only, drover's mountpoint, unmounted) → one verdict line.
+ * replica is settled (read-only, drover's mountpoint, unmounted) → one verdict line, whose
+ * value is the snapshot received (`afterReceive`).
  * Returns the exit status (0 when the verdict is ok).
  */
 export async function receiveOnce(side: ReceiveSide, io: ReceiveOnceIo): Promise<number> {
@@ -223,9 +238,7 @@ export async function receiveOnce(side: ReceiveSide, io: ReceiveOnceIo): Promise
     await io.write(`${READY_LINE}\n`);
     const zfs = side.store.receive(header.datasetId, header.resumable, io.streamFd);
     await zfs.done;
-    if (header.full) await side.store.settleReplica(header.datasetId);
-    side.log.info({ datasetId: header.datasetId, full: header.full }, 'stream received');
-    return verdict({ ok: true, value: null });
+    return verdict({ ok: true, value: await afterReceive(side, header) });
   } catch (err) {
     const e = toDroverError(err);
     side.log.warn({ err: e }, 'receive failed');

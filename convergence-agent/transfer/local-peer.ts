@@ -9,6 +9,7 @@ import type { ZfsStore } from '../zfs/zfs.ts';
 import { assertDatasetId, divergedPath } from '../zfs/names.ts';
 import type { ZfsFeatures } from '../zfs/zfs-features.ts';
 import { KeyedMutex } from '#common/keyed-mutex.ts';
+import { readReceived } from './received.ts';
 import type { Peer, PeerStep, ReceiveSink } from './types.ts';
 
 export class LocalPeer implements Peer {
@@ -119,8 +120,12 @@ class LocalStep implements PeerStep {
     const input = process.input!;
     // A cut stream makes `zfs receive` fail; its exit status, not EPIPE, tells why.
     input.on('error', () => {});
-    // An increment keeps the replica's properties; only a new replica needs settling.
-    const done = process.done.then(() => (options.full ? this.store.settleReplica(this.datasetId) : undefined));
+    // An increment keeps the replica's properties; only a new replica needs settling. Then
+    // the snapshot it holds, read here: the sender's guid check needs no request of its own.
+    const done = process.done.then(async () => {
+      if (options.full) await this.store.settleReplica(this.datasetId);
+      return readReceived(this.store, this.datasetId);
+    });
     done.catch(() => {}).finally(() => (this.receiving = null));
     const sink: ReceiveSink = {
       input,

@@ -295,7 +295,10 @@ export class Replicator {
 
       await holding;
       const sendMs = this.clock.now() - started;
-      const arrived = (await step.listSnapshots()).find((s) => s.guid === snapshot.guid);
+      // The guid check (docs/DESIGN.md §5): the snapshot the peer read back right after its
+      // receive (received.ts), or — from a peer that does not say, or names another — its listing.
+      const received = await sink.done;
+      const arrived = received?.guid === snapshot.guid || (await step.listSnapshots()).some((s) => s.guid === snapshot.guid);
       if (!arrived) {
         throw new DroverError('DROVER_TRANSFER_VERIFY_FAILED', `snapshot ${name} (guid ${snapshot.guid}) is not on ${peer.id} after the receive`, {
           retryable: true,

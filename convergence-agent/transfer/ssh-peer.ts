@@ -16,6 +16,7 @@ import { assertDatasetId, assertPoolName } from '../zfs/names.ts';
 import type { ZfsDatasetInfo, ZfsSnapshotInfo } from '../zfs/types.ts';
 import type { ZfsFeatures } from '../zfs/zfs-features.ts';
 import { SshConnection, type RemoteReceive, type SshEndpoint } from './ssh-connection.ts';
+import { receivedOf } from './received.ts';
 import type { StreamChannel } from './ssh-resident.ts';
 import type { Peer, PeerStep, ReceiveSink } from './types.ts';
 
@@ -129,7 +130,7 @@ class SshStep implements PeerStep {
     const input = new ChannelInput(started.then((r) => r.channel));
     // A cut stream makes `zfs receive` fail; its verdict, not EPIPE, tells why.
     input.on('error', () => {});
-    const done = started.then((r: RemoteReceive) => r.verdict).then(() => undefined);
+    const done = started.then((r: RemoteReceive) => r.verdict).then(receivedOf);
     done.catch(() => {}).finally(() => (this.receiving = null));
     const sink: ReceiveSink = {
       input,

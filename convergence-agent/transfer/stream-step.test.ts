@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { DroverError } from '#common/errors.ts';
 import type { ZfsStreamProcess } from '../zfs/zfs-stream.ts';
 import { streamStep } from './stream-step.ts';
+import type { ReceivedSnapshot } from './received.ts';
 import type { ReceiveSink } from './types.ts';
 
 function deferred<T>() {
@@ -29,7 +30,7 @@ function fakeSend() {
 function fakeSink() {
   const received: Buffer[] = [];
   const input = new Writable({ write: (c: Buffer, _e, cb) => (received.push(c), cb()) });
-  const verdict = deferred<void>();
+  const verdict = deferred<ReceivedSnapshot | null>();
   let aborted = false;
   const sink: ReceiveSink = { input, done: verdict.promise, abort: () => (aborted = true) };
   return { sink, verdict, received, aborted: () => aborted };
@@ -42,7 +43,7 @@ describe('one send → transport → receive stream', () => {
     const done = streamStep({ send: send.proc, sink: sink.sink, stallMs: 5000 });
     send.output.end(Buffer.alloc(4096, 1));
     send.exit.resolve();
-    sink.sink.input.on('finish', () => sink.verdict.resolve());
+    sink.sink.input.on('finish', () => sink.verdict.resolve(null));
     expect(await done).toBe(4096);
     expect(Buffer.concat(sink.received).length).toBe(4096);
   });
@@ -76,7 +77,7 @@ describe('one send → transport → receive stream', () => {
     const sink = fakeSink();
     const done = streamStep({ send: send.proc, sink: sink.sink, stallMs: 5000, graceMs: 300 });
     send.output.end(Buffer.alloc(10));
-    sink.sink.input.on('finish', () => sink.verdict.resolve());
+    sink.sink.input.on('finish', () => sink.verdict.resolve(null));
     send.exit.reject(new DroverError('DROVER_ZFS_COMMAND_FAILED', 'zfs send: something'));
     await expect(done).rejects.toMatchObject({ code: 'DROVER_ZFS_COMMAND_FAILED' });
   });

@@ -13,6 +13,7 @@ import type { ZfsFeatures } from '../zfs/zfs-features.ts';
 import type { TlsIdentity } from './tls-certs.ts';
 import { FrameDecoder, dataEndFrame, dataHeader, encodeMessage } from './tls-frames.ts';
 import { NATIVE_CHANNEL, channelSecrets, findNativePump, startSendPump } from './native-pump.ts';
+import { receivedOf } from './received.ts';
 import { BeginAnswer, ChannelAnswer, Response, fromWire, type Request } from './tls-protocol.ts';
 import { SOCKET_HIGH_WATER_MARK, TLS_CIPHERS } from './tls-server.ts';
 import type { Peer, PeerStep, ReceiveSink } from './types.ts';
@@ -210,7 +211,7 @@ class TlsStep implements PeerStep {
     input.on('error', () => {});
     return {
       input,
-      done: verdict.then(() => undefined),
+      done: verdict.then(receivedOf),
       abort: (reason) => this.connection.close(reason instanceof DroverError ? reason : interrupted(this.datasetId, reason.message)),
     };
   }
@@ -233,7 +234,7 @@ class TlsStep implements PeerStep {
     return {
       input: pump.stdin!,
       direct: { pumped: (watch) => pump.watch(watch) },
-      done: verdict.then(() => undefined),
+      done: verdict.then(receivedOf),
       abort: (reason) => {
         const err = reason instanceof DroverError ? reason : interrupted(this.datasetId, reason.message);
         pump.kill(err);

@@ -216,6 +216,7 @@ export class TransferServer {
     const done = Promise.allSettled([zfs, data]).then(([z]) => {
       if (z.status === 'rejected' && !(z.reason as DroverError).retryable) throw z.reason;
       if (first) throw first;
+      return z.status === 'fulfilled' ? z.value : null;
     });
     done.catch(() => {});
     this.nativeSinks.add(sink.input);
@@ -357,7 +358,7 @@ export class TransferServer {
           send({ id: request.id, ok: true, value: 'ready' });
         }
         sink.done.then(
-          () => send({ id: request.id, ok: true, event: 'received' }),
+          (received) => send({ id: request.id, ok: true, event: 'received', value: received }),
           (err: unknown) => send({ id: request.id, ok: false, event: 'received', error: toWire(toDroverError(err)) }),
         ).finally(() => setSink(null));
         return null;

@@ -8,6 +8,7 @@ import type { HoldTagPair } from '../zfs/names.ts';
 import type { ZfsDatasetInfo, ZfsSnapshotInfo } from '../zfs/types.ts';
 import type { ZfsFeatures } from '../zfs/zfs-features.ts';
 import type { PumpWatch } from './native-pump.ts';
+import type { ReceivedSnapshot } from './received.ts';
 
 /** The receiving side of one step: the operations the engine runs against the peer's dataset. */
 export interface PeerStep {
@@ -37,8 +38,9 @@ export interface PeerStep {
   /**
    * Starts `zfs receive -u` on the peer. Write the stream to `input` and end it; `done`
    * resolves once receive exited 0 and (after a full receive) the new replica was made
-   * read-only and unmounted at drover's mountpoint; it rejects with a
-   * classified DroverError otherwise.
+   * read-only and unmounted at drover's mountpoint, with the snapshot the peer read back
+   * right after it (received.ts; null from a peer that does not report it); it rejects with
+   * a classified DroverError otherwise.
    */
   receive(options: { resumable: boolean; full: boolean }): ReceiveSink;
   /** Ends the step (releases the peer-side lock). Idempotent; never throws. */
@@ -53,7 +55,8 @@ export interface ReceiveSink {
    * closes its own copy once zfs has it), and `pumped` resolves with the bytes moved.
    */
   readonly direct?: { pumped(watch: PumpWatch): Promise<number> };
-  readonly done: Promise<void>;
+  /** The receive's verdict: the snapshot the peer holds after it (received.ts), or null when the peer does not say. */
+  readonly done: Promise<ReceivedSnapshot | null>;
   /** Cuts the receive short (kills it on the peer); `done` then rejects. */
   abort(reason: Error): void;
 }

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
@@ -23,6 +23,7 @@ describe('the programs\' bundles', () => {
 
   it.each(programs.map((p) => [p.name!, p] as const))('%s: fresh, and starts from the bundle far enough to refuse an unknown option', (name) => {
     const bundle = join(repo, 'build', `${name}.mjs`);
+    expect(existsSync(bundle), `no build/${name}.mjs: run node scripts/bundle.mjs (scripts/host-setup.sh does)`).toBe(true);
     const built = statSync(bundle).mtimeMs;
     const { inputs } = JSON.parse(readFileSync(join(repo, 'build', `${name}.inputs.json`), 'utf8')) as { inputs: string[] };
     const newer = inputs.filter((input) => statSync(join(repo, input)).mtimeMs > built);

@@ -59,6 +59,7 @@ import { ZfsStore } from '../convergence-agent/zfs/zfs.ts';
 import { leaseSubnet } from '../test/support/cluster.ts';
 import { postgresCase, redisCase, type CaseContext, type CaseResult } from './migrate-cases.ts';
 import { breakdownOf, describeBreakdown } from './move-breakdown.ts';
+import { describeSplit, redisStartOf, splitReady } from './app-start.ts';
 import { report, type Result } from './migrate-report.ts';
 import { ownStopStart } from './own-stop-start.ts';
 
@@ -196,6 +197,11 @@ async function droverMove(api: ApiClient, cluster: LocalCluster, size: number, p
 
   const own = await ownStopStart(n1.dockerHost!, `drover-${app}`, () => pong(via), { load: new AckedWriter(() => via, { prefix: 'bench:own:' }) });
   say(`  ${app} in place on ${n1.name}: own stop ${own.stopMs} ms, own start-to-ready ${own.startMs} ms`);
+  const inPlace = await redisStartOf(n1.dockerHost!, `drover-${app}`);
+  if (inPlace) {
+    const s = splitReady(inPlace, null, null);
+    say(`  its last start in place by Redis's log (ms): load ${s.load ?? '?'}${s.loadSeconds === null ? '' : ` (Redis: ${s.loadSeconds.toFixed(3)} s)`} · afterLoad ${s.afterLoad ?? '?'}`);
+  }
   await until(`${app} healthy again`, 120_000, async () => (await api.application(app)).health === 'healthy');
 
   const moved: CaseResult[] = [];
@@ -232,6 +238,8 @@ async function droverMove(api: ApiClient, cluster: LocalCluster, size: number, p
     moved.push(r);
     say(`  move ${i + 1} ${from.name} → ${to.name}: pause ${pauseMs} ms (overhead ${r.overheadMs}), failed ${report.failed}, lost ${lost} of ${report.acked}`);
     if (breakdown) say(`    phases (ms): ${describeBreakdown(breakdown)}`);
+    const redisStart = breakdown === null ? null : await redisStartOf(to.dockerHost!, `drover-${app}`);
+    if (breakdown && redisStart) say(`    appReady split by Redis's log (ms): ${describeSplit(splitReady(redisStart, breakdown.marks.gateOpenedAt, breakdown.marks.healthyAt))}`);
     first ??= {
       sizeMiB: size,
       pauseMs,

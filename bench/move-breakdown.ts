@@ -37,6 +37,12 @@ export interface Breakdown {
   heldMs: number | null;
   /** From the cutover's start to the target's release post. */
   totalMs: number | null;
+  /**
+   * Absolute times (ms since the epoch, the agents' clock) of the target's `gate opened` line
+   * (the marker and the FIFO written) and of its `health changed` to healthy: the ends of
+   * `appReady` that app-start.ts splits with the application's own log.
+   */
+  marks: { gateOpenedAt: number | null; healthyAt: number | null };
 }
 
 export const PHASES: (keyof Omit<Breakdown, 'totalMs'>)[] = ['hook', 'lastRound', 'hold', 'stop', 'finalSnapshot', 'finalSend', 'handoff', 'targetMount', 'gateOpen', 'appReady', 'release', 'accepted', 'switched', 'heldMs'];
@@ -83,6 +89,7 @@ export async function breakdownOf(id: string, sourceLog: string, targetLog: stri
   const applied = (kinds: Set<string>) => target.filter((l) => l.msg === 'change applied' && kinds.has(String(l.change)));
   const mounted = applied(MOUNTS).at(-1)?.time ?? null;
   const started = applied(STARTS).find((l) => mounted === null || l.time >= mounted)?.time ?? null;
+  const gateOpened = target.find((l) => l.msg === 'gate opened' && l.gate === id)?.time ?? null;
   const healthy = target.find((l) => l.msg === 'health changed' && l.health === 'healthy' && (started === null || l.time >= started))?.time ?? null;
   const released = target.find((l) => l.msg === 'change applied' && l.change === 'post-migration-update' && l.subject === `migration:${id}`)?.time ?? null;
   const since = (a: number | null, b: number | null): number | null => (a === null || b === null ? null : a - b);
@@ -110,6 +117,7 @@ export async function breakdownOf(id: string, sourceLog: string, targetLog: stri
     switched: since(switched?.time ?? null, accepted),
     heldMs: switched ? Number(switched.oldestHeldMs) : null,
     totalMs: since(released, cutoverAt),
+    marks: { gateOpenedAt: gateOpened, healthyAt: healthy },
   };
 }
 

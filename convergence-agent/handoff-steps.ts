@@ -7,6 +7,9 @@
  *   planned against the last pass's observation and only the target's first steps are
  *   applied (the datasets writable and mounted, the warm-started container's gate opened;
  *   plan/handoff.ts says why that is safe) — then the pass discovers as usual.
+ * - `newlyDue`: such a view arrived while a pass discovers with the view before it; the loop
+ *   gives that pass up (nothing planned or applied yet) and takes the steps at once, instead of
+ *   after the pass's listings and changes (0.1–0.6 s at load, in ~1 move of 7).
  * - `releaseIfHealthy`: `release` is posted on the first passing health check of the
  *   container a pass named (`releaseWhenHealthy`), from the loop's top *and* from the health
  *   monitor's change itself, so a pass running at that moment does not hold it up. The view
@@ -66,6 +69,17 @@ export class HandoffSteps {
   /** True when `containerId`'s first passing check is a migration's release. */
   names(containerId: string): boolean {
     return this.releases.some((r) => r.containerId === containerId);
+  }
+
+  /**
+   * True when `next` has a migration to this node at `handoff` that `current` (the view a pass
+   * is working with) does not, and whose steps have not run: the steps `beforeDiscovery` would
+   * take for it now. A pass still discovering with `current` is then better given up (loop.ts).
+   */
+  newlyDue(current: AgentDesired | null, next: AgentDesired | null): boolean {
+    if (next === null || this.last === null) return false;
+    const known = new Set(current === null ? [] : handoffKeys(current, this.deps.nodeUuid));
+    return handoffKeys(next, this.deps.nodeUuid).some((k) => !known.has(k) && !this.stepped.has(k));
   }
 
   /** True while a migration handed off here waits only for its container's health check. */

@@ -155,6 +155,55 @@ describe('convergence loop', () => {
     }
   });
 
+  it('takes the handoff steps at once when the handoff view arrives while a pass still discovers with the view before, and gives that pass up', async () => {
+    const { loop, store, clock } = setup();
+    await store.createDataset(DS_1, { maximumSize: null });
+    await store.setReadonly(DS_1, true);
+    await store.unmount(DS_1);
+    const view = (phase: 'cutover' | 'handoff', version: number) =>
+      desired({ version, datasets: [dataset(DS_1, phase === 'handoff' ? NODE_A : NODE_B)], applications: [{ ...web, node_uuid: phase === 'handoff' ? NODE_A : NODE_B }], migrations: [migration({ from: NODE_B, to: NODE_A, phase })] });
+    loop.setDesired(view('cutover', 1));
+    await loop.runPass();
+    // From now on each discovery's zfs listing waits until the test lets it go.
+    const held: (() => void)[] = [];
+    const listAll = store.listAll.bind(store);
+    store.listAll = () => new Promise((resolve) => held.push(() => resolve(listAll())));
+    const readonly: boolean[] = [];
+    const setReadonly = store.setReadonly.bind(store);
+    store.setReadonly = async (id, value) => {
+      readonly.push(value);
+      return setReadonly(id, value);
+    };
+    const turn = async (until: () => boolean): Promise<void> => {
+      for (let i = 0; i < 50 && !until(); i++) {
+        await clock.advance(10);
+        await settle();
+      }
+    };
+    loop.start();
+    try {
+      await turn(() => held.length > 0);
+      expect(held).toHaveLength(1);
+      // A new view without a new handoff here: the pass goes on (no second discovery begins).
+      loop.setDesired(view('cutover', 2));
+      await turn(() => held.length > 1);
+      expect(held).toHaveLength(1);
+      loop.setDesired(view('handoff', 3));
+      await turn(() => readonly.length > 0);
+      // Writable and mounted while the pass's listing still hangs.
+      expect(readonly).toEqual([false]);
+      const replica = (await listAll()).datasets.find((d) => d.datasetId === DS_1)!;
+      expect({ readonly: replica.readonly, mounted: replica.mounted }).toEqual({ readonly: false, mounted: true });
+      // The given-up pass plans and applies nothing with the older view once its listing ends.
+      store.listAll = listAll;
+      for (const release of held) release();
+      await turn(() => false);
+      expect(readonly).toEqual([false]);
+    } finally {
+      await loop.stop();
+    }
+  });
+
   it('does not take the handoff steps again before discovery when the pass itself planned with the handoff view', async () => {
     const { loop, store, clock } = setup();
     await store.createDataset(DS_1, { maximumSize: null });

@@ -19,7 +19,7 @@ import type { Logger } from '#common/log.ts';
 import type { NodeProblem } from '#common/model.ts';
 import type { Clock } from '#common/clock.ts';
 import type { ControlChannel } from './control-channel.ts';
-import { discoverRaw, healthTargets, toObserved } from './discover.ts';
+import { discoverRaw, healthTargets, toObserved, type RawObserved } from './discover.ts';
 import type { ContainerRuntime } from './container-runtime.ts';
 import type { Executor } from './execute.ts';
 import type { HealthMonitor } from './health/monitor.ts';
@@ -106,6 +106,8 @@ export class ConvergenceLoop {
   private running: Promise<void>[] = [];
   /** A handoff's target steps between passes: before discovery, and release on the first passing check. */
   private readonly handoff: HandoffSteps;
+  /** Set while a pass discovers: a new view is offered to it (it may give the pass up for a handoff). */
+  private offerView: ((next: AgentDesired) => void) | null = null;
 
   constructor(private readonly deps: LoopDeps) {
     this.handoff = new HandoffSteps({
@@ -160,6 +162,7 @@ export class ConvergenceLoop {
   setDesired(desired: AgentDesired): void {
     this.desired = desired;
     this.restored = false;
+    this.offerView?.(desired);
     this.wake();
   }
 
@@ -188,7 +191,13 @@ export class ConvergenceLoop {
     const desired = this.desired;
     const log = deps.log.child({ pass: deps.clock.now() });
     try {
-      const raw = await discoverRaw({ store: deps.store, runtime: deps.runtime, gates: deps.gates ?? null, nodeUuid: deps.identity.uuid, log });
+      const raw = await this.discoverUnlessHandedOff(desired, discoverRaw({ store: deps.store, runtime: deps.runtime, gates: deps.gates ?? null, nodeUuid: deps.identity.uuid, log }));
+      if (raw === null) {
+        // Nothing planned or applied yet: the loop takes the handoff's steps now (on the last
+        // pass's observation, as it would after this pass), then discovers afresh.
+        log.info({ migrations: this.desired?.migrations.filter((m) => m.phase === 'handoff' && m.to === deps.identity.uuid).map((m) => m.id) }, 'pass given up for a handoff');
+        return { changes: [], applied: 0, failed: 0, problems: this.lastProblems, reported: false, sleepMs: 0 };
+      }
       deps.health.sync(healthTargets(desired, raw.containers, raw.gates));
       if (raw.containers) deps.ledger.retain(raw.containers.map((c) => c.id));
       deps.migrations?.sync(desired);
@@ -257,6 +266,27 @@ export class ConvergenceLoop {
       const { sleepMs } = await this.runPass();
       if (this.stopping.signal.aborted) return;
       await this.sleep(sleepMs);
+    }
+  }
+
+  /**
+   * The pass's discovery — or null as soon as a view arrives in which a migration to this node
+   * reached `handoff` that the pass's own view (`desired`) has not (handoff-steps.ts
+   * `newlyDue`). Between the source's stop and the target's release every ms is the clients'
+   * pause, and this pass's listings and changes (0.1–0.6 s at load) would come first. The
+   * listings still running are read-only and their result is dropped (Promise.race keeps a late
+   * rejection handled); the pass has planned and applied nothing.
+   */
+  private async discoverUnlessHandedOff(desired: AgentDesired | null, discovering: Promise<RawObserved>): Promise<RawObserved | null> {
+    let giveUp: () => void = () => {};
+    const handedOff = new Promise<null>((resolve) => (giveUp = () => resolve(null)));
+    this.offerView = (next) => {
+      if (this.handoff.newlyDue(desired, next)) giveUp();
+    };
+    try {
+      return await Promise.race([discovering, handedOff]);
+    } finally {
+      this.offerView = null;
     }
   }
 

@@ -4,11 +4,11 @@
  * four listings, a release per stale hold, a listing and a destroy per snapshot, one after the
  * other. Here each side is pruned at most every `pruneEveryMs(interval)` (prune.ts), and:
  *
- * - the primary's side runs beside the steps (not awaited by any), one at a time per dataset,
- *   deciding by `sourcePrunePlan` (nothing in a running step's `-I` range; a step about to
- *   send waits for a pruning under way, `idle`), its
- *   destroys issued together (zfs-fuse takes one snapshot per `destroy`, and commands issued
- *   together share a transaction group's wait);
+ * - the primary's side runs beside the steps (not awaited by any, not even one that starts
+ *   while its destroys run), one at a time per dataset, deciding by `sourcePrunePlan`
+ *   (nothing in a running step's `-I` range, nor the interval's snapshot a step may choose
+ *   next), its destroys issued together (zfs-fuse takes one snapshot per `destroy`, and
+ *   commands issued together share a transaction group's wait);
  * - a replica's side runs in its pair's step after the holds settled (its receiving lock:
  *   nothing is received meanwhile), one listing, the destroys together.
  *
@@ -32,6 +32,8 @@ export interface SourceSide {
   replicas: Array<{ baseTag: string; guids: ReadonlySet<string> | null }>;
   /** The running steps: their replica's guids and the snapshot each sends. */
   running: Array<{ guids: ReadonlySet<string> | null; sending: string }>;
+  /** Snapshots a step may choose next though none sends them yet (`sourcePrunePlan`'s `keep`). */
+  keep: string[];
 }
 
 export class Pruner {
@@ -77,7 +79,8 @@ export class Pruner {
   }
 
   private async pruneSource(datasetId: string, side: () => SourceSide | null): Promise<void> {
-    const { store, log } = this.deps;
+    const { store, log, clock } = this.deps;
+    const began = clock.now();
     try {
       let snapshots = await store.listSnapshots(datasetId);
       const first = side();
@@ -94,9 +97,9 @@ export class Pruner {
       if (released) snapshots = await store.listSnapshots(datasetId);
       const now = side();
       if (now === null) return;
-      const doomed = sourcePrunePlan({ snapshots, grid: now.grid, replicas: now.replicas.map((r) => r.guids), running: now.running });
+      const doomed = sourcePrunePlan({ snapshots, grid: now.grid, replicas: now.replicas.map((r) => r.guids), running: now.running, keep: now.keep });
       await destroyAll(doomed, (s) => store.destroySnapshot(datasetId, s));
-      if (doomed.length > 0) log.debug({ datasetId, side: 'source', destroyed: doomed.length }, 'pruned by the grid');
+      if (doomed.length > 0) log.debug({ datasetId, side: 'source', destroyed: doomed.length, ms: clock.now() - began }, 'pruned by the grid');
     } catch (err) {
       // Housekeeping: tried again when next due.
       log.warn({ err: toDroverError(err), datasetId, side: 'source' }, 'pruning failed');
@@ -109,8 +112,9 @@ export class Pruner {
    * the grid. Returns the replica's guids afterwards (null when it could not tell).
    */
   async pruneTarget(input: { step: PeerStep; datasetId: string; grid: RetentionGrid; others: ReadonlyArray<ReadonlySet<string>> }): Promise<Set<string> | null> {
-    const { store, log } = this.deps;
+    const { store, log, clock } = this.deps;
     const { step, datasetId, grid, others } = input;
+    const began = clock.now();
     try {
       const [source, listed] = await Promise.all([store.listSnapshots(datasetId), step.listSnapshots()]);
       let target = listed;
@@ -124,7 +128,7 @@ export class Pruner {
       const doomed = new Set(snapshotsToPruneByGrid({ snapshots: target, grid, partners: [sourceGuids, ...others] }).filter((s) => s !== newest?.snapshot));
       const held = new Set(target.filter((s) => s.userrefs > 0).map((s) => s.snapshot));
       const gone = await destroyAll([...doomed].filter((s) => !held.has(s)), (s) => step.destroySnapshot(s));
-      if (gone.size > 0) log.debug({ datasetId, side: 'target', destroyed: gone.size }, 'pruned by the grid');
+      if (gone.size > 0) log.debug({ datasetId, side: 'target', destroyed: gone.size, ms: clock.now() - began }, 'pruned by the grid');
       return new Set(target.filter((s: ZfsSnapshotInfo) => !gone.has(s.snapshot)).map((s) => s.guid));
     } catch (err) {
       log.warn({ err: toDroverError(err), datasetId, side: 'target' }, 'pruning failed');

@@ -365,8 +365,9 @@ export class ReplicationScheduler {
       this.snapshots.markSending(pair.datasetId, pair.key, snapshotName);
       this.lineUp(pair, clock.now(), interval);
       await ready;
-      // The primary's pruning decided without this step's range: it ends before the step plans.
-      await this.pruner.idle(pair.datasetId);
+      // Not waiting for the primary's pruning: it keeps this step's base and snapshot
+      // (prune.ts `sourcePrunePlan`), and its destroys after an off phase took 5 s
+      // (bench/RESULTS.md, session 10).
       signal.throwIfAborted();
       const sendFrom = clock.now();
       const deferSettle = this.deps.settle !== undefined;
@@ -517,6 +518,7 @@ export class ReplicationScheduler {
         const sending = this.snapshots.sendingBy(datasetId, p.key);
         return sending === null ? [] : [{ guids: p.guids, sending }];
       }),
+      keep: [this.snapshots.latest(datasetId)].filter((name): name is string => name !== null),
     };
   }
 

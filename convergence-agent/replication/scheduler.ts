@@ -495,8 +495,8 @@ export class ReplicationScheduler {
 
   /**
    * Starts the primary's pruning of `datasetId` when due. The steps' shared listing of the
-   * primary is forgotten when it starts and when it ends: a step waits for a pruning under way,
-   * then plans with a listing made after it.
+   * primary is forgotten when it starts and when it ends. A step does not wait for it: its
+   * decision keeps what a later step plans with (`sourceSide`'s `keep`, prune.ts).
    */
   private pruneSource(datasetId: string, intervalSeconds: number): void {
     const started = this.pruner.pruneSourceWhenDue(datasetId, intervalSeconds, () => {

@@ -156,6 +156,11 @@ for (const [n, phase] of phases.entries()) {
   process.stdout.write(`  verified → known to the control service              ${stats(part((s) => s.known - s.verified))}\n`);
   process.stdout.write(`  taken → known                                        ${stats(part((s) => s.known - s.taken))}\n`);
 
+  const around = schedulerSteps.filter((r) => r.time >= phase.from && r.time < phase.to);
+  if (around.length > 0) {
+    const k = (key: string): number[] => around.map((r) => Number(r[key])).filter(Number.isFinite);
+    process.stdout.write(`  (debug) the scheduler's step: snapshot and waits ${stats(k('snapshotMs'))}, engine ${stats(k('replicateMs'))}, tail (settle, pruning) ${stats(k('tailMs'))}\n`);
+  }
   const snaps = [...new Set(inPhase.map((x) => x.snapshot))].map((n) => snapshotMs.get(n)).filter((x): x is number => x !== undefined);
   if (snaps.length > 0) process.stdout.write(`  (debug) zfs snapshot                                 ${stats(snaps)}; ${snaps.filter((x) => x >= 500).length} of ${snaps.length} ≥ 500 ms\n`);
   const inWindow = prunings.filter((p) => p.from >= phase.from && p.to < phase.to);

@@ -185,9 +185,8 @@ async function main(): Promise<void> {
     log: log.child({ subsystem: 'replication' }),
     store,
     replicate: (options) => replicator.replicate(options),
-    // The step ends once the replica holds its snapshot; the holds move after, each side's
-    // hold and release issued together (replication/DESIGN.md, docs/DESIGN.md §44).
-    settle: (peer, datasetId) => replicator.settle(peer, datasetId, { together: true }),
+    // The step ends once the replica holds its snapshot; the holds move after (replication/DESIGN.md).
+    settle: (peer, datasetId) => replicator.settle(peer, datasetId),
     peerSnapshots: (peer, datasetId) => replicator.peerSnapshots(peer, datasetId),
     peers,
     concurrency: config.replication_concurrency,

@@ -170,52 +170,6 @@ describe('drover-receive', () => {
     expect(out.map((l) => (JSON.parse(l) as { id: number }).id)).toEqual([2, 1, 3, 4]);
   });
 
-  it('runs holds and releases of different snapshots beside each other, after every earlier other request, and one of the same snapshot after the earlier one', async () => {
-    const log: string[] = [];
-    const gates = new Map<string, () => void>();
-    const slow: CommandRunner = {
-      run: (_file, args) => {
-        const verb = args[0] === 'get' ? 'list' : String(args[0]);
-        if (verb !== 'list' && verb !== 'hold' && verb !== 'release' && verb !== 'destroy') return Promise.resolve({ exitCode: 0, signal: null, stdout: '', stderr: '' });
-        const what = `${verb} ${String(args.at(-1)).split('@')[1] ?? ''}`.trim();
-        log.push(`start ${what}`);
-        return new Promise((resolve) => gates.set(what, () => (log.push(`end ${what}`), resolve({ exitCode: 0, signal: null, stdout: '', stderr: '' }))));
-      },
-      spawn: () => { throw new Error('no spawn'); },
-    };
-    const store = new ZfsStore({ pool: 'tank', runner: slow });
-    const s: ReceiveSide = { pool: 'tank', store, peer: new LocalPeer('test', store), log: silentLogger() };
-    const input = new PassThrough();
-    const out: string[] = [];
-    const served = serveSession(s, input, (t) => out.push(t));
-    const tick = () => new Promise((r) => setTimeout(r, 20));
-    const req = (id: number, op: string, snapshot?: string, tag = 'drover-base') =>
-      `${JSON.stringify({ id, op, pool: 'tank', datasetId: ID, ...(snapshot === undefined ? {} : { snapshot, ...(op === 'destroySnapshot' ? {} : { tag }) }) })}\n`;
-    input.write(req(1, 'listSnapshots') + req(2, 'hold', 'drover-b') + req(3, 'release', 'drover-a') + req(4, 'release', 'drover-b', 'drover-step') + req(5, 'destroySnapshot', 'drover-c'));
-    await tick();
-    // The hold and the release wait for the earlier listing.
-    expect(log).toEqual(['start list']);
-    gates.get('list')!();
-    await tick();
-    // Then both run at once (other snapshots); the release of drover-b waits for its hold.
-    expect(log.slice(1)).toEqual(['end list', 'start hold drover-b', 'start release drover-a']);
-    gates.get('release drover-a')!();
-    await tick();
-    expect(log.slice(4)).toEqual(['end release drover-a']);
-    gates.get('hold drover-b')!();
-    await tick();
-    expect(log.slice(5)).toEqual(['end hold drover-b', 'start release drover-b']);
-    // Any other write waits for every earlier request, the holds and releases too.
-    gates.get('release drover-b')!();
-    await tick();
-    expect(log.slice(7)).toEqual(['end release drover-b', 'start destroy drover-c']);
-    gates.get('destroy drover-c')!();
-    input.end();
-    await served;
-    expect(out.map((l) => (JSON.parse(l) as { id: number; ok: boolean }).ok)).toEqual([true, true, true, true, true]);
-    expect(out.map((l) => (JSON.parse(l) as { id: number }).id)).toEqual([1, 3, 2, 4, 5]);
-  });
-
   it('refuses a receive into another pool or outside the namespace without starting zfs or saying ready', async () => {
     for (const header of [{ op: 'receive', pool: 'other', datasetId: ID, resumable: false, full: true }, { op: 'receive', pool: 'tank', datasetId: 'x/../y', resumable: false, full: true }, { op: 'exec', argv: ['id'] }]) {
       const { side: s, runner } = side();

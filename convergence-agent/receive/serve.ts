@@ -64,11 +64,6 @@ async function perform(side: ReceiveSide, request: SessionRequest): Promise<unkn
   if (request.op === 'getState') return side.store.getDatasetState(request.datasetId);
   if ('snapshot' in request) assertSnapshotName(request.snapshot);
   if ('tag' in request) assertHoldTag(request.tag);
-  // A hold or a release takes no step either: it touches one snapshot's tags, and the session
-  // runs it after every earlier request but the holds and releases of other snapshots
-  // (serveSession). The step lock here is this process's only; the sender holds its own.
-  if (request.op === 'hold') return side.store.hold(request.datasetId, request.snapshot, request.tag);
-  if (request.op === 'release') return side.store.release(request.datasetId, request.snapshot, request.tag);
   // A step per request: the sender holds its own per-dataset lock for the whole step.
   const step = await side.peer.beginStep(request.datasetId, { waitMs: 60_000 });
   try {
@@ -106,18 +101,13 @@ async function listOrNone(side: ReceiveSide, datasetId: string): Promise<unknown
 
 /** Requests that only read: they may run beside each other, never beside or before an earlier write. */
 const READS = new Set(['features', 'getDataset', 'listSnapshots', 'getState']);
-/** Writes that only add or remove a hold tag on one snapshot: those of different snapshots may run beside each other. */
-const HOLDS = new Set(['hold', 'release']);
 
 /**
  * Answers requests from `input` (one JSON object a line), each answer naming its request's id,
  * until it ends. A read starts once every earlier write ended, and runs beside other reads (a
  * step's `getDataset` and `listSnapshots`: two zfs commands at once, not one after the other);
- * a write (hold, release, rollback…) starts once every earlier request ended — but a hold or a
- * release runs beside earlier holds and releases of *other* snapshots (a settle's `zfs hold` of
- * the new base and `zfs release` of the old one: on zfs-fuse one transaction group's sync
- * instead of two, docs/DESIGN.md §44). So each request sees what every earlier write did, as
- * when all ran in order: tags on different snapshots do not touch each other.
+ * a write (hold, release, rollback…) starts once every earlier request ended. So each request
+ * sees what every earlier write did, as when all ran in order.
  */
 export function serveSession(side: ReceiveSide, input: Readable, write: (text: string) => void): Promise<void> {
   return new Promise((resolve) => {
@@ -125,10 +115,6 @@ export function serveSession(side: ReceiveSide, input: Readable, write: (text: s
     let all: Promise<unknown> = Promise.resolve();
     /** Every write so far ended: what a read waits for. */
     let writes: Promise<unknown> = Promise.resolve();
-    /** Every request so far but the holds and releases ended: what a hold or release waits for, with … */
-    let others: Promise<unknown> = Promise.resolve();
-    /** … the earlier holds and releases of its own snapshot. */
-    const holds = new Map<string, Promise<unknown>>();
     const splitter = new LineSplitter((text) => {
       let raw: unknown;
       try {
@@ -137,22 +123,10 @@ export function serveSession(side: ReceiveSide, input: Readable, write: (text: s
         raw = null;
       }
       const answer = async (): Promise<void> => write(line(await answerRequest(side, raw)));
-      const request = (raw ?? {}) as { op?: unknown; snapshot?: unknown };
-      const op = String(request.op);
-      if (READS.has(op)) {
-        const run = writes.then(answer);
-        all = Promise.all([all, run]);
-        others = Promise.all([others, run]);
-      } else if (HOLDS.has(op) && typeof request.snapshot === 'string') {
-        const key = request.snapshot;
-        const run = Promise.all([others, holds.get(key)]).then(answer);
-        holds.set(key, run);
-        const forget = (): void => void (holds.get(key) === run && holds.delete(key));
-        run.then(forget, forget);
-        all = Promise.all([all, run]);
-        writes = Promise.all([writes, run]);
+      if (READS.has(String((raw as { op?: unknown } | null)?.op))) {
+        all = Promise.all([all, writes.then(answer)]);
       } else {
-        writes = all = others = all.then(answer);
+        writes = all = all.then(answer);
       }
     });
     input.on('data', (chunk: Buffer) => {

@@ -202,11 +202,6 @@ export class IntervalSnapshots {
     return entry;
   }
 
-  /** The dataset's snapshot last taken here (sent, being sent, or reserved for a pair's next step); null when none. */
-  latest(datasetId: string): string | null {
-    return this.taken.get(datasetId)?.name ?? null;
-  }
-
   /** A replica received `snapshot`: the next interval takes a new one. */
   delivered(datasetId: string, snapshot: string): void {
     const entry = this.taken.get(datasetId);

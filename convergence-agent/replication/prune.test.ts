@@ -95,11 +95,6 @@ describe('sourcePrunePlan (the primary, pruned beside the steps)', () => {
     expect(out).toEqual([1, 3, 4, 5, 6, 7, 8].map((n) => SNAPS[n - 1]!.snapshot));
   });
 
-  it('keeps the snapshots in `keep` (the interval\'s snapshot a step may choose next, sent by none yet)', () => {
-    const out = sourcePrunePlan({ snapshots: SNAPS, grid: TWO_MINUTES, replicas: [guids(1, 2, 3)], running: [], keep: [SNAPS[5]!.snapshot] });
-    expect(out).toEqual([1, 2, 4, 5, 7, 8].map((n) => SNAPS[n - 1]!.snapshot));
-  });
-
   it('keeps what a running step sends whole to a replica sharing nothing', () => {
     const out = sourcePrunePlan({ snapshots: SNAPS, grid: TWO_MINUTES, replicas: [guids()], running: [{ guids: guids(), sending: SNAPS[4]!.snapshot }] });
     expect(out).not.toContain(SNAPS[4]!.snapshot);

@@ -101,29 +101,19 @@ export interface SourcePruneInput {
   replicas: ReadonlyArray<ReadonlySet<string> | null>;
   /** Each running step: its replica's guids (its base is the newest common snapshot) and what it sends. */
   running: ReadonlyArray<{ guids: ReadonlySet<string> | null; sending: string }>;
-  /**
-   * Snapshots a step may still choose to send without any step sending them yet: the
-   * interval's snapshot last taken (for its other replicas, or ahead for a pair's next step).
-   */
-  keep?: readonly string[];
 }
 
 /**
  * The primary's pruning, run beside the steps rather than inside one (DESIGN.md "Pruning off
  * the step"): the grid rule of `snapshotsToPruneByGrid` (newest, newest common with every
- * replica, held and undatable kept), nothing while a replica is unknown, nothing in a
+ * replica, held and undatable kept), nothing while a replica is unknown, and nothing in a
  * running step's range — it sends `-I` from its replica's newest common snapshot to the one it
- * sends, every snapshot between travels and must still exist — and nothing in `keep` (the
- * interval's snapshot a step may choose next). A step that starts after this decision does
- * not wait for its destroys: its base is its replica's newest common snapshot (kept here, or
- * one its replica received since, which a running step sent or which is in `keep`) and it
- * sends the interval's snapshot (in `keep`, or taken after the listing this decided on). A
- * replica that lags does not pin the snapshots after its base: its next step sends the ones
- * the grid kept.
+ * sends, every snapshot between travels and must still exist. (A step that starts later plans
+ * with what is left: it waits for a pruning under way, `Pruner.idle`.) A replica that lags
+ * does not pin the snapshots after its base: its next step sends the ones the grid kept.
  */
 export function sourcePrunePlan(input: SourcePruneInput): string[] {
   const { snapshots, grid, replicas, running } = input;
-  const keep = new Set(input.keep ?? []);
   if (replicas.some((r) => r === null) || running.some((r) => r.guids === null)) return [];
   const txg = new Map(snapshots.map((s) => [s.snapshot, s.createtxg]));
   const ranges = running.map((r) => {
@@ -132,7 +122,6 @@ export function sourcePrunePlan(input: SourcePruneInput): string[] {
     return { from: base?.createtxg ?? (txg.get(r.sending) ?? Infinity) - 1, to: txg.get(r.sending) ?? Infinity };
   });
   return snapshotsToPruneByGrid({ snapshots, grid, partners: replicas as ReadonlyArray<ReadonlySet<string>> }).filter((name) => {
-    if (keep.has(name)) return false;
     const t = txg.get(name) ?? Infinity;
     return !ranges.some((r) => t > r.from && t <= r.to);
   });

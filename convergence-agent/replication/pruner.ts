@@ -4,11 +4,11 @@
  * four listings, a release per stale hold, a listing and a destroy per snapshot, one after the
  * other. Here each side is pruned at most every `pruneEveryMs(interval)` (prune.ts), and:
  *
- * - the primary's side runs beside the steps (not awaited by any, not even one that starts
- *   while its destroys run), one at a time per dataset, deciding by `sourcePrunePlan`
- *   (nothing in a running step's `-I` range, nor the interval's snapshot a step may choose
- *   next), its destroys issued together (zfs-fuse takes one snapshot per `destroy`, and
- *   commands issued together share a transaction group's wait);
+ * - the primary's side runs beside the steps (not awaited by any), one at a time per dataset,
+ *   deciding by `sourcePrunePlan` (nothing in a running step's `-I` range; a step about to
+ *   send waits for a pruning under way, `idle`), its
+ *   destroys issued together (zfs-fuse takes one snapshot per `destroy`, and commands issued
+ *   together share a transaction group's wait);
  * - a replica's side runs in its pair's step after the holds settled (its receiving lock:
  *   nothing is received meanwhile), one listing, the destroys together.
  *
@@ -32,8 +32,6 @@ export interface SourceSide {
   replicas: Array<{ baseTag: string; guids: ReadonlySet<string> | null }>;
   /** The running steps: their replica's guids and the snapshot each sends. */
   running: Array<{ guids: ReadonlySet<string> | null; sending: string }>;
-  /** Snapshots a step may choose next though none sends them yet (`sourcePrunePlan`'s `keep`). */
-  keep: string[];
 }
 
 export class Pruner {
@@ -97,7 +95,7 @@ export class Pruner {
       if (released) snapshots = await store.listSnapshots(datasetId);
       const now = side();
       if (now === null) return;
-      const doomed = sourcePrunePlan({ snapshots, grid: now.grid, replicas: now.replicas.map((r) => r.guids), running: now.running, keep: now.keep });
+      const doomed = sourcePrunePlan({ snapshots, grid: now.grid, replicas: now.replicas.map((r) => r.guids), running: now.running });
       await destroyAll(doomed, (s) => store.destroySnapshot(datasetId, s));
       if (doomed.length > 0) log.debug({ datasetId, side: 'source', destroyed: doomed.length, ms: clock.now() - began }, 'pruned by the grid');
     } catch (err) {

@@ -759,35 +759,6 @@ describe('ReplicationScheduler', () => {
       await w.scheduler.stop();
     });
 
-    it("starts a step while the primary's pruning destroys, and that pruning keeps the step's base and snapshot", async () => {
-      const w = world({ listing: () => [], settle: true });
-      await w.store.createDataset(DS_1, { maximumSize: null });
-      // A backlog older than the grid (an off phase's snapshots): the first pruning destroys it.
-      for (let i = 1; i <= 5; i++) await w.store.createSnapshot(DS_1, newSnapshotName(new Date(w.clock.now() - 600_000 + i * 1000)));
-      const destroy = w.store.destroySnapshot.bind(w.store);
-      const pending: Array<{ snapshot: string; go: () => void }> = [];
-      w.store.destroySnapshot = (id: string, snapshot: string) => new Promise<void>((resolve, reject) => pending.push({ snapshot, go: () => destroy(id, snapshot).then(resolve, reject) }));
-      w.scheduler.sync(view({ datasets: [dataset(DS_1, NODE_A, { replication: tight, replicas: [NODE_B] })] }));
-      await settleMicrotasks();
-      const first = w.calls[0]!;
-      first.settle({ snapshot: first.options.snapshotName! });
-      await settleMicrotasks();
-      // The first step's tail started the primary's pruning: its destroys hang.
-      expect(pending.length).toBe(5);
-      expect(pending.map((d) => d.snapshot)).not.toContain(first.options.snapshotName);
-      await w.clock.advance(10_000);
-      await settleMicrotasks();
-      // The next step runs beside them, from the base the pruning kept.
-      expect(w.calls).toHaveLength(2);
-      const next = w.calls[1]!.options.snapshotName!;
-      expect(pending.map((d) => d.snapshot)).not.toContain(next);
-      for (const d of pending) d.go();
-      w.calls[1]!.settle({ snapshot: next });
-      await w.scheduler.stop();
-      const left = (await w.store.listSnapshots(DS_1)).map((x) => x.snapshot);
-      expect(left).toEqual(expect.arrayContaining([first.options.snapshotName!, next]));
-    });
-
     it('lists a replica whose snapshots are not known before its first step, once', async () => {
       const w = world({ auto: true, listing: () => [] });
       await w.store.createDataset(DS_1, { maximumSize: null });

@@ -365,9 +365,8 @@ export class ReplicationScheduler {
       this.snapshots.markSending(pair.datasetId, pair.key, snapshotName);
       this.lineUp(pair, clock.now(), interval);
       await ready;
-      // Not waiting for the primary's pruning: it keeps this step's base and snapshot
-      // (prune.ts `sourcePrunePlan`), and its destroys after an off phase took 5 s
-      // (bench/RESULTS.md, session 10).
+      // The primary's pruning decided without this step's range: it ends before the step plans.
+      await this.pruner.idle(pair.datasetId);
       signal.throwIfAborted();
       const sendFrom = clock.now();
       const deferSettle = this.deps.settle !== undefined;
@@ -495,8 +494,8 @@ export class ReplicationScheduler {
 
   /**
    * Starts the primary's pruning of `datasetId` when due. The steps' shared listing of the
-   * primary is forgotten when it starts and when it ends. A step does not wait for it: its
-   * decision keeps what a later step plans with (`sourceSide`'s `keep`, prune.ts).
+   * primary is forgotten when it starts and when it ends: a step waits for a pruning under way,
+   * then plans with a listing made after it.
    */
   private pruneSource(datasetId: string, intervalSeconds: number): void {
     const started = this.pruner.pruneSourceWhenDue(datasetId, intervalSeconds, () => {
@@ -518,7 +517,6 @@ export class ReplicationScheduler {
         const sending = this.snapshots.sendingBy(datasetId, p.key);
         return sending === null ? [] : [{ guids: p.guids, sending }];
       }),
-      keep: [this.snapshots.latest(datasetId)].filter((name): name is string => name !== null),
     };
   }
 

@@ -53,29 +53,9 @@ describe('settleHolds', () => {
     expect(w.held.source.get('s1')!.size + w.held.target.get('s1')!.size).toBe(0);
   });
 
-  it('issues each side\'s hold and releases at once when asked to (together), with the same end state', async () => {
-    const w = sides();
-    const done = settleHolds(w.store, w.step, 'ds', 's2', 's1', TAGS, true, true);
-    await flush();
-    // Every command in flight before any landed: on zfs-fuse they share a transaction group's sync.
-    expect(w.pending.map((p) => p.what).sort()).toEqual([
-      'source hold s2 drover-base-aaaaaaaa',
-      'source release s1 drover-base-aaaaaaaa',
-      'source release s1 drover-step-aaaaaaaa',
-      'target hold s2 drover-base',
-      'target release s1 drover-base',
-      'target release s1 drover-step',
-    ]);
-    for (const p of w.pending.splice(0).reverse()) p.land();
-    await done;
-    expect([...w.held.source.get('s2')!]).toEqual([TAGS.source.base]);
-    expect([...w.held.target.get('s2')!]).toEqual([TAGS.target.base]);
-    expect(w.held.source.get('s1')!.size + w.held.target.get('s1')!.size).toBe(0);
-  });
-
   it('only holds the snapshot when it is its own base (nothing to release)', async () => {
     const w = sides();
-    const done = settleHolds(w.store, w.step, 'ds', 's1', 's1', TAGS, true, true);
+    const done = settleHolds(w.store, w.step, 'ds', 's1', 's1', TAGS);
     await flush();
     expect(w.pending.map((p) => p.what).sort()).toEqual(['source hold s1 drover-base-aaaaaaaa', 'target hold s1 drover-base']);
     for (const p of w.pending.splice(0)) p.land();

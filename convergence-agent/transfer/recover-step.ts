@@ -21,44 +21,21 @@ export const FIXED_HOLD_TAGS: StepHoldTags = { source: HOLD_TAGS, target: HOLD_T
 /**
  * After a step: `drover-base` moves from `base` to `snapshot` on both sides, and the step
  * holds go. Each hold and release is a txg sync on zfs-fuse, so only the known ones are
- * touched, both sides in parallel. `together`: each side's hold and releases are issued at
- * once instead of the hold first (continuous replication's deferred settle, docs/DESIGN.md
- * §44): on zfs-fuse commands issued together share a transaction group's sync, and the old
- * base is not the newest common snapshot any more — the new one is, and its hold is the one
- * that counts. Either way the journal stays until every command landed: a crash between them
- * is finished by recovery.
+ * touched, both sides in parallel.
  */
-export async function settleHolds(
-  store: ZfsStore,
-  step: PeerStep,
-  datasetId: string,
-  snapshot: string,
-  base: string | null,
-  tags: StepHoldTags = FIXED_HOLD_TAGS,
-  stepHolds = true,
-  together = false,
-): Promise<void> {
-  // The new base is held before the old one is let go, on each side (unless `together`); the
-  // releases of the old base are independent of each other (one command each, run side by
-  // side). With no step hold taken (`stepHolds` false: the journal says so), only the base tag moves.
-  const old = base !== null && base !== snapshot ? base : null;
-  const side = async (hold: () => Promise<void>, releases: Array<() => Promise<void>>): Promise<void> => {
-    if (together) {
-      await Promise.all([hold(), ...releases.map((release) => release())]);
-      return;
-    }
-    await hold();
-    await Promise.all(releases.map((release) => release()));
+export async function settleHolds(store: ZfsStore, step: PeerStep, datasetId: string, snapshot: string, base: string | null, tags: StepHoldTags = FIXED_HOLD_TAGS, stepHolds = true): Promise<void> {
+  // The new base is held before the old one is let go, on each side; the two releases of the
+  // old base are independent of each other (one command each, run side by side). With no
+  // step hold taken (`stepHolds` false: the journal says so), only the base tag moves.
+  const source = async (): Promise<void> => {
+    await store.hold(datasetId, snapshot, tags.source.base);
+    if (base && base !== snapshot) await Promise.all([...(stepHolds ? [store.release(datasetId, base, tags.source.step)] : []), store.release(datasetId, base, tags.source.base)]);
   };
-  const source = side(
-    () => store.hold(datasetId, snapshot, tags.source.base),
-    old ? [...(stepHolds ? [() => store.release(datasetId, old, tags.source.step)] : []), () => store.release(datasetId, old, tags.source.base)] : [],
-  );
-  const target = side(
-    () => step.hold(snapshot, tags.target.base),
-    old ? [...(stepHolds ? [() => step.release(old, tags.target.step)] : []), () => step.release(old, tags.target.base)] : [],
-  );
-  await Promise.all([source, target]);
+  const target = async (): Promise<void> => {
+    await step.hold(snapshot, tags.target.base);
+    if (base && base !== snapshot) await Promise.all([...(stepHolds ? [step.release(base, tags.target.step)] : []), step.release(base, tags.target.base)]);
+  };
+  await Promise.all([source(), target()]);
 }
 
 /** Drops the step holds of a failed step (best effort: a failure is logged, recovery retries it). */

@@ -120,9 +120,8 @@ export class Replicator {
   /**
    * Finishes a step replicated with `deferSettle`: moves the base holds to its snapshot on
    * both sides and clears the journal. Nothing to do when the journal has no such step.
-   * `together`: each side's hold and releases issued at once (`settleHolds`).
    */
-  async settle(peer: Peer, datasetId: string, options: { together?: boolean } = {}): Promise<void> {
+  async settle(peer: Peer, datasetId: string): Promise<void> {
     assertDatasetId(datasetId);
     await this.mutex.run(
       `${peer.id}/${datasetId}`,
@@ -131,7 +130,7 @@ export class Replicator {
         if (record?.phase !== 'sending') return;
         const step = await peer.beginStep(datasetId, { waitMs: this.waitMs });
         try {
-          await settleHolds(this.store, step, datasetId, record.snapshot, record.base, record.holdTags ?? FIXED_HOLD_TAGS, record.stepHolds !== false, options.together === true);
+          await settleHolds(this.store, step, datasetId, record.snapshot, record.base, record.holdTags ?? FIXED_HOLD_TAGS, record.stepHolds !== false);
           await this.journal.clear(peer.id, datasetId);
         } finally {
           await step.end();

@@ -69,8 +69,7 @@ describeWith(['root', 'zfs', 'sshd'], 'continuous replication to two replicas', 
       log: silentLogger(),
       store: primary,
       replicate: (o) => replicator.replicate(o),
-      // As the agent wires it (main.ts): each side's hold and releases issued together.
-      settle: (p, d) => replicator.settle(p, d, { together: true }),
+      settle: (p, d) => replicator.settle(p, d),
       peers: { peerFor: async (n) => peers.get(n.uuid)!, close: async () => {} },
       concurrency: 4,
     });

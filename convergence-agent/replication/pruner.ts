@@ -77,7 +77,8 @@ export class Pruner {
   }
 
   private async pruneSource(datasetId: string, side: () => SourceSide | null): Promise<void> {
-    const { store, log } = this.deps;
+    const { store, log, clock } = this.deps;
+    const began = clock.now();
     try {
       let snapshots = await store.listSnapshots(datasetId);
       const first = side();
@@ -96,7 +97,7 @@ export class Pruner {
       if (now === null) return;
       const doomed = sourcePrunePlan({ snapshots, grid: now.grid, replicas: now.replicas.map((r) => r.guids), running: now.running });
       await destroyAll(doomed, (s) => store.destroySnapshot(datasetId, s));
-      if (doomed.length > 0) log.debug({ datasetId, side: 'source', destroyed: doomed.length }, 'pruned by the grid');
+      if (doomed.length > 0) log.debug({ datasetId, side: 'source', destroyed: doomed.length, ms: clock.now() - began }, 'pruned by the grid');
     } catch (err) {
       // Housekeeping: tried again when next due.
       log.warn({ err: toDroverError(err), datasetId, side: 'source' }, 'pruning failed');
@@ -109,8 +110,9 @@ export class Pruner {
    * the grid. Returns the replica's guids afterwards (null when it could not tell).
    */
   async pruneTarget(input: { step: PeerStep; datasetId: string; grid: RetentionGrid; others: ReadonlyArray<ReadonlySet<string>> }): Promise<Set<string> | null> {
-    const { store, log } = this.deps;
+    const { store, log, clock } = this.deps;
     const { step, datasetId, grid, others } = input;
+    const began = clock.now();
     try {
       const [source, listed] = await Promise.all([store.listSnapshots(datasetId), step.listSnapshots()]);
       let target = listed;
@@ -124,7 +126,7 @@ export class Pruner {
       const doomed = new Set(snapshotsToPruneByGrid({ snapshots: target, grid, partners: [sourceGuids, ...others] }).filter((s) => s !== newest?.snapshot));
       const held = new Set(target.filter((s) => s.userrefs > 0).map((s) => s.snapshot));
       const gone = await destroyAll([...doomed].filter((s) => !held.has(s)), (s) => step.destroySnapshot(s));
-      if (gone.size > 0) log.debug({ datasetId, side: 'target', destroyed: gone.size }, 'pruned by the grid');
+      if (gone.size > 0) log.debug({ datasetId, side: 'target', destroyed: gone.size, ms: clock.now() - began }, 'pruned by the grid');
       return new Set(target.filter((s: ZfsSnapshotInfo) => !gone.has(s.snapshot)).map((s) => s.guid));
     } catch (err) {
       log.warn({ err: toDroverError(err), datasetId, side: 'target' }, 'pruning failed');

@@ -22,8 +22,8 @@
  * measured from when it was due, and an fdatasync a second beside them. `--hold fsync` keeps
  * that writer's fdatasync out of each snapshot (waits for one in flight, starts none until the
  * `zfs snapshot` returns); `--hold all` holds its writes too (an application frozen for the
- * snapshot). Both test docs/DESIGN.md §45: the ~0.95 s stall needs an fsync inside the
- * snapshot's suspended intent log.
+ * snapshot). They test docs/DESIGN.md §45: the ~0.95 s stall needs writes into the dataset
+ * while it is snapshotted (`all` removes it), not the fsync (`fsync` does not).
  */
 import { spawn, execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';

@@ -19,7 +19,11 @@
  * ≥ 0.5 s, and the zfs operations' own p50 and how many took ≥ 0.7 s. `--phases` runs only
  * those named (in this order); the first is the baseline of "p99 ÷ idle". `--writer redis`
  * writes as Redis with `appendfsync everysec` does instead: one 1 KiB write per SET, each
- * measured from when it was due, and an fdatasync a second beside them.
+ * measured from when it was due, and an fdatasync a second beside them. `--hold fsync` keeps
+ * that writer's fdatasync out of each snapshot (waits for one in flight, starts none until the
+ * `zfs snapshot` returns); `--hold all` holds its writes too (an application frozen for the
+ * snapshot). They test docs/DESIGN.md §45: the ~0.95 s stall needs writes into the dataset
+ * while it is snapshotted (`all` removes it), not the fsync (`fsync` does not).
  */
 import { spawn, execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -31,13 +35,15 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 const { values: flags } = parseArgs({
-  options: { json: { type: 'boolean', default: false }, seconds: { type: 'string', default: '20' }, rate: { type: 'string', default: '200' }, phases: { type: 'string' }, writer: { type: 'string', default: 'batch' } },
+  options: { json: { type: 'boolean', default: false }, seconds: { type: 'string', default: '20' }, rate: { type: 'string', default: '200' }, phases: { type: 'string' }, writer: { type: 'string', default: 'batch' }, hold: { type: 'string', default: 'none' } },
 });
 const seconds = Number(flags.seconds);
 const rate = Number(flags.rate);
 if (!Number.isInteger(seconds) || seconds < 5 || seconds > 600) throw new Error('--seconds: a whole number 5..600');
 if (!Number.isInteger(rate) || rate < 1 || rate > 2000) throw new Error('--rate: writes per second, 1..2000');
 if (!['batch', 'redis'].includes(flags.writer)) throw new Error('--writer: batch or redis');
+if (!['none', 'fsync', 'all'].includes(flags.hold)) throw new Error('--hold: none, fsync or all');
+if (flags.hold !== 'none' && flags.writer !== 'redis') throw new Error('--hold: only with --writer redis');
 const say = (line: string): void => void process.stderr.write(`${line}\n`);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
@@ -144,13 +150,21 @@ async function main(): Promise<void> {
         const latencies: number[] = [];
         const tickMs: number[] = [];
         const end = performance.now() + seconds * 1000;
+        // --hold: the writer's fdatasync (and with `all` its writes) wait while a tick runs, and
+        // a tick starts only once an fdatasync in flight has returned.
+        let ticking: Promise<void> | null = null;
+        let syncing: Promise<void> | null = null;
         const ticker = (async () => {
           if (!phase.tick) return;
           for (let n = 0; performance.now() < end; n++) {
+            const due = performance.now();
+            if (flags.hold !== 'none') while (syncing) await syncing;
             const began = performance.now();
-            await phase.tick(n);
+            const tick = phase.tick(n);
+            if (flags.hold !== 'none') ticking = tick.finally(() => void (ticking = null));
+            await tick;
             tickMs.push(performance.now() - began);
-            await sleep(1000 - (performance.now() - began));
+            await sleep(1000 - (performance.now() - due));
           }
         })();
         const batch = Buffer.alloc(Math.max(1, Math.round(rate / 10)) * 1024, 120);
@@ -158,20 +172,23 @@ async function main(): Promise<void> {
           // Redis with `appendfsync everysec`: one 1 KiB write(2) per SET, `--rate` a second,
           // each measured; an fdatasync once a second beside them, not waited for by the writes.
           const one = Buffer.alloc(1024, 120);
-          const syncing = (async () => {
+          const syncer = (async () => {
             while (performance.now() < end) {
-              await file.datasync();
+              while (ticking) await ticking;
+              syncing = file.datasync().finally(() => void (syncing = null));
+              await syncing;
               await sleep(1000);
             }
           })();
           let due = performance.now();
           while (performance.now() < end) {
+            if (flags.hold === 'all') while (ticking) await ticking;
             await file.write(one);
             latencies.push(performance.now() - due);
             due += 1000 / rate;
             await sleep(due - performance.now());
           }
-          await syncing;
+          await syncer;
         }
         while (flags.writer !== 'redis' && performance.now() < end) {
           const began = performance.now();

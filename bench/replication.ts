@@ -32,6 +32,7 @@ import { cp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { execa } from 'execa';
 import { ApiClient } from '#common/api-client.ts';
 import type { ReplicationAnswer } from '#common/api.ts';
 import { silentLogger } from '#common/log.ts';
@@ -64,6 +65,14 @@ const APP = 'rbench';
 const PORT = 6600;
 const VALUE_BYTES = 1024;
 const RETENTION = { primary: '1x1m(keep=all) | 24x1h', replicas: '1x1m(keep=all) | 24x1h' };
+/** RETENTION's keep=all span, seconds. */
+const KEEP_ALL_S = 60;
+
+/** How many snapshots of dataset `datasetId` pool `pool` holds. */
+async function snapshotsOf(pool: string, datasetId: string): Promise<number> {
+  const { stdout } = await execa('zfs', ['list', '-H', '-t', 'snapshot', '-o', 'name', '-r', pool]);
+  return stdout.split('\n').filter((name) => name.includes(`/${datasetId}@`)).length;
+}
 const REDIS_ARGS = ['redis-server', '--bind', '0.0.0.0', '--protected-mode', 'no', '--dir', '/data', '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', '--latency-monitor-threshold', '50'];
 
 interface Run {
@@ -299,7 +308,23 @@ async function measure(api: ApiClient, cluster: LocalCluster, writer: PacedWrite
     const r = await mine(api, datasetId);
     return r !== null && r.replicas.length === 2 && r.replicas.every((x) => x.state === 'ok' && x.newest_snapshot !== seeded.get(x.node));
   });
-  say(`  on, interval ${intervalS} s: both replicas ok and past their seeding after ${((performance.now() - seedStarted) / 1000).toFixed(1)} s; measuring ${seconds} s`);
+  say(`  on, interval ${intervalS} s: both replicas ok and past their seeding after ${((performance.now() - seedStarted) / 1000).toFixed(1)} s`);
+  // A phase after another one starts with that phase's snapshots falling off the grid's keep=all
+  // minute at once (60 at 1 s), pruned on the primary and then on each replica before their
+  // next steps: seconds of lag that belong to the change of interval, not to this interval's
+  // steady state. Measure once every node holds no more than this interval's minute of them.
+  const steady = Math.ceil(KEEP_ALL_S / intervalS) + 4;
+  const pruneStarted = performance.now();
+  const most = await until(`at most ${steady} snapshots of the dataset on every node`, 600_000, async () => {
+    const counts = await Promise.all(cluster.nodes.map((n) => snapshotsOf(n.pool, datasetId)));
+    return Math.max(...counts) <= steady ? counts : null;
+  });
+  const settled = new Map((await mine(api, datasetId))!.replicas.map((x) => [x.node, x.newest_snapshot]));
+  await until('a step after the pruning on both replicas', 600_000, async () => {
+    const r = await mine(api, datasetId);
+    return r !== null && r.replicas.length === 2 && r.replicas.every((x) => x.state === 'ok' && x.newest_snapshot !== settled.get(x.node));
+  });
+  say(`  snapshots per node ${most.join(', ')} (≤ ${steady}) after ${((performance.now() - pruneStarted) / 1000).toFixed(1)} s more; measuring ${seconds} s`);
   const first = (await mine(api, datasetId))!;
   writer.take();
   await aofStalls(via);

@@ -53,9 +53,11 @@ export function servicesStatus(cluster: LocalCluster): ServiceStatus[] {
 }
 
 /**
- * Starts whatever of the cluster's processes is not running, in order (control; agents,
- * until every node has reported; proxies, until each polls routes; plugins, until each
- * socket answers). Resolves with the control service's URL. Throws
+ * Starts whatever of the cluster's processes is not running: the etcd members and control
+ * services first, until they answer; then the agents, proxies and plugins together, since each
+ * needs only the control service, and waits until every node has reported, every proxy polls
+ * routes and every plugin socket answers (one kind after another, their start-ups would add
+ * up). Resolves with the control service's URL. Throws
  * DROVER_CLUSTER_DAEMON_FAILED, with the tail of the process's log, when one does not
  * become ready.
  */
@@ -83,14 +85,23 @@ export async function startServices(cluster: LocalCluster, options: StartOptions
   if (etcd.length > 0) await startAll(etcd, dir, level, log, async () => (await etcdHealth(cluster)).every(Boolean));
   await startAll(controls, dir, level, log, async () => (await Promise.all(urls.map((u) => httpOk(cluster, `${u}/v1/version`)))).every(Boolean));
 
-  const agents = of('agent');
-  await startAll(agents, dir, level, log, async () => (await knownNodes(url, cluster)) === cluster.nodes.length);
-  await startAll(of('proxy'), dir, level, log, async () => (await liveProxies(url, cluster)) === cluster.nodes.length);
-  const plugins = of('plugin');
-  await startAll(plugins, dir, level, log, async () => {
-    const answers = await Promise.all(cluster.nodes.map((n) => socketAnswers(pluginSocket(cluster, n))));
-    return answers.every(Boolean);
-  });
+  const perNode: Array<{ specs: ServiceSpec[]; ready: () => Promise<boolean> }> = [
+    { specs: of('agent'), ready: async () => (await knownNodes(url, cluster)) === cluster.nodes.length },
+    { specs: of('proxy'), ready: async () => (await liveProxies(url, cluster)) === cluster.nodes.length },
+    { specs: of('plugin'), ready: async () => (await Promise.all(cluster.nodes.map((n) => socketAnswers(pluginSocket(cluster, n))))).every(Boolean) },
+  ];
+  const spawned: Array<Array<{ spec: ServiceSpec; pid: number }>> = [];
+  for (const kind of perNode) spawned.push(await spawnAll(kind.specs, dir, level, log));
+  // The first kind that fails ends the others' waits too: its error is the one thrown.
+  const failed = { now: false };
+  await Promise.all(
+    perNode.map(({ specs, ready }, i) =>
+      waitReady(specs, spawned[i]!, ready, failed).catch((err: unknown) => {
+        failed.now = true;
+        throw err;
+      }),
+    ),
+  );
   log.info({ url }, 'drover services up');
   return url;
 }
@@ -145,7 +156,13 @@ async function liveProxies(url: string, cluster: LocalCluster): Promise<number> 
   return cluster.nodes.filter((n) => acks?.proxies?.some((p) => p.node_uuid === n.uuid && p.live)).length;
 }
 
+/** Starts one kind of service, then waits until `ready` says that kind is up. */
 async function startAll(specs: ServiceSpec[], dir: string, level: string, log: Logger, ready: () => Promise<boolean>): Promise<void> {
+  await waitReady(specs, await spawnAll(specs, dir, level, log), ready, { now: false });
+}
+
+/** Spawns each of `specs` that is not running (its files written first); returns what it started. */
+async function spawnAll(specs: ServiceSpec[], dir: string, level: string, log: Logger): Promise<Array<{ spec: ServiceSpec; pid: number }>> {
   const started: Array<{ spec: ServiceSpec; pid: number }> = [];
   for (const spec of specs) {
     if (ownedPid(spec.pidFile, dir + '/') !== null) continue;
@@ -158,10 +175,19 @@ async function startAll(specs: ServiceSpec[], dir: string, level: string, log: L
     log.info({ service: spec.name, pid }, 'service started');
     started.push({ spec, pid });
   }
+  return started;
+}
+
+/**
+ * Polls `ready` every 200 ms until it holds; throws DROVER_CLUSTER_DAEMON_FAILED when one of
+ * `started` exited or the kind's deadline passed. Gives up quietly once `stop.now` is set
+ * (another kind failed and its error is reported).
+ */
+async function waitReady(specs: ServiceSpec[], started: Array<{ spec: ServiceSpec; pid: number }>, ready: () => Promise<boolean>, stop: { now: boolean }): Promise<void> {
   const kind = specs[0]?.kind;
   if (kind === undefined) return;
   const deadline = Date.now() + READY_MS[kind];
-  while (!(await ready())) {
+  while (!stop.now && !(await ready())) {
     const dead = started.find((s) => !isAlive(s.pid));
     if (dead !== undefined || Date.now() > deadline) {
       const which = dead ?? started[0] ?? { spec: specs[0]!, pid: -1 };

@@ -9,7 +9,8 @@
  *
  * For each interval the run alternates two phases on the same data and machine:
  *   off  replication off (`replicas: 0`), `seconds / 2` (at least 10 s): the baseline
- *   on   `replicas: 2` at that interval, `seconds`, measured once both replicas are `ok`
+ *   on   `replicas: 2` at that interval, `seconds`, measured once both replicas are `ok`,
+ *        past their seeding and past the pruning of an earlier phase's snapshots
  * and prints per interval:
  *   lag       p50 / p99 / max of the replicas' `lag_seconds` in `GET /v1/drover/replication`,
  *             sampled every 100 ms during the on phase (both replicas pooled)

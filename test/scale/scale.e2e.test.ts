@@ -262,6 +262,37 @@ describeWith(LOCAL_CLUSTER, 'several instances balanced by the proxies (3-node l
     expect(seen.bodies.some((b) => b.endsWith('v3'))).toBe(false);
   }, LONG);
 
+  it('pauses a broken update (stop-first, failure_action: pause) under a steady client: no failed request, nothing more replaced, and a good spec resumes it', async () => {
+    const client = steadyClient(node(2).address);
+    await new Promise((r) => setTimeout(r, 1_000));
+    await deploy(BROKEN.replace('failure_action: rollback', 'failure_action: pause'));
+    const paused = await until('the rollout to pause', async () => {
+      const status = await api.application('web');
+      return status.rollout?.state === 'paused' && status.rollout;
+    }, 120_000, 250);
+    const healthyIds = async () => ((await api.application('web')).instances ?? []).filter((i) => !i.draining && i.state === 'running' && i.health === 'healthy').map((i) => i.id).sort();
+    const kept = await healthyIds();
+    // Longer than the monitor window (8 s) and the update's delay: a paused rollout replaces nothing more.
+    await new Promise((r) => setTimeout(r, 12_000));
+    expect((await api.application('web')).rollout?.state).toBe('paused');
+    expect(await healthyIds()).toEqual(kept);
+    expect(kept.length).toBe(2);
+    for (let k = 0; k < 9; k++) expect(await get(node(2).address)).toMatch(/VERSION=v2$/);
+    // A good spec written over the paused one rolls out as any update does.
+    await deploy(compose(3, 'v2', 'v2'));
+    await until('three healthy instances answering v2, the rollout ended', async () => {
+      const status = await api.application('web');
+      const live = (status.instances ?? []).filter((i) => !i.draining && i.state === 'running' && i.health === 'healthy');
+      if (status.rollout?.state === 'paused' || live.length !== 3 || (status.instances ?? []).length !== 3) return false;
+      for (let k = 0; k < 9; k++) if (!(await get(node(2).address)).endsWith('v2')) return false;
+      return true;
+    }, 180_000, 500);
+    const seen = await client.stop();
+    console.log(`steady client over a paused update (${paused.reason}) and its resumption: ${seen.ok} requests, ${seen.failed.length} failed`);
+    expect(seen.failed).toEqual([]);
+    expect(seen.bodies.some((b) => b.endsWith('v3'))).toBe(false);
+  }, LONG);
+
   // docs/DESIGN.md §30 "Updating a single application": the route holds from the write to the new container's first passing health check.
   it('holds connections through a single application\'s update (stop, start): no failed request, the new container has the new environment', async () => {
     await deploy(SINGLE('v1'), 'single');

@@ -18,6 +18,7 @@
  *             held clients forwarded to the target); `heldMs`: its oldest held connection's wait
  */
 import { readFile } from 'node:fs/promises';
+import { parseLogLines, type LogLine } from './log-lines.ts';
 
 export interface Breakdown {
   hook: number | null;
@@ -47,24 +48,10 @@ export interface Breakdown {
 
 export const PHASES: (keyof Omit<Breakdown, 'totalMs'>)[] = ['hook', 'lastRound', 'hold', 'stop', 'finalSnapshot', 'finalSend', 'handoff', 'targetMount', 'gateOpen', 'appReady', 'release', 'accepted', 'switched', 'heldMs'];
 
-interface Line {
-  time: number;
-  msg: string;
-  [key: string]: unknown;
-}
+type Line = LogLine;
 
 async function lines(path: string): Promise<Line[]> {
-  const text = await readFile(path, 'utf8').catch(() => '');
-  const out: Line[] = [];
-  for (const raw of text.split('\n')) {
-    if (!raw.startsWith('{')) continue;
-    try {
-      out.push(JSON.parse(raw) as Line);
-    } catch {
-      // a line cut by the copy
-    }
-  }
-  return out;
+  return parseLogLines(await readFile(path, 'utf8').catch(() => ''));
 }
 
 const MOUNTS = new Set(['set-dataset-readonly', 'mount-dataset']);

@@ -11,9 +11,10 @@
  *     `zfs get`), per node: how many per step, their p50 / p90 / max duration.
  * Reads files only; the cluster is long gone.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { readLogLines, type LogLine } from './log-lines.ts';
 
 const { values: flags, positionals } = parseArgs({ allowPositionals: true, options: { since: { type: 'string' }, until: { type: 'string' } } });
 const dir = positionals[0];
@@ -21,24 +22,11 @@ if (!dir) throw new Error('usage: replication-steps.ts <logs dir> [--since ISO] 
 const since = flags.since ? Date.parse(flags.since) : -Infinity;
 const until = flags.until ? Date.parse(flags.until) : Infinity;
 
-interface Rec {
-  time: number;
-  msg: string;
-  [k: string]: unknown;
-}
+type Rec = LogLine;
 
+/** The records of `file` between --since and --until. */
 function records(file: string): Rec[] {
-  const out: Rec[] = [];
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (!line.startsWith('{')) continue;
-    try {
-      const r = JSON.parse(line) as Rec;
-      if (r.time >= since && r.time <= until) out.push(r);
-    } catch {
-      // a torn last line
-    }
-  }
-  return out;
+  return readLogLines(file).filter((r) => r.time >= since && r.time <= until);
 }
 
 function stats(xs: number[]): string {

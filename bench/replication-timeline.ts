@@ -17,39 +17,18 @@
  * and with debug logs the `zfs` commands that ran in the slowest tops.
  * Reads files only; the cluster is long gone.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { readLogLines, type LogLine } from './log-lines.ts';
 
 const { values: flags, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string', default: '12' } } });
 const dir = positionals[0];
 if (!dir) throw new Error('usage: replication-timeline.ts <logs dir> [--top N]');
 const topN = Number(flags.top);
 
-interface Rec {
-  time: number;
-  msg: string;
-  [k: string]: unknown;
-}
-
-function records(file: string): Rec[] {
-  const out: Rec[] = [];
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    return out;
-  }
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    try {
-      out.push(JSON.parse(line) as Rec);
-    } catch {
-      // a torn last line
-    }
-  }
-  return out;
-}
+type Rec = LogLine;
+const records = readLogLines;
 
 /** `drover-20261207T094640304Z-0078` → its time in ms; NaN for any other name. */
 export function takenAt(snapshot: string): number {

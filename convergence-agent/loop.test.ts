@@ -35,6 +35,20 @@ function setup(options: { migrations?: MigrationSteps; onHealth?: (containerId: 
 
 const web = app('web', { volumes: [{ dataset_id: DS_1, mountpoint: '/data' }], ports: [{ internal: 80, external: 8080 }] });
 
+/**
+ * A loop on NODE_A holding DS_1 as a read-only, unmounted replica, and the views of a move of
+ * `web` from NODE_B to it at `cutover` and at `handoff`.
+ */
+async function replicaHandedOffHere() {
+  const parts = setup();
+  await parts.store.createDataset(DS_1, { maximumSize: null });
+  await parts.store.setReadonly(DS_1, true);
+  await parts.store.unmount(DS_1);
+  const view = (phase: 'cutover' | 'handoff', version: number) =>
+    desired({ version, datasets: [dataset(DS_1, phase === 'handoff' ? NODE_A : NODE_B)], applications: [{ ...web, node_uuid: phase === 'handoff' ? NODE_A : NODE_B }], migrations: [migration({ from: NODE_B, to: NODE_A, phase })] });
+  return { ...parts, view };
+}
+
 describe('convergence loop', () => {
   it('reports the node every pass, with what blocks it, and changes nothing before it has a desired configuration', async () => {
     const { loop, channel, runtime } = setup();
@@ -123,12 +137,7 @@ describe('convergence loop', () => {
   });
 
   it("makes a replica handed off to it writable and mounted as soon as the view says handoff, before another discovery", async () => {
-    const { loop, store, clock } = setup();
-    await store.createDataset(DS_1, { maximumSize: null });
-    await store.setReadonly(DS_1, true);
-    await store.unmount(DS_1);
-    const view = (phase: 'cutover' | 'handoff', version: number) =>
-      desired({ version, datasets: [dataset(DS_1, phase === 'handoff' ? NODE_A : NODE_B)], applications: [{ ...web, node_uuid: phase === 'handoff' ? NODE_A : NODE_B }], migrations: [migration({ from: NODE_B, to: NODE_A, phase })] });
+    const { loop, store, clock, view } = await replicaHandedOffHere();
     // What each discovery finds of the replica.
     const seen: { readonly: boolean; mounted: boolean }[] = [];
     const listAll = store.listAll.bind(store);
@@ -156,12 +165,7 @@ describe('convergence loop', () => {
   });
 
   it('takes the handoff steps at once when the handoff view arrives while a pass still discovers with the view before, and gives that pass up', async () => {
-    const { loop, store, clock } = setup();
-    await store.createDataset(DS_1, { maximumSize: null });
-    await store.setReadonly(DS_1, true);
-    await store.unmount(DS_1);
-    const view = (phase: 'cutover' | 'handoff', version: number) =>
-      desired({ version, datasets: [dataset(DS_1, phase === 'handoff' ? NODE_A : NODE_B)], applications: [{ ...web, node_uuid: phase === 'handoff' ? NODE_A : NODE_B }], migrations: [migration({ from: NODE_B, to: NODE_A, phase })] });
+    const { loop, store, clock, view } = await replicaHandedOffHere();
     loop.setDesired(view('cutover', 1));
     await loop.runPass();
     // From now on each discovery's zfs listing waits until the test lets it go.

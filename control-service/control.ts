@@ -20,7 +20,8 @@ import { LearnedPorts, routesJson } from './channel/route-table.ts';
 import { checkInvariants } from './desired/invariants.ts';
 import { isLive } from './desired/leases.ts';
 import { failMigration, type MigrationStart } from './desired/migrations.ts';
-import { chooseFailoverTarget, failover, failoverCandidates, failoverSteps, mayFailOver, updateFailover, type FailoverSubject } from './cluster/failover.ts';
+import { failoverSteps, updateFailover } from './cluster/failover.ts';
+import { FailoverTicker } from './cluster/failover-ticker.ts';
 import { FailoverRouteHold } from './cluster/failover-hold.ts';
 import { DEFAULT_FAILOVER_MARGIN_MS, failoverAfterMs, MIN_FAILOVER_MARGIN_MS, ROUTE_HOLD_ACK_MS, ROUTE_HOLD_FAILED_NODE_ACK_MS } from '#common/fence-timing.ts';
 import { DEFAULT_MIGRATION_DEADLINES, overdueMigrations, type MigrationDeadlines } from './cluster/migration-watch.ts';
@@ -118,10 +119,8 @@ export class Control {
   private failing = false;
   /** Failover after this much silence: lease TTL + margin (null: never). Independent of `down`, which is for status. */
   readonly failoverAfterMs: number | null;
-  private failingOver = false;
-  private failoverTimer: NodeJS.Timeout | null = null;
-  /** Why a due failover could not happen, by subject: logged when it changes. */
-  private readonly failoverBlocked = new Map<string, string>();
+  /** Failover decisions, once a second and on time (cluster/failover-ticker.ts). */
+  private readonly failovers: FailoverTicker;
   /** Holds each failover's route until the proxies applied it, then lets the chosen node promote (docs/DESIGN.md §18). */
   private readonly routeHold: FailoverRouteHold;
   /** The same wait for a single application's update: its old container stops once the proxies hold (docs/DESIGN.md §30). */
@@ -154,6 +153,16 @@ export class Control {
     this.deadlines = options.migrationDeadlines ?? DEFAULT_MIGRATION_DEADLINES;
     const margin = options.failoverMarginMs === null ? null : Math.max(MIN_FAILOVER_MARGIN_MS, options.failoverMarginMs ?? DEFAULT_FAILOVER_MARGIN_MS);
     this.failoverAfterMs = margin === null ? null : failoverAfterMs(this.observed.timeoutMs, margin);
+    this.failovers = new FailoverTicker({
+      desired: () => this.desired,
+      observed: this.observed,
+      change: (fn) => this.change(fn),
+      leadership: this.leadership,
+      log: this.log,
+      metrics: this.metrics,
+      clock: this.clock,
+      afterMs: this.failoverAfterMs,
+    });
     this.views = new AgentViews(
       () => this.desired,
       (node) => this.observed.get(node)?.datasetIds,
@@ -270,8 +279,7 @@ export class Control {
   async stop(): Promise<void> {
     if (this.ticker) clearInterval(this.ticker);
     this.ticker = null;
-    if (this.failoverTimer) clearTimeout(this.failoverTimer);
-    this.failoverTimer = null;
+    this.failovers.stop();
     this.routeHold.stop();
     this.updateHold.stop();
     this.views.wakeAll();
@@ -578,122 +586,7 @@ export class Control {
     this.updateHold.check();
     this.tickInstances();
     this.tickUpdateHolds();
-    this.failoverOnTime();
-    return Promise.all([ending, this.tickFailover()]).then(() => undefined);
-  }
-
-  /**
-   * What may fail over now: failover-enabled subjects of nodes silent for `failoverAfterMs`
-   * (lease TTL + margin; by then the node's agent has fenced itself — docs/DESIGN.md §18). The
-   * node is `unknown` then; `down` (TTL + grace) is what status shows, not a condition here.
-   */
-  private dueFailovers(desired: Desired): FailoverSubject[] {
-    if (this.failoverAfterMs === null) return [];
-    const due: FailoverSubject[] = [];
-    for (const node of desired.nodes) {
-      // A node not heard from since this process started is not judged: its silence is unknown.
-      const silent = this.observed.silentMs(node.uuid);
-      if (silent === null || !mayFailOver(silent, this.failoverAfterMs)) continue;
-      due.push(...failoverCandidates(desired, node.uuid));
-    }
-    return due;
-  }
-
-  /**
-   * A node whose failover falls due before the next once-a-second tick gets a timer for that
-   * moment: the failover happens at lease TTL + margin, not up to a second later (it is the
-   * larger part of the RTO that is not detection). The timer only runs the same decision.
-   */
-  private failoverOnTime(): void {
-    if (this.failoverAfterMs === null || this.failoverTimer !== null) return;
-    let soonest: number | null = null;
-    for (const node of this.desired.nodes) {
-      const silent = this.observed.silentMs(node.uuid);
-      if (silent === null || silent >= this.failoverAfterMs) continue;
-      const left = this.failoverAfterMs - silent;
-      if (left < 1000 && (soonest === null || left < soonest)) soonest = left;
-    }
-    if (soonest === null) return;
-    this.failoverTimer = setTimeout(() => {
-      this.failoverTimer = null;
-      void this.tickFailover();
-    }, soonest + 1);
-    this.failoverTimer.unref();
-  }
-
-  /**
-   * Once a second: applications on nodes down long enough fail over (cluster/failover.ts),
-   * decided again inside the write; failover records learn when the application ran on its
-   * new node and which copies the failed node kept.
-   */
-  private tickFailover(): Promise<void> {
-    if (this.failingOver || !this.leadership.isLeader()) return Promise.resolve();
-    const desired = this.desired;
-    const due = this.dueFailovers(desired);
-    const progress = this.failoverProgress(desired);
-    if (due.length === 0 && progress === desired) return Promise.resolve();
-    this.failingOver = true;
-    const made: Migration[] = [];
-    const snapshotsOn = (node: string, id: string) => this.observed.get(node)?.report.datasets.find((d) => d.dataset_id === id)?.snapshots;
-    return this.change((d, ctx) => {
-      made.length = 0;
-      let out = this.failoverProgress(d);
-      for (const subject of this.dueFailovers(out)) {
-        const key = `${subject.failedNode}/${subject.application ?? subject.datasetIds.join(',')}`;
-        const choice = chooseFailoverTarget(out, subject, this.observed.upNodes(), snapshotsOn);
-        if (!choice.ok) {
-          if (this.failoverBlocked.get(key) !== choice.reason) this.log.error({ node: subject.failedNode, application: subject.application, reason: choice.reason }, 'failover not possible');
-          this.failoverBlocked.set(key, choice.reason);
-          continue;
-        }
-        this.failoverBlocked.delete(key);
-        const result = failover(out, subject, choice.target, { now: ctx.now, version: ctx.version, failedSilentMs: this.observed.silentMs(subject.failedNode) ?? 0 });
-        out = result.desired;
-        made.push(result.record);
-      }
-      return out;
-    })
-      .then(() => {
-        for (const m of made) {
-          this.metrics.failover();
-          this.log.warn({ corr: m.id, migration: m.id, application: m.application, failedNode: m.from, chosenNode: m.to, snapshots: m.failover?.snapshots, snapshotAgeSeconds: m.failover?.snapshot_age_seconds, dataWindowSeconds: m.failover?.data_window_seconds, generation: m.generation }, 'failed over');
-        }
-      })
-      .catch((err: unknown) => this.log.error({ err }, 'failover not written'))
-      .finally(() => (this.failingOver = false));
-  }
-
-  /** Failover records with what was observed since: the time the application ran there, the copies the failed node kept. Pure apart from reading observed state. */
-  private failoverProgress(desired: Desired): Desired {
-    let out = desired;
-    for (const m of desired.migrations) {
-      const info = m.failover;
-      if (info === undefined) continue;
-      let next = m;
-      if (info.ready_at === null && m.application !== null) {
-        const app = indexOf(desired).applications.get(m.application);
-        const seen = this.observed.stateOf(m.to) === 'known' ? this.observed.get(m.to)?.containers.get(m.application) : undefined;
-        if (app?.node_uuid === m.to && seen?.running && seen.generation >= m.generation && (app.health_check === undefined || seen.health === 'healthy')) {
-          const now = this.clock();
-          next = { ...next, updated_at: now, failover: { ...next.failover!, ready_at: now } };
-        }
-      }
-      const kept = this.observed.get(m.from)?.report.diverged ?? [];
-      for (const copy of kept) {
-        if (copy.generation !== m.generation || !m.dataset_ids.includes(copy.dataset_id)) continue;
-        if (next.failover!.diverged.some((c) => c.name === copy.name)) continue;
-        const now = this.clock();
-        next = { ...next, updated_at: now, failover: { ...next.failover!, diverged: [...next.failover!.diverged, { dataset_id: copy.dataset_id, node_uuid: m.from, name: copy.name, kept_at: now }] } };
-      }
-      for (const copy of this.observed.get(m.from)?.report.rejoined ?? []) {
-        if (copy.generation !== m.generation || !m.dataset_ids.includes(copy.dataset_id)) continue;
-        if (next.failover!.rejoined.some((c) => c.dataset_id === copy.dataset_id)) continue;
-        const now = this.clock();
-        next = { ...next, updated_at: now, failover: { ...next.failover!, rejoined: [...next.failover!.rejoined, { dataset_id: copy.dataset_id, node_uuid: m.from, at: now }] } };
-      }
-      if (next !== m) out = updateFailover(out, m.id, () => next);
-    }
-    return out;
+    return Promise.all([ending, this.failovers.tick()]).then(() => undefined);
   }
 
   /**

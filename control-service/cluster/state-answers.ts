@@ -148,11 +148,14 @@ function instancesStatus(app: Application, observed: ObservedState, unschedulabl
   const live = instances.filter((i) => !i.draining);
   const state: ApplicationStatus['state'] = live.length === 0 ? 'unplaced' : live.some((i) => i.state === 'running') ? 'running' : live.some((i) => i.state === 'unknown') ? 'unknown' : 'missing';
   const problems: string[] = [];
+  let waiting: string | undefined;
   for (const i of app.placed ?? []) {
     const subject = `container:drover-${instanceName(app.name, i.id)}`;
     const record = observed.get(i.node_uuid);
     const problem = record?.report.problems.find((p) => p.kind === 'failed' && p.subject === subject) ?? record?.report.problems.find((p) => isCrash(p, subject));
     if (problem) problems.push(`${problem.reason} on ${record!.report.host}`);
+    // An instance held back by its node until a dependency is met (depends_on), as for a single application.
+    waiting ??= record?.report.problems.find((p) => p.kind === 'blocked' && p.subject === subject && p.reason.startsWith('waiting for '))?.reason;
   }
   return {
     name: app.name,
@@ -167,6 +170,7 @@ function instancesStatus(app: Application, observed: ObservedState, unschedulabl
     node_state: null,
     node_silent_ms: null,
     last_error: problems[0] ?? null,
+    ...(waiting === undefined ? {} : { waiting }),
     instances,
     ...(app.rollout === undefined ? {} : { rollout: { state: app.rollout.state, ...(app.rollout.reason === undefined ? {} : { reason: app.rollout.reason }) } }),
   };

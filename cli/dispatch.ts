@@ -71,7 +71,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     return await dispatch(argv, io);
   } catch (err) {
     if (err instanceof Exit) return err.code;
-    const error = isDroverError(err, 'DROVER_CONTROL_UNREACHABLE') ? unreachable(err) : toDroverError(err);
+    const error = isDroverError(err, 'DROVER_CONTROL_UNREACHABLE') ? unreachable(err) : notFound(toDroverError(err));
     const code = isDroverError(err) ? exitCodeOf(error) : 1;
     print(io.stderr, `drover: ${error.message}`);
     for (const line of namedPaths(error)) print(io.stderr, `  - ${line}`);
@@ -221,7 +221,9 @@ async function resolveConnection(io: CliIo, globals: Record<string, unknown>): P
   try {
     control = explicit.control !== undefined ? parseControlEndpoints(explicit.control, '--control') : picked !== null ? contextEndpoints(picked) : [DEFAULT_CONTROL];
   } catch (err) {
-    throw usageError(`${(err as Error).message} (e.g. ${DEFAULT_CONTROL})`);
+    // The endpoint's own problem may already carry the example; say it once.
+    const message = (err as Error).message;
+    throw usageError(message.includes('(e.g. ') ? message : `${message} (e.g. ${DEFAULT_CONTROL})`);
   }
   const named = picked === null ? [] : contextEndpoints(picked);
   const ours = picked !== null && control.every((c) => named.includes(c)) ? picked : null;
@@ -262,7 +264,19 @@ function namedPaths(error: DroverError): string[] {
       }
     }
   }
-  return lines;
+  // An answer may carry the same problem as an `errors` string and as an issue: say it once.
+  return [...new Set(lines)];
+}
+
+/**
+ * The control service answers an unknown application with Flocker's "Container not found."
+ * (the v1 API's text, kept for Flocker's clients); the CLI names what it looked for, in
+ * drover's words, and where the known ones are listed.
+ */
+function notFound(err: DroverError): DroverError {
+  const name = err.detail.name;
+  if (err.code !== 'DROVER_CONTAINER_NOT_FOUND' || typeof name !== 'string' || err.message !== 'Container not found.') return err;
+  return new DroverError('DROVER_CONTAINER_NOT_FOUND', `no application "${name}" (drover status lists them)`, { detail: err.detail, cause: err });
 }
 
 /** "Cannot reach" said once, with the low-level reason and what to set. */

@@ -7,6 +7,7 @@
  * The server is checked against the cluster CA only (no system roots) and by the address
  * or name the URL gives, which its certificate must carry as a subject alternative name.
  */
+import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { Readable } from 'node:stream';
@@ -26,22 +27,45 @@ export interface TlsFiles {
   key: string;
 }
 
+const TITLE = { ca: 'CA certificate', cert: 'certificate', key: 'key' } as const;
+const WHY: Record<string, string> = { ENOENT: 'no such file', EISDIR: 'it is a directory', EACCES: 'permission denied' };
+
 /**
- * Reads the three files.
- * @throws DROVER_CONFIG_INVALID naming the file that cannot be read
+ * Reads the three files and checks that they are what they are said to be: two PEM
+ * certificates and the PEM private key of the second. A wrong file is named here rather than
+ * surfacing later as a connection that "cannot reach" the control service.
+ * @throws DROVER_CONFIG_INVALID naming the file that cannot be read, or is not a certificate
+ *   or key, or the key that does not belong to the certificate
  */
 export function readTlsIdentity(files: TlsFiles): TlsIdentity {
+  const bad = (what: keyof TlsFiles, why: string, err?: unknown) =>
+    new DroverError('DROVER_CONFIG_INVALID', `the ${TITLE[what]} ${files[what]} ${why}`, { detail: { field: what, file: files[what] }, ...(err === undefined ? {} : { cause: err }) });
   const read = (what: keyof TlsFiles) => {
     try {
       return readFileSync(files[what], 'utf8');
     } catch (err) {
-      throw new DroverError('DROVER_CONFIG_INVALID', `the ${what === 'ca' ? 'CA certificate' : what === 'cert' ? 'certificate' : 'key'} ${files[what]} cannot be read: ${(err as NodeJS.ErrnoException).code ?? err}`, {
-        detail: { field: what, file: files[what] },
-        cause: err,
-      });
+      const code = (err as NodeJS.ErrnoException).code;
+      throw bad(what, `cannot be read: ${(code !== undefined && WHY[code]) || (code ?? String(err))}`, err);
     }
   };
-  return { ca: read('ca'), cert: read('cert'), key: read('key') };
+  const identity = { ca: read('ca'), cert: read('cert'), key: read('key') };
+  const certificate = (what: 'ca' | 'cert') => {
+    try {
+      return new X509Certificate(identity[what]);
+    } catch (err) {
+      throw bad(what, 'is not a PEM certificate (-----BEGIN CERTIFICATE-----)', err);
+    }
+  };
+  certificate('ca');
+  const cert = certificate('cert');
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(identity.key);
+  } catch (err) {
+    throw bad('key', 'is not a PEM private key', err);
+  }
+  if (!cert.checkPrivateKey(key)) throw bad('key', `is not the key of the certificate ${files.cert}`);
+  return identity;
 }
 
 export type FetchLike = (url: string, init: { method: string; headers: Record<string, string>; body: string | null; signal: AbortSignal | null }) => Promise<Response>;

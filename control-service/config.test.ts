@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { readConfig } from './config.ts';
+import type { z } from 'zod';
+import { configProblems, readConfig } from './config.ts';
 
 const TLS = ['--tls-ca', '/etc/drover/ca.crt', '--tls-cert', '/etc/drover/control.crt', '--tls-key', '/etc/drover/control.key'];
 
@@ -52,5 +53,19 @@ describe('the store settings (docs/DESIGN.md §28)', () => {
     ]);
     expect(issuesOf(['--etcd-endpoints', 'http://127.0.0.1:2379'])).toEqual(['etcd-endpoints: goes with --store etcd']);
     expect(issuesOf(['--store', 'consul'])).toEqual(["store: must be 'file' or 'etcd', not 'consul'"]);
+  });
+});
+
+describe('a refused command line', () => {
+  it('names each bad flag as it was typed, in its own unit, all at once', () => {
+    let why = '';
+    try {
+      readConfig([...TLS, '--node-lease-ttl', '0', '--migration-stall', 'soon', '--failover-margin', '0.1', '--body-limit', '5'], {});
+    } catch (err) {
+      why = configProblems(err as z.ZodError);
+    }
+    expect(why).toBe(
+      'node-lease-ttl: must be at least 1 s; failover-margin: must be at least 0.5 s; migration-stall: must be a number of seconds; body-limit: must be at least 1024 bytes',
+    );
   });
 });

@@ -74,20 +74,59 @@ const Listen = z
  */
 export const DEFAULT_LEADER_LEASE_TTL_SECONDS = 3;
 
+/** A setting given in seconds and held in ms: its problems speak seconds, as the flag does. */
+function seconds(min: number, max: number) {
+  return z
+    .number({ error: 'must be a number of seconds' })
+    .min(min * 1000, `must be at least ${min} s`)
+    .max(max * 1000, `must be at most ${max} s`);
+}
+
+/** The flag (without its dashes) each setting comes from, to name it in a refusal. */
+const FLAG_OF: Record<string, string> = {
+  listen: 'listen',
+  dataDir: 'data-dir',
+  nodeTimeoutMs: 'node-lease-ttl',
+  nodeDownGraceMs: 'node-down-grace',
+  failoverMarginMs: 'failover-margin',
+  migrationStallMs: 'migration-stall',
+  handoffDeadlineMs: 'handoff-deadline',
+  bodyLimit: 'body-limit',
+  compactBytes: 'compact-bytes',
+  replicaReplaceAfterMs: 'replica-replace-after',
+  metricsListen: 'metrics-listen',
+  secretsKeyFile: 'secrets-key',
+  filesGraceMs: 'files-grace',
+};
+
+/**
+ * Every problem of a refused command line, each naming the flag it came from
+ * (`node-lease-ttl: must be at least 1 s`), joined by "; ".
+ */
+export function configProblems(err: z.ZodError): string {
+  return err.issues
+    .map((issue) => {
+      const [head, ...rest] = issue.path.map(String);
+      const path = [FLAG_OF[head ?? ''] ?? head, ...rest].filter((p) => p !== undefined).join('.');
+      return path === '' ? issue.message : `${path}: ${issue.message}`;
+    })
+    .join('; ');
+}
+
 export const ControlConfig = z
   .object({
     listen: Listen,
     dataDir: z.string().min(1),
-    nodeTimeoutMs: z.number().min(1000).max(3_600_000),
-    nodeDownGraceMs: z.number().min(0).max(24 * 3_600_000),
+    nodeTimeoutMs: seconds(1, 3600),
+    nodeDownGraceMs: seconds(0, 86_400),
     /** Failover at lease TTL + this (ms); null: never (docs/DESIGN.md §18). */
-    failoverMarginMs: z.number().min(MIN_FAILOVER_MARGIN_MS, `failoverMarginMs: must be at least ${MIN_FAILOVER_MARGIN_MS / 1000} s`).max(3_600_000).nullable(),
-    migrationStallMs: z.number().min(1000).max(24 * 3_600_000),
-    handoffDeadlineMs: z.number().min(1000).max(24 * 3_600_000),
-    bodyLimit: z.number().int().min(1024).max(64 * 1024 * 1024),
-    compactBytes: z.number().int().min(0).max(1024 * 1024 * 1024),
+    failoverMarginMs: seconds(MIN_FAILOVER_MARGIN_MS / 1000, 3600).nullable(),
+    migrationStallMs: seconds(1, 86_400),
+    handoffDeadlineMs: seconds(1, 86_400),
+    bodyLimit: z.number({ error: 'must be a number of bytes' }).int('must be a whole number of bytes').min(1024, 'must be at least 1024 bytes').max(64 * 1024 * 1024, 'must be at most 64 MiB'),
+    compactBytes: z.number({ error: 'must be a number of bytes' }).int('must be a whole number of bytes').min(0, 'must not be negative').max(1024 * 1024 * 1024, 'must be at most 1 GiB'),
     /** replica_replace_after_seconds, in ms (docs/DESIGN.md §17). */
-    replicaReplaceAfterMs: z.number().min(1000).max(30 * 86_400_000),
+    replicaReplaceAfterMs: seconds(1, 30 * 86_400),
     /** Mutual TLS (docs/DESIGN.md §23); null only with plainHttp. */
     tls: z
       .object({
@@ -105,7 +144,7 @@ export const ControlConfig = z
     /** The secrets key file (docs/DESIGN.md §22); outside the data directory, so a copy of the store holds no key. */
     secretsKeyFile: z.string().min(1),
     /** How long an unnamed file content is kept (docs/DESIGN.md §22). */
-    filesGraceMs: z.number().min(0).max(365 * 86_400_000),
+    filesGraceMs: seconds(0, 365 * 86_400),
     /** The store on etcd (docs/DESIGN.md §28); null: the file store in dataDir. */
     etcd: z
       .object({

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { createLogger } from '#common/log.ts';
 import { serveMetrics } from '#common/metrics-listener.ts';
 import { buildApp } from './app.ts';
-import { droverVersion, readConfig, USAGE } from './config.ts';
+import { configProblems, droverVersion, readConfig, USAGE } from './config.ts';
 import { Control } from './control.ts';
 import { FileConfigStore } from './store/file-store.ts';
 import { RevokedList, serverTlsOptions } from './http/tls.ts';
@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   try {
     config = readConfig(process.argv.slice(2), process.env);
   } catch (err) {
-    const why = err instanceof z.ZodError ? err.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') : (err as Error).message;
+    const why = err instanceof z.ZodError ? configProblems(err) : (err as Error).message;
     process.stderr.write(`drover-control: ${why}\n${USAGE}\n`);
     process.exit(2);
   }

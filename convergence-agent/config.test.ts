@@ -44,6 +44,12 @@ describe('agent.yml', () => {
     );
   });
 
+  it('says a missing key is required, and suggests the key a misspelt one meant', () => {
+    expect(() => parseAgentConfig(`control_url: http://c:1\npool: p\npoll_intervall_ms: 500\nnode_uuid: x\n`, 'a.yml')).toThrow(
+      "a.yml: address: is required; unknown key(s) 'poll_intervall_ms' (did you mean 'poll_interval_ms'?), 'node_uuid'",
+    );
+  });
+
   it('requires the endpoint of the chosen transport', () => {
     expect(() => parseAgentConfig(`control_url: http://c:1\naddress: 127.0.0.1\npool: p\n`, 'a.yml')).toThrow('a.yml: ssh: is required when transport is ssh');
     expect(() => parseAgentConfig(`${minimal}ssh: { port: 22 }\n`, 'a.yml')).toThrow('a.yml: ssh: needs host_key_fingerprint or host_public_key_file');

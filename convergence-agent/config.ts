@@ -22,6 +22,7 @@ import { parse as parseYaml } from 'yaml';
 import { fenceProblem } from '#common/fence-timing.ts';
 import { z } from 'zod';
 import { METRICS_PORTS, MetricsListen } from '#common/metrics-listener.ts';
+import { didYouMean } from '#common/did-you-mean.ts';
 import { DroverError } from '#common/errors.ts';
 import { anyHttps, ControlEndpoints } from '#common/control-endpoints.ts';
 import { Ipv4, Labels, Port } from '#common/model.ts';
@@ -150,7 +151,12 @@ export function parseAgentConfig(text: string, file: string): AgentConfig {
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => {
       const key = i.path.join('.');
-      if (i.code === 'unrecognized_keys') return `${key ? `${key}: ` : ''}unknown key(s) ${i.keys.map((k) => `'${k}'`).join(', ')}`;
+      if (i.code === 'unrecognized_keys') {
+        // At the top, a misspelt key gets the one it most likely meant (node_uuid → node_uuid_file).
+        const meant = (k: string) => (key === '' ? didYouMean(k, Object.keys(AgentConfig.shape)) : undefined);
+        return `${key ? `${key}: ` : ''}unknown key(s) ${i.keys.map((k) => `'${k}'${meant(k) === undefined ? '' : ` (did you mean '${meant(k)}'?)`}`).join(', ')}`;
+      }
+      if (i.code === 'invalid_type' && i.message.endsWith('received undefined')) return `${key || '(top level)'}: is required`;
       return `${key || '(top level)'}: ${i.message}`;
     });
     throw new DroverError('DROVER_CONFIG_INVALID', `${file}: ${problems.join('; ')}`, { detail: { file, problems } });
@@ -164,7 +170,9 @@ export function loadAgentConfig(file: string): AgentConfig {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new DroverError('DROVER_CONFIG_INVALID', `${file}: cannot be read: ${(err as NodeJS.ErrnoException).code ?? err}`, {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : code === 'EACCES' ? 'permission denied' : (code ?? String(err));
+    throw new DroverError('DROVER_CONFIG_INVALID', `${file}: cannot be read: ${why}`, {
       detail: { file },
       cause: err,
     });

@@ -33,6 +33,8 @@ describe('drover cluster arguments', () => {
       expect(result.stderr.length, argv.join(' ')).toBeGreaterThan(0);
     }
     expect((await cluster('up', '--images', 'busybox,nginx')).stderr).toBe('--images: unknown image nginx (known: busybox, redis, postgres)\n');
+    expect(await cluster('up', '--nodes', 'three')).toEqual({ code: 2, stdout: '', stderr: "--nodes: a number of nodes (1 to 9), not 'three'\n" });
+    expect(await cluster('up', '--subnet', '1.5')).toEqual({ code: 2, stdout: '', stderr: "--subnet: a number (node i gets 127.0.S.(10+i)), not '1.5'\n" });
   });
 
   it('exits 1 naming the error code when the cluster refuses, before touching anything', async () => {

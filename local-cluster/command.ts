@@ -105,6 +105,14 @@ async function up(options: { name: string; nodes?: string; subnet?: string; imag
     printError(`--control: a number of control services (1, 3 or 5), not '${options.control}'`);
     return 2;
   }
+  if (options.nodes !== undefined && !/^\d+$/.test(options.nodes)) {
+    printError(`--nodes: a number of nodes (1 to 9), not '${options.nodes}'`);
+    return 2;
+  }
+  if (options.subnet !== undefined && !/^\d+$/.test(options.subnet)) {
+    printError(`--subnet: a number (node i gets 127.0.S.(10+i)), not '${options.subnet}'`);
+    return 2;
+  }
   const { cluster, controlUrl, controlUrls, reused } = await clusterUpWithServices({
     name: options.name,
     nodes: options.nodes !== undefined ? Number(options.nodes) : (existing?.nodes.length ?? 3),

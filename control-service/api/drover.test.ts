@@ -46,6 +46,13 @@ describe('/v1/drover/applications', () => {
       { name: 'db', project: null, image: 'redis', node_uuid: null, state: 'unplaced', health: null, unschedulable_reason: 'no node fits: fails "node.labels.disk == ssd" (2 nodes)', migration: null, replicas: [], node_state: null, node_silent_ms: null, last_error: null },
     ]);
     expect((await h.request('GET', '/v1/drover/applications/db')).json().state).toBe('unplaced');
+    // A container that keeps exiting: status says why it is stopped, not only that it is.
+    const crashing = { subject: 'container:drover-web', kind: 'blocked', reason: 'exited with code 1; restarting after backoff' } as const;
+    await h.request('POST', '/v1/drover/agents/report', report(1, { containers: [container('web', { running: false })], problems: [crashing] }));
+    expect((await h.request('GET', '/v1/drover/applications/web')).json()).toMatchObject({ state: 'stopped', last_error: 'exited with code 1; restarting after backoff on 127.0.0.11' });
+    const done = { ...crashing, reason: 'exited with code 0; restart policy is never' };
+    await h.request('POST', '/v1/drover/agents/report', report(1, { containers: [container('web', { running: false })], problems: [done] }));
+    expect((await h.request('GET', '/v1/drover/applications/web')).json()).toMatchObject({ state: 'stopped', last_error: null });
     expect((await h.request('GET', '/v1/drover/applications/nope')).statusCode).toBe(404);
   });
 

@@ -46,6 +46,18 @@ describe('an application with several instances, through the API', () => {
     expect((await routes()).routes[0]!.targets!.map((t) => t.port)).toEqual([32001]);
   });
 
+  it('says in status why an instance is not running: held back for a dependency, or exiting', async () => {
+    h = await harness();
+    await h.request('POST', '/v1/drover/agents/report', report(1));
+    await h.request('POST', '/v1/configuration/containers', web(1));
+    const waiting = { subject: 'container:drover-web.1', kind: 'blocked', reason: 'waiting for "cache" to be healthy (depends_on: service_healthy)' } as const;
+    await h.request('POST', '/v1/drover/agents/report', report(1, { problems: [waiting] }));
+    expect((await h.request('GET', '/v1/drover/applications/web')).json()).toMatchObject({ state: 'missing', waiting: waiting.reason, last_error: null });
+    const crashing = { subject: 'container:drover-web.1', kind: 'blocked', reason: 'exited with code 2; restarting after backoff' } as const;
+    await h.request('POST', '/v1/drover/agents/report', report(1, { containers: [container('web.1', { running: false })], problems: [crashing] }));
+    expect((await h.request('GET', '/v1/drover/applications/web')).json()).toMatchObject({ state: 'missing', last_error: 'exited with code 2; restarting after backoff on 127.0.0.11' });
+  });
+
   it('refuses several instances of an application with a dataset, naming the field', async () => {
     h = await harness();
     await h.request('POST', '/v1/drover/agents/report', report(1));

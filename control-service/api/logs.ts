@@ -6,7 +6,7 @@
  * (http/agent-logs.ts); users never talk to agents.
  */
 import { DroverError } from '#common/errors.ts';
-import { logsNodeOf } from '../cluster/logs-node.ts';
+import { logsSourceOf } from '../cluster/logs-node.ts';
 import type { Control } from '../control.ts';
 import { indexOf } from '../desired/desired-index.ts';
 import type { AgentLogs } from '../http/agent-logs.ts';
@@ -14,27 +14,30 @@ import type { Router } from '../http/router.ts';
 
 export function logRoutes(router: Router, control: Control, agentLogs: AgentLogs | undefined, shutdown: AbortSignal): void {
   router.handle('applicationLogs', async ({ params, query, reply }) => {
-    const app = indexOf(control.desired).applications.get(params.name);
-    if (app === undefined) throw new DroverError('DROVER_CONTAINER_NOT_FOUND', `No application "${params.name}" (drover status lists them).`, { detail: { name: params.name } });
-    const uuid = logsNodeOf(app.name, app.node_uuid, [...control.observed.all()].map((r) => ({ uuid: r.report.uuid, containers: r.containers })));
+    const applications = indexOf(control.desired).applications;
+    const nodes = [...control.observed.all()].map((r) => ({ uuid: r.report.uuid, containers: r.containers }));
+    const source = logsSourceOf(params.name, (name) => applications.get(name), nodes);
+    if (source === undefined) throw new DroverError('DROVER_CONTAINER_NOT_FOUND', `No application "${params.name}" (drover status lists them).`, { detail: { name: params.name } });
+    // The container's application part: the application's, or one instance's (`web.2`).
+    const { container, uuid } = source;
     if (uuid === null) {
-      throw new DroverError('DROVER_APPLICATION_NOT_RUNNING', `No node reports a container of "${app.name}" now: it has no output to show (drover status says where it stands).`, { detail: { application: app.name } });
+      throw new DroverError('DROVER_APPLICATION_NOT_RUNNING', `No node reports a container of "${container}" now: it has no output to show (drover status says where it stands).`, { detail: { application: container } });
     }
     const report = control.observed.get(uuid)!.report;
     const where = report.labels.name ?? report.host;
     if (agentLogs === undefined) {
-      throw new DroverError('DROVER_LOGS_UNAVAILABLE', 'This control service serves plain HTTP: it has no certificate to reach the agents with, so it cannot show logs.', { detail: { application: app.name } });
+      throw new DroverError('DROVER_LOGS_UNAVAILABLE', 'This control service serves plain HTTP: it has no certificate to reach the agents with, so it cannot show logs.', { detail: { application: container } });
     }
     if (report.logs === undefined) {
-      throw new DroverError('DROVER_LOGS_UNAVAILABLE', `The agent of ${where} (${report.host}), where "${app.name}" runs, serves no logs: it has no control_tls, or its logs_port was taken (its log says which).`, {
-        detail: { application: app.name, node: uuid },
+      throw new DroverError('DROVER_LOGS_UNAVAILABLE', `The agent of ${where} (${report.host}), where "${container}" runs, serves no logs: it has no control_tls, or its logs_port was taken (its log says which).`, {
+        detail: { application: container, node: uuid },
       });
     }
     const gone = new AbortController();
     const upstream = await agentLogs({
       host: report.host,
       port: report.logs.port,
-      app: app.name,
+      app: container,
       ...(query.tail === undefined ? {} : { tail: query.tail }),
       follow: query.follow === 'true',
       signal: AbortSignal.any([gone.signal, shutdown]),
@@ -50,7 +53,7 @@ export function logRoutes(router: Router, control: Control, agentLogs: AgentLogs
       }
       const notThere = upstream.statusCode === 404 && code === 'DROVER_APPLICATION_NOT_RUNNING';
       throw new DroverError(notThere ? 'DROVER_APPLICATION_NOT_RUNNING' : 'DROVER_LOGS_UNAVAILABLE', `The agent of ${where} (${report.host}) answered ${upstream.statusCode}: ${description}`, {
-        detail: { application: app.name, node: uuid },
+        detail: { application: container, node: uuid },
       });
     }
     const raw = reply.raw;

@@ -6,7 +6,7 @@
  */
 import type { ApplicationStatus, ContainerState, DatasetState, NodeStateAnswer, ReplicationAnswer } from '#common/api.ts';
 import { applicationReplicas } from './replication-status.ts';
-import type { Application, Desired, Migration } from '#common/model.ts';
+import type { Application, Desired, Migration, NodeProblem } from '#common/model.ts';
 import { indexOf } from '../desired/desired-index.ts';
 import { instanceName, isReplicated } from '../desired/instances.ts';
 import type { ObservedState } from './observed-state.ts';
@@ -105,8 +105,9 @@ function waitingFor(app: Application, observed: ObservedState): { waiting?: stri
 
 /**
  * The newest error about `app`: a change its move's target or its node failed on its
- * container (the target first: during a move that is where it is starting), else the reason
- * its latest move failed. Reasons carry the node's address.
+ * container (the target first: during a move that is where it is starting), else why its
+ * node holds a stopped or unhealthy container back (`exited with code 1; restarting after
+ * backoff`), else the reason its latest move failed. Reasons carry the node's address.
  */
 export function lastError(desired: Desired, app: Application, migration: Migration | null, observed: ObservedState): string | null {
   // The agent names an application's container drover-<name> (convergence-agent/plan/labels.ts).
@@ -118,9 +119,19 @@ export function lastError(desired: Desired, app: Application, migration: Migrati
     if (problem) return `${problem.reason} on ${record!.report.host}`;
   }
   if (migration !== null) return null;
+  // The agent's restart decision for a container that stopped or is unhealthy
+  // (convergence-agent/plan/restart.ts); a clean exit (code 0) is not an error.
+  const record = app.node_uuid === undefined ? undefined : observed.get(app.node_uuid);
+  const crashed = record?.report.problems.find((p) => isCrash(p, subject));
+  if (crashed) return `${crashed.reason} on ${record!.report.host}`;
   let latest: Migration | undefined;
   for (const m of desired.migrations) if (m.application === app.name && (latest === undefined || m.started_at >= latest.started_at)) latest = m;
   return latest?.phase === 'failed' && latest.error !== null ? `move to ${observed.get(latest.to)?.report.host ?? latest.to} failed: ${latest.error}` : null;
+}
+
+/** A blocked container's reason that says it stopped with an error or is unhealthy (convergence-agent/plan/restart.ts). */
+function isCrash(p: NodeProblem, subject: string): boolean {
+  return p.kind === 'blocked' && p.subject === subject && /^(exited with code (?!0;)|unhealthy)/.test(p.reason);
 }
 
 /**
@@ -137,11 +148,14 @@ function instancesStatus(app: Application, observed: ObservedState, unschedulabl
   const live = instances.filter((i) => !i.draining);
   const state: ApplicationStatus['state'] = live.length === 0 ? 'unplaced' : live.some((i) => i.state === 'running') ? 'running' : live.some((i) => i.state === 'unknown') ? 'unknown' : 'missing';
   const problems: string[] = [];
+  let waiting: string | undefined;
   for (const i of app.placed ?? []) {
     const subject = `container:drover-${instanceName(app.name, i.id)}`;
     const record = observed.get(i.node_uuid);
-    const problem = record?.report.problems.find((p) => p.kind === 'failed' && p.subject === subject);
+    const problem = record?.report.problems.find((p) => p.kind === 'failed' && p.subject === subject) ?? record?.report.problems.find((p) => isCrash(p, subject));
     if (problem) problems.push(`${problem.reason} on ${record!.report.host}`);
+    // An instance held back by its node until a dependency is met (depends_on), as for a single application.
+    waiting ??= record?.report.problems.find((p) => p.kind === 'blocked' && p.subject === subject && p.reason.startsWith('waiting for '))?.reason;
   }
   return {
     name: app.name,
@@ -156,6 +170,7 @@ function instancesStatus(app: Application, observed: ObservedState, unschedulabl
     node_state: null,
     node_silent_ms: null,
     last_error: problems[0] ?? null,
+    ...(waiting === undefined ? {} : { waiting }),
     instances,
     ...(app.rollout === undefined ? {} : { rollout: { state: app.rollout.state, ...(app.rollout.reason === undefined ? {} : { reason: app.rollout.reason }) } }),
   };

@@ -9,6 +9,7 @@ import type { FileDraft, ServiceDraft } from './draft.ts';
 import { unescapeDollars } from './interpolation.ts';
 import { Scope } from './scope.ts';
 import type { YamlSource } from './yaml-source.ts';
+import { didYouMean } from '#common/did-you-mean.ts';
 
 const TOP_REASONS: Record<string, string> = {
   include: 'write the services into this file',
@@ -59,9 +60,11 @@ const NO_UPLOADS: Pick<FileContext, 'uploads' | 'secretIdOf'> = {
  */
 export function readComposeFile(src: YamlSource, top: Record<string, unknown>, uploads: Pick<FileContext, 'uploads' | 'secretIdOf'> = NO_UPLOADS): FileDraft {
   const scope = new Scope(src, []);
+  const known = ['version', 'name', 'services', 'volumes', 'networks', 'configs', 'secrets'];
   for (const key of Object.keys(top)) {
-    if (key.startsWith('x-') || ['version', 'name', 'services', 'volumes', 'networks', 'configs', 'secrets'].includes(key)) continue;
-    const reason = TOP_REASONS[key];
+    if (key.startsWith('x-') || known.includes(key)) continue;
+    const meant = didYouMean(key, known);
+    const reason = TOP_REASONS[key] ?? (meant === undefined ? undefined : `did you mean "${meant}"?`);
     scope.report([key], `unsupported top-level key "${key}"${reason ? `: ${reason}` : ''}`);
   }
   const trailer = top[CLI_TRAILER_KEY] === undefined ? undefined : scope.attempt(() => scope.shape([CLI_TRAILER_KEY], CliTrailer, top[CLI_TRAILER_KEY]), undefined);

@@ -3,12 +3,23 @@ import type { HealthCheck } from '#common/model.ts';
 import type { Scope } from './scope.ts';
 import { parseDuration } from '#common/units.ts';
 
-const Duration = z.union([z.string(), z.number()]);
+/**
+ * A Compose duration between `min` seconds and 1h. Checked inside the schema, so that a bad
+ * interval, a bad timeout and bad retries are all named in one refusal.
+ */
+function durationIn(min: number) {
+  return z.union([z.string(), z.number()], { error: 'must be a duration ("10s", "1m30s", "500ms")' }).superRefine((raw, ctx) => {
+    const s = parseDuration(raw);
+    if (s === null) ctx.addIssue({ code: 'custom', message: `"${raw}" is not a duration ("10s", "1m30s", "500ms")` });
+    else if (s < min || s > 3600) ctx.addIssue({ code: 'custom', message: `"${raw}" must be between ${min}s and 1h` });
+  });
+}
+const RETRIES = { error: 'must be a whole number from 1 to 100' };
 const Timing = {
-  interval: Duration.optional(),
-  timeout: Duration.optional(),
-  retries: z.number().int().min(1).max(100).optional(),
-  start_period: Duration.optional(),
+  interval: durationIn(0.1).optional(),
+  timeout: durationIn(0.1).optional(),
+  retries: z.number(RETRIES).int(RETRIES).min(1, RETRIES).max(100, RETRIES).optional(),
+  start_period: durationIn(0).optional(),
 };
 
 const ComposeHealth = z
@@ -54,7 +65,7 @@ export function readComposeHealthcheck(scope: Scope, value: unknown): HealthChec
   else if (kind === 'CMD-SHELL') command = rest.length === 0 ? [] : ['/bin/sh', '-c', rest.join(' ')];
   else return scope.failKey([...key, 'test'], 'must start with "CMD", "CMD-SHELL" or "NONE"');
   if (command.length === 0 || command[0] === '') scope.failKey([...key, 'test'], 'names no command');
-  return { type: 'exec', command, ...timing(scope, key, spec, { interval: 30, timeout: 30 }) };
+  return { type: 'exec', command, ...timing(spec, { interval: 30, timeout: 30 }) };
 }
 
 /**
@@ -69,7 +80,7 @@ export function readComposeHealthcheck(scope: Scope, value: unknown): HealthChec
 export function readDroverHealthcheck(scope: Scope, value: unknown): HealthCheck {
   const key = ['x-drover-healthcheck'];
   const spec = scope.shape(key, DroverHealth, value, REASONS);
-  const t = timing(scope, key, spec, { interval: 10, timeout: 1 });
+  const t = timing(spec, { interval: 10, timeout: 1 });
   if (spec.type === 'http') return { type: 'http', port: spec.port, path: spec.path ?? '/', ...t };
   return {
     type: 'tcp',
@@ -87,19 +98,16 @@ interface TimingIn {
   start_period?: string | number | undefined;
 }
 
-function timing(scope: Scope, key: string[], spec: TimingIn, defaults: { interval: number; timeout: number }) {
-  const seconds = (name: 'interval' | 'timeout' | 'start_period', fallback: number, min: number): number => {
+/** The timing in seconds; `spec` passed `Timing`, so every duration given parses and is in range. */
+function timing(spec: TimingIn, defaults: { interval: number; timeout: number }) {
+  const seconds = (name: 'interval' | 'timeout' | 'start_period', fallback: number): number => {
     const raw = spec[name];
-    if (raw === undefined) return fallback;
-    const s = parseDuration(raw);
-    if (s === null) scope.failKey([...key, name], `"${raw}" is not a duration ("10s", "1m30s", "500ms")`);
-    if (s < min || s > 3600) scope.failKey([...key, name], `"${raw}" must be between ${min}s and 1h`);
-    return s;
+    return raw === undefined ? fallback : parseDuration(raw)!;
   };
   return {
-    initial_delay_seconds: seconds('start_period', 0, 0),
-    period_seconds: seconds('interval', defaults.interval, 0.1),
-    timeout_seconds: seconds('timeout', defaults.timeout, 0.1),
+    initial_delay_seconds: seconds('start_period', 0),
+    period_seconds: seconds('interval', defaults.interval),
+    timeout_seconds: seconds('timeout', defaults.timeout),
     failure_threshold: spec.retries ?? 3,
   };
 }

@@ -135,6 +135,32 @@ describe('Compose keys', () => {
     );
   });
 
+  it("names a health check's bad interval, timeout and retries all in one refusal", () => {
+    expect(refusal('    healthcheck:\n      test: ["CMD", "true"]\n      interval: 10 seconds\n      timeout: 0s\n      retries: 0\n').split('\n')).toEqual([
+      'c.yml: 3 problems',
+      '  c.yml:6:7: service "app": key "healthcheck.interval": "10 seconds" is not a duration ("10s", "1m30s", "500ms")',
+      '  c.yml:7:7: service "app": key "healthcheck.timeout": "0s" must be between 0.1s and 1h',
+      '  c.yml:8:7: service "app": key "healthcheck.retries": must be a whole number from 1 to 100',
+    ]);
+    expect(refusal('    x-drover-healthcheck: { type: tcp, port: 80, interval: 2h, start_period: soon }\n').split('\n')).toEqual([
+      'c.yml: 2 problems',
+      '  c.yml:4:50: service "app": key "x-drover-healthcheck.interval": "2h" must be between 0.1s and 1h',
+      '  c.yml:4:64: service "app": key "x-drover-healthcheck.start_period": "soon" is not a duration ("10s", "1m30s", "500ms")',
+    ]);
+  });
+
+  it('suggests the key a misspelt one most likely meant, at any depth, and nothing when none is close', () => {
+    expect(refusal('    enviroment: { A: "1" }\n')).toBe('c.yml:4:5: service "app": unsupported key "enviroment": did you mean "environment"?');
+    expect(refusal('    port: ["80:80"]\n')).toBe('c.yml:4:5: service "app": unsupported key "port": did you mean "ports"?');
+    expect(refusal('    healthCheck: { test: ["CMD", "true"] }\n')).toBe('c.yml:4:5: service "app": unsupported key "healthCheck": did you mean "healthcheck"?');
+    expect(refusal('    deploy: { replica: 2 }\n')).toBe('c.yml:4:15: service "app": unsupported key "deploy.replica": did you mean "replicas"?');
+    expect(refusal('    x-drover-healthcheck: { type: tcp, port: 80, exepct: ok }\n')).toBe(
+      'c.yml:4:50: service "app": unsupported key "x-drover-healthcheck.exepct": did you mean "expect"?',
+    );
+    expect(refusal('    frobnicate: true\n')).toBe('c.yml:4:5: service "app": unsupported key "frobnicate"');
+    expect(refusal('', 'volume:\n  data: {}\n')).toBe('c.yml:4:1: unsupported top-level key "volume": did you mean "volumes"?');
+  });
+
   it('refuses constraints on attributes drover nodes do not have', () => {
     expect(refusal('    deploy: { placement: { constraints: ["node.role == manager"] } }\n')).toBe(
       'c.yml:4:42: service "app": key "deploy.placement.constraints[0]": "node.role == manager": drover nodes have no "node.role"; use node.labels.<name>, node.host or node.uuid',
@@ -151,7 +177,7 @@ describe('Compose keys', () => {
 
   it('refuses reserved labels, unknown service extensions and a link to a missing service', () => {
     expect(refusal('    labels: ["com.docker.compose.project=x"]\n')).toMatch(/labels under com\.docker\.compose\. are reserved$/);
-    expect(refusal('    x-drover-healtcheck: {}\n')).toBe('c.yml:4:5: service "app": unsupported key "x-drover-healtcheck"');
+    expect(refusal('    x-drover-healtcheck: {}\n')).toBe('c.yml:4:5: service "app": unsupported key "x-drover-healtcheck": did you mean "x-drover-healthcheck"?');
     expect(refusal('    links: [nowhere]\n')).toBe('c.yml:4:13: service "app": key "links[0]": service "nowhere" is not in this file');
     expect(service('    depends_on: { nowhere: { required: false } }\n').links).toEqual([]);
   });

@@ -16,6 +16,7 @@ import { readComposeInstances } from './compose-instances.ts';
 import type { Scope } from './scope.ts';
 import { splitShellWords } from './shell-words.ts';
 import { parseSize } from '#common/units.ts';
+import { didYouMean } from '#common/did-you-mean.ts';
 
 const Scalar = z.union([z.string(), z.number(), z.boolean()]);
 const StringOrList = z.union([z.string(), z.array(z.string())], { error: 'must be a string or a list of strings' }).nullable();
@@ -127,8 +128,10 @@ export function readComposeService(scope: Scope, name: string, raw: unknown, con
     const schema = (SERVICE_KEYS as Record<string, z.ZodType>)[key];
     // Compose's extension fields (`x-…`) are for other tools and YAML anchors; drover's own are read.
     if (schema === undefined && key.startsWith('x-') && !key.startsWith('x-drover')) continue;
-    if (schema === undefined) scope.reportUnsupported([key], SERVICE_REASONS[key]);
-    else (spec as Record<string, unknown>)[key] = scope.attempt(() => scope.shape([key], schema, value, SERVICE_REASONS), undefined);
+    if (schema === undefined) {
+      const meant = SERVICE_REASONS[key] === undefined ? didYouMean(key, Object.keys(SERVICE_KEYS)) : undefined;
+      scope.reportUnsupported([key], SERVICE_REASONS[key] ?? (meant === undefined ? undefined : `did you mean "${meant}"?`));
+    } else (spec as Record<string, unknown>)[key] = scope.attempt(() => scope.shape([key], schema, value, SERVICE_REASONS), undefined);
   }
   // With `build:` the refusal of build already says to name the image.
   if (!('image' in record) && !('build' in record)) scope.reportKey(['image'], 'is required');

@@ -67,6 +67,18 @@ describe('planDeploy', () => {
     });
   });
 
+  it('reports an application with instances unchanged when the same files come again after the scheduler placed them', () => {
+    const compose = 'services:\n  api:\n    image: busybox\n    deploy: { replicas: 2 }\n';
+    const first = planDeploy(empty, parsed(compose, 'version: 1\nnodes: {}\n'), 'shop').desired;
+    const placed = Desired.parse({ ...first, applications: first.applications.map((a) => ({ ...a, placed: [{ id: 1, node_uuid: N1 }, { id: 2, node_uuid: N2 }], next_instance: 3 })) });
+    const second = planDeploy(placed, parsed(compose, 'version: 1\nnodes: {}\n'), 'shop');
+    expect(second.diff.changed).toEqual([]);
+    expect(second.diff.unchanged).toEqual(['application "api"']);
+    expect(second.desired.applications[0]).toMatchObject({ placed: [{ id: 1, node_uuid: N1 }, { id: 2, node_uuid: N2 }], next_instance: 3 });
+    const more = planDeploy(placed, parsed(compose.replace('replicas: 2', 'replicas: 3'), 'version: 1\nnodes: {}\n'), 'shop');
+    expect(more.diff.changed).toEqual(['application "api": instances']);
+  });
+
   it('removes a service dropped from the file and keeps its dataset, saying so', () => {
     const first = planDeploy(empty, parsed(), 'shop').desired;
     const withoutDb = COMPOSE.replace(/  db:[\s\S]*$/, '').replace('    links: [db]\n', '');

@@ -87,7 +87,27 @@ function place(app: Application, old: Application | undefined): Application {
   const { node_uuid: _ignored, ...rest } = app;
   // An update in progress is the control service's (desired/update-holds.ts): kept, so that the same files again are `unchanged`.
   const held = old?.update_hold === undefined ? rest : { ...rest, update_hold: old.update_hold };
-  return node === undefined ? held : { ...held, node_uuid: node };
+  const placed = node === undefined ? held : { ...held, node_uuid: node };
+  return old !== undefined && runsInstances(app) && runsInstances(old) ? { ...placed, ...scheduled(old) } : placed;
+}
+
+/** `instances` or `mode: global` (docs/DESIGN.md §30), as control-service/desired/instances.ts says. */
+function runsInstances(app: Application): boolean {
+  return app.instances !== undefined || app.mode === 'global';
+}
+
+/**
+ * What the scheduler keeps on an application with instances — where each runs, the next id,
+ * its revisions and rollout — kept, as the control service keeps them after the write
+ * (desired/instances.ts `carryInstances`), so that the same files again are `unchanged`
+ * rather than "changed: next_instance, placed". A changed spec still raises the revision there.
+ */
+function scheduled(old: Application): Partial<Application> {
+  const out: Partial<Application> = {};
+  for (const key of ['placed', 'next_instance', 'revision', 'revisions', 'rollout'] as const) {
+    if (old[key] !== undefined) (out as Record<string, unknown>)[key] = old[key];
+  }
+  return out;
 }
 
 function checkConflicts(desired: Desired, parsed: Parsed, project: string): void {

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { ConfigAbort, keyPath } from './config-error.ts';
+import { didYouMean } from '#common/did-you-mean.ts';
 import type { YamlSource } from './yaml-source.ts';
 
 /**
@@ -71,7 +72,10 @@ export class Scope {
     for (const issue of result.error.issues) {
       const at = [...key, ...issue.path];
       if (issue.code === 'unrecognized_keys') {
-        for (const name of issue.keys) this.reportUnsupported([...at, name], reasons[name]);
+        for (const name of issue.keys) {
+          const meant = reasons[name] === undefined ? didYouMean(name, keysAt(schema, issue.path)) : undefined;
+          this.reportUnsupported([...at, name], reasons[name] ?? (meant === undefined ? undefined : `did you mean "${meant}"?`));
+        }
       } else if (issue.code === 'invalid_type' && issue.message.endsWith('received undefined')) {
         this.reportKey(at, 'is required');
       } else {
@@ -82,3 +86,25 @@ export class Scope {
   }
 }
 
+/** zod's definition, as far as `keysAt` looks into it. */
+interface Def {
+  type: string;
+  innerType?: { _zod: { def: Def } };
+  shape?: Record<string, { _zod: { def: Def } }>;
+  options?: { _zod: { def: Def } }[];
+}
+
+/**
+ * The keys an object schema knows at `path` inside `schema` (through optional, nullable and
+ * union), for suggesting one in place of a misspelt key; empty when there is no object there.
+ */
+function keysAt(schema: z.ZodType, path: readonly PropertyKey[]): string[] {
+  const objects = (def: Def): Def[] => {
+    if (def.innerType !== undefined) return objects(def.innerType._zod.def);
+    if (def.options !== undefined) return def.options.flatMap((o) => objects(o._zod.def));
+    return def.shape === undefined ? [] : [def];
+  };
+  let here = objects((schema as unknown as { _zod: { def: Def } })._zod.def);
+  for (const step of path) here = here.flatMap((d) => (d.shape?.[String(step)] === undefined ? [] : objects(d.shape[String(step)]!._zod.def)));
+  return [...new Set(here.flatMap((d) => Object.keys(d.shape!)))];
+}

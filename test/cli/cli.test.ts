@@ -182,6 +182,13 @@ describe('drover status', () => {
     });
   });
 
+  it('names a --control that is not a URL once, with one example, and exits 2', async () => {
+    const run = await drover(['status', '--control', 'notaurl']);
+    expect(run).toEqual({ code: 2, stdout: '', stderr: 'drover: --control: "notaurl" is not a URL (e.g. https://127.0.0.1:4523)\n' });
+    const ftp = await drover(['status', '--control', 'ftp://127.0.0.1:4523']);
+    expect(ftp.stderr).toBe('drover: --control: "ftp://127.0.0.1:4523" must be an https:// (or plain loopback http://) URL (e.g. https://127.0.0.1:4523)\n');
+  });
+
   it('exits 2 on an unknown flag', async () => {
     const run = await drover(['status', '--verbose'], { control: control.url });
     expect(run).toEqual({ code: 2, stdout: '', stderr: "drover: status: Unknown option '--verbose'\nusage: drover status [--json]\n" });

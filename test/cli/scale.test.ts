@@ -37,7 +37,14 @@ describe('drover scale', () => {
     const before = await api.containers();
 
     expect(await drover(['scale', 'cache', 'three'])).toMatchObject({ code: 2, stderr: expect.stringContaining('instances "three" is not a whole number from 0 to 256') });
-    expect(await drover(['scale', 'db', '2'])).toMatchObject({ code: 1, stderr: expect.stringMatching(/instances.*an application with a dataset runs as one instance/) });
+    expect(await drover(['scale', 'db', '2'])).toEqual({
+      code: 1,
+      stdout: '',
+      stderr:
+        'drover: Application "db" cannot be scaled: an application with a dataset runs as one instance (its data is on one node); nothing was changed.\n' +
+        '  - instances: an application with a dataset runs as one instance (its data is on one node)\n',
+    });
+    expect(await drover(['scale', 'cahce', '2'])).toEqual({ code: 1, stdout: '', stderr: 'drover: no application "cahce" (drover status lists them)\n' });
     expect(await api.containers()).toEqual(before);
 
     expect(await drover(['scale', 'cache', '3'])).toMatchObject({ code: 0, stdout: '"cache": 1 → 3 instances (drover status shows each as it starts or drains)\n' });

@@ -213,8 +213,8 @@ const REFUSED: Record<string, string[]> = {
       "@:10:9: service \"reverse-proxy\": key \"volumes[0]\": \"/var/run/docker.sock\": a host path stays on its host and does not move with the service; use a named volume (drover moves it with the service), or a file of the project (\"./file:/path:ro\")",
     ],
     'refuse-typos.yml': [
-      "@:5:5: service \"web\": unsupported key \"enviroment\"",
-      "@:7:5: service \"web\": unsupported key \"port\"",
+      "@:5:5: service \"web\": unsupported key \"enviroment\": did you mean \"environment\"?",
+      "@:7:5: service \"web\": unsupported key \"port\": did you mean \"ports\"?",
       "@:9:5: service \"web\": key \"restart\": \"sometimes\" is not a restart policy (no, always, on-failure[:N], unless-stopped)",
       "@:10:5: service \"web\": key \"mem_limit\": \"lots\" is not a size (\"512M\", \"1G\", bytes)",
       "@:11:5: service \"web\": key \"stop_grace_period\": \"soon\" is not a duration up to 1h (\"10s\", \"1m30s\")",

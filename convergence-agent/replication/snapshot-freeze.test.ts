@@ -152,6 +152,32 @@ describe('SnapshotFreezer', () => {
     expect(e.paused.size).toBe(0);
     freezer.close();
   });
+
+  it('keeps a container frozen through two overlapping snapshots of its dataset without pausing it twice', async () => {
+    const e = engine();
+    const freezer = new SnapshotFreezer({ runtime: e.runtime, containersOf: async () => ['c1'], journal, log: silentLogger() });
+    let first!: () => void;
+    const one = freezer.around(DS, () => new Promise<void>((r) => (first = r)));
+    await sleep(20);
+    let second!: () => void;
+    let pausedDuringSecond = false;
+    const two = freezer.around(DS, async () => {
+      pausedDuringSecond = e.paused.has('c1');
+      await new Promise<void>((r) => (second = r));
+    });
+    await sleep(20);
+    expect(pausedDuringSecond).toBe(true);
+    first();
+    await one;
+    // The first snapshot ended; the second still runs: still frozen.
+    expect(e.paused.has('c1')).toBe(true);
+    second();
+    await two;
+    expect(e.paused.has('c1')).toBe(false);
+    expect(e.events).toEqual(['pause c1', 'unpause c1']);
+    expect(await journalled()).toEqual([]);
+    freezer.close();
+  });
 });
 
 describe('mountingContainers', () => {

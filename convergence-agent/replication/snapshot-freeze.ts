@@ -73,6 +73,10 @@ export class SnapshotFreezer {
     }
     if (ids.length === 0) return snapshot();
     let paused: string[] = [];
+    // Already frozen by another running freeze (a second snapshot of the dataset overlapping
+    // it, or two datasets of one application): not paused again (Docker refuses: "already
+    // paused"), and kept frozen until the last of them thaws.
+    const toPause = ids.filter((id) => !this.active.has(id));
     for (const id of ids) this.active.set(id, (this.active.get(id) ?? 0) + 1);
     const release = (): void => {
       for (const id of ids) {
@@ -84,8 +88,8 @@ export class SnapshotFreezer {
     try {
       for (const id of ids) this.frozen.add(id);
       await this.save();
-      const results = await Promise.allSettled(ids.map((id) => this.deps.runtime.pause(id)));
-      paused = ids.filter((_, i) => results[i]!.status === 'fulfilled');
+      const results = await Promise.allSettled(toPause.map((id) => this.deps.runtime.pause(id)));
+      paused = toPause.filter((_, i) => results[i]!.status === 'fulfilled');
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
     } catch (err) {

@@ -25,6 +25,7 @@
  *             and the zfs-fuse daemon's CPU from /proc during the on phase, whole and minus
  *             the off phase's rate
  * Targets beside them: lag p99 ≤ 2 × interval, write p99 on ÷ off ≤ 1.2.
+ * `--freeze`: the on phases' policy asks for `freeze_during_snapshot` (docs/DESIGN.md §47).
  * `--json` prints only `{"runs":[{"intervalS","lagP50S","lagP99S","lagMaxS","writeP99RatioOnOff"}]}`.
  */
 import { randomBytes } from 'node:crypto';
@@ -50,6 +51,7 @@ const { values: flags } = parseArgs({
     intervals: { type: 'string', default: '1,2,5' },
     'load-mib': { type: 'string', default: '64' },
     rate: { type: 'string', default: '200' },
+    freeze: { type: 'boolean', default: false },
   },
 });
 const seconds = Number(flags.seconds);
@@ -295,7 +297,7 @@ async function measure(api: ApiClient, cluster: LocalCluster, writer: PacedWrite
   const cpuOffRate = (replicationCpu(cluster) - cpuOff0) / ((performance.now() - offStarted) / 1000);
 
   // On: once both replicas are seeded and ok, `seconds` of steady state.
-  await api.setApplicationReplication(APP, { replicas: 2, interval_seconds: intervalS, retention: RETENTION });
+  await api.setApplicationReplication(APP, { replicas: 2, interval_seconds: intervalS, retention: RETENTION, ...(flags.freeze ? { freeze_during_snapshot: true } : {}) });
   const seedStarted = performance.now();
   await until('both replicas ok', 600_000, async () => {
     const r = await mine(api, datasetId);

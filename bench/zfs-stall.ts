@@ -23,7 +23,11 @@
  * that writer's fdatasync out of each snapshot (waits for one in flight, starts none until the
  * `zfs snapshot` returns); `--hold all` holds its writes too (an application frozen for the
  * snapshot). They test docs/DESIGN.md §45: the ~0.95 s stall needs writes into the dataset
- * while it is snapshotted (`all` removes it), not the fsync (`fsync` does not).
+ * while it is snapshotted (`all` removes it), not the fsync (`fsync` does not). `--pre-sync`
+ * (snap-A only) runs a cheap sync task on the same pool right before each `zfs snapshot` — a
+ * `zfs set` of a user property on a tiny idle dataset, which returns once the group it joined
+ * has synced — so that the snapshot starts with the pool's sync pipeline empty (docs/DESIGN.md
+ * §47); its own time is printed apart (what it would add to a replication step's lag).
  */
 import { spawn, execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -35,7 +39,7 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 const { values: flags } = parseArgs({
-  options: { json: { type: 'boolean', default: false }, seconds: { type: 'string', default: '20' }, rate: { type: 'string', default: '200' }, phases: { type: 'string' }, writer: { type: 'string', default: 'batch' }, hold: { type: 'string', default: 'none' } },
+  options: { json: { type: 'boolean', default: false }, seconds: { type: 'string', default: '20' }, rate: { type: 'string', default: '200' }, phases: { type: 'string' }, writer: { type: 'string', default: 'batch' }, hold: { type: 'string', default: 'none' }, 'pre-sync': { type: 'boolean', default: false } },
 });
 const seconds = Number(flags.seconds);
 const rate = Number(flags.rate);
@@ -44,6 +48,7 @@ if (!Number.isInteger(rate) || rate < 1 || rate > 2000) throw new Error('--rate:
 if (!['batch', 'redis'].includes(flags.writer)) throw new Error('--writer: batch or redis');
 if (!['none', 'fsync', 'all'].includes(flags.hold)) throw new Error('--hold: none, fsync or all');
 if (flags.hold !== 'none' && flags.writer !== 'redis') throw new Error('--hold: only with --writer redis');
+const preSync = flags['pre-sync'];
 const say = (line: string): void => void process.stderr.write(`${line}\n`);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
@@ -96,11 +101,28 @@ async function main(): Promise<void> {
       receive.on('exit', (c) => (c === 0 ? resolve() : reject(new Error(`seed receive exited ${c}`))));
     });
     await zfs('set', 'mountpoint=none', `${poolB}/data`);
+    // --pre-sync's target: nothing writes into it, so its sync task is the group's only work there.
+    await zfs('create', '-o', 'mountpoint=none', `${poolA}/idle`);
 
     let last = 's0';
+    // snap-A's parts: the pre-sync and the `zfs snapshot` alone (a tick is both).
+    let preSyncMs: number[] = [];
+    let snapshotMs: number[] = [];
     const phases: Phase[] = [
       { name: 'idle', tick: null },
-      { name: 'snap-A', tick: async (n) => void (await zfs('snapshot', `${poolA}/data@p${n}`)) },
+      {
+        name: 'snap-A',
+        tick: async (n) => {
+          if (preSync) {
+            const began = performance.now();
+            await zfs('set', `drover:presync=${n}`, `${poolA}/idle`);
+            preSyncMs.push(performance.now() - began);
+          }
+          const began = performance.now();
+          await zfs('snapshot', `${poolA}/data@p${n}`);
+          snapshotMs.push(performance.now() - began);
+        },
+      },
       {
         name: 'step-A',
         tick: async (n) => {
@@ -142,13 +164,19 @@ async function main(): Promise<void> {
     const wanted = flags.phases?.split(',') ?? phases.map((p) => p.name);
     const unknown = wanted.filter((name) => !phases.some((p) => p.name === name));
     if (unknown.length > 0) throw new Error(`--phases: unknown ${unknown.join(', ')} (known: ${phases.map((p) => p.name).join(', ')})`);
+    if (preSync && wanted.some((name) => name !== 'snap-A' && name !== 'idle')) throw new Error('--pre-sync: only with --phases snap-A (or idle,snap-A)');
     const file = await open(join(mount, 'aof'), 'a');
-    const results: Array<{ phase: string; writes: number; p50Ms: number; p99Ms: number; maxMs: number; slowWrites: number; ticks: number; tickP50Ms: number; slowTicks: number }> = [];
+    const results: Array<{
+      phase: string; writes: number; p50Ms: number; p99Ms: number; maxMs: number; slowWrites: number; ticks: number; tickP50Ms: number; slowTicks: number;
+      tickP99Ms: number; snapshotP50Ms: number; snapshotP99Ms: number; slowSnapshots: number; preSyncP50Ms: number; preSyncP99Ms: number; preSyncMaxMs: number;
+    }> = [];
     try {
       for (const phase of wanted.map((name) => phases.find((p) => p.name === name)!)) {
         say(`phase ${phase.name}: ${seconds} s`);
         const latencies: number[] = [];
         const tickMs: number[] = [];
+        preSyncMs = [];
+        snapshotMs = [];
         const end = performance.now() + seconds * 1000;
         // --hold: the writer's fdatasync (and with `all` its writes) wait while a tick runs, and
         // a tick starts only once an fdatasync in flight has returned.
@@ -201,6 +229,8 @@ async function main(): Promise<void> {
         await ticker;
         latencies.sort((a, b) => a - b);
         tickMs.sort((a, b) => a - b);
+        preSyncMs.sort((a, b) => a - b);
+        snapshotMs.sort((a, b) => a - b);
         const q = (xs: number[], p: number): number => (xs.length === 0 ? NaN : Math.round(xs[Math.min(xs.length - 1, Math.floor(p * xs.length))]! * 10) / 10);
         results.push({
           phase: phase.name,
@@ -212,6 +242,13 @@ async function main(): Promise<void> {
           ticks: tickMs.length,
           tickP50Ms: q(tickMs, 0.5),
           slowTicks: tickMs.filter((x) => x >= 700).length,
+          tickP99Ms: q(tickMs, 0.99),
+          snapshotP50Ms: q(snapshotMs, 0.5),
+          snapshotP99Ms: q(snapshotMs, 0.99),
+          slowSnapshots: snapshotMs.filter((x) => x >= 700).length,
+          preSyncP50Ms: q(preSyncMs, 0.5),
+          preSyncP99Ms: q(preSyncMs, 0.99),
+          preSyncMaxMs: q(preSyncMs, 1),
         });
       }
     } finally {
@@ -222,9 +259,9 @@ async function main(): Promise<void> {
       return;
     }
     const idle = results[0]!;
-    process.stdout.write(`${['phase', 'writes', 'p50 ms', 'p99 ms', 'max ms', '≥ 0.5 s', 'p99 ÷ idle', 'zfs ops', 'op p50 ms', 'ops ≥ 0.7 s'].join('\t')}\n`);
+    process.stdout.write(`${['phase', 'writes', 'p50 ms', 'p99 ms', 'max ms', '≥ 0.5 s', 'p99 ÷ idle', 'zfs ops', 'op p50 ms', 'ops ≥ 0.7 s', 'op p99 ms', 'snapshot p50 / p99 ms', 'snapshots ≥ 0.7 s', 'pre-sync p50 / p99 / max ms'].join('\t')}\n`);
     for (const r of results) {
-      process.stdout.write(`${[r.phase, r.writes, r.p50Ms, r.p99Ms, r.maxMs, r.slowWrites, (r.p99Ms / idle.p99Ms).toFixed(1), r.ticks, r.tickP50Ms, r.slowTicks].join('\t')}\n`);
+      process.stdout.write(`${[r.phase, r.writes, r.p50Ms, r.p99Ms, r.maxMs, r.slowWrites, (r.p99Ms / idle.p99Ms).toFixed(1), r.ticks, r.tickP50Ms, r.slowTicks, r.tickP99Ms, `${r.snapshotP50Ms} / ${r.snapshotP99Ms}`, r.slowSnapshots, `${r.preSyncP50Ms} / ${r.preSyncP99Ms} / ${r.preSyncMaxMs}`].join('\t')}\n`);
     }
   } finally {
     // zfs-fuse keeps a pool busy for a while after a `zfs send` from it: retry for up to ~2 min.

@@ -117,6 +117,12 @@ export const ReplicationPolicy = z
       .object({ primary: RetentionGridText.default(DEFAULT_RETENTION_GRID), replicas: RetentionGridText.default(DEFAULT_RETENTION_GRID) })
       .strict()
       .default({ primary: DEFAULT_RETENTION_GRID, replicas: DEFAULT_RETENTION_GRID }),
+    /**
+     * Pause the application's containers while each interval's `zfs snapshot` of its datasets
+     * runs (docs/DESIGN.md §47): trades zfs-fuse's rare ~1 s write stall for a pause of the
+     * snapshot's length every interval. Off when absent; only for datasets an application mounts.
+     */
+    freeze_during_snapshot: z.boolean().optional(),
   })
   .strict();
 export type ReplicationPolicy = z.infer<typeof ReplicationPolicy>;

@@ -163,6 +163,19 @@ export class DockerRuntime implements ContainerRuntime {
     await call('restart container', () => this.docker.getContainer(containerId).restart({ t, abortSignal: this.signal(t) }));
   }
 
+  /** Freezes the container's processes (the cgroup freezer): replication/snapshot-freeze.ts. */
+  async pause(containerId: string): Promise<void> {
+    await call('pause container', () => this.docker.getContainer(containerId).pause({ abortSignal: this.signal() }));
+  }
+
+  /**
+   * Thaws a paused container. Docker answers 409 for one that is not paused and 404 for one
+   * that is gone: both are thawed as far as a freeze is concerned.
+   */
+  async unpause(containerId: string): Promise<void> {
+    await call('unpause container', () => this.docker.getContainer(containerId).unpause({ abortSignal: this.signal() }), { okStatus: [404, 409] });
+  }
+
   /**
    * Stops with the container's stop signal (Docker sends its `StopSignal`) and its own grace
    * period (`StopTimeout`, Compose's `stop_grace_period`) when it has one, else `stopTimeoutSeconds`.

@@ -46,6 +46,7 @@ import type { TlsIdentity } from './transfer/tls-certs.ts';
 import { TransferServer } from './transfer/tls-server.ts';
 import { DEFAULT_PUMP_PATH, findNativePump } from './transfer/native-pump.ts';
 import { PromAgentMetrics } from './prom-metrics.ts';
+import { mountingContainers, SnapshotFreezer } from './replication/snapshot-freeze.ts';
 import { primaryIntervals } from './metrics.ts';
 
 function fail(message: string): never {
@@ -178,6 +179,17 @@ async function main(): Promise<void> {
     replicationReport: (report, signal) => control.replicationReport(report, signal),
     waitForDesired: (nodeUuid, after, waitMs, signal) => control.waitForDesired(nodeUuid, after, waitMs, signal),
   };
+  // The opt-in freeze during interval snapshots (docs/DESIGN.md §47); thaws what a previous agent left frozen.
+  const freezer = new SnapshotFreezer({
+    runtime,
+    containersOf: mountingContainers({
+      mountpointOf: async (datasetId) => (await store.getDataset(datasetId))?.mountpoint ?? null,
+      listContainers: () => runtime.listContainers(uuid),
+    }),
+    journal: join(config.state_dir, 'snapshot-freeze.json'),
+    log: log.child({ subsystem: 'snapshot-freeze' }),
+  });
+  await freezer.recover().catch((err: unknown) => log.error({ err }, 'snapshot freeze journal not read: nothing thawed from it'));
   const replicator = new Replicator({ store, stateDir: join(config.state_dir, 'replication'), log, clock, metrics, transport: config.transport });
   const replication = new ReplicationScheduler({
     nodeUuid: uuid,
@@ -192,6 +204,7 @@ async function main(): Promise<void> {
     concurrency: config.replication_concurrency,
     // A step's end, or a pair's change of state, is reported at once, alone (docs/DESIGN.md §38).
     onChange: () => replicationReporter?.changed(),
+    freeze: (datasetId, snapshot) => freezer.around(datasetId, snapshot),
   });
   replicationReporter = new ReplicationReporter({
     identity,
@@ -345,6 +358,7 @@ async function main(): Promise<void> {
     void loop!
       .stop()
       .then(() => Promise.all([migrations.stop(), replication.stop(), fence.stop(), replicationReporter!.stop()]))
+      .then(() => freezer.close())
       .then(() => desiredCache.settled())
       .then(() => transferServer?.close())
       .then(() => metricsListener?.close())

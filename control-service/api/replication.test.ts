@@ -70,6 +70,31 @@ describe('PUT /v1/drover/datasets/<id>/replication', () => {
   });
 });
 
+describe('freeze_during_snapshot', () => {
+  it('is refused on a dataset no application mounts, naming the field, and changes nothing', async () => {
+    await cluster();
+    const before = h.control.snapshot.version;
+    const answer = await h.request('PUT', `/v1/drover/datasets/${D}/replication`, { ...policy, freeze_during_snapshot: true });
+    expect(answer.statusCode).toBe(400);
+    expect(answer.body).toContain('replication.freeze_during_snapshot');
+    const created = await h.request('POST', '/v1/configuration/datasets', { primary: nodeId(2), replication: { replicas: 1, freeze_during_snapshot: true } });
+    expect(created.statusCode).toBe(400);
+    expect(created.body).toContain('replication.freeze_during_snapshot');
+    expect(h.control.snapshot.version).toBe(before);
+    expect((await h.request('PUT', `/v1/drover/datasets/${D}/replication`, { ...policy, freeze_during_snapshot: 'yes' })).statusCode).toBe(400);
+  });
+
+  it("is accepted in an application's policy and copied onto the datasets it mounts", async () => {
+    await cluster();
+    await h.request('POST', '/v1/configuration/containers', { name: 'db', image: 'redis', node_uuid: nodeId(1), volumes: [{ dataset_id: D, mountpoint: '/data' }] });
+    const app = await h.request('PUT', '/v1/drover/applications/db/replication', { ...policy, freeze_during_snapshot: true });
+    expect(app.statusCode).toBe(200);
+    expect(h.control.desired.datasets[0]).toMatchObject({ replication: { replicas: 2, freeze_during_snapshot: true } });
+    // The dataset is mounted now: its own policy may ask for it too.
+    expect((await h.request('PUT', `/v1/drover/datasets/${D}/replication`, { ...policy, freeze_during_snapshot: true })).statusCode).toBe(200);
+  });
+});
+
 describe('an application policy', () => {
   it('is copied onto its datasets, shown in its status, and neither restarts nor moves it', async () => {
     await cluster();

@@ -36,6 +36,16 @@ describe('x-drover.replication in a Compose service', () => {
     expect(refusal(`    x-drover:\n      replication: { replicas: 1, copies: 3 }\n`)).toMatch(/service "db": unsupported key "x-drover\.replication\.copies"/);
   });
 
+  it('reads freeze_during_snapshot: true into the policy, and leaves it out when false or absent', () => {
+    expect(parse(`    x-drover:\n      replication: { replicas: 1, freeze_during_snapshot: true }\n`).applications[0]!.replication).toMatchObject({ replicas: 1, freeze_during_snapshot: true });
+    expect(parse(`    x-drover:\n      replication: { replicas: 1, freeze_during_snapshot: false }\n`).applications[0]!.replication).not.toHaveProperty('freeze_during_snapshot');
+    expect(parse(`    x-drover:\n      replication: { replicas: 1 }\n`).applications[0]!.replication).not.toHaveProperty('freeze_during_snapshot');
+  });
+
+  it('refuses a freeze_during_snapshot that is not a boolean, naming the key', () => {
+    expect(refusal(`    x-drover:\n      replication: { replicas: 1, freeze_during_snapshot: sometimes }\n`)).toMatch(/service "db": key "x-drover\.replication\.freeze_during_snapshot"/);
+  });
+
   it('refuses deploy.replicas above 1 for a service with a volume, pointing at replication for standby copies', () => {
     expect(refusal(`    volumes: [data:/data]\n    deploy:\n      replicas: 2\nvolumes:\n  data: {}\n`)).toMatch(/service "db": key "deploy\.replicas": a service with a volume runs as one container.*x-drover: \{ replication: \{ replicas: N \} \}/);
   });

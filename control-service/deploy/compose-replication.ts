@@ -11,6 +11,7 @@
  *     retention:             # zrepl's grid notation, per side
  *       primary: 1x1m(keep=all) | 24x1h
  *       replicas: 1x1m(keep=all) | 24x1h | 7x1d
+ *     freeze_during_snapshot: true   # pause the containers while each snapshot runs (docs/DESIGN.md §47); default false
  * ```
  *
  * Swarm's `deploy.replicas` is not this: there it counts running instances, and drover runs
@@ -26,6 +27,7 @@ const ComposeReplication = z
     replicas: ReplicationPolicy.shape.replicas,
     interval: z.union([z.string(), z.number()]).optional(),
     retention: z.object({ primary: RetentionGridText.optional(), replicas: RetentionGridText.optional() }).strict().optional(),
+    freeze_during_snapshot: z.boolean().optional(),
   })
   .strict();
 
@@ -48,5 +50,6 @@ export function readComposeReplication(scope: Scope, key: readonly PropertyKey[]
     replicas: spec.replicas,
     ...(interval === undefined ? {} : { interval_seconds: interval }),
     ...(spec.retention === undefined ? {} : { retention: spec.retention }),
+    ...(spec.freeze_during_snapshot === true ? { freeze_during_snapshot: true } : {}),
   });
 }

@@ -9,6 +9,7 @@ import { indexOf, replaceAt } from './desired-index.ts';
 import { assertNotLeasedAway } from './leases.ts';
 import { findDataset } from './lookups.ts';
 import { startMigration, type MigrationStart } from './migrations.ts';
+import { assertFreezable } from './replication.ts';
 
 export interface CreateDataset {
   primary: string;
@@ -24,6 +25,7 @@ export function createDataset(desired: Desired, input: CreateDataset, newId: () 
   if (indexOf(desired).datasets.has(datasetId)) {
     throw new DroverError('DROVER_DATASET_ID_IN_USE', 'The provided dataset_id is already in use.', { detail: { dataset_id: datasetId } });
   }
+  assertFreezable(desired, datasetId, input.replication);
   const dataset: Dataset = {
     dataset_id: datasetId,
     primary: input.primary,

@@ -14,11 +14,29 @@ import { findApplication, findDataset } from './lookups.ts';
 
 const samePolicy = (a: ReplicationPolicy | null, b: ReplicationPolicy | null) => JSON.stringify(a) === JSON.stringify(b);
 
-/** Sets a dataset's policy (null: stop replicating). Unchanged when equal. @throws DROVER_DATASET_NOT_FOUND, DROVER_DATASET_DELETED */
+/**
+ * Sets a dataset's policy (null: stop replicating). Unchanged when equal.
+ * @throws DROVER_DATASET_NOT_FOUND, DROVER_DATASET_DELETED, DROVER_INVALID_REQUEST (assertFreezable)
+ */
 export function setDatasetReplication(desired: Desired, datasetId: string, policy: ReplicationPolicy | null): Desired {
   const dataset = findDataset(desired, datasetId);
   if (dataset.deleted) throw new DroverError('DROVER_DATASET_DELETED', 'The dataset has been deleted.', { detail: { dataset_id: datasetId } });
+  assertFreezable(desired, datasetId, policy);
   return withPolicy(desired, [datasetId], policy);
+}
+
+/**
+ * `freeze_during_snapshot` pauses the containers of the application that mounts the dataset
+ * (docs/DESIGN.md §47): a dataset policy that asks for it where no application mounts the
+ * dataset (a bare dataset, a new one) is refused, naming the field, rather than silently
+ * freezing nothing. An application's policy reaches its datasets through withPolicy, not here.
+ * @throws DROVER_INVALID_REQUEST
+ */
+export function assertFreezable(desired: Desired, datasetId: string, policy: ReplicationPolicy | null | undefined): void {
+  if (policy?.freeze_during_snapshot !== true || indexOf(desired).applicationByDataset.has(datasetId)) return;
+  throw new DroverError('DROVER_INVALID_REQUEST', 'replication.freeze_during_snapshot: no application mounts this dataset, so there is nothing to freeze during its snapshots; set it on the application instead', {
+    detail: { dataset_id: datasetId, field: 'replication.freeze_during_snapshot' },
+  });
 }
 
 /**

@@ -36,7 +36,14 @@ export class IntervalSnapshots {
   /** Per dataset, the listing the interval's steps share (`listing`): of which snapshot, when. */
   private readonly listings = new Map<string, { name: string; at: number; snapshots: Promise<ZfsSnapshotInfo[]> }>();
 
-  constructor(private readonly deps: { store: ReplicationStore; clock: Clock }) {}
+  constructor(
+    private readonly deps: {
+      store: ReplicationStore;
+      clock: Clock;
+      /** Runs a new interval snapshot's `zfs snapshot` (the freeze of docs/DESIGN.md §47, where the dataset's policy asks); else it runs as is. */
+      freeze?: (datasetId: string, snapshot: () => Promise<unknown>) => Promise<unknown>;
+    },
+  ) {}
 
   /**
    * The snapshot a step of `datasetId` that began at `began` sends, and the promise of its
@@ -191,7 +198,8 @@ export class IntervalSnapshots {
     const { store, clock } = this.deps;
     const name = newSnapshotName(new Date(clock.now()));
     // `zfs snapshot` alone where the store can: every step lists the snapshots anyway.
-    const ready = store.takeSnapshot ? store.takeSnapshot(datasetId, name) : store.createSnapshot(datasetId, name);
+    const snapshot = (): Promise<unknown> => (store.takeSnapshot ? store.takeSnapshot(datasetId, name) : store.createSnapshot(datasetId, name));
+    const ready = this.deps.freeze ? this.deps.freeze(datasetId, snapshot) : snapshot();
     // A failed `zfs snapshot` is not shared: the next replica's step takes its own.
     const entry: Taken = { name, at, ready, delivered: false, reserved: new Set(), chosenBy: new Set() };
     this.forgetListing(datasetId);

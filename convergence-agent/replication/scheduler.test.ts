@@ -22,7 +22,7 @@ interface Call {
 }
 
 /** A replicate() whose steps end when the test says (or at once, with `auto`). */
-function world(opts: { onChange?: () => void; auto?: boolean; concurrency?: number; writtenProperty?: boolean; abortLandsLate?: boolean; listing?: (peer: string) => ZfsSnapshotInfo[]; settle?: boolean; holdSettle?: boolean } = {}) {
+function world(opts: { freeze?: (datasetId: string, snapshot: () => Promise<unknown>) => Promise<unknown>; onChange?: () => void; auto?: boolean; concurrency?: number; writtenProperty?: boolean; abortLandsLate?: boolean; listing?: (peer: string) => ZfsSnapshotInfo[]; settle?: boolean; holdSettle?: boolean } = {}) {
   const clock = new FakeClock();
   const store = new FakeDatasetStore({ writtenProperty: opts.writtenProperty ?? false });
   const calls: Call[] = [];
@@ -100,6 +100,7 @@ function world(opts: { onChange?: () => void; auto?: boolean; concurrency?: numb
     ...(peerSnapshots ? { peerSnapshots } : {}),
     ...(opts.settle ? { settle } : {}),
     ...(opts.onChange ? { onChange: opts.onChange } : {}),
+    ...(opts.freeze ? { freeze: opts.freeze } : {}),
   });
   return { clock, store, calls, scheduler, listed, targets, settled, settling, maxInFlight: () => maxInFlight };
 }
@@ -118,6 +119,41 @@ async function settleMicrotasks(): Promise<void> {
 }
 
 describe('ReplicationScheduler', () => {
+  it('takes the interval snapshot through the freeze only for a dataset whose policy asks for freeze_during_snapshot', async () => {
+    const frozen: string[] = [];
+    const w = world({
+      auto: true,
+      freeze: async (datasetId, snapshot) => {
+        frozen.push(datasetId);
+        return snapshot();
+      },
+    });
+    await w.store.createDataset(DS_1, { maximumSize: null });
+    await w.store.createDataset(DS_2, { maximumSize: null });
+    w.scheduler.sync(
+      view({
+        datasets: [
+          dataset(DS_1, NODE_A, { replication: { ...POLICY, freeze_during_snapshot: true }, replicas: [NODE_B, NODE_C] }),
+          dataset(DS_2, NODE_A, { replication: POLICY, replicas: [NODE_B, NODE_C] }),
+        ],
+      }),
+    );
+    await settleMicrotasks();
+    // One snapshot per dataset, shared by its two replicas; only DS_1's went through the freeze.
+    expect(frozen).toEqual([DS_1]);
+    const sent = (id: string) => new Set(w.calls.filter((c) => c.options.datasetId === id).map((c) => c.options.snapshotName));
+    expect(sent(DS_1).size).toBe(1);
+    expect((await w.store.listSnapshots(DS_1)).map((x) => x.snapshot)).toContain([...sent(DS_1)][0]);
+    expect(sent(DS_2).size).toBe(1);
+    // The policy turned off: the next interval's snapshot is taken unfrozen.
+    w.scheduler.sync(view({ datasets: [dataset(DS_1, NODE_A, { replication: POLICY, replicas: [NODE_B, NODE_C] })] }));
+    await w.clock.advance(10_000);
+    await settleMicrotasks();
+    expect(sent(DS_1).size).toBe(2);
+    expect(frozen).toEqual([DS_1]);
+    await w.scheduler.stop();
+  });
+
   it('runs one step per replica every interval', async () => {
     const w = world({ auto: true });
     await w.store.createDataset(DS_1, { maximumSize: null });

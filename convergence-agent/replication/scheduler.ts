@@ -75,6 +75,12 @@ export interface ReplicationDeps {
   backoff?: Backoff;
   /** Called when a status changed (the loop reports sooner). */
   onChange?: () => void;
+  /**
+   * Runs the interval's `zfs snapshot` of a dataset whose policy asks for
+   * `freeze_during_snapshot`, its application's containers paused (SnapshotFreezer.around,
+   * docs/DESIGN.md §47). Absent: such snapshots are taken unfrozen.
+   */
+  freeze?(datasetId: string, snapshot: () => Promise<unknown>): Promise<unknown>;
 }
 
 const DEFAULT_BACKOFF: Backoff = { initialMs: 1_000, capMs: 60_000 };
@@ -100,12 +106,18 @@ export class ReplicationScheduler {
   /** The statuses as last ordered (`statusReport`), without their lag, and their seq. */
   private statusKey = '';
   private statusSeq = 0;
+  /** Datasets primary here whose policy asks for `freeze_during_snapshot`, as of the last view. */
+  private freezing: ReadonlySet<string> = new Set();
 
   constructor(private readonly deps: ReplicationDeps) {
     this.concurrency = Math.max(1, deps.concurrency ?? 4);
     this.backoff = deps.backoff ?? DEFAULT_BACKOFF;
     this.holdTags = new HoldTagBook({ store: deps.store, log: deps.log });
-    this.snapshots = new IntervalSnapshots({ store: deps.store, clock: deps.clock });
+    this.snapshots = new IntervalSnapshots({
+      store: deps.store,
+      clock: deps.clock,
+      ...(deps.freeze ? { freeze: (datasetId: string, snapshot: () => Promise<unknown>) => (this.freezing.has(datasetId) ? deps.freeze!(datasetId, snapshot) : snapshot()) } : {}),
+    });
     this.pruner = new Pruner({ store: deps.store, clock: deps.clock, log: deps.log });
   }
 
@@ -120,6 +132,7 @@ export class ReplicationScheduler {
     const moving = new Set(desired.migrations.filter((m) => m.phase !== 'done' && m.phase !== 'failed').flatMap((m) => m.dataset_ids));
     this.migrationGenerations = new Map(desired.migrations.map((m) => [m.id, m.generation]));
     const wanted = new Set<string>();
+    const freezing = new Set<string>();
     for (const d of desired.datasets) {
       if (d.deleted) continue;
       // A move, or another primary, changes the snapshots here: the next step lists them.
@@ -133,6 +146,7 @@ export class ReplicationScheduler {
       const policy = d.replication;
       if (!policy || policy.replicas <= 0) continue;
       this.holdTags.primaryHere(d.dataset_id);
+      if (policy.freeze_during_snapshot === true) freezing.add(d.dataset_id);
       const grids = gridsOf(policy, this.deps.log, d.dataset_id);
       this.grids.set(d.dataset_id, grids);
       this.replicaNodes.set(d.dataset_id, new Set(d.replicas));
@@ -158,6 +172,7 @@ export class ReplicationScheduler {
         pair.status.state = paused ? 'paused' : pair.status.state === 'paused' ? (pair.status.last_success_at !== null ? 'ok' : 'seeding') : pair.status.state;
       }
     }
+    this.freezing = freezing;
     for (const [key, pair] of this.pairs) {
       if (wanted.has(key)) continue;
       pair.running?.abort(new Error('the replica is no longer wanted'));

@@ -10,11 +10,7 @@
  *   destroys issued together (zfs-fuse takes one snapshot per `destroy`, and commands issued
  *   together share a transaction group's wait);
  * - a replica's side runs in its pair's step after the holds settled (its receiving lock:
- *   nothing is received meanwhile): one listing and a plan every `pruneEveryMs`, its destroys
- *   issued a few at a time in this and the next tails — while the pair's next step is not due
- *   yet, and at least a fifth of the plan per tail so it ends within half the period
- *   (`targetBudget`). The replica's session runs its writes one after another, so destroying a
- *   plan of 15–36 at once held the pair's next step back by 1.4–2.5 s (DESIGN.md §44).
+ *   nothing is received meanwhile), one listing, the destroys together.
  *
  * Both keep what the engine's rule kept: the newest snapshot, the newest common one with every
  * partner, every held one, every undatable one. Pure decisions live in prune.ts.
@@ -43,11 +39,6 @@ export class Pruner {
   private readonly sourceRuns = new Map<string, Promise<void>>();
   private readonly targetAt = new Map<string, number>();
 
-  /** Per pair: the replica's destroys its last plan made and not issued yet, and how many to issue per tail at least. */
-  private readonly targetLeft = new Map<string, { left: Array<{ snapshot: string; guid: string }>; perTail: number }>();
-  /** Per pair: how long its replica's last destroy took (to tell whether another fits before the next step). */
-  private readonly destroyMs = new Map<string, number>();
-
   constructor(private readonly deps: { store: ReplicationStore; clock: Clock; log: Logger }) {}
 
   /** True when the replica side of pair `key` is due (and marks it pruned now). */
@@ -59,20 +50,9 @@ export class Pruner {
     return true;
   }
 
-  /** Forgets pair `key` (it left, paused, or its step failed): its next step plans afresh. */
+  /** Forgets pair `key` (it left): its next step prunes. */
   forget(key: string): void {
     this.targetAt.delete(key);
-    this.targetLeft.delete(key);
-  }
-
-  /** Drops what is left of pair `key`'s replica plan (its step failed): its next plan decides afresh. */
-  dropTargetPlan(key: string): void {
-    this.targetLeft.delete(key);
-  }
-
-  /** True when the replica side of pair `key` has destroys left from its last plan. */
-  targetPending(key: string): boolean {
-    return (this.targetLeft.get(key)?.left.length ?? 0) > 0;
   }
 
   /**
@@ -126,69 +106,34 @@ export class Pruner {
 
   /**
    * The replica's side, in its pair's step (`step` is that step's peer lock, the holds
-   * settled). With `plan`: `drover-base` released from snapshots older than the replica's
-   * newest common one, then the grid's plan made from one listing. Then destroys of the plan
-   * (this one's or an earlier one's left over), one at a time, as long as the next one is
-   * expected to end before `until` (the pair's next step), and at least the plan's `perTail`.
-   * Returns the replica's guids afterwards (`known` less what went; null when it could not
-   * tell). A destroy that fails otherwise than busy drops what is left of the plan.
-   *
-   * A plan stays right while it is worked through: what it proposes is older than the newest
-   * common snapshot with the primary and with each other replica when planned, and those only
-   * move to newer snapshots (each side keeps them); a snapshot held since is busy and skipped;
-   * the newest is never proposed. The next plan replaces it.
+   * settled): `drover-base` released from snapshots older than the replica's newest, then
+   * the grid. Returns the replica's guids afterwards (null when it could not tell).
    */
-  async pruneTarget(input: { key: string; step: PeerStep; datasetId: string; grid: RetentionGrid; others: ReadonlyArray<ReadonlySet<string>>; plan: boolean; known: ReadonlySet<string> | null; until: number }): Promise<Set<string> | null> {
+  async pruneTarget(input: { step: PeerStep; datasetId: string; grid: RetentionGrid; others: ReadonlyArray<ReadonlySet<string>> }): Promise<Set<string> | null> {
     const { store, log, clock } = this.deps;
-    const { key, step, datasetId, grid, others } = input;
+    const { step, datasetId, grid, others } = input;
     const began = clock.now();
     try {
-      let known: Set<string> | null = input.known === null ? null : new Set(input.known);
-      if (input.plan) {
-        const [source, listed] = await Promise.all([store.listSnapshots(datasetId), step.listSnapshots()]);
-        let target = listed;
-        const sourceGuids = new Set(source.map((s) => s.guid));
-        const stale = staleBaseHolds(target, newestCommon(target, sourceGuids));
-        if (stale.length > 0) {
-          await Promise.all(stale.map((s) => step.release(s, HOLD_TAGS.base)));
-          target = await step.listSnapshots();
-        }
-        const newest = [...target].sort((a, b) => a.createtxg - b.createtxg).at(-1);
-        const doomed = new Set(snapshotsToPruneByGrid({ snapshots: target, grid, partners: [sourceGuids, ...others] }).filter((s) => s !== newest?.snapshot));
-        const left = target.filter((s) => doomed.has(s.snapshot) && s.userrefs === 0).sort((a, b) => a.createtxg - b.createtxg);
-        this.targetLeft.set(key, { left: left.map((s) => ({ snapshot: s.snapshot, guid: s.guid })), perTail: Math.ceil(left.length / TARGET_SPREAD) });
-        known = new Set(target.map((s: ZfsSnapshotInfo) => s.guid));
+      const [source, listed] = await Promise.all([store.listSnapshots(datasetId), step.listSnapshots()]);
+      let target = listed;
+      const sourceGuids = new Set(source.map((s) => s.guid));
+      const stale = staleBaseHolds(target, newestCommon(target, sourceGuids));
+      if (stale.length > 0) {
+        await Promise.all(stale.map((s) => step.release(s, HOLD_TAGS.base)));
+        target = await step.listSnapshots();
       }
-      const plan = this.targetLeft.get(key);
-      if (!plan || plan.left.length === 0) return known;
-      let issued = 0;
-      let gone = 0;
-      while (plan.left.length > 0 && (issued < plan.perTail || clock.now() + (this.destroyMs.get(key) ?? 0) < input.until)) {
-        const next = plan.left.shift()!;
-        const at = clock.now();
-        issued += 1;
-        try {
-          await step.destroySnapshot(next.snapshot);
-          gone += 1;
-          known?.delete(next.guid);
-        } catch (err) {
-          // Held since the plan (a step's hold, a move's): it stays.
-          if (!isDroverError(err, 'DROVER_ZFS_BUSY')) throw err;
-        }
-        this.destroyMs.set(key, clock.now() - at);
-      }
-      if (gone > 0) log.debug({ datasetId, side: 'target', destroyed: gone, left: plan.left.length, planned: input.plan, ms: clock.now() - began }, 'pruned by the grid');
-      return known;
+      const newest = [...target].sort((a, b) => a.createtxg - b.createtxg).at(-1);
+      const doomed = new Set(snapshotsToPruneByGrid({ snapshots: target, grid, partners: [sourceGuids, ...others] }).filter((s) => s !== newest?.snapshot));
+      const held = new Set(target.filter((s) => s.userrefs > 0).map((s) => s.snapshot));
+      const gone = await destroyAll([...doomed].filter((s) => !held.has(s)), (s) => step.destroySnapshot(s));
+      if (gone.size > 0) log.debug({ datasetId, side: 'target', destroyed: gone.size, ms: clock.now() - began }, 'pruned by the grid');
+      return new Set(target.filter((s: ZfsSnapshotInfo) => !gone.has(s.snapshot)).map((s) => s.guid));
     } catch (err) {
-      this.targetLeft.delete(key);
       log.warn({ err: toDroverError(err), datasetId, side: 'target' }, 'pruning failed');
       return null;
     }
   }
 }
-
-/** A replica's plan is destroyed within this many tails at most (at least 1/TARGET_SPREAD of it per tail), half the pruning period. */
-const TARGET_SPREAD = 5;
 
 /** Releases `tag` from `snapshots`: one command where the store can, else one each. */
 async function releaseAll(store: ReplicationStore, datasetId: string, snapshots: string[], tag: string): Promise<void> {

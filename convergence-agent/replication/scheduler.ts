@@ -152,8 +152,6 @@ export class ReplicationScheduler {
           pair.running?.abort(new Error('a migration of the dataset began'));
           // A move moves the fixed tags on both sides: the next step takes its step holds again.
           pair.heldBase = null;
-          // And may make the replica primary: its pruning plans afresh after the move.
-          this.pruner.forget(key);
         }
         if (!paused && pair.paused) pair.nextAt = now;
         pair.paused = paused;
@@ -415,7 +413,6 @@ export class ReplicationScheduler {
       const e = toDroverError(err);
       const now = clock.now();
       pair.heldBase = null;
-      this.pruner.dropTargetPlan(pair.key);
       if (pair.paused || this.stopping.signal.aborted || !this.pairs.has(pair.key)) {
         // Aborted by a migration, a removal or the agent stopping: not the replica's fault.
         pair.nextAt = now;
@@ -456,14 +453,11 @@ export class ReplicationScheduler {
         pair.heldBase = snapshot;
       }
       const grids = this.grids.get(pair.datasetId);
-      // Planned every few intervals, destroyed a few at a time while the next step is not due
-      // (pruner.ts): a whole plan at once held the next step back by seconds (DESIGN.md §44).
-      const plan = grids !== undefined && !signal.aborted && this.pruner.targetDue(pair.key, pair.policy.interval_seconds);
-      if (grids && !signal.aborted && (plan || this.pruner.targetPending(pair.key))) {
+      if (grids && !signal.aborted && this.pruner.targetDue(pair.key, pair.policy.interval_seconds)) {
         const step = await peer.beginStep(pair.datasetId, { signal });
         try {
           const others = this.otherPairs(pair).flatMap((p) => (p.guids === null ? [] : [p.guids]));
-          const guids = await this.pruner.pruneTarget({ key: pair.key, step, datasetId: pair.datasetId, grid: grids.replicas, others, plan, known: pair.guids, until: pair.nextAt });
+          const guids = await this.pruner.pruneTarget({ step, datasetId: pair.datasetId, grid: grids.replicas, others });
           if (guids !== null) pair.guids = guids;
         } finally {
           await step.end();

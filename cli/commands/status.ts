@@ -113,6 +113,9 @@ export const statusCommand: Command = {
       else if (a.unschedulable_reason) notes.push(a.unschedulable_reason);
       if (a.last_error) notes.push(a.last_error);
       if (a.waiting) notes.push(a.waiting);
+      // What an application's state cannot say when its node is silent: which node, since when.
+      const node = a.instances ? undefined : nodes.find((n) => n.uuid === a.node_uuid);
+      if (node !== undefined && node.state !== 'known') notes.push(`node ${node.host || node.uuid} is ${liveness(node)}`);
       if (a.rollout) notes.push(`update ${a.rollout.state}${a.rollout.reason ? `: ${a.rollout.reason}` : ''}`);
       for (const r of replication) {
         if (r.application !== a.name) continue;

@@ -152,6 +152,16 @@ describe('drover status', () => {
     expect(status.datasets.find((d: { dataset_id: string }) => d.dataset_id === created.dataset_id).replicas).toMatchObject([{ node: N2, state: 'seeding', lag_seconds: null }]);
   });
 
+  it('says in the NOTE column which node is silent, and for how long, when an application state is unknown', async () => {
+    await drover(deployArgs, { control: control.url });
+    // n1 stops reporting; n2 goes on.
+    control.clock.advance(20_000);
+    await control.reportAll([N2]);
+    const run = await droverOnly(['status'], { control: control.url });
+    expect(run.stdout).toMatch(/\ndb +127\.0\.0\.11 +unknown +\S+ +5432→5432 +- +node 127\.0\.0\.11 is unknown \(silent 20\.0 s\)\n/);
+    expect(run.stdout).toMatch(/\nweb +127\.0\.0\.12 +running +healthy +8080→8000 +- +-\n/);
+  });
+
   it('prints the same facts as JSON with --json', async () => {
     await drover(deployArgs, { control: control.url });
     const status = JSON.parse((await drover(['status', '--json'], { control: control.url })).stdout);

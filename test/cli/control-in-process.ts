@@ -41,7 +41,8 @@ export interface InProcessControl {
   requests: string[];
   /** The steps the next migration walks through, one per `agentStep()`. */
   script: Step[];
-  reportAll(): Promise<void>;
+  /** Every node reports what it was told to run; `only`: just these nodes (the others fall silent as the clock moves). */
+  reportAll(only?: readonly string[]): Promise<void>;
   agentStep(): Promise<void>;
   close(): Promise<void>;
 }
@@ -63,9 +64,10 @@ export async function startControl(): Promise<InProcessControl> {
     clock,
     requests,
     script: SUCCESS,
-    async reportAll() {
+    async reportAll(only) {
       const desired = control.desired;
       for (const [i, node] of NODES.entries()) {
+        if (only !== undefined && !only.includes(node.uuid)) continue;
         await control.report(
           report(i + 1, {
             labels: node.labels,

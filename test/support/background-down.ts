@@ -6,8 +6,8 @@ import { join, resolve } from 'node:path';
  * A test file's cluster taken down while the next file sets its own up (docs/DESIGN.md §14).
  *
  * `useTestCluster` hands its cluster to `downInBackground` when the tier's global set-up
- * (`test/support/global-setup.ts`) named a directory for the records, and the tier's global
- * teardown waits for every one of them (`waitForBackgroundDowns`), so a run ends with nothing
+ * (`test/support/global-setup.ts`, the integration tier's) named a directory for the records,
+ * and the tier's global teardown waits for every one of them (`waitForBackgroundDowns`), so a run ends with nothing
  * of its clusters left. Without that directory (a file run by hand under another config) the
  * cluster goes down in the file's `afterAll` as before.
  *

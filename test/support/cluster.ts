@@ -9,7 +9,7 @@ import { failedLogsDir, keepClusterLogs } from './keep-logs.ts';
 
 /**
  * A local cluster for one test file: up in `beforeAll`, down in `afterAll` (in the
- * integration and e2e tiers, in the background while the next file sets up: background-down.ts).
+ * integration tier, in the background while the next file sets up: background-down.ts).
  *
  *   const cluster = useTestCluster({ nodes: 3 });
  *   it('…', () => { const n2 = cluster().nodes[1]!; … });
@@ -127,7 +127,7 @@ export function useTestCluster(options: TestClusterOptions): () => LocalCluster 
         const dir = failedLogsDir((suite as { file?: { filepath?: string } }).file?.filepath ?? suite.name);
         console.log(`kept ${await keepClusterLogs(cluster.root, dir)} log file(s) of cluster ${cluster.name} in ${dir}`);
       }
-      // Under the tiers' global set-up the cluster goes down while the next file sets up (background-down.ts).
+      // Under the integration tier's global set-up the cluster goes down while the next file sets up (background-down.ts).
       const downs = process.env[BACKGROUND_DOWNS];
       if (lease && downs) keptBy = downInBackground(downs, `t${lease.subnet}`, lease.file);
       else if (lease) await clusterDown(`t${lease.subnet}`, undefined, log);

@@ -4,9 +4,10 @@ import { join } from 'node:path';
 import { BACKGROUND_DOWNS, waitForBackgroundDowns } from './background-down.ts';
 
 /**
- * The integration and e2e tiers' global set-up: a directory where each file's cluster
- * teardown is recorded (`background-down.ts`), and at the end of the tier a wait for every
- * one of them, so the tier ends with its clusters gone and fails if one could not be removed.
+ * The integration tier's global set-up: a directory where each file's cluster teardown is
+ * recorded (`background-down.ts`), and at the end of the tier a wait for every one of them,
+ * so the tier ends with its clusters gone and fails if one could not be removed. Not the e2e
+ * tier's: measured slower there (bench/RESULTS.md "Test tiers").
  */
 export function setup(): () => Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'drover-downs-'));

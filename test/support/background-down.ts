@@ -7,9 +7,9 @@ import { join, resolve } from 'node:path';
  *
  * `useTestCluster` hands its cluster to `downInBackground` when the tier's global set-up
  * (`test/support/global-setup.ts`, the integration tier's) named a directory for the records,
- * and the tier's global teardown waits for every one of them (`waitForBackgroundDowns`), so a run ends with nothing
- * of its clusters left. Without that directory (a file run by hand under another config) the
- * cluster goes down in the file's `afterAll` as before.
+ * and the tier's global teardown waits for every one of them (`waitForBackgroundDowns`), so a
+ * run ends with nothing of its clusters left. Without that directory (an e2e file, or a file
+ * run under another config) the cluster goes down in the file's `afterAll` as before.
  *
  * The two clusters cannot collide: the next file leases another subnet, hence another name,
  * addresses, pools, bridges, namespaces and sockets. The lease of the cluster going down

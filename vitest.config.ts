@@ -27,6 +27,8 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['**/*.int.test.ts'],
+          // Each file's local cluster goes down while the next file sets up; the tier waits for the last.
+          globalSetup: ['test/support/global-setup.ts'],
           exclude: ['**/node_modules/**'],
           fileParallelism: false,
           testTimeout: 120_000,
@@ -38,6 +40,8 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['**/*.e2e.test.ts'],
+          // Not the integration tier's overlapped teardowns: with drover's services on the
+          // clusters they made three e2e files 5-14 % slower (bench/RESULTS.md "Test tiers").
           exclude: ['**/node_modules/**'],
           fileParallelism: false,
           testTimeout: 300_000,

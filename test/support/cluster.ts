@@ -4,10 +4,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, type RunnerTask, type RunnerTestSuite } from 'vitest';
 import { createLogger, silentLogger } from '#common/log.ts';
 import { claimedSubnets, clusterDown, clusterUp, type LocalCluster, type LocalClusterOptions } from '../../local-cluster/index.ts';
+import { BACKGROUND_DOWNS, downInBackground } from './background-down.ts';
 import { failedLogsDir, keepClusterLogs } from './keep-logs.ts';
 
 /**
- * A local cluster for one test file: up in `beforeAll`, down in `afterAll`.
+ * A local cluster for one test file: up in `beforeAll`, down in `afterAll` (in the
+ * integration tier, in the background while the next file sets up: background-down.ts).
  *
  *   const cluster = useTestCluster({ nodes: 3 });
  *   it('…', () => { const n2 = cluster().nodes[1]!; … });
@@ -67,7 +69,7 @@ function tryLock(file: string): Promise<ChildProcess | null> {
  * Leases the lowest free subnet (unlocked, not kept by hand, no other local cluster on
  * it); returns it and a release function.
  */
-export async function leaseSubnet(): Promise<{ subnet: number; release: () => void }> {
+export async function leaseSubnet(): Promise<{ subnet: number; file: string; release: (keptBy?: number) => void }> {
   mkdirSync(LEASES, { recursive: true });
   const claims = await claimedSubnets();
   for (let subnet = 1; subnet <= SUBNETS; subnet++) {
@@ -86,8 +88,10 @@ export async function leaseSubnet(): Promise<{ subnet: number; release: () => vo
     holder.unref();
     return {
       subnet,
-      release: () => {
-        writeFileSync(file, '');
+      file,
+      // keptBy: the pid that keeps the subnet from now on (a teardown that takes the lock next).
+      release: (keptBy?: number) => {
+        writeFileSync(file, keptBy === undefined ? '' : `${keptBy}\n`);
         holder.stdin!.end();
       },
     };
@@ -116,15 +120,19 @@ export function useTestCluster(options: TestClusterOptions): () => LocalCluster 
 
   // eslint-disable-next-line no-empty-pattern -- vitest passes the suite second and wants the first destructured
   afterAll(async ({}, suite) => {
+    let keptBy: number | undefined;
     try {
       // A failed test's story is in the services' logs, which go with the cluster: keep them first.
       if (cluster !== null && (failed(suite) || process.env.DROVER_KEEP_LOGS)) {
         const dir = failedLogsDir((suite as { file?: { filepath?: string } }).file?.filepath ?? suite.name);
         console.log(`kept ${await keepClusterLogs(cluster.root, dir)} log file(s) of cluster ${cluster.name} in ${dir}`);
       }
-      if (lease) await clusterDown(`t${lease.subnet}`, undefined, log);
+      // Under the integration tier's global set-up the cluster goes down while the next file sets up (background-down.ts).
+      const downs = process.env[BACKGROUND_DOWNS];
+      if (lease && downs) keptBy = downInBackground(downs, `t${lease.subnet}`, lease.file);
+      else if (lease) await clusterDown(`t${lease.subnet}`, undefined, log);
     } finally {
-      lease?.release();
+      lease?.release(keptBy);
     }
   });
 

@@ -86,31 +86,31 @@ async function nodeTable(cluster: LocalCluster): Promise<string> {
 const IMAGES: LocalImage[] = ['busybox', 'redis', 'postgres'];
 
 /** `--images a,b`; null (after saying why) when one is not known. */
-function imagesOf(list: string): LocalImage[] | null {
+function imagesOf(list: string, verb: 'up' | 'images'): LocalImage[] | null {
   const images = list.split(',').filter((image) => image.length > 0);
   const unknown = images.filter((image) => !IMAGES.includes(image as LocalImage));
   if (unknown.length > 0) {
-    printError(`--images: unknown image ${unknown.join(', ')} (known: ${IMAGES.join(', ')})`);
+    printError(`drover cluster ${verb}: --images: unknown image ${unknown.join(', ')} (known: ${IMAGES.join(', ')})`);
     return null;
   }
   return images as LocalImage[];
 }
 
 async function up(options: { name: string; nodes?: string; subnet?: string; images: string; isolate?: boolean; metrics?: boolean; control?: string }): Promise<number> {
-  const images = imagesOf(options.images);
+  const images = imagesOf(options.images, 'up');
   if (images === null) return 2;
   // An existing cluster is brought up as it is: its size and subnet unless told otherwise.
   const existing = await readCluster(options.name);
   if (options.control !== undefined && !/^\d+$/.test(options.control)) {
-    printError(`--control: a number of control services (1, 3 or 5), not '${options.control}'`);
+    printError(`drover cluster up: --control: a number of control services (1, 3 or 5), not '${options.control}'`);
     return 2;
   }
   if (options.nodes !== undefined && !/^\d+$/.test(options.nodes)) {
-    printError(`--nodes: a number of nodes (1 to 9), not '${options.nodes}'`);
+    printError(`drover cluster up: --nodes: a number of nodes (1 to 9), not '${options.nodes}'`);
     return 2;
   }
   if (options.subnet !== undefined && !/^\d+$/.test(options.subnet)) {
-    printError(`--subnet: a number (node i gets 127.0.S.(10+i)), not '${options.subnet}'`);
+    printError(`drover cluster up: --subnet: a number (node i gets 127.0.S.(10+i)), not '${options.subnet}'`);
     return 2;
   }
   const { cluster, controlUrl, controlUrls, reused } = await clusterUpWithServices({
@@ -222,7 +222,7 @@ function program(result: { code: number; verb: string }): Command {
   const images_ = root.command('images').description('build the local images (offline) into the image cache').addOption(images());
   images_.action(
     run('images', async () => {
-      const list = imagesOf(images_.opts<{ images: string }>().images);
+      const list = imagesOf(images_.opts<{ images: string }>().images, 'images');
       if (list === null) return 2;
       const log = createLogger('drover-cluster');
       for (const image of list) print(`${imageTag(image)}  ${await ensureImageArchive(image, log)}`);

@@ -19,7 +19,7 @@ export const PLUGIN_SOCKET_DIR = '/run/docker/plugins';
 
 export function validateClusterName(name: string): void {
   if (!CLUSTER_NAME.test(name)) {
-    throw new DroverError('DROVER_CLUSTER_NAME_INVALID', `cluster name '${name}' must match ${CLUSTER_NAME.source}`, {
+    throw new DroverError('DROVER_CLUSTER_NAME_INVALID', `cluster name '${name}' is not valid: 1 to 6 lowercase letters and digits, starting with a letter (demo, t1, lab2)`, {
       detail: { name },
     });
   }

@@ -46,9 +46,9 @@ describe('local cluster naming', () => {
   });
 
   it('rejects cluster names that would not fit the pool, bridge and plugin names', () => {
-    expect(() => validateClusterName('Demo')).toThrow(/must match/);
-    expect(() => validateClusterName('toolong')).toThrow(/must match/);
-    expect(() => validateClusterName('a-b')).toThrow(/must match/);
+    expect(() => validateClusterName('Demo')).toThrow(/is not valid: 1 to 6 lowercase letters and digits, starting with a letter/);
+    expect(() => validateClusterName('toolong')).toThrow(/is not valid: 1 to 6 lowercase letters and digits, starting with a letter/);
+    expect(() => validateClusterName('a-b')).toThrow(/is not valid: 1 to 6 lowercase letters and digits, starting with a letter/);
     expect(() => validateNodeCount(10)).toThrow(/1 to 9/);
     expect(() => validateNodeCount(0)).toThrow(/1 to 9/);
   });

@@ -123,7 +123,7 @@ export const NodeStateAnswer = z.object({
   cordoned: z.boolean().optional(),
   /** Being drained: its applications move off. */
   draining: z.boolean().optional(),
-  /** Applications still on it (while cordoned or draining). */
+  /** Applications still on it, and instances (`web.2`) until they leave (while cordoned or draining). */
   applications_left: z.number().int().min(0).optional(),
   /** The last ssh host key the operator accepted on purpose (`drover node trust-host-key`). */
   host_key_accepted: HostKeyAcceptance.optional(),
@@ -256,7 +256,7 @@ export const NodeSchedulingAnswer = z.object({
   draining: z.boolean(),
   /** When it was cordoned or drained (ms since the epoch); null: schedulable. */
   since: z.number().nullable(),
-  /** Applications still on it. */
+  /** Applications still on it, and instances placed there (`web.2`) until they leave: a drained instance is removed once its replacement runs elsewhere and the proxies stopped sending to it. */
   applications: z.array(z.string()),
   /** Unfinished moves off it (a drain's, or the operator's). */
   migrations: z.array(Migration),

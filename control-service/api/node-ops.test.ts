@@ -105,6 +105,20 @@ describe('drain', () => {
     expect((await post(`/v1/drover/nodes/${nodeId(1)}/drain`)).json().started.map((m: { application: string }) => m.application)).toEqual(['free']);
   });
 
+  it('counts the instances placed on the node as left until they leave, without naming them as unable to move', async () => {
+    await cluster();
+    await h.request('POST', '/v1/configuration/containers', { name: 'web', image: 'httpd', instances: 3 });
+    const mine = (h.control.desired.applications[0]!.placed ?? []).filter((i) => i.node_uuid === nodeId(1)).map((i) => `web.${i.id}`);
+    expect(mine).toHaveLength(1);
+    const body = (await post(`/v1/drover/nodes/${nodeId(1)}/drain`)).json();
+    expect(body).toMatchObject({ draining: true, applications: mine, started: [], cannot_move: [] });
+    const nodes = (await h.request('GET', '/v1/state/nodes')).json();
+    expect(nodes.find((n: { uuid: string }) => n.uuid === nodeId(1))).toMatchObject({ draining: true, applications_left: 1 });
+    // Once drained it is gone from the configuration, and from what is left.
+    await h.control.change((d) => ({ ...d, applications: d.applications.map((a) => ({ ...a, placed: (a.placed ?? []).filter((i) => i.node_uuid !== nodeId(1)) })) }));
+    expect((await h.request('GET', `/v1/drover/nodes/${nodeId(1)}/scheduling`)).json().applications).toEqual([]);
+  });
+
   it('replaces the replicas a draining node holds', async () => {
     await cluster();
     await h.request('POST', '/v1/configuration/datasets', { primary: nodeId(1), dataset_id: D, replication: { replicas: 1 } });

@@ -11,6 +11,7 @@ import type { HostKeyAcceptance } from '#common/model.ts';
 import { trustHostKey } from '../cluster/node-trust.ts';
 import type { Control } from '../control.ts';
 import { findNode } from '../desired/lookups.ts';
+import { instanceName } from '../desired/instances.ts';
 import { cordonNode, uncordonNode } from '../desired/nodes.ts';
 import type { Router } from '../http/router.ts';
 
@@ -65,14 +66,17 @@ export function nodeOpRoutes(router: Router, control: Control): void {
  */
 export function schedulingOf(desired: Desired, uuid: string, unschedulable: ReadonlyMap<string, string>, before: readonly Migration[]): NodeSchedulingAnswer {
   const node = findNode(desired, uuid);
-  const applications = desired.applications.filter((a) => a.node_uuid === uuid).map((a) => a.name).sort();
+  const applications = onNode(desired, uuid);
   const off = desired.migrations.filter((m) => m.from === uuid);
   const migrations = off.filter((m) => !isTerminal(m.phase));
   const known = new Set(before.map((m) => m.id));
   const cannot: { application: string; reason: string }[] = [];
   if (node.cordon?.drain === true) {
+    const singles = new Set(desired.applications.filter((a) => a.node_uuid === uuid).map((a) => a.name));
     const since = node.cordon.since;
     for (const name of applications) {
+      // An instance leaves by itself once drained (its replacement placed elsewhere): nothing to name.
+      if (!singles.has(name)) continue;
       if (migrations.some((m) => m.application === name)) continue;
       const failed = off.filter((m) => m.application === name && m.phase === 'failed' && m.started_at >= since).at(-1);
       const reason = failed ? `its move failed: ${failed.error ?? 'no reason given'}; drain again to retry` : unschedulable.get(name);
@@ -90,4 +94,18 @@ export function schedulingOf(desired: Desired, uuid: string, unschedulable: Read
     started: off.filter((m) => !known.has(m.id)),
     cannot_move: cannot,
   };
+}
+
+/**
+ * What still runs on a node by the configuration: its single applications by name and the
+ * instances placed there (`web.2`, docs/DESIGN.md §30), draining ones included until they leave.
+ * Sorted. Pure.
+ */
+export function onNode(desired: Desired, uuid: string): string[] {
+  const names: string[] = [];
+  for (const a of desired.applications) {
+    if (a.node_uuid === uuid) names.push(a.name);
+    for (const i of a.placed ?? []) if (i.node_uuid === uuid) names.push(instanceName(a.name, i.id));
+  }
+  return names.sort();
 }

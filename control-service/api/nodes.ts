@@ -4,7 +4,7 @@ import { nodeStates } from '../cluster/state-answers.ts';
 import type { Control } from '../control.ts';
 import type { Router } from '../http/router.ts';
 import { indexOf } from '../desired/desired-index.ts';
-import { nodeOpRoutes } from './node-ops.ts';
+import { nodeOpRoutes, onNode } from './node-ops.ts';
 import { keyChangeReason } from '../control.ts';
 import type { NodeStateAnswer } from '#common/api.ts';
 
@@ -36,7 +36,7 @@ export function nodeRoutes(router: Router, control: Control, droverVersion: stri
       const withKey = accepted === undefined ? s : { ...s, host_key_accepted: accepted };
       const cordon = entry?.cordon;
       if (cordon === undefined) return withKey;
-      const left = desired.applications.filter((a) => a.node_uuid === s.uuid).length;
+      const left = onNode(desired, s.uuid).length;
       return { ...withKey, cordoned: true, draining: cordon.drain, applications_left: left };
     });
   });
